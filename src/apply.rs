@@ -1,0 +1,285 @@
+//! The executor: walks the stack's graph (dependencies first) carrying out a plan, at most
+//! `parallelism` operations at once; then deletes what the manifest no longer declares, and
+//! for destroy walks the recorded graph the other way. Every single operation is recorded in
+//! state as soon as it is done; a create is recorded as pending before it is attempted.
+
+use crate::aws::Ctx;
+use crate::error::{Class, Error, Result};
+use crate::graph::{Direction, Outcome};
+use crate::manifest::Stack;
+use crate::plan::{Action, Plan, diff, recorded_graph};
+use crate::resources::{self, DynKind, Outputs};
+use crate::state::{Entry, StackState, Status, Store, Target};
+use crate::views::{Event, View};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// What a walk did, per resource id.
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    pub stack: String,
+    pub env: String,
+    pub done: BTreeMap<String, Action>,
+    pub failed: BTreeMap<String, String>,
+    pub skipped: Vec<String>,
+    pub cancelled: Vec<String>,
+}
+
+impl Summary {
+    /// Turns failures and interruptions into the error the process exits with.
+    pub fn into_result(self) -> Result<Summary> {
+        if !self.failed.is_empty() {
+            let list: Vec<String> = self.failed.iter().map(|(id, e)| format!("  {id}: {e}")).collect();
+            return Err(Error::new(
+                Class::Partial,
+                format!(
+                    "stack `{}` (env `{}`): {} of the changes failed{}:\n{}",
+                    self.stack,
+                    self.env,
+                    self.failed.len(),
+                    if self.skipped.is_empty() { String::new() } else { format!(", {} skipped after them", self.skipped.len()) },
+                    list.join("\n")
+                ),
+            )
+            .help("what succeeded is recorded; fix the cause and run the same command again"));
+        }
+        if !self.cancelled.is_empty() {
+            return Err(Error::new(Class::Interrupted, format!(
+                "interrupted: {} operations not started on stack `{}` (env `{}`)",
+                self.cancelled.len(),
+                self.stack,
+                self.env
+            ))
+            .help("everything done is recorded: run `deploy up` again to finish, or `deploy destroy` to remove it"));
+        }
+        Ok(self)
+    }
+}
+
+pub struct Executor<'a> {
+    pub ctx: &'a Ctx,
+    pub store: &'a Store,
+    pub view: &'a dyn View,
+    pub parallelism: usize,
+    pub stop: &'a AtomicBool,
+}
+
+struct Run<'a> {
+    ex: &'a Executor<'a>,
+    stack_name: String,
+    state: Mutex<StackState>,
+}
+
+impl Run<'_> {
+    fn save(&self, f: impl FnOnce(&mut StackState)) -> Result<()> {
+        let mut st = self.state.lock().unwrap();
+        f(&mut st);
+        self.ex.store.save(&st)
+    }
+
+    fn outputs(&self) -> BTreeMap<String, BTreeMap<String, Value>> {
+        let st = self.state.lock().unwrap();
+        st.resources.iter().filter(|(_, e)| e.status == Status::Created).map(|(k, e)| (k.clone(), e.outputs.clone())).collect()
+    }
+
+    fn emit(&self, e: Event) {
+        self.ex.view.event(&e);
+    }
+
+    fn record(&self, id: &str, kind: &dyn DynKind, attrs: &Value, outputs: Outputs, deps: &std::collections::BTreeSet<String>, status: Status) -> Result<()> {
+        self.save(|st| {
+            st.resources.insert(id.to_string(), Entry {
+                kind: kind.name().into(),
+                status,
+                attrs: attrs.clone(),
+                outputs,
+                depends_on: deps.clone(),
+            });
+        })
+    }
+
+    fn forget(&self, id: &str) -> Result<()> {
+        self.save(|st| {
+            st.resources.remove(id);
+        })
+    }
+
+    /// Creates, or adopts what already exists under the same deterministic name.
+    async fn create(&self, stack: &Stack, id: &str, kind: &dyn DynKind, want: &Value) -> Result<bool> {
+        let ctx = self.ex.ctx;
+        let deps = &stack.resources[id].deps;
+        self.record(id, kind, want, Outputs::new(), deps, Status::Pending)?;
+        match kind.create(ctx, want).await {
+            Ok(outputs) => {
+                self.record(id, kind, want, outputs, deps, Status::Created)?;
+                Ok(false)
+            }
+            Err(e) if e.already_exists => {
+                let Some((live, _)) = kind.read(ctx, want).await? else { return Err(e) };
+                if kind.taggable() {
+                    let tags = &live["tags"];
+                    if tags["deploy:stack"] != Value::from(stack.name.as_str()) || tags["deploy:env"] != Value::from(stack.env.as_str()) {
+                        self.forget(id)?;
+                        return Err(Error::aws(format!(
+                            "{} `{}` already exists and was not created by stack `{}` env `{}` (its deploy:stack / deploy:env tags say otherwise)",
+                            kind.name(),
+                            kind.display_name(want),
+                            stack.name,
+                            stack.env
+                        ))
+                        .help("delete it, or deploy into another env with --env NAME"));
+                    }
+                }
+                let outputs = if diff(want, &live, &[]).is_empty() {
+                    kind.read(ctx, want).await?.map(|(_, o)| o).unwrap_or_default()
+                } else {
+                    kind.update(ctx, &live, want).await?
+                };
+                self.record(id, kind, want, outputs, deps, Status::Created)?;
+                Ok(true)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn delete_recorded(&self, id: &str) -> Result<()> {
+        let entry = self.state.lock().unwrap().resources.get(id).cloned();
+        let Some(entry) = entry else { return Ok(()) };
+        let kind = resources::lookup(&entry.kind).ok_or_else(|| Error::internal(format!("state names unknown kind {}", entry.kind)))?;
+        kind.delete(self.ex.ctx, &entry.attrs).await?;
+        self.forget(id)
+    }
+
+    async fn step(&self, stack: &Stack, plan: &Plan, id: &str) -> Result<()> {
+        let Some(step) = plan.step(id) else { return Ok(()) };
+        if step.action == Action::NoOp {
+            return Ok(());
+        }
+        let decl = &stack.resources[id];
+        let ctx = self.ex.ctx;
+        self.emit(Event::Start { stack: stack.name.clone(), id: id.into(), kind: step.kind.clone(), name: step.name.clone(), action: step.action });
+        let started = Instant::now();
+        let result: Result<bool> = async {
+            let scope = stack.scope(&self.outputs(), Some((&ctx.account_id, &ctx.region, &ctx.partition)));
+            let (want, _) = stack.resolve(id, &scope)?;
+            match step.action {
+                Action::Create => self.create(stack, id, decl.kind, &want).await,
+                Action::Update => {
+                    let live = step.live.clone().unwrap_or(Value::Null);
+                    let outputs = decl.kind.update(ctx, &live, &want).await?;
+                    self.record(id, decl.kind, &want, outputs, &decl.deps, Status::Created)?;
+                    Ok(false)
+                }
+                Action::Replace => {
+                    self.delete_recorded(id).await?;
+                    self.create(stack, id, decl.kind, &want).await
+                }
+                Action::Delete | Action::NoOp => Ok(false),
+            }
+        }
+        .await;
+        self.finish(&stack.name, id, step.action, started, result)
+    }
+
+    fn finish(&self, stack: &str, id: &str, action: Action, started: Instant, result: Result<bool>) -> Result<()> {
+        match result {
+            Ok(adopted) => {
+                self.emit(Event::Done { stack: stack.into(), id: id.into(), action, seconds: started.elapsed().as_secs_f64(), adopted });
+                Ok(())
+            }
+            Err(e) => {
+                self.emit(Event::Failed { stack: stack.into(), id: id.into(), action, error: e.to_string() });
+                Err(e)
+            }
+        }
+    }
+
+    async fn delete_step(&self, plan: &Plan, id: &str) -> Result<()> {
+        let Some(step) = plan.step(id) else { return Ok(()) };
+        self.emit(Event::Start { stack: plan.stack.clone(), id: id.into(), kind: step.kind.clone(), name: step.name.clone(), action: Action::Delete });
+        let started = Instant::now();
+        let r = self.delete_recorded(id).await.map(|_| false);
+        self.finish(&plan.stack, id, Action::Delete, started, r)
+    }
+}
+
+fn collect(summary: &mut Summary, plan: &Plan, outcomes: BTreeMap<String, Outcome<Error>>, view: &dyn View) {
+    for (id, o) in outcomes {
+        let action = plan.step(&id).map(|s| s.action).unwrap_or(Action::NoOp);
+        match o {
+            Outcome::Done if action != Action::NoOp => {
+                summary.done.insert(id, action);
+            }
+            Outcome::Done => {}
+            Outcome::Failed(e) => {
+                summary.failed.insert(id, e.message);
+            }
+            Outcome::Skipped => {
+                view.event(&Event::Skipped { stack: plan.stack.clone(), id: id.clone(), reason: "a resource it depends on failed".into() });
+                summary.skipped.push(id);
+            }
+            Outcome::Cancelled => summary.cancelled.push(id),
+        }
+    }
+}
+
+impl Executor<'_> {
+    fn target(&self) -> Target {
+        Target { account_id: self.ctx.account_id.clone(), region: self.ctx.region.clone(), endpoint: self.ctx.endpoint.clone() }
+    }
+
+    /// Carries out an `up` plan.
+    pub async fn up(&self, stack: &Stack, plan: &Plan, state: StackState) -> Result<Summary> {
+        let run = Run { ex: self, stack_name: stack.name.clone(), state: Mutex::new(state) };
+        run.save(|st| st.target = Some(self.target()))?;
+        for w in &plan.warnings {
+            run.emit(Event::Warning { stack: stack.name.clone(), message: w.clone() });
+        }
+        let mut summary = Summary { stack: stack.name.clone(), env: stack.env.clone(), ..Default::default() };
+        let stop = || self.stop.load(Ordering::SeqCst);
+        let outcomes = stack.graph.walk(Direction::Forward, self.parallelism, stop, |id| {
+            let run = &run;
+            async move { run.step(stack, plan, &id).await }
+        }).await;
+        collect(&mut summary, plan, outcomes, self.view);
+
+        // Then what the manifest no longer declares, dependents first.
+        let orphans: Vec<String> = plan.steps.iter().filter(|s| s.action == Action::Delete).map(|s| s.id.clone()).collect();
+        if !orphans.is_empty() && summary.failed.is_empty() {
+            let g = recorded_graph(&run.state.lock().unwrap(), |id| orphans.iter().any(|o| o == id));
+            let outcomes = g.walk(Direction::Reverse, self.parallelism, stop, |id| {
+                let run = &run;
+                async move { run.delete_step(plan, &id).await }
+            }).await;
+            collect(&mut summary, plan, outcomes, self.view);
+        }
+        let scope = stack.scope(&run.outputs(), Some((&self.ctx.account_id, &self.ctx.region, &self.ctx.partition)));
+        let outputs = stack.resolve_outputs(&scope);
+        run.save(|st| st.outputs = outputs)?;
+        let _ = &run.stack_name;
+        summary.into_result()
+    }
+
+    /// Carries out a destroy plan: everything recorded, dependents first.
+    pub async fn destroy(&self, plan: &Plan, state: StackState) -> Result<Summary> {
+        let g = recorded_graph(&state, |_| true);
+        let run = Run { ex: self, stack_name: plan.stack.clone(), state: Mutex::new(state) };
+        let mut summary = Summary { stack: plan.stack.clone(), env: plan.env.clone(), ..Default::default() };
+        let stop = || self.stop.load(Ordering::SeqCst);
+        let outcomes = g.walk(Direction::Reverse, self.parallelism, stop, |id| {
+            let run = &run;
+            async move { run.delete_step(plan, &id).await }
+        }).await;
+        collect(&mut summary, plan, outcomes, self.view);
+        let st = run.state.lock().unwrap();
+        if st.resources.is_empty() {
+            drop(st);
+            run.save(|st| st.outputs.clear())?;
+        }
+        summary.into_result()
+    }
+}

@@ -1,0 +1,228 @@
+//! AWS access: the standard credential chain and endpoint override, a preflight that turns
+//! missing credentials and unreachable endpoints into one clear message, clients for every
+//! service the resource kinds use, error formatting, and the bounded retry for IAM
+//! propagation delays (a role just created "cannot be assumed" for a few seconds).
+//! Throttling is retried by the SDK's standard retry mode with backoff.
+
+use crate::error::{Error, Result};
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::ProvideCredentials;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_sdk_sts::error::ProvideErrorMetadata;
+use std::future::Future;
+use std::time::Duration;
+
+/// Connection options shared by every command that talks to AWS.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AwsOptions {
+    /// Named profile from the shared AWS config (else AWS_PROFILE / default chain)
+    #[arg(long, global = true)]
+    pub profile: Option<String>,
+    /// Region (else AWS_REGION / profile; us-east-1 when nothing is configured)
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    /// Send every API call to this endpoint, e.g. a local emulator (also AWS_ENDPOINT_URL)
+    #[arg(long, global = true, env = "AWS_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+}
+
+/// Everything a resource operation needs: who and where we are, and the clients.
+pub struct Ctx {
+    pub account_id: String,
+    pub region: String,
+    pub partition: String,
+    pub endpoint: Option<String>,
+    pub iam: aws_sdk_iam::Client,
+    pub sfn: aws_sdk_sfn::Client,
+    pub events: aws_sdk_eventbridge::Client,
+    pub propagation: Backoff,
+}
+
+/// Bounded exponential backoff.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub attempts: u32,
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl Backoff {
+    /// For IAM propagation: 1 s, 2 s, 4 s, 8 s, then 10 s, at most 10 attempts (~65 s).
+    /// `DEPLOY_RETRY_BASE_MS` shortens the base delay (tests).
+    pub fn propagation() -> Self {
+        let base = std::env::var("DEPLOY_RETRY_BASE_MS").ok().and_then(|s| s.parse().ok()).unwrap_or(1000);
+        Backoff { attempts: 10, base: Duration::from_millis(base), max: Duration::from_millis(base * 10) }
+    }
+    pub fn delay(&self, attempt: u32) -> Duration {
+        (self.base * 2u32.saturating_pow(attempt.min(16))).min(self.max)
+    }
+}
+
+pub async fn load_config(opts: &AwsOptions, max_attempts: u32) -> SdkConfig {
+    let region = RegionProviderChain::first_try(opts.region.clone().map(Region::new))
+        .or_default_provider()
+        .or_else(Region::new("us-east-1"));
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(region)
+        .retry_config(RetryConfig::standard().with_max_attempts(max_attempts))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .operation_attempt_timeout(Duration::from_secs(60))
+                .build(),
+        );
+    if let Some(p) = &opts.profile {
+        loader = loader.profile_name(p);
+    }
+    if let Some(url) = &opts.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    loader.load().await
+}
+
+/// Loads configuration, checks credentials and the endpoint, and learns the account id.
+pub async fn connect(opts: &AwsOptions) -> Result<Ctx> {
+    let config = load_config(opts, 8).await;
+    let endpoint = opts.endpoint_url.clone();
+    let where_ = endpoint.clone().unwrap_or_else(|| "AWS".to_string());
+    let Some(creds) = config.credentials_provider() else {
+        return Err(no_credentials("no credential provider is configured"));
+    };
+    if let Err(e) = creds.provide_credentials().await {
+        return Err(no_credentials(&DisplayErrorContext(&e).to_string()));
+    }
+    let region = config.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
+    // The preflight call: one attempt, so an unreachable endpoint answers in seconds.
+    let sts_conf = aws_sdk_sts::config::Builder::from(&config).retry_config(RetryConfig::standard().with_max_attempts(1)).build();
+    let sts = aws_sdk_sts::Client::from_conf(sts_conf);
+    let who = sts.get_caller_identity().send().await.map_err(|e| {
+        use aws_sdk_sts::error::SdkError;
+        match &e {
+            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+                Error::aws(format!("cannot reach {where_}: {}", DisplayErrorContext(&e)))
+                    .help(match &endpoint {
+                        Some(_) => "is the emulator running at that address? (check --endpoint-url / AWS_ENDPOINT_URL)",
+                        None => "check your network, or point --endpoint-url at an emulator",
+                    })
+            }
+            _ => Error::aws(format!(
+                "{where_} rejected the credentials: {}",
+                e.message().map(str::to_string).unwrap_or_else(|| DisplayErrorContext(&e).to_string())
+            ))
+            .help("check AWS_PROFILE / AWS_ACCESS_KEY_ID, or refresh an SSO session with `aws sso login`"),
+        }
+    })?;
+    let account_id = who.account().unwrap_or_default().to_string();
+    let partition = partition_of(&region).to_string();
+    Ok(Ctx {
+        account_id,
+        partition,
+        endpoint,
+        iam: aws_sdk_iam::Client::new(&config),
+        sfn: aws_sdk_sfn::Client::new(&config),
+        events: aws_sdk_eventbridge::Client::new(&config),
+        region,
+        propagation: Backoff::propagation(),
+    })
+}
+
+fn no_credentials(detail: &str) -> Error {
+    Error::aws(format!("no AWS credentials found ({detail})")).help(
+        "set AWS_PROFILE (or --profile), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; \
+         for a local emulator any static pair works, e.g. AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing",
+    )
+}
+
+pub fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
+/// A readable message for a failed call: `Operation: Code: message`.
+pub fn api_error<E>(op: &str, e: &aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let detail = match (e.code(), e.message()) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (Some(c), None) => c.to_string(),
+        _ => DisplayErrorContext(e).to_string(),
+    };
+    Error::aws(format!("{op} failed: {detail}"))
+}
+
+/// True for the errors AWS gives while a new role has not yet propagated.
+pub fn is_propagation_error(code: Option<&str>, message: Option<&str>) -> bool {
+    let m = message.unwrap_or_default();
+    let c = code.unwrap_or_default();
+    m.contains("cannot be assumed")
+        || m.contains("not authorized to assume")
+        || m.contains("is not authorized to perform: sts:AssumeRole")
+        || (c == "InvalidParameterValueException" && m.contains("role"))
+        || (c == "AccessDeniedException" && m.contains("assume"))
+}
+
+/// Runs `f` again while it fails with an IAM propagation error, with bounded backoff.
+pub async fn retry_propagation<T, E, F, Fut>(
+    backoff: Backoff,
+    mut f: F,
+) -> std::result::Result<T, aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>>
+where
+    E: ProvideErrorMetadata,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::result::Result<T, aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>>>,
+{
+    let mut attempt = 0;
+    loop {
+        match f().await {
+            Err(e) if attempt + 1 < backoff.attempts && is_propagation_error(e.code(), e.message()) => {
+                tracing::info!(attempt, "waiting for IAM propagation: {}", e.message().unwrap_or_default());
+                tokio::time::sleep(backoff.delay(attempt)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn propagation_errors_are_recognised() {
+        assert!(is_propagation_error(
+            Some("AccessDeniedException"),
+            Some("Neither the global service principal states.amazonaws.com, nor the regional one is authorized to assume the provided role.")
+        ));
+        assert!(is_propagation_error(
+            Some("InvalidParameterValueException"),
+            Some("The role defined for the function cannot be assumed by Lambda.")
+        ));
+        assert!(!is_propagation_error(Some("AccessDeniedException"), Some("User is not authorized to perform: states:CreateStateMachine")));
+        assert!(!is_propagation_error(Some("ThrottlingException"), Some("Rate exceeded")));
+    }
+
+    #[test]
+    fn backoff_is_bounded() {
+        let b = Backoff { attempts: 10, base: Duration::from_millis(100), max: Duration::from_millis(1000) };
+        assert_eq!(b.delay(0), Duration::from_millis(100));
+        assert_eq!(b.delay(3), Duration::from_millis(800));
+        assert_eq!(b.delay(9), Duration::from_millis(1000));
+    }
+
+    #[test]
+    fn partitions() {
+        assert_eq!(partition_of("us-east-1"), "aws");
+        assert_eq!(partition_of("cn-north-1"), "aws-cn");
+        assert_eq!(partition_of("us-gov-west-1"), "aws-us-gov");
+    }
+}

@@ -1,0 +1,127 @@
+//! The command line: one enum of subcommands, each with its own arguments; `main` dispatches.
+
+use crate::aws::AwsOptions;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "deploy", version, about = "Deploy AWS Step Functions workflows and everything they need, from stack manifests")]
+#[command(after_help = "Exit codes: 0 ok, 1 internal error, 2 bad input, 3 AWS error, 4 partial failure, \
+5 not confirmed, 6 stack locked, 130 interrupted.")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// The folder holding stacks/ and templates/ (default: nearest one upward from here)
+    #[arg(long, global = true, env = "DEPLOY_PROJECT")]
+    pub project: Option<PathBuf>,
+    /// Where state is recorded (default: <project>/.deploy/state)
+    #[arg(long, global = true, env = "DEPLOY_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Environment: an isolated copy of the stacks, with names prefixed by it
+    #[arg(long, global = true, env = "DEPLOY_ENV", default_value = crate::manifest::DEFAULT_ENV)]
+    pub env: String,
+    /// More logging (-v: the tool's, -vv: also the AWS SDK's)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(flatten)]
+    pub aws: AwsOptions,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// Output format: text for people, json for CI
+    #[arg(long = "output", short = 'o', value_enum, default_value = "text")]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Args, Default)]
+pub struct VarArgs {
+    /// Set a stack variable: --var name=value (repeatable)
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    /// Read stack variables from a TOML file of `name = value` lines (repeatable)
+    #[arg(long = "var-file", value_name = "FILE")]
+    pub var_files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Selection {
+    /// Stacks to act on (folders of stacks/)
+    pub stacks: Vec<String>,
+    /// Every stack of the project
+    #[arg(long, conflicts_with = "stacks")]
+    pub all: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ApplyArgs {
+    /// Do not ask for confirmation
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// How many resource operations may run at once
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallelism: u16,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or update the resources of one or more stacks
+    Up {
+        #[command(flatten)]
+        select: Selection,
+        #[command(flatten)]
+        vars: VarArgs,
+        #[command(flatten)]
+        apply: ApplyArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Show what `up` would change, without changing anything
+    Plan {
+        #[command(flatten)]
+        select: Selection,
+        #[command(flatten)]
+        vars: VarArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Remove everything a stack created (no stack: every stack deployed in the env)
+    Destroy {
+        /// Stacks to destroy (none: all deployed in the env)
+        stacks: Vec<String>,
+        #[command(flatten)]
+        apply: ApplyArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// List the project's stacks and where they are deployed
+    List {
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Print a deployed stack's outputs (state machine ARN, ...)
+    Outputs {
+        stack: String,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Print a stack's rendered state machine definitions, without calling AWS
+    Render {
+        stack: String,
+        #[command(flatten)]
+        vars: VarArgs,
+    },
+}

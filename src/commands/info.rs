@@ -1,0 +1,101 @@
+//! `list`, `outputs` and `render`: read-only views of the project and its recorded state.
+
+use super::Setup;
+use crate::cli::{Format, Global, OutputArgs, VarArgs};
+use crate::error::{Error, Result};
+use crate::manifest::VarInputs;
+use crate::state::Status;
+use serde_json::{Value, json};
+
+pub fn list(g: &Global, out: &OutputArgs) -> Result<()> {
+    let setup = Setup::new(g)?;
+    let names = setup.project.stack_names()?;
+    let deployed = setup.store.list()?;
+    let mut rows = Vec::new();
+    for name in &names {
+        let envs: Vec<&String> = deployed.iter().filter(|(_, s)| s == name).map(|(e, _)| e).collect();
+        if envs.is_empty() {
+            rows.push(json!({"stack": name, "env": Value::Null, "status": "not deployed", "resources": 0,
+                "description": crate::manifest::description(&setup.project, name)}));
+        }
+        for env in envs {
+            let st = setup.store.load(name, env)?;
+            let pending = st.resources.values().filter(|e| e.status == Status::Pending).count();
+            let status = if pending > 0 { "incomplete (run up or destroy)" } else { "deployed" };
+            rows.push(json!({"stack": name, "env": env, "status": status, "resources": st.resources.len(),
+                "account_id": st.target.as_ref().map(|t| t.account_id.clone()), "region": st.target.as_ref().map(|t| t.region.clone())}));
+        }
+    }
+    // State for stacks whose manifests are gone still shows, so it can be destroyed.
+    for (env, s) in &deployed {
+        if !names.contains(s) {
+            rows.push(json!({"stack": s, "env": env, "status": "deployed (manifest removed)", "resources": setup.store.load(s, env)?.resources.len()}));
+        }
+    }
+    match out.format {
+        Format::Json => println!("{}", Value::Array(rows)),
+        Format::Text => {
+            println!("{:<22} {:<14} {:>9}  STATUS", "STACK", "ENV", "RESOURCES");
+            for r in rows {
+                println!(
+                    "{:<22} {:<14} {:>9}  {}",
+                    r["stack"].as_str().unwrap_or_default(),
+                    r["env"].as_str().unwrap_or("-"),
+                    r["resources"],
+                    r["status"].as_str().unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn outputs(g: &Global, stack: &str, out: &OutputArgs) -> Result<()> {
+    let setup = Setup::new(g)?;
+    let st = setup.store.load(stack, &setup.env)?;
+    if st.resources.is_empty() {
+        return Err(Error::user(format!("stack `{stack}` is not deployed in env `{}`", setup.env))
+            .help(format!("deploy it with `deploy up {stack}`")));
+    }
+    match out.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&st.outputs).unwrap()),
+        Format::Text => {
+            for (k, v) in &st.outputs {
+                println!("{k} = {}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Prints every templated attribute (state machine definitions) of a stack. References are
+/// filled from recorded state where the stack is deployed, else shown as `(known after apply)`.
+pub fn render(g: &Global, stack: &str, vars: &VarArgs) -> Result<()> {
+    let setup = Setup::new(g)?;
+    let inputs = VarInputs { pairs: vars.vars.clone(), files: vars.var_files.clone() };
+    let s = setup.project.load(stack, &inputs, &setup.env)?;
+    let st = setup.store.load(stack, &setup.env)?;
+    let outputs = st.resources.iter().filter(|(_, e)| e.status == Status::Created).map(|(k, e)| (k.clone(), e.outputs.clone())).collect();
+    let target = st.target.as_ref().map(|t| (t.account_id.as_str(), t.region.as_str(), crate::aws::partition_of(&t.region)));
+    let scope = s.scope(&outputs, target);
+    let mut rendered = Vec::new();
+    for (id, d) in &s.resources {
+        if d.attrs.get("definition").is_some() {
+            let (v, warnings) = s.resolve(id, &scope)?;
+            for w in warnings {
+                eprintln!("warning: {w}");
+            }
+            rendered.push((id.clone(), v["definition"].clone()));
+        }
+    }
+    match rendered.as_slice() {
+        [] => eprintln!("stack `{stack}` has no templated definitions"),
+        [(_, one)] => println!("{}", serde_json::to_string_pretty(one).unwrap()),
+        many => {
+            for (id, v) in many {
+                println!("// {id}\n{}", serde_json::to_string_pretty(v).unwrap());
+            }
+        }
+    }
+    Ok(())
+}

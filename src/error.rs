@@ -1,0 +1,107 @@
+//! One error type for the whole tool: what went wrong, where, what to do about it, and which
+//! exit code it maps to. `main` is the only place that prints it.
+
+use std::fmt;
+
+/// The class of an error decides the process exit code (documented in README.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Bad input: manifest, unknown stack, variables, templates, command-line usage.
+    User,
+    /// The AWS side refused or could not be reached: credentials, endpoint, API errors.
+    Aws,
+    /// An apply or destroy in which some resources failed (what succeeded is recorded).
+    Partial,
+    /// A change needs confirmation and none was given (no terminal and no `--yes`, or "no").
+    NotConfirmed,
+    /// Another run holds the lock on the same stack and env.
+    Locked,
+    /// Interrupted by Ctrl-C; what finished is recorded.
+    Interrupted,
+    /// A bug or an unexpected local failure (disk, I/O).
+    Internal,
+}
+
+impl Class {
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Class::Internal => 1,
+            Class::User => 2,
+            Class::Aws => 3,
+            Class::Partial => 4,
+            Class::NotConfirmed => 5,
+            Class::Locked => 6,
+            Class::Interrupted => 130,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Error {
+    pub class: Class,
+    /// `file:line` or another place the user can look at.
+    pub location: Option<String>,
+    pub message: String,
+    pub help: Option<String>,
+    /// Set on a create that found the resource already there (the executor adopts it).
+    pub already_exists: bool,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(class: Class, message: impl Into<String>) -> Self {
+        Error { class, location: None, message: message.into(), help: None, already_exists: false }
+    }
+    pub fn user(message: impl Into<String>) -> Self {
+        Self::new(Class::User, message)
+    }
+    pub fn aws(message: impl Into<String>) -> Self {
+        Self::new(Class::Aws, message)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(Class::Internal, message)
+    }
+    pub fn already_exists(message: impl Into<String>) -> Self {
+        let mut e = Self::aws(message);
+        e.already_exists = true;
+        e
+    }
+    pub fn at(mut self, location: impl Into<String>) -> Self {
+        self.location = Some(location.into());
+        self
+    }
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+    pub fn exit_code(&self) -> i32 {
+        self.class.exit_code()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(loc) = &self.location {
+            write!(f, "{loc}: ")?;
+        }
+        write!(f, "{}", self.message)?;
+        if let Some(help) = &self.help {
+            write!(f, "\n  help: {help}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::internal(e.to_string())
+    }
+}
+
+/// Adds a location to I/O errors on a path.
+pub fn io_at(path: &std::path::Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::internal(format!("{}: {e}", path.display()))
+}

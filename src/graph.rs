@@ -1,0 +1,317 @@
+//! A dependency graph with no AWS in it: ordering, cycle reports, and a bounded concurrent walk.
+//!
+//! Edges point from a node to the nodes it depends on. A walk runs a node as soon as all its
+//! dependencies have succeeded, at most `limit` at a time; nodes downstream of a failure are
+//! skipped (and reported as skipped, not failed). A reverse walk (destroy) runs a node once
+//! every node that depends on it is done: the one place where edges are reversed.
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+
+#[derive(Debug, Clone, Default)]
+pub struct Graph {
+    /// node -> the nodes it depends on
+    deps: BTreeMap<String, BTreeSet<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome<E> {
+    Done,
+    Failed(E),
+    /// Not run because a node it waits for failed or was skipped.
+    Skipped,
+    /// Not run because the walk was stopped (Ctrl-C).
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Dependencies first (create, update).
+    Forward,
+    /// Dependents first (destroy).
+    Reverse,
+}
+
+impl Graph {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add_node(&mut self, n: &str) {
+        self.deps.entry(n.to_string()).or_default();
+    }
+
+    /// `from` depends on `to`. Both become nodes.
+    pub fn add_edge(&mut self, from: &str, to: &str) {
+        self.add_node(to);
+        self.deps.entry(from.to_string()).or_default().insert(to.to_string());
+    }
+
+    pub fn deps_of(&self, n: &str) -> impl Iterator<Item = &String> {
+        self.deps.get(n).into_iter().flatten()
+    }
+
+    /// The graph with every edge reversed: the only place destroy order is derived.
+    pub fn reversed(&self) -> Graph {
+        let mut g = Graph::new();
+        for (n, ds) in &self.deps {
+            g.add_node(n);
+            for d in ds {
+                g.add_edge(d, n);
+            }
+        }
+        g
+    }
+
+    /// The first cycle found, spelled out as `a -> b -> c -> a`, or `None`.
+    pub fn find_cycle(&self) -> Option<Vec<String>> {
+        #[derive(Clone, Copy, PartialEq)]
+        enum Mark {
+            Visiting,
+            Done,
+        }
+        fn visit<'a>(
+            g: &'a Graph,
+            n: &'a str,
+            marks: &mut BTreeMap<&'a str, Mark>,
+            stack: &mut Vec<&'a str>,
+        ) -> Option<Vec<String>> {
+            match marks.get(n) {
+                Some(Mark::Done) => return None,
+                Some(Mark::Visiting) => {
+                    let start = stack.iter().position(|s| *s == n).unwrap();
+                    let mut cycle: Vec<String> = stack[start..].iter().map(|s| s.to_string()).collect();
+                    cycle.push(n.to_string());
+                    return Some(cycle);
+                }
+                None => {}
+            }
+            marks.insert(n, Mark::Visiting);
+            stack.push(n);
+            for d in g.deps_of(n) {
+                if let Some(c) = visit(g, d, marks, stack) {
+                    return Some(c);
+                }
+            }
+            stack.pop();
+            marks.insert(n, Mark::Done);
+            None
+        }
+        let mut marks = BTreeMap::new();
+        for n in self.deps.keys() {
+            let mut stack = Vec::new();
+            if let Some(c) = visit(self, n, &mut marks, &mut stack) {
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    /// A deterministic topological order (dependencies first). Panics on a cycle: check first.
+    pub fn order(&self) -> Vec<String> {
+        let mut done: BTreeSet<String> = BTreeSet::new();
+        let mut out = Vec::new();
+        while out.len() < self.deps.len() {
+            let before = out.len();
+            for (n, ds) in &self.deps {
+                if !done.contains(n) && ds.iter().all(|d| done.contains(d)) {
+                    out.push(n.clone());
+                }
+            }
+            done.extend(out[before..].iter().cloned());
+            assert!(out.len() > before, "graph has a cycle");
+        }
+        out
+    }
+
+    /// Runs `work` on every node in `dir` order, at most `limit` at once. `stop` is polled
+    /// between starts: once it returns true, nothing new starts and the rest is `Cancelled`.
+    pub async fn walk<E, F, Fut>(
+        &self,
+        dir: Direction,
+        limit: usize,
+        stop: impl Fn() -> bool,
+        mut work: F,
+    ) -> BTreeMap<String, Outcome<E>>
+    where
+        F: FnMut(String) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+    {
+        let g = match dir {
+            Direction::Forward => self.clone(),
+            Direction::Reverse => self.reversed(),
+        };
+        let limit = limit.max(1);
+        let mut outcomes: BTreeMap<String, Outcome<E>> = BTreeMap::new();
+        let mut running = FuturesUnordered::new();
+        let mut started: BTreeSet<String> = BTreeSet::new();
+        loop {
+            // Settle skips: a node whose dependency failed or was skipped is skipped.
+            let mut changed = true;
+            while changed {
+                changed = false;
+                for (n, ds) in &g.deps {
+                    if started.contains(n) || outcomes.contains_key(n) {
+                        continue;
+                    }
+                    let blocked = ds.iter().any(|d| {
+                        matches!(outcomes.get(d), Some(Outcome::Failed(_)) | Some(Outcome::Skipped) | Some(Outcome::Cancelled))
+                    });
+                    if blocked {
+                        outcomes.insert(n.clone(), Outcome::Skipped);
+                        changed = true;
+                    }
+                }
+            }
+            if !stop() {
+                for (n, ds) in &g.deps {
+                    if running.len() >= limit {
+                        break;
+                    }
+                    if started.contains(n) || outcomes.contains_key(n) {
+                        continue;
+                    }
+                    if ds.iter().all(|d| matches!(outcomes.get(d), Some(Outcome::Done))) {
+                        started.insert(n.clone());
+                        let fut = work(n.clone());
+                        let name = n.clone();
+                        running.push(async move { (name, fut.await) });
+                    }
+                }
+            }
+            match running.next().await {
+                Some((n, res)) => {
+                    outcomes.insert(n, match res {
+                        Ok(()) => Outcome::Done,
+                        Err(e) => Outcome::Failed(e),
+                    });
+                }
+                None => break,
+            }
+        }
+        for n in g.deps.keys() {
+            outcomes.entry(n.clone()).or_insert(Outcome::Cancelled);
+        }
+        outcomes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    fn sample() -> Graph {
+        // machine -> role, machine -> conn, attach -> role, attach -> policy, rule_target -> machine
+        let mut g = Graph::new();
+        g.add_edge("machine", "role");
+        g.add_edge("machine", "conn");
+        g.add_edge("attach", "role");
+        g.add_edge("attach", "policy");
+        g.add_edge("target", "machine");
+        g
+    }
+
+    fn pos(v: &[String], n: &str) -> usize {
+        v.iter().position(|x| x == n).unwrap()
+    }
+
+    #[test]
+    fn order_puts_dependencies_first() {
+        let o = sample().order();
+        assert!(pos(&o, "role") < pos(&o, "machine"));
+        assert!(pos(&o, "conn") < pos(&o, "machine"));
+        assert!(pos(&o, "machine") < pos(&o, "target"));
+        assert!(pos(&o, "policy") < pos(&o, "attach"));
+        assert_eq!(o.len(), 6);
+    }
+
+    #[test]
+    fn cycle_is_spelled_out() {
+        let mut g = sample();
+        g.add_edge("role", "target");
+        let c = g.find_cycle().unwrap();
+        assert_eq!(c.first(), c.last());
+        let s = c.join(" -> ");
+        assert!(s.contains("role -> target -> machine -> role") || s.contains("machine -> role -> target -> machine")
+            || s.contains("target -> machine -> role -> target"), "{s}");
+        assert!(sample().find_cycle().is_none());
+    }
+
+    #[tokio::test]
+    async fn walk_runs_in_dependency_order_and_skips_downstream_of_failure() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let l = log.clone();
+        let out = sample()
+            .walk(Direction::Forward, 2, || false, move |n| {
+                let l = l.clone();
+                async move {
+                    l.lock().unwrap().push(n.clone());
+                    if n == "conn" { Err("boom") } else { Ok(()) }
+                }
+            })
+            .await;
+        assert_eq!(out["conn"], Outcome::Failed("boom"));
+        assert_eq!(out["machine"], Outcome::Skipped);
+        assert_eq!(out["target"], Outcome::Skipped);
+        // independent work still finished
+        assert_eq!(out["attach"], Outcome::Done);
+        assert_eq!(out["role"], Outcome::Done);
+        let ran = log.lock().unwrap().clone();
+        assert!(!ran.contains(&"machine".to_string()));
+        assert!(pos(&ran, "role") < pos(&ran, "attach"));
+    }
+
+    #[tokio::test]
+    async fn reverse_walk_runs_dependents_first() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let l = log.clone();
+        sample()
+            .walk(Direction::Reverse, 1, || false, move |n| {
+                let l = l.clone();
+                async move {
+                    l.lock().unwrap().push(n);
+                    Ok::<(), ()>(())
+                }
+            })
+            .await;
+        let ran = log.lock().unwrap().clone();
+        assert!(pos(&ran, "target") < pos(&ran, "machine"));
+        assert!(pos(&ran, "machine") < pos(&ran, "role"));
+        assert!(pos(&ran, "attach") < pos(&ran, "policy"));
+    }
+
+    #[tokio::test]
+    async fn walk_respects_the_concurrency_limit() {
+        let mut g = Graph::new();
+        for i in 0..10 {
+            g.add_node(&format!("n{i}"));
+        }
+        let now = Arc::new(Mutex::new((0usize, 0usize)));
+        let n2 = now.clone();
+        g.walk(Direction::Forward, 3, || false, move |_| {
+            let n = n2.clone();
+            async move {
+                {
+                    let mut g = n.lock().unwrap();
+                    g.0 += 1;
+                    g.1 = g.1.max(g.0);
+                }
+                tokio::task::yield_now().await;
+                tokio::task::yield_now().await;
+                n.lock().unwrap().0 -= 1;
+                Ok::<(), ()>(())
+            }
+        })
+        .await;
+        let peak = now.lock().unwrap().1;
+        assert!(peak <= 3 && peak >= 2, "peak {peak}");
+    }
+
+    #[tokio::test]
+    async fn stop_cancels_what_has_not_started() {
+        let out = sample().walk(Direction::Forward, 4, || true, |_| async { Ok::<(), ()>(()) }).await;
+        assert!(out.values().all(|o| *o == Outcome::Cancelled));
+    }
+}

@@ -1,0 +1,383 @@
+//! The planner: desired attributes (manifest, references filled from recorded outputs) against
+//! recorded state and what AWS has now. The plan is data: rendered as text for people and as
+//! JSON for CI. Destroy is a plan mode, not a separate code path.
+
+use crate::aws::Ctx;
+use crate::error::Result;
+use crate::manifest::{Stack, Warnings};
+use crate::resources;
+use crate::state::{StackState, Status};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    NoOp,
+    Create,
+    Update,
+    Replace,
+    Delete,
+}
+
+impl Action {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Action::NoOp => " ",
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Replace => "-/+",
+            Action::Delete => "-",
+        }
+    }
+    pub fn verb(self) -> &'static str {
+        match self {
+            Action::NoOp => "unchanged",
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Replace => "replace",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AttrChange {
+    pub attr: String,
+    pub old: Option<Value>,
+    pub new: Option<Value>,
+    pub forces_replacement: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub id: String,
+    pub kind: String,
+    pub name: String,
+    pub action: Action,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<AttrChange>,
+    /// Live attributes read while planning (the starting point of an update).
+    #[serde(skip)]
+    pub live: Option<Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub stack: String,
+    pub env: String,
+    pub destroy: bool,
+    pub steps: Vec<Step>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Warnings,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct Counts {
+    pub create: usize,
+    pub update: usize,
+    pub replace: usize,
+    pub delete: usize,
+    pub unchanged: usize,
+}
+
+impl Plan {
+    pub fn counts(&self) -> Counts {
+        let mut c = Counts::default();
+        for s in &self.steps {
+            match s.action {
+                Action::NoOp => c.unchanged += 1,
+                Action::Create => c.create += 1,
+                Action::Update => c.update += 1,
+                Action::Replace => c.replace += 1,
+                Action::Delete => c.delete += 1,
+            }
+        }
+        c
+    }
+
+    pub fn has_changes(&self) -> bool {
+        self.steps.iter().any(|s| s.action != Action::NoOp)
+    }
+
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+}
+
+/// Attribute-level differences, `want` against `have`.
+pub fn diff(want: &Value, have: &Value, replace_on: &[&str]) -> Vec<AttrChange> {
+    let empty = serde_json::Map::new();
+    let w = want.as_object().unwrap_or(&empty);
+    let h = have.as_object().unwrap_or(&empty);
+    let mut keys: Vec<&String> = w.keys().chain(h.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| w.get(*k) != h.get(*k))
+        .map(|k| AttrChange {
+            attr: k.clone(),
+            old: h.get(k).cloned(),
+            new: w.get(k).cloned(),
+            forces_replacement: replace_on.contains(&k.as_str()),
+        })
+        .collect()
+}
+
+fn outputs_of(state: &StackState) -> BTreeMap<String, BTreeMap<String, Value>> {
+    state
+        .resources
+        .iter()
+        .filter(|(_, e)| e.status == Status::Created)
+        .map(|(id, e)| (id.clone(), e.outputs.clone()))
+        .collect()
+}
+
+/// What `up` would do.
+pub async fn plan_up(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Plan> {
+    let scope = stack.scope(&outputs_of(state), Some((&ctx.account_id, &ctx.region, &ctx.partition)));
+    // Read every recorded resource that is still declared, concurrently.
+    let reads = stack.graph.order().into_iter().filter_map(|id| {
+        let e = state.resources.get(&id)?;
+        let decl = &stack.resources[&id];
+        (e.status == Status::Created && e.kind == decl.kind.name()).then(|| {
+            let attrs = e.attrs.clone();
+            async move { (id, decl.kind.read(ctx, &attrs).await) }
+        })
+    });
+    let mut live: BTreeMap<String, Option<(Value, resources::Outputs)>> = BTreeMap::new();
+    for (id, r) in futures::future::join_all(reads).await {
+        live.insert(id, r?);
+    }
+
+    let mut steps = Vec::new();
+    let mut warnings = Vec::new();
+    for id in stack.graph.order() {
+        let decl = &stack.resources[&id];
+        let (desired, w) = stack.resolve(&id, &scope)?;
+        warnings.extend(w);
+        let name = decl.kind.display_name(&desired);
+        let mut step = Step { id: id.clone(), kind: decl.kind.name().into(), name, action: Action::Create, reason: None, changes: vec![], live: None };
+        match state.resources.get(&id) {
+            None => {}
+            Some(e) if e.kind != decl.kind.name() => {
+                step.action = Action::Replace;
+                step.reason = Some(format!("kind changed from {}", e.kind));
+            }
+            Some(e) if e.status == Status::Pending => {
+                step.reason = Some("an earlier run was interrupted while creating it; adopts it if it exists".into());
+            }
+            Some(_) => match live.remove(&id).flatten() {
+                None => step.reason = Some("recorded but not found (deleted outside deploy?)".into()),
+                Some((have, _)) => {
+                    step.changes = diff(&desired, &have, decl.kind.replace_on());
+                    step.action = if step.changes.is_empty() {
+                        Action::NoOp
+                    } else if step.changes.iter().any(|c| c.forces_replacement) {
+                        Action::Replace
+                    } else {
+                        Action::Update
+                    };
+                    step.live = Some(have);
+                }
+            },
+        }
+        steps.push(step);
+    }
+    // Recorded resources no longer declared are deleted, dependents first.
+    let orphans = removed_order(state, |id| !stack.resources.contains_key(id));
+    for id in orphans {
+        let e = &state.resources[&id];
+        steps.push(delete_step(&id, e, "no longer in the manifest"));
+    }
+    Ok(Plan { stack: stack.name.clone(), env: stack.env.clone(), destroy: false, steps, warnings })
+}
+
+/// What `destroy` would do: every recorded resource, dependents first.
+pub fn plan_destroy(state: &StackState) -> Plan {
+    let steps = removed_order(state, |_| true).into_iter().map(|id| delete_step(&id, &state.resources[&id], "")).collect();
+    Plan { stack: state.stack.clone(), env: state.env.clone(), destroy: true, steps, warnings: vec![] }
+}
+
+fn delete_step(id: &str, e: &crate::state::Entry, reason: &str) -> Step {
+    let name = resources::lookup(&e.kind).map(|k| k.display_name(&e.attrs)).unwrap_or_default();
+    Step {
+        id: id.into(),
+        kind: e.kind.clone(),
+        name,
+        action: Action::Delete,
+        reason: (!reason.is_empty()).then(|| reason.to_string()),
+        changes: vec![],
+        live: None,
+    }
+}
+
+/// The recorded dependency graph of the selected entries.
+pub fn recorded_graph(state: &StackState, keep: impl Fn(&str) -> bool) -> crate::graph::Graph {
+    let mut g = crate::graph::Graph::new();
+    for (id, e) in &state.resources {
+        if !keep(id) {
+            continue;
+        }
+        g.add_node(id);
+        for d in &e.depends_on {
+            if state.resources.contains_key(d) && keep(d) {
+                g.add_edge(id, d);
+            }
+        }
+    }
+    g
+}
+
+fn removed_order(state: &StackState, keep: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut order = recorded_graph(state, keep).order();
+    order.reverse();
+    order
+}
+
+// ---------- rendering ----------
+
+/// Keys sorted at every level, so a diff shows content changes, not key order.
+fn canonical(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            Value::Object(keys.into_iter().map(|k| (k.clone(), canonical(&m[k]))).collect())
+        }
+        Value::Array(a) => Value::Array(a.iter().map(canonical).collect()),
+        other => other.clone(),
+    }
+}
+
+fn pretty(v: &Option<Value>) -> String {
+    match v {
+        None => String::new(),
+        Some(v) => serde_json::to_string_pretty(&canonical(v)).unwrap() + "\n",
+    }
+}
+
+fn render_change(c: &AttrChange, out: &mut String) {
+    let scalar = |v: &Option<Value>| v.as_ref().is_none_or(|v| !v.is_object() && !v.is_array());
+    let tag = if c.forces_replacement { "  # forces replacement" } else { "" };
+    if scalar(&c.old) && scalar(&c.new) {
+        let show = |v: &Option<Value>| v.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "(none)".into());
+        out.push_str(&format!("      ~ {}: {} -> {}{tag}\n", c.attr, show(&c.old), show(&c.new)));
+        return;
+    }
+    out.push_str(&format!("      ~ {}:{tag}\n", c.attr));
+    let (old, new) = (pretty(&c.old), pretty(&c.new));
+    let diff = similar::TextDiff::from_lines(&old, &new);
+    for hunk in diff.unified_diff().context_radius(2).iter_hunks() {
+        for change in hunk.iter_changes() {
+            let sign = match change.tag() {
+                similar::ChangeTag::Delete => "-",
+                similar::ChangeTag::Insert => "+",
+                similar::ChangeTag::Equal => " ",
+            };
+            out.push_str(&format!("        {sign} {}", change));
+            if change.missing_newline() {
+                out.push('\n');
+            }
+        }
+        out.push_str("        ...\n");
+    }
+}
+
+pub fn render_text(plan: &Plan) -> String {
+    let mut out = format!("stack {} (env {}){}\n", plan.stack, plan.env, if plan.destroy { ": destroy" } else { "" });
+    for w in &plan.warnings {
+        out.push_str(&format!("  warning: {w}\n"));
+    }
+    for s in plan.steps.iter().filter(|s| s.action != Action::NoOp) {
+        out.push_str(&format!("  {:<3} {:<8} {}.{}  {}\n", s.action.symbol(), s.action.verb(), s.kind, s.id, s.name));
+        if let Some(r) = &s.reason {
+            out.push_str(&format!("      ({r})\n"));
+        }
+        for c in &s.changes {
+            render_change(c, &mut out);
+        }
+    }
+    let c = plan.counts();
+    if plan.has_changes() {
+        out.push_str(&format!(
+            "Plan: {} to create, {} to update, {} to replace, {} to delete, {} unchanged.\n",
+            c.create, c.update, c.replace, c.delete, c.unchanged
+        ));
+    } else {
+        out.push_str(&format!("No changes: {} resources up to date.\n", c.unchanged));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn diff_is_semantic_and_flags_replacement() {
+        let want = json!({"name": "a", "definition": {"b": 1, "a": [1, 2]}, "tags": {"x": "1"}});
+        let same_other_order = json!({"tags": {"x": "1"}, "definition": {"a": [1, 2], "b": 1}, "name": "a"});
+        assert!(diff(&want, &same_other_order, &["name"]).is_empty());
+        let have = json!({"name": "b", "definition": {"b": 2, "a": [1, 2]}, "tags": {"x": "1"}});
+        let d = diff(&want, &have, &["name"]);
+        assert_eq!(d.len(), 2);
+        assert!(d.iter().any(|c| c.attr == "name" && c.forces_replacement));
+        assert!(d.iter().any(|c| c.attr == "definition" && !c.forces_replacement));
+    }
+
+    fn plan_with(changes: Vec<AttrChange>, action: Action) -> Plan {
+        Plan {
+            stack: "s".into(),
+            env: "default".into(),
+            destroy: false,
+            steps: vec![Step { id: "m".into(), kind: "sfn_state_machine".into(), name: "m".into(), action, reason: None, changes, live: None }],
+            warnings: vec![],
+        }
+    }
+
+    #[test]
+    fn text_shows_a_readable_definition_diff() {
+        let old = json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}});
+        let new = json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Result": 5, "End": true}}});
+        let p = plan_with(vec![AttrChange { attr: "definition".into(), old: Some(old), new: Some(new), forces_replacement: false }], Action::Update);
+        let t = render_text(&p);
+        assert!(t.contains("~   update   sfn_state_machine.m"), "{t}");
+        assert!(t.contains("+       \"Result\": 5"), "{t}");
+        assert!(t.contains("Plan: 0 to create, 1 to update"), "{t}");
+    }
+
+    #[test]
+    fn scalar_changes_read_inline_and_no_changes_is_said() {
+        let p = plan_with(
+            vec![AttrChange { attr: "schedule_expression".into(), old: Some(json!("rate(30 minutes)")), new: Some(json!("rate(5 minutes)")), forces_replacement: false }],
+            Action::Update,
+        );
+        assert!(render_text(&p).contains("~ schedule_expression: \"rate(30 minutes)\" -> \"rate(5 minutes)\""));
+        let p = plan_with(vec![], Action::NoOp);
+        assert!(render_text(&p).contains("No changes: 1 resources up to date."));
+    }
+
+    #[test]
+    fn destroy_plan_deletes_dependents_first() {
+        let mut st = StackState::empty("s", "default");
+        let entry = |deps: &[&str]| crate::state::Entry {
+            kind: "iam_role".into(),
+            status: Status::Created,
+            attrs: json!({"name": "x", "service": "s"}),
+            outputs: Default::default(),
+            depends_on: deps.iter().map(|s| s.to_string()).collect(),
+        };
+        st.resources.insert("role".into(), entry(&[]));
+        st.resources.insert("machine".into(), entry(&["role"]));
+        st.resources.insert("target".into(), entry(&["machine", "role"]));
+        let p = plan_destroy(&st);
+        let ids: Vec<&str> = p.steps.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, vec!["target", "machine", "role"]);
+        assert!(p.steps.iter().all(|s| s.action == Action::Delete));
+    }
+}

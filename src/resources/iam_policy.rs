@@ -1,0 +1,149 @@
+//! `iam_policy`: a customer-managed policy. A document change creates a new default version
+//! (deleting the oldest non-default one when IAM's limit of five is reached); destroy deletes
+//! every non-default version first, as IAM requires.
+
+use super::iam_user::{from_iam_tags, iam_tags, root_path};
+use super::{Kind, Outputs, Tags, decode_policy, s, tag_changes};
+use crate::aws::{Ctx, api_error};
+use crate::error::{Error, Result};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Attrs {
+    pub name: String,
+    #[serde(default = "root_path")]
+    pub path: String,
+    #[serde(default)]
+    pub description: String,
+    /// The policy statements, as IAM writes them (`Sid`, `Effect`, `Action`, `Resource`, ...).
+    pub statement: Vec<Value>,
+    #[serde(default)]
+    pub tags: Tags,
+}
+
+impl Attrs {
+    pub fn document(&self) -> Value {
+        json!({"Version": "2012-10-17", "Statement": self.statement})
+    }
+}
+
+pub struct IamPolicy;
+
+fn arn(ctx: &Ctx, a: &Attrs) -> String {
+    format!("arn:{}:iam::{}:policy{}{}", ctx.partition, ctx.account_id, a.path, a.name)
+}
+
+fn outputs(arn: &str, name: &str) -> Outputs {
+    Outputs::from([("arn".into(), s(arn)), ("name".into(), s(name))])
+}
+
+#[async_trait]
+impl Kind for IamPolicy {
+    type Attrs = Attrs;
+    const NAME: &'static str = "iam_policy";
+    const TAGGABLE: bool = true;
+    const REPLACE_ON: &'static [&'static str] = &["name", "path", "description"];
+    const OUTPUTS: &'static [&'static str] = &["arn", "name"];
+
+    fn display_name(a: &Attrs) -> String {
+        a.name.clone()
+    }
+
+    async fn create(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
+        let mut req = ctx
+            .iam
+            .create_policy()
+            .policy_name(&a.name)
+            .path(&a.path)
+            .policy_document(a.document().to_string())
+            .set_tags(Some(iam_tags(&a.tags)));
+        if !a.description.is_empty() {
+            req = req.description(&a.description);
+        }
+        match req.send().await {
+            Ok(o) => Ok(outputs(o.policy().and_then(|p| p.arn()).unwrap_or_default(), &a.name)),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_entity_already_exists_exception()) => {
+                Err(Error::already_exists(format!("IAM policy {} already exists", a.name)))
+            }
+            Err(e) => Err(api_error("CreatePolicy", &e)),
+        }
+    }
+
+    async fn read(ctx: &Ctx, a: &Attrs) -> Result<Option<(Attrs, Outputs)>> {
+        let arn = arn(ctx, a);
+        let policy = match ctx.iam.get_policy().policy_arn(&arn).send().await {
+            Ok(o) => o.policy.ok_or_else(|| Error::aws("GetPolicy returned no policy"))?,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => return Ok(None),
+            Err(e) => return Err(api_error("GetPolicy", &e)),
+        };
+        let version = policy.default_version_id().unwrap_or("v1");
+        let v = ctx.iam.get_policy_version().policy_arn(&arn).version_id(version).send().await.map_err(|e| api_error("GetPolicyVersion", &e))?;
+        let doc = v.policy_version().and_then(|p| p.document()).map(decode_policy).transpose()?.unwrap_or_default();
+        let statement = match &doc["Statement"] {
+            Value::Array(items) => items.clone(),
+            Value::Null => vec![],
+            one => vec![one.clone()],
+        };
+        let tags = ctx.iam.list_policy_tags().policy_arn(&arn).send().await.map_err(|e| api_error("ListPolicyTags", &e))?;
+        let live = Attrs {
+            name: policy.policy_name().unwrap_or_default().to_string(),
+            path: policy.path().unwrap_or("/").to_string(),
+            description: policy.description().unwrap_or_default().to_string(),
+            statement,
+            tags: from_iam_tags(tags.tags()),
+        };
+        Ok(Some((live, outputs(&arn, &a.name))))
+    }
+
+    async fn update(ctx: &Ctx, live: &Attrs, want: &Attrs) -> Result<Outputs> {
+        let arn = arn(ctx, want);
+        if live.statement != want.statement {
+            let versions = ctx.iam.list_policy_versions().policy_arn(&arn).send().await.map_err(|e| api_error("ListPolicyVersions", &e))?;
+            let mut old: Vec<_> = versions.versions().iter().filter(|v| !v.is_default_version()).collect();
+            if versions.versions().len() >= 5 {
+                old.sort_by_key(|v| v.create_date().map(|d| d.secs()).unwrap_or(0));
+                if let Some(oldest) = old.first().and_then(|v| v.version_id()) {
+                    ctx.iam.delete_policy_version().policy_arn(&arn).version_id(oldest).send().await.map_err(|e| api_error("DeletePolicyVersion", &e))?;
+                }
+            }
+            ctx.iam
+                .create_policy_version()
+                .policy_arn(&arn)
+                .policy_document(want.document().to_string())
+                .set_as_default(true)
+                .send()
+                .await
+                .map_err(|e| api_error("CreatePolicyVersion", &e))?;
+        }
+        let (set, remove) = tag_changes(&live.tags, &want.tags);
+        if !set.is_empty() {
+            ctx.iam.tag_policy().policy_arn(&arn).set_tags(Some(iam_tags(&set))).send().await.map_err(|e| api_error("TagPolicy", &e))?;
+        }
+        if !remove.is_empty() {
+            ctx.iam.untag_policy().policy_arn(&arn).set_tag_keys(Some(remove)).send().await.map_err(|e| api_error("UntagPolicy", &e))?;
+        }
+        Ok(outputs(&arn, &want.name))
+    }
+
+    async fn delete(ctx: &Ctx, a: &Attrs) -> Result<()> {
+        let arn = arn(ctx, a);
+        let versions = match ctx.iam.list_policy_versions().policy_arn(&arn).send().await {
+            Ok(v) => v,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => return Ok(()),
+            Err(e) => return Err(api_error("ListPolicyVersions", &e)),
+        };
+        for v in versions.versions().iter().filter(|v| !v.is_default_version()) {
+            if let Some(id) = v.version_id() {
+                ctx.iam.delete_policy_version().policy_arn(&arn).version_id(id).send().await.map_err(|e| api_error("DeletePolicyVersion", &e))?;
+            }
+        }
+        match ctx.iam.delete_policy().policy_arn(&arn).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(()),
+            Err(e) => Err(api_error("DeletePolicy", &e)),
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! `iam_user_policy_attachment` and `iam_role_policy_attachment`: a managed policy attached to
+//! a user or a role. Nothing about an attachment can change in place: a change replaces it.
+
+use super::{Kind, Outputs, s};
+use crate::aws::{Ctx, api_error};
+use crate::error::Result;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UserAttrs {
+    pub user: String,
+    pub policy_arn: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RoleAttrs {
+    pub role: String,
+    pub policy_arn: String,
+}
+
+fn outputs(policy_arn: &str) -> Outputs {
+    Outputs::from([("policy_arn".into(), s(policy_arn))])
+}
+
+pub struct UserPolicyAttachment;
+
+#[async_trait]
+impl Kind for UserPolicyAttachment {
+    type Attrs = UserAttrs;
+    const NAME: &'static str = "iam_user_policy_attachment";
+    const TAGGABLE: bool = false;
+    const REPLACE_ON: &'static [&'static str] = &["user", "policy_arn"];
+    const OUTPUTS: &'static [&'static str] = &["policy_arn"];
+
+    fn display_name(a: &UserAttrs) -> String {
+        format!("{} -> {}", a.policy_arn, a.user)
+    }
+
+    async fn create(ctx: &Ctx, a: &UserAttrs) -> Result<Outputs> {
+        ctx.iam.attach_user_policy().user_name(&a.user).policy_arn(&a.policy_arn).send().await.map_err(|e| api_error("AttachUserPolicy", &e))?;
+        Ok(outputs(&a.policy_arn))
+    }
+
+    async fn read(ctx: &Ctx, a: &UserAttrs) -> Result<Option<(UserAttrs, Outputs)>> {
+        let mut marker = None;
+        loop {
+            let page = match ctx.iam.list_attached_user_policies().user_name(&a.user).set_marker(marker).send().await {
+                Ok(p) => p,
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => return Ok(None),
+                Err(e) => return Err(api_error("ListAttachedUserPolicies", &e)),
+            };
+            if page.attached_policies().iter().any(|p| p.policy_arn() == Some(a.policy_arn.as_str())) {
+                return Ok(Some((a.clone(), outputs(&a.policy_arn))));
+            }
+            match page.marker {
+                Some(m) if page.is_truncated => marker = Some(m),
+                _ => return Ok(None),
+            }
+        }
+    }
+
+    async fn update(ctx: &Ctx, _live: &UserAttrs, want: &UserAttrs) -> Result<Outputs> {
+        Self::create(ctx, want).await
+    }
+
+    async fn delete(ctx: &Ctx, a: &UserAttrs) -> Result<()> {
+        match ctx.iam.detach_user_policy().user_name(&a.user).policy_arn(&a.policy_arn).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(()),
+            Err(e) => Err(api_error("DetachUserPolicy", &e)),
+        }
+    }
+}
+
+pub struct RolePolicyAttachment;
+
+#[async_trait]
+impl Kind for RolePolicyAttachment {
+    type Attrs = RoleAttrs;
+    const NAME: &'static str = "iam_role_policy_attachment";
+    const TAGGABLE: bool = false;
+    const REPLACE_ON: &'static [&'static str] = &["role", "policy_arn"];
+    const OUTPUTS: &'static [&'static str] = &["policy_arn"];
+
+    fn display_name(a: &RoleAttrs) -> String {
+        format!("{} -> {}", a.policy_arn, a.role)
+    }
+
+    async fn create(ctx: &Ctx, a: &RoleAttrs) -> Result<Outputs> {
+        ctx.iam.attach_role_policy().role_name(&a.role).policy_arn(&a.policy_arn).send().await.map_err(|e| api_error("AttachRolePolicy", &e))?;
+        Ok(outputs(&a.policy_arn))
+    }
+
+    async fn read(ctx: &Ctx, a: &RoleAttrs) -> Result<Option<(RoleAttrs, Outputs)>> {
+        let mut marker = None;
+        loop {
+            let page = match ctx.iam.list_attached_role_policies().role_name(&a.role).set_marker(marker).send().await {
+                Ok(p) => p,
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => return Ok(None),
+                Err(e) => return Err(api_error("ListAttachedRolePolicies", &e)),
+            };
+            if page.attached_policies().iter().any(|p| p.policy_arn() == Some(a.policy_arn.as_str())) {
+                return Ok(Some((a.clone(), outputs(&a.policy_arn))));
+            }
+            match page.marker {
+                Some(m) if page.is_truncated => marker = Some(m),
+                _ => return Ok(None),
+            }
+        }
+    }
+
+    async fn update(ctx: &Ctx, _live: &RoleAttrs, want: &RoleAttrs) -> Result<Outputs> {
+        Self::create(ctx, want).await
+    }
+
+    async fn delete(ctx: &Ctx, a: &RoleAttrs) -> Result<()> {
+        match ctx.iam.detach_role_policy().role_name(&a.role).policy_arn(&a.policy_arn).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(()),
+            Err(e) => Err(api_error("DetachRolePolicy", &e)),
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! `iam_role`: an IAM role that one service principal may assume.
+
+use super::iam_user::{from_iam_tags, iam_tags, root_path};
+use super::{Kind, Outputs, Tags, decode_policy, s, tag_changes, trust_policy};
+use crate::aws::{Ctx, api_error};
+use crate::error::{Error, Result};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Attrs {
+    pub name: String,
+    /// The service principal allowed to assume the role, e.g. `states.amazonaws.com`.
+    pub service: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default = "root_path")]
+    pub path: String,
+    #[serde(default)]
+    pub tags: Tags,
+}
+
+pub struct IamRole;
+
+fn outputs(arn: &str, name: &str) -> Outputs {
+    Outputs::from([("arn".into(), s(arn)), ("name".into(), s(name))])
+}
+
+/// The single service principal of a trust policy, if it has that shape.
+fn principal_of(doc: &serde_json::Value) -> String {
+    let st = &doc["Statement"][0];
+    match &st["Principal"]["Service"] {
+        serde_json::Value::String(p) => p.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[async_trait]
+impl Kind for IamRole {
+    type Attrs = Attrs;
+    const NAME: &'static str = "iam_role";
+    const TAGGABLE: bool = true;
+    const REPLACE_ON: &'static [&'static str] = &["name", "path"];
+    const OUTPUTS: &'static [&'static str] = &["arn", "name"];
+
+    fn display_name(a: &Attrs) -> String {
+        a.name.clone()
+    }
+
+    async fn create(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
+        let out = ctx
+            .iam
+            .create_role()
+            .role_name(&a.name)
+            .path(&a.path)
+            .description(&a.description)
+            .assume_role_policy_document(trust_policy(&a.service).to_string())
+            .set_tags(Some(iam_tags(&a.tags)))
+            .send()
+            .await;
+        match out {
+            Ok(o) => Ok(outputs(o.role().map(|r| r.arn()).unwrap_or_default(), &a.name)),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_entity_already_exists_exception()) => {
+                Err(Error::already_exists(format!("IAM role {} already exists", a.name)))
+            }
+            Err(e) => Err(api_error("CreateRole", &e)),
+        }
+    }
+
+    async fn read(ctx: &Ctx, a: &Attrs) -> Result<Option<(Attrs, Outputs)>> {
+        let role = match ctx.iam.get_role().role_name(&a.name).send().await {
+            Ok(o) => o.role.ok_or_else(|| Error::aws("GetRole returned no role"))?,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => return Ok(None),
+            Err(e) => return Err(api_error("GetRole", &e)),
+        };
+        let tags = ctx.iam.list_role_tags().role_name(&a.name).send().await.map_err(|e| api_error("ListRoleTags", &e))?;
+        let trust = role.assume_role_policy_document().map(decode_policy).transpose()?.unwrap_or_default();
+        let live = Attrs {
+            name: role.role_name.clone(),
+            service: principal_of(&trust),
+            description: role.description.clone().unwrap_or_default(),
+            path: role.path.clone(),
+            tags: from_iam_tags(tags.tags()),
+        };
+        Ok(Some((live, outputs(&role.arn, &a.name))))
+    }
+
+    async fn update(ctx: &Ctx, live: &Attrs, want: &Attrs) -> Result<Outputs> {
+        if live.service != want.service {
+            ctx.iam
+                .update_assume_role_policy()
+                .role_name(&want.name)
+                .policy_document(trust_policy(&want.service).to_string())
+                .send()
+                .await
+                .map_err(|e| api_error("UpdateAssumeRolePolicy", &e))?;
+        }
+        if live.description != want.description {
+            ctx.iam.update_role().role_name(&want.name).description(&want.description).send().await.map_err(|e| api_error("UpdateRole", &e))?;
+        }
+        let (set, remove) = tag_changes(&live.tags, &want.tags);
+        if !set.is_empty() {
+            ctx.iam.tag_role().role_name(&want.name).set_tags(Some(iam_tags(&set))).send().await.map_err(|e| api_error("TagRole", &e))?;
+        }
+        if !remove.is_empty() {
+            ctx.iam.untag_role().role_name(&want.name).set_tag_keys(Some(remove)).send().await.map_err(|e| api_error("UntagRole", &e))?;
+        }
+        Ok(outputs(&format!("arn:{}:iam::{}:role{}{}", ctx.partition, ctx.account_id, want.path, want.name), &want.name))
+    }
+
+    async fn delete(ctx: &Ctx, a: &Attrs) -> Result<()> {
+        match ctx.iam.delete_role().role_name(&a.name).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(()),
+            Err(e) => Err(api_error("DeleteRole", &e)),
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! `iam_user`: an IAM user.
+
+use super::{Kind, Outputs, Tags, s, tag_changes};
+use crate::aws::{Ctx, api_error};
+use crate::error::{Error, Result};
+use async_trait::async_trait;
+use aws_sdk_iam::types::Tag;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Attrs {
+    pub name: String,
+    #[serde(default = "root_path")]
+    pub path: String,
+    #[serde(default)]
+    pub tags: Tags,
+}
+
+pub fn root_path() -> String {
+    "/".into()
+}
+
+pub fn iam_tags(tags: &Tags) -> Vec<Tag> {
+    tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build().expect("key and value set")).collect()
+}
+
+pub fn from_iam_tags(tags: &[Tag]) -> Tags {
+    tags.iter().map(|t| (t.key().to_string(), t.value().to_string())).collect()
+}
+
+pub struct IamUser;
+
+#[async_trait]
+impl Kind for IamUser {
+    type Attrs = Attrs;
+    const NAME: &'static str = "iam_user";
+    const TAGGABLE: bool = true;
+    const REPLACE_ON: &'static [&'static str] = &["name", "path"];
+    const OUTPUTS: &'static [&'static str] = &["arn", "name"];
+
+    fn display_name(a: &Attrs) -> String {
+        a.name.clone()
+    }
+
+    async fn create(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
+        let out = ctx.iam.create_user().user_name(&a.name).path(&a.path).set_tags(Some(iam_tags(&a.tags))).send().await;
+        match out {
+            Ok(o) => Ok(outputs(o.user().map(|u| u.arn()).unwrap_or_default(), &a.name)),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_entity_already_exists_exception()) => {
+                Err(Error::already_exists(format!("IAM user {} already exists", a.name)))
+            }
+            Err(e) => Err(api_error("CreateUser", &e)),
+        }
+    }
+
+    async fn read(ctx: &Ctx, a: &Attrs) -> Result<Option<(Attrs, Outputs)>> {
+        let user = match ctx.iam.get_user().user_name(&a.name).send().await {
+            Ok(o) => o.user.ok_or_else(|| Error::aws("GetUser returned no user"))?,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => return Ok(None),
+            Err(e) => return Err(api_error("GetUser", &e)),
+        };
+        let tags = ctx.iam.list_user_tags().user_name(&a.name).send().await.map_err(|e| api_error("ListUserTags", &e))?;
+        let live = Attrs { name: user.user_name.clone(), path: user.path.clone(), tags: from_iam_tags(tags.tags()) };
+        Ok(Some((live, outputs(&user.arn, &a.name))))
+    }
+
+    async fn update(ctx: &Ctx, live: &Attrs, want: &Attrs) -> Result<Outputs> {
+        let (set, remove) = tag_changes(&live.tags, &want.tags);
+        if !set.is_empty() {
+            ctx.iam.tag_user().user_name(&want.name).set_tags(Some(iam_tags(&set))).send().await.map_err(|e| api_error("TagUser", &e))?;
+        }
+        if !remove.is_empty() {
+            ctx.iam.untag_user().user_name(&want.name).set_tag_keys(Some(remove)).send().await.map_err(|e| api_error("UntagUser", &e))?;
+        }
+        Ok(outputs(&format!("arn:{}:iam::{}:user{}{}", ctx.partition, ctx.account_id, want.path, want.name), &want.name))
+    }
+
+    async fn delete(ctx: &Ctx, a: &Attrs) -> Result<()> {
+        match ctx.iam.delete_user().user_name(&a.name).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(()),
+            Err(e) => Err(api_error("DeleteUser", &e)),
+        }
+    }
+}
+
+fn outputs(arn: &str, name: &str) -> Outputs {
+    Outputs::from([("arn".into(), s(arn)), ("name".into(), s(name))])
+}

@@ -1,0 +1,206 @@
+//! Resource kinds: one module per kind, each implementing [`Kind`] with typed attributes, all
+//! listed in [`registry`]. The planner and executor only see [`DynKind`], the type-erased form.
+//!
+//! Conventions every kind follows:
+//! - `create` reports a resource that already exists with [`Error::already_exists`] so the
+//!   executor can adopt it (crash recovery) instead of failing;
+//! - `read` returns `None` when the resource is gone, and otherwise the live attributes in the
+//!   same shape as the manifest's (fields that cannot be read back, like a password, are copied
+//!   from the attributes asked about);
+//! - `delete` treats "not found" as success.
+
+pub mod events_connection;
+pub mod events_rule;
+pub mod events_target;
+pub mod iam_policy;
+pub mod iam_policy_attachment;
+pub mod iam_role;
+pub mod iam_user;
+pub mod sfn_state_machine;
+
+use crate::aws::Ctx;
+use crate::error::{Error, Result};
+use async_trait::async_trait;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+
+pub type Outputs = BTreeMap<String, Value>;
+pub type Tags = BTreeMap<String, String>;
+
+#[async_trait]
+pub trait Kind: Send + Sync + 'static {
+    type Attrs: Serialize + DeserializeOwned + Clone + Send + Sync + std::fmt::Debug;
+    /// The name used in manifests (`kind = "iam_role"`).
+    const NAME: &'static str;
+    /// Whether the kind carries tags (the loader then adds stack, env and published tags).
+    const TAGGABLE: bool;
+    /// Attributes whose change needs the resource replaced (delete, then create).
+    const REPLACE_ON: &'static [&'static str] = &[];
+    /// The outputs other resources may reference (`${id.arn}`).
+    const OUTPUTS: &'static [&'static str];
+
+    /// The name people know the resource by.
+    fn display_name(a: &Self::Attrs) -> String;
+    async fn create(ctx: &Ctx, a: &Self::Attrs) -> Result<Outputs>;
+    async fn read(ctx: &Ctx, a: &Self::Attrs) -> Result<Option<(Self::Attrs, Outputs)>>;
+    /// Brings `live` to `want` in place (only attributes outside REPLACE_ON differ).
+    async fn update(ctx: &Ctx, live: &Self::Attrs, want: &Self::Attrs) -> Result<Outputs>;
+    async fn delete(ctx: &Ctx, a: &Self::Attrs) -> Result<()>;
+}
+
+/// The type-erased face of a kind, over JSON attributes.
+#[async_trait]
+pub trait DynKind: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn taggable(&self) -> bool;
+    fn replace_on(&self) -> &'static [&'static str];
+    fn outputs(&self) -> &'static [&'static str];
+    /// Checks that attributes have the kind's shape; returns them normalised (defaults filled).
+    fn check(&self, attrs: &Value) -> Result<Value>;
+    fn display_name(&self, attrs: &Value) -> String;
+    async fn create(&self, ctx: &Ctx, attrs: &Value) -> Result<Outputs>;
+    async fn read(&self, ctx: &Ctx, attrs: &Value) -> Result<Option<(Value, Outputs)>>;
+    async fn update(&self, ctx: &Ctx, live: &Value, want: &Value) -> Result<Outputs>;
+    async fn delete(&self, ctx: &Ctx, attrs: &Value) -> Result<()>;
+}
+
+struct Erased<K>(PhantomData<K>);
+
+fn typed<K: Kind>(v: &Value) -> Result<K::Attrs> {
+    serde_json::from_value(v.clone()).map_err(|e| Error::user(format!("{}: {e}", K::NAME)))
+}
+
+fn untyped<T: Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).expect("attributes serialise")
+}
+
+#[async_trait]
+impl<K: Kind> DynKind for Erased<K> {
+    fn name(&self) -> &'static str {
+        K::NAME
+    }
+    fn taggable(&self) -> bool {
+        K::TAGGABLE
+    }
+    fn replace_on(&self) -> &'static [&'static str] {
+        K::REPLACE_ON
+    }
+    fn outputs(&self) -> &'static [&'static str] {
+        K::OUTPUTS
+    }
+    fn check(&self, attrs: &Value) -> Result<Value> {
+        typed::<K>(attrs).map(|a| untyped(&a))
+    }
+    fn display_name(&self, attrs: &Value) -> String {
+        typed::<K>(attrs).map(|a| K::display_name(&a)).unwrap_or_default()
+    }
+    async fn create(&self, ctx: &Ctx, attrs: &Value) -> Result<Outputs> {
+        K::create(ctx, &typed::<K>(attrs)?).await
+    }
+    async fn read(&self, ctx: &Ctx, attrs: &Value) -> Result<Option<(Value, Outputs)>> {
+        Ok(K::read(ctx, &typed::<K>(attrs)?).await?.map(|(a, o)| (untyped(&a), o)))
+    }
+    async fn update(&self, ctx: &Ctx, live: &Value, want: &Value) -> Result<Outputs> {
+        K::update(ctx, &typed::<K>(live)?, &typed::<K>(want)?).await
+    }
+    async fn delete(&self, ctx: &Ctx, attrs: &Value) -> Result<()> {
+        K::delete(ctx, &typed::<K>(attrs)?).await
+    }
+}
+
+fn erased<K: Kind>() -> &'static dyn DynKind {
+    Box::leak(Box::new(Erased::<K>(PhantomData)))
+}
+
+/// Every kind the tool knows, by manifest name.
+pub fn registry() -> &'static BTreeMap<&'static str, &'static dyn DynKind> {
+    static REG: std::sync::OnceLock<BTreeMap<&'static str, &'static dyn DynKind>> = std::sync::OnceLock::new();
+    REG.get_or_init(|| {
+        let kinds: Vec<&'static dyn DynKind> = vec![
+            erased::<iam_user::IamUser>(),
+            erased::<iam_role::IamRole>(),
+            erased::<iam_policy::IamPolicy>(),
+            erased::<iam_policy_attachment::UserPolicyAttachment>(),
+            erased::<iam_policy_attachment::RolePolicyAttachment>(),
+            erased::<events_connection::EventsConnection>(),
+            erased::<events_rule::EventsRule>(),
+            erased::<events_target::EventsTarget>(),
+            erased::<sfn_state_machine::StateMachine>(),
+        ];
+        kinds.into_iter().map(|k| (k.name(), k)).collect()
+    })
+}
+
+pub fn lookup(kind: &str) -> Option<&'static dyn DynKind> {
+    registry().get(kind).copied()
+}
+
+/// The tag changes that bring `live` to `want`: (to set, keys to remove).
+pub fn tag_changes(live: &Tags, want: &Tags) -> (Tags, Vec<String>) {
+    let set = want.iter().filter(|(k, v)| live.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let remove = live.keys().filter(|k| !want.contains_key(*k)).cloned().collect();
+    (set, remove)
+}
+
+/// A trust policy letting one service principal assume a role.
+pub fn trust_policy(service: &str) -> Value {
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]
+    })
+}
+
+/// IAM returns policy documents URL-encoded; accept both forms.
+pub fn decode_policy(doc: &str) -> Result<Value> {
+    let text = if doc.trim_start().starts_with('{') {
+        doc.to_string()
+    } else {
+        percent_encoding::percent_decode_str(doc).decode_utf8_lossy().to_string()
+    };
+    serde_json::from_str(&text).map_err(|e| Error::aws(format!("unreadable policy document from IAM: {e}")))
+}
+
+pub fn s(v: &str) -> Value {
+    Value::String(v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_is_registered_once_with_its_outputs() {
+        let reg = registry();
+        assert_eq!(reg.len(), 9);
+        for (name, k) in reg {
+            assert_eq!(*name, k.name());
+            assert!(!k.outputs().is_empty(), "{name} exposes no outputs");
+        }
+    }
+
+    #[test]
+    fn tag_changes_set_and_remove() {
+        let live = Tags::from([("a".into(), "1".into()), ("b".into(), "2".into())]);
+        let want = Tags::from([("a".into(), "1".into()), ("c".into(), "3".into())]);
+        let (set, remove) = tag_changes(&live, &want);
+        assert_eq!(set, Tags::from([("c".into(), "3".into())]));
+        assert_eq!(remove, vec!["b".to_string()]);
+    }
+
+    #[test]
+    fn url_encoded_policies_decode() {
+        let v = decode_policy("%7B%22Version%22%3A%222012-10-17%22%7D").unwrap();
+        assert_eq!(v, serde_json::json!({"Version": "2012-10-17"}));
+    }
+
+    #[test]
+    fn kinds_reject_unknown_and_missing_fields() {
+        let role = lookup("iam_role").unwrap();
+        assert!(role.check(&serde_json::json!({"name": "r", "service": "states.amazonaws.com", "bogus": 1})).is_err());
+        assert!(role.check(&serde_json::json!({"service": "states.amazonaws.com"})).is_err());
+        assert!(role.check(&serde_json::json!({"name": "r", "service": "states.amazonaws.com"})).is_ok());
+    }
+}

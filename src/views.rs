@@ -1,0 +1,113 @@
+//! Views of the executor's events: a live progress view for people (a spinner per resource on a
+//! terminal, one line per finished resource otherwise) and JSON lines for CI. The executor
+//! only emits events; it never prints.
+
+use crate::plan::Action;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Start { stack: String, id: String, kind: String, name: String, action: Action },
+    Done { stack: String, id: String, action: Action, seconds: f64, adopted: bool },
+    Failed { stack: String, id: String, action: Action, error: String },
+    Skipped { stack: String, id: String, reason: String },
+    Warning { stack: String, message: String },
+}
+
+pub trait View: Send + Sync {
+    fn event(&self, e: &Event);
+}
+
+fn past(a: Action) -> &'static str {
+    match a {
+        Action::Create => "created",
+        Action::Update => "updated",
+        Action::Replace => "replaced",
+        Action::Delete => "deleted",
+        Action::NoOp => "unchanged",
+    }
+}
+
+fn ing(a: Action) -> &'static str {
+    match a {
+        Action::Create => "creating",
+        Action::Update => "updating",
+        Action::Replace => "replacing",
+        Action::Delete => "deleting",
+        Action::NoOp => "checking",
+    }
+}
+
+/// For people: on a terminal, a spinner per resource in flight; otherwise plain lines.
+pub struct Human {
+    multi: Option<MultiProgress>,
+    bars: Mutex<BTreeMap<String, ProgressBar>>,
+}
+
+impl Human {
+    pub fn new() -> Self {
+        let multi = std::io::stderr().is_terminal().then(MultiProgress::new);
+        Human { multi, bars: Mutex::new(BTreeMap::new()) }
+    }
+
+    fn line(&self, s: String) {
+        match &self.multi {
+            Some(m) => {
+                let _ = m.println(s);
+            }
+            None => eprintln!("{s}"),
+        }
+    }
+}
+
+impl Default for Human {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl View for Human {
+    fn event(&self, e: &Event) {
+        match e {
+            Event::Start { stack, id, kind, name, action } => {
+                if let Some(m) = &self.multi {
+                    let bar = m.add(ProgressBar::new_spinner());
+                    bar.set_style(ProgressStyle::with_template("  {spinner} {msg} {elapsed}").unwrap());
+                    bar.set_message(format!("{stack}: {} {kind}.{id} ({name})", ing(*action)));
+                    bar.enable_steady_tick(Duration::from_millis(120));
+                    self.bars.lock().unwrap().insert(format!("{stack}/{id}"), bar);
+                }
+            }
+            Event::Done { stack, id, action, seconds, adopted } => {
+                if let Some(bar) = self.bars.lock().unwrap().remove(&format!("{stack}/{id}")) {
+                    bar.finish_and_clear();
+                }
+                let adopted = if *adopted { " (adopted existing)" } else { "" };
+                self.line(format!("  {:<3} {stack}: {id} {}{adopted} in {seconds:.1}s", action.symbol(), past(*action)));
+            }
+            Event::Failed { stack, id, action, error } => {
+                if let Some(bar) = self.bars.lock().unwrap().remove(&format!("{stack}/{id}")) {
+                    bar.finish_and_clear();
+                }
+                self.line(format!("  !   {stack}: {id} failed to {}: {error}", action.verb()));
+            }
+            Event::Skipped { stack, id, reason } => self.line(format!("  .   {stack}: {id} skipped ({reason})")),
+            Event::Warning { stack, message } => self.line(format!("  warning: {stack}: {message}")),
+        }
+    }
+}
+
+/// For CI: one JSON object per event on stdout.
+pub struct Json;
+
+impl View for Json {
+    fn event(&self, e: &Event) {
+        println!("{}", serde_json::to_string(e).unwrap());
+    }
+}
