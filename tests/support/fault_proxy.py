@@ -1,0 +1,81 @@
+"""A fault-injecting HTTP proxy for tests: forwards everything to moto, except that the first
+N calls of chosen operations get an injected error response (IAM propagation, throttling).
+
+usage: fault_proxy.py PORT UPSTREAM_PORT FAULTS_JSON LOG_FILE
+"""
+import json
+import sys
+import threading
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
+
+port, upstream, faults, log_path = int(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4]
+lock = threading.Lock()
+
+
+def operation(headers, body):
+    target = headers.get("X-Amz-Target")
+    if target:
+        return target.rsplit(".", 1)[-1]
+    try:
+        return parse_qs(body.decode()).get("Action", [""])[0]
+    except UnicodeDecodeError:
+        return ""
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def handle_any(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        op = operation(self.headers, body)
+        with lock:
+            fault = next((f for f in faults if f["operation"] == op and f["times"] > 0), None)
+            if fault:
+                fault["times"] -= 1
+                with open(log_path, "a") as f:
+                    f.write(op + "\n")
+        if fault:
+            if fault.get("protocol") == "query":
+                payload = (
+                    "<ErrorResponse><Error><Type>Sender</Type><Code>%s</Code><Message>%s</Message></Error>"
+                    "<RequestId>fault</RequestId></ErrorResponse>" % (fault["code"], fault["message"])
+                ).encode()
+                ctype = "text/xml"
+            else:
+                payload = json.dumps({"__type": fault["code"], "message": fault["message"]}).encode()
+                ctype = "application/x-amz-json-1.0"
+            self.send_response(fault.get("status", 400))
+            self.send_header("Content-Type", ctype)
+            self.send_header("x-amzn-ErrorType", fault["code"])
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            return
+        req = urllib.request.Request(
+            "http://127.0.0.1:%d%s" % (upstream, self.path), data=body if body else None, method=self.command
+        )
+        for k, v in self.headers.items():
+            if k.lower() not in ("host", "content-length", "connection"):
+                req.add_header(k, v)
+        try:
+            resp = urllib.request.urlopen(req, timeout=60)
+            status, headers, data = resp.status, resp.headers, resp.read()
+        except urllib.error.HTTPError as e:
+            status, headers, data = e.code, e.headers, e.read()
+        self.send_response(status)
+        for k, v in headers.items():
+            if k.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date"):
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = handle_any
+
+
+ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
