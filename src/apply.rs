@@ -154,19 +154,42 @@ impl Run<'_> {
         self.forget(id)
     }
 
-    async fn step(&self, stack: &Stack, plan: &Plan, id: &str) -> Result<()> {
-        let Some(step) = plan.step(id) else { return Ok(()) };
+    /// The action to take now that every dependency is done: an update or replace planned
+    /// against values that were unknown then is checked again against what is live.
+    fn recheck(&self, planned: Action, kind: &dyn DynKind, want: &Value, live: Option<&Value>) -> Action {
+        match (planned, live) {
+            (Action::Update | Action::Replace, Some(live)) => {
+                let changes = diff(want, live, kind.replace_on());
+                if changes.is_empty() {
+                    Action::NoOp
+                } else if changes.iter().any(|c| c.forces_replacement) {
+                    Action::Replace
+                } else {
+                    Action::Update
+                }
+            }
+            (a, _) => a,
+        }
+    }
+
+    /// Returns the action taken (NoOp when a re-check found nothing to do).
+    async fn step(&self, stack: &Stack, plan: &Plan, id: &str) -> Result<Action> {
+        let Some(step) = plan.step(id) else { return Ok(Action::NoOp) };
         if step.action == Action::NoOp {
-            return Ok(());
+            return Ok(Action::NoOp);
         }
         let decl = &stack.resources[id];
         let ctx = self.ex.ctx;
-        self.emit(Event::Start { stack: stack.name.clone(), id: id.into(), kind: step.kind.clone(), name: step.name.clone(), action: step.action });
+        let scope = stack.scope(&self.outputs(), Some((&ctx.account_id, &ctx.region, &ctx.partition)));
+        let (want, _) = stack.resolve(id, &scope)?;
+        let action = self.recheck(step.action, decl.kind, &want, step.live.as_ref());
+        if action == Action::NoOp {
+            return Ok(Action::NoOp);
+        }
+        self.emit(Event::Start { stack: stack.name.clone(), id: id.into(), kind: step.kind.clone(), name: step.name.clone(), action });
         let started = Instant::now();
         let result: Result<bool> = async {
-            let scope = stack.scope(&self.outputs(), Some((&ctx.account_id, &ctx.region, &ctx.partition)));
-            let (want, _) = stack.resolve(id, &scope)?;
-            match step.action {
+            match action {
                 Action::Create => self.create(stack, id, decl.kind, &want).await,
                 Action::Update => {
                     let live = step.live.clone().unwrap_or(Value::Null);
@@ -182,7 +205,7 @@ impl Run<'_> {
             }
         }
         .await;
-        self.finish(&stack.name, id, step.action, started, result)
+        self.finish(&stack.name, id, action, started, result).map(|_| action)
     }
 
     fn finish(&self, stack: &str, id: &str, action: Action, started: Instant, result: Result<bool>) -> Result<()> {
@@ -241,11 +264,24 @@ impl Executor<'_> {
         }
         let mut summary = Summary { stack: stack.name.clone(), env: stack.env.clone(), ..Default::default() };
         let stop = || self.stop.load(Ordering::SeqCst);
+        let taken = Mutex::new(BTreeMap::new());
         let outcomes = stack.graph.walk(Direction::Forward, self.parallelism, stop, |id| {
-            let run = &run;
-            async move { run.step(stack, plan, &id).await }
+            let (run, taken) = (&run, &taken);
+            async move {
+                let action = run.step(stack, plan, &id).await?;
+                taken.lock().unwrap().insert(id, action);
+                Ok(())
+            }
         }).await;
         collect(&mut summary, plan, outcomes, self.view);
+        // Count what was actually done, not what was planned.
+        for (id, action) in taken.into_inner().unwrap() {
+            if action == Action::NoOp {
+                summary.done.remove(&id);
+            } else {
+                summary.done.insert(id, action);
+            }
+        }
 
         // Then what the manifest no longer declares, dependents first.
         let orphans: Vec<String> = plan.steps.iter().filter(|s| s.action == Action::Delete).map(|s| s.id.clone()).collect();

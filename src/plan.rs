@@ -48,6 +48,9 @@ pub struct AttrChange {
     pub old: Option<Value>,
     pub new: Option<Value>,
     pub forces_replacement: bool,
+    /// The new value depends on outputs not known until apply (re-checked then).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub known_after_apply: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -123,6 +126,7 @@ pub fn diff(want: &Value, have: &Value, replace_on: &[&str]) -> Vec<AttrChange> 
             old: h.get(k).cloned(),
             new: w.get(k).cloned(),
             forces_replacement: replace_on.contains(&k.as_str()),
+            known_after_apply: w.get(k.as_str()).is_some_and(|v| v.to_string().contains(crate::manifest::refs::UNKNOWN_PREFIX)),
         })
         .collect()
 }
@@ -262,7 +266,12 @@ fn pretty(v: &Option<Value>) -> String {
 
 fn render_change(c: &AttrChange, out: &mut String) {
     let scalar = |v: &Option<Value>| v.as_ref().is_none_or(|v| !v.is_object() && !v.is_array());
-    let tag = if c.forces_replacement { "  # forces replacement" } else { "" };
+    let tag = match (c.forces_replacement, c.known_after_apply) {
+        (true, true) => "  # forces replacement if it differs (checked when known)",
+        (true, false) => "  # forces replacement",
+        (false, true) => "  # checked again when known",
+        (false, false) => "",
+    };
     if scalar(&c.old) && scalar(&c.new) {
         let show = |v: &Option<Value>| v.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "(none)".into());
         out.push_str(&format!("      ~ {}: {} -> {}{tag}\n", c.attr, show(&c.old), show(&c.new)));
@@ -344,7 +353,7 @@ mod tests {
     fn text_shows_a_readable_definition_diff() {
         let old = json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}});
         let new = json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Result": 5, "End": true}}});
-        let p = plan_with(vec![AttrChange { attr: "definition".into(), old: Some(old), new: Some(new), forces_replacement: false }], Action::Update);
+        let p = plan_with(vec![AttrChange { attr: "definition".into(), old: Some(old), new: Some(new), forces_replacement: false, known_after_apply: false }], Action::Update);
         let t = render_text(&p);
         assert!(t.contains("~   update   sfn_state_machine.m"), "{t}");
         assert!(t.contains("+       \"Result\": 5"), "{t}");
@@ -354,7 +363,7 @@ mod tests {
     #[test]
     fn scalar_changes_read_inline_and_no_changes_is_said() {
         let p = plan_with(
-            vec![AttrChange { attr: "schedule_expression".into(), old: Some(json!("rate(30 minutes)")), new: Some(json!("rate(5 minutes)")), forces_replacement: false }],
+            vec![AttrChange { attr: "schedule_expression".into(), old: Some(json!("rate(30 minutes)")), new: Some(json!("rate(5 minutes)")), forces_replacement: false, known_after_apply: false }],
             Action::Update,
         );
         assert!(render_text(&p).contains("~ schedule_expression: \"rate(30 minutes)\" -> \"rate(5 minutes)\""));

@@ -257,3 +257,159 @@ fn should_i_deploy_up_noop_update_destroy() {
     let out = deploy().run(&["outputs", STACK]).code(2);
     assert!(out.stderr.contains("is not deployed in env `default`"), "{out:?}");
 }
+
+fn role_names(c: &Clients) -> Vec<String> {
+    c.block_on(async { c.iam.list_roles().send().await.unwrap().roles().iter().map(|r| r.role_name().to_string()).collect() })
+}
+
+#[test]
+fn envs_are_isolated_and_destroy_without_stack_removes_all_of_an_env() {
+    let moto = Moto::start();
+    let state = tempfile::tempdir().unwrap();
+    let project = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let deploy = || Deploy::new(project, state.path(), &moto.url());
+    let c = Clients::new(&moto.url());
+
+    deploy().run(&["up", STACK, "--yes"]).success();
+    deploy().run(&["up", STACK, "--yes", "--env", "pr-1", "--var", "frequency_in_minutes=7"]).success();
+    check_should_i_deploy(&c, "default", "", "rate(30 minutes)");
+    check_should_i_deploy(&c, "pr-1", "pr-1-", "rate(7 minutes)");
+
+    let out = deploy().run(&["destroy", "--yes", "--env", "pr-1"]).success();
+    assert!(out.stdout.contains("12 to delete"), "{out:?}");
+    let mut roles = role_names(&c);
+    roles.sort();
+    assert_eq!(roles, vec!["eventbridge-should-i-deploy", "sfn-should-i-deploy"], "the default env is untouched");
+    check_should_i_deploy(&c, "default", "", "rate(30 minutes)");
+
+    deploy().run(&["destroy", "--yes"]).success();
+    check_nothing_left(&c, moto.port);
+    let out = deploy().run(&["destroy", "--yes"]).success();
+    assert!(out.stdout.contains("Nothing is deployed in env default."), "{out:?}");
+}
+
+#[test]
+fn without_terminal_or_yes_nothing_changes() {
+    let moto = Moto::start();
+    let state = tempfile::tempdir().unwrap();
+    let project = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Deploy::new(project, state.path(), &moto.url()).run(&["up", STACK]).code(5);
+    assert!(out.stdout.contains("Plan: 12 to create"), "the plan is shown: {out:?}");
+    assert!(out.stderr.contains("nothing was changed: there is no terminal to confirm on"), "{out:?}");
+    assert!(out.stderr.contains("run again with --yes"), "{out:?}");
+    let c = Clients::new(&moto.url());
+    assert!(role_names(&c).is_empty());
+    Deploy::new(project, state.path(), &moto.url()).run(&["up", STACK, "--yes"]).success();
+    let out = Deploy::new(project, state.path(), &moto.url()).run(&["destroy"]).code(5);
+    assert!(out.stderr.contains("nothing was changed"), "{out:?}");
+    assert_eq!(role_names(&c).len(), 2);
+}
+
+fn edit_state(state: &Path, env: &str, f: impl FnOnce(&mut Value)) {
+    let path = state.join(env).join(format!("{STACK}.json"));
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    f(&mut v);
+    std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+}
+
+/// A crash between an API call and its record leaves a `pending` entry (written before the
+/// create). `up` adopts what exists under the deterministic name; `destroy` removes it.
+#[test]
+fn interrupted_creates_are_adopted_by_up_and_removed_by_destroy() {
+    let moto = Moto::start();
+    let state = tempfile::tempdir().unwrap();
+    let project = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let deploy = || Deploy::new(project, state.path(), &moto.url());
+    let c = Clients::new(&moto.url());
+    deploy().run(&["up", STACK, "--yes"]).success();
+
+    let pending = |v: &mut Value, id: &str| {
+        v["resources"][id]["status"] = json!("pending");
+        v["resources"][id]["outputs"] = json!({});
+    };
+    edit_state(state.path(), "default", |v| {
+        pending(v, "state_machine");
+        pending(v, "sfn_role");
+        // and one whose create never reached AWS
+        v["resources"]["target"]["status"] = json!("pending");
+    });
+    c.block_on(async {
+        c.events.remove_targets().rule("should-i-deploy").ids("step-function-should-i-deploy").send().await.unwrap();
+    });
+    moto.start_recording();
+    let out = deploy().run(&["up", STACK, "--yes"]).success();
+    let mutating: Vec<String> = moto.recorded_operations().into_iter().filter(|o| is_mutating(o)).collect();
+    assert_eq!(mutating, vec!["CreateRole", "CreateStateMachine", "PutTargets"], "adopting changes nothing else: {out:?}");
+    assert!(out.stdout.contains("an earlier run was interrupted while creating it"), "{out:?}");
+    assert!(out.stdout.contains("3 changes applied"), "{out:?}");
+    // CreateStateMachine with an identical name and definition is idempotent on AWS (and moto):
+    // it answers with the existing machine rather than an error; either way it is recorded.
+    assert!(out.stderr.contains("state_machine created"), "{out:?}");
+    assert!(out.stderr.contains("sfn_role created (adopted existing)"), "{out:?}");
+    check_should_i_deploy(&c, "default", "", "rate(30 minutes)");
+    let out = deploy().run(&["up", STACK, "--yes"]).success();
+    assert!(out.stdout.contains("No changes"), "{out:?}");
+
+    edit_state(state.path(), "default", |v| pending(v, "state_machine"));
+    deploy().run(&["destroy", STACK, "--yes"]).success();
+    check_nothing_left(&c, moto.port);
+}
+
+#[test]
+fn a_resource_created_by_someone_else_is_not_taken_over() {
+    let moto = Moto::start();
+    let state = tempfile::tempdir().unwrap();
+    let project = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let c = Clients::new(&moto.url());
+    c.block_on(async {
+        let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+        c.iam.create_role().role_name("sfn-should-i-deploy").assume_role_policy_document(trust.to_string()).send().await.unwrap();
+    });
+    let out = Deploy::new(project, state.path(), &moto.url()).run(&["up", STACK, "--yes"]).code(4);
+    assert!(out.stderr.contains("iam_role `sfn-should-i-deploy` already exists and was not created by stack `should-i-deploy` env `default`"), "{out:?}");
+    // what depends on it was skipped, independent work finished and is recorded
+    assert!(out.stderr.contains("state_machine skipped"), "{out:?}");
+    let recorded: Value = serde_json::from_str(&std::fs::read_to_string(state.path().join("default/should-i-deploy.json")).unwrap()).unwrap();
+    assert_eq!(recorded["resources"]["deploy_user"]["status"], "created");
+    assert!(recorded["resources"].get("sfn_role").is_none(), "the foreign role is not recorded as ours");
+    // a --env copy deploys fine beside it
+    Deploy::new(project, state.path(), &moto.url()).run(&["up", STACK, "--yes", "--env", "mine"]).success();
+}
+
+/// Behaviour moto does not show, injected in front of it: a new role that cannot be assumed
+/// yet (IAM propagation) and throttling. Both are retried with backoff; a real error is not.
+#[test]
+fn propagation_delays_and_throttling_are_retried_and_real_errors_stop_only_dependents() {
+    let moto = Moto::start();
+    let state = tempfile::tempdir().unwrap();
+    let project = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let proxy = Proxy::start(&moto, json!([
+        {"operation": "CreateStateMachine", "times": 3, "code": "AccessDeniedException",
+         "message": "Neither the global service principal states.amazonaws.com, nor the regional one is authorized to assume the provided role."},
+        {"operation": "CreateRole", "times": 2, "protocol": "query", "code": "Throttling", "message": "Rate exceeded"}
+    ]));
+    let out = Deploy::new(project, state.path(), &proxy.url()).run(&["up", STACK, "--yes"]).success();
+    let injected = proxy.injected();
+    assert_eq!(injected.iter().filter(|o| *o == "CreateStateMachine").count(), 3, "{injected:?}");
+    assert_eq!(injected.iter().filter(|o| *o == "CreateRole").count(), 2, "{injected:?}");
+    assert!(out.stderr.contains("state_machine created"), "{out:?}");
+    check_should_i_deploy(&Clients::new(&moto.url()), "default", "", "rate(30 minutes)");
+    drop(proxy);
+
+    // A real error on one resource: its dependents are skipped, the rest finishes; exit 4.
+    let state2 = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(&moto, json!([
+        {"operation": "CreateStateMachine", "times": 1, "code": "InvalidDefinition", "message": "Invalid State Machine Definition"}
+    ]));
+    let out = Deploy::new(project, state2.path(), &proxy.url()).run(&["up", STACK, "--yes", "--env", "b"]).code(4);
+    assert!(out.stderr.contains("state_machine failed to create: CreateStateMachine failed: InvalidDefinition: Invalid State Machine Definition"), "{out:?}");
+    for skipped in ["target", "eventbridge_policy", "eventbridge_policy_attachment"] {
+        assert!(out.stderr.contains(&format!("{skipped} skipped")), "{skipped}: {out:?}");
+    }
+    assert!(out.stderr.contains("1 of the changes failed, 3 skipped after them"), "{out:?}");
+    assert!(out.stderr.contains("rule created") && out.stderr.contains("eventbridge_role created"), "{out:?}");
+    // running again finishes the job
+    let out = Deploy::new(project, state2.path(), &proxy.url()).run(&["up", STACK, "--yes", "--env", "b"]).success();
+    assert!(out.stdout.contains("Plan: 4 to create, 0 to update, 0 to replace, 0 to delete, 8 unchanged."), "{out:?}");
+    check_should_i_deploy(&Clients::new(&moto.url()), "b", "b-", "rate(30 minutes)");
+}

@@ -179,6 +179,15 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// An empty file, to stand for the shared AWS config and credentials files.
+pub fn empty_file() -> PathBuf {
+    let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join("empty-aws-config");
+    if !p.exists() {
+        std::fs::write(&p, "").unwrap();
+    }
+    p
+}
+
 pub struct Output {
     pub code: i32,
     pub stdout: String,
@@ -223,8 +232,8 @@ impl Deploy {
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_REGION", "us-east-1")
             .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
+            .env("AWS_CONFIG_FILE", empty_file())
+            .env("AWS_SHARED_CREDENTIALS_FILE", empty_file())
             .env("AWS_ENDPOINT_URL", endpoint)
             .env("DEPLOY_PROJECT", project)
             .env("DEPLOY_STATE_DIR", state)
