@@ -119,7 +119,7 @@ impl Run<'_> {
                 Ok(false)
             }
             Err(e) if e.already_exists => {
-                let Some((live, _)) = kind.read(ctx, want).await? else { return Err(e) };
+                let Some((live, found)) = kind.read(ctx, want, &Outputs::new()).await? else { return Err(e) };
                 if kind.taggable() {
                     let tags = &live["tags"];
                     if tags["deploy:stack"] != Value::from(stack.name.as_str()) || tags["deploy:env"] != Value::from(stack.env.as_str()) {
@@ -134,11 +134,7 @@ impl Run<'_> {
                         .help("delete it, or deploy into another env with --env NAME"));
                     }
                 }
-                let outputs = if diff(want, &live, &[]).is_empty() {
-                    kind.read(ctx, want).await?.map(|(_, o)| o).unwrap_or_default()
-                } else {
-                    kind.update(ctx, &live, want).await?
-                };
+                let outputs = if diff(want, &live, &[]).is_empty() { found } else { kind.update(ctx, &live, want, &found).await? };
                 self.record(id, kind, want, outputs, deps, Status::Created)?;
                 Ok(true)
             }
@@ -150,7 +146,9 @@ impl Run<'_> {
         let entry = self.state.lock().unwrap().resources.get(id).cloned();
         let Some(entry) = entry else { return Ok(()) };
         let kind = resources::lookup(&entry.kind).ok_or_else(|| Error::internal(format!("state names unknown kind {}", entry.kind)))?;
-        kind.delete(self.ex.ctx, &entry.attrs).await?;
+        for note in kind.delete(self.ex.ctx, &entry.attrs, &entry.outputs).await? {
+            self.emit(Event::Note { stack: self.stack_name.clone(), id: id.into(), message: note });
+        }
         self.forget(id)
     }
 
@@ -193,7 +191,8 @@ impl Run<'_> {
                 Action::Create => self.create(stack, id, decl.kind, &want).await,
                 Action::Update => {
                     let live = step.live.clone().unwrap_or(Value::Null);
-                    let outputs = decl.kind.update(ctx, &live, &want).await?;
+                    let known = self.state.lock().unwrap().resources.get(id).map(|e| e.outputs.clone()).unwrap_or_default();
+                    let outputs = decl.kind.update(ctx, &live, &want, &known).await?;
                     self.record(id, decl.kind, &want, outputs, &decl.deps, Status::Created)?;
                     Ok(false)
                 }
@@ -296,7 +295,6 @@ impl Executor<'_> {
         let scope = stack.scope(&run.outputs(), Some((&self.ctx.account_id, &self.ctx.region, &self.ctx.partition)));
         let outputs = stack.resolve_outputs(&scope);
         run.save(|st| st.outputs = outputs)?;
-        let _ = &run.stack_name;
         summary.into_result()
     }
 

@@ -38,7 +38,18 @@ pub struct Ctx {
     pub iam: aws_sdk_iam::Client,
     pub sfn: aws_sdk_sfn::Client,
     pub events: aws_sdk_eventbridge::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub ecr: aws_sdk_ecr::Client,
+    pub lambda: aws_sdk_lambda::Client,
+    pub pipes: aws_sdk_pipes::Client,
+    pub datasync: aws_sdk_datasync::Client,
     pub propagation: Backoff,
+    /// Where build artefacts are cached (Lambda packages), under the project's .deploy/.
+    pub cache_dir: std::path::PathBuf,
 }
 
 /// Bounded exponential backoff.
@@ -117,6 +128,7 @@ pub async fn connect(opts: &AwsOptions) -> Result<Ctx> {
     })?;
     let account_id = who.account().unwrap_or_default().to_string();
     let partition = partition_of(&region).to_string();
+    let path_style = endpoint.is_some();
     Ok(Ctx {
         account_id,
         partition,
@@ -124,8 +136,19 @@ pub async fn connect(opts: &AwsOptions) -> Result<Ctx> {
         iam: aws_sdk_iam::Client::new(&config),
         sfn: aws_sdk_sfn::Client::new(&config),
         events: aws_sdk_eventbridge::Client::new(&config),
+        sns: aws_sdk_sns::Client::new(&config),
+        sqs: aws_sdk_sqs::Client::new(&config),
+        // Custom endpoints (emulators on localhost) need path-style bucket addressing.
+        s3: aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(path_style).build()),
+        dynamodb: aws_sdk_dynamodb::Client::new(&config),
+        logs: aws_sdk_cloudwatchlogs::Client::new(&config),
+        ecr: aws_sdk_ecr::Client::new(&config),
+        lambda: aws_sdk_lambda::Client::new(&config),
+        pipes: aws_sdk_pipes::Client::new(&config),
+        datasync: aws_sdk_datasync::Client::new(&config),
         region,
         propagation: Backoff::propagation(),
+        cache_dir: std::env::temp_dir().join("deploy-cache"),
     })
 }
 
@@ -168,6 +191,7 @@ pub fn is_propagation_error(code: Option<&str>, message: Option<&str>) -> bool {
         || m.contains("is not authorized to perform: sts:AssumeRole")
         || (c == "InvalidParameterValueException" && m.contains("role"))
         || (c == "AccessDeniedException" && m.contains("assume"))
+        || (c == "InvalidRequestException" && m.contains("access test failed"))
 }
 
 /// Runs `f` again while it fails with an IAM propagation error, with bounded backoff.

@@ -148,8 +148,8 @@ pub async fn plan_up(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Pla
         let e = state.resources.get(&id)?;
         let decl = &stack.resources[&id];
         (e.status == Status::Created && e.kind == decl.kind.name()).then(|| {
-            let attrs = e.attrs.clone();
-            async move { (id, decl.kind.read(ctx, &attrs).await) }
+            let (attrs, known) = (e.attrs.clone(), e.outputs.clone());
+            async move { (id, decl.kind.read(ctx, &attrs, &known).await) }
         })
     });
     let mut live: BTreeMap<String, Option<(Value, resources::Outputs)>> = BTreeMap::new();

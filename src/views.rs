@@ -18,6 +18,8 @@ pub enum Event {
     Failed { stack: String, id: String, action: Action, error: String },
     Skipped { stack: String, id: String, reason: String },
     Warning { stack: String, message: String },
+    /// Something a resource operation did that the user should know (e.g. emptied a bucket).
+    Note { stack: String, id: String, message: String },
 }
 
 pub trait View: Send + Sync {
@@ -99,6 +101,7 @@ impl View for Human {
             }
             Event::Skipped { stack, id, reason } => self.line(format!("  .   {stack}: {id} skipped ({reason})")),
             Event::Warning { stack, message } => self.line(format!("  warning: {stack}: {message}")),
+            Event::Note { stack, id, message } => self.line(format!("      {stack}: {id}: {message}")),
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use super::{Setup, confirm};
 use crate::apply::{Executor, Summary};
-use crate::aws::{self, Ctx};
+use crate::aws::Ctx;
 use crate::cli::{ApplyArgs, Format, Global, OutputArgs, Selection, VarArgs};
 use crate::error::{Class, Error, Result};
 use crate::manifest::Stack;
@@ -102,7 +102,7 @@ fn report(results: Vec<Result<Summary>>, format: Format, setup: &Setup) -> Resul
 pub async fn up(g: &Global, select: &Selection, vars: &VarArgs, args: &ApplyArgs, out: &OutputArgs) -> Result<()> {
     let setup = Setup::new(g)?;
     let stacks = setup.load(select, vars)?;
-    let ctx = aws::connect(&g.aws).await?;
+    let ctx = setup.connect(&g.aws).await?;
     let plans = plan_stacks(&setup, stacks, &ctx).await?;
     print_plans(&plans, out.format);
     if !plans.iter().any(|p| p.plan.has_changes()) {
@@ -128,7 +128,7 @@ pub async fn up(g: &Global, select: &Selection, vars: &VarArgs, args: &ApplyArgs
 pub async fn plan(g: &Global, select: &Selection, vars: &VarArgs, out: &OutputArgs) -> Result<()> {
     let setup = Setup::new(g)?;
     let stacks = setup.load(select, vars)?;
-    let ctx = aws::connect(&g.aws).await?;
+    let ctx = setup.connect(&g.aws).await?;
     let plans = plan_stacks(&setup, stacks, &ctx).await?;
     print_plans(&plans, out.format);
     Ok(())
@@ -145,7 +145,7 @@ pub async fn destroy(g: &Global, stacks: &[String], args: &ApplyArgs, out: &Outp
         println!("Nothing is deployed in env {}.", setup.env);
         return Ok(());
     }
-    let ctx = aws::connect(&g.aws).await?;
+    let ctx = setup.connect(&g.aws).await?;
     let mut plans = Vec::new();
     for name in names {
         let lock = setup.store.lock(&name, &setup.env)?;

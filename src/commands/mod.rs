@@ -68,6 +68,13 @@ impl Setup {
         Ok(stacks)
     }
 
+    /// Connects to AWS (preflight included) with the project's cache folder.
+    pub async fn connect(&self, opts: &crate::aws::AwsOptions) -> Result<Ctx> {
+        let mut ctx = crate::aws::connect(opts).await?;
+        ctx.cache_dir = self.project.root.join(".deploy").join("cache");
+        Ok(ctx)
+    }
+
     /// Recorded state, refusing to mix accounts or regions.
     pub fn state_for(&self, stack: &str, ctx: &Ctx) -> Result<StackState> {
         let st = self.store.load(stack, &self.env)?;

@@ -1,7 +1,7 @@
 //! `events_connection`: an EventBridge connection (used by HTTP tasks). Basic auth only for now;
 //! the password cannot be read back, so drift on it is not detected.
 
-use super::{Kind, Outputs, s};
+use super::{Kind, Notes, Outputs, s};
 use crate::aws::{Ctx, api_error};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -86,13 +86,13 @@ impl Kind for EventsConnection {
             Err(e) => return Err(api_error("CreateConnection", &e)),
         }
         // The secret's ARN is only given by DescribeConnection.
-        match Self::read(ctx, a).await? {
+        match Self::read(ctx, a, &Outputs::new()).await? {
             Some((_, o)) => Ok(o),
             None => Err(Error::aws(format!("connection {} vanished right after it was created", a.name))),
         }
     }
 
-    async fn read(ctx: &Ctx, a: &Attrs) -> Result<Option<(Attrs, Outputs)>> {
+    async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
         let c = match ctx.events.describe_connection().name(&a.name).send().await {
             Ok(c) => c,
             Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => return Ok(None),
@@ -114,7 +114,7 @@ impl Kind for EventsConnection {
         Ok(Some((live, o)))
     }
 
-    async fn update(ctx: &Ctx, _live: &Attrs, want: &Attrs) -> Result<Outputs> {
+    async fn update(ctx: &Ctx, _live: &Attrs, want: &Attrs, _known: &Outputs) -> Result<Outputs> {
         check_auth(want)?;
         let basic = UpdateConnectionBasicAuthRequestParameters::builder()
             .username(&want.basic.username)
@@ -129,16 +129,16 @@ impl Kind for EventsConnection {
             .send()
             .await
             .map_err(|e| api_error("UpdateConnection", &e))?;
-        match Self::read(ctx, want).await? {
+        match Self::read(ctx, want, &Outputs::new()).await? {
             Some((_, o)) => Ok(o),
             None => Err(Error::aws(format!("connection {} vanished while being updated", want.name))),
         }
     }
 
-    async fn delete(ctx: &Ctx, a: &Attrs) -> Result<()> {
+    async fn delete(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Notes> {
         match ctx.events.delete_connection().name(&a.name).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(()),
+            Ok(_) => Ok(vec![]),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(vec![]),
             Err(e) => Err(api_error("DeleteConnection", &e)),
         }
     }

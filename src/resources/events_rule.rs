@@ -1,7 +1,7 @@
 //! `events_rule`: an EventBridge rule on a schedule. The manifest gives either
 //! `schedule_expression` or `rate_minutes` (1 gives `rate(1 minute)`, N gives `rate(N minutes)`).
 
-use super::{Kind, Outputs, Tags, s, tag_changes};
+use super::{Kind, Notes, Outputs, Tags, s, tag_changes};
 use crate::aws::{Ctx, api_error};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -106,7 +106,7 @@ impl Kind for EventsRule {
         Ok(outputs(&arn, &a.name))
     }
 
-    async fn read(ctx: &Ctx, a: &Attrs) -> Result<Option<(Attrs, Outputs)>> {
+    async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
         let r = match ctx.events.describe_rule().name(&a.name).send().await {
             Ok(r) => r,
             Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => return Ok(None),
@@ -124,7 +124,7 @@ impl Kind for EventsRule {
         Ok(Some((live, outputs(&arn, &a.name))))
     }
 
-    async fn update(ctx: &Ctx, live: &Attrs, want: &Attrs) -> Result<Outputs> {
+    async fn update(ctx: &Ctx, live: &Attrs, want: &Attrs, _known: &Outputs) -> Result<Outputs> {
         let same_rule = live.schedule_expression == want.schedule_expression
             && live.description == want.description
             && live.state == want.state;
@@ -143,10 +143,10 @@ impl Kind for EventsRule {
         Ok(outputs(&arn, &want.name))
     }
 
-    async fn delete(ctx: &Ctx, a: &Attrs) -> Result<()> {
+    async fn delete(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Notes> {
         match ctx.events.delete_rule().name(&a.name).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(()),
+            Ok(_) => Ok(vec![]),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(vec![]),
             Err(e) => Err(api_error("DeleteRule", &e)),
         }
     }

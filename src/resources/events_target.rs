@@ -1,6 +1,6 @@
 //! `events_target`: a target of an EventBridge rule (here: a state machine, started with a role).
 
-use super::{Kind, Outputs, s};
+use super::{Kind, Notes, Outputs, s};
 use crate::aws::{Ctx, api_error};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -54,7 +54,7 @@ impl Kind for EventsTarget {
         put(ctx, a).await
     }
 
-    async fn read(ctx: &Ctx, a: &Attrs) -> Result<Option<(Attrs, Outputs)>> {
+    async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
         let out = match ctx.events.list_targets_by_rule().rule(&a.rule).send().await {
             Ok(o) => o,
             Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => return Ok(None),
@@ -66,14 +66,14 @@ impl Kind for EventsTarget {
         }))
     }
 
-    async fn update(ctx: &Ctx, _live: &Attrs, want: &Attrs) -> Result<Outputs> {
+    async fn update(ctx: &Ctx, _live: &Attrs, want: &Attrs, _known: &Outputs) -> Result<Outputs> {
         put(ctx, want).await
     }
 
-    async fn delete(ctx: &Ctx, a: &Attrs) -> Result<()> {
+    async fn delete(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Notes> {
         match ctx.events.remove_targets().rule(&a.rule).ids(&a.id).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(()),
+            Ok(_) => Ok(vec![]),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(vec![]),
             Err(e) => Err(api_error("RemoveTargets", &e)),
         }
     }

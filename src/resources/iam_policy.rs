@@ -3,7 +3,7 @@
 //! every non-default version first, as IAM requires.
 
 use super::iam_user::{from_iam_tags, iam_tags, root_path};
-use super::{Kind, Outputs, Tags, decode_policy, s, tag_changes};
+use super::{Kind, Notes, Outputs, Tags, decode_policy, s, tag_changes};
 use crate::aws::{Ctx, api_error};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -72,7 +72,7 @@ impl Kind for IamPolicy {
         }
     }
 
-    async fn read(ctx: &Ctx, a: &Attrs) -> Result<Option<(Attrs, Outputs)>> {
+    async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
         let arn = arn(ctx, a);
         let policy = match ctx.iam.get_policy().policy_arn(&arn).send().await {
             Ok(o) => o.policy.ok_or_else(|| Error::aws("GetPolicy returned no policy"))?,
@@ -98,7 +98,7 @@ impl Kind for IamPolicy {
         Ok(Some((live, outputs(&arn, &a.name))))
     }
 
-    async fn update(ctx: &Ctx, live: &Attrs, want: &Attrs) -> Result<Outputs> {
+    async fn update(ctx: &Ctx, live: &Attrs, want: &Attrs, _known: &Outputs) -> Result<Outputs> {
         let arn = arn(ctx, want);
         if live.statement != want.statement {
             let versions = ctx.iam.list_policy_versions().policy_arn(&arn).send().await.map_err(|e| api_error("ListPolicyVersions", &e))?;
@@ -128,11 +128,11 @@ impl Kind for IamPolicy {
         Ok(outputs(&arn, &want.name))
     }
 
-    async fn delete(ctx: &Ctx, a: &Attrs) -> Result<()> {
+    async fn delete(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Notes> {
         let arn = arn(ctx, a);
         let versions = match ctx.iam.list_policy_versions().policy_arn(&arn).send().await {
             Ok(v) => v,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => return Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => return Ok(vec![]),
             Err(e) => return Err(api_error("ListPolicyVersions", &e)),
         };
         for v in versions.versions().iter().filter(|v| !v.is_default_version()) {
@@ -141,8 +141,8 @@ impl Kind for IamPolicy {
             }
         }
         match ctx.iam.delete_policy().policy_arn(&arn).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(()),
+            Ok(_) => Ok(vec![]),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(vec![]),
             Err(e) => Err(api_error("DeletePolicy", &e)),
         }
     }

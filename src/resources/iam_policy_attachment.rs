@@ -1,7 +1,7 @@
 //! `iam_user_policy_attachment` and `iam_role_policy_attachment`: a managed policy attached to
 //! a user or a role. Nothing about an attachment can change in place: a change replaces it.
 
-use super::{Kind, Outputs, s};
+use super::{Kind, Notes, Outputs, s};
 use crate::aws::{Ctx, api_error};
 use crate::error::Result;
 use async_trait::async_trait;
@@ -44,7 +44,7 @@ impl Kind for UserPolicyAttachment {
         Ok(outputs(&a.policy_arn))
     }
 
-    async fn read(ctx: &Ctx, a: &UserAttrs) -> Result<Option<(UserAttrs, Outputs)>> {
+    async fn read(ctx: &Ctx, a: &UserAttrs, _known: &Outputs) -> Result<Option<(UserAttrs, Outputs)>> {
         let mut marker = None;
         loop {
             let page = match ctx.iam.list_attached_user_policies().user_name(&a.user).set_marker(marker).send().await {
@@ -62,14 +62,14 @@ impl Kind for UserPolicyAttachment {
         }
     }
 
-    async fn update(ctx: &Ctx, _live: &UserAttrs, want: &UserAttrs) -> Result<Outputs> {
+    async fn update(ctx: &Ctx, _live: &UserAttrs, want: &UserAttrs, _known: &Outputs) -> Result<Outputs> {
         Self::create(ctx, want).await
     }
 
-    async fn delete(ctx: &Ctx, a: &UserAttrs) -> Result<()> {
+    async fn delete(ctx: &Ctx, a: &UserAttrs, _known: &Outputs) -> Result<Notes> {
         match ctx.iam.detach_user_policy().user_name(&a.user).policy_arn(&a.policy_arn).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(()),
+            Ok(_) => Ok(vec![]),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(vec![]),
             Err(e) => Err(api_error("DetachUserPolicy", &e)),
         }
     }
@@ -94,7 +94,7 @@ impl Kind for RolePolicyAttachment {
         Ok(outputs(&a.policy_arn))
     }
 
-    async fn read(ctx: &Ctx, a: &RoleAttrs) -> Result<Option<(RoleAttrs, Outputs)>> {
+    async fn read(ctx: &Ctx, a: &RoleAttrs, _known: &Outputs) -> Result<Option<(RoleAttrs, Outputs)>> {
         let mut marker = None;
         loop {
             let page = match ctx.iam.list_attached_role_policies().role_name(&a.role).set_marker(marker).send().await {
@@ -112,14 +112,14 @@ impl Kind for RolePolicyAttachment {
         }
     }
 
-    async fn update(ctx: &Ctx, _live: &RoleAttrs, want: &RoleAttrs) -> Result<Outputs> {
+    async fn update(ctx: &Ctx, _live: &RoleAttrs, want: &RoleAttrs, _known: &Outputs) -> Result<Outputs> {
         Self::create(ctx, want).await
     }
 
-    async fn delete(ctx: &Ctx, a: &RoleAttrs) -> Result<()> {
+    async fn delete(ctx: &Ctx, a: &RoleAttrs, _known: &Outputs) -> Result<Notes> {
         match ctx.iam.detach_role_policy().role_name(&a.role).policy_arn(&a.policy_arn).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(()),
+            Ok(_) => Ok(vec![]),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(vec![]),
             Err(e) => Err(api_error("DetachRolePolicy", &e)),
         }
     }

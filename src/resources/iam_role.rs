@@ -1,7 +1,7 @@
 //! `iam_role`: an IAM role that one service principal may assume.
 
 use super::iam_user::{from_iam_tags, iam_tags, root_path};
-use super::{Kind, Outputs, Tags, decode_policy, s, tag_changes, trust_policy};
+use super::{Kind, Notes, Outputs, Tags, decode_policy, s, tag_changes, trust_policy};
 use crate::aws::{Ctx, api_error};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -68,7 +68,7 @@ impl Kind for IamRole {
         }
     }
 
-    async fn read(ctx: &Ctx, a: &Attrs) -> Result<Option<(Attrs, Outputs)>> {
+    async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
         let role = match ctx.iam.get_role().role_name(&a.name).send().await {
             Ok(o) => o.role.ok_or_else(|| Error::aws("GetRole returned no role"))?,
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => return Ok(None),
@@ -86,7 +86,7 @@ impl Kind for IamRole {
         Ok(Some((live, outputs(&role.arn, &a.name))))
     }
 
-    async fn update(ctx: &Ctx, live: &Attrs, want: &Attrs) -> Result<Outputs> {
+    async fn update(ctx: &Ctx, live: &Attrs, want: &Attrs, _known: &Outputs) -> Result<Outputs> {
         if live.service != want.service {
             ctx.iam
                 .update_assume_role_policy()
@@ -109,10 +109,10 @@ impl Kind for IamRole {
         Ok(outputs(&format!("arn:{}:iam::{}:role{}{}", ctx.partition, ctx.account_id, want.path, want.name), &want.name))
     }
 
-    async fn delete(ctx: &Ctx, a: &Attrs) -> Result<()> {
+    async fn delete(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Notes> {
         match ctx.iam.delete_role().role_name(&a.name).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(()),
+            Ok(_) => Ok(vec![]),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(vec![]),
             Err(e) => Err(api_error("DeleteRole", &e)),
         }
     }

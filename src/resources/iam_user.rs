@@ -1,6 +1,6 @@
 //! `iam_user`: an IAM user.
 
-use super::{Kind, Outputs, Tags, s, tag_changes};
+use super::{Kind, Notes, Outputs, Tags, s, tag_changes};
 use crate::aws::{Ctx, api_error};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -54,7 +54,7 @@ impl Kind for IamUser {
         }
     }
 
-    async fn read(ctx: &Ctx, a: &Attrs) -> Result<Option<(Attrs, Outputs)>> {
+    async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
         let user = match ctx.iam.get_user().user_name(&a.name).send().await {
             Ok(o) => o.user.ok_or_else(|| Error::aws("GetUser returned no user"))?,
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => return Ok(None),
@@ -65,7 +65,7 @@ impl Kind for IamUser {
         Ok(Some((live, outputs(&user.arn, &a.name))))
     }
 
-    async fn update(ctx: &Ctx, live: &Attrs, want: &Attrs) -> Result<Outputs> {
+    async fn update(ctx: &Ctx, live: &Attrs, want: &Attrs, _known: &Outputs) -> Result<Outputs> {
         let (set, remove) = tag_changes(&live.tags, &want.tags);
         if !set.is_empty() {
             ctx.iam.tag_user().user_name(&want.name).set_tags(Some(iam_tags(&set))).send().await.map_err(|e| api_error("TagUser", &e))?;
@@ -76,10 +76,10 @@ impl Kind for IamUser {
         Ok(outputs(&format!("arn:{}:iam::{}:user{}{}", ctx.partition, ctx.account_id, want.path, want.name), &want.name))
     }
 
-    async fn delete(ctx: &Ctx, a: &Attrs) -> Result<()> {
+    async fn delete(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Notes> {
         match ctx.iam.delete_user().user_name(&a.name).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(()),
+            Ok(_) => Ok(vec![]),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(vec![]),
             Err(e) => Err(api_error("DeleteUser", &e)),
         }
     }

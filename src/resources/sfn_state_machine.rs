@@ -2,7 +2,7 @@
 //! rendered from its template (see `template.rs`) and is compared semantically, so a definition
 //! change is one UpdateStateMachine. Creating and updating wait out IAM propagation of a new role.
 
-use super::{Kind, Outputs, Tags, s, tag_changes};
+use super::{Kind, Notes, Outputs, Tags, s, tag_changes};
 use crate::aws::{Ctx, api_error, retry_propagation};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -79,7 +79,7 @@ impl Kind for StateMachine {
         }
     }
 
-    async fn read(ctx: &Ctx, a: &Attrs) -> Result<Option<(Attrs, Outputs)>> {
+    async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
         let arn = arn(ctx, &a.name);
         let d = match ctx.sfn.describe_state_machine().state_machine_arn(&arn).send().await {
             Ok(d) => d,
@@ -102,7 +102,7 @@ impl Kind for StateMachine {
         Ok(Some((live, outputs(&arn, &a.name))))
     }
 
-    async fn update(ctx: &Ctx, live: &Attrs, want: &Attrs) -> Result<Outputs> {
+    async fn update(ctx: &Ctx, live: &Attrs, want: &Attrs, _known: &Outputs) -> Result<Outputs> {
         let arn = arn(ctx, &want.name);
         if live.definition != want.definition || live.role_arn != want.role_arn {
             let mut_def = live.definition != want.definition;
@@ -130,7 +130,7 @@ impl Kind for StateMachine {
         Ok(outputs(&arn, &want.name))
     }
 
-    async fn delete(ctx: &Ctx, a: &Attrs) -> Result<()> {
+    async fn delete(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Notes> {
         let arn = arn(ctx, &a.name);
         match ctx.sfn.delete_state_machine().state_machine_arn(&arn).send().await {
             Ok(_) => {}
@@ -139,8 +139,8 @@ impl Kind for StateMachine {
         }
         // Deletion is asynchronous on AWS: wait (bounded) so a re-create with the same name works.
         for attempt in 0..30 {
-            match Self::read(ctx, a).await? {
-                None => return Ok(()),
+            match Self::read(ctx, a, &Outputs::new()).await? {
+                None => return Ok(vec![]),
                 Some(_) => tokio::time::sleep(ctx.propagation.delay(attempt.min(2))).await,
             }
         }
