@@ -12,17 +12,36 @@ ensure_moto() {
     echo "error: $PYTHON not found: the local emulator (moto) needs Python 3 with pip" >&2
     exit 2
   fi
-  local want
-  want=$(sed -n 's/^moto\[server\]==//p' "$root/requirements-test.txt")
-  if ! "$PYTHON" - "$want" <<'PY' >/dev/null 2>&1
-import sys, importlib.metadata as m
-assert m.version("moto") == sys.argv[1]
-import flask, flask_cors, moto.server  # the [server] extra
+  # Every pin in requirements-test.txt must be installed at exactly its version.
+  if ! "$PYTHON" - "$root/requirements-test.txt" <<'PY' >/dev/null 2>&1
+import re, sys, importlib.metadata as m
+for line in open(sys.argv[1]):
+    line = line.split("#")[0].strip()
+    if line:
+        name, version = re.match(r"([A-Za-z0-9_.-]+)(?:\[[^]]*\])?==(\S+)", line).groups()
+        assert m.version(name) == version, name
+import flask, flask_cors, moto.server  # moto's [server] extra
 PY
   then
-    echo "installing moto[server]==$want (local AWS emulator)..." >&2
-    "$PYTHON" -m pip install --quiet --disable-pip-version-check -r "$root/requirements-test.txt"
+    echo "installing the test requirements (moto[server], the local AWS emulator)..." >&2
+    "$PYTHON" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r "$root/requirements-test.txt"
   fi
+}
+
+# The resize-image function's dependencies as wheels for the Lambda platforms, fetched once
+# before the tests so that nothing downloads while they run (they install with PIP_NO_INDEX).
+ensure_wheels() {
+  local reqs="$root/stacks/resize-image/function/requirements.txt"
+  local dir="${DEPLOY_TEST_WHEELS:-$root/target/test-wheels}"
+  local stamp="$dir/.stamp-$(sha256sum "$reqs" | cut -c1-16)"
+  [ -f "$stamp" ] && return 0
+  echo "fetching the Lambda function's wheels into $dir..." >&2
+  mkdir -p "$dir"
+  for platform in manylinux2014_aarch64 manylinux2014_x86_64; do
+    "$PYTHON" -m pip download --quiet --disable-pip-version-check -d "$dir" --platform "$platform" \
+      --implementation cp --python-version 3.12 --only-binary=:all: -r "$reqs"
+  done
+  touch "$stamp"
 }
 
 free_port() {

@@ -238,7 +238,11 @@ fn collect(summary: &mut Summary, plan: &Plan, outcomes: BTreeMap<String, Outcom
             }
             Outcome::Done => {}
             Outcome::Failed(e) => {
-                summary.failed.insert(id, e.message);
+                let text = match &e.help {
+                    Some(h) => format!("{}\n    help: {h}", e.message),
+                    None => e.message,
+                };
+                summary.failed.insert(id, text);
             }
             Outcome::Skipped => {
                 view.event(&Event::Skipped { stack: plan.stack.clone(), id: id.clone(), reason: "a resource it depends on failed".into() });

@@ -50,6 +50,8 @@ pub struct Ctx {
     pub propagation: Backoff,
     /// Where build artefacts are cached (Lambda packages), under the project's .deploy/.
     pub cache_dir: std::path::PathBuf,
+    /// The project folder (function sources are relative to it).
+    pub project_root: std::path::PathBuf,
 }
 
 /// Bounded exponential backoff.
@@ -149,6 +151,7 @@ pub async fn connect(opts: &AwsOptions) -> Result<Ctx> {
         region,
         propagation: Backoff::propagation(),
         cache_dir: std::env::temp_dir().join("deploy-cache"),
+        project_root: std::path::PathBuf::from("."),
     })
 }
 

@@ -8,6 +8,7 @@ mod commands;
 mod error;
 mod graph;
 mod manifest;
+mod package;
 mod plan;
 mod resources;
 mod state;

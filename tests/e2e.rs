@@ -7,84 +7,6 @@ use std::path::Path;
 use support::*;
 
 const STACK: &str = "should-i-deploy";
-const PUBLISHED_TAGS: [(&str, &str); 2] =
-    [("Project", "Step Functions"), ("Repository", "https://github.com/felipelaptrin/step-functions")];
-
-fn published_definition(stack: &str, lang: &str, vars: &[(&str, &str)]) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../shared/seed/definitions/{stack}/{lang}.json"));
-    let mut text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} (the tutorial seed lives in ../shared)", path.display()));
-    for (k, v) in vars {
-        text = text.replace(&format!("${{{k}}}"), v);
-    }
-    serde_json::from_str(&text).unwrap()
-}
-
-fn policy_doc(c: &Clients, arn: &str) -> Value {
-    c.block_on(async {
-        let p = c.iam.get_policy().policy_arn(arn).send().await.unwrap();
-        let v = p.policy().unwrap().default_version_id().unwrap().to_string();
-        let doc = c.iam.get_policy_version().policy_arn(arn).version_id(v).send().await.unwrap();
-        let text = doc.policy_version().unwrap().document().unwrap().to_string();
-        let text = if text.starts_with('{') { text } else { percent_decode(&text) };
-        serde_json::from_str(&text).unwrap()
-    })
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() + 1 {
-            out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
-            i += 3;
-        } else {
-            out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
-            i += 1;
-        }
-    }
-    String::from_utf8(out).unwrap()
-}
-
-/// The role's trust policy lets exactly one service principal assume it, and it has exactly
-/// one attached policy, named like the role; returns that policy's document.
-fn check_role(c: &Clients, role: &str, service: &str, env: &str) -> Value {
-    c.block_on(async {
-        let r = c.iam.get_role().role_name(role).send().await.unwrap();
-        let r = r.role().unwrap();
-        let trust: Value = {
-            let t = r.assume_role_policy_document().unwrap();
-            serde_json::from_str(&if t.starts_with('{') { t.to_string() } else { percent_decode(t) }).unwrap()
-        };
-        let st = trust["Statement"].as_array().unwrap();
-        assert_eq!(st.len(), 1, "{trust}");
-        assert_eq!(st[0]["Principal"], json!({"Service": service}));
-        assert_eq!(st[0]["Action"], "sts:AssumeRole");
-        assert_eq!(st[0]["Effect"], "Allow");
-        let tags = c.iam.list_role_tags().role_name(role).send().await.unwrap();
-        check_tags(tags.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect(), env);
-        let att = c.iam.list_attached_role_policies().role_name(role).send().await.unwrap();
-        let names: Vec<&str> = att.attached_policies().iter().map(|p| p.policy_name().unwrap()).collect();
-        assert_eq!(names, vec![role], "one customer-managed policy named like the role");
-        att.attached_policies()[0].policy_arn().unwrap().to_string()
-    })
-    .pipe(|arn| policy_doc(c, &arn))
-}
-
-trait Pipe: Sized {
-    fn pipe<T>(self, f: impl FnOnce(Self) -> T) -> T {
-        f(self)
-    }
-}
-impl<T> Pipe for T {}
-
-fn check_tags(tags: std::collections::BTreeMap<String, String>, env: &str) {
-    for (k, v) in PUBLISHED_TAGS {
-        assert_eq!(tags.get(k).map(String::as_str), Some(v), "tag {k} in {tags:?}");
-    }
-    assert_eq!(tags.get("deploy:stack").map(String::as_str), Some(STACK));
-    assert_eq!(tags.get("deploy:env").map(String::as_str), Some(env));
-}
 
 /// Every resource EXERCISES.md lists for should-i-deploy, with its names and properties.
 fn check_should_i_deploy(c: &Clients, env: &str, prefix: &str, rate: &str) {
@@ -99,7 +21,7 @@ fn check_should_i_deploy(c: &Clients, env: &str, prefix: &str, rate: &str) {
         let arns: Vec<&str> = att.attached_policies().iter().map(|p| p.policy_arn().unwrap()).collect();
         assert_eq!(arns, vec!["arn:aws:iam::aws:policy/AdministratorAccess"]);
         let tags = c.iam.list_user_tags().user_name(n("terraform-deploy-from-pipeline")).send().await.unwrap();
-        check_tags(tags.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect(), env);
+        assert_tags(tags.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())), STACK, env);
         // the connection
         let conn = c.events.describe_connection().name(n("should-i-deploy")).send().await.unwrap();
         assert_eq!(conn.description(), Some("A connection used in the should-i-deploy Step Function"));
@@ -109,7 +31,7 @@ fn check_should_i_deploy(c: &Clients, env: &str, prefix: &str, rate: &str) {
     });
 
     // the state machine role and its policy, scoped to the same ARNs as the original
-    let doc = check_role(c, &n("sfn-should-i-deploy"), "states.amazonaws.com", env);
+    let doc = role_policy(c, &n("sfn-should-i-deploy"), "states.amazonaws.com", STACK, env);
     assert_eq!(
         doc["Statement"],
         json!([
@@ -134,13 +56,13 @@ fn check_should_i_deploy(c: &Clients, env: &str, prefix: &str, rate: &str) {
         ]);
         assert_eq!(deployed, published, "deployed definition equals the published one after substitution");
         let tags = c.sfn.list_tags_for_resource().resource_arn(&sm_arn).send().await.unwrap();
-        check_tags(tags.tags().iter().map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string())).collect(), env);
+        assert_tags(tags.tags().iter().map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string())), STACK, env);
 
         // the schedule and its target
         let rule = c.events.describe_rule().name(n("should-i-deploy")).send().await.unwrap();
         assert_eq!(rule.schedule_expression(), Some(rate));
         let tags = c.events.list_tags_for_resource().resource_arn(rule.arn().unwrap()).send().await.unwrap();
-        check_tags(tags.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect(), env);
+        assert_tags(tags.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())), STACK, env);
         let targets = c.events.list_targets_by_rule().rule(n("should-i-deploy")).send().await.unwrap();
         assert_eq!(targets.targets().len(), 1);
         let t = &targets.targets()[0];
@@ -148,36 +70,8 @@ fn check_should_i_deploy(c: &Clients, env: &str, prefix: &str, rate: &str) {
         assert_eq!(t.arn(), sm_arn);
         assert_eq!(t.role_arn(), Some(format!("arn:aws:iam::{account}:role/{}", n("eventbridge-should-i-deploy")).as_str()));
     });
-    let doc = check_role(c, &n("eventbridge-should-i-deploy"), "events.amazonaws.com", env);
+    let doc = role_policy(c, &n("eventbridge-should-i-deploy"), "events.amazonaws.com", STACK, env);
     assert_eq!(doc["Statement"], json!([{"Sid": "IAMActions", "Effect": "Allow", "Action": ["states:StartExecution"], "Resource": sm_arn}]));
-}
-
-/// Nothing of any stack is left in the account: roles, users, customer policies, state
-/// machines, rules, connections (and the secrets connections create).
-fn check_nothing_left(c: &Clients, port: u16) {
-    c.block_on(async {
-        assert!(c.iam.list_roles().send().await.unwrap().roles().is_empty());
-        assert!(c.iam.list_users().send().await.unwrap().users().is_empty());
-        let local = c.iam.list_policies().scope(aws_sdk_iam::types::PolicyScopeType::Local).send().await.unwrap();
-        assert!(local.policies().is_empty(), "{:?}", local.policies());
-        assert!(c.sfn.list_state_machines().send().await.unwrap().state_machines().is_empty());
-        assert!(c.events.list_rules().send().await.unwrap().rules().is_empty());
-        assert!(c.events.list_connections().send().await.unwrap().connections().is_empty());
-    });
-    // Secrets Manager is checked over its JSON API directly (no SDK crate for it here).
-    let body = r#"{}"#;
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    use std::io::{Read, Write};
-    write!(
-        s,
-        "POST / HTTP/1.0\r\nHost: secretsmanager.us-east-1.amazonaws.com\r\nX-Amz-Target: secretsmanager.ListSecrets\r\nContent-Type: application/x-amz-json-1.1\r\nAuthorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/secretsmanager/aws4_request, SignedHeaders=host, Signature=x\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let json: Value = serde_json::from_str(out.split_once("\r\n\r\n").unwrap().1).unwrap();
-    assert_eq!(json["SecretList"], json!([]), "connection secrets are gone");
 }
 
 #[test]
@@ -250,7 +144,7 @@ fn should_i_deploy_up_noop_update_destroy() {
     // destroy removes everything, policy versions and attachments included
     let out = deploy().run(&["destroy", STACK, "--yes"]).success();
     assert!(out.stdout.contains("12 to delete"), "{out:?}");
-    check_nothing_left(&c, moto.port);
+    nothing_left(&c, moto.port);
     let list = deploy().run(&["list", "--output", "json"]).success().json();
     let row = list.as_array().unwrap().iter().find(|r| r["stack"] == STACK).unwrap().clone();
     assert_eq!(row["status"], "not deployed");
@@ -283,7 +177,7 @@ fn envs_are_isolated_and_destroy_without_stack_removes_all_of_an_env() {
     check_should_i_deploy(&c, "default", "", "rate(30 minutes)");
 
     deploy().run(&["destroy", "--yes"]).success();
-    check_nothing_left(&c, moto.port);
+    nothing_left(&c, moto.port);
     let out = deploy().run(&["destroy", "--yes"]).success();
     assert!(out.stdout.contains("Nothing is deployed in env default."), "{out:?}");
 }
@@ -352,7 +246,7 @@ fn interrupted_creates_are_adopted_by_up_and_removed_by_destroy() {
 
     edit_state(state.path(), "default", |v| pending(v, "state_machine"));
     deploy().run(&["destroy", STACK, "--yes"]).success();
-    check_nothing_left(&c, moto.port);
+    nothing_left(&c, moto.port);
 }
 
 #[test]

@@ -44,6 +44,24 @@ async fn plan_stacks(setup: &Setup, stacks: Vec<Stack>, ctx: &Ctx) -> Result<Vec
     Ok(out)
 }
 
+/// Runs every changing resource's preflight before anything is touched.
+async fn preflight(plans: &[Planned], ctx: &Ctx) -> Result<()> {
+    for p in plans {
+        let Some(stack) = &p.stack else { continue };
+        let outputs = p.state.resources.iter().map(|(k, e)| (k.clone(), e.outputs.clone())).collect();
+        let scope = stack.scope(&outputs, Some((&ctx.account_id, &ctx.region, &ctx.partition)));
+        for step in p.plan.steps.iter().filter(|s| matches!(s.action, plan::Action::Create | plan::Action::Update | plan::Action::Replace)) {
+            let decl = &stack.resources[&step.id];
+            let (want, _) = stack.resolve(&step.id, &scope)?;
+            decl.kind.preflight(ctx, &want).await.map_err(|e| {
+                let msg = format!("stack `{}`, resource `{}`: {}", stack.name, step.id, e.message);
+                Error { message: format!("{msg} (nothing was changed)"), ..e }
+            })?;
+        }
+    }
+    Ok(())
+}
+
 /// Stops new operations on the first Ctrl-C; a second one ends the process at once (state is
 /// written ahead of every create, so even that is recoverable).
 fn watch_interrupt() -> Arc<AtomicBool> {
@@ -108,6 +126,7 @@ pub async fn up(g: &Global, select: &Selection, vars: &VarArgs, args: &ApplyArgs
     if !plans.iter().any(|p| p.plan.has_changes()) {
         return Ok(());
     }
+    preflight(&plans, &ctx).await?;
     confirm(&format!("Apply these changes (env {})?", setup.env), args.yes)?;
     let stop = watch_interrupt();
     let view = view_for(out.format);

@@ -72,6 +72,7 @@ impl Setup {
     pub async fn connect(&self, opts: &crate::aws::AwsOptions) -> Result<Ctx> {
         let mut ctx = crate::aws::connect(opts).await?;
         ctx.cache_dir = self.project.root.join(".deploy").join("cache");
+        ctx.project_root = self.project.root.clone();
         Ok(ctx)
     }
 

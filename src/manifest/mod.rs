@@ -86,16 +86,25 @@ pub fn description(project: &Project, name: &str) -> String {
     std::fs::read_to_string(&file).ok().and_then(|src| parse_raw("", &src).ok()).map(|r| r.description).unwrap_or_default()
 }
 
+/// A resource name in an env: the env prefixes the name, or its last segment for path-like
+/// names (`/aws/lambda/pr-1-resize`), so names derived from one another still match.
+pub fn env_name(env: &str, name: &str) -> String {
+    match name.rsplit_once('/') {
+        Some((dir, last)) => format!("{dir}/{env}-{last}"),
+        None => format!("{env}-{name}"),
+    }
+}
+
 /// Env names become part of resource names: keep them short and plain.
 pub fn check_env(env: &str) -> Result<()> {
     let ok = !env.is_empty()
-        && env.len() <= 24
+        && env.len() <= 20
         && env.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !env.starts_with('-')
         && !env.ends_with('-');
     if ok { Ok(()) } else {
         Err(Error::user(format!("env name {env:?} is not usable"))
-            .help("use 1 to 24 lowercase letters, digits and dashes (it prefixes resource names), e.g. --env pr-42"))
+            .help("use 1 to 20 lowercase letters, digits and dashes (it prefixes resource names), e.g. --env pr-42"))
     }
 }
 
@@ -139,6 +148,8 @@ pub struct Stack {
     pub outputs: BTreeMap<String, Value>,
     pub graph: Graph,
     templates: PathBuf,
+    /// The project folder (`{ dir = ... }` sources are relative to it).
+    root: PathBuf,
 }
 
 impl std::fmt::Debug for Stack {
@@ -188,7 +199,7 @@ impl Stack {
             let obj = attrs.as_object_mut().unwrap();
             if env != DEFAULT_ENV {
                 if let Some(Value::String(n)) = obj.get_mut("name") {
-                    *n = format!("{env}-{n}");
+                    *n = env_name(env, n);
                 }
             }
             if kind.taggable() {
@@ -261,6 +272,7 @@ impl Stack {
             outputs,
             graph,
             templates: templates.to_path_buf(),
+            root: templates.parent().map(Path::to_path_buf).unwrap_or_default(),
         };
         // Type-check every resource now, with placeholders for what only AWS can tell.
         let scope = stack.scope(&BTreeMap::new(), None);
@@ -298,7 +310,8 @@ impl Stack {
         Ok((v, warnings))
     }
 
-    /// Any `{ template = "file", vars = {...} }` table becomes the rendered JSON.
+    /// Any `{ template = "file", vars = {...} }` table becomes the rendered JSON, and any
+    /// `{ dir = "folder" }` table the folder with its content hash.
     fn render_templates(&self, v: Value, warnings: &mut Warnings) -> Result<Value> {
         match v {
             Value::Object(map) => {
@@ -310,6 +323,12 @@ impl Stack {
                     let r = crate::template::render_file(&self.templates.join(file), &display, &vars)?;
                     warnings.extend(r.warnings);
                     return Ok(r.value);
+                }
+                if map.len() == 1 && map.get("dir").is_some_and(|d| d.is_string()) {
+                    let dir = map["dir"].as_str().unwrap().to_string();
+                    let sha = crate::package::hash_dir(&self.root.join(&dir))
+                        .map_err(|e| Error::user(format!("source folder `{dir}` (under the project): {e}")))?;
+                    return Ok(serde_json::json!({"dir": dir, "sha256": sha}));
                 }
                 let mut out = serde_json::Map::new();
                 for (k, v) in map {
@@ -387,6 +406,7 @@ policy_arn = "${policy.arn}"
         assert_eq!(s.resources["role"].attrs["name"], "pr-7-r");
         assert_eq!(s.resources["role"].attrs["tags"]["deploy:env"], "pr-7");
         assert!(check_env("Bad_Env").is_err());
+        assert_eq!(env_name("pr-7", "/aws/lambda/fn"), "/aws/lambda/pr-7-fn");
     }
 
     #[test]

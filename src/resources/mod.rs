@@ -10,6 +10,8 @@
 //! - `delete` treats "not found" as success.
 
 pub mod datasync;
+pub mod dynamodb_table;
+pub mod ecr_repository;
 pub mod events_connection;
 pub mod events_rule;
 pub mod events_target;
@@ -18,10 +20,15 @@ pub mod iam_policy;
 pub mod iam_policy_attachment;
 pub mod iam_role;
 pub mod iam_user;
+pub mod lambda_function;
+pub mod logs_log_group;
+pub mod pipes_pipe;
 pub mod s3_bucket;
+pub mod s3_bucket_notification;
 pub mod sfn_state_machine;
 pub mod sns_subscription;
 pub mod sns_topic;
+pub mod sqs;
 
 use crate::aws::Ctx;
 use crate::error::{Error, Result};
@@ -49,6 +56,11 @@ pub trait Kind: Send + Sync + 'static {
 
     /// The name people know the resource by.
     fn display_name(a: &Self::Attrs) -> String;
+    /// Checks what can be checked, and prepares what can be prepared, before anything in the
+    /// stack is changed (e.g. a container engine answers, a package builds).
+    async fn preflight(_ctx: &Ctx, _a: &Self::Attrs) -> Result<()> {
+        Ok(())
+    }
     async fn create(ctx: &Ctx, a: &Self::Attrs) -> Result<Outputs>;
     /// `known`: the outputs recorded for it (empty when adopting: find it by name).
     async fn read(ctx: &Ctx, a: &Self::Attrs, known: &Outputs) -> Result<Option<(Self::Attrs, Outputs)>>;
@@ -70,6 +82,7 @@ pub trait DynKind: Send + Sync {
     /// Checks that attributes have the kind's shape; returns them normalised (defaults filled).
     fn check(&self, attrs: &Value) -> Result<Value>;
     fn display_name(&self, attrs: &Value) -> String;
+    async fn preflight(&self, ctx: &Ctx, attrs: &Value) -> Result<()>;
     async fn create(&self, ctx: &Ctx, attrs: &Value) -> Result<Outputs>;
     async fn read(&self, ctx: &Ctx, attrs: &Value, known: &Outputs) -> Result<Option<(Value, Outputs)>>;
     async fn update(&self, ctx: &Ctx, live: &Value, want: &Value, known: &Outputs) -> Result<Outputs>;
@@ -105,6 +118,9 @@ impl<K: Kind> DynKind for Erased<K> {
     }
     fn display_name(&self, attrs: &Value) -> String {
         typed::<K>(attrs).map(|a| K::display_name(&a)).unwrap_or_default()
+    }
+    async fn preflight(&self, ctx: &Ctx, attrs: &Value) -> Result<()> {
+        K::preflight(ctx, &typed::<K>(attrs)?).await
     }
     async fn create(&self, ctx: &Ctx, attrs: &Value) -> Result<Outputs> {
         K::create(ctx, &typed::<K>(attrs)?).await
@@ -144,6 +160,14 @@ pub fn registry() -> &'static BTreeMap<&'static str, &'static dyn DynKind> {
             erased::<s3_bucket::S3Bucket>(),
             erased::<datasync::LocationS3>(),
             erased::<datasync::Task>(),
+            erased::<sqs::Queue>(),
+            erased::<sqs::QueuePolicy>(),
+            erased::<s3_bucket_notification::BucketNotification>(),
+            erased::<dynamodb_table::Table>(),
+            erased::<logs_log_group::LogGroup>(),
+            erased::<ecr_repository::Repository>(),
+            erased::<pipes_pipe::Pipe>(),
+            erased::<lambda_function::Function>(),
         ];
         kinds.into_iter().map(|k| (k.name(), k)).collect()
     })
@@ -187,7 +211,7 @@ mod tests {
     use super::*;
 
     /// Bumped by hand with each new kind, so that a kind left out of the registry is noticed.
-    const KIND_COUNT: usize = 15;
+    const KIND_COUNT: usize = 23;
 
     #[test]
     fn every_kind_is_registered_once_with_its_outputs() {

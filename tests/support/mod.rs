@@ -108,11 +108,17 @@ fn operation_of(entry: &serde_json::Value) -> String {
     body.split('&')
         .find_map(|kv| kv.strip_prefix("Action="))
         .map(str::to_string)
-        .unwrap_or_else(|| format!("{} {}", entry["method"].as_str().unwrap_or(""), entry["url"].as_str().unwrap_or("")))
+        .unwrap_or_else(|| {
+            // REST services (S3, Lambda, Pipes): the method and the path name the operation.
+            let url = entry["url"].as_str().unwrap_or("");
+            let path = url.splitn(4, '/').nth(3).map(|p| format!("/{p}")).unwrap_or_default();
+            format!("{} {path}", entry["method"].as_str().unwrap_or(""))
+        })
 }
 
 pub fn is_mutating(op: &str) -> bool {
-    !(op.starts_with("Get") || op.starts_with("List") || op.starts_with("Describe"))
+    let read = ["Get", "List", "Describe", "GET ", "HEAD "];
+    !read.iter().any(|p| op.starts_with(p))
 }
 
 /// A fault-injecting proxy in front of moto (tests/support/fault_proxy.py).
@@ -179,6 +185,19 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// The Lambda function's wheels, downloaded once by scripts/test before the tests run.
+pub fn wheelhouse() -> PathBuf {
+    std::env::var("DEPLOY_TEST_WHEELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-wheels"))
+}
+
+pub fn require_wheelhouse() {
+    let w = wheelhouse();
+    let has_pillow = std::fs::read_dir(&w).map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with("pillow-"))).unwrap_or(false);
+    assert!(has_pillow, "no Pillow wheel in {}: run the tests with scripts/test, which fetches the function's wheels before the tests", w.display());
+}
+
 /// An empty file, to stand for the shared AWS config and credentials files.
 pub fn empty_file() -> PathBuf {
     let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join("empty-aws-config");
@@ -238,6 +257,9 @@ impl Deploy {
             .env("DEPLOY_PROJECT", project)
             .env("DEPLOY_STATE_DIR", state)
             .env("DEPLOY_RETRY_BASE_MS", "20")
+            // Nothing may download at test time: pip installs from the wheelhouse only.
+            .env("PIP_NO_INDEX", "1")
+            .env("PIP_FIND_LINKS", wheelhouse())
             .env("NO_COLOR", "1")
             .stdin(Stdio::null());
         Deploy { cmd }
@@ -267,7 +289,15 @@ pub struct Clients {
     pub iam: aws_sdk_iam::Client,
     pub sfn: aws_sdk_sfn::Client,
     pub events: aws_sdk_eventbridge::Client,
-    pub secrets_endpoint: String,
+    pub s3: aws_sdk_s3::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub lambda: aws_sdk_lambda::Client,
+    pub ecr: aws_sdk_ecr::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub pipes: aws_sdk_pipes::Client,
+    pub datasync: aws_sdk_datasync::Client,
     pub rt: tokio::runtime::Runtime,
 }
 
@@ -286,7 +316,15 @@ impl Clients {
             iam: aws_sdk_iam::Client::new(&config),
             sfn: aws_sdk_sfn::Client::new(&config),
             events: aws_sdk_eventbridge::Client::new(&config),
-            secrets_endpoint: endpoint.to_string(),
+            s3: aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build()),
+            sns: aws_sdk_sns::Client::new(&config),
+            sqs: aws_sdk_sqs::Client::new(&config),
+            dynamodb: aws_sdk_dynamodb::Client::new(&config),
+            lambda: aws_sdk_lambda::Client::new(&config),
+            ecr: aws_sdk_ecr::Client::new(&config),
+            logs: aws_sdk_cloudwatchlogs::Client::new(&config),
+            pipes: aws_sdk_pipes::Client::new(&config),
+            datasync: aws_sdk_datasync::Client::new(&config),
             rt,
         }
     }
@@ -294,4 +332,114 @@ impl Clients {
     pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
         self.rt.block_on(f)
     }
+}
+
+/// Nothing of any stack is left in the account: roles, users, groups, customer policies, state
+/// machines, rules, connections (and the secrets they create), topics, queues, buckets, tables,
+/// functions, repositories, log groups, pipes, DataSync locations and tasks.
+pub fn nothing_left(c: &Clients, port: u16) {
+    c.block_on(async {
+        let roles: Vec<String> = c.iam.list_roles().send().await.unwrap().roles().iter().map(|r| r.role_name().to_string()).collect();
+        assert!(roles.is_empty(), "roles left: {roles:?}");
+        assert!(c.iam.list_users().send().await.unwrap().users().is_empty(), "users left");
+        assert!(c.iam.list_groups().send().await.unwrap().groups().is_empty(), "groups left");
+        let local = c.iam.list_policies().scope(aws_sdk_iam::types::PolicyScopeType::Local).send().await.unwrap();
+        assert!(local.policies().is_empty(), "policies left: {:?}", local.policies());
+        assert!(c.sfn.list_state_machines().send().await.unwrap().state_machines().is_empty(), "state machines left");
+        assert!(c.events.list_rules().send().await.unwrap().rules().is_empty(), "rules left");
+        assert!(c.events.list_connections().send().await.unwrap().connections().is_empty(), "connections left");
+        assert!(c.sns.list_topics().send().await.unwrap().topics().is_empty(), "topics left");
+        assert!(c.sns.list_subscriptions().send().await.unwrap().subscriptions().is_empty(), "subscriptions left");
+        assert!(c.sqs.list_queues().send().await.unwrap().queue_urls().is_empty(), "queues left");
+        assert!(c.s3.list_buckets().send().await.unwrap().buckets().is_empty(), "buckets left");
+        assert!(c.dynamodb.list_tables().send().await.unwrap().table_names().is_empty(), "tables left");
+        assert!(c.lambda.list_functions().send().await.unwrap().functions().is_empty(), "functions left");
+        assert!(c.ecr.describe_repositories().send().await.unwrap().repositories().is_empty(), "repositories left");
+        let groups = c.logs.describe_log_groups().send().await.unwrap();
+        assert!(groups.log_groups().is_empty(), "log groups left: {:?}", groups.log_groups());
+        assert!(c.pipes.list_pipes().send().await.unwrap().pipes().is_empty(), "pipes left");
+        assert!(c.datasync.list_tasks().send().await.unwrap().tasks().is_empty(), "DataSync tasks left");
+        assert!(c.datasync.list_locations().send().await.unwrap().locations().is_empty(), "DataSync locations left");
+    });
+    // Secrets Manager (connection secrets) over its JSON API: no SDK crate for it here.
+    let body = "{}";
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST / HTTP/1.0\r\nHost: secretsmanager.us-east-1.amazonaws.com\r\nX-Amz-Target: secretsmanager.ListSecrets\r\nContent-Type: application/x-amz-json-1.1\r\nAuthorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/secretsmanager/aws4_request, SignedHeaders=host, Signature=x\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let json: serde_json::Value = serde_json::from_str(out.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(json["SecretList"], serde_json::json!([]), "connection secrets are gone");
+}
+
+/// Tags every taggable resource carries: the tutorial's and deploy's own.
+pub fn assert_tags(tags: impl IntoIterator<Item = (String, String)>, stack: &str, env: &str) {
+    let tags: std::collections::BTreeMap<String, String> = tags.into_iter().collect();
+    for (k, v) in [("Project", "Step Functions"), ("Repository", "https://github.com/felipelaptrin/step-functions"), ("deploy:stack", stack), ("deploy:env", env)] {
+        assert_eq!(tags.get(k).map(String::as_str), Some(v), "tag {k} in {tags:?}");
+    }
+}
+
+/// The published definition with its `${NAME}` placeholders filled, parsed.
+pub fn published_definition(exercise: &str, lang: &str, vars: &[(&str, &str)]) -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../shared/seed/definitions/{exercise}/{lang}.json"));
+    let mut text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} (the tutorial seed lives in ../shared)", path.display()));
+    for (k, v) in vars {
+        text = text.replace(&format!("${{{k}}}"), v);
+    }
+    serde_json::from_str(&text).unwrap()
+}
+
+/// A policy document, URL-decoded if IAM returned it encoded.
+pub fn parse_policy(text: &str) -> serde_json::Value {
+    let text = if text.trim_start().starts_with('{') { text.to_string() } else { percent_decode(text) };
+    serde_json::from_str(&text).unwrap()
+}
+
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() + 1 {
+            out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// A role: exactly one service principal may assume it, it carries the stack's tags, and it has
+/// exactly one attached policy, named like the role. Returns that policy's document.
+pub fn role_policy(c: &Clients, role: &str, service: &str, stack: &str, env: &str) -> serde_json::Value {
+    c.block_on(async {
+        let r = c.iam.get_role().role_name(role).send().await.unwrap();
+        let trust = parse_policy(r.role().unwrap().assume_role_policy_document().unwrap());
+        let st = trust["Statement"].as_array().unwrap();
+        assert_eq!(st.len(), 1, "{trust}");
+        assert_eq!(st[0]["Principal"], serde_json::json!({"Service": service}));
+        assert_eq!(st[0]["Action"], "sts:AssumeRole");
+        let tags = c.iam.list_role_tags().role_name(role).send().await.unwrap();
+        assert_tags(tags.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())), stack, env);
+        let att = c.iam.list_attached_role_policies().role_name(role).send().await.unwrap();
+        let names: Vec<&str> = att.attached_policies().iter().map(|p| p.policy_name().unwrap()).collect();
+        assert_eq!(names, vec![role], "one customer-managed policy named like the role");
+        let arn = att.attached_policies()[0].policy_arn().unwrap().to_string();
+        let p = c.iam.get_policy().policy_arn(&arn).send().await.unwrap();
+        let v = p.policy().unwrap().default_version_id().unwrap().to_string();
+        let doc = c.iam.get_policy_version().policy_arn(&arn).version_id(v).send().await.unwrap();
+        parse_policy(doc.policy_version().unwrap().document().unwrap())
+    })
+}
+
+/// The mutating operations moto recorded since `start_recording`.
+pub fn mutating_calls(moto: &Moto) -> Vec<String> {
+    moto.recorded_operations().into_iter().filter(|o| is_mutating(o)).collect()
 }

@@ -1,0 +1,253 @@
+//! `lambda_function`: a function packaged as a zip (built here with pip) or as a container
+//! image (built with the local engine, pushed to ECR). `source = { dir = "functions/x" }`
+//! becomes the folder and its content hash, so a code change is one UpdateFunctionCode and
+//! an unchanged function is neither rebuilt nor uploaded. Every create or update waits until
+//! the function is active, so what invokes it next finds it ready. Destroy also removes the
+//! log group Lambda creates on its own.
+
+use super::{Kind, Notes, Outputs, Tags, logs_log_group, s, tag_changes};
+use crate::aws::{Ctx, api_error, retry_propagation};
+use crate::error::{Error, Result};
+use crate::package;
+use async_trait::async_trait;
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, LastUpdateStatus, PackageType, Runtime, State};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// Relative to the project folder.
+    pub dir: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Attrs {
+    pub name: String,
+    pub role_arn: String,
+    /// `zip` or `image`
+    #[serde(default = "zip")]
+    pub package: String,
+    #[serde(default = "python")]
+    pub runtime: String,
+    #[serde(default = "handler")]
+    pub handler: String,
+    /// `arm64` or `x86_64`
+    #[serde(default = "arm64")]
+    pub architecture: String,
+    #[serde(default = "three")]
+    pub timeout: i32,
+    #[serde(default = "mb128")]
+    pub memory_size: i32,
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+    pub source: Source,
+    /// Where `package = "image"` pushes (an ECR repository URL).
+    #[serde(default)]
+    pub image_repository_url: String,
+    #[serde(default)]
+    pub tags: Tags,
+}
+
+fn zip() -> String {
+    "zip".into()
+}
+fn python() -> String {
+    "python3.12".into()
+}
+fn handler() -> String {
+    "main.lambda_handler".into()
+}
+fn arm64() -> String {
+    "arm64".into()
+}
+fn three() -> i32 {
+    3
+}
+fn mb128() -> i32 {
+    128
+}
+
+pub struct Function;
+
+fn outputs(arn: &str, name: &str) -> Outputs {
+    Outputs::from([("arn".into(), s(arn)), ("name".into(), s(name))])
+}
+
+enum Code {
+    Zip(Vec<u8>),
+    Image(String),
+}
+
+async fn build(ctx: &Ctx, a: &Attrs) -> Result<Code> {
+    let dir = ctx.project_root.join(&a.source.dir);
+    match a.package.as_str() {
+        "zip" => Ok(Code::Zip(package::build_zip(ctx, &dir, &a.source.sha256, &a.runtime, &a.architecture).await?)),
+        "image" => {
+            if a.image_repository_url.is_empty() {
+                return Err(Error::user(format!("function {}: package = \"image\" needs image_repository_url", a.name)));
+            }
+            Ok(Code::Image(package::build_image(ctx, &dir, &a.source.sha256, &a.architecture, &a.image_repository_url).await?))
+        }
+        other => Err(Error::user(format!("function {}: package must be zip or image, not {other:?}", a.name))),
+    }
+}
+
+fn function_code(code: Code) -> FunctionCode {
+    match code {
+        Code::Zip(bytes) => FunctionCode::builder().zip_file(Blob::new(bytes)).build(),
+        Code::Image(uri) => FunctionCode::builder().image_uri(uri).build(),
+    }
+}
+
+/// Waits (bounded) until the function is active and no update is in progress.
+async fn wait_ready(ctx: &Ctx, name: &str) -> Result<()> {
+    for attempt in 0..120 {
+        let c = ctx.lambda.get_function_configuration().function_name(name).send().await.map_err(|e| api_error("GetFunctionConfiguration", &e))?;
+        let state = c.state().cloned();
+        let update = c.last_update_status().cloned();
+        if state == Some(State::Failed) || update == Some(LastUpdateStatus::Failed) {
+            let why = c.state_reason().or(c.last_update_status_reason()).unwrap_or("no reason given");
+            return Err(Error::aws(format!("function {name} failed to become active: {why}")));
+        }
+        let busy = state == Some(State::Pending) || update == Some(LastUpdateStatus::InProgress);
+        if !busy {
+            return Ok(());
+        }
+        tokio::time::sleep(ctx.propagation.delay(attempt.min(1))).await;
+    }
+    Err(Error::aws(format!("function {name} is still not active; run again in a minute")))
+}
+
+fn environment(a: &Attrs) -> Environment {
+    Environment::builder().set_variables(Some(a.environment.clone().into_iter().collect())).build()
+}
+
+#[async_trait]
+impl Kind for Function {
+    type Attrs = Attrs;
+    const NAME: &'static str = "lambda_function";
+    const TAGGABLE: bool = true;
+    const REPLACE_ON: &'static [&'static str] = &["name", "package"];
+    const OUTPUTS: &'static [&'static str] = &["arn", "name"];
+
+    fn display_name(a: &Attrs) -> String {
+        a.name.clone()
+    }
+
+    async fn preflight(ctx: &Ctx, a: &Attrs) -> Result<()> {
+        let dir = ctx.project_root.join(&a.source.dir);
+        match a.package.as_str() {
+            // Builds now (cached by content hash): the create or update then only uploads.
+            "zip" => package::build_zip(ctx, &dir, &a.source.sha256, &a.runtime, &a.architecture).await.map(|_| ()),
+            "image" => package::probe_engine().await,
+            other => Err(Error::user(format!("function {}: package must be zip or image, not {other:?}", a.name))),
+        }
+    }
+
+    async fn create(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
+        if ctx.lambda.get_function().function_name(&a.name).send().await.is_ok() {
+            return Err(Error::already_exists(format!("Lambda function {} already exists", a.name)));
+        }
+        let zip = a.package == "zip";
+        let req = ctx
+            .lambda
+            .create_function()
+            .function_name(&a.name)
+            .role(&a.role_arn)
+            .architectures(Architecture::from(a.architecture.as_str()))
+            .timeout(a.timeout)
+            .memory_size(a.memory_size)
+            .environment(environment(a))
+            .set_tags(Some(a.tags.clone().into_iter().collect()))
+            .package_type(if zip { PackageType::Zip } else { PackageType::Image })
+            .code(function_code(build(ctx, a).await?));
+        let req = if zip { req.runtime(Runtime::from(a.runtime.as_str())).handler(&a.handler) } else { req };
+        let o = retry_propagation(ctx.propagation, || req.clone().send()).await.map_err(|e| api_error("CreateFunction", &e))?;
+        wait_ready(ctx, &a.name).await?;
+        Ok(outputs(o.function_arn().unwrap_or_default(), &a.name))
+    }
+
+    async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
+        let f = match ctx.lambda.get_function().function_name(&a.name).send().await {
+            Ok(f) => f,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => return Ok(None),
+            Err(e) => return Err(api_error("GetFunction", &e)),
+        };
+        let c = f.configuration().ok_or_else(|| Error::aws("GetFunction returned no configuration"))?;
+        let image = c.package_type() == Some(&PackageType::Image);
+        let live = Attrs {
+            name: a.name.clone(),
+            role_arn: c.role().unwrap_or_default().to_string(),
+            package: if image { "image".into() } else { "zip".into() },
+            runtime: if image { a.runtime.clone() } else { c.runtime().map(|r| r.as_str().to_string()).unwrap_or_default() },
+            handler: if image { a.handler.clone() } else { c.handler().unwrap_or_default().to_string() },
+            architecture: c.architectures().first().map(|r| r.as_str().to_string()).unwrap_or_else(|| "x86_64".into()),
+            timeout: c.timeout().unwrap_or(3),
+            memory_size: c.memory_size().unwrap_or(128),
+            environment: c.environment().and_then(|e| e.variables()).map(|v| v.clone().into_iter().collect()).unwrap_or_default(),
+            // The code is identified by our source hash, recorded with the attributes.
+            source: a.source.clone(),
+            image_repository_url: a.image_repository_url.clone(),
+            tags: f.tags().map(|t| t.clone().into_iter().collect()).unwrap_or_default(),
+        };
+        Ok(Some((live, outputs(c.function_arn().unwrap_or_default(), &a.name))))
+    }
+
+    async fn update(ctx: &Ctx, live: &Attrs, want: &Attrs, known: &Outputs) -> Result<Outputs> {
+        if live.source != want.source || live.architecture != want.architecture || live.image_repository_url != want.image_repository_url {
+            let req = match build(ctx, want).await? {
+                Code::Zip(bytes) => ctx.lambda.update_function_code().function_name(&want.name).zip_file(Blob::new(bytes)),
+                Code::Image(uri) => ctx.lambda.update_function_code().function_name(&want.name).image_uri(uri),
+            };
+            req.architectures(Architecture::from(want.architecture.as_str())).send().await.map_err(|e| api_error("UpdateFunctionCode", &e))?;
+            wait_ready(ctx, &want.name).await?;
+        }
+        let config_changed = live.role_arn != want.role_arn
+            || live.runtime != want.runtime
+            || live.handler != want.handler
+            || live.timeout != want.timeout
+            || live.memory_size != want.memory_size
+            || live.environment != want.environment;
+        if config_changed {
+            let mut req = ctx
+                .lambda
+                .update_function_configuration()
+                .function_name(&want.name)
+                .role(&want.role_arn)
+                .timeout(want.timeout)
+                .memory_size(want.memory_size)
+                .environment(environment(want));
+            if want.package == "zip" {
+                req = req.runtime(Runtime::from(want.runtime.as_str())).handler(&want.handler);
+            }
+            retry_propagation(ctx.propagation, || req.clone().send()).await.map_err(|e| api_error("UpdateFunctionConfiguration", &e))?;
+            wait_ready(ctx, &want.name).await?;
+        }
+        let arn = match known.get("arn").and_then(|v| v.as_str()) {
+            Some(a) => a.to_string(),
+            None => format!("arn:{}:lambda:{}:{}:function:{}", ctx.partition, ctx.region, ctx.account_id, want.name),
+        };
+        let (set, remove) = tag_changes(&live.tags, &want.tags);
+        if !set.is_empty() {
+            ctx.lambda.tag_resource().resource(&arn).set_tags(Some(set.into_iter().collect())).send().await.map_err(|e| api_error("TagResource", &e))?;
+        }
+        if !remove.is_empty() {
+            ctx.lambda.untag_resource().resource(&arn).set_tag_keys(Some(remove)).send().await.map_err(|e| api_error("UntagResource", &e))?;
+        }
+        Ok(outputs(&arn, &want.name))
+    }
+
+    async fn delete(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Notes> {
+        match ctx.lambda.delete_function().function_name(&a.name).send().await {
+            Ok(_) => {}
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {}
+            Err(e) => return Err(api_error("DeleteFunction", &e)),
+        }
+        let group = format!("/aws/lambda/{}", a.name);
+        Ok(if logs_log_group::delete(ctx, &group).await? { vec![format!("removed the log group Lambda writes to, {group}")] } else { vec![] })
+    }
+}
