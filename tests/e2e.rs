@@ -307,3 +307,39 @@ fn propagation_delays_and_throttling_are_retried_and_real_errors_stop_only_depen
     assert!(out.stdout.contains("Plan: 4 to create, 0 to update, 0 to replace, 0 to delete, 8 unchanged."), "{out:?}");
     check_should_i_deploy(&Clients::new(&moto.url()), "b", "b-", "rate(30 minutes)");
 }
+
+/// Ctrl-C in the middle of `up`: what is in flight finishes and is recorded, nothing new
+/// starts, exit 130; a second run on the same stack meanwhile is refused by the lock; running
+/// `up` again finishes the job, and `destroy` leaves nothing.
+#[test]
+fn ctrl_c_mid_up_is_recoverable_and_the_lock_keeps_runs_apart() {
+    let moto = Moto::start();
+    let state = tempfile::tempdir().unwrap();
+    let project = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let proxy = Proxy::start(&moto, json!([{"operation": "CreateStateMachine", "times": 1, "delay": 3}]));
+    let child = Deploy::new(project, state.path(), &proxy.url()).spawn(&["up", STACK, "--yes", "--parallelism", "1"]);
+    let pid = child.id();
+    // wait until the state machine's create is on the wire (recorded as pending first)
+    let recorded = state.path().join("default/should-i-deploy.json");
+    eventually(30, "the state machine's create to start", || {
+        std::fs::read_to_string(&recorded).is_ok_and(|t| t.contains("\"kind\": \"sfn_state_machine\""))
+    });
+
+    let other = Deploy::new(project, state.path(), &proxy.url()).run(&["up", STACK, "--yes"]).code(6);
+    assert!(other.stderr.contains("stack `should-i-deploy` (env `default`) is being changed by another deploy run"), "{other:?}");
+
+    std::process::Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap();
+    let out = finish(child).code(130);
+    assert!(out.stderr.contains("interrupted: finishing the operations in flight"), "{out:?}");
+    assert!(out.stderr.contains("state_machine created"), "the call in flight finished and was recorded: {out:?}");
+    assert!(out.stderr.contains("run `deploy up` again to finish, or `deploy destroy`"), "{out:?}");
+    let st: Value = serde_json::from_str(&std::fs::read_to_string(&recorded).unwrap()).unwrap();
+    assert_eq!(st["resources"]["state_machine"]["status"], "created");
+    assert!(st["resources"].get("target").is_none(), "nothing new started after Ctrl-C");
+
+    let out = Deploy::new(project, state.path(), &moto.url()).run(&["up", STACK, "--yes"]).success();
+    assert!(out.stdout.contains("to create") && !out.stdout.contains("Plan: 12 to create"), "only the rest is created: {out:?}");
+    check_should_i_deploy(&Clients::new(&moto.url()), "default", "", "rate(30 minutes)");
+    Deploy::new(project, state.path(), &moto.url()).run(&["destroy", "--yes"]).success();
+    nothing_left(&Clients::new(&moto.url()), moto.port);
+}

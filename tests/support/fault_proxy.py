@@ -1,11 +1,15 @@
 """A fault-injecting HTTP proxy for tests: forwards everything to moto, except that the first
 N calls of chosen operations get an injected error response (IAM propagation, throttling).
 
+Each fault: {"operation", "times", and either "code"/"message" (an error answer, with
+"protocol": "query" for XML services) or "delay" (seconds to hold the call before forwarding)}.
+
 usage: fault_proxy.py PORT UPSTREAM_PORT FAULTS_JSON LOG_FILE
 """
 import json
 import sys
 import threading
+import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
@@ -39,6 +43,10 @@ class Handler(BaseHTTPRequestHandler):
                 fault["times"] -= 1
                 with open(log_path, "a") as f:
                     f.write(op + "\n")
+        if fault and fault.get("delay"):
+            # a slow answer, not an error: hold the call, then forward it
+            time.sleep(fault["delay"])
+            fault = None
         if fault:
             if fault.get("protocol") == "query":
                 payload = (

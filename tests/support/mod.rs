@@ -207,6 +207,25 @@ pub fn empty_file() -> PathBuf {
     p
 }
 
+/// Waits for a spawned command.
+pub fn finish(child: std::process::Child) -> Output {
+    let out = child.wait_with_output().unwrap();
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Waits until `f` holds, for at most `secs` seconds.
+pub fn eventually(secs: u64, what: &str, f: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < Duration::from_secs(secs), "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 pub struct Output {
     pub code: i32,
     pub stdout: String,
@@ -273,6 +292,11 @@ impl Deploy {
     pub fn env_remove(mut self, k: &str) -> Self {
         self.cmd.env_remove(k);
         self
+    }
+
+    /// Starts the command without waiting (stdout and stderr captured).
+    pub fn spawn(mut self, args: &[&str]) -> std::process::Child {
+        self.cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
     }
 
     pub fn run(mut self, args: &[&str]) -> Output {
