@@ -48,12 +48,10 @@ impl Summary {
             .help("what succeeded is recorded; fix the cause and run the same command again"));
         }
         if !self.cancelled.is_empty() {
-            return Err(Error::new(Class::Interrupted, format!(
-                "interrupted: {} operations not started on stack `{}` (env `{}`)",
-                self.cancelled.len(),
-                self.stack,
-                self.env
-            ))
+            return Err(Error::new(
+                Class::Interrupted,
+                format!("interrupted: {} operations not started on stack `{}` (env `{}`)", self.cancelled.len(), self.stack, self.env),
+            )
             .help("everything done is recorded: run `deploy up` again to finish, or `deploy destroy` to remove it"));
         }
         Ok(self)
@@ -90,15 +88,20 @@ impl Run<'_> {
         self.ex.view.event(&e);
     }
 
-    fn record(&self, id: &str, kind: &dyn DynKind, attrs: &Value, outputs: Outputs, deps: &std::collections::BTreeSet<String>, status: Status) -> Result<()> {
+    fn record(
+        &self,
+        id: &str,
+        kind: &dyn DynKind,
+        attrs: &Value,
+        outputs: Outputs,
+        deps: &std::collections::BTreeSet<String>,
+        status: Status,
+    ) -> Result<()> {
         self.save(|st| {
-            st.resources.insert(id.to_string(), Entry {
-                kind: kind.name().into(),
-                status,
-                attrs: attrs.clone(),
-                outputs,
-                depends_on: deps.clone(),
-            });
+            st.resources.insert(
+                id.to_string(),
+                Entry { kind: kind.name().into(), status, attrs: attrs.clone(), outputs, depends_on: deps.clone() },
+            );
         })
     }
 
@@ -119,7 +122,9 @@ impl Run<'_> {
                 Ok(false)
             }
             Err(e) if e.already_exists => {
-                let Some((live, found)) = kind.read(ctx, want, &Outputs::new()).await? else { return Err(e) };
+                let Some((live, found)) = kind.read(ctx, want, &Outputs::new()).await? else {
+                    return Err(e);
+                };
                 if kind.taggable() {
                     let tags = &live["tags"];
                     if tags["deploy:stack"] != Value::from(stack.name.as_str()) || tags["deploy:env"] != Value::from(stack.env.as_str()) {
@@ -172,7 +177,9 @@ impl Run<'_> {
 
     /// Returns the action taken (NoOp when a re-check found nothing to do).
     async fn step(&self, stack: &Stack, plan: &Plan, id: &str) -> Result<Action> {
-        let Some(step) = plan.step(id) else { return Ok(Action::NoOp) };
+        let Some(step) = plan.step(id) else {
+            return Ok(Action::NoOp);
+        };
         if step.action == Action::NoOp {
             return Ok(Action::NoOp);
         }
@@ -221,8 +228,16 @@ impl Run<'_> {
     }
 
     async fn delete_step(&self, plan: &Plan, id: &str) -> Result<()> {
-        let Some(step) = plan.step(id) else { return Ok(()) };
-        self.emit(Event::Start { stack: plan.stack.clone(), id: id.into(), kind: step.kind.clone(), name: step.name.clone(), action: Action::Delete });
+        let Some(step) = plan.step(id) else {
+            return Ok(());
+        };
+        self.emit(Event::Start {
+            stack: plan.stack.clone(),
+            id: id.into(),
+            kind: step.kind.clone(),
+            name: step.name.clone(),
+            action: Action::Delete,
+        });
         let started = Instant::now();
         let r = self.delete_recorded(id).await.map(|_| false);
         self.finish(&plan.stack, id, Action::Delete, started, r)
@@ -268,14 +283,17 @@ impl Executor<'_> {
         let mut summary = Summary { stack: stack.name.clone(), env: stack.env.clone(), ..Default::default() };
         let stop = || self.stop.load(Ordering::SeqCst);
         let taken = Mutex::new(BTreeMap::new());
-        let outcomes = stack.graph.walk(Direction::Forward, self.parallelism, stop, |id| {
-            let (run, taken) = (&run, &taken);
-            async move {
-                let action = run.step(stack, plan, &id).await?;
-                taken.lock().unwrap().insert(id, action);
-                Ok(())
-            }
-        }).await;
+        let outcomes = stack
+            .graph
+            .walk(Direction::Forward, self.parallelism, stop, |id| {
+                let (run, taken) = (&run, &taken);
+                async move {
+                    let action = run.step(stack, plan, &id).await?;
+                    taken.lock().unwrap().insert(id, action);
+                    Ok(())
+                }
+            })
+            .await;
         collect(&mut summary, plan, outcomes, self.view);
         // Count what was actually done, not what was planned.
         for (id, action) in taken.into_inner().unwrap() {
@@ -290,10 +308,12 @@ impl Executor<'_> {
         let orphans: Vec<String> = plan.steps.iter().filter(|s| s.action == Action::Delete).map(|s| s.id.clone()).collect();
         if !orphans.is_empty() && summary.failed.is_empty() {
             let g = recorded_graph(&run.state.lock().unwrap(), |id| orphans.iter().any(|o| o == id));
-            let outcomes = g.walk(Direction::Reverse, self.parallelism, stop, |id| {
-                let run = &run;
-                async move { run.delete_step(plan, &id).await }
-            }).await;
+            let outcomes = g
+                .walk(Direction::Reverse, self.parallelism, stop, |id| {
+                    let run = &run;
+                    async move { run.delete_step(plan, &id).await }
+                })
+                .await;
             collect(&mut summary, plan, outcomes, self.view);
         }
         let scope = stack.scope(&run.outputs(), Some((&self.ctx.account_id, &self.ctx.region, &self.ctx.partition)));
@@ -308,10 +328,12 @@ impl Executor<'_> {
         let run = Run { ex: self, stack_name: plan.stack.clone(), state: Mutex::new(state) };
         let mut summary = Summary { stack: plan.stack.clone(), env: plan.env.clone(), ..Default::default() };
         let stop = || self.stop.load(Ordering::SeqCst);
-        let outcomes = g.walk(Direction::Reverse, self.parallelism, stop, |id| {
-            let run = &run;
-            async move { run.delete_step(plan, &id).await }
-        }).await;
+        let outcomes = g
+            .walk(Direction::Reverse, self.parallelism, stop, |id| {
+                let run = &run;
+                async move { run.delete_step(plan, &id).await }
+            })
+            .await;
         collect(&mut summary, plan, outcomes, self.view);
         let st = run.state.lock().unwrap();
         if st.resources.is_empty() {

@@ -10,8 +10,8 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::ProvideCredentials;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_sdk_sts::error::ProvideErrorMetadata;
+use aws_smithy_types::error::display::DisplayErrorContext;
 use std::future::Future;
 use std::time::Duration;
 
@@ -75,17 +75,13 @@ impl Backoff {
 }
 
 pub async fn load_config(opts: &AwsOptions, max_attempts: u32) -> SdkConfig {
-    let region = RegionProviderChain::first_try(opts.region.clone().map(Region::new))
-        .or_default_provider()
-        .or_else(Region::new("us-east-1"));
+    let region =
+        RegionProviderChain::first_try(opts.region.clone().map(Region::new)).or_default_provider().or_else(Region::new("us-east-1"));
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(region)
         .retry_config(RetryConfig::standard().with_max_attempts(max_attempts))
         .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(3))
-                .operation_attempt_timeout(Duration::from_secs(60))
-                .build(),
+            TimeoutConfig::builder().connect_timeout(Duration::from_secs(3)).operation_attempt_timeout(Duration::from_secs(60)).build(),
         );
     if let Some(p) = &opts.profile {
         loader = loader.profile_name(p);
@@ -115,11 +111,10 @@ pub async fn connect(opts: &AwsOptions) -> Result<Ctx> {
         use aws_sdk_sts::error::SdkError;
         match &e {
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-                Error::aws(format!("cannot reach {where_}: {}", DisplayErrorContext(&e)))
-                    .help(match &endpoint {
-                        Some(_) => "is the emulator running at that address? (check --endpoint-url / AWS_ENDPOINT_URL)",
-                        None => "check your network, or point --endpoint-url at an emulator",
-                    })
+                Error::aws(format!("cannot reach {where_}: {}", DisplayErrorContext(&e))).help(match &endpoint {
+                    Some(_) => "is the emulator running at that address? (check --endpoint-url / AWS_ENDPOINT_URL)",
+                    None => "check your network, or point --endpoint-url at an emulator",
+                })
             }
             _ => Error::aws(format!(
                 "{where_} rejected the credentials: {}",
@@ -205,7 +200,9 @@ pub async fn retry_propagation<T, E, F, Fut>(
 where
     E: ProvideErrorMetadata,
     F: FnMut() -> Fut,
-    Fut: Future<Output = std::result::Result<T, aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>>>,
+    Fut: Future<
+        Output = std::result::Result<T, aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>>,
+    >,
 {
     let mut attempt = 0;
     loop {
@@ -228,7 +225,9 @@ mod tests {
     fn propagation_errors_are_recognised() {
         assert!(is_propagation_error(
             Some("AccessDeniedException"),
-            Some("Neither the global service principal states.amazonaws.com, nor the regional one is authorized to assume the provided role.")
+            Some(
+                "Neither the global service principal states.amazonaws.com, nor the regional one is authorized to assume the provided role."
+            )
         ));
         assert!(is_propagation_error(
             Some("InvalidParameterValueException"),

@@ -71,12 +71,7 @@ impl Graph {
             Visiting,
             Done,
         }
-        fn visit<'a>(
-            g: &'a Graph,
-            n: &'a str,
-            marks: &mut BTreeMap<&'a str, Mark>,
-            stack: &mut Vec<&'a str>,
-        ) -> Option<Vec<String>> {
+        fn visit<'a>(g: &'a Graph, n: &'a str, marks: &mut BTreeMap<&'a str, Mark>, stack: &mut Vec<&'a str>) -> Option<Vec<String>> {
             match marks.get(n) {
                 Some(Mark::Done) => return None,
                 Some(Mark::Visiting) => {
@@ -127,13 +122,7 @@ impl Graph {
 
     /// Runs `work` on every node in `dir` order, at most `limit` at once. `stop` is polled
     /// between starts: once it returns true, nothing new starts and the rest is `Cancelled`.
-    pub async fn walk<E, F, Fut>(
-        &self,
-        dir: Direction,
-        limit: usize,
-        stop: impl Fn() -> bool,
-        mut work: F,
-    ) -> BTreeMap<String, Outcome<E>>
+    pub async fn walk<E, F, Fut>(&self, dir: Direction, limit: usize, stop: impl Fn() -> bool, mut work: F) -> BTreeMap<String, Outcome<E>>
     where
         F: FnMut(String) -> Fut,
         Fut: Future<Output = Result<(), E>>,
@@ -155,9 +144,9 @@ impl Graph {
                     if started.contains(n) || outcomes.contains_key(n) {
                         continue;
                     }
-                    let blocked = ds.iter().any(|d| {
-                        matches!(outcomes.get(d), Some(Outcome::Failed(_)) | Some(Outcome::Skipped) | Some(Outcome::Cancelled))
-                    });
+                    let blocked = ds
+                        .iter()
+                        .any(|d| matches!(outcomes.get(d), Some(Outcome::Failed(_)) | Some(Outcome::Skipped) | Some(Outcome::Cancelled)));
                     if blocked {
                         outcomes.insert(n.clone(), Outcome::Skipped);
                         changed = true;
@@ -182,10 +171,13 @@ impl Graph {
             }
             match running.next().await {
                 Some((n, res)) => {
-                    outcomes.insert(n, match res {
-                        Ok(()) => Outcome::Done,
-                        Err(e) => Outcome::Failed(e),
-                    });
+                    outcomes.insert(
+                        n,
+                        match res {
+                            Ok(()) => Outcome::Done,
+                            Err(e) => Outcome::Failed(e),
+                        },
+                    );
                 }
                 None => break,
             }
@@ -234,8 +226,12 @@ mod tests {
         let c = g.find_cycle().unwrap();
         assert_eq!(c.first(), c.last());
         let s = c.join(" -> ");
-        assert!(s.contains("role -> target -> machine -> role") || s.contains("machine -> role -> target -> machine")
-            || s.contains("target -> machine -> role -> target"), "{s}");
+        assert!(
+            s.contains("role -> target -> machine -> role")
+                || s.contains("machine -> role -> target -> machine")
+                || s.contains("target -> machine -> role -> target"),
+            "{s}"
+        );
         assert!(sample().find_cycle().is_none());
     }
 
@@ -244,13 +240,18 @@ mod tests {
         let log = Arc::new(Mutex::new(Vec::new()));
         let l = log.clone();
         let out = sample()
-            .walk(Direction::Forward, 2, || false, move |n| {
-                let l = l.clone();
-                async move {
-                    l.lock().unwrap().push(n.clone());
-                    if n == "conn" { Err("boom") } else { Ok(()) }
-                }
-            })
+            .walk(
+                Direction::Forward,
+                2,
+                || false,
+                move |n| {
+                    let l = l.clone();
+                    async move {
+                        l.lock().unwrap().push(n.clone());
+                        if n == "conn" { Err("boom") } else { Ok(()) }
+                    }
+                },
+            )
             .await;
         assert_eq!(out["conn"], Outcome::Failed("boom"));
         assert_eq!(out["machine"], Outcome::Skipped);
@@ -268,13 +269,18 @@ mod tests {
         let log = Arc::new(Mutex::new(Vec::new()));
         let l = log.clone();
         sample()
-            .walk(Direction::Reverse, 1, || false, move |n| {
-                let l = l.clone();
-                async move {
-                    l.lock().unwrap().push(n);
-                    Ok::<(), ()>(())
-                }
-            })
+            .walk(
+                Direction::Reverse,
+                1,
+                || false,
+                move |n| {
+                    let l = l.clone();
+                    async move {
+                        l.lock().unwrap().push(n);
+                        Ok::<(), ()>(())
+                    }
+                },
+            )
             .await;
         let ran = log.lock().unwrap().clone();
         assert!(pos(&ran, "target") < pos(&ran, "machine"));
@@ -290,20 +296,25 @@ mod tests {
         }
         let now = Arc::new(Mutex::new((0usize, 0usize)));
         let n2 = now.clone();
-        g.walk(Direction::Forward, 3, || false, move |_| {
-            let n = n2.clone();
-            async move {
-                {
-                    let mut g = n.lock().unwrap();
-                    g.0 += 1;
-                    g.1 = g.1.max(g.0);
+        g.walk(
+            Direction::Forward,
+            3,
+            || false,
+            move |_| {
+                let n = n2.clone();
+                async move {
+                    {
+                        let mut g = n.lock().unwrap();
+                        g.0 += 1;
+                        g.1 = g.1.max(g.0);
+                    }
+                    tokio::task::yield_now().await;
+                    tokio::task::yield_now().await;
+                    n.lock().unwrap().0 -= 1;
+                    Ok::<(), ()>(())
                 }
-                tokio::task::yield_now().await;
-                tokio::task::yield_now().await;
-                n.lock().unwrap().0 -= 1;
-                Ok::<(), ()>(())
-            }
-        })
+            },
+        )
         .await;
         let peak = now.lock().unwrap().1;
         assert!(peak <= 3 && peak >= 2, "peak {peak}");

@@ -122,9 +122,8 @@ pub async fn build_zip(ctx: &Ctx, dir: &Path, hash: &str, runtime: &str, arch: &
             .args(["--platform", platform, "--implementation", "cp", "--python-version", pyver, "--only-binary=:all:", "--upgrade", "-r"])
             .arg(&reqs);
         run(&mut cmd, "pip install", Duration::from_secs(600), None).await.map_err(|e| {
-            Error::user(format!("building the Lambda package from {}: {e}", dir.display())).help(
-                "pip needs PyPI (or PIP_FIND_LINKS / PIP_NO_INDEX pointing at a folder of wheels) and binary wheels for the platform",
-            )
+            Error::user(format!("building the Lambda package from {}: {e}", dir.display()))
+                .help("pip needs PyPI (or PIP_FIND_LINKS / PIP_NO_INDEX pointing at a folder of wheels) and binary wheels for the platform")
         })?;
     }
     let root = build.path().to_path_buf();
@@ -140,7 +139,8 @@ pub async fn build_zip(ctx: &Ctx, dir: &Path, hash: &str, runtime: &str, arch: &
 fn zip_dir(root: &Path) -> Result<Vec<u8>> {
     use zip::write::SimpleFileOptions;
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let opts = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated).last_modified_time(zip::DateTime::default());
+    let opts =
+        SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated).last_modified_time(zip::DateTime::default());
     for f in files(root)? {
         let full = root.join(&f);
         let mode = {
@@ -178,24 +178,37 @@ pub async fn build_image(ctx: &Ctx, dir: &Path, hash: &str, arch: &str, repo_url
     let platform = match arch {
         "arm64" => "linux/arm64",
         "x86_64" => "linux/amd64",
-        other => return Err(Error::user(format!("Lambda architecture must be arm64 or x86_64, not {other:?}"))),
+        other => {
+            return Err(Error::user(format!("Lambda architecture must be arm64 or x86_64, not {other:?}")));
+        }
     };
     let tag = &hash[..12.min(hash.len())];
     let image = format!("{repo_url}:{tag}");
     let build_err = |e: String| Error::user(format!("building the function image from {}: {e}", dir.display()));
-    run(Command::new(&docker).args(["build", "--platform", platform, "-t", &image, "-t", &format!("{repo_url}:latest")]).arg(dir), "docker build", Duration::from_secs(1800), None)
-        .await
-        .map_err(build_err)?;
+    run(
+        Command::new(&docker).args(["build", "--platform", platform, "-t", &image, "-t", &format!("{repo_url}:latest")]).arg(dir),
+        "docker build",
+        Duration::from_secs(1800),
+        None,
+    )
+    .await
+    .map_err(build_err)?;
     let auth = ctx.ecr.get_authorization_token().send().await.map_err(|e| api_error("GetAuthorizationToken", &e))?;
     let data = auth.authorization_data().first().ok_or_else(|| Error::aws("ECR returned no authorization data"))?;
-    let token = aws_smithy_types::base64::decode(data.authorization_token().unwrap_or_default()).map_err(|e| Error::aws(format!("unreadable ECR token: {e}")))?;
+    let token = aws_smithy_types::base64::decode(data.authorization_token().unwrap_or_default())
+        .map_err(|e| Error::aws(format!("unreadable ECR token: {e}")))?;
     let token = String::from_utf8_lossy(&token).to_string();
     let (user, password) = token.split_once(':').ok_or_else(|| Error::aws("unreadable ECR token"))?;
     let registry = data.proxy_endpoint().unwrap_or(repo_url.split('/').next().unwrap_or_default()).to_string();
     let push_err = |e: String| Error::aws(format!("pushing the function image: {e}"));
-    run(Command::new(&docker).args(["login", "--username", user, "--password-stdin", &registry]), "docker login", Duration::from_secs(60), Some(password))
-        .await
-        .map_err(push_err)?;
+    run(
+        Command::new(&docker).args(["login", "--username", user, "--password-stdin", &registry]),
+        "docker login",
+        Duration::from_secs(60),
+        Some(password),
+    )
+    .await
+    .map_err(push_err)?;
     for t in [image.clone(), format!("{repo_url}:latest")] {
         run(Command::new(&docker).args(["push", &t]), "docker push", Duration::from_secs(1800), None).await.map_err(push_err)?;
     }
@@ -208,7 +221,11 @@ pub async fn build_image(ctx: &Ctx, dir: &Path, hash: &str, arch: &str, repo_url
         .send()
         .await
         .map_err(|e| api_error("DescribeImages", &e))?;
-    let digest = images.image_details().first().and_then(|d| d.image_digest()).ok_or_else(|| Error::aws(format!("ECR does not show the pushed image {image}")))?;
+    let digest = images
+        .image_details()
+        .first()
+        .and_then(|d| d.image_digest())
+        .ok_or_else(|| Error::aws(format!("ECR does not show the pushed image {image}")))?;
     Ok(format!("{repo_url}@{digest}"))
 }
 
@@ -237,7 +254,8 @@ mod tests {
         let z1 = zip_dir(d.path()).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(10));
         assert_eq!(zip_dir(d.path()).unwrap(), z1);
-        let names: Vec<String> = zip::ZipArchive::new(std::io::Cursor::new(z1)).unwrap().file_names().map(|n| n.unwrap().to_string()).collect();
+        let names: Vec<String> =
+            zip::ZipArchive::new(std::io::Cursor::new(z1)).unwrap().file_names().map(|n| n.unwrap().to_string()).collect();
         let mut sorted = names.clone();
         sorted.sort();
         assert_eq!(names, sorted);

@@ -132,12 +132,7 @@ pub fn diff(want: &Value, have: &Value, replace_on: &[&str]) -> Vec<AttrChange> 
 }
 
 fn outputs_of(state: &StackState) -> BTreeMap<String, BTreeMap<String, Value>> {
-    state
-        .resources
-        .iter()
-        .filter(|(_, e)| e.status == Status::Created)
-        .map(|(id, e)| (id.clone(), e.outputs.clone()))
-        .collect()
+    state.resources.iter().filter(|(_, e)| e.status == Status::Created).map(|(id, e)| (id.clone(), e.outputs.clone())).collect()
 }
 
 /// What `up` would do.
@@ -164,7 +159,8 @@ pub async fn plan_up(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Pla
         let (desired, w) = stack.resolve(&id, &scope)?;
         warnings.extend(w);
         let name = decl.kind.display_name(&desired);
-        let mut step = Step { id: id.clone(), kind: decl.kind.name().into(), name, action: Action::Create, reason: None, changes: vec![], live: None };
+        let mut step =
+            Step { id: id.clone(), kind: decl.kind.name().into(), name, action: Action::Create, reason: None, changes: vec![], live: None };
         match state.resources.get(&id) {
             None => {}
             Some(e) if e.kind != decl.kind.name() => {
@@ -344,7 +340,15 @@ mod tests {
             stack: "s".into(),
             env: "default".into(),
             destroy: false,
-            steps: vec![Step { id: "m".into(), kind: "sfn_state_machine".into(), name: "m".into(), action, reason: None, changes, live: None }],
+            steps: vec![Step {
+                id: "m".into(),
+                kind: "sfn_state_machine".into(),
+                name: "m".into(),
+                action,
+                reason: None,
+                changes,
+                live: None,
+            }],
             warnings: vec![],
         }
     }
@@ -353,7 +357,16 @@ mod tests {
     fn text_shows_a_readable_definition_diff() {
         let old = json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}});
         let new = json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Result": 5, "End": true}}});
-        let p = plan_with(vec![AttrChange { attr: "definition".into(), old: Some(old), new: Some(new), forces_replacement: false, known_after_apply: false }], Action::Update);
+        let p = plan_with(
+            vec![AttrChange {
+                attr: "definition".into(),
+                old: Some(old),
+                new: Some(new),
+                forces_replacement: false,
+                known_after_apply: false,
+            }],
+            Action::Update,
+        );
         let t = render_text(&p);
         assert!(t.contains("~   update   sfn_state_machine.m"), "{t}");
         assert!(t.contains("+       \"Result\": 5"), "{t}");
@@ -363,7 +376,13 @@ mod tests {
     #[test]
     fn scalar_changes_read_inline_and_no_changes_is_said() {
         let p = plan_with(
-            vec![AttrChange { attr: "schedule_expression".into(), old: Some(json!("rate(30 minutes)")), new: Some(json!("rate(5 minutes)")), forces_replacement: false, known_after_apply: false }],
+            vec![AttrChange {
+                attr: "schedule_expression".into(),
+                old: Some(json!("rate(30 minutes)")),
+                new: Some(json!("rate(5 minutes)")),
+                forces_replacement: false,
+                known_after_apply: false,
+            }],
             Action::Update,
         );
         assert!(render_text(&p).contains("~ schedule_expression: \"rate(30 minutes)\" -> \"rate(5 minutes)\""));

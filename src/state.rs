@@ -132,7 +132,9 @@ impl Store {
     /// Every (env, stack) with recorded state.
     pub fn list(&self) -> Result<Vec<(String, String)>> {
         let mut out = Vec::new();
-        let Ok(envs) = std::fs::read_dir(&self.root) else { return Ok(out) };
+        let Ok(envs) = std::fs::read_dir(&self.root) else {
+            return Ok(out);
+        };
         for env in envs.flatten() {
             if !env.path().is_dir() {
                 continue;
@@ -157,11 +159,14 @@ impl Store {
         let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io_at(&path))?;
         match file.try_lock() {
             Ok(()) => Ok(Lock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(Error::new(Class::Locked, format!("stack `{stack}` (env `{env}`) is being changed by another deploy run"))
-                .at(path.display().to_string())
-                .help("wait for it to finish and run again")),
-            Err(std::fs::TryLockError::Error(e)) => Err(Error::new(Class::Locked, format!("cannot lock stack `{stack}` (env `{env}`): {e}"))
-                .at(path.display().to_string())),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                Err(Error::new(Class::Locked, format!("stack `{stack}` (env `{env}`) is being changed by another deploy run"))
+                    .at(path.display().to_string())
+                    .help("wait for it to finish and run again"))
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(Error::new(Class::Locked, format!("cannot lock stack `{stack}` (env `{env}`): {e}")).at(path.display().to_string()))
+            }
         }
     }
 }

@@ -35,17 +35,14 @@ pub fn render(name: &str, src: &str, vars: &Map<String, Value>) -> Result<Render
     if let Err(e) = tera.add_raw_template(&tname, &protected) {
         return Err(template_error(name, src, &e));
     }
-    let ctx = tera::Context::from_value(Value::Object(vars.clone()))
-        .map_err(|e| Error::internal(format!("template context: {e}")))?;
+    let ctx = tera::Context::from_value(Value::Object(vars.clone())).map_err(|e| Error::internal(format!("template context: {e}")))?;
     let text = tera.render(&tname, &ctx).map_err(|e| template_error(name, src, &e))?;
     parse_definition(name, &text)
 }
 
 /// Reads and renders a template file.
 pub fn render_file(path: &Path, display: &str, vars: &Map<String, Value>) -> Result<Rendered> {
-    let src = std::fs::read_to_string(path).map_err(|e| {
-        Error::user(format!("cannot read template: {e}")).at(display.to_string())
-    })?;
+    let src = std::fs::read_to_string(path).map_err(|e| Error::user(format!("cannot read template: {e}")).at(display.to_string()))?;
     render(display, &src, vars)
 }
 

@@ -13,13 +13,41 @@ use std::time::Duration;
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
-    Start { stack: String, id: String, kind: String, name: String, action: Action },
-    Done { stack: String, id: String, action: Action, seconds: f64, adopted: bool },
-    Failed { stack: String, id: String, action: Action, error: String },
-    Skipped { stack: String, id: String, reason: String },
-    Warning { stack: String, message: String },
+    Start {
+        stack: String,
+        id: String,
+        kind: String,
+        name: String,
+        action: Action,
+    },
+    Done {
+        stack: String,
+        id: String,
+        action: Action,
+        seconds: f64,
+        adopted: bool,
+    },
+    Failed {
+        stack: String,
+        id: String,
+        action: Action,
+        error: String,
+    },
+    Skipped {
+        stack: String,
+        id: String,
+        reason: String,
+    },
+    Warning {
+        stack: String,
+        message: String,
+    },
     /// Something a resource operation did that the user should know (e.g. emptied a bucket).
-    Note { stack: String, id: String, message: String },
+    Note {
+        stack: String,
+        id: String,
+        message: String,
+    },
 }
 
 pub trait View: Send + Sync {

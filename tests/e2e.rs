@@ -49,11 +49,15 @@ fn check_should_i_deploy(c: &Clients, env: &str, prefix: &str, rate: &str) {
         assert_eq!(d.r#type().as_str(), "STANDARD");
         assert_eq!(d.role_arn(), format!("arn:aws:iam::{account}:role/{}", n("sfn-should-i-deploy")));
         let deployed: Value = serde_json::from_str(d.definition()).unwrap();
-        let published = published_definition(STACK, "jsonata", &[
-            ("CONNECTION_ARN", &conn_arn),
-            ("DENY_POLICY_ARN", "arn:aws:iam::aws:policy/AWSDenyAll"),
-            ("IAM_USER_NAME", &n("terraform-deploy-from-pipeline")),
-        ]);
+        let published = published_definition(
+            STACK,
+            "jsonata",
+            &[
+                ("CONNECTION_ARN", &conn_arn),
+                ("DENY_POLICY_ARN", "arn:aws:iam::aws:policy/AWSDenyAll"),
+                ("IAM_USER_NAME", &n("terraform-deploy-from-pipeline")),
+            ],
+        );
         assert_eq!(deployed, published, "deployed definition equals the published one after substitution");
         let tags = c.sfn.list_tags_for_resource().resource_arn(&sm_arn).send().await.unwrap();
         assert_tags(tags.tags().iter().map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string())), STACK, env);
@@ -71,16 +75,17 @@ fn check_should_i_deploy(c: &Clients, env: &str, prefix: &str, rate: &str) {
         assert_eq!(t.role_arn(), Some(format!("arn:aws:iam::{account}:role/{}", n("eventbridge-should-i-deploy")).as_str()));
     });
     let doc = role_policy(c, &n("eventbridge-should-i-deploy"), "events.amazonaws.com", STACK, env);
-    assert_eq!(doc["Statement"], json!([{"Sid": "IAMActions", "Effect": "Allow", "Action": ["states:StartExecution"], "Resource": sm_arn}]));
+    assert_eq!(
+        doc["Statement"],
+        json!([{"Sid": "IAMActions", "Effect": "Allow", "Action": ["states:StartExecution"], "Resource": sm_arn}])
+    );
 }
 
 #[test]
 fn should_i_deploy_up_noop_update_destroy() {
-    let moto = Moto::start();
-    let project = project_copy();
-    let state = tempfile::tempdir().unwrap();
-    let deploy = || Deploy::new(project.path(), state.path(), &moto.url());
-    let c = Clients::new(&moto.url());
+    let w = World::with_project_copy();
+    let (moto, c, project) = (&w.moto, &w.c, w.project.as_path());
+    let deploy = || w.deploy();
 
     // up: everything EXERCISES.md lists
     let out = deploy().run(&["up", STACK, "--yes"]).success();
@@ -114,7 +119,7 @@ fn should_i_deploy_up_noop_update_destroy() {
     check_should_i_deploy(&c, "default", "", "rate(1 minute)");
 
     // a definition template edit: the plan shows a readable diff; one UpdateStateMachine
-    let tpl = project.path().join("templates/should-i-deploy/jsonata.json");
+    let tpl = project.join("templates/should-i-deploy/jsonata.json");
     let text = std::fs::read_to_string(&tpl).unwrap();
     std::fs::write(&tpl, text.replace("\"MaxAttempts\": 3", "\"MaxAttempts\": 5")).unwrap();
     let out = deploy().run(&["plan", STACK, "--var", "frequency_in_minutes=1"]).success();
@@ -158,11 +163,9 @@ fn role_names(c: &Clients) -> Vec<String> {
 
 #[test]
 fn envs_are_isolated_and_destroy_without_stack_removes_all_of_an_env() {
-    let moto = Moto::start();
-    let state = tempfile::tempdir().unwrap();
-    let project = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let deploy = || Deploy::new(project, state.path(), &moto.url());
-    let c = Clients::new(&moto.url());
+    let w = World::new();
+    let (moto, c) = (&w.moto, &w.c);
+    let deploy = || w.deploy();
 
     deploy().run(&["up", STACK, "--yes"]).success();
     deploy().run(&["up", STACK, "--yes", "--env", "pr-1", "--var", "frequency_in_minutes=7"]).success();
@@ -184,17 +187,15 @@ fn envs_are_isolated_and_destroy_without_stack_removes_all_of_an_env() {
 
 #[test]
 fn without_terminal_or_yes_nothing_changes() {
-    let moto = Moto::start();
-    let state = tempfile::tempdir().unwrap();
-    let project = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Deploy::new(project, state.path(), &moto.url()).run(&["up", STACK]).code(5);
+    let w = World::new();
+    let out = w.deploy().run(&["up", STACK]).code(5);
     assert!(out.stdout.contains("Plan: 12 to create"), "the plan is shown: {out:?}");
     assert!(out.stderr.contains("nothing was changed: there is no terminal to confirm on"), "{out:?}");
     assert!(out.stderr.contains("run again with --yes"), "{out:?}");
-    let c = Clients::new(&moto.url());
+    let c = &w.c;
     assert!(role_names(&c).is_empty());
-    Deploy::new(project, state.path(), &moto.url()).run(&["up", STACK, "--yes"]).success();
-    let out = Deploy::new(project, state.path(), &moto.url()).run(&["destroy"]).code(5);
+    w.deploy().run(&["up", STACK, "--yes"]).success();
+    let out = w.deploy().run(&["destroy"]).code(5);
     assert!(out.stderr.contains("nothing was changed"), "{out:?}");
     assert_eq!(role_names(&c).len(), 2);
 }
@@ -210,18 +211,16 @@ fn edit_state(state: &Path, env: &str, f: impl FnOnce(&mut Value)) {
 /// create). `up` adopts what exists under the deterministic name; `destroy` removes it.
 #[test]
 fn interrupted_creates_are_adopted_by_up_and_removed_by_destroy() {
-    let moto = Moto::start();
-    let state = tempfile::tempdir().unwrap();
-    let project = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let deploy = || Deploy::new(project, state.path(), &moto.url());
-    let c = Clients::new(&moto.url());
+    let w = World::new();
+    let (moto, c) = (&w.moto, &w.c);
+    let deploy = || w.deploy();
     deploy().run(&["up", STACK, "--yes"]).success();
 
     let pending = |v: &mut Value, id: &str| {
         v["resources"][id]["status"] = json!("pending");
         v["resources"][id]["outputs"] = json!({});
     };
-    edit_state(state.path(), "default", |v| {
+    edit_state(w.state.path(), "default", |v| {
         pending(v, "state_machine");
         pending(v, "sfn_role");
         // and one whose create never reached AWS
@@ -244,68 +243,79 @@ fn interrupted_creates_are_adopted_by_up_and_removed_by_destroy() {
     let out = deploy().run(&["up", STACK, "--yes"]).success();
     assert!(out.stdout.contains("No changes"), "{out:?}");
 
-    edit_state(state.path(), "default", |v| pending(v, "state_machine"));
+    edit_state(w.state.path(), "default", |v| pending(v, "state_machine"));
     deploy().run(&["destroy", STACK, "--yes"]).success();
     nothing_left(&c, moto.port);
 }
 
 #[test]
 fn a_resource_created_by_someone_else_is_not_taken_over() {
-    let moto = Moto::start();
-    let state = tempfile::tempdir().unwrap();
-    let project = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let c = Clients::new(&moto.url());
+    let w = World::new();
+    let c = &w.c;
     c.block_on(async {
         let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
         c.iam.create_role().role_name("sfn-should-i-deploy").assume_role_policy_document(trust.to_string()).send().await.unwrap();
     });
-    let out = Deploy::new(project, state.path(), &moto.url()).run(&["up", STACK, "--yes"]).code(4);
-    assert!(out.stderr.contains("iam_role `sfn-should-i-deploy` already exists and was not created by stack `should-i-deploy` env `default`"), "{out:?}");
+    let out = w.deploy().run(&["up", STACK, "--yes"]).code(4);
+    assert!(
+        out.stderr.contains("iam_role `sfn-should-i-deploy` already exists and was not created by stack `should-i-deploy` env `default`"),
+        "{out:?}"
+    );
     // what depends on it was skipped, independent work finished and is recorded
     assert!(out.stderr.contains("state_machine skipped"), "{out:?}");
-    let recorded: Value = serde_json::from_str(&std::fs::read_to_string(state.path().join("default/should-i-deploy.json")).unwrap()).unwrap();
+    let recorded: Value =
+        serde_json::from_str(&std::fs::read_to_string(w.state.path().join("default/should-i-deploy.json")).unwrap()).unwrap();
     assert_eq!(recorded["resources"]["deploy_user"]["status"], "created");
     assert!(recorded["resources"].get("sfn_role").is_none(), "the foreign role is not recorded as ours");
     // a --env copy deploys fine beside it
-    Deploy::new(project, state.path(), &moto.url()).run(&["up", STACK, "--yes", "--env", "mine"]).success();
+    w.deploy().run(&["up", STACK, "--yes", "--env", "mine"]).success();
 }
 
 /// Behaviour moto does not show, injected in front of it: a new role that cannot be assumed
 /// yet (IAM propagation) and throttling. Both are retried with backoff; a real error is not.
 #[test]
 fn propagation_delays_and_throttling_are_retried_and_real_errors_stop_only_dependents() {
-    let moto = Moto::start();
-    let state = tempfile::tempdir().unwrap();
-    let project = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let proxy = Proxy::start(&moto, json!([
-        {"operation": "CreateStateMachine", "times": 3, "code": "AccessDeniedException",
-         "message": "Neither the global service principal states.amazonaws.com, nor the regional one is authorized to assume the provided role."},
-        {"operation": "CreateRole", "times": 2, "protocol": "query", "code": "Throttling", "message": "Rate exceeded"}
-    ]));
-    let out = Deploy::new(project, state.path(), &proxy.url()).run(&["up", STACK, "--yes"]).success();
+    let w = World::new();
+    let moto = &w.moto;
+    let proxy = Proxy::start(
+        &moto,
+        json!([
+            {"operation": "CreateStateMachine", "times": 3, "code": "AccessDeniedException",
+             "message": "Neither the global service principal states.amazonaws.com, nor the regional one is authorized to assume the provided role."},
+            {"operation": "CreateRole", "times": 2, "protocol": "query", "code": "Throttling", "message": "Rate exceeded"}
+        ]),
+    );
+    let out = w.via(&proxy.url()).run(&["up", STACK, "--yes"]).success();
     let injected = proxy.injected();
     assert_eq!(injected.iter().filter(|o| *o == "CreateStateMachine").count(), 3, "{injected:?}");
     assert_eq!(injected.iter().filter(|o| *o == "CreateRole").count(), 2, "{injected:?}");
     assert!(out.stderr.contains("state_machine created"), "{out:?}");
-    check_should_i_deploy(&Clients::new(&moto.url()), "default", "", "rate(30 minutes)");
+    check_should_i_deploy(&w.c, "default", "", "rate(30 minutes)");
     drop(proxy);
 
     // A real error on one resource: its dependents are skipped, the rest finishes; exit 4.
     let state2 = tempfile::tempdir().unwrap();
-    let proxy = Proxy::start(&moto, json!([
-        {"operation": "CreateStateMachine", "times": 1, "code": "InvalidDefinition", "message": "Invalid State Machine Definition"}
-    ]));
-    let out = Deploy::new(project, state2.path(), &proxy.url()).run(&["up", STACK, "--yes", "--env", "b"]).code(4);
-    assert!(out.stderr.contains("state_machine failed to create: CreateStateMachine failed: InvalidDefinition: Invalid State Machine Definition"), "{out:?}");
+    let proxy = Proxy::start(
+        &moto,
+        json!([
+            {"operation": "CreateStateMachine", "times": 1, "code": "InvalidDefinition", "message": "Invalid State Machine Definition"}
+        ]),
+    );
+    let out = Deploy::new(&w.project, state2.path(), &proxy.url()).run(&["up", STACK, "--yes", "--env", "b"]).code(4);
+    assert!(
+        out.stderr
+            .contains("state_machine failed to create: CreateStateMachine failed: InvalidDefinition: Invalid State Machine Definition"),
+        "{out:?}"
+    );
     for skipped in ["target", "eventbridge_policy", "eventbridge_policy_attachment"] {
         assert!(out.stderr.contains(&format!("{skipped} skipped")), "{skipped}: {out:?}");
     }
     assert!(out.stderr.contains("1 of the changes failed, 3 skipped after them"), "{out:?}");
     assert!(out.stderr.contains("rule created") && out.stderr.contains("eventbridge_role created"), "{out:?}");
     // running again finishes the job
-    let out = Deploy::new(project, state2.path(), &proxy.url()).run(&["up", STACK, "--yes", "--env", "b"]).success();
+    let out = Deploy::new(&w.project, state2.path(), &proxy.url()).run(&["up", STACK, "--yes", "--env", "b"]).success();
     assert!(out.stdout.contains("Plan: 4 to create, 0 to update, 0 to replace, 0 to delete, 8 unchanged."), "{out:?}");
-    check_should_i_deploy(&Clients::new(&moto.url()), "b", "b-", "rate(30 minutes)");
+    check_should_i_deploy(&w.c, "b", "b-", "rate(30 minutes)");
 }
 
 /// Ctrl-C in the middle of `up`: what is in flight finishes and is recorded, nothing new
@@ -313,19 +323,18 @@ fn propagation_delays_and_throttling_are_retried_and_real_errors_stop_only_depen
 /// `up` again finishes the job, and `destroy` leaves nothing.
 #[test]
 fn ctrl_c_mid_up_is_recoverable_and_the_lock_keeps_runs_apart() {
-    let moto = Moto::start();
-    let state = tempfile::tempdir().unwrap();
-    let project = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let w = World::new();
+    let moto = &w.moto;
     let proxy = Proxy::start(&moto, json!([{"operation": "CreateStateMachine", "times": 1, "delay": 3}]));
-    let child = Deploy::new(project, state.path(), &proxy.url()).spawn(&["up", STACK, "--yes", "--parallelism", "1"]);
+    let child = w.via(&proxy.url()).spawn(&["up", STACK, "--yes", "--parallelism", "1"]);
     let pid = child.id();
     // wait until the state machine's create is on the wire (recorded as pending first)
-    let recorded = state.path().join("default/should-i-deploy.json");
+    let recorded = w.state.path().join("default/should-i-deploy.json");
     eventually(30, "the state machine's create to start", || {
         std::fs::read_to_string(&recorded).is_ok_and(|t| t.contains("\"kind\": \"sfn_state_machine\""))
     });
 
-    let other = Deploy::new(project, state.path(), &proxy.url()).run(&["up", STACK, "--yes"]).code(6);
+    let other = w.via(&proxy.url()).run(&["up", STACK, "--yes"]).code(6);
     assert!(other.stderr.contains("stack `should-i-deploy` (env `default`) is being changed by another deploy run"), "{other:?}");
 
     std::process::Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap();
@@ -337,9 +346,9 @@ fn ctrl_c_mid_up_is_recoverable_and_the_lock_keeps_runs_apart() {
     assert_eq!(st["resources"]["state_machine"]["status"], "created");
     assert!(st["resources"].get("target").is_none(), "nothing new started after Ctrl-C");
 
-    let out = Deploy::new(project, state.path(), &moto.url()).run(&["up", STACK, "--yes"]).success();
+    let out = w.deploy().run(&["up", STACK, "--yes"]).success();
     assert!(out.stdout.contains("to create") && !out.stdout.contains("Plan: 12 to create"), "only the rest is created: {out:?}");
-    check_should_i_deploy(&Clients::new(&moto.url()), "default", "", "rate(30 minutes)");
-    Deploy::new(project, state.path(), &moto.url()).run(&["destroy", "--yes"]).success();
-    nothing_left(&Clients::new(&moto.url()), moto.port);
+    check_should_i_deploy(&w.c, "default", "", "rate(30 minutes)");
+    w.deploy().run(&["destroy", "--yes"]).success();
+    nothing_left(&w.c, moto.port);
 }

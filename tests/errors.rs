@@ -40,7 +40,10 @@ fn unknown_stack_lists_the_known_ones() {
 #[test]
 fn unknown_and_ill_typed_variables() {
     let out = run_in(&repo(), &["up", "should-i-deploy", "--var", "frequency=5", "--yes"]).code(2);
-    assert!(out.stderr.contains("--var frequency=5: stack `should-i-deploy` has no variable `frequency`; it declares: frequency_in_minutes"), "{out:?}");
+    assert!(
+        out.stderr.contains("--var frequency=5: stack `should-i-deploy` has no variable `frequency`; it declares: frequency_in_minutes"),
+        "{out:?}"
+    );
     let out = run_in(&repo(), &["plan", "should-i-deploy", "--var", "frequency_in_minutes=often"]).code(2);
     assert!(out.stderr.contains("variable `frequency_in_minutes` is a number, and \"often\" is not one"), "{out:?}");
 }
@@ -48,14 +51,20 @@ fn unknown_and_ill_typed_variables() {
 #[test]
 fn missing_required_variable() {
     let out = run_in(&broken(), &["up", "needs-email", "--yes"]).code(2);
-    assert!(out.stderr.contains("stack `needs-email` needs variable `email` (where approval requests are sent), and none was given"), "{out:?}");
+    assert!(
+        out.stderr.contains("stack `needs-email` needs variable `email` (where approval requests are sent), and none was given"),
+        "{out:?}"
+    );
     assert!(out.stderr.contains("help: pass --var email=VALUE"), "{out:?}");
 }
 
 #[test]
 fn template_referencing_an_unknown_value() {
     let out = run_in(&broken(), &["up", "unknown-template-var", "--yes"]).code(2);
-    assert!(out.stderr.contains("error: templates/unknown-var.json:5: the template uses `TOPIC_ARN`, which the stack does not define"), "{out:?}");
+    assert!(
+        out.stderr.contains("error: templates/unknown-var.json:5: the template uses `TOPIC_ARN`, which the stack does not define"),
+        "{out:?}"
+    );
 }
 
 #[test]

@@ -33,11 +33,9 @@ fn create_new_user_needs_an_email() {
 #[test]
 fn create_new_user_lifecycle() {
     const STACK: &str = "create-new-user";
-    let moto = Moto::start();
-    let state = tempfile::tempdir().unwrap();
-    let project = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let deploy = || Deploy::new(project, state.path(), &moto.url());
-    let c = Clients::new(&moto.url());
+    let w = World::new();
+    let (moto, c) = (&w.moto, &w.c);
+    let deploy = || w.deploy();
 
     deploy().run(&["up", STACK, "--var", "email=approver@example.com", "--yes"]).success();
     let topic_arn = format!("arn:aws:sns:us-east-1:{ACCOUNT}:create-new-user");
@@ -61,7 +59,11 @@ fn create_new_user_lifecycle() {
     );
     assert_eq!(
         deployed_definition(&c, "create-new-user"),
-        published_definition(STACK, "jsonata", &[("TOPIC_ARN", &topic_arn), ("ADMIN_GROUP_NAME", "admins-group"), ("DEVELOP_GROUP_NAME", "developers-group")])
+        published_definition(
+            STACK,
+            "jsonata",
+            &[("TOPIC_ARN", &topic_arn), ("ADMIN_GROUP_NAME", "admins-group"), ("DEVELOP_GROUP_NAME", "developers-group")]
+        )
     );
 
     moto.start_recording();
@@ -89,11 +91,9 @@ fn create_new_user_lifecycle() {
 #[test]
 fn bucket_replication_lifecycle() {
     const STACK: &str = "bucket-replication";
-    let moto = Moto::start();
-    let project = project_copy();
-    let state = tempfile::tempdir().unwrap();
-    let deploy = || Deploy::new(project.path(), state.path(), &moto.url());
-    let c = Clients::new(&moto.url());
+    let w = World::with_project_copy();
+    let (moto, c, project) = (&w.moto, &w.c, w.project.as_path());
+    let deploy = || w.deploy();
 
     deploy().run(&["up", STACK, "--yes"]).success();
     let (src, dst) = (format!("source-{ACCOUNT}-us-east-1"), format!("destination-{ACCOUNT}-us-east-1"));
@@ -116,7 +116,10 @@ fn bucket_replication_lifecycle() {
         let t = c.datasync.describe_task().task_arn(tasks.tasks()[0].task_arn().unwrap()).send().await.unwrap();
         assert_eq!(t.name(), Some("bucket-replication"));
         let o = t.options().unwrap();
-        assert_eq!((o.posix_permissions().unwrap().as_str(), o.uid().unwrap().as_str(), o.gid().unwrap().as_str()), ("NONE", "NONE", "NONE"));
+        assert_eq!(
+            (o.posix_permissions().unwrap().as_str(), o.uid().unwrap().as_str(), o.gid().unwrap().as_str()),
+            ("NONE", "NONE", "NONE")
+        );
         let src_loc = c.datasync.describe_location_s3().location_arn(t.source_location_arn().unwrap()).send().await.unwrap();
         assert_eq!(src_loc.location_uri().unwrap().trim_end_matches('/'), format!("s3://{src}"));
         t.task_arn().unwrap().to_string()
@@ -138,7 +141,7 @@ fn bucket_replication_lifecycle() {
     assert_eq!(mutating_calls(&moto), Vec::<String>::new());
 
     // an update: poll every 5 s instead of 10 s
-    let tpl = project.path().join("templates/bucket-replication/jsonata.json");
+    let tpl = project.join("templates/bucket-replication/jsonata.json");
     std::fs::write(&tpl, std::fs::read_to_string(&tpl).unwrap().replace("\"Seconds\": 10", "\"Seconds\": 5")).unwrap();
     moto.start_recording();
     deploy().run(&["up", STACK, "--yes"]).success();
@@ -172,8 +175,16 @@ fn check_resize_image(c: &Clients, lang: &str) {
         let rule = &q.filter().unwrap().key().unwrap().filter_rules()[0];
         assert_eq!(rule.value(), Some("uploaded/"));
         let url = c.sqs.get_queue_url().queue_name("profile-pictures").send().await.unwrap().queue_url().unwrap().to_string();
-        let attrs = c.sqs.get_queue_attributes().queue_url(&url).attribute_names(aws_sdk_sqs::types::QueueAttributeName::Policy).send().await.unwrap();
-        let policy: Value = serde_json::from_str(attrs.attributes().unwrap().get(&aws_sdk_sqs::types::QueueAttributeName::Policy).unwrap()).unwrap();
+        let attrs = c
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::Policy)
+            .send()
+            .await
+            .unwrap();
+        let policy: Value =
+            serde_json::from_str(attrs.attributes().unwrap().get(&aws_sdk_sqs::types::QueueAttributeName::Policy).unwrap()).unwrap();
         assert_eq!(policy["Id"], "AllowS3Notification");
         assert_eq!(
             policy["Statement"],
@@ -232,24 +243,24 @@ fn check_resize_image(c: &Clients, lang: &str) {
                {"Sid": "StepFunctionsAccess", "Effect": "Allow", "Action": ["states:StartExecution", "states:StartSyncExecution"], "Resource": sm_arn}])
     );
     let deployed = deployed_definition(c, "resize-profile-picture");
-    assert_eq!(deployed, published_definition("resize-image", lang, &[("LAMBDA_NAME", "resize-profile-picture"), ("DYNAMODB_TABLE_NAME", "user")]));
+    assert_eq!(
+        deployed,
+        published_definition("resize-image", lang, &[("LAMBDA_NAME", "resize-profile-picture"), ("DYNAMODB_TABLE_NAME", "user")])
+    );
 }
 
 #[test]
 fn resize_image_lifecycle() {
     require_wheelhouse();
     const STACK: &str = "resize-image";
-    let moto = Moto::start();
-    let project = project_copy();
-    support::copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks/resize-image/function"), &project.path().join("stacks/resize-image/function"));
-    let state = tempfile::tempdir().unwrap();
-    let deploy = || Deploy::new(project.path(), state.path(), &moto.url());
-    let c = Clients::new(&moto.url());
+    let w = World::with_project_copy();
+    let (moto, c, project) = (&w.moto, &w.c, w.project.as_path());
+    let deploy = || w.deploy();
 
     let out = deploy().run(&["up", STACK, "--yes"]).success();
     assert!(out.stdout.contains("Plan: 19 to create"), "{out:?}");
     check_resize_image(&c, "jsonata");
-    let cached = || std::fs::read_dir(project.path().join(".deploy/cache/lambda")).unwrap().count();
+    let cached = || std::fs::read_dir(project.join(".deploy/cache/lambda")).unwrap().count();
     assert_eq!(cached(), 1, "the package is cached by content hash");
 
     // The S3 -> SQS notification works: an upload under uploaded/ arrives on the queue.
@@ -292,7 +303,7 @@ fn resize_image_lifecycle() {
     check_resize_image(&c, "jsonpath");
 
     // a code change updates the function's code only
-    let main = project.path().join("stacks/resize-image/function/main.py");
+    let main = project.join("stacks/resize-image/function/main.py");
     std::fs::write(&main, std::fs::read_to_string(&main).unwrap() + "\n# changed\n").unwrap();
     let out = deploy().run(&["plan", STACK, "--var", "query_language=jsonpath"]).success();
     assert!(out.stdout.contains("~   update   lambda_function.function"), "{out:?}");
@@ -303,7 +314,10 @@ fn resize_image_lifecycle() {
 
     // the container path needs an engine: without one, a clear error and nothing changed
     moto.start_recording();
-    let out = deploy().env("DEPLOY_DOCKER", "/nonexistent/docker").run(&["up", STACK, "--var", "lambda_package=image", "--var", "query_language=jsonpath", "--yes"]).code(2);
+    let out = deploy()
+        .env("DEPLOY_DOCKER", "/nonexistent/docker")
+        .run(&["up", STACK, "--var", "lambda_package=image", "--var", "query_language=jsonpath", "--yes"])
+        .code(2);
     assert!(out.stderr.contains("lambda_package=image needs a container engine, and none answers"), "{out:?}");
     assert!(out.stderr.contains("--var lambda_package=zip"), "{out:?}");
     assert!(out.stderr.contains("(nothing was changed)"), "{out:?}");

@@ -50,7 +50,8 @@ async fn preflight(plans: &[Planned], ctx: &Ctx) -> Result<()> {
         let Some(stack) = &p.stack else { continue };
         let outputs = p.state.resources.iter().map(|(k, e)| (k.clone(), e.outputs.clone())).collect();
         let scope = stack.scope(&outputs, Some((&ctx.account_id, &ctx.region, &ctx.partition)));
-        for step in p.plan.steps.iter().filter(|s| matches!(s.action, plan::Action::Create | plan::Action::Update | plan::Action::Replace)) {
+        for step in p.plan.steps.iter().filter(|s| matches!(s.action, plan::Action::Create | plan::Action::Update | plan::Action::Replace))
+        {
             let decl = &stack.resources[&step.id];
             let (want, _) = stack.resolve(&step.id, &scope)?;
             decl.kind.preflight(ctx, &want).await.map_err(|e| {

@@ -29,8 +29,7 @@ impl Setup {
     pub fn load(&self, select: &Selection, vars: &VarArgs) -> Result<Vec<Stack>> {
         let names = if select.all || select.stacks.is_empty() {
             if !select.all {
-                return Err(Error::user("name a stack, or pass --all")
-                    .help(format!("stacks: {}", self.project.stack_names()?.join(", "))));
+                return Err(Error::user("name a stack, or pass --all").help(format!("stacks: {}", self.project.stack_names()?.join(", "))));
             }
             self.project.stack_names()?
         } else {
@@ -105,9 +104,5 @@ pub fn confirm(question: &str, yes: bool) -> Result<()> {
     std::io::stderr().flush().ok();
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
-    if answer.trim() == "yes" {
-        Ok(())
-    } else {
-        Err(Error::new(crate::error::Class::NotConfirmed, "cancelled: nothing was changed"))
-    }
+    if answer.trim() == "yes" { Ok(()) } else { Err(Error::new(crate::error::Class::NotConfirmed, "cancelled: nothing was changed")) }
 }

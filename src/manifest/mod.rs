@@ -29,7 +29,8 @@ impl Project {
     pub fn discover(explicit: Option<PathBuf>) -> Result<Project> {
         if let Some(root) = explicit {
             if !root.join("stacks").is_dir() {
-                return Err(Error::user(format!("{} has no stacks/ folder", root.display())).help("pass the folder that holds stacks/ and templates/"));
+                return Err(Error::user(format!("{} has no stacks/ folder", root.display()))
+                    .help("pass the folder that holds stacks/ and templates/"));
             }
             return Ok(Project { root });
         }
@@ -62,8 +63,11 @@ impl Project {
         let file = self.root.join("stacks").join(name).join("stack.toml");
         if !file.is_file() {
             let known = self.stack_names()?;
-            return Err(Error::user(format!("unknown stack `{name}`"))
-                .help(format!("stacks in {}: {}", self.rel(&self.root.join("stacks")), known.join(", "))));
+            return Err(Error::user(format!("unknown stack `{name}`")).help(format!(
+                "stacks in {}: {}",
+                self.rel(&self.root.join("stacks")),
+                known.join(", ")
+            )));
         }
         check_env(env)?;
         let src = std::fs::read_to_string(&file)?;
@@ -102,7 +106,9 @@ pub fn check_env(env: &str) -> Result<()> {
         && env.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !env.starts_with('-')
         && !env.ends_with('-');
-    if ok { Ok(()) } else {
+    if ok {
+        Ok(())
+    } else {
         Err(Error::user(format!("env name {env:?} is not usable"))
             .help("use 1 to 20 lowercase letters, digits and dashes (it prefixes resource names), e.g. --env pr-42"))
     }
@@ -306,7 +312,8 @@ impl Stack {
         let v = refs::resolve(&d.attrs, scope);
         let mut warnings = Vec::new();
         let v = self.render_templates(v, &mut warnings)?;
-        let v = d.kind.check(&v).map_err(|e| Error::user(format!("resource `{id}`: {}", e.message)).at(format!("{}:{}", self.file, d.line)))?;
+        let v =
+            d.kind.check(&v).map_err(|e| Error::user(format!("resource `{id}`: {}", e.message)).at(format!("{}:{}", self.file, d.line)))?;
         Ok((v, warnings))
     }
 
@@ -355,11 +362,7 @@ fn check_output_ref(raw: &RawStack, resource: &str, attr: &str) -> std::result::
         return Ok(()); // reported on that resource itself
     };
     if !kind.outputs().contains(&attr) {
-        return Err(format!(
-            "`${{{resource}.{attr}}}`: a {} has no output `{attr}` (it has: {})",
-            kind.name(),
-            kind.outputs().join(", ")
-        ));
+        return Err(format!("`${{{resource}.{attr}}}`: a {} has no output `{attr}` (it has: {})", kind.name(), kind.outputs().join(", ")));
     }
     Ok(())
 }

@@ -40,10 +40,7 @@ pub fn parse_refs(s: &str) -> Result<Vec<Ref>, String> {
             ("var", None) => return Err("`${var}` needs a variable name: `${var.NAME}`".into()),
             (ctx, None) if CONTEXT_NAMES.contains(&ctx) => Ref::Context(head),
             (_, None) => {
-                return Err(format!(
-                    "`${{{head}}}` is neither a context value ({}) nor `resource.attribute`",
-                    CONTEXT_NAMES.join(", ")
-                ));
+                return Err(format!("`${{{head}}}` is neither a context value ({}) nor `resource.attribute`", CONTEXT_NAMES.join(", ")));
             }
             (_, Some(attr)) => Ref::Output { resource: head, attr },
         });
@@ -112,7 +109,9 @@ pub fn resolve(value: &Value, scope: &dyn Scope) -> Value {
 }
 
 fn resolve_str(s: &str, scope: &dyn Scope) -> Value {
-    let Ok(refs) = parse_refs(s) else { return Value::String(s.to_string()) };
+    let Ok(refs) = parse_refs(s) else {
+        return Value::String(s.to_string());
+    };
     if refs.is_empty() {
         return Value::String(s.to_string());
     }
@@ -188,11 +187,7 @@ mod tests {
         assert!(parse_refs("${a b}").unwrap_err().contains("malformed"));
         assert_eq!(
             parse_refs("${a.b} ${var.c} ${region}").unwrap(),
-            vec![
-                Ref::Output { resource: "a".into(), attr: "b".into() },
-                Ref::Var("c".into()),
-                Ref::Context("region".into())
-            ]
+            vec![Ref::Output { resource: "a".into(), attr: "b".into() }, Ref::Var("c".into()), Ref::Context("region".into())]
         );
     }
 }

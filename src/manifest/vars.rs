@@ -74,13 +74,13 @@ fn parse_cli(ty: VarType, raw: &str) -> Option<Value> {
 }
 
 /// Resolves every declared variable to a value, or says which one is wrong and how to fix it.
-pub fn resolve(
-    stack: &str,
-    decls: &BTreeMap<String, VarDecl>,
-    inputs: &VarInputs,
-) -> Result<BTreeMap<String, Value>> {
+pub fn resolve(stack: &str, decls: &BTreeMap<String, VarDecl>, inputs: &VarInputs) -> Result<BTreeMap<String, Value>> {
     let declared = || {
-        if decls.is_empty() { "it declares none".to_string() } else { format!("it declares: {}", decls.keys().cloned().collect::<Vec<_>>().join(", ")) }
+        if decls.is_empty() {
+            "it declares none".to_string()
+        } else {
+            format!("it declares: {}", decls.keys().cloned().collect::<Vec<_>>().join(", "))
+        }
     };
     let mut given: BTreeMap<String, (Value, String)> = BTreeMap::new();
     for file in &inputs.files {
@@ -104,9 +104,8 @@ pub fn resolve(
         let Some(d) = decls.get(&k) else {
             return Err(Error::user(format!("stack `{stack}` has no variable `{k}`; {}", declared())).at(where_));
         };
-        let v = parse_cli(d.ty, raw).ok_or_else(|| {
-            Error::user(format!("variable `{k}` is a {}, and {raw:?} is not one", d.ty.name())).at(where_.clone())
-        })?;
+        let v = parse_cli(d.ty, raw)
+            .ok_or_else(|| Error::user(format!("variable `{k}` is a {}, and {raw:?} is not one", d.ty.name())).at(where_.clone()))?;
         given.insert(k, (v, where_));
     }
     let mut out = BTreeMap::new();

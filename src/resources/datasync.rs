@@ -2,7 +2,7 @@
 //! location is found by its `s3://bucket/subdirectory` URI (the bucket is the stack's own),
 //! a task by its name. Tags are not managed (the local emulator cannot list them back).
 
-use super::{Kind, Notes, Outputs, s};
+use super::{Kind, Notes, Outputs, arn_and_name, s};
 use crate::aws::{Ctx, api_error, retry_propagation};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -83,7 +83,9 @@ impl Kind for LocationS3 {
         };
         let d = match ctx.datasync.describe_location_s3().location_arn(&arn).send().await {
             Ok(d) => d,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_invalid_request_exception()) => return Ok(None),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_invalid_request_exception()) => {
+                return Ok(None);
+            }
             Err(e) => return Err(api_error("DescribeLocationS3", &e)),
         };
         let location = d.location_uri().unwrap_or_default().trim_end_matches('/').to_string();
@@ -171,10 +173,6 @@ async fn find_task(ctx: &Ctx, name: &str) -> Result<Option<String>> {
 
 pub struct Task;
 
-fn task_outputs(arn: &str, name: &str) -> Outputs {
-    Outputs::from([("arn".into(), s(arn)), ("name".into(), s(name))])
-}
-
 #[async_trait]
 impl Kind for Task {
     type Attrs = TaskAttrs;
@@ -201,7 +199,7 @@ impl Kind for Task {
             .send()
             .await
             .map_err(|e| api_error("CreateTask", &e))?;
-        Ok(task_outputs(o.task_arn().unwrap_or_default(), &a.name))
+        Ok(arn_and_name(o.task_arn().unwrap_or_default(), &a.name))
     }
 
     async fn read(ctx: &Ctx, a: &TaskAttrs, known: &Outputs) -> Result<Option<(TaskAttrs, Outputs)>> {
@@ -213,7 +211,9 @@ impl Kind for Task {
         };
         let d = match ctx.datasync.describe_task().task_arn(&arn).send().await {
             Ok(d) => d,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_invalid_request_exception()) => return Ok(None),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_invalid_request_exception()) => {
+                return Ok(None);
+            }
             Err(e) => return Err(api_error("DescribeTask", &e)),
         };
         let live = TaskAttrs {
@@ -222,7 +222,7 @@ impl Kind for Task {
             destination_location_arn: d.destination_location_arn().unwrap_or_default().to_string(),
             options: d.options().map(TaskOptions::from_sdk).unwrap_or_default(),
         };
-        Ok(Some((live, task_outputs(&arn, &a.name))))
+        Ok(Some((live, arn_and_name(&arn, &a.name))))
     }
 
     async fn update(ctx: &Ctx, _live: &TaskAttrs, want: &TaskAttrs, known: &Outputs) -> Result<Outputs> {
@@ -230,8 +230,15 @@ impl Kind for Task {
             Some(a) => a,
             None => find_task(ctx, &want.name).await?.ok_or_else(|| Error::aws(format!("DataSync task {} vanished", want.name)))?,
         };
-        ctx.datasync.update_task().task_arn(&arn).name(&want.name).options(want.options.sdk()).send().await.map_err(|e| api_error("UpdateTask", &e))?;
-        Ok(task_outputs(&arn, &want.name))
+        ctx.datasync
+            .update_task()
+            .task_arn(&arn)
+            .name(&want.name)
+            .options(want.options.sdk())
+            .send()
+            .await
+            .map_err(|e| api_error("UpdateTask", &e))?;
+        Ok(arn_and_name(&arn, &want.name))
     }
 
     async fn delete(ctx: &Ctx, a: &TaskAttrs, known: &Outputs) -> Result<Notes> {

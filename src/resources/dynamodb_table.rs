@@ -1,6 +1,6 @@
 //! `dynamodb_table`: a table with a hash key (string, number or binary).
 
-use super::{Kind, Notes, Outputs, Tags, s, tag_changes};
+use super::{Kind, Notes, Outputs, Tags, arn_and_name, tag_changes};
 use crate::aws::{Ctx, api_error};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -34,10 +34,6 @@ fn tags(t: &Tags) -> Vec<Tag> {
     t.iter().map(|(k, v)| Tag::builder().key(k).value(v).build().expect("key and value set")).collect()
 }
 
-fn outputs(arn: &str, name: &str) -> Outputs {
-    Outputs::from([("arn".into(), s(arn)), ("name".into(), s(name))])
-}
-
 async fn status(ctx: &Ctx, name: &str) -> Result<Option<aws_sdk_dynamodb::types::TableDescription>> {
     match ctx.dynamodb.describe_table().table_name(name).send().await {
         Ok(o) => Ok(o.table),
@@ -59,7 +55,11 @@ impl Kind for Table {
     }
 
     async fn create(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
-        let key = KeySchemaElement::builder().attribute_name(&a.hash_key).key_type(KeyType::Hash).build().map_err(|e| Error::internal(e.to_string()))?;
+        let key = KeySchemaElement::builder()
+            .attribute_name(&a.hash_key)
+            .key_type(KeyType::Hash)
+            .build()
+            .map_err(|e| Error::internal(e.to_string()))?;
         let def = AttributeDefinition::builder()
             .attribute_name(&a.hash_key)
             .attribute_type(ScalarAttributeType::from(a.hash_key_type.as_str()))
@@ -89,23 +89,27 @@ impl Kind for Table {
                 _ => tokio::time::sleep(ctx.propagation.delay(attempt.min(1))).await,
             }
         }
-        Ok(outputs(&arn, &a.name))
+        Ok(arn_and_name(&arn, &a.name))
     }
 
     async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
-        let Some(t) = status(ctx, &a.name).await? else { return Ok(None) };
+        let Some(t) = status(ctx, &a.name).await? else {
+            return Ok(None);
+        };
         if t.table_status() == Some(&TableStatus::Deleting) {
             return Ok(None);
         }
         let arn = t.table_arn().unwrap_or_default().to_string();
-        let hash = t.key_schema().iter().find(|k| k.key_type() == &KeyType::Hash).map(|k| k.attribute_name().to_string()).unwrap_or_default();
+        let hash =
+            t.key_schema().iter().find(|k| k.key_type() == &KeyType::Hash).map(|k| k.attribute_name().to_string()).unwrap_or_default();
         let hash_type = t
             .attribute_definitions()
             .iter()
             .find(|d| d.attribute_name() == hash)
             .map(|d| d.attribute_type().as_str().to_string())
             .unwrap_or_default();
-        let billing = t.billing_mode_summary().and_then(|b| b.billing_mode()).map(|b| b.as_str().to_string()).unwrap_or_else(|| "PROVISIONED".into());
+        let billing =
+            t.billing_mode_summary().and_then(|b| b.billing_mode()).map(|b| b.as_str().to_string()).unwrap_or_else(|| "PROVISIONED".into());
         let tl = ctx.dynamodb.list_tags_of_resource().resource_arn(&arn).send().await.map_err(|e| api_error("ListTagsOfResource", &e))?;
         let live = Attrs {
             name: a.name.clone(),
@@ -114,13 +118,15 @@ impl Kind for Table {
             hash_key_type: hash_type,
             tags: tl.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect(),
         };
-        Ok(Some((live, outputs(&arn, &a.name))))
+        Ok(Some((live, arn_and_name(&arn, &a.name))))
     }
 
     async fn update(ctx: &Ctx, live: &Attrs, want: &Attrs, known: &Outputs) -> Result<Outputs> {
-        let arn = known.get("arn").and_then(|v| v.as_str()).map(str::to_string).unwrap_or_else(|| {
-            format!("arn:{}:dynamodb:{}:{}:table/{}", ctx.partition, ctx.region, ctx.account_id, want.name)
-        });
+        let arn = known
+            .get("arn")
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("arn:{}:dynamodb:{}:{}:table/{}", ctx.partition, ctx.region, ctx.account_id, want.name));
         if live.billing_mode != want.billing_mode {
             ctx.dynamodb
                 .update_table()
@@ -132,18 +138,32 @@ impl Kind for Table {
         }
         let (set, remove) = tag_changes(&live.tags, &want.tags);
         if !set.is_empty() {
-            ctx.dynamodb.tag_resource().resource_arn(&arn).set_tags(Some(tags(&set))).send().await.map_err(|e| api_error("TagResource", &e))?;
+            ctx.dynamodb
+                .tag_resource()
+                .resource_arn(&arn)
+                .set_tags(Some(tags(&set)))
+                .send()
+                .await
+                .map_err(|e| api_error("TagResource", &e))?;
         }
         if !remove.is_empty() {
-            ctx.dynamodb.untag_resource().resource_arn(&arn).set_tag_keys(Some(remove)).send().await.map_err(|e| api_error("UntagResource", &e))?;
+            ctx.dynamodb
+                .untag_resource()
+                .resource_arn(&arn)
+                .set_tag_keys(Some(remove))
+                .send()
+                .await
+                .map_err(|e| api_error("UntagResource", &e))?;
         }
-        Ok(outputs(&arn, &want.name))
+        Ok(arn_and_name(&arn, &want.name))
     }
 
     async fn delete(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Notes> {
         match ctx.dynamodb.delete_table().table_name(&a.name).send().await {
             Ok(_) => {}
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => return Ok(vec![]),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
+                return Ok(vec![]);
+            }
             Err(e) => return Err(api_error("DeleteTable", &e)),
         }
         for attempt in 0..60 {

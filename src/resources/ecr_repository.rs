@@ -68,10 +68,14 @@ impl Kind for Repository {
     async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
         let o = match ctx.ecr.describe_repositories().repository_names(&a.name).send().await {
             Ok(o) => o,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_repository_not_found_exception()) => return Ok(None),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_repository_not_found_exception()) => {
+                return Ok(None);
+            }
             Err(e) => return Err(api_error("DescribeRepositories", &e)),
         };
-        let Some(r) = o.repositories().first() else { return Ok(None) };
+        let Some(r) = o.repositories().first() else {
+            return Ok(None);
+        };
         let arn = r.repository_arn().unwrap_or_default().to_string();
         let t = ctx.ecr.list_tags_for_resource().resource_arn(&arn).send().await.map_err(|e| api_error("ListTagsForResource", &e))?;
         let live = Attrs {
@@ -99,7 +103,13 @@ impl Kind for Repository {
             ctx.ecr.tag_resource().resource_arn(&arn).set_tags(Some(tags(&set))).send().await.map_err(|e| api_error("TagResource", &e))?;
         }
         if !remove.is_empty() {
-            ctx.ecr.untag_resource().resource_arn(&arn).set_tag_keys(Some(remove)).send().await.map_err(|e| api_error("UntagResource", &e))?;
+            ctx.ecr
+                .untag_resource()
+                .resource_arn(&arn)
+                .set_tag_keys(Some(remove))
+                .send()
+                .await
+                .map_err(|e| api_error("UntagResource", &e))?;
         }
         Ok(out)
     }
@@ -107,12 +117,16 @@ impl Kind for Repository {
     async fn delete(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Notes> {
         let images = match ctx.ecr.list_images().repository_name(&a.name).send().await {
             Ok(o) => o.image_ids().len(),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_repository_not_found_exception()) => return Ok(vec![]),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_repository_not_found_exception()) => {
+                return Ok(vec![]);
+            }
             Err(e) => return Err(api_error("ListImages", &e)),
         };
         match ctx.ecr.delete_repository().repository_name(&a.name).force(true).send().await {
             Ok(_) => {}
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_repository_not_found_exception()) => return Ok(vec![]),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_repository_not_found_exception()) => {
+                return Ok(vec![]);
+            }
             Err(e) => return Err(api_error("DeleteRepository", &e)),
         }
         Ok(if images > 0 { vec![format!("emptied the repository first: deleted {images} image(s)")] } else { vec![] })

@@ -95,15 +95,13 @@ impl Kind for EventsConnection {
     async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
         let c = match ctx.events.describe_connection().name(&a.name).send().await {
             Ok(c) => c,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => return Ok(None),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
+                return Ok(None);
+            }
             Err(e) => return Err(api_error("DescribeConnection", &e)),
         };
-        let username = c
-            .auth_parameters()
-            .and_then(|p| p.basic_auth_parameters())
-            .and_then(|b| b.username())
-            .unwrap_or_default()
-            .to_string();
+        let username =
+            c.auth_parameters().and_then(|p| p.basic_auth_parameters()).and_then(|b| b.username()).unwrap_or_default().to_string();
         let live = Attrs {
             name: c.name().unwrap_or_default().to_string(),
             description: c.description().unwrap_or_default().to_string(),
@@ -116,10 +114,8 @@ impl Kind for EventsConnection {
 
     async fn update(ctx: &Ctx, _live: &Attrs, want: &Attrs, _known: &Outputs) -> Result<Outputs> {
         check_auth(want)?;
-        let basic = UpdateConnectionBasicAuthRequestParameters::builder()
-            .username(&want.basic.username)
-            .password(&want.basic.password)
-            .build();
+        let basic =
+            UpdateConnectionBasicAuthRequestParameters::builder().username(&want.basic.username).password(&want.basic.password).build();
         ctx.events
             .update_connection()
             .name(&want.name)

@@ -1,7 +1,7 @@
 //! `events_rule`: an EventBridge rule on a schedule. The manifest gives either
 //! `schedule_expression` or `rate_minutes` (1 gives `rate(1 minute)`, N gives `rate(N minutes)`).
 
-use super::{Kind, Notes, Outputs, Tags, s, tag_changes};
+use super::{Kind, Notes, Outputs, Tags, arn_and_name, tag_changes};
 use crate::aws::{Ctx, api_error};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -50,7 +50,9 @@ impl TryFrom<Manifest> for Attrs {
             (Some(e), None) => e,
             (None, Some(0)) => return Err("rate_minutes must be at least 1".into()),
             (None, Some(n)) => rate_expression(n),
-            (Some(_), Some(_)) => return Err("give either schedule_expression or rate_minutes, not both".into()),
+            (Some(_), Some(_)) => {
+                return Err("give either schedule_expression or rate_minutes, not both".into());
+            }
             (None, None) => return Err("a rule needs schedule_expression or rate_minutes".into()),
         };
         if m.state != "ENABLED" && m.state != "DISABLED" {
@@ -65,10 +67,6 @@ fn tags(t: &Tags) -> Vec<Tag> {
 }
 
 pub struct EventsRule;
-
-fn outputs(arn: &str, name: &str) -> Outputs {
-    Outputs::from([("arn".into(), s(arn)), ("name".into(), s(name))])
-}
 
 async fn put(ctx: &Ctx, a: &Attrs, with_tags: bool) -> Result<String> {
     let mut req = ctx
@@ -103,13 +101,15 @@ impl Kind for EventsRule {
             return Err(Error::already_exists(format!("EventBridge rule {} already exists", a.name)));
         }
         let arn = put(ctx, a, true).await?;
-        Ok(outputs(&arn, &a.name))
+        Ok(arn_and_name(&arn, &a.name))
     }
 
     async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
         let r = match ctx.events.describe_rule().name(&a.name).send().await {
             Ok(r) => r,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => return Ok(None),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
+                return Ok(None);
+            }
             Err(e) => return Err(api_error("DescribeRule", &e)),
         };
         let arn = r.arn().unwrap_or_default().to_string();
@@ -121,13 +121,12 @@ impl Kind for EventsRule {
             state: r.state().map(|s| s.as_str().to_string()).unwrap_or_else(enabled),
             tags: t.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect(),
         };
-        Ok(Some((live, outputs(&arn, &a.name))))
+        Ok(Some((live, arn_and_name(&arn, &a.name))))
     }
 
     async fn update(ctx: &Ctx, live: &Attrs, want: &Attrs, _known: &Outputs) -> Result<Outputs> {
-        let same_rule = live.schedule_expression == want.schedule_expression
-            && live.description == want.description
-            && live.state == want.state;
+        let same_rule =
+            live.schedule_expression == want.schedule_expression && live.description == want.description && live.state == want.state;
         let arn = if same_rule {
             format!("arn:{}:events:{}:{}:rule/{}", ctx.partition, ctx.region, ctx.account_id, want.name)
         } else {
@@ -135,12 +134,24 @@ impl Kind for EventsRule {
         };
         let (set, remove) = tag_changes(&live.tags, &want.tags);
         if !set.is_empty() {
-            ctx.events.tag_resource().resource_arn(&arn).set_tags(Some(tags(&set))).send().await.map_err(|e| api_error("TagResource", &e))?;
+            ctx.events
+                .tag_resource()
+                .resource_arn(&arn)
+                .set_tags(Some(tags(&set)))
+                .send()
+                .await
+                .map_err(|e| api_error("TagResource", &e))?;
         }
         if !remove.is_empty() {
-            ctx.events.untag_resource().resource_arn(&arn).set_tag_keys(Some(remove)).send().await.map_err(|e| api_error("UntagResource", &e))?;
+            ctx.events
+                .untag_resource()
+                .resource_arn(&arn)
+                .set_tag_keys(Some(remove))
+                .send()
+                .await
+                .map_err(|e| api_error("UntagResource", &e))?;
         }
-        Ok(outputs(&arn, &want.name))
+        Ok(arn_and_name(&arn, &want.name))
     }
 
     async fn delete(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Notes> {

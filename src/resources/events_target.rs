@@ -20,12 +20,8 @@ pub struct Attrs {
 pub struct EventsTarget;
 
 async fn put(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
-    let target = Target::builder()
-        .id(&a.id)
-        .arn(&a.arn)
-        .set_role_arn(a.role_arn.clone())
-        .build()
-        .map_err(|e| Error::internal(e.to_string()))?;
+    let target =
+        Target::builder().id(&a.id).arn(&a.arn).set_role_arn(a.role_arn.clone()).build().map_err(|e| Error::internal(e.to_string()))?;
     let out = ctx.events.put_targets().rule(&a.rule).targets(target).send().await.map_err(|e| api_error("PutTargets", &e))?;
     if let Some(f) = out.failed_entries().first() {
         return Err(Error::aws(format!(
@@ -57,11 +53,18 @@ impl Kind for EventsTarget {
     async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
         let out = match ctx.events.list_targets_by_rule().rule(&a.rule).send().await {
             Ok(o) => o,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => return Ok(None),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
+                return Ok(None);
+            }
             Err(e) => return Err(api_error("ListTargetsByRule", &e)),
         };
         Ok(out.targets().iter().find(|t| t.id() == a.id).map(|t| {
-            let live = Attrs { rule: a.rule.clone(), id: t.id().to_string(), arn: t.arn().to_string(), role_arn: t.role_arn().map(str::to_string) };
+            let live = Attrs {
+                rule: a.rule.clone(),
+                id: t.id().to_string(),
+                arn: t.arn().to_string(),
+                role_arn: t.role_arn().map(str::to_string),
+            };
             (live, Outputs::from([("id".into(), s(&a.id))]))
         }))
     }

@@ -2,7 +2,7 @@
 //! workflow put in it (the users themselves are not deleted), as IAM requires.
 
 use super::iam_user::root_path;
-use super::{Kind, Notes, Outputs, s};
+use super::{Kind, Notes, Outputs, arn_and_name};
 use crate::aws::{Ctx, api_error};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -18,10 +18,6 @@ pub struct Attrs {
 
 pub struct IamGroup;
 
-fn outputs(arn: &str, name: &str) -> Outputs {
-    Outputs::from([("arn".into(), s(arn)), ("name".into(), s(name))])
-}
-
 #[async_trait]
 impl Kind for IamGroup {
     type Attrs = Attrs;
@@ -36,7 +32,7 @@ impl Kind for IamGroup {
 
     async fn create(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
         match ctx.iam.create_group().group_name(&a.name).path(&a.path).send().await {
-            Ok(o) => Ok(outputs(o.group().map(|g| g.arn()).unwrap_or_default(), &a.name)),
+            Ok(o) => Ok(arn_and_name(o.group().map(|g| g.arn()).unwrap_or_default(), &a.name)),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_entity_already_exists_exception()) => {
                 Err(Error::already_exists(format!("IAM group {} already exists", a.name)))
             }
@@ -48,7 +44,7 @@ impl Kind for IamGroup {
         match ctx.iam.get_group().group_name(&a.name).send().await {
             Ok(o) => {
                 let g = o.group().ok_or_else(|| Error::aws("GetGroup returned no group"))?;
-                Ok(Some((Attrs { name: g.group_name().to_string(), path: g.path().to_string() }, outputs(g.arn(), &a.name))))
+                Ok(Some((Attrs { name: g.group_name().to_string(), path: g.path().to_string() }, arn_and_name(g.arn(), &a.name))))
             }
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(None),
             Err(e) => Err(api_error("GetGroup", &e)),
@@ -62,11 +58,19 @@ impl Kind for IamGroup {
     async fn delete(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Notes> {
         let members = match ctx.iam.get_group().group_name(&a.name).send().await {
             Ok(o) => o.users().iter().map(|u| u.user_name().to_string()).collect::<Vec<_>>(),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => return Ok(vec![]),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => {
+                return Ok(vec![]);
+            }
             Err(e) => return Err(api_error("GetGroup", &e)),
         };
         for u in &members {
-            ctx.iam.remove_user_from_group().group_name(&a.name).user_name(u).send().await.map_err(|e| api_error("RemoveUserFromGroup", &e))?;
+            ctx.iam
+                .remove_user_from_group()
+                .group_name(&a.name)
+                .user_name(u)
+                .send()
+                .await
+                .map_err(|e| api_error("RemoveUserFromGroup", &e))?;
         }
         match ctx.iam.delete_group().group_name(&a.name).send().await {
             Ok(_) => {}

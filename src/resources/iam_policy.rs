@@ -3,7 +3,7 @@
 //! every non-default version first, as IAM requires.
 
 use super::iam_user::{from_iam_tags, iam_tags, root_path};
-use super::{Kind, Notes, Outputs, Tags, decode_policy, s, tag_changes};
+use super::{Kind, Notes, Outputs, Tags, arn_and_name, decode_policy, tag_changes};
 use crate::aws::{Ctx, api_error};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -36,10 +36,6 @@ fn arn(ctx: &Ctx, a: &Attrs) -> String {
     format!("arn:{}:iam::{}:policy{}{}", ctx.partition, ctx.account_id, a.path, a.name)
 }
 
-fn outputs(arn: &str, name: &str) -> Outputs {
-    Outputs::from([("arn".into(), s(arn)), ("name".into(), s(name))])
-}
-
 #[async_trait]
 impl Kind for IamPolicy {
     type Attrs = Attrs;
@@ -64,7 +60,7 @@ impl Kind for IamPolicy {
             req = req.description(&a.description);
         }
         match req.send().await {
-            Ok(o) => Ok(outputs(o.policy().and_then(|p| p.arn()).unwrap_or_default(), &a.name)),
+            Ok(o) => Ok(arn_and_name(o.policy().and_then(|p| p.arn()).unwrap_or_default(), &a.name)),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_entity_already_exists_exception()) => {
                 Err(Error::already_exists(format!("IAM policy {} already exists", a.name)))
             }
@@ -76,11 +72,20 @@ impl Kind for IamPolicy {
         let arn = arn(ctx, a);
         let policy = match ctx.iam.get_policy().policy_arn(&arn).send().await {
             Ok(o) => o.policy.ok_or_else(|| Error::aws("GetPolicy returned no policy"))?,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => return Ok(None),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => {
+                return Ok(None);
+            }
             Err(e) => return Err(api_error("GetPolicy", &e)),
         };
         let version = policy.default_version_id().unwrap_or("v1");
-        let v = ctx.iam.get_policy_version().policy_arn(&arn).version_id(version).send().await.map_err(|e| api_error("GetPolicyVersion", &e))?;
+        let v = ctx
+            .iam
+            .get_policy_version()
+            .policy_arn(&arn)
+            .version_id(version)
+            .send()
+            .await
+            .map_err(|e| api_error("GetPolicyVersion", &e))?;
         let doc = v.policy_version().and_then(|p| p.document()).map(decode_policy).transpose()?.unwrap_or_default();
         let statement = match &doc["Statement"] {
             Value::Array(items) => items.clone(),
@@ -95,7 +100,7 @@ impl Kind for IamPolicy {
             statement,
             tags: from_iam_tags(tags.tags()),
         };
-        Ok(Some((live, outputs(&arn, &a.name))))
+        Ok(Some((live, arn_and_name(&arn, &a.name))))
     }
 
     async fn update(ctx: &Ctx, live: &Attrs, want: &Attrs, _known: &Outputs) -> Result<Outputs> {
@@ -106,7 +111,13 @@ impl Kind for IamPolicy {
             if versions.versions().len() >= 5 {
                 old.sort_by_key(|v| v.create_date().map(|d| d.secs()).unwrap_or(0));
                 if let Some(oldest) = old.first().and_then(|v| v.version_id()) {
-                    ctx.iam.delete_policy_version().policy_arn(&arn).version_id(oldest).send().await.map_err(|e| api_error("DeletePolicyVersion", &e))?;
+                    ctx.iam
+                        .delete_policy_version()
+                        .policy_arn(&arn)
+                        .version_id(oldest)
+                        .send()
+                        .await
+                        .map_err(|e| api_error("DeletePolicyVersion", &e))?;
                 }
             }
             ctx.iam
@@ -125,19 +136,27 @@ impl Kind for IamPolicy {
         if !remove.is_empty() {
             ctx.iam.untag_policy().policy_arn(&arn).set_tag_keys(Some(remove)).send().await.map_err(|e| api_error("UntagPolicy", &e))?;
         }
-        Ok(outputs(&arn, &want.name))
+        Ok(arn_and_name(&arn, &want.name))
     }
 
     async fn delete(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Notes> {
         let arn = arn(ctx, a);
         let versions = match ctx.iam.list_policy_versions().policy_arn(&arn).send().await {
             Ok(v) => v,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => return Ok(vec![]),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => {
+                return Ok(vec![]);
+            }
             Err(e) => return Err(api_error("ListPolicyVersions", &e)),
         };
         for v in versions.versions().iter().filter(|v| !v.is_default_version()) {
             if let Some(id) = v.version_id() {
-                ctx.iam.delete_policy_version().policy_arn(&arn).version_id(id).send().await.map_err(|e| api_error("DeletePolicyVersion", &e))?;
+                ctx.iam
+                    .delete_policy_version()
+                    .policy_arn(&arn)
+                    .version_id(id)
+                    .send()
+                    .await
+                    .map_err(|e| api_error("DeletePolicyVersion", &e))?;
             }
         }
         match ctx.iam.delete_policy().policy_arn(&arn).send().await {

@@ -40,7 +40,13 @@ impl Kind for UserPolicyAttachment {
     }
 
     async fn create(ctx: &Ctx, a: &UserAttrs) -> Result<Outputs> {
-        ctx.iam.attach_user_policy().user_name(&a.user).policy_arn(&a.policy_arn).send().await.map_err(|e| api_error("AttachUserPolicy", &e))?;
+        ctx.iam
+            .attach_user_policy()
+            .user_name(&a.user)
+            .policy_arn(&a.policy_arn)
+            .send()
+            .await
+            .map_err(|e| api_error("AttachUserPolicy", &e))?;
         Ok(outputs(&a.policy_arn))
     }
 
@@ -49,7 +55,9 @@ impl Kind for UserPolicyAttachment {
         loop {
             let page = match ctx.iam.list_attached_user_policies().user_name(&a.user).set_marker(marker).send().await {
                 Ok(p) => p,
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => return Ok(None),
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => {
+                    return Ok(None);
+                }
                 Err(e) => return Err(api_error("ListAttachedUserPolicies", &e)),
             };
             if page.attached_policies().iter().any(|p| p.policy_arn() == Some(a.policy_arn.as_str())) {
@@ -90,7 +98,13 @@ impl Kind for RolePolicyAttachment {
     }
 
     async fn create(ctx: &Ctx, a: &RoleAttrs) -> Result<Outputs> {
-        ctx.iam.attach_role_policy().role_name(&a.role).policy_arn(&a.policy_arn).send().await.map_err(|e| api_error("AttachRolePolicy", &e))?;
+        ctx.iam
+            .attach_role_policy()
+            .role_name(&a.role)
+            .policy_arn(&a.policy_arn)
+            .send()
+            .await
+            .map_err(|e| api_error("AttachRolePolicy", &e))?;
         Ok(outputs(&a.policy_arn))
     }
 
@@ -99,7 +113,9 @@ impl Kind for RolePolicyAttachment {
         loop {
             let page = match ctx.iam.list_attached_role_policies().role_name(&a.role).set_marker(marker).send().await {
                 Ok(p) => p,
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => return Ok(None),
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => {
+                    return Ok(None);
+                }
                 Err(e) => return Err(api_error("ListAttachedRolePolicies", &e)),
             };
             if page.attached_policies().iter().any(|p| p.policy_arn() == Some(a.policy_arn.as_str())) {

@@ -1,7 +1,7 @@
 //! `iam_role`: an IAM role that one service principal may assume.
 
 use super::iam_user::{from_iam_tags, iam_tags, root_path};
-use super::{Kind, Notes, Outputs, Tags, decode_policy, s, tag_changes, trust_policy};
+use super::{Kind, Notes, Outputs, Tags, arn_and_name, decode_policy, tag_changes, trust_policy};
 use crate::aws::{Ctx, api_error};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -22,10 +22,6 @@ pub struct Attrs {
 }
 
 pub struct IamRole;
-
-fn outputs(arn: &str, name: &str) -> Outputs {
-    Outputs::from([("arn".into(), s(arn)), ("name".into(), s(name))])
-}
 
 /// The single service principal of a trust policy, if it has that shape.
 fn principal_of(doc: &serde_json::Value) -> String {
@@ -60,7 +56,7 @@ impl Kind for IamRole {
             .send()
             .await;
         match out {
-            Ok(o) => Ok(outputs(o.role().map(|r| r.arn()).unwrap_or_default(), &a.name)),
+            Ok(o) => Ok(arn_and_name(o.role().map(|r| r.arn()).unwrap_or_default(), &a.name)),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_entity_already_exists_exception()) => {
                 Err(Error::already_exists(format!("IAM role {} already exists", a.name)))
             }
@@ -71,7 +67,9 @@ impl Kind for IamRole {
     async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
         let role = match ctx.iam.get_role().role_name(&a.name).send().await {
             Ok(o) => o.role.ok_or_else(|| Error::aws("GetRole returned no role"))?,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => return Ok(None),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => {
+                return Ok(None);
+            }
             Err(e) => return Err(api_error("GetRole", &e)),
         };
         let tags = ctx.iam.list_role_tags().role_name(&a.name).send().await.map_err(|e| api_error("ListRoleTags", &e))?;
@@ -83,7 +81,7 @@ impl Kind for IamRole {
             path: role.path.clone(),
             tags: from_iam_tags(tags.tags()),
         };
-        Ok(Some((live, outputs(&role.arn, &a.name))))
+        Ok(Some((live, arn_and_name(&role.arn, &a.name))))
     }
 
     async fn update(ctx: &Ctx, live: &Attrs, want: &Attrs, _known: &Outputs) -> Result<Outputs> {
@@ -97,7 +95,13 @@ impl Kind for IamRole {
                 .map_err(|e| api_error("UpdateAssumeRolePolicy", &e))?;
         }
         if live.description != want.description {
-            ctx.iam.update_role().role_name(&want.name).description(&want.description).send().await.map_err(|e| api_error("UpdateRole", &e))?;
+            ctx.iam
+                .update_role()
+                .role_name(&want.name)
+                .description(&want.description)
+                .send()
+                .await
+                .map_err(|e| api_error("UpdateRole", &e))?;
         }
         let (set, remove) = tag_changes(&live.tags, &want.tags);
         if !set.is_empty() {
@@ -106,7 +110,7 @@ impl Kind for IamRole {
         if !remove.is_empty() {
             ctx.iam.untag_role().role_name(&want.name).set_tag_keys(Some(remove)).send().await.map_err(|e| api_error("UntagRole", &e))?;
         }
-        Ok(outputs(&format!("arn:{}:iam::{}:role{}{}", ctx.partition, ctx.account_id, want.path, want.name), &want.name))
+        Ok(arn_and_name(&format!("arn:{}:iam::{}:role{}{}", ctx.partition, ctx.account_id, want.path, want.name), &want.name))
     }
 
     async fn delete(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Notes> {

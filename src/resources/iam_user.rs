@@ -1,6 +1,6 @@
 //! `iam_user`: an IAM user.
 
-use super::{Kind, Notes, Outputs, Tags, s, tag_changes};
+use super::{Kind, Notes, Outputs, Tags, arn_and_name, tag_changes};
 use crate::aws::{Ctx, api_error};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -46,7 +46,7 @@ impl Kind for IamUser {
     async fn create(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
         let out = ctx.iam.create_user().user_name(&a.name).path(&a.path).set_tags(Some(iam_tags(&a.tags))).send().await;
         match out {
-            Ok(o) => Ok(outputs(o.user().map(|u| u.arn()).unwrap_or_default(), &a.name)),
+            Ok(o) => Ok(arn_and_name(o.user().map(|u| u.arn()).unwrap_or_default(), &a.name)),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_entity_already_exists_exception()) => {
                 Err(Error::already_exists(format!("IAM user {} already exists", a.name)))
             }
@@ -57,12 +57,14 @@ impl Kind for IamUser {
     async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
         let user = match ctx.iam.get_user().user_name(&a.name).send().await {
             Ok(o) => o.user.ok_or_else(|| Error::aws("GetUser returned no user"))?,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => return Ok(None),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => {
+                return Ok(None);
+            }
             Err(e) => return Err(api_error("GetUser", &e)),
         };
         let tags = ctx.iam.list_user_tags().user_name(&a.name).send().await.map_err(|e| api_error("ListUserTags", &e))?;
         let live = Attrs { name: user.user_name.clone(), path: user.path.clone(), tags: from_iam_tags(tags.tags()) };
-        Ok(Some((live, outputs(&user.arn, &a.name))))
+        Ok(Some((live, arn_and_name(&user.arn, &a.name))))
     }
 
     async fn update(ctx: &Ctx, live: &Attrs, want: &Attrs, _known: &Outputs) -> Result<Outputs> {
@@ -73,7 +75,7 @@ impl Kind for IamUser {
         if !remove.is_empty() {
             ctx.iam.untag_user().user_name(&want.name).set_tag_keys(Some(remove)).send().await.map_err(|e| api_error("UntagUser", &e))?;
         }
-        Ok(outputs(&format!("arn:{}:iam::{}:user{}{}", ctx.partition, ctx.account_id, want.path, want.name), &want.name))
+        Ok(arn_and_name(&format!("arn:{}:iam::{}:user{}{}", ctx.partition, ctx.account_id, want.path, want.name), &want.name))
     }
 
     async fn delete(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Notes> {
@@ -83,8 +85,4 @@ impl Kind for IamUser {
             Err(e) => Err(api_error("DeleteUser", &e)),
         }
     }
-}
-
-fn outputs(arn: &str, name: &str) -> Outputs {
-    Outputs::from([("arn".into(), s(arn)), ("name".into(), s(name))])
 }

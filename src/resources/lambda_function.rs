@@ -5,7 +5,7 @@
 //! the function is active, so what invokes it next finds it ready. Destroy also removes the
 //! log group Lambda creates on its own.
 
-use super::{Kind, Notes, Outputs, Tags, logs_log_group, s, tag_changes};
+use super::{Kind, Notes, Outputs, Tags, arn_and_name, logs_log_group, tag_changes};
 use crate::aws::{Ctx, api_error, retry_propagation};
 use crate::error::{Error, Result};
 use crate::package;
@@ -73,10 +73,6 @@ fn mb128() -> i32 {
 
 pub struct Function;
 
-fn outputs(arn: &str, name: &str) -> Outputs {
-    Outputs::from([("arn".into(), s(arn)), ("name".into(), s(name))])
-}
-
 enum Code {
     Zip(Vec<u8>),
     Image(String),
@@ -106,7 +102,13 @@ fn function_code(code: Code) -> FunctionCode {
 /// Waits (bounded) until the function is active and no update is in progress.
 async fn wait_ready(ctx: &Ctx, name: &str) -> Result<()> {
     for attempt in 0..120 {
-        let c = ctx.lambda.get_function_configuration().function_name(name).send().await.map_err(|e| api_error("GetFunctionConfiguration", &e))?;
+        let c = ctx
+            .lambda
+            .get_function_configuration()
+            .function_name(name)
+            .send()
+            .await
+            .map_err(|e| api_error("GetFunctionConfiguration", &e))?;
         let state = c.state().cloned();
         let update = c.last_update_status().cloned();
         if state == Some(State::Failed) || update == Some(LastUpdateStatus::Failed) {
@@ -168,13 +170,15 @@ impl Kind for Function {
         let req = if zip { req.runtime(Runtime::from(a.runtime.as_str())).handler(&a.handler) } else { req };
         let o = retry_propagation(ctx.propagation, || req.clone().send()).await.map_err(|e| api_error("CreateFunction", &e))?;
         wait_ready(ctx, &a.name).await?;
-        Ok(outputs(o.function_arn().unwrap_or_default(), &a.name))
+        Ok(arn_and_name(o.function_arn().unwrap_or_default(), &a.name))
     }
 
     async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
         let f = match ctx.lambda.get_function().function_name(&a.name).send().await {
             Ok(f) => f,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => return Ok(None),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
+                return Ok(None);
+            }
             Err(e) => return Err(api_error("GetFunction", &e)),
         };
         let c = f.configuration().ok_or_else(|| Error::aws("GetFunction returned no configuration"))?;
@@ -194,7 +198,7 @@ impl Kind for Function {
             image_repository_url: a.image_repository_url.clone(),
             tags: f.tags().map(|t| t.clone().into_iter().collect()).unwrap_or_default(),
         };
-        Ok(Some((live, outputs(c.function_arn().unwrap_or_default(), &a.name))))
+        Ok(Some((live, arn_and_name(c.function_arn().unwrap_or_default(), &a.name))))
     }
 
     async fn update(ctx: &Ctx, live: &Attrs, want: &Attrs, known: &Outputs) -> Result<Outputs> {
@@ -203,7 +207,10 @@ impl Kind for Function {
                 Code::Zip(bytes) => ctx.lambda.update_function_code().function_name(&want.name).zip_file(Blob::new(bytes)),
                 Code::Image(uri) => ctx.lambda.update_function_code().function_name(&want.name).image_uri(uri),
             };
-            req.architectures(Architecture::from(want.architecture.as_str())).send().await.map_err(|e| api_error("UpdateFunctionCode", &e))?;
+            req.architectures(Architecture::from(want.architecture.as_str()))
+                .send()
+                .await
+                .map_err(|e| api_error("UpdateFunctionCode", &e))?;
             wait_ready(ctx, &want.name).await?;
         }
         let config_changed = live.role_arn != want.role_arn
@@ -233,12 +240,24 @@ impl Kind for Function {
         };
         let (set, remove) = tag_changes(&live.tags, &want.tags);
         if !set.is_empty() {
-            ctx.lambda.tag_resource().resource(&arn).set_tags(Some(set.into_iter().collect())).send().await.map_err(|e| api_error("TagResource", &e))?;
+            ctx.lambda
+                .tag_resource()
+                .resource(&arn)
+                .set_tags(Some(set.into_iter().collect()))
+                .send()
+                .await
+                .map_err(|e| api_error("TagResource", &e))?;
         }
         if !remove.is_empty() {
-            ctx.lambda.untag_resource().resource(&arn).set_tag_keys(Some(remove)).send().await.map_err(|e| api_error("UntagResource", &e))?;
+            ctx.lambda
+                .untag_resource()
+                .resource(&arn)
+                .set_tag_keys(Some(remove))
+                .send()
+                .await
+                .map_err(|e| api_error("UntagResource", &e))?;
         }
-        Ok(outputs(&arn, &want.name))
+        Ok(arn_and_name(&arn, &want.name))
     }
 
     async fn delete(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Notes> {
@@ -248,6 +267,10 @@ impl Kind for Function {
             Err(e) => return Err(api_error("DeleteFunction", &e)),
         }
         let group = format!("/aws/lambda/{}", a.name);
-        Ok(if logs_log_group::delete(ctx, &group).await? { vec![format!("removed the log group Lambda writes to, {group}")] } else { vec![] })
+        Ok(if logs_log_group::delete(ctx, &group).await? {
+            vec![format!("removed the log group Lambda writes to, {group}")]
+        } else {
+            vec![]
+        })
     }
 }

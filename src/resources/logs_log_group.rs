@@ -64,7 +64,13 @@ impl Kind for LogGroup {
         if !exists(ctx, &a.name).await? {
             return Ok(None);
         }
-        let t = ctx.logs.list_tags_for_resource().resource_arn(arn(ctx, &a.name)).send().await.map_err(|e| api_error("ListTagsForResource", &e))?;
+        let t = ctx
+            .logs
+            .list_tags_for_resource()
+            .resource_arn(arn(ctx, &a.name))
+            .send()
+            .await
+            .map_err(|e| api_error("ListTagsForResource", &e))?;
         let tags = t.tags().map(|m| m.clone().into_iter().collect()).unwrap_or_default();
         Ok(Some((Attrs { name: a.name.clone(), tags }, outputs(ctx, &a.name))))
     }
@@ -72,10 +78,22 @@ impl Kind for LogGroup {
     async fn update(ctx: &Ctx, live: &Attrs, want: &Attrs, _known: &Outputs) -> Result<Outputs> {
         let (set, remove) = tag_changes(&live.tags, &want.tags);
         if !set.is_empty() {
-            ctx.logs.tag_resource().resource_arn(arn(ctx, &want.name)).set_tags(Some(set.into_iter().collect())).send().await.map_err(|e| api_error("TagResource", &e))?;
+            ctx.logs
+                .tag_resource()
+                .resource_arn(arn(ctx, &want.name))
+                .set_tags(Some(set.into_iter().collect()))
+                .send()
+                .await
+                .map_err(|e| api_error("TagResource", &e))?;
         }
         if !remove.is_empty() {
-            ctx.logs.untag_resource().resource_arn(arn(ctx, &want.name)).set_tag_keys(Some(remove)).send().await.map_err(|e| api_error("UntagResource", &e))?;
+            ctx.logs
+                .untag_resource()
+                .resource_arn(arn(ctx, &want.name))
+                .set_tag_keys(Some(remove))
+                .send()
+                .await
+                .map_err(|e| api_error("UntagResource", &e))?;
         }
         Ok(outputs(ctx, &want.name))
     }

@@ -202,6 +202,11 @@ pub fn decode_policy(doc: &str) -> Result<Value> {
     serde_json::from_str(&text).map_err(|e| Error::aws(format!("unreadable policy document from IAM: {e}")))
 }
 
+/// The outputs most kinds have: `arn` and `name`.
+pub fn arn_and_name(arn: &str, name: &str) -> Outputs {
+    Outputs::from([("arn".into(), s(arn)), ("name".into(), s(name))])
+}
+
 pub fn s(v: &str) -> Value {
     Value::String(v.to_string())
 }

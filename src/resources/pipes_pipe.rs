@@ -1,6 +1,6 @@
 //! `pipes_pipe`: an EventBridge pipe from an SQS queue to a state machine.
 
-use super::{Kind, Notes, Outputs, Tags, s, tag_changes};
+use super::{Kind, Notes, Outputs, Tags, arn_and_name, tag_changes};
 use crate::aws::{Ctx, api_error, retry_propagation};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -45,16 +45,14 @@ fn target_params(a: &Attrs) -> PipeTargetParameters {
         .build()
 }
 
-fn outputs(arn: &str, name: &str) -> Outputs {
-    Outputs::from([("arn".into(), s(arn)), ("name".into(), s(name))])
-}
-
 /// Pipes change state asynchronously; wait (bounded) until it settles.
 async fn settle(ctx: &Ctx, name: &str) -> Result<()> {
     for attempt in 0..60 {
         let d = ctx.pipes.describe_pipe().name(name).send().await.map_err(|e| api_error("DescribePipe", &e))?;
         match d.current_state() {
-            Some(PipeState::Creating | PipeState::Updating | PipeState::Starting) => tokio::time::sleep(ctx.propagation.delay(attempt.min(1))).await,
+            Some(PipeState::Creating | PipeState::Updating | PipeState::Starting) => {
+                tokio::time::sleep(ctx.propagation.delay(attempt.min(1))).await
+            }
             Some(PipeState::CreateFailed | PipeState::UpdateFailed | PipeState::StartFailed) => {
                 return Err(Error::aws(format!("pipe {name} failed: {}", d.state_reason().unwrap_or("no reason given"))));
             }
@@ -79,7 +77,10 @@ impl Kind for Pipe {
     async fn create(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
         let source = PipeSourceParameters::builder()
             .sqs_queue_parameters(
-                PipeSourceSqsQueueParameters::builder().batch_size(a.batch_size).maximum_batching_window_in_seconds(a.maximum_batching_window_in_seconds).build(),
+                PipeSourceSqsQueueParameters::builder()
+                    .batch_size(a.batch_size)
+                    .maximum_batching_window_in_seconds(a.maximum_batching_window_in_seconds)
+                    .build(),
             )
             .build();
         let o = retry_propagation(ctx.propagation, || {
@@ -103,13 +104,15 @@ impl Kind for Pipe {
             Err(e) => return Err(api_error("CreatePipe", &e)),
         };
         settle(ctx, &a.name).await?;
-        Ok(outputs(o.arn().unwrap_or_default(), &a.name))
+        Ok(arn_and_name(o.arn().unwrap_or_default(), &a.name))
     }
 
     async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
         let d = match ctx.pipes.describe_pipe().name(&a.name).send().await {
             Ok(d) => d,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => return Ok(None),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => {
+                return Ok(None);
+            }
             Err(e) => return Err(api_error("DescribePipe", &e)),
         };
         if matches!(d.current_state(), Some(PipeState::Deleting)) {
@@ -131,7 +134,7 @@ impl Kind for Pipe {
                 .unwrap_or_else(fire_and_forget),
             tags: d.tags().map(|m| m.clone().into_iter().collect()).unwrap_or_default(),
         };
-        Ok(Some((live, outputs(d.arn().unwrap_or_default(), &a.name))))
+        Ok(Some((live, arn_and_name(d.arn().unwrap_or_default(), &a.name))))
     }
 
     async fn update(ctx: &Ctx, live: &Attrs, want: &Attrs, known: &Outputs) -> Result<Outputs> {
@@ -162,18 +165,32 @@ impl Kind for Pipe {
         }
         let (set, remove) = tag_changes(&live.tags, &want.tags);
         if !set.is_empty() {
-            ctx.pipes.tag_resource().resource_arn(&arn).set_tags(Some(set.into_iter().collect())).send().await.map_err(|e| api_error("TagResource", &e))?;
+            ctx.pipes
+                .tag_resource()
+                .resource_arn(&arn)
+                .set_tags(Some(set.into_iter().collect()))
+                .send()
+                .await
+                .map_err(|e| api_error("TagResource", &e))?;
         }
         if !remove.is_empty() {
-            ctx.pipes.untag_resource().resource_arn(&arn).set_tag_keys(Some(remove)).send().await.map_err(|e| api_error("UntagResource", &e))?;
+            ctx.pipes
+                .untag_resource()
+                .resource_arn(&arn)
+                .set_tag_keys(Some(remove))
+                .send()
+                .await
+                .map_err(|e| api_error("UntagResource", &e))?;
         }
-        Ok(outputs(&arn, &want.name))
+        Ok(arn_and_name(&arn, &want.name))
     }
 
     async fn delete(ctx: &Ctx, a: &Attrs, known: &Outputs) -> Result<Notes> {
         match ctx.pipes.delete_pipe().name(&a.name).send().await {
             Ok(_) => {}
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => return Ok(vec![]),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => {
+                return Ok(vec![]);
+            }
             Err(e) => return Err(api_error("DeletePipe", &e)),
         }
         for attempt in 0..60 {

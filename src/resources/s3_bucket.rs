@@ -24,7 +24,10 @@ pub struct S3Bucket;
 /// S3's bucket naming rules, with the reason when a name breaks one.
 pub fn check_name(name: &str) -> std::result::Result<(), String> {
     if !(3..=63).contains(&name.len()) {
-        return Err(format!("bucket name {name:?} is {} characters long; S3 allows 3 to 63 (use a shorter prefix or env name)", name.len()));
+        return Err(format!(
+            "bucket name {name:?} is {} characters long; S3 allows 3 to 63 (use a shorter prefix or env name)",
+            name.len()
+        ));
     }
     if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.') {
         return Err(format!("bucket name {name:?} may only hold lowercase letters, digits, dots and hyphens"));
@@ -68,10 +71,22 @@ pub async fn empty(ctx: &Ctx, bucket: &str) -> Result<usize> {
         let page = ctx.s3.list_object_versions().bucket(bucket).send().await.map_err(|e| api_error("ListObjectVersions", &e))?;
         let mut ids = Vec::new();
         for v in page.versions() {
-            ids.push(ObjectIdentifier::builder().key(v.key().unwrap_or_default()).set_version_id(v.version_id().map(str::to_string)).build().expect("key set"));
+            ids.push(
+                ObjectIdentifier::builder()
+                    .key(v.key().unwrap_or_default())
+                    .set_version_id(v.version_id().map(str::to_string))
+                    .build()
+                    .expect("key set"),
+            );
         }
         for m in page.delete_markers() {
-            ids.push(ObjectIdentifier::builder().key(m.key().unwrap_or_default()).set_version_id(m.version_id().map(str::to_string)).build().expect("key set"));
+            ids.push(
+                ObjectIdentifier::builder()
+                    .key(m.key().unwrap_or_default())
+                    .set_version_id(m.version_id().map(str::to_string))
+                    .build()
+                    .expect("key set"),
+            );
         }
         if ids.is_empty() {
             break;
@@ -80,8 +95,11 @@ pub async fn empty(ctx: &Ctx, bucket: &str) -> Result<usize> {
     }
     loop {
         let page = ctx.s3.list_objects_v2().bucket(bucket).send().await.map_err(|e| api_error("ListObjectsV2", &e))?;
-        let ids: Vec<ObjectIdentifier> =
-            page.contents().iter().map(|o| ObjectIdentifier::builder().key(o.key().unwrap_or_default()).build().expect("key set")).collect();
+        let ids: Vec<ObjectIdentifier> = page
+            .contents()
+            .iter()
+            .map(|o| ObjectIdentifier::builder().key(o.key().unwrap_or_default()).build().expect("key set"))
+            .collect();
         if ids.is_empty() {
             break;
         }
@@ -106,7 +124,8 @@ impl Kind for S3Bucket {
         check_name(&a.name).map_err(Error::user)?;
         let mut req = ctx.s3.create_bucket().bucket(&a.name);
         if ctx.region != "us-east-1" {
-            let conf = CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::from(ctx.region.as_str())).build();
+            let conf =
+                CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::from(ctx.region.as_str())).build();
             req = req.create_bucket_configuration(conf);
         }
         match req.send().await {
@@ -127,7 +146,9 @@ impl Kind for S3Bucket {
     async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
         match ctx.s3.head_bucket().bucket(&a.name).send().await {
             Ok(_) => {}
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) || e.code() == Some("NotFound") => return Ok(None),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) || e.code() == Some("NotFound") => {
+                return Ok(None);
+            }
             Err(e) => return Err(api_error("HeadBucket", &e)),
         }
         let tags = match ctx.s3.get_bucket_tagging().bucket(&a.name).send().await {

@@ -24,7 +24,8 @@ pub struct Attrs {
 pub struct BucketNotification;
 
 fn config(a: &Attrs) -> Result<NotificationConfiguration> {
-    let mut q = QueueConfiguration::builder().queue_arn(&a.queue_arn).set_events(Some(a.events.iter().map(|e| Event::from(e.as_str())).collect()));
+    let mut q =
+        QueueConfiguration::builder().queue_arn(&a.queue_arn).set_events(Some(a.events.iter().map(|e| Event::from(e.as_str())).collect()));
     if !a.filter_prefix.is_empty() {
         let rule = FilterRule::builder().name(FilterRuleName::Prefix).value(&a.filter_prefix).build();
         q = q.filter(NotificationConfigurationFilter::builder().key(S3KeyFilter::builder().filter_rules(rule).build()).build());
@@ -66,7 +67,9 @@ impl Kind for BucketNotification {
             Err(e) if e.code() == Some("NoSuchBucket") => return Ok(None),
             Err(e) => return Err(api_error("GetBucketNotificationConfiguration", &e)),
         };
-        let Some(q) = c.queue_configurations().first() else { return Ok(None) };
+        let Some(q) = c.queue_configurations().first() else {
+            return Ok(None);
+        };
         let prefix = q
             .filter()
             .and_then(|f| f.key())

@@ -2,7 +2,7 @@
 //! rendered from its template (see `template.rs`) and is compared semantically, so a definition
 //! change is one UpdateStateMachine. Creating and updating wait out IAM propagation of a new role.
 
-use super::{Kind, Notes, Outputs, Tags, s, tag_changes};
+use super::{Kind, Notes, Outputs, Tags, arn_and_name, tag_changes};
 use crate::aws::{Ctx, api_error, retry_propagation};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -32,10 +32,6 @@ pub struct StateMachine;
 
 fn arn(ctx: &Ctx, name: &str) -> String {
     format!("arn:{}:states:{}:{}:stateMachine:{}", ctx.partition, ctx.region, ctx.account_id, name)
-}
-
-fn outputs(arn: &str, name: &str) -> Outputs {
-    Outputs::from([("arn".into(), s(arn)), ("name".into(), s(name))])
 }
 
 fn sfn_tags(t: &Tags) -> Vec<Tag> {
@@ -71,7 +67,7 @@ impl Kind for StateMachine {
         })
         .await;
         match out {
-            Ok(o) => Ok(outputs(o.state_machine_arn(), &a.name)),
+            Ok(o) => Ok(arn_and_name(o.state_machine_arn(), &a.name)),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_state_machine_already_exists()) => {
                 Err(Error::already_exists(format!("state machine {} already exists", a.name)))
             }
@@ -83,7 +79,9 @@ impl Kind for StateMachine {
         let arn = arn(ctx, &a.name);
         let d = match ctx.sfn.describe_state_machine().state_machine_arn(&arn).send().await {
             Ok(d) => d,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_state_machine_does_not_exist()) => return Ok(None),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_state_machine_does_not_exist()) => {
+                return Ok(None);
+            }
             Err(e) => return Err(api_error("DescribeStateMachine", &e)),
         };
         if d.status().is_some_and(|s| s.as_str() == "DELETING") {
@@ -99,7 +97,7 @@ impl Kind for StateMachine {
             kind: d.r#type().as_str().to_string(),
             tags: t.tags().iter().map(|t| (t.key().unwrap_or_default().to_string(), t.value().unwrap_or_default().to_string())).collect(),
         };
-        Ok(Some((live, outputs(&arn, &a.name))))
+        Ok(Some((live, arn_and_name(&arn, &a.name))))
     }
 
     async fn update(ctx: &Ctx, live: &Attrs, want: &Attrs, _known: &Outputs) -> Result<Outputs> {
@@ -122,12 +120,24 @@ impl Kind for StateMachine {
         }
         let (set, remove) = tag_changes(&live.tags, &want.tags);
         if !set.is_empty() {
-            ctx.sfn.tag_resource().resource_arn(&arn).set_tags(Some(sfn_tags(&set))).send().await.map_err(|e| api_error("TagResource", &e))?;
+            ctx.sfn
+                .tag_resource()
+                .resource_arn(&arn)
+                .set_tags(Some(sfn_tags(&set)))
+                .send()
+                .await
+                .map_err(|e| api_error("TagResource", &e))?;
         }
         if !remove.is_empty() {
-            ctx.sfn.untag_resource().resource_arn(&arn).set_tag_keys(Some(remove)).send().await.map_err(|e| api_error("UntagResource", &e))?;
+            ctx.sfn
+                .untag_resource()
+                .resource_arn(&arn)
+                .set_tag_keys(Some(remove))
+                .send()
+                .await
+                .map_err(|e| api_error("UntagResource", &e))?;
         }
-        Ok(outputs(&arn, &want.name))
+        Ok(arn_and_name(&arn, &want.name))
     }
 
     async fn delete(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Notes> {

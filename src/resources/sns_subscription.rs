@@ -23,7 +23,9 @@ async fn find(ctx: &Ctx, a: &Attrs) -> Result<Option<String>> {
     loop {
         let page = match ctx.sns.list_subscriptions_by_topic().topic_arn(&a.topic_arn).set_next_token(token).send().await {
             Ok(p) => p,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => return Ok(None),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => {
+                return Ok(None);
+            }
             Err(e) => return Err(api_error("ListSubscriptionsByTopic", &e)),
         };
         if let Some(sub) = page.subscriptions().iter().find(|s| s.protocol() == Some(&a.protocol) && s.endpoint() == Some(&a.endpoint)) {
@@ -75,7 +77,9 @@ impl Kind for SnsSubscription {
             Some(arn) => Some(arn.to_string()),
             None => find(ctx, a).await?,
         };
-        let Some(arn) = arn.filter(|a| a.starts_with("arn:")) else { return Ok(vec![]) };
+        let Some(arn) = arn.filter(|a| a.starts_with("arn:")) else {
+            return Ok(vec![]);
+        };
         match ctx.sns.unsubscribe().subscription_arn(&arn).send().await {
             Ok(_) => Ok(vec![]),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => Ok(vec![]),

@@ -1,6 +1,6 @@
 //! `sns_topic`: a standard SNS topic.
 
-use super::{Kind, Notes, Outputs, Tags, s, tag_changes};
+use super::{Kind, Notes, Outputs, Tags, arn_and_name, tag_changes};
 use crate::aws::{Ctx, api_error};
 use crate::error::Result;
 use async_trait::async_trait;
@@ -19,10 +19,6 @@ pub struct SnsTopic;
 
 fn arn(ctx: &Ctx, name: &str) -> String {
     format!("arn:{}:sns:{}:{}:{}", ctx.partition, ctx.region, ctx.account_id, name)
-}
-
-fn outputs(arn: &str, name: &str) -> Outputs {
-    Outputs::from([("arn".into(), s(arn)), ("name".into(), s(name))])
 }
 
 fn tags(t: &Tags) -> Vec<Tag> {
@@ -47,20 +43,23 @@ impl Kind for SnsTopic {
         if Self::read(ctx, a, &Outputs::new()).await?.is_some() {
             return Err(crate::error::Error::already_exists(format!("SNS topic {} already exists", a.name)));
         }
-        let o = ctx.sns.create_topic().name(&a.name).set_tags(Some(tags(&a.tags))).send().await.map_err(|e| api_error("CreateTopic", &e))?;
-        Ok(outputs(o.topic_arn().unwrap_or_default(), &a.name))
+        let o =
+            ctx.sns.create_topic().name(&a.name).set_tags(Some(tags(&a.tags))).send().await.map_err(|e| api_error("CreateTopic", &e))?;
+        Ok(arn_and_name(o.topic_arn().unwrap_or_default(), &a.name))
     }
 
     async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
         let arn = arn(ctx, &a.name);
         match ctx.sns.get_topic_attributes().topic_arn(&arn).send().await {
             Ok(_) => {}
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => return Ok(None),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => {
+                return Ok(None);
+            }
             Err(e) => return Err(api_error("GetTopicAttributes", &e)),
         }
         let t = ctx.sns.list_tags_for_resource().resource_arn(&arn).send().await.map_err(|e| api_error("ListTagsForResource", &e))?;
         let live = Attrs { name: a.name.clone(), tags: t.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect() };
-        Ok(Some((live, outputs(&arn, &a.name))))
+        Ok(Some((live, arn_and_name(&arn, &a.name))))
     }
 
     async fn update(ctx: &Ctx, live: &Attrs, want: &Attrs, _known: &Outputs) -> Result<Outputs> {
@@ -70,9 +69,15 @@ impl Kind for SnsTopic {
             ctx.sns.tag_resource().resource_arn(&arn).set_tags(Some(tags(&set))).send().await.map_err(|e| api_error("TagResource", &e))?;
         }
         if !remove.is_empty() {
-            ctx.sns.untag_resource().resource_arn(&arn).set_tag_keys(Some(remove)).send().await.map_err(|e| api_error("UntagResource", &e))?;
+            ctx.sns
+                .untag_resource()
+                .resource_arn(&arn)
+                .set_tag_keys(Some(remove))
+                .send()
+                .await
+                .map_err(|e| api_error("UntagResource", &e))?;
         }
-        Ok(outputs(&arn, &want.name))
+        Ok(arn_and_name(&arn, &want.name))
     }
 
     async fn delete(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Notes> {

@@ -49,12 +49,21 @@ impl Kind for Queue {
         if url_of(ctx, &a.name).await?.is_some() {
             return Err(Error::already_exists(format!("SQS queue {} already exists", a.name)));
         }
-        let o = ctx.sqs.create_queue().queue_name(&a.name).set_tags(Some(a.tags.clone().into_iter().collect())).send().await.map_err(|e| api_error("CreateQueue", &e))?;
+        let o = ctx
+            .sqs
+            .create_queue()
+            .queue_name(&a.name)
+            .set_tags(Some(a.tags.clone().into_iter().collect()))
+            .send()
+            .await
+            .map_err(|e| api_error("CreateQueue", &e))?;
         Ok(queue_outputs(ctx, o.queue_url().unwrap_or_default(), &a.name))
     }
 
     async fn read(ctx: &Ctx, a: &QueueAttrs, _known: &Outputs) -> Result<Option<(QueueAttrs, Outputs)>> {
-        let Some(url) = url_of(ctx, &a.name).await? else { return Ok(None) };
+        let Some(url) = url_of(ctx, &a.name).await? else {
+            return Ok(None);
+        };
         let t = ctx.sqs.list_queue_tags().queue_url(&url).send().await.map_err(|e| api_error("ListQueueTags", &e))?;
         let tags = t.tags().map(|m| m.clone().into_iter().collect()).unwrap_or_default();
         Ok(Some((QueueAttrs { name: a.name.clone(), tags }, queue_outputs(ctx, &url, &a.name))))
@@ -64,7 +73,13 @@ impl Kind for Queue {
         let url = url_of(ctx, &want.name).await?.ok_or_else(|| Error::aws(format!("queue {} vanished", want.name)))?;
         let (set, remove) = tag_changes(&live.tags, &want.tags);
         if !set.is_empty() {
-            ctx.sqs.tag_queue().queue_url(&url).set_tags(Some(set.into_iter().collect())).send().await.map_err(|e| api_error("TagQueue", &e))?;
+            ctx.sqs
+                .tag_queue()
+                .queue_url(&url)
+                .set_tags(Some(set.into_iter().collect()))
+                .send()
+                .await
+                .map_err(|e| api_error("TagQueue", &e))?;
         }
         if !remove.is_empty() {
             ctx.sqs.untag_queue().queue_url(&url).set_tag_keys(Some(remove)).send().await.map_err(|e| api_error("UntagQueue", &e))?;
@@ -73,7 +88,9 @@ impl Kind for Queue {
     }
 
     async fn delete(ctx: &Ctx, a: &QueueAttrs, _known: &Outputs) -> Result<Notes> {
-        let Some(url) = url_of(ctx, &a.name).await? else { return Ok(vec![]) };
+        let Some(url) = url_of(ctx, &a.name).await? else {
+            return Ok(vec![]);
+        };
         match ctx.sqs.delete_queue().queue_url(&url).send().await {
             Ok(_) => Ok(vec![]),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_queue_does_not_exist()) => Ok(vec![]),
@@ -135,7 +152,9 @@ impl Kind for QueuePolicy {
     async fn read(ctx: &Ctx, a: &PolicyAttrs, _known: &Outputs) -> Result<Option<(PolicyAttrs, Outputs)>> {
         let o = match ctx.sqs.get_queue_attributes().queue_url(&a.queue_url).attribute_names(QueueAttributeName::Policy).send().await {
             Ok(o) => o,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_queue_does_not_exist()) => return Ok(None),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_queue_does_not_exist()) => {
+                return Ok(None);
+            }
             Err(e) => return Err(api_error("GetQueueAttributes", &e)),
         };
         let Some(text) = o.attributes().and_then(|m| m.get(&QueueAttributeName::Policy)).filter(|t| !t.is_empty()) else {

@@ -105,15 +105,12 @@ fn operation_of(entry: &serde_json::Value) -> String {
     } else {
         body.to_string()
     };
-    body.split('&')
-        .find_map(|kv| kv.strip_prefix("Action="))
-        .map(str::to_string)
-        .unwrap_or_else(|| {
-            // REST services (S3, Lambda, Pipes): the method and the path name the operation.
-            let url = entry["url"].as_str().unwrap_or("");
-            let path = url.splitn(4, '/').nth(3).map(|p| format!("/{p}")).unwrap_or_default();
-            format!("{} {path}", entry["method"].as_str().unwrap_or(""))
-        })
+    body.split('&').find_map(|kv| kv.strip_prefix("Action=")).map(str::to_string).unwrap_or_else(|| {
+        // REST services (S3, Lambda, Pipes): the method and the path name the operation.
+        let url = entry["url"].as_str().unwrap_or("");
+        let path = url.splitn(4, '/').nth(3).map(|p| format!("/{p}")).unwrap_or_default();
+        format!("{} {path}", entry["method"].as_str().unwrap_or(""))
+    })
 }
 
 pub fn is_mutating(op: &str) -> bool {
@@ -194,8 +191,13 @@ pub fn wheelhouse() -> PathBuf {
 
 pub fn require_wheelhouse() {
     let w = wheelhouse();
-    let has_pillow = std::fs::read_dir(&w).map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with("pillow-"))).unwrap_or(false);
-    assert!(has_pillow, "no Pillow wheel in {}: run the tests with scripts/test, which fetches the function's wheels before the tests", w.display());
+    let has_pillow =
+        std::fs::read_dir(&w).map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with("pillow-"))).unwrap_or(false);
+    assert!(
+        has_pillow,
+        "no Pillow wheel in {}: run the tests with scripts/test, which fetches the function's wheels before the tests",
+        w.display()
+    );
 }
 
 /// An empty file, to stand for the shared AWS config and credentials files.
@@ -309,6 +311,39 @@ impl Deploy {
     }
 }
 
+/// One test's world: a moto server, a state folder, a project (the repository's, or a copy
+/// the test may edit), and SDK clients on the same endpoint.
+pub struct World {
+    pub moto: Moto,
+    pub state: tempfile::TempDir,
+    pub project: PathBuf,
+    _copy: Option<tempfile::TempDir>,
+    pub c: Clients,
+}
+
+impl World {
+    pub fn new() -> World {
+        let moto = Moto::start();
+        let c = Clients::new(&moto.url());
+        World { c, moto, state: tempfile::tempdir().unwrap(), project: Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf(), _copy: None }
+    }
+
+    pub fn with_project_copy() -> World {
+        let copy = project_copy();
+        World { project: copy.path().to_path_buf(), _copy: Some(copy), ..World::new() }
+    }
+
+    /// The binary pointed at moto.
+    pub fn deploy(&self) -> Deploy {
+        self.via(&self.moto.url())
+    }
+
+    /// The binary pointed at another endpoint (a proxy in front of moto).
+    pub fn via(&self, endpoint: &str) -> Deploy {
+        Deploy::new(&self.project, self.state.path(), endpoint)
+    }
+}
+
 pub struct Clients {
     pub iam: aws_sdk_iam::Client,
     pub sfn: aws_sdk_sfn::Client,
@@ -332,9 +367,9 @@ impl Clients {
             .behavior_version(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("us-east-1"))
             .endpoint_url(endpoint)
-            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
-                aws_credential_types::Credentials::new("testing", "testing", None, None, "tests"),
-            ))
+            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(aws_credential_types::Credentials::new(
+                "testing", "testing", None, None, "tests",
+            )))
             .build();
         Clients {
             iam: aws_sdk_iam::Client::new(&config),
@@ -403,7 +438,12 @@ pub fn nothing_left(c: &Clients, port: u16) {
 /// Tags every taggable resource carries: the tutorial's and deploy's own.
 pub fn assert_tags(tags: impl IntoIterator<Item = (String, String)>, stack: &str, env: &str) {
     let tags: std::collections::BTreeMap<String, String> = tags.into_iter().collect();
-    for (k, v) in [("Project", "Step Functions"), ("Repository", "https://github.com/felipelaptrin/step-functions"), ("deploy:stack", stack), ("deploy:env", env)] {
+    for (k, v) in [
+        ("Project", "Step Functions"),
+        ("Repository", "https://github.com/felipelaptrin/step-functions"),
+        ("deploy:stack", stack),
+        ("deploy:env", env),
+    ] {
         assert_eq!(tags.get(k).map(String::as_str), Some(v), "tag {k} in {tags:?}");
     }
 }
@@ -411,7 +451,8 @@ pub fn assert_tags(tags: impl IntoIterator<Item = (String, String)>, stack: &str
 /// The published definition with its `${NAME}` placeholders filled, parsed.
 pub fn published_definition(exercise: &str, lang: &str, vars: &[(&str, &str)]) -> serde_json::Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../shared/seed/definitions/{exercise}/{lang}.json"));
-    let mut text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} (the tutorial seed lives in ../shared)", path.display()));
+    let mut text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} (the tutorial seed lives in ../shared)", path.display()));
     for (k, v) in vars {
         text = text.replace(&format!("${{{k}}}"), v);
     }
