@@ -7,7 +7,7 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "deploy", version, about = "Deploy AWS Step Functions workflows and everything they need, from stack manifests")]
 #[command(after_help = "Exit codes: 0 ok, 1 internal error, 2 bad input, 3 AWS error, 4 partial failure, \
-5 not confirmed, 6 stack locked, 130 interrupted.")]
+5 not confirmed, 6 stack locked, 7/8/9 execution failed/timed out/aborted (run, history), 130 interrupted.")]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -117,6 +117,58 @@ pub enum Command {
         stack: String,
         #[command(flatten)]
         out: OutputArgs,
+    },
+    /// Start an execution of a stack's state machine and follow it until it ends
+    Run {
+        stack: String,
+        /// Which state machine, when the stack has several (resource id or name)
+        #[arg(long)]
+        machine: Option<String>,
+        /// Execution input (JSON)
+        #[arg(long, conflicts_with = "input_file")]
+        input: Option<String>,
+        /// Read the execution input from a file
+        #[arg(long, value_name = "FILE")]
+        input_file: Option<PathBuf>,
+        /// Execution name (default: generated)
+        #[arg(long)]
+        name: Option<String>,
+        /// Print the execution ARN and return without following it
+        #[arg(long)]
+        no_wait: bool,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// List recent executions of a stack's state machine
+    Executions {
+        stack: String,
+        #[arg(long)]
+        machine: Option<String>,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Print a past (or running) execution's events, as `run` does live
+    History {
+        execution_arn: String,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Answer a waiting task token with success (SendTaskSuccess)
+    Approve {
+        #[arg(long)]
+        token: String,
+        /// The task's output (JSON), e.g. '{"admin": true}'
+        #[arg(long, default_value = "{}")]
+        output: String,
+    },
+    /// Answer a waiting task token with failure (SendTaskFailure)
+    Reject {
+        #[arg(long)]
+        token: String,
+        #[arg(long)]
+        error: Option<String>,
+        #[arg(long)]
+        cause: Option<String>,
     },
     /// Print a stack's rendered state machine definitions, without calling AWS
     Render {

@@ -20,6 +20,8 @@ pub enum Class {
     Interrupted,
     /// A bug or an unexpected local failure (disk, I/O).
     Internal,
+    /// A workflow execution that did not succeed (7 failed, 8 timed out, 9 aborted).
+    Execution(i32),
 }
 
 impl Class {
@@ -32,6 +34,7 @@ impl Class {
             Class::NotConfirmed => 5,
             Class::Locked => 6,
             Class::Interrupted => 130,
+            Class::Execution(code) => code,
         }
     }
 }

@@ -6,6 +6,7 @@ mod aws;
 mod cli;
 mod commands;
 mod error;
+mod execution;
 mod graph;
 mod manifest;
 mod package;
@@ -37,6 +38,22 @@ async fn run(cli: Cli) -> error::Result<()> {
         Command::List { out } => commands::info::list(g, out),
         Command::Outputs { stack, out } => commands::info::outputs(g, stack, out),
         Command::Render { stack, vars } => commands::info::render(g, stack, vars),
+        Command::Run { stack, machine, input, input_file, name, no_wait, out } => {
+            let args = commands::workflow::RunArgs {
+                stack,
+                machine: machine.as_deref(),
+                input: input.as_deref(),
+                input_file: input_file.as_deref(),
+                name: name.as_deref(),
+                no_wait: *no_wait,
+                format: out.format,
+            };
+            commands::workflow::run(g, args).await
+        }
+        Command::Executions { stack, machine, out } => commands::workflow::executions(g, stack, machine.as_deref(), out.format).await,
+        Command::History { execution_arn, out } => commands::workflow::history(g, execution_arn, out.format).await,
+        Command::Approve { token, output } => commands::workflow::approve(g, token, output).await,
+        Command::Reject { token, error, cause } => commands::workflow::reject(g, token, error.as_deref(), cause.as_deref()).await,
     }
 }
 

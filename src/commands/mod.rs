@@ -2,6 +2,7 @@
 
 pub mod deploy;
 pub mod info;
+pub mod workflow;
 
 use crate::aws::Ctx;
 use crate::cli::{Global, Selection, VarArgs};

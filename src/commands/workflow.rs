@@ -1,0 +1,205 @@
+//! `run`, `executions`, `history`, `approve`, `reject`: see a deployed workflow work, and
+//! answer its callbacks, without a console.
+
+use super::Setup;
+use crate::aws::api_error;
+use crate::cli::{Format, Global};
+use crate::error::{Error, Result};
+use crate::execution::{self, Printer};
+use crate::state::Status;
+use aws_sdk_sfn::error::ProvideErrorMetadata;
+use std::io::Write;
+
+/// The ARN of a stack's deployed state machine (`machine`: resource id or name, when several).
+pub fn machine_arn(setup: &Setup, stack: &str, machine: Option<&str>) -> Result<String> {
+    let st = setup.store.load(stack, &setup.env)?;
+    let machines: Vec<(&String, &crate::state::Entry)> =
+        st.resources.iter().filter(|(_, e)| e.kind == "sfn_state_machine" && e.status == Status::Created).collect();
+    let name_of = |e: &crate::state::Entry| e.outputs.get("name").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    let chosen = match (machines.as_slice(), machine) {
+        ([], _) => {
+            return Err(Error::user(format!("stack `{stack}` has no deployed state machine in env `{}`", setup.env))
+                .help(format!("deploy it first: deploy up {stack}")));
+        }
+        ([(_, e)], None) => *e,
+        (_, Some(m)) => machines.iter().find(|(id, e)| id.as_str() == m || name_of(e) == m).map(|(_, e)| *e).ok_or_else(|| {
+            let names: Vec<String> = machines.iter().map(|(id, _)| id.to_string()).collect();
+            Error::user(format!("stack `{stack}` has no state machine `{m}`; it has: {}", names.join(", ")))
+        })?,
+        (_, None) => {
+            let names: Vec<String> = machines.iter().map(|(id, _)| id.to_string()).collect();
+            return Err(Error::user(format!("stack `{stack}` has several state machines: {}", names.join(", "))).help("choose one with --machine"));
+        }
+    };
+    chosen.outputs.get("arn").and_then(|v| v.as_str()).map(str::to_string).ok_or_else(|| Error::internal("recorded state machine has no ARN"))
+}
+
+/// `deploy-<epoch ms>-<4 hex>`: unique enough per state machine, and sorts by time.
+fn generated_name() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    format!("deploy-{}-{:04x}", now.as_millis(), (now.subsec_nanos() ^ std::process::id()) & 0xffff)
+}
+
+fn read_input(input: Option<&str>, file: Option<&std::path::Path>) -> Result<String> {
+    let (text, from) = match (input, file) {
+        (Some(t), None) => (t.to_string(), "--input".to_string()),
+        (None, Some(f)) => (std::fs::read_to_string(f).map_err(|e| Error::user(format!("cannot read input: {e}")).at(f.display().to_string()))?, f.display().to_string()),
+        (None, None) => ("{}".to_string(), String::new()),
+        (Some(_), Some(_)) => return Err(Error::user("give --input or --input-file, not both")),
+    };
+    serde_json::from_str::<serde_json::Value>(&text)
+        .map_err(|e| Error::user(format!("the execution input is not JSON: {e}")).at(from))?;
+    Ok(text)
+}
+
+pub struct RunArgs<'a> {
+    pub stack: &'a str,
+    pub machine: Option<&'a str>,
+    pub input: Option<&'a str>,
+    pub input_file: Option<&'a std::path::Path>,
+    pub name: Option<&'a str>,
+    pub no_wait: bool,
+    pub format: Format,
+}
+
+pub async fn run(g: &Global, a: RunArgs<'_>) -> Result<()> {
+    let setup = Setup::new(g)?;
+    let arn = machine_arn(&setup, a.stack, a.machine)?;
+    let input = read_input(a.input, a.input_file)?;
+    let ctx = setup.connect(&g.aws).await?;
+    // Always named: readable in lists, and some emulators do not generate one.
+    let name = a.name.map(str::to_string).unwrap_or_else(generated_name);
+    let started = ctx.sfn.start_execution().state_machine_arn(&arn).input(input).name(&name).send().await.map_err(|e| {
+        match e.as_service_error() {
+            Some(s) if s.is_execution_already_exists() => {
+                Error::user(format!("an execution named {name:?} already exists")).help("choose another --name")
+            }
+            Some(s) if s.is_state_machine_does_not_exist() => {
+                Error::user(format!("state machine {arn} does not exist (deleted outside deploy?)")).help(format!("deploy up {}", a.stack))
+            }
+            _ => api_error("StartExecution", &e),
+        }
+    })?;
+    let exec_arn = started.execution_arn().to_string();
+    if a.no_wait {
+        println!("{exec_arn}");
+        return Ok(());
+    }
+    if a.format == Format::Text {
+        println!("execution {exec_arn}");
+    }
+    let outcome = print_following(&ctx, &exec_arn, a.format, g.verbose > 0).await?;
+    execution::outcome_result(outcome, &exec_arn)
+}
+
+async fn print_following(ctx: &crate::aws::Ctx, arn: &str, format: Format, verbose: bool) -> Result<execution::Outcome> {
+    let mut printer = Printer::new(verbose);
+    let mut out = std::io::stdout();
+    execution::follow(ctx, arn, |e| {
+        match format {
+            Format::Json => {
+                let _ = writeln!(out, "{}", execution::event_json(e));
+            }
+            Format::Text => {
+                for l in printer.lines(e) {
+                    let _ = writeln!(out, "{l}");
+                }
+            }
+        }
+        let _ = out.flush();
+    })
+    .await
+}
+
+pub async fn history(g: &Global, execution_arn: &str, format: Format) -> Result<()> {
+    let setup = Setup::new(g).ok();
+    let ctx = match &setup {
+        Some(s) => s.connect(&g.aws).await?,
+        None => crate::aws::connect(&g.aws).await?,
+    };
+    let events = execution::history(&ctx, execution_arn).await?;
+    let mut printer = Printer::new(g.verbose > 0);
+    let mut outcome = None;
+    for e in &events {
+        match format {
+            Format::Json => println!("{}", execution::event_json(e)),
+            Format::Text => printer.lines(e).iter().for_each(|l| println!("{l}")),
+        }
+        outcome = outcome.or(execution::outcome_of(e));
+    }
+    match outcome {
+        Some(o) => execution::outcome_result(o, execution_arn),
+        None => {
+            if format == Format::Text {
+                println!("(still running: deploy history again, or follow it with the console)");
+            }
+            Ok(())
+        }
+    }
+}
+
+pub async fn executions(g: &Global, stack: &str, machine: Option<&str>, format: Format) -> Result<()> {
+    let setup = Setup::new(g)?;
+    let arn = machine_arn(&setup, stack, machine)?;
+    let ctx = setup.connect(&g.aws).await?;
+    let list = ctx.sfn.list_executions().state_machine_arn(&arn).max_results(20).send().await.map_err(|e| api_error("ListExecutions", &e))?;
+    let rows: Vec<serde_json::Value> = list
+        .executions()
+        .iter()
+        .map(|x| {
+            let start = x.start_date().secs() as f64 + x.start_date().subsec_nanos() as f64 / 1e9;
+            let stop = x.stop_date().map(|d| d.secs() as f64 + d.subsec_nanos() as f64 / 1e9);
+            serde_json::json!({
+                "name": x.name(), "status": x.status().as_str(), "executionArn": x.execution_arn(),
+                "start": x.start_date().to_string(), "seconds": stop.map(|s| ((s - start) * 1000.0).round() / 1000.0),
+            })
+        })
+        .collect();
+    match format {
+        Format::Json => println!("{}", serde_json::Value::Array(rows)),
+        Format::Text => {
+            println!("{:<40} {:<10} {:<22} {:>9}", "NAME", "STATUS", "STARTED", "SECONDS");
+            for r in rows {
+                let secs = r["seconds"].as_f64().map(|s| format!("{s:.1}")).unwrap_or_else(|| "running".into());
+                println!("{:<40} {:<10} {:<22} {secs:>9}", r["name"].as_str().unwrap_or_default(), r["status"].as_str().unwrap_or_default(), r["start"].as_str().unwrap_or_default());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn token_error<E: aws_sdk_sfn::error::ProvideErrorMetadata + std::error::Error + 'static>(
+    op: &str,
+    e: &aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> Error {
+    match e.code() {
+        Some("TaskDoesNotExist") | Some("InvalidToken") | Some("TaskTimedOut") => Error::user(format!(
+            "no task waits for that token ({}): it may have been answered already, timed out, or its execution ended",
+            e.code().unwrap_or_default()
+        ))
+        .help("copy the token again from `deploy run` or `deploy history`"),
+        _ => api_error(op, e),
+    }
+}
+
+pub async fn approve(g: &Global, token: &str, output: &str) -> Result<()> {
+    serde_json::from_str::<serde_json::Value>(output).map_err(|e| Error::user(format!("--output is not JSON: {e}")))?;
+    let ctx = crate::aws::connect(&g.aws).await?;
+    ctx.sfn.send_task_success().task_token(token).output(output).send().await.map_err(|e| token_error("SendTaskSuccess", &e))?;
+    println!("sent task success with output {output}");
+    Ok(())
+}
+
+pub async fn reject(g: &Global, token: &str, error: Option<&str>, cause: Option<&str>) -> Result<()> {
+    let ctx = crate::aws::connect(&g.aws).await?;
+    ctx.sfn
+        .send_task_failure()
+        .task_token(token)
+        .set_error(error.map(str::to_string))
+        .set_cause(cause.map(str::to_string))
+        .send()
+        .await
+        .map_err(|e| token_error("SendTaskFailure", &e))?;
+    println!("sent task failure{}", error.map(|e| format!(" {e}")).unwrap_or_default());
+    Ok(())
+}

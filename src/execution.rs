@@ -1,0 +1,340 @@
+//! Executions: follow one live (or print a past one) from its event history, for people (one
+//! line per state entered and exited, task outcomes, retries, waits, callbacks with the exact
+//! command to answer them) or as JSON lines; and the exit code an outcome maps to.
+
+use crate::aws::{Ctx, api_error};
+use crate::error::{Class, Error, Result};
+use aws_sdk_sfn::types::{HistoryEvent, HistoryEventType as T};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// How an execution ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+    TimedOut,
+    Aborted,
+}
+
+impl Outcome {
+    /// Exit codes of `run` and `history` (documented in README.md).
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Outcome::Succeeded => 0,
+            Outcome::Failed => 7,
+            Outcome::TimedOut => 8,
+            Outcome::Aborted => 9,
+        }
+    }
+}
+
+/// An event as JSON: id, previous id, type, timestamp, and the fields of its details.
+pub fn event_json(e: &HistoryEvent) -> Value {
+    fn put(d: &mut Map<String, Value>, k: &str, v: Option<&str>) {
+        if let Some(v) = v {
+            d.insert(k.into(), Value::String(v.to_string()));
+        }
+    }
+    let mut d = Map::new();
+    if let Some(x) = e.execution_started_event_details() {
+        put(&mut d, "input", x.input());
+        put(&mut d, "roleArn", x.role_arn());
+    }
+    if let Some(x) = e.execution_succeeded_event_details() {
+        put(&mut d, "output", x.output());
+    }
+    if let Some(x) = e.execution_failed_event_details() {
+        put(&mut d, "error", x.error());
+        put(&mut d, "cause", x.cause());
+    }
+    if let Some(x) = e.execution_timed_out_event_details() {
+        put(&mut d, "error", x.error());
+        put(&mut d, "cause", x.cause());
+    }
+    if let Some(x) = e.execution_aborted_event_details() {
+        put(&mut d, "error", x.error());
+        put(&mut d, "cause", x.cause());
+    }
+    if let Some(x) = e.state_entered_event_details() {
+        put(&mut d, "name", Some(x.name()));
+        put(&mut d, "input", x.input());
+    }
+    if let Some(x) = e.state_exited_event_details() {
+        put(&mut d, "name", Some(x.name()));
+        put(&mut d, "output", x.output());
+    }
+    if let Some(x) = e.task_scheduled_event_details() {
+        put(&mut d, "resourceType", Some(x.resource_type()));
+        put(&mut d, "resource", Some(x.resource()));
+        put(&mut d, "parameters", Some(x.parameters()));
+    }
+    if let Some(x) = e.task_started_event_details() {
+        put(&mut d, "resourceType", Some(x.resource_type()));
+        put(&mut d, "resource", Some(x.resource()));
+    }
+    if let Some(x) = e.task_succeeded_event_details() {
+        put(&mut d, "resourceType", Some(x.resource_type()));
+        put(&mut d, "resource", Some(x.resource()));
+        put(&mut d, "output", x.output());
+    }
+    if let Some(x) = e.task_failed_event_details() {
+        put(&mut d, "resourceType", Some(x.resource_type()));
+        put(&mut d, "resource", Some(x.resource()));
+        put(&mut d, "error", x.error());
+        put(&mut d, "cause", x.cause());
+    }
+    if let Some(x) = e.task_timed_out_event_details() {
+        put(&mut d, "resourceType", Some(x.resource_type()));
+        put(&mut d, "resource", Some(x.resource()));
+        put(&mut d, "error", x.error());
+        put(&mut d, "cause", x.cause());
+    }
+    if let Some(x) = e.task_submit_failed_event_details() {
+        put(&mut d, "error", x.error());
+        put(&mut d, "cause", x.cause());
+    }
+    if let Some(x) = e.lambda_function_failed_event_details() {
+        put(&mut d, "error", x.error());
+        put(&mut d, "cause", x.cause());
+    }
+    if let Some(x) = e.map_iteration_started_event_details() {
+        put(&mut d, "name", x.name());
+        d.insert("index".into(), json!(x.index()));
+    }
+    for x in [e.map_iteration_succeeded_event_details(), e.map_iteration_failed_event_details(), e.map_iteration_aborted_event_details()]
+        .into_iter()
+        .flatten()
+    {
+        put(&mut d, "name", x.name());
+        d.insert("index".into(), json!(x.index()));
+    }
+    if let Some(x) = e.map_state_started_event_details() {
+        d.insert("length".into(), json!(x.length()));
+    }
+    json!({
+        "id": e.id(),
+        "previousEventId": e.previous_event_id(),
+        "timestamp": e.timestamp().secs() as f64 + e.timestamp().subsec_nanos() as f64 / 1e9,
+        "type": e.r#type().as_str(),
+        "details": d,
+    })
+}
+
+/// Candidate task tokens in a task's parameters: long runs of token characters.
+pub fn tokens_in(parameters: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut strings = Vec::new();
+    fn collect(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) => out.push(s.clone()),
+            Value::Array(a) => a.iter().for_each(|v| collect(v, out)),
+            Value::Object(m) => m.values().for_each(|v| collect(v, out)),
+            _ => {}
+        }
+    }
+    match serde_json::from_str::<Value>(parameters) {
+        Ok(v) => collect(&v, &mut strings),
+        Err(_) => strings.push(parameters.to_string()),
+    }
+    let re = regex::Regex::new(r"[A-Za-z0-9+/=_-]{32,}").unwrap();
+    for s in strings {
+        for m in re.find_iter(&s) {
+            let t = m.as_str().to_string();
+            if !t.starts_with("arn") && !out.contains(&t) {
+                out.push(t);
+            }
+        }
+    }
+    out
+}
+
+fn abbreviate(s: &str, verbose: bool) -> String {
+    let one_line = match serde_json::from_str::<Value>(s) {
+        Ok(v) => v.to_string(),
+        Err(_) => s.replace('\n', " "),
+    };
+    if verbose || one_line.chars().count() <= 160 {
+        one_line
+    } else {
+        format!("{}… ({} chars, -v shows all)", one_line.chars().take(150).collect::<String>(), one_line.len())
+    }
+}
+
+/// Renders events for people, remembering what it needs across events (retries, callbacks).
+#[derive(Default)]
+pub struct Printer {
+    pub verbose: bool,
+    started: Option<f64>,
+    /// state name -> task failures seen while in it (a new TaskScheduled after one is a retry)
+    failures: BTreeMap<String, u32>,
+    /// event id -> the state it belongs to (events chain to their state's StateEntered)
+    state_of: BTreeMap<i64, String>,
+}
+
+impl Printer {
+    pub fn new(verbose: bool) -> Self {
+        Printer { verbose, ..Default::default() }
+    }
+
+    /// The lines one event prints as.
+    pub fn lines(&mut self, e: &HistoryEvent) -> Vec<String> {
+        let j = event_json(e);
+        let d = &j["details"];
+        let ts = j["timestamp"].as_f64().unwrap_or(0.0);
+        let t0 = *self.started.get_or_insert(ts);
+        let at = format!("{:>7.2}s", ts - t0);
+        let s = |k: &str| d[k].as_str().unwrap_or_default().to_string();
+        let v = self.verbose;
+        let ty = e.r#type().as_str().to_string();
+        let state = if ty.ends_with("StateEntered") {
+            s("name")
+        } else {
+            self.state_of.get(&e.previous_event_id()).cloned().unwrap_or_default()
+        };
+        self.state_of.insert(e.id(), state.clone());
+        let mut out = Vec::new();
+        match e.r#type() {
+            T::ExecutionStarted => out.push(format!("{at}  execution started, input {}", abbreviate(&s("input"), v))),
+            T::ExecutionSucceeded => out.push(format!("{at}  execution SUCCEEDED, output {}", abbreviate(&s("output"), v))),
+            T::ExecutionFailed => out.push(format!("{at}  execution FAILED: {}: {}", s("error"), s("cause"))),
+            T::ExecutionTimedOut => out.push(format!("{at}  execution TIMED OUT: {} {}", s("error"), s("cause"))),
+            T::ExecutionAborted => out.push(format!("{at}  execution ABORTED {}", s("cause"))),
+            _ if ty.ends_with("StateEntered") => {
+                let kind = ty.trim_end_matches("StateEntered");
+                let wait = if kind == "Wait" { "  (waiting)" } else { "" };
+                out.push(format!("{at}  → {} [{kind}]{wait} input {}", s("name"), abbreviate(&s("input"), v)));
+            }
+            _ if ty.ends_with("StateExited") => {
+                self.failures.remove(&s("name"));
+                out.push(format!("{at}  ← {} output {}", s("name"), abbreviate(&s("output"), v)));
+            }
+            T::TaskScheduled => {
+                if let Some(n) = self.failures.get(&state) {
+                    out.push(format!("{at}    retrying {state} (attempt {})", n + 1));
+                }
+                let resource = s("resource");
+                out.push(format!("{at}    {state}: task {}:{resource} {}", s("resourceType"), abbreviate(&s("parameters"), v)));
+                if resource.ends_with(".waitForTaskToken") {
+                    let tokens = tokens_in(&s("parameters"));
+                    match tokens.first() {
+                        Some(t) => {
+                            out.push(format!("{at}    waiting for a callback with task token {t}"));
+                            out.push(format!("             answer with: deploy approve --token '{t}' --output '{{...}}'"));
+                            out.push(format!("                      or: deploy reject --token '{t}' --error Rejected --cause '...'"));
+                        }
+                        None => out.push(format!(
+                            "{at}    waiting for a callback (the task token is not in its parameters: pass $$.Task.Token / $states.context.Task.Token to see it)"
+                        )),
+                    }
+                }
+            }
+            T::TaskSucceeded => out.push(format!("{at}    {state}: task succeeded {}", abbreviate(&s("output"), v))),
+            T::TaskFailed | T::TaskTimedOut | T::TaskSubmitFailed | T::LambdaFunctionFailed => {
+                *self.failures.entry(state.clone()).or_insert(0) += 1;
+                out.push(format!("{at}    {state}: task failed: {}: {}", s("error"), abbreviate(&s("cause"), v)));
+            }
+            T::MapIterationStarted => out.push(format!("{at}    iteration {} started", d["index"])),
+            T::MapIterationSucceeded => out.push(format!("{at}    iteration {} succeeded", d["index"])),
+            T::MapIterationFailed => out.push(format!("{at}    iteration {} FAILED", d["index"])),
+            T::MapStateStarted => out.push(format!("{at}    map over {} items", d["length"])),
+            _ if self.verbose => out.push(format!("{at}    {ty}")),
+            _ => {}
+        }
+        out
+    }
+}
+
+pub fn outcome_of(e: &HistoryEvent) -> Option<Outcome> {
+    match e.r#type() {
+        T::ExecutionSucceeded => Some(Outcome::Succeeded),
+        T::ExecutionFailed => Some(Outcome::Failed),
+        T::ExecutionTimedOut => Some(Outcome::TimedOut),
+        T::ExecutionAborted => Some(Outcome::Aborted),
+        _ => None,
+    }
+}
+
+/// Every event so far, following pagination.
+pub async fn history(ctx: &Ctx, execution_arn: &str) -> Result<Vec<HistoryEvent>> {
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        let page = ctx
+            .sfn
+            .get_execution_history()
+            .execution_arn(execution_arn)
+            .max_results(1000)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| match e.as_service_error() {
+                Some(s) if s.is_execution_does_not_exist() => Error::user(format!("no execution {execution_arn}")),
+                Some(s) if s.is_invalid_arn() => Error::user(format!("{execution_arn:?} is not an execution ARN")),
+                _ => api_error("GetExecutionHistory", &e),
+            })?;
+        out.extend(page.events().iter().cloned());
+        match page.next_token {
+            Some(t) => token = Some(t),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// Follows an execution until it ends, handing every new event to `emit` in order. Polls
+/// quickly while events arrive and backs off (up to 2 s) while nothing happens.
+pub async fn follow(ctx: &Ctx, execution_arn: &str, mut emit: impl FnMut(&HistoryEvent)) -> Result<Outcome> {
+    let mut seen = 0i64;
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let events: Vec<HistoryEvent> = history(ctx, execution_arn).await?.into_iter().filter(|e| e.id() > seen).collect();
+        let mut progressed = false;
+        for e in &events {
+            emit(e);
+            seen = e.id();
+            progressed = true;
+            if let Some(o) = outcome_of(e) {
+                return Ok(o);
+            }
+        }
+        delay = if progressed { Duration::from_millis(100) } else { (delay * 2).min(Duration::from_secs(2)) };
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// The error a finished execution exits with, if it did not succeed.
+pub fn outcome_result(o: Outcome, arn: &str) -> Result<()> {
+    match o {
+        Outcome::Succeeded => Ok(()),
+        other => Err(Error::new(Class::Execution(other.exit_code()), format!("execution {arn} did not succeed ({other:?})"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_found_in_messages() {
+        let p = r#"{"TopicArn":"arn:aws:sns:us-east-1:123456789012:create-new-user","Message":"Task token =>AQCEAAAAKgAAAAMAAAAAAAAAAa1b2c3d4e5f6g7h8i9j0k"}"#;
+        assert_eq!(tokens_in(p), vec!["AQCEAAAAKgAAAAMAAAAAAAAAAa1b2c3d4e5f6g7h8i9j0k".to_string()]);
+        assert_eq!(tokens_in(r#"{"Message":"3f1c6a2e-1b7d-4f0e-9a3b-2c5d8e9f0a1b"}"#), vec!["3f1c6a2e-1b7d-4f0e-9a3b-2c5d8e9f0a1b"]);
+        assert!(tokens_in(r#"{"TopicArn":"arn:aws:sns:us-east-1:123456789012:a-very-long-topic-name-here"}"#).is_empty());
+    }
+
+    #[test]
+    fn long_values_are_abbreviated_unless_verbose() {
+        let long = format!("{{\"a\": \"{}\"}}", "x".repeat(400));
+        assert!(abbreviate(&long, false).contains("-v shows all"));
+        assert_eq!(abbreviate(&long, true).len(), long.len() - 1, "compact JSON, whole");
+    }
+
+    #[test]
+    fn outcomes_map_to_exit_codes() {
+        assert_eq!(Outcome::Succeeded.exit_code(), 0);
+        assert_eq!(Outcome::Failed.exit_code(), 7);
+        assert_eq!(Outcome::TimedOut.exit_code(), 8);
+        assert_eq!(Outcome::Aborted.exit_code(), 9);
+    }
+}
