@@ -188,11 +188,8 @@ impl Printer {
         let s = |k: &str| d[k].as_str().unwrap_or_default().to_string();
         let v = self.verbose;
         let ty = e.r#type().as_str().to_string();
-        let state = if ty.ends_with("StateEntered") {
-            s("name")
-        } else {
-            self.state_of.get(&e.previous_event_id()).cloned().unwrap_or_default()
-        };
+        let state =
+            if ty.ends_with("StateEntered") { s("name") } else { self.state_of.get(&e.previous_event_id()).cloned().unwrap_or_default() };
         self.state_of.insert(e.id(), state.clone());
         let mut out = Vec::new();
         match e.r#type() {
@@ -261,19 +258,14 @@ pub async fn history(ctx: &Ctx, execution_arn: &str) -> Result<Vec<HistoryEvent>
     let mut out = Vec::new();
     let mut token = None;
     loop {
-        let page = ctx
-            .sfn
-            .get_execution_history()
-            .execution_arn(execution_arn)
-            .max_results(1000)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| match e.as_service_error() {
-                Some(s) if s.is_execution_does_not_exist() => Error::user(format!("no execution {execution_arn}")),
-                Some(s) if s.is_invalid_arn() => Error::user(format!("{execution_arn:?} is not an execution ARN")),
-                _ => api_error("GetExecutionHistory", &e),
-            })?;
+        let page =
+            ctx.sfn.get_execution_history().execution_arn(execution_arn).max_results(1000).set_next_token(token).send().await.map_err(
+                |e| match e.as_service_error() {
+                    Some(s) if s.is_execution_does_not_exist() => Error::user(format!("no execution {execution_arn}")),
+                    Some(s) if s.is_invalid_arn() => Error::user(format!("{execution_arn:?} is not an execution ARN")),
+                    _ => api_error("GetExecutionHistory", &e),
+                },
+            )?;
         out.extend(page.events().iter().cloned());
         match page.next_token {
             Some(t) => token = Some(t),

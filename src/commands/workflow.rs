@@ -28,10 +28,17 @@ pub fn machine_arn(setup: &Setup, stack: &str, machine: Option<&str>) -> Result<
         })?,
         (_, None) => {
             let names: Vec<String> = machines.iter().map(|(id, _)| id.to_string()).collect();
-            return Err(Error::user(format!("stack `{stack}` has several state machines: {}", names.join(", "))).help("choose one with --machine"));
+            return Err(
+                Error::user(format!("stack `{stack}` has several state machines: {}", names.join(", "))).help("choose one with --machine")
+            );
         }
     };
-    chosen.outputs.get("arn").and_then(|v| v.as_str()).map(str::to_string).ok_or_else(|| Error::internal("recorded state machine has no ARN"))
+    chosen
+        .outputs
+        .get("arn")
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .ok_or_else(|| Error::internal("recorded state machine has no ARN"))
 }
 
 /// `deploy-<epoch ms>-<4 hex>`: unique enough per state machine, and sorts by time.
@@ -43,12 +50,14 @@ fn generated_name() -> String {
 fn read_input(input: Option<&str>, file: Option<&std::path::Path>) -> Result<String> {
     let (text, from) = match (input, file) {
         (Some(t), None) => (t.to_string(), "--input".to_string()),
-        (None, Some(f)) => (std::fs::read_to_string(f).map_err(|e| Error::user(format!("cannot read input: {e}")).at(f.display().to_string()))?, f.display().to_string()),
+        (None, Some(f)) => (
+            std::fs::read_to_string(f).map_err(|e| Error::user(format!("cannot read input: {e}")).at(f.display().to_string()))?,
+            f.display().to_string(),
+        ),
         (None, None) => ("{}".to_string(), String::new()),
         (Some(_), Some(_)) => return Err(Error::user("give --input or --input-file, not both")),
     };
-    serde_json::from_str::<serde_json::Value>(&text)
-        .map_err(|e| Error::user(format!("the execution input is not JSON: {e}")).at(from))?;
+    serde_json::from_str::<serde_json::Value>(&text).map_err(|e| Error::user(format!("the execution input is not JSON: {e}")).at(from))?;
     Ok(text)
 }
 
@@ -142,7 +151,8 @@ pub async fn executions(g: &Global, stack: &str, machine: Option<&str>, format: 
     let setup = Setup::new(g)?;
     let arn = machine_arn(&setup, stack, machine)?;
     let ctx = setup.connect(&g.aws).await?;
-    let list = ctx.sfn.list_executions().state_machine_arn(&arn).max_results(20).send().await.map_err(|e| api_error("ListExecutions", &e))?;
+    let list =
+        ctx.sfn.list_executions().state_machine_arn(&arn).max_results(20).send().await.map_err(|e| api_error("ListExecutions", &e))?;
     let rows: Vec<serde_json::Value> = list
         .executions()
         .iter()
@@ -161,7 +171,12 @@ pub async fn executions(g: &Global, stack: &str, machine: Option<&str>, format: 
             println!("{:<40} {:<10} {:<22} {:>9}", "NAME", "STATUS", "STARTED", "SECONDS");
             for r in rows {
                 let secs = r["seconds"].as_f64().map(|s| format!("{s:.1}")).unwrap_or_else(|| "running".into());
-                println!("{:<40} {:<10} {:<22} {secs:>9}", r["name"].as_str().unwrap_or_default(), r["status"].as_str().unwrap_or_default(), r["start"].as_str().unwrap_or_default());
+                println!(
+                    "{:<40} {:<10} {:<22} {secs:>9}",
+                    r["name"].as_str().unwrap_or_default(),
+                    r["status"].as_str().unwrap_or_default(),
+                    r["start"].as_str().unwrap_or_default()
+                );
             }
         }
     }

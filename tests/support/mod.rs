@@ -70,9 +70,50 @@ impl Moto {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// Lets moto run JSONPath state machines, with Lambda answering from a queue of results
+    /// instead of running code. Must come before the state machines are created: moto keeps
+    /// executable machines in another store.
+    pub fn enable_execution(&self) {
+        let (status, _) = http(
+            self.port,
+            "POST",
+            "/moto-api/config",
+            r#"{"stepfunctions": {"execute_state_machine": true}, "lambda": {"use_docker": false}}"#,
+        )
+        .unwrap();
+        assert_eq!(status, 201);
+    }
+
+    /// Queues what moto's Lambda answers to the next invocations, in order.
+    pub fn queue_lambda_results(&self, results: &[serde_json::Value]) {
+        let results: Vec<String> = results.iter().map(|r| r.to_string()).collect();
+        let body = serde_json::json!({"results": results, "region": "us-east-1"}).to_string();
+        let (status, _) = http(self.port, "POST", "/moto-api/static/lambda-simple/response", &body).unwrap();
+        assert_eq!(status, 201);
+    }
+
     pub fn start_recording(&self) {
         http(self.port, "POST", "/moto-api/recorder/reset-recording", "").unwrap();
         http(self.port, "POST", "/moto-api/recorder/start-recording", "").unwrap();
+    }
+
+    /// The bodies of the recorded requests for one operation (decoded), in order.
+    pub fn recorded_bodies(&self, operation: &str) -> Vec<String> {
+        http(self.port, "POST", "/moto-api/recorder/stop-recording", "").unwrap();
+        let (_, body) = http(self.port, "GET", "/moto-api/recorder/download-recording", "").unwrap();
+        body.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|e| operation_of(e) == operation)
+            .map(|e| {
+                let b = e["body"].as_str().unwrap_or_default();
+                if e["body_encoded"].as_bool() == Some(true) {
+                    String::from_utf8_lossy(&aws_smithy_types::base64::decode(b).unwrap()).into_owned()
+                } else {
+                    b.to_string()
+                }
+            })
+            .collect()
     }
 
     /// The API operations recorded since `start_recording`, in order (`Service.Operation`-ish:

@@ -1,0 +1,195 @@
+//! Running and watching workflows against moto (which executes JSONPath state machines when
+//! asked to, with Lambda answering from a queue of results): `run`, `history`, `executions`,
+//! `approve`, `reject`. moto 5.2.1 runs a given state machine once per server (a second
+//! StartExecution of the same machine fails inside moto), so each run here has its own machine.
+
+mod support;
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use support::*;
+
+const ACCOUNT: &str = "123456789012";
+
+#[test]
+fn resize_image_runs_end_to_end_in_the_emulator() {
+    require_wheelhouse();
+    let w = World::new();
+    w.moto.enable_execution();
+    w.deploy().run(&["up", "resize-image", "--var", "query_language=jsonpath", "--yes"]).success();
+    let bucket = format!("profile-pictures-{ACCOUNT}-us-east-1");
+    let result = |size: u32| {
+        json!({"statusCode": 200, "data": {"message": "ok", "userId": "john-doe", "bucket": bucket,
+               "uploadedKey": "uploaded/john-doe.png", "resizedKey": format!("john-doe/{size}.png")}})
+    };
+    w.moto.queue_lambda_results(&[result(128), result(512)]);
+    w.c.block_on(async {
+        w.c.s3.put_object().bucket(&bucket).key("uploaded/john-doe.png").body(b"png".to_vec().into()).send().await.unwrap()
+    });
+    // what the pipe delivers: a batch of SQS messages whose bodies are S3 events
+    let record = json!({"s3": {"bucket": {"name": bucket}, "object": {"key": "uploaded/john-doe.png"}}});
+    let batch = json!([{"messageId": "1", "body": json!({"Records": [record]}).to_string()}]);
+    let input = w.state.path().join("batch.json");
+    std::fs::write(&input, batch.to_string()).unwrap();
+
+    let out = w.deploy().run(&["run", "resize-image", "--input-file", input.to_str().unwrap()]).success();
+    for line in [
+        "→ Map [Map]",
+        "map over 1 items",
+        "→ Resize Profile Picture [Parallel]",
+        "→ Resize Profile Picture to Small [Task]",
+        "→ Resize Profile Picture to Big [Task]",
+        "Resize Profile Picture to Small: task lambda:invoke",
+        "→ Set Small Profile picture URI [Task]",
+        "→ Set Big Profile picture URI [Task]",
+        "Set Big Profile picture URI: task dynamodb:updateItem",
+        "→ Delete Uploaded Profile Picture [Task]",
+        "Delete Uploaded Profile Picture: task aws-sdk:s3:deleteObject",
+        "iteration 0 succeeded",
+        "execution SUCCEEDED, output [{}]",
+    ] {
+        assert!(out.stdout.contains(line), "missing {line:?} in {out:?}");
+    }
+    w.c.block_on(async {
+        // Both branches update the same item at the same instant; moto's DynamoDB does not make
+        // UpdateItem atomic, so one of the two attributes can be lost there (AWS keeps both).
+        // The history below shows both updates; here every attribute that landed must be right.
+        let item =
+            w.c.dynamodb
+                .get_item()
+                .table_name("user")
+                .key("userId", aws_sdk_dynamodb::types::AttributeValue::S("john-doe".into()))
+                .send()
+                .await
+                .unwrap();
+        let item = item.item().expect("the user item was written");
+        let small = item.get("smallPicture").map(|v| v.as_s().unwrap().as_str());
+        let big = item.get("bigPicture").map(|v| v.as_s().unwrap().as_str());
+        // moto hands the queued Lambda results to whichever parallel invocation asks first
+        let both = ["john-doe/128.png", "john-doe/512.png"];
+        assert!(small.is_some() || big.is_some(), "{item:?}");
+        assert!(small.is_none_or(|v| both.contains(&v)) && big.is_none_or(|v| both.contains(&v)), "{item:?}");
+        let left = w.c.s3.list_objects_v2().bucket(&bucket).send().await.unwrap();
+        assert!(left.contents().is_empty(), "the upload was deleted");
+    });
+
+    // the same execution, afterwards: listed, and its history as JSON lines
+    let list = w.deploy().run(&["executions", "resize-image", "--output", "json"]).success().json();
+    let runs = list.as_array().unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["status"], "SUCCEEDED");
+    let arn = runs[0]["executionArn"].as_str().unwrap().to_string();
+    assert!(out.stdout.contains(&arn), "run printed the execution ARN");
+    let hist = w.deploy().run(&["history", &arn, "--output", "json"]).success();
+    let events: Vec<Value> = hist.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(events.first().unwrap()["type"], "ExecutionStarted");
+    assert_eq!(events.last().unwrap()["type"], "ExecutionSucceeded");
+    let entered: Vec<&str> =
+        events.iter().filter(|e| e["type"] == "TaskStateEntered").map(|e| e["details"]["name"].as_str().unwrap()).collect();
+    assert_eq!(entered.len(), 5, "{entered:?}");
+    let updates: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "TaskScheduled" && e["details"]["resource"] == "updateItem")
+        .map(|e| e["details"]["parameters"].as_str().unwrap())
+        .collect();
+    assert_eq!(updates.len(), 2);
+    assert!(updates.iter().any(|p| p.contains("SET smallPicture = :value")), "{updates:?}");
+    assert!(updates.iter().any(|p| p.contains("SET bigPicture = :value")), "{updates:?}");
+    assert!(
+        updates.iter().any(|p| p.contains("john-doe/128.png")) && updates.iter().any(|p| p.contains("john-doe/512.png")),
+        "{updates:?}"
+    );
+    assert_eq!(events.iter().filter(|e| e["type"] == "TaskSucceeded").count(), 5);
+}
+
+/// A `deploy run` in the background, its output lines collected as they come.
+struct Running {
+    child: std::process::Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Running {
+    /// Waits for the process and returns its exit code with everything it printed on stdout.
+    fn finish(self) -> (i32, String) {
+        let mut child = self.child;
+        let status = child.wait().unwrap();
+        self.reader.join().unwrap();
+        (status.code().unwrap_or(-1), self.lines.lock().unwrap().join("\n"))
+    }
+}
+
+/// Starts `deploy run` and returns it with the task token it prints when the workflow waits.
+fn run_until_token(w: &World, env: &str) -> (Running, String) {
+    let mut child = w.deploy().spawn(&["run", "callback", "--env", env]);
+    let stdout = child.stdout.take().unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let l = lines.clone();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            l.lock().unwrap().push(line);
+        }
+    });
+    eventually(60, "the task token and the commands to answer it", || {
+        lines.lock().unwrap().iter().any(|l| l.contains("deploy reject --token"))
+    });
+    let seen = lines.lock().unwrap().join("\n");
+    let token = regex::Regex::new(r"deploy approve --token '([^']+)'").unwrap().captures(&seen).map(|c| c[1].to_string());
+    (Running { child, lines, reader }, token.unwrap_or_else(|| panic!("no token in {seen}")))
+}
+
+fn callback_world() -> World {
+    let mut w = World::new();
+    w.project = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/callback");
+    w.moto.enable_execution();
+    w.deploy().run(&["up", "callback", "--env", "t", "--yes"]).success();
+    w
+}
+
+#[test]
+fn a_waiting_task_is_approved_from_the_command_line() {
+    let w = callback_world();
+    let (running, token) = run_until_token(&w, "t");
+    let out = w.deploy().run(&["approve", "--token", &token, "--output", r#"{"admin": true}"#]).success();
+    assert!(out.stdout.contains(r#"sent task success with output {"admin": true}"#), "{out:?}");
+    let (code, stdout) = running.finish();
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("waiting for a callback with task token"), "{stdout}");
+    assert!(stdout.contains("← Ask output {\"admin\":true}"), "the answer became the task's output: {stdout}");
+    assert!(stdout.contains("execution SUCCEEDED"), "{stdout}");
+
+    // an answered token cannot be answered again; an answer must be JSON
+    let out = w.deploy().run(&["approve", "--token", &token]).code(2);
+    assert!(out.stderr.contains("no task waits for that token"), "{out:?}");
+    let out = w.deploy().run(&["approve", "--token", "x", "--output", "{not json"]).code(2);
+    assert!(out.stderr.contains("--output is not JSON"), "{out:?}");
+}
+
+#[test]
+fn a_waiting_task_is_rejected_from_the_command_line() {
+    let w = callback_world();
+    let (running, token) = run_until_token(&w, "t");
+    w.moto.start_recording();
+    w.deploy().run(&["reject", "--token", &token, "--error", "Rejected", "--cause", "not today"]).success();
+    let sent: Vec<Value> = w.moto.recorded_bodies("SendTaskFailure").iter().map(|b| serde_json::from_str(b).unwrap()).collect();
+    assert_eq!(sent, vec![json!({"taskToken": token, "error": "Rejected", "cause": "not today"})]);
+    let (code, stdout) = running.finish();
+    assert_eq!(code, 7, "a failed execution exits 7: {stdout}");
+    // (moto 5.2.1 drops the cause of SendTaskFailure; AWS passes it on)
+    assert!(stdout.contains("Ask: task failed: Rejected:"), "{stdout}");
+    assert!(stdout.contains("execution FAILED: Rejected:"), "{stdout}");
+}
+
+#[test]
+fn run_explains_what_is_missing() {
+    let w = World::new();
+    let out = w.deploy().run(&["run", "should-i-deploy"]).code(2);
+    assert!(out.stderr.contains("stack `should-i-deploy` has no deployed state machine in env `default`"), "{out:?}");
+    assert!(out.stderr.contains("help: deploy it first: deploy up should-i-deploy"), "{out:?}");
+    w.deploy().run(&["up", "should-i-deploy", "--yes"]).success();
+    let out = w.deploy().run(&["run", "should-i-deploy", "--input", "{oops"]).code(2);
+    assert!(out.stderr.contains("the execution input is not JSON"), "{out:?}");
+    let out = w.deploy().run(&["run", "should-i-deploy", "--no-wait"]).success();
+    assert!(out.stdout.trim().starts_with("arn:aws:states:us-east-1:123456789012:execution:should-i-deploy:deploy-"), "{out:?}");
+}
