@@ -170,6 +170,26 @@ pub enum Command {
         #[arg(long)]
         cause: Option<String>,
     },
+    /// Draw a stack's state machine (or its resources) as DOT, Mermaid or SVG
+    Graph {
+        stack: String,
+        #[arg(long, value_enum, default_value = "dot")]
+        format: crate::diagram::Format,
+        /// Write to this file instead of standard output
+        #[arg(short = 'o', long = "out", value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Which state machine, when the stack has several (resource id)
+        #[arg(long)]
+        machine: Option<String>,
+        /// Colour the path this execution took, and where it failed
+        #[arg(long, value_name = "EXECUTION_ARN", conflicts_with = "resources")]
+        execution: Option<String>,
+        /// Draw the stack's resource dependency graph instead
+        #[arg(long)]
+        resources: bool,
+        #[command(flatten)]
+        vars: VarArgs,
+    },
     /// Print a stack's rendered state machine definitions, without calling AWS
     Render {
         stack: String,

@@ -5,6 +5,7 @@ mod apply;
 mod aws;
 mod cli;
 mod commands;
+mod diagram;
 mod error;
 mod execution;
 mod graph;
@@ -38,6 +39,18 @@ async fn run(cli: Cli) -> error::Result<()> {
         Command::List { out } => commands::info::list(g, out),
         Command::Outputs { stack, out } => commands::info::outputs(g, stack, out),
         Command::Render { stack, vars } => commands::info::render(g, stack, vars),
+        Command::Graph { stack, format, out, machine, execution, resources, vars } => {
+            let args = commands::graph::GraphArgs {
+                stack,
+                format: *format,
+                out: out.as_deref(),
+                machine: machine.as_deref(),
+                execution: execution.as_deref(),
+                resources: *resources,
+                vars,
+            };
+            commands::graph::graph(g, args).await
+        }
         Command::Run { stack, machine, input, input_file, name, no_wait, out } => {
             let args = commands::workflow::RunArgs {
                 stack,

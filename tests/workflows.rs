@@ -101,6 +101,19 @@ fn resize_image_runs_end_to_end_in_the_emulator() {
         "{updates:?}"
     );
     assert_eq!(events.iter().filter(|e| e["type"] == "TaskSucceeded").count(), 5);
+
+    // the path it took, drawn
+    let dot = w.deploy().run(&["graph", "resize-image", "--var", "query_language=jsonpath", "--execution", &arn]).success().stdout;
+    for state in ["Map", "Resize Profile Picture", "Set Big Profile picture URI", "Delete Uploaded Profile Picture"] {
+        let line = dot.lines().find(|l| l.trim_start().starts_with(&format!("\"{state}\" ["))).unwrap();
+        assert!(line.contains("fillcolor=\"#c8ecd0\""), "{state} visited: {line}");
+    }
+    assert!(
+        dot.contains(
+            "\"Set Small Profile picture URI\" -> \"Delete Uploaded Profile Picture\" [style=dotted, color=\"#1d8102\", penwidth=2]"
+        ),
+        "{dot}"
+    );
 }
 
 /// A `deploy run` in the background, its output lines collected as they come.
@@ -179,6 +192,15 @@ fn a_waiting_task_is_rejected_from_the_command_line() {
     // (moto 5.2.1 drops the cause of SendTaskFailure; AWS passes it on)
     assert!(stdout.contains("Ask: task failed: Rejected:"), "{stdout}");
     assert!(stdout.contains("execution FAILED: Rejected:"), "{stdout}");
+
+    // where it failed, drawn
+    let runs = w.deploy().run(&["executions", "callback", "--env", "t", "--output", "json"]).success().json();
+    let arn = runs[0]["executionArn"].as_str().unwrap().to_string();
+    let dot = w.deploy().run(&["graph", "callback", "--env", "t", "--execution", &arn]).success().stdout;
+    let ask = dot.lines().find(|l| l.trim_start().starts_with("\"Ask\" [")).unwrap();
+    assert!(ask.contains("fillcolor=\"#f6b9b3\""), "Ask is where it failed: {ask}");
+    let done = dot.lines().find(|l| l.trim_start().starts_with("\"Done\" [")).unwrap();
+    assert!(!done.contains("#c8ecd0") && !done.contains("#f6b9b3"), "Done was never reached: {done}");
 }
 
 #[test]

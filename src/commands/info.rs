@@ -68,10 +68,9 @@ pub fn outputs(g: &Global, stack: &str, out: &OutputArgs) -> Result<()> {
     Ok(())
 }
 
-/// Prints every templated attribute (state machine definitions) of a stack. References are
-/// filled from recorded state where the stack is deployed, else shown as `(known after apply)`.
-pub fn render(g: &Global, stack: &str, vars: &VarArgs) -> Result<()> {
-    let setup = Setup::new(g)?;
+/// A stack's state machine definitions, rendered: references filled from recorded state where
+/// the stack is deployed, else shown as `(known after apply)`. (resource id, definition)
+pub fn definitions(setup: &Setup, stack: &str, vars: &VarArgs) -> Result<(crate::manifest::Stack, Vec<(String, Value)>)> {
     let inputs = VarInputs { pairs: vars.vars.clone(), files: vars.var_files.clone() };
     let s = setup.project.load(stack, &inputs, &setup.env)?;
     let st = setup.store.load(stack, &setup.env)?;
@@ -88,6 +87,13 @@ pub fn render(g: &Global, stack: &str, vars: &VarArgs) -> Result<()> {
             rendered.push((id.clone(), v["definition"].clone()));
         }
     }
+    Ok((s, rendered))
+}
+
+/// Prints a stack's rendered state machine definitions, without calling AWS.
+pub fn render(g: &Global, stack: &str, vars: &VarArgs) -> Result<()> {
+    let setup = Setup::new(g)?;
+    let (_, rendered) = definitions(&setup, stack, vars)?;
     match rendered.as_slice() {
         [] => eprintln!("stack `{stack}` has no templated definitions"),
         [(_, one)] => println!("{}", serde_json::to_string_pretty(one).unwrap()),

@@ -1,6 +1,7 @@
 //! One module per command family; shared set-up lives here.
 
 pub mod deploy;
+pub mod graph;
 pub mod info;
 pub mod workflow;
 

@@ -1,0 +1,99 @@
+//! `graph`: draw a stack's state machine (optionally with the path an execution took) or its
+//! resource dependency graph, as DOT, Mermaid or SVG.
+
+use super::Setup;
+use super::info::definitions;
+use crate::cli::{Global, VarArgs};
+use crate::diagram::{self, Diagram, EdgeKind, Format, Shape, asl};
+use crate::error::{Error, Result};
+use crate::execution;
+use std::path::Path;
+
+pub struct GraphArgs<'a> {
+    pub stack: &'a str,
+    pub format: Format,
+    pub out: Option<&'a Path>,
+    pub machine: Option<&'a str>,
+    pub execution: Option<&'a str>,
+    pub resources: bool,
+    pub vars: &'a VarArgs,
+}
+
+fn resources_diagram(stack: &crate::manifest::Stack) -> Diagram {
+    let mut d = Diagram { title: format!("{} resources", stack.name), ..Default::default() };
+    for id in stack.graph.order() {
+        let kind = stack.resources[&id].kind.name();
+        d.add_node(&id, &format!("{id} ({kind})"), Shape::Resource, None);
+    }
+    for id in stack.graph.order() {
+        for dep in stack.graph.deps_of(&id) {
+            d.add_edge(dep, &id, "", EdgeKind::Next);
+        }
+    }
+    d
+}
+
+/// The states an execution entered, in order, and the one it failed in (if it did not succeed).
+async fn execution_path(g: &Global, setup: &Setup, arn: &str) -> Result<(Vec<String>, Option<String>)> {
+    let ctx = setup.connect(&g.aws).await?;
+    let events = execution::history(&ctx, arn).await?;
+    let mut entered = Vec::new();
+    let mut open: Vec<String> = Vec::new();
+    let mut outcome = None;
+    for e in &events {
+        let j = execution::event_json(e);
+        let ty = j["type"].as_str().unwrap_or_default();
+        let name = j["details"]["name"].as_str().unwrap_or_default().to_string();
+        if ty.ends_with("StateEntered") {
+            entered.push(name.clone());
+            open.push(name);
+        } else if ty.ends_with("StateExited") {
+            if let Some(i) = open.iter().rposition(|n| *n == name) {
+                open.remove(i);
+            }
+        }
+        outcome = outcome.or(execution::outcome_of(e));
+    }
+    let failed = match outcome {
+        Some(execution::Outcome::Succeeded) | None => None,
+        Some(_) => open.last().cloned().or_else(|| entered.last().cloned()),
+    };
+    Ok((entered, failed))
+}
+
+pub async fn graph(g: &Global, a: GraphArgs<'_>) -> Result<()> {
+    let setup = Setup::new(g)?;
+    let (stack, defs) = definitions(&setup, a.stack, a.vars)?;
+    let mut d = if a.resources {
+        resources_diagram(&stack)
+    } else {
+        let (id, def) = match (defs.as_slice(), a.machine) {
+            ([], _) => return Err(Error::user(format!("stack `{}` has no state machine", a.stack))),
+            ([one], None) => one.clone(),
+            (_, Some(m)) => defs
+                .iter()
+                .find(|(id, _)| id == m)
+                .cloned()
+                .ok_or_else(|| Error::user(format!("stack `{}` has no state machine `{m}`", a.stack)))?,
+            (_, None) => {
+                let ids: Vec<&str> = defs.iter().map(|(id, _)| id.as_str()).collect();
+                return Err(Error::user(format!("stack `{}` has several state machines: {}", a.stack, ids.join(", ")))
+                    .help("choose one with --machine"));
+            }
+        };
+        asl::from_definition(&format!("{} / {id}", a.stack), &def)
+    };
+    if let Some(arn) = a.execution {
+        let (entered, failed) = execution_path(g, &setup, arn).await?;
+        d.mark_execution(&entered, failed.as_deref());
+    }
+    let text = diagram::render(&d, a.format);
+    match a.out {
+        Some(path) => {
+            std::fs::write(path, text).map_err(|e| Error::user(format!("cannot write: {e}")).at(path.display().to_string()))?;
+            eprintln!("wrote {}", path.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}
