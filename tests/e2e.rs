@@ -352,3 +352,30 @@ fn ctrl_c_mid_up_is_recoverable_and_the_lock_keeps_runs_apart() {
     w.deploy().run(&["destroy", "--yes"]).success();
     nothing_left(&w.c, moto.port);
 }
+
+/// `--output json` for CI: the plan, one object per resource event, and a summary with outputs.
+#[test]
+fn up_and_destroy_speak_json_for_ci() {
+    let w = World::new();
+    let out = w.deploy().run(&["up", STACK, "--yes", "--output", "json"]).success();
+    let lines: Vec<Value> = out.stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    assert_eq!(lines[0]["event"], "plan");
+    let steps = lines[0]["plans"][0]["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 12);
+    assert!(steps.iter().all(|s| s["action"] == "create"));
+    let count = |ev: &str| lines.iter().filter(|l| l["event"] == ev).count();
+    assert_eq!((count("start"), count("done"), count("failed")), (12, 12, 0));
+    let done = lines.iter().find(|l| l["event"] == "done" && l["id"] == "state_machine").unwrap();
+    assert!(done["seconds"].as_f64().unwrap() >= 0.0 && done["action"] == "create", "{done}");
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(summary["summary"]["done"].as_object().unwrap().len(), 12);
+    assert_eq!(summary["outputs"]["state_machine_arn"], "arn:aws:states:us-east-1:123456789012:stateMachine:should-i-deploy");
+    assert!(out.stderr.trim().is_empty() || !out.stderr.contains("created in"), "the human view stays out of JSON runs: {out:?}");
+
+    let plan = w.deploy().run(&["plan", STACK, "--output", "json"]).success().json();
+    assert!(plan["plans"][0]["steps"].as_array().unwrap().iter().all(|s| s["action"] == "noop"));
+    let out = w.deploy().run(&["destroy", "--yes", "--output", "json"]).success();
+    let last: Value = serde_json::from_str(out.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(last["summary"]["done"].as_object().unwrap().values().filter(|a| *a == "delete").count(), 12);
+}
