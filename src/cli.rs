@@ -55,6 +55,9 @@ pub struct VarArgs {
     /// Read stack variables from a TOML file of `name = value` lines (repeatable)
     #[arg(long = "var-file", value_name = "FILE")]
     pub var_files: Vec<PathBuf>,
+    /// Fill required variables that were not given with placeholders (validation only)
+    #[arg(skip)]
+    pub placeholders: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -169,6 +172,18 @@ pub enum Command {
         error: Option<String>,
         #[arg(long)]
         cause: Option<String>,
+    },
+    /// Check definitions against the Amazon States Language, before any API call
+    Validate {
+        #[command(flatten)]
+        select: Selection,
+        /// A standalone definition file to check (repeatable; no stack, no AWS)
+        #[arg(long = "file", value_name = "F.asl.json")]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        vars: VarArgs,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Draw a stack's state machine (or its resources) as DOT, Mermaid or SVG
     Graph {

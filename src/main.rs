@@ -15,6 +15,7 @@ mod plan;
 mod resources;
 mod state;
 mod template;
+mod validate;
 mod views;
 
 use clap::Parser;
@@ -39,6 +40,7 @@ async fn run(cli: Cli) -> error::Result<()> {
         Command::List { out } => commands::info::list(g, out),
         Command::Outputs { stack, out } => commands::info::outputs(g, stack, out),
         Command::Render { stack, vars } => commands::info::render(g, stack, vars),
+        Command::Validate { select, files, vars, out } => commands::validate::validate(g, select, files, vars, out.format),
         Command::Graph { stack, format, out, machine, execution, resources, vars } => {
             let args = commands::graph::GraphArgs {
                 stack,

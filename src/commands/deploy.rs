@@ -121,6 +121,7 @@ fn report(results: Vec<Result<Summary>>, format: Format, setup: &Setup) -> Resul
 pub async fn up(g: &Global, select: &Selection, vars: &VarArgs, args: &ApplyArgs, out: &OutputArgs) -> Result<()> {
     let setup = Setup::new(g)?;
     let stacks = setup.load(select, vars)?;
+    super::validate::gate(&setup, &stacks, vars)?;
     let ctx = setup.connect(&g.aws).await?;
     let plans = plan_stacks(&setup, stacks, &ctx).await?;
     print_plans(&plans, out.format);
@@ -148,6 +149,7 @@ pub async fn up(g: &Global, select: &Selection, vars: &VarArgs, args: &ApplyArgs
 pub async fn plan(g: &Global, select: &Selection, vars: &VarArgs, out: &OutputArgs) -> Result<()> {
     let setup = Setup::new(g)?;
     let stacks = setup.load(select, vars)?;
+    super::validate::gate(&setup, &stacks, vars)?;
     let ctx = setup.connect(&g.aws).await?;
     let plans = plan_stacks(&setup, stacks, &ctx).await?;
     print_plans(&plans, out.format);

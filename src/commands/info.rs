@@ -71,7 +71,7 @@ pub fn outputs(g: &Global, stack: &str, out: &OutputArgs) -> Result<()> {
 /// A stack's state machine definitions, rendered: references filled from recorded state where
 /// the stack is deployed, else shown as `(known after apply)`. (resource id, definition)
 pub fn definitions(setup: &Setup, stack: &str, vars: &VarArgs) -> Result<(crate::manifest::Stack, Vec<(String, Value)>)> {
-    let inputs = VarInputs { pairs: vars.vars.clone(), files: vars.var_files.clone() };
+    let inputs = VarInputs { pairs: vars.vars.clone(), files: vars.var_files.clone(), placeholders: vars.placeholders };
     let s = setup.project.load(stack, &inputs, &setup.env)?;
     let st = setup.store.load(stack, &setup.env)?;
     let outputs = st.resources.iter().filter(|(_, e)| e.status == Status::Created).map(|(k, e)| (k.clone(), e.outputs.clone())).collect();

@@ -3,6 +3,7 @@
 pub mod deploy;
 pub mod graph;
 pub mod info;
+pub mod validate;
 pub mod workflow;
 
 use crate::aws::Ctx;
@@ -38,7 +39,7 @@ impl Setup {
             select.stacks.clone()
         };
         if names.len() == 1 {
-            let inputs = VarInputs { pairs: vars.vars.clone(), files: vars.var_files.clone() };
+            let inputs = VarInputs { pairs: vars.vars.clone(), files: vars.var_files.clone(), placeholders: vars.placeholders };
             return Ok(vec![self.project.load(&names[0], &inputs, &self.env)?]);
         }
         let mut stacks = Vec::new();
@@ -60,7 +61,7 @@ impl Setup {
                 })
                 .map(|(_, p)| p.clone())
                 .collect();
-            let inputs = VarInputs { pairs, files: vars.var_files.clone() };
+            let inputs = VarInputs { pairs, files: vars.var_files.clone(), placeholders: vars.placeholders };
             stacks.push(self.project.load(name, &inputs, &self.env)?);
         }
         if let Some(i) = used.iter().position(|u| !u) {

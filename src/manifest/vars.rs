@@ -43,6 +43,8 @@ pub struct VarInputs {
     /// `name=value` as typed on the command line.
     pub pairs: Vec<String>,
     pub files: Vec<PathBuf>,
+    /// Fill required variables that were not given with placeholders (validation only).
+    pub placeholders: bool,
 }
 
 fn to_json(v: &toml::Value) -> Value {
@@ -124,6 +126,15 @@ pub fn resolve(stack: &str, decls: &BTreeMap<String, VarDecl>, inputs: &VarInput
                 Some(v) => {
                     out.insert(k.clone(), to_json(v));
                 }
+                None if inputs.placeholders => {
+                    let v = match d.ty {
+                        VarType::String => Value::String(format!("(unset: {k})")),
+                        VarType::Number => Value::from(0),
+                        VarType::Bool => Value::Bool(false),
+                    };
+                    out.insert(k.clone(), v);
+                    continue;
+                }
                 None => {
                     let what = if d.description.is_empty() { String::new() } else { format!(" ({})", d.description) };
                     return Err(Error::user(format!("stack `{stack}` needs variable `{k}`{what}, and none was given"))
@@ -159,7 +170,7 @@ mod tests {
     }
 
     fn inputs(pairs: &[&str]) -> VarInputs {
-        VarInputs { pairs: pairs.iter().map(|s| s.to_string()).collect(), files: vec![] }
+        VarInputs { pairs: pairs.iter().map(|s| s.to_string()).collect(), ..Default::default() }
     }
 
     #[test]
@@ -189,10 +200,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("v.toml");
         std::fs::write(&f, "email = \"a@b\"\nfreq = \"often\"\n").unwrap();
-        let e = resolve("s", &decls(), &VarInputs { pairs: vec![], files: vec![f.clone()] }).unwrap_err();
+        let e = resolve("s", &decls(), &VarInputs { files: vec![f.clone()], ..Default::default() }).unwrap_err();
         assert_eq!(e.location.unwrap(), format!("{}:2", f.display()));
         std::fs::write(&f, "email = \"a@b\"\nfreq = 2\n").unwrap();
-        let v = resolve("s", &decls(), &VarInputs { pairs: vec!["freq=3".into()], files: vec![f] }).unwrap();
+        let v = resolve("s", &decls(), &VarInputs { pairs: vec!["freq=3".into()], files: vec![f], ..Default::default() }).unwrap();
         assert_eq!(v["freq"], json!(3), "command line wins over the file");
     }
 }

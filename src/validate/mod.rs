@@ -1,0 +1,641 @@
+//! Checks a definition against the Amazon States Language before anything is deployed:
+//! structure (targets exist, every state reachable, every path ends, fields per state type,
+//! Choice rules, Retry / Catch, Wait, limits), query-language fields (a JSONata state uses no
+//! JSONPath field and the reverse; a JSONPath machine may hold JSONata states, not the
+//! reverse), and expressions (JSONata parses, JSONPath paths, intrinsic calls).
+
+pub mod expr;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub severity: Severity,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stack: Option<String>,
+    pub file: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// JSON pointer into the rendered definition.
+    pub pointer: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sev = match self.severity {
+            Severity::Error => "ERROR",
+            Severity::Warning => "WARNING",
+        };
+        let stack = self.stack.as_ref().map(|s| format!("stack {s}, ")).unwrap_or_default();
+        let state = self.state.as_ref().map(|s| format!(", state `{s}`")).unwrap_or_default();
+        write!(f, "{sev} {stack}{}{state} at {}: {}", self.file, if self.pointer.is_empty() { "/" } else { &self.pointer }, self.message)
+    }
+}
+
+const MAX_NAME: usize = 80;
+const STATES_ERRORS: &[&str] = &[
+    "States.ALL",
+    "States.HeartbeatTimeout",
+    "States.Timeout",
+    "States.TaskFailed",
+    "States.Permissions",
+    "States.ResultPathMatchFailure",
+    "States.ParameterPathFailure",
+    "States.BranchFailed",
+    "States.NoChoiceMatched",
+    "States.IntrinsicFailure",
+    "States.ExceedToleratedFailureThreshold",
+    "States.ItemReaderFailed",
+    "States.ResultWriterFailed",
+    "States.QueryEvaluationError",
+    "States.Runtime",
+];
+const JSONPATH_ONLY: &[&str] = &[
+    "InputPath",
+    "OutputPath",
+    "Parameters",
+    "ResultPath",
+    "ResultSelector",
+    "ItemsPath",
+    "SecondsPath",
+    "TimestampPath",
+    "ErrorPath",
+    "CausePath",
+    "TimeoutSecondsPath",
+    "HeartbeatSecondsPath",
+    "Result",
+];
+const JSONATA_ONLY: &[&str] = &["Arguments", "Output", "Items"];
+const COMMON: &[&str] = &["Type", "Comment", "QueryLanguage", "Assign"];
+
+fn allowed(ty: &str) -> &'static [&'static str] {
+    match ty {
+        "Task" => &[
+            "Next",
+            "End",
+            "Resource",
+            "Arguments",
+            "Output",
+            "Parameters",
+            "InputPath",
+            "OutputPath",
+            "ResultPath",
+            "ResultSelector",
+            "Retry",
+            "Catch",
+            "TimeoutSeconds",
+            "TimeoutSecondsPath",
+            "HeartbeatSeconds",
+            "HeartbeatSecondsPath",
+            "Credentials",
+        ],
+        "Pass" => &["Next", "End", "Result", "Parameters", "InputPath", "OutputPath", "ResultPath", "Output"],
+        "Choice" => &["Choices", "Default", "InputPath", "OutputPath", "Output"],
+        "Wait" => &["Next", "End", "Seconds", "Timestamp", "SecondsPath", "TimestampPath", "InputPath", "OutputPath", "Output"],
+        "Succeed" => &["InputPath", "OutputPath", "Output"],
+        "Fail" => &["Error", "Cause", "ErrorPath", "CausePath"],
+        "Parallel" => &[
+            "Next",
+            "End",
+            "Branches",
+            "Arguments",
+            "Output",
+            "Parameters",
+            "InputPath",
+            "OutputPath",
+            "ResultPath",
+            "ResultSelector",
+            "Retry",
+            "Catch",
+        ],
+        "Map" => &[
+            "Next",
+            "End",
+            "ItemProcessor",
+            "Iterator",
+            "ItemsPath",
+            "Items",
+            "ItemSelector",
+            "Parameters",
+            "ItemReader",
+            "ItemBatcher",
+            "ResultWriter",
+            "MaxConcurrency",
+            "MaxConcurrencyPath",
+            "ToleratedFailurePercentage",
+            "ToleratedFailurePercentagePath",
+            "ToleratedFailureCount",
+            "ToleratedFailureCountPath",
+            "Label",
+            "InputPath",
+            "OutputPath",
+            "ResultPath",
+            "ResultSelector",
+            "Retry",
+            "Catch",
+            "Arguments",
+            "Output",
+        ],
+        _ => &[],
+    }
+}
+
+struct Checker<'a> {
+    file: &'a str,
+    stack: Option<&'a str>,
+    out: Vec<Finding>,
+}
+
+impl Checker<'_> {
+    fn add(&mut self, sev: Severity, state: Option<&str>, pointer: &str, message: impl Into<String>) {
+        self.out.push(Finding {
+            severity: sev,
+            stack: self.stack.map(str::to_string),
+            file: self.file.to_string(),
+            state: state.map(str::to_string),
+            pointer: pointer.to_string(),
+            message: message.into(),
+        });
+    }
+    fn error(&mut self, state: Option<&str>, pointer: &str, message: impl Into<String>) {
+        self.add(Severity::Error, state, pointer, message);
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('~', "~0").replace('/', "~1")
+}
+
+/// Checks one rendered definition.
+pub fn check(def: &Value, file: &str, stack: Option<&str>) -> Vec<Finding> {
+    let mut c = Checker { file, stack, out: Vec::new() };
+    let Some(top) = def.as_object() else {
+        c.error(None, "", "a definition is a JSON object");
+        return c.out;
+    };
+    let lang = match top.get("QueryLanguage").map(|v| v.as_str()) {
+        None => "JSONPath",
+        Some(Some(l @ ("JSONata" | "JSONPath"))) => l,
+        Some(_) => {
+            c.error(None, "/QueryLanguage", "QueryLanguage must be \"JSONata\" or \"JSONPath\"");
+            "JSONPath"
+        }
+    };
+    if let Some(t) = top.get("TimeoutSeconds") {
+        if !t.as_u64().is_some_and(|n| n > 0) {
+            c.error(None, "/TimeoutSeconds", "TimeoutSeconds must be a positive integer");
+        }
+    }
+    let mut names = BTreeSet::new();
+    scope(&mut c, top, "", lang, &mut names);
+    c.out
+}
+
+/// Every state's outgoing targets (Next, Default, Choice rules, Catch).
+fn targets(s: &Map<String, Value>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Some(n) = s.get("Next").and_then(|v| v.as_str()) {
+        out.push(("/Next".to_string(), n.to_string()));
+    }
+    if let Some(n) = s.get("Default").and_then(|v| v.as_str()) {
+        out.push(("/Default".to_string(), n.to_string()));
+    }
+    for (i, r) in s.get("Choices").and_then(|v| v.as_array()).into_iter().flatten().enumerate() {
+        if let Some(n) = r.get("Next").and_then(|v| v.as_str()) {
+            out.push((format!("/Choices/{i}/Next"), n.to_string()));
+        }
+    }
+    for (i, r) in s.get("Catch").and_then(|v| v.as_array()).into_iter().flatten().enumerate() {
+        if let Some(n) = r.get("Next").and_then(|v| v.as_str()) {
+            out.push((format!("/Catch/{i}/Next"), n.to_string()));
+        }
+    }
+    out
+}
+
+fn is_terminal(s: &Map<String, Value>) -> bool {
+    s.get("End").and_then(|v| v.as_bool()) == Some(true) || matches!(s.get("Type").and_then(|v| v.as_str()), Some("Succeed" | "Fail"))
+}
+
+/// One scope: the top level, a Parallel branch, or a Map item processor.
+fn scope(c: &mut Checker, body: &Map<String, Value>, base: &str, lang: &str, names: &mut BTreeSet<String>) {
+    let Some(states) = body.get("States").and_then(|v| v.as_object()).filter(|s| !s.is_empty()) else {
+        c.error(None, &format!("{base}/States"), "States must be an object with at least one state");
+        return;
+    };
+    let start = body.get("StartAt").and_then(|v| v.as_str());
+    match start {
+        None => c.error(None, &format!("{base}/StartAt"), "StartAt is required"),
+        Some(s) if !states.contains_key(s) => {
+            c.error(None, &format!("{base}/StartAt"), format!("StartAt names `{s}`, which is not a state here"))
+        }
+        _ => {}
+    }
+    for (name, s) in states {
+        let p = format!("{base}/States/{}", esc(name));
+        if !names.insert(name.clone()) {
+            c.error(Some(name), &p, "state names must be unique in the whole state machine");
+        }
+        if name.chars().count() > MAX_NAME {
+            c.error(Some(name), &p, format!("state names are at most {MAX_NAME} characters"));
+        }
+        let Some(s) = s.as_object() else {
+            c.error(Some(name), &p, "a state is a JSON object");
+            continue;
+        };
+        state(c, name, s, &p, lang, names);
+        for (at, t) in targets(s) {
+            if !states.contains_key(&t) {
+                c.error(Some(name), &format!("{p}{at}"), format!("`{t}` is not a state here"));
+            }
+        }
+    }
+    // reachability from StartAt
+    let mut seen = BTreeSet::new();
+    let mut todo: Vec<String> = start.filter(|s| states.contains_key(*s)).map(|s| vec![s.to_string()]).unwrap_or_default();
+    while let Some(n) = todo.pop() {
+        if !seen.insert(n.clone()) {
+            continue;
+        }
+        if let Some(s) = states.get(&n).and_then(|v| v.as_object()) {
+            todo.extend(targets(s).into_iter().map(|(_, t)| t).filter(|t| states.contains_key(t)));
+        }
+    }
+    for name in states.keys().filter(|n| !seen.contains(*n)) {
+        c.error(Some(name), &format!("{base}/States/{}", esc(name)), "no path from StartAt reaches this state");
+    }
+    // every path ends: from each reachable state some terminal state is reachable
+    let edges: BTreeMap<&String, Vec<String>> =
+        states.iter().filter_map(|(n, s)| s.as_object().map(|s| (n, targets(s).into_iter().map(|(_, t)| t).collect()))).collect();
+    let mut ends: BTreeSet<String> =
+        states.iter().filter(|(_, s)| s.as_object().is_some_and(is_terminal)).map(|(n, _)| n.clone()).collect();
+    loop {
+        let before = ends.len();
+        for (n, ts) in &edges {
+            if ts.iter().any(|t| ends.contains(t)) {
+                ends.insert((*n).clone());
+            }
+        }
+        if ends.len() == before {
+            break;
+        }
+    }
+    for name in seen.iter().filter(|n| !ends.contains(*n)) {
+        c.error(Some(name), &format!("{base}/States/{}", esc(name)), "no path from this state ever ends (a loop with no way out)");
+    }
+}
+
+fn state(c: &mut Checker, name: &str, s: &Map<String, Value>, p: &str, machine_lang: &str, names: &mut BTreeSet<String>) {
+    let n = Some(name);
+    let ty = s.get("Type").and_then(|v| v.as_str()).unwrap_or("");
+    if allowed(ty).is_empty() {
+        c.error(n, &format!("{p}/Type"), format!("Type must be Task, Pass, Choice, Wait, Succeed, Fail, Parallel or Map, not {ty:?}"));
+        return;
+    }
+    let lang = match s.get("QueryLanguage").and_then(|v| v.as_str()) {
+        Some("JSONPath") if machine_lang == "JSONata" => {
+            c.error(n, &format!("{p}/QueryLanguage"), "a JSONata state machine cannot hold JSONPath states");
+            "JSONPath"
+        }
+        Some(l @ ("JSONata" | "JSONPath")) => l,
+        Some(_) => {
+            c.error(n, &format!("{p}/QueryLanguage"), "QueryLanguage must be \"JSONata\" or \"JSONPath\"");
+            machine_lang
+        }
+        None => machine_lang,
+    };
+    for key in s.keys() {
+        if !COMMON.contains(&key.as_str()) && !allowed(ty).contains(&key.as_str()) {
+            c.error(n, &format!("{p}/{}", esc(key)), format!("a {ty} state has no field {key}"));
+        } else if lang == "JSONata" && JSONPATH_ONLY.contains(&key.as_str()) {
+            c.error(
+                n,
+                &format!("{p}/{}", esc(key)),
+                format!("{key} is a JSONPath field; this state uses JSONata (use Arguments / Output / Assign)"),
+            );
+        } else if lang == "JSONPath" && JSONATA_ONLY.contains(&key.as_str()) {
+            c.error(
+                n,
+                &format!("{p}/{}", esc(key)),
+                format!("{key} is a JSONata field; this state uses JSONPath (set \"QueryLanguage\": \"JSONata\")"),
+            );
+        }
+    }
+    let flows = matches!(ty, "Task" | "Pass" | "Wait" | "Parallel" | "Map");
+    let (has_next, has_end) = (s.contains_key("Next"), s.get("End").and_then(|v| v.as_bool()) == Some(true));
+    if flows && has_next == has_end {
+        c.error(n, p, format!("a {ty} state needs exactly one of Next and \"End\": true"));
+    }
+    match ty {
+        "Task" => {
+            if !s.get("Resource").is_some_and(|r| r.is_string()) {
+                c.error(n, &format!("{p}/Resource"), "a Task state needs a Resource");
+            }
+            for f in ["TimeoutSeconds", "HeartbeatSeconds"] {
+                if let Some(v) = s.get(f) {
+                    if !(v.as_u64().is_some_and(|x| x > 0) || v.as_str().and_then(expr::jsonata_of).is_some()) {
+                        c.error(n, &format!("{p}/{f}"), format!("{f} must be a positive integer"));
+                    }
+                }
+            }
+        }
+        "Choice" => choices(c, name, s, p, lang),
+        "Wait" => {
+            let fields = ["Seconds", "Timestamp", "SecondsPath", "TimestampPath"];
+            let present: Vec<&str> = fields.iter().copied().filter(|f| s.contains_key(*f)).collect();
+            if present.len() != 1 {
+                c.error(
+                    n,
+                    p,
+                    format!(
+                        "a Wait state needs exactly one of Seconds, Timestamp, SecondsPath, TimestampPath (has {})",
+                        if present.is_empty() { "none".into() } else { present.join(", ") }
+                    ),
+                );
+            }
+        }
+        "Parallel" => match s.get("Branches").and_then(|v| v.as_array()).filter(|b| !b.is_empty()) {
+            None => c.error(n, &format!("{p}/Branches"), "a Parallel state needs at least one branch"),
+            Some(branches) => {
+                for (i, b) in branches.iter().enumerate() {
+                    match b.as_object() {
+                        Some(b) => scope(c, b, &format!("{p}/Branches/{i}"), lang, names),
+                        None => c.error(n, &format!("{p}/Branches/{i}"), "a branch is a JSON object"),
+                    }
+                }
+            }
+        },
+        "Map" => {
+            let key = if s.contains_key("ItemProcessor") { "ItemProcessor" } else { "Iterator" };
+            match s.get(key).and_then(|v| v.as_object()) {
+                Some(b) => scope(c, b, &format!("{p}/{key}"), lang, names),
+                None => c.error(n, p, "a Map state needs an ItemProcessor"),
+            }
+            if let Some(m) = s.get("MaxConcurrency") {
+                if m.as_u64().is_none() && m.as_str().and_then(expr::jsonata_of).is_none() {
+                    c.error(n, &format!("{p}/MaxConcurrency"), "MaxConcurrency must be a non-negative integer");
+                }
+            }
+            if let Some(t) = s.get("ToleratedFailurePercentage").and_then(|v| v.as_f64()) {
+                if !(0.0..=100.0).contains(&t) {
+                    c.error(n, &format!("{p}/ToleratedFailurePercentage"), "ToleratedFailurePercentage is 0 to 100");
+                }
+            }
+        }
+        _ => {}
+    }
+    retriers(c, name, s, p, lang);
+    expressions(c, name, s, p, lang);
+}
+
+fn error_names(c: &mut Checker, name: &str, list: &Value, p: &str, last: bool) {
+    let Some(errs) = list.as_array().filter(|a| !a.is_empty()) else {
+        c.error(Some(name), p, "ErrorEquals needs at least one error name");
+        return;
+    };
+    for (i, e) in errs.iter().enumerate() {
+        let Some(e) = e.as_str() else {
+            c.error(Some(name), &format!("{p}/{i}"), "error names are strings");
+            continue;
+        };
+        if e.starts_with("States.") && !STATES_ERRORS.contains(&e) {
+            c.error(Some(name), &format!("{p}/{i}"), format!("{e} is not one of the States.* error names"));
+        }
+        if e == "States.ALL" && (errs.len() > 1 || !last) {
+            c.error(Some(name), &format!("{p}/{i}"), "States.ALL must be alone, in the last retrier or catcher");
+        }
+    }
+}
+
+fn retriers(c: &mut Checker, name: &str, s: &Map<String, Value>, p: &str, lang: &str) {
+    if let Some(rs) = s.get("Retry").and_then(|v| v.as_array()) {
+        for (i, r) in rs.iter().enumerate() {
+            let rp = format!("{p}/Retry/{i}");
+            error_names(c, name, &r["ErrorEquals"], &format!("{rp}/ErrorEquals"), i + 1 == rs.len());
+            if r.get("IntervalSeconds").is_some_and(|v| !v.as_u64().is_some_and(|x| x >= 1)) {
+                c.error(Some(name), &format!("{rp}/IntervalSeconds"), "IntervalSeconds is a positive integer");
+            }
+            if r.get("MaxAttempts").is_some_and(|v| v.as_u64().is_none()) {
+                c.error(Some(name), &format!("{rp}/MaxAttempts"), "MaxAttempts is a non-negative integer");
+            }
+            if r.get("BackoffRate").is_some_and(|v| !v.as_f64().is_some_and(|x| x >= 1.0)) {
+                c.error(Some(name), &format!("{rp}/BackoffRate"), "BackoffRate is a number of at least 1.0");
+            }
+            if r.get("JitterStrategy").is_some_and(|v| !matches!(v.as_str(), Some("FULL" | "NONE"))) {
+                c.error(Some(name), &format!("{rp}/JitterStrategy"), "JitterStrategy is FULL or NONE");
+            }
+        }
+    }
+    if let Some(cs) = s.get("Catch").and_then(|v| v.as_array()) {
+        for (i, r) in cs.iter().enumerate() {
+            let cp = format!("{p}/Catch/{i}");
+            error_names(c, name, &r["ErrorEquals"], &format!("{cp}/ErrorEquals"), i + 1 == cs.len());
+            if !r.get("Next").is_some_and(|v| v.is_string()) {
+                c.error(Some(name), &format!("{cp}/Next"), "a catcher needs Next");
+            }
+            if lang == "JSONata" && r.get("ResultPath").is_some() {
+                c.error(Some(name), &format!("{cp}/ResultPath"), "ResultPath is a JSONPath field; this state uses JSONata (use Output)");
+            }
+        }
+    }
+}
+
+fn choices(c: &mut Checker, name: &str, s: &Map<String, Value>, p: &str, lang: &str) {
+    let Some(rules) = s.get("Choices").and_then(|v| v.as_array()).filter(|r| !r.is_empty()) else {
+        c.error(Some(name), &format!("{p}/Choices"), "a Choice state needs at least one rule in Choices");
+        return;
+    };
+    if !s.contains_key("Default") {
+        c.add(Severity::Warning, Some(name), p, "no Default: an input no rule matches fails the execution with States.NoChoiceMatched");
+    }
+    for (i, r) in rules.iter().enumerate() {
+        let rp = format!("{p}/Choices/{i}");
+        if !r.get("Next").is_some_and(|v| v.is_string()) {
+            c.error(Some(name), &format!("{rp}/Next"), "a Choice rule needs Next");
+        }
+        rule(c, name, r, &rp, lang, true);
+    }
+}
+
+const COMPARATORS: &[&str] = &[
+    "StringEquals",
+    "StringEqualsPath",
+    "StringLessThan",
+    "StringLessThanPath",
+    "StringGreaterThan",
+    "StringGreaterThanPath",
+    "StringLessThanEquals",
+    "StringLessThanEqualsPath",
+    "StringGreaterThanEquals",
+    "StringGreaterThanEqualsPath",
+    "StringMatches",
+    "NumericEquals",
+    "NumericEqualsPath",
+    "NumericLessThan",
+    "NumericLessThanPath",
+    "NumericGreaterThan",
+    "NumericGreaterThanPath",
+    "NumericLessThanEquals",
+    "NumericLessThanEqualsPath",
+    "NumericGreaterThanEquals",
+    "NumericGreaterThanEqualsPath",
+    "BooleanEquals",
+    "BooleanEqualsPath",
+    "TimestampEquals",
+    "TimestampEqualsPath",
+    "TimestampLessThan",
+    "TimestampLessThanPath",
+    "TimestampGreaterThan",
+    "TimestampGreaterThanPath",
+    "TimestampLessThanEquals",
+    "TimestampLessThanEqualsPath",
+    "TimestampGreaterThanEquals",
+    "TimestampGreaterThanEqualsPath",
+    "IsNull",
+    "IsPresent",
+    "IsNumeric",
+    "IsString",
+    "IsBoolean",
+    "IsTimestamp",
+];
+
+fn rule(c: &mut Checker, name: &str, r: &Value, rp: &str, lang: &str, top: bool) {
+    let Some(o) = r.as_object() else {
+        c.error(Some(name), rp, "a Choice rule is a JSON object");
+        return;
+    };
+    if lang == "JSONata" {
+        if !o.get("Condition").and_then(|v| v.as_str()).is_some_and(|s| expr::jsonata_of(s).is_some()) {
+            c.error(Some(name), &format!("{rp}/Condition"), "a JSONata Choice rule needs a Condition written {% ... %}");
+        }
+        if o.contains_key("Variable") {
+            c.error(Some(name), &format!("{rp}/Variable"), "Variable is a JSONPath field; this state uses JSONata (use Condition)");
+        }
+        return;
+    }
+    if o.contains_key("Condition") {
+        c.error(Some(name), &format!("{rp}/Condition"), "Condition is a JSONata field; this state uses JSONPath");
+        return;
+    }
+    if !top && o.contains_key("Next") {
+        c.error(Some(name), &format!("{rp}/Next"), "only top-level Choice rules have Next");
+    }
+    let bool_ops: Vec<&str> = ["And", "Or", "Not"].into_iter().filter(|k| o.contains_key(*k)).collect();
+    let comparators: Vec<&String> = o.keys().filter(|k| COMPARATORS.contains(&k.as_str())).collect();
+    match (bool_ops.as_slice(), comparators.len()) {
+        ([], 1) => match o.get("Variable").and_then(|v| v.as_str()) {
+            None => c.error(Some(name), &format!("{rp}/Variable"), "a comparison needs Variable"),
+            Some(v) => {
+                if let Some(e) = expr::jsonpath_error(v, false) {
+                    c.error(Some(name), &format!("{rp}/Variable"), e);
+                }
+            }
+        },
+        ([], 0) => c.error(Some(name), rp, "a Choice rule needs one comparison (e.g. StringEquals) or And / Or / Not"),
+        ([], _) => c.error(Some(name), rp, "a Choice rule has exactly one comparison"),
+        (["Not"], 0) => rule(c, name, &o["Not"], &format!("{rp}/Not"), lang, false),
+        (["And"] | ["Or"], 0) => {
+            let op = bool_ops[0];
+            match o[op].as_array().filter(|a| !a.is_empty()) {
+                None => c.error(Some(name), &format!("{rp}/{op}"), format!("{op} takes a non-empty list of rules")),
+                Some(rs) => rs.iter().enumerate().for_each(|(i, r)| rule(c, name, r, &format!("{rp}/{op}/{i}"), lang, false)),
+            }
+        }
+        _ => c.error(Some(name), rp, "a Choice rule has one of And, Or, Not, or one comparison"),
+    }
+}
+
+/// JSONata expressions in JSONata states; paths, `.$` keys and intrinsics in JSONPath states.
+fn expressions(c: &mut Checker, name: &str, s: &Map<String, Value>, p: &str, lang: &str) {
+    fn walk(c: &mut Checker, name: &str, v: &Value, p: &str, lang: &str, payload: bool) {
+        match v {
+            Value::String(text) if lang == "JSONata" => {
+                if let Some(inner) = expr::jsonata_of(text).map(str::trim) {
+                    if let Some((pos, msg)) = expr::jsonata_error(inner) {
+                        c.error(Some(name), p, format!("JSONata does not parse at character {} of `{inner}`: {msg}", pos + 1));
+                    }
+                }
+            }
+            Value::Object(m) => {
+                for (k, v) in m {
+                    let kp = format!("{p}/{}", esc(k));
+                    if lang == "JSONPath" && payload && k.ends_with(".$") {
+                        match v.as_str() {
+                            Some(t) if t.trim_start().starts_with("States.") => {
+                                if let Some(e) = expr::intrinsic_error(t) {
+                                    c.error(Some(name), &kp, e);
+                                }
+                            }
+                            Some(t) => {
+                                if let Some(e) = expr::jsonpath_error(t, false) {
+                                    c.error(Some(name), &kp, e);
+                                }
+                            }
+                            None => {
+                                c.error(Some(name), &kp, format!("{k}: a key ending in .$ takes a path or an intrinsic call (a string)"))
+                            }
+                        }
+                    } else if lang == "JSONata" && k.ends_with(".$") {
+                        c.error(Some(name), &kp, format!("{k}: keys ending in .$ are JSONPath; in JSONata write the value as {{% ... %}}"));
+                    } else {
+                        walk(c, name, v, &kp, lang, payload);
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().enumerate().for_each(|(i, v)| walk(c, name, v, &format!("{p}/{i}"), lang, payload)),
+            _ => {}
+        }
+    }
+    for (k, v) in s {
+        let kp = format!("{p}/{}", esc(k));
+        match k.as_str() {
+            "Branches" | "ItemProcessor" | "Iterator" | "Choices" | "Retry" | "Catch" => {
+                if k == "Choices" && lang == "JSONata" {
+                    for (i, r) in v.as_array().into_iter().flatten().enumerate() {
+                        if let Some(cond) = r.get("Condition") {
+                            walk(c, name, cond, &format!("{kp}/{i}/Condition"), lang, false);
+                        }
+                    }
+                }
+                if k == "Catch" {
+                    for (i, r) in v.as_array().into_iter().flatten().enumerate() {
+                        for f in ["Output", "Assign"] {
+                            if let Some(x) = r.get(f) {
+                                walk(c, name, x, &format!("{kp}/{i}/{f}"), lang, false);
+                            }
+                        }
+                    }
+                }
+            }
+            "Parameters" | "ResultSelector" | "ItemSelector" if lang == "JSONPath" => walk(c, name, v, &kp, lang, true),
+            "Assign" if lang == "JSONPath" => walk(c, name, v, &kp, lang, true),
+            "InputPath" | "OutputPath" | "ItemsPath" | "SecondsPath" | "TimestampPath" | "ErrorPath" | "CausePath"
+                if lang == "JSONPath" =>
+            {
+                if let Some(e) = v.as_str().and_then(|t| expr::jsonpath_error(t, false)) {
+                    c.error(Some(name), &kp, e);
+                }
+            }
+            "ResultPath" if lang == "JSONPath" => {
+                if let Some(e) = v.as_str().and_then(|t| expr::jsonpath_error(t, true)) {
+                    c.error(Some(name), &kp, e);
+                }
+            }
+            _ if lang == "JSONata" => walk(c, name, v, &kp, lang, false),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

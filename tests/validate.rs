@@ -1,0 +1,71 @@
+//! `deploy validate`: the published stacks are clean; every file of the broken corpus
+//! (tests/fixtures/invalid, each naming in its Comment the finding it must produce) produces
+//! exactly that finding; `plan` and `up` refuse a stack whose definition has an error.
+
+mod support;
+
+use serde_json::Value;
+use std::path::Path;
+use support::*;
+
+fn deploy_offline(project: &Path) -> (tempfile::TempDir, Deploy) {
+    let state = tempfile::tempdir().unwrap();
+    let d = Deploy::new(project, state.path(), &format!("http://127.0.0.1:{}", free_port()));
+    (state, d)
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn the_four_stacks_validate_clean() {
+    let (_s, d) = deploy_offline(repo());
+    let out = d.run(&["validate", "--output", "json"]).success();
+    assert_eq!(out.json()["findings"], serde_json::json!([]));
+}
+
+#[test]
+fn every_broken_definition_gets_its_finding() {
+    let dir = repo().join("tests/fixtures/invalid");
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
+    files.sort();
+    assert!(files.len() >= 20, "the corpus is there");
+    for f in files {
+        let def: Value = serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+        let expect = def["Comment"].as_str().unwrap().strip_prefix("EXPECT ").unwrap();
+        let (severity, rest) = expect.split_once(" at ").unwrap();
+        let (pointer, text) = rest.split_once(": ").unwrap();
+        let (_s, d) = deploy_offline(repo());
+        let out = d.run(&["validate", "--file", f.to_str().unwrap(), "--output", "json"]);
+        assert_eq!(out.code, if severity == "ERROR" { 2 } else { 0 }, "{}: {out:?}", f.display());
+        let findings = out.stdout.lines().next().map(|l| serde_json::from_str::<Value>(l).unwrap()).unwrap();
+        let hit = findings["findings"].as_array().unwrap().iter().any(|x| {
+            x["severity"] == severity
+                && x["pointer"] == pointer
+                && x["message"].as_str().unwrap().contains(text)
+                && x["file"] == f.to_str().unwrap()
+        });
+        assert!(hit, "{}: expected {severity} at {pointer}: {text}\ngot {}", f.display(), serde_json::to_string_pretty(&findings).unwrap());
+    }
+}
+
+#[test]
+fn plan_and_up_refuse_a_definition_with_an_error_before_any_api_call() {
+    let project = project_copy();
+    let tpl = project.path().join("templates/should-i-deploy/jsonata.json");
+    std::fs::write(
+        &tpl,
+        std::fs::read_to_string(&tpl).unwrap().replace("\"Next\": \"ListAttachedUserPolicies\"", "\"Next\": \"ListAttachedUserPolicie\""),
+    )
+    .unwrap();
+    for cmd in [vec!["plan", "should-i-deploy"], vec!["up", "should-i-deploy", "--yes"]] {
+        let (_s, d) = deploy_offline(project.path());
+        let out = d.run(&cmd).code(2);
+        assert!(
+            out.stderr.contains("ERROR stack should-i-deploy, templates/should-i-deploy/jsonata.json, state `Call Should I deploy API` at /States/Call Should I deploy API/Next: `ListAttachedUserPolicie` is not a state here"),
+            "{out:?}"
+        );
+        assert!(out.stderr.contains("definition error(s): nothing was deployed"), "{out:?}");
+    }
+}
