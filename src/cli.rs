@@ -185,6 +185,14 @@ pub enum Command {
         #[command(flatten)]
         out: OutputArgs,
     },
+    /// Print the least-privilege IAM policy a stack's state machine needs
+    Policy {
+        stack: String,
+        #[arg(long)]
+        machine: Option<String>,
+        #[command(flatten)]
+        vars: VarArgs,
+    },
     /// Draw a stack's state machine (or its resources) as DOT, Mermaid or SVG
     Graph {
         stack: String,

@@ -40,6 +40,7 @@ async fn run(cli: Cli) -> error::Result<()> {
         Command::List { out } => commands::info::list(g, out),
         Command::Outputs { stack, out } => commands::info::outputs(g, stack, out),
         Command::Render { stack, vars } => commands::info::render(g, stack, vars),
+        Command::Policy { stack, machine, vars } => commands::validate::policy(g, stack, machine.as_deref(), vars),
         Command::Validate { select, files, vars, out } => commands::validate::validate(g, select, files, vars, out.format),
         Command::Graph { stack, format, out, machine, execution, resources, vars } => {
             let args = commands::graph::GraphArgs {

@@ -6,28 +6,133 @@ use super::info::definitions;
 use crate::cli::{Format, Global, Selection, VarArgs};
 use crate::error::{Error, Result};
 use crate::manifest::Stack;
-use crate::validate::{self, Finding, Severity};
+use crate::manifest::refs;
+use crate::validate::{self, Finding, Severity, permissions};
+use serde_json::{Value, json};
 use std::path::PathBuf;
 
-/// The findings for a loaded stack's definitions.
-pub fn check_stack(stack: &Stack, defs: &[(String, serde_json::Value)]) -> Vec<Finding> {
+/// The template file a state machine's definition comes from, for findings.
+fn template_file(stack: &Stack, id: &str) -> String {
+    stack.resources[id]
+        .attrs
+        .get("definition")
+        .and_then(|d| d.get("template"))
+        .and_then(|t| t.as_str())
+        .map(|t| format!("templates/{}", refs::resolve(&json!(t), &stack.scope(&Default::default(), None)).as_str().unwrap_or(t)))
+        .unwrap_or_else(|| stack.file.clone())
+}
+
+/// The resource a `${id.attr}` value refers to.
+fn referenced(v: Option<&Value>) -> Option<String> {
+    match refs::parse_refs(v?.as_str()?).ok()?.as_slice() {
+        [refs::Ref::Output { resource, .. }] => Some(resource.clone()),
+        _ => None,
+    }
+}
+
+/// What the manifest grants a state machine's role: its name, the stack's policies attached to
+/// it with their statements, and the AWS-managed policy ARNs attached.
+struct Grants {
+    role_name: String,
+    policies: Vec<(String, Vec<Value>)>,
+    managed: Vec<String>,
+}
+
+fn grants(stack: &Stack, machine: &str) -> Option<Grants> {
+    let role = referenced(stack.resources[machine].attrs.get("role_arn"))?;
+    let role_name = stack.resources.get(&role)?.attrs.get("name").and_then(|n| n.as_str()).unwrap_or(&role).to_string();
+    let mut g = Grants { role_name, policies: vec![], managed: vec![] };
+    for d in stack.resources.values().filter(|d| d.kind.name() == "iam_role_policy_attachment") {
+        if referenced(d.attrs.get("role")).as_deref() != Some(role.as_str()) {
+            continue;
+        }
+        match referenced(d.attrs.get("policy_arn")) {
+            Some(p) => {
+                let statements =
+                    stack.resources.get(&p).and_then(|d| d.attrs.get("statement")).and_then(|s| s.as_array()).cloned().unwrap_or_default();
+                g.policies.push((p, statements));
+            }
+            None => g.managed.push(d.attrs.get("policy_arn").and_then(|v| v.as_str()).unwrap_or("?").to_string()),
+        }
+    }
+    Some(g)
+}
+
+fn place_of(setup: &Setup, stack: &Stack) -> permissions::Place {
+    match setup.store.load(&stack.name, &setup.env).ok().and_then(|st| st.target) {
+        Some(t) => permissions::Place { partition: crate::aws::partition_of(&t.region).into(), region: t.region, account: t.account_id },
+        None => permissions::Place::default(),
+    }
+}
+
+/// The findings for a loaded stack's definitions: the language, then the role's permissions
+/// (a missing action is an error, a granted action no state uses a warning).
+pub fn check_stack(stack: &Stack, defs: &[(String, Value)]) -> Vec<Finding> {
     let mut out = Vec::new();
     for (id, def) in defs {
-        let file = stack.resources[id]
-            .attrs
-            .get("definition")
-            .and_then(|d| d.get("template"))
-            .and_then(|t| t.as_str())
-            .map(|t| {
-                format!(
-                    "templates/{}",
-                    crate::manifest::refs::resolve(&serde_json::json!(t), &stack.scope(&Default::default(), None)).as_str().unwrap_or(t)
-                )
-            })
-            .unwrap_or_else(|| stack.file.clone());
+        let file = template_file(stack, id);
         out.extend(validate::check(def, &file, Some(&stack.name)));
+        let needs = permissions::derive(def, &permissions::Place::default());
+        let finding = |severity, state: Option<String>, file: &str, pointer: String, message: String| Finding {
+            severity,
+            stack: Some(stack.name.clone()),
+            file: file.to_string(),
+            state,
+            pointer,
+            message,
+        };
+        let Some(g) = grants(stack, id) else {
+            let msg = "the role is not declared in this stack: its permissions are not checked".to_string();
+            out.push(finding(Severity::Warning, None, &stack.file, format!("/resources/{id}/role_arn"), msg));
+            continue;
+        };
+        let granted: Vec<(String, String)> =
+            g.policies.iter().flat_map(|(p, st)| permissions::granted_actions(st).into_iter().map(move |a| (p.clone(), a))).collect();
+        if !g.managed.is_empty() {
+            let msg = format!(
+                "role `{}` has AWS managed policies attached ({}): the actions they grant are not checked",
+                g.role_name,
+                g.managed.join(", ")
+            );
+            out.push(finding(Severity::Warning, None, &stack.file, format!("/resources/{id}/role_arn"), msg));
+        } else {
+            let mut reported = std::collections::BTreeSet::new();
+            for n in &needs {
+                if !granted.iter().any(|(_, a)| permissions::glob(a, &n.action)) && reported.insert((n.state.clone(), n.action.clone())) {
+                    let msg = format!("the role `{}` is not granted {}, which this task needs (on {})", g.role_name, n.action, n.resource);
+                    out.push(finding(Severity::Error, Some(n.state.clone()), &file, n.pointer.clone(), msg));
+                }
+            }
+        }
+        let mut unused = std::collections::BTreeSet::new();
+        for (p, a) in &granted {
+            if !needs.iter().any(|n| permissions::glob(a, &n.action)) && unused.insert((p.clone(), a.clone())) {
+                let msg = format!("policy `{p}` grants {a} to the role `{}`, and no state of `{id}` uses it", g.role_name);
+                out.push(finding(Severity::Warning, None, &stack.file, format!("/resources/{p}/statement"), msg));
+            }
+        }
     }
     out
+}
+
+/// `deploy policy`: the least-privilege policy each state machine of a stack needs.
+pub fn policy(g: &Global, stack: &str, machine: Option<&str>, vars: &VarArgs) -> Result<()> {
+    let setup = Setup::new(g)?;
+    let vars = &VarArgs { placeholders: true, ..vars.clone() };
+    let (s, defs) = definitions(&setup, stack, vars)?;
+    let place = place_of(&setup, &s);
+    let chosen: Vec<&(String, Value)> = defs.iter().filter(|(id, _)| machine.is_none_or(|m| m == id)).collect();
+    if chosen.is_empty() {
+        return Err(Error::user(format!("stack `{stack}` has no state machine{}", machine.map(|m| format!(" `{m}`")).unwrap_or_default())));
+    }
+    for (id, def) in chosen {
+        if defs.len() > 1 {
+            println!("// {id}");
+        }
+        let doc = permissions::least_privilege(&permissions::derive(def, &place));
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap());
+    }
+    Ok(())
 }
 
 /// Prints findings; an error among them becomes the command's error.

@@ -295,6 +295,14 @@ impl Stack {
     /// account and region.
     pub fn scope(&self, outputs: &BTreeMap<String, BTreeMap<String, Value>>, target: Option<(&str, &str, &str)>) -> MapScope {
         let mut s = MapScope { vars: self.vars.clone(), outputs: outputs.clone(), ..Default::default() };
+        // A name is known before anything exists: every kind's `name` output is its declared name.
+        for (id, d) in &self.resources {
+            if let Some(Value::String(n)) = d.attrs.get("name") {
+                if !n.contains("${") && d.kind.outputs().contains(&"name") {
+                    s.outputs.entry(id.clone()).or_default().entry("name".into()).or_insert_with(|| Value::String(n.clone()));
+                }
+            }
+        }
         s.context.insert("env".into(), Value::String(self.env.clone()));
         s.context.insert("stack".into(), Value::String(self.name.clone()));
         if let Some((account, region, partition)) = target {

@@ -5,6 +5,7 @@
 //! reverse), and expressions (JSONata parses, JSONPath paths, intrinsic calls).
 
 pub mod expr;
+pub mod permissions;
 
 use serde::Serialize;
 use serde_json::{Map, Value};

@@ -1,0 +1,342 @@
+//! The IAM permissions a state machine's role needs, derived from its Task states:
+//! `aws-sdk:<service>:<action>` → `<service>:<Action>`, the optimised integrations
+//! (`lambda:invoke`, `dynamodb:updateItem`, `sns:publish`, `http:invoke` with its connection
+//! and secret, `states:startExecution.sync`, ...), with the resources they target where the
+//! definition names them (a literal value; an expression gives `*`).
+
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+/// One permission a state needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Need {
+    pub action: String,
+    pub resource: String,
+    pub state: String,
+    pub pointer: String,
+}
+
+/// Where ARNs are built: partition, region and account (`*` where unknown).
+#[derive(Debug, Clone)]
+pub struct Place {
+    pub partition: String,
+    pub region: String,
+    pub account: String,
+}
+
+impl Default for Place {
+    fn default() -> Self {
+        Place { partition: "aws".into(), region: "*".into(), account: "*".into() }
+    }
+}
+
+/// SDK service names whose IAM prefix differs.
+fn iam_prefix(service: &str) -> &str {
+    match service {
+        "sfn" => "states",
+        "cloudwatchlogs" => "logs",
+        "eventbridge" => "events",
+        "cloudwatch" => "cloudwatch",
+        "elasticloadbalancingv2" => "elasticloadbalancing",
+        "sesv2" => "ses",
+        other => other,
+    }
+}
+
+fn upper_first(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+}
+
+/// A literal argument (not an expression), by name, from Arguments or Parameters.
+fn literal<'a>(args: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    if args.contains_key(&format!("{key}.$")) {
+        return None;
+    }
+    args.get(key).and_then(|v| v.as_str()).filter(|s| super::expr::jsonata_of(s).is_none())
+}
+
+fn resource_for(prefix: &str, action: &str, args: &Map<String, Value>, p: &Place) -> String {
+    let (pa, r, a) = (&p.partition, &p.region, &p.account);
+    let lit = |k: &str| literal(args, k);
+    let arn_like = |v: &str| if v.starts_with("arn:") { Some(v.to_string()) } else { None };
+    let found = match prefix {
+        "iam" => lit("UserName")
+            .map(|n| format!("arn:{pa}:iam::{a}:user/{n}"))
+            .or_else(|| if action.contains("Group") { lit("GroupName").map(|n| format!("arn:{pa}:iam::{a}:group/{n}")) } else { None })
+            .or_else(|| lit("RoleName").map(|n| format!("arn:{pa}:iam::{a}:role/{n}"))),
+        "s3" => lit("Bucket").map(|b| match lit("Key") {
+            Some(k) => format!("arn:{pa}:s3:::{b}/{k}"),
+            None if action.contains("Object") => format!("arn:{pa}:s3:::{b}/*"),
+            None => format!("arn:{pa}:s3:::{b}"),
+        }),
+        "dynamodb" => lit("TableName").map(|t| arn_like(t).unwrap_or_else(|| format!("arn:{pa}:dynamodb:{r}:{a}:table/{t}"))),
+        "sns" => lit("TopicArn").map(str::to_string),
+        "sqs" => lit("QueueUrl").map(|u| {
+            let mut parts = u.trim_end_matches('/').rsplit('/');
+            let name = parts.next().unwrap_or("*");
+            let acct = parts.next().filter(|x| x.chars().all(|c| c.is_ascii_digit())).unwrap_or(a);
+            format!("arn:{pa}:sqs:{r}:{acct}:{name}")
+        }),
+        "lambda" => lit("FunctionName").map(|f| arn_like(f).unwrap_or_else(|| format!("arn:{pa}:lambda:{r}:{a}:function:{f}"))),
+        "datasync" if action == "StartTaskExecution" => lit("TaskArn").map(str::to_string),
+        "states" => lit("StateMachineArn").map(str::to_string),
+        _ => None,
+    };
+    found.unwrap_or_else(|| "*".into())
+}
+
+/// Every permission the definition's Task states need, in order.
+pub fn derive(def: &Value, place: &Place) -> Vec<Need> {
+    let mut out = Vec::new();
+    walk(def, "", place, &mut out);
+    out
+}
+
+fn walk(body: &Value, base: &str, place: &Place, out: &mut Vec<Need>) {
+    let Some(states) = body["States"].as_object() else { return };
+    for (name, s) in states {
+        let p = format!("{base}/States/{}", name.replace('~', "~0").replace('/', "~1"));
+        for (i, b) in s["Branches"].as_array().into_iter().flatten().enumerate() {
+            walk(b, &format!("{p}/Branches/{i}"), place, out);
+        }
+        for key in ["ItemProcessor", "Iterator"] {
+            if s.get(key).is_some() {
+                walk(&s[key], &format!("{p}/{key}"), place, out);
+            }
+        }
+        if s["Type"] != "Task" {
+            continue;
+        }
+        let Some(resource) = s["Resource"].as_str() else { continue };
+        let empty = Map::new();
+        let args = s["Arguments"].as_object().or(s["Parameters"].as_object()).unwrap_or(&empty);
+        let mut need =
+            |action: String, resource: String| out.push(Need { action, resource, state: name.clone(), pointer: format!("{p}/Resource") });
+        let Some(rest) = resource
+            .strip_prefix("arn:aws:states:::")
+            .or_else(|| resource.strip_prefix("arn:aws-cn:states:::"))
+            .or_else(|| resource.strip_prefix("arn:aws-us-gov:states:::"))
+        else {
+            // A plain Lambda function or activity ARN.
+            if resource.contains(":lambda:") {
+                need("lambda:InvokeFunction".into(), resource.to_string());
+            } else if resource.contains(":activity:") {
+                // Activities are polled by workers; the role needs nothing for them.
+            }
+            continue;
+        };
+        let (integration, pattern) = match rest.split_once(".sync") {
+            Some((i, _)) => (i, "sync"),
+            None => match rest.strip_suffix(".waitForTaskToken") {
+                Some(i) => (i, "token"),
+                None => (rest, ""),
+            },
+        };
+        if let Some(sdk) = integration.strip_prefix("aws-sdk:") {
+            let (service, action) = sdk.split_once(':').unwrap_or((sdk, ""));
+            let prefix = iam_prefix(service);
+            let action = upper_first(action);
+            let res = resource_for(prefix, &action, args, place);
+            need(format!("{prefix}:{action}"), res);
+            continue;
+        }
+        let (service, action) = integration.split_once(':').unwrap_or((integration, ""));
+        let (pa, r, a) = (&place.partition, &place.region, &place.account);
+        match (service, action) {
+            ("lambda", "invoke") => {
+                let res = resource_for("lambda", "InvokeFunction", args, place);
+                need("lambda:InvokeFunction".into(), res);
+            }
+            ("http", "invoke") => {
+                need("states:InvokeHTTPEndpoint".into(), "*".into());
+                let conn =
+                    args.get("InvocationConfig").and_then(|c| c.as_object()).and_then(|c| literal(c, "ConnectionArn")).map(str::to_string);
+                need("events:RetrieveConnectionCredentials".into(), conn.clone().unwrap_or_else(|| "*".into()));
+                let secret = conn
+                    .as_deref()
+                    .and_then(|c| c.split("connection/").nth(1))
+                    .and_then(|rest| rest.split('/').next())
+                    .map(|n| format!("arn:{pa}:secretsmanager:{r}:{a}:secret:events!connection/{n}/*"))
+                    .unwrap_or_else(|| "*".into());
+                need("secretsmanager:GetSecretValue".into(), secret.clone());
+                need("secretsmanager:DescribeSecret".into(), secret);
+            }
+            ("states", "startExecution") => {
+                let res = resource_for("states", "StartExecution", args, place);
+                need("states:StartExecution".into(), res);
+                if pattern == "sync" {
+                    need("states:DescribeExecution".into(), "*".into());
+                    need("states:StopExecution".into(), "*".into());
+                    let rule = format!("arn:{pa}:events:{r}:{a}:rule/StepFunctionsGetEventsForStepFunctionsExecutionRule");
+                    for ev in ["events:PutTargets", "events:PutRule", "events:DescribeRule"] {
+                        need(ev.into(), rule.clone());
+                    }
+                }
+            }
+            (svc, act) => {
+                // Optimised integrations name the API action in camel case: sns:publish,
+                // dynamodb:updateItem, sqs:sendMessage, ecs:runTask, batch:submitJob, glue:startJobRun, ...
+                let prefix = iam_prefix(svc);
+                let action = upper_first(act);
+                let res = resource_for(prefix, &action, args, place);
+                need(format!("{prefix}:{action}"), res);
+                if pattern == "sync" {
+                    let extra: &[&str] = match svc {
+                        "batch" => &["batch:DescribeJobs", "batch:TerminateJob"],
+                        "ecs" => &["ecs:DescribeTasks", "ecs:StopTask"],
+                        "glue" => &["glue:GetJobRun", "glue:BatchStopJobRun"],
+                        "codebuild" => &["codebuild:BatchGetBuilds", "codebuild:StopBuild"],
+                        _ => &[],
+                    };
+                    for x in extra {
+                        need((*x).into(), "*".into());
+                    }
+                    let rule = format!("arn:{pa}:events:{r}:{a}:rule/StepFunctions*");
+                    for ev in ["events:PutTargets", "events:PutRule", "events:DescribeRule"] {
+                        need(ev.into(), rule.clone());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Glob match, case-insensitive (IAM actions), `*` and `?`.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.to_lowercase().chars().collect(), text.to_lowercase().chars().collect());
+    fn go(p: &[char], t: &[char]) -> bool {
+        match p.first() {
+            None => t.is_empty(),
+            Some('*') => (0..=t.len()).any(|i| go(&p[1..], &t[i..])),
+            Some('?') => !t.is_empty() && go(&p[1..], &t[1..]),
+            Some(c) => t.first() == Some(c) && go(&p[1..], &t[1..]),
+        }
+    }
+    go(&p, &t)
+}
+
+/// The actions an Allow statement grants.
+pub fn granted_actions(statements: &[Value]) -> Vec<String> {
+    statements
+        .iter()
+        .filter(|s| s["Effect"] == "Allow")
+        .flat_map(|s| match &s["Action"] {
+            Value::String(a) => vec![a.clone()],
+            Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+            _ => vec![],
+        })
+        .collect()
+}
+
+/// The least-privilege policy document for a set of needs: one statement per action set
+/// sharing the same resources.
+pub fn least_privilege(needs: &[Need]) -> Value {
+    let mut by_action: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for n in needs {
+        let rs = by_action.entry(n.action.clone()).or_default();
+        if !rs.contains(&n.resource) {
+            rs.push(n.resource.clone());
+        }
+    }
+    for rs in by_action.values_mut() {
+        if rs.iter().any(|r| r == "*") {
+            *rs = vec!["*".into()];
+        }
+        rs.sort();
+    }
+    let mut by_resources: Vec<(Vec<String>, Vec<String>)> = Vec::new();
+    for (action, rs) in by_action {
+        match by_resources.iter_mut().find(|(r, _)| *r == rs) {
+            Some((_, actions)) => actions.push(action),
+            None => by_resources.push((rs, vec![action])),
+        }
+    }
+    let statements: Vec<Value> = by_resources
+        .into_iter()
+        .map(|(rs, actions)| {
+            let resource = if rs.len() == 1 { json!(rs[0]) } else { json!(rs) };
+            json!({"Effect": "Allow", "Action": actions, "Resource": resource})
+        })
+        .collect();
+    json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn needs(resource: &str, args: Value) -> Vec<(String, String)> {
+        let def = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": resource, "Arguments": args, "End": true}}});
+        let place = Place { partition: "aws".into(), region: "us-east-1".into(), account: "123456789012".into() };
+        derive(&def, &place).into_iter().map(|n| (n.action, n.resource)).collect()
+    }
+
+    #[test]
+    fn sdk_integrations_map_to_iam_actions_and_named_resources() {
+        assert_eq!(
+            needs("arn:aws:states:::aws-sdk:iam:attachUserPolicy", json!({"UserName": "ci", "PolicyArn": "x"})),
+            vec![("iam:AttachUserPolicy".into(), "arn:aws:iam::123456789012:user/ci".into())]
+        );
+        assert_eq!(
+            needs("arn:aws:states:::aws-sdk:iam:createUser", json!({"UserName": "{% $u %}"})),
+            vec![("iam:CreateUser".into(), "*".into())]
+        );
+        assert_eq!(
+            needs("arn:aws:states:::aws-sdk:s3:deleteObject", json!({"Bucket": "b", "Key.$": "$.k"})),
+            vec![("s3:DeleteObject".into(), "arn:aws:s3:::b/*".into())]
+        );
+        assert_eq!(
+            needs("arn:aws:states:::aws-sdk:sfn:describeExecution", json!({})),
+            vec![("states:DescribeExecution".into(), "*".into())]
+        );
+    }
+
+    #[test]
+    fn optimised_integrations() {
+        assert_eq!(
+            needs("arn:aws:states:::lambda:invoke", json!({"FunctionName": "resize:$LATEST"})),
+            vec![("lambda:InvokeFunction".into(), "arn:aws:lambda:us-east-1:123456789012:function:resize:$LATEST".into())]
+        );
+        assert_eq!(
+            needs("arn:aws:states:::sns:publish.waitForTaskToken", json!({"TopicArn": "arn:aws:sns:us-east-1:1:t"})),
+            vec![("sns:Publish".into(), "arn:aws:sns:us-east-1:1:t".into())]
+        );
+        assert_eq!(
+            needs("arn:aws:states:::dynamodb:updateItem", json!({"TableName": "user"})),
+            vec![("dynamodb:UpdateItem".into(), "arn:aws:dynamodb:us-east-1:123456789012:table/user".into())]
+        );
+        let http = needs(
+            "arn:aws:states:::http:invoke",
+            json!({"InvocationConfig": {"ConnectionArn": "arn:aws:events:us-east-1:1:connection/c/abc"}}),
+        );
+        assert_eq!(http[0], ("states:InvokeHTTPEndpoint".into(), "*".into()));
+        assert_eq!(http[1], ("events:RetrieveConnectionCredentials".into(), "arn:aws:events:us-east-1:1:connection/c/abc".into()));
+        assert_eq!(http[2].1, "arn:aws:secretsmanager:us-east-1:123456789012:secret:events!connection/c/*");
+        let sync: Vec<String> =
+            needs("arn:aws:states:::states:startExecution.sync:2", json!({"StateMachineArn": "arn:sm"})).into_iter().map(|n| n.0).collect();
+        assert_eq!(
+            sync,
+            vec![
+                "states:StartExecution",
+                "states:DescribeExecution",
+                "states:StopExecution",
+                "events:PutTargets",
+                "events:PutRule",
+                "events:DescribeRule"
+            ]
+        );
+    }
+
+    #[test]
+    fn globs_and_least_privilege() {
+        assert!(glob("s3:Get*", "s3:GetObject") && glob("*", "iam:CreateUser") && glob("IAM:createuser", "iam:CreateUser"));
+        assert!(!glob("s3:Get*", "s3:PutObject"));
+        let n = |a: &str, r: &str| Need { action: a.into(), resource: r.into(), state: "s".into(), pointer: String::new() };
+        let doc = least_privilege(&[n("iam:CreateUser", "*"), n("iam:AddUserToGroup", "*"), n("sns:Publish", "arn:t")]);
+        assert_eq!(
+            doc["Statement"],
+            json!([{"Effect": "Allow", "Action": ["iam:AddUserToGroup", "iam:CreateUser"], "Resource": "*"}, {"Effect": "Allow", "Action": ["sns:Publish"], "Resource": "arn:t"}])
+        );
+    }
+}
