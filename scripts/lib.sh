@@ -44,6 +44,24 @@ ensure_wheels() {
   touch "$stamp"
 }
 
+# asl-validator (npm, pinned), which the validation tests compare deploy's findings with.
+ensure_asl_validator() {
+  local dir="$root/target/asl-validator" version=4.0.0
+  if [ -x "$dir/node_modules/.bin/asl-validator" ] && grep -q "\"version\": \"$version\"" "$dir/node_modules/asl-validator/package.json" 2>/dev/null; then
+    return 0
+  fi
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "error: npm not found: the validation tests compare with asl-validator (npm install asl-validator@$version)" >&2
+    exit 2
+  fi
+  echo "installing asl-validator@$version into $dir..." >&2
+  mkdir -p "$dir"
+  (cd "$dir" && npm install --silent --no-audit --no-fund --no-save "asl-validator@$version" >/dev/null 2>&1) || {
+    echo "error: npm could not install asl-validator@$version" >&2
+    exit 2
+  }
+}
+
 free_port() {
   "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }

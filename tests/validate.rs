@@ -101,3 +101,46 @@ fn plan_and_up_refuse_a_definition_with_an_error_before_any_api_call() {
         assert!(out.stderr.contains("definition error(s): nothing was deployed"), "{out:?}");
     }
 }
+
+/// What asl-validator 4.0.0 makes of the same corpus (the README's comparison table): it rejects
+/// every broken file except these eight, and accepts the five published definitions.
+#[test]
+fn comparison_with_asl_validator() {
+    let bin = std::env::var("DEPLOY_TEST_ASL_VALIDATOR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| repo().join("target/asl-validator/node_modules/.bin/asl-validator"));
+    assert!(bin.exists(), "{} is missing: run the tests with scripts/test, which installs it", bin.display());
+    let accepts = |f: &Path| std::process::Command::new(&bin).arg("--json-path").arg(f).arg("--silent").output().unwrap().status.success();
+    let dir = repo().join("tests/fixtures/invalid");
+    let mut accepted: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| accepts(p))
+        .map(|p| p.file_name().unwrap().to_string_lossy().trim_end_matches(".asl.json").to_string())
+        .collect();
+    accepted.sort();
+    assert_eq!(
+        accepted,
+        vec![
+            "choice-without-default",
+            "dollar-key-in-jsonata",
+            "error-output-outside-catch",
+            "jsonpath-state-in-jsonata-machine",
+            "states-all-not-last",
+            "states-result-in-arguments",
+            "unknown-error-name",
+            "variable-not-assigned-on-every-path"
+        ]
+    );
+    for t in [
+        "should-i-deploy/jsonata",
+        "create-new-user/jsonata",
+        "bucket-replication/jsonata",
+        "resize-image/jsonata",
+        "resize-image/jsonpath",
+    ] {
+        let f = repo().join(format!("../shared/seed/definitions/{t}.json"));
+        assert!(accepts(&f), "{t}");
+    }
+}

@@ -22,6 +22,14 @@ pub fn jsonata_error(expr: &str) -> Option<(usize, String)> {
     Some((pos, msg))
 }
 
+/// The `$states.<member>` names an expression uses.
+pub fn states_members(expr: &str) -> Vec<String> {
+    let re = regex::Regex::new(r"\$states\.([A-Za-z_][A-Za-z0-9_]*)").unwrap();
+    let mut out: Vec<String> = re.captures_iter(expr).map(|c| c[1].to_string()).collect();
+    out.dedup();
+    out
+}
+
 /// The whole of a string that is a JSONata expression: `{% ... %}`.
 pub fn jsonata_of(s: &str) -> Option<&str> {
     let t = s.trim();

@@ -6,6 +6,7 @@
 
 pub mod expr;
 pub mod permissions;
+mod variables;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -199,6 +200,7 @@ pub fn check(def: &Value, file: &str, stack: Option<&str>) -> Vec<Finding> {
     }
     let mut names = BTreeSet::new();
     scope(&mut c, top, "", lang, &mut names);
+    variables::check(&mut c, top, "", lang, &BTreeSet::new());
     c.out
 }
 
@@ -558,12 +560,24 @@ fn rule(c: &mut Checker, name: &str, r: &Value, rp: &str, lang: &str, top: bool)
 
 /// JSONata expressions in JSONata states; paths, `.$` keys and intrinsics in JSONPath states.
 fn expressions(c: &mut Checker, name: &str, s: &Map<String, Value>, p: &str, lang: &str) {
-    fn walk(c: &mut Checker, name: &str, v: &Value, p: &str, lang: &str, payload: bool) {
+    fn walk(c: &mut Checker, name: &str, v: &Value, p: &str, lang: &str, payload: bool, members: &[&str]) {
         match v {
             Value::String(text) if lang == "JSONata" => {
                 if let Some(inner) = expr::jsonata_of(text).map(str::trim) {
                     if let Some((pos, msg)) = expr::jsonata_error(inner) {
                         c.error(Some(name), p, format!("JSONata does not parse at character {} of `{inner}`: {msg}", pos + 1));
+                    }
+                    for m in expr::states_members(inner) {
+                        if !members.contains(&m.as_str()) {
+                            c.error(
+                                Some(name),
+                                p,
+                                format!(
+                                    "$states.{m} does not exist here (here: {})",
+                                    members.iter().map(|m| format!("$states.{m}")).collect::<Vec<_>>().join(", ")
+                                ),
+                            );
+                        }
                     }
                 }
             }
@@ -589,14 +603,19 @@ fn expressions(c: &mut Checker, name: &str, s: &Map<String, Value>, p: &str, lan
                     } else if lang == "JSONata" && k.ends_with(".$") {
                         c.error(Some(name), &kp, format!("{k}: keys ending in .$ are JSONPath; in JSONata write the value as {{% ... %}}"));
                     } else {
-                        walk(c, name, v, &kp, lang, payload);
+                        walk(c, name, v, &kp, lang, payload, members);
                     }
                 }
             }
-            Value::Array(a) => a.iter().enumerate().for_each(|(i, v)| walk(c, name, v, &format!("{p}/{i}"), lang, payload)),
+            Value::Array(a) => a.iter().enumerate().for_each(|(i, v)| walk(c, name, v, &format!("{p}/{i}"), lang, payload, members)),
             _ => {}
         }
     }
+    // What `$states` holds where: a task's result only once it has one, the error only in a catcher.
+    const BEFORE: &[&str] = &["input", "context"];
+    const AFTER: &[&str] = &["input", "context", "result"];
+    const CAUGHT: &[&str] = &["input", "context", "errorOutput"];
+    let has_result = matches!(s.get("Type").and_then(|t| t.as_str()), Some("Task" | "Parallel" | "Map"));
     for (k, v) in s {
         let kp = format!("{p}/{}", esc(k));
         match k.as_str() {
@@ -604,7 +623,7 @@ fn expressions(c: &mut Checker, name: &str, s: &Map<String, Value>, p: &str, lan
                 if k == "Choices" && lang == "JSONata" {
                     for (i, r) in v.as_array().into_iter().flatten().enumerate() {
                         if let Some(cond) = r.get("Condition") {
-                            walk(c, name, cond, &format!("{kp}/{i}/Condition"), lang, false);
+                            walk(c, name, cond, &format!("{kp}/{i}/Condition"), lang, false, BEFORE);
                         }
                     }
                 }
@@ -612,14 +631,14 @@ fn expressions(c: &mut Checker, name: &str, s: &Map<String, Value>, p: &str, lan
                     for (i, r) in v.as_array().into_iter().flatten().enumerate() {
                         for f in ["Output", "Assign"] {
                             if let Some(x) = r.get(f) {
-                                walk(c, name, x, &format!("{kp}/{i}/{f}"), lang, false);
+                                walk(c, name, x, &format!("{kp}/{i}/{f}"), lang, false, CAUGHT);
                             }
                         }
                     }
                 }
             }
-            "Parameters" | "ResultSelector" | "ItemSelector" if lang == "JSONPath" => walk(c, name, v, &kp, lang, true),
-            "Assign" if lang == "JSONPath" => walk(c, name, v, &kp, lang, true),
+            "Parameters" | "ResultSelector" | "ItemSelector" if lang == "JSONPath" => walk(c, name, v, &kp, lang, true, BEFORE),
+            "Assign" if lang == "JSONPath" => walk(c, name, v, &kp, lang, true, BEFORE),
             "InputPath" | "OutputPath" | "ItemsPath" | "SecondsPath" | "TimestampPath" | "ErrorPath" | "CausePath"
                 if lang == "JSONPath" =>
             {
@@ -632,7 +651,8 @@ fn expressions(c: &mut Checker, name: &str, s: &Map<String, Value>, p: &str, lan
                     c.error(Some(name), &kp, e);
                 }
             }
-            _ if lang == "JSONata" => walk(c, name, v, &kp, lang, false),
+            "Output" | "Assign" if lang == "JSONata" && has_result => walk(c, name, v, &kp, lang, false, AFTER),
+            _ if lang == "JSONata" => walk(c, name, v, &kp, lang, false, BEFORE),
             _ => {}
         }
     }
