@@ -243,6 +243,28 @@ impl<'de> Visitor<'de> for Node<'_> {
     }
 }
 
+/// A published definition as the stacks deploy it: the repository's template rendered with
+/// `x-NAME` for each placeholder (tests of the modules that read definitions).
+#[cfg(test)]
+pub fn published_for_tests(template: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates").join(template);
+    let vars = [
+        "CONNECTION_ARN",
+        "DENY_POLICY_ARN",
+        "IAM_USER_NAME",
+        "TOPIC_ARN",
+        "ADMIN_GROUP_NAME",
+        "DEVELOP_GROUP_NAME",
+        "TASK_ARN",
+        "LAMBDA_NAME",
+        "DYNAMODB_TABLE_NAME",
+    ]
+    .iter()
+    .map(|k| (k.to_string(), Value::String(format!("x-{k}"))))
+    .collect();
+    render_file(&path, template, &vars).unwrap().value
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

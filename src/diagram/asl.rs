@@ -139,24 +139,8 @@ mod tests {
     use super::*;
     use std::collections::BTreeSet;
 
-    /// A published definition as deployed: the repository's template, rendered.
     fn definition(template: &str) -> Value {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates").join(template);
-        let vars = [
-            "CONNECTION_ARN",
-            "DENY_POLICY_ARN",
-            "IAM_USER_NAME",
-            "TOPIC_ARN",
-            "ADMIN_GROUP_NAME",
-            "DEVELOP_GROUP_NAME",
-            "TASK_ARN",
-            "LAMBDA_NAME",
-            "DYNAMODB_TABLE_NAME",
-        ]
-        .iter()
-        .map(|k| (k.to_string(), Value::String(format!("<{k}>"))))
-        .collect();
-        crate::template::render_file(&path, template, &vars).unwrap().value
+        crate::template::published_for_tests(template)
     }
 
     fn edges(d: &Diagram) -> BTreeSet<(String, String, String)> {

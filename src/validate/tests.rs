@@ -2,22 +2,7 @@ use super::*;
 use serde_json::json;
 
 fn published(template: &str) -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates").join(template);
-    let vars = [
-        "CONNECTION_ARN",
-        "DENY_POLICY_ARN",
-        "IAM_USER_NAME",
-        "TOPIC_ARN",
-        "ADMIN_GROUP_NAME",
-        "DEVELOP_GROUP_NAME",
-        "TASK_ARN",
-        "LAMBDA_NAME",
-        "DYNAMODB_TABLE_NAME",
-    ]
-    .iter()
-    .map(|k| (k.to_string(), Value::String(format!("x-{k}"))))
-    .collect();
-    crate::template::render_file(&path, template, &vars).unwrap().value
+    crate::template::published_for_tests(template)
 }
 
 #[test]
