@@ -146,6 +146,25 @@ fn should_i_deploy_up_noop_update_destroy() {
     let out = deploy().run(&["plan", STACK, "--var", "frequency_in_minutes=1"]).success();
     assert!(out.stdout.contains("No changes"), "whitespace and key order are not changes: {out:?}");
 
+    // a policy change is a new default policy version, nothing else
+    let manifest = project.join("stacks/should-i-deploy/stack.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace("Action = [\"states:StartExecution\"]", "Action = [\"states:StartExecution\", \"states:DescribeExecution\"]"),
+    )
+    .unwrap();
+    moto.start_recording();
+    deploy().run(&["up", STACK, "--var", "frequency_in_minutes=1", "--yes"]).success();
+    assert_eq!(mutating_calls(moto), vec!["CreatePolicyVersion"]);
+    let doc = role_policy(c, "eventbridge-should-i-deploy", "events.amazonaws.com", STACK, "default");
+    assert_eq!(doc["Statement"][0]["Action"], json!(["states:StartExecution", "states:DescribeExecution"]));
+    let versions = c.block_on(async {
+        let arn = "arn:aws:iam::123456789012:policy/eventbridge-should-i-deploy";
+        c.iam.list_policy_versions().policy_arn(arn).send().await.unwrap().versions().len()
+    });
+    assert_eq!(versions, 2);
+
     // destroy removes everything, policy versions and attachments included
     let out = deploy().run(&["destroy", STACK, "--yes"]).success();
     assert!(out.stdout.contains("12 to delete"), "{out:?}");

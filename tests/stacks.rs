@@ -383,3 +383,26 @@ print(json.dumps({"result": result, "size": img.size, "format": img.format, "con
     assert_eq!(v["content_type"], "image/png");
     assert_eq!(v["missing_raises"], true);
 }
+
+/// All four stacks at once: `up --all` (independent stacks in parallel), then `destroy` with no
+/// stack removes every stack deployed in the env.
+#[test]
+fn all_four_stacks_up_and_down_together() {
+    require_wheelhouse();
+    let w = World::new();
+    let out = w.deploy().run(&["up", "--all", "--var", "email=a@example.com", "--yes"]).success();
+    for stack in ["should-i-deploy", "create-new-user", "bucket-replication", "resize-image"] {
+        assert!(out.stdout.contains(&format!("stack {stack} (env default)")), "{stack}: {out:?}");
+    }
+    let list = w.deploy().run(&["list", "--output", "json"]).success().json();
+    let deployed: Vec<(String, u64)> =
+        list.as_array().unwrap().iter().map(|r| (r["stack"].as_str().unwrap().to_string(), r["resources"].as_u64().unwrap())).collect();
+    assert_eq!(
+        deployed,
+        vec![("bucket-replication".into(), 12), ("create-new-user".into(), 8), ("resize-image".into(), 19), ("should-i-deploy".into(), 12)]
+    );
+    let out = w.deploy().run(&["up", "--all", "--var", "email=a@example.com", "--yes"]).success();
+    assert_eq!(out.stdout.matches("No changes").count(), 4, "{out:?}");
+    w.deploy().run(&["destroy", "--yes"]).success();
+    nothing_left(&w.c, w.moto.port);
+}
