@@ -185,6 +185,15 @@ pub enum Command {
         #[command(flatten)]
         out: OutputArgs,
     },
+    /// Run a stack's scenarios (stacks/<stack>/tests/*.json) on the local engine, with mocks
+    Test {
+        stack: String,
+        /// Only this scenario (file name without .json)
+        #[arg(long)]
+        scenario: Option<String>,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
     /// Print the least-privilege IAM policy a stack's state machine needs
     Policy {
         stack: String,

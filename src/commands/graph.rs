@@ -63,7 +63,7 @@ async fn execution_path(g: &Global, setup: &Setup, arn: &str) -> Result<(Vec<Str
 
 pub async fn graph(g: &Global, a: GraphArgs<'_>) -> Result<()> {
     let setup = Setup::new(g)?;
-    let (stack, defs) = definitions(&setup, a.stack, a.vars)?;
+    let (stack, defs) = definitions(&setup, a.stack, a.vars, None)?;
     let mut d = if a.resources {
         resources_diagram(&stack)
     } else {

@@ -70,12 +70,17 @@ pub fn outputs(g: &Global, stack: &str, out: &OutputArgs) -> Result<()> {
 
 /// A stack's state machine definitions, rendered: references filled from recorded state where
 /// the stack is deployed, else shown as `(known after apply)`. (resource id, definition)
-pub fn definitions(setup: &Setup, stack: &str, vars: &VarArgs) -> Result<(crate::manifest::Stack, Vec<(String, Value)>)> {
+pub fn definitions(
+    setup: &Setup,
+    stack: &str,
+    vars: &VarArgs,
+    fallback: Option<(&str, &str, &str)>,
+) -> Result<(crate::manifest::Stack, Vec<(String, Value)>)> {
     let inputs = VarInputs { pairs: vars.vars.clone(), files: vars.var_files.clone(), placeholders: vars.placeholders };
     let s = setup.project.load(stack, &inputs, &setup.env)?;
     let st = setup.store.load(stack, &setup.env)?;
     let outputs = st.resources.iter().filter(|(_, e)| e.status == Status::Created).map(|(k, e)| (k.clone(), e.outputs.clone())).collect();
-    let target = st.target.as_ref().map(|t| (t.account_id.as_str(), t.region.as_str(), crate::aws::partition_of(&t.region)));
+    let target = st.target.as_ref().map(|t| (t.account_id.as_str(), t.region.as_str(), crate::aws::partition_of(&t.region))).or(fallback);
     let scope = s.scope(&outputs, target);
     let mut rendered = Vec::new();
     for (id, d) in &s.resources {
@@ -93,7 +98,7 @@ pub fn definitions(setup: &Setup, stack: &str, vars: &VarArgs) -> Result<(crate:
 /// Prints a stack's rendered state machine definitions, without calling AWS.
 pub fn render(g: &Global, stack: &str, vars: &VarArgs) -> Result<()> {
     let setup = Setup::new(g)?;
-    let (_, rendered) = definitions(&setup, stack, vars)?;
+    let (_, rendered) = definitions(&setup, stack, vars, None)?;
     match rendered.as_slice() {
         [] => eprintln!("stack `{stack}` has no templated definitions"),
         [(_, one)] => println!("{}", serde_json::to_string_pretty(one).unwrap()),

@@ -3,6 +3,7 @@
 pub mod deploy;
 pub mod graph;
 pub mod info;
+pub mod test;
 pub mod validate;
 pub mod workflow;
 

@@ -119,7 +119,7 @@ pub fn check_stack(stack: &Stack, defs: &[(String, Value)]) -> Vec<Finding> {
 pub fn policy(g: &Global, stack: &str, machine: Option<&str>, vars: &VarArgs) -> Result<()> {
     let setup = Setup::new(g)?;
     let vars = &VarArgs { placeholders: true, ..vars.clone() };
-    let (s, defs) = definitions(&setup, stack, vars)?;
+    let (s, defs) = definitions(&setup, stack, vars, None)?;
     let place = place_of(&setup, &s);
     let chosen: Vec<&(String, Value)> = defs.iter().filter(|(id, _)| machine.is_none_or(|m| m == id)).collect();
     if chosen.is_empty() {
@@ -153,7 +153,7 @@ pub fn report(findings: &[Finding], format: Format) -> Result<()> {
 pub fn gate(setup: &Setup, stacks: &[Stack], vars: &VarArgs) -> Result<()> {
     let mut findings = Vec::new();
     for s in stacks {
-        let (_, defs) = definitions(setup, &s.name, &stack_vars(s, vars))?;
+        let (_, defs) = definitions(setup, &s.name, &stack_vars(s, vars), None)?;
         findings.extend(check_stack(s, &defs));
     }
     report(&findings, Format::Text)
@@ -182,7 +182,7 @@ pub fn validate(g: &Global, select: &Selection, files: &[PathBuf], vars: &VarArg
         let vars = &VarArgs { placeholders: true, ..vars.clone() };
         let select = if select.stacks.is_empty() && !select.all { Selection { stacks: vec![], all: true } } else { select.clone() };
         for s in setup.load(&select, vars)? {
-            let (_, defs) = definitions(&setup, &s.name, &stack_vars(&s, vars))?;
+            let (_, defs) = definitions(&setup, &s.name, &stack_vars(&s, vars), None)?;
             findings.extend(check_stack(&s, &defs));
         }
     }

@@ -1,0 +1,80 @@
+//! `deploy test <stack>`: runs every scenario of a stack (`stacks/<stack>/tests/*.json`) on the
+//! local engine, with mocked tasks and virtual time, and checks what comes out.
+
+use super::Setup;
+use super::info::definitions;
+use crate::cli::{Format, Global, VarArgs};
+use crate::engine::{self, scenario};
+use crate::error::{Class, Error, Result};
+use serde_json::json;
+
+/// Where ARNs point when the stack is not deployed: the emulator's account and region.
+const LOCAL: (&str, &str, &str) = ("123456789012", "us-east-1", "aws");
+
+pub fn test(g: &Global, stack: &str, only: Option<&str>, format: Format) -> Result<()> {
+    let setup = Setup::new(g)?;
+    let dir = setup.project.root.join("stacks").join(stack).join("tests");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .map_err(|_| Error::user(format!("stack `{stack}` has no scenarios")).help(format!("add scenario files to {}", dir.display())))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    let mut failed = 0;
+    let mut ran = 0;
+    for f in files {
+        let name = f.file_stem().unwrap().to_string_lossy().to_string();
+        if only.is_some_and(|o| o != name) {
+            continue;
+        }
+        let display = format!("stacks/{stack}/tests/{name}.json");
+        let text = std::fs::read_to_string(&f)?;
+        let sc: scenario::Scenario =
+            serde_json::from_str(&text).map_err(|e| Error::user(format!("invalid scenario: {e}")).at(format!("{display}:{}", e.line())))?;
+        let vars = VarArgs {
+            vars: sc.vars.iter().map(|(k, v)| format!("{k}={}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect(),
+            var_files: vec![],
+            placeholders: true,
+        };
+        let (_, defs) = definitions(&setup, stack, &vars, Some(LOCAL))?;
+        let (_, def) = defs.first().ok_or_else(|| Error::user(format!("stack `{stack}` has no state machine")))?;
+        let mut tasks = scenario::Mocked::new(&sc.mocks);
+        let exec = engine::execute(def, sc.input.clone(), &name, &mut tasks);
+        let problems = scenario::check(&exec, &tasks.calls, &sc.expect);
+        ran += 1;
+        match format {
+            Format::Json => println!(
+                "{}",
+                json!({"scenario": name, "passed": problems.is_empty(), "problems": problems, "status": format!("{:?}", exec.status).to_uppercase(),
+                       "path": exec.path, "transitions": exec.path.len(), "virtual_seconds": exec.seconds, "events": exec.events})
+            ),
+            Format::Text => {
+                let mark = if problems.is_empty() { "ok  " } else { "FAIL" };
+                println!(
+                    "{mark} {stack}/{name}: {} ({} states, {} events, {:.0} s of virtual time)",
+                    sc.description,
+                    exec.path.len(),
+                    exec.events.len(),
+                    exec.seconds
+                );
+                for p in &problems {
+                    println!("       {p}");
+                }
+            }
+        }
+        if !problems.is_empty() {
+            failed += 1;
+        }
+    }
+    if format == Format::Text {
+        println!("{} passed, {failed} failed", ran - failed);
+    }
+    if failed > 0 {
+        return Err(Error::new(Class::Execution(7), format!("{failed} of {ran} scenarios of `{stack}` failed")));
+    }
+    if ran == 0 {
+        return Err(Error::user(format!("no scenario of `{stack}` matched")));
+    }
+    Ok(())
+}

@@ -1,0 +1,147 @@
+//! JSONata in Step Functions: strings written `{% ... %}` are expressions, evaluated with
+//! jsonata-core, `$states` and the workflow's variables bound; every other value is literal.
+
+use jsonata_core::evaluator::{Context, Evaluator, EvaluatorError, EvaluatorOptions};
+use jsonata_core::parser;
+use jsonata_core::value::JValue;
+use serde_json::{Map, Value};
+
+pub fn eval_expression(expr: &str, states: &Value, vars: &Map<String, Value>) -> Result<Value, String> {
+    let ast = parser::parse(expr).map_err(|e| format!("{expr}: {e}"))?;
+    let mut ctx = Context::new();
+    ctx.bind("states".into(), JValue::from(states.clone()));
+    for (k, v) in vars {
+        ctx.bind(k.clone(), JValue::from(v.clone()));
+    }
+    let options = EvaluatorOptions { timeout_ms: Some(10_000), ..Default::default() };
+    let mut ev = Evaluator::with_options(ctx, options);
+    register_step_functions_additions(&mut ev);
+    let v = ev.evaluate(&ast, &JValue::Undefined).map_err(|e| format!("{expr}: {e}"))?;
+    if v.is_undefined() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_str(&v.to_json_string().map_err(|e| e.to_string())?).map_err(|e| e.to_string())
+}
+
+/// Evaluates every `{% ... %}` string inside a template.
+pub fn eval_template(template: &Value, states: &Value, vars: &Map<String, Value>) -> Result<Value, String> {
+    match template {
+        Value::String(s) => match crate::validate::expr::jsonata_of(s) {
+            Some(e) => eval_expression(e, states, vars),
+            None => Ok(template.clone()),
+        },
+        Value::Array(a) => a.iter().map(|v| eval_template(v, states, vars)).collect::<Result<Vec<_>, _>>().map(Value::Array),
+        Value::Object(m) => {
+            let mut out = Map::new();
+            for (k, v) in m {
+                out.insert(k.clone(), eval_template(v, states, vars)?);
+            }
+            Ok(Value::Object(out))
+        }
+        other => Ok(other.clone()),
+    }
+}
+
+fn to_json(v: &JValue) -> Value {
+    v.to_json_string().ok().and_then(|s| serde_json::from_str(&s).ok()).unwrap_or(Value::Null)
+}
+
+fn err(msg: impl Into<String>) -> EvaluatorError {
+    EvaluatorError::EvaluationError(msg.into())
+}
+
+/// A small, deterministic-per-process random source (no extra crate for a local engine).
+fn random_u64() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static STATE: AtomicU64 = AtomicU64::new(0);
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
+    let mut x = STATE.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed) ^ seed;
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x
+}
+
+/// The functions Step Functions adds to JSONata, and `$eval`, which it leaves out.
+fn register_step_functions_additions(ev: &mut Evaluator) {
+    let _ = ev.register_fn("parse", |args: &[JValue]| {
+        let s = args.first().and_then(|v| v.as_str()).ok_or_else(|| err("$parse takes a string"))?;
+        let v: Value = serde_json::from_str(s).map_err(|e| err(format!("$parse: {e}")))?;
+        Ok(JValue::from(v))
+    });
+    let _ = ev.register_fn("partition", |args: &[JValue]| {
+        let items = args.first().map(to_json).and_then(|v| v.as_array().cloned()).ok_or_else(|| err("$partition takes an array"))?;
+        let size =
+            args.get(1).map(to_json).and_then(|v| v.as_u64()).filter(|n| *n > 0).ok_or_else(|| err("$partition takes a positive size"))?;
+        Ok(JValue::from(Value::Array(items.chunks(size as usize).map(|c| Value::Array(c.to_vec())).collect())))
+    });
+    let _ = ev.register_fn("range", |args: &[JValue]| {
+        let n = |i: usize| args.get(i).map(to_json).and_then(|v| v.as_f64());
+        let (start, end, step) = (
+            n(0).ok_or_else(|| err("$range takes start, end, step"))?,
+            n(1).ok_or_else(|| err("$range takes an end"))?,
+            n(2).unwrap_or(1.0),
+        );
+        if step == 0.0 {
+            return Err(err("$range: step cannot be 0"));
+        }
+        let mut out = Vec::new();
+        let mut x = start;
+        while (step > 0.0 && x <= end) || (step < 0.0 && x >= end) {
+            out.push(serde_json::json!(x));
+            x += step;
+            if out.len() > 1_000_000 {
+                return Err(err("$range: more than a million items"));
+            }
+        }
+        Ok(JValue::from(Value::Array(out)))
+    });
+    let _ = ev.register_fn("hash", |args: &[JValue]| {
+        use sha2::Digest;
+        let data = args.first().and_then(|v| v.as_str()).ok_or_else(|| err("$hash takes a string"))?.to_string();
+        let algo = args.get(1).and_then(|v| v.as_str()).unwrap_or("SHA-256").to_string();
+        let bytes: Vec<u8> = match algo.as_str() {
+            "SHA-256" => sha2::Sha256::digest(data.as_bytes()).to_vec(),
+            "SHA-384" => sha2::Sha384::digest(data.as_bytes()).to_vec(),
+            "SHA-512" => sha2::Sha512::digest(data.as_bytes()).to_vec(),
+            other => return Err(err(format!("$hash: {other} is not supported locally (SHA-256, SHA-384, SHA-512)"))),
+        };
+        Ok(JValue::from(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+    });
+    let _ =
+        ev.register_fn("random", |_args: &[JValue]| Ok(JValue::from(serde_json::json!((random_u64() >> 11) as f64 / (1u64 << 53) as f64))));
+    let _ = ev.register_fn("uuid", |_args: &[JValue]| {
+        let (a, b) = (random_u64(), random_u64());
+        let s = format!("{:016x}{:016x}", a, b);
+        let v =
+            format!("{}-{}-4{}-{}{}-{}", &s[0..8], &s[8..12], &s[13..16], ["8", "9", "a", "b"][(b & 3) as usize], &s[17..20], &s[20..32]);
+        Ok(JValue::from(v))
+    });
+    let _ = ev.register_fn_override("eval", |_args: &[JValue]| Err(err("$eval is not available in Step Functions")));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ev(e: &str) -> Result<Value, String> {
+        eval_expression(
+            e,
+            &json!({"input": {"a": [1, 2, 3], "body": "{\"x\": 1}"}}),
+            &Map::from_iter([("deploy".to_string(), json!(false))]),
+        )
+    }
+
+    #[test]
+    fn states_variables_and_additions() {
+        assert_eq!(ev("$states.input.a[1]").unwrap(), json!(2));
+        assert_eq!(ev("$deploy = false").unwrap(), json!(true));
+        assert_eq!(ev("$parse($states.input.body).x").unwrap(), json!(1));
+        assert_eq!(ev("$partition($states.input.a, 2)").unwrap(), json!([[1, 2], [3]]));
+        assert_eq!(ev("$range(0, 6, 2)").unwrap(), json!([0, 2, 4, 6]));
+        assert_eq!(ev("$hash('abc')").unwrap(), json!("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+        assert_eq!(ev("$length($uuid())").unwrap(), json!(36));
+        assert!(ev("$eval('1+1')").unwrap_err().contains("not available"));
+    }
+}

@@ -1,0 +1,452 @@
+//! A local Step Functions interpreter for JSONata workflows: Pass, Task, Choice, Wait,
+//! Succeed, Fail, Parallel and Map; Retry (interval, backoff, max attempts, max delay) and
+//! Catch; Arguments / Output / Assign / Condition with `$states` and variables (a Parallel
+//! branch or Map iteration reads the outer variables and keeps its own assignments); the
+//! context object; history events named as AWS names them. Time is virtual: a Wait or a retry
+//! backoff advances a clock instead of sleeping. Tasks are answered by a [`Tasks`] provider
+//! (mocks in `deploy test`).
+
+pub mod jsonata;
+pub mod scenario;
+
+use serde_json::{Map, Value, json};
+
+/// What a task answered.
+pub enum TaskResult {
+    Return(Value),
+    Throw { error: String, cause: String },
+}
+
+/// Answers Task states.
+pub trait Tasks {
+    fn call(&mut self, state: &str, resource: &str, arguments: &Value, token: Option<&str>) -> TaskResult;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    Succeeded,
+    Failed,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Event {
+    pub id: usize,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Seconds since the execution started, on the virtual clock.
+    pub at: f64,
+    pub details: Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct Execution {
+    pub status: Status,
+    pub output: Value,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    /// States entered, in order (nested ones included).
+    pub path: Vec<String>,
+    pub events: Vec<Event>,
+    /// Virtual seconds the execution took.
+    pub seconds: f64,
+}
+
+/// A failure travelling up: an error name and its cause.
+#[derive(Debug, Clone)]
+struct Failure {
+    error: String,
+    cause: String,
+}
+
+fn fail(error: &str, cause: impl Into<String>) -> Failure {
+    Failure { error: error.into(), cause: cause.into() }
+}
+
+struct Run<'a> {
+    tasks: &'a mut dyn Tasks,
+    clock: f64,
+    events: Vec<Event>,
+    path: Vec<String>,
+    context: Value,
+    transitions: usize,
+    tokens: usize,
+}
+
+/// Variables visible in a scope: the outer ones (read-only) and this scope's own.
+#[derive(Clone, Default)]
+struct Vars {
+    outer: Map<String, Value>,
+    own: Map<String, Value>,
+}
+
+impl Vars {
+    fn all(&self) -> Map<String, Value> {
+        let mut m = self.outer.clone();
+        m.extend(self.own.clone());
+        m
+    }
+    fn nested(&self) -> Vars {
+        Vars { outer: self.all(), own: Map::new() }
+    }
+}
+
+const MAX_TRANSITIONS: usize = 25_000;
+
+impl Run<'_> {
+    fn event(&mut self, kind: &str, details: Value) {
+        let id = self.events.len() + 1;
+        self.events.push(Event { id, kind: kind.into(), at: self.clock, details });
+    }
+
+    fn states_var(&self, input: &Value, name: &str, extra: &[(&str, Value)]) -> Value {
+        let mut context = self.context.clone();
+        context["State"] = json!({"Name": name, "EnteredTime": format!("+{:.3}s", self.clock)});
+        let mut s = json!({"input": input, "context": context});
+        for (k, v) in extra {
+            s[*k] = v.clone();
+        }
+        s
+    }
+
+    fn eval(&self, template: &Value, states: &Value, vars: &Vars) -> Result<Value, Failure> {
+        jsonata::eval_template(template, states, &vars.all()).map_err(|m| fail("States.QueryEvaluationError", m))
+    }
+
+    /// Runs a scope (the machine, a branch, an item processor) from its StartAt.
+    fn scope(&mut self, body: &Value, input: Value, vars: &mut Vars) -> Result<Value, Failure> {
+        let states = body["States"].as_object().ok_or_else(|| fail("States.Runtime", "no States"))?;
+        let mut name = body["StartAt"].as_str().ok_or_else(|| fail("States.Runtime", "no StartAt"))?.to_string();
+        let mut input = input;
+        loop {
+            self.transitions += 1;
+            if self.transitions > MAX_TRANSITIONS {
+                return Err(fail("States.Runtime", format!("more than {MAX_TRANSITIONS} state transitions")));
+            }
+            let s = states.get(&name).ok_or_else(|| fail("States.Runtime", format!("no state {name}")))?;
+            let (output, next) = self.state(&name, s, input, vars)?;
+            match next {
+                Some(n) => {
+                    name = n;
+                    input = output;
+                }
+                None => return Ok(output),
+            }
+        }
+    }
+
+    /// Runs one state; returns its output and the next state (None: the scope ends).
+    fn state(&mut self, name: &str, s: &Value, input: Value, vars: &mut Vars) -> Result<(Value, Option<String>), Failure> {
+        let ty = s["Type"].as_str().unwrap_or("Pass");
+        self.path.push(name.to_string());
+        self.event(&format!("{ty}StateEntered"), json!({"name": name, "input": input}));
+        let next = s["Next"].as_str().map(str::to_string);
+        let result = match ty {
+            "Pass" => self.finish(name, s, &input, None, vars).map(|o| (o, next)),
+            "Succeed" => {
+                let out = if s.get("Output").is_some() {
+                    self.eval(&s["Output"], &self.states_var(&input, name, &[]), vars)?
+                } else {
+                    input.clone()
+                };
+                Ok((out, None))
+            }
+            "Fail" => {
+                let st = self.states_var(&input, name, &[]);
+                let error = s.get("Error").map(|e| self.eval(e, &st, vars)).transpose()?.and_then(|v| v.as_str().map(str::to_string));
+                let cause = s.get("Cause").map(|e| self.eval(e, &st, vars)).transpose()?.and_then(|v| v.as_str().map(str::to_string));
+                Err(fail(error.as_deref().unwrap_or_default(), cause.unwrap_or_default()))
+            }
+            "Wait" => {
+                let st = self.states_var(&input, name, &[]);
+                let secs = match (s.get("Seconds"), s.get("Timestamp")) {
+                    (Some(v), _) => self.eval(v, &st, vars)?.as_f64().ok_or_else(|| fail("States.Runtime", "Seconds is not a number"))?,
+                    _ => 0.0,
+                };
+                self.clock += secs.max(0.0);
+                self.finish(name, s, &input, None, vars).map(|o| (o, next))
+            }
+            "Choice" => {
+                let st = self.states_var(&input, name, &[]);
+                let mut chosen = None;
+                for rule in s["Choices"].as_array().into_iter().flatten() {
+                    if self.eval(&rule["Condition"], &st, vars)? == Value::Bool(true) {
+                        if let Some(a) = rule.get("Assign") {
+                            let assigned = self.eval(a, &st, vars)?;
+                            vars.own.extend(assigned.as_object().cloned().unwrap_or_default());
+                        }
+                        chosen = rule["Next"].as_str().map(str::to_string);
+                        break;
+                    }
+                }
+                match chosen.or_else(|| s["Default"].as_str().map(str::to_string)) {
+                    Some(n) => self.finish(name, s, &input, None, vars).map(|o| (o, Some(n))),
+                    None => Err(fail("States.NoChoiceMatched", format!("no Choice rule matched in {name}"))),
+                }
+            }
+            "Task" | "Parallel" | "Map" => self.with_retry(name, ty, s, &input, vars, next),
+            other => Err(fail("States.Runtime", format!("unknown state type {other}"))),
+        };
+        if let Ok((out, _)) = &result {
+            self.event(&format!("{ty}StateExited"), json!({"name": name, "output": out}));
+        }
+        result
+    }
+
+    /// Output and Assign of a state that ends normally (Assign sees the same `$states`).
+    fn finish(&mut self, name: &str, s: &Value, input: &Value, result: Option<&Value>, vars: &mut Vars) -> Result<Value, Failure> {
+        let extra: Vec<(&str, Value)> = result.map(|r| vec![("result", r.clone())]).unwrap_or_default();
+        let st = self.states_var(input, name, &extra);
+        let output = match s.get("Output") {
+            Some(o) => self.eval(o, &st, vars)?,
+            None => result.cloned().unwrap_or_else(|| input.clone()),
+        };
+        if let Some(a) = s.get("Assign") {
+            let assigned = self.eval(a, &st, vars)?;
+            vars.own.extend(assigned.as_object().cloned().unwrap_or_default());
+        }
+        Ok(output)
+    }
+
+    fn with_retry(
+        &mut self,
+        name: &str,
+        ty: &str,
+        s: &Value,
+        input: &Value,
+        vars: &mut Vars,
+        next: Option<String>,
+    ) -> Result<(Value, Option<String>), Failure> {
+        let mut attempts: Vec<u64> = vec![0; s["Retry"].as_array().map(|r| r.len()).unwrap_or(0)];
+        loop {
+            let attempt = match ty {
+                "Task" => self.task(name, s, input, vars),
+                "Parallel" => self.parallel(s, input, name, vars),
+                _ => self.map(s, input, name, vars),
+            };
+            let failure = match attempt {
+                Ok(result) => return self.finish(name, s, input, Some(&result), vars).map(|o| (o, next)),
+                Err(f) => f,
+            };
+            // Retry: the first retrier matching the error decides.
+            let retriers = s["Retry"].as_array().cloned().unwrap_or_default();
+            if let Some((i, r)) = retriers.iter().enumerate().find(|(_, r)| matches(&r["ErrorEquals"], &failure.error)) {
+                let max = r["MaxAttempts"].as_u64().unwrap_or(3);
+                if attempts[i] < max {
+                    let interval = r["IntervalSeconds"].as_f64().unwrap_or(1.0);
+                    let rate = r["BackoffRate"].as_f64().unwrap_or(2.0);
+                    let mut delay = interval * rate.powi(attempts[i] as i32);
+                    if let Some(cap) = r["MaxDelaySeconds"].as_f64() {
+                        delay = delay.min(cap);
+                    }
+                    // FULL jitter waits a random share of the delay; virtual time takes it whole.
+                    attempts[i] += 1;
+                    self.clock += delay;
+                    continue;
+                }
+            }
+            // Catch
+            for c in s["Catch"].as_array().into_iter().flatten() {
+                if matches(&c["ErrorEquals"], &failure.error) {
+                    let error_output = json!({"Error": failure.error, "Cause": failure.cause});
+                    let st = self.states_var(input, name, &[("errorOutput", error_output.clone())]);
+                    let output = match c.get("Output") {
+                        Some(o) => self.eval(o, &st, vars)?,
+                        None => error_output,
+                    };
+                    if let Some(a) = c.get("Assign") {
+                        let assigned = self.eval(a, &st, vars)?;
+                        vars.own.extend(assigned.as_object().cloned().unwrap_or_default());
+                    }
+                    self.event(&format!("{ty}StateExited"), json!({"name": name, "output": output}));
+                    return Ok((output, c["Next"].as_str().map(str::to_string)));
+                }
+            }
+            return Err(failure);
+        }
+    }
+
+    fn task(&mut self, name: &str, s: &Value, input: &Value, vars: &Vars) -> Result<Value, Failure> {
+        let resource = s["Resource"].as_str().unwrap_or_default().to_string();
+        let token = resource.ends_with(".waitForTaskToken").then(|| {
+            self.tokens += 1;
+            format!("local-token-{}-{}", self.tokens, name.replace(' ', "-"))
+        });
+        let mut st = self.states_var(input, name, &[]);
+        if let Some(t) = &token {
+            st["context"]["Task"] = json!({"Token": t});
+        }
+        let args = match s.get("Arguments") {
+            Some(a) => self.eval(a, &st, vars)?,
+            None => input.clone(),
+        };
+        self.event("TaskScheduled", json!({"resource": resource, "parameters": args}));
+        if let Some(t) = s["TimeoutSeconds"].as_f64() {
+            let _ = t; // virtual time: a mocked answer arrives at once
+        }
+        match self.tasks.call(name, &resource, &args, token.as_deref()) {
+            TaskResult::Return(v) => {
+                self.event("TaskSucceeded", json!({"resource": resource, "output": v}));
+                Ok(v)
+            }
+            TaskResult::Throw { error, cause } => {
+                self.event("TaskFailed", json!({"resource": resource, "error": error, "cause": cause}));
+                Err(Failure { error, cause })
+            }
+        }
+    }
+
+    fn parallel(&mut self, s: &Value, input: &Value, name: &str, vars: &Vars) -> Result<Value, Failure> {
+        let st = self.states_var(input, name, &[]);
+        let branch_input = match s.get("Arguments") {
+            Some(a) => self.eval(a, &st, vars)?,
+            None => input.clone(),
+        };
+        let mut results = Vec::new();
+        for b in s["Branches"].as_array().into_iter().flatten() {
+            let mut inner = vars.nested();
+            match self.scope(b, branch_input.clone(), &mut inner) {
+                Ok(v) => results.push(v),
+                // A failing branch fails the Parallel state with the branch's own error.
+                Err(f) => return Err(f),
+            }
+        }
+        Ok(Value::Array(results))
+    }
+
+    fn map(&mut self, s: &Value, input: &Value, name: &str, vars: &Vars) -> Result<Value, Failure> {
+        let st = self.states_var(input, name, &[]);
+        let items = match s.get("Items") {
+            Some(i) => self.eval(i, &st, vars)?,
+            None => input.clone(),
+        };
+        let items = items.as_array().cloned().ok_or_else(|| fail("States.Runtime", format!("{name}: the items are not an array")))?;
+        self.event("MapStateStarted", json!({"length": items.len()}));
+        let processor = if s.get("ItemProcessor").is_some() { &s["ItemProcessor"] } else { &s["Iterator"] };
+        let mut results = Vec::new();
+        for (i, item) in items.into_iter().enumerate() {
+            self.event("MapIterationStarted", json!({"name": name, "index": i}));
+            let item_input = match s.get("ItemSelector") {
+                Some(sel) => {
+                    let mut ist = st.clone();
+                    ist["context"]["Map"] = json!({"Item": {"Index": i, "Value": item}});
+                    self.eval(sel, &ist, vars)?
+                }
+                None => item,
+            };
+            let mut inner = vars.nested();
+            match self.scope(processor, item_input, &mut inner) {
+                Ok(v) => {
+                    self.event("MapIterationSucceeded", json!({"name": name, "index": i}));
+                    results.push(v);
+                }
+                Err(f) => {
+                    self.event("MapIterationFailed", json!({"name": name, "index": i}));
+                    return Err(f);
+                }
+            }
+        }
+        self.event("MapStateSucceeded", json!({}));
+        Ok(Value::Array(results))
+    }
+}
+
+fn matches(list: &Value, error: &str) -> bool {
+    list.as_array().into_iter().flatten().filter_map(|e| e.as_str()).any(|e| {
+        e == error
+            || e == "States.ALL"
+            || (e == "States.TaskFailed" && !error.starts_with("States."))
+            || (e == "States.TaskFailed" && error == "States.TaskFailed")
+    })
+}
+
+/// Runs a JSONata definition to its end.
+pub fn execute(definition: &Value, input: Value, name: &str, tasks: &mut dyn Tasks) -> Execution {
+    let context = json!({"Execution": {"Id": format!("local:{name}"), "Name": name, "Input": input, "StartTime": "+0s"}, "StateMachine": {"Name": "local"}});
+    let mut run = Run { tasks, clock: 0.0, events: Vec::new(), path: Vec::new(), context, transitions: 0, tokens: 0 };
+    run.event("ExecutionStarted", json!({"input": input}));
+    let mut vars = Vars::default();
+    let result = if definition["QueryLanguage"] != "JSONata" {
+        Err(fail("States.Runtime", "the local engine runs JSONata definitions (JSONPath is not implemented yet)"))
+    } else {
+        run.scope(definition, input, &mut vars)
+    };
+    let (status, output, error, cause) = match result {
+        Ok(out) => {
+            run.event("ExecutionSucceeded", json!({"output": out}));
+            (Status::Succeeded, out, None, None)
+        }
+        Err(f) => {
+            run.event("ExecutionFailed", json!({"error": f.error, "cause": f.cause}));
+            (Status::Failed, Value::Null, Some(f.error), Some(f.cause))
+        }
+    };
+    Execution { status, output, error, cause, path: run.path, events: run.events, seconds: run.clock }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Script(Vec<TaskResult>);
+    impl Tasks for Script {
+        fn call(&mut self, _: &str, _: &str, args: &Value, _: Option<&str>) -> TaskResult {
+            if self.0.is_empty() {
+                return TaskResult::Return(args.clone());
+            }
+            self.0.remove(0)
+        }
+    }
+
+    fn throw(e: &str) -> TaskResult {
+        TaskResult::Throw { error: e.into(), cause: "because".into() }
+    }
+
+    #[test]
+    fn catch_output_and_assign_see_the_error() {
+        let def = json!({"QueryLanguage": "JSONata", "StartAt": "T", "States": {
+            "T": {"Type": "Task", "Resource": "x", "Next": "Ok",
+                  "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Handled", "Output": "{% $states.errorOutput %}", "Assign": {"why": "{% $states.errorOutput.Cause %}"}}]},
+            "Ok": {"Type": "Succeed"},
+            "Handled": {"Type": "Pass", "Output": "{% {'error': $states.input.Error, 'why': $why} %}", "End": true}}});
+        let e = execute(&def, json!({}), "t", &mut Script(vec![throw("Boom")]));
+        assert_eq!(e.status, Status::Succeeded);
+        assert_eq!(e.output, json!({"error": "Boom", "why": "because"}));
+        assert_eq!(e.path, vec!["T", "Handled"]);
+    }
+
+    #[test]
+    fn retry_backoff_is_virtual_and_capped() {
+        let def = json!({"QueryLanguage": "JSONata", "StartAt": "T", "States": {
+            "T": {"Type": "Task", "Resource": "x", "End": true,
+                  "Retry": [{"ErrorEquals": ["E"], "IntervalSeconds": 10, "BackoffRate": 3, "MaxAttempts": 3, "MaxDelaySeconds": 50}]}}});
+        let e = execute(&def, json!({"a": 1}), "t", &mut Script(vec![throw("E"), throw("E"), throw("E")]));
+        assert_eq!(e.status, Status::Succeeded);
+        assert_eq!(e.seconds, 10.0 + 30.0 + 50.0, "90 s of backoff, the third capped at 50 s");
+        let e = execute(&def, json!({}), "t", &mut Script(vec![throw("E"), throw("E"), throw("E"), throw("E")]));
+        assert_eq!((e.status, e.error.as_deref()), (Status::Failed, Some("E")));
+        let e = execute(&def, json!({}), "t", &mut Script(vec![throw("Other")]));
+        assert_eq!(e.seconds, 0.0, "an error no retrier names is not retried");
+    }
+
+    #[test]
+    fn branches_read_outer_variables_and_keep_their_own() {
+        let def = json!({"QueryLanguage": "JSONata", "StartAt": "A", "States": {
+            "A": {"Type": "Pass", "Assign": {"x": 1}, "Next": "P"},
+            "P": {"Type": "Parallel", "Next": "After", "Branches": [
+                {"StartAt": "B1", "States": {"B1": {"Type": "Pass", "Assign": {"y": 2}, "Output": "{% $x + 1 %}", "End": true}}},
+                {"StartAt": "B2", "States": {"B2": {"Type": "Pass", "Output": "{% $x + 10 %}", "End": true}}}]},
+            "After": {"Type": "Pass", "Output": "{% {'branches': $states.input, 'x': $x, 'y': $y} %}", "End": true}}});
+        let e = execute(&def, json!({}), "t", &mut Script(vec![]));
+        assert_eq!(e.output, json!({"branches": [2, 11], "x": 1}), "$y stayed inside its branch (undefined drops out)");
+    }
+
+    #[test]
+    fn choice_without_match_fails_and_jsonpath_is_refused() {
+        let def = json!({"QueryLanguage": "JSONata", "StartAt": "C", "States": {
+            "C": {"Type": "Choice", "Choices": [{"Condition": "{% $states.input.n > 5 %}", "Next": "S"}]}, "S": {"Type": "Succeed"}}});
+        let e = execute(&def, json!({"n": 1}), "t", &mut Script(vec![]));
+        assert_eq!(e.error.as_deref(), Some("States.NoChoiceMatched"));
+        let e = execute(&json!({"StartAt": "S", "States": {"S": {"Type": "Succeed"}}}), json!({}), "t", &mut Script(vec![]));
+        assert!(e.cause.unwrap().contains("JSONPath is not implemented yet"));
+    }
+}

@@ -1,0 +1,47 @@
+//! The local engine through `deploy test`: every scenario of the four exercises passes, a
+//! wrong expectation fails with what differed, and JSON output carries the history events.
+
+mod support;
+
+use serde_json::Value;
+use support::*;
+
+fn offline(project: &std::path::Path) -> Deploy {
+    let state = Box::leak(Box::new(tempfile::tempdir().unwrap()));
+    Deploy::new(project, state.path(), &format!("http://127.0.0.1:{}", free_port()))
+}
+
+#[test]
+fn every_scenario_of_the_four_exercises_passes() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (stack, n) in [("should-i-deploy", 5), ("create-new-user", 3), ("bucket-replication", 2), ("resize-image", 4)] {
+        let out = offline(repo).run(&["test", stack]).success();
+        assert!(out.stdout.contains(&format!("{n} passed, 0 failed")), "{stack}: {out:?}");
+    }
+}
+
+#[test]
+fn scenario_output_as_json_has_the_history() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = offline(repo).run(&["test", "bucket-replication", "--scenario", "success-after-three-polls", "--output", "json"]).success();
+    let v: Value = serde_json::from_str(out.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(v["passed"], true);
+    assert_eq!(v["virtual_seconds"], 30.0, "three Waits of 10 s, none slept");
+    let types: Vec<&str> = v["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(&types[..4], ["ExecutionStarted", "TaskStateEntered", "TaskScheduled", "TaskSucceeded"]);
+    assert_eq!(types.iter().filter(|t| **t == "WaitStateEntered").count(), 3);
+    assert_eq!(*types.last().unwrap(), "ExecutionSucceeded");
+}
+
+#[test]
+fn a_wrong_expectation_fails_and_says_what_differed() {
+    let project = project_copy();
+    let tests = project.path().join("stacks/create-new-user/tests");
+    let text = std::fs::read_to_string(tests.join("approved-as-admin.json")).unwrap();
+    std::fs::write(tests.join("wrong.json"), text.replace("\"GroupName\": \"admins-group\"", "\"GroupName\": \"developers-group\""))
+        .unwrap();
+    let out = offline(project.path()).run(&["test", "create-new-user", "--scenario", "wrong"]).code(7);
+    assert!(out.stdout.contains("FAIL create-new-user/wrong"), "{out:?}");
+    assert!(out.stdout.contains("calls of \"AddUserToGroup\""), "{out:?}");
+    assert!(out.stderr.contains("1 of 1 scenarios of `create-new-user` failed"), "{out:?}");
+}
