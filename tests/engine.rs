@@ -14,7 +14,7 @@ fn offline(project: &std::path::Path) -> Deploy {
 #[test]
 fn every_scenario_of_the_four_exercises_passes() {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    for (stack, n) in [("should-i-deploy", 5), ("create-new-user", 3), ("bucket-replication", 2), ("resize-image", 4)] {
+    for (stack, n) in [("should-i-deploy", 5), ("create-new-user", 3), ("bucket-replication", 2), ("resize-image", 6)] {
         let out = offline(repo).run(&["test", stack]).success();
         assert!(out.stdout.contains(&format!("{n} passed, 0 failed")), "{stack}: {out:?}");
     }
@@ -28,7 +28,7 @@ fn scenario_output_as_json_has_the_history() {
     assert_eq!(v["passed"], true);
     assert_eq!(v["virtual_seconds"], 30.0, "three Waits of 10 s, none slept");
     let types: Vec<&str> = v["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
-    assert_eq!(&types[..4], ["ExecutionStarted", "TaskStateEntered", "TaskScheduled", "TaskSucceeded"]);
+    assert_eq!(&types[..5], ["ExecutionStarted", "TaskStateEntered", "TaskScheduled", "TaskStarted", "TaskSucceeded"]);
     assert_eq!(types.iter().filter(|t| **t == "WaitStateEntered").count(), 3);
     assert_eq!(*types.last().unwrap(), "ExecutionSucceeded");
 }

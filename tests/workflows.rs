@@ -19,19 +19,19 @@ fn resize_image_runs_end_to_end_in_the_emulator() {
     w.moto.enable_execution();
     w.deploy().run(&["up", "resize-image", "--var", "query_language=jsonpath", "--yes"]).success();
     let bucket = format!("profile-pictures-{ACCOUNT}-us-east-1");
-    let result = |size: u32| {
-        json!({"statusCode": 200, "data": {"message": "ok", "userId": "john-doe", "bucket": bucket,
-               "uploadedKey": "uploaded/john-doe.png", "resizedKey": format!("john-doe/{size}.png")}})
-    };
-    w.moto.queue_lambda_results(&[result(128), result(512)]);
+    // The same input and Lambda answers as the local engine's scenario, to compare the two.
+    let scenario: Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks/resize-image/tests/jsonpath-one-record.json")).unwrap(),
+    )
+    .unwrap();
+    let payload = |state: &str| scenario["mocks"][state][0]["Return"]["Payload"].clone();
+    w.moto.queue_lambda_results(&[payload("Resize Profile Picture to Small"), payload("Resize Profile Picture to Big")]);
     w.c.block_on(async {
         w.c.s3.put_object().bucket(&bucket).key("uploaded/john-doe.png").body(b"png".to_vec().into()).send().await.unwrap()
     });
     // what the pipe delivers: a batch of SQS messages whose bodies are S3 events
-    let record = json!({"s3": {"bucket": {"name": bucket}, "object": {"key": "uploaded/john-doe.png"}}});
-    let batch = json!([{"messageId": "1", "body": json!({"Records": [record]}).to_string()}]);
     let input = w.state.path().join("batch.json");
-    std::fs::write(&input, batch.to_string()).unwrap();
+    std::fs::write(&input, scenario["input"].to_string()).unwrap();
 
     let out = w.deploy().run(&["run", "resize-image", "--input-file", input.to_str().unwrap()]).success();
     for line in [
@@ -101,6 +101,25 @@ fn resize_image_runs_end_to_end_in_the_emulator() {
         "{updates:?}"
     );
     assert_eq!(events.iter().filter(|e| e["type"] == "TaskSucceeded").count(), 5);
+
+    // Same results whichever engine runs it: the local engine, on the same input and answers,
+    // gives the same output and the same history event types (the two Parallel branches
+    // interleave differently: moto runs them at once, the local engine one after the other).
+    let local = w.deploy().run(&["test", "resize-image", "--scenario", "jsonpath-one-record", "--output", "json"]).success();
+    let local: Value = serde_json::from_str(local.stdout.lines().next().unwrap()).unwrap();
+    let local_types: Vec<&str> = local["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    let moto_types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    let sorted = |v: &[&str]| {
+        let mut v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(&local_types), sorted(&moto_types), "\nlocal {local_types:?}\nmoto  {moto_types:?}");
+    assert_eq!(local_types[..7], moto_types[..7], "up to the branches, in order");
+    assert_eq!(local_types[local_types.len() - 10..], moto_types[moto_types.len() - 10..], "from the join on, in order");
+    let moto_output: Value = serde_json::from_str(events.last().unwrap()["details"]["output"].as_str().unwrap()).unwrap();
+    assert_eq!(local["status"], "SUCCEEDED");
+    assert_eq!(moto_output, serde_json::json!([{}]));
 
     // the path it took, drawn
     let dot = w.deploy().run(&["graph", "resize-image", "--var", "query_language=jsonpath", "--execution", &arn]).success().stdout;

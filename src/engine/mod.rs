@@ -1,4 +1,4 @@
-//! A local Step Functions interpreter for JSONata workflows: Pass, Task, Choice, Wait,
+//! A local Step Functions interpreter for JSONata and JSONPath workflows: Pass, Task, Choice, Wait,
 //! Succeed, Fail, Parallel and Map; Retry (interval, backoff, max attempts, max delay) and
 //! Catch; Arguments / Output / Assign / Condition with `$states` and variables (a Parallel
 //! branch or Map iteration reads the outer variables and keeps its own assignments); the
@@ -7,6 +7,7 @@
 //! (mocks in `deploy test`).
 
 pub mod jsonata;
+pub mod jsonpath;
 pub mod scenario;
 
 use serde_json::{Map, Value, json};
@@ -70,6 +71,8 @@ struct Run<'a> {
     context: Value,
     transitions: usize,
     tokens: usize,
+    /// The machine's query language (a state may say otherwise for itself).
+    lang: String,
 }
 
 /// Variables visible in a scope: the outer ones (read-only) and this scope's own.
@@ -108,6 +111,55 @@ impl Run<'_> {
         s
     }
 
+    fn lang_of(&self, s: &Value) -> String {
+        s["QueryLanguage"].as_str().map(str::to_string).unwrap_or_else(|| self.lang.clone())
+    }
+
+    fn context_for(&self, name: &str, extra: &[(&str, Value)]) -> Value {
+        let mut c = self.states_var(&Value::Null, name, &[])["context"].clone();
+        for (k, v) in extra {
+            c[*k] = v.clone();
+        }
+        c
+    }
+
+    /// JSONPath: InputPath (a null InputPath gives `{}`).
+    fn jp_input(&self, s: &Value, input: &Value, name: &str, vars: &Vars) -> Result<Value, Failure> {
+        match s.get("InputPath") {
+            None => Ok(input.clone()),
+            Some(Value::Null) => Ok(json!({})),
+            Some(p) => jsonpath::expression(p.as_str().unwrap_or("$"), input, &self.context_for(name, &[]), &vars.all())
+                .map_err(|m| fail("States.Runtime", m)),
+        }
+    }
+
+    /// JSONPath: a payload template (`Parameters`, `ItemSelector`, `ResultSelector`).
+    fn jp_template(&self, t: &Value, over: &Value, context: &Value, vars: &Vars) -> Result<Value, Failure> {
+        jsonpath::template(t, over, context, &vars.all()).map_err(|m| fail("States.Runtime", m))
+    }
+
+    /// JSONPath: ResultSelector, ResultPath and OutputPath around a state's result.
+    fn jp_output(&self, s: &Value, input: &Value, result: Option<Value>, name: &str, vars: &Vars) -> Result<Value, Failure> {
+        let ctx = self.context_for(name, &[]);
+        let result = match (result, s.get("ResultSelector")) {
+            (Some(r), Some(sel)) => Some(self.jp_template(sel, &r, &ctx, vars)?),
+            (r, _) => r,
+        };
+        let combined = match (result, s.get("ResultPath")) {
+            (_, Some(Value::Null)) => input.clone(),
+            (Some(r), Some(p)) => {
+                jsonpath::set(p.as_str().unwrap_or("$"), input, r).map_err(|m| fail("States.ResultPathMatchFailure", m))?
+            }
+            (Some(r), None) => r,
+            (None, _) => input.clone(),
+        };
+        match s.get("OutputPath") {
+            None => Ok(combined),
+            Some(Value::Null) => Ok(json!({})),
+            Some(p) => jsonpath::expression(p.as_str().unwrap_or("$"), &combined, &ctx, &vars.all()).map_err(|m| fail("States.Runtime", m)),
+        }
+    }
+
     fn eval(&self, template: &Value, states: &Value, vars: &Vars) -> Result<Value, Failure> {
         jsonata::eval_template(template, states, &vars.all()).map_err(|m| fail("States.QueryEvaluationError", m))
     }
@@ -140,7 +192,61 @@ impl Run<'_> {
         self.path.push(name.to_string());
         self.event(&format!("{ty}StateEntered"), json!({"name": name, "input": input}));
         let next = s["Next"].as_str().map(str::to_string);
+        let jp = self.lang_of(s) == "JSONPath";
         let result = match ty {
+            "Pass" if jp => (|| {
+                let effective = self.jp_input(s, &input, name, vars)?;
+                let result = match (s.get("Result"), s.get("Parameters")) {
+                    (Some(r), _) => r.clone(),
+                    (None, Some(p)) => self.jp_template(p, &effective, &self.context_for(name, &[]), vars)?,
+                    (None, None) => effective,
+                };
+                self.jp_output(s, &input, Some(result), name, vars)
+            })()
+            .map(|o| (o, next)),
+            "Succeed" | "Wait" | "Choice" if jp => (|| {
+                let effective = self.jp_input(s, &input, name, vars)?;
+                let ctx = self.context_for(name, &[]);
+                let mut to = next.clone();
+                if ty == "Wait" {
+                    let secs = match (s.get("Seconds"), s.get("SecondsPath")) {
+                        (Some(v), _) => v.as_f64().unwrap_or(0.0),
+                        (None, Some(p)) => jsonpath::expression(p.as_str().unwrap_or("$"), &effective, &ctx, &vars.all())
+                            .map_err(|m| fail("States.Runtime", m))?
+                            .as_f64()
+                            .unwrap_or(0.0),
+                        _ => 0.0,
+                    };
+                    self.clock += secs.max(0.0);
+                }
+                if ty == "Choice" {
+                    to = None;
+                    for r in s["Choices"].as_array().into_iter().flatten() {
+                        if jsonpath::rule(r, &effective, &ctx, &vars.all()).map_err(|m| fail("States.Runtime", m))? {
+                            to = r["Next"].as_str().map(str::to_string);
+                            break;
+                        }
+                    }
+                    to = to.or_else(|| s["Default"].as_str().map(str::to_string));
+                    if to.is_none() {
+                        return Err(fail("States.NoChoiceMatched", format!("no Choice rule matched in {name}")));
+                    }
+                }
+                let out = self.jp_output(s, &effective, None, name, vars)?;
+                Ok((out, if ty == "Succeed" { None } else { to }))
+            })(),
+            "Fail" if jp => {
+                let ctx = self.context_for(name, &[]);
+                let pick = |k: &str, kp: &str| -> Option<String> {
+                    s[k].as_str().map(str::to_string).or_else(|| {
+                        s[kp]
+                            .as_str()
+                            .and_then(|p| jsonpath::expression(p, &input, &ctx, &vars.all()).ok())
+                            .and_then(|v| v.as_str().map(str::to_string))
+                    })
+                };
+                Err(fail(&pick("Error", "ErrorPath").unwrap_or_default(), pick("Cause", "CausePath").unwrap_or_default()))
+            }
             "Pass" => self.finish(name, s, &input, None, vars).map(|o| (o, next)),
             "Succeed" => {
                 let out = if s.get("Output").is_some() {
@@ -224,6 +330,9 @@ impl Run<'_> {
                 _ => self.map(s, input, name, vars),
             };
             let failure = match attempt {
+                Ok(result) if self.lang_of(s) == "JSONPath" => {
+                    return self.jp_output(s, input, Some(result), name, vars).map(|o| (o, next));
+                }
                 Ok(result) => return self.finish(name, s, input, Some(&result), vars).map(|o| (o, next)),
                 Err(f) => f,
             };
@@ -248,6 +357,16 @@ impl Run<'_> {
             for c in s["Catch"].as_array().into_iter().flatten() {
                 if matches(&c["ErrorEquals"], &failure.error) {
                     let error_output = json!({"Error": failure.error, "Cause": failure.cause});
+                    if self.lang_of(s) == "JSONPath" {
+                        let output = match c.get("ResultPath") {
+                            Some(Value::Null) => input.clone(),
+                            Some(p) => jsonpath::set(p.as_str().unwrap_or("$"), input, error_output)
+                                .map_err(|m| fail("States.ResultPathMatchFailure", m))?,
+                            None => error_output,
+                        };
+                        self.event(&format!("{ty}StateExited"), json!({"name": name, "output": output}));
+                        return Ok((output, c["Next"].as_str().map(str::to_string)));
+                    }
                     let st = self.states_var(input, name, &[("errorOutput", error_output.clone())]);
                     let output = match c.get("Output") {
                         Some(o) => self.eval(o, &st, vars)?,
@@ -275,11 +394,20 @@ impl Run<'_> {
         if let Some(t) = &token {
             st["context"]["Task"] = json!({"Token": t});
         }
-        let args = match s.get("Arguments") {
-            Some(a) => self.eval(a, &st, vars)?,
-            None => input.clone(),
+        let args = if self.lang_of(s) == "JSONPath" {
+            let effective = self.jp_input(s, input, name, vars)?;
+            match s.get("Parameters") {
+                Some(p) => self.jp_template(p, &effective, &st["context"], vars)?,
+                None => effective,
+            }
+        } else {
+            match s.get("Arguments") {
+                Some(a) => self.eval(a, &st, vars)?,
+                None => input.clone(),
+            }
         };
         self.event("TaskScheduled", json!({"resource": resource, "parameters": args}));
+        self.event("TaskStarted", json!({"resource": resource}));
         if let Some(t) = s["TimeoutSeconds"].as_f64() {
             let _ = t; // virtual time: a mocked answer arrives at once
         }
@@ -297,27 +425,44 @@ impl Run<'_> {
 
     fn parallel(&mut self, s: &Value, input: &Value, name: &str, vars: &Vars) -> Result<Value, Failure> {
         let st = self.states_var(input, name, &[]);
-        let branch_input = match s.get("Arguments") {
-            Some(a) => self.eval(a, &st, vars)?,
-            None => input.clone(),
+        let branch_input = if self.lang_of(s) == "JSONPath" {
+            let effective = self.jp_input(s, input, name, vars)?;
+            match s.get("Parameters") {
+                Some(p) => self.jp_template(p, &effective, &st["context"], vars)?,
+                None => effective,
+            }
+        } else {
+            match s.get("Arguments") {
+                Some(a) => self.eval(a, &st, vars)?,
+                None => input.clone(),
+            }
         };
+        self.event("ParallelStateStarted", json!({}));
         let mut results = Vec::new();
         for b in s["Branches"].as_array().into_iter().flatten() {
             let mut inner = vars.nested();
             match self.scope(b, branch_input.clone(), &mut inner) {
                 Ok(v) => results.push(v),
                 // A failing branch fails the Parallel state with the branch's own error.
-                Err(f) => return Err(f),
+                Err(f) => {
+                    self.event("ParallelStateFailed", json!({"error": f.error, "cause": f.cause}));
+                    return Err(f);
+                }
             }
         }
+        self.event("ParallelStateSucceeded", json!({}));
         Ok(Value::Array(results))
     }
 
     fn map(&mut self, s: &Value, input: &Value, name: &str, vars: &Vars) -> Result<Value, Failure> {
         let st = self.states_var(input, name, &[]);
-        let items = match s.get("Items") {
-            Some(i) => self.eval(i, &st, vars)?,
-            None => input.clone(),
+        let jp = self.lang_of(s) == "JSONPath";
+        let effective = if jp { self.jp_input(s, input, name, vars)? } else { input.clone() };
+        let items = match (jp, s.get("Items"), s.get("ItemsPath")) {
+            (false, Some(i), _) => self.eval(i, &st, vars)?,
+            (true, _, Some(p)) => jsonpath::expression(p.as_str().unwrap_or("$"), &effective, &st["context"], &vars.all())
+                .map_err(|m| fail("States.Runtime", m))?,
+            _ => effective.clone(),
         };
         let items = items.as_array().cloned().ok_or_else(|| fail("States.Runtime", format!("{name}: the items are not an array")))?;
         self.event("MapStateStarted", json!({"length": items.len()}));
@@ -325,13 +470,13 @@ impl Run<'_> {
         let mut results = Vec::new();
         for (i, item) in items.into_iter().enumerate() {
             self.event("MapIterationStarted", json!({"name": name, "index": i}));
-            let item_input = match s.get("ItemSelector") {
-                Some(sel) => {
-                    let mut ist = st.clone();
-                    ist["context"]["Map"] = json!({"Item": {"Index": i, "Value": item}});
-                    self.eval(sel, &ist, vars)?
-                }
-                None => item,
+            let mut ist = st.clone();
+            ist["context"]["Map"] = json!({"Item": {"Index": i, "Value": item}});
+            let selector = s.get("ItemSelector").or(if jp { s.get("Parameters") } else { None });
+            let item_input = match (selector, jp) {
+                (Some(sel), true) => self.jp_template(sel, &effective, &ist["context"], vars)?,
+                (Some(sel), false) => self.eval(sel, &ist, vars)?,
+                (None, _) => item,
             };
             let mut inner = vars.nested();
             match self.scope(processor, item_input, &mut inner) {
@@ -341,6 +486,7 @@ impl Run<'_> {
                 }
                 Err(f) => {
                     self.event("MapIterationFailed", json!({"name": name, "index": i}));
+                    self.event("MapStateFailed", json!({}));
                     return Err(f);
                 }
             }
@@ -362,14 +508,11 @@ fn matches(list: &Value, error: &str) -> bool {
 /// Runs a JSONata definition to its end.
 pub fn execute(definition: &Value, input: Value, name: &str, tasks: &mut dyn Tasks) -> Execution {
     let context = json!({"Execution": {"Id": format!("local:{name}"), "Name": name, "Input": input, "StartTime": "+0s"}, "StateMachine": {"Name": "local"}});
-    let mut run = Run { tasks, clock: 0.0, events: Vec::new(), path: Vec::new(), context, transitions: 0, tokens: 0 };
+    let lang = definition["QueryLanguage"].as_str().unwrap_or("JSONPath").to_string();
+    let mut run = Run { tasks, clock: 0.0, events: Vec::new(), path: Vec::new(), context, transitions: 0, tokens: 0, lang };
     run.event("ExecutionStarted", json!({"input": input}));
     let mut vars = Vars::default();
-    let result = if definition["QueryLanguage"] != "JSONata" {
-        Err(fail("States.Runtime", "the local engine runs JSONata definitions (JSONPath is not implemented yet)"))
-    } else {
-        run.scope(definition, input, &mut vars)
-    };
+    let result = run.scope(definition, input, &mut vars);
     let (status, output, error, cause) = match result {
         Ok(out) => {
             run.event("ExecutionSucceeded", json!({"output": out}));
@@ -441,12 +584,10 @@ mod tests {
     }
 
     #[test]
-    fn choice_without_match_fails_and_jsonpath_is_refused() {
+    fn choice_without_match_fails() {
         let def = json!({"QueryLanguage": "JSONata", "StartAt": "C", "States": {
             "C": {"Type": "Choice", "Choices": [{"Condition": "{% $states.input.n > 5 %}", "Next": "S"}]}, "S": {"Type": "Succeed"}}});
         let e = execute(&def, json!({"n": 1}), "t", &mut Script(vec![]));
         assert_eq!(e.error.as_deref(), Some("States.NoChoiceMatched"));
-        let e = execute(&json!({"StartAt": "S", "States": {"S": {"Type": "Succeed"}}}), json!({}), "t", &mut Script(vec![]));
-        assert!(e.cause.unwrap().contains("JSONPath is not implemented yet"));
     }
 }
