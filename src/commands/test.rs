@@ -40,14 +40,16 @@ pub fn test(g: &Global, stack: &str, only: Option<&str>, format: Format) -> Resu
         let (_, defs) = definitions(&setup, stack, &vars, Some(LOCAL))?;
         let (_, def) = defs.first().ok_or_else(|| Error::user(format!("stack `{stack}` has no state machine")))?;
         let mut tasks = scenario::Mocked::new(&sc.mocks);
+        let started = std::time::Instant::now();
         let exec = engine::execute(def, sc.input.clone(), &name, &mut tasks);
+        let wall = started.elapsed().as_secs_f64();
         let problems = scenario::check(&exec, &tasks.calls, &sc.expect);
         ran += 1;
         match format {
             Format::Json => println!(
                 "{}",
                 json!({"scenario": name, "passed": problems.is_empty(), "problems": problems, "status": format!("{:?}", exec.status).to_uppercase(),
-                       "path": exec.path, "transitions": exec.path.len(), "virtual_seconds": exec.seconds, "events": exec.events})
+                       "path": exec.path, "transitions": exec.path.len(), "virtual_seconds": exec.seconds, "wall_seconds": wall, "events": exec.events})
             ),
             Format::Text => {
                 let mark = if problems.is_empty() { "ok  " } else { "FAIL" };

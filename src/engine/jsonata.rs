@@ -6,8 +6,22 @@ use jsonata_core::parser;
 use jsonata_core::value::JValue;
 use serde_json::{Map, Value};
 
+thread_local! {
+    /// Parsed expressions: a workflow evaluates the same few expressions over and over.
+    static PARSED: std::cell::RefCell<std::collections::HashMap<String, std::rc::Rc<jsonata_core::ast::AstNode>>> = Default::default();
+}
+
+fn parsed(expr: &str) -> Result<std::rc::Rc<jsonata_core::ast::AstNode>, String> {
+    if let Some(ast) = PARSED.with(|p| p.borrow().get(expr).cloned()) {
+        return Ok(ast);
+    }
+    let ast = std::rc::Rc::new(parser::parse(expr).map_err(|e| format!("{expr}: {e}"))?);
+    PARSED.with(|p| p.borrow_mut().insert(expr.to_string(), ast.clone()));
+    Ok(ast)
+}
+
 pub fn eval_expression(expr: &str, states: &Value, vars: &Map<String, Value>) -> Result<Value, String> {
-    let ast = parser::parse(expr).map_err(|e| format!("{expr}: {e}"))?;
+    let ast = parsed(expr)?;
     let mut ctx = Context::new();
     ctx.bind("states".into(), JValue::from(states.clone()));
     for (k, v) in vars {
@@ -16,7 +30,7 @@ pub fn eval_expression(expr: &str, states: &Value, vars: &Map<String, Value>) ->
     let options = EvaluatorOptions { timeout_ms: Some(10_000), ..Default::default() };
     let mut ev = Evaluator::with_options(ctx, options);
     register_step_functions_additions(&mut ev);
-    let v = ev.evaluate(&ast, &JValue::Undefined).map_err(|e| format!("{expr}: {e}"))?;
+    let v = ev.evaluate(ast.as_ref(), &JValue::Undefined).map_err(|e| format!("{expr}: {e}"))?;
     if v.is_undefined() {
         return Ok(Value::Null);
     }
