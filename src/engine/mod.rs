@@ -384,6 +384,22 @@ impl Run<'_> {
         }
     }
 
+    /// What a Task or Parallel state works on: JSONPath InputPath + Parameters, or JSONata Arguments.
+    fn arguments(&self, s: &Value, input: &Value, name: &str, st: &Value, vars: &Vars) -> Result<Value, Failure> {
+        if self.lang_of(s) == "JSONPath" {
+            let effective = self.jp_input(s, input, name, vars)?;
+            match s.get("Parameters") {
+                Some(p) => self.jp_template(p, &effective, &st["context"], vars),
+                None => Ok(effective),
+            }
+        } else {
+            match s.get("Arguments") {
+                Some(a) => self.eval(a, st, vars),
+                None => Ok(input.clone()),
+            }
+        }
+    }
+
     fn task(&mut self, name: &str, s: &Value, input: &Value, vars: &Vars) -> Result<Value, Failure> {
         let resource = s["Resource"].as_str().unwrap_or_default().to_string();
         let token = resource.ends_with(".waitForTaskToken").then(|| {
@@ -394,23 +410,9 @@ impl Run<'_> {
         if let Some(t) = &token {
             st["context"]["Task"] = json!({"Token": t});
         }
-        let args = if self.lang_of(s) == "JSONPath" {
-            let effective = self.jp_input(s, input, name, vars)?;
-            match s.get("Parameters") {
-                Some(p) => self.jp_template(p, &effective, &st["context"], vars)?,
-                None => effective,
-            }
-        } else {
-            match s.get("Arguments") {
-                Some(a) => self.eval(a, &st, vars)?,
-                None => input.clone(),
-            }
-        };
+        let args = self.arguments(s, input, name, &st, vars)?;
         self.event("TaskScheduled", json!({"resource": resource, "parameters": args}));
         self.event("TaskStarted", json!({"resource": resource}));
-        if let Some(t) = s["TimeoutSeconds"].as_f64() {
-            let _ = t; // virtual time: a mocked answer arrives at once
-        }
         match self.tasks.call(name, &resource, &args, token.as_deref()) {
             TaskResult::Return(v) => {
                 self.event("TaskSucceeded", json!({"resource": resource, "output": v}));
@@ -425,18 +427,7 @@ impl Run<'_> {
 
     fn parallel(&mut self, s: &Value, input: &Value, name: &str, vars: &Vars) -> Result<Value, Failure> {
         let st = self.states_var(input, name, &[]);
-        let branch_input = if self.lang_of(s) == "JSONPath" {
-            let effective = self.jp_input(s, input, name, vars)?;
-            match s.get("Parameters") {
-                Some(p) => self.jp_template(p, &effective, &st["context"], vars)?,
-                None => effective,
-            }
-        } else {
-            match s.get("Arguments") {
-                Some(a) => self.eval(a, &st, vars)?,
-                None => input.clone(),
-            }
-        };
+        let branch_input = self.arguments(s, input, name, &st, vars)?;
         self.event("ParallelStateStarted", json!({}));
         let mut results = Vec::new();
         for b in s["Branches"].as_array().into_iter().flatten() {
