@@ -189,8 +189,14 @@ pub enum Command {
     Test {
         stack: String,
         /// Only this scenario (file name without .json)
-        #[arg(long)]
+        #[arg(long, conflicts_with = "mock_config")]
         scenario: Option<String>,
+        /// Run the test cases of a Step Functions Local mock configuration file instead
+        #[arg(long, value_name = "FILE")]
+        mock_config: Option<PathBuf>,
+        /// Execution input for --mock-config test cases (JSON)
+        #[arg(long, default_value = "{}", requires = "mock_config")]
+        input: String,
         #[command(flatten)]
         out: OutputArgs,
     },

@@ -41,7 +41,10 @@ async fn run(cli: Cli) -> error::Result<()> {
         Command::List { out } => commands::info::list(g, out),
         Command::Outputs { stack, out } => commands::info::outputs(g, stack, out),
         Command::Render { stack, vars } => commands::info::render(g, stack, vars),
-        Command::Test { stack, scenario, out } => commands::test::test(g, stack, scenario.as_deref(), out.format),
+        Command::Test { stack, scenario, mock_config, input, out } => match mock_config {
+            Some(f) => commands::test::test_mock_config(g, stack, f, input, out.format),
+            None => commands::test::test(g, stack, scenario.as_deref(), out.format),
+        },
         Command::Policy { stack, machine, vars } => commands::validate::policy(g, stack, machine.as_deref(), vars),
         Command::Validate { select, files, vars, out } => commands::validate::validate(g, select, files, vars, out.format),
         Command::Graph { stack, format, out, machine, execution, resources, vars } => {

@@ -45,3 +45,37 @@ fn a_wrong_expectation_fails_and_says_what_differed() {
     assert!(out.stdout.contains("calls of \"AddUserToGroup\""), "{out:?}");
     assert!(out.stderr.contains("1 of 1 scenarios of `create-new-user` failed"), "{out:?}");
 }
+
+/// The Step Functions Local mock-configuration format: every test case runs; a response range
+/// ("0-1") answers several calls in order.
+#[test]
+fn step_functions_local_mock_configurations_run() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = repo.join("tests/fixtures/sfn-local-mocks.json");
+    let out = offline(repo)
+        .run(&[
+            "test",
+            "create-new-user",
+            "--mock-config",
+            config.to_str().unwrap(),
+            "--input",
+            r#"{"username": "john-doe"}"#,
+            "--output",
+            "json",
+        ])
+        .success();
+    let cases: std::collections::BTreeMap<String, Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|v| (v["test_case"].as_str().unwrap().to_string(), v))
+        .collect();
+    assert_eq!(cases["ApproveAsAdmin"]["status"], "SUCCEEDED");
+    assert_eq!(cases["ApproveAsAdmin"]["path"], serde_json::json!(["SNS Publish", "CreateUser", "AddUserToGroup"]));
+    assert_eq!(cases["Reject"]["status"], "FAILED");
+    assert_eq!(cases["Reject"]["error"], "Rejected");
+    // CreateUser has no Retry in the published definition: the first failure ends the execution
+    assert_eq!(cases["FlakyIam"]["error"], "IAM.ServiceFailureException");
+    let out = offline(repo).run(&["test", "should-i-deploy", "--mock-config", config.to_str().unwrap()]).code(2);
+    assert!(out.stderr.contains("no state machine \"should-i-deploy\""), "{out:?}");
+}

@@ -11,6 +11,41 @@ use serde_json::json;
 /// Where ARNs point when the stack is not deployed: the emulator's account and region.
 const LOCAL: (&str, &str, &str) = ("123456789012", "us-east-1", "aws");
 
+/// Runs the test cases of a Step Functions Local mock configuration (no expectations there:
+/// each case's outcome is printed).
+pub fn test_mock_config(g: &Global, stack: &str, file: &std::path::Path, input: &str, format: Format) -> Result<()> {
+    let setup = Setup::new(g)?;
+    let display = file.display().to_string();
+    let text = std::fs::read_to_string(file).map_err(|e| Error::user(format!("cannot read: {e}")).at(display.clone()))?;
+    let config: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::user(format!("not JSON: {e}")).at(format!("{display}:{}", e.line())))?;
+    let input: serde_json::Value = serde_json::from_str(input).map_err(|e| Error::user(format!("--input is not JSON: {e}")))?;
+    let vars = VarArgs { placeholders: true, ..Default::default() };
+    let (s, defs) = definitions(&setup, stack, &vars, Some(LOCAL))?;
+    let (id, def) = defs.first().ok_or_else(|| Error::user(format!("stack `{stack}` has no state machine")))?;
+    let machine = s.resources[id].attrs.get("name").and_then(|n| n.as_str()).unwrap_or(id).to_string();
+    let cases = scenario::from_sfn_local(&config, &machine).map_err(|m| Error::user(m).at(display.clone()))?;
+    for (case, mocks) in cases {
+        let mut tasks = scenario::Mocked::new(&mocks);
+        let exec = engine::execute(def, input.clone(), &case, &mut tasks);
+        let status = format!("{:?}", exec.status).to_uppercase();
+        match format {
+            Format::Json => println!(
+                "{}",
+                json!({"test_case": case, "status": status, "output": exec.output, "error": exec.error, "cause": exec.cause, "path": exec.path, "events": exec.events})
+            ),
+            Format::Text => {
+                let end = match &exec.error {
+                    Some(e) => format!("{e}: {}", exec.cause.clone().unwrap_or_default()),
+                    None => format!("output {}", exec.output),
+                };
+                println!("{case}: {status}, {end}\n  path: {}", exec.path.join(" -> "));
+            }
+        }
+    }
+    Ok(())
+}
+
 pub fn test(g: &Global, stack: &str, only: Option<&str>, format: Format) -> Result<()> {
     let setup = Setup::new(g)?;
     let dir = setup.project.root.join("stacks").join(stack).join("tests");

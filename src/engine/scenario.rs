@@ -131,3 +131,72 @@ pub fn check(exec: &Execution, calls: &BTreeMap<String, Vec<Value>>, expect: &Ex
     }
     out
 }
+
+/// Test cases from a Step Functions Local mock configuration file:
+/// `{"StateMachines": {"<name>": {"TestCases": {"<case>": {"<state>": "<response>"}}}},
+///   "MockedResponses": {"<response>": {"0": {"Return": ...}, "1-2": {"Throw": ...}}}}`.
+/// Each case becomes (case name, mocks per state, in call order).
+pub fn from_sfn_local(config: &Value, machine: &str) -> Result<Vec<(String, BTreeMap<String, Vec<Mock>>)>, String> {
+    let machines = config["StateMachines"].as_object().ok_or("no StateMachines in the mock configuration")?;
+    let sm = machines.get(machine).ok_or_else(|| {
+        format!(
+            "the mock configuration has no state machine {machine:?} (it has: {})",
+            machines.keys().cloned().collect::<Vec<_>>().join(", ")
+        )
+    })?;
+    let responses = config["MockedResponses"].as_object().ok_or("no MockedResponses in the mock configuration")?;
+    let mut out = Vec::new();
+    for (case, states) in sm["TestCases"].as_object().ok_or("no TestCases for the state machine")? {
+        let mut mocks = BTreeMap::new();
+        for (state, response) in states.as_object().ok_or_else(|| format!("test case {case}: an object of state -> response"))? {
+            let name = response.as_str().ok_or_else(|| format!("test case {case}, state {state}: a response name"))?;
+            let r = responses.get(name).and_then(|r| r.as_object()).ok_or_else(|| format!("no mocked response {name:?}"))?;
+            // keys are invocation numbers ("0") or ranges ("1-2"), 0-based
+            let mut by_call: BTreeMap<usize, Mock> = BTreeMap::new();
+            for (k, v) in r {
+                let (from, to) = match k.split_once('-') {
+                    Some((a, b)) => (a.trim().parse::<usize>(), b.trim().parse::<usize>()),
+                    None => (k.trim().parse::<usize>(), k.trim().parse::<usize>()),
+                };
+                let (from, to) = (
+                    from.map_err(|_| format!("{name}: {k:?} is not an invocation number or range"))?,
+                    to.map_err(|_| format!("{name}: bad range {k:?}"))?,
+                );
+                let mock: Mock = serde_json::from_value(v.clone()).map_err(|e| format!("{name} {k}: {e}"))?;
+                for i in from..=to {
+                    by_call.insert(i, mock.clone());
+                }
+            }
+            if by_call.keys().copied().ne(0..by_call.len()) {
+                return Err(format!("{name}: invocation numbers must run 0, 1, 2... without gaps"));
+            }
+            mocks.insert(state.clone(), by_call.into_values().collect());
+        }
+        out.push((case.clone(), mocks));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn sfn_local_mock_configuration_is_read() {
+        let config = json!({
+            "StateMachines": {"create-new-user": {"TestCases": {"Approve": {"SNS Publish": "Admin"}, "Flaky": {"CreateUser": "FailTwice"}}}},
+            "MockedResponses": {
+                "Admin": {"0": {"Return": {"admin": true}}},
+                "FailTwice": {"0-1": {"Throw": {"Error": "IAM.ServiceFailure", "Cause": "x"}}, "2": {"Return": {}}}}});
+        let cases = from_sfn_local(&config, "create-new-user").unwrap();
+        assert_eq!(cases.len(), 2);
+        let flaky = &cases.iter().find(|(n, _)| n == "Flaky").unwrap().1["CreateUser"];
+        assert_eq!(flaky.len(), 3);
+        assert!(matches!(&flaky[1], Mock::Throw { error, .. } if error == "IAM.ServiceFailure"));
+        assert!(matches!(&flaky[2], Mock::Return(_)));
+        assert!(from_sfn_local(&config, "nope").unwrap_err().contains("no state machine \"nope\" (it has: create-new-user)"));
+        let gap = json!({"StateMachines": {"m": {"TestCases": {"c": {"S": "R"}}}}, "MockedResponses": {"R": {"1": {"Return": 1}}}});
+        assert!(from_sfn_local(&gap, "m").unwrap_err().contains("without gaps"));
+    }
+}
