@@ -83,6 +83,11 @@ impl Kind for SnsSubscription {
         match ctx.sns.unsubscribe().subscription_arn(&arn).send().await {
             Ok(_) => Ok(vec![]),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => Ok(vec![]),
+            // A subscription still pending confirmation may refuse Unsubscribe; deleting its
+            // topic (which comes after it in destroy order) removes it.
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_invalid_parameter_exception()) => {
+                Ok(vec![format!("the subscription is pending confirmation: it goes with its topic ({})", a.topic_arn)])
+            }
             Err(e) => Err(api_error("Unsubscribe", &e)),
         }
     }
