@@ -144,3 +144,18 @@ fn comparison_with_asl_validator() {
         assert!(accepts(&f), "{t}");
     }
 }
+
+#[test]
+fn a_state_machine_name_outside_the_service_rules_is_an_error() {
+    let project = project_copy();
+    let manifest = project.path().join("stacks/bucket-replication/stack.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text.replace("name = \"bucket-replication\"\nrole_arn", "name = \"bucket replication!\"\nrole_arn")).unwrap();
+    let (_s, d) = deploy_offline(project.path());
+    let out = d.run(&["validate", "bucket-replication"]).code(2);
+    assert!(
+        out.stderr
+            .contains("at /resources/state_machine/name: state machine name \"bucket replication!\": 1 to 80 letters, digits, '-' or '_'"),
+        "{out:?}"
+    );
+}

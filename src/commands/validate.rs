@@ -72,6 +72,19 @@ pub fn check_stack(stack: &Stack, defs: &[(String, Value)]) -> Vec<Finding> {
     for (id, def) in defs {
         let file = template_file(stack, id);
         out.extend(validate::check(def, &file, Some(&stack.name)));
+        if let Some(name) = stack.resources[id].attrs.get("name").and_then(|n| n.as_str()).filter(|n| !n.contains("${")) {
+            let ok = !name.is_empty() && name.len() <= 80 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !ok {
+                out.push(Finding {
+                    severity: Severity::Error,
+                    stack: Some(stack.name.clone()),
+                    file: stack.file.clone(),
+                    state: None,
+                    pointer: format!("/resources/{id}/name"),
+                    message: format!("state machine name {name:?}: 1 to 80 letters, digits, '-' or '_'"),
+                });
+            }
+        }
         let needs = permissions::derive(def, &permissions::Place::default());
         let finding = |severity, state: Option<String>, file: &str, pointer: String, message: String| Finding {
             severity,

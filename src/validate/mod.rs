@@ -193,6 +193,10 @@ pub fn check(def: &Value, file: &str, stack: Option<&str>) -> Vec<Finding> {
             "JSONPath"
         }
     };
+    let size = def.to_string().len();
+    if size > 1_048_576 {
+        c.error(None, "", format!("the definition is {size} bytes; Step Functions accepts at most 1,048,576"));
+    }
     if let Some(t) = top.get("TimeoutSeconds") {
         if !t.as_u64().is_some_and(|n| n > 0) {
             c.error(None, "/TimeoutSeconds", "TimeoutSeconds must be a positive integer");
