@@ -26,9 +26,9 @@ pub fn test_mock_config(g: &Global, stack: &str, file: &std::path::Path, input: 
     let machine = s.resources[id].attrs.get("name").and_then(|n| n.as_str()).unwrap_or(id).to_string();
     let cases = scenario::from_sfn_local(&config, &machine).map_err(|m| Error::user(m).at(display.clone()))?;
     for (case, mocks) in cases {
-        let mut tasks = scenario::Mocked::new(&mocks);
-        let exec = engine::execute(def, input.clone(), &case, &mut tasks);
-        let status = format!("{:?}", exec.status).to_uppercase();
+        let tasks = scenario::Mocked::new(&mocks);
+        let exec = engine::execute_virtual(def, input.clone(), &case, &tasks);
+        let status = exec.status.name();
         match format {
             Format::Json => println!(
                 "{}",
@@ -74,16 +74,16 @@ pub fn test(g: &Global, stack: &str, only: Option<&str>, format: Format) -> Resu
         };
         let (_, defs) = definitions(&setup, stack, &vars, Some(LOCAL))?;
         let (_, def) = defs.first().ok_or_else(|| Error::user(format!("stack `{stack}` has no state machine")))?;
-        let mut tasks = scenario::Mocked::new(&sc.mocks);
+        let tasks = scenario::Mocked::new(&sc.mocks);
         let started = std::time::Instant::now();
-        let exec = engine::execute(def, sc.input.clone(), &name, &mut tasks);
+        let exec = engine::execute_virtual(def, sc.input.clone(), &name, &tasks);
         let wall = started.elapsed().as_secs_f64();
-        let problems = scenario::check(&exec, &tasks.calls, &sc.expect);
+        let problems = scenario::check(&exec, &tasks.calls(), &sc.expect);
         ran += 1;
         match format {
             Format::Json => println!(
                 "{}",
-                json!({"scenario": name, "passed": problems.is_empty(), "problems": problems, "status": format!("{:?}", exec.status).to_uppercase(),
+                json!({"scenario": name, "passed": problems.is_empty(), "problems": problems, "status": exec.status.name(),
                        "path": exec.path, "transitions": exec.path.len(), "virtual_seconds": exec.seconds, "wall_seconds": wall, "events": exec.events})
             ),
             Format::Text => {

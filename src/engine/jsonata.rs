@@ -65,7 +65,7 @@ fn err(msg: impl Into<String>) -> EvaluatorError {
 }
 
 /// A small, deterministic-per-process random source (no extra crate for a local engine).
-fn random_u64() -> u64 {
+pub(crate) fn random_u64() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static STATE: AtomicU64 = AtomicU64::new(0);
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);

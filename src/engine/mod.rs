@@ -1,32 +1,111 @@
 //! A local Step Functions interpreter for JSONata and JSONPath workflows: Pass, Task, Choice, Wait,
-//! Succeed, Fail, Parallel and Map; Retry (interval, backoff, max attempts, max delay) and
-//! Catch; Arguments / Output / Assign / Condition with `$states` and variables (a Parallel
-//! branch or Map iteration reads the outer variables and keeps its own assignments); the
-//! context object; history events named as AWS names them. Time is virtual: a Wait or a retry
-//! backoff advances a clock instead of sleeping. Tasks are answered by a [`Tasks`] provider
-//! (mocks in `deploy test`).
+//! Succeed, Fail, Parallel and Map (branches and iterations run concurrently; MaxConcurrency;
+//! tolerated failures); Retry (interval, backoff, max attempts, max delay, full jitter) and
+//! Catch; TimeoutSeconds and HeartbeatSeconds; Arguments / Output / Assign / Condition with
+//! `$states` and variables (a Parallel branch or Map iteration reads the outer variables and
+//! keeps its own assignments), Assign in JSONPath states too; the context object; history events
+//! named as AWS names them.
+//!
+//! Time is tokio's: [`execute_virtual`] runs on a paused clock, so a Wait of an hour or a retry
+//! backoff takes no real time (`deploy test`), while the local endpoint (`deploy local`) runs on
+//! the real clock. Tasks are answered by a [`Tasks`] provider: mocks in `deploy test`, calls to
+//! the local emulator in `deploy local`. A `.waitForTaskToken` task whose provider answers
+//! [`TaskResult::AwaitToken`] waits for SendTaskSuccess / SendTaskFailure through [`Callbacks`].
 
 pub mod jsonata;
 pub mod jsonpath;
 pub mod scenario;
 
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
 use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 /// What a task answered.
+#[derive(Debug, Clone)]
 pub enum TaskResult {
     Return(Value),
-    Throw { error: String, cause: String },
+    Throw {
+        error: String,
+        cause: String,
+    },
+    /// The call went out; the result comes back with the task token (`.waitForTaskToken`).
+    AwaitToken,
+}
+
+/// One call of a Task state.
+pub struct TaskCall<'a> {
+    pub state: &'a str,
+    pub resource: &'a str,
+    pub arguments: &'a Value,
+    pub token: Option<&'a str>,
 }
 
 /// Answers Task states.
-pub trait Tasks {
-    fn call(&mut self, state: &str, resource: &str, arguments: &Value, token: Option<&str>) -> TaskResult;
+#[async_trait::async_trait]
+pub trait Tasks: Send + Sync {
+    async fn call(&self, call: TaskCall<'_>) -> TaskResult;
+}
+
+/// What a worker sends back for a task token.
+#[derive(Debug)]
+pub enum Callback {
+    Success(Value),
+    Failure { error: String, cause: String },
+    Heartbeat,
+}
+
+/// Task tokens waiting for an answer, shared by every execution of a local endpoint.
+#[derive(Default)]
+pub struct Callbacks {
+    waiting: Mutex<HashMap<String, mpsc::UnboundedSender<Callback>>>,
+}
+
+impl Callbacks {
+    fn register(&self, token: &str) -> mpsc::UnboundedReceiver<Callback> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.waiting.lock().unwrap().insert(token.to_string(), tx);
+        rx
+    }
+
+    fn forget(&self, token: &str) {
+        self.waiting.lock().unwrap().remove(token);
+    }
+
+    /// Hands an answer to the task waiting for `token`; false if none waits (any more).
+    /// Success or failure ends the wait; a heartbeat keeps it.
+    pub fn send(&self, token: &str, answer: Callback) -> bool {
+        let mut waiting = self.waiting.lock().unwrap();
+        let ends = !matches!(answer, Callback::Heartbeat);
+        let delivered = waiting.get(token).is_some_and(|tx| tx.send(answer).is_ok());
+        if delivered && ends {
+            waiting.remove(token);
+        }
+        delivered
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
     Succeeded,
     Failed,
+    TimedOut,
+}
+
+impl Status {
+    /// As AWS spells an execution's status.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Status::Succeeded => "SUCCEEDED",
+            Status::Failed => "FAILED",
+            Status::TimedOut => "TIMED_OUT",
+        }
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -34,9 +113,28 @@ pub struct Event {
     pub id: usize,
     #[serde(rename = "type")]
     pub kind: String,
-    /// Seconds since the execution started, on the virtual clock.
+    /// Seconds since the execution started (on the paused clock, virtual seconds).
     pub at: f64,
     pub details: Value,
+}
+
+/// Events and states entered so far: readable while the execution runs.
+#[derive(Default)]
+pub struct Journal {
+    events: Mutex<Vec<Event>>,
+    path: Mutex<Vec<String>>,
+}
+
+impl Journal {
+    pub fn events(&self) -> Vec<Event> {
+        self.events.lock().unwrap().clone()
+    }
+
+    pub fn push(&self, kind: &str, at: f64, details: Value) {
+        let mut events = self.events.lock().unwrap();
+        let id = events.len() + 1;
+        events.push(Event { id, kind: kind.into(), at, details });
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -48,8 +146,34 @@ pub struct Execution {
     /// States entered, in order (nested ones included).
     pub path: Vec<String>,
     pub events: Vec<Event>,
-    /// Virtual seconds the execution took.
+    /// Seconds the execution took (virtual on the paused clock).
     pub seconds: f64,
+}
+
+/// Who is running and how.
+pub struct Options {
+    pub name: String,
+    pub execution_arn: String,
+    pub machine_name: String,
+    pub machine_arn: String,
+    pub role_arn: String,
+    /// Multiplies every Wait and retry delay (1 = as written; the local endpoint may shorten them).
+    pub time_scale: f64,
+    pub callbacks: Option<std::sync::Arc<Callbacks>>,
+}
+
+impl Options {
+    pub fn local(name: &str) -> Options {
+        Options {
+            name: name.into(),
+            execution_arn: format!("local:{name}"),
+            machine_name: "local".into(),
+            machine_arn: "local".into(),
+            role_arn: String::new(),
+            time_scale: 1.0,
+            callbacks: None,
+        }
+    }
 }
 
 /// A failure travelling up: an error name and its cause.
@@ -64,13 +188,13 @@ fn fail(error: &str, cause: impl Into<String>) -> Failure {
 }
 
 struct Run<'a> {
-    tasks: &'a mut dyn Tasks,
-    clock: f64,
-    events: Vec<Event>,
-    path: Vec<String>,
+    tasks: &'a dyn Tasks,
+    journal: &'a Journal,
+    opts: &'a Options,
+    start: Instant,
+    wall_start: SystemTime,
     context: Value,
-    transitions: usize,
-    tokens: usize,
+    transitions: AtomicUsize,
     /// The machine's query language (a state may say otherwise for itself).
     lang: String,
 }
@@ -91,19 +215,42 @@ impl Vars {
     fn nested(&self) -> Vars {
         Vars { outer: self.all(), own: Map::new() }
     }
+    fn assign(&mut self, assigned: Value) {
+        self.own.extend(assigned.as_object().cloned().unwrap_or_default());
+    }
 }
 
 const MAX_TRANSITIONS: usize = 25_000;
 
+fn iso(t: SystemTime) -> String {
+    aws_smithy_types::DateTime::from(t).fmt(aws_smithy_types::date_time::Format::DateTime).unwrap_or_default()
+}
+
+/// A task token that looks like AWS's (long, URL-safe), so tools that spot tokens spot ours.
+fn new_token() -> String {
+    format!("AQCEAAAAKgAAAAMAAAAAAAAAA{:016x}{:016x}{:016x}", jsonata::random_u64(), jsonata::random_u64(), jsonata::random_u64())
+}
+
 impl Run<'_> {
-    fn event(&mut self, kind: &str, details: Value) {
-        let id = self.events.len() + 1;
-        self.events.push(Event { id, kind: kind.into(), at: self.clock, details });
+    fn now(&self) -> f64 {
+        self.start.elapsed().as_secs_f64()
+    }
+
+    fn event(&self, kind: &str, details: Value) {
+        self.journal.push(kind, self.now(), details);
+    }
+
+    async fn sleep(&self, seconds: f64) {
+        let s = (seconds * self.opts.time_scale).max(0.0);
+        if s > 0.0 {
+            tokio::time::sleep(Duration::from_secs_f64(s.min(1e9))).await;
+        }
     }
 
     fn states_var(&self, input: &Value, name: &str, extra: &[(&str, Value)]) -> Value {
         let mut context = self.context.clone();
-        context["State"] = json!({"Name": name, "EnteredTime": format!("+{:.3}s", self.clock)});
+        let entered = self.wall_start + self.start.elapsed();
+        context["State"] = json!({"Name": name, "EnteredTime": iso(entered), "RetryCount": 0});
         let mut s = json!({"input": input, "context": context});
         for (k, v) in extra {
             s[*k] = v.clone();
@@ -133,18 +280,20 @@ impl Run<'_> {
         }
     }
 
-    /// JSONPath: a payload template (`Parameters`, `ItemSelector`, `ResultSelector`).
+    /// JSONPath: a payload template (`Parameters`, `ItemSelector`, `ResultSelector`, `Assign`).
     fn jp_template(&self, t: &Value, over: &Value, context: &Value, vars: &Vars) -> Result<Value, Failure> {
         jsonpath::template(t, over, context, &vars.all()).map_err(|m| fail("States.Runtime", m))
     }
 
-    /// JSONPath: ResultSelector, ResultPath and OutputPath around a state's result.
-    fn jp_output(&self, s: &Value, input: &Value, result: Option<Value>, name: &str, vars: &Vars) -> Result<Value, Failure> {
+    /// JSONPath: Assign (`$` is the state's result, or its effective input when it has none),
+    /// then ResultPath and OutputPath around the result.
+    fn jp_output(&self, s: &Value, input: &Value, result: Option<Value>, name: &str, vars: &mut Vars) -> Result<Value, Failure> {
         let ctx = self.context_for(name, &[]);
-        let result = match (result, s.get("ResultSelector")) {
-            (Some(r), Some(sel)) => Some(self.jp_template(sel, &r, &ctx, vars)?),
-            (r, _) => r,
-        };
+        if let Some(a) = s.get("Assign") {
+            let over = result.clone().unwrap_or_else(|| input.clone());
+            let assigned = self.jp_template(a, &over, &ctx, vars)?;
+            vars.assign(assigned);
+        }
         let combined = match (result, s.get("ResultPath")) {
             (_, Some(Value::Null)) => input.clone(),
             (Some(r), Some(p)) => {
@@ -164,37 +313,58 @@ impl Run<'_> {
         jsonata::eval_template(template, states, &vars.all()).map_err(|m| fail("States.QueryEvaluationError", m))
     }
 
-    /// Runs a scope (the machine, a branch, an item processor) from its StartAt.
-    fn scope(&mut self, body: &Value, input: Value, vars: &mut Vars) -> Result<Value, Failure> {
-        let states = body["States"].as_object().ok_or_else(|| fail("States.Runtime", "no States"))?;
-        let mut name = body["StartAt"].as_str().ok_or_else(|| fail("States.Runtime", "no StartAt"))?.to_string();
-        let mut input = input;
-        loop {
-            self.transitions += 1;
-            if self.transitions > MAX_TRANSITIONS {
-                return Err(fail("States.Runtime", format!("more than {MAX_TRANSITIONS} state transitions")));
-            }
-            let s = states.get(&name).ok_or_else(|| fail("States.Runtime", format!("no state {name}")))?;
-            let (output, next) = self.state(&name, s, input, vars)?;
-            match next {
-                Some(n) => {
-                    name = n;
-                    input = output;
-                }
-                None => return Ok(output),
-            }
+    /// A number field that may be written literally, as a JSONata expression, or (JSONPath) as
+    /// `<field>Path` into the state's input.
+    fn number(&self, s: &Value, field: &str, input: &Value, name: &str, vars: &Vars) -> Result<Option<f64>, Failure> {
+        let st = self.states_var(input, name, &[]);
+        let v = match (s.get(field), s.get(format!("{field}Path").as_str())) {
+            (Some(Value::String(_)), _) => Some(self.eval(&s[field], &st, vars)?),
+            (Some(v), _) => Some(v.clone()),
+            (None, Some(p)) => Some(
+                jsonpath::expression(p.as_str().unwrap_or("$"), input, &st["context"], &vars.all())
+                    .map_err(|m| fail("States.Runtime", m))?,
+            ),
+            (None, None) => None,
+        };
+        match v {
+            None => Ok(None),
+            Some(v) => v.as_f64().map(Some).ok_or_else(|| fail("States.Runtime", format!("{name}: {field} is not a number: {v}"))),
         }
     }
 
+    /// Runs a scope (the machine, a branch, an item processor) from its StartAt.
+    fn scope<'s>(&'s self, body: &'s Value, input: Value, vars: &'s mut Vars) -> BoxFuture<'s, Result<Value, Failure>> {
+        async move {
+            let states = body["States"].as_object().ok_or_else(|| fail("States.Runtime", "no States"))?;
+            let mut name = body["StartAt"].as_str().ok_or_else(|| fail("States.Runtime", "no StartAt"))?.to_string();
+            let mut input = input;
+            loop {
+                if self.transitions.fetch_add(1, Ordering::Relaxed) + 1 > MAX_TRANSITIONS {
+                    return Err(fail("States.Runtime", format!("more than {MAX_TRANSITIONS} state transitions")));
+                }
+                let s = states.get(&name).ok_or_else(|| fail("States.Runtime", format!("no state {name}")))?;
+                let (output, next) = self.state(&name, s, input, vars).await?;
+                match next {
+                    Some(n) => {
+                        name = n;
+                        input = output;
+                    }
+                    None => return Ok(output),
+                }
+            }
+        }
+        .boxed()
+    }
+
     /// Runs one state; returns its output and the next state (None: the scope ends).
-    fn state(&mut self, name: &str, s: &Value, input: Value, vars: &mut Vars) -> Result<(Value, Option<String>), Failure> {
+    async fn state(&self, name: &str, s: &Value, input: Value, vars: &mut Vars) -> Result<(Value, Option<String>), Failure> {
         let ty = s["Type"].as_str().unwrap_or("Pass");
-        self.path.push(name.to_string());
+        self.journal.path.lock().unwrap().push(name.to_string());
         self.event(&format!("{ty}StateEntered"), json!({"name": name, "input": input}));
         let next = s["Next"].as_str().map(str::to_string);
         let jp = self.lang_of(s) == "JSONPath";
         let result = match ty {
-            "Pass" if jp => (|| {
+            "Pass" if jp => async {
                 let effective = self.jp_input(s, &input, name, vars)?;
                 let result = match (s.get("Result"), s.get("Parameters")) {
                     (Some(r), _) => r.clone(),
@@ -202,39 +372,52 @@ impl Run<'_> {
                     (None, None) => effective,
                 };
                 self.jp_output(s, &input, Some(result), name, vars)
-            })()
+            }
+            .await
             .map(|o| (o, next)),
-            "Succeed" | "Wait" | "Choice" if jp => (|| {
-                let effective = self.jp_input(s, &input, name, vars)?;
-                let ctx = self.context_for(name, &[]);
-                let mut to = next.clone();
-                if ty == "Wait" {
-                    let secs = match (s.get("Seconds"), s.get("SecondsPath")) {
-                        (Some(v), _) => v.as_f64().unwrap_or(0.0),
-                        (None, Some(p)) => jsonpath::expression(p.as_str().unwrap_or("$"), &effective, &ctx, &vars.all())
-                            .map_err(|m| fail("States.Runtime", m))?
-                            .as_f64()
-                            .unwrap_or(0.0),
-                        _ => 0.0,
-                    };
-                    self.clock += secs.max(0.0);
-                }
-                if ty == "Choice" {
-                    to = None;
-                    for r in s["Choices"].as_array().into_iter().flatten() {
-                        if jsonpath::rule(r, &effective, &ctx, &vars.all()).map_err(|m| fail("States.Runtime", m))? {
-                            to = r["Next"].as_str().map(str::to_string);
-                            break;
+            "Succeed" | "Wait" | "Choice" if jp => {
+                async {
+                    let effective = self.jp_input(s, &input, name, vars)?;
+                    let ctx = self.context_for(name, &[]);
+                    let mut to = next.clone();
+                    if ty == "Wait" {
+                        let secs = match (s.get("Seconds"), s.get("SecondsPath"), s.get("Timestamp"), s.get("TimestampPath")) {
+                            (Some(v), ..) => v.as_f64().unwrap_or(0.0),
+                            (None, Some(p), ..) => jsonpath::expression(p.as_str().unwrap_or("$"), &effective, &ctx, &vars.all())
+                                .map_err(|m| fail("States.Runtime", m))?
+                                .as_f64()
+                                .unwrap_or(0.0),
+                            (None, None, Some(t), _) => self.until(t)?,
+                            (None, None, None, Some(p)) => self.until(
+                                &jsonpath::expression(p.as_str().unwrap_or("$"), &effective, &ctx, &vars.all())
+                                    .map_err(|m| fail("States.Runtime", m))?,
+                            )?,
+                            _ => 0.0,
+                        };
+                        self.sleep(secs).await;
+                    }
+                    if ty == "Choice" {
+                        to = None;
+                        for r in s["Choices"].as_array().into_iter().flatten() {
+                            if jsonpath::rule(r, &effective, &ctx, &vars.all()).map_err(|m| fail("States.Runtime", m))? {
+                                if let Some(a) = r.get("Assign") {
+                                    let assigned = self.jp_template(a, &effective, &ctx, vars)?;
+                                    vars.assign(assigned);
+                                }
+                                to = r["Next"].as_str().map(str::to_string);
+                                break;
+                            }
+                        }
+                        to = to.or_else(|| s["Default"].as_str().map(str::to_string));
+                        if to.is_none() {
+                            return Err(fail("States.NoChoiceMatched", format!("no Choice rule matched in {name}")));
                         }
                     }
-                    to = to.or_else(|| s["Default"].as_str().map(str::to_string));
-                    if to.is_none() {
-                        return Err(fail("States.NoChoiceMatched", format!("no Choice rule matched in {name}")));
-                    }
+                    let out = self.jp_output(s, &effective, None, name, vars)?;
+                    Ok((out, if ty == "Succeed" { None } else { to }))
                 }
-                let out = self.jp_output(s, &effective, None, name, vars)?;
-                Ok((out, if ty == "Succeed" { None } else { to }))
-            })(),
+                .await
+            }
             "Fail" if jp => {
                 let ctx = self.context_for(name, &[]);
                 let pick = |k: &str, kp: &str| -> Option<String> {
@@ -266,9 +449,10 @@ impl Run<'_> {
                 let st = self.states_var(&input, name, &[]);
                 let secs = match (s.get("Seconds"), s.get("Timestamp")) {
                     (Some(v), _) => self.eval(v, &st, vars)?.as_f64().ok_or_else(|| fail("States.Runtime", "Seconds is not a number"))?,
+                    (None, Some(t)) => self.until(&self.eval(t, &st, vars)?)?,
                     _ => 0.0,
                 };
-                self.clock += secs.max(0.0);
+                self.sleep(secs).await;
                 self.finish(name, s, &input, None, vars).map(|o| (o, next))
             }
             "Choice" => {
@@ -278,7 +462,7 @@ impl Run<'_> {
                     if self.eval(&rule["Condition"], &st, vars)? == Value::Bool(true) {
                         if let Some(a) = rule.get("Assign") {
                             let assigned = self.eval(a, &st, vars)?;
-                            vars.own.extend(assigned.as_object().cloned().unwrap_or_default());
+                            vars.assign(assigned);
                         }
                         chosen = rule["Next"].as_str().map(str::to_string);
                         break;
@@ -289,7 +473,7 @@ impl Run<'_> {
                     None => Err(fail("States.NoChoiceMatched", format!("no Choice rule matched in {name}"))),
                 }
             }
-            "Task" | "Parallel" | "Map" => self.with_retry(name, ty, s, &input, vars, next),
+            "Task" | "Parallel" | "Map" => self.with_retry(name, ty, s, &input, vars, next).await,
             other => Err(fail("States.Runtime", format!("unknown state type {other}"))),
         };
         if let Ok((out, _)) = &result {
@@ -298,8 +482,17 @@ impl Run<'_> {
         result
     }
 
+    /// Seconds from now until a timestamp (RFC 3339); 0 if it has passed.
+    fn until(&self, t: &Value) -> Result<f64, Failure> {
+        let text = t.as_str().ok_or_else(|| fail("States.Runtime", format!("Timestamp is not a string: {t}")))?;
+        let when = aws_smithy_types::DateTime::from_str(text, aws_smithy_types::date_time::Format::DateTime)
+            .map_err(|e| fail("States.Runtime", format!("Timestamp {text:?}: {e}")))?;
+        let now = aws_smithy_types::DateTime::from(self.wall_start + self.start.elapsed());
+        Ok((when.as_secs_f64() - now.as_secs_f64()).max(0.0))
+    }
+
     /// Output and Assign of a state that ends normally (Assign sees the same `$states`).
-    fn finish(&mut self, name: &str, s: &Value, input: &Value, result: Option<&Value>, vars: &mut Vars) -> Result<Value, Failure> {
+    fn finish(&self, name: &str, s: &Value, input: &Value, result: Option<&Value>, vars: &mut Vars) -> Result<Value, Failure> {
         let extra: Vec<(&str, Value)> = result.map(|r| vec![("result", r.clone())]).unwrap_or_default();
         let st = self.states_var(input, name, &extra);
         let output = match s.get("Output") {
@@ -308,13 +501,13 @@ impl Run<'_> {
         };
         if let Some(a) = s.get("Assign") {
             let assigned = self.eval(a, &st, vars)?;
-            vars.own.extend(assigned.as_object().cloned().unwrap_or_default());
+            vars.assign(assigned);
         }
         Ok(output)
     }
 
-    fn with_retry(
-        &mut self,
+    async fn with_retry(
+        &self,
         name: &str,
         ty: &str,
         s: &Value,
@@ -325,12 +518,17 @@ impl Run<'_> {
         let mut attempts: Vec<u64> = vec![0; s["Retry"].as_array().map(|r| r.len()).unwrap_or(0)];
         loop {
             let attempt = match ty {
-                "Task" => self.task(name, s, input, vars),
-                "Parallel" => self.parallel(s, input, name, vars),
-                _ => self.map(s, input, name, vars),
+                "Task" => self.task(name, s, input, vars).await,
+                "Parallel" => self.parallel(s, input, name, vars).await,
+                _ => self.map(s, input, name, vars).await,
             };
             let failure = match attempt {
                 Ok(result) if self.lang_of(s) == "JSONPath" => {
+                    let ctx = self.context_for(name, &[]);
+                    let result = match s.get("ResultSelector") {
+                        Some(sel) => self.jp_template(sel, &result, &ctx, vars)?,
+                        None => result,
+                    };
                     return self.jp_output(s, input, Some(result), name, vars).map(|o| (o, next));
                 }
                 Ok(result) => return self.finish(name, s, input, Some(&result), vars).map(|o| (o, next)),
@@ -347,9 +545,12 @@ impl Run<'_> {
                     if let Some(cap) = r["MaxDelaySeconds"].as_f64() {
                         delay = delay.min(cap);
                     }
-                    // FULL jitter waits a random share of the delay; virtual time takes it whole.
+                    if r["JitterStrategy"] == "FULL" {
+                        // a random share of the delay, as AWS does
+                        delay *= (jsonata::random_u64() >> 11) as f64 / (1u64 << 53) as f64;
+                    }
                     attempts[i] += 1;
-                    self.clock += delay;
+                    self.sleep(delay).await;
                     continue;
                 }
             }
@@ -358,6 +559,10 @@ impl Run<'_> {
                 if matches(&c["ErrorEquals"], &failure.error) {
                     let error_output = json!({"Error": failure.error, "Cause": failure.cause});
                     if self.lang_of(s) == "JSONPath" {
+                        if let Some(a) = c.get("Assign") {
+                            let assigned = self.jp_template(a, &error_output, &self.context_for(name, &[]), vars)?;
+                            vars.assign(assigned);
+                        }
                         let output = match c.get("ResultPath") {
                             Some(Value::Null) => input.clone(),
                             Some(p) => jsonpath::set(p.as_str().unwrap_or("$"), input, error_output)
@@ -374,7 +579,7 @@ impl Run<'_> {
                     };
                     if let Some(a) = c.get("Assign") {
                         let assigned = self.eval(a, &st, vars)?;
-                        vars.own.extend(assigned.as_object().cloned().unwrap_or_default());
+                        vars.assign(assigned);
                     }
                     self.event(&format!("{ty}StateExited"), json!({"name": name, "output": output}));
                     return Ok((output, c["Next"].as_str().map(str::to_string)));
@@ -400,52 +605,102 @@ impl Run<'_> {
         }
     }
 
-    fn task(&mut self, name: &str, s: &Value, input: &Value, vars: &Vars) -> Result<Value, Failure> {
+    async fn task(&self, name: &str, s: &Value, input: &Value, vars: &Vars) -> Result<Value, Failure> {
         let resource = s["Resource"].as_str().unwrap_or_default().to_string();
-        let token = resource.ends_with(".waitForTaskToken").then(|| {
-            self.tokens += 1;
-            format!("local-token-{}-{}", self.tokens, name.replace(' ', "-"))
-        });
+        let token = resource.ends_with(".waitForTaskToken").then(new_token);
         let mut st = self.states_var(input, name, &[]);
         if let Some(t) = &token {
             st["context"]["Task"] = json!({"Token": t});
         }
         let args = self.arguments(s, input, name, &st, vars)?;
-        self.event("TaskScheduled", json!({"resource": resource, "parameters": args}));
+        let timeout = self.number(s, "TimeoutSeconds", input, name, vars)?;
+        let heartbeat = self.number(s, "HeartbeatSeconds", input, name, vars)?;
+        self.event(
+            "TaskScheduled",
+            json!({"resource": resource, "parameters": args, "timeoutInSeconds": timeout, "heartbeatInSeconds": heartbeat}),
+        );
         self.event("TaskStarted", json!({"resource": resource}));
-        match self.tasks.call(name, &resource, &args, token.as_deref()) {
-            TaskResult::Return(v) => {
+        // Registered before the call: the answer may come back before the call returns.
+        let callbacks = self.opts.callbacks.as_ref();
+        let waiting = token.as_deref().and_then(|t| callbacks.map(|c| c.register(t)));
+        let work = async {
+            let call = TaskCall { state: name, resource: &resource, arguments: &args, token: token.as_deref() };
+            match self.tasks.call(call).await {
+                TaskResult::Return(v) => Ok(v),
+                TaskResult::Throw { error, cause } => Err(Failure { error, cause }),
+                TaskResult::AwaitToken => match waiting {
+                    Some(rx) => self.answer(rx, heartbeat).await,
+                    None => Err(fail("States.Runtime", "this engine has no way to receive task tokens")),
+                },
+            }
+        };
+        let outcome = match timeout {
+            Some(t) => tokio::time::timeout(Duration::from_secs_f64((t * self.opts.time_scale).max(0.0)), work)
+                .await
+                .unwrap_or_else(|_| Err(fail("States.Timeout", format!("{name} did not finish within {t} s (TimeoutSeconds)")))),
+            None => work.await,
+        };
+        if let (Some(t), Some(c)) = (&token, callbacks) {
+            c.forget(t);
+        }
+        match outcome {
+            Ok(v) => {
                 self.event("TaskSucceeded", json!({"resource": resource, "output": v}));
                 Ok(v)
             }
-            TaskResult::Throw { error, cause } => {
-                self.event("TaskFailed", json!({"resource": resource, "error": error, "cause": cause}));
-                Err(Failure { error, cause })
+            Err(f) => {
+                let kind = if f.error == "States.Timeout" || f.error == "States.HeartbeatTimeout" { "TaskTimedOut" } else { "TaskFailed" };
+                self.event(kind, json!({"resource": resource, "error": f.error, "cause": f.cause}));
+                Err(f)
             }
         }
     }
 
-    fn parallel(&mut self, s: &Value, input: &Value, name: &str, vars: &Vars) -> Result<Value, Failure> {
+    /// Waits for SendTaskSuccess / SendTaskFailure; SendTaskHeartbeat restarts the heartbeat timer.
+    async fn answer(&self, mut rx: mpsc::UnboundedReceiver<Callback>, heartbeat: Option<f64>) -> Result<Value, Failure> {
+        loop {
+            let got = match heartbeat {
+                Some(h) => match tokio::time::timeout(Duration::from_secs_f64((h * self.opts.time_scale).max(0.0)), rx.recv()).await {
+                    Ok(got) => got,
+                    Err(_) => return Err(fail("States.HeartbeatTimeout", format!("no heartbeat within {h} s (HeartbeatSeconds)"))),
+                },
+                None => rx.recv().await,
+            };
+            match got {
+                Some(Callback::Success(v)) => return Ok(v),
+                Some(Callback::Failure { error, cause }) => return Err(Failure { error, cause }),
+                Some(Callback::Heartbeat) => continue,
+                None => return Err(fail("States.Runtime", "the task token was withdrawn")),
+            }
+        }
+    }
+
+    async fn parallel(&self, s: &Value, input: &Value, name: &str, vars: &Vars) -> Result<Value, Failure> {
         let st = self.states_var(input, name, &[]);
         let branch_input = self.arguments(s, input, name, &st, vars)?;
         self.event("ParallelStateStarted", json!({}));
-        let mut results = Vec::new();
-        for b in s["Branches"].as_array().into_iter().flatten() {
-            let mut inner = vars.nested();
-            match self.scope(b, branch_input.clone(), &mut inner) {
-                Ok(v) => results.push(v),
-                // A failing branch fails the Parallel state with the branch's own error.
-                Err(f) => {
-                    self.event("ParallelStateFailed", json!({"error": f.error, "cause": f.cause}));
-                    return Err(f);
-                }
+        let branches = s["Branches"].as_array().cloned().unwrap_or_default();
+        // Branches run together; the first failure ends the others (AWS stops them too).
+        let runs = branches.iter().map(|b| {
+            let branch_input = branch_input.clone();
+            async move {
+                let mut inner = vars.nested();
+                self.scope(b, branch_input, &mut inner).await
+            }
+        });
+        match futures::future::try_join_all(runs).await {
+            Ok(results) => {
+                self.event("ParallelStateSucceeded", json!({}));
+                Ok(Value::Array(results))
+            }
+            Err(f) => {
+                self.event("ParallelStateFailed", json!({"error": f.error, "cause": f.cause}));
+                Err(f)
             }
         }
-        self.event("ParallelStateSucceeded", json!({}));
-        Ok(Value::Array(results))
     }
 
-    fn map(&mut self, s: &Value, input: &Value, name: &str, vars: &Vars) -> Result<Value, Failure> {
+    async fn map(&self, s: &Value, input: &Value, name: &str, vars: &Vars) -> Result<Value, Failure> {
         let st = self.states_var(input, name, &[]);
         let jp = self.lang_of(s) == "JSONPath";
         let effective = if jp { self.jp_input(s, input, name, vars)? } else { input.clone() };
@@ -456,29 +711,55 @@ impl Run<'_> {
             _ => effective.clone(),
         };
         let items = items.as_array().cloned().ok_or_else(|| fail("States.Runtime", format!("{name}: the items are not an array")))?;
-        self.event("MapStateStarted", json!({"length": items.len()}));
+        let total = items.len();
+        let max = self.number(s, "MaxConcurrency", input, name, vars)?.unwrap_or(0.0) as usize;
+        let tolerated_count = self.number(s, "ToleratedFailureCount", input, name, vars)?;
+        let tolerated_share = self.number(s, "ToleratedFailurePercentage", input, name, vars)?;
+        let tolerant = tolerated_count.is_some() || tolerated_share.is_some();
+        self.event("MapStateStarted", json!({"length": total}));
         let processor = if s.get("ItemProcessor").is_some() { &s["ItemProcessor"] } else { &s["Iterator"] };
-        let mut results = Vec::new();
-        for (i, item) in items.into_iter().enumerate() {
-            self.event("MapIterationStarted", json!({"name": name, "index": i}));
-            let mut ist = st.clone();
-            ist["context"]["Map"] = json!({"Item": {"Index": i, "Value": item}});
-            let selector = s.get("ItemSelector").or(if jp { s.get("Parameters") } else { None });
-            let item_input = match (selector, jp) {
-                (Some(sel), true) => self.jp_template(sel, &effective, &ist["context"], vars)?,
-                (Some(sel), false) => self.eval(sel, &ist, vars)?,
-                (None, _) => item,
-            };
-            let mut inner = vars.nested();
-            match self.scope(processor, item_input, &mut inner) {
-                Ok(v) => {
-                    self.event("MapIterationSucceeded", json!({"name": name, "index": i}));
-                    results.push(v);
-                }
+        let selector = s.get("ItemSelector").or(if jp { s.get("Parameters") } else { None });
+        let iterations = items.into_iter().enumerate().map(|(i, item)| {
+            let (st, effective) = (&st, &effective);
+            async move {
+                self.event("MapIterationStarted", json!({"name": name, "index": i}));
+                let mut ist = st.clone();
+                ist["context"]["Map"] = json!({"Item": {"Index": i, "Value": item}});
+                let item_input = match (selector, jp) {
+                    (Some(sel), true) => self.jp_template(sel, effective, &ist["context"], vars)?,
+                    (Some(sel), false) => self.eval(sel, &ist, vars)?,
+                    (None, _) => item,
+                };
+                let mut inner = vars.nested();
+                let r = self.scope(processor, item_input, &mut inner).await;
+                let kind = if r.is_ok() { "MapIterationSucceeded" } else { "MapIterationFailed" };
+                self.event(kind, json!({"name": name, "index": i}));
+                r
+            }
+        });
+        // MaxConcurrency 0 (or none) is no limit; results keep the items' order.
+        let mut running = futures::stream::iter(iterations).buffered(if max == 0 { total.max(1) } else { max });
+        let mut results = Vec::with_capacity(total);
+        let mut failures = 0usize;
+        while let Some(r) = running.next().await {
+            match r {
+                Ok(v) => results.push(v),
                 Err(f) => {
-                    self.event("MapIterationFailed", json!({"name": name, "index": i}));
-                    self.event("MapStateFailed", json!({}));
-                    return Err(f);
+                    failures += 1;
+                    let over_count = tolerated_count.is_none_or(|c| failures as f64 > c);
+                    let over_share = tolerated_share.is_none_or(|p| failures as f64 * 100.0 / total as f64 > p);
+                    if !tolerant || (over_count && over_share) {
+                        self.event("MapStateFailed", json!({}));
+                        return Err(if tolerant {
+                            fail(
+                                "States.ExceedToleratedFailureThreshold",
+                                format!("{failures} of {total} iterations failed, more than tolerated (last: {}: {})", f.error, f.cause),
+                            )
+                        } else {
+                            f
+                        });
+                    }
+                    results.push(json!({"Error": f.error, "Cause": f.cause}));
                 }
             }
         }
@@ -496,39 +777,73 @@ fn matches(list: &Value, error: &str) -> bool {
     })
 }
 
-/// Runs a JSONata definition to its end.
-pub fn execute(definition: &Value, input: Value, name: &str, tasks: &mut dyn Tasks) -> Execution {
-    let context = json!({"Execution": {"Id": format!("local:{name}"), "Name": name, "Input": input, "StartTime": "+0s"}, "StateMachine": {"Name": "local"}});
+/// Runs a definition to its end on the current runtime's clock, recording into `journal`.
+pub async fn execute(definition: &Value, input: Value, opts: &Options, tasks: &dyn Tasks, journal: &Journal) -> Execution {
+    let wall_start = SystemTime::now();
+    let context = json!({
+        "Execution": {"Id": opts.execution_arn, "Name": opts.name, "Input": input, "StartTime": iso(wall_start), "RoleArn": opts.role_arn, "RedriveCount": 0},
+        "StateMachine": {"Id": opts.machine_arn, "Name": opts.machine_name}});
     let lang = definition["QueryLanguage"].as_str().unwrap_or("JSONPath").to_string();
-    let mut run = Run { tasks, clock: 0.0, events: Vec::new(), path: Vec::new(), context, transitions: 0, tokens: 0, lang };
-    run.event("ExecutionStarted", json!({"input": input}));
+    let run = Run { tasks, journal, opts, start: Instant::now(), wall_start, context, transitions: AtomicUsize::new(0), lang };
+    run.event("ExecutionStarted", json!({"input": input, "roleArn": opts.role_arn}));
     let mut vars = Vars::default();
-    let result = run.scope(definition, input, &mut vars);
+    let limit = definition["TimeoutSeconds"].as_f64();
+    let body = run.scope(definition, input, &mut vars);
+    let result = match limit {
+        Some(t) => tokio::time::timeout(Duration::from_secs_f64((t * opts.time_scale).max(0.0)), body)
+            .await
+            .map_err(|_| fail("States.Timeout", format!("the execution did not finish within {t} s (TimeoutSeconds)"))),
+        None => Ok(body.await),
+    };
     let (status, output, error, cause) = match result {
-        Ok(out) => {
+        Ok(Ok(out)) => {
             run.event("ExecutionSucceeded", json!({"output": out}));
             (Status::Succeeded, out, None, None)
         }
-        Err(f) => {
+        Ok(Err(f)) => {
             run.event("ExecutionFailed", json!({"error": f.error, "cause": f.cause}));
             (Status::Failed, Value::Null, Some(f.error), Some(f.cause))
         }
+        Err(f) => {
+            run.event("ExecutionTimedOut", json!({"error": f.error, "cause": f.cause}));
+            (Status::TimedOut, Value::Null, Some(f.error), Some(f.cause))
+        }
     };
-    Execution { status, output, error, cause, path: run.path, events: run.events, seconds: run.clock }
+    let path = journal.path.lock().unwrap().clone();
+    Execution { status, output, error, cause, path, events: journal.events(), seconds: run.now() }
+}
+
+/// Runs a definition on a paused clock: Waits, backoffs and timeouts take no real time.
+/// Callable from inside or outside a tokio runtime.
+pub fn execute_virtual(definition: &Value, input: Value, name: &str, tasks: &dyn Tasks) -> Execution {
+    let go = move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("a tokio runtime");
+        rt.block_on(execute(definition, input, &Options::local(name), tasks, &Journal::default()))
+    };
+    if tokio::runtime::Handle::try_current().is_ok() {
+        std::thread::scope(|s| s.spawn(go).join().expect("the engine thread"))
+    } else {
+        go()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    struct Script(Vec<TaskResult>);
+    struct Script(Mutex<Vec<TaskResult>>);
+    #[async_trait::async_trait]
     impl Tasks for Script {
-        fn call(&mut self, _: &str, _: &str, args: &Value, _: Option<&str>) -> TaskResult {
-            if self.0.is_empty() {
-                return TaskResult::Return(args.clone());
+        async fn call(&self, call: TaskCall<'_>) -> TaskResult {
+            let mut s = self.0.lock().unwrap();
+            if s.is_empty() {
+                return TaskResult::Return(call.arguments.clone());
             }
-            self.0.remove(0)
+            s.remove(0)
         }
+    }
+    fn script(r: Vec<TaskResult>) -> Script {
+        Script(Mutex::new(r))
     }
 
     fn throw(e: &str) -> TaskResult {
@@ -542,7 +857,7 @@ mod tests {
                   "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Handled", "Output": "{% $states.errorOutput %}", "Assign": {"why": "{% $states.errorOutput.Cause %}"}}]},
             "Ok": {"Type": "Succeed"},
             "Handled": {"Type": "Pass", "Output": "{% {'error': $states.input.Error, 'why': $why} %}", "End": true}}});
-        let e = execute(&def, json!({}), "t", &mut Script(vec![throw("Boom")]));
+        let e = execute_virtual(&def, json!({}), "t", &script(vec![throw("Boom")]));
         assert_eq!(e.status, Status::Succeeded);
         assert_eq!(e.output, json!({"error": "Boom", "why": "because"}));
         assert_eq!(e.path, vec!["T", "Handled"]);
@@ -553,12 +868,12 @@ mod tests {
         let def = json!({"QueryLanguage": "JSONata", "StartAt": "T", "States": {
             "T": {"Type": "Task", "Resource": "x", "End": true,
                   "Retry": [{"ErrorEquals": ["E"], "IntervalSeconds": 10, "BackoffRate": 3, "MaxAttempts": 3, "MaxDelaySeconds": 50}]}}});
-        let e = execute(&def, json!({"a": 1}), "t", &mut Script(vec![throw("E"), throw("E"), throw("E")]));
+        let e = execute_virtual(&def, json!({"a": 1}), "t", &script(vec![throw("E"), throw("E"), throw("E")]));
         assert_eq!(e.status, Status::Succeeded);
         assert_eq!(e.seconds, 10.0 + 30.0 + 50.0, "90 s of backoff, the third capped at 50 s");
-        let e = execute(&def, json!({}), "t", &mut Script(vec![throw("E"), throw("E"), throw("E"), throw("E")]));
+        let e = execute_virtual(&def, json!({}), "t", &script(vec![throw("E"), throw("E"), throw("E"), throw("E")]));
         assert_eq!((e.status, e.error.as_deref()), (Status::Failed, Some("E")));
-        let e = execute(&def, json!({}), "t", &mut Script(vec![throw("Other")]));
+        let e = execute_virtual(&def, json!({}), "t", &script(vec![throw("Other")]));
         assert_eq!(e.seconds, 0.0, "an error no retrier names is not retried");
     }
 
@@ -570,7 +885,7 @@ mod tests {
                 {"StartAt": "B1", "States": {"B1": {"Type": "Pass", "Assign": {"y": 2}, "Output": "{% $x + 1 %}", "End": true}}},
                 {"StartAt": "B2", "States": {"B2": {"Type": "Pass", "Output": "{% $x + 10 %}", "End": true}}}]},
             "After": {"Type": "Pass", "Output": "{% {'branches': $states.input, 'x': $x, 'y': $y} %}", "End": true}}});
-        let e = execute(&def, json!({}), "t", &mut Script(vec![]));
+        let e = execute_virtual(&def, json!({}), "t", &script(vec![]));
         assert_eq!(e.output, json!({"branches": [2, 11], "x": 1}), "$y stayed inside its branch (undefined drops out)");
     }
 
@@ -578,7 +893,124 @@ mod tests {
     fn choice_without_match_fails() {
         let def = json!({"QueryLanguage": "JSONata", "StartAt": "C", "States": {
             "C": {"Type": "Choice", "Choices": [{"Condition": "{% $states.input.n > 5 %}", "Next": "S"}]}, "S": {"Type": "Succeed"}}});
-        let e = execute(&def, json!({"n": 1}), "t", &mut Script(vec![]));
+        let e = execute_virtual(&def, json!({"n": 1}), "t", &script(vec![]));
         assert_eq!(e.error.as_deref(), Some("States.NoChoiceMatched"));
+    }
+
+    #[test]
+    fn parallel_branches_and_map_iterations_run_together() {
+        let wait = |n: u64| json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": n, "End": true}}});
+        let def = json!({"QueryLanguage": "JSONata", "StartAt": "P", "States": {
+            "P": {"Type": "Parallel", "Branches": [wait(10), wait(30), wait(20)], "Next": "M"},
+            "M": {"Type": "Map", "Items": "{% [1,2,3,4,5] %}", "MaxConcurrency": 2,
+                  "ItemProcessor": {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 10, "Output": "{% $states.input * 2 %}", "End": true}}},
+                  "End": true}}});
+        let e = execute_virtual(&def, json!({}), "t", &script(vec![]));
+        assert_eq!(e.status, Status::Succeeded);
+        assert_eq!(e.output, json!([2, 4, 6, 8, 10]), "results keep the items' order");
+        // Parallel: the longest branch (30 s), not the sum (60 s); Map: 5 items two at a time = 3 rounds of 10 s
+        assert_eq!(e.seconds.round(), 30.0 + 30.0);
+    }
+
+    #[test]
+    fn map_tolerates_the_failures_it_is_told_to() {
+        let def = |tolerated: Value| {
+            let mut m = json!({"Type": "Map", "Items": "{% [1,2,3,4] %}", "End": true,
+                  "ItemProcessor": {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "x", "End": true}}}});
+            if let Value::Object(t) = tolerated {
+                m.as_object_mut().unwrap().extend(t);
+            }
+            json!({"QueryLanguage": "JSONata", "StartAt": "M", "States": {"M": m}})
+        };
+        let one_bad =
+            || script(vec![TaskResult::Return(json!(1)), throw("Bad"), TaskResult::Return(json!(3)), TaskResult::Return(json!(4))]);
+        let e = execute_virtual(&def(json!({"ToleratedFailureCount": 1})), json!({}), "t", &one_bad());
+        assert_eq!(e.status, Status::Succeeded);
+        assert_eq!(e.output[1], json!({"Error": "Bad", "Cause": "because"}));
+        let e = execute_virtual(&def(json!({"ToleratedFailurePercentage": 10})), json!({}), "t", &one_bad());
+        assert_eq!(e.error.as_deref(), Some("States.ExceedToleratedFailureThreshold"), "1 of 4 is 25%, over 10%");
+        let e = execute_virtual(&def(json!(null)), json!({}), "t", &one_bad());
+        assert_eq!(e.error.as_deref(), Some("Bad"), "no tolerance: the iteration's own error");
+    }
+
+    struct Silent;
+    #[async_trait::async_trait]
+    impl Tasks for Silent {
+        async fn call(&self, call: TaskCall<'_>) -> TaskResult {
+            if call.resource.ends_with(".waitForTaskToken") {
+                return TaskResult::AwaitToken;
+            }
+            std::future::pending::<()>().await;
+            unreachable!()
+        }
+    }
+
+    #[test]
+    fn timeouts_and_heartbeats_end_tasks_that_take_too_long() {
+        let def = json!({"QueryLanguage": "JSONata", "StartAt": "Slow", "States": {
+            "Slow": {"Type": "Task", "Resource": "x", "TimeoutSeconds": 300, "Next": "Callback",
+                     "Catch": [{"ErrorEquals": ["States.Timeout"], "Next": "Callback", "Output": "{% $states.errorOutput.Error %}"}]},
+            "Callback": {"Type": "Task", "Resource": "arn:aws:states:::sns:publish.waitForTaskToken", "HeartbeatSeconds": 60, "End": true}}});
+        let mut opts = Options::local("t");
+        opts.callbacks = Some(std::sync::Arc::new(Callbacks::default()));
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+        let e = rt.block_on(execute(&def, json!({}), &opts, &Silent, &Journal::default()));
+        assert_eq!(e.error.as_deref(), Some("States.HeartbeatTimeout"));
+        assert_eq!(e.seconds.round(), 360.0, "300 s of task timeout, then 60 s without a heartbeat");
+        let kinds: Vec<_> = e.events.iter().map(|e| e.kind.as_str()).filter(|k| k.ends_with("TimedOut")).collect();
+        assert_eq!(kinds, ["TaskTimedOut", "TaskTimedOut"]);
+    }
+
+    #[test]
+    fn task_tokens_are_answered_and_heartbeats_keep_the_task_alive() {
+        let def = json!({"QueryLanguage": "JSONata", "StartAt": "Ask", "States": {
+            "Ask": {"Type": "Task", "Resource": "arn:aws:states:::sns:publish.waitForTaskToken", "HeartbeatSeconds": 60,
+                    "Arguments": {"Message": "{% $states.context.Task.Token %}"}, "End": true}}});
+        let callbacks = std::sync::Arc::new(Callbacks::default());
+        let mut opts = Options::local("t");
+        opts.callbacks = Some(callbacks.clone());
+        let journal = Journal::default();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+        let e = rt.block_on(async {
+            let answer = async {
+                // the token is in the task's parameters; answer it after three heartbeats 50 s apart
+                let token = loop {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    if let Some(e) = journal.events().iter().find(|e| e.kind == "TaskScheduled") {
+                        break e.details["parameters"]["Message"].as_str().unwrap().to_string();
+                    }
+                };
+                for _ in 0..3 {
+                    tokio::time::sleep(Duration::from_secs(50)).await;
+                    assert!(callbacks.send(&token, Callback::Heartbeat));
+                }
+                assert!(callbacks.send(&token, Callback::Success(json!({"admin": true}))));
+                assert!(!callbacks.send(&token, Callback::Success(json!({}))), "a token is answered once");
+            };
+            let (e, ()) = tokio::join!(execute(&def, json!({}), &opts, &Silent, &journal), answer);
+            e
+        });
+        assert_eq!(e.status, Status::Succeeded, "{:?}", e.error);
+        assert_eq!(e.output, json!({"admin": true}));
+        assert!(e.seconds > 150.0, "kept alive past the 60 s heartbeat limit by heartbeats");
+    }
+
+    #[test]
+    fn jsonpath_states_assign_variables() {
+        let def = json!({"StartAt": "T", "States": {
+            "T": {"Type": "Task", "Resource": "x", "ResultSelector": {"n.$": "$.count"}, "Assign": {"seen.$": "$.n"}, "ResultPath": null, "Next": "C"},
+            "C": {"Type": "Choice", "Choices": [{"Variable": "$seen", "NumericGreaterThan": 1, "Assign": {"big": true}, "Next": "P"}], "Default": "P"},
+            "P": {"Type": "Pass", "Parameters": {"seen.$": "$seen", "big.$": "$big", "kept.$": "$.kept"}, "End": true}}});
+        let e = execute_virtual(&def, json!({"kept": "yes"}), "t", &script(vec![TaskResult::Return(json!({"count": 3}))]));
+        assert_eq!(e.status, Status::Succeeded, "{:?}", e.cause);
+        assert_eq!(e.output, json!({"seen": 3, "big": true, "kept": "yes"}));
+    }
+
+    #[test]
+    fn an_execution_timeout_ends_the_execution() {
+        let def = json!({"QueryLanguage": "JSONata", "TimeoutSeconds": 5, "StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 10, "End": true}}});
+        let e = execute_virtual(&def, json!({}), "t", &script(vec![]));
+        assert_eq!((e.status, e.error.as_deref()), (Status::TimedOut, Some("States.Timeout")));
+        assert_eq!(e.events.last().unwrap().kind, "ExecutionTimedOut");
     }
 }

@@ -11,10 +11,11 @@
 //!               "calls": { "AddUserToGroup": [ { "GroupName": "admins-group" } ] } } }
 //! ```
 
-use super::{Execution, Status, TaskResult, Tasks};
+use super::{Execution, TaskCall, TaskResult, Tasks};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -59,29 +60,42 @@ pub struct Expect {
 /// Answers tasks from the scenario's mocks and records every call.
 pub struct Mocked<'a> {
     mocks: &'a BTreeMap<String, Vec<Mock>>,
-    used: BTreeMap<String, usize>,
-    pub calls: BTreeMap<String, Vec<Value>>,
+    used: Mutex<BTreeMap<String, usize>>,
+    calls: Mutex<BTreeMap<String, Vec<Value>>>,
 }
 
 impl<'a> Mocked<'a> {
     pub fn new(mocks: &'a BTreeMap<String, Vec<Mock>>) -> Self {
-        Mocked { mocks, used: BTreeMap::new(), calls: BTreeMap::new() }
+        Mocked { mocks, used: Mutex::default(), calls: Mutex::default() }
+    }
+
+    /// The arguments of every call, per state, in call order.
+    pub fn calls(&self) -> BTreeMap<String, Vec<Value>> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    /// The next mocked answer for a state (the last one repeats).
+    pub fn answer(&self, state: &str) -> Option<TaskResult> {
+        let list = self.mocks.get(state).filter(|l| !l.is_empty())?;
+        let mut used = self.used.lock().unwrap();
+        let n = used.entry(state.to_string()).or_insert(0);
+        let mock = &list[(*n).min(list.len() - 1)];
+        *n += 1;
+        Some(match mock {
+            Mock::Return(v) => TaskResult::Return(v.clone()),
+            Mock::Throw { error, cause } => TaskResult::Throw { error: error.clone(), cause: cause.clone() },
+        })
     }
 }
 
+#[async_trait::async_trait]
 impl Tasks for Mocked<'_> {
-    fn call(&mut self, state: &str, resource: &str, arguments: &Value, _token: Option<&str>) -> TaskResult {
-        self.calls.entry(state.to_string()).or_default().push(arguments.clone());
-        let Some(list) = self.mocks.get(state).filter(|l| !l.is_empty()) else {
-            return TaskResult::Throw { error: "States.TaskFailed".into(), cause: format!("no mock for state {state:?} ({resource})") };
-        };
-        let n = self.used.entry(state.to_string()).or_insert(0);
-        let mock = &list[(*n).min(list.len() - 1)];
-        *n += 1;
-        match mock {
-            Mock::Return(v) => TaskResult::Return(v.clone()),
-            Mock::Throw { error, cause } => TaskResult::Throw { error: error.clone(), cause: cause.clone() },
-        }
+    async fn call(&self, call: TaskCall<'_>) -> TaskResult {
+        self.calls.lock().unwrap().entry(call.state.to_string()).or_default().push(call.arguments.clone());
+        self.answer(call.state).unwrap_or_else(|| TaskResult::Throw {
+            error: "States.TaskFailed".into(),
+            cause: format!("no mock for state {:?} ({})", call.state, call.resource),
+        })
     }
 }
 
@@ -96,10 +110,7 @@ fn contains(a: &Value, b: &Value) -> bool {
 /// What differs from the expectation (empty: the scenario passes).
 pub fn check(exec: &Execution, calls: &BTreeMap<String, Vec<Value>>, expect: &Expect) -> Vec<String> {
     let mut out = Vec::new();
-    let status = match exec.status {
-        Status::Succeeded => "SUCCEEDED",
-        Status::Failed => "FAILED",
-    };
+    let status = exec.status.name();
     if status != expect.status {
         out.push(format!(
             "status {status} ({}: {}), expected {}",
