@@ -92,6 +92,15 @@ pub async fn load_config(opts: &AwsOptions, max_attempts: u32) -> SdkConfig {
     loader.load().await
 }
 
+/// Step Functions may live elsewhere than every other service: `AWS_ENDPOINT_URL_SFN` (the
+/// standard per-service setting) wins over `--endpoint-url`, e.g. `deploy local` beside moto.
+fn sfn_client(config: &SdkConfig) -> aws_sdk_sfn::Client {
+    match std::env::var("AWS_ENDPOINT_URL_SFN").ok().filter(|u| !u.is_empty()) {
+        Some(url) => aws_sdk_sfn::Client::from_conf(aws_sdk_sfn::config::Builder::from(config).endpoint_url(url).build()),
+        None => aws_sdk_sfn::Client::new(config),
+    }
+}
+
 /// Loads configuration, checks credentials and the endpoint, and learns the account id.
 pub async fn connect(opts: &AwsOptions) -> Result<Ctx> {
     let config = load_config(opts, 8).await;
@@ -131,7 +140,7 @@ pub async fn connect(opts: &AwsOptions) -> Result<Ctx> {
         partition,
         endpoint,
         iam: aws_sdk_iam::Client::new(&config),
-        sfn: aws_sdk_sfn::Client::new(&config),
+        sfn: sfn_client(&config),
         events: aws_sdk_eventbridge::Client::new(&config),
         sns: aws_sdk_sns::Client::new(&config),
         sqs: aws_sdk_sqs::Client::new(&config),

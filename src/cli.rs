@@ -173,6 +173,25 @@ pub enum Command {
         #[arg(long)]
         cause: Option<String>,
     },
+    /// Serve the Step Functions API on loopback, running workflows on the local engine; task
+    /// integrations call the emulator behind --endpoint-url. Use with AWS_ENDPOINT_URL_SFN.
+    Local {
+        /// Address to listen on
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Port to listen on (0: a free one; the first line printed says which)
+        #[arg(long, default_value_t = 8083)]
+        port: u16,
+        /// Send every http:invoke here instead (scheme and host replaced, path kept), e.g. a local stand-in API
+        #[arg(long, value_name = "URL")]
+        http_endpoint: Option<String>,
+        /// A Step Functions Local mock configuration; start an execution on `<machine ARN>#<test case>` to use a case's mocks
+        #[arg(long, value_name = "FILE")]
+        mock_config: Option<PathBuf>,
+        /// Multiply every Wait, retry interval and timeout by this (0.01: a 10 s Wait takes 0.1 s)
+        #[arg(long, default_value_t = 1.0)]
+        time_scale: f64,
+    },
     /// Check definitions against the Amazon States Language, before any API call
     Validate {
         #[command(flatten)]

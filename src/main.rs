@@ -10,6 +10,7 @@ mod engine;
 mod error;
 mod execution;
 mod graph;
+mod local;
 mod manifest;
 mod package;
 mod plan;
@@ -73,6 +74,16 @@ async fn run(cli: Cli) -> error::Result<()> {
         }
         Command::Executions { stack, machine, out } => commands::workflow::executions(g, stack, machine.as_deref(), out.format).await,
         Command::History { execution_arn, out } => commands::workflow::history(g, execution_arn, out.format).await,
+        Command::Local { host, port, http_endpoint, mock_config, time_scale } => {
+            let args = local::LocalArgs {
+                host: host.clone(),
+                port: *port,
+                http_endpoint: http_endpoint.clone(),
+                mock_config: mock_config.clone(),
+                time_scale: *time_scale,
+            };
+            local::serve(g, args).await
+        }
         Command::Approve { token, output } => commands::workflow::approve(g, token, output).await,
         Command::Reject { token, error, cause } => commands::workflow::reject(g, token, error.as_deref(), cause.as_deref()).await,
     }

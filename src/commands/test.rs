@@ -26,7 +26,7 @@ pub fn test_mock_config(g: &Global, stack: &str, file: &std::path::Path, input: 
     let machine = s.resources[id].attrs.get("name").and_then(|n| n.as_str()).unwrap_or(id).to_string();
     let cases = scenario::from_sfn_local(&config, &machine).map_err(|m| Error::user(m).at(display.clone()))?;
     for (case, mocks) in cases {
-        let tasks = scenario::Mocked::new(&mocks);
+        let tasks = scenario::Mocked::new(mocks);
         let exec = engine::execute_virtual(def, input.clone(), &case, &tasks);
         let status = exec.status.name();
         match format {
@@ -74,7 +74,7 @@ pub fn test(g: &Global, stack: &str, only: Option<&str>, format: Format) -> Resu
         };
         let (_, defs) = definitions(&setup, stack, &vars, Some(LOCAL))?;
         let (_, def) = defs.first().ok_or_else(|| Error::user(format!("stack `{stack}` has no state machine")))?;
-        let tasks = scenario::Mocked::new(&sc.mocks);
+        let tasks = scenario::Mocked::new(sc.mocks.clone());
         let started = std::time::Instant::now();
         let exec = engine::execute_virtual(def, sc.input.clone(), &name, &tasks);
         let wall = started.elapsed().as_secs_f64();

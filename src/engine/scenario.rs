@@ -58,14 +58,14 @@ pub struct Expect {
 }
 
 /// Answers tasks from the scenario's mocks and records every call.
-pub struct Mocked<'a> {
-    mocks: &'a BTreeMap<String, Vec<Mock>>,
+pub struct Mocked {
+    mocks: BTreeMap<String, Vec<Mock>>,
     used: Mutex<BTreeMap<String, usize>>,
     calls: Mutex<BTreeMap<String, Vec<Value>>>,
 }
 
-impl<'a> Mocked<'a> {
-    pub fn new(mocks: &'a BTreeMap<String, Vec<Mock>>) -> Self {
+impl Mocked {
+    pub fn new(mocks: BTreeMap<String, Vec<Mock>>) -> Self {
         Mocked { mocks, used: Mutex::default(), calls: Mutex::default() }
     }
 
@@ -89,7 +89,7 @@ impl<'a> Mocked<'a> {
 }
 
 #[async_trait::async_trait]
-impl Tasks for Mocked<'_> {
+impl Tasks for Mocked {
     async fn call(&self, call: TaskCall<'_>) -> TaskResult {
         self.calls.lock().unwrap().entry(call.state.to_string()).or_default().push(call.arguments.clone());
         self.answer(call.state).unwrap_or_else(|| TaskResult::Throw {

@@ -1,0 +1,107 @@
+//! The engine's events as GetExecutionHistory returns them: `type`, `id`, `previousEventId`,
+//! `timestamp` and the `<kind>EventDetails` member AWS uses for each type (inputs and outputs
+//! as JSON text, task resources split into type and operation).
+
+use crate::engine::Event;
+use serde_json::{Value, json};
+
+/// `arn:aws:states:::aws-sdk:iam:createUser` → (`aws-sdk:iam`, `createUser`); `lambda:invoke` → (`lambda`, `invoke`).
+pub fn split_resource(resource: &str) -> (String, String) {
+    let r = resource.strip_prefix("arn:aws:states:::").unwrap_or(resource);
+    if r.starts_with("arn:aws:lambda:") {
+        return ("lambda".into(), "invoke".into());
+    }
+    match r.rsplit_once(':') {
+        Some((t, op)) => (t.into(), op.into()),
+        None => (r.into(), String::new()),
+    }
+}
+
+fn text(v: &Value) -> String {
+    v.to_string()
+}
+
+pub fn event(e: &Event, started: f64, region: &str) -> Value {
+    let d = &e.details;
+    let mut out = json!({"id": e.id, "previousEventId": e.id.saturating_sub(1), "timestamp": started + e.at, "type": e.kind});
+    let task = || {
+        let (t, op) = split_resource(d["resource"].as_str().unwrap_or_default());
+        json!({"resourceType": t, "resource": op})
+    };
+    let error = || json!({"error": d["error"], "cause": d["cause"]});
+    let (key, details) = match e.kind.as_str() {
+        k if k.ends_with("StateEntered") => {
+            ("stateEnteredEventDetails", json!({"name": d["name"], "input": text(&d["input"]), "inputDetails": {"truncated": false}}))
+        }
+        k if k.ends_with("StateExited") => {
+            ("stateExitedEventDetails", json!({"name": d["name"], "output": text(&d["output"]), "outputDetails": {"truncated": false}}))
+        }
+        "TaskScheduled" => {
+            let mut t = task();
+            t["region"] = json!(region);
+            t["parameters"] = json!(text(&d["parameters"]));
+            for (from, to) in [("timeoutInSeconds", "timeoutInSeconds"), ("heartbeatInSeconds", "heartbeatInSeconds")] {
+                if let Some(n) = d[from].as_f64() {
+                    t[to] = json!(n as i64);
+                }
+            }
+            ("taskScheduledEventDetails", t)
+        }
+        "TaskStarted" => ("taskStartedEventDetails", task()),
+        "TaskSucceeded" => {
+            let mut t = task();
+            t["output"] = json!(text(&d["output"]));
+            t["outputDetails"] = json!({"truncated": false});
+            ("taskSucceededEventDetails", t)
+        }
+        "TaskFailed" | "TaskTimedOut" => {
+            let mut t = task();
+            t["error"] = d["error"].clone();
+            t["cause"] = d["cause"].clone();
+            (if e.kind == "TaskFailed" { "taskFailedEventDetails" } else { "taskTimedOutEventDetails" }, t)
+        }
+        "ExecutionStarted" => (
+            "executionStartedEventDetails",
+            json!({"input": text(&d["input"]), "inputDetails": {"truncated": false}, "roleArn": d["roleArn"]}),
+        ),
+        "ExecutionSucceeded" => {
+            ("executionSucceededEventDetails", json!({"output": text(&d["output"]), "outputDetails": {"truncated": false}}))
+        }
+        "ExecutionFailed" => ("executionFailedEventDetails", error()),
+        "ExecutionTimedOut" => ("executionTimedOutEventDetails", error()),
+        "ExecutionAborted" => ("executionAbortedEventDetails", error()),
+        "MapStateStarted" => ("mapStateStartedEventDetails", json!({"length": d["length"]})),
+        "MapIterationStarted" => ("mapIterationStartedEventDetails", json!({"name": d["name"], "index": d["index"]})),
+        "MapIterationSucceeded" => ("mapIterationSucceededEventDetails", json!({"name": d["name"], "index": d["index"]})),
+        "MapIterationFailed" => ("mapIterationFailedEventDetails", json!({"name": d["name"], "index": d["index"]})),
+        _ => return out,
+    };
+    // AWS leaves out members that have no value
+    let details = match details {
+        Value::Object(m) => Value::Object(m.into_iter().filter(|(_, v)| !v.is_null()).collect()),
+        other => other,
+    };
+    out[key] = details;
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_split_as_aws_shows_them() {
+        assert_eq!(split_resource("arn:aws:states:::aws-sdk:iam:createUser"), ("aws-sdk:iam".into(), "createUser".into()));
+        assert_eq!(split_resource("arn:aws:states:::sns:publish.waitForTaskToken"), ("sns".into(), "publish.waitForTaskToken".into()));
+        assert_eq!(split_resource("arn:aws:states:::http:invoke"), ("http".into(), "invoke".into()));
+    }
+
+    #[test]
+    fn events_carry_their_details_member() {
+        let e = Event { id: 3, kind: "TaskFailed".into(), at: 1.5, details: json!({"resource": "arn:aws:states:::lambda:invoke", "error": "E", "cause": "c"}) };
+        let v = event(&e, 1000.0, "us-east-1");
+        assert_eq!(v["timestamp"], json!(1001.5));
+        assert_eq!(v["previousEventId"], json!(2));
+        assert_eq!(v["taskFailedEventDetails"], json!({"resourceType": "lambda", "resource": "invoke", "error": "E", "cause": "c"}));
+    }
+}

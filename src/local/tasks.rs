@@ -1,0 +1,402 @@
+//! Task integrations of the local endpoint: the operations the four exercises use are called for
+//! real on the emulator behind `--endpoint-url` (IAM, SNS, DataSync, S3, DynamoDB, Lambda) or over
+//! HTTP (`http:invoke`, to `--http-endpoint` when given); a mocked answer (Step Functions Local
+//! mock configuration, test case chosen by `<machine ARN>#<case>`) wins over all of them.
+
+use crate::aws::Ctx;
+use crate::engine::scenario::Mocked;
+use crate::engine::{TaskCall, TaskResult, Tasks};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use http_body_util::BodyExt;
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// What every execution of an endpoint shares.
+pub struct Integrations {
+    pub ctx: Ctx,
+    /// Every `http:invoke` goes to this base URL instead (the path of ApiEndpoint is kept).
+    pub http_endpoint: Option<String>,
+    http: hyper_util::client::legacy::Client<
+        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+        http_body_util::Full<bytes::Bytes>,
+    >,
+}
+
+impl Integrations {
+    pub fn new(ctx: Ctx, http_endpoint: Option<String>) -> std::io::Result<Integrations> {
+        let connector = hyper_rustls::HttpsConnectorBuilder::new().with_native_roots()?.https_or_http().enable_http1().build();
+        let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector);
+        Ok(Integrations { ctx, http_endpoint, http })
+    }
+}
+
+/// The tasks of one execution: its mocks first, then the integrations.
+pub struct LocalTasks {
+    pub integrations: Arc<Integrations>,
+    pub mocks: Option<Mocked>,
+}
+
+#[async_trait::async_trait]
+impl Tasks for LocalTasks {
+    async fn call(&self, call: TaskCall<'_>) -> TaskResult {
+        if let Some(answer) = self.mocks.as_ref().and_then(|m| m.answer(call.state)) {
+            return answer;
+        }
+        let result = self.integrations.call(call.resource, call.arguments).await;
+        match result {
+            // the request went out; the answer comes with the token
+            Ok(_) if call.token.is_some() => TaskResult::AwaitToken,
+            Ok(v) => TaskResult::Return(v),
+            Err((error, cause)) => TaskResult::Throw { error, cause },
+        }
+    }
+}
+
+type Outcome = Result<Value, (String, String)>;
+
+fn s<'a>(args: &'a Value, k: &str) -> Option<&'a str> {
+    args[k].as_str()
+}
+
+fn need<'a>(args: &'a Value, k: &str, prefix: &str) -> Result<&'a str, (String, String)> {
+    s(args, k).ok_or_else(|| (format!("{prefix}.ValidationException"), format!("missing or non-string parameter {k}")))
+}
+
+/// An SDK error as Step Functions names it: `<Service>.<Code>` (aws-sdk integrations add
+/// `Exception` to codes that lack it).
+fn sdk_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+    prefix: &str,
+    exception_suffix: bool,
+    e: &SdkError<E, R>,
+) -> (String, String) {
+    match e.as_service_error() {
+        Some(se) => {
+            let code = se.code().unwrap_or("Unknown");
+            let code = if exception_suffix && !code.ends_with("Exception") { format!("{code}Exception") } else { code.to_string() };
+            (format!("{prefix}.{code}"), se.message().unwrap_or_default().to_string())
+        }
+        None => (
+            format!("{prefix}.SdkClientException"),
+            aws_smithy_types::error::display::DisplayErrorContext(e).to_string(),
+        ),
+    }
+}
+
+fn iso(d: &aws_smithy_types::DateTime) -> String {
+    d.fmt(aws_smithy_types::date_time::Format::DateTime).unwrap_or_default()
+}
+
+impl Integrations {
+    /// Calls the integration a Task's Resource names.
+    pub async fn call(&self, resource: &str, args: &Value) -> Outcome {
+        let r = resource.strip_prefix("arn:aws:states:::").unwrap_or(resource);
+        let r = r.strip_suffix(".waitForTaskToken").or_else(|| r.strip_suffix(".sync")).unwrap_or(r);
+        let c = &self.ctx;
+        match r {
+            "aws-sdk:iam:listAttachedUserPolicies" => {
+                let o = c
+                    .iam
+                    .list_attached_user_policies()
+                    .user_name(need(args, "UserName", "Iam")?)
+                    .set_path_prefix(s(args, "PathPrefix").map(Into::into))
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("Iam", true, &e))?;
+                let policies: Vec<Value> = o
+                    .attached_policies()
+                    .iter()
+                    .map(|p| json!({"PolicyName": p.policy_name(), "PolicyArn": p.policy_arn()}))
+                    .collect();
+                Ok(json!({"AttachedPolicies": policies, "IsTruncated": o.is_truncated()}))
+            }
+            "aws-sdk:iam:attachUserPolicy" => {
+                c.iam
+                    .attach_user_policy()
+                    .user_name(need(args, "UserName", "Iam")?)
+                    .policy_arn(need(args, "PolicyArn", "Iam")?)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("Iam", true, &e))?;
+                Ok(json!({}))
+            }
+            "aws-sdk:iam:detachUserPolicy" => {
+                c.iam
+                    .detach_user_policy()
+                    .user_name(need(args, "UserName", "Iam")?)
+                    .policy_arn(need(args, "PolicyArn", "Iam")?)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("Iam", true, &e))?;
+                Ok(json!({}))
+            }
+            "aws-sdk:iam:createUser" => {
+                let o = c
+                    .iam
+                    .create_user()
+                    .user_name(need(args, "UserName", "Iam")?)
+                    .set_path(s(args, "Path").map(Into::into))
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("Iam", true, &e))?;
+                let user = o.user().map(|u| {
+                    json!({"UserName": u.user_name(), "UserId": u.user_id(), "Arn": u.arn(), "Path": u.path(), "CreateDate": iso(u.create_date())})
+                });
+                Ok(json!({"User": user}))
+            }
+            "aws-sdk:iam:addUserToGroup" => {
+                c.iam
+                    .add_user_to_group()
+                    .group_name(need(args, "GroupName", "Iam")?)
+                    .user_name(need(args, "UserName", "Iam")?)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("Iam", true, &e))?;
+                Ok(json!({}))
+            }
+            "sns:publish" | "aws-sdk:sns:publish" => {
+                // a non-string Message is sent as its JSON text, as Step Functions does
+                let message = match &args["Message"] {
+                    Value::String(m) => m.clone(),
+                    Value::Null => return Err(("SNS.InvalidParameterException".into(), "Message is required".into())),
+                    other => other.to_string(),
+                };
+                let o = c
+                    .sns
+                    .publish()
+                    .set_topic_arn(s(args, "TopicArn").map(Into::into))
+                    .set_target_arn(s(args, "TargetArn").map(Into::into))
+                    .set_phone_number(s(args, "PhoneNumber").map(Into::into))
+                    .set_subject(s(args, "Subject").map(Into::into))
+                    .message(message)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("SNS", false, &e))?;
+                Ok(json!({"MessageId": o.message_id(), "SdkHttpMetadata": {"HttpStatusCode": 200}}))
+            }
+            "aws-sdk:datasync:startTaskExecution" => {
+                let o = c
+                    .datasync
+                    .start_task_execution()
+                    .task_arn(need(args, "TaskArn", "DataSync")?)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("DataSync", true, &e))?;
+                Ok(json!({"TaskExecutionArn": o.task_execution_arn()}))
+            }
+            "aws-sdk:datasync:describeTaskExecution" => {
+                let o = c
+                    .datasync
+                    .describe_task_execution()
+                    .task_execution_arn(need(args, "TaskExecutionArn", "DataSync")?)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("DataSync", true, &e))?;
+                Ok(json!({
+                    "TaskExecutionArn": o.task_execution_arn(),
+                    "Status": o.status().map(|s| s.as_str()),
+                    "StartTime": o.start_time().map(iso),
+                    "BytesTransferred": o.bytes_transferred(),
+                    "FilesTransferred": o.files_transferred(),
+                }))
+            }
+            "aws-sdk:s3:deleteObject" => {
+                let o = c
+                    .s3
+                    .delete_object()
+                    .bucket(need(args, "Bucket", "S3")?)
+                    .key(need(args, "Key", "S3")?)
+                    .set_version_id(s(args, "VersionId").map(Into::into))
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("S3", true, &e))?;
+                let mut out = Map::new();
+                if let Some(d) = o.delete_marker() {
+                    out.insert("DeleteMarker".into(), json!(d));
+                }
+                if let Some(v) = o.version_id() {
+                    out.insert("VersionId".into(), json!(v));
+                }
+                Ok(Value::Object(out))
+            }
+            "dynamodb:updateItem" | "aws-sdk:dynamodb:updateItem" => {
+                let attrs = |k: &str| -> Result<Option<HashMap<String, AttributeValue>>, (String, String)> {
+                    match args.get(k) {
+                        None | Some(Value::Null) => Ok(None),
+                        Some(Value::Object(m)) => m
+                            .iter()
+                            .map(|(k, v)| to_attribute(v).map(|a| (k.clone(), a)))
+                            .collect::<Result<_, _>>()
+                            .map(Some)
+                            .map_err(|m| ("DynamoDB.ValidationException".into(), m)),
+                        Some(_) => Err(("DynamoDB.ValidationException".into(), format!("{k} must be an object"))),
+                    }
+                };
+                let names = args["ExpressionAttributeNames"]
+                    .as_object()
+                    .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect());
+                let o = c
+                    .dynamodb
+                    .update_item()
+                    .table_name(need(args, "TableName", "DynamoDB")?)
+                    .set_key(attrs("Key")?)
+                    .set_update_expression(s(args, "UpdateExpression").map(Into::into))
+                    .set_condition_expression(s(args, "ConditionExpression").map(Into::into))
+                    .set_expression_attribute_values(attrs("ExpressionAttributeValues")?)
+                    .set_expression_attribute_names(names)
+                    .set_return_values(s(args, "ReturnValues").map(Into::into))
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("DynamoDB", false, &e))?;
+                let mut out = Map::new();
+                if let Some(a) = o.attributes() {
+                    out.insert("Attributes".into(), Value::Object(a.iter().map(|(k, v)| (k.clone(), from_attribute(v))).collect()));
+                }
+                Ok(Value::Object(out))
+            }
+            "lambda:invoke" | "aws-sdk:lambda:invoke" => {
+                let payload = match &args["Payload"] {
+                    Value::Null => None,
+                    Value::String(s) => Some(s.clone().into_bytes()),
+                    other => Some(other.to_string().into_bytes()),
+                };
+                let o = c
+                    .lambda
+                    .invoke()
+                    .function_name(need(args, "FunctionName", "Lambda")?)
+                    .set_qualifier(s(args, "Qualifier").map(Into::into))
+                    .set_invocation_type(s(args, "InvocationType").map(Into::into))
+                    .set_client_context(s(args, "ClientContext").map(Into::into))
+                    .set_payload(payload.map(aws_smithy_types::Blob::new))
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("Lambda", false, &e))?;
+                let text = o.payload().map(|p| String::from_utf8_lossy(p.as_ref()).to_string()).unwrap_or_default();
+                let payload: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
+                if o.function_error().is_some() {
+                    let error = payload["errorType"].as_str().unwrap_or("Lambda.Unknown").to_string();
+                    return Err((error, text));
+                }
+                Ok(json!({"ExecutedVersion": o.executed_version(), "Payload": payload, "StatusCode": o.status_code(),
+                          "SdkHttpMetadata": {"HttpStatusCode": o.status_code()}}))
+            }
+            "http:invoke" => self.http_invoke(args).await,
+            other => Err((
+                "States.TaskFailed".into(),
+                format!(
+                    "deploy local has no integration for {other}; answer this state from a mock (--mock-config, and start the execution on <state machine ARN>#<test case>)"
+                ),
+            )),
+        }
+    }
+
+    async fn http_invoke(&self, args: &Value) -> Outcome {
+        let socket = |m: String| ("States.Http.Socket".to_string(), m);
+        let endpoint = need(args, "ApiEndpoint", "States.Http")?;
+        let mut url = match &self.http_endpoint {
+            Some(base) => {
+                let path = endpoint.split_once("://").map(|(_, rest)| rest.find('/').map(|i| &rest[i..]).unwrap_or("")).unwrap_or(endpoint);
+                format!("{}{}", base.trim_end_matches('/'), path)
+            }
+            None => endpoint.to_string(),
+        };
+        if let Some(q) = args["QueryParameters"].as_object().filter(|q| !q.is_empty()) {
+            let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
+            let pairs: Vec<String> = q
+                .iter()
+                .map(|(k, v)| format!("{}={}", enc(k), enc(&v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))))
+                .collect();
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str(&pairs.join("&"));
+        }
+        // The connection must exist, as it must on AWS.
+        let connection = args["InvocationConfig"]["ConnectionArn"].as_str().or(args["Authentication"]["ConnectionArn"].as_str());
+        if let Some(arn) = connection {
+            let name = arn.rsplit('/').nth(1).or_else(|| arn.rsplit('/').next()).unwrap_or(arn);
+            if let Err(e) = self.ctx.events.describe_connection().name(name).send().await {
+                return Err(("States.Http.ConnectionNotFound".into(), format!("connection {arn}: {}", e.message().unwrap_or("not found"))));
+            }
+        }
+        let method = args["Method"].as_str().unwrap_or("GET").to_uppercase();
+        let mut req = hyper::Request::builder().method(method.as_str()).uri(&url);
+        for (k, v) in args["Headers"].as_object().into_iter().flatten() {
+            req = req.header(k.as_str(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+        }
+        let body = match &args["RequestBody"] {
+            Value::Null => Vec::new(),
+            Value::String(s) => s.clone().into_bytes(),
+            other => {
+                req = req.header("content-type", "application/json");
+                other.to_string().into_bytes()
+            }
+        };
+        let req = req.body(http_body_util::Full::new(bytes::Bytes::from(body))).map_err(|e| socket(format!("{url}: {e}")))?;
+        let resp = tokio::time::timeout(std::time::Duration::from_secs(60), self.http.request(req))
+            .await
+            .map_err(|_| socket(format!("{url}: no answer within 60 s")))?
+            .map_err(|e| socket(format!("{url}: {}", aws_smithy_types::error::display::DisplayErrorContext(&e))))?;
+        let status = resp.status();
+        let mut headers = Map::new();
+        for (k, v) in resp.headers() {
+            let e = headers.entry(k.as_str().to_string()).or_insert_with(|| json!([]));
+            e.as_array_mut().unwrap().push(json!(v.to_str().unwrap_or_default()));
+        }
+        let bytes = resp.into_body().collect().await.map_err(|e| socket(format!("{url}: {e}")))?.to_bytes();
+        let text = String::from_utf8_lossy(&bytes).to_string();
+        let body = serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text.clone()));
+        let out = json!({"Headers": headers, "ResponseBody": body, "StatusCode": status.as_u16(), "StatusText": status.canonical_reason().unwrap_or("")});
+        if !status.is_success() {
+            return Err((format!("States.Http.StatusCode.{}", status.as_u16()), out.to_string()));
+        }
+        Ok(out)
+    }
+}
+
+/// DynamoDB's JSON form of a value (`{"S": "x"}`, `{"N": "1"}`, ...) to the SDK's.
+fn to_attribute(v: &Value) -> Result<AttributeValue, String> {
+    let m = v.as_object().filter(|m| m.len() == 1).ok_or_else(|| format!("not a DynamoDB attribute value: {v}"))?;
+    let (t, x) = m.iter().next().unwrap();
+    let strings = |x: &Value| -> Vec<String> { x.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_string)).collect() };
+    Ok(match (t.as_str(), x) {
+        ("S", Value::String(s)) => AttributeValue::S(s.clone()),
+        ("N", Value::String(s)) => AttributeValue::N(s.clone()),
+        ("N", Value::Number(n)) => AttributeValue::N(n.to_string()),
+        ("BOOL", Value::Bool(b)) => AttributeValue::Bool(*b),
+        ("NULL", _) => AttributeValue::Null(true),
+        ("SS", _) => AttributeValue::Ss(strings(x)),
+        ("NS", _) => AttributeValue::Ns(strings(x)),
+        ("L", Value::Array(a)) => AttributeValue::L(a.iter().map(to_attribute).collect::<Result<_, _>>()?),
+        ("M", Value::Object(o)) => {
+            AttributeValue::M(o.iter().map(|(k, v)| to_attribute(v).map(|a| (k.clone(), a))).collect::<Result<_, _>>()?)
+        }
+        _ => return Err(format!("unsupported DynamoDB attribute value: {v}")),
+    })
+}
+
+fn from_attribute(a: &AttributeValue) -> Value {
+    match a {
+        AttributeValue::S(s) => json!({"S": s}),
+        AttributeValue::N(n) => json!({"N": n}),
+        AttributeValue::Bool(b) => json!({"BOOL": b}),
+        AttributeValue::Null(_) => json!({"NULL": true}),
+        AttributeValue::Ss(v) => json!({"SS": v}),
+        AttributeValue::Ns(v) => json!({"NS": v}),
+        AttributeValue::L(l) => json!({"L": l.iter().map(from_attribute).collect::<Vec<_>>()}),
+        AttributeValue::M(m) => json!({"M": m.iter().map(|(k, v)| (k.clone(), from_attribute(v))).collect::<Map<_, _>>()}),
+        _ => Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dynamodb_values_round_trip() {
+        let v = json!({"M": {"name": {"S": "a"}, "n": {"N": "1"}, "ok": {"BOOL": true}, "l": {"L": [{"NULL": true}, {"SS": ["x"]}]}}});
+        assert_eq!(from_attribute(&to_attribute(&v).unwrap()), v);
+        assert!(to_attribute(&json!({"S": "a", "N": "1"})).is_err());
+    }
+}
