@@ -98,7 +98,12 @@ mod tests {
 
     #[test]
     fn events_carry_their_details_member() {
-        let e = Event { id: 3, kind: "TaskFailed".into(), at: 1.5, details: json!({"resource": "arn:aws:states:::lambda:invoke", "error": "E", "cause": "c"}) };
+        let e = Event {
+            id: 3,
+            kind: "TaskFailed".into(),
+            at: 1.5,
+            details: json!({"resource": "arn:aws:states:::lambda:invoke", "error": "E", "cause": "c"}),
+        };
         let v = event(&e, 1000.0, "us-east-1");
         assert_eq!(v["timestamp"], json!(1001.5));
         assert_eq!(v["previousEventId"], json!(2));

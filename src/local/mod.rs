@@ -349,10 +349,9 @@ impl Server {
                     bad("InvalidArn", format!("test case {case:?} asked for, but deploy local was started without --mock-config"))
                 })?;
                 let cases = scenario::from_sfn_local(config, &m.name).map_err(|msg| bad("ValidationException", msg))?;
-                let (_, mocks) = cases
-                    .into_iter()
-                    .find(|(c, _)| c == case)
-                    .ok_or_else(|| bad("ValidationException", format!("the mock configuration has no test case {case:?} for {}", m.name)))?;
+                let (_, mocks) = cases.into_iter().find(|(c, _)| c == case).ok_or_else(|| {
+                    bad("ValidationException", format!("the mock configuration has no test case {case:?} for {}", m.name))
+                })?;
                 Some(Mocked::new(mocks))
             }
         };
@@ -500,7 +499,14 @@ fn execution_mut<'a>(store: &'a mut Store, arn: &str) -> std::result::Result<&'a
 
 fn uuid() -> String {
     let (a, b) = (engine::jsonata::random_u64(), engine::jsonata::random_u64());
-    format!("{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}", a >> 32, (a >> 16) & 0xffff, a & 0xfff, (b >> 48) & 0x3fff | 0x8000, b & 0xffff_ffff_ffff)
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        (b >> 48) & 0x3fff | 0x8000,
+        b & 0xffff_ffff_ffff
+    )
 }
 
 fn respond(status: u16, body: Value) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
@@ -523,7 +529,10 @@ async fn serve_one(
     };
     let Some(op) = target.as_deref().and_then(|t| t.strip_prefix("AWSStepFunctions.")) else {
         // anything else (a browser, a health check): say what this is
-        return Ok(respond(200, json!({"service": "deploy local: AWS Step Functions (JSON 1.0 protocol, X-Amz-Target: AWSStepFunctions.<Operation>)"})));
+        return Ok(respond(
+            200,
+            json!({"service": "deploy local: AWS Step Functions (JSON 1.0 protocol, X-Amz-Target: AWSStepFunctions.<Operation>)"}),
+        ));
     };
     let body: Value = if bytes.is_empty() { json!({}) } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
     if !body.is_object() {
@@ -582,10 +591,12 @@ pub async fn serve(g: &crate::cli::Global, args: LocalArgs) -> Result<()> {
         Error::user(format!("cannot listen on {}:{}: {e}", args.host, args.port)).help("choose another --port (0 picks a free one)")
     })?;
     let addr = listener.local_addr()?;
-    println!("deploy local: Step Functions on http://{addr} (task integrations call {others})");
-    println!("export AWS_ENDPOINT_URL_SFN=http://{addr}");
+    // Whoever started us may stop reading: a closed stdout must not stop the endpoint.
     use std::io::Write;
-    std::io::stdout().flush().ok();
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "deploy local: Step Functions on http://{addr} (task integrations call {others})");
+    let _ = writeln!(out, "export AWS_ENDPOINT_URL_SFN=http://{addr}");
+    let _ = out.flush();
     loop {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -601,7 +612,8 @@ pub async fn serve(g: &crate::cli::Global, args: LocalArgs) -> Result<()> {
         let server = server.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| serve_one(server.clone(), req));
-            if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), service).await {
+            if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), service).await
+            {
                 tracing::debug!("connection: {e}");
             }
         });
@@ -625,7 +637,8 @@ mod tests {
     #[test]
     fn definitions_are_checked_as_aws_checks_them() {
         assert!(check_definition(r#"{"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}"#).is_ok());
-        let ApiError(_, code, message) = check_definition(r#"{"StartAt": "B", "States": {"A": {"Type": "Pass", "End": true}}}"#).unwrap_err();
+        let ApiError(_, code, message) =
+            check_definition(r#"{"StartAt": "B", "States": {"A": {"Type": "Pass", "End": true}}}"#).unwrap_err();
         assert_eq!(code, "InvalidDefinition");
         assert!(message.contains("B"), "{message}");
         assert_eq!(check_definition("{").unwrap_err().1, "InvalidDefinition");

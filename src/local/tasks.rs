@@ -78,10 +78,7 @@ fn sdk_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt:
             let code = if exception_suffix && !code.ends_with("Exception") { format!("{code}Exception") } else { code.to_string() };
             (format!("{prefix}.{code}"), se.message().unwrap_or_default().to_string())
         }
-        None => (
-            format!("{prefix}.SdkClientException"),
-            aws_smithy_types::error::display::DisplayErrorContext(e).to_string(),
-        ),
+        None => (format!("{prefix}.SdkClientException"), aws_smithy_types::error::display::DisplayErrorContext(e).to_string()),
     }
 }
 
@@ -105,11 +102,8 @@ impl Integrations {
                     .send()
                     .await
                     .map_err(|e| sdk_error("Iam", true, &e))?;
-                let policies: Vec<Value> = o
-                    .attached_policies()
-                    .iter()
-                    .map(|p| json!({"PolicyName": p.policy_name(), "PolicyArn": p.policy_arn()}))
-                    .collect();
+                let policies: Vec<Value> =
+                    o.attached_policies().iter().map(|p| json!({"PolicyName": p.policy_name(), "PolicyArn": p.policy_arn()})).collect();
                 Ok(json!({"AttachedPolicies": policies, "IsTruncated": o.is_truncated()}))
             }
             "aws-sdk:iam:attachUserPolicy" => {
@@ -203,15 +197,14 @@ impl Integrations {
                 }))
             }
             "aws-sdk:s3:deleteObject" => {
-                let o = c
-                    .s3
-                    .delete_object()
-                    .bucket(need(args, "Bucket", "S3")?)
-                    .key(need(args, "Key", "S3")?)
-                    .set_version_id(s(args, "VersionId").map(Into::into))
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error("S3", true, &e))?;
+                let o =
+                    c.s3.delete_object()
+                        .bucket(need(args, "Bucket", "S3")?)
+                        .key(need(args, "Key", "S3")?)
+                        .set_version_id(s(args, "VersionId").map(Into::into))
+                        .send()
+                        .await
+                        .map_err(|e| sdk_error("S3", true, &e))?;
                 let mut out = Map::new();
                 if let Some(d) = o.delete_marker() {
                     out.insert("DeleteMarker".into(), json!(d));
@@ -358,7 +351,8 @@ impl Integrations {
 fn to_attribute(v: &Value) -> Result<AttributeValue, String> {
     let m = v.as_object().filter(|m| m.len() == 1).ok_or_else(|| format!("not a DynamoDB attribute value: {v}"))?;
     let (t, x) = m.iter().next().unwrap();
-    let strings = |x: &Value| -> Vec<String> { x.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_string)).collect() };
+    let strings =
+        |x: &Value| -> Vec<String> { x.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_string)).collect() };
     Ok(match (t.as_str(), x) {
         ("S", Value::String(s)) => AttributeValue::S(s.clone()),
         ("N", Value::String(s)) => AttributeValue::N(s.clone()),

@@ -1,0 +1,285 @@
+//! `deploy local` beside moto: Step Functions on the local engine (AWS_ENDPOINT_URL_SFN), every
+//! other service on moto (AWS_ENDPOINT_URL). The exercises are deployed with `deploy up` and run
+//! with `deploy run` / `approve` / `reject` exactly as against AWS, and their tasks act on moto
+//! for real: what they did is checked there through the SDK.
+
+mod support;
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use support::*;
+
+const ACCOUNT: &str = "123456789012";
+
+/// A running `deploy local`, stopped when dropped.
+struct Local {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Local {
+    fn start(w: &World, extra: &[&str]) -> Local {
+        let mut args = vec!["local", "--port", "0"];
+        args.extend_from_slice(extra);
+        let mut child = w.deploy().spawn(&args);
+        let mut first = String::new();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        stdout.read_line(&mut first).unwrap();
+        // keep draining what it prints
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        let url = regex::Regex::new(r"on (http://127\.0\.0\.1:\d+)").unwrap().captures(&first).unwrap_or_else(|| {
+            let mut err = String::new();
+            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            panic!("deploy local did not start: {first:?} {err}")
+        })[1]
+            .to_string();
+        Local { child, url }
+    }
+
+    /// SDK clients whose Step Functions client talks to this endpoint.
+    fn sfn(&self) -> aws_sdk_sfn::Client {
+        let config = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&self.url)
+            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(aws_credential_types::Credentials::new(
+                "testing", "testing", None, None, "tests",
+            )))
+            .build();
+        aws_sdk_sfn::Client::new(&config)
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The binary with Step Functions on the local endpoint and the rest on moto.
+fn deploy(w: &World, local: &Local) -> Deploy {
+    w.deploy().env("AWS_ENDPOINT_URL_SFN", &local.url)
+}
+
+/// A stand-in for shouldideploy.today: answers GET with the current `yes` and records the paths.
+struct Api {
+    port: u16,
+    yes: Arc<AtomicBool>,
+    paths: Arc<Mutex<Vec<String>>>,
+}
+
+impl Api {
+    fn start(yes: bool) -> Api {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (flag, paths) = (Arc::new(AtomicBool::new(yes)), Arc::new(Mutex::new(Vec::new())));
+        let (f, p) = (flag.clone(), paths.clone());
+        std::thread::spawn(move || {
+            for mut s in listener.incoming().map_while(Result::ok) {
+                let mut line = String::new();
+                let mut reader = BufReader::new(s.try_clone().unwrap());
+                reader.read_line(&mut line).unwrap();
+                while {
+                    let mut h = String::new();
+                    reader.read_line(&mut h).unwrap() > 0 && h != "\r\n"
+                } {}
+                p.lock().unwrap().push(line.split_whitespace().nth(1).unwrap_or_default().to_string());
+                let body = json!({"timezone": "UTC", "date": "2026-11-23T12:00:00.000Z", "shouldideploy": f.load(Ordering::SeqCst), "message": "stand-in"})
+                    .to_string();
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        Api { port, yes: flag, paths }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+fn attached(w: &World, user: &str) -> Vec<String> {
+    w.c.block_on(async {
+        let o = w.c.iam.list_attached_user_policies().user_name(user).send().await.unwrap();
+        o.attached_policies().iter().map(|p| p.policy_name().unwrap().to_string()).collect()
+    })
+}
+
+#[test]
+fn should_i_deploy_runs_on_the_local_endpoint_and_acts_on_the_emulator() {
+    let w = World::new();
+    let api = Api::start(false);
+    let local = Local::start(&w, &["--http-endpoint", &api.url()]);
+    deploy(&w, &local).run(&["up", "should-i-deploy", "--yes"]).success();
+    // the state machine lives on the local endpoint, not in moto
+    let on_local = w.c.block_on(local.sfn().list_state_machines().send()).unwrap();
+    assert_eq!(on_local.state_machines().iter().map(|m| m.name()).collect::<Vec<_>>(), ["should-i-deploy"]);
+    assert!(w.c.block_on(w.c.sfn.list_state_machines().send()).unwrap().state_machines().is_empty(), "nothing in moto's Step Functions");
+    let user = "terraform-deploy-from-pipeline";
+    assert!(!attached(&w, user).contains(&"AWSDenyAll".to_string()));
+
+    // a bad day: the API says no, the user is locked (AWSDenyAll attached, in moto)
+    let out = deploy(&w, &local).run(&["run", "should-i-deploy"]).success();
+    for line in [
+        "Call Should I deploy API: task http:invoke",
+        "ListAttachedUserPolicies: task aws-sdk:iam:listAttachedUserPolicies",
+        "→ AttachUserPolicy [Task]",
+        "execution SUCCEEDED",
+    ] {
+        assert!(out.stdout.contains(line), "missing {line:?} in {out:?}");
+    }
+    assert!(attached(&w, user).contains(&"AWSDenyAll".to_string()), "the workflow attached the deny policy in moto");
+    assert_eq!(api.paths.lock().unwrap().as_slice(), ["/api"], "ApiEndpoint's path, sent to --http-endpoint");
+
+    // a good day: the API says yes, the user is unlocked again
+    api.yes.store(true, Ordering::SeqCst);
+    let out = deploy(&w, &local).run(&["run", "should-i-deploy", "--output", "json"]).success();
+    assert!(out.stdout.contains("DetachUserPolicy"), "{out:?}");
+    assert!(!attached(&w, user).contains(&"AWSDenyAll".to_string()), "detached");
+    // a good day when nothing is locked: nothing to do
+    let out = deploy(&w, &local).run(&["run", "should-i-deploy"]).success();
+    assert!(out.stdout.contains("→ Success [Succeed]") && !out.stdout.contains("AttachUserPolicy [Task]"), "{out:?}");
+
+    // executions and history come from the local endpoint, as from AWS
+    let list = deploy(&w, &local).run(&["executions", "should-i-deploy", "--output", "json"]).success().json();
+    assert_eq!(list.as_array().unwrap().len(), 3);
+    assert!(list.as_array().unwrap().iter().all(|e| e["status"] == "SUCCEEDED"), "{list}");
+    let arn = list[2]["executionArn"].as_str().unwrap();
+    let hist = deploy(&w, &local).run(&["history", arn, "--output", "json"]).success();
+    let types: Vec<String> =
+        hist.stdout.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["type"].as_str().unwrap().to_string()).collect();
+    assert_eq!(types.first().map(String::as_str), Some("ExecutionStarted"));
+    assert_eq!(types.last().map(String::as_str), Some("ExecutionSucceeded"));
+    assert!(types.iter().any(|t| t == "TaskScheduled") && types.iter().any(|t| t == "ChoiceStateEntered"), "{types:?}");
+
+    // destroy removes the machine from the local endpoint and the rest from moto
+    deploy(&w, &local).run(&["destroy", "--yes"]).success();
+    assert!(w.c.block_on(local.sfn().list_state_machines().send()).unwrap().state_machines().is_empty());
+    nothing_left(&w.c, w.moto.port);
+}
+
+/// A `deploy run` in the background, its output lines collected as they come.
+struct Running {
+    child: std::process::Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Running {
+    /// Waits for the process: its exit code and everything it printed on stdout.
+    fn finish(mut self) -> (i32, String) {
+        let status = self.child.wait().unwrap();
+        self.reader.join().unwrap();
+        (status.code().unwrap_or(-1), self.lines.lock().unwrap().join("\n"))
+    }
+}
+
+/// Starts `deploy run` in the background and returns it with the task token it prints.
+fn run_until_token(d: Deploy, args: &[&str]) -> (Running, String) {
+    let mut child = d.spawn(args);
+    let stdout = child.stdout.take().unwrap();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let l = lines.clone();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            l.lock().unwrap().push(line);
+        }
+    });
+    eventually(60, "the task token", || lines.lock().unwrap().iter().any(|l| l.contains("deploy reject --token")));
+    let seen = lines.lock().unwrap().join("\n");
+    let token = regex::Regex::new(r"deploy approve --token '([^']+)'").unwrap().captures(&seen).unwrap()[1].to_string();
+    (Running { child, lines, reader }, token)
+}
+
+#[test]
+fn create_new_user_waits_for_the_approval_sent_through_sns() {
+    let w = World::new();
+    let local = Local::start(&w, &[]);
+    deploy(&w, &local).run(&["up", "create-new-user", "--var", "email=manager@example.com", "--yes"]).success();
+    w.moto.start_recording();
+
+    // approved as admin: the user is created in moto and added to admins-group
+    let (running, token) = run_until_token(deploy(&w, &local), &["run", "create-new-user", "--input", r#"{"username": "john-doe"}"#]);
+    let published = w.moto.recorded_bodies("Publish");
+    assert_eq!(published.len(), 1, "the approval request went out through moto's SNS");
+    assert!(percent_decode(&published[0]).contains(&token), "the message carries the token: {}", published[0]);
+    deploy(&w, &local).run(&["approve", "--token", &token, "--output", r#"{"admin": true}"#]).success();
+    let (code, out) = running.finish();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("AddUserToGroup: task aws-sdk:iam:addUserToGroup") && out.contains("execution SUCCEEDED"), "{out}");
+    let groups = w.c.block_on(w.c.iam.list_groups_for_user().user_name("john-doe").send()).unwrap();
+    assert_eq!(groups.groups().iter().map(|g| g.group_name()).collect::<Vec<_>>(), ["admins-group"]);
+    // a token is answered once
+    deploy(&w, &local).run(&["approve", "--token", &token]).code(2);
+
+    // rejected: the execution fails with the manager's error, and no user is created
+    let (running, token) = run_until_token(deploy(&w, &local), &["run", "create-new-user", "--input", r#"{"username": "jane-doe"}"#]);
+    deploy(&w, &local).run(&["reject", "--token", &token, "--error", "Rejected", "--cause", "not this week"]).success();
+    let (code, out) = running.finish();
+    assert_eq!(code, 7, "{out}");
+    assert!(out.contains("Rejected") && out.contains("not this week"), "the cause comes through: {out}");
+    let users = w.c.block_on(w.c.iam.list_users().send()).unwrap();
+    assert!(!users.users().iter().any(|u| u.user_name() == "jane-doe"));
+}
+
+#[test]
+fn bucket_replication_polls_the_datasync_task_in_the_emulator() {
+    let w = World::new();
+    // every Wait 100 times shorter: the 10 s polls take 0.1 s
+    let local = Local::start(&w, &["--time-scale", "0.01"]);
+    deploy(&w, &local).run(&["up", "bucket-replication", "--yes"]).success();
+    let out = deploy(&w, &local).run(&["run", "bucket-replication"]).success();
+    let polls = out.stdout.matches("task aws-sdk:datasync:describeTaskExecution").count();
+    assert!(polls >= 2, "moto's task execution goes through its phases, polled each time: {out:?}");
+    assert!(out.stdout.contains("startTaskExecution") && out.stdout.contains("execution SUCCEEDED"), "{out:?}");
+    // the task execution it started is moto's own, and moto says it succeeded
+    let arn = regex::Regex::new(r#"arn:aws:datasync:[^"]+/execution/exec-[0-9a-f]+"#)
+        .unwrap()
+        .find(&out.stdout)
+        .expect("an execution ARN")
+        .as_str();
+    let run = w.c.block_on(w.c.datasync.describe_task_execution().task_execution_arn(arn).send()).unwrap();
+    assert_eq!(run.status().map(|s| s.as_str()), Some("SUCCESS"));
+}
+
+#[test]
+fn resize_image_jsonata_runs_locally_with_lambda_dynamodb_and_s3_in_the_emulator() {
+    require_wheelhouse();
+    let w = World::new();
+    w.moto.enable_execution(); // moto's Lambda answers from a queue, without Docker
+    let local = Local::start(&w, &[]);
+    deploy(&w, &local).run(&["up", "resize-image", "--yes"]).success();
+    let bucket = format!("profile-pictures-{ACCOUNT}-us-east-1");
+    let scenario: Value = serde_json::from_str(
+        &std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks/resize-image/tests/one-record.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let payload = |state: &str| scenario["mocks"][state][0]["Return"]["Payload"].clone();
+    assert!(!payload("Resize Profile Picture to Small").is_null(), "{scenario}");
+    w.moto.queue_lambda_results(&[payload("Resize Profile Picture to Small"), payload("Resize Profile Picture to Big")]);
+    w.c.block_on(async {
+        w.c.s3.put_object().bucket(&bucket).key("uploaded/john-doe.png").body(b"png".to_vec().into()).send().await.unwrap()
+    });
+    let input = w.state.path().join("batch.json");
+    std::fs::write(&input, scenario["input"].to_string()).unwrap();
+    let out = deploy(&w, &local).run(&["run", "resize-image", "--input-file", input.to_str().unwrap()]).success();
+    for line in ["task lambda:invoke", "task dynamodb:updateItem", "task aws-sdk:s3:deleteObject", "execution SUCCEEDED"] {
+        assert!(out.stdout.contains(line), "missing {line:?} in {out:?}");
+    }
+    w.c.block_on(async {
+        let item =
+            w.c.dynamodb.get_item().table_name("user").key("userId", aws_sdk_dynamodb::types::AttributeValue::S("john-doe".into())).send();
+        let item = item.await.unwrap();
+        let item = item.item().expect("the user item was written in moto");
+        assert!(item.contains_key("smallPicture") || item.contains_key("bigPicture"), "{item:?}");
+        let left = w.c.s3.list_objects_v2().bucket(&bucket).send().await.unwrap();
+        assert!(left.contents().is_empty(), "the upload was deleted from moto's S3");
+    });
+}
