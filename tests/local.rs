@@ -283,3 +283,159 @@ fn resize_image_jsonata_runs_locally_with_lambda_dynamodb_and_s3_in_the_emulator
         assert!(left.contents().is_empty(), "the upload was deleted from moto's S3");
     });
 }
+
+/// One JSON 1.0 call without an SDK.
+fn raw(local: &Local, operation: &str, body: &str) -> Value {
+    let addr = local.url.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nX-Amz-Target: AWSStepFunctions.{operation}\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    serde_json::from_str(out.split_once("\r\n\r\n").unwrap().1).unwrap()
+}
+
+fn definition(states: Value) -> String {
+    json!({"QueryLanguage": "JSONata", "StartAt": "Start", "States": states}).to_string()
+}
+
+#[test]
+fn the_api_behaves_as_step_functions_does() {
+    use aws_sdk_sfn::types::{ExecutionStatus, StateMachineType};
+    let w = World::new();
+    let mocks = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sfn-local-mocks.json");
+    let local = Local::start(&w, &["--mock-config", mocks.to_str().unwrap()]);
+    let sfn = local.sfn();
+    let role = format!("arn:aws:iam::{ACCOUNT}:role/any");
+    w.c.block_on(async {
+        // moto takes any definition; the local endpoint checks it as AWS does
+        let bad = sfn
+            .create_state_machine()
+            .name("bad")
+            .role_arn(&role)
+            .definition(r#"{"StartAt": "Nowhere", "States": {"A": {"Type": "Pass", "End": true}}}"#)
+            .send()
+            .await
+            .unwrap_err();
+        assert!(bad.as_service_error().unwrap().is_invalid_definition(), "{bad:?}");
+        let v = sfn.validate_state_machine_definition().definition(r#"{"StartAt": "A", "States": {"A": {"Type": "Tusk"}}}"#).send().await.unwrap();
+        assert_eq!(v.result().as_str(), "FAIL");
+        assert!(!v.diagnostics().is_empty());
+
+        // a waiting execution is stopped: ABORTED, with the reason, and its token is dead
+        let waiting = definition(json!({"Start": {"Type": "Task", "Resource": "arn:aws:states:::sns:publish.waitForTaskToken",
+            "Arguments": {"TopicArn": format!("arn:aws:sns:us-east-1:{ACCOUNT}:nope"), "Message": "{% $states.context.Task.Token %}"}, "End": true}}));
+        let m = sfn.create_state_machine().name("waits").role_arn(&role).definition(&waiting).send().await.unwrap();
+        let arn = m.state_machine_arn().to_string();
+        let e = sfn.start_execution().state_machine_arn(&arn).name("first").send().await.unwrap();
+        let again = sfn.start_execution().state_machine_arn(&arn).name("first").input(r#"{"other": 1}"#).send().await.unwrap_err();
+        assert!(again.as_service_error().unwrap().is_execution_already_exists(), "{again:?}");
+        // the topic does not exist in moto: the publish fails, as it would on AWS
+        let failed = loop {
+            let d = sfn.describe_execution().execution_arn(e.execution_arn()).send().await.unwrap();
+            if d.status() != &ExecutionStatus::Running {
+                break d;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        assert_eq!(failed.status(), &ExecutionStatus::Failed);
+        assert_eq!(failed.error(), Some("SNS.NotFound"), "{failed:?}");
+
+        let pass_then_wait = definition(json!({"Start": {"Type": "Wait", "Seconds": 3600, "End": true}}));
+        let m = sfn.create_state_machine().name("sleeps").role_arn(&role).definition(&pass_then_wait).send().await.unwrap();
+        let e = sfn.start_execution().state_machine_arn(m.state_machine_arn()).send().await.unwrap();
+        sfn.stop_execution().execution_arn(e.execution_arn()).error("Enough").cause("stopped by the test").send().await.unwrap();
+        let d = sfn.describe_execution().execution_arn(e.execution_arn()).send().await.unwrap();
+        assert_eq!((d.status(), d.error(), d.cause()), (&ExecutionStatus::Aborted, Some("Enough"), Some("stopped by the test")));
+        let h = sfn.get_execution_history().execution_arn(e.execution_arn()).reverse_order(true).send().await.unwrap();
+        assert_eq!(h.events()[0].r#type().as_str(), "ExecutionAborted");
+
+        // Step Functions Local's mock test cases: `<machine ARN>#<case>`
+        let cnu = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/create-new-user/jsonata.json")).unwrap();
+        let cnu = cnu
+            .replace("{{ TOPIC_ARN }}", &format!("arn:aws:sns:us-east-1:{ACCOUNT}:t"))
+            .replace("{{ ADMIN_GROUP_NAME }}", "admins")
+            .replace("{{ DEVELOP_GROUP_NAME }}", "developers");
+        let m = sfn.create_state_machine().name("create-new-user").role_arn(&role).definition(&cnu).send().await;
+        let m = m.unwrap_or_else(|e| panic!("{e:?} {cnu}"));
+        let e = sfn
+            .start_execution()
+            .state_machine_arn(format!("{}#Reject", m.state_machine_arn()))
+            .input(r#"{"username": "x"}"#)
+            .send()
+            .await
+            .unwrap();
+        let d = loop {
+            let d = sfn.describe_execution().execution_arn(e.execution_arn()).send().await.unwrap();
+            if d.status() != &ExecutionStatus::Running {
+                break d;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        assert_eq!((d.status(), d.error(), d.cause()), (&ExecutionStatus::Failed, Some("Rejected"), Some("not today")));
+
+        // EXPRESS machines answer StartSyncExecution with the result. (SDKs send it to
+        // `sync-<host>`, which does not resolve for a local endpoint: the raw protocol here.)
+        let express = definition(json!({"Start": {"Type": "Pass", "Output": "{% $states.input.n * 2 %}", "End": true}}));
+        let m = sfn
+            .create_state_machine()
+            .name("express")
+            .r#type(StateMachineType::Express)
+            .role_arn(&role)
+            .definition(&express)
+            .send()
+            .await
+            .unwrap();
+        let body = json!({"stateMachineArn": m.state_machine_arn(), "input": r#"{"n": 21}"#}).to_string();
+        let r = raw(&local, "StartSyncExecution", &body);
+        assert_eq!((r["status"].as_str(), r["output"].as_str()), (Some("SUCCEEDED"), Some("42")), "{r}");
+
+        let listed = sfn.list_state_machines().max_results(2).send().await.unwrap();
+        assert_eq!(listed.state_machines().len(), 2);
+        let rest = sfn.list_state_machines().next_token(listed.next_token().unwrap()).send().await.unwrap();
+        assert_eq!(rest.state_machines().len(), 2, "4 machines in two pages");
+        let missing = sfn.describe_state_machine().state_machine_arn(format!("arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:none")).send().await;
+        assert!(missing.unwrap_err().as_service_error().unwrap().is_state_machine_does_not_exist());
+    });
+}
+
+#[test]
+fn the_aws_cli_works_against_the_local_endpoint() {
+    let w = World::new();
+    let local = Local::start(&w, &[]);
+    let aws = |args: &[&str]| -> Value {
+        let out = std::process::Command::new(python())
+            .args(["-m", "awscli", "stepfunctions"])
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", empty_file())
+            .env("AWS_SHARED_CREDENTIALS_FILE", empty_file())
+            .env("AWS_ENDPOINT_URL", w.moto.url())
+            .env("AWS_ENDPOINT_URL_SFN", &local.url)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "aws {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    };
+    let def = definition(json!({"Start": {"Type": "Pass", "Output": {"greeting": "{% 'hello ' & $states.input.name %}"}, "End": true}}));
+    let role = format!("arn:aws:iam::{ACCOUNT}:role/any");
+    let m = aws(&["create-state-machine", "--name", "hello", "--role-arn", &role, "--definition", &def]);
+    let arn = m["stateMachineArn"].as_str().unwrap().to_string();
+    let e = aws(&["start-execution", "--state-machine-arn", &arn, "--input", r#"{"name": "cli"}"#]);
+    let exec = e["executionArn"].as_str().unwrap().to_string();
+    eventually(30, "the execution to end", || aws(&["describe-execution", "--execution-arn", &exec])["status"] != "RUNNING");
+    let d = aws(&["describe-execution", "--execution-arn", &exec]);
+    assert_eq!(d["status"], "SUCCEEDED");
+    assert_eq!(serde_json::from_str::<Value>(d["output"].as_str().unwrap()).unwrap(), json!({"greeting": "hello cli"}));
+    let h = aws(&["get-execution-history", "--execution-arn", &exec]);
+    let types: Vec<&str> = h["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["ExecutionStarted", "PassStateEntered", "PassStateExited", "ExecutionSucceeded"]);
+    assert_eq!(aws(&["list-state-machines"])["stateMachines"][0]["name"], "hello");
+}
