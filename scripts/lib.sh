@@ -21,6 +21,7 @@ for line in open(sys.argv[1]):
         name, version = re.match(r"([A-Za-z0-9_.-]+)(?:\[[^]]*\])?==(\S+)", line).groups()
         assert m.version(name) == version, name
 import flask, flask_cors, moto.server  # moto's [server] extra
+import awscli
 PY
   then
     echo "installing the test requirements (moto[server], the local AWS emulator)..." >&2
@@ -80,5 +81,26 @@ start_moto() {
     sleep 0.2
   done
   echo "error: moto did not answer on port $port; see $log" >&2
+  return 1
+}
+
+# wait_http URL PID LOG WHAT: waits until URL answers (any HTTP status), or the process dies.
+wait_http() {
+  local url=$1 pid=$2 log=$3 what=$4
+  for _ in $(seq 1 100); do
+    if "$PYTHON" - "$url" <<'PY' 2>/dev/null
+import sys, urllib.request, urllib.error
+try:
+    urllib.request.urlopen(sys.argv[1], timeout=1)
+except urllib.error.HTTPError:
+    pass
+PY
+    then
+      return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || { echo "error: $what exited; see $log" >&2; return 1; }
+    sleep 0.2
+  done
+  echo "error: $what did not answer at $url; see $log" >&2
   return 1
 }

@@ -439,3 +439,40 @@ fn the_aws_cli_works_against_the_local_endpoint() {
     assert_eq!(types, ["ExecutionStarted", "PassStateEntered", "PassStateExited", "ExecutionSucceeded"]);
     assert_eq!(aws(&["list-state-machines"])["stateMachines"][0]["name"], "hello");
 }
+
+/// The README's quick start, as a user runs it (with this build's binary and its own run folder).
+#[test]
+fn the_quick_start_deploys_and_runs_should_i_deploy() {
+    let run = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut cmd = std::process::Command::new("bash");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AWS_") || k.starts_with("DEPLOY_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd
+        .arg(root.join("scripts/quickstart"))
+        .env("DEPLOY_BIN", env!("CARGO_BIN_EXE_deploy"))
+        .env("DEPLOY_RUN_DIR", run.path())
+        .env("AWS_CONFIG_FILE", empty_file())
+        .env("AWS_SHARED_CREDENTIALS_FILE", empty_file())
+        .output()
+        .unwrap();
+    // whatever happened, stop what it started
+    for pid in ["moto.pid", "local.pid", "api.pid"] {
+        if let Ok(p) = std::fs::read_to_string(run.path().join(pid)) {
+            let _ = std::process::Command::new("kill").arg(p.trim()).status();
+        }
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    for line in [
+        "should-i-deploy: 12 changes applied",
+        "Call Should I deploy API: task http:invoke",
+        "execution SUCCEEDED",
+        "AWS_ENDPOINT_URL_SFN=",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in {stdout}");
+    }
+}
