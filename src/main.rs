@@ -23,8 +23,10 @@ mod views;
 use clap::Parser;
 use cli::{Cli, Command};
 
-fn init_logging(verbose: u8) {
+fn init_logging(verbose: u8, server: bool) {
     let filter = match verbose {
+        // a server says what it does: one line per execution started and ended
+        0 if server => "deploy=info,warn,aws_config=error",
         0 => "warn,aws_config=error",
         1 => "deploy=debug,warn",
         _ => "debug",
@@ -91,7 +93,7 @@ async fn run(cli: Cli) -> error::Result<()> {
 
 fn main() {
     let cli = Cli::parse();
-    init_logging(cli.global.verbose);
+    init_logging(cli.global.verbose, matches!(cli.command, Command::Local { .. }));
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     if let Err(e) = rt.block_on(run(cli)) {
         eprintln!("error: {e}");

@@ -27,8 +27,10 @@ impl Local {
         let mut first = String::new();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         stdout.read_line(&mut first).unwrap();
-        // keep draining what it prints
+        // keep draining what it prints (one log line per execution on stderr)
         std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        let mut stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
         let url = regex::Regex::new(r"on (http://127\.0\.0\.1:\d+)").unwrap().captures(&first).unwrap_or_else(|| {
             let mut err = String::new();
             child.stderr.take().unwrap().read_to_string(&mut err).unwrap();

@@ -518,7 +518,7 @@ impl Run<'_> {
         let mut attempts: Vec<u64> = vec![0; s["Retry"].as_array().map(|r| r.len()).unwrap_or(0)];
         loop {
             let attempt = match ty {
-                "Task" => self.task(name, s, input, vars).await,
+                "Task" => self.task(name, s, input, vars, attempts.iter().sum()).await,
                 "Parallel" => self.parallel(s, input, name, vars).await,
                 _ => self.map(s, input, name, vars).await,
             };
@@ -605,10 +605,11 @@ impl Run<'_> {
         }
     }
 
-    async fn task(&self, name: &str, s: &Value, input: &Value, vars: &Vars) -> Result<Value, Failure> {
+    async fn task(&self, name: &str, s: &Value, input: &Value, vars: &Vars, retries: u64) -> Result<Value, Failure> {
         let resource = s["Resource"].as_str().unwrap_or_default().to_string();
         let token = resource.ends_with(".waitForTaskToken").then(new_token);
         let mut st = self.states_var(input, name, &[]);
+        st["context"]["State"]["RetryCount"] = json!(retries);
         if let Some(t) = &token {
             st["context"]["Task"] = json!({"Token": t});
         }
@@ -1004,6 +1005,15 @@ mod tests {
         let e = execute_virtual(&def, json!({"kept": "yes"}), "t", &script(vec![TaskResult::Return(json!({"count": 3}))]));
         assert_eq!(e.status, Status::Succeeded, "{:?}", e.cause);
         assert_eq!(e.output, json!({"seen": 3, "big": true, "kept": "yes"}));
+    }
+
+    #[test]
+    fn the_context_counts_retries() {
+        let def = json!({"QueryLanguage": "JSONata", "StartAt": "T", "States": {
+            "T": {"Type": "Task", "Resource": "x", "Arguments": {"try": "{% $states.context.State.RetryCount %}"}, "End": true,
+                  "Retry": [{"ErrorEquals": ["E"], "MaxAttempts": 5}]}}});
+        let e = execute_virtual(&def, json!({}), "t", &script(vec![throw("E"), throw("E")]));
+        assert_eq!(e.output, json!({"try": 2}), "the third attempt is retry 2");
     }
 
     #[test]

@@ -70,6 +70,7 @@ struct Server {
 }
 
 /// An API error: HTTP status, the error code the SDK matches on, a message.
+#[derive(Debug)]
 struct ApiError(u16, &'static str, String);
 
 fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
@@ -393,6 +394,7 @@ impl Server {
         let server = self.clone();
         let tasks = LocalTasks { integrations: self.integrations.clone(), mocks };
         let key = exec_arn.clone();
+        tracing::info!("execution {key} started");
         let handle = tokio::spawn(async move {
             let result = engine::execute(&def, input, &opts, &tasks, &journal).await;
             server.finish(&key, result);
@@ -417,6 +419,7 @@ impl Server {
         (e.error, e.cause) = (result.error, result.cause);
         e.abort = None;
         e.done.notify_waiters();
+        tracing::info!("execution {arn} {} in {:.3} s", e.status, result.seconds);
     }
 
     /// StartSyncExecution: runs an EXPRESS machine and answers when it ends.
