@@ -72,16 +72,8 @@ start_moto() {
   local port=$1 log=$2
   MOTO_IAM_LOAD_MANAGED_POLICIES=true nohup "$PYTHON" -m moto.server -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
   local pid=$!
-  for _ in $(seq 1 100); do
-    if "$PYTHON" -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/data.json', timeout=1)" 2>/dev/null; then
-      echo "$pid"
-      return 0
-    fi
-    kill -0 "$pid" 2>/dev/null || { echo "error: moto exited; see $log" >&2; return 1; }
-    sleep 0.2
-  done
-  echo "error: moto did not answer on port $port; see $log" >&2
-  return 1
+  wait_http "http://127.0.0.1:$port/moto-api/data.json" "$pid" "$log" moto || return 1
+  echo "$pid"
 }
 
 # wait_http URL PID LOG WHAT: waits until URL answers (any HTTP status), or the process dies.

@@ -166,39 +166,6 @@ fn should_i_deploy_runs_on_the_local_endpoint_and_acts_on_the_emulator() {
     nothing_left(&w.c, w.moto.port);
 }
 
-/// A `deploy run` in the background, its output lines collected as they come.
-struct Running {
-    child: std::process::Child,
-    lines: Arc<Mutex<Vec<String>>>,
-    reader: std::thread::JoinHandle<()>,
-}
-
-impl Running {
-    /// Waits for the process: its exit code and everything it printed on stdout.
-    fn finish(mut self) -> (i32, String) {
-        let status = self.child.wait().unwrap();
-        self.reader.join().unwrap();
-        (status.code().unwrap_or(-1), self.lines.lock().unwrap().join("\n"))
-    }
-}
-
-/// Starts `deploy run` in the background and returns it with the task token it prints.
-fn run_until_token(d: Deploy, args: &[&str]) -> (Running, String) {
-    let mut child = d.spawn(args);
-    let stdout = child.stdout.take().unwrap();
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let l = lines.clone();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            l.lock().unwrap().push(line);
-        }
-    });
-    eventually(60, "the task token", || lines.lock().unwrap().iter().any(|l| l.contains("deploy reject --token")));
-    let seen = lines.lock().unwrap().join("\n");
-    let token = regex::Regex::new(r"deploy approve --token '([^']+)'").unwrap().captures(&seen).unwrap()[1].to_string();
-    (Running { child, lines, reader }, token)
-}
-
 #[test]
 fn create_new_user_waits_for_the_approval_sent_through_sns() {
     let w = World::new();

@@ -6,7 +6,6 @@
 mod support;
 
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use support::*;
 
@@ -104,7 +103,8 @@ fn resize_image_runs_end_to_end_in_the_emulator() {
 
     // Same results whichever engine runs it: the local engine, on the same input and answers,
     // gives the same output and the same history event types (the two Parallel branches
-    // interleave differently: moto runs them at once, the local engine one after the other).
+    // interleave differently: both run them at once, but with mocks answering at once the local engine
+    // finishes the first branch before the second starts).
     let local = w.deploy().run(&["test", "resize-image", "--scenario", "jsonpath-one-record", "--output", "json"]).success();
     let local: Value = serde_json::from_str(local.stdout.lines().next().unwrap()).unwrap();
     let local_types: Vec<&str> = local["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
@@ -135,42 +135,6 @@ fn resize_image_runs_end_to_end_in_the_emulator() {
     );
 }
 
-/// A `deploy run` in the background, its output lines collected as they come.
-struct Running {
-    child: std::process::Child,
-    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    reader: std::thread::JoinHandle<()>,
-}
-
-impl Running {
-    /// Waits for the process and returns its exit code with everything it printed on stdout.
-    fn finish(self) -> (i32, String) {
-        let mut child = self.child;
-        let status = child.wait().unwrap();
-        self.reader.join().unwrap();
-        (status.code().unwrap_or(-1), self.lines.lock().unwrap().join("\n"))
-    }
-}
-
-/// Starts `deploy run` and returns it with the task token it prints when the workflow waits.
-fn run_until_token(w: &World, env: &str) -> (Running, String) {
-    let mut child = w.deploy().spawn(&["run", "callback", "--env", env]);
-    let stdout = child.stdout.take().unwrap();
-    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let l = lines.clone();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            l.lock().unwrap().push(line);
-        }
-    });
-    eventually(60, "the task token and the commands to answer it", || {
-        lines.lock().unwrap().iter().any(|l| l.contains("deploy reject --token"))
-    });
-    let seen = lines.lock().unwrap().join("\n");
-    let token = regex::Regex::new(r"deploy approve --token '([^']+)'").unwrap().captures(&seen).map(|c| c[1].to_string());
-    (Running { child, lines, reader }, token.unwrap_or_else(|| panic!("no token in {seen}")))
-}
-
 fn callback_world() -> World {
     let mut w = World::new();
     w.project = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/callback");
@@ -182,7 +146,7 @@ fn callback_world() -> World {
 #[test]
 fn a_waiting_task_is_approved_from_the_command_line() {
     let w = callback_world();
-    let (running, token) = run_until_token(&w, "t");
+    let (running, token) = run_until_token(w.deploy(), &["run", "callback", "--env", "t"]);
     let out = w.deploy().run(&["approve", "--token", &token, "--output", r#"{"admin": true}"#]).success();
     assert!(out.stdout.contains(r#"sent task success with output {"admin": true}"#), "{out:?}");
     let (code, stdout) = running.finish();
@@ -201,7 +165,7 @@ fn a_waiting_task_is_approved_from_the_command_line() {
 #[test]
 fn a_waiting_task_is_rejected_from_the_command_line() {
     let w = callback_world();
-    let (running, token) = run_until_token(&w, "t");
+    let (running, token) = run_until_token(w.deploy(), &["run", "callback", "--env", "t"]);
     w.moto.start_recording();
     w.deploy().run(&["reject", "--token", &token, "--error", "Rejected", "--cause", "not today"]).success();
     let sent: Vec<Value> = w.moto.recorded_bodies("SendTaskFailure").iter().map(|b| serde_json::from_str(b).unwrap()).collect();

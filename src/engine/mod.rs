@@ -197,6 +197,7 @@ struct Run<'a> {
     transitions: AtomicUsize,
     /// The machine's query language (a state may say otherwise for itself).
     lang: String,
+    iso_cache: Mutex<(u64, String)>,
 }
 
 /// Variables visible in a scope: the outer ones (read-only) and this scope's own.
@@ -236,6 +237,17 @@ impl Run<'_> {
         self.start.elapsed().as_secs_f64()
     }
 
+    /// The wall-clock time now as RFC 3339, formatted once per millisecond.
+    fn now_iso(&self) -> String {
+        let now = self.wall_start + self.start.elapsed();
+        let ms = now.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let mut cached = self.iso_cache.lock().unwrap();
+        if cached.0 != ms || cached.1.is_empty() {
+            *cached = (ms, iso(now));
+        }
+        cached.1.clone()
+    }
+
     fn event(&self, kind: &str, details: Value) {
         self.journal.push(kind, self.now(), details);
     }
@@ -248,22 +260,23 @@ impl Run<'_> {
     }
 
     fn states_var(&self, input: &Value, name: &str, extra: &[(&str, Value)]) -> Value {
-        let mut context = self.context.clone();
-        let entered = self.wall_start + self.start.elapsed();
-        context["State"] = json!({"Name": name, "EnteredTime": iso(entered), "RetryCount": 0});
-        let mut s = json!({"input": input, "context": context});
+        let mut s = Map::with_capacity(2 + extra.len());
+        s.insert("input".into(), input.clone());
+        s.insert("context".into(), self.context_for(name, &[]));
         for (k, v) in extra {
-            s[*k] = v.clone();
+            s.insert(k.to_string(), v.clone());
         }
-        s
+        Value::Object(s)
     }
 
-    fn lang_of(&self, s: &Value) -> String {
-        s["QueryLanguage"].as_str().map(str::to_string).unwrap_or_else(|| self.lang.clone())
+    fn lang_of<'s>(&'s self, s: &'s Value) -> &'s str {
+        s["QueryLanguage"].as_str().unwrap_or(&self.lang)
     }
 
+    /// The context object as a state sees it (`$$` / `$states.context`).
     fn context_for(&self, name: &str, extra: &[(&str, Value)]) -> Value {
-        let mut c = self.states_var(&Value::Null, name, &[])["context"].clone();
+        let mut c = self.context.clone();
+        c["State"] = json!({"Name": name, "EnteredTime": self.now_iso(), "RetryCount": 0});
         for (k, v) in extra {
             c[*k] = v.clone();
         }
@@ -785,7 +798,17 @@ pub async fn execute(definition: &Value, input: Value, opts: &Options, tasks: &d
         "Execution": {"Id": opts.execution_arn, "Name": opts.name, "Input": input, "StartTime": iso(wall_start), "RoleArn": opts.role_arn, "RedriveCount": 0},
         "StateMachine": {"Id": opts.machine_arn, "Name": opts.machine_name}});
     let lang = definition["QueryLanguage"].as_str().unwrap_or("JSONPath").to_string();
-    let run = Run { tasks, journal, opts, start: Instant::now(), wall_start, context, transitions: AtomicUsize::new(0), lang };
+    let run = Run {
+        tasks,
+        journal,
+        opts,
+        start: Instant::now(),
+        wall_start,
+        context,
+        transitions: AtomicUsize::new(0),
+        lang,
+        iso_cache: Mutex::default(),
+    };
     run.event("ExecutionStarted", json!({"input": input, "roleArn": opts.role_arn}));
     let mut vars = Vars::default();
     let limit = definition["TimeoutSeconds"].as_f64();

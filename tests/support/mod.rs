@@ -549,3 +549,39 @@ pub fn role_policy(c: &Clients, role: &str, service: &str, stack: &str, env: &st
 pub fn mutating_calls(moto: &Moto) -> Vec<String> {
     moto.recorded_operations().into_iter().filter(|o| is_mutating(o)).collect()
 }
+
+/// A `deploy run` in the background, its output lines collected as they come.
+pub struct Running {
+    child: std::process::Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Running {
+    /// Waits for the process: its exit code and everything it printed on stdout.
+    pub fn finish(mut self) -> (i32, String) {
+        let status = self.child.wait().unwrap();
+        self.reader.join().unwrap();
+        (status.code().unwrap_or(-1), self.lines.lock().unwrap().join("\n"))
+    }
+}
+
+/// Starts a `deploy run` and returns it with the task token it prints when the workflow waits.
+pub fn run_until_token(d: Deploy, args: &[&str]) -> (Running, String) {
+    use std::io::BufRead;
+    let mut child = d.spawn(args);
+    let stdout = child.stdout.take().unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let l = lines.clone();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            l.lock().unwrap().push(line);
+        }
+    });
+    eventually(60, "the task token and the commands to answer it", || {
+        lines.lock().unwrap().iter().any(|l| l.contains("deploy reject --token"))
+    });
+    let seen = lines.lock().unwrap().join("\n");
+    let token = regex::Regex::new(r"deploy approve --token '([^']+)'").unwrap().captures(&seen).map(|c| c[1].to_string());
+    (Running { child, lines, reader }, token.unwrap_or_else(|| panic!("no token in {seen}")))
+}
