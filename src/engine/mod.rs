@@ -83,7 +83,8 @@ impl Callbacks {
         let mut waiting = self.waiting.lock().unwrap();
         let ends = !matches!(answer, Callback::Heartbeat);
         let delivered = waiting.get(token).is_some_and(|tx| tx.send(answer).is_ok());
-        if delivered && ends {
+        // an answered token, or one whose task is gone (its execution was stopped), is dropped
+        if ends || !delivered {
             waiting.remove(token);
         }
         delivered
