@@ -1,32 +1,66 @@
-# Shared by scripts/*: installs the pinned local emulator when missing, finds a free port,
-# starts moto on loopback. Sourced, not run.
+# Shared by scripts/*: checks the prerequisites, keeps the project's own Python virtual
+# environment (.venv, git-ignored) with the pinned emulator and test tools, finds a free
+# port, starts moto on loopback. Sourced, not run.
+#
+# Nothing is ever installed into the system Python (PEP 668): Debian's and Ubuntu's python3
+# only create the virtual environment. DEPLOY_BASE_PYTHON picks another interpreter for that,
+# DEPLOY_VENV another folder.
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PYTHON="${DEPLOY_TEST_PYTHON:-python3}"
+BASE_PYTHON="${DEPLOY_BASE_PYTHON:-python3}"
+VENV="${DEPLOY_VENV:-$root/.venv}"
+PYTHON="$VENV/bin/python"
 
 # Never let the AWS SDK reach the instance-metadata address; use static local credentials.
 export AWS_EC2_METADATA_DISABLED=true
 
-ensure_moto() {
-  if ! command -v "$PYTHON" >/dev/null 2>&1; then
-    echo "error: $PYTHON not found: the local emulator (moto) needs Python 3 with pip" >&2
-    exit 2
+# fail MESSAGE...: one clear line (and what to do) on stderr, exit 2.
+fail() {
+  printf 'error: %s\n' "$1" >&2
+  shift
+  for line in "$@"; do printf '  %s\n' "$line" >&2; done
+  exit 2
+}
+
+require_cargo() {
+  command -v cargo >/dev/null 2>&1 ||
+    fail "cargo not found: deploy is built with Rust $(rust_version) or later" \
+      "install it with rustup: https://rustup.rs (Debian/Ubuntu: sudo apt-get install curl build-essential, then the rustup line)"
+}
+
+rust_version() {
+  sed -n 's/^rust-version = "\(.*\)"/\1/p' "$root/Cargo.toml"
+}
+
+# ensure_venv: the project's virtual environment with every pin of requirements-test.txt,
+# created with python3 -m venv, reused while the pins are unchanged.
+ensure_venv() {
+  command -v "$BASE_PYTHON" >/dev/null 2>&1 ||
+    fail "$BASE_PYTHON not found: the local AWS emulator (moto) needs Python 3.9 or later with venv" \
+      "Debian/Ubuntu: sudo apt-get install python3 python3-venv" \
+      "macOS: brew install python"
+  local reqs="$root/requirements-test.txt" hash stamp
+  hash=$("$BASE_PYTHON" -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest()[:16])' "$reqs")
+  stamp="$VENV/.requirements-$hash"
+  if [ -x "$PYTHON" ] && [ -f "$stamp" ]; then
+    return 0
   fi
-  # Every pin in requirements-test.txt must be installed at exactly its version.
-  if ! "$PYTHON" - "$root/requirements-test.txt" <<'PY' >/dev/null 2>&1
-import re, sys, importlib.metadata as m
-for line in open(sys.argv[1]):
-    line = line.split("#")[0].strip()
-    if line:
-        name, version = re.match(r"([A-Za-z0-9_.-]+)(?:\[[^]]*\])?==(\S+)", line).groups()
-        assert m.version(name) == version, name
-import flask, flask_cors, moto.server  # moto's [server] extra
-import awscli
-PY
-  then
-    echo "installing the test requirements (moto[server], the local AWS emulator)..." >&2
-    "$PYTHON" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r "$root/requirements-test.txt"
+  if [ ! -x "$PYTHON" ] || ! "$PYTHON" -m pip --version >/dev/null 2>&1; then
+    rm -rf "$VENV"
+    echo "creating the project's Python environment in $VENV..." >&2
+    local err
+    if ! err=$("$BASE_PYTHON" -m venv "$VENV" 2>&1); then
+      rm -rf "$VENV"
+      fail "$BASE_PYTHON cannot create a virtual environment (python3 -m venv: ${err##*$'\n'})" \
+        "Debian/Ubuntu: sudo apt-get install python3-venv   (then run this again)" \
+        "or point DEPLOY_BASE_PYTHON at another Python 3 that has venv and ensurepip"
+    fi
   fi
+  echo "installing the pinned test requirements (moto[server], Pillow, the AWS CLI) into $VENV..." >&2
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check -r "$reqs" ||
+    fail "pip could not install $reqs into $VENV" "pip needs PyPI (or PIP_INDEX_URL pointing at a mirror)"
+  rm -f "$VENV"/.requirements-*
+  touch "$stamp"
 }
 
 # The resize-image function's dependencies as wheels for the Lambda platforms, fetched once
@@ -34,33 +68,33 @@ PY
 ensure_wheels() {
   local reqs="$root/stacks/resize-image/function/requirements.txt"
   local dir="${DEPLOY_TEST_WHEELS:-$root/target/test-wheels}"
-  local stamp="$dir/.stamp-$(sha256sum "$reqs" | cut -c1-16)"
+  local stamp="$dir/.stamp-$("$PYTHON" -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest()[:16])' "$reqs")"
   [ -f "$stamp" ] && return 0
   echo "fetching the Lambda function's wheels into $dir..." >&2
   mkdir -p "$dir"
   for platform in manylinux2014_aarch64 manylinux2014_x86_64; do
     "$PYTHON" -m pip download --quiet --disable-pip-version-check -d "$dir" --platform "$platform" \
-      --implementation cp --python-version 3.12 --only-binary=:all: -r "$reqs"
+      --implementation cp --python-version 3.12 --only-binary=:all: -r "$reqs" ||
+      fail "pip could not fetch the wheels of $reqs for $platform"
   done
   touch "$stamp"
 }
 
-# asl-validator (npm, pinned), which the validation tests compare deploy's findings with.
+# asl-validator (npm, pinned), which one validation test compares deploy's findings with.
+# Optional: without npm that comparison is reported as skipped, by name.
 ensure_asl_validator() {
   local dir="$root/target/asl-validator" version=4.0.0
   if [ -x "$dir/node_modules/.bin/asl-validator" ] && grep -q "\"version\": \"$version\"" "$dir/node_modules/asl-validator/package.json" 2>/dev/null; then
     return 0
   fi
   if ! command -v npm >/dev/null 2>&1; then
-    echo "error: npm not found: the validation tests compare with asl-validator (npm install asl-validator@$version)" >&2
-    exit 2
+    echo "note: npm not found: the comparison with asl-validator will be skipped (Debian/Ubuntu: sudo apt-get install npm; macOS: brew install node)" >&2
+    return 0
   fi
   echo "installing asl-validator@$version into $dir..." >&2
   mkdir -p "$dir"
-  (cd "$dir" && npm install --silent --no-audit --no-fund --no-save "asl-validator@$version" >/dev/null 2>&1) || {
-    echo "error: npm could not install asl-validator@$version" >&2
-    exit 2
-  }
+  (cd "$dir" && npm install --silent --no-audit --no-fund --no-save "asl-validator@$version" >/dev/null 2>&1) ||
+    echo "note: npm could not install asl-validator@$version: the comparison with it will be skipped" >&2
 }
 
 free_port() {

@@ -105,7 +105,6 @@ fn sfn_client(config: &SdkConfig) -> aws_sdk_sfn::Client {
 pub async fn connect(opts: &AwsOptions) -> Result<Ctx> {
     let config = load_config(opts, 8).await;
     let endpoint = opts.endpoint_url.clone();
-    let where_ = endpoint.clone().unwrap_or_else(|| "AWS".to_string());
     let Some(creds) = config.credentials_provider() else {
         return Err(no_credentials("no credential provider is configured"));
     };
@@ -113,25 +112,11 @@ pub async fn connect(opts: &AwsOptions) -> Result<Ctx> {
         return Err(no_credentials(&DisplayErrorContext(&e).to_string()));
     }
     let region = config.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
+    set_endpoints(&endpoint, &region);
     // The preflight call: one attempt, so an unreachable endpoint answers in seconds.
     let sts_conf = aws_sdk_sts::config::Builder::from(&config).retry_config(RetryConfig::standard().with_max_attempts(1)).build();
     let sts = aws_sdk_sts::Client::from_conf(sts_conf);
-    let who = sts.get_caller_identity().send().await.map_err(|e| {
-        use aws_sdk_sts::error::SdkError;
-        match &e {
-            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-                Error::aws(format!("cannot reach {where_}: {}", DisplayErrorContext(&e))).help(match &endpoint {
-                    Some(_) => "is the emulator running at that address? (check --endpoint-url / AWS_ENDPOINT_URL)",
-                    None => "check your network, or point --endpoint-url at an emulator",
-                })
-            }
-            _ => Error::aws(format!(
-                "{where_} rejected the credentials: {}",
-                e.message().map(str::to_string).unwrap_or_else(|| DisplayErrorContext(&e).to_string())
-            ))
-            .help("check AWS_PROFILE / AWS_ACCESS_KEY_ID, or refresh an SSO session with `aws sso login`"),
-        }
-    })?;
+    let who = sts.get_caller_identity().send().await.map_err(|e| api_error("GetCallerIdentity", &e))?;
     let account_id = who.account().unwrap_or_default().to_string();
     let partition = partition_of(&region).to_string();
     let path_style = endpoint.is_some();
@@ -176,17 +161,162 @@ pub fn partition_of(region: &str) -> &'static str {
     }
 }
 
-/// A readable message for a failed call: `Operation: Code: message`.
+/// Where calls go, for messages: the endpoint override (and Step Functions' own), the region.
+struct Endpoints {
+    default: Option<String>,
+    sfn: Option<String>,
+    region: String,
+}
+
+static ENDPOINTS: std::sync::OnceLock<Endpoints> = std::sync::OnceLock::new();
+
+/// Records where calls go (once per process), so that every error can name the endpoint.
+pub fn set_endpoints(endpoint: &Option<String>, region: &str) {
+    let sfn = std::env::var("AWS_ENDPOINT_URL_SFN").ok().filter(|u| !u.is_empty());
+    let _ = ENDPOINTS.set(Endpoints { default: endpoint.clone(), sfn, region: region.to_string() });
+}
+
+/// The endpoint a service's calls go to, as people say it.
+fn endpoint_of(service: &str) -> String {
+    let Some(e) = ENDPOINTS.get() else { return "AWS".to_string() };
+    match (service, &e.sfn, &e.default) {
+        ("sfn", Some(url), _) => url.clone(),
+        (_, _, Some(url)) => url.clone(),
+        _ => format!("AWS ({})", e.region),
+    }
+}
+
+/// The service an SDK error type belongs to: `aws_sdk_sns::operation::...` is "sns".
+fn service_of<E>() -> &'static str {
+    std::any::type_name::<E>().strip_prefix("aws_sdk_").and_then(|t| t.split("::").next()).unwrap_or("aws")
+}
+
+fn service_name(service: &str) -> &str {
+    match service {
+        "iam" => "IAM",
+        "sfn" => "Step Functions",
+        "eventbridge" => "EventBridge",
+        "sns" => "SNS",
+        "sqs" => "SQS",
+        "s3" => "S3",
+        "dynamodb" => "DynamoDB",
+        "cloudwatchlogs" => "CloudWatch Logs",
+        "ecr" => "ECR",
+        "lambda" => "Lambda",
+        "pipes" => "EventBridge Pipes",
+        "datasync" => "DataSync",
+        "sts" => "STS",
+        other => other,
+    }
+}
+
+/// The IAM prefix of a service's actions (for "access denied" advice).
+fn action_prefix(service: &str) -> &str {
+    match service {
+        "sfn" => "states",
+        "eventbridge" => "events",
+        "cloudwatchlogs" => "logs",
+        other => other,
+    }
+}
+
+/// What kind of failure an SDK error is: the classes people act on differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// Nothing answered at the address (refused, no route, DNS, TLS).
+    Unreachable,
+    /// Connected, but no answer in time.
+    TimedOut,
+    /// Something answered that is not an AWS API (no error code, an unreadable body).
+    NotAws,
+    /// The credentials are wrong or expired.
+    BadCredentials,
+    /// The identity is not allowed to make this call.
+    AccessDenied,
+    /// Still throttled after the SDK's retries.
+    Throttled,
+    /// Any other error the service answered with (code and message).
+    Service,
+}
+
+pub fn classify(code: Option<&str>, dispatch: Option<bool>, unreadable: bool) -> Failure {
+    match dispatch {
+        Some(true) => return Failure::TimedOut,
+        Some(false) => return Failure::Unreachable,
+        None => {}
+    }
+    if unreadable {
+        return Failure::NotAws;
+    }
+    match code {
+        None => Failure::NotAws,
+        Some(
+            "InvalidClientTokenId" | "SignatureDoesNotMatch" | "UnrecognizedClientException" | "InvalidAccessKeyId"
+            | "ExpiredToken" | "ExpiredTokenException" | "InvalidToken" | "IncompleteSignature" | "InvalidSignatureException"
+            | "AuthFailure" | "MissingAuthenticationToken",
+        ) => Failure::BadCredentials,
+        Some("AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" | "UnauthorizedException" | "Forbidden") => {
+            Failure::AccessDenied
+        }
+        Some(
+            "Throttling" | "ThrottlingException" | "ThrottledException" | "TooManyRequestsException" | "RequestLimitExceeded"
+            | "SlowDown" | "ProvisionedThroughputExceededException" | "RequestThrottled" | "RequestThrottledException",
+        ) => Failure::Throttled,
+        Some(_) => Failure::Service,
+    }
+}
+
+/// The innermost cause of an error, e.g. "Connection refused (os error 111)".
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+/// One sentence for a failed call, naming the service, the operation and the endpoint, plus
+/// what to do. The SDK's full error (its Debug form) is logged at `-v`.
 pub fn api_error<E>(op: &str, e: &aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let detail = match (e.code(), e.message()) {
-        (Some(c), Some(m)) => format!("{c}: {m}"),
-        (Some(c), None) => c.to_string(),
-        _ => DisplayErrorContext(e).to_string(),
+    use aws_smithy_runtime_api::client::result::SdkError;
+    let service = service_of::<E>();
+    let (name, endpoint) = (service_name(service), endpoint_of(service));
+    tracing::debug!("{name} {op} failed: {e:?}");
+    let dispatch = match e {
+        SdkError::TimeoutError(_) => Some(true),
+        SdkError::DispatchFailure(d) => Some(d.is_timeout()),
+        _ => None,
     };
-    Error::aws(format!("{op} failed: {detail}"))
+    let unreadable = matches!(e, SdkError::ResponseError(_));
+    let status = e.raw_response().map(|r| r.status().as_u16());
+    let (code, message) = (e.code(), e.message().unwrap_or_default());
+    let local = endpoint.starts_with("http");
+    match classify(code, dispatch, unreadable) {
+        Failure::Unreachable => Error::aws(format!("cannot reach {endpoint} ({name} {op}): {}", root_cause(e))).help(if local {
+            "is the emulator running at that address? (check --endpoint-url / AWS_ENDPOINT_URL)"
+        } else {
+            "check your network and the region, or point --endpoint-url at an emulator"
+        }),
+        Failure::TimedOut => Error::aws(format!("{endpoint} did not answer {name} {op} in time ({})", root_cause(e)))
+            .help("check the network, or whether the endpoint is overloaded; then run the command again"),
+        Failure::NotAws => {
+            let status = status.map(|s| format!(" (HTTP {s})")).unwrap_or_default();
+            Error::aws(format!("{endpoint} is not an AWS API: its answer to {name} {op}{status} is not an AWS response"))
+                .help("check --endpoint-url / AWS_ENDPOINT_URL (and AWS_ENDPOINT_URL_SFN): it must point at AWS or an AWS-compatible emulator such as moto")
+        }
+        Failure::BadCredentials => {
+            Error::aws(format!("{endpoint} rejected the credentials ({name} {op}: {}: {message})", code.unwrap_or_default()))
+                .help("check AWS_PROFILE / AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or refresh an SSO session with `aws sso login`")
+        }
+        Failure::AccessDenied => Error::aws(format!("access denied: {name} {op} on {endpoint}: {message}"))
+            .help(format!("the identity in use needs {}:{op} in its IAM policy (or run as one that has it)", action_prefix(service))),
+        Failure::Throttled => Error::aws(format!("{name} {op} is still throttled by {endpoint} after retries: {message}"))
+            .help("wait a minute and run the command again (what finished is recorded), or lower --parallelism"),
+        Failure::Service => Error::aws(format!("{op} failed: {}: {message}", code.unwrap_or_default())),
+    }
 }
 
 /// True for the errors AWS gives while a new role has not yet propagated.
@@ -252,6 +382,28 @@ mod tests {
         assert_eq!(b.delay(0), Duration::from_millis(100));
         assert_eq!(b.delay(3), Duration::from_millis(800));
         assert_eq!(b.delay(9), Duration::from_millis(1000));
+    }
+
+    #[test]
+    fn failures_are_classified_once() {
+        assert_eq!(classify(None, Some(false), false), Failure::Unreachable);
+        assert_eq!(classify(None, Some(true), false), Failure::TimedOut);
+        assert_eq!(classify(None, None, true), Failure::NotAws);
+        assert_eq!(classify(None, None, false), Failure::NotAws);
+        assert_eq!(classify(Some("InvalidClientTokenId"), None, false), Failure::BadCredentials);
+        assert_eq!(classify(Some("ExpiredToken"), None, false), Failure::BadCredentials);
+        assert_eq!(classify(Some("AccessDenied"), None, false), Failure::AccessDenied);
+        assert_eq!(classify(Some("AccessDeniedException"), None, false), Failure::AccessDenied);
+        assert_eq!(classify(Some("ThrottlingException"), None, false), Failure::Throttled);
+        assert_eq!(classify(Some("SlowDown"), None, false), Failure::Throttled);
+        assert_eq!(classify(Some("EntityAlreadyExists"), None, false), Failure::Service);
+    }
+
+    #[test]
+    fn services_are_named_from_their_error_types() {
+        assert_eq!(service_of::<aws_sdk_sns::operation::create_topic::CreateTopicError>(), "sns");
+        assert_eq!(service_name(service_of::<aws_sdk_sfn::operation::start_execution::StartExecutionError>()), "Step Functions");
+        assert_eq!(action_prefix("sfn"), "states");
     }
 
     #[test]

@@ -92,13 +92,6 @@ fn bad_env_name() {
 }
 
 #[test]
-fn unreachable_endpoint_is_an_aws_error_with_advice() {
-    let out = run_in(&repo(), &["plan", "should-i-deploy"]).code(3);
-    assert!(out.stderr.contains("error: cannot reach http://127.0.0.1:"), "{out:?}");
-    assert!(out.stderr.contains("is the emulator running"), "{out:?}");
-}
-
-#[test]
 fn missing_credentials_are_reported_without_touching_instance_metadata() {
     let state = tempfile::tempdir().unwrap();
     let out = Deploy::new(&repo(), state.path(), &closed_endpoint())
@@ -118,4 +111,92 @@ fn render_needs_no_aws_and_keeps_jsonata() {
         v["States"]["ListAttachedUserPolicies"]["Output"]["policyAttached"],
         "{% 'arn:(known after apply: partition):iam::aws:policy/AWSDenyAll' in $states.result.AttachedPolicies.PolicyArn %}"
     );
+}
+
+/// A server that answers every request with an HTML page, as a web server or proxy at the
+/// wrong address would.
+fn plain_http_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut s in listener.incoming().flatten() {
+            let mut buf = [0u8; 65536];
+            let _ = s.read(&mut buf);
+            let body = "<html><body>It works!</body></html>";
+            let _ = write!(s, "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+        }
+    });
+    url
+}
+
+/// One sentence per cause, naming the service, the operation and the endpoint; never the
+/// SDK's Debug dump (that is for -v).
+fn assert_one_clear_error(out: &Output, first_line: &str, help: &str) {
+    let lines: Vec<&str> = out.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines[0].starts_with(first_line), "first line should start with {first_line:?}: {out:?}");
+    assert!(lines.iter().any(|l| l.trim_start().starts_with("help: ") && l.contains(help)), "help {help:?}: {out:?}");
+    for internal in ["ServiceError", "DispatchFailure", "ConnectorError", "raw: Response", "source:"] {
+        assert!(!out.stderr.contains(internal), "{internal} in {out:?}");
+    }
+}
+
+#[test]
+fn a_closed_port_is_unreachable() {
+    let endpoint = closed_endpoint();
+    let state = tempfile::tempdir().unwrap();
+    let out = Deploy::new(&repo(), state.path(), &endpoint).run(&["plan", "should-i-deploy"]).code(3);
+    assert_one_clear_error(&out, &format!("error: cannot reach {endpoint} (STS GetCallerIdentity): Connection refused"), "is the emulator running");
+}
+
+#[test]
+fn a_server_that_is_not_aws_is_named_as_such() {
+    let endpoint = plain_http_server();
+    let state = tempfile::tempdir().unwrap();
+    let out = Deploy::new(&repo(), state.path(), &endpoint).run(&["plan", "should-i-deploy"]).code(3);
+    assert_one_clear_error(
+        &out,
+        &format!("error: {endpoint} is not an AWS API: its answer to STS GetCallerIdentity (HTTP 200) is not an AWS response"),
+        "AWS_ENDPOINT_URL",
+    );
+    assert!(!out.stderr.contains("credentials"), "not a credentials problem: {out:?}");
+}
+
+#[test]
+fn rejected_keys_and_denied_calls_say_which_and_what_to_do() {
+    let moto = Moto::start();
+    // Keys AWS does not know: STS answers InvalidClientTokenId (moto takes any keys).
+    let proxy = Proxy::start(
+        &moto,
+        serde_json::json!([{"operation": "GetCallerIdentity", "times": 1, "status": 403, "protocol": "query",
+            "code": "InvalidClientTokenId", "message": "The security token included in the request is invalid."}]),
+    );
+    let state = tempfile::tempdir().unwrap();
+    let out = Deploy::new(&repo(), state.path(), &proxy.url()).run(&["plan", "should-i-deploy"]).code(3);
+    assert_one_clear_error(
+        &out,
+        &format!(
+            "error: {} rejected the credentials (STS GetCallerIdentity: InvalidClientTokenId: The security token included in the request is invalid.)",
+            proxy.url()
+        ),
+        "AWS_ACCESS_KEY_ID",
+    );
+    drop(proxy);
+
+    // An identity without iam:CreateUser: the failed resource says so, with the action.
+    let proxy = Proxy::start(
+        &moto,
+        serde_json::json!([{"operation": "CreateUser", "times": 1, "status": 403, "protocol": "query", "code": "AccessDenied",
+            "message": "User: arn:aws:iam::123456789012:user/ci is not authorized to perform: iam:CreateUser"}]),
+    );
+    let out = Deploy::new(&repo(), state.path(), &proxy.url()).run(&["up", "should-i-deploy", "--yes"]).code(4);
+    assert!(
+        out.stderr.contains(&format!(
+            "access denied: IAM CreateUser on {}: User: arn:aws:iam::123456789012:user/ci is not authorized to perform: iam:CreateUser",
+            proxy.url()
+        )),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("help: the identity in use needs iam:CreateUser in its IAM policy"), "{out:?}");
+    assert!(!out.stderr.contains("ServiceError"), "{out:?}");
 }

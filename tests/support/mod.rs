@@ -10,8 +10,42 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The interpreter that runs moto and the test helpers: DEPLOY_TEST_PYTHON (scripts/test sets
+/// it), else the project's virtual environment, else python3.
 pub fn python() -> String {
-    std::env::var("DEPLOY_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
+    std::env::var("DEPLOY_TEST_PYTHON").unwrap_or_else(|_| {
+        let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+        if venv.exists() { venv.display().to_string() } else { "python3".into() }
+    })
+}
+
+/// Material outside the repository that some checks compare with (the tutorial's published
+/// definitions, the upstream JSONata suite): `DEPLOY_SHARED_DIR` (default `../shared`) joined
+/// with `rel`. When it is not there, the check says by name that it is skipped, on the
+/// terminal (not captured by the test harness) and in `DEPLOY_SKIP_LOG` for scripts/test's
+/// summary, and the caller returns: never silently passed, never failed.
+pub fn outside(check: &str, rel: &str) -> Option<PathBuf> {
+    let base = std::env::var("DEPLOY_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"));
+    let path = base.join(rel);
+    if path.exists() {
+        return Some(path);
+    }
+    skipped(check, &format!("{} not found (set DEPLOY_SHARED_DIR to the folder that holds {rel})", path.display()));
+    None
+}
+
+/// Reports a check as skipped, with why: on stderr past the harness's capture, and in the
+/// file named by DEPLOY_SKIP_LOG when set.
+pub fn skipped(check: &str, why: &str) {
+    let line = format!("SKIPPED {check}: {why}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    if let Ok(log) = std::env::var("DEPLOY_SKIP_LOG") {
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
 }
 
 pub fn free_port() -> u16 {
@@ -489,11 +523,11 @@ pub fn assert_tags(tags: impl IntoIterator<Item = (String, String)>, stack: &str
     }
 }
 
-/// The published definition with its `${NAME}` placeholders filled, parsed.
+/// The published definition (the repository's reviewed copy, tests/fixtures/published, which
+/// an outside check compares with the tutorial itself) with its `${NAME}` placeholders filled.
 pub fn published_definition(exercise: &str, lang: &str, vars: &[(&str, &str)]) -> serde_json::Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../shared/seed/definitions/{exercise}/{lang}.json"));
-    let mut text =
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} (the tutorial seed lives in ../shared)", path.display()));
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/published/{exercise}/{lang}.json"));
+    let mut text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     for (k, v) in vars {
         text = text.replace(&format!("${{{k}}}"), v);
     }
