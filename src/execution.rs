@@ -274,20 +274,79 @@ pub async fn history(ctx: &Ctx, execution_arn: &str) -> Result<Vec<HistoryEvent>
     }
 }
 
+/// What `follow` checks of an execution on an endpoint that may not run it: an emulator that
+/// stores state machines without executing them (moto with a JSONata definition) either
+/// answers with a placeholder history of states the definition does not have, or never moves.
+#[derive(Debug, Default)]
+pub struct Watch {
+    /// Every state name of the definition (nested ones included), when known.
+    pub states: Option<std::collections::HashSet<String>>,
+    /// How long an execution may show nothing after its start before it is reported as not
+    /// run (set for endpoints other than AWS: on any engine the first state enters at once).
+    pub stall_limit: Option<Duration>,
+    /// The endpoint the execution runs on, for the message.
+    pub endpoint: String,
+}
+
+/// Every state name of a definition, nested Parallel branches and Map processors included.
+pub fn state_names(def: &serde_json::Value) -> std::collections::HashSet<String> {
+    let mut out = std::collections::HashSet::new();
+    fn walk(scope: &serde_json::Value, out: &mut std::collections::HashSet<String>) {
+        let Some(states) = scope.get("States").and_then(|s| s.as_object()) else { return };
+        for (name, state) in states {
+            out.insert(name.clone());
+            for b in state.get("Branches").and_then(|b| b.as_array()).into_iter().flatten() {
+                walk(b, out);
+            }
+            for key in ["ItemProcessor", "Iterator"] {
+                if let Some(p) = state.get(key) {
+                    walk(p, out);
+                }
+            }
+        }
+    }
+    walk(def, &mut out);
+    out
+}
+
+fn not_run(watch: &Watch, what: String) -> Error {
+    Error::aws(format!("{} does not run this state machine: {what}", watch.endpoint)).help(
+        "moto stores state machines but runs only JSONPath ones: run Step Functions on `deploy local` \
+         (scripts/quickstart starts it) and point AWS_ENDPOINT_URL_SFN at it",
+    )
+}
+
 /// Follows an execution until it ends, handing every new event to `emit` in order. Polls
 /// quickly while events arrive and backs off (up to 2 s) while nothing happens.
-pub async fn follow(ctx: &Ctx, execution_arn: &str, mut emit: impl FnMut(&HistoryEvent)) -> Result<Outcome> {
+pub async fn follow(ctx: &Ctx, execution_arn: &str, watch: &Watch, mut emit: impl FnMut(&HistoryEvent)) -> Result<Outcome> {
     let mut seen = 0i64;
     let mut delay = Duration::from_millis(100);
+    let started = std::time::Instant::now();
     loop {
         let events: Vec<HistoryEvent> = history(ctx, execution_arn).await?.into_iter().filter(|e| e.id() > seen).collect();
         let mut progressed = false;
         for e in &events {
+            if let (Some(known), Some(d)) = (&watch.states, e.state_entered_event_details()) {
+                if !known.contains(d.name()) {
+                    return Err(not_run(
+                        watch,
+                        format!("its history of {execution_arn} enters a state `{}` that the definition does not have (a placeholder execution)", d.name()),
+                    ));
+                }
+            }
             emit(e);
             seen = e.id();
             progressed = true;
             if let Some(o) = outcome_of(e) {
                 return Ok(o);
+            }
+        }
+        if let Some(limit) = watch.stall_limit {
+            if seen <= 1 && started.elapsed() > limit {
+                return Err(not_run(
+                    watch,
+                    format!("{execution_arn} has shown nothing past its start for {} s", limit.as_secs()),
+                ));
             }
         }
         delay = if progressed { Duration::from_millis(100) } else { (delay * 2).min(Duration::from_secs(2)) };
@@ -320,6 +379,16 @@ mod tests {
         let long = format!("{{\"a\": \"{}\"}}", "x".repeat(400));
         assert!(abbreviate(&long, false).contains("-v shows all"));
         assert_eq!(abbreviate(&long, true).len(), long.len() - 1, "compact JSON, whole");
+    }
+
+    #[test]
+    fn state_names_include_nested_ones() {
+        let def = serde_json::json!({"StartAt": "P", "States": {
+            "P": {"Type": "Parallel", "Branches": [{"StartAt": "B", "States": {"B": {"Type": "Pass", "End": true}}}], "Next": "M"},
+            "M": {"Type": "Map", "ItemProcessor": {"StartAt": "I", "States": {"I": {"Type": "Pass", "End": true}}}, "End": true}}});
+        let mut names: Vec<String> = state_names(&def).into_iter().collect();
+        names.sort();
+        assert_eq!(names, ["B", "I", "M", "P"]);
     }
 
     #[test]

@@ -198,3 +198,17 @@ fn run_explains_what_is_missing() {
     let out = w.deploy().run(&["run", "should-i-deploy", "--no-wait"]).success();
     assert!(out.stdout.trim().starts_with("arn:aws:states:us-east-1:123456789012:execution:should-i-deploy:deploy-"), "{out:?}");
 }
+
+/// A JSONata workflow run on moto alone (AWS_ENDPOINT_URL_SFN forgotten): moto answers with a
+/// placeholder history of a state the definition does not have. `run` says so, with the way
+/// out, instead of showing that history as the workflow's.
+#[test]
+fn a_workflow_the_endpoint_does_not_run_is_reported_with_the_way_out() {
+    let w = World::new();
+    w.deploy().run(&["up", "should-i-deploy", "--yes"]).success();
+    let out = w.deploy().run(&["run", "should-i-deploy"]).code(3);
+    assert!(out.stderr.contains(&format!("error: {} does not run this state machine: its history of arn:aws:states:", w.moto.url())), "{out:?}");
+    assert!(out.stderr.contains("enters a state `A State` that the definition does not have"), "{out:?}");
+    assert!(out.stderr.contains("point AWS_ENDPOINT_URL_SFN at it"), "{out:?}");
+    assert!(!out.stdout.contains("execution SUCCEEDED"), "{out:?}");
+}

@@ -97,14 +97,36 @@ pub async fn run(g: &Global, a: RunArgs<'_>) -> Result<()> {
     if a.format == Format::Text {
         println!("execution {exec_arn}");
     }
-    let outcome = print_following(&ctx, &exec_arn, a.format, g.verbose > 0).await?;
+    let watch = watch_for(&ctx, &arn).await;
+    let outcome = print_following(&ctx, &exec_arn, &watch, a.format, g.verbose > 0).await?;
     execution::outcome_result(outcome, &exec_arn)
 }
 
-async fn print_following(ctx: &crate::aws::Ctx, arn: &str, format: Format, verbose: bool) -> Result<execution::Outcome> {
+/// On an endpoint other than AWS, what tells an execution the endpoint does not really run:
+/// the definition's state names, and a bounded wait for the first state (20 s,
+/// `DEPLOY_STALL_SECONDS`).
+async fn watch_for(ctx: &crate::aws::Ctx, machine_arn: &str) -> execution::Watch {
+    let Some(endpoint) = std::env::var("AWS_ENDPOINT_URL_SFN").ok().filter(|u| !u.is_empty()).or_else(|| ctx.endpoint.clone()) else {
+        return execution::Watch::default();
+    };
+    let states = match ctx.sfn.describe_state_machine().state_machine_arn(machine_arn).send().await {
+        Ok(d) => serde_json::from_str(d.definition()).ok().map(|def| execution::state_names(&def)),
+        Err(_) => None,
+    };
+    let secs = std::env::var("DEPLOY_STALL_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+    execution::Watch { states, stall_limit: Some(std::time::Duration::from_secs(secs)), endpoint }
+}
+
+async fn print_following(
+    ctx: &crate::aws::Ctx,
+    arn: &str,
+    watch: &execution::Watch,
+    format: Format,
+    verbose: bool,
+) -> Result<execution::Outcome> {
     let mut printer = Printer::new(verbose);
     let mut out = std::io::stdout();
-    execution::follow(ctx, arn, |e| {
+    execution::follow(ctx, arn, watch, |e| {
         match format {
             Format::Json => {
                 let _ = writeln!(out, "{}", execution::event_json(e));
