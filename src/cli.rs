@@ -26,6 +26,9 @@ pub struct Global {
     /// Environment: an isolated copy of the stacks, with names prefixed by it
     #[arg(long, global = true, env = "DEPLOY_ENV", default_value = crate::manifest::DEFAULT_ENV)]
     pub env: String,
+    /// Whether --env / DEPLOY_ENV was given (not the default): `list` then shows that env only.
+    #[arg(skip)]
+    pub env_given: bool,
     /// More logging (-v: the tool's, -vv: also the AWS SDK's)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,

@@ -171,6 +171,54 @@ pub struct Printer {
     failures: BTreeMap<String, u32>,
     /// event id -> the state it belongs to (events chain to their state's StateEntered)
     state_of: BTreeMap<i64, String>,
+    /// The state machine's definition, when known: it tells what a callback should answer.
+    pub definition: Option<serde_json::Value>,
+}
+
+/// The state named `name` anywhere in a definition, with the `States` of its own scope.
+fn find_state<'a>(
+    scope: &'a serde_json::Value,
+    name: &str,
+) -> Option<(&'a serde_json::Map<String, serde_json::Value>, &'a serde_json::Value)> {
+    let states = scope.get("States")?.as_object()?;
+    if let Some(s) = states.get(name) {
+        return Some((states, s));
+    }
+    states.values().find_map(|st| {
+        let branches = st.get("Branches").and_then(|b| b.as_array()).into_iter().flatten();
+        let processors = ["ItemProcessor", "Iterator"].into_iter().filter_map(|k| st.get(k));
+        branches.chain(processors).find_map(|inner| find_state(inner, name))
+    })
+}
+
+/// The fields of a callback's answer that the workflow reads: `$states.result.<field>` in the
+/// waiting state's Output or Assign, else (its output being the answer) `$states.input.<field>`
+/// or `$.<field>` in the state that follows. Gives the shape to suggest for `deploy approve`.
+pub fn callback_fields(def: &serde_json::Value, state: &str) -> Vec<String> {
+    let Some((scope, st)) = find_state(def, state) else { return vec![] };
+    let fields = |v: Option<&serde_json::Value>, prefixes: &[&str]| -> Vec<String> {
+        let text = v.map(|v| v.to_string()).unwrap_or_default();
+        let mut out: Vec<String> = Vec::new();
+        for p in prefixes {
+            for (i, _) in text.match_indices(p) {
+                let rest = &text[i + p.len()..];
+                let field: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                if !field.is_empty() && !out.contains(&field) {
+                    out.push(field);
+                }
+            }
+        }
+        out
+    };
+    let own: Vec<String> = [st.get("Output"), st.get("Assign"), st.get("ResultSelector")]
+        .into_iter()
+        .flat_map(|v| fields(v, &["$states.result."]))
+        .collect();
+    if !own.is_empty() || st.get("Output").is_some() {
+        return own;
+    }
+    let next = st.get("Next").and_then(|n| n.as_str()).and_then(|n| scope.get(n));
+    fields(next, &["$states.input.", "\"$."])
 }
 
 impl Printer {
@@ -218,7 +266,11 @@ impl Printer {
                     match tokens.first() {
                         Some(t) => {
                             out.push(format!("{at}    waiting for a callback with task token {t}"));
-                            out.push(format!("             answer with: deploy approve --token '{t}' --output '{{...}}'"));
+                            let shape = match self.definition.as_ref().map(|d| callback_fields(d, &state)).unwrap_or_default() {
+                                f if f.is_empty() => "{...}".to_string(),
+                                f => format!("{{{}}}", f.iter().map(|k| format!("\"{k}\": ...")).collect::<Vec<_>>().join(", ")),
+                            };
+                            out.push(format!("             answer with: deploy approve --token '{t}' --output '{shape}'"));
                             out.push(format!("                      or: deploy reject --token '{t}' --error Rejected --cause '...'"));
                         }
                         None => out.push(format!(
@@ -286,6 +338,8 @@ pub struct Watch {
     pub stall_limit: Option<Duration>,
     /// The endpoint the execution runs on, for the message.
     pub endpoint: String,
+    /// The state machine's definition, when it could be read.
+    pub definition: Option<serde_json::Value>,
 }
 
 /// Every state name of a definition, nested Parallel branches and Map processors included.
@@ -379,6 +433,19 @@ mod tests {
         let long = format!("{{\"a\": \"{}\"}}", "x".repeat(400));
         assert!(abbreviate(&long, false).contains("-v shows all"));
         assert_eq!(abbreviate(&long, true).len(), long.len() - 1, "compact JSON, whole");
+    }
+
+    #[test]
+    fn a_callback_answer_is_suggested_with_the_fields_the_workflow_reads() {
+        let published = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/published/create-new-user/jsonata.json"));
+        let def: serde_json::Value = serde_json::from_str(&published.unwrap()).unwrap();
+        assert_eq!(callback_fields(&def, "SNS Publish"), ["admin"]);
+        let own = serde_json::json!({"StartAt": "W", "States": {"W": {"Type": "Task", "Resource": "x", "End": true,
+            "Output": {"ok": "{% $states.result.approved and $states.result.level > 1 %}"}}}});
+        assert_eq!(callback_fields(&own, "W"), ["approved", "level"]);
+        let path = serde_json::json!({"StartAt": "W", "States": {"W": {"Type": "Task", "Resource": "x", "Next": "C"},
+            "C": {"Type": "Choice", "Choices": [{"Variable": "$.decision", "StringEquals": "yes", "Next": "W"}], "Default": "W"}}});
+        assert_eq!(callback_fields(&path, "W"), ["decision"]);
     }
 
     #[test]

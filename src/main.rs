@@ -20,7 +20,7 @@ mod template;
 mod validate;
 mod views;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use cli::{Cli, Command};
 
 fn init_logging(verbose: u8, server: bool) {
@@ -92,7 +92,10 @@ async fn run(cli: Cli) -> error::Result<()> {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let sub = matches.subcommand().map(|(_, m)| m).unwrap_or(&matches);
+    cli.global.env_given = sub.value_source("env").is_some_and(|s| s != clap::parser::ValueSource::DefaultValue);
     init_logging(cli.global.verbose, matches!(cli.command, Command::Local { .. }));
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     if let Err(e) = rt.block_on(run(cli)) {

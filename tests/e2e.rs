@@ -155,8 +155,9 @@ fn should_i_deploy_up_noop_update_destroy() {
     )
     .unwrap();
     moto.start_recording();
-    deploy().run(&["up", STACK, "--var", "frequency_in_minutes=1", "--yes"]).success();
+    let out = deploy().run(&["up", STACK, "--var", "frequency_in_minutes=1", "--yes"]).success();
     assert_eq!(mutating_calls(moto), vec!["CreatePolicyVersion"]);
+    assert!(out.stdout.contains("should-i-deploy: 1 change applied (env default)."), "{out:?}");
     let doc = role_policy(c, "eventbridge-should-i-deploy", "events.amazonaws.com", STACK, "default");
     assert_eq!(doc["Statement"][0]["Action"], json!(["states:StartExecution", "states:DescribeExecution"]));
     let versions = c.block_on(async {
@@ -190,6 +191,12 @@ fn envs_are_isolated_and_destroy_without_stack_removes_all_of_an_env() {
     deploy().run(&["up", STACK, "--yes", "--env", "pr-1", "--var", "frequency_in_minutes=7"]).success();
     check_should_i_deploy(&c, "default", "", "rate(30 minutes)");
     check_should_i_deploy(&c, "pr-1", "pr-1-", "rate(7 minutes)");
+    let deployed_in = |args: &[&str]| -> Vec<String> {
+        let list = deploy().run(args).success().json();
+        list.as_array().unwrap().iter().filter(|r| r["stack"] == STACK).map(|r| r["env"].as_str().unwrap_or("-").to_string()).collect()
+    };
+    assert_eq!(deployed_in(&["list", "-o", "json"]).len(), 2, "both envs without --env");
+    assert_eq!(deployed_in(&["list", "-o", "json", "--env", "pr-1"]), ["pr-1"], "list --env shows that env only");
 
     let out = deploy().run(&["destroy", "--yes", "--env", "pr-1"]).success();
     assert!(out.stdout.contains("12 to delete"), "{out:?}");

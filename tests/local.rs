@@ -181,6 +181,10 @@ fn create_new_user_waits_for_the_approval_sent_through_sns() {
     deploy(&w, &local).run(&["approve", "--token", &token, "--output", r#"{"admin": true}"#]).success();
     let (code, out) = running.finish();
     assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("answer with: deploy approve --token '{token}' --output '{{\"admin\": ...}}'")),
+        "the hint shows the answer the workflow reads: {out}"
+    );
     assert!(out.contains("AddUserToGroup: task aws-sdk:iam:addUserToGroup") && out.contains("execution SUCCEEDED"), "{out}");
     let groups = w.c.block_on(w.c.iam.list_groups_for_user().user_name("john-doe").send()).unwrap();
     assert_eq!(groups.groups().iter().map(|g| g.group_name()).collect::<Vec<_>>(), ["admins-group"]);

@@ -95,7 +95,7 @@ fn report(results: Vec<Result<Summary>>, format: Format, setup: &Setup) -> Resul
                 let st = setup.store.load(&s.stack, &setup.env)?;
                 match format {
                     Format::Text => {
-                        println!("{}: {} changes applied (env {}).", s.stack, s.done.len(), s.env);
+                        println!("{}: {} applied (env {}).", s.stack, plural(s.done.len(), "change"), s.env);
                         for (k, v) in &st.outputs {
                             println!("  {k} = {}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
                         }
@@ -199,4 +199,9 @@ pub async fn destroy(g: &Global, stacks: &[String], args: &ApplyArgs, out: &Outp
     });
     let results = futures::future::join_all(runs).await;
     report(results, out.format, &setup)
+}
+
+/// "1 change", "2 changes".
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 { format!("1 {word}") } else { format!("{n} {word}s") }
 }

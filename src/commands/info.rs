@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 pub fn list(g: &Global, out: &OutputArgs) -> Result<()> {
     let setup = Setup::new(g)?;
     let names = setup.project.stack_names()?;
-    let deployed = setup.store.list()?;
+    let deployed: Vec<(String, String)> = setup.store.list()?.into_iter().filter(|(e, _)| !g.env_given || *e == g.env).collect();
     let mut rows = Vec::new();
     for name in &names {
         let envs: Vec<&String> = deployed.iter().filter(|(_, s)| s == name).map(|(e, _)| e).collect();

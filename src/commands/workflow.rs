@@ -102,19 +102,21 @@ pub async fn run(g: &Global, a: RunArgs<'_>) -> Result<()> {
     execution::outcome_result(outcome, &exec_arn)
 }
 
-/// On an endpoint other than AWS, what tells an execution the endpoint does not really run:
-/// the definition's state names, and a bounded wait for the first state (20 s,
+/// What following an execution needs to know of its machine: the definition (what a callback
+/// should answer) and, on an endpoint other than AWS, what tells an execution the endpoint does
+/// not really run: the definition's state names, and a bounded wait for the first state (20 s,
 /// `DEPLOY_STALL_SECONDS`).
 async fn watch_for(ctx: &crate::aws::Ctx, machine_arn: &str) -> execution::Watch {
-    let Some(endpoint) = std::env::var("AWS_ENDPOINT_URL_SFN").ok().filter(|u| !u.is_empty()).or_else(|| ctx.endpoint.clone()) else {
-        return execution::Watch::default();
-    };
-    let states = match ctx.sfn.describe_state_machine().state_machine_arn(machine_arn).send().await {
-        Ok(d) => serde_json::from_str(d.definition()).ok().map(|def| execution::state_names(&def)),
+    let definition: Option<serde_json::Value> = match ctx.sfn.describe_state_machine().state_machine_arn(machine_arn).send().await {
+        Ok(d) => serde_json::from_str(d.definition()).ok(),
         Err(_) => None,
     };
+    let Some(endpoint) = std::env::var("AWS_ENDPOINT_URL_SFN").ok().filter(|u| !u.is_empty()).or_else(|| ctx.endpoint.clone()) else {
+        return execution::Watch { definition, ..Default::default() };
+    };
     let secs = std::env::var("DEPLOY_STALL_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
-    execution::Watch { states, stall_limit: Some(std::time::Duration::from_secs(secs)), endpoint }
+    let states = definition.as_ref().map(execution::state_names);
+    execution::Watch { states, stall_limit: Some(std::time::Duration::from_secs(secs)), endpoint, definition }
 }
 
 async fn print_following(
@@ -125,6 +127,7 @@ async fn print_following(
     verbose: bool,
 ) -> Result<execution::Outcome> {
     let mut printer = Printer::new(verbose);
+    printer.definition = watch.definition.clone();
     let mut out = std::io::stdout();
     execution::follow(ctx, arn, watch, |e| {
         match format {
