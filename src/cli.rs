@@ -43,6 +43,19 @@ pub enum Format {
     Json,
 }
 
+/// Which waiting task to answer: its token, or the execution that waits (its one pending
+/// callback is found in its history, waiting up to a minute for it to be scheduled).
+#[derive(Debug, Clone, Args)]
+#[group(required = true, multiple = false)]
+pub struct WaitingTask {
+    /// The task token, as `deploy run` / `deploy history` print it
+    #[arg(long)]
+    pub token: Option<String>,
+    /// The execution ARN whose waiting task to answer (as `deploy run --no-wait` prints it)
+    #[arg(long)]
+    pub execution: Option<String>,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct OutputArgs {
     /// Output format: text for people, json for CI
@@ -121,6 +134,8 @@ pub enum Command {
     /// Print a deployed stack's outputs (state machine ARN, ...)
     Outputs {
         stack: String,
+        /// Print only this output's value, raw (for scripts: $(deploy outputs s state_machine_arn))
+        name: Option<String>,
         #[command(flatten)]
         out: OutputArgs,
     },
@@ -161,16 +176,16 @@ pub enum Command {
     },
     /// Answer a waiting task token with success (SendTaskSuccess)
     Approve {
-        #[arg(long)]
-        token: String,
+        #[command(flatten)]
+        waiting: WaitingTask,
         /// The task's output (JSON), e.g. '{"admin": true}'
         #[arg(long, default_value = "{}")]
         output: String,
     },
     /// Answer a waiting task token with failure (SendTaskFailure)
     Reject {
-        #[arg(long)]
-        token: String,
+        #[command(flatten)]
+        waiting: WaitingTask,
         #[arg(long)]
         error: Option<String>,
         #[arg(long)]

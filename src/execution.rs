@@ -295,6 +295,42 @@ impl Printer {
     }
 }
 
+/// The callbacks an execution waits for: (state, token) of every `.waitForTaskToken` task
+/// scheduled and not yet ended, in the order they were scheduled. Events chain to the task
+/// they belong to through their previous event id.
+pub fn pending_tokens(events: &[HistoryEvent]) -> Vec<(String, String)> {
+    let mut task_of: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut state_of: BTreeMap<i64, String> = BTreeMap::new();
+    let mut pending: Vec<(i64, String, String)> = Vec::new();
+    for e in events {
+        if let Some(d) = e.state_entered_event_details() {
+            state_of.insert(e.id(), d.name().to_string());
+        } else if let Some(s) = state_of.get(&e.previous_event_id()).cloned() {
+            state_of.insert(e.id(), s);
+        }
+        match e.r#type() {
+            T::TaskScheduled => {
+                task_of.insert(e.id(), e.id());
+                let d = e.task_scheduled_event_details();
+                if d.is_some_and(|d| d.resource().ends_with(".waitForTaskToken")) {
+                    if let Some(t) = tokens_in(d.map(|d| d.parameters()).unwrap_or_default()).into_iter().next() {
+                        pending.push((e.id(), state_of.get(&e.id()).cloned().unwrap_or_default(), t));
+                    }
+                }
+            }
+            _ => {
+                if let Some(task) = task_of.get(&e.previous_event_id()).copied() {
+                    task_of.insert(e.id(), task);
+                    if matches!(e.r#type(), T::TaskSucceeded | T::TaskFailed | T::TaskTimedOut | T::TaskSubmitFailed | T::TaskStartFailed) {
+                        pending.retain(|(id, _, _)| *id != task);
+                    }
+                }
+            }
+        }
+    }
+    pending.into_iter().map(|(_, s, t)| (s, t)).collect()
+}
+
 pub fn outcome_of(e: &HistoryEvent) -> Option<Outcome> {
     match e.r#type() {
         T::ExecutionSucceeded => Some(Outcome::Succeeded),

@@ -42,7 +42,7 @@ async fn run(cli: Cli) -> error::Result<()> {
         Command::Plan { select, vars, out } => commands::deploy::plan(g, select, vars, out).await,
         Command::Destroy { stacks, apply, out } => commands::deploy::destroy(g, stacks, apply, out).await,
         Command::List { out } => commands::info::list(g, out),
-        Command::Outputs { stack, out } => commands::info::outputs(g, stack, out),
+        Command::Outputs { stack, name, out } => commands::info::outputs(g, stack, name.as_deref(), out),
         Command::Render { stack, vars } => commands::info::render(g, stack, vars),
         Command::Test { stack, scenario, mock_config, input, out } => match mock_config {
             Some(f) => commands::test::test_mock_config(g, stack, f, input, out.format),
@@ -86,8 +86,8 @@ async fn run(cli: Cli) -> error::Result<()> {
             };
             local::serve(g, args).await
         }
-        Command::Approve { token, output } => commands::workflow::approve(g, token, output).await,
-        Command::Reject { token, error, cause } => commands::workflow::reject(g, token, error.as_deref(), cause.as_deref()).await,
+        Command::Approve { waiting, output } => commands::workflow::approve(g, waiting, output).await,
+        Command::Reject { waiting, error, cause } => commands::workflow::reject(g, waiting, error.as_deref(), cause.as_deref()).await,
     }
 }
 

@@ -191,12 +191,16 @@ fn create_new_user_waits_for_the_approval_sent_through_sns() {
     // a token is answered once
     deploy(&w, &local).run(&["approve", "--token", &token]).code(2);
 
-    // rejected: the execution fails with the manager's error, and no user is created
-    let (running, token) = run_until_token(deploy(&w, &local), &["run", "create-new-user", "--input", r#"{"username": "jane-doe"}"#]);
-    deploy(&w, &local).run(&["reject", "--token", &token, "--error", "Rejected", "--cause", "not this week"]).success();
-    let (code, out) = running.finish();
-    assert_eq!(code, 7, "{out}");
-    assert!(out.contains("Rejected") && out.contains("not this week"), "the cause comes through: {out}");
+    // rejected, by execution rather than token (as a script does right after `run --no-wait`):
+    // the execution fails with the manager's error, and no user is created
+    let started = deploy(&w, &local).run(&["run", "create-new-user", "--input", r#"{"username": "jane-doe"}"#, "--no-wait"]).success();
+    let arn = started.stdout.trim().to_string();
+    deploy(&w, &local).run(&["reject", "--execution", &arn, "--error", "Rejected", "--cause", "not this week"]).success();
+    eventually(30, "the rejected execution to fail", || deploy(&w, &local).run(&["history", &arn]).code == 7);
+    let out = deploy(&w, &local).run(&["history", &arn]).code(7);
+    assert!(out.stdout.contains("Rejected") && out.stdout.contains("not this week"), "the cause comes through: {out:?}");
+    let out = deploy(&w, &local).run(&["approve", "--execution", &arn]).code(2);
+    assert!(out.stderr.contains("has ended: no task of it waits for an answer"), "{out:?}");
     let users = w.c.block_on(w.c.iam.list_users().send()).unwrap();
     assert!(!users.users().iter().any(|u| u.user_name() == "jane-doe"));
 }

@@ -50,12 +50,20 @@ pub fn list(g: &Global, out: &OutputArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn outputs(g: &Global, stack: &str, out: &OutputArgs) -> Result<()> {
+pub fn outputs(g: &Global, stack: &str, name: Option<&str>, out: &OutputArgs) -> Result<()> {
     let setup = Setup::new(g)?;
     let st = setup.store.load(stack, &setup.env)?;
     if st.resources.is_empty() {
         return Err(Error::user(format!("stack `{stack}` is not deployed in env `{}`", setup.env))
             .help(format!("deploy it with `deploy up {stack}`")));
+    }
+    if let Some(name) = name {
+        let v = st.outputs.get(name).ok_or_else(|| {
+            Error::user(format!("stack `{stack}` has no output `{name}`"))
+                .help(format!("its outputs: {}", st.outputs.keys().cloned().collect::<Vec<_>>().join(", ")))
+        })?;
+        println!("{}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+        return Ok(());
     }
     match out.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&st.outputs).unwrap()),

@@ -222,16 +222,48 @@ fn token_error<E: aws_sdk_sfn::error::ProvideErrorMetadata + std::error::Error +
     }
 }
 
-pub async fn approve(g: &Global, token: &str, output: &str) -> Result<()> {
+/// The token to answer: given, or the one callback the execution waits for (found in its
+/// history; waits up to a minute for the task to be scheduled, as right after `run --no-wait`).
+async fn waiting_token(ctx: &crate::aws::Ctx, w: &crate::cli::WaitingTask) -> Result<String> {
+    if let Some(t) = &w.token {
+        return Ok(t.clone());
+    }
+    let arn = w.execution.as_deref().unwrap_or_default();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let events = execution::history(ctx, arn).await?;
+        if events.iter().any(|e| execution::outcome_of(e).is_some()) {
+            return Err(Error::user(format!("execution {arn} has ended: no task of it waits for an answer")));
+        }
+        let pending = execution::pending_tokens(&events);
+        match pending.as_slice() {
+            [(_, token)] => return Ok(token.clone()),
+            [] if std::time::Instant::now() < deadline => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
+            [] => {
+                return Err(Error::user(format!("no task of execution {arn} has waited for a callback within a minute"))
+                    .help(format!("see where it is with `deploy history {arn}`")));
+            }
+            many => {
+                let states: Vec<&str> = many.iter().map(|(s, _)| s.as_str()).collect();
+                return Err(Error::user(format!("{} tasks of execution {arn} wait for an answer ({})", many.len(), states.join(", ")))
+                    .help("answer one with --token, as `deploy history` prints them"));
+            }
+        }
+    }
+}
+
+pub async fn approve(g: &Global, waiting: &crate::cli::WaitingTask, output: &str) -> Result<()> {
     serde_json::from_str::<serde_json::Value>(output).map_err(|e| Error::user(format!("--output is not JSON: {e}")))?;
     let ctx = crate::aws::connect(&g.aws).await?;
+    let token = waiting_token(&ctx, waiting).await?;
     ctx.sfn.send_task_success().task_token(token).output(output).send().await.map_err(|e| token_error("SendTaskSuccess", &e))?;
     println!("sent task success with output {output}");
     Ok(())
 }
 
-pub async fn reject(g: &Global, token: &str, error: Option<&str>, cause: Option<&str>) -> Result<()> {
+pub async fn reject(g: &Global, waiting: &crate::cli::WaitingTask, error: Option<&str>, cause: Option<&str>) -> Result<()> {
     let ctx = crate::aws::connect(&g.aws).await?;
+    let token = waiting_token(&ctx, waiting).await?;
     ctx.sfn
         .send_task_failure()
         .task_token(token)
