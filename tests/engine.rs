@@ -51,7 +51,7 @@ fn a_wrong_expectation_fails_and_says_what_differed() {
 #[test]
 fn step_functions_local_mock_configurations_run() {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let config = repo.join("tests/fixtures/sfn-local-mocks.json");
+    let config = repo.join("examples/MockConfigFile.json");
     let out = offline(repo)
         .run(&[
             "test",

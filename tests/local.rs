@@ -160,8 +160,14 @@ fn should_i_deploy_runs_on_the_local_endpoint_and_acts_on_the_emulator() {
     assert_eq!(types.last().map(String::as_str), Some("ExecutionSucceeded"));
     assert!(types.iter().any(|t| t == "TaskScheduled") && types.iter().any(|t| t == "ChoiceStateEntered"), "{types:?}");
 
+    // locked again, then destroyed: the user the workflow locked is ours, so the deny policy
+    // the workflow attached is detached first (the managed policy itself stays)
+    api.yes.store(false, Ordering::SeqCst);
+    deploy(&w, &local).run(&["run", "should-i-deploy"]).success();
+    assert!(attached(&w, user).contains(&"AWSDenyAll".to_string()), "locked");
     // destroy removes the machine from the local endpoint and the rest from moto
-    deploy(&w, &local).run(&["destroy", "--yes"]).success();
+    let out = deploy(&w, &local).run(&["destroy", "--yes"]).success();
+    assert!(out.stderr.contains("deploy_user: detached AWSDenyAll from the user first (attached outside deploy)"), "{out:?}");
     assert!(w.c.block_on(local.sfn().list_state_machines().send()).unwrap().state_machines().is_empty());
     nothing_left(&w.c, w.moto.port);
 }
@@ -284,7 +290,7 @@ fn definition(states: Value) -> String {
 fn the_api_behaves_as_step_functions_does() {
     use aws_sdk_sfn::types::{ExecutionStatus, StateMachineType};
     let w = World::new();
-    let mocks = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sfn-local-mocks.json");
+    let mocks = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/MockConfigFile.json");
     let local = Local::start(&w, &["--mock-config", mocks.to_str().unwrap()]);
     let sfn = local.sfn();
     let role = format!("arn:aws:iam::{ACCOUNT}:role/any");
@@ -415,41 +421,4 @@ fn the_aws_cli_works_against_the_local_endpoint() {
     let types: Vec<&str> = h["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(types, ["ExecutionStarted", "PassStateEntered", "PassStateExited", "ExecutionSucceeded"]);
     assert_eq!(aws(&["list-state-machines"])["stateMachines"][0]["name"], "hello");
-}
-
-/// The README's quick start, as a user runs it (with this build's binary and its own run folder).
-#[test]
-fn the_quick_start_deploys_and_runs_should_i_deploy() {
-    let run = tempfile::tempdir().unwrap();
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut cmd = std::process::Command::new("bash");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("AWS_") || k.starts_with("DEPLOY_") {
-            cmd.env_remove(k);
-        }
-    }
-    let out = cmd
-        .arg(root.join("scripts/quickstart"))
-        .env("DEPLOY_BIN", env!("CARGO_BIN_EXE_deploy"))
-        .env("DEPLOY_RUN_DIR", run.path())
-        .env("AWS_CONFIG_FILE", empty_file())
-        .env("AWS_SHARED_CREDENTIALS_FILE", empty_file())
-        .output()
-        .unwrap();
-    // whatever happened, stop what it started
-    for pid in ["moto.pid", "local.pid", "api.pid"] {
-        if let Ok(p) = std::fs::read_to_string(run.path().join(pid)) {
-            let _ = std::process::Command::new("kill").arg(p.trim()).status();
-        }
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    for line in [
-        "should-i-deploy: 12 changes applied",
-        "Call Should I deploy API: task http:invoke",
-        "execution SUCCEEDED",
-        "AWS_ENDPOINT_URL_SFN=",
-    ] {
-        assert!(stdout.contains(line), "missing {line:?} in {stdout}");
-    }
 }

@@ -63,7 +63,10 @@ async fn execution_path(g: &Global, setup: &Setup, arn: &str) -> Result<(Vec<Str
 
 pub async fn graph(g: &Global, a: GraphArgs<'_>) -> Result<()> {
     let setup = Setup::new(g)?;
-    let (stack, defs) = definitions(&setup, a.stack, a.vars, None)?;
+    // A drawing needs the shape, not every value: required variables not given are filled
+    // with placeholders (as `validate` does), so a deployed stack draws without them.
+    let vars = &VarArgs { placeholders: true, ..a.vars.clone() };
+    let (stack, defs) = definitions(&setup, a.stack, vars, None)?;
     let mut d = if a.resources {
         resources_diagram(&stack)
     } else {

@@ -82,7 +82,38 @@ impl Kind for IamUser {
         match ctx.iam.delete_user().user_name(&a.name).send().await {
             Ok(_) => Ok(vec![]),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(vec![]),
+            // Something outside the manifest attached policies to our user or put it in groups
+            // (should-i-deploy's workflow attaches AWSDenyAll): the user is ours, so these
+            // ties are undone first (the policies and groups themselves are left alone).
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_delete_conflict_exception()) => {
+                let notes = untie(ctx, &a.name).await?;
+                ctx.iam.delete_user().user_name(&a.name).send().await.map_err(|e| api_error("DeleteUser", &e))?;
+                Ok(notes)
+            }
             Err(e) => Err(api_error("DeleteUser", &e)),
         }
     }
+}
+
+/// Detaches the managed policies, deletes the inline policies and leaves the groups of a user
+/// about to be deleted; says what it did.
+async fn untie(ctx: &Ctx, user: &str) -> Result<Notes> {
+    let mut notes = Vec::new();
+    let attached = ctx.iam.list_attached_user_policies().user_name(user).send().await.map_err(|e| api_error("ListAttachedUserPolicies", &e))?;
+    for p in attached.attached_policies() {
+        let arn = p.policy_arn().unwrap_or_default();
+        ctx.iam.detach_user_policy().user_name(user).policy_arn(arn).send().await.map_err(|e| api_error("DetachUserPolicy", &e))?;
+        notes.push(format!("detached {} from the user first (attached outside deploy)", p.policy_name().unwrap_or(arn)));
+    }
+    let inline = ctx.iam.list_user_policies().user_name(user).send().await.map_err(|e| api_error("ListUserPolicies", &e))?;
+    for name in inline.policy_names() {
+        ctx.iam.delete_user_policy().user_name(user).policy_name(name).send().await.map_err(|e| api_error("DeleteUserPolicy", &e))?;
+        notes.push(format!("deleted the user's inline policy {name} first (put outside deploy)"));
+    }
+    let groups = ctx.iam.list_groups_for_user().user_name(user).send().await.map_err(|e| api_error("ListGroupsForUser", &e))?;
+    for g in groups.groups() {
+        ctx.iam.remove_user_from_group().user_name(user).group_name(g.group_name()).send().await.map_err(|e| api_error("RemoveUserFromGroup", &e))?;
+        notes.push(format!("removed the user from group {} first (added outside deploy)", g.group_name()));
+    }
+    Ok(notes)
 }
