@@ -70,13 +70,20 @@ struct Run<'a> {
     ex: &'a Executor<'a>,
     stack_name: String,
     state: Mutex<StackState>,
+    writer: tokio::sync::Mutex<()>,
 }
 
 impl Run<'_> {
-    fn save(&self, f: impl FnOnce(&mut StackState)) -> Result<()> {
-        let mut st = self.state.lock().unwrap();
-        f(&mut st);
-        self.ex.store.save(&st)
+    /// Changes the state and records it. Writes are serialised (`writer`) and each carries
+    /// every change made before it, so records reach the store in the order they happened.
+    async fn save(&self, f: impl FnOnce(&mut StackState)) -> Result<()> {
+        let _turn = self.writer.lock().await;
+        let snapshot = {
+            let mut st = self.state.lock().unwrap();
+            f(&mut st);
+            st.clone()
+        };
+        self.ex.store.save(&snapshot).await
     }
 
     fn outputs(&self) -> BTreeMap<String, BTreeMap<String, Value>> {
@@ -88,7 +95,7 @@ impl Run<'_> {
         self.ex.view.event(&e);
     }
 
-    fn record(
+    async fn record(
         &self,
         id: &str,
         kind: &dyn DynKind,
@@ -103,22 +110,24 @@ impl Run<'_> {
                 Entry { kind: kind.name().into(), status, attrs: attrs.clone(), outputs, depends_on: deps.clone() },
             );
         })
+        .await
     }
 
-    fn forget(&self, id: &str) -> Result<()> {
+    async fn forget(&self, id: &str) -> Result<()> {
         self.save(|st| {
             st.resources.remove(id);
         })
+        .await
     }
 
     /// Creates, or adopts what already exists under the same deterministic name.
     async fn create(&self, stack: &Stack, id: &str, kind: &dyn DynKind, want: &Value) -> Result<bool> {
         let ctx = self.ex.ctx;
         let deps = &stack.resources[id].deps;
-        self.record(id, kind, want, Outputs::new(), deps, Status::Pending)?;
+        self.record(id, kind, want, Outputs::new(), deps, Status::Pending).await?;
         match kind.create(ctx, want).await {
             Ok(outputs) => {
-                self.record(id, kind, want, outputs, deps, Status::Created)?;
+                self.record(id, kind, want, outputs, deps, Status::Created).await?;
                 Ok(false)
             }
             Err(e) if e.already_exists => {
@@ -128,7 +137,7 @@ impl Run<'_> {
                 if kind.taggable() {
                     let tags = &live["tags"];
                     if tags["deploy:stack"] != Value::from(stack.name.as_str()) || tags["deploy:env"] != Value::from(stack.env.as_str()) {
-                        self.forget(id)?;
+                        self.forget(id).await?;
                         return Err(Error::aws(format!(
                             "{} `{}` already exists and was not created by stack `{}` env `{}` (its deploy:stack / deploy:env tags say otherwise)",
                             kind.name(),
@@ -140,7 +149,7 @@ impl Run<'_> {
                     }
                 }
                 let outputs = if diff(want, &live, &[]).is_empty() { found } else { kind.update(ctx, &live, want, &found).await? };
-                self.record(id, kind, want, outputs, deps, Status::Created)?;
+                self.record(id, kind, want, outputs, deps, Status::Created).await?;
                 Ok(true)
             }
             Err(e) => Err(e),
@@ -154,7 +163,7 @@ impl Run<'_> {
         for note in kind.delete(self.ex.ctx, &entry.attrs, &entry.outputs).await? {
             self.emit(Event::Note { stack: self.stack_name.clone(), id: id.into(), message: note });
         }
-        self.forget(id)
+        self.forget(id).await
     }
 
     /// The action to take now that every dependency is done: an update or replace planned
@@ -200,7 +209,7 @@ impl Run<'_> {
                     let live = step.live.clone().unwrap_or(Value::Null);
                     let known = self.state.lock().unwrap().resources.get(id).map(|e| e.outputs.clone()).unwrap_or_default();
                     let outputs = decl.kind.update(ctx, &live, &want, &known).await?;
-                    self.record(id, decl.kind, &want, outputs, &decl.deps, Status::Created)?;
+                    self.record(id, decl.kind, &want, outputs, &decl.deps, Status::Created).await?;
                     Ok(false)
                 }
                 Action::Replace => {
@@ -275,8 +284,8 @@ impl Executor<'_> {
 
     /// Carries out an `up` plan.
     pub async fn up(&self, stack: &Stack, plan: &Plan, state: StackState) -> Result<Summary> {
-        let run = Run { ex: self, stack_name: stack.name.clone(), state: Mutex::new(state) };
-        run.save(|st| st.target = Some(self.target()))?;
+        let run = Run { ex: self, stack_name: stack.name.clone(), state: Mutex::new(state), writer: tokio::sync::Mutex::new(()) };
+        run.save(|st| st.target = Some(self.target())).await?;
         for w in &plan.warnings {
             run.emit(Event::Warning { stack: stack.name.clone(), message: w.clone() });
         }
@@ -318,14 +327,14 @@ impl Executor<'_> {
         }
         let scope = stack.scope(&run.outputs(), Some((&self.ctx.account_id, &self.ctx.region, &self.ctx.partition)));
         let outputs = stack.resolve_outputs(&scope);
-        run.save(|st| st.outputs = outputs)?;
+        run.save(|st| st.outputs = outputs).await?;
         summary.into_result()
     }
 
     /// Carries out a destroy plan: everything recorded, dependents first.
     pub async fn destroy(&self, plan: &Plan, state: StackState) -> Result<Summary> {
         let g = recorded_graph(&state, |_| true);
-        let run = Run { ex: self, stack_name: plan.stack.clone(), state: Mutex::new(state) };
+        let run = Run { ex: self, stack_name: plan.stack.clone(), state: Mutex::new(state), writer: tokio::sync::Mutex::new(()) };
         let mut summary = Summary { stack: plan.stack.clone(), env: plan.env.clone(), ..Default::default() };
         let stop = || self.stop.load(Ordering::SeqCst);
         let outcomes = g
@@ -338,7 +347,7 @@ impl Executor<'_> {
         let st = run.state.lock().unwrap();
         if st.resources.is_empty() {
             drop(st);
-            run.save(|st| st.outputs.clear())?;
+            run.save(|st| st.outputs.clear()).await?;
         }
         summary.into_result()
     }

@@ -20,9 +20,16 @@ pub struct Global {
     /// The folder holding stacks/ and templates/ (default: nearest one upward from here)
     #[arg(long, global = true, env = "DEPLOY_PROJECT")]
     pub project: Option<PathBuf>,
-    /// Where state is recorded (default: <project>/.deploy/state)
-    #[arg(long, global = true, env = "DEPLOY_STATE_DIR")]
+    /// Where state is recorded: a folder, or s3://BUCKET/PREFIX shared by many machines
+    /// (default: deploy.toml's [state] url, else <project>/.deploy/state)
+    #[arg(long = "state", global = true, env = "DEPLOY_STATE", value_name = "URL")]
+    pub state: Option<String>,
+    /// A state folder (the older spelling of --state)
+    #[arg(long, global = true, env = "DEPLOY_STATE_DIR", hide_short_help = true)]
     pub state_dir: Option<PathBuf>,
+    /// How long to wait for a stack's lock held by another run, e.g. 30s, 2m (default: no wait)
+    #[arg(long, global = true, env = "DEPLOY_LOCK_TIMEOUT", value_parser = humantime::parse_duration, default_value = "0s")]
+    pub lock_timeout: std::time::Duration,
     /// Environment: an isolated copy of the stacks, with names prefixed by it
     #[arg(long, global = true, env = "DEPLOY_ENV", default_value = crate::manifest::DEFAULT_ENV)]
     pub env: String,
@@ -125,6 +132,10 @@ pub enum Command {
         apply: ApplyArgs,
         #[command(flatten)]
         out: OutputArgs,
+    },
+    /// Remove a stack's lock left by a run that is gone (a crash, a killed CI job)
+    Unlock {
+        stack: String,
     },
     /// List the project's stacks and where they are deployed
     List {

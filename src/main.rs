@@ -41,15 +41,16 @@ async fn run(cli: Cli) -> error::Result<()> {
         Command::Up { select, vars, apply, out } => commands::deploy::up(g, select, vars, apply, out).await,
         Command::Plan { select, vars, out } => commands::deploy::plan(g, select, vars, out).await,
         Command::Destroy { stacks, apply, out } => commands::deploy::destroy(g, stacks, apply, out).await,
-        Command::List { out } => commands::info::list(g, out),
-        Command::Outputs { stack, name, out } => commands::info::outputs(g, stack, name.as_deref(), out),
-        Command::Render { stack, vars } => commands::info::render(g, stack, vars),
+        Command::Unlock { stack } => commands::deploy::unlock(g, stack).await,
+        Command::List { out } => commands::info::list(g, out).await,
+        Command::Outputs { stack, name, out } => commands::info::outputs(g, stack, name.as_deref(), out).await,
+        Command::Render { stack, vars } => commands::info::render(g, stack, vars).await,
         Command::Test { stack, scenario, mock_config, input, out } => match mock_config {
-            Some(f) => commands::test::test_mock_config(g, stack, f, input, out.format),
-            None => commands::test::test(g, stack, scenario.as_deref(), out.format),
+            Some(f) => commands::test::test_mock_config(g, stack, f, input, out.format).await,
+            None => commands::test::test(g, stack, scenario.as_deref(), out.format).await,
         },
-        Command::Policy { stack, machine, vars } => commands::validate::policy(g, stack, machine.as_deref(), vars),
-        Command::Validate { select, files, vars, out } => commands::validate::validate(g, select, files, vars, out.format),
+        Command::Policy { stack, machine, vars } => commands::validate::policy(g, stack, machine.as_deref(), vars).await,
+        Command::Validate { select, files, vars, out } => commands::validate::validate(g, select, files, vars, out.format).await,
         Command::Graph { stack, format, out, machine, execution, resources, vars } => {
             let args = commands::graph::GraphArgs {
                 stack,

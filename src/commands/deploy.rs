@@ -33,11 +33,11 @@ fn print_plans(plans: &[Planned], format: Format) {
     }
 }
 
-async fn plan_stacks(setup: &Setup, stacks: Vec<Stack>, ctx: &Ctx) -> Result<Vec<Planned>> {
+async fn plan_stacks(setup: &Setup, stacks: Vec<Stack>, ctx: &Ctx, command: &str) -> Result<Vec<Planned>> {
     let mut out = Vec::new();
     for stack in stacks {
-        let lock = setup.store.lock(&stack.name, &setup.env)?;
-        let state = setup.state_for(&stack.name, ctx)?;
+        let lock = setup.lock(&stack.name, command).await?;
+        let state = setup.state_for(&stack.name, ctx).await?;
         let plan = plan::plan_up(&stack, &state, ctx).await?;
         out.push(Planned { stack: Some(stack), plan, state, _lock: lock });
     }
@@ -87,12 +87,12 @@ fn view_for(format: Format) -> Box<dyn View> {
     }
 }
 
-fn report(results: Vec<Result<Summary>>, format: Format, setup: &Setup) -> Result<()> {
+async fn report(results: Vec<Result<Summary>>, format: Format, setup: &Setup) -> Result<()> {
     let mut first_err: Option<Error> = None;
     for r in results {
         match r {
             Ok(s) => {
-                let st = setup.store.load(&s.stack, &setup.env)?;
+                let st = setup.store.load(&s.stack, &setup.env).await?;
                 match format {
                     Format::Text => {
                         println!("{}: {} applied (env {}).", s.stack, plural(s.done.len(), "change"), s.env);
@@ -121,9 +121,9 @@ fn report(results: Vec<Result<Summary>>, format: Format, setup: &Setup) -> Resul
 pub async fn up(g: &Global, select: &Selection, vars: &VarArgs, args: &ApplyArgs, out: &OutputArgs) -> Result<()> {
     let setup = Setup::new(g)?;
     let stacks = setup.load(select, vars)?;
-    super::validate::gate(&setup, &stacks, vars)?;
+    super::validate::gate(&setup, &stacks, vars).await?;
     let ctx = setup.connect(&g.aws).await?;
-    let plans = plan_stacks(&setup, stacks, &ctx).await?;
+    let plans = plan_stacks(&setup, stacks, &ctx, "up").await?;
     print_plans(&plans, out.format);
     if !plans.iter().any(|p| p.plan.has_changes()) {
         return Ok(());
@@ -143,15 +143,15 @@ pub async fn up(g: &Global, select: &Selection, vars: &VarArgs, args: &ApplyArgs
         }
     });
     let results = futures::future::join_all(runs).await;
-    report(results, out.format, &setup)
+    report(results, out.format, &setup).await
 }
 
 pub async fn plan(g: &Global, select: &Selection, vars: &VarArgs, out: &OutputArgs) -> Result<()> {
     let setup = Setup::new(g)?;
     let stacks = setup.load(select, vars)?;
-    super::validate::gate(&setup, &stacks, vars)?;
+    super::validate::gate(&setup, &stacks, vars).await?;
     let ctx = setup.connect(&g.aws).await?;
-    let plans = plan_stacks(&setup, stacks, &ctx).await?;
+    let plans = plan_stacks(&setup, stacks, &ctx, "plan").await?;
     print_plans(&plans, out.format);
     Ok(())
 }
@@ -159,7 +159,7 @@ pub async fn plan(g: &Global, select: &Selection, vars: &VarArgs, out: &OutputAr
 pub async fn destroy(g: &Global, stacks: &[String], args: &ApplyArgs, out: &OutputArgs) -> Result<()> {
     let setup = Setup::new(g)?;
     let names: Vec<String> = if stacks.is_empty() {
-        setup.store.list()?.into_iter().filter(|(env, _)| *env == setup.env).map(|(_, s)| s).collect()
+        setup.store.list().await?.into_iter().filter(|(env, _)| *env == setup.env).map(|(_, s)| s).collect()
     } else {
         stacks.to_vec()
     };
@@ -170,8 +170,8 @@ pub async fn destroy(g: &Global, stacks: &[String], args: &ApplyArgs, out: &Outp
     let ctx = setup.connect(&g.aws).await?;
     let mut plans = Vec::new();
     for name in names {
-        let lock = setup.store.lock(&name, &setup.env)?;
-        let state = setup.state_for(&name, &ctx)?;
+        let lock = setup.lock(&name, "destroy").await?;
+        let state = setup.state_for(&name, &ctx).await?;
         if state.resources.is_empty() {
             if !stacks.is_empty() && !setup.project.stack_names()?.contains(&name) {
                 return Err(Error::user(format!("unknown stack `{name}`, and nothing is recorded for it in env {}", setup.env)));
@@ -198,7 +198,17 @@ pub async fn destroy(g: &Global, stacks: &[String], args: &ApplyArgs, out: &Outp
         }
     });
     let results = futures::future::join_all(runs).await;
-    report(results, out.format, &setup)
+    report(results, out.format, &setup).await
+}
+
+/// Removes a lock whose run is gone, saying whose it was.
+pub async fn unlock(g: &Global, stack: &str) -> Result<()> {
+    let setup = Setup::new(g)?;
+    match setup.store.unlock(stack, &setup.env).await? {
+        Some(h) => println!("removed the lock of stack `{stack}` (env `{}`) held by {}", setup.env, h.describe()),
+        None => println!("stack `{stack}` (env `{}`) is not locked", setup.env),
+    }
+    Ok(())
 }
 
 /// "1 change", "2 changes".

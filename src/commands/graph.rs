@@ -66,7 +66,7 @@ pub async fn graph(g: &Global, a: GraphArgs<'_>) -> Result<()> {
     // A drawing needs the shape, not every value: required variables not given are filled
     // with placeholders (as `validate` does), so a deployed stack draws without them.
     let vars = &VarArgs { placeholders: true, ..a.vars.clone() };
-    let (stack, defs) = definitions(&setup, a.stack, vars, None)?;
+    let (stack, defs) = definitions(&setup, a.stack, vars, None).await?;
     let mut d = if a.resources {
         resources_diagram(&stack)
     } else {

@@ -7,10 +7,10 @@ use crate::manifest::VarInputs;
 use crate::state::Status;
 use serde_json::{Value, json};
 
-pub fn list(g: &Global, out: &OutputArgs) -> Result<()> {
+pub async fn list(g: &Global, out: &OutputArgs) -> Result<()> {
     let setup = Setup::new(g)?;
     let names = setup.project.stack_names()?;
-    let deployed: Vec<(String, String)> = setup.store.list()?.into_iter().filter(|(e, _)| !g.env_given || *e == g.env).collect();
+    let deployed: Vec<(String, String)> = setup.store.list().await?.into_iter().filter(|(e, _)| !g.env_given || *e == g.env).collect();
     let mut rows = Vec::new();
     for name in &names {
         let envs: Vec<&String> = deployed.iter().filter(|(_, s)| s == name).map(|(e, _)| e).collect();
@@ -19,7 +19,7 @@ pub fn list(g: &Global, out: &OutputArgs) -> Result<()> {
                 "description": crate::manifest::description(&setup.project, name)}));
         }
         for env in envs {
-            let st = setup.store.load(name, env)?;
+            let st = setup.store.load(name, env).await?;
             let pending = st.resources.values().filter(|e| e.status == Status::Pending).count();
             let status = if pending > 0 { "incomplete (run up or destroy)" } else { "deployed" };
             rows.push(json!({"stack": name, "env": env, "status": status, "resources": st.resources.len(),
@@ -29,7 +29,7 @@ pub fn list(g: &Global, out: &OutputArgs) -> Result<()> {
     // State for stacks whose manifests are gone still shows, so it can be destroyed.
     for (env, s) in &deployed {
         if !names.contains(s) {
-            rows.push(json!({"stack": s, "env": env, "status": "deployed (manifest removed)", "resources": setup.store.load(s, env)?.resources.len()}));
+            rows.push(json!({"stack": s, "env": env, "status": "deployed (manifest removed)", "resources": setup.store.load(s, env).await?.resources.len()}));
         }
     }
     match out.format {
@@ -50,9 +50,9 @@ pub fn list(g: &Global, out: &OutputArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn outputs(g: &Global, stack: &str, name: Option<&str>, out: &OutputArgs) -> Result<()> {
+pub async fn outputs(g: &Global, stack: &str, name: Option<&str>, out: &OutputArgs) -> Result<()> {
     let setup = Setup::new(g)?;
-    let st = setup.store.load(stack, &setup.env)?;
+    let st = setup.store.load(stack, &setup.env).await?;
     if st.resources.is_empty() {
         return Err(Error::user(format!("stack `{stack}` is not deployed in env `{}`", setup.env))
             .help(format!("deploy it with `deploy up {stack}`")));
@@ -78,7 +78,7 @@ pub fn outputs(g: &Global, stack: &str, name: Option<&str>, out: &OutputArgs) ->
 
 /// A stack's state machine definitions, rendered: references filled from recorded state where
 /// the stack is deployed, else shown as `(known after apply)`. (resource id, definition)
-pub fn definitions(
+pub async fn definitions(
     setup: &Setup,
     stack: &str,
     vars: &VarArgs,
@@ -86,7 +86,7 @@ pub fn definitions(
 ) -> Result<(crate::manifest::Stack, Vec<(String, Value)>)> {
     let inputs = VarInputs { pairs: vars.vars.clone(), files: vars.var_files.clone(), placeholders: vars.placeholders };
     let s = setup.project.load(stack, &inputs, &setup.env)?;
-    let st = setup.store.load(stack, &setup.env)?;
+    let st = setup.store.load(stack, &setup.env).await?;
     let outputs = st.resources.iter().filter(|(_, e)| e.status == Status::Created).map(|(k, e)| (k.clone(), e.outputs.clone())).collect();
     let target = st.target.as_ref().map(|t| (t.account_id.as_str(), t.region.as_str(), crate::aws::partition_of(&t.region))).or(fallback);
     let scope = s.scope(&outputs, target);
@@ -104,9 +104,9 @@ pub fn definitions(
 }
 
 /// Prints a stack's rendered state machine definitions, without calling AWS.
-pub fn render(g: &Global, stack: &str, vars: &VarArgs) -> Result<()> {
+pub async fn render(g: &Global, stack: &str, vars: &VarArgs) -> Result<()> {
     let setup = Setup::new(g)?;
-    let (_, rendered) = definitions(&setup, stack, vars, None)?;
+    let (_, rendered) = definitions(&setup, stack, vars, None).await?;
     match rendered.as_slice() {
         [] => eprintln!("stack `{stack}` has no templated definitions"),
         [(_, one)] => println!("{}", serde_json::to_string_pretty(one).unwrap()),

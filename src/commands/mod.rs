@@ -11,21 +11,64 @@ use crate::aws::Ctx;
 use crate::cli::{Global, Selection, VarArgs};
 use crate::error::{Error, Result};
 use crate::manifest::{Project, Stack, VarInputs};
-use crate::state::{StackState, Store};
+use crate::state::{Location, StackState, Store};
 use std::io::{BufRead, IsTerminal, Write};
 
 pub struct Setup {
     pub project: Project,
     pub store: Store,
     pub env: String,
+    pub lock_timeout: std::time::Duration,
+}
+
+/// Where state lives: --state / DEPLOY_STATE, else --state-dir / DEPLOY_STATE_DIR, else the
+/// project file's `[state] url` (deploy.toml, relative folders from the project root), else
+/// `<project>/.deploy/state`.
+fn state_location(g: &Global, project: &Project) -> Result<Location> {
+    if let Some(url) = &g.state {
+        return Location::parse(url);
+    }
+    if let Some(dir) = &g.state_dir {
+        return Ok(Location::Dir(dir.clone()));
+    }
+    let file = project.root.join("deploy.toml");
+    if let Ok(text) = std::fs::read_to_string(&file) {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct ProjectFile {
+            state: Option<StateSection>,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct StateSection {
+            url: String,
+        }
+        let parsed: ProjectFile = toml::from_str(&text).map_err(|e| {
+            let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1).unwrap_or(1);
+            Error::user(format!("invalid project file: {}", e.message().trim())).at(format!("deploy.toml:{line}"))
+        })?;
+        if let Some(section) = parsed.state {
+            return match Location::parse(&section.url)? {
+                Location::Dir(d) if d.is_relative() => Ok(Location::Dir(project.root.join(d))),
+                other => Ok(other),
+            };
+        }
+    }
+    Ok(Location::Dir(project.root.join(".deploy").join("state")))
 }
 
 impl Setup {
     pub fn new(g: &Global) -> Result<Setup> {
         crate::manifest::check_env(&g.env)?;
         let project = Project::discover(g.project.clone())?;
-        let store = Store::new(g.state_dir.clone().unwrap_or_else(|| project.root.join(".deploy").join("state")));
-        Ok(Setup { project, store, env: g.env.clone() })
+        let location = state_location(g, &project)?;
+        let store = Store::open(location, &g.aws);
+        Ok(Setup { project, store, env: g.env.clone(), lock_timeout: g.lock_timeout })
+    }
+
+    /// Takes the stack's lock for `command`, waiting up to --lock-timeout.
+    pub async fn lock(&self, stack: &str, command: &str) -> Result<crate::state::Lock> {
+        self.store.lock(stack, &self.env, command, self.lock_timeout).await
     }
 
     /// The selected stacks, loaded and checked. With several stacks, a `--var` goes to each
@@ -80,15 +123,15 @@ impl Setup {
     }
 
     /// Recorded state, refusing to mix accounts or regions.
-    pub fn state_for(&self, stack: &str, ctx: &Ctx) -> Result<StackState> {
-        let st = self.store.load(stack, &self.env)?;
+    pub async fn state_for(&self, stack: &str, ctx: &Ctx) -> Result<StackState> {
+        let st = self.store.load(stack, &self.env).await?;
         if let Some(t) = &st.target {
             if !st.resources.is_empty() && (t.account_id != ctx.account_id || t.region != ctx.region) {
                 return Err(Error::user(format!(
                     "stack `{stack}` (env `{}`) is recorded in account {} region {}, and this run points at account {} region {}",
                     self.env, t.account_id, t.region, ctx.account_id, ctx.region
                 ))
-                .help("use the profile/region it was deployed with, or another --env / --state-dir"));
+                .help("use the profile/region it was deployed with, or another --env / --state"));
             }
         }
         Ok(st)

@@ -13,7 +13,7 @@ const LOCAL: (&str, &str, &str) = ("123456789012", "us-east-1", "aws");
 
 /// Runs the test cases of a Step Functions Local mock configuration (no expectations there:
 /// each case's outcome is printed).
-pub fn test_mock_config(g: &Global, stack: &str, file: &std::path::Path, input: &str, format: Format) -> Result<()> {
+pub async fn test_mock_config(g: &Global, stack: &str, file: &std::path::Path, input: &str, format: Format) -> Result<()> {
     let setup = Setup::new(g)?;
     let display = file.display().to_string();
     let text = std::fs::read_to_string(file).map_err(|e| Error::user(format!("cannot read: {e}")).at(display.clone()))?;
@@ -21,7 +21,7 @@ pub fn test_mock_config(g: &Global, stack: &str, file: &std::path::Path, input: 
         serde_json::from_str(&text).map_err(|e| Error::user(format!("not JSON: {e}")).at(format!("{display}:{}", e.line())))?;
     let input: serde_json::Value = serde_json::from_str(input).map_err(|e| Error::user(format!("--input is not JSON: {e}")))?;
     let vars = VarArgs { placeholders: true, ..Default::default() };
-    let (s, defs) = definitions(&setup, stack, &vars, Some(LOCAL))?;
+    let (s, defs) = definitions(&setup, stack, &vars, Some(LOCAL)).await?;
     let (id, def) = defs.first().ok_or_else(|| Error::user(format!("stack `{stack}` has no state machine")))?;
     let machine = s.resources[id].attrs.get("name").and_then(|n| n.as_str()).unwrap_or(id).to_string();
     let cases = scenario::from_sfn_local(&config, &machine).map_err(|m| Error::user(m).at(display.clone()))?;
@@ -46,7 +46,7 @@ pub fn test_mock_config(g: &Global, stack: &str, file: &std::path::Path, input: 
     Ok(())
 }
 
-pub fn test(g: &Global, stack: &str, only: Option<&str>, format: Format) -> Result<()> {
+pub async fn test(g: &Global, stack: &str, only: Option<&str>, format: Format) -> Result<()> {
     let setup = Setup::new(g)?;
     let dir = setup.project.root.join("stacks").join(stack).join("tests");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
@@ -72,7 +72,7 @@ pub fn test(g: &Global, stack: &str, only: Option<&str>, format: Format) -> Resu
             var_files: vec![],
             placeholders: true,
         };
-        let (_, defs) = definitions(&setup, stack, &vars, Some(LOCAL))?;
+        let (_, defs) = definitions(&setup, stack, &vars, Some(LOCAL)).await?;
         let (_, def) = defs.first().ok_or_else(|| Error::user(format!("stack `{stack}` has no state machine")))?;
         let tasks = scenario::Mocked::new(sc.mocks.clone());
         let started = std::time::Instant::now();

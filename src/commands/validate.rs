@@ -58,8 +58,8 @@ fn grants(stack: &Stack, machine: &str) -> Option<Grants> {
     Some(g)
 }
 
-fn place_of(setup: &Setup, stack: &Stack) -> permissions::Place {
-    match setup.store.load(&stack.name, &setup.env).ok().and_then(|st| st.target) {
+async fn place_of(setup: &Setup, stack: &Stack) -> permissions::Place {
+    match setup.store.load(&stack.name, &setup.env).await.ok().and_then(|st| st.target) {
         Some(t) => permissions::Place { partition: crate::aws::partition_of(&t.region).into(), region: t.region, account: t.account_id },
         None => permissions::Place::default(),
     }
@@ -129,11 +129,11 @@ pub fn check_stack(stack: &Stack, defs: &[(String, Value)]) -> Vec<Finding> {
 }
 
 /// `deploy policy`: the least-privilege policy each state machine of a stack needs.
-pub fn policy(g: &Global, stack: &str, machine: Option<&str>, vars: &VarArgs) -> Result<()> {
+pub async fn policy(g: &Global, stack: &str, machine: Option<&str>, vars: &VarArgs) -> Result<()> {
     let setup = Setup::new(g)?;
     let vars = &VarArgs { placeholders: true, ..vars.clone() };
-    let (s, defs) = definitions(&setup, stack, vars, None)?;
-    let place = place_of(&setup, &s);
+    let (s, defs) = definitions(&setup, stack, vars, None).await?;
+    let place = place_of(&setup, &s).await;
     let chosen: Vec<&(String, Value)> = defs.iter().filter(|(id, _)| machine.is_none_or(|m| m == id)).collect();
     if chosen.is_empty() {
         return Err(Error::user(format!("stack `{stack}` has no state machine{}", machine.map(|m| format!(" `{m}`")).unwrap_or_default())));
@@ -163,10 +163,10 @@ pub fn report(findings: &[Finding], format: Format) -> Result<()> {
 }
 
 /// Validation as `plan` and `up` run it: errors stop them, warnings are printed.
-pub fn gate(setup: &Setup, stacks: &[Stack], vars: &VarArgs) -> Result<()> {
+pub async fn gate(setup: &Setup, stacks: &[Stack], vars: &VarArgs) -> Result<()> {
     let mut findings = Vec::new();
     for s in stacks {
-        let (_, defs) = definitions(setup, &s.name, &stack_vars(s, vars), None)?;
+        let (_, defs) = definitions(setup, &s.name, &stack_vars(s, vars), None).await?;
         findings.extend(check_stack(s, &defs));
     }
     report(&findings, Format::Text)
@@ -178,7 +178,7 @@ fn stack_vars(s: &Stack, vars: &VarArgs) -> VarArgs {
     VarArgs { vars: pairs, var_files: vars.var_files.clone(), placeholders: vars.placeholders }
 }
 
-pub fn validate(g: &Global, select: &Selection, files: &[PathBuf], vars: &VarArgs, format: Format) -> Result<()> {
+pub async fn validate(g: &Global, select: &Selection, files: &[PathBuf], vars: &VarArgs, format: Format) -> Result<()> {
     let mut findings = Vec::new();
     for f in files {
         let display = f.display().to_string();
@@ -195,7 +195,7 @@ pub fn validate(g: &Global, select: &Selection, files: &[PathBuf], vars: &VarArg
         let vars = &VarArgs { placeholders: true, ..vars.clone() };
         let select = if select.stacks.is_empty() && !select.all { Selection { stacks: vec![], all: true } } else { select.clone() };
         for s in setup.load(&select, vars)? {
-            let (_, defs) = definitions(&setup, &s.name, &stack_vars(&s, vars), None)?;
+            let (_, defs) = definitions(&setup, &s.name, &stack_vars(&s, vars), None).await?;
             findings.extend(check_stack(&s, &defs));
         }
     }

@@ -11,8 +11,8 @@ use aws_sdk_sfn::error::ProvideErrorMetadata;
 use std::io::Write;
 
 /// The ARN of a stack's deployed state machine (`machine`: resource id or name, when several).
-pub fn machine_arn(setup: &Setup, stack: &str, machine: Option<&str>) -> Result<String> {
-    let st = setup.store.load(stack, &setup.env)?;
+pub async fn machine_arn(setup: &Setup, stack: &str, machine: Option<&str>) -> Result<String> {
+    let st = setup.store.load(stack, &setup.env).await?;
     let machines: Vec<(&String, &crate::state::Entry)> =
         st.resources.iter().filter(|(_, e)| e.kind == "sfn_state_machine" && e.status == Status::Created).collect();
     let name_of = |e: &crate::state::Entry| e.outputs.get("name").and_then(|v| v.as_str()).unwrap_or_default().to_string();
@@ -73,7 +73,7 @@ pub struct RunArgs<'a> {
 
 pub async fn run(g: &Global, a: RunArgs<'_>) -> Result<()> {
     let setup = Setup::new(g)?;
-    let arn = machine_arn(&setup, a.stack, a.machine)?;
+    let arn = machine_arn(&setup, a.stack, a.machine).await?;
     let input = read_input(a.input, a.input_file)?;
     let ctx = setup.connect(&g.aws).await?;
     // Always named: readable in lists, and some emulators do not generate one.
@@ -174,7 +174,7 @@ pub async fn history(g: &Global, execution_arn: &str, format: Format) -> Result<
 
 pub async fn executions(g: &Global, stack: &str, machine: Option<&str>, format: Format) -> Result<()> {
     let setup = Setup::new(g)?;
-    let arn = machine_arn(&setup, stack, machine)?;
+    let arn = machine_arn(&setup, stack, machine).await?;
     let ctx = setup.connect(&g.aws).await?;
     let list =
         ctx.sfn.list_executions().state_machine_arn(&arn).max_results(20).send().await.map_err(|e| api_error("ListExecutions", &e))?;

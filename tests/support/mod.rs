@@ -472,6 +472,11 @@ impl Clients {
 /// machines, rules, connections (and the secrets they create), topics, queues, buckets, tables,
 /// functions, repositories, log groups, pipes, DataSync locations and tasks.
 pub fn nothing_left(c: &Clients, port: u16) {
+    nothing_left_but(c, port, &[])
+}
+
+/// As `nothing_left`, with these buckets (a state bucket, made by the test) kept.
+pub fn nothing_left_but(c: &Clients, port: u16, keep_buckets: &[&str]) {
     c.block_on(async {
         let roles: Vec<String> = c.iam.list_roles().send().await.unwrap().roles().iter().map(|r| r.role_name().to_string()).collect();
         assert!(roles.is_empty(), "roles left: {roles:?}");
@@ -485,7 +490,8 @@ pub fn nothing_left(c: &Clients, port: u16) {
         assert!(c.sns.list_topics().send().await.unwrap().topics().is_empty(), "topics left");
         assert!(c.sns.list_subscriptions().send().await.unwrap().subscriptions().is_empty(), "subscriptions left");
         assert!(c.sqs.list_queues().send().await.unwrap().queue_urls().is_empty(), "queues left");
-        assert!(c.s3.list_buckets().send().await.unwrap().buckets().is_empty(), "buckets left");
+        let buckets: Vec<String> = c.s3.list_buckets().send().await.unwrap().buckets().iter().filter_map(|b| b.name()).map(str::to_string).collect();
+        assert!(buckets.iter().all(|b| keep_buckets.contains(&b.as_str())), "buckets left: {buckets:?}");
         assert!(c.dynamodb.list_tables().send().await.unwrap().table_names().is_empty(), "tables left");
         assert!(c.lambda.list_functions().send().await.unwrap().functions().is_empty(), "functions left");
         assert!(c.ecr.describe_repositories().send().await.unwrap().repositories().is_empty(), "repositories left");
