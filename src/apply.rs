@@ -120,8 +120,9 @@ impl Run<'_> {
         .await
     }
 
-    /// Creates, or adopts what already exists under the same deterministic name.
-    async fn create(&self, stack: &Stack, id: &str, kind: &dyn DynKind, want: &Value) -> Result<bool> {
+    /// Creates; when the name is taken, adopts it only if it is provably ours: its tags say so,
+    /// or (`resume`) an earlier run of ours began creating it and state says so.
+    async fn create(&self, stack: &Stack, id: &str, kind: &dyn DynKind, want: &Value, resume: bool) -> Result<bool> {
         let ctx = self.ex.ctx;
         let deps = &stack.resources[id].deps;
         self.record(id, kind, want, Outputs::new(), deps, Status::Pending).await?;
@@ -134,19 +135,17 @@ impl Run<'_> {
                 let Some((live, found)) = kind.read(ctx, want, &Outputs::new()).await? else {
                     return Err(e);
                 };
-                if kind.taggable() {
-                    let tags = &live["tags"];
-                    if tags["deploy:stack"] != Value::from(stack.name.as_str()) || tags["deploy:env"] != Value::from(stack.env.as_str()) {
-                        self.forget(id).await?;
-                        return Err(Error::aws(format!(
-                            "{} `{}` already exists and was not created by stack `{}` env `{}` (its deploy:stack / deploy:env tags say otherwise)",
-                            kind.name(),
-                            kind.display_name(want),
-                            stack.name,
-                            stack.env
-                        ))
-                        .help("delete it, or deploy into another env with --env NAME"));
-                    }
+                let tags = &live["tags"];
+                let tagged_ours = tags["deploy:stack"] == Value::from(stack.name.as_str()) && tags["deploy:env"] == Value::from(stack.env.as_str());
+                if !(tagged_ours || (resume && !kind.taggable())) {
+                    self.forget(id).await?;
+                    let why = if kind.taggable() {
+                        format!("its deploy:stack / deploy:env tags say it is not stack `{}` env `{}`'s", stack.name, stack.env)
+                    } else {
+                        format!("a {} cannot prove whose it is, and no run of this stack began creating it", kind.name())
+                    };
+                    return Err(Error::aws(format!("{} `{}` already exists and was not created here: {why}", kind.name(), kind.display_name(want)))
+                        .help(format!("delete it, deploy into another env with --env NAME, or take it over: deploy import {} {id} --env {}", stack.name, stack.env)));
                 }
                 let outputs = if diff(want, &live, &[]).is_empty() { found } else { kind.update(ctx, &live, want, &found).await? };
                 self.record(id, kind, want, outputs, deps, Status::Created).await?;
@@ -204,7 +203,7 @@ impl Run<'_> {
         let started = Instant::now();
         let result: Result<bool> = async {
             match action {
-                Action::Create => self.create(stack, id, decl.kind, &want).await,
+                Action::Create => self.create(stack, id, decl.kind, &want, step.resume).await,
                 Action::Update => {
                     let live = step.live.clone().unwrap_or(Value::Null);
                     let known = self.state.lock().unwrap().resources.get(id).map(|e| e.outputs.clone()).unwrap_or_default();
@@ -214,7 +213,14 @@ impl Run<'_> {
                 }
                 Action::Replace => {
                     self.delete_recorded(id).await?;
-                    self.create(stack, id, decl.kind, &want).await
+                    self.create(stack, id, decl.kind, &want, false).await
+                }
+                Action::Adopt => {
+                    let live = step.live.clone().unwrap_or(Value::Null);
+                    let found = step.found.clone().unwrap_or_default();
+                    let outputs = if diff(&want, &live, &[]).is_empty() { found } else { decl.kind.update(ctx, &live, &want, &found).await? };
+                    self.record(id, decl.kind, &want, outputs, &decl.deps, Status::Created).await?;
+                    Ok(true)
                 }
                 Action::Delete | Action::NoOp => Ok(false),
             }

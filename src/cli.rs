@@ -126,12 +126,23 @@ pub enum Command {
     },
     /// Remove everything a stack created (no stack: every stack deployed in the env)
     Destroy {
-        /// Stacks to destroy (none: all deployed in the env)
+        /// Stacks to destroy (none: every stack of the project and every one recorded in the env)
         stacks: Vec<String>,
+        #[command(flatten)]
+        vars: VarArgs,
         #[command(flatten)]
         apply: ApplyArgs,
         #[command(flatten)]
         out: OutputArgs,
+    },
+    /// Take over an existing resource that has the name a stack expects, deliberately: it is
+    /// recorded as the stack's (the next `up` brings it to the manifest, tags included)
+    Import {
+        stack: String,
+        /// The resource id in the stack's manifest
+        resource: String,
+        #[command(flatten)]
+        vars: VarArgs,
     },
     /// Remove a stack's lock left by a run that is gone (a crash, a killed CI job)
     Unlock {

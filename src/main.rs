@@ -40,7 +40,8 @@ async fn run(cli: Cli) -> error::Result<()> {
     match &cli.command {
         Command::Up { select, vars, apply, out } => commands::deploy::up(g, select, vars, apply, out).await,
         Command::Plan { select, vars, out } => commands::deploy::plan(g, select, vars, out).await,
-        Command::Destroy { stacks, apply, out } => commands::deploy::destroy(g, stacks, apply, out).await,
+        Command::Destroy { stacks, vars, apply, out } => commands::deploy::destroy(g, stacks, vars, apply, out).await,
+        Command::Import { stack, resource, vars } => commands::deploy::import(g, stack, resource, vars).await,
         Command::Unlock { stack } => commands::deploy::unlock(g, stack).await,
         Command::List { out } => commands::info::list(g, out).await,
         Command::Outputs { stack, name, out } => commands::info::outputs(g, stack, name.as_deref(), out).await,

@@ -19,6 +19,9 @@ pub enum Action {
     Update,
     Replace,
     Delete,
+    /// Exists already, found by its name and proven ours (state was lost, or a create's
+    /// answer was): recorded, and updated where it differs.
+    Adopt,
 }
 
 impl Action {
@@ -29,6 +32,7 @@ impl Action {
             Action::Update => "~",
             Action::Replace => "-/+",
             Action::Delete => "-",
+            Action::Adopt => "<=",
         }
     }
     pub fn verb(self) -> &'static str {
@@ -38,6 +42,7 @@ impl Action {
             Action::Update => "update",
             Action::Replace => "replace",
             Action::Delete => "delete",
+            Action::Adopt => "adopt",
         }
     }
 }
@@ -66,6 +71,12 @@ pub struct Step {
     /// Live attributes read while planning (the starting point of an update).
     #[serde(skip)]
     pub live: Option<Value>,
+    /// The outputs of a resource to adopt, as found.
+    #[serde(skip)]
+    pub found: Option<resources::Outputs>,
+    /// An earlier run began creating it (state says pending): if it exists, it is ours.
+    #[serde(skip)]
+    pub resume: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -84,6 +95,7 @@ pub struct Counts {
     pub update: usize,
     pub replace: usize,
     pub delete: usize,
+    pub adopt: usize,
     pub unchanged: usize,
 }
 
@@ -97,6 +109,7 @@ impl Plan {
                 Action::Update => c.update += 1,
                 Action::Replace => c.replace += 1,
                 Action::Delete => c.delete += 1,
+                Action::Adopt => c.adopt += 1,
             }
         }
         c
@@ -135,9 +148,114 @@ fn outputs_of(state: &StackState) -> BTreeMap<String, BTreeMap<String, Value>> {
     state.resources.iter().filter(|(_, e)| e.status == Status::Created).map(|(id, e)| (id.clone(), e.outputs.clone())).collect()
 }
 
+/// A live resource with the expected name that this stack and env cannot prove its own.
+#[derive(Debug, Clone, Serialize)]
+pub struct Foreign {
+    pub id: String,
+    pub kind: String,
+    pub name: String,
+    pub why: String,
+}
+
+/// What was found live for the declared resources that state does not record as created.
+#[derive(Debug, Default)]
+pub struct Found {
+    /// id -> (live attributes, outputs) of the ones proven ours.
+    pub ours: BTreeMap<String, (Value, resources::Outputs)>,
+    pub foreign: Vec<Foreign>,
+}
+
+/// Whether `live` (found by name) is this stack's and env's own, by the kind's rule.
+fn ownership(stack: &Stack, id: &str, live: &Value, ours: &dyn Fn(&str) -> bool) -> std::result::Result<(), String> {
+    let decl = &stack.resources[id];
+    let (want_stack, want_env) = (Value::from(stack.name.as_str()), Value::from(stack.env.as_str()));
+    match decl.kind.owner() {
+        resources::Owner::Tags => {
+            let tags = &live["tags"];
+            if tags["deploy:stack"] == want_stack && tags["deploy:env"] == want_env {
+                return Ok(());
+            }
+            let said = |k: &str| tags[k].as_str().map(|v| format!("{k}={v}")).unwrap_or_else(|| format!("no {k} tag"));
+            Err(format!("its tags say {}, {}", said("deploy:stack"), said("deploy:env")))
+        }
+        resources::Owner::Description => {
+            let desc = live["description"].as_str().unwrap_or_default();
+            if desc.contains(&resources::owner_marker(&stack.name, &stack.env)) {
+                Ok(())
+            } else {
+                Err(format!("its description {desc:?} does not carry this stack's and env's marker"))
+            }
+        }
+        resources::Owner::Parents => {
+            let not: Vec<&String> = decl.deps.iter().filter(|d| !ours(d)).collect();
+            match (decl.deps.is_empty(), not.is_empty()) {
+                (false, true) => Ok(()),
+                (true, _) => Err(format!("a {} carries no tags and depends on nothing of this stack", decl.kind.name())),
+                (false, false) => Err(format!(
+                    "it depends on {} that {} not this stack's",
+                    not.iter().map(|d| format!("`{d}`")).collect::<Vec<_>>().join(", "),
+                    if not.len() == 1 { "is" } else { "are" }
+                )),
+            }
+        }
+        resources::Owner::Unprovable => Err(format!("a {} carries neither tags nor a description to prove it", decl.kind.name())),
+    }
+}
+
+/// Looks for the declared resources that state does not record as created, by their expected
+/// names, in dependency order (a child is looked for only once its parents are found), and
+/// sorts what exists into ours and foreign.
+pub async fn discover(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Found> {
+    let mut outputs = outputs_of(state);
+    let mut found = Found::default();
+    for id in stack.graph.order() {
+        if state.resources.get(&id).is_some_and(|e| e.status == Status::Created) {
+            continue;
+        }
+        let scope = stack.scope(&outputs, Some((&ctx.account_id, &ctx.region, &ctx.partition)));
+        let (desired, _) = stack.resolve(&id, &scope)?;
+        if desired.to_string().contains(crate::manifest::refs::UNKNOWN_PREFIX) {
+            continue; // a parent does not exist: neither does this
+        }
+        let decl = &stack.resources[&id];
+        let Some((live, outs)) = decl.kind.read(ctx, &desired, &resources::Outputs::new()).await? else { continue };
+        let resume = state.resources.get(&id).is_some_and(|e| e.status == Status::Pending);
+        let is_ours = |d: &str| outputs.contains_key(d) && (state.resources.contains_key(d) || found.ours.contains_key(d));
+        match ownership(stack, &id, &live, &is_ours) {
+            Ok(()) => {}
+            // Our own interrupted create, of a kind that cannot say so itself.
+            Err(_) if resume && decl.kind.owner() != resources::Owner::Tags => {}
+            Err(why) => {
+                found.foreign.push(Foreign { id: id.clone(), kind: decl.kind.name().into(), name: decl.kind.display_name(&desired), why });
+                continue;
+            }
+        }
+        outputs.insert(id.clone(), outs.clone());
+        found.ours.insert(id, (live, outs));
+    }
+    Ok(found)
+}
+
+/// The error that stops an `up` before any change when a declared resource exists and is not
+/// ours.
+pub fn refuse(stack: &Stack, foreign: &[Foreign]) -> crate::error::Error {
+    let list: Vec<String> =
+        foreign.iter().map(|f| format!("  {}.{} ({}): exists, and is not this stack's: {}", f.kind, f.id, f.name, f.why)).collect();
+    crate::error::Error::user(format!(
+        "stack `{}` (env `{}`): {} declared resource(s) already exist and belong to someone else; nothing was changed:\n{}",
+        stack.name,
+        stack.env,
+        foreign.len(),
+        list.join("\n")
+    ))
+    .help(format!(
+        "rename them in the manifest, deploy into another env (--env NAME), or take one over deliberately: deploy import {} {} --env {}",
+        stack.name, foreign[0].id, stack.env
+    ))
+}
+
 /// What `up` would do.
 pub async fn plan_up(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Plan> {
-    let scope = stack.scope(&outputs_of(state), Some((&ctx.account_id, &ctx.region, &ctx.partition)));
     // Read every recorded resource that is still declared, concurrently.
     let reads = stack.graph.order().into_iter().filter_map(|id| {
         let e = state.resources.get(&id)?;
@@ -152,6 +270,14 @@ pub async fn plan_up(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Pla
         live.insert(id, r?);
     }
 
+    let mut found = discover(stack, state, ctx).await?;
+    if !found.foreign.is_empty() {
+        return Err(refuse(stack, &found.foreign));
+    }
+    // What was found is known now: its outputs fill the references of what depends on it.
+    let mut known = outputs_of(state);
+    known.extend(found.ours.iter().map(|(id, (_, outs))| (id.clone(), outs.clone())));
+    let scope = stack.scope(&known, Some((&ctx.account_id, &ctx.region, &ctx.partition)));
     let mut steps = Vec::new();
     let mut warnings = Vec::new();
     for id in stack.graph.order() {
@@ -159,8 +285,30 @@ pub async fn plan_up(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Pla
         let (desired, w) = stack.resolve(&id, &scope)?;
         warnings.extend(w);
         let name = decl.kind.display_name(&desired);
-        let mut step =
-            Step { id: id.clone(), kind: decl.kind.name().into(), name, action: Action::Create, reason: None, changes: vec![], live: None };
+        let mut step = Step {
+            id: id.clone(),
+            kind: decl.kind.name().into(),
+            name,
+            action: Action::Create,
+            reason: None,
+            changes: vec![],
+            live: None,
+            found: None,
+            resume: false,
+        };
+        let unrecorded = !state.resources.get(&id).is_some_and(|e| e.status == Status::Created);
+        if let (true, Some((have, outs))) = (unrecorded, found.ours.remove(&id)) {
+            step.action = Action::Adopt;
+            step.reason = Some(match state.resources.get(&id) {
+                Some(_) => "an earlier run was interrupted while creating it; it exists and is ours".into(),
+                None => "exists already, not recorded in state, and is ours (found by name, proven by its tags or parents)".into(),
+            });
+            step.changes = diff(&desired, &have, decl.kind.replace_on());
+            step.live = Some(have);
+            step.found = Some(outs);
+            steps.push(step);
+            continue;
+        }
         match state.resources.get(&id) {
             None => {}
             Some(e) if e.kind != decl.kind.name() => {
@@ -169,6 +317,7 @@ pub async fn plan_up(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Pla
             }
             Some(e) if e.status == Status::Pending => {
                 step.reason = Some("an earlier run was interrupted while creating it; adopts it if it exists".into());
+                step.resume = true;
             }
             Some(_) => match live.remove(&id).flatten() {
                 None => step.reason = Some("recorded but not found (deleted outside deploy?)".into()),
@@ -212,6 +361,8 @@ fn delete_step(id: &str, e: &crate::state::Entry, reason: &str) -> Step {
         reason: (!reason.is_empty()).then(|| reason.to_string()),
         changes: vec![],
         live: None,
+        found: None,
+        resume: false,
     }
 }
 
@@ -309,8 +460,13 @@ pub fn render_text(plan: &Plan) -> String {
     let c = plan.counts();
     if plan.has_changes() {
         out.push_str(&format!(
-            "Plan: {} to create, {} to update, {} to replace, {} to delete, {} unchanged.\n",
-            c.create, c.update, c.replace, c.delete, c.unchanged
+            "Plan: {} to create, {}{} to update, {} to replace, {} to delete, {} unchanged.\n",
+            c.create,
+            if c.adopt > 0 { format!("{} to adopt, ", c.adopt) } else { String::new() },
+            c.update,
+            c.replace,
+            c.delete,
+            c.unchanged
         ));
     } else {
         out.push_str(&format!("No changes: {} resources up to date.\n", c.unchanged));
@@ -348,6 +504,8 @@ mod tests {
                 reason: None,
                 changes,
                 live: None,
+                found: None,
+                resume: false,
             }],
             warnings: vec![],
         }

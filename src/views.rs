@@ -61,6 +61,7 @@ fn past(a: Action) -> &'static str {
         Action::Replace => "replaced",
         Action::Delete => "deleted",
         Action::NoOp => "unchanged",
+        Action::Adopt => "adopted",
     }
 }
 
@@ -71,6 +72,7 @@ fn ing(a: Action) -> &'static str {
         Action::Replace => "replacing",
         Action::Delete => "deleting",
         Action::NoOp => "checking",
+        Action::Adopt => "adopting",
     }
 }
 

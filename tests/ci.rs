@@ -143,3 +143,84 @@ fn the_project_file_sets_the_state_url_once() {
     let out = Deploy::new(&w.project, fresh.path(), &w.moto.url()).env_remove("DEPLOY_STATE_DIR").run(&["plan", "should-i-deploy"]).code(2);
     assert!(out.stderr.contains("deploy.toml:2: invalid project file: unknown field `urll`"), "{out:?}");
 }
+
+fn group_names(w: &World) -> Vec<String> {
+    let out = w.c.block_on(w.c.iam.list_groups().send()).unwrap();
+    let mut names: Vec<String> = out.groups().iter().map(|g| g.group_name().to_string()).collect();
+    names.sort();
+    names
+}
+
+/// The job that runs when a pull request closes starts on a new runner, with no state: destroy
+/// finds the environment's resources by their names and proves them ours by tags (or their
+/// parents, or the connection's description marker) before deleting anything.
+#[test]
+fn destroy_without_state_removes_what_is_provably_ours_and_nothing_else() {
+    let w = World::new();
+    let opened = tempfile::tempdir().unwrap();
+    let d = || Deploy::new(&w.project, opened.path(), &w.moto.url());
+    d().run(&["up", "should-i-deploy", "--env", "pr-7", "--yes"]).success();
+    d().run(&["up", "create-new-user", "--env", "pr-7", "--var", "email=lead@example.com", "--yes"]).success();
+    // the default env, beside it, must not be touched
+    d().run(&["up", "should-i-deploy", "--yes"]).success();
+
+    let closed = tempfile::tempdir().unwrap(); // a new runner: no state at all
+    let out = Deploy::new(&w.project, closed.path(), &w.moto.url()).run(&["destroy", "--env", "pr-7", "--yes"]).success();
+    assert!(out.stdout.contains("not recorded in state: found by name, proven ours by its tags or parents"), "{out:?}");
+    // IAM groups carry neither tags nor a description: they cannot be proven ours, so stay
+    for g in ["admins", "developers"] {
+        assert!(
+            out.stderr.contains(&format!("left alone: iam_group.{g} (pr-7-{g}-group) exists, and is not this stack's")),
+            "{g}: {out:?}"
+        );
+    }
+    let roles: Vec<String> =
+        w.c.block_on(w.c.iam.list_roles().send()).unwrap().roles().iter().map(|r| r.role_name().to_string()).collect();
+    assert!(roles.iter().all(|r| !r.starts_with("pr-7-")), "{roles:?}");
+    let machines = w.c.block_on(w.c.sfn.list_state_machines().send()).unwrap();
+    let names: Vec<&str> = machines.state_machines().iter().map(|m| m.name()).collect();
+    assert_eq!(names, ["should-i-deploy"], "only the default env's machine is left");
+    let conns = w.c.block_on(w.c.events.list_connections().send()).unwrap();
+    assert_eq!(conns.connections().iter().filter_map(|c| c.name()).collect::<Vec<_>>(), ["should-i-deploy"]);
+    let topics = w.c.block_on(w.c.sns.list_topics().send()).unwrap();
+    assert!(topics.topics().is_empty(), "the topic (tagged) and its subscription (through it) are gone");
+    assert_eq!(group_names(&w), ["pr-7-admins-group", "pr-7-developers-group"]);
+    // and the default env is whole: a plan from its own state says nothing changes
+    let out = d().run(&["plan", "should-i-deploy"]).success();
+    assert!(out.stdout.contains("No changes"), "{out:?}");
+}
+
+/// A hand-made resource that has the name a stack expects is never adopted, changed or
+/// deleted: `up` refuses before any change, `destroy` leaves it (and its members) alone.
+#[test]
+fn a_foreign_resource_with_an_expected_name_is_neither_adopted_nor_deleted() {
+    let w = World::new();
+    w.c.block_on(async {
+        w.c.iam.create_group().group_name("pr-9-admins-group").send().await.unwrap();
+        w.c.iam.create_user().user_name("alice").send().await.unwrap();
+        w.c.iam.add_user_to_group().group_name("pr-9-admins-group").user_name("alice").send().await.unwrap();
+    });
+    w.moto.start_recording();
+    let out = w.deploy().run(&["up", "create-new-user", "--env", "pr-9", "--var", "email=lead@example.com", "--yes"]).code(2);
+    assert!(
+        out.stderr.contains(
+            "iam_group.admins (pr-9-admins-group): exists, and is not this stack's: a iam_group carries neither tags nor a description to prove it"
+        ),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("deploy import create-new-user admins --env pr-9"), "{out:?}");
+    assert!(mutating_calls(&w.moto).is_empty(), "nothing changed: {:?}", mutating_calls(&w.moto));
+
+    let out = w.deploy().run(&["destroy", "create-new-user", "--env", "pr-9", "--yes"]).success();
+    assert!(out.stderr.contains("left alone: iam_group.admins (pr-9-admins-group)"), "{out:?}");
+    assert!(out.stdout.contains("Nothing to destroy in env pr-9."), "{out:?}");
+    let members = w.c.block_on(w.c.iam.get_group().group_name("pr-9-admins-group").send()).unwrap();
+    assert_eq!(members.users().iter().map(|u| u.user_name()).collect::<Vec<_>>(), ["alice"], "the group and its member are untouched");
+
+    // taken over deliberately, it is the stack's: up completes the stack around it
+    let out = w.deploy().run(&["import", "create-new-user", "admins", "--env", "pr-9"]).success();
+    assert!(out.stdout.contains("imported iam_group.admins (pr-9-admins-group) into stack `create-new-user` (env `pr-9`)"), "{out:?}");
+    w.deploy().run(&["up", "create-new-user", "--env", "pr-9", "--var", "email=lead@example.com", "--yes"]).success();
+    let out = w.deploy().run(&["plan", "create-new-user", "--env", "pr-9", "--var", "email=lead@example.com"]).success();
+    assert!(out.stdout.contains("No changes"), "{out:?}");
+}

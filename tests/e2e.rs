@@ -24,7 +24,9 @@ fn check_should_i_deploy(c: &Clients, env: &str, prefix: &str, rate: &str) {
         assert_tags(tags.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())), STACK, env);
         // the connection
         let conn = c.events.describe_connection().name(n("should-i-deploy")).send().await.unwrap();
-        assert_eq!(conn.description(), Some("A connection used in the should-i-deploy Step Function"));
+        // the tutorial's description, and the marker that proves the connection ours (no tags)
+        let desc = format!("A connection used in the should-i-deploy Step Function [deploy:stack={STACK} deploy:env={env}]");
+        assert_eq!(conn.description(), Some(desc.as_str()));
         assert_eq!(conn.authorization_type().unwrap().as_str(), "BASIC");
         assert_eq!(conn.auth_parameters().unwrap().basic_auth_parameters().unwrap().username(), Some("fake"));
         (conn.connection_arn().unwrap().to_string(), conn.secret_arn().unwrap().to_string())
@@ -258,13 +260,14 @@ fn interrupted_creates_are_adopted_by_up_and_removed_by_destroy() {
     moto.start_recording();
     let out = deploy().run(&["up", STACK, "--yes"]).success();
     let mutating: Vec<String> = moto.recorded_operations().into_iter().filter(|o| is_mutating(o)).collect();
-    assert_eq!(mutating, vec!["CreateRole", "CreateStateMachine", "PutTargets"], "adopting changes nothing else: {out:?}");
-    assert!(out.stdout.contains("an earlier run was interrupted while creating it"), "{out:?}");
+    // the two that exist are found while planning and adopted (read, proven ours, recorded);
+    // only the target that never reached AWS is created
+    assert_eq!(mutating, vec!["PutTargets"], "adopting changes nothing else: {out:?}");
+    assert!(out.stdout.contains("<=  adopt    iam_role.sfn_role  sfn-should-i-deploy"), "{out:?}");
+    assert!(out.stdout.contains("an earlier run was interrupted while creating it; it exists and is ours"), "{out:?}");
     assert!(out.stdout.contains("3 changes applied"), "{out:?}");
-    // CreateStateMachine with an identical name and definition is idempotent on AWS (and moto):
-    // it answers with the existing machine rather than an error; either way it is recorded.
-    assert!(out.stderr.contains("state_machine created"), "{out:?}");
-    assert!(out.stderr.contains("sfn_role created (adopted existing)"), "{out:?}");
+    assert!(out.stderr.contains("state_machine adopted"), "{out:?}");
+    assert!(out.stderr.contains("sfn_role adopted"), "{out:?}");
     check_should_i_deploy(&c, "default", "", "rate(30 minutes)");
     let out = deploy().run(&["up", STACK, "--yes"]).success();
     assert!(out.stdout.contains("No changes"), "{out:?}");
@@ -282,17 +285,17 @@ fn a_resource_created_by_someone_else_is_not_taken_over() {
         let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
         c.iam.create_role().role_name("sfn-should-i-deploy").assume_role_policy_document(trust.to_string()).send().await.unwrap();
     });
-    let out = w.deploy().run(&["up", STACK, "--yes"]).code(4);
+    // refused while planning, before any change, naming it, its owner tags and the way out
+    w.moto.start_recording();
+    let out = w.deploy().run(&["up", STACK, "--yes"]).code(2);
+    assert!(out.stderr.contains("1 declared resource(s) already exist and belong to someone else; nothing was changed"), "{out:?}");
     assert!(
-        out.stderr.contains("iam_role `sfn-should-i-deploy` already exists and was not created by stack `should-i-deploy` env `default`"),
+        out.stderr.contains("iam_role.sfn_role (sfn-should-i-deploy): exists, and is not this stack's: its tags say no deploy:stack tag, no deploy:env tag"),
         "{out:?}"
     );
-    // what depends on it was skipped, independent work finished and is recorded
-    assert!(out.stderr.contains("state_machine skipped"), "{out:?}");
-    let recorded: Value =
-        serde_json::from_str(&std::fs::read_to_string(w.state.path().join("default/should-i-deploy.json")).unwrap()).unwrap();
-    assert_eq!(recorded["resources"]["deploy_user"]["status"], "created");
-    assert!(recorded["resources"].get("sfn_role").is_none(), "the foreign role is not recorded as ours");
+    assert!(out.stderr.contains("deploy import should-i-deploy sfn_role --env default"), "{out:?}");
+    assert!(mutating_calls(&w.moto).is_empty(), "nothing was changed: {:?}", mutating_calls(&w.moto));
+    assert!(!w.state.path().join("default/should-i-deploy.json").exists(), "nothing recorded");
     // a --env copy deploys fine beside it
     w.deploy().run(&["up", STACK, "--yes", "--env", "mine"]).success();
 }

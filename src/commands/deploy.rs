@@ -156,29 +156,70 @@ pub async fn plan(g: &Global, select: &Selection, vars: &VarArgs, out: &OutputAr
     Ok(())
 }
 
-pub async fn destroy(g: &Global, stacks: &[String], args: &ApplyArgs, out: &OutputArgs) -> Result<()> {
+/// Adds to `state` the stack's declared resources that it does not record but that exist and
+/// are provably ours (state lost, as on a new CI runner, or never written); says which ones it
+/// leaves alone because they cannot be proven ours. Returns the ids it added.
+async fn recover(setup: &Setup, name: &str, vars: &VarArgs, state: &mut StackState, ctx: &Ctx) -> Result<Vec<String>> {
+    let inputs = crate::manifest::VarInputs { pairs: vars.vars.clone(), files: vars.var_files.clone(), placeholders: true };
+    let stack = match setup.project.load(name, &inputs, &setup.env) {
+        Ok(s) => s,
+        // the manifest is gone: what state records is all there is to go by
+        Err(_) if !state.resources.is_empty() => return Ok(vec![]),
+        Err(e) => return Err(e),
+    };
+    let found = plan::discover(&stack, state, ctx).await?;
+    for f in &found.foreign {
+        eprintln!(
+            "warning: stack `{name}` (env `{}`): left alone: {}.{} ({}) exists, and is not this stack's: {}",
+            setup.env, f.kind, f.id, f.name, f.why
+        );
+    }
+    let mut added = Vec::new();
+    for (id, (live, outputs)) in found.ours {
+        let decl = &stack.resources[&id];
+        let entry =
+            crate::state::Entry { kind: decl.kind.name().into(), status: crate::state::Status::Created, attrs: live, outputs, depends_on: decl.deps.clone() };
+        state.resources.insert(id.clone(), entry);
+        added.push(id);
+    }
+    if state.target.is_none() && !added.is_empty() {
+        state.target = Some(crate::state::Target { account_id: ctx.account_id.clone(), region: ctx.region.clone(), endpoint: ctx.endpoint.clone() });
+    }
+    Ok(added)
+}
+
+pub async fn destroy(g: &Global, stacks: &[String], vars: &VarArgs, args: &ApplyArgs, out: &OutputArgs) -> Result<()> {
     let setup = Setup::new(g)?;
+    // Named stacks; else every stack of the project and every one recorded in the env (state
+    // may be missing: what exists is found by name and tags).
     let names: Vec<String> = if stacks.is_empty() {
-        setup.store.list().await?.into_iter().filter(|(env, _)| *env == setup.env).map(|(_, s)| s).collect()
+        let mut all = setup.project.stack_names()?;
+        for (env, s) in setup.store.list().await? {
+            if env == setup.env && !all.contains(&s) {
+                all.push(s);
+            }
+        }
+        all
     } else {
         stacks.to_vec()
     };
-    if names.is_empty() {
-        println!("Nothing is deployed in env {}.", setup.env);
-        return Ok(());
-    }
     let ctx = setup.connect(&g.aws).await?;
     let mut plans = Vec::new();
     for name in names {
         let lock = setup.lock(&name, "destroy").await?;
-        let state = setup.state_for(&name, &ctx).await?;
+        let mut state = setup.state_for(&name, &ctx).await?;
+        if !setup.project.stack_names()?.contains(&name) && state.resources.is_empty() {
+            return Err(Error::user(format!("unknown stack `{name}`, and nothing is recorded for it in env {}", setup.env)));
+        }
+        let recovered = recover(&setup, &name, vars, &mut state, &ctx).await?;
         if state.resources.is_empty() {
-            if !stacks.is_empty() && !setup.project.stack_names()?.contains(&name) {
-                return Err(Error::user(format!("unknown stack `{name}`, and nothing is recorded for it in env {}", setup.env)));
-            }
             continue;
         }
-        plans.push(Planned { stack: None, plan: plan::plan_destroy(&state), state, _lock: lock });
+        let mut plan = plan::plan_destroy(&state);
+        for step in plan.steps.iter_mut().filter(|s| recovered.contains(&s.id)) {
+            step.reason = Some("not recorded in state: found by name, proven ours by its tags or parents".into());
+        }
+        plans.push(Planned { stack: None, plan, state, _lock: lock });
     }
     if plans.is_empty() {
         println!("Nothing to destroy in env {}.", setup.env);
@@ -199,6 +240,46 @@ pub async fn destroy(g: &Global, stacks: &[String], args: &ApplyArgs, out: &Outp
     });
     let results = futures::future::join_all(runs).await;
     report(results, out.format, &setup).await
+}
+
+/// Records an existing resource with the expected name as the stack's, deliberately.
+pub async fn import(g: &Global, stack_name: &str, id: &str, vars: &VarArgs) -> Result<()> {
+    let setup = Setup::new(g)?;
+    let inputs = crate::manifest::VarInputs { pairs: vars.vars.clone(), files: vars.var_files.clone(), placeholders: true };
+    let stack = setup.project.load(stack_name, &inputs, &setup.env)?;
+    let Some(decl) = stack.resources.get(id) else {
+        return Err(Error::user(format!("stack `{stack_name}` declares no resource `{id}`"))
+            .help(format!("its resources: {}", stack.resources.keys().cloned().collect::<Vec<_>>().join(", "))));
+    };
+    let ctx = setup.connect(&g.aws).await?;
+    let _lock = setup.lock(stack_name, "import").await?;
+    let mut state = setup.state_for(stack_name, &ctx).await?;
+    if state.resources.get(id).is_some_and(|e| e.status == crate::state::Status::Created) {
+        return Err(Error::user(format!("`{id}` is already recorded as stack `{stack_name}`'s (env `{}`)", setup.env)));
+    }
+    let outputs = state.resources.iter().map(|(k, e)| (k.clone(), e.outputs.clone())).collect();
+    let scope = stack.scope(&outputs, Some((&ctx.account_id, &ctx.region, &ctx.partition)));
+    let (want, _) = stack.resolve(id, &scope)?;
+    let name = decl.kind.display_name(&want);
+    let Some((live, found)) = decl.kind.read(&ctx, &want, &Default::default()).await? else {
+        return Err(Error::user(format!("there is no {} named {name} to import", decl.kind.name())).help("`deploy up` creates it"));
+    };
+    state.target.get_or_insert(crate::state::Target { account_id: ctx.account_id.clone(), region: ctx.region.clone(), endpoint: ctx.endpoint.clone() });
+    let entry = crate::state::Entry {
+        kind: decl.kind.name().into(),
+        status: crate::state::Status::Created,
+        attrs: live,
+        outputs: found,
+        depends_on: decl.deps.clone(),
+    };
+    state.resources.insert(id.to_string(), entry);
+    setup.store.save(&state).await?;
+    println!(
+        "imported {}.{id} ({name}) into stack `{stack_name}` (env `{}`): `deploy up {stack_name}` brings it to the manifest; `deploy destroy` now deletes it",
+        decl.kind.name(),
+        setup.env
+    );
+    Ok(())
 }
 
 /// Removes a lock whose run is gone, saying whose it was.

@@ -208,6 +208,12 @@ impl Stack {
                     *n = env_name(env, n);
                 }
             }
+            if kind.owner() == resources::Owner::Description {
+                let marker = resources::owner_marker(name, env);
+                let desc = obj.get("description").and_then(|d| d.as_str()).unwrap_or_default();
+                let desc = if desc.is_empty() { marker } else { format!("{desc} {marker}") };
+                obj.insert("description".into(), Value::String(desc));
+            }
             if kind.taggable() {
                 let mut all = tags.clone();
                 if let Some(own) = obj.get("tags").and_then(|t| t.as_object()) {

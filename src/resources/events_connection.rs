@@ -55,6 +55,7 @@ impl Kind for EventsConnection {
     type Attrs = Attrs;
     const NAME: &'static str = "events_connection";
     const TAGGABLE: bool = false;
+    const OWNER: super::Owner = super::Owner::Description;
     const REPLACE_ON: &'static [&'static str] = &["name", "authorization_type"];
     const OUTPUTS: &'static [&'static str] = &["arn", "secret_arn", "name"];
 

@@ -23,6 +23,7 @@ impl Kind for IamGroup {
     type Attrs = Attrs;
     const NAME: &'static str = "iam_group";
     const TAGGABLE: bool = false;
+    const OWNER: super::Owner = super::Owner::Unprovable;
     const REPLACE_ON: &'static [&'static str] = &["name", "path"];
     const OUTPUTS: &'static [&'static str] = &["arn", "name"];
 

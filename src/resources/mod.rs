@@ -42,6 +42,28 @@ use std::marker::PhantomData;
 pub type Outputs = BTreeMap<String, Value>;
 pub type Tags = BTreeMap<String, String>;
 
+/// How a live resource found by its expected name (state lost, or never written) is proven to
+/// be this stack's and env's own. Nothing that cannot be proven is modified or deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// Its `deploy:stack` / `deploy:env` tags.
+    Tags,
+    /// A marker `deploy:stack=S deploy:env=E` the loader puts in its description (kinds with
+    /// a description and no tags).
+    Description,
+    /// It lives on, or joins, resources of ours: every resource it depends on is ours (the
+    /// attachment of our policy to our role, the target on our rule, ...).
+    Parents,
+    /// Nothing on it can say (an IAM group has neither tags nor description): only recorded
+    /// state, or `deploy import`, makes it ours.
+    Unprovable,
+}
+
+/// The description marker of `Owner::Description`.
+pub fn owner_marker(stack: &str, env: &str) -> String {
+    format!("[deploy:stack={stack} deploy:env={env}]")
+}
+
 #[async_trait]
 pub trait Kind: Send + Sync + 'static {
     type Attrs: Serialize + DeserializeOwned + Clone + Send + Sync + std::fmt::Debug;
@@ -49,6 +71,8 @@ pub trait Kind: Send + Sync + 'static {
     const NAME: &'static str;
     /// Whether the kind carries tags (the loader then adds stack, env and published tags).
     const TAGGABLE: bool;
+    /// How a live one is proven ours (default: by tags when it has them, else by parents).
+    const OWNER: Owner = if Self::TAGGABLE { Owner::Tags } else { Owner::Parents };
     /// Attributes whose change needs the resource replaced (delete, then create).
     const REPLACE_ON: &'static [&'static str] = &[];
     /// The outputs other resources may reference (`${id.arn}`).
@@ -77,6 +101,7 @@ pub type Notes = Vec<String>;
 pub trait DynKind: Send + Sync {
     fn name(&self) -> &'static str;
     fn taggable(&self) -> bool;
+    fn owner(&self) -> Owner;
     fn replace_on(&self) -> &'static [&'static str];
     fn outputs(&self) -> &'static [&'static str];
     /// Checks that attributes have the kind's shape; returns them normalised (defaults filled).
@@ -106,6 +131,9 @@ impl<K: Kind> DynKind for Erased<K> {
     }
     fn taggable(&self) -> bool {
         K::TAGGABLE
+    }
+    fn owner(&self) -> Owner {
+        K::OWNER
     }
     fn replace_on(&self) -> &'static [&'static str] {
         K::REPLACE_ON
