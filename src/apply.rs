@@ -71,6 +71,8 @@ struct Run<'a> {
     stack_name: String,
     state: Mutex<StackState>,
     writer: tokio::sync::Mutex<()>,
+    /// The stack's sensitive values (sealed before anything is recorded).
+    secrets: Vec<String>,
 }
 
 impl Run<'_> {
@@ -107,7 +109,17 @@ impl Run<'_> {
         self.save(|st| {
             st.resources.insert(
                 id.to_string(),
-                Entry { kind: kind.name().into(), status, attrs: attrs.clone(), outputs, depends_on: deps.clone() },
+                Entry {
+                    kind: kind.name().into(),
+                    status,
+                    // secrets are kept only as salted hashes
+                    attrs: crate::secrets::seal(attrs, kind.sensitive(), &self.secrets),
+                    outputs: crate::secrets::seal(&serde_json::to_value(&outputs).unwrap_or_default(), &[], &self.secrets)
+                        .as_object()
+                        .map(|o| o.clone().into_iter().collect())
+                        .unwrap_or(outputs),
+                    depends_on: deps.clone(),
+                },
             );
         })
         .await
@@ -235,7 +247,9 @@ impl Run<'_> {
                 self.emit(Event::Done { stack: stack.into(), id: id.into(), action, seconds: started.elapsed().as_secs_f64(), adopted });
                 Ok(())
             }
-            Err(e) => {
+            Err(mut e) => {
+                // an API's message may echo what it was sent
+                e.message = crate::secrets::mask_text(&e.message, &self.secrets);
                 self.emit(Event::Failed { stack: stack.into(), id: id.into(), action, error: e.to_string() });
                 Err(e)
             }
@@ -290,7 +304,7 @@ impl Executor<'_> {
 
     /// Carries out an `up` plan.
     pub async fn up(&self, stack: &Stack, plan: &Plan, state: StackState) -> Result<Summary> {
-        let run = Run { ex: self, stack_name: stack.name.clone(), state: Mutex::new(state), writer: tokio::sync::Mutex::new(()) };
+        let run = Run { ex: self, stack_name: stack.name.clone(), state: Mutex::new(state), writer: tokio::sync::Mutex::new(()), secrets: stack.secrets.clone() };
         run.save(|st| st.target = Some(self.target())).await?;
         for w in &plan.warnings {
             run.emit(Event::Warning { stack: stack.name.clone(), message: w.clone() });
@@ -332,7 +346,8 @@ impl Executor<'_> {
             collect(&mut summary, plan, outcomes, self.view);
         }
         let scope = stack.scope(&run.outputs(), Some((&self.ctx.account_id, &self.ctx.region, &self.ctx.partition)));
-        let outputs = stack.resolve_outputs(&scope);
+        let outputs: BTreeMap<String, Value> =
+            stack.resolve_outputs(&scope).into_iter().map(|(k, v)| (k, crate::secrets::seal(&v, &[], &stack.secrets))).collect();
         run.save(|st| st.outputs = outputs).await?;
         summary.into_result()
     }
@@ -340,7 +355,7 @@ impl Executor<'_> {
     /// Carries out a destroy plan: everything recorded, dependents first.
     pub async fn destroy(&self, plan: &Plan, state: StackState) -> Result<Summary> {
         let g = recorded_graph(&state, |_| true);
-        let run = Run { ex: self, stack_name: plan.stack.clone(), state: Mutex::new(state), writer: tokio::sync::Mutex::new(()) };
+        let run = Run { ex: self, stack_name: plan.stack.clone(), state: Mutex::new(state), writer: tokio::sync::Mutex::new(()), secrets: vec![] };
         let mut summary = Summary { stack: plan.stack.clone(), env: plan.env.clone(), ..Default::default() };
         let stop = || self.stop.load(Ordering::SeqCst);
         let outcomes = g

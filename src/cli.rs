@@ -33,6 +33,9 @@ pub struct Global {
     /// Environment: an isolated copy of the stacks, with names prefixed by it
     #[arg(long, global = true, env = "DEPLOY_ENV", default_value = crate::manifest::DEFAULT_ENV)]
     pub env: String,
+    /// The env named after this branch (as `deploy env-name BRANCH` prints it); instead of --env
+    #[arg(long, global = true, env = "DEPLOY_ENV_FROM_BRANCH", value_name = "BRANCH", conflicts_with = "env")]
+    pub env_from_branch: Option<String>,
     /// Whether --env / DEPLOY_ENV was given (not the default): `list` then shows that env only.
     #[arg(skip)]
     pub env_given: bool,
@@ -102,6 +105,26 @@ pub struct ApplyArgs {
     pub parallelism: u16,
 }
 
+impl Command {
+    /// Whether the command was asked for `--output json` (its errors then come as JSON too).
+    pub fn json(&self) -> bool {
+        let out = match self {
+            Command::Up { out, .. }
+            | Command::Plan { out, .. }
+            | Command::Destroy { out, .. }
+            | Command::List { out }
+            | Command::Outputs { out, .. }
+            | Command::Run { out, .. }
+            | Command::Executions { out, .. }
+            | Command::History { out, .. }
+            | Command::Validate { out, .. }
+            | Command::Test { out, .. } => out,
+            _ => return false,
+        };
+        out.format == Format::Json
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create or update the resources of one or more stacks
@@ -123,6 +146,13 @@ pub enum Command {
         vars: VarArgs,
         #[command(flatten)]
         out: OutputArgs,
+        /// Exit 0 when nothing would change, 2 when something would, 1 on any error (as Terraform)
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
+    /// Print the env name for a branch name (valid, stable, distinct for distinct branches)
+    EnvName {
+        branch: String,
     },
     /// Remove everything a stack created (no stack: every stack deployed in the env)
     Destroy {

@@ -15,6 +15,7 @@ mod manifest;
 mod package;
 mod plan;
 mod resources;
+mod secrets;
 mod state;
 mod template;
 mod validate;
@@ -39,7 +40,18 @@ async fn run(cli: Cli) -> error::Result<()> {
     let g = &cli.global;
     match &cli.command {
         Command::Up { select, vars, apply, out } => commands::deploy::up(g, select, vars, apply, out).await,
-        Command::Plan { select, vars, out } => commands::deploy::plan(g, select, vars, out).await,
+        Command::Plan { select, vars, out, detailed_exitcode } => {
+            let changes = commands::deploy::plan(g, select, vars, out).await;
+            match (*detailed_exitcode, changes) {
+                (true, Ok(true)) => std::process::exit(2),
+                (true, Err(e)) => Err(error::Error { class: error::Class::Internal, ..e }), // exit 1, as Terraform
+                (_, r) => r.map(|_| ()),
+            }
+        }
+        Command::EnvName { branch } => {
+            println!("{}", manifest::env_for_branch(branch));
+            Ok(())
+        }
         Command::Destroy { stacks, vars, apply, out } => commands::deploy::destroy(g, stacks, vars, apply, out).await,
         Command::Import { stack, resource, vars } => commands::deploy::import(g, stack, resource, vars).await,
         Command::Unlock { stack } => commands::deploy::unlock(g, stack).await,
@@ -98,10 +110,20 @@ fn main() {
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let sub = matches.subcommand().map(|(_, m)| m).unwrap_or(&matches);
     cli.global.env_given = sub.value_source("env").is_some_and(|s| s != clap::parser::ValueSource::DefaultValue);
+    if let Some(branch) = cli.global.env_from_branch.take() {
+        cli.global.env = manifest::env_for_branch(&branch);
+        cli.global.env_given = true;
+    }
     init_logging(cli.global.verbose, matches!(cli.command, Command::Local { .. }));
+    let json = cli.command.json();
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     if let Err(e) = rt.block_on(run(cli)) {
         eprintln!("error: {e}");
+        if json {
+            let doc = serde_json::json!({"event": "error", "error": {
+                "message": e.message, "location": e.location, "help": e.help, "exit_code": e.exit_code()}});
+            println!("{}", views::json_doc(doc));
+        }
         std::process::exit(e.exit_code());
     }
 }

@@ -306,6 +306,7 @@ pub async fn plan_up(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Pla
             step.changes = diff(&desired, &have, decl.kind.replace_on());
             step.live = Some(have);
             step.found = Some(outs);
+            mask_changes(&mut step.changes, decl.kind.sensitive(), &stack.secrets);
             steps.push(step);
             continue;
         }
@@ -322,6 +323,8 @@ pub async fn plan_up(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Pla
             Some(_) => match live.remove(&id).flatten() {
                 None => step.reason = Some("recorded but not found (deleted outside deploy?)".into()),
                 Some((have, _)) => {
+                    // secrets are recorded sealed: the same clear value is no change
+                    let have = crate::secrets::unseal_matching(&desired, &have);
                     step.changes = diff(&desired, &have, decl.kind.replace_on());
                     step.action = if step.changes.is_empty() {
                         Action::NoOp
@@ -334,6 +337,7 @@ pub async fn plan_up(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Pla
                 }
             },
         }
+        mask_changes(&mut step.changes, decl.kind.sensitive(), &stack.secrets);
         steps.push(step);
     }
     // Recorded resources no longer declared are deleted, dependents first.
@@ -343,6 +347,24 @@ pub async fn plan_up(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Pla
         steps.push(delete_step(&id, e, "no longer in the manifest"));
     }
     Ok(Plan { stack: stack.name.clone(), env: stack.env.clone(), destroy: false, steps, warnings })
+}
+
+/// What people see of a change: secret values (the kind's sensitive attributes, sensitive
+/// variables, anything sealed) as `(sensitive)`, or `(sensitive, changed)` where they differ.
+fn mask_changes(changes: &mut [AttrChange], sensitive: &[&str], secrets: &[String]) {
+    for c in changes {
+        let (mut old, mut new) = (
+            serde_json::json!({ c.attr.clone(): c.old.clone().unwrap_or(Value::Null) }),
+            serde_json::json!({ c.attr.clone(): c.new.clone().unwrap_or(Value::Null) }),
+        );
+        crate::secrets::mask_pair(&mut old, &mut new, sensitive, secrets);
+        if c.old.is_some() {
+            c.old = old.get(&c.attr).cloned();
+        }
+        if c.new.is_some() {
+            c.new = new.get(&c.attr).cloned();
+        }
+    }
 }
 
 /// What `destroy` would do: every recorded resource, dependents first.

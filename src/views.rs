@@ -50,6 +50,23 @@ pub enum Event {
     },
 }
 
+/// The version of every `--output json` document's shape; it changes only when a field is
+/// removed or changes meaning (fields may be added at any time).
+pub const JSON_FORMAT_VERSION: u32 = 1;
+
+/// A JSON document as `--output json` prints it: the object, with `format_version` first.
+pub fn json_doc(body: serde_json::Value) -> serde_json::Value {
+    let mut doc = serde_json::Map::new();
+    doc.insert("format_version".into(), JSON_FORMAT_VERSION.into());
+    match body {
+        serde_json::Value::Object(o) => doc.extend(o),
+        other => {
+            doc.insert("value".into(), other);
+        }
+    }
+    serde_json::Value::Object(doc)
+}
+
 pub trait View: Send + Sync {
     fn event(&self, e: &Event);
 }
@@ -141,6 +158,6 @@ pub struct Json;
 
 impl View for Json {
     fn event(&self, e: &Event) {
-        println!("{}", serde_json::to_string(e).unwrap());
+        println!("{}", json_doc(serde_json::to_value(e).unwrap()));
     }
 }

@@ -54,7 +54,7 @@ fn state_on_s3_is_shared_by_runners_that_have_nothing_else() {
     let out = d.run(&["plan", "should-i-deploy", "--env", "pr-7"]).success();
     assert!(out.stdout.contains("No changes"), "{out:?}");
     let (_d3, d) = runner(&w);
-    let rows = d.run(&["list", "--env", "pr-7", "-o", "json"]).success().json();
+    let rows = d.run(&["list", "--env", "pr-7", "-o", "json"]).success().json()["stacks"].clone();
     let row = rows.as_array().unwrap().iter().find(|r| r["stack"] == "should-i-deploy").unwrap().clone();
     assert_eq!((row["env"].as_str(), row["status"].as_str()), (Some("pr-7"), Some("deployed")));
 
@@ -223,4 +223,79 @@ fn a_foreign_resource_with_an_expected_name_is_neither_adopted_nor_deleted() {
     w.deploy().run(&["up", "create-new-user", "--env", "pr-9", "--var", "email=lead@example.com", "--yes"]).success();
     let out = w.deploy().run(&["plan", "create-new-user", "--env", "pr-9", "--var", "email=lead@example.com"]).success();
     assert!(out.stdout.contains("No changes"), "{out:?}");
+}
+
+/// Secrets travel with state (to S3, to every runner): only a salted hash of them is kept, and
+/// no plan, output or log shows them.
+#[test]
+fn secrets_are_never_in_clear_in_state_plans_or_output() {
+    let w = World::with_project_copy();
+    make_bucket(&w);
+    let manifest = w.project.join("stacks/should-i-deploy/stack.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let text = text.replace(
+        "basic = { username = \"fake\", password = \"fake\" }",
+        "basic = { username = \"fake\", password = \"${var.api_password}\" }",
+    );
+    std::fs::write(&manifest, format!("[vars.api_password]\ntype = \"string\"\nsensitive = true\n\n{text}")).unwrap();
+    let d = || Deploy::new(&w.project, w.state.path(), &w.moto.url()).env("DEPLOY_STATE", STATE);
+    let secret = "s3cr3t-Value-42";
+    let mut seen = String::new();
+    for args in [
+        &["up", "should-i-deploy", "--yes", "--var", "api_password=s3cr3t-Value-42", "-vv"][..],
+        &["up", "should-i-deploy", "--yes", "--var", "api_password=s3cr3t-Value-42", "-o", "json"],
+        &["outputs", "should-i-deploy", "-o", "json"],
+    ] {
+        let out = d().run(args).success();
+        seen.push_str(&out.stdout);
+        seen.push_str(&out.stderr);
+    }
+    let state = w.c.block_on(async {
+        let o = w.c.s3.get_object().bucket(BUCKET).key("ci/default/should-i-deploy.json").send().await.unwrap();
+        String::from_utf8(o.body.collect().await.unwrap().into_bytes().to_vec()).unwrap()
+    });
+    assert!(state.contains("sensitive:sha256:"), "the password is kept as a salted hash: {state}");
+    for (what, text) in [("state", &state), ("output and logs", &seen)] {
+        assert!(!text.contains(secret), "{what} shows the secret");
+    }
+    // the same value is no change; another one is, shown masked
+    let out = d().run(&["plan", "should-i-deploy", "--var", "api_password=s3cr3t-Value-42"]).success();
+    assert!(out.stdout.contains("No changes"), "{out:?}");
+    let out = d().run(&["plan", "should-i-deploy", "--var", "api_password=an0ther-Value"]).success();
+    assert!(out.stdout.contains("update   events_connection.connection"), "{out:?}");
+    assert!(out.stdout.contains("\"password\": \"(sensitive, changed)\"") && !out.stdout.contains("an0ther-Value"), "{out:?}");
+    let out = d().run(&["plan", "should-i-deploy", "--var", "api_password=an0ther-Value", "-o", "json"]).success();
+    assert!(!out.stdout.contains("an0ther-Value") && !out.stdout.contains(secret), "{out:?}");
+}
+
+/// What a CI script needs: an env per branch, exit codes that say whether a plan changes
+/// anything, errors it can parse.
+#[test]
+fn ci_scripts_get_env_names_plan_exit_codes_and_json_errors() {
+    let w = World::new();
+    let d = || w.deploy();
+    let env = d().run(&["env-name", "feature/Add-Login_v2"]).success().stdout.trim().to_string();
+    assert!(env.starts_with("feature-add-l") && env.len() <= 20, "{env}");
+    assert_eq!(d().run(&["env-name", "feature/Add-Login_v2"]).success().stdout.trim(), env, "stable");
+    assert_ne!(d().run(&["env-name", "feature/add-login-v2"]).success().stdout.trim(), env, "distinct");
+
+    let plan = |extra: &[&str]| {
+        let mut args = vec!["plan", "should-i-deploy", "--env-from-branch", "feature/Add-Login_v2", "--detailed-exitcode"];
+        args.extend_from_slice(extra);
+        d().run(&args)
+    };
+    plan(&[]).code(2); // everything to create
+    d().run(&["up", "should-i-deploy", "--env-from-branch", "feature/Add-Login_v2", "--yes"]).success();
+    let roles: Vec<String> =
+        w.c.block_on(w.c.iam.list_roles().send()).unwrap().roles().iter().map(|r| r.role_name().to_string()).collect();
+    assert!(roles.contains(&format!("{env}-sfn-should-i-deploy")), "{roles:?}");
+    plan(&[]).code(0); // nothing to change
+    plan(&["--var", "frequency_in_minutes=nope"]).code(1); // an error
+
+    let out = d().run(&["plan", "no-such-stack", "-o", "json"]).code(2);
+    let doc = out.json();
+    assert_eq!(doc["format_version"], 1);
+    assert_eq!(doc["event"], "error");
+    assert_eq!(doc["error"]["exit_code"], 2);
+    assert!(doc["error"]["message"].as_str().unwrap().contains("unknown stack `no-such-stack`"), "{doc}");
 }

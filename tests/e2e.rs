@@ -93,9 +93,11 @@ fn should_i_deploy_up_noop_update_destroy() {
     let out = deploy().run(&["up", STACK, "--yes"]).success();
     assert!(out.stdout.contains("Plan: 12 to create"), "{out:?}");
     check_should_i_deploy(&c, "default", "", "rate(30 minutes)");
-    let outputs = deploy().run(&["outputs", STACK, "--output", "json"]).success().json();
+    let doc = deploy().run(&["outputs", STACK, "--output", "json"]).success().json();
+    assert_eq!(doc["format_version"], 1);
+    let outputs = doc["outputs"].clone();
     assert_eq!(outputs["state_machine_arn"], "arn:aws:states:us-east-1:123456789012:stateMachine:should-i-deploy");
-    let list = deploy().run(&["list", "--output", "json"]).success().json();
+    let list = deploy().run(&["list", "--output", "json"]).success().json()["stacks"].clone();
     let row = list.as_array().unwrap().iter().find(|r| r["stack"] == STACK).unwrap().clone();
     assert_eq!((row["env"].clone(), row["status"].clone(), row["resources"].clone()), (json!("default"), json!("deployed"), json!(12)));
 
@@ -172,7 +174,7 @@ fn should_i_deploy_up_noop_update_destroy() {
     let out = deploy().run(&["destroy", STACK, "--yes"]).success();
     assert!(out.stdout.contains("12 to delete"), "{out:?}");
     nothing_left(&c, moto.port);
-    let list = deploy().run(&["list", "--output", "json"]).success().json();
+    let list = deploy().run(&["list", "--output", "json"]).success().json()["stacks"].clone();
     let row = list.as_array().unwrap().iter().find(|r| r["stack"] == STACK).unwrap().clone();
     assert_eq!(row["status"], "not deployed");
     let out = deploy().run(&["outputs", STACK]).code(2);
@@ -194,7 +196,7 @@ fn envs_are_isolated_and_destroy_without_stack_removes_all_of_an_env() {
     check_should_i_deploy(&c, "default", "", "rate(30 minutes)");
     check_should_i_deploy(&c, "pr-1", "pr-1-", "rate(7 minutes)");
     let deployed_in = |args: &[&str]| -> Vec<String> {
-        let list = deploy().run(args).success().json();
+        let list = deploy().run(args).success().json()["stacks"].clone();
         list.as_array().unwrap().iter().filter(|r| r["stack"] == STACK).map(|r| r["env"].as_str().unwrap_or("-").to_string()).collect()
     };
     assert_eq!(deployed_in(&["list", "-o", "json"]).len(), 2, "both envs without --env");
@@ -210,7 +212,7 @@ fn envs_are_isolated_and_destroy_without_stack_removes_all_of_an_env() {
     deploy().run(&["destroy", "--yes"]).success();
     nothing_left(&c, moto.port);
     let out = deploy().run(&["destroy", "--yes"]).success();
-    assert!(out.stdout.contains("Nothing is deployed in env default."), "{out:?}");
+    assert!(out.stdout.contains("Nothing to destroy in env default."), "{out:?}");
 }
 
 #[test]
@@ -389,6 +391,7 @@ fn up_and_destroy_speak_json_for_ci() {
     let out = w.deploy().run(&["up", STACK, "--yes", "--output", "json"]).success();
     let lines: Vec<Value> = out.stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
     assert_eq!(lines[0]["event"], "plan");
+    assert!(lines.iter().all(|l| l["format_version"] == 1), "every JSON document says its format version");
     let steps = lines[0]["plans"][0]["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 12);
     assert!(steps.iter().all(|s| s["action"] == "create"));

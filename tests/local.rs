@@ -149,7 +149,7 @@ fn should_i_deploy_runs_on_the_local_endpoint_and_acts_on_the_emulator() {
     assert!(out.stdout.contains("→ Success [Succeed]") && !out.stdout.contains("AttachUserPolicy [Task]"), "{out:?}");
 
     // executions and history come from the local endpoint, as from AWS
-    let list = deploy(&w, &local).run(&["executions", "should-i-deploy", "--output", "json"]).success().json();
+    let list = deploy(&w, &local).run(&["executions", "should-i-deploy", "--output", "json"]).success().json()["executions"].clone();
     assert_eq!(list.as_array().unwrap().len(), 3);
     assert!(list.as_array().unwrap().iter().all(|e| e["status"] == "SUCCEEDED"), "{list}");
     let arn = list[2]["executionArn"].as_str().unwrap();

@@ -394,7 +394,7 @@ fn all_four_stacks_up_and_down_together() {
     for stack in ["should-i-deploy", "create-new-user", "bucket-replication", "resize-image"] {
         assert!(out.stdout.contains(&format!("stack {stack} (env default)")), "{stack}: {out:?}");
     }
-    let list = w.deploy().run(&["list", "--output", "json"]).success().json();
+    let list = w.deploy().run(&["list", "--output", "json"]).success().json()["stacks"].clone();
     let deployed: Vec<(String, u64)> =
         list.as_array().unwrap().iter().map(|r| (r["stack"].as_str().unwrap().to_string(), r["resources"].as_u64().unwrap())).collect();
     assert_eq!(

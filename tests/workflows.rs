@@ -74,7 +74,7 @@ fn resize_image_runs_end_to_end_in_the_emulator() {
     });
 
     // the same execution, afterwards: listed, and its history as JSON lines
-    let list = w.deploy().run(&["executions", "resize-image", "--output", "json"]).success().json();
+    let list = w.deploy().run(&["executions", "resize-image", "--output", "json"]).success().json()["executions"].clone();
     let runs = list.as_array().unwrap();
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0]["status"], "SUCCEEDED");
@@ -177,7 +177,7 @@ fn a_waiting_task_is_rejected_from_the_command_line() {
     assert!(stdout.contains("execution FAILED: Rejected:"), "{stdout}");
 
     // where it failed, drawn
-    let runs = w.deploy().run(&["executions", "callback", "--env", "t", "--output", "json"]).success().json();
+    let runs = w.deploy().run(&["executions", "callback", "--env", "t", "--output", "json"]).success().json()["executions"].clone();
     let arn = runs[0]["executionArn"].as_str().unwrap().to_string();
     let dot = w.deploy().run(&["graph", "callback", "--env", "t", "--execution", &arn]).success().stdout;
     let ask = dot.lines().find(|l| l.trim_start().starts_with("\"Ask\" [")).unwrap();

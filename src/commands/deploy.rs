@@ -28,7 +28,7 @@ fn print_plans(plans: &[Planned], format: Format) {
         }
         Format::Json => {
             let all: Vec<&Plan> = plans.iter().map(|p| &p.plan).collect();
-            println!("{}", serde_json::json!({"event": "plan", "plans": all}));
+            println!("{}", crate::views::json_doc(serde_json::json!({"event": "plan", "plans": all})));
         }
     }
 }
@@ -97,10 +97,14 @@ async fn report(results: Vec<Result<Summary>>, format: Format, setup: &Setup) ->
                     Format::Text => {
                         println!("{}: {} applied (env {}).", s.stack, plural(s.done.len(), "change"), s.env);
                         for (k, v) in &st.outputs {
+                            let v = &crate::secrets::mask(v, &[], &[]);
                             println!("  {k} = {}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
                         }
                     }
-                    Format::Json => println!("{}", serde_json::json!({"event": "summary", "summary": s, "outputs": st.outputs})),
+                    Format::Json => {
+                        let outputs = crate::secrets::mask(&serde_json::to_value(&st.outputs).unwrap_or_default(), &[], &[]);
+                        println!("{}", crate::views::json_doc(serde_json::json!({"event": "summary", "summary": s, "outputs": outputs})))
+                    }
                 }
             }
             Err(e) => {
@@ -146,14 +150,15 @@ pub async fn up(g: &Global, select: &Selection, vars: &VarArgs, args: &ApplyArgs
     report(results, out.format, &setup).await
 }
 
-pub async fn plan(g: &Global, select: &Selection, vars: &VarArgs, out: &OutputArgs) -> Result<()> {
+/// Prints the plans; says whether anything would change.
+pub async fn plan(g: &Global, select: &Selection, vars: &VarArgs, out: &OutputArgs) -> Result<bool> {
     let setup = Setup::new(g)?;
     let stacks = setup.load(select, vars)?;
     super::validate::gate(&setup, &stacks, vars).await?;
     let ctx = setup.connect(&g.aws).await?;
     let plans = plan_stacks(&setup, stacks, &ctx, "plan").await?;
     print_plans(&plans, out.format);
-    Ok(())
+    Ok(plans.iter().any(|p| p.plan.has_changes()))
 }
 
 /// Adds to `state` the stack's declared resources that it does not record but that exist and

@@ -33,7 +33,7 @@ pub async fn list(g: &Global, out: &OutputArgs) -> Result<()> {
         }
     }
     match out.format {
-        Format::Json => println!("{}", Value::Array(rows)),
+        Format::Json => println!("{}", crate::views::json_doc(json!({"stacks": rows}))),
         Format::Text => {
             println!("{:<22} {:<14} {:>9}  STATUS", "STACK", "ENV", "RESOURCES");
             for r in rows {
@@ -62,13 +62,18 @@ pub async fn outputs(g: &Global, stack: &str, name: Option<&str>, out: &OutputAr
             Error::user(format!("stack `{stack}` has no output `{name}`"))
                 .help(format!("its outputs: {}", st.outputs.keys().cloned().collect::<Vec<_>>().join(", ")))
         })?;
+        let v = crate::secrets::mask(v, &[], &[]);
         println!("{}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
         return Ok(());
     }
     match out.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&st.outputs).unwrap()),
+        Format::Json => {
+            let outputs = crate::secrets::mask(&serde_json::to_value(&st.outputs).unwrap(), &[], &[]);
+            println!("{}", serde_json::to_string_pretty(&crate::views::json_doc(json!({"stack": stack, "env": setup.env, "outputs": outputs}))).unwrap())
+        }
         Format::Text => {
             for (k, v) in &st.outputs {
+                let v = &crate::secrets::mask(v, &[], &[]);
                 println!("{k} = {}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
             }
         }

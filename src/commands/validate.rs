@@ -151,7 +151,7 @@ pub async fn policy(g: &Global, stack: &str, machine: Option<&str>, vars: &VarAr
 /// Prints findings; an error among them becomes the command's error.
 pub fn report(findings: &[Finding], format: Format) -> Result<()> {
     match format {
-        Format::Json => println!("{}", serde_json::json!({"findings": findings})),
+        Format::Json => println!("{}", crate::views::json_doc(serde_json::json!({"findings": findings}))),
         Format::Text => findings.iter().for_each(|f| eprintln!("{f}")),
     }
     let errors = findings.iter().filter(|f| f.severity == Severity::Error).count();

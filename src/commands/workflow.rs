@@ -191,7 +191,7 @@ pub async fn executions(g: &Global, stack: &str, machine: Option<&str>, format: 
         })
         .collect();
     match format {
-        Format::Json => println!("{}", serde_json::Value::Array(rows)),
+        Format::Json => println!("{}", crate::views::json_doc(serde_json::json!({"executions": rows}))),
         Format::Text => {
             println!("{:<40} {:<10} {:<22} {:>9}", "NAME", "STATUS", "STARTED", "SECONDS");
             for r in rows {

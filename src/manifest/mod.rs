@@ -100,6 +100,32 @@ pub fn env_name(env: &str, name: &str) -> String {
 }
 
 /// Env names become part of resource names: keep them short and plain.
+/// The env for a branch name: the branch itself when it already is a usable env name, else
+/// its lowercase letters and digits joined by dashes, cut to fit, with a short hash of the
+/// whole branch name so that distinct branches never share an env.
+pub fn env_for_branch(branch: &str) -> String {
+    let branch = branch.trim();
+    let branch = branch.strip_prefix("refs/heads/").unwrap_or(branch);
+    if check_env(branch).is_ok() {
+        return branch.to_string();
+    }
+    let mut slug = String::new();
+    for c in branch.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            slug.push(c);
+        } else if !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    let hash: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(branch.as_bytes()).iter().take(3).map(|b| format!("{b:02x}")).collect()
+    };
+    let base: String = slug.trim_matches('-').chars().take(13).collect();
+    let base = base.trim_end_matches('-');
+    if base.is_empty() { format!("b-{hash}") } else { format!("{base}-{hash}") }
+}
+
 pub fn check_env(env: &str) -> Result<()> {
     let ok = !env.is_empty()
         && env.len() <= 20
@@ -153,6 +179,8 @@ pub struct Stack {
     pub resources: BTreeMap<String, Decl>,
     pub outputs: BTreeMap<String, Value>,
     pub graph: Graph,
+    /// The values of the variables declared `sensitive = true`.
+    pub secrets: Vec<String>,
     templates: PathBuf,
     /// The project folder (`{ dir = ... }` sources are relative to it).
     root: PathBuf,
@@ -275,10 +303,18 @@ impl Stack {
             outputs.insert(k.clone(), v);
         }
 
+        let secrets = raw
+            .vars
+            .iter()
+            .filter(|(_, d)| d.sensitive)
+            .filter_map(|(k, _)| vars.get(k))
+            .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+            .collect();
         let stack = Stack {
             name: name.into(),
             file: file.into(),
             env: env.into(),
+            secrets,
             vars,
             resources,
             outputs,
@@ -410,11 +446,43 @@ policy_arn = "${policy.arn}"
 "#;
 
     #[test]
+    fn branch_names_become_usable_distinct_envs() {
+        assert_eq!(env_for_branch("main"), "main");
+        assert_eq!(env_for_branch("pr-42"), "pr-42");
+        let e = env_for_branch("feature/Add-Login_v2");
+        assert!(e.starts_with("feature-add-l") && check_env(&e).is_ok(), "{e}");
+        assert_eq!(e, env_for_branch("refs/heads/feature/Add-Login_v2"), "stable");
+        assert_ne!(env_for_branch("Feature/A"), env_for_branch("feature-a"), "distinct where the slug is the same");
+        let long = "x".repeat(200);
+        assert_ne!(env_for_branch(&long), env_for_branch(&"x".repeat(199)), "distinct where truncation is the same");
+        for b in [long.as_str(), "ünïcödé/ブランチ", "---", "UPPER", "a..b", "9lives"] {
+            let e = env_for_branch(b);
+            assert!(check_env(&e).is_ok(), "{b:?} -> {e:?}");
+        }
+    }
+
+    #[test]
     fn graph_comes_from_references_and_tags_are_added() {
         let s = parse(OK).unwrap();
         assert_eq!(s.resources["attach"].deps, BTreeSet::from(["role".to_string(), "policy".to_string()]));
         assert_eq!(s.resources["role"].attrs["tags"]["deploy:stack"], "t");
         assert!(s.resources["attach"].attrs.get("tags").is_none(), "attachments carry no tags");
+    }
+
+    #[test]
+    fn branch_names_become_usable_distinct_envs() {
+        assert_eq!(env_for_branch("main"), "main");
+        assert_eq!(env_for_branch("pr-42"), "pr-42");
+        let e = env_for_branch("feature/Add-Login_v2");
+        assert!(e.starts_with("feature-add-l") && check_env(&e).is_ok(), "{e}");
+        assert_eq!(e, env_for_branch("refs/heads/feature/Add-Login_v2"), "stable");
+        assert_ne!(env_for_branch("Feature/A"), env_for_branch("feature-a"), "distinct where the slug is the same");
+        let long = "x".repeat(200);
+        assert_ne!(env_for_branch(&long), env_for_branch(&"x".repeat(199)), "distinct where truncation is the same");
+        for b in [long.as_str(), "ünïcödé/ブランチ", "---", "UPPER", "a..b", "9lives"] {
+            let e = env_for_branch(b);
+            assert!(check_env(&e).is_ok(), "{b:?} -> {e:?}");
+        }
     }
 
     #[test]
@@ -424,6 +492,22 @@ policy_arn = "${policy.arn}"
         assert_eq!(s.resources["role"].attrs["tags"]["deploy:env"], "pr-7");
         assert!(check_env("Bad_Env").is_err());
         assert_eq!(env_name("pr-7", "/aws/lambda/fn"), "/aws/lambda/pr-7-fn");
+    }
+
+    #[test]
+    fn branch_names_become_usable_distinct_envs() {
+        assert_eq!(env_for_branch("main"), "main");
+        assert_eq!(env_for_branch("pr-42"), "pr-42");
+        let e = env_for_branch("feature/Add-Login_v2");
+        assert!(e.starts_with("feature-add-l") && check_env(&e).is_ok(), "{e}");
+        assert_eq!(e, env_for_branch("refs/heads/feature/Add-Login_v2"), "stable");
+        assert_ne!(env_for_branch("Feature/A"), env_for_branch("feature-a"), "distinct where the slug is the same");
+        let long = "x".repeat(200);
+        assert_ne!(env_for_branch(&long), env_for_branch(&"x".repeat(199)), "distinct where truncation is the same");
+        for b in [long.as_str(), "ünïcödé/ブランチ", "---", "UPPER", "a..b", "9lives"] {
+            let e = env_for_branch(b);
+            assert!(check_env(&e).is_ok(), "{b:?} -> {e:?}");
+        }
     }
 
     #[test]
@@ -445,9 +529,41 @@ policy_arn = "${policy.arn}"
     }
 
     #[test]
+    fn branch_names_become_usable_distinct_envs() {
+        assert_eq!(env_for_branch("main"), "main");
+        assert_eq!(env_for_branch("pr-42"), "pr-42");
+        let e = env_for_branch("feature/Add-Login_v2");
+        assert!(e.starts_with("feature-add-l") && check_env(&e).is_ok(), "{e}");
+        assert_eq!(e, env_for_branch("refs/heads/feature/Add-Login_v2"), "stable");
+        assert_ne!(env_for_branch("Feature/A"), env_for_branch("feature-a"), "distinct where the slug is the same");
+        let long = "x".repeat(200);
+        assert_ne!(env_for_branch(&long), env_for_branch(&"x".repeat(199)), "distinct where truncation is the same");
+        for b in [long.as_str(), "ünïcödé/ブランチ", "---", "UPPER", "a..b", "9lives"] {
+            let e = env_for_branch(b);
+            assert!(check_env(&e).is_ok(), "{b:?} -> {e:?}");
+        }
+    }
+
+    #[test]
     fn malformed_toml_names_the_line() {
         let e = parse("[resources.a]\nkind = \"iam_role\"\nname = \n").unwrap_err();
         assert_eq!(e.location.as_deref(), Some("stacks/t/stack.toml:3"), "{e}");
+    }
+
+    #[test]
+    fn branch_names_become_usable_distinct_envs() {
+        assert_eq!(env_for_branch("main"), "main");
+        assert_eq!(env_for_branch("pr-42"), "pr-42");
+        let e = env_for_branch("feature/Add-Login_v2");
+        assert!(e.starts_with("feature-add-l") && check_env(&e).is_ok(), "{e}");
+        assert_eq!(e, env_for_branch("refs/heads/feature/Add-Login_v2"), "stable");
+        assert_ne!(env_for_branch("Feature/A"), env_for_branch("feature-a"), "distinct where the slug is the same");
+        let long = "x".repeat(200);
+        assert_ne!(env_for_branch(&long), env_for_branch(&"x".repeat(199)), "distinct where truncation is the same");
+        for b in [long.as_str(), "ünïcödé/ブランチ", "---", "UPPER", "a..b", "9lives"] {
+            let e = env_for_branch(b);
+            assert!(check_env(&e).is_ok(), "{b:?} -> {e:?}");
+        }
     }
 
     #[test]
@@ -464,6 +580,22 @@ policy_arn = "y"
 "#;
         let e = parse(src).unwrap_err();
         assert!(e.message.contains("dependency cycle: a -> b -> a") || e.message.contains("dependency cycle: b -> a -> b"), "{e}");
+    }
+
+    #[test]
+    fn branch_names_become_usable_distinct_envs() {
+        assert_eq!(env_for_branch("main"), "main");
+        assert_eq!(env_for_branch("pr-42"), "pr-42");
+        let e = env_for_branch("feature/Add-Login_v2");
+        assert!(e.starts_with("feature-add-l") && check_env(&e).is_ok(), "{e}");
+        assert_eq!(e, env_for_branch("refs/heads/feature/Add-Login_v2"), "stable");
+        assert_ne!(env_for_branch("Feature/A"), env_for_branch("feature-a"), "distinct where the slug is the same");
+        let long = "x".repeat(200);
+        assert_ne!(env_for_branch(&long), env_for_branch(&"x".repeat(199)), "distinct where truncation is the same");
+        for b in [long.as_str(), "ünïcödé/ブランチ", "---", "UPPER", "a..b", "9lives"] {
+            let e = env_for_branch(b);
+            assert!(check_env(&e).is_ok(), "{b:?} -> {e:?}");
+        }
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub struct VarDecl {
     pub description: String,
     /// The only values accepted, when given.
     pub allowed: Option<Vec<toml::Value>>,
+    /// A secret: never shown (plans, outputs, logs) and kept in state only as a salted hash.
+    #[serde(default)]
+    pub sensitive: bool,
 }
 
 /// Values given on the command line and in vars files.

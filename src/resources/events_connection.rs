@@ -56,6 +56,7 @@ impl Kind for EventsConnection {
     const NAME: &'static str = "events_connection";
     const TAGGABLE: bool = false;
     const OWNER: super::Owner = super::Owner::Description;
+    const SENSITIVE: &'static [&'static str] = &["/basic/password"];
     const REPLACE_ON: &'static [&'static str] = &["name", "authorization_type"];
     const OUTPUTS: &'static [&'static str] = &["arn", "secret_arn", "name"];
 

@@ -73,6 +73,8 @@ pub trait Kind: Send + Sync + 'static {
     const TAGGABLE: bool;
     /// How a live one is proven ours (default: by tags when it has them, else by parents).
     const OWNER: Owner = if Self::TAGGABLE { Owner::Tags } else { Owner::Parents };
+    /// Attributes (JSON pointers) that are secret: sealed in state, masked wherever shown.
+    const SENSITIVE: &'static [&'static str] = &[];
     /// Attributes whose change needs the resource replaced (delete, then create).
     const REPLACE_ON: &'static [&'static str] = &[];
     /// The outputs other resources may reference (`${id.arn}`).
@@ -102,6 +104,7 @@ pub trait DynKind: Send + Sync {
     fn name(&self) -> &'static str;
     fn taggable(&self) -> bool;
     fn owner(&self) -> Owner;
+    fn sensitive(&self) -> &'static [&'static str];
     fn replace_on(&self) -> &'static [&'static str];
     fn outputs(&self) -> &'static [&'static str];
     /// Checks that attributes have the kind's shape; returns them normalised (defaults filled).
@@ -134,6 +137,9 @@ impl<K: Kind> DynKind for Erased<K> {
     }
     fn owner(&self) -> Owner {
         K::OWNER
+    }
+    fn sensitive(&self) -> &'static [&'static str] {
+        K::SENSITIVE
     }
     fn replace_on(&self) -> &'static [&'static str] {
         K::REPLACE_ON
