@@ -113,6 +113,8 @@ impl Command {
             | Command::Plan { out, .. }
             | Command::Destroy { out, .. }
             | Command::List { out }
+            | Command::Envs { out }
+            | Command::Sweep { out, .. }
             | Command::Outputs { out, .. }
             | Command::Run { out, .. }
             | Command::Executions { out, .. }
@@ -133,6 +135,27 @@ pub enum Command {
         select: Selection,
         #[command(flatten)]
         vars: VarArgs,
+        #[command(flatten)]
+        apply: ApplyArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+        /// The environment expires this long after its last `up` (e.g. 72h); `deploy sweep` removes it then
+        #[arg(long, value_parser = humantime::parse_duration)]
+        ttl: Option<std::time::Duration>,
+    },
+    /// List the environments recorded in the state backend: stacks, resources, created, last up, by whom, expiry
+    Envs {
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Destroy the environments that expired (up --ttl) or, with --older-than, that nobody brought up since
+    Sweep {
+        /// Also sweep environments whose last `up` is older than this (e.g. 72h)
+        #[arg(long, value_parser = humantime::parse_duration)]
+        older_than: Option<std::time::Duration>,
+        /// The default env is never swept unless this is given
+        #[arg(long)]
+        include_default: bool,
         #[command(flatten)]
         apply: ApplyArgs,
         #[command(flatten)]

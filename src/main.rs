@@ -39,7 +39,11 @@ fn init_logging(verbose: u8, server: bool) {
 async fn run(cli: Cli) -> error::Result<()> {
     let g = &cli.global;
     match &cli.command {
-        Command::Up { select, vars, apply, out } => commands::deploy::up(g, select, vars, apply, out).await,
+        Command::Up { select, vars, apply, out, ttl } => commands::deploy::up(g, select, vars, apply, out, *ttl).await,
+        Command::Envs { out } => commands::envs::envs(g, out).await,
+        Command::Sweep { older_than, include_default, apply, out } => {
+            commands::envs::sweep(g, *older_than, *include_default, apply, out).await
+        }
         Command::Plan { select, vars, out, detailed_exitcode } => {
             let changes = commands::deploy::plan(g, select, vars, out).await;
             match (*detailed_exitcode, changes) {

@@ -299,3 +299,52 @@ fn ci_scripts_get_env_names_plan_exit_codes_and_json_errors() {
     assert_eq!(doc["error"]["exit_code"], 2);
     assert!(doc["error"]["message"].as_str().unwrap().contains("unknown stack `no-such-stack`"), "{doc}");
 }
+
+/// Environments nobody closed: listed with their lifetime, and swept when they expire, never
+/// the default env, each runner seeing the same list through the S3 state.
+#[test]
+fn environments_are_listed_and_expired_ones_are_swept() {
+    let w = World::new();
+    make_bucket(&w);
+    let (_a, d) = runner(&w);
+    d.run(&["up", "should-i-deploy", "--env", "pr-1", "--ttl", "1s", "--yes"]).success();
+    let (_b, d) = runner(&w);
+    d.run(&["up", "should-i-deploy", "--env", "pr-2", "--ttl", "72h", "--yes"]).success();
+    let (_c, d) = runner(&w);
+    d.run(&["up", "should-i-deploy", "--yes"]).success();
+
+    let (_d, d) = runner(&w);
+    let envs = d.run(&["envs", "-o", "json"]).success().json();
+    let rows = envs["envs"].as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["env"].as_str().unwrap()).collect();
+    assert_eq!(names, ["default", "pr-1", "pr-2"]);
+    let pr2 = &rows[2];
+    assert_eq!((pr2["stacks"].clone(), pr2["resources"].clone()), (serde_json::json!(["should-i-deploy"]), serde_json::json!(12)));
+    let (last, expires) = (pr2["last_up"].as_u64().unwrap(), pr2["expires"].as_u64().unwrap());
+    assert_eq!(expires - last, 72 * 3600, "expires 72h after the last up");
+    assert!(rows[0]["expires"].is_null(), "no --ttl, no expiry");
+
+    // pr-1 expires a second after its up; wait for that to be true, as seen by the clock
+    let expiry = rows[1]["expires"].as_u64().unwrap();
+    eventually(10, "pr-1 to expire", || {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() > expiry
+    });
+    let (_e, d) = runner(&w);
+    let out = d.run(&["sweep"]).code(5);
+    assert!(out.stderr.contains("To sweep:\n  pr-1 (should-i-deploy; expired"), "listed first, nothing done unconfirmed: {out:?}");
+    let (_f, d) = runner(&w);
+    let out = d.run(&["sweep", "--yes"]).success();
+    assert!(out.stderr.contains("swept pr-1"), "{out:?}");
+    let (_g, d) = runner(&w);
+    let names: Vec<String> =
+        d.run(&["envs", "-o", "json"]).success().json()["envs"].as_array().unwrap().iter().map(|r| r["env"].as_str().unwrap().to_string()).collect();
+    assert_eq!(names, ["default", "pr-2"]);
+    // --older-than takes the stale ones too, and still never the default env
+    let (_h, d) = runner(&w);
+    let out = d.run(&["sweep", "--older-than", "0s", "--yes"]).success();
+    assert!(out.stderr.contains("swept pr-2") && !out.stderr.contains("swept default"), "{out:?}");
+    let roles: Vec<String> =
+        w.c.block_on(w.c.iam.list_roles().send()).unwrap().roles().iter().map(|r| r.role_name().to_string()).collect();
+    assert!(roles.iter().all(|r| !r.starts_with("pr-")), "{roles:?}");
+    assert!(roles.contains(&"sfn-should-i-deploy".to_string()), "the default env stays: {roles:?}");
+}

@@ -122,14 +122,37 @@ async fn report(results: Vec<Result<Summary>>, format: Format, setup: &Setup) ->
     first_err.map_or(Ok(()), Err)
 }
 
-pub async fn up(g: &Global, select: &Selection, vars: &VarArgs, args: &ApplyArgs, out: &OutputArgs) -> Result<()> {
+pub async fn up(
+    g: &Global,
+    select: &Selection,
+    vars: &VarArgs,
+    args: &ApplyArgs,
+    out: &OutputArgs,
+    ttl: Option<std::time::Duration>,
+) -> Result<()> {
     let setup = Setup::new(g)?;
     let stacks = setup.load(select, vars)?;
     super::validate::gate(&setup, &stacks, vars).await?;
     let ctx = setup.connect(&g.aws).await?;
-    let plans = plan_stacks(&setup, stacks, &ctx, "up").await?;
+    let mut plans = plan_stacks(&setup, stacks, &ctx, "up").await?;
     print_plans(&plans, out.format);
+    // The environment's lifetime: created, last up, by whom, and --ttl (kept unless given anew).
+    let me = crate::state::Holder::me("up");
+    for p in &mut plans {
+        let now = crate::state::now_secs();
+        let old = p.state.meta.take();
+        p.state.meta = Some(crate::state::Meta {
+            created: old.as_ref().map(|m| m.created).unwrap_or(now),
+            updated: now,
+            by: format!("{} on {}", me.who, me.host),
+            ttl_secs: ttl.map(|t| t.as_secs()).or(old.and_then(|m| m.ttl_secs)),
+        });
+    }
     if !plans.iter().any(|p| p.plan.has_changes()) {
+        // nothing to change: the last `up` is still recorded, for the environment's lifetime
+        for p in plans.iter().filter(|p| !p.state.resources.is_empty()) {
+            setup.store.save(&p.state).await?;
+        }
         return Ok(());
     }
     preflight(&plans, &ctx).await?;

@@ -1,6 +1,7 @@
 //! One module per command family; shared set-up lives here.
 
 pub mod deploy;
+pub mod envs;
 pub mod graph;
 pub mod info;
 pub mod test;
@@ -64,6 +65,10 @@ impl Setup {
         let location = state_location(g, &project)?;
         let store = Store::open(location, &g.aws);
         Ok(Setup { project, store, env: g.env.clone(), lock_timeout: g.lock_timeout })
+    }
+
+    pub fn store_location(&self) -> String {
+        self.store.describe()
     }
 
     /// Takes the stack's lock for `command`, waiting up to --lock-timeout.

@@ -62,6 +62,27 @@ pub struct StackState {
     pub outputs: BTreeMap<String, Value>,
     #[serde(default)]
     pub resources: BTreeMap<String, Entry>,
+    /// Who brought it up, when, and for how long (an environment's lifetime).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Meta>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Meta {
+    /// Seconds since the Unix epoch of the first `up`, and of the last.
+    pub created: u64,
+    pub updated: u64,
+    /// "alice on ci-runner-7" of the last `up`.
+    pub by: String,
+    /// `up --ttl`: the environment expires this long after its last `up`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_secs: Option<u64>,
+}
+
+impl Meta {
+    pub fn expires(&self) -> Option<u64> {
+        self.ttl_secs.map(|t| self.updated + t)
+    }
 }
 
 impl StackState {
@@ -73,6 +94,7 @@ impl StackState {
             target: None,
             outputs: BTreeMap::new(),
             resources: BTreeMap::new(),
+            meta: None,
         }
     }
 }
@@ -232,6 +254,14 @@ impl Store {
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// Where it is, as people write it.
+    pub fn describe(&self) -> String {
+        match self {
+            Store::Dir(d) => d.root.display().to_string(),
+            Store::S3(s) => s.root_url(),
         }
     }
 

@@ -48,6 +48,10 @@ impl S3Store {
         if self.prefix.is_empty() { format!("{env}/{name}") } else { format!("{}/{env}/{name}", self.prefix) }
     }
 
+    pub fn root_url(&self) -> String {
+        super::Location::S3 { bucket: self.bucket.clone(), prefix: self.prefix.clone() }.to_string()
+    }
+
     pub fn url_of(&self, stack: &str, env: &str) -> String {
         format!("s3://{}/{}", self.bucket, self.key(env, &format!("{stack}.json")))
     }

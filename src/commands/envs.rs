@@ -1,0 +1,133 @@
+//! Environments as a list with a lifetime: `envs` lists what the state backend records per
+//! env; `sweep` destroys the ones that expired (`up --ttl`) or that nobody brought up for a
+//! while (`--older-than`), never the default env unless asked, carrying on past one that fails.
+
+use super::Setup;
+use crate::cli::{ApplyArgs, Format, Global, OutputArgs, VarArgs};
+use crate::error::{Class, Error, Result};
+use crate::state::now_secs;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Default, Serialize)]
+pub struct Env {
+    pub env: String,
+    pub stacks: Vec<String>,
+    pub resources: usize,
+    /// Seconds since the Unix epoch.
+    pub created: Option<u64>,
+    pub last_up: Option<u64>,
+    pub by: Option<String>,
+    pub expires: Option<u64>,
+}
+
+fn when(t: Option<u64>) -> String {
+    match t {
+        None => "-".into(),
+        Some(t) => humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t)).to_string(),
+    }
+}
+
+/// Every environment the state backend records, with what its stacks' states say.
+pub async fn list(setup: &Setup) -> Result<Vec<Env>> {
+    let mut envs: BTreeMap<String, Env> = BTreeMap::new();
+    for (env, stack) in setup.store.list().await? {
+        let st = setup.store.load(&stack, &env).await?;
+        let e = envs.entry(env.clone()).or_insert_with(|| Env { env: env.clone(), ..Default::default() });
+        e.stacks.push(stack);
+        e.resources += st.resources.len();
+        if let Some(m) = &st.meta {
+            e.created = Some(e.created.map_or(m.created, |c| c.min(m.created)));
+            if e.last_up.is_none_or(|u| m.updated > u) {
+                e.last_up = Some(m.updated);
+                e.by = Some(m.by.clone());
+            }
+            if let Some(x) = m.expires() {
+                e.expires = Some(e.expires.map_or(x, |y| y.max(x)));
+            }
+        }
+    }
+    Ok(envs.into_values().collect())
+}
+
+pub async fn envs(g: &Global, out: &OutputArgs) -> Result<()> {
+    let setup = Setup::new(g)?;
+    let envs = list(&setup).await?;
+    match out.format {
+        Format::Json => println!("{}", crate::views::json_doc(serde_json::json!({"envs": envs}))),
+        Format::Text => {
+            if envs.is_empty() {
+                println!("No environments recorded in {}.", setup.store_location());
+            }
+            for e in &envs {
+                println!(
+                    "{:<20} {:>3} stack(s) {:>4} resource(s)  created {}  last up {} by {}  expires {}  ({})",
+                    e.env,
+                    e.stacks.len(),
+                    e.resources,
+                    when(e.created),
+                    when(e.last_up),
+                    e.by.as_deref().unwrap_or("-"),
+                    when(e.expires),
+                    e.stacks.join(", ")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn sweep(
+    g: &Global,
+    older_than: Option<std::time::Duration>,
+    include_default: bool,
+    args: &ApplyArgs,
+    out: &OutputArgs,
+) -> Result<()> {
+    let setup = Setup::new(g)?;
+    let now = now_secs();
+    let doomed: Vec<(Env, String)> = list(&setup)
+        .await?
+        .into_iter()
+        .filter(|e| include_default || e.env != crate::manifest::DEFAULT_ENV)
+        .filter_map(|e| {
+            let why = if e.expires.is_some_and(|x| x <= now) {
+                format!("expired {}", when(e.expires))
+            } else if let (Some(d), Some(u)) = (older_than, e.last_up) {
+                if u + d.as_secs() <= now { format!("last up {} (more than {} ago)", when(Some(u)), humantime::format_duration(d)) } else { return None }
+            } else {
+                return None;
+            };
+            Some((e, why))
+        })
+        .collect();
+    if doomed.is_empty() {
+        println!("Nothing to sweep: no environment has expired{}.", if older_than.is_some() { " or aged past --older-than" } else { "" });
+        return Ok(());
+    }
+    eprintln!("To sweep:");
+    for (e, why) in &doomed {
+        eprintln!("  {} ({}; {})", e.env, e.stacks.join(", "), why);
+    }
+    super::confirm(&format!("Destroy these {} environment(s)?", doomed.len()), args.yes)?;
+    let mut failed = Vec::new();
+    for (e, _) in &doomed {
+        let mut ge = g.clone();
+        ge.env = e.env.clone();
+        ge.env_given = true;
+        let yes = ApplyArgs { yes: true, ..args.clone() };
+        match super::deploy::destroy(&ge, &[], &VarArgs::default(), &yes, out).await {
+            Ok(()) => eprintln!("swept {}", e.env),
+            Err(err) => {
+                eprintln!("error: sweeping {}: {err}", e.env);
+                failed.push(e.env.clone());
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::new(Class::Partial, format!("{} environment(s) could not be swept: {}", failed.len(), failed.join(", ")))
+            .help("the others are gone; run `deploy sweep` again, or `deploy destroy --env NAME` for the one that failed"))
+    }
+}
