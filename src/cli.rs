@@ -51,6 +51,9 @@ pub enum Format {
     #[default]
     Text,
     Json,
+    /// A summary to post as a pull request comment or into $GITHUB_STEP_SUMMARY (plan, up,
+    /// destroy, outputs)
+    Markdown,
 }
 
 /// Which waiting task to answer: its token, or the execution that waits (its one pending
@@ -106,6 +109,22 @@ pub struct ApplyArgs {
 }
 
 impl Command {
+    /// `--output markdown` is for the commands whose result is worth posting.
+    pub fn check_format(&self) -> Result<(), String> {
+        let markdown_ok = matches!(self, Command::Up { .. } | Command::Plan { .. } | Command::Destroy { .. } | Command::Outputs { .. });
+        let markdown = match self {
+            Command::List { out } | Command::Envs { out } => out.format == Format::Markdown,
+            Command::Sweep { out, .. }
+            | Command::Run { out, .. }
+            | Command::Executions { out, .. }
+            | Command::History { out, .. }
+            | Command::Validate { out, .. }
+            | Command::Test { out, .. } => out.format == Format::Markdown,
+            _ => false,
+        };
+        if markdown && !markdown_ok { Err("--output markdown is for plan, up, destroy and outputs".into()) } else { Ok(()) }
+    }
+
     /// Whether the command was asked for `--output json` (its errors then come as JSON too).
     pub fn json(&self) -> bool {
         let out = match self {

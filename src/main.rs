@@ -119,6 +119,10 @@ fn main() {
         cli.global.env_given = true;
     }
     init_logging(cli.global.verbose, matches!(cli.command, Command::Local { .. }));
+    if let Err(m) = cli.command.check_format() {
+        eprintln!("error: {m}");
+        std::process::exit(2);
+    }
     let json = cli.command.json();
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     if let Err(e) = rt.block_on(run(cli)) {

@@ -465,6 +465,38 @@ fn render_change(c: &AttrChange, out: &mut String) {
     }
 }
 
+/// The plan as Markdown, for a pull request comment or `$GITHUB_STEP_SUMMARY`: a heading, a
+/// table of what changes, the counts, and the attribute diffs folded away.
+pub fn render_markdown(plan: &Plan) -> String {
+    let verb = if plan.destroy { "destroy" } else { "plan" };
+    let mut out = format!("### deploy {verb}: `{}` (env `{}`)\n\n", plan.stack, plan.env);
+    let changing: Vec<&Step> = plan.steps.iter().filter(|s| s.action != Action::NoOp).collect();
+    let c = plan.counts();
+    if changing.is_empty() {
+        out.push_str(&format!("No changes: {} resources up to date.\n", c.unchanged));
+        return out;
+    }
+    out.push_str("| action | resource | kind | name |\n|---|---|---|---|\n");
+    for s in &changing {
+        out.push_str(&format!("| {} {} | `{}` | {} | `{}` |\n", s.action.symbol(), s.action.verb(), s.id, s.kind, s.name.replace('|', "\\|")));
+    }
+    out.push_str(&format!(
+        "\n**{} to create, {} to adopt, {} to update, {} to replace, {} to delete**, {} unchanged.\n",
+        c.create, c.adopt, c.update, c.replace, c.delete, c.unchanged
+    ));
+    let mut details = String::new();
+    for s in changing.iter().filter(|s| !s.changes.is_empty()) {
+        details.push_str(&format!("# {}.{}\n", s.kind, s.id));
+        for ch in &s.changes {
+            render_change(ch, &mut details);
+        }
+    }
+    if !details.is_empty() {
+        out.push_str(&format!("\n<details><summary>What changes</summary>\n\n```diff\n{details}```\n\n</details>\n"));
+    }
+    out
+}
+
 pub fn render_text(plan: &Plan) -> String {
     let mut out = format!("stack {} (env {}){}\n", plan.stack, plan.env, if plan.destroy { ": destroy" } else { "" });
     for w in &plan.warnings {

@@ -348,3 +348,22 @@ fn environments_are_listed_and_expired_ones_are_swept() {
     assert!(roles.iter().all(|r| !r.starts_with("pr-")), "{roles:?}");
     assert!(roles.contains(&"sfn-should-i-deploy".to_string()), "the default env stays: {roles:?}");
 }
+
+/// A summary to post on the pull request: the plan, what was applied, the outputs, in Markdown.
+#[test]
+fn plans_and_outputs_come_as_markdown_for_pull_requests() {
+    let w = World::new();
+    let d = || w.deploy();
+    let plan = d().run(&["plan", "should-i-deploy", "--env", "pr-3", "-o", "markdown"]).success();
+    insta::assert_snapshot!("plan_markdown_pr3", plan.stdout);
+    let up = d().run(&["up", "should-i-deploy", "--env", "pr-3", "--yes", "-o", "markdown"]).success();
+    assert!(up.stdout.contains("**`should-i-deploy` (env `pr-3`): 12 changes applied.**"), "{up:?}");
+    assert!(up.stdout.contains("| `state_machine_arn` | `arn:aws:states:us-east-1:123456789012:stateMachine:pr-3-should-i-deploy` |"), "{up:?}");
+    let out = d().run(&["outputs", "should-i-deploy", "--env", "pr-3", "-o", "markdown"]).success();
+    assert!(out.stdout.starts_with("### `should-i-deploy` (env `pr-3`)\n\n| output | value |\n|---|---|\n"), "{out:?}");
+    let out = d().run(&["plan", "should-i-deploy", "--env", "pr-3", "-o", "markdown", "--var", "frequency_in_minutes=9"]).success();
+    assert!(out.stdout.contains("| ~ update | `rule` | events_rule | `pr-3-should-i-deploy` |"), "{out:?}");
+    assert!(out.stdout.contains("<details><summary>What changes</summary>") && out.stdout.contains("rate(9 minutes)"), "{out:?}");
+    let out = d().run(&["list", "-o", "markdown"]).code(2);
+    assert!(out.stderr.contains("--output markdown is for plan, up, destroy and outputs"), "{out:?}");
+}

@@ -30,6 +30,11 @@ fn print_plans(plans: &[Planned], format: Format) {
             let all: Vec<&Plan> = plans.iter().map(|p| &p.plan).collect();
             println!("{}", crate::views::json_doc(serde_json::json!({"event": "plan", "plans": all})));
         }
+        Format::Markdown => {
+            for p in plans {
+                println!("{}", plan::render_markdown(&p.plan));
+            }
+        }
     }
 }
 
@@ -82,7 +87,7 @@ fn watch_interrupt() -> Arc<AtomicBool> {
 
 fn view_for(format: Format) -> Box<dyn View> {
     match format {
-        Format::Text => Box::new(Human::new()),
+        Format::Text | Format::Markdown => Box::new(Human::new()),
         Format::Json => Box::new(Json),
     }
 }
@@ -104,6 +109,10 @@ async fn report(results: Vec<Result<Summary>>, format: Format, setup: &Setup) ->
                     Format::Json => {
                         let outputs = crate::secrets::mask(&serde_json::to_value(&st.outputs).unwrap_or_default(), &[], &[]);
                         println!("{}", crate::views::json_doc(serde_json::json!({"event": "summary", "summary": s, "outputs": outputs})))
+                    }
+                    Format::Markdown => {
+                        println!("**`{}` (env `{}`): {} applied.**\n", s.stack, s.env, plural(s.done.len(), "change"));
+                        print!("{}", super::info::outputs_markdown(&st.outputs));
                     }
                 }
             }

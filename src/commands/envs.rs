@@ -55,7 +55,7 @@ pub async fn envs(g: &Global, out: &OutputArgs) -> Result<()> {
     let envs = list(&setup).await?;
     match out.format {
         Format::Json => println!("{}", crate::views::json_doc(serde_json::json!({"envs": envs}))),
-        Format::Text => {
+        Format::Text | Format::Markdown => {
             if envs.is_empty() {
                 println!("No environments recorded in {}.", setup.store_location());
             }

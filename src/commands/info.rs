@@ -34,7 +34,7 @@ pub async fn list(g: &Global, out: &OutputArgs) -> Result<()> {
     }
     match out.format {
         Format::Json => println!("{}", crate::views::json_doc(json!({"stacks": rows}))),
-        Format::Text => {
+        Format::Text | Format::Markdown => {
             println!("{:<22} {:<14} {:>9}  STATUS", "STACK", "ENV", "RESOURCES");
             for r in rows {
                 println!(
@@ -71,6 +71,10 @@ pub async fn outputs(g: &Global, stack: &str, name: Option<&str>, out: &OutputAr
             let outputs = crate::secrets::mask(&serde_json::to_value(&st.outputs).unwrap(), &[], &[]);
             println!("{}", serde_json::to_string_pretty(&crate::views::json_doc(json!({"stack": stack, "env": setup.env, "outputs": outputs}))).unwrap())
         }
+        Format::Markdown => {
+            println!("### `{stack}` (env `{}`)\n", setup.env);
+            print!("{}", outputs_markdown(&st.outputs));
+        }
         Format::Text => {
             for (k, v) in &st.outputs {
                 let v = &crate::secrets::mask(v, &[], &[]);
@@ -79,6 +83,17 @@ pub async fn outputs(g: &Global, stack: &str, name: Option<&str>, out: &OutputAr
         }
     }
     Ok(())
+}
+
+/// A stack's outputs as a Markdown table (secrets masked).
+pub fn outputs_markdown(outputs: &std::collections::BTreeMap<String, Value>) -> String {
+    let mut out = String::from("| output | value |\n|---|---|\n");
+    for (k, v) in outputs {
+        let v = crate::secrets::mask(v, &[], &[]);
+        let v = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+        out.push_str(&format!("| `{k}` | `{}` |\n", v.replace('|', "\\|")));
+    }
+    out
 }
 
 /// A stack's state machine definitions, rendered: references filled from recorded state where

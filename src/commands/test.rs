@@ -34,7 +34,7 @@ pub async fn test_mock_config(g: &Global, stack: &str, file: &std::path::Path, i
                 "{}",
                 json!({"test_case": case, "status": status, "output": exec.output, "error": exec.error, "cause": exec.cause, "path": exec.path, "events": exec.events})
             ),
-            Format::Text => {
+            Format::Text | Format::Markdown => {
                 let end = match &exec.error {
                     Some(e) => format!("{e}: {}", exec.cause.clone().unwrap_or_default()),
                     None => format!("output {}", exec.output),
@@ -86,7 +86,7 @@ pub async fn test(g: &Global, stack: &str, only: Option<&str>, format: Format) -
                 json!({"scenario": name, "passed": problems.is_empty(), "problems": problems, "status": exec.status.name(),
                        "path": exec.path, "transitions": exec.path.len(), "virtual_seconds": exec.seconds, "wall_seconds": wall, "events": exec.events})
             ),
-            Format::Text => {
+            Format::Text | Format::Markdown => {
                 let mark = if problems.is_empty() { "ok  " } else { "FAIL" };
                 println!(
                     "{mark} {stack}/{name}: {} ({} states, {} events, {:.0} s of virtual time)",

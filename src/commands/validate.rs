@@ -152,7 +152,7 @@ pub async fn policy(g: &Global, stack: &str, machine: Option<&str>, vars: &VarAr
 pub fn report(findings: &[Finding], format: Format) -> Result<()> {
     match format {
         Format::Json => println!("{}", crate::views::json_doc(serde_json::json!({"findings": findings}))),
-        Format::Text => findings.iter().for_each(|f| eprintln!("{f}")),
+        Format::Text | Format::Markdown => findings.iter().for_each(|f| eprintln!("{f}")),
     }
     let errors = findings.iter().filter(|f| f.severity == Severity::Error).count();
     if errors > 0 {

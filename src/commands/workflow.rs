@@ -134,7 +134,7 @@ async fn print_following(
             Format::Json => {
                 let _ = writeln!(out, "{}", execution::event_json(e));
             }
-            Format::Text => {
+            Format::Text | Format::Markdown => {
                 for l in printer.lines(e) {
                     let _ = writeln!(out, "{l}");
                 }
@@ -157,7 +157,7 @@ pub async fn history(g: &Global, execution_arn: &str, format: Format) -> Result<
     for e in &events {
         match format {
             Format::Json => println!("{}", execution::event_json(e)),
-            Format::Text => printer.lines(e).iter().for_each(|l| println!("{l}")),
+            Format::Text | Format::Markdown => printer.lines(e).iter().for_each(|l| println!("{l}")),
         }
         outcome = outcome.or(execution::outcome_of(e));
     }
@@ -192,7 +192,7 @@ pub async fn executions(g: &Global, stack: &str, machine: Option<&str>, format: 
         .collect();
     match format {
         Format::Json => println!("{}", crate::views::json_doc(serde_json::json!({"executions": rows}))),
-        Format::Text => {
+        Format::Text | Format::Markdown => {
             println!("{:<40} {:<10} {:<22} {:>9}", "NAME", "STATUS", "STARTED", "SECONDS");
             for r in rows {
                 let secs = r["seconds"].as_f64().map(|s| format!("{s:.1}")).unwrap_or_else(|| "running".into());
