@@ -56,7 +56,7 @@ ensure_venv() {
         "or point DEPLOY_BASE_PYTHON at another Python 3 that has venv and ensurepip"
     fi
   fi
-  echo "installing the pinned test requirements (moto[server], Pillow, the AWS CLI) into $VENV..." >&2
+  echo "installing the pinned test requirements (moto[server], Pillow, the AWS CLI, actionlint) into $VENV..." >&2
   "$PYTHON" -m pip install --quiet --disable-pip-version-check -r "$reqs" ||
     fail "pip could not install $reqs into $VENV" "pip needs PyPI (or PIP_INDEX_URL pointing at a mirror)"
   rm -f "$VENV"/.requirements-*

@@ -367,3 +367,149 @@ fn plans_and_outputs_come_as_markdown_for_pull_requests() {
     let out = d().run(&["list", "-o", "markdown"]).code(2);
     assert!(out.stderr.contains("--output markdown is for plan, up, destroy and outputs"), "{out:?}");
 }
+
+const WORKFLOW: &str = "examples/github-actions/preview-environments.yml";
+
+/// The `run:` blocks of a workflow's job that call deploy (line-based: a `run: |` block is the
+/// lines indented deeper than it), so the test runs exactly what the workflow runs.
+fn deploy_steps(workflow: &str, job: &str) -> Vec<String> {
+    let lines: Vec<&str> = workflow.lines().collect();
+    let start = lines.iter().position(|l| *l == format!("  {job}:")).unwrap_or_else(|| panic!("no job {job}"));
+    let end = lines[start + 1..].iter().position(|l| l.starts_with("  ") && !l.starts_with("   ") && l.ends_with(':')).map_or(lines.len(), |p| start + 1 + p);
+    let mut blocks = Vec::new();
+    let mut i = start;
+    while i < end {
+        if let Some(indent) = lines[i].find("run: |") {
+            let body: Vec<&str> = lines[i + 1..end]
+                .iter()
+                .take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() > indent)
+                .map(|l| l.trim())
+                .filter(|l| !l.is_empty())
+                .collect();
+            if body.iter().any(|l| l.starts_with("deploy ")) {
+                blocks.push(body.join("\n"));
+            }
+            i += body.len();
+        }
+        i += 1;
+    }
+    blocks
+}
+
+#[test]
+fn the_github_actions_example_passes_actionlint() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let venv = std::env::var("DEPLOY_VENV").map(std::path::PathBuf::from).unwrap_or_else(|_| root.join(".venv"));
+    let actionlint = venv.join("bin/actionlint");
+    if !actionlint.exists() {
+        return skipped("the_github_actions_example_passes_actionlint", &format!("{} is missing: scripts/test installs it", actionlint.display()));
+    }
+    let out = std::process::Command::new(&actionlint).arg(root.join(WORKFLOW)).output().unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}
+
+/// The example workflow's own commands, each job on a new "runner" (a fresh checkout, nothing
+/// else), against moto with state on a moto bucket: open, push, close; and close again after
+/// the state object was lost.
+#[test]
+fn the_github_actions_example_runs_as_written() {
+    let w = World::new();
+    make_bucket(&w);
+    let workflow = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(WORKFLOW)).unwrap();
+    let (up, down, sweep) = (deploy_steps(&workflow, "up"), deploy_steps(&workflow, "down"), deploy_steps(&workflow, "sweep"));
+    assert_eq!((up.len(), down.len(), sweep.len()), (1, 1, 1), "one deploy step per job");
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_deploy")).parent().unwrap().to_path_buf();
+    // a job on a new runner: a fresh checkout (edited by `change`), the step's script, its summary
+    let job = |script: &str, branch: &str, change: &dyn Fn(&Path)| -> (Output, String) {
+        let checkout = project_copy();
+        change(checkout.path());
+        let summary = checkout.path().join("summary.md");
+        let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+        let mut d = Deploy::new(checkout.path(), &checkout.path().join(".no-state-here"), &w.moto.url())
+            .env_remove("DEPLOY_STATE_DIR")
+            .env_remove("DEPLOY_PROJECT")
+            .env("DEPLOY_STATE", "s3://deploy-state/previews")
+            .env("BRANCH", branch)
+            .env("GITHUB_STEP_SUMMARY", summary.to_str().unwrap())
+            .env("PATH", &path);
+        d = d.current_dir(checkout.path());
+        let out = d.shell(script);
+        let summary = std::fs::read_to_string(&summary).unwrap_or_default();
+        (out, summary)
+    };
+    let branch = "feature/Add-Login_v2";
+    let env = w.deploy().run(&["env-name", branch]).success().stdout.trim().to_string();
+    let nothing = |_: &Path| {};
+    let pushed = |p: &Path| {
+        let m = p.join("stacks/should-i-deploy/stack.toml");
+        let text = std::fs::read_to_string(&m).unwrap().replacen("default = 30", "default = 15", 1);
+        std::fs::write(&m, text).unwrap();
+    };
+
+    // opened
+    let (out, summary) = job(&up[0], branch, &nothing);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(summary.contains(&format!("**`should-i-deploy` (env `{env}`): 12 changes applied.**")), "{summary}");
+    // synchronised: only the change is applied
+    let (out, summary) = job(&up[0], branch, &pushed);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(summary.contains("| ~ update | `rule` | events_rule |") && summary.contains("1 change applied"), "{summary}");
+    // closed: nothing of it is left, state included
+    let (out, summary) = job(&down[0], branch, &pushed);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(summary.contains("### deploy destroy: `should-i-deploy`"), "{summary}");
+    nothing_left_but(&w.c, w.moto.port, &[BUCKET]);
+    assert!(keys(&w).is_empty(), "{:?}", keys(&w));
+
+    // the same, with the state object lost before the close
+    let (out, _) = job(&up[0], "fix/typo", &nothing);
+    assert_eq!(out.code, 0, "{out:?}");
+    for k in keys(&w) {
+        w.c.block_on(w.c.s3.delete_object().bucket(BUCKET).key(&k).send()).unwrap();
+    }
+    let (out, summary) = job(&down[0], "fix/typo", &nothing);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(summary.contains("12 changes applied") || summary.contains("12 to delete"), "{summary}");
+    nothing_left_but(&w.c, w.moto.port, &[BUCKET]);
+
+    // the nightly sweep finds nothing to do
+    let (out, _) = job(&sweep[0], "main", &nothing);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("Nothing to sweep"), "{out:?}");
+}
+
+/// Many pull requests at once: 16 environments brought up together from 16 runners sharing one
+/// S3 state prefix are isolated and all succeed; then all are destroyed together.
+#[test]
+fn sixteen_environments_at_once_share_the_state_prefix_and_stay_apart() {
+    let w = World::new();
+    make_bucket(&w);
+    let envs: Vec<String> = (1..=16).map(|i| format!("pr-{i}")).collect();
+    let run_all = |args: &dyn Fn(&str) -> Vec<String>| {
+        let runners: Vec<_> = envs
+            .iter()
+            .map(|e| {
+                let (dir, d) = runner(&w);
+                let a = args(e);
+                let a: Vec<&str> = a.iter().map(String::as_str).collect();
+                (dir, e.clone(), d.spawn(&a))
+            })
+            .collect();
+        for (_dir, e, child) in runners {
+            let out = finish(child);
+            assert_eq!(out.code, 0, "{e}: {out:?}");
+        }
+    };
+    run_all(&|e| ["up", "should-i-deploy", "--env", e, "--yes"].map(String::from).to_vec());
+    let mut want: Vec<String> = envs.iter().map(|e| format!("ci/{e}/should-i-deploy.json")).collect();
+    want.sort();
+    assert_eq!(keys(&w), want, "one state object per env, no lock left");
+    let machines = w.c.block_on(w.c.sfn.list_state_machines().send()).unwrap();
+    assert_eq!(machines.state_machines().len(), 16);
+    let (_d, d) = runner(&w);
+    let out = d.run(&["envs", "-o", "json"]).success().json();
+    assert!(out["envs"].as_array().unwrap().iter().all(|e| e["resources"] == 12), "every env whole: {out}");
+    run_all(&|e| ["destroy", "should-i-deploy", "--env", e, "--yes"].map(String::from).to_vec());
+    nothing_left_but(&w.c, w.moto.port, &[BUCKET]);
+    assert!(keys(&w).is_empty(), "{:?}", keys(&w));
+}

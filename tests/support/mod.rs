@@ -371,6 +371,33 @@ impl Deploy {
         self
     }
 
+    pub fn current_dir(mut self, dir: &Path) -> Self {
+        self.cmd.current_dir(dir);
+        self
+    }
+
+    /// Runs `script` with bash (`set -euo pipefail`) in this command's environment instead of
+    /// the binary itself (`deploy` must be on the PATH given).
+    pub fn shell(self, script: &str) -> Output {
+        let mut cmd = Command::new("bash");
+        cmd.args(["-c", &format!("set -euo pipefail\n{script}")]);
+        for (k, v) in self.cmd.get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        if let Some(dir) = self.cmd.get_current_dir() {
+            cmd.current_dir(dir);
+        }
+        let out = cmd.stdin(Stdio::null()).output().unwrap();
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     /// Starts the command without waiting (stdout and stderr captured).
     pub fn spawn(mut self, args: &[&str]) -> std::process::Child {
         self.cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
