@@ -47,6 +47,8 @@ pub struct Ctx {
     pub lambda: aws_sdk_lambda::Client,
     pub pipes: aws_sdk_pipes::Client,
     pub datasync: aws_sdk_datasync::Client,
+    /// The Resource Groups Tagging API: what carries a tag, across services (`deploy envs`).
+    pub tagging: aws_sdk_resourcegroupstagging::Client,
     pub propagation: Backoff,
     /// Where build artefacts are cached (Lambda packages), under the project's .deploy/.
     pub cache_dir: std::path::PathBuf,
@@ -137,6 +139,7 @@ pub async fn connect(opts: &AwsOptions) -> Result<Ctx> {
         lambda: aws_sdk_lambda::Client::new(&config),
         pipes: aws_sdk_pipes::Client::new(&config),
         datasync: aws_sdk_datasync::Client::new(&config),
+        tagging: aws_sdk_resourcegroupstagging::Client::new(&config),
         region,
         propagation: Backoff::propagation(),
         cache_dir: std::env::temp_dir().join("deploy-cache"),
@@ -205,6 +208,7 @@ fn service_name(service: &str) -> &str {
         "lambda" => "Lambda",
         "pipes" => "EventBridge Pipes",
         "datasync" => "DataSync",
+        "resourcegroupstagging" => "Resource Groups Tagging",
         "sts" => "STS",
         other => other,
     }
@@ -216,6 +220,7 @@ fn action_prefix(service: &str) -> &str {
         "sfn" => "states",
         "eventbridge" => "events",
         "cloudwatchlogs" => "logs",
+        "resourcegroupstagging" => "tag",
         other => other,
     }
 }

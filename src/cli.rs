@@ -175,6 +175,9 @@ pub enum Command {
         /// The default env is never swept unless this is given
         #[arg(long)]
         include_default: bool,
+        /// Also sweep environments that exist (by their tags) without any state
+        #[arg(long)]
+        orphans: bool,
         #[command(flatten)]
         apply: ApplyArgs,
         #[command(flatten)]

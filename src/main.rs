@@ -41,8 +41,8 @@ async fn run(cli: Cli) -> error::Result<()> {
     match &cli.command {
         Command::Up { select, vars, apply, out, ttl } => commands::deploy::up(g, select, vars, apply, out, *ttl).await,
         Command::Envs { out } => commands::envs::envs(g, out).await,
-        Command::Sweep { older_than, include_default, apply, out } => {
-            commands::envs::sweep(g, *older_than, *include_default, apply, out).await
+        Command::Sweep { older_than, include_default, orphans, apply, out } => {
+            commands::envs::sweep(g, *older_than, *include_default, *orphans, apply, out).await
         }
         Command::Plan { select, vars, out, detailed_exitcode } => {
             let changes = commands::deploy::plan(g, select, vars, out).await;

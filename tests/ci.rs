@@ -347,6 +347,25 @@ fn environments_are_listed_and_expired_ones_are_swept() {
         w.c.block_on(w.c.iam.list_roles().send()).unwrap().roles().iter().map(|r| r.role_name().to_string()).collect();
     assert!(roles.iter().all(|r| !r.starts_with("pr-")), "{roles:?}");
     assert!(roles.contains(&"sfn-should-i-deploy".to_string()), "the default env stays: {roles:?}");
+
+    // an environment whose state was lost still shows, by its tags, and --orphans sweeps it
+    let (_i, d) = runner(&w);
+    d.run(&["up", "should-i-deploy", "--env", "pr-5", "--yes"]).success();
+    w.c.block_on(w.c.s3.delete_object().bucket(BUCKET).key("ci/pr-5/should-i-deploy.json").send()).unwrap();
+    let (_j, d) = runner(&w);
+    let rows = d.run(&["envs", "-o", "json"]).success().json()["envs"].clone();
+    let pr5 = rows.as_array().unwrap().iter().find(|r| r["env"] == "pr-5").expect("found by its tags").clone();
+    assert_eq!((pr5["state"].clone(), pr5["stacks"].clone()), (serde_json::json!(false), serde_json::json!(["should-i-deploy"])), "{pr5}");
+    assert!(pr5["tagged"].as_u64().unwrap() >= 1, "{pr5}");
+    let (_k, d) = runner(&w);
+    let out = d.run(&["sweep", "--yes"]).success();
+    assert!(!out.stderr.contains("swept pr-5"), "without --orphans, an env without state is not swept: {out:?}");
+    let (_l, d) = runner(&w);
+    let out = d.run(&["sweep", "--orphans", "--yes"]).success();
+    assert!(out.stderr.contains("pr-5 (should-i-deploy; no state: found by its tags)") && out.stderr.contains("swept pr-5"), "{out:?}");
+    let roles: Vec<String> =
+        w.c.block_on(w.c.iam.list_roles().send()).unwrap().roles().iter().map(|r| r.role_name().to_string()).collect();
+    assert!(roles.iter().all(|r| !r.starts_with("pr-5-")), "{roles:?}");
 }
 
 /// A summary to post on the pull request: the plan, what was applied, the outputs, in Markdown.

@@ -1,6 +1,8 @@
 //! Environments as a list with a lifetime: `envs` lists what the state backend records per
-//! env; `sweep` destroys the ones that expired (`up --ttl`) or that nobody brought up for a
-//! while (`--older-than`), never the default env unless asked, carrying on past one that fails.
+//! env, and what carries the `deploy:env` tag in the account (an environment whose state was
+//! lost still shows); `sweep` destroys the ones that expired (`up --ttl`), that nobody brought
+//! up for a while (`--older-than`), or (`--orphans`) that exist without state, never the
+//! default env unless asked, carrying on past one that fails.
 
 use super::Setup;
 use crate::cli::{ApplyArgs, Format, Global, OutputArgs, VarArgs};
@@ -19,6 +21,10 @@ pub struct Env {
     pub last_up: Option<u64>,
     pub by: Option<String>,
     pub expires: Option<u64>,
+    /// Recorded in the state backend (false: found by its tags only, its state lost).
+    pub state: bool,
+    /// Resources that carry its `deploy:env` tag (services the tagging API covers; not IAM).
+    pub tagged: Option<usize>,
 }
 
 fn when(t: Option<u64>) -> String {
@@ -28,12 +34,13 @@ fn when(t: Option<u64>) -> String {
     }
 }
 
-/// Every environment the state backend records, with what its stacks' states say.
-pub async fn list(setup: &Setup) -> Result<Vec<Env>> {
+/// Every environment the state backend records, with what its stacks' states say, and (with
+/// `ctx`) every one whose tags are in the account.
+pub async fn list(setup: &Setup, ctx: Option<&crate::aws::Ctx>) -> Result<Vec<Env>> {
     let mut envs: BTreeMap<String, Env> = BTreeMap::new();
     for (env, stack) in setup.store.list().await? {
         let st = setup.store.load(&stack, &env).await?;
-        let e = envs.entry(env.clone()).or_insert_with(|| Env { env: env.clone(), ..Default::default() });
+        let e = envs.entry(env.clone()).or_insert_with(|| Env { env: env.clone(), state: true, ..Default::default() });
         e.stacks.push(stack);
         e.resources += st.resources.len();
         if let Some(m) = &st.meta {
@@ -47,12 +54,54 @@ pub async fn list(setup: &Setup) -> Result<Vec<Env>> {
             }
         }
     }
+    if let Some(ctx) = ctx {
+        for (env, stack) in tagged(ctx).await? {
+            let e = envs.entry(env.clone()).or_insert_with(|| Env { env: env.clone(), ..Default::default() });
+            *e.tagged.get_or_insert(0) += 1;
+            if !e.stacks.contains(&stack) {
+                e.stacks.push(stack);
+            }
+        }
+        for e in envs.values_mut() {
+            e.tagged.get_or_insert(0);
+        }
+    }
     Ok(envs.into_values().collect())
+}
+
+/// (env, stack) of every resource that carries deploy's tags, by the tagging API.
+async fn tagged(ctx: &crate::aws::Ctx) -> Result<Vec<(String, String)>> {
+    use aws_sdk_resourcegroupstagging::types::TagFilter;
+    let mut out = Vec::new();
+    let mut pages =
+        ctx.tagging.get_resources().tag_filters(TagFilter::builder().key("deploy:env").build()).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| crate::aws::api_error("GetResources", &e))?;
+        for m in page.resource_tag_mapping_list() {
+            let tag = |k: &str| m.tags().iter().find(|t| t.key() == k).map(|t| t.value().to_string());
+            if let (Some(env), Some(stack)) = (tag("deploy:env"), tag("deploy:stack")) {
+                out.push((env, stack));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Connects for the tag search, or says why the list is the state backend's alone.
+async fn connect_for_tags(setup: &Setup, g: &Global) -> Option<crate::aws::Ctx> {
+    match setup.connect(&g.aws).await {
+        Ok(ctx) => Some(ctx),
+        Err(e) => {
+            eprintln!("note: environments found by their tags are not listed: {}", e.message);
+            None
+        }
+    }
 }
 
 pub async fn envs(g: &Global, out: &OutputArgs) -> Result<()> {
     let setup = Setup::new(g)?;
-    let envs = list(&setup).await?;
+    let ctx = connect_for_tags(&setup, g).await;
+    let envs = list(&setup, ctx.as_ref()).await?;
     match out.format {
         Format::Json => println!("{}", crate::views::json_doc(serde_json::json!({"envs": envs}))),
         Format::Text | Format::Markdown => {
@@ -60,11 +109,11 @@ pub async fn envs(g: &Global, out: &OutputArgs) -> Result<()> {
                 println!("No environments recorded in {}.", setup.store_location());
             }
             for e in &envs {
+                let recorded = if e.state { format!("{:>4} resource(s)", e.resources) } else { "no state (found by tags)".into() };
                 println!(
-                    "{:<20} {:>3} stack(s) {:>4} resource(s)  created {}  last up {} by {}  expires {}  ({})",
+                    "{:<20} {:>3} stack(s) {recorded}  created {}  last up {} by {}  expires {}  ({})",
                     e.env,
                     e.stacks.len(),
-                    e.resources,
                     when(e.created),
                     when(e.last_up),
                     e.by.as_deref().unwrap_or("-"),
@@ -81,17 +130,21 @@ pub async fn sweep(
     g: &Global,
     older_than: Option<std::time::Duration>,
     include_default: bool,
+    orphans: bool,
     args: &ApplyArgs,
     out: &OutputArgs,
 ) -> Result<()> {
     let setup = Setup::new(g)?;
     let now = now_secs();
-    let doomed: Vec<(Env, String)> = list(&setup)
+    let ctx = if orphans { Some(setup.connect(&g.aws).await?) } else { None };
+    let doomed: Vec<(Env, String)> = list(&setup, ctx.as_ref())
         .await?
         .into_iter()
         .filter(|e| include_default || e.env != crate::manifest::DEFAULT_ENV)
         .filter_map(|e| {
-            let why = if e.expires.is_some_and(|x| x <= now) {
+            let why = if !e.state {
+                "no state: found by its tags".to_string()
+            } else if e.expires.is_some_and(|x| x <= now) {
                 format!("expired {}", when(e.expires))
             } else if let (Some(d), Some(u)) = (older_than, e.last_up) {
                 if u + d.as_secs() <= now { format!("last up {} (more than {} ago)", when(Some(u)), humantime::format_duration(d)) } else { return None }
