@@ -312,6 +312,14 @@ fn environments_are_listed_and_expired_ones_are_swept() {
     d.run(&["up", "should-i-deploy", "--env", "pr-2", "--ttl", "72h", "--yes"]).success();
     let (_c, d) = runner(&w);
     d.run(&["up", "should-i-deploy", "--yes"]).success();
+    // the lifetime is on the resources too, and a later up without --ttl keeps it
+    let arn = "arn:aws:states:us-east-1:123456789012:stateMachine:pr-2-should-i-deploy";
+    let tags = w.c.block_on(w.c.sfn.list_tags_for_resource().resource_arn(arn).send()).unwrap();
+    let ttl: Vec<&str> = tags.tags().iter().filter(|t| t.key() == Some("deploy:ttl")).filter_map(|t| t.value()).collect();
+    assert_eq!(ttl, ["3days"]);
+    let (_c2, d) = runner(&w);
+    let out = d.run(&["plan", "should-i-deploy", "--env", "pr-2"]).success();
+    assert!(out.stdout.contains("No changes"), "{out:?}");
 
     let (_d, d) = runner(&w);
     let envs = d.run(&["envs", "-o", "json"]).success().json();

@@ -49,6 +49,23 @@ async fn plan_stacks(setup: &Setup, stacks: Vec<Stack>, ctx: &Ctx, command: &str
     Ok(out)
 }
 
+/// An environment with a lifetime says so on its resources too: a `deploy:ttl` tag (the
+/// `--ttl` given, else the one recorded by an earlier `up`) on every taggable resource. The
+/// tag holds the duration, not a date, so an `up` that changes nothing re-tags nothing.
+async fn tag_lifetimes(setup: &Setup, stacks: &mut [Stack], ttl: Option<std::time::Duration>) -> Result<()> {
+    for stack in stacks {
+        let recorded = setup.store.load(&stack.name, &setup.env).await?.meta.and_then(|m| m.ttl_secs);
+        let Some(secs) = ttl.map(|t| t.as_secs()).or(recorded) else { continue };
+        let value = humantime::format_duration(std::time::Duration::from_secs(secs)).to_string();
+        for decl in stack.resources.values_mut().filter(|d| d.kind.taggable()) {
+            if let Some(tags) = decl.attrs.get_mut("tags").and_then(|t| t.as_object_mut()) {
+                tags.insert("deploy:ttl".into(), value.clone().into());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Runs every changing resource's preflight before anything is touched.
 async fn preflight(plans: &[Planned], ctx: &Ctx) -> Result<()> {
     for p in plans {
@@ -140,9 +157,10 @@ pub async fn up(
     ttl: Option<std::time::Duration>,
 ) -> Result<()> {
     let setup = Setup::new(g)?;
-    let stacks = setup.load(select, vars)?;
+    let mut stacks = setup.load(select, vars)?;
     super::validate::gate(&setup, &stacks, vars).await?;
     let ctx = setup.connect(&g.aws).await?;
+    tag_lifetimes(&setup, &mut stacks, ttl).await?;
     let mut plans = plan_stacks(&setup, stacks, &ctx, "up").await?;
     print_plans(&plans, out.format);
     // The environment's lifetime: created, last up, by whom, and --ttl (kept unless given anew).
@@ -185,9 +203,10 @@ pub async fn up(
 /// Prints the plans; says whether anything would change.
 pub async fn plan(g: &Global, select: &Selection, vars: &VarArgs, out: &OutputArgs) -> Result<bool> {
     let setup = Setup::new(g)?;
-    let stacks = setup.load(select, vars)?;
+    let mut stacks = setup.load(select, vars)?;
     super::validate::gate(&setup, &stacks, vars).await?;
     let ctx = setup.connect(&g.aws).await?;
+    tag_lifetimes(&setup, &mut stacks, None).await?;
     let plans = plan_stacks(&setup, stacks, &ctx, "plan").await?;
     print_plans(&plans, out.format);
     Ok(plans.iter().any(|p| p.plan.has_changes()))
