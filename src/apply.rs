@@ -148,7 +148,8 @@ impl Run<'_> {
                     return Err(e);
                 };
                 let tags = &live["tags"];
-                let tagged_ours = tags["deploy:stack"] == Value::from(stack.name.as_str()) && tags["deploy:env"] == Value::from(stack.env.as_str());
+                let tagged_ours =
+                    tags["deploy:stack"] == Value::from(stack.name.as_str()) && tags["deploy:env"] == Value::from(stack.env.as_str());
                 if !(tagged_ours || (resume && !kind.taggable())) {
                     self.forget(id).await?;
                     let why = if kind.taggable() {
@@ -156,8 +157,15 @@ impl Run<'_> {
                     } else {
                         format!("a {} cannot prove whose it is, and no run of this stack began creating it", kind.name())
                     };
-                    return Err(Error::aws(format!("{} `{}` already exists and was not created here: {why}", kind.name(), kind.display_name(want)))
-                        .help(format!("delete it, deploy into another env with --env NAME, or take it over: deploy import {} {id} --env {}", stack.name, stack.env)));
+                    return Err(Error::aws(format!(
+                        "{} `{}` already exists and was not created here: {why}",
+                        kind.name(),
+                        kind.display_name(want)
+                    ))
+                    .help(format!(
+                        "delete it, deploy into another env with --env NAME, or take it over: deploy import {} {id} --env {}",
+                        stack.name, stack.env
+                    )));
                 }
                 let outputs = if diff(want, &live, &[]).is_empty() { found } else { kind.update(ctx, &live, want, &found).await? };
                 self.record(id, kind, want, outputs, deps, Status::Created).await?;
@@ -230,7 +238,8 @@ impl Run<'_> {
                 Action::Adopt => {
                     let live = step.live.clone().unwrap_or(Value::Null);
                     let found = step.found.clone().unwrap_or_default();
-                    let outputs = if diff(&want, &live, &[]).is_empty() { found } else { decl.kind.update(ctx, &live, &want, &found).await? };
+                    let outputs =
+                        if diff(&want, &live, &[]).is_empty() { found } else { decl.kind.update(ctx, &live, &want, &found).await? };
                     self.record(id, decl.kind, &want, outputs, &decl.deps, Status::Created).await?;
                     Ok(true)
                 }
@@ -299,12 +308,18 @@ fn collect(summary: &mut Summary, plan: &Plan, outcomes: BTreeMap<String, Outcom
 
 impl Executor<'_> {
     fn target(&self) -> Target {
-        Target { account_id: self.ctx.account_id.clone(), region: self.ctx.region.clone(), endpoint: self.ctx.endpoint.clone() }
+        Target::of(self.ctx)
     }
 
     /// Carries out an `up` plan.
     pub async fn up(&self, stack: &Stack, plan: &Plan, state: StackState) -> Result<Summary> {
-        let run = Run { ex: self, stack_name: stack.name.clone(), state: Mutex::new(state), writer: tokio::sync::Mutex::new(()), secrets: stack.secrets.clone() };
+        let run = Run {
+            ex: self,
+            stack_name: stack.name.clone(),
+            state: Mutex::new(state),
+            writer: tokio::sync::Mutex::new(()),
+            secrets: stack.secrets.clone(),
+        };
         run.save(|st| st.target = Some(self.target())).await?;
         for w in &plan.warnings {
             run.emit(Event::Warning { stack: stack.name.clone(), message: w.clone() });
@@ -355,7 +370,13 @@ impl Executor<'_> {
     /// Carries out a destroy plan: everything recorded, dependents first.
     pub async fn destroy(&self, plan: &Plan, state: StackState) -> Result<Summary> {
         let g = recorded_graph(&state, |_| true);
-        let run = Run { ex: self, stack_name: plan.stack.clone(), state: Mutex::new(state), writer: tokio::sync::Mutex::new(()), secrets: vec![] };
+        let run = Run {
+            ex: self,
+            stack_name: plan.stack.clone(),
+            state: Mutex::new(state),
+            writer: tokio::sync::Mutex::new(()),
+            secrets: vec![],
+        };
         let mut summary = Summary { stack: plan.stack.clone(), env: plan.env.clone(), ..Default::default() };
         let stop = || self.stop.load(Ordering::SeqCst);
         let outcomes = g

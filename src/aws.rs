@@ -256,16 +256,31 @@ pub fn classify(code: Option<&str>, dispatch: Option<bool>, unreadable: bool) ->
     match code {
         None => Failure::NotAws,
         Some(
-            "InvalidClientTokenId" | "SignatureDoesNotMatch" | "UnrecognizedClientException" | "InvalidAccessKeyId"
-            | "ExpiredToken" | "ExpiredTokenException" | "InvalidToken" | "IncompleteSignature" | "InvalidSignatureException"
-            | "AuthFailure" | "MissingAuthenticationToken",
+            "InvalidClientTokenId"
+            | "SignatureDoesNotMatch"
+            | "UnrecognizedClientException"
+            | "InvalidAccessKeyId"
+            | "ExpiredToken"
+            | "ExpiredTokenException"
+            | "InvalidToken"
+            | "IncompleteSignature"
+            | "InvalidSignatureException"
+            | "AuthFailure"
+            | "MissingAuthenticationToken",
         ) => Failure::BadCredentials,
         Some("AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" | "UnauthorizedException" | "Forbidden") => {
             Failure::AccessDenied
         }
         Some(
-            "Throttling" | "ThrottlingException" | "ThrottledException" | "TooManyRequestsException" | "RequestLimitExceeded"
-            | "SlowDown" | "ProvisionedThroughputExceededException" | "RequestThrottled" | "RequestThrottledException",
+            "Throttling"
+            | "ThrottlingException"
+            | "ThrottledException"
+            | "TooManyRequestsException"
+            | "RequestLimitExceeded"
+            | "SlowDown"
+            | "ProvisionedThroughputExceededException"
+            | "RequestThrottled"
+            | "RequestThrottledException",
         ) => Failure::Throttled,
         Some(_) => Failure::Service,
     }

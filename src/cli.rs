@@ -196,9 +196,7 @@ pub enum Command {
         detailed_exitcode: bool,
     },
     /// Print the env name for a branch name (valid, stable, distinct for distinct branches)
-    EnvName {
-        branch: String,
-    },
+    EnvName { branch: String },
     /// Remove everything a stack created (no stack: every stack deployed in the env)
     Destroy {
         /// Stacks to destroy (none: every stack of the project and every one recorded in the env)
@@ -220,9 +218,7 @@ pub enum Command {
         vars: VarArgs,
     },
     /// Remove a stack's lock left by a run that is gone (a crash, a killed CI job)
-    Unlock {
-        stack: String,
-    },
+    Unlock { stack: String },
     /// List the project's stacks and where they are deployed
     List {
         #[command(flatten)]

@@ -210,10 +210,8 @@ pub fn callback_fields(def: &serde_json::Value, state: &str) -> Vec<String> {
         }
         out
     };
-    let own: Vec<String> = [st.get("Output"), st.get("Assign"), st.get("ResultSelector")]
-        .into_iter()
-        .flat_map(|v| fields(v, &["$states.result."]))
-        .collect();
+    let own: Vec<String> =
+        [st.get("Output"), st.get("Assign"), st.get("ResultSelector")].into_iter().flat_map(|v| fields(v, &["$states.result."])).collect();
     if !own.is_empty() || st.get("Output").is_some() {
         return own;
     }
@@ -420,7 +418,10 @@ pub async fn follow(ctx: &Ctx, execution_arn: &str, watch: &Watch, mut emit: imp
                 if !known.contains(d.name()) {
                     return Err(not_run(
                         watch,
-                        format!("its history of {execution_arn} enters a state `{}` that the definition does not have (a placeholder execution)", d.name()),
+                        format!(
+                            "its history of {execution_arn} enters a state `{}` that the definition does not have (a placeholder execution)",
+                            d.name()
+                        ),
                     ));
                 }
             }
@@ -433,10 +434,7 @@ pub async fn follow(ctx: &Ctx, execution_arn: &str, watch: &Watch, mut emit: imp
         }
         if let Some(limit) = watch.stall_limit {
             if seen <= 1 && started.elapsed() > limit {
-                return Err(not_run(
-                    watch,
-                    format!("{execution_arn} has shown nothing past its start for {} s", limit.as_secs()),
-                ));
+                return Err(not_run(watch, format!("{execution_arn} has shown nothing past its start for {} s", limit.as_secs())));
             }
         }
         delay = if progressed { Duration::from_millis(100) } else { (delay * 2).min(Duration::from_secs(2)) };
@@ -473,7 +471,8 @@ mod tests {
 
     #[test]
     fn a_callback_answer_is_suggested_with_the_fields_the_workflow_reads() {
-        let published = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/published/create-new-user/jsonata.json"));
+        let published =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/published/create-new-user/jsonata.json"));
         let def: serde_json::Value = serde_json::from_str(&published.unwrap()).unwrap();
         assert_eq!(callback_fields(&def, "SNS Publish"), ["admin"]);
         let own = serde_json::json!({"StartAt": "W", "States": {"W": {"Type": "Task", "Resource": "x", "End": true,

@@ -478,7 +478,14 @@ pub fn render_markdown(plan: &Plan) -> String {
     }
     out.push_str("| action | resource | kind | name |\n|---|---|---|---|\n");
     for s in &changing {
-        out.push_str(&format!("| {} {} | `{}` | {} | `{}` |\n", s.action.symbol(), s.action.verb(), s.id, s.kind, s.name.replace('|', "\\|")));
+        out.push_str(&format!(
+            "| {} {} | `{}` | {} | `{}` |\n",
+            s.action.symbol(),
+            s.action.verb(),
+            s.id,
+            s.kind,
+            s.name.replace('|', "\\|")
+        ));
     }
     out.push_str(&format!(
         "\n**{} to create, {} to adopt, {} to update, {} to replace, {} to delete**, {} unchanged.\n",

@@ -65,12 +65,12 @@ pub fn seal(value: &Value, paths: &[&str], secrets: &[String]) -> Value {
 pub fn unseal_matching(want: &Value, have: &Value) -> Value {
     match (want, have) {
         (Value::String(w), Value::String(h)) if is_sealed(h) && same(h, w) => Value::String(w.clone()),
-        (Value::Object(w), Value::Object(h)) => {
-            Value::Object(h.iter().map(|(k, hv)| (k.clone(), w.get(k).map(|wv| unseal_matching(wv, hv)).unwrap_or_else(|| hv.clone()))).collect())
-        }
-        (Value::Array(w), Value::Array(h)) => {
-            Value::Array(h.iter().enumerate().map(|(i, hv)| w.get(i).map(|wv| unseal_matching(wv, hv)).unwrap_or_else(|| hv.clone())).collect())
-        }
+        (Value::Object(w), Value::Object(h)) => Value::Object(
+            h.iter().map(|(k, hv)| (k.clone(), w.get(k).map(|wv| unseal_matching(wv, hv)).unwrap_or_else(|| hv.clone()))).collect(),
+        ),
+        (Value::Array(w), Value::Array(h)) => Value::Array(
+            h.iter().enumerate().map(|(i, hv)| w.get(i).map(|wv| unseal_matching(wv, hv)).unwrap_or_else(|| hv.clone())).collect(),
+        ),
         _ => have.clone(),
     }
 }

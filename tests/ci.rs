@@ -74,7 +74,8 @@ fn state_on_s3_is_shared_by_runners_that_have_nothing_else() {
     // --lock-timeout waits for a lock that is released meanwhile
     put_lock(&w, &holder);
     let (_d6, d) = runner(&w);
-    let mut child = d.spawn(&["up", "should-i-deploy", "--env", "pr-7", "--yes", "--var", "frequency_in_minutes=9", "--lock-timeout", "2m"]);
+    let mut child =
+        d.spawn(&["up", "should-i-deploy", "--env", "pr-7", "--yes", "--var", "frequency_in_minutes=9", "--lock-timeout", "2m"]);
     let stderr = child.stderr.take().unwrap();
     let mut lines = std::io::BufReader::new(stderr).lines();
     let waiting = lines.by_ref().map_while(Result::ok).find(|l| l.contains("waiting up to 2m for the lock"));
@@ -174,8 +175,7 @@ fn destroy_without_state_removes_what_is_provably_ours_and_nothing_else() {
             "{g}: {out:?}"
         );
     }
-    let roles: Vec<String> =
-        w.c.block_on(w.c.iam.list_roles().send()).unwrap().roles().iter().map(|r| r.role_name().to_string()).collect();
+    let roles: Vec<String> = w.c.block_on(w.c.iam.list_roles().send()).unwrap().roles().iter().map(|r| r.role_name().to_string()).collect();
     assert!(roles.iter().all(|r| !r.starts_with("pr-7-")), "{roles:?}");
     let machines = w.c.block_on(w.c.sfn.list_state_machines().send()).unwrap();
     let names: Vec<&str> = machines.state_machines().iter().map(|m| m.name()).collect();
@@ -286,8 +286,7 @@ fn ci_scripts_get_env_names_plan_exit_codes_and_json_errors() {
     };
     plan(&[]).code(2); // everything to create
     d().run(&["up", "should-i-deploy", "--env-from-branch", "feature/Add-Login_v2", "--yes"]).success();
-    let roles: Vec<String> =
-        w.c.block_on(w.c.iam.list_roles().send()).unwrap().roles().iter().map(|r| r.role_name().to_string()).collect();
+    let roles: Vec<String> = w.c.block_on(w.c.iam.list_roles().send()).unwrap().roles().iter().map(|r| r.role_name().to_string()).collect();
     assert!(roles.contains(&format!("{env}-sfn-should-i-deploy")), "{roles:?}");
     plan(&[]).code(0); // nothing to change
     plan(&["--var", "frequency_in_minutes=nope"]).code(1); // an error
@@ -334,9 +333,7 @@ fn environments_are_listed_and_expired_ones_are_swept() {
 
     // pr-1 expires a second after its up; wait for that to be true, as seen by the clock
     let expiry = rows[1]["expires"].as_u64().unwrap();
-    eventually(10, "pr-1 to expire", || {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() > expiry
-    });
+    eventually(10, "pr-1 to expire", || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() > expiry);
     let (_e, d) = runner(&w);
     let out = d.run(&["sweep"]).code(5);
     assert!(out.stderr.contains("To sweep:\n  pr-1 (should-i-deploy; expired"), "listed first, nothing done unconfirmed: {out:?}");
@@ -344,15 +341,18 @@ fn environments_are_listed_and_expired_ones_are_swept() {
     let out = d.run(&["sweep", "--yes"]).success();
     assert!(out.stderr.contains("swept pr-1"), "{out:?}");
     let (_g, d) = runner(&w);
-    let names: Vec<String> =
-        d.run(&["envs", "-o", "json"]).success().json()["envs"].as_array().unwrap().iter().map(|r| r["env"].as_str().unwrap().to_string()).collect();
+    let names: Vec<String> = d.run(&["envs", "-o", "json"]).success().json()["envs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["env"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(names, ["default", "pr-2"]);
     // --older-than takes the stale ones too, and still never the default env
     let (_h, d) = runner(&w);
     let out = d.run(&["sweep", "--older-than", "0s", "--yes"]).success();
     assert!(out.stderr.contains("swept pr-2") && !out.stderr.contains("swept default"), "{out:?}");
-    let roles: Vec<String> =
-        w.c.block_on(w.c.iam.list_roles().send()).unwrap().roles().iter().map(|r| r.role_name().to_string()).collect();
+    let roles: Vec<String> = w.c.block_on(w.c.iam.list_roles().send()).unwrap().roles().iter().map(|r| r.role_name().to_string()).collect();
     assert!(roles.iter().all(|r| !r.starts_with("pr-")), "{roles:?}");
     assert!(roles.contains(&"sfn-should-i-deploy".to_string()), "the default env stays: {roles:?}");
 
@@ -371,8 +371,7 @@ fn environments_are_listed_and_expired_ones_are_swept() {
     let (_l, d) = runner(&w);
     let out = d.run(&["sweep", "--orphans", "--yes"]).success();
     assert!(out.stderr.contains("pr-5 (should-i-deploy; no state: found by its tags)") && out.stderr.contains("swept pr-5"), "{out:?}");
-    let roles: Vec<String> =
-        w.c.block_on(w.c.iam.list_roles().send()).unwrap().roles().iter().map(|r| r.role_name().to_string()).collect();
+    let roles: Vec<String> = w.c.block_on(w.c.iam.list_roles().send()).unwrap().roles().iter().map(|r| r.role_name().to_string()).collect();
     assert!(roles.iter().all(|r| !r.starts_with("pr-5-")), "{roles:?}");
 }
 
@@ -385,7 +384,10 @@ fn plans_and_outputs_come_as_markdown_for_pull_requests() {
     insta::assert_snapshot!("plan_markdown_pr3", plan.stdout);
     let up = d().run(&["up", "should-i-deploy", "--env", "pr-3", "--yes", "-o", "markdown"]).success();
     assert!(up.stdout.contains("**`should-i-deploy` (env `pr-3`): 12 changes applied.**"), "{up:?}");
-    assert!(up.stdout.contains("| `state_machine_arn` | `arn:aws:states:us-east-1:123456789012:stateMachine:pr-3-should-i-deploy` |"), "{up:?}");
+    assert!(
+        up.stdout.contains("| `state_machine_arn` | `arn:aws:states:us-east-1:123456789012:stateMachine:pr-3-should-i-deploy` |"),
+        "{up:?}"
+    );
     let out = d().run(&["outputs", "should-i-deploy", "--env", "pr-3", "-o", "markdown"]).success();
     assert!(out.stdout.starts_with("### `should-i-deploy` (env `pr-3`)\n\n| output | value |\n|---|---|\n"), "{out:?}");
     let out = d().run(&["plan", "should-i-deploy", "--env", "pr-3", "-o", "markdown", "--var", "frequency_in_minutes=9"]).success();
@@ -402,7 +404,10 @@ const WORKFLOW: &str = "examples/github-actions/preview-environments.yml";
 fn deploy_steps(workflow: &str, job: &str) -> Vec<String> {
     let lines: Vec<&str> = workflow.lines().collect();
     let start = lines.iter().position(|l| *l == format!("  {job}:")).unwrap_or_else(|| panic!("no job {job}"));
-    let end = lines[start + 1..].iter().position(|l| l.starts_with("  ") && !l.starts_with("   ") && l.ends_with(':')).map_or(lines.len(), |p| start + 1 + p);
+    let end = lines[start + 1..]
+        .iter()
+        .position(|l| l.starts_with("  ") && !l.starts_with("   ") && l.ends_with(':'))
+        .map_or(lines.len(), |p| start + 1 + p);
     let mut blocks = Vec::new();
     let mut i = start;
     while i < end {
@@ -429,7 +434,10 @@ fn the_github_actions_example_passes_actionlint() {
     let venv = std::env::var("DEPLOY_VENV").map(std::path::PathBuf::from).unwrap_or_else(|_| root.join(".venv"));
     let actionlint = venv.join("bin/actionlint");
     if !actionlint.exists() {
-        return skipped("the_github_actions_example_passes_actionlint", &format!("{} is missing: scripts/test installs it", actionlint.display()));
+        return skipped(
+            "the_github_actions_example_passes_actionlint",
+            &format!("{} is missing: scripts/test installs it", actionlint.display()),
+        );
     }
     let out = std::process::Command::new(&actionlint).arg(root.join(WORKFLOW)).output().unwrap();
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));

@@ -292,7 +292,9 @@ fn a_resource_created_by_someone_else_is_not_taken_over() {
     let out = w.deploy().run(&["up", STACK, "--yes"]).code(2);
     assert!(out.stderr.contains("1 declared resource(s) already exist and belong to someone else; nothing was changed"), "{out:?}");
     assert!(
-        out.stderr.contains("iam_role.sfn_role (sfn-should-i-deploy): exists, and is not this stack's: its tags say no deploy:stack tag, no deploy:env tag"),
+        out.stderr.contains(
+            "iam_role.sfn_role (sfn-should-i-deploy): exists, and is not this stack's: its tags say no deploy:stack tag, no deploy:env tag"
+        ),
         "{out:?}"
     );
     assert!(out.stderr.contains("deploy import should-i-deploy sfn_role --env default"), "{out:?}");

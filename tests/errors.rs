@@ -124,7 +124,11 @@ fn plain_http_server() -> String {
             let mut buf = [0u8; 65536];
             let _ = s.read(&mut buf);
             let body = "<html><body>It works!</body></html>";
-            let _ = write!(s, "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
         }
     });
     url
@@ -146,7 +150,11 @@ fn a_closed_port_is_unreachable() {
     let endpoint = closed_endpoint();
     let state = tempfile::tempdir().unwrap();
     let out = Deploy::new(&repo(), state.path(), &endpoint).run(&["plan", "should-i-deploy"]).code(3);
-    assert_one_clear_error(&out, &format!("error: cannot reach {endpoint} (STS GetCallerIdentity): Connection refused"), "is the emulator running");
+    assert_one_clear_error(
+        &out,
+        &format!("error: cannot reach {endpoint} (STS GetCallerIdentity): Connection refused"),
+        "is the emulator running",
+    );
 }
 
 #[test]

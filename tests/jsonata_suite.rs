@@ -12,7 +12,6 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-
 /// Numbers compare by value (1 == 1.0), everything else structurally.
 fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {

@@ -95,7 +95,7 @@ fn every_shell_block_of_the_readme_runs() {
     let failed_at = stderr.lines().filter(|l| l.starts_with("### README.md:")).last().unwrap_or("(before the first block)");
     assert!(out.status.success(), "the README block at {failed_at} failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
     for seen in [
-        "should-i-deploy: 12 changes applied",       // the quick start deployed
+        "should-i-deploy: 12 changes applied",        // the quick start deployed
         "Call Should I deploy API: task http:invoke", // and ran it on deploy local
         "execution SUCCEEDED",
         "arn:aws:iam::aws:policy/AWSDenyAll", // --answer no locked the CI user

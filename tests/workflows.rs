@@ -207,7 +207,10 @@ fn a_workflow_the_endpoint_does_not_run_is_reported_with_the_way_out() {
     let w = World::new();
     w.deploy().run(&["up", "should-i-deploy", "--yes"]).success();
     let out = w.deploy().run(&["run", "should-i-deploy"]).code(3);
-    assert!(out.stderr.contains(&format!("error: {} does not run this state machine: its history of arn:aws:states:", w.moto.url())), "{out:?}");
+    assert!(
+        out.stderr.contains(&format!("error: {} does not run this state machine: its history of arn:aws:states:", w.moto.url())),
+        "{out:?}"
+    );
     assert!(out.stderr.contains("enters a state `A State` that the definition does not have"), "{out:?}");
     assert!(out.stderr.contains("point AWS_ENDPOINT_URL_SFN at it"), "{out:?}");
     assert!(!out.stdout.contains("execution SUCCEEDED"), "{out:?}");

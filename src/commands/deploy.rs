@@ -233,13 +233,11 @@ async fn recover(setup: &Setup, name: &str, vars: &VarArgs, state: &mut StackSta
     let mut added = Vec::new();
     for (id, (live, outputs)) in found.ours {
         let decl = &stack.resources[&id];
-        let entry =
-            crate::state::Entry { kind: decl.kind.name().into(), status: crate::state::Status::Created, attrs: live, outputs, depends_on: decl.deps.clone() };
-        state.resources.insert(id.clone(), entry);
+        state.resources.insert(id.clone(), crate::state::Entry::created(decl.kind.name(), live, outputs, decl.deps.clone()));
         added.push(id);
     }
     if state.target.is_none() && !added.is_empty() {
-        state.target = Some(crate::state::Target { account_id: ctx.account_id.clone(), region: ctx.region.clone(), endpoint: ctx.endpoint.clone() });
+        state.target = Some(crate::state::Target::of(ctx));
     }
     Ok(added)
 }
@@ -320,15 +318,8 @@ pub async fn import(g: &Global, stack_name: &str, id: &str, vars: &VarArgs) -> R
     let Some((live, found)) = decl.kind.read(&ctx, &want, &Default::default()).await? else {
         return Err(Error::user(format!("there is no {} named {name} to import", decl.kind.name())).help("`deploy up` creates it"));
     };
-    state.target.get_or_insert(crate::state::Target { account_id: ctx.account_id.clone(), region: ctx.region.clone(), endpoint: ctx.endpoint.clone() });
-    let entry = crate::state::Entry {
-        kind: decl.kind.name().into(),
-        status: crate::state::Status::Created,
-        attrs: live,
-        outputs: found,
-        depends_on: decl.deps.clone(),
-    };
-    state.resources.insert(id.to_string(), entry);
+    state.target.get_or_insert(crate::state::Target::of(&ctx));
+    state.resources.insert(id.to_string(), crate::state::Entry::created(decl.kind.name(), live, found, decl.deps.clone()));
     setup.store.save(&state).await?;
     println!(
         "imported {}.{id} ({name}) into stack `{stack_name}` (env `{}`): `deploy up {stack_name}` brings it to the manifest; `deploy destroy` now deletes it",

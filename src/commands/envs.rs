@@ -73,8 +73,7 @@ pub async fn list(setup: &Setup, ctx: Option<&crate::aws::Ctx>) -> Result<Vec<En
 async fn tagged(ctx: &crate::aws::Ctx) -> Result<Vec<(String, String)>> {
     use aws_sdk_resourcegroupstagging::types::TagFilter;
     let mut out = Vec::new();
-    let mut pages =
-        ctx.tagging.get_resources().tag_filters(TagFilter::builder().key("deploy:env").build()).into_paginator().send();
+    let mut pages = ctx.tagging.get_resources().tag_filters(TagFilter::builder().key("deploy:env").build()).into_paginator().send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| crate::aws::api_error("GetResources", &e))?;
         for m in page.resource_tag_mapping_list() {
@@ -147,7 +146,11 @@ pub async fn sweep(
             } else if e.expires.is_some_and(|x| x <= now) {
                 format!("expired {}", when(e.expires))
             } else if let (Some(d), Some(u)) = (older_than, e.last_up) {
-                if u + d.as_secs() <= now { format!("last up {} (more than {} ago)", when(Some(u)), humantime::format_duration(d)) } else { return None }
+                if u + d.as_secs() <= now {
+                    format!("last up {} (more than {} ago)", when(Some(u)), humantime::format_duration(d))
+                } else {
+                    return None;
+                }
             } else {
                 return None;
             };

@@ -69,7 +69,11 @@ pub async fn outputs(g: &Global, stack: &str, name: Option<&str>, out: &OutputAr
     match out.format {
         Format::Json => {
             let outputs = crate::secrets::mask(&serde_json::to_value(&st.outputs).unwrap(), &[], &[]);
-            println!("{}", serde_json::to_string_pretty(&crate::views::json_doc(json!({"stack": stack, "env": setup.env, "outputs": outputs}))).unwrap())
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&crate::views::json_doc(json!({"stack": stack, "env": setup.env, "outputs": outputs})))
+                    .unwrap()
+            )
         }
         Format::Markdown => {
             println!("### `{stack}` (env `{}`)\n", setup.env);

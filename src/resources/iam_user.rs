@@ -99,7 +99,8 @@ impl Kind for IamUser {
 /// about to be deleted; says what it did.
 async fn untie(ctx: &Ctx, user: &str) -> Result<Notes> {
     let mut notes = Vec::new();
-    let attached = ctx.iam.list_attached_user_policies().user_name(user).send().await.map_err(|e| api_error("ListAttachedUserPolicies", &e))?;
+    let attached =
+        ctx.iam.list_attached_user_policies().user_name(user).send().await.map_err(|e| api_error("ListAttachedUserPolicies", &e))?;
     for p in attached.attached_policies() {
         let arn = p.policy_arn().unwrap_or_default();
         ctx.iam.detach_user_policy().user_name(user).policy_arn(arn).send().await.map_err(|e| api_error("DetachUserPolicy", &e))?;
@@ -112,7 +113,13 @@ async fn untie(ctx: &Ctx, user: &str) -> Result<Notes> {
     }
     let groups = ctx.iam.list_groups_for_user().user_name(user).send().await.map_err(|e| api_error("ListGroupsForUser", &e))?;
     for g in groups.groups() {
-        ctx.iam.remove_user_from_group().user_name(user).group_name(g.group_name()).send().await.map_err(|e| api_error("RemoveUserFromGroup", &e))?;
+        ctx.iam
+            .remove_user_from_group()
+            .user_name(user)
+            .group_name(g.group_name())
+            .send()
+            .await
+            .map_err(|e| api_error("RemoveUserFromGroup", &e))?;
         notes.push(format!("removed the user from group {} first (added outside deploy)", g.group_name()));
     }
     Ok(notes)

@@ -30,7 +30,9 @@ impl DirStore {
         let path = self.path(stack, env);
         match std::fs::read(&path) {
             Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| {
-                Error::user("recorded state is not UTF-8 text").at(path.display().to_string()).help("restore it from a backup, or remove it")
+                Error::user("recorded state is not UTF-8 text")
+                    .at(path.display().to_string())
+                    .help("restore it from a backup, or remove it")
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io_at(&path)(e)),
@@ -90,11 +92,10 @@ impl DirStore {
                 let _ = file.read_to_string(&mut text);
                 Ok(Err(serde_json::from_str(&text).ok()))
             }
-            Err(std::fs::TryLockError::Error(e)) => Err(Error::new(
-                crate::error::Class::Locked,
-                format!("cannot lock stack `{stack}` (env `{env}`): {e}"),
-            )
-            .at(path.display().to_string())),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(Error::new(crate::error::Class::Locked, format!("cannot lock stack `{stack}` (env `{env}`): {e}"))
+                    .at(path.display().to_string()))
+            }
         }
     }
 

@@ -51,6 +51,20 @@ pub struct Target {
     pub endpoint: Option<String>,
 }
 
+impl Target {
+    /// Where this run points.
+    pub fn of(ctx: &crate::aws::Ctx) -> Target {
+        Target { account_id: ctx.account_id.clone(), region: ctx.region.clone(), endpoint: ctx.endpoint.clone() }
+    }
+}
+
+impl Entry {
+    /// A resource that exists and is ours, as found or made.
+    pub fn created(kind: &str, attrs: Value, outputs: BTreeMap<String, Value>, depends_on: BTreeSet<String>) -> Entry {
+        Entry { kind: kind.into(), status: Status::Created, attrs, outputs, depends_on }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StackState {
     pub version: u32,
@@ -126,7 +140,13 @@ impl Holder {
     /// "alice on ci-runner-7 (pid 123, `deploy up`), 42 s ago"
     pub fn describe(&self) -> String {
         let age = now_secs().saturating_sub(self.since);
-        let age = if age < 120 { format!("{age} s") } else if age < 7200 { format!("{} min", age / 60) } else { format!("{} h", age / 3600) };
+        let age = if age < 120 {
+            format!("{age} s")
+        } else if age < 7200 {
+            format!("{} min", age / 60)
+        } else {
+            format!("{} h", age / 3600)
+        };
         format!("{} on {} (pid {}, `deploy {}`), {age} ago", self.who, self.host, self.pid, self.command)
     }
 }

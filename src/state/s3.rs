@@ -61,8 +61,10 @@ impl S3Store {
     }
 
     fn no_bucket(&self) -> Error {
-        Error::user(format!("the state bucket {} does not exist", self.bucket))
-            .help(format!("create it once (aws s3 mb s3://{}, with versioning on to keep old states), or point --state elsewhere", self.bucket))
+        Error::user(format!("the state bucket {} does not exist", self.bucket)).help(format!(
+            "create it once (aws s3 mb s3://{}, with versioning on to keep old states), or point --state elsewhere",
+            self.bucket
+        ))
     }
 
     /// The object's text, or None when there is none.
@@ -150,7 +152,8 @@ impl S3Store {
         let prefix = if self.prefix.is_empty() { String::new() } else { format!("{}/", self.prefix) };
         let mut pages = self.client().await.list_objects_v2().bucket(&self.bucket).prefix(&prefix).into_paginator().send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| if e.code() == Some("NoSuchBucket") { self.no_bucket() } else { api_error("ListObjectsV2", &e) })?;
+            let page =
+                page.map_err(|e| if e.code() == Some("NoSuchBucket") { self.no_bucket() } else { api_error("ListObjectsV2", &e) })?;
             for o in page.contents() {
                 let rest = o.key().unwrap_or_default().strip_prefix(&prefix).unwrap_or_default();
                 if let Some((env, file)) = rest.split_once('/') {

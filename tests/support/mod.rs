@@ -25,9 +25,8 @@ pub fn python() -> String {
 /// terminal (not captured by the test harness) and in `DEPLOY_SKIP_LOG` for scripts/test's
 /// summary, and the caller returns: never silently passed, never failed.
 pub fn outside(check: &str, rel: &str) -> Option<PathBuf> {
-    let base = std::env::var("DEPLOY_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"));
+    let base =
+        std::env::var("DEPLOY_SHARED_DIR").map(PathBuf::from).unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"));
     let path = base.join(rel);
     if path.exists() {
         return Some(path);
@@ -286,12 +285,7 @@ pub fn empty_file() -> PathBuf {
 
 /// Waits for a spawned command.
 pub fn finish(child: std::process::Child) -> Output {
-    let out = child.wait_with_output().unwrap();
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    child.wait_with_output().unwrap().into()
 }
 
 /// Waits until `f` holds, for at most `secs` seconds.
@@ -307,6 +301,16 @@ pub struct Output {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
+}
+
+impl From<std::process::Output> for Output {
+    fn from(out: std::process::Output) -> Self {
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Output {
@@ -390,12 +394,7 @@ impl Deploy {
         if let Some(dir) = self.cmd.get_current_dir() {
             cmd.current_dir(dir);
         }
-        let out = cmd.stdin(Stdio::null()).output().unwrap();
-        Output {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        cmd.stdin(Stdio::null()).output().unwrap().into()
     }
 
     /// Starts the command without waiting (stdout and stderr captured).
@@ -404,12 +403,7 @@ impl Deploy {
     }
 
     pub fn run(mut self, args: &[&str]) -> Output {
-        let out = self.cmd.args(args).output().unwrap();
-        Output {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        self.cmd.args(args).output().unwrap().into()
     }
 }
 
@@ -517,7 +511,8 @@ pub fn nothing_left_but(c: &Clients, port: u16, keep_buckets: &[&str]) {
         assert!(c.sns.list_topics().send().await.unwrap().topics().is_empty(), "topics left");
         assert!(c.sns.list_subscriptions().send().await.unwrap().subscriptions().is_empty(), "subscriptions left");
         assert!(c.sqs.list_queues().send().await.unwrap().queue_urls().is_empty(), "queues left");
-        let buckets: Vec<String> = c.s3.list_buckets().send().await.unwrap().buckets().iter().filter_map(|b| b.name()).map(str::to_string).collect();
+        let buckets: Vec<String> =
+            c.s3.list_buckets().send().await.unwrap().buckets().iter().filter_map(|b| b.name()).map(str::to_string).collect();
         assert!(buckets.iter().all(|b| keep_buckets.contains(&b.as_str())), "buckets left: {buckets:?}");
         assert!(c.dynamodb.list_tables().send().await.unwrap().table_names().is_empty(), "tables left");
         assert!(c.lambda.list_functions().send().await.unwrap().functions().is_empty(), "functions left");
