@@ -132,9 +132,11 @@ impl Run<'_> {
         .await
     }
 
-    /// Creates; when the name is taken, adopts it only if it is provably ours: its tags say so,
-    /// or (`resume`) an earlier run of ours began creating it and state says so.
-    async fn create(&self, stack: &Stack, id: &str, kind: &dyn DynKind, want: &Value, resume: bool) -> Result<bool> {
+    /// Creates. When the name is taken (planning found nothing there, so it appeared since:
+    /// most likely this very create, applied but its answer lost and the call retried), it is
+    /// adopted: the pending record written just before the call proves the attempt ours. Only
+    /// `deploy:stack` / `deploy:env` tags naming another stack or env make it someone else's.
+    async fn create(&self, stack: &Stack, id: &str, kind: &dyn DynKind, want: &Value) -> Result<bool> {
         let ctx = self.ex.ctx;
         let deps = &stack.resources[id].deps;
         self.record(id, kind, want, Outputs::new(), deps, Status::Pending).await?;
@@ -147,20 +149,15 @@ impl Run<'_> {
                 let Some((live, found)) = kind.read(ctx, want, &Outputs::new()).await? else {
                     return Err(e);
                 };
-                let tags = &live["tags"];
-                let tagged_ours =
-                    tags["deploy:stack"] == Value::from(stack.name.as_str()) && tags["deploy:env"] == Value::from(stack.env.as_str());
-                if !(tagged_ours || (resume && !kind.taggable())) {
+                if crate::plan::tags_name_another(&live, stack) {
+                    let tags = &live["tags"];
                     self.forget(id).await?;
-                    let why = if kind.taggable() {
-                        format!("its deploy:stack / deploy:env tags say it is not stack `{}` env `{}`'s", stack.name, stack.env)
-                    } else {
-                        format!("a {} cannot prove whose it is, and no run of this stack began creating it", kind.name())
-                    };
                     return Err(Error::aws(format!(
-                        "{} `{}` already exists and was not created here: {why}",
+                        "{} `{}` already exists and is not this stack's: its deploy:stack / deploy:env tags say {} / {}",
                         kind.name(),
-                        kind.display_name(want)
+                        kind.display_name(want),
+                        tags["deploy:stack"],
+                        tags["deploy:env"]
                     ))
                     .help(format!(
                         "delete it, deploy into another env with --env NAME, or take it over: deploy import {} {id} --env {}",
@@ -223,7 +220,7 @@ impl Run<'_> {
         let started = Instant::now();
         let result: Result<bool> = async {
             match action {
-                Action::Create => self.create(stack, id, decl.kind, &want, step.resume).await,
+                Action::Create => self.create(stack, id, decl.kind, &want).await,
                 Action::Update => {
                     let live = step.live.clone().unwrap_or(Value::Null);
                     let known = self.state.lock().unwrap().resources.get(id).map(|e| e.outputs.clone()).unwrap_or_default();
@@ -233,7 +230,7 @@ impl Run<'_> {
                 }
                 Action::Replace => {
                     self.delete_recorded(id).await?;
-                    self.create(stack, id, decl.kind, &want, false).await
+                    self.create(stack, id, decl.kind, &want).await
                 }
                 Action::Adopt => {
                     let live = step.live.clone().unwrap_or(Value::Null);

@@ -76,12 +76,22 @@ impl Backoff {
     }
 }
 
+/// The SDK's standard retries (throttling, 5xx, dropped connections) with backoff; the first
+/// delay is 1 s, or `DEPLOY_RETRY_BASE_MS` (tests, like the propagation backoff).
+fn retry_config(max_attempts: u32) -> RetryConfig {
+    let config = RetryConfig::standard().with_max_attempts(max_attempts);
+    match std::env::var("DEPLOY_RETRY_BASE_MS").ok().and_then(|s| s.parse::<u64>().ok()) {
+        Some(ms) => config.with_initial_backoff(Duration::from_millis(ms)).with_max_backoff(Duration::from_millis(ms * 10)),
+        None => config,
+    }
+}
+
 pub async fn load_config(opts: &AwsOptions, max_attempts: u32) -> SdkConfig {
     let region =
         RegionProviderChain::first_try(opts.region.clone().map(Region::new)).or_default_provider().or_else(Region::new("us-east-1"));
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(region)
-        .retry_config(RetryConfig::standard().with_max_attempts(max_attempts))
+        .retry_config(retry_config(max_attempts))
         .timeout_config(
             TimeoutConfig::builder().connect_timeout(Duration::from_secs(3)).operation_attempt_timeout(Duration::from_secs(60)).build(),
         );
@@ -115,10 +125,21 @@ pub async fn connect(opts: &AwsOptions) -> Result<Ctx> {
     }
     let region = config.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
     set_endpoints(&endpoint, &region);
-    // The preflight call: one attempt, so an unreachable endpoint answers in seconds.
-    let sts_conf = aws_sdk_sts::config::Builder::from(&config).retry_config(RetryConfig::standard().with_max_attempts(1)).build();
+    // The preflight call, sent by hand so that an endpoint where nothing listens is told at once
+    // while an answer lost on the way (a dropped connection, a 5xx) is asked again.
+    let sts_conf = aws_sdk_sts::config::Builder::from(&config).retry_config(RetryConfig::disabled()).build();
     let sts = aws_sdk_sts::Client::from_conf(sts_conf);
-    let who = sts.get_caller_identity().send().await.map_err(|e| api_error("GetCallerIdentity", &e))?;
+    let mut attempt = 0;
+    let who = loop {
+        match sts.get_caller_identity().send().await {
+            Ok(who) => break who,
+            Err(e) if attempt < 3 && outcome_unknown(&e) && !refused(&e) => {
+                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(api_error("GetCallerIdentity", &e)),
+        }
+    };
     let account_id = who.account().unwrap_or_default().to_string();
     let partition = partition_of(&region).to_string();
     let path_style = endpoint.is_some();
@@ -336,6 +357,70 @@ where
         Failure::Throttled => Error::aws(format!("{name} {op} is still throttled by {endpoint} after retries: {message}"))
             .help("wait a minute and run the command again (what finished is recorded), or lower --parallelism"),
         Failure::Service => Error::aws(format!("{op} failed: {}: {message}", code.unwrap_or_default())),
+    }
+}
+
+/// Whether nothing listens at the address (the connection was refused): asking again is no use.
+fn refused(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused) {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// Whether a failed call may have been applied all the same: its answer was lost (connection
+/// dropped, timed out, unreadable) or the service failed (5xx). A clear refusal (4xx, throttling
+/// included) was not applied.
+pub fn outcome_unknown<E>(e: &aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>) -> bool {
+    use aws_smithy_runtime_api::client::result::SdkError;
+    match e {
+        SdkError::ConstructionFailure(_) => false,
+        SdkError::ServiceError(s) => s.raw().status().as_u16() >= 500,
+        _ => true,
+    }
+}
+
+/// A create that is not idempotent, of a resource with no unique name (two calls make two):
+/// `create` must send it without the SDK's own retries, since a blind retry after a lost
+/// answer makes a second one. After a failure whose outcome is unknown, `find` looks for what
+/// the call may have made; only when nothing is there is the create sent again (at most
+/// `backoff.attempts` times). Throttling is waited out the same way. A clear refusal goes to
+/// `refusal` (which may tell "already exists" apart).
+pub async fn create_once<T, E, C, CF, F, FF>(
+    backoff: Backoff,
+    mut create: C,
+    mut find: F,
+    refusal: impl Fn(aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>) -> Error,
+) -> Result<T>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    C: FnMut() -> CF,
+    CF: Future<Output = std::result::Result<T, aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>>>,
+    F: FnMut() -> FF,
+    FF: Future<Output = Result<Option<T>>>,
+{
+    let mut attempt = 0;
+    loop {
+        let e = match create().await {
+            Ok(made) => return Ok(made),
+            Err(e) => e,
+        };
+        let throttled = classify(e.code(), None, false) == Failure::Throttled;
+        if attempt + 1 >= backoff.attempts || !(throttled || outcome_unknown(&e)) {
+            return Err(refusal(e));
+        }
+        if !throttled {
+            tracing::info!(attempt, "a create's outcome is unknown ({}); looking for what it made", DisplayErrorContext(&e));
+            if let Some(made) = find().await? {
+                return Ok(made);
+            }
+        }
+        tokio::time::sleep(backoff.delay(attempt)).await;
+        attempt += 1;
     }
 }
 

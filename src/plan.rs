@@ -74,9 +74,6 @@ pub struct Step {
     /// The outputs of a resource to adopt, as found.
     #[serde(skip)]
     pub found: Option<resources::Outputs>,
-    /// An earlier run began creating it (state says pending): if it exists, it is ours.
-    #[serde(skip)]
-    pub resume: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -165,6 +162,13 @@ pub struct Found {
     pub foreign: Vec<Foreign>,
 }
 
+/// Whether a live resource's deploy tags name another stack or env.
+pub fn tags_name_another(live: &Value, stack: &Stack) -> bool {
+    let tags = &live["tags"];
+    let other = |k: &str, ours: &str| tags.get(k).is_some_and(|v| v != &Value::from(ours));
+    other("deploy:stack", &stack.name) || other("deploy:env", &stack.env)
+}
+
 /// Whether `live` (found by name) is this stack's and env's own, by the kind's rule.
 fn ownership(stack: &Stack, id: &str, live: &Value, ours: &dyn Fn(&str) -> bool) -> std::result::Result<(), String> {
     let decl = &stack.resources[id];
@@ -223,8 +227,9 @@ pub async fn discover(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Fo
         let is_ours = |d: &str| outputs.contains_key(d) && (state.resources.contains_key(d) || found.ours.contains_key(d));
         match ownership(stack, &id, &live, &is_ours) {
             Ok(()) => {}
-            // Our own interrupted create, of a kind that cannot say so itself.
-            Err(_) if resume && decl.kind.owner() != resources::Owner::Tags => {}
+            // Our own interrupted create (state says an earlier run began it), unless its tags
+            // name another stack or env.
+            Err(_) if resume && !tags_name_another(&live, stack) => {}
             Err(why) => {
                 found.foreign.push(Foreign { id: id.clone(), kind: decl.kind.name().into(), name: decl.kind.display_name(&desired), why });
                 continue;
@@ -294,7 +299,6 @@ pub async fn plan_up(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Pla
             changes: vec![],
             live: None,
             found: None,
-            resume: false,
         };
         let unrecorded = !state.resources.get(&id).is_some_and(|e| e.status == Status::Created);
         if let (true, Some((have, outs))) = (unrecorded, found.ours.remove(&id)) {
@@ -318,7 +322,6 @@ pub async fn plan_up(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Pla
             }
             Some(e) if e.status == Status::Pending => {
                 step.reason = Some("an earlier run was interrupted while creating it; adopts it if it exists".into());
-                step.resume = true;
             }
             Some(_) => match live.remove(&id).flatten() {
                 None => step.reason = Some("recorded but not found (deleted outside deploy?)".into()),
@@ -384,7 +387,6 @@ fn delete_step(id: &str, e: &crate::state::Entry, reason: &str) -> Step {
         changes: vec![],
         live: None,
         found: None,
-        resume: false,
     }
 }
 
@@ -566,7 +568,6 @@ mod tests {
                 changes,
                 live: None,
                 found: None,
-                resume: false,
             }],
             warnings: vec![],
         }

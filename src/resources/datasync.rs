@@ -3,7 +3,8 @@
 //! a task by its name. Tags are not managed (the local emulator cannot list them back).
 
 use super::{Kind, Notes, Outputs, arn_and_name, s};
-use crate::aws::{Ctx, api_error, retry_propagation};
+use crate::aws::{Backoff, Ctx, api_error, create_once, retry_propagation};
+use aws_config::retry::RetryConfig;
 use crate::error::{Error, Result};
 use async_trait::async_trait;
 use aws_sdk_datasync::types::{Gid, Options, PosixPermissions, S3Config, Uid};
@@ -42,6 +43,11 @@ async fn find_location(ctx: &Ctx, a: &LocationAttrs) -> Result<Option<String>> {
     }
 }
 
+/// A call sent once: DataSync's creates are not idempotent (see `create_once`).
+fn once() -> aws_sdk_datasync::config::Builder {
+    aws_sdk_datasync::config::Builder::default().retry_config(RetryConfig::disabled())
+}
+
 fn known_arn(known: &Outputs) -> Option<String> {
     known.get("arn").and_then(|v| v.as_str()).map(str::to_string)
 }
@@ -66,12 +72,27 @@ impl Kind for LocationS3 {
             return Err(Error::already_exists(format!("a DataSync location for {} already exists", uri(a))));
         }
         let config = S3Config::builder().bucket_access_role_arn(&a.access_role_arn).build().map_err(|e| Error::internal(e.to_string()))?;
-        let o = retry_propagation(ctx.propagation, || {
-            ctx.datasync.create_location_s3().s3_bucket_arn(&a.bucket_arn).subdirectory(&a.subdirectory).s3_config(config.clone()).send()
-        })
-        .await
-        .map_err(|e| api_error("CreateLocationS3", &e))?;
-        Ok(Outputs::from([("arn".into(), s(o.location_arn().unwrap_or_default()))]))
+        let arn = create_once(
+            Backoff { attempts: 5, ..ctx.propagation },
+            || async {
+                let o = retry_propagation(ctx.propagation, || {
+                    ctx.datasync
+                        .create_location_s3()
+                        .s3_bucket_arn(&a.bucket_arn)
+                        .subdirectory(&a.subdirectory)
+                        .s3_config(config.clone())
+                        .customize()
+                        .config_override(once())
+                        .send()
+                })
+                .await?;
+                Ok(o.location_arn().unwrap_or_default().to_string())
+            },
+            || find_location(ctx, a),
+            |e| api_error("CreateLocationS3", &e),
+        )
+        .await?;
+        Ok(Outputs::from([("arn".into(), s(&arn))]))
     }
 
     async fn read(ctx: &Ctx, a: &LocationAttrs, known: &Outputs) -> Result<Option<(LocationAttrs, Outputs)>> {
@@ -189,17 +210,27 @@ impl Kind for Task {
         if find_task(ctx, &a.name).await?.is_some() {
             return Err(Error::already_exists(format!("DataSync task {} already exists", a.name)));
         }
-        let o = ctx
-            .datasync
-            .create_task()
-            .name(&a.name)
-            .source_location_arn(&a.source_location_arn)
-            .destination_location_arn(&a.destination_location_arn)
-            .options(a.options.sdk())
-            .send()
-            .await
-            .map_err(|e| api_error("CreateTask", &e))?;
-        Ok(arn_and_name(o.task_arn().unwrap_or_default(), &a.name))
+        let arn = create_once(
+            Backoff { attempts: 5, ..ctx.propagation },
+            || async {
+                let o = ctx
+                    .datasync
+                    .create_task()
+                    .name(&a.name)
+                    .source_location_arn(&a.source_location_arn)
+                    .destination_location_arn(&a.destination_location_arn)
+                    .options(a.options.sdk())
+                    .customize()
+                    .config_override(once())
+                    .send()
+                    .await?;
+                Ok(o.task_arn().unwrap_or_default().to_string())
+            },
+            || find_task(ctx, &a.name),
+            |e| api_error("CreateTask", &e),
+        )
+        .await?;
+        Ok(arn_and_name(&arn, &a.name))
     }
 
     async fn read(ctx: &Ctx, a: &TaskAttrs, known: &Outputs) -> Result<Option<(TaskAttrs, Outputs)>> {

@@ -71,22 +71,35 @@ impl Kind for EventsConnection {
             .password(&a.basic.password)
             .build()
             .map_err(|e| Error::internal(e.to_string()))?;
-        let out = ctx
-            .events
-            .create_connection()
-            .name(&a.name)
-            .description(&a.description)
-            .authorization_type(ConnectionAuthorizationType::Basic)
-            .auth_parameters(CreateConnectionAuthRequestParameters::builder().basic_auth_parameters(basic).build())
-            .send()
-            .await;
-        match out {
-            Ok(_) => {}
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_already_exists_exception()) => {
-                return Err(Error::already_exists(format!("EventBridge connection {} already exists", a.name)));
-            }
-            Err(e) => return Err(api_error("CreateConnection", &e)),
-        }
+        // Sent once, then looked for after a lost answer: a blind retry would meet the first
+        // one (or, where a service replaces it, orphan the secret it made).
+        let once = aws_sdk_eventbridge::config::Builder::default().retry_config(aws_config::retry::RetryConfig::disabled());
+        crate::aws::create_once(
+            crate::aws::Backoff { attempts: 5, ..ctx.propagation },
+            || async {
+                ctx.events
+                    .create_connection()
+                    .name(&a.name)
+                    .description(&a.description)
+                    .authorization_type(ConnectionAuthorizationType::Basic)
+                    .auth_parameters(CreateConnectionAuthRequestParameters::builder().basic_auth_parameters(basic.clone()).build())
+                    .customize()
+                    .config_override(once.clone())
+                    .send()
+                    .await
+                    .map(|_| ())
+            },
+            || async { Ok(ctx.events.describe_connection().name(&a.name).send().await.ok().map(|_| ())) },
+            |e| {
+                if e.as_service_error().is_some_and(|s| s.is_resource_already_exists_exception()) {
+                    Error::already_exists(format!("EventBridge connection {} already exists", a.name))
+                } else {
+                    api_error("CreateConnection", &e)
+                }
+            },
+        )
+        .await
+        .map(|_| ())?;
         // The secret's ARN is only given by DescribeConnection.
         match Self::read(ctx, a, &Outputs::new()).await? {
             Some((_, o)) => Ok(o),

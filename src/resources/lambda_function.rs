@@ -168,7 +168,14 @@ impl Kind for Function {
             .package_type(if zip { PackageType::Zip } else { PackageType::Image })
             .code(function_code(build(ctx, a).await?));
         let req = if zip { req.runtime(Runtime::from(a.runtime.as_str())).handler(&a.handler) } else { req };
-        let o = retry_propagation(ctx.propagation, || req.clone().send()).await.map_err(|e| api_error("CreateFunction", &e))?;
+        let o = match retry_propagation(ctx.propagation, || req.clone().send()).await {
+            Ok(o) => o,
+            // the SDK's retry of a create whose answer was lost: the first one made it
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_conflict_exception()) => {
+                return Err(Error::already_exists(format!("Lambda function {} already exists", a.name)));
+            }
+            Err(e) => return Err(api_error("CreateFunction", &e)),
+        };
         wait_ready(ctx, &a.name).await?;
         Ok(arn_and_name(o.function_arn().unwrap_or_default(), &a.name))
     }

@@ -4,9 +4,15 @@ N calls of chosen operations get an injected error response (IAM propagation, th
 Each fault: {"operation", "times", and either "code"/"message" (an error answer, with
 "protocol": "query" for XML services) or "delay" (seconds to hold the call before forwarding)}.
 
+FAULTS_JSON may also be {"faults": [...], "lose": {"rate": 0.3, "seed": 7}}: then, besides
+those, each call is lost after it was applied with that probability (seeded, so a series can
+be replayed): forwarded to moto, its answer read, and the connection closed without a word, as
+a NAT or load balancer timeout does. Each lost call is logged as "lost OPERATION".
+
 usage: fault_proxy.py PORT UPSTREAM_PORT FAULTS_JSON LOG_FILE
 """
 import json
+import random
 import sys
 import threading
 import time
@@ -15,6 +21,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 port, upstream, faults, log_path = int(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4]
+lose = None
+if isinstance(faults, dict):
+    lose = faults.get("lose")
+    faults = faults.get("faults", [])
+rng = random.Random(lose["seed"]) if lose else None
 lock = threading.Lock()
 
 
@@ -70,11 +81,21 @@ class Handler(BaseHTTPRequestHandler):
         for k, v in self.headers.items():
             if k.lower() not in ("host", "content-length", "connection"):
                 req.add_header(k, v)
+        lost = False
+        if lose and not self.path.startswith("/moto-api"):
+            with lock:
+                lost = rng.random() < lose["rate"]
         try:
             resp = urllib.request.urlopen(req, timeout=60)
             status, headers, data = resp.status, resp.headers, resp.read()
         except urllib.error.HTTPError as e:
             status, headers, data = e.code, e.headers, e.read()
+        if lost:
+            with lock:
+                with open(log_path, "a") as f:
+                    f.write("lost " + (op or self.command + " " + self.path.split("?")[0]) + "\n")
+            self.close_connection = True
+            return
         self.send_response(status)
         for k, v in headers.items():
             if k.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date"):
