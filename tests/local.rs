@@ -422,3 +422,99 @@ fn the_aws_cli_works_against_the_local_endpoint() {
     assert_eq!(types, ["ExecutionStarted", "PassStateEntered", "PassStateExited", "ExecutionSucceeded"]);
     assert_eq!(aws(&["list-state-machines"])["stateMachines"][0]["name"], "hello");
 }
+
+/// CPU seconds (user + system) a process has used so far, from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+/// Resident memory of a process, in MiB.
+fn rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb / 1024
+}
+
+/// A workflow with a bug in it cannot run away with `deploy local`: AWS's quotas apply, with
+/// AWS's error names, and StopExecution stops the work, not just the record.
+#[test]
+fn runaway_workflows_are_bounded_and_stop_means_stop() {
+    let w = World::new();
+    let local = Local::start(&w, &[]);
+    let sfn = local.sfn();
+    let pid = local.child.id();
+    let machine = |name: &str, def: serde_json::Value| -> String {
+        w.c.block_on(
+            sfn.create_state_machine()
+                .name(name)
+                .definition(def.to_string())
+                .role_arn("arn:aws:iam::123456789012:role/r")
+                .send(),
+        )
+        .unwrap()
+        .state_machine_arn()
+        .to_string()
+    };
+    let start = |arn: &str| -> String {
+        w.c.block_on(sfn.start_execution().state_machine_arn(arn).input("{}").send()).unwrap().execution_arn().to_string()
+    };
+    let ended = |exec: &str| -> aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput {
+        let describe = || w.c.block_on(sfn.describe_execution().execution_arn(exec).send()).unwrap();
+        eventually(60, "the execution to end", || describe().status().as_str() != "RUNNING");
+        describe()
+    };
+    let pass = |output: &str| json!({"QueryLanguage": "JSONata", "StartAt": "P", "States": {"P": {"Type": "Pass", "Output": output, "End": true}}});
+
+    // a sequence no payload can hold: stopped at once, as AWS's data limit
+    let e = ended(&start(&machine("big-range", pass("{% [1..10000000] %}"))));
+    assert_eq!((e.status().as_str(), e.error()), ("FAILED", Some("States.DataLimitExceeded")), "{e:?}");
+    // a state output over 256 KiB
+    let big = json!({"StartAt": "Big", "States": {"Big": {"Type": "Pass", "Result": "x".repeat(300 * 1024), "End": true}}});
+    let e = ended(&start(&machine("big-output", big)));
+    assert_eq!(e.error(), Some("States.DataLimitExceeded"));
+    assert_eq!(e.cause(), Some("The state/task 'Big' returned a result with a size exceeding the maximum number of bytes service limit."));
+    // States.ArrayRange of ten million: AWS allows 1000 elements
+    let range = json!({"StartAt": "R", "States": {"R": {"Type": "Pass", "Parameters": {"r.$": "States.ArrayRange(1, 10000000, 1)"}, "End": true}}});
+    let e = ended(&start(&machine("array-range", range)));
+    assert_eq!(e.error(), Some("States.Runtime"));
+    assert!(e.cause().unwrap().contains("States.ArrayRange returns at most 1000"), "{e:?}");
+    // a loop that never ends: the history's 25,000 events are the end of it
+    let lp = json!({"StartAt": "L", "States": {
+        "L": {"Type": "Pass", "Next": "C"},
+        "C": {"Type": "Choice", "Choices": [{"Variable": "$.never", "IsPresent": true, "Next": "Done"}], "Default": "L"},
+        "Done": {"Type": "Succeed"}}});
+    let exec = start(&machine("endless-loop", lp));
+    let e = ended(&exec);
+    assert_eq!(e.error(), Some("States.Runtime"));
+    assert_eq!(e.cause(), Some("The execution reached the maximum number of history events (25000)."));
+    let events = w.c.block_on(sfn.get_execution_history().execution_arn(&exec).max_results(1000).send()).unwrap();
+    assert_eq!(events.events().len(), 1000, "pages of a full history");
+    // an input over 256 KiB is refused at the door
+    let arn = machine("any-input", pass("{% 1 %}"));
+    let err = w.c.block_on(sfn.start_execution().state_machine_arn(&arn).input(json!({"x": "y".repeat(300 * 1024)}).to_string()).send());
+    assert_eq!(err.unwrap_err().into_service_error().meta().code(), Some("InvalidExecutionInput"));
+
+    // a computation of hours (each sequence within the limit): StopExecution stops the work
+    let busy = machine("busy", pass("{% $count([1..100000].($sum([1..100000]))) %}"));
+    let exec = start(&busy);
+    eventually(30, "the busy state to be entered", || {
+        let h = w.c.block_on(sfn.get_execution_history().execution_arn(&exec).send()).unwrap();
+        h.events().iter().any(|e| e.r#type().as_str() == "PassStateEntered")
+    });
+    let before_stop = cpu_seconds(pid);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(cpu_seconds(pid) - before_stop > 0.2, "the busy execution does work (a core)");
+    w.c.block_on(sfn.stop_execution().execution_arn(&exec).send()).unwrap();
+    assert_eq!(ended(&exec).status().as_str(), "ABORTED");
+    std::thread::sleep(std::time::Duration::from_millis(300)); // the stop reaches the evaluation
+    let after_stop = cpu_seconds(pid);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let idle = cpu_seconds(pid) - after_stop;
+    assert!(idle < 0.3, "{idle:.2} CPU seconds in the second after the stop: the work goes on");
+    assert!(rss_mib(pid) < 1024, "{} MiB resident", rss_mib(pid));
+    // and the endpoint answered all along
+    assert!(w.c.block_on(sfn.list_state_machines().send()).is_ok());
+}

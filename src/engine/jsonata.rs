@@ -1,7 +1,7 @@
 //! JSONata in Step Functions: strings written `{% ... %}` are expressions, evaluated with
 //! jsonata-core, `$states` and the workflow's variables bound; every other value is literal.
 
-use jsonata_core::evaluator::{Context, Evaluator, EvaluatorError, EvaluatorOptions};
+use jsonata_core::evaluator::{CancelToken, Context, Evaluator, EvaluatorError, EvaluatorOptions};
 use jsonata_core::parser;
 use jsonata_core::value::JValue;
 use serde_json::{Map, Value};
@@ -20,35 +20,72 @@ fn parsed(expr: &str) -> Result<std::rc::Rc<jsonata_core::ast::AstNode>, String>
     Ok(ast)
 }
 
-pub fn eval_expression(expr: &str, states: &Value, vars: &Map<String, Value>) -> Result<Value, String> {
-    let ast = parsed(expr)?;
+/// The longest sequence an expression may build: no state's input or output can hold more
+/// elements than its 256 KiB allow (each takes at least two bytes), so a longer one could only
+/// fail later, after taking gigabytes. Past it the evaluation stops (`D2015`).
+pub const MAX_SEQUENCE: usize = 256 * 1024 / 2;
+
+/// Why an evaluation failed, as Step Functions names it.
+pub enum EvalError {
+    /// The expression failed (`States.QueryEvaluationError`).
+    Query(String),
+    /// It built more than a payload can hold (`States.DataLimitExceeded`).
+    TooLarge(String),
+    /// The execution was stopped while it ran.
+    Cancelled,
+}
+
+/// Evaluates one expression. `cancel` stops it from another thread (StopExecution, a
+/// timeout); it also stops after 10 s of work, and past `MAX_SEQUENCE` elements.
+pub fn eval_expression(expr: &str, states: &Value, vars: &Map<String, Value>, cancel: &CancelToken) -> Result<Value, EvalError> {
+    let ast = parsed(expr).map_err(EvalError::Query)?;
     let mut ctx = Context::new();
     ctx.bind("states".into(), JValue::from(states.clone()));
     for (k, v) in vars {
         ctx.bind(k.clone(), JValue::from(v.clone()));
     }
-    let options = EvaluatorOptions { timeout_ms: Some(10_000), ..Default::default() };
+    let options = EvaluatorOptions {
+        timeout_ms: Some(10_000),
+        cancel: Some(cancel.clone()),
+        max_sequence_length: Some(MAX_SEQUENCE),
+        ..Default::default()
+    };
     let mut ev = Evaluator::with_options(ctx, options);
     register_step_functions_additions(&mut ev);
-    let v = ev.evaluate(ast.as_ref(), &JValue::Undefined).map_err(|e| format!("{expr}: {e}"))?;
+    // A long evaluation must not hold a worker the endpoint needs for other requests.
+    let mut evaluate = || ev.evaluate(ast.as_ref(), &JValue::Undefined);
+    let result = match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(evaluate),
+        _ => evaluate(),
+    };
+    let v = result.map_err(|e| {
+        let text = e.to_string();
+        if cancel.is_cancelled() {
+            EvalError::Cancelled
+        } else if text.contains("D2015") {
+            EvalError::TooLarge(format!("{expr}: builds a sequence of more than {MAX_SEQUENCE} items"))
+        } else {
+            EvalError::Query(format!("{expr}: {text}"))
+        }
+    })?;
     if v.is_undefined() {
         return Ok(Value::Null);
     }
-    serde_json::from_str(&v.to_json_string().map_err(|e| e.to_string())?).map_err(|e| e.to_string())
+    serde_json::from_str(&v.to_json_string().map_err(|e| EvalError::Query(e.to_string()))?).map_err(|e| EvalError::Query(e.to_string()))
 }
 
 /// Evaluates every `{% ... %}` string inside a template.
-pub fn eval_template(template: &Value, states: &Value, vars: &Map<String, Value>) -> Result<Value, String> {
+pub fn eval_template(template: &Value, states: &Value, vars: &Map<String, Value>, cancel: &CancelToken) -> Result<Value, EvalError> {
     match template {
         Value::String(s) => match crate::validate::expr::jsonata_of(s) {
-            Some(e) => eval_expression(e, states, vars),
+            Some(e) => eval_expression(e, states, vars, cancel),
             None => Ok(template.clone()),
         },
-        Value::Array(a) => a.iter().map(|v| eval_template(v, states, vars)).collect::<Result<Vec<_>, _>>().map(Value::Array),
+        Value::Array(a) => a.iter().map(|v| eval_template(v, states, vars, cancel)).collect::<Result<Vec<_>, _>>().map(Value::Array),
         Value::Object(m) => {
             let mut out = Map::new();
             for (k, v) in m {
-                out.insert(k.clone(), eval_template(v, states, vars)?);
+                out.insert(k.clone(), eval_template(v, states, vars, cancel)?);
             }
             Ok(Value::Object(out))
         }
@@ -144,7 +181,29 @@ mod tests {
             e,
             &json!({"input": {"a": [1, 2, 3], "body": "{\"x\": 1}"}}),
             &Map::from_iter([("deploy".to_string(), json!(false))]),
+            &CancelToken::new(),
         )
+        .map_err(|e| match e {
+            EvalError::Query(m) | EvalError::TooLarge(m) => m,
+            EvalError::Cancelled => "cancelled".into(),
+        })
+    }
+
+    #[test]
+    fn runaway_expressions_are_bounded_and_stoppable() {
+        // a sequence no payload could hold stops at once, as too large
+        let e = eval_expression("[1..10000000]", &json!({}), &Map::new(), &CancelToken::new());
+        assert!(matches!(e, Err(EvalError::TooLarge(_))));
+        // a long computation stops when its token is cancelled from another thread
+        let token = CancelToken::new();
+        let t = token.clone();
+        let stopper = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            t.cancel();
+        });
+        let e = eval_expression("$count([1..100000].($sum([1..100000])))", &json!({}), &Map::new(), &token);
+        stopper.join().unwrap();
+        assert!(matches!(e, Err(EvalError::Cancelled)), "stopped by the token, not by its 10 s budget");
     }
 
     #[test]

@@ -327,6 +327,11 @@ fn intrinsic(name: &str, a: Vec<Value>) -> Result<Value, String> {
         "States.ArrayContains" => json!(arr(0)?.contains(&a[1])),
         "States.ArrayRange" => {
             let (x, y, st) = (num(&a[0], name)?, num(&a[1], name)?, num(&a[2], name)?);
+            // AWS: "The array can contain up to 1000 elements" (checked before building it)
+            let len = if st == 0.0 { f64::INFINITY } else { ((y - x) / st).floor() + 1.0 };
+            if len > 1000.0 {
+                return Err(format!("{name}: the range would have {} elements; States.ArrayRange returns at most 1000", if len.is_finite() { len.to_string() } else { "unbounded".into() }));
+            }
             let mut out = Vec::new();
             let mut v = x;
             while (st > 0.0 && v <= y) || (st < 0.0 && v >= y) {

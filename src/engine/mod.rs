@@ -131,6 +131,10 @@ impl Journal {
         self.events.lock().unwrap().clone()
     }
 
+    pub fn len(&self) -> usize {
+        self.events.lock().unwrap().len()
+    }
+
     pub fn push(&self, kind: &str, at: f64, details: Value) {
         let mut events = self.events.lock().unwrap();
         let id = events.len() + 1;
@@ -161,6 +165,9 @@ pub struct Options {
     /// Multiplies every Wait and retry delay (1 = as written; the local endpoint may shorten them).
     pub time_scale: f64,
     pub callbacks: Option<std::sync::Arc<Callbacks>>,
+    /// Cancelled when the execution is stopped or times out: every evaluation in progress
+    /// then ends within milliseconds instead of running on.
+    pub cancel: jsonata_core::evaluator::CancelToken,
 }
 
 impl Options {
@@ -173,6 +180,7 @@ impl Options {
             role_arn: String::new(),
             time_scale: 1.0,
             callbacks: None,
+            cancel: Default::default(),
         }
     }
 }
@@ -222,7 +230,31 @@ impl Vars {
     }
 }
 
-const MAX_TRANSITIONS: usize = 25_000;
+/// AWS's quotas for one execution: its history holds at most 25,000 events, and a state's
+/// input or output at most 256 KiB (as UTF-8 JSON).
+pub const MAX_HISTORY: usize = 25_000;
+pub const MAX_PAYLOAD: usize = 256 * 1024;
+/// Iterations an inline Map runs at once, at most (AWS: 40).
+const INLINE_MAP_CONCURRENCY: usize = 40;
+
+/// Whether `v` serialises to more than `limit` bytes (stops counting once past it).
+fn larger_than(v: &Value, limit: usize) -> bool {
+    struct Count(usize, usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            if self.0 > self.1 { Err(std::io::Error::other("over the limit")) } else { Ok(b.len()) }
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    serde_json::to_writer(&mut Count(0, limit), v).is_err()
+}
+
+fn too_large(name: &str) -> Failure {
+    fail("States.DataLimitExceeded", format!("The state/task '{name}' returned a result with a size exceeding the maximum number of bytes service limit."))
+}
 
 fn iso(t: SystemTime) -> String {
     aws_smithy_types::DateTime::from(t).fmt(aws_smithy_types::date_time::Format::DateTime).unwrap_or_default()
@@ -324,7 +356,11 @@ impl Run<'_> {
     }
 
     fn eval(&self, template: &Value, states: &Value, vars: &Vars) -> Result<Value, Failure> {
-        jsonata::eval_template(template, states, &vars.all()).map_err(|m| fail("States.QueryEvaluationError", m))
+        jsonata::eval_template(template, states, &vars.all(), &self.opts.cancel).map_err(|e| match e {
+            jsonata::EvalError::Query(m) => fail("States.QueryEvaluationError", m),
+            jsonata::EvalError::TooLarge(m) => fail("States.DataLimitExceeded", m),
+            jsonata::EvalError::Cancelled => fail("States.Runtime", "the execution was stopped"),
+        })
     }
 
     /// A number field that may be written literally, as a JSONata expression, or (JSONPath) as
@@ -353,11 +389,16 @@ impl Run<'_> {
             let mut name = body["StartAt"].as_str().ok_or_else(|| fail("States.Runtime", "no StartAt"))?.to_string();
             let mut input = input;
             loop {
-                if self.transitions.fetch_add(1, Ordering::Relaxed) + 1 > MAX_TRANSITIONS {
-                    return Err(fail("States.Runtime", format!("more than {MAX_TRANSITIONS} state transitions")));
+                // the failure event must still fit: it is the history's last
+                if self.journal.len() + 1 >= MAX_HISTORY {
+                    return Err(fail("States.Runtime", format!("The execution reached the maximum number of history events ({MAX_HISTORY}).")));
                 }
+                self.transitions.fetch_add(1, Ordering::Relaxed);
                 let s = states.get(&name).ok_or_else(|| fail("States.Runtime", format!("no state {name}")))?;
                 let (output, next) = self.state(&name, s, input, vars).await?;
+                if larger_than(&output, MAX_PAYLOAD) {
+                    return Err(too_large(&name));
+                }
                 match next {
                     Some(n) => {
                         name = n;
@@ -752,8 +793,9 @@ impl Run<'_> {
                 r
             }
         });
-        // MaxConcurrency 0 (or none) is no limit; results keep the items' order.
-        let mut running = futures::stream::iter(iterations).buffered(if max == 0 { total.max(1) } else { max });
+        // MaxConcurrency 0 (or none) is as many as AWS runs at once for an inline Map (40, its
+        // documented quota); results keep the items' order.
+        let mut running = futures::stream::iter(iterations).buffered(if max == 0 { INLINE_MAP_CONCURRENCY } else { max });
         let mut results = Vec::with_capacity(total);
         let mut failures = 0usize;
         while let Some(r) = running.next().await {
@@ -813,6 +855,14 @@ pub async fn execute(definition: &Value, input: Value, opts: &Options, tasks: &d
     run.event("ExecutionStarted", json!({"input": input, "roleArn": opts.role_arn}));
     let mut vars = Vars::default();
     let limit = definition["TimeoutSeconds"].as_f64();
+    // a timeout also stops an evaluation in progress, which the timer alone cannot interrupt
+    if let Some(t) = limit {
+        let (cancel, after) = (opts.cancel.clone(), Duration::from_secs_f64((t * opts.time_scale).max(0.0)));
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            cancel.cancel();
+        });
+    }
     let body = run.scope(definition, input, &mut vars);
     let result = match limit {
         Some(t) => tokio::time::timeout(Duration::from_secs_f64((t * opts.time_scale).max(0.0)), body)
@@ -935,6 +985,19 @@ mod tests {
         assert_eq!(e.output, json!([2, 4, 6, 8, 10]), "results keep the items' order");
         // Parallel: the longest branch (30 s), not the sum (60 s); Map: 5 items two at a time = 3 rounds of 10 s
         assert_eq!(e.seconds.round(), 30.0 + 30.0);
+    }
+
+    #[test]
+    fn an_inline_map_runs_at_most_forty_iterations_at_once_and_a_state_holds_at_most_256_kib() {
+        let def = json!({"QueryLanguage": "JSONata", "StartAt": "M", "States": {"M": {"Type": "Map", "Items": "{% [1..100] %}", "End": true,
+            "ItemProcessor": {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 10, "End": true}}}}}});
+        let e = execute_virtual(&def, json!({}), "t", &Silent);
+        assert_eq!(e.status, Status::Succeeded);
+        assert_eq!(e.seconds.round(), 30.0, "100 items, 40 at a time: 3 rounds of 10 s");
+        let big = json!({"QueryLanguage": "JSONata", "StartAt": "B", "States": {"B": {"Type": "Pass", "End": true,
+            "Output": "{% $join([1..30000].('abcdefghij'), '') %}"}}});
+        let e = execute_virtual(&big, json!({}), "t", &Silent);
+        assert_eq!(e.error.as_deref(), Some("States.DataLimitExceeded"), "300,000 characters: over 256 KiB");
     }
 
     #[test]

@@ -50,6 +50,8 @@ struct Exec {
     cause: Option<String>,
     journal: Arc<Journal>,
     abort: Option<tokio::task::AbortHandle>,
+    /// Stops evaluations in progress (an abort only takes effect at the next await).
+    cancel: jsonata_core::evaluator::CancelToken,
     done: Arc<tokio::sync::Notify>,
 }
 
@@ -194,6 +196,7 @@ impl Server {
                 let e = execution_mut(&mut store, arn)?;
                 let stopped = now();
                 if e.status == "RUNNING" {
+                    e.cancel.cancel();
                     if let Some(h) = e.abort.take() {
                         h.abort();
                     }
@@ -331,6 +334,12 @@ impl Server {
             None => (requested, None),
         };
         let input_text = body["input"].as_str().unwrap_or("{}").to_string();
+        if input_text.len() > engine::MAX_PAYLOAD {
+            return Err(bad(
+                "InvalidExecutionInput",
+                format!("the input is {} bytes: an execution's input may hold at most {} (256 KiB)", input_text.len(), engine::MAX_PAYLOAD),
+            ));
+        }
         let input: Value =
             serde_json::from_str(&input_text).map_err(|e| bad("InvalidExecutionInput", format!("the input is not JSON: {e}")))?;
         let name = match body["name"].as_str() {
@@ -371,7 +380,9 @@ impl Server {
             role_arn: m.role_arn.clone(),
             time_scale: self.time_scale,
             callbacks: Some(self.callbacks.clone()),
+            cancel: Default::default(),
         };
+        let cancel = opts.cancel.clone();
         let (def, machine_arn) = (m.parsed.clone(), m.arn.clone());
         let journal = Arc::new(Journal::default());
         let done = Arc::new(tokio::sync::Notify::new());
@@ -389,6 +400,7 @@ impl Server {
             cause: None,
             journal: journal.clone(),
             abort: None,
+            cancel,
             done: done.clone(),
         });
         let server = self.clone();
@@ -590,6 +602,15 @@ pub async fn serve(g: &crate::cli::Global, args: LocalArgs) -> Result<()> {
         account,
         region,
     });
+    let loopback = args.host == "localhost" || args.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        eprintln!(
+            "warning: deploy local listens on {}: anyone who reaches that address can start executions, which act on the \
+             emulator with your credentials, and the endpoint asks for no authentication; keep it on 127.0.0.1 unless \
+             that is what you want",
+            args.host
+        );
+    }
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port)).await.map_err(|e| {
         Error::user(format!("cannot listen on {}:{}: {e}", args.host, args.port)).help("choose another --port (0 picks a free one)")
     })?;

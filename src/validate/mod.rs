@@ -281,20 +281,22 @@ fn scope(c: &mut Checker, body: &Map<String, Value>, base: &str, lang: &str, nam
     for name in states.keys().filter(|n| !seen.contains(*n)) {
         c.error(Some(name), &format!("{base}/States/{}", esc(name)), "no path from StartAt reaches this state");
     }
-    // every path ends: from each reachable state some terminal state is reachable
-    let edges: BTreeMap<&String, Vec<String>> =
-        states.iter().filter_map(|(n, s)| s.as_object().map(|s| (n, targets(s).into_iter().map(|(_, t)| t).collect()))).collect();
+    // every path ends: from each reachable state some terminal state is reachable; walked
+    // backwards from the terminal states, each edge once (linear in the definition's size)
+    let mut from: BTreeMap<String, Vec<&String>> = BTreeMap::new();
+    for (n, s) in states.iter().filter_map(|(n, s)| s.as_object().map(|s| (n, s))) {
+        for (_, t) in targets(s) {
+            from.entry(t).or_default().push(n);
+        }
+    }
     let mut ends: BTreeSet<String> =
         states.iter().filter(|(_, s)| s.as_object().is_some_and(is_terminal)).map(|(n, _)| n.clone()).collect();
-    loop {
-        let before = ends.len();
-        for (n, ts) in &edges {
-            if ts.iter().any(|t| ends.contains(t)) {
-                ends.insert((*n).clone());
+    let mut todo: Vec<String> = ends.iter().cloned().collect();
+    while let Some(t) = todo.pop() {
+        for n in from.get(&t).into_iter().flatten() {
+            if ends.insert((*n).clone()) {
+                todo.push((*n).clone());
             }
-        }
-        if ends.len() == before {
-            break;
         }
     }
     for name in seen.iter().filter(|n| !ends.contains(*n)) {

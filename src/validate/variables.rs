@@ -97,23 +97,28 @@ pub fn check(c: &mut Checker, body: &Map<String, Value>, base: &str, machine_lan
         .collect();
     let mut inn: BTreeMap<&str, BTreeSet<String>> = states.keys().map(|k| (k.as_str(), universe.clone())).collect();
     inn.insert(start, outer.clone());
-    loop {
-        let mut changed = false;
-        for (name, s) in states {
-            let Some(s) = s.as_object() else { continue };
-            let here = inn[name.as_str()].clone();
-            for (t, a) in edges(s) {
-                let Some(cur) = inn.get(t.as_str()) else { continue };
-                let via: BTreeSet<String> = here.union(&a).cloned().collect();
-                let met: BTreeSet<String> = if t == start { cur.clone() } else { cur.intersection(&via).cloned().collect() };
-                if &met != cur {
-                    inn.insert(states.get_key_value(&t).unwrap().0.as_str(), met);
-                    changed = true;
+    // A worklist from StartAt: a state is looked at again only when what reaches it changed,
+    // so a chain of states converges in one pass (linear, not quadratic, in its length).
+    let mut todo: std::collections::VecDeque<&str> = std::collections::VecDeque::from([start]);
+    let mut queued: BTreeSet<&str> = BTreeSet::from([start]);
+    while let Some(name) = todo.pop_front() {
+        queued.remove(name);
+        let Some(s) = states.get(name).and_then(|s| s.as_object()) else { continue };
+        let here = inn[name].clone();
+        for (t, a) in edges(s) {
+            let Some((key, _)) = states.get_key_value(&t) else { continue };
+            let cur = &inn[key.as_str()];
+            if t == start {
+                continue;
+            }
+            let via: BTreeSet<String> = here.union(&a).cloned().collect();
+            let met: BTreeSet<String> = cur.intersection(&via).cloned().collect();
+            if &met != cur {
+                inn.insert(key.as_str(), met);
+                if queued.insert(key.as_str()) {
+                    todo.push_back(key.as_str());
                 }
             }
-        }
-        if !changed {
-            break;
         }
     }
     for (name, s) in states {
