@@ -471,6 +471,9 @@ fn runaway_workflows_are_bounded_and_stop_means_stop() {
     // a sequence no payload can hold: stopped at once, as AWS's data limit
     let e = ended(&start(&machine("big-range", pass("{% [1..10000000] %}"))));
     assert_eq!((e.status().as_str(), e.error()), ("FAILED", Some("States.DataLimitExceeded")), "{e:?}");
+    // unbounded recursion ends at the evaluator's stack bound, as a query error
+    let e = ended(&start(&machine("recursion", pass("{% ($f := function($x) { $f($x + 1) }; $f(0)) %}"))));
+    assert_eq!((e.status().as_str(), e.error()), ("FAILED", Some("States.QueryEvaluationError")), "{e:?}");
     // a state output over 256 KiB
     let big = json!({"StartAt": "Big", "States": {"Big": {"Type": "Pass", "Result": "x".repeat(300 * 1024), "End": true}}});
     let e = ended(&start(&machine("big-output", big)));
@@ -517,4 +520,18 @@ fn runaway_workflows_are_bounded_and_stop_means_stop() {
     assert!(rss_mib(pid) < 1024, "{} MiB resident", rss_mib(pid));
     // and the endpoint answered all along
     assert!(w.c.block_on(sfn.list_state_machines().send()).is_ok());
+}
+
+/// The endpoint has no authentication and acts with the caller's credentials: listening beyond
+/// loopback is said out loud.
+#[test]
+fn listening_beyond_loopback_is_warned_about() {
+    let w = World::new();
+    let mut child = w.deploy().spawn(&["local", "--host", "0.0.0.0", "--port", "0"]);
+    let stderr = child.stderr.take().unwrap();
+    let first = BufReader::new(stderr).lines().map_while(Result::ok).find(|l| l.starts_with("warning: "));
+    let _ = child.kill();
+    let _ = child.wait();
+    let first = first.unwrap_or_default();
+    assert!(first.contains("deploy local listens on 0.0.0.0") && first.contains("no authentication"), "{first}");
 }
