@@ -1,6 +1,21 @@
 //! `deploy`: parse the command line, dispatch, report the one error (if any) and exit with its
 //! documented code. Everything else lives in the modules below.
 
+/// `println!` for stdout, except that a closed stdout (its reader gone: `deploy ... | head`)
+/// ends the output quietly instead of the process: the work goes on, state is recorded, and
+/// the exit code is the documented one (as ripgrep treats a broken pipe).
+macro_rules! outln {
+    () => { $crate::output::write(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::output::write(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// `print!` for stdout, with `outln!`'s handling of a closed stdout.
+macro_rules! outp {
+    ($($arg:tt)*) => { $crate::output::write(format_args!($($arg)*)) };
+}
+
+mod output;
+
 mod apply;
 mod aws;
 mod cli;
@@ -53,7 +68,7 @@ async fn run(cli: Cli) -> error::Result<()> {
             }
         }
         Command::EnvName { branch } => {
-            println!("{}", manifest::env_for_branch(branch));
+            outln!("{}", manifest::env_for_branch(branch));
             Ok(())
         }
         Command::Destroy { stacks, vars, apply, out } => commands::deploy::destroy(g, stacks, vars, apply, out).await,
@@ -130,7 +145,7 @@ fn main() {
         if json {
             let doc = serde_json::json!({"event": "error", "error": {
                 "message": e.message, "location": e.location, "help": e.help, "exit_code": e.exit_code()}});
-            println!("{}", views::json_doc(doc));
+            outln!("{}", views::json_doc(doc));
         }
         std::process::exit(e.exit_code());
     }

@@ -158,6 +158,6 @@ pub struct Json;
 
 impl View for Json {
     fn event(&self, e: &Event) {
-        println!("{}", json_doc(serde_json::to_value(e).unwrap()));
+        outln!("{}", json_doc(serde_json::to_value(e).unwrap()));
     }
 }

@@ -413,3 +413,32 @@ fn up_and_destroy_speak_json_for_ci() {
     let last: Value = serde_json::from_str(out.stdout.lines().last().unwrap()).unwrap();
     assert_eq!(last["summary"]["done"].as_object().unwrap().values().filter(|a| *a == "delete").count(), 12);
 }
+
+/// `deploy ... | head`: the reader goes away mid-apply. Output stops; the work finishes, is
+/// recorded, and the exit code is the documented one (never a panic's 101).
+#[test]
+fn a_closed_stdout_stops_the_output_not_the_work() {
+    use std::io::BufRead;
+    let w = World::new();
+    let mut child = w.deploy().spawn(&["up", "create-new-user", "--env", "t", "--var", "email=a@b.c", "--yes", "-o", "json"]);
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    for _ in 0..3 {
+        lines.next().unwrap().unwrap();
+    }
+    drop(lines); // as `head -n 3` exits
+    let out = finish(child);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!out.stderr.contains("panicked"), "{out:?}");
+    let recorded: Value =
+        serde_json::from_str(&std::fs::read_to_string(w.state.path().join("t/create-new-user.json")).unwrap()).unwrap();
+    let statuses: Vec<&str> = recorded["resources"].as_object().unwrap().values().map(|e| e["status"].as_str().unwrap()).collect();
+    assert!(statuses.len() >= 8 && statuses.iter().all(|s| *s == "created"), "everything applied and recorded: {statuses:?}");
+    let plan = w.deploy().run(&["plan", "create-new-user", "--env", "t", "--var", "email=a@b.c"]).success();
+    assert!(plan.stdout.contains("No changes"), "{plan:?}");
+
+    // a reader gone before anything was written
+    let mut child = w.deploy().spawn(&["policy", "create-new-user"]);
+    drop(child.stdout.take());
+    let out = finish(child);
+    assert_eq!(out.code, 0, "{out:?}");
+}

@@ -23,16 +23,16 @@ fn print_plans(plans: &[Planned], format: Format) {
     match format {
         Format::Text => {
             for p in plans {
-                print!("{}", plan::render_text(&p.plan));
+                outp!("{}", plan::render_text(&p.plan));
             }
         }
         Format::Json => {
             let all: Vec<&Plan> = plans.iter().map(|p| &p.plan).collect();
-            println!("{}", crate::views::json_doc(serde_json::json!({"event": "plan", "plans": all})));
+            outln!("{}", crate::views::json_doc(serde_json::json!({"event": "plan", "plans": all})));
         }
         Format::Markdown => {
             for p in plans {
-                println!("{}", plan::render_markdown(&p.plan));
+                outln!("{}", plan::render_markdown(&p.plan));
             }
         }
     }
@@ -117,19 +117,19 @@ async fn report(results: Vec<Result<Summary>>, format: Format, setup: &Setup) ->
                 let st = setup.store.load(&s.stack, &setup.env).await?;
                 match format {
                     Format::Text => {
-                        println!("{}: {} applied (env {}).", s.stack, plural(s.done.len(), "change"), s.env);
+                        outln!("{}: {} applied (env {}).", s.stack, plural(s.done.len(), "change"), s.env);
                         for (k, v) in &st.outputs {
                             let v = &crate::secrets::mask(v, &[], &[]);
-                            println!("  {k} = {}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+                            outln!("  {k} = {}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
                         }
                     }
                     Format::Json => {
                         let outputs = crate::secrets::mask(&serde_json::to_value(&st.outputs).unwrap_or_default(), &[], &[]);
-                        println!("{}", crate::views::json_doc(serde_json::json!({"event": "summary", "summary": s, "outputs": outputs})))
+                        outln!("{}", crate::views::json_doc(serde_json::json!({"event": "summary", "summary": s, "outputs": outputs})))
                     }
                     Format::Markdown => {
-                        println!("**`{}` (env `{}`): {} applied.**\n", s.stack, s.env, plural(s.done.len(), "change"));
-                        print!("{}", super::info::outputs_markdown(&st.outputs));
+                        outln!("**`{}` (env `{}`): {} applied.**\n", s.stack, s.env, plural(s.done.len(), "change"));
+                        outp!("{}", super::info::outputs_markdown(&st.outputs));
                     }
                 }
             }
@@ -276,7 +276,7 @@ pub async fn destroy(g: &Global, stacks: &[String], vars: &VarArgs, args: &Apply
         plans.push(Planned { stack: None, plan, state, _lock: lock });
     }
     if plans.is_empty() {
-        println!("Nothing to destroy in env {}.", setup.env);
+        outln!("Nothing to destroy in env {}.", setup.env);
         return Ok(());
     }
     print_plans(&plans, out.format);
@@ -321,7 +321,7 @@ pub async fn import(g: &Global, stack_name: &str, id: &str, vars: &VarArgs) -> R
     state.target.get_or_insert(crate::state::Target::of(&ctx));
     state.resources.insert(id.to_string(), crate::state::Entry::created(decl.kind.name(), live, found, decl.deps.clone()));
     setup.store.save(&state).await?;
-    println!(
+    outln!(
         "imported {}.{id} ({name}) into stack `{stack_name}` (env `{}`): `deploy up {stack_name}` brings it to the manifest; `deploy destroy` now deletes it",
         decl.kind.name(),
         setup.env
@@ -333,8 +333,8 @@ pub async fn import(g: &Global, stack_name: &str, id: &str, vars: &VarArgs) -> R
 pub async fn unlock(g: &Global, stack: &str) -> Result<()> {
     let setup = Setup::new(g)?;
     match setup.store.unlock(stack, &setup.env).await? {
-        Some(h) => println!("removed the lock of stack `{stack}` (env `{}`) held by {}", setup.env, h.describe()),
-        None => println!("stack `{stack}` (env `{}`) is not locked", setup.env),
+        Some(h) => outln!("removed the lock of stack `{stack}` (env `{}`) held by {}", setup.env, h.describe()),
+        None => outln!("stack `{stack}` (env `{}`) is not locked", setup.env),
     }
     Ok(())
 }

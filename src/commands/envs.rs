@@ -102,14 +102,14 @@ pub async fn envs(g: &Global, out: &OutputArgs) -> Result<()> {
     let ctx = connect_for_tags(&setup, g).await;
     let envs = list(&setup, ctx.as_ref()).await?;
     match out.format {
-        Format::Json => println!("{}", crate::views::json_doc(serde_json::json!({"envs": envs}))),
+        Format::Json => outln!("{}", crate::views::json_doc(serde_json::json!({"envs": envs}))),
         Format::Text | Format::Markdown => {
             if envs.is_empty() {
-                println!("No environments recorded in {}.", setup.store_location());
+                outln!("No environments recorded in {}.", setup.store_location());
             }
             for e in &envs {
                 let recorded = if e.state { format!("{:>4} resource(s)", e.resources) } else { "no state (found by tags)".into() };
-                println!(
+                outln!(
                     "{:<20} {:>3} stack(s) {recorded}  created {}  last up {} by {}  expires {}  ({})",
                     e.env,
                     e.stacks.len(),
@@ -158,7 +158,7 @@ pub async fn sweep(
         })
         .collect();
     if doomed.is_empty() {
-        println!("Nothing to sweep: no environment has expired{}.", if older_than.is_some() { " or aged past --older-than" } else { "" });
+        outln!("Nothing to sweep: no environment has expired{}.", if older_than.is_some() { " or aged past --older-than" } else { "" });
         return Ok(());
     }
     eprintln!("To sweep:");

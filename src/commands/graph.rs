@@ -96,7 +96,7 @@ pub async fn graph(g: &Global, a: GraphArgs<'_>) -> Result<()> {
             std::fs::write(path, text).map_err(|e| Error::user(format!("cannot write: {e}")).at(path.display().to_string()))?;
             eprintln!("wrote {}", path.display());
         }
-        None => print!("{text}"),
+        None => outp!("{text}"),
     }
     Ok(())
 }

@@ -33,11 +33,11 @@ pub async fn list(g: &Global, out: &OutputArgs) -> Result<()> {
         }
     }
     match out.format {
-        Format::Json => println!("{}", crate::views::json_doc(json!({"stacks": rows}))),
+        Format::Json => outln!("{}", crate::views::json_doc(json!({"stacks": rows}))),
         Format::Text | Format::Markdown => {
-            println!("{:<22} {:<14} {:>9}  STATUS", "STACK", "ENV", "RESOURCES");
+            outln!("{:<22} {:<14} {:>9}  STATUS", "STACK", "ENV", "RESOURCES");
             for r in rows {
-                println!(
+                outln!(
                     "{:<22} {:<14} {:>9}  {}",
                     r["stack"].as_str().unwrap_or_default(),
                     r["env"].as_str().unwrap_or("-"),
@@ -63,26 +63,26 @@ pub async fn outputs(g: &Global, stack: &str, name: Option<&str>, out: &OutputAr
                 .help(format!("its outputs: {}", st.outputs.keys().cloned().collect::<Vec<_>>().join(", ")))
         })?;
         let v = crate::secrets::mask(v, &[], &[]);
-        println!("{}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+        outln!("{}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
         return Ok(());
     }
     match out.format {
         Format::Json => {
             let outputs = crate::secrets::mask(&serde_json::to_value(&st.outputs).unwrap(), &[], &[]);
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&crate::views::json_doc(json!({"stack": stack, "env": setup.env, "outputs": outputs})))
                     .unwrap()
             )
         }
         Format::Markdown => {
-            println!("### `{stack}` (env `{}`)\n", setup.env);
-            print!("{}", outputs_markdown(&st.outputs));
+            outln!("### `{stack}` (env `{}`)\n", setup.env);
+            outp!("{}", outputs_markdown(&st.outputs));
         }
         Format::Text => {
             for (k, v) in &st.outputs {
                 let v = &crate::secrets::mask(v, &[], &[]);
-                println!("{k} = {}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+                outln!("{k} = {}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
             }
         }
     }
@@ -133,10 +133,10 @@ pub async fn render(g: &Global, stack: &str, vars: &VarArgs) -> Result<()> {
     let (_, rendered) = definitions(&setup, stack, vars, None).await?;
     match rendered.as_slice() {
         [] => eprintln!("stack `{stack}` has no templated definitions"),
-        [(_, one)] => println!("{}", serde_json::to_string_pretty(one).unwrap()),
+        [(_, one)] => outln!("{}", serde_json::to_string_pretty(one).unwrap()),
         many => {
             for (id, v) in many {
-                println!("// {id}\n{}", serde_json::to_string_pretty(v).unwrap());
+                outln!("// {id}\n{}", serde_json::to_string_pretty(v).unwrap());
             }
         }
     }

@@ -30,7 +30,7 @@ pub async fn test_mock_config(g: &Global, stack: &str, file: &std::path::Path, i
         let exec = engine::execute_virtual(def, input.clone(), &case, &tasks);
         let status = exec.status.name();
         match format {
-            Format::Json => println!(
+            Format::Json => outln!(
                 "{}",
                 json!({"test_case": case, "status": status, "output": exec.output, "error": exec.error, "cause": exec.cause, "path": exec.path, "events": exec.events})
             ),
@@ -39,7 +39,7 @@ pub async fn test_mock_config(g: &Global, stack: &str, file: &std::path::Path, i
                     Some(e) => format!("{e}: {}", exec.cause.clone().unwrap_or_default()),
                     None => format!("output {}", exec.output),
                 };
-                println!("{case}: {status}, {end}\n  path: {}", exec.path.join(" -> "));
+                outln!("{case}: {status}, {end}\n  path: {}", exec.path.join(" -> "));
             }
         }
     }
@@ -81,14 +81,14 @@ pub async fn test(g: &Global, stack: &str, only: Option<&str>, format: Format) -
         let problems = scenario::check(&exec, &tasks.calls(), &sc.expect);
         ran += 1;
         match format {
-            Format::Json => println!(
+            Format::Json => outln!(
                 "{}",
                 json!({"scenario": name, "passed": problems.is_empty(), "problems": problems, "status": exec.status.name(),
                        "path": exec.path, "transitions": exec.path.len(), "virtual_seconds": exec.seconds, "wall_seconds": wall, "events": exec.events})
             ),
             Format::Text | Format::Markdown => {
                 let mark = if problems.is_empty() { "ok  " } else { "FAIL" };
-                println!(
+                outln!(
                     "{mark} {stack}/{name}: {} ({} states, {} events, {:.0} s of virtual time)",
                     sc.description,
                     exec.path.len(),
@@ -96,7 +96,7 @@ pub async fn test(g: &Global, stack: &str, only: Option<&str>, format: Format) -
                     exec.seconds
                 );
                 for p in &problems {
-                    println!("       {p}");
+                    outln!("       {p}");
                 }
             }
         }
@@ -105,7 +105,7 @@ pub async fn test(g: &Global, stack: &str, only: Option<&str>, format: Format) -
         }
     }
     if format == Format::Text {
-        println!("{} passed, {failed} failed", ran - failed);
+        outln!("{} passed, {failed} failed", ran - failed);
     }
     if failed > 0 {
         return Err(Error::new(Class::Execution(7), format!("{failed} of {ran} scenarios of `{stack}` failed")));

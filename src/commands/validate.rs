@@ -140,10 +140,10 @@ pub async fn policy(g: &Global, stack: &str, machine: Option<&str>, vars: &VarAr
     }
     for (id, def) in chosen {
         if defs.len() > 1 {
-            println!("// {id}");
+            outln!("// {id}");
         }
         let doc = permissions::least_privilege(&permissions::derive(def, &place));
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap());
+        outln!("{}", serde_json::to_string_pretty(&doc).unwrap());
     }
     Ok(())
 }
@@ -151,7 +151,7 @@ pub async fn policy(g: &Global, stack: &str, machine: Option<&str>, vars: &VarAr
 /// Prints findings; an error among them becomes the command's error.
 pub fn report(findings: &[Finding], format: Format) -> Result<()> {
     match format {
-        Format::Json => println!("{}", crate::views::json_doc(serde_json::json!({"findings": findings}))),
+        Format::Json => outln!("{}", crate::views::json_doc(serde_json::json!({"findings": findings}))),
         Format::Text | Format::Markdown => findings.iter().for_each(|f| eprintln!("{f}")),
     }
     let errors = findings.iter().filter(|f| f.severity == Severity::Error).count();
@@ -201,7 +201,7 @@ pub async fn validate(g: &Global, select: &Selection, files: &[PathBuf], vars: &
     }
     let result = report(&findings, format);
     if result.is_ok() && format == Format::Text {
-        println!("{} definition finding(s), no errors.", findings.len());
+        outln!("{} definition finding(s), no errors.", findings.len());
     }
     result
 }

@@ -91,11 +91,11 @@ pub async fn run(g: &Global, a: RunArgs<'_>) -> Result<()> {
     })?;
     let exec_arn = started.execution_arn().to_string();
     if a.no_wait {
-        println!("{exec_arn}");
+        outln!("{exec_arn}");
         return Ok(());
     }
     if a.format == Format::Text {
-        println!("execution {exec_arn}");
+        outln!("execution {exec_arn}");
     }
     let watch = watch_for(&ctx, &arn).await;
     let outcome = print_following(&ctx, &exec_arn, &watch, a.format, g.verbose > 0).await?;
@@ -156,8 +156,8 @@ pub async fn history(g: &Global, execution_arn: &str, format: Format) -> Result<
     let mut outcome = None;
     for e in &events {
         match format {
-            Format::Json => println!("{}", execution::event_json(e)),
-            Format::Text | Format::Markdown => printer.lines(e).iter().for_each(|l| println!("{l}")),
+            Format::Json => outln!("{}", execution::event_json(e)),
+            Format::Text | Format::Markdown => printer.lines(e).iter().for_each(|l| outln!("{l}")),
         }
         outcome = outcome.or(execution::outcome_of(e));
     }
@@ -165,7 +165,7 @@ pub async fn history(g: &Global, execution_arn: &str, format: Format) -> Result<
         Some(o) => execution::outcome_result(o, execution_arn),
         None => {
             if format == Format::Text {
-                println!("(still running: deploy history again, or follow it with the console)");
+                outln!("(still running: deploy history again, or follow it with the console)");
             }
             Ok(())
         }
@@ -191,12 +191,12 @@ pub async fn executions(g: &Global, stack: &str, machine: Option<&str>, format: 
         })
         .collect();
     match format {
-        Format::Json => println!("{}", crate::views::json_doc(serde_json::json!({"executions": rows}))),
+        Format::Json => outln!("{}", crate::views::json_doc(serde_json::json!({"executions": rows}))),
         Format::Text | Format::Markdown => {
-            println!("{:<40} {:<10} {:<22} {:>9}", "NAME", "STATUS", "STARTED", "SECONDS");
+            outln!("{:<40} {:<10} {:<22} {:>9}", "NAME", "STATUS", "STARTED", "SECONDS");
             for r in rows {
                 let secs = r["seconds"].as_f64().map(|s| format!("{s:.1}")).unwrap_or_else(|| "running".into());
-                println!(
+                outln!(
                     "{:<40} {:<10} {:<22} {secs:>9}",
                     r["name"].as_str().unwrap_or_default(),
                     r["status"].as_str().unwrap_or_default(),
@@ -257,7 +257,7 @@ pub async fn approve(g: &Global, waiting: &crate::cli::WaitingTask, output: &str
     let ctx = crate::aws::connect(&g.aws).await?;
     let token = waiting_token(&ctx, waiting).await?;
     ctx.sfn.send_task_success().task_token(token).output(output).send().await.map_err(|e| token_error("SendTaskSuccess", &e))?;
-    println!("sent task success with output {output}");
+    outln!("sent task success with output {output}");
     Ok(())
 }
 
@@ -272,6 +272,6 @@ pub async fn reject(g: &Global, waiting: &crate::cli::WaitingTask, error: Option
         .send()
         .await
         .map_err(|e| token_error("SendTaskFailure", &e))?;
-    println!("sent task failure{}", error.map(|e| format!(" {e}")).unwrap_or_default());
+    outln!("sent task failure{}", error.map(|e| format!(" {e}")).unwrap_or_default());
     Ok(())
 }
