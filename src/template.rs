@@ -42,7 +42,7 @@ pub fn render(name: &str, src: &str, vars: &Map<String, Value>) -> Result<Render
 
 /// Reads and renders a template file.
 pub fn render_file(path: &Path, display: &str, vars: &Map<String, Value>) -> Result<Rendered> {
-    let src = std::fs::read_to_string(path).map_err(|e| Error::user(format!("cannot read template: {e}")).at(display.to_string()))?;
+    let src = crate::manifest::read_text(path, display)?;
     render(display, &src, vars)
 }
 

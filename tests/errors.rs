@@ -208,3 +208,70 @@ fn rejected_keys_and_denied_calls_say_which_and_what_to_do() {
     assert!(out.stderr.contains("help: the identity in use needs iam:CreateUser in its IAM policy"), "{out:?}");
     assert!(!out.stderr.contains("ServiceError"), "{out:?}");
 }
+
+/// Mistakes AWS would refuse half-way through an `up` (moto takes them): each is bad input
+/// (exit 2) before any call, naming the file and line, the value and AWS's limit.
+#[test]
+fn what_aws_would_refuse_is_refused_before_any_call() {
+    let manifest = "stacks/should-i-deploy/stack.toml";
+    let cases: Vec<(&str, Box<dyn Fn(&str) -> String>, &str)> = vec![
+        (
+            "role name of 80 characters",
+            Box::new(|t: &str| t.replacen("name = \"sfn-should-i-deploy\"", &format!("name = \"{}\"", "r".repeat(80)), 1)),
+            "stacks/should-i-deploy/stack.toml:43: resource `sfn_role`: name \"rrrr",
+        ),
+        (
+            "user name of 70 characters",
+            Box::new(|t: &str| t.replacen("name = \"terraform-deploy-from-pipeline\"", &format!("name = \"{}\"", "u".repeat(70)), 1)),
+            "has 70 characters; IAM user names take 1 to 64",
+        ),
+        (
+            "60 tags",
+            Box::new(|t: &str| {
+                let many: String = (0..60).map(|i| format!("T{i} = \"v\"\n")).collect();
+                t.replacen("[tags]\n", &format!("[tags]\n{many}"), 1)
+            }),
+            "64 tags (the stack's, deploy's and the resource's); AWS allows 50 per resource",
+        ),
+        (
+            "a tag value of 300 characters",
+            Box::new(|t: &str| t.replacen("Project = \"Step Functions\"", &format!("Project = \"{}\"", "p".repeat(300)), 1)),
+            "tag \"Project\" has a value of 300 characters; tag values are at most 256",
+        ),
+        (
+            "a schedule that is not one",
+            Box::new(|t: &str| t.replacen("rate_minutes = \"${var.frequency_in_minutes}\"", "schedule_expression = \"every 5 minutes\"", 1)),
+            "schedule_expression \"every 5 minutes\" is neither rate(...) nor cron(...); write rate(5 minutes) or cron(0 12 * * ? *)",
+        ),
+        (
+            "a template outside templates/",
+            Box::new(|t: &str| t.replacen("template = \"should-i-deploy/jsonata.json\"", "template = \"../../../../etc/passwd\"", 1)),
+            "template \"../../../../etc/passwd\" is outside templates/",
+        ),
+    ];
+    for (what, edit, said) in cases {
+        let project = project_copy();
+        let path = project.path().join(manifest);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let edited = edit(&text);
+        assert_ne!(edited, text, "{what}: the edit applies");
+        std::fs::write(&path, edited).unwrap();
+        let out = run_in(project.path(), &["plan", "should-i-deploy"]).code(2);
+        assert!(out.stderr.contains(said), "{what}: {out:?}");
+        assert!(out.stderr.contains("stacks/should-i-deploy/stack.toml:"), "{what}: names the file and line: {out:?}");
+    }
+
+    // a manifest that is not UTF-8, and a corrupt state file: bad input naming the file
+    let project = project_copy();
+    let path = project.path().join(manifest);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.extend_from_slice(b"\n# caf\xe9\n");
+    std::fs::write(&path, bytes).unwrap();
+    let out = run_in(project.path(), &["plan", "should-i-deploy"]).code(2);
+    assert!(out.stderr.contains("stacks/should-i-deploy/stack.toml:") && out.stderr.contains("not UTF-8 text"), "{out:?}");
+    let state = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(state.path().join("default")).unwrap();
+    std::fs::write(state.path().join("default/should-i-deploy.json"), "{\"version\": 1, \"stack\": \"should-i-dep").unwrap();
+    let out = Deploy::new(&repo(), state.path(), &closed_endpoint()).run(&["outputs", "should-i-deploy"]).code(2);
+    assert!(out.stderr.contains("default/should-i-deploy.json: recorded state is unreadable"), "{out:?}");
+}

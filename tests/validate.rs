@@ -158,9 +158,11 @@ fn a_state_machine_name_outside_the_service_rules_is_an_error() {
     std::fs::write(&manifest, text.replace("name = \"bucket-replication\"\nrole_arn", "name = \"bucket replication!\"\nrole_arn")).unwrap();
     let (_s, d) = deploy_offline(project.path());
     let out = d.run(&["validate", "bucket-replication"]).code(2);
+    // caught while the manifest loads, at the resource's line, with AWS's rule
     assert!(
-        out.stderr
-            .contains("at /resources/state_machine/name: state machine name \"bucket replication!\": 1 to 80 letters, digits, '-' or '_'"),
+        out.stderr.contains(
+            "stacks/bucket-replication/stack.toml:90: resource `state_machine`: name \"bucket replication!\" has ' '; state machine names take only letters, digits, - and _"
+        ),
         "{out:?}"
     );
 }

@@ -3,6 +3,7 @@
 //! cycles, tags and env naming applied, and every resource's attributes type-checked by its
 //! kind (templates rendered with placeholders), all before any API call.
 
+pub mod limits;
 pub mod refs;
 pub mod vars;
 
@@ -70,9 +71,19 @@ impl Project {
             )));
         }
         check_env(env)?;
-        let src = std::fs::read_to_string(&file)?;
+        let src = read_text(&file, &self.rel(&file))?;
         Stack::parse(name, &self.rel(&file), &src, inputs, env, &self.root.join("templates"))
     }
+}
+
+/// A text file of the project: not UTF-8 is bad input that names the file.
+pub fn read_text(path: &Path, shown: &str) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| Error::user(format!("cannot read it: {e}")).at(shown.to_string()))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let line = e.as_bytes()[..at].iter().filter(|b| **b == b'\n').count() + 1;
+        Error::user(format!("not UTF-8 text (byte {at} is not)")).at(format!("{shown}:{line}")).help("save the file as UTF-8")
+    })
 }
 
 /// The variable names a stack declares (for spreading `--var` over several stacks).
@@ -364,6 +375,9 @@ impl Stack {
         let v = self.render_templates(v, &mut warnings)?;
         let v =
             d.kind.check(&v).map_err(|e| Error::user(format!("resource `{id}`: {}", e.message)).at(format!("{}:{}", self.file, d.line)))?;
+        if let Some(first) = limits::check(d.kind.name(), &v, &self.env).into_iter().next() {
+            return Err(Error::user(format!("resource `{id}`: {first}")).at(format!("{}:{}", self.file, d.line)));
+        }
         Ok((v, warnings))
     }
 
@@ -375,6 +389,12 @@ impl Stack {
                 let is_template = map.get("template").is_some_and(|t| t.is_string()) && map.keys().all(|k| k == "template" || k == "vars");
                 if is_template {
                     let file = map["template"].as_str().unwrap();
+                    let inside = !file.is_empty()
+                        && Path::new(file).components().all(|c| matches!(c, std::path::Component::Normal(_)));
+                    if !inside {
+                        return Err(Error::user(format!("template {file:?} is outside templates/"))
+                            .help("name a file under templates/, without .. or a leading /"));
+                    }
                     let vars = map.get("vars").and_then(|v| v.as_object()).cloned().unwrap_or_default();
                     let display = format!("templates/{file}");
                     let r = crate::template::render_file(&self.templates.join(file), &display, &vars)?;

@@ -1,0 +1,191 @@
+//! AWS's rules that the manifest alone can break, checked before any API call (moto checks
+//! almost none of them, so without this a mistake would fail half-way through an `up` on AWS):
+//! name lengths and characters per kind (env prefix included), S3 bucket names, tags, schedule
+//! expressions, email endpoints. One table of name rules, one function per other rule.
+
+use serde_json::Value;
+
+/// A kind's name rule: the longest name AWS takes and the characters it allows.
+struct NameRule {
+    kind: &'static str,
+    what: &'static str,
+    max: usize,
+    allowed: fn(char) -> bool,
+    chars: &'static str,
+}
+
+fn iam(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "+=,.@_-".contains(c)
+}
+fn word(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "_-".contains(c)
+}
+fn rule_name(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "._-".contains(c)
+}
+fn log_group(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "_-/.#".contains(c)
+}
+fn repository(c: char) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit() || "._/-".contains(c)
+}
+
+const NAMES: &[NameRule] = &[
+    NameRule { kind: "iam_role", what: "IAM role names", max: 64, allowed: iam, chars: "letters, digits and +=,.@_-" },
+    NameRule { kind: "iam_user", what: "IAM user names", max: 64, allowed: iam, chars: "letters, digits and +=,.@_-" },
+    NameRule { kind: "iam_group", what: "IAM group names", max: 128, allowed: iam, chars: "letters, digits and +=,.@_-" },
+    NameRule { kind: "iam_policy", what: "IAM policy names", max: 128, allowed: iam, chars: "letters, digits and +=,.@_-" },
+    NameRule { kind: "sfn_state_machine", what: "state machine names", max: 80, allowed: word, chars: "letters, digits, - and _" },
+    NameRule { kind: "events_rule", what: "EventBridge rule names", max: 64, allowed: rule_name, chars: "letters, digits, ., - and _" },
+    NameRule { kind: "events_connection", what: "EventBridge connection names", max: 64, allowed: rule_name, chars: "letters, digits, ., - and _" },
+    NameRule { kind: "sns_topic", what: "SNS topic names", max: 256, allowed: word, chars: "letters, digits, - and _" },
+    NameRule { kind: "sqs_queue", what: "SQS queue names", max: 80, allowed: word, chars: "letters, digits, - and _" },
+    NameRule { kind: "dynamodb_table", what: "DynamoDB table names", max: 255, allowed: rule_name, chars: "letters, digits, ., - and _" },
+    NameRule { kind: "logs_log_group", what: "log group names", max: 512, allowed: log_group, chars: "letters, digits and _-/.#" },
+    NameRule { kind: "ecr_repository", what: "ECR repository names", max: 256, allowed: repository, chars: "lowercase letters, digits and ._/-" },
+    NameRule { kind: "lambda_function", what: "Lambda function names", max: 64, allowed: word, chars: "letters, digits, - and _" },
+    NameRule { kind: "pipes_pipe", what: "pipe names", max: 64, allowed: rule_name, chars: "letters, digits, ., - and _" },
+];
+
+/// Every rule `attrs` (resolved, env prefix included) breaks, as messages that name the value
+/// and the AWS limit with its number. `env` is the env in use, for advice on long prefixes.
+pub fn check(kind: &str, attrs: &Value, env: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    // values known only after apply, and placeholders for unset variables, wait until known
+    let known = |v: &Value| v.as_str().filter(|s| !s.contains(super::refs::UNKNOWN_PREFIX) && !s.contains("(unset: ")).map(str::to_string);
+    if let (Some(rule), Some(name)) = (NAMES.iter().find(|r| r.kind == kind), known(&attrs["name"])) {
+        name_rule(rule, &name, env, &mut out);
+    }
+    if kind == "s3_bucket" {
+        if let Some(name) = known(&attrs["name"]) {
+            bucket_name(&name, env, &mut out);
+        }
+    }
+    if let Some(tags) = attrs.get("tags").and_then(|t| t.as_object()) {
+        tag_rules(tags, &mut out);
+    }
+    if let Some(e) = known(&attrs["schedule_expression"]) {
+        if let Err(m) = schedule(&e) {
+            out.push(m);
+        }
+    }
+    if kind == "sns_subscription" && attrs["protocol"].as_str().is_some_and(|p| p.starts_with("email")) {
+        if let Some(to) = known(&attrs["endpoint"]) {
+            if !is_email(&to) {
+                out.push(format!("endpoint {to:?} is not an email address (protocol {})", attrs["protocol"].as_str().unwrap_or_default()));
+            }
+        }
+    }
+    out
+}
+
+fn env_advice(name: &str, max: usize, env: &str) -> String {
+    if env == super::DEFAULT_ENV || !name.starts_with(&format!("{env}-")) {
+        return String::new();
+    }
+    let base = name.len() - env.len() - 1; // the name without "<env>-"
+    let room = max as i64 - base as i64 - 1;
+    if room >= 1 {
+        format!(" (with env `{env}`: an env of at most {room} characters fits, or shorten the name)")
+    } else {
+        format!(" (the name is too long even without env `{env}`)")
+    }
+}
+
+fn name_rule(r: &NameRule, name: &str, env: &str, out: &mut Vec<String>) {
+    if name.is_empty() || name.chars().count() > r.max {
+        out.push(format!("name {name:?} has {} characters; {} take 1 to {}{}", name.chars().count(), r.what, r.max, env_advice(name, r.max, env)));
+    }
+    if let Some(c) = name.chars().find(|c| !(r.allowed)(*c)) {
+        out.push(format!("name {name:?} has {c:?}; {} take only {}", r.what, r.chars));
+    }
+}
+
+fn bucket_name(name: &str, env: &str, out: &mut Vec<String>) {
+    let rule = "S3 bucket names are 3 to 63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit";
+    let chars_ok = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
+    let ends_ok = name.starts_with(|c: char| c.is_ascii_alphanumeric()) && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if !(3..=63).contains(&name.len()) {
+        out.push(format!("bucket name {name:?} has {} characters; {rule}{}", name.len(), env_advice(name, 63, env)));
+    } else if !chars_ok || !ends_ok || name.contains("..") || name.parse::<std::net::Ipv4Addr>().is_ok() || name.starts_with("xn--") {
+        out.push(format!("bucket name {name:?}: {rule}, with no two dots in a row, not shaped like an IP address, not starting with xn--"));
+    }
+}
+
+fn tag_rules(tags: &serde_json::Map<String, Value>, out: &mut Vec<String>) {
+    if tags.len() > 50 {
+        out.push(format!("{} tags (the stack's, deploy's and the resource's); AWS allows 50 per resource", tags.len()));
+    }
+    for (k, v) in tags {
+        let v = v.as_str().unwrap_or_default();
+        if k.is_empty() || k.chars().count() > 128 {
+            out.push(format!("tag key {k:?} has {} characters; tag keys are 1 to 128", k.chars().count()));
+        }
+        if v.chars().count() > 256 {
+            out.push(format!("tag {k:?} has a value of {} characters; tag values are at most 256", v.chars().count()));
+        }
+        if k.to_ascii_lowercase().starts_with("aws:") {
+            out.push(format!("tag key {k:?}: the aws: prefix is reserved for AWS"));
+        }
+    }
+}
+
+/// `rate(5 minutes)` or `cron(0 12 * * ? *)`, as EventBridge reads them.
+pub fn schedule(e: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("schedule_expression {e:?} {why}; write rate(5 minutes) or cron(0 12 * * ? *)"));
+    if let Some(body) = e.strip_prefix("rate(").and_then(|r| r.strip_suffix(')')) {
+        let mut parts = body.split_whitespace();
+        let (Some(n), Some(unit), None) = (parts.next(), parts.next(), parts.next()) else { return bad("needs a number and a unit") };
+        let Ok(n) = n.parse::<u64>() else { return bad("needs a whole number") };
+        let units: &[&str] = if n == 1 { &["minute", "hour", "day"] } else { &["minutes", "hours", "days"] };
+        if n == 0 || !units.contains(&unit) {
+            return bad(&format!("needs a positive number and one of {}", units.join(", ")));
+        }
+        return Ok(());
+    }
+    if let Some(body) = e.strip_prefix("cron(").and_then(|r| r.strip_suffix(')')) {
+        let fields: Vec<&str> = body.split_whitespace().collect();
+        if fields.len() != 6 {
+            return bad(&format!("has {} fields; EventBridge cron expressions have 6 (minutes hours day-of-month month day-of-week year)", fields.len()));
+        }
+        if fields[2] != "?" && fields[4] != "?" {
+            return bad("gives both day-of-month and day-of-week; one of them must be ?");
+        }
+        return Ok(());
+    }
+    bad("is neither rate(...) nor cron(...)")
+}
+
+fn is_email(s: &str) -> bool {
+    let Some((user, domain)) = s.split_once('@') else { return false };
+    !user.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && !s.contains(char::is_whitespace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn names_tags_schedules_and_emails() {
+        let long = "r".repeat(80);
+        let e = check("iam_role", &json!({"name": long}), "default");
+        assert_eq!(e, ["name \"rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr\" has 80 characters; IAM role names take 1 to 64"]);
+        let e = check("iam_role", &json!({"name": format!("pr-12345-{}", "r".repeat(60))}), "pr-12345");
+        assert!(e[0].contains("(with env `pr-12345`: an env of at most 3 characters fits, or shorten the name)"), "{e:?}");
+        assert!(check("sfn_state_machine", &json!({"name": "a b"}), "default")[0].contains("has ' '"));
+        assert!(check("s3_bucket", &json!({"name": "My_Bucket"}), "default")[0].contains("lowercase"));
+        assert!(check("s3_bucket", &json!({"name": "192.168.1.1"}), "default")[0].contains("IP address"));
+        assert!(check("s3_bucket", &json!({"name": "ok-bucket.name"}), "default").is_empty());
+        let many: serde_json::Map<String, Value> = (0..60).map(|i| (format!("k{i}"), json!("v"))).collect();
+        assert!(check("iam_role", &json!({"name": "r", "tags": many}), "default")[0].contains("60 tags"));
+        let e = check("iam_role", &json!({"name": "r", "tags": {"aws:x": "1", "k": "v".repeat(300)}}), "default");
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(schedule("rate(5 minutes)").is_ok() && schedule("rate(1 hour)").is_ok() && schedule("cron(0 12 * * ? *)").is_ok());
+        for bad in ["every 5 minutes", "rate(5 minute)", "rate(0 minutes)", "cron(0 12 * * *)", "cron(0 12 1 * MON *)"] {
+            assert!(schedule(bad).is_err(), "{bad}");
+        }
+        assert!(check("sns_subscription", &json!({"protocol": "email", "endpoint": "not-an-email"}), "default")[0].contains("not an email"));
+        assert!(check("iam_role", &json!({"name": "(known after apply: x.name)"}), "default").is_empty(), "unknown values wait");
+    }
+}
