@@ -89,10 +89,8 @@ fn retry_config(max_attempts: u32) -> RetryConfig {
 pub async fn load_config(opts: &AwsOptions, max_attempts: u32) -> SdkConfig {
     let region =
         RegionProviderChain::first_try(opts.region.clone().map(Region::new)).or_default_provider().or_else(Region::new("us-east-1"));
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .region(region)
-        .retry_config(retry_config(max_attempts))
-        .timeout_config(
+    let mut loader =
+        aws_config::defaults(BehaviorVersion::latest()).region(region).retry_config(retry_config(max_attempts)).timeout_config(
             TimeoutConfig::builder().connect_timeout(Duration::from_secs(3)).operation_attempt_timeout(Duration::from_secs(60)).build(),
         );
     if let Some(p) = &opts.profile {
@@ -399,7 +397,9 @@ pub async fn create_once<T, E, C, CF, F, FF>(
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     C: FnMut() -> CF,
-    CF: Future<Output = std::result::Result<T, aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>>>,
+    CF: Future<
+        Output = std::result::Result<T, aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>>,
+    >,
     F: FnMut() -> FF,
     FF: Future<Output = Result<Option<T>>>,
 {

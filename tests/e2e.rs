@@ -429,8 +429,7 @@ fn a_closed_stdout_stops_the_output_not_the_work() {
     let out = finish(child);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(!out.stderr.contains("panicked"), "{out:?}");
-    let recorded: Value =
-        serde_json::from_str(&std::fs::read_to_string(w.state.path().join("t/create-new-user.json")).unwrap()).unwrap();
+    let recorded: Value = serde_json::from_str(&std::fs::read_to_string(w.state.path().join("t/create-new-user.json")).unwrap()).unwrap();
     let statuses: Vec<&str> = recorded["resources"].as_object().unwrap().values().map(|e| e["status"].as_str().unwrap()).collect();
     assert!(statuses.len() >= 8 && statuses.iter().all(|s| *s == "created"), "everything applied and recorded: {statuses:?}");
     let plan = w.deploy().run(&["plan", "create-new-user", "--env", "t", "--var", "email=a@b.c"]).success();

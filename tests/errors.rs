@@ -240,7 +240,9 @@ fn what_aws_would_refuse_is_refused_before_any_call() {
         ),
         (
             "a schedule that is not one",
-            Box::new(|t: &str| t.replacen("rate_minutes = \"${var.frequency_in_minutes}\"", "schedule_expression = \"every 5 minutes\"", 1)),
+            Box::new(|t: &str| {
+                t.replacen("rate_minutes = \"${var.frequency_in_minutes}\"", "schedule_expression = \"every 5 minutes\"", 1)
+            }),
             "schedule_expression \"every 5 minutes\" is neither rate(...) nor cron(...); write rate(5 minutes) or cron(0 12 * * ? *)",
         ),
         (

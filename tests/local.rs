@@ -447,16 +447,10 @@ fn runaway_workflows_are_bounded_and_stop_means_stop() {
     let sfn = local.sfn();
     let pid = local.child.id();
     let machine = |name: &str, def: serde_json::Value| -> String {
-        w.c.block_on(
-            sfn.create_state_machine()
-                .name(name)
-                .definition(def.to_string())
-                .role_arn("arn:aws:iam::123456789012:role/r")
-                .send(),
-        )
-        .unwrap()
-        .state_machine_arn()
-        .to_string()
+        w.c.block_on(sfn.create_state_machine().name(name).definition(def.to_string()).role_arn("arn:aws:iam::123456789012:role/r").send())
+            .unwrap()
+            .state_machine_arn()
+            .to_string()
     };
     let start = |arn: &str| -> String {
         w.c.block_on(sfn.start_execution().state_machine_arn(arn).input("{}").send()).unwrap().execution_arn().to_string()
@@ -480,7 +474,8 @@ fn runaway_workflows_are_bounded_and_stop_means_stop() {
     assert_eq!(e.error(), Some("States.DataLimitExceeded"));
     assert_eq!(e.cause(), Some("The state/task 'Big' returned a result with a size exceeding the maximum number of bytes service limit."));
     // States.ArrayRange of ten million: AWS allows 1000 elements
-    let range = json!({"StartAt": "R", "States": {"R": {"Type": "Pass", "Parameters": {"r.$": "States.ArrayRange(1, 10000000, 1)"}, "End": true}}});
+    let range =
+        json!({"StartAt": "R", "States": {"R": {"Type": "Pass", "Parameters": {"r.$": "States.ArrayRange(1, 10000000, 1)"}, "End": true}}});
     let e = ended(&start(&machine("array-range", range)));
     assert_eq!(e.error(), Some("States.Runtime"));
     assert!(e.cause().unwrap().contains("States.ArrayRange returns at most 1000"), "{e:?}");

@@ -17,10 +17,7 @@ fn inventory(c: &Clients) -> BTreeMap<&'static str, usize> {
             ("roles", c.iam.list_roles().send().await.unwrap().roles().len()),
             ("users", c.iam.list_users().send().await.unwrap().users().len()),
             ("groups", c.iam.list_groups().send().await.unwrap().groups().len()),
-            (
-                "policies",
-                c.iam.list_policies().scope(aws_sdk_iam::types::PolicyScopeType::Local).send().await.unwrap().policies().len(),
-            ),
+            ("policies", c.iam.list_policies().scope(aws_sdk_iam::types::PolicyScopeType::Local).send().await.unwrap().policies().len()),
             ("state machines", c.sfn.list_state_machines().send().await.unwrap().state_machines().len()),
             ("rules", c.events.list_rules().send().await.unwrap().rules().len()),
             ("connections", c.events.list_connections().send().await.unwrap().connections().len()),

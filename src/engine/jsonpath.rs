@@ -330,7 +330,10 @@ fn intrinsic(name: &str, a: Vec<Value>) -> Result<Value, String> {
             // AWS: "The array can contain up to 1000 elements" (checked before building it)
             let len = if st == 0.0 { f64::INFINITY } else { ((y - x) / st).floor() + 1.0 };
             if len > 1000.0 {
-                return Err(format!("{name}: the range would have {} elements; States.ArrayRange returns at most 1000", if len.is_finite() { len.to_string() } else { "unbounded".into() }));
+                return Err(format!(
+                    "{name}: the range would have {} elements; States.ArrayRange returns at most 1000",
+                    if len.is_finite() { len.to_string() } else { "unbounded".into() }
+                ));
             }
             let mut out = Vec::new();
             let mut v = x;

@@ -253,7 +253,10 @@ fn larger_than(v: &Value, limit: usize) -> bool {
 }
 
 fn too_large(name: &str) -> Failure {
-    fail("States.DataLimitExceeded", format!("The state/task '{name}' returned a result with a size exceeding the maximum number of bytes service limit."))
+    fail(
+        "States.DataLimitExceeded",
+        format!("The state/task '{name}' returned a result with a size exceeding the maximum number of bytes service limit."),
+    )
 }
 
 fn iso(t: SystemTime) -> String {
@@ -391,7 +394,10 @@ impl Run<'_> {
             loop {
                 // the failure event must still fit: it is the history's last
                 if self.journal.len() + 1 >= MAX_HISTORY {
-                    return Err(fail("States.Runtime", format!("The execution reached the maximum number of history events ({MAX_HISTORY}).")));
+                    return Err(fail(
+                        "States.Runtime",
+                        format!("The execution reached the maximum number of history events ({MAX_HISTORY})."),
+                    ));
                 }
                 self.transitions.fetch_add(1, Ordering::Relaxed);
                 let s = states.get(&name).ok_or_else(|| fail("States.Runtime", format!("no state {name}")))?;

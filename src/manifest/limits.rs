@@ -37,12 +37,24 @@ const NAMES: &[NameRule] = &[
     NameRule { kind: "iam_policy", what: "IAM policy names", max: 128, allowed: iam, chars: "letters, digits and +=,.@_-" },
     NameRule { kind: "sfn_state_machine", what: "state machine names", max: 80, allowed: word, chars: "letters, digits, - and _" },
     NameRule { kind: "events_rule", what: "EventBridge rule names", max: 64, allowed: rule_name, chars: "letters, digits, ., - and _" },
-    NameRule { kind: "events_connection", what: "EventBridge connection names", max: 64, allowed: rule_name, chars: "letters, digits, ., - and _" },
+    NameRule {
+        kind: "events_connection",
+        what: "EventBridge connection names",
+        max: 64,
+        allowed: rule_name,
+        chars: "letters, digits, ., - and _",
+    },
     NameRule { kind: "sns_topic", what: "SNS topic names", max: 256, allowed: word, chars: "letters, digits, - and _" },
     NameRule { kind: "sqs_queue", what: "SQS queue names", max: 80, allowed: word, chars: "letters, digits, - and _" },
     NameRule { kind: "dynamodb_table", what: "DynamoDB table names", max: 255, allowed: rule_name, chars: "letters, digits, ., - and _" },
     NameRule { kind: "logs_log_group", what: "log group names", max: 512, allowed: log_group, chars: "letters, digits and _-/.#" },
-    NameRule { kind: "ecr_repository", what: "ECR repository names", max: 256, allowed: repository, chars: "lowercase letters, digits and ._/-" },
+    NameRule {
+        kind: "ecr_repository",
+        what: "ECR repository names",
+        max: 256,
+        allowed: repository,
+        chars: "lowercase letters, digits and ._/-",
+    },
     NameRule { kind: "lambda_function", what: "Lambda function names", max: 64, allowed: word, chars: "letters, digits, - and _" },
     NameRule { kind: "pipes_pipe", what: "pipe names", max: 64, allowed: rule_name, chars: "letters, digits, ., - and _" },
 ];
@@ -67,6 +79,11 @@ pub fn check(kind: &str, attrs: &Value, env: &str) -> Vec<String> {
     if let Some(e) = known(&attrs["schedule_expression"]) {
         if let Err(m) = schedule(&e) {
             out.push(m);
+        }
+    }
+    if kind == "iam_policy" {
+        if let Some(statements) = attrs["statement"].as_array() {
+            policy(statements, &mut out);
         }
     }
     if kind == "sns_subscription" && attrs["protocol"].as_str().is_some_and(|p| p.starts_with("email")) {
@@ -94,7 +111,13 @@ fn env_advice(name: &str, max: usize, env: &str) -> String {
 
 fn name_rule(r: &NameRule, name: &str, env: &str, out: &mut Vec<String>) {
     if name.is_empty() || name.chars().count() > r.max {
-        out.push(format!("name {name:?} has {} characters; {} take 1 to {}{}", name.chars().count(), r.what, r.max, env_advice(name, r.max, env)));
+        out.push(format!(
+            "name {name:?} has {} characters; {} take 1 to {}{}",
+            name.chars().count(),
+            r.what,
+            r.max,
+            env_advice(name, r.max, env)
+        ));
     }
     if let Some(c) = name.chars().find(|c| !(r.allowed)(*c)) {
         out.push(format!("name {name:?} has {c:?}; {} take only {}", r.what, r.chars));
@@ -130,6 +153,64 @@ fn tag_rules(tags: &serde_json::Map<String, Value>, out: &mut Vec<String>) {
     }
 }
 
+/// A managed policy: at most 6,144 characters without white space, and every statement in
+/// IAM's shape (Effect, Action or NotAction as `service:Action` patterns, Resource or
+/// NotResource as ARNs or `*`).
+fn policy(statements: &[Value], out: &mut Vec<String>) {
+    let doc = serde_json::json!({"Version": "2012-10-17", "Statement": statements}).to_string();
+    let size = doc.chars().filter(|c| !c.is_whitespace()).count();
+    if size > 6144 {
+        out.push(format!("the policy document has {size} characters without white space; managed policies allow 6,144"));
+    }
+    for (i, st) in statements.iter().enumerate() {
+        let at = format!("statement {}", i + 1);
+        match st["Effect"].as_str() {
+            Some("Allow" | "Deny") => {}
+            other => {
+                out.push(format!("{at}: Effect is {}, not Allow or Deny", other.map(|e| format!("{e:?}")).unwrap_or("missing".into())))
+            }
+        }
+        let list = |k: &str| -> Option<Vec<String>> {
+            match &st[k] {
+                Value::String(s) => Some(vec![s.clone()]),
+                Value::Array(a) => Some(a.iter().map(|v| v.as_str().unwrap_or("").to_string()).collect()),
+                _ => None,
+            }
+        };
+        match list("Action").or_else(|| list("NotAction")) {
+            None => out.push(format!("{at}: no Action (or NotAction)")),
+            Some(actions) => {
+                for a in actions.iter().filter(|a| !action_pattern(a)) {
+                    out.push(format!("{at}: action {a:?} is not service:Action (e.g. states:StartExecution, s3:Get*)"));
+                }
+            }
+        }
+        match list("Resource").or_else(|| list("NotResource")) {
+            None => out.push(format!("{at}: no Resource (or NotResource)")),
+            Some(resources) => {
+                for r in resources.iter().filter(|r| !r.contains(super::refs::UNKNOWN_PREFIX) && !arn_pattern(r)) {
+                    out.push(format!("{at}: resource {r:?} is neither * nor an ARN (arn:partition:service:region:account:resource)"));
+                }
+            }
+        }
+    }
+}
+
+fn action_pattern(a: &str) -> bool {
+    if a == "*" {
+        return true;
+    }
+    let Some((service, action)) = a.split_once(':') else { return false };
+    !service.is_empty()
+        && service.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !action.is_empty()
+        && action.chars().all(|c| c.is_ascii_alphanumeric() || c == '*' || c == '?')
+}
+
+fn arn_pattern(r: &str) -> bool {
+    r == "*" || (r.starts_with("arn:") && r.splitn(6, ':').count() == 6)
+}
+
 /// `rate(5 minutes)` or `cron(0 12 * * ? *)`, as EventBridge reads them.
 pub fn schedule(e: &str) -> Result<(), String> {
     let bad = |why: &str| Err(format!("schedule_expression {e:?} {why}; write rate(5 minutes) or cron(0 12 * * ? *)"));
@@ -146,7 +227,10 @@ pub fn schedule(e: &str) -> Result<(), String> {
     if let Some(body) = e.strip_prefix("cron(").and_then(|r| r.strip_suffix(')')) {
         let fields: Vec<&str> = body.split_whitespace().collect();
         if fields.len() != 6 {
-            return bad(&format!("has {} fields; EventBridge cron expressions have 6 (minutes hours day-of-month month day-of-week year)", fields.len()));
+            return bad(&format!(
+                "has {} fields; EventBridge cron expressions have 6 (minutes hours day-of-month month day-of-week year)",
+                fields.len()
+            ));
         }
         if fields[2] != "?" && fields[4] != "?" {
             return bad("gives both day-of-month and day-of-week; one of them must be ?");
@@ -170,7 +254,12 @@ mod tests {
     fn names_tags_schedules_and_emails() {
         let long = "r".repeat(80);
         let e = check("iam_role", &json!({"name": long}), "default");
-        assert_eq!(e, ["name \"rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr\" has 80 characters; IAM role names take 1 to 64"]);
+        assert_eq!(
+            e,
+            [
+                "name \"rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr\" has 80 characters; IAM role names take 1 to 64"
+            ]
+        );
         let e = check("iam_role", &json!({"name": format!("pr-12345-{}", "r".repeat(60))}), "pr-12345");
         assert!(e[0].contains("(with env `pr-12345`: an env of at most 3 characters fits, or shorten the name)"), "{e:?}");
         assert!(check("sfn_state_machine", &json!({"name": "a b"}), "default")[0].contains("has ' '"));
@@ -185,7 +274,16 @@ mod tests {
         for bad in ["every 5 minutes", "rate(5 minute)", "rate(0 minutes)", "cron(0 12 * * *)", "cron(0 12 1 * MON *)"] {
             assert!(schedule(bad).is_err(), "{bad}");
         }
-        assert!(check("sns_subscription", &json!({"protocol": "email", "endpoint": "not-an-email"}), "default")[0].contains("not an email"));
+        assert!(
+            check("sns_subscription", &json!({"protocol": "email", "endpoint": "not-an-email"}), "default")[0].contains("not an email")
+        );
         assert!(check("iam_role", &json!({"name": "(known after apply: x.name)"}), "default").is_empty(), "unknown values wait");
+        let st = |v: Value| check("iam_policy", &json!({"name": "p", "statement": [v]}), "default");
+        assert!(st(json!({"Effect": "Allow", "Action": ["states:StartExecution", "s3:Get*"], "Resource": "arn:aws:s3:::b/*"})).is_empty());
+        assert!(st(json!({"Effect": "Permit", "Action": "s3:GetObject", "Resource": "*"}))[0].contains("Effect is \"Permit\""));
+        assert!(st(json!({"Effect": "Allow", "Action": "StartExecution", "Resource": "*"}))[0].contains("is not service:Action"));
+        assert!(st(json!({"Effect": "Allow", "Action": "s3:GetObject", "Resource": "my-bucket"}))[0].contains("neither * nor an ARN"));
+        let huge: Vec<String> = (0..400).map(|i| format!("s3:GetObjectVersion{i}")).collect();
+        assert!(st(json!({"Effect": "Allow", "Action": huge, "Resource": "*"}))[0].contains("managed policies allow 6,144"));
     }
 }

@@ -389,8 +389,7 @@ impl Stack {
                 let is_template = map.get("template").is_some_and(|t| t.is_string()) && map.keys().all(|k| k == "template" || k == "vars");
                 if is_template {
                     let file = map["template"].as_str().unwrap();
-                    let inside = !file.is_empty()
-                        && Path::new(file).components().all(|c| matches!(c, std::path::Component::Normal(_)));
+                    let inside = !file.is_empty() && Path::new(file).components().all(|c| matches!(c, std::path::Component::Normal(_)));
                     if !inside {
                         return Err(Error::user(format!("template {file:?} is outside templates/"))
                             .help("name a file under templates/, without .. or a leading /"));

@@ -4,9 +4,9 @@
 
 use super::{Kind, Notes, Outputs, arn_and_name, s};
 use crate::aws::{Backoff, Ctx, api_error, create_once, retry_propagation};
-use aws_config::retry::RetryConfig;
 use crate::error::{Error, Result};
 use async_trait::async_trait;
+use aws_config::retry::RetryConfig;
 use aws_sdk_datasync::types::{Gid, Options, PosixPermissions, S3Config, Uid};
 use serde::{Deserialize, Serialize};
 
