@@ -65,6 +65,9 @@ impl Kind for BucketNotification {
         let c = match ctx.s3.get_bucket_notification_configuration().bucket(&a.bucket).send().await {
             Ok(c) => c,
             Err(e) if e.code() == Some("NoSuchBucket") => return Ok(None),
+            // A bucket with no notification yet: AWS answers an empty <NotificationConfiguration/>,
+            // moto a <GetBucketNotificationResponse/> the SDK cannot read. Either way, none.
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 200) => return Ok(None),
             Err(e) => return Err(api_error("GetBucketNotificationConfiguration", &e)),
         };
         let Some(q) = c.queue_configurations().first() else {

@@ -7,7 +7,9 @@ Each fault: {"operation", "times", and either "code"/"message" (an error answer,
 FAULTS_JSON may also be {"faults": [...], "lose": {"rate": 0.3, "seed": 7}}: then, besides
 those, each call is lost after it was applied with that probability (seeded, so a series can
 be replayed): forwarded to moto, its answer read, and the connection closed without a word, as
-a NAT or load balancer timeout does. Each lost call is logged as "lost OPERATION".
+a NAT or load balancer timeout does. Each lost call is logged as "lost OPERATION". With
+"log_all": true every call moto answered is logged as "applied OPERATION" (for a test that
+kills the client after the k-th one).
 
 usage: fault_proxy.py PORT UPSTREAM_PORT FAULTS_JSON LOG_FILE
 """
@@ -22,8 +24,10 @@ from urllib.parse import parse_qs
 
 port, upstream, faults, log_path = int(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4]
 lose = None
+log_all = False
 if isinstance(faults, dict):
     lose = faults.get("lose")
+    log_all = faults.get("log_all", False)
     faults = faults.get("faults", [])
 rng = random.Random(lose["seed"]) if lose else None
 lock = threading.Lock()
@@ -90,6 +94,10 @@ class Handler(BaseHTTPRequestHandler):
             status, headers, data = resp.status, resp.headers, resp.read()
         except urllib.error.HTTPError as e:
             status, headers, data = e.code, e.headers, e.read()
+        if log_all and not self.path.startswith("/moto-api"):
+            with lock:
+                with open(log_path, "a") as f:
+                    f.write("applied " + (op or self.command + " " + self.path.split("?")[0]) + "\n")
         if lost:
             with lock:
                 with open(log_path, "a") as f:

@@ -647,3 +647,30 @@ pub fn run_until_token(d: Deploy, args: &[&str]) -> (Running, String) {
     let token = regex::Regex::new(r"deploy approve --token '([^']+)'").unwrap().captures(&seen).map(|c| c[1].to_string());
     (Running { child, lines, reader }, token.unwrap_or_else(|| panic!("no token in {seen}")))
 }
+
+/// How many of each kind of resource exist.
+pub fn inventory(c: &Clients) -> std::collections::BTreeMap<&'static str, usize> {
+    c.block_on(async {
+        std::collections::BTreeMap::from([
+            ("roles", c.iam.list_roles().send().await.unwrap().roles().len()),
+            ("users", c.iam.list_users().send().await.unwrap().users().len()),
+            ("groups", c.iam.list_groups().send().await.unwrap().groups().len()),
+            ("policies", c.iam.list_policies().scope(aws_sdk_iam::types::PolicyScopeType::Local).send().await.unwrap().policies().len()),
+            ("state machines", c.sfn.list_state_machines().send().await.unwrap().state_machines().len()),
+            ("rules", c.events.list_rules().send().await.unwrap().rules().len()),
+            ("connections", c.events.list_connections().send().await.unwrap().connections().len()),
+            ("topics", c.sns.list_topics().send().await.unwrap().topics().len()),
+            ("subscriptions", c.sns.list_subscriptions().send().await.unwrap().subscriptions().len()),
+            ("queues", c.sqs.list_queues().send().await.unwrap().queue_urls().len()),
+            ("buckets", c.s3.list_buckets().send().await.unwrap().buckets().len()),
+            ("tables", c.dynamodb.list_tables().send().await.unwrap().table_names().len()),
+            ("functions", c.lambda.list_functions().send().await.unwrap().functions().len()),
+            ("repositories", c.ecr.describe_repositories().send().await.unwrap().repositories().len()),
+            ("log groups", c.logs.describe_log_groups().send().await.unwrap().log_groups().len()),
+            ("pipes", c.pipes.list_pipes().send().await.unwrap().pipes().len()),
+            ("datasync tasks", c.datasync.list_tasks().send().await.unwrap().tasks().len()),
+            ("datasync locations", c.datasync.list_locations().send().await.unwrap().locations().len()),
+        ])
+    })
+}
+
