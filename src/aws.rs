@@ -131,7 +131,7 @@ pub async fn connect(opts: &AwsOptions) -> Result<Ctx> {
     let who = loop {
         match sts.get_caller_identity().send().await {
             Ok(who) => break who,
-            Err(e) if attempt < 3 && outcome_unknown(&e) && !refused(&e) => {
+            Err(e) if attempt < 4 && (outcome_unknown(&e) || classify(e.code(), None, false) == Failure::Throttled) && !refused(&e) => {
                 tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
                 attempt += 1;
             }

@@ -23,14 +23,14 @@ const SEEDS: [u64; 8] = [1, 2, 3, 4, 5, 6, 7, 8];
 /// One seeded series: up through the proxy (or, after a clear stop, without it), checks that it
 /// converged to exactly a clean run's resources, destroy through the proxy, checks nothing is
 /// left. Returns how many answers were lost and which runs stopped.
-fn series(seed: u64, clean: &BTreeMap<&'static str, usize>) -> (usize, Vec<String>) {
+fn series(seed: u64, clean: &BTreeMap<&'static str, usize>, faults: &serde_json::Value) -> (usize, Vec<String>) {
     let mut stopped = Vec::new();
     let w = World::new();
-    let proxy = Proxy::start(&w.moto, json!({"faults": [], "lose": {"rate": 0.3, "seed": seed}}));
+    let proxy = Proxy::start(&w.moto, faults.clone());
     let up = w.via(&proxy.url()).run(UP);
     if up.code != 0 {
         clear_stop(&up);
-        stopped.push(format!("seed {seed}: up exit {}", up.code));
+        stopped.push(format!("seed {seed}: up exit {}: {}", up.code, up.stderr.lines().find(|l| l.starts_with("error: ")).unwrap_or("")));
         w.deploy().run(UP).success();
     }
     // converged: a further up changes nothing, and exactly a clean run's resources exist
@@ -42,13 +42,13 @@ fn series(seed: u64, clean: &BTreeMap<&'static str, usize>) -> (usize, Vec<Strin
     let down = w.via(&proxy.url()).run(&["destroy", "--yes"]);
     if down.code != 0 {
         clear_stop(&down);
-        stopped.push(format!("seed {seed}: destroy exit {}", down.code));
+        stopped.push(format!("seed {seed}: destroy exit {}: {}", down.code, down.stderr.lines().find(|l| l.starts_with("error: ")).unwrap_or("")));
         w.deploy().run(&["destroy", "--yes"]).success();
     }
     nothing_left(&w.c, w.moto.port);
-    let lost = proxy.injected().iter().filter(|l| l.starts_with("lost ")).count();
-    assert!(lost >= 20, "seed {seed}: only {lost} answers were lost");
-    (lost, stopped)
+    let faulted = proxy.injected().len();
+    assert!(faulted >= 20, "seed {seed}: only {faulted} faults");
+    (faulted, stopped)
 }
 
 #[test]
@@ -62,7 +62,10 @@ fn lost_answers_on_a_third_of_calls_never_duplicate_leak_or_strand() {
     // one series per seed, side by side (each its own moto and proxy): most of a series is
     // the SDK's backoff after a lost answer, not work
     let series: Vec<(usize, Vec<String>)> = std::thread::scope(|scope| {
-        let runs: Vec<_> = SEEDS.iter().map(|&seed| scope.spawn(move || series(seed, clean))).collect();
+        let runs: Vec<_> = SEEDS
+            .iter()
+            .map(|&seed| scope.spawn(move || series(seed, clean, &json!({"faults": [], "lose": {"rate": 0.3, "seed": seed}}))))
+            .collect();
         runs.into_iter().map(|r| r.join().unwrap()).collect()
     });
     let lost_total: usize = series.iter().map(|(l, _)| l).sum();
@@ -71,5 +74,38 @@ fn lost_answers_on_a_third_of_calls_never_duplicate_leak_or_strand() {
     let _ = std::io::Write::write_all(
         &mut std::io::stderr(),
         format!("lost answers: {} seeds, {lost_total} answers lost, stops needing a fault-free run: {stopped:?}\n", SEEDS.len()).as_bytes(),
+    );
+}
+
+/// 20% of all calls get one of the faults a real network and a real AWS give (throttling, 503,
+/// a connection dropped before or after the call was applied, a slow answer): 10 runs of 10
+/// converge, or stop clearly and are finished by a run without faults.
+#[test]
+fn mixed_faults_on_a_fifth_of_calls_leave_every_run_convergent() {
+    require_wheelhouse();
+    let clean = &{
+        let w = World::new();
+        w.deploy().run(UP).success();
+        inventory(&w.c)
+    };
+    let seeds: Vec<u64> = (101..111).collect();
+    let series: Vec<(usize, Vec<String>)> = std::thread::scope(|scope| {
+        seeds
+            .chunks(5)
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk.iter().map(|&s| series(s, clean, &json!({"faults": [], "mixed": {"rate": 0.2, "seed": s}}))).collect::<Vec<_>>()
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let faults: usize = series.iter().map(|(f, _)| f).sum();
+    let stopped: Vec<&String> = series.iter().flat_map(|(_, s)| s).collect();
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr(),
+        format!("mixed faults: {} runs, {faults} faults, stops needing a fault-free run: {stopped:?}\n", seeds.len()).as_bytes(),
     );
 }

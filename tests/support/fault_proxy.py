@@ -9,7 +9,10 @@ those, each call is lost after it was applied with that probability (seeded, so 
 be replayed): forwarded to moto, its answer read, and the connection closed without a word, as
 a NAT or load balancer timeout does. Each lost call is logged as "lost OPERATION". With
 "log_all": true every call moto answered is logged as "applied OPERATION" (for a test that
-kills the client after the k-th one).
+kills the client after the k-th one). {"mixed": {"rate": 0.2, "seed": 3}} picks, on that share
+of calls, one of: a throttling answer (in the call's protocol), an empty 503, a connection
+dropped before forwarding, a slow answer (0.3 s), an answer lost after the call was applied;
+each is logged as "KIND OPERATION".
 
 usage: fault_proxy.py PORT UPSTREAM_PORT FAULTS_JSON LOG_FILE
 """
@@ -24,12 +27,31 @@ from urllib.parse import parse_qs
 
 port, upstream, faults, log_path = int(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4]
 lose = None
+mixed = None
 log_all = False
 if isinstance(faults, dict):
     lose = faults.get("lose")
+    mixed = faults.get("mixed")
     log_all = faults.get("log_all", False)
     faults = faults.get("faults", [])
-rng = random.Random(lose["seed"]) if lose else None
+rng = random.Random((lose or mixed)["seed"]) if (lose or mixed) else None
+MIXED = ["throttle", "5xx", "drop-before", "slow", "lost-after"]
+
+
+def throttle_answer(headers, body):
+    """A throttling answer in the protocol of the call: (status, headers, payload)."""
+    if headers.get("X-Amz-Target"):
+        return 400, {"Content-Type": "application/x-amz-json-1.0", "x-amzn-ErrorType": "ThrottlingException"}, \
+            json.dumps({"__type": "ThrottlingException", "message": "Rate exceeded"}).encode()
+    if b"Action=" in body[:200]:
+        return 400, {"Content-Type": "text/xml"}, (
+            "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error>"
+            "<RequestId>fault</RequestId></ErrorResponse>").encode()
+    if "amz-sdk-invocation-id" in {k.lower() for k in headers.keys()} and "s3" in headers.get("Authorization", ""):
+        return 503, {"Content-Type": "application/xml"}, \
+            b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+    return 429, {"Content-Type": "application/json", "x-amzn-ErrorType": "ThrottlingException"}, \
+        json.dumps({"message": "Rate exceeded"}).encode()
 lock = threading.Lock()
 
 
@@ -58,6 +80,32 @@ class Handler(BaseHTTPRequestHandler):
                 fault["times"] -= 1
                 with open(log_path, "a") as f:
                     f.write(op + "\n")
+        chosen = None
+        if mixed and not self.path.startswith("/moto-api"):
+            with lock:
+                if rng.random() < mixed["rate"]:
+                    chosen = rng.choice(MIXED)
+                    with open(log_path, "a") as f:
+                        f.write("%s %s\n" % (chosen, op or self.command))
+        if chosen == "throttle":
+            status, hdrs, payload = throttle_answer(self.headers, body)
+            self.send_response(status)
+            for k, v in hdrs.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            return
+        if chosen == "5xx":
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if chosen == "drop-before":
+            self.close_connection = True
+            return
+        if chosen == "slow":
+            time.sleep(0.3)
         if fault and fault.get("delay"):
             # a slow answer, not an error: hold the call, then forward it
             time.sleep(fault["delay"])
@@ -85,7 +133,7 @@ class Handler(BaseHTTPRequestHandler):
         for k, v in self.headers.items():
             if k.lower() not in ("host", "content-length", "connection"):
                 req.add_header(k, v)
-        lost = False
+        lost = chosen == "lost-after"
         if lose and not self.path.startswith("/moto-api"):
             with lock:
                 lost = rng.random() < lose["rate"]
