@@ -103,6 +103,40 @@ pub async fn build_zip(ctx: &Ctx, dir: &Path, hash: &str, runtime: &str, arch: &
         tracing::info!("using cached package {}", cache.display());
         return Ok(bytes);
     }
+    let bytes = build_zip_uncached(dir, platform, pyver).await?;
+    std::fs::create_dir_all(cache.parent().unwrap())?;
+    let mut tmp = tempfile::NamedTempFile::new_in(cache.parent().unwrap())?;
+    tmp.write_all(&bytes)?;
+    tmp.persist(&cache).map_err(|e| Error::internal(e.to_string()))?;
+    Ok(bytes)
+}
+
+/// Lambda's package quotas: 50 MB zipped in a direct upload, 250 MB unzipped.
+pub const MAX_ZIPPED: u64 = 50 * 1024 * 1024;
+pub const MAX_UNZIPPED: u64 = 250 * 1024 * 1024;
+
+pub fn check_package_size(dir: &Path, zipped: u64, unzipped: u64) -> Result<()> {
+    let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
+    if unzipped > MAX_UNZIPPED {
+        return Err(Error::user(format!(
+            "the Lambda package of {} is {:.1} MB unzipped; Lambda takes at most 250 MB",
+            dir.display(),
+            mb(unzipped)
+        ))
+        .help("trim requirements.txt, or package the function as an image: --var lambda_package=image"));
+    }
+    if zipped > MAX_ZIPPED {
+        return Err(Error::user(format!(
+            "the Lambda package of {} is {:.1} MB zipped; a direct upload takes at most 50 MB",
+            dir.display(),
+            mb(zipped)
+        ))
+        .help("trim requirements.txt, or package the function as an image: --var lambda_package=image"));
+    }
+    Ok(())
+}
+
+async fn build_zip_uncached(dir: &Path, platform: &str, pyver: &str) -> Result<Vec<u8>> {
     let build = tempfile::tempdir()?;
     for f in files(dir)? {
         let name = f.to_string_lossy();
@@ -127,11 +161,9 @@ pub async fn build_zip(ctx: &Ctx, dir: &Path, hash: &str, runtime: &str, arch: &
         })?;
     }
     let root = build.path().to_path_buf();
+    let unzipped: u64 = files(&root)?.iter().filter_map(|f| std::fs::metadata(root.join(f)).ok()).map(|m| m.len()).sum();
     let bytes = tokio::task::spawn_blocking(move || zip_dir(&root)).await.map_err(|e| Error::internal(e.to_string()))??;
-    std::fs::create_dir_all(cache.parent().unwrap())?;
-    let mut tmp = tempfile::NamedTempFile::new_in(cache.parent().unwrap())?;
-    tmp.write_all(&bytes)?;
-    tmp.persist(&cache).map_err(|e| Error::internal(e.to_string()))?;
+    check_package_size(dir, bytes.len() as u64, unzipped)?;
     Ok(bytes)
 }
 
@@ -265,6 +297,10 @@ mod tests {
     #[test]
     fn platforms() {
         assert_eq!(pip_platform("arm64").unwrap(), "manylinux2014_aarch64");
+        let d = Path::new("stacks/f/function");
+        assert!(check_package_size(d, MAX_ZIPPED, MAX_UNZIPPED).is_ok());
+        assert!(check_package_size(d, MAX_ZIPPED + 1, 1).unwrap_err().message.contains("a direct upload takes at most 50 MB"));
+        assert!(check_package_size(d, 1, MAX_UNZIPPED + 1).unwrap_err().message.contains("Lambda takes at most 250 MB"));
         assert!(pip_platform("mips").is_err());
         assert_eq!(python_version("python3.12").unwrap(), "3.12");
     }

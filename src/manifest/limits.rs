@@ -81,6 +81,17 @@ pub fn check(kind: &str, attrs: &Value, env: &str) -> Vec<String> {
             out.push(m);
         }
     }
+    if kind == "dynamodb_table" {
+        if !matches!(attrs["hash_key_type"].as_str(), Some("S" | "N" | "B")) {
+            out.push(format!("hash_key_type {} is not S, N or B (DynamoDB's key types)", attrs["hash_key_type"]));
+        }
+        if let Some(k) = known(&attrs["hash_key"]).filter(|k| k.is_empty() || k.len() > 255) {
+            out.push(format!("hash_key {k:?}: DynamoDB key names are 1 to 255 bytes"));
+        }
+        if !matches!(attrs["billing_mode"].as_str(), Some("PAY_PER_REQUEST" | "PROVISIONED")) {
+            out.push(format!("billing_mode {} is not PAY_PER_REQUEST or PROVISIONED", attrs["billing_mode"]));
+        }
+    }
     if kind == "iam_policy" {
         if let Some(statements) = attrs["statement"].as_array() {
             policy(statements, &mut out);
@@ -278,6 +289,8 @@ mod tests {
             check("sns_subscription", &json!({"protocol": "email", "endpoint": "not-an-email"}), "default")[0].contains("not an email")
         );
         assert!(check("iam_role", &json!({"name": "(known after apply: x.name)"}), "default").is_empty(), "unknown values wait");
+        let table = |t: &str| check("dynamodb_table", &json!({"name": "user", "hash_key": "id", "hash_key_type": t, "billing_mode": "PAY_PER_REQUEST"}), "default");
+        assert!(table("S").is_empty() && table("X")[0].contains("not S, N or B"));
         let st = |v: Value| check("iam_policy", &json!({"name": "p", "statement": [v]}), "default");
         assert!(st(json!({"Effect": "Allow", "Action": ["states:StartExecution", "s3:Get*"], "Resource": "arn:aws:s3:::b/*"})).is_empty());
         assert!(st(json!({"Effect": "Permit", "Action": "s3:GetObject", "Resource": "*"}))[0].contains("Effect is \"Permit\""));
