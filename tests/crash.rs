@@ -64,7 +64,17 @@ fn kill_9_at_any_point_is_recovered_by_running_the_command_again() {
     let clean = &clean;
     let results: Vec<(usize, bool, bool)> = std::thread::scope(|scope| {
         ks.chunks(5)
-            .map(|chunk| scope.spawn(move || chunk.iter().map(|&k| { let (u, d) = crash_and_recover(k, clean); (k, u, d) }).collect::<Vec<_>>()))
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|&k| {
+                            let (u, d) = crash_and_recover(k, clean);
+                            (k, u, d)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
             .collect::<Vec<_>>()
             .into_iter()
             .flat_map(|h| h.join().unwrap())

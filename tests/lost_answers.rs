@@ -42,7 +42,11 @@ fn series(seed: u64, clean: &BTreeMap<&'static str, usize>, faults: &serde_json:
     let down = w.via(&proxy.url()).run(&["destroy", "--yes"]);
     if down.code != 0 {
         clear_stop(&down);
-        stopped.push(format!("seed {seed}: destroy exit {}: {}", down.code, down.stderr.lines().find(|l| l.starts_with("error: ")).unwrap_or("")));
+        stopped.push(format!(
+            "seed {seed}: destroy exit {}: {}",
+            down.code,
+            down.stderr.lines().find(|l| l.starts_with("error: ")).unwrap_or("")
+        ));
         w.deploy().run(&["destroy", "--yes"]).success();
     }
     nothing_left(&w.c, w.moto.port);
@@ -51,30 +55,39 @@ fn series(seed: u64, clean: &BTreeMap<&'static str, usize>, faults: &serde_json:
     (faulted, stopped)
 }
 
+/// What a clean `up --all` makes, to compare every series with.
+fn clean_inventory() -> BTreeMap<&'static str, usize> {
+    let w = World::new();
+    w.deploy().run(UP).success();
+    inventory(&w.c)
+}
+
+/// One series per seed, `at_once` side by side (each its own moto and proxy: most of a series
+/// is the SDK's backoff, not work); returns (faults, stops) of every series.
+fn run_series(seeds: &[u64], at_once: usize, faults: fn(u64) -> serde_json::Value) -> (usize, Vec<String>) {
+    require_wheelhouse();
+    let clean = &clean_inventory();
+    let results: Vec<(usize, Vec<String>)> = std::thread::scope(|scope| {
+        seeds
+            .chunks(seeds.len().div_ceil(at_once))
+            .map(|chunk| scope.spawn(move || chunk.iter().map(|&s| series(s, clean, &faults(s))).collect::<Vec<_>>()))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    (results.iter().map(|(f, _)| f).sum(), results.into_iter().flat_map(|(_, s)| s).collect())
+}
+
+/// What the README's reliability section reports.
+fn report(line: String) {
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("{line}\n").as_bytes());
+}
+
 #[test]
 fn lost_answers_on_a_third_of_calls_never_duplicate_leak_or_strand() {
-    require_wheelhouse();
-    let clean = &{
-        let w = World::new();
-        w.deploy().run(UP).success();
-        inventory(&w.c)
-    };
-    // one series per seed, side by side (each its own moto and proxy): most of a series is
-    // the SDK's backoff after a lost answer, not work
-    let series: Vec<(usize, Vec<String>)> = std::thread::scope(|scope| {
-        let runs: Vec<_> = SEEDS
-            .iter()
-            .map(|&seed| scope.spawn(move || series(seed, clean, &json!({"faults": [], "lose": {"rate": 0.3, "seed": seed}}))))
-            .collect();
-        runs.into_iter().map(|r| r.join().unwrap()).collect()
-    });
-    let lost_total: usize = series.iter().map(|(l, _)| l).sum();
-    let stopped: Vec<&String> = series.iter().flat_map(|(_, s)| s).collect();
-    // what the README's reliability section reports
-    let _ = std::io::Write::write_all(
-        &mut std::io::stderr(),
-        format!("lost answers: {} seeds, {lost_total} answers lost, stops needing a fault-free run: {stopped:?}\n", SEEDS.len()).as_bytes(),
-    );
+    let (lost, stopped) = run_series(&SEEDS, SEEDS.len(), |seed| json!({"faults": [], "lose": {"rate": 0.3, "seed": seed}}));
+    report(format!("lost answers: {} seeds, {lost} answers lost, stops needing a fault-free run: {stopped:?}", SEEDS.len()));
 }
 
 /// 20% of all calls get one of the faults a real network and a real AWS give (throttling, 503,
@@ -82,30 +95,7 @@ fn lost_answers_on_a_third_of_calls_never_duplicate_leak_or_strand() {
 /// converge, or stop clearly and are finished by a run without faults.
 #[test]
 fn mixed_faults_on_a_fifth_of_calls_leave_every_run_convergent() {
-    require_wheelhouse();
-    let clean = &{
-        let w = World::new();
-        w.deploy().run(UP).success();
-        inventory(&w.c)
-    };
     let seeds: Vec<u64> = (101..111).collect();
-    let series: Vec<(usize, Vec<String>)> = std::thread::scope(|scope| {
-        seeds
-            .chunks(5)
-            .map(|chunk| {
-                scope.spawn(move || {
-                    chunk.iter().map(|&s| series(s, clean, &json!({"faults": [], "mixed": {"rate": 0.2, "seed": s}}))).collect::<Vec<_>>()
-                })
-            })
-            .collect::<Vec<_>>()
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect()
-    });
-    let faults: usize = series.iter().map(|(f, _)| f).sum();
-    let stopped: Vec<&String> = series.iter().flat_map(|(_, s)| s).collect();
-    let _ = std::io::Write::write_all(
-        &mut std::io::stderr(),
-        format!("mixed faults: {} runs, {faults} faults, stops needing a fault-free run: {stopped:?}\n", seeds.len()).as_bytes(),
-    );
+    let (faults, stopped) = run_series(&seeds, 2, |seed| json!({"faults": [], "mixed": {"rate": 0.2, "seed": seed}}));
+    report(format!("mixed faults: {} runs, {faults} faults, stops needing a fault-free run: {stopped:?}", seeds.len()));
 }

@@ -289,7 +289,13 @@ mod tests {
             check("sns_subscription", &json!({"protocol": "email", "endpoint": "not-an-email"}), "default")[0].contains("not an email")
         );
         assert!(check("iam_role", &json!({"name": "(known after apply: x.name)"}), "default").is_empty(), "unknown values wait");
-        let table = |t: &str| check("dynamodb_table", &json!({"name": "user", "hash_key": "id", "hash_key_type": t, "billing_mode": "PAY_PER_REQUEST"}), "default");
+        let table = |t: &str| {
+            check(
+                "dynamodb_table",
+                &json!({"name": "user", "hash_key": "id", "hash_key_type": t, "billing_mode": "PAY_PER_REQUEST"}),
+                "default",
+            )
+        };
         assert!(table("S").is_empty() && table("X")[0].contains("not S, N or B"));
         let st = |v: Value| check("iam_policy", &json!({"name": "p", "statement": [v]}), "default");
         assert!(st(json!({"Effect": "Allow", "Action": ["states:StartExecution", "s3:Get*"], "Resource": "arn:aws:s3:::b/*"})).is_empty());

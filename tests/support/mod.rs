@@ -673,4 +673,3 @@ pub fn inventory(c: &Clients) -> std::collections::BTreeMap<&'static str, usize>
         ])
     })
 }
-
