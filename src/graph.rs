@@ -104,6 +104,21 @@ impl Graph {
     }
 
     /// A deterministic topological order (dependencies first). Panics on a cycle: check first.
+    /// The nodes in rounds: each round holds the nodes whose dependencies are all in earlier
+    /// rounds, so the nodes of one round can be worked on together.
+    pub fn levels(&self) -> Vec<Vec<String>> {
+        let mut level: BTreeMap<String, usize> = BTreeMap::new();
+        for n in self.order() {
+            let l = self.deps_of(&n).filter_map(|d| level.get(d)).map(|l| l + 1).max().unwrap_or(0);
+            level.insert(n, l);
+        }
+        let mut out: Vec<Vec<String>> = vec![Vec::new(); level.values().max().map_or(0, |m| m + 1)];
+        for (n, l) in level {
+            out[l].push(n);
+        }
+        out
+    }
+
     pub fn order(&self) -> Vec<String> {
         let mut done: BTreeSet<String> = BTreeSet::new();
         let mut out = Vec::new();
@@ -217,6 +232,20 @@ mod tests {
         assert!(pos(&o, "machine") < pos(&o, "target"));
         assert!(pos(&o, "policy") < pos(&o, "attach"));
         assert_eq!(o.len(), 6);
+    }
+
+    #[test]
+    fn levels_group_what_can_run_together() {
+        let g = sample();
+        let levels = g.levels();
+        for (i, level) in levels.iter().enumerate() {
+            for n in level {
+                for d in g.deps_of(n) {
+                    assert!(levels[..i].iter().any(|l| l.contains(d)), "{d} comes before {n}");
+                }
+            }
+        }
+        assert_eq!(levels.iter().map(Vec::len).sum::<usize>(), g.order().len());
     }
 
     #[test]

@@ -212,31 +212,45 @@ fn ownership(stack: &Stack, id: &str, live: &Value, ours: &dyn Fn(&str) -> bool)
 pub async fn discover(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Found> {
     let mut outputs = outputs_of(state);
     let mut found = Found::default();
-    for id in stack.graph.order() {
-        if state.resources.get(&id).is_some_and(|e| e.status == Status::Created) {
-            continue;
-        }
+    // round by round of the graph: the resources of one round are looked for together
+    for level in stack.graph.levels() {
         let scope = stack.scope(&outputs, Some((&ctx.account_id, &ctx.region, &ctx.partition)));
-        let (desired, _) = stack.resolve(&id, &scope)?;
-        if desired.to_string().contains(crate::manifest::refs::UNKNOWN_PREFIX) {
-            continue; // a parent does not exist: neither does this
-        }
-        let decl = &stack.resources[&id];
-        let Some((live, outs)) = decl.kind.read(ctx, &desired, &resources::Outputs::new()).await? else { continue };
-        let resume = state.resources.get(&id).is_some_and(|e| e.status == Status::Pending);
-        let is_ours = |d: &str| outputs.contains_key(d) && (state.resources.contains_key(d) || found.ours.contains_key(d));
-        match ownership(stack, &id, &live, &is_ours) {
-            Ok(()) => {}
-            // Our own interrupted create (state says an earlier run began it), unless its tags
-            // name another stack or env.
-            Err(_) if resume && !tags_name_another(&live, stack) => {}
-            Err(why) => {
-                found.foreign.push(Foreign { id: id.clone(), kind: decl.kind.name().into(), name: decl.kind.display_name(&desired), why });
+        let mut reads = Vec::new();
+        for id in level {
+            if state.resources.get(&id).is_some_and(|e| e.status == Status::Created) {
                 continue;
             }
+            let (desired, _) = stack.resolve(&id, &scope)?;
+            if desired.to_string().contains(crate::manifest::refs::UNKNOWN_PREFIX) {
+                continue; // a parent does not exist: neither does this
+            }
+            let decl = &stack.resources[&id];
+            reads.push(async move { decl.kind.read(ctx, &desired, &resources::Outputs::new()).await.map(|r| (id, desired, r)) });
         }
-        outputs.insert(id.clone(), outs.clone());
-        found.ours.insert(id, (live, outs));
+        for read in futures::future::join_all(reads).await {
+            let (id, desired, live) = read?;
+            let Some((live, outs)) = live else { continue };
+            let decl = &stack.resources[&id];
+            let resume = state.resources.get(&id).is_some_and(|e| e.status == Status::Pending);
+            let is_ours = |d: &str| outputs.contains_key(d) && (state.resources.contains_key(d) || found.ours.contains_key(d));
+            match ownership(stack, &id, &live, &is_ours) {
+                Ok(()) => {}
+                // Our own interrupted create (state says an earlier run began it), unless its
+                // tags name another stack or env.
+                Err(_) if resume && !tags_name_another(&live, stack) => {}
+                Err(why) => {
+                    found.foreign.push(Foreign {
+                        id: id.clone(),
+                        kind: decl.kind.name().into(),
+                        name: decl.kind.display_name(&desired),
+                        why,
+                    });
+                    continue;
+                }
+            }
+            outputs.insert(id.clone(), outs.clone());
+            found.ours.insert(id, (live, outs));
+        }
     }
     Ok(found)
 }

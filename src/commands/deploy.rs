@@ -38,15 +38,26 @@ fn print_plans(plans: &[Planned], format: Format) {
     }
 }
 
+/// Locks every stack (one after another, always in the same order, so two runs never wait
+/// on each other in a circle), then plans them all together.
 async fn plan_stacks(setup: &Setup, stacks: Vec<Stack>, ctx: &Ctx, command: &str) -> Result<Vec<Planned>> {
-    let mut out = Vec::new();
-    for stack in stacks {
-        let lock = setup.lock(&stack.name, command).await?;
+    let mut names: Vec<String> = stacks.iter().map(|s| s.name.clone()).collect();
+    names.sort();
+    let mut locks = std::collections::BTreeMap::new();
+    for name in names {
+        let lock = setup.lock(&name, command).await?;
+        locks.insert(name, lock);
+    }
+    let plans = stacks.into_iter().map(|stack| {
+        let lock = locks.remove(&stack.name).expect("locked above");
+        (stack, lock)
+    });
+    let plans = plans.collect::<Vec<_>>().into_iter().map(|(stack, lock)| async move {
         let state = setup.state_for(&stack.name, ctx).await?;
         let plan = plan::plan_up(&stack, &state, ctx).await?;
-        out.push(Planned { stack: Some(stack), plan, state, _lock: lock });
-    }
-    Ok(out)
+        Ok::<_, Error>(Planned { stack: Some(stack), plan, state, _lock: lock })
+    });
+    futures::future::try_join_all(plans).await
 }
 
 /// An environment with a lifetime says so on its resources too: a `deploy:ttl` tag (the
