@@ -413,13 +413,14 @@ where
         if attempt + 1 >= backoff.attempts || !(throttled || outcome_unknown(&e)) {
             return Err(refusal(e));
         }
+        // wait first: a slow service may still be making it when the answer was given up on
+        tokio::time::sleep(backoff.delay(attempt)).await;
         if !throttled {
             tracing::info!(attempt, "a create's outcome is unknown ({}); looking for what it made", DisplayErrorContext(&e));
             if let Some(made) = find().await? {
                 return Ok(made);
             }
         }
-        tokio::time::sleep(backoff.delay(attempt)).await;
         attempt += 1;
     }
 }

@@ -358,7 +358,9 @@ fn propagation_delays_and_throttling_are_retried_and_real_errors_stop_only_depen
 fn ctrl_c_mid_up_is_recoverable_and_the_lock_keeps_runs_apart() {
     let w = World::new();
     let moto = &w.moto;
-    let proxy = Proxy::start(&moto, json!([{"operation": "CreateStateMachine", "times": 1, "delay": 3}]));
+    // the state machine's create is held in flight until the test releases it
+    let release = w.state.path().join("release-create");
+    let proxy = Proxy::start(&moto, json!([{"operation": "CreateStateMachine", "times": 1, "hold_until": release}]));
     let child = w.via(&proxy.url()).spawn(&["up", STACK, "--yes", "--parallelism", "1"]);
     let pid = child.id();
     // wait until the state machine's create is on the wire (recorded as pending first)
@@ -371,6 +373,7 @@ fn ctrl_c_mid_up_is_recoverable_and_the_lock_keeps_runs_apart() {
     assert!(other.stderr.contains("stack `should-i-deploy` (env `default`) is being changed by another deploy run"), "{other:?}");
 
     std::process::Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap();
+    std::fs::write(&release, "").unwrap();
     let out = finish(child).code(130);
     assert!(out.stderr.contains("interrupted: finishing the operations in flight"), "{out:?}");
     assert!(out.stderr.contains("state_machine created"), "the call in flight finished and was recorded: {out:?}");

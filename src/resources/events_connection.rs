@@ -89,7 +89,13 @@ impl Kind for EventsConnection {
                     .await
                     .map(|_| ())
             },
-            || async { Ok(ctx.events.describe_connection().name(&a.name).send().await.ok().map(|_| ())) },
+            || async {
+                match ctx.events.describe_connection().name(&a.name).send().await {
+                    Ok(_) => Ok(Some(())),
+                    Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(None),
+                    Err(e) => Err(api_error("DescribeConnection", &e)),
+                }
+            },
             |e| {
                 if e.as_service_error().is_some_and(|s| s.is_resource_already_exists_exception()) {
                     Error::already_exists(format!("EventBridge connection {} already exists", a.name))

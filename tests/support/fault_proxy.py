@@ -106,6 +106,12 @@ class Handler(BaseHTTPRequestHandler):
             return
         if chosen == "slow":
             time.sleep(0.3)
+        if fault and fault.get("hold_until"):
+            # held until the test says so (a file appears), then forwarded: a call in flight
+            # for as long as the test needs, whatever the machine's load
+            while not __import__("os").path.exists(fault["hold_until"]):
+                time.sleep(0.02)
+            fault = None
         if fault and fault.get("delay"):
             # a slow answer, not an error: hold the call, then forward it
             time.sleep(fault["delay"])
