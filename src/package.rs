@@ -116,24 +116,17 @@ pub const MAX_ZIPPED: u64 = 50 * 1024 * 1024;
 pub const MAX_UNZIPPED: u64 = 250 * 1024 * 1024;
 
 pub fn check_package_size(dir: &Path, zipped: u64, unzipped: u64) -> Result<()> {
-    let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
-    if unzipped > MAX_UNZIPPED {
-        return Err(Error::user(format!(
-            "the Lambda package of {} is {:.1} MB unzipped; Lambda takes at most 250 MB",
-            dir.display(),
-            mb(unzipped)
-        ))
-        .help("trim requirements.txt, or package the function as an image: --var lambda_package=image"));
+    let limits = [
+        (unzipped, MAX_UNZIPPED, "unzipped; Lambda takes at most 250 MB"),
+        (zipped, MAX_ZIPPED, "zipped; a direct upload takes at most 50 MB"),
+    ];
+    match limits.into_iter().find(|(size, max, _)| size > max) {
+        None => Ok(()),
+        Some((size, _, rule)) => {
+            Err(Error::user(format!("the Lambda package of {} is {:.1} MB {rule}", dir.display(), size as f64 / (1024.0 * 1024.0)))
+                .help("trim requirements.txt, or package the function as an image: --var lambda_package=image"))
+        }
     }
-    if zipped > MAX_ZIPPED {
-        return Err(Error::user(format!(
-            "the Lambda package of {} is {:.1} MB zipped; a direct upload takes at most 50 MB",
-            dir.display(),
-            mb(zipped)
-        ))
-        .help("trim requirements.txt, or package the function as an image: --var lambda_package=image"));
-    }
-    Ok(())
 }
 
 async fn build_zip_uncached(dir: &Path, platform: &str, pyver: &str) -> Result<Vec<u8>> {
