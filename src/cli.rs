@@ -16,6 +16,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// The folder holding stacks/ and templates/ (default: nearest one upward from here)
     #[arg(long, global = true, env = "DEPLOY_PROJECT")]
@@ -39,6 +40,10 @@ pub struct Global {
     /// Whether --env / DEPLOY_ENV was given (not the default): `list` then shows that env only.
     #[arg(skip)]
     pub env_given: bool,
+    /// When to colour the output: auto (a terminal, unless NO_COLOR is set or CLICOLOR_FORCE
+    /// forces it), always, never
+    #[arg(long, global = true, value_enum, default_value = "auto", value_name = "WHEN")]
+    pub color: crate::output::ColorChoice,
     /// More logging (-v: the tool's, -vv: also the AWS SDK's)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,

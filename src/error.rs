@@ -48,13 +48,44 @@ pub struct Error {
     pub help: Option<String>,
     /// Set on a create that found the resource already there (the executor adopts it).
     pub already_exists: bool,
+    /// The text the mistake is in, to show it with a caret (manifests, templates).
+    pub snippet: Option<Box<Snippet>>,
+    /// The attribute of a resource the error is about (`statement[0].Action`), for the caller
+    /// that knows where that attribute is written.
+    pub attr: Option<String>,
+}
+
+/// A place in a source text: the file as shown, its text, the byte range of the mistake and
+/// a short label for it.
+#[derive(Debug, Clone)]
+pub struct Snippet {
+    pub path: String,
+    pub text: std::sync::Arc<str>,
+    pub span: std::ops::Range<usize>,
+    pub label: String,
+}
+
+impl Snippet {
+    /// 1-based line and column (in characters) of the start of the span.
+    pub fn line_col(&self) -> (usize, usize) {
+        line_col(&self.text, self.span.start)
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..text.floor_char_boundary(offset)];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    (line, col)
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(class: Class, message: impl Into<String>) -> Self {
-        Error { class, location: None, message: message.into(), help: None, already_exists: false }
+        Error { class, location: None, message: message.into(), help: None, already_exists: false, snippet: None, attr: None }
     }
     pub fn user(message: impl Into<String>) -> Self {
         Self::new(Class::User, message)
@@ -73,6 +104,28 @@ impl Error {
     pub fn at(mut self, location: impl Into<String>) -> Self {
         self.location = Some(location.into());
         self
+    }
+    /// Points at `span` of `text` (the location becomes `path:line:col`).
+    pub fn source(mut self, path: &str, text: &std::sync::Arc<str>, span: std::ops::Range<usize>, label: impl Into<String>) -> Self {
+        let snippet = Snippet { path: path.to_string(), text: text.clone(), span, label: label.into() };
+        let (line, col) = snippet.line_col();
+        self.location = Some(format!("{path}:{line}:{col}"));
+        self.snippet = Some(Box::new(snippet));
+        self
+    }
+    /// Adds "did you mean `x`?" when one of `known` is close to `typed`.
+    pub fn suggest<'a>(self, typed: &str, known: impl IntoIterator<Item = &'a str>) -> Self {
+        match closest(typed, known) {
+            Some(m) => {
+                let hint = format!("did you mean `{m}`?");
+                let help = match &self.help {
+                    Some(h) => format!("{hint} ({h})"),
+                    None => hint,
+                };
+                self.help(help)
+            }
+            None => self,
+        }
     }
     pub fn help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
@@ -97,6 +150,18 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// The one of `known` nearest to `typed` by edit distance, when near enough to be a typo.
+pub fn closest<'a>(typed: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (typed.chars().count() / 3).max(2);
+    known
+        .into_iter()
+        .filter(|k| *k != typed)
+        .map(|k| (strsim::damerau_levenshtein(&typed.to_lowercase(), &k.to_lowercase()), k))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
 
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {

@@ -133,6 +133,7 @@ fn main() {
         cli.global.env = manifest::env_for_branch(&branch);
         cli.global.env_given = true;
     }
+    output::set_color(cli.global.color);
     init_logging(cli.global.verbose, matches!(cli.command, Command::Local { .. }));
     if let Err(m) = cli.command.check_format() {
         eprintln!("error: {m}");
@@ -141,7 +142,7 @@ fn main() {
     let json = cli.command.json();
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     if let Err(e) = rt.block_on(run(cli)) {
-        eprintln!("error: {e}");
+        eprintln!("{}", output::report(&e));
         if json {
             let doc = serde_json::json!({"event": "error", "error": {
                 "message": e.message, "location": e.location, "help": e.help, "exit_code": e.exit_code()}});

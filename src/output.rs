@@ -15,3 +15,120 @@ pub fn write(args: std::fmt::Arguments) {
         CLOSED.store(true, Ordering::Relaxed);
     }
 }
+
+/// Whether colour is wanted: `--color`, then `NO_COLOR` / `CLICOLOR_FORCE`, then whether the
+/// stream is a terminal (as cargo and ripgrep decide).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+static CHOICE: std::sync::OnceLock<ColorChoice> = std::sync::OnceLock::new();
+
+pub fn set_color(choice: ColorChoice) {
+    let _ = CHOICE.set(choice);
+}
+
+fn wanted(terminal: bool) -> bool {
+    let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty() && v != "0");
+    match CHOICE.get().copied().unwrap_or_default() {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto if set("NO_COLOR") => false,
+        ColorChoice::Auto if set("CLICOLOR_FORCE") => true,
+        ColorChoice::Auto => terminal && std::env::var("TERM").map_or(true, |t| t != "dumb"),
+    }
+}
+
+/// Colour on standard output / standard error.
+pub fn color_stdout() -> bool {
+    use std::io::IsTerminal;
+    wanted(std::io::stdout().is_terminal())
+}
+pub fn color_stderr() -> bool {
+    use std::io::IsTerminal;
+    wanted(std::io::stderr().is_terminal())
+}
+
+/// `text` in `style` when `on`.
+pub fn paint(on: bool, style: anstyle::Style, text: impl std::fmt::Display) -> String {
+    if on { format!("{style}{text}{style:#}") } else { text.to_string() }
+}
+
+/// The styles of the tool's output, as Terraform and cargo colour theirs.
+pub mod style {
+    use anstyle::{AnsiColor, Style};
+    pub const ADD: Style = AnsiColor::Green.on_default();
+    pub const CHANGE: Style = AnsiColor::Yellow.on_default();
+    pub const REMOVE: Style = AnsiColor::Red.on_default();
+    pub const ADOPT: Style = AnsiColor::Cyan.on_default();
+    pub const ERROR: Style = AnsiColor::Red.on_default().bold();
+    pub const WARN: Style = AnsiColor::Yellow.on_default().bold();
+    pub const HELP: Style = AnsiColor::Cyan.on_default().bold();
+    pub const OK: Style = AnsiColor::Green.on_default().bold();
+    pub const BOLD: Style = Style::new().bold();
+    pub const DIM: Style = Style::new().dimmed();
+}
+
+/// A validation finding: with the source lines and a caret when its place is known.
+pub fn finding(f: &crate::validate::Finding) -> String {
+    use annotate_snippets::{AnnotationKind, Level, Renderer, Snippet};
+    let Some(sn) = &f.snippet else {
+        let color = color_stderr();
+        let text = f.to_string();
+        return match text.split_once(' ') {
+            Some((sev, rest)) => {
+                let style = if sev == "ERROR" { style::ERROR } else { style::WARN };
+                format!("{} {rest}", paint(color, style, sev))
+            }
+            None => text,
+        };
+    };
+    let level = match f.severity {
+        crate::validate::Severity::Error => Level::ERROR,
+        crate::validate::Severity::Warning => Level::WARNING,
+    };
+    let title = match &f.stack {
+        Some(s) => format!("{} (stack {s})", f.message),
+        None => f.message.clone(),
+    };
+    let span = sn.span.start.min(sn.text.len())..sn.span.end.min(sn.text.len());
+    let group = level
+        .primary_title(&title)
+        .element(Snippet::source(&*sn.text).path(&sn.path).annotation(AnnotationKind::Primary.span(span).label(&sn.label)));
+    let r = if color_stderr() { Renderer::styled() } else { Renderer::plain() };
+    r.render(&[group]).to_string()
+}
+
+/// An error as people read it: with a snippet of the source and a caret when it has one
+/// (rendered as rustc renders its own), else `error: where: what` and its help line.
+pub fn report(e: &crate::error::Error) -> String {
+    render_error(e, color_stderr())
+}
+
+pub fn render_error(e: &crate::error::Error, color: bool) -> String {
+    use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
+    if let Some(sn) = &e.snippet {
+        let span = sn.span.start.min(sn.text.len())..sn.span.end.min(sn.text.len());
+        let mut groups = vec![Level::ERROR.primary_title(&e.message).element(
+            Snippet::source(&*sn.text).path(&sn.path).annotation(AnnotationKind::Primary.span(span).label(&sn.label)),
+        )];
+        if let Some(h) = &e.help {
+            groups.push(Group::with_title(Level::HELP.secondary_title(h)));
+        }
+        let r = if color { Renderer::styled() } else { Renderer::plain() };
+        return r.render(&groups).to_string();
+    }
+    let mut out = format!("{}: ", paint(color, style::ERROR, "error"));
+    if let Some(loc) = &e.location {
+        out += &paint(color, style::BOLD, format!("{loc}: "));
+    }
+    out += &e.message;
+    if let Some(h) = &e.help {
+        out += &format!("\n  {}: {h}", paint(color, style::HELP, "help"));
+    }
+    out
+}

@@ -203,3 +203,42 @@ fn rendered_definitions_match_their_reviewed_snapshots() {
         insta::assert_snapshot!(name, out.stdout);
     }
 }
+
+/// A finding is shown where it is written: the template's line and column, the source line with
+/// a caret under the value, a suggestion, and only the root cause (what a bad `Next` leaves
+/// unreachable or endless is not reported on top of it). JSONata errors point at the character.
+#[test]
+fn findings_point_into_the_template_with_one_error_per_cause() {
+    let project = project_copy();
+    let template = project.path().join("templates/resize-image/jsonata.json");
+    let text = std::fs::read_to_string(&template).unwrap();
+    let edited = text.replacen("\"Next\": \"Delete Uploaded Profile Picture\"", "\"Next\": \"Delete Uploaded Profile Pic\"", 1);
+    assert_ne!(edited, text);
+    std::fs::write(&template, edited).unwrap();
+    let run = |args: &[&str], code: i32| deploy_offline(project.path()).1.run(args).code(code);
+    let out = run(&["validate", "resize-image", "--color", "never"], 2);
+    let line = text.lines().position(|l| l.contains("\"Next\": \"Delete Uploaded Profile Picture\"")).unwrap() + 1;
+    let want = format!(
+        "error: `Delete Uploaded Profile Pic` is not a state here (did you mean `Delete Uploaded Profile Picture`?) (stack resize-image)\n\
+         \x20  --> templates/resize-image/jsonata.json:{line}:21\n\
+         \x20   |\n\
+         {line} |             \"Next\": \"Delete Uploaded Profile Pic\"\n\
+         \x20   |                     ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^ in state `Resize Profile Picture`\n"
+    );
+    assert!(out.stderr.starts_with(&want), "{}", out.stderr);
+    assert_eq!(out.stderr.matches("error:").count(), 2, "one finding and the summary: {}", out.stderr);
+    assert!(!out.stderr.contains("warning"), "no knock-on warnings about unused grants: {}", out.stderr);
+    let out = run(&["validate", "resize-image", "-o", "json"], 2);
+    let json: Value = serde_json::from_str(out.stdout.lines().next().unwrap()).unwrap();
+    let f = &json["findings"][0];
+    assert_eq!((f["line"].as_u64(), f["column"].as_u64()), (Some(line as u64), Some(21)), "{json}");
+
+    let template = project.path().join("templates/should-i-deploy/jsonata.json");
+    let text = std::fs::read_to_string(&template).unwrap();
+    let edited = text.replacen("ResponseBody.shouldideploy %}", "ResponseBody.shouldideploy = = 1 %}", 1);
+    std::fs::write(&template, edited).unwrap();
+    let out = run(&["validate", "should-i-deploy", "--color", "never"], 2);
+    let line = text.lines().position(|l| l.contains("ResponseBody.shouldideploy %}")).unwrap() + 1;
+    assert!(out.stderr.contains(&format!("--> templates/should-i-deploy/jsonata.json:{line}:67\n")), "{}", out.stderr);
+    assert!(out.stderr.contains("shouldideploy = = 1 %}\"\n   |                                                                   ^ in state"), "{}", out.stderr);
+}

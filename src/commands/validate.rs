@@ -71,28 +71,20 @@ pub fn check_stack(stack: &Stack, defs: &[(String, Value)]) -> Vec<Finding> {
     let mut out = Vec::new();
     for (id, def) in defs {
         let file = template_file(stack, id);
-        out.extend(validate::check(def, &file, Some(&stack.name)));
+        let language = validate::check(def, &file, Some(&stack.name));
+        // a broken definition says nothing reliable about which grants it uses
+        let broken = language.iter().any(|f| f.severity == Severity::Error);
+        out.extend(language);
         if let Some(name) = stack.resources[id].attrs.get("name").and_then(|n| n.as_str()).filter(|n| !n.contains("${")) {
             let ok = !name.is_empty() && name.len() <= 80 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
             if !ok {
-                out.push(Finding {
-                    severity: Severity::Error,
-                    stack: Some(stack.name.clone()),
-                    file: stack.file.clone(),
-                    state: None,
-                    pointer: format!("/resources/{id}/name"),
-                    message: format!("state machine name {name:?}: 1 to 80 letters, digits, '-' or '_'"),
-                });
+                let msg = format!("state machine name {name:?}: 1 to 80 letters, digits, '-' or '_'");
+                out.push(Finding::new(Severity::Error, Some(&stack.name), &stack.file, None, &format!("/resources/{id}/name"), msg));
             }
         }
         let needs = permissions::derive(def, &permissions::Place::default());
-        let finding = |severity, state: Option<String>, file: &str, pointer: String, message: String| Finding {
-            severity,
-            stack: Some(stack.name.clone()),
-            file: file.to_string(),
-            state,
-            pointer,
-            message,
+        let finding = |severity, state: Option<String>, file: &str, pointer: String, message: String| {
+            Finding::new(severity, Some(&stack.name), file, state.as_deref(), &pointer, message)
         };
         let Some(g) = grants(stack, id) else {
             let msg = "the role is not declared in this stack: its permissions are not checked".to_string();
@@ -118,14 +110,41 @@ pub fn check_stack(stack: &Stack, defs: &[(String, Value)]) -> Vec<Finding> {
             }
         }
         let mut unused = std::collections::BTreeSet::new();
-        for (p, a) in &granted {
+        for (p, a) in granted.iter().filter(|_| !broken) {
             if !needs.iter().any(|n| permissions::glob(a, &n.action)) && unused.insert((p.clone(), a.clone())) {
                 let msg = format!("policy `{p}` grants {a} to the role `{}`, and no state of `{id}` uses it", g.role_name);
                 out.push(finding(Severity::Warning, None, &stack.file, format!("/resources/{p}/statement"), msg));
             }
         }
     }
+    place_all(stack, &mut out);
     out
+}
+
+/// Maps each finding's pointer to the line and column where it is written: in the template
+/// for a definition, in the manifest for a resource.
+fn place_all(stack: &Stack, findings: &mut [Finding]) {
+    let mut texts: std::collections::BTreeMap<String, Option<std::sync::Arc<str>>> = Default::default();
+    for f in findings.iter_mut() {
+        if f.file == stack.file {
+            let path = f.pointer.trim_start_matches('/').replace('/', ".");
+            let spans = stack.spans();
+            f.place(&spans.text, spans.value_near(&path));
+            continue;
+        }
+        let text = texts.entry(f.file.clone()).or_insert_with(|| std::fs::read_to_string(stack.root().join(&f.file)).ok().map(Into::into));
+        let Some(text) = text.clone() else { continue };
+        if let Some((key, value)) = validate::locate::locate(&text, &f.pointer) {
+            // a scalar is what is wrong; an object or array is named by its key
+            let scalar = !matches!(text.as_bytes().get(value.start), Some(b'{' | b'['));
+            let span = match f.expr_char.and_then(|n| validate::locate::in_expression(&text, value.clone(), n)) {
+                Some(at) => at..at + 1,
+                None if scalar => value,
+                None => key,
+            };
+            f.place(&text, span);
+        }
+    }
 }
 
 /// `deploy policy`: the least-privilege policy each state machine of a stack needs.
@@ -152,7 +171,7 @@ pub async fn policy(g: &Global, stack: &str, machine: Option<&str>, vars: &VarAr
 pub fn report(findings: &[Finding], format: Format) -> Result<()> {
     match format {
         Format::Json => outln!("{}", crate::views::json_doc(serde_json::json!({"findings": findings}))),
-        Format::Text | Format::Markdown => findings.iter().for_each(|f| eprintln!("{f}")),
+        Format::Text | Format::Markdown => findings.iter().for_each(|f| eprintln!("{}", crate::output::finding(f))),
     }
     let errors = findings.iter().filter(|f| f.severity == Severity::Error).count();
     if errors > 0 {

@@ -175,6 +175,11 @@ fn policy(statements: &[Value], out: &mut Vec<String>) {
     }
     for (i, st) in statements.iter().enumerate() {
         let at = format!("statement {}", i + 1);
+        const KEYS: &[&str] = &["Sid", "Effect", "Action", "NotAction", "Resource", "NotResource", "Condition", "Principal", "NotPrincipal"];
+        for k in st.as_object().into_iter().flat_map(|o| o.keys()).filter(|k| !KEYS.contains(&k.as_str())) {
+            let known = KEYS.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+            out.push(format!("{at}: unknown field `{k}`, expected one of {known}"));
+        }
         match st["Effect"].as_str() {
             Some("Allow" | "Deny") => {}
             other => {

@@ -5,12 +5,14 @@
 
 pub mod limits;
 pub mod refs;
+pub mod spans;
 pub mod vars;
 
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::resources::{self, DynKind, Tags};
 use refs::{MapScope, Ref, Scope};
+use spans::Spans;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -168,9 +170,35 @@ struct RawStack {
 
 fn parse_raw(file: &str, src: &str) -> Result<RawStack> {
     toml::from_str(src).map_err(|e| {
-        let line = e.span().map(|s| src[..s.start].matches('\n').count() + 1).unwrap_or(1);
-        Error::user(format!("invalid manifest: {}", e.message().trim())).at(format!("{file}:{line}"))
+        let message = e.message().trim().to_string();
+        let span = e.span().unwrap_or(0..0);
+        let mut err = Error::user(format!("invalid manifest: {}", first_line(&message)));
+        // serde's "unknown field `x`, expected one of `a`, `b`": suggest the nearest one.
+        if let Some((typed, known)) = unknown_field(&message) {
+            err = Error::user(format!("invalid manifest: unknown key `{typed}`"))
+                .help(format!("the keys of a stack are: {}", known.join(", ")))
+                .suggest(&typed, known.iter().map(String::as_str));
+        }
+        let label = if err.message.contains("unknown key") { "not a key of a stack".to_string() } else { first_line(&message).to_string() };
+        Spans::new(file, src).at(err, span, label)
     })
+}
+
+/// "a iam_role" is "an iam_role".
+fn a(kind: &str) -> String {
+    if kind.starts_with(['a', 'e', 'i', 'o', 'u']) { format!("an {kind}") } else { format!("a {kind}") }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+/// serde's "unknown field `x`, expected one of `a`, `b`" (or "expected `a`"), taken apart.
+pub fn unknown_field(message: &str) -> Option<(String, Vec<String>)> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (typed, rest) = rest.split_once('`')?;
+    let known = rest.split('`').skip(1).step_by(2).map(str::to_string).collect();
+    Some((typed.to_string(), known))
 }
 
 /// One resource as declared, attributes still holding `${...}` references.
@@ -195,6 +223,8 @@ pub struct Stack {
     templates: PathBuf,
     /// The project folder (`{ dir = ... }` sources are relative to it).
     root: PathBuf,
+    /// Where each key and value of the manifest is written.
+    spans: Spans,
 }
 
 impl std::fmt::Debug for Stack {
@@ -206,39 +236,49 @@ impl std::fmt::Debug for Stack {
 /// Warnings found while resolving (duplicate keys in a definition, ...).
 pub type Warnings = Vec<String>;
 
-fn line_of(src: &str, needle: &str) -> usize {
-    src.lines().position(|l| l.contains(needle)).map(|p| p + 1).unwrap_or(1)
-}
-
 impl Stack {
     pub fn parse(name: &str, file: &str, src: &str, inputs: &VarInputs, env: &str, templates: &Path) -> Result<Stack> {
         let raw = parse_raw(file, src)?;
-        let vars = vars::resolve(name, &raw.vars, inputs)?;
+        let spans = Spans::new(file, src);
+        let vars = vars::resolve(name, &raw.vars, inputs).map_err(|e| match e.help.as_deref() {
+            // a variable without a value: show where it is declared
+            Some(_) if e.location.is_none() => match raw.vars.keys().find(|k| e.message.contains(&format!("`{k}`"))) {
+                Some(k) => spans.at(e, spans.key_near(&format!("vars.{k}")), "declared here, without a default"),
+                None => e,
+            },
+            _ => e,
+        })?;
         let mut tags = raw.tags.clone();
         tags.insert("deploy:stack".into(), name.into());
         tags.insert("deploy:env".into(), env.into());
+        let kinds = || resources::registry().keys().copied();
 
         let mut resources = BTreeMap::new();
         for (id, table) in &raw.resources {
-            let line = line_of(src, &format!("[resources.{id}]"));
-            let at = || format!("{file}:{line}");
+            let here = format!("resources.{id}");
+            let header = spans.key_near(&here);
+            let line = crate::error::line_col(src, header.start).0;
             let mut table = table.clone();
             let kind_name = match table.remove("kind") {
                 Some(toml::Value::String(k)) => k,
                 _ => {
-                    return Err(Error::user(format!("resource `{id}` has no `kind`"))
-                        .at(at())
-                        .help(format!("known kinds: {}", resources::registry().keys().cloned().collect::<Vec<_>>().join(", "))));
+                    let e = Error::user(format!("resource `{id}` has no `kind`"))
+                        .help(format!("add `kind = \"...\"`, one of: {}", kinds().collect::<Vec<_>>().join(", ")));
+                    return Err(spans.at(e, spans.value_near(&format!("{here}.kind")), "a resource needs a kind"));
                 }
             };
             let kind = resources::lookup(&kind_name).ok_or_else(|| {
-                Error::user(format!("resource `{id}` has unknown kind `{kind_name}`"))
-                    .at(at())
-                    .help(format!("known kinds: {}", resources::registry().keys().cloned().collect::<Vec<_>>().join(", ")))
+                let e = Error::user(format!("resource `{id}` has unknown kind `{kind_name}`"))
+                    .help(format!("known kinds: {}", kinds().collect::<Vec<_>>().join(", ")))
+                    .suggest(&kind_name, kinds());
+                spans.at(e, spans.value_near(&format!("{here}.kind")), "not a kind deploy knows")
             })?;
             let explicit: Vec<String> = match table.remove("depends_on") {
                 None => vec![],
-                Some(v) => v.try_into().map_err(|_| Error::user("`depends_on` must be a list of resource names").at(at()))?,
+                Some(v) => v.try_into().map_err(|_| {
+                    let e = Error::user("`depends_on` must be a list of resource names").help("e.g. depends_on = [\"role\"]");
+                    spans.at(e, spans.value_near(&format!("{here}.depends_on")), "not a list of names")
+                })?,
             };
             let mut attrs = serde_json::to_value(&table).map_err(|e| Error::internal(e.to_string()))?;
             let obj = attrs.as_object_mut().unwrap();
@@ -263,25 +303,36 @@ impl Stack {
                 obj.insert("tags".into(), serde_json::to_value(all).unwrap());
             }
             let mut found = Vec::new();
-            refs::collect(&attrs, &mut found).map_err(|m| Error::user(format!("resource `{id}`: {m}")).at(at()))?;
-            let mut deps: BTreeSet<String> = explicit.into_iter().collect();
+            refs::collect(&attrs, &mut found).map_err(|m| {
+                let span = spans.find(&here, "${").unwrap_or(header.clone());
+                spans.at(Error::user(format!("resource `{id}`: {m}")), span, "not a valid reference")
+            })?;
+            let mut deps: BTreeSet<String> = BTreeSet::new();
+            for d in &explicit {
+                if !raw.resources.contains_key(d) {
+                    let e = Error::user(format!("resource `{id}` depends on `{d}`, which is not declared"))
+                        .suggest(d, raw.resources.keys().map(String::as_str));
+                    let span = spans.find(&format!("{here}.depends_on"), &format!("\"{d}\"")).unwrap_or(header.clone());
+                    return Err(spans.at(e, span, "no such resource in this stack"));
+                }
+                deps.insert(d.clone());
+            }
             for r in found {
                 match r {
                     Ref::Var(v) if !vars.contains_key(&v) => {
-                        return Err(Error::user(format!("resource `{id}` uses `${{var.{v}}}`, which the stack does not declare"))
-                            .at(at())
-                            .help(format!("declare it under [vars.{v}]")));
+                        let e = Error::user(format!("resource `{id}` uses `${{var.{v}}}`, which the stack does not declare"))
+                            .help(format!("declare it under [vars.{v}]"))
+                            .suggest(&v, vars.keys().map(String::as_str));
+                        let span = spans.find(&here, &format!("var.{v}")).map(|r| r.start + 4..r.end).unwrap_or(header.clone());
+                        return Err(spans.at(e, span, "not a variable of this stack"));
                     }
                     Ref::Output { resource, attr } => {
+                        ref_error(&raw, &resource, &attr, &spans, &here).map_or(Ok(()), |e| {
+                            Err(Error { message: format!("resource `{id}`: {}", e.message), ..e })
+                        })?;
                         deps.insert(resource.clone());
-                        check_output_ref(&raw, &resource, &attr).map_err(|m| Error::user(format!("resource `{id}`: {m}")).at(at()))?;
                     }
                     _ => {}
-                }
-            }
-            for d in &deps {
-                if !raw.resources.contains_key(d) {
-                    return Err(Error::user(format!("resource `{id}` depends on `{d}`, which is not declared")).at(at()));
                 }
             }
             resources.insert(id.clone(), Decl { id: id.clone(), kind, attrs, deps, line });
@@ -295,20 +346,25 @@ impl Stack {
             }
         }
         if let Some(cycle) = graph.find_cycle() {
-            return Err(Error::user(format!("dependency cycle: {}", cycle.join(" -> ")))
-                .at(format!("{file}:{}", line_of(src, &format!("[resources.{}]", cycle[0]))))
-                .help("a resource cannot reference, directly or not, something that references it"));
+            let e = Error::user(format!("dependency cycle: {}", cycle.join(" -> ")))
+                .help("a resource cannot reference, directly or not, something that references it");
+            let label = format!("`{}` needs `{}`, which needs it back", cycle[0], cycle.get(1).map(String::as_str).unwrap_or("?"));
+            return Err(spans.at(e, spans.key_near(&format!("resources.{}", cycle[0])), label));
         }
 
         let mut outputs = BTreeMap::new();
         for (k, v) in &raw.outputs {
             let v = serde_json::to_value(v).unwrap();
             let mut found = Vec::new();
-            let at = format!("{file}:{}", line_of(src, &format!("{k} =")));
-            refs::collect(&v, &mut found).map_err(|m| Error::user(format!("output `{k}`: {m}")).at(at.clone()))?;
+            let here = format!("outputs.{k}");
+            refs::collect(&v, &mut found).map_err(|m| {
+                spans.at(Error::user(format!("output `{k}`: {m}")), spans.value_near(&here), "not a valid reference")
+            })?;
             for r in found {
                 if let Ref::Output { resource, attr } = r {
-                    check_output_ref(&raw, &resource, &attr).map_err(|m| Error::user(format!("output `{k}`: {m}")).at(at.clone()))?;
+                    if let Some(e) = ref_error(&raw, &resource, &attr, &spans, &here) {
+                        return Err(Error { message: format!("output `{k}`: {}", e.message), ..e });
+                    }
                 }
             }
             outputs.insert(k.clone(), v);
@@ -332,13 +388,21 @@ impl Stack {
             graph,
             templates: templates.to_path_buf(),
             root: templates.parent().map(Path::to_path_buf).unwrap_or_default(),
+            spans,
         };
         // Type-check every resource now, with placeholders for what only AWS can tell.
         let scope = stack.scope(&BTreeMap::new(), None);
         for d in stack.resources.values() {
             stack.resolve(&d.id, &scope).map_err(|e| match e.location {
                 Some(_) => e,
-                None => Error::user(format!("resource `{}`: {}", d.id, e.message)).at(format!("{file}:{}", d.line)),
+                None => {
+                    // point at the value the message quotes, else at the resource
+                    let here = format!("resources.{}", d.id);
+                    let quoted = e.message.split('"').nth(1).filter(|q| !q.is_empty());
+                    let span = quoted.and_then(|q| stack.spans.find(&here, q)).unwrap_or_else(|| stack.spans.key_near(&here));
+                    let label = if quoted.is_some() { "here" } else { "in this resource" };
+                    stack.spans.at(Error { message: format!("resource `{}`: {}", d.id, e.message), ..e }, span, label)
+                }
             })?;
         }
         Ok(stack)
@@ -373,12 +437,74 @@ impl Stack {
         let v = refs::resolve(&d.attrs, scope);
         let mut warnings = Vec::new();
         let v = self.render_templates(v, &mut warnings)?;
-        let v =
-            d.kind.check(&v).map_err(|e| Error::user(format!("resource `{id}`: {}", e.message)).at(format!("{}:{}", self.file, d.line)))?;
+        let v = d.kind.check(&v).map_err(|e| self.attr_error(id, e))?;
         if let Some(first) = limits::check(d.kind.name(), &v, &self.env).into_iter().next() {
-            return Err(Error::user(format!("resource `{id}`: {first}")).at(format!("{}:{}", self.file, d.line)));
+            // the attribute the message is about: the first one it names
+            let named = v.as_object().into_iter().flat_map(|o| o.keys()).filter_map(|k| first.find(k.as_str()).map(|at| (at, k))).min();
+            let mut e = Error::user(first.clone());
+            e.attr = named.map(|(_, k)| k.clone());
+            // "statement 2: ..." is about statement[1], and an unknown key in it about that key
+            if let Some((n, rest)) = first.strip_prefix("statement ").and_then(|r| r.split_once(": ")) {
+                if let Ok(n) = n.parse::<usize>() {
+                    let at = format!("statement[{}]", n.saturating_sub(1));
+                    let key = ["Effect", "NotAction", "Action", "NotResource", "Resource"]
+                        .into_iter()
+                        .find(|k| rest.to_lowercase().starts_with(&k.to_lowercase()) || rest.contains(&format!("no {k}")))
+                        .or_else(|| ["action ", "resource "].into_iter().find(|w| rest.starts_with(w)).map(|w| if w == "action " { "Action" } else { "Resource" }));
+                    e.attr = Some(match (unknown_field(rest), key) {
+                        (Some((typed, _)), _) => format!("{at}.{typed}"),
+                        (None, Some(k)) => format!("{at}.{k}"),
+                        (None, None) => at,
+                    });
+                    e.message = if unknown_field(rest).is_some() { rest.to_string() } else { first.clone() };
+                }
+            }
+            return Err(self.attr_error(id, e));
         }
         Ok((v, warnings))
+    }
+
+    /// Where each key and value of the manifest is written.
+    pub fn spans(&self) -> &Spans {
+        &self.spans
+    }
+
+    /// The project folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// A kind's complaint about a resource's attributes, pointing at the attribute.
+    fn attr_error(&self, id: &str, e: Error) -> Error {
+        if e.snippet.is_some() {
+            return e;
+        }
+        let kind = self.resources[id].kind.name();
+        let here = format!("resources.{id}");
+        let message = e.message.strip_prefix(&format!("{kind}: ")).unwrap_or(&e.message).to_string();
+        let Some(attr) = e.attr.clone() else {
+            let span = self.spans.key_near(&here);
+            let label = first_line(&message).to_string();
+            return self.spans.at(Error { message: format!("resource `{id}`: {message}"), ..e }, span, label);
+        };
+        let path = format!("{here}.{attr}");
+        if let Some((typed, known)) = unknown_field(&message) {
+            let what = if attr.contains(['.', '[']) { "key" } else { "attribute" };
+            let e = Error::user(format!("resource `{id}`: unknown {what} `{typed}` for {}", a(kind)))
+                .help(format!("the {what}s it takes: {}", known.join(", ")))
+                .suggest(&typed, known.iter().map(String::as_str));
+            return self.spans.at(e, self.spans.key_near(&path), format!("not {} of {kind}", a(what)));
+        }
+        let message = message.split(" at line ").next().unwrap_or(&message).to_string();
+        let label = match (message.split_once(", expected "), message.strip_prefix("statement ").and_then(|r| r.split_once(": "))) {
+            (Some((_, expected)), _) => format!("expected {expected}"),
+            (None, Some((_, rest))) => rest.to_string(),
+            (None, None) => message.rsplit("; ").next().unwrap_or(&message).to_string(),
+        };
+        let said = message.starts_with("statement ") || message.starts_with(&format!("{attr} "));
+        let message = if said { message } else { format!("{attr}: {message}") };
+        let e = Error { message: format!("resource `{id}`: {message}"), ..e };
+        self.spans.at(e, self.spans.value_near(&path), label)
     }
 
     /// Any `{ template = "file", vars = {...} }` table becomes the rendered JSON, and any
@@ -423,17 +549,23 @@ impl Stack {
     }
 }
 
-fn check_output_ref(raw: &RawStack, resource: &str, attr: &str) -> std::result::Result<(), String> {
+/// What is wrong with a `${resource.attr}` reference written under `here`, pointing at it.
+fn ref_error(raw: &RawStack, resource: &str, attr: &str, spans: &Spans, here: &str) -> Option<Error> {
+    let written = format!("{resource}.{attr}");
+    let whole = spans.find(here, &written).unwrap_or_else(|| spans.value_near(here));
     let Some(table) = raw.resources.get(resource) else {
-        return Err(format!("`${{{resource}.{attr}}}` refers to `{resource}`, which is not declared"));
+        let e = Error::user(format!("`${{{written}}}` refers to `{resource}`, which is not declared"))
+            .suggest(resource, raw.resources.keys().map(String::as_str));
+        return Some(spans.at(e, whole.start..whole.start + resource.len(), "no such resource in this stack"));
     };
-    let Some(kind) = table.get("kind").and_then(|k| k.as_str()).and_then(resources::lookup) else {
-        return Ok(()); // reported on that resource itself
-    };
+    let kind = table.get("kind").and_then(|k| k.as_str()).and_then(resources::lookup)?; // reported on that resource itself
     if !kind.outputs().contains(&attr) {
-        return Err(format!("`${{{resource}.{attr}}}`: a {} has no output `{attr}` (it has: {})", kind.name(), kind.outputs().join(", ")));
+        let e = Error::user(format!("`${{{written}}}`: {} has no output `{attr}` (it has: {})", a(kind.name()), kind.outputs().join(", ")))
+            .suggest(attr, kind.outputs().iter().copied());
+        let label = format!("not an output of {}", kind.name());
+        return Some(spans.at(e, whole.end - attr.len()..whole.end, label));
     }
-    Ok(())
+    None
 }
 
 #[cfg(test)]
@@ -497,28 +629,31 @@ policy_arn = "${policy.arn}"
         assert_eq!(env_name("pr-7", "/aws/lambda/fn"), "/aws/lambda/pr-7-fn");
     }
 
+    /// Each mistake as a person sees it: where (file:line:col of the key or value itself),
+    /// the source line with a caret and a label, and a suggestion where one is near.
     #[test]
-    fn errors_point_at_the_resource_line() {
-        let src = OK.replace("policy_arn = \"${policy.arn}\"", "policy_arn = \"${polcy.arn}\"");
-        let e = parse(&src).unwrap_err();
-        assert_eq!(e.location.as_deref(), Some("stacks/t/stack.toml:15"), "{e}");
-        assert!(e.message.contains("`polcy`"), "{e}");
-
-        let e = parse(&OK.replace("\"${policy.arn}\"", "\"${policy.id}\"")).unwrap_err();
-        assert!(e.message.contains("has no output `id`") && e.message.contains("arn, name"), "{e}");
-
-        let e = parse(&OK.replace("kind = \"iam_role\"", "kind = \"iam_rol\"")).unwrap_err();
-        assert!(e.message.contains("unknown kind `iam_rol`") && e.location.as_deref() == Some("stacks/t/stack.toml:2"), "{e}");
-
-        let e = parse(&OK.replace("service = ", "servce = ")).unwrap_err();
-        assert!(e.message.contains("servce"), "{e}");
-        assert_eq!(e.location.as_deref(), Some("stacks/t/stack.toml:2"));
-    }
-
-    #[test]
-    fn malformed_toml_names_the_line() {
-        let e = parse("[resources.a]\nkind = \"iam_role\"\nname = \n").unwrap_err();
-        assert_eq!(e.location.as_deref(), Some("stacks/t/stack.toml:3"), "{e}");
+    fn mistakes_are_shown_where_they_are_written() {
+        let with_var = format!("[vars.email]\ntype = \"string\"\n{OK}");
+        let mistakes: &[(&str, String)] = &[
+            ("unknown attribute", OK.replace("service = ", "servce = ")),
+            ("unknown kind", OK.replace("kind = \"iam_role\"", "kind = \"iam_rol\"")),
+            ("undeclared resource", OK.replace("${policy.arn}", "${polcy.arn}")),
+            ("unknown output", OK.replace("${policy.arn}", "${policy.ar}")),
+            ("undeclared variable", OK.replace("name = \"p\"", "name = \"${var.nme}\"")),
+            ("depends on nothing", OK.replace("name = \"p\"", "name = \"p\"\ndepends_on = [\"rol\"]")),
+            ("wrong type", OK.replace("name = \"r\"", "name = 5")),
+            ("unknown stack key", format!("descripton = \"x\"\n{OK}")),
+            ("malformed toml", OK.replace("name = \"p\"", "name = \"p")),
+            ("statement key", OK.replace("Action = ", "Actoin = ")),
+            ("statement action", OK.replace("\"s3:GetObject\"", "\"s3GetObject\"")),
+            ("missing variable", with_var),
+        ];
+        let mut shown = String::new();
+        for (what, src) in mistakes {
+            let e = parse(src).unwrap_err();
+            shown += &format!("### {what}\n{}\n\n", crate::output::render_error(&e, false));
+        }
+        insta::assert_snapshot!(shown);
     }
 
     #[test]

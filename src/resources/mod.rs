@@ -120,7 +120,14 @@ pub trait DynKind: Send + Sync {
 struct Erased<K>(PhantomData<K>);
 
 fn typed<K: Kind>(v: &Value) -> Result<K::Attrs> {
-    serde_json::from_value(v.clone()).map_err(|e| Error::user(format!("{}: {e}", K::NAME)))
+    serde_path_to_error::deserialize(v.clone()).map_err(|e| {
+        let attr = e.path().to_string();
+        let mut err = Error::user(format!("{}: {}", K::NAME, e.inner()));
+        if attr != "." {
+            err.attr = Some(attr);
+        }
+        err
+    })
 }
 
 fn untyped<T: Serialize>(v: &T) -> Value {

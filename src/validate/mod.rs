@@ -5,6 +5,7 @@
 //! reverse), and expressions (JSONata parses, JSONPath paths, intrinsic calls).
 
 pub mod expr;
+pub mod locate;
 pub mod permissions;
 mod variables;
 
@@ -30,6 +31,46 @@ pub struct Finding {
     /// JSON pointer into the rendered definition.
     pub pointer: String,
     pub message: String,
+    /// Where in `file` (1-based), once mapped from the pointer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<usize>,
+    /// The character of a JSONata expression at the pointer the finding is about.
+    #[serde(skip)]
+    pub expr_char: Option<usize>,
+    /// The source lines around the place, to show with a caret.
+    #[serde(skip)]
+    pub snippet: Option<crate::error::Snippet>,
+}
+
+impl Finding {
+    pub fn new(severity: Severity, stack: Option<&str>, file: &str, state: Option<&str>, pointer: &str, message: impl Into<String>) -> Finding {
+        Finding {
+            severity,
+            stack: stack.map(str::to_string),
+            file: file.to_string(),
+            state: state.map(str::to_string),
+            pointer: pointer.to_string(),
+            message: message.into(),
+            line: None,
+            column: None,
+            expr_char: None,
+            snippet: None,
+        }
+    }
+
+    /// Points the finding at `span` of `text` (the file it names).
+    pub fn place(&mut self, text: &std::sync::Arc<str>, span: std::ops::Range<usize>) {
+        let (line, col) = crate::error::line_col(text, span.start);
+        self.line = Some(line);
+        self.column = Some(col);
+        let label = match &self.state {
+            Some(s) => format!("in state `{s}`"),
+            None => String::new(),
+        };
+        self.snippet = Some(crate::error::Snippet { path: self.file.clone(), text: text.clone(), span, label });
+    }
 }
 
 impl std::fmt::Display for Finding {
@@ -40,7 +81,10 @@ impl std::fmt::Display for Finding {
         };
         let stack = self.stack.as_ref().map(|s| format!("stack {s}, ")).unwrap_or_default();
         let state = self.state.as_ref().map(|s| format!(", state `{s}`")).unwrap_or_default();
-        write!(f, "{sev} {stack}{}{state} at {}: {}", self.file, if self.pointer.is_empty() { "/" } else { &self.pointer }, self.message)
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => write!(f, "{sev} {stack}{}:{l}:{c}{state}: {}", self.file, self.message),
+            _ => write!(f, "{sev} {stack}{}{state} at {}: {}", self.file, if self.pointer.is_empty() { "/" } else { &self.pointer }, self.message),
+        }
     }
 }
 
@@ -160,14 +204,7 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn add(&mut self, sev: Severity, state: Option<&str>, pointer: &str, message: impl Into<String>) {
-        self.out.push(Finding {
-            severity: sev,
-            stack: self.stack.map(str::to_string),
-            file: self.file.to_string(),
-            state: state.map(str::to_string),
-            pointer: pointer.to_string(),
-            message: message.into(),
-        });
+        self.out.push(Finding::new(sev, self.stack, self.file, state, pointer, message));
     }
     fn error(&mut self, state: Option<&str>, pointer: &str, message: impl Into<String>) {
         self.add(Severity::Error, state, pointer, message);
@@ -241,10 +278,20 @@ fn scope(c: &mut Checker, body: &Map<String, Value>, base: &str, lang: &str, nam
         return;
     };
     let start = body.get("StartAt").and_then(|v| v.as_str());
+    let did_you_mean = |t: &str| {
+        crate::error::closest(t, states.keys().map(String::as_str)).map(|m| format!(" (did you mean `{m}`?)")).unwrap_or_default()
+    };
+    // A target that is not there is the one root cause: what it makes unreachable, or
+    // endless, is not reported on top of it.
+    let mut broken = false;
     match start {
-        None => c.error(None, &format!("{base}/StartAt"), "StartAt is required"),
+        None => {
+            broken = true;
+            c.error(None, &format!("{base}/StartAt"), "StartAt is required")
+        }
         Some(s) if !states.contains_key(s) => {
-            c.error(None, &format!("{base}/StartAt"), format!("StartAt names `{s}`, which is not a state here"))
+            broken = true;
+            c.error(None, &format!("{base}/StartAt"), format!("StartAt names `{s}`, which is not a state here{}", did_you_mean(s)))
         }
         _ => {}
     }
@@ -263,9 +310,13 @@ fn scope(c: &mut Checker, body: &Map<String, Value>, base: &str, lang: &str, nam
         state(c, name, s, &p, lang, names);
         for (at, t) in targets(s) {
             if !states.contains_key(&t) {
-                c.error(Some(name), &format!("{p}{at}"), format!("`{t}` is not a state here"));
+                broken = true;
+                c.error(Some(name), &format!("{p}{at}"), format!("`{t}` is not a state here{}", did_you_mean(&t)));
             }
         }
+    }
+    if broken {
+        return;
     }
     // reachability from StartAt
     let mut seen = BTreeSet::new();
@@ -572,6 +623,7 @@ fn expressions(c: &mut Checker, name: &str, s: &Map<String, Value>, p: &str, lan
                 if let Some(inner) = expr::jsonata_of(text).map(str::trim) {
                     if let Some((pos, msg)) = expr::jsonata_error(inner) {
                         c.error(Some(name), p, format!("JSONata does not parse at character {} of `{inner}`: {msg}", pos + 1));
+                        c.out.last_mut().unwrap().expr_char = Some(pos);
                     }
                     for m in expr::states_members(inner) {
                         if !members.contains(&m.as_str()) {
