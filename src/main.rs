@@ -29,6 +29,7 @@ mod local;
 mod manifest;
 mod package;
 mod plan;
+mod planview;
 mod resources;
 mod secrets;
 mod state;

@@ -56,6 +56,9 @@ pub struct AttrChange {
     /// The new value depends on outputs not known until apply (re-checked then).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub known_after_apply: bool,
+    /// AWS has a value other than the one deploy recorded: it was changed outside deploy.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub changed_outside: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -68,6 +71,9 @@ pub struct Step {
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<AttrChange>,
+    /// What a create will make (secrets masked), shown attribute by attribute.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<Value>,
     /// Live attributes read while planning (the starting point of an update).
     #[serde(skip)]
     pub live: Option<Value>,
@@ -137,6 +143,7 @@ pub fn diff(want: &Value, have: &Value, replace_on: &[&str]) -> Vec<AttrChange> 
             new: w.get(k).cloned(),
             forces_replacement: replace_on.contains(&k.as_str()),
             known_after_apply: w.get(k.as_str()).is_some_and(|v| v.to_string().contains(crate::manifest::refs::UNKNOWN_PREFIX)),
+            changed_outside: false,
         })
         .collect()
 }
@@ -311,6 +318,7 @@ pub async fn plan_up(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Pla
             action: Action::Create,
             reason: None,
             changes: vec![],
+            attributes: None,
             live: None,
             found: None,
         };
@@ -343,6 +351,11 @@ pub async fn plan_up(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Pla
                     // secrets are recorded sealed: the same clear value is no change
                     let have = crate::secrets::unseal_matching(&desired, &have);
                     step.changes = diff(&desired, &have, decl.kind.replace_on());
+                    // what AWS has and deploy did not record was changed by someone else
+                    let recorded = crate::secrets::unseal_matching(&desired, &state.resources[&id].attrs);
+                    for c in &mut step.changes {
+                        c.changed_outside = recorded.get(&c.attr) != have.get(&c.attr);
+                    }
                     step.action = if step.changes.is_empty() {
                         Action::NoOp
                     } else if step.changes.iter().any(|c| c.forces_replacement) {
@@ -355,6 +368,9 @@ pub async fn plan_up(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Pla
             },
         }
         mask_changes(&mut step.changes, decl.kind.sensitive(), &stack.secrets);
+        if step.action == Action::Create {
+            step.attributes = Some(crate::secrets::mask(&desired, decl.kind.sensitive(), &stack.secrets));
+        }
         steps.push(step);
     }
     // Recorded resources no longer declared are deleted, dependents first.
@@ -399,6 +415,7 @@ fn delete_step(id: &str, e: &crate::state::Entry, reason: &str) -> Step {
         action: Action::Delete,
         reason: (!reason.is_empty()).then(|| reason.to_string()),
         changes: vec![],
+        attributes: None,
         live: None,
         found: None,
     }
@@ -427,130 +444,6 @@ fn removed_order(state: &StackState, keep: impl Fn(&str) -> bool) -> Vec<String>
     order
 }
 
-// ---------- rendering ----------
-
-/// Keys sorted at every level, so a diff shows content changes, not key order.
-fn canonical(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            Value::Object(keys.into_iter().map(|k| (k.clone(), canonical(&m[k]))).collect())
-        }
-        Value::Array(a) => Value::Array(a.iter().map(canonical).collect()),
-        other => other.clone(),
-    }
-}
-
-fn pretty(v: &Option<Value>) -> String {
-    match v {
-        None => String::new(),
-        Some(v) => serde_json::to_string_pretty(&canonical(v)).unwrap() + "\n",
-    }
-}
-
-fn render_change(c: &AttrChange, out: &mut String) {
-    let scalar = |v: &Option<Value>| v.as_ref().is_none_or(|v| !v.is_object() && !v.is_array());
-    let tag = match (c.forces_replacement, c.known_after_apply) {
-        (true, true) => "  # forces replacement if it differs (checked when known)",
-        (true, false) => "  # forces replacement",
-        (false, true) => "  # checked again when known",
-        (false, false) => "",
-    };
-    if scalar(&c.old) && scalar(&c.new) {
-        let show = |v: &Option<Value>| v.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "(none)".into());
-        out.push_str(&format!("      ~ {}: {} -> {}{tag}\n", c.attr, show(&c.old), show(&c.new)));
-        return;
-    }
-    out.push_str(&format!("      ~ {}:{tag}\n", c.attr));
-    let (old, new) = (pretty(&c.old), pretty(&c.new));
-    let diff = similar::TextDiff::from_lines(&old, &new);
-    for hunk in diff.unified_diff().context_radius(2).iter_hunks() {
-        for change in hunk.iter_changes() {
-            let sign = match change.tag() {
-                similar::ChangeTag::Delete => "-",
-                similar::ChangeTag::Insert => "+",
-                similar::ChangeTag::Equal => " ",
-            };
-            out.push_str(&format!("        {sign} {}", change));
-            if change.missing_newline() {
-                out.push('\n');
-            }
-        }
-        out.push_str("        ...\n");
-    }
-}
-
-/// The plan as Markdown, for a pull request comment or `$GITHUB_STEP_SUMMARY`: a heading, a
-/// table of what changes, the counts, and the attribute diffs folded away.
-pub fn render_markdown(plan: &Plan) -> String {
-    let verb = if plan.destroy { "destroy" } else { "plan" };
-    let mut out = format!("### deploy {verb}: `{}` (env `{}`)\n\n", plan.stack, plan.env);
-    let changing: Vec<&Step> = plan.steps.iter().filter(|s| s.action != Action::NoOp).collect();
-    let c = plan.counts();
-    if changing.is_empty() {
-        out.push_str(&format!("No changes: {} resources up to date.\n", c.unchanged));
-        return out;
-    }
-    out.push_str("| action | resource | kind | name |\n|---|---|---|---|\n");
-    for s in &changing {
-        out.push_str(&format!(
-            "| {} {} | `{}` | {} | `{}` |\n",
-            s.action.symbol(),
-            s.action.verb(),
-            s.id,
-            s.kind,
-            s.name.replace('|', "\\|")
-        ));
-    }
-    out.push_str(&format!(
-        "\n**{} to create, {} to adopt, {} to update, {} to replace, {} to delete**, {} unchanged.\n",
-        c.create, c.adopt, c.update, c.replace, c.delete, c.unchanged
-    ));
-    let mut details = String::new();
-    for s in changing.iter().filter(|s| !s.changes.is_empty()) {
-        details.push_str(&format!("# {}.{}\n", s.kind, s.id));
-        for ch in &s.changes {
-            render_change(ch, &mut details);
-        }
-    }
-    if !details.is_empty() {
-        out.push_str(&format!("\n<details><summary>What changes</summary>\n\n```diff\n{details}```\n\n</details>\n"));
-    }
-    out
-}
-
-pub fn render_text(plan: &Plan) -> String {
-    let mut out = format!("stack {} (env {}){}\n", plan.stack, plan.env, if plan.destroy { ": destroy" } else { "" });
-    for w in &plan.warnings {
-        out.push_str(&format!("  warning: {w}\n"));
-    }
-    for s in plan.steps.iter().filter(|s| s.action != Action::NoOp) {
-        out.push_str(&format!("  {:<3} {:<8} {}.{}  {}\n", s.action.symbol(), s.action.verb(), s.kind, s.id, s.name));
-        if let Some(r) = &s.reason {
-            out.push_str(&format!("      ({r})\n"));
-        }
-        for c in &s.changes {
-            render_change(c, &mut out);
-        }
-    }
-    let c = plan.counts();
-    if plan.has_changes() {
-        out.push_str(&format!(
-            "Plan: {} to create, {}{} to update, {} to replace, {} to delete, {} unchanged.\n",
-            c.create,
-            if c.adopt > 0 { format!("{} to adopt, ", c.adopt) } else { String::new() },
-            c.update,
-            c.replace,
-            c.delete,
-            c.unchanged
-        ));
-    } else {
-        out.push_str(&format!("No changes: {} resources up to date.\n", c.unchanged));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -566,62 +459,6 @@ mod tests {
         assert_eq!(d.len(), 2);
         assert!(d.iter().any(|c| c.attr == "name" && c.forces_replacement));
         assert!(d.iter().any(|c| c.attr == "definition" && !c.forces_replacement));
-    }
-
-    fn plan_with(changes: Vec<AttrChange>, action: Action) -> Plan {
-        Plan {
-            stack: "s".into(),
-            env: "default".into(),
-            destroy: false,
-            steps: vec![Step {
-                id: "m".into(),
-                kind: "sfn_state_machine".into(),
-                name: "m".into(),
-                action,
-                reason: None,
-                changes,
-                live: None,
-                found: None,
-            }],
-            warnings: vec![],
-        }
-    }
-
-    #[test]
-    fn text_shows_a_readable_definition_diff() {
-        let old = json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}});
-        let new = json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Result": 5, "End": true}}});
-        let p = plan_with(
-            vec![AttrChange {
-                attr: "definition".into(),
-                old: Some(old),
-                new: Some(new),
-                forces_replacement: false,
-                known_after_apply: false,
-            }],
-            Action::Update,
-        );
-        let t = render_text(&p);
-        assert!(t.contains("~   update   sfn_state_machine.m"), "{t}");
-        assert!(t.contains("+       \"Result\": 5"), "{t}");
-        assert!(t.contains("Plan: 0 to create, 1 to update"), "{t}");
-    }
-
-    #[test]
-    fn scalar_changes_read_inline_and_no_changes_is_said() {
-        let p = plan_with(
-            vec![AttrChange {
-                attr: "schedule_expression".into(),
-                old: Some(json!("rate(30 minutes)")),
-                new: Some(json!("rate(5 minutes)")),
-                forces_replacement: false,
-                known_after_apply: false,
-            }],
-            Action::Update,
-        );
-        assert!(render_text(&p).contains("~ schedule_expression: \"rate(30 minutes)\" -> \"rate(5 minutes)\""));
-        let p = plan_with(vec![], Action::NoOp);
-        assert!(render_text(&p).contains("No changes: 1 resources up to date."));
     }
 
     #[test]

@@ -110,9 +110,17 @@ fn should_i_deploy_up_noop_update_destroy() {
     let mutating: Vec<&String> = ops.iter().filter(|o| is_mutating(o)).collect();
     assert!(mutating.is_empty(), "no mutating call, but: {mutating:?}");
 
+    // a change made outside deploy is shown as such, and up puts the manifest's value back
+    c.block_on(async { c.events.put_rule().name("should-i-deploy").schedule_expression("rate(10 minutes)").send().await.unwrap() });
+    let out = deploy().run(&["plan", STACK]).success();
+    let said = "~ schedule_expression: \"rate(10 minutes)\" → \"rate(30 minutes)\"  # changed outside deploy\n";
+    assert!(out.stdout.contains(said), "{out:?}");
+    deploy().run(&["up", STACK, "--yes"]).success();
+    check_should_i_deploy(&c, "default", "", "rate(30 minutes)");
+
     // a variable change: the plan shows it, up updates the rule in place with one call
     let out = deploy().run(&["plan", STACK, "--var", "frequency_in_minutes=5"]).success();
-    assert!(out.stdout.contains("~ schedule_expression: \"rate(30 minutes)\" -> \"rate(5 minutes)\""), "{out:?}");
+    assert!(out.stdout.contains("~ schedule_expression: \"rate(30 minutes)\" → \"rate(5 minutes)\"\n"), "{out:?}");
     assert!(out.stdout.contains("Plan: 0 to create, 1 to update, 0 to replace, 0 to delete, 11 unchanged."), "{out:?}");
     moto.start_recording();
     deploy().run(&["up", STACK, "--var", "frequency_in_minutes=5", "--yes"]).success();
@@ -127,8 +135,7 @@ fn should_i_deploy_up_noop_update_destroy() {
     let text = std::fs::read_to_string(&tpl).unwrap();
     std::fs::write(&tpl, text.replace("\"MaxAttempts\": 3", "\"MaxAttempts\": 5")).unwrap();
     let out = deploy().run(&["plan", STACK, "--var", "frequency_in_minutes=1"]).success();
-    assert!(out.stdout.contains("~ definition:"), "{out:?}");
-    assert!(out.stdout.contains("-           \"MaxAttempts\": 3\n") && out.stdout.contains("+           \"MaxAttempts\": 5\n"), "{out:?}");
+    assert!(out.stdout.contains("~ definition:\n          ~ state \"Call Should I deploy API\" · Retry[0].MaxAttempts: 3 → 5\n"), "{out:?}");
     moto.start_recording();
     deploy().run(&["up", STACK, "--var", "frequency_in_minutes=1", "--yes"]).success();
     let ops = moto.recorded_operations();

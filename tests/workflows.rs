@@ -133,6 +133,24 @@ fn resize_image_runs_end_to_end_in_the_emulator() {
         ),
         "{dot}"
     );
+
+    // queue attributes the manifest leaves at AWS's defaults are still managed: a change made
+    // outside deploy shows in the plan, and up puts the default back
+    let url = w.c.block_on(async { w.c.sqs.get_queue_url().queue_name("profile-pictures").send().await.unwrap().queue_url().unwrap().to_string() });
+    let visibility = || {
+        w.c.block_on(async {
+            let got = w.c.sqs.get_queue_attributes().queue_url(&url).attribute_names("VisibilityTimeout".into()).send().await.unwrap();
+            got.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout].clone()
+        })
+    };
+    assert_eq!(visibility(), "30");
+    w.c.block_on(async {
+        w.c.sqs.set_queue_attributes().queue_url(&url).attributes("VisibilityTimeout".into(), "60").send().await.unwrap()
+    });
+    let plan = w.deploy().run(&["plan", "resize-image", "--var", "query_language=jsonpath"]).success();
+    assert!(plan.stdout.contains("~ visibility_timeout_seconds: 60 → 30  # changed outside deploy\n"), "{plan:?}");
+    w.deploy().run(&["up", "resize-image", "--var", "query_language=jsonpath", "--yes"]).success();
+    assert_eq!(visibility(), "30");
 }
 
 fn callback_world() -> World {

@@ -7,6 +7,7 @@ use crate::cli::{ApplyArgs, Format, Global, OutputArgs, Selection, VarArgs};
 use crate::error::{Class, Error, Result};
 use crate::manifest::Stack;
 use crate::plan::{self, Plan};
+use crate::planview;
 use crate::state::{Lock, StackState};
 use crate::views::{Human, Json, View};
 use std::sync::Arc;
@@ -23,7 +24,7 @@ fn print_plans(plans: &[Planned], format: Format) {
     match format {
         Format::Text => {
             for p in plans {
-                outp!("{}", plan::render_text(&p.plan));
+                outp!("{}", planview::render_text(&p.plan, crate::output::color_stdout()));
             }
         }
         Format::Json => {
@@ -32,7 +33,7 @@ fn print_plans(plans: &[Planned], format: Format) {
         }
         Format::Markdown => {
             for p in plans {
-                outln!("{}", plan::render_markdown(&p.plan));
+                outln!("{}", planview::render_markdown(&p.plan));
             }
         }
     }

@@ -81,6 +81,18 @@ pub fn check(kind: &str, attrs: &Value, env: &str) -> Vec<String> {
             out.push(m);
         }
     }
+    if kind == "sqs_queue" {
+        for (attr, max, min) in [
+            ("visibility_timeout_seconds", 43_200, 0),
+            ("message_retention_seconds", 1_209_600, 60),
+            ("delay_seconds", 900, 0),
+            ("receive_wait_time_seconds", 20, 0),
+        ] {
+            if let Some(v) = attrs[attr].as_u64().filter(|v| *v > max || *v < min) {
+                out.push(format!("{attr} {v} is outside SQS's range ({min} to {max})"));
+            }
+        }
+    }
     if kind == "dynamodb_table" {
         if !matches!(attrs["hash_key_type"].as_str(), Some("S" | "N" | "B")) {
             out.push(format!("hash_key_type {} is not S, N or B (DynamoDB's key types)", attrs["hash_key_type"]));

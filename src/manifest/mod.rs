@@ -207,7 +207,6 @@ pub struct Decl {
     pub kind: &'static dyn DynKind,
     pub attrs: Value,
     pub deps: BTreeSet<String>,
-    pub line: usize,
 }
 
 pub struct Stack {
@@ -257,7 +256,6 @@ impl Stack {
         for (id, table) in &raw.resources {
             let here = format!("resources.{id}");
             let header = spans.key_near(&here);
-            let line = crate::error::line_col(src, header.start).0;
             let mut table = table.clone();
             let kind_name = match table.remove("kind") {
                 Some(toml::Value::String(k)) => k,
@@ -335,7 +333,7 @@ impl Stack {
                     _ => {}
                 }
             }
-            resources.insert(id.clone(), Decl { id: id.clone(), kind, attrs, deps, line });
+            resources.insert(id.clone(), Decl { id: id.clone(), kind, attrs, deps });
         }
 
         let mut graph = Graph::new();

@@ -13,8 +13,40 @@ use serde_json::{Value, json};
 #[serde(deny_unknown_fields)]
 pub struct QueueAttrs {
     pub name: String,
+    /// Seconds a received message stays hidden from other consumers (AWS's default: 30).
+    #[serde(default = "default_visibility")]
+    pub visibility_timeout_seconds: u32,
+    /// Seconds a message is kept (AWS's default: 4 days).
+    #[serde(default = "default_retention")]
+    pub message_retention_seconds: u32,
+    /// Seconds every message is delayed (AWS's default: 0).
+    #[serde(default)]
+    pub delay_seconds: u32,
+    /// Long polling: seconds a receive waits for a message (AWS's default: 0).
+    #[serde(default)]
+    pub receive_wait_time_seconds: u32,
     #[serde(default)]
     pub tags: Tags,
+}
+
+// Attributes not written in the manifest are managed at AWS's defaults, so that a change made
+// outside deploy shows in the plan instead of being ignored.
+fn default_visibility() -> u32 {
+    30
+}
+fn default_retention() -> u32 {
+    345_600
+}
+
+impl QueueAttrs {
+    fn attributes(&self) -> Vec<(QueueAttributeName, String)> {
+        vec![
+            (QueueAttributeName::VisibilityTimeout, self.visibility_timeout_seconds.to_string()),
+            (QueueAttributeName::MessageRetentionPeriod, self.message_retention_seconds.to_string()),
+            (QueueAttributeName::DelaySeconds, self.delay_seconds.to_string()),
+            (QueueAttributeName::ReceiveMessageWaitTimeSeconds, self.receive_wait_time_seconds.to_string()),
+        ]
+    }
 }
 
 pub struct Queue;
@@ -53,6 +85,7 @@ impl Kind for Queue {
             .sqs
             .create_queue()
             .queue_name(&a.name)
+            .set_attributes(Some(a.attributes().into_iter().collect()))
             .set_tags(Some(a.tags.clone().into_iter().collect()))
             .send()
             .await
@@ -66,11 +99,39 @@ impl Kind for Queue {
         };
         let t = ctx.sqs.list_queue_tags().queue_url(&url).send().await.map_err(|e| api_error("ListQueueTags", &e))?;
         let tags = t.tags().map(|m| m.clone().into_iter().collect()).unwrap_or_default();
-        Ok(Some((QueueAttrs { name: a.name.clone(), tags }, queue_outputs(ctx, &url, &a.name))))
+        let got = ctx
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .set_attribute_names(Some(a.attributes().into_iter().map(|(k, _)| k).collect()))
+            .send()
+            .await
+            .map_err(|e| api_error("GetQueueAttributes", &e))?;
+        let got = got.attributes().cloned().unwrap_or_default();
+        let num = |k: QueueAttributeName, want: u32| got.get(&k).and_then(|v| v.parse().ok()).unwrap_or(want);
+        let live = QueueAttrs {
+            name: a.name.clone(),
+            visibility_timeout_seconds: num(QueueAttributeName::VisibilityTimeout, a.visibility_timeout_seconds),
+            message_retention_seconds: num(QueueAttributeName::MessageRetentionPeriod, a.message_retention_seconds),
+            delay_seconds: num(QueueAttributeName::DelaySeconds, a.delay_seconds),
+            receive_wait_time_seconds: num(QueueAttributeName::ReceiveMessageWaitTimeSeconds, a.receive_wait_time_seconds),
+            tags,
+        };
+        Ok(Some((live, queue_outputs(ctx, &url, &a.name))))
     }
 
     async fn update(ctx: &Ctx, live: &QueueAttrs, want: &QueueAttrs, _known: &Outputs) -> Result<Outputs> {
         let url = url_of(ctx, &want.name).await?.ok_or_else(|| Error::aws(format!("queue {} vanished", want.name)))?;
+        let changed: Vec<_> = want.attributes().into_iter().filter(|a| !live.attributes().contains(a)).collect();
+        if !changed.is_empty() {
+            ctx.sqs
+                .set_queue_attributes()
+                .queue_url(&url)
+                .set_attributes(Some(changed.into_iter().collect()))
+                .send()
+                .await
+                .map_err(|e| api_error("SetQueueAttributes", &e))?;
+        }
         let (set, remove) = tag_changes(&live.tags, &want.tags);
         if !set.is_empty() {
             ctx.sqs
