@@ -24,7 +24,8 @@ pub struct AwsOptions {
     /// Region (else AWS_REGION / profile; us-east-1 when nothing is configured)
     #[arg(long, global = true)]
     pub region: Option<String>,
-    /// Send every API call to this endpoint, e.g. a local emulator (also AWS_ENDPOINT_URL)
+    /// Send API calls to this endpoint, e.g. a local emulator (the same as AWS_ENDPOINT_URL;
+    /// AWS_ENDPOINT_URL_<SERVICE>, e.g. AWS_ENDPOINT_URL_SFN, still wins for its service)
     #[arg(long, global = true, env = "AWS_ENDPOINT_URL")]
     pub endpoint_url: Option<String>,
 }
@@ -96,19 +97,38 @@ pub async fn load_config(opts: &AwsOptions, max_attempts: u32) -> SdkConfig {
     if let Some(p) = &opts.profile {
         loader = loader.profile_name(p);
     }
-    if let Some(url) = &opts.endpoint_url {
-        loader = loader.endpoint_url(url);
-    }
+    // The endpoint is left to aws-config, which resolves AWS_ENDPOINT_URL_<SERVICE> (and a
+    // profile's per-service endpoints) over AWS_ENDPOINT_URL for every client; `--endpoint-url`
+    // is AWS_ENDPOINT_URL, set by `use_endpoint_flag` before anything runs.
     loader.load().await
 }
 
-/// Step Functions may live elsewhere than every other service: `AWS_ENDPOINT_URL_SFN` (the
-/// standard per-service setting) wins over `--endpoint-url`, e.g. `deploy local` beside moto.
-fn sfn_client(config: &SdkConfig) -> aws_sdk_sfn::Client {
-    match std::env::var("AWS_ENDPOINT_URL_SFN").ok().filter(|u| !u.is_empty()) {
-        Some(url) => aws_sdk_sfn::Client::from_conf(aws_sdk_sfn::config::Builder::from(config).endpoint_url(url).build()),
-        None => aws_sdk_sfn::Client::new(config),
+/// `--endpoint-url` given on the command line means AWS_ENDPOINT_URL for this process (called
+/// from `main` before any thread starts), so that per-service settings still win over it.
+pub fn use_endpoint_flag(opts: &AwsOptions) {
+    if let Some(url) = &opts.endpoint_url {
+        if std::env::var("AWS_ENDPOINT_URL").ok().as_deref() != Some(url.as_str()) {
+            // SAFETY: called once at startup, before the runtime or any other thread exists.
+            unsafe { std::env::set_var("AWS_ENDPOINT_URL", url) };
+        }
     }
+}
+
+/// An S3 client: path-style bucket addressing wherever an endpoint is set (emulators on
+/// localhost have no bucket subdomains).
+pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
+    let custom = service_endpoint("s3").is_some() || std::env::var("AWS_ENDPOINT_URL").is_ok_and(|u| !u.is_empty());
+    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(config).force_path_style(custom).build())
+}
+
+/// The standard per-service endpoint setting of a service (`sfn` → AWS_ENDPOINT_URL_SFN).
+fn service_endpoint(service: &str) -> Option<String> {
+    let id = match service {
+        "cloudwatchlogs" => "CLOUDWATCH_LOGS",
+        "resourcegroupstagging" => "RESOURCE_GROUPS_TAGGING_API",
+        other => &other.to_ascii_uppercase(),
+    };
+    std::env::var(format!("AWS_ENDPOINT_URL_{id}")).ok().filter(|u| !u.is_empty())
 }
 
 /// Loads configuration, checks credentials and the endpoint, and learns the account id.
@@ -140,18 +160,16 @@ pub async fn connect(opts: &AwsOptions) -> Result<Ctx> {
     };
     let account_id = who.account().unwrap_or_default().to_string();
     let partition = partition_of(&region).to_string();
-    let path_style = endpoint.is_some();
     Ok(Ctx {
         account_id,
         partition,
         endpoint,
         iam: aws_sdk_iam::Client::new(&config),
-        sfn: sfn_client(&config),
+        sfn: aws_sdk_sfn::Client::new(&config),
         events: aws_sdk_eventbridge::Client::new(&config),
         sns: aws_sdk_sns::Client::new(&config),
         sqs: aws_sdk_sqs::Client::new(&config),
-        // Custom endpoints (emulators on localhost) need path-style bucket addressing.
-        s3: aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(path_style).build()),
+        s3: s3_client(&config),
         dynamodb: aws_sdk_dynamodb::Client::new(&config),
         logs: aws_sdk_cloudwatchlogs::Client::new(&config),
         ecr: aws_sdk_ecr::Client::new(&config),
@@ -183,10 +201,9 @@ pub fn partition_of(region: &str) -> &'static str {
     }
 }
 
-/// Where calls go, for messages: the endpoint override (and Step Functions' own), the region.
+/// Where calls go, for messages: the endpoint override, the region.
 struct Endpoints {
     default: Option<String>,
-    sfn: Option<String>,
     region: String,
 }
 
@@ -194,16 +211,15 @@ static ENDPOINTS: std::sync::OnceLock<Endpoints> = std::sync::OnceLock::new();
 
 /// Records where calls go (once per process), so that every error can name the endpoint.
 pub fn set_endpoints(endpoint: &Option<String>, region: &str) {
-    let sfn = std::env::var("AWS_ENDPOINT_URL_SFN").ok().filter(|u| !u.is_empty());
-    let _ = ENDPOINTS.set(Endpoints { default: endpoint.clone(), sfn, region: region.to_string() });
+    let _ = ENDPOINTS.set(Endpoints { default: endpoint.clone(), region: region.to_string() });
 }
 
 /// The endpoint a service's calls go to, as people say it.
 fn endpoint_of(service: &str) -> String {
     let Some(e) = ENDPOINTS.get() else { return "AWS".to_string() };
-    match (service, &e.sfn, &e.default) {
-        ("sfn", Some(url), _) => url.clone(),
-        (_, _, Some(url)) => url.clone(),
+    match (service_endpoint(service), &e.default) {
+        (Some(url), _) => url,
+        (None, Some(url)) => url.clone(),
         _ => format!("AWS ({})", e.region),
     }
 }

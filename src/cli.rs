@@ -201,7 +201,10 @@ pub enum Command {
         detailed_exitcode: bool,
     },
     /// Print the env name for a branch name (valid, stable, distinct for distinct branches)
-    EnvName { branch: String },
+    EnvName {
+        /// The branch name, e.g. feature/Add-Login or refs/heads/main
+        branch: String,
+    },
     /// Remove everything a stack created (no stack: every stack deployed in the env)
     Destroy {
         /// Stacks to destroy (none: every stack of the project and every one recorded in the env)
@@ -216,6 +219,7 @@ pub enum Command {
     /// Take over an existing resource that has the name a stack expects, deliberately: it is
     /// recorded as the stack's (the next `up` brings it to the manifest, tags included)
     Import {
+        /// The stack whose manifest declares the resource
         stack: String,
         /// The resource id in the stack's manifest
         resource: String,
@@ -223,7 +227,10 @@ pub enum Command {
         vars: VarArgs,
     },
     /// Remove a stack's lock left by a run that is gone (a crash, a killed CI job)
-    Unlock { stack: String },
+    Unlock {
+        /// The stack whose lock to remove (in the env given by --env)
+        stack: String,
+    },
     /// List the project's stacks and where they are deployed
     List {
         #[command(flatten)]
@@ -231,6 +238,7 @@ pub enum Command {
     },
     /// Print a deployed stack's outputs (state machine ARN, ...)
     Outputs {
+        /// The deployed stack
         stack: String,
         /// Print only this output's value, raw (for scripts: $(deploy outputs s state_machine_arn))
         name: Option<String>,
@@ -239,6 +247,7 @@ pub enum Command {
     },
     /// Start an execution of a stack's state machine and follow it until it ends
     Run {
+        /// The stack whose state machine to start
         stack: String,
         /// Which state machine, when the stack has several (resource id or name)
         #[arg(long)]
@@ -260,7 +269,9 @@ pub enum Command {
     },
     /// List recent executions of a stack's state machine
     Executions {
+        /// The stack whose state machine's executions to list
         stack: String,
+        /// Which state machine, when the stack has several (resource id or name)
         #[arg(long)]
         machine: Option<String>,
         #[command(flatten)]
@@ -268,6 +279,7 @@ pub enum Command {
     },
     /// Print a past (or running) execution's events, as `run` does live
     History {
+        /// The execution, as `deploy run` or `deploy executions` print it
         execution_arn: String,
         #[command(flatten)]
         out: OutputArgs,
@@ -276,16 +288,18 @@ pub enum Command {
     Approve {
         #[command(flatten)]
         waiting: WaitingTask,
-        /// The task's output (JSON), e.g. '{"admin": true}'
-        #[arg(long, default_value = "{}")]
-        output: String,
+        /// The task's result (JSON), e.g. '{"admin": true}' (as the AWS CLI's --task-output)
+        #[arg(long, default_value = "{}", value_name = "JSON")]
+        task_output: String,
     },
     /// Answer a waiting task token with failure (SendTaskFailure)
     Reject {
         #[command(flatten)]
         waiting: WaitingTask,
+        /// The error name the task fails with, e.g. Rejected (Catch rules match on it)
         #[arg(long)]
         error: Option<String>,
+        /// A longer explanation of the failure
         #[arg(long)]
         cause: Option<String>,
     },
@@ -322,6 +336,7 @@ pub enum Command {
     },
     /// Run a stack's scenarios (stacks/<stack>/tests/*.json) on the local engine, with mocks
     Test {
+        /// The stack whose scenarios to run
         stack: String,
         /// Only this scenario (file name without .json)
         #[arg(long, conflicts_with = "mock_config")]
@@ -337,7 +352,9 @@ pub enum Command {
     },
     /// Print the least-privilege IAM policy a stack's state machine needs
     Policy {
+        /// The stack whose state machine's policy to derive
         stack: String,
+        /// Which state machine, when the stack has several (resource id)
         #[arg(long)]
         machine: Option<String>,
         #[command(flatten)]
@@ -345,11 +362,13 @@ pub enum Command {
     },
     /// Draw a stack's state machine (or its resources) as DOT, Mermaid or SVG
     Graph {
+        /// The stack to draw
         stack: String,
-        #[arg(long, value_enum, default_value = "dot")]
+        /// The drawing's format
+        #[arg(short = 'o', long = "output", alias = "format", value_enum, default_value = "dot")]
         format: crate::diagram::Format,
         /// Write to this file instead of standard output
-        #[arg(short = 'o', long = "out", value_name = "FILE")]
+        #[arg(long = "out", value_name = "FILE")]
         out: Option<PathBuf>,
         /// Which state machine, when the stack has several (resource id)
         #[arg(long)]
@@ -365,8 +384,61 @@ pub enum Command {
     },
     /// Print a stack's rendered state machine definitions, without calling AWS
     Render {
+        /// The stack whose definitions to render
         stack: String,
         #[command(flatten)]
         vars: VarArgs,
     },
+    /// Print shell completions, e.g. `deploy completions bash > ~/.local/share/bash-completion/completions/deploy`
+    Completions {
+        /// The shell to complete in
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `deploy man > deploy.1 && man ./deploy.1`
+    Man,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every argument and flag of every command says what it is for.
+    #[test]
+    fn every_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+                if a.get_help().is_none() && !["help", "version"].contains(&a.get_id().as_str()) {
+                    missing.push(format!("{path} {}", a.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() {
+                    missing.push(format!("{path} {} (the command)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "deploy", &mut missing);
+        assert!(missing.is_empty(), "without help: {missing:#?}");
+        Cli::command().debug_assert();
+    }
+
+    /// `-o` is the output format wherever it exists.
+    #[test]
+    fn dash_o_is_always_the_output_format() {
+        fn walk(cmd: &clap::Command, out: &mut Vec<String>) {
+            for a in cmd.get_arguments().filter(|a| a.get_short() == Some('o')) {
+                if a.get_long() != Some("output") {
+                    out.push(format!("{} -o is --{}", cmd.get_name(), a.get_long().unwrap_or("?")));
+                }
+            }
+            cmd.get_subcommands().for_each(|s| walk(s, out));
+        }
+        let mut wrong = Vec::new();
+        walk(&Cli::command(), &mut wrong);
+        assert!(wrong.is_empty(), "{wrong:?}");
+    }
 }

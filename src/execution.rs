@@ -268,7 +268,7 @@ impl Printer {
                                 f if f.is_empty() => "{...}".to_string(),
                                 f => format!("{{{}}}", f.iter().map(|k| format!("\"{k}\": ...")).collect::<Vec<_>>().join(", ")),
                             };
-                            out.push(format!("             answer with: deploy approve --token '{t}' --output '{shape}'"));
+                            out.push(format!("             answer with: deploy approve --token '{t}' --task-output '{shape}'"));
                             out.push(format!("                      or: deploy reject --token '{t}' --error Rejected --cause '...'"));
                         }
                         None => out.push(format!(

@@ -120,8 +120,20 @@ async fn run(cli: Cli) -> error::Result<()> {
             };
             local::serve(g, args).await
         }
-        Command::Approve { waiting, output } => commands::workflow::approve(g, waiting, output).await,
+        Command::Approve { waiting, task_output } => commands::workflow::approve(g, waiting, task_output).await,
         Command::Reject { waiting, error, cause } => commands::workflow::reject(g, waiting, error.as_deref(), cause.as_deref()).await,
+        Command::Completions { shell } => {
+            let mut buf = Vec::new();
+            clap_complete::generate(*shell, &mut <Cli as clap::CommandFactory>::command(), "deploy", &mut buf);
+            outp!("{}", String::from_utf8_lossy(&buf));
+            Ok(())
+        }
+        Command::Man => {
+            let mut buf = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut buf)?;
+            outp!("{}", String::from_utf8_lossy(&buf));
+            Ok(())
+        }
     }
 }
 
@@ -135,6 +147,7 @@ fn main() {
         cli.global.env_given = true;
     }
     output::set_color(cli.global.color);
+    aws::use_endpoint_flag(&cli.global.aws);
     init_logging(cli.global.verbose, matches!(cli.command, Command::Local { .. }));
     if let Err(m) = cli.command.check_format() {
         eprintln!("error: {m}");

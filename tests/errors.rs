@@ -278,3 +278,20 @@ fn what_aws_would_refuse_is_refused_before_any_call() {
     let out = Deploy::new(&repo(), state.path(), &closed_endpoint()).run(&["outputs", "should-i-deploy"]).code(2);
     assert!(out.stderr.contains("default/should-i-deploy.json: recorded state is unreadable"), "{out:?}");
 }
+
+/// `AWS_ENDPOINT_URL_<SERVICE>` is resolved by aws-config for every service (not only Step
+/// Functions) and wins over AWS_ENDPOINT_URL and `--endpoint-url` for its service.
+#[test]
+fn per_service_endpoints_win_for_their_service() {
+    let (sts_only, elsewhere) = (closed_endpoint(), plain_http_server());
+    let state = tempfile::tempdir().unwrap();
+    let out = Deploy::new(&repo(), state.path(), &elsewhere).env("AWS_ENDPOINT_URL_STS", &sts_only).run(&["plan", "should-i-deploy"]).code(3);
+    assert_one_clear_error(&out, &format!("error: cannot reach {sts_only} (STS GetCallerIdentity)"), "is the emulator running");
+    let out = Deploy::new(&repo(), state.path(), &closed_endpoint())
+        .env("AWS_ENDPOINT_URL_STS", &sts_only)
+        .run(&["plan", "should-i-deploy", "--endpoint-url", &elsewhere])
+        .code(3);
+    assert_one_clear_error(&out, &format!("error: cannot reach {sts_only} (STS GetCallerIdentity)"), "is the emulator running");
+    let out = Deploy::new(&repo(), state.path(), &closed_endpoint()).run(&["plan", "should-i-deploy", "--endpoint-url", &elsewhere]).code(3);
+    assert!(out.stderr.contains(&format!("error: {elsewhere} is not an AWS API")), "the flag is AWS_ENDPOINT_URL: {out:?}");
+}

@@ -65,7 +65,7 @@ fn graph(args: &[&str]) -> Output {
 fn every_published_definition_draws_in_every_format() {
     for (stack, extra, states, edges) in published() {
         let with = |format: &str| {
-            let mut a = vec!["graph", stack, "--format", format];
+            let mut a = vec!["graph", stack, "--output", format];
             a.extend(extra.iter().copied());
             graph(&a).success().stdout
         };
@@ -102,11 +102,11 @@ fn every_published_definition_draws_in_every_format() {
 
 #[test]
 fn parallel_branches_and_map_processors_are_clusters() {
-    let dot = graph(&["graph", "resize-image", "--format", "dot"]).success().stdout;
+    let dot = graph(&["graph", "resize-image", "-o", "dot"]).success().stdout;
     for label in ["Map · item processor", "Resize Profile Picture · branch 1", "Resize Profile Picture · branch 2"] {
         assert!(dot.contains(&format!("label=\"{label}\"")), "{label} in\n{dot}");
     }
-    let mermaid = graph(&["graph", "resize-image", "--format", "mermaid"]).success().stdout;
+    let mermaid = graph(&["graph", "resize-image", "-o", "mermaid"]).success().stdout;
     assert_eq!(mermaid.matches("subgraph ").count(), 3, "{mermaid}");
 }
 

@@ -184,11 +184,11 @@ fn create_new_user_waits_for_the_approval_sent_through_sns() {
     let published = w.moto.recorded_bodies("Publish");
     assert_eq!(published.len(), 1, "the approval request went out through moto's SNS");
     assert!(percent_decode(&published[0]).contains(&token), "the message carries the token: {}", published[0]);
-    deploy(&w, &local).run(&["approve", "--token", &token, "--output", r#"{"admin": true}"#]).success();
+    deploy(&w, &local).run(&["approve", "--token", &token, "--task-output", r#"{"admin": true}"#]).success();
     let (code, out) = running.finish();
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains(&format!("answer with: deploy approve --token '{token}' --output '{{\"admin\": ...}}'")),
+        out.contains(&format!("answer with: deploy approve --token '{token}' --task-output '{{\"admin\": ...}}'")),
         "the hint shows the answer the workflow reads: {out}"
     );
     assert!(out.contains("AddUserToGroup: task aws-sdk:iam:addUserToGroup") && out.contains("execution SUCCEEDED"), "{out}");

@@ -165,7 +165,7 @@ fn callback_world() -> World {
 fn a_waiting_task_is_approved_from_the_command_line() {
     let w = callback_world();
     let (running, token) = run_until_token(w.deploy(), &["run", "callback", "--env", "t"]);
-    let out = w.deploy().run(&["approve", "--token", &token, "--output", r#"{"admin": true}"#]).success();
+    let out = w.deploy().run(&["approve", "--token", &token, "--task-output", r#"{"admin": true}"#]).success();
     assert!(out.stdout.contains(r#"sent task success with output {"admin": true}"#), "{out:?}");
     let (code, stdout) = running.finish();
     assert_eq!(code, 0, "{stdout}");
@@ -176,7 +176,7 @@ fn a_waiting_task_is_approved_from_the_command_line() {
     // an answered token cannot be answered again; an answer must be JSON
     let out = w.deploy().run(&["approve", "--token", &token]).code(2);
     assert!(out.stderr.contains("no task waits for that token"), "{out:?}");
-    let out = w.deploy().run(&["approve", "--token", "x", "--output", "{not json"]).code(2);
+    let out = w.deploy().run(&["approve", "--token", "x", "--task-output", "{not json"]).code(2);
     assert!(out.stderr.contains("--output is not JSON"), "{out:?}");
 }
 

@@ -253,7 +253,7 @@ async fn waiting_token(ctx: &crate::aws::Ctx, w: &crate::cli::WaitingTask) -> Re
 }
 
 pub async fn approve(g: &Global, waiting: &crate::cli::WaitingTask, output: &str) -> Result<()> {
-    serde_json::from_str::<serde_json::Value>(output).map_err(|e| Error::user(format!("--output is not JSON: {e}")))?;
+    serde_json::from_str::<serde_json::Value>(output).map_err(|e| Error::user(format!("--task-output is not JSON: {e}")))?;
     let ctx = crate::aws::connect(&g.aws).await?;
     let token = waiting_token(&ctx, waiting).await?;
     ctx.sfn.send_task_success().task_token(token).output(output).send().await.map_err(|e| token_error("SendTaskSuccess", &e))?;

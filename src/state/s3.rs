@@ -38,8 +38,7 @@ impl S3Store {
         self.client
             .get_or_init(|| async {
                 let config = crate::aws::load_config(&self.aws, 8).await;
-                let path_style = self.aws.endpoint_url.is_some();
-                Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(path_style).build())
+                crate::aws::s3_client(&config)
             })
             .await
     }
