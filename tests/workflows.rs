@@ -177,7 +177,7 @@ fn a_waiting_task_is_approved_from_the_command_line() {
     let out = w.deploy().run(&["approve", "--token", &token]).code(2);
     assert!(out.stderr.contains("no task waits for that token"), "{out:?}");
     let out = w.deploy().run(&["approve", "--token", "x", "--task-output", "{not json"]).code(2);
-    assert!(out.stderr.contains("--output is not JSON"), "{out:?}");
+    assert!(out.stderr.contains("--task-output is not JSON"), "{out:?}");
 }
 
 #[test]
