@@ -66,6 +66,16 @@ pub struct Executor<'a> {
     pub stop: &'a AtomicBool,
 }
 
+/// What finished: the resource, what was done, and since when.
+struct Done<'a> {
+    stack: &'a str,
+    id: &'a str,
+    kind: &'a str,
+    name: &'a str,
+    action: Action,
+    started: Instant,
+}
+
 struct Run<'a> {
     ex: &'a Executor<'a>,
     stack_name: String,
@@ -216,7 +226,9 @@ impl Run<'_> {
         if action == Action::NoOp {
             return Ok(Action::NoOp);
         }
-        self.emit(Event::Start { stack: stack.name.clone(), id: id.into(), kind: step.kind.clone(), name: step.name.clone(), action });
+        // the name as it is now known (a planned name may have been "known after apply")
+        let name = decl.kind.display_name(&want);
+        self.emit(Event::Start { stack: stack.name.clone(), id: id.into(), kind: step.kind.clone(), name: name.clone(), action });
         let started = Instant::now();
         let result: Result<bool> = async {
             match action {
@@ -244,13 +256,17 @@ impl Run<'_> {
             }
         }
         .await;
-        self.finish(&stack.name, id, action, started, result).map(|_| action)
+        let what = Done { stack: &stack.name, id, kind: &step.kind, name: &name, action, started };
+        self.finish(what, result).map(|_| action)
     }
 
-    fn finish(&self, stack: &str, id: &str, action: Action, started: Instant, result: Result<bool>) -> Result<()> {
+    fn finish(&self, d: Done, result: Result<bool>) -> Result<()> {
+        let (stack, id, action) = (d.stack, d.id, d.action);
         match result {
             Ok(adopted) => {
-                self.emit(Event::Done { stack: stack.into(), id: id.into(), action, seconds: started.elapsed().as_secs_f64(), adopted });
+                let seconds = d.started.elapsed().as_secs_f64();
+                let (kind, name) = (d.kind.to_string(), d.name.to_string());
+                self.emit(Event::Done { stack: stack.into(), id: id.into(), kind, name, action, seconds, adopted });
                 Ok(())
             }
             Err(mut e) => {
@@ -275,7 +291,7 @@ impl Run<'_> {
         });
         let started = Instant::now();
         let r = self.delete_recorded(id).await.map(|_| false);
-        self.finish(&plan.stack, id, Action::Delete, started, r)
+        self.finish(Done { stack: &plan.stack, id, kind: &step.kind, name: &step.name, action: Action::Delete, started }, r)
     }
 }
 

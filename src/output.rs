@@ -132,3 +132,53 @@ pub fn render_error(e: &crate::error::Error, color: bool) -> String {
     }
     out
 }
+
+/// Rows under a header, each column as wide as its widest cell; columns named in `right` are
+/// right-aligned (numbers). The last column is not padded.
+pub fn table(header: &[&str], rows: &[Vec<String>], right: &[&str]) -> String {
+    let mut width: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            width[i] = width[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let last = cells.len() - 1;
+        let mut s = String::new();
+        for (i, c) in cells.into_iter().enumerate() {
+            let pad = width[i].saturating_sub(c.chars().count());
+            match (i == last, right.contains(&header[i])) {
+                (_, true) => s += &format!("{}{c}", " ".repeat(pad)),
+                (true, false) => s += c,
+                (false, false) => s += &format!("{c}{}", " ".repeat(pad)),
+            }
+            if i != last {
+                s += "  ";
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = line(header.to_vec());
+    for r in rows {
+        out += &line(r.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn table_columns_are_as_wide_as_their_cells() {
+        let rows = vec![
+            vec!["bucket-replication".to_string(), "pr-1234-long-env".to_string(), "12".to_string(), "deployed".to_string()],
+            vec!["s".to_string(), "-".to_string(), "0".to_string(), "not deployed".to_string()],
+        ];
+        let t = super::table(&["STACK", "ENV", "RESOURCES", "STATUS"], &rows, &["RESOURCES"]);
+        assert_eq!(
+            t,
+            "STACK               ENV               RESOURCES  STATUS\n\
+             bucket-replication  pr-1234-long-env         12  deployed\n\
+             s                   -                         0  not deployed\n"
+        );
+    }
+}

@@ -2,6 +2,7 @@
 //! terminal, one line per finished resource otherwise) and JSON lines for CI. The executor
 //! only emits events; it never prints.
 
+use crate::output::{paint, style};
 use crate::plan::Action;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -23,6 +24,9 @@ pub enum Event {
     Done {
         stack: String,
         id: String,
+        kind: String,
+        /// The resource's name, as it is once created (known after apply before).
+        name: String,
         action: Action,
         seconds: f64,
         adopted: bool,
@@ -93,16 +97,39 @@ fn ing(a: Action) -> &'static str {
     }
 }
 
-/// For people: on a terminal, a spinner per resource in flight; otherwise plain lines.
+/// For people: on a terminal, a spinner per resource in flight under a `N/M done` line;
+/// otherwise plain lines. Each finished resource says `[N/M]`, its kind, id and final name,
+/// what was done and how long it took.
 pub struct Human {
     multi: Option<MultiProgress>,
     bars: Mutex<BTreeMap<String, ProgressBar>>,
+    /// The changes planned, and how many have ended (done, failed or skipped).
+    total: usize,
+    ended: std::sync::atomic::AtomicUsize,
+    overall: Option<ProgressBar>,
+    color: bool,
 }
 
 impl Human {
-    pub fn new() -> Self {
+    pub fn new(total: usize) -> Self {
         let multi = std::io::stderr().is_terminal().then(MultiProgress::new);
-        Human { multi, bars: Mutex::new(BTreeMap::new()) }
+        let overall = multi.as_ref().map(|m| {
+            let bar = m.add(ProgressBar::new(total as u64));
+            bar.set_style(ProgressStyle::with_template("  {pos}/{len} done  {elapsed}").unwrap());
+            bar
+        });
+        let color = crate::output::color_stderr();
+        Human { multi, bars: Mutex::new(BTreeMap::new()), total, ended: Default::default(), overall, color }
+    }
+
+    /// `[N/M]` for the resource that just ended.
+    fn count(&self) -> String {
+        let n = self.ended.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if let Some(o) = &self.overall {
+            o.set_position(n as u64);
+        }
+        let width = self.total.to_string().len();
+        format!("[{n:>width$}/{}]", self.total)
     }
 
     fn line(&self, s: String) {
@@ -115,38 +142,48 @@ impl Human {
     }
 }
 
-impl Default for Human {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl View for Human {
     fn event(&self, e: &Event) {
         match e {
             Event::Start { stack, id, kind, name, action } => {
                 if let Some(m) = &self.multi {
-                    let bar = m.add(ProgressBar::new_spinner());
+                    let bar = match &self.overall {
+                        Some(o) => m.insert_before(o, ProgressBar::new_spinner()),
+                        None => m.add(ProgressBar::new_spinner()),
+                    };
                     bar.set_style(ProgressStyle::with_template("  {spinner} {msg} {elapsed}").unwrap());
-                    bar.set_message(format!("{stack}: {} {kind}.{id} ({name})", ing(*action)));
+                    bar.set_message(format!("{stack}: {} {kind}.{id}  {name}", ing(*action)));
                     bar.enable_steady_tick(Duration::from_millis(120));
                     self.bars.lock().unwrap().insert(format!("{stack}/{id}"), bar);
                 }
             }
-            Event::Done { stack, id, action, seconds, adopted } => {
+            Event::Done { stack, id, kind, name, action, seconds, adopted } => {
                 if let Some(bar) = self.bars.lock().unwrap().remove(&format!("{stack}/{id}")) {
                     bar.finish_and_clear();
                 }
                 let adopted = if *adopted { " (adopted existing)" } else { "" };
-                self.line(format!("  {:<3} {stack}: {id} {}{adopted} in {seconds:.1}s", action.symbol(), past(*action)));
+                let st = match action {
+                    Action::Create => style::ADD,
+                    Action::Update => style::CHANGE,
+                    Action::Adopt => style::ADOPT,
+                    _ => style::REMOVE,
+                };
+                let n = self.count();
+                let symbol = paint(self.color, st, format!("{:<3}", action.symbol()));
+                self.line(format!("  {symbol} {n} {stack}: {kind}.{id}  {name}  {}{adopted} in {seconds:.1}s", past(*action)));
             }
             Event::Failed { stack, id, action, error } => {
                 if let Some(bar) = self.bars.lock().unwrap().remove(&format!("{stack}/{id}")) {
                     bar.finish_and_clear();
                 }
-                self.line(format!("  !   {stack}: {id} failed to {}: {error}", action.verb()));
+                let n = self.count();
+                let bang = paint(self.color, style::ERROR, "!  ");
+                self.line(format!("  {bang} {n} {stack}: {id} failed to {}: {error}", action.verb()));
             }
-            Event::Skipped { stack, id, reason } => self.line(format!("  .   {stack}: {id} skipped ({reason})")),
+            Event::Skipped { stack, id, reason } => {
+                let n = self.count();
+                self.line(format!("  .   {n} {stack}: {id} skipped ({reason})"))
+            }
             Event::Warning { stack, message } => self.line(format!("  warning: {stack}: {message}")),
             Event::Note { stack, id, message } => self.line(format!("      {stack}: {id}: {message}")),
         }
@@ -159,5 +196,13 @@ pub struct Json;
 impl View for Json {
     fn event(&self, e: &Event) {
         outln!("{}", json_doc(serde_json::to_value(e).unwrap()));
+    }
+}
+
+impl Drop for Human {
+    fn drop(&mut self) {
+        if let Some(o) = &self.overall {
+            o.finish_and_clear();
+        }
     }
 }

@@ -92,6 +92,17 @@ fn should_i_deploy_up_noop_update_destroy() {
     // up: everything EXERCISES.md lists
     let out = deploy().run(&["up", STACK, "--yes"]).success();
     assert!(out.stdout.contains("Plan: 12 to create"), "{out:?}");
+    // each finished resource: [N/M], kind, id, its final name (not "known after apply"), time
+    let done = regex::Regex::new(r"(?m)^  \+   \[\s*(\d+)/12\] should-i-deploy: (\S+)  (.+)  created in \d+\.\ds$").unwrap();
+    let lines: Vec<(usize, String, String)> =
+        done.captures_iter(&out.stderr).map(|c| (c[1].parse().unwrap(), c[2].to_string(), c[3].to_string())).collect();
+    assert_eq!(lines.iter().map(|l| l.0).collect::<Vec<_>>(), (1..=12).collect::<Vec<_>>(), "{out:?}");
+    assert!(
+        lines.iter().any(|l| l.1 == "iam_role_policy_attachment.sfn_policy_attachment"
+            && l.2 == "arn:aws:iam::123456789012:policy/sfn-should-i-deploy -> sfn-should-i-deploy"),
+        "{lines:?}"
+    );
+    assert!(!out.stderr.contains("known after apply"), "{out:?}");
     check_should_i_deploy(&c, "default", "", "rate(30 minutes)");
     let doc = deploy().run(&["outputs", STACK, "--output", "json"]).success().json();
     assert_eq!(doc["format_version"], 1);

@@ -114,9 +114,10 @@ fn watch_interrupt() -> Arc<AtomicBool> {
     stop
 }
 
-fn view_for(format: Format) -> Box<dyn View> {
+fn view_for(format: Format, plans: &[Planned]) -> Box<dyn View> {
+    let total = plans.iter().map(|p| p.plan.steps.iter().filter(|s| s.action != plan::Action::NoOp).count()).sum();
     match format {
-        Format::Text | Format::Markdown => Box::new(Human::new()),
+        Format::Text | Format::Markdown => Box::new(Human::new(total)),
         Format::Json => Box::new(Json),
     }
 }
@@ -197,7 +198,7 @@ pub async fn up(
     preflight(&plans, &ctx).await?;
     confirm(&format!("Apply these changes (env {})?", setup.env), args.yes)?;
     let stop = watch_interrupt();
-    let view = view_for(out.format);
+    let view = view_for(out.format, &plans);
     let ex = Executor { ctx: &ctx, store: &setup.store, view: view.as_ref(), parallelism: args.parallelism as usize, stop: &stop };
     let runs = plans.into_iter().map(|p| {
         let ex = &ex;
@@ -294,7 +295,7 @@ pub async fn destroy(g: &Global, stacks: &[String], vars: &VarArgs, args: &Apply
     print_plans(&plans, out.format);
     confirm(&format!("Destroy these resources (env {})?", setup.env), args.yes)?;
     let stop = watch_interrupt();
-    let view = view_for(out.format);
+    let view = view_for(out.format, &plans);
     let ex = Executor { ctx: &ctx, store: &setup.store, view: view.as_ref(), parallelism: args.parallelism as usize, stop: &stop };
     let runs = plans.into_iter().map(|p| {
         let ex = &ex;

@@ -107,18 +107,17 @@ pub async fn envs(g: &Global, out: &OutputArgs) -> Result<()> {
             if envs.is_empty() {
                 outln!("No environments recorded in {}.", setup.store_location());
             }
-            for e in &envs {
-                let recorded = if e.state { format!("{:>4} resource(s)", e.resources) } else { "no state (found by tags)".into() };
-                outln!(
-                    "{:<20} {:>3} stack(s) {recorded}  created {}  last up {} by {}  expires {}  ({})",
-                    e.env,
-                    e.stacks.len(),
-                    when(e.created),
-                    when(e.last_up),
-                    e.by.as_deref().unwrap_or("-"),
-                    when(e.expires),
-                    e.stacks.join(", ")
-                );
+            let cells: Vec<Vec<String>> = envs
+                .iter()
+                .map(|e| {
+                    let resources = if e.state { e.resources.to_string() } else { "no state (found by tags)".into() };
+                    let by = e.by.clone().unwrap_or_else(|| "-".into());
+                    vec![e.env.clone(), resources, when(e.created), when(e.last_up), by, when(e.expires), e.stacks.join(", ")]
+                })
+                .collect();
+            if !envs.is_empty() {
+                let header = ["ENV", "RESOURCES", "CREATED", "LAST UP", "BY", "EXPIRES", "STACKS"];
+                outp!("{}", crate::output::table(&header, &cells, &["RESOURCES"]));
             }
         }
     }

@@ -35,16 +35,14 @@ pub async fn list(g: &Global, out: &OutputArgs) -> Result<()> {
     match out.format {
         Format::Json => outln!("{}", crate::views::json_doc(json!({"stacks": rows}))),
         Format::Text | Format::Markdown => {
-            outln!("{:<22} {:<14} {:>9}  STATUS", "STACK", "ENV", "RESOURCES");
-            for r in rows {
-                outln!(
-                    "{:<22} {:<14} {:>9}  {}",
-                    r["stack"].as_str().unwrap_or_default(),
-                    r["env"].as_str().unwrap_or("-"),
-                    r["resources"],
-                    r["status"].as_str().unwrap_or_default()
-                );
-            }
+            let cells: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    let text = |k: &str, none: &str| r[k].as_str().unwrap_or(none).to_string();
+                    vec![text("stack", ""), text("env", "-"), r["resources"].to_string(), text("status", "")]
+                })
+                .collect();
+            outp!("{}", crate::output::table(&["STACK", "ENV", "RESOURCES", "STATUS"], &cells, &["RESOURCES"]));
         }
     }
     Ok(())

@@ -193,16 +193,15 @@ pub async fn executions(g: &Global, stack: &str, machine: Option<&str>, format: 
     match format {
         Format::Json => outln!("{}", crate::views::json_doc(serde_json::json!({"executions": rows}))),
         Format::Text | Format::Markdown => {
-            outln!("{:<40} {:<10} {:<22} {:>9}", "NAME", "STATUS", "STARTED", "SECONDS");
-            for r in rows {
-                let secs = r["seconds"].as_f64().map(|s| format!("{s:.1}")).unwrap_or_else(|| "running".into());
-                outln!(
-                    "{:<40} {:<10} {:<22} {secs:>9}",
-                    r["name"].as_str().unwrap_or_default(),
-                    r["status"].as_str().unwrap_or_default(),
-                    r["start"].as_str().unwrap_or_default()
-                );
-            }
+            let cells: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    let text = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+                    let secs = r["seconds"].as_f64().map(|s| format!("{s:.1}")).unwrap_or_else(|| "running".into());
+                    vec![text("name"), text("status"), text("start"), secs]
+                })
+                .collect();
+            outp!("{}", crate::output::table(&["NAME", "STATUS", "STARTED", "SECONDS"], &cells, &["SECONDS"]));
         }
     }
     Ok(())
