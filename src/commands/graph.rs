@@ -30,6 +30,7 @@ fn resources_diagram(stack: &crate::manifest::Stack) -> Diagram {
             d.add_edge(dep, &id, "", EdgeKind::Next);
         }
     }
+    d.transitive_reduction();
     d
 }
 

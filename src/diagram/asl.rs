@@ -47,11 +47,11 @@ fn short(s: &str, n: usize) -> String {
 pub fn rule_label(rule: &Value) -> String {
     if let Some(c) = rule["Condition"].as_str() {
         let c = c.trim().trim_start_matches("{%").trim_end_matches("%}");
-        return short(c, 48);
+        return short(c, 160);
     }
     for (op, join) in [("And", " and "), ("Or", " or ")] {
         if let Some(items) = rule[op].as_array() {
-            return short(&items.iter().map(rule_label).collect::<Vec<_>>().join(join), 48);
+            return short(&items.iter().map(rule_label).collect::<Vec<_>>().join(join), 160);
         }
     }
     if rule.get("Not").is_some() {
@@ -61,7 +61,7 @@ pub fn rule_label(rule: &Value) -> String {
     let obj = rule.as_object();
     let cmp = obj.and_then(|m| m.iter().find(|(k, _)| *k != "Variable" && *k != "Next"));
     match cmp {
-        Some((op, v)) => short(&format!("{var} {op} {}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())), 48),
+        Some((op, v)) => short(&format!("{var} {op} {}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())), 160),
         None => var.to_string(),
     }
 }
@@ -179,8 +179,12 @@ mod tests {
             e(START, "Call Should I deploy API", ""),
             e("Call Should I deploy API", "ListAttachedUserPolicies", ""),
             e("ListAttachedUserPolicies", "Should I Deploy?", ""),
-            e("Should I Deploy?", "AttachUserPolicy", "$deploy = false and $states.input.policyAttache…"),
-            e("Should I Deploy?", "Success", "($deploy = false and $states.input.policyAttach…"),
+            e("Should I Deploy?", "AttachUserPolicy", "$deploy = false and $states.input.policyAttached = false"),
+            e(
+                "Should I Deploy?",
+                "Success",
+                "($deploy = false and $states.input.policyAttached = true) or ($deploy = true and $states.input.policyAttached = false)",
+            ),
             e("Should I Deploy?", "DetachUserPolicy", "Default"),
             e("AttachUserPolicy", END, ""),
             e("DetachUserPolicy", END, ""),

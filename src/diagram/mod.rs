@@ -90,6 +90,34 @@ impl Diagram {
         }
     }
 
+    /// Drops every edge implied by a longer path (a → c when a → b → c): what depends on
+    /// what, without the clutter of restating it.
+    pub fn transitive_reduction(&mut self) {
+        let succ = |edges: &[Edge], n: &str| -> Vec<String> { edges.iter().filter(|e| e.from == n).map(|e| e.to.clone()).collect() };
+        let implied: Vec<usize> = (0..self.edges.len())
+            .filter(|&i| {
+                let (from, to) = (&self.edges[i].from, &self.edges[i].to);
+                // is `to` reachable from `from` other than by this edge?
+                let mut todo: Vec<String> = succ(&self.edges, from).into_iter().filter(|s| s != to).collect();
+                let mut seen = std::collections::BTreeSet::new();
+                while let Some(n) = todo.pop() {
+                    if &n == to {
+                        return true;
+                    }
+                    if seen.insert(n.clone()) {
+                        todo.extend(succ(&self.edges, &n));
+                    }
+                }
+                false
+            })
+            .collect();
+        let mut i = 0;
+        self.edges.retain(|_| {
+            i += 1;
+            !implied.contains(&(i - 1))
+        });
+    }
+
     /// The clusters enclosing one, innermost first.
     pub fn cluster_chain(&self, c: Option<usize>) -> Vec<usize> {
         let mut out = Vec::new();
@@ -128,6 +156,25 @@ pub enum Format {
     Dot,
     Mermaid,
     Svg,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transitive_reduction_keeps_only_direct_dependencies() {
+        let mut d = Diagram::default();
+        for n in ["a", "b", "c", "d"] {
+            d.add_node(n, n, Shape::Resource, None);
+        }
+        for (a, b) in [("a", "b"), ("b", "c"), ("a", "c"), ("a", "d"), ("c", "d")] {
+            d.add_edge(a, b, "", EdgeKind::Next);
+        }
+        d.transitive_reduction();
+        let left: Vec<(&str, &str)> = d.edges.iter().map(|e| (e.from.as_str(), e.to.as_str())).collect();
+        assert_eq!(left, vec![("a", "b"), ("b", "c"), ("c", "d")]);
+    }
 }
 
 pub fn render(d: &Diagram, format: Format) -> String {

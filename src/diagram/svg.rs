@@ -1,29 +1,99 @@
 //! SVG, laid out here: nodes in layers by longest path from the start (back edges, such as a
-//! polling loop, ignored for layering and drawn around the side), clusters as dashed boxes
-//! around their members, edges as straight arrows with their labels.
+//! polling loop, ignored for layering and drawn around the right side), ordered within a layer
+//! to follow their predecessors, clusters as dashed boxes around their members. Labels wrap
+//! instead of being cut; an edge that spans layers passes them through the gaps between boxes;
+//! an edge's label goes where it overlaps no box and no other label.
 
 use super::{Diagram, EdgeKind, Mark, Shape};
 use std::collections::{BTreeMap, BTreeSet};
 
 const H: f64 = 38.0;
 const GAP_X: f64 = 36.0;
-const GAP_Y: f64 = 62.0;
+const GAP_Y: f64 = 66.0;
 const MARGIN: f64 = 30.0;
+/// Width of a character of node text (12 px Helvetica, generous so text stays inside).
+const CHAR_W: f64 = 7.0;
+const LINE: f64 = 14.0;
+const NODE_CHARS: usize = 32;
+/// Edge labels: 9.5 px text.
+const LABEL_CHAR_W: f64 = 5.9;
+const LABEL_LINE: f64 = 12.0;
+const LABEL_CHARS: usize = 30;
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-fn width(label: &str, shape: Shape) -> f64 {
-    match shape {
-        Shape::Start | Shape::End => H,
-        Shape::Choice => (label.chars().count() as f64 * 6.6 + 50.0).clamp(90.0, 300.0),
-        _ => (label.chars().count() as f64 * 6.6 + 28.0).clamp(70.0, 280.0),
+/// Words filled into lines of at most `max` characters (a longer word is split).
+pub fn wrap(text: &str, max: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    for word in text.split_whitespace() {
+        let mut word: Vec<char> = word.chars().collect();
+        while word.len() > max {
+            if !cur.is_empty() {
+                lines.push(std::mem::take(&mut cur));
+            }
+            lines.push(word.drain(..max).collect());
+        }
+        let word: String = word.into_iter().collect();
+        if !cur.is_empty() && cur.chars().count() + 1 + word.chars().count() > max {
+            lines.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur += &word;
+    }
+    if !cur.is_empty() || lines.is_empty() {
+        lines.push(cur);
+    }
+    lines
+}
+
+/// A rectangle: top-left corner and size.
+#[derive(Debug, Clone, Copy)]
+struct Rect {
+    x: f64,
+    y: f64,
+    w: f64,
+    h: f64,
+}
+
+impl Rect {
+    fn overlaps(&self, o: &Rect, pad: f64) -> bool {
+        self.x < o.x + o.w + pad && o.x < self.x + self.w + pad && self.y < o.y + o.h + pad && o.y < self.y + self.h + pad
+    }
+    fn cx(&self) -> f64 {
+        self.x + self.w / 2.0
+    }
+    fn cy(&self) -> f64 {
+        self.y + self.h / 2.0
     }
 }
 
-/// Layers by longest path, ignoring the edges that close a cycle.
-fn layers(d: &Diagram) -> BTreeMap<String, usize> {
+struct Sized {
+    w: f64,
+    h: f64,
+    lines: Vec<String>,
+}
+
+fn size(label: &str, shape: Shape) -> Sized {
+    if matches!(shape, Shape::Start | Shape::End) {
+        return Sized { w: H, h: H, lines: vec![label.to_string()] };
+    }
+    let lines = wrap(label, NODE_CHARS);
+    let text_w = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0) as f64 * CHAR_W;
+    let text_h = lines.len() as f64 * LINE;
+    match shape {
+        // a diamond holds its text in its middle half
+        Shape::Choice => Sized { w: (text_w * 1.6 + 40.0).max(100.0), h: (text_h * 1.8 + 12.0).max(H), lines },
+        _ => Sized { w: (text_w + 28.0).max(70.0), h: (text_h + 16.0).max(H), lines },
+    }
+}
+
+/// Layers by longest path, ignoring the edges that close a cycle; and those back edges.
+fn layers(d: &Diagram) -> (BTreeMap<String, usize>, BTreeSet<(String, String)>) {
     let mut out_edges: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for e in &d.edges {
         out_edges.entry(e.from.as_str()).or_default().push(e.to.as_str());
@@ -53,10 +123,7 @@ fn layers(d: &Diagram) -> BTreeMap<String, usize> {
     // Relax edges until stable (acyclic once back edges are dropped).
     for _ in 0..d.nodes.len() + 1 {
         let mut changed = false;
-        for e in &d.edges {
-            if back.contains(&(e.from.clone(), e.to.clone())) {
-                continue;
-            }
+        for e in d.edges.iter().filter(|e| !back.contains(&(e.from.clone(), e.to.clone()))) {
             let r = rank[&e.from] + 1;
             if rank[&e.to] < r {
                 rank.insert(e.to.clone(), r);
@@ -67,56 +134,199 @@ fn layers(d: &Diagram) -> BTreeMap<String, usize> {
             break;
         }
     }
-    rank
+    // a node nothing leads to sits just above the first node it leads to (a role used at
+    // the bottom is drawn there, not at the top with a long edge down)
+    let forward: Vec<&super::Edge> = d.edges.iter().filter(|e| !back.contains(&(e.from.clone(), e.to.clone()))).collect();
+    for n in &d.nodes {
+        if forward.iter().any(|e| e.to == n.id) {
+            continue;
+        }
+        if let Some(first) = forward.iter().filter(|e| e.from == n.id).map(|e| rank[&e.to]).min() {
+            rank.insert(n.id.clone(), first.saturating_sub(1));
+        }
+    }
+    (rank, back)
 }
 
-struct Placed {
-    x: f64,
-    y: f64,
-    w: f64,
-}
-
-pub fn render(d: &Diagram) -> String {
-    let rank = layers(d);
+/// Each layer's nodes, clusters kept together, and within them ordered by the mean position
+/// of their predecessors (fewer crossings).
+fn order_rows(d: &Diagram, rank: &BTreeMap<String, usize>, back: &BTreeSet<(String, String)>) -> Vec<Vec<usize>> {
     let max_rank = rank.values().copied().max().unwrap_or(0);
     let mut rows: Vec<Vec<usize>> = vec![Vec::new(); max_rank + 1];
     for (i, n) in d.nodes.iter().enumerate() {
         rows[rank[&n.id]].push(i);
     }
-    // Keep each cluster's members together within a row.
-    for row in &mut rows {
-        row.sort_by_key(|&i| (d.cluster_chain(d.nodes[i].cluster).into_iter().rev().collect::<Vec<_>>(), i));
-    }
-    let row_width = |row: &Vec<usize>| {
-        row.iter().map(|&i| width(&d.nodes[i].label, d.nodes[i].shape)).sum::<f64>() + GAP_X * (row.len().saturating_sub(1)) as f64
-    };
-    let total_w = rows.iter().map(row_width).fold(0.0, f64::max);
-    let mut placed: BTreeMap<&str, Placed> = BTreeMap::new();
-    for (r, row) in rows.iter().enumerate() {
-        let mut x = MARGIN + 60.0 + (total_w - row_width(row)) / 2.0;
-        for &i in row {
-            let n = &d.nodes[i];
-            let w = width(&n.label, n.shape);
-            placed.insert(&n.id, Placed { x, y: MARGIN + 24.0 + r as f64 * (H + GAP_Y), w });
-            x += w + GAP_X;
+    let index: BTreeMap<&str, usize> = d.nodes.iter().enumerate().map(|(i, n)| (n.id.as_str(), i)).collect();
+    let mut pos: BTreeMap<usize, f64> = BTreeMap::new();
+    for r in 0..rows.len() {
+        let bary = |i: usize, pos: &BTreeMap<usize, f64>| {
+            let preds: Vec<f64> = d
+                .edges
+                .iter()
+                .filter(|e| e.to == d.nodes[i].id && !back.contains(&(e.from.clone(), e.to.clone())))
+                .filter_map(|e| pos.get(&index[e.from.as_str()]).copied())
+                .collect();
+            if preds.is_empty() { i as f64 } else { preds.iter().sum::<f64>() / preds.len() as f64 }
+        };
+        let mut keyed: Vec<(Vec<usize>, f64, usize)> = rows[r]
+            .iter()
+            .map(|&i| (d.cluster_chain(d.nodes[i].cluster).into_iter().rev().collect(), bary(i, &pos), i))
+            .collect();
+        keyed.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)));
+        rows[r] = keyed.into_iter().map(|k| k.2).collect();
+        for (p, &i) in rows[r].iter().enumerate() {
+            pos.insert(i, p as f64);
         }
     }
-    let width_px = total_w + 2.0 * MARGIN + 160.0;
-    let height_px = (max_rank + 1) as f64 * (H + GAP_Y) + 2.0 * MARGIN;
-    let mut out = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width_px:.0}\" height=\"{height_px:.0}\" viewBox=\"0 0 {width_px:.0} {height_px:.0}\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"12\">\n"
-    );
-    out.push_str(&format!("  <title>{}</title>\n", esc(&d.title)));
-    out.push_str("  <defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M 0 0 L 10 5 L 0 10 z\" fill=\"#545b64\"/></marker></defs>\n");
-    out.push_str(&format!("  <rect width=\"{width_px:.0}\" height=\"{height_px:.0}\" fill=\"#ffffff\"/>\n"));
+    rows
+}
+
+struct Layout {
+    boxes: BTreeMap<String, Rect>,
+    lines: BTreeMap<String, Vec<String>>,
+    /// Each row's top and height.
+    rows: Vec<(f64, f64)>,
+    rank: BTreeMap<String, usize>,
+    back: BTreeSet<(String, String)>,
+    height: f64,
+    /// x of the lanes back edges climb in, right of everything.
+    lane_x: f64,
+}
+
+fn layout(d: &Diagram) -> Layout {
+    let (rank, back) = layers(d);
+    let rows = order_rows(d, &rank, &back);
+    let sizes: Vec<Sized> = d.nodes.iter().map(|n| size(&n.label, n.shape)).collect();
+    // room between rows for the labels of the edges that leave them
+    let label_lines = |r: usize| -> usize {
+        rows[r]
+            .iter()
+            .map(|&i| d.edges.iter().filter(|e| e.from == d.nodes[i].id && !e.label.is_empty()).map(|e| wrap(&e.label, LABEL_CHARS).len()).sum())
+            .max()
+            .unwrap_or(0)
+    };
+    let row_width = |row: &Vec<usize>| row.iter().map(|&i| sizes[i].w).sum::<f64>() + GAP_X * (row.len().saturating_sub(1)) as f64;
+    let total_w = rows.iter().map(row_width).fold(0.0, f64::max);
+    let mut boxes = BTreeMap::new();
+    let mut lines = BTreeMap::new();
+    let mut row_pos = Vec::new();
+    let mut y = MARGIN + 24.0;
+    for (r, row) in rows.iter().enumerate() {
+        let h = row.iter().map(|&i| sizes[i].h).fold(H, f64::max);
+        let mut x = MARGIN + 20.0 + (total_w - row_width(row)) / 2.0;
+        for &i in row {
+            let s = &sizes[i];
+            boxes.insert(d.nodes[i].id.clone(), Rect { x, y: y + (h - s.h) / 2.0, w: s.w, h: s.h });
+            lines.insert(d.nodes[i].id.clone(), s.lines.clone());
+            x += s.w + GAP_X;
+        }
+        row_pos.push((y, h));
+        y += h + GAP_Y + (label_lines(r).saturating_sub(2) as f64) * LABEL_LINE;
+    }
+    let lane_x = MARGIN + 20.0 + total_w + 30.0;
+    Layout { boxes, lines, rows: row_pos, rank, back, height: y - GAP_Y + MARGIN + 20.0, lane_x }
+}
+
+/// Where an edge goes: a polyline that passes every layer between its ends through a gap
+/// between boxes; a back edge climbs in its own lane right of everything.
+fn route(l: &Layout, from: &str, to: &str, lane: usize) -> Vec<(f64, f64)> {
+    let (a, b) = (l.boxes[from], l.boxes[to]);
+    let (ra, rb) = (l.rank[from], l.rank[to]);
+    let gap_below = |r: usize| l.rows[r].0 + l.rows[r].1 + GAP_Y / 2.0;
+    let gap_above = |r: usize| l.rows[r].0 - GAP_Y / 2.0;
+    if l.back.contains(&(from.to_string(), to.to_string())) || rb <= ra {
+        let lane_x = l.lane_x + lane as f64 * 14.0;
+        let (ax, bx) = (a.x + a.w + 12.0, b.x + b.w + 12.0);
+        return vec![
+            (a.x + a.w, a.cy()),
+            (ax, a.cy()),
+            (ax, gap_below(ra) - 6.0 + lane as f64 * 4.0),
+            (lane_x, gap_below(ra) - 6.0 + lane as f64 * 4.0),
+            (lane_x, gap_above(rb) + lane as f64 * 4.0),
+            (bx, gap_above(rb) + lane as f64 * 4.0),
+            (bx, b.cy()),
+            (b.x + b.w, b.cy()),
+        ];
+    }
+    let mut pts = vec![(a.cx(), a.y + a.h)];
+    for r in ra + 1..rb {
+        // where a straight line would cross this row, moved into the nearest gap
+        let t = (r - ra) as f64 / (rb - ra) as f64;
+        let want = a.cx() + (b.cx() - a.cx()) * t;
+        let (top, h) = l.rows[r];
+        let mut in_row: Vec<Rect> = l.boxes.iter().filter(|(id, _)| l.rank[id.as_str()] == r).map(|(_, b)| *b).collect();
+        in_row.sort_by(|p, q| p.x.total_cmp(&q.x));
+        let mut gaps: Vec<(f64, f64)> = Vec::new();
+        let mut left = f64::MIN / 4.0;
+        for bx in &in_row {
+            gaps.push((left, bx.x));
+            left = bx.x + bx.w;
+        }
+        gaps.push((left, f64::MAX / 4.0));
+        let x = gaps
+            .iter()
+            .map(|&(g0, g1)| {
+                let (lo, hi) = (g0 + 10.0, g1 - 10.0);
+                if lo > hi { (g0 + g1) / 2.0 } else { want.clamp(lo, hi) }
+            })
+            .min_by(|p, q| (p - want).abs().total_cmp(&(q - want).abs()))
+            .unwrap_or(want);
+        pts.push((x, top - 4.0));
+        pts.push((x, top + h + 4.0));
+    }
+    pts.push((b.cx(), b.y));
+    pts
+}
+
+/// A spot for an edge label along its route where it overlaps no box and no placed label.
+fn place_label(route: &[(f64, f64)], w: f64, h: f64, obstacles: &[Rect], toward_target: bool) -> Rect {
+    let mut segments: Vec<((f64, f64), (f64, f64))> = route.windows(2).map(|p| (p[0], p[1])).collect();
+    if toward_target {
+        segments.reverse();
+    }
+    let mut best: Option<(usize, Rect)> = None;
+    for (a, b) in segments {
+        for t in [0.5, 0.32, 0.68, 0.18, 0.82] {
+            let (cx, cy) = (a.0 + (b.0 - a.0) * t, a.1 + (b.1 - a.1) * t);
+            for dx in [0.0, w / 2.0 + 6.0, -(w / 2.0 + 6.0), w + 12.0, -(w + 12.0)] {
+                for dy in [0.0, -h, h] {
+                    let r = Rect { x: cx + dx - w / 2.0, y: cy + dy - h / 2.0, w, h };
+                    let hits = obstacles.iter().filter(|o| o.overlaps(&r, 2.0)).count();
+                    if hits == 0 {
+                        return r;
+                    }
+                    if best.as_ref().is_none_or(|(n, _)| hits < *n) {
+                        best = Some((hits, r));
+                    }
+                }
+            }
+        }
+    }
+    best.map(|b| b.1).unwrap_or(Rect { x: 0.0, y: 0.0, w, h })
+}
+
+fn path_d(pts: &[(f64, f64)]) -> String {
+    let mut s = String::new();
+    for (i, (x, y)) in pts.iter().enumerate() {
+        s += &format!("{}{x:.1} {y:.1}", if i == 0 { "M " } else { " L " });
+    }
+    s
+}
+
+pub fn render(d: &Diagram) -> String {
+    let l = layout(d);
+    let mut out = String::new();
+
+    // what a label must not cover: every box, every cluster title, every label placed
+    let mut obstacles: Vec<Rect> = l.boxes.values().copied().collect();
 
     // clusters, outermost first, around all nodes they contain (directly or nested)
     let mut order: Vec<usize> = (0..d.clusters.len()).collect();
     order.sort_by_key(|&c| d.cluster_chain(Some(c)).len());
     for c in order {
         let depth = d.cluster_chain(Some(c)).len() as f64;
-        let members: Vec<&Placed> =
-            d.nodes.iter().filter(|n| d.cluster_chain(n.cluster).contains(&c)).filter_map(|n| placed.get(n.id.as_str())).collect();
+        let members: Vec<&Rect> =
+            d.nodes.iter().filter(|n| d.cluster_chain(n.cluster).contains(&c)).filter_map(|n| l.boxes.get(&n.id)).collect();
         if members.is_empty() {
             continue;
         }
@@ -124,21 +334,34 @@ pub fn render(d: &Diagram) -> String {
         let x0 = members.iter().map(|p| p.x).fold(f64::MAX, f64::min) - pad;
         let y0 = members.iter().map(|p| p.y).fold(f64::MAX, f64::min) - pad - 10.0;
         let x1 = members.iter().map(|p| p.x + p.w).fold(0.0, f64::max) + pad;
-        let y1 = members.iter().map(|p| p.y + H).fold(0.0, f64::max) + pad;
-        out.push_str(&format!(
-            "  <g class=\"cluster\"><rect x=\"{x0:.1}\" y=\"{y0:.1}\" width=\"{:.1}\" height=\"{:.1}\" rx=\"8\" fill=\"#f7f9fc\" fill-opacity=\"0.6\" stroke=\"#8d99a8\" stroke-dasharray=\"5 4\"/><text x=\"{:.1}\" y=\"{:.1}\" fill=\"#545b64\" font-size=\"10\">{}</text></g>\n",
+        let y1 = members.iter().map(|p| p.y + p.h).fold(0.0, f64::max) + pad;
+        let title = &d.clusters[c].label;
+        let tw = title.chars().count() as f64 * 6.0 + 4.0;
+        obstacles.push(Rect { x: x0 + 4.0, y: y0 + 2.0, w: tw, h: 13.0 });
+        out += &format!(
+            "  <g class=\"cluster\"><rect x=\"{x0:.1}\" y=\"{y0:.1}\" width=\"{:.1}\" height=\"{:.1}\" rx=\"8\" fill=\"#f7f9fc\" fill-opacity=\"0.6\" stroke=\"#8d99a8\" stroke-dasharray=\"5 4\"/><rect class=\"title\" x=\"{:.1}\" y=\"{:.1}\" width=\"{tw:.1}\" height=\"13\" fill=\"none\"/><text x=\"{:.1}\" y=\"{:.1}\" fill=\"#545b64\" font-size=\"10\">{}</text></g>\n",
             x1 - x0,
             y1 - y0,
+            x0 + 4.0,
+            y0 + 2.0,
             x0 + 6.0,
             y0 + 12.0,
-            esc(&d.clusters[c].label)
-        ));
+            esc(title)
+        );
     }
 
-    // edges; labels of edges leaving the same node are staggered so they do not overlap
-    let mut nth_label: BTreeMap<&str, usize> = BTreeMap::new();
+    // edges, then their labels where nothing else is
+    let mut labels = String::new();
+    let mut lane = 0;
     for e in &d.edges {
-        let (Some(a), Some(b)) = (placed.get(e.from.as_str()), placed.get(e.to.as_str())) else { continue };
+        if !l.boxes.contains_key(&e.from) || !l.boxes.contains_key(&e.to) {
+            continue;
+        }
+        let is_back = l.back.contains(&(e.from.clone(), e.to.clone())) || l.rank[&e.to] <= l.rank[&e.from];
+        let pts = route(&l, &e.from, &e.to, lane);
+        if is_back {
+            lane += 1;
+        }
         let color = if e.taken {
             "#1d8102"
         } else if e.kind == EdgeKind::Catch {
@@ -151,41 +374,43 @@ pub fn render(d: &Diagram) -> String {
             _ => "",
         };
         let sw = if e.taken { 2.5 } else { 1.2 };
-        let (x1, y1) = (a.x + a.w / 2.0, a.y + H);
-        let (x2, y2) = (b.x + b.w / 2.0, b.y);
-        let (path, lx, ly) = if b.y > a.y {
-            // labels sit toward the target, so edges fanning out of one node keep theirs apart
-            (format!("M {x1:.1} {y1:.1} L {x2:.1} {y2:.1}"), x1 + (x2 - x1) * 0.62, y1 + (y2 - y1) * 0.62)
-        } else {
-            // back edge: out of the source's right side, round the right of the diagram, into the target's right side
-            let side = width_px - MARGIN - 40.0;
-            let (sx, sy) = (a.x + a.w, a.y + H / 2.0);
-            let (tx, ty) = (b.x + b.w, b.y + H / 2.0);
-            (format!("M {sx:.1} {sy:.1} C {side:.1} {sy:.1}, {side:.1} {ty:.1}, {tx:.1} {ty:.1}"), side - 10.0, (sy + ty) / 2.0)
-        };
-        out.push_str(&format!(
-            "  <path d=\"{path}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"{sw}\"{dash} marker-end=\"url(#arrow)\"/>\n"
-        ));
-        if !e.label.is_empty() {
-            let k = nth_label.entry(e.from.as_str()).or_insert(0);
-            let ly = ly + (*k % 3) as f64 * 14.0 - 14.0 * (b.y > a.y) as i32 as f64;
-            *k += 1;
-            let label =
-                if e.label.chars().count() > 36 { format!("{}…", e.label.chars().take(35).collect::<String>()) } else { e.label.clone() };
-            let lw = label.chars().count() as f64 * 5.6 + 8.0;
-            out.push_str(&format!(
-                "  <g class=\"edge-label\"><rect x=\"{:.1}\" y=\"{:.1}\" width=\"{lw:.1}\" height=\"14\" fill=\"#ffffff\" fill-opacity=\"0.85\"/><text x=\"{lx:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"9.5\" fill=\"{color}\">{}</text></g>\n",
-                lx - lw / 2.0,
-                ly - 10.0,
-                ly + 1.0,
-                esc(&label)
-            ));
+        out += &format!(
+            "  <path class=\"edge\" data-from=\"{}\" data-to=\"{}\" d=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"{sw}\"{dash} marker-end=\"url(#arrow)\"/>\n",
+            esc(&e.from),
+            esc(&e.to),
+            path_d(&pts)
+        );
+        if e.label.is_empty() {
+            continue;
         }
+        let text = wrap(&e.label, LABEL_CHARS);
+        let w = text.iter().map(|t| t.chars().count()).max().unwrap_or(0) as f64 * LABEL_CHAR_W + 8.0;
+        let h = text.len() as f64 * LABEL_LINE + 3.0;
+        let r = place_label(&pts, w, h, &obstacles, !is_back);
+        obstacles.push(r);
+        let tspans: String = text
+            .iter()
+            .enumerate()
+            .map(|(i, t)| format!("<tspan x=\"{:.1}\" y=\"{:.1}\">{}</tspan>", r.cx(), r.y + 10.5 + i as f64 * LABEL_LINE, esc(t)))
+            .collect();
+        labels += &format!(
+            "  <g class=\"edge-label\"><rect x=\"{:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"{h:.1}\" fill=\"#ffffff\" fill-opacity=\"0.9\"/><text text-anchor=\"middle\" font-size=\"9.5\" fill=\"{color}\">{tspans}</text></g>\n",
+            r.x, r.y
+        );
     }
+    out += &labels;
+    // the canvas holds everything drawn: boxes, labels, back-edge lanes
+    let width_px = obstacles.iter().map(|r| r.x + r.w).fold(l.lane_x + lane as f64 * 14.0, f64::max) + MARGIN;
+    let height_px = obstacles.iter().map(|r| r.y + r.h).fold(l.height - MARGIN, f64::max) + MARGIN;
+    let head = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width_px:.0}\" height=\"{height_px:.0}\" viewBox=\"0 0 {width_px:.0} {height_px:.0}\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"12\">\n  <title>{}</title>\n  <defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M 0 0 L 10 5 L 0 10 z\" fill=\"#545b64\"/></marker></defs>\n  <rect width=\"{width_px:.0}\" height=\"{height_px:.0}\" fill=\"#ffffff\"/>\n",
+        esc(&d.title)
+    );
+    out.insert_str(0, &head);
 
     // nodes
     for n in &d.nodes {
-        let p = &placed[n.id.as_str()];
+        let p = l.boxes[&n.id];
         let (fill, stroke) = match (n.mark, n.shape) {
             (Some(Mark::Failed), _) => ("#f6b9b3", "#d13212"),
             (Some(Mark::Visited), _) => ("#c8ecd0", "#1d8102"),
@@ -196,7 +421,7 @@ pub fn render(d: &Diagram) -> String {
             (_, Shape::Parallel | Shape::Map) => ("#eef3fb", "#3f6fb5"),
             _ => ("#ffffff", "#545b64"),
         };
-        let (cx, cy) = (p.x + p.w / 2.0, p.y + H / 2.0);
+        let (cx, cy) = (p.cx(), p.cy());
         let shape = match n.shape {
             Shape::Start | Shape::End => {
                 format!("<circle cx=\"{cx:.1}\" cy=\"{cy:.1}\" r=\"{:.1}\" fill=\"{fill}\" stroke=\"{stroke}\"/>", H / 2.0)
@@ -206,22 +431,44 @@ pub fn render(d: &Diagram) -> String {
                 p.x,
                 p.y,
                 p.x + p.w,
-                p.y + H
+                p.y + p.h
             ),
             _ => format!(
-                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{H}\" rx=\"6\" fill=\"{fill}\" stroke=\"{stroke}\"/>",
-                p.x, p.y, p.w
+                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" rx=\"6\" fill=\"{fill}\" stroke=\"{stroke}\"/>",
+                p.x, p.y, p.w, p.h
             ),
         };
         let color = if matches!(n.shape, Shape::Start | Shape::End) && n.mark.is_none() { "#ffffff" } else { "#16191f" };
         let size = if matches!(n.shape, Shape::Start | Shape::End) { " font-size=\"9\"" } else { "" };
-        out.push_str(&format!(
-            "  <g class=\"node\" id=\"{}\">{shape}<text x=\"{cx:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"{color}\"{size}>{}</text></g>\n",
+        let lines = &l.lines[&n.id];
+        let first = cy + 4.0 - (lines.len() as f64 - 1.0) * LINE / 2.0;
+        let tspans: String = lines
+            .iter()
+            .enumerate()
+            .map(|(i, t)| format!("<tspan x=\"{cx:.1}\" y=\"{:.1}\">{}</tspan>", first + i as f64 * LINE, esc(t)))
+            .collect();
+        out += &format!(
+            "  <g class=\"node\" id=\"{}\" data-label=\"{}\">{shape}<text text-anchor=\"middle\" fill=\"{color}\"{size}>{tspans}</text></g>\n",
             esc(&n.id),
-            cy + 4.0,
             esc(&n.label)
-        ));
+        );
     }
-    out.push_str("</svg>\n");
+    out += "</svg>\n";
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_wrap_at_words_and_split_long_words() {
+        assert_eq!(wrap("$deploy = false and $states.input.policyAttached = true", 30), vec![
+            "$deploy = false and",
+            "$states.input.policyAttached =",
+            "true"
+        ]);
+        assert_eq!(wrap("abcdefghij", 4), vec!["abcd", "efgh", "ij"]);
+        assert_eq!(wrap("", 4), vec![""]);
+    }
 }
