@@ -347,6 +347,9 @@ pub enum Command {
         /// Execution input for --mock-config test cases (JSON)
         #[arg(long, default_value = "{}", requires = "mock_config")]
         input: String,
+        /// Also write the results as JUnit XML to this file (for CI test reports)
+        #[arg(long, value_name = "FILE", conflicts_with = "mock_config")]
+        junit: Option<PathBuf>,
         #[command(flatten)]
         out: OutputArgs,
     },

@@ -78,9 +78,9 @@ async fn run(cli: Cli) -> error::Result<()> {
         Command::List { out } => commands::info::list(g, out).await,
         Command::Outputs { stack, name, out } => commands::info::outputs(g, stack, name.as_deref(), out).await,
         Command::Render { stack, vars } => commands::info::render(g, stack, vars).await,
-        Command::Test { stack, scenario, mock_config, input, out } => match mock_config {
+        Command::Test { stack, scenario, mock_config, input, out, junit } => match mock_config {
             Some(f) => commands::test::test_mock_config(g, stack, f, input, out.format).await,
-            None => commands::test::test(g, stack, scenario.as_deref(), out.format).await,
+            None => commands::test::test(g, stack, scenario.as_deref(), out.format, junit.as_deref()).await,
         },
         Command::Policy { stack, machine, vars } => commands::validate::policy(g, stack, machine.as_deref(), vars).await,
         Command::Validate { select, files, vars, out } => commands::validate::validate(g, select, files, vars, out.format).await,

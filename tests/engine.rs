@@ -44,6 +44,25 @@ fn a_wrong_expectation_fails_and_says_what_differed() {
     assert!(out.stdout.contains("FAIL create-new-user/wrong"), "{out:?}");
     assert!(out.stdout.contains("calls of \"AddUserToGroup\""), "{out:?}");
     assert!(out.stderr.contains("1 of 1 scenarios of `create-new-user` failed"), "{out:?}");
+
+    // the same as JUnit XML for a CI report: every scenario a test case, the wrong one failed
+    let report = project.path().join("report.xml");
+    offline(project.path()).run(&["test", "create-new-user", "--junit", report.to_str().unwrap()]).code(7);
+    let xml = std::fs::read_to_string(&report).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let suite = doc.descendants().find(|n| n.has_tag_name("testsuite")).unwrap();
+    assert_eq!((suite.attribute("name"), suite.attribute("tests"), suite.attribute("failures")), (Some("create-new-user"), Some("4"), Some("1")));
+    let failed: Vec<(&str, &str)> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .filter_map(|c| c.children().find(|f| f.has_tag_name("failure")).map(|f| (c.attribute("name").unwrap(), f.attribute("message").unwrap())))
+        .collect();
+    assert_eq!(failed.len(), 1, "{xml}");
+    assert_eq!(failed[0].0, "wrong");
+    assert!(failed[0].1.contains("AddUserToGroup"), "{xml}");
+    let report = project.path().join("ok.xml");
+    offline(project.path()).run(&["test", "should-i-deploy", "--junit", report.to_str().unwrap()]).success();
+    assert!(std::fs::read_to_string(&report).unwrap().contains("tests=\"5\" failures=\"0\""));
 }
 
 /// The Step Functions Local mock-configuration format: every test case runs; a response range

@@ -46,7 +46,7 @@ pub async fn test_mock_config(g: &Global, stack: &str, file: &std::path::Path, i
     Ok(())
 }
 
-pub async fn test(g: &Global, stack: &str, only: Option<&str>, format: Format) -> Result<()> {
+pub async fn test(g: &Global, stack: &str, only: Option<&str>, format: Format, junit: Option<&std::path::Path>) -> Result<()> {
     let setup = Setup::new(g)?;
     let dir = setup.project.root.join("stacks").join(stack).join("tests");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
@@ -58,6 +58,7 @@ pub async fn test(g: &Global, stack: &str, only: Option<&str>, format: Format) -
     files.sort();
     let mut failed = 0;
     let mut ran = 0;
+    let mut cases: Vec<Case> = Vec::new();
     for f in files {
         let name = f.file_stem().unwrap().to_string_lossy().to_string();
         if only.is_some_and(|o| o != name) {
@@ -103,6 +104,11 @@ pub async fn test(g: &Global, stack: &str, only: Option<&str>, format: Format) -
         if !problems.is_empty() {
             failed += 1;
         }
+        cases.push(Case { name, description: sc.description.clone(), seconds: wall, problems });
+    }
+    if let Some(path) = junit {
+        std::fs::write(path, junit_xml(stack, &cases))
+            .map_err(|e| Error::user(format!("cannot write the JUnit report: {e}")).at(path.display().to_string()))?;
     }
     if format == Format::Text {
         outln!("{} passed, {failed} failed", ran - failed);
@@ -114,4 +120,50 @@ pub async fn test(g: &Global, stack: &str, only: Option<&str>, format: Format) -
         return Err(Error::user(format!("no scenario of `{stack}` matched")));
     }
     Ok(())
+}
+
+/// One scenario's result, for the JUnit report.
+struct Case {
+    name: String,
+    description: String,
+    seconds: f64,
+    problems: Vec<String>,
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
+}
+
+/// The results as JUnit XML, as CI systems read it (GitHub, GitLab, Jenkins): one suite for the
+/// stack, one test case per scenario, a failure with what differed.
+fn junit_xml(stack: &str, cases: &[Case]) -> String {
+    let failures = cases.iter().filter(|c| !c.problems.is_empty()).count();
+    let time: f64 = cases.iter().map(|c| c.seconds).sum();
+    let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    x += &format!("<testsuites name=\"deploy test\" tests=\"{}\" failures=\"{failures}\" time=\"{time:.3}\">\n", cases.len());
+    x += &format!(
+        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\" time=\"{time:.3}\">\n",
+        xml_escape(stack),
+        cases.len()
+    );
+    for c in cases {
+        x += &format!(
+            "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\"",
+            xml_escape(stack),
+            xml_escape(&c.name),
+            c.seconds
+        );
+        match c.problems.first() {
+            None => x += &format!("><system-out>{}</system-out></testcase>\n", xml_escape(&c.description)),
+            Some(first) => {
+                x += &format!(
+                    ">\n      <failure message=\"{}\" type=\"ScenarioFailed\">{}</failure>\n    </testcase>\n",
+                    xml_escape(first),
+                    xml_escape(&c.problems.join("\n"))
+                );
+            }
+        }
+    }
+    x += "  </testsuite>\n</testsuites>\n";
+    x
 }
