@@ -173,6 +173,8 @@ pub struct Printer {
     state_of: BTreeMap<i64, String>,
     /// The state machine's definition, when known: it tells what a callback should answer.
     pub definition: Option<serde_json::Value>,
+    /// Statuses in colour (standard output is a terminal, or colour was asked for).
+    color: bool,
 }
 
 /// The state named `name` anywhere in a definition, with the `States` of its own scope.
@@ -221,7 +223,7 @@ pub fn callback_fields(def: &serde_json::Value, state: &str) -> Vec<String> {
 
 impl Printer {
     pub fn new(verbose: bool) -> Self {
-        Printer { verbose, ..Default::default() }
+        Printer { verbose, color: crate::output::color_stdout(), ..Default::default() }
     }
 
     /// The lines one event prints as.
@@ -238,12 +240,14 @@ impl Printer {
             if ty.ends_with("StateEntered") { s("name") } else { self.state_of.get(&e.previous_event_id()).cloned().unwrap_or_default() };
         self.state_of.insert(e.id(), state.clone());
         let mut out = Vec::new();
+        use crate::output::{paint, style};
+        let (good, bad) = (|t: &str| paint(self.color, style::OK, t), |t: &str| paint(self.color, style::ERROR, t));
         match e.r#type() {
             T::ExecutionStarted => out.push(format!("{at}  execution started, input {}", abbreviate(&s("input"), v))),
-            T::ExecutionSucceeded => out.push(format!("{at}  execution SUCCEEDED, output {}", abbreviate(&s("output"), v))),
-            T::ExecutionFailed => out.push(format!("{at}  execution FAILED: {}: {}", s("error"), s("cause"))),
-            T::ExecutionTimedOut => out.push(format!("{at}  execution TIMED OUT: {} {}", s("error"), s("cause"))),
-            T::ExecutionAborted => out.push(format!("{at}  execution ABORTED {}", s("cause"))),
+            T::ExecutionSucceeded => out.push(format!("{at}  execution {}, output {}", good("SUCCEEDED"), abbreviate(&s("output"), v))),
+            T::ExecutionFailed => out.push(format!("{at}  execution {}: {}: {}", bad("FAILED"), s("error"), s("cause"))),
+            T::ExecutionTimedOut => out.push(format!("{at}  execution {}: {} {}", bad("TIMED OUT"), s("error"), s("cause"))),
+            T::ExecutionAborted => out.push(format!("{at}  execution {} {}", bad("ABORTED"), s("cause"))),
             _ if ty.ends_with("StateEntered") => {
                 let kind = ty.trim_end_matches("StateEntered");
                 let wait = if kind == "Wait" { "  (waiting)" } else { "" };
@@ -280,11 +284,11 @@ impl Printer {
             T::TaskSucceeded => out.push(format!("{at}    {state}: task succeeded {}", abbreviate(&s("output"), v))),
             T::TaskFailed | T::TaskTimedOut | T::TaskSubmitFailed | T::LambdaFunctionFailed => {
                 *self.failures.entry(state.clone()).or_insert(0) += 1;
-                out.push(format!("{at}    {state}: task failed: {}: {}", s("error"), abbreviate(&s("cause"), v)));
+                out.push(format!("{at}    {state}: task {}: {}: {}", bad("failed"), s("error"), abbreviate(&s("cause"), v)));
             }
             T::MapIterationStarted => out.push(format!("{at}    iteration {} started", d["index"])),
             T::MapIterationSucceeded => out.push(format!("{at}    iteration {} succeeded", d["index"])),
-            T::MapIterationFailed => out.push(format!("{at}    iteration {} FAILED", d["index"])),
+            T::MapIterationFailed => out.push(format!("{at}    iteration {} {}", d["index"], bad("FAILED"))),
             T::MapStateStarted => out.push(format!("{at}    map over {} items", d["length"])),
             _ if self.verbose => out.push(format!("{at}    {ty}")),
             _ => {}

@@ -295,3 +295,26 @@ fn per_service_endpoints_win_for_their_service() {
     let out = Deploy::new(&repo(), state.path(), &closed_endpoint()).run(&["plan", "should-i-deploy", "--endpoint-url", &elsewhere]).code(3);
     assert!(out.stderr.contains(&format!("error: {elsewhere} is not an AWS API")), "the flag is AWS_ENDPOINT_URL: {out:?}");
 }
+
+/// Colour as cargo and ripgrep decide it: never into a pipe by default, never with NO_COLOR,
+/// always with CLICOLOR_FORCE or `--color always` (the flag wins over both).
+#[test]
+fn colour_follows_the_flag_no_color_and_clicolor_force() {
+    let state = tempfile::tempdir().unwrap();
+    let run = |env: &[(&str, &str)], flag: Option<&str>| {
+        let mut d = Deploy::new(&repo(), state.path(), &closed_endpoint()).env_remove("NO_COLOR");
+        for (k, v) in env {
+            d = d.env(k, v);
+        }
+        let mut args = vec!["up", "should-i-deplo", "--yes"];
+        if let Some(f) = flag {
+            args.extend(["--color", f]);
+        }
+        d.run(&args).code(2).stderr.contains("\x1b[")
+    };
+    assert!(!run(&[], None), "a pipe gets no colour");
+    assert!(run(&[("CLICOLOR_FORCE", "1")], None), "CLICOLOR_FORCE forces it");
+    assert!(!run(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")], None), "NO_COLOR wins over CLICOLOR_FORCE");
+    assert!(run(&[("NO_COLOR", "1")], Some("always")), "--color always wins");
+    assert!(!run(&[("CLICOLOR_FORCE", "1")], Some("never")), "--color never wins");
+}
