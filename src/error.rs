@@ -157,7 +157,12 @@ pub fn closest<'a>(typed: &str, known: impl IntoIterator<Item = &'a str>) -> Opt
     known
         .into_iter()
         .filter(|k| *k != typed)
-        .map(|k| (strsim::damerau_levenshtein(&typed.to_lowercase(), &k.to_lowercase()), k))
+        .map(|k| {
+            let (t, k_) = (typed.to_lowercase(), k.to_lowercase());
+            // a name cut short (`frequency` for `frequency_in_minutes`) is near too
+            let d = if t.len() >= 4 && k_.starts_with(&t) { 1 } else { strsim::damerau_levenshtein(&t, &k_) };
+            (d, k)
+        })
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)

@@ -263,7 +263,7 @@ fn secrets_are_never_in_clear_in_state_plans_or_output() {
     assert!(out.stdout.contains("No changes"), "{out:?}");
     let out = d().run(&["plan", "should-i-deploy", "--var", "api_password=an0ther-Value"]).success();
     assert!(out.stdout.contains("update   events_connection.connection"), "{out:?}");
-    assert!(out.stdout.contains("\"password\": \"(sensitive, changed)\"") && !out.stdout.contains("an0ther-Value"), "{out:?}");
+    assert!(out.stdout.contains("~ password: \"(sensitive)\" → \"(sensitive, changed)\"\n") && !out.stdout.contains("an0ther-Value"), "{out:?}");
     let out = d().run(&["plan", "should-i-deploy", "--var", "api_password=an0ther-Value", "-o", "json"]).success();
     assert!(!out.stdout.contains("an0ther-Value") && !out.stdout.contains(secret), "{out:?}");
 }

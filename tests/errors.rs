@@ -35,7 +35,7 @@ fn malformed_manifest_names_file_and_line() {
 fn unknown_stack_lists_the_known_ones() {
     let out = run_in(&repo(), &["up", "should-i-deplo", "--yes"]).code(2);
     assert!(out.stderr.contains("unknown stack `should-i-deplo`"), "{out:?}");
-    assert!(out.stderr.contains("help: stacks in stacks: ") && out.stderr.contains("should-i-deploy"), "{out:?}");
+    assert!(out.stderr.contains("help: did you mean `should-i-deploy`? (stacks in stacks: "), "{out:?}");
 }
 
 #[test]
@@ -45,6 +45,7 @@ fn unknown_and_ill_typed_variables() {
         out.stderr.contains("--var frequency=5: stack `should-i-deploy` has no variable `frequency`; it declares: frequency_in_minutes"),
         "{out:?}"
     );
+    assert!(out.stderr.contains("help: did you mean `frequency_in_minutes`?"), "{out:?}");
     let out = run_in(&repo(), &["plan", "should-i-deploy", "--var", "frequency_in_minutes=often"]).code(2);
     assert!(out.stderr.contains("variable `frequency_in_minutes` is a number, and \"often\" is not one"), "{out:?}");
 }

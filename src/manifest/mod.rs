@@ -66,11 +66,9 @@ impl Project {
         let file = self.root.join("stacks").join(name).join("stack.toml");
         if !file.is_file() {
             let known = self.stack_names()?;
-            return Err(Error::user(format!("unknown stack `{name}`")).help(format!(
-                "stacks in {}: {}",
-                self.rel(&self.root.join("stacks")),
-                known.join(", ")
-            )));
+            return Err(Error::user(format!("unknown stack `{name}`"))
+                .help(format!("stacks in {}: {}", self.rel(&self.root.join("stacks")), known.join(", ")))
+                .suggest(name, known.iter().map(String::as_str)));
         }
         check_env(env)?;
         let src = read_text(&file, &self.rel(&file))?;
@@ -92,7 +90,10 @@ pub fn read_text(path: &Path, shown: &str) -> Result<String> {
 pub fn declared_vars(project: &Project, name: &str) -> Result<Vec<String>> {
     let file = project.root.join("stacks").join(name).join("stack.toml");
     let src = std::fs::read_to_string(&file).map_err(|_| {
-        Error::user(format!("unknown stack `{name}`")).help(format!("stacks: {}", project.stack_names().unwrap_or_default().join(", ")))
+        let known = project.stack_names().unwrap_or_default();
+        Error::user(format!("unknown stack `{name}`"))
+            .help(format!("stacks: {}", known.join(", ")))
+            .suggest(name, known.iter().map(String::as_str))
     })?;
     Ok(parse_raw(&project.rel(&file), &src)?.vars.into_keys().collect())
 }

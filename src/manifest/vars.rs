@@ -107,7 +107,9 @@ pub fn resolve(stack: &str, decls: &BTreeMap<String, VarDecl>, inputs: &VarInput
         let k = k.trim().to_string();
         let where_ = format!("--var {pair}");
         let Some(d) = decls.get(&k) else {
-            return Err(Error::user(format!("stack `{stack}` has no variable `{k}`; {}", declared())).at(where_));
+            return Err(Error::user(format!("stack `{stack}` has no variable `{k}`; {}", declared()))
+                .at(where_)
+                .suggest(&k, decls.keys().map(String::as_str)));
         };
         let v = parse_cli(d.ty, raw)
             .ok_or_else(|| Error::user(format!("variable `{k}` is a {}, and {raw:?} is not one", d.ty.name())).at(where_.clone()))?;
