@@ -286,8 +286,8 @@ fn interrupted_creates_are_adopted_by_up_and_removed_by_destroy() {
     assert!(out.stdout.contains("<=  adopt    iam_role.sfn_role  sfn-should-i-deploy"), "{out:?}");
     assert!(out.stdout.contains("an earlier run was interrupted while creating it; it exists and is ours"), "{out:?}");
     assert!(out.stdout.contains("3 changes applied"), "{out:?}");
-    assert!(out.stderr.contains("state_machine adopted"), "{out:?}");
-    assert!(out.stderr.contains("sfn_role adopted"), "{out:?}");
+    assert!(out.stderr.contains("sfn_state_machine.state_machine  should-i-deploy  adopted"), "{out:?}");
+    assert!(out.stderr.contains("iam_role.sfn_role  sfn-should-i-deploy  adopted"), "{out:?}");
     check_should_i_deploy(&c, "default", "", "rate(30 minutes)");
     let out = deploy().run(&["up", STACK, "--yes"]).success();
     assert!(out.stdout.contains("No changes"), "{out:?}");
@@ -340,7 +340,7 @@ fn propagation_delays_and_throttling_are_retried_and_real_errors_stop_only_depen
     let injected = proxy.injected();
     assert_eq!(injected.iter().filter(|o| *o == "CreateStateMachine").count(), 3, "{injected:?}");
     assert_eq!(injected.iter().filter(|o| *o == "CreateRole").count(), 2, "{injected:?}");
-    assert!(out.stderr.contains("state_machine created"), "{out:?}");
+    assert!(out.stderr.contains("sfn_state_machine.state_machine  should-i-deploy  created"), "{out:?}");
     check_should_i_deploy(&w.c, "default", "", "rate(30 minutes)");
     drop(proxy);
 
@@ -362,7 +362,8 @@ fn propagation_delays_and_throttling_are_retried_and_real_errors_stop_only_depen
         assert!(out.stderr.contains(&format!("{skipped} skipped")), "{skipped}: {out:?}");
     }
     assert!(out.stderr.contains("1 of the changes failed, 3 skipped after them"), "{out:?}");
-    assert!(out.stderr.contains("rule created") && out.stderr.contains("eventbridge_role created"), "{out:?}");
+    assert!(out.stderr.contains("events_rule.rule  b-should-i-deploy  created"), "{out:?}");
+    assert!(out.stderr.contains("iam_role.eventbridge_role  b-eventbridge-should-i-deploy  created"), "{out:?}");
     // running again finishes the job
     let out = Deploy::new(&w.project, state2.path(), &proxy.url()).run(&["up", STACK, "--yes", "--env", "b"]).success();
     assert!(out.stdout.contains("Plan: 4 to create, 0 to update, 0 to replace, 0 to delete, 8 unchanged."), "{out:?}");
@@ -394,7 +395,7 @@ fn ctrl_c_mid_up_is_recoverable_and_the_lock_keeps_runs_apart() {
     std::fs::write(&release, "").unwrap();
     let out = finish(child).code(130);
     assert!(out.stderr.contains("interrupted: finishing the operations in flight"), "{out:?}");
-    assert!(out.stderr.contains("state_machine created"), "the call in flight finished and was recorded: {out:?}");
+    assert!(out.stderr.contains("sfn_state_machine.state_machine  should-i-deploy  created"), "the call in flight finished and was recorded: {out:?}");
     assert!(out.stderr.contains("run `deploy up` again to finish, or `deploy destroy`"), "{out:?}");
     let st: Value = serde_json::from_str(&std::fs::read_to_string(&recorded).unwrap()).unwrap();
     assert_eq!(st["resources"]["state_machine"]["status"], "created");

@@ -181,8 +181,11 @@ fn create_new_user_waits_for_the_approval_sent_through_sns() {
 
     // approved as admin: the user is created in moto and added to admins-group
     let (running, token) = run_until_token(deploy(&w, &local), &["run", "create-new-user", "--input", r#"{"username": "john-doe"}"#]);
+    // the token is in the history once the task is scheduled, which is before the task has
+    // sent it: wait for the Publish to reach moto instead of racing it
+    eventually(30, "the approval request to go out through moto's SNS", || !w.moto.recorded_bodies("Publish").is_empty());
     let published = w.moto.recorded_bodies("Publish");
-    assert_eq!(published.len(), 1, "the approval request went out through moto's SNS");
+    assert_eq!(published.len(), 1, "one approval request went out through moto's SNS");
     assert!(percent_decode(&published[0]).contains(&token), "the message carries the token: {}", published[0]);
     deploy(&w, &local).run(&["approve", "--token", &token, "--task-output", r#"{"admin": true}"#]).success();
     let (code, out) = running.finish();

@@ -44,10 +44,11 @@ fn a_missing_permission_is_an_error_at_the_task() {
     let (_s, d) = deploy_offline(&repo().join("tests/fixtures/broken"));
     let out = d.run(&["validate", "missing-permission"]).code(2);
     assert!(
-        out.stderr.contains("ERROR stack missing-permission, templates/publish.json, state `Notify` at /States/Notify/Resource: the role `sfn-missing-permission` is not granted sns:Publish, which this task needs (on (known after apply: topic.arn))"),
+        out.stderr.contains("error: the role `sfn-missing-permission` is not granted sns:Publish, which this task needs (on (known after apply: topic.arn)) (stack missing-permission)\n --> templates/publish.json:7:19\n"),
         "{out:?}"
     );
-    assert!(out.stderr.contains("WARNING stack missing-permission, stacks/missing-permission/stack.toml at /resources/policy/statement: policy `policy` grants iam:CreateUser"), "{out:?}");
+    assert!(out.stderr.contains("^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^ in state `Notify`"), "{out:?}");
+    assert!(out.stderr.contains("warning: policy `policy` grants iam:CreateUser to the role `sfn-missing-permission`, and no state of `machine` uses it (stack missing-permission)\n  --> stacks/missing-permission/stack.toml:15:1\n"), "{out:?}");
     let (_s, d) = deploy_offline(&repo().join("tests/fixtures/broken"));
     let policy = d.run(&["policy", "missing-permission"]).success();
     let doc: Value = serde_json::from_str(&policy.stdout).unwrap();
@@ -95,7 +96,7 @@ fn plan_and_up_refuse_a_definition_with_an_error_before_any_api_call() {
         let (_s, d) = deploy_offline(project.path());
         let out = d.run(&cmd).code(2);
         assert!(
-            out.stderr.contains("ERROR stack should-i-deploy, templates/should-i-deploy/jsonata.json, state `Call Should I deploy API` at /States/Call Should I deploy API/Next: `ListAttachedUserPolicie` is not a state here"),
+            out.stderr.contains("error: `ListAttachedUserPolicie` is not a state here (did you mean `ListAttachedUserPolicies`?) (stack should-i-deploy)\n  --> templates/should-i-deploy/jsonata.json:27:15\n"),
             "{out:?}"
         );
         assert!(out.stderr.contains("definition error(s): nothing was deployed"), "{out:?}");
@@ -158,10 +159,10 @@ fn a_state_machine_name_outside_the_service_rules_is_an_error() {
     std::fs::write(&manifest, text.replace("name = \"bucket-replication\"\nrole_arn", "name = \"bucket replication!\"\nrole_arn")).unwrap();
     let (_s, d) = deploy_offline(project.path());
     let out = d.run(&["validate", "bucket-replication"]).code(2);
-    // caught while the manifest loads, at the resource's line, with AWS's rule
+    // caught while the manifest loads, at the name itself, with AWS's rule
     assert!(
         out.stderr.contains(
-            "stacks/bucket-replication/stack.toml:90: resource `state_machine`: name \"bucket replication!\" has ' '; state machine names take only letters, digits, - and _"
+            "error: resource `state_machine`: name \"bucket replication!\" has ' '; state machine names take only letters, digits, - and _\n  --> stacks/bucket-replication/stack.toml:92:8\n"
         ),
         "{out:?}"
     );
