@@ -33,7 +33,11 @@ impl Summary {
     /// Turns failures and interruptions into the error the process exits with.
     pub fn into_result(self) -> Result<Summary> {
         if !self.failed.is_empty() {
-            let list: Vec<String> = self.failed.iter().map(|(id, e)| format!("  {id}: {e}")).collect();
+            let list: Vec<String> = self
+                .failed
+                .iter()
+                .map(|(id, e)| format!("  {id}: {e}"))
+                .collect();
             return Err(Error::new(
                 Class::Partial,
                 format!(
@@ -41,7 +45,11 @@ impl Summary {
                     self.stack,
                     self.env,
                     self.failed.len(),
-                    if self.skipped.is_empty() { String::new() } else { format!(", {} skipped after them", self.skipped.len()) },
+                    if self.skipped.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {} skipped after them", self.skipped.len())
+                    },
                     list.join("\n")
                 ),
             )
@@ -100,7 +108,11 @@ impl Run<'_> {
 
     fn outputs(&self) -> BTreeMap<String, BTreeMap<String, Value>> {
         let st = self.state.lock().unwrap();
-        st.resources.iter().filter(|(_, e)| e.status == Status::Created).map(|(k, e)| (k.clone(), e.outputs.clone())).collect()
+        st.resources
+            .iter()
+            .filter(|(_, e)| e.status == Status::Created)
+            .map(|(k, e)| (k.clone(), e.outputs.clone()))
+            .collect()
     }
 
     fn emit(&self, e: Event) {
@@ -124,10 +136,14 @@ impl Run<'_> {
                     status,
                     // secrets are kept only as salted hashes
                     attrs: crate::secrets::seal(attrs, kind.sensitive(), &self.secrets),
-                    outputs: crate::secrets::seal(&serde_json::to_value(&outputs).unwrap_or_default(), &[], &self.secrets)
-                        .as_object()
-                        .map(|o| o.clone().into_iter().collect())
-                        .unwrap_or(outputs),
+                    outputs: crate::secrets::seal(
+                        &serde_json::to_value(&outputs).unwrap_or_default(),
+                        &[],
+                        &self.secrets,
+                    )
+                    .as_object()
+                    .map(|o| o.clone().into_iter().collect())
+                    .unwrap_or(outputs),
                     depends_on: deps.clone(),
                 },
             );
@@ -146,13 +162,21 @@ impl Run<'_> {
     /// most likely this very create, applied but its answer lost and the call retried), it is
     /// adopted: the pending record written just before the call proves the attempt ours. Only
     /// `deploy:stack` / `deploy:env` tags naming another stack or env make it someone else's.
-    async fn create(&self, stack: &Stack, id: &str, kind: &dyn DynKind, want: &Value) -> Result<bool> {
+    async fn create(
+        &self,
+        stack: &Stack,
+        id: &str,
+        kind: &dyn DynKind,
+        want: &Value,
+    ) -> Result<bool> {
         let ctx = self.ex.ctx;
         let deps = &stack.resources[id].deps;
-        self.record(id, kind, want, Outputs::new(), deps, Status::Pending).await?;
+        self.record(id, kind, want, Outputs::new(), deps, Status::Pending)
+            .await?;
         match kind.create(ctx, want).await {
             Ok(outputs) => {
-                self.record(id, kind, want, outputs, deps, Status::Created).await?;
+                self.record(id, kind, want, outputs, deps, Status::Created)
+                    .await?;
                 Ok(false)
             }
             Err(e) if e.already_exists => {
@@ -174,8 +198,13 @@ impl Run<'_> {
                         stack.name, stack.env
                     )));
                 }
-                let outputs = if diff(want, &live, &[]).is_empty() { found } else { kind.update(ctx, &live, want, &found).await? };
-                self.record(id, kind, want, outputs, deps, Status::Created).await?;
+                let outputs = if diff(want, &live, &[]).is_empty() {
+                    found
+                } else {
+                    kind.update(ctx, &live, want, &found).await?
+                };
+                self.record(id, kind, want, outputs, deps, Status::Created)
+                    .await?;
                 Ok(true)
             }
             Err(e) => Err(e),
@@ -185,16 +214,30 @@ impl Run<'_> {
     async fn delete_recorded(&self, id: &str) -> Result<()> {
         let entry = self.state.lock().unwrap().resources.get(id).cloned();
         let Some(entry) = entry else { return Ok(()) };
-        let kind = resources::lookup(&entry.kind).ok_or_else(|| Error::internal(format!("state names unknown kind {}", entry.kind)))?;
-        for note in kind.delete(self.ex.ctx, &entry.attrs, &entry.outputs).await? {
-            self.emit(Event::Note { stack: self.stack_name.clone(), id: id.into(), message: note });
+        let kind = resources::lookup(&entry.kind)
+            .ok_or_else(|| Error::internal(format!("state names unknown kind {}", entry.kind)))?;
+        for note in kind
+            .delete(self.ex.ctx, &entry.attrs, &entry.outputs)
+            .await?
+        {
+            self.emit(Event::Note {
+                stack: self.stack_name.clone(),
+                id: id.into(),
+                message: note,
+            });
         }
         self.forget(id).await
     }
 
     /// The action to take now that every dependency is done: an update or replace planned
     /// against values that were unknown then is checked again against what is live.
-    fn recheck(&self, planned: Action, kind: &dyn DynKind, want: &Value, live: Option<&Value>) -> Action {
+    fn recheck(
+        &self,
+        planned: Action,
+        kind: &dyn DynKind,
+        want: &Value,
+        live: Option<&Value>,
+    ) -> Action {
         match (planned, live) {
             (Action::Update | Action::Replace, Some(live)) => {
                 let changes = diff(want, live, kind.replace_on());
@@ -220,7 +263,10 @@ impl Run<'_> {
         }
         let decl = &stack.resources[id];
         let ctx = self.ex.ctx;
-        let scope = stack.scope(&self.outputs(), Some((&ctx.account_id, &ctx.region, &ctx.partition)));
+        let scope = stack.scope(
+            &self.outputs(),
+            Some((&ctx.account_id, &ctx.region, &ctx.partition)),
+        );
         let (want, _) = stack.resolve(id, &scope)?;
         let action = self.recheck(step.action, decl.kind, &want, step.live.as_ref());
         if action == Action::NoOp {
@@ -228,16 +274,30 @@ impl Run<'_> {
         }
         // the name as it is now known (a planned name may have been "known after apply")
         let name = decl.kind.display_name(&want);
-        self.emit(Event::Start { stack: stack.name.clone(), id: id.into(), kind: step.kind.clone(), name: name.clone(), action });
+        self.emit(Event::Start {
+            stack: stack.name.clone(),
+            id: id.into(),
+            kind: step.kind.clone(),
+            name: name.clone(),
+            action,
+        });
         let started = Instant::now();
         let result: Result<bool> = async {
             match action {
                 Action::Create => self.create(stack, id, decl.kind, &want).await,
                 Action::Update => {
                     let live = step.live.clone().unwrap_or(Value::Null);
-                    let known = self.state.lock().unwrap().resources.get(id).map(|e| e.outputs.clone()).unwrap_or_default();
+                    let known = self
+                        .state
+                        .lock()
+                        .unwrap()
+                        .resources
+                        .get(id)
+                        .map(|e| e.outputs.clone())
+                        .unwrap_or_default();
                     let outputs = decl.kind.update(ctx, &live, &want, &known).await?;
-                    self.record(id, decl.kind, &want, outputs, &decl.deps, Status::Created).await?;
+                    self.record(id, decl.kind, &want, outputs, &decl.deps, Status::Created)
+                        .await?;
                     Ok(false)
                 }
                 Action::Replace => {
@@ -247,16 +307,27 @@ impl Run<'_> {
                 Action::Adopt => {
                     let live = step.live.clone().unwrap_or(Value::Null);
                     let found = step.found.clone().unwrap_or_default();
-                    let outputs =
-                        if diff(&want, &live, &[]).is_empty() { found } else { decl.kind.update(ctx, &live, &want, &found).await? };
-                    self.record(id, decl.kind, &want, outputs, &decl.deps, Status::Created).await?;
+                    let outputs = if diff(&want, &live, &[]).is_empty() {
+                        found
+                    } else {
+                        decl.kind.update(ctx, &live, &want, &found).await?
+                    };
+                    self.record(id, decl.kind, &want, outputs, &decl.deps, Status::Created)
+                        .await?;
                     Ok(true)
                 }
                 Action::Delete | Action::NoOp => Ok(false),
             }
         }
         .await;
-        let what = Done { stack: &stack.name, id, kind: &step.kind, name: &name, action, started };
+        let what = Done {
+            stack: &stack.name,
+            id,
+            kind: &step.kind,
+            name: &name,
+            action,
+            started,
+        };
         self.finish(what, result).map(|_| action)
     }
 
@@ -266,13 +337,26 @@ impl Run<'_> {
             Ok(adopted) => {
                 let seconds = d.started.elapsed().as_secs_f64();
                 let (kind, name) = (d.kind.to_string(), d.name.to_string());
-                self.emit(Event::Done { stack: stack.into(), id: id.into(), kind, name, action, seconds, adopted });
+                self.emit(Event::Done {
+                    stack: stack.into(),
+                    id: id.into(),
+                    kind,
+                    name,
+                    action,
+                    seconds,
+                    adopted,
+                });
                 Ok(())
             }
             Err(mut e) => {
                 // an API's message may echo what it was sent
                 e.message = crate::secrets::mask_text(&e.message, &self.secrets);
-                self.emit(Event::Failed { stack: stack.into(), id: id.into(), action, error: e.to_string() });
+                self.emit(Event::Failed {
+                    stack: stack.into(),
+                    id: id.into(),
+                    action,
+                    error: e.to_string(),
+                });
                 Err(e)
             }
         }
@@ -291,11 +375,26 @@ impl Run<'_> {
         });
         let started = Instant::now();
         let r = self.delete_recorded(id).await.map(|_| false);
-        self.finish(Done { stack: &plan.stack, id, kind: &step.kind, name: &step.name, action: Action::Delete, started }, r)
+        self.finish(
+            Done {
+                stack: &plan.stack,
+                id,
+                kind: &step.kind,
+                name: &step.name,
+                action: Action::Delete,
+                started,
+            },
+            r,
+        )
     }
 }
 
-fn collect(summary: &mut Summary, plan: &Plan, outcomes: BTreeMap<String, Outcome<Error>>, view: &dyn View) {
+fn collect(
+    summary: &mut Summary,
+    plan: &Plan,
+    outcomes: BTreeMap<String, Outcome<Error>>,
+    view: &dyn View,
+) {
     for (id, o) in outcomes {
         let action = plan.step(&id).map(|s| s.action).unwrap_or(Action::NoOp);
         match o {
@@ -311,7 +410,11 @@ fn collect(summary: &mut Summary, plan: &Plan, outcomes: BTreeMap<String, Outcom
                 summary.failed.insert(id, text);
             }
             Outcome::Skipped => {
-                view.event(&Event::Skipped { stack: plan.stack.clone(), id: id.clone(), reason: "a resource it depends on failed".into() });
+                view.event(&Event::Skipped {
+                    stack: plan.stack.clone(),
+                    id: id.clone(),
+                    reason: "a resource it depends on failed".into(),
+                });
                 summary.skipped.push(id);
             }
             Outcome::Cancelled => summary.cancelled.push(id),
@@ -335,9 +438,16 @@ impl Executor<'_> {
         };
         run.save(|st| st.target = Some(self.target())).await?;
         for w in &plan.warnings {
-            run.emit(Event::Warning { stack: stack.name.clone(), message: w.clone() });
+            run.emit(Event::Warning {
+                stack: stack.name.clone(),
+                message: w.clone(),
+            });
         }
-        let mut summary = Summary { stack: stack.name.clone(), env: stack.env.clone(), ..Default::default() };
+        let mut summary = Summary {
+            stack: stack.name.clone(),
+            env: stack.env.clone(),
+            ..Default::default()
+        };
         let stop = || self.stop.load(Ordering::SeqCst);
         let taken = Mutex::new(BTreeMap::new());
         let outcomes = stack
@@ -362,9 +472,16 @@ impl Executor<'_> {
         }
 
         // Then what the manifest no longer declares, dependents first.
-        let orphans: Vec<String> = plan.steps.iter().filter(|s| s.action == Action::Delete).map(|s| s.id.clone()).collect();
+        let orphans: Vec<String> = plan
+            .steps
+            .iter()
+            .filter(|s| s.action == Action::Delete)
+            .map(|s| s.id.clone())
+            .collect();
         if !orphans.is_empty() && summary.failed.is_empty() {
-            let g = recorded_graph(&run.state.lock().unwrap(), |id| orphans.iter().any(|o| o == id));
+            let g = recorded_graph(&run.state.lock().unwrap(), |id| {
+                orphans.iter().any(|o| o == id)
+            });
             let outcomes = g
                 .walk(Direction::Reverse, self.parallelism, stop, |id| {
                     let run = &run;
@@ -373,9 +490,15 @@ impl Executor<'_> {
                 .await;
             collect(&mut summary, plan, outcomes, self.view);
         }
-        let scope = stack.scope(&run.outputs(), Some((&self.ctx.account_id, &self.ctx.region, &self.ctx.partition)));
-        let outputs: BTreeMap<String, Value> =
-            stack.resolve_outputs(&scope).into_iter().map(|(k, v)| (k, crate::secrets::seal(&v, &[], &stack.secrets))).collect();
+        let scope = stack.scope(
+            &run.outputs(),
+            Some((&self.ctx.account_id, &self.ctx.region, &self.ctx.partition)),
+        );
+        let outputs: BTreeMap<String, Value> = stack
+            .resolve_outputs(&scope)
+            .into_iter()
+            .map(|(k, v)| (k, crate::secrets::seal(&v, &[], &stack.secrets)))
+            .collect();
         run.save(|st| st.outputs = outputs).await?;
         summary.into_result()
     }
@@ -390,7 +513,11 @@ impl Executor<'_> {
             writer: tokio::sync::Mutex::new(()),
             secrets: vec![],
         };
-        let mut summary = Summary { stack: plan.stack.clone(), env: plan.env.clone(), ..Default::default() };
+        let mut summary = Summary {
+            stack: plan.stack.clone(),
+            env: plan.env.clone(),
+            ..Default::default()
+        };
         let stop = || self.stop.load(Ordering::SeqCst);
         let outcomes = g
             .walk(Direction::Reverse, self.parallelism, stop, |id| {

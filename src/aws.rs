@@ -69,8 +69,15 @@ impl Backoff {
     /// For IAM propagation: 1 s, 2 s, 4 s, 8 s, then 10 s, at most 10 attempts (~65 s).
     /// `DEPLOY_RETRY_BASE_MS` shortens the base delay (tests).
     pub fn propagation() -> Self {
-        let base = std::env::var("DEPLOY_RETRY_BASE_MS").ok().and_then(|s| s.parse().ok()).unwrap_or(1000);
-        Backoff { attempts: 10, base: Duration::from_millis(base), max: Duration::from_millis(base * 10) }
+        let base = std::env::var("DEPLOY_RETRY_BASE_MS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1000);
+        Backoff {
+            attempts: 10,
+            base: Duration::from_millis(base),
+            max: Duration::from_millis(base * 10),
+        }
     }
     pub fn delay(&self, attempt: u32) -> Duration {
         (self.base * 2u32.saturating_pow(attempt.min(16))).min(self.max)
@@ -81,18 +88,29 @@ impl Backoff {
 /// delay is 1 s, or `DEPLOY_RETRY_BASE_MS` (tests, like the propagation backoff).
 fn retry_config(max_attempts: u32) -> RetryConfig {
     let config = RetryConfig::standard().with_max_attempts(max_attempts);
-    match std::env::var("DEPLOY_RETRY_BASE_MS").ok().and_then(|s| s.parse::<u64>().ok()) {
-        Some(ms) => config.with_initial_backoff(Duration::from_millis(ms)).with_max_backoff(Duration::from_millis(ms * 10)),
+    match std::env::var("DEPLOY_RETRY_BASE_MS")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    {
+        Some(ms) => config
+            .with_initial_backoff(Duration::from_millis(ms))
+            .with_max_backoff(Duration::from_millis(ms * 10)),
         None => config,
     }
 }
 
 pub async fn load_config(opts: &AwsOptions, max_attempts: u32) -> SdkConfig {
-    let region =
-        RegionProviderChain::first_try(opts.region.clone().map(Region::new)).or_default_provider().or_else(Region::new("us-east-1"));
-    let mut loader =
-        aws_config::defaults(BehaviorVersion::latest()).region(region).retry_config(retry_config(max_attempts)).timeout_config(
-            TimeoutConfig::builder().connect_timeout(Duration::from_secs(3)).operation_attempt_timeout(Duration::from_secs(60)).build(),
+    let region = RegionProviderChain::first_try(opts.region.clone().map(Region::new))
+        .or_default_provider()
+        .or_else(Region::new("us-east-1"));
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(region)
+        .retry_config(retry_config(max_attempts))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .operation_attempt_timeout(Duration::from_secs(60))
+                .build(),
         );
     if let Some(p) = &opts.profile {
         loader = loader.profile_name(p);
@@ -117,8 +135,13 @@ pub fn use_endpoint_flag(opts: &AwsOptions) {
 /// An S3 client: path-style bucket addressing wherever an endpoint is set (emulators on
 /// localhost have no bucket subdomains).
 pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
-    let custom = service_endpoint("s3").is_some() || std::env::var("AWS_ENDPOINT_URL").is_ok_and(|u| !u.is_empty());
-    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(config).force_path_style(custom).build())
+    let custom = service_endpoint("s3").is_some()
+        || std::env::var("AWS_ENDPOINT_URL").is_ok_and(|u| !u.is_empty());
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(custom)
+            .build(),
+    )
 }
 
 /// The standard per-service endpoint setting of a service (`sfn` → AWS_ENDPOINT_URL_SFN).
@@ -128,7 +151,9 @@ fn service_endpoint(service: &str) -> Option<String> {
         "resourcegroupstagging" => "RESOURCE_GROUPS_TAGGING_API",
         other => &other.to_ascii_uppercase(),
     };
-    std::env::var(format!("AWS_ENDPOINT_URL_{id}")).ok().filter(|u| !u.is_empty())
+    std::env::var(format!("AWS_ENDPOINT_URL_{id}"))
+        .ok()
+        .filter(|u| !u.is_empty())
 }
 
 /// Loads configuration, checks credentials and the endpoint, and learns the account id.
@@ -141,17 +166,27 @@ pub async fn connect(opts: &AwsOptions) -> Result<Ctx> {
     if let Err(e) = creds.provide_credentials().await {
         return Err(no_credentials(&DisplayErrorContext(&e).to_string()));
     }
-    let region = config.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
+    let region = config
+        .region()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|| "us-east-1".into());
     set_endpoints(&endpoint, &region);
     // The preflight call, sent by hand so that an endpoint where nothing listens is told at once
     // while an answer lost on the way (a dropped connection, a 5xx) is asked again.
-    let sts_conf = aws_sdk_sts::config::Builder::from(&config).retry_config(RetryConfig::disabled()).build();
+    let sts_conf = aws_sdk_sts::config::Builder::from(&config)
+        .retry_config(RetryConfig::disabled())
+        .build();
     let sts = aws_sdk_sts::Client::from_conf(sts_conf);
     let mut attempt = 0;
     let who = loop {
         match sts.get_caller_identity().send().await {
             Ok(who) => break who,
-            Err(e) if attempt < 4 && (outcome_unknown(&e) || classify(e.code(), None, false) == Failure::Throttled) && !refused(&e) => {
+            Err(e)
+                if attempt < 4
+                    && (outcome_unknown(&e)
+                        || classify(e.code(), None, false) == Failure::Throttled)
+                    && !refused(&e) =>
+            {
                 tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
                 attempt += 1;
             }
@@ -211,12 +246,17 @@ static ENDPOINTS: std::sync::OnceLock<Endpoints> = std::sync::OnceLock::new();
 
 /// Records where calls go (once per process), so that every error can name the endpoint.
 pub fn set_endpoints(endpoint: &Option<String>, region: &str) {
-    let _ = ENDPOINTS.set(Endpoints { default: endpoint.clone(), region: region.to_string() });
+    let _ = ENDPOINTS.set(Endpoints {
+        default: endpoint.clone(),
+        region: region.to_string(),
+    });
 }
 
 /// The endpoint a service's calls go to, as people say it.
 fn endpoint_of(service: &str) -> String {
-    let Some(e) = ENDPOINTS.get() else { return "AWS".to_string() };
+    let Some(e) = ENDPOINTS.get() else {
+        return "AWS".to_string();
+    };
     match (service_endpoint(service), &e.default) {
         (Some(url), _) => url,
         (None, Some(url)) => url.clone(),
@@ -226,7 +266,10 @@ fn endpoint_of(service: &str) -> String {
 
 /// The service an SDK error type belongs to: `aws_sdk_sns::operation::...` is "sns".
 fn service_of<E>() -> &'static str {
-    std::any::type_name::<E>().strip_prefix("aws_sdk_").and_then(|t| t.split("::").next()).unwrap_or("aws")
+    std::any::type_name::<E>()
+        .strip_prefix("aws_sdk_")
+        .and_then(|t| t.split("::").next())
+        .unwrap_or("aws")
 }
 
 fn service_name(service: &str) -> &str {
@@ -303,9 +346,13 @@ pub fn classify(code: Option<&str>, dispatch: Option<bool>, unreadable: bool) ->
             | "AuthFailure"
             | "MissingAuthenticationToken",
         ) => Failure::BadCredentials,
-        Some("AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" | "UnauthorizedException" | "Forbidden") => {
-            Failure::AccessDenied
-        }
+        Some(
+            "AccessDenied"
+            | "AccessDeniedException"
+            | "UnauthorizedOperation"
+            | "UnauthorizedException"
+            | "Forbidden",
+        ) => Failure::AccessDenied,
         Some(
             "Throttling"
             | "ThrottlingException"
@@ -332,7 +379,10 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// One sentence for a failed call, naming the service, the operation and the endpoint, plus
 /// what to do. The SDK's full error (its Debug form) is logged at `-v`.
-pub fn api_error<E>(op: &str, e: &aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>) -> Error
+pub fn api_error<E>(
+    op: &str,
+    e: &aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -378,7 +428,10 @@ where
 fn refused(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur = Some(e);
     while let Some(err) = cur {
-        if err.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused) {
+        if err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        {
             return true;
         }
         cur = err.source();
@@ -389,7 +442,9 @@ fn refused(e: &(dyn std::error::Error + 'static)) -> bool {
 /// Whether a failed call may have been applied all the same: its answer was lost (connection
 /// dropped, timed out, unreadable) or the service failed (5xx). A clear refusal (4xx, throttling
 /// included) was not applied.
-pub fn outcome_unknown<E>(e: &aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>) -> bool {
+pub fn outcome_unknown<E>(
+    e: &aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> bool {
     use aws_smithy_runtime_api::client::result::SdkError;
     match e {
         SdkError::ConstructionFailure(_) => false,
@@ -408,13 +463,21 @@ pub async fn create_once<T, E, C, CF, F, FF>(
     backoff: Backoff,
     mut create: C,
     mut find: F,
-    refusal: impl Fn(aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>) -> Error,
+    refusal: impl Fn(
+        aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>,
+    ) -> Error,
 ) -> Result<T>
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     C: FnMut() -> CF,
     CF: Future<
-        Output = std::result::Result<T, aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>>,
+        Output = std::result::Result<
+            T,
+            aws_smithy_runtime_api::client::result::SdkError<
+                E,
+                aws_smithy_runtime_api::http::Response,
+            >,
+        >,
     >,
     F: FnMut() -> FF,
     FF: Future<Output = Result<Option<T>>>,
@@ -432,7 +495,11 @@ where
         // wait first: a slow service may still be making it when the answer was given up on
         tokio::time::sleep(backoff.delay(attempt)).await;
         if !throttled {
-            tracing::info!(attempt, "a create's outcome is unknown ({}); looking for what it made", DisplayErrorContext(&e));
+            tracing::info!(
+                attempt,
+                "a create's outcome is unknown ({}); looking for what it made",
+                DisplayErrorContext(&e)
+            );
             if let Some(made) = find().await? {
                 return Ok(made);
             }
@@ -457,19 +524,35 @@ pub fn is_propagation_error(code: Option<&str>, message: Option<&str>) -> bool {
 pub async fn retry_propagation<T, E, F, Fut>(
     backoff: Backoff,
     mut f: F,
-) -> std::result::Result<T, aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>>
+) -> std::result::Result<
+    T,
+    aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>,
+>
 where
     E: ProvideErrorMetadata,
     F: FnMut() -> Fut,
     Fut: Future<
-        Output = std::result::Result<T, aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>>,
+        Output = std::result::Result<
+            T,
+            aws_smithy_runtime_api::client::result::SdkError<
+                E,
+                aws_smithy_runtime_api::http::Response,
+            >,
+        >,
     >,
 {
     let mut attempt = 0;
     loop {
         match f().await {
-            Err(e) if attempt + 1 < backoff.attempts && is_propagation_error(e.code(), e.message()) => {
-                tracing::info!(attempt, "waiting for IAM propagation: {}", e.message().unwrap_or_default());
+            Err(e)
+                if attempt + 1 < backoff.attempts
+                    && is_propagation_error(e.code(), e.message()) =>
+            {
+                tracing::info!(
+                    attempt,
+                    "waiting for IAM propagation: {}",
+                    e.message().unwrap_or_default()
+                );
                 tokio::time::sleep(backoff.delay(attempt)).await;
                 attempt += 1;
             }
@@ -494,13 +577,23 @@ mod tests {
             Some("InvalidParameterValueException"),
             Some("The role defined for the function cannot be assumed by Lambda.")
         ));
-        assert!(!is_propagation_error(Some("AccessDeniedException"), Some("User is not authorized to perform: states:CreateStateMachine")));
-        assert!(!is_propagation_error(Some("ThrottlingException"), Some("Rate exceeded")));
+        assert!(!is_propagation_error(
+            Some("AccessDeniedException"),
+            Some("User is not authorized to perform: states:CreateStateMachine")
+        ));
+        assert!(!is_propagation_error(
+            Some("ThrottlingException"),
+            Some("Rate exceeded")
+        ));
     }
 
     #[test]
     fn backoff_is_bounded() {
-        let b = Backoff { attempts: 10, base: Duration::from_millis(100), max: Duration::from_millis(1000) };
+        let b = Backoff {
+            attempts: 10,
+            base: Duration::from_millis(100),
+            max: Duration::from_millis(1000),
+        };
         assert_eq!(b.delay(0), Duration::from_millis(100));
         assert_eq!(b.delay(3), Duration::from_millis(800));
         assert_eq!(b.delay(9), Duration::from_millis(1000));
@@ -512,19 +605,45 @@ mod tests {
         assert_eq!(classify(None, Some(true), false), Failure::TimedOut);
         assert_eq!(classify(None, None, true), Failure::NotAws);
         assert_eq!(classify(None, None, false), Failure::NotAws);
-        assert_eq!(classify(Some("InvalidClientTokenId"), None, false), Failure::BadCredentials);
-        assert_eq!(classify(Some("ExpiredToken"), None, false), Failure::BadCredentials);
-        assert_eq!(classify(Some("AccessDenied"), None, false), Failure::AccessDenied);
-        assert_eq!(classify(Some("AccessDeniedException"), None, false), Failure::AccessDenied);
-        assert_eq!(classify(Some("ThrottlingException"), None, false), Failure::Throttled);
+        assert_eq!(
+            classify(Some("InvalidClientTokenId"), None, false),
+            Failure::BadCredentials
+        );
+        assert_eq!(
+            classify(Some("ExpiredToken"), None, false),
+            Failure::BadCredentials
+        );
+        assert_eq!(
+            classify(Some("AccessDenied"), None, false),
+            Failure::AccessDenied
+        );
+        assert_eq!(
+            classify(Some("AccessDeniedException"), None, false),
+            Failure::AccessDenied
+        );
+        assert_eq!(
+            classify(Some("ThrottlingException"), None, false),
+            Failure::Throttled
+        );
         assert_eq!(classify(Some("SlowDown"), None, false), Failure::Throttled);
-        assert_eq!(classify(Some("EntityAlreadyExists"), None, false), Failure::Service);
+        assert_eq!(
+            classify(Some("EntityAlreadyExists"), None, false),
+            Failure::Service
+        );
     }
 
     #[test]
     fn services_are_named_from_their_error_types() {
-        assert_eq!(service_of::<aws_sdk_sns::operation::create_topic::CreateTopicError>(), "sns");
-        assert_eq!(service_name(service_of::<aws_sdk_sfn::operation::start_execution::StartExecutionError>()), "Step Functions");
+        assert_eq!(
+            service_of::<aws_sdk_sns::operation::create_topic::CreateTopicError>(),
+            "sns"
+        );
+        assert_eq!(
+            service_name(service_of::<
+                aws_sdk_sfn::operation::start_execution::StartExecutionError,
+            >()),
+            "Step Functions"
+        );
         assert_eq!(action_prefix("sfn"), "states");
     }
 

@@ -5,9 +5,15 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "deploy", version, about = "Deploy AWS Step Functions workflows and everything they need, from stack manifests")]
-#[command(after_help = "Exit codes: 0 ok, 1 internal error, 2 bad input, 3 AWS error, 4 partial failure, \
-5 not confirmed, 6 stack locked, 7/8/9 execution failed/timed out/aborted (run, history), 130 interrupted.")]
+#[command(
+    name = "deploy",
+    version,
+    about = "Deploy AWS Step Functions workflows and everything they need, from stack manifests"
+)]
+#[command(
+    after_help = "Exit codes: 0 ok, 1 internal error, 2 bad input, 3 AWS error, 4 partial failure, \
+5 not confirmed, 6 stack locked, 7/8/9 execution failed/timed out/aborted (run, history), 130 interrupted."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -23,7 +29,12 @@ pub struct Global {
     pub project: Option<PathBuf>,
     /// Where state is recorded: a folder, or s3://BUCKET/PREFIX shared by many machines
     /// (default: deploy.toml's [state] url, else <project>/.deploy/state)
-    #[arg(long = "state", global = true, env = "DEPLOY_STATE", value_name = "URL")]
+    #[arg(
+        long = "state",
+        global = true,
+        env = "DEPLOY_STATE",
+        value_name = "URL"
+    )]
     pub state: Option<String>,
     /// A state folder (the older spelling of --state)
     #[arg(long, global = true, env = "DEPLOY_STATE_DIR", hide_short_help = true)]
@@ -35,14 +46,26 @@ pub struct Global {
     #[arg(long, global = true, env = "DEPLOY_ENV", default_value = crate::manifest::DEFAULT_ENV)]
     pub env: String,
     /// The env named after this branch (as `deploy env-name BRANCH` prints it); instead of --env
-    #[arg(long, global = true, env = "DEPLOY_ENV_FROM_BRANCH", value_name = "BRANCH", conflicts_with = "env")]
+    #[arg(
+        long,
+        global = true,
+        env = "DEPLOY_ENV_FROM_BRANCH",
+        value_name = "BRANCH",
+        conflicts_with = "env"
+    )]
     pub env_from_branch: Option<String>,
     /// Whether --env / DEPLOY_ENV was given (not the default): `list` then shows that env only.
     #[arg(skip)]
     pub env_given: bool,
     /// When to colour the output: auto (a terminal, unless NO_COLOR is set or CLICOLOR_FORCE
     /// forces it), always, never
-    #[arg(long, global = true, value_enum, default_value = "auto", value_name = "WHEN")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        value_name = "WHEN"
+    )]
     pub color: crate::output::ColorChoice,
     /// More logging (-v: the tool's, -vv: also the AWS SDK's)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -116,7 +139,13 @@ pub struct ApplyArgs {
 impl Command {
     /// `--output markdown` is for the commands whose result is worth posting.
     pub fn check_format(&self) -> Result<(), String> {
-        let markdown_ok = matches!(self, Command::Up { .. } | Command::Plan { .. } | Command::Destroy { .. } | Command::Outputs { .. });
+        let markdown_ok = matches!(
+            self,
+            Command::Up { .. }
+                | Command::Plan { .. }
+                | Command::Destroy { .. }
+                | Command::Outputs { .. }
+        );
         let markdown = match self {
             Command::List { out } | Command::Envs { out } => out.format == Format::Markdown,
             Command::Sweep { out, .. }
@@ -127,7 +156,11 @@ impl Command {
             | Command::Test { out, .. } => out.format == Format::Markdown,
             _ => false,
         };
-        if markdown && !markdown_ok { Err("--output markdown is for plan, up, destroy and outputs".into()) } else { Ok(()) }
+        if markdown && !markdown_ok {
+            Err("--output markdown is for plan, up, destroy and outputs".into())
+        } else {
+            Ok(())
+        }
     }
 
     /// Whether the command was asked for `--output json` (its errors then come as JSON too).
@@ -368,7 +401,13 @@ pub enum Command {
         /// The stack to draw
         stack: String,
         /// The drawing's format
-        #[arg(short = 'o', long = "output", alias = "format", value_enum, default_value = "dot")]
+        #[arg(
+            short = 'o',
+            long = "output",
+            alias = "format",
+            value_enum,
+            default_value = "dot"
+        )]
         format: crate::diagram::Format,
         /// Write to this file instead of standard output
         #[arg(long = "out", value_name = "FILE")]
@@ -435,7 +474,11 @@ mod tests {
         fn walk(cmd: &clap::Command, out: &mut Vec<String>) {
             for a in cmd.get_arguments().filter(|a| a.get_short() == Some('o')) {
                 if a.get_long() != Some("output") {
-                    out.push(format!("{} -o is --{}", cmd.get_name(), a.get_long().unwrap_or("?")));
+                    out.push(format!(
+                        "{} -o is --{}",
+                        cmd.get_name(),
+                        a.get_long().unwrap_or("?")
+                    ));
                 }
             }
             cmd.get_subcommands().for_each(|s| walk(s, out));

@@ -85,7 +85,15 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(class: Class, message: impl Into<String>) -> Self {
-        Error { class, location: None, message: message.into(), help: None, already_exists: false, snippet: None, attr: None }
+        Error {
+            class,
+            location: None,
+            message: message.into(),
+            help: None,
+            already_exists: false,
+            snippet: None,
+            attr: None,
+        }
     }
     pub fn user(message: impl Into<String>) -> Self {
         Self::new(Class::User, message)
@@ -106,8 +114,19 @@ impl Error {
         self
     }
     /// Points at `span` of `text` (the location becomes `path:line:col`).
-    pub fn source(mut self, path: &str, text: &std::sync::Arc<str>, span: std::ops::Range<usize>, label: impl Into<String>) -> Self {
-        let snippet = Snippet { path: path.to_string(), text: text.clone(), span, label: label.into() };
+    pub fn source(
+        mut self,
+        path: &str,
+        text: &std::sync::Arc<str>,
+        span: std::ops::Range<usize>,
+        label: impl Into<String>,
+    ) -> Self {
+        let snippet = Snippet {
+            path: path.to_string(),
+            text: text.clone(),
+            span,
+            label: label.into(),
+        };
         let (line, col) = snippet.line_col();
         self.location = Some(format!("{path}:{line}:{col}"));
         self.snippet = Some(Box::new(snippet));
@@ -160,7 +179,11 @@ pub fn closest<'a>(typed: &str, known: impl IntoIterator<Item = &'a str>) -> Opt
         .map(|k| {
             let (t, k_) = (typed.to_lowercase(), k.to_lowercase());
             // a name cut short (`frequency` for `frequency_in_minutes`) is near too
-            let d = if t.len() >= 4 && k_.starts_with(&t) { 1 } else { strsim::damerau_levenshtein(&t, &k_) };
+            let d = if t.len() >= 4 && k_.starts_with(&t) {
+                1
+            } else {
+                strsim::damerau_levenshtein(&t, &k_)
+            };
             (d, k)
         })
         .filter(|(d, _)| *d <= limit)

@@ -103,9 +103,13 @@ pub fn event_json(e: &HistoryEvent) -> Value {
         put(&mut d, "name", x.name());
         d.insert("index".into(), json!(x.index()));
     }
-    for x in [e.map_iteration_succeeded_event_details(), e.map_iteration_failed_event_details(), e.map_iteration_aborted_event_details()]
-        .into_iter()
-        .flatten()
+    for x in [
+        e.map_iteration_succeeded_event_details(),
+        e.map_iteration_failed_event_details(),
+        e.map_iteration_aborted_event_details(),
+    ]
+    .into_iter()
+    .flatten()
     {
         put(&mut d, "name", x.name());
         d.insert("index".into(), json!(x.index()));
@@ -158,7 +162,11 @@ fn abbreviate(s: &str, verbose: bool) -> String {
     if verbose || one_line.chars().count() <= 160 {
         one_line
     } else {
-        format!("{}… ({} chars, -v shows all)", one_line.chars().take(150).collect::<String>(), one_line.len())
+        format!(
+            "{}… ({} chars, -v shows all)",
+            one_line.chars().take(150).collect::<String>(),
+            one_line.len()
+        )
     }
 }
 
@@ -181,15 +189,26 @@ pub struct Printer {
 fn find_state<'a>(
     scope: &'a serde_json::Value,
     name: &str,
-) -> Option<(&'a serde_json::Map<String, serde_json::Value>, &'a serde_json::Value)> {
+) -> Option<(
+    &'a serde_json::Map<String, serde_json::Value>,
+    &'a serde_json::Value,
+)> {
     let states = scope.get("States")?.as_object()?;
     if let Some(s) = states.get(name) {
         return Some((states, s));
     }
     states.values().find_map(|st| {
-        let branches = st.get("Branches").and_then(|b| b.as_array()).into_iter().flatten();
-        let processors = ["ItemProcessor", "Iterator"].into_iter().filter_map(|k| st.get(k));
-        branches.chain(processors).find_map(|inner| find_state(inner, name))
+        let branches = st
+            .get("Branches")
+            .and_then(|b| b.as_array())
+            .into_iter()
+            .flatten();
+        let processors = ["ItemProcessor", "Iterator"]
+            .into_iter()
+            .filter_map(|k| st.get(k));
+        branches
+            .chain(processors)
+            .find_map(|inner| find_state(inner, name))
     })
 }
 
@@ -197,14 +216,19 @@ fn find_state<'a>(
 /// waiting state's Output or Assign, else (its output being the answer) `$states.input.<field>`
 /// or `$.<field>` in the state that follows. Gives the shape to suggest for `deploy approve`.
 pub fn callback_fields(def: &serde_json::Value, state: &str) -> Vec<String> {
-    let Some((scope, st)) = find_state(def, state) else { return vec![] };
+    let Some((scope, st)) = find_state(def, state) else {
+        return vec![];
+    };
     let fields = |v: Option<&serde_json::Value>, prefixes: &[&str]| -> Vec<String> {
         let text = v.map(|v| v.to_string()).unwrap_or_default();
         let mut out: Vec<String> = Vec::new();
         for p in prefixes {
             for (i, _) in text.match_indices(p) {
                 let rest = &text[i + p.len()..];
-                let field: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                let field: String = rest
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
                 if !field.is_empty() && !out.contains(&field) {
                     out.push(field);
                 }
@@ -212,18 +236,27 @@ pub fn callback_fields(def: &serde_json::Value, state: &str) -> Vec<String> {
         }
         out
     };
-    let own: Vec<String> =
-        [st.get("Output"), st.get("Assign"), st.get("ResultSelector")].into_iter().flat_map(|v| fields(v, &["$states.result."])).collect();
+    let own: Vec<String> = [st.get("Output"), st.get("Assign"), st.get("ResultSelector")]
+        .into_iter()
+        .flat_map(|v| fields(v, &["$states.result."]))
+        .collect();
     if !own.is_empty() || st.get("Output").is_some() {
         return own;
     }
-    let next = st.get("Next").and_then(|n| n.as_str()).and_then(|n| scope.get(n));
+    let next = st
+        .get("Next")
+        .and_then(|n| n.as_str())
+        .and_then(|n| scope.get(n));
     fields(next, &["$states.input.", "\"$."])
 }
 
 impl Printer {
     pub fn new(verbose: bool) -> Self {
-        Printer { verbose, color: crate::output::color_stdout(), ..Default::default() }
+        Printer {
+            verbose,
+            color: crate::output::color_stdout(),
+            ..Default::default()
+        }
     }
 
     /// The lines one event prints as.
@@ -236,33 +269,73 @@ impl Printer {
         let s = |k: &str| d[k].as_str().unwrap_or_default().to_string();
         let v = self.verbose;
         let ty = e.r#type().as_str().to_string();
-        let state =
-            if ty.ends_with("StateEntered") { s("name") } else { self.state_of.get(&e.previous_event_id()).cloned().unwrap_or_default() };
+        let state = if ty.ends_with("StateEntered") {
+            s("name")
+        } else {
+            self.state_of
+                .get(&e.previous_event_id())
+                .cloned()
+                .unwrap_or_default()
+        };
         self.state_of.insert(e.id(), state.clone());
         let mut out = Vec::new();
         use crate::output::{paint, style};
-        let (good, bad) = (|t: &str| paint(self.color, style::OK, t), |t: &str| paint(self.color, style::ERROR, t));
+        let (good, bad) = (
+            |t: &str| paint(self.color, style::OK, t),
+            |t: &str| paint(self.color, style::ERROR, t),
+        );
         match e.r#type() {
-            T::ExecutionStarted => out.push(format!("{at}  execution started, input {}", abbreviate(&s("input"), v))),
-            T::ExecutionSucceeded => out.push(format!("{at}  execution {}, output {}", good("SUCCEEDED"), abbreviate(&s("output"), v))),
-            T::ExecutionFailed => out.push(format!("{at}  execution {}: {}: {}", bad("FAILED"), s("error"), s("cause"))),
-            T::ExecutionTimedOut => out.push(format!("{at}  execution {}: {} {}", bad("TIMED OUT"), s("error"), s("cause"))),
-            T::ExecutionAborted => out.push(format!("{at}  execution {} {}", bad("ABORTED"), s("cause"))),
+            T::ExecutionStarted => out.push(format!(
+                "{at}  execution started, input {}",
+                abbreviate(&s("input"), v)
+            )),
+            T::ExecutionSucceeded => out.push(format!(
+                "{at}  execution {}, output {}",
+                good("SUCCEEDED"),
+                abbreviate(&s("output"), v)
+            )),
+            T::ExecutionFailed => out.push(format!(
+                "{at}  execution {}: {}: {}",
+                bad("FAILED"),
+                s("error"),
+                s("cause")
+            )),
+            T::ExecutionTimedOut => out.push(format!(
+                "{at}  execution {}: {} {}",
+                bad("TIMED OUT"),
+                s("error"),
+                s("cause")
+            )),
+            T::ExecutionAborted => {
+                out.push(format!("{at}  execution {} {}", bad("ABORTED"), s("cause")))
+            }
             _ if ty.ends_with("StateEntered") => {
                 let kind = ty.trim_end_matches("StateEntered");
                 let wait = if kind == "Wait" { "  (waiting)" } else { "" };
-                out.push(format!("{at}  → {} [{kind}]{wait} input {}", s("name"), abbreviate(&s("input"), v)));
+                out.push(format!(
+                    "{at}  → {} [{kind}]{wait} input {}",
+                    s("name"),
+                    abbreviate(&s("input"), v)
+                ));
             }
             _ if ty.ends_with("StateExited") => {
                 self.failures.remove(&s("name"));
-                out.push(format!("{at}  ← {} output {}", s("name"), abbreviate(&s("output"), v)));
+                out.push(format!(
+                    "{at}  ← {} output {}",
+                    s("name"),
+                    abbreviate(&s("output"), v)
+                ));
             }
             T::TaskScheduled => {
                 if let Some(n) = self.failures.get(&state) {
                     out.push(format!("{at}    retrying {state} (attempt {})", n + 1));
                 }
                 let resource = s("resource");
-                out.push(format!("{at}    {state}: task {}:{resource} {}", s("resourceType"), abbreviate(&s("parameters"), v)));
+                out.push(format!(
+                    "{at}    {state}: task {}:{resource} {}",
+                    s("resourceType"),
+                    abbreviate(&s("parameters"), v)
+                ));
                 if resource.ends_with(".waitForTaskToken") {
                     let tokens = tokens_in(&s("parameters"));
                     match tokens.first() {
@@ -281,14 +354,28 @@ impl Printer {
                     }
                 }
             }
-            T::TaskSucceeded => out.push(format!("{at}    {state}: task succeeded {}", abbreviate(&s("output"), v))),
+            T::TaskSucceeded => out.push(format!(
+                "{at}    {state}: task succeeded {}",
+                abbreviate(&s("output"), v)
+            )),
             T::TaskFailed | T::TaskTimedOut | T::TaskSubmitFailed | T::LambdaFunctionFailed => {
                 *self.failures.entry(state.clone()).or_insert(0) += 1;
-                out.push(format!("{at}    {state}: task {}: {}: {}", bad("failed"), s("error"), abbreviate(&s("cause"), v)));
+                out.push(format!(
+                    "{at}    {state}: task {}: {}: {}",
+                    bad("failed"),
+                    s("error"),
+                    abbreviate(&s("cause"), v)
+                ));
             }
             T::MapIterationStarted => out.push(format!("{at}    iteration {} started", d["index"])),
-            T::MapIterationSucceeded => out.push(format!("{at}    iteration {} succeeded", d["index"])),
-            T::MapIterationFailed => out.push(format!("{at}    iteration {} {}", d["index"], bad("FAILED"))),
+            T::MapIterationSucceeded => {
+                out.push(format!("{at}    iteration {} succeeded", d["index"]))
+            }
+            T::MapIterationFailed => out.push(format!(
+                "{at}    iteration {} {}",
+                d["index"],
+                bad("FAILED")
+            )),
             T::MapStateStarted => out.push(format!("{at}    map over {} items", d["length"])),
             _ if self.verbose => out.push(format!("{at}    {ty}")),
             _ => {}
@@ -315,15 +402,29 @@ pub fn pending_tokens(events: &[HistoryEvent]) -> Vec<(String, String)> {
                 task_of.insert(e.id(), e.id());
                 let d = e.task_scheduled_event_details();
                 if d.is_some_and(|d| d.resource().ends_with(".waitForTaskToken")) {
-                    if let Some(t) = tokens_in(d.map(|d| d.parameters()).unwrap_or_default()).into_iter().next() {
-                        pending.push((e.id(), state_of.get(&e.id()).cloned().unwrap_or_default(), t));
+                    if let Some(t) = tokens_in(d.map(|d| d.parameters()).unwrap_or_default())
+                        .into_iter()
+                        .next()
+                    {
+                        pending.push((
+                            e.id(),
+                            state_of.get(&e.id()).cloned().unwrap_or_default(),
+                            t,
+                        ));
                     }
                 }
             }
             _ => {
                 if let Some(task) = task_of.get(&e.previous_event_id()).copied() {
                     task_of.insert(e.id(), task);
-                    if matches!(e.r#type(), T::TaskSucceeded | T::TaskFailed | T::TaskTimedOut | T::TaskSubmitFailed | T::TaskStartFailed) {
+                    if matches!(
+                        e.r#type(),
+                        T::TaskSucceeded
+                            | T::TaskFailed
+                            | T::TaskTimedOut
+                            | T::TaskSubmitFailed
+                            | T::TaskStartFailed
+                    ) {
                         pending.retain(|(id, _, _)| *id != task);
                     }
                 }
@@ -348,14 +449,23 @@ pub async fn history(ctx: &Ctx, execution_arn: &str) -> Result<Vec<HistoryEvent>
     let mut out = Vec::new();
     let mut token = None;
     loop {
-        let page =
-            ctx.sfn.get_execution_history().execution_arn(execution_arn).max_results(1000).set_next_token(token).send().await.map_err(
-                |e| match e.as_service_error() {
-                    Some(s) if s.is_execution_does_not_exist() => Error::user(format!("no execution {execution_arn}")),
-                    Some(s) if s.is_invalid_arn() => Error::user(format!("{execution_arn:?} is not an execution ARN")),
-                    _ => api_error("GetExecutionHistory", &e),
-                },
-            )?;
+        let page = ctx
+            .sfn
+            .get_execution_history()
+            .execution_arn(execution_arn)
+            .max_results(1000)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| match e.as_service_error() {
+                Some(s) if s.is_execution_does_not_exist() => {
+                    Error::user(format!("no execution {execution_arn}"))
+                }
+                Some(s) if s.is_invalid_arn() => {
+                    Error::user(format!("{execution_arn:?} is not an execution ARN"))
+                }
+                _ => api_error("GetExecutionHistory", &e),
+            })?;
         out.extend(page.events().iter().cloned());
         match page.next_token {
             Some(t) => token = Some(t),
@@ -384,10 +494,17 @@ pub struct Watch {
 pub fn state_names(def: &serde_json::Value) -> std::collections::HashSet<String> {
     let mut out = std::collections::HashSet::new();
     fn walk(scope: &serde_json::Value, out: &mut std::collections::HashSet<String>) {
-        let Some(states) = scope.get("States").and_then(|s| s.as_object()) else { return };
+        let Some(states) = scope.get("States").and_then(|s| s.as_object()) else {
+            return;
+        };
         for (name, state) in states {
             out.insert(name.clone());
-            for b in state.get("Branches").and_then(|b| b.as_array()).into_iter().flatten() {
+            for b in state
+                .get("Branches")
+                .and_then(|b| b.as_array())
+                .into_iter()
+                .flatten()
+            {
                 walk(b, out);
             }
             for key in ["ItemProcessor", "Iterator"] {
@@ -410,12 +527,21 @@ fn not_run(watch: &Watch, what: String) -> Error {
 
 /// Follows an execution until it ends, handing every new event to `emit` in order. Polls
 /// quickly while events arrive and backs off (up to 2 s) while nothing happens.
-pub async fn follow(ctx: &Ctx, execution_arn: &str, watch: &Watch, mut emit: impl FnMut(&HistoryEvent)) -> Result<Outcome> {
+pub async fn follow(
+    ctx: &Ctx,
+    execution_arn: &str,
+    watch: &Watch,
+    mut emit: impl FnMut(&HistoryEvent),
+) -> Result<Outcome> {
     let mut seen = 0i64;
     let mut delay = Duration::from_millis(100);
     let started = std::time::Instant::now();
     loop {
-        let events: Vec<HistoryEvent> = history(ctx, execution_arn).await?.into_iter().filter(|e| e.id() > seen).collect();
+        let events: Vec<HistoryEvent> = history(ctx, execution_arn)
+            .await?
+            .into_iter()
+            .filter(|e| e.id() > seen)
+            .collect();
         let mut progressed = false;
         for e in &events {
             if let (Some(known), Some(d)) = (&watch.states, e.state_entered_event_details()) {
@@ -438,10 +564,20 @@ pub async fn follow(ctx: &Ctx, execution_arn: &str, watch: &Watch, mut emit: imp
         }
         if let Some(limit) = watch.stall_limit {
             if seen <= 1 && started.elapsed() > limit {
-                return Err(not_run(watch, format!("{execution_arn} has shown nothing past its start for {} s", limit.as_secs())));
+                return Err(not_run(
+                    watch,
+                    format!(
+                        "{execution_arn} has shown nothing past its start for {} s",
+                        limit.as_secs()
+                    ),
+                ));
             }
         }
-        delay = if progressed { Duration::from_millis(100) } else { (delay * 2).min(Duration::from_secs(2)) };
+        delay = if progressed {
+            Duration::from_millis(100)
+        } else {
+            (delay * 2).min(Duration::from_secs(2))
+        };
         tokio::time::sleep(delay).await;
     }
 }
@@ -450,7 +586,10 @@ pub async fn follow(ctx: &Ctx, execution_arn: &str, watch: &Watch, mut emit: imp
 pub fn outcome_result(o: Outcome, arn: &str) -> Result<()> {
     match o {
         Outcome::Succeeded => Ok(()),
-        other => Err(Error::new(Class::Execution(other.exit_code()), format!("execution {arn} did not succeed ({other:?})"))),
+        other => Err(Error::new(
+            Class::Execution(other.exit_code()),
+            format!("execution {arn} did not succeed ({other:?})"),
+        )),
     }
 }
 
@@ -461,22 +600,39 @@ mod tests {
     #[test]
     fn tokens_are_found_in_messages() {
         let p = r#"{"TopicArn":"arn:aws:sns:us-east-1:123456789012:create-new-user","Message":"Task token =>AQCEAAAAKgAAAAMAAAAAAAAAAa1b2c3d4e5f6g7h8i9j0k"}"#;
-        assert_eq!(tokens_in(p), vec!["AQCEAAAAKgAAAAMAAAAAAAAAAa1b2c3d4e5f6g7h8i9j0k".to_string()]);
-        assert_eq!(tokens_in(r#"{"Message":"3f1c6a2e-1b7d-4f0e-9a3b-2c5d8e9f0a1b"}"#), vec!["3f1c6a2e-1b7d-4f0e-9a3b-2c5d8e9f0a1b"]);
-        assert!(tokens_in(r#"{"TopicArn":"arn:aws:sns:us-east-1:123456789012:a-very-long-topic-name-here"}"#).is_empty());
+        assert_eq!(
+            tokens_in(p),
+            vec!["AQCEAAAAKgAAAAMAAAAAAAAAAa1b2c3d4e5f6g7h8i9j0k".to_string()]
+        );
+        assert_eq!(
+            tokens_in(r#"{"Message":"3f1c6a2e-1b7d-4f0e-9a3b-2c5d8e9f0a1b"}"#),
+            vec!["3f1c6a2e-1b7d-4f0e-9a3b-2c5d8e9f0a1b"]
+        );
+        assert!(
+            tokens_in(
+                r#"{"TopicArn":"arn:aws:sns:us-east-1:123456789012:a-very-long-topic-name-here"}"#
+            )
+            .is_empty()
+        );
     }
 
     #[test]
     fn long_values_are_abbreviated_unless_verbose() {
         let long = format!("{{\"a\": \"{}\"}}", "x".repeat(400));
         assert!(abbreviate(&long, false).contains("-v shows all"));
-        assert_eq!(abbreviate(&long, true).len(), long.len() - 1, "compact JSON, whole");
+        assert_eq!(
+            abbreviate(&long, true).len(),
+            long.len() - 1,
+            "compact JSON, whole"
+        );
     }
 
     #[test]
     fn a_callback_answer_is_suggested_with_the_fields_the_workflow_reads() {
-        let published =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/published/create-new-user/jsonata.json"));
+        let published = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/published/create-new-user/jsonata.json"
+        ));
         let def: serde_json::Value = serde_json::from_str(&published.unwrap()).unwrap();
         assert_eq!(callback_fields(&def, "SNS Publish"), ["admin"]);
         let own = serde_json::json!({"StartAt": "W", "States": {"W": {"Type": "Task", "Resource": "x", "End": true,

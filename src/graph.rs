@@ -45,7 +45,10 @@ impl Graph {
     /// `from` depends on `to`. Both become nodes.
     pub fn add_edge(&mut self, from: &str, to: &str) {
         self.add_node(to);
-        self.deps.entry(from.to_string()).or_default().insert(to.to_string());
+        self.deps
+            .entry(from.to_string())
+            .or_default()
+            .insert(to.to_string());
     }
 
     pub fn deps_of(&self, n: &str) -> impl Iterator<Item = &String> {
@@ -71,12 +74,18 @@ impl Graph {
             Visiting,
             Done,
         }
-        fn visit<'a>(g: &'a Graph, n: &'a str, marks: &mut BTreeMap<&'a str, Mark>, stack: &mut Vec<&'a str>) -> Option<Vec<String>> {
+        fn visit<'a>(
+            g: &'a Graph,
+            n: &'a str,
+            marks: &mut BTreeMap<&'a str, Mark>,
+            stack: &mut Vec<&'a str>,
+        ) -> Option<Vec<String>> {
             match marks.get(n) {
                 Some(Mark::Done) => return None,
                 Some(Mark::Visiting) => {
                     let start = stack.iter().position(|s| *s == n).unwrap();
-                    let mut cycle: Vec<String> = stack[start..].iter().map(|s| s.to_string()).collect();
+                    let mut cycle: Vec<String> =
+                        stack[start..].iter().map(|s| s.to_string()).collect();
                     cycle.push(n.to_string());
                     return Some(cycle);
                 }
@@ -109,7 +118,12 @@ impl Graph {
     pub fn levels(&self) -> Vec<Vec<String>> {
         let mut level: BTreeMap<String, usize> = BTreeMap::new();
         for n in self.order() {
-            let l = self.deps_of(&n).filter_map(|d| level.get(d)).map(|l| l + 1).max().unwrap_or(0);
+            let l = self
+                .deps_of(&n)
+                .filter_map(|d| level.get(d))
+                .map(|l| l + 1)
+                .max()
+                .unwrap_or(0);
             level.insert(n, l);
         }
         let mut out: Vec<Vec<String>> = vec![Vec::new(); level.values().max().map_or(0, |m| m + 1)];
@@ -137,7 +151,13 @@ impl Graph {
 
     /// Runs `work` on every node in `dir` order, at most `limit` at once. `stop` is polled
     /// between starts: once it returns true, nothing new starts and the rest is `Cancelled`.
-    pub async fn walk<E, F, Fut>(&self, dir: Direction, limit: usize, stop: impl Fn() -> bool, mut work: F) -> BTreeMap<String, Outcome<E>>
+    pub async fn walk<E, F, Fut>(
+        &self,
+        dir: Direction,
+        limit: usize,
+        stop: impl Fn() -> bool,
+        mut work: F,
+    ) -> BTreeMap<String, Outcome<E>>
     where
         F: FnMut(String) -> Fut,
         Fut: Future<Output = Result<(), E>>,
@@ -159,9 +179,14 @@ impl Graph {
                     if started.contains(n) || outcomes.contains_key(n) {
                         continue;
                     }
-                    let blocked = ds
-                        .iter()
-                        .any(|d| matches!(outcomes.get(d), Some(Outcome::Failed(_)) | Some(Outcome::Skipped) | Some(Outcome::Cancelled)));
+                    let blocked = ds.iter().any(|d| {
+                        matches!(
+                            outcomes.get(d),
+                            Some(Outcome::Failed(_))
+                                | Some(Outcome::Skipped)
+                                | Some(Outcome::Cancelled)
+                        )
+                    });
                     if blocked {
                         outcomes.insert(n.clone(), Outcome::Skipped);
                         changed = true;
@@ -176,7 +201,10 @@ impl Graph {
                     if started.contains(n) || outcomes.contains_key(n) {
                         continue;
                     }
-                    if ds.iter().all(|d| matches!(outcomes.get(d), Some(Outcome::Done))) {
+                    if ds
+                        .iter()
+                        .all(|d| matches!(outcomes.get(d), Some(Outcome::Done)))
+                    {
                         started.insert(n.clone());
                         let fut = work(n.clone());
                         let name = n.clone();
@@ -241,7 +269,10 @@ mod tests {
         for (i, level) in levels.iter().enumerate() {
             for n in level {
                 for d in g.deps_of(n) {
-                    assert!(levels[..i].iter().any(|l| l.contains(d)), "{d} comes before {n}");
+                    assert!(
+                        levels[..i].iter().any(|l| l.contains(d)),
+                        "{d} comes before {n}"
+                    );
                 }
             }
         }
@@ -351,7 +382,14 @@ mod tests {
 
     #[tokio::test]
     async fn stop_cancels_what_has_not_started() {
-        let out = sample().walk(Direction::Forward, 4, || true, |_| async { Ok::<(), ()>(()) }).await;
+        let out = sample()
+            .walk(
+                Direction::Forward,
+                4,
+                || true,
+                |_| async { Ok::<(), ()>(()) },
+            )
+            .await;
         assert!(out.values().all(|o| *o == Outcome::Cancelled));
     }
 }

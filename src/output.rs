@@ -55,7 +55,11 @@ pub fn color_stderr() -> bool {
 
 /// `text` in `style` when `on`.
 pub fn paint(on: bool, style: anstyle::Style, text: impl std::fmt::Display) -> String {
-    if on { format!("{style}{text}{style:#}") } else { text.to_string() }
+    if on {
+        format!("{style}{text}{style:#}")
+    } else {
+        text.to_string()
+    }
 }
 
 /// The styles of the tool's output, as Terraform and cargo colour theirs.
@@ -81,7 +85,11 @@ pub fn finding(f: &crate::validate::Finding) -> String {
         let text = f.to_string();
         return match text.split_once(' ') {
             Some((sev, rest)) => {
-                let style = if sev == "ERROR" { style::ERROR } else { style::WARN };
+                let style = if sev == "ERROR" {
+                    style::ERROR
+                } else {
+                    style::WARN
+                };
                 format!("{} {rest}", paint(color, style, sev))
             }
             None => text,
@@ -96,10 +104,16 @@ pub fn finding(f: &crate::validate::Finding) -> String {
         None => f.message.clone(),
     };
     let span = sn.span.start.min(sn.text.len())..sn.span.end.min(sn.text.len());
-    let group = level
-        .primary_title(&title)
-        .element(Snippet::source(&*sn.text).path(&sn.path).annotation(AnnotationKind::Primary.span(span).label(&sn.label)));
-    let r = if color_stderr() { Renderer::styled() } else { Renderer::plain() };
+    let group = level.primary_title(&title).element(
+        Snippet::source(&*sn.text)
+            .path(&sn.path)
+            .annotation(AnnotationKind::Primary.span(span).label(&sn.label)),
+    );
+    let r = if color_stderr() {
+        Renderer::styled()
+    } else {
+        Renderer::plain()
+    };
     r.render(&[group]).to_string()
 }
 
@@ -113,13 +127,21 @@ pub fn render_error(e: &crate::error::Error, color: bool) -> String {
     use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
     if let Some(sn) = &e.snippet {
         let span = sn.span.start.min(sn.text.len())..sn.span.end.min(sn.text.len());
-        let mut groups = vec![Level::ERROR.primary_title(&e.message).element(
-            Snippet::source(&*sn.text).path(&sn.path).annotation(AnnotationKind::Primary.span(span).label(&sn.label)),
-        )];
+        let mut groups = vec![
+            Level::ERROR.primary_title(&e.message).element(
+                Snippet::source(&*sn.text)
+                    .path(&sn.path)
+                    .annotation(AnnotationKind::Primary.span(span).label(&sn.label)),
+            ),
+        ];
         if let Some(h) = &e.help {
             groups.push(Group::with_title(Level::HELP.secondary_title(h)));
         }
-        let r = if color { Renderer::styled() } else { Renderer::plain() };
+        let r = if color {
+            Renderer::styled()
+        } else {
+            Renderer::plain()
+        };
         return r.render(&groups).to_string();
     }
     let mut out = format!("{}: ", paint(color, style::ERROR, "error"));
@@ -170,10 +192,24 @@ mod tests {
     #[test]
     fn table_columns_are_as_wide_as_their_cells() {
         let rows = vec![
-            vec!["bucket-replication".to_string(), "pr-1234-long-env".to_string(), "12".to_string(), "deployed".to_string()],
-            vec!["s".to_string(), "-".to_string(), "0".to_string(), "not deployed".to_string()],
+            vec![
+                "bucket-replication".to_string(),
+                "pr-1234-long-env".to_string(),
+                "12".to_string(),
+                "deployed".to_string(),
+            ],
+            vec![
+                "s".to_string(),
+                "-".to_string(),
+                "0".to_string(),
+                "not deployed".to_string(),
+            ],
         ];
-        let t = super::table(&["STACK", "ENV", "RESOURCES", "STATUS"], &rows, &["RESOURCES"]);
+        let t = super::table(
+            &["STACK", "ENV", "RESOURCES", "STATUS"],
+            &rows,
+            &["RESOURCES"],
+        );
         assert_eq!(
             t,
             "STACK               ENV               RESOURCES  STATUS\n\

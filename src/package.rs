@@ -11,7 +11,10 @@ use std::time::Duration;
 use tokio::process::Command;
 
 fn skip(name: &str) -> bool {
-    name == "__pycache__" || name.ends_with(".pyc") || name == ".DS_Store" || name.starts_with(".venv")
+    name == "__pycache__"
+        || name.ends_with(".pyc")
+        || name == ".DS_Store"
+        || name.starts_with(".venv")
 }
 
 /// Files under `dir`, relative, sorted.
@@ -58,7 +61,9 @@ pub fn pip_platform(arch: &str) -> Result<&'static str> {
     match arch {
         "arm64" => Ok("manylinux2014_aarch64"),
         "x86_64" => Ok("manylinux2014_x86_64"),
-        other => Err(Error::user(format!("Lambda architecture must be arm64 or x86_64, not {other:?}"))),
+        other => Err(Error::user(format!(
+            "Lambda architecture must be arm64 or x86_64, not {other:?}"
+        ))),
     }
 }
 
@@ -66,17 +71,36 @@ fn python_version(runtime: &str) -> Result<&str> {
     runtime
         .strip_prefix("python")
         .filter(|v| !v.is_empty())
-        .ok_or_else(|| Error::user(format!("zip packages are built for Python runtimes (python3.x), not {runtime:?}")))
+        .ok_or_else(|| {
+            Error::user(format!(
+                "zip packages are built for Python runtimes (python3.x), not {runtime:?}"
+            ))
+        })
 }
 
 /// Runs a command with a time limit, returning stdout or an error carrying the end of stderr.
-async fn run(cmd: &mut Command, what: &str, limit: Duration, stdin: Option<&str>) -> std::result::Result<String, String> {
-    cmd.kill_on_drop(true).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
-    cmd.stdin(if stdin.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() });
-    let mut child = cmd.spawn().map_err(|e| format!("{what}: cannot start: {e}"))?;
+async fn run(
+    cmd: &mut Command,
+    what: &str,
+    limit: Duration,
+    stdin: Option<&str>,
+) -> std::result::Result<String, String> {
+    cmd.kill_on_drop(true)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    cmd.stdin(if stdin.is_some() {
+        std::process::Stdio::piped()
+    } else {
+        std::process::Stdio::null()
+    });
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("{what}: cannot start: {e}"))?;
     if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
         use tokio::io::AsyncWriteExt;
-        pipe.write_all(input.as_bytes()).await.map_err(|e| format!("{what}: {e}"))?;
+        pipe.write_all(input.as_bytes())
+            .await
+            .map_err(|e| format!("{what}: {e}"))?;
     }
     let out = match tokio::time::timeout(limit, child.wait_with_output()).await {
         Ok(Ok(o)) => o,
@@ -87,17 +111,36 @@ async fn run(cmd: &mut Command, what: &str, limit: Duration, stdin: Option<&str>
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         let err = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = err.lines().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect();
-        Err(format!("{what} failed ({}): {}", out.status, tail.join("\n    ")))
+        let tail: Vec<&str> = err
+            .lines()
+            .rev()
+            .take(8)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        Err(format!(
+            "{what} failed ({}): {}",
+            out.status,
+            tail.join("\n    ")
+        ))
     }
 }
 
 /// The deployment zip for a Python function: the source folder plus its requirements.txt
 /// installed for the Lambda platform (binary wheels only). Cached by content hash.
-pub async fn build_zip(ctx: &Ctx, dir: &Path, hash: &str, runtime: &str, arch: &str) -> Result<Vec<u8>> {
+pub async fn build_zip(
+    ctx: &Ctx,
+    dir: &Path,
+    hash: &str,
+    runtime: &str,
+    arch: &str,
+) -> Result<Vec<u8>> {
     let platform = pip_platform(arch)?;
     let pyver = python_version(runtime)?;
-    let key = hex(&Sha256::digest(format!("{hash}/{runtime}/{arch}").as_bytes()));
+    let key = hex(&Sha256::digest(
+        format!("{hash}/{runtime}/{arch}").as_bytes(),
+    ));
     let cache = ctx.cache_dir.join("lambda").join(format!("{key}.zip"));
     if let Ok(bytes) = std::fs::read(&cache) {
         tracing::info!("using cached package {}", cache.display());
@@ -107,7 +150,8 @@ pub async fn build_zip(ctx: &Ctx, dir: &Path, hash: &str, runtime: &str, arch: &
     std::fs::create_dir_all(cache.parent().unwrap())?;
     let mut tmp = tempfile::NamedTempFile::new_in(cache.parent().unwrap())?;
     tmp.write_all(&bytes)?;
-    tmp.persist(&cache).map_err(|e| Error::internal(e.to_string()))?;
+    tmp.persist(&cache)
+        .map_err(|e| Error::internal(e.to_string()))?;
     Ok(bytes)
 }
 
@@ -117,8 +161,16 @@ pub const MAX_UNZIPPED: u64 = 250 * 1024 * 1024;
 
 pub fn check_package_size(dir: &Path, zipped: u64, unzipped: u64) -> Result<()> {
     let limits = [
-        (unzipped, MAX_UNZIPPED, "unzipped; Lambda takes at most 250 MB"),
-        (zipped, MAX_ZIPPED, "zipped; a direct upload takes at most 50 MB"),
+        (
+            unzipped,
+            MAX_UNZIPPED,
+            "unzipped; Lambda takes at most 250 MB",
+        ),
+        (
+            zipped,
+            MAX_ZIPPED,
+            "zipped; a direct upload takes at most 50 MB",
+        ),
     ];
     match limits.into_iter().find(|(size, max, _)| size > max) {
         None => Ok(()),
@@ -144,18 +196,42 @@ async fn build_zip_uncached(dir: &Path, platform: &str, pyver: &str) -> Result<V
     if reqs.is_file() {
         let python = std::env::var("DEPLOY_PYTHON").unwrap_or_else(|_| "python3".into());
         let mut cmd = Command::new(&python);
-        cmd.args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile", "--target"])
-            .arg(build.path())
-            .args(["--platform", platform, "--implementation", "cp", "--python-version", pyver, "--only-binary=:all:", "--upgrade", "-r"])
-            .arg(&reqs);
+        cmd.args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-compile",
+            "--target",
+        ])
+        .arg(build.path())
+        .args([
+            "--platform",
+            platform,
+            "--implementation",
+            "cp",
+            "--python-version",
+            pyver,
+            "--only-binary=:all:",
+            "--upgrade",
+            "-r",
+        ])
+        .arg(&reqs);
         run(&mut cmd, "pip install", Duration::from_secs(600), None).await.map_err(|e| {
             Error::user(format!("building the Lambda package from {}: {e}", dir.display()))
                 .help("pip needs PyPI (or PIP_FIND_LINKS / PIP_NO_INDEX pointing at a folder of wheels) and binary wheels for the platform")
         })?;
     }
     let root = build.path().to_path_buf();
-    let unzipped: u64 = files(&root)?.iter().filter_map(|f| std::fs::metadata(root.join(f)).ok()).map(|m| m.len()).sum();
-    let bytes = tokio::task::spawn_blocking(move || zip_dir(&root)).await.map_err(|e| Error::internal(e.to_string()))??;
+    let unzipped: u64 = files(&root)?
+        .iter()
+        .filter_map(|f| std::fs::metadata(root.join(f)).ok())
+        .map(|m| m.len())
+        .sum();
+    let bytes = tokio::task::spawn_blocking(move || zip_dir(&root))
+        .await
+        .map_err(|e| Error::internal(e.to_string()))??;
     check_package_size(dir, bytes.len() as u64, unzipped)?;
     Ok(bytes)
 }
@@ -164,18 +240,26 @@ async fn build_zip_uncached(dir: &Path, platform: &str, pyver: &str) -> Result<V
 fn zip_dir(root: &Path) -> Result<Vec<u8>> {
     use zip::write::SimpleFileOptions;
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let opts =
-        SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated).last_modified_time(zip::DateTime::default());
+    let opts = SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .last_modified_time(zip::DateTime::default());
     for f in files(root)? {
         let full = root.join(&f);
         let mode = {
             use std::os::unix::fs::PermissionsExt;
-            if std::fs::metadata(&full)?.permissions().mode() & 0o111 != 0 { 0o755 } else { 0o644 }
+            if std::fs::metadata(&full)?.permissions().mode() & 0o111 != 0 {
+                0o755
+            } else {
+                0o644
+            }
         };
-        w.start_file(f.to_string_lossy(), opts.unix_permissions(mode)).map_err(|e| Error::internal(e.to_string()))?;
+        w.start_file(f.to_string_lossy(), opts.unix_permissions(mode))
+            .map_err(|e| Error::internal(e.to_string()))?;
         w.write_all(&std::fs::read(&full)?)?;
     }
-    Ok(w.finish().map_err(|e| Error::internal(e.to_string()))?.into_inner())
+    Ok(w.finish()
+        .map_err(|e| Error::internal(e.to_string()))?
+        .into_inner())
 }
 
 fn docker() -> String {
@@ -184,47 +268,92 @@ fn docker() -> String {
 
 /// Asks the container engine whether it runs; answers within 10 s whatever happens.
 pub async fn probe_engine() -> Result<()> {
-    run(Command::new(docker()).args(["info", "--format", "{{.ServerVersion}}"]), "docker info", Duration::from_secs(10), None)
-        .await
-        .map(|_| ())
-        .map_err(no_engine)
+    run(
+        Command::new(docker()).args(["info", "--format", "{{.ServerVersion}}"]),
+        "docker info",
+        Duration::from_secs(10),
+        None,
+    )
+    .await
+    .map(|_| ())
+    .map_err(no_engine)
 }
 
 fn no_engine(why: String) -> Error {
-    Error::user(format!("lambda_package=image needs a container engine, and none answers: {why}"))
-        .help("build the function as a zip instead: --var lambda_package=zip (needs only Python and pip)")
+    Error::user(format!(
+        "lambda_package=image needs a container engine, and none answers: {why}"
+    ))
+    .help(
+        "build the function as a zip instead: --var lambda_package=zip (needs only Python and pip)",
+    )
 }
 
 /// Builds the function's image with the local engine, pushes it to the ECR repository, and
 /// returns the image URI pinned to its digest.
-pub async fn build_image(ctx: &Ctx, dir: &Path, hash: &str, arch: &str, repo_url: &str) -> Result<String> {
+pub async fn build_image(
+    ctx: &Ctx,
+    dir: &Path,
+    hash: &str,
+    arch: &str,
+    repo_url: &str,
+) -> Result<String> {
     probe_engine().await?;
     let docker = docker();
     let platform = match arch {
         "arm64" => "linux/arm64",
         "x86_64" => "linux/amd64",
         other => {
-            return Err(Error::user(format!("Lambda architecture must be arm64 or x86_64, not {other:?}")));
+            return Err(Error::user(format!(
+                "Lambda architecture must be arm64 or x86_64, not {other:?}"
+            )));
         }
     };
     let tag = &hash[..12.min(hash.len())];
     let image = format!("{repo_url}:{tag}");
-    let build_err = |e: String| Error::user(format!("building the function image from {}: {e}", dir.display()));
+    let build_err = |e: String| {
+        Error::user(format!(
+            "building the function image from {}: {e}",
+            dir.display()
+        ))
+    };
     run(
-        Command::new(&docker).args(["build", "--platform", platform, "-t", &image, "-t", &format!("{repo_url}:latest")]).arg(dir),
+        Command::new(&docker)
+            .args([
+                "build",
+                "--platform",
+                platform,
+                "-t",
+                &image,
+                "-t",
+                &format!("{repo_url}:latest"),
+            ])
+            .arg(dir),
         "docker build",
         Duration::from_secs(1800),
         None,
     )
     .await
     .map_err(build_err)?;
-    let auth = ctx.ecr.get_authorization_token().send().await.map_err(|e| api_error("GetAuthorizationToken", &e))?;
-    let data = auth.authorization_data().first().ok_or_else(|| Error::aws("ECR returned no authorization data"))?;
+    let auth = ctx
+        .ecr
+        .get_authorization_token()
+        .send()
+        .await
+        .map_err(|e| api_error("GetAuthorizationToken", &e))?;
+    let data = auth
+        .authorization_data()
+        .first()
+        .ok_or_else(|| Error::aws("ECR returned no authorization data"))?;
     let token = aws_smithy_types::base64::decode(data.authorization_token().unwrap_or_default())
         .map_err(|e| Error::aws(format!("unreadable ECR token: {e}")))?;
     let token = String::from_utf8_lossy(&token).to_string();
-    let (user, password) = token.split_once(':').ok_or_else(|| Error::aws("unreadable ECR token"))?;
-    let registry = data.proxy_endpoint().unwrap_or(repo_url.split('/').next().unwrap_or_default()).to_string();
+    let (user, password) = token
+        .split_once(':')
+        .ok_or_else(|| Error::aws("unreadable ECR token"))?;
+    let registry = data
+        .proxy_endpoint()
+        .unwrap_or(repo_url.split('/').next().unwrap_or_default())
+        .to_string();
     let push_err = |e: String| Error::aws(format!("pushing the function image: {e}"));
     run(
         Command::new(&docker).args(["login", "--username", user, "--password-stdin", &registry]),
@@ -235,14 +364,25 @@ pub async fn build_image(ctx: &Ctx, dir: &Path, hash: &str, arch: &str, repo_url
     .await
     .map_err(push_err)?;
     for t in [image.clone(), format!("{repo_url}:latest")] {
-        run(Command::new(&docker).args(["push", &t]), "docker push", Duration::from_secs(1800), None).await.map_err(push_err)?;
+        run(
+            Command::new(&docker).args(["push", &t]),
+            "docker push",
+            Duration::from_secs(1800),
+            None,
+        )
+        .await
+        .map_err(push_err)?;
     }
     let repo_name = repo_url.split_once('/').map(|(_, n)| n).unwrap_or(repo_url);
     let images = ctx
         .ecr
         .describe_images()
         .repository_name(repo_name)
-        .image_ids(aws_sdk_ecr::types::ImageIdentifier::builder().image_tag(tag).build())
+        .image_ids(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_tag(tag)
+                .build(),
+        )
         .send()
         .await
         .map_err(|e| api_error("DescribeImages", &e))?;
@@ -279,8 +419,11 @@ mod tests {
         let z1 = zip_dir(d.path()).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(10));
         assert_eq!(zip_dir(d.path()).unwrap(), z1);
-        let names: Vec<String> =
-            zip::ZipArchive::new(std::io::Cursor::new(z1)).unwrap().file_names().map(|n| n.unwrap().to_string()).collect();
+        let names: Vec<String> = zip::ZipArchive::new(std::io::Cursor::new(z1))
+            .unwrap()
+            .file_names()
+            .map(|n| n.unwrap().to_string())
+            .collect();
         let mut sorted = names.clone();
         sorted.sort();
         assert_eq!(names, sorted);
@@ -292,8 +435,18 @@ mod tests {
         assert_eq!(pip_platform("arm64").unwrap(), "manylinux2014_aarch64");
         let d = Path::new("stacks/f/function");
         assert!(check_package_size(d, MAX_ZIPPED, MAX_UNZIPPED).is_ok());
-        assert!(check_package_size(d, MAX_ZIPPED + 1, 1).unwrap_err().message.contains("a direct upload takes at most 50 MB"));
-        assert!(check_package_size(d, 1, MAX_UNZIPPED + 1).unwrap_err().message.contains("Lambda takes at most 250 MB"));
+        assert!(
+            check_package_size(d, MAX_ZIPPED + 1, 1)
+                .unwrap_err()
+                .message
+                .contains("a direct upload takes at most 50 MB")
+        );
+        assert!(
+            check_package_size(d, 1, MAX_UNZIPPED + 1)
+                .unwrap_err()
+                .message
+                .contains("Lambda takes at most 250 MB")
+        );
         assert!(pip_platform("mips").is_err());
         assert_eq!(python_version("python3.12").unwrap(), "3.12");
     }

@@ -142,14 +142,22 @@ pub fn diff(want: &Value, have: &Value, replace_on: &[&str]) -> Vec<AttrChange> 
             old: h.get(k).cloned(),
             new: w.get(k).cloned(),
             forces_replacement: replace_on.contains(&k.as_str()),
-            known_after_apply: w.get(k.as_str()).is_some_and(|v| v.to_string().contains(crate::manifest::refs::UNKNOWN_PREFIX)),
+            known_after_apply: w.get(k.as_str()).is_some_and(|v| {
+                v.to_string()
+                    .contains(crate::manifest::refs::UNKNOWN_PREFIX)
+            }),
             changed_outside: false,
         })
         .collect()
 }
 
 fn outputs_of(state: &StackState) -> BTreeMap<String, BTreeMap<String, Value>> {
-    state.resources.iter().filter(|(_, e)| e.status == Status::Created).map(|(id, e)| (id.clone(), e.outputs.clone())).collect()
+    state
+        .resources
+        .iter()
+        .filter(|(_, e)| e.status == Status::Created)
+        .map(|(id, e)| (id.clone(), e.outputs.clone()))
+        .collect()
 }
 
 /// A live resource with the expected name that this stack and env cannot prove its own.
@@ -177,39 +185,67 @@ pub fn tags_name_another(live: &Value, stack: &Stack) -> bool {
 }
 
 /// Whether `live` (found by name) is this stack's and env's own, by the kind's rule.
-fn ownership(stack: &Stack, id: &str, live: &Value, ours: &dyn Fn(&str) -> bool) -> std::result::Result<(), String> {
+fn ownership(
+    stack: &Stack,
+    id: &str,
+    live: &Value,
+    ours: &dyn Fn(&str) -> bool,
+) -> std::result::Result<(), String> {
     let decl = &stack.resources[id];
-    let (want_stack, want_env) = (Value::from(stack.name.as_str()), Value::from(stack.env.as_str()));
+    let (want_stack, want_env) = (
+        Value::from(stack.name.as_str()),
+        Value::from(stack.env.as_str()),
+    );
     match decl.kind.owner() {
         resources::Owner::Tags => {
             let tags = &live["tags"];
             if tags["deploy:stack"] == want_stack && tags["deploy:env"] == want_env {
                 return Ok(());
             }
-            let said = |k: &str| tags[k].as_str().map(|v| format!("{k}={v}")).unwrap_or_else(|| format!("no {k} tag"));
-            Err(format!("its tags say {}, {}", said("deploy:stack"), said("deploy:env")))
+            let said = |k: &str| {
+                tags[k]
+                    .as_str()
+                    .map(|v| format!("{k}={v}"))
+                    .unwrap_or_else(|| format!("no {k} tag"))
+            };
+            Err(format!(
+                "its tags say {}, {}",
+                said("deploy:stack"),
+                said("deploy:env")
+            ))
         }
         resources::Owner::Description => {
             let desc = live["description"].as_str().unwrap_or_default();
             if desc.contains(&resources::owner_marker(&stack.name, &stack.env)) {
                 Ok(())
             } else {
-                Err(format!("its description {desc:?} does not carry this stack's and env's marker"))
+                Err(format!(
+                    "its description {desc:?} does not carry this stack's and env's marker"
+                ))
             }
         }
         resources::Owner::Parents => {
             let not: Vec<&String> = decl.deps.iter().filter(|d| !ours(d)).collect();
             match (decl.deps.is_empty(), not.is_empty()) {
                 (false, true) => Ok(()),
-                (true, _) => Err(format!("a {} carries no tags and depends on nothing of this stack", decl.kind.name())),
+                (true, _) => Err(format!(
+                    "a {} carries no tags and depends on nothing of this stack",
+                    decl.kind.name()
+                )),
                 (false, false) => Err(format!(
                     "it depends on {} that {} not this stack's",
-                    not.iter().map(|d| format!("`{d}`")).collect::<Vec<_>>().join(", "),
+                    not.iter()
+                        .map(|d| format!("`{d}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     if not.len() == 1 { "is" } else { "are" }
                 )),
             }
         }
-        resources::Owner::Unprovable => Err(format!("a {} carries neither tags nor a description to prove it", decl.kind.name())),
+        resources::Owner::Unprovable => Err(format!(
+            "a {} carries neither tags nor a description to prove it",
+            decl.kind.name()
+        )),
     }
 }
 
@@ -221,25 +257,46 @@ pub async fn discover(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Fo
     let mut found = Found::default();
     // round by round of the graph: the resources of one round are looked for together
     for level in stack.graph.levels() {
-        let scope = stack.scope(&outputs, Some((&ctx.account_id, &ctx.region, &ctx.partition)));
+        let scope = stack.scope(
+            &outputs,
+            Some((&ctx.account_id, &ctx.region, &ctx.partition)),
+        );
         let mut reads = Vec::new();
         for id in level {
-            if state.resources.get(&id).is_some_and(|e| e.status == Status::Created) {
+            if state
+                .resources
+                .get(&id)
+                .is_some_and(|e| e.status == Status::Created)
+            {
                 continue;
             }
             let (desired, _) = stack.resolve(&id, &scope)?;
-            if desired.to_string().contains(crate::manifest::refs::UNKNOWN_PREFIX) {
+            if desired
+                .to_string()
+                .contains(crate::manifest::refs::UNKNOWN_PREFIX)
+            {
                 continue; // a parent does not exist: neither does this
             }
             let decl = &stack.resources[&id];
-            reads.push(async move { decl.kind.read(ctx, &desired, &resources::Outputs::new()).await.map(|r| (id, desired, r)) });
+            reads.push(async move {
+                decl.kind
+                    .read(ctx, &desired, &resources::Outputs::new())
+                    .await
+                    .map(|r| (id, desired, r))
+            });
         }
         for read in futures::future::join_all(reads).await {
             let (id, desired, live) = read?;
             let Some((live, outs)) = live else { continue };
             let decl = &stack.resources[&id];
-            let resume = state.resources.get(&id).is_some_and(|e| e.status == Status::Pending);
-            let is_ours = |d: &str| outputs.contains_key(d) && (state.resources.contains_key(d) || found.ours.contains_key(d));
+            let resume = state
+                .resources
+                .get(&id)
+                .is_some_and(|e| e.status == Status::Pending);
+            let is_ours = |d: &str| {
+                outputs.contains_key(d)
+                    && (state.resources.contains_key(d) || found.ours.contains_key(d))
+            };
             match ownership(stack, &id, &live, &is_ours) {
                 Ok(()) => {}
                 // Our own interrupted create (state says an earlier run began it), unless its
@@ -265,8 +322,15 @@ pub async fn discover(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Fo
 /// The error that stops an `up` before any change when a declared resource exists and is not
 /// ours.
 pub fn refuse(stack: &Stack, foreign: &[Foreign]) -> crate::error::Error {
-    let list: Vec<String> =
-        foreign.iter().map(|f| format!("  {}.{} ({}): exists, and is not this stack's: {}", f.kind, f.id, f.name, f.why)).collect();
+    let list: Vec<String> = foreign
+        .iter()
+        .map(|f| {
+            format!(
+                "  {}.{} ({}): exists, and is not this stack's: {}",
+                f.kind, f.id, f.name, f.why
+            )
+        })
+        .collect();
     crate::error::Error::user(format!(
         "stack `{}` (env `{}`): {} declared resource(s) already exist and belong to someone else; nothing was changed:\n{}",
         stack.name,
@@ -302,7 +366,12 @@ pub async fn plan_up(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Pla
     }
     // What was found is known now: its outputs fill the references of what depends on it.
     let mut known = outputs_of(state);
-    known.extend(found.ours.iter().map(|(id, (_, outs))| (id.clone(), outs.clone())));
+    known.extend(
+        found
+            .ours
+            .iter()
+            .map(|(id, (_, outs))| (id.clone(), outs.clone())),
+    );
     let scope = stack.scope(&known, Some((&ctx.account_id, &ctx.region, &ctx.partition)));
     let mut steps = Vec::new();
     let mut warnings = Vec::new();
@@ -322,7 +391,10 @@ pub async fn plan_up(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Pla
             live: None,
             found: None,
         };
-        let unrecorded = !state.resources.get(&id).is_some_and(|e| e.status == Status::Created);
+        let unrecorded = !state
+            .resources
+            .get(&id)
+            .is_some_and(|e| e.status == Status::Created);
         if let (true, Some((have, outs))) = (unrecorded, found.ours.remove(&id)) {
             step.action = Action::Adopt;
             step.reason = Some(match state.resources.get(&id) {
@@ -343,16 +415,22 @@ pub async fn plan_up(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Pla
                 step.reason = Some(format!("kind changed from {}", e.kind));
             }
             Some(e) if e.status == Status::Pending => {
-                step.reason = Some("an earlier run was interrupted while creating it; adopts it if it exists".into());
+                step.reason = Some(
+                    "an earlier run was interrupted while creating it; adopts it if it exists"
+                        .into(),
+                );
             }
             Some(_) => match live.remove(&id).flatten() {
-                None => step.reason = Some("recorded but not found (deleted outside deploy?)".into()),
+                None => {
+                    step.reason = Some("recorded but not found (deleted outside deploy?)".into())
+                }
                 Some((have, _)) => {
                     // secrets are recorded sealed: the same clear value is no change
                     let have = crate::secrets::unseal_matching(&desired, &have);
                     step.changes = diff(&desired, &have, decl.kind.replace_on());
                     // what AWS has and deploy did not record was changed by someone else
-                    let recorded = crate::secrets::unseal_matching(&desired, &state.resources[&id].attrs);
+                    let recorded =
+                        crate::secrets::unseal_matching(&desired, &state.resources[&id].attrs);
                     for c in &mut step.changes {
                         c.changed_outside = recorded.get(&c.attr) != have.get(&c.attr);
                     }
@@ -369,7 +447,11 @@ pub async fn plan_up(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Pla
         }
         mask_changes(&mut step.changes, decl.kind.sensitive(), &stack.secrets);
         if step.action == Action::Create {
-            step.attributes = Some(crate::secrets::mask(&desired, decl.kind.sensitive(), &stack.secrets));
+            step.attributes = Some(crate::secrets::mask(
+                &desired,
+                decl.kind.sensitive(),
+                &stack.secrets,
+            ));
         }
         steps.push(step);
     }
@@ -379,7 +461,13 @@ pub async fn plan_up(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Pla
         let e = &state.resources[&id];
         steps.push(delete_step(&id, e, "no longer in the manifest"));
     }
-    Ok(Plan { stack: stack.name.clone(), env: stack.env.clone(), destroy: false, steps, warnings })
+    Ok(Plan {
+        stack: stack.name.clone(),
+        env: stack.env.clone(),
+        destroy: false,
+        steps,
+        warnings,
+    })
 }
 
 /// What people see of a change: secret values (the kind's sensitive attributes, sensitive
@@ -402,12 +490,23 @@ fn mask_changes(changes: &mut [AttrChange], sensitive: &[&str], secrets: &[Strin
 
 /// What `destroy` would do: every recorded resource, dependents first.
 pub fn plan_destroy(state: &StackState) -> Plan {
-    let steps = removed_order(state, |_| true).into_iter().map(|id| delete_step(&id, &state.resources[&id], "")).collect();
-    Plan { stack: state.stack.clone(), env: state.env.clone(), destroy: true, steps, warnings: vec![] }
+    let steps = removed_order(state, |_| true)
+        .into_iter()
+        .map(|id| delete_step(&id, &state.resources[&id], ""))
+        .collect();
+    Plan {
+        stack: state.stack.clone(),
+        env: state.env.clone(),
+        destroy: true,
+        steps,
+        warnings: vec![],
+    }
 }
 
 fn delete_step(id: &str, e: &crate::state::Entry, reason: &str) -> Step {
-    let name = resources::lookup(&e.kind).map(|k| k.display_name(&e.attrs)).unwrap_or_default();
+    let name = resources::lookup(&e.kind)
+        .map(|k| k.display_name(&e.attrs))
+        .unwrap_or_default();
     Step {
         id: id.into(),
         kind: e.kind.clone(),
@@ -452,13 +551,17 @@ mod tests {
     #[test]
     fn diff_is_semantic_and_flags_replacement() {
         let want = json!({"name": "a", "definition": {"b": 1, "a": [1, 2]}, "tags": {"x": "1"}});
-        let same_other_order = json!({"tags": {"x": "1"}, "definition": {"a": [1, 2], "b": 1}, "name": "a"});
+        let same_other_order =
+            json!({"tags": {"x": "1"}, "definition": {"a": [1, 2], "b": 1}, "name": "a"});
         assert!(diff(&want, &same_other_order, &["name"]).is_empty());
         let have = json!({"name": "b", "definition": {"b": 2, "a": [1, 2]}, "tags": {"x": "1"}});
         let d = diff(&want, &have, &["name"]);
         assert_eq!(d.len(), 2);
         assert!(d.iter().any(|c| c.attr == "name" && c.forces_replacement));
-        assert!(d.iter().any(|c| c.attr == "definition" && !c.forces_replacement));
+        assert!(
+            d.iter()
+                .any(|c| c.attr == "definition" && !c.forces_replacement)
+        );
     }
 
     #[test]
@@ -473,7 +576,8 @@ mod tests {
         };
         st.resources.insert("role".into(), entry(&[]));
         st.resources.insert("machine".into(), entry(&["role"]));
-        st.resources.insert("target".into(), entry(&["machine", "role"]));
+        st.resources
+            .insert("target".into(), entry(&["machine", "role"]));
         let p = plan_destroy(&st);
         let ids: Vec<&str> = p.steps.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids, vec!["target", "machine", "role"]);

@@ -21,7 +21,12 @@ fn action_style(a: Action) -> anstyle::Style {
 }
 
 pub fn render_text(plan: &Plan, color: bool) -> String {
-    let head = format!("stack {} (env {}){}", plan.stack, plan.env, if plan.destroy { ": destroy" } else { "" });
+    let head = format!(
+        "stack {} (env {}){}",
+        plan.stack,
+        plan.env,
+        if plan.destroy { ": destroy" } else { "" }
+    );
     let mut out = paint(color, style::BOLD, head) + "\n";
     for w in &plan.warnings {
         out += &format!("  {}: {w}\n", paint(color, style::WARN, "warning"));
@@ -30,7 +35,11 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
         let st = action_style(s.action);
         out += &format!(
             "  {} {}.{}  {}\n",
-            paint(color, st, format!("{:<3} {:<8}", s.action.symbol(), s.action.verb())),
+            paint(
+                color,
+                st,
+                format!("{:<3} {:<8}", s.action.symbol(), s.action.verb())
+            ),
             s.kind,
             paint(color, style::BOLD, &s.id),
             s.name
@@ -52,7 +61,11 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
         out += &format!(
             "Plan: {} to create, {}{} to update, {} to replace, {} to delete, {} unchanged.\n",
             c.create,
-            if c.adopt > 0 { format!("{} to adopt, ", c.adopt) } else { String::new() },
+            if c.adopt > 0 {
+                format!("{} to adopt, ", c.adopt)
+            } else {
+                String::new()
+            },
             c.update,
             c.replace,
             c.delete,
@@ -68,8 +81,15 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
 /// table of what changes, the counts, and the attribute diffs folded away.
 pub fn render_markdown(plan: &Plan) -> String {
     let verb = if plan.destroy { "destroy" } else { "plan" };
-    let mut out = format!("### deploy {verb}: `{}` (env `{}`)\n\n", plan.stack, plan.env);
-    let changing: Vec<&Step> = plan.steps.iter().filter(|s| s.action != Action::NoOp).collect();
+    let mut out = format!(
+        "### deploy {verb}: `{}` (env `{}`)\n\n",
+        plan.stack, plan.env
+    );
+    let changing: Vec<&Step> = plan
+        .steps
+        .iter()
+        .filter(|s| s.action != Action::NoOp)
+        .collect();
     let c = plan.counts();
     if changing.is_empty() {
         out += &format!("No changes: {} resources up to date.\n", c.unchanged);
@@ -77,7 +97,14 @@ pub fn render_markdown(plan: &Plan) -> String {
     }
     out += "| action | resource | kind | name |\n|---|---|---|---|\n";
     for s in &changing {
-        out += &format!("| {} {} | `{}` | {} | `{}` |\n", s.action.symbol(), s.action.verb(), s.id, s.kind, s.name.replace('|', "\\|"));
+        out += &format!(
+            "| {} {} | `{}` | {} | `{}` |\n",
+            s.action.symbol(),
+            s.action.verb(),
+            s.id,
+            s.kind,
+            s.name.replace('|', "\\|")
+        );
     }
     out += &format!(
         "\n**{} to create, {} to adopt, {} to update, {} to replace, {} to delete**, {} unchanged.\n",
@@ -91,7 +118,9 @@ pub fn render_markdown(plan: &Plan) -> String {
         }
     }
     if !details.is_empty() {
-        out += &format!("\n<details><summary>What changes</summary>\n\n```diff\n{details}```\n\n</details>\n");
+        out += &format!(
+            "\n<details><summary>What changes</summary>\n\n```diff\n{details}```\n\n</details>\n"
+        );
     }
     out
 }
@@ -101,9 +130,14 @@ pub fn render_markdown(plan: &Plan) -> String {
 /// One line per attribute of a resource to create: policies statement by statement, a
 /// definition by its states, everything else as compact JSON.
 fn attribute_lines(attrs: &Value) -> Vec<String> {
-    let Some(obj) = attrs.as_object() else { return vec![] };
+    let Some(obj) = attrs.as_object() else {
+        return vec![];
+    };
     let empty = |v: &Value| {
-        v.is_null() || v.as_str() == Some("") || v.as_object().is_some_and(|o| o.is_empty()) || v.as_array().is_some_and(|a| a.is_empty())
+        v.is_null()
+            || v.as_str() == Some("")
+            || v.as_object().is_some_and(|o| o.is_empty())
+            || v.as_array().is_some_and(|a| a.is_empty())
     };
     let shown: Vec<(&String, &Value)> = obj.iter().filter(|(_, v)| !empty(v)).collect();
     let width = shown.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
@@ -118,7 +152,11 @@ fn attribute_lines(attrs: &Value) -> Vec<String> {
         if k == "definition" {
             if let Some(states) = v.get("States").and_then(Value::as_object) {
                 let names: Vec<String> = states.keys().map(|n| format!("{n:?}")).collect();
-                out.push(format!("{k:<width$} = {} states: {}", names.len(), names.join(", ")));
+                out.push(format!(
+                    "{k:<width$} = {} states: {}",
+                    names.len(),
+                    names.join(", ")
+                ));
                 continue;
             }
         }
@@ -135,7 +173,16 @@ fn is_statement(v: &Value) -> bool {
 fn statement(st: &Value) -> String {
     let list = |k: &str| match st.get(k) {
         Some(Value::String(s)) => Some(s.clone()),
-        Some(Value::Array(a)) => Some(a.iter().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).collect::<Vec<_>>().join(", ")),
+        Some(Value::Array(a)) => Some(
+            a.iter()
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string())
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
         Some(other) => Some(compact(other)),
         None => None,
     };
@@ -191,7 +238,9 @@ fn leaves(old: Option<&Value>, new: Option<&Value>, path: &mut Vec<String>, out:
                 path.pop();
             }
         }
-        (Some(Value::Array(a)), Some(Value::Array(b))) if a.iter().chain(b).any(|v| v.is_object() || v.is_array()) => {
+        (Some(Value::Array(a)), Some(Value::Array(b)))
+            if a.iter().chain(b).any(|v| v.is_object() || v.is_array()) =>
+        {
             for i in 0..a.len().max(b.len()) {
                 if a.get(i) != b.get(i) {
                     let label = label_of(a.get(i).or(b.get(i))).unwrap_or_else(|| format!("[{i}]"));
@@ -201,7 +250,11 @@ fn leaves(old: Option<&Value>, new: Option<&Value>, path: &mut Vec<String>, out:
                 }
             }
         }
-        (o, n) if o != n => out.push(Leaf { path: show_path(path), old: o.cloned(), new: n.cloned() }),
+        (o, n) if o != n => out.push(Leaf {
+            path: show_path(path),
+            old: o.cloned(),
+            new: n.cloned(),
+        }),
         _ => {}
     }
 }
@@ -248,14 +301,22 @@ fn show_path(path: &[String]) -> String {
 fn change_lines(c: &AttrChange, color: bool, out: &mut String) {
     let mut notes = Vec::new();
     if c.forces_replacement {
-        notes.push(if c.known_after_apply { "forces replacement if it differs (checked when known)" } else { "forces replacement" });
+        notes.push(if c.known_after_apply {
+            "forces replacement if it differs (checked when known)"
+        } else {
+            "forces replacement"
+        });
     } else if c.known_after_apply {
         notes.push("checked again when known");
     }
     if c.changed_outside {
         notes.push("changed outside deploy");
     }
-    let note = if notes.is_empty() { String::new() } else { paint(color, style::DIM, format!("  # {}", notes.join("; "))) };
+    let note = if notes.is_empty() {
+        String::new()
+    } else {
+        paint(color, style::DIM, format!("  # {}", notes.join("; ")))
+    };
     let sign = |old: &Option<Value>, new: &Option<Value>| match (old, new) {
         (None, Some(_)) => paint(color, style::ADD, "+"),
         (Some(_), None) => paint(color, style::REMOVE, "-"),
@@ -265,12 +326,22 @@ fn change_lines(c: &AttrChange, color: bool, out: &mut String) {
     leaves(c.old.as_ref(), c.new.as_ref(), &mut vec![], &mut found);
     let scalar = |v: &Option<Value>| v.as_ref().is_none_or(|v| !v.is_object() && !v.is_array());
     if scalar(&c.old) && scalar(&c.new) || found.len() == 1 && found[0].path.is_empty() {
-        *out += &format!("      {} {}: {}{note}\n", sign(&c.old, &c.new), c.attr, values(&c.old, &c.new, color, 8));
+        *out += &format!(
+            "      {} {}: {}{note}\n",
+            sign(&c.old, &c.new),
+            c.attr,
+            values(&c.old, &c.new, color, 8)
+        );
         return;
     }
     *out += &format!("      {} {}:{note}\n", sign(&c.old, &c.new), c.attr);
     for leaf in found {
-        *out += &format!("          {} {}: {}\n", sign(&leaf.old, &leaf.new), leaf.path, values(&leaf.old, &leaf.new, color, 12));
+        *out += &format!(
+            "          {} {}: {}\n",
+            sign(&leaf.old, &leaf.new),
+            leaf.path,
+            values(&leaf.old, &leaf.new, color, 12)
+        );
     }
 }
 
@@ -279,11 +350,19 @@ fn values(old: &Option<Value>, new: &Option<Value>, color: bool, indent: usize) 
     let show = |v: &Option<Value>| v.as_ref().map(compact).unwrap_or_else(|| "(none)".into());
     let (o, n) = (show(old), show(new));
     if o.len() + n.len() <= INLINE {
-        return format!("{} → {}", paint(color, style::REMOVE, o), paint(color, style::ADD, n));
+        return format!(
+            "{} → {}",
+            paint(color, style::REMOVE, o),
+            paint(color, style::ADD, n)
+        );
     }
     let pad = " ".repeat(indent);
     let mut s = String::new();
-    let lines = |v: &Option<Value>| v.as_ref().map(|v| serde_json::to_string_pretty(v).unwrap_or_default()).unwrap_or_default();
+    let lines = |v: &Option<Value>| {
+        v.as_ref()
+            .map(|v| serde_json::to_string_pretty(v).unwrap_or_default())
+            .unwrap_or_default()
+    };
     let (o, n) = (lines(old), lines(new));
     for change in similar::TextDiff::from_lines(&o, &n).iter_all_changes() {
         let (sign, st) = match change.tag() {
@@ -291,7 +370,14 @@ fn values(old: &Option<Value>, new: &Option<Value>, color: bool, indent: usize) 
             similar::ChangeTag::Insert => ("+", style::ADD),
             similar::ChangeTag::Equal => (" ", style::DIM),
         };
-        s += &format!("\n{pad}{}", paint(color, st, format!("{sign} {}", change.to_string().trim_end_matches('\n'))));
+        s += &format!(
+            "\n{pad}{}",
+            paint(
+                color,
+                st,
+                format!("{sign} {}", change.to_string().trim_end_matches('\n'))
+            )
+        );
     }
     s
 }
@@ -322,7 +408,14 @@ mod tests {
     }
 
     fn change(attr: &str, old: Value, new: Value) -> AttrChange {
-        AttrChange { attr: attr.into(), old: Some(old), new: Some(new), forces_replacement: false, known_after_apply: false, changed_outside: false }
+        AttrChange {
+            attr: attr.into(),
+            old: Some(old),
+            new: Some(new),
+            forces_replacement: false,
+            known_after_apply: false,
+            changed_outside: false,
+        }
     }
 
     #[test]
@@ -334,7 +427,10 @@ mod tests {
         new["States"]["Check API"]["Retry"][0]["MaxAttempts"] = json!(5);
         new["States"]["Map"]["ItemProcessor"]["States"]["Resize"]["Result"] = json!({"size": 200});
         new["States"]["Added"] = json!({"Type": "Succeed"});
-        let t = render_text(&plan_with(vec![change("definition", old, new)], Action::Update, None), false);
+        let t = render_text(
+            &plan_with(vec![change("definition", old, new)], Action::Update, None),
+            false,
+        );
         let want = "      ~ definition:\n\
                     \x20         + state \"Added\": (none) → {\"Type\":\"Succeed\"}\n\
                     \x20         ~ state \"Check API\" · Retry[0].MaxAttempts: 3 → 5\n\
@@ -359,22 +455,44 @@ mod tests {
 
     #[test]
     fn statements_by_sid_drift_and_scalars() {
-        let old = json!([{"Sid": "A", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "*"}]);
+        let old =
+            json!([{"Sid": "A", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "*"}]);
         let new = json!([{"Sid": "A", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": "*"}]);
         let mut drift = change("visibility_timeout_seconds", json!(60), json!(30));
         drift.changed_outside = true;
-        let t = render_text(&plan_with(vec![change("statement", old, new), drift], Action::Update, None), false);
+        let t = render_text(
+            &plan_with(
+                vec![change("statement", old, new), drift],
+                Action::Update,
+                None,
+            ),
+            false,
+        );
         assert!(t.contains("          ~ [Sid \"A\"].Action: [\"s3:GetObject\"] → [\"s3:GetObject\",\"s3:PutObject\"]\n"), "{t}");
-        assert!(t.contains("      ~ visibility_timeout_seconds: 60 → 30  # changed outside deploy\n"), "{t}");
+        assert!(
+            t.contains("      ~ visibility_timeout_seconds: 60 → 30  # changed outside deploy\n"),
+            "{t}"
+        );
         let p = plan_with(vec![], Action::NoOp, None);
         assert!(render_text(&p, false).contains("No changes: 1 resources up to date."));
     }
 
     #[test]
     fn colour_only_when_asked() {
-        let p = plan_with(vec![change("schedule_expression", json!("rate(30 minutes)"), json!("rate(5 minutes)"))], Action::Update, None);
+        let p = plan_with(
+            vec![change(
+                "schedule_expression",
+                json!("rate(30 minutes)"),
+                json!("rate(5 minutes)"),
+            )],
+            Action::Update,
+            None,
+        );
         assert!(!render_text(&p, false).contains('\x1b'));
         let coloured = render_text(&p, true);
-        assert!(coloured.contains("\x1b[33m~   update  \x1b[0m"), "{coloured:?}");
+        assert!(
+            coloured.contains("\x1b[33m~   update  \x1b[0m"),
+            "{coloured:?}"
+        );
     }
 }

@@ -19,7 +19,10 @@ fn hash(salt: &str, clear: &str) -> String {
 }
 
 fn new_salt() -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     hash(&format!("{nanos}:{}", std::process::id()), "salt")[..16].to_string()
 }
 
@@ -35,8 +38,12 @@ fn is_sealed(v: &str) -> bool {
 
 /// Whether `clear` is the value `sealed` was made from.
 pub fn same(sealed: &str, clear: &str) -> bool {
-    let Some(rest) = sealed.strip_prefix(MARK) else { return false };
-    let Some((salt, hex)) = rest.split_once(':') else { return false };
+    let Some(rest) = sealed.strip_prefix(MARK) else {
+        return false;
+    };
+    let Some((salt, hex)) = rest.split_once(':') else {
+        return false;
+    };
     hash(salt, clear) == hex
 }
 
@@ -52,7 +59,11 @@ pub fn seal(value: &Value, paths: &[&str], secrets: &[String]) -> Value {
         }
     }
     walk_strings(&mut v, &mut |s| {
-        if !is_sealed(s) && secrets.iter().any(|x| !x.is_empty() && s.contains(x.as_str())) {
+        if !is_sealed(s)
+            && secrets
+                .iter()
+                .any(|x| !x.is_empty() && s.contains(x.as_str()))
+        {
             *s = seal_str(s);
         }
     });
@@ -64,12 +75,30 @@ pub fn seal(value: &Value, paths: &[&str], secrets: &[String]) -> Value {
 /// only real changes.
 pub fn unseal_matching(want: &Value, have: &Value) -> Value {
     match (want, have) {
-        (Value::String(w), Value::String(h)) if is_sealed(h) && same(h, w) => Value::String(w.clone()),
+        (Value::String(w), Value::String(h)) if is_sealed(h) && same(h, w) => {
+            Value::String(w.clone())
+        }
         (Value::Object(w), Value::Object(h)) => Value::Object(
-            h.iter().map(|(k, hv)| (k.clone(), w.get(k).map(|wv| unseal_matching(wv, hv)).unwrap_or_else(|| hv.clone()))).collect(),
+            h.iter()
+                .map(|(k, hv)| {
+                    (
+                        k.clone(),
+                        w.get(k)
+                            .map(|wv| unseal_matching(wv, hv))
+                            .unwrap_or_else(|| hv.clone()),
+                    )
+                })
+                .collect(),
         ),
         (Value::Array(w), Value::Array(h)) => Value::Array(
-            h.iter().enumerate().map(|(i, hv)| w.get(i).map(|wv| unseal_matching(wv, hv)).unwrap_or_else(|| hv.clone())).collect(),
+            h.iter()
+                .enumerate()
+                .map(|(i, hv)| {
+                    w.get(i)
+                        .map(|wv| unseal_matching(wv, hv))
+                        .unwrap_or_else(|| hv.clone())
+                })
+                .collect(),
         ),
         _ => have.clone(),
     }
@@ -85,7 +114,11 @@ pub fn mask(value: &Value, paths: &[&str], secrets: &[String]) -> Value {
         }
     }
     walk_strings(&mut v, &mut |s| {
-        if is_sealed(s) || secrets.iter().any(|x| !x.is_empty() && s.contains(x.as_str())) {
+        if is_sealed(s)
+            || secrets
+                .iter()
+                .any(|x| !x.is_empty() && s.contains(x.as_str()))
+        {
             *s = SHOWN.into();
         }
     });
@@ -96,14 +129,26 @@ pub fn mask(value: &Value, paths: &[&str], secrets: &[String]) -> Value {
 /// in the old one, and in the new one as `(sensitive)` too when it did not change, else as
 /// `(sensitive, changed)`, so that a plan still tells a change without telling the value.
 pub fn mask_pair(old: &mut Value, new: &mut Value, paths: &[&str], secrets: &[String]) {
-    let secret = |s: &str| is_sealed(s) || secrets.iter().any(|x| !x.is_empty() && s.contains(x.as_str()));
+    let secret = |s: &str| {
+        is_sealed(s)
+            || secrets
+                .iter()
+                .any(|x| !x.is_empty() && s.contains(x.as_str()))
+    };
     for p in paths {
         let changed = old.pointer(p) != new.pointer(p);
         if let Some(v) = old.pointer_mut(p) {
             *v = Value::String(SHOWN.into());
         }
         if let Some(v) = new.pointer_mut(p) {
-            *v = Value::String(if changed { "(sensitive, changed)" } else { SHOWN }.into());
+            *v = Value::String(
+                if changed {
+                    "(sensitive, changed)"
+                } else {
+                    SHOWN
+                }
+                .into(),
+            );
         }
     }
     fn pair(o: Option<&mut Value>, n: Option<&mut Value>, secret: &dyn Fn(&str) -> bool) {
@@ -126,7 +171,9 @@ pub fn mask_pair(old: &mut Value, new: &mut Value, paths: &[&str], secrets: &[St
                 }
             }
             (o, n) => {
-                let text = |v: &Option<&mut Value>| v.as_deref().and_then(Value::as_str).map(str::to_string);
+                let text = |v: &Option<&mut Value>| {
+                    v.as_deref().and_then(Value::as_str).map(str::to_string)
+                };
                 let (os, ns) = (text(&o), text(&n));
                 if os.as_deref().is_some_and(secret) || ns.as_deref().is_some_and(secret) {
                     let changed = os != ns;
@@ -134,7 +181,14 @@ pub fn mask_pair(old: &mut Value, new: &mut Value, paths: &[&str], secrets: &[St
                         *o = Value::String(SHOWN.into());
                     }
                     if let Some(n) = n.filter(|n| n.is_string()) {
-                        *n = Value::String(if changed { "(sensitive, changed)" } else { SHOWN }.into());
+                        *n = Value::String(
+                            if changed {
+                                "(sensitive, changed)"
+                            } else {
+                                SHOWN
+                            }
+                            .into(),
+                        );
                     }
                 }
             }
@@ -145,7 +199,10 @@ pub fn mask_pair(old: &mut Value, new: &mut Value, paths: &[&str], secrets: &[St
 
 /// `text` with every secret replaced by `(sensitive)` (for messages and logs).
 pub fn mask_text(text: &str, secrets: &[String]) -> String {
-    secrets.iter().filter(|s| !s.is_empty()).fold(text.to_string(), |t, s| t.replace(s.as_str(), SHOWN))
+    secrets
+        .iter()
+        .filter(|s| !s.is_empty())
+        .fold(text.to_string(), |t, s| t.replace(s.as_str(), SHOWN))
 }
 
 fn walk_strings(v: &mut Value, f: &mut dyn FnMut(&mut String)) {
@@ -168,7 +225,10 @@ mod tests {
         let secrets = vec!["tok-123".to_string()];
         let sealed = seal(&attrs, &["/basic/password"], &secrets);
         let text = sealed.to_string();
-        assert!(!text.contains("hunter2") && !text.contains("tok-123"), "{text}");
+        assert!(
+            !text.contains("hunter2") && !text.contains("tok-123"),
+            "{text}"
+        );
         assert_eq!(sealed["name"], "c");
         // sealing again keeps the same seal
         assert_eq!(seal(&sealed, &["/basic/password"], &secrets), sealed);
@@ -183,18 +243,36 @@ mod tests {
 
     #[test]
     fn a_changed_secret_is_told_without_its_value() {
-        let mut old = json!({"basic": {"username": "u", "password": seal_str("a")}, "url": "x?k=tok-1"});
+        let mut old =
+            json!({"basic": {"username": "u", "password": seal_str("a")}, "url": "x?k=tok-1"});
         let mut new = json!({"basic": {"username": "u", "password": "b"}, "url": "x?k=tok-1"});
-        mask_pair(&mut old, &mut new, &["/basic/password"], &["tok-1".to_string()]);
-        assert_eq!(old, json!({"basic": {"username": "u", "password": "(sensitive)"}, "url": "(sensitive)"}));
-        assert_eq!(new, json!({"basic": {"username": "u", "password": "(sensitive, changed)"}, "url": "(sensitive)"}));
+        mask_pair(
+            &mut old,
+            &mut new,
+            &["/basic/password"],
+            &["tok-1".to_string()],
+        );
+        assert_eq!(
+            old,
+            json!({"basic": {"username": "u", "password": "(sensitive)"}, "url": "(sensitive)"})
+        );
+        assert_eq!(
+            new,
+            json!({"basic": {"username": "u", "password": "(sensitive, changed)"}, "url": "(sensitive)"})
+        );
     }
 
     #[test]
     fn masks_show_no_secret() {
         let attrs = json!({"basic": {"password": "hunter2"}, "note": "uses tok-123", "sealed": seal_str("x")});
         let shown = mask(&attrs, &["/basic/password"], &["tok-123".to_string()]);
-        assert_eq!(shown, json!({"basic": {"password": "(sensitive)"}, "note": "(sensitive)", "sealed": "(sensitive)"}));
-        assert_eq!(mask_text("key tok-123 here", &["tok-123".to_string()]), "key (sensitive) here");
+        assert_eq!(
+            shown,
+            json!({"basic": {"password": "(sensitive)"}, "note": "(sensitive)", "sealed": "(sensitive)"})
+        );
+        assert_eq!(
+            mask_text("key tok-123 here", &["tok-123".to_string()]),
+            "key (sensitive) here"
+        );
     }
 }

@@ -35,8 +35,11 @@ pub fn render(name: &str, src: &str, vars: &Map<String, Value>) -> Result<Render
     if let Err(e) = tera.add_raw_template(&tname, &protected) {
         return Err(template_error(name, src, &e));
     }
-    let ctx = tera::Context::from_value(Value::Object(vars.clone())).map_err(|e| Error::internal(format!("template context: {e}")))?;
-    let text = tera.render(&tname, &ctx).map_err(|e| template_error(name, src, &e))?;
+    let ctx = tera::Context::from_value(Value::Object(vars.clone()))
+        .map_err(|e| Error::internal(format!("template context: {e}")))?;
+    let text = tera
+        .render(&tname, &ctx)
+        .map_err(|e| template_error(name, src, &e))?;
     parse_definition(name, &text)
 }
 
@@ -69,7 +72,11 @@ pub fn protect_jsonata(src: &str) -> String {
             continue;
         }
         if in_string && (rest.starts_with("{%") || rest.starts_with("{#")) {
-            out.push_str(if rest.starts_with("{%") { "{{ \"{%\" }}" } else { "{{ \"{#\" }}" });
+            out.push_str(if rest.starts_with("{%") {
+                "{{ \"{%\" }}"
+            } else {
+                "{{ \"{#\" }}"
+            });
             i += 2;
             continue;
         }
@@ -108,11 +115,17 @@ fn template_error(name: &str, src: &str, e: &tera::Error) -> Error {
     }
     // Tera parse errors carry "--> line:col"; render errors name the variable.
     let mut line = None;
-    if let Some(caps) = regex::Regex::new(r"--> (\d+):(\d+)").unwrap().captures(&msg) {
+    if let Some(caps) = regex::Regex::new(r"--> (\d+):(\d+)")
+        .unwrap()
+        .captures(&msg)
+    {
         line = caps[1].parse::<usize>().ok();
     }
     if line.is_none() {
-        if let Some(caps) = regex::Regex::new(r"Variable `([^`]+)` not found").unwrap().captures(&msg) {
+        if let Some(caps) = regex::Regex::new(r"Variable `([^`]+)` not found")
+            .unwrap()
+            .captures(&msg)
+        {
             let var = caps[1].to_string();
             line = src.lines().position(|l| l.contains(&var)).map(|p| p + 1);
             let err = Error::user(format!("the template uses `{var}`, which the stack does not define"))
@@ -135,24 +148,36 @@ fn template_error(name: &str, src: &str, e: &tera::Error) -> Error {
 pub fn parse_definition(name: &str, text: &str) -> Result<Rendered> {
     let found = RefCell::new(Vec::new());
     let mut de = serde_json::Deserializer::from_str(text);
-    let value = Node { path: Vec::new(), found: &found }.deserialize(&mut de).and_then(|v| de.end().map(|_| v));
-    let value = match value {
-        Ok(v) => v,
-        Err(e) => {
-            return Err(Error::user(format!("the rendered definition is not valid JSON: {e}"))
+    let value = Node {
+        path: Vec::new(),
+        found: &found,
+    }
+    .deserialize(&mut de)
+    .and_then(|v| de.end().map(|_| v));
+    let value =
+        match value {
+            Ok(v) => v,
+            Err(e) => {
+                return Err(Error::user(format!("the rendered definition is not valid JSON: {e}"))
                 .at(format!("{name}:{}", e.line()))
                 .help("line numbers are those of the rendered text (`deploy render` prints it)"));
-        }
-    };
+            }
+        };
     let mut warnings = Vec::new();
     for d in found.into_inner() {
         let place = describe_path(&d.path);
         if d.same {
-            warnings.push(format!("{name}: key `{}` appears twice with the same value {place}; deployed once", d.key));
+            warnings.push(format!(
+                "{name}: key `{}` appears twice with the same value {place}; deployed once",
+                d.key
+            ));
         } else {
-            return Err(Error::user(format!("key `{}` appears twice with different values {place}", d.key))
-                .at(name.to_string())
-                .help("keep one of them"));
+            return Err(Error::user(format!(
+                "key `{}` appears twice with different values {place}",
+                d.key
+            ))
+            .at(name.to_string())
+            .help("keep one of them"));
         }
     }
     Ok(Rendered { value, warnings })
@@ -160,9 +185,15 @@ pub fn parse_definition(name: &str, text: &str) -> Result<Rendered> {
 
 fn describe_path(path: &[String]) -> String {
     let pointer: String = path.iter().map(|p| format!("/{p}")).collect();
-    let state = path.iter().rposition(|p| p == "States").and_then(|i| path.get(i + 1));
+    let state = path
+        .iter()
+        .rposition(|p| p == "States")
+        .and_then(|i| path.get(i + 1));
     match state {
-        Some(s) => format!("in state `{s}` (at {})", if pointer.is_empty() { "/" } else { &pointer }),
+        Some(s) => format!(
+            "in state `{s}` (at {})",
+            if pointer.is_empty() { "/" } else { &pointer }
+        ),
         None => format!("at {}", if pointer.is_empty() { "/" } else { &pointer }),
     }
 }
@@ -201,7 +232,9 @@ impl<'de> Visitor<'de> for Node<'_> {
         Ok(Value::from(v))
     }
     fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(serde_json::Number::from_f64(v).map(Value::Number).unwrap_or(Value::Null))
+        Ok(serde_json::Number::from_f64(v)
+            .map(Value::Number)
+            .unwrap_or(Value::Null))
     }
     fn visit_str<E>(self, v: &str) -> Result<Value, E> {
         Ok(Value::String(v.to_string()))
@@ -217,7 +250,10 @@ impl<'de> Visitor<'de> for Node<'_> {
         loop {
             let mut path = self.path.clone();
             path.push(items.len().to_string());
-            match seq.next_element_seed(Node { path, found: self.found })? {
+            match seq.next_element_seed(Node {
+                path,
+                found: self.found,
+            })? {
                 Some(v) => items.push(v),
                 None => break,
             }
@@ -229,10 +265,17 @@ impl<'de> Visitor<'de> for Node<'_> {
         while let Some(key) = map.next_key::<String>()? {
             let mut path = self.path.clone();
             path.push(key.clone());
-            let v = map.next_value_seed(Node { path, found: self.found })?;
+            let v = map.next_value_seed(Node {
+                path,
+                found: self.found,
+            })?;
             if let Some(prev) = out.get(&key) {
                 let same = prev == &v;
-                self.found.borrow_mut().push(Dup { path: self.path.clone(), key: key.clone(), same });
+                self.found.borrow_mut().push(Dup {
+                    path: self.path.clone(),
+                    key: key.clone(),
+                    same,
+                });
                 if same {
                     continue;
                 }
@@ -247,7 +290,9 @@ impl<'de> Visitor<'de> for Node<'_> {
 /// `x-NAME` for each placeholder (tests of the modules that read definitions).
 #[cfg(test)]
 pub fn published_for_tests(template: &str) -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates").join(template);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("templates")
+        .join(template);
     let vars = [
         "CONNECTION_ARN",
         "DENY_POLICY_ARN",
@@ -276,8 +321,14 @@ mod tests {
 
     #[test]
     fn jsonata_passes_through_and_placeholders_inside_it_are_filled() {
-        let src = r#"{"Output": {"x": "{% '{{ ARN }}' in $states.result.A %}"}, "Arn": "{{ ARN }}"}"#;
-        let r = render("t.json", src, &vars(json!({"ARN": "arn:aws:iam::aws:policy/AWSDenyAll"}))).unwrap();
+        let src =
+            r#"{"Output": {"x": "{% '{{ ARN }}' in $states.result.A %}"}, "Arn": "{{ ARN }}"}"#;
+        let r = render(
+            "t.json",
+            src,
+            &vars(json!({"ARN": "arn:aws:iam::aws:policy/AWSDenyAll"})),
+        )
+        .unwrap();
         assert_eq!(
             r.value,
             json!({"Output": {"x": "{% 'arn:aws:iam::aws:policy/AWSDenyAll' in $states.result.A %}"},
@@ -287,7 +338,12 @@ mod tests {
 
     #[test]
     fn substituted_values_are_json_escaped() {
-        let r = render("t.json", r#"{"a": "{{ V }}"}"#, &vars(json!({"V": "say \"hi\"\n\\"}))).unwrap();
+        let r = render(
+            "t.json",
+            r#"{"a": "{{ V }}"}"#,
+            &vars(json!({"V": "say \"hi\"\n\\"})),
+        )
+        .unwrap();
         assert_eq!(r.value, json!({"a": "say \"hi\"\n\\"}));
     }
 
@@ -322,7 +378,12 @@ mod tests {
 
     #[test]
     fn invalid_json_after_rendering_is_an_error_with_line() {
-        let e = render("x.json", "{\n\"a\": {{ V }}\n}", &vars(json!({"V": "not json"}))).unwrap_err();
+        let e = render(
+            "x.json",
+            "{\n\"a\": {{ V }}\n}",
+            &vars(json!({"V": "not json"})),
+        )
+        .unwrap_err();
         assert!(e.message.contains("not valid JSON"), "{e}");
         assert_eq!(e.location.as_deref(), Some("x.json:2"));
     }
@@ -333,13 +394,20 @@ mod tests {
         let r = parse_definition("d.json", src).unwrap();
         assert_eq!(r.value["States"]["S"].as_object().unwrap().len(), 2);
         assert_eq!(r.warnings.len(), 1);
-        assert!(r.warnings[0].contains("`QueryLanguage`") && r.warnings[0].contains("state `S`"), "{:?}", r.warnings);
+        assert!(
+            r.warnings[0].contains("`QueryLanguage`") && r.warnings[0].contains("state `S`"),
+            "{:?}",
+            r.warnings
+        );
     }
 
     #[test]
     fn duplicate_key_different_values_is_an_error_naming_state() {
         let src = r#"{"States": {"S": {"Type": "Pass", "Type": "Task"}}}"#;
         let e = parse_definition("d.json", src).unwrap_err();
-        assert!(e.message.contains("`Type`") && e.message.contains("state `S`"), "{e}");
+        assert!(
+            e.message.contains("`Type`") && e.message.contains("state `S`"),
+            "{e}"
+        );
     }
 }

@@ -119,7 +119,14 @@ impl Human {
             bar
         });
         let color = crate::output::color_stderr();
-        Human { multi, bars: Mutex::new(BTreeMap::new()), total, ended: Default::default(), overall, color }
+        Human {
+            multi,
+            bars: Mutex::new(BTreeMap::new()),
+            total,
+            ended: Default::default(),
+            overall,
+            color,
+        }
     }
 
     /// `[N/M]` for the resource that just ended.
@@ -145,19 +152,38 @@ impl Human {
 impl View for Human {
     fn event(&self, e: &Event) {
         match e {
-            Event::Start { stack, id, kind, name, action } => {
+            Event::Start {
+                stack,
+                id,
+                kind,
+                name,
+                action,
+            } => {
                 if let Some(m) = &self.multi {
                     let bar = match &self.overall {
                         Some(o) => m.insert_before(o, ProgressBar::new_spinner()),
                         None => m.add(ProgressBar::new_spinner()),
                     };
-                    bar.set_style(ProgressStyle::with_template("  {spinner} {msg} {elapsed}").unwrap());
+                    bar.set_style(
+                        ProgressStyle::with_template("  {spinner} {msg} {elapsed}").unwrap(),
+                    );
                     bar.set_message(format!("{stack}: {} {kind}.{id}  {name}", ing(*action)));
                     bar.enable_steady_tick(Duration::from_millis(120));
-                    self.bars.lock().unwrap().insert(format!("{stack}/{id}"), bar);
+                    self.bars
+                        .lock()
+                        .unwrap()
+                        .insert(format!("{stack}/{id}"), bar);
                 }
             }
-            Event::Done { stack, id, kind, name, action, seconds, adopted } => {
+            Event::Done {
+                stack,
+                id,
+                kind,
+                name,
+                action,
+                seconds,
+                adopted,
+            } => {
                 if let Some(bar) = self.bars.lock().unwrap().remove(&format!("{stack}/{id}")) {
                     bar.finish_and_clear();
                 }
@@ -170,22 +196,37 @@ impl View for Human {
                 };
                 let n = self.count();
                 let symbol = paint(self.color, st, format!("{:<3}", action.symbol()));
-                self.line(format!("  {symbol} {n} {stack}: {kind}.{id}  {name}  {}{adopted} in {seconds:.1}s", past(*action)));
+                self.line(format!(
+                    "  {symbol} {n} {stack}: {kind}.{id}  {name}  {}{adopted} in {seconds:.1}s",
+                    past(*action)
+                ));
             }
-            Event::Failed { stack, id, action, error } => {
+            Event::Failed {
+                stack,
+                id,
+                action,
+                error,
+            } => {
                 if let Some(bar) = self.bars.lock().unwrap().remove(&format!("{stack}/{id}")) {
                     bar.finish_and_clear();
                 }
                 let n = self.count();
                 let bang = paint(self.color, style::ERROR, "!  ");
-                self.line(format!("  {bang} {n} {stack}: {id} failed to {}: {error}", action.verb()));
+                self.line(format!(
+                    "  {bang} {n} {stack}: {id} failed to {}: {error}",
+                    action.verb()
+                ));
             }
             Event::Skipped { stack, id, reason } => {
                 let n = self.count();
                 self.line(format!("  .   {n} {stack}: {id} skipped ({reason})"))
             }
-            Event::Warning { stack, message } => self.line(format!("  warning: {stack}: {message}")),
-            Event::Note { stack, id, message } => self.line(format!("      {stack}: {id}: {message}")),
+            Event::Warning { stack, message } => {
+                self.line(format!("  warning: {stack}: {message}"))
+            }
+            Event::Note { stack, id, message } => {
+                self.line(format!("      {stack}: {id}: {message}"))
+            }
         }
     }
 }

@@ -12,7 +12,8 @@ const BUCKET: &str = "deploy-state";
 const STATE: &str = "s3://deploy-state/ci";
 
 fn make_bucket(w: &World) {
-    w.c.block_on(w.c.s3.create_bucket().bucket(BUCKET).send()).unwrap();
+    w.c.block_on(w.c.s3.create_bucket().bucket(BUCKET).send())
+        .unwrap();
 }
 
 /// A new CI runner: its own empty working state folder, the repository, and the S3 state URL.
@@ -23,17 +24,31 @@ fn runner(w: &World) -> (tempfile::TempDir, Deploy) {
 }
 
 fn keys(w: &World) -> Vec<String> {
-    let out = w.c.block_on(w.c.s3.list_objects_v2().bucket(BUCKET).send()).unwrap();
-    out.contents().iter().map(|o| o.key().unwrap().to_string()).collect()
+    let out =
+        w.c.block_on(w.c.s3.list_objects_v2().bucket(BUCKET).send())
+            .unwrap();
+    out.contents()
+        .iter()
+        .map(|o| o.key().unwrap().to_string())
+        .collect()
 }
 
 fn put_lock(w: &World, holder: &str) {
-    w.c.block_on(w.c.s3.put_object().bucket(BUCKET).key("ci/pr-7/should-i-deploy.lock").body(holder.as_bytes().to_vec().into()).send())
-        .unwrap();
+    w.c.block_on(
+        w.c.s3
+            .put_object()
+            .bucket(BUCKET)
+            .key("ci/pr-7/should-i-deploy.lock")
+            .body(holder.as_bytes().to_vec().into())
+            .send(),
+    )
+    .unwrap();
 }
 
 fn empty(dir: &Path) -> bool {
-    std::fs::read_dir(dir).map(|mut d| d.next().is_none()).unwrap_or(true)
+    std::fs::read_dir(dir)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true)
 }
 
 #[test]
@@ -43,44 +58,121 @@ fn state_on_s3_is_shared_by_runners_that_have_nothing_else() {
 
     // pull request opened: one runner brings the environment up
     let (dir1, d) = runner(&w);
-    d.run(&["up", "should-i-deploy", "--env", "pr-7", "--yes"]).success();
+    d.run(&["up", "should-i-deploy", "--env", "pr-7", "--yes"])
+        .success();
     assert!(empty(dir1.path()), "nothing recorded on the runner itself");
-    assert_eq!(keys(&w), ["ci/pr-7/should-i-deploy.json"], "one object per stack and env, the lock released");
-    let head = w.c.block_on(w.c.s3.head_object().bucket(BUCKET).key("ci/pr-7/should-i-deploy.json").send()).unwrap();
-    assert_eq!(head.server_side_encryption().map(|s| s.as_str()), Some("AES256"), "written with server-side encryption");
+    assert_eq!(
+        keys(&w),
+        ["ci/pr-7/should-i-deploy.json"],
+        "one object per stack and env, the lock released"
+    );
+    let head =
+        w.c.block_on(
+            w.c.s3
+                .head_object()
+                .bucket(BUCKET)
+                .key("ci/pr-7/should-i-deploy.json")
+                .send(),
+        )
+        .unwrap();
+    assert_eq!(
+        head.server_side_encryption().map(|s| s.as_str()),
+        Some("AES256"),
+        "written with server-side encryption"
+    );
 
     // another runner sees it all: no changes, listed, outputs
     let (_d2, d) = runner(&w);
-    let out = d.run(&["plan", "should-i-deploy", "--env", "pr-7"]).success();
+    let out = d
+        .run(&["plan", "should-i-deploy", "--env", "pr-7"])
+        .success();
     assert!(out.stdout.contains("No changes"), "{out:?}");
     let (_d3, d) = runner(&w);
-    let rows = d.run(&["list", "--env", "pr-7", "-o", "json"]).success().json()["stacks"].clone();
-    let row = rows.as_array().unwrap().iter().find(|r| r["stack"] == "should-i-deploy").unwrap().clone();
-    assert_eq!((row["env"].as_str(), row["status"].as_str()), (Some("pr-7"), Some("deployed")));
+    let rows = d
+        .run(&["list", "--env", "pr-7", "-o", "json"])
+        .success()
+        .json()["stacks"]
+        .clone();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["stack"] == "should-i-deploy")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (row["env"].as_str(), row["status"].as_str()),
+        (Some("pr-7"), Some("deployed"))
+    );
 
     // a run that died holding the lock: the next one says who, and how to clear it
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() - 90;
-    let holder = format!(r#"{{"who": "ci", "host": "runner-3", "pid": 4242, "command": "up", "since": {since}}}"#);
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 90;
+    let holder = format!(
+        r#"{{"who": "ci", "host": "runner-3", "pid": 4242, "command": "up", "since": {since}}}"#
+    );
     put_lock(&w, &holder);
     let (_d4, d) = runner(&w);
-    let out = d.run(&["up", "should-i-deploy", "--env", "pr-7", "--yes"]).code(6);
+    let out = d
+        .run(&["up", "should-i-deploy", "--env", "pr-7", "--yes"])
+        .code(6);
     assert!(out.stderr.contains("is being changed by another deploy run: held by ci on runner-3 (pid 4242, `deploy up`), 9"), "{out:?}");
-    assert!(out.stderr.contains("s3://deploy-state/ci/pr-7/should-i-deploy.lock"), "{out:?}");
-    assert!(out.stderr.contains("deploy unlock should-i-deploy --env pr-7"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("s3://deploy-state/ci/pr-7/should-i-deploy.lock"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("deploy unlock should-i-deploy --env pr-7"),
+        "{out:?}"
+    );
     let (_d5, d) = runner(&w);
-    let out = d.run(&["unlock", "should-i-deploy", "--env", "pr-7"]).success();
-    assert!(out.stdout.contains("removed the lock of stack `should-i-deploy` (env `pr-7`) held by ci on runner-3"), "{out:?}");
+    let out = d
+        .run(&["unlock", "should-i-deploy", "--env", "pr-7"])
+        .success();
+    assert!(
+        out.stdout.contains(
+            "removed the lock of stack `should-i-deploy` (env `pr-7`) held by ci on runner-3"
+        ),
+        "{out:?}"
+    );
 
     // --lock-timeout waits for a lock that is released meanwhile
     put_lock(&w, &holder);
     let (_d6, d) = runner(&w);
-    let mut child =
-        d.spawn(&["up", "should-i-deploy", "--env", "pr-7", "--yes", "--var", "frequency_in_minutes=9", "--lock-timeout", "2m"]);
+    let mut child = d.spawn(&[
+        "up",
+        "should-i-deploy",
+        "--env",
+        "pr-7",
+        "--yes",
+        "--var",
+        "frequency_in_minutes=9",
+        "--lock-timeout",
+        "2m",
+    ]);
     let stderr = child.stderr.take().unwrap();
     let mut lines = std::io::BufReader::new(stderr).lines();
-    let waiting = lines.by_ref().map_while(Result::ok).find(|l| l.contains("waiting up to 2m for the lock"));
-    assert!(waiting.is_some_and(|l| l.contains("held by ci on runner-3")), "it says it waits, and for whom");
-    w.c.block_on(w.c.s3.delete_object().bucket(BUCKET).key("ci/pr-7/should-i-deploy.lock").send()).unwrap();
+    let waiting = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("waiting up to 2m for the lock"));
+    assert!(
+        waiting.is_some_and(|l| l.contains("held by ci on runner-3")),
+        "it says it waits, and for whom"
+    );
+    w.c.block_on(
+        w.c.s3
+            .delete_object()
+            .bucket(BUCKET)
+            .key("ci/pr-7/should-i-deploy.lock")
+            .send(),
+    )
+    .unwrap();
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let status = child.wait().unwrap();
     assert!(status.success(), "{rest:?}");
@@ -117,37 +209,83 @@ fn two_runs_of_one_stack_at_once_never_corrupt_state() {
     finish(third).success();
     finish(fourth).success();
     let (_e, d) = runner(&w);
-    let out = d.run(&["plan", "should-i-deploy", "--env", "pr-8", "--var", "frequency_in_minutes=6"]).success();
-    assert!(out.stdout.contains("No changes"), "the state is whole and matches what is live: {out:?}");
+    let out = d
+        .run(&[
+            "plan",
+            "should-i-deploy",
+            "--env",
+            "pr-8",
+            "--var",
+            "frequency_in_minutes=6",
+        ])
+        .success();
+    assert!(
+        out.stdout.contains("No changes"),
+        "the state is whole and matches what is live: {out:?}"
+    );
 }
 
 #[test]
 fn a_state_bucket_that_does_not_exist_is_named() {
     let w = World::new();
     let out = Deploy::new(&w.project, w.state.path(), &w.moto.url())
-        .run(&["plan", "should-i-deploy", "--state", "s3://no-such-state-bucket/x"])
+        .run(&[
+            "plan",
+            "should-i-deploy",
+            "--state",
+            "s3://no-such-state-bucket/x",
+        ])
         .code(2);
-    assert!(out.stderr.contains("the state bucket no-such-state-bucket does not exist"), "{out:?}");
-    assert!(out.stderr.contains("aws s3 mb s3://no-such-state-bucket"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("the state bucket no-such-state-bucket does not exist"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains("aws s3 mb s3://no-such-state-bucket"),
+        "{out:?}"
+    );
 }
 
 #[test]
 fn the_project_file_sets_the_state_url_once() {
     let w = World::with_project_copy();
     make_bucket(&w);
-    std::fs::write(w.project.join("deploy.toml"), "# shared state for CI\n[state]\nurl = \"s3://deploy-state/from-file\"\n").unwrap();
+    std::fs::write(
+        w.project.join("deploy.toml"),
+        "# shared state for CI\n[state]\nurl = \"s3://deploy-state/from-file\"\n",
+    )
+    .unwrap();
     let fresh = tempfile::tempdir().unwrap();
     // DEPLOY_STATE_DIR (set by the harness) is an explicit choice: unset it to let the file speak
-    Deploy::new(&w.project, fresh.path(), &w.moto.url()).env_remove("DEPLOY_STATE_DIR").run(&["up", "should-i-deploy", "--yes"]).success();
+    Deploy::new(&w.project, fresh.path(), &w.moto.url())
+        .env_remove("DEPLOY_STATE_DIR")
+        .run(&["up", "should-i-deploy", "--yes"])
+        .success();
     assert_eq!(keys(&w), ["from-file/default/should-i-deploy.json"]);
-    std::fs::write(w.project.join("deploy.toml"), "[state]\nurll = \"s3://x\"\n").unwrap();
-    let out = Deploy::new(&w.project, fresh.path(), &w.moto.url()).env_remove("DEPLOY_STATE_DIR").run(&["plan", "should-i-deploy"]).code(2);
-    assert!(out.stderr.contains("deploy.toml:2: invalid project file: unknown field `urll`"), "{out:?}");
+    std::fs::write(
+        w.project.join("deploy.toml"),
+        "[state]\nurll = \"s3://x\"\n",
+    )
+    .unwrap();
+    let out = Deploy::new(&w.project, fresh.path(), &w.moto.url())
+        .env_remove("DEPLOY_STATE_DIR")
+        .run(&["plan", "should-i-deploy"])
+        .code(2);
+    assert!(
+        out.stderr
+            .contains("deploy.toml:2: invalid project file: unknown field `urll`"),
+        "{out:?}"
+    );
 }
 
 fn group_names(w: &World) -> Vec<String> {
     let out = w.c.block_on(w.c.iam.list_groups().send()).unwrap();
-    let mut names: Vec<String> = out.groups().iter().map(|g| g.group_name().to_string()).collect();
+    let mut names: Vec<String> = out
+        .groups()
+        .iter()
+        .map(|g| g.group_name().to_string())
+        .collect();
     names.sort();
     names
 }
@@ -160,31 +298,72 @@ fn destroy_without_state_removes_what_is_provably_ours_and_nothing_else() {
     let w = World::new();
     let opened = tempfile::tempdir().unwrap();
     let d = || Deploy::new(&w.project, opened.path(), &w.moto.url());
-    d().run(&["up", "should-i-deploy", "--env", "pr-7", "--yes"]).success();
-    d().run(&["up", "create-new-user", "--env", "pr-7", "--var", "email=lead@example.com", "--yes"]).success();
+    d().run(&["up", "should-i-deploy", "--env", "pr-7", "--yes"])
+        .success();
+    d().run(&[
+        "up",
+        "create-new-user",
+        "--env",
+        "pr-7",
+        "--var",
+        "email=lead@example.com",
+        "--yes",
+    ])
+    .success();
     // the default env, beside it, must not be touched
     d().run(&["up", "should-i-deploy", "--yes"]).success();
 
     let closed = tempfile::tempdir().unwrap(); // a new runner: no state at all
-    let out = Deploy::new(&w.project, closed.path(), &w.moto.url()).run(&["destroy", "--env", "pr-7", "--yes"]).success();
-    assert!(out.stdout.contains("not recorded in state: found by name, proven ours by its tags or parents"), "{out:?}");
+    let out = Deploy::new(&w.project, closed.path(), &w.moto.url())
+        .run(&["destroy", "--env", "pr-7", "--yes"])
+        .success();
+    assert!(
+        out.stdout
+            .contains("not recorded in state: found by name, proven ours by its tags or parents"),
+        "{out:?}"
+    );
     // IAM groups carry neither tags nor a description: they cannot be proven ours, so stay
     for g in ["admins", "developers"] {
         assert!(
-            out.stderr.contains(&format!("left alone: iam_group.{g} (pr-7-{g}-group) exists, and is not this stack's")),
+            out.stderr.contains(&format!(
+                "left alone: iam_group.{g} (pr-7-{g}-group) exists, and is not this stack's"
+            )),
             "{g}: {out:?}"
         );
     }
-    let roles: Vec<String> = w.c.block_on(w.c.iam.list_roles().send()).unwrap().roles().iter().map(|r| r.role_name().to_string()).collect();
+    let roles: Vec<String> =
+        w.c.block_on(w.c.iam.list_roles().send())
+            .unwrap()
+            .roles()
+            .iter()
+            .map(|r| r.role_name().to_string())
+            .collect();
     assert!(roles.iter().all(|r| !r.starts_with("pr-7-")), "{roles:?}");
     let machines = w.c.block_on(w.c.sfn.list_state_machines().send()).unwrap();
     let names: Vec<&str> = machines.state_machines().iter().map(|m| m.name()).collect();
-    assert_eq!(names, ["should-i-deploy"], "only the default env's machine is left");
+    assert_eq!(
+        names,
+        ["should-i-deploy"],
+        "only the default env's machine is left"
+    );
     let conns = w.c.block_on(w.c.events.list_connections().send()).unwrap();
-    assert_eq!(conns.connections().iter().filter_map(|c| c.name()).collect::<Vec<_>>(), ["should-i-deploy"]);
+    assert_eq!(
+        conns
+            .connections()
+            .iter()
+            .filter_map(|c| c.name())
+            .collect::<Vec<_>>(),
+        ["should-i-deploy"]
+    );
     let topics = w.c.block_on(w.c.sns.list_topics().send()).unwrap();
-    assert!(topics.topics().is_empty(), "the topic (tagged) and its subscription (through it) are gone");
-    assert_eq!(group_names(&w), ["pr-7-admins-group", "pr-7-developers-group"]);
+    assert!(
+        topics.topics().is_empty(),
+        "the topic (tagged) and its subscription (through it) are gone"
+    );
+    assert_eq!(
+        group_names(&w),
+        ["pr-7-admins-group", "pr-7-developers-group"]
+    );
     // and the default env is whole: a plan from its own state says nothing changes
     let out = d().run(&["plan", "should-i-deploy"]).success();
     assert!(out.stdout.contains("No changes"), "{out:?}");
@@ -196,32 +375,110 @@ fn destroy_without_state_removes_what_is_provably_ours_and_nothing_else() {
 fn a_foreign_resource_with_an_expected_name_is_neither_adopted_nor_deleted() {
     let w = World::new();
     w.c.block_on(async {
-        w.c.iam.create_group().group_name("pr-9-admins-group").send().await.unwrap();
-        w.c.iam.create_user().user_name("alice").send().await.unwrap();
-        w.c.iam.add_user_to_group().group_name("pr-9-admins-group").user_name("alice").send().await.unwrap();
+        w.c.iam
+            .create_group()
+            .group_name("pr-9-admins-group")
+            .send()
+            .await
+            .unwrap();
+        w.c.iam
+            .create_user()
+            .user_name("alice")
+            .send()
+            .await
+            .unwrap();
+        w.c.iam
+            .add_user_to_group()
+            .group_name("pr-9-admins-group")
+            .user_name("alice")
+            .send()
+            .await
+            .unwrap();
     });
     w.moto.start_recording();
-    let out = w.deploy().run(&["up", "create-new-user", "--env", "pr-9", "--var", "email=lead@example.com", "--yes"]).code(2);
+    let out = w
+        .deploy()
+        .run(&[
+            "up",
+            "create-new-user",
+            "--env",
+            "pr-9",
+            "--var",
+            "email=lead@example.com",
+            "--yes",
+        ])
+        .code(2);
     assert!(
         out.stderr.contains(
             "iam_group.admins (pr-9-admins-group): exists, and is not this stack's: a iam_group carries neither tags nor a description to prove it"
         ),
         "{out:?}"
     );
-    assert!(out.stderr.contains("deploy import create-new-user admins --env pr-9"), "{out:?}");
-    assert!(mutating_calls(&w.moto).is_empty(), "nothing changed: {:?}", mutating_calls(&w.moto));
+    assert!(
+        out.stderr
+            .contains("deploy import create-new-user admins --env pr-9"),
+        "{out:?}"
+    );
+    assert!(
+        mutating_calls(&w.moto).is_empty(),
+        "nothing changed: {:?}",
+        mutating_calls(&w.moto)
+    );
 
-    let out = w.deploy().run(&["destroy", "create-new-user", "--env", "pr-9", "--yes"]).success();
-    assert!(out.stderr.contains("left alone: iam_group.admins (pr-9-admins-group)"), "{out:?}");
-    assert!(out.stdout.contains("Nothing to destroy in env pr-9."), "{out:?}");
-    let members = w.c.block_on(w.c.iam.get_group().group_name("pr-9-admins-group").send()).unwrap();
-    assert_eq!(members.users().iter().map(|u| u.user_name()).collect::<Vec<_>>(), ["alice"], "the group and its member are untouched");
+    let out = w
+        .deploy()
+        .run(&["destroy", "create-new-user", "--env", "pr-9", "--yes"])
+        .success();
+    assert!(
+        out.stderr
+            .contains("left alone: iam_group.admins (pr-9-admins-group)"),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout.contains("Nothing to destroy in env pr-9."),
+        "{out:?}"
+    );
+    let members =
+        w.c.block_on(w.c.iam.get_group().group_name("pr-9-admins-group").send())
+            .unwrap();
+    assert_eq!(
+        members
+            .users()
+            .iter()
+            .map(|u| u.user_name())
+            .collect::<Vec<_>>(),
+        ["alice"],
+        "the group and its member are untouched"
+    );
 
     // taken over deliberately, it is the stack's: up completes the stack around it
-    let out = w.deploy().run(&["import", "create-new-user", "admins", "--env", "pr-9"]).success();
+    let out = w
+        .deploy()
+        .run(&["import", "create-new-user", "admins", "--env", "pr-9"])
+        .success();
     assert!(out.stdout.contains("imported iam_group.admins (pr-9-admins-group) into stack `create-new-user` (env `pr-9`)"), "{out:?}");
-    w.deploy().run(&["up", "create-new-user", "--env", "pr-9", "--var", "email=lead@example.com", "--yes"]).success();
-    let out = w.deploy().run(&["plan", "create-new-user", "--env", "pr-9", "--var", "email=lead@example.com"]).success();
+    w.deploy()
+        .run(&[
+            "up",
+            "create-new-user",
+            "--env",
+            "pr-9",
+            "--var",
+            "email=lead@example.com",
+            "--yes",
+        ])
+        .success();
+    let out = w
+        .deploy()
+        .run(&[
+            "plan",
+            "create-new-user",
+            "--env",
+            "pr-9",
+            "--var",
+            "email=lead@example.com",
+        ])
+        .success();
     assert!(out.stdout.contains("No changes"), "{out:?}");
 }
 
@@ -237,13 +494,32 @@ fn secrets_are_never_in_clear_in_state_plans_or_output() {
         "basic = { username = \"fake\", password = \"fake\" }",
         "basic = { username = \"fake\", password = \"${var.api_password}\" }",
     );
-    std::fs::write(&manifest, format!("[vars.api_password]\ntype = \"string\"\nsensitive = true\n\n{text}")).unwrap();
+    std::fs::write(
+        &manifest,
+        format!("[vars.api_password]\ntype = \"string\"\nsensitive = true\n\n{text}"),
+    )
+    .unwrap();
     let d = || Deploy::new(&w.project, w.state.path(), &w.moto.url()).env("DEPLOY_STATE", STATE);
     let secret = "s3cr3t-Value-42";
     let mut seen = String::new();
     for args in [
-        &["up", "should-i-deploy", "--yes", "--var", "api_password=s3cr3t-Value-42", "-vv"][..],
-        &["up", "should-i-deploy", "--yes", "--var", "api_password=s3cr3t-Value-42", "-o", "json"],
+        &[
+            "up",
+            "should-i-deploy",
+            "--yes",
+            "--var",
+            "api_password=s3cr3t-Value-42",
+            "-vv",
+        ][..],
+        &[
+            "up",
+            "should-i-deploy",
+            "--yes",
+            "--var",
+            "api_password=s3cr3t-Value-42",
+            "-o",
+            "json",
+        ],
         &["outputs", "should-i-deploy", "-o", "json"],
     ] {
         let out = d().run(args).success();
@@ -251,21 +527,65 @@ fn secrets_are_never_in_clear_in_state_plans_or_output() {
         seen.push_str(&out.stderr);
     }
     let state = w.c.block_on(async {
-        let o = w.c.s3.get_object().bucket(BUCKET).key("ci/default/should-i-deploy.json").send().await.unwrap();
+        let o =
+            w.c.s3
+                .get_object()
+                .bucket(BUCKET)
+                .key("ci/default/should-i-deploy.json")
+                .send()
+                .await
+                .unwrap();
         String::from_utf8(o.body.collect().await.unwrap().into_bytes().to_vec()).unwrap()
     });
-    assert!(state.contains("sensitive:sha256:"), "the password is kept as a salted hash: {state}");
+    assert!(
+        state.contains("sensitive:sha256:"),
+        "the password is kept as a salted hash: {state}"
+    );
     for (what, text) in [("state", &state), ("output and logs", &seen)] {
         assert!(!text.contains(secret), "{what} shows the secret");
     }
     // the same value is no change; another one is, shown masked
-    let out = d().run(&["plan", "should-i-deploy", "--var", "api_password=s3cr3t-Value-42"]).success();
+    let out = d()
+        .run(&[
+            "plan",
+            "should-i-deploy",
+            "--var",
+            "api_password=s3cr3t-Value-42",
+        ])
+        .success();
     assert!(out.stdout.contains("No changes"), "{out:?}");
-    let out = d().run(&["plan", "should-i-deploy", "--var", "api_password=an0ther-Value"]).success();
-    assert!(out.stdout.contains("update   events_connection.connection"), "{out:?}");
-    assert!(out.stdout.contains("~ password: \"(sensitive)\" → \"(sensitive, changed)\"\n") && !out.stdout.contains("an0ther-Value"), "{out:?}");
-    let out = d().run(&["plan", "should-i-deploy", "--var", "api_password=an0ther-Value", "-o", "json"]).success();
-    assert!(!out.stdout.contains("an0ther-Value") && !out.stdout.contains(secret), "{out:?}");
+    let out = d()
+        .run(&[
+            "plan",
+            "should-i-deploy",
+            "--var",
+            "api_password=an0ther-Value",
+        ])
+        .success();
+    assert!(
+        out.stdout.contains("update   events_connection.connection"),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout
+            .contains("~ password: \"(sensitive)\" → \"(sensitive, changed)\"\n")
+            && !out.stdout.contains("an0ther-Value"),
+        "{out:?}"
+    );
+    let out = d()
+        .run(&[
+            "plan",
+            "should-i-deploy",
+            "--var",
+            "api_password=an0ther-Value",
+            "-o",
+            "json",
+        ])
+        .success();
+    assert!(
+        !out.stdout.contains("an0ther-Value") && !out.stdout.contains(secret),
+        "{out:?}"
+    );
 }
 
 /// What a CI script needs: an env per branch, exit codes that say whether a plan changes
@@ -274,20 +594,61 @@ fn secrets_are_never_in_clear_in_state_plans_or_output() {
 fn ci_scripts_get_env_names_plan_exit_codes_and_json_errors() {
     let w = World::new();
     let d = || w.deploy();
-    let env = d().run(&["env-name", "feature/Add-Login_v2"]).success().stdout.trim().to_string();
+    let env = d()
+        .run(&["env-name", "feature/Add-Login_v2"])
+        .success()
+        .stdout
+        .trim()
+        .to_string();
     assert!(env.starts_with("feature-add-l") && env.len() <= 20, "{env}");
-    assert_eq!(d().run(&["env-name", "feature/Add-Login_v2"]).success().stdout.trim(), env, "stable");
-    assert_ne!(d().run(&["env-name", "feature/add-login-v2"]).success().stdout.trim(), env, "distinct");
+    assert_eq!(
+        d().run(&["env-name", "feature/Add-Login_v2"])
+            .success()
+            .stdout
+            .trim(),
+        env,
+        "stable"
+    );
+    assert_ne!(
+        d().run(&["env-name", "feature/add-login-v2"])
+            .success()
+            .stdout
+            .trim(),
+        env,
+        "distinct"
+    );
 
     let plan = |extra: &[&str]| {
-        let mut args = vec!["plan", "should-i-deploy", "--env-from-branch", "feature/Add-Login_v2", "--detailed-exitcode"];
+        let mut args = vec![
+            "plan",
+            "should-i-deploy",
+            "--env-from-branch",
+            "feature/Add-Login_v2",
+            "--detailed-exitcode",
+        ];
         args.extend_from_slice(extra);
         d().run(&args)
     };
     plan(&[]).code(2); // everything to create
-    d().run(&["up", "should-i-deploy", "--env-from-branch", "feature/Add-Login_v2", "--yes"]).success();
-    let roles: Vec<String> = w.c.block_on(w.c.iam.list_roles().send()).unwrap().roles().iter().map(|r| r.role_name().to_string()).collect();
-    assert!(roles.contains(&format!("{env}-sfn-should-i-deploy")), "{roles:?}");
+    d().run(&[
+        "up",
+        "should-i-deploy",
+        "--env-from-branch",
+        "feature/Add-Login_v2",
+        "--yes",
+    ])
+    .success();
+    let roles: Vec<String> =
+        w.c.block_on(w.c.iam.list_roles().send())
+            .unwrap()
+            .roles()
+            .iter()
+            .map(|r| r.role_name().to_string())
+            .collect();
+    assert!(
+        roles.contains(&format!("{env}-sfn-should-i-deploy")),
+        "{roles:?}"
+    );
     plan(&[]).code(0); // nothing to change
     plan(&["--var", "frequency_in_minutes=nope"]).code(1); // an error
 
@@ -296,7 +657,13 @@ fn ci_scripts_get_env_names_plan_exit_codes_and_json_errors() {
     assert_eq!(doc["format_version"], 1);
     assert_eq!(doc["event"], "error");
     assert_eq!(doc["error"]["exit_code"], 2);
-    assert!(doc["error"]["message"].as_str().unwrap().contains("unknown stack `no-such-stack`"), "{doc}");
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown stack `no-such-stack`"),
+        "{doc}"
+    );
 }
 
 /// Environments nobody closed: listed with their lifetime, and swept when they expire, never
@@ -306,18 +673,45 @@ fn environments_are_listed_and_expired_ones_are_swept() {
     let w = World::new();
     make_bucket(&w);
     let (_a, d) = runner(&w);
-    d.run(&["up", "should-i-deploy", "--env", "pr-1", "--ttl", "1s", "--yes"]).success();
+    d.run(&[
+        "up",
+        "should-i-deploy",
+        "--env",
+        "pr-1",
+        "--ttl",
+        "1s",
+        "--yes",
+    ])
+    .success();
     let (_b, d) = runner(&w);
-    d.run(&["up", "should-i-deploy", "--env", "pr-2", "--ttl", "72h", "--yes"]).success();
+    d.run(&[
+        "up",
+        "should-i-deploy",
+        "--env",
+        "pr-2",
+        "--ttl",
+        "72h",
+        "--yes",
+    ])
+    .success();
     let (_c, d) = runner(&w);
     d.run(&["up", "should-i-deploy", "--yes"]).success();
     // the lifetime is on the resources too, and a later up without --ttl keeps it
     let arn = "arn:aws:states:us-east-1:123456789012:stateMachine:pr-2-should-i-deploy";
-    let tags = w.c.block_on(w.c.sfn.list_tags_for_resource().resource_arn(arn).send()).unwrap();
-    let ttl: Vec<&str> = tags.tags().iter().filter(|t| t.key() == Some("deploy:ttl")).filter_map(|t| t.value()).collect();
+    let tags =
+        w.c.block_on(w.c.sfn.list_tags_for_resource().resource_arn(arn).send())
+            .unwrap();
+    let ttl: Vec<&str> = tags
+        .tags()
+        .iter()
+        .filter(|t| t.key() == Some("deploy:ttl"))
+        .filter_map(|t| t.value())
+        .collect();
     assert_eq!(ttl, ["3days"]);
     let (_c2, d) = runner(&w);
-    let out = d.run(&["plan", "should-i-deploy", "--env", "pr-2"]).success();
+    let out = d
+        .run(&["plan", "should-i-deploy", "--env", "pr-2"])
+        .success();
     assert!(out.stdout.contains("No changes"), "{out:?}");
 
     let (_d, d) = runner(&w);
@@ -326,17 +720,36 @@ fn environments_are_listed_and_expired_ones_are_swept() {
     let names: Vec<&str> = rows.iter().map(|r| r["env"].as_str().unwrap()).collect();
     assert_eq!(names, ["default", "pr-1", "pr-2"]);
     let pr2 = &rows[2];
-    assert_eq!((pr2["stacks"].clone(), pr2["resources"].clone()), (serde_json::json!(["should-i-deploy"]), serde_json::json!(12)));
-    let (last, expires) = (pr2["last_up"].as_u64().unwrap(), pr2["expires"].as_u64().unwrap());
+    assert_eq!(
+        (pr2["stacks"].clone(), pr2["resources"].clone()),
+        (
+            serde_json::json!(["should-i-deploy"]),
+            serde_json::json!(12)
+        )
+    );
+    let (last, expires) = (
+        pr2["last_up"].as_u64().unwrap(),
+        pr2["expires"].as_u64().unwrap(),
+    );
     assert_eq!(expires - last, 72 * 3600, "expires 72h after the last up");
     assert!(rows[0]["expires"].is_null(), "no --ttl, no expiry");
 
     // pr-1 expires a second after its up; wait for that to be true, as seen by the clock
     let expiry = rows[1]["expires"].as_u64().unwrap();
-    eventually(10, "pr-1 to expire", || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() > expiry);
+    eventually(10, "pr-1 to expire", || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            > expiry
+    });
     let (_e, d) = runner(&w);
     let out = d.run(&["sweep"]).code(5);
-    assert!(out.stderr.contains("To sweep:\n  pr-1 (should-i-deploy; expired"), "listed first, nothing done unconfirmed: {out:?}");
+    assert!(
+        out.stderr
+            .contains("To sweep:\n  pr-1 (should-i-deploy; expired"),
+        "listed first, nothing done unconfirmed: {out:?}"
+    );
     let (_f, d) = runner(&w);
     let out = d.run(&["sweep", "--yes"]).success();
     assert!(out.stderr.contains("swept pr-1"), "{out:?}");
@@ -351,27 +764,74 @@ fn environments_are_listed_and_expired_ones_are_swept() {
     // --older-than takes the stale ones too, and still never the default env
     let (_h, d) = runner(&w);
     let out = d.run(&["sweep", "--older-than", "0s", "--yes"]).success();
-    assert!(out.stderr.contains("swept pr-2") && !out.stderr.contains("swept default"), "{out:?}");
-    let roles: Vec<String> = w.c.block_on(w.c.iam.list_roles().send()).unwrap().roles().iter().map(|r| r.role_name().to_string()).collect();
+    assert!(
+        out.stderr.contains("swept pr-2") && !out.stderr.contains("swept default"),
+        "{out:?}"
+    );
+    let roles: Vec<String> =
+        w.c.block_on(w.c.iam.list_roles().send())
+            .unwrap()
+            .roles()
+            .iter()
+            .map(|r| r.role_name().to_string())
+            .collect();
     assert!(roles.iter().all(|r| !r.starts_with("pr-")), "{roles:?}");
-    assert!(roles.contains(&"sfn-should-i-deploy".to_string()), "the default env stays: {roles:?}");
+    assert!(
+        roles.contains(&"sfn-should-i-deploy".to_string()),
+        "the default env stays: {roles:?}"
+    );
 
     // an environment whose state was lost still shows, by its tags, and --orphans sweeps it
     let (_i, d) = runner(&w);
-    d.run(&["up", "should-i-deploy", "--env", "pr-5", "--yes"]).success();
-    w.c.block_on(w.c.s3.delete_object().bucket(BUCKET).key("ci/pr-5/should-i-deploy.json").send()).unwrap();
+    d.run(&["up", "should-i-deploy", "--env", "pr-5", "--yes"])
+        .success();
+    w.c.block_on(
+        w.c.s3
+            .delete_object()
+            .bucket(BUCKET)
+            .key("ci/pr-5/should-i-deploy.json")
+            .send(),
+    )
+    .unwrap();
     let (_j, d) = runner(&w);
     let rows = d.run(&["envs", "-o", "json"]).success().json()["envs"].clone();
-    let pr5 = rows.as_array().unwrap().iter().find(|r| r["env"] == "pr-5").expect("found by its tags").clone();
-    assert_eq!((pr5["state"].clone(), pr5["stacks"].clone()), (serde_json::json!(false), serde_json::json!(["should-i-deploy"])), "{pr5}");
+    let pr5 = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["env"] == "pr-5")
+        .expect("found by its tags")
+        .clone();
+    assert_eq!(
+        (pr5["state"].clone(), pr5["stacks"].clone()),
+        (
+            serde_json::json!(false),
+            serde_json::json!(["should-i-deploy"])
+        ),
+        "{pr5}"
+    );
     assert!(pr5["tagged"].as_u64().unwrap() >= 1, "{pr5}");
     let (_k, d) = runner(&w);
     let out = d.run(&["sweep", "--yes"]).success();
-    assert!(!out.stderr.contains("swept pr-5"), "without --orphans, an env without state is not swept: {out:?}");
+    assert!(
+        !out.stderr.contains("swept pr-5"),
+        "without --orphans, an env without state is not swept: {out:?}"
+    );
     let (_l, d) = runner(&w);
     let out = d.run(&["sweep", "--orphans", "--yes"]).success();
-    assert!(out.stderr.contains("pr-5 (should-i-deploy; no state: found by its tags)") && out.stderr.contains("swept pr-5"), "{out:?}");
-    let roles: Vec<String> = w.c.block_on(w.c.iam.list_roles().send()).unwrap().roles().iter().map(|r| r.role_name().to_string()).collect();
+    assert!(
+        out.stderr
+            .contains("pr-5 (should-i-deploy; no state: found by its tags)")
+            && out.stderr.contains("swept pr-5"),
+        "{out:?}"
+    );
+    let roles: Vec<String> =
+        w.c.block_on(w.c.iam.list_roles().send())
+            .unwrap()
+            .roles()
+            .iter()
+            .map(|r| r.role_name().to_string())
+            .collect();
     assert!(roles.iter().all(|r| !r.starts_with("pr-5-")), "{roles:?}");
 }
 
@@ -380,21 +840,74 @@ fn environments_are_listed_and_expired_ones_are_swept() {
 fn plans_and_outputs_come_as_markdown_for_pull_requests() {
     let w = World::new();
     let d = || w.deploy();
-    let plan = d().run(&["plan", "should-i-deploy", "--env", "pr-3", "-o", "markdown"]).success();
+    let plan = d()
+        .run(&["plan", "should-i-deploy", "--env", "pr-3", "-o", "markdown"])
+        .success();
     insta::assert_snapshot!("plan_markdown_pr3", plan.stdout);
-    let up = d().run(&["up", "should-i-deploy", "--env", "pr-3", "--yes", "-o", "markdown"]).success();
-    assert!(up.stdout.contains("**`should-i-deploy` (env `pr-3`): 12 changes applied.**"), "{up:?}");
+    let up = d()
+        .run(&[
+            "up",
+            "should-i-deploy",
+            "--env",
+            "pr-3",
+            "--yes",
+            "-o",
+            "markdown",
+        ])
+        .success();
+    assert!(
+        up.stdout
+            .contains("**`should-i-deploy` (env `pr-3`): 12 changes applied.**"),
+        "{up:?}"
+    );
     assert!(
         up.stdout.contains("| `state_machine_arn` | `arn:aws:states:us-east-1:123456789012:stateMachine:pr-3-should-i-deploy` |"),
         "{up:?}"
     );
-    let out = d().run(&["outputs", "should-i-deploy", "--env", "pr-3", "-o", "markdown"]).success();
-    assert!(out.stdout.starts_with("### `should-i-deploy` (env `pr-3`)\n\n| output | value |\n|---|---|\n"), "{out:?}");
-    let out = d().run(&["plan", "should-i-deploy", "--env", "pr-3", "-o", "markdown", "--var", "frequency_in_minutes=9"]).success();
-    assert!(out.stdout.contains("| ~ update | `rule` | events_rule | `pr-3-should-i-deploy` |"), "{out:?}");
-    assert!(out.stdout.contains("<details><summary>What changes</summary>") && out.stdout.contains("rate(9 minutes)"), "{out:?}");
+    let out = d()
+        .run(&[
+            "outputs",
+            "should-i-deploy",
+            "--env",
+            "pr-3",
+            "-o",
+            "markdown",
+        ])
+        .success();
+    assert!(
+        out.stdout
+            .starts_with("### `should-i-deploy` (env `pr-3`)\n\n| output | value |\n|---|---|\n"),
+        "{out:?}"
+    );
+    let out = d()
+        .run(&[
+            "plan",
+            "should-i-deploy",
+            "--env",
+            "pr-3",
+            "-o",
+            "markdown",
+            "--var",
+            "frequency_in_minutes=9",
+        ])
+        .success();
+    assert!(
+        out.stdout
+            .contains("| ~ update | `rule` | events_rule | `pr-3-should-i-deploy` |"),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout
+            .contains("<details><summary>What changes</summary>")
+            && out.stdout.contains("rate(9 minutes)"),
+        "{out:?}"
+    );
     let out = d().run(&["list", "-o", "markdown"]).code(2);
-    assert!(out.stderr.contains("--output markdown is for plan, up, destroy and outputs"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("--output markdown is for plan, up, destroy and outputs"),
+        "{out:?}"
+    );
 }
 
 const WORKFLOW: &str = "examples/github-actions/preview-environments.yml";
@@ -403,7 +916,10 @@ const WORKFLOW: &str = "examples/github-actions/preview-environments.yml";
 /// lines indented deeper than it), so the test runs exactly what the workflow runs.
 fn deploy_steps(workflow: &str, job: &str) -> Vec<String> {
     let lines: Vec<&str> = workflow.lines().collect();
-    let start = lines.iter().position(|l| *l == format!("  {job}:")).unwrap_or_else(|| panic!("no job {job}"));
+    let start = lines
+        .iter()
+        .position(|l| *l == format!("  {job}:"))
+        .unwrap_or_else(|| panic!("no job {job}"));
     let end = lines[start + 1..]
         .iter()
         .position(|l| l.starts_with("  ") && !l.starts_with("   ") && l.ends_with(':'))
@@ -431,16 +947,29 @@ fn deploy_steps(workflow: &str, job: &str) -> Vec<String> {
 #[test]
 fn the_github_actions_example_passes_actionlint() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let venv = std::env::var("DEPLOY_VENV").map(std::path::PathBuf::from).unwrap_or_else(|_| root.join(".venv"));
+    let venv = std::env::var("DEPLOY_VENV")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| root.join(".venv"));
     let actionlint = venv.join("bin/actionlint");
     if !actionlint.exists() {
         return skipped(
             "the_github_actions_example_passes_actionlint",
-            &format!("{} is missing: scripts/test installs it", actionlint.display()),
+            &format!(
+                "{} is missing: scripts/test installs it",
+                actionlint.display()
+            ),
         );
     }
-    let out = std::process::Command::new(&actionlint).arg(root.join(WORKFLOW)).output().unwrap();
-    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(&actionlint)
+        .arg(root.join(WORKFLOW))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The example workflow's own commands, each job on a new "runner" (a fresh checkout, nothing
@@ -450,49 +979,89 @@ fn the_github_actions_example_passes_actionlint() {
 fn the_github_actions_example_runs_as_written() {
     let w = World::new();
     make_bucket(&w);
-    let workflow = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(WORKFLOW)).unwrap();
-    let (up, down, sweep) = (deploy_steps(&workflow, "up"), deploy_steps(&workflow, "down"), deploy_steps(&workflow, "sweep"));
-    assert_eq!((up.len(), down.len(), sweep.len()), (1, 1, 1), "one deploy step per job");
-    let bin_dir = Path::new(env!("CARGO_BIN_EXE_deploy")).parent().unwrap().to_path_buf();
+    let workflow =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(WORKFLOW)).unwrap();
+    let (up, down, sweep) = (
+        deploy_steps(&workflow, "up"),
+        deploy_steps(&workflow, "down"),
+        deploy_steps(&workflow, "sweep"),
+    );
+    assert_eq!(
+        (up.len(), down.len(), sweep.len()),
+        (1, 1, 1),
+        "one deploy step per job"
+    );
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_deploy"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
     // a job on a new runner: a fresh checkout (edited by `change`), the step's script, its summary
     let job = |script: &str, branch: &str, change: &dyn Fn(&Path)| -> (Output, String) {
         let checkout = project_copy();
         change(checkout.path());
         let summary = checkout.path().join("summary.md");
-        let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
-        let mut d = Deploy::new(checkout.path(), &checkout.path().join(".no-state-here"), &w.moto.url())
-            .env_remove("DEPLOY_STATE_DIR")
-            .env_remove("DEPLOY_PROJECT")
-            .env("DEPLOY_STATE", "s3://deploy-state/previews")
-            .env("BRANCH", branch)
-            .env("GITHUB_STEP_SUMMARY", summary.to_str().unwrap())
-            .env("PATH", &path);
+        let path = format!(
+            "{}:{}",
+            bin_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut d = Deploy::new(
+            checkout.path(),
+            &checkout.path().join(".no-state-here"),
+            &w.moto.url(),
+        )
+        .env_remove("DEPLOY_STATE_DIR")
+        .env_remove("DEPLOY_PROJECT")
+        .env("DEPLOY_STATE", "s3://deploy-state/previews")
+        .env("BRANCH", branch)
+        .env("GITHUB_STEP_SUMMARY", summary.to_str().unwrap())
+        .env("PATH", &path);
         d = d.current_dir(checkout.path());
         let out = d.shell(script);
         let summary = std::fs::read_to_string(&summary).unwrap_or_default();
         (out, summary)
     };
     let branch = "feature/Add-Login_v2";
-    let env = w.deploy().run(&["env-name", branch]).success().stdout.trim().to_string();
+    let env = w
+        .deploy()
+        .run(&["env-name", branch])
+        .success()
+        .stdout
+        .trim()
+        .to_string();
     let nothing = |_: &Path| {};
     let pushed = |p: &Path| {
         let m = p.join("stacks/should-i-deploy/stack.toml");
-        let text = std::fs::read_to_string(&m).unwrap().replacen("default = 30", "default = 15", 1);
+        let text = std::fs::read_to_string(&m)
+            .unwrap()
+            .replacen("default = 30", "default = 15", 1);
         std::fs::write(&m, text).unwrap();
     };
 
     // opened
     let (out, summary) = job(&up[0], branch, &nothing);
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(summary.contains(&format!("**`should-i-deploy` (env `{env}`): 12 changes applied.**")), "{summary}");
+    assert!(
+        summary.contains(&format!(
+            "**`should-i-deploy` (env `{env}`): 12 changes applied.**"
+        )),
+        "{summary}"
+    );
     // synchronised: only the change is applied
     let (out, summary) = job(&up[0], branch, &pushed);
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(summary.contains("| ~ update | `rule` | events_rule |") && summary.contains("1 change applied"), "{summary}");
+    assert!(
+        summary.contains("| ~ update | `rule` | events_rule |")
+            && summary.contains("1 change applied"),
+        "{summary}"
+    );
     // closed: nothing of it is left, state included
     let (out, summary) = job(&down[0], branch, &pushed);
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(summary.contains("### deploy destroy: `should-i-deploy`"), "{summary}");
+    assert!(
+        summary.contains("### deploy destroy: `should-i-deploy`"),
+        "{summary}"
+    );
     nothing_left_but(&w.c, w.moto.port, &[BUCKET]);
     assert!(keys(&w).is_empty(), "{:?}", keys(&w));
 
@@ -500,11 +1069,15 @@ fn the_github_actions_example_runs_as_written() {
     let (out, _) = job(&up[0], "fix/typo", &nothing);
     assert_eq!(out.code, 0, "{out:?}");
     for k in keys(&w) {
-        w.c.block_on(w.c.s3.delete_object().bucket(BUCKET).key(&k).send()).unwrap();
+        w.c.block_on(w.c.s3.delete_object().bucket(BUCKET).key(&k).send())
+            .unwrap();
     }
     let (out, summary) = job(&down[0], "fix/typo", &nothing);
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(summary.contains("12 changes applied") || summary.contains("12 to delete"), "{summary}");
+    assert!(
+        summary.contains("12 changes applied") || summary.contains("12 to delete"),
+        "{summary}"
+    );
     nothing_left_but(&w.c, w.moto.port, &[BUCKET]);
 
     // the nightly sweep finds nothing to do
@@ -535,16 +1108,34 @@ fn sixteen_environments_at_once_share_the_state_prefix_and_stay_apart() {
             assert_eq!(out.code, 0, "{e}: {out:?}");
         }
     };
-    run_all(&|e| ["up", "should-i-deploy", "--env", e, "--yes"].map(String::from).to_vec());
-    let mut want: Vec<String> = envs.iter().map(|e| format!("ci/{e}/should-i-deploy.json")).collect();
+    run_all(&|e| {
+        ["up", "should-i-deploy", "--env", e, "--yes"]
+            .map(String::from)
+            .to_vec()
+    });
+    let mut want: Vec<String> = envs
+        .iter()
+        .map(|e| format!("ci/{e}/should-i-deploy.json"))
+        .collect();
     want.sort();
     assert_eq!(keys(&w), want, "one state object per env, no lock left");
     let machines = w.c.block_on(w.c.sfn.list_state_machines().send()).unwrap();
     assert_eq!(machines.state_machines().len(), 16);
     let (_d, d) = runner(&w);
     let out = d.run(&["envs", "-o", "json"]).success().json();
-    assert!(out["envs"].as_array().unwrap().iter().all(|e| e["resources"] == 12), "every env whole: {out}");
-    run_all(&|e| ["destroy", "should-i-deploy", "--env", e, "--yes"].map(String::from).to_vec());
+    assert!(
+        out["envs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["resources"] == 12),
+        "every env whole: {out}"
+    );
+    run_all(&|e| {
+        ["destroy", "should-i-deploy", "--env", e, "--yes"]
+            .map(String::from)
+            .to_vec()
+    });
     nothing_left_but(&w.c, w.moto.port, &[BUCKET]);
     assert!(keys(&w).is_empty(), "{:?}", keys(&w));
 }

@@ -14,7 +14,12 @@ const UP: &[&str] = &["up", "--all", "--var", "email=lead@example.com", "--yes"]
 const DESTROY: &[&str] = &["destroy", "--yes"];
 
 fn applied_changes(proxy: &Proxy) -> usize {
-    proxy.injected().iter().filter_map(|l| l.strip_prefix("applied ")).filter(|op| is_mutating(op)).count()
+    proxy
+        .injected()
+        .iter()
+        .filter_map(|l| l.strip_prefix("applied "))
+        .filter(|op| is_mutating(op))
+        .count()
 }
 
 /// Runs `args` through the proxy and kills it (SIGKILL) once `k` changing calls were applied;
@@ -41,8 +46,16 @@ fn crash_and_recover(k: usize, clean: &BTreeMap<&'static str, usize>) -> (bool, 
     w.deploy().run(UP).success();
     w.moto.start_recording();
     w.deploy().run(UP).success();
-    assert_eq!(mutating_calls(&w.moto), Vec::<String>::new(), "k={k}: a further up changes nothing");
-    assert_eq!(&inventory(&w.c), clean, "k={k}: exactly a clean run's resources");
+    assert_eq!(
+        mutating_calls(&w.moto),
+        Vec::<String>::new(),
+        "k={k}: a further up changes nothing"
+    );
+    assert_eq!(
+        &inventory(&w.c),
+        clean,
+        "k={k}: exactly a clean run's resources"
+    );
     let before = applied_changes(&proxy);
     let killed_destroy = kill_after(&w, &proxy, DESTROY, before + k);
     w.deploy().run(DESTROY).success();
@@ -59,7 +72,10 @@ fn kill_9_at_any_point_is_recovered_by_running_the_command_again() {
         w.via(&proxy.url()).run(UP).success();
         (inventory(&w.c), applied_changes(&proxy))
     };
-    assert!(changes >= 40, "a cold up of the four stacks makes {changes} changing calls");
+    assert!(
+        changes >= 40,
+        "a cold up of the four stacks makes {changes} changing calls"
+    );
     let ks: Vec<usize> = (0..20).map(|i| 1 + i * (changes - 1) / 19).collect();
     let clean = &clean;
     let results: Vec<(usize, bool, bool)> = std::thread::scope(|scope| {
@@ -82,7 +98,10 @@ fn kill_9_at_any_point_is_recovered_by_running_the_command_again() {
     });
     let killed_up = results.iter().filter(|r| r.1).count();
     let killed_destroy = results.iter().filter(|r| r.2).count();
-    assert!(killed_up >= 18, "the kills landed inside the up: {results:?}");
+    assert!(
+        killed_up >= 18,
+        "the kills landed inside the up: {results:?}"
+    );
     let _ = std::io::Write::write_all(
         &mut std::io::stderr(),
         format!("kill -9: {} kill points over {changes} changing calls; up killed {killed_up} times, destroy {killed_destroy} times; all recovered\n", ks.len()).as_bytes(),

@@ -12,7 +12,10 @@ const STACK: &str = "should-i-deploy";
 fn check_should_i_deploy(c: &Clients, env: &str, prefix: &str, rate: &str) {
     let n = |s: &str| format!("{prefix}{s}");
     let account = "123456789012";
-    let user_arn = format!("arn:aws:iam::{account}:user/{}", n("terraform-deploy-from-pipeline"));
+    let user_arn = format!(
+        "arn:aws:iam::{account}:user/{}",
+        n("terraform-deploy-from-pipeline")
+    );
     let (conn_arn, secret_arn) = c.block_on(async {
         // the CI user, with AdministratorAccess
         let u = c.iam.get_user().user_name(n("terraform-deploy-from-pipeline")).send().await.unwrap();
@@ -33,7 +36,13 @@ fn check_should_i_deploy(c: &Clients, env: &str, prefix: &str, rate: &str) {
     });
 
     // the state machine role and its policy, scoped to the same ARNs as the original
-    let doc = role_policy(c, &n("sfn-should-i-deploy"), "states.amazonaws.com", STACK, env);
+    let doc = role_policy(
+        c,
+        &n("sfn-should-i-deploy"),
+        "states.amazonaws.com",
+        STACK,
+        env,
+    );
     assert_eq!(
         doc["Statement"],
         json!([
@@ -45,11 +54,23 @@ fn check_should_i_deploy(c: &Clients, env: &str, prefix: &str, rate: &str) {
     );
 
     // the state machine, with the published definition after substitution
-    let sm_arn = format!("arn:aws:states:us-east-1:{account}:stateMachine:{}", n("should-i-deploy"));
+    let sm_arn = format!(
+        "arn:aws:states:us-east-1:{account}:stateMachine:{}",
+        n("should-i-deploy")
+    );
     c.block_on(async {
-        let d = c.sfn.describe_state_machine().state_machine_arn(&sm_arn).send().await.unwrap();
+        let d = c
+            .sfn
+            .describe_state_machine()
+            .state_machine_arn(&sm_arn)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(d.r#type().as_str(), "STANDARD");
-        assert_eq!(d.role_arn(), format!("arn:aws:iam::{account}:role/{}", n("sfn-should-i-deploy")));
+        assert_eq!(
+            d.role_arn(),
+            format!("arn:aws:iam::{account}:role/{}", n("sfn-should-i-deploy"))
+        );
         let deployed: Value = serde_json::from_str(d.definition()).unwrap();
         let published = published_definition(
             STACK,
@@ -60,23 +81,77 @@ fn check_should_i_deploy(c: &Clients, env: &str, prefix: &str, rate: &str) {
                 ("IAM_USER_NAME", &n("terraform-deploy-from-pipeline")),
             ],
         );
-        assert_eq!(deployed, published, "deployed definition equals the published one after substitution");
-        let tags = c.sfn.list_tags_for_resource().resource_arn(&sm_arn).send().await.unwrap();
-        assert_tags(tags.tags().iter().map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string())), STACK, env);
+        assert_eq!(
+            deployed, published,
+            "deployed definition equals the published one after substitution"
+        );
+        let tags = c
+            .sfn
+            .list_tags_for_resource()
+            .resource_arn(&sm_arn)
+            .send()
+            .await
+            .unwrap();
+        assert_tags(
+            tags.tags()
+                .iter()
+                .map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string())),
+            STACK,
+            env,
+        );
 
         // the schedule and its target
-        let rule = c.events.describe_rule().name(n("should-i-deploy")).send().await.unwrap();
+        let rule = c
+            .events
+            .describe_rule()
+            .name(n("should-i-deploy"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(rule.schedule_expression(), Some(rate));
-        let tags = c.events.list_tags_for_resource().resource_arn(rule.arn().unwrap()).send().await.unwrap();
-        assert_tags(tags.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())), STACK, env);
-        let targets = c.events.list_targets_by_rule().rule(n("should-i-deploy")).send().await.unwrap();
+        let tags = c
+            .events
+            .list_tags_for_resource()
+            .resource_arn(rule.arn().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_tags(
+            tags.tags()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string())),
+            STACK,
+            env,
+        );
+        let targets = c
+            .events
+            .list_targets_by_rule()
+            .rule(n("should-i-deploy"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(targets.targets().len(), 1);
         let t = &targets.targets()[0];
         assert_eq!(t.id(), "step-function-should-i-deploy");
         assert_eq!(t.arn(), sm_arn);
-        assert_eq!(t.role_arn(), Some(format!("arn:aws:iam::{account}:role/{}", n("eventbridge-should-i-deploy")).as_str()));
+        assert_eq!(
+            t.role_arn(),
+            Some(
+                format!(
+                    "arn:aws:iam::{account}:role/{}",
+                    n("eventbridge-should-i-deploy")
+                )
+                .as_str()
+            )
+        );
     });
-    let doc = role_policy(c, &n("eventbridge-should-i-deploy"), "events.amazonaws.com", STACK, env);
+    let doc = role_policy(
+        c,
+        &n("eventbridge-should-i-deploy"),
+        "events.amazonaws.com",
+        STACK,
+        env,
+    );
     assert_eq!(
         doc["Statement"],
         json!([{"Sid": "IAMActions", "Effect": "Allow", "Action": ["states:StartExecution"], "Resource": sm_arn}])
@@ -93,36 +168,81 @@ fn should_i_deploy_up_noop_update_destroy() {
     let out = deploy().run(&["up", STACK, "--yes"]).success();
     assert!(out.stdout.contains("Plan: 12 to create"), "{out:?}");
     // each finished resource: [N/M], kind, id, its final name (not "known after apply"), time
-    let done = regex::Regex::new(r"(?m)^  \+   \[\s*(\d+)/12\] should-i-deploy: (\S+)  (.+)  created in \d+\.\ds$").unwrap();
-    let lines: Vec<(usize, String, String)> =
-        done.captures_iter(&out.stderr).map(|c| (c[1].parse().unwrap(), c[2].to_string(), c[3].to_string())).collect();
-    assert_eq!(lines.iter().map(|l| l.0).collect::<Vec<_>>(), (1..=12).collect::<Vec<_>>(), "{out:?}");
+    let done = regex::Regex::new(
+        r"(?m)^  \+   \[\s*(\d+)/12\] should-i-deploy: (\S+)  (.+)  created in \d+\.\ds$",
+    )
+    .unwrap();
+    let lines: Vec<(usize, String, String)> = done
+        .captures_iter(&out.stderr)
+        .map(|c| (c[1].parse().unwrap(), c[2].to_string(), c[3].to_string()))
+        .collect();
+    assert_eq!(
+        lines.iter().map(|l| l.0).collect::<Vec<_>>(),
+        (1..=12).collect::<Vec<_>>(),
+        "{out:?}"
+    );
     assert!(
-        lines.iter().any(|l| l.1 == "iam_role_policy_attachment.sfn_policy_attachment"
-            && l.2 == "arn:aws:iam::123456789012:policy/sfn-should-i-deploy -> sfn-should-i-deploy"),
+        lines.iter().any(
+            |l| l.1 == "iam_role_policy_attachment.sfn_policy_attachment"
+                && l.2
+                    == "arn:aws:iam::123456789012:policy/sfn-should-i-deploy -> sfn-should-i-deploy"
+        ),
         "{lines:?}"
     );
     assert!(!out.stderr.contains("known after apply"), "{out:?}");
     check_should_i_deploy(&c, "default", "", "rate(30 minutes)");
-    let doc = deploy().run(&["outputs", STACK, "--output", "json"]).success().json();
+    let doc = deploy()
+        .run(&["outputs", STACK, "--output", "json"])
+        .success()
+        .json();
     assert_eq!(doc["format_version"], 1);
     let outputs = doc["outputs"].clone();
-    assert_eq!(outputs["state_machine_arn"], "arn:aws:states:us-east-1:123456789012:stateMachine:should-i-deploy");
+    assert_eq!(
+        outputs["state_machine_arn"],
+        "arn:aws:states:us-east-1:123456789012:stateMachine:should-i-deploy"
+    );
     let list = deploy().run(&["list", "--output", "json"]).success().json()["stacks"].clone();
-    let row = list.as_array().unwrap().iter().find(|r| r["stack"] == STACK).unwrap().clone();
-    assert_eq!((row["env"].clone(), row["status"].clone(), row["resources"].clone()), (json!("default"), json!("deployed"), json!(12)));
+    let row = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["stack"] == STACK)
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (
+            row["env"].clone(),
+            row["status"].clone(),
+            row["resources"].clone()
+        ),
+        (json!("default"), json!("deployed"), json!(12))
+    );
 
     // a second up reports no changes and makes no mutating call
     moto.start_recording();
     let out = deploy().run(&["up", STACK, "--yes"]).success();
-    assert!(out.stdout.contains("No changes: 12 resources up to date."), "{out:?}");
+    assert!(
+        out.stdout.contains("No changes: 12 resources up to date."),
+        "{out:?}"
+    );
     let ops = moto.recorded_operations();
-    assert!(ops.iter().any(|o| o == "DescribeStateMachine"), "the recorder saw the reads: {ops:?}");
+    assert!(
+        ops.iter().any(|o| o == "DescribeStateMachine"),
+        "the recorder saw the reads: {ops:?}"
+    );
     let mutating: Vec<&String> = ops.iter().filter(|o| is_mutating(o)).collect();
     assert!(mutating.is_empty(), "no mutating call, but: {mutating:?}");
 
     // a change made outside deploy is shown as such, and up puts the manifest's value back
-    c.block_on(async { c.events.put_rule().name("should-i-deploy").schedule_expression("rate(10 minutes)").send().await.unwrap() });
+    c.block_on(async {
+        c.events
+            .put_rule()
+            .name("should-i-deploy")
+            .schedule_expression("rate(10 minutes)")
+            .send()
+            .await
+            .unwrap()
+    });
     let out = deploy().run(&["plan", STACK]).success();
     let said = "~ schedule_expression: \"rate(10 minutes)\" → \"rate(30 minutes)\"  # changed outside deploy\n";
     assert!(out.stdout.contains(said), "{out:?}");
@@ -130,32 +250,71 @@ fn should_i_deploy_up_noop_update_destroy() {
     check_should_i_deploy(&c, "default", "", "rate(30 minutes)");
 
     // a variable change: the plan shows it, up updates the rule in place with one call
-    let out = deploy().run(&["plan", STACK, "--var", "frequency_in_minutes=5"]).success();
-    assert!(out.stdout.contains("~ schedule_expression: \"rate(30 minutes)\" → \"rate(5 minutes)\"\n"), "{out:?}");
-    assert!(out.stdout.contains("Plan: 0 to create, 1 to update, 0 to replace, 0 to delete, 11 unchanged."), "{out:?}");
+    let out = deploy()
+        .run(&["plan", STACK, "--var", "frequency_in_minutes=5"])
+        .success();
+    assert!(
+        out.stdout
+            .contains("~ schedule_expression: \"rate(30 minutes)\" → \"rate(5 minutes)\"\n"),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout
+            .contains("Plan: 0 to create, 1 to update, 0 to replace, 0 to delete, 11 unchanged."),
+        "{out:?}"
+    );
     moto.start_recording();
-    deploy().run(&["up", STACK, "--var", "frequency_in_minutes=5", "--yes"]).success();
+    deploy()
+        .run(&["up", STACK, "--var", "frequency_in_minutes=5", "--yes"])
+        .success();
     let ops = moto.recorded_operations();
-    assert_eq!(ops.iter().filter(|o| is_mutating(o)).collect::<Vec<_>>(), vec!["PutRule"], "{ops:?}");
+    assert_eq!(
+        ops.iter().filter(|o| is_mutating(o)).collect::<Vec<_>>(),
+        vec!["PutRule"],
+        "{ops:?}"
+    );
     check_should_i_deploy(&c, "default", "", "rate(5 minutes)");
-    deploy().run(&["up", STACK, "--var", "frequency_in_minutes=1", "--yes"]).success();
+    deploy()
+        .run(&["up", STACK, "--var", "frequency_in_minutes=1", "--yes"])
+        .success();
     check_should_i_deploy(&c, "default", "", "rate(1 minute)");
 
     // a definition template edit: the plan shows a readable diff; one UpdateStateMachine
     let tpl = project.join("templates/should-i-deploy/jsonata.json");
     let text = std::fs::read_to_string(&tpl).unwrap();
-    std::fs::write(&tpl, text.replace("\"MaxAttempts\": 3", "\"MaxAttempts\": 5")).unwrap();
-    let out = deploy().run(&["plan", STACK, "--var", "frequency_in_minutes=1"]).success();
+    std::fs::write(
+        &tpl,
+        text.replace("\"MaxAttempts\": 3", "\"MaxAttempts\": 5"),
+    )
+    .unwrap();
+    let out = deploy()
+        .run(&["plan", STACK, "--var", "frequency_in_minutes=1"])
+        .success();
     assert!(out.stdout.contains("~ definition:\n          ~ state \"Call Should I deploy API\" · Retry[0].MaxAttempts: 3 → 5\n"), "{out:?}");
     moto.start_recording();
-    deploy().run(&["up", STACK, "--var", "frequency_in_minutes=1", "--yes"]).success();
+    deploy()
+        .run(&["up", STACK, "--var", "frequency_in_minutes=1", "--yes"])
+        .success();
     let ops = moto.recorded_operations();
-    assert_eq!(ops.iter().filter(|o| is_mutating(o)).collect::<Vec<_>>(), vec!["UpdateStateMachine"], "{ops:?}");
+    assert_eq!(
+        ops.iter().filter(|o| is_mutating(o)).collect::<Vec<_>>(),
+        vec!["UpdateStateMachine"],
+        "{ops:?}"
+    );
     let def: Value = c.block_on(async {
-        let d = c.sfn.describe_state_machine().state_machine_arn(outputs["state_machine_arn"].as_str().unwrap()).send().await.unwrap();
+        let d = c
+            .sfn
+            .describe_state_machine()
+            .state_machine_arn(outputs["state_machine_arn"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
         serde_json::from_str(d.definition()).unwrap()
     });
-    assert_eq!(def["States"]["Call Should I deploy API"]["Retry"][0]["MaxAttempts"], 5);
+    assert_eq!(
+        def["States"]["Call Should I deploy API"]["Retry"][0]["MaxAttempts"],
+        5
+    );
     // whitespace and key order are not changes
     let text = std::fs::read_to_string(&tpl).unwrap();
     let reordered = text.replacen(
@@ -165,26 +324,56 @@ fn should_i_deploy_up_noop_update_destroy() {
     );
     assert_ne!(reordered, text, "the template starts as published");
     std::fs::write(&tpl, reordered).unwrap();
-    let out = deploy().run(&["plan", STACK, "--var", "frequency_in_minutes=1"]).success();
-    assert!(out.stdout.contains("No changes"), "whitespace and key order are not changes: {out:?}");
+    let out = deploy()
+        .run(&["plan", STACK, "--var", "frequency_in_minutes=1"])
+        .success();
+    assert!(
+        out.stdout.contains("No changes"),
+        "whitespace and key order are not changes: {out:?}"
+    );
 
     // a policy change is a new default policy version, nothing else
     let manifest = project.join("stacks/should-i-deploy/stack.toml");
     let text = std::fs::read_to_string(&manifest).unwrap();
     std::fs::write(
         &manifest,
-        text.replace("Action = [\"states:StartExecution\"]", "Action = [\"states:StartExecution\", \"states:DescribeExecution\"]"),
+        text.replace(
+            "Action = [\"states:StartExecution\"]",
+            "Action = [\"states:StartExecution\", \"states:DescribeExecution\"]",
+        ),
     )
     .unwrap();
     moto.start_recording();
-    let out = deploy().run(&["up", STACK, "--var", "frequency_in_minutes=1", "--yes"]).success();
+    let out = deploy()
+        .run(&["up", STACK, "--var", "frequency_in_minutes=1", "--yes"])
+        .success();
     assert_eq!(mutating_calls(moto), vec!["CreatePolicyVersion"]);
-    assert!(out.stdout.contains("should-i-deploy: 1 change applied (env default)."), "{out:?}");
-    let doc = role_policy(c, "eventbridge-should-i-deploy", "events.amazonaws.com", STACK, "default");
-    assert_eq!(doc["Statement"][0]["Action"], json!(["states:StartExecution", "states:DescribeExecution"]));
+    assert!(
+        out.stdout
+            .contains("should-i-deploy: 1 change applied (env default)."),
+        "{out:?}"
+    );
+    let doc = role_policy(
+        c,
+        "eventbridge-should-i-deploy",
+        "events.amazonaws.com",
+        STACK,
+        "default",
+    );
+    assert_eq!(
+        doc["Statement"][0]["Action"],
+        json!(["states:StartExecution", "states:DescribeExecution"])
+    );
     let versions = c.block_on(async {
         let arn = "arn:aws:iam::123456789012:policy/eventbridge-should-i-deploy";
-        c.iam.list_policy_versions().policy_arn(arn).send().await.unwrap().versions().len()
+        c.iam
+            .list_policy_versions()
+            .policy_arn(arn)
+            .send()
+            .await
+            .unwrap()
+            .versions()
+            .len()
     });
     assert_eq!(versions, 2);
 
@@ -193,14 +382,33 @@ fn should_i_deploy_up_noop_update_destroy() {
     assert!(out.stdout.contains("12 to delete"), "{out:?}");
     nothing_left(&c, moto.port);
     let list = deploy().run(&["list", "--output", "json"]).success().json()["stacks"].clone();
-    let row = list.as_array().unwrap().iter().find(|r| r["stack"] == STACK).unwrap().clone();
+    let row = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["stack"] == STACK)
+        .unwrap()
+        .clone();
     assert_eq!(row["status"], "not deployed");
     let out = deploy().run(&["outputs", STACK]).code(2);
-    assert!(out.stderr.contains("is not deployed in env `default`"), "{out:?}");
+    assert!(
+        out.stderr.contains("is not deployed in env `default`"),
+        "{out:?}"
+    );
 }
 
 fn role_names(c: &Clients) -> Vec<String> {
-    c.block_on(async { c.iam.list_roles().send().await.unwrap().roles().iter().map(|r| r.role_name().to_string()).collect() })
+    c.block_on(async {
+        c.iam
+            .list_roles()
+            .send()
+            .await
+            .unwrap()
+            .roles()
+            .iter()
+            .map(|r| r.role_name().to_string())
+            .collect()
+    })
 }
 
 #[test]
@@ -210,35 +418,74 @@ fn envs_are_isolated_and_destroy_without_stack_removes_all_of_an_env() {
     let deploy = || w.deploy();
 
     deploy().run(&["up", STACK, "--yes"]).success();
-    deploy().run(&["up", STACK, "--yes", "--env", "pr-1", "--var", "frequency_in_minutes=7"]).success();
+    deploy()
+        .run(&[
+            "up",
+            STACK,
+            "--yes",
+            "--env",
+            "pr-1",
+            "--var",
+            "frequency_in_minutes=7",
+        ])
+        .success();
     check_should_i_deploy(&c, "default", "", "rate(30 minutes)");
     check_should_i_deploy(&c, "pr-1", "pr-1-", "rate(7 minutes)");
     let deployed_in = |args: &[&str]| -> Vec<String> {
         let list = deploy().run(args).success().json()["stacks"].clone();
-        list.as_array().unwrap().iter().filter(|r| r["stack"] == STACK).map(|r| r["env"].as_str().unwrap_or("-").to_string()).collect()
+        list.as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["stack"] == STACK)
+            .map(|r| r["env"].as_str().unwrap_or("-").to_string())
+            .collect()
     };
-    assert_eq!(deployed_in(&["list", "-o", "json"]).len(), 2, "both envs without --env");
-    assert_eq!(deployed_in(&["list", "-o", "json", "--env", "pr-1"]), ["pr-1"], "list --env shows that env only");
+    assert_eq!(
+        deployed_in(&["list", "-o", "json"]).len(),
+        2,
+        "both envs without --env"
+    );
+    assert_eq!(
+        deployed_in(&["list", "-o", "json", "--env", "pr-1"]),
+        ["pr-1"],
+        "list --env shows that env only"
+    );
 
-    let out = deploy().run(&["destroy", "--yes", "--env", "pr-1"]).success();
+    let out = deploy()
+        .run(&["destroy", "--yes", "--env", "pr-1"])
+        .success();
     assert!(out.stdout.contains("12 to delete"), "{out:?}");
     let mut roles = role_names(&c);
     roles.sort();
-    assert_eq!(roles, vec!["eventbridge-should-i-deploy", "sfn-should-i-deploy"], "the default env is untouched");
+    assert_eq!(
+        roles,
+        vec!["eventbridge-should-i-deploy", "sfn-should-i-deploy"],
+        "the default env is untouched"
+    );
     check_should_i_deploy(&c, "default", "", "rate(30 minutes)");
 
     deploy().run(&["destroy", "--yes"]).success();
     nothing_left(&c, moto.port);
     let out = deploy().run(&["destroy", "--yes"]).success();
-    assert!(out.stdout.contains("Nothing to destroy in env default."), "{out:?}");
+    assert!(
+        out.stdout.contains("Nothing to destroy in env default."),
+        "{out:?}"
+    );
 }
 
 #[test]
 fn without_terminal_or_yes_nothing_changes() {
     let w = World::new();
     let out = w.deploy().run(&["up", STACK]).code(5);
-    assert!(out.stdout.contains("Plan: 12 to create"), "the plan is shown: {out:?}");
-    assert!(out.stderr.contains("nothing was changed: there is no terminal to confirm on"), "{out:?}");
+    assert!(
+        out.stdout.contains("Plan: 12 to create"),
+        "the plan is shown: {out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("nothing was changed: there is no terminal to confirm on"),
+        "{out:?}"
+    );
     assert!(out.stderr.contains("run again with --yes"), "{out:?}");
     let c = &w.c;
     assert!(role_names(&c).is_empty());
@@ -275,19 +522,49 @@ fn interrupted_creates_are_adopted_by_up_and_removed_by_destroy() {
         v["resources"]["target"]["status"] = json!("pending");
     });
     c.block_on(async {
-        c.events.remove_targets().rule("should-i-deploy").ids("step-function-should-i-deploy").send().await.unwrap();
+        c.events
+            .remove_targets()
+            .rule("should-i-deploy")
+            .ids("step-function-should-i-deploy")
+            .send()
+            .await
+            .unwrap();
     });
     moto.start_recording();
     let out = deploy().run(&["up", STACK, "--yes"]).success();
-    let mutating: Vec<String> = moto.recorded_operations().into_iter().filter(|o| is_mutating(o)).collect();
+    let mutating: Vec<String> = moto
+        .recorded_operations()
+        .into_iter()
+        .filter(|o| is_mutating(o))
+        .collect();
     // the two that exist are found while planning and adopted (read, proven ours, recorded);
     // only the target that never reached AWS is created
-    assert_eq!(mutating, vec!["PutTargets"], "adopting changes nothing else: {out:?}");
-    assert!(out.stdout.contains("<=  adopt    iam_role.sfn_role  sfn-should-i-deploy"), "{out:?}");
-    assert!(out.stdout.contains("an earlier run was interrupted while creating it; it exists and is ours"), "{out:?}");
+    assert_eq!(
+        mutating,
+        vec!["PutTargets"],
+        "adopting changes nothing else: {out:?}"
+    );
+    assert!(
+        out.stdout
+            .contains("<=  adopt    iam_role.sfn_role  sfn-should-i-deploy"),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout
+            .contains("an earlier run was interrupted while creating it; it exists and is ours"),
+        "{out:?}"
+    );
     assert!(out.stdout.contains("3 changes applied"), "{out:?}");
-    assert!(out.stderr.contains("sfn_state_machine.state_machine  should-i-deploy  adopted"), "{out:?}");
-    assert!(out.stderr.contains("iam_role.sfn_role  sfn-should-i-deploy  adopted"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("sfn_state_machine.state_machine  should-i-deploy  adopted"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("iam_role.sfn_role  sfn-should-i-deploy  adopted"),
+        "{out:?}"
+    );
     check_should_i_deploy(&c, "default", "", "rate(30 minutes)");
     let out = deploy().run(&["up", STACK, "--yes"]).success();
     assert!(out.stdout.contains("No changes"), "{out:?}");
@@ -308,18 +585,36 @@ fn a_resource_created_by_someone_else_is_not_taken_over() {
     // refused while planning, before any change, naming it, its owner tags and the way out
     w.moto.start_recording();
     let out = w.deploy().run(&["up", STACK, "--yes"]).code(2);
-    assert!(out.stderr.contains("1 declared resource(s) already exist and belong to someone else; nothing was changed"), "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "1 declared resource(s) already exist and belong to someone else; nothing was changed"
+        ),
+        "{out:?}"
+    );
     assert!(
         out.stderr.contains(
             "iam_role.sfn_role (sfn-should-i-deploy): exists, and is not this stack's: its tags say no deploy:stack tag, no deploy:env tag"
         ),
         "{out:?}"
     );
-    assert!(out.stderr.contains("deploy import should-i-deploy sfn_role --env default"), "{out:?}");
-    assert!(mutating_calls(&w.moto).is_empty(), "nothing was changed: {:?}", mutating_calls(&w.moto));
-    assert!(!w.state.path().join("default/should-i-deploy.json").exists(), "nothing recorded");
+    assert!(
+        out.stderr
+            .contains("deploy import should-i-deploy sfn_role --env default"),
+        "{out:?}"
+    );
+    assert!(
+        mutating_calls(&w.moto).is_empty(),
+        "nothing was changed: {:?}",
+        mutating_calls(&w.moto)
+    );
+    assert!(
+        !w.state.path().join("default/should-i-deploy.json").exists(),
+        "nothing recorded"
+    );
     // a --env copy deploys fine beside it
-    w.deploy().run(&["up", STACK, "--yes", "--env", "mine"]).success();
+    w.deploy()
+        .run(&["up", STACK, "--yes", "--env", "mine"])
+        .success();
 }
 
 /// Behaviour moto does not show, injected in front of it: a new role that cannot be assumed
@@ -338,9 +633,24 @@ fn propagation_delays_and_throttling_are_retried_and_real_errors_stop_only_depen
     );
     let out = w.via(&proxy.url()).run(&["up", STACK, "--yes"]).success();
     let injected = proxy.injected();
-    assert_eq!(injected.iter().filter(|o| *o == "CreateStateMachine").count(), 3, "{injected:?}");
-    assert_eq!(injected.iter().filter(|o| *o == "CreateRole").count(), 2, "{injected:?}");
-    assert!(out.stderr.contains("sfn_state_machine.state_machine  should-i-deploy  created"), "{out:?}");
+    assert_eq!(
+        injected
+            .iter()
+            .filter(|o| *o == "CreateStateMachine")
+            .count(),
+        3,
+        "{injected:?}"
+    );
+    assert_eq!(
+        injected.iter().filter(|o| *o == "CreateRole").count(),
+        2,
+        "{injected:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("sfn_state_machine.state_machine  should-i-deploy  created"),
+        "{out:?}"
+    );
     check_should_i_deploy(&w.c, "default", "", "rate(30 minutes)");
     drop(proxy);
 
@@ -352,21 +662,48 @@ fn propagation_delays_and_throttling_are_retried_and_real_errors_stop_only_depen
             {"operation": "CreateStateMachine", "times": 1, "code": "InvalidDefinition", "message": "Invalid State Machine Definition"}
         ]),
     );
-    let out = Deploy::new(&w.project, state2.path(), &proxy.url()).run(&["up", STACK, "--yes", "--env", "b"]).code(4);
+    let out = Deploy::new(&w.project, state2.path(), &proxy.url())
+        .run(&["up", STACK, "--yes", "--env", "b"])
+        .code(4);
     assert!(
         out.stderr
             .contains("state_machine failed to create: CreateStateMachine failed: InvalidDefinition: Invalid State Machine Definition"),
         "{out:?}"
     );
-    for skipped in ["target", "eventbridge_policy", "eventbridge_policy_attachment"] {
-        assert!(out.stderr.contains(&format!("{skipped} skipped")), "{skipped}: {out:?}");
+    for skipped in [
+        "target",
+        "eventbridge_policy",
+        "eventbridge_policy_attachment",
+    ] {
+        assert!(
+            out.stderr.contains(&format!("{skipped} skipped")),
+            "{skipped}: {out:?}"
+        );
     }
-    assert!(out.stderr.contains("1 of the changes failed, 3 skipped after them"), "{out:?}");
-    assert!(out.stderr.contains("events_rule.rule  b-should-i-deploy  created"), "{out:?}");
-    assert!(out.stderr.contains("iam_role.eventbridge_role  b-eventbridge-should-i-deploy  created"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("1 of the changes failed, 3 skipped after them"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("events_rule.rule  b-should-i-deploy  created"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("iam_role.eventbridge_role  b-eventbridge-should-i-deploy  created"),
+        "{out:?}"
+    );
     // running again finishes the job
-    let out = Deploy::new(&w.project, state2.path(), &proxy.url()).run(&["up", STACK, "--yes", "--env", "b"]).success();
-    assert!(out.stdout.contains("Plan: 4 to create, 0 to update, 0 to replace, 0 to delete, 8 unchanged."), "{out:?}");
+    let out = Deploy::new(&w.project, state2.path(), &proxy.url())
+        .run(&["up", STACK, "--yes", "--env", "b"])
+        .success();
+    assert!(
+        out.stdout
+            .contains("Plan: 4 to create, 0 to update, 0 to replace, 0 to delete, 8 unchanged."),
+        "{out:?}"
+    );
     check_should_i_deploy(&w.c, "b", "b-", "rate(30 minutes)");
 }
 
@@ -379,30 +716,62 @@ fn ctrl_c_mid_up_is_recoverable_and_the_lock_keeps_runs_apart() {
     let moto = &w.moto;
     // the state machine's create is held in flight until the test releases it
     let release = w.state.path().join("release-create");
-    let proxy = Proxy::start(&moto, json!([{"operation": "CreateStateMachine", "times": 1, "hold_until": release}]));
-    let child = w.via(&proxy.url()).spawn(&["up", STACK, "--yes", "--parallelism", "1"]);
+    let proxy = Proxy::start(
+        &moto,
+        json!([{"operation": "CreateStateMachine", "times": 1, "hold_until": release}]),
+    );
+    let child = w
+        .via(&proxy.url())
+        .spawn(&["up", STACK, "--yes", "--parallelism", "1"]);
     let pid = child.id();
     // wait until the state machine's create is on the wire (recorded as pending first)
     let recorded = w.state.path().join("default/should-i-deploy.json");
     eventually(30, "the state machine's create to start", || {
-        std::fs::read_to_string(&recorded).is_ok_and(|t| t.contains("\"kind\": \"sfn_state_machine\""))
+        std::fs::read_to_string(&recorded)
+            .is_ok_and(|t| t.contains("\"kind\": \"sfn_state_machine\""))
     });
 
     let other = w.via(&proxy.url()).run(&["up", STACK, "--yes"]).code(6);
-    assert!(other.stderr.contains("stack `should-i-deploy` (env `default`) is being changed by another deploy run"), "{other:?}");
+    assert!(
+        other.stderr.contains(
+            "stack `should-i-deploy` (env `default`) is being changed by another deploy run"
+        ),
+        "{other:?}"
+    );
 
-    std::process::Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
     std::fs::write(&release, "").unwrap();
     let out = finish(child).code(130);
-    assert!(out.stderr.contains("interrupted: finishing the operations in flight"), "{out:?}");
-    assert!(out.stderr.contains("sfn_state_machine.state_machine  should-i-deploy  created"), "the call in flight finished and was recorded: {out:?}");
-    assert!(out.stderr.contains("run `deploy up` again to finish, or `deploy destroy`"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("interrupted: finishing the operations in flight"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("sfn_state_machine.state_machine  should-i-deploy  created"),
+        "the call in flight finished and was recorded: {out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("run `deploy up` again to finish, or `deploy destroy`"),
+        "{out:?}"
+    );
     let st: Value = serde_json::from_str(&std::fs::read_to_string(&recorded).unwrap()).unwrap();
     assert_eq!(st["resources"]["state_machine"]["status"], "created");
-    assert!(st["resources"].get("target").is_none(), "nothing new started after Ctrl-C");
+    assert!(
+        st["resources"].get("target").is_none(),
+        "nothing new started after Ctrl-C"
+    );
 
     let out = w.deploy().run(&["up", STACK, "--yes"]).success();
-    assert!(out.stdout.contains("to create") && !out.stdout.contains("Plan: 12 to create"), "only the rest is created: {out:?}");
+    assert!(
+        out.stdout.contains("to create") && !out.stdout.contains("Plan: 12 to create"),
+        "only the rest is created: {out:?}"
+    );
     check_should_i_deploy(&w.c, "default", "", "rate(30 minutes)");
     w.deploy().run(&["destroy", "--yes"]).success();
     nothing_left(&w.c, moto.port);
@@ -412,28 +781,74 @@ fn ctrl_c_mid_up_is_recoverable_and_the_lock_keeps_runs_apart() {
 #[test]
 fn up_and_destroy_speak_json_for_ci() {
     let w = World::new();
-    let out = w.deploy().run(&["up", STACK, "--yes", "--output", "json"]).success();
-    let lines: Vec<Value> = out.stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    let out = w
+        .deploy()
+        .run(&["up", STACK, "--yes", "--output", "json"])
+        .success();
+    let lines: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
     assert_eq!(lines[0]["event"], "plan");
-    assert!(lines.iter().all(|l| l["format_version"] == 1), "every JSON document says its format version");
+    assert!(
+        lines.iter().all(|l| l["format_version"] == 1),
+        "every JSON document says its format version"
+    );
     let steps = lines[0]["plans"][0]["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 12);
     assert!(steps.iter().all(|s| s["action"] == "create"));
     let count = |ev: &str| lines.iter().filter(|l| l["event"] == ev).count();
-    assert_eq!((count("start"), count("done"), count("failed")), (12, 12, 0));
-    let done = lines.iter().find(|l| l["event"] == "done" && l["id"] == "state_machine").unwrap();
-    assert!(done["seconds"].as_f64().unwrap() >= 0.0 && done["action"] == "create", "{done}");
+    assert_eq!(
+        (count("start"), count("done"), count("failed")),
+        (12, 12, 0)
+    );
+    let done = lines
+        .iter()
+        .find(|l| l["event"] == "done" && l["id"] == "state_machine")
+        .unwrap();
+    assert!(
+        done["seconds"].as_f64().unwrap() >= 0.0 && done["action"] == "create",
+        "{done}"
+    );
     let summary = lines.last().unwrap();
     assert_eq!(summary["event"], "summary");
     assert_eq!(summary["summary"]["done"].as_object().unwrap().len(), 12);
-    assert_eq!(summary["outputs"]["state_machine_arn"], "arn:aws:states:us-east-1:123456789012:stateMachine:should-i-deploy");
-    assert!(!out.stderr.contains("created in"), "the human view stays out of JSON runs: {out:?}");
+    assert_eq!(
+        summary["outputs"]["state_machine_arn"],
+        "arn:aws:states:us-east-1:123456789012:stateMachine:should-i-deploy"
+    );
+    assert!(
+        !out.stderr.contains("created in"),
+        "the human view stays out of JSON runs: {out:?}"
+    );
 
-    let plan = w.deploy().run(&["plan", STACK, "--output", "json"]).success().json();
-    assert!(plan["plans"][0]["steps"].as_array().unwrap().iter().all(|s| s["action"] == "noop"));
-    let out = w.deploy().run(&["destroy", "--yes", "--output", "json"]).success();
+    let plan = w
+        .deploy()
+        .run(&["plan", STACK, "--output", "json"])
+        .success()
+        .json();
+    assert!(
+        plan["plans"][0]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["action"] == "noop")
+    );
+    let out = w
+        .deploy()
+        .run(&["destroy", "--yes", "--output", "json"])
+        .success();
     let last: Value = serde_json::from_str(out.stdout.lines().last().unwrap()).unwrap();
-    assert_eq!(last["summary"]["done"].as_object().unwrap().values().filter(|a| *a == "delete").count(), 12);
+    assert_eq!(
+        last["summary"]["done"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter(|a| *a == "delete")
+            .count(),
+        12
+    );
 }
 
 /// `deploy ... | head`: the reader goes away mid-apply. Output stops; the work finishes, is
@@ -442,7 +857,17 @@ fn up_and_destroy_speak_json_for_ci() {
 fn a_closed_stdout_stops_the_output_not_the_work() {
     use std::io::BufRead;
     let w = World::new();
-    let mut child = w.deploy().spawn(&["up", "create-new-user", "--env", "t", "--var", "email=a@b.c", "--yes", "-o", "json"]);
+    let mut child = w.deploy().spawn(&[
+        "up",
+        "create-new-user",
+        "--env",
+        "t",
+        "--var",
+        "email=a@b.c",
+        "--yes",
+        "-o",
+        "json",
+    ]);
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     for _ in 0..3 {
         lines.next().unwrap().unwrap();
@@ -451,10 +876,31 @@ fn a_closed_stdout_stops_the_output_not_the_work() {
     let out = finish(child);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(!out.stderr.contains("panicked"), "{out:?}");
-    let recorded: Value = serde_json::from_str(&std::fs::read_to_string(w.state.path().join("t/create-new-user.json")).unwrap()).unwrap();
-    let statuses: Vec<&str> = recorded["resources"].as_object().unwrap().values().map(|e| e["status"].as_str().unwrap()).collect();
-    assert!(statuses.len() >= 8 && statuses.iter().all(|s| *s == "created"), "everything applied and recorded: {statuses:?}");
-    let plan = w.deploy().run(&["plan", "create-new-user", "--env", "t", "--var", "email=a@b.c"]).success();
+    let recorded: Value = serde_json::from_str(
+        &std::fs::read_to_string(w.state.path().join("t/create-new-user.json")).unwrap(),
+    )
+    .unwrap();
+    let statuses: Vec<&str> = recorded["resources"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|e| e["status"].as_str().unwrap())
+        .collect();
+    assert!(
+        statuses.len() >= 8 && statuses.iter().all(|s| *s == "created"),
+        "everything applied and recorded: {statuses:?}"
+    );
+    let plan = w
+        .deploy()
+        .run(&[
+            "plan",
+            "create-new-user",
+            "--env",
+            "t",
+            "--var",
+            "email=a@b.c",
+        ])
+        .success();
     assert!(plan.stdout.contains("No changes"), "{plan:?}");
 
     // a reader gone before anything was written

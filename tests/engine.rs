@@ -8,28 +8,69 @@ use support::*;
 
 fn offline(project: &std::path::Path) -> Deploy {
     let state = Box::leak(Box::new(tempfile::tempdir().unwrap()));
-    Deploy::new(project, state.path(), &format!("http://127.0.0.1:{}", free_port()))
+    Deploy::new(
+        project,
+        state.path(),
+        &format!("http://127.0.0.1:{}", free_port()),
+    )
 }
 
 #[test]
 fn every_scenario_of_the_four_exercises_passes() {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    for (stack, n) in [("should-i-deploy", 5), ("create-new-user", 3), ("bucket-replication", 2), ("resize-image", 6)] {
+    for (stack, n) in [
+        ("should-i-deploy", 5),
+        ("create-new-user", 3),
+        ("bucket-replication", 2),
+        ("resize-image", 6),
+    ] {
         let out = offline(repo).run(&["test", stack]).success();
-        assert!(out.stdout.contains(&format!("{n} passed, 0 failed")), "{stack}: {out:?}");
+        assert!(
+            out.stdout.contains(&format!("{n} passed, 0 failed")),
+            "{stack}: {out:?}"
+        );
     }
 }
 
 #[test]
 fn scenario_output_as_json_has_the_history() {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = offline(repo).run(&["test", "bucket-replication", "--scenario", "success-after-three-polls", "--output", "json"]).success();
+    let out = offline(repo)
+        .run(&[
+            "test",
+            "bucket-replication",
+            "--scenario",
+            "success-after-three-polls",
+            "--output",
+            "json",
+        ])
+        .success();
     let v: Value = serde_json::from_str(out.stdout.lines().next().unwrap()).unwrap();
     assert_eq!(v["passed"], true);
-    assert_eq!(v["virtual_seconds"], 30.0, "three Waits of 10 s, none slept");
-    let types: Vec<&str> = v["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
-    assert_eq!(&types[..5], ["ExecutionStarted", "TaskStateEntered", "TaskScheduled", "TaskStarted", "TaskSucceeded"]);
-    assert_eq!(types.iter().filter(|t| **t == "WaitStateEntered").count(), 3);
+    assert_eq!(
+        v["virtual_seconds"], 30.0,
+        "three Waits of 10 s, none slept"
+    );
+    let types: Vec<&str> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        &types[..5],
+        [
+            "ExecutionStarted",
+            "TaskStateEntered",
+            "TaskScheduled",
+            "TaskStarted",
+            "TaskSucceeded"
+        ]
+    );
+    assert_eq!(
+        types.iter().filter(|t| **t == "WaitStateEntered").count(),
+        3
+    );
     assert_eq!(*types.last().unwrap(), "ExecutionSucceeded");
 }
 
@@ -38,31 +79,81 @@ fn a_wrong_expectation_fails_and_says_what_differed() {
     let project = project_copy();
     let tests = project.path().join("stacks/create-new-user/tests");
     let text = std::fs::read_to_string(tests.join("approved-as-admin.json")).unwrap();
-    std::fs::write(tests.join("wrong.json"), text.replace("\"GroupName\": \"admins-group\"", "\"GroupName\": \"developers-group\""))
-        .unwrap();
-    let out = offline(project.path()).run(&["test", "create-new-user", "--scenario", "wrong"]).code(7);
+    std::fs::write(
+        tests.join("wrong.json"),
+        text.replace(
+            "\"GroupName\": \"admins-group\"",
+            "\"GroupName\": \"developers-group\"",
+        ),
+    )
+    .unwrap();
+    let out = offline(project.path())
+        .run(&["test", "create-new-user", "--scenario", "wrong"])
+        .code(7);
     assert!(out.stdout.contains("FAIL create-new-user/wrong"), "{out:?}");
-    assert!(out.stdout.contains("calls of \"AddUserToGroup\""), "{out:?}");
-    assert!(out.stderr.contains("1 of 1 scenarios of `create-new-user` failed"), "{out:?}");
+    assert!(
+        out.stdout.contains("calls of \"AddUserToGroup\""),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("1 of 1 scenarios of `create-new-user` failed"),
+        "{out:?}"
+    );
 
     // the same as JUnit XML for a CI report: every scenario a test case, the wrong one failed
     let report = project.path().join("report.xml");
-    offline(project.path()).run(&["test", "create-new-user", "--junit", report.to_str().unwrap()]).code(7);
+    offline(project.path())
+        .run(&[
+            "test",
+            "create-new-user",
+            "--junit",
+            report.to_str().unwrap(),
+        ])
+        .code(7);
     let xml = std::fs::read_to_string(&report).unwrap();
     let doc = roxmltree::Document::parse(&xml).unwrap();
-    let suite = doc.descendants().find(|n| n.has_tag_name("testsuite")).unwrap();
-    assert_eq!((suite.attribute("name"), suite.attribute("tests"), suite.attribute("failures")), (Some("create-new-user"), Some("4"), Some("1")));
+    let suite = doc
+        .descendants()
+        .find(|n| n.has_tag_name("testsuite"))
+        .unwrap();
+    assert_eq!(
+        (
+            suite.attribute("name"),
+            suite.attribute("tests"),
+            suite.attribute("failures")
+        ),
+        (Some("create-new-user"), Some("4"), Some("1"))
+    );
     let failed: Vec<(&str, &str)> = doc
         .descendants()
         .filter(|n| n.has_tag_name("testcase"))
-        .filter_map(|c| c.children().find(|f| f.has_tag_name("failure")).map(|f| (c.attribute("name").unwrap(), f.attribute("message").unwrap())))
+        .filter_map(|c| {
+            c.children().find(|f| f.has_tag_name("failure")).map(|f| {
+                (
+                    c.attribute("name").unwrap(),
+                    f.attribute("message").unwrap(),
+                )
+            })
+        })
         .collect();
     assert_eq!(failed.len(), 1, "{xml}");
     assert_eq!(failed[0].0, "wrong");
     assert!(failed[0].1.contains("AddUserToGroup"), "{xml}");
     let report = project.path().join("ok.xml");
-    offline(project.path()).run(&["test", "should-i-deploy", "--junit", report.to_str().unwrap()]).success();
-    assert!(std::fs::read_to_string(&report).unwrap().contains("tests=\"5\" failures=\"0\""));
+    offline(project.path())
+        .run(&[
+            "test",
+            "should-i-deploy",
+            "--junit",
+            report.to_str().unwrap(),
+        ])
+        .success();
+    assert!(
+        std::fs::read_to_string(&report)
+            .unwrap()
+            .contains("tests=\"5\" failures=\"0\"")
+    );
 }
 
 /// The Step Functions Local mock-configuration format: every test case runs; a response range
@@ -90,11 +181,24 @@ fn step_functions_local_mock_configurations_run() {
         .map(|v| (v["test_case"].as_str().unwrap().to_string(), v))
         .collect();
     assert_eq!(cases["ApproveAsAdmin"]["status"], "SUCCEEDED");
-    assert_eq!(cases["ApproveAsAdmin"]["path"], serde_json::json!(["SNS Publish", "CreateUser", "AddUserToGroup"]));
+    assert_eq!(
+        cases["ApproveAsAdmin"]["path"],
+        serde_json::json!(["SNS Publish", "CreateUser", "AddUserToGroup"])
+    );
     assert_eq!(cases["Reject"]["status"], "FAILED");
     assert_eq!(cases["Reject"]["error"], "Rejected");
     // CreateUser has no Retry in the published definition: the first failure ends the execution
     assert_eq!(cases["FlakyIam"]["error"], "IAM.ServiceFailureException");
-    let out = offline(repo).run(&["test", "should-i-deploy", "--mock-config", config.to_str().unwrap()]).code(2);
-    assert!(out.stderr.contains("no state machine \"should-i-deploy\""), "{out:?}");
+    let out = offline(repo)
+        .run(&[
+            "test",
+            "should-i-deploy",
+            "--mock-config",
+            config.to_str().unwrap(),
+        ])
+        .code(2);
+    assert!(
+        out.stderr.contains("no state machine \"should-i-deploy\""),
+        "{out:?}"
+    );
 }

@@ -28,26 +28,57 @@ fn run_in(project: &Path, args: &[&str]) -> Output {
 fn malformed_manifest_names_file_and_line() {
     let out = run_in(&broken(), &["up", "malformed", "--yes"]).code(2);
     assert!(out.stderr.contains("error: invalid manifest"), "{out:?}");
-    assert!(out.stderr.contains("--> stacks/malformed/stack.toml:5:"), "{out:?}");
+    assert!(
+        out.stderr.contains("--> stacks/malformed/stack.toml:5:"),
+        "{out:?}"
+    );
 }
 
 #[test]
 fn unknown_stack_lists_the_known_ones() {
     let out = run_in(&repo(), &["up", "should-i-deplo", "--yes"]).code(2);
-    assert!(out.stderr.contains("unknown stack `should-i-deplo`"), "{out:?}");
-    assert!(out.stderr.contains("help: did you mean `should-i-deploy`? (stacks in stacks: "), "{out:?}");
+    assert!(
+        out.stderr.contains("unknown stack `should-i-deplo`"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("help: did you mean `should-i-deploy`? (stacks in stacks: "),
+        "{out:?}"
+    );
 }
 
 #[test]
 fn unknown_and_ill_typed_variables() {
-    let out = run_in(&repo(), &["up", "should-i-deploy", "--var", "frequency=5", "--yes"]).code(2);
+    let out = run_in(
+        &repo(),
+        &["up", "should-i-deploy", "--var", "frequency=5", "--yes"],
+    )
+    .code(2);
     assert!(
         out.stderr.contains("--var frequency=5: stack `should-i-deploy` has no variable `frequency`; it declares: frequency_in_minutes"),
         "{out:?}"
     );
-    assert!(out.stderr.contains("help: did you mean `frequency_in_minutes`?"), "{out:?}");
-    let out = run_in(&repo(), &["plan", "should-i-deploy", "--var", "frequency_in_minutes=often"]).code(2);
-    assert!(out.stderr.contains("variable `frequency_in_minutes` is a number, and \"often\" is not one"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("help: did you mean `frequency_in_minutes`?"),
+        "{out:?}"
+    );
+    let out = run_in(
+        &repo(),
+        &[
+            "plan",
+            "should-i-deploy",
+            "--var",
+            "frequency_in_minutes=often",
+        ],
+    )
+    .code(2);
+    assert!(
+        out.stderr
+            .contains("variable `frequency_in_minutes` is a number, and \"often\" is not one"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -57,7 +88,10 @@ fn missing_required_variable() {
         out.stderr.contains("stack `needs-email` needs variable `email` (where approval requests are sent), and none was given"),
         "{out:?}"
     );
-    assert!(out.stderr.contains("help: pass --var email=VALUE"), "{out:?}");
+    assert!(
+        out.stderr.contains("help: pass --var email=VALUE"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -72,25 +106,39 @@ fn template_referencing_an_unknown_value() {
 #[test]
 fn invalid_json_after_rendering() {
     let out = run_in(&broken(), &["render", "invalid-json"]).code(2);
-    assert!(out.stderr.contains("templates/invalid-json.json:4: the rendered definition is not valid JSON"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("templates/invalid-json.json:4: the rendered definition is not valid JSON"),
+        "{out:?}"
+    );
 }
 
 #[test]
 fn duplicate_keys_with_different_values_name_key_and_state() {
     let out = run_in(&broken(), &["plan", "duplicate-keys"]).code(2);
-    assert!(out.stderr.contains("key `Type` appears twice with different values in state `A`"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("key `Type` appears twice with different values in state `A`"),
+        "{out:?}"
+    );
 }
 
 #[test]
 fn dependency_cycle_is_spelled_out() {
     let out = run_in(&broken(), &["plan", "cycle"]).code(2);
-    assert!(out.stderr.contains("dependency cycle: a -> b -> a"), "{out:?}");
+    assert!(
+        out.stderr.contains("dependency cycle: a -> b -> a"),
+        "{out:?}"
+    );
 }
 
 #[test]
 fn bad_env_name() {
     let out = run_in(&repo(), &["plan", "should-i-deploy", "--env", "PR_42"]).code(2);
-    assert!(out.stderr.contains("env name \"PR_42\" is not usable"), "{out:?}");
+    assert!(
+        out.stderr.contains("env name \"PR_42\" is not usable"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -101,7 +149,10 @@ fn missing_credentials_are_reported_without_touching_instance_metadata() {
         .env_remove("AWS_SECRET_ACCESS_KEY")
         .run(&["plan", "should-i-deploy"])
         .code(3);
-    assert!(out.stderr.contains("error: no AWS credentials found"), "{out:?}");
+    assert!(
+        out.stderr.contains("error: no AWS credentials found"),
+        "{out:?}"
+    );
     assert!(out.stderr.contains("help: set AWS_PROFILE"), "{out:?}");
 }
 
@@ -139,10 +190,28 @@ fn plain_http_server() -> String {
 /// One sentence per cause, naming the service, the operation and the endpoint; never the
 /// SDK's Debug dump (that is for -v).
 fn assert_one_clear_error(out: &Output, first_line: &str, help: &str) {
-    let lines: Vec<&str> = out.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert!(lines[0].starts_with(first_line), "first line should start with {first_line:?}: {out:?}");
-    assert!(lines.iter().any(|l| l.trim_start().starts_with("help: ") && l.contains(help)), "help {help:?}: {out:?}");
-    for internal in ["ServiceError", "DispatchFailure", "ConnectorError", "raw: Response", "source:"] {
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert!(
+        lines[0].starts_with(first_line),
+        "first line should start with {first_line:?}: {out:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.trim_start().starts_with("help: ") && l.contains(help)),
+        "help {help:?}: {out:?}"
+    );
+    for internal in [
+        "ServiceError",
+        "DispatchFailure",
+        "ConnectorError",
+        "raw: Response",
+        "source:",
+    ] {
         assert!(!out.stderr.contains(internal), "{internal} in {out:?}");
     }
 }
@@ -151,7 +220,9 @@ fn assert_one_clear_error(out: &Output, first_line: &str, help: &str) {
 fn a_closed_port_is_unreachable() {
     let endpoint = closed_endpoint();
     let state = tempfile::tempdir().unwrap();
-    let out = Deploy::new(&repo(), state.path(), &endpoint).run(&["plan", "should-i-deploy"]).code(3);
+    let out = Deploy::new(&repo(), state.path(), &endpoint)
+        .run(&["plan", "should-i-deploy"])
+        .code(3);
     assert_one_clear_error(
         &out,
         &format!("error: cannot reach {endpoint} (STS GetCallerIdentity): Connection refused"),
@@ -163,13 +234,20 @@ fn a_closed_port_is_unreachable() {
 fn a_server_that_is_not_aws_is_named_as_such() {
     let endpoint = plain_http_server();
     let state = tempfile::tempdir().unwrap();
-    let out = Deploy::new(&repo(), state.path(), &endpoint).run(&["plan", "should-i-deploy"]).code(3);
+    let out = Deploy::new(&repo(), state.path(), &endpoint)
+        .run(&["plan", "should-i-deploy"])
+        .code(3);
     assert_one_clear_error(
         &out,
-        &format!("error: {endpoint} is not an AWS API: its answer to STS GetCallerIdentity (HTTP 200) is not an AWS response"),
+        &format!(
+            "error: {endpoint} is not an AWS API: its answer to STS GetCallerIdentity (HTTP 200) is not an AWS response"
+        ),
         "AWS_ENDPOINT_URL",
     );
-    assert!(!out.stderr.contains("credentials"), "not a credentials problem: {out:?}");
+    assert!(
+        !out.stderr.contains("credentials"),
+        "not a credentials problem: {out:?}"
+    );
 }
 
 #[test]
@@ -182,7 +260,9 @@ fn rejected_keys_and_denied_calls_say_which_and_what_to_do() {
             "code": "InvalidClientTokenId", "message": "The security token included in the request is invalid."}]),
     );
     let state = tempfile::tempdir().unwrap();
-    let out = Deploy::new(&repo(), state.path(), &proxy.url()).run(&["plan", "should-i-deploy"]).code(3);
+    let out = Deploy::new(&repo(), state.path(), &proxy.url())
+        .run(&["plan", "should-i-deploy"])
+        .code(3);
     assert_one_clear_error(
         &out,
         &format!(
@@ -199,7 +279,9 @@ fn rejected_keys_and_denied_calls_say_which_and_what_to_do() {
         serde_json::json!([{"operation": "CreateUser", "times": 1, "status": 403, "protocol": "query", "code": "AccessDenied",
             "message": "User: arn:aws:iam::123456789012:user/ci is not authorized to perform: iam:CreateUser"}]),
     );
-    let out = Deploy::new(&repo(), state.path(), &proxy.url()).run(&["up", "should-i-deploy", "--yes"]).code(4);
+    let out = Deploy::new(&repo(), state.path(), &proxy.url())
+        .run(&["up", "should-i-deploy", "--yes"])
+        .code(4);
     assert!(
         out.stderr.contains(&format!(
             "access denied: IAM CreateUser on {}: User: arn:aws:iam::123456789012:user/ci is not authorized to perform: iam:CreateUser",
@@ -207,7 +289,11 @@ fn rejected_keys_and_denied_calls_say_which_and_what_to_do() {
         )),
         "{out:?}"
     );
-    assert!(out.stderr.contains("help: the identity in use needs iam:CreateUser in its IAM policy"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("help: the identity in use needs iam:CreateUser in its IAM policy"),
+        "{out:?}"
+    );
     assert!(!out.stderr.contains("ServiceError"), "{out:?}");
 }
 
@@ -219,12 +305,24 @@ fn what_aws_would_refuse_is_refused_before_any_call() {
     let cases: Vec<(&str, Box<dyn Fn(&str) -> String>, &str)> = vec![
         (
             "role name of 80 characters",
-            Box::new(|t: &str| t.replacen("name = \"sfn-should-i-deploy\"", &format!("name = \"{}\"", "r".repeat(80)), 1)),
+            Box::new(|t: &str| {
+                t.replacen(
+                    "name = \"sfn-should-i-deploy\"",
+                    &format!("name = \"{}\"", "r".repeat(80)),
+                    1,
+                )
+            }),
             "resource `sfn_role`: name \"rrrr",
         ),
         (
             "user name of 70 characters",
-            Box::new(|t: &str| t.replacen("name = \"terraform-deploy-from-pipeline\"", &format!("name = \"{}\"", "u".repeat(70)), 1)),
+            Box::new(|t: &str| {
+                t.replacen(
+                    "name = \"terraform-deploy-from-pipeline\"",
+                    &format!("name = \"{}\"", "u".repeat(70)),
+                    1,
+                )
+            }),
             "has 70 characters; IAM user names take 1 to 64",
         ),
         (
@@ -237,19 +335,35 @@ fn what_aws_would_refuse_is_refused_before_any_call() {
         ),
         (
             "a tag value of 300 characters",
-            Box::new(|t: &str| t.replacen("Project = \"Step Functions\"", &format!("Project = \"{}\"", "p".repeat(300)), 1)),
+            Box::new(|t: &str| {
+                t.replacen(
+                    "Project = \"Step Functions\"",
+                    &format!("Project = \"{}\"", "p".repeat(300)),
+                    1,
+                )
+            }),
             "tag \"Project\" has a value of 300 characters; tag values are at most 256",
         ),
         (
             "a schedule that is not one",
             Box::new(|t: &str| {
-                t.replacen("rate_minutes = \"${var.frequency_in_minutes}\"", "schedule_expression = \"every 5 minutes\"", 1)
+                t.replacen(
+                    "rate_minutes = \"${var.frequency_in_minutes}\"",
+                    "schedule_expression = \"every 5 minutes\"",
+                    1,
+                )
             }),
             "schedule_expression \"every 5 minutes\" is neither rate(...) nor cron(...); write rate(5 minutes) or cron(0 12 * * ? *)",
         ),
         (
             "a template outside templates/",
-            Box::new(|t: &str| t.replacen("template = \"should-i-deploy/jsonata.json\"", "template = \"../../../../etc/passwd\"", 1)),
+            Box::new(|t: &str| {
+                t.replacen(
+                    "template = \"should-i-deploy/jsonata.json\"",
+                    "template = \"../../../../etc/passwd\"",
+                    1,
+                )
+            }),
             "template \"../../../../etc/passwd\" is outside templates/",
         ),
     ];
@@ -262,7 +376,11 @@ fn what_aws_would_refuse_is_refused_before_any_call() {
         std::fs::write(&path, edited).unwrap();
         let out = run_in(project.path(), &["plan", "should-i-deploy"]).code(2);
         assert!(out.stderr.contains(said), "{what}: {out:?}");
-        assert!(out.stderr.contains("--> stacks/should-i-deploy/stack.toml:"), "{what}: names the file and line: {out:?}");
+        assert!(
+            out.stderr
+                .contains("--> stacks/should-i-deploy/stack.toml:"),
+            "{what}: names the file and line: {out:?}"
+        );
     }
 
     // a manifest that is not UTF-8, and a corrupt state file: bad input naming the file
@@ -272,12 +390,26 @@ fn what_aws_would_refuse_is_refused_before_any_call() {
     bytes.extend_from_slice(b"\n# caf\xe9\n");
     std::fs::write(&path, bytes).unwrap();
     let out = run_in(project.path(), &["plan", "should-i-deploy"]).code(2);
-    assert!(out.stderr.contains("stacks/should-i-deploy/stack.toml:") && out.stderr.contains("not UTF-8 text"), "{out:?}");
+    assert!(
+        out.stderr.contains("stacks/should-i-deploy/stack.toml:")
+            && out.stderr.contains("not UTF-8 text"),
+        "{out:?}"
+    );
     let state = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(state.path().join("default")).unwrap();
-    std::fs::write(state.path().join("default/should-i-deploy.json"), "{\"version\": 1, \"stack\": \"should-i-dep").unwrap();
-    let out = Deploy::new(&repo(), state.path(), &closed_endpoint()).run(&["outputs", "should-i-deploy"]).code(2);
-    assert!(out.stderr.contains("default/should-i-deploy.json: recorded state is unreadable"), "{out:?}");
+    std::fs::write(
+        state.path().join("default/should-i-deploy.json"),
+        "{\"version\": 1, \"stack\": \"should-i-dep",
+    )
+    .unwrap();
+    let out = Deploy::new(&repo(), state.path(), &closed_endpoint())
+        .run(&["outputs", "should-i-deploy"])
+        .code(2);
+    assert!(
+        out.stderr
+            .contains("default/should-i-deploy.json: recorded state is unreadable"),
+        "{out:?}"
+    );
 }
 
 /// `AWS_ENDPOINT_URL_<SERVICE>` is resolved by aws-config for every service (not only Step
@@ -286,15 +418,32 @@ fn what_aws_would_refuse_is_refused_before_any_call() {
 fn per_service_endpoints_win_for_their_service() {
     let (sts_only, elsewhere) = (closed_endpoint(), plain_http_server());
     let state = tempfile::tempdir().unwrap();
-    let out = Deploy::new(&repo(), state.path(), &elsewhere).env("AWS_ENDPOINT_URL_STS", &sts_only).run(&["plan", "should-i-deploy"]).code(3);
-    assert_one_clear_error(&out, &format!("error: cannot reach {sts_only} (STS GetCallerIdentity)"), "is the emulator running");
+    let out = Deploy::new(&repo(), state.path(), &elsewhere)
+        .env("AWS_ENDPOINT_URL_STS", &sts_only)
+        .run(&["plan", "should-i-deploy"])
+        .code(3);
+    assert_one_clear_error(
+        &out,
+        &format!("error: cannot reach {sts_only} (STS GetCallerIdentity)"),
+        "is the emulator running",
+    );
     let out = Deploy::new(&repo(), state.path(), &closed_endpoint())
         .env("AWS_ENDPOINT_URL_STS", &sts_only)
         .run(&["plan", "should-i-deploy", "--endpoint-url", &elsewhere])
         .code(3);
-    assert_one_clear_error(&out, &format!("error: cannot reach {sts_only} (STS GetCallerIdentity)"), "is the emulator running");
-    let out = Deploy::new(&repo(), state.path(), &closed_endpoint()).run(&["plan", "should-i-deploy", "--endpoint-url", &elsewhere]).code(3);
-    assert!(out.stderr.contains(&format!("error: {elsewhere} is not an AWS API")), "the flag is AWS_ENDPOINT_URL: {out:?}");
+    assert_one_clear_error(
+        &out,
+        &format!("error: cannot reach {sts_only} (STS GetCallerIdentity)"),
+        "is the emulator running",
+    );
+    let out = Deploy::new(&repo(), state.path(), &closed_endpoint())
+        .run(&["plan", "should-i-deploy", "--endpoint-url", &elsewhere])
+        .code(3);
+    assert!(
+        out.stderr
+            .contains(&format!("error: {elsewhere} is not an AWS API")),
+        "the flag is AWS_ENDPOINT_URL: {out:?}"
+    );
 }
 
 /// Colour as cargo and ripgrep decide it: never into a pipe by default, never with NO_COLOR,
@@ -314,8 +463,20 @@ fn colour_follows_the_flag_no_color_and_clicolor_force() {
         d.run(&args).code(2).stderr.contains("\x1b[")
     };
     assert!(!run(&[], None), "a pipe gets no colour");
-    assert!(run(&[("CLICOLOR_FORCE", "1")], None), "CLICOLOR_FORCE forces it");
-    assert!(!run(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")], None), "NO_COLOR wins over CLICOLOR_FORCE");
-    assert!(run(&[("NO_COLOR", "1")], Some("always")), "--color always wins");
-    assert!(!run(&[("CLICOLOR_FORCE", "1")], Some("never")), "--color never wins");
+    assert!(
+        run(&[("CLICOLOR_FORCE", "1")], None),
+        "CLICOLOR_FORCE forces it"
+    );
+    assert!(
+        !run(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")], None),
+        "NO_COLOR wins over CLICOLOR_FORCE"
+    );
+    assert!(
+        run(&[("NO_COLOR", "1")], Some("always")),
+        "--color always wins"
+    );
+    assert!(
+        !run(&[("CLICOLOR_FORCE", "1")], Some("never")),
+        "--color never wins"
+    );
 }

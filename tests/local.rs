@@ -31,11 +31,19 @@ impl Local {
         std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
         let mut stderr = child.stderr.take().unwrap();
         std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        let url = regex::Regex::new(r"on (http://127\.0\.0\.1:\d+)").unwrap().captures(&first).unwrap_or_else(|| {
-            let mut err = String::new();
-            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-            panic!("deploy local did not start: {first:?} {err}")
-        })[1]
+        let url = regex::Regex::new(r"on (http://127\.0\.0\.1:\d+)")
+            .unwrap()
+            .captures(&first)
+            .unwrap_or_else(|| {
+                let mut err = String::new();
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                panic!("deploy local did not start: {first:?} {err}")
+            })[1]
             .to_string();
         Local { child, url }
     }
@@ -46,9 +54,13 @@ impl Local {
             .behavior_version(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("us-east-1"))
             .endpoint_url(&self.url)
-            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(aws_credential_types::Credentials::new(
-                "testing", "testing", None, None, "tests",
-            )))
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(
+                    aws_credential_types::Credentials::new(
+                        "testing", "testing", None, None, "tests",
+                    ),
+                ),
+            )
             .build();
         aws_sdk_sfn::Client::new(&config)
     }
@@ -77,7 +89,10 @@ impl Api {
     fn start(yes: bool) -> Api {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let (flag, paths) = (Arc::new(AtomicBool::new(yes)), Arc::new(Mutex::new(Vec::new())));
+        let (flag, paths) = (
+            Arc::new(AtomicBool::new(yes)),
+            Arc::new(Mutex::new(Vec::new())),
+        );
         let (f, p) = (flag.clone(), paths.clone());
         std::thread::spawn(move || {
             for mut s in listener.incoming().map_while(Result::ok) {
@@ -88,7 +103,12 @@ impl Api {
                     let mut h = String::new();
                     reader.read_line(&mut h).unwrap() > 0 && h != "\r\n"
                 } {}
-                p.lock().unwrap().push(line.split_whitespace().nth(1).unwrap_or_default().to_string());
+                p.lock().unwrap().push(
+                    line.split_whitespace()
+                        .nth(1)
+                        .unwrap_or_default()
+                        .to_string(),
+                );
                 let body = json!({"timezone": "UTC", "date": "2026-11-23T12:00:00.000Z", "shouldideploy": f.load(Ordering::SeqCst), "message": "stand-in"})
                     .to_string();
                 let _ = write!(
@@ -98,7 +118,11 @@ impl Api {
                 );
             }
         });
-        Api { port, yes: flag, paths }
+        Api {
+            port,
+            yes: flag,
+            paths,
+        }
     }
 
     fn url(&self) -> String {
@@ -108,8 +132,17 @@ impl Api {
 
 fn attached(w: &World, user: &str) -> Vec<String> {
     w.c.block_on(async {
-        let o = w.c.iam.list_attached_user_policies().user_name(user).send().await.unwrap();
-        o.attached_policies().iter().map(|p| p.policy_name().unwrap().to_string()).collect()
+        let o =
+            w.c.iam
+                .list_attached_user_policies()
+                .user_name(user)
+                .send()
+                .await
+                .unwrap();
+        o.attached_policies()
+            .iter()
+            .map(|p| p.policy_name().unwrap().to_string())
+            .collect()
     })
 }
 
@@ -118,16 +151,35 @@ fn should_i_deploy_runs_on_the_local_endpoint_and_acts_on_the_emulator() {
     let w = World::new();
     let api = Api::start(false);
     let local = Local::start(&w, &["--http-endpoint", &api.url()]);
-    deploy(&w, &local).run(&["up", "should-i-deploy", "--yes"]).success();
+    deploy(&w, &local)
+        .run(&["up", "should-i-deploy", "--yes"])
+        .success();
     // the state machine lives on the local endpoint, not in moto
-    let on_local = w.c.block_on(local.sfn().list_state_machines().send()).unwrap();
-    assert_eq!(on_local.state_machines().iter().map(|m| m.name()).collect::<Vec<_>>(), ["should-i-deploy"]);
-    assert!(w.c.block_on(w.c.sfn.list_state_machines().send()).unwrap().state_machines().is_empty(), "nothing in moto's Step Functions");
+    let on_local =
+        w.c.block_on(local.sfn().list_state_machines().send())
+            .unwrap();
+    assert_eq!(
+        on_local
+            .state_machines()
+            .iter()
+            .map(|m| m.name())
+            .collect::<Vec<_>>(),
+        ["should-i-deploy"]
+    );
+    assert!(
+        w.c.block_on(w.c.sfn.list_state_machines().send())
+            .unwrap()
+            .state_machines()
+            .is_empty(),
+        "nothing in moto's Step Functions"
+    );
     let user = "terraform-deploy-from-pipeline";
     assert!(!attached(&w, user).contains(&"AWSDenyAll".to_string()));
 
     // a bad day: the API says no, the user is locked (AWSDenyAll attached, in moto)
-    let out = deploy(&w, &local).run(&["run", "should-i-deploy"]).success();
+    let out = deploy(&w, &local)
+        .run(&["run", "should-i-deploy"])
+        .success();
     for line in [
         "Call Should I deploy API: task http:invoke",
         "ListAttachedUserPolicies: task aws-sdk:iam:listAttachedUserPolicies",
@@ -136,39 +188,96 @@ fn should_i_deploy_runs_on_the_local_endpoint_and_acts_on_the_emulator() {
     ] {
         assert!(out.stdout.contains(line), "missing {line:?} in {out:?}");
     }
-    assert!(attached(&w, user).contains(&"AWSDenyAll".to_string()), "the workflow attached the deny policy in moto");
-    assert_eq!(api.paths.lock().unwrap().as_slice(), ["/api"], "ApiEndpoint's path, sent to --http-endpoint");
+    assert!(
+        attached(&w, user).contains(&"AWSDenyAll".to_string()),
+        "the workflow attached the deny policy in moto"
+    );
+    assert_eq!(
+        api.paths.lock().unwrap().as_slice(),
+        ["/api"],
+        "ApiEndpoint's path, sent to --http-endpoint"
+    );
 
     // a good day: the API says yes, the user is unlocked again
     api.yes.store(true, Ordering::SeqCst);
-    let out = deploy(&w, &local).run(&["run", "should-i-deploy", "--output", "json"]).success();
+    let out = deploy(&w, &local)
+        .run(&["run", "should-i-deploy", "--output", "json"])
+        .success();
     assert!(out.stdout.contains("DetachUserPolicy"), "{out:?}");
-    assert!(!attached(&w, user).contains(&"AWSDenyAll".to_string()), "detached");
+    assert!(
+        !attached(&w, user).contains(&"AWSDenyAll".to_string()),
+        "detached"
+    );
     // a good day when nothing is locked: nothing to do
-    let out = deploy(&w, &local).run(&["run", "should-i-deploy"]).success();
-    assert!(out.stdout.contains("→ Success [Succeed]") && !out.stdout.contains("AttachUserPolicy [Task]"), "{out:?}");
+    let out = deploy(&w, &local)
+        .run(&["run", "should-i-deploy"])
+        .success();
+    assert!(
+        out.stdout.contains("→ Success [Succeed]")
+            && !out.stdout.contains("AttachUserPolicy [Task]"),
+        "{out:?}"
+    );
 
     // executions and history come from the local endpoint, as from AWS
-    let list = deploy(&w, &local).run(&["executions", "should-i-deploy", "--output", "json"]).success().json()["executions"].clone();
+    let list = deploy(&w, &local)
+        .run(&["executions", "should-i-deploy", "--output", "json"])
+        .success()
+        .json()["executions"]
+        .clone();
     assert_eq!(list.as_array().unwrap().len(), 3);
-    assert!(list.as_array().unwrap().iter().all(|e| e["status"] == "SUCCEEDED"), "{list}");
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["status"] == "SUCCEEDED"),
+        "{list}"
+    );
     let arn = list[2]["executionArn"].as_str().unwrap();
-    let hist = deploy(&w, &local).run(&["history", arn, "--output", "json"]).success();
-    let types: Vec<String> =
-        hist.stdout.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["type"].as_str().unwrap().to_string()).collect();
+    let hist = deploy(&w, &local)
+        .run(&["history", arn, "--output", "json"])
+        .success();
+    let types: Vec<String> = hist
+        .stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
     assert_eq!(types.first().map(String::as_str), Some("ExecutionStarted"));
     assert_eq!(types.last().map(String::as_str), Some("ExecutionSucceeded"));
-    assert!(types.iter().any(|t| t == "TaskScheduled") && types.iter().any(|t| t == "ChoiceStateEntered"), "{types:?}");
+    assert!(
+        types.iter().any(|t| t == "TaskScheduled")
+            && types.iter().any(|t| t == "ChoiceStateEntered"),
+        "{types:?}"
+    );
 
     // locked again, then destroyed: the user the workflow locked is ours, so the deny policy
     // the workflow attached is detached first (the managed policy itself stays)
     api.yes.store(false, Ordering::SeqCst);
-    deploy(&w, &local).run(&["run", "should-i-deploy"]).success();
-    assert!(attached(&w, user).contains(&"AWSDenyAll".to_string()), "locked");
+    deploy(&w, &local)
+        .run(&["run", "should-i-deploy"])
+        .success();
+    assert!(
+        attached(&w, user).contains(&"AWSDenyAll".to_string()),
+        "locked"
+    );
     // destroy removes the machine from the local endpoint and the rest from moto
     let out = deploy(&w, &local).run(&["destroy", "--yes"]).success();
-    assert!(out.stderr.contains("deploy_user: detached AWSDenyAll from the user first (attached outside deploy)"), "{out:?}");
-    assert!(w.c.block_on(local.sfn().list_state_machines().send()).unwrap().state_machines().is_empty());
+    assert!(
+        out.stderr.contains(
+            "deploy_user: detached AWSDenyAll from the user first (attached outside deploy)"
+        ),
+        "{out:?}"
+    );
+    assert!(
+        w.c.block_on(local.sfn().list_state_machines().send())
+            .unwrap()
+            .state_machines()
+            .is_empty()
+    );
     nothing_left(&w.c, w.moto.port);
 }
 
@@ -176,40 +285,122 @@ fn should_i_deploy_runs_on_the_local_endpoint_and_acts_on_the_emulator() {
 fn create_new_user_waits_for_the_approval_sent_through_sns() {
     let w = World::new();
     let local = Local::start(&w, &[]);
-    deploy(&w, &local).run(&["up", "create-new-user", "--var", "email=manager@example.com", "--yes"]).success();
+    deploy(&w, &local)
+        .run(&[
+            "up",
+            "create-new-user",
+            "--var",
+            "email=manager@example.com",
+            "--yes",
+        ])
+        .success();
     w.moto.start_recording();
 
     // approved as admin: the user is created in moto and added to admins-group
-    let (running, token) = run_until_token(deploy(&w, &local), &["run", "create-new-user", "--input", r#"{"username": "john-doe"}"#]);
+    let (running, token) = run_until_token(
+        deploy(&w, &local),
+        &[
+            "run",
+            "create-new-user",
+            "--input",
+            r#"{"username": "john-doe"}"#,
+        ],
+    );
     // the token is in the history once the task is scheduled, which is before the task has
     // sent it: wait for the Publish to reach moto instead of racing it
-    eventually(30, "the approval request to go out through moto's SNS", || !w.moto.recorded_bodies("Publish").is_empty());
+    eventually(
+        30,
+        "the approval request to go out through moto's SNS",
+        || !w.moto.recorded_bodies("Publish").is_empty(),
+    );
     let published = w.moto.recorded_bodies("Publish");
-    assert_eq!(published.len(), 1, "one approval request went out through moto's SNS");
-    assert!(percent_decode(&published[0]).contains(&token), "the message carries the token: {}", published[0]);
-    deploy(&w, &local).run(&["approve", "--token", &token, "--task-output", r#"{"admin": true}"#]).success();
+    assert_eq!(
+        published.len(),
+        1,
+        "one approval request went out through moto's SNS"
+    );
+    assert!(
+        percent_decode(&published[0]).contains(&token),
+        "the message carries the token: {}",
+        published[0]
+    );
+    deploy(&w, &local)
+        .run(&[
+            "approve",
+            "--token",
+            &token,
+            "--task-output",
+            r#"{"admin": true}"#,
+        ])
+        .success();
     let (code, out) = running.finish();
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains(&format!("answer with: deploy approve --token '{token}' --task-output '{{\"admin\": ...}}'")),
+        out.contains(&format!(
+            "answer with: deploy approve --token '{token}' --task-output '{{\"admin\": ...}}'"
+        )),
         "the hint shows the answer the workflow reads: {out}"
     );
-    assert!(out.contains("AddUserToGroup: task aws-sdk:iam:addUserToGroup") && out.contains("execution SUCCEEDED"), "{out}");
-    let groups = w.c.block_on(w.c.iam.list_groups_for_user().user_name("john-doe").send()).unwrap();
-    assert_eq!(groups.groups().iter().map(|g| g.group_name()).collect::<Vec<_>>(), ["admins-group"]);
+    assert!(
+        out.contains("AddUserToGroup: task aws-sdk:iam:addUserToGroup")
+            && out.contains("execution SUCCEEDED"),
+        "{out}"
+    );
+    let groups =
+        w.c.block_on(w.c.iam.list_groups_for_user().user_name("john-doe").send())
+            .unwrap();
+    assert_eq!(
+        groups
+            .groups()
+            .iter()
+            .map(|g| g.group_name())
+            .collect::<Vec<_>>(),
+        ["admins-group"]
+    );
     // a token is answered once
-    deploy(&w, &local).run(&["approve", "--token", &token]).code(2);
+    deploy(&w, &local)
+        .run(&["approve", "--token", &token])
+        .code(2);
 
     // rejected, by execution rather than token (as a script does right after `run --no-wait`):
     // the execution fails with the manager's error, and no user is created
-    let started = deploy(&w, &local).run(&["run", "create-new-user", "--input", r#"{"username": "jane-doe"}"#, "--no-wait"]).success();
+    let started = deploy(&w, &local)
+        .run(&[
+            "run",
+            "create-new-user",
+            "--input",
+            r#"{"username": "jane-doe"}"#,
+            "--no-wait",
+        ])
+        .success();
     let arn = started.stdout.trim().to_string();
-    deploy(&w, &local).run(&["reject", "--execution", &arn, "--error", "Rejected", "--cause", "not this week"]).success();
-    eventually(30, "the rejected execution to fail", || deploy(&w, &local).run(&["history", &arn]).code == 7);
+    deploy(&w, &local)
+        .run(&[
+            "reject",
+            "--execution",
+            &arn,
+            "--error",
+            "Rejected",
+            "--cause",
+            "not this week",
+        ])
+        .success();
+    eventually(30, "the rejected execution to fail", || {
+        deploy(&w, &local).run(&["history", &arn]).code == 7
+    });
     let out = deploy(&w, &local).run(&["history", &arn]).code(7);
-    assert!(out.stdout.contains("Rejected") && out.stdout.contains("not this week"), "the cause comes through: {out:?}");
-    let out = deploy(&w, &local).run(&["approve", "--execution", &arn]).code(2);
-    assert!(out.stderr.contains("has ended: no task of it waits for an answer"), "{out:?}");
+    assert!(
+        out.stdout.contains("Rejected") && out.stdout.contains("not this week"),
+        "the cause comes through: {out:?}"
+    );
+    let out = deploy(&w, &local)
+        .run(&["approve", "--execution", &arn])
+        .code(2);
+    assert!(
+        out.stderr
+            .contains("has ended: no task of it waits for an answer"),
+        "{out:?}"
+    );
     let users = w.c.block_on(w.c.iam.list_users().send()).unwrap();
     assert!(!users.users().iter().any(|u| u.user_name() == "jane-doe"));
 }
@@ -219,18 +410,38 @@ fn bucket_replication_polls_the_datasync_task_in_the_emulator() {
     let w = World::new();
     // every Wait 100 times shorter: the 10 s polls take 0.1 s
     let local = Local::start(&w, &["--time-scale", "0.01"]);
-    deploy(&w, &local).run(&["up", "bucket-replication", "--yes"]).success();
-    let out = deploy(&w, &local).run(&["run", "bucket-replication"]).success();
-    let polls = out.stdout.matches("task aws-sdk:datasync:describeTaskExecution").count();
-    assert!(polls >= 2, "moto's task execution goes through its phases, polled each time: {out:?}");
-    assert!(out.stdout.contains("startTaskExecution") && out.stdout.contains("execution SUCCEEDED"), "{out:?}");
+    deploy(&w, &local)
+        .run(&["up", "bucket-replication", "--yes"])
+        .success();
+    let out = deploy(&w, &local)
+        .run(&["run", "bucket-replication"])
+        .success();
+    let polls = out
+        .stdout
+        .matches("task aws-sdk:datasync:describeTaskExecution")
+        .count();
+    assert!(
+        polls >= 2,
+        "moto's task execution goes through its phases, polled each time: {out:?}"
+    );
+    assert!(
+        out.stdout.contains("startTaskExecution") && out.stdout.contains("execution SUCCEEDED"),
+        "{out:?}"
+    );
     // the task execution it started is moto's own, and moto says it succeeded
     let arn = regex::Regex::new(r#"arn:aws:datasync:[^"]+/execution/exec-[0-9a-f]+"#)
         .unwrap()
         .find(&out.stdout)
         .expect("an execution ARN")
         .as_str();
-    let run = w.c.block_on(w.c.datasync.describe_task_execution().task_execution_arn(arn).send()).unwrap();
+    let run =
+        w.c.block_on(
+            w.c.datasync
+                .describe_task_execution()
+                .task_execution_arn(arn)
+                .send(),
+        )
+        .unwrap();
     assert_eq!(run.status().map(|s| s.as_str()), Some("SUCCESS"));
 }
 
@@ -240,33 +451,82 @@ fn resize_image_jsonata_runs_locally_with_lambda_dynamodb_and_s3_in_the_emulator
     let w = World::new();
     w.moto.enable_execution(); // moto's Lambda answers from a queue, without Docker
     let local = Local::start(&w, &[]);
-    deploy(&w, &local).run(&["up", "resize-image", "--yes"]).success();
+    deploy(&w, &local)
+        .run(&["up", "resize-image", "--yes"])
+        .success();
     let bucket = format!("profile-pictures-{ACCOUNT}-us-east-1");
     let scenario: Value = serde_json::from_str(
-        &std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks/resize-image/tests/one-record.json"))
-            .unwrap(),
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("stacks/resize-image/tests/one-record.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     let payload = |state: &str| scenario["mocks"][state][0]["Return"]["Payload"].clone();
-    assert!(!payload("Resize Profile Picture to Small").is_null(), "{scenario}");
-    w.moto.queue_lambda_results(&[payload("Resize Profile Picture to Small"), payload("Resize Profile Picture to Big")]);
+    assert!(
+        !payload("Resize Profile Picture to Small").is_null(),
+        "{scenario}"
+    );
+    w.moto.queue_lambda_results(&[
+        payload("Resize Profile Picture to Small"),
+        payload("Resize Profile Picture to Big"),
+    ]);
     w.c.block_on(async {
-        w.c.s3.put_object().bucket(&bucket).key("uploaded/john-doe.png").body(b"png".to_vec().into()).send().await.unwrap()
+        w.c.s3
+            .put_object()
+            .bucket(&bucket)
+            .key("uploaded/john-doe.png")
+            .body(b"png".to_vec().into())
+            .send()
+            .await
+            .unwrap()
     });
     let input = w.state.path().join("batch.json");
     std::fs::write(&input, scenario["input"].to_string()).unwrap();
-    let out = deploy(&w, &local).run(&["run", "resize-image", "--input-file", input.to_str().unwrap()]).success();
-    for line in ["task lambda:invoke", "task dynamodb:updateItem", "task aws-sdk:s3:deleteObject", "execution SUCCEEDED"] {
+    let out = deploy(&w, &local)
+        .run(&[
+            "run",
+            "resize-image",
+            "--input-file",
+            input.to_str().unwrap(),
+        ])
+        .success();
+    for line in [
+        "task lambda:invoke",
+        "task dynamodb:updateItem",
+        "task aws-sdk:s3:deleteObject",
+        "execution SUCCEEDED",
+    ] {
         assert!(out.stdout.contains(line), "missing {line:?} in {out:?}");
     }
     w.c.block_on(async {
         let item =
-            w.c.dynamodb.get_item().table_name("user").key("userId", aws_sdk_dynamodb::types::AttributeValue::S("john-doe".into())).send();
+            w.c.dynamodb
+                .get_item()
+                .table_name("user")
+                .key(
+                    "userId",
+                    aws_sdk_dynamodb::types::AttributeValue::S("john-doe".into()),
+                )
+                .send();
         let item = item.await.unwrap();
         let item = item.item().expect("the user item was written in moto");
-        assert!(item.contains_key("smallPicture") || item.contains_key("bigPicture"), "{item:?}");
-        let left = w.c.s3.list_objects_v2().bucket(&bucket).send().await.unwrap();
-        assert!(left.contents().is_empty(), "the upload was deleted from moto's S3");
+        assert!(
+            item.contains_key("smallPicture") || item.contains_key("bigPicture"),
+            "{item:?}"
+        );
+        let left =
+            w.c.s3
+                .list_objects_v2()
+                .bucket(&bucket)
+                .send()
+                .await
+                .unwrap();
+        assert!(
+            left.contents().is_empty(),
+            "the upload was deleted from moto's S3"
+        );
     });
 }
 
@@ -293,7 +553,8 @@ fn definition(states: Value) -> String {
 fn the_api_behaves_as_step_functions_does() {
     use aws_sdk_sfn::types::{ExecutionStatus, StateMachineType};
     let w = World::new();
-    let mocks = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/MockConfigFile.json");
+    let mocks =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/MockConfigFile.json");
     let local = Local::start(&w, &["--mock-config", mocks.to_str().unwrap()]);
     let sfn = local.sfn();
     let role = format!("arn:aws:iam::{ACCOUNT}:role/any");
@@ -407,29 +668,75 @@ fn the_aws_cli_works_against_the_local_endpoint() {
             .env("AWS_ENDPOINT_URL_SFN", &local.url)
             .output()
             .unwrap();
-        assert!(out.status.success(), "aws {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "aws {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
     };
-    let def = definition(json!({"Start": {"Type": "Pass", "Output": {"greeting": "{% 'hello ' & $states.input.name %}"}, "End": true}}));
+    let def = definition(
+        json!({"Start": {"Type": "Pass", "Output": {"greeting": "{% 'hello ' & $states.input.name %}"}, "End": true}}),
+    );
     let role = format!("arn:aws:iam::{ACCOUNT}:role/any");
-    let m = aws(&["create-state-machine", "--name", "hello", "--role-arn", &role, "--definition", &def]);
+    let m = aws(&[
+        "create-state-machine",
+        "--name",
+        "hello",
+        "--role-arn",
+        &role,
+        "--definition",
+        &def,
+    ]);
     let arn = m["stateMachineArn"].as_str().unwrap().to_string();
-    let e = aws(&["start-execution", "--state-machine-arn", &arn, "--input", r#"{"name": "cli"}"#]);
+    let e = aws(&[
+        "start-execution",
+        "--state-machine-arn",
+        &arn,
+        "--input",
+        r#"{"name": "cli"}"#,
+    ]);
     let exec = e["executionArn"].as_str().unwrap().to_string();
-    eventually(30, "the execution to end", || aws(&["describe-execution", "--execution-arn", &exec])["status"] != "RUNNING");
+    eventually(30, "the execution to end", || {
+        aws(&["describe-execution", "--execution-arn", &exec])["status"] != "RUNNING"
+    });
     let d = aws(&["describe-execution", "--execution-arn", &exec]);
     assert_eq!(d["status"], "SUCCEEDED");
-    assert_eq!(serde_json::from_str::<Value>(d["output"].as_str().unwrap()).unwrap(), json!({"greeting": "hello cli"}));
+    assert_eq!(
+        serde_json::from_str::<Value>(d["output"].as_str().unwrap()).unwrap(),
+        json!({"greeting": "hello cli"})
+    );
     let h = aws(&["get-execution-history", "--execution-arn", &exec]);
-    let types: Vec<&str> = h["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
-    assert_eq!(types, ["ExecutionStarted", "PassStateEntered", "PassStateExited", "ExecutionSucceeded"]);
-    assert_eq!(aws(&["list-state-machines"])["stateMachines"][0]["name"], "hello");
+    let types: Vec<&str> = h["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "ExecutionStarted",
+            "PassStateEntered",
+            "PassStateExited",
+            "ExecutionSucceeded"
+        ]
+    );
+    assert_eq!(
+        aws(&["list-state-machines"])["stateMachines"][0]["name"],
+        "hello"
+    );
 }
 
 /// CPU seconds (user + system) a process has used so far, from /proc.
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
     let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
     ticks / 100.0
 }
@@ -437,7 +744,15 @@ fn cpu_seconds(pid: u32) -> f64 {
 /// Resident memory of a process, in MiB.
 fn rss_mib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: u64 = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     kb / 1024
 }
 
@@ -450,38 +765,78 @@ fn runaway_workflows_are_bounded_and_stop_means_stop() {
     let sfn = local.sfn();
     let pid = local.child.id();
     let machine = |name: &str, def: serde_json::Value| -> String {
-        w.c.block_on(sfn.create_state_machine().name(name).definition(def.to_string()).role_arn("arn:aws:iam::123456789012:role/r").send())
-            .unwrap()
-            .state_machine_arn()
-            .to_string()
+        w.c.block_on(
+            sfn.create_state_machine()
+                .name(name)
+                .definition(def.to_string())
+                .role_arn("arn:aws:iam::123456789012:role/r")
+                .send(),
+        )
+        .unwrap()
+        .state_machine_arn()
+        .to_string()
     };
     let start = |arn: &str| -> String {
-        w.c.block_on(sfn.start_execution().state_machine_arn(arn).input("{}").send()).unwrap().execution_arn().to_string()
+        w.c.block_on(
+            sfn.start_execution()
+                .state_machine_arn(arn)
+                .input("{}")
+                .send(),
+        )
+        .unwrap()
+        .execution_arn()
+        .to_string()
     };
-    let ended = |exec: &str| -> aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput {
-        let describe = || w.c.block_on(sfn.describe_execution().execution_arn(exec).send()).unwrap();
-        eventually(60, "the execution to end", || describe().status().as_str() != "RUNNING");
-        describe()
-    };
+    let ended =
+        |exec: &str| -> aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput {
+            let describe = || {
+                w.c.block_on(sfn.describe_execution().execution_arn(exec).send())
+                    .unwrap()
+            };
+            eventually(60, "the execution to end", || {
+                describe().status().as_str() != "RUNNING"
+            });
+            describe()
+        };
     let pass = |output: &str| json!({"QueryLanguage": "JSONata", "StartAt": "P", "States": {"P": {"Type": "Pass", "Output": output, "End": true}}});
 
     // a sequence no payload can hold: stopped at once, as AWS's data limit
     let e = ended(&start(&machine("big-range", pass("{% [1..10000000] %}"))));
-    assert_eq!((e.status().as_str(), e.error()), ("FAILED", Some("States.DataLimitExceeded")), "{e:?}");
+    assert_eq!(
+        (e.status().as_str(), e.error()),
+        ("FAILED", Some("States.DataLimitExceeded")),
+        "{e:?}"
+    );
     // unbounded recursion ends at the evaluator's stack bound, as a query error
-    let e = ended(&start(&machine("recursion", pass("{% ($f := function($x) { $f($x + 1) }; $f(0)) %}"))));
-    assert_eq!((e.status().as_str(), e.error()), ("FAILED", Some("States.QueryEvaluationError")), "{e:?}");
+    let e = ended(&start(&machine(
+        "recursion",
+        pass("{% ($f := function($x) { $f($x + 1) }; $f(0)) %}"),
+    )));
+    assert_eq!(
+        (e.status().as_str(), e.error()),
+        ("FAILED", Some("States.QueryEvaluationError")),
+        "{e:?}"
+    );
     // a state output over 256 KiB
     let big = json!({"StartAt": "Big", "States": {"Big": {"Type": "Pass", "Result": "x".repeat(300 * 1024), "End": true}}});
     let e = ended(&start(&machine("big-output", big)));
     assert_eq!(e.error(), Some("States.DataLimitExceeded"));
-    assert_eq!(e.cause(), Some("The state/task 'Big' returned a result with a size exceeding the maximum number of bytes service limit."));
+    assert_eq!(
+        e.cause(),
+        Some(
+            "The state/task 'Big' returned a result with a size exceeding the maximum number of bytes service limit."
+        )
+    );
     // States.ArrayRange of ten million: AWS allows 1000 elements
-    let range =
-        json!({"StartAt": "R", "States": {"R": {"Type": "Pass", "Parameters": {"r.$": "States.ArrayRange(1, 10000000, 1)"}, "End": true}}});
+    let range = json!({"StartAt": "R", "States": {"R": {"Type": "Pass", "Parameters": {"r.$": "States.ArrayRange(1, 10000000, 1)"}, "End": true}}});
     let e = ended(&start(&machine("array-range", range)));
     assert_eq!(e.error(), Some("States.Runtime"));
-    assert!(e.cause().unwrap().contains("States.ArrayRange returns at most 1000"), "{e:?}");
+    assert!(
+        e.cause()
+            .unwrap()
+            .contains("States.ArrayRange returns at most 1000"),
+        "{e:?}"
+    );
     // a loop that never ends: the history's 25,000 events are the end of it
     let lp = json!({"StartAt": "L", "States": {
         "L": {"Type": "Pass", "Next": "C"},
@@ -490,31 +845,63 @@ fn runaway_workflows_are_bounded_and_stop_means_stop() {
     let exec = start(&machine("endless-loop", lp));
     let e = ended(&exec);
     assert_eq!(e.error(), Some("States.Runtime"));
-    assert_eq!(e.cause(), Some("The execution reached the maximum number of history events (25000)."));
-    let events = w.c.block_on(sfn.get_execution_history().execution_arn(&exec).max_results(1000).send()).unwrap();
+    assert_eq!(
+        e.cause(),
+        Some("The execution reached the maximum number of history events (25000).")
+    );
+    let events =
+        w.c.block_on(
+            sfn.get_execution_history()
+                .execution_arn(&exec)
+                .max_results(1000)
+                .send(),
+        )
+        .unwrap();
     assert_eq!(events.events().len(), 1000, "pages of a full history");
     // an input over 256 KiB is refused at the door
     let arn = machine("any-input", pass("{% 1 %}"));
-    let err = w.c.block_on(sfn.start_execution().state_machine_arn(&arn).input(json!({"x": "y".repeat(300 * 1024)}).to_string()).send());
-    assert_eq!(err.unwrap_err().into_service_error().meta().code(), Some("InvalidExecutionInput"));
+    let err = w.c.block_on(
+        sfn.start_execution()
+            .state_machine_arn(&arn)
+            .input(json!({"x": "y".repeat(300 * 1024)}).to_string())
+            .send(),
+    );
+    assert_eq!(
+        err.unwrap_err().into_service_error().meta().code(),
+        Some("InvalidExecutionInput")
+    );
 
     // a computation of hours (each sequence within the limit): StopExecution stops the work
-    let busy = machine("busy", pass("{% $count([1..100000].($sum([1..100000]))) %}"));
+    let busy = machine(
+        "busy",
+        pass("{% $count([1..100000].($sum([1..100000]))) %}"),
+    );
     let exec = start(&busy);
     eventually(30, "the busy state to be entered", || {
-        let h = w.c.block_on(sfn.get_execution_history().execution_arn(&exec).send()).unwrap();
-        h.events().iter().any(|e| e.r#type().as_str() == "PassStateEntered")
+        let h =
+            w.c.block_on(sfn.get_execution_history().execution_arn(&exec).send())
+                .unwrap();
+        h.events()
+            .iter()
+            .any(|e| e.r#type().as_str() == "PassStateEntered")
     });
     let before_stop = cpu_seconds(pid);
     std::thread::sleep(std::time::Duration::from_millis(500));
-    assert!(cpu_seconds(pid) - before_stop > 0.2, "the busy execution does work (a core)");
-    w.c.block_on(sfn.stop_execution().execution_arn(&exec).send()).unwrap();
+    assert!(
+        cpu_seconds(pid) - before_stop > 0.2,
+        "the busy execution does work (a core)"
+    );
+    w.c.block_on(sfn.stop_execution().execution_arn(&exec).send())
+        .unwrap();
     assert_eq!(ended(&exec).status().as_str(), "ABORTED");
     std::thread::sleep(std::time::Duration::from_millis(300)); // the stop reaches the evaluation
     let after_stop = cpu_seconds(pid);
     std::thread::sleep(std::time::Duration::from_secs(1));
     let idle = cpu_seconds(pid) - after_stop;
-    assert!(idle < 0.3, "{idle:.2} CPU seconds in the second after the stop: the work goes on");
+    assert!(
+        idle < 0.3,
+        "{idle:.2} CPU seconds in the second after the stop: the work goes on"
+    );
     assert!(rss_mib(pid) < 1024, "{} MiB resident", rss_mib(pid));
     // and the endpoint answered all along
     assert!(w.c.block_on(sfn.list_state_machines().send()).is_ok());
@@ -525,11 +912,19 @@ fn runaway_workflows_are_bounded_and_stop_means_stop() {
 #[test]
 fn listening_beyond_loopback_is_warned_about() {
     let w = World::new();
-    let mut child = w.deploy().spawn(&["local", "--host", "0.0.0.0", "--port", "0"]);
+    let mut child = w
+        .deploy()
+        .spawn(&["local", "--host", "0.0.0.0", "--port", "0"]);
     let stderr = child.stderr.take().unwrap();
-    let first = BufReader::new(stderr).lines().map_while(Result::ok).find(|l| l.starts_with("warning: "));
+    let first = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("warning: "));
     let _ = child.kill();
     let _ = child.wait();
     let first = first.unwrap_or_default();
-    assert!(first.contains("deploy local listens on 0.0.0.0") && first.contains("no authentication"), "{first}");
+    assert!(
+        first.contains("deploy local listens on 0.0.0.0") && first.contains("no authentication"),
+        "{first}"
+    );
 }

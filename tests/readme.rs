@@ -21,13 +21,25 @@ fn shell_blocks(markdown: &str) -> Vec<Block> {
     let mut lines = markdown.lines().enumerate();
     let mut last_marker: Option<String> = None;
     while let Some((i, line)) = lines.next() {
-        if let Some(why) = line.trim().strip_prefix("<!-- readme-test: skip:").and_then(|r| r.strip_suffix("-->")) {
+        if let Some(why) = line
+            .trim()
+            .strip_prefix("<!-- readme-test: skip:")
+            .and_then(|r| r.strip_suffix("-->"))
+        {
             last_marker = Some(why.trim().to_string());
             continue;
         }
         if line.trim() == "```sh" {
-            let text: Vec<&str> = lines.by_ref().map(|(_, l)| l).take_while(|l| l.trim() != "```").collect();
-            out.push(Block { line: i + 2, text: text.join("\n"), skip: last_marker.take() });
+            let text: Vec<&str> = lines
+                .by_ref()
+                .map(|(_, l)| l)
+                .take_while(|l| l.trim() != "```")
+                .collect();
+            out.push(Block {
+                line: i + 2,
+                text: text.join("\n"),
+                skip: last_marker.take(),
+            });
         } else if !line.trim().is_empty() {
             last_marker = None;
         }
@@ -40,9 +52,18 @@ fn the_readme_blocks_are_found_with_their_skip_reasons() {
     let md = "a\n<!-- readme-test: skip: a server -->\n```sh\nserve\n```\n\n```sh\none\ntwo\n```\n<!-- readme-test: skip: x -->\ntext\n```sh\nthree\n```\n";
     let b = shell_blocks(md);
     assert_eq!(b.len(), 3);
-    assert_eq!((b[0].line, b[0].text.as_str(), b[0].skip.as_deref()), (4, "serve", Some("a server")));
-    assert_eq!((b[1].line, b[1].text.as_str(), b[1].skip.as_deref()), (8, "one\ntwo", None));
-    assert_eq!(b[2].skip, None, "a marker holds only for the block right after it");
+    assert_eq!(
+        (b[0].line, b[0].text.as_str(), b[0].skip.as_deref()),
+        (4, "serve", Some("a server"))
+    );
+    assert_eq!(
+        (b[1].line, b[1].text.as_str(), b[1].skip.as_deref()),
+        (8, "one\ntwo", None)
+    );
+    assert_eq!(
+        b[2].skip, None,
+        "a marker holds only for the block right after it"
+    );
 }
 
 #[test]
@@ -51,8 +72,15 @@ fn every_shell_block_of_the_readme_runs() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let blocks = shell_blocks(&std::fs::read_to_string(root.join("README.md")).unwrap());
     let skipped: Vec<&str> = blocks.iter().filter_map(|b| b.skip.as_deref()).collect();
-    assert_eq!(skipped.len(), 3, "only the install, the test command and the long-running server are not run: {skipped:?}");
-    assert!(blocks[0].text.starts_with("scripts/quickstart") && blocks[0].skip.is_none(), "the quick start comes first and runs");
+    assert_eq!(
+        skipped.len(),
+        3,
+        "only the install, the test command and the long-running server are not run: {skipped:?}"
+    );
+    assert!(
+        blocks[0].text.starts_with("scripts/quickstart") && blocks[0].skip.is_none(),
+        "the quick start comes first and runs"
+    );
 
     let copy = tempfile::tempdir().unwrap();
     for dir in ["scripts", "stacks", "templates", "examples"] {
@@ -63,7 +91,10 @@ fn every_shell_block_of_the_readme_runs() {
     }
     let mut script = String::from("set -euo pipefail\n");
     for b in blocks.iter().filter(|b| b.skip.is_none()) {
-        script.push_str(&format!("echo '### README.md:{}' >&2\n{}\n", b.line, b.text));
+        script.push_str(&format!(
+            "echo '### README.md:{}' >&2\n{}\n",
+            b.line, b.text
+        ));
     }
     let mut cmd = std::process::Command::new("bash");
     for (k, _) in std::env::vars() {
@@ -71,7 +102,8 @@ fn every_shell_block_of_the_readme_runs() {
             cmd.env_remove(k);
         }
     }
-    let venv = std::env::var("DEPLOY_VENV").unwrap_or_else(|_| root.join(".venv").display().to_string());
+    let venv =
+        std::env::var("DEPLOY_VENV").unwrap_or_else(|_| root.join(".venv").display().to_string());
     let out = cmd
         .args(["-c", &script])
         .current_dir(copy.path())
@@ -91,11 +123,21 @@ fn every_shell_block_of_the_readme_runs() {
             let _ = std::process::Command::new("kill").arg(p.trim()).status();
         }
     }
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    let failed_at = stderr.lines().filter(|l| l.starts_with("### README.md:")).last().unwrap_or("(before the first block)");
-    assert!(out.status.success(), "the README block at {failed_at} failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    let failed_at = stderr
+        .lines()
+        .filter(|l| l.starts_with("### README.md:"))
+        .last()
+        .unwrap_or("(before the first block)");
+    assert!(
+        out.status.success(),
+        "the README block at {failed_at} failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
     for seen in [
-        "should-i-deploy: 12 changes applied",        // the quick start deployed
+        "should-i-deploy: 12 changes applied", // the quick start deployed
         "Call Should I deploy API: task http:invoke", // and ran it on deploy local
         "execution SUCCEEDED",
         "arn:aws:iam::aws:policy/AWSDenyAll", // --answer no locked the CI user
@@ -103,9 +145,15 @@ fn every_shell_block_of_the_readme_runs() {
         "sent task failure Rejected",
         "admins-group", // john-doe, approved as admin
     ] {
-        assert!(stdout.contains(seen), "missing {seen:?} in\n{stdout}\n--- stderr\n{stderr}");
+        assert!(
+            stdout.contains(seen),
+            "missing {seen:?} in\n{stdout}\n--- stderr\n{stderr}"
+        );
     }
-    assert!(!stderr.contains("failed to"), "every resource changed as asked:\n{stderr}");
+    assert!(
+        !stderr.contains("failed to"),
+        "every resource changed as asked:\n{stderr}"
+    );
     for file in ["should-i-deploy.svg", "run.svg", ".deploy/quickstart.env"] {
         assert!(copy.path().join(file).exists(), "{file} was written");
     }

@@ -16,7 +16,13 @@ fn tag_pairs<'a>(it: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<(String, S
 fn deployed_definition(c: &Clients, name: &str) -> Value {
     c.block_on(async {
         let arn = format!("arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:{name}");
-        let d = c.sfn.describe_state_machine().state_machine_arn(arn).send().await.unwrap();
+        let d = c
+            .sfn
+            .describe_state_machine()
+            .state_machine_arn(arn)
+            .send()
+            .await
+            .unwrap();
         serde_json::from_str(d.definition()).unwrap()
     })
 }
@@ -24,10 +30,18 @@ fn deployed_definition(c: &Clients, name: &str) -> Value {
 #[test]
 fn create_new_user_needs_an_email() {
     let state = tempfile::tempdir().unwrap();
-    let out = Deploy::new(Path::new(env!("CARGO_MANIFEST_DIR")), state.path(), &format!("http://127.0.0.1:{}", free_port()))
-        .run(&["up", "create-new-user", "--yes"])
-        .code(2);
-    assert!(out.stderr.contains("stack `create-new-user` needs variable `email`"), "{out:?}");
+    let out = Deploy::new(
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+        state.path(),
+        &format!("http://127.0.0.1:{}", free_port()),
+    )
+    .run(&["up", "create-new-user", "--yes"])
+    .code(2);
+    assert!(
+        out.stderr
+            .contains("stack `create-new-user` needs variable `email`"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -37,19 +51,47 @@ fn create_new_user_lifecycle() {
     let (moto, c) = (&w.moto, &w.c);
     let deploy = || w.deploy();
 
-    deploy().run(&["up", STACK, "--var", "email=approver@example.com", "--yes"]).success();
+    deploy()
+        .run(&["up", STACK, "--var", "email=approver@example.com", "--yes"])
+        .success();
     let topic_arn = format!("arn:aws:sns:us-east-1:{ACCOUNT}:create-new-user");
     c.block_on(async {
         for g in ["developers-group", "admins-group"] {
             c.iam.get_group().group_name(g).send().await.unwrap();
         }
-        let tags = c.sns.list_tags_for_resource().resource_arn(&topic_arn).send().await.unwrap();
-        assert_tags(tag_pairs(tags.tags().iter().map(|t| (t.key(), t.value()))), STACK, "default");
-        let subs = c.sns.list_subscriptions_by_topic().topic_arn(&topic_arn).send().await.unwrap();
-        let subs: Vec<(&str, &str)> = subs.subscriptions().iter().map(|s| (s.protocol().unwrap(), s.endpoint().unwrap())).collect();
+        let tags = c
+            .sns
+            .list_tags_for_resource()
+            .resource_arn(&topic_arn)
+            .send()
+            .await
+            .unwrap();
+        assert_tags(
+            tag_pairs(tags.tags().iter().map(|t| (t.key(), t.value()))),
+            STACK,
+            "default",
+        );
+        let subs = c
+            .sns
+            .list_subscriptions_by_topic()
+            .topic_arn(&topic_arn)
+            .send()
+            .await
+            .unwrap();
+        let subs: Vec<(&str, &str)> = subs
+            .subscriptions()
+            .iter()
+            .map(|s| (s.protocol().unwrap(), s.endpoint().unwrap()))
+            .collect();
         assert_eq!(subs, vec![("email", "approver@example.com")]);
     });
-    let doc = role_policy(&c, "sfn-create-new-user", "states.amazonaws.com", STACK, "default");
+    let doc = role_policy(
+        &c,
+        "sfn-create-new-user",
+        "states.amazonaws.com",
+        STACK,
+        "default",
+    );
     assert_eq!(
         doc["Statement"],
         json!([
@@ -62,29 +104,62 @@ fn create_new_user_lifecycle() {
         published_definition(
             STACK,
             "jsonata",
-            &[("TOPIC_ARN", &topic_arn), ("ADMIN_GROUP_NAME", "admins-group"), ("DEVELOP_GROUP_NAME", "developers-group")]
+            &[
+                ("TOPIC_ARN", &topic_arn),
+                ("ADMIN_GROUP_NAME", "admins-group"),
+                ("DEVELOP_GROUP_NAME", "developers-group")
+            ]
         )
     );
 
     moto.start_recording();
-    let out = deploy().run(&["up", STACK, "--var", "email=approver@example.com", "--yes"]).success();
-    assert!(out.stdout.contains("No changes: 8 resources up to date."), "{out:?}");
+    let out = deploy()
+        .run(&["up", STACK, "--var", "email=approver@example.com", "--yes"])
+        .success();
+    assert!(
+        out.stdout.contains("No changes: 8 resources up to date."),
+        "{out:?}"
+    );
     assert_eq!(mutating_calls(&moto), Vec::<String>::new());
 
     // a new approver: the subscription is replaced, nothing else changes
     moto.start_recording();
-    let out = deploy().run(&["up", STACK, "--var", "email=boss@example.com", "--yes"]).success();
+    let out = deploy()
+        .run(&["up", STACK, "--var", "email=boss@example.com", "--yes"])
+        .success();
     assert!(out.stdout.contains("1 to replace"), "{out:?}");
     assert_eq!(mutating_calls(&moto), vec!["Unsubscribe", "Subscribe"]);
 
     // as the workflow would: a user created and put in a group; destroy must still succeed
     c.block_on(async {
-        c.iam.create_user().user_name("john-doe").send().await.unwrap();
-        c.iam.add_user_to_group().group_name("admins-group").user_name("john-doe").send().await.unwrap();
+        c.iam
+            .create_user()
+            .user_name("john-doe")
+            .send()
+            .await
+            .unwrap();
+        c.iam
+            .add_user_to_group()
+            .group_name("admins-group")
+            .user_name("john-doe")
+            .send()
+            .await
+            .unwrap();
     });
     let out = deploy().run(&["destroy", STACK, "--yes"]).success();
-    assert!(out.stderr.contains("removed 1 user(s) from the group first (kept the users): john-doe"), "{out:?}");
-    c.block_on(async { c.iam.delete_user().user_name("john-doe").send().await.unwrap() });
+    assert!(
+        out.stderr
+            .contains("removed 1 user(s) from the group first (kept the users): john-doe"),
+        "{out:?}"
+    );
+    c.block_on(async {
+        c.iam
+            .delete_user()
+            .user_name("john-doe")
+            .send()
+            .await
+            .unwrap()
+    });
     nothing_left(&c, moto.port);
 }
 
@@ -96,67 +171,150 @@ fn bucket_replication_lifecycle() {
     let deploy = || w.deploy();
 
     deploy().run(&["up", STACK, "--yes"]).success();
-    let (src, dst) = (format!("source-{ACCOUNT}-us-east-1"), format!("destination-{ACCOUNT}-us-east-1"));
+    let (src, dst) = (
+        format!("source-{ACCOUNT}-us-east-1"),
+        format!("destination-{ACCOUNT}-us-east-1"),
+    );
     let role_arn = format!("arn:aws:iam::{ACCOUNT}:role/datasync-bucket-replication");
     let task_arn = c.block_on(async {
         for b in [&src, &dst] {
             let tags = c.s3.get_bucket_tagging().bucket(b).send().await.unwrap();
-            assert_tags(tag_pairs(tags.tag_set().iter().map(|t| (t.key(), t.value()))), STACK, "default");
+            assert_tags(
+                tag_pairs(tags.tag_set().iter().map(|t| (t.key(), t.value()))),
+                STACK,
+                "default",
+            );
         }
         let locs = c.datasync.list_locations().send().await.unwrap();
-        let mut uris: Vec<&str> = locs.locations().iter().map(|l| l.location_uri().unwrap().trim_end_matches('/')).collect();
+        let mut uris: Vec<&str> = locs
+            .locations()
+            .iter()
+            .map(|l| l.location_uri().unwrap().trim_end_matches('/'))
+            .collect();
         uris.sort();
         assert_eq!(uris, vec![format!("s3://{dst}"), format!("s3://{src}")]);
         for l in locs.locations() {
-            let d = c.datasync.describe_location_s3().location_arn(l.location_arn().unwrap()).send().await.unwrap();
+            let d = c
+                .datasync
+                .describe_location_s3()
+                .location_arn(l.location_arn().unwrap())
+                .send()
+                .await
+                .unwrap();
             assert_eq!(d.s3_config().unwrap().bucket_access_role_arn(), role_arn);
         }
         let tasks = c.datasync.list_tasks().send().await.unwrap();
         assert_eq!(tasks.tasks().len(), 1);
-        let t = c.datasync.describe_task().task_arn(tasks.tasks()[0].task_arn().unwrap()).send().await.unwrap();
+        let t = c
+            .datasync
+            .describe_task()
+            .task_arn(tasks.tasks()[0].task_arn().unwrap())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(t.name(), Some("bucket-replication"));
         let o = t.options().unwrap();
         assert_eq!(
-            (o.posix_permissions().unwrap().as_str(), o.uid().unwrap().as_str(), o.gid().unwrap().as_str()),
+            (
+                o.posix_permissions().unwrap().as_str(),
+                o.uid().unwrap().as_str(),
+                o.gid().unwrap().as_str()
+            ),
             ("NONE", "NONE", "NONE")
         );
-        let src_loc = c.datasync.describe_location_s3().location_arn(t.source_location_arn().unwrap()).send().await.unwrap();
-        assert_eq!(src_loc.location_uri().unwrap().trim_end_matches('/'), format!("s3://{src}"));
+        let src_loc = c
+            .datasync
+            .describe_location_s3()
+            .location_arn(t.source_location_arn().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            src_loc.location_uri().unwrap().trim_end_matches('/'),
+            format!("s3://{src}")
+        );
         t.task_arn().unwrap().to_string()
     });
-    let doc = role_policy(&c, "datasync-bucket-replication", "datasync.amazonaws.com", STACK, "default");
+    let doc = role_policy(
+        &c,
+        "datasync-bucket-replication",
+        "datasync.amazonaws.com",
+        STACK,
+        "default",
+    );
     assert_eq!(
         doc["Statement"],
         json!([{"Sid": "BucketAccess", "Effect": "Allow", "Action": ["s3:Get*", "s3:List*", "s3:Put*", "s3:DeleteObject"],
                 "Resource": [format!("arn:aws:s3:::{src}"), format!("arn:aws:s3:::{src}/*"), format!("arn:aws:s3:::{dst}"), format!("arn:aws:s3:::{dst}/*")]}])
     );
-    let doc = role_policy(&c, "sfn-bucket-replication", "states.amazonaws.com", STACK, "default");
-    assert_eq!(doc["Statement"][0]["Action"], json!(["datasync:StartTaskExecution", "datasync:DescribeTaskExecution"]));
+    let doc = role_policy(
+        &c,
+        "sfn-bucket-replication",
+        "states.amazonaws.com",
+        STACK,
+        "default",
+    );
+    assert_eq!(
+        doc["Statement"][0]["Action"],
+        json!([
+            "datasync:StartTaskExecution",
+            "datasync:DescribeTaskExecution"
+        ])
+    );
     assert_eq!(doc["Statement"][0]["Resource"], "*");
-    assert_eq!(deployed_definition(&c, "bucket-replication"), published_definition(STACK, "jsonata", &[("TASK_ARN", &task_arn)]));
+    assert_eq!(
+        deployed_definition(&c, "bucket-replication"),
+        published_definition(STACK, "jsonata", &[("TASK_ARN", &task_arn)])
+    );
 
     moto.start_recording();
     let out = deploy().run(&["up", STACK, "--yes"]).success();
-    assert!(out.stdout.contains("No changes: 12 resources up to date."), "{out:?}");
+    assert!(
+        out.stdout.contains("No changes: 12 resources up to date."),
+        "{out:?}"
+    );
     assert_eq!(mutating_calls(&moto), Vec::<String>::new());
 
     // an update: poll every 5 s instead of 10 s
     let tpl = project.join("templates/bucket-replication/jsonata.json");
-    std::fs::write(&tpl, std::fs::read_to_string(&tpl).unwrap().replace("\"Seconds\": 10", "\"Seconds\": 5")).unwrap();
+    std::fs::write(
+        &tpl,
+        std::fs::read_to_string(&tpl)
+            .unwrap()
+            .replace("\"Seconds\": 10", "\"Seconds\": 5"),
+    )
+    .unwrap();
     moto.start_recording();
     deploy().run(&["up", STACK, "--yes"]).success();
     assert_eq!(mutating_calls(&moto), vec!["UpdateStateMachine"]);
-    assert_eq!(deployed_definition(&c, "bucket-replication")["States"]["Wait 10s"]["Seconds"], 5);
+    assert_eq!(
+        deployed_definition(&c, "bucket-replication")["States"]["Wait 10s"]["Seconds"],
+        5
+    );
 
     // buckets with objects in them do not block teardown
     c.block_on(async {
         for (b, k) in [(&src, "a.txt"), (&src, "dir/b.txt"), (&dst, "a.txt")] {
-            c.s3.put_object().bucket(b).key(k).body(b"x".to_vec().into()).send().await.unwrap();
+            c.s3.put_object()
+                .bucket(b)
+                .key(k)
+                .body(b"x".to_vec().into())
+                .send()
+                .await
+                .unwrap();
         }
     });
     let out = deploy().run(&["destroy", STACK, "--yes"]).success();
-    assert!(out.stderr.contains("source: emptied the bucket first: deleted 2 object(s)"), "{out:?}");
-    assert!(out.stderr.contains("destination: emptied the bucket first: deleted 1 object(s)"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("source: emptied the bucket first: deleted 2 object(s)"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("destination: emptied the bucket first: deleted 1 object(s)"),
+        "{out:?}"
+    );
     nothing_left(&c, moto.port);
 }
 
@@ -165,7 +323,8 @@ fn check_resize_image(c: &Clients, lang: &str) {
     let bucket = format!("profile-pictures-{ACCOUNT}-us-east-1");
     let bucket_arn = format!("arn:aws:s3:::{bucket}");
     let queue_arn = format!("arn:aws:sqs:us-east-1:{ACCOUNT}:profile-pictures");
-    let function_arn = format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:resize-profile-picture");
+    let function_arn =
+        format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:resize-profile-picture");
     let table_arn = c.block_on(async {
         // S3 -> SQS
         let n = c.s3.get_bucket_notification_configuration().bucket(&bucket).send().await.unwrap();
@@ -221,14 +380,26 @@ fn check_resize_image(c: &Clients, lang: &str) {
         assert_eq!(inv.as_str(), "FIRE_AND_FORGET");
         t.table_arn().unwrap().to_string()
     });
-    let doc = role_policy(c, "lambda-resize-profile-picture", "lambda.amazonaws.com", STACK, "default");
+    let doc = role_policy(
+        c,
+        "lambda-resize-profile-picture",
+        "lambda.amazonaws.com",
+        STACK,
+        "default",
+    );
     assert_eq!(
         doc["Statement"],
         json!([{"Sid": "S3Actions", "Effect": "Allow", "Action": ["s3:List*", "s3:Get*", "s3:Put*"], "Resource": [bucket_arn, format!("{bucket_arn}/*")]},
                {"Sid": "CloudWatchActions", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
                 "Resource": format!("arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws/lambda/resize-profile-picture:*")}])
     );
-    let doc = role_policy(c, "sfn-resize-profile-picture", "states.amazonaws.com", STACK, "default");
+    let doc = role_policy(
+        c,
+        "sfn-resize-profile-picture",
+        "states.amazonaws.com",
+        STACK,
+        "default",
+    );
     assert_eq!(
         doc["Statement"],
         json!([{"Sid": "S3Actions", "Effect": "Allow", "Action": ["s3:List*", "s3:Get*", "s3:Put*", "s3:Delete*"], "Resource": [bucket_arn, format!("{bucket_arn}/*")]},
@@ -236,7 +407,13 @@ fn check_resize_image(c: &Clients, lang: &str) {
                {"Sid": "DynamoDBActions", "Effect": "Allow", "Action": ["dynamodb:UpdateItem"], "Resource": table_arn}])
     );
     let sm_arn = format!("arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:resize-profile-picture");
-    let doc = role_policy(c, "pipe-resize-profile-picture", "pipes.amazonaws.com", STACK, "default");
+    let doc = role_policy(
+        c,
+        "pipe-resize-profile-picture",
+        "pipes.amazonaws.com",
+        STACK,
+        "default",
+    );
     assert_eq!(
         doc["Statement"],
         json!([{"Sid": "SqsAccess", "Effect": "Allow", "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"], "Resource": queue_arn},
@@ -245,7 +422,14 @@ fn check_resize_image(c: &Clients, lang: &str) {
     let deployed = deployed_definition(c, "resize-profile-picture");
     assert_eq!(
         deployed,
-        published_definition("resize-image", lang, &[("LAMBDA_NAME", "resize-profile-picture"), ("DYNAMODB_TABLE_NAME", "user")])
+        published_definition(
+            "resize-image",
+            lang,
+            &[
+                ("LAMBDA_NAME", "resize-profile-picture"),
+                ("DYNAMODB_TABLE_NAME", "user")
+            ]
+        )
     );
 }
 
@@ -260,24 +444,62 @@ fn resize_image_lifecycle() {
     let out = deploy().run(&["up", STACK, "--yes"]).success();
     assert!(out.stdout.contains("Plan: 19 to create"), "{out:?}");
     check_resize_image(&c, "jsonata");
-    let cached = || std::fs::read_dir(project.join(".deploy/cache/lambda")).unwrap().count();
+    let cached = || {
+        std::fs::read_dir(project.join(".deploy/cache/lambda"))
+            .unwrap()
+            .count()
+    };
     assert_eq!(cached(), 1, "the package is cached by content hash");
 
     // The S3 -> SQS notification works: an upload under uploaded/ arrives on the queue.
     let bucket = format!("profile-pictures-{ACCOUNT}-us-east-1");
     c.block_on(async {
-        let url = c.sqs.get_queue_url().queue_name("profile-pictures").send().await.unwrap().queue_url().unwrap().to_string();
-        c.s3.put_object().bucket(&bucket).key("elsewhere/jane.png").body(b"png".to_vec().into()).send().await.unwrap();
-        c.s3.put_object().bucket(&bucket).key("uploaded/john-doe.png").body(b"png".to_vec().into()).send().await.unwrap();
+        let url = c
+            .sqs
+            .get_queue_url()
+            .queue_name("profile-pictures")
+            .send()
+            .await
+            .unwrap()
+            .queue_url()
+            .unwrap()
+            .to_string();
+        c.s3.put_object()
+            .bucket(&bucket)
+            .key("elsewhere/jane.png")
+            .body(b"png".to_vec().into())
+            .send()
+            .await
+            .unwrap();
+        c.s3.put_object()
+            .bucket(&bucket)
+            .key("uploaded/john-doe.png")
+            .body(b"png".to_vec().into())
+            .send()
+            .await
+            .unwrap();
         let mut keys = Vec::new();
         for _ in 0..5 {
-            let r = c.sqs.receive_message().queue_url(&url).max_number_of_messages(10).wait_time_seconds(1).send().await.unwrap();
+            let r = c
+                .sqs
+                .receive_message()
+                .queue_url(&url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .unwrap();
             for m in r.messages() {
                 let body: Value = serde_json::from_str(m.body().unwrap()).unwrap();
                 if let Some(records) = body["Records"].as_array() {
                     for rec in records {
                         assert_eq!(rec["s3"]["bucket"]["name"], bucket.as_str());
-                        assert!(rec["eventName"].as_str().unwrap().starts_with("ObjectCreated:"));
+                        assert!(
+                            rec["eventName"]
+                                .as_str()
+                                .unwrap()
+                                .starts_with("ObjectCreated:")
+                        );
                         // event keys are URL-encoded
                         keys.push(percent_decode(rec["s3"]["object"]["key"].as_str().unwrap()));
                     }
@@ -287,38 +509,78 @@ fn resize_image_lifecycle() {
                 break;
             }
         }
-        assert_eq!(keys, vec!["uploaded/john-doe.png"], "only uploads under uploaded/ are notified");
+        assert_eq!(
+            keys,
+            vec!["uploaded/john-doe.png"],
+            "only uploads under uploaded/ are notified"
+        );
     });
 
     moto.start_recording();
     let out = deploy().run(&["up", STACK, "--yes"]).success();
-    assert!(out.stdout.contains("No changes: 19 resources up to date."), "{out:?}");
+    assert!(
+        out.stdout.contains("No changes: 19 resources up to date."),
+        "{out:?}"
+    );
     assert_eq!(mutating_calls(&moto), Vec::<String>::new());
 
     // the other published definition
     moto.start_recording();
-    let out = deploy().run(&["up", STACK, "--var", "query_language=jsonpath", "--yes"]).success();
-    assert!(out.stderr.contains("key `QueryLanguage` appears twice with the same value"), "{out:?}");
+    let out = deploy()
+        .run(&["up", STACK, "--var", "query_language=jsonpath", "--yes"])
+        .success();
+    assert!(
+        out.stderr
+            .contains("key `QueryLanguage` appears twice with the same value"),
+        "{out:?}"
+    );
     assert_eq!(mutating_calls(&moto), vec!["UpdateStateMachine"]);
     check_resize_image(&c, "jsonpath");
 
     // a code change updates the function's code only
     let main = project.join("stacks/resize-image/function/main.py");
-    std::fs::write(&main, std::fs::read_to_string(&main).unwrap() + "\n# changed\n").unwrap();
-    let out = deploy().run(&["plan", STACK, "--var", "query_language=jsonpath"]).success();
-    assert!(out.stdout.contains("~   update   lambda_function.function"), "{out:?}");
+    std::fs::write(
+        &main,
+        std::fs::read_to_string(&main).unwrap() + "\n# changed\n",
+    )
+    .unwrap();
+    let out = deploy()
+        .run(&["plan", STACK, "--var", "query_language=jsonpath"])
+        .success();
+    assert!(
+        out.stdout.contains("~   update   lambda_function.function"),
+        "{out:?}"
+    );
     moto.start_recording();
-    deploy().run(&["up", STACK, "--var", "query_language=jsonpath", "--yes"]).success();
-    assert_eq!(mutating_calls(&moto), vec!["PUT /2015-03-31/functions/resize-profile-picture/code"], "UpdateFunctionCode only");
+    deploy()
+        .run(&["up", STACK, "--var", "query_language=jsonpath", "--yes"])
+        .success();
+    assert_eq!(
+        mutating_calls(&moto),
+        vec!["PUT /2015-03-31/functions/resize-profile-picture/code"],
+        "UpdateFunctionCode only"
+    );
     assert_eq!(cached(), 2);
 
     // the container path needs an engine: without one, a clear error and nothing changed
     moto.start_recording();
     let out = deploy()
         .env("DEPLOY_DOCKER", "/nonexistent/docker")
-        .run(&["up", STACK, "--var", "lambda_package=image", "--var", "query_language=jsonpath", "--yes"])
+        .run(&[
+            "up",
+            STACK,
+            "--var",
+            "lambda_package=image",
+            "--var",
+            "query_language=jsonpath",
+            "--yes",
+        ])
         .code(2);
-    assert!(out.stderr.contains("lambda_package=image needs a container engine, and none answers"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("lambda_package=image needs a container engine, and none answers"),
+        "{out:?}"
+    );
     assert!(out.stderr.contains("--var lambda_package=zip"), "{out:?}");
     assert!(out.stderr.contains("(nothing was changed)"), "{out:?}");
     assert_eq!(mutating_calls(&moto), Vec::<String>::new());
@@ -331,8 +593,16 @@ fn resize_image_lifecycle() {
         c.ecr.put_image().repository_name("resize-profile-picture").image_manifest(manifest.to_string()).image_tag("latest").send().await.unwrap();
     });
     let out = deploy().run(&["destroy", STACK, "--yes"]).success();
-    assert!(out.stderr.contains("bucket: emptied the bucket first: deleted 2 object(s)"), "{out:?}");
-    assert!(out.stderr.contains("repository: emptied the repository first: deleted 1 image(s)"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("bucket: emptied the bucket first: deleted 2 object(s)"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("repository: emptied the repository first: deleted 1 image(s)"),
+        "{out:?}"
+    );
     nothing_left(&c, moto.port);
 }
 
@@ -363,7 +633,10 @@ print(json.dumps({"result": result, "size": img.size, "format": img.format, "con
 "#;
     let out = std::process::Command::new(python())
         .args(["-c", script])
-        .env("FUNCTION_DIR", Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks/resize-image/function"))
+        .env(
+            "FUNCTION_DIR",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks/resize-image/function"),
+        )
         .env("AWS_ENDPOINT_URL", moto.url())
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
@@ -371,7 +644,11 @@ print(json.dumps({"result": result, "size": img.size, "format": img.format, "con
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         v["result"],
@@ -390,18 +667,51 @@ print(json.dumps({"result": result, "size": img.size, "format": img.format, "con
 fn all_four_stacks_up_and_down_together() {
     require_wheelhouse();
     let w = World::new();
-    let out = w.deploy().run(&["up", "--all", "--var", "email=a@example.com", "--yes"]).success();
-    for stack in ["should-i-deploy", "create-new-user", "bucket-replication", "resize-image"] {
-        assert!(out.stdout.contains(&format!("stack {stack} (env default)")), "{stack}: {out:?}");
+    let out = w
+        .deploy()
+        .run(&["up", "--all", "--var", "email=a@example.com", "--yes"])
+        .success();
+    for stack in [
+        "should-i-deploy",
+        "create-new-user",
+        "bucket-replication",
+        "resize-image",
+    ] {
+        assert!(
+            out.stdout.contains(&format!("stack {stack} (env default)")),
+            "{stack}: {out:?}"
+        );
     }
-    let list = w.deploy().run(&["list", "--output", "json"]).success().json()["stacks"].clone();
-    let deployed: Vec<(String, u64)> =
-        list.as_array().unwrap().iter().map(|r| (r["stack"].as_str().unwrap().to_string(), r["resources"].as_u64().unwrap())).collect();
+    let list = w
+        .deploy()
+        .run(&["list", "--output", "json"])
+        .success()
+        .json()["stacks"]
+        .clone();
+    let deployed: Vec<(String, u64)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["stack"].as_str().unwrap().to_string(),
+                r["resources"].as_u64().unwrap(),
+            )
+        })
+        .collect();
     assert_eq!(
         deployed,
-        vec![("bucket-replication".into(), 12), ("create-new-user".into(), 8), ("resize-image".into(), 19), ("should-i-deploy".into(), 12)]
+        vec![
+            ("bucket-replication".into(), 12),
+            ("create-new-user".into(), 8),
+            ("resize-image".into(), 19),
+            ("should-i-deploy".into(), 12)
+        ]
     );
-    let out = w.deploy().run(&["up", "--all", "--var", "email=a@example.com", "--yes"]).success();
+    let out = w
+        .deploy()
+        .run(&["up", "--all", "--var", "email=a@example.com", "--yes"])
+        .success();
     assert_eq!(out.stdout.matches("No changes").count(), 4, "{out:?}");
     w.deploy().run(&["destroy", "--yes"]).success();
     nothing_left(&w.c, w.moto.port);

@@ -24,12 +24,18 @@ fn print_plans(plans: &[Planned], format: Format) {
     match format {
         Format::Text => {
             for p in plans {
-                outp!("{}", planview::render_text(&p.plan, crate::output::color_stdout()));
+                outp!(
+                    "{}",
+                    planview::render_text(&p.plan, crate::output::color_stdout())
+                );
             }
         }
         Format::Json => {
             let all: Vec<&Plan> = plans.iter().map(|p| &p.plan).collect();
-            outln!("{}", crate::views::json_doc(serde_json::json!({"event": "plan", "plans": all})));
+            outln!(
+                "{}",
+                crate::views::json_doc(serde_json::json!({"event": "plan", "plans": all}))
+            );
         }
         Format::Markdown => {
             for p in plans {
@@ -41,7 +47,12 @@ fn print_plans(plans: &[Planned], format: Format) {
 
 /// Locks every stack (one after another, always in the same order, so two runs never wait
 /// on each other in a circle), then plans them all together.
-async fn plan_stacks(setup: &Setup, stacks: Vec<Stack>, ctx: &Ctx, command: &str) -> Result<Vec<Planned>> {
+async fn plan_stacks(
+    setup: &Setup,
+    stacks: Vec<Stack>,
+    ctx: &Ctx,
+    command: &str,
+) -> Result<Vec<Planned>> {
     let mut names: Vec<String> = stacks.iter().map(|s| s.name.clone()).collect();
     names.sort();
     let mut locks = std::collections::BTreeMap::new();
@@ -53,21 +64,40 @@ async fn plan_stacks(setup: &Setup, stacks: Vec<Stack>, ctx: &Ctx, command: &str
         let lock = locks.remove(&stack.name).expect("locked above");
         (stack, lock)
     });
-    let plans = plans.collect::<Vec<_>>().into_iter().map(|(stack, lock)| async move {
-        let state = setup.state_for(&stack.name, ctx).await?;
-        let plan = plan::plan_up(&stack, &state, ctx).await?;
-        Ok::<_, Error>(Planned { stack: Some(stack), plan, state, _lock: lock })
-    });
+    let plans = plans
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|(stack, lock)| async move {
+            let state = setup.state_for(&stack.name, ctx).await?;
+            let plan = plan::plan_up(&stack, &state, ctx).await?;
+            Ok::<_, Error>(Planned {
+                stack: Some(stack),
+                plan,
+                state,
+                _lock: lock,
+            })
+        });
     futures::future::try_join_all(plans).await
 }
 
 /// An environment with a lifetime says so on its resources too: a `deploy:ttl` tag (the
 /// `--ttl` given, else the one recorded by an earlier `up`) on every taggable resource. The
 /// tag holds the duration, not a date, so an `up` that changes nothing re-tags nothing.
-async fn tag_lifetimes(setup: &Setup, stacks: &mut [Stack], ttl: Option<std::time::Duration>) -> Result<()> {
+async fn tag_lifetimes(
+    setup: &Setup,
+    stacks: &mut [Stack],
+    ttl: Option<std::time::Duration>,
+) -> Result<()> {
     for stack in stacks {
-        let recorded = setup.store.load(&stack.name, &setup.env).await?.meta.and_then(|m| m.ttl_secs);
-        let Some(secs) = ttl.map(|t| t.as_secs()).or(recorded) else { continue };
+        let recorded = setup
+            .store
+            .load(&stack.name, &setup.env)
+            .await?
+            .meta
+            .and_then(|m| m.ttl_secs);
+        let Some(secs) = ttl.map(|t| t.as_secs()).or(recorded) else {
+            continue;
+        };
         let value = humantime::format_duration(std::time::Duration::from_secs(secs)).to_string();
         for decl in stack.resources.values_mut().filter(|d| d.kind.taggable()) {
             if let Some(tags) = decl.attrs.get_mut("tags").and_then(|t| t.as_object_mut()) {
@@ -82,15 +112,33 @@ async fn tag_lifetimes(setup: &Setup, stacks: &mut [Stack], ttl: Option<std::tim
 async fn preflight(plans: &[Planned], ctx: &Ctx) -> Result<()> {
     for p in plans {
         let Some(stack) = &p.stack else { continue };
-        let outputs = p.state.resources.iter().map(|(k, e)| (k.clone(), e.outputs.clone())).collect();
-        let scope = stack.scope(&outputs, Some((&ctx.account_id, &ctx.region, &ctx.partition)));
-        for step in p.plan.steps.iter().filter(|s| matches!(s.action, plan::Action::Create | plan::Action::Update | plan::Action::Replace))
-        {
+        let outputs = p
+            .state
+            .resources
+            .iter()
+            .map(|(k, e)| (k.clone(), e.outputs.clone()))
+            .collect();
+        let scope = stack.scope(
+            &outputs,
+            Some((&ctx.account_id, &ctx.region, &ctx.partition)),
+        );
+        for step in p.plan.steps.iter().filter(|s| {
+            matches!(
+                s.action,
+                plan::Action::Create | plan::Action::Update | plan::Action::Replace
+            )
+        }) {
             let decl = &stack.resources[&step.id];
             let (want, _) = stack.resolve(&step.id, &scope)?;
             decl.kind.preflight(ctx, &want).await.map_err(|e| {
-                let msg = format!("stack `{}`, resource `{}`: {}", stack.name, step.id, e.message);
-                Error { message: format!("{msg} (nothing was changed)"), ..e }
+                let msg = format!(
+                    "stack `{}`, resource `{}`: {}",
+                    stack.name, step.id, e.message
+                );
+                Error {
+                    message: format!("{msg} (nothing was changed)"),
+                    ..e
+                }
             })?;
         }
     }
@@ -115,7 +163,16 @@ fn watch_interrupt() -> Arc<AtomicBool> {
 }
 
 fn view_for(format: Format, plans: &[Planned]) -> Box<dyn View> {
-    let total = plans.iter().map(|p| p.plan.steps.iter().filter(|s| s.action != plan::Action::NoOp).count()).sum();
+    let total = plans
+        .iter()
+        .map(|p| {
+            p.plan
+                .steps
+                .iter()
+                .filter(|s| s.action != plan::Action::NoOp)
+                .count()
+        })
+        .sum();
     match format {
         Format::Text | Format::Markdown => Box::new(Human::new(total)),
         Format::Json => Box::new(Json),
@@ -130,24 +187,51 @@ async fn report(results: Vec<Result<Summary>>, format: Format, setup: &Setup) ->
                 let st = setup.store.load(&s.stack, &setup.env).await?;
                 match format {
                     Format::Text => {
-                        outln!("{}: {} applied (env {}).", s.stack, plural(s.done.len(), "change"), s.env);
+                        outln!(
+                            "{}: {} applied (env {}).",
+                            s.stack,
+                            plural(s.done.len(), "change"),
+                            s.env
+                        );
                         for (k, v) in &st.outputs {
                             let v = &crate::secrets::mask(v, &[], &[]);
-                            outln!("  {k} = {}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+                            outln!(
+                                "  {k} = {}",
+                                v.as_str()
+                                    .map(str::to_string)
+                                    .unwrap_or_else(|| v.to_string())
+                            );
                         }
                     }
                     Format::Json => {
-                        let outputs = crate::secrets::mask(&serde_json::to_value(&st.outputs).unwrap_or_default(), &[], &[]);
-                        outln!("{}", crate::views::json_doc(serde_json::json!({"event": "summary", "summary": s, "outputs": outputs})))
+                        let outputs = crate::secrets::mask(
+                            &serde_json::to_value(&st.outputs).unwrap_or_default(),
+                            &[],
+                            &[],
+                        );
+                        outln!(
+                            "{}",
+                            crate::views::json_doc(
+                                serde_json::json!({"event": "summary", "summary": s, "outputs": outputs})
+                            )
+                        )
                     }
                     Format::Markdown => {
-                        outln!("**`{}` (env `{}`): {} applied.**\n", s.stack, s.env, plural(s.done.len(), "change"));
+                        outln!(
+                            "**`{}` (env `{}`): {} applied.**\n",
+                            s.stack,
+                            s.env,
+                            plural(s.done.len(), "change")
+                        );
                         outp!("{}", super::info::outputs_markdown(&st.outputs));
                     }
                 }
             }
             Err(e) => {
-                if first_err.as_ref().is_none_or(|f| f.class != Class::Partial && e.class == Class::Partial) {
+                if first_err
+                    .as_ref()
+                    .is_none_or(|f| f.class != Class::Partial && e.class == Class::Partial)
+                {
                     if let Some(prev) = first_err.take() {
                         eprintln!("error: {prev}");
                     }
@@ -196,10 +280,19 @@ pub async fn up(
         return Ok(());
     }
     preflight(&plans, &ctx).await?;
-    confirm(&format!("Apply these changes (env {})?", setup.env), args.yes)?;
+    confirm(
+        &format!("Apply these changes (env {})?", setup.env),
+        args.yes,
+    )?;
     let stop = watch_interrupt();
     let view = view_for(out.format, &plans);
-    let ex = Executor { ctx: &ctx, store: &setup.store, view: view.as_ref(), parallelism: args.parallelism as usize, stop: &stop };
+    let ex = Executor {
+        ctx: &ctx,
+        store: &setup.store,
+        view: view.as_ref(),
+        parallelism: args.parallelism as usize,
+        stop: &stop,
+    };
     let runs = plans.into_iter().map(|p| {
         let ex = &ex;
         async move {
@@ -214,7 +307,12 @@ pub async fn up(
 }
 
 /// Prints the plans; says whether anything would change.
-pub async fn plan(g: &Global, select: &Selection, vars: &VarArgs, out: &OutputArgs) -> Result<bool> {
+pub async fn plan(
+    g: &Global,
+    select: &Selection,
+    vars: &VarArgs,
+    out: &OutputArgs,
+) -> Result<bool> {
     let setup = Setup::new(g)?;
     let mut stacks = setup.load(select, vars)?;
     super::validate::gate(&setup, &stacks, vars).await?;
@@ -228,8 +326,18 @@ pub async fn plan(g: &Global, select: &Selection, vars: &VarArgs, out: &OutputAr
 /// Adds to `state` the stack's declared resources that it does not record but that exist and
 /// are provably ours (state lost, as on a new CI runner, or never written); says which ones it
 /// leaves alone because they cannot be proven ours. Returns the ids it added.
-async fn recover(setup: &Setup, name: &str, vars: &VarArgs, state: &mut StackState, ctx: &Ctx) -> Result<Vec<String>> {
-    let inputs = crate::manifest::VarInputs { pairs: vars.vars.clone(), files: vars.var_files.clone(), placeholders: true };
+async fn recover(
+    setup: &Setup,
+    name: &str,
+    vars: &VarArgs,
+    state: &mut StackState,
+    ctx: &Ctx,
+) -> Result<Vec<String>> {
+    let inputs = crate::manifest::VarInputs {
+        pairs: vars.vars.clone(),
+        files: vars.var_files.clone(),
+        placeholders: true,
+    };
     let stack = match setup.project.load(name, &inputs, &setup.env) {
         Ok(s) => s,
         // the manifest is gone: what state records is all there is to go by
@@ -246,7 +354,10 @@ async fn recover(setup: &Setup, name: &str, vars: &VarArgs, state: &mut StackSta
     let mut added = Vec::new();
     for (id, (live, outputs)) in found.ours {
         let decl = &stack.resources[&id];
-        state.resources.insert(id.clone(), crate::state::Entry::created(decl.kind.name(), live, outputs, decl.deps.clone()));
+        state.resources.insert(
+            id.clone(),
+            crate::state::Entry::created(decl.kind.name(), live, outputs, decl.deps.clone()),
+        );
         added.push(id);
     }
     if state.target.is_none() && !added.is_empty() {
@@ -255,7 +366,13 @@ async fn recover(setup: &Setup, name: &str, vars: &VarArgs, state: &mut StackSta
     Ok(added)
 }
 
-pub async fn destroy(g: &Global, stacks: &[String], vars: &VarArgs, args: &ApplyArgs, out: &OutputArgs) -> Result<()> {
+pub async fn destroy(
+    g: &Global,
+    stacks: &[String],
+    vars: &VarArgs,
+    args: &ApplyArgs,
+    out: &OutputArgs,
+) -> Result<()> {
     let setup = Setup::new(g)?;
     // Named stacks; else every stack of the project and every one recorded in the env (state
     // may be missing: what exists is found by name and tags).
@@ -276,7 +393,10 @@ pub async fn destroy(g: &Global, stacks: &[String], vars: &VarArgs, args: &Apply
         let lock = setup.lock(&name, "destroy").await?;
         let mut state = setup.state_for(&name, &ctx).await?;
         if !setup.project.stack_names()?.contains(&name) && state.resources.is_empty() {
-            return Err(Error::user(format!("unknown stack `{name}`, and nothing is recorded for it in env {}", setup.env)));
+            return Err(Error::user(format!(
+                "unknown stack `{name}`, and nothing is recorded for it in env {}",
+                setup.env
+            )));
         }
         let recovered = recover(&setup, &name, vars, &mut state, &ctx).await?;
         if state.resources.is_empty() {
@@ -284,19 +404,35 @@ pub async fn destroy(g: &Global, stacks: &[String], vars: &VarArgs, args: &Apply
         }
         let mut plan = plan::plan_destroy(&state);
         for step in plan.steps.iter_mut().filter(|s| recovered.contains(&s.id)) {
-            step.reason = Some("not recorded in state: found by name, proven ours by its tags or parents".into());
+            step.reason = Some(
+                "not recorded in state: found by name, proven ours by its tags or parents".into(),
+            );
         }
-        plans.push(Planned { stack: None, plan, state, _lock: lock });
+        plans.push(Planned {
+            stack: None,
+            plan,
+            state,
+            _lock: lock,
+        });
     }
     if plans.is_empty() {
         outln!("Nothing to destroy in env {}.", setup.env);
         return Ok(());
     }
     print_plans(&plans, out.format);
-    confirm(&format!("Destroy these resources (env {})?", setup.env), args.yes)?;
+    confirm(
+        &format!("Destroy these resources (env {})?", setup.env),
+        args.yes,
+    )?;
     let stop = watch_interrupt();
     let view = view_for(out.format, &plans);
-    let ex = Executor { ctx: &ctx, store: &setup.store, view: view.as_ref(), parallelism: args.parallelism as usize, stop: &stop };
+    let ex = Executor {
+        ctx: &ctx,
+        store: &setup.store,
+        view: view.as_ref(),
+        parallelism: args.parallelism as usize,
+        stop: &stop,
+    };
     let runs = plans.into_iter().map(|p| {
         let ex = &ex;
         async move {
@@ -312,27 +448,61 @@ pub async fn destroy(g: &Global, stacks: &[String], vars: &VarArgs, args: &Apply
 /// Records an existing resource with the expected name as the stack's, deliberately.
 pub async fn import(g: &Global, stack_name: &str, id: &str, vars: &VarArgs) -> Result<()> {
     let setup = Setup::new(g)?;
-    let inputs = crate::manifest::VarInputs { pairs: vars.vars.clone(), files: vars.var_files.clone(), placeholders: true };
+    let inputs = crate::manifest::VarInputs {
+        pairs: vars.vars.clone(),
+        files: vars.var_files.clone(),
+        placeholders: true,
+    };
     let stack = setup.project.load(stack_name, &inputs, &setup.env)?;
     let Some(decl) = stack.resources.get(id) else {
-        return Err(Error::user(format!("stack `{stack_name}` declares no resource `{id}`"))
-            .help(format!("its resources: {}", stack.resources.keys().cloned().collect::<Vec<_>>().join(", "))));
+        return Err(
+            Error::user(format!("stack `{stack_name}` declares no resource `{id}`")).help(format!(
+                "its resources: {}",
+                stack
+                    .resources
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        );
     };
     let ctx = setup.connect(&g.aws).await?;
     let _lock = setup.lock(stack_name, "import").await?;
     let mut state = setup.state_for(stack_name, &ctx).await?;
-    if state.resources.get(id).is_some_and(|e| e.status == crate::state::Status::Created) {
-        return Err(Error::user(format!("`{id}` is already recorded as stack `{stack_name}`'s (env `{}`)", setup.env)));
+    if state
+        .resources
+        .get(id)
+        .is_some_and(|e| e.status == crate::state::Status::Created)
+    {
+        return Err(Error::user(format!(
+            "`{id}` is already recorded as stack `{stack_name}`'s (env `{}`)",
+            setup.env
+        )));
     }
-    let outputs = state.resources.iter().map(|(k, e)| (k.clone(), e.outputs.clone())).collect();
-    let scope = stack.scope(&outputs, Some((&ctx.account_id, &ctx.region, &ctx.partition)));
+    let outputs = state
+        .resources
+        .iter()
+        .map(|(k, e)| (k.clone(), e.outputs.clone()))
+        .collect();
+    let scope = stack.scope(
+        &outputs,
+        Some((&ctx.account_id, &ctx.region, &ctx.partition)),
+    );
     let (want, _) = stack.resolve(id, &scope)?;
     let name = decl.kind.display_name(&want);
     let Some((live, found)) = decl.kind.read(&ctx, &want, &Default::default()).await? else {
-        return Err(Error::user(format!("there is no {} named {name} to import", decl.kind.name())).help("`deploy up` creates it"));
+        return Err(Error::user(format!(
+            "there is no {} named {name} to import",
+            decl.kind.name()
+        ))
+        .help("`deploy up` creates it"));
     };
     state.target.get_or_insert(crate::state::Target::of(&ctx));
-    state.resources.insert(id.to_string(), crate::state::Entry::created(decl.kind.name(), live, found, decl.deps.clone()));
+    state.resources.insert(
+        id.to_string(),
+        crate::state::Entry::created(decl.kind.name(), live, found, decl.deps.clone()),
+    );
     setup.store.save(&state).await?;
     outln!(
         "imported {}.{id} ({name}) into stack `{stack_name}` (env `{}`): `deploy up {stack_name}` brings it to the manifest; `deploy destroy` now deletes it",
@@ -346,7 +516,11 @@ pub async fn import(g: &Global, stack_name: &str, id: &str, vars: &VarArgs) -> R
 pub async fn unlock(g: &Global, stack: &str) -> Result<()> {
     let setup = Setup::new(g)?;
     match setup.store.unlock(stack, &setup.env).await? {
-        Some(h) => outln!("removed the lock of stack `{stack}` (env `{}`) held by {}", setup.env, h.describe()),
+        Some(h) => outln!(
+            "removed the lock of stack `{stack}` (env `{}`) held by {}",
+            setup.env,
+            h.describe()
+        ),
         None => outln!("stack `{stack}` (env `{}`) is not locked", setup.env),
     }
     Ok(())
@@ -354,5 +528,9 @@ pub async fn unlock(g: &Global, stack: &str) -> Result<()> {
 
 /// "1 change", "2 changes".
 fn plural(n: usize, word: &str) -> String {
-    if n == 1 { format!("1 {word}") } else { format!("{n} {word}s") }
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }

@@ -30,7 +30,10 @@ pub struct Env {
 fn when(t: Option<u64>) -> String {
     match t {
         None => "-".into(),
-        Some(t) => humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t)).to_string(),
+        Some(t) => humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(t),
+        )
+        .to_string(),
     }
 }
 
@@ -40,7 +43,11 @@ pub async fn list(setup: &Setup, ctx: Option<&crate::aws::Ctx>) -> Result<Vec<En
     let mut envs: BTreeMap<String, Env> = BTreeMap::new();
     for (env, stack) in setup.store.list().await? {
         let st = setup.store.load(&stack, &env).await?;
-        let e = envs.entry(env.clone()).or_insert_with(|| Env { env: env.clone(), state: true, ..Default::default() });
+        let e = envs.entry(env.clone()).or_insert_with(|| Env {
+            env: env.clone(),
+            state: true,
+            ..Default::default()
+        });
         e.stacks.push(stack);
         e.resources += st.resources.len();
         if let Some(m) = &st.meta {
@@ -56,7 +63,10 @@ pub async fn list(setup: &Setup, ctx: Option<&crate::aws::Ctx>) -> Result<Vec<En
     }
     if let Some(ctx) = ctx {
         for (env, stack) in tagged(ctx).await? {
-            let e = envs.entry(env.clone()).or_insert_with(|| Env { env: env.clone(), ..Default::default() });
+            let e = envs.entry(env.clone()).or_insert_with(|| Env {
+                env: env.clone(),
+                ..Default::default()
+            });
             *e.tagged.get_or_insert(0) += 1;
             if !e.stacks.contains(&stack) {
                 e.stacks.push(stack);
@@ -73,11 +83,21 @@ pub async fn list(setup: &Setup, ctx: Option<&crate::aws::Ctx>) -> Result<Vec<En
 async fn tagged(ctx: &crate::aws::Ctx) -> Result<Vec<(String, String)>> {
     use aws_sdk_resourcegroupstagging::types::TagFilter;
     let mut out = Vec::new();
-    let mut pages = ctx.tagging.get_resources().tag_filters(TagFilter::builder().key("deploy:env").build()).into_paginator().send();
+    let mut pages = ctx
+        .tagging
+        .get_resources()
+        .tag_filters(TagFilter::builder().key("deploy:env").build())
+        .into_paginator()
+        .send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| crate::aws::api_error("GetResources", &e))?;
         for m in page.resource_tag_mapping_list() {
-            let tag = |k: &str| m.tags().iter().find(|t| t.key() == k).map(|t| t.value().to_string());
+            let tag = |k: &str| {
+                m.tags()
+                    .iter()
+                    .find(|t| t.key() == k)
+                    .map(|t| t.value().to_string())
+            };
             if let (Some(env), Some(stack)) = (tag("deploy:env"), tag("deploy:stack")) {
                 out.push((env, stack));
             }
@@ -91,7 +111,10 @@ async fn connect_for_tags(setup: &Setup, g: &Global) -> Option<crate::aws::Ctx> 
     match setup.connect(&g.aws).await {
         Ok(ctx) => Some(ctx),
         Err(e) => {
-            eprintln!("note: environments found by their tags are not listed: {}", e.message);
+            eprintln!(
+                "note: environments found by their tags are not listed: {}",
+                e.message
+            );
             None
         }
     }
@@ -102,7 +125,10 @@ pub async fn envs(g: &Global, out: &OutputArgs) -> Result<()> {
     let ctx = connect_for_tags(&setup, g).await;
     let envs = list(&setup, ctx.as_ref()).await?;
     match out.format {
-        Format::Json => outln!("{}", crate::views::json_doc(serde_json::json!({"envs": envs}))),
+        Format::Json => outln!(
+            "{}",
+            crate::views::json_doc(serde_json::json!({"envs": envs}))
+        ),
         Format::Text | Format::Markdown => {
             if envs.is_empty() {
                 outln!("No environments recorded in {}.", setup.store_location());
@@ -110,13 +136,33 @@ pub async fn envs(g: &Global, out: &OutputArgs) -> Result<()> {
             let cells: Vec<Vec<String>> = envs
                 .iter()
                 .map(|e| {
-                    let resources = if e.state { e.resources.to_string() } else { "no state (found by tags)".into() };
+                    let resources = if e.state {
+                        e.resources.to_string()
+                    } else {
+                        "no state (found by tags)".into()
+                    };
                     let by = e.by.clone().unwrap_or_else(|| "-".into());
-                    vec![e.env.clone(), resources, when(e.created), when(e.last_up), by, when(e.expires), e.stacks.join(", ")]
+                    vec![
+                        e.env.clone(),
+                        resources,
+                        when(e.created),
+                        when(e.last_up),
+                        by,
+                        when(e.expires),
+                        e.stacks.join(", "),
+                    ]
                 })
                 .collect();
             if !envs.is_empty() {
-                let header = ["ENV", "RESOURCES", "CREATED", "LAST UP", "BY", "EXPIRES", "STACKS"];
+                let header = [
+                    "ENV",
+                    "RESOURCES",
+                    "CREATED",
+                    "LAST UP",
+                    "BY",
+                    "EXPIRES",
+                    "STACKS",
+                ];
                 outp!("{}", crate::output::table(&header, &cells, &["RESOURCES"]));
             }
         }
@@ -134,7 +180,11 @@ pub async fn sweep(
 ) -> Result<()> {
     let setup = Setup::new(g)?;
     let now = now_secs();
-    let ctx = if orphans { Some(setup.connect(&g.aws).await?) } else { None };
+    let ctx = if orphans {
+        Some(setup.connect(&g.aws).await?)
+    } else {
+        None
+    };
     let doomed: Vec<(Env, String)> = list(&setup, ctx.as_ref())
         .await?
         .into_iter()
@@ -146,7 +196,11 @@ pub async fn sweep(
                 format!("expired {}", when(e.expires))
             } else if let (Some(d), Some(u)) = (older_than, e.last_up) {
                 if u + d.as_secs() <= now {
-                    format!("last up {} (more than {} ago)", when(Some(u)), humantime::format_duration(d))
+                    format!(
+                        "last up {} (more than {} ago)",
+                        when(Some(u)),
+                        humantime::format_duration(d)
+                    )
                 } else {
                     return None;
                 }
@@ -157,20 +211,33 @@ pub async fn sweep(
         })
         .collect();
     if doomed.is_empty() {
-        outln!("Nothing to sweep: no environment has expired{}.", if older_than.is_some() { " or aged past --older-than" } else { "" });
+        outln!(
+            "Nothing to sweep: no environment has expired{}.",
+            if older_than.is_some() {
+                " or aged past --older-than"
+            } else {
+                ""
+            }
+        );
         return Ok(());
     }
     eprintln!("To sweep:");
     for (e, why) in &doomed {
         eprintln!("  {} ({}; {})", e.env, e.stacks.join(", "), why);
     }
-    super::confirm(&format!("Destroy these {} environment(s)?", doomed.len()), args.yes)?;
+    super::confirm(
+        &format!("Destroy these {} environment(s)?", doomed.len()),
+        args.yes,
+    )?;
     let mut failed = Vec::new();
     for (e, _) in &doomed {
         let mut ge = g.clone();
         ge.env = e.env.clone();
         ge.env_given = true;
-        let yes = ApplyArgs { yes: true, ..args.clone() };
+        let yes = ApplyArgs {
+            yes: true,
+            ..args.clone()
+        };
         match super::deploy::destroy(&ge, &[], &VarArgs::default(), &yes, out).await {
             Ok(()) => eprintln!("swept {}", e.env),
             Err(err) => {

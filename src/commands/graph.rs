@@ -20,7 +20,10 @@ pub struct GraphArgs<'a> {
 }
 
 fn resources_diagram(stack: &crate::manifest::Stack) -> Diagram {
-    let mut d = Diagram { title: format!("{} resources", stack.name), ..Default::default() };
+    let mut d = Diagram {
+        title: format!("{} resources", stack.name),
+        ..Default::default()
+    };
     for id in stack.graph.order() {
         let kind = stack.resources[&id].kind.name();
         d.add_node(&id, &format!("{id} ({kind})"), Shape::Resource, None);
@@ -35,7 +38,11 @@ fn resources_diagram(stack: &crate::manifest::Stack) -> Diagram {
 }
 
 /// The states an execution entered, in order, and the one it failed in (if it did not succeed).
-async fn execution_path(g: &Global, setup: &Setup, arn: &str) -> Result<(Vec<String>, Option<String>)> {
+async fn execution_path(
+    g: &Global,
+    setup: &Setup,
+    arn: &str,
+) -> Result<(Vec<String>, Option<String>)> {
     let ctx = setup.connect(&g.aws).await?;
     let events = execution::history(&ctx, arn).await?;
     let mut entered = Vec::new();
@@ -44,7 +51,10 @@ async fn execution_path(g: &Global, setup: &Setup, arn: &str) -> Result<(Vec<Str
     for e in &events {
         let j = execution::event_json(e);
         let ty = j["type"].as_str().unwrap_or_default();
-        let name = j["details"]["name"].as_str().unwrap_or_default().to_string();
+        let name = j["details"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         if ty.ends_with("StateEntered") {
             entered.push(name.clone());
             open.push(name);
@@ -66,23 +76,37 @@ pub async fn graph(g: &Global, a: GraphArgs<'_>) -> Result<()> {
     let setup = Setup::new(g)?;
     // A drawing needs the shape, not every value: required variables not given are filled
     // with placeholders (as `validate` does), so a deployed stack draws without them.
-    let vars = &VarArgs { placeholders: true, ..a.vars.clone() };
+    let vars = &VarArgs {
+        placeholders: true,
+        ..a.vars.clone()
+    };
     let (stack, defs) = definitions(&setup, a.stack, vars, None).await?;
     let mut d = if a.resources {
         resources_diagram(&stack)
     } else {
         let (id, def) = match (defs.as_slice(), a.machine) {
-            ([], _) => return Err(Error::user(format!("stack `{}` has no state machine", a.stack))),
+            ([], _) => {
+                return Err(Error::user(format!(
+                    "stack `{}` has no state machine",
+                    a.stack
+                )));
+            }
             ([one], None) => one.clone(),
             (_, Some(m)) => defs
                 .iter()
                 .find(|(id, _)| id == m)
                 .cloned()
-                .ok_or_else(|| Error::user(format!("stack `{}` has no state machine `{m}`", a.stack)))?,
+                .ok_or_else(|| {
+                    Error::user(format!("stack `{}` has no state machine `{m}`", a.stack))
+                })?,
             (_, None) => {
                 let ids: Vec<&str> = defs.iter().map(|(id, _)| id.as_str()).collect();
-                return Err(Error::user(format!("stack `{}` has several state machines: {}", a.stack, ids.join(", ")))
-                    .help("choose one with --machine"));
+                return Err(Error::user(format!(
+                    "stack `{}` has several state machines: {}",
+                    a.stack,
+                    ids.join(", ")
+                ))
+                .help("choose one with --machine"));
             }
         };
         asl::from_definition(&format!("{} / {id}", a.stack), &def)
@@ -94,7 +118,9 @@ pub async fn graph(g: &Global, a: GraphArgs<'_>) -> Result<()> {
     let text = diagram::render(&d, a.format);
     match a.out {
         Some(path) => {
-            std::fs::write(path, text).map_err(|e| Error::user(format!("cannot write: {e}")).at(path.display().to_string()))?;
+            std::fs::write(path, text).map_err(|e| {
+                Error::user(format!("cannot write: {e}")).at(path.display().to_string())
+            })?;
             eprintln!("wrote {}", path.display());
         }
         None => outp!("{text}"),

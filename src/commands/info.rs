@@ -10,18 +10,38 @@ use serde_json::{Value, json};
 pub async fn list(g: &Global, out: &OutputArgs) -> Result<()> {
     let setup = Setup::new(g)?;
     let names = setup.project.stack_names()?;
-    let deployed: Vec<(String, String)> = setup.store.list().await?.into_iter().filter(|(e, _)| !g.env_given || *e == g.env).collect();
+    let deployed: Vec<(String, String)> = setup
+        .store
+        .list()
+        .await?
+        .into_iter()
+        .filter(|(e, _)| !g.env_given || *e == g.env)
+        .collect();
     let mut rows = Vec::new();
     for name in &names {
-        let envs: Vec<&String> = deployed.iter().filter(|(_, s)| s == name).map(|(e, _)| e).collect();
+        let envs: Vec<&String> = deployed
+            .iter()
+            .filter(|(_, s)| s == name)
+            .map(|(e, _)| e)
+            .collect();
         if envs.is_empty() {
-            rows.push(json!({"stack": name, "env": Value::Null, "status": "not deployed", "resources": 0,
-                "description": crate::manifest::description(&setup.project, name)}));
+            rows.push(
+                json!({"stack": name, "env": Value::Null, "status": "not deployed", "resources": 0,
+                "description": crate::manifest::description(&setup.project, name)}),
+            );
         }
         for env in envs {
             let st = setup.store.load(name, env).await?;
-            let pending = st.resources.values().filter(|e| e.status == Status::Pending).count();
-            let status = if pending > 0 { "incomplete (run up or destroy)" } else { "deployed" };
+            let pending = st
+                .resources
+                .values()
+                .filter(|e| e.status == Status::Pending)
+                .count();
+            let status = if pending > 0 {
+                "incomplete (run up or destroy)"
+            } else {
+                "deployed"
+            };
             rows.push(json!({"stack": name, "env": env, "status": status, "resources": st.resources.len(),
                 "account_id": st.target.as_ref().map(|t| t.account_id.clone()), "region": st.target.as_ref().map(|t| t.region.clone())}));
         }
@@ -39,10 +59,22 @@ pub async fn list(g: &Global, out: &OutputArgs) -> Result<()> {
                 .iter()
                 .map(|r| {
                     let text = |k: &str, none: &str| r[k].as_str().unwrap_or(none).to_string();
-                    vec![text("stack", ""), text("env", "-"), r["resources"].to_string(), text("status", "")]
+                    vec![
+                        text("stack", ""),
+                        text("env", "-"),
+                        r["resources"].to_string(),
+                        text("status", ""),
+                    ]
                 })
                 .collect();
-            outp!("{}", crate::output::table(&["STACK", "ENV", "RESOURCES", "STATUS"], &cells, &["RESOURCES"]));
+            outp!(
+                "{}",
+                crate::output::table(
+                    &["STACK", "ENV", "RESOURCES", "STATUS"],
+                    &cells,
+                    &["RESOURCES"]
+                )
+            );
         }
     }
     Ok(())
@@ -52,25 +84,38 @@ pub async fn outputs(g: &Global, stack: &str, name: Option<&str>, out: &OutputAr
     let setup = Setup::new(g)?;
     let st = setup.store.load(stack, &setup.env).await?;
     if st.resources.is_empty() {
-        return Err(Error::user(format!("stack `{stack}` is not deployed in env `{}`", setup.env))
-            .help(format!("deploy it with `deploy up {stack}`")));
+        return Err(Error::user(format!(
+            "stack `{stack}` is not deployed in env `{}`",
+            setup.env
+        ))
+        .help(format!("deploy it with `deploy up {stack}`")));
     }
     if let Some(name) = name {
         let v = st.outputs.get(name).ok_or_else(|| {
-            Error::user(format!("stack `{stack}` has no output `{name}`"))
-                .help(format!("its outputs: {}", st.outputs.keys().cloned().collect::<Vec<_>>().join(", ")))
+            Error::user(format!("stack `{stack}` has no output `{name}`")).help(format!(
+                "its outputs: {}",
+                st.outputs.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
         })?;
         let v = crate::secrets::mask(v, &[], &[]);
-        outln!("{}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+        outln!(
+            "{}",
+            v.as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string())
+        );
         return Ok(());
     }
     match out.format {
         Format::Json => {
-            let outputs = crate::secrets::mask(&serde_json::to_value(&st.outputs).unwrap(), &[], &[]);
+            let outputs =
+                crate::secrets::mask(&serde_json::to_value(&st.outputs).unwrap(), &[], &[]);
             outln!(
                 "{}",
-                serde_json::to_string_pretty(&crate::views::json_doc(json!({"stack": stack, "env": setup.env, "outputs": outputs})))
-                    .unwrap()
+                serde_json::to_string_pretty(&crate::views::json_doc(
+                    json!({"stack": stack, "env": setup.env, "outputs": outputs})
+                ))
+                .unwrap()
             )
         }
         Format::Markdown => {
@@ -80,7 +125,12 @@ pub async fn outputs(g: &Global, stack: &str, name: Option<&str>, out: &OutputAr
         Format::Text => {
             for (k, v) in &st.outputs {
                 let v = &crate::secrets::mask(v, &[], &[]);
-                outln!("{k} = {}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+                outln!(
+                    "{k} = {}",
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string())
+                );
             }
         }
     }
@@ -92,7 +142,10 @@ pub fn outputs_markdown(outputs: &std::collections::BTreeMap<String, Value>) -> 
     let mut out = String::from("| output | value |\n|---|---|\n");
     for (k, v) in outputs {
         let v = crate::secrets::mask(v, &[], &[]);
-        let v = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+        let v = v
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| v.to_string());
         out.push_str(&format!("| `{k}` | `{}` |\n", v.replace('|', "\\|")));
     }
     out
@@ -106,11 +159,30 @@ pub async fn definitions(
     vars: &VarArgs,
     fallback: Option<(&str, &str, &str)>,
 ) -> Result<(crate::manifest::Stack, Vec<(String, Value)>)> {
-    let inputs = VarInputs { pairs: vars.vars.clone(), files: vars.var_files.clone(), placeholders: vars.placeholders };
+    let inputs = VarInputs {
+        pairs: vars.vars.clone(),
+        files: vars.var_files.clone(),
+        placeholders: vars.placeholders,
+    };
     let s = setup.project.load(stack, &inputs, &setup.env)?;
     let st = setup.store.load(stack, &setup.env).await?;
-    let outputs = st.resources.iter().filter(|(_, e)| e.status == Status::Created).map(|(k, e)| (k.clone(), e.outputs.clone())).collect();
-    let target = st.target.as_ref().map(|t| (t.account_id.as_str(), t.region.as_str(), crate::aws::partition_of(&t.region))).or(fallback);
+    let outputs = st
+        .resources
+        .iter()
+        .filter(|(_, e)| e.status == Status::Created)
+        .map(|(k, e)| (k.clone(), e.outputs.clone()))
+        .collect();
+    let target = st
+        .target
+        .as_ref()
+        .map(|t| {
+            (
+                t.account_id.as_str(),
+                t.region.as_str(),
+                crate::aws::partition_of(&t.region),
+            )
+        })
+        .or(fallback);
     let scope = s.scope(&outputs, target);
     let mut rendered = Vec::new();
     for (id, d) in &s.resources {

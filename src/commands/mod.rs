@@ -45,8 +45,12 @@ fn state_location(g: &Global, project: &Project) -> Result<Location> {
             url: String,
         }
         let parsed: ProjectFile = toml::from_str(&text).map_err(|e| {
-            let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1).unwrap_or(1);
-            Error::user(format!("invalid project file: {}", e.message().trim())).at(format!("deploy.toml:{line}"))
+            let line = e
+                .span()
+                .map(|s| text[..s.start].matches('\n').count() + 1)
+                .unwrap_or(1);
+            Error::user(format!("invalid project file: {}", e.message().trim()))
+                .at(format!("deploy.toml:{line}"))
         })?;
         if let Some(section) = parsed.state {
             return match Location::parse(&section.url)? {
@@ -64,7 +68,12 @@ impl Setup {
         let project = Project::discover(g.project.clone())?;
         let location = state_location(g, &project)?;
         let store = Store::open(location, &g.aws);
-        Ok(Setup { project, store, env: g.env.clone(), lock_timeout: g.lock_timeout })
+        Ok(Setup {
+            project,
+            store,
+            env: g.env.clone(),
+            lock_timeout: g.lock_timeout,
+        })
     }
 
     pub fn store_location(&self) -> String {
@@ -73,7 +82,9 @@ impl Setup {
 
     /// Takes the stack's lock for `command`, waiting up to --lock-timeout.
     pub async fn lock(&self, stack: &str, command: &str) -> Result<crate::state::Lock> {
-        self.store.lock(stack, &self.env, command, self.lock_timeout).await
+        self.store
+            .lock(stack, &self.env, command, self.lock_timeout)
+            .await
     }
 
     /// The selected stacks, loaded and checked. With several stacks, a `--var` goes to each
@@ -81,14 +92,21 @@ impl Setup {
     pub fn load(&self, select: &Selection, vars: &VarArgs) -> Result<Vec<Stack>> {
         let names = if select.all || select.stacks.is_empty() {
             if !select.all {
-                return Err(Error::user("name a stack, or pass --all").help(format!("stacks: {}", self.project.stack_names()?.join(", "))));
+                return Err(Error::user("name a stack, or pass --all").help(format!(
+                    "stacks: {}",
+                    self.project.stack_names()?.join(", ")
+                )));
             }
             self.project.stack_names()?
         } else {
             select.stacks.clone()
         };
         if names.len() == 1 {
-            let inputs = VarInputs { pairs: vars.vars.clone(), files: vars.var_files.clone(), placeholders: vars.placeholders };
+            let inputs = VarInputs {
+                pairs: vars.vars.clone(),
+                files: vars.var_files.clone(),
+                placeholders: vars.placeholders,
+            };
             return Ok(vec![self.project.load(&names[0], &inputs, &self.env)?]);
         }
         let mut stacks = Vec::new();
@@ -110,11 +128,18 @@ impl Setup {
                 })
                 .map(|(_, p)| p.clone())
                 .collect();
-            let inputs = VarInputs { pairs, files: vars.var_files.clone(), placeholders: vars.placeholders };
+            let inputs = VarInputs {
+                pairs,
+                files: vars.var_files.clone(),
+                placeholders: vars.placeholders,
+            };
             stacks.push(self.project.load(name, &inputs, &self.env)?);
         }
         if let Some(i) = used.iter().position(|u| !u) {
-            return Err(Error::user(format!("no selected stack declares the variable in `--var {}`", vars.vars[i])));
+            return Err(Error::user(format!(
+                "no selected stack declares the variable in `--var {}`",
+                vars.vars[i]
+            )));
         }
         Ok(stacks)
     }
@@ -131,7 +156,9 @@ impl Setup {
     pub async fn state_for(&self, stack: &str, ctx: &Ctx) -> Result<StackState> {
         let st = self.store.load(stack, &self.env).await?;
         if let Some(t) = &st.target {
-            if !st.resources.is_empty() && (t.account_id != ctx.account_id || t.region != ctx.region) {
+            if !st.resources.is_empty()
+                && (t.account_id != ctx.account_id || t.region != ctx.region)
+            {
                 return Err(Error::user(format!(
                     "stack `{stack}` (env `{}`) is recorded in account {} region {}, and this run points at account {} region {}",
                     self.env, t.account_id, t.region, ctx.account_id, ctx.region
@@ -149,12 +176,22 @@ pub fn confirm(question: &str, yes: bool) -> Result<()> {
         return Ok(());
     }
     if !std::io::stdin().is_terminal() {
-        return Err(Error::new(crate::error::Class::NotConfirmed, "nothing was changed: there is no terminal to confirm on")
-            .help("review the plan above and run again with --yes"));
+        return Err(Error::new(
+            crate::error::Class::NotConfirmed,
+            "nothing was changed: there is no terminal to confirm on",
+        )
+        .help("review the plan above and run again with --yes"));
     }
     eprint!("{question} Type 'yes' to go on: ");
     std::io::stderr().flush().ok();
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
-    if answer.trim() == "yes" { Ok(()) } else { Err(Error::new(crate::error::Class::NotConfirmed, "cancelled: nothing was changed")) }
+    if answer.trim() == "yes" {
+        Ok(())
+    } else {
+        Err(Error::new(
+            crate::error::Class::NotConfirmed,
+            "cancelled: nothing was changed",
+        ))
+    }
 }

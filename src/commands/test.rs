@@ -13,18 +13,37 @@ const LOCAL: (&str, &str, &str) = ("123456789012", "us-east-1", "aws");
 
 /// Runs the test cases of a Step Functions Local mock configuration (no expectations there:
 /// each case's outcome is printed).
-pub async fn test_mock_config(g: &Global, stack: &str, file: &std::path::Path, input: &str, format: Format) -> Result<()> {
+pub async fn test_mock_config(
+    g: &Global,
+    stack: &str,
+    file: &std::path::Path,
+    input: &str,
+    format: Format,
+) -> Result<()> {
     let setup = Setup::new(g)?;
     let display = file.display().to_string();
-    let text = std::fs::read_to_string(file).map_err(|e| Error::user(format!("cannot read: {e}")).at(display.clone()))?;
-    let config: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| Error::user(format!("not JSON: {e}")).at(format!("{display}:{}", e.line())))?;
-    let input: serde_json::Value = serde_json::from_str(input).map_err(|e| Error::user(format!("--input is not JSON: {e}")))?;
-    let vars = VarArgs { placeholders: true, ..Default::default() };
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| Error::user(format!("cannot read: {e}")).at(display.clone()))?;
+    let config: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::user(format!("not JSON: {e}")).at(format!("{display}:{}", e.line())))?;
+    let input: serde_json::Value = serde_json::from_str(input)
+        .map_err(|e| Error::user(format!("--input is not JSON: {e}")))?;
+    let vars = VarArgs {
+        placeholders: true,
+        ..Default::default()
+    };
     let (s, defs) = definitions(&setup, stack, &vars, Some(LOCAL)).await?;
-    let (id, def) = defs.first().ok_or_else(|| Error::user(format!("stack `{stack}` has no state machine")))?;
-    let machine = s.resources[id].attrs.get("name").and_then(|n| n.as_str()).unwrap_or(id).to_string();
-    let cases = scenario::from_sfn_local(&config, &machine).map_err(|m| Error::user(m).at(display.clone()))?;
+    let (id, def) = defs
+        .first()
+        .ok_or_else(|| Error::user(format!("stack `{stack}` has no state machine")))?;
+    let machine = s.resources[id]
+        .attrs
+        .get("name")
+        .and_then(|n| n.as_str())
+        .unwrap_or(id)
+        .to_string();
+    let cases = scenario::from_sfn_local(&config, &machine)
+        .map_err(|m| Error::user(m).at(display.clone()))?;
     for (case, mocks) in cases {
         let tasks = scenario::Mocked::new(mocks);
         let exec = engine::execute_virtual(def, input.clone(), &case, &tasks);
@@ -39,18 +58,30 @@ pub async fn test_mock_config(g: &Global, stack: &str, file: &std::path::Path, i
                     Some(e) => format!("{e}: {}", exec.cause.clone().unwrap_or_default()),
                     None => format!("output {}", exec.output),
                 };
-                outln!("{case}: {status}, {end}\n  path: {}", exec.path.join(" -> "));
+                outln!(
+                    "{case}: {status}, {end}\n  path: {}",
+                    exec.path.join(" -> ")
+                );
             }
         }
     }
     Ok(())
 }
 
-pub async fn test(g: &Global, stack: &str, only: Option<&str>, format: Format, junit: Option<&std::path::Path>) -> Result<()> {
+pub async fn test(
+    g: &Global,
+    stack: &str,
+    only: Option<&str>,
+    format: Format,
+    junit: Option<&std::path::Path>,
+) -> Result<()> {
     let setup = Setup::new(g)?;
     let dir = setup.project.root.join("stacks").join(stack).join("tests");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .map_err(|_| Error::user(format!("stack `{stack}` has no scenarios")).help(format!("add scenario files to {}", dir.display())))?
+        .map_err(|_| {
+            Error::user(format!("stack `{stack}` has no scenarios"))
+                .help(format!("add scenario files to {}", dir.display()))
+        })?
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
@@ -66,15 +97,29 @@ pub async fn test(g: &Global, stack: &str, only: Option<&str>, format: Format, j
         }
         let display = format!("stacks/{stack}/tests/{name}.json");
         let text = std::fs::read_to_string(&f)?;
-        let sc: scenario::Scenario =
-            serde_json::from_str(&text).map_err(|e| Error::user(format!("invalid scenario: {e}")).at(format!("{display}:{}", e.line())))?;
+        let sc: scenario::Scenario = serde_json::from_str(&text).map_err(|e| {
+            Error::user(format!("invalid scenario: {e}")).at(format!("{display}:{}", e.line()))
+        })?;
         let vars = VarArgs {
-            vars: sc.vars.iter().map(|(k, v)| format!("{k}={}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect(),
+            vars: sc
+                .vars
+                .iter()
+                .map(|(k, v)| {
+                    format!(
+                        "{k}={}",
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string())
+                    )
+                })
+                .collect(),
             var_files: vec![],
             placeholders: true,
         };
         let (_, defs) = definitions(&setup, stack, &vars, Some(LOCAL)).await?;
-        let (_, def) = defs.first().ok_or_else(|| Error::user(format!("stack `{stack}` has no state machine")))?;
+        let (_, def) = defs
+            .first()
+            .ok_or_else(|| Error::user(format!("stack `{stack}` has no state machine")))?;
         let tasks = scenario::Mocked::new(sc.mocks.clone());
         let started = std::time::Instant::now();
         let exec = engine::execute_virtual(def, sc.input.clone(), &name, &tasks);
@@ -104,17 +149,27 @@ pub async fn test(g: &Global, stack: &str, only: Option<&str>, format: Format, j
         if !problems.is_empty() {
             failed += 1;
         }
-        cases.push(Case { name, description: sc.description.clone(), seconds: wall, problems });
+        cases.push(Case {
+            name,
+            description: sc.description.clone(),
+            seconds: wall,
+            problems,
+        });
     }
     if let Some(path) = junit {
-        std::fs::write(path, junit_xml(stack, &cases))
-            .map_err(|e| Error::user(format!("cannot write the JUnit report: {e}")).at(path.display().to_string()))?;
+        std::fs::write(path, junit_xml(stack, &cases)).map_err(|e| {
+            Error::user(format!("cannot write the JUnit report: {e}"))
+                .at(path.display().to_string())
+        })?;
     }
     if format == Format::Text {
         outln!("{} passed, {failed} failed", ran - failed);
     }
     if failed > 0 {
-        return Err(Error::new(Class::Execution(7), format!("{failed} of {ran} scenarios of `{stack}` failed")));
+        return Err(Error::new(
+            Class::Execution(7),
+            format!("{failed} of {ran} scenarios of `{stack}` failed"),
+        ));
     }
     if ran == 0 {
         return Err(Error::user(format!("no scenario of `{stack}` matched")));
@@ -131,7 +186,11 @@ struct Case {
 }
 
 fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
 }
 
 /// The results as JUnit XML, as CI systems read it (GitHub, GitLab, Jenkins): one suite for the
@@ -140,7 +199,10 @@ fn junit_xml(stack: &str, cases: &[Case]) -> String {
     let failures = cases.iter().filter(|c| !c.problems.is_empty()).count();
     let time: f64 = cases.iter().map(|c| c.seconds).sum();
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    x += &format!("<testsuites name=\"deploy test\" tests=\"{}\" failures=\"{failures}\" time=\"{time:.3}\">\n", cases.len());
+    x += &format!(
+        "<testsuites name=\"deploy test\" tests=\"{}\" failures=\"{failures}\" time=\"{time:.3}\">\n",
+        cases.len()
+    );
     x += &format!(
         "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\" time=\"{time:.3}\">\n",
         xml_escape(stack),
@@ -154,7 +216,12 @@ fn junit_xml(stack: &str, cases: &[Case]) -> String {
             c.seconds
         );
         match c.problems.first() {
-            None => x += &format!("><system-out>{}</system-out></testcase>\n", xml_escape(&c.description)),
+            None => {
+                x += &format!(
+                    "><system-out>{}</system-out></testcase>\n",
+                    xml_escape(&c.description)
+                )
+            }
             Some(first) => {
                 x += &format!(
                     ">\n      <failure message=\"{}\" type=\"ScenarioFailed\">{}</failure>\n    </testcase>\n",

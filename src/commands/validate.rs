@@ -18,7 +18,14 @@ fn template_file(stack: &Stack, id: &str) -> String {
         .get("definition")
         .and_then(|d| d.get("template"))
         .and_then(|t| t.as_str())
-        .map(|t| format!("templates/{}", refs::resolve(&json!(t), &stack.scope(&Default::default(), None)).as_str().unwrap_or(t)))
+        .map(|t| {
+            format!(
+                "templates/{}",
+                refs::resolve(&json!(t), &stack.scope(&Default::default(), None))
+                    .as_str()
+                    .unwrap_or(t)
+            )
+        })
         .unwrap_or_else(|| stack.file.clone())
 }
 
@@ -40,27 +47,63 @@ struct Grants {
 
 fn grants(stack: &Stack, machine: &str) -> Option<Grants> {
     let role = referenced(stack.resources[machine].attrs.get("role_arn"))?;
-    let role_name = stack.resources.get(&role)?.attrs.get("name").and_then(|n| n.as_str()).unwrap_or(&role).to_string();
-    let mut g = Grants { role_name, policies: vec![], managed: vec![] };
-    for d in stack.resources.values().filter(|d| d.kind.name() == "iam_role_policy_attachment") {
+    let role_name = stack
+        .resources
+        .get(&role)?
+        .attrs
+        .get("name")
+        .and_then(|n| n.as_str())
+        .unwrap_or(&role)
+        .to_string();
+    let mut g = Grants {
+        role_name,
+        policies: vec![],
+        managed: vec![],
+    };
+    for d in stack
+        .resources
+        .values()
+        .filter(|d| d.kind.name() == "iam_role_policy_attachment")
+    {
         if referenced(d.attrs.get("role")).as_deref() != Some(role.as_str()) {
             continue;
         }
         match referenced(d.attrs.get("policy_arn")) {
             Some(p) => {
-                let statements =
-                    stack.resources.get(&p).and_then(|d| d.attrs.get("statement")).and_then(|s| s.as_array()).cloned().unwrap_or_default();
+                let statements = stack
+                    .resources
+                    .get(&p)
+                    .and_then(|d| d.attrs.get("statement"))
+                    .and_then(|s| s.as_array())
+                    .cloned()
+                    .unwrap_or_default();
                 g.policies.push((p, statements));
             }
-            None => g.managed.push(d.attrs.get("policy_arn").and_then(|v| v.as_str()).unwrap_or("?").to_string()),
+            None => g.managed.push(
+                d.attrs
+                    .get("policy_arn")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("?")
+                    .to_string(),
+            ),
         }
     }
     Some(g)
 }
 
 async fn place_of(setup: &Setup, stack: &Stack) -> permissions::Place {
-    match setup.store.load(&stack.name, &setup.env).await.ok().and_then(|st| st.target) {
-        Some(t) => permissions::Place { partition: crate::aws::partition_of(&t.region).into(), region: t.region, account: t.account_id },
+    match setup
+        .store
+        .load(&stack.name, &setup.env)
+        .await
+        .ok()
+        .and_then(|st| st.target)
+    {
+        Some(t) => permissions::Place {
+            partition: crate::aws::partition_of(&t.region).into(),
+            region: t.region,
+            account: t.account_id,
+        },
         None => permissions::Place::default(),
     }
 }
@@ -75,45 +118,112 @@ pub fn check_stack(stack: &Stack, defs: &[(String, Value)]) -> Vec<Finding> {
         // a broken definition says nothing reliable about which grants it uses
         let broken = language.iter().any(|f| f.severity == Severity::Error);
         out.extend(language);
-        if let Some(name) = stack.resources[id].attrs.get("name").and_then(|n| n.as_str()).filter(|n| !n.contains("${")) {
-            let ok = !name.is_empty() && name.len() <= 80 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if let Some(name) = stack.resources[id]
+            .attrs
+            .get("name")
+            .and_then(|n| n.as_str())
+            .filter(|n| !n.contains("${"))
+        {
+            let ok = !name.is_empty()
+                && name.len() <= 80
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
             if !ok {
-                let msg = format!("state machine name {name:?}: 1 to 80 letters, digits, '-' or '_'");
-                out.push(Finding::new(Severity::Error, Some(&stack.name), &stack.file, None, &format!("/resources/{id}/name"), msg));
+                let msg =
+                    format!("state machine name {name:?}: 1 to 80 letters, digits, '-' or '_'");
+                out.push(Finding::new(
+                    Severity::Error,
+                    Some(&stack.name),
+                    &stack.file,
+                    None,
+                    &format!("/resources/{id}/name"),
+                    msg,
+                ));
             }
         }
         let needs = permissions::derive(def, &permissions::Place::default());
-        let finding = |severity, state: Option<String>, file: &str, pointer: String, message: String| {
-            Finding::new(severity, Some(&stack.name), file, state.as_deref(), &pointer, message)
-        };
+        let finding =
+            |severity, state: Option<String>, file: &str, pointer: String, message: String| {
+                Finding::new(
+                    severity,
+                    Some(&stack.name),
+                    file,
+                    state.as_deref(),
+                    &pointer,
+                    message,
+                )
+            };
         let Some(g) = grants(stack, id) else {
-            let msg = "the role is not declared in this stack: its permissions are not checked".to_string();
-            out.push(finding(Severity::Warning, None, &stack.file, format!("/resources/{id}/role_arn"), msg));
+            let msg = "the role is not declared in this stack: its permissions are not checked"
+                .to_string();
+            out.push(finding(
+                Severity::Warning,
+                None,
+                &stack.file,
+                format!("/resources/{id}/role_arn"),
+                msg,
+            ));
             continue;
         };
-        let granted: Vec<(String, String)> =
-            g.policies.iter().flat_map(|(p, st)| permissions::granted_actions(st).into_iter().map(move |a| (p.clone(), a))).collect();
+        let granted: Vec<(String, String)> = g
+            .policies
+            .iter()
+            .flat_map(|(p, st)| {
+                permissions::granted_actions(st)
+                    .into_iter()
+                    .map(move |a| (p.clone(), a))
+            })
+            .collect();
         if !g.managed.is_empty() {
             let msg = format!(
                 "role `{}` has AWS managed policies attached ({}): the actions they grant are not checked",
                 g.role_name,
                 g.managed.join(", ")
             );
-            out.push(finding(Severity::Warning, None, &stack.file, format!("/resources/{id}/role_arn"), msg));
+            out.push(finding(
+                Severity::Warning,
+                None,
+                &stack.file,
+                format!("/resources/{id}/role_arn"),
+                msg,
+            ));
         } else {
             let mut reported = std::collections::BTreeSet::new();
             for n in &needs {
-                if !granted.iter().any(|(_, a)| permissions::glob(a, &n.action)) && reported.insert((n.state.clone(), n.action.clone())) {
-                    let msg = format!("the role `{}` is not granted {}, which this task needs (on {})", g.role_name, n.action, n.resource);
-                    out.push(finding(Severity::Error, Some(n.state.clone()), &file, n.pointer.clone(), msg));
+                if !granted.iter().any(|(_, a)| permissions::glob(a, &n.action))
+                    && reported.insert((n.state.clone(), n.action.clone()))
+                {
+                    let msg = format!(
+                        "the role `{}` is not granted {}, which this task needs (on {})",
+                        g.role_name, n.action, n.resource
+                    );
+                    out.push(finding(
+                        Severity::Error,
+                        Some(n.state.clone()),
+                        &file,
+                        n.pointer.clone(),
+                        msg,
+                    ));
                 }
             }
         }
         let mut unused = std::collections::BTreeSet::new();
         for (p, a) in granted.iter().filter(|_| !broken) {
-            if !needs.iter().any(|n| permissions::glob(a, &n.action)) && unused.insert((p.clone(), a.clone())) {
-                let msg = format!("policy `{p}` grants {a} to the role `{}`, and no state of `{id}` uses it", g.role_name);
-                out.push(finding(Severity::Warning, None, &stack.file, format!("/resources/{p}/statement"), msg));
+            if !needs.iter().any(|n| permissions::glob(a, &n.action))
+                && unused.insert((p.clone(), a.clone()))
+            {
+                let msg = format!(
+                    "policy `{p}` grants {a} to the role `{}`, and no state of `{id}` uses it",
+                    g.role_name
+                );
+                out.push(finding(
+                    Severity::Warning,
+                    None,
+                    &stack.file,
+                    format!("/resources/{p}/statement"),
+                    msg,
+                ));
             }
         }
     }
@@ -124,7 +234,8 @@ pub fn check_stack(stack: &Stack, defs: &[(String, Value)]) -> Vec<Finding> {
 /// Maps each finding's pointer to the line and column where it is written: in the template
 /// for a definition, in the manifest for a resource.
 fn place_all(stack: &Stack, findings: &mut [Finding]) {
-    let mut texts: std::collections::BTreeMap<String, Option<std::sync::Arc<str>>> = Default::default();
+    let mut texts: std::collections::BTreeMap<String, Option<std::sync::Arc<str>>> =
+        Default::default();
     for f in findings.iter_mut() {
         if f.file == stack.file {
             let path = f.pointer.trim_start_matches('/').replace('/', ".");
@@ -132,12 +243,19 @@ fn place_all(stack: &Stack, findings: &mut [Finding]) {
             f.place(&spans.text, spans.value_near(&path));
             continue;
         }
-        let text = texts.entry(f.file.clone()).or_insert_with(|| std::fs::read_to_string(stack.root().join(&f.file)).ok().map(Into::into));
+        let text = texts.entry(f.file.clone()).or_insert_with(|| {
+            std::fs::read_to_string(stack.root().join(&f.file))
+                .ok()
+                .map(Into::into)
+        });
         let Some(text) = text.clone() else { continue };
         if let Some((key, value)) = validate::locate::locate(&text, &f.pointer) {
             // a scalar is what is wrong; an object or array is named by its key
             let scalar = !matches!(text.as_bytes().get(value.start), Some(b'{' | b'['));
-            let span = match f.expr_char.and_then(|n| validate::locate::in_expression(&text, value.clone(), n)) {
+            let span = match f
+                .expr_char
+                .and_then(|n| validate::locate::in_expression(&text, value.clone(), n))
+            {
                 Some(at) => at..at + 1,
                 None if scalar => value,
                 None => key,
@@ -150,12 +268,21 @@ fn place_all(stack: &Stack, findings: &mut [Finding]) {
 /// `deploy policy`: the least-privilege policy each state machine of a stack needs.
 pub async fn policy(g: &Global, stack: &str, machine: Option<&str>, vars: &VarArgs) -> Result<()> {
     let setup = Setup::new(g)?;
-    let vars = &VarArgs { placeholders: true, ..vars.clone() };
+    let vars = &VarArgs {
+        placeholders: true,
+        ..vars.clone()
+    };
     let (s, defs) = definitions(&setup, stack, vars, None).await?;
     let place = place_of(&setup, &s).await;
-    let chosen: Vec<&(String, Value)> = defs.iter().filter(|(id, _)| machine.is_none_or(|m| m == id)).collect();
+    let chosen: Vec<&(String, Value)> = defs
+        .iter()
+        .filter(|(id, _)| machine.is_none_or(|m| m == id))
+        .collect();
     if chosen.is_empty() {
-        return Err(Error::user(format!("stack `{stack}` has no state machine{}", machine.map(|m| format!(" `{m}`")).unwrap_or_default())));
+        return Err(Error::user(format!(
+            "stack `{stack}` has no state machine{}",
+            machine.map(|m| format!(" `{m}`")).unwrap_or_default()
+        )));
     }
     for (id, def) in chosen {
         if defs.len() > 1 {
@@ -170,13 +297,23 @@ pub async fn policy(g: &Global, stack: &str, machine: Option<&str>, vars: &VarAr
 /// Prints findings; an error among them becomes the command's error.
 pub fn report(findings: &[Finding], format: Format) -> Result<()> {
     match format {
-        Format::Json => outln!("{}", crate::views::json_doc(serde_json::json!({"findings": findings}))),
-        Format::Text | Format::Markdown => findings.iter().for_each(|f| eprintln!("{}", crate::output::finding(f))),
+        Format::Json => outln!(
+            "{}",
+            crate::views::json_doc(serde_json::json!({"findings": findings}))
+        ),
+        Format::Text | Format::Markdown => findings
+            .iter()
+            .for_each(|f| eprintln!("{}", crate::output::finding(f))),
     }
-    let errors = findings.iter().filter(|f| f.severity == Severity::Error).count();
+    let errors = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count();
     if errors > 0 {
-        return Err(Error::user(format!("{errors} definition error(s): nothing was deployed"))
-            .help("fix the definitions (deploy validate lists every finding)"));
+        return Err(Error::user(format!(
+            "{errors} definition error(s): nothing was deployed"
+        ))
+        .help("fix the definitions (deploy validate lists every finding)"));
     }
     Ok(())
 }
@@ -193,15 +330,34 @@ pub async fn gate(setup: &Setup, stacks: &[Stack], vars: &VarArgs) -> Result<()>
 
 /// The `--var` pairs a stack declares (several stacks share one command line).
 fn stack_vars(s: &Stack, vars: &VarArgs) -> VarArgs {
-    let pairs = vars.vars.iter().filter(|p| s.vars.contains_key(p.split_once('=').map(|(k, _)| k.trim()).unwrap_or(p))).cloned().collect();
-    VarArgs { vars: pairs, var_files: vars.var_files.clone(), placeholders: vars.placeholders }
+    let pairs = vars
+        .vars
+        .iter()
+        .filter(|p| {
+            s.vars
+                .contains_key(p.split_once('=').map(|(k, _)| k.trim()).unwrap_or(p))
+        })
+        .cloned()
+        .collect();
+    VarArgs {
+        vars: pairs,
+        var_files: vars.var_files.clone(),
+        placeholders: vars.placeholders,
+    }
 }
 
-pub async fn validate(g: &Global, select: &Selection, files: &[PathBuf], vars: &VarArgs, format: Format) -> Result<()> {
+pub async fn validate(
+    g: &Global,
+    select: &Selection,
+    files: &[PathBuf],
+    vars: &VarArgs,
+    format: Format,
+) -> Result<()> {
     let mut findings = Vec::new();
     for f in files {
         let display = f.display().to_string();
-        let text = std::fs::read_to_string(f).map_err(|e| Error::user(format!("cannot read: {e}")).at(display.clone()))?;
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| Error::user(format!("cannot read: {e}")).at(display.clone()))?;
         let parsed = crate::template::parse_definition(&display, &text)?;
         for w in parsed.warnings {
             eprintln!("WARNING {w}");
@@ -211,8 +367,18 @@ pub async fn validate(g: &Global, select: &Selection, files: &[PathBuf], vars: &
     if files.is_empty() || !select.stacks.is_empty() || select.all {
         let setup = Setup::new(g)?;
         // Checking a definition needs no real value for a required variable.
-        let vars = &VarArgs { placeholders: true, ..vars.clone() };
-        let select = if select.stacks.is_empty() && !select.all { Selection { stacks: vec![], all: true } } else { select.clone() };
+        let vars = &VarArgs {
+            placeholders: true,
+            ..vars.clone()
+        };
+        let select = if select.stacks.is_empty() && !select.all {
+            Selection {
+                stacks: vec![],
+                all: true,
+            }
+        } else {
+            select.clone()
+        };
         for s in setup.load(&select, vars)? {
             let (_, defs) = definitions(&setup, &s.name, &stack_vars(&s, vars), None).await?;
             findings.extend(check_stack(&s, &defs));

@@ -13,24 +13,45 @@ use std::io::Write;
 /// The ARN of a stack's deployed state machine (`machine`: resource id or name, when several).
 pub async fn machine_arn(setup: &Setup, stack: &str, machine: Option<&str>) -> Result<String> {
     let st = setup.store.load(stack, &setup.env).await?;
-    let machines: Vec<(&String, &crate::state::Entry)> =
-        st.resources.iter().filter(|(_, e)| e.kind == "sfn_state_machine" && e.status == Status::Created).collect();
-    let name_of = |e: &crate::state::Entry| e.outputs.get("name").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    let machines: Vec<(&String, &crate::state::Entry)> = st
+        .resources
+        .iter()
+        .filter(|(_, e)| e.kind == "sfn_state_machine" && e.status == Status::Created)
+        .collect();
+    let name_of = |e: &crate::state::Entry| {
+        e.outputs
+            .get("name")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
     let chosen = match (machines.as_slice(), machine) {
         ([], _) => {
-            return Err(Error::user(format!("stack `{stack}` has no deployed state machine in env `{}`", setup.env))
-                .help(format!("deploy it first: deploy up {stack}")));
+            return Err(Error::user(format!(
+                "stack `{stack}` has no deployed state machine in env `{}`",
+                setup.env
+            ))
+            .help(format!("deploy it first: deploy up {stack}")));
         }
         ([(_, e)], None) => *e,
-        (_, Some(m)) => machines.iter().find(|(id, e)| id.as_str() == m || name_of(e) == m).map(|(_, e)| *e).ok_or_else(|| {
-            let names: Vec<String> = machines.iter().map(|(id, _)| id.to_string()).collect();
-            Error::user(format!("stack `{stack}` has no state machine `{m}`; it has: {}", names.join(", ")))
-        })?,
+        (_, Some(m)) => machines
+            .iter()
+            .find(|(id, e)| id.as_str() == m || name_of(e) == m)
+            .map(|(_, e)| *e)
+            .ok_or_else(|| {
+                let names: Vec<String> = machines.iter().map(|(id, _)| id.to_string()).collect();
+                Error::user(format!(
+                    "stack `{stack}` has no state machine `{m}`; it has: {}",
+                    names.join(", ")
+                ))
+            })?,
         (_, None) => {
             let names: Vec<String> = machines.iter().map(|(id, _)| id.to_string()).collect();
-            return Err(
-                Error::user(format!("stack `{stack}` has several state machines: {}", names.join(", "))).help("choose one with --machine")
-            );
+            return Err(Error::user(format!(
+                "stack `{stack}` has several state machines: {}",
+                names.join(", ")
+            ))
+            .help("choose one with --machine"));
         }
     };
     chosen
@@ -43,21 +64,30 @@ pub async fn machine_arn(setup: &Setup, stack: &str, machine: Option<&str>) -> R
 
 /// `deploy-<epoch ms>-<4 hex>`: unique enough per state machine, and sorts by time.
 fn generated_name() -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    format!("deploy-{}-{:04x}", now.as_millis(), (now.subsec_nanos() ^ std::process::id()) & 0xffff)
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!(
+        "deploy-{}-{:04x}",
+        now.as_millis(),
+        (now.subsec_nanos() ^ std::process::id()) & 0xffff
+    )
 }
 
 fn read_input(input: Option<&str>, file: Option<&std::path::Path>) -> Result<String> {
     let (text, from) = match (input, file) {
         (Some(t), None) => (t.to_string(), "--input".to_string()),
         (None, Some(f)) => (
-            std::fs::read_to_string(f).map_err(|e| Error::user(format!("cannot read input: {e}")).at(f.display().to_string()))?,
+            std::fs::read_to_string(f).map_err(|e| {
+                Error::user(format!("cannot read input: {e}")).at(f.display().to_string())
+            })?,
             f.display().to_string(),
         ),
         (None, None) => ("{}".to_string(), String::new()),
         (Some(_), Some(_)) => return Err(Error::user("give --input or --input-file, not both")),
     };
-    serde_json::from_str::<serde_json::Value>(&text).map_err(|e| Error::user(format!("the execution input is not JSON: {e}")).at(from))?;
+    serde_json::from_str::<serde_json::Value>(&text)
+        .map_err(|e| Error::user(format!("the execution input is not JSON: {e}")).at(from))?;
     Ok(text)
 }
 
@@ -78,17 +108,25 @@ pub async fn run(g: &Global, a: RunArgs<'_>) -> Result<()> {
     let ctx = setup.connect(&g.aws).await?;
     // Always named: readable in lists, and some emulators do not generate one.
     let name = a.name.map(str::to_string).unwrap_or_else(generated_name);
-    let started = ctx.sfn.start_execution().state_machine_arn(&arn).input(input).name(&name).send().await.map_err(|e| {
-        match e.as_service_error() {
+    let started = ctx
+        .sfn
+        .start_execution()
+        .state_machine_arn(&arn)
+        .input(input)
+        .name(&name)
+        .send()
+        .await
+        .map_err(|e| match e.as_service_error() {
             Some(s) if s.is_execution_already_exists() => {
-                Error::user(format!("an execution named {name:?} already exists")).help("choose another --name")
+                Error::user(format!("an execution named {name:?} already exists"))
+                    .help("choose another --name")
             }
-            Some(s) if s.is_state_machine_does_not_exist() => {
-                Error::user(format!("state machine {arn} does not exist (deleted outside deploy?)")).help(format!("deploy up {}", a.stack))
-            }
+            Some(s) if s.is_state_machine_does_not_exist() => Error::user(format!(
+                "state machine {arn} does not exist (deleted outside deploy?)"
+            ))
+            .help(format!("deploy up {}", a.stack)),
             _ => api_error("StartExecution", &e),
-        }
-    })?;
+        })?;
     let exec_arn = started.execution_arn().to_string();
     if a.no_wait {
         outln!("{exec_arn}");
@@ -107,16 +145,37 @@ pub async fn run(g: &Global, a: RunArgs<'_>) -> Result<()> {
 /// not really run: the definition's state names, and a bounded wait for the first state (20 s,
 /// `DEPLOY_STALL_SECONDS`).
 async fn watch_for(ctx: &crate::aws::Ctx, machine_arn: &str) -> execution::Watch {
-    let definition: Option<serde_json::Value> = match ctx.sfn.describe_state_machine().state_machine_arn(machine_arn).send().await {
+    let definition: Option<serde_json::Value> = match ctx
+        .sfn
+        .describe_state_machine()
+        .state_machine_arn(machine_arn)
+        .send()
+        .await
+    {
         Ok(d) => serde_json::from_str(d.definition()).ok(),
         Err(_) => None,
     };
-    let Some(endpoint) = std::env::var("AWS_ENDPOINT_URL_SFN").ok().filter(|u| !u.is_empty()).or_else(|| ctx.endpoint.clone()) else {
-        return execution::Watch { definition, ..Default::default() };
+    let Some(endpoint) = std::env::var("AWS_ENDPOINT_URL_SFN")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(|| ctx.endpoint.clone())
+    else {
+        return execution::Watch {
+            definition,
+            ..Default::default()
+        };
     };
-    let secs = std::env::var("DEPLOY_STALL_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+    let secs = std::env::var("DEPLOY_STALL_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
     let states = definition.as_ref().map(execution::state_names);
-    execution::Watch { states, stall_limit: Some(std::time::Duration::from_secs(secs)), endpoint, definition }
+    execution::Watch {
+        states,
+        stall_limit: Some(std::time::Duration::from_secs(secs)),
+        endpoint,
+        definition,
+    }
 }
 
 async fn print_following(
@@ -172,12 +231,23 @@ pub async fn history(g: &Global, execution_arn: &str, format: Format) -> Result<
     }
 }
 
-pub async fn executions(g: &Global, stack: &str, machine: Option<&str>, format: Format) -> Result<()> {
+pub async fn executions(
+    g: &Global,
+    stack: &str,
+    machine: Option<&str>,
+    format: Format,
+) -> Result<()> {
     let setup = Setup::new(g)?;
     let arn = machine_arn(&setup, stack, machine).await?;
     let ctx = setup.connect(&g.aws).await?;
-    let list =
-        ctx.sfn.list_executions().state_machine_arn(&arn).max_results(20).send().await.map_err(|e| api_error("ListExecutions", &e))?;
+    let list = ctx
+        .sfn
+        .list_executions()
+        .state_machine_arn(&arn)
+        .max_results(20)
+        .send()
+        .await
+        .map_err(|e| api_error("ListExecutions", &e))?;
     let rows: Vec<serde_json::Value> = list
         .executions()
         .iter()
@@ -191,17 +261,30 @@ pub async fn executions(g: &Global, stack: &str, machine: Option<&str>, format: 
         })
         .collect();
     match format {
-        Format::Json => outln!("{}", crate::views::json_doc(serde_json::json!({"executions": rows}))),
+        Format::Json => outln!(
+            "{}",
+            crate::views::json_doc(serde_json::json!({"executions": rows}))
+        ),
         Format::Text | Format::Markdown => {
             let cells: Vec<Vec<String>> = rows
                 .iter()
                 .map(|r| {
                     let text = |k: &str| r[k].as_str().unwrap_or_default().to_string();
-                    let secs = r["seconds"].as_f64().map(|s| format!("{s:.1}")).unwrap_or_else(|| "running".into());
+                    let secs = r["seconds"]
+                        .as_f64()
+                        .map(|s| format!("{s:.1}"))
+                        .unwrap_or_else(|| "running".into());
                     vec![text("name"), text("status"), text("start"), secs]
                 })
                 .collect();
-            outp!("{}", crate::output::table(&["NAME", "STATUS", "STARTED", "SECONDS"], &cells, &["SECONDS"]));
+            outp!(
+                "{}",
+                crate::output::table(
+                    &["NAME", "STATUS", "STARTED", "SECONDS"],
+                    &cells,
+                    &["SECONDS"]
+                )
+            );
         }
     }
     Ok(())
@@ -232,35 +315,57 @@ async fn waiting_token(ctx: &crate::aws::Ctx, w: &crate::cli::WaitingTask) -> Re
     loop {
         let events = execution::history(ctx, arn).await?;
         if events.iter().any(|e| execution::outcome_of(e).is_some()) {
-            return Err(Error::user(format!("execution {arn} has ended: no task of it waits for an answer")));
+            return Err(Error::user(format!(
+                "execution {arn} has ended: no task of it waits for an answer"
+            )));
         }
         let pending = execution::pending_tokens(&events);
         match pending.as_slice() {
             [(_, token)] => return Ok(token.clone()),
-            [] if std::time::Instant::now() < deadline => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
+            [] if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await
+            }
             [] => {
-                return Err(Error::user(format!("no task of execution {arn} has waited for a callback within a minute"))
-                    .help(format!("see where it is with `deploy history {arn}`")));
+                return Err(Error::user(format!(
+                    "no task of execution {arn} has waited for a callback within a minute"
+                ))
+                .help(format!("see where it is with `deploy history {arn}`")));
             }
             many => {
                 let states: Vec<&str> = many.iter().map(|(s, _)| s.as_str()).collect();
-                return Err(Error::user(format!("{} tasks of execution {arn} wait for an answer ({})", many.len(), states.join(", ")))
-                    .help("answer one with --token, as `deploy history` prints them"));
+                return Err(Error::user(format!(
+                    "{} tasks of execution {arn} wait for an answer ({})",
+                    many.len(),
+                    states.join(", ")
+                ))
+                .help("answer one with --token, as `deploy history` prints them"));
             }
         }
     }
 }
 
 pub async fn approve(g: &Global, waiting: &crate::cli::WaitingTask, output: &str) -> Result<()> {
-    serde_json::from_str::<serde_json::Value>(output).map_err(|e| Error::user(format!("--task-output is not JSON: {e}")))?;
+    serde_json::from_str::<serde_json::Value>(output)
+        .map_err(|e| Error::user(format!("--task-output is not JSON: {e}")))?;
     let ctx = crate::aws::connect(&g.aws).await?;
     let token = waiting_token(&ctx, waiting).await?;
-    ctx.sfn.send_task_success().task_token(token).output(output).send().await.map_err(|e| token_error("SendTaskSuccess", &e))?;
+    ctx.sfn
+        .send_task_success()
+        .task_token(token)
+        .output(output)
+        .send()
+        .await
+        .map_err(|e| token_error("SendTaskSuccess", &e))?;
     outln!("sent task success with output {output}");
     Ok(())
 }
 
-pub async fn reject(g: &Global, waiting: &crate::cli::WaitingTask, error: Option<&str>, cause: Option<&str>) -> Result<()> {
+pub async fn reject(
+    g: &Global,
+    waiting: &crate::cli::WaitingTask,
+    error: Option<&str>,
+    cause: Option<&str>,
+) -> Result<()> {
     let ctx = crate::aws::connect(&g.aws).await?;
     let token = waiting_token(&ctx, waiting).await?;
     ctx.sfn
@@ -271,6 +376,9 @@ pub async fn reject(g: &Global, waiting: &crate::cli::WaitingTask, error: Option
         .send()
         .await
         .map_err(|e| token_error("SendTaskFailure", &e))?;
-    outln!("sent task failure{}", error.map(|e| format!(" {e}")).unwrap_or_default());
+    outln!(
+        "sent task failure{}",
+        error.map(|e| format!(" {e}")).unwrap_or_default()
+    );
     Ok(())
 }

@@ -9,7 +9,10 @@ pub const START: &str = "__start__";
 pub const END: &str = "__end__";
 
 pub fn from_definition(title: &str, def: &Value) -> Diagram {
-    let mut d = Diagram { title: title.into(), ..Default::default() };
+    let mut d = Diagram {
+        title: title.into(),
+        ..Default::default()
+    };
     d.add_node(START, "Start", Shape::Start, None);
     let start = def["StartAt"].as_str().unwrap_or_default();
     let empty = Map::new();
@@ -40,7 +43,11 @@ fn shape_of(ty: &str) -> Shape {
 
 fn short(s: &str, n: usize) -> String {
     let s = s.trim();
-    if s.chars().count() <= n { s.to_string() } else { format!("{}…", s.chars().take(n - 1).collect::<String>()) }
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n - 1).collect::<String>())
+    }
 }
 
 /// A readable label for a Choice rule: its JSONata condition, or the JSONPath comparison.
@@ -51,7 +58,10 @@ pub fn rule_label(rule: &Value) -> String {
     }
     for (op, join) in [("And", " and "), ("Or", " or ")] {
         if let Some(items) = rule[op].as_array() {
-            return short(&items.iter().map(rule_label).collect::<Vec<_>>().join(join), 160);
+            return short(
+                &items.iter().map(rule_label).collect::<Vec<_>>().join(join),
+                160,
+            );
         }
     }
     if rule.get("Not").is_some() {
@@ -61,7 +71,15 @@ pub fn rule_label(rule: &Value) -> String {
     let obj = rule.as_object();
     let cmp = obj.and_then(|m| m.iter().find(|(k, _)| *k != "Variable" && *k != "Next"));
     match cmp {
-        Some((op, v)) => short(&format!("{var} {op} {}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())), 160),
+        Some((op, v)) => short(
+            &format!(
+                "{var} {op} {}",
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string())
+            ),
+            160,
+        ),
         None => var.to_string(),
     }
 }
@@ -81,17 +99,32 @@ fn add_scope(d: &mut Diagram, states: &Map<String, Value>, cluster: Option<usize
         match ty {
             "Parallel" => {
                 for (i, b) in s["Branches"].as_array().into_iter().flatten().enumerate() {
-                    containers.push((format!("{name} · branch {}", i + 1), b.clone(), format!("branch {}", i + 1)));
+                    containers.push((
+                        format!("{name} · branch {}", i + 1),
+                        b.clone(),
+                        format!("branch {}", i + 1),
+                    ));
                 }
             }
             "Map" => {
-                let p = if s.get("ItemProcessor").is_some() { &s["ItemProcessor"] } else { &s["Iterator"] };
-                containers.push((format!("{name} · item processor"), p.clone(), "each item".to_string()));
+                let p = if s.get("ItemProcessor").is_some() {
+                    &s["ItemProcessor"]
+                } else {
+                    &s["Iterator"]
+                };
+                containers.push((
+                    format!("{name} · item processor"),
+                    p.clone(),
+                    "each item".to_string(),
+                ));
             }
             _ => {}
         }
         for (label, body, edge_label) in containers {
-            d.clusters.push(Cluster { label, parent: cluster });
+            d.clusters.push(Cluster {
+                label,
+                parent: cluster,
+            });
             let c = d.clusters.len() - 1;
             let empty = Map::new();
             let inner = body["States"].as_object().unwrap_or(&empty);
@@ -122,13 +155,27 @@ fn add_scope(d: &mut Diagram, states: &Map<String, Value>, cluster: Option<usize
         }
         for c in s["Catch"].as_array().into_iter().flatten() {
             if let Some(n) = c["Next"].as_str() {
-                let errs: Vec<&str> = c["ErrorEquals"].as_array().into_iter().flatten().filter_map(|e| e.as_str()).collect();
-                d.add_edge(name, n, &format!("catch {}", errs.join(", ")), EdgeKind::Catch);
+                let errs: Vec<&str> = c["ErrorEquals"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|e| e.as_str())
+                    .collect();
+                d.add_edge(
+                    name,
+                    n,
+                    &format!("catch {}", errs.join(", ")),
+                    EdgeKind::Catch,
+                );
             }
         }
         let terminal = s["End"].as_bool() == Some(true) || ty == "Succeed" || ty == "Fail";
         if terminal {
-            if has_inner { ends.extend(inner_ends) } else { ends.push(name.clone()) }
+            if has_inner {
+                ends.extend(inner_ends)
+            } else {
+                ends.push(name.clone())
+            }
         }
     }
     ends
@@ -144,7 +191,10 @@ mod tests {
     }
 
     fn edges(d: &Diagram) -> BTreeSet<(String, String, String)> {
-        d.edges.iter().map(|e| (e.from.clone(), e.to.clone(), e.label.clone())).collect()
+        d.edges
+            .iter()
+            .map(|e| (e.from.clone(), e.to.clone(), e.label.clone()))
+            .collect()
     }
 
     fn e(a: &str, b: &str, l: &str) -> (String, String, String) {
@@ -198,7 +248,10 @@ mod tests {
     #[test]
     fn create_new_user() {
         let d = from_definition("c", &definition("create-new-user/jsonata.json"));
-        assert_eq!(nodes(&d), set(&[START, END, "SNS Publish", "CreateUser", "AddUserToGroup"]));
+        assert_eq!(
+            nodes(&d),
+            set(&[START, END, "SNS Publish", "CreateUser", "AddUserToGroup"])
+        );
         let want: BTreeSet<_> = [
             e(START, "SNS Publish", ""),
             e("SNS Publish", "CreateUser", ""),
@@ -214,7 +267,16 @@ mod tests {
         let d = from_definition("b", &definition("bucket-replication/jsonata.json"));
         assert_eq!(
             nodes(&d),
-            set(&[START, END, "StartTaskExecution", "Wait 10s", "DescribeTaskExecution", "Job Complete?", "Success", "Fail"])
+            set(&[
+                START,
+                END,
+                "StartTaskExecution",
+                "Wait 10s",
+                "DescribeTaskExecution",
+                "Job Complete?",
+                "Success",
+                "Fail"
+            ])
         );
         let want: BTreeSet<_> = [
             e(START, "StartTaskExecution", ""),
@@ -222,7 +284,11 @@ mod tests {
             e("Wait 10s", "DescribeTaskExecution", ""),
             e("DescribeTaskExecution", "Job Complete?", ""),
             e("Job Complete?", "Fail", "$states.input.Status = 'ERROR'"),
-            e("Job Complete?", "Success", "$states.input.Status = 'SUCCESS'"),
+            e(
+                "Job Complete?",
+                "Success",
+                "$states.input.Status = 'SUCCESS'",
+            ),
             e("Job Complete?", "Wait 10s", "Default"),
             e("Success", END, ""),
             e("Fail", END, ""),
@@ -250,20 +316,58 @@ mod tests {
         let want: BTreeSet<_> = [
             e(START, "Map", ""),
             e("Map", "Resize Profile Picture", "each item"),
-            e("Resize Profile Picture", "Resize Profile Picture to Small", "branch 1"),
-            e("Resize Profile Picture", "Resize Profile Picture to Big", "branch 2"),
-            e("Resize Profile Picture to Small", "Set Small Profile picture URI", ""),
-            e("Resize Profile Picture to Big", "Set Big Profile picture URI", ""),
-            e("Set Small Profile picture URI", "Delete Uploaded Profile Picture", ""),
-            e("Set Big Profile picture URI", "Delete Uploaded Profile Picture", ""),
+            e(
+                "Resize Profile Picture",
+                "Resize Profile Picture to Small",
+                "branch 1",
+            ),
+            e(
+                "Resize Profile Picture",
+                "Resize Profile Picture to Big",
+                "branch 2",
+            ),
+            e(
+                "Resize Profile Picture to Small",
+                "Set Small Profile picture URI",
+                "",
+            ),
+            e(
+                "Resize Profile Picture to Big",
+                "Set Big Profile picture URI",
+                "",
+            ),
+            e(
+                "Set Small Profile picture URI",
+                "Delete Uploaded Profile Picture",
+                "",
+            ),
+            e(
+                "Set Big Profile picture URI",
+                "Delete Uploaded Profile Picture",
+                "",
+            ),
             e("Delete Uploaded Profile Picture", END, ""),
         ]
         .into();
         assert_eq!(edges(&d), want);
         let labels: Vec<&str> = d.clusters.iter().map(|c| c.label.as_str()).collect();
-        assert_eq!(labels, vec!["Map · item processor", "Resize Profile Picture · branch 1", "Resize Profile Picture · branch 2"]);
-        assert_eq!(d.clusters[1].parent, Some(0), "branches sit inside the item processor");
-        assert_eq!(d.node("Set Big Profile picture URI").unwrap().cluster, Some(2));
+        assert_eq!(
+            labels,
+            vec![
+                "Map · item processor",
+                "Resize Profile Picture · branch 1",
+                "Resize Profile Picture · branch 2"
+            ]
+        );
+        assert_eq!(
+            d.clusters[1].parent,
+            Some(0),
+            "branches sit inside the item processor"
+        );
+        assert_eq!(
+            d.node("Set Big Profile picture URI").unwrap().cluster,
+            Some(2)
+        );
     }
 
     #[test]
@@ -288,19 +392,44 @@ mod tests {
         let d = from_definition("t", &def);
         let es = edges(&d);
         assert!(es.contains(&e("T", "F", "catch States.ALL")), "{es:?}");
-        assert!(es.contains(&e("C", "S", "$.n NumericGreaterThan 3")), "{es:?}");
+        assert!(
+            es.contains(&e("C", "S", "$.n NumericGreaterThan 3")),
+            "{es:?}"
+        );
     }
 
     #[test]
     fn execution_marks_visited_and_failed_states() {
         let mut d = from_definition("b", &definition("bucket-replication/jsonata.json"));
-        let entered: Vec<String> =
-            ["StartTaskExecution", "Wait 10s", "DescribeTaskExecution", "Job Complete?", "Fail"].iter().map(|s| s.to_string()).collect();
+        let entered: Vec<String> = [
+            "StartTaskExecution",
+            "Wait 10s",
+            "DescribeTaskExecution",
+            "Job Complete?",
+            "Fail",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         d.mark_execution(&entered, Some("Fail"));
-        assert_eq!(d.node("Wait 10s").unwrap().mark, Some(super::super::Mark::Visited));
-        assert_eq!(d.node("Fail").unwrap().mark, Some(super::super::Mark::Failed));
+        assert_eq!(
+            d.node("Wait 10s").unwrap().mark,
+            Some(super::super::Mark::Visited)
+        );
+        assert_eq!(
+            d.node("Fail").unwrap().mark,
+            Some(super::super::Mark::Failed)
+        );
         assert_eq!(d.node("Success").unwrap().mark, None);
-        assert!(d.edges.iter().any(|e| e.from == "Job Complete?" && e.to == "Fail" && e.taken));
-        assert!(!d.edges.iter().any(|e| e.from == "Job Complete?" && e.to == "Success" && e.taken));
+        assert!(
+            d.edges
+                .iter()
+                .any(|e| e.from == "Job Complete?" && e.to == "Fail" && e.taken)
+        );
+        assert!(
+            !d.edges
+                .iter()
+                .any(|e| e.from == "Job Complete?" && e.to == "Success" && e.taken)
+        );
     }
 }

@@ -22,7 +22,11 @@ fn node_attrs(shape: Shape, mark: Option<Mark>) -> String {
         Some(Mark::Failed) => "#f6b9b3",
         None => fill,
     };
-    let font = if fill == "#232f3e" { ", fontcolor=\"#ffffff\", width=0.6, fixedsize=true" } else { "" };
+    let font = if fill == "#232f3e" {
+        ", fontcolor=\"#ffffff\", width=0.6, fixedsize=true"
+    } else {
+        ""
+    };
     format!("shape={shape}, style=\"rounded,filled\", fillcolor=\"{fill}\"{font}")
 }
 
@@ -34,10 +38,23 @@ pub fn render(d: &Diagram) -> String {
     fn cluster(d: &Diagram, c: Option<usize>, depth: usize, out: &mut String) {
         let pad = "  ".repeat(depth + 1);
         for n in d.nodes.iter().filter(|n| n.cluster == c) {
-            out.push_str(&format!("{pad}{} [label={}, {}];\n", q(&n.id), q(&n.label), node_attrs(n.shape, n.mark)));
+            out.push_str(&format!(
+                "{pad}{} [label={}, {}];\n",
+                q(&n.id),
+                q(&n.label),
+                node_attrs(n.shape, n.mark)
+            ));
         }
-        for (i, cl) in d.clusters.iter().enumerate().filter(|(_, cl)| cl.parent == c) {
-            out.push_str(&format!("{pad}subgraph cluster_{i} {{\n{pad}  label={};\n{pad}  style=dashed;\n", q(&cl.label)));
+        for (i, cl) in d
+            .clusters
+            .iter()
+            .enumerate()
+            .filter(|(_, cl)| cl.parent == c)
+        {
+            out.push_str(&format!(
+                "{pad}subgraph cluster_{i} {{\n{pad}  label={};\n{pad}  style=dashed;\n",
+                q(&cl.label)
+            ));
             cluster(d, Some(i), depth + 1, out);
             out.push_str(&format!("{pad}}}\n"));
         }
@@ -56,7 +73,11 @@ pub fn render(d: &Diagram) -> String {
         if e.taken {
             attrs.push("color=\"#1d8102\", penwidth=2".into());
         }
-        let attrs = if attrs.is_empty() { String::new() } else { format!(" [{}]", attrs.join(", ")) };
+        let attrs = if attrs.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", attrs.join(", "))
+        };
         out.push_str(&format!("  {} -> {}{attrs};\n", q(&e.from), q(&e.to)));
     }
     out.push_str("}\n");

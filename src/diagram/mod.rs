@@ -80,25 +80,50 @@ impl Diagram {
 
     pub fn add_node(&mut self, id: &str, label: &str, shape: Shape, cluster: Option<usize>) {
         if self.node(id).is_none() {
-            self.nodes.push(Node { id: id.into(), label: label.into(), shape, cluster, mark: None });
+            self.nodes.push(Node {
+                id: id.into(),
+                label: label.into(),
+                shape,
+                cluster,
+                mark: None,
+            });
         }
     }
 
     pub fn add_edge(&mut self, from: &str, to: &str, label: &str, kind: EdgeKind) {
-        if !self.edges.iter().any(|e| e.from == from && e.to == to && e.label == label) {
-            self.edges.push(Edge { from: from.into(), to: to.into(), label: label.into(), kind, taken: false });
+        if !self
+            .edges
+            .iter()
+            .any(|e| e.from == from && e.to == to && e.label == label)
+        {
+            self.edges.push(Edge {
+                from: from.into(),
+                to: to.into(),
+                label: label.into(),
+                kind,
+                taken: false,
+            });
         }
     }
 
     /// Drops every edge implied by a longer path (a → c when a → b → c): what depends on
     /// what, without the clutter of restating it.
     pub fn transitive_reduction(&mut self) {
-        let succ = |edges: &[Edge], n: &str| -> Vec<String> { edges.iter().filter(|e| e.from == n).map(|e| e.to.clone()).collect() };
+        let succ = |edges: &[Edge], n: &str| -> Vec<String> {
+            edges
+                .iter()
+                .filter(|e| e.from == n)
+                .map(|e| e.to.clone())
+                .collect()
+        };
         let implied: Vec<usize> = (0..self.edges.len())
             .filter(|&i| {
                 let (from, to) = (&self.edges[i].from, &self.edges[i].to);
                 // is `to` reachable from `from` other than by this edge?
-                let mut todo: Vec<String> = succ(&self.edges, from).into_iter().filter(|s| s != to).collect();
+                let mut todo: Vec<String> = succ(&self.edges, from)
+                    .into_iter()
+                    .filter(|s| s != to)
+                    .collect();
                 let mut seen = std::collections::BTreeSet::new();
                 while let Some(n) = todo.pop() {
                     if &n == to {
@@ -144,7 +169,10 @@ impl Diagram {
         for e in &mut self.edges {
             e.taken = match (pos(&e.from), pos(&e.to)) {
                 (Some(a), Some(b)) => a < b,
-                _ => (e.from == asl::START && pos(&e.to) == Some(0)) || (e.to == asl::END && failed.is_none() && pos(&e.from).is_some()),
+                _ => {
+                    (e.from == asl::START && pos(&e.to) == Some(0))
+                        || (e.to == asl::END && failed.is_none() && pos(&e.from).is_some())
+                }
             };
         }
     }
@@ -172,7 +200,11 @@ mod tests {
             d.add_edge(a, b, "", EdgeKind::Next);
         }
         d.transitive_reduction();
-        let left: Vec<(&str, &str)> = d.edges.iter().map(|e| (e.from.as_str(), e.to.as_str())).collect();
+        let left: Vec<(&str, &str)> = d
+            .edges
+            .iter()
+            .map(|e| (e.from.as_str(), e.to.as_str()))
+            .collect();
         assert_eq!(left, vec![("a", "b"), ("b", "c"), ("c", "d")]);
     }
 }

@@ -21,7 +21,10 @@ const LABEL_LINE: f64 = 12.0;
 const LABEL_CHARS: usize = 30;
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// Words filled into lines of at most `max` characters (a longer word is split).
@@ -62,7 +65,10 @@ struct Rect {
 
 impl Rect {
     fn overlaps(&self, o: &Rect, pad: f64) -> bool {
-        self.x < o.x + o.w + pad && o.x < self.x + self.w + pad && self.y < o.y + o.h + pad && o.y < self.y + self.h + pad
+        self.x < o.x + o.w + pad
+            && o.x < self.x + self.w + pad
+            && self.y < o.y + o.h + pad
+            && o.y < self.y + self.h + pad
     }
     fn cx(&self) -> f64 {
         self.x + self.w / 2.0
@@ -80,15 +86,27 @@ struct Sized {
 
 fn size(label: &str, shape: Shape) -> Sized {
     if matches!(shape, Shape::Start | Shape::End) {
-        return Sized { w: H, h: H, lines: vec![label.to_string()] };
+        return Sized {
+            w: H,
+            h: H,
+            lines: vec![label.to_string()],
+        };
     }
     let lines = wrap(label, NODE_CHARS);
     let text_w = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0) as f64 * CHAR_W;
     let text_h = lines.len() as f64 * LINE;
     match shape {
         // a diamond holds its text in its middle half
-        Shape::Choice => Sized { w: (text_w * 1.6 + 40.0).max(100.0), h: (text_h * 1.8 + 12.0).max(H), lines },
-        _ => Sized { w: (text_w + 28.0).max(70.0), h: (text_h + 16.0).max(H), lines },
+        Shape::Choice => Sized {
+            w: (text_w * 1.6 + 40.0).max(100.0),
+            h: (text_h * 1.8 + 12.0).max(H),
+            lines,
+        },
+        _ => Sized {
+            w: (text_w + 28.0).max(70.0),
+            h: (text_h + 16.0).max(H),
+            lines,
+        },
     }
 }
 
@@ -96,12 +114,20 @@ fn size(label: &str, shape: Shape) -> Sized {
 fn layers(d: &Diagram) -> (BTreeMap<String, usize>, BTreeSet<(String, String)>) {
     let mut out_edges: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for e in &d.edges {
-        out_edges.entry(e.from.as_str()).or_default().push(e.to.as_str());
+        out_edges
+            .entry(e.from.as_str())
+            .or_default()
+            .push(e.to.as_str());
     }
     // DFS from every root in node order to find back edges.
     let mut back: BTreeSet<(String, String)> = BTreeSet::new();
     let mut state: BTreeMap<&str, u8> = BTreeMap::new();
-    fn dfs<'a>(n: &'a str, g: &BTreeMap<&'a str, Vec<&'a str>>, state: &mut BTreeMap<&'a str, u8>, back: &mut BTreeSet<(String, String)>) {
+    fn dfs<'a>(
+        n: &'a str,
+        g: &BTreeMap<&'a str, Vec<&'a str>>,
+        state: &mut BTreeMap<&'a str, u8>,
+        back: &mut BTreeSet<(String, String)>,
+    ) {
         state.insert(n, 1);
         for &m in g.get(n).map(|v| v.as_slice()).unwrap_or(&[]) {
             match state.get(m) {
@@ -123,7 +149,11 @@ fn layers(d: &Diagram) -> (BTreeMap<String, usize>, BTreeSet<(String, String)>) 
     // Relax edges until stable (acyclic once back edges are dropped).
     for _ in 0..d.nodes.len() + 1 {
         let mut changed = false;
-        for e in d.edges.iter().filter(|e| !back.contains(&(e.from.clone(), e.to.clone()))) {
+        for e in d
+            .edges
+            .iter()
+            .filter(|e| !back.contains(&(e.from.clone(), e.to.clone())))
+        {
             let r = rank[&e.from] + 1;
             if rank[&e.to] < r {
                 rank.insert(e.to.clone(), r);
@@ -136,12 +166,21 @@ fn layers(d: &Diagram) -> (BTreeMap<String, usize>, BTreeSet<(String, String)>) 
     }
     // a node nothing leads to sits just above the first node it leads to (a role used at
     // the bottom is drawn there, not at the top with a long edge down)
-    let forward: Vec<&super::Edge> = d.edges.iter().filter(|e| !back.contains(&(e.from.clone(), e.to.clone()))).collect();
+    let forward: Vec<&super::Edge> = d
+        .edges
+        .iter()
+        .filter(|e| !back.contains(&(e.from.clone(), e.to.clone())))
+        .collect();
     for n in &d.nodes {
         if forward.iter().any(|e| e.to == n.id) {
             continue;
         }
-        if let Some(first) = forward.iter().filter(|e| e.from == n.id).map(|e| rank[&e.to]).min() {
+        if let Some(first) = forward
+            .iter()
+            .filter(|e| e.from == n.id)
+            .map(|e| rank[&e.to])
+            .min()
+        {
             rank.insert(n.id.clone(), first.saturating_sub(1));
         }
     }
@@ -150,27 +189,51 @@ fn layers(d: &Diagram) -> (BTreeMap<String, usize>, BTreeSet<(String, String)>) 
 
 /// Each layer's nodes, clusters kept together, and within them ordered by the mean position
 /// of their predecessors (fewer crossings).
-fn order_rows(d: &Diagram, rank: &BTreeMap<String, usize>, back: &BTreeSet<(String, String)>) -> Vec<Vec<usize>> {
+fn order_rows(
+    d: &Diagram,
+    rank: &BTreeMap<String, usize>,
+    back: &BTreeSet<(String, String)>,
+) -> Vec<Vec<usize>> {
     let max_rank = rank.values().copied().max().unwrap_or(0);
     let mut rows: Vec<Vec<usize>> = vec![Vec::new(); max_rank + 1];
     for (i, n) in d.nodes.iter().enumerate() {
         rows[rank[&n.id]].push(i);
     }
-    let index: BTreeMap<&str, usize> = d.nodes.iter().enumerate().map(|(i, n)| (n.id.as_str(), i)).collect();
+    let index: BTreeMap<&str, usize> = d
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.id.as_str(), i))
+        .collect();
     let mut pos: BTreeMap<usize, f64> = BTreeMap::new();
     for r in 0..rows.len() {
         let bary = |i: usize, pos: &BTreeMap<usize, f64>| {
             let preds: Vec<f64> = d
                 .edges
                 .iter()
-                .filter(|e| e.to == d.nodes[i].id && !back.contains(&(e.from.clone(), e.to.clone())))
+                .filter(|e| {
+                    e.to == d.nodes[i].id && !back.contains(&(e.from.clone(), e.to.clone()))
+                })
                 .filter_map(|e| pos.get(&index[e.from.as_str()]).copied())
                 .collect();
-            if preds.is_empty() { i as f64 } else { preds.iter().sum::<f64>() / preds.len() as f64 }
+            if preds.is_empty() {
+                i as f64
+            } else {
+                preds.iter().sum::<f64>() / preds.len() as f64
+            }
         };
         let mut keyed: Vec<(Vec<usize>, f64, usize)> = rows[r]
             .iter()
-            .map(|&i| (d.cluster_chain(d.nodes[i].cluster).into_iter().rev().collect(), bary(i, &pos), i))
+            .map(|&i| {
+                (
+                    d.cluster_chain(d.nodes[i].cluster)
+                        .into_iter()
+                        .rev()
+                        .collect(),
+                    bary(i, &pos),
+                    i,
+                )
+            })
             .collect();
         keyed.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)));
         rows[r] = keyed.into_iter().map(|k| k.2).collect();
@@ -201,11 +264,19 @@ fn layout(d: &Diagram) -> Layout {
     let label_lines = |r: usize| -> usize {
         rows[r]
             .iter()
-            .map(|&i| d.edges.iter().filter(|e| e.from == d.nodes[i].id && !e.label.is_empty()).map(|e| wrap(&e.label, LABEL_CHARS).len()).sum())
+            .map(|&i| {
+                d.edges
+                    .iter()
+                    .filter(|e| e.from == d.nodes[i].id && !e.label.is_empty())
+                    .map(|e| wrap(&e.label, LABEL_CHARS).len())
+                    .sum()
+            })
             .max()
             .unwrap_or(0)
     };
-    let row_width = |row: &Vec<usize>| row.iter().map(|&i| sizes[i].w).sum::<f64>() + GAP_X * (row.len().saturating_sub(1)) as f64;
+    let row_width = |row: &Vec<usize>| {
+        row.iter().map(|&i| sizes[i].w).sum::<f64>() + GAP_X * (row.len().saturating_sub(1)) as f64
+    };
     let total_w = rows.iter().map(row_width).fold(0.0, f64::max);
     let mut boxes = BTreeMap::new();
     let mut lines = BTreeMap::new();
@@ -216,7 +287,15 @@ fn layout(d: &Diagram) -> Layout {
         let mut x = MARGIN + 20.0 + (total_w - row_width(row)) / 2.0;
         for &i in row {
             let s = &sizes[i];
-            boxes.insert(d.nodes[i].id.clone(), Rect { x, y: y + (h - s.h) / 2.0, w: s.w, h: s.h });
+            boxes.insert(
+                d.nodes[i].id.clone(),
+                Rect {
+                    x,
+                    y: y + (h - s.h) / 2.0,
+                    w: s.w,
+                    h: s.h,
+                },
+            );
             lines.insert(d.nodes[i].id.clone(), s.lines.clone());
             x += s.w + GAP_X;
         }
@@ -224,7 +303,15 @@ fn layout(d: &Diagram) -> Layout {
         y += h + GAP_Y + (label_lines(r).saturating_sub(2) as f64) * LABEL_LINE;
     }
     let lane_x = MARGIN + 20.0 + total_w + 30.0;
-    Layout { boxes, lines, rows: row_pos, rank, back, height: y - GAP_Y + MARGIN + 20.0, lane_x }
+    Layout {
+        boxes,
+        lines,
+        rows: row_pos,
+        rank,
+        back,
+        height: y - GAP_Y + MARGIN + 20.0,
+        lane_x,
+    }
 }
 
 /// Where an edge goes: a polyline that passes every layer between its ends through a gap
@@ -254,7 +341,12 @@ fn route(l: &Layout, from: &str, to: &str, lane: usize) -> Vec<(f64, f64)> {
         let t = (r - ra) as f64 / (rb - ra) as f64;
         let want = a.cx() + (b.cx() - a.cx()) * t;
         let (top, h) = l.rows[r];
-        let mut in_row: Vec<Rect> = l.boxes.iter().filter(|(id, _)| l.rank[id.as_str()] == r).map(|(_, b)| *b).collect();
+        let mut in_row: Vec<Rect> = l
+            .boxes
+            .iter()
+            .filter(|(id, _)| l.rank[id.as_str()] == r)
+            .map(|(_, b)| *b)
+            .collect();
         in_row.sort_by(|p, q| p.x.total_cmp(&q.x));
         let mut gaps: Vec<(f64, f64)> = Vec::new();
         let mut left = f64::MIN / 4.0;
@@ -267,7 +359,11 @@ fn route(l: &Layout, from: &str, to: &str, lane: usize) -> Vec<(f64, f64)> {
             .iter()
             .map(|&(g0, g1)| {
                 let (lo, hi) = (g0 + 10.0, g1 - 10.0);
-                if lo > hi { (g0 + g1) / 2.0 } else { want.clamp(lo, hi) }
+                if lo > hi {
+                    (g0 + g1) / 2.0
+                } else {
+                    want.clamp(lo, hi)
+                }
             })
             .min_by(|p, q| (p - want).abs().total_cmp(&(q - want).abs()))
             .unwrap_or(want);
@@ -279,8 +375,15 @@ fn route(l: &Layout, from: &str, to: &str, lane: usize) -> Vec<(f64, f64)> {
 }
 
 /// A spot for an edge label along its route where it overlaps no box and no placed label.
-fn place_label(route: &[(f64, f64)], w: f64, h: f64, obstacles: &[Rect], toward_target: bool) -> Rect {
-    let mut segments: Vec<((f64, f64), (f64, f64))> = route.windows(2).map(|p| (p[0], p[1])).collect();
+fn place_label(
+    route: &[(f64, f64)],
+    w: f64,
+    h: f64,
+    obstacles: &[Rect],
+    toward_target: bool,
+) -> Rect {
+    let mut segments: Vec<((f64, f64), (f64, f64))> =
+        route.windows(2).map(|p| (p[0], p[1])).collect();
     if toward_target {
         segments.reverse();
     }
@@ -290,7 +393,12 @@ fn place_label(route: &[(f64, f64)], w: f64, h: f64, obstacles: &[Rect], toward_
             let (cx, cy) = (a.0 + (b.0 - a.0) * t, a.1 + (b.1 - a.1) * t);
             for dx in [0.0, w / 2.0 + 6.0, -(w / 2.0 + 6.0), w + 12.0, -(w + 12.0)] {
                 for dy in [0.0, -h, h] {
-                    let r = Rect { x: cx + dx - w / 2.0, y: cy + dy - h / 2.0, w, h };
+                    let r = Rect {
+                        x: cx + dx - w / 2.0,
+                        y: cy + dy - h / 2.0,
+                        w,
+                        h,
+                    };
                     let hits = obstacles.iter().filter(|o| o.overlaps(&r, 2.0)).count();
                     if hits == 0 {
                         return r;
@@ -302,7 +410,12 @@ fn place_label(route: &[(f64, f64)], w: f64, h: f64, obstacles: &[Rect], toward_
             }
         }
     }
-    best.map(|b| b.1).unwrap_or(Rect { x: 0.0, y: 0.0, w, h })
+    best.map(|b| b.1).unwrap_or(Rect {
+        x: 0.0,
+        y: 0.0,
+        w,
+        h,
+    })
 }
 
 fn path_d(pts: &[(f64, f64)]) -> String {
@@ -325,8 +438,12 @@ pub fn render(d: &Diagram) -> String {
     order.sort_by_key(|&c| d.cluster_chain(Some(c)).len());
     for c in order {
         let depth = d.cluster_chain(Some(c)).len() as f64;
-        let members: Vec<&Rect> =
-            d.nodes.iter().filter(|n| d.cluster_chain(n.cluster).contains(&c)).filter_map(|n| l.boxes.get(&n.id)).collect();
+        let members: Vec<&Rect> = d
+            .nodes
+            .iter()
+            .filter(|n| d.cluster_chain(n.cluster).contains(&c))
+            .filter_map(|n| l.boxes.get(&n.id))
+            .collect();
         if members.is_empty() {
             continue;
         }
@@ -337,7 +454,12 @@ pub fn render(d: &Diagram) -> String {
         let y1 = members.iter().map(|p| p.y + p.h).fold(0.0, f64::max) + pad;
         let title = &d.clusters[c].label;
         let tw = title.chars().count() as f64 * 6.0 + 4.0;
-        obstacles.push(Rect { x: x0 + 4.0, y: y0 + 2.0, w: tw, h: 13.0 });
+        obstacles.push(Rect {
+            x: x0 + 4.0,
+            y: y0 + 2.0,
+            w: tw,
+            h: 13.0,
+        });
         out += &format!(
             "  <g class=\"cluster\"><rect x=\"{x0:.1}\" y=\"{y0:.1}\" width=\"{:.1}\" height=\"{:.1}\" rx=\"8\" fill=\"#f7f9fc\" fill-opacity=\"0.6\" stroke=\"#8d99a8\" stroke-dasharray=\"5 4\"/><rect class=\"title\" x=\"{:.1}\" y=\"{:.1}\" width=\"{tw:.1}\" height=\"13\" fill=\"none\"/><text x=\"{:.1}\" y=\"{:.1}\" fill=\"#545b64\" font-size=\"10\">{}</text></g>\n",
             x1 - x0,
@@ -357,7 +479,8 @@ pub fn render(d: &Diagram) -> String {
         if !l.boxes.contains_key(&e.from) || !l.boxes.contains_key(&e.to) {
             continue;
         }
-        let is_back = l.back.contains(&(e.from.clone(), e.to.clone())) || l.rank[&e.to] <= l.rank[&e.from];
+        let is_back =
+            l.back.contains(&(e.from.clone(), e.to.clone())) || l.rank[&e.to] <= l.rank[&e.from];
         let pts = route(&l, &e.from, &e.to, lane);
         if is_back {
             lane += 1;
@@ -384,14 +507,22 @@ pub fn render(d: &Diagram) -> String {
             continue;
         }
         let text = wrap(&e.label, LABEL_CHARS);
-        let w = text.iter().map(|t| t.chars().count()).max().unwrap_or(0) as f64 * LABEL_CHAR_W + 8.0;
+        let w =
+            text.iter().map(|t| t.chars().count()).max().unwrap_or(0) as f64 * LABEL_CHAR_W + 8.0;
         let h = text.len() as f64 * LABEL_LINE + 3.0;
         let r = place_label(&pts, w, h, &obstacles, !is_back);
         obstacles.push(r);
         let tspans: String = text
             .iter()
             .enumerate()
-            .map(|(i, t)| format!("<tspan x=\"{:.1}\" y=\"{:.1}\">{}</tspan>", r.cx(), r.y + 10.5 + i as f64 * LABEL_LINE, esc(t)))
+            .map(|(i, t)| {
+                format!(
+                    "<tspan x=\"{:.1}\" y=\"{:.1}\">{}</tspan>",
+                    r.cx(),
+                    r.y + 10.5 + i as f64 * LABEL_LINE,
+                    esc(t)
+                )
+            })
             .collect();
         labels += &format!(
             "  <g class=\"edge-label\"><rect x=\"{:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"{h:.1}\" fill=\"#ffffff\" fill-opacity=\"0.9\"/><text text-anchor=\"middle\" font-size=\"9.5\" fill=\"{color}\">{tspans}</text></g>\n",
@@ -400,8 +531,16 @@ pub fn render(d: &Diagram) -> String {
     }
     out += &labels;
     // the canvas holds everything drawn: boxes, labels, back-edge lanes
-    let width_px = obstacles.iter().map(|r| r.x + r.w).fold(l.lane_x + lane as f64 * 14.0, f64::max) + MARGIN;
-    let height_px = obstacles.iter().map(|r| r.y + r.h).fold(l.height - MARGIN, f64::max) + MARGIN;
+    let width_px = obstacles
+        .iter()
+        .map(|r| r.x + r.w)
+        .fold(l.lane_x + lane as f64 * 14.0, f64::max)
+        + MARGIN;
+    let height_px = obstacles
+        .iter()
+        .map(|r| r.y + r.h)
+        .fold(l.height - MARGIN, f64::max)
+        + MARGIN;
     let head = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width_px:.0}\" height=\"{height_px:.0}\" viewBox=\"0 0 {width_px:.0} {height_px:.0}\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"12\">\n  <title>{}</title>\n  <defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M 0 0 L 10 5 L 0 10 z\" fill=\"#545b64\"/></marker></defs>\n  <rect width=\"{width_px:.0}\" height=\"{height_px:.0}\" fill=\"#ffffff\"/>\n",
         esc(&d.title)
@@ -424,7 +563,10 @@ pub fn render(d: &Diagram) -> String {
         let (cx, cy) = (p.cx(), p.cy());
         let shape = match n.shape {
             Shape::Start | Shape::End => {
-                format!("<circle cx=\"{cx:.1}\" cy=\"{cy:.1}\" r=\"{:.1}\" fill=\"{fill}\" stroke=\"{stroke}\"/>", H / 2.0)
+                format!(
+                    "<circle cx=\"{cx:.1}\" cy=\"{cy:.1}\" r=\"{:.1}\" fill=\"{fill}\" stroke=\"{stroke}\"/>",
+                    H / 2.0
+                )
             }
             Shape::Choice => format!(
                 "<polygon points=\"{:.1},{cy:.1} {cx:.1},{:.1} {:.1},{cy:.1} {cx:.1},{:.1}\" fill=\"{fill}\" stroke=\"{stroke}\"/>",
@@ -438,14 +580,28 @@ pub fn render(d: &Diagram) -> String {
                 p.x, p.y, p.w, p.h
             ),
         };
-        let color = if matches!(n.shape, Shape::Start | Shape::End) && n.mark.is_none() { "#ffffff" } else { "#16191f" };
-        let size = if matches!(n.shape, Shape::Start | Shape::End) { " font-size=\"9\"" } else { "" };
+        let color = if matches!(n.shape, Shape::Start | Shape::End) && n.mark.is_none() {
+            "#ffffff"
+        } else {
+            "#16191f"
+        };
+        let size = if matches!(n.shape, Shape::Start | Shape::End) {
+            " font-size=\"9\""
+        } else {
+            ""
+        };
         let lines = &l.lines[&n.id];
         let first = cy + 4.0 - (lines.len() as f64 - 1.0) * LINE / 2.0;
         let tspans: String = lines
             .iter()
             .enumerate()
-            .map(|(i, t)| format!("<tspan x=\"{cx:.1}\" y=\"{:.1}\">{}</tspan>", first + i as f64 * LINE, esc(t)))
+            .map(|(i, t)| {
+                format!(
+                    "<tspan x=\"{cx:.1}\" y=\"{:.1}\">{}</tspan>",
+                    first + i as f64 * LINE,
+                    esc(t)
+                )
+            })
             .collect();
         out += &format!(
             "  <g class=\"node\" id=\"{}\" data-label=\"{}\">{shape}<text text-anchor=\"middle\" fill=\"{color}\"{size}>{tspans}</text></g>\n",
@@ -463,11 +619,17 @@ mod tests {
 
     #[test]
     fn labels_wrap_at_words_and_split_long_words() {
-        assert_eq!(wrap("$deploy = false and $states.input.policyAttached = true", 30), vec![
-            "$deploy = false and",
-            "$states.input.policyAttached =",
-            "true"
-        ]);
+        assert_eq!(
+            wrap(
+                "$deploy = false and $states.input.policyAttached = true",
+                30
+            ),
+            vec![
+                "$deploy = false and",
+                "$states.input.policyAttached =",
+                "true"
+            ]
+        );
         assert_eq!(wrap("abcdefghij", 4), vec!["abcd", "efgh", "ij"]);
         assert_eq!(wrap("", 4), vec![""]);
     }

@@ -37,7 +37,12 @@ pub enum EvalError {
 
 /// Evaluates one expression. `cancel` stops it from another thread (StopExecution, a
 /// timeout); it also stops after 10 s of work, and past `MAX_SEQUENCE` elements.
-pub fn eval_expression(expr: &str, states: &Value, vars: &Map<String, Value>, cancel: &CancelToken) -> Result<Value, EvalError> {
+pub fn eval_expression(
+    expr: &str,
+    states: &Value,
+    vars: &Map<String, Value>,
+    cancel: &CancelToken,
+) -> Result<Value, EvalError> {
     let ast = parsed(expr).map_err(EvalError::Query)?;
     let mut ctx = Context::new();
     ctx.bind("states".into(), JValue::from(states.clone()));
@@ -55,7 +60,9 @@ pub fn eval_expression(expr: &str, states: &Value, vars: &Map<String, Value>, ca
     // A long evaluation must not hold a worker the endpoint needs for other requests.
     let mut evaluate = || ev.evaluate(ast.as_ref(), &JValue::Undefined);
     let result = match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(evaluate),
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(evaluate)
+        }
         _ => evaluate(),
     };
     let v = result.map_err(|e| {
@@ -63,7 +70,9 @@ pub fn eval_expression(expr: &str, states: &Value, vars: &Map<String, Value>, ca
         if cancel.is_cancelled() {
             EvalError::Cancelled
         } else if text.contains("D2015") {
-            EvalError::TooLarge(format!("{expr}: builds a sequence of more than {MAX_SEQUENCE} items"))
+            EvalError::TooLarge(format!(
+                "{expr}: builds a sequence of more than {MAX_SEQUENCE} items"
+            ))
         } else {
             EvalError::Query(format!("{expr}: {text}"))
         }
@@ -71,17 +80,30 @@ pub fn eval_expression(expr: &str, states: &Value, vars: &Map<String, Value>, ca
     if v.is_undefined() {
         return Ok(Value::Null);
     }
-    serde_json::from_str(&v.to_json_string().map_err(|e| EvalError::Query(e.to_string()))?).map_err(|e| EvalError::Query(e.to_string()))
+    serde_json::from_str(
+        &v.to_json_string()
+            .map_err(|e| EvalError::Query(e.to_string()))?,
+    )
+    .map_err(|e| EvalError::Query(e.to_string()))
 }
 
 /// Evaluates every `{% ... %}` string inside a template.
-pub fn eval_template(template: &Value, states: &Value, vars: &Map<String, Value>, cancel: &CancelToken) -> Result<Value, EvalError> {
+pub fn eval_template(
+    template: &Value,
+    states: &Value,
+    vars: &Map<String, Value>,
+    cancel: &CancelToken,
+) -> Result<Value, EvalError> {
     match template {
         Value::String(s) => match crate::validate::expr::jsonata_of(s) {
             Some(e) => eval_expression(e, states, vars, cancel),
             None => Ok(template.clone()),
         },
-        Value::Array(a) => a.iter().map(|v| eval_template(v, states, vars, cancel)).collect::<Result<Vec<_>, _>>().map(Value::Array),
+        Value::Array(a) => a
+            .iter()
+            .map(|v| eval_template(v, states, vars, cancel))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array),
         Value::Object(m) => {
             let mut out = Map::new();
             for (k, v) in m {
@@ -94,7 +116,10 @@ pub fn eval_template(template: &Value, states: &Value, vars: &Map<String, Value>
 }
 
 fn to_json(v: &JValue) -> Value {
-    v.to_json_string().ok().and_then(|s| serde_json::from_str(&s).ok()).unwrap_or(Value::Null)
+    v.to_json_string()
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(Value::Null)
 }
 
 fn err(msg: impl Into<String>) -> EvaluatorError {
@@ -105,7 +130,10 @@ fn err(msg: impl Into<String>) -> EvaluatorError {
 pub(crate) fn random_u64() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static STATE: AtomicU64 = AtomicU64::new(0);
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1);
     let mut x = STATE.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed) ^ seed;
     x ^= x >> 33;
     x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
@@ -116,15 +144,31 @@ pub(crate) fn random_u64() -> u64 {
 /// The functions Step Functions adds to JSONata, and `$eval`, which it leaves out.
 fn register_step_functions_additions(ev: &mut Evaluator) {
     let _ = ev.register_fn("parse", |args: &[JValue]| {
-        let s = args.first().and_then(|v| v.as_str()).ok_or_else(|| err("$parse takes a string"))?;
+        let s = args
+            .first()
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| err("$parse takes a string"))?;
         let v: Value = serde_json::from_str(s).map_err(|e| err(format!("$parse: {e}")))?;
         Ok(JValue::from(v))
     });
     let _ = ev.register_fn("partition", |args: &[JValue]| {
-        let items = args.first().map(to_json).and_then(|v| v.as_array().cloned()).ok_or_else(|| err("$partition takes an array"))?;
-        let size =
-            args.get(1).map(to_json).and_then(|v| v.as_u64()).filter(|n| *n > 0).ok_or_else(|| err("$partition takes a positive size"))?;
-        Ok(JValue::from(Value::Array(items.chunks(size as usize).map(|c| Value::Array(c.to_vec())).collect())))
+        let items = args
+            .first()
+            .map(to_json)
+            .and_then(|v| v.as_array().cloned())
+            .ok_or_else(|| err("$partition takes an array"))?;
+        let size = args
+            .get(1)
+            .map(to_json)
+            .and_then(|v| v.as_u64())
+            .filter(|n| *n > 0)
+            .ok_or_else(|| err("$partition takes a positive size"))?;
+        Ok(JValue::from(Value::Array(
+            items
+                .chunks(size as usize)
+                .map(|c| Value::Array(c.to_vec()))
+                .collect(),
+        )))
     });
     let _ = ev.register_fn("range", |args: &[JValue]| {
         let n = |i: usize| args.get(i).map(to_json).and_then(|v| v.as_f64());
@@ -149,26 +193,52 @@ fn register_step_functions_additions(ev: &mut Evaluator) {
     });
     let _ = ev.register_fn("hash", |args: &[JValue]| {
         use sha2::Digest;
-        let data = args.first().and_then(|v| v.as_str()).ok_or_else(|| err("$hash takes a string"))?.to_string();
-        let algo = args.get(1).and_then(|v| v.as_str()).unwrap_or("SHA-256").to_string();
+        let data = args
+            .first()
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| err("$hash takes a string"))?
+            .to_string();
+        let algo = args
+            .get(1)
+            .and_then(|v| v.as_str())
+            .unwrap_or("SHA-256")
+            .to_string();
         let bytes: Vec<u8> = match algo.as_str() {
             "SHA-256" => sha2::Sha256::digest(data.as_bytes()).to_vec(),
             "SHA-384" => sha2::Sha384::digest(data.as_bytes()).to_vec(),
             "SHA-512" => sha2::Sha512::digest(data.as_bytes()).to_vec(),
-            other => return Err(err(format!("$hash: {other} is not supported locally (SHA-256, SHA-384, SHA-512)"))),
+            other => {
+                return Err(err(format!(
+                    "$hash: {other} is not supported locally (SHA-256, SHA-384, SHA-512)"
+                )));
+            }
         };
-        Ok(JValue::from(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+        Ok(JValue::from(
+            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        ))
     });
-    let _ =
-        ev.register_fn("random", |_args: &[JValue]| Ok(JValue::from(serde_json::json!((random_u64() >> 11) as f64 / (1u64 << 53) as f64))));
+    let _ = ev.register_fn("random", |_args: &[JValue]| {
+        Ok(JValue::from(serde_json::json!(
+            (random_u64() >> 11) as f64 / (1u64 << 53) as f64
+        )))
+    });
     let _ = ev.register_fn("uuid", |_args: &[JValue]| {
         let (a, b) = (random_u64(), random_u64());
         let s = format!("{:016x}{:016x}", a, b);
-        let v =
-            format!("{}-{}-4{}-{}{}-{}", &s[0..8], &s[8..12], &s[13..16], ["8", "9", "a", "b"][(b & 3) as usize], &s[17..20], &s[20..32]);
+        let v = format!(
+            "{}-{}-4{}-{}{}-{}",
+            &s[0..8],
+            &s[8..12],
+            &s[13..16],
+            ["8", "9", "a", "b"][(b & 3) as usize],
+            &s[17..20],
+            &s[20..32]
+        );
         Ok(JValue::from(v))
     });
-    let _ = ev.register_fn_override("eval", |_args: &[JValue]| Err(err("$eval is not available in Step Functions")));
+    let _ = ev.register_fn_override("eval", |_args: &[JValue]| {
+        Err(err("$eval is not available in Step Functions"))
+    });
 }
 
 #[cfg(test)]
@@ -192,7 +262,12 @@ mod tests {
     #[test]
     fn runaway_expressions_are_bounded_and_stoppable() {
         // a sequence no payload could hold stops at once, as too large
-        let e = eval_expression("[1..10000000]", &json!({}), &Map::new(), &CancelToken::new());
+        let e = eval_expression(
+            "[1..10000000]",
+            &json!({}),
+            &Map::new(),
+            &CancelToken::new(),
+        );
         assert!(matches!(e, Err(EvalError::TooLarge(_))));
         // a long computation stops when its token is cancelled from another thread
         let token = CancelToken::new();
@@ -201,9 +276,17 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(200));
             t.cancel();
         });
-        let e = eval_expression("$count([1..100000].($sum([1..100000])))", &json!({}), &Map::new(), &token);
+        let e = eval_expression(
+            "$count([1..100000].($sum([1..100000])))",
+            &json!({}),
+            &Map::new(),
+            &token,
+        );
         stopper.join().unwrap();
-        assert!(matches!(e, Err(EvalError::Cancelled)), "stopped by the token, not by its 10 s budget");
+        assert!(
+            matches!(e, Err(EvalError::Cancelled)),
+            "stopped by the token, not by its 10 s budget"
+        );
     }
 
     #[test]
@@ -211,9 +294,15 @@ mod tests {
         assert_eq!(ev("$states.input.a[1]").unwrap(), json!(2));
         assert_eq!(ev("$deploy = false").unwrap(), json!(true));
         assert_eq!(ev("$parse($states.input.body).x").unwrap(), json!(1));
-        assert_eq!(ev("$partition($states.input.a, 2)").unwrap(), json!([[1, 2], [3]]));
+        assert_eq!(
+            ev("$partition($states.input.a, 2)").unwrap(),
+            json!([[1, 2], [3]])
+        );
         assert_eq!(ev("$range(0, 6, 2)").unwrap(), json!([0, 2, 4, 6]));
-        assert_eq!(ev("$hash('abc')").unwrap(), json!("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+        assert_eq!(
+            ev("$hash('abc')").unwrap(),
+            json!("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        );
         assert_eq!(ev("$length($uuid())").unwrap(), json!(36));
         assert!(ev("$eval('1+1')").unwrap_err().contains("not available"));
     }

@@ -41,20 +41,31 @@ fn parse(path: &str) -> Result<(bool, Vec<Seg>), String> {
                     j += 1;
                 }
                 let name = &rest[start..j];
-                segs.push(if name == "*" { Seg::Wildcard } else { Seg::Field(name.to_string()) });
+                segs.push(if name == "*" {
+                    Seg::Wildcard
+                } else {
+                    Seg::Field(name.to_string())
+                });
                 i = j;
             }
             b'[' => {
-                let close = rest[i..].find(']').ok_or_else(|| format!("{path:?}: '[' not closed"))? + i;
+                let close = rest[i..]
+                    .find(']')
+                    .ok_or_else(|| format!("{path:?}: '[' not closed"))?
+                    + i;
                 let inner = rest[i + 1..close].trim();
                 segs.push(if inner == "*" {
                     Seg::Wildcard
                 } else if let Ok(n) = inner.parse::<i64>() {
                     Seg::Index(n)
-                } else if (inner.starts_with('\'') && inner.ends_with('\'')) || (inner.starts_with('"') && inner.ends_with('"')) {
+                } else if (inner.starts_with('\'') && inner.ends_with('\''))
+                    || (inner.starts_with('"') && inner.ends_with('"'))
+                {
                     Seg::Field(inner[1..inner.len() - 1].to_string())
                 } else {
-                    return Err(format!("{path:?}: [{inner}] is not supported by the local engine"));
+                    return Err(format!(
+                        "{path:?}: [{inner}] is not supported by the local engine"
+                    ));
                 });
                 i = close + 1;
             }
@@ -109,7 +120,11 @@ pub fn get(path: &str, input: &Value, context: &Value) -> Result<Option<Value>, 
         }
         cur = next;
     }
-    Ok(if multi { Some(Value::Array(cur)) } else { cur.into_iter().next() })
+    Ok(if multi {
+        Some(Value::Array(cur))
+    } else {
+        cur.into_iter().next()
+    })
 }
 
 /// ResultPath: `value` placed at a reference path inside a copy of `input`.
@@ -135,8 +150,12 @@ pub fn set(path: &str, input: &Value, value: Value) -> Result<Value, String> {
                 cur = m.entry(f.clone()).or_insert(Value::Object(Map::new()));
             }
             Seg::Index(n) => {
-                let a = cur.as_array_mut().ok_or_else(|| format!("{path}: not an array"))?;
-                let slot = a.get_mut(*n as usize).ok_or_else(|| format!("{path}: no index {n}"))?;
+                let a = cur
+                    .as_array_mut()
+                    .ok_or_else(|| format!("{path}: not an array"))?;
+                let slot = a
+                    .get_mut(*n as usize)
+                    .ok_or_else(|| format!("{path}: no index {n}"))?;
                 if last {
                     *slot = value;
                     return Ok(root);
@@ -150,14 +169,21 @@ pub fn set(path: &str, input: &Value, value: Value) -> Result<Value, String> {
 }
 
 /// A payload template: keys ending in `.$` take a path or an intrinsic call's value.
-pub fn template(t: &Value, input: &Value, context: &Value, vars: &Map<String, Value>) -> Result<Value, String> {
+pub fn template(
+    t: &Value,
+    input: &Value,
+    context: &Value,
+    vars: &Map<String, Value>,
+) -> Result<Value, String> {
     match t {
         Value::Object(m) => {
             let mut out = Map::new();
             for (k, v) in m {
                 match k.strip_suffix(".$") {
                     Some(name) => {
-                        let e = v.as_str().ok_or_else(|| format!("{k}: a path or intrinsic (a string) is expected"))?;
+                        let e = v.as_str().ok_or_else(|| {
+                            format!("{k}: a path or intrinsic (a string) is expected")
+                        })?;
                         out.insert(name.to_string(), expression(e, input, context, vars)?);
                     }
                     None => {
@@ -167,28 +193,52 @@ pub fn template(t: &Value, input: &Value, context: &Value, vars: &Map<String, Va
             }
             Ok(Value::Object(out))
         }
-        Value::Array(a) => a.iter().map(|v| template(v, input, context, vars)).collect::<Result<Vec<_>, _>>().map(Value::Array),
+        Value::Array(a) => a
+            .iter()
+            .map(|v| template(v, input, context, vars))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array),
         other => Ok(other.clone()),
     }
 }
 
 /// A `.$` value: a path, `$$` context path, a `$variable` path, or an intrinsic call.
-pub fn expression(e: &str, input: &Value, context: &Value, vars: &Map<String, Value>) -> Result<Value, String> {
+pub fn expression(
+    e: &str,
+    input: &Value,
+    context: &Value,
+    vars: &Map<String, Value>,
+) -> Result<Value, String> {
     let e = e.trim();
     if e.starts_with("States.") {
-        let mut p = Intrinsic { s: e, i: 0, input, context, vars };
+        let mut p = Intrinsic {
+            s: e,
+            i: 0,
+            input,
+            context,
+            vars,
+        };
         let v = p.call()?;
         return Ok(v);
     }
     // `$name...` (not `$.` nor `$$` nor `$[`) reads a variable.
     if let Some(rest) = e.strip_prefix('$') {
-        if rest.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_') {
+        if rest
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_alphabetic() || c == '_')
+        {
             let end = rest.find(['.', '[']).unwrap_or(rest.len());
-            let var = vars.get(&rest[..end]).cloned().ok_or_else(|| format!("variable ${} is not assigned", &rest[..end]))?;
-            return get(&format!("${}", &rest[end..]), &var, context)?.ok_or_else(|| format!("{e}: no such path"));
+            let var = vars
+                .get(&rest[..end])
+                .cloned()
+                .ok_or_else(|| format!("variable ${} is not assigned", &rest[..end]))?;
+            return get(&format!("${}", &rest[end..]), &var, context)?
+                .ok_or_else(|| format!("{e}: no such path"));
         }
     }
-    get(e, input, context)?.ok_or_else(|| format!("the JSONPath {e} could not be found in the input"))
+    get(e, input, context)?
+        .ok_or_else(|| format!("the JSONPath {e} could not be found in the input"))
 }
 
 struct Intrinsic<'a> {
@@ -207,7 +257,10 @@ impl Intrinsic<'_> {
     }
     fn call(&mut self) -> Result<Value, String> {
         let start = self.i;
-        while self.i < self.s.len() && (self.s.as_bytes()[self.i].is_ascii_alphanumeric() || self.s.as_bytes()[self.i] == b'.') {
+        while self.i < self.s.len()
+            && (self.s.as_bytes()[self.i].is_ascii_alphanumeric()
+                || self.s.as_bytes()[self.i] == b'.')
+        {
             self.i += 1;
         }
         let name = self.s[start..self.i].to_string();
@@ -277,30 +330,52 @@ impl Intrinsic<'_> {
             self.i += end;
             return expression(rest[..end].trim(), self.input, self.context, self.vars);
         }
-        for (lit, v) in [("true", json!(true)), ("false", json!(false)), ("null", Value::Null)] {
+        for (lit, v) in [
+            ("true", json!(true)),
+            ("false", json!(false)),
+            ("null", Value::Null),
+        ] {
             if rest.starts_with(lit) {
                 self.i += lit.len();
                 return Ok(v);
             }
         }
         let end = rest.find([',', ')']).unwrap_or(rest.len());
-        let n: f64 = rest[..end].trim().parse().map_err(|_| format!("unexpected argument {}", &rest[..end]))?;
+        let n: f64 = rest[..end]
+            .trim()
+            .parse()
+            .map_err(|_| format!("unexpected argument {}", &rest[..end]))?;
         self.i += end;
         Ok(serde_json::Number::from_f64(n)
-            .map(|x| if n.fract() == 0.0 { json!(n as i64) } else { Value::Number(x) })
+            .map(|x| {
+                if n.fract() == 0.0 {
+                    json!(n as i64)
+                } else {
+                    Value::Number(x)
+                }
+            })
             .unwrap_or(Value::Null))
     }
 }
 
 fn num(v: &Value, f: &str) -> Result<f64, String> {
-    v.as_f64().ok_or_else(|| format!("{f}: {v} is not a number"))
+    v.as_f64()
+        .ok_or_else(|| format!("{f}: {v} is not a number"))
 }
 
 fn intrinsic(name: &str, a: Vec<Value>) -> Result<Value, String> {
     let s = |i: usize| {
-        a.get(i).and_then(|v| v.as_str()).map(str::to_string).ok_or_else(|| format!("{name}: argument {} must be a string", i + 1))
+        a.get(i)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .ok_or_else(|| format!("{name}: argument {} must be a string", i + 1))
     };
-    let arr = |i: usize| a.get(i).and_then(|v| v.as_array()).cloned().ok_or_else(|| format!("{name}: argument {} must be an array", i + 1));
+    let arr = |i: usize| {
+        a.get(i)
+            .and_then(|v| v.as_array())
+            .cloned()
+            .ok_or_else(|| format!("{name}: argument {} must be an array", i + 1))
+    };
     Ok(match name {
         "States.Format" => {
             let fmt = s(0)?;
@@ -309,30 +384,51 @@ fn intrinsic(name: &str, a: Vec<Value>) -> Result<Value, String> {
             let mut rest = fmt.as_str();
             while let Some(p) = rest.find("{}") {
                 out.push_str(&rest[..p]);
-                let v = a.get(k).ok_or_else(|| format!("{name}: too few arguments for the format"))?;
-                out.push_str(&v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+                let v = a
+                    .get(k)
+                    .ok_or_else(|| format!("{name}: too few arguments for the format"))?;
+                out.push_str(
+                    &v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string()),
+                );
                 k += 1;
                 rest = &rest[p + 2..];
             }
             out.push_str(rest);
             json!(out)
         }
-        "States.StringToJson" => serde_json::from_str(&s(0)?).map_err(|e| format!("{name}: {e}"))?,
+        "States.StringToJson" => {
+            serde_json::from_str(&s(0)?).map_err(|e| format!("{name}: {e}"))?
+        }
         "States.JsonToString" => json!(a.first().cloned().unwrap_or(Value::Null).to_string()),
         "States.Array" => Value::Array(a),
         "States.ArrayPartition" => {
             let n = num(&a[1], name)? as usize;
-            Value::Array(arr(0)?.chunks(n.max(1)).map(|c| Value::Array(c.to_vec())).collect())
+            Value::Array(
+                arr(0)?
+                    .chunks(n.max(1))
+                    .map(|c| Value::Array(c.to_vec()))
+                    .collect(),
+            )
         }
         "States.ArrayContains" => json!(arr(0)?.contains(&a[1])),
         "States.ArrayRange" => {
             let (x, y, st) = (num(&a[0], name)?, num(&a[1], name)?, num(&a[2], name)?);
             // AWS: "The array can contain up to 1000 elements" (checked before building it)
-            let len = if st == 0.0 { f64::INFINITY } else { ((y - x) / st).floor() + 1.0 };
+            let len = if st == 0.0 {
+                f64::INFINITY
+            } else {
+                ((y - x) / st).floor() + 1.0
+            };
             if len > 1000.0 {
                 return Err(format!(
                     "{name}: the range would have {} elements; States.ArrayRange returns at most 1000",
-                    if len.is_finite() { len.to_string() } else { "unbounded".into() }
+                    if len.is_finite() {
+                        len.to_string()
+                    } else {
+                        "unbounded".into()
+                    }
                 ));
             }
             let mut out = Vec::new();
@@ -343,7 +439,10 @@ fn intrinsic(name: &str, a: Vec<Value>) -> Result<Value, String> {
             }
             Value::Array(out)
         }
-        "States.ArrayGetItem" => arr(0)?.get(num(&a[1], name)? as usize).cloned().unwrap_or(Value::Null),
+        "States.ArrayGetItem" => arr(0)?
+            .get(num(&a[1], name)? as usize)
+            .cloned()
+            .unwrap_or(Value::Null),
         "States.ArrayLength" => json!(arr(0)?.len()),
         "States.ArrayUnique" => {
             let mut out: Vec<Value> = Vec::new();
@@ -356,48 +455,96 @@ fn intrinsic(name: &str, a: Vec<Value>) -> Result<Value, String> {
         }
         "States.Base64Encode" => json!(aws_smithy_types::base64::encode(s(0)?.as_bytes())),
         "States.Base64Decode" => {
-            json!(String::from_utf8_lossy(&aws_smithy_types::base64::decode(s(0)?).map_err(|e| format!("{name}: {e}"))?))
+            json!(String::from_utf8_lossy(
+                &aws_smithy_types::base64::decode(s(0)?).map_err(|e| format!("{name}: {e}"))?
+            ))
         }
         "States.Hash" => {
             use sha2::Digest;
-            let data = a.first().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).unwrap_or_default();
+            let data = a
+                .first()
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string())
+                })
+                .unwrap_or_default();
             let bytes = match s(1)?.as_str() {
                 "SHA-256" => sha2::Sha256::digest(data.as_bytes()).to_vec(),
                 "SHA-384" => sha2::Sha384::digest(data.as_bytes()).to_vec(),
                 "SHA-512" => sha2::Sha512::digest(data.as_bytes()).to_vec(),
-                other => return Err(format!("{name}: {other} is not supported locally (SHA-256, SHA-384, SHA-512)")),
+                other => {
+                    return Err(format!(
+                        "{name}: {other} is not supported locally (SHA-256, SHA-384, SHA-512)"
+                    ));
+                }
             };
             json!(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
         }
         "States.JsonMerge" => {
-            let mut m = a[0].as_object().cloned().ok_or_else(|| format!("{name}: objects expected"))?;
-            m.extend(a[1].as_object().cloned().ok_or_else(|| format!("{name}: objects expected"))?);
+            let mut m = a[0]
+                .as_object()
+                .cloned()
+                .ok_or_else(|| format!("{name}: objects expected"))?;
+            m.extend(
+                a[1].as_object()
+                    .cloned()
+                    .ok_or_else(|| format!("{name}: objects expected"))?,
+            );
             Value::Object(m)
         }
         "States.MathRandom" => {
             let (lo, hi) = (num(&a[0], name)?, num(&a[1], name)?);
-            let r = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0) as f64 / 1e9;
+            let r = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0) as f64
+                / 1e9;
             json!((lo + r * (hi - lo)).floor() as i64)
         }
         "States.MathAdd" => {
             let x = num(&a[0], name)? + num(&a[1], name)?;
-            if x.fract() == 0.0 { json!(x as i64) } else { json!(x) }
+            if x.fract() == 0.0 {
+                json!(x as i64)
+            } else {
+                json!(x)
+            }
         }
         "States.StringSplit" => {
             let (text, seps) = (s(0)?, s(1)?);
-            Value::Array(text.split(|c| seps.contains(c)).filter(|p| !p.is_empty()).map(|p| json!(p)).collect())
+            Value::Array(
+                text.split(|c| seps.contains(c))
+                    .filter(|p| !p.is_empty())
+                    .map(|p| json!(p))
+                    .collect(),
+            )
         }
         "States.UUID" => {
-            let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+            let n = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
             let h = format!("{:032x}", n ^ 0x5bd1e995_5bd1e995_5bd1e995_5bd1e995u128);
-            json!(format!("{}-{}-4{}-a{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32]))
+            json!(format!(
+                "{}-{}-4{}-a{}-{}",
+                &h[0..8],
+                &h[8..12],
+                &h[13..16],
+                &h[17..20],
+                &h[20..32]
+            ))
         }
         other => return Err(format!("unknown intrinsic {other}")),
     })
 }
 
 /// A JSONPath Choice rule against the state's input.
-pub fn rule(r: &Value, input: &Value, context: &Value, vars: &Map<String, Value>) -> Result<bool, String> {
+pub fn rule(
+    r: &Value,
+    input: &Value,
+    context: &Value,
+    vars: &Map<String, Value>,
+) -> Result<bool, String> {
     if let Some(all) = r["And"].as_array() {
         for x in all {
             if !rule(x, input, context, vars)? {
@@ -417,31 +564,53 @@ pub fn rule(r: &Value, input: &Value, context: &Value, vars: &Map<String, Value>
     if r.get("Not").is_some() {
         return Ok(!rule(&r["Not"], input, context, vars)?);
     }
-    let var = r["Variable"].as_str().ok_or("a Choice rule needs Variable")?;
+    let var = r["Variable"]
+        .as_str()
+        .ok_or("a Choice rule needs Variable")?;
     let v = expression(var, input, context, vars).ok();
     let obj = r.as_object().ok_or("a Choice rule is an object")?;
-    let (op, want) =
-        obj.iter().find(|(k, _)| *k != "Variable" && *k != "Next" && *k != "Assign").ok_or("a Choice rule needs a comparison")?;
+    let (op, want) = obj
+        .iter()
+        .find(|(k, _)| *k != "Variable" && *k != "Next" && *k != "Assign")
+        .ok_or("a Choice rule needs a comparison")?;
     let (op, want) = match op.strip_suffix("Path") {
-        Some(base) if !matches!(op.as_str(), "IsPresent") => {
-            (base.to_string(), expression(want.as_str().unwrap_or("$"), input, context, vars)?)
-        }
+        Some(base) if !matches!(op.as_str(), "IsPresent") => (
+            base.to_string(),
+            expression(want.as_str().unwrap_or("$"), input, context, vars)?,
+        ),
         _ => (op.clone(), want.clone()),
     };
-    let Some(v) = v else { return Ok(op == "IsPresent" && want == json!(false)) };
+    let Some(v) = v else {
+        return Ok(op == "IsPresent" && want == json!(false));
+    };
     Ok(match op.as_str() {
         "IsPresent" => want == json!(true),
         "IsNull" => v.is_null() == (want == json!(true)),
         "IsNumeric" => v.is_number() == (want == json!(true)),
         "IsString" => v.is_string() == (want == json!(true)),
         "IsBoolean" => v.is_boolean() == (want == json!(true)),
-        "IsTimestamp" => v.as_str().is_some_and(|s| s.len() >= 20 && s.as_bytes()[4] == b'-' && s.contains('T')) == (want == json!(true)),
+        "IsTimestamp" => {
+            v.as_str()
+                .is_some_and(|s| s.len() >= 20 && s.as_bytes()[4] == b'-' && s.contains('T'))
+                == (want == json!(true))
+        }
         "StringEquals" | "TimestampEquals" => v.as_str().is_some() && v == want,
-        "StringLessThan" | "TimestampLessThan" => v.as_str().zip(want.as_str()).is_some_and(|(a, b)| a < b),
-        "StringGreaterThan" | "TimestampGreaterThan" => v.as_str().zip(want.as_str()).is_some_and(|(a, b)| a > b),
-        "StringLessThanEquals" | "TimestampLessThanEquals" => v.as_str().zip(want.as_str()).is_some_and(|(a, b)| a <= b),
-        "StringGreaterThanEquals" | "TimestampGreaterThanEquals" => v.as_str().zip(want.as_str()).is_some_and(|(a, b)| a >= b),
-        "StringMatches" => v.as_str().zip(want.as_str()).is_some_and(|(a, p)| wildcard(p, a)),
+        "StringLessThan" | "TimestampLessThan" => {
+            v.as_str().zip(want.as_str()).is_some_and(|(a, b)| a < b)
+        }
+        "StringGreaterThan" | "TimestampGreaterThan" => {
+            v.as_str().zip(want.as_str()).is_some_and(|(a, b)| a > b)
+        }
+        "StringLessThanEquals" | "TimestampLessThanEquals" => {
+            v.as_str().zip(want.as_str()).is_some_and(|(a, b)| a <= b)
+        }
+        "StringGreaterThanEquals" | "TimestampGreaterThanEquals" => {
+            v.as_str().zip(want.as_str()).is_some_and(|(a, b)| a >= b)
+        }
+        "StringMatches" => v
+            .as_str()
+            .zip(want.as_str())
+            .is_some_and(|(a, p)| wildcard(p, a)),
         "NumericEquals" => v.as_f64().zip(want.as_f64()).is_some_and(|(a, b)| a == b),
         "NumericLessThan" => v.as_f64().zip(want.as_f64()).is_some_and(|(a, b)| a < b),
         "NumericGreaterThan" => v.as_f64().zip(want.as_f64()).is_some_and(|(a, b)| a > b),
@@ -458,7 +627,9 @@ fn wildcard(p: &str, t: &str) -> bool {
         None => p == t,
         Some((head, tail)) => {
             t.starts_with(head)
-                && (0..=t.len() - head.len()).any(|i| t.is_char_boundary(head.len() + i) && wildcard(tail, &t[head.len() + i..]))
+                && (0..=t.len() - head.len()).any(|i| {
+                    t.is_char_boundary(head.len() + i) && wildcard(tail, &t[head.len() + i..])
+                })
         }
     }
 }
@@ -473,11 +644,17 @@ mod tests {
         let ctx = json!({"Task": {"Token": "t"}});
         assert_eq!(get("$.a.b[2].c", &v, &ctx).unwrap(), Some(json!(3)));
         assert_eq!(get("$['x y']", &v, &ctx).unwrap(), Some(json!(1)));
-        assert_eq!(get("$.a.b[*]", &v, &ctx).unwrap(), Some(json!([1, 2, {"c": 3}])));
+        assert_eq!(
+            get("$.a.b[*]", &v, &ctx).unwrap(),
+            Some(json!([1, 2, {"c": 3}]))
+        );
         assert_eq!(get("$..c", &v, &ctx).unwrap(), Some(json!([3])));
         assert_eq!(get("$$.Task.Token", &v, &ctx).unwrap(), Some(json!("t")));
         assert_eq!(get("$.nope", &v, &ctx).unwrap(), None);
-        assert_eq!(set("$.r.s", &json!({"a": 1}), json!(2)).unwrap(), json!({"a": 1, "r": {"s": 2}}));
+        assert_eq!(
+            set("$.r.s", &json!({"a": 1}), json!(2)).unwrap(),
+            json!({"a": 1, "r": {"s": 2}})
+        );
         assert_eq!(set("$", &json!({"a": 1}), json!(2)).unwrap(), json!(2));
     }
 
@@ -491,12 +668,25 @@ mod tests {
             json!({"body": {"Records": [1]}, "msg": "Hi Ann, 2 items", "fixed": {"k": 2}})
         );
         let e = |x: &str| expression(x, &input, &json!({}), &vars).unwrap();
-        assert_eq!(e("States.ArrayPartition(States.Array(1, 2, 3), 2)"), json!([[1, 2], [3]]));
+        assert_eq!(
+            e("States.ArrayPartition(States.Array(1, 2, 3), 2)"),
+            json!([[1, 2], [3]])
+        );
         assert_eq!(e("States.MathAdd($.n, -5)"), json!(-3));
-        assert_eq!(e("States.StringSplit('a,b;c', ',;')"), json!(["a", "b", "c"]));
-        assert_eq!(e("States.Base64Decode(States.Base64Encode('hé'))"), json!("hé"));
+        assert_eq!(
+            e("States.StringSplit('a,b;c', ',;')"),
+            json!(["a", "b", "c"])
+        );
+        assert_eq!(
+            e("States.Base64Decode(States.Base64Encode('hé'))"),
+            json!("hé")
+        );
         assert_eq!(e("States.ArrayRange(1, 9, 4)"), json!([1, 5, 9]));
-        assert!(expression("$.missing", &input, &json!({}), &vars).unwrap_err().contains("could not be found"));
+        assert!(
+            expression("$.missing", &input, &json!({}), &vars)
+                .unwrap_err()
+                .contains("could not be found")
+        );
     }
 
     #[test]
@@ -504,7 +694,9 @@ mod tests {
         let input = json!({"s": "SUCCESS", "n": 4, "f": false});
         let r = |x: Value| rule(&x, &input, &json!({}), &Map::new()).unwrap();
         assert!(r(json!({"Variable": "$.s", "StringEquals": "SUCCESS"})));
-        assert!(r(json!({"And": [{"Variable": "$.n", "NumericGreaterThan": 3}, {"Not": {"Variable": "$.f", "BooleanEquals": true}}]})));
+        assert!(r(
+            json!({"And": [{"Variable": "$.n", "NumericGreaterThan": 3}, {"Not": {"Variable": "$.f", "BooleanEquals": true}}]})
+        ));
         assert!(r(json!({"Variable": "$.missing", "IsPresent": false})));
         assert!(r(json!({"Variable": "$.s", "StringMatches": "SUC*"})));
         assert!(!r(json!({"Variable": "$.missing", "StringEquals": "x"})));

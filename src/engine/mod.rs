@@ -138,7 +138,12 @@ impl Journal {
     pub fn push(&self, kind: &str, at: f64, details: Value) {
         let mut events = self.events.lock().unwrap();
         let id = events.len() + 1;
-        events.push(Event { id, kind: kind.into(), at, details });
+        events.push(Event {
+            id,
+            kind: kind.into(),
+            at,
+            details,
+        });
     }
 }
 
@@ -193,7 +198,10 @@ struct Failure {
 }
 
 fn fail(error: &str, cause: impl Into<String>) -> Failure {
-    Failure { error: error.into(), cause: cause.into() }
+    Failure {
+        error: error.into(),
+        cause: cause.into(),
+    }
 }
 
 struct Run<'a> {
@@ -223,10 +231,14 @@ impl Vars {
         m
     }
     fn nested(&self) -> Vars {
-        Vars { outer: self.all(), own: Map::new() }
+        Vars {
+            outer: self.all(),
+            own: Map::new(),
+        }
     }
     fn assign(&mut self, assigned: Value) {
-        self.own.extend(assigned.as_object().cloned().unwrap_or_default());
+        self.own
+            .extend(assigned.as_object().cloned().unwrap_or_default());
     }
 }
 
@@ -243,7 +255,11 @@ fn larger_than(v: &Value, limit: usize) -> bool {
     impl std::io::Write for Count {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
             self.0 += b.len();
-            if self.0 > self.1 { Err(std::io::Error::other("over the limit")) } else { Ok(b.len()) }
+            if self.0 > self.1 {
+                Err(std::io::Error::other("over the limit"))
+            } else {
+                Ok(b.len())
+            }
         }
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
@@ -255,17 +271,26 @@ fn larger_than(v: &Value, limit: usize) -> bool {
 fn too_large(name: &str) -> Failure {
     fail(
         "States.DataLimitExceeded",
-        format!("The state/task '{name}' returned a result with a size exceeding the maximum number of bytes service limit."),
+        format!(
+            "The state/task '{name}' returned a result with a size exceeding the maximum number of bytes service limit."
+        ),
     )
 }
 
 fn iso(t: SystemTime) -> String {
-    aws_smithy_types::DateTime::from(t).fmt(aws_smithy_types::date_time::Format::DateTime).unwrap_or_default()
+    aws_smithy_types::DateTime::from(t)
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap_or_default()
 }
 
 /// A task token that looks like AWS's (long, URL-safe), so tools that spot tokens spot ours.
 fn new_token() -> String {
-    format!("AQCEAAAAKgAAAAMAAAAAAAAAA{:016x}{:016x}{:016x}", jsonata::random_u64(), jsonata::random_u64(), jsonata::random_u64())
+    format!(
+        "AQCEAAAAKgAAAAMAAAAAAAAAA{:016x}{:016x}{:016x}",
+        jsonata::random_u64(),
+        jsonata::random_u64(),
+        jsonata::random_u64()
+    )
 }
 
 impl Run<'_> {
@@ -276,7 +301,10 @@ impl Run<'_> {
     /// The wall-clock time now as RFC 3339, formatted once per millisecond.
     fn now_iso(&self) -> String {
         let now = self.wall_start + self.start.elapsed();
-        let ms = now.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let ms = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
         let mut cached = self.iso_cache.lock().unwrap();
         if cached.0 != ms || cached.1.is_empty() {
             *cached = (ms, iso(now));
@@ -320,23 +348,47 @@ impl Run<'_> {
     }
 
     /// JSONPath: InputPath (a null InputPath gives `{}`).
-    fn jp_input(&self, s: &Value, input: &Value, name: &str, vars: &Vars) -> Result<Value, Failure> {
+    fn jp_input(
+        &self,
+        s: &Value,
+        input: &Value,
+        name: &str,
+        vars: &Vars,
+    ) -> Result<Value, Failure> {
         match s.get("InputPath") {
             None => Ok(input.clone()),
             Some(Value::Null) => Ok(json!({})),
-            Some(p) => jsonpath::expression(p.as_str().unwrap_or("$"), input, &self.context_for(name, &[]), &vars.all())
-                .map_err(|m| fail("States.Runtime", m)),
+            Some(p) => jsonpath::expression(
+                p.as_str().unwrap_or("$"),
+                input,
+                &self.context_for(name, &[]),
+                &vars.all(),
+            )
+            .map_err(|m| fail("States.Runtime", m)),
         }
     }
 
     /// JSONPath: a payload template (`Parameters`, `ItemSelector`, `ResultSelector`, `Assign`).
-    fn jp_template(&self, t: &Value, over: &Value, context: &Value, vars: &Vars) -> Result<Value, Failure> {
+    fn jp_template(
+        &self,
+        t: &Value,
+        over: &Value,
+        context: &Value,
+        vars: &Vars,
+    ) -> Result<Value, Failure> {
         jsonpath::template(t, over, context, &vars.all()).map_err(|m| fail("States.Runtime", m))
     }
 
     /// JSONPath: Assign (`$` is the state's result, or its effective input when it has none),
     /// then ResultPath and OutputPath around the result.
-    fn jp_output(&self, s: &Value, input: &Value, result: Option<Value>, name: &str, vars: &mut Vars) -> Result<Value, Failure> {
+    fn jp_output(
+        &self,
+        s: &Value,
+        input: &Value,
+        result: Option<Value>,
+        name: &str,
+        vars: &mut Vars,
+    ) -> Result<Value, Failure> {
         let ctx = self.context_for(name, &[]);
         if let Some(a) = s.get("Assign") {
             let over = result.clone().unwrap_or_else(|| input.clone());
@@ -345,48 +397,76 @@ impl Run<'_> {
         }
         let combined = match (result, s.get("ResultPath")) {
             (_, Some(Value::Null)) => input.clone(),
-            (Some(r), Some(p)) => {
-                jsonpath::set(p.as_str().unwrap_or("$"), input, r).map_err(|m| fail("States.ResultPathMatchFailure", m))?
-            }
+            (Some(r), Some(p)) => jsonpath::set(p.as_str().unwrap_or("$"), input, r)
+                .map_err(|m| fail("States.ResultPathMatchFailure", m))?,
             (Some(r), None) => r,
             (None, _) => input.clone(),
         };
         match s.get("OutputPath") {
             None => Ok(combined),
             Some(Value::Null) => Ok(json!({})),
-            Some(p) => jsonpath::expression(p.as_str().unwrap_or("$"), &combined, &ctx, &vars.all()).map_err(|m| fail("States.Runtime", m)),
+            Some(p) => {
+                jsonpath::expression(p.as_str().unwrap_or("$"), &combined, &ctx, &vars.all())
+                    .map_err(|m| fail("States.Runtime", m))
+            }
         }
     }
 
     fn eval(&self, template: &Value, states: &Value, vars: &Vars) -> Result<Value, Failure> {
-        jsonata::eval_template(template, states, &vars.all(), &self.opts.cancel).map_err(|e| match e {
-            jsonata::EvalError::Query(m) => fail("States.QueryEvaluationError", m),
-            jsonata::EvalError::TooLarge(m) => fail("States.DataLimitExceeded", m),
-            jsonata::EvalError::Cancelled => fail("States.Runtime", "the execution was stopped"),
-        })
+        jsonata::eval_template(template, states, &vars.all(), &self.opts.cancel).map_err(
+            |e| match e {
+                jsonata::EvalError::Query(m) => fail("States.QueryEvaluationError", m),
+                jsonata::EvalError::TooLarge(m) => fail("States.DataLimitExceeded", m),
+                jsonata::EvalError::Cancelled => {
+                    fail("States.Runtime", "the execution was stopped")
+                }
+            },
+        )
     }
 
     /// A number field that may be written literally, as a JSONata expression, or (JSONPath) as
     /// `<field>Path` into the state's input.
-    fn number(&self, s: &Value, field: &str, input: &Value, name: &str, vars: &Vars) -> Result<Option<f64>, Failure> {
+    fn number(
+        &self,
+        s: &Value,
+        field: &str,
+        input: &Value,
+        name: &str,
+        vars: &Vars,
+    ) -> Result<Option<f64>, Failure> {
         let st = self.states_var(input, name, &[]);
         let v = match (s.get(field), s.get(format!("{field}Path").as_str())) {
             (Some(Value::String(_)), _) => Some(self.eval(&s[field], &st, vars)?),
             (Some(v), _) => Some(v.clone()),
             (None, Some(p)) => Some(
-                jsonpath::expression(p.as_str().unwrap_or("$"), input, &st["context"], &vars.all())
-                    .map_err(|m| fail("States.Runtime", m))?,
+                jsonpath::expression(
+                    p.as_str().unwrap_or("$"),
+                    input,
+                    &st["context"],
+                    &vars.all(),
+                )
+                .map_err(|m| fail("States.Runtime", m))?,
             ),
             (None, None) => None,
         };
         match v {
             None => Ok(None),
-            Some(v) => v.as_f64().map(Some).ok_or_else(|| fail("States.Runtime", format!("{name}: {field} is not a number: {v}"))),
+            Some(v) => v.as_f64().map(Some).ok_or_else(|| {
+                fail(
+                    "States.Runtime",
+                    format!("{name}: {field} is not a number: {v}"),
+                )
+            }),
         }
     }
 
     /// Runs a scope (the machine, a branch, an item processor) from its StartAt.
-    fn scope<'s>(&'s self, body: &'s Value, input: Value, vars: &'s mut Vars) -> BoxFuture<'s, Result<Value, Failure>> {
+    fn scope<'s>(
+        &'s self,
+        body: &'s Value,
+        input: Value,
+        vars: &'s mut Vars,
+    ) -> BoxFuture<'s, Result<Value, Failure>> {
         async move {
             let states = body["States"].as_object().ok_or_else(|| fail("States.Runtime", "no States"))?;
             let mut name = body["StartAt"].as_str().ok_or_else(|| fail("States.Runtime", "no StartAt"))?.to_string();
@@ -418,10 +498,19 @@ impl Run<'_> {
     }
 
     /// Runs one state; returns its output and the next state (None: the scope ends).
-    async fn state(&self, name: &str, s: &Value, input: Value, vars: &mut Vars) -> Result<(Value, Option<String>), Failure> {
+    async fn state(
+        &self,
+        name: &str,
+        s: &Value,
+        input: Value,
+        vars: &mut Vars,
+    ) -> Result<(Value, Option<String>), Failure> {
         let ty = s["Type"].as_str().unwrap_or("Pass");
         self.journal.path.lock().unwrap().push(name.to_string());
-        self.event(&format!("{ty}StateEntered"), json!({"name": name, "input": input}));
+        self.event(
+            &format!("{ty}StateEntered"),
+            json!({"name": name, "input": input}),
+        );
         let next = s["Next"].as_str().map(str::to_string);
         let jp = self.lang_of(s) == "JSONPath";
         let result = match ty {
@@ -429,7 +518,9 @@ impl Run<'_> {
                 let effective = self.jp_input(s, &input, name, vars)?;
                 let result = match (s.get("Result"), s.get("Parameters")) {
                     (Some(r), _) => r.clone(),
-                    (None, Some(p)) => self.jp_template(p, &effective, &self.context_for(name, &[]), vars)?,
+                    (None, Some(p)) => {
+                        self.jp_template(p, &effective, &self.context_for(name, &[]), vars)?
+                    }
                     (None, None) => effective,
                 };
                 self.jp_output(s, &input, Some(result), name, vars)
@@ -442,16 +533,31 @@ impl Run<'_> {
                     let ctx = self.context_for(name, &[]);
                     let mut to = next.clone();
                     if ty == "Wait" {
-                        let secs = match (s.get("Seconds"), s.get("SecondsPath"), s.get("Timestamp"), s.get("TimestampPath")) {
+                        let secs = match (
+                            s.get("Seconds"),
+                            s.get("SecondsPath"),
+                            s.get("Timestamp"),
+                            s.get("TimestampPath"),
+                        ) {
                             (Some(v), ..) => v.as_f64().unwrap_or(0.0),
-                            (None, Some(p), ..) => jsonpath::expression(p.as_str().unwrap_or("$"), &effective, &ctx, &vars.all())
-                                .map_err(|m| fail("States.Runtime", m))?
-                                .as_f64()
-                                .unwrap_or(0.0),
+                            (None, Some(p), ..) => jsonpath::expression(
+                                p.as_str().unwrap_or("$"),
+                                &effective,
+                                &ctx,
+                                &vars.all(),
+                            )
+                            .map_err(|m| fail("States.Runtime", m))?
+                            .as_f64()
+                            .unwrap_or(0.0),
                             (None, None, Some(t), _) => self.until(t)?,
                             (None, None, None, Some(p)) => self.until(
-                                &jsonpath::expression(p.as_str().unwrap_or("$"), &effective, &ctx, &vars.all())
-                                    .map_err(|m| fail("States.Runtime", m))?,
+                                &jsonpath::expression(
+                                    p.as_str().unwrap_or("$"),
+                                    &effective,
+                                    &ctx,
+                                    &vars.all(),
+                                )
+                                .map_err(|m| fail("States.Runtime", m))?,
                             )?,
                             _ => 0.0,
                         };
@@ -460,7 +566,9 @@ impl Run<'_> {
                     if ty == "Choice" {
                         to = None;
                         for r in s["Choices"].as_array().into_iter().flatten() {
-                            if jsonpath::rule(r, &effective, &ctx, &vars.all()).map_err(|m| fail("States.Runtime", m))? {
+                            if jsonpath::rule(r, &effective, &ctx, &vars.all())
+                                .map_err(|m| fail("States.Runtime", m))?
+                            {
                                 if let Some(a) = r.get("Assign") {
                                     let assigned = self.jp_template(a, &effective, &ctx, vars)?;
                                     vars.assign(assigned);
@@ -471,7 +579,10 @@ impl Run<'_> {
                         }
                         to = to.or_else(|| s["Default"].as_str().map(str::to_string));
                         if to.is_none() {
-                            return Err(fail("States.NoChoiceMatched", format!("no Choice rule matched in {name}")));
+                            return Err(fail(
+                                "States.NoChoiceMatched",
+                                format!("no Choice rule matched in {name}"),
+                            ));
                         }
                     }
                     let out = self.jp_output(s, &effective, None, name, vars)?;
@@ -489,7 +600,10 @@ impl Run<'_> {
                             .and_then(|v| v.as_str().map(str::to_string))
                     })
                 };
-                Err(fail(&pick("Error", "ErrorPath").unwrap_or_default(), pick("Cause", "CausePath").unwrap_or_default()))
+                Err(fail(
+                    &pick("Error", "ErrorPath").unwrap_or_default(),
+                    pick("Cause", "CausePath").unwrap_or_default(),
+                ))
             }
             "Pass" => self.finish(name, s, &input, None, vars).map(|o| (o, next)),
             "Succeed" => {
@@ -502,14 +616,28 @@ impl Run<'_> {
             }
             "Fail" => {
                 let st = self.states_var(&input, name, &[]);
-                let error = s.get("Error").map(|e| self.eval(e, &st, vars)).transpose()?.and_then(|v| v.as_str().map(str::to_string));
-                let cause = s.get("Cause").map(|e| self.eval(e, &st, vars)).transpose()?.and_then(|v| v.as_str().map(str::to_string));
-                Err(fail(error.as_deref().unwrap_or_default(), cause.unwrap_or_default()))
+                let error = s
+                    .get("Error")
+                    .map(|e| self.eval(e, &st, vars))
+                    .transpose()?
+                    .and_then(|v| v.as_str().map(str::to_string));
+                let cause = s
+                    .get("Cause")
+                    .map(|e| self.eval(e, &st, vars))
+                    .transpose()?
+                    .and_then(|v| v.as_str().map(str::to_string));
+                Err(fail(
+                    error.as_deref().unwrap_or_default(),
+                    cause.unwrap_or_default(),
+                ))
             }
             "Wait" => {
                 let st = self.states_var(&input, name, &[]);
                 let secs = match (s.get("Seconds"), s.get("Timestamp")) {
-                    (Some(v), _) => self.eval(v, &st, vars)?.as_f64().ok_or_else(|| fail("States.Runtime", "Seconds is not a number"))?,
+                    (Some(v), _) => self
+                        .eval(v, &st, vars)?
+                        .as_f64()
+                        .ok_or_else(|| fail("States.Runtime", "Seconds is not a number"))?,
                     (None, Some(t)) => self.until(&self.eval(t, &st, vars)?)?,
                     _ => 0.0,
                 };
@@ -530,31 +658,56 @@ impl Run<'_> {
                     }
                 }
                 match chosen.or_else(|| s["Default"].as_str().map(str::to_string)) {
-                    Some(n) => self.finish(name, s, &input, None, vars).map(|o| (o, Some(n))),
-                    None => Err(fail("States.NoChoiceMatched", format!("no Choice rule matched in {name}"))),
+                    Some(n) => self
+                        .finish(name, s, &input, None, vars)
+                        .map(|o| (o, Some(n))),
+                    None => Err(fail(
+                        "States.NoChoiceMatched",
+                        format!("no Choice rule matched in {name}"),
+                    )),
                 }
             }
             "Task" | "Parallel" | "Map" => self.with_retry(name, ty, s, &input, vars, next).await,
-            other => Err(fail("States.Runtime", format!("unknown state type {other}"))),
+            other => Err(fail(
+                "States.Runtime",
+                format!("unknown state type {other}"),
+            )),
         };
         if let Ok((out, _)) = &result {
-            self.event(&format!("{ty}StateExited"), json!({"name": name, "output": out}));
+            self.event(
+                &format!("{ty}StateExited"),
+                json!({"name": name, "output": out}),
+            );
         }
         result
     }
 
     /// Seconds from now until a timestamp (RFC 3339); 0 if it has passed.
     fn until(&self, t: &Value) -> Result<f64, Failure> {
-        let text = t.as_str().ok_or_else(|| fail("States.Runtime", format!("Timestamp is not a string: {t}")))?;
-        let when = aws_smithy_types::DateTime::from_str(text, aws_smithy_types::date_time::Format::DateTime)
-            .map_err(|e| fail("States.Runtime", format!("Timestamp {text:?}: {e}")))?;
+        let text = t
+            .as_str()
+            .ok_or_else(|| fail("States.Runtime", format!("Timestamp is not a string: {t}")))?;
+        let when = aws_smithy_types::DateTime::from_str(
+            text,
+            aws_smithy_types::date_time::Format::DateTime,
+        )
+        .map_err(|e| fail("States.Runtime", format!("Timestamp {text:?}: {e}")))?;
         let now = aws_smithy_types::DateTime::from(self.wall_start + self.start.elapsed());
         Ok((when.as_secs_f64() - now.as_secs_f64()).max(0.0))
     }
 
     /// Output and Assign of a state that ends normally (Assign sees the same `$states`).
-    fn finish(&self, name: &str, s: &Value, input: &Value, result: Option<&Value>, vars: &mut Vars) -> Result<Value, Failure> {
-        let extra: Vec<(&str, Value)> = result.map(|r| vec![("result", r.clone())]).unwrap_or_default();
+    fn finish(
+        &self,
+        name: &str,
+        s: &Value,
+        input: &Value,
+        result: Option<&Value>,
+        vars: &mut Vars,
+    ) -> Result<Value, Failure> {
+        let extra: Vec<(&str, Value)> = result
+            .map(|r| vec![("result", r.clone())])
+            .unwrap_or_default();
         let st = self.states_var(input, name, &extra);
         let output = match s.get("Output") {
             Some(o) => self.eval(o, &st, vars)?,
@@ -590,14 +743,24 @@ impl Run<'_> {
                         Some(sel) => self.jp_template(sel, &result, &ctx, vars)?,
                         None => result,
                     };
-                    return self.jp_output(s, input, Some(result), name, vars).map(|o| (o, next));
+                    return self
+                        .jp_output(s, input, Some(result), name, vars)
+                        .map(|o| (o, next));
                 }
-                Ok(result) => return self.finish(name, s, input, Some(&result), vars).map(|o| (o, next)),
+                Ok(result) => {
+                    return self
+                        .finish(name, s, input, Some(&result), vars)
+                        .map(|o| (o, next));
+                }
                 Err(f) => f,
             };
             // Retry: the first retrier matching the error decides.
             let retriers = s["Retry"].as_array().cloned().unwrap_or_default();
-            if let Some((i, r)) = retriers.iter().enumerate().find(|(_, r)| matches(&r["ErrorEquals"], &failure.error)) {
+            if let Some((i, r)) = retriers
+                .iter()
+                .enumerate()
+                .find(|(_, r)| matches(&r["ErrorEquals"], &failure.error))
+            {
                 let max = r["MaxAttempts"].as_u64().unwrap_or(3);
                 if attempts[i] < max {
                     let interval = r["IntervalSeconds"].as_f64().unwrap_or(1.0);
@@ -621,16 +784,26 @@ impl Run<'_> {
                     let error_output = json!({"Error": failure.error, "Cause": failure.cause});
                     if self.lang_of(s) == "JSONPath" {
                         if let Some(a) = c.get("Assign") {
-                            let assigned = self.jp_template(a, &error_output, &self.context_for(name, &[]), vars)?;
+                            let assigned = self.jp_template(
+                                a,
+                                &error_output,
+                                &self.context_for(name, &[]),
+                                vars,
+                            )?;
                             vars.assign(assigned);
                         }
                         let output = match c.get("ResultPath") {
                             Some(Value::Null) => input.clone(),
-                            Some(p) => jsonpath::set(p.as_str().unwrap_or("$"), input, error_output)
-                                .map_err(|m| fail("States.ResultPathMatchFailure", m))?,
+                            Some(p) => {
+                                jsonpath::set(p.as_str().unwrap_or("$"), input, error_output)
+                                    .map_err(|m| fail("States.ResultPathMatchFailure", m))?
+                            }
                             None => error_output,
                         };
-                        self.event(&format!("{ty}StateExited"), json!({"name": name, "output": output}));
+                        self.event(
+                            &format!("{ty}StateExited"),
+                            json!({"name": name, "output": output}),
+                        );
                         return Ok((output, c["Next"].as_str().map(str::to_string)));
                     }
                     let st = self.states_var(input, name, &[("errorOutput", error_output.clone())]);
@@ -642,7 +815,10 @@ impl Run<'_> {
                         let assigned = self.eval(a, &st, vars)?;
                         vars.assign(assigned);
                     }
-                    self.event(&format!("{ty}StateExited"), json!({"name": name, "output": output}));
+                    self.event(
+                        &format!("{ty}StateExited"),
+                        json!({"name": name, "output": output}),
+                    );
                     return Ok((output, c["Next"].as_str().map(str::to_string)));
                 }
             }
@@ -651,7 +827,14 @@ impl Run<'_> {
     }
 
     /// What a Task or Parallel state works on: JSONPath InputPath + Parameters, or JSONata Arguments.
-    fn arguments(&self, s: &Value, input: &Value, name: &str, st: &Value, vars: &Vars) -> Result<Value, Failure> {
+    fn arguments(
+        &self,
+        s: &Value,
+        input: &Value,
+        name: &str,
+        st: &Value,
+        vars: &Vars,
+    ) -> Result<Value, Failure> {
         if self.lang_of(s) == "JSONPath" {
             let effective = self.jp_input(s, input, name, vars)?;
             match s.get("Parameters") {
@@ -666,7 +849,14 @@ impl Run<'_> {
         }
     }
 
-    async fn task(&self, name: &str, s: &Value, input: &Value, vars: &Vars, retries: u64) -> Result<Value, Failure> {
+    async fn task(
+        &self,
+        name: &str,
+        s: &Value,
+        input: &Value,
+        vars: &Vars,
+        retries: u64,
+    ) -> Result<Value, Failure> {
         let resource = s["Resource"].as_str().unwrap_or_default().to_string();
         let token = resource.ends_with(".waitForTaskToken").then(new_token);
         let mut st = self.states_var(input, name, &[]);
@@ -684,22 +874,40 @@ impl Run<'_> {
         self.event("TaskStarted", json!({"resource": resource}));
         // Registered before the call: the answer may come back before the call returns.
         let callbacks = self.opts.callbacks.as_ref();
-        let waiting = token.as_deref().and_then(|t| callbacks.map(|c| c.register(t)));
+        let waiting = token
+            .as_deref()
+            .and_then(|t| callbacks.map(|c| c.register(t)));
         let work = async {
-            let call = TaskCall { state: name, resource: &resource, arguments: &args, token: token.as_deref() };
+            let call = TaskCall {
+                state: name,
+                resource: &resource,
+                arguments: &args,
+                token: token.as_deref(),
+            };
             match self.tasks.call(call).await {
                 TaskResult::Return(v) => Ok(v),
                 TaskResult::Throw { error, cause } => Err(Failure { error, cause }),
                 TaskResult::AwaitToken => match waiting {
                     Some(rx) => self.answer(rx, heartbeat).await,
-                    None => Err(fail("States.Runtime", "this engine has no way to receive task tokens")),
+                    None => Err(fail(
+                        "States.Runtime",
+                        "this engine has no way to receive task tokens",
+                    )),
                 },
             }
         };
         let outcome = match timeout {
-            Some(t) => tokio::time::timeout(Duration::from_secs_f64((t * self.opts.time_scale).max(0.0)), work)
-                .await
-                .unwrap_or_else(|_| Err(fail("States.Timeout", format!("{name} did not finish within {t} s (TimeoutSeconds)")))),
+            Some(t) => tokio::time::timeout(
+                Duration::from_secs_f64((t * self.opts.time_scale).max(0.0)),
+                work,
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(fail(
+                    "States.Timeout",
+                    format!("{name} did not finish within {t} s (TimeoutSeconds)"),
+                ))
+            }),
             None => work.await,
         };
         if let (Some(t), Some(c)) = (&token, callbacks) {
@@ -711,20 +919,41 @@ impl Run<'_> {
                 Ok(v)
             }
             Err(f) => {
-                let kind = if f.error == "States.Timeout" || f.error == "States.HeartbeatTimeout" { "TaskTimedOut" } else { "TaskFailed" };
-                self.event(kind, json!({"resource": resource, "error": f.error, "cause": f.cause}));
+                let kind = if f.error == "States.Timeout" || f.error == "States.HeartbeatTimeout" {
+                    "TaskTimedOut"
+                } else {
+                    "TaskFailed"
+                };
+                self.event(
+                    kind,
+                    json!({"resource": resource, "error": f.error, "cause": f.cause}),
+                );
                 Err(f)
             }
         }
     }
 
     /// Waits for SendTaskSuccess / SendTaskFailure; SendTaskHeartbeat restarts the heartbeat timer.
-    async fn answer(&self, mut rx: mpsc::UnboundedReceiver<Callback>, heartbeat: Option<f64>) -> Result<Value, Failure> {
+    async fn answer(
+        &self,
+        mut rx: mpsc::UnboundedReceiver<Callback>,
+        heartbeat: Option<f64>,
+    ) -> Result<Value, Failure> {
         loop {
             let got = match heartbeat {
-                Some(h) => match tokio::time::timeout(Duration::from_secs_f64((h * self.opts.time_scale).max(0.0)), rx.recv()).await {
+                Some(h) => match tokio::time::timeout(
+                    Duration::from_secs_f64((h * self.opts.time_scale).max(0.0)),
+                    rx.recv(),
+                )
+                .await
+                {
                     Ok(got) => got,
-                    Err(_) => return Err(fail("States.HeartbeatTimeout", format!("no heartbeat within {h} s (HeartbeatSeconds)"))),
+                    Err(_) => {
+                        return Err(fail(
+                            "States.HeartbeatTimeout",
+                            format!("no heartbeat within {h} s (HeartbeatSeconds)"),
+                        ));
+                    }
                 },
                 None => rx.recv().await,
             };
@@ -737,7 +966,13 @@ impl Run<'_> {
         }
     }
 
-    async fn parallel(&self, s: &Value, input: &Value, name: &str, vars: &Vars) -> Result<Value, Failure> {
+    async fn parallel(
+        &self,
+        s: &Value,
+        input: &Value,
+        name: &str,
+        vars: &Vars,
+    ) -> Result<Value, Failure> {
         let st = self.states_var(input, name, &[]);
         let branch_input = self.arguments(s, input, name, &st, vars)?;
         self.event("ParallelStateStarted", json!({}));
@@ -756,31 +991,62 @@ impl Run<'_> {
                 Ok(Value::Array(results))
             }
             Err(f) => {
-                self.event("ParallelStateFailed", json!({"error": f.error, "cause": f.cause}));
+                self.event(
+                    "ParallelStateFailed",
+                    json!({"error": f.error, "cause": f.cause}),
+                );
                 Err(f)
             }
         }
     }
 
-    async fn map(&self, s: &Value, input: &Value, name: &str, vars: &Vars) -> Result<Value, Failure> {
+    async fn map(
+        &self,
+        s: &Value,
+        input: &Value,
+        name: &str,
+        vars: &Vars,
+    ) -> Result<Value, Failure> {
         let st = self.states_var(input, name, &[]);
         let jp = self.lang_of(s) == "JSONPath";
-        let effective = if jp { self.jp_input(s, input, name, vars)? } else { input.clone() };
+        let effective = if jp {
+            self.jp_input(s, input, name, vars)?
+        } else {
+            input.clone()
+        };
         let items = match (jp, s.get("Items"), s.get("ItemsPath")) {
             (false, Some(i), _) => self.eval(i, &st, vars)?,
-            (true, _, Some(p)) => jsonpath::expression(p.as_str().unwrap_or("$"), &effective, &st["context"], &vars.all())
-                .map_err(|m| fail("States.Runtime", m))?,
+            (true, _, Some(p)) => jsonpath::expression(
+                p.as_str().unwrap_or("$"),
+                &effective,
+                &st["context"],
+                &vars.all(),
+            )
+            .map_err(|m| fail("States.Runtime", m))?,
             _ => effective.clone(),
         };
-        let items = items.as_array().cloned().ok_or_else(|| fail("States.Runtime", format!("{name}: the items are not an array")))?;
+        let items = items.as_array().cloned().ok_or_else(|| {
+            fail(
+                "States.Runtime",
+                format!("{name}: the items are not an array"),
+            )
+        })?;
         let total = items.len();
-        let max = self.number(s, "MaxConcurrency", input, name, vars)?.unwrap_or(0.0) as usize;
+        let max = self
+            .number(s, "MaxConcurrency", input, name, vars)?
+            .unwrap_or(0.0) as usize;
         let tolerated_count = self.number(s, "ToleratedFailureCount", input, name, vars)?;
         let tolerated_share = self.number(s, "ToleratedFailurePercentage", input, name, vars)?;
         let tolerant = tolerated_count.is_some() || tolerated_share.is_some();
         self.event("MapStateStarted", json!({"length": total}));
-        let processor = if s.get("ItemProcessor").is_some() { &s["ItemProcessor"] } else { &s["Iterator"] };
-        let selector = s.get("ItemSelector").or(if jp { s.get("Parameters") } else { None });
+        let processor = if s.get("ItemProcessor").is_some() {
+            &s["ItemProcessor"]
+        } else {
+            &s["Iterator"]
+        };
+        let selector = s
+            .get("ItemSelector")
+            .or(if jp { s.get("Parameters") } else { None });
         let iterations = items.into_iter().enumerate().map(|(i, item)| {
             let (st, effective) = (&st, &effective);
             async move {
@@ -794,14 +1060,22 @@ impl Run<'_> {
                 };
                 let mut inner = vars.nested();
                 let r = self.scope(processor, item_input, &mut inner).await;
-                let kind = if r.is_ok() { "MapIterationSucceeded" } else { "MapIterationFailed" };
+                let kind = if r.is_ok() {
+                    "MapIterationSucceeded"
+                } else {
+                    "MapIterationFailed"
+                };
                 self.event(kind, json!({"name": name, "index": i}));
                 r
             }
         });
         // MaxConcurrency 0 (or none) is as many as AWS runs at once for an inline Map (40, its
         // documented quota); results keep the items' order.
-        let mut running = futures::stream::iter(iterations).buffered(if max == 0 { INLINE_MAP_CONCURRENCY } else { max });
+        let mut running = futures::stream::iter(iterations).buffered(if max == 0 {
+            INLINE_MAP_CONCURRENCY
+        } else {
+            max
+        });
         let mut results = Vec::with_capacity(total);
         let mut failures = 0usize;
         while let Some(r) = running.next().await {
@@ -810,13 +1084,17 @@ impl Run<'_> {
                 Err(f) => {
                     failures += 1;
                     let over_count = tolerated_count.is_none_or(|c| failures as f64 > c);
-                    let over_share = tolerated_share.is_none_or(|p| failures as f64 * 100.0 / total as f64 > p);
+                    let over_share =
+                        tolerated_share.is_none_or(|p| failures as f64 * 100.0 / total as f64 > p);
                     if !tolerant || (over_count && over_share) {
                         self.event("MapStateFailed", json!({}));
                         return Err(if tolerant {
                             fail(
                                 "States.ExceedToleratedFailureThreshold",
-                                format!("{failures} of {total} iterations failed, more than tolerated (last: {}: {})", f.error, f.cause),
+                                format!(
+                                    "{failures} of {total} iterations failed, more than tolerated (last: {}: {})",
+                                    f.error, f.cause
+                                ),
                             )
                         } else {
                             f
@@ -832,21 +1110,34 @@ impl Run<'_> {
 }
 
 fn matches(list: &Value, error: &str) -> bool {
-    list.as_array().into_iter().flatten().filter_map(|e| e.as_str()).any(|e| {
-        e == error
-            || e == "States.ALL"
-            || (e == "States.TaskFailed" && !error.starts_with("States."))
-            || (e == "States.TaskFailed" && error == "States.TaskFailed")
-    })
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.as_str())
+        .any(|e| {
+            e == error
+                || e == "States.ALL"
+                || (e == "States.TaskFailed" && !error.starts_with("States."))
+                || (e == "States.TaskFailed" && error == "States.TaskFailed")
+        })
 }
 
 /// Runs a definition to its end on the current runtime's clock, recording into `journal`.
-pub async fn execute(definition: &Value, input: Value, opts: &Options, tasks: &dyn Tasks, journal: &Journal) -> Execution {
+pub async fn execute(
+    definition: &Value,
+    input: Value,
+    opts: &Options,
+    tasks: &dyn Tasks,
+    journal: &Journal,
+) -> Execution {
     let wall_start = SystemTime::now();
     let context = json!({
         "Execution": {"Id": opts.execution_arn, "Name": opts.name, "Input": input, "StartTime": iso(wall_start), "RoleArn": opts.role_arn, "RedriveCount": 0},
         "StateMachine": {"Id": opts.machine_arn, "Name": opts.machine_name}});
-    let lang = definition["QueryLanguage"].as_str().unwrap_or("JSONPath").to_string();
+    let lang = definition["QueryLanguage"]
+        .as_str()
+        .unwrap_or("JSONPath")
+        .to_string();
     let run = Run {
         tasks,
         journal,
@@ -858,12 +1149,18 @@ pub async fn execute(definition: &Value, input: Value, opts: &Options, tasks: &d
         lang,
         iso_cache: Mutex::default(),
     };
-    run.event("ExecutionStarted", json!({"input": input, "roleArn": opts.role_arn}));
+    run.event(
+        "ExecutionStarted",
+        json!({"input": input, "roleArn": opts.role_arn}),
+    );
     let mut vars = Vars::default();
     let limit = definition["TimeoutSeconds"].as_f64();
     // a timeout also stops an evaluation in progress, which the timer alone cannot interrupt
     if let Some(t) = limit {
-        let (cancel, after) = (opts.cancel.clone(), Duration::from_secs_f64((t * opts.time_scale).max(0.0)));
+        let (cancel, after) = (
+            opts.cancel.clone(),
+            Duration::from_secs_f64((t * opts.time_scale).max(0.0)),
+        );
         tokio::spawn(async move {
             tokio::time::sleep(after).await;
             cancel.cancel();
@@ -871,9 +1168,17 @@ pub async fn execute(definition: &Value, input: Value, opts: &Options, tasks: &d
     }
     let body = run.scope(definition, input, &mut vars);
     let result = match limit {
-        Some(t) => tokio::time::timeout(Duration::from_secs_f64((t * opts.time_scale).max(0.0)), body)
-            .await
-            .map_err(|_| fail("States.Timeout", format!("the execution did not finish within {t} s (TimeoutSeconds)"))),
+        Some(t) => tokio::time::timeout(
+            Duration::from_secs_f64((t * opts.time_scale).max(0.0)),
+            body,
+        )
+        .await
+        .map_err(|_| {
+            fail(
+                "States.Timeout",
+                format!("the execution did not finish within {t} s (TimeoutSeconds)"),
+            )
+        }),
         None => Ok(body.await),
     };
     let (status, output, error, cause) = match result {
@@ -882,24 +1187,53 @@ pub async fn execute(definition: &Value, input: Value, opts: &Options, tasks: &d
             (Status::Succeeded, out, None, None)
         }
         Ok(Err(f)) => {
-            run.event("ExecutionFailed", json!({"error": f.error, "cause": f.cause}));
+            run.event(
+                "ExecutionFailed",
+                json!({"error": f.error, "cause": f.cause}),
+            );
             (Status::Failed, Value::Null, Some(f.error), Some(f.cause))
         }
         Err(f) => {
-            run.event("ExecutionTimedOut", json!({"error": f.error, "cause": f.cause}));
+            run.event(
+                "ExecutionTimedOut",
+                json!({"error": f.error, "cause": f.cause}),
+            );
             (Status::TimedOut, Value::Null, Some(f.error), Some(f.cause))
         }
     };
     let path = journal.path.lock().unwrap().clone();
-    Execution { status, output, error, cause, path, events: journal.events(), seconds: run.now() }
+    Execution {
+        status,
+        output,
+        error,
+        cause,
+        path,
+        events: journal.events(),
+        seconds: run.now(),
+    }
 }
 
 /// Runs a definition on a paused clock: Waits, backoffs and timeouts take no real time.
 /// Callable from inside or outside a tokio runtime.
-pub fn execute_virtual(definition: &Value, input: Value, name: &str, tasks: &dyn Tasks) -> Execution {
+pub fn execute_virtual(
+    definition: &Value,
+    input: Value,
+    name: &str,
+    tasks: &dyn Tasks,
+) -> Execution {
     let go = move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("a tokio runtime");
-        rt.block_on(execute(definition, input, &Options::local(name), tasks, &Journal::default()))
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .expect("a tokio runtime");
+        rt.block_on(execute(
+            definition,
+            input,
+            &Options::local(name),
+            tasks,
+            &Journal::default(),
+        ))
     };
     if tokio::runtime::Handle::try_current().is_ok() {
         std::thread::scope(|s| s.spawn(go).join().expect("the engine thread"))
@@ -928,7 +1262,10 @@ mod tests {
     }
 
     fn throw(e: &str) -> TaskResult {
-        TaskResult::Throw { error: e.into(), cause: "because".into() }
+        TaskResult::Throw {
+            error: e.into(),
+            cause: "because".into(),
+        }
     }
 
     #[test]
@@ -949,10 +1286,24 @@ mod tests {
         let def = json!({"QueryLanguage": "JSONata", "StartAt": "T", "States": {
             "T": {"Type": "Task", "Resource": "x", "End": true,
                   "Retry": [{"ErrorEquals": ["E"], "IntervalSeconds": 10, "BackoffRate": 3, "MaxAttempts": 3, "MaxDelaySeconds": 50}]}}});
-        let e = execute_virtual(&def, json!({"a": 1}), "t", &script(vec![throw("E"), throw("E"), throw("E")]));
+        let e = execute_virtual(
+            &def,
+            json!({"a": 1}),
+            "t",
+            &script(vec![throw("E"), throw("E"), throw("E")]),
+        );
         assert_eq!(e.status, Status::Succeeded);
-        assert_eq!(e.seconds, 10.0 + 30.0 + 50.0, "90 s of backoff, the third capped at 50 s");
-        let e = execute_virtual(&def, json!({}), "t", &script(vec![throw("E"), throw("E"), throw("E"), throw("E")]));
+        assert_eq!(
+            e.seconds,
+            10.0 + 30.0 + 50.0,
+            "90 s of backoff, the third capped at 50 s"
+        );
+        let e = execute_virtual(
+            &def,
+            json!({}),
+            "t",
+            &script(vec![throw("E"), throw("E"), throw("E"), throw("E")]),
+        );
         assert_eq!((e.status, e.error.as_deref()), (Status::Failed, Some("E")));
         let e = execute_virtual(&def, json!({}), "t", &script(vec![throw("Other")]));
         assert_eq!(e.seconds, 0.0, "an error no retrier names is not retried");
@@ -967,7 +1318,11 @@ mod tests {
                 {"StartAt": "B2", "States": {"B2": {"Type": "Pass", "Output": "{% $x + 10 %}", "End": true}}}]},
             "After": {"Type": "Pass", "Output": "{% {'branches': $states.input, 'x': $x, 'y': $y} %}", "End": true}}});
         let e = execute_virtual(&def, json!({}), "t", &script(vec![]));
-        assert_eq!(e.output, json!({"branches": [2, 11], "x": 1}), "$y stayed inside its branch (undefined drops out)");
+        assert_eq!(
+            e.output,
+            json!({"branches": [2, 11], "x": 1}),
+            "$y stayed inside its branch (undefined drops out)"
+        );
     }
 
     #[test]
@@ -988,7 +1343,11 @@ mod tests {
                   "End": true}}});
         let e = execute_virtual(&def, json!({}), "t", &script(vec![]));
         assert_eq!(e.status, Status::Succeeded);
-        assert_eq!(e.output, json!([2, 4, 6, 8, 10]), "results keep the items' order");
+        assert_eq!(
+            e.output,
+            json!([2, 4, 6, 8, 10]),
+            "results keep the items' order"
+        );
         // Parallel: the longest branch (30 s), not the sum (60 s); Map: 5 items two at a time = 3 rounds of 10 s
         assert_eq!(e.seconds.round(), 30.0 + 30.0);
     }
@@ -999,11 +1358,19 @@ mod tests {
             "ItemProcessor": {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 10, "End": true}}}}}});
         let e = execute_virtual(&def, json!({}), "t", &Silent);
         assert_eq!(e.status, Status::Succeeded);
-        assert_eq!(e.seconds.round(), 30.0, "100 items, 40 at a time: 3 rounds of 10 s");
+        assert_eq!(
+            e.seconds.round(),
+            30.0,
+            "100 items, 40 at a time: 3 rounds of 10 s"
+        );
         let big = json!({"QueryLanguage": "JSONata", "StartAt": "B", "States": {"B": {"Type": "Pass", "End": true,
             "Output": "{% $join([1..30000].('abcdefghij'), '') %}"}}});
         let e = execute_virtual(&big, json!({}), "t", &Silent);
-        assert_eq!(e.error.as_deref(), Some("States.DataLimitExceeded"), "300,000 characters: over 256 KiB");
+        assert_eq!(
+            e.error.as_deref(),
+            Some("States.DataLimitExceeded"),
+            "300,000 characters: over 256 KiB"
+        );
     }
 
     #[test]
@@ -1016,15 +1383,39 @@ mod tests {
             }
             json!({"QueryLanguage": "JSONata", "StartAt": "M", "States": {"M": m}})
         };
-        let one_bad =
-            || script(vec![TaskResult::Return(json!(1)), throw("Bad"), TaskResult::Return(json!(3)), TaskResult::Return(json!(4))]);
-        let e = execute_virtual(&def(json!({"ToleratedFailureCount": 1})), json!({}), "t", &one_bad());
+        let one_bad = || {
+            script(vec![
+                TaskResult::Return(json!(1)),
+                throw("Bad"),
+                TaskResult::Return(json!(3)),
+                TaskResult::Return(json!(4)),
+            ])
+        };
+        let e = execute_virtual(
+            &def(json!({"ToleratedFailureCount": 1})),
+            json!({}),
+            "t",
+            &one_bad(),
+        );
         assert_eq!(e.status, Status::Succeeded);
         assert_eq!(e.output[1], json!({"Error": "Bad", "Cause": "because"}));
-        let e = execute_virtual(&def(json!({"ToleratedFailurePercentage": 10})), json!({}), "t", &one_bad());
-        assert_eq!(e.error.as_deref(), Some("States.ExceedToleratedFailureThreshold"), "1 of 4 is 25%, over 10%");
+        let e = execute_virtual(
+            &def(json!({"ToleratedFailurePercentage": 10})),
+            json!({}),
+            "t",
+            &one_bad(),
+        );
+        assert_eq!(
+            e.error.as_deref(),
+            Some("States.ExceedToleratedFailureThreshold"),
+            "1 of 4 is 25%, over 10%"
+        );
         let e = execute_virtual(&def(json!(null)), json!({}), "t", &one_bad());
-        assert_eq!(e.error.as_deref(), Some("Bad"), "no tolerance: the iteration's own error");
+        assert_eq!(
+            e.error.as_deref(),
+            Some("Bad"),
+            "no tolerance: the iteration's own error"
+        );
     }
 
     struct Silent;
@@ -1047,11 +1438,30 @@ mod tests {
             "Callback": {"Type": "Task", "Resource": "arn:aws:states:::sns:publish.waitForTaskToken", "HeartbeatSeconds": 60, "End": true}}});
         let mut opts = Options::local("t");
         opts.callbacks = Some(std::sync::Arc::new(Callbacks::default()));
-        let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
-        let e = rt.block_on(execute(&def, json!({}), &opts, &Silent, &Journal::default()));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let e = rt.block_on(execute(
+            &def,
+            json!({}),
+            &opts,
+            &Silent,
+            &Journal::default(),
+        ));
         assert_eq!(e.error.as_deref(), Some("States.HeartbeatTimeout"));
-        assert_eq!(e.seconds.round(), 360.0, "300 s of task timeout, then 60 s without a heartbeat");
-        let kinds: Vec<_> = e.events.iter().map(|e| e.kind.as_str()).filter(|k| k.ends_with("TimedOut")).collect();
+        assert_eq!(
+            e.seconds.round(),
+            360.0,
+            "300 s of task timeout, then 60 s without a heartbeat"
+        );
+        let kinds: Vec<_> = e
+            .events
+            .iter()
+            .map(|e| e.kind.as_str())
+            .filter(|k| k.ends_with("TimedOut"))
+            .collect();
         assert_eq!(kinds, ["TaskTimedOut", "TaskTimedOut"]);
     }
 
@@ -1064,14 +1474,21 @@ mod tests {
         let mut opts = Options::local("t");
         opts.callbacks = Some(callbacks.clone());
         let journal = Journal::default();
-        let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
         let e = rt.block_on(async {
             let answer = async {
                 // the token is in the task's parameters; answer it after three heartbeats 50 s apart
                 let token = loop {
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     if let Some(e) = journal.events().iter().find(|e| e.kind == "TaskScheduled") {
-                        break e.details["parameters"]["Message"].as_str().unwrap().to_string();
+                        break e.details["parameters"]["Message"]
+                            .as_str()
+                            .unwrap()
+                            .to_string();
                     }
                 };
                 for _ in 0..3 {
@@ -1079,14 +1496,20 @@ mod tests {
                     assert!(callbacks.send(&token, Callback::Heartbeat));
                 }
                 assert!(callbacks.send(&token, Callback::Success(json!({"admin": true}))));
-                assert!(!callbacks.send(&token, Callback::Success(json!({}))), "a token is answered once");
+                assert!(
+                    !callbacks.send(&token, Callback::Success(json!({}))),
+                    "a token is answered once"
+                );
             };
             let (e, ()) = tokio::join!(execute(&def, json!({}), &opts, &Silent, &journal), answer);
             e
         });
         assert_eq!(e.status, Status::Succeeded, "{:?}", e.error);
         assert_eq!(e.output, json!({"admin": true}));
-        assert!(e.seconds > 150.0, "kept alive past the 60 s heartbeat limit by heartbeats");
+        assert!(
+            e.seconds > 150.0,
+            "kept alive past the 60 s heartbeat limit by heartbeats"
+        );
     }
 
     #[test]
@@ -1095,7 +1518,12 @@ mod tests {
             "T": {"Type": "Task", "Resource": "x", "ResultSelector": {"n.$": "$.count"}, "Assign": {"seen.$": "$.n"}, "ResultPath": null, "Next": "C"},
             "C": {"Type": "Choice", "Choices": [{"Variable": "$seen", "NumericGreaterThan": 1, "Assign": {"big": true}, "Next": "P"}], "Default": "P"},
             "P": {"Type": "Pass", "Parameters": {"seen.$": "$seen", "big.$": "$big", "kept.$": "$.kept"}, "End": true}}});
-        let e = execute_virtual(&def, json!({"kept": "yes"}), "t", &script(vec![TaskResult::Return(json!({"count": 3}))]));
+        let e = execute_virtual(
+            &def,
+            json!({"kept": "yes"}),
+            "t",
+            &script(vec![TaskResult::Return(json!({"count": 3}))]),
+        );
         assert_eq!(e.status, Status::Succeeded, "{:?}", e.cause);
         assert_eq!(e.output, json!({"seen": 3, "big": true, "kept": "yes"}));
     }
@@ -1113,7 +1541,10 @@ mod tests {
     fn an_execution_timeout_ends_the_execution() {
         let def = json!({"QueryLanguage": "JSONata", "TimeoutSeconds": 5, "StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 10, "End": true}}});
         let e = execute_virtual(&def, json!({}), "t", &script(vec![]));
-        assert_eq!((e.status, e.error.as_deref()), (Status::TimedOut, Some("States.Timeout")));
+        assert_eq!(
+            (e.status, e.error.as_deref()),
+            (Status::TimedOut, Some("States.Timeout"))
+        );
         assert_eq!(e.events.last().unwrap().kind, "ExecutionTimedOut");
     }
 }

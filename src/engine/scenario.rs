@@ -66,7 +66,11 @@ pub struct Mocked {
 
 impl Mocked {
     pub fn new(mocks: BTreeMap<String, Vec<Mock>>) -> Self {
-        Mocked { mocks, used: Mutex::default(), calls: Mutex::default() }
+        Mocked {
+            mocks,
+            used: Mutex::default(),
+            calls: Mutex::default(),
+        }
     }
 
     /// The arguments of every call, per state, in call order.
@@ -83,7 +87,10 @@ impl Mocked {
         *n += 1;
         Some(match mock {
             Mock::Return(v) => TaskResult::Return(v.clone()),
-            Mock::Throw { error, cause } => TaskResult::Throw { error: error.clone(), cause: cause.clone() },
+            Mock::Throw { error, cause } => TaskResult::Throw {
+                error: error.clone(),
+                cause: cause.clone(),
+            },
         })
     }
 }
@@ -91,24 +98,36 @@ impl Mocked {
 #[async_trait::async_trait]
 impl Tasks for Mocked {
     async fn call(&self, call: TaskCall<'_>) -> TaskResult {
-        self.calls.lock().unwrap().entry(call.state.to_string()).or_default().push(call.arguments.clone());
-        self.answer(call.state).unwrap_or_else(|| TaskResult::Throw {
-            error: "States.TaskFailed".into(),
-            cause: format!("no mock for state {:?} ({})", call.state, call.resource),
-        })
+        self.calls
+            .lock()
+            .unwrap()
+            .entry(call.state.to_string())
+            .or_default()
+            .push(call.arguments.clone());
+        self.answer(call.state)
+            .unwrap_or_else(|| TaskResult::Throw {
+                error: "States.TaskFailed".into(),
+                cause: format!("no mock for state {:?} ({})", call.state, call.resource),
+            })
     }
 }
 
 /// `a` contains everything `b` has (objects by key, recursively; anything else equal).
 fn contains(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::Object(x), Value::Object(y)) => y.iter().all(|(k, v)| x.get(k).is_some_and(|w| contains(w, v))),
+        (Value::Object(x), Value::Object(y)) => y
+            .iter()
+            .all(|(k, v)| x.get(k).is_some_and(|w| contains(w, v))),
         _ => a == b,
     }
 }
 
 /// What differs from the expectation (empty: the scenario passes).
-pub fn check(exec: &Execution, calls: &BTreeMap<String, Vec<Value>>, expect: &Expect) -> Vec<String> {
+pub fn check(
+    exec: &Execution,
+    calls: &BTreeMap<String, Vec<Value>>,
+    expect: &Expect,
+) -> Vec<String> {
     let mut out = Vec::new();
     let status = exec.status.name();
     if status != expect.status {
@@ -137,7 +156,11 @@ pub fn check(exec: &Execution, calls: &BTreeMap<String, Vec<Value>>, expect: &Ex
     for (state, want) in &expect.calls {
         let got = calls.get(state).cloned().unwrap_or_default();
         if got.len() != want.len() || !got.iter().zip(want).all(|(g, w)| contains(g, w)) {
-            out.push(format!("calls of {state:?}: {}, expected (containing) {}", Value::Array(got), Value::Array(want.clone())));
+            out.push(format!(
+                "calls of {state:?}: {}, expected (containing) {}",
+                Value::Array(got),
+                Value::Array(want.clone())
+            ));
         }
     }
     out
@@ -147,21 +170,39 @@ pub fn check(exec: &Execution, calls: &BTreeMap<String, Vec<Value>>, expect: &Ex
 /// `{"StateMachines": {"<name>": {"TestCases": {"<case>": {"<state>": "<response>"}}}},
 ///   "MockedResponses": {"<response>": {"0": {"Return": ...}, "1-2": {"Throw": ...}}}}`.
 /// Each case becomes (case name, mocks per state, in call order).
-pub fn from_sfn_local(config: &Value, machine: &str) -> Result<Vec<(String, BTreeMap<String, Vec<Mock>>)>, String> {
-    let machines = config["StateMachines"].as_object().ok_or("no StateMachines in the mock configuration")?;
+pub fn from_sfn_local(
+    config: &Value,
+    machine: &str,
+) -> Result<Vec<(String, BTreeMap<String, Vec<Mock>>)>, String> {
+    let machines = config["StateMachines"]
+        .as_object()
+        .ok_or("no StateMachines in the mock configuration")?;
     let sm = machines.get(machine).ok_or_else(|| {
         format!(
             "the mock configuration has no state machine {machine:?} (it has: {})",
             machines.keys().cloned().collect::<Vec<_>>().join(", ")
         )
     })?;
-    let responses = config["MockedResponses"].as_object().ok_or("no MockedResponses in the mock configuration")?;
+    let responses = config["MockedResponses"]
+        .as_object()
+        .ok_or("no MockedResponses in the mock configuration")?;
     let mut out = Vec::new();
-    for (case, states) in sm["TestCases"].as_object().ok_or("no TestCases for the state machine")? {
+    for (case, states) in sm["TestCases"]
+        .as_object()
+        .ok_or("no TestCases for the state machine")?
+    {
         let mut mocks = BTreeMap::new();
-        for (state, response) in states.as_object().ok_or_else(|| format!("test case {case}: an object of state -> response"))? {
-            let name = response.as_str().ok_or_else(|| format!("test case {case}, state {state}: a response name"))?;
-            let r = responses.get(name).and_then(|r| r.as_object()).ok_or_else(|| format!("no mocked response {name:?}"))?;
+        for (state, response) in states
+            .as_object()
+            .ok_or_else(|| format!("test case {case}: an object of state -> response"))?
+        {
+            let name = response
+                .as_str()
+                .ok_or_else(|| format!("test case {case}, state {state}: a response name"))?;
+            let r = responses
+                .get(name)
+                .and_then(|r| r.as_object())
+                .ok_or_else(|| format!("no mocked response {name:?}"))?;
             // keys are invocation numbers ("0") or ranges ("1-2"), 0-based
             let mut by_call: BTreeMap<usize, Mock> = BTreeMap::new();
             for (k, v) in r {
@@ -170,16 +211,21 @@ pub fn from_sfn_local(config: &Value, machine: &str) -> Result<Vec<(String, BTre
                     None => (k.trim().parse::<usize>(), k.trim().parse::<usize>()),
                 };
                 let (from, to) = (
-                    from.map_err(|_| format!("{name}: {k:?} is not an invocation number or range"))?,
+                    from.map_err(|_| {
+                        format!("{name}: {k:?} is not an invocation number or range")
+                    })?,
                     to.map_err(|_| format!("{name}: bad range {k:?}"))?,
                 );
-                let mock: Mock = serde_json::from_value(v.clone()).map_err(|e| format!("{name} {k}: {e}"))?;
+                let mock: Mock =
+                    serde_json::from_value(v.clone()).map_err(|e| format!("{name} {k}: {e}"))?;
                 for i in from..=to {
                     by_call.insert(i, mock.clone());
                 }
             }
             if by_call.keys().copied().ne(0..by_call.len()) {
-                return Err(format!("{name}: invocation numbers must run 0, 1, 2... without gaps"));
+                return Err(format!(
+                    "{name}: invocation numbers must run 0, 1, 2... without gaps"
+                ));
             }
             mocks.insert(state.clone(), by_call.into_values().collect());
         }
@@ -206,8 +252,16 @@ mod tests {
         assert_eq!(flaky.len(), 3);
         assert!(matches!(&flaky[1], Mock::Throw { error, .. } if error == "IAM.ServiceFailure"));
         assert!(matches!(&flaky[2], Mock::Return(_)));
-        assert!(from_sfn_local(&config, "nope").unwrap_err().contains("no state machine \"nope\" (it has: create-new-user)"));
+        assert!(
+            from_sfn_local(&config, "nope")
+                .unwrap_err()
+                .contains("no state machine \"nope\" (it has: create-new-user)")
+        );
         let gap = json!({"StateMachines": {"m": {"TestCases": {"c": {"S": "R"}}}}, "MockedResponses": {"R": {"1": {"Return": 1}}}});
-        assert!(from_sfn_local(&gap, "m").unwrap_err().contains("without gaps"));
+        assert!(
+            from_sfn_local(&gap, "m")
+                .unwrap_err()
+                .contains("without gaps")
+        );
     }
 }

@@ -7,7 +7,9 @@ use serde_json::{Value, json};
 
 /// `arn:aws:states:::aws-sdk:iam:createUser` → (`aws-sdk:iam`, `createUser`); `lambda:invoke` → (`lambda`, `invoke`).
 pub fn split_resource(resource: &str) -> (String, String) {
-    let r = resource.strip_prefix("arn:aws:states:::").unwrap_or(resource);
+    let r = resource
+        .strip_prefix("arn:aws:states:::")
+        .unwrap_or(resource);
     if r.starts_with("arn:aws:lambda:") {
         return ("lambda".into(), "invoke".into());
     }
@@ -30,17 +32,22 @@ pub fn event(e: &Event, started: f64, region: &str) -> Value {
     };
     let error = || json!({"error": d["error"], "cause": d["cause"]});
     let (key, details) = match e.kind.as_str() {
-        k if k.ends_with("StateEntered") => {
-            ("stateEnteredEventDetails", json!({"name": d["name"], "input": text(&d["input"]), "inputDetails": {"truncated": false}}))
-        }
-        k if k.ends_with("StateExited") => {
-            ("stateExitedEventDetails", json!({"name": d["name"], "output": text(&d["output"]), "outputDetails": {"truncated": false}}))
-        }
+        k if k.ends_with("StateEntered") => (
+            "stateEnteredEventDetails",
+            json!({"name": d["name"], "input": text(&d["input"]), "inputDetails": {"truncated": false}}),
+        ),
+        k if k.ends_with("StateExited") => (
+            "stateExitedEventDetails",
+            json!({"name": d["name"], "output": text(&d["output"]), "outputDetails": {"truncated": false}}),
+        ),
         "TaskScheduled" => {
             let mut t = task();
             t["region"] = json!(region);
             t["parameters"] = json!(text(&d["parameters"]));
-            for (from, to) in [("timeoutInSeconds", "timeoutInSeconds"), ("heartbeatInSeconds", "heartbeatInSeconds")] {
+            for (from, to) in [
+                ("timeoutInSeconds", "timeoutInSeconds"),
+                ("heartbeatInSeconds", "heartbeatInSeconds"),
+            ] {
                 if let Some(n) = d[from].as_f64() {
                     t[to] = json!(n as i64);
                 }
@@ -58,22 +65,42 @@ pub fn event(e: &Event, started: f64, region: &str) -> Value {
             let mut t = task();
             t["error"] = d["error"].clone();
             t["cause"] = d["cause"].clone();
-            (if e.kind == "TaskFailed" { "taskFailedEventDetails" } else { "taskTimedOutEventDetails" }, t)
+            (
+                if e.kind == "TaskFailed" {
+                    "taskFailedEventDetails"
+                } else {
+                    "taskTimedOutEventDetails"
+                },
+                t,
+            )
         }
         "ExecutionStarted" => (
             "executionStartedEventDetails",
             json!({"input": text(&d["input"]), "inputDetails": {"truncated": false}, "roleArn": d["roleArn"]}),
         ),
-        "ExecutionSucceeded" => {
-            ("executionSucceededEventDetails", json!({"output": text(&d["output"]), "outputDetails": {"truncated": false}}))
-        }
+        "ExecutionSucceeded" => (
+            "executionSucceededEventDetails",
+            json!({"output": text(&d["output"]), "outputDetails": {"truncated": false}}),
+        ),
         "ExecutionFailed" => ("executionFailedEventDetails", error()),
         "ExecutionTimedOut" => ("executionTimedOutEventDetails", error()),
         "ExecutionAborted" => ("executionAbortedEventDetails", error()),
-        "MapStateStarted" => ("mapStateStartedEventDetails", json!({"length": d["length"]})),
-        "MapIterationStarted" => ("mapIterationStartedEventDetails", json!({"name": d["name"], "index": d["index"]})),
-        "MapIterationSucceeded" => ("mapIterationSucceededEventDetails", json!({"name": d["name"], "index": d["index"]})),
-        "MapIterationFailed" => ("mapIterationFailedEventDetails", json!({"name": d["name"], "index": d["index"]})),
+        "MapStateStarted" => (
+            "mapStateStartedEventDetails",
+            json!({"length": d["length"]}),
+        ),
+        "MapIterationStarted" => (
+            "mapIterationStartedEventDetails",
+            json!({"name": d["name"], "index": d["index"]}),
+        ),
+        "MapIterationSucceeded" => (
+            "mapIterationSucceededEventDetails",
+            json!({"name": d["name"], "index": d["index"]}),
+        ),
+        "MapIterationFailed" => (
+            "mapIterationFailedEventDetails",
+            json!({"name": d["name"], "index": d["index"]}),
+        ),
         _ => return out,
     };
     // AWS leaves out members that have no value
@@ -91,9 +118,18 @@ mod tests {
 
     #[test]
     fn resources_split_as_aws_shows_them() {
-        assert_eq!(split_resource("arn:aws:states:::aws-sdk:iam:createUser"), ("aws-sdk:iam".into(), "createUser".into()));
-        assert_eq!(split_resource("arn:aws:states:::sns:publish.waitForTaskToken"), ("sns".into(), "publish.waitForTaskToken".into()));
-        assert_eq!(split_resource("arn:aws:states:::http:invoke"), ("http".into(), "invoke".into()));
+        assert_eq!(
+            split_resource("arn:aws:states:::aws-sdk:iam:createUser"),
+            ("aws-sdk:iam".into(), "createUser".into())
+        );
+        assert_eq!(
+            split_resource("arn:aws:states:::sns:publish.waitForTaskToken"),
+            ("sns".into(), "publish.waitForTaskToken".into())
+        );
+        assert_eq!(
+            split_resource("arn:aws:states:::http:invoke"),
+            ("http".into(), "invoke".into())
+        );
     }
 
     #[test]
@@ -107,6 +143,9 @@ mod tests {
         let v = event(&e, 1000.0, "us-east-1");
         assert_eq!(v["timestamp"], json!(1001.5));
         assert_eq!(v["previousEventId"], json!(2));
-        assert_eq!(v["taskFailedEventDetails"], json!({"resourceType": "lambda", "resource": "invoke", "error": "E", "cause": "c"}));
+        assert_eq!(
+            v["taskFailedEventDetails"],
+            json!({"resourceType": "lambda", "resource": "invoke", "error": "E", "cause": "c"})
+        );
     }
 }

@@ -80,28 +80,56 @@ fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
 }
 
 fn now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 fn str_arg<'a>(body: &'a Value, k: &str) -> std::result::Result<&'a str, ApiError> {
-    body[k].as_str().ok_or_else(|| bad("ValidationException", format!("1 validation error detected: {k} must not be null")))
+    body[k].as_str().ok_or_else(|| {
+        bad(
+            "ValidationException",
+            format!("1 validation error detected: {k} must not be null"),
+        )
+    })
 }
 
 fn valid_name(name: &str) -> bool {
-    (1..=80).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    (1..=80).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// The definition is JSON and passes `deploy validate` (moto takes anything; AWS does not).
 fn check_definition(text: &str) -> std::result::Result<Value, ApiError> {
-    let def: Value = serde_json::from_str(text)
-        .map_err(|e| bad("InvalidDefinition", format!("Invalid State Machine Definition: 'SCHEMA_VALIDATION_FAILED: {e}'")))?;
+    let def: Value = serde_json::from_str(text).map_err(|e| {
+        bad(
+            "InvalidDefinition",
+            format!("Invalid State Machine Definition: 'SCHEMA_VALIDATION_FAILED: {e}'"),
+        )
+    })?;
     let errors: Vec<String> = crate::validate::check(&def, "definition", None)
         .into_iter()
         .filter(|f| f.severity == crate::validate::Severity::Error)
-        .map(|f| format!("{} at {}", f.message, if f.pointer.is_empty() { "/" } else { &f.pointer }))
+        .map(|f| {
+            format!(
+                "{} at {}",
+                f.message,
+                if f.pointer.is_empty() {
+                    "/"
+                } else {
+                    &f.pointer
+                }
+            )
+        })
         .collect();
     if !errors.is_empty() {
-        return Err(bad("InvalidDefinition", format!("Invalid State Machine Definition: '{}'", errors.join("; "))));
+        return Err(bad(
+            "InvalidDefinition",
+            format!("Invalid State Machine Definition: '{}'", errors.join("; ")),
+        ));
     }
     Ok(def)
 }
@@ -111,24 +139,42 @@ fn tags_of(body: &Value) -> BTreeMap<String, String> {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|t| (t["key"].as_str().unwrap_or_default().to_string(), t["value"].as_str().unwrap_or_default().to_string()))
+        .map(|t| {
+            (
+                t["key"].as_str().unwrap_or_default().to_string(),
+                t["value"].as_str().unwrap_or_default().to_string(),
+            )
+        })
         .collect()
 }
 
-fn page<T>(items: &[T], body: &Value, default: usize) -> std::result::Result<(std::ops::Range<usize>, Option<String>), ApiError> {
+fn page<T>(
+    items: &[T],
+    body: &Value,
+    default: usize,
+) -> std::result::Result<(std::ops::Range<usize>, Option<String>), ApiError> {
     let from = match body["nextToken"].as_str() {
-        Some(t) => t.parse::<usize>().map_err(|_| bad("InvalidToken", format!("invalid nextToken {t:?}")))?,
+        Some(t) => t
+            .parse::<usize>()
+            .map_err(|_| bad("InvalidToken", format!("invalid nextToken {t:?}")))?,
         None => 0,
     }
     .min(items.len());
-    let max = body["maxResults"].as_u64().filter(|&m| m > 0).map(|m| m as usize).unwrap_or(default);
+    let max = body["maxResults"]
+        .as_u64()
+        .filter(|&m| m > 0)
+        .map(|m| m as usize)
+        .unwrap_or(default);
     let to = (from + max).min(items.len());
     Ok((from..to, (to < items.len()).then(|| to.to_string())))
 }
 
 impl Server {
     fn machine_arn(&self, name: &str) -> String {
-        format!("arn:aws:states:{}:{}:stateMachine:{name}", self.region, self.account)
+        format!(
+            "arn:aws:states:{}:{}:stateMachine:{name}",
+            self.region, self.account
+        )
     }
 
     fn handle(self: &Arc<Self>, op: &str, body: &Value) -> std::result::Result<Value, ApiError> {
@@ -137,11 +183,16 @@ impl Server {
             "DescribeStateMachine" => {
                 let store = self.store.lock().unwrap();
                 let m = machine(&store, str_arg(body, "stateMachineArn")?)?;
-                Ok(json!({"stateMachineArn": m.arn, "name": m.name, "status": "ACTIVE", "definition": m.definition, "roleArn": m.role_arn,
-                          "type": m.kind, "creationDate": m.created, "loggingConfiguration": m.logging}))
+                Ok(
+                    json!({"stateMachineArn": m.arn, "name": m.name, "status": "ACTIVE", "definition": m.definition, "roleArn": m.role_arn,
+                          "type": m.kind, "creationDate": m.created, "loggingConfiguration": m.logging}),
+                )
             }
             "UpdateStateMachine" => {
-                let def = body["definition"].as_str().map(check_definition).transpose()?;
+                let def = body["definition"]
+                    .as_str()
+                    .map(check_definition)
+                    .transpose()?;
                 let mut store = self.store.lock().unwrap();
                 let m = machine_mut(&mut store, str_arg(body, "stateMachineArn")?)?;
                 if let (Some(text), Some(parsed)) = (body["definition"].as_str(), def) {
@@ -173,13 +224,20 @@ impl Server {
             }
             "TagResource" => {
                 let mut store = self.store.lock().unwrap();
-                machine_mut(&mut store, str_arg(body, "resourceArn")?)?.tags.extend(tags_of(body));
+                machine_mut(&mut store, str_arg(body, "resourceArn")?)?
+                    .tags
+                    .extend(tags_of(body));
                 Ok(json!({}))
             }
             "UntagResource" => {
                 let mut store = self.store.lock().unwrap();
                 let m = machine_mut(&mut store, str_arg(body, "resourceArn")?)?;
-                for k in body["tagKeys"].as_array().into_iter().flatten().filter_map(|k| k.as_str()) {
+                for k in body["tagKeys"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|k| k.as_str())
+                {
                     m.tags.remove(k);
                 }
                 Ok(json!({}))
@@ -187,7 +245,9 @@ impl Server {
             "ListTagsForResource" => {
                 let store = self.store.lock().unwrap();
                 let m = machine(&store, str_arg(body, "resourceArn")?)?;
-                Ok(json!({"tags": m.tags.iter().map(|(k, v)| json!({"key": k, "value": v})).collect::<Vec<_>>()}))
+                Ok(
+                    json!({"tags": m.tags.iter().map(|(k, v)| json!({"key": k, "value": v})).collect::<Vec<_>>()}),
+                )
             }
             "StartExecution" => self.start_execution(body, false),
             "StopExecution" => {
@@ -200,9 +260,17 @@ impl Server {
                     if let Some(h) = e.abort.take() {
                         h.abort();
                     }
-                    let (error, cause) = (body["error"].as_str().map(str::to_string), body["cause"].as_str().map(str::to_string));
-                    e.journal.push("ExecutionAborted", stopped - e.started, json!({"error": error, "cause": cause}));
-                    (e.status, e.stopped, e.error, e.cause) = ("ABORTED", Some(stopped), error, cause);
+                    let (error, cause) = (
+                        body["error"].as_str().map(str::to_string),
+                        body["cause"].as_str().map(str::to_string),
+                    );
+                    e.journal.push(
+                        "ExecutionAborted",
+                        stopped - e.started,
+                        json!({"error": error, "cause": cause}),
+                    );
+                    (e.status, e.stopped, e.error, e.cause) =
+                        ("ABORTED", Some(stopped), error, cause);
                     e.done.notify_waiters();
                 }
                 Ok(json!({"stopDate": e.stopped.unwrap_or(stopped)}))
@@ -216,8 +284,12 @@ impl Server {
                 let arn = str_arg(body, "stateMachineArn")?;
                 machine(&store, arn)?;
                 let filter = body["statusFilter"].as_str();
-                let all: Vec<&Exec> =
-                    store.executions.iter().rev().filter(|e| e.machine_arn == arn && filter.is_none_or(|f| f == e.status)).collect();
+                let all: Vec<&Exec> = store
+                    .executions
+                    .iter()
+                    .rev()
+                    .filter(|e| e.machine_arn == arn && filter.is_none_or(|f| f == e.status))
+                    .collect();
                 let (range, next) = page(&all, body, 100)?;
                 let items: Vec<Value> = all[range]
                     .iter()
@@ -231,7 +303,12 @@ impl Server {
             "GetExecutionHistory" => {
                 let store = self.store.lock().unwrap();
                 let e = execution(&store, str_arg(body, "executionArn")?)?;
-                let mut events: Vec<Value> = e.journal.events().iter().map(|ev| history::event(ev, e.started, &self.region)).collect();
+                let mut events: Vec<Value> = e
+                    .journal
+                    .events()
+                    .iter()
+                    .map(|ev| history::event(ev, e.started, &self.region))
+                    .collect();
                 if body["reverseOrder"].as_bool() == Some(true) {
                     events.reverse();
                 }
@@ -271,9 +348,14 @@ impl Server {
                         .collect(),
                 };
                 let ok = !diagnostics.iter().any(|d| d["severity"] == "ERROR");
-                Ok(json!({"result": if ok { "OK" } else { "FAIL" }, "diagnostics": diagnostics, "truncated": false}))
+                Ok(
+                    json!({"result": if ok { "OK" } else { "FAIL" }, "diagnostics": diagnostics, "truncated": false}),
+                )
             }
-            other => Err(bad("UnknownOperationException", format!("deploy local does not implement {other}"))),
+            other => Err(bad(
+                "UnknownOperationException",
+                format!("deploy local does not implement {other}"),
+            )),
         }
     }
 
@@ -281,7 +363,10 @@ impl Server {
         if self.callbacks.send(token, answer) {
             Ok(json!({}))
         } else {
-            Err(bad("TaskDoesNotExist", "Task does not exist anymore (already answered, timed out, or its execution ended)"))
+            Err(bad(
+                "TaskDoesNotExist",
+                "Task does not exist anymore (already answered, timed out, or its execution ended)",
+            ))
         }
     }
 
@@ -292,13 +377,19 @@ impl Server {
         }
         let role_arn = str_arg(body, "roleArn")?;
         if !role_arn.starts_with("arn:") {
-            return Err(bad("InvalidArn", format!("Invalid Arn: 'Resource type not valid in this context: {role_arn}'")));
+            return Err(bad(
+                "InvalidArn",
+                format!("Invalid Arn: 'Resource type not valid in this context: {role_arn}'"),
+            ));
         }
         let text = str_arg(body, "definition")?;
         let parsed = check_definition(text)?;
         let kind = body["type"].as_str().unwrap_or("STANDARD");
         if kind != "STANDARD" && kind != "EXPRESS" {
-            return Err(bad("ValidationException", format!("type must be STANDARD or EXPRESS, not {kind}")));
+            return Err(bad(
+                "ValidationException",
+                format!("type must be STANDARD or EXPRESS, not {kind}"),
+            ));
         }
         let arn = self.machine_arn(name);
         let mut store = self.store.lock().unwrap();
@@ -307,10 +398,16 @@ impl Server {
             if m.definition == text && m.role_arn == role_arn && m.kind == kind {
                 return Ok(json!({"stateMachineArn": m.arn, "creationDate": m.created}));
             }
-            return Err(bad("StateMachineAlreadyExists", format!("State Machine Already Exists: '{arn}'")));
+            return Err(bad(
+                "StateMachineAlreadyExists",
+                format!("State Machine Already Exists: '{arn}'"),
+            ));
         }
         let created = now();
-        let logging = body.get("loggingConfiguration").cloned().unwrap_or_else(|| json!({"level": "OFF", "includeExecutionData": false}));
+        let logging = body
+            .get("loggingConfiguration")
+            .cloned()
+            .unwrap_or_else(|| json!({"level": "OFF", "includeExecutionData": false}));
         let m = Machine {
             arn: arn.clone(),
             name: name.into(),
@@ -326,7 +423,11 @@ impl Server {
         Ok(json!({"stateMachineArn": arn, "creationDate": created}))
     }
 
-    fn start_execution(self: &Arc<Self>, body: &Value, sync: bool) -> std::result::Result<Value, ApiError> {
+    fn start_execution(
+        self: &Arc<Self>,
+        body: &Value,
+        sync: bool,
+    ) -> std::result::Result<Value, ApiError> {
         let requested = str_arg(body, "stateMachineArn")?;
         // Step Functions Local's convention: `<machine ARN>#<test case>` runs with that case's mocks.
         let (arn, case) = match requested.split_once('#') {
@@ -337,20 +438,33 @@ impl Server {
         if input_text.len() > engine::MAX_PAYLOAD {
             return Err(bad(
                 "InvalidExecutionInput",
-                format!("the input is {} bytes: an execution's input may hold at most {} (256 KiB)", input_text.len(), engine::MAX_PAYLOAD),
+                format!(
+                    "the input is {} bytes: an execution's input may hold at most {} (256 KiB)",
+                    input_text.len(),
+                    engine::MAX_PAYLOAD
+                ),
             ));
         }
-        let input: Value =
-            serde_json::from_str(&input_text).map_err(|e| bad("InvalidExecutionInput", format!("the input is not JSON: {e}")))?;
+        let input: Value = serde_json::from_str(&input_text).map_err(|e| {
+            bad(
+                "InvalidExecutionInput",
+                format!("the input is not JSON: {e}"),
+            )
+        })?;
         let name = match body["name"].as_str() {
-            Some(n) if !valid_name(n) => return Err(bad("InvalidName", format!("Invalid Name: '{n}'"))),
+            Some(n) if !valid_name(n) => {
+                return Err(bad("InvalidName", format!("Invalid Name: '{n}'")));
+            }
             Some(n) => n.to_string(),
             None => uuid(),
         };
         let mut store = self.store.lock().unwrap();
         let m = machine(&store, arn)?;
         if sync && m.kind != "EXPRESS" {
-            return Err(bad("StateMachineTypeNotSupported", "StartSyncExecution is for EXPRESS state machines"));
+            return Err(bad(
+                "StateMachineTypeNotSupported",
+                "StartSyncExecution is for EXPRESS state machines",
+            ));
         }
         let mocks = match case {
             None => None,
@@ -358,19 +472,32 @@ impl Server {
                 let config = self.mock_config.as_ref().ok_or_else(|| {
                     bad("InvalidArn", format!("test case {case:?} asked for, but deploy local was started without --mock-config"))
                 })?;
-                let cases = scenario::from_sfn_local(config, &m.name).map_err(|msg| bad("ValidationException", msg))?;
+                let cases = scenario::from_sfn_local(config, &m.name)
+                    .map_err(|msg| bad("ValidationException", msg))?;
                 let (_, mocks) = cases.into_iter().find(|(c, _)| c == case).ok_or_else(|| {
-                    bad("ValidationException", format!("the mock configuration has no test case {case:?} for {}", m.name))
+                    bad(
+                        "ValidationException",
+                        format!(
+                            "the mock configuration has no test case {case:?} for {}",
+                            m.name
+                        ),
+                    )
                 })?;
                 Some(Mocked::new(mocks))
             }
         };
-        let exec_arn = format!("arn:aws:states:{}:{}:execution:{}:{name}", self.region, self.account, m.name);
+        let exec_arn = format!(
+            "arn:aws:states:{}:{}:execution:{}:{name}",
+            self.region, self.account, m.name
+        );
         if let Some(e) = store.executions.iter().find(|e| e.arn == exec_arn) {
             if e.input == input_text && e.status == "RUNNING" {
                 return Ok(json!({"executionArn": e.arn, "startDate": e.started}));
             }
-            return Err(bad("ExecutionAlreadyExists", format!("Execution Already Exists: '{exec_arn}'")));
+            return Err(bad(
+                "ExecutionAlreadyExists",
+                format!("Execution Already Exists: '{exec_arn}'"),
+            ));
         }
         let opts = Options {
             name: name.clone(),
@@ -404,7 +531,10 @@ impl Server {
             done: done.clone(),
         });
         let server = self.clone();
-        let tasks = LocalTasks { integrations: self.integrations.clone(), mocks };
+        let tasks = LocalTasks {
+            integrations: self.integrations.clone(),
+            mocks,
+        };
         let key = exec_arn.clone();
         tracing::info!("execution {key} started");
         let handle = tokio::spawn(async move {
@@ -421,7 +551,9 @@ impl Server {
 
     fn finish(&self, arn: &str, result: engine::Execution) {
         let mut store = self.store.lock().unwrap();
-        let Some(e) = store.executions.iter_mut().find(|e| e.arn == arn) else { return };
+        let Some(e) = store.executions.iter_mut().find(|e| e.arn == arn) else {
+            return;
+        };
         if e.status != "RUNNING" {
             return;
         }
@@ -437,7 +569,10 @@ impl Server {
     /// StartSyncExecution: runs an EXPRESS machine and answers when it ends.
     async fn start_sync(self: &Arc<Self>, body: &Value) -> std::result::Result<Value, ApiError> {
         let started = self.start_execution(body, true)?;
-        let arn = started["executionArn"].as_str().unwrap_or_default().to_string();
+        let arn = started["executionArn"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         loop {
             let done = {
                 let store = self.store.lock().unwrap();
@@ -450,7 +585,8 @@ impl Server {
                 e.done.clone()
             };
             // notify_waiters wakes only current waiters: re-check at least every 100 ms
-            let _ = tokio::time::timeout(std::time::Duration::from_millis(100), done.notified()).await;
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_millis(100), done.notified()).await;
         }
     }
 }
@@ -492,10 +628,18 @@ fn machine<'a>(store: &'a Store, arn: &str) -> std::result::Result<&'a Machine, 
     if !arn.starts_with("arn:") {
         return Err(bad("InvalidArn", format!("Invalid Arn: '{arn}'")));
     }
-    store.machines.get(arn).ok_or_else(|| bad("StateMachineDoesNotExist", format!("State Machine Does Not Exist: '{arn}'")))
+    store.machines.get(arn).ok_or_else(|| {
+        bad(
+            "StateMachineDoesNotExist",
+            format!("State Machine Does Not Exist: '{arn}'"),
+        )
+    })
 }
 
-fn machine_mut<'a>(store: &'a mut Store, arn: &str) -> std::result::Result<&'a mut Machine, ApiError> {
+fn machine_mut<'a>(
+    store: &'a mut Store,
+    arn: &str,
+) -> std::result::Result<&'a mut Machine, ApiError> {
     machine(store, arn)?;
     Ok(store.machines.get_mut(arn).unwrap())
 }
@@ -504,10 +648,22 @@ fn execution<'a>(store: &'a Store, arn: &str) -> std::result::Result<&'a Exec, A
     if !arn.starts_with("arn:") {
         return Err(bad("InvalidArn", format!("Invalid Arn: '{arn}'")));
     }
-    store.executions.iter().find(|e| e.arn == arn).ok_or_else(|| bad("ExecutionDoesNotExist", format!("Execution Does Not Exist: '{arn}'")))
+    store
+        .executions
+        .iter()
+        .find(|e| e.arn == arn)
+        .ok_or_else(|| {
+            bad(
+                "ExecutionDoesNotExist",
+                format!("Execution Does Not Exist: '{arn}'"),
+            )
+        })
 }
 
-fn execution_mut<'a>(store: &'a mut Store, arn: &str) -> std::result::Result<&'a mut Exec, ApiError> {
+fn execution_mut<'a>(
+    store: &'a mut Store,
+    arn: &str,
+) -> std::result::Result<&'a mut Exec, ApiError> {
     execution(store, arn)?;
     Ok(store.executions.iter_mut().find(|e| e.arn == arn).unwrap())
 }
@@ -529,31 +685,59 @@ fn respond(status: u16, body: Value) -> hyper::Response<http_body_util::Full<byt
         .status(status)
         .header("content-type", "application/x-amz-json-1.0")
         .header("x-amzn-requestid", uuid())
-        .body(http_body_util::Full::new(bytes::Bytes::from(body.to_string())))
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            body.to_string(),
+        )))
         .expect("a response")
 }
 
 async fn serve_one(
     server: Arc<Server>,
     req: hyper::Request<hyper::body::Incoming>,
-) -> std::result::Result<hyper::Response<http_body_util::Full<bytes::Bytes>>, std::convert::Infallible> {
-    let target = req.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).map(str::to_string);
+) -> std::result::Result<
+    hyper::Response<http_body_util::Full<bytes::Bytes>>,
+    std::convert::Infallible,
+> {
+    let target = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let bytes = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
-        Err(e) => return Ok(respond(400, json!({"__type": "SerializationException", "message": e.to_string()}))),
+        Err(e) => {
+            return Ok(respond(
+                400,
+                json!({"__type": "SerializationException", "message": e.to_string()}),
+            ));
+        }
     };
-    let Some(op) = target.as_deref().and_then(|t| t.strip_prefix("AWSStepFunctions.")) else {
+    let Some(op) = target
+        .as_deref()
+        .and_then(|t| t.strip_prefix("AWSStepFunctions."))
+    else {
         // anything else (a browser, a health check): say what this is
         return Ok(respond(
             200,
             json!({"service": "deploy local: AWS Step Functions (JSON 1.0 protocol, X-Amz-Target: AWSStepFunctions.<Operation>)"}),
         ));
     };
-    let body: Value = if bytes.is_empty() { json!({}) } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+    let body: Value = if bytes.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+    };
     if !body.is_object() {
-        return Ok(respond(400, json!({"__type": "SerializationException", "message": "the request body is not a JSON object"})));
+        return Ok(respond(
+            400,
+            json!({"__type": "SerializationException", "message": "the request body is not a JSON object"}),
+        ));
     }
-    let result = if op == "StartSyncExecution" { server.start_sync(&body).await } else { server.handle(op, &body) };
+    let result = if op == "StartSyncExecution" {
+        server.start_sync(&body).await
+    } else {
+        server.handle(op, &body)
+    };
     let (status, out) = match result {
         Ok(mut v) => {
             // AWS leaves out members that have no value
@@ -564,7 +748,10 @@ async fn serve_one(
         }
         Err(ApiError(status, code, message)) => {
             tracing::debug!("{op}: {code}: {message}");
-            (status, json!({"__type": format!("com.amazonaws.stepfunctions#{code}"), "message": message}))
+            (
+                status,
+                json!({"__type": format!("com.amazonaws.stepfunctions#{code}"), "message": message}),
+            )
         }
     };
     tracing::debug!("{op} -> {status}");
@@ -576,23 +763,35 @@ pub async fn serve(g: &crate::cli::Global, args: LocalArgs) -> Result<()> {
     let mock_config = match &args.mock_config {
         None => None,
         Some(f) => {
-            let text = std::fs::read_to_string(f).map_err(|e| Error::user(format!("cannot read: {e}")).at(f.display().to_string()))?;
-            let v: Value = serde_json::from_str(&text)
-                .map_err(|e| Error::user(format!("not JSON: {e}")).at(format!("{}:{}", f.display(), e.line())))?;
+            let text = std::fs::read_to_string(f).map_err(|e| {
+                Error::user(format!("cannot read: {e}")).at(f.display().to_string())
+            })?;
+            let v: Value = serde_json::from_str(&text).map_err(|e| {
+                Error::user(format!("not JSON: {e}")).at(format!("{}:{}", f.display(), e.line()))
+            })?;
             if !v["StateMachines"].is_object() || !v["MockedResponses"].is_object() {
-                return Err(Error::user("a mock configuration has StateMachines and MockedResponses").at(f.display().to_string()));
+                return Err(Error::user(
+                    "a mock configuration has StateMachines and MockedResponses",
+                )
+                .at(f.display().to_string()));
             }
             Some(v)
         }
     };
     if !(args.time_scale > 0.0) {
-        return Err(Error::user("--time-scale must be above 0 (0.01 makes every Wait 100 times shorter)"));
+        return Err(Error::user(
+            "--time-scale must be above 0 (0.01 makes every Wait 100 times shorter)",
+        ));
     }
     let ctx = crate::aws::connect(&g.aws).await?;
     let (account, region) = (ctx.account_id.clone(), ctx.region.clone());
     let others = ctx.endpoint.clone().unwrap_or_else(|| "AWS".into());
-    let integrations = Integrations::new(ctx, args.http_endpoint.clone())
-        .map_err(|e| Error::new(crate::error::Class::Internal, format!("cannot load TLS roots for http:invoke: {e}")))?;
+    let integrations = Integrations::new(ctx, args.http_endpoint.clone()).map_err(|e| {
+        Error::new(
+            crate::error::Class::Internal,
+            format!("cannot load TLS roots for http:invoke: {e}"),
+        )
+    })?;
     let server = Arc::new(Server {
         store: Mutex::new(Store::default()),
         integrations: Arc::new(integrations),
@@ -602,7 +801,11 @@ pub async fn serve(g: &crate::cli::Global, args: LocalArgs) -> Result<()> {
         account,
         region,
     });
-    let loopback = args.host == "localhost" || args.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    let loopback = args.host == "localhost"
+        || args
+            .host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
     if !loopback {
         eprintln!(
             "warning: deploy local listens on {}: anyone who reaches that address can start executions, which act on the \
@@ -611,14 +814,20 @@ pub async fn serve(g: &crate::cli::Global, args: LocalArgs) -> Result<()> {
             args.host
         );
     }
-    let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port)).await.map_err(|e| {
-        Error::user(format!("cannot listen on {}:{}: {e}", args.host, args.port)).help("choose another --port (0 picks a free one)")
-    })?;
+    let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
+        .await
+        .map_err(|e| {
+            Error::user(format!("cannot listen on {}:{}: {e}", args.host, args.port))
+                .help("choose another --port (0 picks a free one)")
+        })?;
     let addr = listener.local_addr()?;
     // Whoever started us may stop reading: a closed stdout must not stop the endpoint.
     use std::io::Write;
     let mut out = std::io::stdout();
-    let _ = writeln!(out, "deploy local: Step Functions on http://{addr} (task integrations call {others})");
+    let _ = writeln!(
+        out,
+        "deploy local: Step Functions on http://{addr} (task integrations call {others})"
+    );
     let _ = writeln!(out, "export AWS_ENDPOINT_URL_SFN=http://{addr}");
     let _ = out.flush();
     loop {
@@ -636,7 +845,9 @@ pub async fn serve(g: &crate::cli::Global, args: LocalArgs) -> Result<()> {
         let server = server.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| serve_one(server.clone(), req));
-            if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), service).await
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await
             {
                 tracing::debug!("connection: {e}");
             }
@@ -660,9 +871,13 @@ mod tests {
 
     #[test]
     fn definitions_are_checked_as_aws_checks_them() {
-        assert!(check_definition(r#"{"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}"#).is_ok());
+        assert!(
+            check_definition(r#"{"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}"#)
+                .is_ok()
+        );
         let ApiError(_, code, message) =
-            check_definition(r#"{"StartAt": "B", "States": {"A": {"Type": "Pass", "End": true}}}"#).unwrap_err();
+            check_definition(r#"{"StartAt": "B", "States": {"A": {"Type": "Pass", "End": true}}}"#)
+                .unwrap_err();
         assert_eq!(code, "InvalidDefinition");
         assert!(message.contains("B"), "{message}");
         assert_eq!(check_definition("{").unwrap_err().1, "InvalidDefinition");

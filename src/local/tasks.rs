@@ -27,9 +27,19 @@ pub struct Integrations {
 
 impl Integrations {
     pub fn new(ctx: Ctx, http_endpoint: Option<String>) -> std::io::Result<Integrations> {
-        let connector = hyper_rustls::HttpsConnectorBuilder::new().with_native_roots()?.https_or_http().enable_http1().build();
-        let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector);
-        Ok(Integrations { ctx, http_endpoint, http })
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let http =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build(connector);
+        Ok(Integrations {
+            ctx,
+            http_endpoint,
+            http,
+        })
     }
 }
 
@@ -62,7 +72,12 @@ fn s<'a>(args: &'a Value, k: &str) -> Option<&'a str> {
 }
 
 fn need<'a>(args: &'a Value, k: &str, prefix: &str) -> Result<&'a str, (String, String)> {
-    s(args, k).ok_or_else(|| (format!("{prefix}.ValidationException"), format!("missing or non-string parameter {k}")))
+    s(args, k).ok_or_else(|| {
+        (
+            format!("{prefix}.ValidationException"),
+            format!("missing or non-string parameter {k}"),
+        )
+    })
 }
 
 /// An SDK error as Step Functions names it: `<Service>.<Code>` (aws-sdk integrations add
@@ -75,22 +90,38 @@ fn sdk_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt:
     match e.as_service_error() {
         Some(se) => {
             let code = se.code().unwrap_or("Unknown");
-            let code = if exception_suffix && !code.ends_with("Exception") { format!("{code}Exception") } else { code.to_string() };
-            (format!("{prefix}.{code}"), se.message().unwrap_or_default().to_string())
+            let code = if exception_suffix && !code.ends_with("Exception") {
+                format!("{code}Exception")
+            } else {
+                code.to_string()
+            };
+            (
+                format!("{prefix}.{code}"),
+                se.message().unwrap_or_default().to_string(),
+            )
         }
-        None => (format!("{prefix}.SdkClientException"), aws_smithy_types::error::display::DisplayErrorContext(e).to_string()),
+        None => (
+            format!("{prefix}.SdkClientException"),
+            aws_smithy_types::error::display::DisplayErrorContext(e).to_string(),
+        ),
     }
 }
 
 fn iso(d: &aws_smithy_types::DateTime) -> String {
-    d.fmt(aws_smithy_types::date_time::Format::DateTime).unwrap_or_default()
+    d.fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap_or_default()
 }
 
 impl Integrations {
     /// Calls the integration a Task's Resource names.
     pub async fn call(&self, resource: &str, args: &Value) -> Outcome {
-        let r = resource.strip_prefix("arn:aws:states:::").unwrap_or(resource);
-        let r = r.strip_suffix(".waitForTaskToken").or_else(|| r.strip_suffix(".sync")).unwrap_or(r);
+        let r = resource
+            .strip_prefix("arn:aws:states:::")
+            .unwrap_or(resource);
+        let r = r
+            .strip_suffix(".waitForTaskToken")
+            .or_else(|| r.strip_suffix(".sync"))
+            .unwrap_or(r);
         let c = &self.ctx;
         match r {
             "aws-sdk:iam:listAttachedUserPolicies" => {
@@ -102,8 +133,11 @@ impl Integrations {
                     .send()
                     .await
                     .map_err(|e| sdk_error("Iam", true, &e))?;
-                let policies: Vec<Value> =
-                    o.attached_policies().iter().map(|p| json!({"PolicyName": p.policy_name(), "PolicyArn": p.policy_arn()})).collect();
+                let policies: Vec<Value> = o
+                    .attached_policies()
+                    .iter()
+                    .map(|p| json!({"PolicyName": p.policy_name(), "PolicyArn": p.policy_arn()}))
+                    .collect();
                 Ok(json!({"AttachedPolicies": policies, "IsTruncated": o.is_truncated()}))
             }
             "aws-sdk:iam:attachUserPolicy" => {
@@ -154,7 +188,12 @@ impl Integrations {
                 // a non-string Message is sent as its JSON text, as Step Functions does
                 let message = match &args["Message"] {
                     Value::String(m) => m.clone(),
-                    Value::Null => return Err(("SNS.InvalidParameterException".into(), "Message is required".into())),
+                    Value::Null => {
+                        return Err((
+                            "SNS.InvalidParameterException".into(),
+                            "Message is required".into(),
+                        ));
+                    }
                     other => other.to_string(),
                 };
                 let o = c
@@ -215,7 +254,10 @@ impl Integrations {
                 Ok(Value::Object(out))
             }
             "dynamodb:updateItem" | "aws-sdk:dynamodb:updateItem" => {
-                let attrs = |k: &str| -> Result<Option<HashMap<String, AttributeValue>>, (String, String)> {
+                let attrs = |k: &str| -> Result<
+                    Option<HashMap<String, AttributeValue>>,
+                    (String, String),
+                > {
                     match args.get(k) {
                         None | Some(Value::Null) => Ok(None),
                         Some(Value::Object(m)) => m
@@ -224,12 +266,17 @@ impl Integrations {
                             .collect::<Result<_, _>>()
                             .map(Some)
                             .map_err(|m| ("DynamoDB.ValidationException".into(), m)),
-                        Some(_) => Err(("DynamoDB.ValidationException".into(), format!("{k} must be an object"))),
+                        Some(_) => Err((
+                            "DynamoDB.ValidationException".into(),
+                            format!("{k} must be an object"),
+                        )),
                     }
                 };
-                let names = args["ExpressionAttributeNames"]
-                    .as_object()
-                    .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect());
+                let names = args["ExpressionAttributeNames"].as_object().map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                        .collect()
+                });
                 let o = c
                     .dynamodb
                     .update_item()
@@ -245,7 +292,14 @@ impl Integrations {
                     .map_err(|e| sdk_error("DynamoDB", false, &e))?;
                 let mut out = Map::new();
                 if let Some(a) = o.attributes() {
-                    out.insert("Attributes".into(), Value::Object(a.iter().map(|(k, v)| (k.clone(), from_attribute(v))).collect()));
+                    out.insert(
+                        "Attributes".into(),
+                        Value::Object(
+                            a.iter()
+                                .map(|(k, v)| (k.clone(), from_attribute(v)))
+                                .collect(),
+                        ),
+                    );
                 }
                 Ok(Value::Object(out))
             }
@@ -266,14 +320,23 @@ impl Integrations {
                     .send()
                     .await
                     .map_err(|e| sdk_error("Lambda", false, &e))?;
-                let text = o.payload().map(|p| String::from_utf8_lossy(p.as_ref()).to_string()).unwrap_or_default();
-                let payload: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
+                let text = o
+                    .payload()
+                    .map(|p| String::from_utf8_lossy(p.as_ref()).to_string())
+                    .unwrap_or_default();
+                let payload: Value =
+                    serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
                 if o.function_error().is_some() {
-                    let error = payload["errorType"].as_str().unwrap_or("Lambda.Unknown").to_string();
+                    let error = payload["errorType"]
+                        .as_str()
+                        .unwrap_or("Lambda.Unknown")
+                        .to_string();
                     return Err((error, text));
                 }
-                Ok(json!({"ExecutedVersion": o.executed_version(), "Payload": payload, "StatusCode": o.status_code(),
-                          "SdkHttpMetadata": {"HttpStatusCode": o.status_code()}}))
+                Ok(
+                    json!({"ExecutedVersion": o.executed_version(), "Payload": payload, "StatusCode": o.status_code(),
+                          "SdkHttpMetadata": {"HttpStatusCode": o.status_code()}}),
+                )
             }
             "http:invoke" => self.http_invoke(args).await,
             other => Err((
@@ -290,32 +353,71 @@ impl Integrations {
         let endpoint = need(args, "ApiEndpoint", "States.Http")?;
         let mut url = match &self.http_endpoint {
             Some(base) => {
-                let path = endpoint.split_once("://").map(|(_, rest)| rest.find('/').map(|i| &rest[i..]).unwrap_or("")).unwrap_or(endpoint);
+                let path = endpoint
+                    .split_once("://")
+                    .map(|(_, rest)| rest.find('/').map(|i| &rest[i..]).unwrap_or(""))
+                    .unwrap_or(endpoint);
                 format!("{}{}", base.trim_end_matches('/'), path)
             }
             None => endpoint.to_string(),
         };
-        if let Some(q) = args["QueryParameters"].as_object().filter(|q| !q.is_empty()) {
-            let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
+        if let Some(q) = args["QueryParameters"]
+            .as_object()
+            .filter(|q| !q.is_empty())
+        {
+            let enc = |s: &str| {
+                percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC)
+                    .to_string()
+            };
             let pairs: Vec<String> = q
                 .iter()
-                .map(|(k, v)| format!("{}={}", enc(k), enc(&v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))))
+                .map(|(k, v)| {
+                    format!(
+                        "{}={}",
+                        enc(k),
+                        enc(&v
+                            .as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string()))
+                    )
+                })
                 .collect();
             url.push(if url.contains('?') { '&' } else { '?' });
             url.push_str(&pairs.join("&"));
         }
         // The connection must exist, as it must on AWS.
-        let connection = args["InvocationConfig"]["ConnectionArn"].as_str().or(args["Authentication"]["ConnectionArn"].as_str());
+        let connection = args["InvocationConfig"]["ConnectionArn"]
+            .as_str()
+            .or(args["Authentication"]["ConnectionArn"].as_str());
         if let Some(arn) = connection {
-            let name = arn.rsplit('/').nth(1).or_else(|| arn.rsplit('/').next()).unwrap_or(arn);
-            if let Err(e) = self.ctx.events.describe_connection().name(name).send().await {
-                return Err(("States.Http.ConnectionNotFound".into(), format!("connection {arn}: {}", e.message().unwrap_or("not found"))));
+            let name = arn
+                .rsplit('/')
+                .nth(1)
+                .or_else(|| arn.rsplit('/').next())
+                .unwrap_or(arn);
+            if let Err(e) = self
+                .ctx
+                .events
+                .describe_connection()
+                .name(name)
+                .send()
+                .await
+            {
+                return Err((
+                    "States.Http.ConnectionNotFound".into(),
+                    format!("connection {arn}: {}", e.message().unwrap_or("not found")),
+                ));
             }
         }
         let method = args["Method"].as_str().unwrap_or("GET").to_uppercase();
         let mut req = hyper::Request::builder().method(method.as_str()).uri(&url);
         for (k, v) in args["Headers"].as_object().into_iter().flatten() {
-            req = req.header(k.as_str(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+            req = req.header(
+                k.as_str(),
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string()),
+            );
         }
         let body = match &args["RequestBody"] {
             Value::Null => Vec::new(),
@@ -325,23 +427,42 @@ impl Integrations {
                 other.to_string().into_bytes()
             }
         };
-        let req = req.body(http_body_util::Full::new(bytes::Bytes::from(body))).map_err(|e| socket(format!("{url}: {e}")))?;
+        let req = req
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .map_err(|e| socket(format!("{url}: {e}")))?;
         let resp = tokio::time::timeout(std::time::Duration::from_secs(60), self.http.request(req))
             .await
             .map_err(|_| socket(format!("{url}: no answer within 60 s")))?
-            .map_err(|e| socket(format!("{url}: {}", aws_smithy_types::error::display::DisplayErrorContext(&e))))?;
+            .map_err(|e| {
+                socket(format!(
+                    "{url}: {}",
+                    aws_smithy_types::error::display::DisplayErrorContext(&e)
+                ))
+            })?;
         let status = resp.status();
         let mut headers = Map::new();
         for (k, v) in resp.headers() {
-            let e = headers.entry(k.as_str().to_string()).or_insert_with(|| json!([]));
-            e.as_array_mut().unwrap().push(json!(v.to_str().unwrap_or_default()));
+            let e = headers
+                .entry(k.as_str().to_string())
+                .or_insert_with(|| json!([]));
+            e.as_array_mut()
+                .unwrap()
+                .push(json!(v.to_str().unwrap_or_default()));
         }
-        let bytes = resp.into_body().collect().await.map_err(|e| socket(format!("{url}: {e}")))?.to_bytes();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| socket(format!("{url}: {e}")))?
+            .to_bytes();
         let text = String::from_utf8_lossy(&bytes).to_string();
         let body = serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text.clone()));
         let out = json!({"Headers": headers, "ResponseBody": body, "StatusCode": status.as_u16(), "StatusText": status.canonical_reason().unwrap_or("")});
         if !status.is_success() {
-            return Err((format!("States.Http.StatusCode.{}", status.as_u16()), out.to_string()));
+            return Err((
+                format!("States.Http.StatusCode.{}", status.as_u16()),
+                out.to_string(),
+            ));
         }
         Ok(out)
     }
@@ -349,10 +470,18 @@ impl Integrations {
 
 /// DynamoDB's JSON form of a value (`{"S": "x"}`, `{"N": "1"}`, ...) to the SDK's.
 fn to_attribute(v: &Value) -> Result<AttributeValue, String> {
-    let m = v.as_object().filter(|m| m.len() == 1).ok_or_else(|| format!("not a DynamoDB attribute value: {v}"))?;
+    let m = v
+        .as_object()
+        .filter(|m| m.len() == 1)
+        .ok_or_else(|| format!("not a DynamoDB attribute value: {v}"))?;
     let (t, x) = m.iter().next().unwrap();
-    let strings =
-        |x: &Value| -> Vec<String> { x.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_string)).collect() };
+    let strings = |x: &Value| -> Vec<String> {
+        x.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(str::to_string))
+            .collect()
+    };
     Ok(match (t.as_str(), x) {
         ("S", Value::String(s)) => AttributeValue::S(s.clone()),
         ("N", Value::String(s)) => AttributeValue::N(s.clone()),
@@ -361,10 +490,14 @@ fn to_attribute(v: &Value) -> Result<AttributeValue, String> {
         ("NULL", _) => AttributeValue::Null(true),
         ("SS", _) => AttributeValue::Ss(strings(x)),
         ("NS", _) => AttributeValue::Ns(strings(x)),
-        ("L", Value::Array(a)) => AttributeValue::L(a.iter().map(to_attribute).collect::<Result<_, _>>()?),
-        ("M", Value::Object(o)) => {
-            AttributeValue::M(o.iter().map(|(k, v)| to_attribute(v).map(|a| (k.clone(), a))).collect::<Result<_, _>>()?)
+        ("L", Value::Array(a)) => {
+            AttributeValue::L(a.iter().map(to_attribute).collect::<Result<_, _>>()?)
         }
+        ("M", Value::Object(o)) => AttributeValue::M(
+            o.iter()
+                .map(|(k, v)| to_attribute(v).map(|a| (k.clone(), a)))
+                .collect::<Result<_, _>>()?,
+        ),
         _ => return Err(format!("unsupported DynamoDB attribute value: {v}")),
     })
 }
@@ -378,7 +511,9 @@ fn from_attribute(a: &AttributeValue) -> Value {
         AttributeValue::Ss(v) => json!({"SS": v}),
         AttributeValue::Ns(v) => json!({"NS": v}),
         AttributeValue::L(l) => json!({"L": l.iter().map(from_attribute).collect::<Vec<_>>()}),
-        AttributeValue::M(m) => json!({"M": m.iter().map(|(k, v)| (k.clone(), from_attribute(v))).collect::<Map<_, _>>()}),
+        AttributeValue::M(m) => {
+            json!({"M": m.iter().map(|(k, v)| (k.clone(), from_attribute(v))).collect::<Map<_, _>>()})
+        }
         _ => Value::Null,
     }
 }

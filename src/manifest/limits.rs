@@ -31,12 +31,48 @@ fn repository(c: char) -> bool {
 }
 
 const NAMES: &[NameRule] = &[
-    NameRule { kind: "iam_role", what: "IAM role names", max: 64, allowed: iam, chars: "letters, digits and +=,.@_-" },
-    NameRule { kind: "iam_user", what: "IAM user names", max: 64, allowed: iam, chars: "letters, digits and +=,.@_-" },
-    NameRule { kind: "iam_group", what: "IAM group names", max: 128, allowed: iam, chars: "letters, digits and +=,.@_-" },
-    NameRule { kind: "iam_policy", what: "IAM policy names", max: 128, allowed: iam, chars: "letters, digits and +=,.@_-" },
-    NameRule { kind: "sfn_state_machine", what: "state machine names", max: 80, allowed: word, chars: "letters, digits, - and _" },
-    NameRule { kind: "events_rule", what: "EventBridge rule names", max: 64, allowed: rule_name, chars: "letters, digits, ., - and _" },
+    NameRule {
+        kind: "iam_role",
+        what: "IAM role names",
+        max: 64,
+        allowed: iam,
+        chars: "letters, digits and +=,.@_-",
+    },
+    NameRule {
+        kind: "iam_user",
+        what: "IAM user names",
+        max: 64,
+        allowed: iam,
+        chars: "letters, digits and +=,.@_-",
+    },
+    NameRule {
+        kind: "iam_group",
+        what: "IAM group names",
+        max: 128,
+        allowed: iam,
+        chars: "letters, digits and +=,.@_-",
+    },
+    NameRule {
+        kind: "iam_policy",
+        what: "IAM policy names",
+        max: 128,
+        allowed: iam,
+        chars: "letters, digits and +=,.@_-",
+    },
+    NameRule {
+        kind: "sfn_state_machine",
+        what: "state machine names",
+        max: 80,
+        allowed: word,
+        chars: "letters, digits, - and _",
+    },
+    NameRule {
+        kind: "events_rule",
+        what: "EventBridge rule names",
+        max: 64,
+        allowed: rule_name,
+        chars: "letters, digits, ., - and _",
+    },
     NameRule {
         kind: "events_connection",
         what: "EventBridge connection names",
@@ -44,10 +80,34 @@ const NAMES: &[NameRule] = &[
         allowed: rule_name,
         chars: "letters, digits, ., - and _",
     },
-    NameRule { kind: "sns_topic", what: "SNS topic names", max: 256, allowed: word, chars: "letters, digits, - and _" },
-    NameRule { kind: "sqs_queue", what: "SQS queue names", max: 80, allowed: word, chars: "letters, digits, - and _" },
-    NameRule { kind: "dynamodb_table", what: "DynamoDB table names", max: 255, allowed: rule_name, chars: "letters, digits, ., - and _" },
-    NameRule { kind: "logs_log_group", what: "log group names", max: 512, allowed: log_group, chars: "letters, digits and _-/.#" },
+    NameRule {
+        kind: "sns_topic",
+        what: "SNS topic names",
+        max: 256,
+        allowed: word,
+        chars: "letters, digits, - and _",
+    },
+    NameRule {
+        kind: "sqs_queue",
+        what: "SQS queue names",
+        max: 80,
+        allowed: word,
+        chars: "letters, digits, - and _",
+    },
+    NameRule {
+        kind: "dynamodb_table",
+        what: "DynamoDB table names",
+        max: 255,
+        allowed: rule_name,
+        chars: "letters, digits, ., - and _",
+    },
+    NameRule {
+        kind: "logs_log_group",
+        what: "log group names",
+        max: 512,
+        allowed: log_group,
+        chars: "letters, digits and _-/.#",
+    },
     NameRule {
         kind: "ecr_repository",
         what: "ECR repository names",
@@ -55,8 +115,20 @@ const NAMES: &[NameRule] = &[
         allowed: repository,
         chars: "lowercase letters, digits and ._/-",
     },
-    NameRule { kind: "lambda_function", what: "Lambda function names", max: 64, allowed: word, chars: "letters, digits, - and _" },
-    NameRule { kind: "pipes_pipe", what: "pipe names", max: 64, allowed: rule_name, chars: "letters, digits, ., - and _" },
+    NameRule {
+        kind: "lambda_function",
+        what: "Lambda function names",
+        max: 64,
+        allowed: word,
+        chars: "letters, digits, - and _",
+    },
+    NameRule {
+        kind: "pipes_pipe",
+        what: "pipe names",
+        max: 64,
+        allowed: rule_name,
+        chars: "letters, digits, ., - and _",
+    },
 ];
 
 /// Every rule `attrs` (resolved, env prefix included) breaks, as messages that name the value
@@ -64,8 +136,13 @@ const NAMES: &[NameRule] = &[
 pub fn check(kind: &str, attrs: &Value, env: &str) -> Vec<String> {
     let mut out = Vec::new();
     // values known only after apply, and placeholders for unset variables, wait until known
-    let known = |v: &Value| v.as_str().filter(|s| !s.contains(super::refs::UNKNOWN_PREFIX) && !s.contains("(unset: ")).map(str::to_string);
-    if let (Some(rule), Some(name)) = (NAMES.iter().find(|r| r.kind == kind), known(&attrs["name"])) {
+    let known = |v: &Value| {
+        v.as_str()
+            .filter(|s| !s.contains(super::refs::UNKNOWN_PREFIX) && !s.contains("(unset: "))
+            .map(str::to_string)
+    };
+    if let (Some(rule), Some(name)) = (NAMES.iter().find(|r| r.kind == kind), known(&attrs["name"]))
+    {
         name_rule(rule, &name, env, &mut out);
     }
     if kind == "s3_bucket" {
@@ -89,19 +166,32 @@ pub fn check(kind: &str, attrs: &Value, env: &str) -> Vec<String> {
             ("receive_wait_time_seconds", 20, 0),
         ] {
             if let Some(v) = attrs[attr].as_u64().filter(|v| *v > max || *v < min) {
-                out.push(format!("{attr} {v} is outside SQS's range ({min} to {max})"));
+                out.push(format!(
+                    "{attr} {v} is outside SQS's range ({min} to {max})"
+                ));
             }
         }
     }
     if kind == "dynamodb_table" {
         if !matches!(attrs["hash_key_type"].as_str(), Some("S" | "N" | "B")) {
-            out.push(format!("hash_key_type {} is not S, N or B (DynamoDB's key types)", attrs["hash_key_type"]));
+            out.push(format!(
+                "hash_key_type {} is not S, N or B (DynamoDB's key types)",
+                attrs["hash_key_type"]
+            ));
         }
         if let Some(k) = known(&attrs["hash_key"]).filter(|k| k.is_empty() || k.len() > 255) {
-            out.push(format!("hash_key {k:?}: DynamoDB key names are 1 to 255 bytes"));
+            out.push(format!(
+                "hash_key {k:?}: DynamoDB key names are 1 to 255 bytes"
+            ));
         }
-        if !matches!(attrs["billing_mode"].as_str(), Some("PAY_PER_REQUEST" | "PROVISIONED")) {
-            out.push(format!("billing_mode {} is not PAY_PER_REQUEST or PROVISIONED", attrs["billing_mode"]));
+        if !matches!(
+            attrs["billing_mode"].as_str(),
+            Some("PAY_PER_REQUEST" | "PROVISIONED")
+        ) {
+            out.push(format!(
+                "billing_mode {} is not PAY_PER_REQUEST or PROVISIONED",
+                attrs["billing_mode"]
+            ));
         }
     }
     if kind == "iam_policy" {
@@ -109,10 +199,17 @@ pub fn check(kind: &str, attrs: &Value, env: &str) -> Vec<String> {
             policy(statements, &mut out);
         }
     }
-    if kind == "sns_subscription" && attrs["protocol"].as_str().is_some_and(|p| p.starts_with("email")) {
+    if kind == "sns_subscription"
+        && attrs["protocol"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("email"))
+    {
         if let Some(to) = known(&attrs["endpoint"]) {
             if !is_email(&to) {
-                out.push(format!("endpoint {to:?} is not an email address (protocol {})", attrs["protocol"].as_str().unwrap_or_default()));
+                out.push(format!(
+                    "endpoint {to:?} is not an email address (protocol {})",
+                    attrs["protocol"].as_str().unwrap_or_default()
+                ));
             }
         }
     }
@@ -126,7 +223,9 @@ fn env_advice(name: &str, max: usize, env: &str) -> String {
     let base = name.len() - env.len() - 1; // the name without "<env>-"
     let room = max as i64 - base as i64 - 1;
     if room >= 1 {
-        format!(" (with env `{env}`: an env of at most {room} characters fits, or shorten the name)")
+        format!(
+            " (with env `{env}`: an env of at most {room} characters fits, or shorten the name)"
+        )
     } else {
         format!(" (the name is too long even without env `{env}`)")
     }
@@ -143,35 +242,61 @@ fn name_rule(r: &NameRule, name: &str, env: &str, out: &mut Vec<String>) {
         ));
     }
     if let Some(c) = name.chars().find(|c| !(r.allowed)(*c)) {
-        out.push(format!("name {name:?} has {c:?}; {} take only {}", r.what, r.chars));
+        out.push(format!(
+            "name {name:?} has {c:?}; {} take only {}",
+            r.what, r.chars
+        ));
     }
 }
 
 fn bucket_name(name: &str, env: &str, out: &mut Vec<String>) {
     let rule = "S3 bucket names are 3 to 63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit";
-    let chars_ok = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
-    let ends_ok = name.starts_with(|c: char| c.is_ascii_alphanumeric()) && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    let chars_ok = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
+    let ends_ok = name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
     if !(3..=63).contains(&name.len()) {
-        out.push(format!("bucket name {name:?} has {} characters; {rule}{}", name.len(), env_advice(name, 63, env)));
-    } else if !chars_ok || !ends_ok || name.contains("..") || name.parse::<std::net::Ipv4Addr>().is_ok() || name.starts_with("xn--") {
+        out.push(format!(
+            "bucket name {name:?} has {} characters; {rule}{}",
+            name.len(),
+            env_advice(name, 63, env)
+        ));
+    } else if !chars_ok
+        || !ends_ok
+        || name.contains("..")
+        || name.parse::<std::net::Ipv4Addr>().is_ok()
+        || name.starts_with("xn--")
+    {
         out.push(format!("bucket name {name:?}: {rule}, with no two dots in a row, not shaped like an IP address, not starting with xn--"));
     }
 }
 
 fn tag_rules(tags: &serde_json::Map<String, Value>, out: &mut Vec<String>) {
     if tags.len() > 50 {
-        out.push(format!("{} tags (the stack's, deploy's and the resource's); AWS allows 50 per resource", tags.len()));
+        out.push(format!(
+            "{} tags (the stack's, deploy's and the resource's); AWS allows 50 per resource",
+            tags.len()
+        ));
     }
     for (k, v) in tags {
         let v = v.as_str().unwrap_or_default();
         if k.is_empty() || k.chars().count() > 128 {
-            out.push(format!("tag key {k:?} has {} characters; tag keys are 1 to 128", k.chars().count()));
+            out.push(format!(
+                "tag key {k:?} has {} characters; tag keys are 1 to 128",
+                k.chars().count()
+            ));
         }
         if v.chars().count() > 256 {
-            out.push(format!("tag {k:?} has a value of {} characters; tag values are at most 256", v.chars().count()));
+            out.push(format!(
+                "tag {k:?} has a value of {} characters; tag values are at most 256",
+                v.chars().count()
+            ));
         }
         if k.to_ascii_lowercase().starts_with("aws:") {
-            out.push(format!("tag key {k:?}: the aws: prefix is reserved for AWS"));
+            out.push(format!(
+                "tag key {k:?}: the aws: prefix is reserved for AWS"
+            ));
         }
     }
 }
@@ -187,21 +312,47 @@ fn policy(statements: &[Value], out: &mut Vec<String>) {
     }
     for (i, st) in statements.iter().enumerate() {
         let at = format!("statement {}", i + 1);
-        const KEYS: &[&str] = &["Sid", "Effect", "Action", "NotAction", "Resource", "NotResource", "Condition", "Principal", "NotPrincipal"];
-        for k in st.as_object().into_iter().flat_map(|o| o.keys()).filter(|k| !KEYS.contains(&k.as_str())) {
-            let known = KEYS.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
-            out.push(format!("{at}: unknown field `{k}`, expected one of {known}"));
+        const KEYS: &[&str] = &[
+            "Sid",
+            "Effect",
+            "Action",
+            "NotAction",
+            "Resource",
+            "NotResource",
+            "Condition",
+            "Principal",
+            "NotPrincipal",
+        ];
+        for k in st
+            .as_object()
+            .into_iter()
+            .flat_map(|o| o.keys())
+            .filter(|k| !KEYS.contains(&k.as_str()))
+        {
+            let known = KEYS
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            out.push(format!(
+                "{at}: unknown field `{k}`, expected one of {known}"
+            ));
         }
         match st["Effect"].as_str() {
             Some("Allow" | "Deny") => {}
-            other => {
-                out.push(format!("{at}: Effect is {}, not Allow or Deny", other.map(|e| format!("{e:?}")).unwrap_or("missing".into())))
-            }
+            other => out.push(format!(
+                "{at}: Effect is {}, not Allow or Deny",
+                other.map(|e| format!("{e:?}")).unwrap_or("missing".into())
+            )),
         }
         let list = |k: &str| -> Option<Vec<String>> {
             match &st[k] {
                 Value::String(s) => Some(vec![s.clone()]),
-                Value::Array(a) => Some(a.iter().map(|v| v.as_str().unwrap_or("").to_string()).collect()),
+                Value::Array(a) => Some(
+                    a.iter()
+                        .map(|v| v.as_str().unwrap_or("").to_string())
+                        .collect(),
+                ),
                 _ => None,
             }
         };
@@ -216,7 +367,10 @@ fn policy(statements: &[Value], out: &mut Vec<String>) {
         match list("Resource").or_else(|| list("NotResource")) {
             None => out.push(format!("{at}: no Resource (or NotResource)")),
             Some(resources) => {
-                for r in resources.iter().filter(|r| !r.contains(super::refs::UNKNOWN_PREFIX) && !arn_pattern(r)) {
+                for r in resources
+                    .iter()
+                    .filter(|r| !r.contains(super::refs::UNKNOWN_PREFIX) && !arn_pattern(r))
+                {
                     out.push(format!("{at}: resource {r:?} is neither * nor an ARN (arn:partition:service:region:account:resource)"));
                 }
             }
@@ -228,11 +382,17 @@ fn action_pattern(a: &str) -> bool {
     if a == "*" {
         return true;
     }
-    let Some((service, action)) = a.split_once(':') else { return false };
+    let Some((service, action)) = a.split_once(':') else {
+        return false;
+    };
     !service.is_empty()
-        && service.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && service
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !action.is_empty()
-        && action.chars().all(|c| c.is_ascii_alphanumeric() || c == '*' || c == '?')
+        && action
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '*' || c == '?')
 }
 
 fn arn_pattern(r: &str) -> bool {
@@ -241,14 +401,29 @@ fn arn_pattern(r: &str) -> bool {
 
 /// `rate(5 minutes)` or `cron(0 12 * * ? *)`, as EventBridge reads them.
 pub fn schedule(e: &str) -> Result<(), String> {
-    let bad = |why: &str| Err(format!("schedule_expression {e:?} {why}; write rate(5 minutes) or cron(0 12 * * ? *)"));
+    let bad = |why: &str| {
+        Err(format!(
+            "schedule_expression {e:?} {why}; write rate(5 minutes) or cron(0 12 * * ? *)"
+        ))
+    };
     if let Some(body) = e.strip_prefix("rate(").and_then(|r| r.strip_suffix(')')) {
         let mut parts = body.split_whitespace();
-        let (Some(n), Some(unit), None) = (parts.next(), parts.next(), parts.next()) else { return bad("needs a number and a unit") };
-        let Ok(n) = n.parse::<u64>() else { return bad("needs a whole number") };
-        let units: &[&str] = if n == 1 { &["minute", "hour", "day"] } else { &["minutes", "hours", "days"] };
+        let (Some(n), Some(unit), None) = (parts.next(), parts.next(), parts.next()) else {
+            return bad("needs a number and a unit");
+        };
+        let Ok(n) = n.parse::<u64>() else {
+            return bad("needs a whole number");
+        };
+        let units: &[&str] = if n == 1 {
+            &["minute", "hour", "day"]
+        } else {
+            &["minutes", "hours", "days"]
+        };
         if n == 0 || !units.contains(&unit) {
-            return bad(&format!("needs a positive number and one of {}", units.join(", ")));
+            return bad(&format!(
+                "needs a positive number and one of {}",
+                units.join(", ")
+            ));
         }
         return Ok(());
     }
@@ -269,8 +444,14 @@ pub fn schedule(e: &str) -> Result<(), String> {
 }
 
 fn is_email(s: &str) -> bool {
-    let Some((user, domain)) = s.split_once('@') else { return false };
-    !user.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && !s.contains(char::is_whitespace)
+    let Some((user, domain)) = s.split_once('@') else {
+        return false;
+    };
+    !user.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !s.contains(char::is_whitespace)
 }
 
 #[cfg(test)]
@@ -288,24 +469,71 @@ mod tests {
                 "name \"rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr\" has 80 characters; IAM role names take 1 to 64"
             ]
         );
-        let e = check("iam_role", &json!({"name": format!("pr-12345-{}", "r".repeat(60))}), "pr-12345");
-        assert!(e[0].contains("(with env `pr-12345`: an env of at most 3 characters fits, or shorten the name)"), "{e:?}");
-        assert!(check("sfn_state_machine", &json!({"name": "a b"}), "default")[0].contains("has ' '"));
-        assert!(check("s3_bucket", &json!({"name": "My_Bucket"}), "default")[0].contains("lowercase"));
-        assert!(check("s3_bucket", &json!({"name": "192.168.1.1"}), "default")[0].contains("IP address"));
+        let e = check(
+            "iam_role",
+            &json!({"name": format!("pr-12345-{}", "r".repeat(60))}),
+            "pr-12345",
+        );
+        assert!(
+            e[0].contains(
+                "(with env `pr-12345`: an env of at most 3 characters fits, or shorten the name)"
+            ),
+            "{e:?}"
+        );
+        assert!(
+            check("sfn_state_machine", &json!({"name": "a b"}), "default")[0].contains("has ' '")
+        );
+        assert!(
+            check("s3_bucket", &json!({"name": "My_Bucket"}), "default")[0].contains("lowercase")
+        );
+        assert!(
+            check("s3_bucket", &json!({"name": "192.168.1.1"}), "default")[0]
+                .contains("IP address")
+        );
         assert!(check("s3_bucket", &json!({"name": "ok-bucket.name"}), "default").is_empty());
-        let many: serde_json::Map<String, Value> = (0..60).map(|i| (format!("k{i}"), json!("v"))).collect();
-        assert!(check("iam_role", &json!({"name": "r", "tags": many}), "default")[0].contains("60 tags"));
-        let e = check("iam_role", &json!({"name": "r", "tags": {"aws:x": "1", "k": "v".repeat(300)}}), "default");
+        let many: serde_json::Map<String, Value> =
+            (0..60).map(|i| (format!("k{i}"), json!("v"))).collect();
+        assert!(
+            check("iam_role", &json!({"name": "r", "tags": many}), "default")[0]
+                .contains("60 tags")
+        );
+        let e = check(
+            "iam_role",
+            &json!({"name": "r", "tags": {"aws:x": "1", "k": "v".repeat(300)}}),
+            "default",
+        );
         assert_eq!(e.len(), 2, "{e:?}");
-        assert!(schedule("rate(5 minutes)").is_ok() && schedule("rate(1 hour)").is_ok() && schedule("cron(0 12 * * ? *)").is_ok());
-        for bad in ["every 5 minutes", "rate(5 minute)", "rate(0 minutes)", "cron(0 12 * * *)", "cron(0 12 1 * MON *)"] {
+        assert!(
+            schedule("rate(5 minutes)").is_ok()
+                && schedule("rate(1 hour)").is_ok()
+                && schedule("cron(0 12 * * ? *)").is_ok()
+        );
+        for bad in [
+            "every 5 minutes",
+            "rate(5 minute)",
+            "rate(0 minutes)",
+            "cron(0 12 * * *)",
+            "cron(0 12 1 * MON *)",
+        ] {
             assert!(schedule(bad).is_err(), "{bad}");
         }
         assert!(
-            check("sns_subscription", &json!({"protocol": "email", "endpoint": "not-an-email"}), "default")[0].contains("not an email")
+            check(
+                "sns_subscription",
+                &json!({"protocol": "email", "endpoint": "not-an-email"}),
+                "default"
+            )[0]
+            .contains("not an email")
         );
-        assert!(check("iam_role", &json!({"name": "(known after apply: x.name)"}), "default").is_empty(), "unknown values wait");
+        assert!(
+            check(
+                "iam_role",
+                &json!({"name": "(known after apply: x.name)"}),
+                "default"
+            )
+            .is_empty(),
+            "unknown values wait"
+        );
         let table = |t: &str| {
             check(
                 "dynamodb_table",
@@ -314,12 +542,32 @@ mod tests {
             )
         };
         assert!(table("S").is_empty() && table("X")[0].contains("not S, N or B"));
-        let st = |v: Value| check("iam_policy", &json!({"name": "p", "statement": [v]}), "default");
+        let st = |v: Value| {
+            check(
+                "iam_policy",
+                &json!({"name": "p", "statement": [v]}),
+                "default",
+            )
+        };
         assert!(st(json!({"Effect": "Allow", "Action": ["states:StartExecution", "s3:Get*"], "Resource": "arn:aws:s3:::b/*"})).is_empty());
-        assert!(st(json!({"Effect": "Permit", "Action": "s3:GetObject", "Resource": "*"}))[0].contains("Effect is \"Permit\""));
-        assert!(st(json!({"Effect": "Allow", "Action": "StartExecution", "Resource": "*"}))[0].contains("is not service:Action"));
-        assert!(st(json!({"Effect": "Allow", "Action": "s3:GetObject", "Resource": "my-bucket"}))[0].contains("neither * nor an ARN"));
-        let huge: Vec<String> = (0..400).map(|i| format!("s3:GetObjectVersion{i}")).collect();
-        assert!(st(json!({"Effect": "Allow", "Action": huge, "Resource": "*"}))[0].contains("managed policies allow 6,144"));
+        assert!(
+            st(json!({"Effect": "Permit", "Action": "s3:GetObject", "Resource": "*"}))[0]
+                .contains("Effect is \"Permit\"")
+        );
+        assert!(
+            st(json!({"Effect": "Allow", "Action": "StartExecution", "Resource": "*"}))[0]
+                .contains("is not service:Action")
+        );
+        assert!(
+            st(json!({"Effect": "Allow", "Action": "s3:GetObject", "Resource": "my-bucket"}))[0]
+                .contains("neither * nor an ARN")
+        );
+        let huge: Vec<String> = (0..400)
+            .map(|i| format!("s3:GetObjectVersion{i}"))
+            .collect();
+        assert!(
+            st(json!({"Effect": "Allow", "Action": huge, "Resource": "*"}))[0]
+                .contains("managed policies allow 6,144")
+        );
     }
 }

@@ -12,9 +12,9 @@ use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::resources::{self, DynKind, Tags};
 use refs::{MapScope, Ref, Scope};
-use spans::Spans;
 use serde::Deserialize;
 use serde_json::Value;
+use spans::Spans;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 pub use vars::VarInputs;
@@ -32,15 +32,19 @@ impl Project {
     pub fn discover(explicit: Option<PathBuf>) -> Result<Project> {
         if let Some(root) = explicit {
             if !root.join("stacks").is_dir() {
-                return Err(Error::user(format!("{} has no stacks/ folder", root.display()))
-                    .help("pass the folder that holds stacks/ and templates/"));
+                return Err(
+                    Error::user(format!("{} has no stacks/ folder", root.display()))
+                        .help("pass the folder that holds stacks/ and templates/"),
+                );
             }
             return Ok(Project { root });
         }
         let cwd = std::env::current_dir()?;
         for dir in cwd.ancestors() {
             if dir.join("stacks").is_dir() {
-                return Ok(Project { root: dir.to_path_buf() });
+                return Ok(Project {
+                    root: dir.to_path_buf(),
+                });
             }
         }
         Err(Error::user(format!("no stacks/ folder in {} or above it", cwd.display()))
@@ -59,7 +63,10 @@ impl Project {
     }
 
     fn rel(&self, p: &Path) -> String {
-        p.strip_prefix(&self.root).unwrap_or(p).display().to_string()
+        p.strip_prefix(&self.root)
+            .unwrap_or(p)
+            .display()
+            .to_string()
     }
 
     pub fn load(&self, name: &str, inputs: &VarInputs, env: &str) -> Result<Stack> {
@@ -67,22 +74,36 @@ impl Project {
         if !file.is_file() {
             let known = self.stack_names()?;
             return Err(Error::user(format!("unknown stack `{name}`"))
-                .help(format!("stacks in {}: {}", self.rel(&self.root.join("stacks")), known.join(", ")))
+                .help(format!(
+                    "stacks in {}: {}",
+                    self.rel(&self.root.join("stacks")),
+                    known.join(", ")
+                ))
                 .suggest(name, known.iter().map(String::as_str)));
         }
         check_env(env)?;
         let src = read_text(&file, &self.rel(&file))?;
-        Stack::parse(name, &self.rel(&file), &src, inputs, env, &self.root.join("templates"))
+        Stack::parse(
+            name,
+            &self.rel(&file),
+            &src,
+            inputs,
+            env,
+            &self.root.join("templates"),
+        )
     }
 }
 
 /// A text file of the project: not UTF-8 is bad input that names the file.
 pub fn read_text(path: &Path, shown: &str) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|e| Error::user(format!("cannot read it: {e}")).at(shown.to_string()))?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| Error::user(format!("cannot read it: {e}")).at(shown.to_string()))?;
     String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         let line = e.as_bytes()[..at].iter().filter(|b| **b == b'\n').count() + 1;
-        Error::user(format!("not UTF-8 text (byte {at} is not)")).at(format!("{shown}:{line}")).help("save the file as UTF-8")
+        Error::user(format!("not UTF-8 text (byte {at} is not)"))
+            .at(format!("{shown}:{line}"))
+            .help("save the file as UTF-8")
     })
 }
 
@@ -95,13 +116,20 @@ pub fn declared_vars(project: &Project, name: &str) -> Result<Vec<String>> {
             .help(format!("stacks: {}", known.join(", ")))
             .suggest(name, known.iter().map(String::as_str))
     })?;
-    Ok(parse_raw(&project.rel(&file), &src)?.vars.into_keys().collect())
+    Ok(parse_raw(&project.rel(&file), &src)?
+        .vars
+        .into_keys()
+        .collect())
 }
 
 /// A stack's one-line description.
 pub fn description(project: &Project, name: &str) -> String {
     let file = project.root.join("stacks").join(name).join("stack.toml");
-    std::fs::read_to_string(&file).ok().and_then(|src| parse_raw("", &src).ok()).map(|r| r.description).unwrap_or_default()
+    std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|src| parse_raw("", &src).ok())
+        .map(|r| r.description)
+        .unwrap_or_default()
 }
 
 /// A resource name in an env: the env prefixes the name, or its last segment for path-like
@@ -133,17 +161,27 @@ pub fn env_for_branch(branch: &str) -> String {
     }
     let hash: String = {
         use sha2::Digest;
-        sha2::Sha256::digest(branch.as_bytes()).iter().take(3).map(|b| format!("{b:02x}")).collect()
+        sha2::Sha256::digest(branch.as_bytes())
+            .iter()
+            .take(3)
+            .map(|b| format!("{b:02x}"))
+            .collect()
     };
     let base: String = slug.trim_matches('-').chars().take(13).collect();
     let base = base.trim_end_matches('-');
-    if base.is_empty() { format!("b-{hash}") } else { format!("{base}-{hash}") }
+    if base.is_empty() {
+        format!("b-{hash}")
+    } else {
+        format!("{base}-{hash}")
+    }
 }
 
 pub fn check_env(env: &str) -> Result<()> {
     let ok = !env.is_empty()
         && env.len() <= 20
-        && env.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && env
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !env.starts_with('-')
         && !env.ends_with('-');
     if ok {
@@ -180,14 +218,22 @@ fn parse_raw(file: &str, src: &str) -> Result<RawStack> {
                 .help(format!("the keys of a stack are: {}", known.join(", ")))
                 .suggest(&typed, known.iter().map(String::as_str));
         }
-        let label = if err.message.contains("unknown key") { "not a key of a stack".to_string() } else { first_line(&message).to_string() };
+        let label = if err.message.contains("unknown key") {
+            "not a key of a stack".to_string()
+        } else {
+            first_line(&message).to_string()
+        };
         Spans::new(file, src).at(err, span, label)
     })
 }
 
 /// "a iam_role" is "an iam_role".
 fn a(kind: &str) -> String {
-    if kind.starts_with(['a', 'e', 'i', 'o', 'u']) { format!("an {kind}") } else { format!("a {kind}") }
+    if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        format!("an {kind}")
+    } else {
+        format!("a {kind}")
+    }
 }
 
 fn first_line(s: &str) -> &str {
@@ -198,7 +244,12 @@ fn first_line(s: &str) -> &str {
 pub fn unknown_field(message: &str) -> Option<(String, Vec<String>)> {
     let rest = message.strip_prefix("unknown field `")?;
     let (typed, rest) = rest.split_once('`')?;
-    let known = rest.split('`').skip(1).step_by(2).map(str::to_string).collect();
+    let known = rest
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect();
     Some((typed.to_string(), known))
 }
 
@@ -229,7 +280,11 @@ pub struct Stack {
 
 impl std::fmt::Debug for Stack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stack").field("name", &self.name).field("env", &self.env).field("resources", &self.resources.keys()).finish()
+        f.debug_struct("Stack")
+            .field("name", &self.name)
+            .field("env", &self.env)
+            .field("resources", &self.resources.keys())
+            .finish()
     }
 }
 
@@ -237,13 +292,28 @@ impl std::fmt::Debug for Stack {
 pub type Warnings = Vec<String>;
 
 impl Stack {
-    pub fn parse(name: &str, file: &str, src: &str, inputs: &VarInputs, env: &str, templates: &Path) -> Result<Stack> {
+    pub fn parse(
+        name: &str,
+        file: &str,
+        src: &str,
+        inputs: &VarInputs,
+        env: &str,
+        templates: &Path,
+    ) -> Result<Stack> {
         let raw = parse_raw(file, src)?;
         let spans = Spans::new(file, src);
         let vars = vars::resolve(name, &raw.vars, inputs).map_err(|e| match e.help.as_deref() {
             // a variable without a value: show where it is declared
-            Some(_) if e.location.is_none() => match raw.vars.keys().find(|k| e.message.contains(&format!("`{k}`"))) {
-                Some(k) => spans.at(e, spans.key_near(&format!("vars.{k}")), "declared here, without a default"),
+            Some(_) if e.location.is_none() => match raw
+                .vars
+                .keys()
+                .find(|k| e.message.contains(&format!("`{k}`")))
+            {
+                Some(k) => spans.at(
+                    e,
+                    spans.key_near(&format!("vars.{k}")),
+                    "declared here, without a default",
+                ),
                 None => e,
             },
             _ => e,
@@ -261,25 +331,44 @@ impl Stack {
             let kind_name = match table.remove("kind") {
                 Some(toml::Value::String(k)) => k,
                 _ => {
-                    let e = Error::user(format!("resource `{id}` has no `kind`"))
-                        .help(format!("add `kind = \"...\"`, one of: {}", kinds().collect::<Vec<_>>().join(", ")));
-                    return Err(spans.at(e, spans.value_near(&format!("{here}.kind")), "a resource needs a kind"));
+                    let e = Error::user(format!("resource `{id}` has no `kind`")).help(format!(
+                        "add `kind = \"...\"`, one of: {}",
+                        kinds().collect::<Vec<_>>().join(", ")
+                    ));
+                    return Err(spans.at(
+                        e,
+                        spans.value_near(&format!("{here}.kind")),
+                        "a resource needs a kind",
+                    ));
                 }
             };
             let kind = resources::lookup(&kind_name).ok_or_else(|| {
                 let e = Error::user(format!("resource `{id}` has unknown kind `{kind_name}`"))
-                    .help(format!("known kinds: {}", kinds().collect::<Vec<_>>().join(", ")))
+                    .help(format!(
+                        "known kinds: {}",
+                        kinds().collect::<Vec<_>>().join(", ")
+                    ))
                     .suggest(&kind_name, kinds());
-                spans.at(e, spans.value_near(&format!("{here}.kind")), "not a kind deploy knows")
+                spans.at(
+                    e,
+                    spans.value_near(&format!("{here}.kind")),
+                    "not a kind deploy knows",
+                )
             })?;
             let explicit: Vec<String> = match table.remove("depends_on") {
                 None => vec![],
                 Some(v) => v.try_into().map_err(|_| {
-                    let e = Error::user("`depends_on` must be a list of resource names").help("e.g. depends_on = [\"role\"]");
-                    spans.at(e, spans.value_near(&format!("{here}.depends_on")), "not a list of names")
+                    let e = Error::user("`depends_on` must be a list of resource names")
+                        .help("e.g. depends_on = [\"role\"]");
+                    spans.at(
+                        e,
+                        spans.value_near(&format!("{here}.depends_on")),
+                        "not a list of names",
+                    )
                 })?,
             };
-            let mut attrs = serde_json::to_value(&table).map_err(|e| Error::internal(e.to_string()))?;
+            let mut attrs =
+                serde_json::to_value(&table).map_err(|e| Error::internal(e.to_string()))?;
             let obj = attrs.as_object_mut().unwrap();
             if env != DEFAULT_ENV {
                 if let Some(Value::String(n)) = obj.get_mut("name") {
@@ -288,8 +377,15 @@ impl Stack {
             }
             if kind.owner() == resources::Owner::Description {
                 let marker = resources::owner_marker(name, env);
-                let desc = obj.get("description").and_then(|d| d.as_str()).unwrap_or_default();
-                let desc = if desc.is_empty() { marker } else { format!("{desc} {marker}") };
+                let desc = obj
+                    .get("description")
+                    .and_then(|d| d.as_str())
+                    .unwrap_or_default();
+                let desc = if desc.is_empty() {
+                    marker
+                } else {
+                    format!("{desc} {marker}")
+                };
                 obj.insert("description".into(), Value::String(desc));
             }
             if kind.taggable() {
@@ -304,14 +400,22 @@ impl Stack {
             let mut found = Vec::new();
             refs::collect(&attrs, &mut found).map_err(|m| {
                 let span = spans.find(&here, "${").unwrap_or(header.clone());
-                spans.at(Error::user(format!("resource `{id}`: {m}")), span, "not a valid reference")
+                spans.at(
+                    Error::user(format!("resource `{id}`: {m}")),
+                    span,
+                    "not a valid reference",
+                )
             })?;
             let mut deps: BTreeSet<String> = BTreeSet::new();
             for d in &explicit {
                 if !raw.resources.contains_key(d) {
-                    let e = Error::user(format!("resource `{id}` depends on `{d}`, which is not declared"))
-                        .suggest(d, raw.resources.keys().map(String::as_str));
-                    let span = spans.find(&format!("{here}.depends_on"), &format!("\"{d}\"")).unwrap_or(header.clone());
+                    let e = Error::user(format!(
+                        "resource `{id}` depends on `{d}`, which is not declared"
+                    ))
+                    .suggest(d, raw.resources.keys().map(String::as_str));
+                    let span = spans
+                        .find(&format!("{here}.depends_on"), &format!("\"{d}\""))
+                        .unwrap_or(header.clone());
                     return Err(spans.at(e, span, "no such resource in this stack"));
                 }
                 deps.insert(d.clone());
@@ -319,22 +423,38 @@ impl Stack {
             for r in found {
                 match r {
                     Ref::Var(v) if !vars.contains_key(&v) => {
-                        let e = Error::user(format!("resource `{id}` uses `${{var.{v}}}`, which the stack does not declare"))
-                            .help(format!("declare it under [vars.{v}]"))
-                            .suggest(&v, vars.keys().map(String::as_str));
-                        let span = spans.find(&here, &format!("var.{v}")).map(|r| r.start + 4..r.end).unwrap_or(header.clone());
+                        let e = Error::user(format!(
+                            "resource `{id}` uses `${{var.{v}}}`, which the stack does not declare"
+                        ))
+                        .help(format!("declare it under [vars.{v}]"))
+                        .suggest(&v, vars.keys().map(String::as_str));
+                        let span = spans
+                            .find(&here, &format!("var.{v}"))
+                            .map(|r| r.start + 4..r.end)
+                            .unwrap_or(header.clone());
                         return Err(spans.at(e, span, "not a variable of this stack"));
                     }
                     Ref::Output { resource, attr } => {
                         ref_error(&raw, &resource, &attr, &spans, &here).map_or(Ok(()), |e| {
-                            Err(Error { message: format!("resource `{id}`: {}", e.message), ..e })
+                            Err(Error {
+                                message: format!("resource `{id}`: {}", e.message),
+                                ..e
+                            })
                         })?;
                         deps.insert(resource.clone());
                     }
                     _ => {}
                 }
             }
-            resources.insert(id.clone(), Decl { id: id.clone(), kind, attrs, deps });
+            resources.insert(
+                id.clone(),
+                Decl {
+                    id: id.clone(),
+                    kind,
+                    attrs,
+                    deps,
+                },
+            );
         }
 
         let mut graph = Graph::new();
@@ -347,7 +467,11 @@ impl Stack {
         if let Some(cycle) = graph.find_cycle() {
             let e = Error::user(format!("dependency cycle: {}", cycle.join(" -> ")))
                 .help("a resource cannot reference, directly or not, something that references it");
-            let label = format!("`{}` needs `{}`, which needs it back", cycle[0], cycle.get(1).map(String::as_str).unwrap_or("?"));
+            let label = format!(
+                "`{}` needs `{}`, which needs it back",
+                cycle[0],
+                cycle.get(1).map(String::as_str).unwrap_or("?")
+            );
             return Err(spans.at(e, spans.key_near(&format!("resources.{}", cycle[0])), label));
         }
 
@@ -357,12 +481,19 @@ impl Stack {
             let mut found = Vec::new();
             let here = format!("outputs.{k}");
             refs::collect(&v, &mut found).map_err(|m| {
-                spans.at(Error::user(format!("output `{k}`: {m}")), spans.value_near(&here), "not a valid reference")
+                spans.at(
+                    Error::user(format!("output `{k}`: {m}")),
+                    spans.value_near(&here),
+                    "not a valid reference",
+                )
             })?;
             for r in found {
                 if let Ref::Output { resource, attr } = r {
                     if let Some(e) = ref_error(&raw, &resource, &attr, &spans, &here) {
-                        return Err(Error { message: format!("output `{k}`: {}", e.message), ..e });
+                        return Err(Error {
+                            message: format!("output `{k}`: {}", e.message),
+                            ..e
+                        });
                     }
                 }
             }
@@ -374,7 +505,11 @@ impl Stack {
             .iter()
             .filter(|(_, d)| d.sensitive)
             .filter_map(|(k, _)| vars.get(k))
-            .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string())
+            })
             .collect();
         let stack = Stack {
             name: name.into(),
@@ -386,7 +521,10 @@ impl Stack {
             outputs,
             graph,
             templates: templates.to_path_buf(),
-            root: templates.parent().map(Path::to_path_buf).unwrap_or_default(),
+            root: templates
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
             spans,
         };
         // Type-check every resource now, with placeholders for what only AWS can tell.
@@ -398,9 +536,22 @@ impl Stack {
                     // point at the value the message quotes, else at the resource
                     let here = format!("resources.{}", d.id);
                     let quoted = e.message.split('"').nth(1).filter(|q| !q.is_empty());
-                    let span = quoted.and_then(|q| stack.spans.find(&here, q)).unwrap_or_else(|| stack.spans.key_near(&here));
-                    let label = if quoted.is_some() { "here" } else { "in this resource" };
-                    stack.spans.at(Error { message: format!("resource `{}`: {}", d.id, e.message), ..e }, span, label)
+                    let span = quoted
+                        .and_then(|q| stack.spans.find(&here, q))
+                        .unwrap_or_else(|| stack.spans.key_near(&here));
+                    let label = if quoted.is_some() {
+                        "here"
+                    } else {
+                        "in this resource"
+                    };
+                    stack.spans.at(
+                        Error {
+                            message: format!("resource `{}`: {}", d.id, e.message),
+                            ..e
+                        },
+                        span,
+                        label,
+                    )
                 }
             })?;
         }
@@ -409,22 +560,39 @@ impl Stack {
 
     /// A scope for resolving references: recorded outputs per resource and, once known, the
     /// account and region.
-    pub fn scope(&self, outputs: &BTreeMap<String, BTreeMap<String, Value>>, target: Option<(&str, &str, &str)>) -> MapScope {
-        let mut s = MapScope { vars: self.vars.clone(), outputs: outputs.clone(), ..Default::default() };
+    pub fn scope(
+        &self,
+        outputs: &BTreeMap<String, BTreeMap<String, Value>>,
+        target: Option<(&str, &str, &str)>,
+    ) -> MapScope {
+        let mut s = MapScope {
+            vars: self.vars.clone(),
+            outputs: outputs.clone(),
+            ..Default::default()
+        };
         // A name is known before anything exists: every kind's `name` output is its declared name.
         for (id, d) in &self.resources {
             if let Some(Value::String(n)) = d.attrs.get("name") {
                 if !n.contains("${") && d.kind.outputs().contains(&"name") {
-                    s.outputs.entry(id.clone()).or_default().entry("name".into()).or_insert_with(|| Value::String(n.clone()));
+                    s.outputs
+                        .entry(id.clone())
+                        .or_default()
+                        .entry("name".into())
+                        .or_insert_with(|| Value::String(n.clone()));
                 }
             }
         }
-        s.context.insert("env".into(), Value::String(self.env.clone()));
-        s.context.insert("stack".into(), Value::String(self.name.clone()));
+        s.context
+            .insert("env".into(), Value::String(self.env.clone()));
+        s.context
+            .insert("stack".into(), Value::String(self.name.clone()));
         if let Some((account, region, partition)) = target {
-            s.context.insert("account_id".into(), Value::String(account.into()));
-            s.context.insert("region".into(), Value::String(region.into()));
-            s.context.insert("partition".into(), Value::String(partition.into()));
+            s.context
+                .insert("account_id".into(), Value::String(account.into()));
+            s.context
+                .insert("region".into(), Value::String(region.into()));
+            s.context
+                .insert("partition".into(), Value::String(partition.into()));
         }
         s
     }
@@ -437,25 +605,48 @@ impl Stack {
         let mut warnings = Vec::new();
         let v = self.render_templates(v, &mut warnings)?;
         let v = d.kind.check(&v).map_err(|e| self.attr_error(id, e))?;
-        if let Some(first) = limits::check(d.kind.name(), &v, &self.env).into_iter().next() {
+        if let Some(first) = limits::check(d.kind.name(), &v, &self.env)
+            .into_iter()
+            .next()
+        {
             // the attribute the message is about: the first one it names
-            let named = v.as_object().into_iter().flat_map(|o| o.keys()).filter_map(|k| first.find(k.as_str()).map(|at| (at, k))).min();
+            let named = v
+                .as_object()
+                .into_iter()
+                .flat_map(|o| o.keys())
+                .filter_map(|k| first.find(k.as_str()).map(|at| (at, k)))
+                .min();
             let mut e = Error::user(first.clone());
             e.attr = named.map(|(_, k)| k.clone());
             // "statement 2: ..." is about statement[1], and an unknown key in it about that key
-            if let Some((n, rest)) = first.strip_prefix("statement ").and_then(|r| r.split_once(": ")) {
+            if let Some((n, rest)) = first
+                .strip_prefix("statement ")
+                .and_then(|r| r.split_once(": "))
+            {
                 if let Ok(n) = n.parse::<usize>() {
                     let at = format!("statement[{}]", n.saturating_sub(1));
                     let key = ["Effect", "NotAction", "Action", "NotResource", "Resource"]
                         .into_iter()
-                        .find(|k| rest.to_lowercase().starts_with(&k.to_lowercase()) || rest.contains(&format!("no {k}")))
-                        .or_else(|| ["action ", "resource "].into_iter().find(|w| rest.starts_with(w)).map(|w| if w == "action " { "Action" } else { "Resource" }));
+                        .find(|k| {
+                            rest.to_lowercase().starts_with(&k.to_lowercase())
+                                || rest.contains(&format!("no {k}"))
+                        })
+                        .or_else(|| {
+                            ["action ", "resource "]
+                                .into_iter()
+                                .find(|w| rest.starts_with(w))
+                                .map(|w| if w == "action " { "Action" } else { "Resource" })
+                        });
                     e.attr = Some(match (unknown_field(rest), key) {
                         (Some((typed, _)), _) => format!("{at}.{typed}"),
                         (None, Some(k)) => format!("{at}.{k}"),
                         (None, None) => at,
                     });
-                    e.message = if unknown_field(rest).is_some() { rest.to_string() } else { first.clone() };
+                    e.message = if unknown_field(rest).is_some() {
+                        rest.to_string()
+                    } else {
+                        first.clone()
+                    };
                 }
             }
             return Err(self.attr_error(id, e));
@@ -480,29 +671,67 @@ impl Stack {
         }
         let kind = self.resources[id].kind.name();
         let here = format!("resources.{id}");
-        let message = e.message.strip_prefix(&format!("{kind}: ")).unwrap_or(&e.message).to_string();
+        let message = e
+            .message
+            .strip_prefix(&format!("{kind}: "))
+            .unwrap_or(&e.message)
+            .to_string();
         let Some(attr) = e.attr.clone() else {
             let span = self.spans.key_near(&here);
             let label = first_line(&message).to_string();
-            return self.spans.at(Error { message: format!("resource `{id}`: {message}"), ..e }, span, label);
+            return self.spans.at(
+                Error {
+                    message: format!("resource `{id}`: {message}"),
+                    ..e
+                },
+                span,
+                label,
+            );
         };
         let path = format!("{here}.{attr}");
         if let Some((typed, known)) = unknown_field(&message) {
-            let what = if attr.contains(['.', '[']) { "key" } else { "attribute" };
-            let e = Error::user(format!("resource `{id}`: unknown {what} `{typed}` for {}", a(kind)))
-                .help(format!("the {what}s it takes: {}", known.join(", ")))
-                .suggest(&typed, known.iter().map(String::as_str));
-            return self.spans.at(e, self.spans.key_near(&path), format!("not {} of {kind}", a(what)));
+            let what = if attr.contains(['.', '[']) {
+                "key"
+            } else {
+                "attribute"
+            };
+            let e = Error::user(format!(
+                "resource `{id}`: unknown {what} `{typed}` for {}",
+                a(kind)
+            ))
+            .help(format!("the {what}s it takes: {}", known.join(", ")))
+            .suggest(&typed, known.iter().map(String::as_str));
+            return self.spans.at(
+                e,
+                self.spans.key_near(&path),
+                format!("not {} of {kind}", a(what)),
+            );
         }
-        let message = message.split(" at line ").next().unwrap_or(&message).to_string();
-        let label = match (message.split_once(", expected "), message.strip_prefix("statement ").and_then(|r| r.split_once(": "))) {
+        let message = message
+            .split(" at line ")
+            .next()
+            .unwrap_or(&message)
+            .to_string();
+        let label = match (
+            message.split_once(", expected "),
+            message
+                .strip_prefix("statement ")
+                .and_then(|r| r.split_once(": ")),
+        ) {
             (Some((_, expected)), _) => format!("expected {expected}"),
             (None, Some((_, rest))) => rest.to_string(),
             (None, None) => message.rsplit("; ").next().unwrap_or(&message).to_string(),
         };
         let said = message.starts_with("statement ") || message.starts_with(&format!("{attr} "));
-        let message = if said { message } else { format!("{attr}: {message}") };
-        let e = Error { message: format!("resource `{id}`: {message}"), ..e };
+        let message = if said {
+            message
+        } else {
+            format!("{attr}: {message}")
+        };
+        let e = Error {
+            message: format!("resource `{id}`: {message}"),
+            ..e
+        };
         self.spans.at(e, self.spans.value_near(&path), label)
     }
 
@@ -511,24 +740,36 @@ impl Stack {
     fn render_templates(&self, v: Value, warnings: &mut Warnings) -> Result<Value> {
         match v {
             Value::Object(map) => {
-                let is_template = map.get("template").is_some_and(|t| t.is_string()) && map.keys().all(|k| k == "template" || k == "vars");
+                let is_template = map.get("template").is_some_and(|t| t.is_string())
+                    && map.keys().all(|k| k == "template" || k == "vars");
                 if is_template {
                     let file = map["template"].as_str().unwrap();
-                    let inside = !file.is_empty() && Path::new(file).components().all(|c| matches!(c, std::path::Component::Normal(_)));
+                    let inside = !file.is_empty()
+                        && Path::new(file)
+                            .components()
+                            .all(|c| matches!(c, std::path::Component::Normal(_)));
                     if !inside {
-                        return Err(Error::user(format!("template {file:?} is outside templates/"))
-                            .help("name a file under templates/, without .. or a leading /"));
+                        return Err(Error::user(format!(
+                            "template {file:?} is outside templates/"
+                        ))
+                        .help("name a file under templates/, without .. or a leading /"));
                     }
-                    let vars = map.get("vars").and_then(|v| v.as_object()).cloned().unwrap_or_default();
+                    let vars = map
+                        .get("vars")
+                        .and_then(|v| v.as_object())
+                        .cloned()
+                        .unwrap_or_default();
                     let display = format!("templates/{file}");
-                    let r = crate::template::render_file(&self.templates.join(file), &display, &vars)?;
+                    let r =
+                        crate::template::render_file(&self.templates.join(file), &display, &vars)?;
                     warnings.extend(r.warnings);
                     return Ok(r.value);
                 }
                 if map.len() == 1 && map.get("dir").is_some_and(|d| d.is_string()) {
                     let dir = map["dir"].as_str().unwrap().to_string();
-                    let sha = crate::package::hash_dir(&self.root.join(&dir))
-                        .map_err(|e| Error::user(format!("source folder `{dir}` (under the project): {e}")))?;
+                    let sha = crate::package::hash_dir(&self.root.join(&dir)).map_err(|e| {
+                        Error::user(format!("source folder `{dir}` (under the project): {e}"))
+                    })?;
                     return Ok(serde_json::json!({"dir": dir, "sha256": sha}));
                 }
                 let mut out = serde_json::Map::new();
@@ -537,30 +778,59 @@ impl Stack {
                 }
                 Ok(Value::Object(out))
             }
-            Value::Array(items) => Ok(Value::Array(items.into_iter().map(|v| self.render_templates(v, warnings)).collect::<Result<_>>()?)),
+            Value::Array(items) => Ok(Value::Array(
+                items
+                    .into_iter()
+                    .map(|v| self.render_templates(v, warnings))
+                    .collect::<Result<_>>()?,
+            )),
             other => Ok(other),
         }
     }
 
     /// Stack outputs resolved from recorded resource outputs.
     pub fn resolve_outputs(&self, scope: &dyn Scope) -> BTreeMap<String, Value> {
-        self.outputs.iter().map(|(k, v)| (k.clone(), refs::resolve(v, scope))).collect()
+        self.outputs
+            .iter()
+            .map(|(k, v)| (k.clone(), refs::resolve(v, scope)))
+            .collect()
     }
 }
 
 /// What is wrong with a `${resource.attr}` reference written under `here`, pointing at it.
-fn ref_error(raw: &RawStack, resource: &str, attr: &str, spans: &Spans, here: &str) -> Option<Error> {
+fn ref_error(
+    raw: &RawStack,
+    resource: &str,
+    attr: &str,
+    spans: &Spans,
+    here: &str,
+) -> Option<Error> {
     let written = format!("{resource}.{attr}");
-    let whole = spans.find(here, &written).unwrap_or_else(|| spans.value_near(here));
+    let whole = spans
+        .find(here, &written)
+        .unwrap_or_else(|| spans.value_near(here));
     let Some(table) = raw.resources.get(resource) else {
-        let e = Error::user(format!("`${{{written}}}` refers to `{resource}`, which is not declared"))
-            .suggest(resource, raw.resources.keys().map(String::as_str));
-        return Some(spans.at(e, whole.start..whole.start + resource.len(), "no such resource in this stack"));
+        let e = Error::user(format!(
+            "`${{{written}}}` refers to `{resource}`, which is not declared"
+        ))
+        .suggest(resource, raw.resources.keys().map(String::as_str));
+        return Some(spans.at(
+            e,
+            whole.start..whole.start + resource.len(),
+            "no such resource in this stack",
+        ));
     };
-    let kind = table.get("kind").and_then(|k| k.as_str()).and_then(resources::lookup)?; // reported on that resource itself
+    let kind = table
+        .get("kind")
+        .and_then(|k| k.as_str())
+        .and_then(resources::lookup)?; // reported on that resource itself
     if !kind.outputs().contains(&attr) {
-        let e = Error::user(format!("`${{{written}}}`: {} has no output `{attr}` (it has: {})", a(kind.name()), kind.outputs().join(", ")))
-            .suggest(attr, kind.outputs().iter().copied());
+        let e = Error::user(format!(
+            "`${{{written}}}`: {} has no output `{attr}` (it has: {})",
+            a(kind.name()),
+            kind.outputs().join(", ")
+        ))
+        .suggest(attr, kind.outputs().iter().copied());
         let label = format!("not an output of {}", kind.name());
         return Some(spans.at(e, whole.end - attr.len()..whole.end, label));
     }
@@ -572,7 +842,14 @@ mod tests {
     use super::*;
 
     fn parse(src: &str) -> Result<Stack> {
-        Stack::parse("t", "stacks/t/stack.toml", src, &VarInputs::default(), "default", Path::new("/nonexistent"))
+        Stack::parse(
+            "t",
+            "stacks/t/stack.toml",
+            src,
+            &VarInputs::default(),
+            "default",
+            Path::new("/nonexistent"),
+        )
     }
 
     const OK: &str = r#"
@@ -600,12 +877,34 @@ policy_arn = "${policy.arn}"
         assert_eq!(env_for_branch("main"), "main");
         assert_eq!(env_for_branch("pr-42"), "pr-42");
         let e = env_for_branch("feature/Add-Login_v2");
-        assert!(e.starts_with("feature-add-l") && check_env(&e).is_ok(), "{e}");
-        assert_eq!(e, env_for_branch("refs/heads/feature/Add-Login_v2"), "stable");
-        assert_ne!(env_for_branch("Feature/A"), env_for_branch("feature-a"), "distinct where the slug is the same");
+        assert!(
+            e.starts_with("feature-add-l") && check_env(&e).is_ok(),
+            "{e}"
+        );
+        assert_eq!(
+            e,
+            env_for_branch("refs/heads/feature/Add-Login_v2"),
+            "stable"
+        );
+        assert_ne!(
+            env_for_branch("Feature/A"),
+            env_for_branch("feature-a"),
+            "distinct where the slug is the same"
+        );
         let long = "x".repeat(200);
-        assert_ne!(env_for_branch(&long), env_for_branch(&"x".repeat(199)), "distinct where truncation is the same");
-        for b in [long.as_str(), "ünïcödé/ブランチ", "---", "UPPER", "a..b", "9lives"] {
+        assert_ne!(
+            env_for_branch(&long),
+            env_for_branch(&"x".repeat(199)),
+            "distinct where truncation is the same"
+        );
+        for b in [
+            long.as_str(),
+            "ünïcödé/ブランチ",
+            "---",
+            "UPPER",
+            "a..b",
+            "9lives",
+        ] {
             let e = env_for_branch(b);
             assert!(check_env(&e).is_ok(), "{b:?} -> {e:?}");
         }
@@ -614,9 +913,15 @@ policy_arn = "${policy.arn}"
     #[test]
     fn graph_comes_from_references_and_tags_are_added() {
         let s = parse(OK).unwrap();
-        assert_eq!(s.resources["attach"].deps, BTreeSet::from(["role".to_string(), "policy".to_string()]));
+        assert_eq!(
+            s.resources["attach"].deps,
+            BTreeSet::from(["role".to_string(), "policy".to_string()])
+        );
         assert_eq!(s.resources["role"].attrs["tags"]["deploy:stack"], "t");
-        assert!(s.resources["attach"].attrs.get("tags").is_none(), "attachments carry no tags");
+        assert!(
+            s.resources["attach"].attrs.get("tags").is_none(),
+            "attachments carry no tags"
+        );
     }
 
     #[test]
@@ -635,16 +940,34 @@ policy_arn = "${policy.arn}"
         let with_var = format!("[vars.email]\ntype = \"string\"\n{OK}");
         let mistakes: &[(&str, String)] = &[
             ("unknown attribute", OK.replace("service = ", "servce = ")),
-            ("unknown kind", OK.replace("kind = \"iam_role\"", "kind = \"iam_rol\"")),
-            ("undeclared resource", OK.replace("${policy.arn}", "${polcy.arn}")),
-            ("unknown output", OK.replace("${policy.arn}", "${policy.ar}")),
-            ("undeclared variable", OK.replace("name = \"p\"", "name = \"${var.nme}\"")),
-            ("depends on nothing", OK.replace("name = \"p\"", "name = \"p\"\ndepends_on = [\"rol\"]")),
+            (
+                "unknown kind",
+                OK.replace("kind = \"iam_role\"", "kind = \"iam_rol\""),
+            ),
+            (
+                "undeclared resource",
+                OK.replace("${policy.arn}", "${polcy.arn}"),
+            ),
+            (
+                "unknown output",
+                OK.replace("${policy.arn}", "${policy.ar}"),
+            ),
+            (
+                "undeclared variable",
+                OK.replace("name = \"p\"", "name = \"${var.nme}\""),
+            ),
+            (
+                "depends on nothing",
+                OK.replace("name = \"p\"", "name = \"p\"\ndepends_on = [\"rol\"]"),
+            ),
             ("wrong type", OK.replace("name = \"r\"", "name = 5")),
             ("unknown stack key", format!("descripton = \"x\"\n{OK}")),
             ("malformed toml", OK.replace("name = \"p\"", "name = \"p")),
             ("statement key", OK.replace("Action = ", "Actoin = ")),
-            ("statement action", OK.replace("\"s3:GetObject\"", "\"s3GetObject\"")),
+            (
+                "statement action",
+                OK.replace("\"s3:GetObject\"", "\"s3GetObject\""),
+            ),
             ("missing variable", with_var),
         ];
         let mut shown = String::new();
@@ -668,7 +991,11 @@ role = "${a.policy_arn}"
 policy_arn = "y"
 "#;
         let e = parse(src).unwrap_err();
-        assert!(e.message.contains("dependency cycle: a -> b -> a") || e.message.contains("dependency cycle: b -> a -> b"), "{e}");
+        assert!(
+            e.message.contains("dependency cycle: a -> b -> a")
+                || e.message.contains("dependency cycle: b -> a -> b"),
+            "{e}"
+        );
     }
 
     #[test]

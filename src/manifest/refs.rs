@@ -14,8 +14,9 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-static REF: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\$\{\s*([A-Za-z_][A-Za-z0-9_-]*)(?:\.([A-Za-z_][A-Za-z0-9_]*))?\s*\}").unwrap());
+static REF: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\$\{\s*([A-Za-z_][A-Za-z0-9_-]*)(?:\.([A-Za-z_][A-Za-z0-9_]*))?\s*\}").unwrap()
+});
 
 pub const UNKNOWN_PREFIX: &str = "(known after apply: ";
 
@@ -40,15 +41,23 @@ pub fn parse_refs(s: &str) -> Result<Vec<Ref>, String> {
             ("var", None) => return Err("`${var}` needs a variable name: `${var.NAME}`".into()),
             (ctx, None) if CONTEXT_NAMES.contains(&ctx) => Ref::Context(head),
             (_, None) => {
-                return Err(format!("`${{{head}}}` is neither a context value ({}) nor `resource.attribute`", CONTEXT_NAMES.join(", ")));
+                return Err(format!(
+                    "`${{{head}}}` is neither a context value ({}) nor `resource.attribute`",
+                    CONTEXT_NAMES.join(", ")
+                ));
             }
-            (_, Some(attr)) => Ref::Output { resource: head, attr },
+            (_, Some(attr)) => Ref::Output {
+                resource: head,
+                attr,
+            },
         });
     }
     // A `${` that the pattern did not take is a typo worth reporting.
     let taken = REF.find_iter(s).count();
     if s.matches("${").count() != taken {
-        return Err(format!("malformed reference in {s:?}: write `${{resource.attribute}}` or `${{var.name}}`"));
+        return Err(format!(
+            "malformed reference in {s:?}: write `${{resource.attribute}}` or `${{var.name}}`"
+        ));
     }
     Ok(out)
 }
@@ -103,7 +112,11 @@ pub fn resolve(value: &Value, scope: &dyn Scope) -> Value {
     match value {
         Value::String(s) => resolve_str(s, scope),
         Value::Array(items) => Value::Array(items.iter().map(|v| resolve(v, scope)).collect()),
-        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), resolve(v, scope))).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), resolve(v, scope)))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
@@ -161,7 +174,10 @@ mod tests {
         let mut s = MapScope::default();
         s.vars.insert("n".into(), json!(5));
         s.context.insert("env".into(), json!("pr-1"));
-        s.outputs.insert("role".into(), BTreeMap::from([("arn".into(), json!("arn:aws:iam::1:role/r"))]));
+        s.outputs.insert(
+            "role".into(),
+            BTreeMap::from([("arn".into(), json!("arn:aws:iam::1:role/r"))]),
+        );
         s
     }
 
@@ -169,8 +185,14 @@ mod tests {
     fn whole_reference_keeps_type_and_embedded_is_formatted() {
         let s = scope();
         assert_eq!(resolve(&json!("${var.n}"), &s), json!(5));
-        assert_eq!(resolve(&json!("rate(${var.n} minutes)"), &s), json!("rate(5 minutes)"));
-        assert_eq!(resolve(&json!({"a": ["${role.arn}/*"]}), &s), json!({"a": ["arn:aws:iam::1:role/r/*"]}));
+        assert_eq!(
+            resolve(&json!("rate(${var.n} minutes)"), &s),
+            json!("rate(5 minutes)")
+        );
+        assert_eq!(
+            resolve(&json!({"a": ["${role.arn}/*"]}), &s),
+            json!({"a": ["arn:aws:iam::1:role/r/*"]})
+        );
         assert_eq!(resolve(&json!("${env}-x"), &s), json!("pr-1-x"));
     }
 
@@ -183,11 +205,22 @@ mod tests {
     #[test]
     fn parse_errors_are_explained() {
         assert!(parse_refs("${var}").unwrap_err().contains("variable name"));
-        assert!(parse_refs("${nope}").unwrap_err().contains("neither a context"));
+        assert!(
+            parse_refs("${nope}")
+                .unwrap_err()
+                .contains("neither a context")
+        );
         assert!(parse_refs("${a b}").unwrap_err().contains("malformed"));
         assert_eq!(
             parse_refs("${a.b} ${var.c} ${region}").unwrap(),
-            vec![Ref::Output { resource: "a".into(), attr: "b".into() }, Ref::Var("c".into()), Ref::Context("region".into())]
+            vec![
+                Ref::Output {
+                    resource: "a".into(),
+                    attr: "b".into()
+                },
+                Ref::Var("c".into()),
+                Ref::Context("region".into())
+            ]
         );
     }
 }

@@ -20,7 +20,12 @@ pub struct Spans {
 
 impl Spans {
     pub fn new(path: &str, text: &str) -> Spans {
-        let mut s = Spans { path: path.to_string(), text: Arc::from(text), keys: HashMap::new(), values: HashMap::new() };
+        let mut s = Spans {
+            path: path.to_string(),
+            text: Arc::from(text),
+            keys: HashMap::new(),
+            values: HashMap::new(),
+        };
         if let Ok(doc) = DeTable::parse(text) {
             s.table("", doc.get_ref());
         }
@@ -29,7 +34,11 @@ impl Spans {
 
     fn table(&mut self, prefix: &str, t: &DeTable) {
         for (k, v) in t {
-            let p = if prefix.is_empty() { k.get_ref().to_string() } else { format!("{prefix}.{}", k.get_ref()) };
+            let p = if prefix.is_empty() {
+                k.get_ref().to_string()
+            } else {
+                format!("{prefix}.{}", k.get_ref())
+            };
             self.keys.insert(p.clone(), k.span());
             self.value(&p, v);
         }
@@ -52,7 +61,11 @@ impl Spans {
     pub fn value_near(&self, path: &str) -> Range<usize> {
         let mut p = path;
         loop {
-            if let Some(r) = self.values.get(p).filter(|r| !self.keys.contains_key(p) || !is_table(&self.text[(*r).clone()])) {
+            if let Some(r) = self
+                .values
+                .get(p)
+                .filter(|r| !self.keys.contains_key(p) || !is_table(&self.text[(*r).clone()]))
+            {
                 return r.clone();
             }
             if let Some(r) = self.keys.get(p) {
@@ -82,11 +95,20 @@ impl Spans {
     /// Where `needle` is written inside a value under `prefix` (the most specific value that
     /// holds it): a reference such as `${polcy.arn}` inside an attribute.
     pub fn find(&self, prefix: &str, needle: &str) -> Option<Range<usize>> {
-        let under = |p: &str| p == prefix || p.starts_with(&format!("{prefix}.")) || p.starts_with(&format!("{prefix}["));
+        let under = |p: &str| {
+            p == prefix
+                || p.starts_with(&format!("{prefix}."))
+                || p.starts_with(&format!("{prefix}["))
+        };
         self.values
             .iter()
             .filter(|(p, _)| under(p))
-            .filter_map(|(_, r)| self.text.get(r.clone()).and_then(|t| t.find(needle)).map(|at| (r.len(), r.start + at)))
+            .filter_map(|(_, r)| {
+                self.text
+                    .get(r.clone())
+                    .and_then(|t| t.find(needle))
+                    .map(|at| (r.len(), r.start + at))
+            })
             .min()
             .map(|(_, start)| start..start + needle.len())
     }
@@ -114,10 +136,18 @@ mod tests {
         let at = |r: Range<usize>| crate::error::line_col(SRC, r.start);
         assert_eq!(at(s.key_near("resources.role.servce")), (3, 1));
         assert_eq!(at(s.value_near("resources.role.kind")), (2, 8));
-        assert_eq!(at(s.value_near("resources.role.kind.deeper")), (2, 8), "nearest existing place");
+        assert_eq!(
+            at(s.value_near("resources.role.kind.deeper")),
+            (2, 8),
+            "nearest existing place"
+        );
         assert_eq!(at(s.value_near("resources.p.statement[0].Action")), (6, 10));
         let r = s.find("resources.p", "polcy").unwrap();
         assert_eq!((&SRC[r.clone()], at(r)), ("polcy", (6, 13)));
-        assert_eq!(at(s.key_near("resources.role.missing")), (1, 12), "the table's own key in its header");
+        assert_eq!(
+            at(s.key_near("resources.role.missing")),
+            (1, 12),
+            "the table's own key in its header"
+        );
     }
 }

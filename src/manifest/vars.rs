@@ -65,11 +65,12 @@ fn typed(ty: VarType, v: &Value) -> bool {
 fn parse_cli(ty: VarType, raw: &str) -> Option<Value> {
     match ty {
         VarType::String => Some(Value::String(raw.to_string())),
-        VarType::Number => raw
-            .parse::<i64>()
-            .map(Value::from)
-            .ok()
-            .or_else(|| raw.parse::<f64>().ok().and_then(serde_json::Number::from_f64).map(Value::Number)),
+        VarType::Number => raw.parse::<i64>().map(Value::from).ok().or_else(|| {
+            raw.parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map(Value::Number)
+        }),
         VarType::Bool => match raw {
             "true" => Some(Value::Bool(true)),
             "false" => Some(Value::Bool(false)),
@@ -79,49 +80,84 @@ fn parse_cli(ty: VarType, raw: &str) -> Option<Value> {
 }
 
 /// Resolves every declared variable to a value, or says which one is wrong and how to fix it.
-pub fn resolve(stack: &str, decls: &BTreeMap<String, VarDecl>, inputs: &VarInputs) -> Result<BTreeMap<String, Value>> {
+pub fn resolve(
+    stack: &str,
+    decls: &BTreeMap<String, VarDecl>,
+    inputs: &VarInputs,
+) -> Result<BTreeMap<String, Value>> {
     let declared = || {
         if decls.is_empty() {
             "it declares none".to_string()
         } else {
-            format!("it declares: {}", decls.keys().cloned().collect::<Vec<_>>().join(", "))
+            format!(
+                "it declares: {}",
+                decls.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
         }
     };
     let mut given: BTreeMap<String, (Value, String)> = BTreeMap::new();
     for file in &inputs.files {
         let where_ = file.display().to_string();
-        let text = std::fs::read_to_string(file).map_err(|e| Error::user(format!("cannot read vars file: {e}")).at(where_.clone()))?;
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| Error::user(format!("cannot read vars file: {e}")).at(where_.clone()))?;
         let table: toml::Table = toml::from_str(&text).map_err(|e| {
-            let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1).unwrap_or(1);
-            Error::user(format!("invalid vars file: {}", e.message())).at(format!("{where_}:{line}"))
+            let line = e
+                .span()
+                .map(|s| text[..s.start].matches('\n').count() + 1)
+                .unwrap_or(1);
+            Error::user(format!("invalid vars file: {}", e.message()))
+                .at(format!("{where_}:{line}"))
         })?;
         for (k, v) in table {
-            let line = text.lines().position(|l| l.trim_start().starts_with(&k)).map(|p| p + 1).unwrap_or(1);
+            let line = text
+                .lines()
+                .position(|l| l.trim_start().starts_with(&k))
+                .map(|p| p + 1)
+                .unwrap_or(1);
             given.insert(k, (to_json(&v), format!("{where_}:{line}")));
         }
     }
     for pair in &inputs.pairs {
         let Some((k, raw)) = pair.split_once('=') else {
-            return Err(Error::user(format!("`--var {pair}` is not of the form name=value")).help("e.g. --var frequency_in_minutes=5"));
+            return Err(
+                Error::user(format!("`--var {pair}` is not of the form name=value"))
+                    .help("e.g. --var frequency_in_minutes=5"),
+            );
         };
         let k = k.trim().to_string();
         let where_ = format!("--var {pair}");
         let Some(d) = decls.get(&k) else {
-            return Err(Error::user(format!("stack `{stack}` has no variable `{k}`; {}", declared()))
-                .at(where_)
-                .suggest(&k, decls.keys().map(String::as_str)));
+            return Err(Error::user(format!(
+                "stack `{stack}` has no variable `{k}`; {}",
+                declared()
+            ))
+            .at(where_)
+            .suggest(&k, decls.keys().map(String::as_str)));
         };
-        let v = parse_cli(d.ty, raw)
-            .ok_or_else(|| Error::user(format!("variable `{k}` is a {}, and {raw:?} is not one", d.ty.name())).at(where_.clone()))?;
+        let v = parse_cli(d.ty, raw).ok_or_else(|| {
+            Error::user(format!(
+                "variable `{k}` is a {}, and {raw:?} is not one",
+                d.ty.name()
+            ))
+            .at(where_.clone())
+        })?;
         given.insert(k, (v, where_));
     }
     let mut out = BTreeMap::new();
     for (k, (v, where_)) in &given {
         let Some(d) = decls.get(k) else {
-            return Err(Error::user(format!("stack `{stack}` has no variable `{k}`; {}", declared())).at(where_.clone()));
+            return Err(Error::user(format!(
+                "stack `{stack}` has no variable `{k}`; {}",
+                declared()
+            ))
+            .at(where_.clone()));
         };
         if !typed(d.ty, v) {
-            return Err(Error::user(format!("variable `{k}` is a {}, and {v} is not one", d.ty.name())).at(where_.clone()));
+            return Err(Error::user(format!(
+                "variable `{k}` is a {}, and {v} is not one",
+                d.ty.name()
+            ))
+            .at(where_.clone()));
         }
         out.insert(k.clone(), v.clone());
     }
@@ -141,9 +177,17 @@ pub fn resolve(stack: &str, decls: &BTreeMap<String, VarDecl>, inputs: &VarInput
                     continue;
                 }
                 None => {
-                    let what = if d.description.is_empty() { String::new() } else { format!(" ({})", d.description) };
-                    return Err(Error::user(format!("stack `{stack}` needs variable `{k}`{what}, and none was given"))
-                        .help(format!("pass --var {k}=VALUE, or put `{k} = ...` in a file given with --var-file")));
+                    let what = if d.description.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", d.description)
+                    };
+                    return Err(Error::user(format!(
+                        "stack `{stack}` needs variable `{k}`{what}, and none was given"
+                    ))
+                    .help(format!(
+                        "pass --var {k}=VALUE, or put `{k} = ...` in a file given with --var-file"
+                    )));
                 }
             }
         }
@@ -151,7 +195,11 @@ pub fn resolve(stack: &str, decls: &BTreeMap<String, VarDecl>, inputs: &VarInput
             let allowed: Vec<Value> = allowed.iter().map(to_json).collect();
             if !allowed.contains(&out[k]) {
                 let list: Vec<String> = allowed.iter().map(|v| v.to_string()).collect();
-                return Err(Error::user(format!("variable `{k}` must be one of {}, not {}", list.join(", "), out[k])));
+                return Err(Error::user(format!(
+                    "variable `{k}` must be one of {}, not {}",
+                    list.join(", "),
+                    out[k]
+                )));
             }
         }
     }
@@ -175,7 +223,10 @@ mod tests {
     }
 
     fn inputs(pairs: &[&str]) -> VarInputs {
-        VarInputs { pairs: pairs.iter().map(|s| s.to_string()).collect(), ..Default::default() }
+        VarInputs {
+            pairs: pairs.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -191,7 +242,10 @@ mod tests {
         let e = resolve("s", &decls(), &inputs(&["freq=5"])).unwrap_err();
         assert!(e.message.contains("needs variable `email`"), "{e}");
         let e = resolve("s", &decls(), &inputs(&["email=x", "nope=1"])).unwrap_err();
-        assert!(e.message.contains("no variable `nope`") && e.message.contains("email, freq, lang"), "{e}");
+        assert!(
+            e.message.contains("no variable `nope`") && e.message.contains("email, freq, lang"),
+            "{e}"
+        );
         let e = resolve("s", &decls(), &inputs(&["email=x", "freq=often"])).unwrap_err();
         assert!(e.message.contains("is a number"), "{e}");
         let e = resolve("s", &decls(), &inputs(&["email=x", "lang=yaml"])).unwrap_err();
@@ -205,10 +259,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("v.toml");
         std::fs::write(&f, "email = \"a@b\"\nfreq = \"often\"\n").unwrap();
-        let e = resolve("s", &decls(), &VarInputs { files: vec![f.clone()], ..Default::default() }).unwrap_err();
+        let e = resolve(
+            "s",
+            &decls(),
+            &VarInputs {
+                files: vec![f.clone()],
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
         assert_eq!(e.location.unwrap(), format!("{}:2", f.display()));
         std::fs::write(&f, "email = \"a@b\"\nfreq = 2\n").unwrap();
-        let v = resolve("s", &decls(), &VarInputs { pairs: vec!["freq=3".into()], files: vec![f], ..Default::default() }).unwrap();
+        let v = resolve(
+            "s",
+            &decls(),
+            &VarInputs {
+                pairs: vec!["freq=3".into()],
+                files: vec![f],
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(v["freq"], json!(3), "command line wins over the file");
     }
 }

@@ -25,15 +25,29 @@ fn bucket_of(arn: &str) -> &str {
 
 fn uri(a: &LocationAttrs) -> String {
     let sub = a.subdirectory.trim_matches('/');
-    if sub.is_empty() { format!("s3://{}", bucket_of(&a.bucket_arn)) } else { format!("s3://{}/{sub}", bucket_of(&a.bucket_arn)) }
+    if sub.is_empty() {
+        format!("s3://{}", bucket_of(&a.bucket_arn))
+    } else {
+        format!("s3://{}/{sub}", bucket_of(&a.bucket_arn))
+    }
 }
 
 async fn find_location(ctx: &Ctx, a: &LocationAttrs) -> Result<Option<String>> {
     let want = uri(a);
     let mut token = None;
     loop {
-        let page = ctx.datasync.list_locations().set_next_token(token).send().await.map_err(|e| api_error("ListLocations", &e))?;
-        if let Some(l) = page.locations().iter().find(|l| l.location_uri().map(|u| u.trim_end_matches('/')) == Some(want.as_str())) {
+        let page = ctx
+            .datasync
+            .list_locations()
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| api_error("ListLocations", &e))?;
+        if let Some(l) = page
+            .locations()
+            .iter()
+            .find(|l| l.location_uri().map(|u| u.trim_end_matches('/')) == Some(want.as_str()))
+        {
             return Ok(l.location_arn().map(str::to_string));
         }
         match page.next_token {
@@ -49,7 +63,10 @@ fn once() -> aws_sdk_datasync::config::Builder {
 }
 
 fn known_arn(known: &Outputs) -> Option<String> {
-    known.get("arn").and_then(|v| v.as_str()).map(str::to_string)
+    known
+        .get("arn")
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
 }
 
 pub struct LocationS3;
@@ -69,11 +86,20 @@ impl Kind for LocationS3 {
     async fn create(ctx: &Ctx, a: &LocationAttrs) -> Result<Outputs> {
         // Locations have no unique name: one already pointing at our bucket is ours.
         if find_location(ctx, a).await?.is_some() {
-            return Err(Error::already_exists(format!("a DataSync location for {} already exists", uri(a))));
+            return Err(Error::already_exists(format!(
+                "a DataSync location for {} already exists",
+                uri(a)
+            )));
         }
-        let config = S3Config::builder().bucket_access_role_arn(&a.access_role_arn).build().map_err(|e| Error::internal(e.to_string()))?;
+        let config = S3Config::builder()
+            .bucket_access_role_arn(&a.access_role_arn)
+            .build()
+            .map_err(|e| Error::internal(e.to_string()))?;
         let arn = create_once(
-            Backoff { attempts: 5, ..ctx.propagation },
+            Backoff {
+                attempts: 5,
+                ..ctx.propagation
+            },
             || async {
                 let o = retry_propagation(ctx.propagation, || {
                     ctx.datasync
@@ -95,32 +121,61 @@ impl Kind for LocationS3 {
         Ok(Outputs::from([("arn".into(), s(&arn))]))
     }
 
-    async fn read(ctx: &Ctx, a: &LocationAttrs, known: &Outputs) -> Result<Option<(LocationAttrs, Outputs)>> {
+    async fn read(
+        ctx: &Ctx,
+        a: &LocationAttrs,
+        known: &Outputs,
+    ) -> Result<Option<(LocationAttrs, Outputs)>> {
         let Some(arn) = (match known_arn(known) {
             Some(arn) => Some(arn),
             None => find_location(ctx, a).await?,
         }) else {
             return Ok(None);
         };
-        let d = match ctx.datasync.describe_location_s3().location_arn(&arn).send().await {
+        let d = match ctx
+            .datasync
+            .describe_location_s3()
+            .location_arn(&arn)
+            .send()
+            .await
+        {
             Ok(d) => d,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_invalid_request_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_invalid_request_exception()) =>
+            {
                 return Ok(None);
             }
             Err(e) => return Err(api_error("DescribeLocationS3", &e)),
         };
-        let location = d.location_uri().unwrap_or_default().trim_end_matches('/').to_string();
+        let location = d
+            .location_uri()
+            .unwrap_or_default()
+            .trim_end_matches('/')
+            .to_string();
         let rest = location.strip_prefix("s3://").unwrap_or(&location);
         let (bucket, sub) = rest.split_once('/').unwrap_or((rest, ""));
         let live = LocationAttrs {
             bucket_arn: format!("arn:{}:s3:::{bucket}", ctx.partition),
-            subdirectory: if sub.is_empty() { a.subdirectory.clone() } else { sub.to_string() },
-            access_role_arn: d.s3_config().map(|c| c.bucket_access_role_arn().to_string()).unwrap_or_default(),
+            subdirectory: if sub.is_empty() {
+                a.subdirectory.clone()
+            } else {
+                sub.to_string()
+            },
+            access_role_arn: d
+                .s3_config()
+                .map(|c| c.bucket_access_role_arn().to_string())
+                .unwrap_or_default(),
         };
         Ok(Some((live, Outputs::from([("arn".into(), s(&arn))]))))
     }
 
-    async fn update(ctx: &Ctx, _live: &LocationAttrs, want: &LocationAttrs, _known: &Outputs) -> Result<Outputs> {
+    async fn update(
+        ctx: &Ctx,
+        _live: &LocationAttrs,
+        want: &LocationAttrs,
+        _known: &Outputs,
+    ) -> Result<Outputs> {
         Self::create(ctx, want).await
     }
 
@@ -132,9 +187,20 @@ impl Kind for LocationS3 {
                 None => return Ok(vec![]),
             },
         };
-        match ctx.datasync.delete_location().location_arn(&arn).send().await {
+        match ctx
+            .datasync
+            .delete_location()
+            .location_arn(&arn)
+            .send()
+            .await
+        {
             Ok(_) => Ok(vec![]),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_invalid_request_exception()) => Ok(vec![]),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_invalid_request_exception()) =>
+            {
+                Ok(vec![])
+            }
             Err(e) => Err(api_error("DeleteLocation", &e)),
         }
     }
@@ -154,7 +220,11 @@ pub struct TaskOptions {
 impl TaskOptions {
     fn sdk(&self) -> Options {
         Options::builder()
-            .set_posix_permissions(self.posix_permissions.as_deref().map(PosixPermissions::from))
+            .set_posix_permissions(
+                self.posix_permissions
+                    .as_deref()
+                    .map(PosixPermissions::from),
+            )
             .set_uid(self.uid.as_deref().map(Uid::from))
             .set_gid(self.gid.as_deref().map(Gid::from))
             .build()
@@ -181,7 +251,13 @@ pub struct TaskAttrs {
 async fn find_task(ctx: &Ctx, name: &str) -> Result<Option<String>> {
     let mut token = None;
     loop {
-        let page = ctx.datasync.list_tasks().set_next_token(token).send().await.map_err(|e| api_error("ListTasks", &e))?;
+        let page = ctx
+            .datasync
+            .list_tasks()
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| api_error("ListTasks", &e))?;
         if let Some(t) = page.tasks().iter().find(|t| t.name() == Some(name)) {
             return Ok(t.task_arn().map(str::to_string));
         }
@@ -199,7 +275,8 @@ impl Kind for Task {
     type Attrs = TaskAttrs;
     const NAME: &'static str = "datasync_task";
     const TAGGABLE: bool = false;
-    const REPLACE_ON: &'static [&'static str] = &["source_location_arn", "destination_location_arn"];
+    const REPLACE_ON: &'static [&'static str] =
+        &["source_location_arn", "destination_location_arn"];
     const OUTPUTS: &'static [&'static str] = &["arn", "name"];
 
     fn display_name(a: &TaskAttrs) -> String {
@@ -208,10 +285,16 @@ impl Kind for Task {
 
     async fn create(ctx: &Ctx, a: &TaskAttrs) -> Result<Outputs> {
         if find_task(ctx, &a.name).await?.is_some() {
-            return Err(Error::already_exists(format!("DataSync task {} already exists", a.name)));
+            return Err(Error::already_exists(format!(
+                "DataSync task {} already exists",
+                a.name
+            )));
         }
         let arn = create_once(
-            Backoff { attempts: 5, ..ctx.propagation },
+            Backoff {
+                attempts: 5,
+                ..ctx.propagation
+            },
             || async {
                 let o = ctx
                     .datasync
@@ -233,7 +316,11 @@ impl Kind for Task {
         Ok(arn_and_name(&arn, &a.name))
     }
 
-    async fn read(ctx: &Ctx, a: &TaskAttrs, known: &Outputs) -> Result<Option<(TaskAttrs, Outputs)>> {
+    async fn read(
+        ctx: &Ctx,
+        a: &TaskAttrs,
+        known: &Outputs,
+    ) -> Result<Option<(TaskAttrs, Outputs)>> {
         let Some(arn) = (match known_arn(known) {
             Some(arn) => Some(arn),
             None => find_task(ctx, &a.name).await?,
@@ -242,7 +329,10 @@ impl Kind for Task {
         };
         let d = match ctx.datasync.describe_task().task_arn(&arn).send().await {
             Ok(d) => d,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_invalid_request_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_invalid_request_exception()) =>
+            {
                 return Ok(None);
             }
             Err(e) => return Err(api_error("DescribeTask", &e)),
@@ -256,10 +346,17 @@ impl Kind for Task {
         Ok(Some((live, arn_and_name(&arn, &a.name))))
     }
 
-    async fn update(ctx: &Ctx, _live: &TaskAttrs, want: &TaskAttrs, known: &Outputs) -> Result<Outputs> {
+    async fn update(
+        ctx: &Ctx,
+        _live: &TaskAttrs,
+        want: &TaskAttrs,
+        known: &Outputs,
+    ) -> Result<Outputs> {
         let arn = match known_arn(known) {
             Some(a) => a,
-            None => find_task(ctx, &want.name).await?.ok_or_else(|| Error::aws(format!("DataSync task {} vanished", want.name)))?,
+            None => find_task(ctx, &want.name)
+                .await?
+                .ok_or_else(|| Error::aws(format!("DataSync task {} vanished", want.name)))?,
         };
         ctx.datasync
             .update_task()
@@ -282,7 +379,12 @@ impl Kind for Task {
         };
         match ctx.datasync.delete_task().task_arn(&arn).send().await {
             Ok(_) => Ok(vec![]),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_invalid_request_exception()) => Ok(vec![]),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_invalid_request_exception()) =>
+            {
+                Ok(vec![])
+            }
             Err(e) => Err(api_error("DeleteTask", &e)),
         }
     }

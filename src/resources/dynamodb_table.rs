@@ -4,7 +4,10 @@ use super::{Kind, Notes, Outputs, Tags, arn_and_name, tag_changes};
 use crate::aws::{Ctx, api_error};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus, Tag};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
+    Tag,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -31,13 +34,29 @@ fn string_type() -> String {
 pub struct Table;
 
 fn tags(t: &Tags) -> Vec<Tag> {
-    t.iter().map(|(k, v)| Tag::builder().key(k).value(v).build().expect("key and value set")).collect()
+    t.iter()
+        .map(|(k, v)| {
+            Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .expect("key and value set")
+        })
+        .collect()
 }
 
-async fn status(ctx: &Ctx, name: &str) -> Result<Option<aws_sdk_dynamodb::types::TableDescription>> {
+async fn status(
+    ctx: &Ctx,
+    name: &str,
+) -> Result<Option<aws_sdk_dynamodb::types::TableDescription>> {
     match ctx.dynamodb.describe_table().table_name(name).send().await {
         Ok(o) => Ok(o.table),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(None),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            Ok(None)
+        }
         Err(e) => Err(api_error("DescribeTable", &e)),
     }
 }
@@ -77,12 +96,22 @@ impl Kind for Table {
             .await
         {
             Ok(o) => o,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => {
-                return Err(Error::already_exists(format!("DynamoDB table {} already exists", a.name)));
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_in_use_exception()) =>
+            {
+                return Err(Error::already_exists(format!(
+                    "DynamoDB table {} already exists",
+                    a.name
+                )));
             }
             Err(e) => return Err(api_error("CreateTable", &e)),
         };
-        let arn = o.table_description().and_then(|t| t.table_arn()).unwrap_or_default().to_string();
+        let arn = o
+            .table_description()
+            .and_then(|t| t.table_arn())
+            .unwrap_or_default()
+            .to_string();
         for attempt in 0..60 {
             match status(ctx, &a.name).await? {
                 Some(t) if t.table_status() == Some(&TableStatus::Active) => break,
@@ -100,23 +129,40 @@ impl Kind for Table {
             return Ok(None);
         }
         let arn = t.table_arn().unwrap_or_default().to_string();
-        let hash =
-            t.key_schema().iter().find(|k| k.key_type() == &KeyType::Hash).map(|k| k.attribute_name().to_string()).unwrap_or_default();
+        let hash = t
+            .key_schema()
+            .iter()
+            .find(|k| k.key_type() == &KeyType::Hash)
+            .map(|k| k.attribute_name().to_string())
+            .unwrap_or_default();
         let hash_type = t
             .attribute_definitions()
             .iter()
             .find(|d| d.attribute_name() == hash)
             .map(|d| d.attribute_type().as_str().to_string())
             .unwrap_or_default();
-        let billing =
-            t.billing_mode_summary().and_then(|b| b.billing_mode()).map(|b| b.as_str().to_string()).unwrap_or_else(|| "PROVISIONED".into());
-        let tl = ctx.dynamodb.list_tags_of_resource().resource_arn(&arn).send().await.map_err(|e| api_error("ListTagsOfResource", &e))?;
+        let billing = t
+            .billing_mode_summary()
+            .and_then(|b| b.billing_mode())
+            .map(|b| b.as_str().to_string())
+            .unwrap_or_else(|| "PROVISIONED".into());
+        let tl = ctx
+            .dynamodb
+            .list_tags_of_resource()
+            .resource_arn(&arn)
+            .send()
+            .await
+            .map_err(|e| api_error("ListTagsOfResource", &e))?;
         let live = Attrs {
             name: a.name.clone(),
             billing_mode: billing,
             hash_key: hash,
             hash_key_type: hash_type,
-            tags: tl.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect(),
+            tags: tl
+                .tags()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect(),
         };
         Ok(Some((live, arn_and_name(&arn, &a.name))))
     }
@@ -126,7 +172,12 @@ impl Kind for Table {
             .get("arn")
             .and_then(|v| v.as_str())
             .map(str::to_string)
-            .unwrap_or_else(|| format!("arn:{}:dynamodb:{}:{}:table/{}", ctx.partition, ctx.region, ctx.account_id, want.name));
+            .unwrap_or_else(|| {
+                format!(
+                    "arn:{}:dynamodb:{}:{}:table/{}",
+                    ctx.partition, ctx.region, ctx.account_id, want.name
+                )
+            });
         if live.billing_mode != want.billing_mode {
             ctx.dynamodb
                 .update_table()
@@ -161,7 +212,10 @@ impl Kind for Table {
     async fn delete(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Notes> {
         match ctx.dynamodb.delete_table().table_name(&a.name).send().await {
             Ok(_) => {}
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
                 return Ok(vec![]);
             }
             Err(e) => return Err(api_error("DeleteTable", &e)),
@@ -172,6 +226,9 @@ impl Kind for Table {
             }
             tokio::time::sleep(ctx.propagation.delay(attempt.min(1))).await;
         }
-        Err(Error::aws(format!("table {} is still being deleted; run again in a minute", a.name)))
+        Err(Error::aws(format!(
+            "table {} is still being deleted; run again in a minute",
+            a.name
+        )))
     }
 }

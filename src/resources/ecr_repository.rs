@@ -25,11 +25,23 @@ fn mutable() -> String {
 pub struct Repository;
 
 fn tags(t: &Tags) -> Vec<Tag> {
-    t.iter().map(|(k, v)| Tag::builder().key(k).value(v).build().expect("key and value set")).collect()
+    t.iter()
+        .map(|(k, v)| {
+            Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .expect("key and value set")
+        })
+        .collect()
 }
 
 fn outputs(arn: &str, url: &str, name: &str) -> Outputs {
-    Outputs::from([("arn".into(), s(arn)), ("url".into(), s(url)), ("name".into(), s(name))])
+    Outputs::from([
+        ("arn".into(), s(arn)),
+        ("url".into(), s(url)),
+        ("name".into(), s(name)),
+    ])
 }
 
 #[async_trait]
@@ -55,20 +67,41 @@ impl Kind for Repository {
             .await
         {
             Ok(o) => {
-                let r = o.repository().ok_or_else(|| Error::aws("CreateRepository returned no repository"))?;
-                Ok(outputs(r.repository_arn().unwrap_or_default(), r.repository_uri().unwrap_or_default(), &a.name))
+                let r = o
+                    .repository()
+                    .ok_or_else(|| Error::aws("CreateRepository returned no repository"))?;
+                Ok(outputs(
+                    r.repository_arn().unwrap_or_default(),
+                    r.repository_uri().unwrap_or_default(),
+                    &a.name,
+                ))
             }
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_repository_already_exists_exception()) => {
-                Err(Error::already_exists(format!("ECR repository {} already exists", a.name)))
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_repository_already_exists_exception()) =>
+            {
+                Err(Error::already_exists(format!(
+                    "ECR repository {} already exists",
+                    a.name
+                )))
             }
             Err(e) => Err(api_error("CreateRepository", &e)),
         }
     }
 
     async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
-        let o = match ctx.ecr.describe_repositories().repository_names(&a.name).send().await {
+        let o = match ctx
+            .ecr
+            .describe_repositories()
+            .repository_names(&a.name)
+            .send()
+            .await
+        {
             Ok(o) => o,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_repository_not_found_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_repository_not_found_exception()) =>
+            {
                 return Ok(None);
             }
             Err(e) => return Err(api_error("DescribeRepositories", &e)),
@@ -77,13 +110,29 @@ impl Kind for Repository {
             return Ok(None);
         };
         let arn = r.repository_arn().unwrap_or_default().to_string();
-        let t = ctx.ecr.list_tags_for_resource().resource_arn(&arn).send().await.map_err(|e| api_error("ListTagsForResource", &e))?;
+        let t = ctx
+            .ecr
+            .list_tags_for_resource()
+            .resource_arn(&arn)
+            .send()
+            .await
+            .map_err(|e| api_error("ListTagsForResource", &e))?;
         let live = Attrs {
             name: a.name.clone(),
-            image_tag_mutability: r.image_tag_mutability().map(|m| m.as_str().to_string()).unwrap_or_else(mutable),
-            tags: t.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect(),
+            image_tag_mutability: r
+                .image_tag_mutability()
+                .map(|m| m.as_str().to_string())
+                .unwrap_or_else(mutable),
+            tags: t
+                .tags()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect(),
         };
-        Ok(Some((live, outputs(&arn, r.repository_uri().unwrap_or_default(), &a.name))))
+        Ok(Some((
+            live,
+            outputs(&arn, r.repository_uri().unwrap_or_default(), &a.name),
+        )))
     }
 
     async fn update(ctx: &Ctx, live: &Attrs, want: &Attrs, known: &Outputs) -> Result<Outputs> {
@@ -96,11 +145,19 @@ impl Kind for Repository {
                 .await
                 .map_err(|e| api_error("PutImageTagMutability", &e))?;
         }
-        let (_, out) = Self::read(ctx, want, known).await?.ok_or_else(|| Error::aws(format!("repository {} vanished", want.name)))?;
+        let (_, out) = Self::read(ctx, want, known)
+            .await?
+            .ok_or_else(|| Error::aws(format!("repository {} vanished", want.name)))?;
         let arn = out["arn"].as_str().unwrap_or_default().to_string();
         let (set, remove) = tag_changes(&live.tags, &want.tags);
         if !set.is_empty() {
-            ctx.ecr.tag_resource().resource_arn(&arn).set_tags(Some(tags(&set))).send().await.map_err(|e| api_error("TagResource", &e))?;
+            ctx.ecr
+                .tag_resource()
+                .resource_arn(&arn)
+                .set_tags(Some(tags(&set)))
+                .send()
+                .await
+                .map_err(|e| api_error("TagResource", &e))?;
         }
         if !remove.is_empty() {
             ctx.ecr
@@ -117,18 +174,37 @@ impl Kind for Repository {
     async fn delete(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Notes> {
         let images = match ctx.ecr.list_images().repository_name(&a.name).send().await {
             Ok(o) => o.image_ids().len(),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_repository_not_found_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_repository_not_found_exception()) =>
+            {
                 return Ok(vec![]);
             }
             Err(e) => return Err(api_error("ListImages", &e)),
         };
-        match ctx.ecr.delete_repository().repository_name(&a.name).force(true).send().await {
+        match ctx
+            .ecr
+            .delete_repository()
+            .repository_name(&a.name)
+            .force(true)
+            .send()
+            .await
+        {
             Ok(_) => {}
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_repository_not_found_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_repository_not_found_exception()) =>
+            {
                 return Ok(vec![]);
             }
             Err(e) => return Err(api_error("DeleteRepository", &e)),
         }
-        Ok(if images > 0 { vec![format!("emptied the repository first: deleted {images} image(s)")] } else { vec![] })
+        Ok(if images > 0 {
+            vec![format!(
+                "emptied the repository first: deleted {images} image(s)"
+            )]
+        } else {
+            vec![]
+        })
     }
 }

@@ -6,8 +6,9 @@ use crate::aws::{Ctx, api_error};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
 use aws_sdk_eventbridge::types::{
-    ConnectionAuthorizationType, CreateConnectionAuthRequestParameters, CreateConnectionBasicAuthRequestParameters,
-    UpdateConnectionAuthRequestParameters, UpdateConnectionBasicAuthRequestParameters,
+    ConnectionAuthorizationType, CreateConnectionAuthRequestParameters,
+    CreateConnectionBasicAuthRequestParameters, UpdateConnectionAuthRequestParameters,
+    UpdateConnectionBasicAuthRequestParameters,
 };
 use serde::{Deserialize, Serialize};
 
@@ -37,7 +38,11 @@ fn basic() -> String {
 pub struct EventsConnection;
 
 fn outputs(arn: &str, secret_arn: &str, name: &str) -> Outputs {
-    Outputs::from([("arn".into(), s(arn)), ("secret_arn".into(), s(secret_arn)), ("name".into(), s(name))])
+    Outputs::from([
+        ("arn".into(), s(arn)),
+        ("secret_arn".into(), s(secret_arn)),
+        ("name".into(), s(name)),
+    ])
 }
 
 fn check_auth(a: &Attrs) -> Result<()> {
@@ -73,16 +78,24 @@ impl Kind for EventsConnection {
             .map_err(|e| Error::internal(e.to_string()))?;
         // Sent once, then looked for after a lost answer: a blind retry would meet the first
         // one (or, where a service replaces it, orphan the secret it made).
-        let once = aws_sdk_eventbridge::config::Builder::default().retry_config(aws_config::retry::RetryConfig::disabled());
+        let once = aws_sdk_eventbridge::config::Builder::default()
+            .retry_config(aws_config::retry::RetryConfig::disabled());
         crate::aws::create_once(
-            crate::aws::Backoff { attempts: 5, ..ctx.propagation },
+            crate::aws::Backoff {
+                attempts: 5,
+                ..ctx.propagation
+            },
             || async {
                 ctx.events
                     .create_connection()
                     .name(&a.name)
                     .description(&a.description)
                     .authorization_type(ConnectionAuthorizationType::Basic)
-                    .auth_parameters(CreateConnectionAuthRequestParameters::builder().basic_auth_parameters(basic.clone()).build())
+                    .auth_parameters(
+                        CreateConnectionAuthRequestParameters::builder()
+                            .basic_auth_parameters(basic.clone())
+                            .build(),
+                    )
                     .customize()
                     .config_override(once.clone())
                     .send()
@@ -92,13 +105,23 @@ impl Kind for EventsConnection {
             || async {
                 match ctx.events.describe_connection().name(&a.name).send().await {
                     Ok(_) => Ok(Some(())),
-                    Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(None),
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_resource_not_found_exception()) =>
+                    {
+                        Ok(None)
+                    }
                     Err(e) => Err(api_error("DescribeConnection", &e)),
                 }
             },
             |e| {
-                if e.as_service_error().is_some_and(|s| s.is_resource_already_exists_exception()) {
-                    Error::already_exists(format!("EventBridge connection {} already exists", a.name))
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_already_exists_exception())
+                {
+                    Error::already_exists(format!(
+                        "EventBridge connection {} already exists",
+                        a.name
+                    ))
                 } else {
                     api_error("CreateConnection", &e)
                 }
@@ -109,53 +132,87 @@ impl Kind for EventsConnection {
         // The secret's ARN is only given by DescribeConnection.
         match Self::read(ctx, a, &Outputs::new()).await? {
             Some((_, o)) => Ok(o),
-            None => Err(Error::aws(format!("connection {} vanished right after it was created", a.name))),
+            None => Err(Error::aws(format!(
+                "connection {} vanished right after it was created",
+                a.name
+            ))),
         }
     }
 
     async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
         let c = match ctx.events.describe_connection().name(&a.name).send().await {
             Ok(c) => c,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
                 return Ok(None);
             }
             Err(e) => return Err(api_error("DescribeConnection", &e)),
         };
-        let username =
-            c.auth_parameters().and_then(|p| p.basic_auth_parameters()).and_then(|b| b.username()).unwrap_or_default().to_string();
+        let username = c
+            .auth_parameters()
+            .and_then(|p| p.basic_auth_parameters())
+            .and_then(|b| b.username())
+            .unwrap_or_default()
+            .to_string();
         let live = Attrs {
             name: c.name().unwrap_or_default().to_string(),
             description: c.description().unwrap_or_default().to_string(),
-            authorization_type: c.authorization_type().map(|t| t.as_str().to_string()).unwrap_or_else(basic),
-            basic: Basic { username, password: a.basic.password.clone() },
+            authorization_type: c
+                .authorization_type()
+                .map(|t| t.as_str().to_string())
+                .unwrap_or_else(basic),
+            basic: Basic {
+                username,
+                password: a.basic.password.clone(),
+            },
         };
-        let o = outputs(c.connection_arn().unwrap_or_default(), c.secret_arn().unwrap_or_default(), &a.name);
+        let o = outputs(
+            c.connection_arn().unwrap_or_default(),
+            c.secret_arn().unwrap_or_default(),
+            &a.name,
+        );
         Ok(Some((live, o)))
     }
 
     async fn update(ctx: &Ctx, _live: &Attrs, want: &Attrs, _known: &Outputs) -> Result<Outputs> {
         check_auth(want)?;
-        let basic =
-            UpdateConnectionBasicAuthRequestParameters::builder().username(&want.basic.username).password(&want.basic.password).build();
+        let basic = UpdateConnectionBasicAuthRequestParameters::builder()
+            .username(&want.basic.username)
+            .password(&want.basic.password)
+            .build();
         ctx.events
             .update_connection()
             .name(&want.name)
             .description(&want.description)
             .authorization_type(ConnectionAuthorizationType::Basic)
-            .auth_parameters(UpdateConnectionAuthRequestParameters::builder().basic_auth_parameters(basic).build())
+            .auth_parameters(
+                UpdateConnectionAuthRequestParameters::builder()
+                    .basic_auth_parameters(basic)
+                    .build(),
+            )
             .send()
             .await
             .map_err(|e| api_error("UpdateConnection", &e))?;
         match Self::read(ctx, want, &Outputs::new()).await? {
             Some((_, o)) => Ok(o),
-            None => Err(Error::aws(format!("connection {} vanished while being updated", want.name))),
+            None => Err(Error::aws(format!(
+                "connection {} vanished while being updated",
+                want.name
+            ))),
         }
     }
 
     async fn delete(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Notes> {
         match ctx.events.delete_connection().name(&a.name).send().await {
             Ok(_) => Ok(vec![]),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(vec![]),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                Ok(vec![])
+            }
             Err(e) => Err(api_error("DeleteConnection", &e)),
         }
     }

@@ -40,7 +40,11 @@ fn enabled() -> String {
 
 /// `rate(1 minute)` for 1, `rate(N minutes)` otherwise.
 pub fn rate_expression(minutes: u64) -> String {
-    if minutes == 1 { "rate(1 minute)".into() } else { format!("rate({minutes} minutes)") }
+    if minutes == 1 {
+        "rate(1 minute)".into()
+    } else {
+        format!("rate({minutes} minutes)")
+    }
 }
 
 impl TryFrom<Manifest> for Attrs {
@@ -56,14 +60,31 @@ impl TryFrom<Manifest> for Attrs {
             (None, None) => return Err("a rule needs schedule_expression or rate_minutes".into()),
         };
         if m.state != "ENABLED" && m.state != "DISABLED" {
-            return Err(format!("state must be ENABLED or DISABLED, not {:?}", m.state));
+            return Err(format!(
+                "state must be ENABLED or DISABLED, not {:?}",
+                m.state
+            ));
         }
-        Ok(Attrs { name: m.name, schedule_expression, description: m.description, state: m.state, tags: m.tags })
+        Ok(Attrs {
+            name: m.name,
+            schedule_expression,
+            description: m.description,
+            state: m.state,
+            tags: m.tags,
+        })
     }
 }
 
 fn tags(t: &Tags) -> Vec<Tag> {
-    t.iter().map(|(k, v)| Tag::builder().key(k).value(v).build().expect("key and value set")).collect()
+    t.iter()
+        .map(|(k, v)| {
+            Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .expect("key and value set")
+        })
+        .collect()
 }
 
 pub struct EventsRule;
@@ -97,8 +118,18 @@ impl Kind for EventsRule {
 
     async fn create(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
         // PutRule creates or overwrites: look first so that someone else's rule is not taken over.
-        if ctx.events.describe_rule().name(&a.name).send().await.is_ok() {
-            return Err(Error::already_exists(format!("EventBridge rule {} already exists", a.name)));
+        if ctx
+            .events
+            .describe_rule()
+            .name(&a.name)
+            .send()
+            .await
+            .is_ok()
+        {
+            return Err(Error::already_exists(format!(
+                "EventBridge rule {} already exists",
+                a.name
+            )));
         }
         let arn = put(ctx, a, true).await?;
         Ok(arn_and_name(&arn, &a.name))
@@ -107,28 +138,48 @@ impl Kind for EventsRule {
     async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
         let r = match ctx.events.describe_rule().name(&a.name).send().await {
             Ok(r) => r,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
                 return Ok(None);
             }
             Err(e) => return Err(api_error("DescribeRule", &e)),
         };
         let arn = r.arn().unwrap_or_default().to_string();
-        let t = ctx.events.list_tags_for_resource().resource_arn(&arn).send().await.map_err(|e| api_error("ListTagsForResource", &e))?;
+        let t = ctx
+            .events
+            .list_tags_for_resource()
+            .resource_arn(&arn)
+            .send()
+            .await
+            .map_err(|e| api_error("ListTagsForResource", &e))?;
         let live = Attrs {
             name: r.name().unwrap_or_default().to_string(),
             schedule_expression: r.schedule_expression().unwrap_or_default().to_string(),
             description: r.description().unwrap_or_default().to_string(),
-            state: r.state().map(|s| s.as_str().to_string()).unwrap_or_else(enabled),
-            tags: t.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect(),
+            state: r
+                .state()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_else(enabled),
+            tags: t
+                .tags()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect(),
         };
         Ok(Some((live, arn_and_name(&arn, &a.name))))
     }
 
     async fn update(ctx: &Ctx, live: &Attrs, want: &Attrs, _known: &Outputs) -> Result<Outputs> {
-        let same_rule =
-            live.schedule_expression == want.schedule_expression && live.description == want.description && live.state == want.state;
+        let same_rule = live.schedule_expression == want.schedule_expression
+            && live.description == want.description
+            && live.state == want.state;
         let arn = if same_rule {
-            format!("arn:{}:events:{}:{}:rule/{}", ctx.partition, ctx.region, ctx.account_id, want.name)
+            format!(
+                "arn:{}:events:{}:{}:rule/{}",
+                ctx.partition, ctx.region, ctx.account_id, want.name
+            )
         } else {
             put(ctx, want, false).await?
         };
@@ -157,7 +208,12 @@ impl Kind for EventsRule {
     async fn delete(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Notes> {
         match ctx.events.delete_rule().name(&a.name).send().await {
             Ok(_) => Ok(vec![]),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(vec![]),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                Ok(vec![])
+            }
             Err(e) => Err(api_error("DeleteRule", &e)),
         }
     }

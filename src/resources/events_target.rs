@@ -20,9 +20,20 @@ pub struct Attrs {
 pub struct EventsTarget;
 
 async fn put(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
-    let target =
-        Target::builder().id(&a.id).arn(&a.arn).set_role_arn(a.role_arn.clone()).build().map_err(|e| Error::internal(e.to_string()))?;
-    let out = ctx.events.put_targets().rule(&a.rule).targets(target).send().await.map_err(|e| api_error("PutTargets", &e))?;
+    let target = Target::builder()
+        .id(&a.id)
+        .arn(&a.arn)
+        .set_role_arn(a.role_arn.clone())
+        .build()
+        .map_err(|e| Error::internal(e.to_string()))?;
+    let out = ctx
+        .events
+        .put_targets()
+        .rule(&a.rule)
+        .targets(target)
+        .send()
+        .await
+        .map_err(|e| api_error("PutTargets", &e))?;
     if let Some(f) = out.failed_entries().first() {
         return Err(Error::aws(format!(
             "PutTargets failed for target {}: {}: {}",
@@ -53,7 +64,10 @@ impl Kind for EventsTarget {
     async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
         let out = match ctx.events.list_targets_by_rule().rule(&a.rule).send().await {
             Ok(o) => o,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
                 return Ok(None);
             }
             Err(e) => return Err(api_error("ListTargetsByRule", &e)),
@@ -74,9 +88,21 @@ impl Kind for EventsTarget {
     }
 
     async fn delete(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Notes> {
-        match ctx.events.remove_targets().rule(&a.rule).ids(&a.id).send().await {
+        match ctx
+            .events
+            .remove_targets()
+            .rule(&a.rule)
+            .ids(&a.id)
+            .send()
+            .await
+        {
             Ok(_) => Ok(vec![]),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(vec![]),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                Ok(vec![])
+            }
             Err(e) => Err(api_error("RemoveTargets", &e)),
         }
     }

@@ -32,10 +32,26 @@ impl Kind for IamGroup {
     }
 
     async fn create(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
-        match ctx.iam.create_group().group_name(&a.name).path(&a.path).send().await {
-            Ok(o) => Ok(arn_and_name(o.group().map(|g| g.arn()).unwrap_or_default(), &a.name)),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_entity_already_exists_exception()) => {
-                Err(Error::already_exists(format!("IAM group {} already exists", a.name)))
+        match ctx
+            .iam
+            .create_group()
+            .group_name(&a.name)
+            .path(&a.path)
+            .send()
+            .await
+        {
+            Ok(o) => Ok(arn_and_name(
+                o.group().map(|g| g.arn()).unwrap_or_default(),
+                &a.name,
+            )),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_entity_already_exists_exception()) =>
+            {
+                Err(Error::already_exists(format!(
+                    "IAM group {} already exists",
+                    a.name
+                )))
             }
             Err(e) => Err(api_error("CreateGroup", &e)),
         }
@@ -44,22 +60,45 @@ impl Kind for IamGroup {
     async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
         match ctx.iam.get_group().group_name(&a.name).send().await {
             Ok(o) => {
-                let g = o.group().ok_or_else(|| Error::aws("GetGroup returned no group"))?;
-                Ok(Some((Attrs { name: g.group_name().to_string(), path: g.path().to_string() }, arn_and_name(g.arn(), &a.name))))
+                let g = o
+                    .group()
+                    .ok_or_else(|| Error::aws("GetGroup returned no group"))?;
+                Ok(Some((
+                    Attrs {
+                        name: g.group_name().to_string(),
+                        path: g.path().to_string(),
+                    },
+                    arn_and_name(g.arn(), &a.name),
+                )))
             }
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(None),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(api_error("GetGroup", &e)),
         }
     }
 
     async fn update(ctx: &Ctx, _live: &Attrs, want: &Attrs, known: &Outputs) -> Result<Outputs> {
-        Ok(Self::read(ctx, want, known).await?.map(|(_, o)| o).unwrap_or_default())
+        Ok(Self::read(ctx, want, known)
+            .await?
+            .map(|(_, o)| o)
+            .unwrap_or_default())
     }
 
     async fn delete(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Notes> {
         let members = match ctx.iam.get_group().group_name(&a.name).send().await {
-            Ok(o) => o.users().iter().map(|u| u.user_name().to_string()).collect::<Vec<_>>(),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => {
+            Ok(o) => o
+                .users()
+                .iter()
+                .map(|u| u.user_name().to_string())
+                .collect::<Vec<_>>(),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
                 return Ok(vec![]);
             }
             Err(e) => return Err(api_error("GetGroup", &e)),
@@ -75,13 +114,19 @@ impl Kind for IamGroup {
         }
         match ctx.iam.delete_group().group_name(&a.name).send().await {
             Ok(_) => {}
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) => {}
             Err(e) => return Err(api_error("DeleteGroup", &e)),
         }
         Ok(if members.is_empty() {
             vec![]
         } else {
-            vec![format!("removed {} user(s) from the group first (kept the users): {}", members.len(), members.join(", "))]
+            vec![format!(
+                "removed {} user(s) from the group first (kept the users): {}",
+                members.len(),
+                members.join(", ")
+            )]
         })
     }
 }

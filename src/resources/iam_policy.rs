@@ -33,7 +33,10 @@ impl Attrs {
 pub struct IamPolicy;
 
 fn arn(ctx: &Ctx, a: &Attrs) -> String {
-    format!("arn:{}:iam::{}:policy{}{}", ctx.partition, ctx.account_id, a.path, a.name)
+    format!(
+        "arn:{}:iam::{}:policy{}{}",
+        ctx.partition, ctx.account_id, a.path, a.name
+    )
 }
 
 #[async_trait]
@@ -60,9 +63,18 @@ impl Kind for IamPolicy {
             req = req.description(&a.description);
         }
         match req.send().await {
-            Ok(o) => Ok(arn_and_name(o.policy().and_then(|p| p.arn()).unwrap_or_default(), &a.name)),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_entity_already_exists_exception()) => {
-                Err(Error::already_exists(format!("IAM policy {} already exists", a.name)))
+            Ok(o) => Ok(arn_and_name(
+                o.policy().and_then(|p| p.arn()).unwrap_or_default(),
+                &a.name,
+            )),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_entity_already_exists_exception()) =>
+            {
+                Err(Error::already_exists(format!(
+                    "IAM policy {} already exists",
+                    a.name
+                )))
             }
             Err(e) => Err(api_error("CreatePolicy", &e)),
         }
@@ -71,8 +83,13 @@ impl Kind for IamPolicy {
     async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
         let arn = arn(ctx, a);
         let policy = match ctx.iam.get_policy().policy_arn(&arn).send().await {
-            Ok(o) => o.policy.ok_or_else(|| Error::aws("GetPolicy returned no policy"))?,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => {
+            Ok(o) => o
+                .policy
+                .ok_or_else(|| Error::aws("GetPolicy returned no policy"))?,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
                 return Ok(None);
             }
             Err(e) => return Err(api_error("GetPolicy", &e)),
@@ -86,13 +103,24 @@ impl Kind for IamPolicy {
             .send()
             .await
             .map_err(|e| api_error("GetPolicyVersion", &e))?;
-        let doc = v.policy_version().and_then(|p| p.document()).map(decode_policy).transpose()?.unwrap_or_default();
+        let doc = v
+            .policy_version()
+            .and_then(|p| p.document())
+            .map(decode_policy)
+            .transpose()?
+            .unwrap_or_default();
         let statement = match &doc["Statement"] {
             Value::Array(items) => items.clone(),
             Value::Null => vec![],
             one => vec![one.clone()],
         };
-        let tags = ctx.iam.list_policy_tags().policy_arn(&arn).send().await.map_err(|e| api_error("ListPolicyTags", &e))?;
+        let tags = ctx
+            .iam
+            .list_policy_tags()
+            .policy_arn(&arn)
+            .send()
+            .await
+            .map_err(|e| api_error("ListPolicyTags", &e))?;
         let live = Attrs {
             name: policy.policy_name().unwrap_or_default().to_string(),
             path: policy.path().unwrap_or("/").to_string(),
@@ -106,8 +134,18 @@ impl Kind for IamPolicy {
     async fn update(ctx: &Ctx, live: &Attrs, want: &Attrs, _known: &Outputs) -> Result<Outputs> {
         let arn = arn(ctx, want);
         if live.statement != want.statement {
-            let versions = ctx.iam.list_policy_versions().policy_arn(&arn).send().await.map_err(|e| api_error("ListPolicyVersions", &e))?;
-            let mut old: Vec<_> = versions.versions().iter().filter(|v| !v.is_default_version()).collect();
+            let versions = ctx
+                .iam
+                .list_policy_versions()
+                .policy_arn(&arn)
+                .send()
+                .await
+                .map_err(|e| api_error("ListPolicyVersions", &e))?;
+            let mut old: Vec<_> = versions
+                .versions()
+                .iter()
+                .filter(|v| !v.is_default_version())
+                .collect();
             if versions.versions().len() >= 5 {
                 old.sort_by_key(|v| v.create_date().map(|d| d.secs()).unwrap_or(0));
                 if let Some(oldest) = old.first().and_then(|v| v.version_id()) {
@@ -131,10 +169,22 @@ impl Kind for IamPolicy {
         }
         let (set, remove) = tag_changes(&live.tags, &want.tags);
         if !set.is_empty() {
-            ctx.iam.tag_policy().policy_arn(&arn).set_tags(Some(iam_tags(&set))).send().await.map_err(|e| api_error("TagPolicy", &e))?;
+            ctx.iam
+                .tag_policy()
+                .policy_arn(&arn)
+                .set_tags(Some(iam_tags(&set)))
+                .send()
+                .await
+                .map_err(|e| api_error("TagPolicy", &e))?;
         }
         if !remove.is_empty() {
-            ctx.iam.untag_policy().policy_arn(&arn).set_tag_keys(Some(remove)).send().await.map_err(|e| api_error("UntagPolicy", &e))?;
+            ctx.iam
+                .untag_policy()
+                .policy_arn(&arn)
+                .set_tag_keys(Some(remove))
+                .send()
+                .await
+                .map_err(|e| api_error("UntagPolicy", &e))?;
         }
         Ok(arn_and_name(&arn, &want.name))
     }
@@ -143,12 +193,19 @@ impl Kind for IamPolicy {
         let arn = arn(ctx, a);
         let versions = match ctx.iam.list_policy_versions().policy_arn(&arn).send().await {
             Ok(v) => v,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
                 return Ok(vec![]);
             }
             Err(e) => return Err(api_error("ListPolicyVersions", &e)),
         };
-        for v in versions.versions().iter().filter(|v| !v.is_default_version()) {
+        for v in versions
+            .versions()
+            .iter()
+            .filter(|v| !v.is_default_version())
+        {
             if let Some(id) = v.version_id() {
                 ctx.iam
                     .delete_policy_version()
@@ -161,7 +218,12 @@ impl Kind for IamPolicy {
         }
         match ctx.iam.delete_policy().policy_arn(&arn).send().await {
             Ok(_) => Ok(vec![]),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(vec![]),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
+                Ok(vec![])
+            }
             Err(e) => Err(api_error("DeletePolicy", &e)),
         }
     }

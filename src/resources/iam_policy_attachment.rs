@@ -50,17 +50,35 @@ impl Kind for UserPolicyAttachment {
         Ok(outputs(&a.policy_arn))
     }
 
-    async fn read(ctx: &Ctx, a: &UserAttrs, _known: &Outputs) -> Result<Option<(UserAttrs, Outputs)>> {
+    async fn read(
+        ctx: &Ctx,
+        a: &UserAttrs,
+        _known: &Outputs,
+    ) -> Result<Option<(UserAttrs, Outputs)>> {
         let mut marker = None;
         loop {
-            let page = match ctx.iam.list_attached_user_policies().user_name(&a.user).set_marker(marker).send().await {
+            let page = match ctx
+                .iam
+                .list_attached_user_policies()
+                .user_name(&a.user)
+                .set_marker(marker)
+                .send()
+                .await
+            {
                 Ok(p) => p,
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => {
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_no_such_entity_exception()) =>
+                {
                     return Ok(None);
                 }
                 Err(e) => return Err(api_error("ListAttachedUserPolicies", &e)),
             };
-            if page.attached_policies().iter().any(|p| p.policy_arn() == Some(a.policy_arn.as_str())) {
+            if page
+                .attached_policies()
+                .iter()
+                .any(|p| p.policy_arn() == Some(a.policy_arn.as_str()))
+            {
                 return Ok(Some((a.clone(), outputs(&a.policy_arn))));
             }
             match page.marker {
@@ -70,14 +88,31 @@ impl Kind for UserPolicyAttachment {
         }
     }
 
-    async fn update(ctx: &Ctx, _live: &UserAttrs, want: &UserAttrs, _known: &Outputs) -> Result<Outputs> {
+    async fn update(
+        ctx: &Ctx,
+        _live: &UserAttrs,
+        want: &UserAttrs,
+        _known: &Outputs,
+    ) -> Result<Outputs> {
         Self::create(ctx, want).await
     }
 
     async fn delete(ctx: &Ctx, a: &UserAttrs, _known: &Outputs) -> Result<Notes> {
-        match ctx.iam.detach_user_policy().user_name(&a.user).policy_arn(&a.policy_arn).send().await {
+        match ctx
+            .iam
+            .detach_user_policy()
+            .user_name(&a.user)
+            .policy_arn(&a.policy_arn)
+            .send()
+            .await
+        {
             Ok(_) => Ok(vec![]),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(vec![]),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
+                Ok(vec![])
+            }
             Err(e) => Err(api_error("DetachUserPolicy", &e)),
         }
     }
@@ -108,17 +143,35 @@ impl Kind for RolePolicyAttachment {
         Ok(outputs(&a.policy_arn))
     }
 
-    async fn read(ctx: &Ctx, a: &RoleAttrs, _known: &Outputs) -> Result<Option<(RoleAttrs, Outputs)>> {
+    async fn read(
+        ctx: &Ctx,
+        a: &RoleAttrs,
+        _known: &Outputs,
+    ) -> Result<Option<(RoleAttrs, Outputs)>> {
         let mut marker = None;
         loop {
-            let page = match ctx.iam.list_attached_role_policies().role_name(&a.role).set_marker(marker).send().await {
+            let page = match ctx
+                .iam
+                .list_attached_role_policies()
+                .role_name(&a.role)
+                .set_marker(marker)
+                .send()
+                .await
+            {
                 Ok(p) => p,
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => {
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_no_such_entity_exception()) =>
+                {
                     return Ok(None);
                 }
                 Err(e) => return Err(api_error("ListAttachedRolePolicies", &e)),
             };
-            if page.attached_policies().iter().any(|p| p.policy_arn() == Some(a.policy_arn.as_str())) {
+            if page
+                .attached_policies()
+                .iter()
+                .any(|p| p.policy_arn() == Some(a.policy_arn.as_str()))
+            {
                 return Ok(Some((a.clone(), outputs(&a.policy_arn))));
             }
             match page.marker {
@@ -128,14 +181,31 @@ impl Kind for RolePolicyAttachment {
         }
     }
 
-    async fn update(ctx: &Ctx, _live: &RoleAttrs, want: &RoleAttrs, _known: &Outputs) -> Result<Outputs> {
+    async fn update(
+        ctx: &Ctx,
+        _live: &RoleAttrs,
+        want: &RoleAttrs,
+        _known: &Outputs,
+    ) -> Result<Outputs> {
         Self::create(ctx, want).await
     }
 
     async fn delete(ctx: &Ctx, a: &RoleAttrs, _known: &Outputs) -> Result<Notes> {
-        match ctx.iam.detach_role_policy().role_name(&a.role).policy_arn(&a.policy_arn).send().await {
+        match ctx
+            .iam
+            .detach_role_policy()
+            .role_name(&a.role)
+            .policy_arn(&a.policy_arn)
+            .send()
+            .await
+        {
             Ok(_) => Ok(vec![]),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(vec![]),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
+                Ok(vec![])
+            }
             Err(e) => Err(api_error("DetachRolePolicy", &e)),
         }
     }

@@ -56,9 +56,18 @@ impl Kind for IamRole {
             .send()
             .await;
         match out {
-            Ok(o) => Ok(arn_and_name(o.role().map(|r| r.arn()).unwrap_or_default(), &a.name)),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_entity_already_exists_exception()) => {
-                Err(Error::already_exists(format!("IAM role {} already exists", a.name)))
+            Ok(o) => Ok(arn_and_name(
+                o.role().map(|r| r.arn()).unwrap_or_default(),
+                &a.name,
+            )),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_entity_already_exists_exception()) =>
+            {
+                Err(Error::already_exists(format!(
+                    "IAM role {} already exists",
+                    a.name
+                )))
             }
             Err(e) => Err(api_error("CreateRole", &e)),
         }
@@ -66,14 +75,29 @@ impl Kind for IamRole {
 
     async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
         let role = match ctx.iam.get_role().role_name(&a.name).send().await {
-            Ok(o) => o.role.ok_or_else(|| Error::aws("GetRole returned no role"))?,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => {
+            Ok(o) => o
+                .role
+                .ok_or_else(|| Error::aws("GetRole returned no role"))?,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
                 return Ok(None);
             }
             Err(e) => return Err(api_error("GetRole", &e)),
         };
-        let tags = ctx.iam.list_role_tags().role_name(&a.name).send().await.map_err(|e| api_error("ListRoleTags", &e))?;
-        let trust = role.assume_role_policy_document().map(decode_policy).transpose()?.unwrap_or_default();
+        let tags = ctx
+            .iam
+            .list_role_tags()
+            .role_name(&a.name)
+            .send()
+            .await
+            .map_err(|e| api_error("ListRoleTags", &e))?;
+        let trust = role
+            .assume_role_policy_document()
+            .map(decode_policy)
+            .transpose()?
+            .unwrap_or_default();
         let live = Attrs {
             name: role.role_name.clone(),
             service: principal_of(&trust),
@@ -105,18 +129,41 @@ impl Kind for IamRole {
         }
         let (set, remove) = tag_changes(&live.tags, &want.tags);
         if !set.is_empty() {
-            ctx.iam.tag_role().role_name(&want.name).set_tags(Some(iam_tags(&set))).send().await.map_err(|e| api_error("TagRole", &e))?;
+            ctx.iam
+                .tag_role()
+                .role_name(&want.name)
+                .set_tags(Some(iam_tags(&set)))
+                .send()
+                .await
+                .map_err(|e| api_error("TagRole", &e))?;
         }
         if !remove.is_empty() {
-            ctx.iam.untag_role().role_name(&want.name).set_tag_keys(Some(remove)).send().await.map_err(|e| api_error("UntagRole", &e))?;
+            ctx.iam
+                .untag_role()
+                .role_name(&want.name)
+                .set_tag_keys(Some(remove))
+                .send()
+                .await
+                .map_err(|e| api_error("UntagRole", &e))?;
         }
-        Ok(arn_and_name(&format!("arn:{}:iam::{}:role{}{}", ctx.partition, ctx.account_id, want.path, want.name), &want.name))
+        Ok(arn_and_name(
+            &format!(
+                "arn:{}:iam::{}:role{}{}",
+                ctx.partition, ctx.account_id, want.path, want.name
+            ),
+            &want.name,
+        ))
     }
 
     async fn delete(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Notes> {
         match ctx.iam.delete_role().role_name(&a.name).send().await {
             Ok(_) => Ok(vec![]),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(vec![]),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
+                Ok(vec![])
+            }
             Err(e) => Err(api_error("DeleteRole", &e)),
         }
     }

@@ -22,11 +22,21 @@ pub fn root_path() -> String {
 }
 
 pub fn iam_tags(tags: &Tags) -> Vec<Tag> {
-    tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build().expect("key and value set")).collect()
+    tags.iter()
+        .map(|(k, v)| {
+            Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .expect("key and value set")
+        })
+        .collect()
 }
 
 pub fn from_iam_tags(tags: &[Tag]) -> Tags {
-    tags.iter().map(|t| (t.key().to_string(), t.value().to_string())).collect()
+    tags.iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect()
 }
 
 pub struct IamUser;
@@ -44,11 +54,27 @@ impl Kind for IamUser {
     }
 
     async fn create(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
-        let out = ctx.iam.create_user().user_name(&a.name).path(&a.path).set_tags(Some(iam_tags(&a.tags))).send().await;
+        let out = ctx
+            .iam
+            .create_user()
+            .user_name(&a.name)
+            .path(&a.path)
+            .set_tags(Some(iam_tags(&a.tags)))
+            .send()
+            .await;
         match out {
-            Ok(o) => Ok(arn_and_name(o.user().map(|u| u.arn()).unwrap_or_default(), &a.name)),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_entity_already_exists_exception()) => {
-                Err(Error::already_exists(format!("IAM user {} already exists", a.name)))
+            Ok(o) => Ok(arn_and_name(
+                o.user().map(|u| u.arn()).unwrap_or_default(),
+                &a.name,
+            )),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_entity_already_exists_exception()) =>
+            {
+                Err(Error::already_exists(format!(
+                    "IAM user {} already exists",
+                    a.name
+                )))
             }
             Err(e) => Err(api_error("CreateUser", &e)),
         }
@@ -56,38 +82,84 @@ impl Kind for IamUser {
 
     async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
         let user = match ctx.iam.get_user().user_name(&a.name).send().await {
-            Ok(o) => o.user.ok_or_else(|| Error::aws("GetUser returned no user"))?,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => {
+            Ok(o) => o
+                .user
+                .ok_or_else(|| Error::aws("GetUser returned no user"))?,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
                 return Ok(None);
             }
             Err(e) => return Err(api_error("GetUser", &e)),
         };
-        let tags = ctx.iam.list_user_tags().user_name(&a.name).send().await.map_err(|e| api_error("ListUserTags", &e))?;
-        let live = Attrs { name: user.user_name.clone(), path: user.path.clone(), tags: from_iam_tags(tags.tags()) };
+        let tags = ctx
+            .iam
+            .list_user_tags()
+            .user_name(&a.name)
+            .send()
+            .await
+            .map_err(|e| api_error("ListUserTags", &e))?;
+        let live = Attrs {
+            name: user.user_name.clone(),
+            path: user.path.clone(),
+            tags: from_iam_tags(tags.tags()),
+        };
         Ok(Some((live, arn_and_name(&user.arn, &a.name))))
     }
 
     async fn update(ctx: &Ctx, live: &Attrs, want: &Attrs, _known: &Outputs) -> Result<Outputs> {
         let (set, remove) = tag_changes(&live.tags, &want.tags);
         if !set.is_empty() {
-            ctx.iam.tag_user().user_name(&want.name).set_tags(Some(iam_tags(&set))).send().await.map_err(|e| api_error("TagUser", &e))?;
+            ctx.iam
+                .tag_user()
+                .user_name(&want.name)
+                .set_tags(Some(iam_tags(&set)))
+                .send()
+                .await
+                .map_err(|e| api_error("TagUser", &e))?;
         }
         if !remove.is_empty() {
-            ctx.iam.untag_user().user_name(&want.name).set_tag_keys(Some(remove)).send().await.map_err(|e| api_error("UntagUser", &e))?;
+            ctx.iam
+                .untag_user()
+                .user_name(&want.name)
+                .set_tag_keys(Some(remove))
+                .send()
+                .await
+                .map_err(|e| api_error("UntagUser", &e))?;
         }
-        Ok(arn_and_name(&format!("arn:{}:iam::{}:user{}{}", ctx.partition, ctx.account_id, want.path, want.name), &want.name))
+        Ok(arn_and_name(
+            &format!(
+                "arn:{}:iam::{}:user{}{}",
+                ctx.partition, ctx.account_id, want.path, want.name
+            ),
+            &want.name,
+        ))
     }
 
     async fn delete(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Notes> {
         match ctx.iam.delete_user().user_name(&a.name).send().await {
             Ok(_) => Ok(vec![]),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(vec![]),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
+                Ok(vec![])
+            }
             // Something outside the manifest attached policies to our user or put it in groups
             // (should-i-deploy's workflow attaches AWSDenyAll): the user is ours, so these
             // ties are undone first (the policies and groups themselves are left alone).
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_delete_conflict_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_delete_conflict_exception()) =>
+            {
                 let notes = untie(ctx, &a.name).await?;
-                ctx.iam.delete_user().user_name(&a.name).send().await.map_err(|e| api_error("DeleteUser", &e))?;
+                ctx.iam
+                    .delete_user()
+                    .user_name(&a.name)
+                    .send()
+                    .await
+                    .map_err(|e| api_error("DeleteUser", &e))?;
                 Ok(notes)
             }
             Err(e) => Err(api_error("DeleteUser", &e)),
@@ -99,19 +171,53 @@ impl Kind for IamUser {
 /// about to be deleted; says what it did.
 async fn untie(ctx: &Ctx, user: &str) -> Result<Notes> {
     let mut notes = Vec::new();
-    let attached =
-        ctx.iam.list_attached_user_policies().user_name(user).send().await.map_err(|e| api_error("ListAttachedUserPolicies", &e))?;
+    let attached = ctx
+        .iam
+        .list_attached_user_policies()
+        .user_name(user)
+        .send()
+        .await
+        .map_err(|e| api_error("ListAttachedUserPolicies", &e))?;
     for p in attached.attached_policies() {
         let arn = p.policy_arn().unwrap_or_default();
-        ctx.iam.detach_user_policy().user_name(user).policy_arn(arn).send().await.map_err(|e| api_error("DetachUserPolicy", &e))?;
-        notes.push(format!("detached {} from the user first (attached outside deploy)", p.policy_name().unwrap_or(arn)));
+        ctx.iam
+            .detach_user_policy()
+            .user_name(user)
+            .policy_arn(arn)
+            .send()
+            .await
+            .map_err(|e| api_error("DetachUserPolicy", &e))?;
+        notes.push(format!(
+            "detached {} from the user first (attached outside deploy)",
+            p.policy_name().unwrap_or(arn)
+        ));
     }
-    let inline = ctx.iam.list_user_policies().user_name(user).send().await.map_err(|e| api_error("ListUserPolicies", &e))?;
+    let inline = ctx
+        .iam
+        .list_user_policies()
+        .user_name(user)
+        .send()
+        .await
+        .map_err(|e| api_error("ListUserPolicies", &e))?;
     for name in inline.policy_names() {
-        ctx.iam.delete_user_policy().user_name(user).policy_name(name).send().await.map_err(|e| api_error("DeleteUserPolicy", &e))?;
-        notes.push(format!("deleted the user's inline policy {name} first (put outside deploy)"));
+        ctx.iam
+            .delete_user_policy()
+            .user_name(user)
+            .policy_name(name)
+            .send()
+            .await
+            .map_err(|e| api_error("DeleteUserPolicy", &e))?;
+        notes.push(format!(
+            "deleted the user's inline policy {name} first (put outside deploy)"
+        ));
     }
-    let groups = ctx.iam.list_groups_for_user().user_name(user).send().await.map_err(|e| api_error("ListGroupsForUser", &e))?;
+    let groups = ctx
+        .iam
+        .list_groups_for_user()
+        .user_name(user)
+        .send()
+        .await
+        .map_err(|e| api_error("ListGroupsForUser", &e))?;
     for g in groups.groups() {
         ctx.iam
             .remove_user_from_group()
@@ -120,7 +226,10 @@ async fn untie(ctx: &Ctx, user: &str) -> Result<Notes> {
             .send()
             .await
             .map_err(|e| api_error("RemoveUserFromGroup", &e))?;
-        notes.push(format!("removed the user from group {} first (added outside deploy)", g.group_name()));
+        notes.push(format!(
+            "removed the user from group {} first (added outside deploy)",
+            g.group_name()
+        ));
     }
     Ok(notes)
 }

@@ -11,7 +11,9 @@ use crate::error::{Error, Result};
 use crate::package;
 use async_trait::async_trait;
 use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, LastUpdateStatus, PackageType, Runtime, State};
+use aws_sdk_lambda::types::{
+    Architecture, Environment, FunctionCode, LastUpdateStatus, PackageType, Runtime, State,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -81,14 +83,31 @@ enum Code {
 async fn build(ctx: &Ctx, a: &Attrs) -> Result<Code> {
     let dir = ctx.project_root.join(&a.source.dir);
     match a.package.as_str() {
-        "zip" => Ok(Code::Zip(package::build_zip(ctx, &dir, &a.source.sha256, &a.runtime, &a.architecture).await?)),
+        "zip" => Ok(Code::Zip(
+            package::build_zip(ctx, &dir, &a.source.sha256, &a.runtime, &a.architecture).await?,
+        )),
         "image" => {
             if a.image_repository_url.is_empty() {
-                return Err(Error::user(format!("function {}: package = \"image\" needs image_repository_url", a.name)));
+                return Err(Error::user(format!(
+                    "function {}: package = \"image\" needs image_repository_url",
+                    a.name
+                )));
             }
-            Ok(Code::Image(package::build_image(ctx, &dir, &a.source.sha256, &a.architecture, &a.image_repository_url).await?))
+            Ok(Code::Image(
+                package::build_image(
+                    ctx,
+                    &dir,
+                    &a.source.sha256,
+                    &a.architecture,
+                    &a.image_repository_url,
+                )
+                .await?,
+            ))
         }
-        other => Err(Error::user(format!("function {}: package must be zip or image, not {other:?}", a.name))),
+        other => Err(Error::user(format!(
+            "function {}: package must be zip or image, not {other:?}",
+            a.name
+        ))),
     }
 }
 
@@ -112,8 +131,13 @@ async fn wait_ready(ctx: &Ctx, name: &str) -> Result<()> {
         let state = c.state().cloned();
         let update = c.last_update_status().cloned();
         if state == Some(State::Failed) || update == Some(LastUpdateStatus::Failed) {
-            let why = c.state_reason().or(c.last_update_status_reason()).unwrap_or("no reason given");
-            return Err(Error::aws(format!("function {name} failed to become active: {why}")));
+            let why = c
+                .state_reason()
+                .or(c.last_update_status_reason())
+                .unwrap_or("no reason given");
+            return Err(Error::aws(format!(
+                "function {name} failed to become active: {why}"
+            )));
         }
         let busy = state == Some(State::Pending) || update == Some(LastUpdateStatus::InProgress);
         if !busy {
@@ -121,11 +145,15 @@ async fn wait_ready(ctx: &Ctx, name: &str) -> Result<()> {
         }
         tokio::time::sleep(ctx.propagation.delay(attempt.min(1))).await;
     }
-    Err(Error::aws(format!("function {name} is still not active; run again in a minute")))
+    Err(Error::aws(format!(
+        "function {name} is still not active; run again in a minute"
+    )))
 }
 
 fn environment(a: &Attrs) -> Environment {
-    Environment::builder().set_variables(Some(a.environment.clone().into_iter().collect())).build()
+    Environment::builder()
+        .set_variables(Some(a.environment.clone().into_iter().collect()))
+        .build()
 }
 
 #[async_trait]
@@ -144,15 +172,30 @@ impl Kind for Function {
         let dir = ctx.project_root.join(&a.source.dir);
         match a.package.as_str() {
             // Builds now (cached by content hash): the create or update then only uploads.
-            "zip" => package::build_zip(ctx, &dir, &a.source.sha256, &a.runtime, &a.architecture).await.map(|_| ()),
+            "zip" => package::build_zip(ctx, &dir, &a.source.sha256, &a.runtime, &a.architecture)
+                .await
+                .map(|_| ()),
             "image" => package::probe_engine().await,
-            other => Err(Error::user(format!("function {}: package must be zip or image, not {other:?}", a.name))),
+            other => Err(Error::user(format!(
+                "function {}: package must be zip or image, not {other:?}",
+                a.name
+            ))),
         }
     }
 
     async fn create(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
-        if ctx.lambda.get_function().function_name(&a.name).send().await.is_ok() {
-            return Err(Error::already_exists(format!("Lambda function {} already exists", a.name)));
+        if ctx
+            .lambda
+            .get_function()
+            .function_name(&a.name)
+            .send()
+            .await
+            .is_ok()
+        {
+            return Err(Error::already_exists(format!(
+                "Lambda function {} already exists",
+                a.name
+            )));
         }
         let zip = a.package == "zip";
         let req = ctx
@@ -165,14 +208,29 @@ impl Kind for Function {
             .memory_size(a.memory_size)
             .environment(environment(a))
             .set_tags(Some(a.tags.clone().into_iter().collect()))
-            .package_type(if zip { PackageType::Zip } else { PackageType::Image })
+            .package_type(if zip {
+                PackageType::Zip
+            } else {
+                PackageType::Image
+            })
             .code(function_code(build(ctx, a).await?));
-        let req = if zip { req.runtime(Runtime::from(a.runtime.as_str())).handler(&a.handler) } else { req };
+        let req = if zip {
+            req.runtime(Runtime::from(a.runtime.as_str()))
+                .handler(&a.handler)
+        } else {
+            req
+        };
         let o = match retry_propagation(ctx.propagation, || req.clone().send()).await {
             Ok(o) => o,
             // the SDK's retry of a create whose answer was lost: the first one made it
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_conflict_exception()) => {
-                return Err(Error::already_exists(format!("Lambda function {} already exists", a.name)));
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_conflict_exception()) =>
+            {
+                return Err(Error::already_exists(format!(
+                    "Lambda function {} already exists",
+                    a.name
+                )));
             }
             Err(e) => return Err(api_error("CreateFunction", &e)),
         };
@@ -181,38 +239,84 @@ impl Kind for Function {
     }
 
     async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
-        let f = match ctx.lambda.get_function().function_name(&a.name).send().await {
+        let f = match ctx
+            .lambda
+            .get_function()
+            .function_name(&a.name)
+            .send()
+            .await
+        {
             Ok(f) => f,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
                 return Ok(None);
             }
             Err(e) => return Err(api_error("GetFunction", &e)),
         };
-        let c = f.configuration().ok_or_else(|| Error::aws("GetFunction returned no configuration"))?;
+        let c = f
+            .configuration()
+            .ok_or_else(|| Error::aws("GetFunction returned no configuration"))?;
         let image = c.package_type() == Some(&PackageType::Image);
         let live = Attrs {
             name: a.name.clone(),
             role_arn: c.role().unwrap_or_default().to_string(),
             package: if image { "image".into() } else { "zip".into() },
-            runtime: if image { a.runtime.clone() } else { c.runtime().map(|r| r.as_str().to_string()).unwrap_or_default() },
-            handler: if image { a.handler.clone() } else { c.handler().unwrap_or_default().to_string() },
-            architecture: c.architectures().first().map(|r| r.as_str().to_string()).unwrap_or_else(|| "x86_64".into()),
+            runtime: if image {
+                a.runtime.clone()
+            } else {
+                c.runtime()
+                    .map(|r| r.as_str().to_string())
+                    .unwrap_or_default()
+            },
+            handler: if image {
+                a.handler.clone()
+            } else {
+                c.handler().unwrap_or_default().to_string()
+            },
+            architecture: c
+                .architectures()
+                .first()
+                .map(|r| r.as_str().to_string())
+                .unwrap_or_else(|| "x86_64".into()),
             timeout: c.timeout().unwrap_or(3),
             memory_size: c.memory_size().unwrap_or(128),
-            environment: c.environment().and_then(|e| e.variables()).map(|v| v.clone().into_iter().collect()).unwrap_or_default(),
+            environment: c
+                .environment()
+                .and_then(|e| e.variables())
+                .map(|v| v.clone().into_iter().collect())
+                .unwrap_or_default(),
             // The code is identified by our source hash, recorded with the attributes.
             source: a.source.clone(),
             image_repository_url: a.image_repository_url.clone(),
-            tags: f.tags().map(|t| t.clone().into_iter().collect()).unwrap_or_default(),
+            tags: f
+                .tags()
+                .map(|t| t.clone().into_iter().collect())
+                .unwrap_or_default(),
         };
-        Ok(Some((live, arn_and_name(c.function_arn().unwrap_or_default(), &a.name))))
+        Ok(Some((
+            live,
+            arn_and_name(c.function_arn().unwrap_or_default(), &a.name),
+        )))
     }
 
     async fn update(ctx: &Ctx, live: &Attrs, want: &Attrs, known: &Outputs) -> Result<Outputs> {
-        if live.source != want.source || live.architecture != want.architecture || live.image_repository_url != want.image_repository_url {
+        if live.source != want.source
+            || live.architecture != want.architecture
+            || live.image_repository_url != want.image_repository_url
+        {
             let req = match build(ctx, want).await? {
-                Code::Zip(bytes) => ctx.lambda.update_function_code().function_name(&want.name).zip_file(Blob::new(bytes)),
-                Code::Image(uri) => ctx.lambda.update_function_code().function_name(&want.name).image_uri(uri),
+                Code::Zip(bytes) => ctx
+                    .lambda
+                    .update_function_code()
+                    .function_name(&want.name)
+                    .zip_file(Blob::new(bytes)),
+                Code::Image(uri) => ctx
+                    .lambda
+                    .update_function_code()
+                    .function_name(&want.name)
+                    .image_uri(uri),
             };
             req.architectures(Architecture::from(want.architecture.as_str()))
                 .send()
@@ -236,14 +340,21 @@ impl Kind for Function {
                 .memory_size(want.memory_size)
                 .environment(environment(want));
             if want.package == "zip" {
-                req = req.runtime(Runtime::from(want.runtime.as_str())).handler(&want.handler);
+                req = req
+                    .runtime(Runtime::from(want.runtime.as_str()))
+                    .handler(&want.handler);
             }
-            retry_propagation(ctx.propagation, || req.clone().send()).await.map_err(|e| api_error("UpdateFunctionConfiguration", &e))?;
+            retry_propagation(ctx.propagation, || req.clone().send())
+                .await
+                .map_err(|e| api_error("UpdateFunctionConfiguration", &e))?;
             wait_ready(ctx, &want.name).await?;
         }
         let arn = match known.get("arn").and_then(|v| v.as_str()) {
             Some(a) => a.to_string(),
-            None => format!("arn:{}:lambda:{}:{}:function:{}", ctx.partition, ctx.region, ctx.account_id, want.name),
+            None => format!(
+                "arn:{}:lambda:{}:{}:function:{}",
+                ctx.partition, ctx.region, ctx.account_id, want.name
+            ),
         };
         let (set, remove) = tag_changes(&live.tags, &want.tags);
         if !set.is_empty() {
@@ -268,9 +379,17 @@ impl Kind for Function {
     }
 
     async fn delete(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Notes> {
-        match ctx.lambda.delete_function().function_name(&a.name).send().await {
+        match ctx
+            .lambda
+            .delete_function()
+            .function_name(&a.name)
+            .send()
+            .await
+        {
             Ok(_) => {}
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) => {}
             Err(e) => return Err(api_error("DeleteFunction", &e)),
         }
         let group = format!("/aws/lambda/{}", a.name);

@@ -18,7 +18,10 @@ pub struct Attrs {
 pub struct LogGroup;
 
 fn arn(ctx: &Ctx, name: &str) -> String {
-    format!("arn:{}:logs:{}:{}:log-group:{}", ctx.partition, ctx.region, ctx.account_id, name)
+    format!(
+        "arn:{}:logs:{}:{}:log-group:{}",
+        ctx.partition, ctx.region, ctx.account_id, name
+    )
 }
 
 fn outputs(ctx: &Ctx, name: &str) -> Outputs {
@@ -26,14 +29,33 @@ fn outputs(ctx: &Ctx, name: &str) -> Outputs {
 }
 
 pub async fn exists(ctx: &Ctx, name: &str) -> Result<bool> {
-    let o = ctx.logs.describe_log_groups().log_group_name_prefix(name).send().await.map_err(|e| api_error("DescribeLogGroups", &e))?;
-    Ok(o.log_groups().iter().any(|g| g.log_group_name() == Some(name)))
+    let o = ctx
+        .logs
+        .describe_log_groups()
+        .log_group_name_prefix(name)
+        .send()
+        .await
+        .map_err(|e| api_error("DescribeLogGroups", &e))?;
+    Ok(o.log_groups()
+        .iter()
+        .any(|g| g.log_group_name() == Some(name)))
 }
 
 pub async fn delete(ctx: &Ctx, name: &str) -> Result<bool> {
-    match ctx.logs.delete_log_group().log_group_name(name).send().await {
+    match ctx
+        .logs
+        .delete_log_group()
+        .log_group_name(name)
+        .send()
+        .await
+    {
         Ok(_) => Ok(true),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(false),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            Ok(false)
+        }
         Err(e) => Err(api_error("DeleteLogGroup", &e)),
     }
 }
@@ -51,10 +73,23 @@ impl Kind for LogGroup {
     }
 
     async fn create(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
-        match ctx.logs.create_log_group().log_group_name(&a.name).set_tags(Some(a.tags.clone().into_iter().collect())).send().await {
+        match ctx
+            .logs
+            .create_log_group()
+            .log_group_name(&a.name)
+            .set_tags(Some(a.tags.clone().into_iter().collect()))
+            .send()
+            .await
+        {
             Ok(_) => Ok(outputs(ctx, &a.name)),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_already_exists_exception()) => {
-                Err(Error::already_exists(format!("log group {} already exists", a.name)))
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_already_exists_exception()) =>
+            {
+                Err(Error::already_exists(format!(
+                    "log group {} already exists",
+                    a.name
+                )))
             }
             Err(e) => Err(api_error("CreateLogGroup", &e)),
         }
@@ -71,8 +106,17 @@ impl Kind for LogGroup {
             .send()
             .await
             .map_err(|e| api_error("ListTagsForResource", &e))?;
-        let tags = t.tags().map(|m| m.clone().into_iter().collect()).unwrap_or_default();
-        Ok(Some((Attrs { name: a.name.clone(), tags }, outputs(ctx, &a.name))))
+        let tags = t
+            .tags()
+            .map(|m| m.clone().into_iter().collect())
+            .unwrap_or_default();
+        Ok(Some((
+            Attrs {
+                name: a.name.clone(),
+                tags,
+            },
+            outputs(ctx, &a.name),
+        )))
     }
 
     async fn update(ctx: &Ctx, live: &Attrs, want: &Attrs, _known: &Outputs) -> Result<Outputs> {

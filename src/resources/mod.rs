@@ -72,7 +72,11 @@ pub trait Kind: Send + Sync + 'static {
     /// Whether the kind carries tags (the loader then adds stack, env and published tags).
     const TAGGABLE: bool;
     /// How a live one is proven ours (default: by tags when it has them, else by parents).
-    const OWNER: Owner = if Self::TAGGABLE { Owner::Tags } else { Owner::Parents };
+    const OWNER: Owner = if Self::TAGGABLE {
+        Owner::Tags
+    } else {
+        Owner::Parents
+    };
     /// Attributes (JSON pointers) that are secret: sealed in state, masked wherever shown.
     const SENSITIVE: &'static [&'static str] = &[];
     /// Attributes whose change needs the resource replaced (delete, then create).
@@ -89,9 +93,18 @@ pub trait Kind: Send + Sync + 'static {
     }
     async fn create(ctx: &Ctx, a: &Self::Attrs) -> Result<Outputs>;
     /// `known`: the outputs recorded for it (empty when adopting: find it by name).
-    async fn read(ctx: &Ctx, a: &Self::Attrs, known: &Outputs) -> Result<Option<(Self::Attrs, Outputs)>>;
+    async fn read(
+        ctx: &Ctx,
+        a: &Self::Attrs,
+        known: &Outputs,
+    ) -> Result<Option<(Self::Attrs, Outputs)>>;
     /// Brings `live` to `want` in place (only attributes outside REPLACE_ON differ).
-    async fn update(ctx: &Ctx, live: &Self::Attrs, want: &Self::Attrs, known: &Outputs) -> Result<Outputs>;
+    async fn update(
+        ctx: &Ctx,
+        live: &Self::Attrs,
+        want: &Self::Attrs,
+        known: &Outputs,
+    ) -> Result<Outputs>;
     /// Returns notes worth telling the user (e.g. "emptied 12 objects first").
     async fn delete(ctx: &Ctx, a: &Self::Attrs, known: &Outputs) -> Result<Notes>;
 }
@@ -112,8 +125,19 @@ pub trait DynKind: Send + Sync {
     fn display_name(&self, attrs: &Value) -> String;
     async fn preflight(&self, ctx: &Ctx, attrs: &Value) -> Result<()>;
     async fn create(&self, ctx: &Ctx, attrs: &Value) -> Result<Outputs>;
-    async fn read(&self, ctx: &Ctx, attrs: &Value, known: &Outputs) -> Result<Option<(Value, Outputs)>>;
-    async fn update(&self, ctx: &Ctx, live: &Value, want: &Value, known: &Outputs) -> Result<Outputs>;
+    async fn read(
+        &self,
+        ctx: &Ctx,
+        attrs: &Value,
+        known: &Outputs,
+    ) -> Result<Option<(Value, Outputs)>>;
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        live: &Value,
+        want: &Value,
+        known: &Outputs,
+    ) -> Result<Outputs>;
     async fn delete(&self, ctx: &Ctx, attrs: &Value, known: &Outputs) -> Result<Notes>;
 }
 
@@ -158,7 +182,9 @@ impl<K: Kind> DynKind for Erased<K> {
         typed::<K>(attrs).map(|a| untyped(&a))
     }
     fn display_name(&self, attrs: &Value) -> String {
-        typed::<K>(attrs).map(|a| K::display_name(&a)).unwrap_or_default()
+        typed::<K>(attrs)
+            .map(|a| K::display_name(&a))
+            .unwrap_or_default()
     }
     async fn preflight(&self, ctx: &Ctx, attrs: &Value) -> Result<()> {
         K::preflight(ctx, &typed::<K>(attrs)?).await
@@ -166,10 +192,23 @@ impl<K: Kind> DynKind for Erased<K> {
     async fn create(&self, ctx: &Ctx, attrs: &Value) -> Result<Outputs> {
         K::create(ctx, &typed::<K>(attrs)?).await
     }
-    async fn read(&self, ctx: &Ctx, attrs: &Value, known: &Outputs) -> Result<Option<(Value, Outputs)>> {
-        Ok(K::read(ctx, &typed::<K>(attrs)?, known).await?.map(|(a, o)| (untyped(&a), o)))
+    async fn read(
+        &self,
+        ctx: &Ctx,
+        attrs: &Value,
+        known: &Outputs,
+    ) -> Result<Option<(Value, Outputs)>> {
+        Ok(K::read(ctx, &typed::<K>(attrs)?, known)
+            .await?
+            .map(|(a, o)| (untyped(&a), o)))
     }
-    async fn update(&self, ctx: &Ctx, live: &Value, want: &Value, known: &Outputs) -> Result<Outputs> {
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        live: &Value,
+        want: &Value,
+        known: &Outputs,
+    ) -> Result<Outputs> {
         K::update(ctx, &typed::<K>(live)?, &typed::<K>(want)?, known).await
     }
     async fn delete(&self, ctx: &Ctx, attrs: &Value, known: &Outputs) -> Result<Notes> {
@@ -183,7 +222,8 @@ fn erased<K: Kind>() -> &'static dyn DynKind {
 
 /// Every kind the tool knows, by manifest name.
 pub fn registry() -> &'static BTreeMap<&'static str, &'static dyn DynKind> {
-    static REG: std::sync::OnceLock<BTreeMap<&'static str, &'static dyn DynKind>> = std::sync::OnceLock::new();
+    static REG: std::sync::OnceLock<BTreeMap<&'static str, &'static dyn DynKind>> =
+        std::sync::OnceLock::new();
     REG.get_or_init(|| {
         let kinds: Vec<&'static dyn DynKind> = vec![
             erased::<iam_user::IamUser>(),
@@ -220,8 +260,16 @@ pub fn lookup(kind: &str) -> Option<&'static dyn DynKind> {
 
 /// The tag changes that bring `live` to `want`: (to set, keys to remove).
 pub fn tag_changes(live: &Tags, want: &Tags) -> (Tags, Vec<String>) {
-    let set = want.iter().filter(|(k, v)| live.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect();
-    let remove = live.keys().filter(|k| !want.contains_key(*k)).cloned().collect();
+    let set = want
+        .iter()
+        .filter(|(k, v)| live.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let remove = live
+        .keys()
+        .filter(|k| !want.contains_key(*k))
+        .cloned()
+        .collect();
     (set, remove)
 }
 
@@ -238,9 +286,12 @@ pub fn decode_policy(doc: &str) -> Result<Value> {
     let text = if doc.trim_start().starts_with('{') {
         doc.to_string()
     } else {
-        percent_encoding::percent_decode_str(doc).decode_utf8_lossy().to_string()
+        percent_encoding::percent_decode_str(doc)
+            .decode_utf8_lossy()
+            .to_string()
     };
-    serde_json::from_str(&text).map_err(|e| Error::aws(format!("unreadable policy document from IAM: {e}")))
+    serde_json::from_str(&text)
+        .map_err(|e| Error::aws(format!("unreadable policy document from IAM: {e}")))
 }
 
 /// The outputs most kinds have: `arn` and `name`.
@@ -287,8 +338,19 @@ mod tests {
     #[test]
     fn kinds_reject_unknown_and_missing_fields() {
         let role = lookup("iam_role").unwrap();
-        assert!(role.check(&serde_json::json!({"name": "r", "service": "states.amazonaws.com", "bogus": 1})).is_err());
-        assert!(role.check(&serde_json::json!({"service": "states.amazonaws.com"})).is_err());
-        assert!(role.check(&serde_json::json!({"name": "r", "service": "states.amazonaws.com"})).is_ok());
+        assert!(
+            role.check(
+                &serde_json::json!({"name": "r", "service": "states.amazonaws.com", "bogus": 1})
+            )
+            .is_err()
+        );
+        assert!(
+            role.check(&serde_json::json!({"service": "states.amazonaws.com"}))
+                .is_err()
+        );
+        assert!(
+            role.check(&serde_json::json!({"name": "r", "service": "states.amazonaws.com"}))
+                .is_ok()
+        );
     }
 }

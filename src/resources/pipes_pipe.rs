@@ -5,8 +5,9 @@ use crate::aws::{Ctx, api_error, retry_propagation};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
 use aws_sdk_pipes::types::{
-    PipeSourceParameters, PipeSourceSqsQueueParameters, PipeState, PipeTargetInvocationType, PipeTargetParameters,
-    PipeTargetStateMachineParameters, UpdatePipeSourceParameters, UpdatePipeSourceSqsQueueParameters,
+    PipeSourceParameters, PipeSourceSqsQueueParameters, PipeState, PipeTargetInvocationType,
+    PipeTargetParameters, PipeTargetStateMachineParameters, UpdatePipeSourceParameters,
+    UpdatePipeSourceSqsQueueParameters,
 };
 use serde::{Deserialize, Serialize};
 
@@ -40,7 +41,9 @@ pub struct Pipe;
 fn target_params(a: &Attrs) -> PipeTargetParameters {
     PipeTargetParameters::builder()
         .step_function_state_machine_parameters(
-            PipeTargetStateMachineParameters::builder().invocation_type(PipeTargetInvocationType::from(a.invocation_type.as_str())).build(),
+            PipeTargetStateMachineParameters::builder()
+                .invocation_type(PipeTargetInvocationType::from(a.invocation_type.as_str()))
+                .build(),
         )
         .build()
 }
@@ -48,13 +51,22 @@ fn target_params(a: &Attrs) -> PipeTargetParameters {
 /// Pipes change state asynchronously; wait (bounded) until it settles.
 async fn settle(ctx: &Ctx, name: &str) -> Result<()> {
     for attempt in 0..60 {
-        let d = ctx.pipes.describe_pipe().name(name).send().await.map_err(|e| api_error("DescribePipe", &e))?;
+        let d = ctx
+            .pipes
+            .describe_pipe()
+            .name(name)
+            .send()
+            .await
+            .map_err(|e| api_error("DescribePipe", &e))?;
         match d.current_state() {
             Some(PipeState::Creating | PipeState::Updating | PipeState::Starting) => {
                 tokio::time::sleep(ctx.propagation.delay(attempt.min(1))).await
             }
             Some(PipeState::CreateFailed | PipeState::UpdateFailed | PipeState::StartFailed) => {
-                return Err(Error::aws(format!("pipe {name} failed: {}", d.state_reason().unwrap_or("no reason given"))));
+                return Err(Error::aws(format!(
+                    "pipe {name} failed: {}",
+                    d.state_reason().unwrap_or("no reason given")
+                )));
             }
             _ => return Ok(()),
         }
@@ -98,8 +110,14 @@ impl Kind for Pipe {
         .await;
         let o = match o {
             Ok(o) => o,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conflict_exception()) => {
-                return Err(Error::already_exists(format!("pipe {} already exists", a.name)));
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conflict_exception()) =>
+            {
+                return Err(Error::already_exists(format!(
+                    "pipe {} already exists",
+                    a.name
+                )));
             }
             Err(e) => return Err(api_error("CreatePipe", &e)),
         };
@@ -110,7 +128,10 @@ impl Kind for Pipe {
     async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
         let d = match ctx.pipes.describe_pipe().name(&a.name).send().await {
             Ok(d) => d,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_not_found_exception()) =>
+            {
                 return Ok(None);
             }
             Err(e) => return Err(api_error("DescribePipe", &e)),
@@ -125,21 +146,36 @@ impl Kind for Pipe {
             source_arn: d.source().unwrap_or_default().to_string(),
             target_arn: d.target().unwrap_or_default().to_string(),
             batch_size: sqs.and_then(|p| p.batch_size()).unwrap_or(10),
-            maximum_batching_window_in_seconds: sqs.and_then(|p| p.maximum_batching_window_in_seconds()).unwrap_or(0),
+            maximum_batching_window_in_seconds: sqs
+                .and_then(|p| p.maximum_batching_window_in_seconds())
+                .unwrap_or(0),
             invocation_type: d
                 .target_parameters()
                 .and_then(|t| t.step_function_state_machine_parameters())
                 .and_then(|p| p.invocation_type())
                 .map(|i| i.as_str().to_string())
                 .unwrap_or_else(fire_and_forget),
-            tags: d.tags().map(|m| m.clone().into_iter().collect()).unwrap_or_default(),
+            tags: d
+                .tags()
+                .map(|m| m.clone().into_iter().collect())
+                .unwrap_or_default(),
         };
-        Ok(Some((live, arn_and_name(d.arn().unwrap_or_default(), &a.name))))
+        Ok(Some((
+            live,
+            arn_and_name(d.arn().unwrap_or_default(), &a.name),
+        )))
     }
 
     async fn update(ctx: &Ctx, live: &Attrs, want: &Attrs, known: &Outputs) -> Result<Outputs> {
-        let arn = known.get("arn").and_then(|v| v.as_str()).map(str::to_string).unwrap_or_default();
-        let same = Attrs { tags: live.tags.clone(), ..want.clone() } == *live;
+        let arn = known
+            .get("arn")
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .unwrap_or_default();
+        let same = Attrs {
+            tags: live.tags.clone(),
+            ..want.clone()
+        } == *live;
         if !same {
             let source = UpdatePipeSourceParameters::builder()
                 .sqs_queue_parameters(
@@ -188,7 +224,10 @@ impl Kind for Pipe {
     async fn delete(ctx: &Ctx, a: &Attrs, known: &Outputs) -> Result<Notes> {
         match ctx.pipes.delete_pipe().name(&a.name).send().await {
             Ok(_) => {}
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_not_found_exception()) =>
+            {
                 return Ok(vec![]);
             }
             Err(e) => return Err(api_error("DeletePipe", &e)),
@@ -199,6 +238,9 @@ impl Kind for Pipe {
             }
             tokio::time::sleep(ctx.propagation.delay(attempt.min(1))).await;
         }
-        Err(Error::aws(format!("pipe {} is still being deleted", a.name)))
+        Err(Error::aws(format!(
+            "pipe {} is still being deleted",
+            a.name
+        )))
     }
 }

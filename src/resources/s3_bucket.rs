@@ -8,7 +8,9 @@ use crate::aws::{Ctx, api_error};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
 use aws_sdk_s3::error::ProvideErrorMetadata;
-use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration, Delete, ObjectIdentifier, Tag, Tagging};
+use aws_sdk_s3::types::{
+    BucketLocationConstraint, CreateBucketConfiguration, Delete, ObjectIdentifier, Tag, Tagging,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -29,28 +31,65 @@ pub fn check_name(name: &str) -> std::result::Result<(), String> {
             name.len()
         ));
     }
-    if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.') {
-        return Err(format!("bucket name {name:?} may only hold lowercase letters, digits, dots and hyphens"));
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+    {
+        return Err(format!(
+            "bucket name {name:?} may only hold lowercase letters, digits, dots and hyphens"
+        ));
     }
     let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
     if !edge_ok(name.chars().next()) || !edge_ok(name.chars().last()) || name.contains("..") {
-        return Err(format!("bucket name {name:?} must start and end with a letter or digit, without '..'"));
+        return Err(format!(
+            "bucket name {name:?} must start and end with a letter or digit, without '..'"
+        ));
     }
     Ok(())
 }
 
 fn outputs(ctx: &Ctx, name: &str) -> Outputs {
-    Outputs::from([("arn".into(), s(&format!("arn:{}:s3:::{name}", ctx.partition))), ("name".into(), s(name))])
+    Outputs::from([
+        (
+            "arn".into(),
+            s(&format!("arn:{}:s3:::{name}", ctx.partition)),
+        ),
+        ("name".into(), s(name)),
+    ])
 }
 
 async fn put_tags(ctx: &Ctx, a: &Attrs) -> Result<()> {
     if a.tags.is_empty() {
-        ctx.s3.delete_bucket_tagging().bucket(&a.name).send().await.map_err(|e| api_error("DeleteBucketTagging", &e))?;
+        ctx.s3
+            .delete_bucket_tagging()
+            .bucket(&a.name)
+            .send()
+            .await
+            .map_err(|e| api_error("DeleteBucketTagging", &e))?;
         return Ok(());
     }
-    let tags: Vec<Tag> = a.tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build().expect("key and value set")).collect();
-    let tagging = Tagging::builder().set_tag_set(Some(tags)).build().expect("tag set given");
-    ctx.s3.put_bucket_tagging().bucket(&a.name).tagging(tagging).send().await.map_err(|e| api_error("PutBucketTagging", &e))?;
+    let tags: Vec<Tag> = a
+        .tags
+        .iter()
+        .map(|(k, v)| {
+            Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .expect("key and value set")
+        })
+        .collect();
+    let tagging = Tagging::builder()
+        .set_tag_set(Some(tags))
+        .build()
+        .expect("tag set given");
+    ctx.s3
+        .put_bucket_tagging()
+        .bucket(&a.name)
+        .tagging(tagging)
+        .send()
+        .await
+        .map_err(|e| api_error("PutBucketTagging", &e))?;
     Ok(())
 }
 
@@ -59,8 +98,18 @@ async fn delete_batch(ctx: &Ctx, bucket: &str, ids: Vec<ObjectIdentifier>) -> Re
         return Ok(0);
     }
     let n = ids.len();
-    let del = Delete::builder().set_objects(Some(ids)).quiet(true).build().map_err(|e| Error::internal(e.to_string()))?;
-    ctx.s3.delete_objects().bucket(bucket).delete(del).send().await.map_err(|e| api_error("DeleteObjects", &e))?;
+    let del = Delete::builder()
+        .set_objects(Some(ids))
+        .quiet(true)
+        .build()
+        .map_err(|e| Error::internal(e.to_string()))?;
+    ctx.s3
+        .delete_objects()
+        .bucket(bucket)
+        .delete(del)
+        .send()
+        .await
+        .map_err(|e| api_error("DeleteObjects", &e))?;
     Ok(n)
 }
 
@@ -68,7 +117,13 @@ async fn delete_batch(ctx: &Ctx, bucket: &str, ids: Vec<ObjectIdentifier>) -> Re
 pub async fn empty(ctx: &Ctx, bucket: &str) -> Result<usize> {
     let mut removed = 0;
     loop {
-        let page = ctx.s3.list_object_versions().bucket(bucket).send().await.map_err(|e| api_error("ListObjectVersions", &e))?;
+        let page = ctx
+            .s3
+            .list_object_versions()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(|e| api_error("ListObjectVersions", &e))?;
         let mut ids = Vec::new();
         for v in page.versions() {
             ids.push(
@@ -94,11 +149,22 @@ pub async fn empty(ctx: &Ctx, bucket: &str) -> Result<usize> {
         removed += delete_batch(ctx, bucket, ids).await?;
     }
     loop {
-        let page = ctx.s3.list_objects_v2().bucket(bucket).send().await.map_err(|e| api_error("ListObjectsV2", &e))?;
+        let page = ctx
+            .s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(|e| api_error("ListObjectsV2", &e))?;
         let ids: Vec<ObjectIdentifier> = page
             .contents()
             .iter()
-            .map(|o| ObjectIdentifier::builder().key(o.key().unwrap_or_default()).build().expect("key set"))
+            .map(|o| {
+                ObjectIdentifier::builder()
+                    .key(o.key().unwrap_or_default())
+                    .build()
+                    .expect("key set")
+            })
             .collect();
         if ids.is_empty() {
             break;
@@ -124,16 +190,26 @@ impl Kind for S3Bucket {
         check_name(&a.name).map_err(Error::user)?;
         let mut req = ctx.s3.create_bucket().bucket(&a.name);
         if ctx.region != "us-east-1" {
-            let conf =
-                CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::from(ctx.region.as_str())).build();
+            let conf = CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::from(ctx.region.as_str()))
+                .build();
             req = req.create_bucket_configuration(conf);
         }
         match req.send().await {
             Ok(_) => {}
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_bucket_already_owned_by_you()) => {
-                return Err(Error::already_exists(format!("S3 bucket {} already exists", a.name)));
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_bucket_already_owned_by_you()) =>
+            {
+                return Err(Error::already_exists(format!(
+                    "S3 bucket {} already exists",
+                    a.name
+                )));
             }
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_bucket_already_exists()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_bucket_already_exists()) =>
+            {
                 return Err(Error::aws(format!("S3 bucket name {} is taken by another AWS account", a.name))
                     .help("bucket names are global: deploy into another --env, or change the bucket's name prefix"));
             }
@@ -146,17 +222,30 @@ impl Kind for S3Bucket {
     async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
         match ctx.s3.head_bucket().bucket(&a.name).send().await {
             Ok(_) => {}
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) || e.code() == Some("NotFound") => {
+            Err(e)
+                if e.as_service_error().is_some_and(|s| s.is_not_found())
+                    || e.code() == Some("NotFound") =>
+            {
                 return Ok(None);
             }
             Err(e) => return Err(api_error("HeadBucket", &e)),
         }
         let tags = match ctx.s3.get_bucket_tagging().bucket(&a.name).send().await {
-            Ok(t) => t.tag_set().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect(),
+            Ok(t) => t
+                .tag_set()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect(),
             Err(e) if e.code() == Some("NoSuchTagSet") => Tags::new(),
             Err(e) => return Err(api_error("GetBucketTagging", &e)),
         };
-        Ok(Some((Attrs { name: a.name.clone(), tags }, outputs(ctx, &a.name))))
+        Ok(Some((
+            Attrs {
+                name: a.name.clone(),
+                tags,
+            },
+            outputs(ctx, &a.name),
+        )))
     }
 
     async fn update(ctx: &Ctx, _live: &Attrs, want: &Attrs, _known: &Outputs) -> Result<Outputs> {
@@ -174,7 +263,13 @@ impl Kind for S3Bucket {
             Err(e) if e.code() == Some("NoSuchBucket") => {}
             Err(e) => return Err(api_error("DeleteBucket", &e)),
         }
-        Ok(if removed > 0 { vec![format!("emptied the bucket first: deleted {removed} object(s)")] } else { vec![] })
+        Ok(if removed > 0 {
+            vec![format!(
+                "emptied the bucket first: deleted {removed} object(s)"
+            )]
+        } else {
+            vec![]
+        })
     }
 }
 

@@ -7,7 +7,8 @@ use crate::error::{Error, Result};
 use async_trait::async_trait;
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::types::{
-    Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter,
+    Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
+    QueueConfiguration, S3KeyFilter,
 };
 use serde::{Deserialize, Serialize};
 
@@ -24,14 +25,26 @@ pub struct Attrs {
 pub struct BucketNotification;
 
 fn config(a: &Attrs) -> Result<NotificationConfiguration> {
-    let mut q =
-        QueueConfiguration::builder().queue_arn(&a.queue_arn).set_events(Some(a.events.iter().map(|e| Event::from(e.as_str())).collect()));
+    let mut q = QueueConfiguration::builder()
+        .queue_arn(&a.queue_arn)
+        .set_events(Some(
+            a.events.iter().map(|e| Event::from(e.as_str())).collect(),
+        ));
     if !a.filter_prefix.is_empty() {
-        let rule = FilterRule::builder().name(FilterRuleName::Prefix).value(&a.filter_prefix).build();
-        q = q.filter(NotificationConfigurationFilter::builder().key(S3KeyFilter::builder().filter_rules(rule).build()).build());
+        let rule = FilterRule::builder()
+            .name(FilterRuleName::Prefix)
+            .value(&a.filter_prefix)
+            .build();
+        q = q.filter(
+            NotificationConfigurationFilter::builder()
+                .key(S3KeyFilter::builder().filter_rules(rule).build())
+                .build(),
+        );
     }
     let q = q.build().map_err(|e| Error::internal(e.to_string()))?;
-    Ok(NotificationConfiguration::builder().queue_configurations(q).build())
+    Ok(NotificationConfiguration::builder()
+        .queue_configurations(q)
+        .build())
 }
 
 fn outputs(a: &Attrs) -> Outputs {
@@ -47,7 +60,11 @@ impl Kind for BucketNotification {
     const OUTPUTS: &'static [&'static str] = &["bucket"];
 
     fn display_name(a: &Attrs) -> String {
-        format!("{} -> {}", a.bucket, a.queue_arn.rsplit(':').next().unwrap_or_default())
+        format!(
+            "{} -> {}",
+            a.bucket,
+            a.queue_arn.rsplit(':').next().unwrap_or_default()
+        )
     }
 
     async fn create(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
@@ -62,12 +79,20 @@ impl Kind for BucketNotification {
     }
 
     async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
-        let c = match ctx.s3.get_bucket_notification_configuration().bucket(&a.bucket).send().await {
+        let c = match ctx
+            .s3
+            .get_bucket_notification_configuration()
+            .bucket(&a.bucket)
+            .send()
+            .await
+        {
             Ok(c) => c,
             Err(e) if e.code() == Some("NoSuchBucket") => return Ok(None),
             // A bucket with no notification yet: AWS answers an empty <NotificationConfiguration/>,
             // moto a <GetBucketNotificationResponse/> the SDK cannot read. Either way, none.
-            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 200) => return Ok(None),
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 200) => {
+                return Ok(None);
+            }
             Err(e) => return Err(api_error("GetBucketNotificationConfiguration", &e)),
         };
         let Some(q) = c.queue_configurations().first() else {
@@ -76,7 +101,13 @@ impl Kind for BucketNotification {
         let prefix = q
             .filter()
             .and_then(|f| f.key())
-            .and_then(|k| k.filter_rules().iter().find(|r| r.name().map(|n| n.as_str().eq_ignore_ascii_case("prefix")).unwrap_or(false)))
+            .and_then(|k| {
+                k.filter_rules().iter().find(|r| {
+                    r.name()
+                        .map(|n| n.as_str().eq_ignore_ascii_case("prefix"))
+                        .unwrap_or(false)
+                })
+            })
             .and_then(|r| r.value())
             .unwrap_or_default();
         let live = Attrs {

@@ -31,11 +31,16 @@ fn standard() -> String {
 pub struct StateMachine;
 
 fn arn(ctx: &Ctx, name: &str) -> String {
-    format!("arn:{}:states:{}:{}:stateMachine:{}", ctx.partition, ctx.region, ctx.account_id, name)
+    format!(
+        "arn:{}:states:{}:{}:stateMachine:{}",
+        ctx.partition, ctx.region, ctx.account_id, name
+    )
 }
 
 fn sfn_tags(t: &Tags) -> Vec<Tag> {
-    t.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
+    t.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
 }
 
 fn definition_text(a: &Attrs) -> String {
@@ -68,8 +73,14 @@ impl Kind for StateMachine {
         .await;
         match out {
             Ok(o) => Ok(arn_and_name(o.state_machine_arn(), &a.name)),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_state_machine_already_exists()) => {
-                Err(Error::already_exists(format!("state machine {} already exists", a.name)))
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_state_machine_already_exists()) =>
+            {
+                Err(Error::already_exists(format!(
+                    "state machine {} already exists",
+                    a.name
+                )))
             }
             Err(e) => Err(api_error("CreateStateMachine", &e)),
         }
@@ -77,9 +88,18 @@ impl Kind for StateMachine {
 
     async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
         let arn = arn(ctx, &a.name);
-        let d = match ctx.sfn.describe_state_machine().state_machine_arn(&arn).send().await {
+        let d = match ctx
+            .sfn
+            .describe_state_machine()
+            .state_machine_arn(&arn)
+            .send()
+            .await
+        {
             Ok(d) => d,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_state_machine_does_not_exist()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_state_machine_does_not_exist()) =>
+            {
                 return Ok(None);
             }
             Err(e) => return Err(api_error("DescribeStateMachine", &e)),
@@ -87,15 +107,34 @@ impl Kind for StateMachine {
         if d.status().is_some_and(|s| s.as_str() == "DELETING") {
             return Ok(None);
         }
-        let definition: Value = serde_json::from_str(d.definition())
-            .map_err(|e| Error::aws(format!("state machine {} has an unreadable definition: {e}", a.name)))?;
-        let t = ctx.sfn.list_tags_for_resource().resource_arn(&arn).send().await.map_err(|e| api_error("ListTagsForResource", &e))?;
+        let definition: Value = serde_json::from_str(d.definition()).map_err(|e| {
+            Error::aws(format!(
+                "state machine {} has an unreadable definition: {e}",
+                a.name
+            ))
+        })?;
+        let t = ctx
+            .sfn
+            .list_tags_for_resource()
+            .resource_arn(&arn)
+            .send()
+            .await
+            .map_err(|e| api_error("ListTagsForResource", &e))?;
         let live = Attrs {
             name: d.name().to_string(),
             role_arn: d.role_arn().to_string(),
             definition,
             kind: d.r#type().as_str().to_string(),
-            tags: t.tags().iter().map(|t| (t.key().unwrap_or_default().to_string(), t.value().unwrap_or_default().to_string())).collect(),
+            tags: t
+                .tags()
+                .iter()
+                .map(|t| {
+                    (
+                        t.key().unwrap_or_default().to_string(),
+                        t.value().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect(),
         };
         Ok(Some((live, arn_and_name(&arn, &a.name))))
     }
@@ -142,7 +181,13 @@ impl Kind for StateMachine {
 
     async fn delete(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Notes> {
         let arn = arn(ctx, &a.name);
-        match ctx.sfn.delete_state_machine().state_machine_arn(&arn).send().await {
+        match ctx
+            .sfn
+            .delete_state_machine()
+            .state_machine_arn(&arn)
+            .send()
+            .await
+        {
             Ok(_) => {}
             // DeleteStateMachine succeeds on a missing machine: nothing to special-case.
             Err(e) => return Err(api_error("DeleteStateMachine", &e)),
@@ -154,6 +199,9 @@ impl Kind for StateMachine {
                 Some(_) => tokio::time::sleep(ctx.propagation.delay(attempt.min(2))).await,
             }
         }
-        Err(Error::aws(format!("state machine {} is still being deleted; run again in a minute", a.name)))
+        Err(Error::aws(format!(
+            "state machine {} is still being deleted; run again in a minute",
+            a.name
+        )))
     }
 }

@@ -21,14 +21,28 @@ pub struct SnsSubscription;
 async fn find(ctx: &Ctx, a: &Attrs) -> Result<Option<String>> {
     let mut token = None;
     loop {
-        let page = match ctx.sns.list_subscriptions_by_topic().topic_arn(&a.topic_arn).set_next_token(token).send().await {
+        let page = match ctx
+            .sns
+            .list_subscriptions_by_topic()
+            .topic_arn(&a.topic_arn)
+            .set_next_token(token)
+            .send()
+            .await
+        {
             Ok(p) => p,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_not_found_exception()) =>
+            {
                 return Ok(None);
             }
             Err(e) => return Err(api_error("ListSubscriptionsByTopic", &e)),
         };
-        if let Some(sub) = page.subscriptions().iter().find(|s| s.protocol() == Some(&a.protocol) && s.endpoint() == Some(&a.endpoint)) {
+        if let Some(sub) = page
+            .subscriptions()
+            .iter()
+            .find(|s| s.protocol() == Some(&a.protocol) && s.endpoint() == Some(&a.endpoint))
+        {
             return Ok(Some(sub.subscription_arn().unwrap_or_default().to_string()));
         }
         match page.next_token {
@@ -61,11 +75,16 @@ impl Kind for SnsSubscription {
             .send()
             .await
             .map_err(|e| api_error("Subscribe", &e))?;
-        Ok(Outputs::from([("arn".into(), s(o.subscription_arn().unwrap_or_default()))]))
+        Ok(Outputs::from([(
+            "arn".into(),
+            s(o.subscription_arn().unwrap_or_default()),
+        )]))
     }
 
     async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
-        Ok(find(ctx, a).await?.map(|arn| (a.clone(), Outputs::from([("arn".into(), s(&arn))]))))
+        Ok(find(ctx, a)
+            .await?
+            .map(|arn| (a.clone(), Outputs::from([("arn".into(), s(&arn))]))))
     }
 
     async fn update(ctx: &Ctx, _live: &Attrs, want: &Attrs, _known: &Outputs) -> Result<Outputs> {
@@ -73,7 +92,11 @@ impl Kind for SnsSubscription {
     }
 
     async fn delete(ctx: &Ctx, a: &Attrs, known: &Outputs) -> Result<Notes> {
-        let arn = match known.get("arn").and_then(|v| v.as_str()).filter(|a| a.starts_with("arn:")) {
+        let arn = match known
+            .get("arn")
+            .and_then(|v| v.as_str())
+            .filter(|a| a.starts_with("arn:"))
+        {
             Some(arn) => Some(arn.to_string()),
             None => find(ctx, a).await?,
         };
@@ -82,11 +105,22 @@ impl Kind for SnsSubscription {
         };
         match ctx.sns.unsubscribe().subscription_arn(&arn).send().await {
             Ok(_) => Ok(vec![]),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => Ok(vec![]),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_not_found_exception()) =>
+            {
+                Ok(vec![])
+            }
             // A subscription still pending confirmation may refuse Unsubscribe; deleting its
             // topic (which comes after it in destroy order) removes it.
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_invalid_parameter_exception()) => {
-                Ok(vec![format!("the subscription is pending confirmation: it goes with its topic ({})", a.topic_arn)])
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_invalid_parameter_exception()) =>
+            {
+                Ok(vec![format!(
+                    "the subscription is pending confirmation: it goes with its topic ({})",
+                    a.topic_arn
+                )])
             }
             Err(e) => Err(api_error("Unsubscribe", &e)),
         }

@@ -18,11 +18,22 @@ pub struct Attrs {
 pub struct SnsTopic;
 
 fn arn(ctx: &Ctx, name: &str) -> String {
-    format!("arn:{}:sns:{}:{}:{}", ctx.partition, ctx.region, ctx.account_id, name)
+    format!(
+        "arn:{}:sns:{}:{}:{}",
+        ctx.partition, ctx.region, ctx.account_id, name
+    )
 }
 
 fn tags(t: &Tags) -> Vec<Tag> {
-    t.iter().map(|(k, v)| Tag::builder().key(k).value(v).build().expect("key and value set")).collect()
+    t.iter()
+        .map(|(k, v)| {
+            Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .expect("key and value set")
+        })
+        .collect()
 }
 
 #[async_trait]
@@ -41,10 +52,19 @@ impl Kind for SnsTopic {
         // CreateTopic answers with the existing topic when the name is taken: look first so a
         // topic that is not ours is reported rather than silently shared.
         if Self::read(ctx, a, &Outputs::new()).await?.is_some() {
-            return Err(crate::error::Error::already_exists(format!("SNS topic {} already exists", a.name)));
+            return Err(crate::error::Error::already_exists(format!(
+                "SNS topic {} already exists",
+                a.name
+            )));
         }
-        let o =
-            ctx.sns.create_topic().name(&a.name).set_tags(Some(tags(&a.tags))).send().await.map_err(|e| api_error("CreateTopic", &e))?;
+        let o = ctx
+            .sns
+            .create_topic()
+            .name(&a.name)
+            .set_tags(Some(tags(&a.tags)))
+            .send()
+            .await
+            .map_err(|e| api_error("CreateTopic", &e))?;
         Ok(arn_and_name(o.topic_arn().unwrap_or_default(), &a.name))
     }
 
@@ -52,13 +72,29 @@ impl Kind for SnsTopic {
         let arn = arn(ctx, &a.name);
         match ctx.sns.get_topic_attributes().topic_arn(&arn).send().await {
             Ok(_) => {}
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_not_found_exception()) =>
+            {
                 return Ok(None);
             }
             Err(e) => return Err(api_error("GetTopicAttributes", &e)),
         }
-        let t = ctx.sns.list_tags_for_resource().resource_arn(&arn).send().await.map_err(|e| api_error("ListTagsForResource", &e))?;
-        let live = Attrs { name: a.name.clone(), tags: t.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect() };
+        let t = ctx
+            .sns
+            .list_tags_for_resource()
+            .resource_arn(&arn)
+            .send()
+            .await
+            .map_err(|e| api_error("ListTagsForResource", &e))?;
+        let live = Attrs {
+            name: a.name.clone(),
+            tags: t
+                .tags()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect(),
+        };
         Ok(Some((live, arn_and_name(&arn, &a.name))))
     }
 
@@ -66,7 +102,13 @@ impl Kind for SnsTopic {
         let arn = arn(ctx, &want.name);
         let (set, remove) = tag_changes(&live.tags, &want.tags);
         if !set.is_empty() {
-            ctx.sns.tag_resource().resource_arn(&arn).set_tags(Some(tags(&set))).send().await.map_err(|e| api_error("TagResource", &e))?;
+            ctx.sns
+                .tag_resource()
+                .resource_arn(&arn)
+                .set_tags(Some(tags(&set)))
+                .send()
+                .await
+                .map_err(|e| api_error("TagResource", &e))?;
         }
         if !remove.is_empty() {
             ctx.sns
@@ -82,7 +124,12 @@ impl Kind for SnsTopic {
 
     async fn delete(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Notes> {
         // DeleteTopic succeeds on a missing topic.
-        ctx.sns.delete_topic().topic_arn(arn(ctx, &a.name)).send().await.map_err(|e| api_error("DeleteTopic", &e))?;
+        ctx.sns
+            .delete_topic()
+            .topic_arn(arn(ctx, &a.name))
+            .send()
+            .await
+            .map_err(|e| api_error("DeleteTopic", &e))?;
         Ok(vec![])
     }
 }

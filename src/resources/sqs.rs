@@ -41,10 +41,22 @@ fn default_retention() -> u32 {
 impl QueueAttrs {
     fn attributes(&self) -> Vec<(QueueAttributeName, String)> {
         vec![
-            (QueueAttributeName::VisibilityTimeout, self.visibility_timeout_seconds.to_string()),
-            (QueueAttributeName::MessageRetentionPeriod, self.message_retention_seconds.to_string()),
-            (QueueAttributeName::DelaySeconds, self.delay_seconds.to_string()),
-            (QueueAttributeName::ReceiveMessageWaitTimeSeconds, self.receive_wait_time_seconds.to_string()),
+            (
+                QueueAttributeName::VisibilityTimeout,
+                self.visibility_timeout_seconds.to_string(),
+            ),
+            (
+                QueueAttributeName::MessageRetentionPeriod,
+                self.message_retention_seconds.to_string(),
+            ),
+            (
+                QueueAttributeName::DelaySeconds,
+                self.delay_seconds.to_string(),
+            ),
+            (
+                QueueAttributeName::ReceiveMessageWaitTimeSeconds,
+                self.receive_wait_time_seconds.to_string(),
+            ),
         ]
     }
 }
@@ -54,14 +66,26 @@ pub struct Queue;
 async fn url_of(ctx: &Ctx, name: &str) -> Result<Option<String>> {
     match ctx.sqs.get_queue_url().queue_name(name).send().await {
         Ok(o) => Ok(o.queue_url().map(str::to_string)),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_queue_does_not_exist()) => Ok(None),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_queue_does_not_exist()) =>
+        {
+            Ok(None)
+        }
         Err(e) => Err(api_error("GetQueueUrl", &e)),
     }
 }
 
 fn queue_outputs(ctx: &Ctx, url: &str, name: &str) -> Outputs {
-    let arn = format!("arn:{}:sqs:{}:{}:{name}", ctx.partition, ctx.region, ctx.account_id);
-    Outputs::from([("url".into(), s(url)), ("arn".into(), s(&arn)), ("name".into(), s(name))])
+    let arn = format!(
+        "arn:{}:sqs:{}:{}:{name}",
+        ctx.partition, ctx.region, ctx.account_id
+    );
+    Outputs::from([
+        ("url".into(), s(url)),
+        ("arn".into(), s(&arn)),
+        ("name".into(), s(name)),
+    ])
 }
 
 #[async_trait]
@@ -79,7 +103,10 @@ impl Kind for Queue {
     async fn create(ctx: &Ctx, a: &QueueAttrs) -> Result<Outputs> {
         // CreateQueue answers with an existing queue of the same name and attributes.
         if url_of(ctx, &a.name).await?.is_some() {
-            return Err(Error::already_exists(format!("SQS queue {} already exists", a.name)));
+            return Err(Error::already_exists(format!(
+                "SQS queue {} already exists",
+                a.name
+            )));
         }
         let o = ctx
             .sqs
@@ -90,15 +117,32 @@ impl Kind for Queue {
             .send()
             .await
             .map_err(|e| api_error("CreateQueue", &e))?;
-        Ok(queue_outputs(ctx, o.queue_url().unwrap_or_default(), &a.name))
+        Ok(queue_outputs(
+            ctx,
+            o.queue_url().unwrap_or_default(),
+            &a.name,
+        ))
     }
 
-    async fn read(ctx: &Ctx, a: &QueueAttrs, _known: &Outputs) -> Result<Option<(QueueAttrs, Outputs)>> {
+    async fn read(
+        ctx: &Ctx,
+        a: &QueueAttrs,
+        _known: &Outputs,
+    ) -> Result<Option<(QueueAttrs, Outputs)>> {
         let Some(url) = url_of(ctx, &a.name).await? else {
             return Ok(None);
         };
-        let t = ctx.sqs.list_queue_tags().queue_url(&url).send().await.map_err(|e| api_error("ListQueueTags", &e))?;
-        let tags = t.tags().map(|m| m.clone().into_iter().collect()).unwrap_or_default();
+        let t = ctx
+            .sqs
+            .list_queue_tags()
+            .queue_url(&url)
+            .send()
+            .await
+            .map_err(|e| api_error("ListQueueTags", &e))?;
+        let tags = t
+            .tags()
+            .map(|m| m.clone().into_iter().collect())
+            .unwrap_or_default();
         let got = ctx
             .sqs
             .get_queue_attributes()
@@ -108,21 +152,43 @@ impl Kind for Queue {
             .await
             .map_err(|e| api_error("GetQueueAttributes", &e))?;
         let got = got.attributes().cloned().unwrap_or_default();
-        let num = |k: QueueAttributeName, want: u32| got.get(&k).and_then(|v| v.parse().ok()).unwrap_or(want);
+        let num = |k: QueueAttributeName, want: u32| {
+            got.get(&k).and_then(|v| v.parse().ok()).unwrap_or(want)
+        };
         let live = QueueAttrs {
             name: a.name.clone(),
-            visibility_timeout_seconds: num(QueueAttributeName::VisibilityTimeout, a.visibility_timeout_seconds),
-            message_retention_seconds: num(QueueAttributeName::MessageRetentionPeriod, a.message_retention_seconds),
+            visibility_timeout_seconds: num(
+                QueueAttributeName::VisibilityTimeout,
+                a.visibility_timeout_seconds,
+            ),
+            message_retention_seconds: num(
+                QueueAttributeName::MessageRetentionPeriod,
+                a.message_retention_seconds,
+            ),
             delay_seconds: num(QueueAttributeName::DelaySeconds, a.delay_seconds),
-            receive_wait_time_seconds: num(QueueAttributeName::ReceiveMessageWaitTimeSeconds, a.receive_wait_time_seconds),
+            receive_wait_time_seconds: num(
+                QueueAttributeName::ReceiveMessageWaitTimeSeconds,
+                a.receive_wait_time_seconds,
+            ),
             tags,
         };
         Ok(Some((live, queue_outputs(ctx, &url, &a.name))))
     }
 
-    async fn update(ctx: &Ctx, live: &QueueAttrs, want: &QueueAttrs, _known: &Outputs) -> Result<Outputs> {
-        let url = url_of(ctx, &want.name).await?.ok_or_else(|| Error::aws(format!("queue {} vanished", want.name)))?;
-        let changed: Vec<_> = want.attributes().into_iter().filter(|a| !live.attributes().contains(a)).collect();
+    async fn update(
+        ctx: &Ctx,
+        live: &QueueAttrs,
+        want: &QueueAttrs,
+        _known: &Outputs,
+    ) -> Result<Outputs> {
+        let url = url_of(ctx, &want.name)
+            .await?
+            .ok_or_else(|| Error::aws(format!("queue {} vanished", want.name)))?;
+        let changed: Vec<_> = want
+            .attributes()
+            .into_iter()
+            .filter(|a| !live.attributes().contains(a))
+            .collect();
         if !changed.is_empty() {
             ctx.sqs
                 .set_queue_attributes()
@@ -143,7 +209,13 @@ impl Kind for Queue {
                 .map_err(|e| api_error("TagQueue", &e))?;
         }
         if !remove.is_empty() {
-            ctx.sqs.untag_queue().queue_url(&url).set_tag_keys(Some(remove)).send().await.map_err(|e| api_error("UntagQueue", &e))?;
+            ctx.sqs
+                .untag_queue()
+                .queue_url(&url)
+                .set_tag_keys(Some(remove))
+                .send()
+                .await
+                .map_err(|e| api_error("UntagQueue", &e))?;
         }
         Ok(queue_outputs(ctx, &url, &want.name))
     }
@@ -154,7 +226,12 @@ impl Kind for Queue {
         };
         match ctx.sqs.delete_queue().queue_url(&url).send().await {
             Ok(_) => Ok(vec![]),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_queue_does_not_exist()) => Ok(vec![]),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_queue_does_not_exist()) =>
+            {
+                Ok(vec![])
+            }
             Err(e) => Err(api_error("DeleteQueue", &e)),
         }
     }
@@ -202,7 +279,11 @@ impl Kind for QueuePolicy {
     const OUTPUTS: &'static [&'static str] = &["queue_url"];
 
     fn display_name(a: &PolicyAttrs) -> String {
-        a.queue_url.rsplit('/').next().unwrap_or_default().to_string()
+        a.queue_url
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string()
     }
 
     async fn create(ctx: &Ctx, a: &PolicyAttrs) -> Result<Outputs> {
@@ -210,34 +291,77 @@ impl Kind for QueuePolicy {
         Ok(Outputs::from([("queue_url".into(), s(&a.queue_url))]))
     }
 
-    async fn read(ctx: &Ctx, a: &PolicyAttrs, _known: &Outputs) -> Result<Option<(PolicyAttrs, Outputs)>> {
-        let o = match ctx.sqs.get_queue_attributes().queue_url(&a.queue_url).attribute_names(QueueAttributeName::Policy).send().await {
+    async fn read(
+        ctx: &Ctx,
+        a: &PolicyAttrs,
+        _known: &Outputs,
+    ) -> Result<Option<(PolicyAttrs, Outputs)>> {
+        let o = match ctx
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&a.queue_url)
+            .attribute_names(QueueAttributeName::Policy)
+            .send()
+            .await
+        {
             Ok(o) => o,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_queue_does_not_exist()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_queue_does_not_exist()) =>
+            {
                 return Ok(None);
             }
             Err(e) => return Err(api_error("GetQueueAttributes", &e)),
         };
-        let Some(text) = o.attributes().and_then(|m| m.get(&QueueAttributeName::Policy)).filter(|t| !t.is_empty()) else {
+        let Some(text) = o
+            .attributes()
+            .and_then(|m| m.get(&QueueAttributeName::Policy))
+            .filter(|t| !t.is_empty())
+        else {
             return Ok(None);
         };
-        let doc: Value = serde_json::from_str(text).map_err(|e| Error::aws(format!("unreadable queue policy: {e}")))?;
+        let doc: Value = serde_json::from_str(text)
+            .map_err(|e| Error::aws(format!("unreadable queue policy: {e}")))?;
         let statement = match &doc["Statement"] {
             Value::Array(a) => a.clone(),
             one => vec![one.clone()],
         };
-        let live = PolicyAttrs { queue_url: a.queue_url.clone(), id: doc["Id"].as_str().unwrap_or_default().to_string(), statement };
-        Ok(Some((live, Outputs::from([("queue_url".into(), s(&a.queue_url))]))))
+        let live = PolicyAttrs {
+            queue_url: a.queue_url.clone(),
+            id: doc["Id"].as_str().unwrap_or_default().to_string(),
+            statement,
+        };
+        Ok(Some((
+            live,
+            Outputs::from([("queue_url".into(), s(&a.queue_url))]),
+        )))
     }
 
-    async fn update(ctx: &Ctx, _live: &PolicyAttrs, want: &PolicyAttrs, _known: &Outputs) -> Result<Outputs> {
+    async fn update(
+        ctx: &Ctx,
+        _live: &PolicyAttrs,
+        want: &PolicyAttrs,
+        _known: &Outputs,
+    ) -> Result<Outputs> {
         Self::create(ctx, want).await
     }
 
     async fn delete(ctx: &Ctx, a: &PolicyAttrs, _known: &Outputs) -> Result<Notes> {
-        match ctx.sqs.set_queue_attributes().queue_url(&a.queue_url).attributes(QueueAttributeName::Policy, "").send().await {
+        match ctx
+            .sqs
+            .set_queue_attributes()
+            .queue_url(&a.queue_url)
+            .attributes(QueueAttributeName::Policy, "")
+            .send()
+            .await
+        {
             Ok(_) => Ok(vec![]),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_queue_does_not_exist()) => Ok(vec![]),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_queue_does_not_exist()) =>
+            {
+                Ok(vec![])
+            }
             Err(e) => Err(api_error("SetQueueAttributes", &e)),
         }
     }

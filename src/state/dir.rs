@@ -66,7 +66,10 @@ impl DirStore {
                 continue;
             }
             let env_name = env.file_name().to_string_lossy().to_string();
-            for f in std::fs::read_dir(env.path()).map_err(io_at(&env.path()))?.flatten() {
+            for f in std::fs::read_dir(env.path())
+                .map_err(io_at(&env.path()))?
+                .flatten()
+            {
                 let name = f.file_name().to_string_lossy().to_string();
                 if let Some(stack) = name.strip_suffix(".json") {
                     out.push((env_name.clone(), stack.to_string()));
@@ -77,14 +80,28 @@ impl DirStore {
     }
 
     /// Ok(Ok(file)) when taken; Ok(Err(holder)) when another run holds it.
-    pub fn try_lock(&self, stack: &str, env: &str, me: &Holder) -> Result<std::result::Result<File, Option<Holder>>> {
+    pub fn try_lock(
+        &self,
+        stack: &str,
+        env: &str,
+        me: &Holder,
+    ) -> Result<std::result::Result<File, Option<Holder>>> {
         let path = self.lock_path(stack, env);
         std::fs::create_dir_all(path.parent().unwrap()).map_err(io_at(path.parent().unwrap()))?;
-        let mut file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).map_err(io_at(&path))?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(io_at(&path))?;
         match file.try_lock() {
             Ok(()) => {
                 let text = serde_json::to_string(me).unwrap_or_default();
-                file.set_len(0).and_then(|_| file.rewind()).and_then(|_| file.write_all(text.as_bytes())).map_err(io_at(&path))?;
+                file.set_len(0)
+                    .and_then(|_| file.rewind())
+                    .and_then(|_| file.write_all(text.as_bytes()))
+                    .map_err(io_at(&path))?;
                 Ok(Ok(file))
             }
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -92,10 +109,11 @@ impl DirStore {
                 let _ = file.read_to_string(&mut text);
                 Ok(Err(serde_json::from_str(&text).ok()))
             }
-            Err(std::fs::TryLockError::Error(e)) => {
-                Err(Error::new(crate::error::Class::Locked, format!("cannot lock stack `{stack}` (env `{env}`): {e}"))
-                    .at(path.display().to_string()))
-            }
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::new(
+                crate::error::Class::Locked,
+                format!("cannot lock stack `{stack}` (env `{env}`): {e}"),
+            )
+            .at(path.display().to_string())),
         }
     }
 

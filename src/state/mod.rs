@@ -54,14 +54,29 @@ pub struct Target {
 impl Target {
     /// Where this run points.
     pub fn of(ctx: &crate::aws::Ctx) -> Target {
-        Target { account_id: ctx.account_id.clone(), region: ctx.region.clone(), endpoint: ctx.endpoint.clone() }
+        Target {
+            account_id: ctx.account_id.clone(),
+            region: ctx.region.clone(),
+            endpoint: ctx.endpoint.clone(),
+        }
     }
 }
 
 impl Entry {
     /// A resource that exists and is ours, as found or made.
-    pub fn created(kind: &str, attrs: Value, outputs: BTreeMap<String, Value>, depends_on: BTreeSet<String>) -> Entry {
-        Entry { kind: kind.into(), status: Status::Created, attrs, outputs, depends_on }
+    pub fn created(
+        kind: &str,
+        attrs: Value,
+        outputs: BTreeMap<String, Value>,
+        depends_on: BTreeSet<String>,
+    ) -> Entry {
+        Entry {
+            kind: kind.into(),
+            status: Status::Created,
+            attrs,
+            outputs,
+            depends_on,
+        }
     }
 }
 
@@ -127,14 +142,22 @@ pub struct Holder {
 
 impl Holder {
     pub fn me(command: &str) -> Holder {
-        let who = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "someone".into());
+        let who = std::env::var("USER")
+            .or_else(|_| std::env::var("USERNAME"))
+            .unwrap_or_else(|_| "someone".into());
         let host = std::fs::read_to_string("/etc/hostname")
             .ok()
             .map(|h| h.trim().to_string())
             .filter(|h| !h.is_empty())
             .or_else(|| std::env::var("HOSTNAME").ok())
             .unwrap_or_else(|| "unknown host".into());
-        Holder { who, host, pid: std::process::id(), command: command.to_string(), since: now_secs() }
+        Holder {
+            who,
+            host,
+            pid: std::process::id(),
+            command: command.to_string(),
+            since: now_secs(),
+        }
     }
 
     /// "alice on ci-runner-7 (pid 123, `deploy up`), 42 s ago"
@@ -147,12 +170,18 @@ impl Holder {
         } else {
             format!("{} h", age / 3600)
         };
-        format!("{} on {} (pid {}, `deploy {}`), {age} ago", self.who, self.host, self.pid, self.command)
+        format!(
+            "{} on {} (pid {}, `deploy {}`), {age} ago",
+            self.who, self.host, self.pid, self.command
+        )
     }
 }
 
 pub fn now_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Where state lives: a folder, or an S3 bucket and prefix.
@@ -168,12 +197,18 @@ impl Location {
         if let Some(rest) = url.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
-                return Err(Error::user(format!("state URL {url:?} names no bucket")).help("write it as s3://BUCKET/PREFIX"));
+                return Err(Error::user(format!("state URL {url:?} names no bucket"))
+                    .help("write it as s3://BUCKET/PREFIX"));
             }
-            return Ok(Location::S3 { bucket: bucket.to_string(), prefix: prefix.trim_matches('/').to_string() });
+            return Ok(Location::S3 {
+                bucket: bucket.to_string(),
+                prefix: prefix.trim_matches('/').to_string(),
+            });
         }
         if url.contains("://") {
-            return Err(Error::user(format!("state URL {url:?}: only folders and s3://BUCKET/PREFIX are supported")));
+            return Err(Error::user(format!(
+                "state URL {url:?}: only folders and s3://BUCKET/PREFIX are supported"
+            )));
         }
         Ok(Location::Dir(PathBuf::from(url)))
     }
@@ -200,7 +235,9 @@ impl Store {
     pub fn open(location: Location, aws: &crate::aws::AwsOptions) -> Store {
         match location {
             Location::Dir(root) => Store::Dir(dir::DirStore::new(root)),
-            Location::S3 { bucket, prefix } => Store::S3(s3::S3Store::new(bucket, prefix, aws.clone())),
+            Location::S3 { bucket, prefix } => {
+                Store::S3(s3::S3Store::new(bucket, prefix, aws.clone()))
+            }
         }
     }
 
@@ -211,10 +248,15 @@ impl Store {
 
     pub async fn load(&self, stack: &str, env: &str) -> Result<StackState> {
         let (text, at) = match self {
-            Store::Dir(d) => (d.read(stack, env)?, d.path(stack, env).display().to_string()),
+            Store::Dir(d) => (
+                d.read(stack, env)?,
+                d.path(stack, env).display().to_string(),
+            ),
             Store::S3(s) => (s.read(stack, env).await?, s.url_of(stack, env)),
         };
-        let Some(text) = text else { return Ok(StackState::empty(stack, env)) };
+        let Some(text) = text else {
+            return Ok(StackState::empty(stack, env));
+        };
         parse(&text, &at)
     }
 
@@ -243,7 +285,13 @@ impl Store {
 
     /// Takes the lock of one stack and env. When another run holds it, waits up to `wait`
     /// (polling), then says who holds it and since when.
-    pub async fn lock(&self, stack: &str, env: &str, command: &str, wait: Duration) -> Result<Lock> {
+    pub async fn lock(
+        &self,
+        stack: &str,
+        env: &str,
+        command: &str,
+        wait: Duration,
+    ) -> Result<Lock> {
         let me = Holder::me(command);
         let deadline = std::time::Instant::now() + wait;
         let mut delay = Duration::from_millis(200);
@@ -260,12 +308,20 @@ impl Store {
                 },
             };
             if !told && !wait.is_zero() {
-                let by = held.as_ref().map(|h| format!(", held by {}", h.describe())).unwrap_or_default();
-                eprintln!("waiting up to {} for the lock of stack `{stack}` (env `{env}`){by}", humantime::format_duration(wait));
+                let by = held
+                    .as_ref()
+                    .map(|h| format!(", held by {}", h.describe()))
+                    .unwrap_or_default();
+                eprintln!(
+                    "waiting up to {} for the lock of stack `{stack}` (env `{env}`){by}",
+                    humantime::format_duration(wait)
+                );
                 told = true;
             }
             if std::time::Instant::now() + delay > deadline {
-                let by = held.map(|h| format!(": held by {}", h.describe())).unwrap_or_default();
+                let by = held
+                    .map(|h| format!(": held by {}", h.describe()))
+                    .unwrap_or_default();
                 return Err(Error::new(Class::Locked, format!("stack `{stack}` (env `{env}`) is being changed by another deploy run{by}"))
                     .at(self.lock_location(stack, env))
                     .help(format!(
@@ -308,7 +364,11 @@ fn parse(text: &str, at: &str) -> Result<StackState> {
             .help("restore it from a backup (S3 versioning keeps them), or remove it: `deploy destroy` then finds the stack's resources by name and tags")
     })?;
     if st.version != FORMAT_VERSION {
-        return Err(Error::user(format!("state format {} is not supported (expected {FORMAT_VERSION})", st.version)).at(at.to_string()));
+        return Err(Error::user(format!(
+            "state format {} is not supported (expected {FORMAT_VERSION})",
+            st.version
+        ))
+        .at(at.to_string()));
     }
     Ok(st)
 }
@@ -348,7 +408,10 @@ mod tests {
         let back = store.load("s", "default").await.unwrap();
         assert_eq!(back.resources["role"].outputs["arn"], json!("arn:r"));
         assert_eq!(back.resources.len(), 2, "the last write wins");
-        assert_eq!(store.list().await.unwrap(), vec![("default".to_string(), "s".to_string())]);
+        assert_eq!(
+            store.list().await.unwrap(),
+            vec![("default".to_string(), "s".to_string())]
+        );
         // emptied state removes it: the stack no longer counts as deployed
         st.resources.clear();
         store.save(&st).await.unwrap();
@@ -356,17 +419,36 @@ mod tests {
 
         // one lock per stack and env, naming its holder; released on drop; unlock removes one
         let held = store.lock("s", "e", "up", Duration::ZERO).await.unwrap();
-        let err = match store.lock("s", "e", "destroy", Duration::from_millis(300)).await {
+        let err = match store
+            .lock("s", "e", "destroy", Duration::from_millis(300))
+            .await
+        {
             Err(e) => e,
             Ok(_) => panic!("second lock was granted"),
         };
         assert_eq!(err.class, Class::Locked);
-        assert!(err.message.contains("held by") && err.message.contains("`deploy up`"), "{}", err.message);
-        assert!(err.help.as_deref().unwrap_or_default().contains("deploy unlock s --env e"), "{err}");
+        assert!(
+            err.message.contains("held by") && err.message.contains("`deploy up`"),
+            "{}",
+            err.message
+        );
+        assert!(
+            err.help
+                .as_deref()
+                .unwrap_or_default()
+                .contains("deploy unlock s --env e"),
+            "{err}"
+        );
         assert!(store.lock("other", "e", "up", Duration::ZERO).await.is_ok());
         drop(held);
-        assert!(store.lock("s", "e", "up", Duration::ZERO).await.is_ok(), "released on drop");
-        assert!(store.unlock("none", "e").await.unwrap().is_none(), "no lock, nothing to say");
+        assert!(
+            store.lock("s", "e", "up", Duration::ZERO).await.is_ok(),
+            "released on drop"
+        );
+        assert!(
+            store.unlock("none", "e").await.unwrap().is_none(),
+            "no lock, nothing to say"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -377,7 +459,11 @@ mod tests {
         // a folder lock dies with its process: unlock never breaks a live one
         let _held = store.lock("s", "e", "up", Duration::ZERO).await.unwrap();
         let err = store.unlock("s", "e").await.unwrap_err();
-        assert!(err.message.contains("locked by a running process") && err.message.contains("`deploy up`"), "{err}");
+        assert!(
+            err.message.contains("locked by a running process")
+                && err.message.contains("`deploy up`"),
+            "{err}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -386,17 +472,39 @@ mod tests {
         let store = std::sync::Arc::new(Store::new(dir.path().to_path_buf()));
         let held = store.lock("s", "e", "up", Duration::ZERO).await.unwrap();
         let s2 = store.clone();
-        let waiter = tokio::spawn(async move { s2.lock("s", "e", "up", Duration::from_secs(30)).await.is_ok() });
+        let waiter = tokio::spawn(async move {
+            s2.lock("s", "e", "up", Duration::from_secs(30))
+                .await
+                .is_ok()
+        });
         tokio::time::sleep(Duration::from_millis(300)).await;
         drop(held);
-        assert!(waiter.await.unwrap(), "granted once released, within --lock-timeout");
+        assert!(
+            waiter.await.unwrap(),
+            "granted once released, within --lock-timeout"
+        );
     }
 
     #[test]
     fn locations() {
-        assert_eq!(Location::parse("s3://b/p/q/").unwrap(), Location::S3 { bucket: "b".into(), prefix: "p/q".into() });
-        assert_eq!(Location::parse("s3://b").unwrap(), Location::S3 { bucket: "b".into(), prefix: String::new() });
-        assert_eq!(Location::parse(".deploy/state").unwrap(), Location::Dir(".deploy/state".into()));
+        assert_eq!(
+            Location::parse("s3://b/p/q/").unwrap(),
+            Location::S3 {
+                bucket: "b".into(),
+                prefix: "p/q".into()
+            }
+        );
+        assert_eq!(
+            Location::parse("s3://b").unwrap(),
+            Location::S3 {
+                bucket: "b".into(),
+                prefix: String::new()
+            }
+        );
+        assert_eq!(
+            Location::parse(".deploy/state").unwrap(),
+            Location::Dir(".deploy/state".into())
+        );
         assert!(Location::parse("s3://").is_err());
         assert!(Location::parse("gs://b/p").is_err());
         assert_eq!(Location::parse("s3://b/p").unwrap().to_string(), "s3://b/p");

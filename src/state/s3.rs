@@ -26,12 +26,19 @@ pub struct S3Store {
 
 /// A precondition that did not hold: 412, or 409 when another conditional write raced ours.
 fn conflict<E>(e: &SdkError<E, aws_smithy_runtime_api::http::Response>) -> bool {
-    e.raw_response().is_some_and(|r| matches!(r.status().as_u16(), 412 | 409))
+    e.raw_response()
+        .is_some_and(|r| matches!(r.status().as_u16(), 412 | 409))
 }
 
 impl S3Store {
     pub fn new(bucket: String, prefix: String, aws: AwsOptions) -> Self {
-        S3Store { bucket, prefix, aws, client: tokio::sync::OnceCell::new(), etags: Mutex::new(HashMap::new()) }
+        S3Store {
+            bucket,
+            prefix,
+            aws,
+            client: tokio::sync::OnceCell::new(),
+            etags: Mutex::new(HashMap::new()),
+        }
     }
 
     async fn client(&self) -> &Client {
@@ -44,19 +51,35 @@ impl S3Store {
     }
 
     fn key(&self, env: &str, name: &str) -> String {
-        if self.prefix.is_empty() { format!("{env}/{name}") } else { format!("{}/{env}/{name}", self.prefix) }
+        if self.prefix.is_empty() {
+            format!("{env}/{name}")
+        } else {
+            format!("{}/{env}/{name}", self.prefix)
+        }
     }
 
     pub fn root_url(&self) -> String {
-        super::Location::S3 { bucket: self.bucket.clone(), prefix: self.prefix.clone() }.to_string()
+        super::Location::S3 {
+            bucket: self.bucket.clone(),
+            prefix: self.prefix.clone(),
+        }
+        .to_string()
     }
 
     pub fn url_of(&self, stack: &str, env: &str) -> String {
-        format!("s3://{}/{}", self.bucket, self.key(env, &format!("{stack}.json")))
+        format!(
+            "s3://{}/{}",
+            self.bucket,
+            self.key(env, &format!("{stack}.json"))
+        )
     }
 
     pub fn lock_url(&self, stack: &str, env: &str) -> String {
-        format!("s3://{}/{}", self.bucket, self.key(env, &format!("{stack}.lock")))
+        format!(
+            "s3://{}/{}",
+            self.bucket,
+            self.key(env, &format!("{stack}.lock"))
+        )
     }
 
     fn no_bucket(&self) -> Error {
@@ -68,18 +91,37 @@ impl S3Store {
 
     /// The object's text, or None when there is none.
     async fn get(&self, key: &str) -> Result<Option<(String, Option<String>)>> {
-        let out = match self.client().await.get_object().bucket(&self.bucket).key(key).send().await {
+        let out = match self
+            .client()
+            .await
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
             Ok(o) => o,
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
             Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
-                return if e.code() == Some("NoSuchBucket") { Err(self.no_bucket()) } else { Ok(None) };
+                return if e.code() == Some("NoSuchBucket") {
+                    Err(self.no_bucket())
+                } else {
+                    Ok(None)
+                };
             }
             Err(e) => return Err(api_error("GetObject", &e)),
         };
         let etag = out.e_tag().map(str::to_string);
-        let bytes = out.body.collect().await.map_err(|e| Error::aws(format!("reading s3://{}/{key}: {e}", self.bucket)))?.into_bytes();
-        let text = String::from_utf8(bytes.to_vec())
-            .map_err(|_| Error::user("recorded state is not UTF-8 text").at(format!("s3://{}/{key}", self.bucket)))?;
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| Error::aws(format!("reading s3://{}/{key}: {e}", self.bucket)))?
+            .into_bytes();
+        let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
+            Error::user("recorded state is not UTF-8 text")
+                .at(format!("s3://{}/{key}", self.bucket))
+        })?;
         Ok(Some((text, etag)))
     }
 
@@ -107,7 +149,13 @@ impl S3Store {
         let known = self.etags.lock().unwrap().get(&key).cloned();
         let client = self.client().await;
         let Some(text) = text else {
-            return match client.delete_object().bucket(&self.bucket).key(&key).send().await {
+            return match client
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .send()
+                .await
+            {
                 Ok(_) => {
                     self.etags.lock().unwrap().remove(&key);
                     Ok(())
@@ -148,13 +196,33 @@ impl S3Store {
 
     pub async fn list(&self) -> Result<Vec<(String, String)>> {
         let mut out = Vec::new();
-        let prefix = if self.prefix.is_empty() { String::new() } else { format!("{}/", self.prefix) };
-        let mut pages = self.client().await.list_objects_v2().bucket(&self.bucket).prefix(&prefix).into_paginator().send();
+        let prefix = if self.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.prefix)
+        };
+        let mut pages = self
+            .client()
+            .await
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&prefix)
+            .into_paginator()
+            .send();
         while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(|e| if e.code() == Some("NoSuchBucket") { self.no_bucket() } else { api_error("ListObjectsV2", &e) })?;
+            let page = page.map_err(|e| {
+                if e.code() == Some("NoSuchBucket") {
+                    self.no_bucket()
+                } else {
+                    api_error("ListObjectsV2", &e)
+                }
+            })?;
             for o in page.contents() {
-                let rest = o.key().unwrap_or_default().strip_prefix(&prefix).unwrap_or_default();
+                let rest = o
+                    .key()
+                    .unwrap_or_default()
+                    .strip_prefix(&prefix)
+                    .unwrap_or_default();
                 if let Some((env, file)) = rest.split_once('/') {
                     if let Some(stack) = file.strip_suffix(".json").filter(|s| !s.contains('/')) {
                         out.push((env.to_string(), stack.to_string()));
@@ -166,7 +234,12 @@ impl S3Store {
     }
 
     /// Ok(Ok(lock)) when taken; Ok(Err(holder)) when another run holds it.
-    pub async fn try_lock(&self, stack: &str, env: &str, me: &Holder) -> Result<std::result::Result<S3Lock, Option<Holder>>> {
+    pub async fn try_lock(
+        &self,
+        stack: &str,
+        env: &str,
+        me: &Holder,
+    ) -> Result<std::result::Result<S3Lock, Option<Holder>>> {
         let key = self.key(env, &format!("{stack}.lock"));
         let body = serde_json::to_vec(me).unwrap_or_default();
         let client = self.client().await;
@@ -181,9 +254,16 @@ impl S3Store {
             .send()
             .await;
         match put {
-            Ok(_) => Ok(Ok(S3Lock { client: client.clone(), bucket: self.bucket.clone(), key })),
+            Ok(_) => Ok(Ok(S3Lock {
+                client: client.clone(),
+                bucket: self.bucket.clone(),
+                key,
+            })),
             Err(e) if conflict(&e) => {
-                let holder = self.get(&key).await?.and_then(|(text, _)| serde_json::from_str(&text).ok());
+                let holder = self
+                    .get(&key)
+                    .await?
+                    .and_then(|(text, _)| serde_json::from_str(&text).ok());
                 Ok(Err(holder))
             }
             Err(e) if e.code() == Some("NoSuchBucket") => Err(self.no_bucket()),
@@ -193,8 +273,17 @@ impl S3Store {
 
     pub async fn unlock(&self, stack: &str, env: &str) -> Result<Option<Holder>> {
         let key = self.key(env, &format!("{stack}.lock"));
-        let Some((text, _)) = self.get(&key).await? else { return Ok(None) };
-        self.client().await.delete_object().bucket(&self.bucket).key(&key).send().await.map_err(|e| api_error("DeleteObject", &e))?;
+        let Some((text, _)) = self.get(&key).await? else {
+            return Ok(None);
+        };
+        self.client()
+            .await
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await
+            .map_err(|e| api_error("DeleteObject", &e))?;
         Ok(Some(serde_json::from_str(&text).unwrap_or(Holder {
             who: "unknown".into(),
             host: "unknown".into(),
@@ -216,8 +305,17 @@ impl Drop for S3Lock {
     fn drop(&mut self) {
         let (client, bucket, key) = (self.client.clone(), self.bucket.clone(), self.key.clone());
         let release = async move {
-            if let Err(e) = client.delete_object().bucket(&bucket).key(&key).send().await {
-                eprintln!("warning: could not release the lock s3://{bucket}/{key}: {}", api_error("DeleteObject", &e));
+            if let Err(e) = client
+                .delete_object()
+                .bucket(&bucket)
+                .key(&key)
+                .send()
+                .await
+            {
+                eprintln!(
+                    "warning: could not release the lock s3://{bucket}/{key}: {}",
+                    api_error("DeleteObject", &e)
+                );
             }
         };
         match tokio::runtime::Handle::try_current() {
@@ -226,7 +324,10 @@ impl Drop for S3Lock {
             }
             _ => {
                 let _ = std::thread::spawn(move || {
-                    tokio::runtime::Builder::new_current_thread().enable_all().build().map(|rt| rt.block_on(release))
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map(|rt| rt.block_on(release))
                 })
                 .join();
             }

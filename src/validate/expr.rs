@@ -7,8 +7,13 @@ pub fn jsonata_error(expr: &str) -> Option<(usize, String)> {
     let msg = err.to_string();
     // The parser gives no position: find the shortest prefix that already fails for a reason
     // other than "ends too soon"; the character that ends it is where the expression breaks.
-    let ends_early =
-        |m: &str| m.contains("S0207") || m.contains("S0203") || m.contains("Unclosed") || m.contains("S0101") || m.contains("S0105");
+    let ends_early = |m: &str| {
+        m.contains("S0207")
+            || m.contains("S0203")
+            || m.contains("Unclosed")
+            || m.contains("S0101")
+            || m.contains("S0105")
+    };
     let mut pos = expr.chars().count();
     for (n, (i, c)) in expr.char_indices().enumerate() {
         let prefix = &expr[..i + c.len_utf8()];
@@ -75,7 +80,9 @@ pub fn jsonpath_error(path: &str, reference: bool) -> Option<String> {
                 }
             }
             b'[' => {
-                let Some(close) = rest[i..].find(']') else { return Some(format!("{path:?}: '[' is never closed")) };
+                let Some(close) = rest[i..].find(']') else {
+                    return Some(format!("{path:?}: '[' is never closed"));
+                };
                 let inner = &rest[i + 1..i + close];
                 let ok = inner == "*"
                     || inner.parse::<i64>().is_ok()
@@ -84,14 +91,27 @@ pub fn jsonpath_error(path: &str, reference: bool) -> Option<String> {
                     || inner.contains(':')
                     || inner.contains(',');
                 if !ok {
-                    return Some(format!("{path:?}: [{inner}] is not an index, a quoted name, * or a filter"));
+                    return Some(format!(
+                        "{path:?}: [{inner}] is not an index, a quoted name, * or a filter"
+                    ));
                 }
-                if reference && (inner == "*" || inner.starts_with("?(") || inner.contains(':') || inner.contains(',')) {
+                if reference
+                    && (inner == "*"
+                        || inner.starts_with("?(")
+                        || inner.contains(':')
+                        || inner.contains(','))
+                {
                     return Some(format!("{path:?}: a reference path cannot use [{inner}]"));
                 }
                 i += close + 1;
             }
-            _ => return Some(format!("{path:?}: unexpected {:?} at {}", b[i] as char, i + 1 + (p.len() - rest.len()))),
+            _ => {
+                return Some(format!(
+                    "{path:?}: unexpected {:?} at {}",
+                    b[i] as char,
+                    i + 1 + (p.len() - rest.len())
+                ));
+            }
         }
     }
     None
@@ -121,10 +141,15 @@ const INTRINSICS: &[(&str, usize, usize)] = &[
 
 /// Checks an intrinsic function call, nested calls included.
 pub fn intrinsic_error(call: &str) -> Option<String> {
-    let mut p = Intrinsic { s: call.trim().as_bytes(), i: 0 };
+    let mut p = Intrinsic {
+        s: call.trim().as_bytes(),
+        i: 0,
+    };
     match p.call() {
         Err(e) => Some(e),
-        Ok(()) if p.i != p.s.len() => Some(format!("unexpected text after the call at {}", p.i + 1)),
+        Ok(()) if p.i != p.s.len() => {
+            Some(format!("unexpected text after the call at {}", p.i + 1))
+        }
         Ok(()) => None,
     }
 }
@@ -142,7 +167,9 @@ impl Intrinsic<'_> {
     }
     fn call(&mut self) -> Result<(), String> {
         let start = self.i;
-        while self.i < self.s.len() && (self.s[self.i].is_ascii_alphanumeric() || self.s[self.i] == b'.') {
+        while self.i < self.s.len()
+            && (self.s[self.i].is_ascii_alphanumeric() || self.s[self.i] == b'.')
+        {
             self.i += 1;
         }
         let name = String::from_utf8_lossy(&self.s[start..self.i]).to_string();
@@ -213,11 +240,15 @@ impl Intrinsic<'_> {
                     }
                     self.i += 1;
                 }
-                let path = String::from_utf8_lossy(&self.s[start..self.i]).trim().to_string();
+                let path = String::from_utf8_lossy(&self.s[start..self.i])
+                    .trim()
+                    .to_string();
                 jsonpath_error(&path, false).map_or(Ok(()), Err)
             }
             Some(c) if c.is_ascii_digit() || *c == b'-' => {
-                while self.i < self.s.len() && (self.s[self.i].is_ascii_digit() || b".-eE".contains(&self.s[self.i])) {
+                while self.i < self.s.len()
+                    && (self.s[self.i].is_ascii_digit() || b".-eE".contains(&self.s[self.i]))
+                {
                     self.i += 1;
                 }
                 Ok(())
@@ -246,29 +277,78 @@ mod tests {
         let (pos, msg) = jsonata_error("$states.input.a = = 1").unwrap();
         assert_eq!(pos, 18, "{msg}");
         let (pos, _) = jsonata_error("$count($states.input").unwrap();
-        assert_eq!(pos, 20, "an expression that ends too soon breaks at its end");
+        assert_eq!(
+            pos, 20,
+            "an expression that ends too soon breaks at its end"
+        );
     }
 
     #[test]
     fn jsonpath_paths() {
-        for ok in ["$", "$.a.b[0]", "$['a b'].c", "$..x", "$.a[*].b", "$$.Task.Token", "$.body.Records[0]"] {
+        for ok in [
+            "$",
+            "$.a.b[0]",
+            "$['a b'].c",
+            "$..x",
+            "$.a[*].b",
+            "$$.Task.Token",
+            "$.body.Records[0]",
+        ] {
             assert_eq!(jsonpath_error(ok, false), None, "{ok}");
         }
-        assert!(jsonpath_error("a.b", false).unwrap().contains("must start with $"));
-        assert!(jsonpath_error("$.a[", false).unwrap().contains("never closed"));
-        assert!(jsonpath_error("$.a.", false).unwrap().contains("empty name"));
-        assert!(jsonpath_error("$.a[*]", true).unwrap().contains("reference path"));
+        assert!(
+            jsonpath_error("a.b", false)
+                .unwrap()
+                .contains("must start with $")
+        );
+        assert!(
+            jsonpath_error("$.a[", false)
+                .unwrap()
+                .contains("never closed")
+        );
+        assert!(
+            jsonpath_error("$.a.", false)
+                .unwrap()
+                .contains("empty name")
+        );
+        assert!(
+            jsonpath_error("$.a[*]", true)
+                .unwrap()
+                .contains("reference path")
+        );
         assert_eq!(jsonpath_error("$.resizeSmall", true), None);
     }
 
     #[test]
     fn intrinsics_names_and_arity() {
         assert_eq!(intrinsic_error("States.StringToJson($.body)"), None);
-        assert_eq!(intrinsic_error("States.Format('Task token => {}', $$.Task.Token)"), None);
-        assert_eq!(intrinsic_error("States.Array(States.UUID(), 'a', 3, true)"), None);
-        assert!(intrinsic_error("States.StringToJson($.a, $.b)").unwrap().contains("takes 1 argument(s), not 2"));
-        assert!(intrinsic_error("States.MathRandom(1)").unwrap().contains("takes 2 to 3"));
-        assert!(intrinsic_error("States.Nope($.a)").unwrap().contains("unknown intrinsic"));
-        assert!(intrinsic_error("States.Format('x'").unwrap().contains("expected ',' or ')'"));
+        assert_eq!(
+            intrinsic_error("States.Format('Task token => {}', $$.Task.Token)"),
+            None
+        );
+        assert_eq!(
+            intrinsic_error("States.Array(States.UUID(), 'a', 3, true)"),
+            None
+        );
+        assert!(
+            intrinsic_error("States.StringToJson($.a, $.b)")
+                .unwrap()
+                .contains("takes 1 argument(s), not 2")
+        );
+        assert!(
+            intrinsic_error("States.MathRandom(1)")
+                .unwrap()
+                .contains("takes 2 to 3")
+        );
+        assert!(
+            intrinsic_error("States.Nope($.a)")
+                .unwrap()
+                .contains("unknown intrinsic")
+        );
+        assert!(
+            intrinsic_error("States.Format('x'")
+                .unwrap()
+                .contains("expected ',' or ')'")
+        );
     }
 }

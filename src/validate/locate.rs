@@ -15,7 +15,11 @@ pub fn locate(text: &str, pointer: &str) -> Option<(Range<usize>, Range<usize>)>
         let seg = raw.replace("~1", "/").replace("~0", "~");
         let found = match text.as_bytes().get(value.start) {
             Some(b'{') => member(text, value.clone(), &seg),
-            Some(b'[') => seg.parse().ok().and_then(|i| element(text, value.clone(), i)).map(|v| (v.clone(), v)),
+            Some(b'[') => seg
+                .parse()
+                .ok()
+                .and_then(|i| element(text, value.clone(), i))
+                .map(|v| (v.clone(), v)),
             _ => None,
         };
         match found {
@@ -68,7 +72,11 @@ fn element(text: &str, arr: Range<usize>, index: usize) -> Option<Range<usize>> 
 }
 
 fn skip_ws(text: &str, mut i: usize) -> usize {
-    while text.as_bytes().get(i).is_some_and(|b| b.is_ascii_whitespace()) {
+    while text
+        .as_bytes()
+        .get(i)
+        .is_some_and(|b| b.is_ascii_whitespace())
+    {
         i += 1;
     }
     i
@@ -132,7 +140,11 @@ pub fn in_expression(text: &str, value: Range<usize>, n: usize) -> Option<usize>
     let open = raw.find("{%")? + 2;
     let lead = raw[open..].len() - raw[open..].trim_start().len();
     let body = &raw[open + lead..];
-    let offset = body.char_indices().nth(n).map(|(b, _)| b).unwrap_or(body.len());
+    let offset = body
+        .char_indices()
+        .nth(n)
+        .map(|(b, _)| b)
+        .unwrap_or(body.len());
     Some(value.start + open + lead + offset)
 }
 
@@ -161,10 +173,22 @@ mod tests {
     fn pointers_land_on_the_key_in_the_template() {
         let key = |p: &str| at(locate(T, p).unwrap().0);
         assert_eq!(key("/States/A/Next"), (4, 27));
-        assert_eq!(key("/States/B~1C/Retry/1/MaxAttempts"), (7, 42), "arrays, escapes, tera values");
-        assert_eq!(key("/States/B~1C/Missing"), (5, 5), "the nearest place that exists");
+        assert_eq!(
+            key("/States/B~1C/Retry/1/MaxAttempts"),
+            (7, 42),
+            "arrays, escapes, tera values"
+        );
+        assert_eq!(
+            key("/States/B~1C/Missing"),
+            (5, 5),
+            "the nearest place that exists"
+        );
         assert_eq!(key(""), (1, 1));
         let (_, value) = locate(T, "/States/B~1C/Output").unwrap();
-        assert_eq!(&T[in_expression(T, value, 3).unwrap()..][..1], "+", "a character of a JSONata expression");
+        assert_eq!(
+            &T[in_expression(T, value, 3).unwrap()..][..1],
+            "+",
+            "a character of a JSONata expression"
+        );
     }
 }

@@ -45,7 +45,14 @@ pub struct Finding {
 }
 
 impl Finding {
-    pub fn new(severity: Severity, stack: Option<&str>, file: &str, state: Option<&str>, pointer: &str, message: impl Into<String>) -> Finding {
+    pub fn new(
+        severity: Severity,
+        stack: Option<&str>,
+        file: &str,
+        state: Option<&str>,
+        pointer: &str,
+        message: impl Into<String>,
+    ) -> Finding {
         Finding {
             severity,
             stack: stack.map(str::to_string),
@@ -69,7 +76,12 @@ impl Finding {
             Some(s) => format!("in state `{s}`"),
             None => String::new(),
         };
-        self.snippet = Some(crate::error::Snippet { path: self.file.clone(), text: text.clone(), span, label });
+        self.snippet = Some(crate::error::Snippet {
+            path: self.file.clone(),
+            text: text.clone(),
+            span,
+            label,
+        });
     }
 }
 
@@ -79,11 +91,33 @@ impl std::fmt::Display for Finding {
             Severity::Error => "ERROR",
             Severity::Warning => "WARNING",
         };
-        let stack = self.stack.as_ref().map(|s| format!("stack {s}, ")).unwrap_or_default();
-        let state = self.state.as_ref().map(|s| format!(", state `{s}`")).unwrap_or_default();
+        let stack = self
+            .stack
+            .as_ref()
+            .map(|s| format!("stack {s}, "))
+            .unwrap_or_default();
+        let state = self
+            .state
+            .as_ref()
+            .map(|s| format!(", state `{s}`"))
+            .unwrap_or_default();
         match (self.line, self.column) {
-            (Some(l), Some(c)) => write!(f, "{sev} {stack}{}:{l}:{c}{state}: {}", self.file, self.message),
-            _ => write!(f, "{sev} {stack}{}{state} at {}: {}", self.file, if self.pointer.is_empty() { "/" } else { &self.pointer }, self.message),
+            (Some(l), Some(c)) => write!(
+                f,
+                "{sev} {stack}{}:{l}:{c}{state}: {}",
+                self.file, self.message
+            ),
+            _ => write!(
+                f,
+                "{sev} {stack}{}{state} at {}: {}",
+                self.file,
+                if self.pointer.is_empty() {
+                    "/"
+                } else {
+                    &self.pointer
+                },
+                self.message
+            ),
         }
     }
 }
@@ -145,9 +179,28 @@ fn allowed(ty: &str) -> &'static [&'static str] {
             "HeartbeatSecondsPath",
             "Credentials",
         ],
-        "Pass" => &["Next", "End", "Result", "Parameters", "InputPath", "OutputPath", "ResultPath", "Output"],
+        "Pass" => &[
+            "Next",
+            "End",
+            "Result",
+            "Parameters",
+            "InputPath",
+            "OutputPath",
+            "ResultPath",
+            "Output",
+        ],
         "Choice" => &["Choices", "Default", "InputPath", "OutputPath", "Output"],
-        "Wait" => &["Next", "End", "Seconds", "Timestamp", "SecondsPath", "TimestampPath", "InputPath", "OutputPath", "Output"],
+        "Wait" => &[
+            "Next",
+            "End",
+            "Seconds",
+            "Timestamp",
+            "SecondsPath",
+            "TimestampPath",
+            "InputPath",
+            "OutputPath",
+            "Output",
+        ],
         "Succeed" => &["InputPath", "OutputPath", "Output"],
         "Fail" => &["Error", "Cause", "ErrorPath", "CausePath"],
         "Parallel" => &[
@@ -203,8 +256,16 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    fn add(&mut self, sev: Severity, state: Option<&str>, pointer: &str, message: impl Into<String>) {
-        self.out.push(Finding::new(sev, self.stack, self.file, state, pointer, message));
+    fn add(
+        &mut self,
+        sev: Severity,
+        state: Option<&str>,
+        pointer: &str,
+        message: impl Into<String>,
+    ) {
+        self.out.push(Finding::new(
+            sev, self.stack, self.file, state, pointer, message,
+        ));
     }
     fn error(&mut self, state: Option<&str>, pointer: &str, message: impl Into<String>) {
         self.add(Severity::Error, state, pointer, message);
@@ -217,7 +278,11 @@ fn esc(s: &str) -> String {
 
 /// Checks one rendered definition.
 pub fn check(def: &Value, file: &str, stack: Option<&str>) -> Vec<Finding> {
-    let mut c = Checker { file, stack, out: Vec::new() };
+    let mut c = Checker {
+        file,
+        stack,
+        out: Vec::new(),
+    };
     let Some(top) = def.as_object() else {
         c.error(None, "", "a definition is a JSON object");
         return c.out;
@@ -226,17 +291,29 @@ pub fn check(def: &Value, file: &str, stack: Option<&str>) -> Vec<Finding> {
         None => "JSONPath",
         Some(Some(l @ ("JSONata" | "JSONPath"))) => l,
         Some(_) => {
-            c.error(None, "/QueryLanguage", "QueryLanguage must be \"JSONata\" or \"JSONPath\"");
+            c.error(
+                None,
+                "/QueryLanguage",
+                "QueryLanguage must be \"JSONata\" or \"JSONPath\"",
+            );
             "JSONPath"
         }
     };
     let size = def.to_string().len();
     if size > 1_048_576 {
-        c.error(None, "", format!("the definition is {size} bytes; Step Functions accepts at most 1,048,576"));
+        c.error(
+            None,
+            "",
+            format!("the definition is {size} bytes; Step Functions accepts at most 1,048,576"),
+        );
     }
     if let Some(t) = top.get("TimeoutSeconds") {
         if !t.as_u64().is_some_and(|n| n > 0) {
-            c.error(None, "/TimeoutSeconds", "TimeoutSeconds must be a positive integer");
+            c.error(
+                None,
+                "/TimeoutSeconds",
+                "TimeoutSeconds must be a positive integer",
+            );
         }
     }
     let mut names = BTreeSet::new();
@@ -254,12 +331,24 @@ fn targets(s: &Map<String, Value>) -> Vec<(String, String)> {
     if let Some(n) = s.get("Default").and_then(|v| v.as_str()) {
         out.push(("/Default".to_string(), n.to_string()));
     }
-    for (i, r) in s.get("Choices").and_then(|v| v.as_array()).into_iter().flatten().enumerate() {
+    for (i, r) in s
+        .get("Choices")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         if let Some(n) = r.get("Next").and_then(|v| v.as_str()) {
             out.push((format!("/Choices/{i}/Next"), n.to_string()));
         }
     }
-    for (i, r) in s.get("Catch").and_then(|v| v.as_array()).into_iter().flatten().enumerate() {
+    for (i, r) in s
+        .get("Catch")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         if let Some(n) = r.get("Next").and_then(|v| v.as_str()) {
             out.push((format!("/Catch/{i}/Next"), n.to_string()));
         }
@@ -268,18 +357,38 @@ fn targets(s: &Map<String, Value>) -> Vec<(String, String)> {
 }
 
 fn is_terminal(s: &Map<String, Value>) -> bool {
-    s.get("End").and_then(|v| v.as_bool()) == Some(true) || matches!(s.get("Type").and_then(|v| v.as_str()), Some("Succeed" | "Fail"))
+    s.get("End").and_then(|v| v.as_bool()) == Some(true)
+        || matches!(
+            s.get("Type").and_then(|v| v.as_str()),
+            Some("Succeed" | "Fail")
+        )
 }
 
 /// One scope: the top level, a Parallel branch, or a Map item processor.
-fn scope(c: &mut Checker, body: &Map<String, Value>, base: &str, lang: &str, names: &mut BTreeSet<String>) {
-    let Some(states) = body.get("States").and_then(|v| v.as_object()).filter(|s| !s.is_empty()) else {
-        c.error(None, &format!("{base}/States"), "States must be an object with at least one state");
+fn scope(
+    c: &mut Checker,
+    body: &Map<String, Value>,
+    base: &str,
+    lang: &str,
+    names: &mut BTreeSet<String>,
+) {
+    let Some(states) = body
+        .get("States")
+        .and_then(|v| v.as_object())
+        .filter(|s| !s.is_empty())
+    else {
+        c.error(
+            None,
+            &format!("{base}/States"),
+            "States must be an object with at least one state",
+        );
         return;
     };
     let start = body.get("StartAt").and_then(|v| v.as_str());
     let did_you_mean = |t: &str| {
-        crate::error::closest(t, states.keys().map(String::as_str)).map(|m| format!(" (did you mean `{m}`?)")).unwrap_or_default()
+        crate::error::closest(t, states.keys().map(String::as_str))
+            .map(|m| format!(" (did you mean `{m}`?)"))
+            .unwrap_or_default()
     };
     // A target that is not there is the one root cause: what it makes unreachable, or
     // endless, is not reported on top of it.
@@ -291,17 +400,32 @@ fn scope(c: &mut Checker, body: &Map<String, Value>, base: &str, lang: &str, nam
         }
         Some(s) if !states.contains_key(s) => {
             broken = true;
-            c.error(None, &format!("{base}/StartAt"), format!("StartAt names `{s}`, which is not a state here{}", did_you_mean(s)))
+            c.error(
+                None,
+                &format!("{base}/StartAt"),
+                format!(
+                    "StartAt names `{s}`, which is not a state here{}",
+                    did_you_mean(s)
+                ),
+            )
         }
         _ => {}
     }
     for (name, s) in states {
         let p = format!("{base}/States/{}", esc(name));
         if !names.insert(name.clone()) {
-            c.error(Some(name), &p, "state names must be unique in the whole state machine");
+            c.error(
+                Some(name),
+                &p,
+                "state names must be unique in the whole state machine",
+            );
         }
         if name.chars().count() > MAX_NAME {
-            c.error(Some(name), &p, format!("state names are at most {MAX_NAME} characters"));
+            c.error(
+                Some(name),
+                &p,
+                format!("state names are at most {MAX_NAME} characters"),
+            );
         }
         let Some(s) = s.as_object() else {
             c.error(Some(name), &p, "a state is a JSON object");
@@ -311,7 +435,11 @@ fn scope(c: &mut Checker, body: &Map<String, Value>, base: &str, lang: &str, nam
         for (at, t) in targets(s) {
             if !states.contains_key(&t) {
                 broken = true;
-                c.error(Some(name), &format!("{p}{at}"), format!("`{t}` is not a state here{}", did_you_mean(&t)));
+                c.error(
+                    Some(name),
+                    &format!("{p}{at}"),
+                    format!("`{t}` is not a state here{}", did_you_mean(&t)),
+                );
             }
         }
     }
@@ -320,28 +448,46 @@ fn scope(c: &mut Checker, body: &Map<String, Value>, base: &str, lang: &str, nam
     }
     // reachability from StartAt
     let mut seen = BTreeSet::new();
-    let mut todo: Vec<String> = start.filter(|s| states.contains_key(*s)).map(|s| vec![s.to_string()]).unwrap_or_default();
+    let mut todo: Vec<String> = start
+        .filter(|s| states.contains_key(*s))
+        .map(|s| vec![s.to_string()])
+        .unwrap_or_default();
     while let Some(n) = todo.pop() {
         if !seen.insert(n.clone()) {
             continue;
         }
         if let Some(s) = states.get(&n).and_then(|v| v.as_object()) {
-            todo.extend(targets(s).into_iter().map(|(_, t)| t).filter(|t| states.contains_key(t)));
+            todo.extend(
+                targets(s)
+                    .into_iter()
+                    .map(|(_, t)| t)
+                    .filter(|t| states.contains_key(t)),
+            );
         }
     }
     for name in states.keys().filter(|n| !seen.contains(*n)) {
-        c.error(Some(name), &format!("{base}/States/{}", esc(name)), "no path from StartAt reaches this state");
+        c.error(
+            Some(name),
+            &format!("{base}/States/{}", esc(name)),
+            "no path from StartAt reaches this state",
+        );
     }
     // every path ends: from each reachable state some terminal state is reachable; walked
     // backwards from the terminal states, each edge once (linear in the definition's size)
     let mut from: BTreeMap<String, Vec<&String>> = BTreeMap::new();
-    for (n, s) in states.iter().filter_map(|(n, s)| s.as_object().map(|s| (n, s))) {
+    for (n, s) in states
+        .iter()
+        .filter_map(|(n, s)| s.as_object().map(|s| (n, s)))
+    {
         for (_, t) in targets(s) {
             from.entry(t).or_default().push(n);
         }
     }
-    let mut ends: BTreeSet<String> =
-        states.iter().filter(|(_, s)| s.as_object().is_some_and(is_terminal)).map(|(n, _)| n.clone()).collect();
+    let mut ends: BTreeSet<String> = states
+        .iter()
+        .filter(|(_, s)| s.as_object().is_some_and(is_terminal))
+        .map(|(n, _)| n.clone())
+        .collect();
     let mut todo: Vec<String> = ends.iter().cloned().collect();
     while let Some(t) = todo.pop() {
         for n in from.get(&t).into_iter().flatten() {
@@ -351,32 +497,61 @@ fn scope(c: &mut Checker, body: &Map<String, Value>, base: &str, lang: &str, nam
         }
     }
     for name in seen.iter().filter(|n| !ends.contains(*n)) {
-        c.error(Some(name), &format!("{base}/States/{}", esc(name)), "no path from this state ever ends (a loop with no way out)");
+        c.error(
+            Some(name),
+            &format!("{base}/States/{}", esc(name)),
+            "no path from this state ever ends (a loop with no way out)",
+        );
     }
 }
 
-fn state(c: &mut Checker, name: &str, s: &Map<String, Value>, p: &str, machine_lang: &str, names: &mut BTreeSet<String>) {
+fn state(
+    c: &mut Checker,
+    name: &str,
+    s: &Map<String, Value>,
+    p: &str,
+    machine_lang: &str,
+    names: &mut BTreeSet<String>,
+) {
     let n = Some(name);
     let ty = s.get("Type").and_then(|v| v.as_str()).unwrap_or("");
     if allowed(ty).is_empty() {
-        c.error(n, &format!("{p}/Type"), format!("Type must be Task, Pass, Choice, Wait, Succeed, Fail, Parallel or Map, not {ty:?}"));
+        c.error(
+            n,
+            &format!("{p}/Type"),
+            format!(
+                "Type must be Task, Pass, Choice, Wait, Succeed, Fail, Parallel or Map, not {ty:?}"
+            ),
+        );
         return;
     }
     let lang = match s.get("QueryLanguage").and_then(|v| v.as_str()) {
         Some("JSONPath") if machine_lang == "JSONata" => {
-            c.error(n, &format!("{p}/QueryLanguage"), "a JSONata state machine cannot hold JSONPath states");
+            c.error(
+                n,
+                &format!("{p}/QueryLanguage"),
+                "a JSONata state machine cannot hold JSONPath states",
+            );
             "JSONPath"
         }
         Some(l @ ("JSONata" | "JSONPath")) => l,
         Some(_) => {
-            c.error(n, &format!("{p}/QueryLanguage"), "QueryLanguage must be \"JSONata\" or \"JSONPath\"");
+            c.error(
+                n,
+                &format!("{p}/QueryLanguage"),
+                "QueryLanguage must be \"JSONata\" or \"JSONPath\"",
+            );
             machine_lang
         }
         None => machine_lang,
     };
     for key in s.keys() {
         if !COMMON.contains(&key.as_str()) && !allowed(ty).contains(&key.as_str()) {
-            c.error(n, &format!("{p}/{}", esc(key)), format!("a {ty} state has no field {key}"));
+            c.error(
+                n,
+                &format!("{p}/{}", esc(key)),
+                format!("a {ty} state has no field {key}"),
+            );
         } else if lang == "JSONata" && JSONPATH_ONLY.contains(&key.as_str()) {
             c.error(
                 n,
@@ -392,9 +567,16 @@ fn state(c: &mut Checker, name: &str, s: &Map<String, Value>, p: &str, machine_l
         }
     }
     let flows = matches!(ty, "Task" | "Pass" | "Wait" | "Parallel" | "Map");
-    let (has_next, has_end) = (s.contains_key("Next"), s.get("End").and_then(|v| v.as_bool()) == Some(true));
+    let (has_next, has_end) = (
+        s.contains_key("Next"),
+        s.get("End").and_then(|v| v.as_bool()) == Some(true),
+    );
     if flows && has_next == has_end {
-        c.error(n, p, format!("a {ty} state needs exactly one of Next and \"End\": true"));
+        c.error(
+            n,
+            p,
+            format!("a {ty} state needs exactly one of Next and \"End\": true"),
+        );
     }
     match ty {
         "Task" => {
@@ -403,8 +585,14 @@ fn state(c: &mut Checker, name: &str, s: &Map<String, Value>, p: &str, machine_l
             }
             for f in ["TimeoutSeconds", "HeartbeatSeconds"] {
                 if let Some(v) = s.get(f) {
-                    if !(v.as_u64().is_some_and(|x| x > 0) || v.as_str().and_then(expr::jsonata_of).is_some()) {
-                        c.error(n, &format!("{p}/{f}"), format!("{f} must be a positive integer"));
+                    if !(v.as_u64().is_some_and(|x| x > 0)
+                        || v.as_str().and_then(expr::jsonata_of).is_some())
+                    {
+                        c.error(
+                            n,
+                            &format!("{p}/{f}"),
+                            format!("{f} must be a positive integer"),
+                        );
                     }
                 }
             }
@@ -412,7 +600,11 @@ fn state(c: &mut Checker, name: &str, s: &Map<String, Value>, p: &str, machine_l
         "Choice" => choices(c, name, s, p, lang),
         "Wait" => {
             let fields = ["Seconds", "Timestamp", "SecondsPath", "TimestampPath"];
-            let present: Vec<&str> = fields.iter().copied().filter(|f| s.contains_key(*f)).collect();
+            let present: Vec<&str> = fields
+                .iter()
+                .copied()
+                .filter(|f| s.contains_key(*f))
+                .collect();
             if present.len() != 1 {
                 c.error(
                     n,
@@ -424,31 +616,53 @@ fn state(c: &mut Checker, name: &str, s: &Map<String, Value>, p: &str, machine_l
                 );
             }
         }
-        "Parallel" => match s.get("Branches").and_then(|v| v.as_array()).filter(|b| !b.is_empty()) {
-            None => c.error(n, &format!("{p}/Branches"), "a Parallel state needs at least one branch"),
+        "Parallel" => match s
+            .get("Branches")
+            .and_then(|v| v.as_array())
+            .filter(|b| !b.is_empty())
+        {
+            None => c.error(
+                n,
+                &format!("{p}/Branches"),
+                "a Parallel state needs at least one branch",
+            ),
             Some(branches) => {
                 for (i, b) in branches.iter().enumerate() {
                     match b.as_object() {
                         Some(b) => scope(c, b, &format!("{p}/Branches/{i}"), lang, names),
-                        None => c.error(n, &format!("{p}/Branches/{i}"), "a branch is a JSON object"),
+                        None => {
+                            c.error(n, &format!("{p}/Branches/{i}"), "a branch is a JSON object")
+                        }
                     }
                 }
             }
         },
         "Map" => {
-            let key = if s.contains_key("ItemProcessor") { "ItemProcessor" } else { "Iterator" };
+            let key = if s.contains_key("ItemProcessor") {
+                "ItemProcessor"
+            } else {
+                "Iterator"
+            };
             match s.get(key).and_then(|v| v.as_object()) {
                 Some(b) => scope(c, b, &format!("{p}/{key}"), lang, names),
                 None => c.error(n, p, "a Map state needs an ItemProcessor"),
             }
             if let Some(m) = s.get("MaxConcurrency") {
                 if m.as_u64().is_none() && m.as_str().and_then(expr::jsonata_of).is_none() {
-                    c.error(n, &format!("{p}/MaxConcurrency"), "MaxConcurrency must be a non-negative integer");
+                    c.error(
+                        n,
+                        &format!("{p}/MaxConcurrency"),
+                        "MaxConcurrency must be a non-negative integer",
+                    );
                 }
             }
             if let Some(t) = s.get("ToleratedFailurePercentage").and_then(|v| v.as_f64()) {
                 if !(0.0..=100.0).contains(&t) {
-                    c.error(n, &format!("{p}/ToleratedFailurePercentage"), "ToleratedFailurePercentage is 0 to 100");
+                    c.error(
+                        n,
+                        &format!("{p}/ToleratedFailurePercentage"),
+                        "ToleratedFailurePercentage is 0 to 100",
+                    );
                 }
             }
         }
@@ -469,10 +683,18 @@ fn error_names(c: &mut Checker, name: &str, list: &Value, p: &str, last: bool) {
             continue;
         };
         if e.starts_with("States.") && !STATES_ERRORS.contains(&e) {
-            c.error(Some(name), &format!("{p}/{i}"), format!("{e} is not one of the States.* error names"));
+            c.error(
+                Some(name),
+                &format!("{p}/{i}"),
+                format!("{e} is not one of the States.* error names"),
+            );
         }
         if e == "States.ALL" && (errs.len() > 1 || !last) {
-            c.error(Some(name), &format!("{p}/{i}"), "States.ALL must be alone, in the last retrier or catcher");
+            c.error(
+                Some(name),
+                &format!("{p}/{i}"),
+                "States.ALL must be alone, in the last retrier or catcher",
+            );
         }
     }
 }
@@ -481,47 +703,102 @@ fn retriers(c: &mut Checker, name: &str, s: &Map<String, Value>, p: &str, lang: 
     if let Some(rs) = s.get("Retry").and_then(|v| v.as_array()) {
         for (i, r) in rs.iter().enumerate() {
             let rp = format!("{p}/Retry/{i}");
-            error_names(c, name, &r["ErrorEquals"], &format!("{rp}/ErrorEquals"), i + 1 == rs.len());
-            if r.get("IntervalSeconds").is_some_and(|v| !v.as_u64().is_some_and(|x| x >= 1)) {
-                c.error(Some(name), &format!("{rp}/IntervalSeconds"), "IntervalSeconds is a positive integer");
+            error_names(
+                c,
+                name,
+                &r["ErrorEquals"],
+                &format!("{rp}/ErrorEquals"),
+                i + 1 == rs.len(),
+            );
+            if r.get("IntervalSeconds")
+                .is_some_and(|v| !v.as_u64().is_some_and(|x| x >= 1))
+            {
+                c.error(
+                    Some(name),
+                    &format!("{rp}/IntervalSeconds"),
+                    "IntervalSeconds is a positive integer",
+                );
             }
             if r.get("MaxAttempts").is_some_and(|v| v.as_u64().is_none()) {
-                c.error(Some(name), &format!("{rp}/MaxAttempts"), "MaxAttempts is a non-negative integer");
+                c.error(
+                    Some(name),
+                    &format!("{rp}/MaxAttempts"),
+                    "MaxAttempts is a non-negative integer",
+                );
             }
-            if r.get("BackoffRate").is_some_and(|v| !v.as_f64().is_some_and(|x| x >= 1.0)) {
-                c.error(Some(name), &format!("{rp}/BackoffRate"), "BackoffRate is a number of at least 1.0");
+            if r.get("BackoffRate")
+                .is_some_and(|v| !v.as_f64().is_some_and(|x| x >= 1.0))
+            {
+                c.error(
+                    Some(name),
+                    &format!("{rp}/BackoffRate"),
+                    "BackoffRate is a number of at least 1.0",
+                );
             }
-            if r.get("JitterStrategy").is_some_and(|v| !matches!(v.as_str(), Some("FULL" | "NONE"))) {
-                c.error(Some(name), &format!("{rp}/JitterStrategy"), "JitterStrategy is FULL or NONE");
+            if r.get("JitterStrategy")
+                .is_some_and(|v| !matches!(v.as_str(), Some("FULL" | "NONE")))
+            {
+                c.error(
+                    Some(name),
+                    &format!("{rp}/JitterStrategy"),
+                    "JitterStrategy is FULL or NONE",
+                );
             }
         }
     }
     if let Some(cs) = s.get("Catch").and_then(|v| v.as_array()) {
         for (i, r) in cs.iter().enumerate() {
             let cp = format!("{p}/Catch/{i}");
-            error_names(c, name, &r["ErrorEquals"], &format!("{cp}/ErrorEquals"), i + 1 == cs.len());
+            error_names(
+                c,
+                name,
+                &r["ErrorEquals"],
+                &format!("{cp}/ErrorEquals"),
+                i + 1 == cs.len(),
+            );
             if !r.get("Next").is_some_and(|v| v.is_string()) {
                 c.error(Some(name), &format!("{cp}/Next"), "a catcher needs Next");
             }
             if lang == "JSONata" && r.get("ResultPath").is_some() {
-                c.error(Some(name), &format!("{cp}/ResultPath"), "ResultPath is a JSONPath field; this state uses JSONata (use Output)");
+                c.error(
+                    Some(name),
+                    &format!("{cp}/ResultPath"),
+                    "ResultPath is a JSONPath field; this state uses JSONata (use Output)",
+                );
             }
         }
     }
 }
 
 fn choices(c: &mut Checker, name: &str, s: &Map<String, Value>, p: &str, lang: &str) {
-    let Some(rules) = s.get("Choices").and_then(|v| v.as_array()).filter(|r| !r.is_empty()) else {
-        c.error(Some(name), &format!("{p}/Choices"), "a Choice state needs at least one rule in Choices");
+    let Some(rules) = s
+        .get("Choices")
+        .and_then(|v| v.as_array())
+        .filter(|r| !r.is_empty())
+    else {
+        c.error(
+            Some(name),
+            &format!("{p}/Choices"),
+            "a Choice state needs at least one rule in Choices",
+        );
         return;
     };
     if !s.contains_key("Default") {
-        c.add(Severity::Warning, Some(name), p, "no Default: an input no rule matches fails the execution with States.NoChoiceMatched");
+        c.add(
+            Severity::Warning,
+            Some(name),
+            p,
+            "no Default: an input no rule matches fails the execution with States.NoChoiceMatched",
+        );
     }
     for (i, r) in rules.iter().enumerate() {
         let rp = format!("{p}/Choices/{i}");
         if !r.get("Next").is_some_and(|v| v.is_string()) {
-            c.error(Some(name), &format!("{rp}/Next"), "a Choice rule needs Next");
+            c.error(
+                Some(name),
+                &format!("{rp}/Next"),
+                "a Choice rule needs Next",
+            );
         }
         rule(c, name, r, &rp, lang, true);
     }
@@ -575,54 +852,114 @@ fn rule(c: &mut Checker, name: &str, r: &Value, rp: &str, lang: &str, top: bool)
         return;
     };
     if lang == "JSONata" {
-        if !o.get("Condition").and_then(|v| v.as_str()).is_some_and(|s| expr::jsonata_of(s).is_some()) {
-            c.error(Some(name), &format!("{rp}/Condition"), "a JSONata Choice rule needs a Condition written {% ... %}");
+        if !o
+            .get("Condition")
+            .and_then(|v| v.as_str())
+            .is_some_and(|s| expr::jsonata_of(s).is_some())
+        {
+            c.error(
+                Some(name),
+                &format!("{rp}/Condition"),
+                "a JSONata Choice rule needs a Condition written {% ... %}",
+            );
         }
         if o.contains_key("Variable") {
-            c.error(Some(name), &format!("{rp}/Variable"), "Variable is a JSONPath field; this state uses JSONata (use Condition)");
+            c.error(
+                Some(name),
+                &format!("{rp}/Variable"),
+                "Variable is a JSONPath field; this state uses JSONata (use Condition)",
+            );
         }
         return;
     }
     if o.contains_key("Condition") {
-        c.error(Some(name), &format!("{rp}/Condition"), "Condition is a JSONata field; this state uses JSONPath");
+        c.error(
+            Some(name),
+            &format!("{rp}/Condition"),
+            "Condition is a JSONata field; this state uses JSONPath",
+        );
         return;
     }
     if !top && o.contains_key("Next") {
-        c.error(Some(name), &format!("{rp}/Next"), "only top-level Choice rules have Next");
+        c.error(
+            Some(name),
+            &format!("{rp}/Next"),
+            "only top-level Choice rules have Next",
+        );
     }
-    let bool_ops: Vec<&str> = ["And", "Or", "Not"].into_iter().filter(|k| o.contains_key(*k)).collect();
-    let comparators: Vec<&String> = o.keys().filter(|k| COMPARATORS.contains(&k.as_str())).collect();
+    let bool_ops: Vec<&str> = ["And", "Or", "Not"]
+        .into_iter()
+        .filter(|k| o.contains_key(*k))
+        .collect();
+    let comparators: Vec<&String> = o
+        .keys()
+        .filter(|k| COMPARATORS.contains(&k.as_str()))
+        .collect();
     match (bool_ops.as_slice(), comparators.len()) {
         ([], 1) => match o.get("Variable").and_then(|v| v.as_str()) {
-            None => c.error(Some(name), &format!("{rp}/Variable"), "a comparison needs Variable"),
+            None => c.error(
+                Some(name),
+                &format!("{rp}/Variable"),
+                "a comparison needs Variable",
+            ),
             Some(v) => {
                 if let Some(e) = expr::jsonpath_error(v, false) {
                     c.error(Some(name), &format!("{rp}/Variable"), e);
                 }
             }
         },
-        ([], 0) => c.error(Some(name), rp, "a Choice rule needs one comparison (e.g. StringEquals) or And / Or / Not"),
+        ([], 0) => c.error(
+            Some(name),
+            rp,
+            "a Choice rule needs one comparison (e.g. StringEquals) or And / Or / Not",
+        ),
         ([], _) => c.error(Some(name), rp, "a Choice rule has exactly one comparison"),
         (["Not"], 0) => rule(c, name, &o["Not"], &format!("{rp}/Not"), lang, false),
         (["And"] | ["Or"], 0) => {
             let op = bool_ops[0];
             match o[op].as_array().filter(|a| !a.is_empty()) {
-                None => c.error(Some(name), &format!("{rp}/{op}"), format!("{op} takes a non-empty list of rules")),
-                Some(rs) => rs.iter().enumerate().for_each(|(i, r)| rule(c, name, r, &format!("{rp}/{op}/{i}"), lang, false)),
+                None => c.error(
+                    Some(name),
+                    &format!("{rp}/{op}"),
+                    format!("{op} takes a non-empty list of rules"),
+                ),
+                Some(rs) => rs
+                    .iter()
+                    .enumerate()
+                    .for_each(|(i, r)| rule(c, name, r, &format!("{rp}/{op}/{i}"), lang, false)),
             }
         }
-        _ => c.error(Some(name), rp, "a Choice rule has one of And, Or, Not, or one comparison"),
+        _ => c.error(
+            Some(name),
+            rp,
+            "a Choice rule has one of And, Or, Not, or one comparison",
+        ),
     }
 }
 
 /// JSONata expressions in JSONata states; paths, `.$` keys and intrinsics in JSONPath states.
 fn expressions(c: &mut Checker, name: &str, s: &Map<String, Value>, p: &str, lang: &str) {
-    fn walk(c: &mut Checker, name: &str, v: &Value, p: &str, lang: &str, payload: bool, members: &[&str]) {
+    fn walk(
+        c: &mut Checker,
+        name: &str,
+        v: &Value,
+        p: &str,
+        lang: &str,
+        payload: bool,
+        members: &[&str],
+    ) {
         match v {
             Value::String(text) if lang == "JSONata" => {
                 if let Some(inner) = expr::jsonata_of(text).map(str::trim) {
                     if let Some((pos, msg)) = expr::jsonata_error(inner) {
-                        c.error(Some(name), p, format!("JSONata does not parse at character {} of `{inner}`: {msg}", pos + 1));
+                        c.error(
+                            Some(name),
+                            p,
+                            format!(
+                                "JSONata does not parse at character {} of `{inner}`: {msg}",
+                                pos + 1
+                            ),
+                        );
                         c.out.last_mut().unwrap().expr_char = Some(pos);
                     }
                     for m in expr::states_members(inner) {
@@ -632,7 +969,11 @@ fn expressions(c: &mut Checker, name: &str, s: &Map<String, Value>, p: &str, lan
                                 p,
                                 format!(
                                     "$states.{m} does not exist here (here: {})",
-                                    members.iter().map(|m| format!("$states.{m}")).collect::<Vec<_>>().join(", ")
+                                    members
+                                        .iter()
+                                        .map(|m| format!("$states.{m}"))
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
                                 ),
                             );
                         }
@@ -665,7 +1006,10 @@ fn expressions(c: &mut Checker, name: &str, s: &Map<String, Value>, p: &str, lan
                     }
                 }
             }
-            Value::Array(a) => a.iter().enumerate().for_each(|(i, v)| walk(c, name, v, &format!("{p}/{i}"), lang, payload, members)),
+            Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .for_each(|(i, v)| walk(c, name, v, &format!("{p}/{i}"), lang, payload, members)),
             _ => {}
         }
     }
@@ -673,7 +1017,10 @@ fn expressions(c: &mut Checker, name: &str, s: &Map<String, Value>, p: &str, lan
     const BEFORE: &[&str] = &["input", "context"];
     const AFTER: &[&str] = &["input", "context", "result"];
     const CAUGHT: &[&str] = &["input", "context", "errorOutput"];
-    let has_result = matches!(s.get("Type").and_then(|t| t.as_str()), Some("Task" | "Parallel" | "Map"));
+    let has_result = matches!(
+        s.get("Type").and_then(|t| t.as_str()),
+        Some("Task" | "Parallel" | "Map")
+    );
     for (k, v) in s {
         let kp = format!("{p}/{}", esc(k));
         match k.as_str() {
@@ -681,7 +1028,15 @@ fn expressions(c: &mut Checker, name: &str, s: &Map<String, Value>, p: &str, lan
                 if k == "Choices" && lang == "JSONata" {
                     for (i, r) in v.as_array().into_iter().flatten().enumerate() {
                         if let Some(cond) = r.get("Condition") {
-                            walk(c, name, cond, &format!("{kp}/{i}/Condition"), lang, false, BEFORE);
+                            walk(
+                                c,
+                                name,
+                                cond,
+                                &format!("{kp}/{i}/Condition"),
+                                lang,
+                                false,
+                                BEFORE,
+                            );
                         }
                     }
                 }
@@ -695,9 +1050,12 @@ fn expressions(c: &mut Checker, name: &str, s: &Map<String, Value>, p: &str, lan
                     }
                 }
             }
-            "Parameters" | "ResultSelector" | "ItemSelector" if lang == "JSONPath" => walk(c, name, v, &kp, lang, true, BEFORE),
+            "Parameters" | "ResultSelector" | "ItemSelector" if lang == "JSONPath" => {
+                walk(c, name, v, &kp, lang, true, BEFORE)
+            }
             "Assign" if lang == "JSONPath" => walk(c, name, v, &kp, lang, true, BEFORE),
-            "InputPath" | "OutputPath" | "ItemsPath" | "SecondsPath" | "TimestampPath" | "ErrorPath" | "CausePath"
+            "InputPath" | "OutputPath" | "ItemsPath" | "SecondsPath" | "TimestampPath"
+            | "ErrorPath" | "CausePath"
                 if lang == "JSONPath" =>
             {
                 if let Some(e) = v.as_str().and_then(|t| expr::jsonpath_error(t, false)) {
@@ -709,7 +1067,9 @@ fn expressions(c: &mut Checker, name: &str, s: &Map<String, Value>, p: &str, lan
                     c.error(Some(name), &kp, e);
                 }
             }
-            "Output" | "Assign" if lang == "JSONata" && has_result => walk(c, name, v, &kp, lang, false, AFTER),
+            "Output" | "Assign" if lang == "JSONata" && has_result => {
+                walk(c, name, v, &kp, lang, false, AFTER)
+            }
             _ if lang == "JSONata" => walk(c, name, v, &kp, lang, false, BEFORE),
             _ => {}
         }

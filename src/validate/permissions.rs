@@ -26,7 +26,11 @@ pub struct Place {
 
 impl Default for Place {
     fn default() -> Self {
-        Place { partition: "aws".into(), region: "*".into(), account: "*".into() }
+        Place {
+            partition: "aws".into(),
+            region: "*".into(),
+            account: "*".into(),
+        }
     }
 }
 
@@ -45,7 +49,9 @@ fn iam_prefix(service: &str) -> &str {
 
 fn upper_first(s: &str) -> String {
     let mut c = s.chars();
-    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
 }
 
 /// A literal argument (not an expression), by name, from Arguments or Parameters.
@@ -53,32 +59,52 @@ fn literal<'a>(args: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     if args.contains_key(&format!("{key}.$")) {
         return None;
     }
-    args.get(key).and_then(|v| v.as_str()).filter(|s| super::expr::jsonata_of(s).is_none())
+    args.get(key)
+        .and_then(|v| v.as_str())
+        .filter(|s| super::expr::jsonata_of(s).is_none())
 }
 
 fn resource_for(prefix: &str, action: &str, args: &Map<String, Value>, p: &Place) -> String {
     let (pa, r, a) = (&p.partition, &p.region, &p.account);
     let lit = |k: &str| literal(args, k);
-    let arn_like = |v: &str| if v.starts_with("arn:") { Some(v.to_string()) } else { None };
+    let arn_like = |v: &str| {
+        if v.starts_with("arn:") {
+            Some(v.to_string())
+        } else {
+            None
+        }
+    };
     let found = match prefix {
         "iam" => lit("UserName")
             .map(|n| format!("arn:{pa}:iam::{a}:user/{n}"))
-            .or_else(|| if action.contains("Group") { lit("GroupName").map(|n| format!("arn:{pa}:iam::{a}:group/{n}")) } else { None })
+            .or_else(|| {
+                if action.contains("Group") {
+                    lit("GroupName").map(|n| format!("arn:{pa}:iam::{a}:group/{n}"))
+                } else {
+                    None
+                }
+            })
             .or_else(|| lit("RoleName").map(|n| format!("arn:{pa}:iam::{a}:role/{n}"))),
         "s3" => lit("Bucket").map(|b| match lit("Key") {
             Some(k) => format!("arn:{pa}:s3:::{b}/{k}"),
             None if action.contains("Object") => format!("arn:{pa}:s3:::{b}/*"),
             None => format!("arn:{pa}:s3:::{b}"),
         }),
-        "dynamodb" => lit("TableName").map(|t| arn_like(t).unwrap_or_else(|| format!("arn:{pa}:dynamodb:{r}:{a}:table/{t}"))),
+        "dynamodb" => lit("TableName")
+            .map(|t| arn_like(t).unwrap_or_else(|| format!("arn:{pa}:dynamodb:{r}:{a}:table/{t}"))),
         "sns" => lit("TopicArn").map(str::to_string),
         "sqs" => lit("QueueUrl").map(|u| {
             let mut parts = u.trim_end_matches('/').rsplit('/');
             let name = parts.next().unwrap_or("*");
-            let acct = parts.next().filter(|x| x.chars().all(|c| c.is_ascii_digit())).unwrap_or(a);
+            let acct = parts
+                .next()
+                .filter(|x| x.chars().all(|c| c.is_ascii_digit()))
+                .unwrap_or(a);
             format!("arn:{pa}:sqs:{r}:{acct}:{name}")
         }),
-        "lambda" => lit("FunctionName").map(|f| arn_like(f).unwrap_or_else(|| format!("arn:{pa}:lambda:{r}:{a}:function:{f}"))),
+        "lambda" => lit("FunctionName").map(|f| {
+            arn_like(f).unwrap_or_else(|| format!("arn:{pa}:lambda:{r}:{a}:function:{f}"))
+        }),
         "datasync" if action == "StartTaskExecution" => lit("TaskArn").map(str::to_string),
         "states" => lit("StateMachineArn").map(str::to_string),
         _ => None,
@@ -94,9 +120,14 @@ pub fn derive(def: &Value, place: &Place) -> Vec<Need> {
 }
 
 fn walk(body: &Value, base: &str, place: &Place, out: &mut Vec<Need>) {
-    let Some(states) = body["States"].as_object() else { return };
+    let Some(states) = body["States"].as_object() else {
+        return;
+    };
     for (name, s) in states {
-        let p = format!("{base}/States/{}", name.replace('~', "~0").replace('/', "~1"));
+        let p = format!(
+            "{base}/States/{}",
+            name.replace('~', "~0").replace('/', "~1")
+        );
         for (i, b) in s["Branches"].as_array().into_iter().flatten().enumerate() {
             walk(b, &format!("{p}/Branches/{i}"), place, out);
         }
@@ -108,11 +139,22 @@ fn walk(body: &Value, base: &str, place: &Place, out: &mut Vec<Need>) {
         if s["Type"] != "Task" {
             continue;
         }
-        let Some(resource) = s["Resource"].as_str() else { continue };
+        let Some(resource) = s["Resource"].as_str() else {
+            continue;
+        };
         let empty = Map::new();
-        let args = s["Arguments"].as_object().or(s["Parameters"].as_object()).unwrap_or(&empty);
-        let mut need =
-            |action: String, resource: String| out.push(Need { action, resource, state: name.clone(), pointer: format!("{p}/Resource") });
+        let args = s["Arguments"]
+            .as_object()
+            .or(s["Parameters"].as_object())
+            .unwrap_or(&empty);
+        let mut need = |action: String, resource: String| {
+            out.push(Need {
+                action,
+                resource,
+                state: name.clone(),
+                pointer: format!("{p}/Resource"),
+            })
+        };
         let Some(rest) = resource
             .strip_prefix("arn:aws:states:::")
             .or_else(|| resource.strip_prefix("arn:aws-cn:states:::"))
@@ -150,14 +192,22 @@ fn walk(body: &Value, base: &str, place: &Place, out: &mut Vec<Need>) {
             }
             ("http", "invoke") => {
                 need("states:InvokeHTTPEndpoint".into(), "*".into());
-                let conn =
-                    args.get("InvocationConfig").and_then(|c| c.as_object()).and_then(|c| literal(c, "ConnectionArn")).map(str::to_string);
-                need("events:RetrieveConnectionCredentials".into(), conn.clone().unwrap_or_else(|| "*".into()));
+                let conn = args
+                    .get("InvocationConfig")
+                    .and_then(|c| c.as_object())
+                    .and_then(|c| literal(c, "ConnectionArn"))
+                    .map(str::to_string);
+                need(
+                    "events:RetrieveConnectionCredentials".into(),
+                    conn.clone().unwrap_or_else(|| "*".into()),
+                );
                 let secret = conn
                     .as_deref()
                     .and_then(|c| c.split("connection/").nth(1))
                     .and_then(|rest| rest.split('/').next())
-                    .map(|n| format!("arn:{pa}:secretsmanager:{r}:{a}:secret:events!connection/{n}/*"))
+                    .map(|n| {
+                        format!("arn:{pa}:secretsmanager:{r}:{a}:secret:events!connection/{n}/*")
+                    })
                     .unwrap_or_else(|| "*".into());
                 need("secretsmanager:GetSecretValue".into(), secret.clone());
                 need("secretsmanager:DescribeSecret".into(), secret);
@@ -168,7 +218,9 @@ fn walk(body: &Value, base: &str, place: &Place, out: &mut Vec<Need>) {
                 if pattern == "sync" {
                     need("states:DescribeExecution".into(), "*".into());
                     need("states:StopExecution".into(), "*".into());
-                    let rule = format!("arn:{pa}:events:{r}:{a}:rule/StepFunctionsGetEventsForStepFunctionsExecutionRule");
+                    let rule = format!(
+                        "arn:{pa}:events:{r}:{a}:rule/StepFunctionsGetEventsForStepFunctionsExecutionRule"
+                    );
                     for ev in ["events:PutTargets", "events:PutRule", "events:DescribeRule"] {
                         need(ev.into(), rule.clone());
                     }
@@ -204,7 +256,10 @@ fn walk(body: &Value, base: &str, place: &Place, out: &mut Vec<Need>) {
 
 /// Glob match, case-insensitive (IAM actions), `*` and `?`.
 pub fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.to_lowercase().chars().collect(), text.to_lowercase().chars().collect());
+    let (p, t): (Vec<char>, Vec<char>) = (
+        pattern.to_lowercase().chars().collect(),
+        text.to_lowercase().chars().collect(),
+    );
     fn go(p: &[char], t: &[char]) -> bool {
         match p.first() {
             None => t.is_empty(),
@@ -223,7 +278,10 @@ pub fn granted_actions(statements: &[Value]) -> Vec<String> {
         .filter(|s| s["Effect"] == "Allow")
         .flat_map(|s| match &s["Action"] {
             Value::String(a) => vec![a.clone()],
-            Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect(),
             _ => vec![],
         })
         .collect()
@@ -255,7 +313,11 @@ pub fn least_privilege(needs: &[Need]) -> Value {
     let statements: Vec<Value> = by_resources
         .into_iter()
         .map(|(rs, actions)| {
-            let resource = if rs.len() == 1 { json!(rs[0]) } else { json!(rs) };
+            let resource = if rs.len() == 1 {
+                json!(rs[0])
+            } else {
+                json!(rs)
+            };
             json!({"Effect": "Allow", "Action": actions, "Resource": resource})
         })
         .collect();
@@ -268,22 +330,41 @@ mod tests {
 
     fn needs(resource: &str, args: Value) -> Vec<(String, String)> {
         let def = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": resource, "Arguments": args, "End": true}}});
-        let place = Place { partition: "aws".into(), region: "us-east-1".into(), account: "123456789012".into() };
-        derive(&def, &place).into_iter().map(|n| (n.action, n.resource)).collect()
+        let place = Place {
+            partition: "aws".into(),
+            region: "us-east-1".into(),
+            account: "123456789012".into(),
+        };
+        derive(&def, &place)
+            .into_iter()
+            .map(|n| (n.action, n.resource))
+            .collect()
     }
 
     #[test]
     fn sdk_integrations_map_to_iam_actions_and_named_resources() {
         assert_eq!(
-            needs("arn:aws:states:::aws-sdk:iam:attachUserPolicy", json!({"UserName": "ci", "PolicyArn": "x"})),
-            vec![("iam:AttachUserPolicy".into(), "arn:aws:iam::123456789012:user/ci".into())]
+            needs(
+                "arn:aws:states:::aws-sdk:iam:attachUserPolicy",
+                json!({"UserName": "ci", "PolicyArn": "x"})
+            ),
+            vec![(
+                "iam:AttachUserPolicy".into(),
+                "arn:aws:iam::123456789012:user/ci".into()
+            )]
         );
         assert_eq!(
-            needs("arn:aws:states:::aws-sdk:iam:createUser", json!({"UserName": "{% $u %}"})),
+            needs(
+                "arn:aws:states:::aws-sdk:iam:createUser",
+                json!({"UserName": "{% $u %}"})
+            ),
             vec![("iam:CreateUser".into(), "*".into())]
         );
         assert_eq!(
-            needs("arn:aws:states:::aws-sdk:s3:deleteObject", json!({"Bucket": "b", "Key.$": "$.k"})),
+            needs(
+                "arn:aws:states:::aws-sdk:s3:deleteObject",
+                json!({"Bucket": "b", "Key.$": "$.k"})
+            ),
             vec![("s3:DeleteObject".into(), "arn:aws:s3:::b/*".into())]
         );
         assert_eq!(
@@ -295,26 +376,55 @@ mod tests {
     #[test]
     fn optimised_integrations() {
         assert_eq!(
-            needs("arn:aws:states:::lambda:invoke", json!({"FunctionName": "resize:$LATEST"})),
-            vec![("lambda:InvokeFunction".into(), "arn:aws:lambda:us-east-1:123456789012:function:resize:$LATEST".into())]
+            needs(
+                "arn:aws:states:::lambda:invoke",
+                json!({"FunctionName": "resize:$LATEST"})
+            ),
+            vec![(
+                "lambda:InvokeFunction".into(),
+                "arn:aws:lambda:us-east-1:123456789012:function:resize:$LATEST".into()
+            )]
         );
         assert_eq!(
-            needs("arn:aws:states:::sns:publish.waitForTaskToken", json!({"TopicArn": "arn:aws:sns:us-east-1:1:t"})),
+            needs(
+                "arn:aws:states:::sns:publish.waitForTaskToken",
+                json!({"TopicArn": "arn:aws:sns:us-east-1:1:t"})
+            ),
             vec![("sns:Publish".into(), "arn:aws:sns:us-east-1:1:t".into())]
         );
         assert_eq!(
-            needs("arn:aws:states:::dynamodb:updateItem", json!({"TableName": "user"})),
-            vec![("dynamodb:UpdateItem".into(), "arn:aws:dynamodb:us-east-1:123456789012:table/user".into())]
+            needs(
+                "arn:aws:states:::dynamodb:updateItem",
+                json!({"TableName": "user"})
+            ),
+            vec![(
+                "dynamodb:UpdateItem".into(),
+                "arn:aws:dynamodb:us-east-1:123456789012:table/user".into()
+            )]
         );
         let http = needs(
             "arn:aws:states:::http:invoke",
             json!({"InvocationConfig": {"ConnectionArn": "arn:aws:events:us-east-1:1:connection/c/abc"}}),
         );
         assert_eq!(http[0], ("states:InvokeHTTPEndpoint".into(), "*".into()));
-        assert_eq!(http[1], ("events:RetrieveConnectionCredentials".into(), "arn:aws:events:us-east-1:1:connection/c/abc".into()));
-        assert_eq!(http[2].1, "arn:aws:secretsmanager:us-east-1:123456789012:secret:events!connection/c/*");
-        let sync: Vec<String> =
-            needs("arn:aws:states:::states:startExecution.sync:2", json!({"StateMachineArn": "arn:sm"})).into_iter().map(|n| n.0).collect();
+        assert_eq!(
+            http[1],
+            (
+                "events:RetrieveConnectionCredentials".into(),
+                "arn:aws:events:us-east-1:1:connection/c/abc".into()
+            )
+        );
+        assert_eq!(
+            http[2].1,
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:events!connection/c/*"
+        );
+        let sync: Vec<String> = needs(
+            "arn:aws:states:::states:startExecution.sync:2",
+            json!({"StateMachineArn": "arn:sm"}),
+        )
+        .into_iter()
+        .map(|n| n.0)
+        .collect();
         assert_eq!(
             sync,
             vec![
@@ -330,10 +440,23 @@ mod tests {
 
     #[test]
     fn globs_and_least_privilege() {
-        assert!(glob("s3:Get*", "s3:GetObject") && glob("*", "iam:CreateUser") && glob("IAM:createuser", "iam:CreateUser"));
+        assert!(
+            glob("s3:Get*", "s3:GetObject")
+                && glob("*", "iam:CreateUser")
+                && glob("IAM:createuser", "iam:CreateUser")
+        );
         assert!(!glob("s3:Get*", "s3:PutObject"));
-        let n = |a: &str, r: &str| Need { action: a.into(), resource: r.into(), state: "s".into(), pointer: String::new() };
-        let doc = least_privilege(&[n("iam:CreateUser", "*"), n("iam:AddUserToGroup", "*"), n("sns:Publish", "arn:t")]);
+        let n = |a: &str, r: &str| Need {
+            action: a.into(),
+            resource: r.into(),
+            state: "s".into(),
+            pointer: String::new(),
+        };
+        let doc = least_privilege(&[
+            n("iam:CreateUser", "*"),
+            n("iam:AddUserToGroup", "*"),
+            n("sns:Publish", "arn:t"),
+        ]);
         assert_eq!(
             doc["Statement"],
             json!([{"Effect": "Allow", "Action": ["iam:AddUserToGroup", "iam:CreateUser"], "Resource": "*"}, {"Effect": "Allow", "Action": ["sns:Publish"], "Resource": "arn:t"}])

@@ -15,18 +15,30 @@ fn the_five_published_definitions_are_clean() {
         "resize-image/jsonpath.json",
     ] {
         let f = check(&published(t), t, None);
-        assert!(f.is_empty(), "{t}: {:#?}", f.iter().map(|f| f.to_string()).collect::<Vec<_>>());
+        assert!(
+            f.is_empty(),
+            "{t}: {:#?}",
+            f.iter().map(|f| f.to_string()).collect::<Vec<_>>()
+        );
     }
 }
 
 fn messages(def: Value) -> Vec<String> {
-    check(&def, "t.json", None).iter().map(|f| f.to_string()).collect()
+    check(&def, "t.json", None)
+        .iter()
+        .map(|f| f.to_string())
+        .collect()
 }
 
 #[test]
 fn findings_name_state_and_pointer() {
     let m = messages(json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "Nowhere"}}}));
-    assert!(m.iter().any(|m| m == "ERROR t.json, state `A` at /States/A/Next: `Nowhere` is not a state here"), "{m:#?}");
+    assert!(
+        m.iter().any(
+            |m| m == "ERROR t.json, state `A` at /States/A/Next: `Nowhere` is not a state here"
+        ),
+        "{m:#?}"
+    );
 }
 
 #[test]
@@ -34,8 +46,12 @@ fn jsonata_machine_cannot_hold_jsonpath_state_but_the_reverse_is_fine() {
     let m = messages(
         json!({"QueryLanguage": "JSONata", "StartAt": "A", "States": {"A": {"Type": "Pass", "QueryLanguage": "JSONPath", "End": true}}}),
     );
-    assert!(m.iter().any(|m| m.contains("cannot hold JSONPath states")), "{m:#?}");
-    let m =
-        messages(json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "QueryLanguage": "JSONata", "Output": "{% 1 %}", "End": true}}}));
+    assert!(
+        m.iter().any(|m| m.contains("cannot hold JSONPath states")),
+        "{m:#?}"
+    );
+    let m = messages(
+        json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "QueryLanguage": "JSONata", "Output": "{% 1 %}", "End": true}}}),
+    );
     assert!(m.is_empty(), "{m:#?}");
 }

@@ -29,7 +29,10 @@ pub fn reads(expression: &str) -> BTreeSet<String> {
     let var = regex::Regex::new(r"\$([A-Za-z_][A-Za-z0-9_]*)").unwrap();
     let local = regex::Regex::new(r"\$([A-Za-z_][A-Za-z0-9_]*)\s*:=").unwrap();
     let params = regex::Regex::new(r"function\s*\(([^)]*)\)").unwrap();
-    let mut locals: BTreeSet<String> = local.captures_iter(&text).map(|c| c[1].to_string()).collect();
+    let mut locals: BTreeSet<String> = local
+        .captures_iter(&text)
+        .map(|c| c[1].to_string())
+        .collect();
     for p in params.captures_iter(&text) {
         locals.extend(var.captures_iter(&p[1]).map(|c| c[1].to_string()));
     }
@@ -44,7 +47,9 @@ pub fn reads(expression: &str) -> BTreeSet<String> {
 }
 
 fn assigned(v: Option<&Value>) -> BTreeSet<String> {
-    v.and_then(|a| a.as_object()).map(|m| m.keys().cloned().collect()).unwrap_or_default()
+    v.and_then(|a| a.as_object())
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
 }
 
 /// Edges out of a state with what each assigns.
@@ -56,12 +61,25 @@ fn edges(s: &Map<String, Value>) -> Vec<(String, BTreeSet<String>)> {
             out.push((t.to_string(), own.clone()));
         }
     }
-    for r in s.get("Choices").and_then(|v| v.as_array()).into_iter().flatten() {
+    for r in s
+        .get("Choices")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+    {
         if let Some(t) = r.get("Next").and_then(|v| v.as_str()) {
-            out.push((t.to_string(), own.union(&assigned(r.get("Assign"))).cloned().collect()));
+            out.push((
+                t.to_string(),
+                own.union(&assigned(r.get("Assign"))).cloned().collect(),
+            ));
         }
     }
-    for r in s.get("Catch").and_then(|v| v.as_array()).into_iter().flatten() {
+    for r in s
+        .get("Catch")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+    {
         if let Some(t) = r.get("Next").and_then(|v| v.as_str()) {
             out.push((t.to_string(), assigned(r.get("Assign"))));
         }
@@ -77,7 +95,10 @@ fn expressions(v: &Value, p: &str, out: &mut Vec<(String, String)>) {
                 out.push((p.to_string(), e.to_string()));
             }
         }
-        Value::Array(a) => a.iter().enumerate().for_each(|(i, v)| expressions(v, &format!("{p}/{i}"), out)),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .for_each(|(i, v)| expressions(v, &format!("{p}/{i}"), out)),
         Value::Object(m) => m
             .iter()
             .filter(|(k, _)| !matches!(k.as_str(), "Branches" | "ItemProcessor" | "Iterator"))
@@ -86,16 +107,33 @@ fn expressions(v: &Value, p: &str, out: &mut Vec<(String, String)>) {
     }
 }
 
-pub fn check(c: &mut Checker, body: &Map<String, Value>, base: &str, machine_lang: &str, outer: &BTreeSet<String>) {
-    let Some(states) = body.get("States").and_then(|v| v.as_object()) else { return };
-    let Some(start) = body.get("StartAt").and_then(|v| v.as_str()).filter(|s| states.contains_key(*s)) else { return };
+pub fn check(
+    c: &mut Checker,
+    body: &Map<String, Value>,
+    base: &str,
+    machine_lang: &str,
+    outer: &BTreeSet<String>,
+) {
+    let Some(states) = body.get("States").and_then(|v| v.as_object()) else {
+        return;
+    };
+    let Some(start) = body
+        .get("StartAt")
+        .and_then(|v| v.as_str())
+        .filter(|s| states.contains_key(*s))
+    else {
+        return;
+    };
     let universe: BTreeSet<String> = states
         .values()
         .filter_map(|s| s.as_object())
         .flat_map(|s| edges(s).into_iter().flat_map(|(_, a)| a))
         .chain(outer.iter().cloned())
         .collect();
-    let mut inn: BTreeMap<&str, BTreeSet<String>> = states.keys().map(|k| (k.as_str(), universe.clone())).collect();
+    let mut inn: BTreeMap<&str, BTreeSet<String>> = states
+        .keys()
+        .map(|k| (k.as_str(), universe.clone()))
+        .collect();
     inn.insert(start, outer.clone());
     // A worklist from StartAt: a state is looked at again only when what reaches it changed,
     // so a chain of states converges in one pass (linear, not quadratic, in its length).
@@ -103,10 +141,14 @@ pub fn check(c: &mut Checker, body: &Map<String, Value>, base: &str, machine_lan
     let mut queued: BTreeSet<&str> = BTreeSet::from([start]);
     while let Some(name) = todo.pop_front() {
         queued.remove(name);
-        let Some(s) = states.get(name).and_then(|s| s.as_object()) else { continue };
+        let Some(s) = states.get(name).and_then(|s| s.as_object()) else {
+            continue;
+        };
         let here = inn[name].clone();
         for (t, a) in edges(s) {
-            let Some((key, _)) = states.get_key_value(&t) else { continue };
+            let Some((key, _)) = states.get_key_value(&t) else {
+                continue;
+            };
             let cur = &inn[key.as_str()];
             if t == start {
                 continue;
@@ -124,7 +166,10 @@ pub fn check(c: &mut Checker, body: &Map<String, Value>, base: &str, machine_lan
     for (name, s) in states {
         let Some(s) = s.as_object() else { continue };
         let p = format!("{base}/States/{}", esc(name));
-        let lang = s.get("QueryLanguage").and_then(|v| v.as_str()).unwrap_or(machine_lang);
+        let lang = s
+            .get("QueryLanguage")
+            .and_then(|v| v.as_str())
+            .unwrap_or(machine_lang);
         let known = &inn[name.as_str()];
         if lang == "JSONata" {
             let mut found = Vec::new();
@@ -137,13 +182,21 @@ pub fn check(c: &mut Checker, body: &Map<String, Value>, base: &str, machine_lan
                             Severity::Warning,
                             Some(name),
                             &ptr,
-                            format!("${v} is read here, but not every path to this state assigns it"),
+                            format!(
+                                "${v} is read here, but not every path to this state assigns it"
+                            ),
                         );
                     }
                 }
             }
         }
-        for (i, b) in s.get("Branches").and_then(|v| v.as_array()).into_iter().flatten().enumerate() {
+        for (i, b) in s
+            .get("Branches")
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             if let Some(b) = b.as_object() {
                 check(c, b, &format!("{p}/Branches/{i}"), lang, known);
             }
@@ -162,7 +215,12 @@ mod tests {
 
     #[test]
     fn reads_skip_functions_locals_strings_and_states() {
-        let r = reads("$count($items) > 0 and $deploy = 'x $nope' and ($y := 1; $y) and $states.input.a and function($p){ $p }");
-        assert_eq!(r, BTreeSet::from(["items".to_string(), "deploy".to_string()]));
+        let r = reads(
+            "$count($items) > 0 and $deploy = 'x $nope' and ($y := 1; $y) and $states.input.a and function($p){ $p }",
+        );
+        assert_eq!(
+            r,
+            BTreeSet::from(["items".to_string(), "deploy".to_string()])
+        );
     }
 }

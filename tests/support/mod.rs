@@ -15,7 +15,11 @@ use std::time::{Duration, Instant};
 pub fn python() -> String {
     std::env::var("DEPLOY_TEST_PYTHON").unwrap_or_else(|_| {
         let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-        if venv.exists() { venv.display().to_string() } else { "python3".into() }
+        if venv.exists() {
+            venv.display().to_string()
+        } else {
+            "python3".into()
+        }
     })
 }
 
@@ -25,13 +29,20 @@ pub fn python() -> String {
 /// terminal (not captured by the test harness) and in `DEPLOY_SKIP_LOG` for scripts/test's
 /// summary, and the caller returns: never silently passed, never failed.
 pub fn outside(check: &str, rel: &str) -> Option<PathBuf> {
-    let base =
-        std::env::var("DEPLOY_SHARED_DIR").map(PathBuf::from).unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"));
+    let base = std::env::var("DEPLOY_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"));
     let path = base.join(rel);
     if path.exists() {
         return Some(path);
     }
-    skipped(check, &format!("{} not found (set DEPLOY_SHARED_DIR to the folder that holds {rel})", path.display()));
+    skipped(
+        check,
+        &format!(
+            "{} not found (set DEPLOY_SHARED_DIR to the folder that holds {rel})",
+            path.display()
+        ),
+    );
     None
 }
 
@@ -41,25 +52,44 @@ pub fn skipped(check: &str, why: &str) {
     let line = format!("SKIPPED {check}: {why}\n");
     let _ = std::io::stderr().write_all(line.as_bytes());
     if let Ok(log) = std::env::var("DEPLOY_SKIP_LOG") {
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+        {
             let _ = f.write_all(line.as_bytes());
         }
     }
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Minimal HTTP/1.0 request to a local server; returns (status, body).
 pub fn http(port: u16, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(s, "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\n\r\n{body}", body.len())?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
     let mut out = String::new();
     s.read_to_string(&mut out)?;
-    let status = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Ok((status, body))
 }
 
@@ -70,9 +100,14 @@ fn wait_for(port: u16, child: &mut Child, what: &str) {
             return;
         }
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited with {status} before answering (is moto[server] installed? scripts/test installs it)");
+            panic!(
+                "{what} exited with {status} before answering (is moto[server] installed? scripts/test installs it)"
+            );
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "{what} did not answer on port {port} within 60 s");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{what} did not answer on port {port} within 60 s"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -88,11 +123,20 @@ impl Moto {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let mut child = Command::new(python())
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
             .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
             .env("MOTO_RECORDER_FILEPATH", dir.path().join("recording.jsonl"))
             .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(dir.path().join("moto.log")).unwrap()))
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("moto.log")).unwrap(),
+            ))
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start moto with {}: {e}", python()));
         wait_for(port, &mut child, "moto");
@@ -121,7 +165,13 @@ impl Moto {
     pub fn queue_lambda_results(&self, results: &[serde_json::Value]) {
         let results: Vec<String> = results.iter().map(|r| r.to_string()).collect();
         let body = serde_json::json!({"results": results, "region": "us-east-1"}).to_string();
-        let (status, _) = http(self.port, "POST", "/moto-api/static/lambda-simple/response", &body).unwrap();
+        let (status, _) = http(
+            self.port,
+            "POST",
+            "/moto-api/static/lambda-simple/response",
+            &body,
+        )
+        .unwrap();
         assert_eq!(status, 201);
     }
 
@@ -133,7 +183,13 @@ impl Moto {
     /// The bodies of the recorded requests for one operation (decoded), in order.
     pub fn recorded_bodies(&self, operation: &str) -> Vec<String> {
         http(self.port, "POST", "/moto-api/recorder/stop-recording", "").unwrap();
-        let (_, body) = http(self.port, "GET", "/moto-api/recorder/download-recording", "").unwrap();
+        let (_, body) = http(
+            self.port,
+            "GET",
+            "/moto-api/recorder/download-recording",
+            "",
+        )
+        .unwrap();
         body.lines()
             .filter(|l| !l.trim().is_empty())
             .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
@@ -141,7 +197,8 @@ impl Moto {
             .map(|e| {
                 let b = e["body"].as_str().unwrap_or_default();
                 if e["body_encoded"].as_bool() == Some(true) {
-                    String::from_utf8_lossy(&aws_smithy_types::base64::decode(b).unwrap()).into_owned()
+                    String::from_utf8_lossy(&aws_smithy_types::base64::decode(b).unwrap())
+                        .into_owned()
                 } else {
                     b.to_string()
                 }
@@ -153,8 +210,17 @@ impl Moto {
     /// the X-Amz-Target for JSON services, the Action for query services).
     pub fn recorded_operations(&self) -> Vec<String> {
         http(self.port, "POST", "/moto-api/recorder/stop-recording", "").unwrap();
-        let (_, body) = http(self.port, "GET", "/moto-api/recorder/download-recording", "").unwrap();
-        body.lines().filter(|l| !l.trim().is_empty()).map(|l| operation_of(&serde_json::from_str(l).unwrap())).collect()
+        let (_, body) = http(
+            self.port,
+            "GET",
+            "/moto-api/recorder/download-recording",
+            "",
+        )
+        .unwrap();
+        body.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| operation_of(&serde_json::from_str(l).unwrap()))
+            .collect()
     }
 }
 
@@ -169,7 +235,13 @@ fn operation_of(entry: &serde_json::Value) -> String {
     if let Some(headers) = entry["headers"].as_object() {
         for (k, v) in headers {
             if k.eq_ignore_ascii_case("x-amz-target") {
-                return v.as_str().unwrap_or_default().rsplit('.').next().unwrap_or_default().to_string();
+                return v
+                    .as_str()
+                    .unwrap_or_default()
+                    .rsplit('.')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
             }
         }
     }
@@ -179,12 +251,19 @@ fn operation_of(entry: &serde_json::Value) -> String {
     } else {
         body.to_string()
     };
-    body.split('&').find_map(|kv| kv.strip_prefix("Action=")).map(str::to_string).unwrap_or_else(|| {
-        // REST services (S3, Lambda, Pipes): the method and the path name the operation.
-        let url = entry["url"].as_str().unwrap_or("");
-        let path = url.splitn(4, '/').nth(3).map(|p| format!("/{p}")).unwrap_or_default();
-        format!("{} {path}", entry["method"].as_str().unwrap_or(""))
-    })
+    body.split('&')
+        .find_map(|kv| kv.strip_prefix("Action="))
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            // REST services (S3, Lambda, Pipes): the method and the path name the operation.
+            let url = entry["url"].as_str().unwrap_or("");
+            let path = url
+                .splitn(4, '/')
+                .nth(3)
+                .map(|p| format!("/{p}"))
+                .unwrap_or_default();
+            format!("{} {path}", entry["method"].as_str().unwrap_or(""))
+        })
 }
 
 pub fn is_mutating(op: &str) -> bool {
@@ -208,7 +287,12 @@ impl Proxy {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fault_proxy.py");
         let mut child = Command::new(python())
             .arg(script)
-            .args([port.to_string(), upstream.port.to_string(), faults.to_string(), log.display().to_string()])
+            .args([
+                port.to_string(),
+                upstream.port.to_string(),
+                faults.to_string(),
+                log.display().to_string(),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -223,7 +307,11 @@ impl Proxy {
 
     /// How many faults were injected, per operation.
     pub fn injected(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.log).unwrap_or_default().lines().map(str::to_string).collect()
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 }
 
@@ -265,8 +353,12 @@ pub fn wheelhouse() -> PathBuf {
 
 pub fn require_wheelhouse() {
     let w = wheelhouse();
-    let has_pillow =
-        std::fs::read_dir(&w).map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with("pillow-"))).unwrap_or(false);
+    let has_pillow = std::fs::read_dir(&w)
+        .map(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("pillow-"))
+        })
+        .unwrap_or(false);
     assert!(
         has_pillow,
         "no Pillow wheel in {}: run the tests with scripts/test, which fetches the function's wheels before the tests",
@@ -292,7 +384,10 @@ pub fn finish(child: std::process::Child) -> Output {
 pub fn eventually(secs: u64, what: &str, f: impl Fn() -> bool) {
     let start = Instant::now();
     while !f() {
-        assert!(start.elapsed() < Duration::from_secs(secs), "timed out waiting for: {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for: {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -315,7 +410,11 @@ impl From<std::process::Output> for Output {
 
 impl std::fmt::Debug for Output {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 }
 
@@ -329,7 +428,8 @@ impl Output {
         self
     }
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
     }
 }
 
@@ -399,7 +499,12 @@ impl Deploy {
 
     /// Starts the command without waiting (stdout and stderr captured).
     pub fn spawn(mut self, args: &[&str]) -> std::process::Child {
-        self.cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+        self.cmd
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
     }
 
     pub fn run(mut self, args: &[&str]) -> Output {
@@ -421,12 +526,22 @@ impl World {
     pub fn new() -> World {
         let moto = Moto::start();
         let c = Clients::new(&moto.url());
-        World { c, moto, state: tempfile::tempdir().unwrap(), project: Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf(), _copy: None }
+        World {
+            c,
+            moto,
+            state: tempfile::tempdir().unwrap(),
+            project: Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf(),
+            _copy: None,
+        }
     }
 
     pub fn with_project_copy() -> World {
         let copy = project_copy();
-        World { project: copy.path().to_path_buf(), _copy: Some(copy), ..World::new() }
+        World {
+            project: copy.path().to_path_buf(),
+            _copy: Some(copy),
+            ..World::new()
+        }
     }
 
     /// The binary pointed at moto.
@@ -463,15 +578,23 @@ impl Clients {
             .behavior_version(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("us-east-1"))
             .endpoint_url(endpoint)
-            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(aws_credential_types::Credentials::new(
-                "testing", "testing", None, None, "tests",
-            )))
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(
+                    aws_credential_types::Credentials::new(
+                        "testing", "testing", None, None, "tests",
+                    ),
+                ),
+            )
             .build();
         Clients {
             iam: aws_sdk_iam::Client::new(&config),
             sfn: aws_sdk_sfn::Client::new(&config),
             events: aws_sdk_eventbridge::Client::new(&config),
-            s3: aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build()),
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&config)
+                    .force_path_style(true)
+                    .build(),
+            ),
             sns: aws_sdk_sns::Client::new(&config),
             sqs: aws_sdk_sqs::Client::new(&config),
             dynamodb: aws_sdk_dynamodb::Client::new(&config),
@@ -499,29 +622,183 @@ pub fn nothing_left(c: &Clients, port: u16) {
 /// As `nothing_left`, with these buckets (a state bucket, made by the test) kept.
 pub fn nothing_left_but(c: &Clients, port: u16, keep_buckets: &[&str]) {
     c.block_on(async {
-        let roles: Vec<String> = c.iam.list_roles().send().await.unwrap().roles().iter().map(|r| r.role_name().to_string()).collect();
+        let roles: Vec<String> = c
+            .iam
+            .list_roles()
+            .send()
+            .await
+            .unwrap()
+            .roles()
+            .iter()
+            .map(|r| r.role_name().to_string())
+            .collect();
         assert!(roles.is_empty(), "roles left: {roles:?}");
-        assert!(c.iam.list_users().send().await.unwrap().users().is_empty(), "users left");
-        assert!(c.iam.list_groups().send().await.unwrap().groups().is_empty(), "groups left");
-        let local = c.iam.list_policies().scope(aws_sdk_iam::types::PolicyScopeType::Local).send().await.unwrap();
-        assert!(local.policies().is_empty(), "policies left: {:?}", local.policies());
-        assert!(c.sfn.list_state_machines().send().await.unwrap().state_machines().is_empty(), "state machines left");
-        assert!(c.events.list_rules().send().await.unwrap().rules().is_empty(), "rules left");
-        assert!(c.events.list_connections().send().await.unwrap().connections().is_empty(), "connections left");
-        assert!(c.sns.list_topics().send().await.unwrap().topics().is_empty(), "topics left");
-        assert!(c.sns.list_subscriptions().send().await.unwrap().subscriptions().is_empty(), "subscriptions left");
-        assert!(c.sqs.list_queues().send().await.unwrap().queue_urls().is_empty(), "queues left");
+        assert!(
+            c.iam.list_users().send().await.unwrap().users().is_empty(),
+            "users left"
+        );
+        assert!(
+            c.iam
+                .list_groups()
+                .send()
+                .await
+                .unwrap()
+                .groups()
+                .is_empty(),
+            "groups left"
+        );
+        let local = c
+            .iam
+            .list_policies()
+            .scope(aws_sdk_iam::types::PolicyScopeType::Local)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            local.policies().is_empty(),
+            "policies left: {:?}",
+            local.policies()
+        );
+        assert!(
+            c.sfn
+                .list_state_machines()
+                .send()
+                .await
+                .unwrap()
+                .state_machines()
+                .is_empty(),
+            "state machines left"
+        );
+        assert!(
+            c.events
+                .list_rules()
+                .send()
+                .await
+                .unwrap()
+                .rules()
+                .is_empty(),
+            "rules left"
+        );
+        assert!(
+            c.events
+                .list_connections()
+                .send()
+                .await
+                .unwrap()
+                .connections()
+                .is_empty(),
+            "connections left"
+        );
+        assert!(
+            c.sns
+                .list_topics()
+                .send()
+                .await
+                .unwrap()
+                .topics()
+                .is_empty(),
+            "topics left"
+        );
+        assert!(
+            c.sns
+                .list_subscriptions()
+                .send()
+                .await
+                .unwrap()
+                .subscriptions()
+                .is_empty(),
+            "subscriptions left"
+        );
+        assert!(
+            c.sqs
+                .list_queues()
+                .send()
+                .await
+                .unwrap()
+                .queue_urls()
+                .is_empty(),
+            "queues left"
+        );
         let buckets: Vec<String> =
-            c.s3.list_buckets().send().await.unwrap().buckets().iter().filter_map(|b| b.name()).map(str::to_string).collect();
-        assert!(buckets.iter().all(|b| keep_buckets.contains(&b.as_str())), "buckets left: {buckets:?}");
-        assert!(c.dynamodb.list_tables().send().await.unwrap().table_names().is_empty(), "tables left");
-        assert!(c.lambda.list_functions().send().await.unwrap().functions().is_empty(), "functions left");
-        assert!(c.ecr.describe_repositories().send().await.unwrap().repositories().is_empty(), "repositories left");
+            c.s3.list_buckets()
+                .send()
+                .await
+                .unwrap()
+                .buckets()
+                .iter()
+                .filter_map(|b| b.name())
+                .map(str::to_string)
+                .collect();
+        assert!(
+            buckets.iter().all(|b| keep_buckets.contains(&b.as_str())),
+            "buckets left: {buckets:?}"
+        );
+        assert!(
+            c.dynamodb
+                .list_tables()
+                .send()
+                .await
+                .unwrap()
+                .table_names()
+                .is_empty(),
+            "tables left"
+        );
+        assert!(
+            c.lambda
+                .list_functions()
+                .send()
+                .await
+                .unwrap()
+                .functions()
+                .is_empty(),
+            "functions left"
+        );
+        assert!(
+            c.ecr
+                .describe_repositories()
+                .send()
+                .await
+                .unwrap()
+                .repositories()
+                .is_empty(),
+            "repositories left"
+        );
         let groups = c.logs.describe_log_groups().send().await.unwrap();
-        assert!(groups.log_groups().is_empty(), "log groups left: {:?}", groups.log_groups());
-        assert!(c.pipes.list_pipes().send().await.unwrap().pipes().is_empty(), "pipes left");
-        assert!(c.datasync.list_tasks().send().await.unwrap().tasks().is_empty(), "DataSync tasks left");
-        assert!(c.datasync.list_locations().send().await.unwrap().locations().is_empty(), "DataSync locations left");
+        assert!(
+            groups.log_groups().is_empty(),
+            "log groups left: {:?}",
+            groups.log_groups()
+        );
+        assert!(
+            c.pipes
+                .list_pipes()
+                .send()
+                .await
+                .unwrap()
+                .pipes()
+                .is_empty(),
+            "pipes left"
+        );
+        assert!(
+            c.datasync
+                .list_tasks()
+                .send()
+                .await
+                .unwrap()
+                .tasks()
+                .is_empty(),
+            "DataSync tasks left"
+        );
+        assert!(
+            c.datasync
+                .list_locations()
+                .send()
+                .await
+                .unwrap()
+                .locations()
+                .is_empty(),
+            "DataSync locations left"
+        );
     });
     // Secrets Manager (connection secrets) over its JSON API: no SDK crate for it here.
     let body = "{}";
@@ -534,8 +811,13 @@ pub fn nothing_left_but(c: &Clients, port: u16, keep_buckets: &[&str]) {
     .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
-    let json: serde_json::Value = serde_json::from_str(out.split_once("\r\n\r\n").unwrap().1).unwrap();
-    assert_eq!(json["SecretList"], serde_json::json!([]), "connection secrets are gone");
+    let json: serde_json::Value =
+        serde_json::from_str(out.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(
+        json["SecretList"],
+        serde_json::json!([]),
+        "connection secrets are gone"
+    );
 }
 
 /// Tags every taggable resource carries: the tutorial's and deploy's own.
@@ -543,19 +825,32 @@ pub fn assert_tags(tags: impl IntoIterator<Item = (String, String)>, stack: &str
     let tags: std::collections::BTreeMap<String, String> = tags.into_iter().collect();
     for (k, v) in [
         ("Project", "Step Functions"),
-        ("Repository", "https://github.com/felipelaptrin/step-functions"),
+        (
+            "Repository",
+            "https://github.com/felipelaptrin/step-functions",
+        ),
         ("deploy:stack", stack),
         ("deploy:env", env),
     ] {
-        assert_eq!(tags.get(k).map(String::as_str), Some(v), "tag {k} in {tags:?}");
+        assert_eq!(
+            tags.get(k).map(String::as_str),
+            Some(v),
+            "tag {k} in {tags:?}"
+        );
     }
 }
 
 /// The published definition (the repository's reviewed copy, tests/fixtures/published, which
 /// an outside check compares with the tutorial itself) with its `${NAME}` placeholders filled.
-pub fn published_definition(exercise: &str, lang: &str, vars: &[(&str, &str)]) -> serde_json::Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/published/{exercise}/{lang}.json"));
-    let mut text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+pub fn published_definition(
+    exercise: &str,
+    lang: &str,
+    vars: &[(&str, &str)],
+) -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/fixtures/published/{exercise}/{lang}.json"));
+    let mut text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     for (k, v) in vars {
         text = text.replace(&format!("${{{k}}}"), v);
     }
@@ -564,7 +859,11 @@ pub fn published_definition(exercise: &str, lang: &str, vars: &[(&str, &str)]) -
 
 /// A policy document, URL-decoded if IAM returned it encoded.
 pub fn parse_policy(text: &str) -> serde_json::Value {
-    let text = if text.trim_start().starts_with('{') { text.to_string() } else { percent_decode(text) };
+    let text = if text.trim_start().starts_with('{') {
+        text.to_string()
+    } else {
+        percent_decode(text)
+    };
     serde_json::from_str(&text).unwrap()
 }
 
@@ -586,7 +885,13 @@ pub fn percent_decode(s: &str) -> String {
 
 /// A role: exactly one service principal may assume it, it carries the stack's tags, and it has
 /// exactly one attached policy, named like the role. Returns that policy's document.
-pub fn role_policy(c: &Clients, role: &str, service: &str, stack: &str, env: &str) -> serde_json::Value {
+pub fn role_policy(
+    c: &Clients,
+    role: &str,
+    service: &str,
+    stack: &str,
+    env: &str,
+) -> serde_json::Value {
     c.block_on(async {
         let r = c.iam.get_role().role_name(role).send().await.unwrap();
         let trust = parse_policy(r.role().unwrap().assume_role_policy_document().unwrap());
@@ -595,21 +900,56 @@ pub fn role_policy(c: &Clients, role: &str, service: &str, stack: &str, env: &st
         assert_eq!(st[0]["Principal"], serde_json::json!({"Service": service}));
         assert_eq!(st[0]["Action"], "sts:AssumeRole");
         let tags = c.iam.list_role_tags().role_name(role).send().await.unwrap();
-        assert_tags(tags.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())), stack, env);
-        let att = c.iam.list_attached_role_policies().role_name(role).send().await.unwrap();
-        let names: Vec<&str> = att.attached_policies().iter().map(|p| p.policy_name().unwrap()).collect();
-        assert_eq!(names, vec![role], "one customer-managed policy named like the role");
+        assert_tags(
+            tags.tags()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string())),
+            stack,
+            env,
+        );
+        let att = c
+            .iam
+            .list_attached_role_policies()
+            .role_name(role)
+            .send()
+            .await
+            .unwrap();
+        let names: Vec<&str> = att
+            .attached_policies()
+            .iter()
+            .map(|p| p.policy_name().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            vec![role],
+            "one customer-managed policy named like the role"
+        );
         let arn = att.attached_policies()[0].policy_arn().unwrap().to_string();
         let p = c.iam.get_policy().policy_arn(&arn).send().await.unwrap();
-        let v = p.policy().unwrap().default_version_id().unwrap().to_string();
-        let doc = c.iam.get_policy_version().policy_arn(&arn).version_id(v).send().await.unwrap();
+        let v = p
+            .policy()
+            .unwrap()
+            .default_version_id()
+            .unwrap()
+            .to_string();
+        let doc = c
+            .iam
+            .get_policy_version()
+            .policy_arn(&arn)
+            .version_id(v)
+            .send()
+            .await
+            .unwrap();
         parse_policy(doc.policy_version().unwrap().document().unwrap())
     })
 }
 
 /// The mutating operations moto recorded since `start_recording`.
 pub fn mutating_calls(moto: &Moto) -> Vec<String> {
-    moto.recorded_operations().into_iter().filter(|o| is_mutating(o)).collect()
+    moto.recorded_operations()
+        .into_iter()
+        .filter(|o| is_mutating(o))
+        .collect()
 }
 
 /// A `deploy run` in the background, its output lines collected as they come.
@@ -624,7 +964,10 @@ impl Running {
     pub fn finish(mut self) -> (i32, String) {
         let status = self.child.wait().unwrap();
         self.reader.join().unwrap();
-        (status.code().unwrap_or(-1), self.lines.lock().unwrap().join("\n"))
+        (
+            status.code().unwrap_or(-1),
+            self.lines.lock().unwrap().join("\n"),
+        )
     }
 }
 
@@ -636,40 +979,166 @@ pub fn run_until_token(d: Deploy, args: &[&str]) -> (Running, String) {
     let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let l = lines.clone();
     let reader = std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             l.lock().unwrap().push(line);
         }
     });
     eventually(60, "the task token and the commands to answer it", || {
-        lines.lock().unwrap().iter().any(|l| l.contains("deploy reject --token"))
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("deploy reject --token"))
     });
     let seen = lines.lock().unwrap().join("\n");
-    let token = regex::Regex::new(r"deploy approve --token '([^']+)'").unwrap().captures(&seen).map(|c| c[1].to_string());
-    (Running { child, lines, reader }, token.unwrap_or_else(|| panic!("no token in {seen}")))
+    let token = regex::Regex::new(r"deploy approve --token '([^']+)'")
+        .unwrap()
+        .captures(&seen)
+        .map(|c| c[1].to_string());
+    (
+        Running {
+            child,
+            lines,
+            reader,
+        },
+        token.unwrap_or_else(|| panic!("no token in {seen}")),
+    )
 }
 
 /// How many of each kind of resource exist.
 pub fn inventory(c: &Clients) -> std::collections::BTreeMap<&'static str, usize> {
     c.block_on(async {
         std::collections::BTreeMap::from([
-            ("roles", c.iam.list_roles().send().await.unwrap().roles().len()),
-            ("users", c.iam.list_users().send().await.unwrap().users().len()),
-            ("groups", c.iam.list_groups().send().await.unwrap().groups().len()),
-            ("policies", c.iam.list_policies().scope(aws_sdk_iam::types::PolicyScopeType::Local).send().await.unwrap().policies().len()),
-            ("state machines", c.sfn.list_state_machines().send().await.unwrap().state_machines().len()),
-            ("rules", c.events.list_rules().send().await.unwrap().rules().len()),
-            ("connections", c.events.list_connections().send().await.unwrap().connections().len()),
-            ("topics", c.sns.list_topics().send().await.unwrap().topics().len()),
-            ("subscriptions", c.sns.list_subscriptions().send().await.unwrap().subscriptions().len()),
-            ("queues", c.sqs.list_queues().send().await.unwrap().queue_urls().len()),
-            ("buckets", c.s3.list_buckets().send().await.unwrap().buckets().len()),
-            ("tables", c.dynamodb.list_tables().send().await.unwrap().table_names().len()),
-            ("functions", c.lambda.list_functions().send().await.unwrap().functions().len()),
-            ("repositories", c.ecr.describe_repositories().send().await.unwrap().repositories().len()),
-            ("log groups", c.logs.describe_log_groups().send().await.unwrap().log_groups().len()),
-            ("pipes", c.pipes.list_pipes().send().await.unwrap().pipes().len()),
-            ("datasync tasks", c.datasync.list_tasks().send().await.unwrap().tasks().len()),
-            ("datasync locations", c.datasync.list_locations().send().await.unwrap().locations().len()),
+            (
+                "roles",
+                c.iam.list_roles().send().await.unwrap().roles().len(),
+            ),
+            (
+                "users",
+                c.iam.list_users().send().await.unwrap().users().len(),
+            ),
+            (
+                "groups",
+                c.iam.list_groups().send().await.unwrap().groups().len(),
+            ),
+            (
+                "policies",
+                c.iam
+                    .list_policies()
+                    .scope(aws_sdk_iam::types::PolicyScopeType::Local)
+                    .send()
+                    .await
+                    .unwrap()
+                    .policies()
+                    .len(),
+            ),
+            (
+                "state machines",
+                c.sfn
+                    .list_state_machines()
+                    .send()
+                    .await
+                    .unwrap()
+                    .state_machines()
+                    .len(),
+            ),
+            (
+                "rules",
+                c.events.list_rules().send().await.unwrap().rules().len(),
+            ),
+            (
+                "connections",
+                c.events
+                    .list_connections()
+                    .send()
+                    .await
+                    .unwrap()
+                    .connections()
+                    .len(),
+            ),
+            (
+                "topics",
+                c.sns.list_topics().send().await.unwrap().topics().len(),
+            ),
+            (
+                "subscriptions",
+                c.sns
+                    .list_subscriptions()
+                    .send()
+                    .await
+                    .unwrap()
+                    .subscriptions()
+                    .len(),
+            ),
+            (
+                "queues",
+                c.sqs.list_queues().send().await.unwrap().queue_urls().len(),
+            ),
+            (
+                "buckets",
+                c.s3.list_buckets().send().await.unwrap().buckets().len(),
+            ),
+            (
+                "tables",
+                c.dynamodb
+                    .list_tables()
+                    .send()
+                    .await
+                    .unwrap()
+                    .table_names()
+                    .len(),
+            ),
+            (
+                "functions",
+                c.lambda
+                    .list_functions()
+                    .send()
+                    .await
+                    .unwrap()
+                    .functions()
+                    .len(),
+            ),
+            (
+                "repositories",
+                c.ecr
+                    .describe_repositories()
+                    .send()
+                    .await
+                    .unwrap()
+                    .repositories()
+                    .len(),
+            ),
+            (
+                "log groups",
+                c.logs
+                    .describe_log_groups()
+                    .send()
+                    .await
+                    .unwrap()
+                    .log_groups()
+                    .len(),
+            ),
+            (
+                "pipes",
+                c.pipes.list_pipes().send().await.unwrap().pipes().len(),
+            ),
+            (
+                "datasync tasks",
+                c.datasync.list_tasks().send().await.unwrap().tasks().len(),
+            ),
+            (
+                "datasync locations",
+                c.datasync
+                    .list_locations()
+                    .send()
+                    .await
+                    .unwrap()
+                    .locations()
+                    .len(),
+            ),
         ])
     })
 }
