@@ -97,9 +97,31 @@ pub struct WaitingTask {
     pub execution: Option<String>,
 }
 
+/// `-o/--output`: text for people, json for CI.
 #[derive(Debug, Clone, Args)]
 pub struct OutputArgs {
     /// Output format: text for people, json for CI
+    #[arg(long = "output", short = 'o', default_value = "text", value_name = "FORMAT",
+          value_parser = text_or_json())]
+    pub format: Format,
+}
+
+/// text or json (markdown is for the commands whose result is worth posting).
+fn text_or_json() -> impl clap::builder::TypedValueParser<Value = Format> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["text", "json"]).map(|s| {
+        if s == "json" {
+            Format::Json
+        } else {
+            Format::Text
+        }
+    })
+}
+
+/// `-o/--output` of a command whose result is worth posting: also markdown.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// Output format: text for people, json for CI, markdown for a pull request
     #[arg(long = "output", short = 'o', value_enum, default_value = "text")]
     pub format: Format,
 }
@@ -136,309 +158,97 @@ pub struct ApplyArgs {
     pub parallelism: u16,
 }
 
-impl Command {
-    /// `--output markdown` is for the commands whose result is worth posting.
-    pub fn check_format(&self) -> Result<(), String> {
-        let markdown_ok = matches!(
-            self,
-            Command::Up { .. }
-                | Command::Plan { .. }
-                | Command::Destroy { .. }
-                | Command::Outputs { .. }
-        );
-        let markdown = match self {
-            Command::List { out } | Command::Envs { out } => out.format == Format::Markdown,
-            Command::Sweep { out, .. }
-            | Command::Run { out, .. }
-            | Command::Executions { out, .. }
-            | Command::History { out, .. }
-            | Command::Validate { out, .. }
-            | Command::Test { out, .. } => out.format == Format::Markdown,
-            _ => false,
-        };
-        if markdown && !markdown_ok {
-            Err("--output markdown is for plan, up, destroy and outputs".into())
-        } else {
-            Ok(())
-        }
+/// What a command's arguments do: run it, and say which output format was asked for (its
+/// errors then come in that format too). Each command's `Args` lives in its own module.
+#[async_trait::async_trait(?Send)]
+pub trait Run {
+    fn format(&self) -> Format {
+        Format::Text
     }
+    async fn run(&self, g: &Global) -> crate::error::Result<()>;
+}
 
-    /// Whether the command was asked for `--output json` (its errors then come as JSON too).
-    pub fn json(&self) -> bool {
-        let out = match self {
-            Command::Up { out, .. }
-            | Command::Plan { out, .. }
-            | Command::Destroy { out, .. }
-            | Command::List { out }
-            | Command::Envs { out }
-            | Command::Sweep { out, .. }
-            | Command::Outputs { out, .. }
-            | Command::Run { out, .. }
-            | Command::Executions { out, .. }
-            | Command::History { out, .. }
-            | Command::Validate { out, .. }
-            | Command::Test { out, .. } => out,
-            _ => return false,
-        };
-        out.format == Format::Json
+impl Command {
+    /// The command's arguments, to run.
+    pub fn args(&self) -> &dyn Run {
+        match self {
+            Command::Up(a) => a,
+            Command::Envs(a) => a,
+            Command::Sweep(a) => a,
+            Command::Plan(a) => a,
+            Command::EnvName(a) => a,
+            Command::Destroy(a) => a,
+            Command::Import(a) => a,
+            Command::Unlock(a) => a,
+            Command::List(a) => a,
+            Command::Outputs(a) => a,
+            Command::Run(a) => a,
+            Command::Executions(a) => a,
+            Command::History(a) => a,
+            Command::Approve(a) => a,
+            Command::Reject(a) => a,
+            Command::Local(a) => a,
+            Command::Validate(a) => a,
+            Command::Test(a) => a,
+            Command::Policy(a) => a,
+            Command::Graph(a) => a,
+            Command::Render(a) => a,
+            Command::Completions(a) => a,
+            Command::Man(a) => a,
+        }
     }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create or update the resources of one or more stacks
-    Up {
-        #[command(flatten)]
-        select: Selection,
-        #[command(flatten)]
-        vars: VarArgs,
-        #[command(flatten)]
-        apply: ApplyArgs,
-        #[command(flatten)]
-        out: OutputArgs,
-        /// The environment expires this long after its last `up` (e.g. 72h); `deploy sweep` removes it then
-        #[arg(long, value_parser = humantime::parse_duration)]
-        ttl: Option<std::time::Duration>,
-    },
+    Up(crate::commands::deploy::UpArgs),
     /// List the environments recorded in the state backend: stacks, resources, created, last up, by whom, expiry
-    Envs {
-        #[command(flatten)]
-        out: OutputArgs,
-    },
+    Envs(crate::commands::envs::EnvsArgs),
     /// Destroy the environments that expired (up --ttl) or, with --older-than, that nobody brought up since
-    Sweep {
-        /// Also sweep environments whose last `up` is older than this (e.g. 72h)
-        #[arg(long, value_parser = humantime::parse_duration)]
-        older_than: Option<std::time::Duration>,
-        /// The default env is never swept unless this is given
-        #[arg(long)]
-        include_default: bool,
-        /// Also sweep environments that exist (by their tags) without any state
-        #[arg(long)]
-        orphans: bool,
-        #[command(flatten)]
-        apply: ApplyArgs,
-        #[command(flatten)]
-        out: OutputArgs,
-    },
+    Sweep(crate::commands::envs::SweepArgs),
     /// Show what `up` would change, without changing anything
-    Plan {
-        #[command(flatten)]
-        select: Selection,
-        #[command(flatten)]
-        vars: VarArgs,
-        #[command(flatten)]
-        out: OutputArgs,
-        /// Exit 0 when nothing would change, 2 when something would, 1 on any error (as Terraform)
-        #[arg(long)]
-        detailed_exitcode: bool,
-    },
+    Plan(crate::commands::deploy::PlanArgs),
     /// Print the env name for a branch name (valid, stable, distinct for distinct branches)
-    EnvName {
-        /// The branch name, e.g. feature/Add-Login or refs/heads/main
-        branch: String,
-    },
+    EnvName(crate::commands::envs::EnvNameArgs),
     /// Remove everything a stack created (no stack: every stack deployed in the env)
-    Destroy {
-        /// Stacks to destroy (none: every stack of the project and every one recorded in the env)
-        stacks: Vec<String>,
-        #[command(flatten)]
-        vars: VarArgs,
-        #[command(flatten)]
-        apply: ApplyArgs,
-        #[command(flatten)]
-        out: OutputArgs,
-    },
+    Destroy(crate::commands::deploy::DestroyArgs),
     /// Take over an existing resource that has the name a stack expects, deliberately: it is
     /// recorded as the stack's (the next `up` brings it to the manifest, tags included)
-    Import {
-        /// The stack whose manifest declares the resource
-        stack: String,
-        /// The resource id in the stack's manifest
-        resource: String,
-        #[command(flatten)]
-        vars: VarArgs,
-    },
+    Import(crate::commands::deploy::ImportArgs),
     /// Remove a stack's lock left by a run that is gone (a crash, a killed CI job)
-    Unlock {
-        /// The stack whose lock to remove (in the env given by --env)
-        stack: String,
-    },
+    Unlock(crate::commands::deploy::UnlockArgs),
     /// List the project's stacks and where they are deployed
-    List {
-        #[command(flatten)]
-        out: OutputArgs,
-    },
+    List(crate::commands::info::ListArgs),
     /// Print a deployed stack's outputs (state machine ARN, ...)
-    Outputs {
-        /// The deployed stack
-        stack: String,
-        /// Print only this output's value, raw (for scripts: $(deploy outputs s state_machine_arn))
-        name: Option<String>,
-        #[command(flatten)]
-        out: OutputArgs,
-    },
+    Outputs(crate::commands::info::OutputsArgs),
     /// Start an execution of a stack's state machine and follow it until it ends
-    Run {
-        /// The stack whose state machine to start
-        stack: String,
-        /// Which state machine, when the stack has several (resource id or name)
-        #[arg(long)]
-        machine: Option<String>,
-        /// Execution input (JSON)
-        #[arg(long, conflicts_with = "input_file")]
-        input: Option<String>,
-        /// Read the execution input from a file
-        #[arg(long, value_name = "FILE")]
-        input_file: Option<PathBuf>,
-        /// Execution name (default: generated)
-        #[arg(long)]
-        name: Option<String>,
-        /// Print the execution ARN and return without following it
-        #[arg(long)]
-        no_wait: bool,
-        #[command(flatten)]
-        out: OutputArgs,
-    },
+    Run(crate::commands::workflow::RunArgs),
     /// List recent executions of a stack's state machine
-    Executions {
-        /// The stack whose state machine's executions to list
-        stack: String,
-        /// Which state machine, when the stack has several (resource id or name)
-        #[arg(long)]
-        machine: Option<String>,
-        #[command(flatten)]
-        out: OutputArgs,
-    },
+    Executions(crate::commands::workflow::ExecutionsArgs),
     /// Print a past (or running) execution's events, as `run` does live
-    History {
-        /// The execution, as `deploy run` or `deploy executions` print it
-        execution_arn: String,
-        #[command(flatten)]
-        out: OutputArgs,
-    },
+    History(crate::commands::workflow::HistoryArgs),
     /// Answer a waiting task token with success (SendTaskSuccess)
-    Approve {
-        #[command(flatten)]
-        waiting: WaitingTask,
-        /// The task's result (JSON), e.g. '{"admin": true}' (as the AWS CLI's --task-output)
-        #[arg(long, default_value = "{}", value_name = "JSON")]
-        task_output: String,
-    },
+    Approve(crate::commands::workflow::ApproveArgs),
     /// Answer a waiting task token with failure (SendTaskFailure)
-    Reject {
-        #[command(flatten)]
-        waiting: WaitingTask,
-        /// The error name the task fails with, e.g. Rejected (Catch rules match on it)
-        #[arg(long)]
-        error: Option<String>,
-        /// A longer explanation of the failure
-        #[arg(long)]
-        cause: Option<String>,
-    },
+    Reject(crate::commands::workflow::RejectArgs),
     /// Serve the Step Functions API on loopback, running workflows on the local engine; task
     /// integrations call the emulator behind --endpoint-url. Use with AWS_ENDPOINT_URL_SFN.
-    Local {
-        /// Address to listen on
-        #[arg(long, default_value = "127.0.0.1")]
-        host: String,
-        /// Port to listen on (0: a free one; the first line printed says which)
-        #[arg(long, default_value_t = 8083)]
-        port: u16,
-        /// Send every http:invoke here instead (scheme and host replaced, path kept), e.g. a local stand-in API
-        #[arg(long, value_name = "URL")]
-        http_endpoint: Option<String>,
-        /// A Step Functions Local mock configuration; start an execution on `<machine ARN>#<test case>` to use a case's mocks
-        #[arg(long, value_name = "FILE")]
-        mock_config: Option<PathBuf>,
-        /// Multiply every Wait, retry interval and timeout by this (0.01: a 10 s Wait takes 0.1 s)
-        #[arg(long, default_value_t = 1.0)]
-        time_scale: f64,
-    },
+    Local(crate::local::LocalArgs),
     /// Check definitions against the Amazon States Language, before any API call
-    Validate {
-        #[command(flatten)]
-        select: Selection,
-        /// A standalone definition file to check (repeatable; no stack, no AWS)
-        #[arg(long = "file", value_name = "F.asl.json")]
-        files: Vec<PathBuf>,
-        #[command(flatten)]
-        vars: VarArgs,
-        #[command(flatten)]
-        out: OutputArgs,
-    },
+    Validate(crate::commands::validate::ValidateArgs),
     /// Run a stack's scenarios (stacks/<stack>/tests/*.json) on the local engine, with mocks
-    Test {
-        /// The stack whose scenarios to run
-        stack: String,
-        /// Only this scenario (file name without .json)
-        #[arg(long, conflicts_with = "mock_config")]
-        scenario: Option<String>,
-        /// Run the test cases of a Step Functions Local mock configuration file instead
-        #[arg(long, value_name = "FILE")]
-        mock_config: Option<PathBuf>,
-        /// Execution input for --mock-config test cases (JSON)
-        #[arg(long, default_value = "{}", requires = "mock_config")]
-        input: String,
-        /// Also write the results as JUnit XML to this file (for CI test reports)
-        #[arg(long, value_name = "FILE", conflicts_with = "mock_config")]
-        junit: Option<PathBuf>,
-        #[command(flatten)]
-        out: OutputArgs,
-    },
+    Test(crate::commands::test::TestArgs),
     /// Print the least-privilege IAM policy a stack's state machine needs
-    Policy {
-        /// The stack whose state machine's policy to derive
-        stack: String,
-        /// Which state machine, when the stack has several (resource id)
-        #[arg(long)]
-        machine: Option<String>,
-        #[command(flatten)]
-        vars: VarArgs,
-    },
+    Policy(crate::commands::validate::PolicyArgs),
     /// Draw a stack's state machine (or its resources) as DOT, Mermaid or SVG
-    Graph {
-        /// The stack to draw
-        stack: String,
-        /// The drawing's format
-        #[arg(
-            short = 'o',
-            long = "output",
-            alias = "format",
-            value_enum,
-            default_value = "dot"
-        )]
-        format: crate::diagram::Format,
-        /// Write to this file instead of standard output
-        #[arg(long = "out", value_name = "FILE")]
-        out: Option<PathBuf>,
-        /// Which state machine, when the stack has several (resource id)
-        #[arg(long)]
-        machine: Option<String>,
-        /// Colour the path this execution took, and where it failed
-        #[arg(long, value_name = "EXECUTION_ARN", conflicts_with = "resources")]
-        execution: Option<String>,
-        /// Draw the stack's resource dependency graph instead
-        #[arg(long)]
-        resources: bool,
-        #[command(flatten)]
-        vars: VarArgs,
-    },
+    Graph(crate::commands::graph::GraphArgs),
     /// Print a stack's rendered state machine definitions, without calling AWS
-    Render {
-        /// The stack whose definitions to render
-        stack: String,
-        #[command(flatten)]
-        vars: VarArgs,
-    },
+    Render(crate::commands::info::RenderArgs),
     /// Print shell completions, e.g. `deploy completions bash > ~/.local/share/bash-completion/completions/deploy`
-    Completions {
-        /// The shell to complete in
-        #[arg(value_enum)]
-        shell: clap_complete::Shell,
-    },
+    Completions(crate::commands::meta::CompletionsArgs),
     /// Print the manual page (roff), e.g. `deploy man > deploy.1 && man ./deploy.1`
-    Man,
+    Man(crate::commands::meta::ManArgs),
 }
 
 #[cfg(test)]

@@ -3,13 +3,15 @@
 use super::{Setup, confirm};
 use crate::apply::{Executor, Summary};
 use crate::aws::Ctx;
-use crate::cli::{ApplyArgs, Format, Global, OutputArgs, Selection, VarArgs};
+use crate::cli::{ApplyArgs, Format, Global, Selection, VarArgs};
+use crate::cli::{ReportArgs, Run};
 use crate::error::{Class, Error, Result};
 use crate::manifest::Stack;
 use crate::plan::{self, Plan};
 use crate::planview;
 use crate::state::{Lock, StackState};
 use crate::views::{Human, Json, View};
+use clap::Args;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -250,7 +252,7 @@ pub async fn up(
     select: &Selection,
     vars: &VarArgs,
     args: &ApplyArgs,
-    out: &OutputArgs,
+    out: &ReportArgs,
     ttl: Option<std::time::Duration>,
 ) -> Result<()> {
     let setup = Setup::new(g)?;
@@ -311,7 +313,7 @@ pub async fn plan(
     g: &Global,
     select: &Selection,
     vars: &VarArgs,
-    out: &OutputArgs,
+    out: &ReportArgs,
 ) -> Result<bool> {
     let setup = Setup::new(g)?;
     let mut stacks = setup.load(select, vars)?;
@@ -371,7 +373,7 @@ pub async fn destroy(
     stacks: &[String],
     vars: &VarArgs,
     args: &ApplyArgs,
-    out: &OutputArgs,
+    out: &ReportArgs,
 ) -> Result<()> {
     let setup = Setup::new(g)?;
     // Named stacks; else every stack of the project and every one recorded in the env (state
@@ -532,5 +534,127 @@ fn plural(n: usize, word: &str) -> String {
         format!("1 {word}")
     } else {
         format!("{n} {word}s")
+    }
+}
+
+/// `deploy up`'s command line.
+#[derive(Debug, Clone, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub select: Selection,
+    #[command(flatten)]
+    pub vars: VarArgs,
+    #[command(flatten)]
+    pub apply: ApplyArgs,
+    #[command(flatten)]
+    pub out: ReportArgs,
+    /// The environment expires this long after its last `up` (e.g. 72h); `deploy sweep` removes it then
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub ttl: Option<std::time::Duration>,
+}
+
+#[async_trait::async_trait(?Send)]
+impl Run for UpArgs {
+    fn format(&self) -> Format {
+        self.out.format
+    }
+    async fn run(&self, g: &Global) -> Result<()> {
+        up(
+            g,
+            &self.select,
+            &self.vars,
+            &self.apply,
+            &self.out,
+            self.ttl,
+        )
+        .await
+    }
+}
+
+/// `deploy plan`'s command line.
+#[derive(Debug, Clone, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub select: Selection,
+    #[command(flatten)]
+    pub vars: VarArgs,
+    #[command(flatten)]
+    pub out: ReportArgs,
+    /// Exit 0 when nothing would change, 2 when something would, 1 on any error (as Terraform)
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+#[async_trait::async_trait(?Send)]
+impl Run for PlanArgs {
+    fn format(&self) -> Format {
+        self.out.format
+    }
+    async fn run(&self, g: &Global) -> Result<()> {
+        let changes = plan(g, &self.select, &self.vars, &self.out).await;
+        match (self.detailed_exitcode, changes) {
+            (true, Ok(true)) => std::process::exit(2),
+            // exit 1 on any error, as Terraform
+            (true, Err(e)) => Err(Error {
+                class: crate::error::Class::Internal,
+                ..e
+            }),
+            (_, r) => r.map(|_| ()),
+        }
+    }
+}
+
+/// `deploy destroy`'s command line.
+#[derive(Debug, Clone, Args)]
+pub struct DestroyArgs {
+    /// Stacks to destroy (none: every stack of the project and every one recorded in the env)
+    pub stacks: Vec<String>,
+    #[command(flatten)]
+    pub vars: VarArgs,
+    #[command(flatten)]
+    pub apply: ApplyArgs,
+    #[command(flatten)]
+    pub out: ReportArgs,
+}
+
+#[async_trait::async_trait(?Send)]
+impl Run for DestroyArgs {
+    fn format(&self) -> Format {
+        self.out.format
+    }
+    async fn run(&self, g: &Global) -> Result<()> {
+        destroy(g, &self.stacks, &self.vars, &self.apply, &self.out).await
+    }
+}
+
+/// `deploy import`'s command line.
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// The stack whose manifest declares the resource
+    pub stack: String,
+    /// The resource id in the stack's manifest
+    pub resource: String,
+    #[command(flatten)]
+    pub vars: VarArgs,
+}
+
+#[async_trait::async_trait(?Send)]
+impl Run for ImportArgs {
+    async fn run(&self, g: &Global) -> Result<()> {
+        import(g, &self.stack, &self.resource, &self.vars).await
+    }
+}
+
+/// `deploy unlock`'s command line.
+#[derive(Debug, Clone, Args)]
+pub struct UnlockArgs {
+    /// The stack whose lock to remove (in the env given by --env)
+    pub stack: String,
+}
+
+#[async_trait::async_trait(?Send)]
+impl Run for UnlockArgs {
+    async fn run(&self, g: &Global) -> Result<()> {
+        unlock(g, &self.stack).await
     }
 }

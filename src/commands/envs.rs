@@ -5,9 +5,11 @@
 //! default env unless asked, carrying on past one that fails.
 
 use super::Setup;
+use crate::cli::Run;
 use crate::cli::{ApplyArgs, Format, Global, OutputArgs, VarArgs};
 use crate::error::{Class, Error, Result};
 use crate::state::now_secs;
+use clap::Args;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -238,7 +240,15 @@ pub async fn sweep(
             yes: true,
             ..args.clone()
         };
-        match super::deploy::destroy(&ge, &[], &VarArgs::default(), &yes, out).await {
+        match super::deploy::destroy(
+            &ge,
+            &[],
+            &VarArgs::default(),
+            &yes,
+            &crate::cli::ReportArgs { format: out.format },
+        )
+        .await
+        {
             Ok(()) => eprintln!("swept {}", e.env),
             Err(err) => {
                 eprintln!("error: sweeping {}: {err}", e.env);
@@ -251,5 +261,73 @@ pub async fn sweep(
     } else {
         Err(Error::new(Class::Partial, format!("{} environment(s) could not be swept: {}", failed.len(), failed.join(", ")))
             .help("the others are gone; run `deploy sweep` again, or `deploy destroy --env NAME` for the one that failed"))
+    }
+}
+
+/// `deploy envs`'s command line.
+#[derive(Debug, Clone, Args)]
+pub struct EnvsArgs {
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[async_trait::async_trait(?Send)]
+impl Run for EnvsArgs {
+    fn format(&self) -> Format {
+        self.out.format
+    }
+    async fn run(&self, g: &Global) -> Result<()> {
+        envs(g, &self.out).await
+    }
+}
+
+/// `deploy sweep`'s command line.
+#[derive(Debug, Clone, Args)]
+pub struct SweepArgs {
+    /// Also sweep environments whose last `up` is older than this (e.g. 72h)
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub older_than: Option<std::time::Duration>,
+    /// The default env is never swept unless this is given
+    #[arg(long)]
+    pub include_default: bool,
+    /// Also sweep environments that exist (by their tags) without any state
+    #[arg(long)]
+    pub orphans: bool,
+    #[command(flatten)]
+    pub apply: ApplyArgs,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[async_trait::async_trait(?Send)]
+impl Run for SweepArgs {
+    fn format(&self) -> Format {
+        self.out.format
+    }
+    async fn run(&self, g: &Global) -> Result<()> {
+        sweep(
+            g,
+            self.older_than,
+            self.include_default,
+            self.orphans,
+            &self.apply,
+            &self.out,
+        )
+        .await
+    }
+}
+
+/// `deploy env-name`'s command line.
+#[derive(Debug, Clone, Args)]
+pub struct EnvNameArgs {
+    /// The branch name, e.g. feature/Add-Login or refs/heads/main
+    pub branch: String,
+}
+
+#[async_trait::async_trait(?Send)]
+impl Run for EnvNameArgs {
+    async fn run(&self, _: &Global) -> Result<()> {
+        outln!("{}", crate::manifest::env_for_branch(&self.branch));
+        Ok(())
     }
 }

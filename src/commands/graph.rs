@@ -3,21 +3,13 @@
 
 use super::Setup;
 use super::info::definitions;
+use crate::cli::Run;
 use crate::cli::{Global, VarArgs};
-use crate::diagram::{self, Diagram, EdgeKind, Format, Shape, asl};
+use crate::diagram::{self, Diagram, EdgeKind, Shape, asl};
 use crate::error::{Error, Result};
 use crate::execution;
-use std::path::Path;
-
-pub struct GraphArgs<'a> {
-    pub stack: &'a str,
-    pub format: Format,
-    pub out: Option<&'a Path>,
-    pub machine: Option<&'a str>,
-    pub execution: Option<&'a str>,
-    pub resources: bool,
-    pub vars: &'a VarArgs,
-}
+use clap::Args;
+use std::path::PathBuf;
 
 fn resources_diagram(stack: &crate::manifest::Stack) -> Diagram {
     let mut d = Diagram {
@@ -72,7 +64,7 @@ async fn execution_path(
     Ok((entered, failed))
 }
 
-pub async fn graph(g: &Global, a: GraphArgs<'_>) -> Result<()> {
+pub async fn graph(g: &Global, a: &GraphArgs) -> Result<()> {
     let setup = Setup::new(g)?;
     // A drawing needs the shape, not every value: required variables not given are filled
     // with placeholders (as `validate` does), so a deployed stack draws without them.
@@ -80,11 +72,11 @@ pub async fn graph(g: &Global, a: GraphArgs<'_>) -> Result<()> {
         placeholders: true,
         ..a.vars.clone()
     };
-    let (stack, defs) = definitions(&setup, a.stack, vars, None).await?;
+    let (stack, defs) = definitions(&setup, &a.stack, vars, None).await?;
     let mut d = if a.resources {
         resources_diagram(&stack)
     } else {
-        let (id, def) = match (defs.as_slice(), a.machine) {
+        let (id, def) = match (defs.as_slice(), a.machine.as_deref()) {
             ([], _) => {
                 return Err(Error::user(format!(
                     "stack `{}` has no state machine",
@@ -111,12 +103,12 @@ pub async fn graph(g: &Global, a: GraphArgs<'_>) -> Result<()> {
         };
         asl::from_definition(&format!("{} / {id}", a.stack), &def)
     };
-    if let Some(arn) = a.execution {
+    if let Some(arn) = a.execution.as_deref() {
         let (entered, failed) = execution_path(g, &setup, arn).await?;
         d.mark_execution(&entered, failed.as_deref());
     }
     let text = diagram::render(&d, a.format);
-    match a.out {
+    match a.out.as_deref() {
         Some(path) => {
             std::fs::write(path, text).map_err(|e| {
                 Error::user(format!("cannot write: {e}")).at(path.display().to_string())
@@ -126,4 +118,41 @@ pub async fn graph(g: &Global, a: GraphArgs<'_>) -> Result<()> {
         None => outp!("{text}"),
     }
     Ok(())
+}
+
+/// `deploy graph`'s command line.
+#[derive(Debug, Clone, Args)]
+pub struct GraphArgs {
+    /// The stack to draw
+    pub stack: String,
+    /// The drawing's format
+    #[arg(
+        short = 'o',
+        long = "output",
+        alias = "format",
+        value_enum,
+        default_value = "dot"
+    )]
+    pub format: crate::diagram::Format,
+    /// Write to this file instead of standard output
+    #[arg(long = "out", value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Which state machine, when the stack has several (resource id)
+    #[arg(long)]
+    pub machine: Option<String>,
+    /// Colour the path this execution took, and where it failed
+    #[arg(long, value_name = "EXECUTION_ARN", conflicts_with = "resources")]
+    pub execution: Option<String>,
+    /// Draw the stack's resource dependency graph instead
+    #[arg(long)]
+    pub resources: bool,
+    #[command(flatten)]
+    pub vars: VarArgs,
+}
+
+#[async_trait::async_trait(?Send)]
+impl Run for GraphArgs {
+    async fn run(&self, g: &Global) -> Result<()> {
+        graph(g, self).await
+    }
 }

@@ -2,9 +2,11 @@
 
 use super::Setup;
 use crate::cli::{Format, Global, OutputArgs, VarArgs};
+use crate::cli::{ReportArgs, Run};
 use crate::error::{Error, Result};
 use crate::manifest::VarInputs;
 use crate::state::Status;
+use clap::Args;
 use serde_json::{Value, json};
 
 pub async fn list(g: &Global, out: &OutputArgs) -> Result<()> {
@@ -80,7 +82,7 @@ pub async fn list(g: &Global, out: &OutputArgs) -> Result<()> {
     Ok(())
 }
 
-pub async fn outputs(g: &Global, stack: &str, name: Option<&str>, out: &OutputArgs) -> Result<()> {
+pub async fn outputs(g: &Global, stack: &str, name: Option<&str>, out: &ReportArgs) -> Result<()> {
     let setup = Setup::new(g)?;
     let st = setup.store.load(stack, &setup.env).await?;
     if st.resources.is_empty() {
@@ -211,4 +213,58 @@ pub async fn render(g: &Global, stack: &str, vars: &VarArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `deploy list`'s command line.
+#[derive(Debug, Clone, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[async_trait::async_trait(?Send)]
+impl Run for ListArgs {
+    fn format(&self) -> Format {
+        self.out.format
+    }
+    async fn run(&self, g: &Global) -> Result<()> {
+        list(g, &self.out).await
+    }
+}
+
+/// `deploy outputs`'s command line.
+#[derive(Debug, Clone, Args)]
+pub struct OutputsArgs {
+    /// The deployed stack
+    pub stack: String,
+    /// Print only this output's value, raw (for scripts: $(deploy outputs s state_machine_arn))
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub out: ReportArgs,
+}
+
+#[async_trait::async_trait(?Send)]
+impl Run for OutputsArgs {
+    fn format(&self) -> Format {
+        self.out.format
+    }
+    async fn run(&self, g: &Global) -> Result<()> {
+        outputs(g, &self.stack, self.name.as_deref(), &self.out).await
+    }
+}
+
+/// `deploy render`'s command line.
+#[derive(Debug, Clone, Args)]
+pub struct RenderArgs {
+    /// The stack whose definitions to render
+    pub stack: String,
+    #[command(flatten)]
+    pub vars: VarArgs,
+}
+
+#[async_trait::async_trait(?Send)]
+impl Run for RenderArgs {
+    async fn run(&self, g: &Global) -> Result<()> {
+        render(g, &self.stack, &self.vars).await
+    }
 }

@@ -4,6 +4,7 @@ pub mod deploy;
 pub mod envs;
 pub mod graph;
 pub mod info;
+pub mod meta;
 pub mod test;
 pub mod validate;
 pub mod workflow;

@@ -4,9 +4,12 @@
 use super::Setup;
 use super::info::definitions;
 use crate::cli::{Format, Global, VarArgs};
+use crate::cli::{OutputArgs, Run};
 use crate::engine::{self, scenario};
 use crate::error::{Class, Error, Result};
+use clap::Args;
 use serde_json::json;
+use std::path::PathBuf;
 
 /// Where ARNs point when the stack is not deployed: the emulator's account and region.
 const LOCAL: (&str, &str, &str) = ("123456789012", "us-east-1", "aws");
@@ -233,4 +236,41 @@ fn junit_xml(stack: &str, cases: &[Case]) -> String {
     }
     x += "  </testsuite>\n</testsuites>\n";
     x
+}
+
+/// `deploy test`'s command line.
+#[derive(Debug, Clone, Args)]
+pub struct TestArgs {
+    /// The stack whose scenarios to run
+    pub stack: String,
+    /// Only this scenario (file name without .json)
+    #[arg(long, conflicts_with = "mock_config")]
+    pub scenario: Option<String>,
+    /// Run the test cases of a Step Functions Local mock configuration file instead
+    #[arg(long, value_name = "FILE")]
+    pub mock_config: Option<PathBuf>,
+    /// Execution input for --mock-config test cases (JSON)
+    #[arg(long, default_value = "{}", requires = "mock_config")]
+    pub input: String,
+    /// Also write the results as JUnit XML to this file (for CI test reports)
+    #[arg(long, value_name = "FILE", conflicts_with = "mock_config")]
+    pub junit: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[async_trait::async_trait(?Send)]
+impl Run for TestArgs {
+    fn format(&self) -> Format {
+        self.out.format
+    }
+    async fn run(&self, g: &Global) -> Result<()> {
+        match &self.mock_config {
+            Some(f) => test_mock_config(g, &self.stack, f, &self.input, self.out.format).await,
+            None => {
+                let (only, junit) = (self.scenario.as_deref(), self.junit.as_deref());
+                test(g, &self.stack, only, self.out.format, junit).await
+            }
+        }
+    }
 }

@@ -4,10 +4,12 @@
 use super::Setup;
 use super::info::definitions;
 use crate::cli::{Format, Global, Selection, VarArgs};
+use crate::cli::{OutputArgs, Run};
 use crate::error::{Error, Result};
 use crate::manifest::Stack;
 use crate::manifest::refs;
 use crate::validate::{self, Finding, Severity, permissions};
+use clap::Args;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 
@@ -389,4 +391,47 @@ pub async fn validate(
         outln!("{} definition finding(s), no errors.", findings.len());
     }
     result
+}
+
+/// `deploy validate`'s command line.
+#[derive(Debug, Clone, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub select: Selection,
+    /// A standalone definition file to check (repeatable; no stack, no AWS)
+    #[arg(long = "file", value_name = "F.asl.json")]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub vars: VarArgs,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[async_trait::async_trait(?Send)]
+impl Run for ValidateArgs {
+    fn format(&self) -> Format {
+        self.out.format
+    }
+    async fn run(&self, g: &Global) -> Result<()> {
+        validate(g, &self.select, &self.files, &self.vars, self.out.format).await
+    }
+}
+
+/// `deploy policy`'s command line.
+#[derive(Debug, Clone, Args)]
+pub struct PolicyArgs {
+    /// The stack whose state machine's policy to derive
+    pub stack: String,
+    /// Which state machine, when the stack has several (resource id)
+    #[arg(long)]
+    pub machine: Option<String>,
+    #[command(flatten)]
+    pub vars: VarArgs,
+}
+
+#[async_trait::async_trait(?Send)]
+impl Run for PolicyArgs {
+    async fn run(&self, g: &Global) -> Result<()> {
+        policy(g, &self.stack, self.machine.as_deref(), &self.vars).await
+    }
 }

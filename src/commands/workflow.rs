@@ -4,11 +4,14 @@
 use super::Setup;
 use crate::aws::api_error;
 use crate::cli::{Format, Global};
+use crate::cli::{OutputArgs, Run, WaitingTask};
 use crate::error::{Error, Result};
 use crate::execution::{self, Printer};
 use crate::state::Status;
 use aws_sdk_sfn::error::ProvideErrorMetadata;
+use clap::Args;
 use std::io::Write;
+use std::path::PathBuf;
 
 /// The ARN of a stack's deployed state machine (`machine`: resource id or name, when several).
 pub async fn machine_arn(setup: &Setup, stack: &str, machine: Option<&str>) -> Result<String> {
@@ -91,23 +94,13 @@ fn read_input(input: Option<&str>, file: Option<&std::path::Path>) -> Result<Str
     Ok(text)
 }
 
-pub struct RunArgs<'a> {
-    pub stack: &'a str,
-    pub machine: Option<&'a str>,
-    pub input: Option<&'a str>,
-    pub input_file: Option<&'a std::path::Path>,
-    pub name: Option<&'a str>,
-    pub no_wait: bool,
-    pub format: Format,
-}
-
-pub async fn run(g: &Global, a: RunArgs<'_>) -> Result<()> {
+pub async fn run(g: &Global, a: &RunArgs) -> Result<()> {
     let setup = Setup::new(g)?;
-    let arn = machine_arn(&setup, a.stack, a.machine).await?;
-    let input = read_input(a.input, a.input_file)?;
+    let arn = machine_arn(&setup, &a.stack, a.machine.as_deref()).await?;
+    let input = read_input(a.input.as_deref(), a.input_file.as_deref())?;
     let ctx = setup.connect(&g.aws).await?;
     // Always named: readable in lists, and some emulators do not generate one.
-    let name = a.name.map(str::to_string).unwrap_or_else(generated_name);
+    let name = a.name.clone().unwrap_or_else(generated_name);
     let started = ctx
         .sfn
         .start_execution()
@@ -132,11 +125,11 @@ pub async fn run(g: &Global, a: RunArgs<'_>) -> Result<()> {
         outln!("{exec_arn}");
         return Ok(());
     }
-    if a.format == Format::Text {
+    if a.out.format == Format::Text {
         outln!("execution {exec_arn}");
     }
     let watch = watch_for(&ctx, &arn).await;
-    let outcome = print_following(&ctx, &exec_arn, &watch, a.format, g.verbose > 0).await?;
+    let outcome = print_following(&ctx, &exec_arn, &watch, a.out.format, g.verbose > 0).await?;
     execution::outcome_result(outcome, &exec_arn)
 }
 
@@ -381,4 +374,122 @@ pub async fn reject(
         error.map(|e| format!(" {e}")).unwrap_or_default()
     );
     Ok(())
+}
+
+/// `deploy run`'s command line.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// The stack whose state machine to start
+    pub stack: String,
+    /// Which state machine, when the stack has several (resource id or name)
+    #[arg(long)]
+    pub machine: Option<String>,
+    /// Execution input (JSON)
+    #[arg(long, conflicts_with = "input_file")]
+    pub input: Option<String>,
+    /// Read the execution input from a file
+    #[arg(long, value_name = "FILE")]
+    pub input_file: Option<PathBuf>,
+    /// Execution name (default: generated)
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Print the execution ARN and return without following it
+    #[arg(long)]
+    pub no_wait: bool,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[async_trait::async_trait(?Send)]
+impl Run for RunArgs {
+    fn format(&self) -> Format {
+        self.out.format
+    }
+    async fn run(&self, g: &Global) -> Result<()> {
+        run(g, self).await
+    }
+}
+
+/// `deploy executions`'s command line.
+#[derive(Debug, Clone, Args)]
+pub struct ExecutionsArgs {
+    /// The stack whose state machine's executions to list
+    pub stack: String,
+    /// Which state machine, when the stack has several (resource id or name)
+    #[arg(long)]
+    pub machine: Option<String>,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[async_trait::async_trait(?Send)]
+impl Run for ExecutionsArgs {
+    fn format(&self) -> Format {
+        self.out.format
+    }
+    async fn run(&self, g: &Global) -> Result<()> {
+        executions(g, &self.stack, self.machine.as_deref(), self.out.format).await
+    }
+}
+
+/// `deploy history`'s command line.
+#[derive(Debug, Clone, Args)]
+pub struct HistoryArgs {
+    /// The execution, as `deploy run` or `deploy executions` print it
+    pub execution_arn: String,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[async_trait::async_trait(?Send)]
+impl Run for HistoryArgs {
+    fn format(&self) -> Format {
+        self.out.format
+    }
+    async fn run(&self, g: &Global) -> Result<()> {
+        history(g, &self.execution_arn, self.out.format).await
+    }
+}
+
+/// `deploy approve`'s command line.
+#[derive(Debug, Clone, Args)]
+pub struct ApproveArgs {
+    #[command(flatten)]
+    pub waiting: WaitingTask,
+    /// The task's result (JSON), e.g. '{"admin": true}' (as the AWS CLI's --task-output)
+    #[arg(long, default_value = "{}", value_name = "JSON")]
+    pub task_output: String,
+}
+
+#[async_trait::async_trait(?Send)]
+impl Run for ApproveArgs {
+    async fn run(&self, g: &Global) -> Result<()> {
+        approve(g, &self.waiting, &self.task_output).await
+    }
+}
+
+/// `deploy reject`'s command line.
+#[derive(Debug, Clone, Args)]
+pub struct RejectArgs {
+    #[command(flatten)]
+    pub waiting: WaitingTask,
+    /// The error name the task fails with, e.g. Rejected (Catch rules match on it)
+    #[arg(long)]
+    pub error: Option<String>,
+    /// A longer explanation of the failure
+    #[arg(long)]
+    pub cause: Option<String>,
+}
+
+#[async_trait::async_trait(?Send)]
+impl Run for RejectArgs {
+    async fn run(&self, g: &Global) -> Result<()> {
+        reject(
+            g,
+            &self.waiting,
+            self.error.as_deref(),
+            self.cause.as_deref(),
+        )
+        .await
+    }
 }

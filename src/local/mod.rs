@@ -7,23 +7,17 @@
 pub mod history;
 pub mod tasks;
 
+use crate::cli::{Global, Run};
 use crate::engine::scenario::{self, Mocked};
 use crate::engine::{self, Callback, Callbacks, Journal, Options};
 use crate::error::{Error, Result};
+use clap::Args;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tasks::{Integrations, LocalTasks};
-
-pub struct LocalArgs {
-    pub host: String,
-    pub port: u16,
-    pub http_endpoint: Option<String>,
-    pub mock_config: Option<std::path::PathBuf>,
-    pub time_scale: f64,
-}
 
 struct Machine {
     arn: String,
@@ -881,5 +875,32 @@ mod tests {
         assert_eq!(code, "InvalidDefinition");
         assert!(message.contains("B"), "{message}");
         assert_eq!(check_definition("{").unwrap_err().1, "InvalidDefinition");
+    }
+}
+
+/// `deploy local`'s command line.
+#[derive(Debug, Clone, Args)]
+pub struct LocalArgs {
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on (0: a free one; the first line printed says which)
+    #[arg(long, default_value_t = 8083)]
+    pub port: u16,
+    /// Send every http:invoke here instead (scheme and host replaced, path kept), e.g. a local stand-in API
+    #[arg(long, value_name = "URL")]
+    pub http_endpoint: Option<String>,
+    /// A Step Functions Local mock configuration; start an execution on `<machine ARN>#<test case>` to use a case's mocks
+    #[arg(long, value_name = "FILE")]
+    pub mock_config: Option<std::path::PathBuf>,
+    /// Multiply every Wait, retry interval and timeout by this (0.01: a 10 s Wait takes 0.1 s)
+    #[arg(long, default_value_t = 1.0)]
+    pub time_scale: f64,
+}
+
+#[async_trait::async_trait(?Send)]
+impl Run for LocalArgs {
+    async fn run(&self, g: &Global) -> Result<()> {
+        serve(g, self.clone()).await
     }
 }
