@@ -240,14 +240,7 @@ impl Run<'_> {
     ) -> Action {
         match (planned, live) {
             (Action::Update | Action::Replace, Some(live)) => {
-                let changes = diff(want, live, kind.replace_on());
-                if changes.is_empty() {
-                    Action::NoOp
-                } else if changes.iter().any(|c| c.forces_replacement) {
-                    Action::Replace
-                } else {
-                    Action::Update
-                }
+                Action::for_changes(&diff(want, live, kind.replace_on()))
             }
             (a, _) => a,
         }

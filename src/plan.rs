@@ -25,6 +25,18 @@ pub enum Action {
 }
 
 impl Action {
+    /// What a recorded resource needs for these changes: nothing, an update in place, or a
+    /// replacement when one of them is to an attribute that cannot change in place.
+    pub fn for_changes(changes: &[AttrChange]) -> Action {
+        if changes.is_empty() {
+            Action::NoOp
+        } else if changes.iter().any(|c| c.forces_replacement) {
+            Action::Replace
+        } else {
+            Action::Update
+        }
+    }
+
     pub fn symbol(self) -> &'static str {
         match self {
             Action::NoOp => " ",
@@ -434,13 +446,7 @@ pub async fn plan_up(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Pla
                     for c in &mut step.changes {
                         c.changed_outside = recorded.get(&c.attr) != have.get(&c.attr);
                     }
-                    step.action = if step.changes.is_empty() {
-                        Action::NoOp
-                    } else if step.changes.iter().any(|c| c.forces_replacement) {
-                        Action::Replace
-                    } else {
-                        Action::Update
-                    };
+                    step.action = Action::for_changes(&step.changes);
                     step.live = Some(have);
                 }
             },

@@ -904,7 +904,8 @@ fn plans_and_outputs_come_as_markdown_for_pull_requests() {
     );
     let out = d().run(&["list", "-o", "markdown"]).code(2);
     assert!(
-        out.stderr.contains("invalid value 'markdown' for '--output <FORMAT>'")
+        out.stderr
+            .contains("invalid value 'markdown' for '--output <FORMAT>'")
             && out.stderr.contains("[possible values: text, json]"),
         "{out:?}"
     );

@@ -1,6 +1,6 @@
 //! `dynamodb_table`: a table with a hash key (string, number or binary).
 
-use super::{Kind, Notes, Outputs, Tags, arn_and_name, tag_changes};
+use super::{Kind, Notes, Outputs, Tags, arn_and_name, sync_tags};
 use crate::aws::{Ctx, api_error};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -187,25 +187,25 @@ impl Kind for Table {
                 .await
                 .map_err(|e| api_error("UpdateTable", &e))?;
         }
-        let (set, remove) = tag_changes(&live.tags, &want.tags);
-        if !set.is_empty() {
-            ctx.dynamodb
-                .tag_resource()
-                .resource_arn(&arn)
-                .set_tags(Some(tags(&set)))
-                .send()
-                .await
-                .map_err(|e| api_error("TagResource", &e))?;
-        }
-        if !remove.is_empty() {
-            ctx.dynamodb
-                .untag_resource()
-                .resource_arn(&arn)
-                .set_tag_keys(Some(remove))
-                .send()
-                .await
-                .map_err(|e| api_error("UntagResource", &e))?;
-        }
+        sync_tags(
+            &live.tags,
+            &want.tags,
+            ("TagResource", |set| {
+                ctx.dynamodb
+                    .tag_resource()
+                    .resource_arn(&arn)
+                    .set_tags(Some(tags(&set)))
+                    .send()
+            }),
+            ("UntagResource", |remove| {
+                ctx.dynamodb
+                    .untag_resource()
+                    .resource_arn(&arn)
+                    .set_tag_keys(Some(remove))
+                    .send()
+            }),
+        )
+        .await?;
         Ok(arn_and_name(&arn, &want.name))
     }
 

@@ -1,7 +1,7 @@
 //! `ecr_repository`: a container image repository. Destroy deletes the images in it first
 //! (force) and says how many.
 
-use super::{Kind, Notes, Outputs, Tags, s, tag_changes};
+use super::{Kind, Notes, Outputs, Tags, s, sync_tags};
 use crate::aws::{Ctx, api_error};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -149,25 +149,25 @@ impl Kind for Repository {
             .await?
             .ok_or_else(|| Error::aws(format!("repository {} vanished", want.name)))?;
         let arn = out["arn"].as_str().unwrap_or_default().to_string();
-        let (set, remove) = tag_changes(&live.tags, &want.tags);
-        if !set.is_empty() {
-            ctx.ecr
-                .tag_resource()
-                .resource_arn(&arn)
-                .set_tags(Some(tags(&set)))
-                .send()
-                .await
-                .map_err(|e| api_error("TagResource", &e))?;
-        }
-        if !remove.is_empty() {
-            ctx.ecr
-                .untag_resource()
-                .resource_arn(&arn)
-                .set_tag_keys(Some(remove))
-                .send()
-                .await
-                .map_err(|e| api_error("UntagResource", &e))?;
-        }
+        sync_tags(
+            &live.tags,
+            &want.tags,
+            ("TagResource", |set| {
+                ctx.ecr
+                    .tag_resource()
+                    .resource_arn(&arn)
+                    .set_tags(Some(tags(&set)))
+                    .send()
+            }),
+            ("UntagResource", |remove| {
+                ctx.ecr
+                    .untag_resource()
+                    .resource_arn(&arn)
+                    .set_tag_keys(Some(remove))
+                    .send()
+            }),
+        )
+        .await?;
         Ok(out)
     }
 

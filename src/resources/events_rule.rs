@@ -1,7 +1,7 @@
 //! `events_rule`: an EventBridge rule on a schedule. The manifest gives either
 //! `schedule_expression` or `rate_minutes` (1 gives `rate(1 minute)`, N gives `rate(N minutes)`).
 
-use super::{Kind, Notes, Outputs, Tags, arn_and_name, tag_changes};
+use super::{Kind, Notes, Outputs, Tags, arn_and_name, sync_tags};
 use crate::aws::{Ctx, api_error};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -183,25 +183,25 @@ impl Kind for EventsRule {
         } else {
             put(ctx, want, false).await?
         };
-        let (set, remove) = tag_changes(&live.tags, &want.tags);
-        if !set.is_empty() {
-            ctx.events
-                .tag_resource()
-                .resource_arn(&arn)
-                .set_tags(Some(tags(&set)))
-                .send()
-                .await
-                .map_err(|e| api_error("TagResource", &e))?;
-        }
-        if !remove.is_empty() {
-            ctx.events
-                .untag_resource()
-                .resource_arn(&arn)
-                .set_tag_keys(Some(remove))
-                .send()
-                .await
-                .map_err(|e| api_error("UntagResource", &e))?;
-        }
+        sync_tags(
+            &live.tags,
+            &want.tags,
+            ("TagResource", |set| {
+                ctx.events
+                    .tag_resource()
+                    .resource_arn(&arn)
+                    .set_tags(Some(tags(&set)))
+                    .send()
+            }),
+            ("UntagResource", |remove| {
+                ctx.events
+                    .untag_resource()
+                    .resource_arn(&arn)
+                    .set_tag_keys(Some(remove))
+                    .send()
+            }),
+        )
+        .await?;
         Ok(arn_and_name(&arn, &want.name))
     }
 

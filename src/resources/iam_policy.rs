@@ -3,7 +3,7 @@
 //! every non-default version first, as IAM requires.
 
 use super::iam_user::{from_iam_tags, iam_tags, root_path};
-use super::{Kind, Notes, Outputs, Tags, arn_and_name, decode_policy, tag_changes};
+use super::{Kind, Notes, Outputs, Tags, arn_and_name, decode_policy, sync_tags};
 use crate::aws::{Ctx, api_error};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -167,25 +167,25 @@ impl Kind for IamPolicy {
                 .await
                 .map_err(|e| api_error("CreatePolicyVersion", &e))?;
         }
-        let (set, remove) = tag_changes(&live.tags, &want.tags);
-        if !set.is_empty() {
-            ctx.iam
-                .tag_policy()
-                .policy_arn(&arn)
-                .set_tags(Some(iam_tags(&set)))
-                .send()
-                .await
-                .map_err(|e| api_error("TagPolicy", &e))?;
-        }
-        if !remove.is_empty() {
-            ctx.iam
-                .untag_policy()
-                .policy_arn(&arn)
-                .set_tag_keys(Some(remove))
-                .send()
-                .await
-                .map_err(|e| api_error("UntagPolicy", &e))?;
-        }
+        sync_tags(
+            &live.tags,
+            &want.tags,
+            ("TagPolicy", |set| {
+                ctx.iam
+                    .tag_policy()
+                    .policy_arn(&arn)
+                    .set_tags(Some(iam_tags(&set)))
+                    .send()
+            }),
+            ("UntagPolicy", |remove| {
+                ctx.iam
+                    .untag_policy()
+                    .policy_arn(&arn)
+                    .set_tag_keys(Some(remove))
+                    .send()
+            }),
+        )
+        .await?;
         Ok(arn_and_name(&arn, &want.name))
     }
 

@@ -1,7 +1,7 @@
 //! `iam_role`: an IAM role that one service principal may assume.
 
 use super::iam_user::{from_iam_tags, iam_tags, root_path};
-use super::{Kind, Notes, Outputs, Tags, arn_and_name, decode_policy, tag_changes, trust_policy};
+use super::{Kind, Notes, Outputs, Tags, arn_and_name, decode_policy, sync_tags, trust_policy};
 use crate::aws::{Ctx, api_error};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -127,25 +127,25 @@ impl Kind for IamRole {
                 .await
                 .map_err(|e| api_error("UpdateRole", &e))?;
         }
-        let (set, remove) = tag_changes(&live.tags, &want.tags);
-        if !set.is_empty() {
-            ctx.iam
-                .tag_role()
-                .role_name(&want.name)
-                .set_tags(Some(iam_tags(&set)))
-                .send()
-                .await
-                .map_err(|e| api_error("TagRole", &e))?;
-        }
-        if !remove.is_empty() {
-            ctx.iam
-                .untag_role()
-                .role_name(&want.name)
-                .set_tag_keys(Some(remove))
-                .send()
-                .await
-                .map_err(|e| api_error("UntagRole", &e))?;
-        }
+        sync_tags(
+            &live.tags,
+            &want.tags,
+            ("TagRole", |set| {
+                ctx.iam
+                    .tag_role()
+                    .role_name(&want.name)
+                    .set_tags(Some(iam_tags(&set)))
+                    .send()
+            }),
+            ("UntagRole", |remove| {
+                ctx.iam
+                    .untag_role()
+                    .role_name(&want.name)
+                    .set_tag_keys(Some(remove))
+                    .send()
+            }),
+        )
+        .await?;
         Ok(arn_and_name(
             &format!(
                 "arn:{}:iam::{}:role{}{}",

@@ -1,6 +1,6 @@
 //! `iam_user`: an IAM user.
 
-use super::{Kind, Notes, Outputs, Tags, arn_and_name, tag_changes};
+use super::{Kind, Notes, Outputs, Tags, arn_and_name, sync_tags};
 use crate::aws::{Ctx, api_error};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -109,25 +109,25 @@ impl Kind for IamUser {
     }
 
     async fn update(ctx: &Ctx, live: &Attrs, want: &Attrs, _known: &Outputs) -> Result<Outputs> {
-        let (set, remove) = tag_changes(&live.tags, &want.tags);
-        if !set.is_empty() {
-            ctx.iam
-                .tag_user()
-                .user_name(&want.name)
-                .set_tags(Some(iam_tags(&set)))
-                .send()
-                .await
-                .map_err(|e| api_error("TagUser", &e))?;
-        }
-        if !remove.is_empty() {
-            ctx.iam
-                .untag_user()
-                .user_name(&want.name)
-                .set_tag_keys(Some(remove))
-                .send()
-                .await
-                .map_err(|e| api_error("UntagUser", &e))?;
-        }
+        sync_tags(
+            &live.tags,
+            &want.tags,
+            ("TagUser", |set| {
+                ctx.iam
+                    .tag_user()
+                    .user_name(&want.name)
+                    .set_tags(Some(iam_tags(&set)))
+                    .send()
+            }),
+            ("UntagUser", |remove| {
+                ctx.iam
+                    .untag_user()
+                    .user_name(&want.name)
+                    .set_tag_keys(Some(remove))
+                    .send()
+            }),
+        )
+        .await?;
         Ok(arn_and_name(
             &format!(
                 "arn:{}:iam::{}:user{}{}",

@@ -5,7 +5,7 @@
 //! the function is active, so what invokes it next finds it ready. Destroy also removes the
 //! log group Lambda creates on its own.
 
-use super::{Kind, Notes, Outputs, Tags, arn_and_name, logs_log_group, tag_changes};
+use super::{Kind, Notes, Outputs, Tags, arn_and_name, logs_log_group, sync_tags};
 use crate::aws::{Ctx, api_error, retry_propagation};
 use crate::error::{Error, Result};
 use crate::package;
@@ -356,25 +356,25 @@ impl Kind for Function {
                 ctx.partition, ctx.region, ctx.account_id, want.name
             ),
         };
-        let (set, remove) = tag_changes(&live.tags, &want.tags);
-        if !set.is_empty() {
-            ctx.lambda
-                .tag_resource()
-                .resource(&arn)
-                .set_tags(Some(set.into_iter().collect()))
-                .send()
-                .await
-                .map_err(|e| api_error("TagResource", &e))?;
-        }
-        if !remove.is_empty() {
-            ctx.lambda
-                .untag_resource()
-                .resource(&arn)
-                .set_tag_keys(Some(remove))
-                .send()
-                .await
-                .map_err(|e| api_error("UntagResource", &e))?;
-        }
+        sync_tags(
+            &live.tags,
+            &want.tags,
+            ("TagResource", |set| {
+                ctx.lambda
+                    .tag_resource()
+                    .resource(&arn)
+                    .set_tags(Some(set.into_iter().collect()))
+                    .send()
+            }),
+            ("UntagResource", |remove| {
+                ctx.lambda
+                    .untag_resource()
+                    .resource(&arn)
+                    .set_tag_keys(Some(remove))
+                    .send()
+            }),
+        )
+        .await?;
         Ok(arn_and_name(&arn, &want.name))
     }
 

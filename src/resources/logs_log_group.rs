@@ -1,7 +1,7 @@
 //! `logs_log_group`: a CloudWatch Logs log group. Its `arn` output has no `:*` suffix (add it in
 //! policies that grant log-stream actions).
 
-use super::{Kind, Notes, Outputs, Tags, s, tag_changes};
+use super::{Kind, Notes, Outputs, Tags, s, sync_tags};
 use crate::aws::{Ctx, api_error};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -120,25 +120,25 @@ impl Kind for LogGroup {
     }
 
     async fn update(ctx: &Ctx, live: &Attrs, want: &Attrs, _known: &Outputs) -> Result<Outputs> {
-        let (set, remove) = tag_changes(&live.tags, &want.tags);
-        if !set.is_empty() {
-            ctx.logs
-                .tag_resource()
-                .resource_arn(arn(ctx, &want.name))
-                .set_tags(Some(set.into_iter().collect()))
-                .send()
-                .await
-                .map_err(|e| api_error("TagResource", &e))?;
-        }
-        if !remove.is_empty() {
-            ctx.logs
-                .untag_resource()
-                .resource_arn(arn(ctx, &want.name))
-                .set_tag_keys(Some(remove))
-                .send()
-                .await
-                .map_err(|e| api_error("UntagResource", &e))?;
-        }
+        sync_tags(
+            &live.tags,
+            &want.tags,
+            ("TagResource", |set| {
+                ctx.logs
+                    .tag_resource()
+                    .resource_arn(arn(ctx, &want.name))
+                    .set_tags(Some(set.into_iter().collect()))
+                    .send()
+            }),
+            ("UntagResource", |remove| {
+                ctx.logs
+                    .untag_resource()
+                    .resource_arn(arn(ctx, &want.name))
+                    .set_tag_keys(Some(remove))
+                    .send()
+            }),
+        )
+        .await?;
         Ok(outputs(ctx, &want.name))
     }
 

@@ -258,6 +258,40 @@ pub fn lookup(kind: &str) -> Option<&'static dyn DynKind> {
     registry().get(kind).copied()
 }
 
+type SdkResult<T, E> = std::result::Result<
+    T,
+    aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>,
+>;
+
+/// Brings a resource's tags from `live` to `want`, the one way every kind does it: `tag` is
+/// called (with its operation's name, for errors) with the tags to add or change, `untag` with
+/// the keys to remove, each only when there is something to do.
+pub async fn sync_tags<F1, T1, E1, F2, T2, E2>(
+    live: &Tags,
+    want: &Tags,
+    (tag_op, tag): (&str, impl FnOnce(Tags) -> F1),
+    (untag_op, untag): (&str, impl FnOnce(Vec<String>) -> F2),
+) -> Result<()>
+where
+    F1: Future<Output = SdkResult<T1, E1>>,
+    F2: Future<Output = SdkResult<T2, E2>>,
+    E1: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+    E2: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let (set, remove) = tag_changes(live, want);
+    if !set.is_empty() {
+        tag(set)
+            .await
+            .map_err(|e| crate::aws::api_error(tag_op, &e))?;
+    }
+    if !remove.is_empty() {
+        untag(remove)
+            .await
+            .map_err(|e| crate::aws::api_error(untag_op, &e))?;
+    }
+    Ok(())
+}
+
 /// The tag changes that bring `live` to `want`: (to set, keys to remove).
 pub fn tag_changes(live: &Tags, want: &Tags) -> (Tags, Vec<String>) {
     let set = want

@@ -1,6 +1,6 @@
 //! `pipes_pipe`: an EventBridge pipe from an SQS queue to a state machine.
 
-use super::{Kind, Notes, Outputs, Tags, arn_and_name, tag_changes};
+use super::{Kind, Notes, Outputs, Tags, arn_and_name, sync_tags};
 use crate::aws::{Ctx, api_error, retry_propagation};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -199,25 +199,25 @@ impl Kind for Pipe {
             .map_err(|e| api_error("UpdatePipe", &e))?;
             settle(ctx, &want.name).await?;
         }
-        let (set, remove) = tag_changes(&live.tags, &want.tags);
-        if !set.is_empty() {
-            ctx.pipes
-                .tag_resource()
-                .resource_arn(&arn)
-                .set_tags(Some(set.into_iter().collect()))
-                .send()
-                .await
-                .map_err(|e| api_error("TagResource", &e))?;
-        }
-        if !remove.is_empty() {
-            ctx.pipes
-                .untag_resource()
-                .resource_arn(&arn)
-                .set_tag_keys(Some(remove))
-                .send()
-                .await
-                .map_err(|e| api_error("UntagResource", &e))?;
-        }
+        sync_tags(
+            &live.tags,
+            &want.tags,
+            ("TagResource", |set| {
+                ctx.pipes
+                    .tag_resource()
+                    .resource_arn(&arn)
+                    .set_tags(Some(set.into_iter().collect()))
+                    .send()
+            }),
+            ("UntagResource", |remove| {
+                ctx.pipes
+                    .untag_resource()
+                    .resource_arn(&arn)
+                    .set_tag_keys(Some(remove))
+                    .send()
+            }),
+        )
+        .await?;
         Ok(arn_and_name(&arn, &want.name))
     }
 

@@ -2,7 +2,7 @@
 //! rendered from its template (see `template.rs`) and is compared semantically, so a definition
 //! change is one UpdateStateMachine. Creating and updating wait out IAM propagation of a new role.
 
-use super::{Kind, Notes, Outputs, Tags, arn_and_name, tag_changes};
+use super::{Kind, Notes, Outputs, Tags, arn_and_name, sync_tags};
 use crate::aws::{Ctx, api_error, retry_propagation};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -157,25 +157,25 @@ impl Kind for StateMachine {
             .await
             .map_err(|e| api_error("UpdateStateMachine", &e))?;
         }
-        let (set, remove) = tag_changes(&live.tags, &want.tags);
-        if !set.is_empty() {
-            ctx.sfn
-                .tag_resource()
-                .resource_arn(&arn)
-                .set_tags(Some(sfn_tags(&set)))
-                .send()
-                .await
-                .map_err(|e| api_error("TagResource", &e))?;
-        }
-        if !remove.is_empty() {
-            ctx.sfn
-                .untag_resource()
-                .resource_arn(&arn)
-                .set_tag_keys(Some(remove))
-                .send()
-                .await
-                .map_err(|e| api_error("UntagResource", &e))?;
-        }
+        sync_tags(
+            &live.tags,
+            &want.tags,
+            ("TagResource", |set| {
+                ctx.sfn
+                    .tag_resource()
+                    .resource_arn(&arn)
+                    .set_tags(Some(sfn_tags(&set)))
+                    .send()
+            }),
+            ("UntagResource", |remove| {
+                ctx.sfn
+                    .untag_resource()
+                    .resource_arn(&arn)
+                    .set_tag_keys(Some(remove))
+                    .send()
+            }),
+        )
+        .await?;
         Ok(arn_and_name(&arn, &want.name))
     }
 

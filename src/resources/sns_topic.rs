@@ -1,6 +1,6 @@
 //! `sns_topic`: a standard SNS topic.
 
-use super::{Kind, Notes, Outputs, Tags, arn_and_name, tag_changes};
+use super::{Kind, Notes, Outputs, Tags, arn_and_name, sync_tags};
 use crate::aws::{Ctx, api_error};
 use crate::error::Result;
 use async_trait::async_trait;
@@ -100,25 +100,25 @@ impl Kind for SnsTopic {
 
     async fn update(ctx: &Ctx, live: &Attrs, want: &Attrs, _known: &Outputs) -> Result<Outputs> {
         let arn = arn(ctx, &want.name);
-        let (set, remove) = tag_changes(&live.tags, &want.tags);
-        if !set.is_empty() {
-            ctx.sns
-                .tag_resource()
-                .resource_arn(&arn)
-                .set_tags(Some(tags(&set)))
-                .send()
-                .await
-                .map_err(|e| api_error("TagResource", &e))?;
-        }
-        if !remove.is_empty() {
-            ctx.sns
-                .untag_resource()
-                .resource_arn(&arn)
-                .set_tag_keys(Some(remove))
-                .send()
-                .await
-                .map_err(|e| api_error("UntagResource", &e))?;
-        }
+        sync_tags(
+            &live.tags,
+            &want.tags,
+            ("TagResource", |set| {
+                ctx.sns
+                    .tag_resource()
+                    .resource_arn(&arn)
+                    .set_tags(Some(tags(&set)))
+                    .send()
+            }),
+            ("UntagResource", |remove| {
+                ctx.sns
+                    .untag_resource()
+                    .resource_arn(&arn)
+                    .set_tag_keys(Some(remove))
+                    .send()
+            }),
+        )
+        .await?;
         Ok(arn_and_name(&arn, &want.name))
     }
 

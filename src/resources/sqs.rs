@@ -1,7 +1,7 @@
 //! `sqs_queue` and `sqs_queue_policy` (the policy is its own resource, so it can name the
 //! queue's ARN and the bucket that sends to it without a cycle).
 
-use super::{Kind, Notes, Outputs, Tags, s, tag_changes};
+use super::{Kind, Notes, Outputs, Tags, s, sync_tags};
 use crate::aws::{Ctx, api_error};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -198,25 +198,25 @@ impl Kind for Queue {
                 .await
                 .map_err(|e| api_error("SetQueueAttributes", &e))?;
         }
-        let (set, remove) = tag_changes(&live.tags, &want.tags);
-        if !set.is_empty() {
-            ctx.sqs
-                .tag_queue()
-                .queue_url(&url)
-                .set_tags(Some(set.into_iter().collect()))
-                .send()
-                .await
-                .map_err(|e| api_error("TagQueue", &e))?;
-        }
-        if !remove.is_empty() {
-            ctx.sqs
-                .untag_queue()
-                .queue_url(&url)
-                .set_tag_keys(Some(remove))
-                .send()
-                .await
-                .map_err(|e| api_error("UntagQueue", &e))?;
-        }
+        sync_tags(
+            &live.tags,
+            &want.tags,
+            ("TagQueue", |set| {
+                ctx.sqs
+                    .tag_queue()
+                    .queue_url(&url)
+                    .set_tags(Some(set.into_iter().collect()))
+                    .send()
+            }),
+            ("UntagQueue", |remove| {
+                ctx.sqs
+                    .untag_queue()
+                    .queue_url(&url)
+                    .set_tag_keys(Some(remove))
+                    .send()
+            }),
+        )
+        .await?;
         Ok(queue_outputs(ctx, &url, &want.name))
     }
 
