@@ -84,6 +84,29 @@ impl Backoff {
     }
 }
 
+/// Polls `check` until it gives a value, with the propagation backoff, at most `attempts`
+/// times; then `timeout` is the error. The one wait loop for what AWS does asynchronously and
+/// has no SDK waiter fit for it: DynamoDB's `table_exists` / `table_not_exists` wait 20 s
+/// between polls (a table is usually ready in 5), and Pipes and Step Functions have none.
+/// Lambda uses the SDK's waiters.
+pub async fn poll_until<T, Fut>(
+    ctx: &Ctx,
+    attempts: u32,
+    mut check: impl FnMut() -> Fut,
+    timeout: impl FnOnce() -> Error,
+) -> Result<T>
+where
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
+    for attempt in 0..attempts {
+        if let Some(v) = check().await? {
+            return Ok(v);
+        }
+        tokio::time::sleep(ctx.propagation.delay(attempt.min(1))).await;
+    }
+    Err(timeout())
+}
+
 /// The SDK's standard retries (throttling, 5xx, dropped connections) with backoff; the first
 /// delay is 1 s, or `DEPLOY_RETRY_BASE_MS` (tests, like the propagation backoff).
 fn retry_config(max_attempts: u32) -> RetryConfig {

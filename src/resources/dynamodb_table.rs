@@ -112,12 +112,18 @@ impl Kind for Table {
             .and_then(|t| t.table_arn())
             .unwrap_or_default()
             .to_string();
-        for attempt in 0..60 {
-            match status(ctx, &a.name).await? {
-                Some(t) if t.table_status() == Some(&TableStatus::Active) => break,
-                _ => tokio::time::sleep(ctx.propagation.delay(attempt.min(1))).await,
-            }
-        }
+        let active = || async {
+            let t = status(ctx, &a.name).await?;
+            Ok(t.filter(|t| t.table_status() == Some(&TableStatus::Active))
+                .map(|_| ()))
+        };
+        let late = || {
+            Error::aws(format!(
+                "table {} is still being created; run again in a minute",
+                a.name
+            ))
+        };
+        crate::aws::poll_until(ctx, 60, active, late).await?;
         Ok(arn_and_name(&arn, &a.name))
     }
 
@@ -220,15 +226,13 @@ impl Kind for Table {
             }
             Err(e) => return Err(api_error("DeleteTable", &e)),
         }
-        for attempt in 0..60 {
-            if status(ctx, &a.name).await?.is_none() {
-                return Ok(vec![]);
-            }
-            tokio::time::sleep(ctx.propagation.delay(attempt.min(1))).await;
-        }
-        Err(Error::aws(format!(
-            "table {} is still being deleted; run again in a minute",
-            a.name
-        )))
+        let gone = || async { Ok(status(ctx, &a.name).await?.is_none().then_some(vec![])) };
+        let late = || {
+            Error::aws(format!(
+                "table {} is still being deleted; run again in a minute",
+                a.name
+            ))
+        };
+        crate::aws::poll_until(ctx, 60, gone, late).await
     }
 }

@@ -11,9 +11,7 @@ use crate::error::{Error, Result};
 use crate::package;
 use async_trait::async_trait;
 use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::{
-    Architecture, Environment, FunctionCode, LastUpdateStatus, PackageType, Runtime, State,
-};
+use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, PackageType, Runtime};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -118,35 +116,41 @@ fn function_code(code: Code) -> FunctionCode {
     }
 }
 
-/// Waits (bounded) until the function is active and no update is in progress.
+/// Waits (bounded, by the SDK's waiters) until the function is active and no update is in
+/// progress; when it does not get there, says why.
 async fn wait_ready(ctx: &Ctx, name: &str) -> Result<()> {
-    for attempt in 0..120 {
-        let c = ctx
-            .lambda
-            .get_function_configuration()
+    use aws_sdk_lambda::client::Waiters;
+    let max = std::time::Duration::from_secs(300);
+    let lambda = &ctx.lambda;
+    let active = lambda
+        .wait_until_function_active_v2()
+        .function_name(name)
+        .wait(max)
+        .await
+        .is_ok();
+    if active
+        && lambda
+            .wait_until_function_updated_v2()
             .function_name(name)
-            .send()
+            .wait(max)
             .await
-            .map_err(|e| api_error("GetFunctionConfiguration", &e))?;
-        let state = c.state().cloned();
-        let update = c.last_update_status().cloned();
-        if state == Some(State::Failed) || update == Some(LastUpdateStatus::Failed) {
-            let why = c
-                .state_reason()
-                .or(c.last_update_status_reason())
-                .unwrap_or("no reason given");
-            return Err(Error::aws(format!(
-                "function {name} failed to become active: {why}"
-            )));
-        }
-        let busy = state == Some(State::Pending) || update == Some(LastUpdateStatus::InProgress);
-        if !busy {
-            return Ok(());
-        }
-        tokio::time::sleep(ctx.propagation.delay(attempt.min(1))).await;
+            .is_ok()
+    {
+        return Ok(());
     }
+    let c = lambda
+        .get_function_configuration()
+        .function_name(name)
+        .send()
+        .await
+        .map_err(|e| api_error("GetFunctionConfiguration", &e))?;
+    let why = c
+        .state_reason()
+        .or(c.last_update_status_reason())
+        .unwrap_or("no reason given");
+    let state = c.state().map(|s| s.as_str()).unwrap_or("unknown");
     Err(Error::aws(format!(
-        "function {name} is still not active; run again in a minute"
+        "function {name} did not become ready (state {state}): {why}"
     )))
 }
 

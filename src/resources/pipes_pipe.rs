@@ -50,7 +50,7 @@ fn target_params(a: &Attrs) -> PipeTargetParameters {
 
 /// Pipes change state asynchronously; wait (bounded) until it settles.
 async fn settle(ctx: &Ctx, name: &str) -> Result<()> {
-    for attempt in 0..60 {
+    let settled = || async {
         let d = ctx
             .pipes
             .describe_pipe()
@@ -59,19 +59,16 @@ async fn settle(ctx: &Ctx, name: &str) -> Result<()> {
             .await
             .map_err(|e| api_error("DescribePipe", &e))?;
         match d.current_state() {
-            Some(PipeState::Creating | PipeState::Updating | PipeState::Starting) => {
-                tokio::time::sleep(ctx.propagation.delay(attempt.min(1))).await
-            }
+            Some(PipeState::Creating | PipeState::Updating | PipeState::Starting) => Ok(None),
             Some(PipeState::CreateFailed | PipeState::UpdateFailed | PipeState::StartFailed) => {
-                return Err(Error::aws(format!(
-                    "pipe {name} failed: {}",
-                    d.state_reason().unwrap_or("no reason given")
-                )));
+                let why = d.state_reason().unwrap_or("no reason given");
+                Err(Error::aws(format!("pipe {name} failed: {why}")))
             }
-            _ => return Ok(()),
+            _ => Ok(Some(())),
         }
-    }
-    Err(Error::aws(format!("pipe {name} did not settle in time")))
+    };
+    let late = || Error::aws(format!("pipe {name} did not settle in time"));
+    crate::aws::poll_until(ctx, 60, settled, late).await
 }
 
 #[async_trait]
@@ -232,15 +229,8 @@ impl Kind for Pipe {
             }
             Err(e) => return Err(api_error("DeletePipe", &e)),
         }
-        for attempt in 0..60 {
-            if Self::read(ctx, a, known).await?.is_none() {
-                return Ok(vec![]);
-            }
-            tokio::time::sleep(ctx.propagation.delay(attempt.min(1))).await;
-        }
-        Err(Error::aws(format!(
-            "pipe {} is still being deleted",
-            a.name
-        )))
+        let gone = || async { Ok(Self::read(ctx, a, known).await?.is_none().then_some(vec![])) };
+        let late = || Error::aws(format!("pipe {} is still being deleted", a.name));
+        crate::aws::poll_until(ctx, 60, gone, late).await
     }
 }

@@ -193,15 +193,18 @@ impl Kind for StateMachine {
             Err(e) => return Err(api_error("DeleteStateMachine", &e)),
         }
         // Deletion is asynchronous on AWS: wait (bounded) so a re-create with the same name works.
-        for attempt in 0..30 {
-            match Self::read(ctx, a, &Outputs::new()).await? {
-                None => return Ok(vec![]),
-                Some(_) => tokio::time::sleep(ctx.propagation.delay(attempt.min(2))).await,
-            }
-        }
-        Err(Error::aws(format!(
-            "state machine {} is still being deleted; run again in a minute",
-            a.name
-        )))
+        let gone = || async {
+            Ok(Self::read(ctx, a, &Outputs::new())
+                .await?
+                .is_none()
+                .then_some(vec![]))
+        };
+        let late = || {
+            Error::aws(format!(
+                "state machine {} is still being deleted; run again in a minute",
+                a.name
+            ))
+        };
+        crate::aws::poll_until(ctx, 60, gone, late).await
     }
 }
