@@ -42,7 +42,7 @@ fn files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 /// sha256 over every file's relative path and content.

@@ -15,7 +15,7 @@ fn hash(salt: &str, clear: &str) -> String {
     h.update(salt.as_bytes());
     h.update([0u8]);
     h.update(clear.as_bytes());
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(h.finalize())
 }
 
 fn new_salt() -> String {

@@ -126,20 +126,6 @@ fn err(msg: impl Into<String>) -> EvaluatorError {
     EvaluatorError::EvaluationError(msg.into())
 }
 
-/// A small, deterministic-per-process random source (no extra crate for a local engine).
-pub(crate) fn random_u64() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static STATE: AtomicU64 = AtomicU64::new(0);
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(1);
-    let mut x = STATE.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed) ^ seed;
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    x
-}
 
 /// The functions Step Functions adds to JSONata, and `$eval`, which it leaves out.
 fn register_step_functions_additions(ev: &mut Evaluator) {
@@ -214,27 +200,16 @@ fn register_step_functions_additions(ev: &mut Evaluator) {
             }
         };
         Ok(JValue::from(
-            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            hex::encode(bytes),
         ))
     });
     let _ = ev.register_fn("random", |_args: &[JValue]| {
         Ok(JValue::from(serde_json::json!(
-            (random_u64() >> 11) as f64 / (1u64 << 53) as f64
+            rand::random::<f64>()
         )))
     });
     let _ = ev.register_fn("uuid", |_args: &[JValue]| {
-        let (a, b) = (random_u64(), random_u64());
-        let s = format!("{:016x}{:016x}", a, b);
-        let v = format!(
-            "{}-{}-4{}-{}{}-{}",
-            &s[0..8],
-            &s[8..12],
-            &s[13..16],
-            ["8", "9", "a", "b"][(b & 3) as usize],
-            &s[17..20],
-            &s[20..32]
-        );
-        Ok(JValue::from(v))
+        Ok(JValue::from(uuid::Uuid::new_v4().to_string()))
     });
     let _ = ev.register_fn_override("eval", |_args: &[JValue]| {
         Err(err("$eval is not available in Step Functions"))

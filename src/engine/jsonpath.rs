@@ -479,7 +479,7 @@ fn intrinsic(name: &str, a: Vec<Value>) -> Result<Value, String> {
                     ));
                 }
             };
-            json!(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+            json!(hex::encode(bytes))
         }
         "States.JsonMerge" => {
             let mut m = a[0]
@@ -519,21 +519,7 @@ fn intrinsic(name: &str, a: Vec<Value>) -> Result<Value, String> {
                     .collect(),
             )
         }
-        "States.UUID" => {
-            let n = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0);
-            let h = format!("{:032x}", n ^ 0x5bd1e995_5bd1e995_5bd1e995_5bd1e995u128);
-            json!(format!(
-                "{}-{}-4{}-a{}-{}",
-                &h[0..8],
-                &h[8..12],
-                &h[13..16],
-                &h[17..20],
-                &h[20..32]
-            ))
-        }
+        "States.UUID" => json!(uuid::Uuid::new_v4().to_string()),
         other => return Err(format!("unknown intrinsic {other}")),
     })
 }

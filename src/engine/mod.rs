@@ -287,9 +287,9 @@ fn iso(t: SystemTime) -> String {
 fn new_token() -> String {
     format!(
         "AQCEAAAAKgAAAAMAAAAAAAAAA{:016x}{:016x}{:016x}",
-        jsonata::random_u64(),
-        jsonata::random_u64(),
-        jsonata::random_u64()
+        rand::random::<u64>(),
+        rand::random::<u64>(),
+        rand::random::<u64>()
     )
 }
 
@@ -771,7 +771,7 @@ impl Run<'_> {
                     }
                     if r["JitterStrategy"] == "FULL" {
                         // a random share of the delay, as AWS does
-                        delay *= (jsonata::random_u64() >> 11) as f64 / (1u64 << 53) as f64;
+                        delay *= rand::random::<f64>();
                     }
                     attempts[i] += 1;
                     self.sleep(delay).await;

@@ -663,15 +663,7 @@ fn execution_mut<'a>(
 }
 
 fn uuid() -> String {
-    let (a, b) = (engine::jsonata::random_u64(), engine::jsonata::random_u64());
-    format!(
-        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xffff,
-        a & 0xfff,
-        (b >> 48) & 0x3fff | 0x8000,
-        b & 0xffff_ffff_ffff
-    )
+    uuid::Uuid::new_v4().to_string()
 }
 
 fn respond(status: u16, body: Value) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {

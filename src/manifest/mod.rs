@@ -161,11 +161,7 @@ pub fn env_for_branch(branch: &str) -> String {
     }
     let hash: String = {
         use sha2::Digest;
-        sha2::Sha256::digest(branch.as_bytes())
-            .iter()
-            .take(3)
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex::encode(&sha2::Sha256::digest(branch.as_bytes())[..3])
     };
     let base: String = slug.trim_matches('-').chars().take(13).collect();
     let base = base.trim_end_matches('-');
