@@ -527,3 +527,308 @@ impl Executor<'_> {
         summary.into_result()
     }
 }
+
+/// The executor with an in-memory kind (`resources::test_thing`): what it creates, adopts,
+/// skips, records and how many operations it runs at once, without AWS.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Class;
+    use crate::manifest::VarInputs;
+    use crate::resources::test_thing::with_cloud;
+
+    /// What the executor told the view, as `event id` lines.
+    #[derive(Default)]
+    struct Seen(Mutex<Vec<String>>);
+    impl View for Seen {
+        fn event(&self, e: &Event) {
+            let line = match e {
+                Event::Start { id, .. } => format!("start {id}"),
+                Event::Done { id, adopted, .. } => {
+                    format!("{} {id}", if *adopted { "adopted" } else { "done" })
+                }
+                Event::Failed { id, .. } => format!("failed {id}"),
+                Event::Skipped { id, .. } => format!("skipped {id}"),
+                Event::Warning { .. } | Event::Note { .. } => return,
+            };
+            self.0.lock().unwrap().push(line);
+        }
+    }
+
+    /// A stack of test things: `(id, extra attributes)`; every name is `<test>.<id>`.
+    fn stack(test: &str, things: &[(&str, &str)]) -> Stack {
+        let mut src = String::new();
+        for (id, extra) in things {
+            src += &format!(
+                "[resources.{id}]\nkind = \"test_thing\"\nname = \"{test}.{id}\"\n{extra}\n"
+            );
+        }
+        Stack::parse(
+            "s",
+            "stacks/s/stack.toml",
+            &src,
+            &VarInputs::default(),
+            "default",
+            std::path::Path::new("/x"),
+        )
+        .unwrap()
+    }
+
+    struct World {
+        ctx: Ctx,
+        dir: tempfile::TempDir,
+        store: Store,
+        seen: Seen,
+        stop: AtomicBool,
+    }
+
+    impl World {
+        fn new() -> World {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::new(dir.path().to_path_buf());
+            World {
+                ctx: Ctx::offline(),
+                dir,
+                store,
+                seen: Seen::default(),
+                stop: AtomicBool::new(false),
+            }
+        }
+
+        /// Plans against the fake cloud and the recorded state, then carries the plan out.
+        async fn up(&self, s: &Stack, parallelism: usize) -> (Plan, Result<Summary>) {
+            let state = self.store.load(&s.name, &s.env).await.unwrap();
+            let plan = crate::plan::plan_up(s, &state, &self.ctx).await.unwrap();
+            let ex = Executor {
+                ctx: &self.ctx,
+                store: &self.store,
+                view: &self.seen,
+                parallelism,
+                stop: &self.stop,
+            };
+            let r = ex.up(s, &plan, state).await;
+            (plan, r)
+        }
+
+        async fn recorded(&self, s: &Stack) -> BTreeMap<String, Status> {
+            let st = self.store.load(&s.name, &s.env).await.unwrap();
+            st.resources
+                .into_iter()
+                .map(|(id, e)| (id, e.status))
+                .collect()
+        }
+
+        fn seen(&self) -> Vec<String> {
+            self.seen.0.lock().unwrap().clone()
+        }
+    }
+
+    fn calls(test: &str) -> Vec<(String, String)> {
+        with_cloud(|c| {
+            c.calls
+                .iter()
+                .filter(|(_, n)| n.starts_with(&format!("{test}.")))
+                .cloned()
+                .collect()
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn dependencies_first_everything_recorded_and_a_second_up_does_nothing() {
+        let w = World::new();
+        let s = stack(
+            "order",
+            &[
+                ("a", ""),
+                ("b", "value = \"${a.arn}\""),
+                ("c", "value = \"${b.arn}\""),
+            ],
+        );
+        let (plan, r) = w.up(&s, 8).await;
+        assert_eq!(plan.counts().create, 3);
+        assert_eq!(r.unwrap().done.len(), 3);
+        let order: Vec<String> = calls("order")
+            .into_iter()
+            .map(|(op, n)| format!("{op} {n}"))
+            .collect();
+        assert_eq!(
+            order,
+            ["create order.a", "create order.b", "create order.c"]
+        );
+        assert!(
+            w.recorded(&s)
+                .await
+                .values()
+                .all(|st| *st == Status::Created)
+        );
+        // the reference was filled from what `a` reported once created
+        assert_eq!(
+            with_cloud(|c| c.things["order.b"].value.clone()),
+            "arn:test:order.a"
+        );
+        let (plan, r) = w.up(&s, 8).await;
+        assert!(!plan.has_changes() && r.unwrap().done.is_empty());
+        assert_eq!(calls("order").len(), 3, "no call the second time");
+        drop(w.dir);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failure_skips_only_what_depends_on_it() {
+        let w = World::new();
+        let s = stack(
+            "fail",
+            &[
+                ("a", "fail = true"),
+                ("b", "value = \"${a.arn}\""),
+                ("c", ""),
+            ],
+        );
+        let (_, r) = w.up(&s, 8).await;
+        let e = r.unwrap_err();
+        assert_eq!(e.class, Class::Partial);
+        assert!(
+            e.message
+                .contains("1 of the changes failed, 1 skipped after them"),
+            "{}",
+            e.message
+        );
+        let seen = w.seen();
+        assert!(
+            seen.contains(&"failed a".to_string()) && seen.contains(&"skipped b".to_string()),
+            "{seen:?}"
+        );
+        assert!(seen.contains(&"done c".to_string()), "{seen:?}");
+        assert!(
+            !seen.contains(&"start b".to_string()),
+            "b never started: {seen:?}"
+        );
+        let recorded = w.recorded(&s).await;
+        assert_eq!(recorded.get("c"), Some(&Status::Created));
+        assert_eq!(
+            recorded.get("a"),
+            Some(&Status::Pending),
+            "the attempt is recorded, so the next run looks for it"
+        );
+        assert_eq!(recorded.get("b"), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn what_exists_and_is_ours_is_adopted_and_a_pending_create_is_finished() {
+        let w = World::new();
+        let s = stack("adopt", &[("a", ""), ("b", "")]);
+        // `a` exists with this stack's tags (state lost); `b` was being created when a run died
+        let tags = s.resources["a"].attrs["tags"].clone();
+        let a: crate::resources::test_thing::Attrs =
+            serde_json::from_value(serde_json::json!({"name": "adopt.a", "tags": tags})).unwrap();
+        with_cloud(|c| c.things.insert("adopt.a".into(), a));
+        let mut st = StackState::empty("s", "default");
+        st.resources.insert(
+            "b".into(),
+            Entry {
+                kind: "test_thing".into(),
+                status: Status::Pending,
+                attrs: s.resources["b"].attrs.clone(),
+                outputs: Default::default(),
+                depends_on: Default::default(),
+            },
+        );
+        w.store.save(&st).await.unwrap();
+        let (plan, r) = w.up(&s, 8).await;
+        assert_eq!(plan.step("a").unwrap().action, Action::Adopt);
+        assert_eq!(
+            plan.step("b").unwrap().action,
+            Action::Create,
+            "pending and not found: created"
+        );
+        r.unwrap();
+        assert_eq!(
+            calls("adopt"),
+            [("create".to_string(), "adopt.b".to_string())],
+            "adopting calls nothing"
+        );
+        assert!(
+            w.recorded(&s)
+                .await
+                .values()
+                .all(|st| *st == Status::Created)
+        );
+
+        // someone else's: same name, other tags: refused before any call
+        let w = World::new();
+        let s = stack("foreign", &[("a", "")]);
+        let mut other = s.resources["a"].attrs["tags"].clone();
+        other["deploy:stack"] = "someone-else".into();
+        let a: crate::resources::test_thing::Attrs =
+            serde_json::from_value(serde_json::json!({"name": "foreign.a", "tags": other}))
+                .unwrap();
+        with_cloud(|c| c.things.insert("foreign.a".into(), a));
+        let state = w.store.load("s", "default").await.unwrap();
+        let e = crate::plan::plan_up(&s, &state, &w.ctx).await.unwrap_err();
+        assert!(
+            e.message.contains("belong to someone else"),
+            "{}",
+            e.message
+        );
+        assert!(calls("foreign").is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_most_parallelism_operations_run_at_once() {
+        let w = World::new();
+        let things: Vec<(String, String)> = (0..10)
+            .map(|i| (format!("t{i}"), "millis = 50".to_string()))
+            .collect();
+        let things: Vec<(&str, &str)> = things
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        let s = stack("bound", &things);
+        w.up(&s, 3).await.1.unwrap();
+        assert_eq!(with_cloud(|c| c.most_in_flight["bound"]), 3);
+        assert_eq!(calls("bound").len(), 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_interrupt_finishes_what_is_in_flight_and_starts_nothing_more() {
+        let w = World::new();
+        let s = stack(
+            "stop",
+            &[
+                ("a", "millis = 50"),
+                ("b", "value = \"${a.arn}\""),
+                ("c", "value = \"${b.arn}\""),
+            ],
+        );
+        let (state, plan) = {
+            let state = w.store.load(&s.name, &s.env).await.unwrap();
+            let plan = crate::plan::plan_up(&s, &state, &w.ctx).await.unwrap();
+            (state, plan)
+        };
+        let ex = Executor {
+            ctx: &w.ctx,
+            store: &w.store,
+            view: &w.seen,
+            parallelism: 8,
+            stop: &w.stop,
+        };
+        let interrupt = async {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            w.stop.store(true, Ordering::SeqCst);
+        };
+        let (r, ()) = tokio::join!(ex.up(&s, &plan, state), interrupt);
+        let e = r.unwrap_err();
+        assert_eq!(e.class, Class::Interrupted);
+        assert!(
+            e.message.contains("2 operations not started"),
+            "{}",
+            e.message
+        );
+        let recorded = w.recorded(&s).await;
+        assert_eq!(
+            recorded.get("a"),
+            Some(&Status::Created),
+            "the one in flight finished and was recorded"
+        );
+        assert_eq!((recorded.get("b"), recorded.get("c")), (None, None));
+    }
+}

@@ -217,29 +217,52 @@ pub async fn connect(opts: &AwsOptions) -> Result<Ctx> {
         }
     };
     let account_id = who.account().unwrap_or_default().to_string();
-    let partition = partition_of(&region).to_string();
-    Ok(Ctx {
-        account_id,
-        partition,
-        endpoint,
-        iam: aws_sdk_iam::Client::new(&config),
-        sfn: aws_sdk_sfn::Client::new(&config),
-        events: aws_sdk_eventbridge::Client::new(&config),
-        sns: aws_sdk_sns::Client::new(&config),
-        sqs: aws_sdk_sqs::Client::new(&config),
-        s3: s3_client(&config),
-        dynamodb: aws_sdk_dynamodb::Client::new(&config),
-        logs: aws_sdk_cloudwatchlogs::Client::new(&config),
-        ecr: aws_sdk_ecr::Client::new(&config),
-        lambda: aws_sdk_lambda::Client::new(&config),
-        pipes: aws_sdk_pipes::Client::new(&config),
-        datasync: aws_sdk_datasync::Client::new(&config),
-        tagging: aws_sdk_resourcegroupstagging::Client::new(&config),
-        region,
-        propagation: Backoff::propagation(),
-        cache_dir: std::env::temp_dir().join("deploy-cache"),
-        project_root: std::path::PathBuf::from("."),
-    })
+    Ok(Ctx::with_clients(&config, account_id, region, endpoint))
+}
+
+impl Ctx {
+    /// Who and where, with a client for every service made from `config`.
+    fn with_clients(
+        config: &SdkConfig,
+        account_id: String,
+        region: String,
+        endpoint: Option<String>,
+    ) -> Ctx {
+        Ctx {
+            account_id,
+            partition: partition_of(&region).to_string(),
+            endpoint,
+            iam: aws_sdk_iam::Client::new(config),
+            sfn: aws_sdk_sfn::Client::new(config),
+            events: aws_sdk_eventbridge::Client::new(config),
+            sns: aws_sdk_sns::Client::new(config),
+            sqs: aws_sdk_sqs::Client::new(config),
+            s3: s3_client(config),
+            dynamodb: aws_sdk_dynamodb::Client::new(config),
+            logs: aws_sdk_cloudwatchlogs::Client::new(config),
+            ecr: aws_sdk_ecr::Client::new(config),
+            lambda: aws_sdk_lambda::Client::new(config),
+            pipes: aws_sdk_pipes::Client::new(config),
+            datasync: aws_sdk_datasync::Client::new(config),
+            tagging: aws_sdk_resourcegroupstagging::Client::new(config),
+            region,
+            propagation: Backoff::propagation(),
+            cache_dir: std::env::temp_dir().join("deploy-cache"),
+            project_root: std::path::PathBuf::from("."),
+        }
+    }
+
+    /// A context whose clients are never called (tests of the planner and executor with
+    /// in-memory kinds): nowhere to send anything, no credentials.
+    #[cfg(test)]
+    pub fn offline() -> Ctx {
+        let config = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .build();
+        Ctx::with_clients(&config, "123456789012".into(), "us-east-1".into(), None)
+    }
 }
 
 fn no_credentials(detail: &str) -> Error {

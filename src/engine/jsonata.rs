@@ -126,7 +126,6 @@ fn err(msg: impl Into<String>) -> EvaluatorError {
     EvaluatorError::EvaluationError(msg.into())
 }
 
-
 /// The functions Step Functions adds to JSONata, and `$eval`, which it leaves out.
 fn register_step_functions_additions(ev: &mut Evaluator) {
     let _ = ev.register_fn("parse", |args: &[JValue]| {
@@ -199,14 +198,10 @@ fn register_step_functions_additions(ev: &mut Evaluator) {
                 )));
             }
         };
-        Ok(JValue::from(
-            hex::encode(bytes),
-        ))
+        Ok(JValue::from(hex::encode(bytes)))
     });
     let _ = ev.register_fn("random", |_args: &[JValue]| {
-        Ok(JValue::from(serde_json::json!(
-            rand::random::<f64>()
-        )))
+        Ok(JValue::from(serde_json::json!(rand::random::<f64>())))
     });
     let _ = ev.register_fn("uuid", |_args: &[JValue]| {
         Ok(JValue::from(uuid::Uuid::new_v4().to_string()))

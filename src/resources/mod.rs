@@ -29,6 +29,8 @@ pub mod sfn_state_machine;
 pub mod sns_subscription;
 pub mod sns_topic;
 pub mod sqs;
+#[cfg(test)]
+pub mod test_thing;
 
 use crate::aws::Ctx;
 use crate::error::{Error, Result};
@@ -250,6 +252,8 @@ pub fn registry() -> &'static BTreeMap<&'static str, &'static dyn DynKind> {
             erased::<pipes_pipe::Pipe>(),
             erased::<lambda_function::Function>(),
         ];
+        #[cfg(test)]
+        let kinds = [kinds, vec![erased::<test_thing::Thing>()]].concat();
         kinds.into_iter().map(|k| (k.name(), k)).collect()
     })
 }
