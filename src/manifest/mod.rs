@@ -288,6 +288,9 @@ impl std::fmt::Debug for Stack {
 pub type Warnings = Vec<String>;
 
 impl Stack {
+    /// Loads a manifest in named steps: the TOML, the variables, each resource declared
+    /// (kind, dependencies, attributes, references), the graph, the outputs; then every
+    /// resource type-checked with placeholders for what only AWS can tell.
     pub fn parse(
         name: &str,
         file: &str,
@@ -298,210 +301,21 @@ impl Stack {
     ) -> Result<Stack> {
         let raw = parse_raw(file, src)?;
         let spans = Spans::new(file, src);
-        let vars = vars::resolve(name, &raw.vars, inputs).map_err(|e| match e.help.as_deref() {
-            // a variable without a value: show where it is declared
-            Some(_) if e.location.is_none() => match raw
-                .vars
-                .keys()
-                .find(|k| e.message.contains(&format!("`{k}`")))
-            {
-                Some(k) => spans.at(
-                    e,
-                    spans.key_near(&format!("vars.{k}")),
-                    "declared here, without a default",
-                ),
-                None => e,
-            },
-            _ => e,
-        })?;
-        let mut tags = raw.tags.clone();
-        tags.insert("deploy:stack".into(), name.into());
-        tags.insert("deploy:env".into(), env.into());
-        // the kinds a manifest may name (not the in-memory one the tests use)
-        let kinds = || {
-            resources::registry()
-                .keys()
-                .copied()
-                .filter(|k| *k != "test_thing")
+        let vars = vars::resolve(name, &raw.vars, inputs)
+            .map_err(|e| undeclared_value(e, &raw, &spans))?;
+        let l = Loader {
+            name,
+            env,
+            raw: &raw,
+            spans: &spans,
+            vars: &vars,
         };
-
         let mut resources = BTreeMap::new();
         for (id, table) in &raw.resources {
-            let here = format!("resources.{id}");
-            let header = spans.key_near(&here);
-            let mut table = table.clone();
-            let kind_name = match table.remove("kind") {
-                Some(toml::Value::String(k)) => k,
-                _ => {
-                    let e = Error::user(format!("resource `{id}` has no `kind`")).help(format!(
-                        "add `kind = \"...\"`, one of: {}",
-                        kinds().collect::<Vec<_>>().join(", ")
-                    ));
-                    return Err(spans.at(
-                        e,
-                        spans.value_near(&format!("{here}.kind")),
-                        "a resource needs a kind",
-                    ));
-                }
-            };
-            let kind = resources::lookup(&kind_name).ok_or_else(|| {
-                let e = Error::user(format!("resource `{id}` has unknown kind `{kind_name}`"))
-                    .help(format!(
-                        "known kinds: {}",
-                        kinds().collect::<Vec<_>>().join(", ")
-                    ))
-                    .suggest(&kind_name, kinds());
-                spans.at(
-                    e,
-                    spans.value_near(&format!("{here}.kind")),
-                    "not a kind deploy knows",
-                )
-            })?;
-            let explicit: Vec<String> = match table.remove("depends_on") {
-                None => vec![],
-                Some(v) => v.try_into().map_err(|_| {
-                    let e = Error::user("`depends_on` must be a list of resource names")
-                        .help("e.g. depends_on = [\"role\"]");
-                    spans.at(
-                        e,
-                        spans.value_near(&format!("{here}.depends_on")),
-                        "not a list of names",
-                    )
-                })?,
-            };
-            let mut attrs =
-                serde_json::to_value(&table).map_err(|e| Error::internal(e.to_string()))?;
-            let obj = attrs.as_object_mut().unwrap();
-            if env != DEFAULT_ENV {
-                if let Some(Value::String(n)) = obj.get_mut("name") {
-                    *n = env_name(env, n);
-                }
-            }
-            if kind.owner() == resources::Owner::Description {
-                let marker = resources::owner_marker(name, env);
-                let desc = obj
-                    .get("description")
-                    .and_then(|d| d.as_str())
-                    .unwrap_or_default();
-                let desc = if desc.is_empty() {
-                    marker
-                } else {
-                    format!("{desc} {marker}")
-                };
-                obj.insert("description".into(), Value::String(desc));
-            }
-            if kind.taggable() {
-                let mut all = tags.clone();
-                if let Some(own) = obj.get("tags").and_then(|t| t.as_object()) {
-                    for (k, v) in own {
-                        all.insert(k.clone(), v.as_str().unwrap_or_default().to_string());
-                    }
-                }
-                obj.insert("tags".into(), serde_json::to_value(all).unwrap());
-            }
-            let mut found = Vec::new();
-            refs::collect(&attrs, &mut found).map_err(|m| {
-                let span = spans.find(&here, "${").unwrap_or(header.clone());
-                spans.at(
-                    Error::user(format!("resource `{id}`: {m}")),
-                    span,
-                    "not a valid reference",
-                )
-            })?;
-            let mut deps: BTreeSet<String> = BTreeSet::new();
-            for d in &explicit {
-                if !raw.resources.contains_key(d) {
-                    let e = Error::user(format!(
-                        "resource `{id}` depends on `{d}`, which is not declared"
-                    ))
-                    .suggest(d, raw.resources.keys().map(String::as_str));
-                    let span = spans
-                        .find(&format!("{here}.depends_on"), &format!("\"{d}\""))
-                        .unwrap_or(header.clone());
-                    return Err(spans.at(e, span, "no such resource in this stack"));
-                }
-                deps.insert(d.clone());
-            }
-            for r in found {
-                match r {
-                    Ref::Var(v) if !vars.contains_key(&v) => {
-                        let e = Error::user(format!(
-                            "resource `{id}` uses `${{var.{v}}}`, which the stack does not declare"
-                        ))
-                        .help(format!("declare it under [vars.{v}]"))
-                        .suggest(&v, vars.keys().map(String::as_str));
-                        let span = spans
-                            .find(&here, &format!("var.{v}"))
-                            .map(|r| r.start + 4..r.end)
-                            .unwrap_or(header.clone());
-                        return Err(spans.at(e, span, "not a variable of this stack"));
-                    }
-                    Ref::Output { resource, attr } => {
-                        ref_error(&raw, &resource, &attr, &spans, &here).map_or(Ok(()), |e| {
-                            Err(Error {
-                                message: format!("resource `{id}`: {}", e.message),
-                                ..e
-                            })
-                        })?;
-                        deps.insert(resource.clone());
-                    }
-                    _ => {}
-                }
-            }
-            resources.insert(
-                id.clone(),
-                Decl {
-                    id: id.clone(),
-                    kind,
-                    attrs,
-                    deps,
-                },
-            );
+            resources.insert(id.clone(), l.declare(id, table)?);
         }
-
-        let mut graph = Graph::new();
-        for (id, d) in &resources {
-            graph.add_node(id);
-            for dep in &d.deps {
-                graph.add_edge(id, dep);
-            }
-        }
-        if let Some(cycle) = graph.find_cycle() {
-            let e = Error::user(format!("dependency cycle: {}", cycle.join(" -> ")))
-                .help("a resource cannot reference, directly or not, something that references it");
-            let label = format!(
-                "`{}` needs `{}`, which needs it back",
-                cycle[0],
-                cycle.get(1).map(String::as_str).unwrap_or("?")
-            );
-            return Err(spans.at(e, spans.key_near(&format!("resources.{}", cycle[0])), label));
-        }
-
-        let mut outputs = BTreeMap::new();
-        for (k, v) in &raw.outputs {
-            let v = serde_json::to_value(v).unwrap();
-            let mut found = Vec::new();
-            let here = format!("outputs.{k}");
-            refs::collect(&v, &mut found).map_err(|m| {
-                spans.at(
-                    Error::user(format!("output `{k}`: {m}")),
-                    spans.value_near(&here),
-                    "not a valid reference",
-                )
-            })?;
-            for r in found {
-                if let Ref::Output { resource, attr } = r {
-                    if let Some(e) = ref_error(&raw, &resource, &attr, &spans, &here) {
-                        return Err(Error {
-                            message: format!("output `{k}`: {}", e.message),
-                            ..e
-                        });
-                    }
-                }
-            }
-            outputs.insert(k.clone(), v);
-        }
-
+        let graph = l.graph(&resources)?;
+        let outputs = l.outputs()?;
         let secrets = raw
             .vars
             .iter()
@@ -529,35 +343,34 @@ impl Stack {
                 .unwrap_or_default(),
             spans,
         };
-        // Type-check every resource now, with placeholders for what only AWS can tell.
-        let scope = stack.scope(&BTreeMap::new(), None);
-        for d in stack.resources.values() {
-            stack.resolve(&d.id, &scope).map_err(|e| match e.location {
-                Some(_) => e,
-                None => {
-                    // point at the value the message quotes, else at the resource
-                    let here = format!("resources.{}", d.id);
-                    let quoted = e.message.split('"').nth(1).filter(|q| !q.is_empty());
-                    let span = quoted
-                        .and_then(|q| stack.spans.find(&here, q))
-                        .unwrap_or_else(|| stack.spans.key_near(&here));
-                    let label = if quoted.is_some() {
-                        "here"
-                    } else {
-                        "in this resource"
-                    };
-                    stack.spans.at(
-                        Error {
-                            message: format!("resource `{}`: {}", d.id, e.message),
-                            ..e
-                        },
-                        span,
-                        label,
-                    )
+        stack.type_check()?;
+        Ok(stack)
+    }
+
+    /// Every resource resolved and checked by its kind, with placeholders for what only AWS
+    /// can tell; an error points at the value it quotes, else at the resource.
+    fn type_check(&self) -> Result<()> {
+        let scope = self.scope(&BTreeMap::new(), None);
+        for d in self.resources.values() {
+            self.resolve(&d.id, &scope).map_err(|e| {
+                if e.location.is_some() {
+                    return e;
                 }
+                let here = format!("resources.{}", d.id);
+                let quoted = e.message.split('"').nth(1).filter(|q| !q.is_empty());
+                let span = quoted
+                    .and_then(|q| self.spans.find(&here, q))
+                    .unwrap_or_else(|| self.spans.key_near(&here));
+                let label = if quoted.is_some() {
+                    "here"
+                } else {
+                    "in this resource"
+                };
+                let message = format!("resource `{}`: {}", d.id, e.message);
+                self.spans.at(Error { message, ..e }, span, label)
             })?;
         }
-        Ok(stack)
+        Ok(())
     }
 
     /// A scope for resolving references: recorded outputs per resource and, once known, the
@@ -796,6 +609,240 @@ impl Stack {
             .iter()
             .map(|(k, v)| (k.clone(), refs::resolve(v, scope)))
             .collect()
+    }
+}
+
+/// A variable without a value: shown where it is declared.
+fn undeclared_value(e: Error, raw: &RawStack, spans: &Spans) -> Error {
+    if e.help.is_none() || e.location.is_some() {
+        return e;
+    }
+    match raw
+        .vars
+        .keys()
+        .find(|k| e.message.contains(&format!("`{k}`")))
+    {
+        Some(k) => {
+            let span = spans.key_near(&format!("vars.{k}"));
+            spans.at(e, span, "declared here, without a default")
+        }
+        None => e,
+    }
+}
+
+/// The kinds a manifest may name (not the in-memory one the tests use).
+fn kinds() -> impl Iterator<Item = &'static str> {
+    resources::registry()
+        .keys()
+        .copied()
+        .filter(|k| *k != "test_thing")
+}
+
+/// What loading one manifest needs at every step.
+struct Loader<'a> {
+    name: &'a str,
+    env: &'a str,
+    raw: &'a RawStack,
+    spans: &'a Spans,
+    vars: &'a BTreeMap<String, Value>,
+}
+
+impl Loader<'_> {
+    /// One resource: its kind, its attributes as the env and ownership make them, and what
+    /// it depends on (declared, and through its references).
+    fn declare(&self, id: &str, table: &toml::Table) -> Result<Decl> {
+        let here = format!("resources.{id}");
+        let mut table = table.clone();
+        let kind = self.kind(id, table.remove("kind"))?;
+        let explicit = self.explicit_deps(id, table.remove("depends_on"))?;
+        let mut attrs = serde_json::to_value(&table).map_err(|e| Error::internal(e.to_string()))?;
+        self.shape(kind, attrs.as_object_mut().unwrap());
+        let mut deps = explicit;
+        deps.extend(self.references(id, &here, &attrs)?);
+        Ok(Decl {
+            id: id.to_string(),
+            kind,
+            attrs,
+            deps,
+        })
+    }
+
+    fn kind(&self, id: &str, written: Option<toml::Value>) -> Result<&'static dyn DynKind> {
+        let at = self.spans.value_near(&format!("resources.{id}.kind"));
+        let Some(toml::Value::String(name)) = written else {
+            let all = kinds().collect::<Vec<_>>().join(", ");
+            let e = Error::user(format!("resource `{id}` has no `kind`"))
+                .help(format!("add `kind = \"...\"`, one of: {all}"));
+            return Err(self.spans.at(e, at, "a resource needs a kind"));
+        };
+        resources::lookup(&name).ok_or_else(|| {
+            let e = Error::user(format!("resource `{id}` has unknown kind `{name}`"))
+                .help(format!(
+                    "known kinds: {}",
+                    kinds().collect::<Vec<_>>().join(", ")
+                ))
+                .suggest(&name, kinds());
+            self.spans.at(e, at, "not a kind deploy knows")
+        })
+    }
+
+    /// `depends_on`: names of resources declared in the stack.
+    fn explicit_deps(&self, id: &str, written: Option<toml::Value>) -> Result<BTreeSet<String>> {
+        let here = format!("resources.{id}.depends_on");
+        let names: Vec<String> = match written {
+            None => vec![],
+            Some(v) => v.try_into().map_err(|_| {
+                let e = Error::user("`depends_on` must be a list of resource names")
+                    .help("e.g. depends_on = [\"role\"]");
+                self.spans
+                    .at(e, self.spans.value_near(&here), "not a list of names")
+            })?,
+        };
+        for d in names
+            .iter()
+            .filter(|d| !self.raw.resources.contains_key(*d))
+        {
+            let e = Error::user(format!(
+                "resource `{id}` depends on `{d}`, which is not declared"
+            ))
+            .suggest(d, self.raw.resources.keys().map(String::as_str));
+            let span = self
+                .spans
+                .find(&here, &format!("\"{d}\""))
+                .unwrap_or_else(|| self.spans.key_near(&here));
+            return Err(self.spans.at(e, span, "no such resource in this stack"));
+        }
+        Ok(names.into_iter().collect())
+    }
+
+    /// The attributes as deployed: the name prefixed by the env, the ownership marker in the
+    /// description (kinds proven ours by it), the stack's and deploy's tags added.
+    fn shape(&self, kind: &dyn DynKind, obj: &mut serde_json::Map<String, Value>) {
+        if self.env != DEFAULT_ENV {
+            if let Some(Value::String(n)) = obj.get_mut("name") {
+                *n = env_name(self.env, n);
+            }
+        }
+        if kind.owner() == resources::Owner::Description {
+            let marker = resources::owner_marker(self.name, self.env);
+            let desc = obj
+                .get("description")
+                .and_then(|d| d.as_str())
+                .unwrap_or_default();
+            let desc = if desc.is_empty() {
+                marker
+            } else {
+                format!("{desc} {marker}")
+            };
+            obj.insert("description".into(), Value::String(desc));
+        }
+        if kind.taggable() {
+            let mut all = self.raw.tags.clone();
+            all.insert("deploy:stack".into(), self.name.into());
+            all.insert("deploy:env".into(), self.env.into());
+            if let Some(own) = obj.get("tags").and_then(|t| t.as_object()) {
+                for (k, v) in own {
+                    all.insert(k.clone(), v.as_str().unwrap_or_default().to_string());
+                }
+            }
+            obj.insert("tags".into(), serde_json::to_value(all).unwrap());
+        }
+    }
+
+    /// The resources `attrs` references (`${id.attr}`), each checked to exist and have that
+    /// output, and every `${var.x}` declared.
+    fn references(&self, id: &str, here: &str, attrs: &Value) -> Result<BTreeSet<String>> {
+        let mut found = Vec::new();
+        refs::collect(attrs, &mut found).map_err(|m| {
+            let span = self
+                .spans
+                .find(here, "${")
+                .unwrap_or_else(|| self.spans.key_near(here));
+            self.spans.at(
+                Error::user(format!("resource `{id}`: {m}")),
+                span,
+                "not a valid reference",
+            )
+        })?;
+        let mut deps = BTreeSet::new();
+        for r in found {
+            match r {
+                Ref::Var(v) if !self.vars.contains_key(&v) => {
+                    let e = Error::user(format!(
+                        "resource `{id}` uses `${{var.{v}}}`, which the stack does not declare"
+                    ))
+                    .help(format!("declare it under [vars.{v}]"))
+                    .suggest(&v, self.vars.keys().map(String::as_str));
+                    let span = self
+                        .spans
+                        .find(here, &format!("var.{v}"))
+                        .map(|r| r.start + 4..r.end)
+                        .unwrap_or_else(|| self.spans.key_near(here));
+                    return Err(self.spans.at(e, span, "not a variable of this stack"));
+                }
+                Ref::Output { resource, attr } => {
+                    if let Some(e) = ref_error(self.raw, &resource, &attr, self.spans, here) {
+                        return Err(Error {
+                            message: format!("resource `{id}`: {}", e.message),
+                            ..e
+                        });
+                    }
+                    deps.insert(resource);
+                }
+                _ => {}
+            }
+        }
+        Ok(deps)
+    }
+
+    /// The dependency graph, free of cycles.
+    fn graph(&self, resources: &BTreeMap<String, Decl>) -> Result<Graph> {
+        let mut graph = Graph::new();
+        for (id, d) in resources {
+            graph.add_node(id);
+            for dep in &d.deps {
+                graph.add_edge(id, dep);
+            }
+        }
+        if let Some(cycle) = graph.find_cycle() {
+            let e = Error::user(format!("dependency cycle: {}", cycle.join(" -> ")))
+                .help("a resource cannot reference, directly or not, something that references it");
+            let next = cycle.get(1).map(String::as_str).unwrap_or("?");
+            let label = format!("`{}` needs `{next}`, which needs it back", cycle[0]);
+            return Err(self.spans.at(
+                e,
+                self.spans.key_near(&format!("resources.{}", cycle[0])),
+                label,
+            ));
+        }
+        Ok(graph)
+    }
+
+    /// The stack's outputs, their references checked.
+    fn outputs(&self) -> Result<BTreeMap<String, Value>> {
+        let mut outputs = BTreeMap::new();
+        for (k, v) in &self.raw.outputs {
+            let v = serde_json::to_value(v).unwrap();
+            let here = format!("outputs.{k}");
+            let mut found = Vec::new();
+            refs::collect(&v, &mut found).map_err(|m| {
+                let e = Error::user(format!("output `{k}`: {m}"));
+                self.spans
+                    .at(e, self.spans.value_near(&here), "not a valid reference")
+            })?;
+            for r in found {
+                if let Ref::Output { resource, attr } = r {
+                    if let Some(e) = ref_error(self.raw, &resource, &attr, self.spans, &here) {
+                        return Err(Error {
+                            message: format!("output `{k}`: {}", e.message),
+                            ..e
+                        });
+                    }
+                }
+            }
+            outputs.insert(k.clone(), v);
+        }
+        Ok(outputs)
     }
 }
 
