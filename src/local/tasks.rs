@@ -112,6 +112,269 @@ fn iso(d: &aws_smithy_types::DateTime) -> String {
         .unwrap_or_default()
 }
 
+/// A task integration: the emulator's API called as Step Functions would call it.
+type Handler = for<'a> fn(&'a Ctx, &'a Value) -> futures::future::BoxFuture<'a, Outcome>;
+
+/// The integrations `deploy local` calls, by the Resource names that reach them (with
+/// `.sync` / `.waitForTaskToken` taken off); `http:invoke` is the client's own.
+const INTEGRATIONS: &[(&[&str], Handler)] = &[
+    (&["aws-sdk:iam:listAttachedUserPolicies"], |c, args| {
+        Box::pin(iam_list_attached_user_policies(c, args))
+    }),
+    (&["aws-sdk:iam:attachUserPolicy"], |c, args| {
+        Box::pin(iam_attach_user_policy(c, args))
+    }),
+    (&["aws-sdk:iam:detachUserPolicy"], |c, args| {
+        Box::pin(iam_detach_user_policy(c, args))
+    }),
+    (&["aws-sdk:iam:createUser"], |c, args| {
+        Box::pin(iam_create_user(c, args))
+    }),
+    (&["aws-sdk:iam:addUserToGroup"], |c, args| {
+        Box::pin(iam_add_user_to_group(c, args))
+    }),
+    (&["sns:publish", "aws-sdk:sns:publish"], |c, args| {
+        Box::pin(sns_publish(c, args))
+    }),
+    (&["aws-sdk:datasync:startTaskExecution"], |c, args| {
+        Box::pin(datasync_start_task_execution(c, args))
+    }),
+    (&["aws-sdk:datasync:describeTaskExecution"], |c, args| {
+        Box::pin(datasync_describe_task_execution(c, args))
+    }),
+    (&["aws-sdk:s3:deleteObject"], |c, args| {
+        Box::pin(s3_delete_object(c, args))
+    }),
+    (
+        &["dynamodb:updateItem", "aws-sdk:dynamodb:updateItem"],
+        |c, args| Box::pin(dynamodb_update_item(c, args)),
+    ),
+    (&["lambda:invoke", "aws-sdk:lambda:invoke"], |c, args| {
+        Box::pin(lambda_invoke(c, args))
+    }),
+];
+
+async fn iam_list_attached_user_policies(c: &Ctx, args: &Value) -> Outcome {
+    let o = c
+        .iam
+        .list_attached_user_policies()
+        .user_name(need(args, "UserName", "Iam")?)
+        .set_path_prefix(s(args, "PathPrefix").map(Into::into))
+        .send()
+        .await
+        .map_err(|e| sdk_error("Iam", true, &e))?;
+    let policies: Vec<Value> = o
+        .attached_policies()
+        .iter()
+        .map(|p| json!({"PolicyName": p.policy_name(), "PolicyArn": p.policy_arn()}))
+        .collect();
+    Ok(json!({"AttachedPolicies": policies, "IsTruncated": o.is_truncated()}))
+}
+
+async fn iam_attach_user_policy(c: &Ctx, args: &Value) -> Outcome {
+    c.iam
+        .attach_user_policy()
+        .user_name(need(args, "UserName", "Iam")?)
+        .policy_arn(need(args, "PolicyArn", "Iam")?)
+        .send()
+        .await
+        .map_err(|e| sdk_error("Iam", true, &e))?;
+    Ok(json!({}))
+}
+
+async fn iam_detach_user_policy(c: &Ctx, args: &Value) -> Outcome {
+    c.iam
+        .detach_user_policy()
+        .user_name(need(args, "UserName", "Iam")?)
+        .policy_arn(need(args, "PolicyArn", "Iam")?)
+        .send()
+        .await
+        .map_err(|e| sdk_error("Iam", true, &e))?;
+    Ok(json!({}))
+}
+
+async fn iam_create_user(c: &Ctx, args: &Value) -> Outcome {
+    let o = c
+        .iam
+        .create_user()
+        .user_name(need(args, "UserName", "Iam")?)
+        .set_path(s(args, "Path").map(Into::into))
+        .send()
+        .await
+        .map_err(|e| sdk_error("Iam", true, &e))?;
+    let user = o.user().map(|u| {
+        json!({"UserName": u.user_name(), "UserId": u.user_id(), "Arn": u.arn(), "Path": u.path(), "CreateDate": iso(u.create_date())})
+    });
+    Ok(json!({"User": user}))
+}
+
+async fn iam_add_user_to_group(c: &Ctx, args: &Value) -> Outcome {
+    c.iam
+        .add_user_to_group()
+        .group_name(need(args, "GroupName", "Iam")?)
+        .user_name(need(args, "UserName", "Iam")?)
+        .send()
+        .await
+        .map_err(|e| sdk_error("Iam", true, &e))?;
+    Ok(json!({}))
+}
+
+async fn sns_publish(c: &Ctx, args: &Value) -> Outcome {
+    // a non-string Message is sent as its JSON text, as Step Functions does
+    let message = match &args["Message"] {
+        Value::String(m) => m.clone(),
+        Value::Null => {
+            return Err((
+                "SNS.InvalidParameterException".into(),
+                "Message is required".into(),
+            ));
+        }
+        other => other.to_string(),
+    };
+    let o = c
+        .sns
+        .publish()
+        .set_topic_arn(s(args, "TopicArn").map(Into::into))
+        .set_target_arn(s(args, "TargetArn").map(Into::into))
+        .set_phone_number(s(args, "PhoneNumber").map(Into::into))
+        .set_subject(s(args, "Subject").map(Into::into))
+        .message(message)
+        .send()
+        .await
+        .map_err(|e| sdk_error("SNS", false, &e))?;
+    Ok(json!({"MessageId": o.message_id(), "SdkHttpMetadata": {"HttpStatusCode": 200}}))
+}
+
+async fn datasync_start_task_execution(c: &Ctx, args: &Value) -> Outcome {
+    let o = c
+        .datasync
+        .start_task_execution()
+        .task_arn(need(args, "TaskArn", "DataSync")?)
+        .send()
+        .await
+        .map_err(|e| sdk_error("DataSync", true, &e))?;
+    Ok(json!({"TaskExecutionArn": o.task_execution_arn()}))
+}
+
+async fn datasync_describe_task_execution(c: &Ctx, args: &Value) -> Outcome {
+    let o = c
+        .datasync
+        .describe_task_execution()
+        .task_execution_arn(need(args, "TaskExecutionArn", "DataSync")?)
+        .send()
+        .await
+        .map_err(|e| sdk_error("DataSync", true, &e))?;
+    Ok(json!({
+        "TaskExecutionArn": o.task_execution_arn(),
+        "Status": o.status().map(|s| s.as_str()),
+        "StartTime": o.start_time().map(iso),
+        "BytesTransferred": o.bytes_transferred(),
+        "FilesTransferred": o.files_transferred(),
+    }))
+}
+
+async fn s3_delete_object(c: &Ctx, args: &Value) -> Outcome {
+    let o =
+        c.s3.delete_object()
+            .bucket(need(args, "Bucket", "S3")?)
+            .key(need(args, "Key", "S3")?)
+            .set_version_id(s(args, "VersionId").map(Into::into))
+            .send()
+            .await
+            .map_err(|e| sdk_error("S3", true, &e))?;
+    let mut out = Map::new();
+    if let Some(d) = o.delete_marker() {
+        out.insert("DeleteMarker".into(), json!(d));
+    }
+    if let Some(v) = o.version_id() {
+        out.insert("VersionId".into(), json!(v));
+    }
+    Ok(Value::Object(out))
+}
+
+async fn dynamodb_update_item(c: &Ctx, args: &Value) -> Outcome {
+    let attrs = |k: &str| -> Result<Option<HashMap<String, AttributeValue>>, (String, String)> {
+        match args.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(m)) => m
+                .iter()
+                .map(|(k, v)| to_attribute(v).map(|a| (k.clone(), a)))
+                .collect::<Result<_, _>>()
+                .map(Some)
+                .map_err(|m| ("DynamoDB.ValidationException".into(), m)),
+            Some(_) => Err((
+                "DynamoDB.ValidationException".into(),
+                format!("{k} must be an object"),
+            )),
+        }
+    };
+    let names = args["ExpressionAttributeNames"].as_object().map(|m| {
+        m.iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+            .collect()
+    });
+    let o = c
+        .dynamodb
+        .update_item()
+        .table_name(need(args, "TableName", "DynamoDB")?)
+        .set_key(attrs("Key")?)
+        .set_update_expression(s(args, "UpdateExpression").map(Into::into))
+        .set_condition_expression(s(args, "ConditionExpression").map(Into::into))
+        .set_expression_attribute_values(attrs("ExpressionAttributeValues")?)
+        .set_expression_attribute_names(names)
+        .set_return_values(s(args, "ReturnValues").map(Into::into))
+        .send()
+        .await
+        .map_err(|e| sdk_error("DynamoDB", false, &e))?;
+    let mut out = Map::new();
+    if let Some(a) = o.attributes() {
+        out.insert(
+            "Attributes".into(),
+            Value::Object(
+                a.iter()
+                    .map(|(k, v)| (k.clone(), from_attribute(v)))
+                    .collect(),
+            ),
+        );
+    }
+    Ok(Value::Object(out))
+}
+
+async fn lambda_invoke(c: &Ctx, args: &Value) -> Outcome {
+    let payload = match &args["Payload"] {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone().into_bytes()),
+        other => Some(other.to_string().into_bytes()),
+    };
+    let o = c
+        .lambda
+        .invoke()
+        .function_name(need(args, "FunctionName", "Lambda")?)
+        .set_qualifier(s(args, "Qualifier").map(Into::into))
+        .set_invocation_type(s(args, "InvocationType").map(Into::into))
+        .set_client_context(s(args, "ClientContext").map(Into::into))
+        .set_payload(payload.map(aws_smithy_types::Blob::new))
+        .send()
+        .await
+        .map_err(|e| sdk_error("Lambda", false, &e))?;
+    let text = o
+        .payload()
+        .map(|p| String::from_utf8_lossy(p.as_ref()).to_string())
+        .unwrap_or_default();
+    let payload: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
+    if o.function_error().is_some() {
+        let error = payload["errorType"]
+            .as_str()
+            .unwrap_or("Lambda.Unknown")
+            .to_string();
+        return Err((error, text));
+    }
+    Ok(
+        json!({"ExecutedVersion": o.executed_version(), "Payload": payload, "StatusCode": o.status_code(),
+              "SdkHttpMetadata": {"HttpStatusCode": o.status_code()}}),
+    )
+}
+
 impl Integrations {
     /// Calls the integration a Task's Resource names.
     pub async fn call(&self, resource: &str, args: &Value) -> Outcome {
@@ -122,227 +385,15 @@ impl Integrations {
             .strip_suffix(".waitForTaskToken")
             .or_else(|| r.strip_suffix(".sync"))
             .unwrap_or(r);
-        let c = &self.ctx;
-        match r {
-            "aws-sdk:iam:listAttachedUserPolicies" => {
-                let o = c
-                    .iam
-                    .list_attached_user_policies()
-                    .user_name(need(args, "UserName", "Iam")?)
-                    .set_path_prefix(s(args, "PathPrefix").map(Into::into))
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error("Iam", true, &e))?;
-                let policies: Vec<Value> = o
-                    .attached_policies()
-                    .iter()
-                    .map(|p| json!({"PolicyName": p.policy_name(), "PolicyArn": p.policy_arn()}))
-                    .collect();
-                Ok(json!({"AttachedPolicies": policies, "IsTruncated": o.is_truncated()}))
-            }
-            "aws-sdk:iam:attachUserPolicy" => {
-                c.iam
-                    .attach_user_policy()
-                    .user_name(need(args, "UserName", "Iam")?)
-                    .policy_arn(need(args, "PolicyArn", "Iam")?)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error("Iam", true, &e))?;
-                Ok(json!({}))
-            }
-            "aws-sdk:iam:detachUserPolicy" => {
-                c.iam
-                    .detach_user_policy()
-                    .user_name(need(args, "UserName", "Iam")?)
-                    .policy_arn(need(args, "PolicyArn", "Iam")?)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error("Iam", true, &e))?;
-                Ok(json!({}))
-            }
-            "aws-sdk:iam:createUser" => {
-                let o = c
-                    .iam
-                    .create_user()
-                    .user_name(need(args, "UserName", "Iam")?)
-                    .set_path(s(args, "Path").map(Into::into))
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error("Iam", true, &e))?;
-                let user = o.user().map(|u| {
-                    json!({"UserName": u.user_name(), "UserId": u.user_id(), "Arn": u.arn(), "Path": u.path(), "CreateDate": iso(u.create_date())})
-                });
-                Ok(json!({"User": user}))
-            }
-            "aws-sdk:iam:addUserToGroup" => {
-                c.iam
-                    .add_user_to_group()
-                    .group_name(need(args, "GroupName", "Iam")?)
-                    .user_name(need(args, "UserName", "Iam")?)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error("Iam", true, &e))?;
-                Ok(json!({}))
-            }
-            "sns:publish" | "aws-sdk:sns:publish" => {
-                // a non-string Message is sent as its JSON text, as Step Functions does
-                let message = match &args["Message"] {
-                    Value::String(m) => m.clone(),
-                    Value::Null => {
-                        return Err((
-                            "SNS.InvalidParameterException".into(),
-                            "Message is required".into(),
-                        ));
-                    }
-                    other => other.to_string(),
-                };
-                let o = c
-                    .sns
-                    .publish()
-                    .set_topic_arn(s(args, "TopicArn").map(Into::into))
-                    .set_target_arn(s(args, "TargetArn").map(Into::into))
-                    .set_phone_number(s(args, "PhoneNumber").map(Into::into))
-                    .set_subject(s(args, "Subject").map(Into::into))
-                    .message(message)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error("SNS", false, &e))?;
-                Ok(json!({"MessageId": o.message_id(), "SdkHttpMetadata": {"HttpStatusCode": 200}}))
-            }
-            "aws-sdk:datasync:startTaskExecution" => {
-                let o = c
-                    .datasync
-                    .start_task_execution()
-                    .task_arn(need(args, "TaskArn", "DataSync")?)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error("DataSync", true, &e))?;
-                Ok(json!({"TaskExecutionArn": o.task_execution_arn()}))
-            }
-            "aws-sdk:datasync:describeTaskExecution" => {
-                let o = c
-                    .datasync
-                    .describe_task_execution()
-                    .task_execution_arn(need(args, "TaskExecutionArn", "DataSync")?)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error("DataSync", true, &e))?;
-                Ok(json!({
-                    "TaskExecutionArn": o.task_execution_arn(),
-                    "Status": o.status().map(|s| s.as_str()),
-                    "StartTime": o.start_time().map(iso),
-                    "BytesTransferred": o.bytes_transferred(),
-                    "FilesTransferred": o.files_transferred(),
-                }))
-            }
-            "aws-sdk:s3:deleteObject" => {
-                let o =
-                    c.s3.delete_object()
-                        .bucket(need(args, "Bucket", "S3")?)
-                        .key(need(args, "Key", "S3")?)
-                        .set_version_id(s(args, "VersionId").map(Into::into))
-                        .send()
-                        .await
-                        .map_err(|e| sdk_error("S3", true, &e))?;
-                let mut out = Map::new();
-                if let Some(d) = o.delete_marker() {
-                    out.insert("DeleteMarker".into(), json!(d));
-                }
-                if let Some(v) = o.version_id() {
-                    out.insert("VersionId".into(), json!(v));
-                }
-                Ok(Value::Object(out))
-            }
-            "dynamodb:updateItem" | "aws-sdk:dynamodb:updateItem" => {
-                let attrs = |k: &str| -> Result<
-                    Option<HashMap<String, AttributeValue>>,
-                    (String, String),
-                > {
-                    match args.get(k) {
-                        None | Some(Value::Null) => Ok(None),
-                        Some(Value::Object(m)) => m
-                            .iter()
-                            .map(|(k, v)| to_attribute(v).map(|a| (k.clone(), a)))
-                            .collect::<Result<_, _>>()
-                            .map(Some)
-                            .map_err(|m| ("DynamoDB.ValidationException".into(), m)),
-                        Some(_) => Err((
-                            "DynamoDB.ValidationException".into(),
-                            format!("{k} must be an object"),
-                        )),
-                    }
-                };
-                let names = args["ExpressionAttributeNames"].as_object().map(|m| {
-                    m.iter()
-                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                        .collect()
-                });
-                let o = c
-                    .dynamodb
-                    .update_item()
-                    .table_name(need(args, "TableName", "DynamoDB")?)
-                    .set_key(attrs("Key")?)
-                    .set_update_expression(s(args, "UpdateExpression").map(Into::into))
-                    .set_condition_expression(s(args, "ConditionExpression").map(Into::into))
-                    .set_expression_attribute_values(attrs("ExpressionAttributeValues")?)
-                    .set_expression_attribute_names(names)
-                    .set_return_values(s(args, "ReturnValues").map(Into::into))
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error("DynamoDB", false, &e))?;
-                let mut out = Map::new();
-                if let Some(a) = o.attributes() {
-                    out.insert(
-                        "Attributes".into(),
-                        Value::Object(
-                            a.iter()
-                                .map(|(k, v)| (k.clone(), from_attribute(v)))
-                                .collect(),
-                        ),
-                    );
-                }
-                Ok(Value::Object(out))
-            }
-            "lambda:invoke" | "aws-sdk:lambda:invoke" => {
-                let payload = match &args["Payload"] {
-                    Value::Null => None,
-                    Value::String(s) => Some(s.clone().into_bytes()),
-                    other => Some(other.to_string().into_bytes()),
-                };
-                let o = c
-                    .lambda
-                    .invoke()
-                    .function_name(need(args, "FunctionName", "Lambda")?)
-                    .set_qualifier(s(args, "Qualifier").map(Into::into))
-                    .set_invocation_type(s(args, "InvocationType").map(Into::into))
-                    .set_client_context(s(args, "ClientContext").map(Into::into))
-                    .set_payload(payload.map(aws_smithy_types::Blob::new))
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error("Lambda", false, &e))?;
-                let text = o
-                    .payload()
-                    .map(|p| String::from_utf8_lossy(p.as_ref()).to_string())
-                    .unwrap_or_default();
-                let payload: Value =
-                    serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
-                if o.function_error().is_some() {
-                    let error = payload["errorType"]
-                        .as_str()
-                        .unwrap_or("Lambda.Unknown")
-                        .to_string();
-                    return Err((error, text));
-                }
-                Ok(
-                    json!({"ExecutedVersion": o.executed_version(), "Payload": payload, "StatusCode": o.status_code(),
-                          "SdkHttpMetadata": {"HttpStatusCode": o.status_code()}}),
-                )
-            }
-            "http:invoke" => self.http_invoke(args).await,
-            other => Err((
+        if r == "http:invoke" {
+            return self.http_invoke(args).await;
+        }
+        match INTEGRATIONS.iter().find(|(names, _)| names.contains(&r)) {
+            Some((_, integration)) => integration(&self.ctx, args).await,
+            None => Err((
                 "States.TaskFailed".into(),
                 format!(
-                    "deploy local has no integration for {other}; answer this state from a mock (--mock-config, and start the execution on <state machine ARN>#<test case>)"
+                    "deploy local has no integration for {r}; answer this state from a mock (--mock-config, and start the execution on <state machine ARN>#<test case>)"
                 ),
             )),
         }
