@@ -163,6 +163,34 @@ fn page<T>(
     Ok((from..to, (to < items.len()).then(|| to.to_string())))
 }
 
+type ApiResult = std::result::Result<Value, ApiError>;
+
+/// The Step Functions operations `deploy local` answers, by name.
+const OPERATIONS: &[(&str, fn(&Arc<Server>, &Value) -> ApiResult)] = &[
+    ("CreateStateMachine", |s, body| s.create_state_machine(body)),
+    ("DescribeStateMachine", Server::describe_state_machine),
+    ("UpdateStateMachine", Server::update_state_machine),
+    ("DeleteStateMachine", Server::delete_state_machine),
+    ("ListStateMachines", Server::list_state_machines),
+    ("TagResource", Server::tag_resource),
+    ("UntagResource", Server::untag_resource),
+    ("ListTagsForResource", Server::list_tags_for_resource),
+    ("StartExecution", |s, body| s.start_execution(body, false)),
+    ("StopExecution", Server::stop_execution),
+    ("DescribeExecution", Server::describe_execution),
+    ("ListExecutions", Server::list_executions),
+    ("GetExecutionHistory", Server::get_execution_history),
+    ("SendTaskSuccess", Server::send_task_success),
+    ("SendTaskFailure", Server::send_task_failure),
+    ("SendTaskHeartbeat", |s, body| {
+        s.answer(str_arg(body, "taskToken")?, Callback::Heartbeat)
+    }),
+    (
+        "ValidateStateMachineDefinition",
+        Server::validate_state_machine_definition,
+    ),
+];
+
 impl Server {
     fn machine_arn(&self, name: &str) -> String {
         format!(
@@ -171,186 +199,197 @@ impl Server {
         )
     }
 
-    fn handle(self: &Arc<Self>, op: &str, body: &Value) -> std::result::Result<Value, ApiError> {
-        match op {
-            "CreateStateMachine" => self.create_state_machine(body),
-            "DescribeStateMachine" => {
-                let store = self.store.lock().unwrap();
-                let m = machine(&store, str_arg(body, "stateMachineArn")?)?;
-                Ok(
-                    json!({"stateMachineArn": m.arn, "name": m.name, "status": "ACTIVE", "definition": m.definition, "roleArn": m.role_arn,
-                          "type": m.kind, "creationDate": m.created, "loggingConfiguration": m.logging}),
-                )
-            }
-            "UpdateStateMachine" => {
-                let def = body["definition"]
-                    .as_str()
-                    .map(check_definition)
-                    .transpose()?;
-                let mut store = self.store.lock().unwrap();
-                let m = machine_mut(&mut store, str_arg(body, "stateMachineArn")?)?;
-                if let (Some(text), Some(parsed)) = (body["definition"].as_str(), def) {
-                    m.definition = text.to_string();
-                    m.parsed = Arc::new(parsed);
-                }
-                if let Some(r) = body["roleArn"].as_str() {
-                    m.role_arn = r.to_string();
-                }
-                if body.get("loggingConfiguration").is_some() {
-                    m.logging = body["loggingConfiguration"].clone();
-                }
-                Ok(json!({"updateDate": now()}))
-            }
-            "DeleteStateMachine" => {
-                let arn = str_arg(body, "stateMachineArn")?;
-                self.store.lock().unwrap().machines.remove(arn);
-                Ok(json!({}))
-            }
-            "ListStateMachines" => {
-                let store = self.store.lock().unwrap();
-                let all: Vec<&Machine> = store.machines.values().collect();
-                let (range, next) = page(&all, body, 100)?;
-                let items: Vec<Value> = all[range]
-                    .iter()
-                    .map(|m| json!({"stateMachineArn": m.arn, "name": m.name, "type": m.kind, "creationDate": m.created}))
-                    .collect();
-                Ok(json!({"stateMachines": items, "nextToken": next}))
-            }
-            "TagResource" => {
-                let mut store = self.store.lock().unwrap();
-                machine_mut(&mut store, str_arg(body, "resourceArn")?)?
-                    .tags
-                    .extend(tags_of(body));
-                Ok(json!({}))
-            }
-            "UntagResource" => {
-                let mut store = self.store.lock().unwrap();
-                let m = machine_mut(&mut store, str_arg(body, "resourceArn")?)?;
-                for k in body["tagKeys"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|k| k.as_str())
-                {
-                    m.tags.remove(k);
-                }
-                Ok(json!({}))
-            }
-            "ListTagsForResource" => {
-                let store = self.store.lock().unwrap();
-                let m = machine(&store, str_arg(body, "resourceArn")?)?;
-                Ok(
-                    json!({"tags": m.tags.iter().map(|(k, v)| json!({"key": k, "value": v})).collect::<Vec<_>>()}),
-                )
-            }
-            "StartExecution" => self.start_execution(body, false),
-            "StopExecution" => {
-                let arn = str_arg(body, "executionArn")?;
-                let mut store = self.store.lock().unwrap();
-                let e = execution_mut(&mut store, arn)?;
-                let stopped = now();
-                if e.status == "RUNNING" {
-                    e.cancel.cancel();
-                    if let Some(h) = e.abort.take() {
-                        h.abort();
-                    }
-                    let (error, cause) = (
-                        body["error"].as_str().map(str::to_string),
-                        body["cause"].as_str().map(str::to_string),
-                    );
-                    e.journal.push(
-                        "ExecutionAborted",
-                        stopped - e.started,
-                        json!({"error": error, "cause": cause}),
-                    );
-                    (e.status, e.stopped, e.error, e.cause) =
-                        ("ABORTED", Some(stopped), error, cause);
-                    e.done.notify_waiters();
-                }
-                Ok(json!({"stopDate": e.stopped.unwrap_or(stopped)}))
-            }
-            "DescribeExecution" => {
-                let store = self.store.lock().unwrap();
-                Ok(describe(execution(&store, str_arg(body, "executionArn")?)?))
-            }
-            "ListExecutions" => {
-                let store = self.store.lock().unwrap();
-                let arn = str_arg(body, "stateMachineArn")?;
-                machine(&store, arn)?;
-                let filter = body["statusFilter"].as_str();
-                let all: Vec<&Exec> = store
-                    .executions
-                    .iter()
-                    .rev()
-                    .filter(|e| e.machine_arn == arn && filter.is_none_or(|f| f == e.status))
-                    .collect();
-                let (range, next) = page(&all, body, 100)?;
-                let items: Vec<Value> = all[range]
-                    .iter()
-                    .map(|e| {
-                        json!({"executionArn": e.arn, "stateMachineArn": e.machine_arn, "name": e.name, "status": e.status,
-                               "startDate": e.started, "stopDate": e.stopped})
-                    })
-                    .collect();
-                Ok(json!({"executions": items, "nextToken": next}))
-            }
-            "GetExecutionHistory" => {
-                let store = self.store.lock().unwrap();
-                let e = execution(&store, str_arg(body, "executionArn")?)?;
-                let mut events: Vec<Value> = e
-                    .journal
-                    .events()
-                    .iter()
-                    .map(|ev| history::event(ev, e.started, &self.region))
-                    .collect();
-                if body["reverseOrder"].as_bool() == Some(true) {
-                    events.reverse();
-                }
-                if body["includeExecutionData"].as_bool() == Some(false) {
-                    for ev in &mut events {
-                        strip_data(ev);
-                    }
-                }
-                let (range, next) = page(&events, body, 100)?;
-                Ok(json!({"events": events[range].to_vec(), "nextToken": next}))
-            }
-            "SendTaskSuccess" => {
-                let token = str_arg(body, "taskToken")?;
-                let output: Value = serde_json::from_str(str_arg(body, "output")?)
-                    .map_err(|e| bad("InvalidOutput", format!("the output is not JSON: {e}")))?;
-                self.answer(token, Callback::Success(output))
-            }
-            "SendTaskFailure" => {
-                let token = str_arg(body, "taskToken")?;
-                let answer = Callback::Failure {
-                    error: body["error"].as_str().unwrap_or_default().to_string(),
-                    cause: body["cause"].as_str().unwrap_or_default().to_string(),
-                };
-                self.answer(token, answer)
-            }
-            "SendTaskHeartbeat" => self.answer(str_arg(body, "taskToken")?, Callback::Heartbeat),
-            "ValidateStateMachineDefinition" => {
-                let text = str_arg(body, "definition")?;
-                let diagnostics: Vec<Value> = match serde_json::from_str::<Value>(text) {
-                    Err(e) => vec![json!({"severity": "ERROR", "code": "INVALID_JSON_DESCRIPTION", "message": e.to_string()})],
-                    Ok(def) => crate::validate::check(&def, "definition", None)
-                        .into_iter()
-                        .map(|f| {
-                            json!({"severity": format!("{:?}", f.severity).to_uppercase(), "code": "SCHEMA_VALIDATION_FAILED",
-                                   "message": f.message, "location": f.pointer})
-                        })
-                        .collect(),
-                };
-                let ok = !diagnostics.iter().any(|d| d["severity"] == "ERROR");
-                Ok(
-                    json!({"result": if ok { "OK" } else { "FAIL" }, "diagnostics": diagnostics, "truncated": false}),
-                )
-            }
-            other => Err(bad(
+    fn handle(self: &Arc<Self>, op: &str, body: &Value) -> ApiResult {
+        match OPERATIONS.iter().find(|(name, _)| *name == op) {
+            Some((_, operation)) => operation(self, body),
+            None => Err(bad(
                 "UnknownOperationException",
-                format!("deploy local does not implement {other}"),
+                format!("deploy local does not implement {op}"),
             )),
         }
+    }
+
+    fn describe_state_machine(self: &Arc<Self>, body: &Value) -> ApiResult {
+        let store = self.store.lock().unwrap();
+        let m = machine(&store, str_arg(body, "stateMachineArn")?)?;
+        Ok(
+            json!({"stateMachineArn": m.arn, "name": m.name, "status": "ACTIVE", "definition": m.definition, "roleArn": m.role_arn,
+                      "type": m.kind, "creationDate": m.created, "loggingConfiguration": m.logging}),
+        )
+    }
+
+    fn update_state_machine(self: &Arc<Self>, body: &Value) -> ApiResult {
+        let def = body["definition"]
+            .as_str()
+            .map(check_definition)
+            .transpose()?;
+        let mut store = self.store.lock().unwrap();
+        let m = machine_mut(&mut store, str_arg(body, "stateMachineArn")?)?;
+        if let (Some(text), Some(parsed)) = (body["definition"].as_str(), def) {
+            m.definition = text.to_string();
+            m.parsed = Arc::new(parsed);
+        }
+        if let Some(r) = body["roleArn"].as_str() {
+            m.role_arn = r.to_string();
+        }
+        if body.get("loggingConfiguration").is_some() {
+            m.logging = body["loggingConfiguration"].clone();
+        }
+        Ok(json!({"updateDate": now()}))
+    }
+
+    fn delete_state_machine(self: &Arc<Self>, body: &Value) -> ApiResult {
+        let arn = str_arg(body, "stateMachineArn")?;
+        self.store.lock().unwrap().machines.remove(arn);
+        Ok(json!({}))
+    }
+
+    fn list_state_machines(self: &Arc<Self>, body: &Value) -> ApiResult {
+        let store = self.store.lock().unwrap();
+        let all: Vec<&Machine> = store.machines.values().collect();
+        let (range, next) = page(&all, body, 100)?;
+        let items: Vec<Value> = all[range]
+                .iter()
+                .map(|m| json!({"stateMachineArn": m.arn, "name": m.name, "type": m.kind, "creationDate": m.created}))
+                .collect();
+        Ok(json!({"stateMachines": items, "nextToken": next}))
+    }
+
+    fn tag_resource(self: &Arc<Self>, body: &Value) -> ApiResult {
+        let mut store = self.store.lock().unwrap();
+        machine_mut(&mut store, str_arg(body, "resourceArn")?)?
+            .tags
+            .extend(tags_of(body));
+        Ok(json!({}))
+    }
+
+    fn untag_resource(self: &Arc<Self>, body: &Value) -> ApiResult {
+        let mut store = self.store.lock().unwrap();
+        let m = machine_mut(&mut store, str_arg(body, "resourceArn")?)?;
+        for k in body["tagKeys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|k| k.as_str())
+        {
+            m.tags.remove(k);
+        }
+        Ok(json!({}))
+    }
+
+    fn list_tags_for_resource(self: &Arc<Self>, body: &Value) -> ApiResult {
+        let store = self.store.lock().unwrap();
+        let m = machine(&store, str_arg(body, "resourceArn")?)?;
+        Ok(
+            json!({"tags": m.tags.iter().map(|(k, v)| json!({"key": k, "value": v})).collect::<Vec<_>>()}),
+        )
+    }
+
+    fn stop_execution(self: &Arc<Self>, body: &Value) -> ApiResult {
+        let arn = str_arg(body, "executionArn")?;
+        let mut store = self.store.lock().unwrap();
+        let e = execution_mut(&mut store, arn)?;
+        let stopped = now();
+        if e.status == "RUNNING" {
+            e.cancel.cancel();
+            if let Some(h) = e.abort.take() {
+                h.abort();
+            }
+            let (error, cause) = (
+                body["error"].as_str().map(str::to_string),
+                body["cause"].as_str().map(str::to_string),
+            );
+            e.journal.push(
+                "ExecutionAborted",
+                stopped - e.started,
+                json!({"error": error, "cause": cause}),
+            );
+            (e.status, e.stopped, e.error, e.cause) = ("ABORTED", Some(stopped), error, cause);
+            e.done.notify_waiters();
+        }
+        Ok(json!({"stopDate": e.stopped.unwrap_or(stopped)}))
+    }
+
+    fn describe_execution(self: &Arc<Self>, body: &Value) -> ApiResult {
+        let store = self.store.lock().unwrap();
+        Ok(describe(execution(&store, str_arg(body, "executionArn")?)?))
+    }
+
+    fn list_executions(self: &Arc<Self>, body: &Value) -> ApiResult {
+        let store = self.store.lock().unwrap();
+        let arn = str_arg(body, "stateMachineArn")?;
+        machine(&store, arn)?;
+        let filter = body["statusFilter"].as_str();
+        let all: Vec<&Exec> = store
+            .executions
+            .iter()
+            .rev()
+            .filter(|e| e.machine_arn == arn && filter.is_none_or(|f| f == e.status))
+            .collect();
+        let (range, next) = page(&all, body, 100)?;
+        let items: Vec<Value> = all[range]
+                .iter()
+                .map(|e| {
+                    json!({"executionArn": e.arn, "stateMachineArn": e.machine_arn, "name": e.name, "status": e.status,
+                           "startDate": e.started, "stopDate": e.stopped})
+                })
+                .collect();
+        Ok(json!({"executions": items, "nextToken": next}))
+    }
+
+    fn get_execution_history(self: &Arc<Self>, body: &Value) -> ApiResult {
+        let store = self.store.lock().unwrap();
+        let e = execution(&store, str_arg(body, "executionArn")?)?;
+        let mut events: Vec<Value> = e
+            .journal
+            .events()
+            .iter()
+            .map(|ev| history::event(ev, e.started, &self.region))
+            .collect();
+        if body["reverseOrder"].as_bool() == Some(true) {
+            events.reverse();
+        }
+        if body["includeExecutionData"].as_bool() == Some(false) {
+            for ev in &mut events {
+                strip_data(ev);
+            }
+        }
+        let (range, next) = page(&events, body, 100)?;
+        Ok(json!({"events": events[range].to_vec(), "nextToken": next}))
+    }
+
+    fn send_task_success(self: &Arc<Self>, body: &Value) -> ApiResult {
+        let token = str_arg(body, "taskToken")?;
+        let output: Value = serde_json::from_str(str_arg(body, "output")?)
+            .map_err(|e| bad("InvalidOutput", format!("the output is not JSON: {e}")))?;
+        self.answer(token, Callback::Success(output))
+    }
+
+    fn send_task_failure(self: &Arc<Self>, body: &Value) -> ApiResult {
+        let token = str_arg(body, "taskToken")?;
+        let answer = Callback::Failure {
+            error: body["error"].as_str().unwrap_or_default().to_string(),
+            cause: body["cause"].as_str().unwrap_or_default().to_string(),
+        };
+        self.answer(token, answer)
+    }
+
+    fn validate_state_machine_definition(self: &Arc<Self>, body: &Value) -> ApiResult {
+        let text = str_arg(body, "definition")?;
+        let diagnostics: Vec<Value> = match serde_json::from_str::<Value>(text) {
+                Err(e) => vec![json!({"severity": "ERROR", "code": "INVALID_JSON_DESCRIPTION", "message": e.to_string()})],
+                Ok(def) => crate::validate::check(&def, "definition", None)
+                    .into_iter()
+                    .map(|f| {
+                        json!({"severity": format!("{:?}", f.severity).to_uppercase(), "code": "SCHEMA_VALIDATION_FAILED",
+                               "message": f.message, "location": f.pointer})
+                    })
+                    .collect(),
+            };
+        let ok = !diagnostics.iter().any(|d| d["severity"] == "ERROR");
+        Ok(
+            json!({"result": if ok { "OK" } else { "FAIL" }, "diagnostics": diagnostics, "truncated": false}),
+        )
     }
 
     fn answer(&self, token: &str, answer: Callback) -> std::result::Result<Value, ApiError> {
