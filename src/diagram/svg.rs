@@ -428,12 +428,32 @@ fn path_d(pts: &[(f64, f64)]) -> String {
 
 pub fn render(d: &Diagram) -> String {
     let l = layout(d);
-    let mut out = String::new();
-
     // what a label must not cover: every box, every cluster title, every label placed
     let mut obstacles: Vec<Rect> = l.boxes.values().copied().collect();
+    let clusters = draw_clusters(d, &l, &mut obstacles);
+    let (edges, lanes) = draw_edges(d, &l, &mut obstacles);
+    let nodes = draw_nodes(d, &l);
+    // the canvas holds everything drawn: boxes, labels, back-edge lanes
+    let width_px = obstacles
+        .iter()
+        .map(|r| r.x + r.w)
+        .fold(l.lane_x + lanes as f64 * 14.0, f64::max)
+        + MARGIN;
+    let height_px = obstacles
+        .iter()
+        .map(|r| r.y + r.h)
+        .fold(l.height - MARGIN, f64::max)
+        + MARGIN;
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width_px:.0}\" height=\"{height_px:.0}\" viewBox=\"0 0 {width_px:.0} {height_px:.0}\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"12\">\n  <title>{}</title>\n  <defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M 0 0 L 10 5 L 0 10 z\" fill=\"#545b64\"/></marker></defs>\n  <rect width=\"{width_px:.0}\" height=\"{height_px:.0}\" fill=\"#ffffff\"/>\n{clusters}{edges}{nodes}</svg>\n",
+        esc(&d.title)
+    )
+}
 
-    // clusters, outermost first, around all nodes they contain (directly or nested)
+/// Clusters, outermost first, as dashed boxes around every node they hold (directly or
+/// nested); their titles become obstacles for labels.
+fn draw_clusters(d: &Diagram, l: &Layout, obstacles: &mut Vec<Rect>) -> String {
+    let mut out = String::new();
     let mut order: Vec<usize> = (0..d.clusters.len()).collect();
     order.sort_by_key(|&c| d.cluster_chain(Some(c)).len());
     for c in order {
@@ -472,7 +492,13 @@ pub fn render(d: &Diagram) -> String {
         );
     }
 
-    // edges, then their labels where nothing else is
+    out
+}
+
+/// Edges along their routes, then their labels where nothing else is; and how many back
+/// edges needed a lane.
+fn draw_edges(d: &Diagram, l: &Layout, obstacles: &mut Vec<Rect>) -> (String, usize) {
+    let mut out = String::new();
     let mut labels = String::new();
     let mut lane = 0;
     for e in &d.edges {
@@ -481,7 +507,7 @@ pub fn render(d: &Diagram) -> String {
         }
         let is_back =
             l.back.contains(&(e.from.clone(), e.to.clone())) || l.rank[&e.to] <= l.rank[&e.from];
-        let pts = route(&l, &e.from, &e.to, lane);
+        let pts = route(l, &e.from, &e.to, lane);
         if is_back {
             lane += 1;
         }
@@ -510,7 +536,7 @@ pub fn render(d: &Diagram) -> String {
         let w =
             text.iter().map(|t| t.chars().count()).max().unwrap_or(0) as f64 * LABEL_CHAR_W + 8.0;
         let h = text.len() as f64 * LABEL_LINE + 3.0;
-        let r = place_label(&pts, w, h, &obstacles, !is_back);
+        let r = place_label(&pts, w, h, obstacles, !is_back);
         obstacles.push(r);
         let tspans: String = text
             .iter()
@@ -530,24 +556,12 @@ pub fn render(d: &Diagram) -> String {
         );
     }
     out += &labels;
-    // the canvas holds everything drawn: boxes, labels, back-edge lanes
-    let width_px = obstacles
-        .iter()
-        .map(|r| r.x + r.w)
-        .fold(l.lane_x + lane as f64 * 14.0, f64::max)
-        + MARGIN;
-    let height_px = obstacles
-        .iter()
-        .map(|r| r.y + r.h)
-        .fold(l.height - MARGIN, f64::max)
-        + MARGIN;
-    let head = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width_px:.0}\" height=\"{height_px:.0}\" viewBox=\"0 0 {width_px:.0} {height_px:.0}\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"12\">\n  <title>{}</title>\n  <defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M 0 0 L 10 5 L 0 10 z\" fill=\"#545b64\"/></marker></defs>\n  <rect width=\"{width_px:.0}\" height=\"{height_px:.0}\" fill=\"#ffffff\"/>\n",
-        esc(&d.title)
-    );
-    out.insert_str(0, &head);
+    (out, lane)
+}
 
-    // nodes
+/// Nodes: their shape, colour (and the path an execution took) and wrapped text.
+fn draw_nodes(d: &Diagram, l: &Layout) -> String {
+    let mut out = String::new();
     for n in &d.nodes {
         let p = l.boxes[&n.id];
         let (fill, stroke) = match (n.mark, n.shape) {
@@ -609,7 +623,6 @@ pub fn render(d: &Diagram) -> String {
             esc(&n.label)
         );
     }
-    out += "</svg>\n";
     out
 }
 
