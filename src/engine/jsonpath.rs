@@ -363,165 +363,197 @@ fn num(v: &Value, f: &str) -> Result<f64, String> {
         .ok_or_else(|| format!("{f}: {v} is not a number"))
 }
 
-fn intrinsic(name: &str, a: Vec<Value>) -> Result<Value, String> {
-    let s = |i: usize| {
-        a.get(i)
-            .and_then(|v| v.as_str())
+/// An intrinsic's arguments, with accessors that name the function in their errors.
+struct Args {
+    name: String,
+    a: Vec<Value>,
+}
+
+impl Args {
+    fn get(&self, i: usize) -> Result<&Value, String> {
+        self.a
+            .get(i)
+            .ok_or_else(|| format!("{}: argument {} is missing", self.name, i + 1))
+    }
+    fn s(&self, i: usize) -> Result<String, String> {
+        let v = self.a.get(i).and_then(|v| v.as_str());
+        v.map(str::to_string)
+            .ok_or_else(|| format!("{}: argument {} must be a string", self.name, i + 1))
+    }
+    fn arr(&self, i: usize) -> Result<Vec<Value>, String> {
+        let v = self.a.get(i).and_then(|v| v.as_array());
+        v.cloned()
+            .ok_or_else(|| format!("{}: argument {} must be an array", self.name, i + 1))
+    }
+    fn num(&self, i: usize) -> Result<f64, String> {
+        num(self.get(i)?, &self.name)
+    }
+    /// A value as text: a string as it is, anything else as its JSON.
+    fn text(v: &Value) -> String {
+        v.as_str()
             .map(str::to_string)
-            .ok_or_else(|| format!("{name}: argument {} must be a string", i + 1))
-    };
-    let arr = |i: usize| {
-        a.get(i)
-            .and_then(|v| v.as_array())
+            .unwrap_or_else(|| v.to_string())
+    }
+}
+
+type IntrinsicFn = fn(&Args) -> Result<Value, String>;
+
+/// The `States.*` intrinsic functions, by name.
+const INTRINSICS: &[(&str, IntrinsicFn)] = &[
+    ("States.Format", format),
+    ("States.StringToJson", |a| {
+        serde_json::from_str(&a.s(0)?).map_err(|e| format!("{}: {e}", a.name))
+    }),
+    ("States.JsonToString", |a| {
+        Ok(json!(
+            a.a.first().cloned().unwrap_or(Value::Null).to_string()
+        ))
+    }),
+    ("States.Array", |a| Ok(Value::Array(a.a.clone()))),
+    ("States.ArrayPartition", |a| {
+        let n = a.num(1)? as usize;
+        Ok(Value::Array(
+            a.arr(0)?
+                .chunks(n.max(1))
+                .map(|c| Value::Array(c.to_vec()))
+                .collect(),
+        ))
+    }),
+    ("States.ArrayContains", |a| {
+        Ok(json!(a.arr(0)?.contains(a.get(1)?)))
+    }),
+    ("States.ArrayRange", array_range),
+    ("States.ArrayGetItem", |a| {
+        Ok(a.arr(0)?
+            .get(a.num(1)? as usize)
             .cloned()
-            .ok_or_else(|| format!("{name}: argument {} must be an array", i + 1))
-    };
-    Ok(match name {
-        "States.Format" => {
-            let fmt = s(0)?;
-            let mut out = String::new();
-            let mut k = 1;
-            let mut rest = fmt.as_str();
-            while let Some(p) = rest.find("{}") {
-                out.push_str(&rest[..p]);
-                let v = a
-                    .get(k)
-                    .ok_or_else(|| format!("{name}: too few arguments for the format"))?;
-                out.push_str(
-                    &v.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| v.to_string()),
-                );
-                k += 1;
-                rest = &rest[p + 2..];
-            }
-            out.push_str(rest);
-            json!(out)
-        }
-        "States.StringToJson" => {
-            serde_json::from_str(&s(0)?).map_err(|e| format!("{name}: {e}"))?
-        }
-        "States.JsonToString" => json!(a.first().cloned().unwrap_or(Value::Null).to_string()),
-        "States.Array" => Value::Array(a),
-        "States.ArrayPartition" => {
-            let n = num(&a[1], name)? as usize;
-            Value::Array(
-                arr(0)?
-                    .chunks(n.max(1))
-                    .map(|c| Value::Array(c.to_vec()))
-                    .collect(),
-            )
-        }
-        "States.ArrayContains" => json!(arr(0)?.contains(&a[1])),
-        "States.ArrayRange" => {
-            let (x, y, st) = (num(&a[0], name)?, num(&a[1], name)?, num(&a[2], name)?);
-            // AWS: "The array can contain up to 1000 elements" (checked before building it)
-            let len = if st == 0.0 {
-                f64::INFINITY
-            } else {
-                ((y - x) / st).floor() + 1.0
-            };
-            if len > 1000.0 {
-                return Err(format!(
-                    "{name}: the range would have {} elements; States.ArrayRange returns at most 1000",
-                    if len.is_finite() {
-                        len.to_string()
-                    } else {
-                        "unbounded".into()
-                    }
-                ));
-            }
-            let mut out = Vec::new();
-            let mut v = x;
-            while (st > 0.0 && v <= y) || (st < 0.0 && v >= y) {
-                out.push(json!(v as i64));
-                v += st;
-            }
-            Value::Array(out)
-        }
-        "States.ArrayGetItem" => arr(0)?
-            .get(num(&a[1], name)? as usize)
-            .cloned()
-            .unwrap_or(Value::Null),
-        "States.ArrayLength" => json!(arr(0)?.len()),
-        "States.ArrayUnique" => {
-            let mut out: Vec<Value> = Vec::new();
-            for v in arr(0)? {
-                if !out.contains(&v) {
-                    out.push(v);
-                }
-            }
-            Value::Array(out)
-        }
-        "States.Base64Encode" => json!(aws_smithy_types::base64::encode(s(0)?.as_bytes())),
-        "States.Base64Decode" => {
-            json!(String::from_utf8_lossy(
-                &aws_smithy_types::base64::decode(s(0)?).map_err(|e| format!("{name}: {e}"))?
-            ))
-        }
-        "States.Hash" => {
-            use sha2::Digest;
-            let data = a
-                .first()
-                .map(|v| {
-                    v.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| v.to_string())
-                })
-                .unwrap_or_default();
-            let bytes = match s(1)?.as_str() {
-                "SHA-256" => sha2::Sha256::digest(data.as_bytes()).to_vec(),
-                "SHA-384" => sha2::Sha384::digest(data.as_bytes()).to_vec(),
-                "SHA-512" => sha2::Sha512::digest(data.as_bytes()).to_vec(),
-                other => {
-                    return Err(format!(
-                        "{name}: {other} is not supported locally (SHA-256, SHA-384, SHA-512)"
-                    ));
-                }
-            };
-            json!(hex::encode(bytes))
-        }
-        "States.JsonMerge" => {
-            let mut m = a[0]
-                .as_object()
-                .cloned()
-                .ok_or_else(|| format!("{name}: objects expected"))?;
-            m.extend(
-                a[1].as_object()
-                    .cloned()
-                    .ok_or_else(|| format!("{name}: objects expected"))?,
-            );
-            Value::Object(m)
-        }
-        "States.MathRandom" => {
-            let (lo, hi) = (num(&a[0], name)?, num(&a[1], name)?);
-            let r = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.subsec_nanos())
-                .unwrap_or(0) as f64
-                / 1e9;
-            json!((lo + r * (hi - lo)).floor() as i64)
-        }
-        "States.MathAdd" => {
-            let x = num(&a[0], name)? + num(&a[1], name)?;
-            if x.fract() == 0.0 {
-                json!(x as i64)
-            } else {
-                json!(x)
+            .unwrap_or(Value::Null))
+    }),
+    ("States.ArrayLength", |a| Ok(json!(a.arr(0)?.len()))),
+    ("States.ArrayUnique", |a| {
+        let mut out: Vec<Value> = Vec::new();
+        for v in a.arr(0)? {
+            if !out.contains(&v) {
+                out.push(v);
             }
         }
-        "States.StringSplit" => {
-            let (text, seps) = (s(0)?, s(1)?);
-            Value::Array(
-                text.split(|c| seps.contains(c))
-                    .filter(|p| !p.is_empty())
-                    .map(|p| json!(p))
-                    .collect(),
-            )
-        }
-        "States.UUID" => json!(uuid::Uuid::new_v4().to_string()),
-        other => return Err(format!("unknown intrinsic {other}")),
+        Ok(Value::Array(out))
+    }),
+    ("States.Base64Encode", |a| {
+        Ok(json!(aws_smithy_types::base64::encode(a.s(0)?.as_bytes())))
+    }),
+    ("States.Base64Decode", |a| {
+        let bytes =
+            aws_smithy_types::base64::decode(a.s(0)?).map_err(|e| format!("{}: {e}", a.name))?;
+        Ok(json!(String::from_utf8_lossy(&bytes)))
+    }),
+    ("States.Hash", hash),
+    ("States.JsonMerge", |a| {
+        let object = |i| a.get(i).ok().and_then(Value::as_object).cloned();
+        let objects = || format!("{}: objects expected", a.name);
+        let mut m = object(0).ok_or_else(objects)?;
+        m.extend(object(1).ok_or_else(objects)?);
+        Ok(Value::Object(m))
+    }),
+    ("States.MathRandom", |a| {
+        let (lo, hi) = (a.num(0)?, a.num(1)?);
+        Ok(json!(
+            (lo + rand::random::<f64>() * (hi - lo)).floor() as i64
+        ))
+    }),
+    ("States.MathAdd", |a| {
+        let x = a.num(0)? + a.num(1)?;
+        Ok(if x.fract() == 0.0 {
+            json!(x as i64)
+        } else {
+            json!(x)
+        })
+    }),
+    ("States.StringSplit", |a| {
+        let (text, seps) = (a.s(0)?, a.s(1)?);
+        let parts = text.split(|c| seps.contains(c)).filter(|p| !p.is_empty());
+        Ok(Value::Array(parts.map(|p| json!(p)).collect()))
+    }),
+    ("States.UUID", |_| {
+        Ok(json!(uuid::Uuid::new_v4().to_string()))
+    }),
+];
+
+fn intrinsic(name: &str, a: Vec<Value>) -> Result<Value, String> {
+    let (_, f) = INTRINSICS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .ok_or_else(|| format!("unknown intrinsic {name}"))?;
+    f(&Args {
+        name: name.to_string(),
+        a,
     })
+}
+
+/// `States.Format`: each `{}` replaced by the next argument.
+fn format(a: &Args) -> Result<Value, String> {
+    let fmt = a.s(0)?;
+    let mut out = String::new();
+    let mut k = 1;
+    let mut rest = fmt.as_str();
+    while let Some(p) = rest.find("{}") {
+        out.push_str(&rest[..p]);
+        let v =
+            a.a.get(k)
+                .ok_or_else(|| format!("{}: too few arguments for the format", a.name))?;
+        out.push_str(&Args::text(v));
+        k += 1;
+        rest = &rest[p + 2..];
+    }
+    out.push_str(rest);
+    Ok(json!(out))
+}
+
+/// `States.ArrayRange(first, last, step)`, at most 1000 elements as AWS allows.
+fn array_range(a: &Args) -> Result<Value, String> {
+    let (x, y, st) = (a.num(0)?, a.num(1)?, a.num(2)?);
+    // AWS: "The array can contain up to 1000 elements" (checked before building it)
+    let len = if st == 0.0 {
+        f64::INFINITY
+    } else {
+        ((y - x) / st).floor() + 1.0
+    };
+    if len > 1000.0 {
+        let n = if len.is_finite() {
+            len.to_string()
+        } else {
+            "unbounded".into()
+        };
+        return Err(format!(
+            "{}: the range would have {n} elements; States.ArrayRange returns at most 1000",
+            a.name
+        ));
+    }
+    let mut out = Vec::new();
+    let mut v = x;
+    while (st > 0.0 && v <= y) || (st < 0.0 && v >= y) {
+        out.push(json!(v as i64));
+        v += st;
+    }
+    Ok(Value::Array(out))
+}
+
+/// `States.Hash(data, algorithm)`, as hex.
+fn hash(a: &Args) -> Result<Value, String> {
+    use sha2::Digest;
+    let data = a.a.first().map(Args::text).unwrap_or_default();
+    let bytes = match a.s(1)?.as_str() {
+        "SHA-256" => sha2::Sha256::digest(data.as_bytes()).to_vec(),
+        "SHA-384" => sha2::Sha384::digest(data.as_bytes()).to_vec(),
+        "SHA-512" => sha2::Sha512::digest(data.as_bytes()).to_vec(),
+        other => {
+            return Err(format!(
+                "{}: {other} is not supported locally (SHA-256, SHA-384, SHA-512)",
+                a.name
+            ));
+        }
+    };
+    Ok(json!(hex::encode(bytes)))
 }
 
 /// A JSONPath Choice rule against the state's input.
