@@ -513,162 +513,32 @@ impl Run<'_> {
         );
         let next = s["Next"].as_str().map(str::to_string);
         let jp = self.lang_of(s) == "JSONPath";
-        let result = match ty {
-            "Pass" if jp => async {
-                let effective = self.jp_input(s, &input, name, vars)?;
-                let result = match (s.get("Result"), s.get("Parameters")) {
-                    (Some(r), _) => r.clone(),
-                    (None, Some(p)) => {
-                        self.jp_template(p, &effective, &self.context_for(name, &[]), vars)?
-                    }
-                    (None, None) => effective,
-                };
-                self.jp_output(s, &input, Some(result), name, vars)
+        let input = &input;
+        let result = match (ty, jp) {
+            ("Task" | "Parallel" | "Map", _) => {
+                self.with_retry(name, ty, s, input, vars, next).await
             }
-            .await
-            .map(|o| (o, next)),
-            "Succeed" | "Wait" | "Choice" if jp => {
-                async {
-                    let effective = self.jp_input(s, &input, name, vars)?;
-                    let ctx = self.context_for(name, &[]);
-                    let mut to = next.clone();
-                    if ty == "Wait" {
-                        let secs = match (
-                            s.get("Seconds"),
-                            s.get("SecondsPath"),
-                            s.get("Timestamp"),
-                            s.get("TimestampPath"),
-                        ) {
-                            (Some(v), ..) => v.as_f64().unwrap_or(0.0),
-                            (None, Some(p), ..) => jsonpath::expression(
-                                p.as_str().unwrap_or("$"),
-                                &effective,
-                                &ctx,
-                                &vars.all(),
-                            )
-                            .map_err(|m| fail("States.Runtime", m))?
-                            .as_f64()
-                            .unwrap_or(0.0),
-                            (None, None, Some(t), _) => self.until(t)?,
-                            (None, None, None, Some(p)) => self.until(
-                                &jsonpath::expression(
-                                    p.as_str().unwrap_or("$"),
-                                    &effective,
-                                    &ctx,
-                                    &vars.all(),
-                                )
-                                .map_err(|m| fail("States.Runtime", m))?,
-                            )?,
-                            _ => 0.0,
-                        };
-                        self.sleep(secs).await;
-                    }
-                    if ty == "Choice" {
-                        to = None;
-                        for r in s["Choices"].as_array().into_iter().flatten() {
-                            if jsonpath::rule(r, &effective, &ctx, &vars.all())
-                                .map_err(|m| fail("States.Runtime", m))?
-                            {
-                                if let Some(a) = r.get("Assign") {
-                                    let assigned = self.jp_template(a, &effective, &ctx, vars)?;
-                                    vars.assign(assigned);
-                                }
-                                to = r["Next"].as_str().map(str::to_string);
-                                break;
-                            }
-                        }
-                        to = to.or_else(|| s["Default"].as_str().map(str::to_string));
-                        if to.is_none() {
-                            return Err(fail(
-                                "States.NoChoiceMatched",
-                                format!("no Choice rule matched in {name}"),
-                            ));
-                        }
-                    }
-                    let out = self.jp_output(s, &effective, None, name, vars)?;
-                    Ok((out, if ty == "Succeed" { None } else { to }))
-                }
-                .await
+            ("Pass", true) => self.jp_pass(name, s, input, vars).map(|o| (o, next)),
+            ("Wait", true) => self.jp_wait(name, s, input, vars).await.map(|o| (o, next)),
+            ("Choice", true) => self.jp_choice(name, s, input, vars),
+            ("Succeed", true) => {
+                let effective = self.jp_input(s, input, name, vars)?;
+                self.jp_output(s, &effective, None, name, vars)
+                    .map(|o| (o, None))
             }
-            "Fail" if jp => {
-                let ctx = self.context_for(name, &[]);
-                let pick = |k: &str, kp: &str| -> Option<String> {
-                    s[k].as_str().map(str::to_string).or_else(|| {
-                        s[kp]
-                            .as_str()
-                            .and_then(|p| jsonpath::expression(p, &input, &ctx, &vars.all()).ok())
-                            .and_then(|v| v.as_str().map(str::to_string))
-                    })
-                };
-                Err(fail(
-                    &pick("Error", "ErrorPath").unwrap_or_default(),
-                    pick("Cause", "CausePath").unwrap_or_default(),
-                ))
-            }
-            "Pass" => self.finish(name, s, &input, None, vars).map(|o| (o, next)),
-            "Succeed" => {
-                let out = if s.get("Output").is_some() {
-                    self.eval(&s["Output"], &self.states_var(&input, name, &[]), vars)?
-                } else {
-                    input.clone()
-                };
-                Ok((out, None))
-            }
-            "Fail" => {
-                let st = self.states_var(&input, name, &[]);
-                let error = s
-                    .get("Error")
-                    .map(|e| self.eval(e, &st, vars))
-                    .transpose()?
-                    .and_then(|v| v.as_str().map(str::to_string));
-                let cause = s
-                    .get("Cause")
-                    .map(|e| self.eval(e, &st, vars))
-                    .transpose()?
-                    .and_then(|v| v.as_str().map(str::to_string));
-                Err(fail(
-                    error.as_deref().unwrap_or_default(),
-                    cause.unwrap_or_default(),
-                ))
-            }
-            "Wait" => {
-                let st = self.states_var(&input, name, &[]);
-                let secs = match (s.get("Seconds"), s.get("Timestamp")) {
-                    (Some(v), _) => self
-                        .eval(v, &st, vars)?
-                        .as_f64()
-                        .ok_or_else(|| fail("States.Runtime", "Seconds is not a number"))?,
-                    (None, Some(t)) => self.until(&self.eval(t, &st, vars)?)?,
-                    _ => 0.0,
-                };
-                self.sleep(secs).await;
-                self.finish(name, s, &input, None, vars).map(|o| (o, next))
-            }
-            "Choice" => {
-                let st = self.states_var(&input, name, &[]);
-                let mut chosen = None;
-                for rule in s["Choices"].as_array().into_iter().flatten() {
-                    if self.eval(&rule["Condition"], &st, vars)? == Value::Bool(true) {
-                        if let Some(a) = rule.get("Assign") {
-                            let assigned = self.eval(a, &st, vars)?;
-                            vars.assign(assigned);
-                        }
-                        chosen = rule["Next"].as_str().map(str::to_string);
-                        break;
-                    }
-                }
-                match chosen.or_else(|| s["Default"].as_str().map(str::to_string)) {
-                    Some(n) => self
-                        .finish(name, s, &input, None, vars)
-                        .map(|o| (o, Some(n))),
-                    None => Err(fail(
-                        "States.NoChoiceMatched",
-                        format!("no Choice rule matched in {name}"),
-                    )),
-                }
-            }
-            "Task" | "Parallel" | "Map" => self.with_retry(name, ty, s, &input, vars, next).await,
-            other => Err(fail(
+            ("Fail", true) => Err(self.jp_fail(name, s, input, vars)),
+            ("Pass", false) => self.finish(name, s, input, None, vars).map(|o| (o, next)),
+            ("Wait", false) => self.wait(name, s, input, vars).await.map(|o| (o, next)),
+            ("Choice", false) => self.choice(name, s, input, vars),
+            ("Succeed", false) => match s.get("Output") {
+                Some(o) => Ok((
+                    self.eval(o, &self.states_var(input, name, &[]), vars)?,
+                    None,
+                )),
+                None => Ok((input.clone(), None)),
+            },
+            ("Fail", false) => Err(self.fail_state(name, s, input, vars)?),
+            (other, _) => Err(fail(
                 "States.Runtime",
                 format!("unknown state type {other}"),
             )),
@@ -680,6 +550,177 @@ impl Run<'_> {
             );
         }
         result
+    }
+
+    /// A JSONPath Pass: Result, else Parameters over the effective input, else the input.
+    fn jp_pass(
+        &self,
+        name: &str,
+        s: &Value,
+        input: &Value,
+        vars: &mut Vars,
+    ) -> Result<Value, Failure> {
+        let effective = self.jp_input(s, input, name, vars)?;
+        let result = match (s.get("Result"), s.get("Parameters")) {
+            (Some(r), _) => r.clone(),
+            (None, Some(p)) => {
+                self.jp_template(p, &effective, &self.context_for(name, &[]), vars)?
+            }
+            (None, None) => effective,
+        };
+        self.jp_output(s, input, Some(result), name, vars)
+    }
+
+    /// A JSONPath Wait: Seconds, SecondsPath, Timestamp or TimestampPath.
+    async fn jp_wait(
+        &self,
+        name: &str,
+        s: &Value,
+        input: &Value,
+        vars: &mut Vars,
+    ) -> Result<Value, Failure> {
+        let effective = self.jp_input(s, input, name, vars)?;
+        let ctx = self.context_for(name, &[]);
+        let path = |p: &Value| {
+            jsonpath::expression(p.as_str().unwrap_or("$"), &effective, &ctx, &vars.all())
+                .map_err(|m| fail("States.Runtime", m))
+        };
+        let secs = match (
+            s.get("Seconds"),
+            s.get("SecondsPath"),
+            s.get("Timestamp"),
+            s.get("TimestampPath"),
+        ) {
+            (Some(v), ..) => v.as_f64().unwrap_or(0.0),
+            (None, Some(p), ..) => path(p)?.as_f64().unwrap_or(0.0),
+            (None, None, Some(t), _) => self.until(t)?,
+            (None, None, None, Some(p)) => self.until(&path(p)?)?,
+            _ => 0.0,
+        };
+        self.sleep(secs).await;
+        self.jp_output(s, &effective, None, name, vars)
+    }
+
+    /// A JSONPath Choice: the first rule that matches (its Assign applied), else Default.
+    fn jp_choice(
+        &self,
+        name: &str,
+        s: &Value,
+        input: &Value,
+        vars: &mut Vars,
+    ) -> Result<(Value, Option<String>), Failure> {
+        let effective = self.jp_input(s, input, name, vars)?;
+        let ctx = self.context_for(name, &[]);
+        let mut to = None;
+        for r in s["Choices"].as_array().into_iter().flatten() {
+            if jsonpath::rule(r, &effective, &ctx, &vars.all())
+                .map_err(|m| fail("States.Runtime", m))?
+            {
+                if let Some(a) = r.get("Assign") {
+                    let assigned = self.jp_template(a, &effective, &ctx, vars)?;
+                    vars.assign(assigned);
+                }
+                to = r["Next"].as_str().map(str::to_string);
+                break;
+            }
+        }
+        let Some(to) = to.or_else(|| s["Default"].as_str().map(str::to_string)) else {
+            return Err(fail(
+                "States.NoChoiceMatched",
+                format!("no Choice rule matched in {name}"),
+            ));
+        };
+        Ok((self.jp_output(s, &effective, None, name, vars)?, Some(to)))
+    }
+
+    /// A JSONPath Fail: Error / Cause, or ErrorPath / CausePath read from the input.
+    fn jp_fail(&self, name: &str, s: &Value, input: &Value, vars: &Vars) -> Failure {
+        let ctx = self.context_for(name, &[]);
+        let pick = |k: &str, kp: &str| -> Option<String> {
+            s[k].as_str().map(str::to_string).or_else(|| {
+                s[kp]
+                    .as_str()
+                    .and_then(|p| jsonpath::expression(p, input, &ctx, &vars.all()).ok())
+                    .and_then(|v| v.as_str().map(str::to_string))
+            })
+        };
+        fail(
+            &pick("Error", "ErrorPath").unwrap_or_default(),
+            pick("Cause", "CausePath").unwrap_or_default(),
+        )
+    }
+
+    /// A JSONata Fail: Error and Cause evaluated.
+    fn fail_state(
+        &self,
+        name: &str,
+        s: &Value,
+        input: &Value,
+        vars: &mut Vars,
+    ) -> Result<Failure, Failure> {
+        let st = self.states_var(input, name, &[]);
+        let text = |k: &str| -> Result<Option<String>, Failure> {
+            let v = s.get(k).map(|e| self.eval(e, &st, vars)).transpose()?;
+            Ok(v.and_then(|v| v.as_str().map(str::to_string)))
+        };
+        let (error, cause) = (text("Error")?, text("Cause")?);
+        Ok(fail(
+            error.as_deref().unwrap_or_default(),
+            cause.unwrap_or_default(),
+        ))
+    }
+
+    /// A JSONata Wait: Seconds or Timestamp evaluated.
+    async fn wait(
+        &self,
+        name: &str,
+        s: &Value,
+        input: &Value,
+        vars: &mut Vars,
+    ) -> Result<Value, Failure> {
+        let st = self.states_var(input, name, &[]);
+        let secs = match (s.get("Seconds"), s.get("Timestamp")) {
+            (Some(v), _) => self
+                .eval(v, &st, vars)?
+                .as_f64()
+                .ok_or_else(|| fail("States.Runtime", "Seconds is not a number"))?,
+            (None, Some(t)) => self.until(&self.eval(t, &st, vars)?)?,
+            _ => 0.0,
+        };
+        self.sleep(secs).await;
+        self.finish(name, s, input, None, vars)
+    }
+
+    /// A JSONata Choice: the first rule whose Condition is true (its Assign applied), else
+    /// Default.
+    fn choice(
+        &self,
+        name: &str,
+        s: &Value,
+        input: &Value,
+        vars: &mut Vars,
+    ) -> Result<(Value, Option<String>), Failure> {
+        let st = self.states_var(input, name, &[]);
+        let mut chosen = None;
+        for rule in s["Choices"].as_array().into_iter().flatten() {
+            if self.eval(&rule["Condition"], &st, vars)? == Value::Bool(true) {
+                if let Some(a) = rule.get("Assign") {
+                    let assigned = self.eval(a, &st, vars)?;
+                    vars.assign(assigned);
+                }
+                chosen = rule["Next"].as_str().map(str::to_string);
+                break;
+            }
+        }
+        match chosen.or_else(|| s["Default"].as_str().map(str::to_string)) {
+            Some(n) => self
+                .finish(name, s, input, None, vars)
+                .map(|o| (o, Some(n))),
+            None => Err(fail(
+                "States.NoChoiceMatched",
+                format!("no Choice rule matched in {name}"),
+            )),
+        }
     }
 
     /// Seconds from now until a timestamp (RFC 3339); 0 if it has passed.
