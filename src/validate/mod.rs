@@ -505,6 +505,8 @@ fn scope(
     }
 }
 
+/// One state: its type, its query language, the fields it may have, how it moves on, what
+/// its type needs, then its retriers and expressions.
 fn state(
     c: &mut Checker,
     name: &str,
@@ -513,23 +515,52 @@ fn state(
     machine_lang: &str,
     names: &mut BTreeSet<String>,
 ) {
-    let n = Some(name);
     let ty = s.get("Type").and_then(|v| v.as_str()).unwrap_or("");
     if allowed(ty).is_empty() {
-        c.error(
-            n,
-            &format!("{p}/Type"),
-            format!(
-                "Type must be Task, Pass, Choice, Wait, Succeed, Fail, Parallel or Map, not {ty:?}"
-            ),
+        let msg = format!(
+            "Type must be Task, Pass, Choice, Wait, Succeed, Fail, Parallel or Map, not {ty:?}"
         );
+        c.error(Some(name), &format!("{p}/Type"), msg);
         return;
     }
-    let lang = match s.get("QueryLanguage").and_then(|v| v.as_str()) {
+    let lang = state_language(c, name, s, p, machine_lang);
+    fields(c, name, ty, s, p, lang);
+    let flows = matches!(ty, "Task" | "Pass" | "Wait" | "Parallel" | "Map");
+    let has_end = s.get("End").and_then(|v| v.as_bool()) == Some(true);
+    if flows && s.contains_key("Next") == has_end {
+        c.error(
+            Some(name),
+            p,
+            format!("a {ty} state needs exactly one of Next and \"End\": true"),
+        );
+    }
+    match ty {
+        "Task" => task(c, name, s, p),
+        "Choice" => choices(c, name, s, p, lang),
+        "Wait" => wait(c, name, s, p),
+        "Parallel" => parallel(c, name, s, p, lang, names),
+        "Map" => map(c, name, s, p, lang, names),
+        _ => {}
+    }
+    retriers(c, name, s, p, lang);
+    expressions(c, name, s, p, lang);
+}
+
+/// The state's query language: its own, else the machine's (a JSONata machine holds no
+/// JSONPath state).
+fn state_language<'a>(
+    c: &mut Checker,
+    name: &str,
+    s: &'a Map<String, Value>,
+    p: &str,
+    machine_lang: &'a str,
+) -> &'a str {
+    let at = format!("{p}/QueryLanguage");
+    match s.get("QueryLanguage").and_then(|v| v.as_str()) {
         Some("JSONPath") if machine_lang == "JSONata" => {
             c.error(
-                n,
-                &format!("{p}/QueryLanguage"),
+                Some(name),
+                &at,
                 "a JSONata state machine cannot hold JSONPath states",
             );
             "JSONPath"
@@ -537,139 +568,138 @@ fn state(
         Some(l @ ("JSONata" | "JSONPath")) => l,
         Some(_) => {
             c.error(
-                n,
-                &format!("{p}/QueryLanguage"),
+                Some(name),
+                &at,
                 "QueryLanguage must be \"JSONata\" or \"JSONPath\"",
             );
             machine_lang
         }
         None => machine_lang,
-    };
-    for key in s.keys() {
-        if !COMMON.contains(&key.as_str()) && !allowed(ty).contains(&key.as_str()) {
-            c.error(
-                n,
-                &format!("{p}/{}", esc(key)),
-                format!("a {ty} state has no field {key}"),
+    }
+}
+
+/// Every field is one the state's type has, and of the state's query language.
+fn fields(c: &mut Checker, name: &str, ty: &str, s: &Map<String, Value>, p: &str, lang: &str) {
+    for key in s.keys().map(String::as_str) {
+        let at = format!("{p}/{}", esc(key));
+        if !COMMON.contains(&key) && !allowed(ty).contains(&key) {
+            c.error(Some(name), &at, format!("a {ty} state has no field {key}"));
+        } else if lang == "JSONata" && JSONPATH_ONLY.contains(&key) {
+            let msg = format!(
+                "{key} is a JSONPath field; this state uses JSONata (use Arguments / Output / Assign)"
             );
-        } else if lang == "JSONata" && JSONPATH_ONLY.contains(&key.as_str()) {
-            c.error(
-                n,
-                &format!("{p}/{}", esc(key)),
-                format!("{key} is a JSONPath field; this state uses JSONata (use Arguments / Output / Assign)"),
+            c.error(Some(name), &at, msg);
+        } else if lang == "JSONPath" && JSONATA_ONLY.contains(&key) {
+            let msg = format!(
+                "{key} is a JSONata field; this state uses JSONPath (set \"QueryLanguage\": \"JSONata\")"
             );
-        } else if lang == "JSONPath" && JSONATA_ONLY.contains(&key.as_str()) {
-            c.error(
-                n,
-                &format!("{p}/{}", esc(key)),
-                format!("{key} is a JSONata field; this state uses JSONPath (set \"QueryLanguage\": \"JSONata\")"),
-            );
+            c.error(Some(name), &at, msg);
         }
     }
-    let flows = matches!(ty, "Task" | "Pass" | "Wait" | "Parallel" | "Map");
-    let (has_next, has_end) = (
-        s.contains_key("Next"),
-        s.get("End").and_then(|v| v.as_bool()) == Some(true),
-    );
-    if flows && has_next == has_end {
+}
+
+fn task(c: &mut Checker, name: &str, s: &Map<String, Value>, p: &str) {
+    if !s.get("Resource").is_some_and(|r| r.is_string()) {
         c.error(
-            n,
-            p,
-            format!("a {ty} state needs exactly one of Next and \"End\": true"),
+            Some(name),
+            &format!("{p}/Resource"),
+            "a Task state needs a Resource",
         );
     }
-    match ty {
-        "Task" => {
-            if !s.get("Resource").is_some_and(|r| r.is_string()) {
-                c.error(n, &format!("{p}/Resource"), "a Task state needs a Resource");
-            }
-            for f in ["TimeoutSeconds", "HeartbeatSeconds"] {
-                if let Some(v) = s.get(f) {
-                    if !(v.as_u64().is_some_and(|x| x > 0)
-                        || v.as_str().and_then(expr::jsonata_of).is_some())
-                    {
-                        c.error(
-                            n,
-                            &format!("{p}/{f}"),
-                            format!("{f} must be a positive integer"),
-                        );
-                    }
-                }
-            }
+    for f in ["TimeoutSeconds", "HeartbeatSeconds"] {
+        let Some(v) = s.get(f) else { continue };
+        if !(v.as_u64().is_some_and(|x| x > 0) || v.as_str().and_then(expr::jsonata_of).is_some()) {
+            c.error(
+                Some(name),
+                &format!("{p}/{f}"),
+                format!("{f} must be a positive integer"),
+            );
         }
-        "Choice" => choices(c, name, s, p, lang),
-        "Wait" => {
-            let fields = ["Seconds", "Timestamp", "SecondsPath", "TimestampPath"];
-            let present: Vec<&str> = fields
-                .iter()
-                .copied()
-                .filter(|f| s.contains_key(*f))
-                .collect();
-            if present.len() != 1 {
-                c.error(
-                    n,
-                    p,
-                    format!(
-                        "a Wait state needs exactly one of Seconds, Timestamp, SecondsPath, TimestampPath (has {})",
-                        if present.is_empty() { "none".into() } else { present.join(", ") }
-                    ),
-                );
-            }
-        }
-        "Parallel" => match s
-            .get("Branches")
-            .and_then(|v| v.as_array())
-            .filter(|b| !b.is_empty())
-        {
-            None => c.error(
-                n,
-                &format!("{p}/Branches"),
-                "a Parallel state needs at least one branch",
-            ),
-            Some(branches) => {
-                for (i, b) in branches.iter().enumerate() {
-                    match b.as_object() {
-                        Some(b) => scope(c, b, &format!("{p}/Branches/{i}"), lang, names),
-                        None => {
-                            c.error(n, &format!("{p}/Branches/{i}"), "a branch is a JSON object")
-                        }
-                    }
-                }
-            }
-        },
-        "Map" => {
-            let key = if s.contains_key("ItemProcessor") {
-                "ItemProcessor"
-            } else {
-                "Iterator"
-            };
-            match s.get(key).and_then(|v| v.as_object()) {
-                Some(b) => scope(c, b, &format!("{p}/{key}"), lang, names),
-                None => c.error(n, p, "a Map state needs an ItemProcessor"),
-            }
-            if let Some(m) = s.get("MaxConcurrency") {
-                if m.as_u64().is_none() && m.as_str().and_then(expr::jsonata_of).is_none() {
-                    c.error(
-                        n,
-                        &format!("{p}/MaxConcurrency"),
-                        "MaxConcurrency must be a non-negative integer",
-                    );
-                }
-            }
-            if let Some(t) = s.get("ToleratedFailurePercentage").and_then(|v| v.as_f64()) {
-                if !(0.0..=100.0).contains(&t) {
-                    c.error(
-                        n,
-                        &format!("{p}/ToleratedFailurePercentage"),
-                        "ToleratedFailurePercentage is 0 to 100",
-                    );
-                }
-            }
-        }
-        _ => {}
     }
-    retriers(c, name, s, p, lang);
-    expressions(c, name, s, p, lang);
+}
+
+fn wait(c: &mut Checker, name: &str, s: &Map<String, Value>, p: &str) {
+    let fields = ["Seconds", "Timestamp", "SecondsPath", "TimestampPath"];
+    let present: Vec<&str> = fields
+        .iter()
+        .copied()
+        .filter(|f| s.contains_key(*f))
+        .collect();
+    if present.len() != 1 {
+        let has = if present.is_empty() {
+            "none".into()
+        } else {
+            present.join(", ")
+        };
+        let msg = format!(
+            "a Wait state needs exactly one of Seconds, Timestamp, SecondsPath, TimestampPath (has {has})"
+        );
+        c.error(Some(name), p, msg);
+    }
+}
+
+fn parallel(
+    c: &mut Checker,
+    name: &str,
+    s: &Map<String, Value>,
+    p: &str,
+    lang: &str,
+    names: &mut BTreeSet<String>,
+) {
+    let Some(branches) = s
+        .get("Branches")
+        .and_then(|v| v.as_array())
+        .filter(|b| !b.is_empty())
+    else {
+        c.error(
+            Some(name),
+            &format!("{p}/Branches"),
+            "a Parallel state needs at least one branch",
+        );
+        return;
+    };
+    for (i, b) in branches.iter().enumerate() {
+        let at = format!("{p}/Branches/{i}");
+        match b.as_object() {
+            Some(b) => scope(c, b, &at, lang, names),
+            None => c.error(Some(name), &at, "a branch is a JSON object"),
+        }
+    }
+}
+
+fn map(
+    c: &mut Checker,
+    name: &str,
+    s: &Map<String, Value>,
+    p: &str,
+    lang: &str,
+    names: &mut BTreeSet<String>,
+) {
+    let key = if s.contains_key("ItemProcessor") {
+        "ItemProcessor"
+    } else {
+        "Iterator"
+    };
+    match s.get(key).and_then(|v| v.as_object()) {
+        Some(b) => scope(c, b, &format!("{p}/{key}"), lang, names),
+        None => c.error(Some(name), p, "a Map state needs an ItemProcessor"),
+    }
+    if let Some(m) = s.get("MaxConcurrency") {
+        if m.as_u64().is_none() && m.as_str().and_then(expr::jsonata_of).is_none() {
+            let at = format!("{p}/MaxConcurrency");
+            c.error(
+                Some(name),
+                &at,
+                "MaxConcurrency must be a non-negative integer",
+            );
+        }
+    }
+    if let Some(t) = s.get("ToleratedFailurePercentage").and_then(|v| v.as_f64()) {
+        if !(0.0..=100.0).contains(&t) {
+            let at = format!("{p}/ToleratedFailurePercentage");
+            c.error(Some(name), &at, "ToleratedFailurePercentage is 0 to 100");
+        }
+    }
 }
 
 fn error_names(c: &mut Checker, name: &str, list: &Value, p: &str, last: bool) {
