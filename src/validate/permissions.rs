@@ -119,6 +119,8 @@ pub fn derive(def: &Value, place: &Place) -> Vec<Need> {
     out
 }
 
+/// Every Task state of a scope (and of the scopes inside its Parallel and Map states), with
+/// the actions it needs.
 fn walk(body: &Value, base: &str, place: &Place, out: &mut Vec<Need>) {
     let Some(states) = body["States"].as_object() else {
         return;
@@ -136,10 +138,7 @@ fn walk(body: &Value, base: &str, place: &Place, out: &mut Vec<Need>) {
                 walk(&s[key], &format!("{p}/{key}"), place, out);
             }
         }
-        if s["Type"] != "Task" {
-            continue;
-        }
-        let Some(resource) = s["Resource"].as_str() else {
+        let (true, Some(resource)) = (s["Type"] == "Task", s["Resource"].as_str()) else {
             continue;
         };
         let empty = Map::new();
@@ -147,111 +146,140 @@ fn walk(body: &Value, base: &str, place: &Place, out: &mut Vec<Need>) {
             .as_object()
             .or(s["Parameters"].as_object())
             .unwrap_or(&empty);
-        let mut need = |action: String, resource: String| {
+        for (action, resource) in task_needs(resource, args, place) {
+            let pointer = format!("{p}/Resource");
             out.push(Need {
                 action,
                 resource,
                 state: name.clone(),
-                pointer: format!("{p}/Resource"),
-            })
-        };
-        let Some(rest) = resource
-            .strip_prefix("arn:aws:states:::")
-            .or_else(|| resource.strip_prefix("arn:aws-cn:states:::"))
-            .or_else(|| resource.strip_prefix("arn:aws-us-gov:states:::"))
-        else {
-            // A plain Lambda function or activity ARN.
-            if resource.contains(":lambda:") {
-                need("lambda:InvokeFunction".into(), resource.to_string());
-            } else if resource.contains(":activity:") {
-                // Activities are polled by workers; the role needs nothing for them.
-            }
-            continue;
-        };
-        let (integration, pattern) = match rest.split_once(".sync") {
-            Some((i, _)) => (i, "sync"),
-            None => match rest.strip_suffix(".waitForTaskToken") {
-                Some(i) => (i, "token"),
-                None => (rest, ""),
-            },
-        };
-        if let Some(sdk) = integration.strip_prefix("aws-sdk:") {
-            let (service, action) = sdk.split_once(':').unwrap_or((sdk, ""));
-            let prefix = iam_prefix(service);
-            let action = upper_first(action);
-            let res = resource_for(prefix, &action, args, place);
-            need(format!("{prefix}:{action}"), res);
-            continue;
-        }
-        let (service, action) = integration.split_once(':').unwrap_or((integration, ""));
-        let (pa, r, a) = (&place.partition, &place.region, &place.account);
-        match (service, action) {
-            ("lambda", "invoke") => {
-                let res = resource_for("lambda", "InvokeFunction", args, place);
-                need("lambda:InvokeFunction".into(), res);
-            }
-            ("http", "invoke") => {
-                need("states:InvokeHTTPEndpoint".into(), "*".into());
-                let conn = args
-                    .get("InvocationConfig")
-                    .and_then(|c| c.as_object())
-                    .and_then(|c| literal(c, "ConnectionArn"))
-                    .map(str::to_string);
-                need(
-                    "events:RetrieveConnectionCredentials".into(),
-                    conn.clone().unwrap_or_else(|| "*".into()),
-                );
-                let secret = conn
-                    .as_deref()
-                    .and_then(|c| c.split("connection/").nth(1))
-                    .and_then(|rest| rest.split('/').next())
-                    .map(|n| {
-                        format!("arn:{pa}:secretsmanager:{r}:{a}:secret:events!connection/{n}/*")
-                    })
-                    .unwrap_or_else(|| "*".into());
-                need("secretsmanager:GetSecretValue".into(), secret.clone());
-                need("secretsmanager:DescribeSecret".into(), secret);
-            }
-            ("states", "startExecution") => {
-                let res = resource_for("states", "StartExecution", args, place);
-                need("states:StartExecution".into(), res);
-                if pattern == "sync" {
-                    need("states:DescribeExecution".into(), "*".into());
-                    need("states:StopExecution".into(), "*".into());
-                    let rule = format!(
-                        "arn:{pa}:events:{r}:{a}:rule/StepFunctionsGetEventsForStepFunctionsExecutionRule"
-                    );
-                    for ev in ["events:PutTargets", "events:PutRule", "events:DescribeRule"] {
-                        need(ev.into(), rule.clone());
-                    }
-                }
-            }
-            (svc, act) => {
-                // Optimised integrations name the API action in camel case: sns:publish,
-                // dynamodb:updateItem, sqs:sendMessage, ecs:runTask, batch:submitJob, glue:startJobRun, ...
-                let prefix = iam_prefix(svc);
-                let action = upper_first(act);
-                let res = resource_for(prefix, &action, args, place);
-                need(format!("{prefix}:{action}"), res);
-                if pattern == "sync" {
-                    let extra: &[&str] = match svc {
-                        "batch" => &["batch:DescribeJobs", "batch:TerminateJob"],
-                        "ecs" => &["ecs:DescribeTasks", "ecs:StopTask"],
-                        "glue" => &["glue:GetJobRun", "glue:BatchStopJobRun"],
-                        "codebuild" => &["codebuild:BatchGetBuilds", "codebuild:StopBuild"],
-                        _ => &[],
-                    };
-                    for x in extra {
-                        need((*x).into(), "*".into());
-                    }
-                    let rule = format!("arn:{pa}:events:{r}:{a}:rule/StepFunctions*");
-                    for ev in ["events:PutTargets", "events:PutRule", "events:DescribeRule"] {
-                        need(ev.into(), rule.clone());
-                    }
-                }
-            }
+                pointer,
+            });
         }
     }
+}
+
+type Needs = Vec<(String, String)>;
+
+/// What a Task's Resource needs: (IAM action, resource) pairs.
+fn task_needs(resource: &str, args: &Map<String, Value>, place: &Place) -> Needs {
+    let Some(rest) = [
+        "arn:aws:states:::",
+        "arn:aws-cn:states:::",
+        "arn:aws-us-gov:states:::",
+    ]
+    .iter()
+    .find_map(|p| resource.strip_prefix(p)) else {
+        // A plain Lambda function or activity ARN (activities are polled by workers: the
+        // role needs nothing for them).
+        return match resource.contains(":lambda:") {
+            true => vec![("lambda:InvokeFunction".into(), resource.to_string())],
+            false => vec![],
+        };
+    };
+    let (integration, pattern) = match rest.split_once(".sync") {
+        Some((i, _)) => (i, "sync"),
+        None => match rest.strip_suffix(".waitForTaskToken") {
+            Some(i) => (i, "token"),
+            None => (rest, ""),
+        },
+    };
+    if let Some(sdk) = integration.strip_prefix("aws-sdk:") {
+        let (service, action) = sdk.split_once(':').unwrap_or((sdk, ""));
+        let (prefix, action) = (iam_prefix(service), upper_first(action));
+        return vec![(
+            format!("{prefix}:{action}"),
+            resource_for(prefix, &action, args, place),
+        )];
+    }
+    match integration.split_once(':').unwrap_or((integration, "")) {
+        ("lambda", "invoke") => vec![(
+            "lambda:InvokeFunction".into(),
+            resource_for("lambda", "InvokeFunction", args, place),
+        )],
+        ("http", "invoke") => http_needs(args, place),
+        ("states", "startExecution") => {
+            let mut n = vec![(
+                "states:StartExecution".into(),
+                resource_for("states", "StartExecution", args, place),
+            )];
+            if pattern == "sync" {
+                n.push(("states:DescribeExecution".into(), "*".into()));
+                n.push(("states:StopExecution".into(), "*".into()));
+                n.extend(sync_rule(
+                    place,
+                    "StepFunctionsGetEventsForStepFunctionsExecutionRule",
+                ));
+            }
+            n
+        }
+        (svc, act) => optimised_needs(svc, act, pattern, args, place),
+    }
+}
+
+/// `http:invoke`: the endpoint, the connection's credentials and its secret.
+fn http_needs(args: &Map<String, Value>, place: &Place) -> Needs {
+    let (pa, r, a) = (&place.partition, &place.region, &place.account);
+    let conn = args
+        .get("InvocationConfig")
+        .and_then(|c| c.as_object())
+        .and_then(|c| literal(c, "ConnectionArn"))
+        .map(str::to_string);
+    let secret = conn
+        .as_deref()
+        .and_then(|c| c.split("connection/").nth(1))
+        .and_then(|rest| rest.split('/').next())
+        .map(|n| format!("arn:{pa}:secretsmanager:{r}:{a}:secret:events!connection/{n}/*"))
+        .unwrap_or_else(|| "*".into());
+    vec![
+        ("states:InvokeHTTPEndpoint".into(), "*".into()),
+        (
+            "events:RetrieveConnectionCredentials".into(),
+            conn.unwrap_or_else(|| "*".into()),
+        ),
+        ("secretsmanager:GetSecretValue".into(), secret.clone()),
+        ("secretsmanager:DescribeSecret".into(), secret),
+    ]
+}
+
+/// Optimised integrations name the API action in camel case: sns:publish,
+/// dynamodb:updateItem, sqs:sendMessage, ecs:runTask, batch:submitJob, glue:startJobRun, ...;
+/// `.sync` adds what polling and stopping the job needs.
+fn optimised_needs(
+    svc: &str,
+    act: &str,
+    pattern: &str,
+    args: &Map<String, Value>,
+    place: &Place,
+) -> Needs {
+    let (prefix, action) = (iam_prefix(svc), upper_first(act));
+    let mut n = vec![(
+        format!("{prefix}:{action}"),
+        resource_for(prefix, &action, args, place),
+    )];
+    if pattern == "sync" {
+        let extra: &[&str] = match svc {
+            "batch" => &["batch:DescribeJobs", "batch:TerminateJob"],
+            "ecs" => &["ecs:DescribeTasks", "ecs:StopTask"],
+            "glue" => &["glue:GetJobRun", "glue:BatchStopJobRun"],
+            "codebuild" => &["codebuild:BatchGetBuilds", "codebuild:StopBuild"],
+            _ => &[],
+        };
+        n.extend(extra.iter().map(|x| (x.to_string(), "*".to_string())));
+        n.extend(sync_rule(place, "StepFunctions*"));
+    }
+    n
+}
+
+/// The EventBridge rule Step Functions manages for a `.sync` integration.
+fn sync_rule(place: &Place, rule: &str) -> Needs {
+    let arn = format!(
+        "arn:{}:events:{}:{}:rule/{rule}",
+        place.partition, place.region, place.account
+    );
+    ["events:PutTargets", "events:PutRule", "events:DescribeRule"]
+        .iter()
+        .map(|ev| (ev.to_string(), arn.clone()))
+        .collect()
 }
 
 /// Glob match, case-insensitive (IAM actions), `*` and `?`.
