@@ -29,7 +29,6 @@ mod local;
 mod manifest;
 mod package;
 mod plan;
-mod planview;
 mod resources;
 mod secrets;
 mod state;

@@ -155,6 +155,15 @@ pub fn render_error(e: &crate::error::Error, color: bool) -> String {
     out
 }
 
+/// "1 change", "2 changes".
+pub fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
 /// Rows under a header, each column as wide as its widest cell; columns named in `right` are
 /// right-aligned (numbers). The last column is not padded.
 pub fn table(header: &[&str], rows: &[Vec<String>], right: &[&str]) -> String {

@@ -8,7 +8,6 @@ use crate::cli::{ReportArgs, Run};
 use crate::error::{Class, Error, Result};
 use crate::manifest::Stack;
 use crate::plan::{self, Plan};
-use crate::planview;
 use crate::state::{Lock, StackState};
 use crate::views::{Human, Json, View};
 use clap::Args;
@@ -23,28 +22,8 @@ struct Planned {
 }
 
 fn print_plans(plans: &[Planned], format: Format) {
-    match format {
-        Format::Text => {
-            for p in plans {
-                outp!(
-                    "{}",
-                    planview::render_text(&p.plan, crate::output::color_stdout())
-                );
-            }
-        }
-        Format::Json => {
-            let all: Vec<&Plan> = plans.iter().map(|p| &p.plan).collect();
-            outln!(
-                "{}",
-                crate::views::json_doc(serde_json::json!({"event": "plan", "plans": all}))
-            );
-        }
-        Format::Markdown => {
-            for p in plans {
-                outln!("{}", planview::render_markdown(&p.plan));
-            }
-        }
-    }
+    let plans: Vec<&Plan> = plans.iter().map(|p| &p.plan).collect();
+    crate::views::plan::plans(&plans, format);
 }
 
 /// Locks every stack (one after another, always in the same order, so two runs never wait
@@ -187,47 +166,7 @@ async fn report(results: Vec<Result<Summary>>, format: Format, setup: &Setup) ->
         match r {
             Ok(s) => {
                 let st = setup.store.load(&s.stack, &setup.env).await?;
-                match format {
-                    Format::Text => {
-                        outln!(
-                            "{}: {} applied (env {}).",
-                            s.stack,
-                            plural(s.done.len(), "change"),
-                            s.env
-                        );
-                        for (k, v) in &st.outputs {
-                            let v = &crate::secrets::mask(v, &[], &[]);
-                            outln!(
-                                "  {k} = {}",
-                                v.as_str()
-                                    .map(str::to_string)
-                                    .unwrap_or_else(|| v.to_string())
-                            );
-                        }
-                    }
-                    Format::Json => {
-                        let outputs = crate::secrets::mask(
-                            &serde_json::to_value(&st.outputs).unwrap_or_default(),
-                            &[],
-                            &[],
-                        );
-                        outln!(
-                            "{}",
-                            crate::views::json_doc(
-                                serde_json::json!({"event": "summary", "summary": s, "outputs": outputs})
-                            )
-                        )
-                    }
-                    Format::Markdown => {
-                        outln!(
-                            "**`{}` (env `{}`): {} applied.**\n",
-                            s.stack,
-                            s.env,
-                            plural(s.done.len(), "change")
-                        );
-                        outp!("{}", super::info::outputs_markdown(&st.outputs));
-                    }
-                }
+                crate::views::plan::applied(&s, &st.outputs, format);
             }
             Err(e) => {
                 if first_err
@@ -526,15 +465,6 @@ pub async fn unlock(g: &Global, stack: &str) -> Result<()> {
         None => outln!("stack `{stack}` (env `{}`) is not locked", setup.env),
     }
     Ok(())
-}
-
-/// "1 change", "2 changes".
-fn plural(n: usize, word: &str) -> String {
-    if n == 1 {
-        format!("1 {word}")
-    } else {
-        format!("{n} {word}s")
-    }
 }
 
 /// `deploy up`'s command line.

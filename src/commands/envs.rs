@@ -9,6 +9,7 @@ use crate::cli::Run;
 use crate::cli::{ApplyArgs, Format, Global, OutputArgs, VarArgs};
 use crate::error::{Class, Error, Result};
 use crate::state::now_secs;
+use crate::views::info::when;
 use clap::Args;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -27,16 +28,6 @@ pub struct Env {
     pub state: bool,
     /// Resources that carry its `deploy:env` tag (services the tagging API covers; not IAM).
     pub tagged: Option<usize>,
-}
-
-fn when(t: Option<u64>) -> String {
-    match t {
-        None => "-".into(),
-        Some(t) => humantime::format_rfc3339_seconds(
-            std::time::UNIX_EPOCH + std::time::Duration::from_secs(t),
-        )
-        .to_string(),
-    }
 }
 
 /// Every environment the state backend records, with what its stacks' states say, and (with
@@ -126,49 +117,7 @@ pub async fn envs(g: &Global, out: &OutputArgs) -> Result<()> {
     let setup = Setup::new(g)?;
     let ctx = connect_for_tags(&setup, g).await;
     let envs = list(&setup, ctx.as_ref()).await?;
-    match out.format {
-        Format::Json => outln!(
-            "{}",
-            crate::views::json_doc(serde_json::json!({"envs": envs}))
-        ),
-        Format::Text | Format::Markdown => {
-            if envs.is_empty() {
-                outln!("No environments recorded in {}.", setup.store_location());
-            }
-            let cells: Vec<Vec<String>> = envs
-                .iter()
-                .map(|e| {
-                    let resources = if e.state {
-                        e.resources.to_string()
-                    } else {
-                        "no state (found by tags)".into()
-                    };
-                    let by = e.by.clone().unwrap_or_else(|| "-".into());
-                    vec![
-                        e.env.clone(),
-                        resources,
-                        when(e.created),
-                        when(e.last_up),
-                        by,
-                        when(e.expires),
-                        e.stacks.join(", "),
-                    ]
-                })
-                .collect();
-            if !envs.is_empty() {
-                let header = [
-                    "ENV",
-                    "RESOURCES",
-                    "CREATED",
-                    "LAST UP",
-                    "BY",
-                    "EXPIRES",
-                    "STACKS",
-                ];
-                outp!("{}", crate::output::table(&header, &cells, &["RESOURCES"]));
-            }
-        }
-    }
+    crate::views::info::envs(&envs, &setup.store_location(), out.format);
     Ok(())
 }
 

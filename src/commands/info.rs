@@ -54,31 +54,7 @@ pub async fn list(g: &Global, out: &OutputArgs) -> Result<()> {
             rows.push(json!({"stack": s, "env": env, "status": "deployed (manifest removed)", "resources": setup.store.load(s, env).await?.resources.len()}));
         }
     }
-    match out.format {
-        Format::Json => outln!("{}", crate::views::json_doc(json!({"stacks": rows}))),
-        Format::Text | Format::Markdown => {
-            let cells: Vec<Vec<String>> = rows
-                .iter()
-                .map(|r| {
-                    let text = |k: &str, none: &str| r[k].as_str().unwrap_or(none).to_string();
-                    vec![
-                        text("stack", ""),
-                        text("env", "-"),
-                        r["resources"].to_string(),
-                        text("status", ""),
-                    ]
-                })
-                .collect();
-            outp!(
-                "{}",
-                crate::output::table(
-                    &["STACK", "ENV", "RESOURCES", "STATUS"],
-                    &cells,
-                    &["RESOURCES"]
-                )
-            );
-        }
-    }
+    crate::views::info::stacks(&rows, out.format);
     Ok(())
 }
 
@@ -99,58 +75,11 @@ pub async fn outputs(g: &Global, stack: &str, name: Option<&str>, out: &ReportAr
                 st.outputs.keys().cloned().collect::<Vec<_>>().join(", ")
             ))
         })?;
-        let v = crate::secrets::mask(v, &[], &[]);
-        outln!(
-            "{}",
-            v.as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| v.to_string())
-        );
+        crate::views::info::one_output(v);
         return Ok(());
     }
-    match out.format {
-        Format::Json => {
-            let outputs =
-                crate::secrets::mask(&serde_json::to_value(&st.outputs).unwrap(), &[], &[]);
-            outln!(
-                "{}",
-                serde_json::to_string_pretty(&crate::views::json_doc(
-                    json!({"stack": stack, "env": setup.env, "outputs": outputs})
-                ))
-                .unwrap()
-            )
-        }
-        Format::Markdown => {
-            outln!("### `{stack}` (env `{}`)\n", setup.env);
-            outp!("{}", outputs_markdown(&st.outputs));
-        }
-        Format::Text => {
-            for (k, v) in &st.outputs {
-                let v = &crate::secrets::mask(v, &[], &[]);
-                outln!(
-                    "{k} = {}",
-                    v.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| v.to_string())
-                );
-            }
-        }
-    }
+    crate::views::info::outputs(stack, &setup.env, &st.outputs, out.format);
     Ok(())
-}
-
-/// A stack's outputs as a Markdown table (secrets masked).
-pub fn outputs_markdown(outputs: &std::collections::BTreeMap<String, Value>) -> String {
-    let mut out = String::from("| output | value |\n|---|---|\n");
-    for (k, v) in outputs {
-        let v = crate::secrets::mask(v, &[], &[]);
-        let v = v
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| v.to_string());
-        out.push_str(&format!("| `{k}` | `{}` |\n", v.replace('|', "\\|")));
-    }
-    out
 }
 
 /// A stack's state machine definitions, rendered: references filled from recorded state where

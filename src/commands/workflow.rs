@@ -6,8 +6,9 @@ use crate::aws::api_error;
 use crate::cli::{Format, Global};
 use crate::cli::{OutputArgs, Run, WaitingTask};
 use crate::error::{Error, Result};
-use crate::execution::{self, Printer};
+use crate::execution;
 use crate::state::Status;
+use crate::views::execution::Printer;
 use aws_sdk_sfn::error::ProvideErrorMetadata;
 use clap::Args;
 use std::io::Write;
@@ -253,33 +254,7 @@ pub async fn executions(
             })
         })
         .collect();
-    match format {
-        Format::Json => outln!(
-            "{}",
-            crate::views::json_doc(serde_json::json!({"executions": rows}))
-        ),
-        Format::Text | Format::Markdown => {
-            let cells: Vec<Vec<String>> = rows
-                .iter()
-                .map(|r| {
-                    let text = |k: &str| r[k].as_str().unwrap_or_default().to_string();
-                    let secs = r["seconds"]
-                        .as_f64()
-                        .map(|s| format!("{s:.1}"))
-                        .unwrap_or_else(|| "running".into());
-                    vec![text("name"), text("status"), text("start"), secs]
-                })
-                .collect();
-            outp!(
-                "{}",
-                crate::output::table(
-                    &["NAME", "STATUS", "STARTED", "SECONDS"],
-                    &cells,
-                    &["SECONDS"]
-                )
-            );
-        }
-    }
+    crate::views::info::executions(&rows, format);
     Ok(())
 }
 

@@ -3,9 +3,12 @@
 //! each changed value by its path, definitions state by state
 //! (`state "Check API" · Retry[0].MaxAttempts: 3 → 5`); drift says "changed outside deploy".
 
+use crate::apply::Summary;
+use crate::cli::Format;
 use crate::output::{paint, style};
 use crate::plan::{Action, AttrChange, Plan, Step};
-use serde_json::Value;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
 /// Longest compact JSON shown on one line; longer values are shown pretty, line by line.
 const INLINE: usize = 100;
@@ -17,6 +20,58 @@ fn action_style(a: Action) -> anstyle::Style {
         Action::Replace | Action::Delete => style::REMOVE,
         Action::Adopt => style::ADOPT,
         Action::NoOp => style::DIM,
+    }
+}
+
+/// Plans, before anything is changed: text for people, one JSON document for CI, Markdown
+/// for a pull request.
+pub fn plans(plans: &[&Plan], format: Format) {
+    match format {
+        Format::Text => {
+            for p in plans {
+                outp!("{}", render_text(p, crate::output::color_stdout()));
+            }
+        }
+        Format::Json => {
+            let doc = json!({"event": "plan", "plans": plans});
+            outln!("{}", super::json_doc(doc));
+        }
+        Format::Markdown => {
+            for p in plans {
+                outln!("{}", render_markdown(p));
+            }
+        }
+    }
+}
+
+/// What an apply did, and the stack's outputs (secrets masked).
+pub fn applied(s: &Summary, outputs: &BTreeMap<String, Value>, format: Format) {
+    let changes = crate::output::plural(s.done.len(), "change");
+    match format {
+        Format::Text => {
+            outln!("{}: {changes} applied (env {}).", s.stack, s.env);
+            for (k, v) in outputs {
+                let v = &crate::secrets::mask(v, &[], &[]);
+                outln!(
+                    "  {k} = {}",
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string())
+                );
+            }
+        }
+        Format::Json => {
+            let outputs =
+                crate::secrets::mask(&serde_json::to_value(outputs).unwrap_or_default(), &[], &[]);
+            outln!(
+                "{}",
+                super::json_doc(json!({"event": "summary", "summary": s, "outputs": outputs}))
+            );
+        }
+        Format::Markdown => {
+            outln!("**`{}` (env `{}`): {changes} applied.**\n", s.stack, s.env);
+            outp!("{}", super::info::outputs_markdown(outputs));
+        }
     }
 }
 

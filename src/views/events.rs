@@ -1,4 +1,4 @@
-//! Views of the executor's events: a live progress view for people (a spinner per resource on a
+//! The executor's events as people and CI see them: a live progress view for people (a spinner per resource on a
 //! terminal, one line per finished resource otherwise) and JSON lines for CI. The executor
 //! only emits events; it never prints.
 
@@ -52,23 +52,6 @@ pub enum Event {
         id: String,
         message: String,
     },
-}
-
-/// The version of every `--output json` document's shape; it changes only when a field is
-/// removed or changes meaning (fields may be added at any time).
-pub const JSON_FORMAT_VERSION: u32 = 1;
-
-/// A JSON document as `--output json` prints it: the object, with `format_version` first.
-pub fn json_doc(body: serde_json::Value) -> serde_json::Value {
-    let mut doc = serde_json::Map::new();
-    doc.insert("format_version".into(), JSON_FORMAT_VERSION.into());
-    match body {
-        serde_json::Value::Object(o) => doc.extend(o),
-        other => {
-            doc.insert("value".into(), other);
-        }
-    }
-    serde_json::Value::Object(doc)
 }
 
 pub trait View: Send + Sync {
@@ -236,7 +219,7 @@ pub struct Json;
 
 impl View for Json {
     fn event(&self, e: &Event) {
-        outln!("{}", json_doc(serde_json::to_value(e).unwrap()));
+        outln!("{}", super::json_doc(serde_json::to_value(e).unwrap()));
     }
 }
 
