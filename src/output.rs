@@ -77,46 +77,6 @@ pub mod style {
     pub const DIM: Style = Style::new().dimmed();
 }
 
-/// A validation finding: with the source lines and a caret when its place is known.
-pub fn finding(f: &crate::validate::Finding) -> String {
-    use annotate_snippets::{AnnotationKind, Level, Renderer, Snippet};
-    let Some(sn) = &f.snippet else {
-        let color = color_stderr();
-        let text = f.to_string();
-        return match text.split_once(' ') {
-            Some((sev, rest)) => {
-                let style = if sev == "ERROR" {
-                    style::ERROR
-                } else {
-                    style::WARN
-                };
-                format!("{} {rest}", paint(color, style, sev))
-            }
-            None => text,
-        };
-    };
-    let level = match f.severity {
-        crate::validate::Severity::Error => Level::ERROR,
-        crate::validate::Severity::Warning => Level::WARNING,
-    };
-    let title = match &f.stack {
-        Some(s) => format!("{} (stack {s})", f.message),
-        None => f.message.clone(),
-    };
-    let span = sn.span.start.min(sn.text.len())..sn.span.end.min(sn.text.len());
-    let group = level.primary_title(&title).element(
-        Snippet::source(&*sn.text)
-            .path(&sn.path)
-            .annotation(AnnotationKind::Primary.span(span).label(&sn.label)),
-    );
-    let r = if color_stderr() {
-        Renderer::styled()
-    } else {
-        Renderer::plain()
-    };
-    r.render(&[group]).to_string()
-}
-
 /// An error as people read it: with a snippet of the source and a caret when it has one
 /// (rendered as rustc renders its own), else `error: where: what` and its help line.
 pub fn report(e: &crate::error::Error) -> String {

@@ -8,7 +8,6 @@ use crate::cli::{OutputArgs, Run};
 use crate::engine::{self, scenario};
 use crate::error::{Class, Error, Result};
 use clap::Args;
-use serde_json::json;
 use std::path::PathBuf;
 
 /// Where ARNs point when the stack is not deployed: the emulator's account and region.
@@ -50,23 +49,7 @@ pub async fn test_mock_config(
     for (case, mocks) in cases {
         let tasks = scenario::Mocked::new(mocks);
         let exec = engine::execute_virtual(def, input.clone(), &case, &tasks);
-        let status = exec.status.name();
-        match format {
-            Format::Json => outln!(
-                "{}",
-                json!({"test_case": case, "status": status, "output": exec.output, "error": exec.error, "cause": exec.cause, "path": exec.path, "events": exec.events})
-            ),
-            Format::Text | Format::Markdown => {
-                let end = match &exec.error {
-                    Some(e) => format!("{e}: {}", exec.cause.clone().unwrap_or_default()),
-                    None => format!("output {}", exec.output),
-                };
-                outln!(
-                    "{case}: {status}, {end}\n  path: {}",
-                    exec.path.join(" -> ")
-                );
-            }
-        }
+        crate::views::checks::mock_case(&case, &exec, format);
     }
     Ok(())
 }
@@ -92,7 +75,7 @@ pub async fn test(
     files.sort();
     let mut failed = 0;
     let mut ran = 0;
-    let mut cases: Vec<Case> = Vec::new();
+    let mut cases: Vec<crate::views::checks::Case> = Vec::new();
     for f in files {
         let name = f.file_stem().unwrap().to_string_lossy().to_string();
         if only.is_some_and(|o| o != name) {
@@ -129,30 +112,19 @@ pub async fn test(
         let wall = started.elapsed().as_secs_f64();
         let problems = scenario::check(&exec, &tasks.calls(), &sc.expect);
         ran += 1;
-        match format {
-            Format::Json => outln!(
-                "{}",
-                json!({"scenario": name, "passed": problems.is_empty(), "problems": problems, "status": exec.status.name(),
-                       "path": exec.path, "transitions": exec.path.len(), "virtual_seconds": exec.seconds, "wall_seconds": wall, "events": exec.events})
-            ),
-            Format::Text | Format::Markdown => {
-                let mark = if problems.is_empty() { "ok  " } else { "FAIL" };
-                outln!(
-                    "{mark} {stack}/{name}: {} ({} states, {} events, {:.0} s of virtual time)",
-                    sc.description,
-                    exec.path.len(),
-                    exec.events.len(),
-                    exec.seconds
-                );
-                for p in &problems {
-                    outln!("       {p}");
-                }
-            }
-        }
+        crate::views::checks::scenario(
+            stack,
+            &name,
+            &sc.description,
+            &exec,
+            &problems,
+            wall,
+            format,
+        );
         if !problems.is_empty() {
             failed += 1;
         }
-        cases.push(Case {
+        cases.push(crate::views::checks::Case {
             name,
             description: sc.description.clone(),
             seconds: wall,
@@ -160,14 +132,12 @@ pub async fn test(
         });
     }
     if let Some(path) = junit {
-        std::fs::write(path, junit_xml(stack, &cases)).map_err(|e| {
+        std::fs::write(path, crate::views::checks::junit_xml(stack, &cases)).map_err(|e| {
             Error::user(format!("cannot write the JUnit report: {e}"))
                 .at(path.display().to_string())
         })?;
     }
-    if format == Format::Text {
-        outln!("{} passed, {failed} failed", ran - failed);
-    }
+    crate::views::checks::scenarios_tally(ran - failed, failed, format);
     if failed > 0 {
         return Err(Error::new(
             Class::Execution(7),
@@ -178,64 +148,6 @@ pub async fn test(
         return Err(Error::user(format!("no scenario of `{stack}` matched")));
     }
     Ok(())
-}
-
-/// One scenario's result, for the JUnit report.
-struct Case {
-    name: String,
-    description: String,
-    seconds: f64,
-    problems: Vec<String>,
-}
-
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&apos;")
-}
-
-/// The results as JUnit XML, as CI systems read it (GitHub, GitLab, Jenkins): one suite for the
-/// stack, one test case per scenario, a failure with what differed.
-fn junit_xml(stack: &str, cases: &[Case]) -> String {
-    let failures = cases.iter().filter(|c| !c.problems.is_empty()).count();
-    let time: f64 = cases.iter().map(|c| c.seconds).sum();
-    let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    x += &format!(
-        "<testsuites name=\"deploy test\" tests=\"{}\" failures=\"{failures}\" time=\"{time:.3}\">\n",
-        cases.len()
-    );
-    x += &format!(
-        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\" time=\"{time:.3}\">\n",
-        xml_escape(stack),
-        cases.len()
-    );
-    for c in cases {
-        x += &format!(
-            "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\"",
-            xml_escape(stack),
-            xml_escape(&c.name),
-            c.seconds
-        );
-        match c.problems.first() {
-            None => {
-                x += &format!(
-                    "><system-out>{}</system-out></testcase>\n",
-                    xml_escape(&c.description)
-                )
-            }
-            Some(first) => {
-                x += &format!(
-                    ">\n      <failure message=\"{}\" type=\"ScenarioFailed\">{}</failure>\n    </testcase>\n",
-                    xml_escape(first),
-                    xml_escape(&c.problems.join("\n"))
-                );
-            }
-        }
-    }
-    x += "  </testsuite>\n</testsuites>\n";
-    x
 }
 
 /// `deploy test`'s command line.

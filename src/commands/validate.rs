@@ -298,15 +298,7 @@ pub async fn policy(g: &Global, stack: &str, machine: Option<&str>, vars: &VarAr
 
 /// Prints findings; an error among them becomes the command's error.
 pub fn report(findings: &[Finding], format: Format) -> Result<()> {
-    match format {
-        Format::Json => outln!(
-            "{}",
-            crate::views::json_doc(serde_json::json!({"findings": findings}))
-        ),
-        Format::Text | Format::Markdown => findings
-            .iter()
-            .for_each(|f| eprintln!("{}", crate::output::finding(f))),
-    }
+    crate::views::checks::findings(findings, format);
     let errors = findings
         .iter()
         .filter(|f| f.severity == Severity::Error)

@@ -5,8 +5,10 @@
 //! - `events`: the executor's events while applying (a live view, or JSON lines);
 //! - `plan`: plans and what an apply did;
 //! - `info`: stacks, environments, executions and outputs as tables or documents;
-//! - `execution`: an execution's history, live or afterwards.
+//! - `execution`: an execution's history, live or afterwards;
+//! - `checks`: validation findings, scenario results (and JUnit XML).
 
+pub mod checks;
 pub mod events;
 pub mod execution;
 pub mod info;
