@@ -2,7 +2,7 @@
 //! workflow put in it (the users themselves are not deleted), as IAM requires.
 
 use super::iam_user::root_path;
-use super::{Kind, Notes, Outputs, arn_and_name};
+use super::{Kind, Notes, Outputs, arn_and_name, iam_created, iam_found};
 use crate::aws::{Ctx, api_error};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -32,53 +32,31 @@ impl Kind for IamGroup {
     }
 
     async fn create(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
-        match ctx
+        let out = ctx
             .iam
             .create_group()
             .group_name(&a.name)
             .path(&a.path)
             .send()
-            .await
-        {
-            Ok(o) => Ok(arn_and_name(
-                o.group().map(|g| g.arn()).unwrap_or_default(),
-                &a.name,
-            )),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_entity_already_exists_exception()) =>
-            {
-                Err(Error::already_exists(format!(
-                    "IAM group {} already exists",
-                    a.name
-                )))
-            }
-            Err(e) => Err(api_error("CreateGroup", &e)),
-        }
+            .await;
+        iam_created("IAM group", &a.name, "CreateGroup", out, |o| {
+            o.group().map(|g| g.arn()).map(str::to_string)
+        })
     }
 
     async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
-        match ctx.iam.get_group().group_name(&a.name).send().await {
-            Ok(o) => {
-                let g = o
-                    .group()
-                    .ok_or_else(|| Error::aws("GetGroup returned no group"))?;
-                Ok(Some((
-                    Attrs {
-                        name: g.group_name().to_string(),
-                        path: g.path().to_string(),
-                    },
-                    arn_and_name(g.arn(), &a.name),
-                )))
-            }
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(api_error("GetGroup", &e)),
-        }
+        let out = ctx.iam.get_group().group_name(&a.name).send().await;
+        let Some(o) = iam_found("GetGroup", out)? else {
+            return Ok(None);
+        };
+        let g = o
+            .group()
+            .ok_or_else(|| Error::aws("GetGroup returned no group"))?;
+        let live = Attrs {
+            name: g.group_name().to_string(),
+            path: g.path().to_string(),
+        };
+        Ok(Some((live, arn_and_name(g.arn(), &a.name))))
     }
 
     async fn update(ctx: &Ctx, _live: &Attrs, want: &Attrs, known: &Outputs) -> Result<Outputs> {

@@ -3,7 +3,9 @@
 //! every non-default version first, as IAM requires.
 
 use super::iam_user::{from_iam_tags, iam_tags, root_path};
-use super::{Kind, Notes, Outputs, Tags, arn_and_name, decode_policy, sync_tags};
+use super::{
+    Kind, Notes, Outputs, Tags, arn_and_name, decode_policy, iam_created, iam_found, sync_tags,
+};
 use crate::aws::{Ctx, api_error};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -62,38 +64,21 @@ impl Kind for IamPolicy {
         if !a.description.is_empty() {
             req = req.description(&a.description);
         }
-        match req.send().await {
-            Ok(o) => Ok(arn_and_name(
-                o.policy().and_then(|p| p.arn()).unwrap_or_default(),
-                &a.name,
-            )),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_entity_already_exists_exception()) =>
-            {
-                Err(Error::already_exists(format!(
-                    "IAM policy {} already exists",
-                    a.name
-                )))
-            }
-            Err(e) => Err(api_error("CreatePolicy", &e)),
-        }
+        let out = req.send().await;
+        iam_created("IAM policy", &a.name, "CreatePolicy", out, |o| {
+            o.policy().and_then(|p| p.arn()).map(str::to_string)
+        })
     }
 
     async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
         let arn = arn(ctx, a);
-        let policy = match ctx.iam.get_policy().policy_arn(&arn).send().await {
-            Ok(o) => o
-                .policy
-                .ok_or_else(|| Error::aws("GetPolicy returned no policy"))?,
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
-            {
-                return Ok(None);
-            }
-            Err(e) => return Err(api_error("GetPolicy", &e)),
+        let out = ctx.iam.get_policy().policy_arn(&arn).send().await;
+        let Some(o) = iam_found("GetPolicy", out)? else {
+            return Ok(None);
         };
+        let policy = o
+            .policy
+            .ok_or_else(|| Error::aws("GetPolicy returned no policy"))?;
         let version = policy.default_version_id().unwrap_or("v1");
         let v = ctx
             .iam

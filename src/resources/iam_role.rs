@@ -1,7 +1,10 @@
 //! `iam_role`: an IAM role that one service principal may assume.
 
 use super::iam_user::{from_iam_tags, iam_tags, root_path};
-use super::{Kind, Notes, Outputs, Tags, arn_and_name, decode_policy, sync_tags, trust_policy};
+use super::{
+    Kind, Notes, Outputs, Tags, arn_and_name, decode_policy, iam_created, iam_found, sync_tags,
+    trust_policy,
+};
 use crate::aws::{Ctx, api_error};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -55,37 +58,19 @@ impl Kind for IamRole {
             .set_tags(Some(iam_tags(&a.tags)))
             .send()
             .await;
-        match out {
-            Ok(o) => Ok(arn_and_name(
-                o.role().map(|r| r.arn()).unwrap_or_default(),
-                &a.name,
-            )),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_entity_already_exists_exception()) =>
-            {
-                Err(Error::already_exists(format!(
-                    "IAM role {} already exists",
-                    a.name
-                )))
-            }
-            Err(e) => Err(api_error("CreateRole", &e)),
-        }
+        iam_created("IAM role", &a.name, "CreateRole", out, |o| {
+            o.role().map(|r| r.arn().to_string())
+        })
     }
 
     async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
-        let role = match ctx.iam.get_role().role_name(&a.name).send().await {
-            Ok(o) => o
-                .role
-                .ok_or_else(|| Error::aws("GetRole returned no role"))?,
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
-            {
-                return Ok(None);
-            }
-            Err(e) => return Err(api_error("GetRole", &e)),
+        let out = ctx.iam.get_role().role_name(&a.name).send().await;
+        let Some(o) = iam_found("GetRole", out)? else {
+            return Ok(None);
         };
+        let role = o
+            .role
+            .ok_or_else(|| Error::aws("GetRole returned no role"))?;
         let tags = ctx
             .iam
             .list_role_tags()

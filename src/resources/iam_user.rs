@@ -1,6 +1,6 @@
 //! `iam_user`: an IAM user.
 
-use super::{Kind, Notes, Outputs, Tags, arn_and_name, sync_tags};
+use super::{Kind, Notes, Outputs, Tags, arn_and_name, iam_created, iam_found, sync_tags};
 use crate::aws::{Ctx, api_error};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -62,37 +62,20 @@ impl Kind for IamUser {
             .set_tags(Some(iam_tags(&a.tags)))
             .send()
             .await;
-        match out {
-            Ok(o) => Ok(arn_and_name(
-                o.user().map(|u| u.arn()).unwrap_or_default(),
-                &a.name,
-            )),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_entity_already_exists_exception()) =>
-            {
-                Err(Error::already_exists(format!(
-                    "IAM user {} already exists",
-                    a.name
-                )))
-            }
-            Err(e) => Err(api_error("CreateUser", &e)),
-        }
+        let out = out;
+        iam_created("IAM user", &a.name, "CreateUser", out, |o| {
+            o.user().map(|u| u.arn()).map(str::to_string)
+        })
     }
 
     async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
-        let user = match ctx.iam.get_user().user_name(&a.name).send().await {
-            Ok(o) => o
-                .user
-                .ok_or_else(|| Error::aws("GetUser returned no user"))?,
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
-            {
-                return Ok(None);
-            }
-            Err(e) => return Err(api_error("GetUser", &e)),
+        let out = ctx.iam.get_user().user_name(&a.name).send().await;
+        let Some(o) = iam_found("GetUser", out)? else {
+            return Ok(None);
         };
+        let user = o
+            .user
+            .ok_or_else(|| Error::aws("GetUser returned no user"))?;
         let tags = ctx
             .iam
             .list_user_tags()

@@ -296,6 +296,41 @@ where
     Ok(())
 }
 
+/// An IAM create's answer: the outputs of what was made (its ARN and name); one of the same
+/// name already there is the executor's to adopt, or to refuse when it is not ours.
+pub fn iam_created<T, E>(
+    what: &str,
+    name: &str,
+    op: &str,
+    out: SdkResult<T, E>,
+    arn: impl FnOnce(&T) -> Option<String>,
+) -> Result<Outputs>
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match out {
+        Ok(o) => Ok(arn_and_name(&arn(&o).unwrap_or_default(), name)),
+        Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("EntityAlreadyExists") => {
+            Err(Error::already_exists(format!(
+                "{what} {name} already exists"
+            )))
+        }
+        Err(e) => Err(crate::aws::api_error(op, &e)),
+    }
+}
+
+/// An IAM read's answer: what was asked for, or nothing when IAM has no such entity.
+pub fn iam_found<T, E>(op: &str, out: SdkResult<T, E>) -> Result<Option<T>>
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match out {
+        Ok(o) => Ok(Some(o)),
+        Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("NoSuchEntity") => Ok(None),
+        Err(e) => Err(crate::aws::api_error(op, &e)),
+    }
+}
+
 /// The tag changes that bring `live` to `want`: (to set, keys to remove).
 pub fn tag_changes(live: &Tags, want: &Tags) -> (Tags, Vec<String>) {
     let set = want
