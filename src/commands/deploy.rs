@@ -90,19 +90,23 @@ async fn tag_lifetimes(
 }
 
 /// Runs every changing resource's preflight before anything is touched.
+/// References filled from what state records, with the account and region connected to.
+fn recorded_scope(stack: &Stack, state: &StackState, ctx: &Ctx) -> crate::manifest::refs::MapScope {
+    let outputs = state
+        .resources
+        .iter()
+        .map(|(k, e)| (k.clone(), e.outputs.clone()))
+        .collect();
+    stack.scope(
+        &outputs,
+        Some((&ctx.account_id, &ctx.region, &ctx.partition)),
+    )
+}
+
 async fn preflight(plans: &[Planned], ctx: &Ctx) -> Result<()> {
     for p in plans {
         let Some(stack) = &p.stack else { continue };
-        let outputs = p
-            .state
-            .resources
-            .iter()
-            .map(|(k, e)| (k.clone(), e.outputs.clone()))
-            .collect();
-        let scope = stack.scope(
-            &outputs,
-            Some((&ctx.account_id, &ctx.region, &ctx.partition)),
-        );
+        let scope = recorded_scope(stack, &p.state, ctx);
         for step in p.plan.steps.iter().filter(|s| {
             matches!(
                 s.action,
@@ -421,15 +425,7 @@ pub async fn import(g: &Global, stack_name: &str, id: &str, vars: &VarArgs) -> R
             setup.env
         )));
     }
-    let outputs = state
-        .resources
-        .iter()
-        .map(|(k, e)| (k.clone(), e.outputs.clone()))
-        .collect();
-    let scope = stack.scope(
-        &outputs,
-        Some((&ctx.account_id, &ctx.region, &ctx.partition)),
-    );
+    let scope = recorded_scope(&stack, &state, &ctx);
     let (want, _) = stack.resolve(id, &scope)?;
     let name = decl.kind.display_name(&want);
     let Some((live, found)) = decl.kind.read(&ctx, &want, &Default::default()).await? else {
