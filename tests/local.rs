@@ -928,3 +928,106 @@ fn listening_beyond_loopback_is_warned_about() {
         "{first}"
     );
 }
+
+/// A long-running endpoint keeps at most `--keep-executions` finished executions (the oldest are
+/// forgotten first, as AWS forgets them after 90 days), so its memory stays bounded; a running
+/// execution is never forgotten.
+#[test]
+fn finished_executions_beyond_the_limit_are_forgotten_oldest_first() {
+    use aws_sdk_sfn::types::ExecutionStatus;
+    let w = World::new();
+    let local = Local::start(&w, &["--keep-executions", "2"]);
+    let sfn = local.sfn();
+    let role = format!("arn:aws:iam::{ACCOUNT}:role/any");
+    w.c.block_on(async {
+        let pass = definition(json!({"Start": {"Type": "Pass", "End": true}}));
+        let m = sfn
+            .create_state_machine()
+            .name("pass")
+            .role_arn(&role)
+            .definition(&pass)
+            .send()
+            .await
+            .unwrap();
+        let waits = definition(json!({"Start": {"Type": "Wait", "Seconds": 600, "End": true}}));
+        let long = sfn
+            .create_state_machine()
+            .name("waits")
+            .role_arn(&role)
+            .definition(&waits)
+            .send()
+            .await
+            .unwrap();
+        let running = sfn
+            .start_execution()
+            .state_machine_arn(long.state_machine_arn())
+            .name("long")
+            .send()
+            .await
+            .unwrap();
+        let mut arns = Vec::new();
+        for i in 0..4 {
+            let e = sfn
+                .start_execution()
+                .state_machine_arn(m.state_machine_arn())
+                .name(format!("run-{i}"))
+                .send()
+                .await
+                .unwrap();
+            // each one has finished before the next starts, so the order they finish in is known
+            loop {
+                let d = sfn
+                    .describe_execution()
+                    .execution_arn(e.execution_arn())
+                    .send()
+                    .await
+                    .unwrap();
+                if d.status() == &ExecutionStatus::Succeeded {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            arns.push(e.execution_arn().to_string());
+        }
+        let listed = sfn
+            .list_executions()
+            .state_machine_arn(m.state_machine_arn())
+            .send()
+            .await
+            .unwrap();
+        let names: Vec<&str> = listed.executions().iter().map(|e| e.name()).collect();
+        assert_eq!(
+            names,
+            ["run-3", "run-2"],
+            "the two newest finished ones, newest first"
+        );
+        let gone = sfn
+            .describe_execution()
+            .execution_arn(&arns[0])
+            .send()
+            .await
+            .unwrap_err();
+        assert!(
+            gone.as_service_error()
+                .unwrap()
+                .is_execution_does_not_exist(),
+            "{gone:?}"
+        );
+        let still = sfn
+            .describe_execution()
+            .execution_arn(running.execution_arn())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            still.status(),
+            &ExecutionStatus::Running,
+            "a running execution is kept"
+        );
+        sfn.stop_execution()
+            .execution_arn(running.execution_arn())
+            .send()
+            .await
+            .unwrap();
+    });
+}

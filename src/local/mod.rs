@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use clap::Args;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tasks::{Integrations, LocalTasks};
@@ -52,7 +52,58 @@ struct Exec {
 #[derive(Default)]
 struct Store {
     machines: BTreeMap<String, Machine>,
-    executions: Vec<Exec>,
+    executions: Executions,
+}
+
+/// Executions in the order they started, found by ARN. Finished ones beyond `keep` are
+/// forgotten, the oldest first (AWS forgets them after 90 days), so that a long-running
+/// endpoint's memory stays bounded; running ones are always kept.
+#[derive(Default)]
+struct Executions {
+    by_seq: BTreeMap<u64, Exec>,
+    seq_of: HashMap<String, u64>,
+    next: u64,
+    /// Finished executions, in the order they finished.
+    finished: VecDeque<u64>,
+    keep: usize,
+}
+
+impl Executions {
+    fn get(&self, arn: &str) -> Option<&Exec> {
+        self.seq_of.get(arn).and_then(|s| self.by_seq.get(s))
+    }
+
+    fn get_mut(&mut self, arn: &str) -> Option<&mut Exec> {
+        self.seq_of.get(arn).and_then(|s| self.by_seq.get_mut(s))
+    }
+
+    fn push(&mut self, e: Exec) {
+        let seq = self.next;
+        self.next += 1;
+        self.seq_of.insert(e.arn.clone(), seq);
+        self.by_seq.insert(seq, e);
+    }
+
+    /// Oldest first.
+    fn iter(&self) -> impl DoubleEndedIterator<Item = &Exec> {
+        self.by_seq.values()
+    }
+
+    /// An execution has ended: it counts among the finished, and the oldest finished beyond
+    /// `keep` are forgotten.
+    fn ended(&mut self, arn: &str) {
+        if let Some(seq) = self.seq_of.get(arn) {
+            self.finished.push_back(*seq);
+        }
+        while self.finished.len() > self.keep {
+            let Some(old) = self.finished.pop_front() else {
+                break;
+            };
+            if let Some(e) = self.by_seq.remove(&old) {
+                self.seq_of.remove(&e.arn);
+            }
+        }
+    }
 }
 
 struct Server {
@@ -306,6 +357,9 @@ impl Server {
             );
             (e.status, e.stopped, e.error, e.cause) = ("ABORTED", Some(stopped), error, cause);
             e.done.notify_waiters();
+            let date = e.stopped.unwrap_or(stopped);
+            store.executions.ended(arn);
+            return Ok(json!({"stopDate": date}));
         }
         Ok(json!({"stopDate": e.stopped.unwrap_or(stopped)}))
     }
@@ -523,7 +577,7 @@ impl Server {
             "arn:aws:states:{}:{}:execution:{}:{name}",
             self.region, self.account, m.name
         );
-        if let Some(e) = store.executions.iter().find(|e| e.arn == exec_arn) {
+        if let Some(e) = store.executions.get(&exec_arn) {
             if e.input == input_text && e.status == "RUNNING" {
                 return Ok(json!({"executionArn": e.arn, "startDate": e.started}));
             }
@@ -574,7 +628,7 @@ impl Server {
             let result = engine::execute(&def, input, &opts, &tasks, &journal).await;
             server.finish(&key, result);
         });
-        if let Some(e) = store.executions.iter_mut().find(|e| e.arn == exec_arn) {
+        if let Some(e) = store.executions.get_mut(&exec_arn) {
             e.abort = Some(handle.abort_handle());
         }
         let out = json!({"executionArn": exec_arn, "startDate": started});
@@ -584,7 +638,7 @@ impl Server {
 
     fn finish(&self, arn: &str, result: engine::Execution) {
         let mut store = self.store.lock().unwrap();
-        let Some(e) = store.executions.iter_mut().find(|e| e.arn == arn) else {
+        let Some(e) = store.executions.get_mut(arn) else {
             return;
         };
         if e.status != "RUNNING" {
@@ -597,6 +651,7 @@ impl Server {
         e.abort = None;
         e.done.notify_waiters();
         tracing::info!("execution {arn} {} in {:.3} s", e.status, result.seconds);
+        store.executions.ended(arn);
     }
 
     /// StartSyncExecution: runs an EXPRESS machine and answers when it ends.
@@ -681,16 +736,12 @@ fn execution<'a>(store: &'a Store, arn: &str) -> std::result::Result<&'a Exec, A
     if !arn.starts_with("arn:") {
         return Err(bad("InvalidArn", format!("Invalid Arn: '{arn}'")));
     }
-    store
-        .executions
-        .iter()
-        .find(|e| e.arn == arn)
-        .ok_or_else(|| {
-            bad(
-                "ExecutionDoesNotExist",
-                format!("Execution Does Not Exist: '{arn}'"),
-            )
-        })
+    store.executions.get(arn).ok_or_else(|| {
+        bad(
+            "ExecutionDoesNotExist",
+            format!("Execution Does Not Exist: '{arn}'"),
+        )
+    })
 }
 
 fn execution_mut<'a>(
@@ -698,7 +749,7 @@ fn execution_mut<'a>(
     arn: &str,
 ) -> std::result::Result<&'a mut Exec, ApiError> {
     execution(store, arn)?;
-    Ok(store.executions.iter_mut().find(|e| e.arn == arn).unwrap())
+    Ok(store.executions.get_mut(arn).unwrap())
 }
 
 fn uuid() -> String {
@@ -818,7 +869,13 @@ pub async fn serve(g: &crate::cli::Global, args: LocalArgs) -> Result<()> {
         )
     })?;
     let server = Arc::new(Server {
-        store: Mutex::new(Store::default()),
+        store: Mutex::new(Store {
+            executions: Executions {
+                keep: args.keep_executions,
+                ..Default::default()
+            },
+            ..Default::default()
+        }),
         integrations: Arc::new(integrations),
         callbacks: Arc::new(Callbacks::default()),
         mock_config,
@@ -927,6 +984,10 @@ pub struct LocalArgs {
     /// Multiply every Wait, retry interval and timeout by this (0.01: a 10 s Wait takes 0.1 s)
     #[arg(long, default_value_t = 1.0)]
     pub time_scale: f64,
+    /// How many finished executions to keep (the oldest are forgotten first; running ones
+    /// are always kept), so that memory stays bounded
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub keep_executions: usize,
 }
 
 #[async_trait::async_trait(?Send)]
