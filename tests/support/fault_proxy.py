@@ -12,7 +12,9 @@ a NAT or load balancer timeout does. Each lost call is logged as "lost OPERATION
 kills the client after the k-th one). {"mixed": {"rate": 0.2, "seed": 3}} picks, on that share
 of calls, one of: a throttling answer (in the call's protocol), an empty 503, a connection
 dropped before forwarding, a slow answer (0.3 s), an answer lost after the call was applied;
-each is logged as "KIND OPERATION".
+each is logged as "KIND OPERATION". {"latency": 0.05} holds every call that long before
+forwarding it (as a real region answers); {"timeline": true} logs every call as
+"call OPERATION START END" (seconds since the epoch), for benchmarks.
 
 usage: fault_proxy.py PORT UPSTREAM_PORT FAULTS_JSON LOG_FILE
 """
@@ -29,7 +31,11 @@ port, upstream, faults, log_path = int(sys.argv[1]), int(sys.argv[2]), json.load
 lose = None
 mixed = None
 log_all = False
+latency = 0.0
+timeline = False
 if isinstance(faults, dict):
+    latency = faults.get("latency", 0.0)
+    timeline = faults.get("timeline", False)
     lose = faults.get("lose")
     mixed = faults.get("mixed")
     log_all = faults.get("log_all", False)
@@ -72,8 +78,11 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def handle_any(self):
+        started = time.time()
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         op = operation(self.headers, body)
+        if latency and not self.path.startswith("/moto-api"):
+            time.sleep(latency)
         with lock:
             fault = next((f for f in faults if f["operation"] == op and f["times"] > 0), None)
             if fault:
@@ -158,6 +167,10 @@ class Handler(BaseHTTPRequestHandler):
                     f.write("lost " + (op or self.command + " " + self.path.split("?")[0]) + "\n")
             self.close_connection = True
             return
+        if timeline and not self.path.startswith("/moto-api"):
+            with lock:
+                with open(log_path, "a") as f:
+                    f.write("call %s %.4f %.4f\n" % (op or self.command, started, time.time()))
         self.send_response(status)
         for k, v in headers.items():
             if k.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date"):
