@@ -136,7 +136,19 @@ impl Kind for EventsRule {
     }
 
     async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
-        let r = match ctx.events.describe_rule().name(&a.name).send().await {
+        // the rule (on the default bus, so its ARN is known) and its tags at once
+        let arn = format!(
+            "arn:{}:events:{}:{}:rule/{}",
+            ctx.partition, ctx.region, ctx.account_id, a.name
+        );
+        let (r, t) = tokio::join!(
+            ctx.events.describe_rule().name(&a.name).send(),
+            ctx.events
+                .list_tags_for_resource()
+                .resource_arn(&arn)
+                .send()
+        );
+        let r = match r {
             Ok(r) => r,
             Err(e)
                 if e.as_service_error()
@@ -146,14 +158,8 @@ impl Kind for EventsRule {
             }
             Err(e) => return Err(api_error("DescribeRule", &e)),
         };
-        let arn = r.arn().unwrap_or_default().to_string();
-        let t = ctx
-            .events
-            .list_tags_for_resource()
-            .resource_arn(&arn)
-            .send()
-            .await
-            .map_err(|e| api_error("ListTagsForResource", &e))?;
+        let arn = r.arn().map(str::to_string).unwrap_or(arn);
+        let t = t.map_err(|e| api_error("ListTagsForResource", &e))?;
         let live = Attrs {
             name: r.name().unwrap_or_default().to_string(),
             schedule_expression: r.schedule_expression().unwrap_or_default().to_string(),

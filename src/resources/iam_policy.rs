@@ -72,7 +72,11 @@ impl Kind for IamPolicy {
 
     async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
         let arn = arn(ctx, a);
-        let out = ctx.iam.get_policy().policy_arn(&arn).send().await;
+        // the policy and its tags at once; its document then needs the default version's id
+        let (out, tags) = tokio::join!(
+            ctx.iam.get_policy().policy_arn(&arn).send(),
+            ctx.iam.list_policy_tags().policy_arn(&arn).send()
+        );
         let Some(o) = iam_found("GetPolicy", out)? else {
             return Ok(None);
         };
@@ -99,13 +103,7 @@ impl Kind for IamPolicy {
             Value::Null => vec![],
             one => vec![one.clone()],
         };
-        let tags = ctx
-            .iam
-            .list_policy_tags()
-            .policy_arn(&arn)
-            .send()
-            .await
-            .map_err(|e| api_error("ListPolicyTags", &e))?;
+        let tags = tags.map_err(|e| api_error("ListPolicyTags", &e))?;
         let live = Attrs {
             name: policy.policy_name().unwrap_or_default().to_string(),
             path: policy.path().unwrap_or("/").to_string(),

@@ -64,20 +64,18 @@ impl Kind for IamRole {
     }
 
     async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
-        let out = ctx.iam.get_role().role_name(&a.name).send().await;
+        // the role and its tags at once: one round trip
+        let (out, tags) = tokio::join!(
+            ctx.iam.get_role().role_name(&a.name).send(),
+            ctx.iam.list_role_tags().role_name(&a.name).send()
+        );
         let Some(o) = iam_found("GetRole", out)? else {
             return Ok(None);
         };
         let role = o
             .role
             .ok_or_else(|| Error::aws("GetRole returned no role"))?;
-        let tags = ctx
-            .iam
-            .list_role_tags()
-            .role_name(&a.name)
-            .send()
-            .await
-            .map_err(|e| api_error("ListRoleTags", &e))?;
+        let tags = tags.map_err(|e| api_error("ListRoleTags", &e))?;
         let trust = role
             .assume_role_policy_document()
             .map(decode_policy)

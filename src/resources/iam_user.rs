@@ -69,20 +69,18 @@ impl Kind for IamUser {
     }
 
     async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
-        let out = ctx.iam.get_user().user_name(&a.name).send().await;
+        // the user and its tags at once: one round trip
+        let (out, tags) = tokio::join!(
+            ctx.iam.get_user().user_name(&a.name).send(),
+            ctx.iam.list_user_tags().user_name(&a.name).send()
+        );
         let Some(o) = iam_found("GetUser", out)? else {
             return Ok(None);
         };
         let user = o
             .user
             .ok_or_else(|| Error::aws("GetUser returned no user"))?;
-        let tags = ctx
-            .iam
-            .list_user_tags()
-            .user_name(&a.name)
-            .send()
-            .await
-            .map_err(|e| api_error("ListUserTags", &e))?;
+        let tags = tags.map_err(|e| api_error("ListUserTags", &e))?;
         let live = Attrs {
             name: user.user_name.clone(),
             path: user.path.clone(),

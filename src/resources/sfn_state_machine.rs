@@ -88,13 +88,15 @@ impl Kind for StateMachine {
 
     async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
         let arn = arn(ctx, &a.name);
-        let d = match ctx
-            .sfn
-            .describe_state_machine()
-            .state_machine_arn(&arn)
-            .send()
-            .await
-        {
+        // the machine and its tags at once: one round trip
+        let (d, t) = tokio::join!(
+            ctx.sfn
+                .describe_state_machine()
+                .state_machine_arn(&arn)
+                .send(),
+            ctx.sfn.list_tags_for_resource().resource_arn(&arn).send()
+        );
+        let d = match d {
             Ok(d) => d,
             Err(e)
                 if e.as_service_error()
@@ -113,13 +115,7 @@ impl Kind for StateMachine {
                 a.name
             ))
         })?;
-        let t = ctx
-            .sfn
-            .list_tags_for_resource()
-            .resource_arn(&arn)
-            .send()
-            .await
-            .map_err(|e| api_error("ListTagsForResource", &e))?;
+        let t = t.map_err(|e| api_error("ListTagsForResource", &e))?;
         let live = Attrs {
             name: d.name().to_string(),
             role_arn: d.role_arn().to_string(),
