@@ -107,10 +107,28 @@ where
     Err(timeout())
 }
 
-/// The SDK's standard retries (throttling, 5xx, dropped connections) with backoff; the first
+/// A slot for one read while planning: at most 64 in flight across the whole process (every
+/// stack is planned at once), enough to fill a round trip, few enough that neither AWS's
+/// per-API limits nor the machine's sockets are overwhelmed (`DEPLOY_MAX_READS` to change it).
+pub async fn read_slot() -> tokio::sync::SemaphorePermit<'static> {
+    static READS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+        let n = std::env::var("DEPLOY_MAX_READS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(64);
+        tokio::sync::Semaphore::new(n)
+    });
+    READS
+        .acquire()
+        .await
+        .expect("the read semaphore is never closed")
+}
+
+/// The SDK's retries (throttling, 5xx, dropped connections) with backoff, adaptive; the first
 /// delay is 1 s, or `DEPLOY_RETRY_BASE_MS` (tests, like the propagation backoff).
 fn retry_config(max_attempts: u32) -> RetryConfig {
-    let config = RetryConfig::standard().with_max_attempts(max_attempts);
+    // adaptive: once a service throttles, the client also slows its own sending rate
+    let config = RetryConfig::adaptive().with_max_attempts(max_attempts);
     match std::env::var("DEPLOY_RETRY_BASE_MS")
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
