@@ -87,28 +87,43 @@ struct Done<'a> {
 struct Run<'a> {
     ex: &'a Executor<'a>,
     stack_name: String,
-    state: Mutex<StackState>,
-    writer: tokio::sync::Mutex<()>,
+    /// The state, and how many changes have been made to it (both under the one lock).
+    state: Mutex<(StackState, u64)>,
+    /// Serialises writes; holds how many changes the last write carried.
+    writer: tokio::sync::Mutex<u64>,
     /// The stack's sensitive values (sealed before anything is recorded).
     secrets: Vec<String>,
 }
 
 impl Run<'_> {
-    /// Changes the state and records it. Writes are serialised (`writer`) and each carries
-    /// every change made before it, so records reach the store in the order they happened.
+    /// Changes the state and records it: returns once a write that carries this change is
+    /// done. Writes are serialised (`writer`) and each carries every change made before it, so
+    /// records reach the store in the order they happened; changes made while a write is in
+    /// flight go out together in the next one (a group commit: with many operations finishing
+    /// at once, one write instead of one each).
     async fn save(&self, f: impl FnOnce(&mut StackState)) -> Result<()> {
-        let _turn = self.writer.lock().await;
-        let snapshot = {
+        let mine = {
             let mut st = self.state.lock().unwrap();
-            f(&mut st);
-            st.clone()
+            f(&mut st.0);
+            st.1 += 1;
+            st.1
         };
-        self.ex.store.save(&snapshot).await
+        let mut written = self.writer.lock().await;
+        if *written >= mine {
+            return Ok(()); // a write made while this one waited carried its change
+        }
+        let (snapshot, carries) = {
+            let st = self.state.lock().unwrap();
+            (st.0.clone(), st.1)
+        };
+        self.ex.store.save(&snapshot).await?;
+        *written = carries;
+        Ok(())
     }
 
     fn outputs(&self) -> BTreeMap<String, BTreeMap<String, Value>> {
         let st = self.state.lock().unwrap();
-        st.resources
+        st.0.resources
             .iter()
             .filter(|(_, e)| e.status == Status::Created)
             .map(|(k, e)| (k.clone(), e.outputs.clone()))
@@ -212,7 +227,7 @@ impl Run<'_> {
     }
 
     async fn delete_recorded(&self, id: &str) -> Result<()> {
-        let entry = self.state.lock().unwrap().resources.get(id).cloned();
+        let entry = self.state.lock().unwrap().0.resources.get(id).cloned();
         let Some(entry) = entry else { return Ok(()) };
         let kind = resources::lookup(&entry.kind)
             .ok_or_else(|| Error::internal(format!("state names unknown kind {}", entry.kind)))?;
@@ -284,6 +299,7 @@ impl Run<'_> {
                         .state
                         .lock()
                         .unwrap()
+                        .0
                         .resources
                         .get(id)
                         .map(|e| e.outputs.clone())
@@ -425,8 +441,8 @@ impl Executor<'_> {
         let run = Run {
             ex: self,
             stack_name: stack.name.clone(),
-            state: Mutex::new(state),
-            writer: tokio::sync::Mutex::new(()),
+            state: Mutex::new((state, 0)),
+            writer: tokio::sync::Mutex::new(0),
             secrets: stack.secrets.clone(),
         };
         run.save(|st| st.target = Some(self.target())).await?;
@@ -472,7 +488,7 @@ impl Executor<'_> {
             .map(|s| s.id.clone())
             .collect();
         if !orphans.is_empty() && summary.failed.is_empty() {
-            let g = recorded_graph(&run.state.lock().unwrap(), |id| {
+            let g = recorded_graph(&run.state.lock().unwrap().0, |id| {
                 orphans.iter().any(|o| o == id)
             });
             let outcomes = g
@@ -502,8 +518,8 @@ impl Executor<'_> {
         let run = Run {
             ex: self,
             stack_name: plan.stack.clone(),
-            state: Mutex::new(state),
-            writer: tokio::sync::Mutex::new(()),
+            state: Mutex::new((state, 0)),
+            writer: tokio::sync::Mutex::new(0),
             secrets: vec![],
         };
         let mut summary = Summary {
@@ -520,7 +536,7 @@ impl Executor<'_> {
             .await;
         collect(&mut summary, plan, outcomes, self.view);
         let st = run.state.lock().unwrap();
-        if st.resources.is_empty() {
+        if st.0.resources.is_empty() {
             drop(st);
             run.save(|st| st.outputs.clear()).await?;
         }

@@ -855,9 +855,8 @@ fn ref_error(
     here: &str,
 ) -> Option<Error> {
     let written = format!("{resource}.{attr}");
-    let whole = spans
-        .find(here, &written)
-        .unwrap_or_else(|| spans.value_near(here));
+    // where it is written: looked for only when there is something to say
+    let whole = || spans.find(here, &written).unwrap_or_else(|| spans.value_near(here));
     let Some(table) = raw.resources.get(resource) else {
         let e = Error::user(format!(
             "`${{{written}}}` refers to `{resource}`, which is not declared"
@@ -865,7 +864,7 @@ fn ref_error(
         .suggest(resource, raw.resources.keys().map(String::as_str));
         return Some(spans.at(
             e,
-            whole.start..whole.start + resource.len(),
+            whole().start..whole().start + resource.len(),
             "no such resource in this stack",
         ));
     };
@@ -881,6 +880,7 @@ fn ref_error(
         ))
         .suggest(attr, kind.outputs().iter().copied());
         let label = format!("not an output of {}", kind.name());
+        let whole = whole();
         return Some(spans.at(e, whole.end - attr.len()..whole.end, label));
     }
     None
