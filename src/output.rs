@@ -77,6 +77,35 @@ pub mod style {
     pub const DIM: Style = Style::new().dimmed();
 }
 
+/// A message about a place in a source text, as rustc shows its own: the title, `--> path:line:col`,
+/// the line with a caret and its label, then the help when there is one.
+pub fn render_snippet(
+    level: annotate_snippets::Level,
+    title: &str,
+    sn: &crate::error::Snippet,
+    help: Option<&str>,
+    color: bool,
+) -> String {
+    use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
+    let span = sn.span.start.min(sn.text.len())..sn.span.end.min(sn.text.len());
+    let mut groups = vec![
+        level.primary_title(title).element(
+            Snippet::source(&*sn.text)
+                .path(&sn.path)
+                .annotation(AnnotationKind::Primary.span(span).label(&sn.label)),
+        ),
+    ];
+    if let Some(h) = help {
+        groups.push(Group::with_title(Level::HELP.secondary_title(h)));
+    }
+    let r = if color {
+        Renderer::styled()
+    } else {
+        Renderer::plain()
+    };
+    r.render(&groups).to_string()
+}
+
 /// An error as people read it: with a snippet of the source and a caret when it has one
 /// (rendered as rustc renders its own), else `error: where: what` and its help line.
 pub fn report(e: &crate::error::Error) -> String {
@@ -84,25 +113,9 @@ pub fn report(e: &crate::error::Error) -> String {
 }
 
 pub fn render_error(e: &crate::error::Error, color: bool) -> String {
-    use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
     if let Some(sn) = &e.snippet {
-        let span = sn.span.start.min(sn.text.len())..sn.span.end.min(sn.text.len());
-        let mut groups = vec![
-            Level::ERROR.primary_title(&e.message).element(
-                Snippet::source(&*sn.text)
-                    .path(&sn.path)
-                    .annotation(AnnotationKind::Primary.span(span).label(&sn.label)),
-            ),
-        ];
-        if let Some(h) = &e.help {
-            groups.push(Group::with_title(Level::HELP.secondary_title(h)));
-        }
-        let r = if color {
-            Renderer::styled()
-        } else {
-            Renderer::plain()
-        };
-        return r.render(&groups).to_string();
+        let level = annotate_snippets::Level::ERROR;
+        return render_snippet(level, &e.message, sn, e.help.as_deref(), color);
     }
     let mut out = format!("{}: ", paint(color, style::ERROR, "error"));
     if let Some(loc) = &e.location {

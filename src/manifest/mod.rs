@@ -630,12 +630,9 @@ fn undeclared_value(e: Error, raw: &RawStack, spans: &Spans) -> Error {
     }
 }
 
-/// The kinds a manifest may name (not the in-memory one the tests use).
+/// The kinds a manifest may name.
 fn kinds() -> impl Iterator<Item = &'static str> {
-    resources::registry()
-        .keys()
-        .copied()
-        .filter(|k| *k != "test_thing")
+    resources::registry().keys().copied()
 }
 
 /// What loading one manifest needs at every step.
@@ -856,7 +853,11 @@ fn ref_error(
 ) -> Option<Error> {
     let written = format!("{resource}.{attr}");
     // where it is written: looked for only when there is something to say
-    let whole = || spans.find(here, &written).unwrap_or_else(|| spans.value_near(here));
+    let whole = || {
+        spans
+            .find(here, &written)
+            .unwrap_or_else(|| spans.value_near(here))
+    };
     let Some(table) = raw.resources.get(resource) else {
         let e = Error::user(format!(
             "`${{{written}}}` refers to `{resource}`, which is not declared"

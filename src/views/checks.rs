@@ -18,7 +18,7 @@ pub fn findings(findings: &[Finding], format: Format) {
 
 /// A validation finding: with the source lines and a caret when its place is known.
 pub fn finding(f: &crate::validate::Finding) -> String {
-    use annotate_snippets::{AnnotationKind, Level, Renderer, Snippet};
+    use annotate_snippets::Level;
     let Some(sn) = &f.snippet else {
         let color = crate::output::color_stderr();
         let text = f.to_string();
@@ -42,18 +42,7 @@ pub fn finding(f: &crate::validate::Finding) -> String {
         Some(s) => format!("{} (stack {s})", f.message),
         None => f.message.clone(),
     };
-    let span = sn.span.start.min(sn.text.len())..sn.span.end.min(sn.text.len());
-    let group = level.primary_title(&title).element(
-        Snippet::source(&*sn.text)
-            .path(&sn.path)
-            .annotation(AnnotationKind::Primary.span(span).label(&sn.label)),
-    );
-    let r = if crate::output::color_stderr() {
-        Renderer::styled()
-    } else {
-        Renderer::plain()
-    };
-    r.render(&[group]).to_string()
+    crate::output::render_snippet(level, &title, sn, None, crate::output::color_stderr())
 }
 
 /// One scenario of `deploy test`: ok or FAIL with what differed; for CI, with its history.

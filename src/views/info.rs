@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 /// A value as people read it: a string as it is, anything else as JSON; secrets masked.
-fn shown(v: &Value) -> String {
+pub fn shown(v: &Value) -> String {
     let v = crate::secrets::mask(v, &[], &[]);
     v.as_str()
         .map(str::to_string)

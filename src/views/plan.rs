@@ -51,13 +51,7 @@ pub fn applied(s: &Summary, outputs: &BTreeMap<String, Value>, format: Format) {
         Format::Text => {
             outln!("{}: {changes} applied (env {}).", s.stack, s.env);
             for (k, v) in outputs {
-                let v = &crate::secrets::mask(v, &[], &[]);
-                outln!(
-                    "  {k} = {}",
-                    v.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| v.to_string())
-                );
+                outln!("  {k} = {}", super::info::shown(v));
             }
         }
         Format::Json => {
