@@ -131,10 +131,36 @@ const NAMES: &[NameRule] = &[
     },
 ];
 
-/// Every rule `attrs` (resolved, env prefix included) breaks, as messages that name the value
-/// and the AWS limit with its number. `env` is the env in use, for advice on long prefixes.
-pub fn check(kind: &str, attrs: &Value, env: &str) -> Vec<String> {
-    let mut out = Vec::new();
+/// A rule broken: the message names the value and the AWS limit with its number; `attr` is the
+/// attribute path it is about (`statement[1].Action`) where the rule knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Breach {
+    pub attr: Option<String>,
+    pub message: String,
+}
+
+impl From<String> for Breach {
+    fn from(message: String) -> Breach {
+        Breach {
+            attr: None,
+            message,
+        }
+    }
+}
+
+impl Breach {
+    fn at(attr: String, message: String) -> Breach {
+        Breach {
+            attr: Some(attr),
+            message,
+        }
+    }
+}
+
+/// Every rule `attrs` (resolved, env prefix included) breaks. `env` is the env in use, for
+/// advice on long prefixes.
+pub fn check(kind: &str, attrs: &Value, env: &str) -> Vec<Breach> {
+    let mut out: Vec<Breach> = Vec::new();
     // values known only after apply, and placeholders for unset variables, wait until known
     let known = |v: &Value| {
         v.as_str()
@@ -155,7 +181,7 @@ pub fn check(kind: &str, attrs: &Value, env: &str) -> Vec<String> {
     }
     if let Some(e) = known(&attrs["schedule_expression"]) {
         if let Err(m) = schedule(&e) {
-            out.push(m);
+            out.push(m.into());
         }
     }
     if kind == "sqs_queue" {
@@ -166,32 +192,34 @@ pub fn check(kind: &str, attrs: &Value, env: &str) -> Vec<String> {
             ("receive_wait_time_seconds", 20, 0),
         ] {
             if let Some(v) = attrs[attr].as_u64().filter(|v| *v > max || *v < min) {
-                out.push(format!(
-                    "{attr} {v} is outside SQS's range ({min} to {max})"
-                ));
+                out.push(format!("{attr} {v} is outside SQS's range ({min} to {max})").into());
             }
         }
     }
     if kind == "dynamodb_table" {
         if !matches!(attrs["hash_key_type"].as_str(), Some("S" | "N" | "B")) {
-            out.push(format!(
-                "hash_key_type {} is not S, N or B (DynamoDB's key types)",
-                attrs["hash_key_type"]
-            ));
+            out.push(
+                format!(
+                    "hash_key_type {} is not S, N or B (DynamoDB's key types)",
+                    attrs["hash_key_type"]
+                )
+                .into(),
+            );
         }
         if let Some(k) = known(&attrs["hash_key"]).filter(|k| k.is_empty() || k.len() > 255) {
-            out.push(format!(
-                "hash_key {k:?}: DynamoDB key names are 1 to 255 bytes"
-            ));
+            out.push(format!("hash_key {k:?}: DynamoDB key names are 1 to 255 bytes").into());
         }
         if !matches!(
             attrs["billing_mode"].as_str(),
             Some("PAY_PER_REQUEST" | "PROVISIONED")
         ) {
-            out.push(format!(
-                "billing_mode {} is not PAY_PER_REQUEST or PROVISIONED",
-                attrs["billing_mode"]
-            ));
+            out.push(
+                format!(
+                    "billing_mode {} is not PAY_PER_REQUEST or PROVISIONED",
+                    attrs["billing_mode"]
+                )
+                .into(),
+            );
         }
     }
     if kind == "iam_policy" {
@@ -206,10 +234,13 @@ pub fn check(kind: &str, attrs: &Value, env: &str) -> Vec<String> {
     {
         if let Some(to) = known(&attrs["endpoint"]) {
             if !is_email(&to) {
-                out.push(format!(
-                    "endpoint {to:?} is not an email address (protocol {})",
-                    attrs["protocol"].as_str().unwrap_or_default()
-                ));
+                out.push(
+                    format!(
+                        "endpoint {to:?} is not an email address (protocol {})",
+                        attrs["protocol"].as_str().unwrap_or_default()
+                    )
+                    .into(),
+                );
             }
         }
     }
@@ -231,25 +262,25 @@ fn env_advice(name: &str, max: usize, env: &str) -> String {
     }
 }
 
-fn name_rule(r: &NameRule, name: &str, env: &str, out: &mut Vec<String>) {
+fn name_rule(r: &NameRule, name: &str, env: &str, out: &mut Vec<Breach>) {
     if name.is_empty() || name.chars().count() > r.max {
-        out.push(format!(
-            "name {name:?} has {} characters; {} take 1 to {}{}",
-            name.chars().count(),
-            r.what,
-            r.max,
-            env_advice(name, r.max, env)
-        ));
+        out.push(
+            format!(
+                "name {name:?} has {} characters; {} take 1 to {}{}",
+                name.chars().count(),
+                r.what,
+                r.max,
+                env_advice(name, r.max, env)
+            )
+            .into(),
+        );
     }
     if let Some(c) = name.chars().find(|c| !(r.allowed)(*c)) {
-        out.push(format!(
-            "name {name:?} has {c:?}; {} take only {}",
-            r.what, r.chars
-        ));
+        out.push(format!("name {name:?} has {c:?}; {} take only {}", r.what, r.chars).into());
     }
 }
 
-fn bucket_name(name: &str, env: &str, out: &mut Vec<String>) {
+fn bucket_name(name: &str, env: &str, out: &mut Vec<Breach>) {
     let rule = "S3 bucket names are 3 to 63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit";
     let chars_ok = name
         .chars()
@@ -257,46 +288,56 @@ fn bucket_name(name: &str, env: &str, out: &mut Vec<String>) {
     let ends_ok = name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.ends_with(|c: char| c.is_ascii_alphanumeric());
     if !(3..=63).contains(&name.len()) {
-        out.push(format!(
-            "bucket name {name:?} has {} characters; {rule}{}",
-            name.len(),
-            env_advice(name, 63, env)
-        ));
+        out.push(
+            format!(
+                "bucket name {name:?} has {} characters; {rule}{}",
+                name.len(),
+                env_advice(name, 63, env)
+            )
+            .into(),
+        );
     } else if !chars_ok
         || !ends_ok
         || name.contains("..")
         || name.parse::<std::net::Ipv4Addr>().is_ok()
         || name.starts_with("xn--")
     {
-        out.push(format!("bucket name {name:?}: {rule}, with no two dots in a row, not shaped like an IP address, not starting with xn--"));
+        out.push(format!("bucket name {name:?}: {rule}, with no two dots in a row, not shaped like an IP address, not starting with xn--").into());
     }
 }
 
-fn tag_rules(tags: &serde_json::Map<String, Value>, out: &mut Vec<String>) {
+fn tag_rules(tags: &serde_json::Map<String, Value>, out: &mut Vec<Breach>) {
     if tags.len() > 50 {
-        out.push(format!(
-            "{} tags (the stack's, deploy's and the resource's); AWS allows 50 per resource",
-            tags.len()
-        ));
+        out.push(
+            format!(
+                "{} tags (the stack's, deploy's and the resource's); AWS allows 50 per resource",
+                tags.len()
+            )
+            .into(),
+        );
     }
     for (k, v) in tags {
         let v = v.as_str().unwrap_or_default();
         if k.is_empty() || k.chars().count() > 128 {
-            out.push(format!(
-                "tag key {k:?} has {} characters; tag keys are 1 to 128",
-                k.chars().count()
-            ));
+            out.push(
+                format!(
+                    "tag key {k:?} has {} characters; tag keys are 1 to 128",
+                    k.chars().count()
+                )
+                .into(),
+            );
         }
         if v.chars().count() > 256 {
-            out.push(format!(
-                "tag {k:?} has a value of {} characters; tag values are at most 256",
-                v.chars().count()
-            ));
+            out.push(
+                format!(
+                    "tag {k:?} has a value of {} characters; tag values are at most 256",
+                    v.chars().count()
+                )
+                .into(),
+            );
         }
         if k.to_ascii_lowercase().starts_with("aws:") {
-            out.push(format!(
-                "tag key {k:?}: the aws: prefix is reserved for AWS"
-            ));
+            out.push(format!("tag key {k:?}: the aws: prefix is reserved for AWS").into());
         }
     }
 }
@@ -304,11 +345,11 @@ fn tag_rules(tags: &serde_json::Map<String, Value>, out: &mut Vec<String>) {
 /// A managed policy: at most 6,144 characters without white space, and every statement in
 /// IAM's shape (Effect, Action or NotAction as `service:Action` patterns, Resource or
 /// NotResource as ARNs or `*`).
-fn policy(statements: &[Value], out: &mut Vec<String>) {
+fn policy(statements: &[Value], out: &mut Vec<Breach>) {
     let doc = serde_json::json!({"Version": "2012-10-17", "Statement": statements}).to_string();
     let size = doc.chars().filter(|c| !c.is_whitespace()).count();
     if size > 6144 {
-        out.push(format!("the policy document has {size} characters without white space; managed policies allow 6,144"));
+        out.push(format!("the policy document has {size} characters without white space; managed policies allow 6,144").into());
     }
     for (i, st) in statements.iter().enumerate() {
         let at = format!("statement {}", i + 1);
@@ -334,15 +375,17 @@ fn policy(statements: &[Value], out: &mut Vec<String>) {
                 .map(|k| format!("`{k}`"))
                 .collect::<Vec<_>>()
                 .join(", ");
-            out.push(format!(
-                "{at}: unknown field `{k}`, expected one of {known}"
-            ));
+            let message = format!("unknown field `{k}`, expected one of {known}");
+            out.push(Breach::at(format!("statement[{i}].{k}"), message));
         }
         match st["Effect"].as_str() {
             Some("Allow" | "Deny") => {}
-            other => out.push(format!(
-                "{at}: Effect is {}, not Allow or Deny",
-                other.map(|e| format!("{e:?}")).unwrap_or("missing".into())
+            other => out.push(Breach::at(
+                format!("statement[{i}].Effect"),
+                format!(
+                    "{at}: Effect is {}, not Allow or Deny",
+                    other.map(|e| format!("{e:?}")).unwrap_or("missing".into())
+                ),
             )),
         }
         let list = |k: &str| -> Option<Vec<String>> {
@@ -357,21 +400,33 @@ fn policy(statements: &[Value], out: &mut Vec<String>) {
             }
         };
         match list("Action").or_else(|| list("NotAction")) {
-            None => out.push(format!("{at}: no Action (or NotAction)")),
+            None => out.push(Breach::at(
+                format!("statement[{i}]"),
+                format!("{at}: no Action (or NotAction)"),
+            )),
             Some(actions) => {
                 for a in actions.iter().filter(|a| !action_pattern(a)) {
-                    out.push(format!("{at}: action {a:?} is not service:Action (e.g. states:StartExecution, s3:Get*)"));
+                    let message = format!(
+                        "{at}: action {a:?} is not service:Action (e.g. states:StartExecution, s3:Get*)"
+                    );
+                    out.push(Breach::at(format!("statement[{i}].Action"), message));
                 }
             }
         }
         match list("Resource").or_else(|| list("NotResource")) {
-            None => out.push(format!("{at}: no Resource (or NotResource)")),
+            None => out.push(Breach::at(
+                format!("statement[{i}]"),
+                format!("{at}: no Resource (or NotResource)"),
+            )),
             Some(resources) => {
                 for r in resources
                     .iter()
                     .filter(|r| !r.contains(super::refs::UNKNOWN_PREFIX) && !arn_pattern(r))
                 {
-                    out.push(format!("{at}: resource {r:?} is neither * nor an ARN (arn:partition:service:region:account:resource)"));
+                    let message = format!(
+                        "{at}: resource {r:?} is neither * nor an ARN (arn:partition:service:region:account:resource)"
+                    );
+                    out.push(Breach::at(format!("statement[{i}].Resource"), message));
                 }
             }
         }
@@ -457,6 +512,14 @@ fn is_email(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The messages of the rules broken (what these tests read).
+    fn check(kind: &str, attrs: &Value, env: &str) -> Vec<String> {
+        super::check(kind, attrs, env)
+            .into_iter()
+            .map(|b| b.message)
+            .collect()
+    }
     use serde_json::json;
 
     #[test]

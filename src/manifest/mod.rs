@@ -424,46 +424,15 @@ impl Stack {
             .into_iter()
             .next()
         {
-            // the attribute the message is about: the first one it names
-            let named = v
-                .as_object()
-                .into_iter()
-                .flat_map(|o| o.keys())
-                .filter_map(|k| first.find(k.as_str()).map(|at| (at, k)))
-                .min();
-            let mut e = Error::user(first.clone());
-            e.attr = named.map(|(_, k)| k.clone());
-            // "statement 2: ..." is about statement[1], and an unknown key in it about that key
-            if let Some((n, rest)) = first
-                .strip_prefix("statement ")
-                .and_then(|r| r.split_once(": "))
-            {
-                if let Ok(n) = n.parse::<usize>() {
-                    let at = format!("statement[{}]", n.saturating_sub(1));
-                    let key = ["Effect", "NotAction", "Action", "NotResource", "Resource"]
-                        .into_iter()
-                        .find(|k| {
-                            rest.to_lowercase().starts_with(&k.to_lowercase())
-                                || rest.contains(&format!("no {k}"))
-                        })
-                        .or_else(|| {
-                            ["action ", "resource "]
-                                .into_iter()
-                                .find(|w| rest.starts_with(w))
-                                .map(|w| if w == "action " { "Action" } else { "Resource" })
-                        });
-                    e.attr = Some(match (unknown_field(rest), key) {
-                        (Some((typed, _)), _) => format!("{at}.{typed}"),
-                        (None, Some(k)) => format!("{at}.{k}"),
-                        (None, None) => at,
-                    });
-                    e.message = if unknown_field(rest).is_some() {
-                        rest.to_string()
-                    } else {
-                        first.clone()
-                    };
-                }
-            }
+            // the attribute it is about: the one the rule says, else the first one it names
+            let named = || {
+                let keys = v.as_object().into_iter().flat_map(|o| o.keys());
+                keys.filter_map(|k| first.message.find(k.as_str()).map(|at| (at, k.clone())))
+                    .min()
+                    .map(|(_, k)| k)
+            };
+            let mut e = Error::user(first.message.clone());
+            e.attr = first.attr.clone().or_else(named);
             return Err(self.attr_error(id, e));
         }
         Ok((v, warnings))
