@@ -107,23 +107,6 @@ where
     Err(timeout())
 }
 
-/// A slot for one read while planning: at most 64 in flight across the whole process (every
-/// stack is planned at once), enough to fill a round trip, few enough that neither AWS's
-/// per-API limits nor the machine's sockets are overwhelmed (`DEPLOY_MAX_READS` to change it).
-pub async fn read_slot() -> tokio::sync::SemaphorePermit<'static> {
-    static READS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
-        let n = std::env::var("DEPLOY_MAX_READS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(64);
-        tokio::sync::Semaphore::new(n)
-    });
-    READS
-        .acquire()
-        .await
-        .expect("the read semaphore is never closed")
-}
-
 /// The SDK's retries (throttling, 5xx, dropped connections) with backoff, adaptive; the first
 /// delay is 1 s, or `DEPLOY_RETRY_BASE_MS` (tests, like the propagation backoff).
 fn retry_config(max_attempts: u32) -> RetryConfig {
@@ -181,6 +164,7 @@ pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(config)
             .force_path_style(custom)
+            .interceptor(crate::throttle::Signals("s3"))
             .build(),
     )
 }
@@ -199,6 +183,65 @@ fn service_endpoint(service: &str) -> Option<String> {
 
 /// Loads configuration, checks credentials and the endpoint, and learns the account id.
 pub async fn connect(opts: &AwsOptions) -> Result<Ctx> {
+    let (config, region, endpoint) = configure(opts).await?;
+    let account_id = who_am_i(&config).await?;
+    Ok(Ctx::with_clients(&config, account_id, region, endpoint))
+}
+
+/// Like `connect`, without waiting for the identity check when the account is already known
+/// (recorded in state by an earlier run): the context is made for `assumed` at once, and the
+/// check (GetCallerIdentity) goes on alongside the work given to `Identity::alongside`, which
+/// only ever reads. Saves the round trip of the check on every plan of a deployed stack.
+pub async fn connect_assuming(opts: &AwsOptions, assumed: Option<String>) -> Result<(Ctx, Identity)> {
+    let Some(assumed) = assumed else {
+        return Ok((connect(opts).await?, Identity(None)));
+    };
+    let (config, region, endpoint) = configure(opts).await?;
+    let check = {
+        let config = config.clone();
+        tokio::spawn(async move { who_am_i(&config).await })
+    };
+    let ctx = Ctx::with_clients(&config, assumed.clone(), region.clone(), endpoint);
+    Ok((ctx, Identity(Some((check, assumed, region)))))
+}
+
+/// The identity check still on its way (see `connect_assuming`).
+pub struct Identity(Option<(tokio::task::JoinHandle<Result<String>>, String, String)>);
+
+impl Identity {
+    /// Runs `reads` while the identity check completes; the check's failure (no credentials,
+    /// an endpoint that does not answer, another account than the one recorded) is the error,
+    /// whatever the reads gave.
+    pub async fn alongside<T>(self, reads: impl Future<Output = Result<T>>) -> Result<T> {
+        let Some((mut check, assumed, region)) = self.0 else {
+            return reads.await;
+        };
+        let confirm = |who: std::result::Result<Result<String>, tokio::task::JoinError>| {
+            let account = who.map_err(|e| Error::aws(format!("the identity check failed: {e}")))??;
+            if account != assumed {
+                return Err(Error::user(format!(
+                    "the recorded state is of account {assumed} region {region}, and this run points at account {account}"
+                ))
+                .help("use the profile/region it was deployed with, or another --env / --state"));
+            }
+            Ok(())
+        };
+        tokio::pin!(reads);
+        tokio::select! {
+            who = &mut check => {
+                confirm(who)?;
+                reads.await
+            }
+            done = &mut reads => {
+                confirm(check.await)?;
+                done
+            }
+        }
+    }
+}
+
+/// The configuration, with credentials found (not yet checked), the region and the endpoint.
+async fn configure(opts: &AwsOptions) -> Result<(SdkConfig, String, Option<String>)> {
     let config = load_config(opts, 8).await;
     let endpoint = opts.endpoint_url.clone();
     let Some(creds) = config.credentials_provider() else {
@@ -212,9 +255,14 @@ pub async fn connect(opts: &AwsOptions) -> Result<Ctx> {
         .map(|r| r.to_string())
         .unwrap_or_else(|| "us-east-1".into());
     set_endpoints(&endpoint, &region);
-    // The preflight call, sent by hand so that an endpoint where nothing listens is told at once
-    // while an answer lost on the way (a dropped connection, a 5xx) is asked again.
-    let sts_conf = aws_sdk_sts::config::Builder::from(&config)
+    Ok((config, region, endpoint))
+}
+
+/// The account the credentials are of (GetCallerIdentity): the preflight call, sent by hand so
+/// that an endpoint where nothing listens is told at once while an answer lost on the way (a
+/// dropped connection, a 5xx) is asked again.
+async fn who_am_i(config: &SdkConfig) -> Result<String> {
+    let sts_conf = aws_sdk_sts::config::Builder::from(config)
         .retry_config(RetryConfig::disabled())
         .build();
     let sts = aws_sdk_sts::Client::from_conf(sts_conf);
@@ -234,8 +282,18 @@ pub async fn connect(opts: &AwsOptions) -> Result<Ctx> {
             Err(e) => return Err(api_error("GetCallerIdentity", &e)),
         }
     };
-    let account_id = who.account().unwrap_or_default().to_string();
-    Ok(Ctx::with_clients(&config, account_id, region, endpoint))
+    Ok(who.account().unwrap_or_default().to_string())
+}
+
+/// A service's client, whose answers feed its adaptive concurrency (`throttle::Signals`).
+macro_rules! client {
+    ($sdk:ident, $config:expr, $service:literal) => {
+        $sdk::Client::from_conf(
+            $sdk::config::Builder::from($config)
+                .interceptor(crate::throttle::Signals($service))
+                .build(),
+        )
+    };
 }
 
 impl Ctx {
@@ -250,19 +308,19 @@ impl Ctx {
             account_id,
             partition: partition_of(&region).to_string(),
             endpoint,
-            iam: aws_sdk_iam::Client::new(config),
-            sfn: aws_sdk_sfn::Client::new(config),
-            events: aws_sdk_eventbridge::Client::new(config),
-            sns: aws_sdk_sns::Client::new(config),
-            sqs: aws_sdk_sqs::Client::new(config),
+            iam: client!(aws_sdk_iam, config, "iam"),
+            sfn: client!(aws_sdk_sfn, config, "sfn"),
+            events: client!(aws_sdk_eventbridge, config, "events"),
+            sns: client!(aws_sdk_sns, config, "sns"),
+            sqs: client!(aws_sdk_sqs, config, "sqs"),
             s3: s3_client(config),
-            dynamodb: aws_sdk_dynamodb::Client::new(config),
-            logs: aws_sdk_cloudwatchlogs::Client::new(config),
-            ecr: aws_sdk_ecr::Client::new(config),
-            lambda: aws_sdk_lambda::Client::new(config),
-            pipes: aws_sdk_pipes::Client::new(config),
-            datasync: aws_sdk_datasync::Client::new(config),
-            tagging: aws_sdk_resourcegroupstagging::Client::new(config),
+            dynamodb: client!(aws_sdk_dynamodb, config, "dynamodb"),
+            logs: client!(aws_sdk_cloudwatchlogs, config, "logs"),
+            ecr: client!(aws_sdk_ecr, config, "ecr"),
+            lambda: client!(aws_sdk_lambda, config, "lambda"),
+            pipes: client!(aws_sdk_pipes, config, "pipes"),
+            datasync: client!(aws_sdk_datasync, config, "datasync"),
+            tagging: client!(aws_sdk_resourcegroupstagging, config, "tagging"),
             region,
             propagation: Backoff::propagation(),
             cache_dir: std::env::temp_dir().join("deploy-cache"),

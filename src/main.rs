@@ -33,6 +33,7 @@ mod resources;
 mod secrets;
 mod state;
 mod template;
+mod throttle;
 mod validate;
 mod views;
 

@@ -291,7 +291,6 @@ pub async fn discover(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Fo
             }
             let decl = &stack.resources[&id];
             reads.push(async move {
-                let _slot = crate::aws::read_slot().await;
                 decl.kind
                     .read(ctx, &desired, &resources::Outputs::new())
                     .await
@@ -366,7 +365,6 @@ pub async fn plan_up(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Pla
         (e.status == Status::Created && e.kind == decl.kind.name()).then(|| {
             let (attrs, known) = (e.attrs.clone(), e.outputs.clone());
             async move {
-                let _slot = crate::aws::read_slot().await;
                 (id, decl.kind.read(ctx, &attrs, &known).await)
             }
         })

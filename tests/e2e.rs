@@ -617,6 +617,44 @@ fn a_resource_created_by_someone_else_is_not_taken_over() {
         .success();
 }
 
+/// AWS throttles an account's calls per service (a token bucket): a deploy that sends more
+/// than a service allows is told "Rate exceeded", gives that service fewer calls at once, and
+/// finishes everything without a failure, up and destroy alike.
+#[test]
+fn a_service_that_throttles_gets_fewer_calls_at_once_and_nothing_fails() {
+    let w = World::new();
+    let proxy = Proxy::start(
+        &w.moto,
+        json!({"rate": {"per_second": 40, "burst": 8}}),
+    );
+    let all = ["--all", "--var", "email=a@b.c", "--yes", "-v"];
+    let up = w.via(&proxy.url()).run(&[&["up"][..], &all].concat()).success();
+    let log = proxy.injected();
+    let throttled = log.iter().filter(|l| l.starts_with("throttled iam")).count();
+    assert!(throttled > 0, "the bucket was never empty: {log:?}");
+    assert!(
+        up.stderr.contains("iam: throttled; calls at once"),
+        "deploy did not notice IAM throttling: {up:?}"
+    );
+    // everything is there: a plan has nothing to change
+    let plan = w
+        .via(&proxy.url())
+        .run(&["plan", "--all", "--var", "email=a@b.c", "-o", "json"])
+        .success();
+    let changes: Vec<_> = plan.json()["plans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["steps"].as_array().unwrap().clone())
+        .filter(|s| s["action"] != "noop")
+        .collect();
+    assert!(changes.is_empty(), "{changes:?}");
+    w.via(&proxy.url())
+        .run(&["destroy", "--yes"])
+        .success();
+    nothing_left(&w.c, w.moto.port);
+}
+
 /// Behaviour moto does not show, injected in front of it: a new role that cannot be assumed
 /// yet (IAM propagation) and throttling. Both are retried with backoff; a real error is not.
 #[test]

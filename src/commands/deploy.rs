@@ -201,9 +201,11 @@ pub async fn up(
     let setup = Setup::new(g)?;
     let mut stacks = setup.load(select, vars)?;
     super::validate::gate(&setup, &stacks, vars).await?;
-    let ctx = setup.connect(&g.aws).await?;
+    let (ctx, identity) = setup.connect_planning(&g.aws, &stacks).await?;
     tag_lifetimes(&setup, &mut stacks, ttl).await?;
-    let mut plans = plan_stacks(&setup, stacks, &ctx, "up").await?;
+    let mut plans = identity
+        .alongside(plan_stacks(&setup, stacks, &ctx, "up"))
+        .await?;
     print_plans(&plans, out.format);
     // The environment's lifetime: created, last up, by whom, and --ttl (kept unless given anew).
     let me = crate::state::Holder::me("up");
@@ -235,7 +237,7 @@ pub async fn up(
         ctx: &ctx,
         store: &setup.store,
         view: view.as_ref(),
-        parallelism: args.parallelism as usize,
+        parallelism: crate::throttle::set_max_writes(args.parallelism as usize),
         stop: &stop,
     };
     let runs = plans.into_iter().map(|p| {
@@ -261,9 +263,11 @@ pub async fn plan(
     let setup = Setup::new(g)?;
     let mut stacks = setup.load(select, vars)?;
     super::validate::gate(&setup, &stacks, vars).await?;
-    let ctx = setup.connect(&g.aws).await?;
+    let (ctx, identity) = setup.connect_planning(&g.aws, &stacks).await?;
     tag_lifetimes(&setup, &mut stacks, None).await?;
-    let plans = plan_stacks(&setup, stacks, &ctx, "plan").await?;
+    let plans = identity
+        .alongside(plan_stacks(&setup, stacks, &ctx, "plan"))
+        .await?;
     print_plans(&plans, out.format);
     Ok(plans.iter().any(|p| p.plan.has_changes()))
 }
@@ -375,7 +379,7 @@ pub async fn destroy(
         ctx: &ctx,
         store: &setup.store,
         view: view.as_ref(),
-        parallelism: args.parallelism as usize,
+        parallelism: crate::throttle::set_max_writes(args.parallelism as usize),
         stop: &stop,
     };
     let runs = plans.into_iter().map(|p| {

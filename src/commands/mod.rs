@@ -153,6 +153,33 @@ impl Setup {
         Ok(ctx)
     }
 
+    /// Connects for planning `stacks`: when their state records the account they were deployed
+    /// to, the identity check runs alongside the planning reads (`Identity::alongside`) instead
+    /// of before them.
+    pub async fn connect_planning(
+        &self,
+        opts: &crate::aws::AwsOptions,
+        stacks: &[Stack],
+    ) -> Result<(Ctx, crate::aws::Identity)> {
+        let mut recorded = std::collections::BTreeSet::new();
+        for stack in stacks {
+            let st = self.store.load(&stack.name, &self.env).await?;
+            match st.target {
+                Some(t) if !st.resources.is_empty() => recorded.insert(t.account_id),
+                _ => recorded.insert(String::new()),
+            };
+        }
+        // only when every stack agrees on one account (else the check comes first, as it did)
+        let assumed = match recorded.into_iter().collect::<Vec<_>>().as_slice() {
+            [one] if !one.is_empty() => Some(one.clone()),
+            _ => None,
+        };
+        let (mut ctx, identity) = crate::aws::connect_assuming(opts, assumed).await?;
+        ctx.cache_dir = self.project.root.join(".deploy").join("cache");
+        ctx.project_root = self.project.root.clone();
+        Ok((ctx, identity))
+    }
+
     /// Recorded state, refusing to mix accounts or regions.
     pub async fn state_for(&self, stack: &str, ctx: &Ctx) -> Result<StackState> {
         let st = self.store.load(stack, &self.env).await?;

@@ -34,6 +34,12 @@ impl Attrs {
 
 pub struct IamPolicy;
 
+fn outputs(arn: &str, name: &str, version: &str) -> Outputs {
+    let mut o = arn_and_name(arn, name);
+    o.insert("version".into(), Value::String(version.into()));
+    o
+}
+
 fn arn(ctx: &Ctx, a: &Attrs) -> String {
     format!(
         "arn:{}:iam::{}:policy{}{}",
@@ -47,7 +53,8 @@ impl Kind for IamPolicy {
     const NAME: &'static str = "iam_policy";
     const TAGGABLE: bool = true;
     const REPLACE_ON: &'static [&'static str] = &["name", "path", "description"];
-    const OUTPUTS: &'static [&'static str] = &["arn", "name"];
+    /// `version`: the default version's id (the document read first when planning).
+    const OUTPUTS: &'static [&'static str] = &["arn", "name", "version"];
 
     fn display_name(a: &Attrs) -> String {
         a.name.clone()
@@ -65,17 +72,39 @@ impl Kind for IamPolicy {
             req = req.description(&a.description);
         }
         let out = req.send().await;
-        iam_created("IAM policy", &a.name, "CreatePolicy", out, |o| {
+        let version = out
+            .as_ref()
+            .ok()
+            .and_then(|o| o.policy()?.default_version_id())
+            .unwrap_or("v1")
+            .to_string();
+        let mut outs = iam_created("IAM policy", &a.name, "CreatePolicy", out, |o| {
             o.policy().and_then(|p| p.arn()).map(str::to_string)
-        })
+        })?;
+        outs.insert("version".into(), Value::String(version));
+        Ok(outs)
     }
 
-    async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
+    async fn read(ctx: &Ctx, a: &Attrs, known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
         let arn = arn(ctx, a);
-        // the policy and its tags at once; its document then needs the default version's id
-        let (out, tags) = tokio::join!(
+        // The policy, its tags and its document at once: the document of the default version
+        // recorded (v1 when none is), asked again only when IAM's default is another one.
+        let guess = known
+            .get("version")
+            .and_then(Value::as_str)
+            .unwrap_or("v1")
+            .to_string();
+        let get_version = |id: String| {
+            ctx.iam
+                .get_policy_version()
+                .policy_arn(&arn)
+                .version_id(id)
+                .send()
+        };
+        let (out, tags, guessed) = tokio::join!(
             ctx.iam.get_policy().policy_arn(&arn).send(),
-            ctx.iam.list_policy_tags().policy_arn(&arn).send()
+            ctx.iam.list_policy_tags().policy_arn(&arn).send(),
+            get_version(guess.clone())
         );
         let Some(o) = iam_found("GetPolicy", out)? else {
             return Ok(None);
@@ -83,15 +112,13 @@ impl Kind for IamPolicy {
         let policy = o
             .policy
             .ok_or_else(|| Error::aws("GetPolicy returned no policy"))?;
-        let version = policy.default_version_id().unwrap_or("v1");
-        let v = ctx
-            .iam
-            .get_policy_version()
-            .policy_arn(&arn)
-            .version_id(version)
-            .send()
-            .await
-            .map_err(|e| api_error("GetPolicyVersion", &e))?;
+        let version = policy.default_version_id().unwrap_or("v1").to_string();
+        let v = if version == guess {
+            guessed
+        } else {
+            get_version(version.clone()).await
+        }
+        .map_err(|e| api_error("GetPolicyVersion", &e))?;
         let doc = v
             .policy_version()
             .and_then(|p| p.document())
@@ -111,11 +138,16 @@ impl Kind for IamPolicy {
             statement,
             tags: from_iam_tags(tags.tags()),
         };
-        Ok(Some((live, arn_and_name(&arn, &a.name))))
+        Ok(Some((live, outputs(&arn, &a.name, &version))))
     }
 
-    async fn update(ctx: &Ctx, live: &Attrs, want: &Attrs, _known: &Outputs) -> Result<Outputs> {
+    async fn update(ctx: &Ctx, live: &Attrs, want: &Attrs, known: &Outputs) -> Result<Outputs> {
         let arn = arn(ctx, want);
+        let mut version = known
+            .get("version")
+            .and_then(Value::as_str)
+            .unwrap_or("v1")
+            .to_string();
         if live.statement != want.statement {
             let versions = ctx
                 .iam
@@ -141,7 +173,8 @@ impl Kind for IamPolicy {
                         .map_err(|e| api_error("DeletePolicyVersion", &e))?;
                 }
             }
-            ctx.iam
+            let made = ctx
+                .iam
                 .create_policy_version()
                 .policy_arn(&arn)
                 .policy_document(want.document().to_string())
@@ -149,6 +182,11 @@ impl Kind for IamPolicy {
                 .send()
                 .await
                 .map_err(|e| api_error("CreatePolicyVersion", &e))?;
+            version = made
+                .policy_version()
+                .and_then(|v| v.version_id())
+                .unwrap_or(&version)
+                .to_string();
         }
         sync_tags(
             &live.tags,
@@ -169,7 +207,7 @@ impl Kind for IamPolicy {
             }),
         )
         .await?;
-        Ok(arn_and_name(&arn, &want.name))
+        Ok(outputs(&arn, &want.name, &version))
     }
 
     async fn delete(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Notes> {

@@ -33,6 +33,7 @@ pub mod sqs;
 pub mod test_thing;
 
 use crate::aws::Ctx;
+use crate::throttle::Use;
 use crate::error::{Error, Result};
 use async_trait::async_trait;
 use serde::Serialize;
@@ -192,6 +193,7 @@ impl<K: Kind> DynKind for Erased<K> {
         K::preflight(ctx, &typed::<K>(attrs)?).await
     }
     async fn create(&self, ctx: &Ctx, attrs: &Value) -> Result<Outputs> {
+        let _slot = slot::<K>(Use::Write).await;
         K::create(ctx, &typed::<K>(attrs)?).await
     }
     async fn read(
@@ -200,6 +202,7 @@ impl<K: Kind> DynKind for Erased<K> {
         attrs: &Value,
         known: &Outputs,
     ) -> Result<Option<(Value, Outputs)>> {
+        let _slot = slot::<K>(Use::Read).await;
         Ok(K::read(ctx, &typed::<K>(attrs)?, known)
             .await?
             .map(|(a, o)| (untyped(&a), o)))
@@ -211,11 +214,20 @@ impl<K: Kind> DynKind for Erased<K> {
         want: &Value,
         known: &Outputs,
     ) -> Result<Outputs> {
+        let _slot = slot::<K>(Use::Write).await;
         K::update(ctx, &typed::<K>(live)?, &typed::<K>(want)?, known).await
     }
     async fn delete(&self, ctx: &Ctx, attrs: &Value, known: &Outputs) -> Result<Notes> {
+        let _slot = slot::<K>(Use::Write).await;
         K::delete(ctx, &typed::<K>(attrs)?, known).await
     }
+}
+
+/// A place among the calls in flight to the kind's service (the service is the first word of
+/// the kind's name: `iam_role` → `iam`), held for the whole operation.
+async fn slot<K: Kind>(use_: Use) -> crate::throttle::Permit<'static> {
+    let service = K::NAME.split('_').next().unwrap_or(K::NAME);
+    crate::throttle::limiter(service, use_).acquire().await
 }
 
 fn erased<K: Kind>() -> &'static dyn DynKind {

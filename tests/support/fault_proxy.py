@@ -14,7 +14,10 @@ of calls, one of: a throttling answer (in the call's protocol), an empty 503, a 
 dropped before forwarding, a slow answer (0.3 s), an answer lost after the call was applied;
 each is logged as "KIND OPERATION". {"latency": 0.05} holds every call that long before
 forwarding it (as a real region answers); {"timeline": true} logs every call as
-"call OPERATION START END" (seconds since the epoch), for benchmarks.
+"call OPERATION START END" (seconds since the epoch), for benchmarks. {"rate": {"per_second": R,
+"burst": B}} gives each service (as the call's signature names it) a token bucket, as AWS
+throttles an account's calls: a call that finds it empty gets a throttling answer in its
+protocol, logged as "throttled SERVICE OPERATION"; the others are logged as "answered SERVICE".
 
 usage: fault_proxy.py PORT UPSTREAM_PORT FAULTS_JSON LOG_FILE
 """
@@ -33,7 +36,9 @@ mixed = None
 log_all = False
 latency = 0.0
 timeline = False
+rate = None
 if isinstance(faults, dict):
+    rate = faults.get("rate")
     latency = faults.get("latency", 0.0)
     timeline = faults.get("timeline", False)
     lose = faults.get("lose")
@@ -59,6 +64,28 @@ def throttle_answer(headers, body):
     return 429, {"Content-Type": "application/json", "x-amzn-ErrorType": "ThrottlingException"}, \
         json.dumps({"message": "Rate exceeded"}).encode()
 lock = threading.Lock()
+buckets = {}
+
+
+def service_of(headers):
+    """The service a call is signed for: Credential=KEY/DATE/REGION/SERVICE/aws4_request."""
+    auth = headers.get("Authorization", "")
+    try:
+        return auth.split("Credential=", 1)[1].split(",", 1)[0].split("/")[3]
+    except IndexError:
+        return "?"
+
+
+def take_token(service):
+    """One call's token from the service's bucket; False when it is empty."""
+    now = time.time()
+    tokens, last = buckets.get(service, (float(rate["burst"]), now))
+    tokens = min(float(rate["burst"]), tokens + (now - last) * rate["per_second"])
+    if tokens >= 1:
+        buckets[service] = (tokens - 1, now)
+        return True
+    buckets[service] = (tokens, now)
+    return False
 
 
 def operation(headers, body):
@@ -90,6 +117,14 @@ class Handler(BaseHTTPRequestHandler):
                 with open(log_path, "a") as f:
                     f.write(op + "\n")
         chosen = None
+        if rate and not self.path.startswith("/moto-api"):
+            service = service_of(self.headers)
+            with lock:
+                ok = take_token(service)
+                with open(log_path, "a") as f:
+                    f.write(("answered %s\n" % service) if ok else ("throttled %s %s\n" % (service, op or self.command)))
+            if not ok:
+                chosen = "throttle"
         if mixed and not self.path.startswith("/moto-api"):
             with lock:
                 if rng.random() < mixed["rate"]:
