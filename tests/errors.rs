@@ -295,6 +295,48 @@ fn rejected_keys_and_denied_calls_say_which_and_what_to_do() {
         "{out:?}"
     );
     assert!(!out.stderr.contains("ServiceError"), "{out:?}");
+    drop(proxy);
+
+    // Once state records the account, the identity check runs alongside the planning reads:
+    // its failure is still the one error, whatever the reads gave.
+    let proxy = Proxy::start(
+        &moto,
+        serde_json::json!([{"operation": "GetCallerIdentity", "times": 1, "status": 403, "protocol": "query",
+            "code": "InvalidClientTokenId", "message": "The security token included in the request is invalid."}]),
+    );
+    let out = Deploy::new(&repo(), state.path(), &proxy.url())
+        .run(&["plan", "should-i-deploy"])
+        .code(3);
+    assert_one_clear_error(
+        &out,
+        &format!(
+            "error: {} rejected the credentials (STS GetCallerIdentity: InvalidClientTokenId",
+            proxy.url()
+        ),
+        "AWS_ACCESS_KEY_ID",
+    );
+    let closed = closed_endpoint();
+    let out = Deploy::new(&repo(), state.path(), &closed)
+        .run(&["plan", "should-i-deploy"])
+        .code(3);
+    assert_one_clear_error(
+        &out,
+        &format!("error: cannot reach {closed} (STS GetCallerIdentity): Connection refused"),
+        "is the emulator running",
+    );
+    // and credentials of another account than the one recorded are refused before any change
+    let file = state.path().join("default/should-i-deploy.json");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("123456789012", "999999999999")).unwrap();
+    let out = Deploy::new(&repo(), state.path(), &moto.url())
+        .run(&["up", "should-i-deploy", "--yes"])
+        .code(2);
+    assert!(
+        out.stderr.contains(
+            "error: the recorded state is of account 999999999999 region us-east-1, and this run points at account 123456789012"
+        ),
+        "{out:?}"
+    );
 }
 
 /// Mistakes AWS would refuse half-way through an `up` (moto takes them): each is bad input
