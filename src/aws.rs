@@ -192,7 +192,10 @@ pub async fn connect(opts: &AwsOptions) -> Result<Ctx> {
 /// (recorded in state by an earlier run): the context is made for `assumed` at once, and the
 /// check (GetCallerIdentity) goes on alongside the work given to `Identity::alongside`, which
 /// only ever reads. Saves the round trip of the check on every plan of a deployed stack.
-pub async fn connect_assuming(opts: &AwsOptions, assumed: Option<String>) -> Result<(Ctx, Identity)> {
+pub async fn connect_assuming(
+    opts: &AwsOptions,
+    assumed: Option<String>,
+) -> Result<(Ctx, Identity)> {
     let Some(assumed) = assumed else {
         return Ok((connect(opts).await?, Identity(None)));
     };
@@ -217,7 +220,8 @@ impl Identity {
             return reads.await;
         };
         let confirm = |who: std::result::Result<Result<String>, tokio::task::JoinError>| {
-            let account = who.map_err(|e| Error::aws(format!("the identity check failed: {e}")))??;
+            let account =
+                who.map_err(|e| Error::aws(format!("the identity check failed: {e}")))??;
             if account != assumed {
                 return Err(Error::user(format!(
                     "the recorded state is of account {assumed} region {region}, and this run points at account {account}"

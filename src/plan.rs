@@ -358,15 +358,17 @@ pub fn refuse(stack: &Stack, foreign: &[Foreign]) -> crate::error::Error {
 
 /// What `up` would do.
 pub async fn plan_up(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Plan> {
+    resources::shared::reading(plan_reads(stack, state, ctx)).await
+}
+
+async fn plan_reads(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Plan> {
     // Read every recorded resource that is still declared, concurrently.
     let reads = stack.graph.order().into_iter().filter_map(|id| {
         let e = state.resources.get(&id)?;
         let decl = &stack.resources[&id];
         (e.status == Status::Created && e.kind == decl.kind.name()).then(|| {
             let (attrs, known) = (e.attrs.clone(), e.outputs.clone());
-            async move {
-                (id, decl.kind.read(ctx, &attrs, &known).await)
-            }
+            async move { (id, decl.kind.read(ctx, &attrs, &known).await) }
         })
     });
     let mut live: BTreeMap<String, Option<(Value, resources::Outputs)>> = BTreeMap::new();

@@ -236,7 +236,11 @@ mod tests {
         for _ in 0..4 {
             l.answered();
         }
-        assert_eq!(l.limit(), 8, "slow start: one more per answer, doubling per round");
+        assert_eq!(
+            l.limit(),
+            8,
+            "slow start: one more per answer, doubling per round"
+        );
         l.throttled("iam");
         assert_eq!(l.limit(), 4);
         l.throttled("iam");
@@ -245,7 +249,11 @@ mod tests {
         for _ in 0..4 {
             l.answered();
         }
-        assert_eq!(l.limit(), 4, "after a throttle: one more per round (4 answers), not per answer");
+        assert_eq!(
+            l.limit(),
+            4,
+            "after a throttle: one more per round (4 answers), not per answer"
+        );
         l.answered();
         assert_eq!(l.limit(), 5);
         for _ in 0..1000 {
@@ -267,8 +275,16 @@ mod tests {
             br#"{"__type":"com.amazonaws.sfn#ThrottlingException","message":"Rate exceeded"}"#
         ));
         assert!(is_throttling(429, "", b""));
-        assert!(is_throttling(503, "", b"<Error><Code>SlowDown</Code></Error>"));
-        assert!(!is_throttling(400, "", b"<Error><Code>NoSuchEntity</Code></Error>"));
+        assert!(is_throttling(
+            503,
+            "",
+            b"<Error><Code>SlowDown</Code></Error>"
+        ));
+        assert!(!is_throttling(
+            400,
+            "",
+            b"<Error><Code>NoSuchEntity</Code></Error>"
+        ));
         assert!(!is_throttling(200, "", b"Throttling"));
         assert!(!is_throttling(
             400,

@@ -623,14 +623,17 @@ fn a_resource_created_by_someone_else_is_not_taken_over() {
 #[test]
 fn a_service_that_throttles_gets_fewer_calls_at_once_and_nothing_fails() {
     let w = World::new();
-    let proxy = Proxy::start(
-        &w.moto,
-        json!({"rate": {"per_second": 40, "burst": 8}}),
-    );
+    let proxy = Proxy::start(&w.moto, json!({"rate": {"per_second": 40, "burst": 8}}));
     let all = ["--all", "--var", "email=a@b.c", "--yes", "-v"];
-    let up = w.via(&proxy.url()).run(&[&["up"][..], &all].concat()).success();
+    let up = w
+        .via(&proxy.url())
+        .run(&[&["up"][..], &all].concat())
+        .success();
     let log = proxy.injected();
-    let throttled = log.iter().filter(|l| l.starts_with("throttled iam")).count();
+    let throttled = log
+        .iter()
+        .filter(|l| l.starts_with("throttled iam"))
+        .count();
     assert!(throttled > 0, "the bucket was never empty: {log:?}");
     assert!(
         up.stderr.contains("iam: throttled; calls at once"),
@@ -649,9 +652,7 @@ fn a_service_that_throttles_gets_fewer_calls_at_once_and_nothing_fails() {
         .filter(|s| s["action"] != "noop")
         .collect();
     assert!(changes.is_empty(), "{changes:?}");
-    w.via(&proxy.url())
-        .run(&["destroy", "--yes"])
-        .success();
+    w.via(&proxy.url()).run(&["destroy", "--yes"]).success();
     nothing_left(&w.c, w.moto.port);
 }
 

@@ -62,17 +62,23 @@ impl Kind for EventsTarget {
     }
 
     async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
-        let out = match ctx.events.list_targets_by_rule().rule(&a.rule).send().await {
-            Ok(o) => o,
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
-            {
-                return Ok(None);
+        let targets = super::shared::once(format!("ListTargetsByRule {}", a.rule), || async {
+            match ctx.events.list_targets_by_rule().rule(&a.rule).send().await {
+                Ok(o) => Ok(Some(o.targets.unwrap_or_default())),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_resource_not_found_exception()) =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(api_error("ListTargetsByRule", &e)),
             }
-            Err(e) => return Err(api_error("ListTargetsByRule", &e)),
+        })
+        .await?;
+        let Some(targets) = targets else {
+            return Ok(None);
         };
-        Ok(out.targets().iter().find(|t| t.id() == a.id).map(|t| {
+        Ok(targets.iter().find(|t| t.id() == a.id).map(|t| {
             let live = Attrs {
                 rule: a.rule.clone(),
                 id: t.id().to_string(),

@@ -55,37 +55,37 @@ impl Kind for UserPolicyAttachment {
         a: &UserAttrs,
         _known: &Outputs,
     ) -> Result<Option<(UserAttrs, Outputs)>> {
-        let mut marker = None;
-        loop {
-            let page = match ctx
-                .iam
-                .list_attached_user_policies()
-                .user_name(&a.user)
-                .set_marker(marker)
-                .send()
-                .await
-            {
-                Ok(p) => p,
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_no_such_entity_exception()) =>
-                {
-                    return Ok(None);
+        let attached =
+            super::shared::once(format!("ListAttachedUserPolicies {}", a.user), || async {
+                let mut arns = Vec::new();
+                let mut pages = ctx
+                    .iam
+                    .list_attached_user_policies()
+                    .user_name(&a.user)
+                    .into_paginator()
+                    .send();
+                while let Some(page) = pages.next().await {
+                    match page {
+                        Ok(p) => arns.extend(
+                            p.attached_policies()
+                                .iter()
+                                .filter_map(|p| p.policy_arn().map(str::to_string)),
+                        ),
+                        Err(e)
+                            if e.as_service_error()
+                                .is_some_and(|s| s.is_no_such_entity_exception()) =>
+                        {
+                            return Ok(None);
+                        }
+                        Err(e) => return Err(api_error("ListAttachedUserPolicies", &e)),
+                    }
                 }
-                Err(e) => return Err(api_error("ListAttachedUserPolicies", &e)),
-            };
-            if page
-                .attached_policies()
-                .iter()
-                .any(|p| p.policy_arn() == Some(a.policy_arn.as_str()))
-            {
-                return Ok(Some((a.clone(), outputs(&a.policy_arn))));
-            }
-            match page.marker {
-                Some(m) if page.is_truncated => marker = Some(m),
-                _ => return Ok(None),
-            }
-        }
+                Ok(Some(arns))
+            })
+            .await?;
+        Ok(attached
+            .is_some_and(|arns| arns.contains(&a.policy_arn))
+            .then(|| (a.clone(), outputs(&a.policy_arn))))
     }
 
     async fn update(
@@ -148,37 +148,37 @@ impl Kind for RolePolicyAttachment {
         a: &RoleAttrs,
         _known: &Outputs,
     ) -> Result<Option<(RoleAttrs, Outputs)>> {
-        let mut marker = None;
-        loop {
-            let page = match ctx
-                .iam
-                .list_attached_role_policies()
-                .role_name(&a.role)
-                .set_marker(marker)
-                .send()
-                .await
-            {
-                Ok(p) => p,
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_no_such_entity_exception()) =>
-                {
-                    return Ok(None);
+        let attached =
+            super::shared::once(format!("ListAttachedRolePolicies {}", a.role), || async {
+                let mut arns = Vec::new();
+                let mut pages = ctx
+                    .iam
+                    .list_attached_role_policies()
+                    .role_name(&a.role)
+                    .into_paginator()
+                    .send();
+                while let Some(page) = pages.next().await {
+                    match page {
+                        Ok(p) => arns.extend(
+                            p.attached_policies()
+                                .iter()
+                                .filter_map(|p| p.policy_arn().map(str::to_string)),
+                        ),
+                        Err(e)
+                            if e.as_service_error()
+                                .is_some_and(|s| s.is_no_such_entity_exception()) =>
+                        {
+                            return Ok(None);
+                        }
+                        Err(e) => return Err(api_error("ListAttachedRolePolicies", &e)),
+                    }
                 }
-                Err(e) => return Err(api_error("ListAttachedRolePolicies", &e)),
-            };
-            if page
-                .attached_policies()
-                .iter()
-                .any(|p| p.policy_arn() == Some(a.policy_arn.as_str()))
-            {
-                return Ok(Some((a.clone(), outputs(&a.policy_arn))));
-            }
-            match page.marker {
-                Some(m) if page.is_truncated => marker = Some(m),
-                _ => return Ok(None),
-            }
-        }
+                Ok(Some(arns))
+            })
+            .await?;
+        Ok(attached
+            .is_some_and(|arns| arns.contains(&a.policy_arn))
+            .then(|| (a.clone(), outputs(&a.policy_arn))))
     }
 
     async fn update(

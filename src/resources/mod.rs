@@ -26,6 +26,7 @@ pub mod pipes_pipe;
 pub mod s3_bucket;
 pub mod s3_bucket_notification;
 pub mod sfn_state_machine;
+pub mod shared;
 pub mod sns_subscription;
 pub mod sns_topic;
 pub mod sqs;
@@ -33,8 +34,8 @@ pub mod sqs;
 pub mod test_thing;
 
 use crate::aws::Ctx;
-use crate::throttle::Use;
 use crate::error::{Error, Result};
+use crate::throttle::Use;
 use async_trait::async_trait;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
