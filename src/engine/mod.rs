@@ -113,10 +113,46 @@ impl Status {
 pub struct Event {
     pub id: usize,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: &'static str,
     /// Seconds since the execution started (on the paused clock, virtual seconds).
     pub at: f64,
-    pub details: Value,
+    pub details: Details,
+}
+
+/// An event's details, kept as compact JSON text: a history may hold tens of thousands of
+/// events, each with a state's input or output, and text takes a fraction of the memory of
+/// the same value as a tree (`deploy local` keeps a thousand histories).
+#[derive(Debug, Clone)]
+pub struct Details(Box<str>);
+
+impl Details {
+    pub fn new(v: &Value) -> Details {
+        Details(v.to_string().into_boxed_str())
+    }
+    pub fn value(&self) -> Value {
+        serde_json::from_str(&self.0).expect("details are JSON written by Details::new")
+    }
+}
+
+impl serde::Serialize for Details {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.value().serialize(s)
+    }
+}
+
+/// The name of an event type, shared by every event of that type (AWS has a few dozen).
+fn event_kind(kind: &str) -> &'static str {
+    static KINDS: std::sync::LazyLock<Mutex<std::collections::HashSet<&'static str>>> =
+        std::sync::LazyLock::new(Default::default);
+    let mut kinds = KINDS.lock().unwrap();
+    match kinds.get(kind) {
+        Some(k) => k,
+        None => {
+            let k: &'static str = Box::leak(kind.to_string().into_boxed_str());
+            kinds.insert(k);
+            k
+        }
+    }
 }
 
 /// Events and states entered so far: readable while the execution runs.
@@ -140,9 +176,9 @@ impl Journal {
         let id = events.len() + 1;
         events.push(Event {
             id,
-            kind: kind.into(),
+            kind: event_kind(kind),
             at,
-            details,
+            details: Details::new(&details),
         });
     }
 }
@@ -1500,7 +1536,7 @@ mod tests {
         let kinds: Vec<_> = e
             .events
             .iter()
-            .map(|e| e.kind.as_str())
+            .map(|e| e.kind)
             .filter(|k| k.ends_with("TimedOut"))
             .collect();
         assert_eq!(kinds, ["TaskTimedOut", "TaskTimedOut"]);
@@ -1526,7 +1562,7 @@ mod tests {
                 let token = loop {
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     if let Some(e) = journal.events().iter().find(|e| e.kind == "TaskScheduled") {
-                        break e.details["parameters"]["Message"]
+                        break e.details.value()["parameters"]["Message"]
                             .as_str()
                             .unwrap()
                             .to_string();

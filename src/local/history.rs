@@ -24,14 +24,14 @@ fn text(v: &Value) -> String {
 }
 
 pub fn event(e: &Event, started: f64, region: &str) -> Value {
-    let d = &e.details;
+    let d = &e.details.value();
     let mut out = json!({"id": e.id, "previousEventId": e.id.saturating_sub(1), "timestamp": started + e.at, "type": e.kind});
     let task = || {
         let (t, op) = split_resource(d["resource"].as_str().unwrap_or_default());
         json!({"resourceType": t, "resource": op})
     };
     let error = || json!({"error": d["error"], "cause": d["cause"]});
-    let (key, details) = match e.kind.as_str() {
+    let (key, details) = match e.kind {
         k if k.ends_with("StateEntered") => (
             "stateEnteredEventDetails",
             json!({"name": d["name"], "input": text(&d["input"]), "inputDetails": {"truncated": false}}),
@@ -136,9 +136,11 @@ mod tests {
     fn events_carry_their_details_member() {
         let e = Event {
             id: 3,
-            kind: "TaskFailed".into(),
+            kind: "TaskFailed",
             at: 1.5,
-            details: json!({"resource": "arn:aws:states:::lambda:invoke", "error": "E", "cause": "c"}),
+            details: crate::engine::Details::new(
+                &json!({"resource": "arn:aws:states:::lambda:invoke", "error": "E", "cause": "c"}),
+            ),
         };
         let v = event(&e, 1000.0, "us-east-1");
         assert_eq!(v["timestamp"], json!(1001.5));
