@@ -167,62 +167,59 @@ impl Graph {
             Direction::Reverse => self.reversed(),
         };
         let limit = limit.max(1);
+        // Each node's count of dependencies not yet done, and who waits on each node: a node
+        // is ready when its count reaches zero (work proportional to the edges, not to the
+        // nodes times the completions).
+        let mut waiting: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut dependents: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (n, ds) in &g.deps {
+            waiting.insert(n, ds.len());
+            for d in ds {
+                dependents.entry(d).or_default().push(n);
+            }
+        }
+        let mut ready: BTreeSet<&str> = waiting
+            .iter()
+            .filter(|(_, c)| **c == 0)
+            .map(|(n, _)| *n)
+            .collect();
         let mut outcomes: BTreeMap<String, Outcome<E>> = BTreeMap::new();
         let mut running = FuturesUnordered::new();
-        let mut started: BTreeSet<String> = BTreeSet::new();
         loop {
-            // Settle skips: a node whose dependency failed or was skipped is skipped.
-            let mut changed = true;
-            while changed {
-                changed = false;
-                for (n, ds) in &g.deps {
-                    if started.contains(n) || outcomes.contains_key(n) {
-                        continue;
-                    }
-                    let blocked = ds.iter().any(|d| {
-                        matches!(
-                            outcomes.get(d),
-                            Some(Outcome::Failed(_))
-                                | Some(Outcome::Skipped)
-                                | Some(Outcome::Cancelled)
-                        )
-                    });
-                    if blocked {
-                        outcomes.insert(n.clone(), Outcome::Skipped);
-                        changed = true;
-                    }
-                }
-            }
             if !stop() {
-                for (n, ds) in &g.deps {
-                    if running.len() >= limit {
-                        break;
-                    }
-                    if started.contains(n) || outcomes.contains_key(n) {
-                        continue;
-                    }
-                    if ds
-                        .iter()
-                        .all(|d| matches!(outcomes.get(d), Some(Outcome::Done)))
-                    {
-                        started.insert(n.clone());
-                        let fut = work(n.clone());
-                        let name = n.clone();
-                        running.push(async move { (name, fut.await) });
-                    }
+                while running.len() < limit {
+                    let Some(n) = ready.pop_first() else { break };
+                    let fut = work(n.to_string());
+                    running.push(async move { (n, fut.await) });
                 }
             }
-            match running.next().await {
-                Some((n, res)) => {
-                    outcomes.insert(
-                        n,
-                        match res {
-                            Ok(()) => Outcome::Done,
-                            Err(e) => Outcome::Failed(e),
-                        },
-                    );
+            let Some((n, res)) = running.next().await else {
+                break;
+            };
+            match res {
+                Ok(()) => {
+                    outcomes.insert(n.to_string(), Outcome::Done);
+                    for d in dependents.get(n).into_iter().flatten() {
+                        let c = waiting.get_mut(d).expect("every node is counted");
+                        *c -= 1;
+                        if *c == 0 && !outcomes.contains_key(*d) {
+                            ready.insert(d);
+                        }
+                    }
                 }
-                None => break,
+                Err(e) => {
+                    outcomes.insert(n.to_string(), Outcome::Failed(e));
+                    // everything downstream of a failure is skipped, not run
+                    let mut downstream: Vec<&str> = dependents.get(n).cloned().unwrap_or_default();
+                    while let Some(d) = downstream.pop() {
+                        if outcomes.contains_key(d) {
+                            continue;
+                        }
+                        outcomes.insert(d.to_string(), Outcome::Skipped);
+                        ready.remove(d);
+                        downstream.extend(dependents.get(d).into_iter().flatten());
+                    }
+                }
             }
         }
         for n in g.deps.keys() {

@@ -112,11 +112,20 @@ impl Status {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Event {
     pub id: usize,
+    /// The event before it in its own branch (AWS's `previousEventId`): in a Parallel or a
+    /// Map, each branch's events follow on from the event that began the branch.
+    #[serde(rename = "previousEventId")]
+    pub prev: usize,
     #[serde(rename = "type")]
     pub kind: &'static str,
     /// Seconds since the execution started (on the paused clock, virtual seconds).
     pub at: f64,
     pub details: Details,
+}
+
+tokio::task_local! {
+    /// The last event of the branch being run (see `Run::branch`).
+    static LAST_EVENT: std::cell::Cell<usize>;
 }
 
 /// An event's details, kept as compact JSON text: a history may hold tens of thousands of
@@ -171,15 +180,19 @@ impl Journal {
         self.events.lock().unwrap().len()
     }
 
-    pub fn push(&self, kind: &str, at: f64, details: Value) {
+    /// Records an event after `prev` (the event before it in its own branch; 0: the one
+    /// recorded last); returns its id.
+    pub fn push(&self, kind: &str, at: f64, details: Value, prev: usize) -> usize {
         let mut events = self.events.lock().unwrap();
         let id = events.len() + 1;
         events.push(Event {
             id,
+            prev: if prev == 0 { id - 1 } else { prev },
             kind: event_kind(kind),
             at,
             details: Details::new(&details),
         });
+        id
     }
 }
 
@@ -349,7 +362,22 @@ impl Run<'_> {
     }
 
     fn event(&self, kind: &str, details: Value) {
-        self.journal.push(kind, self.now(), details);
+        let prev = LAST_EVENT.try_with(|c| c.get()).unwrap_or(0);
+        let id = self.journal.push(kind, self.now(), details, prev);
+        let _ = LAST_EVENT.try_with(|c| c.set(id));
+    }
+
+    /// Runs a branch (a Parallel branch, a Map iteration) whose events follow on from the
+    /// last event recorded so far in this branch, not from the other branches'.
+    async fn branch<T>(&self, run: impl std::future::Future<Output = T>) -> T {
+        let from = LAST_EVENT.try_with(|c| c.get()).unwrap_or(0);
+        LAST_EVENT.scope(std::cell::Cell::new(from), run).await
+    }
+
+    /// After branches: what follows comes after the last event any of them recorded.
+    fn rejoin(&self) {
+        let last = self.journal.len();
+        let _ = LAST_EVENT.try_with(|c| c.set(last));
     }
 
     async fn sleep(&self, seconds: f64) {
@@ -1057,12 +1085,14 @@ impl Run<'_> {
         // Branches run together; the first failure ends the others (AWS stops them too).
         let runs = branches.iter().map(|b| {
             let branch_input = branch_input.clone();
-            async move {
+            self.branch(async move {
                 let mut inner = vars.nested();
                 self.scope(b, branch_input, &mut inner).await
-            }
+            })
         });
-        match futures::future::try_join_all(runs).await {
+        let joined = futures::future::try_join_all(runs).await;
+        self.rejoin();
+        match joined {
             Ok(results) => {
                 self.event("ParallelStateSucceeded", json!({}));
                 Ok(Value::Array(results))
@@ -1126,7 +1156,7 @@ impl Run<'_> {
             .or(if jp { s.get("Parameters") } else { None });
         let iterations = items.into_iter().enumerate().map(|(i, item)| {
             let (st, effective) = (&st, &effective);
-            async move {
+            self.branch(async move {
                 self.event("MapIterationStarted", json!({"name": name, "index": i}));
                 let mut ist = st.clone();
                 ist["context"]["Map"] = json!({"Item": {"Index": i, "Value": item}});
@@ -1144,7 +1174,7 @@ impl Run<'_> {
                 };
                 self.event(kind, json!({"name": name, "index": i}));
                 r
-            }
+            })
         });
         // MaxConcurrency 0 (or none) is as many as AWS runs at once for an inline Map (40, its
         // documented quota); results keep the items' order.
@@ -1156,6 +1186,7 @@ impl Run<'_> {
         let mut results = Vec::with_capacity(total);
         let mut failures = 0usize;
         while let Some(r) = running.next().await {
+            self.rejoin();
             match r {
                 Ok(v) => results.push(v),
                 Err(f) => {

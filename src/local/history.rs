@@ -25,7 +25,7 @@ fn text(v: &Value) -> String {
 
 pub fn event(e: &Event, started: f64, region: &str) -> Value {
     let d = &e.details.value();
-    let mut out = json!({"id": e.id, "previousEventId": e.id.saturating_sub(1), "timestamp": started + e.at, "type": e.kind});
+    let mut out = json!({"id": e.id, "previousEventId": e.prev, "timestamp": started + e.at, "type": e.kind});
     let task = || {
         let (t, op) = split_resource(d["resource"].as_str().unwrap_or_default());
         json!({"resourceType": t, "resource": op})
@@ -136,6 +136,7 @@ mod tests {
     fn events_carry_their_details_member() {
         let e = Event {
             id: 3,
+            prev: 2,
             kind: "TaskFailed",
             at: 1.5,
             details: crate::engine::Details::new(

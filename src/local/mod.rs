@@ -354,6 +354,7 @@ impl Server {
                 "ExecutionAborted",
                 stopped - e.started,
                 json!({"error": error, "cause": cause}),
+                0,
             );
             (e.status, e.stopped, e.error, e.cause) = ("ABORTED", Some(stopped), error, cause);
             e.done.notify_waiters();
