@@ -191,6 +191,7 @@ impl Command {
             Command::Local(a) => a,
             Command::Validate(a) => a,
             Command::Test(a) => a,
+            Command::Cost(a) => a,
             Command::Policy(a) => a,
             Command::Graph(a) => a,
             Command::Render(a) => a,
@@ -240,6 +241,9 @@ pub enum Command {
     Validate(crate::commands::validate::ValidateArgs),
     /// Run a stack's scenarios (stacks/<stack>/tests/*.json) on the local engine, with mocks
     Test(crate::commands::test::TestArgs),
+    /// What one execution and a month of them cost: from the stack's scenarios or a recorded
+    /// execution, by AWS's published Step Functions prices
+    Cost(crate::commands::cost::CostArgs),
     /// Print the least-privilege IAM policy a stack's state machine needs
     Policy(crate::commands::validate::PolicyArgs),
     /// Draw a stack's state machine (or its resources) as DOT, Mermaid or SVG

@@ -95,6 +95,17 @@ pub fn event_json(e: &HistoryEvent) -> Value {
         put(&mut d, "error", x.error());
         put(&mut d, "cause", x.cause());
     }
+    if let Some(x) = e.lambda_function_scheduled_event_details() {
+        put(&mut d, "resource", Some(x.resource()));
+        put(&mut d, "input", x.input());
+    }
+    if let Some(x) = e.lambda_function_succeeded_event_details() {
+        put(&mut d, "output", x.output());
+    }
+    if let Some(x) = e.lambda_function_timed_out_event_details() {
+        put(&mut d, "error", x.error());
+        put(&mut d, "cause", x.cause());
+    }
     if let Some(x) = e.lambda_function_failed_event_details() {
         put(&mut d, "error", x.error());
         put(&mut d, "cause", x.cause());
@@ -116,6 +127,25 @@ pub fn event_json(e: &HistoryEvent) -> Value {
     }
     if let Some(x) = e.map_state_started_event_details() {
         d.insert("length".into(), json!(x.length()));
+    }
+    // AWS cuts inputs and outputs over its payload limit from the history, and says so
+    let truncated = [
+        e.execution_started_event_details()
+            .and_then(|x| x.input_details()),
+        e.execution_succeeded_event_details()
+            .and_then(|x| x.output_details()),
+        e.state_entered_event_details()
+            .and_then(|x| x.input_details()),
+        e.state_exited_event_details()
+            .and_then(|x| x.output_details()),
+        e.task_succeeded_event_details()
+            .and_then(|x| x.output_details()),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|d| d.truncated());
+    if truncated {
+        d.insert("truncated".into(), Value::Bool(true));
     }
     json!({
         "id": e.id(),

@@ -20,6 +20,7 @@ mod apply;
 mod aws;
 mod cli;
 mod commands;
+mod cost;
 mod diagram;
 mod engine;
 mod error;

@@ -202,3 +202,89 @@ fn step_functions_local_mock_configurations_run() {
         "{out:?}"
     );
 }
+
+/// The same definition costs differently on different paths: `deploy cost` runs every
+/// scenario and names the one with the fewest transitions and the one with the most.
+#[test]
+fn cost_over_the_scenarios_names_the_fewest_and_the_most_transitions() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = offline(repo)
+        .run(&[
+            "cost",
+            "create-new-user",
+            "--executions",
+            "100000",
+            "-o",
+            "json",
+        ])
+        .success()
+        .json();
+    let t = &out["transitions_per_execution"];
+    assert_eq!(
+        (t["min"].as_u64(), t["min_scenario"].as_str()),
+        (Some(1), Some("rejected")),
+        "{out}"
+    );
+    assert_eq!(t["max"].as_u64(), Some(3), "{out}");
+    assert!(
+        t["max_scenario"]
+            .as_str()
+            .unwrap()
+            .starts_with("approved-as-"),
+        "{out}"
+    );
+    // a month of 100,000: 100,000 to 300,000 transitions, less the 4,000 free
+    let m = &out["monthly_usd"];
+    assert!(
+        (m["min"].as_f64().unwrap() - 96_000.0 * 0.000025).abs() < 1e-6,
+        "{out}"
+    );
+    assert!(
+        (m["max"].as_f64().unwrap() - 296_000.0 * 0.000025).abs() < 1e-6,
+        "{out}"
+    );
+    assert_eq!(
+        out["calls_per_execution"]["iam"],
+        serde_json::json!({"min": 2, "max": 2}),
+        "{out}"
+    );
+    let text = offline(repo).run(&["cost", "create-new-user"]).success();
+    assert!(
+        text.stdout
+            .contains("fewest: rejected, 1 transition(s) ($0.000025); most: approved-as-"),
+        "{text:?}"
+    );
+    // prices of one's own (a negotiated rate): the same counts, other dollars
+    let dir = tempfile::tempdir().unwrap();
+    let published = offline(repo)
+        .run(&["cost", "--show-prices"])
+        .success()
+        .stdout;
+    let mine = dir.path().join("prices.json");
+    std::fs::write(
+        &mine,
+        published.replace("\"us-east-1\": 0.025", "\"us-east-1\": 0.05"),
+    )
+    .unwrap();
+    let out = offline(repo)
+        .run(&[
+            "cost",
+            "create-new-user",
+            "--prices",
+            mine.to_str().unwrap(),
+            "-o",
+            "json",
+        ])
+        .success()
+        .json();
+    let rejected = out["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "rejected")
+        .unwrap();
+    assert!(
+        (rejected["usd"].as_f64().unwrap() - 0.00005).abs() < 1e-12,
+        "{out}"
+    );
+}

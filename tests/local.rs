@@ -283,7 +283,7 @@ fn should_i_deploy_runs_on_the_local_endpoint_and_acts_on_the_emulator() {
 
 #[test]
 fn create_new_user_waits_for_the_approval_sent_through_sns() {
-    let w = World::new();
+    let w = World::with_project_copy();
     let local = Local::start(&w, &[]);
     deploy(&w, &local)
         .run(&[
@@ -324,6 +324,19 @@ fn create_new_user_waits_for_the_approval_sent_through_sns() {
         "the message carries the token: {}",
         published[0]
     );
+    // waiting for its token, the execution has no outcome to record yet
+    let waiting = newest_execution(&w, &local, "create-new-user");
+    let out = deploy(&w, &local)
+        .run(&[
+            "test",
+            "create-new-user",
+            "--from-execution",
+            &waiting,
+            "--save",
+            "too-soon",
+        ])
+        .code(2);
+    assert!(out.stderr.contains("is still running"), "{out:?}");
     deploy(&w, &local)
         .run(&[
             "approve",
@@ -361,6 +374,13 @@ fn create_new_user_waits_for_the_approval_sent_through_sns() {
     deploy(&w, &local)
         .run(&["approve", "--token", &token])
         .code(2);
+    // recorded: the manager's answer is the mock of the task that waited for it
+    let sc = record(&w, &local, "create-new-user", &waiting, "recorded-admin");
+    assert_eq!(
+        sc["mocks"]["SNS Publish"],
+        json!([{"Return": {"admin": true}}]),
+        "{sc}"
+    );
 
     // rejected, by execution rather than token (as a script does right after `run --no-wait`):
     // the execution fails with the manager's error, and no user is created
@@ -393,6 +413,20 @@ fn create_new_user_waits_for_the_approval_sent_through_sns() {
         out.stdout.contains("Rejected") && out.stdout.contains("not this week"),
         "the cause comes through: {out:?}"
     );
+    let sc = record(&w, &local, "create-new-user", &arn, "recorded-rejected");
+    assert_eq!(
+        (
+            &sc["expect"]["status"],
+            &sc["expect"]["error"],
+            &sc["expect"]["cause"]
+        ),
+        (
+            &json!("FAILED"),
+            &json!("Rejected"),
+            &json!("not this week")
+        ),
+        "{sc}"
+    );
     let out = deploy(&w, &local)
         .run(&["approve", "--execution", &arn])
         .code(2);
@@ -407,7 +441,7 @@ fn create_new_user_waits_for_the_approval_sent_through_sns() {
 
 #[test]
 fn bucket_replication_polls_the_datasync_task_in_the_emulator() {
-    let w = World::new();
+    let w = World::with_project_copy();
     // every Wait 100 times shorter: the 10 s polls take 0.1 s
     let local = Local::start(&w, &["--time-scale", "0.01"]);
     deploy(&w, &local)
@@ -443,12 +477,23 @@ fn bucket_replication_polls_the_datasync_task_in_the_emulator() {
         )
         .unwrap();
     assert_eq!(run.status().map(|s| s.as_str()), Some("SUCCESS"));
+    // recorded: every poll's answer, in order, passes on the local engine with virtual time
+    let arn = newest_execution(&w, &local, "bucket-replication");
+    let sc = record(&w, &local, "bucket-replication", &arn, "recorded");
+    let polls_recorded = sc["mocks"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(state, _)| state.contains("Describe") || state.contains("Status"))
+        .map(|(_, answers)| answers.as_array().unwrap().len())
+        .sum::<usize>();
+    assert!(polls_recorded >= 2, "{sc}");
 }
 
 #[test]
 fn resize_image_jsonata_runs_locally_with_lambda_dynamodb_and_s3_in_the_emulator() {
     require_wheelhouse();
-    let w = World::new();
+    let w = World::with_project_copy();
     w.moto.enable_execution(); // moto's Lambda answers from a queue, without Docker
     let local = Local::start(&w, &[]);
     deploy(&w, &local)
@@ -528,6 +573,19 @@ fn resize_image_jsonata_runs_locally_with_lambda_dynamodb_and_s3_in_the_emulator
             "the upload was deleted from moto's S3"
         );
     });
+    // recorded, Map iterations and all: the Lambda answers as moto gave them
+    let arn = newest_execution(&w, &local, "resize-image");
+    let sc = record(&w, &local, "resize-image", &arn, "recorded");
+    assert!(
+        sc["expect"]["path"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s.as_str().unwrap().starts_with("Resize Profile Picture"))
+            .count()
+            >= 2,
+        "{sc}"
+    );
 }
 
 /// One JSON 1.0 call without an SDK.
@@ -1030,4 +1088,177 @@ fn finished_executions_beyond_the_limit_are_forgotten_oldest_first() {
             .await
             .unwrap();
     });
+}
+
+/// The newest execution of a stack's state machine, as `deploy executions` lists it.
+fn newest_execution(w: &World, local: &Local, stack: &str) -> String {
+    let list = deploy(w, local)
+        .run(&["executions", stack, "--output", "json"])
+        .success()
+        .json()["executions"]
+        .clone();
+    let newest = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by_key(|e| e["startDate"].as_f64().unwrap_or_default() as i64)
+        .unwrap_or_else(|| panic!("no execution of {stack}: {list}"));
+    newest["executionArn"].as_str().unwrap().to_string()
+}
+
+/// Records `arn` as scenario `name` of `stack` and checks that it passed at once; returns it.
+fn record(w: &World, local: &Local, stack: &str, arn: &str, name: &str) -> Value {
+    let out = deploy(w, local)
+        .run(&["test", stack, "--from-execution", arn, "--save", name])
+        .success();
+    assert!(
+        out.stdout
+            .contains(&format!("wrote stacks/{stack}/tests/{name}.json")),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout.contains(&format!("ok   {stack}/{name}")),
+        "{out:?}"
+    );
+    let file = w.project.join(format!("stacks/{stack}/tests/{name}.json"));
+    serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap()
+}
+
+/// An execution that ran (on the local endpoint, its tasks acting on moto) is recorded as a
+/// scenario that passes at once, and as a mock configuration; it is priced at as many
+/// transitions as it entered states; a change to the Choice makes the recorded scenario fail
+/// where the paths part.
+#[test]
+fn a_recorded_execution_becomes_a_passing_scenario_and_a_price() {
+    let w = World::with_project_copy();
+    let api = Api::start(false);
+    let local = Local::start(&w, &["--http-endpoint", &api.url()]);
+    deploy(&w, &local)
+        .run(&["up", "should-i-deploy", "--yes"])
+        .success();
+    deploy(&w, &local)
+        .run(&["run", "should-i-deploy"])
+        .success();
+    let arn = newest_execution(&w, &local, "should-i-deploy");
+    let sc = record(&w, &local, "should-i-deploy", &arn, "recorded-bad-day");
+    assert_eq!(
+        sc["expect"]["path"],
+        json!([
+            "Call Should I deploy API",
+            "ListAttachedUserPolicies",
+            "Should I Deploy?",
+            "AttachUserPolicy"
+        ]),
+        "{sc}"
+    );
+    assert_eq!(sc["expect"]["status"], "SUCCEEDED");
+    assert_eq!(
+        sc["mocks"]["Call Should I deploy API"][0]["Return"]["ResponseBody"]["shouldideploy"],
+        false,
+        "the API's answer, as the stand-in gave it: {sc}"
+    );
+    assert_eq!(
+        sc["mocks"]["AttachUserPolicy"].as_array().unwrap().len(),
+        1,
+        "{sc}"
+    );
+    // a name taken is not overwritten
+    let out = deploy(&w, &local)
+        .run(&[
+            "test",
+            "should-i-deploy",
+            "--from-execution",
+            &arn,
+            "--save",
+            "recorded-bad-day",
+        ])
+        .code(2);
+    assert!(out.stderr.contains("exists already"), "{out:?}");
+
+    // the same as a Step Functions Local mock configuration, which --mock-config runs
+    deploy(&w, &local)
+        .run(&[
+            "test",
+            "should-i-deploy",
+            "--from-execution",
+            &arn,
+            "--save",
+            "bad-day",
+            "--format",
+            "mock-config",
+        ])
+        .success();
+    let config = w
+        .project
+        .join("stacks/should-i-deploy/tests/bad-day.mock-config.json");
+    let out = deploy(&w, &local)
+        .run(&[
+            "test",
+            "should-i-deploy",
+            "--mock-config",
+            config.to_str().unwrap(),
+        ])
+        .success();
+    assert!(
+        out.stdout.contains("bad-day") && out.stdout.contains("SUCCEEDED"),
+        "{out:?}"
+    );
+
+    // its price: the states entered, times the price of a transition
+    let entered = deploy(&w, &local)
+        .run(&["history", &arn, "--output", "json"])
+        .success()
+        .stdout
+        .lines()
+        .filter(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .ends_with("StateEntered")
+        })
+        .count() as u64;
+    assert_eq!(entered, 4);
+    let cost = deploy(&w, &local)
+        .run(&[
+            "cost",
+            "should-i-deploy",
+            "--from-execution",
+            &arn,
+            "--executions",
+            "1000000",
+            "-o",
+            "json",
+        ])
+        .success()
+        .json();
+    assert_eq!(cost["transitions_per_execution"], entered, "{cost}");
+    let usd = cost["usd_per_execution"].as_f64().unwrap();
+    assert!(
+        (usd - entered as f64 * 0.025 / 1000.0).abs() < 1e-12,
+        "{cost}"
+    );
+    let month = cost["monthly_usd"].as_f64().unwrap();
+    let want = (entered * 1_000_000 - 4000) as f64 * 0.025 / 1000.0;
+    assert!((month - want).abs() < 1e-6, "{month} {want}: {cost}");
+    assert_eq!(
+        cost["calls_per_execution"],
+        json!({"http": 1, "iam": 2}),
+        "{cost}"
+    );
+
+    // the workflow's behaviour for that input changes: the recorded scenario says where
+    let template = w.project.join("templates/should-i-deploy/jsonata.json");
+    let text = std::fs::read_to_string(&template).unwrap();
+    let changed = text.replacen("\"Next\": \"AttachUserPolicy\"", "\"Next\": \"Success\"", 1);
+    assert_ne!(text, changed);
+    std::fs::write(&template, changed).unwrap();
+    let out = deploy(&w, &local)
+        .run(&["test", "should-i-deploy", "--scenario", "recorded-bad-day"])
+        .code(7);
+    assert!(
+        out.stdout.contains(
+            "path differs after \"Should I Deploy?\" (step 4): entered \"Success\", expected \"AttachUserPolicy\""
+        ),
+        "{out:?}"
+    );
 }

@@ -1,5 +1,6 @@
 //! One module per command family; shared set-up lives here.
 
+pub mod cost;
 pub mod deploy;
 pub mod envs;
 pub mod graph;

@@ -54,14 +54,9 @@ pub async fn test_mock_config(
     Ok(())
 }
 
-pub async fn test(
-    g: &Global,
-    stack: &str,
-    only: Option<&str>,
-    format: Format,
-    junit: Option<&std::path::Path>,
-) -> Result<()> {
-    let setup = Setup::new(g)?;
+/// The scenario files of a stack, sorted (`*.mock-config.json` files beside them are mock
+/// configurations, not scenarios).
+pub fn scenario_files(setup: &Setup, stack: &str) -> Result<Vec<PathBuf>> {
     let dir = setup.project.root.join("stacks").join(stack).join("tests");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .map_err(|_| {
@@ -70,65 +65,105 @@ pub async fn test(
         })?
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "json")
+                && !p.to_string_lossy().ends_with(".mock-config.json")
+        })
         .collect();
     files.sort();
+    Ok(files)
+}
+
+/// One scenario run on the local engine.
+pub struct Ran {
+    pub name: String,
+    pub scenario: scenario::Scenario,
+    pub exec: engine::Execution,
+    /// The definition it ran (rendered with the scenario's variables).
+    pub definition: serde_json::Value,
+    pub problems: Vec<String>,
+    pub wall: f64,
+}
+
+/// Runs the scenario in `file` on the local engine with its mocks, and checks it.
+pub async fn run_scenario(setup: &Setup, stack: &str, file: &std::path::Path) -> Result<Ran> {
+    let name = file.file_stem().unwrap().to_string_lossy().to_string();
+    let display = format!("stacks/{stack}/tests/{name}.json");
+    let text = std::fs::read_to_string(file)?;
+    let sc: scenario::Scenario = serde_json::from_str(&text).map_err(|e| {
+        Error::user(format!("invalid scenario: {e}")).at(format!("{display}:{}", e.line()))
+    })?;
+    let vars = VarArgs {
+        vars: sc
+            .vars
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{k}={}",
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string())
+                )
+            })
+            .collect(),
+        var_files: vec![],
+        placeholders: true,
+    };
+    let (_, defs) = definitions(setup, stack, &vars, Some(LOCAL)).await?;
+    let (_, def) = defs
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::user(format!("stack `{stack}` has no state machine")))?;
+    let tasks = scenario::Mocked::new(sc.mocks.clone());
+    let started = std::time::Instant::now();
+    let exec = engine::execute_virtual(&def, sc.input.clone(), &name, &tasks);
+    let wall = started.elapsed().as_secs_f64();
+    let problems = scenario::check(&exec, &tasks.calls(), &sc.expect);
+    Ok(Ran {
+        name,
+        scenario: sc,
+        exec,
+        definition: def,
+        problems,
+        wall,
+    })
+}
+
+pub async fn test(
+    g: &Global,
+    stack: &str,
+    only: Option<&str>,
+    format: Format,
+    junit: Option<&std::path::Path>,
+) -> Result<()> {
+    let setup = Setup::new(g)?;
     let mut failed = 0;
     let mut ran = 0;
     let mut cases: Vec<crate::views::checks::Case> = Vec::new();
-    for f in files {
+    for f in scenario_files(&setup, stack)? {
         let name = f.file_stem().unwrap().to_string_lossy().to_string();
         if only.is_some_and(|o| o != name) {
             continue;
         }
-        let display = format!("stacks/{stack}/tests/{name}.json");
-        let text = std::fs::read_to_string(&f)?;
-        let sc: scenario::Scenario = serde_json::from_str(&text).map_err(|e| {
-            Error::user(format!("invalid scenario: {e}")).at(format!("{display}:{}", e.line()))
-        })?;
-        let vars = VarArgs {
-            vars: sc
-                .vars
-                .iter()
-                .map(|(k, v)| {
-                    format!(
-                        "{k}={}",
-                        v.as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| v.to_string())
-                    )
-                })
-                .collect(),
-            var_files: vec![],
-            placeholders: true,
-        };
-        let (_, defs) = definitions(&setup, stack, &vars, Some(LOCAL)).await?;
-        let (_, def) = defs
-            .first()
-            .ok_or_else(|| Error::user(format!("stack `{stack}` has no state machine")))?;
-        let tasks = scenario::Mocked::new(sc.mocks.clone());
-        let started = std::time::Instant::now();
-        let exec = engine::execute_virtual(def, sc.input.clone(), &name, &tasks);
-        let wall = started.elapsed().as_secs_f64();
-        let problems = scenario::check(&exec, &tasks.calls(), &sc.expect);
+        let r = run_scenario(&setup, stack, &f).await?;
         ran += 1;
         crate::views::checks::scenario(
             stack,
-            &name,
-            &sc.description,
-            &exec,
-            &problems,
-            wall,
+            &r.name,
+            &r.scenario.description,
+            &r.exec,
+            &r.problems,
+            r.wall,
             format,
         );
-        if !problems.is_empty() {
+        if !r.problems.is_empty() {
             failed += 1;
         }
         cases.push(crate::views::checks::Case {
-            name,
-            description: sc.description.clone(),
-            seconds: wall,
-            problems,
+            name: r.name,
+            description: r.scenario.description.clone(),
+            seconds: r.wall,
+            problems: r.problems,
         });
     }
     if let Some(path) = junit {
@@ -150,6 +185,112 @@ pub async fn test(
     Ok(())
 }
 
+/// What an execution left, read from its endpoint (AWS, moto or `deploy local`): its status,
+/// the state machine it ran, and its history as `execution::event_json` writes it. A running
+/// execution is an error: there is nothing to record or price yet.
+pub async fn recorded(
+    ctx: &crate::aws::Ctx,
+    arn: &str,
+) -> Result<(
+    aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput,
+    Vec<serde_json::Value>,
+)> {
+    let d = ctx
+        .sfn
+        .describe_execution()
+        .execution_arn(arn)
+        .send()
+        .await
+        .map_err(|e| match e.as_service_error() {
+            Some(s) if s.is_execution_does_not_exist() => {
+                Error::user(format!("no execution {arn}"))
+                    .help("deploy executions <stack> lists the executions of a stack")
+            }
+            Some(s) if s.is_invalid_arn() => {
+                Error::user(format!("{arn:?} is not an execution ARN"))
+            }
+            _ => crate::aws::api_error("DescribeExecution", &e),
+        })?;
+    if d.status().as_str() == "RUNNING" || d.status().as_str() == "PENDING_REDRIVE" {
+        return Err(Error::user(format!(
+            "execution {arn} is still running: there is no outcome to record yet"
+        ))
+        .help("wait for it to end (deploy history ARN shows where it is), then run this again"));
+    }
+    let events = crate::execution::history(ctx, arn)
+        .await?
+        .iter()
+        .map(crate::execution::event_json)
+        .collect();
+    Ok((d, events))
+}
+
+/// `deploy test --from-execution ARN --save NAME`: writes the execution as a scenario (or a
+/// Step Functions Local mock configuration) and runs it at once.
+async fn record(g: &Global, a: &TestArgs, arn: &str, name: &str) -> Result<()> {
+    let setup = Setup::new(g)?;
+    if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+        return Err(Error::user(format!(
+            "--save {name:?}: a scenario name is a file name, without folders"
+        )));
+    }
+    let ctx = setup.connect(&g.aws).await?;
+    let (described, events) = recorded(&ctx, arn).await?;
+    let machine_arn = described.state_machine_arn();
+    let machine = machine_arn
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let description = format!(
+        "recorded from execution {} of {machine} ({})",
+        described.name().unwrap_or(arn),
+        described.status().as_str()
+    );
+    let sc = scenario::from_history(&events, description)
+        .map_err(|m| Error::user(format!("execution {arn}: {m}")))?;
+    let dir = setup
+        .project
+        .root
+        .join("stacks")
+        .join(&a.stack)
+        .join("tests");
+    let mock_config = a.record_format == "mock-config";
+    let file = dir.join(if mock_config {
+        format!("{name}.mock-config.json")
+    } else {
+        format!("{name}.json")
+    });
+    if file.exists() && !a.force {
+        return Err(Error::user(format!("{} exists already", file.display()))
+            .help("choose another --save name, or add --force to replace it"));
+    }
+    std::fs::create_dir_all(&dir)?;
+    let doc = if mock_config {
+        scenario::to_sfn_local(&sc, &machine, name)
+    } else {
+        sc
+    };
+    std::fs::write(
+        &file,
+        serde_json::to_string_pretty(&doc).expect("JSON") + "\n",
+    )?;
+    let shown = format!(
+        "stacks/{}/tests/{}",
+        a.stack,
+        file.file_name().unwrap().to_string_lossy()
+    );
+    if mock_config {
+        outln!(
+            "wrote {shown} (run it: deploy test {} --mock-config {shown})",
+            a.stack
+        );
+        return Ok(());
+    }
+    outln!("wrote {shown}; running it on the local engine:");
+    test(g, &a.stack, Some(name), a.out.format, None).await
+}
+
 /// `deploy test`'s command line.
 #[derive(Debug, Clone, Args)]
 pub struct TestArgs {
@@ -167,6 +308,22 @@ pub struct TestArgs {
     /// Also write the results as JUnit XML to this file (for CI test reports)
     #[arg(long, value_name = "FILE", conflicts_with = "mock_config")]
     pub junit: Option<PathBuf>,
+    /// Record a scenario from this finished execution (on AWS, moto or `deploy local`): its
+    /// input, every task's answers as mocks, its path and outcome as expectations
+    #[arg(long, value_name = "ARN", requires = "save",
+          conflicts_with_all = ["mock_config", "scenario", "junit"])]
+    pub from_execution: Option<String>,
+    /// The recorded scenario's name: stacks/<stack>/tests/<NAME>.json, then run at once
+    #[arg(long, value_name = "NAME", requires = "from_execution")]
+    pub save: Option<String>,
+    /// What to record: a scenario of `deploy test`, or a Step Functions Local MockConfigFile
+    /// (<NAME>.mock-config.json, for --mock-config and the tools that read that format)
+    #[arg(long = "format", value_name = "FORMAT", default_value = "scenario",
+          value_parser = ["scenario", "mock-config"])]
+    pub record_format: String,
+    /// Replace a recorded file of that name
+    #[arg(long, requires = "from_execution")]
+    pub force: bool,
     #[command(flatten)]
     pub out: OutputArgs,
 }
@@ -177,6 +334,9 @@ impl Run for TestArgs {
         self.out.format
     }
     async fn run(&self, g: &Global) -> Result<()> {
+        if let (Some(arn), Some(name)) = (&self.from_execution, &self.save) {
+            return record(g, self, arn, name).await;
+        }
         match &self.mock_config {
             Some(f) => test_mock_config(g, &self.stack, f, &self.input, self.out.format).await,
             None => {

@@ -51,10 +51,19 @@ pub struct Expect {
     pub status: String,
     pub output: Option<Value>,
     pub error: Option<String>,
+    pub cause: Option<String>,
     pub path: Option<Vec<String>>,
+    /// false: the path's states in any order (a recording of branches or iterations that ran
+    /// at once, whose interleaving is the scheduler's, not the workflow's behaviour).
+    #[serde(default = "yes")]
+    pub path_in_order: bool,
     /// For the named states, the arguments of each call must contain these fields.
     #[serde(default)]
     pub calls: BTreeMap<String, Vec<Value>>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Answers tasks from the scenario's mocks and records every call.
@@ -148,9 +157,18 @@ pub fn check(
             out.push(format!("error {:?}, expected {e:?}", exec.error));
         }
     }
+    if let Some(c) = &expect.cause {
+        if exec.cause.as_deref() != Some(c.as_str()) {
+            out.push(format!("cause {:?}, expected {c:?}", exec.cause));
+        }
+    }
     if let Some(p) = &expect.path {
-        if &exec.path != p {
-            out.push(format!("path {:?}, expected {p:?}", exec.path));
+        if !expect.path_in_order {
+            if let Some(d) = count_difference(&exec.path, p) {
+                out.push(d);
+            }
+        } else if &exec.path != p {
+            out.push(path_difference(&exec.path, p));
         }
     }
     for (state, want) in &expect.calls {
@@ -164,6 +182,211 @@ pub fn check(
         }
     }
     out
+}
+
+/// Where two paths part: the first state entered other than expected, named.
+fn path_difference(got: &[String], want: &[String]) -> String {
+    let at = got.iter().zip(want).take_while(|(g, w)| g == w).count();
+    let before = match at {
+        0 => "first".to_string(),
+        n => format!("after {:?} (step {})", got[n - 1], n + 1),
+    };
+    match (got.get(at), want.get(at)) {
+        (Some(g), Some(w)) => format!("path differs {before}: entered {g:?}, expected {w:?}"),
+        (None, Some(w)) => format!("path ends {before}: expected {w:?} next"),
+        (Some(g), None) => format!("path goes on {before}: entered {g:?}, expected the end"),
+        (None, None) => "path differs".to_string(),
+    }
+}
+
+/// The first state (in the expected order) entered another number of times than expected.
+fn count_difference(got: &[String], want: &[String]) -> Option<String> {
+    let count = |p: &[String], s: &String| p.iter().filter(|x| *x == s).count();
+    want.iter()
+        .chain(got)
+        .find(|s| count(got, s) != count(want, s))
+        .map(|s| {
+            format!(
+                "path differs: entered {s:?} {} time(s), expected {}",
+                count(got, s),
+                count(want, s)
+            )
+        })
+}
+
+/// The event types that end a task, and how each becomes a mock.
+fn task_result(event: &Value) -> Option<Mock> {
+    let d = &event["details"];
+    let text = |k: &str| d[k].as_str().unwrap_or_default().to_string();
+    match event["type"].as_str()? {
+        "TaskSucceeded" | "LambdaFunctionSucceeded" | "ActivitySucceeded" => {
+            let out = d["output"].as_str().unwrap_or("null");
+            Some(Mock::Return(
+                serde_json::from_str(out).unwrap_or(Value::String(out.into())),
+            ))
+        }
+        "TaskFailed"
+        | "TaskStartFailed"
+        | "TaskSubmitFailed"
+        | "LambdaFunctionFailed"
+        | "LambdaFunctionStartFailed"
+        | "LambdaFunctionScheduleFailed"
+        | "ActivityFailed" => Some(Mock::Throw {
+            error: text("error"),
+            cause: text("cause"),
+        }),
+        "TaskTimedOut" | "LambdaFunctionTimedOut" | "ActivityTimedOut" => Some(Mock::Throw {
+            error: match text("error") {
+                e if e.is_empty() => "States.Timeout".into(),
+                e => e,
+            },
+            cause: text("cause"),
+        }),
+        _ => None,
+    }
+}
+
+fn is_scheduled(t: &str) -> bool {
+    matches!(
+        t,
+        "TaskScheduled" | "LambdaFunctionScheduled" | "ActivityScheduled"
+    )
+}
+
+/// A scenario recorded from a finished execution: its history's events (as
+/// `execution::event_json` writes them), turned into the execution's input, every task's answer
+/// as a mock of its state in the order they came (retries included), and as expectations the
+/// states entered, the status and the output (or error and cause). A task's state is found by
+/// following `previousEventId` back from its answer to its scheduling and on to the state
+/// entered, as AWS chains the events of each branch.
+pub fn from_history(events: &[Value], description: String) -> Result<Value, String> {
+    let by_id: BTreeMap<u64, &Value> = events
+        .iter()
+        .filter_map(|e| Some((e["id"].as_u64()?, e)))
+        .collect();
+    if let Some(e) = events.iter().find(|e| e["details"]["truncated"] == true) {
+        return Err(format!(
+            "the history is truncated (event {} {}: its data is over AWS's 256 KiB limit), so the execution cannot be replayed from it",
+            e["id"],
+            e["type"].as_str().unwrap_or_default()
+        ));
+    }
+    let back = |from: &Value, stop: &dyn Fn(&str) -> bool| -> Option<&Value> {
+        let mut at = by_id.get(&from["previousEventId"].as_u64()?).copied();
+        while let Some(e) = at {
+            if stop(e["type"].as_str().unwrap_or_default()) {
+                return Some(e);
+            }
+            at = by_id.get(&e["previousEventId"].as_u64()?).copied();
+        }
+        None
+    };
+    let started = events
+        .iter()
+        .find(|e| e["type"] == "ExecutionStarted")
+        .ok_or("the history has no ExecutionStarted event")?;
+    let input: Value = serde_json::from_str(started["details"]["input"].as_str().unwrap_or("{}"))
+        .unwrap_or(Value::Null);
+    let mut mocks: Map<String, Value> = Map::new();
+    let mut path = Vec::new();
+    for e in events {
+        let t = e["type"].as_str().unwrap_or_default();
+        if t.ends_with("StateEntered") {
+            path.push(Value::String(
+                e["details"]["name"].as_str().unwrap_or_default().into(),
+            ));
+            continue;
+        }
+        let Some(mock) = task_result(e) else { continue };
+        let state = back(e, &|t| is_scheduled(t))
+            .and_then(|scheduled| back(scheduled, &|t| t.ends_with("StateEntered")))
+            .or_else(|| back(e, &|t| t.ends_with("StateEntered")))
+            .and_then(|entered| entered["details"]["name"].as_str())
+            .ok_or_else(|| format!("event {}: {t} of no state the history names", e["id"]))?;
+        let as_json = match mock {
+            Mock::Return(v) => serde_json::json!({ "Return": v }),
+            Mock::Throw { error, cause } => {
+                serde_json::json!({ "Throw": { "Error": error, "Cause": cause } })
+            }
+        };
+        mocks
+            .entry(state.to_string())
+            .or_insert_with(|| Value::Array(vec![]))
+            .as_array_mut()
+            .expect("an array")
+            .push(as_json);
+    }
+    let end = events.last().ok_or("the history is empty")?;
+    let d = &end["details"];
+    let mut expect = Map::new();
+    match end["type"].as_str().unwrap_or_default() {
+        "ExecutionSucceeded" => {
+            expect.insert("status".into(), "SUCCEEDED".into());
+            let out = d["output"].as_str().unwrap_or("null");
+            expect.insert(
+                "output".into(),
+                serde_json::from_str(out).unwrap_or(Value::String(out.into())),
+            );
+        }
+        t @ ("ExecutionFailed" | "ExecutionTimedOut" | "ExecutionAborted") => {
+            let status = match t {
+                "ExecutionFailed" => "FAILED",
+                "ExecutionTimedOut" => "TIMED_OUT",
+                _ => "ABORTED",
+            };
+            expect.insert("status".into(), status.into());
+            for k in ["error", "cause"] {
+                if let Some(v) = d[k].as_str() {
+                    expect.insert(k.into(), v.into());
+                }
+            }
+        }
+        other => {
+            return Err(format!(
+                "the execution has not ended (its last event is {other}): record it once it has"
+            ));
+        }
+    }
+    expect.insert("path".into(), Value::Array(path));
+    let concurrent = events.iter().any(|e| {
+        matches!(
+            e["type"].as_str(),
+            Some("ParallelStateStarted" | "MapStateStarted" | "MapRunStarted")
+        )
+    });
+    if concurrent {
+        expect.insert("path_in_order".into(), Value::Bool(false));
+    }
+    let mut sc = Map::new();
+    sc.insert("description".into(), description.into());
+    sc.insert("input".into(), input);
+    sc.insert("mocks".into(), Value::Object(mocks));
+    sc.insert("expect".into(), Value::Object(expect));
+    Ok(Value::Object(sc))
+}
+
+/// The same recording as a Step Functions Local mock configuration (`MockConfigFile`): one
+/// test case named `case` for `machine`, each state's answers as a mocked response whose
+/// invocation numbers are the order they came in.
+pub fn to_sfn_local(scenario: &Value, machine: &str, case: &str) -> Value {
+    let mut cases = Map::new();
+    let mut responses = Map::new();
+    for (state, answers) in scenario["mocks"].as_object().into_iter().flatten() {
+        let name = format!("{case}: {state}");
+        let by_call: Map<String, Value> = answers
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, a)| (i.to_string(), a.clone()))
+            .collect();
+        cases.insert(state.clone(), Value::String(name.clone()));
+        responses.insert(name, Value::Object(by_call));
+    }
+    serde_json::json!({
+        "StateMachines": { machine: { "TestCases": { case: cases } } },
+        "MockedResponses": responses,
+    })
 }
 
 /// Test cases from a Step Functions Local mock configuration file:
@@ -262,6 +485,91 @@ mod tests {
             from_sfn_local(&gap, "m")
                 .unwrap_err()
                 .contains("without gaps")
+        );
+    }
+
+    fn ev(id: u64, prev: u64, t: &str, details: Value) -> Value {
+        json!({"id": id, "previousEventId": prev, "type": t, "timestamp": 0.0, "details": details})
+    }
+
+    #[test]
+    fn a_history_becomes_mocks_per_state_by_its_event_chains() {
+        // two branches at once, B's task answering first: each answer goes to its own state
+        let events = vec![
+            ev(1, 0, "ExecutionStarted", json!({"input": "{\"x\":1}"})),
+            ev(2, 1, "ParallelStateEntered", json!({"name": "Both"})),
+            ev(3, 2, "ParallelStateStarted", json!({})),
+            ev(4, 3, "TaskStateEntered", json!({"name": "A"})),
+            ev(5, 3, "TaskStateEntered", json!({"name": "B"})),
+            ev(6, 4, "TaskScheduled", json!({"resourceType": "lambda"})),
+            ev(7, 5, "TaskScheduled", json!({"resourceType": "lambda"})),
+            ev(8, 7, "TaskSucceeded", json!({"output": "{\"b\":2}"})),
+            ev(
+                9,
+                6,
+                "TaskFailed",
+                json!({"error": "Boom", "cause": "once"}),
+            ),
+            ev(10, 9, "TaskScheduled", json!({"resourceType": "lambda"})),
+            ev(11, 10, "TaskSucceeded", json!({"output": "{\"a\":1}"})),
+            ev(12, 11, "TaskStateExited", json!({"name": "A"})),
+            ev(13, 8, "TaskStateExited", json!({"name": "B"})),
+            ev(14, 13, "ParallelStateSucceeded", json!({})),
+            ev(15, 14, "ParallelStateExited", json!({"name": "Both"})),
+            ev(
+                16,
+                15,
+                "ExecutionSucceeded",
+                json!({"output": "[{\"a\":1},{\"b\":2}]"}),
+            ),
+        ];
+        let sc = from_history(&events, "d".into()).unwrap();
+        assert_eq!(sc["input"], json!({"x": 1}));
+        assert_eq!(
+            sc["mocks"],
+            json!({"B": [{"Return": {"b": 2}}],
+                   "A": [{"Throw": {"Error": "Boom", "Cause": "once"}}, {"Return": {"a": 1}}]})
+        );
+        assert_eq!(sc["expect"]["path"], json!(["Both", "A", "B"]));
+        assert_eq!(sc["expect"]["path_in_order"], json!(false));
+        assert_eq!(sc["expect"]["output"], json!([{"a": 1}, {"b": 2}]));
+        // it reads back as a scenario
+        let parsed: Scenario = serde_json::from_value(sc.clone()).unwrap();
+        assert_eq!(parsed.mocks["A"].len(), 2);
+        // and as a mock configuration, invocations numbered in order
+        let config = to_sfn_local(&sc, "m", "case");
+        let cases = from_sfn_local(&config, "m").unwrap();
+        assert_eq!(cases[0].1["A"].len(), 2);
+
+        let running = &events[..8];
+        assert!(
+            from_history(running, "d".into())
+                .unwrap_err()
+                .contains("has not ended")
+        );
+        let mut truncated = events.clone();
+        truncated[7]["details"]["truncated"] = json!(true);
+        assert!(
+            from_history(&truncated, "d".into())
+                .unwrap_err()
+                .contains("truncated (event 8 TaskSucceeded")
+        );
+    }
+
+    #[test]
+    fn a_path_in_any_order_still_counts_each_state() {
+        let p = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            count_difference(&p(&["A", "B", "C"]), &p(&["A", "C", "B"])),
+            None
+        );
+        assert_eq!(
+            count_difference(&p(&["A", "B"]), &p(&["A", "C"])).unwrap(),
+            "path differs: entered \"C\" 0 time(s), expected 1"
+        );
+        assert_eq!(
+            path_difference(&p(&["A", "B"]), &p(&["A", "C"])),
+            "path differs after \"A\" (step 2): entered \"B\", expected \"C\""
         );
     }
 }

@@ -25,7 +25,8 @@ fn text(v: &Value) -> String {
 
 pub fn event(e: &Event, started: f64, region: &str) -> Value {
     let d = &e.details.value();
-    let mut out = json!({"id": e.id, "previousEventId": e.prev, "timestamp": started + e.at, "type": e.kind});
+    let mut out =
+        json!({"id": e.id, "previousEventId": e.prev, "timestamp": started + e.at, "type": e.kind});
     let task = || {
         let (t, op) = split_resource(d["resource"].as_str().unwrap_or_default());
         json!({"resourceType": t, "resource": op})
