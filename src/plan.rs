@@ -92,6 +92,17 @@ pub struct Step {
     /// The outputs of a resource to adopt, as found.
     #[serde(skip)]
     pub found: Option<resources::Outputs>,
+    /// A definition change's effect on each scenario of the stack: transitions per execution
+    /// before and after (what an execution on that path costs).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub transitions: Vec<ScenarioTransitions>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ScenarioTransitions {
+    pub scenario: String,
+    pub before: u64,
+    pub after: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -406,6 +417,7 @@ async fn plan_reads(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Plan
             attributes: None,
             live: None,
             found: None,
+            transitions: vec![],
         };
         let unrecorded = !state
             .resources
@@ -527,6 +539,7 @@ fn delete_step(id: &str, e: &crate::state::Entry, reason: &str) -> Step {
         attributes: None,
         live: None,
         found: None,
+        transitions: vec![],
     }
 }
 

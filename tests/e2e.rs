@@ -291,6 +291,13 @@ fn should_i_deploy_up_noop_update_destroy() {
         .run(&["plan", STACK, "--var", "frequency_in_minutes=1"])
         .success();
     assert!(out.stdout.contains("~ definition:\n          ~ state \"Call Should I deploy API\" · Retry[0].MaxAttempts: 3 → 5\n"), "{out:?}");
+    // and what it does to the cost of each scenario's path: two more retries when the API fails
+    assert!(
+        out.stdout.contains(
+            "      # scenario api-unreachable: 4 → 6 transitions per execution\n      # 4 other scenario(s): transitions unchanged\n"
+        ),
+        "{out:?}"
+    );
     moto.start_recording();
     deploy()
         .run(&["up", STACK, "--var", "frequency_in_minutes=1", "--yes"])

@@ -21,6 +21,68 @@ struct Planned {
     _lock: Lock,
 }
 
+/// For the definition that changes, how many transitions each of the stack's scenarios takes
+/// before and after: what the change does to the cost of each path (scenarios written for
+/// other variables than the stack's are left out; a stack without scenarios shows nothing).
+fn scenario_transitions(setup: &Setup, plans: &mut [Planned]) {
+    use crate::engine::{self, scenario};
+    for p in plans {
+        let Some(stack) = &p.stack else { continue };
+        let Ok(files) = super::test::scenario_files(setup, &stack.name) else {
+            continue;
+        };
+        let same_vars = |sc: &scenario::Scenario| {
+            sc.vars.iter().all(|(k, v)| {
+                stack.vars.get(k).is_some_and(|have| {
+                    have == v
+                        || have.as_str().is_some_and(|h| Some(h) == v.as_str())
+                        || v.as_str().is_some_and(|w| w == have.to_string())
+                })
+            })
+        };
+        let scenarios: Vec<(String, scenario::Scenario)> = files
+            .iter()
+            .filter_map(|f| {
+                let sc: scenario::Scenario =
+                    serde_json::from_str(&std::fs::read_to_string(f).ok()?).ok()?;
+                let name = f.file_stem()?.to_string_lossy().to_string();
+                same_vars(&sc).then_some((name, sc))
+            })
+            .collect();
+        // scenarios run against the stack's first state machine, as `deploy test` runs them
+        let Some(machine) = stack
+            .resources
+            .iter()
+            .find(|(_, d)| d.attrs.get("definition").is_some())
+            .map(|(id, _)| id.clone())
+        else {
+            continue;
+        };
+        for step in p.plan.steps.iter_mut().filter(|s| {
+            s.id == machine && matches!(s.action, plan::Action::Update | plan::Action::Replace)
+        }) {
+            let Some(c) = step.changes.iter().find(|c| c.attr == "definition") else {
+                continue;
+            };
+            let (Some(old), Some(new)) = (c.old.clone(), c.new.clone()) else {
+                continue;
+            };
+            for (name, sc) in &scenarios {
+                let count = |def: &serde_json::Value| {
+                    let tasks = scenario::Mocked::new(sc.mocks.clone());
+                    let exec = engine::execute_virtual(def, sc.input.clone(), name, &tasks);
+                    crate::cost::usage(&crate::cost::engine_events(&exec)).transitions()
+                };
+                step.transitions.push(plan::ScenarioTransitions {
+                    scenario: name.clone(),
+                    before: count(&old),
+                    after: count(&new),
+                });
+            }
+        }
+    }
+}
+
 fn print_plans(plans: &[Planned], format: Format) {
     let plans: Vec<&Plan> = plans.iter().map(|p| &p.plan).collect();
     crate::views::plan::plans(&plans, format);
@@ -206,6 +268,7 @@ pub async fn up(
     let mut plans = identity
         .alongside(plan_stacks(&setup, stacks, &ctx, "up"))
         .await?;
+    scenario_transitions(&setup, &mut plans);
     print_plans(&plans, out.format);
     // The environment's lifetime: created, last up, by whom, and --ttl (kept unless given anew).
     let me = crate::state::Holder::me("up");
@@ -265,9 +328,10 @@ pub async fn plan(
     super::validate::gate(&setup, &stacks, vars).await?;
     let (ctx, identity) = setup.connect_planning(&g.aws, &stacks).await?;
     tag_lifetimes(&setup, &mut stacks, None).await?;
-    let plans = identity
+    let mut plans = identity
         .alongside(plan_stacks(&setup, stacks, &ctx, "plan"))
         .await?;
+    scenario_transitions(&setup, &mut plans);
     print_plans(&plans, out.format);
     Ok(plans.iter().any(|p| p.plan.has_changes()))
 }

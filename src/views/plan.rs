@@ -104,6 +104,7 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
         for c in &s.changes {
             change_lines(c, color, &mut out);
         }
+        transition_lines(&s.transitions, color, &mut out);
     }
     let c = plan.counts();
     if plan.has_changes() {
@@ -175,6 +176,25 @@ pub fn render_markdown(plan: &Plan) -> String {
 }
 
 // ---------- creates: what will be made ----------
+
+/// What a definition change does to the cost of each scenario's path.
+fn transition_lines(t: &[crate::plan::ScenarioTransitions], color: bool, out: &mut String) {
+    let (changed, same): (Vec<_>, Vec<_>) = t.iter().partition(|t| t.before != t.after);
+    for t in &changed {
+        let line = format!(
+            "# scenario {}: {} → {} transitions per execution",
+            t.scenario, t.before, t.after
+        );
+        *out += &format!("      {}\n", paint(color, style::DIM, line));
+    }
+    if !same.is_empty() && !changed.is_empty() {
+        let line = format!("# {} other scenario(s): transitions unchanged", same.len());
+        *out += &format!("      {}\n", paint(color, style::DIM, line));
+    } else if !same.is_empty() {
+        let line = format!("# every scenario ({}): transitions unchanged", same.len());
+        *out += &format!("      {}\n", paint(color, style::DIM, line));
+    }
+}
 
 /// One line per attribute of a resource to create: policies statement by statement, a
 /// definition by its states, everything else as compact JSON.
@@ -451,6 +471,7 @@ mod tests {
                 attributes,
                 live: None,
                 found: None,
+                transitions: vec![],
             }],
             warnings: vec![],
         }
