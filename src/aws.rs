@@ -107,11 +107,14 @@ where
     Err(timeout())
 }
 
-/// The SDK's retries (throttling, 5xx, dropped connections) with backoff, adaptive; the first
-/// delay is 1 s, or `DEPLOY_RETRY_BASE_MS` (tests, like the propagation backoff).
+/// The SDK's retries (throttling, 5xx, dropped connections) with exponential backoff and
+/// jitter; the first delay is 1 s, or `DEPLOY_RETRY_BASE_MS` (tests, like the propagation
+/// backoff). Standard mode, not adaptive: how many calls go at once is `throttle`'s to adapt
+/// per service (the SDK's adaptive mode measured a fresh client's rate from its first few
+/// calls and then held it to a fraction of a call a second: 9 throttled calls cost a 10-state-
+/// machine plan 20 s in scripts/bench-scale --rate 100,50).
 fn retry_config(max_attempts: u32) -> RetryConfig {
-    // adaptive: once a service throttles, the client also slows its own sending rate
-    let config = RetryConfig::adaptive().with_max_attempts(max_attempts);
+    let config = RetryConfig::standard().with_max_attempts(max_attempts);
     match std::env::var("DEPLOY_RETRY_BASE_MS")
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
@@ -165,6 +168,11 @@ pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
         aws_sdk_s3::config::Builder::from(config)
             .force_path_style(custom)
             .interceptor(crate::throttle::Signals("s3"))
+            .retry_partition(
+                aws_sdk_s3::config::retry::RetryPartition::custom("s3")
+                    .token_bucket(aws_sdk_s3::config::retry::TokenBucket::unlimited())
+                    .build(),
+            )
             .build(),
     )
 }
@@ -290,11 +298,19 @@ async fn who_am_i(config: &SdkConfig) -> Result<String> {
 }
 
 /// A service's client, whose answers feed its adaptive concurrency (`throttle::Signals`).
+/// Its retries are not rationed by the SDK's retry quota (500 tokens, 5 a throttled retry: a
+/// deploy of 800 resources that a service throttles 300 times ran dry and failed): how many
+/// calls go at once is what adapts, and each call still has at most its 8 attempts.
 macro_rules! client {
     ($sdk:ident, $config:expr, $service:literal) => {
         $sdk::Client::from_conf(
             $sdk::config::Builder::from($config)
                 .interceptor(crate::throttle::Signals($service))
+                .retry_partition(
+                    $sdk::config::retry::RetryPartition::custom($service)
+                        .token_bucket($sdk::config::retry::TokenBucket::unlimited())
+                        .build(),
+                )
                 .build(),
         )
     };

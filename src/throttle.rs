@@ -7,8 +7,8 @@
 //! once shares it.
 //!
 //! The signals come from every client's answers (`Signals`, an SDK interceptor, sees each
-//! attempt, retries included); the SDK's adaptive retry mode also slows each client's sending
-//! rate once throttled, and retries the throttled call.
+//! attempt, retries included); the SDK retries the throttled call after a jittered backoff
+//! (standard mode: its adaptive mode held a fresh client to a fraction of a call a second).
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;

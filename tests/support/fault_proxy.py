@@ -217,4 +217,11 @@ class Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = handle_any
 
 
-ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+class Server(ThreadingHTTPServer):
+    # a client with hundreds of calls in flight: the default backlog (5) drops their connects,
+    # and a dropped SYN is retried by the kernel a second later (a stall that is the proxy's)
+    request_queue_size = 1024
+    daemon_threads = True
+
+
+Server(("127.0.0.1", port), Handler).serve_forever()
