@@ -144,6 +144,9 @@ fn every_shell_block_of_the_readme_runs() {
         "sent task success with output {\"admin\": true}",
         "sent task failure Rejected",
         "admins-group", // john-doe, approved as admin
+        "wrote stacks/should-i-deploy/tests/bad-day-from-prod.json", // recorded from that run
+        "ok   should-i-deploy/bad-day-from-prod",                   // and passing at once
+        "per execution, from its 6 scenarios on the local engine",  // priced, the new one too
     ] {
         assert!(
             stdout.contains(seen),
@@ -154,7 +157,12 @@ fn every_shell_block_of_the_readme_runs() {
         !stderr.contains("failed to"),
         "every resource changed as asked:\n{stderr}"
     );
-    for file in ["should-i-deploy.svg", "run.svg", ".deploy/quickstart.env"] {
+    for file in [
+        "should-i-deploy.svg",
+        "run.svg",
+        ".deploy/quickstart.env",
+        "stacks/should-i-deploy/tests/bad-day.mock-config.json",
+    ] {
         assert!(copy.path().join(file).exists(), "{file} was written");
     }
 }

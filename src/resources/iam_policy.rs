@@ -212,6 +212,22 @@ impl Kind for IamPolicy {
 
     async fn delete(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Notes> {
         let arn = arn(ctx, a);
+        // One call when the policy has only its default version (most do); IAM refuses it
+        // (DeleteConflict) while older versions remain: those go first, then the policy.
+        let delete = || ctx.iam.delete_policy().policy_arn(&arn).send();
+        match delete().await {
+            Ok(_) => return Ok(vec![]),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
+                return Ok(vec![]);
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_delete_conflict_exception()) => {}
+            Err(e) => return Err(api_error("DeletePolicy", &e)),
+        }
         let versions = match ctx.iam.list_policy_versions().policy_arn(&arn).send().await {
             Ok(v) => v,
             Err(e)
@@ -237,7 +253,7 @@ impl Kind for IamPolicy {
                     .map_err(|e| api_error("DeletePolicyVersion", &e))?;
             }
         }
-        match ctx.iam.delete_policy().policy_arn(&arn).send().await {
+        match delete().await {
             Ok(_) => Ok(vec![]),
             Err(e)
                 if e.as_service_error()
