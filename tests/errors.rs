@@ -250,17 +250,16 @@ fn a_server_that_is_not_aws_is_named_as_such() {
     );
 }
 
-#[test]
-fn rejected_keys_and_denied_calls_say_which_and_what_to_do() {
-    let moto = Moto::start();
-    // Keys AWS does not know: STS answers InvalidClientTokenId (moto takes any keys).
+/// Keys AWS does not know (STS answers InvalidClientTokenId through a proxy, as moto takes any
+/// keys): `plan` gives that one error, whether the check runs first (nothing recorded in
+/// `state`) or alongside the reads (an account recorded).
+fn plan_is_refused_for_its_keys(moto: &Moto, state: &Path) {
     let proxy = Proxy::start(
-        &moto,
+        moto,
         serde_json::json!([{"operation": "GetCallerIdentity", "times": 1, "status": 403, "protocol": "query",
             "code": "InvalidClientTokenId", "message": "The security token included in the request is invalid."}]),
     );
-    let state = tempfile::tempdir().unwrap();
-    let out = Deploy::new(&repo(), state.path(), &proxy.url())
+    let out = Deploy::new(&repo(), state, &proxy.url())
         .run(&["plan", "should-i-deploy"])
         .code(3);
     assert_one_clear_error(
@@ -271,7 +270,14 @@ fn rejected_keys_and_denied_calls_say_which_and_what_to_do() {
         ),
         "AWS_ACCESS_KEY_ID",
     );
-    drop(proxy);
+}
+
+#[test]
+fn rejected_keys_and_denied_calls_say_which_and_what_to_do() {
+    let moto = Moto::start();
+    // Keys AWS does not know: STS answers InvalidClientTokenId (moto takes any keys).
+    let state = tempfile::tempdir().unwrap();
+    plan_is_refused_for_its_keys(&moto, state.path());
 
     // An identity without iam:CreateUser: the failed resource says so, with the action.
     let proxy = Proxy::start(
@@ -299,22 +305,7 @@ fn rejected_keys_and_denied_calls_say_which_and_what_to_do() {
 
     // Once state records the account, the identity check runs alongside the planning reads:
     // its failure is still the one error, whatever the reads gave.
-    let proxy = Proxy::start(
-        &moto,
-        serde_json::json!([{"operation": "GetCallerIdentity", "times": 1, "status": 403, "protocol": "query",
-            "code": "InvalidClientTokenId", "message": "The security token included in the request is invalid."}]),
-    );
-    let out = Deploy::new(&repo(), state.path(), &proxy.url())
-        .run(&["plan", "should-i-deploy"])
-        .code(3);
-    assert_one_clear_error(
-        &out,
-        &format!(
-            "error: {} rejected the credentials (STS GetCallerIdentity: InvalidClientTokenId",
-            proxy.url()
-        ),
-        "AWS_ACCESS_KEY_ID",
-    );
+    plan_is_refused_for_its_keys(&moto, state.path());
     let closed = closed_endpoint();
     let out = Deploy::new(&repo(), state.path(), &closed)
         .run(&["plan", "should-i-deploy"])

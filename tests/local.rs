@@ -326,16 +326,7 @@ fn create_new_user_waits_for_the_approval_sent_through_sns() {
     );
     // waiting for its token, the execution has no outcome to record yet
     let waiting = newest_execution(&w, &local, "create-new-user");
-    let out = deploy(&w, &local)
-        .run(&[
-            "test",
-            "create-new-user",
-            "--from-execution",
-            &waiting,
-            "--save",
-            "too-soon",
-        ])
-        .code(2);
+    let out = save(&w, &local, "create-new-user", &waiting, "too-soon", &[]).code(2);
     assert!(out.stderr.contains("is still running"), "{out:?}");
     deploy(&w, &local)
         .run(&[
@@ -1106,11 +1097,16 @@ fn newest_execution(w: &World, local: &Local, stack: &str) -> String {
     newest["executionArn"].as_str().unwrap().to_string()
 }
 
+/// `deploy test STACK --from-execution ARN --save NAME ...`
+fn save(w: &World, local: &Local, stack: &str, arn: &str, name: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["test", stack, "--from-execution", arn, "--save", name];
+    args.extend_from_slice(extra);
+    deploy(w, local).run(&args)
+}
+
 /// Records `arn` as scenario `name` of `stack` and checks that it passed at once; returns it.
 fn record(w: &World, local: &Local, stack: &str, arn: &str, name: &str) -> Value {
-    let out = deploy(w, local)
-        .run(&["test", stack, "--from-execution", arn, "--save", name])
-        .success();
+    let out = save(w, local, stack, arn, name, &[]).success();
     assert!(
         out.stdout
             .contains(&format!("wrote stacks/{stack}/tests/{name}.json")),
@@ -1163,31 +1159,19 @@ fn a_recorded_execution_becomes_a_passing_scenario_and_a_price() {
         "{sc}"
     );
     // a name taken is not overwritten
-    let out = deploy(&w, &local)
-        .run(&[
-            "test",
-            "should-i-deploy",
-            "--from-execution",
-            &arn,
-            "--save",
-            "recorded-bad-day",
-        ])
-        .code(2);
+    let out = save(&w, &local, "should-i-deploy", &arn, "recorded-bad-day", &[]).code(2);
     assert!(out.stderr.contains("exists already"), "{out:?}");
 
     // the same as a Step Functions Local mock configuration, which --mock-config runs
-    deploy(&w, &local)
-        .run(&[
-            "test",
-            "should-i-deploy",
-            "--from-execution",
-            &arn,
-            "--save",
-            "bad-day",
-            "--format",
-            "mock-config",
-        ])
-        .success();
+    save(
+        &w,
+        &local,
+        "should-i-deploy",
+        &arn,
+        "bad-day",
+        &["--format", "mock-config"],
+    )
+    .success();
     let config = w
         .project
         .join("stacks/should-i-deploy/tests/bad-day.mock-config.json");

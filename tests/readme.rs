@@ -145,8 +145,8 @@ fn every_shell_block_of_the_readme_runs() {
         "sent task failure Rejected",
         "admins-group", // john-doe, approved as admin
         "wrote stacks/should-i-deploy/tests/bad-day-from-prod.json", // recorded from that run
-        "ok   should-i-deploy/bad-day-from-prod",                   // and passing at once
-        "per execution, from its 6 scenarios on the local engine",  // priced, the new one too
+        "ok   should-i-deploy/bad-day-from-prod", // and passing at once
+        "per execution, from its 6 scenarios on the local engine", // priced, the new one too
     ] {
         assert!(
             stdout.contains(seen),

@@ -21,6 +21,35 @@ pub struct RoleAttrs {
     pub policy_arn: String,
 }
 
+/// The ARNs of every policy attached to a user or role (all pages), or None when it does not
+/// exist: one list call per plan for all its attachments (`shared::once`).
+macro_rules! attached_arns {
+    ($request:expr, $op:literal, $entity:expr) => {
+        super::shared::once(format!("{} {}", $op, $entity), || async {
+            let mut arns = Vec::new();
+            let mut pages = $request.into_paginator().send();
+            while let Some(page) = pages.next().await {
+                match page {
+                    Ok(p) => arns.extend(
+                        p.attached_policies()
+                            .iter()
+                            .filter_map(|p| p.policy_arn().map(str::to_string)),
+                    ),
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_no_such_entity_exception()) =>
+                    {
+                        return Ok(None);
+                    }
+                    Err(e) => return Err(api_error($op, &e)),
+                }
+            }
+            Ok(Some(arns))
+        })
+        .await
+    };
+}
+
 fn outputs(policy_arn: &str) -> Outputs {
     Outputs::from([("policy_arn".into(), s(policy_arn))])
 }
@@ -55,34 +84,8 @@ impl Kind for UserPolicyAttachment {
         a: &UserAttrs,
         _known: &Outputs,
     ) -> Result<Option<(UserAttrs, Outputs)>> {
-        let attached =
-            super::shared::once(format!("ListAttachedUserPolicies {}", a.user), || async {
-                let mut arns = Vec::new();
-                let mut pages = ctx
-                    .iam
-                    .list_attached_user_policies()
-                    .user_name(&a.user)
-                    .into_paginator()
-                    .send();
-                while let Some(page) = pages.next().await {
-                    match page {
-                        Ok(p) => arns.extend(
-                            p.attached_policies()
-                                .iter()
-                                .filter_map(|p| p.policy_arn().map(str::to_string)),
-                        ),
-                        Err(e)
-                            if e.as_service_error()
-                                .is_some_and(|s| s.is_no_such_entity_exception()) =>
-                        {
-                            return Ok(None);
-                        }
-                        Err(e) => return Err(api_error("ListAttachedUserPolicies", &e)),
-                    }
-                }
-                Ok(Some(arns))
-            })
-            .await?;
+        let request = ctx.iam.list_attached_user_policies().user_name(&a.user);
+        let attached = attached_arns!(request, "ListAttachedUserPolicies", a.user)?;
         Ok(attached
             .is_some_and(|arns| arns.contains(&a.policy_arn))
             .then(|| (a.clone(), outputs(&a.policy_arn))))
@@ -148,34 +151,8 @@ impl Kind for RolePolicyAttachment {
         a: &RoleAttrs,
         _known: &Outputs,
     ) -> Result<Option<(RoleAttrs, Outputs)>> {
-        let attached =
-            super::shared::once(format!("ListAttachedRolePolicies {}", a.role), || async {
-                let mut arns = Vec::new();
-                let mut pages = ctx
-                    .iam
-                    .list_attached_role_policies()
-                    .role_name(&a.role)
-                    .into_paginator()
-                    .send();
-                while let Some(page) = pages.next().await {
-                    match page {
-                        Ok(p) => arns.extend(
-                            p.attached_policies()
-                                .iter()
-                                .filter_map(|p| p.policy_arn().map(str::to_string)),
-                        ),
-                        Err(e)
-                            if e.as_service_error()
-                                .is_some_and(|s| s.is_no_such_entity_exception()) =>
-                        {
-                            return Ok(None);
-                        }
-                        Err(e) => return Err(api_error("ListAttachedRolePolicies", &e)),
-                    }
-                }
-                Ok(Some(arns))
-            })
-            .await?;
+        let request = ctx.iam.list_attached_role_policies().role_name(&a.role);
+        let attached = attached_arns!(request, "ListAttachedRolePolicies", a.role)?;
         Ok(attached
             .is_some_and(|arns| arns.contains(&a.policy_arn))
             .then(|| (a.clone(), outputs(&a.policy_arn))))
