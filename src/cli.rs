@@ -153,7 +153,7 @@ pub struct ApplyArgs {
     /// Do not ask for confirmation
     #[arg(long, short = 'y')]
     pub yes: bool,
-    /// At most how many changes run at once per AWS service: they start at 16 (or this, if
+    /// At most how many changes run at once per AWS service: they start at 32 (or this, if
     /// lower), grow while the service answers and halve when it throttles
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub parallelism: u16,

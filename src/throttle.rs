@@ -129,7 +129,7 @@ impl Drop for Permit<'_> {
     }
 }
 
-/// Where calls start and how far they may grow: writes start at 16 and grow to `--parallelism`
+/// Where calls start and how far they may grow: writes start at 32 and grow to `--parallelism`
 /// (set by `set_max_writes`), reads start at 32 and grow to 64 (`DEPLOY_MAX_READS`).
 static MAX_WRITES: Mutex<usize> = Mutex::new(64);
 
@@ -155,7 +155,7 @@ pub fn limiter(service: &str, use_: Use) -> &'static Limiter {
     all.entry((service.to_string(), use_)).or_insert_with(|| {
         let (start, max) = match use_ {
             Use::Read => (32, max_reads()),
-            Use::Write => (16, *MAX_WRITES.lock().unwrap()),
+            Use::Write => (32, *MAX_WRITES.lock().unwrap()),
         };
         Box::leak(Box::new(Limiter::new(start, max)))
     })
