@@ -116,6 +116,18 @@ fn function_code(code: Code) -> FunctionCode {
     }
 }
 
+/// Whether the answer to a create or an update already says the function is ready (active, no
+/// update in progress): then there is nothing to wait for (an emulator answers so; AWS answers
+/// Pending / InProgress and the waiters poll).
+fn ready_now(
+    state: Option<&aws_sdk_lambda::types::State>,
+    update: Option<&aws_sdk_lambda::types::LastUpdateStatus>,
+) -> bool {
+    use aws_sdk_lambda::types::{LastUpdateStatus, State};
+    matches!(state, Some(State::Active))
+        && matches!(update, None | Some(LastUpdateStatus::Successful))
+}
+
 /// Waits (bounded, by the SDK's waiters) until the function is active and no update is in
 /// progress; when it does not get there, says why.
 async fn wait_ready(ctx: &Ctx, name: &str) -> Result<()> {
@@ -238,7 +250,9 @@ impl Kind for Function {
             }
             Err(e) => return Err(api_error("CreateFunction", &e)),
         };
-        wait_ready(ctx, &a.name).await?;
+        if !ready_now(o.state(), o.last_update_status()) {
+            wait_ready(ctx, &a.name).await?;
+        }
         Ok(arn_and_name(o.function_arn().unwrap_or_default(), &a.name))
     }
 
@@ -322,11 +336,14 @@ impl Kind for Function {
                     .function_name(&want.name)
                     .image_uri(uri),
             };
-            req.architectures(Architecture::from(want.architecture.as_str()))
+            let o = req
+                .architectures(Architecture::from(want.architecture.as_str()))
                 .send()
                 .await
                 .map_err(|e| api_error("UpdateFunctionCode", &e))?;
-            wait_ready(ctx, &want.name).await?;
+            if !ready_now(o.state(), o.last_update_status()) {
+                wait_ready(ctx, &want.name).await?;
+            }
         }
         let config_changed = live.role_arn != want.role_arn
             || live.runtime != want.runtime
@@ -348,10 +365,12 @@ impl Kind for Function {
                     .runtime(Runtime::from(want.runtime.as_str()))
                     .handler(&want.handler);
             }
-            retry_propagation(ctx.propagation, || req.clone().send())
+            let o = retry_propagation(ctx.propagation, || req.clone().send())
                 .await
                 .map_err(|e| api_error("UpdateFunctionConfiguration", &e))?;
-            wait_ready(ctx, &want.name).await?;
+            if !ready_now(o.state(), o.last_update_status()) {
+                wait_ready(ctx, &want.name).await?;
+            }
         }
         let arn = match known.get("arn").and_then(|v| v.as_str()) {
             Some(a) => a.to_string(),
