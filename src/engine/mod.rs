@@ -367,10 +367,15 @@ impl Run<'_> {
         let _ = LAST_EVENT.try_with(|c| c.set(id));
     }
 
-    /// Runs a branch (a Parallel branch, a Map iteration) whose events follow on from the
-    /// last event recorded so far in this branch, not from the other branches'.
-    async fn branch<T>(&self, run: impl std::future::Future<Output = T>) -> T {
-        let from = LAST_EVENT.try_with(|c| c.get()).unwrap_or(0);
+    /// The last event of the branch being run (0 outside an execution).
+    fn last_event(&self) -> usize {
+        LAST_EVENT.try_with(|c| c.get()).unwrap_or(0)
+    }
+
+    /// Runs a branch (a Parallel branch, a Map iteration) whose events follow on from `from`
+    /// (the event that began it: ParallelStateStarted, MapStateStarted), not from the other
+    /// branches'.
+    async fn branch<T>(&self, from: usize, run: impl std::future::Future<Output = T>) -> T {
         LAST_EVENT.scope(std::cell::Cell::new(from), run).await
     }
 
@@ -905,10 +910,7 @@ impl Run<'_> {
                             }
                             None => error_output,
                         };
-                        self.event(
-                            &format!("{ty}StateExited"),
-                            json!({"name": name, "output": output}),
-                        );
+                        // the state's one StateExited is written by `state` on the way out
                         return Ok((output, c["Next"].as_str().map(str::to_string)));
                     }
                     let st = self.states_var(input, name, &[("errorOutput", error_output.clone())]);
@@ -920,10 +922,6 @@ impl Run<'_> {
                         let assigned = self.eval(a, &st, vars)?;
                         vars.assign(assigned);
                     }
-                    self.event(
-                        &format!("{ty}StateExited"),
-                        json!({"name": name, "output": output}),
-                    );
                     return Ok((output, c["Next"].as_str().map(str::to_string)));
                 }
             }
@@ -1083,9 +1081,10 @@ impl Run<'_> {
         self.event("ParallelStateStarted", json!({}));
         let branches = s["Branches"].as_array().cloned().unwrap_or_default();
         // Branches run together; the first failure ends the others (AWS stops them too).
+        let started = self.last_event();
         let runs = branches.iter().map(|b| {
             let branch_input = branch_input.clone();
-            self.branch(async move {
+            self.branch(started, async move {
                 let mut inner = vars.nested();
                 self.scope(b, branch_input, &mut inner).await
             })
@@ -1154,9 +1153,10 @@ impl Run<'_> {
         let selector = s
             .get("ItemSelector")
             .or(if jp { s.get("Parameters") } else { None });
+        let started = self.last_event();
         let iterations = items.into_iter().enumerate().map(|(i, item)| {
             let (st, effective) = (&st, &effective);
-            self.branch(async move {
+            self.branch(started, async move {
                 self.event("MapIterationStarted", json!({"name": name, "index": i}));
                 let mut ist = st.clone();
                 ist["context"]["Map"] = json!({"Item": {"Index": i, "Value": item}});
@@ -1232,6 +1232,23 @@ fn matches(list: &Value, error: &str) -> bool {
 
 /// Runs a definition to its end on the current runtime's clock, recording into `journal`.
 pub async fn execute(
+    definition: &Value,
+    input: Value,
+    opts: &Options,
+    tasks: &dyn Tasks,
+    journal: &Journal,
+) -> Execution {
+    // the execution's own chain of events, which each branch starts from (`Run::branch`)
+    let chain = std::cell::Cell::new(0);
+    LAST_EVENT
+        .scope(
+            chain,
+            run_execution(definition, input, opts, tasks, journal),
+        )
+        .await
+}
+
+async fn run_execution(
     definition: &Value,
     input: Value,
     opts: &Options,
@@ -1387,6 +1404,59 @@ mod tests {
         assert_eq!(e.status, Status::Succeeded);
         assert_eq!(e.output, json!({"error": "Boom", "why": "because"}));
         assert_eq!(e.path, vec!["T", "Handled"]);
+        // one StateExited for the state that caught, with what the Catch made of the error
+        let exited: Vec<Value> = e
+            .events
+            .iter()
+            .filter(|ev| ev.kind == "TaskStateExited")
+            .map(|ev| ev.details.value()["output"].clone())
+            .collect();
+        assert_eq!(exited, vec![json!({"Error": "Boom", "Cause": "because"})]);
+    }
+
+    #[test]
+    fn each_branch_s_events_follow_on_from_the_event_that_began_it() {
+        let def = json!({"StartAt": "P", "States": {
+            "P": {"Type": "Parallel", "End": true, "Branches": [
+                {"StartAt": "A1", "States": {"A1": {"Type": "Pass", "Next": "A2"}, "A2": {"Type": "Pass", "End": true}}},
+                {"StartAt": "B1", "States": {"B1": {"Type": "Pass", "Next": "B2"}, "B2": {"Type": "Pass", "End": true}}}]}}});
+        let e = execute_virtual(&def, json!({}), "t", &script(vec![]));
+        let by_id: std::collections::BTreeMap<usize, &Event> =
+            e.events.iter().map(|ev| (ev.id, ev)).collect();
+        let name = |ev: &Event| {
+            ev.details.value()["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        };
+        // walking back from a branch's last state reaches its first, then ParallelStateStarted,
+        // never the other branch
+        for (last, first, other) in [("A2", "A1", "B"), ("B2", "B1", "A")] {
+            let entered = e
+                .events
+                .iter()
+                .find(|ev| ev.kind == "PassStateEntered" && name(ev) == last)
+                .unwrap();
+            let mut chain = Vec::new();
+            let mut at = by_id.get(&entered.prev).copied();
+            while let Some(ev) = at {
+                chain.push((ev.kind, name(ev)));
+                if ev.kind == "ParallelStateStarted" {
+                    break;
+                }
+                at = by_id.get(&ev.prev).copied();
+            }
+            assert_eq!(
+                chain.last().map(|c| c.0),
+                Some("ParallelStateStarted"),
+                "{chain:?}"
+            );
+            assert!(chain.iter().any(|(_, n)| n == first), "{chain:?}");
+            assert!(
+                !chain.iter().any(|(_, n)| n.starts_with(other)),
+                "{chain:?}"
+            );
+        }
     }
 
     #[test]
