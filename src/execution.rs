@@ -156,6 +156,34 @@ pub fn event_json(e: &HistoryEvent) -> Value {
     })
 }
 
+/// Events as `event_json` writes them, found by id, to follow `previousEventId` back: AWS links
+/// each event to the one before it in its own branch, so the chain from a task's answer leads
+/// to its scheduling and to the state it belongs to, whatever ran at the same time.
+pub struct Chains<'a>(std::collections::BTreeMap<u64, &'a Value>);
+
+impl<'a> Chains<'a> {
+    pub fn new(events: &'a [Value]) -> Chains<'a> {
+        Chains(
+            events
+                .iter()
+                .filter_map(|e| Some((e["id"].as_u64()?, e)))
+                .collect(),
+        )
+    }
+
+    /// The nearest event before `from` in its chain whose type `wanted` accepts.
+    pub fn back(&self, from: &Value, wanted: impl Fn(&str) -> bool) -> Option<&'a Value> {
+        let mut at = self.0.get(&from["previousEventId"].as_u64()?).copied();
+        while let Some(e) = at {
+            if wanted(e["type"].as_str().unwrap_or_default()) {
+                return Some(e);
+            }
+            at = self.0.get(&e["previousEventId"].as_u64()?).copied();
+        }
+        None
+    }
+}
+
 /// Candidate task tokens in a task's parameters: long runs of token characters.
 pub fn tokens_in(parameters: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();

@@ -100,22 +100,11 @@ fn service(resource_type: &str) -> String {
 
 /// Counts an execution's events (see the module's note on their shape).
 pub fn usage(events: &[Value]) -> Usage {
-    let by_id: BTreeMap<u64, &Value> = events
-        .iter()
-        .filter_map(|e| Some((e["id"].as_u64()?, e)))
-        .collect();
-    let entered_of = |e: &Value| -> Option<u64> {
-        let mut at = by_id.get(&e["previousEventId"].as_u64()?).copied();
-        while let Some(p) = at {
-            if p["type"]
-                .as_str()
-                .is_some_and(|t| t.ends_with("StateEntered"))
-            {
-                return p["id"].as_u64();
-            }
-            at = by_id.get(&p["previousEventId"].as_u64()?).copied();
-        }
-        None
+    let chains = crate::execution::Chains::new(events);
+    let entered_of = |e: &Value| {
+        chains
+            .back(e, |t| t.ends_with("StateEntered"))
+            .and_then(|p| p["id"].as_u64())
     };
     let mut u = Usage::default();
     let mut attempts: BTreeMap<u64, u64> = BTreeMap::new();

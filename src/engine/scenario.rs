@@ -260,10 +260,7 @@ fn is_scheduled(t: &str) -> bool {
 /// following `previousEventId` back from its answer to its scheduling and on to the state
 /// entered, as AWS chains the events of each branch.
 pub fn from_history(events: &[Value], description: String) -> Result<Value, String> {
-    let by_id: BTreeMap<u64, &Value> = events
-        .iter()
-        .filter_map(|e| Some((e["id"].as_u64()?, e)))
-        .collect();
+    let chains = crate::execution::Chains::new(events);
     if let Some(e) = events.iter().find(|e| e["details"]["truncated"] == true) {
         return Err(format!(
             "the history is truncated (event {} {}: its data is over AWS's 256 KiB limit), so the execution cannot be replayed from it",
@@ -271,16 +268,6 @@ pub fn from_history(events: &[Value], description: String) -> Result<Value, Stri
             e["type"].as_str().unwrap_or_default()
         ));
     }
-    let back = |from: &Value, stop: &dyn Fn(&str) -> bool| -> Option<&Value> {
-        let mut at = by_id.get(&from["previousEventId"].as_u64()?).copied();
-        while let Some(e) = at {
-            if stop(e["type"].as_str().unwrap_or_default()) {
-                return Some(e);
-            }
-            at = by_id.get(&e["previousEventId"].as_u64()?).copied();
-        }
-        None
-    };
     let started = events
         .iter()
         .find(|e| e["type"] == "ExecutionStarted")
@@ -298,9 +285,10 @@ pub fn from_history(events: &[Value], description: String) -> Result<Value, Stri
             continue;
         }
         let Some(mock) = task_result(e) else { continue };
-        let state = back(e, &|t| is_scheduled(t))
-            .and_then(|scheduled| back(scheduled, &|t| t.ends_with("StateEntered")))
-            .or_else(|| back(e, &|t| t.ends_with("StateEntered")))
+        let state = chains
+            .back(e, is_scheduled)
+            .and_then(|scheduled| chains.back(scheduled, |t| t.ends_with("StateEntered")))
+            .or_else(|| chains.back(e, |t| t.ends_with("StateEntered")))
             .and_then(|entered| entered["details"]["name"].as_str())
             .ok_or_else(|| format!("event {}: {t} of no state the history names", e["id"]))?;
         let as_json = match mock {
