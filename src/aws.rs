@@ -159,22 +159,32 @@ pub fn use_endpoint_flag(opts: &AwsOptions) {
     }
 }
 
+/// A service's client, whose answers feed its adaptive concurrency (`throttle::Signals`).
+/// Its retries are not rationed by the SDK's retry quota (500 tokens, 5 a throttled retry: a
+/// deploy of 800 resources that a service throttles 300 times ran dry and failed): how many
+/// calls go at once is what adapts, and each call still has at most its 8 attempts.
+macro_rules! client {
+    ($sdk:ident, $config:expr, $service:literal $(, $setting:ident($value:expr))*) => {
+        $sdk::Client::from_conf(
+            $sdk::config::Builder::from($config)
+                $(.$setting($value))*
+                .interceptor(crate::throttle::Signals($service))
+                .retry_partition(
+                    $sdk::config::retry::RetryPartition::custom($service)
+                        .token_bucket($sdk::config::retry::TokenBucket::unlimited())
+                        .build(),
+                )
+                .build(),
+        )
+    };
+}
+
 /// An S3 client: path-style bucket addressing wherever an endpoint is set (emulators on
 /// localhost have no bucket subdomains).
 pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
     let custom = service_endpoint("s3").is_some()
         || std::env::var("AWS_ENDPOINT_URL").is_ok_and(|u| !u.is_empty());
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(config)
-            .force_path_style(custom)
-            .interceptor(crate::throttle::Signals("s3"))
-            .retry_partition(
-                aws_sdk_s3::config::retry::RetryPartition::custom("s3")
-                    .token_bucket(aws_sdk_s3::config::retry::TokenBucket::unlimited())
-                    .build(),
-            )
-            .build(),
-    )
+    client!(aws_sdk_s3, config, "s3", force_path_style(custom))
 }
 
 /// The standard per-service endpoint setting of a service (`sfn` → AWS_ENDPOINT_URL_SFN).
@@ -295,25 +305,6 @@ async fn who_am_i(config: &SdkConfig) -> Result<String> {
         }
     };
     Ok(who.account().unwrap_or_default().to_string())
-}
-
-/// A service's client, whose answers feed its adaptive concurrency (`throttle::Signals`).
-/// Its retries are not rationed by the SDK's retry quota (500 tokens, 5 a throttled retry: a
-/// deploy of 800 resources that a service throttles 300 times ran dry and failed): how many
-/// calls go at once is what adapts, and each call still has at most its 8 attempts.
-macro_rules! client {
-    ($sdk:ident, $config:expr, $service:literal) => {
-        $sdk::Client::from_conf(
-            $sdk::config::Builder::from($config)
-                .interceptor(crate::throttle::Signals($service))
-                .retry_partition(
-                    $sdk::config::retry::RetryPartition::custom($service)
-                        .token_bucket($sdk::config::retry::TokenBucket::unlimited())
-                        .build(),
-                )
-                .build(),
-        )
-    };
 }
 
 impl Ctx {

@@ -32,22 +32,18 @@ fn scenario_transitions(setup: &Setup, plans: &mut [Planned]) {
             continue;
         };
         let same_vars = |sc: &scenario::Scenario| {
+            use super::test::var_text;
             sc.vars.iter().all(|(k, v)| {
-                stack.vars.get(k).is_some_and(|have| {
-                    have == v
-                        || have.as_str().is_some_and(|h| Some(h) == v.as_str())
-                        || v.as_str().is_some_and(|w| w == have.to_string())
-                })
+                stack
+                    .vars
+                    .get(k)
+                    .is_some_and(|have| var_text(have) == var_text(v))
             })
         };
         let scenarios: Vec<(String, scenario::Scenario)> = files
             .iter()
-            .filter_map(|f| {
-                let sc: scenario::Scenario =
-                    serde_json::from_str(&std::fs::read_to_string(f).ok()?).ok()?;
-                let name = f.file_stem()?.to_string_lossy().to_string();
-                same_vars(&sc).then_some((name, sc))
-            })
+            .filter_map(|f| super::test::read_scenario(&stack.name, f).ok())
+            .filter(|(_, sc)| same_vars(sc))
             .collect();
         // scenarios run against the stack's first state machine, as `deploy test` runs them
         let Some(machine) = stack

@@ -148,10 +148,14 @@ impl Setup {
 
     /// Connects to AWS (preflight included) with the project's cache folder.
     pub async fn connect(&self, opts: &crate::aws::AwsOptions) -> Result<Ctx> {
-        let mut ctx = crate::aws::connect(opts).await?;
+        Ok(self.in_project(crate::aws::connect(opts).await?))
+    }
+
+    /// The context with the project's folder and its build cache (.deploy/cache).
+    fn in_project(&self, mut ctx: Ctx) -> Ctx {
         ctx.cache_dir = self.project.root.join(".deploy").join("cache");
         ctx.project_root = self.project.root.clone();
-        Ok(ctx)
+        ctx
     }
 
     /// Connects for planning `stacks`: when their state records the account they were deployed
@@ -175,10 +179,8 @@ impl Setup {
             [one] if !one.is_empty() => Some(one.clone()),
             _ => None,
         };
-        let (mut ctx, identity) = crate::aws::connect_assuming(opts, assumed).await?;
-        ctx.cache_dir = self.project.root.join(".deploy").join("cache");
-        ctx.project_root = self.project.root.clone();
-        Ok((ctx, identity))
+        let (ctx, identity) = crate::aws::connect_assuming(opts, assumed).await?;
+        Ok((self.in_project(ctx), identity))
     }
 
     /// Recorded state, refusing to mix accounts or regions.

@@ -85,26 +85,32 @@ pub struct Ran {
     pub wall: f64,
 }
 
-/// Runs the scenario in `file` on the local engine with its mocks, and checks it.
-pub async fn run_scenario(setup: &Setup, stack: &str, file: &std::path::Path) -> Result<Ran> {
+/// A variable's value as `--var` takes it (strings bare, anything else as JSON).
+pub fn var_text(v: &serde_json::Value) -> String {
+    v.as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| v.to_string())
+}
+
+/// The scenario in `file` (`stacks/<stack>/tests/<name>.json`), with its name.
+pub fn read_scenario(stack: &str, file: &std::path::Path) -> Result<(String, scenario::Scenario)> {
     let name = file.file_stem().unwrap().to_string_lossy().to_string();
     let display = format!("stacks/{stack}/tests/{name}.json");
     let text = std::fs::read_to_string(file)?;
-    let sc: scenario::Scenario = serde_json::from_str(&text).map_err(|e| {
+    let sc = serde_json::from_str(&text).map_err(|e| {
         Error::user(format!("invalid scenario: {e}")).at(format!("{display}:{}", e.line()))
     })?;
+    Ok((name, sc))
+}
+
+/// Runs the scenario in `file` on the local engine with its mocks, and checks it.
+pub async fn run_scenario(setup: &Setup, stack: &str, file: &std::path::Path) -> Result<Ran> {
+    let (name, sc) = read_scenario(stack, file)?;
     let vars = VarArgs {
         vars: sc
             .vars
             .iter()
-            .map(|(k, v)| {
-                format!(
-                    "{k}={}",
-                    v.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| v.to_string())
-                )
-            })
+            .map(|(k, v)| format!("{k}={}", var_text(v)))
             .collect(),
         var_files: vec![],
         placeholders: true,
