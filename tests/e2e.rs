@@ -662,6 +662,36 @@ fn a_service_that_throttles_gets_fewer_calls_at_once_and_nothing_fails() {
     nothing_left(&w.c, w.moto.port);
 }
 
+/// A policy is deleted with one DeletePolicy; when IAM refuses it because older versions
+/// remain (DeleteConflict: AWS does, moto does not, so it is injected), those versions go
+/// first and the policy after them.
+#[test]
+fn a_policy_with_older_versions_is_deleted_after_them() {
+    let w = World::new();
+    w.deploy().run(&["up", STACK, "--yes"]).success();
+    let proxy = Proxy::start(
+        &w.moto,
+        json!([{"operation": "DeletePolicy", "times": 1, "status": 409, "protocol": "query",
+                "code": "DeleteConflict", "message": "Cannot delete a policy with non-default versions."}]),
+    );
+    w.moto.start_recording();
+    w.via(&proxy.url()).run(&["destroy", "--yes"]).success();
+    assert_eq!(proxy.injected(), vec!["DeletePolicy"]);
+    let ops = w.moto.recorded_operations();
+    let listed = ops.iter().position(|o| o == "ListPolicyVersions");
+    let deleted_after = listed.and_then(|i| ops[i..].iter().position(|o| o == "DeletePolicy"));
+    assert!(
+        deleted_after.is_some(),
+        "versions listed, then the policy deleted: {ops:?}"
+    );
+    assert_eq!(
+        ops.iter().filter(|o| *o == "ListPolicyVersions").count(),
+        1,
+        "only the refused policy's versions are listed: {ops:?}"
+    );
+    nothing_left(&w.c, w.moto.port);
+}
+
 /// Behaviour moto does not show, injected in front of it: a new role that cannot be assumed
 /// yet (IAM propagation) and throttling. Both are retried with backoff; a real error is not.
 #[test]
