@@ -320,30 +320,12 @@ pub struct Watch {
 
 /// Every state name of a definition, nested Parallel branches and Map processors included.
 pub fn state_names(def: &serde_json::Value) -> std::collections::HashSet<String> {
-    let mut out = std::collections::HashSet::new();
-    fn walk(scope: &serde_json::Value, out: &mut std::collections::HashSet<String>) {
-        let Some(states) = scope.get("States").and_then(|s| s.as_object()) else {
-            return;
-        };
-        for (name, state) in states {
-            out.insert(name.clone());
-            for b in state
-                .get("Branches")
-                .and_then(|b| b.as_array())
-                .into_iter()
-                .flatten()
-            {
-                walk(b, out);
-            }
-            for key in ["ItemProcessor", "Iterator"] {
-                if let Some(p) = state.get(key) {
-                    walk(p, out);
-                }
-            }
-        }
-    }
-    walk(def, &mut out);
-    out
+    crate::asl::Machine::parse(def)
+        .top
+        .all_states()
+        .into_iter()
+        .map(|s| s.name.to_string())
+        .collect()
 }
 
 fn not_run(watch: &Watch, what: String) -> Error {

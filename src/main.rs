@@ -17,6 +17,7 @@ macro_rules! outp {
 mod output;
 
 mod apply;
+mod asl;
 mod aws;
 mod cli;
 mod commands;

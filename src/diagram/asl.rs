@@ -3,7 +3,8 @@
 //! processors as clusters, and start and end marked.
 
 use super::{Cluster, Diagram, EdgeKind, Shape};
-use serde_json::{Map, Value};
+use crate::asl;
+use serde_json::Value;
 
 pub const START: &str = "__start__";
 pub const END: &str = "__end__";
@@ -14,10 +15,9 @@ pub fn from_definition(title: &str, def: &Value) -> Diagram {
         ..Default::default()
     };
     d.add_node(START, "Start", Shape::Start, None);
-    let start = def["StartAt"].as_str().unwrap_or_default();
-    let empty = Map::new();
-    let states = def["States"].as_object().unwrap_or(&empty);
-    let ends = add_scope(&mut d, states, None);
+    let machine = asl::Machine::parse(def);
+    let start = machine.top.start_at.unwrap_or_default();
+    let ends = add_scope(&mut d, &machine.top, None);
     d.add_node(END, "End", Shape::End, None);
     if !start.is_empty() {
         d.add_edge(START, start, "", EdgeKind::Next);
@@ -85,96 +85,69 @@ pub fn rule_label(rule: &Value) -> String {
 }
 
 /// Adds the states of one scope; returns the states that end it.
-fn add_scope(d: &mut Diagram, states: &Map<String, Value>, cluster: Option<usize>) -> Vec<String> {
+fn add_scope(d: &mut Diagram, sc: &asl::Scope, cluster: Option<usize>) -> Vec<String> {
     let mut ends = Vec::new();
-    for (name, s) in states {
-        let ty = s["Type"].as_str().unwrap_or("Pass");
-        d.add_node(name, name, shape_of(ty), cluster);
+    for st in &sc.states {
+        d.add_node(st.name, st.name, shape_of(st.kind.name()), cluster);
     }
-    for (name, s) in states {
-        let ty = s["Type"].as_str().unwrap_or("Pass");
-        let next = s["Next"].as_str();
+    for st in &sc.states {
+        let name = st.name;
         let mut inner_ends = Vec::new();
-        let mut containers = Vec::new();
-        match ty {
-            "Parallel" => {
-                for (i, b) in s["Branches"].as_array().into_iter().flatten().enumerate() {
-                    containers.push((
-                        format!("{name} · branch {}", i + 1),
-                        b.clone(),
-                        format!("branch {}", i + 1),
-                    ));
-                }
-            }
-            "Map" => {
-                let p = if s.get("ItemProcessor").is_some() {
-                    &s["ItemProcessor"]
-                } else {
-                    &s["Iterator"]
-                };
-                containers.push((
-                    format!("{name} · item processor"),
-                    p.clone(),
-                    "each item".to_string(),
-                ));
-            }
-            _ => {}
-        }
-        for (label, body, edge_label) in containers {
+        for (i, inner) in st.scopes.iter().enumerate() {
+            let (label, edge_label) = match st.kind {
+                asl::Kind::Parallel => (
+                    format!("{name} · branch {}", i + 1),
+                    format!("branch {}", i + 1),
+                ),
+                _ => (format!("{name} · item processor"), "each item".to_string()),
+            };
             d.clusters.push(Cluster {
                 label,
                 parent: cluster,
             });
             let c = d.clusters.len() - 1;
-            let empty = Map::new();
-            let inner = body["States"].as_object().unwrap_or(&empty);
             inner_ends.extend(add_scope(d, inner, Some(c)));
-            if let Some(start) = body["StartAt"].as_str() {
+            if let Some(start) = inner.start_at {
                 d.add_edge(name, start, &edge_label, EdgeKind::Branch);
             }
         }
         let has_inner = !inner_ends.is_empty();
-        if let Some(n) = next {
-            if has_inner {
-                for t in &inner_ends {
-                    d.add_edge(t, n, "", EdgeKind::Join);
+        for t in &st.transitions {
+            match t.via {
+                asl::Via::Next if has_inner => {
+                    for end in &inner_ends {
+                        d.add_edge(end, t.to, "", EdgeKind::Join);
+                    }
                 }
-            } else {
-                d.add_edge(name, n, "", EdgeKind::Next);
-            }
-        }
-        if ty == "Choice" {
-            for rule in s["Choices"].as_array().into_iter().flatten() {
-                if let Some(n) = rule["Next"].as_str() {
-                    d.add_edge(name, n, &rule_label(rule), EdgeKind::Rule);
+                asl::Via::Next => d.add_edge(name, t.to, "", EdgeKind::Next),
+                asl::Via::Rule(_) if st.kind == asl::Kind::Choice => {
+                    d.add_edge(name, t.to, &rule_label(t.raw), EdgeKind::Rule)
                 }
-            }
-            if let Some(n) = s["Default"].as_str() {
-                d.add_edge(name, n, "Default", EdgeKind::Default);
+                asl::Via::Default if st.kind == asl::Kind::Choice => {
+                    d.add_edge(name, t.to, "Default", EdgeKind::Default)
+                }
+                asl::Via::Catch(_) => {
+                    let errs: Vec<&str> = t.raw["ErrorEquals"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|e| e.as_str())
+                        .collect();
+                    d.add_edge(
+                        name,
+                        t.to,
+                        &format!("catch {}", errs.join(", ")),
+                        EdgeKind::Catch,
+                    );
+                }
+                _ => {}
             }
         }
-        for c in s["Catch"].as_array().into_iter().flatten() {
-            if let Some(n) = c["Next"].as_str() {
-                let errs: Vec<&str> = c["ErrorEquals"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|e| e.as_str())
-                    .collect();
-                d.add_edge(
-                    name,
-                    n,
-                    &format!("catch {}", errs.join(", ")),
-                    EdgeKind::Catch,
-                );
-            }
-        }
-        let terminal = s["End"].as_bool() == Some(true) || ty == "Succeed" || ty == "Fail";
-        if terminal {
+        if st.terminal {
             if has_inner {
                 ends.extend(inner_ends)
             } else {
-                ends.push(name.clone())
+                ends.push(name.to_string())
             }
         }
     }

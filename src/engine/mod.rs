@@ -16,6 +16,7 @@ pub mod jsonata;
 pub mod jsonpath;
 pub mod scenario;
 
+use crate::asl;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use serde_json::{Map, Value, json};
@@ -262,7 +263,6 @@ struct Run<'a> {
     context: Value,
     transitions: AtomicUsize,
     /// The machine's query language (a state may say otherwise for itself).
-    lang: String,
     iso_cache: Mutex<(u64, String)>,
 }
 
@@ -402,10 +402,6 @@ impl Run<'_> {
         Value::Object(s)
     }
 
-    fn lang_of<'s>(&'s self, s: &'s Value) -> &'s str {
-        s["QueryLanguage"].as_str().unwrap_or(&self.lang)
-    }
-
     /// The context object as a state sees it (`$$` / `$states.context`).
     fn context_for(&self, name: &str, extra: &[(&str, Value)]) -> Value {
         let mut c = self.context.clone();
@@ -532,13 +528,12 @@ impl Run<'_> {
     /// Runs a scope (the machine, a branch, an item processor) from its StartAt.
     fn scope<'s>(
         &'s self,
-        body: &'s Value,
+        body: &'s asl::Scope<'s>,
         input: Value,
         vars: &'s mut Vars,
     ) -> BoxFuture<'s, Result<Value, Failure>> {
         async move {
-            let states = body["States"].as_object().ok_or_else(|| fail("States.Runtime", "no States"))?;
-            let mut name = body["StartAt"].as_str().ok_or_else(|| fail("States.Runtime", "no StartAt"))?.to_string();
+            let mut name = body.start_at.ok_or_else(|| fail("States.Runtime", "no StartAt"))?.to_string();
             let mut input = input;
             loop {
                 // the failure event must still fit: it is the history's last
@@ -549,8 +544,8 @@ impl Run<'_> {
                     ));
                 }
                 self.transitions.fetch_add(1, Ordering::Relaxed);
-                let s = states.get(&name).ok_or_else(|| fail("States.Runtime", format!("no state {name}")))?;
-                let (output, next) = self.state(&name, s, input, vars).await?;
+                let s = body.state(&name).ok_or_else(|| fail("States.Runtime", format!("no state {name}")))?;
+                let (output, next) = self.state(s, input, vars).await?;
                 if larger_than(&output, MAX_PAYLOAD) {
                     return Err(too_large(&name));
                 }
@@ -569,24 +564,21 @@ impl Run<'_> {
     /// Runs one state; returns its output and the next state (None: the scope ends).
     async fn state(
         &self,
-        name: &str,
-        s: &Value,
+        state: &asl::State<'_>,
         input: Value,
         vars: &mut Vars,
     ) -> Result<(Value, Option<String>), Failure> {
-        let ty = s["Type"].as_str().unwrap_or("Pass");
+        let (name, s, ty) = (state.name, state.raw, state.kind.name());
         self.journal.path.lock().unwrap().push(name.to_string());
         self.event(
             &format!("{ty}StateEntered"),
             json!({"name": name, "input": input}),
         );
-        let next = s["Next"].as_str().map(str::to_string);
-        let jp = self.lang_of(s) == "JSONPath";
+        let next = state.next().map(str::to_string);
+        let jp = !state.jsonata();
         let input = &input;
         let result = match (ty, jp) {
-            ("Task" | "Parallel" | "Map", _) => {
-                self.with_retry(name, ty, s, input, vars, next).await
-            }
+            ("Task" | "Parallel" | "Map", _) => self.with_retry(state, input, vars, next).await,
             ("Pass", true) => self.jp_pass(name, s, input, vars).map(|o| (o, next)),
             ("Wait", true) => self.jp_wait(name, s, input, vars).await.map(|o| (o, next)),
             ("Choice", true) => self.jp_choice(name, s, input, vars),
@@ -832,22 +824,24 @@ impl Run<'_> {
 
     async fn with_retry(
         &self,
-        name: &str,
-        ty: &str,
-        s: &Value,
+        state: &asl::State<'_>,
         input: &Value,
         vars: &mut Vars,
         next: Option<String>,
     ) -> Result<(Value, Option<String>), Failure> {
+        let (name, s, jp) = (state.name, state.raw, !state.jsonata());
         let mut attempts: Vec<u64> = vec![0; s["Retry"].as_array().map(|r| r.len()).unwrap_or(0)];
         loop {
-            let attempt = match ty {
-                "Task" => self.task(name, s, input, vars, attempts.iter().sum()).await,
-                "Parallel" => self.parallel(s, input, name, vars).await,
-                _ => self.map(s, input, name, vars).await,
+            let attempt = match state.kind {
+                asl::Kind::Task => {
+                    self.task(name, s, jp, input, vars, attempts.iter().sum())
+                        .await
+                }
+                asl::Kind::Parallel => self.parallel(state, input, vars).await,
+                _ => self.map(state, input, vars).await,
             };
             let failure = match attempt {
-                Ok(result) if self.lang_of(s) == "JSONPath" => {
+                Ok(result) if jp => {
                     let ctx = self.context_for(name, &[]);
                     let result = match s.get("ResultSelector") {
                         Some(sel) => self.jp_template(sel, &result, &ctx, vars)?,
@@ -892,7 +886,7 @@ impl Run<'_> {
             for c in s["Catch"].as_array().into_iter().flatten() {
                 if matches(&c["ErrorEquals"], &failure.error) {
                     let error_output = json!({"Error": failure.error, "Cause": failure.cause});
-                    if self.lang_of(s) == "JSONPath" {
+                    if jp {
                         if let Some(a) = c.get("Assign") {
                             let assigned = self.jp_template(
                                 a,
@@ -933,12 +927,13 @@ impl Run<'_> {
     fn arguments(
         &self,
         s: &Value,
+        jp: bool,
         input: &Value,
         name: &str,
         st: &Value,
         vars: &Vars,
     ) -> Result<Value, Failure> {
-        if self.lang_of(s) == "JSONPath" {
+        if jp {
             let effective = self.jp_input(s, input, name, vars)?;
             match s.get("Parameters") {
                 Some(p) => self.jp_template(p, &effective, &st["context"], vars),
@@ -956,6 +951,7 @@ impl Run<'_> {
         &self,
         name: &str,
         s: &Value,
+        jp: bool,
         input: &Value,
         vars: &Vars,
         retries: u64,
@@ -967,7 +963,7 @@ impl Run<'_> {
         if let Some(t) = &token {
             st["context"]["Task"] = json!({"Token": t});
         }
-        let args = self.arguments(s, input, name, &st, vars)?;
+        let args = self.arguments(s, jp, input, name, &st, vars)?;
         let timeout = self.number(s, "TimeoutSeconds", input, name, vars)?;
         let heartbeat = self.number(s, "HeartbeatSeconds", input, name, vars)?;
         self.event(
@@ -1071,15 +1067,15 @@ impl Run<'_> {
 
     async fn parallel(
         &self,
-        s: &Value,
+        state: &asl::State<'_>,
         input: &Value,
-        name: &str,
         vars: &Vars,
     ) -> Result<Value, Failure> {
+        let (name, s) = (state.name, state.raw);
         let st = self.states_var(input, name, &[]);
-        let branch_input = self.arguments(s, input, name, &st, vars)?;
+        let branch_input = self.arguments(s, !state.jsonata(), input, name, &st, vars)?;
         self.event("ParallelStateStarted", json!({}));
-        let branches = s["Branches"].as_array().cloned().unwrap_or_default();
+        let branches = &state.scopes;
         // Branches run together; the first failure ends the others (AWS stops them too).
         let started = self.last_event();
         let runs = branches.iter().map(|b| {
@@ -1108,13 +1104,13 @@ impl Run<'_> {
 
     async fn map(
         &self,
-        s: &Value,
+        state: &asl::State<'_>,
         input: &Value,
-        name: &str,
         vars: &Vars,
     ) -> Result<Value, Failure> {
+        let (name, s) = (state.name, state.raw);
         let st = self.states_var(input, name, &[]);
-        let jp = self.lang_of(s) == "JSONPath";
+        let jp = !state.jsonata();
         let effective = if jp {
             self.jp_input(s, input, name, vars)?
         } else {
@@ -1145,11 +1141,9 @@ impl Run<'_> {
         let tolerated_share = self.number(s, "ToleratedFailurePercentage", input, name, vars)?;
         let tolerant = tolerated_count.is_some() || tolerated_share.is_some();
         self.event("MapStateStarted", json!({"length": total}));
-        let processor = if s.get("ItemProcessor").is_some() {
-            &s["ItemProcessor"]
-        } else {
-            &s["Iterator"]
-        };
+        let processor = state
+            .processor()
+            .ok_or_else(|| fail("States.Runtime", format!("{name}: no ItemProcessor")))?;
         let selector = s
             .get("ItemSelector")
             .or(if jp { s.get("Parameters") } else { None });
@@ -1259,10 +1253,7 @@ async fn run_execution(
     let context = json!({
         "Execution": {"Id": opts.execution_arn, "Name": opts.name, "Input": input, "StartTime": iso(wall_start), "RoleArn": opts.role_arn, "RedriveCount": 0},
         "StateMachine": {"Id": opts.machine_arn, "Name": opts.machine_name}});
-    let lang = definition["QueryLanguage"]
-        .as_str()
-        .unwrap_or("JSONPath")
-        .to_string();
+    let machine = asl::Machine::parse(definition);
     let run = Run {
         tasks,
         journal,
@@ -1271,7 +1262,6 @@ async fn run_execution(
         wall_start,
         context,
         transitions: AtomicUsize::new(0),
-        lang,
         iso_cache: Mutex::default(),
     };
     run.event(
@@ -1291,7 +1281,7 @@ async fn run_execution(
             cancel.cancel();
         });
     }
-    let body = run.scope(definition, input, &mut vars);
+    let body = run.scope(&machine.top, input, &mut vars);
     let result = match limit {
         Some(t) => tokio::time::timeout(
             Duration::from_secs_f64((t * opts.time_scale).max(0.0)),

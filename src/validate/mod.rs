@@ -9,6 +9,7 @@ pub mod locate;
 pub mod permissions;
 mod variables;
 
+use crate::asl;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -316,67 +317,17 @@ pub fn check(def: &Value, file: &str, stack: Option<&str>) -> Vec<Finding> {
             );
         }
     }
+    let machine = asl::Machine::parse(def);
     let mut names = BTreeSet::new();
-    scope(&mut c, top, "", lang, &mut names);
-    variables::check(&mut c, top, "", lang, &BTreeSet::new());
+    scope(&mut c, &machine.top, lang, &mut names);
+    variables::check(&mut c, &machine.top, &BTreeSet::new());
     c.out
 }
 
-/// Every state's outgoing targets (Next, Default, Choice rules, Catch).
-fn targets(s: &Map<String, Value>) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    if let Some(n) = s.get("Next").and_then(|v| v.as_str()) {
-        out.push(("/Next".to_string(), n.to_string()));
-    }
-    if let Some(n) = s.get("Default").and_then(|v| v.as_str()) {
-        out.push(("/Default".to_string(), n.to_string()));
-    }
-    for (i, r) in s
-        .get("Choices")
-        .and_then(|v| v.as_array())
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        if let Some(n) = r.get("Next").and_then(|v| v.as_str()) {
-            out.push((format!("/Choices/{i}/Next"), n.to_string()));
-        }
-    }
-    for (i, r) in s
-        .get("Catch")
-        .and_then(|v| v.as_array())
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        if let Some(n) = r.get("Next").and_then(|v| v.as_str()) {
-            out.push((format!("/Catch/{i}/Next"), n.to_string()));
-        }
-    }
-    out
-}
-
-fn is_terminal(s: &Map<String, Value>) -> bool {
-    s.get("End").and_then(|v| v.as_bool()) == Some(true)
-        || matches!(
-            s.get("Type").and_then(|v| v.as_str()),
-            Some("Succeed" | "Fail")
-        )
-}
-
 /// One scope: the top level, a Parallel branch, or a Map item processor.
-fn scope(
-    c: &mut Checker,
-    body: &Map<String, Value>,
-    base: &str,
-    lang: &str,
-    names: &mut BTreeSet<String>,
-) {
-    let Some(states) = body
-        .get("States")
-        .and_then(|v| v.as_object())
-        .filter(|s| !s.is_empty())
-    else {
+fn scope(c: &mut Checker, sc: &asl::Scope, lang: &str, names: &mut BTreeSet<String>) {
+    let base = sc.pointer.as_str();
+    let Some(states) = sc.states_object().filter(|s| !s.is_empty()) else {
         c.error(
             None,
             &format!("{base}/States"),
@@ -384,7 +335,7 @@ fn scope(
         );
         return;
     };
-    let start = body.get("StartAt").and_then(|v| v.as_str());
+    let start = sc.start_at;
     let did_you_mean = |t: &str| {
         crate::error::closest(t, states.keys().map(String::as_str))
             .map(|m| format!(" (did you mean `{m}`?)"))
@@ -411,9 +362,9 @@ fn scope(
         }
         _ => {}
     }
-    for (name, s) in states {
-        let p = format!("{base}/States/{}", esc(name));
-        if !names.insert(name.clone()) {
+    for st in &sc.states {
+        let (name, p) = (st.name, st.pointer.as_str());
+        if !names.insert(name.to_string()) {
             c.error(
                 Some(name),
                 &p,
@@ -427,18 +378,18 @@ fn scope(
                 format!("state names are at most {MAX_NAME} characters"),
             );
         }
-        let Some(s) = s.as_object() else {
-            c.error(Some(name), &p, "a state is a JSON object");
+        let Some(s) = st.object() else {
+            c.error(Some(name), p, "a state is a JSON object");
             continue;
         };
-        state(c, name, s, &p, lang, names);
-        for (at, t) in targets(s) {
-            if !states.contains_key(&t) {
+        state(c, st, s, lang, names);
+        for t in &st.transitions {
+            if !states.contains_key(t.to) {
                 broken = true;
                 c.error(
                     Some(name),
-                    &format!("{p}{at}"),
-                    format!("`{t}` is not a state here{}", did_you_mean(&t)),
+                    &format!("{p}{}", t.at()),
+                    format!("`{}` is not a state here{}", t.to, did_you_mean(t.to)),
                 );
             }
         }
@@ -456,11 +407,11 @@ fn scope(
         if !seen.insert(n.clone()) {
             continue;
         }
-        if let Some(s) = states.get(&n).and_then(|v| v.as_object()) {
+        if let Some(s) = sc.state(&n).filter(|s| s.raw.is_object()) {
             todo.extend(
-                targets(s)
-                    .into_iter()
-                    .map(|(_, t)| t)
+                s.transitions
+                    .iter()
+                    .map(|t| t.to.to_string())
                     .filter(|t| states.contains_key(t)),
             );
         }
@@ -474,25 +425,23 @@ fn scope(
     }
     // every path ends: from each reachable state some terminal state is reachable; walked
     // backwards from the terminal states, each edge once (linear in the definition's size)
-    let mut from: BTreeMap<String, Vec<&String>> = BTreeMap::new();
-    for (n, s) in states
-        .iter()
-        .filter_map(|(n, s)| s.as_object().map(|s| (n, s)))
-    {
-        for (_, t) in targets(s) {
-            from.entry(t).or_default().push(n);
+    let mut from: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for st in sc.states.iter().filter(|s| s.raw.is_object()) {
+        for t in &st.transitions {
+            from.entry(t.to).or_default().push(st.name);
         }
     }
-    let mut ends: BTreeSet<String> = states
+    let mut ends: BTreeSet<String> = sc
+        .states
         .iter()
-        .filter(|(_, s)| s.as_object().is_some_and(is_terminal))
-        .map(|(n, _)| n.clone())
+        .filter(|s| s.raw.is_object() && s.terminal)
+        .map(|s| s.name.to_string())
         .collect();
     let mut todo: Vec<String> = ends.iter().cloned().collect();
     while let Some(t) = todo.pop() {
-        for n in from.get(&t).into_iter().flatten() {
-            if ends.insert((*n).clone()) {
-                todo.push((*n).clone());
+        for n in from.get(t.as_str()).into_iter().flatten() {
+            if ends.insert(n.to_string()) {
+                todo.push(n.to_string());
             }
         }
     }
@@ -509,12 +458,12 @@ fn scope(
 /// its type needs, then its retriers and expressions.
 fn state(
     c: &mut Checker,
-    name: &str,
+    st: &asl::State,
     s: &Map<String, Value>,
-    p: &str,
     machine_lang: &str,
     names: &mut BTreeSet<String>,
 ) {
+    let (name, p) = (st.name, st.pointer.as_str());
     let ty = s.get("Type").and_then(|v| v.as_str()).unwrap_or("");
     if allowed(ty).is_empty() {
         let msg = format!(
@@ -538,8 +487,8 @@ fn state(
         "Task" => task(c, name, s, p),
         "Choice" => choices(c, name, s, p, lang),
         "Wait" => wait(c, name, s, p),
-        "Parallel" => parallel(c, name, s, p, lang, names),
-        "Map" => map(c, name, s, p, lang, names),
+        "Parallel" => parallel(c, st, s, machine_lang, names),
+        "Map" => map(c, st, s, machine_lang, names),
         _ => {}
     }
     retriers(c, name, s, p, lang);
@@ -640,12 +589,12 @@ fn wait(c: &mut Checker, name: &str, s: &Map<String, Value>, p: &str) {
 
 fn parallel(
     c: &mut Checker,
-    name: &str,
+    st: &asl::State,
     s: &Map<String, Value>,
-    p: &str,
     lang: &str,
     names: &mut BTreeSet<String>,
 ) {
+    let (name, p) = (st.name, st.pointer.as_str());
     let Some(branches) = s
         .get("Branches")
         .and_then(|v| v.as_array())
@@ -658,30 +607,24 @@ fn parallel(
         );
         return;
     };
-    for (i, b) in branches.iter().enumerate() {
-        let at = format!("{p}/Branches/{i}");
+    for (b, inner) in branches.iter().zip(&st.scopes) {
         match b.as_object() {
-            Some(b) => scope(c, b, &at, lang, names),
-            None => c.error(Some(name), &at, "a branch is a JSON object"),
+            Some(_) => scope(c, inner, lang, names),
+            None => c.error(Some(name), &inner.pointer, "a branch is a JSON object"),
         }
     }
 }
 
 fn map(
     c: &mut Checker,
-    name: &str,
+    st: &asl::State,
     s: &Map<String, Value>,
-    p: &str,
     lang: &str,
     names: &mut BTreeSet<String>,
 ) {
-    let key = if s.contains_key("ItemProcessor") {
-        "ItemProcessor"
-    } else {
-        "Iterator"
-    };
-    match s.get(key).and_then(|v| v.as_object()) {
-        Some(b) => scope(c, b, &format!("{p}/{key}"), lang, names),
+    let (name, p) = (st.name, st.pointer.as_str());
+    match st.processor() {
+        Some(inner) => scope(c, inner, lang, names),
         None => c.error(Some(name), p, "a Map state needs an ItemProcessor"),
     }
     if let Some(m) = s.get("MaxConcurrency") {

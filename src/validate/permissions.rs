@@ -112,32 +112,13 @@ fn resource_for(prefix: &str, action: &str, args: &Map<String, Value>, p: &Place
     found.unwrap_or_else(|| "*".into())
 }
 
-/// Every permission the definition's Task states need, in order.
+/// Every permission the definition's Task states need, in the definition's order (the states
+/// of a Parallel branch or Map item processor where their Parallel or Map state is).
 pub fn derive(def: &Value, place: &Place) -> Vec<Need> {
+    let machine = crate::asl::Machine::parse(def);
     let mut out = Vec::new();
-    walk(def, "", place, &mut out);
-    out
-}
-
-/// Every Task state of a scope (and of the scopes inside its Parallel and Map states), with
-/// the actions it needs.
-fn walk(body: &Value, base: &str, place: &Place, out: &mut Vec<Need>) {
-    let Some(states) = body["States"].as_object() else {
-        return;
-    };
-    for (name, s) in states {
-        let p = format!(
-            "{base}/States/{}",
-            name.replace('~', "~0").replace('/', "~1")
-        );
-        for (i, b) in s["Branches"].as_array().into_iter().flatten().enumerate() {
-            walk(b, &format!("{p}/Branches/{i}"), place, out);
-        }
-        for key in ["ItemProcessor", "Iterator"] {
-            if s.get(key).is_some() {
-                walk(&s[key], &format!("{p}/{key}"), place, out);
-            }
-        }
+    for st in machine.top.all_states() {
+        let (name, s, p) = (st.name, st.raw, &st.pointer);
         let (true, Some(resource)) = (s["Type"] == "Task", s["Resource"].as_str()) else {
             continue;
         };
@@ -151,11 +132,12 @@ fn walk(body: &Value, base: &str, place: &Place, out: &mut Vec<Need>) {
             out.push(Need {
                 action,
                 resource,
-                state: name.clone(),
+                state: name.to_string(),
                 pointer,
             });
         }
     }
+    out
 }
 
 type Needs = Vec<(String, String)>;

@@ -55,3 +55,22 @@ fn jsonata_machine_cannot_hold_jsonpath_state_but_the_reverse_is_fine() {
     );
     assert!(m.is_empty(), "{m:#?}");
 }
+
+#[test]
+fn a_nested_state_takes_the_machine_s_language_not_its_map_s() {
+    // AWS: a state without QueryLanguage uses the top-level one; the validator and the engine
+    // read it from the same parsed model
+    let def = json!({"StartAt": "M", "States": {"M": {"Type": "Map", "QueryLanguage": "JSONata",
+        "Items": "{% [1, 2] %}", "End": true,
+        "ItemProcessor": {"StartAt": "P", "States": {
+            "P": {"Type": "Pass", "Parameters": {"n.$": "$"}, "End": true}}}}}});
+    let m = messages(def.clone());
+    assert!(m.is_empty(), "{m:#?}");
+    let e = crate::engine::execute_virtual(
+        &def,
+        json!({}),
+        "t",
+        &crate::engine::scenario::Mocked::new(Default::default()),
+    );
+    assert_eq!(e.output, json!([{"n": 1}, {"n": 2}]), "{:?}", e.error);
+}

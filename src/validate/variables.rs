@@ -4,7 +4,8 @@
 //! processor sees what was assigned before its container. Only JSONata expressions are read.
 
 use super::{Checker, Severity, esc, expr};
-use serde_json::{Map, Value};
+use crate::asl;
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The variables a JSONata expression reads (not functions, not `$states`, not its own locals).
@@ -52,39 +53,21 @@ fn assigned(v: Option<&Value>) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
-/// Edges out of a state with what each assigns.
-fn edges(s: &Map<String, Value>) -> Vec<(String, BTreeSet<String>)> {
-    let own = assigned(s.get("Assign"));
-    let mut out = Vec::new();
-    for key in ["Next", "Default"] {
-        if let Some(t) = s.get(key).and_then(|v| v.as_str()) {
-            out.push((t.to_string(), own.clone()));
-        }
-    }
-    for r in s
-        .get("Choices")
-        .and_then(|v| v.as_array())
-        .into_iter()
-        .flatten()
-    {
-        if let Some(t) = r.get("Next").and_then(|v| v.as_str()) {
-            out.push((
-                t.to_string(),
-                own.union(&assigned(r.get("Assign"))).cloned().collect(),
-            ));
-        }
-    }
-    for r in s
-        .get("Catch")
-        .and_then(|v| v.as_array())
-        .into_iter()
-        .flatten()
-    {
-        if let Some(t) = r.get("Next").and_then(|v| v.as_str()) {
-            out.push((t.to_string(), assigned(r.get("Assign"))));
-        }
-    }
-    out
+/// Edges out of a state with what each assigns: a Choice rule's Next what the state and the
+/// rule assign, a Catch's what the catcher assigns.
+fn edges<'a>(s: &asl::State<'a>) -> Vec<(&'a str, BTreeSet<String>)> {
+    let own = assigned(s.raw.get("Assign"));
+    s.transitions
+        .iter()
+        .map(|t| {
+            let a = match t.via {
+                asl::Via::Next | asl::Via::Default => own.clone(),
+                asl::Via::Rule(_) => own.union(&assigned(t.raw.get("Assign"))).cloned().collect(),
+                asl::Via::Catch(_) => assigned(t.raw.get("Assign")),
+            };
+            (t.to, a)
+        })
+        .collect()
 }
 
 /// Every JSONata expression of a state outside its nested scopes: (pointer, expression).
@@ -107,32 +90,20 @@ fn expressions(v: &Value, p: &str, out: &mut Vec<(String, String)>) {
     }
 }
 
-pub fn check(
-    c: &mut Checker,
-    body: &Map<String, Value>,
-    base: &str,
-    machine_lang: &str,
-    outer: &BTreeSet<String>,
-) {
-    let Some(states) = body.get("States").and_then(|v| v.as_object()) else {
+pub fn check(c: &mut Checker, sc: &asl::Scope, outer: &BTreeSet<String>) {
+    let Some(start) = sc.start_at.filter(|s| sc.state(s).is_some()) else {
         return;
     };
-    let Some(start) = body
-        .get("StartAt")
-        .and_then(|v| v.as_str())
-        .filter(|s| states.contains_key(*s))
-    else {
-        return;
-    };
+    let states: Vec<&asl::State> = sc.states.iter().filter(|s| s.raw.is_object()).collect();
     let universe: BTreeSet<String> = states
-        .values()
-        .filter_map(|s| s.as_object())
+        .iter()
         .flat_map(|s| edges(s).into_iter().flat_map(|(_, a)| a))
         .chain(outer.iter().cloned())
         .collect();
-    let mut inn: BTreeMap<&str, BTreeSet<String>> = states
-        .keys()
-        .map(|k| (k.as_str(), universe.clone()))
+    let mut inn: BTreeMap<&str, BTreeSet<String>> = sc
+        .states
+        .iter()
+        .map(|s| (s.name, universe.clone()))
         .collect();
     inn.insert(start, outer.clone());
     // A worklist from StartAt: a state is looked at again only when what reaches it changed,
@@ -141,39 +112,34 @@ pub fn check(
     let mut queued: BTreeSet<&str> = BTreeSet::from([start]);
     while let Some(name) = todo.pop_front() {
         queued.remove(name);
-        let Some(s) = states.get(name).and_then(|s| s.as_object()) else {
+        let Some(s) = sc.state(name).filter(|s| s.raw.is_object()) else {
             continue;
         };
         let here = inn[name].clone();
         for (t, a) in edges(s) {
-            let Some((key, _)) = states.get_key_value(&t) else {
+            let Some(key) = sc.state(t).map(|s| s.name) else {
                 continue;
             };
-            let cur = &inn[key.as_str()];
+            let cur = &inn[key];
             if t == start {
                 continue;
             }
             let via: BTreeSet<String> = here.union(&a).cloned().collect();
             let met: BTreeSet<String> = cur.intersection(&via).cloned().collect();
             if &met != cur {
-                inn.insert(key.as_str(), met);
-                if queued.insert(key.as_str()) {
-                    todo.push_back(key.as_str());
+                inn.insert(key, met);
+                if queued.insert(key) {
+                    todo.push_back(key);
                 }
             }
         }
     }
-    for (name, s) in states {
-        let Some(s) = s.as_object() else { continue };
-        let p = format!("{base}/States/{}", esc(name));
-        let lang = s
-            .get("QueryLanguage")
-            .and_then(|v| v.as_str())
-            .unwrap_or(machine_lang);
-        let known = &inn[name.as_str()];
-        if lang == "JSONata" {
+    for st in states {
+        let (name, p) = (st.name, &st.pointer);
+        let known = &inn[name];
+        if st.jsonata() {
             let mut found = Vec::new();
-            expressions(&Value::Object(s.clone()), &p, &mut found);
+            expressions(st.raw, p, &mut found);
             let mut said = BTreeSet::new();
             for (ptr, e) in found {
                 for v in reads(&e) {
@@ -190,21 +156,8 @@ pub fn check(
                 }
             }
         }
-        for (i, b) in s
-            .get("Branches")
-            .and_then(|v| v.as_array())
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            if let Some(b) = b.as_object() {
-                check(c, b, &format!("{p}/Branches/{i}"), lang, known);
-            }
-        }
-        for key in ["ItemProcessor", "Iterator"] {
-            if let Some(b) = s.get(key).and_then(|v| v.as_object()) {
-                check(c, b, &format!("{p}/{key}"), lang, known);
-            }
+        for inner in &st.scopes {
+            check(c, inner, known);
         }
     }
 }

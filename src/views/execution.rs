@@ -39,38 +39,15 @@ pub struct Printer {
     color: bool,
 }
 
-/// The state named `name` anywhere in a definition, with the `States` of its own scope.
-fn find_state<'a>(
-    scope: &'a serde_json::Value,
-    name: &str,
-) -> Option<(
-    &'a serde_json::Map<String, serde_json::Value>,
-    &'a serde_json::Value,
-)> {
-    let states = scope.get("States")?.as_object()?;
-    if let Some(s) = states.get(name) {
-        return Some((states, s));
-    }
-    states.values().find_map(|st| {
-        let branches = st
-            .get("Branches")
-            .and_then(|b| b.as_array())
-            .into_iter()
-            .flatten();
-        let processors = ["ItemProcessor", "Iterator"]
-            .into_iter()
-            .filter_map(|k| st.get(k));
-        branches
-            .chain(processors)
-            .find_map(|inner| find_state(inner, name))
-    })
-}
-
 /// The fields of a callback's answer that the workflow reads: `$states.result.<field>` in the
 /// waiting state's Output or Assign, else (its output being the answer) `$states.input.<field>`
 /// or `$.<field>` in the state that follows. Gives the shape to suggest for `deploy approve`.
 pub fn callback_fields(def: &serde_json::Value, state: &str) -> Vec<String> {
-    let Some((scope, st)) = find_state(def, state) else {
+    let machine = crate::asl::Machine::parse(def);
+    let Some((scope, st)) = machine.top.find(state) else {
+        return vec![];
+    };
+    let (Some(scope), st) = (scope.states_object(), st.raw) else {
         return vec![];
     };
     let fields = |v: Option<&serde_json::Value>, prefixes: &[&str]| -> Vec<String> {
