@@ -78,7 +78,10 @@ pub fn eval_expression(
         }
     })?;
     if v.is_undefined() {
-        return Ok(Value::Null);
+        // AWS: an expression that gives nothing fails the state (States.QueryEvaluationError)
+        return Err(EvalError::Query(format!(
+            "The JSONata expression '{expr}' returned nothing (undefined)."
+        )));
     }
     serde_json::from_str(
         &v.to_json_string()
@@ -177,7 +180,6 @@ fn register_step_functions_additions(ev: &mut Evaluator) {
         Ok(JValue::from(Value::Array(out)))
     });
     let _ = ev.register_fn("hash", |args: &[JValue]| {
-        use sha2::Digest;
         let data = args
             .first()
             .and_then(|v| v.as_str())
@@ -188,19 +190,16 @@ fn register_step_functions_additions(ev: &mut Evaluator) {
             .and_then(|v| v.as_str())
             .unwrap_or("SHA-256")
             .to_string();
-        let bytes: Vec<u8> = match algo.as_str() {
-            "SHA-256" => sha2::Sha256::digest(data.as_bytes()).to_vec(),
-            "SHA-384" => sha2::Sha384::digest(data.as_bytes()).to_vec(),
-            "SHA-512" => sha2::Sha512::digest(data.as_bytes()).to_vec(),
-            other => {
-                return Err(err(format!(
-                    "$hash: {other} is not supported locally (SHA-256, SHA-384, SHA-512)"
-                )));
-            }
-        };
-        Ok(JValue::from(hex::encode(bytes)))
+        super::jsonpath::digest(&algo, data.as_bytes())
+            .map(JValue::from)
+            .ok_or_else(|| {
+                err(format!(
+                    "$hash: the algorithm must be one of MD5, SHA-1, SHA-256, SHA-384, SHA-512, not {algo}"
+                ))
+            })
     });
-    let _ = ev.register_fn("random", |_args: &[JValue]| {
+    // JSONata's own $random (jsonata-core names it but does not provide it)
+    let _ = ev.register_fn_override("random", |_args: &[JValue]| {
         Ok(JValue::from(serde_json::json!(rand::random::<f64>())))
     });
     let _ = ev.register_fn("uuid", |_args: &[JValue]| {

@@ -75,55 +75,101 @@ fn parse(path: &str) -> Result<(bool, Vec<Seg>), String> {
     Ok((context, segs))
 }
 
-fn descend(v: &Value, name: &str, out: &mut Vec<Value>) {
-    match v {
-        Value::Object(m) => {
-            if let Some(x) = m.get(name) {
-                out.push(x.clone());
-            }
-            m.values().for_each(|x| descend(x, name, out));
-        }
-        Value::Array(a) => a.iter().for_each(|x| descend(x, name, out)),
-        _ => {}
-    }
-}
-
-/// The value at a path (`None` when it does not exist); wildcards and `..` give arrays.
-pub fn get(path: &str, input: &Value, context: &Value) -> Result<Option<Value>, String> {
-    let (ctx, segs) = parse(path)?;
-    let mut cur = vec![if ctx { context.clone() } else { input.clone() }];
-    let mut multi = false;
-    for s in &segs {
-        let mut next = Vec::new();
-        for v in &cur {
-            match s {
-                Seg::Field(f) => next.extend(v.get(f).cloned()),
-                Seg::Index(n) => {
-                    if let Value::Array(a) = v {
-                        let i = if *n < 0 { a.len() as i64 + n } else { *n };
-                        next.extend(a.get(i as usize).cloned());
-                    }
+/// A path as Step Functions writes it (Jayway's JsonPath: `$.a-b`, `[?(@.x > 1)]`) as an RFC 9535
+/// query, and whether it is definite (names and single indexes only: it selects one value,
+/// not a list).
+fn to_rfc9535(rest: &str) -> Result<(String, bool), String> {
+    let b = rest.as_bytes();
+    let (mut out, mut definite, mut i) = (String::from("$"), true, 0);
+    let quoted = |name: &str| format!("['{}']", name.replace('\\', "\\\\").replace('\'', "\\'"));
+    while i < b.len() {
+        match b[i] {
+            b'.' => {
+                let deep = b.get(i + 1) == Some(&b'.');
+                let start = i + if deep { 2 } else { 1 };
+                let mut j = start;
+                while j < b.len() && b[j] != b'.' && b[j] != b'[' {
+                    j += 1;
                 }
-                Seg::Wildcard => {
-                    multi = true;
-                    match v {
-                        Value::Array(a) => next.extend(a.iter().cloned()),
-                        Value::Object(m) => next.extend(m.values().cloned()),
+                let name = &rest[start..j];
+                if deep {
+                    definite = false;
+                    out.push_str("..");
+                }
+                match name {
+                    "" if deep => {}
+                    "" => return Err("a name is expected after '.'".into()),
+                    "*" => {
+                        definite = false;
+                        out.push_str(if deep { "*" } else { ".*" });
+                    }
+                    n => out.push_str(&quoted(n)),
+                }
+                i = j;
+            }
+            b'[' => {
+                // to the matching ']', past quotes and nested brackets (filters)
+                let (mut depth, mut quote, mut j) = (0usize, None, i);
+                while j < b.len() {
+                    match (quote, b[j]) {
+                        (Some(q), c) if c == q => quote = None,
+                        (Some(_), b'\\') => j += 1,
+                        (Some(_), _) => {}
+                        (None, b'\'' | b'"') => quote = Some(b[j]),
+                        (None, b'[') => depth += 1,
+                        (None, b']') => {
+                            depth -= 1;
+                            if depth == 0 {
+                                break;
+                            }
+                        }
                         _ => {}
                     }
+                    j += 1;
                 }
-                Seg::Descend(name) => {
-                    multi = true;
-                    descend(v, name, &mut next);
+                if j >= b.len() {
+                    return Err("'[' is not closed".into());
                 }
+                let inner = rest[i + 1..j].trim();
+                let single_name = (inner.starts_with('\'')
+                    && inner.ends_with('\'')
+                    && inner.len() >= 2
+                    && !inner[1..inner.len() - 1].contains('\''))
+                    || (inner.starts_with('"')
+                        && inner.ends_with('"')
+                        && inner.len() >= 2
+                        && !inner[1..inner.len() - 1].contains('"'));
+                if inner.parse::<i64>().is_err() && !single_name {
+                    definite = false;
+                }
+                out.push('[');
+                out.push_str(inner);
+                out.push(']');
+                i = j + 1;
             }
+            c => return Err(format!("unexpected {:?}", c as char)),
         }
-        cur = next;
     }
-    Ok(if multi {
-        Some(Value::Array(cur))
+    Ok((out, definite))
+}
+
+/// The value at a path (`None` when it does not exist). A path that can select several
+/// values (wildcards, `..`, slices, unions, filters) gives them as an array, `[]` when none.
+pub fn get(path: &str, input: &Value, context: &Value) -> Result<Option<Value>, String> {
+    let (root, rest) = if let Some(r) = path.strip_prefix("$$") {
+        (context, r)
+    } else if let Some(r) = path.strip_prefix('$') {
+        (input, r)
     } else {
-        cur.into_iter().next()
+        return Err(format!("{path:?} is not a path"));
+    };
+    let (query, definite) = to_rfc9535(rest).map_err(|m| format!("{path:?}: {m}"))?;
+    let q = serde_json_path::JsonPath::parse(&query).map_err(|e| format!("{path:?}: {e}"))?;
+    let nodes = q.query(root).all();
+    Ok(if definite {
+        nodes.first().map(|v| (*v).clone())
+    } else {
+        Some(Value::Array(nodes.into_iter().cloned().collect()))
     })
 }
 
@@ -139,10 +185,9 @@ pub fn set(path: &str, input: &Value, value: Value) -> Result<Value, String> {
         let last = i + 1 == segs.len();
         match s {
             Seg::Field(f) => {
-                if !cur.is_object() {
-                    *cur = Value::Object(Map::new());
-                }
-                let m = cur.as_object_mut().unwrap();
+                let m = cur.as_object_mut().ok_or_else(|| {
+                    format!("Unable to apply ResultPath {path:?}: the value it would be placed in is not a JSON object")
+                })?;
                 if last {
                     m.insert(f.clone(), value);
                     return Ok(root);
@@ -388,11 +433,24 @@ impl Args {
     fn num(&self, i: usize) -> Result<f64, String> {
         num(self.get(i)?, &self.name)
     }
-    /// A value as text: a string as it is, anything else as its JSON.
+    /// A value as text: a string as it is, a number or null as in JSON; an object as
+    /// `{Arg1=1, Arg2=[]}` and an array as `[1, 2]`, as AWS writes them (Java's maps and lists).
     fn text(v: &Value) -> String {
-        v.as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| v.to_string())
+        match v {
+            Value::String(s) => s.clone(),
+            Value::Array(a) => {
+                let items: Vec<String> = a.iter().map(Args::text).collect();
+                format!("[{}]", items.join(", "))
+            }
+            Value::Object(m) => {
+                let items: Vec<String> = m
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", Args::text(v)))
+                    .collect();
+                format!("{{{}}}", items.join(", "))
+            }
+            other => other.to_string(),
+        }
     }
 }
 
@@ -462,12 +520,10 @@ const INTRINSICS: &[(&str, IntrinsicFn)] = &[
         ))
     }),
     ("States.MathAdd", |a| {
-        let x = a.num(0)? + a.num(1)?;
-        Ok(if x.fract() == 0.0 {
-            json!(x as i64)
-        } else {
-            json!(x)
-        })
+        // AWS rounds each argument to an integer first, halves up (Java's Math.round):
+        // MathAdd(1.49, 1.5) is 3, MathAdd(-1.49, -1.5) is -2
+        let round = |x: f64| (x + 0.5).floor() as i64;
+        Ok(json!(round(a.num(0)?) + round(a.num(1)?)))
     }),
     ("States.StringSplit", |a| {
         let (text, seps) = (a.s(0)?, a.s(1)?);
@@ -540,20 +596,25 @@ fn array_range(a: &Args) -> Result<Value, String> {
 
 /// `States.Hash(data, algorithm)`, as hex.
 fn hash(a: &Args) -> Result<Value, String> {
-    use sha2::Digest;
     let data = a.a.first().map(Args::text).unwrap_or_default();
-    let bytes = match a.s(1)?.as_str() {
-        "SHA-256" => sha2::Sha256::digest(data.as_bytes()).to_vec(),
-        "SHA-384" => sha2::Sha384::digest(data.as_bytes()).to_vec(),
-        "SHA-512" => sha2::Sha512::digest(data.as_bytes()).to_vec(),
-        other => {
-            return Err(format!(
-                "{}: {other} is not supported locally (SHA-256, SHA-384, SHA-512)",
-                a.name
-            ));
-        }
+    let algorithm = a.s(1)?;
+    digest(&algorithm, data.as_bytes())
+        .map(|h| json!(h))
+        .ok_or_else(|| format!("{}: the algorithm must be one of MD5, SHA-1, SHA-256, SHA-384, SHA-512, not {algorithm}", a.name))
+}
+
+/// A digest as hex, by the names `States.Hash` and JSONata's `$hash` take.
+pub fn digest(algorithm: &str, data: &[u8]) -> Option<String> {
+    use sha2::Digest;
+    let bytes = match algorithm {
+        "MD5" => md5::Md5::digest(data).to_vec(),
+        "SHA-1" => sha1::Sha1::digest(data).to_vec(),
+        "SHA-256" => sha2::Sha256::digest(data).to_vec(),
+        "SHA-384" => sha2::Sha384::digest(data).to_vec(),
+        "SHA-512" => sha2::Sha512::digest(data).to_vec(),
+        _ => return None,
     };
-    Ok(json!(hex::encode(bytes)))
+    Some(hex::encode(bytes))
 }
 
 /// A JSONPath Choice rule against the state's input.
@@ -586,6 +647,12 @@ pub fn rule(
         .as_str()
         .ok_or("a Choice rule needs Variable")?;
     let v = expression(var, input, context, vars).ok();
+    let present_check = r.get("IsPresent").is_some();
+    if v.is_none() && !present_check {
+        return Err(format!(
+            "Invalid path '{var}': The choice state's condition path references an invalid value."
+        ));
+    }
     let obj = r.as_object().ok_or("a Choice rule is an object")?;
     let (op, want) = obj
         .iter()
@@ -607,23 +674,25 @@ pub fn rule(
         "IsNumeric" => v.is_number() == (want == json!(true)),
         "IsString" => v.is_string() == (want == json!(true)),
         "IsBoolean" => v.is_boolean() == (want == json!(true)),
-        "IsTimestamp" => {
-            v.as_str()
-                .is_some_and(|s| s.len() >= 20 && s.as_bytes()[4] == b'-' && s.contains('T'))
-                == (want == json!(true))
-        }
-        "StringEquals" | "TimestampEquals" => v.as_str().is_some() && v == want,
-        "StringLessThan" | "TimestampLessThan" => {
-            v.as_str().zip(want.as_str()).is_some_and(|(a, b)| a < b)
-        }
-        "StringGreaterThan" | "TimestampGreaterThan" => {
-            v.as_str().zip(want.as_str()).is_some_and(|(a, b)| a > b)
-        }
-        "StringLessThanEquals" | "TimestampLessThanEquals" => {
-            v.as_str().zip(want.as_str()).is_some_and(|(a, b)| a <= b)
-        }
-        "StringGreaterThanEquals" | "TimestampGreaterThanEquals" => {
-            v.as_str().zip(want.as_str()).is_some_and(|(a, b)| a >= b)
+        "IsTimestamp" => v.as_str().and_then(timestamp).is_some() == (want == json!(true)),
+        "StringEquals" => v.as_str().is_some() && v == want,
+        "StringLessThan" => v.as_str().zip(want.as_str()).is_some_and(|(a, b)| a < b),
+        "StringGreaterThan" => v.as_str().zip(want.as_str()).is_some_and(|(a, b)| a > b),
+        "StringLessThanEquals" => v.as_str().zip(want.as_str()).is_some_and(|(a, b)| a <= b),
+        "StringGreaterThanEquals" => v.as_str().zip(want.as_str()).is_some_and(|(a, b)| a >= b),
+        t if t.starts_with("Timestamp") => {
+            let instant = |x: &Value| x.as_str().and_then(timestamp);
+            let Some((a, b)) = instant(&v).zip(instant(&want)) else {
+                return Ok(false);
+            };
+            match t {
+                "TimestampEquals" => a == b,
+                "TimestampLessThan" => a < b,
+                "TimestampGreaterThan" => a > b,
+                "TimestampLessThanEquals" => a <= b,
+                "TimestampGreaterThanEquals" => a >= b,
+                other => return Err(format!("unknown comparison {other}")),
+            }
         }
         "StringMatches" => v
             .as_str()
@@ -639,17 +708,134 @@ pub fn rule(
     })
 }
 
-/// StringMatches: `*` matches anything, case-sensitive.
+/// StringMatches: `*` matches any run of characters, `\\*` a star and `\\\\` a backslash;
+/// case-sensitive.
 fn wildcard(p: &str, t: &str) -> bool {
-    match p.split_once('*') {
-        None => p == t,
-        Some((head, tail)) => {
-            t.starts_with(head)
-                && (0..=t.len() - head.len()).any(|i| {
-                    t.is_char_boundary(head.len() + i) && wildcard(tail, &t[head.len() + i..])
-                })
-        }
+    enum Part {
+        Star,
+        Char(char),
     }
+    let mut parts = Vec::new();
+    let mut chars = p.chars();
+    while let Some(c) = chars.next() {
+        parts.push(match c {
+            '\\' => Part::Char(chars.next().unwrap_or('\\')),
+            '*' => Part::Star,
+            c => Part::Char(c),
+        });
+    }
+    let text: Vec<char> = t.chars().collect();
+    // matches[j]: the parts so far match the first j characters
+    let mut matches = vec![false; text.len() + 1];
+    matches[0] = true;
+    for part in &parts {
+        let mut next = vec![false; text.len() + 1];
+        match part {
+            Part::Star => {
+                let mut any = false;
+                for j in 0..=text.len() {
+                    any |= matches[j];
+                    next[j] = any;
+                }
+            }
+            Part::Char(c) => {
+                for j in 1..=text.len() {
+                    next[j] = matches[j - 1] && text[j - 1] == *c;
+                }
+            }
+        }
+        matches = next;
+    }
+    matches[text.len()]
+}
+
+/// A timestamp as the Amazon States Language takes it (RFC 3339: an uppercase `T` between
+/// date and time, an uppercase `Z` or a numeric offset, optional fractional seconds), as
+/// the instant it names: (seconds since 1970, nanoseconds).
+pub fn timestamp(s: &str) -> Option<(i64, u32)> {
+    let b = s.as_bytes();
+    let digits = |from: usize, n: usize| -> Option<i64> {
+        let part = s.get(from..from + n)?;
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    };
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let (y, mo, d) = (digits(0, 4)?, digits(5, 2)?, digits(8, 2)?);
+    let (h, mi, sec) = (digits(11, 2)?, digits(14, 2)?, digits(17, 2)?);
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days_in = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&mo)
+        || d < 1
+        || d > days_in[(mo - 1) as usize]
+        || h > 23
+        || mi > 59
+        || sec > 60
+    {
+        return None;
+    }
+    let mut i = 19;
+    let mut nanos = 0u32;
+    if b.get(i) == Some(&b'.') {
+        let start = i + 1;
+        i = start;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let frac = &s[start..i];
+        if frac.is_empty() || frac.len() > 9 {
+            return None;
+        }
+        nanos = format!("{frac:0<9}").parse().ok()?;
+    }
+    let offset = match &s[i..] {
+        "Z" => 0,
+        z if z.len() == 6
+            && (z.starts_with('+') || z.starts_with('-'))
+            && z.as_bytes()[3] == b':' =>
+        {
+            let (oh, om) = (digits(i + 1, 2)?, digits(i + 4, 2)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let sign = if z.starts_with('-') { -1 } else { 1 };
+            sign * (oh * 3600 + om * 60)
+        }
+        _ => return None,
+    };
+    // days from 1970-01-01 (Howard Hinnant's days_from_civil)
+    let (yy, m) = if mo <= 2 {
+        (y - 1, mo + 9)
+    } else {
+        (y, mo - 3)
+    };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let doy = (153 * m + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + h * 3600 + mi * 60 + sec - offset, nanos))
 }
 
 #[cfg(test)]
@@ -717,6 +903,28 @@ mod tests {
         ));
         assert!(r(json!({"Variable": "$.missing", "IsPresent": false})));
         assert!(r(json!({"Variable": "$.s", "StringMatches": "SUC*"})));
-        assert!(!r(json!({"Variable": "$.missing", "StringEquals": "x"})));
+        // AWS: a rule whose Variable is not there fails the state (States.Runtime)
+        let missing = json!({"Variable": "$.missing", "StringEquals": "x"});
+        assert!(rule(&missing, &input, &json!({}), &Map::new()).is_err());
+        assert!(r(json!({"Variable": "$.s", "StringMatches": "S\\*C*"})) == false);
+    }
+
+    #[test]
+    fn timestamps_are_instants() {
+        assert_eq!(timestamp("1970-01-01T00:00:00Z"), Some((0, 0)));
+        assert_eq!(timestamp("1970-01-01T01:00:00+01:00"), Some((0, 0)));
+        assert_eq!(
+            timestamp("2016-03-14T01:59:00.25Z"),
+            Some((1_457_920_740, 250_000_000))
+        );
+        for bad in [
+            "2016-03-14",
+            "2016-03-14T01:59:00",
+            "2016-03-14t01:59:00Z",
+            "2016-02-30T00:00:00Z",
+            "2016-03-14T01:59:00z",
+        ] {
+            assert_eq!(timestamp(bad), None, "{bad}");
+        }
     }
 }

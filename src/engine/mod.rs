@@ -12,6 +12,8 @@
 //! the local emulator in `deploy local`. A `.waitForTaskToken` task whose provider answers
 //! [`TaskResult::AwaitToken`] waits for SendTaskSuccess / SendTaskFailure through [`Callbacks`].
 
+#[cfg(test)]
+mod conformance;
 pub mod jsonata;
 pub mod jsonpath;
 pub mod scenario;
@@ -127,6 +129,9 @@ pub struct Event {
 tokio::task_local! {
     /// The last event of the branch being run (see `Run::branch`).
     static LAST_EVENT: std::cell::Cell<usize>;
+    /// Set while a Distributed Map's iterations run: each is a child execution on AWS, with
+    /// its own history, so none of their events are the parent's.
+    static CHILD_EXECUTION: ();
 }
 
 /// An event's details, kept as compact JSON text: a history may hold tens of thousands of
@@ -362,6 +367,9 @@ impl Run<'_> {
     }
 
     fn event(&self, kind: &str, details: Value) {
+        if CHILD_EXECUTION.try_with(|_| ()).is_ok() {
+            return;
+        }
         let prev = LAST_EVENT.try_with(|c| c.get()).unwrap_or(0);
         let id = self.journal.push(kind, self.now(), details, prev);
         let _ = LAST_EVENT.try_with(|c| c.set(id));
@@ -546,9 +554,6 @@ impl Run<'_> {
                 self.transitions.fetch_add(1, Ordering::Relaxed);
                 let s = body.state(&name).ok_or_else(|| fail("States.Runtime", format!("no state {name}")))?;
                 let (output, next) = self.state(s, input, vars).await?;
-                if larger_than(&output, MAX_PAYLOAD) {
-                    return Err(too_large(&name));
-                }
                 match next {
                     Some(n) => {
                         name = n;
@@ -587,7 +592,7 @@ impl Run<'_> {
                 self.jp_output(s, &effective, None, name, vars)
                     .map(|o| (o, None))
             }
-            ("Fail", true) => Err(self.jp_fail(name, s, input, vars)),
+            ("Fail", true) => Err(self.jp_fail(name, s, input, vars)?),
             ("Pass", false) => self.finish(name, s, input, None, vars).map(|o| (o, next)),
             ("Wait", false) => self.wait(name, s, input, vars).await.map(|o| (o, next)),
             ("Choice", false) => self.choice(name, s, input, vars),
@@ -603,6 +608,11 @@ impl Run<'_> {
                 "States.Runtime",
                 format!("unknown state type {other}"),
             )),
+        };
+        // an output over the quota fails the state itself: no StateExited
+        let result = match result {
+            Ok((out, _)) if larger_than(&out, MAX_PAYLOAD) => Err(too_large(name)),
+            other => other,
         };
         if let Ok((out, _)) = &result {
             self.event(
@@ -653,9 +663,21 @@ impl Run<'_> {
             s.get("TimestampPath"),
         ) {
             (Some(v), ..) => v.as_f64().unwrap_or(0.0),
-            (None, Some(p), ..) => path(p)?.as_f64().unwrap_or(0.0),
-            (None, None, Some(t), _) => self.until(t)?,
-            (None, None, None, Some(p)) => self.until(&path(p)?)?,
+            (None, Some(p), ..) => match path(p)? {
+                // AWS: a non-negative integer
+                v if v.as_u64().is_some() => v.as_f64().unwrap_or(0.0),
+                v => {
+                    return Err(fail(
+                        "States.Runtime",
+                        format!(
+                            "{name}: the SecondsPath {} gives {v}, not a non-negative integer",
+                            p.as_str().unwrap_or("")
+                        ),
+                    ));
+                }
+            },
+            (None, None, Some(t), _) => self.until(t, "States.Runtime")?,
+            (None, None, None, Some(p)) => self.until(&path(p)?, "States.Runtime")?,
             _ => 0.0,
         };
         self.sleep(secs).await;
@@ -694,21 +716,37 @@ impl Run<'_> {
         Ok((self.jp_output(s, &effective, None, name, vars)?, Some(to)))
     }
 
-    /// A JSONPath Fail: Error / Cause, or ErrorPath / CausePath read from the input.
-    fn jp_fail(&self, name: &str, s: &Value, input: &Value, vars: &Vars) -> Failure {
+    /// A JSONPath Fail: Error / Cause, or ErrorPath / CausePath (a path or an intrinsic) over
+    /// the input; a path that is not there, or not a string, fails with States.Runtime.
+    fn jp_fail(
+        &self,
+        name: &str,
+        s: &Value,
+        input: &Value,
+        vars: &Vars,
+    ) -> Result<Failure, Failure> {
         let ctx = self.context_for(name, &[]);
-        let pick = |k: &str, kp: &str| -> Option<String> {
-            s[k].as_str().map(str::to_string).or_else(|| {
-                s[kp]
-                    .as_str()
-                    .and_then(|p| jsonpath::expression(p, input, &ctx, &vars.all()).ok())
-                    .and_then(|v| v.as_str().map(str::to_string))
-            })
+        let pick = |k: &str, kp: &str| -> Result<Option<String>, Failure> {
+            if let Some(v) = s[k].as_str() {
+                return Ok(Some(v.to_string()));
+            }
+            let Some(p) = s[kp].as_str() else {
+                return Ok(None);
+            };
+            let v = jsonpath::expression(p, input, &ctx, &vars.all())
+                .map_err(|m| fail("States.Runtime", format!("{name}: {kp}: {m}")))?;
+            match v {
+                Value::String(t) => Ok(Some(t)),
+                other => Err(fail(
+                    "States.Runtime",
+                    format!("{name}: {kp} {p} gives {other}, not a string"),
+                )),
+            }
         };
-        fail(
-            &pick("Error", "ErrorPath").unwrap_or_default(),
-            pick("Cause", "CausePath").unwrap_or_default(),
-        )
+        Ok(fail(
+            &pick("Error", "ErrorPath")?.unwrap_or_default(),
+            pick("Cause", "CausePath")?.unwrap_or_default(),
+        ))
     }
 
     /// A JSONata Fail: Error and Cause evaluated.
@@ -741,11 +779,18 @@ impl Run<'_> {
     ) -> Result<Value, Failure> {
         let st = self.states_var(input, name, &[]);
         let secs = match (s.get("Seconds"), s.get("Timestamp")) {
-            (Some(v), _) => self
-                .eval(v, &st, vars)?
-                .as_f64()
-                .ok_or_else(|| fail("States.Runtime", "Seconds is not a number"))?,
-            (None, Some(t)) => self.until(&self.eval(t, &st, vars)?)?,
+            (Some(v), _) => match self.eval(v, &st, vars)? {
+                v if v.as_u64().is_some() => v.as_f64().unwrap_or(0.0),
+                v => {
+                    return Err(fail(
+                        "States.QueryEvaluationError",
+                        format!("{name}: Seconds gives {v}, not a non-negative integer"),
+                    ));
+                }
+            },
+            (None, Some(t)) => {
+                self.until(&self.eval(t, &st, vars)?, "States.QueryEvaluationError")?
+            }
             _ => 0.0,
         };
         self.sleep(secs).await;
@@ -764,16 +809,36 @@ impl Run<'_> {
         let st = self.states_var(input, name, &[]);
         let mut chosen = None;
         for rule in s["Choices"].as_array().into_iter().flatten() {
-            if self.eval(&rule["Condition"], &st, vars)? == Value::Bool(true) {
-                if let Some(a) = rule.get("Assign") {
-                    let assigned = self.eval(a, &st, vars)?;
-                    vars.assign(assigned);
+            let matched = match self.eval(&rule["Condition"], &st, vars)? {
+                Value::Bool(b) => b,
+                other => {
+                    return Err(fail(
+                        "States.QueryEvaluationError",
+                        format!("{name}: the Condition gives {other}, not a boolean"),
+                    ));
                 }
-                chosen = rule["Next"].as_str().map(str::to_string);
+            };
+            if matched {
+                chosen = Some(rule);
                 break;
             }
         }
-        match chosen.or_else(|| s["Default"].as_str().map(str::to_string)) {
+        if let Some(rule) = chosen {
+            // the rule's own Output and Assign, else the state's
+            let output = match rule.get("Output").or(s.get("Output")) {
+                Some(o) => self.eval(o, &st, vars)?,
+                None => input.clone(),
+            };
+            let mut assigned = Map::new();
+            for a in [s.get("Assign"), rule.get("Assign")].into_iter().flatten() {
+                if let Value::Object(m) = self.eval(a, &st, vars)? {
+                    assigned.extend(m);
+                }
+            }
+            vars.assign(Value::Object(assigned));
+            return Ok((output, rule["Next"].as_str().map(str::to_string)));
+        }
+        match s["Default"].as_str().map(str::to_string) {
             Some(n) => self
                 .finish(name, s, input, None, vars)
                 .map(|o| (o, Some(n))),
@@ -784,18 +849,15 @@ impl Run<'_> {
         }
     }
 
-    /// Seconds from now until a timestamp (RFC 3339); 0 if it has passed.
-    fn until(&self, t: &Value) -> Result<f64, Failure> {
-        let text = t
-            .as_str()
-            .ok_or_else(|| fail("States.Runtime", format!("Timestamp is not a string: {t}")))?;
-        let when = aws_smithy_types::DateTime::from_str(
-            text,
-            aws_smithy_types::date_time::Format::DateTime,
-        )
-        .map_err(|e| fail("States.Runtime", format!("Timestamp {text:?}: {e}")))?;
+    /// Seconds from now until a timestamp (RFC 3339, as `jsonpath::timestamp` reads it); 0 if
+    /// it has passed. One that is not a timestamp fails with `error`.
+    fn until(&self, t: &Value, error: &str) -> Result<f64, Failure> {
+        let (secs, nanos) = t.as_str().and_then(jsonpath::timestamp).ok_or_else(|| {
+            fail(error, format!("The Timestamp {t} is not a valid timestamp (RFC 3339, e.g. 2016-03-14T01:59:00Z)"))
+        })?;
+        let when = secs as f64 + nanos as f64 / 1e9;
         let now = aws_smithy_types::DateTime::from(self.wall_start + self.start.elapsed());
-        Ok((when.as_secs_f64() - now.as_secs_f64()).max(0.0))
+        Ok((when - now.as_secs_f64()).max(0.0))
     }
 
     /// Output and Assign of a state that ends normally (Assign sees the same `$states`).
@@ -831,14 +893,23 @@ impl Run<'_> {
     ) -> Result<(Value, Option<String>), Failure> {
         let (name, s, jp) = (state.name, state.raw, !state.jsonata());
         let mut attempts: Vec<u64> = vec![0; s["Retry"].as_array().map(|r| r.len()).unwrap_or(0)];
+        let retriers = s["Retry"].as_array().cloned().unwrap_or_default();
         loop {
+            // AWS records a Parallel or Map state's failure only once it is not retried
+            let will_retry = |error: &str| {
+                retriers
+                    .iter()
+                    .enumerate()
+                    .find(|(_, r)| matches(&r["ErrorEquals"], error))
+                    .is_some_and(|(i, r)| attempts[i] < r["MaxAttempts"].as_u64().unwrap_or(3))
+            };
             let attempt = match state.kind {
                 asl::Kind::Task => {
                     self.task(name, s, jp, input, vars, attempts.iter().sum())
                         .await
                 }
-                asl::Kind::Parallel => self.parallel(state, input, vars).await,
-                _ => self.map(state, input, vars).await,
+                asl::Kind::Parallel => self.parallel(state, input, vars, &will_retry).await,
+                _ => self.map(state, input, vars, &will_retry).await,
             };
             let failure = match attempt {
                 Ok(result) if jp => {
@@ -859,7 +930,6 @@ impl Run<'_> {
                 Err(f) => f,
             };
             // Retry: the first retrier matching the error decides.
-            let retriers = s["Retry"].as_array().cloned().unwrap_or_default();
             if let Some((i, r)) = retriers
                 .iter()
                 .enumerate()
@@ -966,11 +1036,22 @@ impl Run<'_> {
         let args = self.arguments(s, jp, input, name, &st, vars)?;
         let timeout = self.number(s, "TimeoutSeconds", input, name, vars)?;
         let heartbeat = self.number(s, "HeartbeatSeconds", input, name, vars)?;
-        self.event(
-            "TaskScheduled",
-            json!({"resource": resource, "parameters": args, "timeoutInSeconds": timeout, "heartbeatInSeconds": heartbeat}),
-        );
-        self.event("TaskStarted", json!({"resource": resource}));
+        // A Lambda function named by its ARN (not through arn:aws:states:::lambda:invoke): AWS
+        // records LambdaFunction* events for it, not Task* ones.
+        let lambda = is_lambda_arn(&resource);
+        if lambda {
+            self.event(
+                "LambdaFunctionScheduled",
+                json!({"resource": resource, "input": args, "timeoutInSeconds": timeout}),
+            );
+            self.event("LambdaFunctionStarted", json!({}));
+        } else {
+            self.event(
+                "TaskScheduled",
+                json!({"resource": resource, "parameters": args, "timeoutInSeconds": timeout, "heartbeatInSeconds": heartbeat}),
+            );
+            self.event("TaskStarted", json!({"resource": resource}));
+        }
         // Registered before the call: the answer may come back before the call returns.
         let callbacks = self.opts.callbacks.as_ref();
         let waiting = token
@@ -1013,20 +1094,35 @@ impl Run<'_> {
             c.forget(t);
         }
         match outcome {
+            Ok(v) if lambda => {
+                self.event("LambdaFunctionSucceeded", json!({"output": v}));
+                Ok(v)
+            }
             Ok(v) => {
                 self.event("TaskSucceeded", json!({"resource": resource, "output": v}));
                 Ok(v)
             }
             Err(f) => {
-                let kind = if f.error == "States.Timeout" || f.error == "States.HeartbeatTimeout" {
-                    "TaskTimedOut"
-                } else {
-                    "TaskFailed"
+                let timed_out = f.error == "States.Timeout" || f.error == "States.HeartbeatTimeout";
+                let (kind, details) = match (lambda, timed_out) {
+                    (true, true) => (
+                        "LambdaFunctionTimedOut",
+                        json!({"error": f.error, "cause": f.cause}),
+                    ),
+                    (true, false) => (
+                        "LambdaFunctionFailed",
+                        json!({"error": f.error, "cause": f.cause}),
+                    ),
+                    (false, true) => (
+                        "TaskTimedOut",
+                        json!({"resource": resource, "error": f.error, "cause": f.cause}),
+                    ),
+                    (false, false) => (
+                        "TaskFailed",
+                        json!({"resource": resource, "error": f.error, "cause": f.cause}),
+                    ),
                 };
-                self.event(
-                    kind,
-                    json!({"resource": resource, "error": f.error, "cause": f.cause}),
-                );
+                self.event(kind, details);
                 Err(f)
             }
         }
@@ -1070,6 +1166,7 @@ impl Run<'_> {
         state: &asl::State<'_>,
         input: &Value,
         vars: &Vars,
+        will_retry: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<Value, Failure> {
         let (name, s) = (state.name, state.raw);
         let st = self.states_var(input, name, &[]);
@@ -1092,6 +1189,7 @@ impl Run<'_> {
                 self.event("ParallelStateSucceeded", json!({}));
                 Ok(Value::Array(results))
             }
+            Err(f) if will_retry(&f.error) => Err(f),
             Err(f) => {
                 self.event(
                     "ParallelStateFailed",
@@ -1107,6 +1205,7 @@ impl Run<'_> {
         state: &asl::State<'_>,
         input: &Value,
         vars: &Vars,
+        will_retry: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<Value, Failure> {
         let (name, s) = (state.name, state.raw);
         let st = self.states_var(input, name, &[]);
@@ -1129,28 +1228,75 @@ impl Run<'_> {
         };
         let items = items.as_array().cloned().ok_or_else(|| {
             fail(
-                "States.Runtime",
-                format!("{name}: the items are not an array"),
+                if jp {
+                    "States.Runtime"
+                } else {
+                    "States.QueryEvaluationError"
+                },
+                format!("Map state input must be an array but was: {items}"),
             )
         })?;
         let total = items.len();
-        let max = self
-            .number(s, "MaxConcurrency", input, name, vars)?
-            .unwrap_or(0.0) as usize;
-        let tolerated_count = self.number(s, "ToleratedFailureCount", input, name, vars)?;
-        let tolerated_share = self.number(s, "ToleratedFailurePercentage", input, name, vars)?;
-        let tolerant = tolerated_count.is_some() || tolerated_share.is_some();
+        // AWS's ranges: a concurrency and a count are non-negative integers, a percentage is
+        // 0 to 100; a value read from the input (…Path) or an expression that is out of range
+        // fails the state
+        let error = if jp {
+            "States.Runtime"
+        } else {
+            "States.QueryEvaluationError"
+        };
+        let checked = |field: &str, v: Option<f64>, ok: &dyn Fn(f64) -> bool, what: &str| match v {
+            Some(x) if !ok(x) => Err(fail(
+                error,
+                format!("{name}: {field} is {x}; it must be {what}"),
+            )),
+            v => Ok(v),
+        };
+        let whole = |x: f64| x >= 0.0 && x.fract() == 0.0;
+        let max = checked(
+            "MaxConcurrency",
+            self.number(s, "MaxConcurrency", input, name, vars)?,
+            &whole,
+            "a non-negative integer",
+        )?
+        .unwrap_or(0.0) as usize;
+        let tolerated_count = checked(
+            "ToleratedFailureCount",
+            self.number(s, "ToleratedFailureCount", input, name, vars)?,
+            &whole,
+            "a non-negative integer",
+        )?;
+        let tolerated_share = checked(
+            "ToleratedFailurePercentage",
+            self.number(s, "ToleratedFailurePercentage", input, name, vars)?,
+            &|x| (0.0..=100.0).contains(&x),
+            "a number from 0 to 100",
+        )?;
         self.event("MapStateStarted", json!({"length": total}));
         let processor = state
             .processor()
             .ok_or_else(|| fail("States.Runtime", format!("{name}: no ItemProcessor")))?;
+        // A Distributed Map runs its items as child executions of a Map Run: the parent's
+        // history records the Map Run, not the iterations.
+        let distributed = processor.raw["ProcessorConfig"]["Mode"] == "DISTRIBUTED";
+        // a Map Run tolerates no failure unless told (AWS: 0%, then
+        // States.ExceedToleratedFailureThreshold); an inline Map fails with the item's error
+        let tolerant = distributed || tolerated_count.is_some() || tolerated_share.is_some();
+        if distributed {
+            let map_run = format!(
+                "{}/{name}:{}",
+                self.opts.execution_arn.replace(":execution:", ":mapRun:"),
+                uuid::Uuid::new_v4()
+            );
+            self.event("MapRunStarted", json!({"mapRunArn": map_run}));
+        }
         let selector = s
             .get("ItemSelector")
             .or(if jp { s.get("Parameters") } else { None });
         let started = self.last_event();
         let iterations = items.into_iter().enumerate().map(|(i, item)| {
             let (st, effective) = (&st, &effective);
-            self.branch(started, async move {
+            let run = self.branch(started, async move {
                 self.event("MapIterationStarted", json!({"name": name, "index": i}));
                 let mut ist = st.clone();
                 ist["context"]["Map"] = json!({"Item": {"Index": i, "Value": item}});
@@ -1168,7 +1314,14 @@ impl Run<'_> {
                 };
                 self.event(kind, json!({"name": name, "index": i}));
                 r
-            })
+            });
+            async move {
+                if distributed {
+                    CHILD_EXECUTION.scope((), run).await
+                } else {
+                    run.await
+                }
+            }
         });
         // MaxConcurrency 0 (or none) is as many as AWS runs at once for an inline Map (40, its
         // documented quota); results keep the items' order.
@@ -1189,8 +1342,7 @@ impl Run<'_> {
                     let over_share =
                         tolerated_share.is_none_or(|p| failures as f64 * 100.0 / total as f64 > p);
                     if !tolerant || (over_count && over_share) {
-                        self.event("MapStateFailed", json!({}));
-                        return Err(if tolerant {
+                        let failure = if tolerant {
                             fail(
                                 "States.ExceedToleratedFailureThreshold",
                                 format!(
@@ -1200,15 +1352,34 @@ impl Run<'_> {
                             )
                         } else {
                             f
-                        });
+                        };
+                        if distributed {
+                            self.event(
+                                "MapRunFailed",
+                                json!({"error": failure.error, "cause": failure.cause}),
+                            );
+                        }
+                        if !will_retry(&failure.error) {
+                            self.event("MapStateFailed", json!({}));
+                        }
+                        return Err(failure);
                     }
                     results.push(json!({"Error": f.error, "Cause": f.cause}));
                 }
             }
         }
+        if distributed {
+            self.event("MapRunSucceeded", json!({}));
+        }
         self.event("MapStateSucceeded", json!({}));
         Ok(Value::Array(results))
     }
+}
+
+/// A Lambda function's ARN (`arn:<partition>:lambda:<region>:<account>:function:<name>`).
+fn is_lambda_arn(resource: &str) -> bool {
+    let parts: Vec<&str> = resource.splitn(7, ':').collect();
+    parts.len() >= 7 && parts[0] == "arn" && parts[2] == "lambda" && parts[5] == "function"
 }
 
 fn matches(list: &Value, error: &str) -> bool {
@@ -1218,7 +1389,8 @@ fn matches(list: &Value, error: &str) -> bool {
         .filter_map(|e| e.as_str())
         .any(|e| {
             e == error
-                || e == "States.ALL"
+                // AWS: States.ALL catches neither runtime errors nor a payload too large
+                || (e == "States.ALL" && !matches!(error, "States.Runtime" | "States.DataLimitExceeded"))
                 || (e == "States.TaskFailed" && !error.starts_with("States."))
                 || (e == "States.TaskFailed" && error == "States.TaskFailed")
         })
@@ -1402,6 +1574,24 @@ mod tests {
             .map(|ev| ev.details.value()["output"].clone())
             .collect();
         assert_eq!(exited, vec![json!({"Error": "Boom", "Cause": "because"})]);
+    }
+
+    #[test]
+    fn a_parallel_s_failure_is_recorded_once_after_its_last_retry() {
+        let def = json!({"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": true,
+            "Retry": [{"ErrorEquals": ["States.ALL"], "MaxAttempts": 2, "IntervalSeconds": 1}],
+            "Branches": [{"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "E"}}}]}}});
+        let e = execute_virtual(&def, json!({}), "t", &script(vec![]));
+        assert_eq!(e.error.as_deref(), Some("E"));
+        let count = |k: &str| e.events.iter().filter(|ev| ev.kind == k).count();
+        assert_eq!(count("ParallelStateStarted"), 3, "three attempts");
+        assert_eq!(
+            count("ParallelStateFailed"),
+            1,
+            "recorded once, not per attempt"
+        );
+        let last_two: Vec<&str> = e.events.iter().rev().take(2).map(|ev| ev.kind).collect();
+        assert_eq!(last_two, ["ExecutionFailed", "ParallelStateFailed"]);
     }
 
     #[test]

@@ -31,7 +31,12 @@ pub fn event(e: &Event, started: f64, region: &str) -> Value {
         let (t, op) = split_resource(d["resource"].as_str().unwrap_or_default());
         json!({"resourceType": t, "resource": op})
     };
-    let error = || json!({"error": d["error"], "cause": d["cause"]});
+    // an error or cause that is not there (or empty) is left out, as AWS does
+    let named = |v: &Value| match v {
+        Value::String(s) if s.is_empty() => Value::Null,
+        other => other.clone(),
+    };
+    let error = || json!({"error": named(&d["error"]), "cause": named(&d["cause"])});
     let (key, details) = match e.kind {
         k if k.ends_with("StateEntered") => (
             "stateEnteredEventDetails",
@@ -75,6 +80,19 @@ pub fn event(e: &Event, started: f64, region: &str) -> Value {
                 t,
             )
         }
+        "LambdaFunctionScheduled" => {
+            let mut t = json!({"resource": d["resource"], "input": text(&d["input"]), "inputDetails": {"truncated": false}});
+            if let Some(n) = d["timeoutInSeconds"].as_f64() {
+                t["timeoutInSeconds"] = json!(n as i64);
+            }
+            ("lambdaFunctionScheduledEventDetails", t)
+        }
+        "LambdaFunctionSucceeded" => (
+            "lambdaFunctionSucceededEventDetails",
+            json!({"output": text(&d["output"]), "outputDetails": {"truncated": false}}),
+        ),
+        "LambdaFunctionFailed" => ("lambdaFunctionFailedEventDetails", error()),
+        "LambdaFunctionTimedOut" => ("lambdaFunctionTimedOutEventDetails", error()),
         "ExecutionStarted" => (
             "executionStartedEventDetails",
             json!({"input": text(&d["input"]), "inputDetails": {"truncated": false}, "roleArn": d["roleArn"]}),
@@ -90,6 +108,11 @@ pub fn event(e: &Event, started: f64, region: &str) -> Value {
             "mapStateStartedEventDetails",
             json!({"length": d["length"]}),
         ),
+        "MapRunStarted" => (
+            "mapRunStartedEventDetails",
+            json!({"mapRunArn": d["mapRunArn"]}),
+        ),
+        "MapRunFailed" => ("mapRunFailedEventDetails", error()),
         "MapIterationStarted" => (
             "mapIterationStartedEventDetails",
             json!({"name": d["name"], "index": d["index"]}),

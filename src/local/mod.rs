@@ -691,10 +691,12 @@ fn describe(e: &Exec) -> Value {
         m.insert("output".into(), json!(o));
         m.insert("outputDetails".into(), json!({"included": true}));
     }
-    if let Some(x) = &e.error {
+    // AWS leaves out an error or cause the execution's failure did not name (a Fail state
+    // without Error or Cause)
+    if let Some(x) = e.error.as_ref().filter(|x| !x.is_empty()) {
         m.insert("error".into(), json!(x));
     }
-    if let Some(x) = &e.cause {
+    if let Some(x) = e.cause.as_ref().filter(|x| !x.is_empty()) {
         m.insert("cause".into(), json!(x));
     }
     d

@@ -52,6 +52,18 @@ pub fn jsonpath_error(path: &str, reference: bool) -> Option<String> {
     } else {
         return Some(format!("{path:?} is not a path: it must start with $"));
     };
+    // `$name...` reads a workflow variable (AWS accepts it wherever a path is read, not where
+    // a result is written)
+    let rest = match rest.chars().next() {
+        Some(c) if c.is_alphabetic() || c == '_' => {
+            if reference {
+                return Some(format!("{path:?}: a reference path cannot name a variable"));
+            }
+            let end = rest.find(['.', '[']).unwrap_or(rest.len());
+            &rest[end..]
+        }
+        _ => rest,
+    };
     let b = rest.as_bytes();
     let mut i = 0;
     while i < b.len() {

@@ -140,6 +140,7 @@ const STATES_ERRORS: &[&str] = &[
     "States.ResultWriterFailed",
     "States.QueryEvaluationError",
     "States.Runtime",
+    "States.DataLimitExceeded",
 ];
 const JSONPATH_ONLY: &[&str] = &[
     "InputPath",
@@ -825,15 +826,15 @@ fn rule(c: &mut Checker, name: &str, r: &Value, rp: &str, lang: &str, top: bool)
         return;
     };
     if lang == "JSONata" {
-        if !o
-            .get("Condition")
-            .and_then(|v| v.as_str())
-            .is_some_and(|s| expr::jsonata_of(s).is_some())
-        {
+        // AWS: a Condition is an expression, or the literal true or false
+        let condition = o.get("Condition");
+        if !condition.is_some_and(|v| {
+            v.is_boolean() || v.as_str().is_some_and(|s| expr::jsonata_of(s).is_some())
+        }) {
             c.error(
                 Some(name),
                 &format!("{rp}/Condition"),
-                "a JSONata Choice rule needs a Condition written {% ... %}",
+                "a JSONata Choice rule needs a Condition written {% ... %} (or true / false)",
             );
         }
         if o.contains_key("Variable") {
@@ -931,6 +932,16 @@ fn expressions(c: &mut Checker, name: &str, s: &Map<String, Value>, p: &str, lan
             "Branches" | "ItemProcessor" | "Iterator" | "Retry" => {}
             "Parameters" | "ResultSelector" | "ItemSelector" | "Assign" if jp => {
                 walk(c, name, v, &kp, lang, true, BEFORE)
+            }
+            // AWS: ErrorPath and CausePath also take an intrinsic function
+            "ErrorPath" | "CausePath"
+                if jp
+                    && v.as_str()
+                        .is_some_and(|t| t.trim_start().starts_with("States.")) =>
+            {
+                if let Some(e) = v.as_str().and_then(expr::intrinsic_error) {
+                    c.error(Some(name), &kp, e);
+                }
             }
             "InputPath" | "OutputPath" | "ItemsPath" | "SecondsPath" | "TimestampPath"
             | "ErrorPath" | "CausePath" | "ResultPath"
