@@ -1093,6 +1093,16 @@ impl Run<'_> {
         if let (Some(t), Some(c)) = (&token, callbacks) {
             c.forget(t);
         }
+        // a result over the quota fails the task (catchable, as AWS records it), named by the
+        // integration's type ('lambda') or the function's ARN
+        let outcome = match outcome {
+            Ok(v) if larger_than(&v, MAX_PAYLOAD) => Err(too_large(&if lambda {
+                resource.clone()
+            } else {
+                crate::local::history::split_resource(&resource).0
+            })),
+            other => other,
+        };
         match outcome {
             Ok(v) if lambda => {
                 self.event("LambdaFunctionSucceeded", json!({"output": v}));
@@ -1389,8 +1399,8 @@ fn matches(list: &Value, error: &str) -> bool {
         .filter_map(|e| e.as_str())
         .any(|e| {
             e == error
-                // AWS: States.ALL catches neither runtime errors nor a payload too large
-                || (e == "States.ALL" && !matches!(error, "States.Runtime" | "States.DataLimitExceeded"))
+                // AWS: States.ALL does not catch runtime errors
+                || (e == "States.ALL" && error != "States.Runtime")
                 || (e == "States.TaskFailed" && !error.starts_with("States."))
                 || (e == "States.TaskFailed" && error == "States.TaskFailed")
         })
