@@ -27,6 +27,8 @@ pub struct Summary {
     pub failed: BTreeMap<String, String>,
     pub skipped: Vec<String>,
     pub cancelled: Vec<String>,
+    /// A gradual rollout among the failures was rolled back (its own exit code).
+    pub rolled_back: bool,
 }
 
 impl Summary {
@@ -38,8 +40,13 @@ impl Summary {
                 .iter()
                 .map(|(id, e)| format!("  {id}: {e}"))
                 .collect();
+            let class = if self.rolled_back {
+                Class::RolledBack
+            } else {
+                Class::Partial
+            };
             return Err(Error::new(
-                Class::Partial,
+                class,
                 format!(
                     "stack `{}` (env `{}`): {} of the changes failed{}:\n{}",
                     self.stack,
@@ -412,6 +419,7 @@ fn collect(
             }
             Outcome::Done => {}
             Outcome::Failed(e) => {
+                summary.rolled_back |= e.class == crate::error::Class::RolledBack;
                 let text = match &e.help {
                     Some(h) => format!("{}\n    help: {h}", e.message),
                     None => e.message,

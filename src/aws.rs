@@ -44,6 +44,8 @@ pub struct Ctx {
     pub s3: aws_sdk_s3::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
+    /// CloudWatch: the alarms a gradual rollout watches.
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub ecr: aws_sdk_ecr::Client,
     pub lambda: aws_sdk_lambda::Client,
     pub pipes: aws_sdk_pipes::Client,
@@ -327,6 +329,13 @@ impl Ctx {
             s3: s3_client(config),
             dynamodb: client!(aws_sdk_dynamodb, config, "dynamodb"),
             logs: client!(aws_sdk_cloudwatchlogs, config, "logs"),
+            // a release that speaks CloudWatch's query protocol (moto does not speak the newer
+            // CBOR one, AWS speaks both); its retry settings are the SDK's defaults
+            cloudwatch: aws_sdk_cloudwatch::Client::from_conf(
+                aws_sdk_cloudwatch::config::Builder::from(config)
+                    .interceptor(crate::throttle::Signals("monitoring"))
+                    .build(),
+            ),
             ecr: client!(aws_sdk_ecr, config, "ecr"),
             lambda: client!(aws_sdk_lambda, config, "lambda"),
             pipes: client!(aws_sdk_pipes, config, "pipes"),

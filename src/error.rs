@@ -22,6 +22,8 @@ pub enum Class {
     Internal,
     /// A workflow execution that did not succeed (7 failed, 8 timed out, 9 aborted).
     Execution(i32),
+    /// A gradual rollout saw an alarm and routed its alias back to the previous version.
+    RolledBack,
 }
 
 impl Class {
@@ -35,6 +37,7 @@ impl Class {
             Class::Locked => 6,
             Class::Interrupted => 130,
             Class::Execution(code) => code,
+            Class::RolledBack => 10,
         }
     }
 }
@@ -100,6 +103,9 @@ impl Error {
     }
     pub fn aws(message: impl Into<String>) -> Self {
         Self::new(Class::Aws, message)
+    }
+    pub fn rolled_back(message: impl Into<String>) -> Self {
+        Self::new(Class::RolledBack, message)
     }
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(Class::Internal, message)

@@ -96,6 +96,9 @@ pub struct Step {
     /// before and after (what an execution on that path costs).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub transitions: Vec<ScenarioTransitions>,
+    /// An alias's rollout to a new version: its steps and the alarms it watches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -399,10 +402,20 @@ async fn plan_reads(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Plan
             .iter()
             .map(|(id, (_, outs))| (id.clone(), outs.clone())),
     );
-    let scope = stack.scope(&known, Some((&ctx.account_id, &ctx.region, &ctx.partition)));
+    let mut scope = stack.scope(&known, Some((&ctx.account_id, &ctx.region, &ctx.partition)));
     let mut steps = Vec::new();
     let mut warnings = Vec::new();
     for id in stack.graph.order() {
+        // what an update of an earlier resource changes is not known before it runs
+        if let Some(prev) = steps
+            .last()
+            .filter(|s: &&Step| matches!(s.action, Action::Update | Action::Replace))
+        {
+            let changing = stack.resources[&prev.id].kind.changing_outputs();
+            if let Some(o) = scope.outputs.get_mut(&prev.id) {
+                o.retain(|k, _| !changing.contains(&k.as_str()));
+            }
+        }
         let decl = &stack.resources[&id];
         let (desired, w) = stack.resolve(&id, &scope)?;
         warnings.extend(w);
@@ -418,6 +431,10 @@ async fn plan_reads(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Plan
             live: None,
             found: None,
             transitions: vec![],
+            rollout: serde_json::from_value::<resources::sfn_alias::Attrs>(desired.clone())
+                .ok()
+                .filter(|_| decl.kind.name() == "sfn_state_machine_alias")
+                .map(|a| a.plan.describe()),
         };
         let unrecorded = !state
             .resources
@@ -540,6 +557,7 @@ fn delete_step(id: &str, e: &crate::state::Entry, reason: &str) -> Step {
         live: None,
         found: None,
         transitions: vec![],
+        rollout: None,
     }
 }
 

@@ -1245,3 +1245,204 @@ fn a_recorded_execution_becomes_a_passing_scenario_and_a_price() {
         "{out:?}"
     );
 }
+
+/// The alias's routing on the local endpoint: (version ARN, weight) pairs.
+fn routing(
+    sfn: &aws_sdk_sfn::Client,
+    rt: &tokio::runtime::Runtime,
+    alias: &str,
+) -> Vec<(String, i32)> {
+    rt.block_on(
+        sfn.describe_state_machine_alias()
+            .state_machine_alias_arn(alias)
+            .send(),
+    )
+    .unwrap()
+    .routing_configuration()
+    .iter()
+    .map(|r| (r.state_machine_version_arn().to_string(), r.weight()))
+    .collect()
+}
+
+fn set_alarm(w: &World, state: aws_sdk_cloudwatch::types::StateValue) {
+    w.c.block_on(
+        w.c.cloudwatch
+            .set_alarm_state()
+            .alarm_name("sfn-errors")
+            .state_value(state)
+            .state_reason("test")
+            .send(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_new_version_rolls_out_as_a_canary_and_an_alarm_rolls_it_back() {
+    let mut w = World::new();
+    w.project = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/versioned");
+    let local = Local::start(&w, &[]);
+    let sfn = local.sfn();
+    let rt = &w.c.rt;
+    // the alarm the rollout watches, in moto's CloudWatch
+    rt.block_on(
+        w.c.cloudwatch
+            .put_metric_alarm()
+            .alarm_name("sfn-errors")
+            .namespace("AWS/States")
+            .metric_name("ExecutionsFailed")
+            .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+            .period(60)
+            .evaluation_periods(1)
+            .threshold(1.0)
+            .comparison_operator(
+                aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanOrEqualToThreshold,
+            )
+            .send(),
+    )
+    .unwrap();
+
+    // v1, with its alias
+    deploy(&w, &local)
+        .run(&["up", "versioned", "--yes"])
+        .success();
+    let outputs = deploy(&w, &local)
+        .run(&["outputs", "versioned", "--output", "json"])
+        .success()
+        .json();
+    let alias = outputs["outputs"]["alias_arn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let machine = outputs["outputs"]["state_machine_arn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(alias, format!("{machine}:live"));
+    let v1 = format!("{machine}:1");
+    assert_eq!(routing(&sfn, rt, &alias), [(v1.clone(), 100)]);
+
+    // an execution started on v1 waits for an approval through the next deploys
+    let waiting = rt
+        .block_on(
+            sfn.start_execution()
+                .state_machine_arn(&alias)
+                .input(r#"{"wait": true}"#)
+                .send(),
+        )
+        .unwrap()
+        .execution_arn()
+        .to_string();
+
+    // v2 as a canary: half the executions started through the alias during the step run v2
+    let mut up = deploy(&w, &local).spawn(&["up", "versioned", "--var", "answer=two", "--yes"]);
+    let v2 = format!("{machine}:2");
+    eventually(60, "the canary step routes to v1 and v2", || {
+        routing(&sfn, rt, &alias).len() == 2
+    });
+    assert!(routing(&sfn, rt, &alias).contains(&(v2.clone(), 50)));
+    let mut versions = std::collections::BTreeMap::<String, usize>::new();
+    for _ in 0..100 {
+        let arn = rt
+            .block_on(
+                sfn.start_execution()
+                    .state_machine_arn(&alias)
+                    .input("{}")
+                    .send(),
+            )
+            .unwrap()
+            .execution_arn()
+            .to_string();
+        let d = rt
+            .block_on(sfn.describe_execution().execution_arn(&arn).send())
+            .unwrap();
+        assert_eq!(d.state_machine_alias_arn(), Some(alias.as_str()));
+        *versions
+            .entry(
+                d.state_machine_version_arn()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+            .or_default() += 1;
+    }
+    assert_eq!(versions.len(), 2, "both versions ran: {versions:?}");
+    assert!(
+        versions.values().all(|n| *n >= 20),
+        "about half each: {versions:?}"
+    );
+    let out = finish(up);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(routing(&sfn, rt, &alias), [(v2.clone(), 100)]);
+
+    // v3: an alarm in ALARM during the canary step routes everything back to v2
+    up = deploy(&w, &local).spawn(&["up", "versioned", "--var", "answer=three", "--yes"]);
+    eventually(60, "the canary step of v3", || {
+        routing(&sfn, rt, &alias).len() == 2
+    });
+    set_alarm(&w, aws_sdk_cloudwatch::types::StateValue::Alarm);
+    let out = finish(up);
+    assert_eq!(out.code, 10, "rolled back: exit code 10 {out:?}");
+    assert!(out.stderr.contains("sfn-errors"), "{out:?}");
+    assert_eq!(routing(&sfn, rt, &alias), [(v2.clone(), 100)]);
+    // the plan says the rollout is still to do, and how
+    let plan = deploy(&w, &local)
+        .run(&["plan", "versioned", "--var", "answer=three"])
+        .success();
+    assert!(
+        plan.stdout
+            .contains("rollout to the new version: 50% → 100% every 3s, watching sfn-errors"),
+        "{plan:?}"
+    );
+    // once the alarm is OK, the same up completes
+    set_alarm(&w, aws_sdk_cloudwatch::types::StateValue::Ok);
+    deploy(&w, &local)
+        .run(&["up", "versioned", "--var", "answer=three", "--yes"])
+        .success();
+    let v3 = format!("{machine}:3");
+    assert_eq!(routing(&sfn, rt, &alias), [(v3.clone(), 100)]);
+    // `deploy run` goes through the alias
+    let ran = deploy(&w, &local)
+        .run(&["run", "versioned", "--output", "json"])
+        .success();
+    assert!(
+        ran.stdout.contains(r#"\"answer\":\"three\""#),
+        "the run went through the alias to v3: {ran:?}"
+    );
+
+    // the execution started on v1 is approved now that v3 is live, and finishes on v1
+    deploy(&w, &local)
+        .run(&["approve", "--execution", &waiting])
+        .success();
+    eventually(30, "the v1 execution succeeds", || {
+        rt.block_on(sfn.describe_execution().execution_arn(&waiting).send())
+            .unwrap()
+            .status()
+            .as_str()
+            == "SUCCEEDED"
+    });
+    let d = rt
+        .block_on(sfn.describe_execution().execution_arn(&waiting).send())
+        .unwrap();
+    assert_eq!(d.state_machine_version_arn(), Some(v1.as_str()));
+    assert_eq!(
+        serde_json::from_str::<Value>(d.output().unwrap()).unwrap()["answer"],
+        "one"
+    );
+
+    // a misspelt alarm is refused before the alias moves
+    let out = deploy(&w, &local)
+        .run(&[
+            "up",
+            "versioned",
+            "--var",
+            "answer=four",
+            "--var",
+            "alarm=sfn-errorz",
+            "--yes",
+        ])
+        .code(4);
+    assert!(
+        out.stderr.contains("sfn-errorz") && out.stderr.contains("does not exist"),
+        "{out:?}"
+    );
+    assert_eq!(routing(&sfn, rt, &alias), [(v3.clone(), 100)]);
+}

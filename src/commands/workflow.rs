@@ -14,7 +14,8 @@ use clap::Args;
 use std::io::Write;
 use std::path::PathBuf;
 
-/// The ARN of a stack's deployed state machine (`machine`: resource id or name, when several).
+/// The ARN to start and list a stack's deployed state machine by (`machine`: resource id or
+/// name, when several): its alias's when it has one, else the machine's.
 pub async fn machine_arn(setup: &Setup, stack: &str, machine: Option<&str>) -> Result<String> {
     let st = setup.store.load(stack, &setup.env).await?;
     let machines: Vec<(&String, &crate::state::Entry)> = st
@@ -58,9 +59,11 @@ pub async fn machine_arn(setup: &Setup, stack: &str, machine: Option<&str>) -> R
             .help("choose one with --machine"));
         }
     };
+    // through its alias when it has one: what callers and event sources use
     chosen
         .outputs
-        .get("arn")
+        .get("alias_arn")
+        .or(chosen.outputs.get("arn"))
         .and_then(|v| v.as_str())
         .map(str::to_string)
         .ok_or_else(|| Error::internal("recorded state machine has no ARN"))

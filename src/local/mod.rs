@@ -6,6 +6,7 @@
 
 pub mod history;
 pub mod tasks;
+mod versions;
 
 use crate::cli::{Global, Run};
 use crate::engine::scenario::{self, Mocked};
@@ -29,11 +30,18 @@ struct Machine {
     created: f64,
     tags: BTreeMap<String, String>,
     logging: Value,
+    /// Published versions, oldest first (numbers are never reused).
+    versions: Vec<versions::Version>,
+    next_version: u64,
+    aliases: BTreeMap<String, versions::Alias>,
 }
 
 struct Exec {
     arn: String,
     machine_arn: String,
+    /// The version it runs, and the alias it was started through.
+    version_arn: Option<String>,
+    alias_arn: Option<String>,
     name: String,
     input: String,
     started: f64,
@@ -237,6 +245,38 @@ const OPERATIONS: &[(&str, fn(&Arc<Server>, &Value) -> ApiResult)] = &[
         s.answer(str_arg(body, "taskToken")?, Callback::Heartbeat)
     }),
     (
+        "PublishStateMachineVersion",
+        Server::publish_state_machine_version,
+    ),
+    (
+        "ListStateMachineVersions",
+        Server::list_state_machine_versions,
+    ),
+    (
+        "DeleteStateMachineVersion",
+        Server::delete_state_machine_version,
+    ),
+    (
+        "CreateStateMachineAlias",
+        Server::create_state_machine_alias,
+    ),
+    (
+        "DescribeStateMachineAlias",
+        Server::describe_state_machine_alias,
+    ),
+    (
+        "UpdateStateMachineAlias",
+        Server::update_state_machine_alias,
+    ),
+    (
+        "DeleteStateMachineAlias",
+        Server::delete_state_machine_alias,
+    ),
+    (
+        "ListStateMachineAliases",
+        Server::list_state_machine_aliases,
+    ),
+    (
         "ValidateStateMachineDefinition",
         Server::validate_state_machine_definition,
     ),
@@ -262,11 +302,20 @@ impl Server {
 
     fn describe_state_machine(self: &Arc<Self>, body: &Value) -> ApiResult {
         let store = self.store.lock().unwrap();
-        let m = machine(&store, str_arg(body, "stateMachineArn")?)?;
-        Ok(
-            json!({"stateMachineArn": m.arn, "name": m.name, "status": "ACTIVE", "definition": m.definition, "roleArn": m.role_arn,
-                      "type": m.kind, "creationDate": m.created, "loggingConfiguration": m.logging}),
-        )
+        let arn = str_arg(body, "stateMachineArn")?;
+        let (m, target) = versions::resolve(&store, arn)?;
+        let mut d = json!({"stateMachineArn": m.arn, "name": m.name, "status": "ACTIVE", "definition": m.definition, "roleArn": m.role_arn,
+                           "type": m.kind, "creationDate": m.created, "loggingConfiguration": m.logging});
+        // a version describes as itself: its own definition and role
+        if let versions::Target::Version(i) = target {
+            let v = &m.versions[i];
+            d["stateMachineArn"] = json!(v.arn);
+            d["definition"] = json!(v.definition);
+            d["roleArn"] = json!(v.role_arn);
+            d["creationDate"] = json!(v.created);
+            d["description"] = json!(v.description);
+        }
+        Ok(d)
     }
 
     fn update_state_machine(self: &Arc<Self>, body: &Value) -> ApiResult {
@@ -286,7 +335,12 @@ impl Server {
         if body.get("loggingConfiguration").is_some() {
             m.logging = body["loggingConfiguration"].clone();
         }
-        Ok(json!({"updateDate": now()}))
+        let mut out = json!({"updateDate": now()});
+        if body["publish"] == true {
+            out["stateMachineVersionArn"] =
+                json!(m.publish(body["versionDescription"].as_str().unwrap_or_default()));
+        }
+        Ok(out)
     }
 
     fn delete_state_machine(self: &Arc<Self>, body: &Value) -> ApiResult {
@@ -373,20 +427,27 @@ impl Server {
     fn list_executions(self: &Arc<Self>, body: &Value) -> ApiResult {
         let store = self.store.lock().unwrap();
         let arn = str_arg(body, "stateMachineArn")?;
-        machine(&store, arn)?;
+        // a version or alias ARN lists the executions started on it
+        let (m, target) = versions::resolve(&store, arn)?;
+        let on = |e: &Exec| match &target {
+            versions::Target::Machine => e.machine_arn == m.arn,
+            versions::Target::Version(_) => e.version_arn.as_deref() == Some(arn),
+            versions::Target::Alias(_) => e.alias_arn.as_deref() == Some(arn),
+        };
         let filter = body["statusFilter"].as_str();
         let all: Vec<&Exec> = store
             .executions
             .iter()
             .rev()
-            .filter(|e| e.machine_arn == arn && filter.is_none_or(|f| f == e.status))
+            .filter(|e| on(e) && filter.is_none_or(|f| f == e.status))
             .collect();
         let (range, next) = page(&all, body, 100)?;
         let items: Vec<Value> = all[range]
                 .iter()
                 .map(|e| {
                     json!({"executionArn": e.arn, "stateMachineArn": e.machine_arn, "name": e.name, "status": e.status,
-                           "startDate": e.started, "stopDate": e.stopped})
+                           "startDate": e.started, "stopDate": e.stopped,
+                           "stateMachineVersionArn": e.version_arn, "stateMachineAliasArn": e.alias_arn})
                 })
                 .collect();
         Ok(json!({"executions": items, "nextToken": next}))
@@ -506,9 +567,18 @@ impl Server {
             created,
             tags: tags_of(body),
             logging,
+            versions: Vec::new(),
+            next_version: 0,
+            aliases: BTreeMap::new(),
         };
+        let mut m = m;
+        let mut out = json!({"stateMachineArn": arn, "creationDate": created});
+        if body["publish"] == true {
+            out["stateMachineVersionArn"] =
+                json!(m.publish(body["versionDescription"].as_str().unwrap_or_default()));
+        }
         store.machines.insert(arn.clone(), m);
-        Ok(json!({"stateMachineArn": arn, "creationDate": created}))
+        Ok(out)
     }
 
     fn start_execution(
@@ -547,7 +617,9 @@ impl Server {
             None => uuid(),
         };
         let mut store = self.store.lock().unwrap();
-        let m = machine(&store, arn)?;
+        // a version or alias ARN runs that version, or one the alias picks by weight
+        let (m, target) = versions::resolve(&store, arn)?;
+        let (parsed, role_arn, version_arn, alias_arn) = m.pick(&target);
         if sync && m.kind != "EXPRESS" {
             return Err(bad(
                 "StateMachineTypeNotSupported",
@@ -592,19 +664,21 @@ impl Server {
             execution_arn: exec_arn.clone(),
             machine_name: m.name.clone(),
             machine_arn: m.arn.clone(),
-            role_arn: m.role_arn.clone(),
+            role_arn,
             time_scale: self.time_scale,
             callbacks: Some(self.callbacks.clone()),
             cancel: Default::default(),
         };
         let cancel = opts.cancel.clone();
-        let (def, machine_arn) = (m.parsed.clone(), m.arn.clone());
+        let (def, machine_arn) = (parsed, m.arn.clone());
         let journal = Arc::new(Journal::default());
         let done = Arc::new(tokio::sync::Notify::new());
         let started = now();
         store.executions.push(Exec {
             arn: exec_arn.clone(),
             machine_arn,
+            version_arn,
+            alias_arn,
             name,
             input: input_text,
             started,
@@ -686,6 +760,12 @@ fn describe(e: &Exec) -> Value {
     let m = d.as_object_mut().unwrap();
     if let Some(s) = e.stopped {
         m.insert("stopDate".into(), json!(s));
+    }
+    if let Some(v) = &e.version_arn {
+        m.insert("stateMachineVersionArn".into(), json!(v));
+    }
+    if let Some(a) = &e.alias_arn {
+        m.insert("stateMachineAliasArn".into(), json!(a));
     }
     if let Some(o) = &e.output {
         m.insert("output".into(), json!(o));

@@ -299,8 +299,9 @@ impl Stack {
         env: &str,
         templates: &Path,
     ) -> Result<Stack> {
-        let raw = parse_raw(file, src)?;
+        let mut raw = parse_raw(file, src)?;
         let spans = Spans::new(file, src);
+        expand_versions(&mut raw, &spans)?;
         let vars = vars::resolve(name, &raw.vars, inputs)
             .map_err(|e| undeclared_value(e, &raw, &spans))?;
         let l = Loader {
@@ -597,6 +598,52 @@ fn undeclared_value(e: Error, raw: &RawStack, spans: &Spans) -> Error {
         }
         None => e,
     }
+}
+
+/// A state machine's `[versions]` table with an `alias` declares its alias too: resource
+/// `<machine>_alias` (kind `sfn_state_machine_alias`), routed to the machine's newest version
+/// and rolled out as the table says.
+fn expand_versions(raw: &mut RawStack, spans: &Spans) -> Result<()> {
+    let mut add = Vec::new();
+    for (id, table) in &raw.resources {
+        if table.get("kind").and_then(|k| k.as_str()) != Some("sfn_state_machine") {
+            continue;
+        }
+        let Some(toml::Value::Table(v)) = table.get("versions") else {
+            continue;
+        };
+        let Some(alias) = v.get("alias") else {
+            continue;
+        };
+        let alias_id = format!("{id}_alias");
+        if raw.resources.contains_key(&alias_id) {
+            let e = Error::user(format!(
+                "resource `{alias_id}` is declared, and is also the alias `{id}`'s [versions] declares"
+            ))
+            .help(format!("rename resource `{alias_id}`"));
+            return Err(spans.at(
+                e,
+                spans.key_near(&format!("resources.{alias_id}")),
+                "this name is taken",
+            ));
+        }
+        let mut t = toml::Table::new();
+        t.insert("kind".into(), "sfn_state_machine_alias".into());
+        t.insert("alias".into(), alias.clone());
+        t.insert("state_machine_arn".into(), format!("${{{id}.arn}}").into());
+        t.insert(
+            "version_arn".into(),
+            format!("${{{id}.version_arn}}").into(),
+        );
+        for key in ["rollout", "percent", "interval", "alarms"] {
+            if let Some(x) = v.get(key) {
+                t.insert(key.into(), x.clone());
+            }
+        }
+        add.push((alias_id, t));
+    }
+    raw.resources.extend(add);
+    Ok(())
 }
 
 /// The kinds a manifest may name.

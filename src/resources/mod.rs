@@ -25,6 +25,7 @@ pub mod logs_log_group;
 pub mod pipes_pipe;
 pub mod s3_bucket;
 pub mod s3_bucket_notification;
+pub mod sfn_alias;
 pub mod sfn_state_machine;
 pub mod shared;
 pub mod sns_subscription;
@@ -87,6 +88,9 @@ pub trait Kind: Send + Sync + 'static {
     const REPLACE_ON: &'static [&'static str] = &[];
     /// The outputs other resources may reference (`${id.arn}`).
     const OUTPUTS: &'static [&'static str];
+    /// Outputs an update changes (a state machine's newest version): what references them is
+    /// planned as "known after apply" when this resource is updated.
+    const CHANGING_OUTPUTS: &'static [&'static str] = &[];
 
     /// The name people know the resource by.
     fn display_name(a: &Self::Attrs) -> String;
@@ -124,6 +128,7 @@ pub trait DynKind: Send + Sync {
     fn sensitive(&self) -> &'static [&'static str];
     fn replace_on(&self) -> &'static [&'static str];
     fn outputs(&self) -> &'static [&'static str];
+    fn changing_outputs(&self) -> &'static [&'static str];
     /// Checks that attributes have the kind's shape; returns them normalised (defaults filled).
     fn check(&self, attrs: &Value) -> Result<Value>;
     fn display_name(&self, attrs: &Value) -> String;
@@ -181,6 +186,9 @@ impl<K: Kind> DynKind for Erased<K> {
     }
     fn outputs(&self) -> &'static [&'static str] {
         K::OUTPUTS
+    }
+    fn changing_outputs(&self) -> &'static [&'static str] {
+        K::CHANGING_OUTPUTS
     }
     fn check(&self, attrs: &Value) -> Result<Value> {
         typed::<K>(attrs).map(|a| untyped(&a))
@@ -250,6 +258,7 @@ pub fn registry() -> &'static BTreeMap<&'static str, &'static dyn DynKind> {
             erased::<events_rule::EventsRule>(),
             erased::<events_target::EventsTarget>(),
             erased::<sfn_state_machine::StateMachine>(),
+            erased::<sfn_alias::StateMachineAlias>(),
             erased::<iam_group::IamGroup>(),
             erased::<sns_topic::SnsTopic>(),
             erased::<sns_subscription::SnsSubscription>(),
@@ -399,7 +408,7 @@ mod tests {
     use super::*;
 
     /// Bumped by hand with each new kind, so that a kind left out of the registry is noticed.
-    const KIND_COUNT: usize = 23;
+    const KIND_COUNT: usize = 24;
 
     #[test]
     fn every_kind_is_registered_once_with_its_outputs() {

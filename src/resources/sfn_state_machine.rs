@@ -1,7 +1,11 @@
 //! `sfn_state_machine`: a Step Functions state machine. The definition arrives here already
 //! rendered from its template (see `template.rs`) and is compared semantically, so a definition
 //! change is one UpdateStateMachine. Creating and updating wait out IAM propagation of a new role.
+//! With a `[versions]` table every definition or role change publishes a version (the newest
+//! is output `version_arn`), versions beyond `keep` are deleted (never one an alias routes to
+//! or a running execution uses), and the alias is `sfn_alias`'s.
 
+use super::sfn_alias::Versions;
 use super::{Kind, Notes, Outputs, Tags, arn_and_name, sync_tags};
 use crate::aws::{Ctx, api_error, retry_propagation};
 use crate::error::{Error, Result};
@@ -22,6 +26,9 @@ pub struct Attrs {
     pub kind: String,
     #[serde(default)]
     pub tags: Tags,
+    /// Versions, an alias and how a new version is rolled out to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versions: Option<Versions>,
 }
 
 fn standard() -> String {
@@ -43,6 +50,110 @@ fn sfn_tags(t: &Tags) -> Vec<Tag> {
         .collect()
 }
 
+/// The outputs with the newest version and the alias's ARN, when the machine has versions.
+fn versioned(mut o: Outputs, a: &Attrs, version: Option<&str>) -> Outputs {
+    if let Some(v) = &a.versions {
+        if let Some(version) = version {
+            o.insert("version_arn".into(), Value::String(version.to_string()));
+        }
+        if let (Some(alias), Some(Value::String(arn))) = (&v.alias, o.get("arn")) {
+            let alias_arn = format!("{arn}:{alias}");
+            o.insert("alias_arn".into(), Value::String(alias_arn));
+        }
+    }
+    o
+}
+
+/// The newest published version of a machine, if it has any.
+async fn newest_version(ctx: &Ctx, arn: &str) -> Result<Option<String>> {
+    let out = ctx
+        .sfn
+        .list_state_machine_versions()
+        .state_machine_arn(arn)
+        .max_results(1)
+        .send()
+        .await
+        .map_err(|e| api_error("ListStateMachineVersions", &e))?;
+    Ok(out
+        .state_machine_versions()
+        .first()
+        .map(|v| v.state_machine_version_arn().to_string()))
+}
+
+/// Deletes the versions beyond `keep` (the newest are kept), except one an alias routes to
+/// or an execution still runs.
+async fn prune(ctx: &Ctx, arn: &str, v: &Versions) -> Result<()> {
+    let mut all = Vec::new();
+    let mut token = None;
+    loop {
+        let page = ctx
+            .sfn
+            .list_state_machine_versions()
+            .state_machine_arn(arn)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| api_error("ListStateMachineVersions", &e))?;
+        all.extend(
+            page.state_machine_versions()
+                .iter()
+                .map(|v| v.state_machine_version_arn().to_string()),
+        );
+        token = page.next_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    let old = all.into_iter().skip(v.keep.max(1) as usize);
+    let routed: Vec<String> = match &v.alias {
+        None => vec![],
+        Some(alias) => match ctx
+            .sfn
+            .describe_state_machine_alias()
+            .state_machine_alias_arn(format!("{arn}:{alias}"))
+            .send()
+            .await
+        {
+            Ok(d) => d
+                .routing_configuration()
+                .iter()
+                .map(|r| r.state_machine_version_arn().to_string())
+                .collect(),
+            Err(_) => vec![],
+        },
+    };
+    for version in old.filter(|o| !routed.contains(o)) {
+        let running = ctx
+            .sfn
+            .list_executions()
+            .state_machine_arn(&version)
+            .status_filter(aws_sdk_sfn::types::ExecutionStatus::Running)
+            .max_results(1)
+            .send()
+            .await
+            .map_err(|e| api_error("ListExecutions", &e))?;
+        if !running.executions().is_empty() {
+            tracing::info!("version {version} kept: an execution still runs on it");
+            continue;
+        }
+        match ctx
+            .sfn
+            .delete_state_machine_version()
+            .state_machine_version_arn(&version)
+            .send()
+            .await
+        {
+            Ok(_) => tracing::info!("deleted version {version} (beyond keep = {})", v.keep),
+            // an alias took it meanwhile: it stays
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conflict_exception()) => {}
+            Err(e) => return Err(api_error("DeleteStateMachineVersion", &e)),
+        }
+    }
+    Ok(())
+}
+
 fn definition_text(a: &Attrs) -> String {
     serde_json::to_string_pretty(&a.definition).expect("JSON value serialises")
 }
@@ -53,7 +164,8 @@ impl Kind for StateMachine {
     const NAME: &'static str = "sfn_state_machine";
     const TAGGABLE: bool = true;
     const REPLACE_ON: &'static [&'static str] = &["name", "type"];
-    const OUTPUTS: &'static [&'static str] = &["arn", "name"];
+    const OUTPUTS: &'static [&'static str] = &["arn", "name", "version_arn", "alias_arn"];
+    const CHANGING_OUTPUTS: &'static [&'static str] = &["version_arn"];
 
     fn display_name(a: &Attrs) -> String {
         a.name.clone()
@@ -68,11 +180,16 @@ impl Kind for StateMachine {
                 .definition(definition_text(a))
                 .r#type(StateMachineType::from(a.kind.as_str()))
                 .set_tags(Some(sfn_tags(&a.tags)))
+                .publish(a.versions.is_some())
                 .send()
         })
         .await;
         match out {
-            Ok(o) => Ok(arn_and_name(o.state_machine_arn(), &a.name)),
+            Ok(o) => Ok(versioned(
+                arn_and_name(o.state_machine_arn(), &a.name),
+                a,
+                o.state_machine_version_arn(),
+            )),
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_state_machine_already_exists()) =>
@@ -131,17 +248,35 @@ impl Kind for StateMachine {
                     )
                 })
                 .collect(),
+            versions: None,
         };
-        Ok(Some((live, arn_and_name(&arn, &a.name))))
+        let newest = match &a.versions {
+            Some(_) => newest_version(ctx, &arn).await?,
+            None => None,
+        };
+        let live = Attrs {
+            versions: a.versions.clone(),
+            ..live
+        };
+        Ok(Some((
+            live,
+            versioned(arn_and_name(&arn, &a.name), a, newest.as_deref()),
+        )))
     }
 
     async fn update(ctx: &Ctx, live: &Attrs, want: &Attrs, _known: &Outputs) -> Result<Outputs> {
         let arn = arn(ctx, &want.name);
+        let publish = want.versions.is_some();
+        let mut version = None;
         if live.definition != want.definition || live.role_arn != want.role_arn {
             let mut_def = live.definition != want.definition;
             let mut_role = live.role_arn != want.role_arn;
-            retry_propagation(ctx.propagation, || {
-                let mut req = ctx.sfn.update_state_machine().state_machine_arn(&arn);
+            let out = retry_propagation(ctx.propagation, || {
+                let mut req = ctx
+                    .sfn
+                    .update_state_machine()
+                    .state_machine_arn(&arn)
+                    .publish(publish);
                 if mut_def {
                     req = req.definition(definition_text(want));
                 }
@@ -152,6 +287,27 @@ impl Kind for StateMachine {
             })
             .await
             .map_err(|e| api_error("UpdateStateMachine", &e))?;
+            version = out.state_machine_version_arn().map(str::to_string);
+        }
+        if let Some(v) = &want.versions {
+            if version.is_none() {
+                // versions asked for on a machine that has none yet (or no change): its newest,
+                // published now if there is none
+                version = match newest_version(ctx, &arn).await? {
+                    Some(v) => Some(v),
+                    None => Some(
+                        ctx.sfn
+                            .publish_state_machine_version()
+                            .state_machine_arn(&arn)
+                            .send()
+                            .await
+                            .map_err(|e| api_error("PublishStateMachineVersion", &e))?
+                            .state_machine_version_arn()
+                            .to_string(),
+                    ),
+                };
+            }
+            prune(ctx, &arn, v).await?;
         }
         sync_tags(
             &live.tags,
@@ -172,7 +328,11 @@ impl Kind for StateMachine {
             }),
         )
         .await?;
-        Ok(arn_and_name(&arn, &want.name))
+        Ok(versioned(
+            arn_and_name(&arn, &want.name),
+            want,
+            version.as_deref(),
+        ))
     }
 
     async fn delete(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Notes> {

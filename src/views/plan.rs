@@ -105,6 +105,10 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
             change_lines(c, color, &mut out);
         }
         transition_lines(&s.transitions, color, &mut out);
+        if let (Some(r), Action::Update) = (&s.rollout, s.action) {
+            let line = format!("# rollout to the new version: {r}");
+            out += &format!("      {}\n", paint(color, style::DIM, line));
+        }
     }
     let c = plan.counts();
     if plan.has_changes() {
@@ -472,6 +476,7 @@ mod tests {
                 live: None,
                 found: None,
                 transitions: vec![],
+                rollout: None,
             }],
             warnings: vec![],
         }

@@ -568,6 +568,7 @@ pub struct Clients {
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub pipes: aws_sdk_pipes::Client,
     pub datasync: aws_sdk_datasync::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub rt: tokio::runtime::Runtime,
 }
 
@@ -603,6 +604,7 @@ impl Clients {
             logs: aws_sdk_cloudwatchlogs::Client::new(&config),
             pipes: aws_sdk_pipes::Client::new(&config),
             datasync: aws_sdk_datasync::Client::new(&config),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
             rt,
         }
     }
