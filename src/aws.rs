@@ -57,6 +57,12 @@ pub struct Ctx {
     pub cache_dir: std::path::PathBuf,
     /// The project folder (function sources are relative to it).
     pub project_root: std::path::PathBuf,
+    /// `destroy --stop-executions`: a state machine with running executions is deleted after
+    /// stopping them (without it, refused).
+    pub stop_executions: bool,
+    /// `up --no-wait`: a gradual rollout takes its next step and leaves the rest to a later
+    /// `up` or `deploy rollout`.
+    pub rollout_no_wait: bool,
 }
 
 /// Bounded exponential backoff.
@@ -345,6 +351,8 @@ impl Ctx {
             propagation: Backoff::propagation(),
             cache_dir: std::env::temp_dir().join("deploy-cache"),
             project_root: std::path::PathBuf::from("."),
+            stop_executions: false,
+            rollout_no_wait: false,
         }
     }
 

@@ -183,6 +183,7 @@ impl Command {
             Command::Unlock(a) => a,
             Command::List(a) => a,
             Command::Outputs(a) => a,
+            Command::Rollout(a) => a,
             Command::Run(a) => a,
             Command::Executions(a) => a,
             Command::History(a) => a,
@@ -226,6 +227,9 @@ pub enum Command {
     Outputs(crate::commands::info::OutputsArgs),
     /// Start an execution of a stack's state machine and follow it until it ends
     Run(crate::commands::workflow::RunArgs),
+    /// A gradual rollout of a new version to an alias: status, promote (all to the new
+    /// version) or abort (all back to the previous one)
+    Rollout(crate::commands::rollout::RolloutArgs),
     /// List recent executions of a stack's state machine
     Executions(crate::commands::workflow::ExecutionsArgs),
     /// Print a past (or running) execution's events, as `run` does live

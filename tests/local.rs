@@ -1445,4 +1445,76 @@ fn a_new_version_rolls_out_as_a_canary_and_an_alarm_rolls_it_back() {
         "{out:?}"
     );
     assert_eq!(routing(&sfn, rt, &alias), [(v3.clone(), 100)]);
+
+    // --no-wait takes the first step and returns; `deploy rollout` carries it on from there
+    deploy(&w, &local)
+        .run(&[
+            "up",
+            "versioned",
+            "--var",
+            "answer=four",
+            "--no-wait",
+            "--yes",
+        ])
+        .success();
+    let v4 = format!("{machine}:4");
+    let now = routing(&sfn, rt, &alias);
+    assert!(
+        now.contains(&(v4.clone(), 50)) && now.contains(&(v3.clone(), 50)),
+        "{now:?}"
+    );
+    let status = deploy(&w, &local)
+        .run(&["rollout", "status", "versioned", "--output", "json"])
+        .success()
+        .json();
+    assert_eq!(
+        status[0]["state"], "in progress: 50% on the new version",
+        "{status}"
+    );
+    deploy(&w, &local)
+        .run(&["rollout", "promote", "versioned"])
+        .success();
+    assert_eq!(routing(&sfn, rt, &alias), [(v4.clone(), 100)]);
+    let plan = deploy(&w, &local)
+        .run(&["plan", "versioned", "--var", "answer=four"])
+        .success();
+    assert!(
+        plan.stdout.contains("No changes"),
+        "promoted: nothing left to do {plan:?}"
+    );
+
+    // teardown with an execution running is refused, then done with --stop-executions
+    let running = rt
+        .block_on(
+            sfn.start_execution()
+                .state_machine_arn(&alias)
+                .input(r#"{"wait": true}"#)
+                .send(),
+        )
+        .unwrap()
+        .execution_arn()
+        .to_string();
+    let out = deploy(&w, &local)
+        .run(&["destroy", "versioned", "--yes", "--var", "answer=four"])
+        .code(4);
+    assert!(
+        out.stderr.contains("1 running execution(s)") && out.stderr.contains("--stop-executions"),
+        "{out:?}"
+    );
+    deploy(&w, &local)
+        .run(&[
+            "destroy",
+            "versioned",
+            "--yes",
+            "--stop-executions",
+            "--var",
+            "answer=four",
+        ])
+        .success();
+    let d = rt
+        .block_on(sfn.describe_execution().execution_arn(&running).send())
+        .unwrap();
+    assert_eq!(d.status().as_str(), "ABORTED");
+    let left = rt.block_on(sfn.list_state_machines().send()).unwrap();
+    assert!(left.state_machines().is_empty(), "{left:?}");
 }

@@ -255,11 +255,13 @@ pub async fn up(
     args: &ApplyArgs,
     out: &ReportArgs,
     ttl: Option<std::time::Duration>,
+    no_wait: bool,
 ) -> Result<()> {
     let setup = Setup::new(g)?;
     let mut stacks = setup.load(select, vars)?;
     super::validate::gate(&setup, &stacks, vars).await?;
-    let (ctx, identity) = setup.connect_planning(&g.aws, &stacks).await?;
+    let (mut ctx, identity) = setup.connect_planning(&g.aws, &stacks).await?;
+    ctx.rollout_no_wait = no_wait;
     tag_lifetimes(&setup, &mut stacks, ttl).await?;
     let mut plans = identity
         .alongside(plan_stacks(&setup, stacks, &ctx, "up"))
@@ -381,6 +383,7 @@ pub async fn destroy(
     vars: &VarArgs,
     args: &ApplyArgs,
     out: &ReportArgs,
+    stop_executions: bool,
 ) -> Result<()> {
     let setup = Setup::new(g)?;
     // Named stacks; else every stack of the project and every one recorded in the env (state
@@ -396,7 +399,8 @@ pub async fn destroy(
     } else {
         stacks.to_vec()
     };
-    let ctx = setup.connect(&g.aws).await?;
+    let mut ctx = setup.connect(&g.aws).await?;
+    ctx.stop_executions = stop_executions;
     let mut plans = Vec::new();
     for name in names {
         let lock = setup.lock(&name, "destroy").await?;
@@ -541,6 +545,10 @@ pub struct UpArgs {
     /// The environment expires this long after its last `up` (e.g. 72h); `deploy sweep` removes it then
     #[arg(long, value_parser = humantime::parse_duration)]
     pub ttl: Option<std::time::Duration>,
+    /// A gradual rollout takes its next step and returns; a later `up`, or `deploy rollout
+    /// promote|abort`, carries it on
+    #[arg(long)]
+    pub no_wait: bool,
 }
 
 #[async_trait::async_trait(?Send)]
@@ -556,6 +564,7 @@ impl Run for UpArgs {
             &self.apply,
             &self.out,
             self.ttl,
+            self.no_wait,
         )
         .await
     }
@@ -599,6 +608,10 @@ impl Run for PlanArgs {
 pub struct DestroyArgs {
     /// Stacks to destroy (none: every stack of the project and every one recorded in the env)
     pub stacks: Vec<String>,
+    /// Stop a state machine's running executions before deleting it (without it, a state
+    /// machine with running executions is not deleted)
+    #[arg(long)]
+    pub stop_executions: bool,
     #[command(flatten)]
     pub vars: VarArgs,
     #[command(flatten)]
@@ -613,7 +626,15 @@ impl Run for DestroyArgs {
         self.out.format
     }
     async fn run(&self, g: &Global) -> Result<()> {
-        destroy(g, &self.stacks, &self.vars, &self.apply, &self.out).await
+        destroy(
+            g,
+            &self.stacks,
+            &self.vars,
+            &self.apply,
+            &self.out,
+            self.stop_executions,
+        )
+        .await
     }
 }
 

@@ -195,6 +195,8 @@ pub async fn sweep(
             &VarArgs::default(),
             &yes,
             &crate::cli::ReportArgs { format: out.format },
+            // an expired env's running executions are not stopped: it is reported and kept
+            false,
         )
         .await
         {

@@ -6,6 +6,7 @@ pub mod envs;
 pub mod graph;
 pub mod info;
 pub mod meta;
+pub mod rollout;
 pub mod test;
 pub mod validate;
 pub mod workflow;

@@ -351,7 +351,6 @@ impl Kind for StateMachineAlias {
             .into_iter()
             .filter(|w| *w > reached)
             .collect();
-        let no_wait = std::env::var("DEPLOY_ROLLOUT_NO_WAIT").is_ok_and(|v| v == "1");
         for (i, w) in steps.iter().enumerate() {
             if *w == 100 {
                 route(ctx, want, &[(&want.version_arn, 100)]).await?;
@@ -374,7 +373,7 @@ impl Kind for StateMachineAlias {
                     steps.len()
                 )
             );
-            if no_wait {
+            if ctx.rollout_no_wait {
                 let now = current(ctx, want).await?.unwrap_or_default();
                 return Ok(outputs(want, &now));
             }

@@ -64,6 +64,41 @@ fn versioned(mut o: Outputs, a: &Attrs, version: Option<&str>) -> Outputs {
     o
 }
 
+/// The ARNs of a machine's running executions (whatever version or alias they started on).
+async fn running_executions(ctx: &Ctx, arn: &str) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        let page = match ctx
+            .sfn
+            .list_executions()
+            .state_machine_arn(arn)
+            .status_filter(aws_sdk_sfn::types::ExecutionStatus::Running)
+            .set_next_token(token)
+            .send()
+            .await
+        {
+            Ok(p) => p,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_state_machine_does_not_exist()) =>
+            {
+                return Ok(out);
+            }
+            Err(e) => return Err(api_error("ListExecutions", &e)),
+        };
+        out.extend(
+            page.executions()
+                .iter()
+                .map(|e| e.execution_arn().to_string()),
+        );
+        token = page.next_token().map(str::to_string);
+        if token.is_none() {
+            return Ok(out);
+        }
+    }
+}
+
 /// The newest published version of a machine, if it has any.
 async fn newest_version(ctx: &Ctx, arn: &str) -> Result<Option<String>> {
     let out = ctx
@@ -172,6 +207,29 @@ impl Kind for StateMachine {
     }
 
     async fn create(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
+        // a machine of that name still being deleted (a recreate right after a destroy):
+        // wait until it is gone rather than fail
+        for _ in 0..30 {
+            let exists = ctx
+                .sfn
+                .describe_state_machine()
+                .state_machine_arn(arn(ctx, &a.name))
+                .send()
+                .await;
+            match exists {
+                Ok(d) if d.status().is_some_and(|s| s.as_str() == "DELETING") => {
+                    tracing::info!("state machine {} is still being deleted; waiting", a.name);
+                    tokio::time::sleep(
+                        ctx.propagation
+                            .base
+                            .max(std::time::Duration::from_millis(50))
+                            * 4,
+                    )
+                    .await;
+                }
+                _ => break,
+            }
+        }
         let out = retry_propagation(ctx.propagation, || {
             ctx.sfn
                 .create_state_machine()
@@ -337,6 +395,41 @@ impl Kind for StateMachine {
 
     async fn delete(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Notes> {
         let arn = arn(ctx, &a.name);
+        // executions still running are not torn down under them unless asked
+        let running = running_executions(ctx, &arn).await?;
+        let mut notes = vec![];
+        if !running.is_empty() {
+            if !ctx.stop_executions {
+                let shown: Vec<&str> = running.iter().take(3).map(String::as_str).collect();
+                let more = if running.len() > 3 {
+                    format!(" and {} more", running.len() - 3)
+                } else {
+                    String::new()
+                };
+                return Err(Error::user(format!(
+                    "state machine {} has {} running execution(s): {}{more}",
+                    a.name,
+                    running.len(),
+                    shown.join(", ")
+                ))
+                .help(
+                    "let them finish, or run `deploy destroy --stop-executions` to stop them first",
+                ));
+            }
+            for e in &running {
+                ctx.sfn
+                    .stop_execution()
+                    .execution_arn(e)
+                    .cause("stopped by deploy destroy --stop-executions")
+                    .send()
+                    .await
+                    .map_err(|err| api_error("StopExecution", &err))?;
+            }
+            notes.push(format!(
+                "stopped {} running execution(s) first",
+                running.len()
+            ));
+        }
         match ctx
             .sfn
             .delete_state_machine()
@@ -361,6 +454,8 @@ impl Kind for StateMachine {
                 a.name
             ))
         };
-        crate::aws::poll_until(ctx, 60, gone, late).await
+        let mut more = crate::aws::poll_until(ctx, 60, gone, late).await?;
+        notes.append(&mut more);
+        Ok(notes)
     }
 }
