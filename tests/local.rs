@@ -1264,6 +1264,19 @@ fn routing(
     .collect()
 }
 
+/// An execution through the alias that waits for an approval (a task token).
+fn start_waiting(sfn: &aws_sdk_sfn::Client, rt: &tokio::runtime::Runtime, alias: &str) -> String {
+    rt.block_on(
+        sfn.start_execution()
+            .state_machine_arn(alias)
+            .input(r#"{"wait": true}"#)
+            .send(),
+    )
+    .unwrap()
+    .execution_arn()
+    .to_string()
+}
+
 fn set_alarm(w: &World, state: aws_sdk_cloudwatch::types::StateValue) {
     w.c.block_on(
         w.c.cloudwatch
@@ -1322,16 +1335,7 @@ fn a_new_version_rolls_out_as_a_canary_and_an_alarm_rolls_it_back() {
     assert_eq!(routing(&sfn, rt, &alias), [(v1.clone(), 100)]);
 
     // an execution started on v1 waits for an approval through the next deploys
-    let waiting = rt
-        .block_on(
-            sfn.start_execution()
-                .state_machine_arn(&alias)
-                .input(r#"{"wait": true}"#)
-                .send(),
-        )
-        .unwrap()
-        .execution_arn()
-        .to_string();
+    let waiting = start_waiting(&sfn, rt, &alias);
 
     // v2 as a canary: half the executions started through the alias during the step run v2
     let mut up = deploy(&w, &local).spawn(&["up", "versioned", "--var", "answer=two", "--yes"]);
@@ -1484,16 +1488,7 @@ fn a_new_version_rolls_out_as_a_canary_and_an_alarm_rolls_it_back() {
     );
 
     // teardown with an execution running is refused, then done with --stop-executions
-    let running = rt
-        .block_on(
-            sfn.start_execution()
-                .state_machine_arn(&alias)
-                .input(r#"{"wait": true}"#)
-                .send(),
-        )
-        .unwrap()
-        .execution_arn()
-        .to_string();
+    let running = start_waiting(&sfn, rt, &alias);
     let out = deploy(&w, &local)
         .run(&["destroy", "versioned", "--yes", "--var", "answer=four"])
         .code(4);

@@ -195,8 +195,9 @@ pub async fn sweep(
             &VarArgs::default(),
             &yes,
             &crate::cli::ReportArgs { format: out.format },
-            // an expired env's running executions are not stopped: it is reported and kept
-            false,
+            // an expired env is no one's any more: executions still running there (a task
+            // waiting for an answer that will not come) are stopped, or it would never go
+            true,
         )
         .await
         {

@@ -329,16 +329,22 @@ impl Kind for StateMachineAlias {
             // only the rollout settings changed: nothing to do on AWS
             return Ok(outputs(want, &now));
         }
-        let previous = live.version_arn.clone();
+        let previous = live.version_arn.as_str();
+        // everything back on the previous version: the rollout's one way out
+        let roll_back = |fired: Vec<String>, at: u64| async move {
+            route(ctx, want, &[(previous, 100)]).await?;
+            Err::<Outputs, _>(
+                Error::rolled_back(format!(
+                    "alias {}: alarm {} in ALARM at {at}% on the new version; 100% on {previous}",
+                    want.alias,
+                    fired.join(", ")
+                ))
+                .help("the new version stays published; once the alarm is OK, `deploy up` rolls it out again"),
+            )
+        };
         if !firing.is_empty() {
             // not a single execution goes to the new version while an alarm fires
-            route(ctx, want, &[(&previous, 100)]).await?;
-            return Err(Error::rolled_back(format!(
-                "alias {} stays on {previous}: alarm {} is in ALARM",
-                want.alias,
-                firing.join(", ")
-            ))
-            .help("once the alarm is OK again, run `deploy up` to roll the new version out"));
+            return roll_back(firing, 0).await;
         }
         let reached = now
             .iter()
@@ -356,7 +362,7 @@ impl Kind for StateMachineAlias {
                 route(ctx, want, &[(&want.version_arn, 100)]).await?;
                 break;
             }
-            route(ctx, want, &[(&want.version_arn, *w), (&previous, 100 - w)]).await?;
+            route(ctx, want, &[(&want.version_arn, *w), (previous, 100 - w)]).await?;
             tracing::info!(
                 "alias {}: {w}% on {}, {}% on {previous}",
                 want.alias,
@@ -364,14 +370,11 @@ impl Kind for StateMachineAlias {
                 100 - w
             );
             eprintln!(
-                "{}",
-                format!(
-                    "alias {}: {w}% on the new version; next step in {} (step {} of {})",
-                    want.alias,
-                    want.plan.interval,
-                    i + 1,
-                    steps.len()
-                )
+                "alias {}: {w}% on the new version; next step in {} (step {} of {})",
+                want.alias,
+                want.plan.interval,
+                i + 1,
+                steps.len()
             );
             if ctx.rollout_no_wait {
                 let now = current(ctx, want).await?.unwrap_or_default();
@@ -379,13 +382,7 @@ impl Kind for StateMachineAlias {
             }
             let fired = watch(ctx, &want.plan.alarms, wait).await?;
             if !fired.is_empty() {
-                route(ctx, want, &[(&previous, 100)]).await?;
-                return Err(Error::rolled_back(format!(
-                    "alias {}: alarm {} fired at {w}% on the new version; routed 100% back to {previous}",
-                    want.alias,
-                    fired.join(", ")
-                ))
-                .help("the new version stays published; once the alarm is OK, `deploy up` rolls it out again"));
+                return roll_back(fired, *w).await;
             }
         }
         Ok(outputs(want, &[(want.version_arn.clone(), 100)]))
