@@ -1403,6 +1403,24 @@ fn a_new_version_rolls_out_as_a_canary_and_an_alarm_rolls_it_back() {
         .success();
     let v3 = format!("{machine}:3");
     assert_eq!(routing(&sfn, rt, &alias), [(v3.clone(), 100)]);
+    // a permission change while the v1 execution runs says so: a version keeps its role's ARN,
+    // not the role's policies
+    let plan = deploy(&w, &local)
+        .run(&[
+            "plan",
+            "versioned",
+            "--var",
+            "answer=three",
+            "--var",
+            "extra_action=sns:GetTopicAttributes",
+        ])
+        .success();
+    assert!(
+        plan.stdout.contains("has 1 running execution(s)")
+            && plan.stdout.contains(&waiting)
+            && plan.stdout.contains("this IAM change applies to them too"),
+        "{plan:?}"
+    );
     // `deploy run` goes through the alias
     let ran = deploy(&w, &local)
         .run(&["run", "versioned", "--output", "json"])

@@ -21,6 +21,53 @@ struct Planned {
     _lock: Lock,
 }
 
+/// A version keeps its definition and its role's ARN, not the role's policies: when a plan
+/// changes IAM (a policy, a role, an attachment) while executions of a versioned state machine
+/// run, it says which, since the change reaches them too.
+async fn running_on_older_versions(ctx: &Ctx, plans: &mut [Planned]) {
+    const IAM: &[&str] = &["iam_policy", "iam_role", "iam_role_policy_attachment"];
+    for p in plans {
+        let changes_iam = p.plan.steps.iter().any(|s| {
+            IAM.contains(&s.kind.as_str())
+                && matches!(
+                    s.action,
+                    plan::Action::Update | plan::Action::Replace | plan::Action::Delete
+                )
+        });
+        if !changes_iam {
+            continue;
+        }
+        let versioned = p.state.resources.iter().filter(|(_, e)| {
+            e.kind == "sfn_state_machine" && e.attrs.get("versions").is_some_and(|v| !v.is_null())
+        });
+        for (id, e) in versioned {
+            let Some(arn) = e.outputs.get("arn").and_then(|a| a.as_str()) else {
+                continue;
+            };
+            let Ok(list) = ctx
+                .sfn
+                .list_executions()
+                .state_machine_arn(arn)
+                .status_filter(aws_sdk_sfn::types::ExecutionStatus::Running)
+                .max_results(100)
+                .send()
+                .await
+            else {
+                continue;
+            };
+            let running = list.executions();
+            if running.is_empty() {
+                continue;
+            }
+            let first = running[0].execution_arn();
+            p.plan.warnings.push(format!(
+                "state machine `{id}` has {} running execution(s) (e.g. {first}): this IAM change applies to them too, whatever version they run",
+                running.len()
+            ));
+        }
+    }
+}
+
 /// For the definition that changes, how many transitions each of the stack's scenarios takes
 /// before and after: what the change does to the cost of each path (scenarios written for
 /// other variables than the stack's are left out; a stack without scenarios shows nothing).
@@ -267,6 +314,7 @@ pub async fn up(
         .alongside(plan_stacks(&setup, stacks, &ctx, "up"))
         .await?;
     scenario_transitions(&setup, &mut plans);
+    running_on_older_versions(&ctx, &mut plans).await;
     print_plans(&plans, out.format);
     // The environment's lifetime: created, last up, by whom, and --ttl (kept unless given anew).
     let me = crate::state::Holder::me("up");
@@ -330,6 +378,7 @@ pub async fn plan(
         .alongside(plan_stacks(&setup, stacks, &ctx, "plan"))
         .await?;
     scenario_transitions(&setup, &mut plans);
+    running_on_older_versions(&ctx, &mut plans).await;
     print_plans(&plans, out.format);
     Ok(plans.iter().any(|p| p.plan.has_changes()))
 }
