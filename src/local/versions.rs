@@ -63,10 +63,12 @@ impl Machine {
     /// Publishes the current definition and role as a version, unless the newest version is
     /// already them (AWS then answers with that version); returns its ARN.
     pub fn publish(&mut self, description: &str) -> String {
-        if let Some(v) = self.versions.last() {
-            if v.definition == self.definition && v.role_arn == self.role_arn {
-                return v.arn.clone();
-            }
+        if let Some(v) = self
+            .versions
+            .last()
+            .filter(|v| v.definition == self.definition && v.role_arn == self.role_arn)
+        {
+            return v.arn.clone();
         }
         self.next_version += 1;
         let arn = format!("{}:{}", self.arn, self.next_version);
