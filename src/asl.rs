@@ -103,6 +103,13 @@ impl Language {
             _ => None,
         }
     }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Language::JsonPath => "JSONPath",
+            Language::Jsonata => "JSONata",
+        }
+    }
 }
 
 /// Where a transition comes from in its state.

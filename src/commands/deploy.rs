@@ -44,22 +44,12 @@ async fn running_on_older_versions(ctx: &Ctx, plans: &mut [Planned]) {
             let Some(arn) = e.outputs.get("arn").and_then(|a| a.as_str()) else {
                 continue;
             };
-            let Ok(list) = ctx
-                .sfn
-                .list_executions()
-                .state_machine_arn(arn)
-                .status_filter(aws_sdk_sfn::types::ExecutionStatus::Running)
-                .max_results(100)
-                .send()
+            let running = crate::resources::sfn_state_machine::running_executions(ctx, arn)
                 .await
-            else {
+                .unwrap_or_default();
+            let Some(first) = running.first() else {
                 continue;
             };
-            let running = list.executions();
-            if running.is_empty() {
-                continue;
-            }
-            let first = running[0].execution_arn();
             p.plan.warnings.push(format!(
                 "state machine `{id}` has {} running execution(s) (e.g. {first}): this IAM change applies to them too, whatever version they run",
                 running.len()

@@ -3,11 +3,10 @@
 //! how far it got, the recorded state which version it is rolling out.
 
 use super::Setup;
-use crate::aws::{Ctx, api_error};
+use crate::aws::Ctx;
 use crate::cli::{Format, Global, OutputArgs, Run};
 use crate::error::{Error, Result};
 use crate::resources::sfn_alias;
-use aws_sdk_sfn::types::RoutingConfigurationListItem;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
@@ -58,7 +57,7 @@ impl Run for RolloutArgs {
 struct Alias {
     id: String,
     attrs: sfn_alias::Attrs,
-    routing: Vec<(String, i32)>,
+    routing: Vec<(String, u64)>,
 }
 
 async fn aliases(ctx: &Ctx, setup: &Setup, stack: &str) -> Result<Vec<Alias>> {
@@ -71,19 +70,12 @@ async fn aliases(ctx: &Ctx, setup: &Setup, stack: &str) -> Result<Vec<Alias>> {
     {
         let attrs: sfn_alias::Attrs = serde_json::from_value(e.attrs.clone())
             .map_err(|err| Error::internal(format!("recorded alias {id}: {err}")))?;
-        let arn = format!("{}:{}", attrs.state_machine_arn, attrs.alias);
-        let d = ctx
-            .sfn
-            .describe_state_machine_alias()
-            .state_machine_alias_arn(&arn)
-            .send()
-            .await
-            .map_err(|e| api_error("DescribeStateMachineAlias", &e))?;
-        let routing = d
-            .routing_configuration()
-            .iter()
-            .map(|r| (r.state_machine_version_arn().to_string(), r.weight()))
-            .collect();
+        let routing = sfn_alias::current(ctx, &attrs).await?.ok_or_else(|| {
+            Error::aws(format!(
+                "alias {} of stack `{stack}` is recorded but not found",
+                attrs.alias
+            ))
+        })?;
         out.push(Alias {
             id: id.clone(),
             attrs,
@@ -98,22 +90,6 @@ async fn aliases(ctx: &Ctx, setup: &Setup, stack: &str) -> Result<Vec<Alias>> {
         .help("an alias comes from a state machine's [versions] table with `alias = \"...\"`"));
     }
     Ok(out)
-}
-
-async fn route(ctx: &Ctx, a: &Alias, version: &str) -> Result<()> {
-    let item = RoutingConfigurationListItem::builder()
-        .state_machine_version_arn(version)
-        .weight(100)
-        .build()
-        .expect("version and weight are set");
-    ctx.sfn
-        .update_state_machine_alias()
-        .state_machine_alias_arn(format!("{}:{}", a.attrs.state_machine_arn, a.attrs.alias))
-        .routing_configuration(item)
-        .send()
-        .await
-        .map_err(|e| api_error("UpdateStateMachineAlias", &e))?;
-    Ok(())
 }
 
 async fn rollout(g: &Global, action: &RolloutAction) -> Result<()> {
@@ -142,12 +118,12 @@ async fn rollout(g: &Global, action: &RolloutAction) -> Result<()> {
             RolloutAction::Status(_) => None,
             RolloutAction::Promote(_) if on_target == 100 => Some("nothing to promote"),
             RolloutAction::Promote(_) => {
-                route(&ctx, &a, &target).await?;
+                sfn_alias::route(&ctx, &a.attrs, &[(&target, 100)]).await?;
                 Some("promoted: 100% on the new version")
             }
             RolloutAction::Abort(_) => match &leaving {
                 Some(previous) => {
-                    route(&ctx, &a, previous).await?;
+                    sfn_alias::route(&ctx, &a.attrs, &[(previous, 100)]).await?;
                     Some("aborted: 100% back on the previous version")
                 }
                 None => Some("nothing to abort: no other version is routed to"),

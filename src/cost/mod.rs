@@ -153,7 +153,7 @@ pub fn engine_events(exec: &crate::engine::Execution) -> Vec<Value> {
                 }
             }
             if let Some(r) = d["resource"].as_str() {
-                let (t, _) = crate::local::history::split_resource(r);
+                let (t, _) = crate::engine::split_resource(r);
                 details.insert("resourceType".into(), Value::String(t));
             }
             json!({"id": e.id, "previousEventId": e.prev, "type": e.kind, "timestamp": e.at, "details": details})

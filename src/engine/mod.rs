@@ -18,7 +18,7 @@ pub mod jsonata;
 pub mod jsonpath;
 pub mod scenario;
 
-use crate::asl;
+use crate::asl::{self, Kind};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use serde_json::{Map, Value, json};
@@ -582,31 +582,33 @@ impl Run<'_> {
         let next = state.next().map(str::to_string);
         let jp = !state.jsonata();
         let input = &input;
-        let result = match (ty, jp) {
-            ("Task" | "Parallel" | "Map", _) => self.with_retry(state, input, vars, next).await,
-            ("Pass", true) => self.jp_pass(name, s, input, vars).map(|o| (o, next)),
-            ("Wait", true) => self.jp_wait(name, s, input, vars).await.map(|o| (o, next)),
-            ("Choice", true) => self.jp_choice(name, s, input, vars),
-            ("Succeed", true) => {
+        let result = match (state.kind, jp) {
+            (Kind::Task | Kind::Parallel | Kind::Map, _) => {
+                self.with_retry(state, input, vars, next).await
+            }
+            (Kind::Pass, true) => self.jp_pass(name, s, input, vars).map(|o| (o, next)),
+            (Kind::Wait, true) => self.jp_wait(name, s, input, vars).await.map(|o| (o, next)),
+            (Kind::Choice, true) => self.jp_choice(name, s, input, vars),
+            (Kind::Succeed, true) => {
                 let effective = self.jp_input(s, input, name, vars)?;
                 self.jp_output(s, &effective, None, name, vars)
                     .map(|o| (o, None))
             }
-            ("Fail", true) => Err(self.jp_fail(name, s, input, vars)?),
-            ("Pass", false) => self.finish(name, s, input, None, vars).map(|o| (o, next)),
-            ("Wait", false) => self.wait(name, s, input, vars).await.map(|o| (o, next)),
-            ("Choice", false) => self.choice(name, s, input, vars),
-            ("Succeed", false) => match s.get("Output") {
+            (Kind::Fail, true) => Err(self.jp_fail(name, s, input, vars)?),
+            (Kind::Pass, false) => self.finish(name, s, input, None, vars).map(|o| (o, next)),
+            (Kind::Wait, false) => self.wait(name, s, input, vars).await.map(|o| (o, next)),
+            (Kind::Choice, false) => self.choice(name, s, input, vars),
+            (Kind::Succeed, false) => match s.get("Output") {
                 Some(o) => Ok((
                     self.eval(o, &self.states_var(input, name, &[]), vars)?,
                     None,
                 )),
                 None => Ok((input.clone(), None)),
             },
-            ("Fail", false) => Err(self.fail_state(name, s, input, vars)?),
-            (other, _) => Err(fail(
+            (Kind::Fail, false) => Err(self.fail_state(name, s, input, vars)?),
+            (Kind::Unknown, _) => Err(fail(
                 "States.Runtime",
-                format!("unknown state type {other}"),
+                format!("unknown state type {}", s["Type"]),
             )),
         };
         // an output over the quota fails the state itself: no StateExited
@@ -904,11 +906,11 @@ impl Run<'_> {
                     .is_some_and(|(i, r)| attempts[i] < r["MaxAttempts"].as_u64().unwrap_or(3))
             };
             let attempt = match state.kind {
-                asl::Kind::Task => {
+                Kind::Task => {
                     self.task(name, s, jp, input, vars, attempts.iter().sum())
                         .await
                 }
-                asl::Kind::Parallel => self.parallel(state, input, vars, &will_retry).await,
+                Kind::Parallel => self.parallel(state, input, vars, &will_retry).await,
                 _ => self.map(state, input, vars, &will_retry).await,
             };
             let failure = match attempt {
@@ -1099,7 +1101,7 @@ impl Run<'_> {
             Ok(v) if larger_than(&v, MAX_PAYLOAD) => Err(too_large(&if lambda {
                 resource.clone()
             } else {
-                crate::local::history::split_resource(&resource).0
+                split_resource(&resource).0
             })),
             other => other,
         };
@@ -1383,6 +1385,20 @@ impl Run<'_> {
         }
         self.event("MapStateSucceeded", json!({}));
         Ok(Value::Array(results))
+    }
+}
+
+/// `arn:aws:states:::aws-sdk:iam:createUser` → (`aws-sdk:iam`, `createUser`); `lambda:invoke` → (`lambda`, `invoke`).
+pub fn split_resource(resource: &str) -> (String, String) {
+    let r = resource
+        .strip_prefix("arn:aws:states:::")
+        .unwrap_or(resource);
+    if r.starts_with("arn:aws:lambda:") {
+        return ("lambda".into(), "invoke".into());
+    }
+    match r.rsplit_once(':') {
+        Some((t, op)) => (t.into(), op.into()),
+        None => (r.into(), String::new()),
     }
 }
 

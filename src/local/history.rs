@@ -2,22 +2,8 @@
 //! `timestamp` and the `<kind>EventDetails` member AWS uses for each type (inputs and outputs
 //! as JSON text, task resources split into type and operation).
 
-use crate::engine::Event;
+use crate::engine::{Event, split_resource};
 use serde_json::{Value, json};
-
-/// `arn:aws:states:::aws-sdk:iam:createUser` → (`aws-sdk:iam`, `createUser`); `lambda:invoke` → (`lambda`, `invoke`).
-pub fn split_resource(resource: &str) -> (String, String) {
-    let r = resource
-        .strip_prefix("arn:aws:states:::")
-        .unwrap_or(resource);
-    if r.starts_with("arn:aws:lambda:") {
-        return ("lambda".into(), "invoke".into());
-    }
-    match r.rsplit_once(':') {
-        Some((t, op)) => (t.into(), op.into()),
-        None => (r.into(), String::new()),
-    }
-}
 
 fn text(v: &Value) -> String {
     v.to_string()

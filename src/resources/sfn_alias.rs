@@ -190,8 +190,8 @@ async fn alarms_firing(ctx: &Ctx, names: &[String]) -> Result<Vec<String>> {
         .collect())
 }
 
-/// The alias's routing on AWS: (version, weight) pairs.
-async fn current(ctx: &Ctx, a: &Attrs) -> Result<Option<Vec<(String, u64)>>> {
+/// The alias's routing on AWS: (version, weight) pairs; `None` when there is no alias.
+pub async fn current(ctx: &Ctx, a: &Attrs) -> Result<Option<Vec<(String, u64)>>> {
     match ctx
         .sfn
         .describe_state_machine_alias()
@@ -215,7 +215,8 @@ async fn current(ctx: &Ctx, a: &Attrs) -> Result<Option<Vec<(String, u64)>>> {
     }
 }
 
-async fn route(ctx: &Ctx, a: &Attrs, list: &[(&str, u64)]) -> Result<()> {
+/// Routes the alias: (version, weight) pairs, weights summing to 100.
+pub async fn route(ctx: &Ctx, a: &Attrs, list: &[(&str, u64)]) -> Result<()> {
     ctx.sfn
         .update_state_machine_alias()
         .state_machine_alias_arn(alias_arn(a))

@@ -65,7 +65,7 @@ fn versioned(mut o: Outputs, a: &Attrs, version: Option<&str>) -> Outputs {
 }
 
 /// The ARNs of a machine's running executions (whatever version or alias they started on).
-async fn running_executions(ctx: &Ctx, arn: &str) -> Result<Vec<String>> {
+pub async fn running_executions(ctx: &Ctx, arn: &str) -> Result<Vec<String>> {
     let mut out = Vec::new();
     let mut token = None;
     loop {

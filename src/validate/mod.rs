@@ -473,7 +473,7 @@ fn state(
         c.error(Some(name), &format!("{p}/Type"), msg);
         return;
     }
-    let lang = state_language(c, name, s, p, machine_lang);
+    let lang = state_language(c, st, machine_lang);
     fields(c, name, ty, s, p, lang);
     let flows = matches!(ty, "Task" | "Pass" | "Wait" | "Parallel" | "Map");
     let has_end = s.get("End").and_then(|v| v.as_bool()) == Some(true);
@@ -496,36 +496,24 @@ fn state(
     expressions(c, name, s, p, lang);
 }
 
-/// The state's query language: its own, else the machine's (a JSONata machine holds no
-/// JSONPath state).
-fn state_language<'a>(
-    c: &mut Checker,
-    name: &str,
-    s: &'a Map<String, Value>,
-    p: &str,
-    machine_lang: &'a str,
-) -> &'a str {
-    let at = format!("{p}/QueryLanguage");
-    match s.get("QueryLanguage").and_then(|v| v.as_str()) {
-        Some("JSONPath") if machine_lang == "JSONata" => {
-            c.error(
-                Some(name),
-                &at,
-                "a JSONata state machine cannot hold JSONPath states",
-            );
-            "JSONPath"
-        }
-        Some(l @ ("JSONata" | "JSONPath")) => l,
-        Some(_) => {
-            c.error(
-                Some(name),
-                &at,
-                "QueryLanguage must be \"JSONata\" or \"JSONPath\"",
-            );
-            machine_lang
-        }
-        None => machine_lang,
+/// The state's query language, as the model resolved it (its own, else the machine's); says
+/// what is wrong with the one it names (a JSONata machine holds no JSONPath state).
+fn state_language(c: &mut Checker, st: &asl::State, machine_lang: &str) -> &'static str {
+    let at = format!("{}/QueryLanguage", st.pointer);
+    match st.raw.get("QueryLanguage").and_then(|v| v.as_str()) {
+        Some("JSONPath") if machine_lang == "JSONata" => c.error(
+            Some(st.name),
+            &at,
+            "a JSONata state machine cannot hold JSONPath states",
+        ),
+        Some("JSONata" | "JSONPath") | None => {}
+        Some(_) => c.error(
+            Some(st.name),
+            &at,
+            "QueryLanguage must be \"JSONata\" or \"JSONPath\"",
+        ),
     }
+    st.language.name()
 }
 
 /// Every field is one the state's type has, and of the state's query language.
