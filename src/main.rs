@@ -74,7 +74,14 @@ fn main() {
     init_logging(cli.global.verbose, matches!(cli.command, Command::Local(_)));
     let json = cli.command.args().format() == cli::Format::Json;
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-    if let Err(e) = rt.block_on(cli.command.args().run(&cli.global)) {
+    // A lock dropped unreleased (a panic unwinding through a run) is released in the
+    // background: wait for that before the process ends, then let the panic go on.
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(cli.command.args().run(&cli.global))
+    }));
+    rt.block_on(state::settle());
+    let ran = ran.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    if let Err(e) = ran {
         eprintln!("{}", output::report(&e));
         if json {
             let doc = serde_json::json!({"event": "error", "error": {

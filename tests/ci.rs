@@ -1140,3 +1140,94 @@ fn sixteen_environments_at_once_share_the_state_prefix_and_stay_apart() {
     nothing_left_but(&w.c, w.moto.port, &[BUCKET]);
     assert!(keys(&w).is_empty(), "{:?}", keys(&w));
 }
+
+/// A fresh runner pointed at `endpoint` (a proxy in front of moto), state on S3.
+fn runner_via(w: &World, endpoint: &str) -> (tempfile::TempDir, Deploy) {
+    let fresh = tempfile::tempdir().unwrap();
+    let d = Deploy::new(&w.project, fresh.path(), endpoint).env("DEPLOY_STATE", STATE);
+    (fresh, d)
+}
+
+const UP_ALL: &[&str] = &[
+    "up",
+    "--all",
+    "--env",
+    "pr-9",
+    "--var",
+    "email=a@example.com",
+    "--yes",
+];
+const DESTROY_ALL: &[&str] = &["destroy", "--env", "pr-9", "--yes"];
+/// A hang, not a speed: every step ends well within this at the latencies below.
+const HANG: u64 = 120;
+
+/// Every stack at once, state on S3, every call as slow as a real region's (150 and 50 ms): `up
+/// --all`, a no-op `up --all` (no mutating call but the state's own) and `destroy` each end,
+/// from a fresh runner each, and leave nothing (it hung forever: a lock released by blocking
+/// on the runtime while the other stacks' tasks waited on that thread).
+#[test]
+fn every_stack_at_once_with_s3_state_ends_at_a_regions_latency() {
+    for latency in [0.15, 0.05] {
+        let w = World::new();
+        make_bucket(&w);
+        let proxy = Proxy::start(&w.moto, serde_json::json!({ "latency": latency }));
+        let (_r1, d) = runner_via(&w, &proxy.url());
+        d.run_within(HANG, UP_ALL).success();
+        let mut state = keys(&w);
+        state.sort();
+        assert_eq!(
+            state,
+            [
+                "ci/pr-9/bucket-replication.json",
+                "ci/pr-9/create-new-user.json",
+                "ci/pr-9/resize-image.json",
+                "ci/pr-9/should-i-deploy.json"
+            ],
+            "at {latency} s: every stack recorded, no lock left"
+        );
+
+        w.moto.start_recording();
+        let (_r2, d) = runner_via(&w, &proxy.url());
+        let out = d.run_within(HANG, UP_ALL).success();
+        assert!(out.stdout.contains("No changes"), "{out:?}");
+        let outside_s3: Vec<String> = mutating_calls(&w.moto)
+            .into_iter()
+            .filter(|op| !op.contains("/deploy-state/"))
+            .collect();
+        assert!(outside_s3.is_empty(), "a no-op up changed {outside_s3:?}");
+
+        let (_r3, d) = runner_via(&w, &proxy.url());
+        d.run_within(HANG, DESTROY_ALL).success();
+        nothing_left_but(&w.c, w.moto.port, &[BUCKET]);
+        assert!(keys(&w).is_empty(), "at {latency} s: {:?}", keys(&w));
+    }
+}
+
+/// The same after an `up --all` that failed half way (one kind of resource refused): `destroy`
+/// of the env ends and leaves nothing, from a fresh runner.
+#[test]
+fn destroy_after_a_partial_up_all_with_s3_state_ends_at_a_regions_latency() {
+    let w = World::new();
+    make_bucket(&w);
+    let refused = serde_json::json!({
+        "latency": 0.15,
+        "faults": [{"operation": "CreateStateMachine", "times": 1000, "status": 400,
+                    "code": "AccessDeniedException", "message": "not allowed here"}]
+    });
+    let proxy = Proxy::start(&w.moto, refused);
+    let (_r1, d) = runner_via(&w, &proxy.url());
+    let out = d.run_within(HANG, UP_ALL);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("not allowed here"), "{out:?}");
+    assert!(
+        !keys(&w).iter().any(|k| k.ends_with(".lock")),
+        "no lock left: {:?}",
+        keys(&w)
+    );
+    let roles = w.c.block_on(w.c.iam.list_roles().send()).unwrap();
+    assert!(!roles.roles().is_empty(), "the up got half way");
+    let (_r2, d) = runner_via(&w, &proxy.url());
+    d.run_within(HANG, DESTROY_ALL).success();
+    nothing_left_but(&w.c, w.moto.port, &[BUCKET]);
+    assert!(keys(&w).is_empty(), "{:?}", keys(&w));
+}

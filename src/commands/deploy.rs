@@ -8,7 +8,7 @@ use crate::cli::{ReportArgs, Run};
 use crate::error::{Class, Error, Result};
 use crate::manifest::Stack;
 use crate::plan::{self, Plan};
-use crate::state::{Lock, StackState};
+use crate::state::StackState;
 use crate::views::{Human, Json, View};
 use clap::Args;
 use std::sync::Arc;
@@ -18,8 +18,8 @@ struct Planned {
     stack: Option<Stack>,
     plan: Plan,
     state: StackState,
-    _lock: Lock,
 }
+
 
 /// A version keeps its definition and its role's ARN, not the role's policies: when a plan
 /// changes IAM (a policy, a role, an attachment) while executions of a versioned state machine
@@ -121,38 +121,17 @@ fn print_plans(plans: &[Planned], format: Format) {
     crate::views::plan::plans(&plans, format);
 }
 
-/// Locks every stack (one after another, always in the same order, so two runs never wait
-/// on each other in a circle), then plans them all together.
-async fn plan_stacks(
-    setup: &Setup,
-    stacks: Vec<Stack>,
-    ctx: &Ctx,
-    command: &str,
-) -> Result<Vec<Planned>> {
-    let mut names: Vec<String> = stacks.iter().map(|s| s.name.clone()).collect();
-    names.sort();
-    let mut locks = std::collections::BTreeMap::new();
-    for name in names {
-        let lock = setup.lock(&name, command).await?;
-        locks.insert(name, lock);
-    }
-    let plans = stacks.into_iter().map(|stack| {
-        let lock = locks.remove(&stack.name).expect("locked above");
-        (stack, lock)
+/// Plans every stack at once (their locks are held by the caller).
+async fn plan_stacks(setup: &Setup, stacks: Vec<Stack>, ctx: &Ctx) -> Result<Vec<Planned>> {
+    let plans = stacks.into_iter().map(|stack| async move {
+        let state = setup.state_for(&stack.name, ctx).await?;
+        let plan = plan::plan_up(&stack, &state, ctx).await?;
+        Ok::<_, Error>(Planned {
+            stack: Some(stack),
+            plan,
+            state,
+        })
     });
-    let plans = plans
-        .collect::<Vec<_>>()
-        .into_iter()
-        .map(|(stack, lock)| async move {
-            let state = setup.state_for(&stack.name, ctx).await?;
-            let plan = plan::plan_up(&stack, &state, ctx).await?;
-            Ok::<_, Error>(Planned {
-                stack: Some(stack),
-                plan,
-                state,
-                _lock: lock,
-            })
-        });
     futures::future::try_join_all(plans).await
 }
 
@@ -299,12 +278,28 @@ pub async fn up(
     super::validate::gate(&setup, &stacks, vars).await?;
     let (mut ctx, identity) = setup.connect_planning(&g.aws, &stacks).await?;
     ctx.rollout_no_wait = no_wait;
-    tag_lifetimes(&setup, &mut stacks, ttl).await?;
-    let mut plans = identity
-        .alongside(plan_stacks(&setup, stacks, &ctx, "up"))
-        .await?;
-    scenario_transitions(&setup, &mut plans);
-    running_on_older_versions(&ctx, &mut plans).await;
+    let names: Vec<String> = stacks.iter().map(|s| s.name.clone()).collect();
+    setup.locked(&names, "up", async {
+        tag_lifetimes(&setup, &mut stacks, ttl).await?;
+        let plans = identity
+            .alongside(plan_stacks(&setup, stacks, &ctx))
+            .await?;
+        apply_up(&setup, &ctx, plans, args, out, ttl).await
+    })
+    .await
+}
+
+/// The rest of `up`, under the locks: show the plans, confirm, apply, report.
+async fn apply_up(
+    setup: &Setup,
+    ctx: &Ctx,
+    mut plans: Vec<Planned>,
+    args: &ApplyArgs,
+    out: &ReportArgs,
+    ttl: Option<std::time::Duration>,
+) -> Result<()> {
+    scenario_transitions(setup, &mut plans);
+    running_on_older_versions(ctx, &mut plans).await;
     print_plans(&plans, out.format);
     // The environment's lifetime: created, last up, by whom, and --ttl (kept unless given anew).
     let me = crate::state::Holder::me("up");
@@ -320,12 +315,14 @@ pub async fn up(
     }
     if !plans.iter().any(|p| p.plan.has_changes()) {
         // nothing to change: the last `up` is still recorded, for the environment's lifetime
-        for p in plans.iter().filter(|p| !p.state.resources.is_empty()) {
-            setup.store.save(&p.state).await?;
-        }
+        let saves = plans
+            .iter()
+            .filter(|p| !p.state.resources.is_empty())
+            .map(|p| setup.store.save(&p.state));
+        futures::future::try_join_all(saves).await?;
         return Ok(());
     }
-    preflight(&plans, &ctx).await?;
+    preflight(&plans, ctx).await?;
     confirm(
         &format!("Apply these changes (env {})?", setup.env),
         args.yes,
@@ -333,7 +330,7 @@ pub async fn up(
     let stop = watch_interrupt();
     let view = view_for(out.format, &plans);
     let ex = Executor {
-        ctx: &ctx,
+        ctx,
         store: &setup.store,
         view: view.as_ref(),
         parallelism: crate::throttle::set_max_writes(args.parallelism as usize),
@@ -343,13 +340,11 @@ pub async fn up(
         let ex = &ex;
         async move {
             let stack = p.stack.as_ref().expect("up plans carry their stack");
-            let r = ex.up(stack, &p.plan, p.state.clone()).await;
-            drop(p);
-            r
+            ex.up(stack, &p.plan, p.state.clone()).await
         }
     });
     let results = futures::future::join_all(runs).await;
-    report(results, out.format, &setup).await
+    report(results, out.format, setup).await
 }
 
 /// Prints the plans; says whether anything would change.
@@ -363,14 +358,18 @@ pub async fn plan(
     let mut stacks = setup.load(select, vars)?;
     super::validate::gate(&setup, &stacks, vars).await?;
     let (ctx, identity) = setup.connect_planning(&g.aws, &stacks).await?;
-    tag_lifetimes(&setup, &mut stacks, None).await?;
-    let mut plans = identity
-        .alongside(plan_stacks(&setup, stacks, &ctx, "plan"))
-        .await?;
-    scenario_transitions(&setup, &mut plans);
-    running_on_older_versions(&ctx, &mut plans).await;
-    print_plans(&plans, out.format);
-    Ok(plans.iter().any(|p| p.plan.has_changes()))
+    let names: Vec<String> = stacks.iter().map(|s| s.name.clone()).collect();
+    setup.locked(&names, "plan", async {
+        tag_lifetimes(&setup, &mut stacks, None).await?;
+        let mut plans = identity
+            .alongside(plan_stacks(&setup, stacks, &ctx))
+            .await?;
+        scenario_transitions(&setup, &mut plans);
+        running_on_older_versions(&ctx, &mut plans).await;
+        print_plans(&plans, out.format);
+        Ok(plans.iter().any(|p| p.plan.has_changes()))
+    })
+    .await
 }
 
 /// Adds to `state` the stack's declared resources that it does not record but that exist and
@@ -440,61 +439,70 @@ pub async fn destroy(
     };
     let mut ctx = setup.connect(&g.aws).await?;
     ctx.stop_executions = stop_executions;
-    let mut plans = Vec::new();
-    for name in names {
-        let lock = setup.lock(&name, "destroy").await?;
-        let mut state = setup.state_for(&name, &ctx).await?;
-        if !setup.project.stack_names()?.contains(&name) && state.resources.is_empty() {
-            return Err(Error::user(format!(
-                "unknown stack `{name}`, and nothing is recorded for it in env {}",
-                setup.env
-            )));
+    setup.locked(&names, "destroy", async {
+        let plans = futures::future::try_join_all(
+            names
+                .iter()
+                .map(|name| plan_destroy(&setup, name, vars, &ctx)),
+        )
+        .await?;
+        let plans: Vec<Planned> = plans.into_iter().flatten().collect();
+        if plans.is_empty() {
+            outln!("Nothing to destroy in env {}.", setup.env);
+            return Ok(());
         }
-        let recovered = recover(&setup, &name, vars, &mut state, &ctx).await?;
-        if state.resources.is_empty() {
-            continue;
-        }
-        let mut plan = plan::plan_destroy(&state);
-        for step in plan.steps.iter_mut().filter(|s| recovered.contains(&s.id)) {
-            step.reason = Some(
-                "not recorded in state: found by name, proven ours by its tags or parents".into(),
-            );
-        }
-        plans.push(Planned {
-            stack: None,
-            plan,
-            state,
-            _lock: lock,
-        });
+        print_plans(&plans, out.format);
+        confirm(
+            &format!("Destroy these resources (env {})?", setup.env),
+            args.yes,
+        )?;
+        let stop = watch_interrupt();
+        let view = view_for(out.format, &plans);
+        let ex = Executor {
+            ctx: &ctx,
+            store: &setup.store,
+            view: view.as_ref(),
+            parallelism: crate::throttle::set_max_writes(args.parallelism as usize),
+            stop: &stop,
+        };
+        let runs = plans
+            .iter()
+            .map(|p| ex.destroy(&p.plan, p.state.clone()));
+        let results = futures::future::join_all(runs).await;
+        report(results, out.format, &setup).await
+    })
+    .await
+}
+
+/// One stack's destroy plan (its lock held): what state records and what is found to be
+/// ours by name; None when there is nothing.
+async fn plan_destroy(
+    setup: &Setup,
+    name: &str,
+    vars: &VarArgs,
+    ctx: &Ctx,
+) -> Result<Option<Planned>> {
+    let mut state = setup.state_for(name, ctx).await?;
+    if !setup.project.stack_names()?.iter().any(|s| s == name) && state.resources.is_empty() {
+        return Err(Error::user(format!(
+            "unknown stack `{name}`, and nothing is recorded for it in env {}",
+            setup.env
+        )));
     }
-    if plans.is_empty() {
-        outln!("Nothing to destroy in env {}.", setup.env);
-        return Ok(());
+    let recovered = recover(setup, name, vars, &mut state, ctx).await?;
+    if state.resources.is_empty() {
+        return Ok(None);
     }
-    print_plans(&plans, out.format);
-    confirm(
-        &format!("Destroy these resources (env {})?", setup.env),
-        args.yes,
-    )?;
-    let stop = watch_interrupt();
-    let view = view_for(out.format, &plans);
-    let ex = Executor {
-        ctx: &ctx,
-        store: &setup.store,
-        view: view.as_ref(),
-        parallelism: crate::throttle::set_max_writes(args.parallelism as usize),
-        stop: &stop,
-    };
-    let runs = plans.into_iter().map(|p| {
-        let ex = &ex;
-        async move {
-            let r = ex.destroy(&p.plan, p.state.clone()).await;
-            drop(p);
-            r
-        }
-    });
-    let results = futures::future::join_all(runs).await;
-    report(results, out.format, &setup).await
+    let mut plan = plan::plan_destroy(&state);
+    for step in plan.steps.iter_mut().filter(|s| recovered.contains(&s.id)) {
+        step.reason =
+            Some("not recorded in state: found by name, proven ours by its tags or parents".into());
+    }
+    Ok(Some(Planned {
+        stack: None,
+        plan,
+        state,
+    }))
 }
 
 /// Records an existing resource with the expected name as the stack's, deliberately.
@@ -520,7 +528,8 @@ pub async fn import(g: &Global, stack_name: &str, id: &str, vars: &VarArgs) -> R
         );
     };
     let ctx = setup.connect(&g.aws).await?;
-    let _lock = setup.lock(stack_name, "import").await?;
+    let names = [stack_name.to_string()];
+    setup.locked(&names, "import", async {
     let mut state = setup.state_for(stack_name, &ctx).await?;
     if state
         .resources
@@ -554,6 +563,8 @@ pub async fn import(g: &Global, stack_name: &str, id: &str, vars: &VarArgs) -> R
         setup.env
     );
     Ok(())
+    })
+    .await
 }
 
 /// Removes a lock whose run is gone, saying whose it was.

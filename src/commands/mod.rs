@@ -83,12 +83,24 @@ impl Setup {
         self.store.describe()
     }
 
-    /// Takes the stack's lock for `command`, waiting up to --lock-timeout.
-    pub async fn lock(&self, stack: &str, command: &str) -> Result<crate::state::Lock> {
-        self.store
-            .lock(stack, &self.env, command, self.lock_timeout)
-            .await
+    /// Runs `work` holding the locks of `stacks` (taken at once, all or none, waiting up to
+    /// --lock-timeout) and releases them when it ends, however it ends: releasing is an
+    /// awaited step of the run, never left to Drop.
+    pub async fn locked<T>(
+        &self,
+        stacks: &[String],
+        command: &str,
+        work: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let locks = self
+            .store
+            .lock_all(stacks, &self.env, command, self.lock_timeout)
+            .await?;
+        let done = work.await;
+        futures::future::join_all(locks.into_iter().map(crate::state::Lock::release)).await;
+        done
     }
+
 
     /// The selected stacks, loaded and checked. With several stacks, a `--var` goes to each
     /// stack that declares it, and is an error only if none does.

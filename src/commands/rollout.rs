@@ -96,12 +96,20 @@ async fn rollout(g: &Global, action: &RolloutAction) -> Result<()> {
     let s = action.stack();
     let setup = Setup::new(g)?;
     let ctx = setup.connect(&g.aws).await?;
-    let _lock = match action {
-        RolloutAction::Status(_) => None,
-        _ => Some(setup.lock(&s.stack, "rollout").await?),
+    let names = match action {
+        RolloutAction::Status(_) => vec![],
+        _ => vec![s.stack.clone()],
     };
+    setup
+        .locked(&names, "rollout", carry_on(&setup, &ctx, action))
+        .await
+}
+
+/// Reports, promotes or aborts the rollout of every alias of the stack.
+async fn carry_on(setup: &Setup, ctx: &Ctx, action: &RolloutAction) -> Result<()> {
+    let s = action.stack();
     let mut report = Vec::new();
-    for a in aliases(&ctx, &setup, &s.stack).await? {
+    for a in aliases(ctx, setup, &s.stack).await? {
         let target = a.attrs.version_arn.clone();
         let on_target = a
             .routing
@@ -118,12 +126,12 @@ async fn rollout(g: &Global, action: &RolloutAction) -> Result<()> {
             RolloutAction::Status(_) => None,
             RolloutAction::Promote(_) if on_target == 100 => Some("nothing to promote"),
             RolloutAction::Promote(_) => {
-                sfn_alias::route(&ctx, &a.attrs, &[(&target, 100)]).await?;
+                sfn_alias::route(ctx, &a.attrs, &[(&target, 100)]).await?;
                 Some("promoted: 100% on the new version")
             }
             RolloutAction::Abort(_) => match &leaving {
                 Some(previous) => {
-                    sfn_alias::route(&ctx, &a.attrs, &[(previous, 100)]).await?;
+                    sfn_alias::route(ctx, &a.attrs, &[(previous, 100)]).await?;
                     Some("aborted: 100% back on the previous version")
                 }
                 None => Some("nothing to abort: no other version is routed to"),

@@ -285,6 +285,7 @@ impl Store {
 
     /// Takes the lock of one stack and env. When another run holds it, waits up to `wait`
     /// (polling), then says who holds it and since when.
+    #[cfg(test)]
     pub async fn lock(
         &self,
         stack: &str,
@@ -292,21 +293,52 @@ impl Store {
         command: &str,
         wait: Duration,
     ) -> Result<Lock> {
+        let mut locks = self.lock_all(&[stack.to_string()], env, command, wait).await?;
+        Ok(locks.pop().expect("one lock asked for"))
+    }
+
+    /// Takes the locks of several stacks of one env at once (one round trip, not one per
+    /// stack), all or none: when another run holds any of them, the ones taken are released
+    /// before waiting, so two runs never wait on each other in a circle. Waits up to `wait`
+    /// (polling), then says who holds it and since when. The locks come in `stacks`' order.
+    pub async fn lock_all(
+        &self,
+        stacks: &[String],
+        env: &str,
+        command: &str,
+        wait: Duration,
+    ) -> Result<Vec<Lock>> {
         let me = Holder::me(command);
         let deadline = std::time::Instant::now() + wait;
         let mut delay = Duration::from_millis(200);
         let mut told = false;
         loop {
-            let held = match self {
-                Store::Dir(d) => match d.try_lock(stack, env, &me)? {
-                    Ok(file) => return Ok(Lock::File(file)),
-                    Err(h) => h,
-                },
-                Store::S3(s) => match s.try_lock(stack, env, &me).await? {
-                    Ok(guard) => return Ok(Lock::S3(guard)),
-                    Err(h) => h,
-                },
-            };
+            let tries = futures::future::join_all(
+                stacks.iter().map(|stack| self.try_lock(stack, env, &me)),
+            )
+            .await;
+            let mut taken = Vec::new();
+            let mut failed = None;
+            let mut held = None;
+            for (stack, t) in stacks.iter().zip(tries) {
+                match t {
+                    Ok(Ok(lock)) => taken.push(lock),
+                    Ok(Err(holder)) => {
+                        held.get_or_insert((stack, holder));
+                    }
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                    }
+                }
+            }
+            if failed.is_none() && held.is_none() {
+                return Ok(taken);
+            }
+            futures::future::join_all(taken.into_iter().map(Lock::release)).await;
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            let (stack, held) = held.expect("held or failed");
             if !told && !wait.is_zero() {
                 let by = held
                     .as_ref()
@@ -331,6 +363,22 @@ impl Store {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(5));
         }
+    }
+
+    /// One attempt at one lock: Ok(Err(holder)) when another run holds it.
+    async fn try_lock(
+        &self,
+        stack: &str,
+        env: &str,
+        me: &Holder,
+    ) -> Result<std::result::Result<Lock, Option<Holder>>> {
+        Ok(match self {
+            Store::Dir(d) => d.try_lock(stack, env, me)?.map(|f| Lock(Some(Held::File(f)))),
+            Store::S3(s) => s
+                .try_lock(stack, env, me)
+                .await?
+                .map(|l| Lock(Some(Held::S3(l)))),
+        })
     }
 
     /// Where it is, as people write it.
@@ -373,12 +421,53 @@ fn parse(text: &str, at: &str) -> Result<StackState> {
     Ok(st)
 }
 
-/// Held while a stack is being changed; released when dropped (a file lock also when the
-/// process dies; an S3 lock left by a killed process is removed with `deploy unlock`).
-#[allow(dead_code)] // held for what dropping it does
-pub enum Lock {
+/// Held while a stack is being changed. `release` ends it: an awaited step at the end of the
+/// run. A file lock also ends with the process; an S3 lock dropped unreleased is released in
+/// the background (`settle` waits for it), and one left by a killed process is removed with
+/// `deploy unlock`.
+pub struct Lock(Option<Held>);
+
+enum Held {
     File(std::fs::File),
     S3(s3::S3Lock),
+}
+
+impl Lock {
+    pub async fn release(mut self) {
+        match self.0.take() {
+            Some(Held::File(f)) => drop(f),
+            Some(Held::S3(l)) => l.release().await,
+            None => {}
+        }
+    }
+}
+
+/// Releases started from `Drop` (a lock dropped unreleased), awaited by `settle`.
+static RELEASING: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Starts `release` on the current runtime without waiting for it; false when there is none.
+fn release_in_background(release: impl std::future::Future<Output = ()> + Send + 'static) -> bool {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) => {
+            RELEASING.lock().unwrap().push(h.spawn(release));
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Waits (at most 10 s) for the locks released in the background: called before the process
+/// exits, however the command ended.
+pub async fn settle() {
+    let pending: Vec<_> = std::mem::take(&mut *RELEASING.lock().unwrap());
+    if pending.is_empty() {
+        return;
+    }
+    let all = futures::future::join_all(pending);
+    if tokio::time::timeout(Duration::from_secs(10), all).await.is_err() {
+        eprintln!("warning: a lock could not be released in time: remove it with `deploy unlock`");
+    }
 }
 
 #[cfg(test)]
@@ -439,12 +528,21 @@ mod tests {
                 .contains("deploy unlock s --env e"),
             "{err}"
         );
-        assert!(store.lock("other", "e", "up", Duration::ZERO).await.is_ok());
-        drop(held);
-        assert!(
-            store.lock("s", "e", "up", Duration::ZERO).await.is_ok(),
-            "released on drop"
-        );
+        store
+            .lock("other", "e", "up", Duration::ZERO)
+            .await
+            .unwrap()
+            .release()
+            .await;
+        held.release().await;
+        let again = store.lock("s", "e", "up", Duration::ZERO).await;
+        assert!(again.is_ok(), "released");
+        // dropped unreleased (an early return, a panic): released by the time `settle` ends
+        drop(again);
+        settle().await;
+        let again = store.lock("s", "e", "up", Duration::ZERO).await;
+        assert!(again.is_ok(), "released after a drop");
+        again.unwrap().release().await;
         assert!(
             store.unlock("none", "e").await.unwrap().is_none(),
             "no lock, nothing to say"
@@ -478,7 +576,7 @@ mod tests {
                 .is_ok()
         });
         tokio::time::sleep(Duration::from_millis(300)).await;
-        drop(held);
+        held.release().await;
         assert!(
             waiter.await.unwrap(),
             "granted once released, within --lock-timeout"

@@ -258,6 +258,7 @@ impl S3Store {
                 client: client.clone(),
                 bucket: self.bucket.clone(),
                 key,
+                released: false,
             })),
             Err(e) if conflict(&e) => {
                 let holder = self
@@ -294,43 +295,51 @@ impl S3Store {
     }
 }
 
-/// The lock object; deleted when dropped.
+/// The lock object, held until `release` deletes it: an ordinary awaited step at the end of
+/// every run that took it. Dropped unreleased (an early return, a panic), it is released in
+/// the background on the runtime (`super::settle` waits for that before the process exits);
+/// nothing ever blocks on the runtime from inside it (that lost the wakeups of every other
+/// stack's calls polled on the same thread, and `up --all` waited forever).
 pub struct S3Lock {
     client: Client,
     bucket: String,
     key: String,
+    released: bool,
+}
+
+impl S3Lock {
+    pub async fn release(mut self) {
+        self.released = true;
+        delete_lock(self.client.clone(), self.bucket.clone(), self.key.clone()).await;
+    }
+}
+
+async fn delete_lock(client: Client, bucket: String, key: String) {
+    if let Err(e) = client
+        .delete_object()
+        .bucket(&bucket)
+        .key(&key)
+        .send()
+        .await
+    {
+        eprintln!(
+            "warning: could not release the lock s3://{bucket}/{key}: {}",
+            api_error("DeleteObject", &e)
+        );
+    }
 }
 
 impl Drop for S3Lock {
     fn drop(&mut self) {
+        if self.released {
+            return;
+        }
         let (client, bucket, key) = (self.client.clone(), self.bucket.clone(), self.key.clone());
-        let release = async move {
-            if let Err(e) = client
-                .delete_object()
-                .bucket(&bucket)
-                .key(&key)
-                .send()
-                .await
-            {
-                eprintln!(
-                    "warning: could not release the lock s3://{bucket}/{key}: {}",
-                    api_error("DeleteObject", &e)
-                );
-            }
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(|| h.block_on(release));
-            }
-            _ => {
-                let _ = std::thread::spawn(move || {
-                    tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .map(|rt| rt.block_on(release))
-                })
-                .join();
-            }
+        if !super::release_in_background(delete_lock(client, bucket, key)) {
+            eprintln!(
+                "warning: the lock s3://{}/{} was not released: remove it with `deploy unlock`",
+                self.bucket, self.key
+            );
         }
     }
 }

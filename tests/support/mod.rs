@@ -510,6 +510,46 @@ impl Deploy {
     pub fn run(mut self, args: &[&str]) -> Output {
         self.cmd.args(args).output().unwrap().into()
     }
+
+    /// Runs the command, killing it if it has not ended within `secs` (a hang, not a speed
+    /// check: the bound is generous) and failing the test with what it printed until then.
+    pub fn run_within(self, secs: u64, args: &[&str]) -> Output {
+        let mut child = self.spawn(args);
+        let read = |r: Option<Box<dyn Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                if let Some(mut r) = r {
+                    let _ = r.read_to_end(&mut buf);
+                }
+                String::from_utf8_lossy(&buf).into_owned()
+            })
+        };
+        let out = read(child.stdout.take().map(|o| Box::new(o) as Box<dyn Read + Send>));
+        let err = read(child.stderr.take().map(|e| Box::new(e) as Box<dyn Read + Send>));
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if start.elapsed() > Duration::from_secs(secs) {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let output = Output {
+            code: status.and_then(|s| s.code()).unwrap_or(-1),
+            stdout: out.join().unwrap(),
+            stderr: err.join().unwrap(),
+        };
+        assert!(
+            status.is_some(),
+            "`deploy {}` had not ended after {secs} s (killed): {output:?}",
+            args.join(" ")
+        );
+        output
+    }
 }
 
 /// One test's world: a moto server, a state folder, a project (the repository's, or a copy
