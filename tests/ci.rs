@@ -1231,3 +1231,52 @@ fn destroy_after_a_partial_up_all_with_s3_state_ends_at_a_regions_latency() {
     nothing_left_but(&w.c, w.moto.port, &[BUCKET]);
     assert!(keys(&w).is_empty(), "{:?}", keys(&w));
 }
+
+/// An S3 state object of another env copied under this env's prefix (a restored backup, a
+/// mistyped `--state`) is refused like a folder's: exit 2 naming the object, no call but the
+/// state's own reads, the object unchanged, and the env it belongs to still whole.
+#[test]
+fn an_s3_state_object_of_another_env_is_refused_before_any_change() {
+    let w = World::new();
+    make_bucket(&w);
+    let (_r1, d) = runner(&w);
+    d.run(&["up", "should-i-deploy", "--env", "pr-1", "--yes"])
+        .success();
+    let get = |key: &str| {
+        w.c.block_on(async {
+            let o = w.c.s3.get_object().bucket(BUCKET).key(key).send().await.unwrap();
+            o.body.collect().await.unwrap().into_bytes().to_vec()
+        })
+    };
+    let own = get("ci/pr-1/should-i-deploy.json");
+    w.c.block_on(
+        w.c.s3
+            .put_object()
+            .bucket(BUCKET)
+            .key("ci/pr-2/should-i-deploy.json")
+            .body(own.clone().into())
+            .send(),
+    )
+    .unwrap();
+    w.moto.start_recording();
+    let (_r2, d) = runner(&w);
+    let out = d
+        .run(&["up", "should-i-deploy", "--env", "pr-2", "--yes"])
+        .code(2);
+    assert!(
+        out.stderr.contains("s3://deploy-state/ci/pr-2/should-i-deploy.json")
+            && out.stderr.contains("it holds stack `should-i-deploy` (env `pr-1`)"),
+        "{out:?}"
+    );
+    let outside: Vec<String> = w
+        .moto
+        .recorded_operations()
+        .into_iter()
+        .filter(|op| !op.contains("/deploy-state/"))
+        .collect();
+    assert!(outside.is_empty(), "called {outside:?}");
+    assert_eq!(get("ci/pr-2/should-i-deploy.json"), own, "untouched");
+    let (_r3, d) = runner(&w);
+    let out = d.run(&["plan", "should-i-deploy", "--env", "pr-1"]).success();
+    assert!(out.stdout.contains("No changes"), "{out:?}");
+}

@@ -121,10 +121,17 @@ fn print_plans(plans: &[Planned], format: Format) {
     crate::views::plan::plans(&plans, format);
 }
 
-/// Plans every stack at once (their locks are held by the caller).
-async fn plan_stacks(setup: &Setup, stacks: Vec<Stack>, ctx: &Ctx) -> Result<Vec<Planned>> {
-    let plans = stacks.into_iter().map(|stack| async move {
+/// Plans every stack at once (their locks are held by the caller), each against its state
+/// read anew under the lock.
+async fn plan_stacks(
+    setup: &Setup,
+    stacks: Vec<Stack>,
+    ctx: &Ctx,
+    ttl: Option<std::time::Duration>,
+) -> Result<Vec<Planned>> {
+    let plans = stacks.into_iter().map(|mut stack| async move {
         let state = setup.state_for(&stack.name, ctx).await?;
+        tag_lifetime(&mut stack, &state, ttl);
         let plan = plan::plan_up(&stack, &state, ctx).await?;
         Ok::<_, Error>(Planned {
             stack: Some(stack),
@@ -138,26 +145,44 @@ async fn plan_stacks(setup: &Setup, stacks: Vec<Stack>, ctx: &Ctx) -> Result<Vec
 /// An environment with a lifetime says so on its resources too: a `deploy:ttl` tag (the
 /// `--ttl` given, else the one recorded by an earlier `up`) on every taggable resource. The
 /// tag holds the duration, not a date, so an `up` that changes nothing re-tags nothing.
-async fn tag_lifetimes(
+fn tag_lifetime(stack: &mut Stack, state: &StackState, ttl: Option<std::time::Duration>) {
+    let recorded = state.meta.as_ref().and_then(|m| m.ttl_secs);
+    let Some(secs) = ttl.map(|t| t.as_secs()).or(recorded) else {
+        return;
+    };
+    let value = humantime::format_duration(std::time::Duration::from_secs(secs)).to_string();
+    for decl in stack.resources.values_mut().filter(|d| d.kind.taggable()) {
+        if let Some(tags) = decl.attrs.get_mut("tags").and_then(|t| t.as_object_mut()) {
+            tags.insert("deploy:ttl".into(), value.clone().into());
+        }
+    }
+}
+
+/// A manifest emptied by mistake must not destroy a deployed stack: `up` of a stack that
+/// declares no resources while its state records some is refused (exit 2, before any call)
+/// unless `--allow-destroy-all` says it is meant; `deploy destroy` is the way to remove one.
+fn refuse_destroy_all(
     setup: &Setup,
-    stacks: &mut [Stack],
-    ttl: Option<std::time::Duration>,
+    stacks: &[Stack],
+    recorded: &[StackState],
+    allowed: bool,
 ) -> Result<()> {
-    for stack in stacks {
-        let recorded = setup
-            .store
-            .load(&stack.name, &setup.env)
-            .await?
-            .meta
-            .and_then(|m| m.ttl_secs);
-        let Some(secs) = ttl.map(|t| t.as_secs()).or(recorded) else {
-            continue;
-        };
-        let value = humantime::format_duration(std::time::Duration::from_secs(secs)).to_string();
-        for decl in stack.resources.values_mut().filter(|d| d.kind.taggable()) {
-            if let Some(tags) = decl.attrs.get_mut("tags").and_then(|t| t.as_object_mut()) {
-                tags.insert("deploy:ttl".into(), value.clone().into());
-            }
+    if allowed {
+        return Ok(());
+    }
+    for (stack, st) in stacks.iter().zip(recorded) {
+        if stack.resources.is_empty() && !st.resources.is_empty() {
+            return Err(Error::user(format!(
+                "stack `{}` declares no resources, and env `{}` records {} of it: this `up` would delete every one and create none; nothing was changed",
+                stack.name,
+                setup.env,
+                st.resources.len()
+            ))
+            .at(stack.file.clone())
+            .help(format!(
+                "to remove the stack, use `deploy destroy {} --env {}`; if emptying it is meant, pass --allow-destroy-all",
+                stack.name, setup.env
+            )));
         }
     }
     Ok(())
@@ -264,29 +289,23 @@ async fn report(results: Vec<Result<Summary>>, format: Format, setup: &Setup) ->
     first_err.map_or(Ok(()), Err)
 }
 
-pub async fn up(
-    g: &Global,
-    select: &Selection,
-    vars: &VarArgs,
-    args: &ApplyArgs,
-    out: &ReportArgs,
-    ttl: Option<std::time::Duration>,
-    no_wait: bool,
-) -> Result<()> {
+pub async fn up(g: &Global, a: &UpArgs) -> Result<()> {
     let setup = Setup::new(g)?;
-    let mut stacks = setup.load(select, vars)?;
-    super::validate::gate(&setup, &stacks, vars).await?;
-    let (mut ctx, identity) = setup.connect_planning(&g.aws, &stacks).await?;
-    ctx.rollout_no_wait = no_wait;
+    let stacks = setup.load(&a.select, &a.vars)?;
+    super::validate::gate(&setup, &stacks, &a.vars).await?;
     let names: Vec<String> = stacks.iter().map(|s| s.name.clone()).collect();
-    setup.locked(&names, "up", async {
-        tag_lifetimes(&setup, &mut stacks, ttl).await?;
-        let plans = identity
-            .alongside(plan_stacks(&setup, stacks, &ctx))
-            .await?;
-        apply_up(&setup, &ctx, plans, args, out, ttl).await
-    })
-    .await
+    let recorded = setup.recorded(&names).await?;
+    refuse_destroy_all(&setup, &stacks, &recorded, a.allow_destroy_all)?;
+    let (mut ctx, identity) = setup.connect_planning(&g.aws, &recorded).await?;
+    ctx.rollout_no_wait = a.no_wait;
+    setup
+        .locked(&names, "up", async {
+            let plans = identity
+                .alongside(plan_stacks(&setup, stacks, &ctx, a.ttl))
+                .await?;
+            apply_up(&setup, &ctx, plans, &a.apply, &a.out, a.ttl).await
+        })
+        .await
 }
 
 /// The rest of `up`, under the locks: show the plans, confirm, apply, report.
@@ -355,14 +374,14 @@ pub async fn plan(
     out: &ReportArgs,
 ) -> Result<bool> {
     let setup = Setup::new(g)?;
-    let mut stacks = setup.load(select, vars)?;
+    let stacks = setup.load(select, vars)?;
     super::validate::gate(&setup, &stacks, vars).await?;
-    let (ctx, identity) = setup.connect_planning(&g.aws, &stacks).await?;
     let names: Vec<String> = stacks.iter().map(|s| s.name.clone()).collect();
+    let recorded = setup.recorded(&names).await?;
+    let (ctx, identity) = setup.connect_planning(&g.aws, &recorded).await?;
     setup.locked(&names, "plan", async {
-        tag_lifetimes(&setup, &mut stacks, None).await?;
         let mut plans = identity
-            .alongside(plan_stacks(&setup, stacks, &ctx))
+            .alongside(plan_stacks(&setup, stacks, &ctx, None))
             .await?;
         scenario_transitions(&setup, &mut plans);
         running_on_older_versions(&ctx, &mut plans).await;
@@ -437,13 +456,17 @@ pub async fn destroy(
     } else {
         stacks.to_vec()
     };
-    let mut ctx = setup.connect(&g.aws).await?;
-    ctx.stop_executions = stop_executions;
     setup.locked(&names, "destroy", async {
+        // every state read and checked to be its stack's before anything calls AWS
+        let recorded = setup.recorded(&names).await?;
+        let mut ctx = setup.connect(&g.aws).await?;
+        ctx.stop_executions = stop_executions;
+        let ctx = &ctx;
         let plans = futures::future::try_join_all(
             names
                 .iter()
-                .map(|name| plan_destroy(&setup, name, vars, &ctx)),
+                .zip(recorded)
+                .map(|(name, state)| plan_destroy(&setup, name, state, vars, ctx)),
         )
         .await?;
         let plans: Vec<Planned> = plans.into_iter().flatten().collect();
@@ -459,7 +482,7 @@ pub async fn destroy(
         let stop = watch_interrupt();
         let view = view_for(out.format, &plans);
         let ex = Executor {
-            ctx: &ctx,
+            ctx,
             store: &setup.store,
             view: view.as_ref(),
             parallelism: crate::throttle::set_max_writes(args.parallelism as usize),
@@ -479,10 +502,11 @@ pub async fn destroy(
 async fn plan_destroy(
     setup: &Setup,
     name: &str,
+    mut state: StackState,
     vars: &VarArgs,
     ctx: &Ctx,
 ) -> Result<Option<Planned>> {
-    let mut state = setup.state_for(name, ctx).await?;
+    setup.same_target(&state, ctx)?;
     if !setup.project.stack_names()?.iter().any(|s| s == name) && state.resources.is_empty() {
         return Err(Error::user(format!(
             "unknown stack `{name}`, and nothing is recorded for it in env {}",
@@ -599,6 +623,10 @@ pub struct UpArgs {
     /// promote|abort`, carries it on
     #[arg(long)]
     pub no_wait: bool,
+    /// Let an `up` delete every resource of a stack whose manifest declares none (refused
+    /// otherwise: `deploy destroy` removes a stack)
+    #[arg(long)]
+    pub allow_destroy_all: bool,
 }
 
 #[async_trait::async_trait(?Send)]
@@ -607,16 +635,7 @@ impl Run for UpArgs {
         self.out.format
     }
     async fn run(&self, g: &Global) -> Result<()> {
-        up(
-            g,
-            &self.select,
-            &self.vars,
-            &self.apply,
-            &self.out,
-            self.ttl,
-            self.no_wait,
-        )
-        .await
+        up(g, self).await
     }
 }
 

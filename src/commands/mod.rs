@@ -122,7 +122,9 @@ impl Setup {
                 files: vars.var_files.clone(),
                 placeholders: vars.placeholders,
             };
-            return Ok(vec![self.project.load(&names[0], &inputs, &self.env)?]);
+            let stacks = vec![self.project.load(&names[0], &inputs, &self.env)?];
+            self.check_claims(&stacks)?;
+            return Ok(stacks);
         }
         let mut stacks = Vec::new();
         let mut used = vec![false; vars.vars.len()];
@@ -156,7 +158,31 @@ impl Setup {
                 vars.vars[i]
             )));
         }
+        self.check_claims(&stacks)?;
         Ok(stacks)
+    }
+
+    /// No two resources of the env's stacks claim one AWS name: the selected stacks, and the
+    /// project's others as their manifests stand (variables not given left out; a stack that
+    /// does not load is left to its own commands).
+    fn check_claims(&self, stacks: &[Stack]) -> Result<()> {
+        let selected: Vec<String> = stacks.iter().map(|s| s.name.clone()).collect();
+        let others: Vec<Stack> = self
+            .project
+            .stack_names()?
+            .into_iter()
+            .filter(|n| !selected.contains(n))
+            .filter_map(|n| {
+                let inputs = VarInputs {
+                    pairs: vec![],
+                    files: vec![],
+                    placeholders: true,
+                };
+                self.project.load(&n, &inputs, &self.env).ok()
+            })
+            .collect();
+        let all: Vec<&Stack> = stacks.iter().chain(&others).collect();
+        crate::manifest::claims::check(&all, &selected)
     }
 
     /// Connects to AWS (preflight included) with the project's cache folder.
@@ -171,24 +197,29 @@ impl Setup {
         ctx
     }
 
-    /// Connects for planning `stacks`: when their state records the account they were deployed
-    /// to, the identity check runs alongside the planning reads (`Identity::alongside`) instead
-    /// of before them.
+    /// The recorded state of each stack, read at once and checked to be that stack's and env's
+    /// (`state::Store::load`) before anything calls AWS.
+    pub async fn recorded(&self, stacks: &[String]) -> Result<Vec<StackState>> {
+        futures::future::try_join_all(stacks.iter().map(|s| self.store.load(s, &self.env))).await
+    }
+
+    /// Connects for planning stacks whose state is `recorded`: when it records the account
+    /// they were deployed to, the identity check runs alongside the planning reads
+    /// (`Identity::alongside`) instead of before them.
     pub async fn connect_planning(
         &self,
         opts: &crate::aws::AwsOptions,
-        stacks: &[Stack],
+        recorded: &[StackState],
     ) -> Result<(Ctx, crate::aws::Identity)> {
-        let mut recorded = std::collections::BTreeSet::new();
-        for stack in stacks {
-            let st = self.store.load(&stack.name, &self.env).await?;
-            match st.target {
-                Some(t) if !st.resources.is_empty() => recorded.insert(t.account_id),
-                _ => recorded.insert(String::new()),
-            };
-        }
+        let accounts: std::collections::BTreeSet<String> = recorded
+            .iter()
+            .map(|st| match &st.target {
+                Some(t) if !st.resources.is_empty() => t.account_id.clone(),
+                _ => String::new(),
+            })
+            .collect();
         // only when every stack agrees on one account (else the check comes first, as it did)
-        let assumed = match recorded.into_iter().collect::<Vec<_>>().as_slice() {
+        let assumed = match accounts.into_iter().collect::<Vec<_>>().as_slice() {
             [one] if !one.is_empty() => Some(one.clone()),
             _ => None,
         };
@@ -199,18 +230,24 @@ impl Setup {
     /// Recorded state, refusing to mix accounts or regions.
     pub async fn state_for(&self, stack: &str, ctx: &Ctx) -> Result<StackState> {
         let st = self.store.load(stack, &self.env).await?;
+        self.same_target(&st, ctx)?;
+        Ok(st)
+    }
+
+    /// Refuses a state recorded in another account or region than this run points at.
+    pub fn same_target(&self, st: &StackState, ctx: &Ctx) -> Result<()> {
         if let Some(t) = &st.target {
             if !st.resources.is_empty()
                 && (t.account_id != ctx.account_id || t.region != ctx.region)
             {
                 return Err(Error::user(format!(
-                    "stack `{stack}` (env `{}`) is recorded in account {} region {}, and this run points at account {} region {}",
-                    self.env, t.account_id, t.region, ctx.account_id, ctx.region
+                    "stack `{}` (env `{}`) is recorded in account {} region {}, and this run points at account {} region {}",
+                    st.stack, self.env, t.account_id, t.region, ctx.account_id, ctx.region
                 ))
                 .help("use the profile/region it was deployed with, or another --env / --state"));
             }
         }
-        Ok(st)
+        Ok(())
     }
 }
 

@@ -116,7 +116,18 @@ pub fn check_stack(stack: &Stack, defs: &[(String, Value)]) -> Vec<Finding> {
     let mut out = Vec::new();
     for (id, def) in defs {
         let file = template_file(stack, id);
-        let language = validate::check(def, &file, Some(&stack.name));
+        // a definition written in the manifest itself: its pointers are into the manifest
+        let within = |pointer: &str| {
+            if file == stack.file {
+                format!("/resources/{id}/definition{pointer}")
+            } else {
+                pointer.to_string()
+            }
+        };
+        let mut language = validate::check(def, &file, Some(&stack.name));
+        for f in &mut language {
+            f.pointer = within(&f.pointer);
+        }
         // a broken definition says nothing reliable about which grants it uses
         let broken = language.iter().any(|f| f.severity == Severity::Error);
         out.extend(language);
@@ -204,7 +215,7 @@ pub fn check_stack(stack: &Stack, defs: &[(String, Value)]) -> Vec<Finding> {
                         Severity::Error,
                         Some(n.state.clone()),
                         &file,
-                        n.pointer.clone(),
+                        within(&n.pointer),
                         msg,
                     ));
                 }
@@ -233,6 +244,23 @@ pub fn check_stack(stack: &Stack, defs: &[(String, Value)]) -> Vec<Finding> {
     out
 }
 
+/// A JSON pointer as the manifest's spans name the place (`/a/b~1c/0` → `a.b/c[0]`).
+fn toml_path(pointer: &str) -> String {
+    let mut path = String::new();
+    for seg in pointer.trim_start_matches('/').split('/') {
+        let seg = seg.replace("~1", "/").replace("~0", "~");
+        if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) {
+            path.push_str(&format!("[{seg}]"));
+        } else {
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(&seg);
+        }
+    }
+    path
+}
+
 /// Maps each finding's pointer to the line and column where it is written: in the template
 /// for a definition, in the manifest for a resource.
 fn place_all(stack: &Stack, findings: &mut [Finding]) {
@@ -240,9 +268,14 @@ fn place_all(stack: &Stack, findings: &mut [Finding]) {
         Default::default();
     for f in findings.iter_mut() {
         if f.file == stack.file {
-            let path = f.pointer.trim_start_matches('/').replace('/', ".");
+            let path = toml_path(&f.pointer);
             let spans = stack.spans();
-            f.place(&spans.text, spans.value_near(&path));
+            let value = spans.value_near(&path);
+            let at = f
+                .expr_char
+                .and_then(|n| validate::locate::in_expression(&spans.text, value.clone(), n))
+                .map_or(value, |at| at..at + 1);
+            f.place(&spans.text, at);
             continue;
         }
         let text = texts.entry(f.file.clone()).or_insert_with(|| {

@@ -3,6 +3,7 @@
 //! cycles, tags and env naming applied, and every resource's attributes type-checked by its
 //! kind (templates rendered with placeholders), all before any API call.
 
+pub mod claims;
 pub mod limits;
 pub mod refs;
 pub mod spans;
@@ -91,6 +92,29 @@ impl Project {
             env,
             &self.root.join("templates"),
         )
+    }
+}
+
+/// What to say about a template that is not there: the files beside where it was looked for.
+fn templates_near(templates: &Path, file: &str) -> String {
+    let dir = match Path::new(file).parent() {
+        _ if templates.join(file).is_dir() => PathBuf::from(file),
+        Some(p) if !p.as_os_str().is_empty() && templates.join(p).is_dir() => p.to_path_buf(),
+        _ => PathBuf::new(),
+    };
+    let mut there: Vec<String> = std::fs::read_dir(templates.join(&dir))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| e.path().is_file())
+                .map(|e| dir.join(e.file_name()).display().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    there.sort();
+    if there.is_empty() {
+        format!("name a file under templates/ (templates/{} has none)", dir.display())
+    } else {
+        format!("name a file under templates/: {}", there.join(", "))
     }
 }
 
@@ -419,7 +443,7 @@ impl Stack {
         let d = &self.resources[id];
         let v = refs::resolve(&d.attrs, scope);
         let mut warnings = Vec::new();
-        let v = self.render_templates(v, &mut warnings)?;
+        let v = self.render_templates(v, &format!("resources.{id}"), &mut warnings)?;
         let v = d.kind.check(&v).map_err(|e| self.attr_error(id, e))?;
         if let Some(first) = limits::check(d.kind.name(), &v, &self.env)
             .into_iter()
@@ -522,7 +546,8 @@ impl Stack {
 
     /// Any `{ template = "file", vars = {...} }` table becomes the rendered JSON, and any
     /// `{ dir = "folder" }` table the folder with its content hash.
-    fn render_templates(&self, v: Value, warnings: &mut Warnings) -> Result<Value> {
+    /// `path`: where `v` is written in the manifest (`resources.machine.definition`).
+    fn render_templates(&self, v: Value, path: &str, warnings: &mut Warnings) -> Result<Value> {
         match v {
             Value::Object(map) => {
                 let is_template = map.get("template").is_some_and(|t| t.is_string())
@@ -533,11 +558,22 @@ impl Stack {
                         && Path::new(file)
                             .components()
                             .all(|c| matches!(c, std::path::Component::Normal(_)));
+                    let at = self.spans.value_near(&format!("{path}.template"));
                     if !inside {
-                        return Err(Error::user(format!(
-                            "template {file:?} is outside templates/"
-                        ))
-                        .help("name a file under templates/, without .. or a leading /"));
+                        let e = Error::user(format!("template {file:?} is outside templates/"))
+                            .help("name a file under templates/, without .. or a leading /");
+                        return Err(self.spans.at(e, at, "outside templates/"));
+                    }
+                    let full = self.templates.join(file);
+                    if !full.is_file() {
+                        let why = if full.is_dir() {
+                            "is a folder, not a file"
+                        } else {
+                            "does not exist"
+                        };
+                        let e = Error::user(format!("template templates/{file} {why}"))
+                            .help(templates_near(&self.templates, file));
+                        return Err(self.spans.at(e, at, why));
                     }
                     let vars = map
                         .get("vars")
@@ -559,14 +595,16 @@ impl Stack {
                 }
                 let mut out = serde_json::Map::new();
                 for (k, v) in map {
-                    out.insert(k, self.render_templates(v, warnings)?);
+                    let v = self.render_templates(v, &format!("{path}.{k}"), warnings)?;
+                    out.insert(k, v);
                 }
                 Ok(Value::Object(out))
             }
             Value::Array(items) => Ok(Value::Array(
                 items
                     .into_iter()
-                    .map(|v| self.render_templates(v, warnings))
+                    .enumerate()
+                    .map(|(i, v)| self.render_templates(v, &format!("{path}[{i}]"), warnings))
                     .collect::<Result<_>>()?,
             )),
             other => Ok(other),

@@ -257,7 +257,7 @@ impl Store {
         let Some(text) = text else {
             return Ok(StackState::empty(stack, env));
         };
-        parse(&text, &at)
+        parse(&text, &at, stack, env)
     }
 
     /// Writes the whole stack state; an empty one removes it (the stack is no longer deployed).
@@ -405,7 +405,11 @@ impl Store {
     }
 }
 
-fn parse(text: &str, at: &str) -> Result<StackState> {
+/// Reads a recorded state and checks that it is the one asked for, before anything acts on
+/// it: a document of another stack or env (copied, restored from a backup, a mistyped
+/// `--state`), of another format, or recording a kind this version does not know is refused
+/// (exit 2), never taken for this stack's and never dropped.
+fn parse(text: &str, at: &str, stack: &str, env: &str) -> Result<StackState> {
     let st: StackState = serde_json::from_str(text).map_err(|e| {
         Error::user(format!("recorded state is unreadable: {e}"))
             .at(at.to_string())
@@ -416,7 +420,33 @@ fn parse(text: &str, at: &str) -> Result<StackState> {
             "state format {} is not supported (expected {FORMAT_VERSION})",
             st.version
         ))
-        .at(at.to_string()));
+        .at(at.to_string())
+        .help("use the version of deploy that wrote it"));
+    }
+    if st.stack != stack || st.env != env {
+        return Err(Error::user(format!(
+            "recorded state is not this stack's: it holds stack `{}` (env `{}`), and stack `{stack}` (env `{env}`) was expected here; nothing was changed",
+            st.stack, st.env
+        ))
+        .at(at.to_string())
+        .help(format!(
+            "put it back where stack `{}` (env `{}`) keeps its state, or check --state / --env; restore this stack's own from a backup, or remove the file: `deploy destroy {stack} --env {env}` then finds its resources by name and tags",
+            st.stack, st.env
+        )));
+    }
+    let unknown: Vec<String> = st
+        .resources
+        .iter()
+        .filter(|(_, e)| crate::resources::lookup(&e.kind).is_none())
+        .map(|(id, e)| format!("`{id}` ({})", e.kind))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(Error::user(format!(
+            "recorded state holds resources of a kind this version of deploy does not know: {}; nothing was changed",
+            unknown.join(", ")
+        ))
+        .at(at.to_string())
+        .help("use the version of deploy that wrote it (or a newer one)"));
     }
     Ok(st)
 }
