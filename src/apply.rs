@@ -141,43 +141,78 @@ impl Run<'_> {
         self.ex.view.event(&e);
     }
 
-    async fn record(
+    /// Changes the state without waiting for a write: the next write (the pending record of
+    /// the next create, or the run's last one) carries it. What a crash then loses is only the
+    /// outcome of an operation whose pending record, or whose absence from AWS, `up` and
+    /// `destroy` recover from: a create recorded as pending is adopted or finished, an update
+    /// is planned again, a resource already deleted is found gone. So an operation costs one
+    /// state write (before a create) instead of two on the path its dependents wait on.
+    fn note(&self, f: impl FnOnce(&mut StackState)) {
+        let mut st = self.state.lock().unwrap();
+        f(&mut st.0);
+        st.1 += 1;
+    }
+
+    fn entry(
+        &self,
+        kind: &dyn DynKind,
+        attrs: &Value,
+        outputs: Outputs,
+        deps: &std::collections::BTreeSet<String>,
+        status: Status,
+    ) -> Entry {
+        Entry {
+            kind: kind.name().into(),
+            status,
+            // secrets are kept only as salted hashes
+            attrs: crate::secrets::seal(attrs, kind.sensitive(), &self.secrets),
+            outputs: crate::secrets::seal(
+                &serde_json::to_value(&outputs).unwrap_or_default(),
+                &[],
+                &self.secrets,
+            )
+            .as_object()
+            .map(|o| o.clone().into_iter().collect())
+            .unwrap_or(outputs),
+            depends_on: deps.clone(),
+        }
+    }
+
+    /// Records a create about to be attempted, and waits until that record is written.
+    async fn record_pending(
+        &self,
+        id: &str,
+        kind: &dyn DynKind,
+        attrs: &Value,
+        deps: &std::collections::BTreeSet<String>,
+    ) -> Result<()> {
+        let e = self.entry(kind, attrs, Outputs::new(), deps, Status::Pending);
+        self.save(|st| {
+            st.resources.insert(id.to_string(), e);
+        })
+        .await
+    }
+
+    /// Records a resource as it now is (`note`: carried by the next write).
+    fn record(
         &self,
         id: &str,
         kind: &dyn DynKind,
         attrs: &Value,
         outputs: Outputs,
         deps: &std::collections::BTreeSet<String>,
-        status: Status,
-    ) -> Result<()> {
-        self.save(|st| {
-            st.resources.insert(
-                id.to_string(),
-                Entry {
-                    kind: kind.name().into(),
-                    status,
-                    // secrets are kept only as salted hashes
-                    attrs: crate::secrets::seal(attrs, kind.sensitive(), &self.secrets),
-                    outputs: crate::secrets::seal(
-                        &serde_json::to_value(&outputs).unwrap_or_default(),
-                        &[],
-                        &self.secrets,
-                    )
-                    .as_object()
-                    .map(|o| o.clone().into_iter().collect())
-                    .unwrap_or(outputs),
-                    depends_on: deps.clone(),
-                },
-            );
+    ) {
+        let e = self.entry(kind, attrs, outputs, deps, Status::Created);
+        self.note(|st| {
+            st.resources.insert(id.to_string(), e);
         })
-        .await
     }
 
-    async fn forget(&self, id: &str) -> Result<()> {
-        self.save(|st| {
+    /// Forgets a resource that is gone (`note`: carried by the next write).
+    fn forget(&self, id: &str) {
+        self.note(|st| {
             st.resources.remove(id);
         })
-        .await
     }
 
     /// Creates. When the name is taken (planning found nothing there, so it appeared since:
@@ -193,12 +228,10 @@ impl Run<'_> {
     ) -> Result<bool> {
         let ctx = self.ex.ctx;
         let deps = &stack.resources[id].deps;
-        self.record(id, kind, want, Outputs::new(), deps, Status::Pending)
-            .await?;
+        self.record_pending(id, kind, want, deps).await?;
         match kind.create(ctx, want).await {
             Ok(outputs) => {
-                self.record(id, kind, want, outputs, deps, Status::Created)
-                    .await?;
+                self.record(id, kind, want, outputs, deps);
                 Ok(false)
             }
             Err(e) if e.already_exists => {
@@ -207,7 +240,7 @@ impl Run<'_> {
                 };
                 if crate::plan::tags_name_another(&live, stack) {
                     let tags = &live["tags"];
-                    self.forget(id).await?;
+                    self.forget(id);
                     return Err(Error::aws(format!(
                         "{} `{}` already exists and is not this stack's: its deploy:stack / deploy:env tags say {} / {}",
                         kind.name(),
@@ -225,8 +258,7 @@ impl Run<'_> {
                 } else {
                     kind.update(ctx, &live, want, &found).await?
                 };
-                self.record(id, kind, want, outputs, deps, Status::Created)
-                    .await?;
+                self.record(id, kind, want, outputs, deps);
                 Ok(true)
             }
             Err(e) => Err(e),
@@ -248,7 +280,8 @@ impl Run<'_> {
                 message: note,
             });
         }
-        self.forget(id).await
+        self.forget(id);
+        Ok(())
     }
 
     /// The action to take now that every dependency is done: an update or replace planned
@@ -312,8 +345,7 @@ impl Run<'_> {
                         .map(|e| e.outputs.clone())
                         .unwrap_or_default();
                     let outputs = decl.kind.update(ctx, &live, &want, &known).await?;
-                    self.record(id, decl.kind, &want, outputs, &decl.deps, Status::Created)
-                        .await?;
+                    self.record(id, decl.kind, &want, outputs, &decl.deps);
                     Ok(false)
                 }
                 Action::Replace => {
@@ -328,8 +360,7 @@ impl Run<'_> {
                     } else {
                         decl.kind.update(ctx, &live, &want, &found).await?
                     };
-                    self.record(id, decl.kind, &want, outputs, &decl.deps, Status::Created)
-                        .await?;
+                    self.record(id, decl.kind, &want, outputs, &decl.deps);
                     Ok(true)
                 }
                 Action::Delete | Action::NoOp => Ok(false),
@@ -543,11 +574,13 @@ impl Executor<'_> {
             })
             .await;
         collect(&mut summary, plan, outcomes, self.view);
-        let st = run.state.lock().unwrap();
-        if st.0.resources.is_empty() {
-            drop(st);
-            run.save(|st| st.outputs.clear()).await?;
-        }
+        // the last write: it carries every deletion noted since the one before
+        run.save(|st| {
+            if st.resources.is_empty() {
+                st.outputs.clear();
+            }
+        })
+        .await?;
         summary.into_result()
     }
 }

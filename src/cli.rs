@@ -42,6 +42,11 @@ pub struct Global {
     /// How long to wait for a stack's lock held by another run, e.g. 30s, 2m (default: no wait)
     #[arg(long, global = true, env = "DEPLOY_LOCK_TIMEOUT", value_parser = humantime::parse_duration, default_value = "0s")]
     pub lock_timeout: std::time::Duration,
+    /// How long an S3 lock outlives its holder's last renewal: a run renews it while it lives;
+    /// the next run takes over the lock of one that was killed once this ran out (default:
+    /// deploy.toml's [state] lock_lease, else 2m)
+    #[arg(long, global = true, env = "DEPLOY_LOCK_LEASE", value_parser = humantime::parse_duration, hide_short_help = true)]
+    pub lock_lease: Option<std::time::Duration>,
     /// Environment: an isolated copy of the stacks, with names prefixed by it
     #[arg(long, global = true, env = "DEPLOY_ENV", default_value = crate::manifest::DEFAULT_ENV)]
     pub env: String,
@@ -54,6 +59,9 @@ pub struct Global {
         conflicts_with = "env"
     )]
     pub env_from_branch: Option<String>,
+    /// The branch of --env-from-branch (the env is named after it; `up` records it).
+    #[arg(skip)]
+    pub branch: Option<String>,
     /// Whether --env / DEPLOY_ENV was given (not the default): `list` then shows that env only.
     #[arg(skip)]
     pub env_given: bool,

@@ -26,7 +26,9 @@ mod diagram;
 mod engine;
 mod error;
 mod execution;
+mod github;
 mod graph;
+mod interrupt;
 mod local;
 mod manifest;
 mod package;
@@ -67,6 +69,8 @@ fn main() {
         .is_some_and(|s| s != clap::parser::ValueSource::DefaultValue);
     if let Some(branch) = cli.global.env_from_branch.take() {
         cli.global.env = manifest::env_for_branch(&branch);
+        let b = branch.trim();
+        cli.global.branch = Some(b.strip_prefix("refs/heads/").unwrap_or(b).to_string());
         cli.global.env_given = true;
     }
     output::set_color(cli.global.color);

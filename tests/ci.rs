@@ -1280,3 +1280,153 @@ fn an_s3_state_object_of_another_env_is_refused_before_any_change() {
     let out = d.run(&["plan", "should-i-deploy", "--env", "pr-1"]).success();
     assert!(out.stdout.contains("No changes"), "{out:?}");
 }
+
+/// The lock objects left in the bucket.
+fn locks(w: &World) -> Vec<String> {
+    keys(w).into_iter().filter(|k| k.ends_with(".lock")).collect()
+}
+
+/// `up --all` started from a fresh runner through a proxy holding every call `latency`
+/// seconds, once it is under way: its locks taken and its first role created.
+fn up_all_under_way(w: &World, proxy: &Proxy, lease: &str) -> (tempfile::TempDir, Started) {
+    let (dir, d) = runner_via(w, &proxy.url());
+    let started = d.env("DEPLOY_LOCK_LEASE", lease).start(UP_ALL);
+    eventually(60, "the up to create its first role", || {
+        let roles = w.c.block_on(w.c.iam.list_roles().send()).unwrap();
+        !roles.roles().is_empty()
+    });
+    assert_eq!(locks(w).len(), 4, "every stack locked: {:?}", keys(w));
+    (dir, started)
+}
+
+/// A CI job cancelled with SIGINT or SIGTERM (as GitHub cancels one) starts nothing more, lets
+/// what is in flight finish, records it, releases its locks and exits non-zero within 10 s; the
+/// next runner's `up` converges with no `unlock`.
+#[test]
+fn a_job_cancelled_by_sigint_or_sigterm_leaves_no_lock_behind() {
+    for signal in ["INT", "TERM"] {
+        let w = World::new();
+        make_bucket(&w);
+        let proxy = Proxy::start(&w.moto, serde_json::json!({ "latency": 0.15 }));
+        let (_r1, started) = up_all_under_way(&w, &proxy, "2m");
+        started.signal(signal);
+        let (out, took) = started.wait_within(HANG, &format!("up --all after SIG{signal}"));
+        assert_eq!(out.code, 130, "SIG{signal}: {out:?}");
+        assert!(
+            took <= std::time::Duration::from_secs(10),
+            "SIG{signal}: ended {took:?} after the signal"
+        );
+        assert!(out.stderr.contains("starting nothing more"), "{out:?}");
+        assert!(locks(&w).is_empty(), "SIG{signal}: {:?}", keys(&w));
+        let (_r2, d) = runner_via(&w, &proxy.url());
+        d.run_within(HANG, UP_ALL).success();
+        let (_r3, d) = runner_via(&w, &proxy.url());
+        d.run_within(HANG, DESTROY_ALL).success();
+        nothing_left_but(&w.c, w.moto.port, &[BUCKET]);
+        assert!(keys(&w).is_empty(), "{:?}", keys(&w));
+    }
+}
+
+/// A job killed outright (SIGKILL) leaves its locks; their lease runs out, and the next runner
+/// takes them over, saying whose they were, and converges with no `unlock`.
+#[test]
+fn the_locks_of_a_killed_job_are_taken_over_once_their_lease_ran_out() {
+    let w = World::new();
+    make_bucket(&w);
+    let proxy = Proxy::start(&w.moto, serde_json::json!({ "latency": 0.05 }));
+    let (_r1, started) = up_all_under_way(&w, &proxy, "3s");
+    started.signal("KILL");
+    let (out, _) = started.wait_within(HANG, "up --all after SIGKILL");
+    assert_eq!(out.code, -1, "killed: {out:?}");
+    assert_eq!(locks(&w).len(), 4, "a killed run leaves its locks: {:?}", keys(&w));
+    let (_r2, d) = runner_via(&w, &proxy.url());
+    let out = d
+        .env("DEPLOY_LOCK_LEASE", "3s")
+        .env("DEPLOY_LOCK_TIMEOUT", "60s")
+        .run_within(HANG, UP_ALL)
+        .success();
+    assert!(
+        out.stderr.contains("took over the lock of stack `should-i-deploy` (env `pr-9`)")
+            && out.stderr.contains("whose lease ran out"),
+        "{out:?}"
+    );
+    assert!(locks(&w).is_empty(), "{:?}", keys(&w));
+    let (_r3, d) = runner_via(&w, &proxy.url());
+    d.run_within(HANG, DESTROY_ALL).success();
+    nothing_left_but(&w.c, w.moto.port, &[BUCKET]);
+}
+
+/// A live holder renews its lease: its lock holds however long past the lease its run takes.
+#[test]
+fn a_live_holders_lock_holds_past_its_lease() {
+    let w = World::new();
+    make_bucket(&w);
+    let proxy = Proxy::start(&w.moto, serde_json::json!({ "latency": 0.15 }));
+    let (_r1, mut started) = up_all_under_way(&w, &proxy, "2s");
+    // more than two leases later, still running: another runner is refused the lock
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    assert!(started.running(), "the first up is still under way");
+    let (_r2, d) = runner_via(&w, &proxy.url());
+    let out = d
+        .env("DEPLOY_LOCK_LEASE", "2s")
+        .run_within(HANG, &["plan", "create-new-user", "--env", "pr-9", "--var", "email=a@example.com"]);
+    assert_eq!(out.code, 6, "{out:?}");
+    assert!(
+        out.stderr.contains("is being changed by another deploy run")
+            && out.stderr.contains("lease renewed"),
+        "{out:?}"
+    );
+    assert!(started.running(), "the first up was still under way when refused");
+    let (out, _) = started.wait_within(HANG, "the first up --all");
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!out.stderr.contains("taken over"), "{out:?}");
+    let (_r3, d) = runner_via(&w, &proxy.url());
+    d.run_within(HANG, DESTROY_ALL).success();
+    nothing_left_but(&w.c, w.moto.port, &[BUCKET]);
+}
+
+/// Two runners that find the same expired lock at once: only one takes it over; the other
+/// waits for it like any held lock; both converge and the state is whole.
+#[test]
+fn of_two_runners_taking_over_one_expired_lock_only_one_wins() {
+    let w = World::new();
+    make_bucket(&w);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let stale = serde_json::json!({"who": "ci", "host": "runner-3", "pid": 4242, "command": "up",
+        "since": now - 900, "lease_secs": 120, "renewed": now - 600});
+    w.c.block_on(
+        w.c.s3
+            .put_object()
+            .bucket(BUCKET)
+            .key("ci/pr-7/should-i-deploy.lock")
+            .body(stale.to_string().into_bytes().into())
+            .send(),
+    )
+    .unwrap();
+    let up = ["up", "should-i-deploy", "--env", "pr-7", "--yes"];
+    let (_a, da) = runner(&w);
+    let (_b, db) = runner(&w);
+    let a = da.env("DEPLOY_LOCK_TIMEOUT", "60s").start(&up);
+    let b = db.env("DEPLOY_LOCK_TIMEOUT", "60s").start(&up);
+    let (a, _) = a.wait_within(HANG, "runner a");
+    let (b, _) = b.wait_within(HANG, "runner b");
+    assert_eq!((a.code, b.code), (0, 0), "{a:?}\n{b:?}");
+    let took = [&a, &b]
+        .iter()
+        .filter(|o| o.stderr.contains("took over the lock"))
+        .count();
+    assert_eq!(took, 1, "exactly one took it over:\n{a:?}\n{b:?}");
+    assert!(
+        [&a, &b]
+            .iter()
+            .any(|o| o.stderr.contains("held by ci on runner-3 (pid 4242")),
+        "says whose it was"
+    );
+    assert!(locks(&w).is_empty(), "{:?}", keys(&w));
+    let (_c, d) = runner(&w);
+    let out = d.run(&["plan", "should-i-deploy", "--env", "pr-7"]).success();
+    assert!(out.stdout.contains("No changes"), "{out:?}");
+}

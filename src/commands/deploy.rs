@@ -11,8 +11,6 @@ use crate::plan::{self, Plan};
 use crate::state::StackState;
 use crate::views::{Human, Json, View};
 use clap::Args;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 struct Planned {
     stack: Option<Stack>,
@@ -229,23 +227,6 @@ async fn preflight(plans: &[Planned], ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-/// Stops new operations on the first Ctrl-C; a second one ends the process at once (state is
-/// written ahead of every create, so even that is recoverable).
-fn watch_interrupt() -> Arc<AtomicBool> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let s = stop.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            s.store(true, Ordering::SeqCst);
-            eprintln!("interrupted: finishing the operations in flight (Ctrl-C again to stop now)");
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(Class::Interrupted.exit_code());
-            }
-        }
-    });
-    stop
-}
-
 fn view_for(format: Format, plans: &[Planned]) -> Box<dyn View> {
     let total = plans
         .iter()
@@ -303,7 +284,7 @@ pub async fn up(g: &Global, a: &UpArgs) -> Result<()> {
             let plans = identity
                 .alongside(plan_stacks(&setup, stacks, &ctx, a.ttl))
                 .await?;
-            apply_up(&setup, &ctx, plans, &a.apply, &a.out, a.ttl).await
+            apply_up(&setup, &ctx, plans, a, g.branch.as_ref()).await
         })
         .await
 }
@@ -313,10 +294,10 @@ async fn apply_up(
     setup: &Setup,
     ctx: &Ctx,
     mut plans: Vec<Planned>,
-    args: &ApplyArgs,
-    out: &ReportArgs,
-    ttl: Option<std::time::Duration>,
+    a: &UpArgs,
+    branch: Option<&String>,
 ) -> Result<()> {
+    let (args, out, ttl) = (&a.apply, &a.out, a.ttl);
     scenario_transitions(setup, &mut plans);
     running_on_older_versions(ctx, &mut plans).await;
     print_plans(&plans, out.format);
@@ -329,7 +310,8 @@ async fn apply_up(
             created: old.as_ref().map(|m| m.created).unwrap_or(now),
             updated: now,
             by: format!("{} on {}", me.who, me.host),
-            ttl_secs: ttl.map(|t| t.as_secs()).or(old.and_then(|m| m.ttl_secs)),
+            ttl_secs: ttl.map(|t| t.as_secs()).or(old.as_ref().and_then(|m| m.ttl_secs)),
+            branch: branch.cloned().or(old.and_then(|m| m.branch)),
         });
     }
     if !plans.iter().any(|p| p.plan.has_changes()) {
@@ -346,14 +328,13 @@ async fn apply_up(
         &format!("Apply these changes (env {})?", setup.env),
         args.yes,
     )?;
-    let stop = watch_interrupt();
     let view = view_for(out.format, &plans);
     let ex = Executor {
         ctx,
         store: &setup.store,
         view: view.as_ref(),
         parallelism: crate::throttle::set_max_writes(args.parallelism as usize),
-        stop: &stop,
+        stop: crate::interrupt::flag(),
     };
     let runs = plans.into_iter().map(|p| {
         let ex = &ex;
@@ -479,14 +460,13 @@ pub async fn destroy(
             &format!("Destroy these resources (env {})?", setup.env),
             args.yes,
         )?;
-        let stop = watch_interrupt();
         let view = view_for(out.format, &plans);
         let ex = Executor {
             ctx,
             store: &setup.store,
             view: view.as_ref(),
             parallelism: crate::throttle::set_max_writes(args.parallelism as usize),
-            stop: &stop,
+            stop: crate::interrupt::flag(),
         };
         let runs = plans
             .iter()

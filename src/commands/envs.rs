@@ -23,6 +23,8 @@ pub struct Env {
     pub created: Option<u64>,
     pub last_up: Option<u64>,
     pub by: Option<String>,
+    /// The branch it was made from (`up --env-from-branch`).
+    pub branch: Option<String>,
     pub expires: Option<u64>,
     /// Recorded in the state backend (false: found by its tags only, its state lost).
     pub state: bool,
@@ -48,6 +50,9 @@ pub async fn list(setup: &Setup, ctx: Option<&crate::aws::Ctx>) -> Result<Vec<En
             if e.last_up.is_none_or(|u| m.updated > u) {
                 e.last_up = Some(m.updated);
                 e.by = Some(m.by.clone());
+            }
+            if m.branch.is_some() {
+                e.branch = m.branch.clone();
             }
             if let Some(x) = m.expires() {
                 e.expires = Some(e.expires.map_or(x, |y| y.max(x)));
@@ -121,15 +126,23 @@ pub async fn envs(g: &Global, out: &OutputArgs) -> Result<()> {
     Ok(())
 }
 
-pub async fn sweep(
-    g: &Global,
-    older_than: Option<std::time::Duration>,
-    include_default: bool,
-    orphans: bool,
-    args: &ApplyArgs,
-    out: &OutputArgs,
-) -> Result<()> {
+pub async fn sweep(g: &Global, a: &SweepArgs) -> Result<()> {
+    let (older_than, include_default, orphans, args, out) = (
+        a.older_than,
+        a.include_default,
+        a.orphans,
+        &a.apply,
+        &a.out,
+    );
     let setup = Setup::new(g)?;
+    // which branches still have an open pull request: asked first, so that an API that
+    // fails (or a page of it) sweeps nothing
+    let open = if a.closed_pull_requests {
+        let repo = crate::github::Repo::from_env()?;
+        Some((crate::github::open_pull_request_branches(&repo).await?, repo.repository))
+    } else {
+        None
+    };
     let now = now_secs();
     let ctx = if orphans {
         Some(setup.connect(&g.aws).await?)
@@ -141,8 +154,16 @@ pub async fn sweep(
         .into_iter()
         .filter(|e| include_default || e.env != crate::manifest::DEFAULT_ENV)
         .filter_map(|e| {
+            let closed = match (&open, &e.branch) {
+                (Some((open, repo)), Some(b)) if !open.contains(b) => {
+                    Some(format!("branch {b} has no open pull request in {repo}"))
+                }
+                _ => None,
+            };
             let why = if !e.state {
                 "no state: found by its tags".to_string()
+            } else if let Some(closed) = closed {
+                closed
             } else if e.expires.is_some_and(|x| x <= now) {
                 format!("expired {}", when(e.expires))
             } else if let (Some(d), Some(u)) = (older_than, e.last_up) {
@@ -163,9 +184,14 @@ pub async fn sweep(
         .collect();
     if doomed.is_empty() {
         outln!(
-            "Nothing to sweep: no environment has expired{}.",
+            "Nothing to sweep: no environment has expired{}{}.",
             if older_than.is_some() {
                 " or aged past --older-than"
+            } else {
+                ""
+            },
+            if open.is_some() {
+                " or lost its pull request"
             } else {
                 ""
             }
@@ -245,6 +271,11 @@ pub struct SweepArgs {
     /// Also sweep environments that exist (by their tags) without any state
     #[arg(long)]
     pub orphans: bool,
+    /// Also sweep the environments made by `up --env-from-branch` whose branch has no open
+    /// pull request on GitHub (GITHUB_TOKEN, GITHUB_REPOSITORY, GITHUB_API_URL as Actions sets
+    /// them); others are left alone; if GitHub answers an error, nothing is swept
+    #[arg(long)]
+    pub closed_pull_requests: bool,
     #[command(flatten)]
     pub apply: ApplyArgs,
     #[command(flatten)]
@@ -257,15 +288,7 @@ impl Run for SweepArgs {
         self.out.format
     }
     async fn run(&self, g: &Global) -> Result<()> {
-        sweep(
-            g,
-            self.older_than,
-            self.include_default,
-            self.orphans,
-            &self.apply,
-            &self.out,
-        )
-        .await
+        sweep(g, self).await
     }
 }
 

@@ -35,34 +35,58 @@ fn state_location(g: &Global, project: &Project) -> Result<Location> {
     if let Some(dir) = &g.state_dir {
         return Ok(Location::Dir(dir.clone()));
     }
-    let file = project.root.join("deploy.toml");
-    if let Ok(text) = std::fs::read_to_string(&file) {
-        #[derive(serde::Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct ProjectFile {
-            state: Option<StateSection>,
-        }
-        #[derive(serde::Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct StateSection {
-            url: String,
-        }
-        let parsed: ProjectFile = toml::from_str(&text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start].matches('\n').count() + 1)
-                .unwrap_or(1);
-            Error::user(format!("invalid project file: {}", e.message().trim()))
-                .at(format!("deploy.toml:{line}"))
-        })?;
-        if let Some(section) = parsed.state {
-            return match Location::parse(&section.url)? {
-                Location::Dir(d) if d.is_relative() => Ok(Location::Dir(project.root.join(d))),
-                other => Ok(other),
-            };
-        }
+    if let Some(url) = project_file(project)?.and_then(|s| s.url) {
+        return match Location::parse(&url)? {
+            Location::Dir(d) if d.is_relative() => Ok(Location::Dir(project.root.join(d))),
+            other => Ok(other),
+        };
     }
     Ok(Location::Dir(project.root.join(".deploy").join("state")))
+}
+
+/// The `[state]` section of the project file (deploy.toml), if there is one.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateSection {
+    url: Option<String>,
+    /// How long an S3 lock outlives its holder's last renewal (e.g. "2m").
+    lock_lease: Option<String>,
+}
+
+fn project_file(project: &Project) -> Result<Option<StateSection>> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct ProjectFile {
+        state: Option<StateSection>,
+    }
+    let Ok(text) = std::fs::read_to_string(project.root.join("deploy.toml")) else {
+        return Ok(None);
+    };
+    let line_of = |at: Option<std::ops::Range<usize>>| {
+        at.map(|s| text[..s.start].matches('\n').count() + 1)
+            .unwrap_or(1)
+    };
+    let parsed: ProjectFile = toml::from_str(&text).map_err(|e| {
+        Error::user(format!("invalid project file: {}", e.message().trim()))
+            .at(format!("deploy.toml:{}", line_of(e.span())))
+    })?;
+    Ok(parsed.state)
+}
+
+/// How long an S3 lock outlives its holder's last renewal: --lock-lease / DEPLOY_LOCK_LEASE,
+/// else the project file's `[state] lock_lease`, else 2 minutes.
+fn lock_lease(g: &Global, project: &Project) -> Result<std::time::Duration> {
+    if let Some(d) = g.lock_lease {
+        return Ok(d);
+    }
+    match project_file(project)?.and_then(|s| s.lock_lease) {
+        Some(text) => humantime::parse_duration(&text).map_err(|e| {
+            Error::user(format!("invalid [state] lock_lease {text:?}: {e}"))
+                .at("deploy.toml")
+                .help("a duration such as 2m or 90s")
+        }),
+        None => Ok(std::time::Duration::from_secs(120)),
+    }
 }
 
 impl Setup {
@@ -70,7 +94,7 @@ impl Setup {
         crate::manifest::check_env(&g.env)?;
         let project = Project::discover(g.project.clone())?;
         let location = state_location(g, &project)?;
-        let store = Store::open(location, &g.aws);
+        let store = Store::open(location, &g.aws, lock_lease(g, &project)?);
         Ok(Setup {
             project,
             store,
@@ -85,18 +109,30 @@ impl Setup {
 
     /// Runs `work` holding the locks of `stacks` (taken at once, all or none, waiting up to
     /// --lock-timeout) and releases them when it ends, however it ends: releasing is an
-    /// awaited step of the run, never left to Drop.
+    /// awaited step of the run, never left to Drop. A SIGINT or SIGTERM (or a lock taken over)
+    /// stops it: nothing new starts, what is in flight gets `interrupt::GRACE`, then the locks
+    /// are released all the same.
     pub async fn locked<T>(
         &self,
         stacks: &[String],
         command: &str,
         work: impl Future<Output = Result<T>>,
     ) -> Result<T> {
+        crate::interrupt::watch();
         let locks = self
             .store
             .lock_all(stacks, &self.env, command, self.lock_timeout)
             .await?;
-        let done = work.await;
+        let done = crate::interrupt::bounded(work).await.unwrap_or_else(|| {
+            Err(Error::new(
+                crate::error::Class::Interrupted,
+                format!(
+                    "interrupted: the operations still in flight after {} s were cut off",
+                    crate::interrupt::GRACE.as_secs()
+                ),
+            )
+            .help("what was started is recorded (a create whose answer did not come, as pending): run the same command again to finish, or `deploy destroy`"))
+        });
         futures::future::join_all(locks.into_iter().map(crate::state::Lock::release)).await;
         done
     }

@@ -106,6 +106,10 @@ pub struct Meta {
     /// `up --ttl`: the environment expires this long after its last `up`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_secs: Option<u64>,
+    /// The branch the env was made from (`up --env-from-branch`): `sweep
+    /// --closed-pull-requests` removes it once no open pull request has that branch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
 }
 
 impl Meta {
@@ -138,6 +142,13 @@ pub struct Holder {
     pub command: String,
     /// Seconds since the Unix epoch.
     pub since: u64,
+    /// An S3 lock's lease: its holder renews it (`renewed`, seconds since the epoch) while it
+    /// runs; one not renewed for this long is taken over by the next run. None: no lease (a
+    /// folder lock, which dies with its process; or a lock of an older version: `unlock`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_secs: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewed: Option<u64>,
 }
 
 impl Holder {
@@ -157,7 +168,16 @@ impl Holder {
             pid: std::process::id(),
             command: command.to_string(),
             since: now_secs(),
+            lease_secs: None,
+            renewed: None,
         }
+    }
+
+    /// How long ago its lease ran out, if it did.
+    pub fn expired_for(&self) -> Option<u64> {
+        let end = self.renewed? + self.lease_secs?;
+        let now = now_secs();
+        (now > end).then(|| now - end)
     }
 
     /// "alice on ci-runner-7 (pid 123, `deploy up`), 42 s ago"
@@ -170,8 +190,15 @@ impl Holder {
         } else {
             format!("{} h", age / 3600)
         };
+        let lease = match (self.lease_secs, self.renewed) {
+            (Some(l), Some(r)) => format!(
+                ", lease renewed {} s ago for {l} s",
+                now_secs().saturating_sub(r)
+            ),
+            _ => String::new(),
+        };
         format!(
-            "{} on {} (pid {}, `deploy {}`), {age} ago",
+            "{} on {} (pid {}, `deploy {}`), {age} ago{lease}",
             self.who, self.host, self.pid, self.command
         )
     }
@@ -232,11 +259,12 @@ pub enum Store {
 
 impl Store {
     /// A store at `location`; for S3, the client is made from these AWS options when first used.
-    pub fn open(location: Location, aws: &crate::aws::AwsOptions) -> Store {
+    /// `lease`: how long an S3 lock outlives its holder's last renewal.
+    pub fn open(location: Location, aws: &crate::aws::AwsOptions, lease: Duration) -> Store {
         match location {
             Location::Dir(root) => Store::Dir(dir::DirStore::new(root)),
             Location::S3 { bucket, prefix } => {
-                Store::S3(s3::S3Store::new(bucket, prefix, aws.clone()))
+                Store::S3(s3::S3Store::new(bucket, prefix, aws.clone(), lease))
             }
         }
     }

@@ -13,7 +13,8 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::types::ServerSideEncryption;
 use aws_smithy_runtime_api::client::result::SdkError;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 pub struct S3Store {
     bucket: String,
@@ -22,6 +23,8 @@ pub struct S3Store {
     client: tokio::sync::OnceCell<Client>,
     /// key -> the ETag of the version this process last read or wrote.
     etags: Mutex<HashMap<String, String>>,
+    /// How long a lock outlives its holder's last renewal.
+    lease: Duration,
 }
 
 /// A precondition that did not hold: 412, or 409 when another conditional write raced ours.
@@ -31,13 +34,14 @@ fn conflict<E>(e: &SdkError<E, aws_smithy_runtime_api::http::Response>) -> bool 
 }
 
 impl S3Store {
-    pub fn new(bucket: String, prefix: String, aws: AwsOptions) -> Self {
+    pub fn new(bucket: String, prefix: String, aws: AwsOptions, lease: Duration) -> Self {
         S3Store {
             bucket,
             prefix,
             aws,
             client: tokio::sync::OnceCell::new(),
             etags: Mutex::new(HashMap::new()),
+            lease,
         }
     }
 
@@ -233,7 +237,9 @@ impl S3Store {
         Ok(out)
     }
 
-    /// Ok(Ok(lock)) when taken; Ok(Err(holder)) when another run holds it.
+    /// Ok(Ok(lock)) when taken; Ok(Err(holder)) when another run holds it. A lock whose lease
+    /// ran out (its holder stopped renewing it: killed) is taken over with a write conditional
+    /// on the very version read, so that of two runs taking it over only one can win.
     pub async fn try_lock(
         &self,
         stack: &str,
@@ -241,33 +247,54 @@ impl S3Store {
         me: &Holder,
     ) -> Result<std::result::Result<S3Lock, Option<Holder>>> {
         let key = self.key(env, &format!("{stack}.lock"));
-        let body = serde_json::to_vec(me).unwrap_or_default();
         let client = self.client().await;
-        let put = client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(&key)
-            .if_none_match("*")
-            .content_type("application/json")
-            .server_side_encryption(ServerSideEncryption::Aes256)
-            .body(body.into())
+        let mut me = me.clone();
+        me.lease_secs = Some(self.lease.as_secs().max(1));
+        me.renewed = Some(super::now_secs());
+        let body = serde_json::to_vec(&me).unwrap_or_default();
+        let put = |condition: Condition| {
+            let put = client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .content_type("application/json")
+                .server_side_encryption(ServerSideEncryption::Aes256)
+                .body(body.clone().into());
+            match condition {
+                Condition::Absent => put.if_none_match("*"),
+                Condition::Is(etag) => put.if_match(etag),
+            }
             .send()
-            .await;
-        match put {
-            Ok(_) => Ok(Ok(S3Lock {
-                client: client.clone(),
-                bucket: self.bucket.clone(),
-                key,
-                released: false,
-            })),
-            Err(e) if conflict(&e) => {
-                let holder = self
-                    .get(&key)
-                    .await?
-                    .and_then(|(text, _)| serde_json::from_str(&text).ok());
+        };
+        let taken = |etag: Option<&str>| S3Lock::held(client, &self.bucket, &key, me.clone(), etag, self.lease);
+        match put(Condition::Absent).await {
+            Ok(o) => return Ok(Ok(taken(o.e_tag()))),
+            Err(e) if conflict(&e) => {}
+            Err(e) if e.code() == Some("NoSuchBucket") => return Err(self.no_bucket()),
+            Err(e) => return Err(api_error("PutObject", &e)),
+        }
+        let Some((text, etag)) = self.get(&key).await? else {
+            return Ok(Err(None)); // released meanwhile: the caller tries again
+        };
+        let holder: Option<Holder> = serde_json::from_str(&text).ok();
+        let (Some(h), Some(etag)) = (holder.as_ref(), etag) else {
+            return Ok(Err(holder));
+        };
+        let Some(ago) = h.expired_for() else {
+            return Ok(Err(holder));
+        };
+        match put(Condition::Is(etag)).await {
+            Ok(o) => {
+                eprintln!(
+                    "took over the lock of stack `{stack}` (env `{env}`): it was held by {}, whose lease ran out {ago} s ago (a run that was killed)",
+                    h.describe()
+                );
+                Ok(Ok(taken(o.e_tag())))
+            }
+            // another run took it over first, or its holder renewed it just now
+            Err(e) if conflict(&e) || e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
                 Ok(Err(holder))
             }
-            Err(e) if e.code() == Some("NoSuchBucket") => Err(self.no_bucket()),
             Err(e) => Err(api_error("PutObject", &e)),
         }
     }
@@ -291,26 +318,104 @@ impl S3Store {
             pid: 0,
             command: "?".into(),
             since: 0,
+            lease_secs: None,
+            renewed: None,
         })))
     }
 }
 
+enum Condition {
+    Absent,
+    Is(String),
+}
+
 /// The lock object, held until `release` deletes it: an ordinary awaited step at the end of
-/// every run that took it. Dropped unreleased (an early return, a panic), it is released in
-/// the background on the runtime (`super::settle` waits for that before the process exits);
-/// nothing ever blocks on the runtime from inside it (that lost the wakeups of every other
-/// stack's calls polled on the same thread, and `up --all` waited forever).
+/// every run that took it. While held, a task renews its lease every third of it (a write
+/// conditional on the version it last wrote): a run that lives holds its lock however long
+/// it takes; one killed stops renewing, and the next run takes the lock over once the lease
+/// ran out. A renewal that finds the lock taken over stops this run (`interrupt::request`).
+/// Dropped unreleased (an early return, a panic), it is released in the background on the
+/// runtime (`super::settle` waits for that before the process exits); nothing ever blocks on
+/// the runtime from inside it (that lost the wakeups of every other stack's calls polled on
+/// the same thread, and `up --all` waited forever).
 pub struct S3Lock {
     client: Client,
     bucket: String,
     key: String,
     released: bool,
+    renewing: tokio::task::JoinHandle<()>,
 }
 
 impl S3Lock {
+    fn held(
+        client: &Client,
+        bucket: &str,
+        key: &str,
+        me: Holder,
+        etag: Option<&str>,
+        lease: Duration,
+    ) -> S3Lock {
+        let etag = Arc::new(Mutex::new(etag.map(str::to_string)));
+        let renewing = tokio::spawn(renew(
+            client.clone(),
+            bucket.to_string(),
+            key.to_string(),
+            me,
+            etag,
+            lease,
+        ));
+        S3Lock {
+            client: client.clone(),
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            released: false,
+            renewing,
+        }
+    }
+
     pub async fn release(mut self) {
         self.released = true;
+        self.renewing.abort();
+        let _ = (&mut self.renewing).await;
         delete_lock(self.client.clone(), self.bucket.clone(), self.key.clone()).await;
+    }
+}
+
+/// Renews the lease every third of it, for as long as the lock is held.
+async fn renew(
+    client: Client,
+    bucket: String,
+    key: String,
+    mut me: Holder,
+    etag: Arc<Mutex<Option<String>>>,
+    lease: Duration,
+) {
+    let every = (lease / 3).max(Duration::from_millis(300));
+    loop {
+        tokio::time::sleep(every).await;
+        me.renewed = Some(super::now_secs());
+        let known = etag.lock().unwrap().clone();
+        let mut put = client
+            .put_object()
+            .bucket(&bucket)
+            .key(&key)
+            .content_type("application/json")
+            .server_side_encryption(ServerSideEncryption::Aes256)
+            .body(serde_json::to_vec(&me).unwrap_or_default().into());
+        if let Some(t) = known {
+            put = put.if_match(t);
+        }
+        match put.send().await {
+            Ok(o) => *etag.lock().unwrap() = o.e_tag().map(str::to_string),
+            Err(e) if conflict(&e) || e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
+                crate::interrupt::request(&format!(
+                    "the lock s3://{bucket}/{key} was taken over by another run (this one could not renew its lease in time)"
+                ));
+                return;
+            }
+            // a passing failure: the next renewal tries again, well within the lease
+            Err(e) => tracing::warn!("renewing the lock s3://{bucket}/{key}: {}", api_error("PutObject", &e)),
+        }
     }
 }
 
@@ -334,6 +439,7 @@ impl Drop for S3Lock {
         if self.released {
             return;
         }
+        self.renewing.abort();
         let (client, bucket, key) = (self.client.clone(), self.bucket.clone(), self.key.clone());
         if !super::release_in_background(delete_lock(client, bucket, key)) {
             eprintln!(

@@ -112,6 +112,7 @@ pub fn envs(envs: &[Env], location: &str, format: Format) {
                 when(e.created),
                 when(e.last_up),
                 by,
+                e.branch.clone().unwrap_or_else(|| "-".into()),
                 when(e.expires),
                 e.stacks.join(", "),
             ]
@@ -123,6 +124,7 @@ pub fn envs(envs: &[Env], location: &str, format: Format) {
         "CREATED",
         "LAST UP",
         "BY",
+        "BRANCH",
         "EXPIRES",
         "STACKS",
     ];

@@ -514,6 +514,13 @@ impl Deploy {
     /// Runs the command, killing it if it has not ended within `secs` (a hang, not a speed
     /// check: the bound is generous) and failing the test with what it printed until then.
     pub fn run_within(self, secs: u64, args: &[&str]) -> Output {
+        let what = format!("`deploy {}`", args.join(" "));
+        let (output, _) = self.start(args).wait_within(secs, &what);
+        output
+    }
+
+    /// Starts the command in the background, its output collected as it comes.
+    pub fn start(self, args: &[&str]) -> Started {
         let mut child = self.spawn(args);
         let read = |r: Option<Box<dyn Read + Send>>| {
             std::thread::spawn(move || {
@@ -526,29 +533,58 @@ impl Deploy {
         };
         let out = read(child.stdout.take().map(|o| Box::new(o) as Box<dyn Read + Send>));
         let err = read(child.stderr.take().map(|e| Box::new(e) as Box<dyn Read + Send>));
+        Started { child, out, err }
+    }
+}
+
+/// A `deploy` process started in the background.
+pub struct Started {
+    child: Child,
+    out: std::thread::JoinHandle<String>,
+    err: std::thread::JoinHandle<String>,
+}
+
+impl Started {
+    /// Sends it a signal by name (`INT`, `TERM`, `KILL`).
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{name}");
+    }
+
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Waits for it to end (killed, and the test failed, after `secs`): what it printed and
+    /// how long the wait took.
+    pub fn wait_within(mut self, secs: u64, what: &str) -> (Output, Duration) {
         let start = Instant::now();
         let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
+            if let Some(status) = self.child.try_wait().unwrap() {
                 break Some(status);
             }
             if start.elapsed() > Duration::from_secs(secs) {
-                let _ = child.kill();
-                let _ = child.wait();
+                let _ = self.child.kill();
+                let _ = self.child.wait();
                 break None;
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         };
+        let waited = start.elapsed();
         let output = Output {
             code: status.and_then(|s| s.code()).unwrap_or(-1),
-            stdout: out.join().unwrap(),
-            stderr: err.join().unwrap(),
+            stdout: self.out.join().unwrap(),
+            stderr: self.err.join().unwrap(),
         };
         assert!(
             status.is_some(),
-            "`deploy {}` had not ended after {secs} s (killed): {output:?}",
-            args.join(" ")
+            "{what} had not ended after {secs} s (killed): {output:?}"
         );
-        output
+        (output, waited)
     }
 }
 
