@@ -34,6 +34,7 @@ mod manifest;
 mod package;
 mod plan;
 mod resources;
+mod saved_plan;
 mod secrets;
 mod state;
 mod template;

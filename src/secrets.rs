@@ -32,7 +32,7 @@ pub fn seal_str(clear: &str) -> String {
     format!("{MARK}{salt}:{}", hash(&salt, clear))
 }
 
-fn is_sealed(v: &str) -> bool {
+pub fn is_sealed(v: &str) -> bool {
     v.starts_with(MARK)
 }
 

@@ -961,8 +961,23 @@ fn the_github_actions_example_passes_actionlint() {
             ),
         );
     }
+    // every workflow of the repository (the release, the action's own) and the example; the
+    // action is checked where a workflow uses it (`uses: ./`)
+    let mut files = vec![root.join(WORKFLOW)];
+    for e in std::fs::read_dir(root.join(".github/workflows")).unwrap() {
+        files.push(e.unwrap().path());
+    }
+    assert!(files.len() >= 3, "{files:?}");
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        assert!(
+            !text.contains("cargo install"),
+            "{}: no workflow compiles deploy to use it",
+            f.display()
+        );
+    }
     let out = std::process::Command::new(&actionlint)
-        .arg(root.join(WORKFLOW))
+        .args(&files)
         .output()
         .unwrap();
     assert!(
@@ -996,6 +1011,8 @@ fn the_github_actions_example_runs_as_written() {
         .parent()
         .unwrap()
         .to_path_buf();
+    // GitHub's API, for the sweep: this branch's pull request is still open
+    let gh = GitHub::start("ok", &["feature/Add-Login_v2"]);
     // a job on a new runner: a fresh checkout (edited by `change`), the step's script, its summary
     let job = |script: &str, branch: &str, change: &dyn Fn(&Path)| -> (Output, String) {
         let checkout = project_copy();
@@ -1016,6 +1033,9 @@ fn the_github_actions_example_runs_as_written() {
         .env("DEPLOY_STATE", "s3://deploy-state/previews")
         .env("BRANCH", branch)
         .env("GITHUB_STEP_SUMMARY", summary.to_str().unwrap())
+        .env("GITHUB_API_URL", &format!("http://127.0.0.1:{}", gh.port))
+        .env("GITHUB_REPOSITORY", "o/r")
+        .env("GITHUB_TOKEN", "t0ken")
         .env("PATH", &path);
         d = d.current_dir(checkout.path());
         let out = d.shell(script);
@@ -1081,7 +1101,19 @@ fn the_github_actions_example_runs_as_written() {
     );
     nothing_left_but(&w.c, w.moto.port, &[BUCKET]);
 
-    // the nightly sweep finds nothing to do
+    // a pull request closed while its `closed` job did not run: the nightly sweep removes its
+    // preview (its branch has no open pull request), then finds nothing more to do
+    let (out, _) = job(&up[0], "fix/forgotten", &nothing);
+    assert_eq!(out.code, 0, "{out:?}");
+    let (out, _) = job(&sweep[0], "main", &nothing);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("branch fix/forgotten has no open pull request in o/r"),
+        "{out:?}"
+    );
+    nothing_left_but(&w.c, w.moto.port, &[BUCKET]);
+    assert!(keys(&w).is_empty(), "{:?}", keys(&w));
     let (out, _) = job(&sweep[0], "main", &nothing);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("Nothing to sweep"), "{out:?}");
@@ -1429,4 +1461,354 @@ fn of_two_runners_taking_over_one_expired_lock_only_one_wins() {
     let (_c, d) = runner(&w);
     let out = d.run(&["plan", "should-i-deploy", "--env", "pr-7"]).success();
     assert!(out.stdout.contains("No changes"), "{out:?}");
+}
+
+/// A loopback server that speaks the part of GitHub's REST API the sweep uses: the open pull
+/// requests of `o/r`, `per_page` to a page, pages linked by the `Link` header. `mode`: "ok",
+/// "401" (a bad token), "500-on-page-2" (a page that fails). Records each request line and
+/// its Authorization header.
+struct GitHub {
+    port: u16,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl GitHub {
+    fn start(mode: &'static str, open: &'static [&'static str]) -> GitHub {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let mut buf = vec![0u8; 8192];
+                let mut n = 0;
+                while !buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf[n..]) {
+                        Ok(0) | Err(_) => break,
+                        Ok(k) => n += k,
+                    }
+                }
+                let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                let line = req.lines().next().unwrap_or_default().to_string();
+                let auth = req
+                    .lines()
+                    .find(|l| l.to_ascii_lowercase().starts_with("authorization:"))
+                    .unwrap_or_default()
+                    .to_string();
+                log.lock().unwrap().push(format!("{line} | {auth}"));
+                let page: usize = line
+                    .split(['?', '&', ' '])
+                    .find_map(|p| p.strip_prefix("page="))
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(1);
+                let (status, body, link) = match (mode, page) {
+                    ("401", _) => ("401 Unauthorized", r#"{"message":"Bad credentials"}"#.to_string(), None),
+                    ("500-on-page-2", 2) => ("500 Internal Server Error", r#"{"message":"boom"}"#.to_string(), None),
+                    _ => {
+                        // one pull request a page, the pages linked
+                        let pulls: Vec<serde_json::Value> = open
+                            .get(page - 1)
+                            .map(|b| serde_json::json!({"number": page, "head": {"ref": b}}))
+                            .into_iter()
+                            .collect();
+                        let next = (page < open.len()).then(|| {
+                            format!("<http://127.0.0.1:{port}/repos/o/r/pulls?state=open&per_page=100&page={}>; rel=\"next\"", page + 1)
+                        });
+                        ("200 OK", serde_json::to_string(&pulls).unwrap(), next)
+                    }
+                };
+                let link = link.map(|l| format!("Link: {l}\r\n")).unwrap_or_default();
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{link}Connection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        GitHub { port, seen }
+    }
+
+    fn sweep(&self, d: Deploy) -> Output {
+        d.env("GITHUB_API_URL", &format!("http://127.0.0.1:{}", self.port))
+            .env("GITHUB_REPOSITORY", "o/r")
+            .env("GITHUB_TOKEN", "t0ken")
+            .run(&["sweep", "--closed-pull-requests", "--yes"])
+    }
+}
+
+/// `sweep --closed-pull-requests` destroys exactly the envs made from a branch that no open pull
+/// request has any more (every page of GitHub's answer read), leaves the others, and destroys
+/// nothing when GitHub answers an error or a page fails.
+#[test]
+fn environments_of_closed_pull_requests_are_swept_and_nothing_when_github_fails() {
+    let w = World::new();
+    make_bucket(&w);
+    for branch in ["feature/still-open", "feature/merged", "refs/heads/old/Closed_PR"] {
+        let (_r, d) = runner(&w);
+        d.run(&["up", "should-i-deploy", "--env-from-branch", branch, "--yes"])
+            .success();
+    }
+    let (_r, d) = runner(&w);
+    d.run(&["up", "should-i-deploy", "--env", "pr-5", "--yes"])
+        .success();
+    let envs = || {
+        let (_r, d) = runner(&w);
+        let out = d.run(&["envs", "--output", "json"]).success().json();
+        let mut by: Vec<(String, String)> = out["envs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["env"].as_str().unwrap().to_string(), e["branch"].as_str().unwrap_or("-").to_string()))
+            .collect();
+        by.sort();
+        by
+    };
+    let before = envs();
+    assert_eq!(before.len(), 4, "{before:?}");
+    assert!(before.contains(&("pr-5".to_string(), "-".to_string())), "{before:?}");
+    assert!(
+        before.iter().any(|(_, b)| b == "old/Closed_PR"),
+        "the branch is recorded without refs/heads/: {before:?}"
+    );
+
+    for mode in ["401", "500-on-page-2"] {
+        let gh = GitHub::start(mode, &["feature/still-open", "somebody-else"]);
+        let (_r, d) = runner(&w);
+        let out = gh.sweep(d);
+        assert_eq!(out.code, 3, "{mode}: {out:?}");
+        let said = if mode == "401" { "HTTP 401 Unauthorized Bad credentials" } else { "(page 2): HTTP 500" };
+        assert!(out.stderr.contains(said) && out.stderr.contains("nothing was swept"), "{mode}: {out:?}");
+        assert_eq!(envs(), before, "{mode}: nothing swept");
+    }
+
+    let gh = GitHub::start("ok", &["feature/still-open", "somebody-else", "third"]);
+    let (_r, d) = runner(&w);
+    let out = gh.sweep(d).success();
+    assert!(out.stderr.contains("branch feature/merged has no open pull request in o/r"), "{out:?}");
+    let seen = gh.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3, "every page read: {seen:?}");
+    assert!(
+        seen.iter().all(|s| s.contains("/repos/o/r/pulls?state=open") && s.contains("Bearer t0ken")),
+        "{seen:?}"
+    );
+    let after = envs();
+    assert_eq!(after.len(), 2, "the still-open branch's env and pr-5 remain: {after:?}");
+    assert!(after.iter().any(|(e, _)| e == "pr-5"), "{after:?}");
+    assert!(after.iter().any(|(_, b)| b == "feature/still-open"), "{after:?}");
+}
+
+/// Serves the files under `root` on a loopback port (GET only; 404 for the rest).
+fn serve_files(root: std::path::PathBuf) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut buf = vec![0u8; 4096];
+            let n = conn.read(&mut buf).unwrap_or(0);
+            let req = String::from_utf8_lossy(&buf[..n]).to_string();
+            let path = req.split(' ').nth(1).unwrap_or("/").trim_start_matches('/');
+            let (status, body) = match std::fs::read(root.join(path)) {
+                Ok(b) => ("200 OK", b),
+                Err(_) => ("404 Not Found", b"not found".to_vec()),
+            };
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = conn.write_all(&body);
+        }
+    });
+    port
+}
+
+/// `scripts/install` picks this machine's asset from a releases URL, installs it once its
+/// sha256 matches, and refuses a mismatch without writing anything to the install folder.
+#[test]
+fn the_install_script_installs_a_served_release_and_refuses_a_bad_checksum() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "x86_64",
+        "aarch64" => "aarch64",
+        other => return skipped("the_install_script", &format!("no release target for {other}")),
+    };
+    let os = match std::env::consts::OS {
+        "linux" => "unknown-linux-gnu",
+        "macos" => "apple-darwin",
+        other => return skipped("the_install_script", &format!("no release target for {other}")),
+    };
+    let asset = format!("deploy-{arch}-{os}.tar.gz");
+    // a release as the release workflow lays it out: v<version>/<asset> and its .sha256
+    let releases = tempfile::tempdir().unwrap();
+    let v = releases.path().join("v0.1.0");
+    std::fs::create_dir_all(&v).unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_deploy"));
+    let status = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(bin.parent().unwrap())
+        .arg("-czf")
+        .arg(v.join(&asset))
+        .arg("deploy")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let sum = |file: &Path| {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(std::fs::read(file).unwrap()))
+    };
+    let good = format!("{}  {asset}\n", sum(&v.join(&asset)));
+    std::fs::write(v.join(format!("{asset}.sha256")), &good).unwrap();
+    let port = serve_files(releases.path().to_path_buf());
+    let install = |to: &Path| {
+        std::process::Command::new("sh")
+            .arg(root.join("scripts/install"))
+            .args(["--version", "0.1.0", "--to"])
+            .arg(to)
+            .env("DEPLOY_RELEASES_URL", format!("http://127.0.0.1:{port}"))
+            .output()
+            .unwrap()
+    };
+
+    let to = tempfile::tempdir().unwrap();
+    let out = install(&to.path().join("bin"));
+    let said = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains(&format!("installed deploy 0.1.0 ({arch}-{os})")), "{said}");
+    let version = std::process::Command::new(to.path().join("bin/deploy"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&version.stdout).trim(), "deploy 0.1.0");
+
+    // a checksum that does not match: refused, nothing written
+    std::fs::write(
+        v.join(format!("{asset}.sha256")),
+        format!("{}  {asset}\n", "0".repeat(64)),
+    )
+    .unwrap();
+    let to = tempfile::tempdir().unwrap();
+    let out = install(&to.path().join("bin"));
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!("checksum mismatch for {asset}")) && said.contains("nothing was installed"),
+        "{said}"
+    );
+    assert!(!to.path().join("bin").exists(), "nothing written to the install folder");
+    // a version that is not there: refused, naming the URL
+    let out = std::process::Command::new("sh")
+        .arg(root.join("scripts/install"))
+        .args(["--version", "9.9.9", "--to"])
+        .arg(to.path().join("bin"))
+        .env("DEPLOY_RELEASES_URL", format!("http://127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success() && said.contains("could not download"), "{said}");
+    assert!(!to.path().join("bin").exists());
+}
+
+/// Terraform's saved-plan contract, from fresh runners with state on S3: what was reviewed
+/// (`plan --out`) is exactly what `up --plan` applies, with no question; a plan whose state,
+/// manifest or live resources changed since, of another env, or a file that is not a plan is
+/// refused with no mutating call.
+#[test]
+fn a_saved_plan_is_applied_exactly_or_refused_when_anything_changed() {
+    let w = World::with_project_copy();
+    make_bucket(&w);
+    let plans = tempfile::tempdir().unwrap();
+    let file = |n: &str| plans.path().join(n).display().to_string();
+    let env = ["--env", "pr-3"];
+    let (_r, d) = runner(&w);
+    d.run(&["up", "should-i-deploy", "--env", "pr-3", "--yes"]).success();
+
+    // reviewed on one runner, applied on another: exactly the plan, no question asked
+    let (_r, d) = runner(&w);
+    let planned = d
+        .run(&["plan", "should-i-deploy", "--env", "pr-3", "--var", "frequency_in_minutes=15",
+               "--out", &file("a.json"), "--output", "json"])
+        .success();
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(file("a.json")).unwrap()).unwrap();
+    assert_eq!(saved["stacks"][0]["plan"], planned.json(), "the file's plan is plan --output json's");
+    let text = std::fs::read_to_string(file("a.json")).unwrap();
+    assert!(
+        text.contains("\"password\": \"sensitive:sha256:") && !text.contains("\"password\": \"fake\""),
+        "the connection's password only sealed"
+    );
+    let (_r, d) = runner(&w);
+    let out = d.run(&["up", "--plan", &file("a.json"), env[0], env[1]]).success();
+    assert!(out.stdout.contains("1 change applied"), "{out:?}");
+    let (_r, d) = runner(&w);
+    let out = d
+        .run(&["plan", "should-i-deploy", "--env", "pr-3", "--var", "frequency_in_minutes=15"])
+        .success();
+    assert!(out.stdout.contains("No changes"), "applied as planned: {out:?}");
+
+    let refused = |args: &[&str], said: &str| {
+        w.moto.start_recording();
+        let (_r, d) = runner(&w);
+        let out = d.run(args).code(2);
+        assert!(out.stderr.contains(said), "{args:?}: {out:?}");
+        let changed: Vec<String> = mutating_calls(&w.moto)
+            .into_iter()
+            .filter(|op| !op.contains("/deploy-state/"))
+            .collect();
+        assert!(changed.is_empty(), "{args:?} changed {changed:?}");
+    };
+
+    // stale: another up changed the state since the plan
+    let (_r, d) = runner(&w);
+    d.run(&["plan", "should-i-deploy", "--env", "pr-3", "--var", "frequency_in_minutes=20",
+            "--out", &file("b.json")]).success();
+    let (_r, d) = runner(&w);
+    d.run(&["up", "should-i-deploy", "--env", "pr-3", "--var", "frequency_in_minutes=25", "--yes"])
+        .success();
+    refused(
+        &["up", "--plan", &file("b.json"), "--env", "pr-3"],
+        "stale plan: stack `should-i-deploy` (env `pr-3`): its recorded state changed since the plan was made",
+    );
+    // another env, and a file that is not a plan
+    refused(
+        &["up", "--plan", &file("b.json"), "--env", "pr-4"],
+        "the plan is for env `pr-3`, and this run is for env `pr-4`",
+    );
+    std::fs::write(file("c.json"), "{\"plans\": []}").unwrap();
+    refused(
+        &["up", "--plan", &file("c.json"), "--env", "pr-3"],
+        "this file is not a plan saved by `deploy plan --out`",
+    );
+
+    // the manifest changed after the plan was made
+    let (_r, d) = runner(&w);
+    d.run(&["plan", "should-i-deploy", "--env", "pr-3", "--out", &file("d.json")]).success();
+    let manifest = w.project.join("stacks/should-i-deploy/stack.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text.replacen("\"Step Functions\"", "\"Step Functions (edited)\"", 1)).unwrap();
+    refused(
+        &["up", "--plan", &file("d.json"), "--env", "pr-3"],
+        "no longer give what was planned",
+    );
+    std::fs::write(&manifest, &text).unwrap();
+
+    // the live resources changed after the plan was made
+    w.c.block_on(
+        w.c.events
+            .put_rule()
+            .name("pr-3-should-i-deploy")
+            .schedule_expression("rate(7 minutes)")
+            .send(),
+    )
+    .unwrap();
+    refused(
+        &["up", "--plan", &file("d.json"), "--env", "pr-3"],
+        "its resources in AWS changed since the plan was made",
+    );
+    let (_r, d) = runner(&w);
+    d.run(&["destroy", "--env", "pr-3", "--yes"]).success();
+    nothing_left_but(&w.c, w.moto.port, &[BUCKET]);
 }

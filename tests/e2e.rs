@@ -821,8 +821,9 @@ fn ctrl_c_mid_up_is_recoverable_and_the_lock_keeps_runs_apart() {
     std::fs::write(&release, "").unwrap();
     let out = finish(child).code(130);
     assert!(
-        out.stderr
-            .contains("interrupted: finishing the operations in flight"),
+        out.stderr.contains(
+            "interrupted (Ctrl-C again to stop now): starting nothing more; the operations in flight have 5 s to finish"
+        ),
         "{out:?}"
     );
     assert!(

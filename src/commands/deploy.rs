@@ -8,7 +8,11 @@ use crate::cli::{ReportArgs, Run};
 use crate::error::{Class, Error, Result};
 use crate::manifest::Stack;
 use crate::plan::{self, Plan};
+use crate::saved_plan::{self, SavedPlan, SavedStack};
 use crate::state::StackState;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::Path;
 use crate::views::{Human, Json, View};
 use clap::Args;
 
@@ -119,24 +123,28 @@ fn print_plans(plans: &[Planned], format: Format) {
     crate::views::plan::plans(&plans, format);
 }
 
-/// Plans every stack at once (their locks are held by the caller), each against its state
-/// read anew under the lock.
+/// Plans every stack at once (their locks are held by the caller), each against its state as
+/// read under the lock.
 async fn plan_stacks(
     setup: &Setup,
     stacks: Vec<Stack>,
+    recorded: Vec<StackState>,
     ctx: &Ctx,
     ttl: Option<std::time::Duration>,
 ) -> Result<Vec<Planned>> {
-    let plans = stacks.into_iter().map(|mut stack| async move {
-        let state = setup.state_for(&stack.name, ctx).await?;
-        tag_lifetime(&mut stack, &state, ttl);
-        let plan = plan::plan_up(&stack, &state, ctx).await?;
-        Ok::<_, Error>(Planned {
-            stack: Some(stack),
-            plan,
-            state,
-        })
-    });
+    let plans = stacks
+        .into_iter()
+        .zip(recorded)
+        .map(|(mut stack, state)| async move {
+            setup.same_target(&state, ctx)?;
+            tag_lifetime(&mut stack, &state, ttl);
+            let plan = plan::plan_up(&stack, &state, ctx).await?;
+            Ok::<_, Error>(Planned {
+                stack: Some(stack),
+                plan,
+                state,
+            })
+        });
     futures::future::try_join_all(plans).await
 }
 
@@ -272,21 +280,182 @@ async fn report(results: Vec<Result<Summary>>, format: Format, setup: &Setup) ->
 
 pub async fn up(g: &Global, a: &UpArgs) -> Result<()> {
     let setup = Setup::new(g)?;
+    if let Some(file) = &a.plan {
+        return up_saved(g, &setup, a, file).await;
+    }
     let stacks = setup.load(&a.select, &a.vars)?;
     super::validate::gate(&setup, &stacks, &a.vars).await?;
     let names: Vec<String> = stacks.iter().map(|s| s.name.clone()).collect();
-    let recorded = setup.recorded(&names).await?;
-    refuse_destroy_all(&setup, &stacks, &recorded, a.allow_destroy_all)?;
-    let (mut ctx, identity) = setup.connect_planning(&g.aws, &recorded).await?;
-    ctx.rollout_no_wait = a.no_wait;
     setup
         .locked(&names, "up", async {
+            // read once, under the lock, and checked before anything calls AWS
+            let recorded = setup.recorded(&names).await?;
+            refuse_destroy_all(&setup, &stacks, &recorded, a.allow_destroy_all)?;
+            let (mut ctx, identity) = setup.connect_planning(&g.aws, &recorded).await?;
+            ctx.rollout_no_wait = a.no_wait;
             let plans = identity
-                .alongside(plan_stacks(&setup, stacks, &ctx, a.ttl))
+                .alongside(plan_stacks(&setup, stacks, recorded, &ctx, a.ttl))
                 .await?;
             apply_up(&setup, &ctx, plans, a, g.branch.as_ref()).await
         })
         .await
+}
+
+/// `up --plan FILE`: applies exactly the saved plan, or refuses before any change.
+async fn up_saved(g: &Global, setup: &Setup, a: &UpArgs, file: &Path) -> Result<()> {
+    let saved = SavedPlan::read(file)?;
+    let at = file.display().to_string();
+    if saved.env != setup.env {
+        return Err(Error::user(format!(
+            "the plan is for env `{}`, and this run is for env `{}`; nothing was changed",
+            saved.env, setup.env
+        ))
+        .at(at)
+        .help(format!(
+            "apply it with --env {}, or make a plan for env {} with `deploy plan --out`",
+            saved.env, setup.env
+        )));
+    }
+    let mut stacks = Vec::new();
+    for s in &saved.stacks {
+        let inputs = crate::manifest::VarInputs {
+            pairs: saved_vars(s, &a.vars, &at)?,
+            files: vec![],
+            placeholders: false,
+        };
+        stacks.push(setup.project.load(&s.stack, &inputs, &setup.env)?);
+    }
+    super::validate::gate(setup, &stacks, &VarArgs::default()).await?;
+    let names: Vec<String> = saved.stacks.iter().map(|s| s.stack.clone()).collect();
+    let reviewed = UpArgs {
+        apply: ApplyArgs {
+            yes: true, // the plan was reviewed: applying it is the confirmation
+            ..a.apply.clone()
+        },
+        ..a.clone()
+    };
+    setup
+        .locked(&names, "up", async {
+            let recorded = setup.recorded(&names).await?;
+            for (s, st) in saved.stacks.iter().zip(&recorded) {
+                if saved_plan::state_digest(st) != s.state {
+                    return Err(stale(&s.stack, &setup.env, &at, "its recorded state changed since the plan was made (another up or destroy ran)"));
+                }
+            }
+            refuse_destroy_all(setup, &stacks, &recorded, a.allow_destroy_all)?;
+            let (mut ctx, identity) = setup.connect_planning(&g.aws, &recorded).await?;
+            ctx.rollout_no_wait = a.no_wait;
+            let plans = identity
+                .alongside(plan_stacks(setup, stacks, recorded, &ctx, a.ttl))
+                .await?;
+            for (s, p) in saved.stacks.iter().zip(&plans) {
+                let stack = p.stack.as_ref().expect("up plans carry their stack");
+                if let Some(d) = saved_plan::first_difference(&s.desired, &desired(stack, &p.state, &ctx)?) {
+                    return Err(stale(&s.stack, &setup.env, &at, &format!("the manifest, its templates or its variables no longer give what was planned: {d}")));
+                }
+                if saved_plan::steps_of(&p.plan) != s.plan["plans"][0]["steps"] {
+                    return Err(stale(&s.stack, &setup.env, &at, "its resources in AWS changed since the plan was made: planning again gives other steps"));
+                }
+            }
+            apply_up(setup, &ctx, plans, &reviewed, g.branch.as_ref()).await
+        })
+        .await
+}
+
+/// A saved plan that no longer holds: refused before any change.
+fn stale(stack: &str, env: &str, at: &str, why: &str) -> Error {
+    Error::user(format!(
+        "stale plan: stack `{stack}` (env `{env}`): {why}; nothing was changed"
+    ))
+    .at(at.to_string())
+    .help("make the plan again (`deploy plan --out FILE`), review it, and apply that one")
+}
+
+/// The `--var` pairs a saved stack was planned with: its own values, and a sensitive one (only
+/// sealed in the file) as given again on this command line, checked against the seal.
+fn saved_vars(s: &SavedStack, given: &VarArgs, at: &str) -> Result<Vec<String>> {
+    let given_value = |k: &str| {
+        given.vars.iter().find_map(|p| {
+            let (name, v) = p.split_once('=')?;
+            (name.trim() == k).then(|| v.to_string())
+        })
+    };
+    let mut pairs = Vec::new();
+    for (k, v) in &s.vars {
+        let text = super::test::var_text(v);
+        if crate::secrets::is_sealed(&text) {
+            let Some(clear) = given_value(k) else {
+                return Err(Error::user(format!(
+                    "variable `{k}` of stack `{}` is sensitive: the plan keeps it sealed; nothing was changed",
+                    s.stack
+                ))
+                .at(at.to_string())
+                .help(format!("give it again: --var {k}=...")));
+            };
+            if !crate::secrets::same(&text, &clear) {
+                return Err(stale(&s.stack, "", at, &format!("--var {k}: not the value the plan was made with")));
+            }
+            pairs.push(format!("{k}={clear}"));
+            continue;
+        }
+        if given_value(k).is_some_and(|g| g != text) {
+            return Err(stale(&s.stack, "", at, &format!("--var {k}: the plan was made with {k}={text}")));
+        }
+        pairs.push(format!("{k}={text}"));
+    }
+    Ok(pairs)
+}
+
+/// Every declared resource's attributes as they would be applied now (in clear).
+fn desired(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<BTreeMap<String, Value>> {
+    let scope = recorded_scope(stack, state, ctx);
+    stack
+        .resources
+        .keys()
+        .map(|id| Ok((id.clone(), stack.resolve(id, &scope)?.0)))
+        .collect()
+}
+
+/// What `plan --out FILE` writes: per stack, the plan as `plan --output json` shows it, the
+/// desired state and variables (secrets sealed), and the digest of the state planned from.
+fn save_plans(setup: &Setup, plans: &[Planned], ctx: &Ctx, file: &Path) -> Result<()> {
+    let mut stacks = Vec::new();
+    for p in plans {
+        let stack = p.stack.as_ref().expect("up plans carry their stack");
+        let desired = desired(stack, &p.state, ctx)?
+            .into_iter()
+            .map(|(id, v)| {
+                let kind = stack.resources[&id].kind;
+                (id, crate::secrets::seal(&v, kind.sensitive(), &stack.secrets))
+            })
+            .collect();
+        let vars = stack
+            .vars
+            .iter()
+            .map(|(k, v)| (k.clone(), crate::secrets::seal(v, &[], &stack.secrets)))
+            .collect();
+        stacks.push(SavedStack {
+            stack: stack.name.clone(),
+            state: saved_plan::state_digest(&p.state),
+            vars,
+            desired,
+            plan: crate::views::json_doc(json!({"event": "plan", "plans": [&p.plan]})),
+        });
+    }
+    SavedPlan {
+        format: saved_plan::FORMAT.into(),
+        format_version: saved_plan::FORMAT_VERSION,
+        env: setup.env.clone(),
+        made: crate::state::now_secs(),
+        stacks,
+    }
+    .write(file)?;
+    eprintln!(
+        "saved the plan to {}: `deploy up --plan {}` applies exactly it, or refuses if anything changed since",
+        file.display(),
+        file.display()
+    );
+    Ok(())
 }
 
 /// The rest of `up`, under the locks: show the plans, confirm, apply, report.
@@ -353,23 +522,28 @@ pub async fn plan(
     select: &Selection,
     vars: &VarArgs,
     out: &ReportArgs,
+    save: Option<&Path>,
 ) -> Result<bool> {
     let setup = Setup::new(g)?;
     let stacks = setup.load(select, vars)?;
     super::validate::gate(&setup, &stacks, vars).await?;
     let names: Vec<String> = stacks.iter().map(|s| s.name.clone()).collect();
-    let recorded = setup.recorded(&names).await?;
-    let (ctx, identity) = setup.connect_planning(&g.aws, &recorded).await?;
-    setup.locked(&names, "plan", async {
-        let mut plans = identity
-            .alongside(plan_stacks(&setup, stacks, &ctx, None))
-            .await?;
-        scenario_transitions(&setup, &mut plans);
-        running_on_older_versions(&ctx, &mut plans).await;
-        print_plans(&plans, out.format);
-        Ok(plans.iter().any(|p| p.plan.has_changes()))
-    })
-    .await
+    setup
+        .locked(&names, "plan", async {
+            let recorded = setup.recorded(&names).await?;
+            let (ctx, identity) = setup.connect_planning(&g.aws, &recorded).await?;
+            let mut plans = identity
+                .alongside(plan_stacks(&setup, stacks, recorded, &ctx, None))
+                .await?;
+            scenario_transitions(&setup, &mut plans);
+            running_on_older_versions(&ctx, &mut plans).await;
+            print_plans(&plans, out.format);
+            if let Some(file) = save {
+                save_plans(&setup, &plans, &ctx, file)?;
+            }
+            Ok(plans.iter().any(|p| p.plan.has_changes()))
+        })
+        .await
 }
 
 /// Adds to `state` the stack's declared resources that it does not record but that exist and
@@ -607,6 +781,10 @@ pub struct UpArgs {
     /// otherwise: `deploy destroy` removes a stack)
     #[arg(long)]
     pub allow_destroy_all: bool,
+    /// Apply exactly the plan saved by `deploy plan --out FILE` (no question asked: it was
+    /// reviewed); refused if the state, the manifest or the live resources changed since
+    #[arg(long = "plan", value_name = "FILE", conflicts_with_all = ["stacks", "all"])]
+    pub plan: Option<std::path::PathBuf>,
 }
 
 #[async_trait::async_trait(?Send)]
@@ -631,6 +809,9 @@ pub struct PlanArgs {
     /// Exit 0 when nothing would change, 2 when something would, 1 on any error (as Terraform)
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Also save the plan to FILE, for `deploy up --plan FILE` to apply exactly it
+    #[arg(long = "out", value_name = "FILE")]
+    pub save: Option<std::path::PathBuf>,
 }
 
 #[async_trait::async_trait(?Send)]
@@ -639,7 +820,7 @@ impl Run for PlanArgs {
         self.out.format
     }
     async fn run(&self, g: &Global) -> Result<()> {
-        let changes = plan(g, &self.select, &self.vars, &self.out).await;
+        let changes = plan(g, &self.select, &self.vars, &self.out, self.save.as_deref()).await;
         match (self.detailed_exitcode, changes) {
             (true, Ok(true)) => std::process::exit(2),
             // exit 1 on any error, as Terraform

@@ -190,9 +190,8 @@ impl Moto {
             "",
         )
         .unwrap();
-        body.lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        recording(&body)
+            .into_iter()
             .filter(|e| operation_of(e) == operation)
             .map(|e| {
                 let b = e["body"].as_str().unwrap_or_default();
@@ -217,11 +216,18 @@ impl Moto {
             "",
         )
         .unwrap();
-        body.lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| operation_of(&serde_json::from_str(l).unwrap()))
-            .collect()
+        recording(&body).iter().map(operation_of).collect()
     }
+}
+
+/// The entries of moto's recording: JSON objects one after another. Read as a stream, not
+/// line by line: moto's threads append an entry and its newline in two writes, so two
+/// requests answered at once can put two entries on one line.
+fn recording(body: &str) -> Vec<serde_json::Value> {
+    serde_json::Deserializer::from_str(body)
+        .into_iter::<serde_json::Value>()
+        .map(|e| e.unwrap_or_else(|err| panic!("moto's recording does not parse: {err}")))
+        .collect()
 }
 
 impl Drop for Moto {
