@@ -228,8 +228,20 @@ impl Run<'_> {
     ) -> Result<bool> {
         let ctx = self.ex.ctx;
         let deps = &stack.resources[id].deps;
-        self.record_pending(id, kind, want, deps).await?;
-        match kind.create(ctx, want).await {
+        // The pending record goes out with the create: a resource whose ownership its tags,
+        // description or parents prove is found again by name if the process dies before the
+        // record lands (`up` adopts it, `destroy` deletes it); only what nothing on it can
+        // prove ours (an IAM group) waits for its record before the create is sent.
+        let created = if kind.owner() == crate::resources::Owner::Unprovable {
+            self.record_pending(id, kind, want, deps).await?;
+            kind.create(ctx, want).await
+        } else {
+            let (recorded, created) =
+                tokio::join!(self.record_pending(id, kind, want, deps), kind.create(ctx, want));
+            recorded?;
+            created
+        };
+        match created {
             Ok(outputs) => {
                 self.record(id, kind, want, outputs, deps);
                 Ok(false)

@@ -235,6 +235,18 @@ async fn preflight(plans: &[Planned], ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
+/// The executor of an `up` or `destroy`: the run's context, store and view, `--parallelism`,
+/// and the stop flag of `interrupt`.
+fn executor<'a>(setup: &'a Setup, ctx: &'a Ctx, view: &'a dyn View, args: &ApplyArgs) -> Executor<'a> {
+    Executor {
+        ctx,
+        store: &setup.store,
+        view,
+        parallelism: crate::throttle::set_max_writes(args.parallelism as usize),
+        stop: crate::interrupt::flag(),
+    }
+}
+
 fn view_for(format: Format, plans: &[Planned]) -> Box<dyn View> {
     let total = plans
         .iter()
@@ -498,13 +510,7 @@ async fn apply_up(
         args.yes,
     )?;
     let view = view_for(out.format, &plans);
-    let ex = Executor {
-        ctx,
-        store: &setup.store,
-        view: view.as_ref(),
-        parallelism: crate::throttle::set_max_writes(args.parallelism as usize),
-        stop: crate::interrupt::flag(),
-    };
+    let ex = executor(setup, ctx, view.as_ref(), args);
     let runs = plans.into_iter().map(|p| {
         let ex = &ex;
         async move {
@@ -635,13 +641,7 @@ pub async fn destroy(
             args.yes,
         )?;
         let view = view_for(out.format, &plans);
-        let ex = Executor {
-            ctx,
-            store: &setup.store,
-            view: view.as_ref(),
-            parallelism: crate::throttle::set_max_writes(args.parallelism as usize),
-            stop: crate::interrupt::flag(),
-        };
+        let ex = executor(&setup, ctx, view.as_ref(), args);
         let runs = plans
             .iter()
             .map(|p| ex.destroy(&p.plan, p.state.clone()));
