@@ -29,6 +29,9 @@ pub struct Summary {
     pub cancelled: Vec<String>,
     /// A gradual rollout among the failures was rolled back (its own exit code).
     pub rolled_back: bool,
+    /// The stack's outputs as recorded by the run's last write (shown after it, not read back).
+    #[serde(skip)]
+    pub outputs: BTreeMap<String, Value>,
 }
 
 impl Summary {
@@ -496,7 +499,8 @@ impl Executor<'_> {
             writer: tokio::sync::Mutex::new(0),
             secrets: stack.secrets.clone(),
         };
-        run.save(|st| st.target = Some(self.target())).await?;
+        // carried by the first write (the first pending record, or the last write)
+        run.note(|st| st.target = Some(self.target()));
         for w in &plan.warnings {
             run.emit(Event::Warning {
                 stack: stack.name.clone(),
@@ -559,6 +563,7 @@ impl Executor<'_> {
             .into_iter()
             .map(|(k, v)| (k, crate::secrets::seal(&v, &[], &stack.secrets)))
             .collect();
+        summary.outputs = outputs.clone();
         run.save(|st| st.outputs = outputs).await?;
         summary.into_result()
     }

@@ -264,14 +264,11 @@ fn view_for(format: Format, plans: &[Planned]) -> Box<dyn View> {
     }
 }
 
-async fn report(results: Vec<Result<Summary>>, format: Format, setup: &Setup) -> Result<()> {
+fn report(results: Vec<Result<Summary>>, format: Format) -> Result<()> {
     let mut first_err: Option<Error> = None;
     for r in results {
         match r {
-            Ok(s) => {
-                let st = setup.store.load(&s.stack, &setup.env).await?;
-                crate::views::plan::applied(&s, &st.outputs, format);
-            }
+            Ok(s) => crate::views::plan::applied(&s, &s.outputs, format),
             Err(e) => {
                 if first_err
                     .as_ref()
@@ -296,12 +293,12 @@ pub async fn up(g: &Global, a: &UpArgs) -> Result<()> {
         return up_saved(g, &setup, a, file).await;
     }
     let stacks = setup.load(&a.select, &a.vars)?;
-    super::validate::gate(&setup, &stacks, &a.vars).await?;
     let names: Vec<String> = stacks.iter().map(|s| s.name.clone()).collect();
     setup
         .locked(&names, "up", async {
             // read once, under the lock, and checked before anything calls AWS
             let recorded = setup.recorded(&names).await?;
+            super::validate::gate(&stacks, &recorded)?;
             refuse_destroy_all(&setup, &stacks, &recorded, a.allow_destroy_all)?;
             let (mut ctx, identity) = setup.connect_planning(&g.aws, &recorded).await?;
             ctx.rollout_no_wait = a.no_wait;
@@ -337,7 +334,6 @@ async fn up_saved(g: &Global, setup: &Setup, a: &UpArgs, file: &Path) -> Result<
         };
         stacks.push(setup.project.load(&s.stack, &inputs, &setup.env)?);
     }
-    super::validate::gate(setup, &stacks, &VarArgs::default()).await?;
     let names: Vec<String> = saved.stacks.iter().map(|s| s.stack.clone()).collect();
     let reviewed = UpArgs {
         apply: ApplyArgs {
@@ -349,6 +345,7 @@ async fn up_saved(g: &Global, setup: &Setup, a: &UpArgs, file: &Path) -> Result<
     setup
         .locked(&names, "up", async {
             let recorded = setup.recorded(&names).await?;
+            super::validate::gate(&stacks, &recorded)?;
             for (s, st) in saved.stacks.iter().zip(&recorded) {
                 if saved_plan::state_digest(st) != s.state {
                     return Err(stale(&s.stack, &setup.env, &at, "its recorded state changed since the plan was made (another up or destroy ran)"));
@@ -519,7 +516,7 @@ async fn apply_up(
         }
     });
     let results = futures::future::join_all(runs).await;
-    report(results, out.format, setup).await
+    report(results, out.format)
 }
 
 /// Prints the plans; says whether anything would change.
@@ -532,11 +529,11 @@ pub async fn plan(
 ) -> Result<bool> {
     let setup = Setup::new(g)?;
     let stacks = setup.load(select, vars)?;
-    super::validate::gate(&setup, &stacks, vars).await?;
     let names: Vec<String> = stacks.iter().map(|s| s.name.clone()).collect();
     setup
         .locked(&names, "plan", async {
             let recorded = setup.recorded(&names).await?;
+            super::validate::gate(&stacks, &recorded)?;
             let (ctx, identity) = setup.connect_planning(&g.aws, &recorded).await?;
             let mut plans = identity
                 .alongside(plan_stacks(&setup, stacks, recorded, &ctx, None))
@@ -646,7 +643,7 @@ pub async fn destroy(
             .iter()
             .map(|p| ex.destroy(&p.plan, p.state.clone()));
         let results = futures::future::join_all(runs).await;
-        report(results, out.format, &setup).await
+        report(results, out.format)
     })
     .await
 }

@@ -97,6 +97,16 @@ pub async fn definitions(
     };
     let s = setup.project.load(stack, &inputs, &setup.env)?;
     let st = setup.store.load(stack, &setup.env).await?;
+    let rendered = rendered(&s, &st, fallback)?;
+    Ok((s, rendered))
+}
+
+/// A loaded stack's state machine definitions, rendered against its recorded state `st`.
+pub fn rendered(
+    s: &crate::manifest::Stack,
+    st: &crate::state::StackState,
+    fallback: Option<(&str, &str, &str)>,
+) -> Result<Vec<(String, Value)>> {
     let outputs = st
         .resources
         .iter()
@@ -125,7 +135,7 @@ pub async fn definitions(
             rendered.push((id.clone(), v["definition"].clone()));
         }
     }
-    Ok((s, rendered))
+    Ok(rendered)
 }
 
 /// Prints a stack's rendered state machine definitions, without calling AWS.

@@ -345,11 +345,12 @@ pub fn report(findings: &[Finding], format: Format) -> Result<()> {
     Ok(())
 }
 
-/// Validation as `plan` and `up` run it: errors stop them, warnings are printed.
-pub async fn gate(setup: &Setup, stacks: &[Stack], vars: &VarArgs) -> Result<()> {
+/// Validation as `plan` and `up` run it, on the stacks they loaded and the states they read:
+/// errors stop them, warnings are printed.
+pub fn gate(stacks: &[Stack], recorded: &[crate::state::StackState]) -> Result<()> {
     let mut findings = Vec::new();
-    for s in stacks {
-        let (_, defs) = definitions(setup, &s.name, &stack_vars(s, vars), None).await?;
+    for (s, st) in stacks.iter().zip(recorded) {
+        let defs = super::info::rendered(s, st, None)?;
         findings.extend(check_stack(s, &defs));
     }
     report(&findings, Format::Text)
