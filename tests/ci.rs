@@ -1318,17 +1318,23 @@ fn locks(w: &World) -> Vec<String> {
     keys(w).into_iter().filter(|k| k.ends_with(".lock")).collect()
 }
 
-/// `up --all` started from a fresh runner through a proxy holding every call `latency`
-/// seconds, once it is under way: its locks taken and its first role created.
-fn up_all_under_way(w: &World, proxy: &Proxy, lease: &str) -> (tempfile::TempDir, Started) {
+/// `up --all` from a fresh runner through a proxy that holds every call 150 ms, under way: its
+/// locks taken and a state machine's create held in flight (by the proxy, until the test writes
+/// the returned file), so that it is still running for as long as the test needs.
+fn up_all_under_way(w: &World, lease: &str) -> (tempfile::TempDir, Started, Proxy, std::path::PathBuf) {
+    let release = w.state.path().join(format!("release-{lease}"));
+    let proxy = Proxy::start(
+        &w.moto,
+        serde_json::json!({"latency": 0.15, "faults": [
+            {"operation": "CreateStateMachine", "times": 1, "hold_until": release}]}),
+    );
     let (dir, d) = runner_via(w, &proxy.url());
     let started = d.env("DEPLOY_LOCK_LEASE", lease).start(UP_ALL);
-    eventually(60, "the up to create its first role", || {
-        let roles = w.c.block_on(w.c.iam.list_roles().send()).unwrap();
-        !roles.roles().is_empty()
+    eventually(60, "a state machine's create to be held in flight", || {
+        proxy.injected().iter().any(|l| l == "CreateStateMachine")
     });
     assert_eq!(locks(w).len(), 4, "every stack locked: {:?}", keys(w));
-    (dir, started)
+    (dir, started, proxy, release)
 }
 
 /// A CI job cancelled with SIGINT or SIGTERM (as GitHub cancels one) starts nothing more, lets
@@ -1339,16 +1345,27 @@ fn a_job_cancelled_by_sigint_or_sigterm_leaves_no_lock_behind() {
     for signal in ["INT", "TERM"] {
         let w = World::new();
         make_bucket(&w);
-        let proxy = Proxy::start(&w.moto, serde_json::json!({ "latency": 0.15 }));
-        let (_r1, started) = up_all_under_way(&w, &proxy, "2m");
+        let (_r1, started, proxy, release) = up_all_under_way(&w, "2m");
         started.signal(signal);
+        // SIGINT: the held call is answered and finishes in the grace; SIGTERM: it is still
+        // held when the grace runs out, and is cut off (recorded as pending, sent anyway)
+        if signal == "INT" {
+            std::fs::write(&release, "").unwrap();
+        }
         let (out, took) = started.wait_within(HANG, &format!("up --all after SIG{signal}"));
+        std::fs::write(&release, "").unwrap();
         assert_eq!(out.code, 130, "SIG{signal}: {out:?}");
         assert!(
             took <= std::time::Duration::from_secs(10),
             "SIG{signal}: ended {took:?} after the signal"
         );
         assert!(out.stderr.contains("starting nothing more"), "{out:?}");
+        if signal == "TERM" {
+            assert!(
+                out.stderr.contains("the operations still in flight after 5 s were cut off"),
+                "{out:?}"
+            );
+        }
         assert!(locks(&w).is_empty(), "SIG{signal}: {:?}", keys(&w));
         let (_r2, d) = runner_via(&w, &proxy.url());
         d.run_within(HANG, UP_ALL).success();
@@ -1365,9 +1382,9 @@ fn a_job_cancelled_by_sigint_or_sigterm_leaves_no_lock_behind() {
 fn the_locks_of_a_killed_job_are_taken_over_once_their_lease_ran_out() {
     let w = World::new();
     make_bucket(&w);
-    let proxy = Proxy::start(&w.moto, serde_json::json!({ "latency": 0.05 }));
-    let (_r1, started) = up_all_under_way(&w, &proxy, "3s");
+    let (_r1, started, proxy, release) = up_all_under_way(&w, "3s");
     started.signal("KILL");
+    std::fs::write(&release, "").unwrap();
     let (out, _) = started.wait_within(HANG, "up --all after SIGKILL");
     assert_eq!(out.code, -1, "killed: {out:?}");
     assert_eq!(locks(&w).len(), 4, "a killed run leaves its locks: {:?}", keys(&w));
@@ -1393,9 +1410,8 @@ fn the_locks_of_a_killed_job_are_taken_over_once_their_lease_ran_out() {
 fn a_live_holders_lock_holds_past_its_lease() {
     let w = World::new();
     make_bucket(&w);
-    let proxy = Proxy::start(&w.moto, serde_json::json!({ "latency": 0.15 }));
-    let (_r1, mut started) = up_all_under_way(&w, &proxy, "2s");
-    // more than two leases later, still running: another runner is refused the lock
+    let (_r1, mut started, proxy, release) = up_all_under_way(&w, "2s");
+    // more than two leases later, still running (held): another runner is refused the lock
     std::thread::sleep(std::time::Duration::from_secs(5));
     assert!(started.running(), "the first up is still under way");
     let (_r2, d) = runner_via(&w, &proxy.url());
@@ -1409,6 +1425,7 @@ fn a_live_holders_lock_holds_past_its_lease() {
         "{out:?}"
     );
     assert!(started.running(), "the first up was still under way when refused");
+    std::fs::write(&release, "").unwrap();
     let (out, _) = started.wait_within(HANG, "the first up --all");
     assert_eq!(out.code, 0, "{out:?}");
     assert!(!out.stderr.contains("taken over"), "{out:?}");

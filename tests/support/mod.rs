@@ -62,12 +62,24 @@ pub fn skipped(check: &str, why: &str) {
     }
 }
 
+/// A loopback port nothing listens on, never the same twice in one test process: the kernel
+/// may hand a port it just gave (and the caller closed) to the next bind of port 0, and two
+/// servers started at once by parallel tests then race for it (a test once talked to another
+/// test's moto, which answered the readiness check in place of its own proxy).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap();
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Minimal HTTP/1.0 request to a local server; returns (status, body).
