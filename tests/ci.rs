@@ -1180,6 +1180,15 @@ fn runner_via(w: &World, endpoint: &str) -> (tempfile::TempDir, Deploy) {
     (fresh, d)
 }
 
+/// `destroy` of the env from a fresh runner through `endpoint`: it ends (exit 0) and leaves
+/// nothing, neither resources nor state or lock objects.
+fn destroy_all_leaves_nothing(w: &World, endpoint: &str) {
+    let (_r, d) = runner_via(w, endpoint);
+    d.run_within(HANG, DESTROY_ALL).success();
+    nothing_left_but(&w.c, w.moto.port, &[BUCKET]);
+    assert!(keys(w).is_empty(), "{:?}", keys(w));
+}
+
 const UP_ALL: &[&str] = &[
     "up",
     "--all",
@@ -1228,10 +1237,7 @@ fn every_stack_at_once_with_s3_state_ends_at_a_regions_latency() {
             .collect();
         assert!(outside_s3.is_empty(), "a no-op up changed {outside_s3:?}");
 
-        let (_r3, d) = runner_via(&w, &proxy.url());
-        d.run_within(HANG, DESTROY_ALL).success();
-        nothing_left_but(&w.c, w.moto.port, &[BUCKET]);
-        assert!(keys(&w).is_empty(), "at {latency} s: {:?}", keys(&w));
+        destroy_all_leaves_nothing(&w, &proxy.url());
     }
 }
 
@@ -1258,10 +1264,7 @@ fn destroy_after_a_partial_up_all_with_s3_state_ends_at_a_regions_latency() {
     );
     let roles = w.c.block_on(w.c.iam.list_roles().send()).unwrap();
     assert!(!roles.roles().is_empty(), "the up got half way");
-    let (_r2, d) = runner_via(&w, &proxy.url());
-    d.run_within(HANG, DESTROY_ALL).success();
-    nothing_left_but(&w.c, w.moto.port, &[BUCKET]);
-    assert!(keys(&w).is_empty(), "{:?}", keys(&w));
+    destroy_all_leaves_nothing(&w, &proxy.url());
 }
 
 /// An S3 state object of another env copied under this env's prefix (a restored backup, a
@@ -1369,10 +1372,7 @@ fn a_job_cancelled_by_sigint_or_sigterm_leaves_no_lock_behind() {
         assert!(locks(&w).is_empty(), "SIG{signal}: {:?}", keys(&w));
         let (_r2, d) = runner_via(&w, &proxy.url());
         d.run_within(HANG, UP_ALL).success();
-        let (_r3, d) = runner_via(&w, &proxy.url());
-        d.run_within(HANG, DESTROY_ALL).success();
-        nothing_left_but(&w.c, w.moto.port, &[BUCKET]);
-        assert!(keys(&w).is_empty(), "{:?}", keys(&w));
+        destroy_all_leaves_nothing(&w, &proxy.url());
     }
 }
 
@@ -1400,9 +1400,7 @@ fn the_locks_of_a_killed_job_are_taken_over_once_their_lease_ran_out() {
         "{out:?}"
     );
     assert!(locks(&w).is_empty(), "{:?}", keys(&w));
-    let (_r3, d) = runner_via(&w, &proxy.url());
-    d.run_within(HANG, DESTROY_ALL).success();
-    nothing_left_but(&w.c, w.moto.port, &[BUCKET]);
+    destroy_all_leaves_nothing(&w, &proxy.url());
 }
 
 /// A live holder renews its lease: its lock holds however long past the lease its run takes.
@@ -1429,9 +1427,7 @@ fn a_live_holders_lock_holds_past_its_lease() {
     let (out, _) = started.wait_within(HANG, "the first up --all");
     assert_eq!(out.code, 0, "{out:?}");
     assert!(!out.stderr.contains("taken over"), "{out:?}");
-    let (_r3, d) = runner_via(&w, &proxy.url());
-    d.run_within(HANG, DESTROY_ALL).success();
-    nothing_left_but(&w.c, w.moto.port, &[BUCKET]);
+    destroy_all_leaves_nothing(&w, &proxy.url());
 }
 
 /// Two runners that find the same expired lock at once: only one takes it over; the other
