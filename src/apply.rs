@@ -239,8 +239,10 @@ impl Run<'_> {
             self.record_pending(id, kind, want, deps).await?;
             kind.create(ctx, want).await
         } else {
-            let (recorded, created) =
-                tokio::join!(self.record_pending(id, kind, want, deps), kind.create(ctx, want));
+            let (recorded, created) = tokio::join!(
+                self.record_pending(id, kind, want, deps),
+                kind.create(ctx, want)
+            );
             recorded?;
             created
         };

@@ -43,7 +43,12 @@ fn next_page(link: &str) -> Option<String> {
         params
             .split(';')
             .any(|p| p.trim().replace(' ', "") == "rel=\"next\"")
-            .then(|| url.trim().trim_start_matches('<').trim_end_matches('>').to_string())
+            .then(|| {
+                url.trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_string()
+            })
     })
 }
 
@@ -105,8 +110,8 @@ pub async fn open_pull_request_branches(repo: &Repo) -> Result<BTreeSet<String>>
                 _ => e.help("run the sweep again later"),
             });
         }
-        let pulls: Vec<serde_json::Value> =
-            serde_json::from_slice(&body).map_err(|e| failed(format!("not a list of pull requests: {e}")))?;
+        let pulls: Vec<serde_json::Value> = serde_json::from_slice(&body)
+            .map_err(|e| failed(format!("not a list of pull requests: {e}")))?;
         for p in &pulls {
             let branch = p["head"]["ref"]
                 .as_str()

@@ -53,7 +53,8 @@ pub fn state_digest(st: &StackState) -> String {
 
 impl SavedPlan {
     pub fn write(&self, path: &Path) -> Result<()> {
-        let text = serde_json::to_string_pretty(self).map_err(|e| Error::internal(e.to_string()))?;
+        let text =
+            serde_json::to_string_pretty(self).map_err(|e| Error::internal(e.to_string()))?;
         std::fs::write(path, text + "\n").map_err(|e| {
             Error::user(format!("cannot write the plan: {e}")).at(path.display().to_string())
         })
@@ -81,7 +82,10 @@ impl SavedPlan {
             .help("make the plan again with this version of deploy"));
         }
         serde_json::from_value(v).map_err(|e| {
-            Error::user(format!("the saved plan is damaged: {e}; nothing was changed")).at(at)
+            Error::user(format!(
+                "the saved plan is damaged: {e}; nothing was changed"
+            ))
+            .at(at)
         })
     }
 }

@@ -1279,7 +1279,14 @@ fn an_s3_state_object_of_another_env_is_refused_before_any_change() {
         .success();
     let get = |key: &str| {
         w.c.block_on(async {
-            let o = w.c.s3.get_object().bucket(BUCKET).key(key).send().await.unwrap();
+            let o =
+                w.c.s3
+                    .get_object()
+                    .bucket(BUCKET)
+                    .key(key)
+                    .send()
+                    .await
+                    .unwrap();
             o.body.collect().await.unwrap().into_bytes().to_vec()
         })
     };
@@ -1299,8 +1306,11 @@ fn an_s3_state_object_of_another_env_is_refused_before_any_change() {
         .run(&["up", "should-i-deploy", "--env", "pr-2", "--yes"])
         .code(2);
     assert!(
-        out.stderr.contains("s3://deploy-state/ci/pr-2/should-i-deploy.json")
-            && out.stderr.contains("it holds stack `should-i-deploy` (env `pr-1`)"),
+        out.stderr
+            .contains("s3://deploy-state/ci/pr-2/should-i-deploy.json")
+            && out
+                .stderr
+                .contains("it holds stack `should-i-deploy` (env `pr-1`)"),
         "{out:?}"
     );
     let outside: Vec<String> = w
@@ -1312,19 +1322,27 @@ fn an_s3_state_object_of_another_env_is_refused_before_any_change() {
     assert!(outside.is_empty(), "called {outside:?}");
     assert_eq!(get("ci/pr-2/should-i-deploy.json"), own, "untouched");
     let (_r3, d) = runner(&w);
-    let out = d.run(&["plan", "should-i-deploy", "--env", "pr-1"]).success();
+    let out = d
+        .run(&["plan", "should-i-deploy", "--env", "pr-1"])
+        .success();
     assert!(out.stdout.contains("No changes"), "{out:?}");
 }
 
 /// The lock objects left in the bucket.
 fn locks(w: &World) -> Vec<String> {
-    keys(w).into_iter().filter(|k| k.ends_with(".lock")).collect()
+    keys(w)
+        .into_iter()
+        .filter(|k| k.ends_with(".lock"))
+        .collect()
 }
 
 /// `up --all` from a fresh runner through a proxy that holds every call 150 ms, under way: its
 /// locks taken and a state machine's create held in flight (by the proxy, until the test writes
 /// the returned file), so that it is still running for as long as the test needs.
-fn up_all_under_way(w: &World, lease: &str) -> (tempfile::TempDir, Started, Proxy, std::path::PathBuf) {
+fn up_all_under_way(
+    w: &World,
+    lease: &str,
+) -> (tempfile::TempDir, Started, Proxy, std::path::PathBuf) {
     let release = w.state.path().join(format!("release-{lease}"));
     let proxy = Proxy::start(
         &w.moto,
@@ -1365,7 +1383,8 @@ fn a_job_cancelled_by_sigint_or_sigterm_leaves_no_lock_behind() {
         assert!(out.stderr.contains("starting nothing more"), "{out:?}");
         if signal == "TERM" {
             assert!(
-                out.stderr.contains("the operations still in flight after 5 s were cut off"),
+                out.stderr
+                    .contains("the operations still in flight after 5 s were cut off"),
                 "{out:?}"
             );
         }
@@ -1387,7 +1406,12 @@ fn the_locks_of_a_killed_job_are_taken_over_once_their_lease_ran_out() {
     std::fs::write(&release, "").unwrap();
     let (out, _) = started.wait_within(HANG, "up --all after SIGKILL");
     assert_eq!(out.code, -1, "killed: {out:?}");
-    assert_eq!(locks(&w).len(), 4, "a killed run leaves its locks: {:?}", keys(&w));
+    assert_eq!(
+        locks(&w).len(),
+        4,
+        "a killed run leaves its locks: {:?}",
+        keys(&w)
+    );
     let (_r2, d) = runner_via(&w, &proxy.url());
     let out = d
         .env("DEPLOY_LOCK_LEASE", "3s")
@@ -1395,7 +1419,8 @@ fn the_locks_of_a_killed_job_are_taken_over_once_their_lease_ran_out() {
         .run_within(HANG, UP_ALL)
         .success();
     assert!(
-        out.stderr.contains("took over the lock of stack `should-i-deploy` (env `pr-9`)")
+        out.stderr
+            .contains("took over the lock of stack `should-i-deploy` (env `pr-9`)")
             && out.stderr.contains("whose lease ran out"),
         "{out:?}"
     );
@@ -1413,16 +1438,28 @@ fn a_live_holders_lock_holds_past_its_lease() {
     std::thread::sleep(std::time::Duration::from_secs(5));
     assert!(started.running(), "the first up is still under way");
     let (_r2, d) = runner_via(&w, &proxy.url());
-    let out = d
-        .env("DEPLOY_LOCK_LEASE", "2s")
-        .run_within(HANG, &["plan", "create-new-user", "--env", "pr-9", "--var", "email=a@example.com"]);
+    let out = d.env("DEPLOY_LOCK_LEASE", "2s").run_within(
+        HANG,
+        &[
+            "plan",
+            "create-new-user",
+            "--env",
+            "pr-9",
+            "--var",
+            "email=a@example.com",
+        ],
+    );
     assert_eq!(out.code, 6, "{out:?}");
     assert!(
-        out.stderr.contains("is being changed by another deploy run")
+        out.stderr
+            .contains("is being changed by another deploy run")
             && out.stderr.contains("lease renewed"),
         "{out:?}"
     );
-    assert!(started.running(), "the first up was still under way when refused");
+    assert!(
+        started.running(),
+        "the first up was still under way when refused"
+    );
     std::fs::write(&release, "").unwrap();
     let (out, _) = started.wait_within(HANG, "the first up --all");
     assert_eq!(out.code, 0, "{out:?}");
@@ -1472,7 +1509,9 @@ fn of_two_runners_taking_over_one_expired_lock_only_one_wins() {
     );
     assert!(locks(&w).is_empty(), "{:?}", keys(&w));
     let (_c, d) = runner(&w);
-    let out = d.run(&["plan", "should-i-deploy", "--env", "pr-7"]).success();
+    let out = d
+        .run(&["plan", "should-i-deploy", "--env", "pr-7"])
+        .success();
     assert!(out.stdout.contains("No changes"), "{out:?}");
 }
 
@@ -1517,8 +1556,16 @@ impl GitHub {
                     .and_then(|p| p.parse().ok())
                     .unwrap_or(1);
                 let (status, body, link) = match (mode, page) {
-                    ("401", _) => ("401 Unauthorized", r#"{"message":"Bad credentials"}"#.to_string(), None),
-                    ("500-on-page-2", 2) => ("500 Internal Server Error", r#"{"message":"boom"}"#.to_string(), None),
+                    ("401", _) => (
+                        "401 Unauthorized",
+                        r#"{"message":"Bad credentials"}"#.to_string(),
+                        None,
+                    ),
+                    ("500-on-page-2", 2) => (
+                        "500 Internal Server Error",
+                        r#"{"message":"boom"}"#.to_string(),
+                        None,
+                    ),
                     _ => {
                         // one pull request a page, the pages linked
                         let pulls: Vec<serde_json::Value> = open
@@ -1558,10 +1605,20 @@ impl GitHub {
 fn environments_of_closed_pull_requests_are_swept_and_nothing_when_github_fails() {
     let w = World::new();
     make_bucket(&w);
-    for branch in ["feature/still-open", "feature/merged", "refs/heads/old/Closed_PR"] {
+    for branch in [
+        "feature/still-open",
+        "feature/merged",
+        "refs/heads/old/Closed_PR",
+    ] {
         let (_r, d) = runner(&w);
-        d.run(&["up", "should-i-deploy", "--env-from-branch", branch, "--yes"])
-            .success();
+        d.run(&[
+            "up",
+            "should-i-deploy",
+            "--env-from-branch",
+            branch,
+            "--yes",
+        ])
+        .success();
     }
     let (_r, d) = runner(&w);
     d.run(&["up", "should-i-deploy", "--env", "pr-5", "--yes"])
@@ -1573,14 +1630,22 @@ fn environments_of_closed_pull_requests_are_swept_and_nothing_when_github_fails(
             .as_array()
             .unwrap()
             .iter()
-            .map(|e| (e["env"].as_str().unwrap().to_string(), e["branch"].as_str().unwrap_or("-").to_string()))
+            .map(|e| {
+                (
+                    e["env"].as_str().unwrap().to_string(),
+                    e["branch"].as_str().unwrap_or("-").to_string(),
+                )
+            })
             .collect();
         by.sort();
         by
     };
     let before = envs();
     assert_eq!(before.len(), 4, "{before:?}");
-    assert!(before.contains(&("pr-5".to_string(), "-".to_string())), "{before:?}");
+    assert!(
+        before.contains(&("pr-5".to_string(), "-".to_string())),
+        "{before:?}"
+    );
     assert!(
         before.iter().any(|(_, b)| b == "old/Closed_PR"),
         "the branch is recorded without refs/heads/: {before:?}"
@@ -1591,25 +1656,44 @@ fn environments_of_closed_pull_requests_are_swept_and_nothing_when_github_fails(
         let (_r, d) = runner(&w);
         let out = gh.sweep(d);
         assert_eq!(out.code, 3, "{mode}: {out:?}");
-        let said = if mode == "401" { "HTTP 401 Unauthorized Bad credentials" } else { "(page 2): HTTP 500" };
-        assert!(out.stderr.contains(said) && out.stderr.contains("nothing was swept"), "{mode}: {out:?}");
+        let said = if mode == "401" {
+            "HTTP 401 Unauthorized Bad credentials"
+        } else {
+            "(page 2): HTTP 500"
+        };
+        assert!(
+            out.stderr.contains(said) && out.stderr.contains("nothing was swept"),
+            "{mode}: {out:?}"
+        );
         assert_eq!(envs(), before, "{mode}: nothing swept");
     }
 
     let gh = GitHub::start("ok", &["feature/still-open", "somebody-else", "third"]);
     let (_r, d) = runner(&w);
     let out = gh.sweep(d).success();
-    assert!(out.stderr.contains("branch feature/merged has no open pull request in o/r"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("branch feature/merged has no open pull request in o/r"),
+        "{out:?}"
+    );
     let seen = gh.seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 3, "every page read: {seen:?}");
     assert!(
-        seen.iter().all(|s| s.contains("/repos/o/r/pulls?state=open") && s.contains("Bearer t0ken")),
+        seen.iter()
+            .all(|s| s.contains("/repos/o/r/pulls?state=open") && s.contains("Bearer t0ken")),
         "{seen:?}"
     );
     let after = envs();
-    assert_eq!(after.len(), 2, "the still-open branch's env and pr-5 remain: {after:?}");
+    assert_eq!(
+        after.len(),
+        2,
+        "the still-open branch's env and pr-5 remain: {after:?}"
+    );
     assert!(after.iter().any(|(e, _)| e == "pr-5"), "{after:?}");
-    assert!(after.iter().any(|(_, b)| b == "feature/still-open"), "{after:?}");
+    assert!(
+        after.iter().any(|(_, b)| b == "feature/still-open"),
+        "{after:?}"
+    );
 }
 
 /// Serves the files under `root` on a loopback port (GET only; 404 for the rest).
@@ -1647,12 +1731,22 @@ fn the_install_script_installs_a_served_release_and_refuses_a_bad_checksum() {
     let arch = match std::env::consts::ARCH {
         "x86_64" => "x86_64",
         "aarch64" => "aarch64",
-        other => return skipped("the_install_script", &format!("no release target for {other}")),
+        other => {
+            return skipped(
+                "the_install_script",
+                &format!("no release target for {other}"),
+            );
+        }
     };
     let os = match std::env::consts::OS {
         "linux" => "unknown-linux-gnu",
         "macos" => "apple-darwin",
-        other => return skipped("the_install_script", &format!("no release target for {other}")),
+        other => {
+            return skipped(
+                "the_install_script",
+                &format!("no release target for {other}"),
+            );
+        }
     };
     let asset = format!("deploy-{arch}-{os}.tar.gz");
     // a release as the release workflow lays it out: v<version>/<asset> and its .sha256
@@ -1688,14 +1782,21 @@ fn the_install_script_installs_a_served_release_and_refuses_a_bad_checksum() {
 
     let to = tempfile::tempdir().unwrap();
     let out = install(&to.path().join("bin"));
-    let said = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{said}");
-    assert!(said.contains(&format!("installed deploy 0.1.0 ({arch}-{os})")), "{said}");
+    assert!(
+        said.contains(&format!("installed deploy 0.1.0 ({arch}-{os})")),
+        "{said}"
+    );
     let version = std::process::Command::new(to.path().join("bin/deploy"))
         .arg("--version")
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&version.stdout).trim(), "deploy 0.1.0");
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        "deploy 0.1.0"
+    );
 
     // a checksum that does not match: refused, nothing written
     std::fs::write(
@@ -1708,10 +1809,14 @@ fn the_install_script_installs_a_served_release_and_refuses_a_bad_checksum() {
     let said = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(!out.status.success(), "{said}");
     assert!(
-        said.contains(&format!("checksum mismatch for {asset}")) && said.contains("nothing was installed"),
+        said.contains(&format!("checksum mismatch for {asset}"))
+            && said.contains("nothing was installed"),
         "{said}"
     );
-    assert!(!to.path().join("bin").exists(), "nothing written to the install folder");
+    assert!(
+        !to.path().join("bin").exists(),
+        "nothing written to the install folder"
+    );
     // a version that is not there: refused, naming the URL
     let out = std::process::Command::new("sh")
         .arg(root.join("scripts/install"))
@@ -1721,7 +1826,10 @@ fn the_install_script_installs_a_served_release_and_refuses_a_bad_checksum() {
         .output()
         .unwrap();
     let said = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!out.status.success() && said.contains("could not download"), "{said}");
+    assert!(
+        !out.status.success() && said.contains("could not download"),
+        "{said}"
+    );
     assert!(!to.path().join("bin").exists());
 }
 
@@ -1737,30 +1845,58 @@ fn a_saved_plan_is_applied_exactly_or_refused_when_anything_changed() {
     let file = |n: &str| plans.path().join(n).display().to_string();
     let env = ["--env", "pr-3"];
     let (_r, d) = runner(&w);
-    d.run(&["up", "should-i-deploy", "--env", "pr-3", "--yes"]).success();
+    d.run(&["up", "should-i-deploy", "--env", "pr-3", "--yes"])
+        .success();
 
     // reviewed on one runner, applied on another: exactly the plan, no question asked
     let (_r, d) = runner(&w);
     let planned = d
-        .run(&["plan", "should-i-deploy", "--env", "pr-3", "--var", "frequency_in_minutes=15",
-               "--out", &file("a.json"), "--output", "json"])
+        .run(&[
+            "plan",
+            "should-i-deploy",
+            "--env",
+            "pr-3",
+            "--var",
+            "frequency_in_minutes=15",
+            "--out",
+            &file("a.json"),
+            "--output",
+            "json",
+        ])
         .success();
     let saved: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(file("a.json")).unwrap()).unwrap();
-    assert_eq!(saved["stacks"][0]["plan"], planned.json(), "the file's plan is plan --output json's");
+    assert_eq!(
+        saved["stacks"][0]["plan"],
+        planned.json(),
+        "the file's plan is plan --output json's"
+    );
     let text = std::fs::read_to_string(file("a.json")).unwrap();
     assert!(
-        text.contains("\"password\": \"sensitive:sha256:") && !text.contains("\"password\": \"fake\""),
+        text.contains("\"password\": \"sensitive:sha256:")
+            && !text.contains("\"password\": \"fake\""),
         "the connection's password only sealed"
     );
     let (_r, d) = runner(&w);
-    let out = d.run(&["up", "--plan", &file("a.json"), env[0], env[1]]).success();
+    let out = d
+        .run(&["up", "--plan", &file("a.json"), env[0], env[1]])
+        .success();
     assert!(out.stdout.contains("1 change applied"), "{out:?}");
     let (_r, d) = runner(&w);
     let out = d
-        .run(&["plan", "should-i-deploy", "--env", "pr-3", "--var", "frequency_in_minutes=15"])
+        .run(&[
+            "plan",
+            "should-i-deploy",
+            "--env",
+            "pr-3",
+            "--var",
+            "frequency_in_minutes=15",
+        ])
         .success();
-    assert!(out.stdout.contains("No changes"), "applied as planned: {out:?}");
+    assert!(
+        out.stdout.contains("No changes"),
+        "applied as planned: {out:?}"
+    );
 
     let refused = |args: &[&str], said: &str| {
         w.moto.start_recording();
@@ -1776,11 +1912,28 @@ fn a_saved_plan_is_applied_exactly_or_refused_when_anything_changed() {
 
     // stale: another up changed the state since the plan
     let (_r, d) = runner(&w);
-    d.run(&["plan", "should-i-deploy", "--env", "pr-3", "--var", "frequency_in_minutes=20",
-            "--out", &file("b.json")]).success();
+    d.run(&[
+        "plan",
+        "should-i-deploy",
+        "--env",
+        "pr-3",
+        "--var",
+        "frequency_in_minutes=20",
+        "--out",
+        &file("b.json"),
+    ])
+    .success();
     let (_r, d) = runner(&w);
-    d.run(&["up", "should-i-deploy", "--env", "pr-3", "--var", "frequency_in_minutes=25", "--yes"])
-        .success();
+    d.run(&[
+        "up",
+        "should-i-deploy",
+        "--env",
+        "pr-3",
+        "--var",
+        "frequency_in_minutes=25",
+        "--yes",
+    ])
+    .success();
     refused(
         &["up", "--plan", &file("b.json"), "--env", "pr-3"],
         "stale plan: stack `should-i-deploy` (env `pr-3`): its recorded state changed since the plan was made",
@@ -1798,10 +1951,22 @@ fn a_saved_plan_is_applied_exactly_or_refused_when_anything_changed() {
 
     // the manifest changed after the plan was made
     let (_r, d) = runner(&w);
-    d.run(&["plan", "should-i-deploy", "--env", "pr-3", "--out", &file("d.json")]).success();
+    d.run(&[
+        "plan",
+        "should-i-deploy",
+        "--env",
+        "pr-3",
+        "--out",
+        &file("d.json"),
+    ])
+    .success();
     let manifest = w.project.join("stacks/should-i-deploy/stack.toml");
     let text = std::fs::read_to_string(&manifest).unwrap();
-    std::fs::write(&manifest, text.replacen("\"Step Functions\"", "\"Step Functions (edited)\"", 1)).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replacen("\"Step Functions\"", "\"Step Functions (edited)\"", 1),
+    )
+    .unwrap();
     refused(
         &["up", "--plan", &file("d.json"), "--env", "pr-3"],
         "no longer give what was planned",

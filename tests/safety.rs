@@ -19,7 +19,11 @@ fn refused(w: &World, args: &[&str], said: &[&str]) -> Output {
     w.moto.start_recording();
     let out = w.deploy().run(args).code(2);
     for s in said {
-        assert!(out.stderr.contains(s), "`{}` says {s:?}: {out:?}", args.join(" "));
+        assert!(
+            out.stderr.contains(s),
+            "`{}` says {s:?}: {out:?}",
+            args.join(" ")
+        );
     }
     let calls = w.moto.recorded_operations();
     assert!(calls.is_empty(), "`{}` called {calls:?}", args.join(" "));
@@ -39,7 +43,9 @@ fn edit(path: &Path, f: impl FnOnce(String) -> String) {
 #[test]
 fn state_that_is_not_this_stacks_is_refused_before_any_call() {
     let w = World::new();
-    w.deploy().run(&["up", "should-i-deploy", "--yes"]).success();
+    w.deploy()
+        .run(&["up", "should-i-deploy", "--yes"])
+        .success();
     let own = std::fs::read(state_file(&w, "default", "should-i-deploy")).unwrap();
 
     // another stack's state where create-new-user's belongs
@@ -122,16 +128,18 @@ fn two_resources_claiming_one_aws_name_are_refused_naming_both() {
     let stacks = w.project.join("stacks");
     let sid = stacks.join("should-i-deploy/stack.toml");
     let original = std::fs::read_to_string(&sid).unwrap();
-    let line_of = |text: &str, needle: &str| {
-        text.lines().position(|l| l.contains(needle)).unwrap() + 1
-    };
+    let line_of =
+        |text: &str, needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
     let role_line = line_of(&original, "name = \"sfn-should-i-deploy\"");
 
     // in one manifest
     edit(&sid, |t| {
         t + "\n[resources.role_again]\nkind = \"iam_role\"\nname = \"sfn-should-i-deploy\"\nservice = \"states.amazonaws.com\"\n"
     });
-    let again_line = line_of(&std::fs::read_to_string(&sid).unwrap(), "[resources.role_again]") + 2;
+    let again_line = line_of(
+        &std::fs::read_to_string(&sid).unwrap(),
+        "[resources.role_again]",
+    ) + 2;
     refused(
         &w,
         &["up", "should-i-deploy", "--yes"],
@@ -149,8 +157,10 @@ fn two_resources_claiming_one_aws_name_are_refused_naming_both() {
     edit(&cnu, |t| {
         t + "\n[resources.borrowed]\nkind = \"iam_role\"\nname = \"sfn-should-i-deploy\"\nservice = \"states.amazonaws.com\"\n"
     });
-    let borrowed_line =
-        line_of(&std::fs::read_to_string(&cnu).unwrap(), "[resources.borrowed]") + 2;
+    let borrowed_line = line_of(
+        &std::fs::read_to_string(&cnu).unwrap(),
+        "[resources.borrowed]",
+    ) + 2;
     let ours = format!(
         "resource `sfn_role` of stack `should-i-deploy` (stacks/should-i-deploy/stack.toml:{role_line})"
     );
@@ -169,9 +179,7 @@ fn two_resources_claiming_one_aws_name_are_refused_naming_both() {
         );
     }
     // a stack the clash does not touch still deploys
-    w.deploy()
-        .run(&["plan", "bucket-replication"])
-        .success();
+    w.deploy().run(&["plan", "bucket-replication"]).success();
 }
 
 /// After a deploy, a manifest with no resources left is refused by `up` (it would delete all
@@ -179,7 +187,9 @@ fn two_resources_claiming_one_aws_name_are_refused_naming_both() {
 #[test]
 fn an_emptied_manifest_does_not_destroy_the_stack_unless_asked() {
     let w = World::with_project_copy();
-    w.deploy().run(&["up", "should-i-deploy", "--yes"]).success();
+    w.deploy()
+        .run(&["up", "should-i-deploy", "--yes"])
+        .success();
     let path = state_file(&w, "default", "should-i-deploy");
     let recorded = std::fs::read(&path).unwrap();
     let manifest = w.project.join("stacks/should-i-deploy/stack.toml");
@@ -204,7 +214,10 @@ fn an_emptied_manifest_does_not_destroy_the_stack_unless_asked() {
     w.deploy()
         .run(&["up", "should-i-deploy", "--yes", "--allow-destroy-all"])
         .success();
-    assert!(!path.exists(), "every resource deleted, the state with them");
+    assert!(
+        !path.exists(),
+        "every resource deleted, the state with them"
+    );
     nothing_left_but(&w.c, w.moto.port, &[]);
 }
 
@@ -222,8 +235,14 @@ fn wrong_templates_and_definitions_are_refused_where_they_are_written() {
         .unwrap()
         + 1;
     for (template, said) in [
-        ("should-i-deploy/missing.json", "template templates/should-i-deploy/missing.json does not exist"),
-        ("should-i-deploy", "template templates/should-i-deploy is a folder, not a file"),
+        (
+            "should-i-deploy/missing.json",
+            "template templates/should-i-deploy/missing.json does not exist",
+        ),
+        (
+            "should-i-deploy",
+            "template templates/should-i-deploy is a folder, not a file",
+        ),
     ] {
         std::fs::write(
             &manifest,

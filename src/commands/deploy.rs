@@ -10,18 +10,17 @@ use crate::manifest::Stack;
 use crate::plan::{self, Plan};
 use crate::saved_plan::{self, SavedPlan, SavedStack};
 use crate::state::StackState;
+use crate::views::{Human, Json, View};
+use clap::Args;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::Path;
-use crate::views::{Human, Json, View};
-use clap::Args;
 
 struct Planned {
     stack: Option<Stack>,
     plan: Plan,
     state: StackState,
 }
-
 
 /// A version keeps its definition and its role's ARN, not the role's policies: when a plan
 /// changes IAM (a policy, a role, an attachment) while executions of a versioned state machine
@@ -237,7 +236,12 @@ async fn preflight(plans: &[Planned], ctx: &Ctx) -> Result<()> {
 
 /// The executor of an `up` or `destroy`: the run's context, store and view, `--parallelism`,
 /// and the stop flag of `interrupt`.
-fn executor<'a>(setup: &'a Setup, ctx: &'a Ctx, view: &'a dyn View, args: &ApplyArgs) -> Executor<'a> {
+fn executor<'a>(
+    setup: &'a Setup,
+    ctx: &'a Ctx,
+    view: &'a dyn View,
+    args: &ApplyArgs,
+) -> Executor<'a> {
     Executor {
         ctx,
         store: &setup.store,
@@ -402,13 +406,23 @@ fn saved_vars(s: &SavedStack, given: &VarArgs, at: &str) -> Result<Vec<String>> 
                 .help(format!("give it again: --var {k}=...")));
             };
             if !crate::secrets::same(&text, &clear) {
-                return Err(stale(&s.stack, "", at, &format!("--var {k}: not the value the plan was made with")));
+                return Err(stale(
+                    &s.stack,
+                    "",
+                    at,
+                    &format!("--var {k}: not the value the plan was made with"),
+                ));
             }
             pairs.push(format!("{k}={clear}"));
             continue;
         }
         if given_value(k).is_some_and(|g| g != text) {
-            return Err(stale(&s.stack, "", at, &format!("--var {k}: the plan was made with {k}={text}")));
+            return Err(stale(
+                &s.stack,
+                "",
+                at,
+                &format!("--var {k}: the plan was made with {k}={text}"),
+            ));
         }
         pairs.push(format!("{k}={text}"));
     }
@@ -435,7 +449,10 @@ fn save_plans(setup: &Setup, plans: &[Planned], ctx: &Ctx, file: &Path) -> Resul
             .into_iter()
             .map(|(id, v)| {
                 let kind = stack.resources[&id].kind;
-                (id, crate::secrets::seal(&v, kind.sensitive(), &stack.secrets))
+                (
+                    id,
+                    crate::secrets::seal(&v, kind.sensitive(), &stack.secrets),
+                )
             })
             .collect();
         let vars = stack
@@ -488,7 +505,9 @@ async fn apply_up(
             created: old.as_ref().map(|m| m.created).unwrap_or(now),
             updated: now,
             by: format!("{} on {}", me.who, me.host),
-            ttl_secs: ttl.map(|t| t.as_secs()).or(old.as_ref().and_then(|m| m.ttl_secs)),
+            ttl_secs: ttl
+                .map(|t| t.as_secs())
+                .or(old.as_ref().and_then(|m| m.ttl_secs)),
             branch: branch.cloned().or(old.and_then(|m| m.branch)),
         });
     }
@@ -505,7 +524,8 @@ async fn apply_up(
     confirm(
         &format!("Apply these changes (env {})?", setup.env),
         args.yes,
-    )?;
+    )
+    .await?;
     let view = view_for(out.format, &plans);
     let ex = executor(setup, ctx, view.as_ref(), args);
     let runs = plans.into_iter().map(|p| {
@@ -614,38 +634,38 @@ pub async fn destroy(
     } else {
         stacks.to_vec()
     };
-    setup.locked(&names, "destroy", async {
-        // every state read and checked to be its stack's before anything calls AWS
-        let recorded = setup.recorded(&names).await?;
-        let mut ctx = setup.connect(&g.aws).await?;
-        ctx.stop_executions = stop_executions;
-        let ctx = &ctx;
-        let plans = futures::future::try_join_all(
-            names
-                .iter()
-                .zip(recorded)
-                .map(|(name, state)| plan_destroy(&setup, name, state, vars, ctx)),
-        )
-        .await?;
-        let plans: Vec<Planned> = plans.into_iter().flatten().collect();
-        if plans.is_empty() {
-            outln!("Nothing to destroy in env {}.", setup.env);
-            return Ok(());
-        }
-        print_plans(&plans, out.format);
-        confirm(
-            &format!("Destroy these resources (env {})?", setup.env),
-            args.yes,
-        )?;
-        let view = view_for(out.format, &plans);
-        let ex = executor(&setup, ctx, view.as_ref(), args);
-        let runs = plans
-            .iter()
-            .map(|p| ex.destroy(&p.plan, p.state.clone()));
-        let results = futures::future::join_all(runs).await;
-        report(results, out.format)
-    })
-    .await
+    setup
+        .locked(&names, "destroy", async {
+            // every state read and checked to be its stack's before anything calls AWS
+            let recorded = setup.recorded(&names).await?;
+            let mut ctx = setup.connect(&g.aws).await?;
+            ctx.stop_executions = stop_executions;
+            let ctx = &ctx;
+            let plans = futures::future::try_join_all(
+                names
+                    .iter()
+                    .zip(recorded)
+                    .map(|(name, state)| plan_destroy(&setup, name, state, vars, ctx)),
+            )
+            .await?;
+            let plans: Vec<Planned> = plans.into_iter().flatten().collect();
+            if plans.is_empty() {
+                outln!("Nothing to destroy in env {}.", setup.env);
+                return Ok(());
+            }
+            print_plans(&plans, out.format);
+            confirm(
+                &format!("Destroy these resources (env {})?", setup.env),
+                args.yes,
+            )
+            .await?;
+            let view = view_for(out.format, &plans);
+            let ex = executor(&setup, ctx, view.as_ref(), args);
+            let runs = plans.iter().map(|p| ex.destroy(&p.plan, p.state.clone()));
+            let results = futures::future::join_all(runs).await;
+            report(results, out.format)
+        })
+        .await
 }
 
 /// One stack's destroy plan (its lock held): what state records and what is found to be

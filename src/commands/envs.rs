@@ -127,19 +127,17 @@ pub async fn envs(g: &Global, out: &OutputArgs) -> Result<()> {
 }
 
 pub async fn sweep(g: &Global, a: &SweepArgs) -> Result<()> {
-    let (older_than, include_default, orphans, args, out) = (
-        a.older_than,
-        a.include_default,
-        a.orphans,
-        &a.apply,
-        &a.out,
-    );
+    let (older_than, include_default, orphans, args, out) =
+        (a.older_than, a.include_default, a.orphans, &a.apply, &a.out);
     let setup = Setup::new(g)?;
     // which branches still have an open pull request: asked first, so that an API that
     // fails (or a page of it) sweeps nothing
     let open = if a.closed_pull_requests {
         let repo = crate::github::Repo::from_env()?;
-        Some((crate::github::open_pull_request_branches(&repo).await?, repo.repository))
+        Some((
+            crate::github::open_pull_request_branches(&repo).await?,
+            repo.repository,
+        ))
     } else {
         None
     };
@@ -205,7 +203,8 @@ pub async fn sweep(g: &Global, a: &SweepArgs) -> Result<()> {
     super::confirm(
         &format!("Destroy these {} environment(s)?", doomed.len()),
         args.yes,
-    )?;
+    )
+    .await?;
     let mut failed = Vec::new();
     for (e, _) in &doomed {
         let mut ge = g.clone();

@@ -137,7 +137,6 @@ impl Setup {
         done
     }
 
-
     /// The selected stacks, loaded and checked. With several stacks, a `--var` goes to each
     /// stack that declares it, and is an error only if none does.
     pub fn load(&self, select: &Selection, vars: &VarArgs) -> Result<Vec<Stack>> {
@@ -288,7 +287,9 @@ impl Setup {
 }
 
 /// Asks on the terminal; without one, refuses (nothing is changed).
-pub fn confirm(question: &str, yes: bool) -> Result<()> {
+/// The question is read on a blocking thread and answered by Ctrl-C too: a run holding locks
+/// catches the signal (`interrupt`), and a Ctrl-C at the question then means "no", at once.
+pub async fn confirm(question: &str, yes: bool) -> Result<()> {
     if yes {
         return Ok(());
     }
@@ -301,8 +302,17 @@ pub fn confirm(question: &str, yes: bool) -> Result<()> {
     }
     eprint!("{question} Type 'yes' to go on: ");
     std::io::stderr().flush().ok();
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
+    let read = tokio::task::spawn_blocking(|| {
+        let mut answer = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut answer)
+            .map(|_| answer)
+    });
+    let answer = tokio::select! {
+        answer = read => answer.map_err(|e| Error::internal(e.to_string()))??,
+        _ = crate::interrupt::requested() => String::new(),
+    };
     if answer.trim() == "yes" {
         Ok(())
     } else {

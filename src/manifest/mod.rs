@@ -112,7 +112,10 @@ fn templates_near(templates: &Path, file: &str) -> String {
         .unwrap_or_default();
     there.sort();
     if there.is_empty() {
-        format!("name a file under templates/ (templates/{} has none)", dir.display())
+        format!(
+            "name a file under templates/ (templates/{} has none)",
+            dir.display()
+        )
     } else {
         format!("name a file under templates/: {}", there.join(", "))
     }

@@ -321,7 +321,9 @@ impl Store {
         command: &str,
         wait: Duration,
     ) -> Result<Lock> {
-        let mut locks = self.lock_all(&[stack.to_string()], env, command, wait).await?;
+        let mut locks = self
+            .lock_all(&[stack.to_string()], env, command, wait)
+            .await?;
         Ok(locks.pop().expect("one lock asked for"))
     }
 
@@ -401,7 +403,9 @@ impl Store {
         me: &Holder,
     ) -> Result<std::result::Result<Lock, Option<Holder>>> {
         Ok(match self {
-            Store::Dir(d) => d.try_lock(stack, env, me)?.map(|f| Lock(Some(Held::File(f)))),
+            Store::Dir(d) => d
+                .try_lock(stack, env, me)?
+                .map(|f| Lock(Some(Held::File(f)))),
             Store::S3(s) => s
                 .try_lock(stack, env, me)
                 .await?
@@ -523,7 +527,10 @@ pub async fn settle() {
         return;
     }
     let all = futures::future::join_all(pending);
-    if tokio::time::timeout(Duration::from_secs(10), all).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(10), all)
+        .await
+        .is_err()
+    {
         eprintln!("warning: a lock could not be released in time: remove it with `deploy unlock`");
     }
 }

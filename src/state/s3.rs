@@ -266,7 +266,9 @@ impl S3Store {
             }
             .send()
         };
-        let taken = |etag: Option<&str>| S3Lock::held(client, &self.bucket, &key, me.clone(), etag, self.lease);
+        let taken = |etag: Option<&str>| {
+            S3Lock::held(client, &self.bucket, &key, me.clone(), etag, self.lease)
+        };
         match put(Condition::Absent).await {
             Ok(o) => return Ok(Ok(taken(o.e_tag()))),
             Err(e) if conflict(&e) => {}
@@ -292,7 +294,9 @@ impl S3Store {
                 Ok(Ok(taken(o.e_tag())))
             }
             // another run took it over first, or its holder renewed it just now
-            Err(e) if conflict(&e) || e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
+            Err(e)
+                if conflict(&e) || e.raw_response().is_some_and(|r| r.status().as_u16() == 404) =>
+            {
                 Ok(Err(holder))
             }
             Err(e) => Err(api_error("PutObject", &e)),
@@ -407,14 +411,19 @@ async fn renew(
         }
         match put.send().await {
             Ok(o) => *etag.lock().unwrap() = o.e_tag().map(str::to_string),
-            Err(e) if conflict(&e) || e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
+            Err(e)
+                if conflict(&e) || e.raw_response().is_some_and(|r| r.status().as_u16() == 404) =>
+            {
                 crate::interrupt::request(&format!(
                     "the lock s3://{bucket}/{key} was taken over by another run (this one could not renew its lease in time)"
                 ));
                 return;
             }
             // a passing failure: the next renewal tries again, well within the lease
-            Err(e) => tracing::warn!("renewing the lock s3://{bucket}/{key}: {}", api_error("PutObject", &e)),
+            Err(e) => tracing::warn!(
+                "renewing the lock s3://{bucket}/{key}: {}",
+                api_error("PutObject", &e)
+            ),
         }
     }
 }

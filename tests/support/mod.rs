@@ -549,8 +549,18 @@ impl Deploy {
                 String::from_utf8_lossy(&buf).into_owned()
             })
         };
-        let out = read(child.stdout.take().map(|o| Box::new(o) as Box<dyn Read + Send>));
-        let err = read(child.stderr.take().map(|e| Box::new(e) as Box<dyn Read + Send>));
+        let out = read(
+            child
+                .stdout
+                .take()
+                .map(|o| Box::new(o) as Box<dyn Read + Send>),
+        );
+        let err = read(
+            child
+                .stderr
+                .take()
+                .map(|e| Box::new(e) as Box<dyn Read + Send>),
+        );
         Started { child, out, err }
     }
 }
