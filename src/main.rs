@@ -26,6 +26,7 @@ mod diagram;
 mod engine;
 mod error;
 mod execution;
+mod files;
 mod github;
 mod graph;
 mod interrupt;

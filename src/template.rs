@@ -45,7 +45,7 @@ pub fn render(name: &str, src: &str, vars: &Map<String, Value>) -> Result<Render
 
 /// Reads and renders a template file.
 pub fn render_file(path: &Path, display: &str, vars: &Map<String, Value>) -> Result<Rendered> {
-    let src = crate::manifest::read_text(path, display)?;
+    let src = crate::files::read_text(path, display)?;
     render(display, &src, vars)
 }
 

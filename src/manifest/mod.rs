@@ -83,7 +83,7 @@ impl Project {
                 .suggest(name, known.iter().map(String::as_str)));
         }
         check_env(env)?;
-        let src = read_text(&file, &self.rel(&file))?;
+        let src = crate::files::read_text(&file, &self.rel(&file))?;
         Stack::parse(
             name,
             &self.rel(&file),
@@ -119,19 +119,6 @@ fn templates_near(templates: &Path, file: &str) -> String {
     } else {
         format!("name a file under templates/: {}", there.join(", "))
     }
-}
-
-/// A text file of the project: not UTF-8 is bad input that names the file.
-pub fn read_text(path: &Path, shown: &str) -> Result<String> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| Error::user(format!("cannot read it: {e}")).at(shown.to_string()))?;
-    String::from_utf8(bytes).map_err(|e| {
-        let at = e.utf8_error().valid_up_to();
-        let line = e.as_bytes()[..at].iter().filter(|b| **b == b'\n').count() + 1;
-        Error::user(format!("not UTF-8 text (byte {at} is not)"))
-            .at(format!("{shown}:{line}"))
-            .help("save the file as UTF-8")
-    })
 }
 
 /// The variable names a stack declares (for spreading `--var` over several stacks).
