@@ -126,6 +126,36 @@ pub async fn envs(g: &Global, out: &OutputArgs) -> Result<()> {
     Ok(())
 }
 
+/// Why `sweep` removes an environment, if it does: no state (found by its tags), its branch
+/// lost its pull request (`open`: the open pull requests' branches and the repository), its
+/// lifetime ran out, or nobody brought it up for longer than `older_than`.
+fn why_swept(
+    e: &Env,
+    open: Option<&(std::collections::BTreeSet<String>, String)>,
+    older_than: Option<std::time::Duration>,
+    now: u64,
+) -> Option<String> {
+    if !e.state {
+        return Some("no state: found by its tags".to_string());
+    }
+    if let (Some((open, repo)), Some(b)) = (open, &e.branch) {
+        if !open.contains(b) {
+            return Some(format!("branch {b} has no open pull request in {repo}"));
+        }
+    }
+    if e.expires.is_some_and(|x| x <= now) {
+        return Some(format!("expired {}", when(e.expires)));
+    }
+    let (d, u) = (older_than?, e.last_up?);
+    (u + d.as_secs() <= now).then(|| {
+        format!(
+            "last up {} (more than {} ago)",
+            when(Some(u)),
+            humantime::format_duration(d)
+        )
+    })
+}
+
 pub async fn sweep(g: &Global, a: &SweepArgs) -> Result<()> {
     let (older_than, include_default, orphans, args, out) =
         (a.older_than, a.include_default, a.orphans, &a.apply, &a.out);
@@ -151,34 +181,7 @@ pub async fn sweep(g: &Global, a: &SweepArgs) -> Result<()> {
         .await?
         .into_iter()
         .filter(|e| include_default || e.env != crate::manifest::DEFAULT_ENV)
-        .filter_map(|e| {
-            let closed = match (&open, &e.branch) {
-                (Some((open, repo)), Some(b)) if !open.contains(b) => {
-                    Some(format!("branch {b} has no open pull request in {repo}"))
-                }
-                _ => None,
-            };
-            let why = if !e.state {
-                "no state: found by its tags".to_string()
-            } else if let Some(closed) = closed {
-                closed
-            } else if e.expires.is_some_and(|x| x <= now) {
-                format!("expired {}", when(e.expires))
-            } else if let (Some(d), Some(u)) = (older_than, e.last_up) {
-                if u + d.as_secs() <= now {
-                    format!(
-                        "last up {} (more than {} ago)",
-                        when(Some(u)),
-                        humantime::format_duration(d)
-                    )
-                } else {
-                    return None;
-                }
-            } else {
-                return None;
-            };
-            Some((e, why))
-        })
+        .filter_map(|e| why_swept(&e, open.as_ref(), older_than, now).map(|why| (e, why)))
         .collect();
     if doomed.is_empty() {
         outln!(
