@@ -1844,26 +1844,26 @@ fn a_saved_plan_is_applied_exactly_or_refused_when_anything_changed() {
     let plans = tempfile::tempdir().unwrap();
     let file = |n: &str| plans.path().join(n).display().to_string();
     let env = ["--env", "pr-3"];
+    // `plan should-i-deploy --env pr-3` and more
+    let plan = |more: &[&str]| -> Output {
+        let mut args = vec!["plan", "should-i-deploy", "--env", "pr-3"];
+        args.extend_from_slice(more);
+        let (_r, d) = runner(&w);
+        d.run(&args).success()
+    };
     let (_r, d) = runner(&w);
     d.run(&["up", "should-i-deploy", "--env", "pr-3", "--yes"])
         .success();
 
     // reviewed on one runner, applied on another: exactly the plan, no question asked
-    let (_r, d) = runner(&w);
-    let planned = d
-        .run(&[
-            "plan",
-            "should-i-deploy",
-            "--env",
-            "pr-3",
-            "--var",
-            "frequency_in_minutes=15",
-            "--out",
-            &file("a.json"),
-            "--output",
-            "json",
-        ])
-        .success();
+    let planned = plan(&[
+        "--var",
+        "frequency_in_minutes=15",
+        "--out",
+        &file("a.json"),
+        "--output",
+        "json",
+    ]);
     let saved: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(file("a.json")).unwrap()).unwrap();
     assert_eq!(
@@ -1882,17 +1882,7 @@ fn a_saved_plan_is_applied_exactly_or_refused_when_anything_changed() {
         .run(&["up", "--plan", &file("a.json"), env[0], env[1]])
         .success();
     assert!(out.stdout.contains("1 change applied"), "{out:?}");
-    let (_r, d) = runner(&w);
-    let out = d
-        .run(&[
-            "plan",
-            "should-i-deploy",
-            "--env",
-            "pr-3",
-            "--var",
-            "frequency_in_minutes=15",
-        ])
-        .success();
+    let out = plan(&["--var", "frequency_in_minutes=15"]);
     assert!(
         out.stdout.contains("No changes"),
         "applied as planned: {out:?}"
@@ -1911,18 +1901,7 @@ fn a_saved_plan_is_applied_exactly_or_refused_when_anything_changed() {
     };
 
     // stale: another up changed the state since the plan
-    let (_r, d) = runner(&w);
-    d.run(&[
-        "plan",
-        "should-i-deploy",
-        "--env",
-        "pr-3",
-        "--var",
-        "frequency_in_minutes=20",
-        "--out",
-        &file("b.json"),
-    ])
-    .success();
+    plan(&["--var", "frequency_in_minutes=20", "--out", &file("b.json")]);
     let (_r, d) = runner(&w);
     d.run(&[
         "up",
@@ -1950,16 +1929,7 @@ fn a_saved_plan_is_applied_exactly_or_refused_when_anything_changed() {
     );
 
     // the manifest changed after the plan was made
-    let (_r, d) = runner(&w);
-    d.run(&[
-        "plan",
-        "should-i-deploy",
-        "--env",
-        "pr-3",
-        "--out",
-        &file("d.json"),
-    ])
-    .success();
+    plan(&["--out", &file("d.json")]);
     let manifest = w.project.join("stacks/should-i-deploy/stack.toml");
     let text = std::fs::read_to_string(&manifest).unwrap();
     std::fs::write(

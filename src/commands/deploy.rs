@@ -303,15 +303,28 @@ pub async fn up(g: &Global, a: &UpArgs) -> Result<()> {
             // read once, under the lock, and checked before anything calls AWS
             let recorded = setup.recorded(&names).await?;
             super::validate::gate(&stacks, &recorded)?;
-            refuse_destroy_all(&setup, &stacks, &recorded, a.allow_destroy_all)?;
-            let (mut ctx, identity) = setup.connect_planning(&g.aws, &recorded).await?;
-            ctx.rollout_no_wait = a.no_wait;
-            let plans = identity
-                .alongside(plan_stacks(&setup, stacks, recorded, &ctx, a.ttl))
-                .await?;
+            let (ctx, plans) = connect_and_plan(g, &setup, a, stacks, recorded).await?;
             apply_up(&setup, &ctx, plans, a, g.branch.as_ref()).await
         })
         .await
+}
+
+/// What every `up` does under its locks once the states are read and checked: refuse to empty
+/// a stack by mistake, connect (the identity check alongside the reads), plan every stack.
+async fn connect_and_plan(
+    g: &Global,
+    setup: &Setup,
+    a: &UpArgs,
+    stacks: Vec<Stack>,
+    recorded: Vec<StackState>,
+) -> Result<(Ctx, Vec<Planned>)> {
+    refuse_destroy_all(setup, &stacks, &recorded, a.allow_destroy_all)?;
+    let (mut ctx, identity) = setup.connect_planning(&g.aws, &recorded).await?;
+    ctx.rollout_no_wait = a.no_wait;
+    let plans = identity
+        .alongside(plan_stacks(setup, stacks, recorded, &ctx, a.ttl))
+        .await?;
+    Ok((ctx, plans))
 }
 
 /// `up --plan FILE`: applies exactly the saved plan, or refuses before any change.
@@ -332,7 +345,7 @@ async fn up_saved(g: &Global, setup: &Setup, a: &UpArgs, file: &Path) -> Result<
     let mut stacks = Vec::new();
     for s in &saved.stacks {
         let inputs = crate::manifest::VarInputs {
-            pairs: saved_vars(s, &a.vars, &at)?,
+            pairs: saved_vars(s, &setup.env, &a.vars, &at)?,
             files: vec![],
             placeholders: false,
         };
@@ -355,12 +368,7 @@ async fn up_saved(g: &Global, setup: &Setup, a: &UpArgs, file: &Path) -> Result<
                     return Err(stale(&s.stack, &setup.env, &at, "its recorded state changed since the plan was made (another up or destroy ran)"));
                 }
             }
-            refuse_destroy_all(setup, &stacks, &recorded, a.allow_destroy_all)?;
-            let (mut ctx, identity) = setup.connect_planning(&g.aws, &recorded).await?;
-            ctx.rollout_no_wait = a.no_wait;
-            let plans = identity
-                .alongside(plan_stacks(setup, stacks, recorded, &ctx, a.ttl))
-                .await?;
+            let (ctx, plans) = connect_and_plan(g, setup, a, stacks, recorded).await?;
             for (s, p) in saved.stacks.iter().zip(&plans) {
                 let stack = p.stack.as_ref().expect("up plans carry their stack");
                 if let Some(d) = saved_plan::first_difference(&s.desired, &desired(stack, &p.state, &ctx)?) {
@@ -386,7 +394,7 @@ fn stale(stack: &str, env: &str, at: &str, why: &str) -> Error {
 
 /// The `--var` pairs a saved stack was planned with: its own values, and a sensitive one (only
 /// sealed in the file) as given again on this command line, checked against the seal.
-fn saved_vars(s: &SavedStack, given: &VarArgs, at: &str) -> Result<Vec<String>> {
+fn saved_vars(s: &SavedStack, env: &str, given: &VarArgs, at: &str) -> Result<Vec<String>> {
     let given_value = |k: &str| {
         given.vars.iter().find_map(|p| {
             let (name, v) = p.split_once('=')?;
@@ -408,7 +416,7 @@ fn saved_vars(s: &SavedStack, given: &VarArgs, at: &str) -> Result<Vec<String>> 
             if !crate::secrets::same(&text, &clear) {
                 return Err(stale(
                     &s.stack,
-                    "",
+                    env,
                     at,
                     &format!("--var {k}: not the value the plan was made with"),
                 ));
@@ -419,7 +427,7 @@ fn saved_vars(s: &SavedStack, given: &VarArgs, at: &str) -> Result<Vec<String>> 
         if given_value(k).is_some_and(|g| g != text) {
             return Err(stale(
                 &s.stack,
-                "",
+                env,
                 at,
                 &format!("--var {k}: the plan was made with {k}={text}"),
             ));
