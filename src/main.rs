@@ -32,6 +32,7 @@ mod graph;
 mod interrupt;
 mod local;
 mod manifest;
+mod options;
 mod package;
 mod plan;
 mod resources;
@@ -78,7 +79,7 @@ fn main() {
     output::set_color(cli.global.color);
     aws::use_endpoint_flag(&cli.global.aws);
     init_logging(cli.global.verbose, matches!(cli.command, Command::Local(_)));
-    let json = cli.command.args().format() == cli::Format::Json;
+    let json = cli.command.args().format() == options::Format::Json;
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     // A lock dropped unreleased (a panic unwinding through a run) is released in the
     // background: wait for that before the process ends, then let the panic go on.

@@ -3,7 +3,7 @@
 //! JSON for CI. Destroy is a plan mode, not a separate code path.
 
 use crate::aws::Ctx;
-use crate::error::Result;
+use crate::error::{Class, Error, Result};
 use crate::manifest::{Stack, Warnings};
 use crate::resources;
 use crate::state::{StackState, Status};
@@ -582,6 +582,64 @@ fn removed_order(state: &StackState, keep: impl Fn(&str) -> bool) -> Vec<String>
     let mut order = recorded_graph(state, keep).order();
     order.reverse();
     order
+}
+
+/// What carrying out a plan did, per resource id (the executor fills it; views show it).
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    pub stack: String,
+    pub env: String,
+    pub done: BTreeMap<String, Action>,
+    pub failed: BTreeMap<String, String>,
+    pub skipped: Vec<String>,
+    pub cancelled: Vec<String>,
+    /// A gradual rollout among the failures was rolled back (its own exit code).
+    pub rolled_back: bool,
+    /// The stack's outputs as recorded by the run's last write (shown after it, not read back).
+    #[serde(skip)]
+    pub outputs: BTreeMap<String, Value>,
+}
+
+impl Summary {
+    /// Turns failures and interruptions into the error the process exits with.
+    pub fn into_result(self) -> Result<Summary> {
+        if !self.failed.is_empty() {
+            let list: Vec<String> = self
+                .failed
+                .iter()
+                .map(|(id, e)| format!("  {id}: {e}"))
+                .collect();
+            let class = if self.rolled_back {
+                Class::RolledBack
+            } else {
+                Class::Partial
+            };
+            return Err(Error::new(
+                class,
+                format!(
+                    "stack `{}` (env `{}`): {} of the changes failed{}:\n{}",
+                    self.stack,
+                    self.env,
+                    self.failed.len(),
+                    if self.skipped.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {} skipped after them", self.skipped.len())
+                    },
+                    list.join("\n")
+                ),
+            )
+            .help("what succeeded is recorded; fix the cause and run the same command again"));
+        }
+        if !self.cancelled.is_empty() {
+            return Err(Error::new(
+                Class::Interrupted,
+                format!("interrupted: {} operations not started on stack `{}` (env `{}`)", self.cancelled.len(), self.stack, self.env),
+            )
+            .help("everything done is recorded: run `deploy up` again to finish, or `deploy destroy` to remove it"));
+        }
+        Ok(self)
+    }
 }
 
 #[cfg(test)]

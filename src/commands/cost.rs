@@ -3,10 +3,10 @@
 //! costs differently on different paths: the fewest and the most transitions are named).
 
 use super::Setup;
-use super::test::{recorded, run_scenario, scenario_files};
-use crate::cli::{Format, Global, OutputArgs, Run};
+use super::scenarios::{recorded, run_scenario, scenario_files};
 use crate::cost::{self, Prices, Usage, Workflow};
 use crate::error::{Error, Result};
+use crate::options::{Format, Global, OutputArgs, Run};
 use clap::Args;
 use serde_json::{Value, json};
 use std::path::PathBuf;

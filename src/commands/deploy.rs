@@ -1,12 +1,13 @@
 //! `up`, `plan` and `destroy`: load and check everything, connect, lock, plan, confirm, execute.
 
 use super::{Setup, confirm};
-use crate::apply::{Executor, Summary};
+use crate::apply::Executor;
 use crate::aws::Ctx;
-use crate::cli::{ApplyArgs, Format, Global, Selection, VarArgs};
-use crate::cli::{ReportArgs, Run};
 use crate::error::{Class, Error, Result};
 use crate::manifest::Stack;
+use crate::options::{ApplyArgs, Format, Global, Selection, VarArgs};
+use crate::options::{ReportArgs, Run};
+use crate::plan::Summary;
 use crate::plan::{self, Plan};
 use crate::saved_plan::{self, SavedPlan, SavedStack};
 use crate::state::StackState;
@@ -66,11 +67,11 @@ fn scenario_transitions(setup: &Setup, plans: &mut [Planned]) {
     use crate::engine::{self, scenario};
     for p in plans {
         let Some(stack) = &p.stack else { continue };
-        let Ok(files) = super::test::scenario_files(setup, &stack.name) else {
+        let Ok(files) = super::scenarios::scenario_files(setup, &stack.name) else {
             continue;
         };
         let same_vars = |sc: &scenario::Scenario| {
-            use super::test::var_text;
+            use super::scenarios::var_text;
             sc.vars.iter().all(|(k, v)| {
                 stack
                     .vars
@@ -80,7 +81,7 @@ fn scenario_transitions(setup: &Setup, plans: &mut [Planned]) {
         };
         let scenarios: Vec<(String, scenario::Scenario)> = files
             .iter()
-            .filter_map(|f| super::test::read_scenario(&stack.name, f).ok())
+            .filter_map(|f| super::scenarios::read_scenario(&stack.name, f).ok())
             .filter(|(_, sc)| same_vars(sc))
             .collect();
         // scenarios run against the stack's first state machine, as `deploy test` runs them
@@ -403,7 +404,7 @@ fn saved_vars(s: &SavedStack, env: &str, given: &VarArgs, at: &str) -> Result<Ve
     };
     let mut pairs = Vec::new();
     for (k, v) in &s.vars {
-        let text = super::test::var_text(v);
+        let text = super::scenarios::var_text(v);
         if crate::secrets::is_sealed(&text) {
             let Some(clear) = given_value(k) else {
                 return Err(Error::user(format!(

@@ -5,32 +5,13 @@
 //! default env unless asked, carrying on past one that fails.
 
 use super::Setup;
-use crate::cli::Run;
-use crate::cli::{ApplyArgs, Format, Global, OutputArgs, VarArgs};
 use crate::error::{Class, Error, Result};
-use crate::state::now_secs;
+use crate::options::Run;
+use crate::options::{ApplyArgs, Format, Global, OutputArgs, VarArgs};
+use crate::state::{Env, now_secs};
 use crate::views::info::when;
 use clap::Args;
-use serde::Serialize;
 use std::collections::BTreeMap;
-
-#[derive(Debug, Default, Serialize)]
-pub struct Env {
-    pub env: String,
-    pub stacks: Vec<String>,
-    pub resources: usize,
-    /// Seconds since the Unix epoch.
-    pub created: Option<u64>,
-    pub last_up: Option<u64>,
-    pub by: Option<String>,
-    /// The branch it was made from (`up --env-from-branch`).
-    pub branch: Option<String>,
-    pub expires: Option<u64>,
-    /// Recorded in the state backend (false: found by its tags only, its state lost).
-    pub state: bool,
-    /// Resources that carry its `deploy:env` tag (services the tagging API covers; not IAM).
-    pub tagged: Option<usize>,
-}
 
 /// Every environment the state backend records, with what its stacks' states say, and (with
 /// `ctx`) every one whose tags are in the account.
@@ -222,7 +203,7 @@ pub async fn sweep(g: &Global, a: &SweepArgs) -> Result<()> {
             &[],
             &VarArgs::default(),
             &yes,
-            &crate::cli::ReportArgs { format: out.format },
+            &crate::options::ReportArgs { format: out.format },
             // an expired env is no one's any more: executions still running there (a task
             // waiting for an answer that will not come) are stopped, or it would never go
             true,

@@ -2,12 +2,12 @@
 //! resource dependency graph, as DOT, Mermaid or SVG.
 
 use super::Setup;
-use super::info::definitions;
-use crate::cli::Run;
-use crate::cli::{Global, VarArgs};
+use super::definitions;
 use crate::diagram::{self, Diagram, EdgeKind, Shape, asl};
 use crate::error::{Error, Result};
 use crate::execution;
+use crate::options::Run;
+use crate::options::{Global, VarArgs};
 use clap::Args;
 use std::path::PathBuf;
 

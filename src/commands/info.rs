@@ -1,10 +1,10 @@
 //! `list`, `outputs` and `render`: read-only views of the project and its recorded state.
 
-use super::Setup;
-use crate::cli::{Format, Global, OutputArgs, VarArgs};
-use crate::cli::{ReportArgs, Run};
+use super::{Setup, definitions};
 use crate::error::{Error, Result};
-use crate::manifest::VarInputs;
+use crate::options::{Format, Global, OutputArgs, VarArgs};
+use crate::options::{ReportArgs, Run};
+
 use crate::state::Status;
 use clap::Args;
 use serde_json::{Value, json};
@@ -80,62 +80,6 @@ pub async fn outputs(g: &Global, stack: &str, name: Option<&str>, out: &ReportAr
     }
     crate::views::info::outputs(stack, &setup.env, &st.outputs, out.format);
     Ok(())
-}
-
-/// A stack's state machine definitions, rendered: references filled from recorded state where
-/// the stack is deployed, else shown as `(known after apply)`. (resource id, definition)
-pub async fn definitions(
-    setup: &Setup,
-    stack: &str,
-    vars: &VarArgs,
-    fallback: Option<(&str, &str, &str)>,
-) -> Result<(crate::manifest::Stack, Vec<(String, Value)>)> {
-    let inputs = VarInputs {
-        pairs: vars.vars.clone(),
-        files: vars.var_files.clone(),
-        placeholders: vars.placeholders,
-    };
-    let s = setup.project.load(stack, &inputs, &setup.env)?;
-    let st = setup.store.load(stack, &setup.env).await?;
-    let rendered = rendered(&s, &st, fallback)?;
-    Ok((s, rendered))
-}
-
-/// A loaded stack's state machine definitions, rendered against its recorded state `st`.
-pub fn rendered(
-    s: &crate::manifest::Stack,
-    st: &crate::state::StackState,
-    fallback: Option<(&str, &str, &str)>,
-) -> Result<Vec<(String, Value)>> {
-    let outputs = st
-        .resources
-        .iter()
-        .filter(|(_, e)| e.status == Status::Created)
-        .map(|(k, e)| (k.clone(), e.outputs.clone()))
-        .collect();
-    let target = st
-        .target
-        .as_ref()
-        .map(|t| {
-            (
-                t.account_id.as_str(),
-                t.region.as_str(),
-                crate::aws::partition_of(&t.region),
-            )
-        })
-        .or(fallback);
-    let scope = s.scope(&outputs, target);
-    let mut rendered = Vec::new();
-    for (id, d) in &s.resources {
-        if d.attrs.get("definition").is_some() {
-            let (v, warnings) = s.resolve(id, &scope)?;
-            for w in warnings {
-                eprintln!("warning: {w}");
-            }
-            rendered.push((id.clone(), v["definition"].clone()));
-        }
-    }
-    Ok(rendered)
 }
 
 /// Prints a stack's rendered state machine definitions, without calling AWS.

@@ -5,16 +5,16 @@ pub mod deploy;
 pub mod envs;
 pub mod graph;
 pub mod info;
-pub mod meta;
 pub mod rollout;
+pub mod scenarios;
 pub mod test;
 pub mod validate;
 pub mod workflow;
 
 use crate::aws::Ctx;
-use crate::cli::{Global, Selection, VarArgs};
 use crate::error::{Error, Result};
 use crate::manifest::{Project, Stack, VarInputs};
+use crate::options::{Global, Selection, VarArgs};
 use crate::state::{Location, StackState, Store};
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -321,4 +321,60 @@ pub async fn confirm(question: &str, yes: bool) -> Result<()> {
             "cancelled: nothing was changed",
         ))
     }
+}
+
+/// A stack's state machine definitions, rendered: references filled from recorded state where
+/// the stack is deployed, else shown as `(known after apply)`. (resource id, definition)
+pub async fn definitions(
+    setup: &Setup,
+    stack: &str,
+    vars: &VarArgs,
+    fallback: Option<(&str, &str, &str)>,
+) -> Result<(crate::manifest::Stack, Vec<(String, serde_json::Value)>)> {
+    let inputs = VarInputs {
+        pairs: vars.vars.clone(),
+        files: vars.var_files.clone(),
+        placeholders: vars.placeholders,
+    };
+    let s = setup.project.load(stack, &inputs, &setup.env)?;
+    let st = setup.store.load(stack, &setup.env).await?;
+    let rendered = rendered(&s, &st, fallback)?;
+    Ok((s, rendered))
+}
+
+/// A loaded stack's state machine definitions, rendered against its recorded state `st`.
+pub fn rendered(
+    s: &crate::manifest::Stack,
+    st: &crate::state::StackState,
+    fallback: Option<(&str, &str, &str)>,
+) -> Result<Vec<(String, serde_json::Value)>> {
+    let outputs = st
+        .resources
+        .iter()
+        .filter(|(_, e)| e.status == crate::state::Status::Created)
+        .map(|(k, e)| (k.clone(), e.outputs.clone()))
+        .collect();
+    let target = st
+        .target
+        .as_ref()
+        .map(|t| {
+            (
+                t.account_id.as_str(),
+                t.region.as_str(),
+                crate::aws::partition_of(&t.region),
+            )
+        })
+        .or(fallback);
+    let scope = s.scope(&outputs, target);
+    let mut rendered = Vec::new();
+    for (id, d) in &s.resources {
+        if d.attrs.get("definition").is_some() {
+            let (v, warnings) = s.resolve(id, &scope)?;
+            for w in warnings {
+                eprintln!("warning: {w}");
+            }
+            rendered.push((id.clone(), v["definition"].clone()));
+        }
+    }
+    Ok(rendered)
 }

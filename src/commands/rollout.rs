@@ -4,8 +4,8 @@
 
 use super::Setup;
 use crate::aws::Ctx;
-use crate::cli::{Format, Global, OutputArgs, Run};
 use crate::error::{Error, Result};
+use crate::options::{Format, Global, OutputArgs, Run};
 use crate::resources::sfn_alias;
 use clap::{Args, Subcommand};
 use serde_json::json;

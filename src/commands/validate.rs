@@ -2,12 +2,12 @@
 //! `plan` and `up` run the same checks and refuse to go on when one fails.
 
 use super::Setup;
-use super::info::definitions;
-use crate::cli::{Format, Global, Selection, VarArgs};
-use crate::cli::{OutputArgs, Run};
+use super::definitions;
 use crate::error::{Error, Result};
 use crate::manifest::Stack;
 use crate::manifest::refs;
+use crate::options::{Format, Global, Selection, VarArgs};
+use crate::options::{OutputArgs, Run};
 use crate::validate::{self, Finding, Severity, permissions};
 use clap::Args;
 use serde_json::{Value, json};
@@ -350,7 +350,7 @@ pub fn report(findings: &[Finding], format: Format) -> Result<()> {
 pub fn gate(stacks: &[Stack], recorded: &[crate::state::StackState]) -> Result<()> {
     let mut findings = Vec::new();
     for (s, st) in stacks.iter().zip(recorded) {
-        let defs = super::info::rendered(s, st, None)?;
+        let defs = super::rendered(s, st, None)?;
         findings.extend(check_stack(s, &defs));
     }
     report(&findings, Format::Text)

@@ -3,10 +3,10 @@
 
 use super::Setup;
 use crate::aws::api_error;
-use crate::cli::{Format, Global};
-use crate::cli::{OutputArgs, Run, WaitingTask};
 use crate::error::{Error, Result};
 use crate::execution;
+use crate::options::{Format, Global};
+use crate::options::{OutputArgs, Run, WaitingTask};
 use crate::state::Status;
 use crate::views::execution::Printer;
 use aws_sdk_sfn::error::ProvideErrorMetadata;
@@ -277,7 +277,7 @@ fn token_error<E: aws_sdk_sfn::error::ProvideErrorMetadata + std::error::Error +
 
 /// The token to answer: given, or the one callback the execution waits for (found in its
 /// history; waits up to a minute for the task to be scheduled, as right after `run --no-wait`).
-async fn waiting_token(ctx: &crate::aws::Ctx, w: &crate::cli::WaitingTask) -> Result<String> {
+async fn waiting_token(ctx: &crate::aws::Ctx, w: &crate::options::WaitingTask) -> Result<String> {
     if let Some(t) = &w.token {
         return Ok(t.clone());
     }
@@ -315,7 +315,11 @@ async fn waiting_token(ctx: &crate::aws::Ctx, w: &crate::cli::WaitingTask) -> Re
     }
 }
 
-pub async fn approve(g: &Global, waiting: &crate::cli::WaitingTask, output: &str) -> Result<()> {
+pub async fn approve(
+    g: &Global,
+    waiting: &crate::options::WaitingTask,
+    output: &str,
+) -> Result<()> {
     serde_json::from_str::<serde_json::Value>(output)
         .map_err(|e| Error::user(format!("--task-output is not JSON: {e}")))?;
     let ctx = crate::aws::connect(&g.aws).await?;
@@ -333,7 +337,7 @@ pub async fn approve(g: &Global, waiting: &crate::cli::WaitingTask, output: &str
 
 pub async fn reject(
     g: &Global,
-    waiting: &crate::cli::WaitingTask,
+    waiting: &crate::options::WaitingTask,
     error: Option<&str>,
     cause: Option<&str>,
 ) -> Result<()> {

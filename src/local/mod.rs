@@ -8,10 +8,10 @@ pub mod history;
 pub mod tasks;
 mod versions;
 
-use crate::cli::{Global, Run};
 use crate::engine::scenario::{self, Mocked};
 use crate::engine::{self, Callback, Callbacks, Journal, Options};
 use crate::error::{Error, Result};
+use crate::options::{Global, Run};
 use clap::Args;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -918,7 +918,7 @@ async fn serve_one(
 }
 
 /// Runs the endpoint until Ctrl-C.
-pub async fn serve(g: &crate::cli::Global, args: LocalArgs) -> Result<()> {
+pub async fn serve(g: &crate::options::Global, args: LocalArgs) -> Result<()> {
     let mock_config = match &args.mock_config {
         None => None,
         Some(f) => {

@@ -21,6 +21,26 @@ use std::time::Duration;
 
 pub const FORMAT_VERSION: u32 = 1;
 
+/// An environment as `deploy envs` shows it: what the state backend records of its stacks,
+/// and what the account tags as its.
+#[derive(Debug, Default, Serialize)]
+pub struct Env {
+    pub env: String,
+    pub stacks: Vec<String>,
+    pub resources: usize,
+    /// Seconds since the Unix epoch.
+    pub created: Option<u64>,
+    pub last_up: Option<u64>,
+    pub by: Option<String>,
+    /// The branch it was made from (`up --env-from-branch`).
+    pub branch: Option<String>,
+    pub expires: Option<u64>,
+    /// Recorded in the state backend (false: found by its tags only, its state lost).
+    pub state: bool,
+    /// Resources that carry its `deploy:env` tag (services the tagging API covers; not IAM).
+    pub tagged: Option<usize>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {

@@ -1,8 +1,8 @@
 //! What checks found, for people and CI: validation findings (with the source line and a
 //! caret), scenario results of `deploy test` (and as JUnit XML), mock-configuration cases.
 
-use crate::cli::Format;
 use crate::engine::Execution;
+use crate::options::Format;
 use crate::validate::Finding;
 use serde_json::json;
 

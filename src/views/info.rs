@@ -1,9 +1,9 @@
 //! What a project holds, as tables for people and documents for CI: its stacks and where they
 //! are deployed, environments, a stack's outputs, a state machine's executions.
 
-use crate::cli::Format;
-use crate::commands::envs::Env;
+use crate::options::Format;
 use crate::output::table;
+use crate::state::Env;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 

@@ -3,9 +3,9 @@
 //! each changed value by its path, definitions state by state
 //! (`state "Check API" · Retry[0].MaxAttempts: 3 → 5`); drift says "changed outside deploy".
 
-use crate::apply::Summary;
-use crate::cli::Format;
+use crate::options::Format;
 use crate::output::{paint, style};
+use crate::plan::Summary;
 use crate::plan::{Action, AttrChange, Plan, Step};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
