@@ -12,6 +12,7 @@
 //! the local emulator in `deploy local`. A `.waitForTaskToken` task whose provider answers
 //! [`TaskResult::AwaitToken`] waits for SendTaskSuccess / SendTaskFailure through [`Callbacks`].
 
+pub mod clock;
 #[cfg(test)]
 mod conformance;
 pub mod jsonata;
@@ -27,7 +28,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 
 /// What a task answered.
 #[derive(Debug, Clone)]
@@ -228,6 +228,8 @@ pub struct Options {
     /// Cancelled when the execution is stopped or times out: every evaluation in progress
     /// then ends within milliseconds instead of running on.
     pub cancel: jsonata_core::evaluator::CancelToken,
+    /// Real time (tokio's), or a virtual clock that runs ahead to the next timer.
+    pub clock: clock::Clock,
 }
 
 impl Options {
@@ -241,6 +243,7 @@ impl Options {
             time_scale: 1.0,
             callbacks: None,
             cancel: Default::default(),
+            clock: clock::Clock::Real,
         }
     }
 }
@@ -263,7 +266,7 @@ struct Run<'a> {
     tasks: &'a dyn Tasks,
     journal: &'a Journal,
     opts: &'a Options,
-    start: Instant,
+    clock: clock::Started,
     wall_start: SystemTime,
     context: Value,
     transitions: AtomicUsize,
@@ -349,12 +352,12 @@ fn new_token() -> String {
 
 impl Run<'_> {
     fn now(&self) -> f64 {
-        self.start.elapsed().as_secs_f64()
+        self.clock.elapsed().as_secs_f64()
     }
 
     /// The wall-clock time now as RFC 3339, formatted once per millisecond.
     fn now_iso(&self) -> String {
-        let now = self.wall_start + self.start.elapsed();
+        let now = self.wall_start + self.clock.elapsed();
         let ms = now
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
@@ -396,7 +399,7 @@ impl Run<'_> {
     async fn sleep(&self, seconds: f64) {
         let s = (seconds * self.opts.time_scale).max(0.0);
         if s > 0.0 {
-            tokio::time::sleep(Duration::from_secs_f64(s.min(1e9))).await;
+            self.clock.sleep(Duration::from_secs_f64(s.min(1e9))).await;
         }
     }
 
@@ -858,7 +861,7 @@ impl Run<'_> {
             fail(error, format!("The Timestamp {t} is not a valid timestamp (RFC 3339, e.g. 2016-03-14T01:59:00Z)"))
         })?;
         let when = secs as f64 + nanos as f64 / 1e9;
-        let now = aws_smithy_types::DateTime::from(self.wall_start + self.start.elapsed());
+        let now = aws_smithy_types::DateTime::from(self.wall_start + self.clock.elapsed());
         Ok((when - now.as_secs_f64()).max(0.0))
     }
 
@@ -1079,17 +1082,19 @@ impl Run<'_> {
             }
         };
         let outcome = match timeout {
-            Some(t) => tokio::time::timeout(
-                Duration::from_secs_f64((t * self.opts.time_scale).max(0.0)),
-                work,
-            )
-            .await
-            .unwrap_or_else(|_| {
-                Err(fail(
-                    "States.Timeout",
-                    format!("{name} did not finish within {t} s (TimeoutSeconds)"),
-                ))
-            }),
+            Some(t) => self
+                .clock
+                .timeout(
+                    Duration::from_secs_f64((t * self.opts.time_scale).max(0.0)),
+                    work,
+                )
+                .await
+                .unwrap_or_else(|_| {
+                    Err(fail(
+                        "States.Timeout",
+                        format!("{name} did not finish within {t} s (TimeoutSeconds)"),
+                    ))
+                }),
             None => work.await,
         };
         if let (Some(t), Some(c)) = (&token, callbacks) {
@@ -1148,11 +1153,13 @@ impl Run<'_> {
     ) -> Result<Value, Failure> {
         loop {
             let got = match heartbeat {
-                Some(h) => match tokio::time::timeout(
-                    Duration::from_secs_f64((h * self.opts.time_scale).max(0.0)),
-                    rx.recv(),
-                )
-                .await
+                Some(h) => match self
+                    .clock
+                    .timeout(
+                        Duration::from_secs_f64((h * self.opts.time_scale).max(0.0)),
+                        rx.recv(),
+                    )
+                    .await
                 {
                     Ok(got) => got,
                     Err(_) => {
@@ -1456,7 +1463,7 @@ async fn run_execution(
         tasks,
         journal,
         opts,
-        start: Instant::now(),
+        clock: opts.clock.start(),
         wall_start,
         context,
         transitions: AtomicUsize::new(0),
@@ -1469,7 +1476,7 @@ async fn run_execution(
     let mut vars = Vars::default();
     let limit = definition["TimeoutSeconds"].as_f64();
     // a timeout also stops an evaluation in progress, which the timer alone cannot interrupt
-    if let Some(t) = limit {
+    if let Some(t) = limit.filter(|_| run.clock.is_real()) {
         let (cancel, after) = (
             opts.cancel.clone(),
             Duration::from_secs_f64((t * opts.time_scale).max(0.0)),
@@ -1481,17 +1488,19 @@ async fn run_execution(
     }
     let body = run.scope(&machine.top, input, &mut vars);
     let result = match limit {
-        Some(t) => tokio::time::timeout(
-            Duration::from_secs_f64((t * opts.time_scale).max(0.0)),
-            body,
-        )
-        .await
-        .map_err(|_| {
-            fail(
-                "States.Timeout",
-                format!("the execution did not finish within {t} s (TimeoutSeconds)"),
+        Some(t) => run
+            .clock
+            .timeout(
+                Duration::from_secs_f64((t * opts.time_scale).max(0.0)),
+                body,
             )
-        }),
+            .await
+            .map_err(|_| {
+                fail(
+                    "States.Timeout",
+                    format!("the execution did not finish within {t} s (TimeoutSeconds)"),
+                )
+            }),
         None => Ok(body.await),
     };
     let (status, output, error, cause) = match result {
@@ -1535,18 +1544,15 @@ pub fn execute_virtual(
     tasks: &dyn Tasks,
 ) -> Execution {
     let go = move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .expect("a tokio runtime");
-        rt.block_on(execute(
-            definition,
-            input,
-            &Options::local(name),
-            tasks,
-            &Journal::default(),
-        ))
+        let time = std::sync::Arc::new(clock::VirtualTime::default());
+        let opts = Options {
+            clock: clock::Clock::Virtual(time.clone()),
+            ..Options::local(name)
+        };
+        clock::run_virtual(
+            &time,
+            execute(definition, input, &opts, tasks, &Journal::default()),
+        )
     };
     if tokio::runtime::Handle::try_current().is_ok() {
         std::thread::scope(|s| s.spawn(go).join().expect("the engine thread"))

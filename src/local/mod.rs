@@ -668,6 +668,7 @@ impl Server {
             time_scale: self.time_scale,
             callbacks: Some(self.callbacks.clone()),
             cancel: Default::default(),
+            clock: Default::default(),
         };
         let cancel = opts.cancel.clone();
         let (def, machine_arn) = (parsed, m.arn.clone());
