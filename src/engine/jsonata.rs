@@ -190,7 +190,7 @@ fn register_step_functions_additions(ev: &mut Evaluator) {
             .and_then(|v| v.as_str())
             .unwrap_or("SHA-256")
             .to_string();
-        super::jsonpath::digest(&algo, data.as_bytes())
+        super::intrinsics::digest(&algo, data.as_bytes())
             .map(JValue::from)
             .ok_or_else(|| {
                 err(format!(

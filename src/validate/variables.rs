@@ -3,7 +3,8 @@
 //! Choice rule's or a catcher's own Assign on its edge); a Parallel branch or Map item
 //! processor sees what was assigned before its container. Only JSONata expressions are read.
 
-use super::{Checker, Severity, esc, expr};
+use super::expr;
+use super::findings::{Checker, Severity, esc};
 use crate::asl;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,0 +1,242 @@
+//! The states that call nothing: Pass, Wait, Choice and Fail, in JSONPath and in JSONata.
+
+use super::*;
+
+impl Run<'_> {
+    /// A JSONPath Pass: Result, else Parameters over the effective input, else the input.
+    pub(super) fn jp_pass(
+        &self,
+        name: &str,
+        s: &Value,
+        input: &Value,
+        vars: &mut Vars,
+    ) -> Result<Value, Failure> {
+        let effective = self.jp_input(s, input, name, vars)?;
+        let result = match (s.get("Result"), s.get("Parameters")) {
+            (Some(r), _) => r.clone(),
+            (None, Some(p)) => {
+                self.jp_template(p, &effective, &self.context_for(name, &[]), vars)?
+            }
+            (None, None) => effective,
+        };
+        self.jp_output(s, input, Some(result), name, vars)
+    }
+
+    /// A JSONPath Wait: Seconds, SecondsPath, Timestamp or TimestampPath.
+    pub(super) async fn jp_wait(
+        &self,
+        name: &str,
+        s: &Value,
+        input: &Value,
+        vars: &mut Vars,
+    ) -> Result<Value, Failure> {
+        let effective = self.jp_input(s, input, name, vars)?;
+        let ctx = self.context_for(name, &[]);
+        let path = |p: &Value| {
+            jsonpath::expression(p.as_str().unwrap_or("$"), &effective, &ctx, &vars.all())
+                .map_err(|m| fail("States.Runtime", m))
+        };
+        let secs = match (
+            s.get("Seconds"),
+            s.get("SecondsPath"),
+            s.get("Timestamp"),
+            s.get("TimestampPath"),
+        ) {
+            (Some(v), ..) => v.as_f64().unwrap_or(0.0),
+            (None, Some(p), ..) => match path(p)? {
+                // AWS: a non-negative integer
+                v if v.as_u64().is_some() => v.as_f64().unwrap_or(0.0),
+                v => {
+                    return Err(fail(
+                        "States.Runtime",
+                        format!(
+                            "{name}: the SecondsPath {} gives {v}, not a non-negative integer",
+                            p.as_str().unwrap_or("")
+                        ),
+                    ));
+                }
+            },
+            (None, None, Some(t), _) => self.until(t, "States.Runtime")?,
+            (None, None, None, Some(p)) => self.until(&path(p)?, "States.Runtime")?,
+            _ => 0.0,
+        };
+        self.sleep(secs).await;
+        self.jp_output(s, &effective, None, name, vars)
+    }
+
+    /// A JSONPath Choice: the first rule that matches (its Assign applied), else Default.
+    pub(super) fn jp_choice(
+        &self,
+        name: &str,
+        s: &Value,
+        input: &Value,
+        vars: &mut Vars,
+    ) -> Result<(Value, Option<String>), Failure> {
+        let effective = self.jp_input(s, input, name, vars)?;
+        let ctx = self.context_for(name, &[]);
+        let mut to = None;
+        for r in s["Choices"].as_array().into_iter().flatten() {
+            if jsonpath::rule(r, &effective, &ctx, &vars.all())
+                .map_err(|m| fail("States.Runtime", m))?
+            {
+                if let Some(a) = r.get("Assign") {
+                    let assigned = self.jp_template(a, &effective, &ctx, vars)?;
+                    vars.assign(assigned);
+                }
+                to = r["Next"].as_str().map(str::to_string);
+                break;
+            }
+        }
+        let Some(to) = to.or_else(|| s["Default"].as_str().map(str::to_string)) else {
+            return Err(fail(
+                "States.NoChoiceMatched",
+                format!("no Choice rule matched in {name}"),
+            ));
+        };
+        Ok((self.jp_output(s, &effective, None, name, vars)?, Some(to)))
+    }
+
+    /// A JSONPath Fail: Error / Cause, or ErrorPath / CausePath (a path or an intrinsic) over
+    /// the input; a path that is not there, or not a string, fails with States.Runtime.
+    pub(super) fn jp_fail(
+        &self,
+        name: &str,
+        s: &Value,
+        input: &Value,
+        vars: &Vars,
+    ) -> Result<Failure, Failure> {
+        let ctx = self.context_for(name, &[]);
+        let pick = |k: &str, kp: &str| -> Result<Option<String>, Failure> {
+            if let Some(v) = s[k].as_str() {
+                return Ok(Some(v.to_string()));
+            }
+            let Some(p) = s[kp].as_str() else {
+                return Ok(None);
+            };
+            let v = jsonpath::expression(p, input, &ctx, &vars.all())
+                .map_err(|m| fail("States.Runtime", format!("{name}: {kp}: {m}")))?;
+            match v {
+                Value::String(t) => Ok(Some(t)),
+                other => Err(fail(
+                    "States.Runtime",
+                    format!("{name}: {kp} {p} gives {other}, not a string"),
+                )),
+            }
+        };
+        Ok(fail(
+            &pick("Error", "ErrorPath")?.unwrap_or_default(),
+            pick("Cause", "CausePath")?.unwrap_or_default(),
+        ))
+    }
+
+    /// A JSONata Fail: Error and Cause evaluated.
+    pub(super) fn fail_state(
+        &self,
+        name: &str,
+        s: &Value,
+        input: &Value,
+        vars: &mut Vars,
+    ) -> Result<Failure, Failure> {
+        let st = self.states_var(input, name, &[]);
+        let text = |k: &str| -> Result<Option<String>, Failure> {
+            let v = s.get(k).map(|e| self.eval(e, &st, vars)).transpose()?;
+            Ok(v.and_then(|v| v.as_str().map(str::to_string)))
+        };
+        let (error, cause) = (text("Error")?, text("Cause")?);
+        Ok(fail(
+            error.as_deref().unwrap_or_default(),
+            cause.unwrap_or_default(),
+        ))
+    }
+
+    /// A JSONata Wait: Seconds or Timestamp evaluated.
+    pub(super) async fn wait(
+        &self,
+        name: &str,
+        s: &Value,
+        input: &Value,
+        vars: &mut Vars,
+    ) -> Result<Value, Failure> {
+        let st = self.states_var(input, name, &[]);
+        let secs = match (s.get("Seconds"), s.get("Timestamp")) {
+            (Some(v), _) => match self.eval(v, &st, vars)? {
+                v if v.as_u64().is_some() => v.as_f64().unwrap_or(0.0),
+                v => {
+                    return Err(fail(
+                        "States.QueryEvaluationError",
+                        format!("{name}: Seconds gives {v}, not a non-negative integer"),
+                    ));
+                }
+            },
+            (None, Some(t)) => {
+                self.until(&self.eval(t, &st, vars)?, "States.QueryEvaluationError")?
+            }
+            _ => 0.0,
+        };
+        self.sleep(secs).await;
+        self.finish(name, s, input, None, vars)
+    }
+
+    /// A JSONata Choice: the first rule whose Condition is true (its Assign applied), else
+    /// Default.
+    pub(super) fn choice(
+        &self,
+        name: &str,
+        s: &Value,
+        input: &Value,
+        vars: &mut Vars,
+    ) -> Result<(Value, Option<String>), Failure> {
+        let st = self.states_var(input, name, &[]);
+        let mut chosen = None;
+        for rule in s["Choices"].as_array().into_iter().flatten() {
+            let matched = match self.eval(&rule["Condition"], &st, vars)? {
+                Value::Bool(b) => b,
+                other => {
+                    return Err(fail(
+                        "States.QueryEvaluationError",
+                        format!("{name}: the Condition gives {other}, not a boolean"),
+                    ));
+                }
+            };
+            if matched {
+                chosen = Some(rule);
+                break;
+            }
+        }
+        if let Some(rule) = chosen {
+            // the rule's own Output and Assign, else the state's
+            let output = match rule.get("Output").or(s.get("Output")) {
+                Some(o) => self.eval(o, &st, vars)?,
+                None => input.clone(),
+            };
+            let mut assigned = Map::new();
+            for a in [s.get("Assign"), rule.get("Assign")].into_iter().flatten() {
+                if let Value::Object(m) = self.eval(a, &st, vars)? {
+                    assigned.extend(m);
+                }
+            }
+            vars.assign(Value::Object(assigned));
+            return Ok((output, rule["Next"].as_str().map(str::to_string)));
+        }
+        match s["Default"].as_str().map(str::to_string) {
+            Some(n) => self
+                .finish(name, s, input, None, vars)
+                .map(|o| (o, Some(n))),
+            None => Err(fail(
+                "States.NoChoiceMatched",
+                format!("no Choice rule matched in {name}"),
+            )),
+        }
+    }
+
+    /// Seconds from now until a timestamp (RFC 3339, as `jsonpath::timestamp` reads it); 0 if
+    /// it has passed. One that is not a timestamp fails with `error`.
+    pub(super) fn until(&self, t: &Value, error: &str) -> Result<f64, Failure> {
+        let (secs, nanos) = t.as_str().and_then(jsonpath::timestamp).ok_or_else(|| {
+            fail(error, format!("The Timestamp {t} is not a valid timestamp (RFC 3339, e.g. 2016-03-14T01:59:00Z)"))
+        })?;
+        let when = secs as f64 + nanos as f64 / 1e9;
+        let now = aws_smithy_types::DateTime::from(self.wall_start + self.clock.elapsed());
+        Ok((when - now.as_secs_f64()).max(0.0))
+    }
+}

@@ -1,0 +1,297 @@
+//! Task states: arguments, the call through `Tasks` (a `.waitForTaskToken` waits on
+//! `Callbacks`), timeouts and heartbeats, and Retry / Catch around any state that may fail.
+
+use super::*;
+
+impl Run<'_> {
+    pub(super) async fn with_retry(
+        &self,
+        state: &asl::State<'_>,
+        input: &Value,
+        vars: &mut Vars,
+        next: Option<String>,
+    ) -> Result<(Value, Option<String>), Failure> {
+        let (name, s, jp) = (state.name, state.raw, !state.jsonata());
+        let mut attempts: Vec<u64> = vec![0; s["Retry"].as_array().map(|r| r.len()).unwrap_or(0)];
+        let retriers = s["Retry"].as_array().cloned().unwrap_or_default();
+        loop {
+            // AWS records a Parallel or Map state's failure only once it is not retried
+            let will_retry = |error: &str| {
+                retriers
+                    .iter()
+                    .enumerate()
+                    .find(|(_, r)| matches(&r["ErrorEquals"], error))
+                    .is_some_and(|(i, r)| attempts[i] < r["MaxAttempts"].as_u64().unwrap_or(3))
+            };
+            let attempt = match state.kind {
+                Kind::Task => {
+                    self.task(name, s, jp, input, vars, attempts.iter().sum())
+                        .await
+                }
+                Kind::Parallel => self.parallel(state, input, vars, &will_retry).await,
+                _ => self.map(state, input, vars, &will_retry).await,
+            };
+            let failure = match attempt {
+                Ok(result) if jp => {
+                    let ctx = self.context_for(name, &[]);
+                    let result = match s.get("ResultSelector") {
+                        Some(sel) => self.jp_template(sel, &result, &ctx, vars)?,
+                        None => result,
+                    };
+                    return self
+                        .jp_output(s, input, Some(result), name, vars)
+                        .map(|o| (o, next));
+                }
+                Ok(result) => {
+                    return self
+                        .finish(name, s, input, Some(&result), vars)
+                        .map(|o| (o, next));
+                }
+                Err(f) => f,
+            };
+            // Retry: the first retrier matching the error decides.
+            if let Some((i, r)) = retriers
+                .iter()
+                .enumerate()
+                .find(|(_, r)| matches(&r["ErrorEquals"], &failure.error))
+            {
+                let max = r["MaxAttempts"].as_u64().unwrap_or(3);
+                if attempts[i] < max {
+                    let interval = r["IntervalSeconds"].as_f64().unwrap_or(1.0);
+                    let rate = r["BackoffRate"].as_f64().unwrap_or(2.0);
+                    let mut delay = interval * rate.powi(attempts[i] as i32);
+                    if let Some(cap) = r["MaxDelaySeconds"].as_f64() {
+                        delay = delay.min(cap);
+                    }
+                    if r["JitterStrategy"] == "FULL" {
+                        // a random share of the delay, as AWS does
+                        delay *= rand::random::<f64>();
+                    }
+                    attempts[i] += 1;
+                    self.sleep(delay).await;
+                    continue;
+                }
+            }
+            // Catch
+            for c in s["Catch"].as_array().into_iter().flatten() {
+                if matches(&c["ErrorEquals"], &failure.error) {
+                    let error_output = json!({"Error": failure.error, "Cause": failure.cause});
+                    if jp {
+                        if let Some(a) = c.get("Assign") {
+                            let assigned = self.jp_template(
+                                a,
+                                &error_output,
+                                &self.context_for(name, &[]),
+                                vars,
+                            )?;
+                            vars.assign(assigned);
+                        }
+                        let output = match c.get("ResultPath") {
+                            Some(Value::Null) => input.clone(),
+                            Some(p) => {
+                                jsonpath::set(p.as_str().unwrap_or("$"), input, error_output)
+                                    .map_err(|m| fail("States.ResultPathMatchFailure", m))?
+                            }
+                            None => error_output,
+                        };
+                        // the state's one StateExited is written by `state` on the way out
+                        return Ok((output, c["Next"].as_str().map(str::to_string)));
+                    }
+                    let st = self.states_var(input, name, &[("errorOutput", error_output.clone())]);
+                    let output = match c.get("Output") {
+                        Some(o) => self.eval(o, &st, vars)?,
+                        None => error_output,
+                    };
+                    if let Some(a) = c.get("Assign") {
+                        let assigned = self.eval(a, &st, vars)?;
+                        vars.assign(assigned);
+                    }
+                    return Ok((output, c["Next"].as_str().map(str::to_string)));
+                }
+            }
+            return Err(failure);
+        }
+    }
+
+    /// What a Task or Parallel state works on: JSONPath InputPath + Parameters, or JSONata Arguments.
+    pub(super) fn arguments(
+        &self,
+        s: &Value,
+        jp: bool,
+        input: &Value,
+        name: &str,
+        st: &Value,
+        vars: &Vars,
+    ) -> Result<Value, Failure> {
+        if jp {
+            let effective = self.jp_input(s, input, name, vars)?;
+            match s.get("Parameters") {
+                Some(p) => self.jp_template(p, &effective, &st["context"], vars),
+                None => Ok(effective),
+            }
+        } else {
+            match s.get("Arguments") {
+                Some(a) => self.eval(a, st, vars),
+                None => Ok(input.clone()),
+            }
+        }
+    }
+
+    pub(super) async fn task(
+        &self,
+        name: &str,
+        s: &Value,
+        jp: bool,
+        input: &Value,
+        vars: &Vars,
+        retries: u64,
+    ) -> Result<Value, Failure> {
+        let resource = s["Resource"].as_str().unwrap_or_default().to_string();
+        let token = resource.ends_with(".waitForTaskToken").then(new_token);
+        let mut st = self.states_var(input, name, &[]);
+        st["context"]["State"]["RetryCount"] = json!(retries);
+        if let Some(t) = &token {
+            st["context"]["Task"] = json!({"Token": t});
+        }
+        let args = self.arguments(s, jp, input, name, &st, vars)?;
+        let timeout = self.number(s, "TimeoutSeconds", input, name, vars)?;
+        let heartbeat = self.number(s, "HeartbeatSeconds", input, name, vars)?;
+        // A Lambda function named by its ARN (not through arn:aws:states:::lambda:invoke): AWS
+        // records LambdaFunction* events for it, not Task* ones.
+        let lambda = is_lambda_arn(&resource);
+        if lambda {
+            self.event(
+                "LambdaFunctionScheduled",
+                json!({"resource": resource, "input": args, "timeoutInSeconds": timeout}),
+            );
+            self.event("LambdaFunctionStarted", json!({}));
+        } else {
+            self.event(
+                "TaskScheduled",
+                json!({"resource": resource, "parameters": args, "timeoutInSeconds": timeout, "heartbeatInSeconds": heartbeat}),
+            );
+            self.event("TaskStarted", json!({"resource": resource}));
+        }
+        // Registered before the call: the answer may come back before the call returns.
+        let callbacks = self.opts.callbacks.as_ref();
+        let waiting = token
+            .as_deref()
+            .and_then(|t| callbacks.map(|c| c.register(t)));
+        let work = async {
+            let call = TaskCall {
+                state: name,
+                resource: &resource,
+                arguments: &args,
+                token: token.as_deref(),
+            };
+            match self.tasks.call(call).await {
+                TaskResult::Return(v) => Ok(v),
+                TaskResult::Throw { error, cause } => Err(Failure { error, cause }),
+                TaskResult::AwaitToken => match waiting {
+                    Some(rx) => self.answer(rx, heartbeat).await,
+                    None => Err(fail(
+                        "States.Runtime",
+                        "this engine has no way to receive task tokens",
+                    )),
+                },
+            }
+        };
+        let outcome = match timeout {
+            Some(t) => self
+                .clock
+                .timeout(
+                    Duration::from_secs_f64((t * self.opts.time_scale).max(0.0)),
+                    work,
+                )
+                .await
+                .unwrap_or_else(|_| {
+                    Err(fail(
+                        "States.Timeout",
+                        format!("{name} did not finish within {t} s (TimeoutSeconds)"),
+                    ))
+                }),
+            None => work.await,
+        };
+        if let (Some(t), Some(c)) = (&token, callbacks) {
+            c.forget(t);
+        }
+        // a result over the quota fails the task (catchable, as AWS records it), named by the
+        // integration's type ('lambda') or the function's ARN
+        let outcome = match outcome {
+            Ok(v) if larger_than(&v, MAX_PAYLOAD) => Err(too_large(&if lambda {
+                resource.clone()
+            } else {
+                split_resource(&resource).0
+            })),
+            other => other,
+        };
+        match outcome {
+            Ok(v) if lambda => {
+                self.event("LambdaFunctionSucceeded", json!({"output": v}));
+                Ok(v)
+            }
+            Ok(v) => {
+                self.event("TaskSucceeded", json!({"resource": resource, "output": v}));
+                Ok(v)
+            }
+            Err(f) => {
+                let timed_out = f.error == "States.Timeout" || f.error == "States.HeartbeatTimeout";
+                let (kind, details) = match (lambda, timed_out) {
+                    (true, true) => (
+                        "LambdaFunctionTimedOut",
+                        json!({"error": f.error, "cause": f.cause}),
+                    ),
+                    (true, false) => (
+                        "LambdaFunctionFailed",
+                        json!({"error": f.error, "cause": f.cause}),
+                    ),
+                    (false, true) => (
+                        "TaskTimedOut",
+                        json!({"resource": resource, "error": f.error, "cause": f.cause}),
+                    ),
+                    (false, false) => (
+                        "TaskFailed",
+                        json!({"resource": resource, "error": f.error, "cause": f.cause}),
+                    ),
+                };
+                self.event(kind, details);
+                Err(f)
+            }
+        }
+    }
+
+    /// Waits for SendTaskSuccess / SendTaskFailure; SendTaskHeartbeat restarts the heartbeat timer.
+    pub(super) async fn answer(
+        &self,
+        mut rx: mpsc::UnboundedReceiver<Callback>,
+        heartbeat: Option<f64>,
+    ) -> Result<Value, Failure> {
+        loop {
+            let got = match heartbeat {
+                Some(h) => match self
+                    .clock
+                    .timeout(
+                        Duration::from_secs_f64((h * self.opts.time_scale).max(0.0)),
+                        rx.recv(),
+                    )
+                    .await
+                {
+                    Ok(got) => got,
+                    Err(_) => {
+                        return Err(fail(
+                            "States.HeartbeatTimeout",
+                            format!("no heartbeat within {h} s (HeartbeatSeconds)"),
+                        ));
+                    }
+                },
+                None => rx.recv().await,
+            };
+            match got {
+                Some(Callback::Success(v)) => return Ok(v),
+                Some(Callback::Failure { error, cause }) => return Err(Failure { error, cause }),
+                Some(Callback::Heartbeat) => continue,
+                None => return Err(fail("States.Runtime", "the task token was withdrawn")),
+            }
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! Walking a scope state by state, and what every state shares: the clock and the event
+//! journal, the context object and `$states`, JSONPath input and output processing, JSONata
+//! evaluation, and the end of a state (Output, Assign, Next or End).
+
+use super::*;
+
+impl Run<'_> {
+    pub(super) fn now(&self) -> f64 {
+        self.clock.elapsed().as_secs_f64()
+    }
+
+    /// The wall-clock time now as RFC 3339, formatted once per millisecond.
+    pub(super) fn now_iso(&self) -> String {
+        let now = self.wall_start + self.clock.elapsed();
+        let ms = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let mut cached = self.iso_cache.lock().unwrap();
+        if cached.0 != ms || cached.1.is_empty() {
+            *cached = (ms, iso(now));
+        }
+        cached.1.clone()
+    }
+
+    pub(super) fn event(&self, kind: &str, details: Value) {
+        if CHILD_EXECUTION.try_with(|_| ()).is_ok() {
+            return;
+        }
+        let prev = LAST_EVENT.try_with(|c| c.get()).unwrap_or(0);
+        let id = self.journal.push(kind, self.now(), details, prev);
+        let _ = LAST_EVENT.try_with(|c| c.set(id));
+    }
+
+    /// The last event of the branch being run (0 outside an execution).
+    pub(super) fn last_event(&self) -> usize {
+        LAST_EVENT.try_with(|c| c.get()).unwrap_or(0)
+    }
+
+    /// Runs a branch (a Parallel branch, a Map iteration) whose events follow on from `from`
+    /// (the event that began it: ParallelStateStarted, MapStateStarted), not from the other
+    /// branches'.
+    pub(super) async fn branch<T>(
+        &self,
+        from: usize,
+        run: impl std::future::Future<Output = T>,
+    ) -> T {
+        LAST_EVENT.scope(std::cell::Cell::new(from), run).await
+    }
+
+    /// After branches: what follows comes after the last event any of them recorded.
+    pub(super) fn rejoin(&self) {
+        let last = self.journal.len();
+        let _ = LAST_EVENT.try_with(|c| c.set(last));
+    }
+
+    pub(super) async fn sleep(&self, seconds: f64) {
+        let s = (seconds * self.opts.time_scale).max(0.0);
+        if s > 0.0 {
+            self.clock.sleep(Duration::from_secs_f64(s.min(1e9))).await;
+        }
+    }
+
+    pub(super) fn states_var(&self, input: &Value, name: &str, extra: &[(&str, Value)]) -> Value {
+        let mut s = Map::with_capacity(2 + extra.len());
+        s.insert("input".into(), input.clone());
+        s.insert("context".into(), self.context_for(name, &[]));
+        for (k, v) in extra {
+            s.insert(k.to_string(), v.clone());
+        }
+        Value::Object(s)
+    }
+
+    /// The context object as a state sees it (`$$` / `$states.context`).
+    pub(super) fn context_for(&self, name: &str, extra: &[(&str, Value)]) -> Value {
+        let mut c = self.context.clone();
+        c["State"] = json!({"Name": name, "EnteredTime": self.now_iso(), "RetryCount": 0});
+        for (k, v) in extra {
+            c[*k] = v.clone();
+        }
+        c
+    }
+
+    /// JSONPath: InputPath (a null InputPath gives `{}`).
+    pub(super) fn jp_input(
+        &self,
+        s: &Value,
+        input: &Value,
+        name: &str,
+        vars: &Vars,
+    ) -> Result<Value, Failure> {
+        match s.get("InputPath") {
+            None => Ok(input.clone()),
+            Some(Value::Null) => Ok(json!({})),
+            Some(p) => jsonpath::expression(
+                p.as_str().unwrap_or("$"),
+                input,
+                &self.context_for(name, &[]),
+                &vars.all(),
+            )
+            .map_err(|m| fail("States.Runtime", m)),
+        }
+    }
+
+    /// JSONPath: a payload template (`Parameters`, `ItemSelector`, `ResultSelector`, `Assign`).
+    pub(super) fn jp_template(
+        &self,
+        t: &Value,
+        over: &Value,
+        context: &Value,
+        vars: &Vars,
+    ) -> Result<Value, Failure> {
+        jsonpath::template(t, over, context, &vars.all()).map_err(|m| fail("States.Runtime", m))
+    }
+
+    /// JSONPath: Assign (`$` is the state's result, or its effective input when it has none),
+    /// then ResultPath and OutputPath around the result.
+    pub(super) fn jp_output(
+        &self,
+        s: &Value,
+        input: &Value,
+        result: Option<Value>,
+        name: &str,
+        vars: &mut Vars,
+    ) -> Result<Value, Failure> {
+        let ctx = self.context_for(name, &[]);
+        if let Some(a) = s.get("Assign") {
+            let over = result.clone().unwrap_or_else(|| input.clone());
+            let assigned = self.jp_template(a, &over, &ctx, vars)?;
+            vars.assign(assigned);
+        }
+        let combined = match (result, s.get("ResultPath")) {
+            (_, Some(Value::Null)) => input.clone(),
+            (Some(r), Some(p)) => jsonpath::set(p.as_str().unwrap_or("$"), input, r)
+                .map_err(|m| fail("States.ResultPathMatchFailure", m))?,
+            (Some(r), None) => r,
+            (None, _) => input.clone(),
+        };
+        match s.get("OutputPath") {
+            None => Ok(combined),
+            Some(Value::Null) => Ok(json!({})),
+            Some(p) => {
+                jsonpath::expression(p.as_str().unwrap_or("$"), &combined, &ctx, &vars.all())
+                    .map_err(|m| fail("States.Runtime", m))
+            }
+        }
+    }
+
+    pub(super) fn eval(
+        &self,
+        template: &Value,
+        states: &Value,
+        vars: &Vars,
+    ) -> Result<Value, Failure> {
+        jsonata::eval_template(template, states, &vars.all(), &self.opts.cancel).map_err(
+            |e| match e {
+                jsonata::EvalError::Query(m) => fail("States.QueryEvaluationError", m),
+                jsonata::EvalError::TooLarge(m) => fail("States.DataLimitExceeded", m),
+                jsonata::EvalError::Cancelled => {
+                    fail("States.Runtime", "the execution was stopped")
+                }
+            },
+        )
+    }
+
+    /// A number field that may be written literally, as a JSONata expression, or (JSONPath) as
+    /// `<field>Path` into the state's input.
+    pub(super) fn number(
+        &self,
+        s: &Value,
+        field: &str,
+        input: &Value,
+        name: &str,
+        vars: &Vars,
+    ) -> Result<Option<f64>, Failure> {
+        let st = self.states_var(input, name, &[]);
+        let v = match (s.get(field), s.get(format!("{field}Path").as_str())) {
+            (Some(Value::String(_)), _) => Some(self.eval(&s[field], &st, vars)?),
+            (Some(v), _) => Some(v.clone()),
+            (None, Some(p)) => Some(
+                jsonpath::expression(
+                    p.as_str().unwrap_or("$"),
+                    input,
+                    &st["context"],
+                    &vars.all(),
+                )
+                .map_err(|m| fail("States.Runtime", m))?,
+            ),
+            (None, None) => None,
+        };
+        match v {
+            None => Ok(None),
+            Some(v) => v.as_f64().map(Some).ok_or_else(|| {
+                fail(
+                    "States.Runtime",
+                    format!("{name}: {field} is not a number: {v}"),
+                )
+            }),
+        }
+    }
+
+    /// Runs a scope (the machine, a branch, an item processor) from its StartAt.
+    pub(super) fn scope<'s>(
+        &'s self,
+        body: &'s asl::Scope<'s>,
+        input: Value,
+        vars: &'s mut Vars,
+    ) -> BoxFuture<'s, Result<Value, Failure>> {
+        async move {
+            let mut name = body.start_at.ok_or_else(|| fail("States.Runtime", "no StartAt"))?.to_string();
+            let mut input = input;
+            loop {
+                // the failure event must still fit: it is the history's last
+                if self.journal.len() + 1 >= MAX_HISTORY {
+                    return Err(fail(
+                        "States.Runtime",
+                        format!("The execution reached the maximum number of history events ({MAX_HISTORY})."),
+                    ));
+                }
+                self.transitions.fetch_add(1, Ordering::Relaxed);
+                let s = body.state(&name).ok_or_else(|| fail("States.Runtime", format!("no state {name}")))?;
+                let (output, next) = self.state(s, input, vars).await?;
+                match next {
+                    Some(n) => {
+                        name = n;
+                        input = output;
+                    }
+                    None => return Ok(output),
+                }
+            }
+        }
+        .boxed()
+    }
+
+    /// Runs one state; returns its output and the next state (None: the scope ends).
+    pub(super) async fn state(
+        &self,
+        state: &asl::State<'_>,
+        input: Value,
+        vars: &mut Vars,
+    ) -> Result<(Value, Option<String>), Failure> {
+        let (name, s, ty) = (state.name, state.raw, state.kind.name());
+        self.journal.path.lock().unwrap().push(name.to_string());
+        self.event(
+            &format!("{ty}StateEntered"),
+            json!({"name": name, "input": input}),
+        );
+        let next = state.next().map(str::to_string);
+        let jp = !state.jsonata();
+        let input = &input;
+        let result = match (state.kind, jp) {
+            (Kind::Task | Kind::Parallel | Kind::Map, _) => {
+                self.with_retry(state, input, vars, next).await
+            }
+            (Kind::Pass, true) => self.jp_pass(name, s, input, vars).map(|o| (o, next)),
+            (Kind::Wait, true) => self.jp_wait(name, s, input, vars).await.map(|o| (o, next)),
+            (Kind::Choice, true) => self.jp_choice(name, s, input, vars),
+            (Kind::Succeed, true) => {
+                let effective = self.jp_input(s, input, name, vars)?;
+                self.jp_output(s, &effective, None, name, vars)
+                    .map(|o| (o, None))
+            }
+            (Kind::Fail, true) => Err(self.jp_fail(name, s, input, vars)?),
+            (Kind::Pass, false) => self.finish(name, s, input, None, vars).map(|o| (o, next)),
+            (Kind::Wait, false) => self.wait(name, s, input, vars).await.map(|o| (o, next)),
+            (Kind::Choice, false) => self.choice(name, s, input, vars),
+            (Kind::Succeed, false) => match s.get("Output") {
+                Some(o) => Ok((
+                    self.eval(o, &self.states_var(input, name, &[]), vars)?,
+                    None,
+                )),
+                None => Ok((input.clone(), None)),
+            },
+            (Kind::Fail, false) => Err(self.fail_state(name, s, input, vars)?),
+            (Kind::Unknown, _) => Err(fail(
+                "States.Runtime",
+                format!("unknown state type {}", s["Type"]),
+            )),
+        };
+        // an output over the quota fails the state itself: no StateExited
+        let result = match result {
+            Ok((out, _)) if larger_than(&out, MAX_PAYLOAD) => Err(too_large(name)),
+            other => other,
+        };
+        if let Ok((out, _)) = &result {
+            self.event(
+                &format!("{ty}StateExited"),
+                json!({"name": name, "output": out}),
+            );
+        }
+        result
+    }
+
+    /// Output and Assign of a state that ends normally (Assign sees the same `$states`).
+    pub(super) fn finish(
+        &self,
+        name: &str,
+        s: &Value,
+        input: &Value,
+        result: Option<&Value>,
+        vars: &mut Vars,
+    ) -> Result<Value, Failure> {
+        let extra: Vec<(&str, Value)> = result
+            .map(|r| vec![("result", r.clone())])
+            .unwrap_or_default();
+        let st = self.states_var(input, name, &extra);
+        let output = match s.get("Output") {
+            Some(o) => self.eval(o, &st, vars)?,
+            None => result.cloned().unwrap_or_else(|| input.clone()),
+        };
+        if let Some(a) = s.get("Assign") {
+            let assigned = self.eval(a, &st, vars)?;
+            vars.assign(assigned);
+        }
+        Ok(output)
+    }
+}
