@@ -4,129 +4,11 @@
 //! an alias picks the version per execution by those weights; DescribeExecution and
 //! ListExecutions then say which version and alias an execution ran on.
 
-use super::{ApiError, ApiResult, Machine, Server, Store, bad, machine, machine_mut, now, str_arg};
+use super::Server;
+use super::api::*;
+use super::store::*;
 use serde_json::{Value, json};
 use std::sync::Arc;
-
-pub struct Version {
-    pub arn: String,
-    pub definition: String,
-    pub parsed: Arc<Value>,
-    pub role_arn: String,
-    pub created: f64,
-    pub description: String,
-}
-
-pub struct Alias {
-    pub arn: String,
-    pub name: String,
-    pub description: String,
-    /// (version ARN, weight): one or two, weights summing to 100.
-    pub routing: Vec<(String, u64)>,
-    pub created: f64,
-    pub updated: f64,
-}
-
-/// What an ARN names: a state machine, one of its versions, or one of its aliases.
-pub enum Target {
-    Machine,
-    Version(usize),
-    Alias(String),
-}
-
-/// The machine an ARN belongs to (`arn:aws:states:r:a:stateMachine:name[:version|:alias]`),
-/// and which part of it the ARN names.
-pub fn resolve<'s>(store: &'s Store, arn: &str) -> Result<(&'s Machine, Target), ApiError> {
-    let parts: Vec<&str> = arn.split(':').collect();
-    if parts.len() != 8 {
-        return Ok((machine(store, arn)?, Target::Machine));
-    }
-    let base = parts[..7].join(":");
-    let m = machine(store, &base)?;
-    let qualifier = parts[7];
-    let missing = || bad("ResourceNotFound", format!("Resource Not Found: '{arn}'"));
-    if qualifier.chars().all(|c| c.is_ascii_digit()) {
-        let i = m
-            .versions
-            .iter()
-            .position(|v| v.arn == arn)
-            .ok_or_else(missing)?;
-        return Ok((m, Target::Version(i)));
-    }
-    if m.aliases.contains_key(qualifier) {
-        return Ok((m, Target::Alias(qualifier.to_string())));
-    }
-    Err(missing())
-}
-
-impl Machine {
-    /// Publishes the current definition and role as a version, unless the newest version is
-    /// already them (AWS then answers with that version); returns its ARN.
-    pub fn publish(&mut self, description: &str) -> String {
-        if let Some(v) = self
-            .versions
-            .last()
-            .filter(|v| v.definition == self.definition && v.role_arn == self.role_arn)
-        {
-            return v.arn.clone();
-        }
-        self.next_version += 1;
-        let arn = format!("{}:{}", self.arn, self.next_version);
-        self.versions.push(Version {
-            arn: arn.clone(),
-            definition: self.definition.clone(),
-            parsed: self.parsed.clone(),
-            role_arn: self.role_arn.clone(),
-            created: now(),
-            description: description.to_string(),
-        });
-        arn
-    }
-
-    /// The definition and role an execution of `target` runs, and the version and alias it
-    /// records: an alias picks one of its versions by weight.
-    pub fn pick(&self, target: &Target) -> (Arc<Value>, String, Option<String>, Option<String>) {
-        let version = |i: usize| {
-            let v = &self.versions[i];
-            (v.parsed.clone(), v.role_arn.clone(), Some(v.arn.clone()))
-        };
-        match target {
-            Target::Machine => (self.parsed.clone(), self.role_arn.clone(), None, None),
-            Target::Version(i) => {
-                let (p, r, v) = version(*i);
-                (p, r, v, None)
-            }
-            Target::Alias(name) => {
-                let alias = &self.aliases[name];
-                let roll = rand::random::<u64>() % 100;
-                let mut acc = 0;
-                let chosen = alias
-                    .routing
-                    .iter()
-                    .find(|(_, w)| {
-                        acc += w;
-                        roll < acc
-                    })
-                    .or(alias.routing.last())
-                    .map(|(arn, _)| arn.clone())
-                    .unwrap_or_default();
-                let i = self.versions.iter().position(|v| v.arn == chosen);
-                match i {
-                    Some(i) => {
-                        let (p, r, v) = version(i);
-                        (p, r, v, Some(alias.arn.clone()))
-                    }
-                    None => (
-                        self.parsed.clone(),
-                        self.role_arn.clone(),
-                        None,
-                        Some(alias.arn.clone()),
-                    ),
-                }
-            }
-        }
-    }
-}
 
 /// A routing configuration as AWS checks it: one or two versions of this machine, weights
 /// from 0 to 100 summing to 100.
@@ -192,7 +74,7 @@ impl Server {
         let store = self.store.lock().unwrap();
         let m = machine(&store, str_arg(body, "stateMachineArn")?)?;
         let all: Vec<&Version> = m.versions.iter().rev().collect();
-        let (range, next) = super::page(&all, body, 100)?;
+        let (range, next) = page(&all, body, 100)?;
         let items: Vec<Value> = all[range]
             .iter()
             .map(|v| json!({"stateMachineVersionArn": v.arn, "creationDate": v.created}))
@@ -225,7 +107,7 @@ impl Server {
 
     pub fn create_state_machine_alias(self: &Arc<Self>, body: &Value) -> ApiResult {
         let name = str_arg(body, "name")?;
-        if !super::valid_name(name) || name.chars().all(|c| c.is_ascii_digit()) {
+        if !valid_name(name) || name.chars().all(|c| c.is_ascii_digit()) {
             return Err(bad("InvalidName", format!("Invalid Name: '{name}'")));
         }
         let list = body["routingConfiguration"]
@@ -321,7 +203,7 @@ impl Server {
         let store = self.store.lock().unwrap();
         let m = machine(&store, str_arg(body, "stateMachineArn")?)?;
         let all: Vec<&Alias> = m.aliases.values().collect();
-        let (range, next) = super::page(&all, body, 100)?;
+        let (range, next) = page(&all, body, 100)?;
         let items: Vec<Value> = all[range]
             .iter()
             .map(|a| json!({"stateMachineAliasArn": a.arn, "creationDate": a.created}))

@@ -1,0 +1,305 @@
+//! Execution operations: start (asynchronously, or synchronously for Express machines), stop,
+//! describe, list, history, and the answers to task tokens.
+
+use super::Server;
+use super::api::*;
+use super::history;
+use super::store::*;
+use super::tasks::LocalTasks;
+use crate::engine::scenario::{self, Mocked};
+use crate::engine::{self, Callback, Journal, Options};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+impl Server {
+    pub(super) fn stop_execution(self: &Arc<Self>, body: &Value) -> ApiResult {
+        let arn = str_arg(body, "executionArn")?;
+        let mut store = self.store.lock().unwrap();
+        let e = execution_mut(&mut store, arn)?;
+        let stopped = now();
+        if e.status == "RUNNING" {
+            e.cancel.cancel();
+            if let Some(h) = e.abort.take() {
+                h.abort();
+            }
+            let (error, cause) = (
+                body["error"].as_str().map(str::to_string),
+                body["cause"].as_str().map(str::to_string),
+            );
+            e.journal.push(
+                "ExecutionAborted",
+                stopped - e.started,
+                json!({"error": error, "cause": cause}),
+                0,
+            );
+            (e.status, e.stopped, e.error, e.cause) = ("ABORTED", Some(stopped), error, cause);
+            e.done.notify_waiters();
+            let date = e.stopped.unwrap_or(stopped);
+            store.executions.ended(arn);
+            return Ok(json!({"stopDate": date}));
+        }
+        Ok(json!({"stopDate": e.stopped.unwrap_or(stopped)}))
+    }
+
+    pub(super) fn describe_execution(self: &Arc<Self>, body: &Value) -> ApiResult {
+        let store = self.store.lock().unwrap();
+        Ok(describe(execution(&store, str_arg(body, "executionArn")?)?))
+    }
+
+    pub(super) fn list_executions(self: &Arc<Self>, body: &Value) -> ApiResult {
+        let store = self.store.lock().unwrap();
+        let arn = str_arg(body, "stateMachineArn")?;
+        // a version or alias ARN lists the executions started on it
+        let (m, target) = resolve(&store, arn)?;
+        let on = |e: &Exec| match &target {
+            Target::Machine => e.machine_arn == m.arn,
+            Target::Version(_) => e.version_arn.as_deref() == Some(arn),
+            Target::Alias(_) => e.alias_arn.as_deref() == Some(arn),
+        };
+        let filter = body["statusFilter"].as_str();
+        let all: Vec<&Exec> = store
+            .executions
+            .iter()
+            .rev()
+            .filter(|e| on(e) && filter.is_none_or(|f| f == e.status))
+            .collect();
+        let (range, next) = page(&all, body, 100)?;
+        let items: Vec<Value> = all[range]
+                .iter()
+                .map(|e| {
+                    json!({"executionArn": e.arn, "stateMachineArn": e.machine_arn, "name": e.name, "status": e.status,
+                           "startDate": e.started, "stopDate": e.stopped,
+                           "stateMachineVersionArn": e.version_arn, "stateMachineAliasArn": e.alias_arn})
+                })
+                .collect();
+        Ok(json!({"executions": items, "nextToken": next}))
+    }
+
+    pub(super) fn get_execution_history(self: &Arc<Self>, body: &Value) -> ApiResult {
+        let store = self.store.lock().unwrap();
+        let e = execution(&store, str_arg(body, "executionArn")?)?;
+        let mut events: Vec<Value> = e
+            .journal
+            .events()
+            .iter()
+            .map(|ev| history::event(ev, e.started, &self.region))
+            .collect();
+        if body["reverseOrder"].as_bool() == Some(true) {
+            events.reverse();
+        }
+        if body["includeExecutionData"].as_bool() == Some(false) {
+            for ev in &mut events {
+                strip_data(ev);
+            }
+        }
+        let (range, next) = page(&events, body, 100)?;
+        Ok(json!({"events": events[range].to_vec(), "nextToken": next}))
+    }
+
+    pub(super) fn send_task_success(self: &Arc<Self>, body: &Value) -> ApiResult {
+        let token = str_arg(body, "taskToken")?;
+        let output: Value = serde_json::from_str(str_arg(body, "output")?)
+            .map_err(|e| bad("InvalidOutput", format!("the output is not JSON: {e}")))?;
+        self.answer(token, Callback::Success(output))
+    }
+
+    pub(super) fn send_task_failure(self: &Arc<Self>, body: &Value) -> ApiResult {
+        let token = str_arg(body, "taskToken")?;
+        let answer = Callback::Failure {
+            error: body["error"].as_str().unwrap_or_default().to_string(),
+            cause: body["cause"].as_str().unwrap_or_default().to_string(),
+        };
+        self.answer(token, answer)
+    }
+
+    pub(super) fn answer(
+        &self,
+        token: &str,
+        answer: Callback,
+    ) -> std::result::Result<Value, ApiError> {
+        if self.callbacks.send(token, answer) {
+            Ok(json!({}))
+        } else {
+            Err(bad(
+                "TaskDoesNotExist",
+                "Task does not exist anymore (already answered, timed out, or its execution ended)",
+            ))
+        }
+    }
+
+    pub(super) fn start_execution(
+        self: &Arc<Self>,
+        body: &Value,
+        sync: bool,
+    ) -> std::result::Result<Value, ApiError> {
+        let requested = str_arg(body, "stateMachineArn")?;
+        // Step Functions Local's convention: `<machine ARN>#<test case>` runs with that case's mocks.
+        let (arn, case) = match requested.split_once('#') {
+            Some((a, c)) => (a, Some(c)),
+            None => (requested, None),
+        };
+        let input_text = body["input"].as_str().unwrap_or("{}").to_string();
+        if input_text.len() > engine::MAX_PAYLOAD {
+            return Err(bad(
+                "InvalidExecutionInput",
+                format!(
+                    "the input is {} bytes: an execution's input may hold at most {} (256 KiB)",
+                    input_text.len(),
+                    engine::MAX_PAYLOAD
+                ),
+            ));
+        }
+        let input: Value = serde_json::from_str(&input_text).map_err(|e| {
+            bad(
+                "InvalidExecutionInput",
+                format!("the input is not JSON: {e}"),
+            )
+        })?;
+        let name = match body["name"].as_str() {
+            Some(n) if !valid_name(n) => {
+                return Err(bad("InvalidName", format!("Invalid Name: '{n}'")));
+            }
+            Some(n) => n.to_string(),
+            None => uuid(),
+        };
+        let mut store = self.store.lock().unwrap();
+        // a version or alias ARN runs that version, or one the alias picks by weight
+        let (m, target) = resolve(&store, arn)?;
+        let (parsed, role_arn, version_arn, alias_arn) = m.pick(&target);
+        if sync && m.kind != "EXPRESS" {
+            return Err(bad(
+                "StateMachineTypeNotSupported",
+                "StartSyncExecution is for EXPRESS state machines",
+            ));
+        }
+        let mocks = match case {
+            None => None,
+            Some(case) => {
+                let config = self.mock_config.as_ref().ok_or_else(|| {
+                    bad("InvalidArn", format!("test case {case:?} asked for, but deploy local was started without --mock-config"))
+                })?;
+                let cases = scenario::from_sfn_local(config, &m.name)
+                    .map_err(|msg| bad("ValidationException", msg))?;
+                let (_, mocks) = cases.into_iter().find(|(c, _)| c == case).ok_or_else(|| {
+                    bad(
+                        "ValidationException",
+                        format!(
+                            "the mock configuration has no test case {case:?} for {}",
+                            m.name
+                        ),
+                    )
+                })?;
+                Some(Mocked::new(mocks))
+            }
+        };
+        let exec_arn = format!(
+            "arn:aws:states:{}:{}:execution:{}:{name}",
+            self.region, self.account, m.name
+        );
+        if let Some(e) = store.executions.get(&exec_arn) {
+            if e.input == input_text && e.status == "RUNNING" {
+                return Ok(json!({"executionArn": e.arn, "startDate": e.started}));
+            }
+            return Err(bad(
+                "ExecutionAlreadyExists",
+                format!("Execution Already Exists: '{exec_arn}'"),
+            ));
+        }
+        let opts = Options {
+            name: name.clone(),
+            execution_arn: exec_arn.clone(),
+            machine_name: m.name.clone(),
+            machine_arn: m.arn.clone(),
+            role_arn,
+            time_scale: self.time_scale,
+            callbacks: Some(self.callbacks.clone()),
+            cancel: Default::default(),
+            clock: Default::default(),
+        };
+        let cancel = opts.cancel.clone();
+        let (def, machine_arn) = (parsed, m.arn.clone());
+        let journal = Arc::new(Journal::default());
+        let done = Arc::new(tokio::sync::Notify::new());
+        let started = now();
+        store.executions.push(Exec {
+            arn: exec_arn.clone(),
+            machine_arn,
+            version_arn,
+            alias_arn,
+            name,
+            input: input_text,
+            started,
+            stopped: None,
+            status: "RUNNING",
+            output: None,
+            error: None,
+            cause: None,
+            journal: journal.clone(),
+            abort: None,
+            cancel,
+            done: done.clone(),
+        });
+        let server = self.clone();
+        let tasks = LocalTasks {
+            integrations: self.integrations.clone(),
+            mocks,
+        };
+        let key = exec_arn.clone();
+        tracing::info!("execution {key} started");
+        let handle = tokio::spawn(async move {
+            let result = engine::execute(&def, input, &opts, &tasks, &journal).await;
+            server.finish(&key, result);
+        });
+        if let Some(e) = store.executions.get_mut(&exec_arn) {
+            e.abort = Some(handle.abort_handle());
+        }
+        let out = json!({"executionArn": exec_arn, "startDate": started});
+        drop(store);
+        Ok(out)
+    }
+
+    pub(super) fn finish(&self, arn: &str, result: engine::Execution) {
+        let mut store = self.store.lock().unwrap();
+        let Some(e) = store.executions.get_mut(arn) else {
+            return;
+        };
+        if e.status != "RUNNING" {
+            return;
+        }
+        e.status = result.status.name();
+        e.stopped = Some(now());
+        e.output = (result.status == engine::Status::Succeeded).then(|| result.output.to_string());
+        (e.error, e.cause) = (result.error, result.cause);
+        e.abort = None;
+        e.done.notify_waiters();
+        tracing::info!("execution {arn} {} in {:.3} s", e.status, result.seconds);
+        store.executions.ended(arn);
+    }
+
+    /// StartSyncExecution: runs an EXPRESS machine and answers when it ends.
+    pub(super) async fn start_sync(
+        self: &Arc<Self>,
+        body: &Value,
+    ) -> std::result::Result<Value, ApiError> {
+        let started = self.start_execution(body, true)?;
+        let arn = started["executionArn"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        loop {
+            let done = {
+                let store = self.store.lock().unwrap();
+                let e = execution(&store, &arn)?;
+                if e.status != "RUNNING" {
+                    let mut d = describe(e);
+                    d["stateMachineArn"] = json!(e.machine_arn);
+                    return Ok(d);
+                }
+                e.done.clone()
+            };
+            // notify_waiters wakes only current waiters: re-check at least every 100 ms
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_millis(100), done.notified()).await;
+        }
+    }
+}
