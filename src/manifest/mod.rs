@@ -4,10 +4,15 @@
 //! kind (templates rendered with placeholders), all before any API call.
 
 pub mod claims;
+mod env;
 pub mod limits;
+mod loader;
 pub mod refs;
+mod render;
 pub mod spans;
 pub mod vars;
+
+pub use env::{DEFAULT_ENV, check_env, env_for_branch, env_name};
 
 use crate::error::{Error, Result};
 use crate::graph::Graph;
@@ -19,8 +24,6 @@ use spans::Spans;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 pub use vars::VarInputs;
-
-pub const DEFAULT_ENV: &str = "default";
 
 /// The folder holding `stacks/` and `templates/`.
 #[derive(Debug, Clone)]
@@ -95,32 +98,6 @@ impl Project {
     }
 }
 
-/// What to say about a template that is not there: the files beside where it was looked for.
-fn templates_near(templates: &Path, file: &str) -> String {
-    let dir = match Path::new(file).parent() {
-        _ if templates.join(file).is_dir() => PathBuf::from(file),
-        Some(p) if !p.as_os_str().is_empty() && templates.join(p).is_dir() => p.to_path_buf(),
-        _ => PathBuf::new(),
-    };
-    let mut there: Vec<String> = std::fs::read_dir(templates.join(&dir))
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .filter(|e| e.path().is_file())
-                .map(|e| dir.join(e.file_name()).display().to_string())
-                .collect()
-        })
-        .unwrap_or_default();
-    there.sort();
-    if there.is_empty() {
-        format!(
-            "name a file under templates/ (templates/{} has none)",
-            dir.display()
-        )
-    } else {
-        format!("name a file under templates/: {}", there.join(", "))
-    }
-}
-
 /// The variable names a stack declares (for spreading `--var` over several stacks).
 pub fn declared_vars(project: &Project, name: &str) -> Result<Vec<String>> {
     let file = project.root.join("stacks").join(name).join("stack.toml");
@@ -144,62 +121,6 @@ pub fn description(project: &Project, name: &str) -> String {
         .and_then(|src| parse_raw("", &src).ok())
         .map(|r| r.description)
         .unwrap_or_default()
-}
-
-/// A resource name in an env: the env prefixes the name, or its last segment for path-like
-/// names (`/aws/lambda/pr-1-resize`), so names derived from one another still match.
-pub fn env_name(env: &str, name: &str) -> String {
-    match name.rsplit_once('/') {
-        Some((dir, last)) => format!("{dir}/{env}-{last}"),
-        None => format!("{env}-{name}"),
-    }
-}
-
-/// Env names become part of resource names: keep them short and plain.
-/// The env for a branch name: the branch itself when it already is a usable env name, else
-/// its lowercase letters and digits joined by dashes, cut to fit, with a short hash of the
-/// whole branch name so that distinct branches never share an env.
-pub fn env_for_branch(branch: &str) -> String {
-    let branch = branch.trim();
-    let branch = branch.strip_prefix("refs/heads/").unwrap_or(branch);
-    if check_env(branch).is_ok() {
-        return branch.to_string();
-    }
-    let mut slug = String::new();
-    for c in branch.chars().flat_map(char::to_lowercase) {
-        if c.is_ascii_lowercase() || c.is_ascii_digit() {
-            slug.push(c);
-        } else if !slug.ends_with('-') {
-            slug.push('-');
-        }
-    }
-    let hash: String = {
-        use sha2::Digest;
-        hex::encode(&sha2::Sha256::digest(branch.as_bytes())[..3])
-    };
-    let base: String = slug.trim_matches('-').chars().take(13).collect();
-    let base = base.trim_end_matches('-');
-    if base.is_empty() {
-        format!("b-{hash}")
-    } else {
-        format!("{base}-{hash}")
-    }
-}
-
-pub fn check_env(env: &str) -> Result<()> {
-    let ok = !env.is_empty()
-        && env.len() <= 20
-        && env
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !env.starts_with('-')
-        && !env.ends_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::user(format!("env name {env:?} is not usable"))
-            .help("use 1 to 20 lowercase letters, digits and dashes (it prefixes resource names), e.g. --env pr-42"))
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -388,71 +309,6 @@ impl Stack {
         Ok(())
     }
 
-    /// A scope for resolving references: recorded outputs per resource and, once known, the
-    /// account and region.
-    pub fn scope(
-        &self,
-        outputs: &BTreeMap<String, BTreeMap<String, Value>>,
-        target: Option<(&str, &str, &str)>,
-    ) -> MapScope {
-        let mut s = MapScope {
-            vars: self.vars.clone(),
-            outputs: outputs.clone(),
-            ..Default::default()
-        };
-        // A name is known before anything exists: every kind's `name` output is its declared name.
-        for (id, d) in &self.resources {
-            if let Some(Value::String(n)) = d.attrs.get("name") {
-                if !n.contains("${") && d.kind.outputs().contains(&"name") {
-                    s.outputs
-                        .entry(id.clone())
-                        .or_default()
-                        .entry("name".into())
-                        .or_insert_with(|| Value::String(n.clone()));
-                }
-            }
-        }
-        s.context
-            .insert("env".into(), Value::String(self.env.clone()));
-        s.context
-            .insert("stack".into(), Value::String(self.name.clone()));
-        if let Some((account, region, partition)) = target {
-            s.context
-                .insert("account_id".into(), Value::String(account.into()));
-            s.context
-                .insert("region".into(), Value::String(region.into()));
-            s.context
-                .insert("partition".into(), Value::String(partition.into()));
-        }
-        s
-    }
-
-    /// A resource's attributes with references filled from `scope`, templates rendered, and
-    /// checked (normalised) by its kind.
-    pub fn resolve(&self, id: &str, scope: &dyn Scope) -> Result<(Value, Warnings)> {
-        let d = &self.resources[id];
-        let v = refs::resolve(&d.attrs, scope);
-        let mut warnings = Vec::new();
-        let v = self.render_templates(v, &format!("resources.{id}"), &mut warnings)?;
-        let v = d.kind.check(&v).map_err(|e| self.attr_error(id, e))?;
-        if let Some(first) = limits::check(d.kind.name(), &v, &self.env)
-            .into_iter()
-            .next()
-        {
-            // the attribute it is about: the one the rule says, else the first one it names
-            let named = || {
-                let keys = v.as_object().into_iter().flat_map(|o| o.keys());
-                keys.filter_map(|k| first.message.find(k.as_str()).map(|at| (at, k.clone())))
-                    .min()
-                    .map(|(_, k)| k)
-            };
-            let mut e = Error::user(first.message.clone());
-            e.attr = first.attr.clone().or_else(named);
-            return Err(self.attr_error(id, e));
-        }
-        Ok((v, warnings))
-    }
-
     /// Where each key and value of the manifest is written.
     pub fn spans(&self) -> &Spans {
         &self.spans
@@ -461,152 +317,6 @@ impl Stack {
     /// The project folder.
     pub fn root(&self) -> &Path {
         &self.root
-    }
-
-    /// A kind's complaint about a resource's attributes, pointing at the attribute.
-    fn attr_error(&self, id: &str, e: Error) -> Error {
-        if e.snippet.is_some() {
-            return e;
-        }
-        let kind = self.resources[id].kind.name();
-        let here = format!("resources.{id}");
-        let message = e
-            .message
-            .strip_prefix(&format!("{kind}: "))
-            .unwrap_or(&e.message)
-            .to_string();
-        let Some(attr) = e.attr.clone() else {
-            let span = self.spans.key_near(&here);
-            let label = first_line(&message).to_string();
-            return self.spans.at(
-                Error {
-                    message: format!("resource `{id}`: {message}"),
-                    ..e
-                },
-                span,
-                label,
-            );
-        };
-        let path = format!("{here}.{attr}");
-        if let Some((typed, known)) = unknown_field(&message) {
-            let what = if attr.contains(['.', '[']) {
-                "key"
-            } else {
-                "attribute"
-            };
-            let e = Error::user(format!(
-                "resource `{id}`: unknown {what} `{typed}` for {}",
-                a(kind)
-            ))
-            .help(format!("the {what}s it takes: {}", known.join(", ")))
-            .suggest(&typed, known.iter().map(String::as_str));
-            return self.spans.at(
-                e,
-                self.spans.key_near(&path),
-                format!("not {} of {kind}", a(what)),
-            );
-        }
-        let message = message
-            .split(" at line ")
-            .next()
-            .unwrap_or(&message)
-            .to_string();
-        let label = match (
-            message.split_once(", expected "),
-            message
-                .strip_prefix("statement ")
-                .and_then(|r| r.split_once(": ")),
-        ) {
-            (Some((_, expected)), _) => format!("expected {expected}"),
-            (None, Some((_, rest))) => rest.to_string(),
-            (None, None) => message.rsplit("; ").next().unwrap_or(&message).to_string(),
-        };
-        let said = message.starts_with("statement ") || message.starts_with(&format!("{attr} "));
-        let message = if said {
-            message
-        } else {
-            format!("{attr}: {message}")
-        };
-        let e = Error {
-            message: format!("resource `{id}`: {message}"),
-            ..e
-        };
-        self.spans.at(e, self.spans.value_near(&path), label)
-    }
-
-    /// Any `{ template = "file", vars = {...} }` table becomes the rendered JSON, and any
-    /// `{ dir = "folder" }` table the folder with its content hash.
-    /// `path`: where `v` is written in the manifest (`resources.machine.definition`).
-    fn render_templates(&self, v: Value, path: &str, warnings: &mut Warnings) -> Result<Value> {
-        match v {
-            Value::Object(map) => {
-                let is_template = map.get("template").is_some_and(|t| t.is_string())
-                    && map.keys().all(|k| k == "template" || k == "vars");
-                if is_template {
-                    let file = map["template"].as_str().unwrap();
-                    let inside = !file.is_empty()
-                        && Path::new(file)
-                            .components()
-                            .all(|c| matches!(c, std::path::Component::Normal(_)));
-                    let at = self.spans.value_near(&format!("{path}.template"));
-                    if !inside {
-                        let e = Error::user(format!("template {file:?} is outside templates/"))
-                            .help("name a file under templates/, without .. or a leading /");
-                        return Err(self.spans.at(e, at, "outside templates/"));
-                    }
-                    let full = self.templates.join(file);
-                    if !full.is_file() {
-                        let why = if full.is_dir() {
-                            "is a folder, not a file"
-                        } else {
-                            "does not exist"
-                        };
-                        let e = Error::user(format!("template templates/{file} {why}"))
-                            .help(templates_near(&self.templates, file));
-                        return Err(self.spans.at(e, at, why));
-                    }
-                    let vars = map
-                        .get("vars")
-                        .and_then(|v| v.as_object())
-                        .cloned()
-                        .unwrap_or_default();
-                    let display = format!("templates/{file}");
-                    let r =
-                        crate::template::render_file(&self.templates.join(file), &display, &vars)?;
-                    warnings.extend(r.warnings);
-                    return Ok(r.value);
-                }
-                if map.len() == 1 && map.get("dir").is_some_and(|d| d.is_string()) {
-                    let dir = map["dir"].as_str().unwrap().to_string();
-                    let sha = crate::package::hash_dir(&self.root.join(&dir)).map_err(|e| {
-                        Error::user(format!("source folder `{dir}` (under the project): {e}"))
-                    })?;
-                    return Ok(serde_json::json!({"dir": dir, "sha256": sha}));
-                }
-                let mut out = serde_json::Map::new();
-                for (k, v) in map {
-                    let v = self.render_templates(v, &format!("{path}.{k}"), warnings)?;
-                    out.insert(k, v);
-                }
-                Ok(Value::Object(out))
-            }
-            Value::Array(items) => Ok(Value::Array(
-                items
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, v)| self.render_templates(v, &format!("{path}[{i}]"), warnings))
-                    .collect::<Result<_>>()?,
-            )),
-            other => Ok(other),
-        }
-    }
-
-    /// Stack outputs resolved from recorded resource outputs.
-    pub fn resolve_outputs(&self, scope: &dyn Scope) -> BTreeMap<String, Value> {
-        self.outputs
-            .iter()
-            .map(|(k, v)| (k.clone(), refs::resolve(v, scope)))
-            .collect()
     }
 }
 
@@ -674,11 +384,6 @@ fn expand_versions(raw: &mut RawStack, spans: &Spans) -> Result<()> {
     Ok(())
 }
 
-/// The kinds a manifest may name.
-fn kinds() -> impl Iterator<Item = &'static str> {
-    resources::registry().keys().copied()
-}
-
 /// What loading one manifest needs at every step.
 struct Loader<'a> {
     name: &'a str,
@@ -688,248 +393,7 @@ struct Loader<'a> {
     vars: &'a BTreeMap<String, Value>,
 }
 
-impl Loader<'_> {
-    /// One resource: its kind, its attributes as the env and ownership make them, and what
-    /// it depends on (declared, and through its references).
-    fn declare(&self, id: &str, table: &toml::Table) -> Result<Decl> {
-        let here = format!("resources.{id}");
-        let mut table = table.clone();
-        let kind = self.kind(id, table.remove("kind"))?;
-        let explicit = self.explicit_deps(id, table.remove("depends_on"))?;
-        let mut attrs = serde_json::to_value(&table).map_err(|e| Error::internal(e.to_string()))?;
-        self.shape(kind, attrs.as_object_mut().unwrap());
-        let mut deps = explicit;
-        deps.extend(self.references(id, &here, &attrs)?);
-        Ok(Decl {
-            id: id.to_string(),
-            kind,
-            attrs,
-            deps,
-        })
-    }
-
-    fn kind(&self, id: &str, written: Option<toml::Value>) -> Result<&'static dyn DynKind> {
-        let at = self.spans.value_near(&format!("resources.{id}.kind"));
-        let Some(toml::Value::String(name)) = written else {
-            let all = kinds().collect::<Vec<_>>().join(", ");
-            let e = Error::user(format!("resource `{id}` has no `kind`"))
-                .help(format!("add `kind = \"...\"`, one of: {all}"));
-            return Err(self.spans.at(e, at, "a resource needs a kind"));
-        };
-        resources::lookup(&name).ok_or_else(|| {
-            let e = Error::user(format!("resource `{id}` has unknown kind `{name}`"))
-                .help(format!(
-                    "known kinds: {}",
-                    kinds().collect::<Vec<_>>().join(", ")
-                ))
-                .suggest(&name, kinds());
-            self.spans.at(e, at, "not a kind deploy knows")
-        })
-    }
-
-    /// `depends_on`: names of resources declared in the stack.
-    fn explicit_deps(&self, id: &str, written: Option<toml::Value>) -> Result<BTreeSet<String>> {
-        let here = format!("resources.{id}.depends_on");
-        let names: Vec<String> = match written {
-            None => vec![],
-            Some(v) => v.try_into().map_err(|_| {
-                let e = Error::user("`depends_on` must be a list of resource names")
-                    .help("e.g. depends_on = [\"role\"]");
-                self.spans
-                    .at(e, self.spans.value_near(&here), "not a list of names")
-            })?,
-        };
-        for d in names
-            .iter()
-            .filter(|d| !self.raw.resources.contains_key(*d))
-        {
-            let e = Error::user(format!(
-                "resource `{id}` depends on `{d}`, which is not declared"
-            ))
-            .suggest(d, self.raw.resources.keys().map(String::as_str));
-            let span = self
-                .spans
-                .find(&here, &format!("\"{d}\""))
-                .unwrap_or_else(|| self.spans.key_near(&here));
-            return Err(self.spans.at(e, span, "no such resource in this stack"));
-        }
-        Ok(names.into_iter().collect())
-    }
-
-    /// The attributes as deployed: the name prefixed by the env, the ownership marker in the
-    /// description (kinds proven ours by it), the stack's and deploy's tags added.
-    fn shape(&self, kind: &dyn DynKind, obj: &mut serde_json::Map<String, Value>) {
-        if self.env != DEFAULT_ENV {
-            if let Some(Value::String(n)) = obj.get_mut("name") {
-                *n = env_name(self.env, n);
-            }
-        }
-        if kind.owner() == resources::Owner::Description {
-            let marker = resources::owner_marker(self.name, self.env);
-            let desc = obj
-                .get("description")
-                .and_then(|d| d.as_str())
-                .unwrap_or_default();
-            let desc = if desc.is_empty() {
-                marker
-            } else {
-                format!("{desc} {marker}")
-            };
-            obj.insert("description".into(), Value::String(desc));
-        }
-        if kind.taggable() {
-            let mut all = self.raw.tags.clone();
-            all.insert("deploy:stack".into(), self.name.into());
-            all.insert("deploy:env".into(), self.env.into());
-            if let Some(own) = obj.get("tags").and_then(|t| t.as_object()) {
-                for (k, v) in own {
-                    all.insert(k.clone(), v.as_str().unwrap_or_default().to_string());
-                }
-            }
-            obj.insert("tags".into(), serde_json::to_value(all).unwrap());
-        }
-    }
-
-    /// The resources `attrs` references (`${id.attr}`), each checked to exist and have that
-    /// output, and every `${var.x}` declared.
-    fn references(&self, id: &str, here: &str, attrs: &Value) -> Result<BTreeSet<String>> {
-        let mut found = Vec::new();
-        refs::collect(attrs, &mut found).map_err(|m| {
-            let span = self
-                .spans
-                .find(here, "${")
-                .unwrap_or_else(|| self.spans.key_near(here));
-            self.spans.at(
-                Error::user(format!("resource `{id}`: {m}")),
-                span,
-                "not a valid reference",
-            )
-        })?;
-        let mut deps = BTreeSet::new();
-        for r in found {
-            match r {
-                Ref::Var(v) if !self.vars.contains_key(&v) => {
-                    let e = Error::user(format!(
-                        "resource `{id}` uses `${{var.{v}}}`, which the stack does not declare"
-                    ))
-                    .help(format!("declare it under [vars.{v}]"))
-                    .suggest(&v, self.vars.keys().map(String::as_str));
-                    let span = self
-                        .spans
-                        .find(here, &format!("var.{v}"))
-                        .map(|r| r.start + 4..r.end)
-                        .unwrap_or_else(|| self.spans.key_near(here));
-                    return Err(self.spans.at(e, span, "not a variable of this stack"));
-                }
-                Ref::Output { resource, attr } => {
-                    if let Some(e) = ref_error(self.raw, &resource, &attr, self.spans, here) {
-                        return Err(Error {
-                            message: format!("resource `{id}`: {}", e.message),
-                            ..e
-                        });
-                    }
-                    deps.insert(resource);
-                }
-                _ => {}
-            }
-        }
-        Ok(deps)
-    }
-
-    /// The dependency graph, free of cycles.
-    fn graph(&self, resources: &BTreeMap<String, Decl>) -> Result<Graph> {
-        let mut graph = Graph::new();
-        for (id, d) in resources {
-            graph.add_node(id);
-            for dep in &d.deps {
-                graph.add_edge(id, dep);
-            }
-        }
-        if let Some(cycle) = graph.find_cycle() {
-            let e = Error::user(format!("dependency cycle: {}", cycle.join(" -> ")))
-                .help("a resource cannot reference, directly or not, something that references it");
-            let next = cycle.get(1).map(String::as_str).unwrap_or("?");
-            let label = format!("`{}` needs `{next}`, which needs it back", cycle[0]);
-            return Err(self.spans.at(
-                e,
-                self.spans.key_near(&format!("resources.{}", cycle[0])),
-                label,
-            ));
-        }
-        Ok(graph)
-    }
-
-    /// The stack's outputs, their references checked.
-    fn outputs(&self) -> Result<BTreeMap<String, Value>> {
-        let mut outputs = BTreeMap::new();
-        for (k, v) in &self.raw.outputs {
-            let v = serde_json::to_value(v).unwrap();
-            let here = format!("outputs.{k}");
-            let mut found = Vec::new();
-            refs::collect(&v, &mut found).map_err(|m| {
-                let e = Error::user(format!("output `{k}`: {m}"));
-                self.spans
-                    .at(e, self.spans.value_near(&here), "not a valid reference")
-            })?;
-            for r in found {
-                if let Ref::Output { resource, attr } = r {
-                    if let Some(e) = ref_error(self.raw, &resource, &attr, self.spans, &here) {
-                        return Err(Error {
-                            message: format!("output `{k}`: {}", e.message),
-                            ..e
-                        });
-                    }
-                }
-            }
-            outputs.insert(k.clone(), v);
-        }
-        Ok(outputs)
-    }
-}
-
-/// What is wrong with a `${resource.attr}` reference written under `here`, pointing at it.
-fn ref_error(
-    raw: &RawStack,
-    resource: &str,
-    attr: &str,
-    spans: &Spans,
-    here: &str,
-) -> Option<Error> {
-    let written = format!("{resource}.{attr}");
-    // where it is written: looked for only when there is something to say
-    let whole = || {
-        spans
-            .find(here, &written)
-            .unwrap_or_else(|| spans.value_near(here))
-    };
-    let Some(table) = raw.resources.get(resource) else {
-        let e = Error::user(format!(
-            "`${{{written}}}` refers to `{resource}`, which is not declared"
-        ))
-        .suggest(resource, raw.resources.keys().map(String::as_str));
-        return Some(spans.at(
-            e,
-            whole().start..whole().start + resource.len(),
-            "no such resource in this stack",
-        ));
-    };
-    let kind = table
-        .get("kind")
-        .and_then(|k| k.as_str())
-        .and_then(resources::lookup)?; // reported on that resource itself
-    if !kind.outputs().contains(&attr) {
-        let e = Error::user(format!(
-            "`${{{written}}}`: {} has no output `{attr}` (it has: {})",
-            a(kind.name()),
-            kind.outputs().join(", ")
-        ))
-        .suggest(attr, kind.outputs().iter().copied());
-        let label = format!("not an output of {}", kind.name());
-        let whole = whole();
-        return Some(spans.at(e, whole.end - attr.len()..whole.end, label));
-    }
-    None
-}
+impl Loader<'_> {}
 
 #[cfg(test)]
 mod tests {
