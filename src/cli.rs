@@ -69,7 +69,7 @@ pub enum Command {
     /// Print the env name for a branch name (valid, stable, distinct for distinct branches)
     EnvName(crate::commands::envs::EnvNameArgs),
     /// Remove everything a stack created (no stack: every stack deployed in the env)
-    Destroy(crate::commands::deploy::DestroyArgs),
+    Destroy(crate::commands::destroy::DestroyArgs),
     /// Take over an existing resource that has the name a stack expects, deliberately: it is
     /// recorded as the stack's (the next `up` brings it to the manifest, tags included)
     Import(crate::commands::deploy::ImportArgs),

@@ -1,296 +1,18 @@
 //! `up`, `plan` and `destroy`: load and check everything, connect, lock, plan, confirm, execute.
 
+use super::stages::*;
 use super::{Setup, confirm};
-use crate::apply::Executor;
 use crate::aws::Ctx;
-use crate::error::{Class, Error, Result};
+use crate::error::{Error, Result};
 use crate::manifest::Stack;
 use crate::options::{ApplyArgs, Format, Global, Selection, VarArgs};
 use crate::options::{ReportArgs, Run};
-use crate::plan::Summary;
-use crate::plan::{self, Plan};
 use crate::saved_plan::{self, SavedPlan, SavedStack};
 use crate::state::StackState;
-use crate::views::{Human, Json, View};
 use clap::Args;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::Path;
-
-struct Planned {
-    stack: Option<Stack>,
-    plan: Plan,
-    state: StackState,
-}
-
-/// A version keeps its definition and its role's ARN, not the role's policies: when a plan
-/// changes IAM (a policy, a role, an attachment) while executions of a versioned state machine
-/// run, it says which, since the change reaches them too.
-async fn running_on_older_versions(ctx: &Ctx, plans: &mut [Planned]) {
-    const IAM: &[&str] = &["iam_policy", "iam_role", "iam_role_policy_attachment"];
-    for p in plans {
-        let changes_iam = p.plan.steps.iter().any(|s| {
-            IAM.contains(&s.kind.as_str())
-                && matches!(
-                    s.action,
-                    plan::Action::Update | plan::Action::Replace | plan::Action::Delete
-                )
-        });
-        if !changes_iam {
-            continue;
-        }
-        let versioned = p.state.resources.iter().filter(|(_, e)| {
-            e.kind == "sfn_state_machine" && e.attrs.get("versions").is_some_and(|v| !v.is_null())
-        });
-        for (id, e) in versioned {
-            let Some(arn) = e.outputs.get("arn").and_then(|a| a.as_str()) else {
-                continue;
-            };
-            let running = crate::resources::sfn_state_machine::running_executions(ctx, arn)
-                .await
-                .unwrap_or_default();
-            let Some(first) = running.first() else {
-                continue;
-            };
-            p.plan.warnings.push(format!(
-                "state machine `{id}` has {} running execution(s) (e.g. {first}): this IAM change applies to them too, whatever version they run",
-                running.len()
-            ));
-        }
-    }
-}
-
-/// For the definition that changes, how many transitions each of the stack's scenarios takes
-/// before and after: what the change does to the cost of each path (scenarios written for
-/// other variables than the stack's are left out; a stack without scenarios shows nothing).
-fn scenario_transitions(setup: &Setup, plans: &mut [Planned]) {
-    use crate::engine::{self, scenario};
-    for p in plans {
-        let Some(stack) = &p.stack else { continue };
-        let Ok(files) = super::scenarios::scenario_files(setup, &stack.name) else {
-            continue;
-        };
-        let same_vars = |sc: &scenario::Scenario| {
-            use super::scenarios::var_text;
-            sc.vars.iter().all(|(k, v)| {
-                stack
-                    .vars
-                    .get(k)
-                    .is_some_and(|have| var_text(have) == var_text(v))
-            })
-        };
-        let scenarios: Vec<(String, scenario::Scenario)> = files
-            .iter()
-            .filter_map(|f| super::scenarios::read_scenario(&stack.name, f).ok())
-            .filter(|(_, sc)| same_vars(sc))
-            .collect();
-        // scenarios run against the stack's first state machine, as `deploy test` runs them
-        let Some(machine) = stack
-            .resources
-            .iter()
-            .find(|(_, d)| d.attrs.get("definition").is_some())
-            .map(|(id, _)| id.clone())
-        else {
-            continue;
-        };
-        for step in p.plan.steps.iter_mut().filter(|s| {
-            s.id == machine && matches!(s.action, plan::Action::Update | plan::Action::Replace)
-        }) {
-            let Some(c) = step.changes.iter().find(|c| c.attr == "definition") else {
-                continue;
-            };
-            let (Some(old), Some(new)) = (c.old.clone(), c.new.clone()) else {
-                continue;
-            };
-            for (name, sc) in &scenarios {
-                let count = |def: &serde_json::Value| {
-                    let tasks = scenario::Mocked::new(sc.mocks.clone());
-                    let exec = engine::execute_virtual(def, sc.input.clone(), name, &tasks);
-                    crate::cost::usage(&crate::cost::engine_events(&exec)).transitions()
-                };
-                step.transitions.push(plan::ScenarioTransitions {
-                    scenario: name.clone(),
-                    before: count(&old),
-                    after: count(&new),
-                });
-            }
-        }
-    }
-}
-
-fn print_plans(plans: &[Planned], format: Format) {
-    let plans: Vec<&Plan> = plans.iter().map(|p| &p.plan).collect();
-    crate::views::plan::plans(&plans, format);
-}
-
-/// Plans every stack at once (their locks are held by the caller), each against its state as
-/// read under the lock.
-async fn plan_stacks(
-    setup: &Setup,
-    stacks: Vec<Stack>,
-    recorded: Vec<StackState>,
-    ctx: &Ctx,
-    ttl: Option<std::time::Duration>,
-) -> Result<Vec<Planned>> {
-    let plans = stacks
-        .into_iter()
-        .zip(recorded)
-        .map(|(mut stack, state)| async move {
-            setup.same_target(&state, ctx)?;
-            tag_lifetime(&mut stack, &state, ttl);
-            let plan = plan::plan_up(&stack, &state, ctx).await?;
-            Ok::<_, Error>(Planned {
-                stack: Some(stack),
-                plan,
-                state,
-            })
-        });
-    futures::future::try_join_all(plans).await
-}
-
-/// An environment with a lifetime says so on its resources too: a `deploy:ttl` tag (the
-/// `--ttl` given, else the one recorded by an earlier `up`) on every taggable resource. The
-/// tag holds the duration, not a date, so an `up` that changes nothing re-tags nothing.
-fn tag_lifetime(stack: &mut Stack, state: &StackState, ttl: Option<std::time::Duration>) {
-    let recorded = state.meta.as_ref().and_then(|m| m.ttl_secs);
-    let Some(secs) = ttl.map(|t| t.as_secs()).or(recorded) else {
-        return;
-    };
-    let value = humantime::format_duration(std::time::Duration::from_secs(secs)).to_string();
-    for decl in stack.resources.values_mut().filter(|d| d.kind.taggable()) {
-        if let Some(tags) = decl.attrs.get_mut("tags").and_then(|t| t.as_object_mut()) {
-            tags.insert("deploy:ttl".into(), value.clone().into());
-        }
-    }
-}
-
-/// A manifest emptied by mistake must not destroy a deployed stack: `up` of a stack that
-/// declares no resources while its state records some is refused (exit 2, before any call)
-/// unless `--allow-destroy-all` says it is meant; `deploy destroy` is the way to remove one.
-fn refuse_destroy_all(
-    setup: &Setup,
-    stacks: &[Stack],
-    recorded: &[StackState],
-    allowed: bool,
-) -> Result<()> {
-    if allowed {
-        return Ok(());
-    }
-    for (stack, st) in stacks.iter().zip(recorded) {
-        if stack.resources.is_empty() && !st.resources.is_empty() {
-            return Err(Error::user(format!(
-                "stack `{}` declares no resources, and env `{}` records {} of it: this `up` would delete every one and create none; nothing was changed",
-                stack.name,
-                setup.env,
-                st.resources.len()
-            ))
-            .at(stack.file.clone())
-            .help(format!(
-                "to remove the stack, use `deploy destroy {} --env {}`; if emptying it is meant, pass --allow-destroy-all",
-                stack.name, setup.env
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Runs every changing resource's preflight before anything is touched.
-/// References filled from what state records, with the account and region connected to.
-fn recorded_scope(stack: &Stack, state: &StackState, ctx: &Ctx) -> crate::manifest::refs::MapScope {
-    let outputs = state
-        .resources
-        .iter()
-        .map(|(k, e)| (k.clone(), e.outputs.clone()))
-        .collect();
-    stack.scope(
-        &outputs,
-        Some((&ctx.account_id, &ctx.region, &ctx.partition)),
-    )
-}
-
-async fn preflight(plans: &[Planned], ctx: &Ctx) -> Result<()> {
-    for p in plans {
-        let Some(stack) = &p.stack else { continue };
-        let scope = recorded_scope(stack, &p.state, ctx);
-        for step in p.plan.steps.iter().filter(|s| {
-            matches!(
-                s.action,
-                plan::Action::Create | plan::Action::Update | plan::Action::Replace
-            )
-        }) {
-            let decl = &stack.resources[&step.id];
-            let (want, _) = stack.resolve(&step.id, &scope)?;
-            decl.kind.preflight(ctx, &want).await.map_err(|e| {
-                let msg = format!(
-                    "stack `{}`, resource `{}`: {}",
-                    stack.name, step.id, e.message
-                );
-                Error {
-                    message: format!("{msg} (nothing was changed)"),
-                    ..e
-                }
-            })?;
-        }
-    }
-    Ok(())
-}
-
-/// The executor of an `up` or `destroy`: the run's context, store and view, `--parallelism`,
-/// and the stop flag of `interrupt`.
-fn executor<'a>(
-    setup: &'a Setup,
-    ctx: &'a Ctx,
-    view: &'a dyn View,
-    args: &ApplyArgs,
-) -> Executor<'a> {
-    Executor {
-        ctx,
-        store: &setup.store,
-        view,
-        parallelism: crate::throttle::set_max_writes(args.parallelism as usize),
-        stop: crate::interrupt::flag(),
-    }
-}
-
-fn view_for(format: Format, plans: &[Planned]) -> Box<dyn View> {
-    let total = plans
-        .iter()
-        .map(|p| {
-            p.plan
-                .steps
-                .iter()
-                .filter(|s| s.action != plan::Action::NoOp)
-                .count()
-        })
-        .sum();
-    match format {
-        Format::Text | Format::Markdown => Box::new(Human::new(total)),
-        Format::Json => Box::new(Json),
-    }
-}
-
-fn report(results: Vec<Result<Summary>>, format: Format) -> Result<()> {
-    let mut first_err: Option<Error> = None;
-    for r in results {
-        match r {
-            Ok(s) => crate::views::plan::applied(&s, &s.outputs, format),
-            Err(e) => {
-                if first_err
-                    .as_ref()
-                    .is_none_or(|f| f.class != Class::Partial && e.class == Class::Partial)
-                {
-                    if let Some(prev) = first_err.take() {
-                        eprintln!("error: {prev}");
-                    }
-                    first_err = Some(e);
-                } else {
-                    eprintln!("error: {e}");
-                }
-            }
-        }
-    }
-    first_err.map_or(Ok(()), Err)
-}
 
 pub async fn up(g: &Global, a: &UpArgs) -> Result<()> {
     let setup = Setup::new(g)?;
@@ -308,24 +30,6 @@ pub async fn up(g: &Global, a: &UpArgs) -> Result<()> {
             apply_up(&setup, &ctx, plans, a, g.branch.as_ref()).await
         })
         .await
-}
-
-/// What every `up` does under its locks once the states are read and checked: refuse to empty
-/// a stack by mistake, connect (the identity check alongside the reads), plan every stack.
-async fn connect_and_plan(
-    g: &Global,
-    setup: &Setup,
-    a: &UpArgs,
-    stacks: Vec<Stack>,
-    recorded: Vec<StackState>,
-) -> Result<(Ctx, Vec<Planned>)> {
-    refuse_destroy_all(setup, &stacks, &recorded, a.allow_destroy_all)?;
-    let (mut ctx, identity) = setup.connect_planning(&g.aws, &recorded).await?;
-    ctx.rollout_no_wait = a.no_wait;
-    let plans = identity
-        .alongside(plan_stacks(setup, stacks, recorded, &ctx, a.ttl))
-        .await?;
-    Ok((ctx, plans))
 }
 
 /// `up --plan FILE`: applies exactly the saved plan, or refuses before any change.
@@ -493,61 +197,6 @@ fn save_plans(setup: &Setup, plans: &[Planned], ctx: &Ctx, file: &Path) -> Resul
     Ok(())
 }
 
-/// The rest of `up`, under the locks: show the plans, confirm, apply, report.
-async fn apply_up(
-    setup: &Setup,
-    ctx: &Ctx,
-    mut plans: Vec<Planned>,
-    a: &UpArgs,
-    branch: Option<&String>,
-) -> Result<()> {
-    let (args, out, ttl) = (&a.apply, &a.out, a.ttl);
-    scenario_transitions(setup, &mut plans);
-    running_on_older_versions(ctx, &mut plans).await;
-    print_plans(&plans, out.format);
-    // The environment's lifetime: created, last up, by whom, and --ttl (kept unless given anew).
-    let me = crate::state::Holder::me("up");
-    for p in &mut plans {
-        let now = crate::state::now_secs();
-        let old = p.state.meta.take();
-        p.state.meta = Some(crate::state::Meta {
-            created: old.as_ref().map(|m| m.created).unwrap_or(now),
-            updated: now,
-            by: format!("{} on {}", me.who, me.host),
-            ttl_secs: ttl
-                .map(|t| t.as_secs())
-                .or(old.as_ref().and_then(|m| m.ttl_secs)),
-            branch: branch.cloned().or(old.and_then(|m| m.branch)),
-        });
-    }
-    if !plans.iter().any(|p| p.plan.has_changes()) {
-        // nothing to change: the last `up` is still recorded, for the environment's lifetime
-        let saves = plans
-            .iter()
-            .filter(|p| !p.state.resources.is_empty())
-            .map(|p| setup.store.save(&p.state));
-        futures::future::try_join_all(saves).await?;
-        return Ok(());
-    }
-    preflight(&plans, ctx).await?;
-    confirm(
-        &format!("Apply these changes (env {})?", setup.env),
-        args.yes,
-    )
-    .await?;
-    let view = view_for(out.format, &plans);
-    let ex = executor(setup, ctx, view.as_ref(), args);
-    let runs = plans.into_iter().map(|p| {
-        let ex = &ex;
-        async move {
-            let stack = p.stack.as_ref().expect("up plans carry their stack");
-            ex.up(stack, &p.plan, p.state.clone()).await
-        }
-    });
-    let results = futures::future::join_all(runs).await;
-    report(results, out.format)
-}
-
 /// Prints the plans; says whether anything would change.
 pub async fn plan(
     g: &Global,
@@ -576,137 +225,6 @@ pub async fn plan(
             Ok(plans.iter().any(|p| p.plan.has_changes()))
         })
         .await
-}
-
-/// Adds to `state` the stack's declared resources that it does not record but that exist and
-/// are provably ours (state lost, as on a new CI runner, or never written); says which ones it
-/// leaves alone because they cannot be proven ours. Returns the ids it added.
-async fn recover(
-    setup: &Setup,
-    name: &str,
-    vars: &VarArgs,
-    state: &mut StackState,
-    ctx: &Ctx,
-) -> Result<Vec<String>> {
-    let inputs = crate::manifest::VarInputs {
-        pairs: vars.vars.clone(),
-        files: vars.var_files.clone(),
-        placeholders: true,
-    };
-    let stack = match setup.project.load(name, &inputs, &setup.env) {
-        Ok(s) => s,
-        // the manifest is gone: what state records is all there is to go by
-        Err(_) if !state.resources.is_empty() => return Ok(vec![]),
-        Err(e) => return Err(e),
-    };
-    let found = plan::discover(&stack, state, ctx).await?;
-    for f in &found.foreign {
-        eprintln!(
-            "warning: stack `{name}` (env `{}`): left alone: {}.{} ({}) exists, and is not this stack's: {}",
-            setup.env, f.kind, f.id, f.name, f.why
-        );
-    }
-    let mut added = Vec::new();
-    for (id, (live, outputs)) in found.ours {
-        let decl = &stack.resources[&id];
-        state.resources.insert(
-            id.clone(),
-            crate::state::Entry::created(decl.kind.name(), live, outputs, decl.deps.clone()),
-        );
-        added.push(id);
-    }
-    if state.target.is_none() && !added.is_empty() {
-        state.target = Some(crate::state::Target::of(ctx));
-    }
-    Ok(added)
-}
-
-pub async fn destroy(
-    g: &Global,
-    stacks: &[String],
-    vars: &VarArgs,
-    args: &ApplyArgs,
-    out: &ReportArgs,
-    stop_executions: bool,
-) -> Result<()> {
-    let setup = Setup::new(g)?;
-    // Named stacks; else every stack of the project and every one recorded in the env (state
-    // may be missing: what exists is found by name and tags).
-    let names: Vec<String> = if stacks.is_empty() {
-        let mut all = setup.project.stack_names()?;
-        for (env, s) in setup.store.list().await? {
-            if env == setup.env && !all.contains(&s) {
-                all.push(s);
-            }
-        }
-        all
-    } else {
-        stacks.to_vec()
-    };
-    setup
-        .locked(&names, "destroy", async {
-            // every state read and checked to be its stack's before anything calls AWS
-            let recorded = setup.recorded(&names).await?;
-            let mut ctx = setup.connect(&g.aws).await?;
-            ctx.stop_executions = stop_executions;
-            let ctx = &ctx;
-            let plans = futures::future::try_join_all(
-                names
-                    .iter()
-                    .zip(recorded)
-                    .map(|(name, state)| plan_destroy(&setup, name, state, vars, ctx)),
-            )
-            .await?;
-            let plans: Vec<Planned> = plans.into_iter().flatten().collect();
-            if plans.is_empty() {
-                outln!("Nothing to destroy in env {}.", setup.env);
-                return Ok(());
-            }
-            print_plans(&plans, out.format);
-            confirm(
-                &format!("Destroy these resources (env {})?", setup.env),
-                args.yes,
-            )
-            .await?;
-            let view = view_for(out.format, &plans);
-            let ex = executor(&setup, ctx, view.as_ref(), args);
-            let runs = plans.iter().map(|p| ex.destroy(&p.plan, p.state.clone()));
-            let results = futures::future::join_all(runs).await;
-            report(results, out.format)
-        })
-        .await
-}
-
-/// One stack's destroy plan (its lock held): what state records and what is found to be
-/// ours by name; None when there is nothing.
-async fn plan_destroy(
-    setup: &Setup,
-    name: &str,
-    mut state: StackState,
-    vars: &VarArgs,
-    ctx: &Ctx,
-) -> Result<Option<Planned>> {
-    setup.same_target(&state, ctx)?;
-    if !setup.project.stack_names()?.iter().any(|s| s == name) && state.resources.is_empty() {
-        return Err(Error::user(format!(
-            "unknown stack `{name}`, and nothing is recorded for it in env {}",
-            setup.env
-        )));
-    }
-    let recovered = recover(setup, name, vars, &mut state, ctx).await?;
-    if state.resources.is_empty() {
-        return Ok(None);
-    }
-    let mut plan = plan::plan_destroy(&state);
-    for step in plan.steps.iter_mut().filter(|s| recovered.contains(&s.id)) {
-        step.reason =
-            Some("not recorded in state: found by name, proven ours by its tags or parents".into());
-    }
-    Ok(Some(Planned {
-        stack: None,
-        plan,
-        state,
-    }))
 }
 
 /// Records an existing resource with the expected name as the stack's, deliberately.
@@ -859,41 +377,6 @@ impl Run for PlanArgs {
     }
 }
 
-/// `deploy destroy`'s command line.
-#[derive(Debug, Clone, Args)]
-pub struct DestroyArgs {
-    /// Stacks to destroy (none: every stack of the project and every one recorded in the env)
-    pub stacks: Vec<String>,
-    /// Stop a state machine's running executions before deleting it (without it, a state
-    /// machine with running executions is not deleted)
-    #[arg(long)]
-    pub stop_executions: bool,
-    #[command(flatten)]
-    pub vars: VarArgs,
-    #[command(flatten)]
-    pub apply: ApplyArgs,
-    #[command(flatten)]
-    pub out: ReportArgs,
-}
-
-#[async_trait::async_trait(?Send)]
-impl Run for DestroyArgs {
-    fn format(&self) -> Format {
-        self.out.format
-    }
-    async fn run(&self, g: &Global) -> Result<()> {
-        destroy(
-            g,
-            &self.stacks,
-            &self.vars,
-            &self.apply,
-            &self.out,
-            self.stop_executions,
-        )
-        .await
-    }
-}
-
 /// `deploy import`'s command line.
 #[derive(Debug, Clone, Args)]
 pub struct ImportArgs {
@@ -924,4 +407,77 @@ impl Run for UnlockArgs {
     async fn run(&self, g: &Global) -> Result<()> {
         unlock(g, &self.stack).await
     }
+}
+
+/// What every `up` does under its locks once the states are read and checked: refuse to empty
+/// a stack by mistake, connect (the identity check alongside the reads), plan every stack.
+async fn connect_and_plan(
+    g: &Global,
+    setup: &Setup,
+    a: &UpArgs,
+    stacks: Vec<Stack>,
+    recorded: Vec<StackState>,
+) -> Result<(Ctx, Vec<Planned>)> {
+    refuse_destroy_all(setup, &stacks, &recorded, a.allow_destroy_all)?;
+    let (mut ctx, identity) = setup.connect_planning(&g.aws, &recorded).await?;
+    ctx.rollout_no_wait = a.no_wait;
+    let plans = identity
+        .alongside(plan_stacks(setup, stacks, recorded, &ctx, a.ttl))
+        .await?;
+    Ok((ctx, plans))
+}
+
+/// The rest of `up`, under the locks: show the plans, confirm, apply, report.
+async fn apply_up(
+    setup: &Setup,
+    ctx: &Ctx,
+    mut plans: Vec<Planned>,
+    a: &UpArgs,
+    branch: Option<&String>,
+) -> Result<()> {
+    let (args, out, ttl) = (&a.apply, &a.out, a.ttl);
+    scenario_transitions(setup, &mut plans);
+    running_on_older_versions(ctx, &mut plans).await;
+    print_plans(&plans, out.format);
+    // The environment's lifetime: created, last up, by whom, and --ttl (kept unless given anew).
+    let me = crate::state::Holder::me("up");
+    for p in &mut plans {
+        let now = crate::state::now_secs();
+        let old = p.state.meta.take();
+        p.state.meta = Some(crate::state::Meta {
+            created: old.as_ref().map(|m| m.created).unwrap_or(now),
+            updated: now,
+            by: format!("{} on {}", me.who, me.host),
+            ttl_secs: ttl
+                .map(|t| t.as_secs())
+                .or(old.as_ref().and_then(|m| m.ttl_secs)),
+            branch: branch.cloned().or(old.and_then(|m| m.branch)),
+        });
+    }
+    if !plans.iter().any(|p| p.plan.has_changes()) {
+        // nothing to change: the last `up` is still recorded, for the environment's lifetime
+        let saves = plans
+            .iter()
+            .filter(|p| !p.state.resources.is_empty())
+            .map(|p| setup.store.save(&p.state));
+        futures::future::try_join_all(saves).await?;
+        return Ok(());
+    }
+    preflight(&plans, ctx).await?;
+    confirm(
+        &format!("Apply these changes (env {})?", setup.env),
+        args.yes,
+    )
+    .await?;
+    let view = view_for(out.format, &plans);
+    let ex = executor(setup, ctx, view.as_ref(), args);
+    let runs = plans.into_iter().map(|p| {
+        let ex = &ex;
+        async move {
+            let stack = p.stack.as_ref().expect("up plans carry their stack");
+            ex.up(stack, &p.plan, p.state.clone()).await
+        }
+    });
+    let results = futures::future::join_all(runs).await;
+    report(results, out.format)
 }

@@ -198,7 +198,7 @@ pub async fn sweep(g: &Global, a: &SweepArgs) -> Result<()> {
             yes: true,
             ..args.clone()
         };
-        match super::deploy::destroy(
+        match super::destroy::destroy(
             &ge,
             &[],
             &VarArgs::default(),

@@ -2,11 +2,13 @@
 
 pub mod cost;
 pub mod deploy;
+pub mod destroy;
 pub mod envs;
 pub mod graph;
 pub mod info;
 pub mod rollout;
 pub mod scenarios;
+mod stages;
 pub mod test;
 pub mod validate;
 pub mod workflow;
