@@ -375,8 +375,8 @@ pub async fn plan_up(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Pla
     resources::shared::reading(plan_reads(stack, state, ctx)).await
 }
 
-async fn plan_reads(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Plan> {
-    // Read every recorded resource that is still declared, concurrently.
+/// Every recorded resource that is still declared, read live, concurrently.
+async fn read_recorded(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Live> {
     let reads = stack.graph.order().into_iter().filter_map(|id| {
         let e = state.resources.get(&id)?;
         let decl = &stack.resources[&id];
@@ -385,32 +385,36 @@ async fn plan_reads(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Plan
             async move { (id, decl.kind.read(ctx, &attrs, &known).await) }
         })
     });
-    let mut live: BTreeMap<String, Option<(Value, resources::Outputs)>> = BTreeMap::new();
+    let mut live = BTreeMap::new();
     for (id, r) in futures::future::join_all(reads).await {
         live.insert(id, r?);
     }
+    Ok(live)
+}
 
+/// What was read live, per resource id (`None`: recorded but not found).
+type Live = BTreeMap<String, Option<(Value, resources::Outputs)>>;
+
+async fn plan_reads(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Plan> {
+    let mut live = read_recorded(stack, state, ctx).await?;
     let mut found = discover(stack, state, ctx).await?;
     if !found.foreign.is_empty() {
         return Err(refuse(stack, &found.foreign));
     }
     // What was found is known now: its outputs fill the references of what depends on it.
     let mut known = outputs_of(state);
-    known.extend(
-        found
-            .ours
-            .iter()
-            .map(|(id, (_, outs))| (id.clone(), outs.clone())),
-    );
+    let found_outputs = found
+        .ours
+        .iter()
+        .map(|(id, (_, o))| (id.clone(), o.clone()));
+    known.extend(found_outputs);
     let mut scope = stack.scope(&known, Some((&ctx.account_id, &ctx.region, &ctx.partition)));
-    let mut steps = Vec::new();
+    let mut steps: Vec<Step> = Vec::new();
     let mut warnings = Vec::new();
     for id in stack.graph.order() {
         // what an update of an earlier resource changes is not known before it runs
-        if let Some(prev) = steps
-            .last()
-            .filter(|s: &&Step| matches!(s.action, Action::Update | Action::Replace))
-        {
+        let prev = steps.last();
+        if let Some(prev) = prev.filter(|s| matches!(s.action, Action::Update | Action::Replace)) {
             let changing = stack.resources[&prev.id].kind.changing_outputs();
             if let Some(o) = scope.outputs.get_mut(&prev.id) {
                 o.retain(|k, _| !changing.contains(&k.as_str()));
@@ -419,78 +423,25 @@ async fn plan_reads(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Plan
         let decl = &stack.resources[&id];
         let (desired, w) = stack.resolve(&id, &scope)?;
         warnings.extend(w);
-        let name = decl.kind.display_name(&desired);
-        let mut step = Step {
-            id: id.clone(),
-            kind: decl.kind.name().into(),
-            name,
-            action: Action::Create,
-            reason: None,
-            changes: vec![],
-            attributes: None,
-            live: None,
-            found: None,
-            transitions: vec![],
-            rollout: serde_json::from_value::<resources::sfn_alias::Attrs>(desired.clone())
-                .ok()
-                .filter(|_| decl.kind.name() == "sfn_state_machine_alias")
-                .map(|a| a.plan.describe()),
-        };
-        let unrecorded = !state
-            .resources
-            .get(&id)
-            .is_some_and(|e| e.status == Status::Created);
+        let mut step = new_step(&id, decl, &desired);
+        let recorded = state.resources.get(&id);
+        let unrecorded = !recorded.is_some_and(|e| e.status == Status::Created);
         if let (true, Some((have, outs))) = (unrecorded, found.ours.remove(&id)) {
             step.action = Action::Adopt;
-            step.reason = Some(match state.resources.get(&id) {
+            step.reason = Some(match recorded {
                 Some(_) => "an earlier run was interrupted while creating it; it exists and is ours".into(),
                 None => "exists already, not recorded in state, and is ours (found by name, proven by its tags or parents)".into(),
             });
             step.changes = diff(&desired, &have, decl.kind.replace_on());
             step.live = Some(have);
             step.found = Some(outs);
-            mask_changes(&mut step.changes, decl.kind.sensitive(), &stack.secrets);
-            steps.push(step);
-            continue;
-        }
-        match state.resources.get(&id) {
-            None => {}
-            Some(e) if e.kind != decl.kind.name() => {
-                step.action = Action::Replace;
-                step.reason = Some(format!("kind changed from {}", e.kind));
-            }
-            Some(e) if e.status == Status::Pending => {
-                step.reason = Some(
-                    "an earlier run was interrupted while creating it; adopts it if it exists"
-                        .into(),
-                );
-            }
-            Some(_) => match live.remove(&id).flatten() {
-                None => {
-                    step.reason = Some("recorded but not found (deleted outside deploy?)".into())
-                }
-                Some((have, _)) => {
-                    // secrets are recorded sealed: the same clear value is no change
-                    let have = crate::secrets::unseal_matching(&desired, &have);
-                    step.changes = diff(&desired, &have, decl.kind.replace_on());
-                    // what AWS has and deploy did not record was changed by someone else
-                    let recorded =
-                        crate::secrets::unseal_matching(&desired, &state.resources[&id].attrs);
-                    for c in &mut step.changes {
-                        c.changed_outside = recorded.get(&c.attr) != have.get(&c.attr);
-                    }
-                    step.action = Action::for_changes(&step.changes);
-                    step.live = Some(have);
-                }
-            },
+        } else if let Some(e) = recorded {
+            compare(&mut step, e, live.remove(&id).flatten(), &desired, decl);
         }
         mask_changes(&mut step.changes, decl.kind.sensitive(), &stack.secrets);
         if step.action == Action::Create {
-            step.attributes = Some(crate::secrets::mask(
-                &desired,
-                decl.kind.sensitive(),
-                &stack.secrets,
-            ));
+            let masked = crate::secrets::mask(&desired, decl.kind.sensitive(), &stack.secrets);
+            step.attributes = Some(masked);
         }
         steps.push(step);
     }
@@ -507,6 +458,63 @@ async fn plan_reads(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Plan
         steps,
         warnings,
     })
+}
+
+/// A step that creates `id`, until found otherwise.
+fn new_step(id: &str, decl: &crate::manifest::Decl, desired: &Value) -> Step {
+    let alias = decl.kind.name() == "sfn_state_machine_alias";
+    let rollout = serde_json::from_value::<resources::sfn_alias::Attrs>(desired.clone())
+        .ok()
+        .filter(|_| alias)
+        .map(|a| a.plan.describe());
+    Step {
+        id: id.to_string(),
+        kind: decl.kind.name().into(),
+        name: decl.kind.display_name(desired),
+        action: Action::Create,
+        reason: None,
+        changes: vec![],
+        attributes: None,
+        live: None,
+        found: None,
+        transitions: vec![],
+        rollout,
+    }
+}
+
+/// A recorded resource's step: what state says of it (another kind, a create that was
+/// interrupted, recorded), and for one recorded, its differences from what AWS has.
+fn compare(
+    step: &mut Step,
+    e: &crate::state::Entry,
+    live: Option<(Value, resources::Outputs)>,
+    desired: &Value,
+    decl: &crate::manifest::Decl,
+) {
+    if e.kind != decl.kind.name() {
+        step.action = Action::Replace;
+        step.reason = Some(format!("kind changed from {}", e.kind));
+        return;
+    }
+    if e.status == Status::Pending {
+        step.reason =
+            Some("an earlier run was interrupted while creating it; adopts it if it exists".into());
+        return;
+    }
+    let Some((have, _)) = live else {
+        step.reason = Some("recorded but not found (deleted outside deploy?)".into());
+        return;
+    };
+    // secrets are recorded sealed: the same clear value is no change
+    let have = crate::secrets::unseal_matching(desired, &have);
+    step.changes = diff(desired, &have, decl.kind.replace_on());
+    // what AWS has and deploy did not record was changed by someone else
+    let recorded = crate::secrets::unseal_matching(desired, &e.attrs);
+    for c in &mut step.changes {
+        c.changed_outside = recorded.get(&c.attr) != have.get(&c.attr);
+    }
+    step.action = Action::for_changes(&step.changes);
+    step.live = Some(have);
 }
 
 /// What people see of a change: secret values (the kind's sensitive attributes, sensitive

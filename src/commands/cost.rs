@@ -169,192 +169,233 @@ fn calls_text(u: &Usage) -> String {
 }
 
 fn report(stack: &str, p: &Priced, executions: u64, prices: &Prices, format: Format) {
-    let each =
-        |u: &Usage| cost::per_execution(u, p.workflow, &p.region, p.definition_bytes, prices);
-    let month = |u: &Usage| {
-        cost::monthly(
-            u,
-            p.workflow,
-            &p.region,
-            p.definition_bytes,
-            executions,
-            prices,
-        )
+    let r = Report {
+        stack,
+        p,
+        executions,
+        prices,
     };
-    let fewest = p
-        .runs
-        .iter()
-        .min_by_key(|(_, u)| u.transitions())
-        .expect("one run at least");
-    let most = p
-        .runs
-        .iter()
-        .max_by_key(|(_, u)| u.transitions())
-        .expect("one run at least");
     match format {
-        Format::Json => {
-            let runs: Vec<Value> = p
-                .runs
-                .iter()
-                .map(|(name, u)| {
-                    json!({"name": name, "transitions": u.transitions(), "states_entered": u.entered,
-                           "retries": u.retries, "seconds": u.seconds, "usd": each(u), "calls": u.calls})
-                })
-                .collect();
-            let mut doc = json!({
-                "stack": stack, "workflow": p.workflow.name(), "region": p.region,
-                "executions_per_month": executions,
-                "prices": {"source": prices.source, "date": prices.date, "currency": prices.currency},
-            });
-            if p.from_execution {
-                let u = &p.runs[0].1;
-                let (billed, free) = month(u);
-                doc["execution"] = json!(p.runs[0].0);
-                doc["transitions_per_execution"] = json!(u.transitions());
-                doc["usd_per_execution"] = json!(each(u));
-                doc["monthly_usd"] = json!(billed);
-                doc["free_tier_usd"] = json!(free);
-                doc["calls_per_execution"] = json!(u.calls);
-                doc["calls_usd_per_execution"] = cost::calls_priced(u, prices)
-                    .into_iter()
-                    .filter_map(|(s, _, usd)| Some((s, json!(usd?))))
-                    .collect::<serde_json::Map<_, _>>()
-                    .into();
-            } else {
-                let (lo, free_lo) = month(&fewest.1);
-                let (hi, free_hi) = month(&most.1);
-                doc["scenarios"] = json!(runs);
-                doc["transitions_per_execution"] = json!({
-                    "min": fewest.1.transitions(), "min_scenario": fewest.0,
-                    "max": most.1.transitions(), "max_scenario": most.0});
-                doc["monthly_usd"] = json!({"min": lo, "max": hi});
-                doc["free_tier_usd"] = json!({"min": free_lo, "max": free_hi});
-                let mut calls = serde_json::Map::new();
-                for (_, u) in &p.runs {
-                    for (s, n) in &u.calls {
-                        let e = calls
-                            .entry(s.clone())
-                            .or_insert(json!({"min": n, "max": n}));
-                        e["min"] = json!(e["min"].as_u64().unwrap().min(*n));
-                        e["max"] = json!(e["max"].as_u64().unwrap().max(*n));
-                    }
-                }
-                doc["calls_per_execution"] = Value::Object(calls);
-            }
-            outln!("{doc}");
+        Format::Json => outln!("{}", r.json()),
+        Format::Text | Format::Markdown => r.text(),
+    }
+}
+
+/// What `cost` prints, from the priced runs.
+struct Report<'a> {
+    stack: &'a str,
+    p: &'a Priced,
+    executions: u64,
+    prices: &'a Prices,
+}
+
+impl Report<'_> {
+    fn each(&self, u: &Usage) -> f64 {
+        let p = self.p;
+        cost::per_execution(u, p.workflow, &p.region, p.definition_bytes, self.prices)
+    }
+
+    /// (billed, taken off by the free tier) for a month of executions like `u`.
+    fn month(&self, u: &Usage) -> (f64, f64) {
+        let p = self.p;
+        let (bytes, n) = (p.definition_bytes, self.executions);
+        cost::monthly(u, p.workflow, &p.region, bytes, n, self.prices)
+    }
+
+    /// The runs with the fewest and the most transitions.
+    fn extremes(&self) -> (&(String, Usage), &(String, Usage)) {
+        let runs = &self.p.runs;
+        let fewest = runs.iter().min_by_key(|(_, u)| u.transitions());
+        let most = runs.iter().max_by_key(|(_, u)| u.transitions());
+        (
+            fewest.expect("one run at least"),
+            most.expect("one run at least"),
+        )
+    }
+
+    fn json(&self) -> Value {
+        let (p, prices) = (self.p, self.prices);
+        let mut doc = json!({
+            "stack": self.stack, "workflow": p.workflow.name(), "region": p.region,
+            "executions_per_month": self.executions,
+            "prices": {"source": prices.source, "date": prices.date, "currency": prices.currency},
+        });
+        if p.from_execution {
+            self.execution_json(&mut doc);
+        } else {
+            self.scenarios_json(&mut doc);
         }
-        Format::Text | Format::Markdown => {
-            let what = if p.from_execution {
-                format!("execution {}", p.runs[0].0)
+        doc
+    }
+
+    fn execution_json(&self, doc: &mut Value) {
+        let u = &self.p.runs[0].1;
+        let (billed, free) = self.month(u);
+        doc["execution"] = json!(self.p.runs[0].0);
+        doc["transitions_per_execution"] = json!(u.transitions());
+        doc["usd_per_execution"] = json!(self.each(u));
+        doc["monthly_usd"] = json!(billed);
+        doc["free_tier_usd"] = json!(free);
+        doc["calls_per_execution"] = json!(u.calls);
+        doc["calls_usd_per_execution"] = cost::calls_priced(u, self.prices)
+            .into_iter()
+            .filter_map(|(s, _, usd)| Some((s, json!(usd?))))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+    }
+
+    fn scenarios_json(&self, doc: &mut Value) {
+        let (fewest, most) = self.extremes();
+        let runs: Vec<Value> = self.p.runs.iter().map(|(name, u)| {
+            json!({"name": name, "transitions": u.transitions(), "states_entered": u.entered,
+                   "retries": u.retries, "seconds": u.seconds, "usd": self.each(u), "calls": u.calls})
+        }).collect();
+        let ((lo, free_lo), (hi, free_hi)) = (self.month(&fewest.1), self.month(&most.1));
+        doc["scenarios"] = json!(runs);
+        doc["transitions_per_execution"] = json!({
+            "min": fewest.1.transitions(), "min_scenario": fewest.0,
+            "max": most.1.transitions(), "max_scenario": most.0});
+        doc["monthly_usd"] = json!({"min": lo, "max": hi});
+        doc["free_tier_usd"] = json!({"min": free_lo, "max": free_hi});
+        let mut calls = serde_json::Map::new();
+        for (s, n) in self.p.runs.iter().flat_map(|(_, u)| &u.calls) {
+            let e = calls
+                .entry(s.clone())
+                .or_insert(json!({"min": n, "max": n}));
+            e["min"] = json!(e["min"].as_u64().unwrap().min(*n));
+            e["max"] = json!(e["max"].as_u64().unwrap().max(*n));
+        }
+        doc["calls_per_execution"] = Value::Object(calls);
+    }
+
+    fn text(&self) {
+        let p = self.p;
+        let what = if p.from_execution {
+            format!("execution {}", p.runs[0].0)
+        } else {
+            format!("its {} scenarios on the local engine", p.runs.len())
+        };
+        let (stack, workflow) = (self.stack, p.workflow.name());
+        outln!(
+            "`{stack}` ({workflow}, {}), per execution, from {what}:",
+            p.region
+        );
+        self.runs_text();
+        self.monthly_text();
+        self.calls_text();
+        outln!(
+            "prices: {} as published on {} ({}; --prices FILE for others)",
+            self.prices.currency,
+            self.prices.date,
+            self.prices.source.split(' ').next().unwrap_or_default()
+        );
+    }
+
+    /// A line per run: transitions, what Step Functions bills, the task calls.
+    fn runs_text(&self) {
+        let runs = &self.p.runs;
+        let width = runs.iter().map(|(n, _)| n.len()).max().unwrap_or(8);
+        let width = width.max(8);
+        let head = ("", "transitions", "Step Functions");
+        outln!(
+            "  {:width$}  {:>11}  {:>14}  task calls",
+            head.0,
+            head.1,
+            head.2
+        );
+        for (name, u) in runs {
+            let retries = if u.retries > 0 {
+                format!(" ({} retries)", u.retries)
             } else {
-                format!("its {} scenarios on the local engine", p.runs.len())
+                String::new()
             };
+            let (n, usd) = (u.transitions(), dollars(self.each(u)));
             outln!(
-                "`{stack}` ({}, {}), per execution, from {what}:",
-                p.workflow.name(),
-                p.region
+                "  {name:width$}  {n:>11}  {usd:>14}  {}{retries}",
+                calls_text(u)
             );
-            let width = p
-                .runs
-                .iter()
-                .map(|(n, _)| n.len())
-                .max()
-                .unwrap_or(8)
-                .max(8);
+        }
+    }
+
+    /// A month of executions: its cost, from the fewest to the most transitions.
+    fn monthly_text(&self) {
+        let (fewest, most) = self.extremes();
+        let per = |u: &Usage| match self.p.workflow {
+            Workflow::Standard => {
+                format!(
+                    "{} transitions",
+                    thousands(u.transitions() * self.executions)
+                )
+            }
+            Workflow::Express => format!("{} requests", thousands(self.executions)),
+        };
+        let (lo, free) = self.month(&fewest.1);
+        let n = thousands(self.executions);
+        if fewest.1.transitions() != most.1.transitions() {
+            let (hi, _) = self.month(&most.1);
+            let (f, m) = (&fewest.1, &most.1);
             outln!(
-                "  {:width$}  {:>11}  {:>14}  task calls",
-                "",
-                "transitions",
-                "Step Functions"
+                "  fewest: {}, {} transition(s) ({}); most: {}, {} ({})",
+                fewest.0,
+                f.transitions(),
+                dollars(self.each(f)),
+                most.0,
+                m.transitions(),
+                dollars(self.each(m))
             );
-            for (name, u) in &p.runs {
-                let retries = if u.retries > 0 {
-                    format!(" ({} retries)", u.retries)
-                } else {
-                    String::new()
-                };
-                outln!(
-                    "  {name:width$}  {:>11}  {:>14}  {}{retries}",
-                    u.transitions(),
-                    dollars(each(u)),
-                    calls_text(u)
-                );
-            }
-            let per = |u: &Usage| match p.workflow {
-                Workflow::Standard => {
-                    format!("{} transitions", thousands(u.transitions() * executions))
-                }
-                Workflow::Express => format!("{} requests", thousands(executions)),
-            };
-            let (lo, free) = month(&fewest.1);
-            let n = thousands(executions);
-            if fewest.1.transitions() != most.1.transitions() {
-                let (hi, _) = month(&most.1);
-                outln!(
-                    "  fewest: {}, {} transition(s) ({}); most: {}, {} ({})",
-                    fewest.0,
-                    fewest.1.transitions(),
-                    dollars(each(&fewest.1)),
-                    most.0,
-                    most.1.transitions(),
-                    dollars(each(&most.1))
-                );
-                outln!(
-                    "{n} executions a month: {} – {} ({} – {})",
-                    dollars(lo),
-                    dollars(hi),
-                    per(&fewest.1),
-                    per(&most.1)
-                );
-            } else {
-                if p.runs.len() > 1 {
-                    outln!("  every scenario: {} transitions", fewest.1.transitions());
-                }
-                outln!(
-                    "{n} executions a month: {} ({})",
-                    dollars(lo),
-                    per(&fewest.1)
-                );
-            }
-            if free > 0.0 {
-                outln!(
-                    "  after the free tier of {} transitions a month ({} off)",
-                    thousands(prices.standard.free_transitions_per_month),
-                    dollars(free)
-                );
-            }
-            let priced: Vec<String> = most
-                .1
-                .calls
-                .keys()
-                .filter_map(|s| {
-                    prices.calls.get(s).map(|c| {
-                        format!("{s}: {} per million ({})", dollars(c.per_million), c.what)
-                    })
-                })
-                .collect();
-            let unpriced: Vec<&String> = most
-                .1
-                .calls
-                .keys()
-                .filter(|s| !prices.calls.contains_key(*s))
-                .collect();
-            if !priced.is_empty() {
-                outln!(
-                    "task calls are billed by their services: {}",
-                    priced.join("; ")
-                );
-            }
-            if !unpriced.is_empty() {
-                let names: Vec<&str> = unpriced.iter().map(|s| s.as_str()).collect();
-                outln!("  not priced here: {}", names.join(", "));
+            let (lo, hi, f, m) = (dollars(lo), dollars(hi), per(f), per(m));
+            outln!("{n} executions a month: {lo} – {hi} ({f} – {m})");
+        } else {
+            if self.p.runs.len() > 1 {
+                outln!("  every scenario: {} transitions", fewest.1.transitions());
             }
             outln!(
-                "prices: {} as published on {} ({}; --prices FILE for others)",
-                prices.currency,
-                prices.date,
-                prices.source.split(' ').next().unwrap_or_default()
+                "{n} executions a month: {} ({})",
+                dollars(lo),
+                per(&fewest.1)
             );
+        }
+        if free > 0.0 {
+            outln!(
+                "  after the free tier of {} transitions a month ({} off)",
+                thousands(self.prices.standard.free_transitions_per_month),
+                dollars(free)
+            );
+        }
+    }
+
+    /// What the task calls cost at their own services, and which are not priced here.
+    fn calls_text(&self) {
+        let (_, most) = self.extremes();
+        let prices = &self.prices.calls;
+        let priced: Vec<String> = most
+            .1
+            .calls
+            .keys()
+            .filter_map(|s| {
+                let c = prices.get(s)?;
+                Some(format!(
+                    "{s}: {} per million ({})",
+                    dollars(c.per_million),
+                    c.what
+                ))
+            })
+            .collect();
+        let unpriced: Vec<&str> = most
+            .1
+            .calls
+            .keys()
+            .filter(|s| !prices.contains_key(*s))
+            .map(String::as_str)
+            .collect();
+        if !priced.is_empty() {
+            outln!(
+                "task calls are billed by their services: {}",
+                priced.join("; ")
+            );
+        }
+        if !unpriced.is_empty() {
+            outln!("  not priced here: {}", unpriced.join(", "));
         }
     }
 }

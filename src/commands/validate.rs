@@ -115,77 +115,86 @@ async fn place_of(setup: &Setup, stack: &Stack) -> permissions::Place {
 pub fn check_stack(stack: &Stack, defs: &[(String, Value)]) -> Vec<Finding> {
     let mut out = Vec::new();
     for (id, def) in defs {
-        let file = template_file(stack, id);
-        // a definition written in the manifest itself: its pointers are into the manifest
-        let within = |pointer: &str| {
-            if file == stack.file {
-                format!("/resources/{id}/definition{pointer}")
-            } else {
-                pointer.to_string()
-            }
+        let d = Checked {
+            stack,
+            id,
+            file: template_file(stack, id),
         };
-        let mut language = validate::check(def, &file, Some(&stack.name));
+        let mut language = validate::check(def, &d.file, Some(&stack.name));
         for f in &mut language {
-            f.pointer = within(&f.pointer);
+            f.pointer = d.within(&f.pointer);
         }
         // a broken definition says nothing reliable about which grants it uses
         let broken = language.iter().any(|f| f.severity == Severity::Error);
         out.extend(language);
-        if let Some(name) = stack.resources[id]
-            .attrs
-            .get("name")
-            .and_then(|n| n.as_str())
-            .filter(|n| !n.contains("${"))
-        {
-            let ok = !name.is_empty()
-                && name.len() <= 80
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-            if !ok {
-                let msg =
-                    format!("state machine name {name:?}: 1 to 80 letters, digits, '-' or '_'");
-                out.push(Finding::new(
-                    Severity::Error,
-                    Some(&stack.name),
-                    &stack.file,
-                    None,
-                    &format!("/resources/{id}/name"),
-                    msg,
-                ));
-            }
+        out.extend(d.name());
+        d.permissions(def, broken, &mut out);
+    }
+    place_all(stack, &mut out);
+    out
+}
+
+/// One state machine definition of a stack being checked.
+struct Checked<'a> {
+    stack: &'a Stack,
+    id: &'a str,
+    /// The file its definition is in (the manifest for one written there).
+    file: String,
+}
+
+impl Checked<'_> {
+    /// A pointer into the definition as the file names it: a definition written in the
+    /// manifest itself is at `/resources/<id>/definition`.
+    fn within(&self, pointer: &str) -> String {
+        if self.file == self.stack.file {
+            format!("/resources/{}/definition{pointer}", self.id)
+        } else {
+            pointer.to_string()
         }
+    }
+
+    fn finding(
+        &self,
+        sev: Severity,
+        state: Option<&str>,
+        file: &str,
+        at: &str,
+        msg: String,
+    ) -> Finding {
+        Finding::new(sev, Some(&self.stack.name), file, state, at, msg)
+    }
+
+    /// A state machine name that AWS would refuse.
+    fn name(&self) -> Option<Finding> {
+        let attrs = &self.stack.resources[self.id].attrs;
+        let name = attrs.get("name")?.as_str().filter(|n| !n.contains("${"))?;
+        let ok = !name.is_empty()
+            && name.len() <= 80
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        let msg = format!("state machine name {name:?}: 1 to 80 letters, digits, '-' or '_'");
+        let at = format!("/resources/{}/name", self.id);
+        (!ok).then(|| self.finding(Severity::Error, None, &self.stack.file, &at, msg))
+    }
+
+    /// The actions its tasks need against what the role's policies grant: each missing one
+    /// an error, each granted and unused one a warning.
+    fn permissions(&self, def: &Value, broken: bool, out: &mut Vec<Finding>) {
+        let (stack, id) = (self.stack, self.id);
         let needs = permissions::derive(def, &permissions::Place::default());
-        let finding =
-            |severity, state: Option<String>, file: &str, pointer: String, message: String| {
-                Finding::new(
-                    severity,
-                    Some(&stack.name),
-                    file,
-                    state.as_deref(),
-                    &pointer,
-                    message,
-                )
-            };
+        let role_at = format!("/resources/{id}/role_arn");
         let Some(g) = grants(stack, id) else {
-            let msg = "the role is not declared in this stack: its permissions are not checked"
-                .to_string();
-            out.push(finding(
-                Severity::Warning,
-                None,
-                &stack.file,
-                format!("/resources/{id}/role_arn"),
-                msg,
-            ));
-            continue;
+            let msg = "the role is not declared in this stack: its permissions are not checked";
+            out.push(self.finding(Severity::Warning, None, &stack.file, &role_at, msg.into()));
+            return;
         };
         let granted: Vec<(String, String)> = g
             .policies
             .iter()
             .flat_map(|(p, st)| {
-                permissions::granted_actions(st)
-                    .into_iter()
-                    .map(move |a| (p.clone(), a))
+                let actions = permissions::granted_actions(st).into_iter();
+                actions.map(move |a| (p.clone(), a))
             })
             .collect();
         if !g.managed.is_empty() {
@@ -194,13 +203,7 @@ pub fn check_stack(stack: &Stack, defs: &[(String, Value)]) -> Vec<Finding> {
                 g.role_name,
                 g.managed.join(", ")
             );
-            out.push(finding(
-                Severity::Warning,
-                None,
-                &stack.file,
-                format!("/resources/{id}/role_arn"),
-                msg,
-            ));
+            out.push(self.finding(Severity::Warning, None, &stack.file, &role_at, msg));
         } else {
             let mut reported = std::collections::BTreeSet::new();
             for n in &needs {
@@ -211,13 +214,8 @@ pub fn check_stack(stack: &Stack, defs: &[(String, Value)]) -> Vec<Finding> {
                         "the role `{}` is not granted {}, which this task needs (on {})",
                         g.role_name, n.action, n.resource
                     );
-                    out.push(finding(
-                        Severity::Error,
-                        Some(n.state.clone()),
-                        &file,
-                        within(&n.pointer),
-                        msg,
-                    ));
+                    let at = self.within(&n.pointer);
+                    out.push(self.finding(Severity::Error, Some(&n.state), &self.file, &at, msg));
                 }
             }
         }
@@ -230,18 +228,11 @@ pub fn check_stack(stack: &Stack, defs: &[(String, Value)]) -> Vec<Finding> {
                     "policy `{p}` grants {a} to the role `{}`, and no state of `{id}` uses it",
                     g.role_name
                 );
-                out.push(finding(
-                    Severity::Warning,
-                    None,
-                    &stack.file,
-                    format!("/resources/{p}/statement"),
-                    msg,
-                ));
+                let at = format!("/resources/{p}/statement");
+                out.push(self.finding(Severity::Warning, None, &stack.file, &at, msg));
             }
         }
     }
-    place_all(stack, &mut out);
-    out
 }
 
 /// A JSON pointer as the manifest's spans name the place (`/a/b~1c/0` → `a.b/c[0]`).

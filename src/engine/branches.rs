@@ -59,63 +59,9 @@ impl Run<'_> {
         } else {
             input.clone()
         };
-        let items = match (jp, s.get("Items"), s.get("ItemsPath")) {
-            (false, Some(i), _) => self.eval(i, &st, vars)?,
-            (true, _, Some(p)) => jsonpath::expression(
-                p.as_str().unwrap_or("$"),
-                &effective,
-                &st["context"],
-                &vars.all(),
-            )
-            .map_err(|m| fail("States.Runtime", m))?,
-            _ => effective.clone(),
-        };
-        let items = items.as_array().cloned().ok_or_else(|| {
-            fail(
-                if jp {
-                    "States.Runtime"
-                } else {
-                    "States.QueryEvaluationError"
-                },
-                format!("Map state input must be an array but was: {items}"),
-            )
-        })?;
+        let items = self.map_items(state, &st, &effective, vars)?;
         let total = items.len();
-        // AWS's ranges: a concurrency and a count are non-negative integers, a percentage is
-        // 0 to 100; a value read from the input (…Path) or an expression that is out of range
-        // fails the state
-        let error = if jp {
-            "States.Runtime"
-        } else {
-            "States.QueryEvaluationError"
-        };
-        let checked = |field: &str, v: Option<f64>, ok: &dyn Fn(f64) -> bool, what: &str| match v {
-            Some(x) if !ok(x) => Err(fail(
-                error,
-                format!("{name}: {field} is {x}; it must be {what}"),
-            )),
-            v => Ok(v),
-        };
-        let whole = |x: f64| x >= 0.0 && x.fract() == 0.0;
-        let max = checked(
-            "MaxConcurrency",
-            self.number(s, "MaxConcurrency", input, name, vars)?,
-            &whole,
-            "a non-negative integer",
-        )?
-        .unwrap_or(0.0) as usize;
-        let tolerated_count = checked(
-            "ToleratedFailureCount",
-            self.number(s, "ToleratedFailureCount", input, name, vars)?,
-            &whole,
-            "a non-negative integer",
-        )?;
-        let tolerated_share = checked(
-            "ToleratedFailurePercentage",
-            self.number(s, "ToleratedFailurePercentage", input, name, vars)?,
-            &|x| (0.0..=100.0).contains(&x),
-            "a number from 0 to 100",
-        )?;
+        let limits = self.map_limits(state, input, vars)?;
         self.event("MapStateStarted", json!({"length": total}));
         let processor = state
             .processor()
@@ -125,7 +71,7 @@ impl Run<'_> {
         let distributed = processor.raw["ProcessorConfig"]["Mode"] == "DISTRIBUTED";
         // a Map Run tolerates no failure unless told (AWS: 0%, then
         // States.ExceedToleratedFailureThreshold); an inline Map fails with the item's error
-        let tolerant = distributed || tolerated_count.is_some() || tolerated_share.is_some();
+        let tolerant = distributed || limits.count.is_some() || limits.share.is_some();
         if distributed {
             let map_run = format!(
                 "{}/{name}:{}",
@@ -138,27 +84,24 @@ impl Run<'_> {
             .get("ItemSelector")
             .or(if jp { s.get("Parameters") } else { None });
         let started = self.last_event();
+        let (st, effective) = (&st, &effective);
         let iterations = items.into_iter().enumerate().map(|(i, item)| {
-            let (st, effective) = (&st, &effective);
-            let run = self.branch(started, async move {
-                self.event("MapIterationStarted", json!({"name": name, "index": i}));
-                let mut ist = st.clone();
-                ist["context"]["Map"] = json!({"Item": {"Index": i, "Value": item}});
-                let item_input = match (selector, jp) {
-                    (Some(sel), true) => self.jp_template(sel, effective, &ist["context"], vars)?,
-                    (Some(sel), false) => self.eval(sel, &ist, vars)?,
-                    (None, _) => item,
-                };
-                let mut inner = vars.nested();
-                let r = self.scope(processor, item_input, &mut inner).await;
-                let kind = if r.is_ok() {
-                    "MapIterationSucceeded"
-                } else {
-                    "MapIterationFailed"
-                };
-                self.event(kind, json!({"name": name, "index": i}));
-                r
-            });
+            let item_input = match (selector, jp) {
+                (Some(sel), _) => {
+                    let mut ist = st.clone();
+                    ist["context"]["Map"] = json!({"Item": {"Index": i, "Value": item}});
+                    if jp {
+                        self.jp_template(sel, effective, &ist["context"], vars)
+                    } else {
+                        self.eval(sel, &ist, vars)
+                    }
+                }
+                (None, _) => Ok(item),
+            };
+            let run = self.branch(
+                started,
+                self.map_iteration(name, i, item_input, processor, vars),
+            );
             async move {
                 if distributed {
                     CHILD_EXECUTION.scope((), run).await
@@ -169,53 +112,162 @@ impl Run<'_> {
         });
         // MaxConcurrency 0 (or none) is as many as AWS runs at once for an inline Map (40, its
         // documented quota); results keep the items' order.
-        let mut running = futures::stream::iter(iterations).buffered(if max == 0 {
+        let at_once = if limits.max == 0 {
             INLINE_MAP_CONCURRENCY
         } else {
-            max
-        });
+            limits.max
+        };
+        let mut running = futures::stream::iter(iterations).buffered(at_once);
         let mut results = Vec::with_capacity(total);
         let mut failures = 0usize;
         while let Some(r) = running.next().await {
             self.rejoin();
-            match r {
-                Ok(v) => results.push(v),
-                Err(f) => {
-                    failures += 1;
-                    let over_count = tolerated_count.is_none_or(|c| failures as f64 > c);
-                    let over_share =
-                        tolerated_share.is_none_or(|p| failures as f64 * 100.0 / total as f64 > p);
-                    if !tolerant || (over_count && over_share) {
-                        let failure = if tolerant {
-                            fail(
-                                "States.ExceedToleratedFailureThreshold",
-                                format!(
-                                    "{failures} of {total} iterations failed, more than tolerated (last: {}: {})",
-                                    f.error, f.cause
-                                ),
-                            )
-                        } else {
-                            f
-                        };
-                        if distributed {
-                            self.event(
-                                "MapRunFailed",
-                                json!({"error": failure.error, "cause": failure.cause}),
-                            );
-                        }
-                        if !will_retry(&failure.error) {
-                            self.event("MapStateFailed", json!({}));
-                        }
-                        return Err(failure);
-                    }
-                    results.push(json!({"Error": f.error, "Cause": f.cause}));
+            let f = match r {
+                Ok(v) => {
+                    results.push(v);
+                    continue;
                 }
+                Err(f) => f,
+            };
+            failures += 1;
+            if !tolerant || limits.exceeded(failures, total) {
+                let failure = if tolerant {
+                    fail(
+                        "States.ExceedToleratedFailureThreshold",
+                        format!(
+                            "{failures} of {total} iterations failed, more than tolerated (last: {}: {})",
+                            f.error, f.cause
+                        ),
+                    )
+                } else {
+                    f
+                };
+                if distributed {
+                    let (error, cause) = (&failure.error, &failure.cause);
+                    self.event("MapRunFailed", json!({"error": error, "cause": cause}));
+                }
+                if !will_retry(&failure.error) {
+                    self.event("MapStateFailed", json!({}));
+                }
+                return Err(failure);
             }
+            results.push(json!({"Error": f.error, "Cause": f.cause}));
         }
         if distributed {
             self.event("MapRunSucceeded", json!({}));
         }
         self.event("MapStateSucceeded", json!({}));
         Ok(Value::Array(results))
+    }
+
+    /// A Map's items: `Items` (JSONata), `ItemsPath` (JSONPath) or the input, an array.
+    fn map_items(
+        &self,
+        state: &asl::State<'_>,
+        st: &Value,
+        effective: &Value,
+        vars: &Vars,
+    ) -> Result<Vec<Value>, Failure> {
+        let (jp, s) = (!state.jsonata(), state.raw);
+        let items = match (jp, s.get("Items"), s.get("ItemsPath")) {
+            (false, Some(i), _) => self.eval(i, st, vars)?,
+            (true, _, Some(p)) => {
+                let path = p.as_str().unwrap_or("$");
+                jsonpath::expression(path, effective, &st["context"], &vars.all())
+                    .map_err(|m| fail("States.Runtime", m))?
+            }
+            _ => effective.clone(),
+        };
+        let error = if jp {
+            "States.Runtime"
+        } else {
+            "States.QueryEvaluationError"
+        };
+        items.as_array().cloned().ok_or_else(|| {
+            fail(
+                error,
+                format!("Map state input must be an array but was: {items}"),
+            )
+        })
+    }
+
+    /// MaxConcurrency and the tolerated failures, in AWS's ranges: a concurrency and a count
+    /// are non-negative integers, a percentage is 0 to 100; a value read from the input
+    /// (…Path) or an expression that is out of range fails the state.
+    fn map_limits(
+        &self,
+        state: &asl::State<'_>,
+        input: &Value,
+        vars: &Vars,
+    ) -> Result<MapLimits, Failure> {
+        let (name, s) = (state.name, state.raw);
+        let error = if state.jsonata() {
+            "States.QueryEvaluationError"
+        } else {
+            "States.Runtime"
+        };
+        let whole = |x: f64| x >= 0.0 && x.fract() == 0.0;
+        let checked = |field: &str, ok: &dyn Fn(f64) -> bool, what: &str| match self
+            .number(s, field, input, name, vars)?
+        {
+            Some(x) if !ok(x) => Err(fail(
+                error,
+                format!("{name}: {field} is {x}; it must be {what}"),
+            )),
+            v => Ok(v),
+        };
+        let integer = "a non-negative integer";
+        Ok(MapLimits {
+            max: checked("MaxConcurrency", &whole, integer)?.unwrap_or(0.0) as usize,
+            count: checked("ToleratedFailureCount", &whole, integer)?,
+            share: checked(
+                "ToleratedFailurePercentage",
+                &|x| (0.0..=100.0).contains(&x),
+                "a number from 0 to 100",
+            )?,
+        })
+    }
+
+    /// One iteration of a Map: its input (or the failure to make it), the item processor run
+    /// on it, with its events.
+    async fn map_iteration(
+        &self,
+        name: &str,
+        i: usize,
+        input: Result<Value, Failure>,
+        processor: &asl::Scope<'_>,
+        vars: &Vars,
+    ) -> Result<Value, Failure> {
+        self.event("MapIterationStarted", json!({"name": name, "index": i}));
+        let r = match input {
+            Ok(item) => self.scope(processor, item, &mut vars.nested()).await,
+            Err(f) => Err(f),
+        };
+        let kind = if r.is_ok() {
+            "MapIterationSucceeded"
+        } else {
+            "MapIterationFailed"
+        };
+        self.event(kind, json!({"name": name, "index": i}));
+        r
+    }
+}
+
+/// How many iterations of a Map run at once (0: as many as AWS allows), and how many failures
+/// it tolerates, as a count and as a share of the items.
+struct MapLimits {
+    max: usize,
+    count: Option<f64>,
+    share: Option<f64>,
+}
+
+impl MapLimits {
+    /// `failures` of `total` iterations are more than both limits tolerate.
+    fn exceeded(&self, failures: usize, total: usize) -> bool {
+        let over_count = self.count.is_none_or(|c| failures as f64 > c);
+        let over_share = self
+            .share
+            .is_none_or(|p| failures as f64 * 100.0 / total as f64 > p);
+        over_count && over_share
     }
 }

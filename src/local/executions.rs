@@ -138,30 +138,7 @@ impl Server {
             Some((a, c)) => (a, Some(c)),
             None => (requested, None),
         };
-        let input_text = body["input"].as_str().unwrap_or("{}").to_string();
-        if input_text.len() > engine::MAX_PAYLOAD {
-            return Err(bad(
-                "InvalidExecutionInput",
-                format!(
-                    "the input is {} bytes: an execution's input may hold at most {} (256 KiB)",
-                    input_text.len(),
-                    engine::MAX_PAYLOAD
-                ),
-            ));
-        }
-        let input: Value = serde_json::from_str(&input_text).map_err(|e| {
-            bad(
-                "InvalidExecutionInput",
-                format!("the input is not JSON: {e}"),
-            )
-        })?;
-        let name = match body["name"].as_str() {
-            Some(n) if !valid_name(n) => {
-                return Err(bad("InvalidName", format!("Invalid Name: '{n}'")));
-            }
-            Some(n) => n.to_string(),
-            None => uuid(),
-        };
+        let (input_text, input, name) = execution_args(body)?;
         let mut store = self.store.lock().unwrap();
         // a version or alias ARN runs that version, or one the alias picks by weight
         let (m, target) = resolve(&store, arn)?;
@@ -172,26 +149,7 @@ impl Server {
                 "StartSyncExecution is for EXPRESS state machines",
             ));
         }
-        let mocks = match case {
-            None => None,
-            Some(case) => {
-                let config = self.mock_config.as_ref().ok_or_else(|| {
-                    bad("InvalidArn", format!("test case {case:?} asked for, but deploy local was started without --mock-config"))
-                })?;
-                let cases = scenario::from_sfn_local(config, &m.name)
-                    .map_err(|msg| bad("ValidationException", msg))?;
-                let (_, mocks) = cases.into_iter().find(|(c, _)| c == case).ok_or_else(|| {
-                    bad(
-                        "ValidationException",
-                        format!(
-                            "the mock configuration has no test case {case:?} for {}",
-                            m.name
-                        ),
-                    )
-                })?;
-                Some(Mocked::new(mocks))
-            }
-        };
+        let mocks = case.map(|c| self.mocks(c, &m.name)).transpose()?;
         let exec_arn = format!(
             "arn:aws:states:{}:{}:execution:{}:{name}",
             self.region, self.account, m.name
@@ -221,7 +179,7 @@ impl Server {
         let journal = Arc::new(Journal::default());
         let done = Arc::new(tokio::sync::Notify::new());
         let started = now();
-        store.executions.push(Exec {
+        let exec = Exec {
             arn: exec_arn.clone(),
             machine_arn,
             version_arn,
@@ -237,8 +195,9 @@ impl Server {
             journal: journal.clone(),
             abort: None,
             cancel,
-            done: done.clone(),
-        });
+            done,
+        };
+        store.executions.push(exec);
         let server = self.clone();
         let tasks = LocalTasks {
             integrations: self.integrations.clone(),
@@ -256,6 +215,21 @@ impl Server {
         let out = json!({"executionArn": exec_arn, "startDate": started});
         drop(store);
         Ok(out)
+    }
+
+    /// The mocks of a test case of the mock configuration `deploy local` was started with
+    /// (Step Functions Local's `<machine ARN>#<test case>`).
+    fn mocks(&self, case: &str, machine: &str) -> std::result::Result<Mocked, ApiError> {
+        let config = self.mock_config.as_ref().ok_or_else(|| {
+            bad("InvalidArn", format!("test case {case:?} asked for, but deploy local was started without --mock-config"))
+        })?;
+        let cases = scenario::from_sfn_local(config, machine)
+            .map_err(|msg| bad("ValidationException", msg))?;
+        let (_, mocks) = cases.into_iter().find(|(c, _)| c == case).ok_or_else(|| {
+            let msg = format!("the mock configuration has no test case {case:?} for {machine}");
+            bad("ValidationException", msg)
+        })?;
+        Ok(Mocked::new(mocks))
     }
 
     pub(super) fn finish(&self, arn: &str, result: engine::Execution) {
@@ -302,4 +276,33 @@ impl Server {
                 tokio::time::timeout(std::time::Duration::from_millis(100), done.notified()).await;
         }
     }
+}
+
+/// A StartExecution's input (as text, and parsed) and the execution's name (given, or new).
+fn execution_args(body: &Value) -> std::result::Result<(String, Value, String), ApiError> {
+    let input_text = body["input"].as_str().unwrap_or("{}").to_string();
+    if input_text.len() > engine::MAX_PAYLOAD {
+        return Err(bad(
+            "InvalidExecutionInput",
+            format!(
+                "the input is {} bytes: an execution's input may hold at most {} (256 KiB)",
+                input_text.len(),
+                engine::MAX_PAYLOAD
+            ),
+        ));
+    }
+    let input: Value = serde_json::from_str(&input_text).map_err(|e| {
+        bad(
+            "InvalidExecutionInput",
+            format!("the input is not JSON: {e}"),
+        )
+    })?;
+    let name = match body["name"].as_str() {
+        Some(n) if !valid_name(n) => {
+            return Err(bad("InvalidName", format!("Invalid Name: '{n}'")));
+        }
+        Some(n) => n.to_string(),
+        None => uuid(),
+    };
+    Ok((input_text, input, name))
 }

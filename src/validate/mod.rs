@@ -112,18 +112,12 @@ fn scope(c: &mut Checker, sc: &asl::Scope, lang: &str, names: &mut BTreeSet<Stri
     for st in &sc.states {
         let (name, p) = (st.name, st.pointer.as_str());
         if !names.insert(name.to_string()) {
-            c.error(
-                Some(name),
-                &p,
-                "state names must be unique in the whole state machine",
-            );
+            let msg = "state names must be unique in the whole state machine";
+            c.error(Some(name), p, msg);
         }
         if name.chars().count() > MAX_NAME {
-            c.error(
-                Some(name),
-                &p,
-                format!("state names are at most {MAX_NAME} characters"),
-            );
+            let msg = format!("state names are at most {MAX_NAME} characters");
+            c.error(Some(name), p, msg);
         }
         let Some(s) = st.object() else {
             c.error(Some(name), p, "a state is a JSON object");
@@ -141,12 +135,37 @@ fn scope(c: &mut Checker, sc: &asl::Scope, lang: &str, names: &mut BTreeSet<Stri
             }
         }
     }
-    if broken {
-        return;
+    if !broken {
+        paths(c, sc, states);
     }
-    // reachability from StartAt
+}
+
+/// Every state is reachable from StartAt, and from every reachable one some path ends.
+fn paths(c: &mut Checker, sc: &asl::Scope, states: &Map<String, Value>) {
+    let base = sc.pointer.as_str();
+    let seen = reachable(sc, states);
+    for name in states.keys().filter(|n| !seen.contains(*n)) {
+        c.error(
+            Some(name),
+            &format!("{base}/States/{}", esc(name)),
+            "no path from StartAt reaches this state",
+        );
+    }
+    let ends = ending(sc);
+    for name in seen.iter().filter(|n| !ends.contains(*n)) {
+        c.error(
+            Some(name),
+            &format!("{base}/States/{}", esc(name)),
+            "no path from this state ever ends (a loop with no way out)",
+        );
+    }
+}
+
+/// The states reachable from StartAt.
+fn reachable(sc: &asl::Scope, states: &Map<String, Value>) -> BTreeSet<String> {
     let mut seen = BTreeSet::new();
-    let mut todo: Vec<String> = start
+    let mut todo: Vec<String> = sc
+        .start_at
         .filter(|s| states.contains_key(*s))
         .map(|s| vec![s.to_string()])
         .unwrap_or_default();
@@ -155,23 +174,16 @@ fn scope(c: &mut Checker, sc: &asl::Scope, lang: &str, names: &mut BTreeSet<Stri
             continue;
         }
         if let Some(s) = sc.state(&n).filter(|s| s.raw.is_object()) {
-            todo.extend(
-                s.transitions
-                    .iter()
-                    .map(|t| t.to.to_string())
-                    .filter(|t| states.contains_key(t)),
-            );
+            let next = s.transitions.iter().map(|t| t.to.to_string());
+            todo.extend(next.filter(|t| states.contains_key(t)));
         }
     }
-    for name in states.keys().filter(|n| !seen.contains(*n)) {
-        c.error(
-            Some(name),
-            &format!("{base}/States/{}", esc(name)),
-            "no path from StartAt reaches this state",
-        );
-    }
-    // every path ends: from each reachable state some terminal state is reachable; walked
-    // backwards from the terminal states, each edge once (linear in the definition's size)
+    seen
+}
+
+/// The states from which some terminal state is reachable: walked backwards from the
+/// terminal states, each edge once (linear in the definition's size).
+fn ending(sc: &asl::Scope) -> BTreeSet<String> {
     let mut from: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for st in sc.states.iter().filter(|s| s.raw.is_object()) {
         for t in &st.transitions {
@@ -192,13 +204,7 @@ fn scope(c: &mut Checker, sc: &asl::Scope, lang: &str, names: &mut BTreeSet<Stri
             }
         }
     }
-    for name in seen.iter().filter(|n| !ends.contains(*n)) {
-        c.error(
-            Some(name),
-            &format!("{base}/States/{}", esc(name)),
-            "no path from this state ever ends (a loop with no way out)",
-        );
-    }
+    ends
 }
 
 /// One state: its type, its query language, the fields it may have, how it moves on, what
