@@ -32,86 +32,110 @@ impl Outcome {
 
 /// An event as JSON: id, previous id, type, timestamp, and the fields of its details.
 pub fn event_json(e: &HistoryEvent) -> Value {
-    fn put(d: &mut Map<String, Value>, k: &str, v: Option<&str>) {
-        if let Some(v) = v {
-            d.insert(k.into(), Value::String(v.to_string()));
-        }
-    }
     let mut d = Map::new();
+    execution_and_state_details(e, &mut d);
+    task_details(e, &mut d);
+    lambda_and_map_details(e, &mut d);
+    // AWS cuts inputs and outputs over its payload limit from the history, and says so
+    if truncated(e) {
+        d.insert("truncated".into(), Value::Bool(true));
+    }
+    json!({
+        "id": e.id(),
+        "previousEventId": e.previous_event_id(),
+        "timestamp": e.timestamp().secs() as f64 + e.timestamp().subsec_nanos() as f64 / 1e9,
+        "type": e.r#type().as_str(),
+        "details": d,
+    })
+}
+
+fn put(d: &mut Map<String, Value>, k: &str, v: Option<&str>) {
+    if let Some(v) = v {
+        d.insert(k.into(), Value::String(v.to_string()));
+    }
+}
+
+fn execution_and_state_details(e: &HistoryEvent, d: &mut Map<String, Value>) {
     if let Some(x) = e.execution_started_event_details() {
-        put(&mut d, "input", x.input());
-        put(&mut d, "roleArn", x.role_arn());
+        put(d, "input", x.input());
+        put(d, "roleArn", x.role_arn());
     }
     if let Some(x) = e.execution_succeeded_event_details() {
-        put(&mut d, "output", x.output());
+        put(d, "output", x.output());
     }
     if let Some(x) = e.execution_failed_event_details() {
-        put(&mut d, "error", x.error());
-        put(&mut d, "cause", x.cause());
+        put(d, "error", x.error());
+        put(d, "cause", x.cause());
     }
     if let Some(x) = e.execution_timed_out_event_details() {
-        put(&mut d, "error", x.error());
-        put(&mut d, "cause", x.cause());
+        put(d, "error", x.error());
+        put(d, "cause", x.cause());
     }
     if let Some(x) = e.execution_aborted_event_details() {
-        put(&mut d, "error", x.error());
-        put(&mut d, "cause", x.cause());
+        put(d, "error", x.error());
+        put(d, "cause", x.cause());
     }
     if let Some(x) = e.state_entered_event_details() {
-        put(&mut d, "name", Some(x.name()));
-        put(&mut d, "input", x.input());
+        put(d, "name", Some(x.name()));
+        put(d, "input", x.input());
     }
     if let Some(x) = e.state_exited_event_details() {
-        put(&mut d, "name", Some(x.name()));
-        put(&mut d, "output", x.output());
+        put(d, "name", Some(x.name()));
+        put(d, "output", x.output());
     }
+}
+
+fn task_details(e: &HistoryEvent, d: &mut Map<String, Value>) {
     if let Some(x) = e.task_scheduled_event_details() {
-        put(&mut d, "resourceType", Some(x.resource_type()));
-        put(&mut d, "resource", Some(x.resource()));
-        put(&mut d, "parameters", Some(x.parameters()));
+        put(d, "resourceType", Some(x.resource_type()));
+        put(d, "resource", Some(x.resource()));
+        put(d, "parameters", Some(x.parameters()));
     }
     if let Some(x) = e.task_started_event_details() {
-        put(&mut d, "resourceType", Some(x.resource_type()));
-        put(&mut d, "resource", Some(x.resource()));
+        put(d, "resourceType", Some(x.resource_type()));
+        put(d, "resource", Some(x.resource()));
     }
     if let Some(x) = e.task_succeeded_event_details() {
-        put(&mut d, "resourceType", Some(x.resource_type()));
-        put(&mut d, "resource", Some(x.resource()));
-        put(&mut d, "output", x.output());
+        put(d, "resourceType", Some(x.resource_type()));
+        put(d, "resource", Some(x.resource()));
+        put(d, "output", x.output());
     }
     if let Some(x) = e.task_failed_event_details() {
-        put(&mut d, "resourceType", Some(x.resource_type()));
-        put(&mut d, "resource", Some(x.resource()));
-        put(&mut d, "error", x.error());
-        put(&mut d, "cause", x.cause());
+        put(d, "resourceType", Some(x.resource_type()));
+        put(d, "resource", Some(x.resource()));
+        put(d, "error", x.error());
+        put(d, "cause", x.cause());
     }
     if let Some(x) = e.task_timed_out_event_details() {
-        put(&mut d, "resourceType", Some(x.resource_type()));
-        put(&mut d, "resource", Some(x.resource()));
-        put(&mut d, "error", x.error());
-        put(&mut d, "cause", x.cause());
+        put(d, "resourceType", Some(x.resource_type()));
+        put(d, "resource", Some(x.resource()));
+        put(d, "error", x.error());
+        put(d, "cause", x.cause());
     }
     if let Some(x) = e.task_submit_failed_event_details() {
-        put(&mut d, "error", x.error());
-        put(&mut d, "cause", x.cause());
+        put(d, "error", x.error());
+        put(d, "cause", x.cause());
     }
+}
+
+fn lambda_and_map_details(e: &HistoryEvent, d: &mut Map<String, Value>) {
     if let Some(x) = e.lambda_function_scheduled_event_details() {
-        put(&mut d, "resource", Some(x.resource()));
-        put(&mut d, "input", x.input());
+        put(d, "resource", Some(x.resource()));
+        put(d, "input", x.input());
     }
     if let Some(x) = e.lambda_function_succeeded_event_details() {
-        put(&mut d, "output", x.output());
+        put(d, "output", x.output());
     }
     if let Some(x) = e.lambda_function_timed_out_event_details() {
-        put(&mut d, "error", x.error());
-        put(&mut d, "cause", x.cause());
+        put(d, "error", x.error());
+        put(d, "cause", x.cause());
     }
     if let Some(x) = e.lambda_function_failed_event_details() {
-        put(&mut d, "error", x.error());
-        put(&mut d, "cause", x.cause());
+        put(d, "error", x.error());
+        put(d, "cause", x.cause());
     }
     if let Some(x) = e.map_iteration_started_event_details() {
-        put(&mut d, "name", x.name());
+        put(d, "name", x.name());
         d.insert("index".into(), json!(x.index()));
     }
     for x in [
@@ -122,14 +146,17 @@ pub fn event_json(e: &HistoryEvent) -> Value {
     .into_iter()
     .flatten()
     {
-        put(&mut d, "name", x.name());
+        put(d, "name", x.name());
         d.insert("index".into(), json!(x.index()));
     }
     if let Some(x) = e.map_state_started_event_details() {
         d.insert("length".into(), json!(x.length()));
     }
-    // AWS cuts inputs and outputs over its payload limit from the history, and says so
-    let truncated = [
+}
+
+/// An input or output of the event was cut from the history (over AWS's payload limit).
+fn truncated(e: &HistoryEvent) -> bool {
+    [
         e.execution_started_event_details()
             .and_then(|x| x.input_details()),
         e.execution_succeeded_event_details()
@@ -143,17 +170,7 @@ pub fn event_json(e: &HistoryEvent) -> Value {
     ]
     .into_iter()
     .flatten()
-    .any(|d| d.truncated());
-    if truncated {
-        d.insert("truncated".into(), Value::Bool(true));
-    }
-    json!({
-        "id": e.id(),
-        "previousEventId": e.previous_event_id(),
-        "timestamp": e.timestamp().secs() as f64 + e.timestamp().subsec_nanos() as f64 / 1e9,
-        "type": e.r#type().as_str(),
-        "details": d,
-    })
+    .any(|d| d.truncated())
 }
 
 /// Events as `event_json` writes them, found by id, to follow `previousEventId` back: AWS links

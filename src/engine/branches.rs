@@ -73,12 +73,7 @@ impl Run<'_> {
         // States.ExceedToleratedFailureThreshold); an inline Map fails with the item's error
         let tolerant = distributed || limits.count.is_some() || limits.share.is_some();
         if distributed {
-            let map_run = format!(
-                "{}/{name}:{}",
-                self.opts.execution_arn.replace(":execution:", ":mapRun:"),
-                uuid::Uuid::new_v4()
-            );
-            self.event("MapRunStarted", json!({"mapRunArn": map_run}));
+            self.map_run_started(name);
         }
         let selector = s
             .get("ItemSelector")
@@ -86,18 +81,8 @@ impl Run<'_> {
         let started = self.last_event();
         let (st, effective) = (&st, &effective);
         let iterations = items.into_iter().enumerate().map(|(i, item)| {
-            let item_input = match (selector, jp) {
-                (Some(sel), _) => {
-                    let mut ist = st.clone();
-                    ist["context"]["Map"] = json!({"Item": {"Index": i, "Value": item}});
-                    if jp {
-                        self.jp_template(sel, effective, &ist["context"], vars)
-                    } else {
-                        self.eval(sel, &ist, vars)
-                    }
-                }
-                (None, _) => Ok(item),
-            };
+            let item_input =
+                self.item_input(selector.map(|s| (s, jp)), st, effective, vars, i, item);
             let run = self.branch(
                 started,
                 self.map_iteration(name, i, item_input, processor, vars),
@@ -117,7 +102,37 @@ impl Run<'_> {
         } else {
             limits.max
         };
-        let mut running = futures::stream::iter(iterations).buffered(at_once);
+        let running = futures::stream::iter(iterations).buffered(at_once);
+        let results = match self.gather(running, total, tolerant, &limits).await {
+            Ok(results) => results,
+            Err(failure) => {
+                if distributed {
+                    let (error, cause) = (&failure.error, &failure.cause);
+                    self.event("MapRunFailed", json!({"error": error, "cause": cause}));
+                }
+                if !will_retry(&failure.error) {
+                    self.event("MapStateFailed", json!({}));
+                }
+                return Err(failure);
+            }
+        };
+        if distributed {
+            self.event("MapRunSucceeded", json!({}));
+        }
+        self.event("MapStateSucceeded", json!({}));
+        Ok(Value::Array(results))
+    }
+
+    /// The iterations' results in the items' order, a failed one as its error and cause where
+    /// failures are tolerated; the Map's failure once they are more than tolerated.
+    async fn gather(
+        &self,
+        running: impl futures::Stream<Item = Result<Value, Failure>>,
+        total: usize,
+        tolerant: bool,
+        limits: &MapLimits,
+    ) -> Result<Vec<Value>, Failure> {
+        let mut running = std::pin::pin!(running);
         let mut results = Vec::with_capacity(total);
         let mut failures = 0usize;
         while let Some(r) = running.next().await {
@@ -130,34 +145,51 @@ impl Run<'_> {
                 Err(f) => f,
             };
             failures += 1;
-            if !tolerant || limits.exceeded(failures, total) {
-                let failure = if tolerant {
-                    fail(
-                        "States.ExceedToleratedFailureThreshold",
-                        format!(
-                            "{failures} of {total} iterations failed, more than tolerated (last: {}: {})",
-                            f.error, f.cause
-                        ),
-                    )
-                } else {
-                    f
-                };
-                if distributed {
-                    let (error, cause) = (&failure.error, &failure.cause);
-                    self.event("MapRunFailed", json!({"error": error, "cause": cause}));
-                }
-                if !will_retry(&failure.error) {
-                    self.event("MapStateFailed", json!({}));
-                }
-                return Err(failure);
+            if !tolerant {
+                return Err(f);
+            }
+            if limits.exceeded(failures, total) {
+                return Err(fail(
+                    "States.ExceedToleratedFailureThreshold",
+                    format!(
+                        "{failures} of {total} iterations failed, more than tolerated (last: {}: {})",
+                        f.error, f.cause
+                    ),
+                ));
             }
             results.push(json!({"Error": f.error, "Cause": f.cause}));
         }
-        if distributed {
-            self.event("MapRunSucceeded", json!({}));
+        Ok(results)
+    }
+
+    /// The Map Run that a Distributed Map's iterations run in.
+    fn map_run_started(&self, name: &str) {
+        let runs = self.opts.execution_arn.replace(":execution:", ":mapRun:");
+        let map_run = format!("{runs}/{name}:{}", uuid::Uuid::new_v4());
+        self.event("MapRunStarted", json!({"mapRunArn": map_run}));
+    }
+
+    /// An iteration's input: the item, or what the ItemSelector (JSONPath or not) makes of
+    /// it, with `$$.Map.Item` in the context.
+    fn item_input(
+        &self,
+        selector: Option<(&Value, bool)>,
+        st: &Value,
+        effective: &Value,
+        vars: &Vars,
+        i: usize,
+        item: Value,
+    ) -> Result<Value, Failure> {
+        let Some((sel, jp)) = selector else {
+            return Ok(item);
+        };
+        let mut ist = st.clone();
+        ist["context"]["Map"] = json!({"Item": {"Index": i, "Value": item}});
+        if jp {
+            self.jp_template(sel, effective, &ist["context"], vars)
+        } else {
+            self.eval(sel, &ist, vars)
         }
-        self.event("MapStateSucceeded", json!({}));
-        Ok(Value::Array(results))
     }
 
     /// A Map's items: `Items` (JSONata), `ItemsPath` (JSONPath) or the input, an array.

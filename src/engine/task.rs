@@ -50,67 +50,58 @@ impl Run<'_> {
                 Err(f) => f,
             };
             // Retry: the first retrier matching the error decides.
-            if let Some((i, r)) = retriers
-                .iter()
-                .enumerate()
-                .find(|(_, r)| matches(&r["ErrorEquals"], &failure.error))
-            {
-                let max = r["MaxAttempts"].as_u64().unwrap_or(3);
-                if attempts[i] < max {
-                    let interval = r["IntervalSeconds"].as_f64().unwrap_or(1.0);
-                    let rate = r["BackoffRate"].as_f64().unwrap_or(2.0);
-                    let mut delay = interval * rate.powi(attempts[i] as i32);
-                    if let Some(cap) = r["MaxDelaySeconds"].as_f64() {
-                        delay = delay.min(cap);
-                    }
-                    if r["JitterStrategy"] == "FULL" {
-                        // a random share of the delay, as AWS does
-                        delay *= rand::random::<f64>();
-                    }
-                    attempts[i] += 1;
-                    self.sleep(delay).await;
-                    continue;
-                }
+            if let Some(delay) = backoff(&retriers, &mut attempts, &failure.error) {
+                self.sleep(delay).await;
+                continue;
             }
-            // Catch
-            for c in s["Catch"].as_array().into_iter().flatten() {
-                if matches(&c["ErrorEquals"], &failure.error) {
-                    let error_output = json!({"Error": failure.error, "Cause": failure.cause});
-                    if jp {
-                        if let Some(a) = c.get("Assign") {
-                            let assigned = self.jp_template(
-                                a,
-                                &error_output,
-                                &self.context_for(name, &[]),
-                                vars,
-                            )?;
-                            vars.assign(assigned);
-                        }
-                        let output = match c.get("ResultPath") {
-                            Some(Value::Null) => input.clone(),
-                            Some(p) => {
-                                jsonpath::set(p.as_str().unwrap_or("$"), input, error_output)
-                                    .map_err(|m| fail("States.ResultPathMatchFailure", m))?
-                            }
-                            None => error_output,
-                        };
-                        // the state's one StateExited is written by `state` on the way out
-                        return Ok((output, c["Next"].as_str().map(str::to_string)));
-                    }
-                    let st = self.states_var(input, name, &[("errorOutput", error_output.clone())]);
-                    let output = match c.get("Output") {
-                        Some(o) => self.eval(o, &st, vars)?,
-                        None => error_output,
-                    };
-                    if let Some(a) = c.get("Assign") {
-                        let assigned = self.eval(a, &st, vars)?;
-                        vars.assign(assigned);
-                    }
-                    return Ok((output, c["Next"].as_str().map(str::to_string)));
-                }
+            let catcher = s["Catch"].as_array().into_iter().flatten();
+            if let Some(c) = catcher
+                .into_iter()
+                .find(|c| matches(&c["ErrorEquals"], &failure.error))
+            {
+                return self.caught(c, jp, name, input, vars, failure);
             }
             return Err(failure);
         }
+    }
+
+    /// A Catch that matched `failure`: the state's output (ResultPath in JSONPath, Output in
+    /// JSONata), its Assign, and where it goes next.
+    fn caught(
+        &self,
+        c: &Value,
+        jp: bool,
+        name: &str,
+        input: &Value,
+        vars: &mut Vars,
+        failure: Failure,
+    ) -> Result<(Value, Option<String>), Failure> {
+        let error_output = json!({"Error": failure.error, "Cause": failure.cause});
+        let next = c["Next"].as_str().map(str::to_string);
+        if jp {
+            if let Some(a) = c.get("Assign") {
+                let ctx = self.context_for(name, &[]);
+                vars.assign(self.jp_template(a, &error_output, &ctx, vars)?);
+            }
+            let output = match c.get("ResultPath") {
+                Some(Value::Null) => input.clone(),
+                Some(p) => jsonpath::set(p.as_str().unwrap_or("$"), input, error_output)
+                    .map_err(|m| fail("States.ResultPathMatchFailure", m))?,
+                None => error_output,
+            };
+            // the state's one StateExited is written by `state` on the way out
+            return Ok((output, next));
+        }
+        let st = self.states_var(input, name, &[("errorOutput", error_output.clone())]);
+        let output = match c.get("Output") {
+            Some(o) => self.eval(o, &st, vars)?,
+            None => error_output,
+        };
+        if let Some(a) = c.get("Assign") {
+            let assigned = self.eval(a, &st, vars)?;
+            vars.assign(assigned);
+        }
+        Ok((output, next))
     }
 
     /// What a Task or Parallel state works on: JSONPath InputPath + Parameters, or JSONata Arguments.
@@ -159,19 +150,7 @@ impl Run<'_> {
         // A Lambda function named by its ARN (not through arn:aws:states:::lambda:invoke): AWS
         // records LambdaFunction* events for it, not Task* ones.
         let lambda = is_lambda_arn(&resource);
-        if lambda {
-            self.event(
-                "LambdaFunctionScheduled",
-                json!({"resource": resource, "input": args, "timeoutInSeconds": timeout}),
-            );
-            self.event("LambdaFunctionStarted", json!({}));
-        } else {
-            self.event(
-                "TaskScheduled",
-                json!({"resource": resource, "parameters": args, "timeoutInSeconds": timeout, "heartbeatInSeconds": heartbeat}),
-            );
-            self.event("TaskStarted", json!({"resource": resource}));
-        }
+        self.scheduled(&resource, lambda, &args, timeout, heartbeat);
         // Registered before the call: the answer may come back before the call returns.
         let callbacks = self.opts.callbacks.as_ref();
         let waiting = token
@@ -225,39 +204,65 @@ impl Run<'_> {
             })),
             other => other,
         };
-        match outcome {
+        self.ended(&resource, lambda, outcome)
+    }
+
+    fn scheduled(
+        &self,
+        resource: &str,
+        lambda: bool,
+        args: &Value,
+        timeout: Option<f64>,
+        heartbeat: Option<f64>,
+    ) {
+        if lambda {
+            self.event(
+                "LambdaFunctionScheduled",
+                json!({"resource": resource, "input": args, "timeoutInSeconds": timeout}),
+            );
+            self.event("LambdaFunctionStarted", json!({}));
+        } else {
+            self.event(
+                "TaskScheduled",
+                json!({"resource": resource, "parameters": args, "timeoutInSeconds": timeout, "heartbeatInSeconds": heartbeat}),
+            );
+            self.event("TaskStarted", json!({"resource": resource}));
+        }
+    }
+
+    /// The event of a task's end: succeeded, failed or timed out (Lambda's own for a function
+    /// named by its ARN).
+    fn ended(
+        &self,
+        resource: &str,
+        lambda: bool,
+        outcome: Result<Value, Failure>,
+    ) -> Result<Value, Failure> {
+        let f = match outcome {
             Ok(v) if lambda => {
                 self.event("LambdaFunctionSucceeded", json!({"output": v}));
-                Ok(v)
+                return Ok(v);
             }
             Ok(v) => {
                 self.event("TaskSucceeded", json!({"resource": resource, "output": v}));
-                Ok(v)
+                return Ok(v);
             }
-            Err(f) => {
-                let timed_out = f.error == "States.Timeout" || f.error == "States.HeartbeatTimeout";
-                let (kind, details) = match (lambda, timed_out) {
-                    (true, true) => (
-                        "LambdaFunctionTimedOut",
-                        json!({"error": f.error, "cause": f.cause}),
-                    ),
-                    (true, false) => (
-                        "LambdaFunctionFailed",
-                        json!({"error": f.error, "cause": f.cause}),
-                    ),
-                    (false, true) => (
-                        "TaskTimedOut",
-                        json!({"resource": resource, "error": f.error, "cause": f.cause}),
-                    ),
-                    (false, false) => (
-                        "TaskFailed",
-                        json!({"resource": resource, "error": f.error, "cause": f.cause}),
-                    ),
-                };
-                self.event(kind, details);
-                Err(f)
-            }
-        }
+            Err(f) => f,
+        };
+        let timed_out = f.error == "States.Timeout" || f.error == "States.HeartbeatTimeout";
+        let kind = match (lambda, timed_out) {
+            (true, true) => "LambdaFunctionTimedOut",
+            (true, false) => "LambdaFunctionFailed",
+            (false, true) => "TaskTimedOut",
+            (false, false) => "TaskFailed",
+        };
+        let details = if lambda {
+            json!({"error": f.error, "cause": f.cause})
+        } else {
+            json!({"resource": resource, "error": f.error, "cause": f.cause})
+        };
+        self.event(kind, details);
+        Err(f)
     }
 
     /// Waits for SendTaskSuccess / SendTaskFailure; SendTaskHeartbeat restarts the heartbeat timer.
@@ -294,4 +299,29 @@ impl Run<'_> {
             }
         }
     }
+}
+
+/// The wait before the next attempt, if the first retrier that matches `error` has attempts
+/// left (counted in `attempts`): its interval grown by its backoff rate per attempt, capped by
+/// MaxDelaySeconds, a random share of it with full jitter.
+fn backoff(retriers: &[Value], attempts: &mut [u64], error: &str) -> Option<f64> {
+    let (i, r) = retriers
+        .iter()
+        .enumerate()
+        .find(|(_, r)| matches(&r["ErrorEquals"], error))?;
+    if attempts[i] >= r["MaxAttempts"].as_u64().unwrap_or(3) {
+        return None;
+    }
+    let interval = r["IntervalSeconds"].as_f64().unwrap_or(1.0);
+    let rate = r["BackoffRate"].as_f64().unwrap_or(2.0);
+    let mut delay = interval * rate.powi(attempts[i] as i32);
+    if let Some(cap) = r["MaxDelaySeconds"].as_f64() {
+        delay = delay.min(cap);
+    }
+    if r["JitterStrategy"] == "FULL" {
+        // a random share of the delay, as AWS does
+        delay *= rand::random::<f64>();
+    }
+    attempts[i] += 1;
+    Some(delay)
 }

@@ -85,110 +85,32 @@ pub fn resolve(
     decls: &BTreeMap<String, VarDecl>,
     inputs: &VarInputs,
 ) -> Result<BTreeMap<String, Value>> {
-    let declared = || {
-        if decls.is_empty() {
-            "it declares none".to_string()
-        } else {
-            format!(
-                "it declares: {}",
-                decls.keys().cloned().collect::<Vec<_>>().join(", ")
-            )
-        }
-    };
     let mut given: BTreeMap<String, (Value, String)> = BTreeMap::new();
     for file in &inputs.files {
-        let where_ = file.display().to_string();
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| Error::user(format!("cannot read vars file: {e}")).at(where_.clone()))?;
-        let table: toml::Table = toml::from_str(&text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start].matches('\n').count() + 1)
-                .unwrap_or(1);
-            Error::user(format!("invalid vars file: {}", e.message()))
-                .at(format!("{where_}:{line}"))
-        })?;
-        for (k, v) in table {
-            let line = text
-                .lines()
-                .position(|l| l.trim_start().starts_with(&k))
-                .map(|p| p + 1)
-                .unwrap_or(1);
-            given.insert(k, (to_json(&v), format!("{where_}:{line}")));
-        }
+        given.extend(read_var_file(file)?);
     }
     for pair in &inputs.pairs {
-        let Some((k, raw)) = pair.split_once('=') else {
-            return Err(
-                Error::user(format!("`--var {pair}` is not of the form name=value"))
-                    .help("e.g. --var frequency_in_minutes=5"),
-            );
-        };
-        let k = k.trim().to_string();
-        let where_ = format!("--var {pair}");
-        let Some(d) = decls.get(&k) else {
-            return Err(Error::user(format!(
-                "stack `{stack}` has no variable `{k}`; {}",
-                declared()
-            ))
-            .at(where_)
-            .suggest(&k, decls.keys().map(String::as_str)));
-        };
-        let v = parse_cli(d.ty, raw).ok_or_else(|| {
-            Error::user(format!(
-                "variable `{k}` is a {}, and {raw:?} is not one",
-                d.ty.name()
-            ))
-            .at(where_.clone())
-        })?;
-        given.insert(k, (v, where_));
+        let (k, v) = var_pair(stack, decls, pair)?;
+        given.insert(k, v);
     }
     let mut out = BTreeMap::new();
     for (k, (v, where_)) in &given {
         let Some(d) = decls.get(k) else {
-            return Err(Error::user(format!(
-                "stack `{stack}` has no variable `{k}`; {}",
-                declared()
-            ))
-            .at(where_.clone()));
+            let msg = format!("stack `{stack}` has no variable `{k}`; {}", declared(decls));
+            return Err(Error::user(msg).at(where_.clone()));
         };
         if !typed(d.ty, v) {
-            return Err(Error::user(format!(
-                "variable `{k}` is a {}, and {v} is not one",
-                d.ty.name()
-            ))
-            .at(where_.clone()));
+            let msg = format!("variable `{k}` is a {}, and {v} is not one", d.ty.name());
+            return Err(Error::user(msg).at(where_.clone()));
         }
         out.insert(k.clone(), v.clone());
     }
     for (k, d) in decls {
         if !out.contains_key(k) {
-            match &d.default {
-                Some(v) => {
-                    out.insert(k.clone(), to_json(v));
-                }
-                None if inputs.placeholders => {
-                    let v = match d.ty {
-                        VarType::String => Value::String(format!("(unset: {k})")),
-                        VarType::Number => Value::from(0),
-                        VarType::Bool => Value::Bool(false),
-                    };
-                    out.insert(k.clone(), v);
-                    continue;
-                }
-                None => {
-                    let what = if d.description.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", d.description)
-                    };
-                    return Err(Error::user(format!(
-                        "stack `{stack}` needs variable `{k}`{what}, and none was given"
-                    ))
-                    .help(format!(
-                        "pass --var {k}=VALUE, or put `{k} = ...` in a file given with --var-file"
-                    )));
-                }
+            let v = unset(stack, k, d, inputs.placeholders)?;
+            out.insert(k.clone(), v);
+            if d.default.is_none() {
+                continue;
             }
         }
         if let Some(allowed) = &d.allowed {
@@ -204,6 +126,92 @@ pub fn resolve(
         }
     }
     Ok(out)
+}
+
+/// What a stack declares, for a message about a variable it does not.
+fn declared(decls: &BTreeMap<String, VarDecl>) -> String {
+    if decls.is_empty() {
+        "it declares none".to_string()
+    } else {
+        let names: Vec<&str> = decls.keys().map(String::as_str).collect();
+        format!("it declares: {}", names.join(", "))
+    }
+}
+
+/// The variables of a `--var-file`, each with the file:line it was given at.
+fn read_var_file(file: &std::path::Path) -> Result<BTreeMap<String, (Value, String)>> {
+    let where_ = file.display().to_string();
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| Error::user(format!("cannot read vars file: {e}")).at(where_.clone()))?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| {
+        let at = e.span().map(|s| s.start).unwrap_or(0);
+        let line = text[..at].matches('\n').count() + 1;
+        Error::user(format!("invalid vars file: {}", e.message())).at(format!("{where_}:{line}"))
+    })?;
+    let mut given = BTreeMap::new();
+    for (k, v) in table {
+        let line = text
+            .lines()
+            .position(|l| l.trim_start().starts_with(&k))
+            .map(|p| p + 1)
+            .unwrap_or(1);
+        given.insert(k, (to_json(&v), format!("{where_}:{line}")));
+    }
+    Ok(given)
+}
+
+/// One `--var name=value`: a declared variable, its value parsed as its type.
+fn var_pair(
+    stack: &str,
+    decls: &BTreeMap<String, VarDecl>,
+    pair: &str,
+) -> Result<(String, (Value, String))> {
+    let Some((k, raw)) = pair.split_once('=') else {
+        return Err(
+            Error::user(format!("`--var {pair}` is not of the form name=value"))
+                .help("e.g. --var frequency_in_minutes=5"),
+        );
+    };
+    let k = k.trim().to_string();
+    let where_ = format!("--var {pair}");
+    let Some(d) = decls.get(&k) else {
+        let msg = format!("stack `{stack}` has no variable `{k}`; {}", declared(decls));
+        let names = decls.keys().map(String::as_str);
+        return Err(Error::user(msg).at(where_).suggest(&k, names));
+    };
+    let v = parse_cli(d.ty, raw).ok_or_else(|| {
+        let msg = format!(
+            "variable `{k}` is a {}, and {raw:?} is not one",
+            d.ty.name()
+        );
+        Error::user(msg).at(where_.clone())
+    })?;
+    Ok((k, (v, where_)))
+}
+
+/// A variable that was not given: its default, a placeholder (validation only), or an error.
+fn unset(stack: &str, k: &str, d: &VarDecl, placeholders: bool) -> Result<Value> {
+    if let Some(v) = &d.default {
+        return Ok(to_json(v));
+    }
+    if placeholders {
+        return Ok(match d.ty {
+            VarType::String => Value::String(format!("(unset: {k})")),
+            VarType::Number => Value::from(0),
+            VarType::Bool => Value::Bool(false),
+        });
+    }
+    let what = if d.description.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", d.description)
+    };
+    Err(Error::user(format!(
+        "stack `{stack}` needs variable `{k}`{what}, and none was given"
+    ))
+    .help(format!(
+        "pass --var {k}=VALUE, or put `{k} = ...` in a file given with --var-file"
+    )))
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! `execution::event_json`.)
 
 use crate::execution::{event_json, tokens_in};
+use crate::output::{paint, style};
 use aws_sdk_sfn::types::{HistoryEvent, HistoryEventType as T};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -103,114 +104,113 @@ impl Printer {
         let state = if ty.ends_with("StateEntered") {
             s("name")
         } else {
-            self.state_of
-                .get(&e.previous_event_id())
-                .cloned()
-                .unwrap_or_default()
+            let of = self.state_of.get(&e.previous_event_id());
+            of.cloned().unwrap_or_default()
         };
         self.state_of.insert(e.id(), state.clone());
-        let mut out = Vec::new();
-        use crate::output::{paint, style};
-        let (good, bad) = (
-            |t: &str| paint(self.color, style::OK, t),
-            |t: &str| paint(self.color, style::ERROR, t),
-        );
-        match e.r#type() {
-            T::ExecutionStarted => out.push(format!(
-                "{at}  execution started, input {}",
-                abbreviate(&s("input"), v)
-            )),
-            T::ExecutionSucceeded => out.push(format!(
-                "{at}  execution {}, output {}",
-                good("SUCCEEDED"),
-                abbreviate(&s("output"), v)
-            )),
-            T::ExecutionFailed => out.push(format!(
-                "{at}  execution {}: {}: {}",
-                bad("FAILED"),
-                s("error"),
-                s("cause")
-            )),
-            T::ExecutionTimedOut => out.push(format!(
-                "{at}  execution {}: {} {}",
-                bad("TIMED OUT"),
-                s("error"),
-                s("cause")
-            )),
-            T::ExecutionAborted => {
-                out.push(format!("{at}  execution {} {}", bad("ABORTED"), s("cause")))
-            }
+        if let Some(line) = self.execution_line(e.r#type(), &at, d) {
+            return vec![line];
+        }
+        let bad = |t: &str| paint(self.color, style::ERROR, t);
+        let line = match e.r#type() {
             _ if ty.ends_with("StateEntered") => {
                 let kind = ty.trim_end_matches("StateEntered");
                 let wait = if kind == "Wait" { "  (waiting)" } else { "" };
-                out.push(format!(
-                    "{at}  → {} [{kind}]{wait} input {}",
-                    s("name"),
-                    abbreviate(&s("input"), v)
-                ));
+                let (name, input) = (s("name"), abbreviate(&s("input"), v));
+                format!("{at}  → {name} [{kind}]{wait} input {input}")
             }
             _ if ty.ends_with("StateExited") => {
                 self.failures.remove(&s("name"));
-                out.push(format!(
-                    "{at}  ← {} output {}",
-                    s("name"),
-                    abbreviate(&s("output"), v)
-                ));
+                let (name, output) = (s("name"), abbreviate(&s("output"), v));
+                format!("{at}  ← {name} output {output}")
             }
-            T::TaskScheduled => {
-                if let Some(n) = self.failures.get(&state) {
-                    out.push(format!("{at}    retrying {state} (attempt {})", n + 1));
-                }
-                let resource = s("resource");
-                out.push(format!(
-                    "{at}    {state}: task {}:{resource} {}",
-                    s("resourceType"),
-                    abbreviate(&s("parameters"), v)
-                ));
-                if resource.ends_with(".waitForTaskToken") {
-                    let tokens = tokens_in(&s("parameters"));
-                    match tokens.first() {
-                        Some(t) => {
-                            out.push(format!("{at}    waiting for a callback with task token {t}"));
-                            let shape = match self.definition.as_ref().map(|d| callback_fields(d, &state)).unwrap_or_default() {
-                                f if f.is_empty() => "{...}".to_string(),
-                                f => format!("{{{}}}", f.iter().map(|k| format!("\"{k}\": ...")).collect::<Vec<_>>().join(", ")),
-                            };
-                            out.push(format!("             answer with: deploy approve --token '{t}' --task-output '{shape}'"));
-                            out.push(format!("                      or: deploy reject --token '{t}' --error Rejected --cause '...'"));
-                        }
-                        None => out.push(format!(
-                            "{at}    waiting for a callback (the task token is not in its parameters: pass $$.Task.Token / $states.context.Task.Token to see it)"
-                        )),
-                    }
-                }
+            T::TaskScheduled => return self.scheduled(&at, &state, d),
+            T::TaskSucceeded => {
+                let output = abbreviate(&s("output"), v);
+                format!("{at}    {state}: task succeeded {output}")
             }
-            T::TaskSucceeded => out.push(format!(
-                "{at}    {state}: task succeeded {}",
-                abbreviate(&s("output"), v)
-            )),
             T::TaskFailed | T::TaskTimedOut | T::TaskSubmitFailed | T::LambdaFunctionFailed => {
                 *self.failures.entry(state.clone()).or_insert(0) += 1;
-                out.push(format!(
-                    "{at}    {state}: task {}: {}: {}",
-                    bad("failed"),
-                    s("error"),
-                    abbreviate(&s("cause"), v)
-                ));
+                let (error, cause) = (s("error"), abbreviate(&s("cause"), v));
+                format!("{at}    {state}: task {}: {error}: {cause}", bad("failed"))
             }
-            T::MapIterationStarted => out.push(format!("{at}    iteration {} started", d["index"])),
-            T::MapIterationSucceeded => {
-                out.push(format!("{at}    iteration {} succeeded", d["index"]))
+            T::MapIterationStarted => format!("{at}    iteration {} started", d["index"]),
+            T::MapIterationSucceeded => format!("{at}    iteration {} succeeded", d["index"]),
+            T::MapIterationFailed => {
+                format!("{at}    iteration {} {}", d["index"], bad("FAILED"))
             }
-            T::MapIterationFailed => out.push(format!(
-                "{at}    iteration {} {}",
-                d["index"],
-                bad("FAILED")
-            )),
-            T::MapStateStarted => out.push(format!("{at}    map over {} items", d["length"])),
-            _ if self.verbose => out.push(format!("{at}    {ty}")),
-            _ => {}
+            T::MapStateStarted => format!("{at}    map over {} items", d["length"]),
+            _ if self.verbose => format!("{at}    {ty}"),
+            _ => return Vec::new(),
+        };
+        vec![line]
+    }
+
+    /// The line of an event of the execution as a whole (started, and how it ended).
+    fn execution_line(&self, ty: &T, at: &str, d: &Value) -> Option<String> {
+        let s = |k: &str| d[k].as_str().unwrap_or_default().to_string();
+        let v = self.verbose;
+        let good = |t: &str| paint(self.color, style::OK, t);
+        let bad = |t: &str| paint(self.color, style::ERROR, t);
+        let (error, cause) = (s("error"), s("cause"));
+        Some(match ty {
+            T::ExecutionStarted => {
+                let input = abbreviate(&s("input"), v);
+                format!("{at}  execution started, input {input}")
+            }
+            T::ExecutionSucceeded => {
+                let output = abbreviate(&s("output"), v);
+                format!("{at}  execution {}, output {output}", good("SUCCEEDED"))
+            }
+            T::ExecutionFailed => format!("{at}  execution {}: {error}: {cause}", bad("FAILED")),
+            T::ExecutionTimedOut => {
+                format!("{at}  execution {}: {error} {cause}", bad("TIMED OUT"))
+            }
+            T::ExecutionAborted => format!("{at}  execution {} {cause}", bad("ABORTED")),
+            _ => return None,
+        })
+    }
+
+    /// A task scheduled: a retry's attempt, the task, and for one that waits for a callback,
+    /// how to answer it.
+    fn scheduled(&self, at: &str, state: &str, d: &Value) -> Vec<String> {
+        let s = |k: &str| d[k].as_str().unwrap_or_default().to_string();
+        let mut out = Vec::new();
+        if let Some(n) = self.failures.get(state) {
+            out.push(format!("{at}    retrying {state} (attempt {})", n + 1));
         }
+        let (resource, ty) = (s("resource"), s("resourceType"));
+        let parameters = abbreviate(&s("parameters"), self.verbose);
+        out.push(format!(
+            "{at}    {state}: task {ty}:{resource} {parameters}"
+        ));
+        if !resource.ends_with(".waitForTaskToken") {
+            return out;
+        }
+        let tokens = tokens_in(&s("parameters"));
+        let Some(t) = tokens.first() else {
+            out.push(format!(
+                "{at}    waiting for a callback (the task token is not in its parameters: pass $$.Task.Token / $states.context.Task.Token to see it)"
+            ));
+            return out;
+        };
+        out.push(format!(
+            "{at}    waiting for a callback with task token {t}"
+        ));
+        let fields = self.definition.as_ref().map(|d| callback_fields(d, state));
+        let shape = match fields.unwrap_or_default() {
+            f if f.is_empty() => "{...}".to_string(),
+            f => {
+                let f: Vec<String> = f.iter().map(|k| format!("\"{k}\": ...")).collect();
+                format!("{{{}}}", f.join(", "))
+            }
+        };
+        out.push(format!(
+            "             answer with: deploy approve --token '{t}' --task-output '{shape}'"
+        ));
+        out.push(format!(
+            "                      or: deploy reject --token '{t}' --error Rejected --cause '...'"
+        ));
         out
     }
 }
