@@ -309,31 +309,45 @@ pub async fn build_image(
         }
     };
     let tag = &hash[..12.min(hash.len())];
-    let image = format!("{repo_url}:{tag}");
+    let (image, latest) = (format!("{repo_url}:{tag}"), format!("{repo_url}:latest"));
     let build_err = |e: String| {
-        Error::user(format!(
-            "building the function image from {}: {e}",
-            dir.display()
-        ))
+        let from = dir.display();
+        Error::user(format!("building the function image from {from}: {e}"))
     };
+    let build = ["build", "--platform", platform, "-t", &image, "-t", &latest];
+    let mut command = Command::new(&docker);
+    command.args(build).arg(dir);
+    let long = Duration::from_secs(1800);
+    run(&mut command, "docker build", long, None)
+        .await
+        .map_err(build_err)?;
+    let (user, password, registry) = ecr_login(ctx, repo_url).await?;
+    let push_err = |e: String| Error::aws(format!("pushing the function image: {e}"));
+    let login = ["login", "--username", &user, "--password-stdin", &registry];
+    let short = Duration::from_secs(60);
     run(
-        Command::new(&docker)
-            .args([
-                "build",
-                "--platform",
-                platform,
-                "-t",
-                &image,
-                "-t",
-                &format!("{repo_url}:latest"),
-            ])
-            .arg(dir),
-        "docker build",
-        Duration::from_secs(1800),
-        None,
+        Command::new(&docker).args(login),
+        "docker login",
+        short,
+        Some(&password),
     )
     .await
-    .map_err(build_err)?;
+    .map_err(push_err)?;
+    for t in [&image, &latest] {
+        run(
+            Command::new(&docker).args(["push", t]),
+            "docker push",
+            long,
+            None,
+        )
+        .await
+        .map_err(push_err)?;
+    }
+    pushed_digest(ctx, repo_url, tag).await
+}
+
+/// ECR's registry credentials: user, password, registry address.
+async fn ecr_login(ctx: &Ctx, repo_url: &str) -> Result<(String, String, String)> {
     let auth = ctx
         .ecr
         .get_authorization_token()
@@ -354,35 +368,20 @@ pub async fn build_image(
         .proxy_endpoint()
         .unwrap_or(repo_url.split('/').next().unwrap_or_default())
         .to_string();
-    let push_err = |e: String| Error::aws(format!("pushing the function image: {e}"));
-    run(
-        Command::new(&docker).args(["login", "--username", user, "--password-stdin", &registry]),
-        "docker login",
-        Duration::from_secs(60),
-        Some(password),
-    )
-    .await
-    .map_err(push_err)?;
-    for t in [image.clone(), format!("{repo_url}:latest")] {
-        run(
-            Command::new(&docker).args(["push", &t]),
-            "docker push",
-            Duration::from_secs(1800),
-            None,
-        )
-        .await
-        .map_err(push_err)?;
-    }
+    Ok((user.to_string(), password.to_string(), registry))
+}
+
+/// The pushed image as `repo@digest`, which Lambda takes.
+async fn pushed_digest(ctx: &Ctx, repo_url: &str, tag: &str) -> Result<String> {
     let repo_name = repo_url.split_once('/').map(|(_, n)| n).unwrap_or(repo_url);
+    let id = aws_sdk_ecr::types::ImageIdentifier::builder()
+        .image_tag(tag)
+        .build();
     let images = ctx
         .ecr
         .describe_images()
         .repository_name(repo_name)
-        .image_ids(
-            aws_sdk_ecr::types::ImageIdentifier::builder()
-                .image_tag(tag)
-                .build(),
-        )
+        .image_ids(id)
         .send()
         .await
         .map_err(|e| api_error("DescribeImages", &e))?;
@@ -390,7 +389,11 @@ pub async fn build_image(
         .image_details()
         .first()
         .and_then(|d| d.image_digest())
-        .ok_or_else(|| Error::aws(format!("ECR does not show the pushed image {image}")))?;
+        .ok_or_else(|| {
+            Error::aws(format!(
+                "ECR does not show the pushed image {repo_url}:{tag}"
+            ))
+        })?;
     Ok(format!("{repo_url}@{digest}"))
 }
 

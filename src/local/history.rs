@@ -13,106 +13,17 @@ pub fn event(e: &Event, started: f64, region: &str) -> Value {
     let d = &e.details.value();
     let mut out =
         json!({"id": e.id, "previousEventId": e.prev, "timestamp": started + e.at, "type": e.kind});
-    let task = || {
-        let (t, op) = split_resource(d["resource"].as_str().unwrap_or_default());
-        json!({"resourceType": t, "resource": op})
+    let details = match task_details(e.kind, d, region).or_else(|| other_details(e.kind, d)) {
+        Some(details) => details,
+        None => return out,
     };
-    // an error or cause that is not there (or empty) is left out, as AWS does
-    let named = |v: &Value| match v {
-        Value::String(s) if s.is_empty() => Value::Null,
-        other => other.clone(),
+    // the member is named after the type (any state type's StateEntered: stateEntered...)
+    let kind = match e.kind {
+        k if k.ends_with("StateEntered") => "StateEntered",
+        k if k.ends_with("StateExited") => "StateExited",
+        k => k,
     };
-    let error = || json!({"error": named(&d["error"]), "cause": named(&d["cause"])});
-    let (key, details) = match e.kind {
-        k if k.ends_with("StateEntered") => (
-            "stateEnteredEventDetails",
-            json!({"name": d["name"], "input": text(&d["input"]), "inputDetails": {"truncated": false}}),
-        ),
-        k if k.ends_with("StateExited") => (
-            "stateExitedEventDetails",
-            json!({"name": d["name"], "output": text(&d["output"]), "outputDetails": {"truncated": false}}),
-        ),
-        "TaskScheduled" => {
-            let mut t = task();
-            t["region"] = json!(region);
-            t["parameters"] = json!(text(&d["parameters"]));
-            for (from, to) in [
-                ("timeoutInSeconds", "timeoutInSeconds"),
-                ("heartbeatInSeconds", "heartbeatInSeconds"),
-            ] {
-                if let Some(n) = d[from].as_f64() {
-                    t[to] = json!(n as i64);
-                }
-            }
-            ("taskScheduledEventDetails", t)
-        }
-        "TaskStarted" => ("taskStartedEventDetails", task()),
-        "TaskSucceeded" => {
-            let mut t = task();
-            t["output"] = json!(text(&d["output"]));
-            t["outputDetails"] = json!({"truncated": false});
-            ("taskSucceededEventDetails", t)
-        }
-        "TaskFailed" | "TaskTimedOut" => {
-            let mut t = task();
-            t["error"] = d["error"].clone();
-            t["cause"] = d["cause"].clone();
-            (
-                if e.kind == "TaskFailed" {
-                    "taskFailedEventDetails"
-                } else {
-                    "taskTimedOutEventDetails"
-                },
-                t,
-            )
-        }
-        "LambdaFunctionScheduled" => {
-            let mut t = json!({"resource": d["resource"], "input": text(&d["input"]), "inputDetails": {"truncated": false}});
-            if let Some(n) = d["timeoutInSeconds"].as_f64() {
-                t["timeoutInSeconds"] = json!(n as i64);
-            }
-            ("lambdaFunctionScheduledEventDetails", t)
-        }
-        "LambdaFunctionSucceeded" => (
-            "lambdaFunctionSucceededEventDetails",
-            json!({"output": text(&d["output"]), "outputDetails": {"truncated": false}}),
-        ),
-        "LambdaFunctionFailed" => ("lambdaFunctionFailedEventDetails", error()),
-        "LambdaFunctionTimedOut" => ("lambdaFunctionTimedOutEventDetails", error()),
-        "ExecutionStarted" => (
-            "executionStartedEventDetails",
-            json!({"input": text(&d["input"]), "inputDetails": {"truncated": false}, "roleArn": d["roleArn"]}),
-        ),
-        "ExecutionSucceeded" => (
-            "executionSucceededEventDetails",
-            json!({"output": text(&d["output"]), "outputDetails": {"truncated": false}}),
-        ),
-        "ExecutionFailed" => ("executionFailedEventDetails", error()),
-        "ExecutionTimedOut" => ("executionTimedOutEventDetails", error()),
-        "ExecutionAborted" => ("executionAbortedEventDetails", error()),
-        "MapStateStarted" => (
-            "mapStateStartedEventDetails",
-            json!({"length": d["length"]}),
-        ),
-        "MapRunStarted" => (
-            "mapRunStartedEventDetails",
-            json!({"mapRunArn": d["mapRunArn"]}),
-        ),
-        "MapRunFailed" => ("mapRunFailedEventDetails", error()),
-        "MapIterationStarted" => (
-            "mapIterationStartedEventDetails",
-            json!({"name": d["name"], "index": d["index"]}),
-        ),
-        "MapIterationSucceeded" => (
-            "mapIterationSucceededEventDetails",
-            json!({"name": d["name"], "index": d["index"]}),
-        ),
-        "MapIterationFailed" => (
-            "mapIterationFailedEventDetails",
-            json!({"name": d["name"], "index": d["index"]}),
-        ),
-        _ => return out,
-    };
+    let key = format!("{}{}EventDetails", kind[..1].to_lowercase(), &kind[1..]);
     // AWS leaves out members that have no value
     let details = match details {
         Value::Object(m) => Value::Object(m.into_iter().filter(|(_, v)| !v.is_null()).collect()),
@@ -120,6 +31,82 @@ pub fn event(e: &Event, started: f64, region: &str) -> Value {
     };
     out[key] = details;
     out
+}
+
+/// An error or cause that is not there (or empty) is left out, as AWS does.
+fn error(d: &Value) -> Value {
+    let named = |v: &Value| match v {
+        Value::String(s) if s.is_empty() => Value::Null,
+        other => other.clone(),
+    };
+    json!({"error": named(&d["error"]), "cause": named(&d["cause"])})
+}
+
+/// The details of a Task or Lambda event.
+fn task_details(kind: &str, d: &Value, region: &str) -> Option<Value> {
+    let (t, op) = split_resource(d["resource"].as_str().unwrap_or_default());
+    let mut task = json!({"resourceType": t, "resource": op});
+    let seconds = |v: &Value| v.as_f64().map(|n| json!(n as i64));
+    match kind {
+        "TaskScheduled" => {
+            task["region"] = json!(region);
+            task["parameters"] = json!(text(&d["parameters"]));
+            for k in ["timeoutInSeconds", "heartbeatInSeconds"] {
+                if let Some(n) = seconds(&d[k]) {
+                    task[k] = n;
+                }
+            }
+        }
+        "TaskStarted" => {}
+        "TaskSucceeded" => {
+            task["output"] = json!(text(&d["output"]));
+            task["outputDetails"] = json!({"truncated": false});
+        }
+        "TaskFailed" | "TaskTimedOut" => {
+            task["error"] = d["error"].clone();
+            task["cause"] = d["cause"].clone();
+        }
+        "LambdaFunctionScheduled" => {
+            let mut t = json!({"resource": d["resource"], "input": text(&d["input"]), "inputDetails": {"truncated": false}});
+            if let Some(n) = seconds(&d["timeoutInSeconds"]) {
+                t["timeoutInSeconds"] = n;
+            }
+            return Some(t);
+        }
+        "LambdaFunctionSucceeded" => {
+            return Some(
+                json!({"output": text(&d["output"]), "outputDetails": {"truncated": false}}),
+            );
+        }
+        "LambdaFunctionFailed" | "LambdaFunctionTimedOut" => return Some(error(d)),
+        _ => return None,
+    }
+    Some(task)
+}
+
+/// The details of the execution's, a state's and a Map's events.
+fn other_details(kind: &str, d: &Value) -> Option<Value> {
+    Some(match kind {
+        k if k.ends_with("StateEntered") => {
+            json!({"name": d["name"], "input": text(&d["input"]), "inputDetails": {"truncated": false}})
+        }
+        k if k.ends_with("StateExited") => {
+            json!({"name": d["name"], "output": text(&d["output"]), "outputDetails": {"truncated": false}})
+        }
+        "ExecutionStarted" => {
+            json!({"input": text(&d["input"]), "inputDetails": {"truncated": false}, "roleArn": d["roleArn"]})
+        }
+        "ExecutionSucceeded" => {
+            json!({"output": text(&d["output"]), "outputDetails": {"truncated": false}})
+        }
+        "ExecutionFailed" | "ExecutionTimedOut" | "ExecutionAborted" | "MapRunFailed" => error(d),
+        "MapStateStarted" => json!({"length": d["length"]}),
+        "MapRunStarted" => json!({"mapRunArn": d["mapRunArn"]}),
+        "MapIterationStarted" | "MapIterationSucceeded" | "MapIterationFailed" => {
+            json!({"name": d["name"], "index": d["index"]})
+        }
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

@@ -191,24 +191,11 @@ async fn serve_one(
 
 /// Runs the endpoint until Ctrl-C.
 pub async fn serve(g: &crate::options::Global, args: LocalArgs) -> Result<()> {
-    let mock_config = match &args.mock_config {
-        None => None,
-        Some(f) => {
-            let text = std::fs::read_to_string(f).map_err(|e| {
-                Error::user(format!("cannot read: {e}")).at(f.display().to_string())
-            })?;
-            let v: Value = serde_json::from_str(&text).map_err(|e| {
-                Error::user(format!("not JSON: {e}")).at(format!("{}:{}", f.display(), e.line()))
-            })?;
-            if !v["StateMachines"].is_object() || !v["MockedResponses"].is_object() {
-                return Err(Error::user(
-                    "a mock configuration has StateMachines and MockedResponses",
-                )
-                .at(f.display().to_string()));
-            }
-            Some(v)
-        }
-    };
+    let mock_config = args
+        .mock_config
+        .as_deref()
+        .map(read_mock_config)
+        .transpose()?;
     if !(args.time_scale > 0.0) {
         return Err(Error::user(
             "--time-scale must be above 0 (0.01 makes every Wait 100 times shorter)",
@@ -238,19 +225,7 @@ pub async fn serve(g: &crate::options::Global, args: LocalArgs) -> Result<()> {
         account,
         region,
     });
-    let loopback = args.host == "localhost"
-        || args
-            .host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    if !loopback {
-        eprintln!(
-            "warning: deploy local listens on {}: anyone who reaches that address can start executions, which act on the \
-             emulator with your credentials, and the endpoint asks for no authentication; keep it on 127.0.0.1 unless \
-             that is what you want",
-            args.host
-        );
-    }
+    warn_unless_loopback(&args.host);
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
         .await
         .map_err(|e| {
@@ -267,6 +242,41 @@ pub async fn serve(g: &crate::options::Global, args: LocalArgs) -> Result<()> {
     );
     let _ = writeln!(out, "export AWS_ENDPOINT_URL_SFN=http://{addr}");
     let _ = out.flush();
+    accept(listener, server).await
+}
+
+/// A Step Functions Local mock configuration file, read and checked.
+fn read_mock_config(f: &std::path::Path) -> Result<Value> {
+    let at = f.display().to_string();
+    let text = std::fs::read_to_string(f)
+        .map_err(|e| Error::user(format!("cannot read: {e}")).at(at.clone()))?;
+    let v: Value = serde_json::from_str(&text)
+        .map_err(|e| Error::user(format!("not JSON: {e}")).at(format!("{at}:{}", e.line())))?;
+    if !v["StateMachines"].is_object() || !v["MockedResponses"].is_object() {
+        let msg = "a mock configuration has StateMachines and MockedResponses";
+        return Err(Error::user(msg).at(at));
+    }
+    Ok(v)
+}
+
+/// Anyone who reaches an address other than loopback can use the endpoint: say so.
+fn warn_unless_loopback(host: &str) {
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        eprintln!(
+            "warning: deploy local listens on {}: anyone who reaches that address can start executions, which act on the \
+             emulator with your credentials, and the endpoint asks for no authentication; keep it on 127.0.0.1 unless \
+             that is what you want",
+            host
+        );
+    }
+}
+
+/// Serves connections until Ctrl-C.
+async fn accept(listener: tokio::net::TcpListener, server: Arc<Server>) -> Result<()> {
     loop {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {

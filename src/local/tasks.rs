@@ -401,74 +401,12 @@ impl Integrations {
 
     async fn http_invoke(&self, args: &Value) -> Outcome {
         let socket = |m: String| ("States.Http.Socket".to_string(), m);
-        let endpoint = need(args, "ApiEndpoint", "States.Http")?;
-        let mut url = match &self.http_endpoint {
-            Some(base) => {
-                let path = endpoint
-                    .split_once("://")
-                    .map(|(_, rest)| rest.find('/').map(|i| &rest[i..]).unwrap_or(""))
-                    .unwrap_or(endpoint);
-                format!("{}{}", base.trim_end_matches('/'), path)
-            }
-            None => endpoint.to_string(),
-        };
-        if let Some(q) = args["QueryParameters"]
-            .as_object()
-            .filter(|q| !q.is_empty())
-        {
-            let enc = |s: &str| {
-                percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC)
-                    .to_string()
-            };
-            let pairs: Vec<String> = q
-                .iter()
-                .map(|(k, v)| {
-                    format!(
-                        "{}={}",
-                        enc(k),
-                        enc(&v
-                            .as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| v.to_string()))
-                    )
-                })
-                .collect();
-            url.push(if url.contains('?') { '&' } else { '?' });
-            url.push_str(&pairs.join("&"));
-        }
-        // The connection must exist, as it must on AWS.
-        let connection = args["InvocationConfig"]["ConnectionArn"]
-            .as_str()
-            .or(args["Authentication"]["ConnectionArn"].as_str());
-        if let Some(arn) = connection {
-            let name = arn
-                .rsplit('/')
-                .nth(1)
-                .or_else(|| arn.rsplit('/').next())
-                .unwrap_or(arn);
-            if let Err(e) = self
-                .ctx
-                .events
-                .describe_connection()
-                .name(name)
-                .send()
-                .await
-            {
-                return Err((
-                    "States.Http.ConnectionNotFound".into(),
-                    format!("connection {arn}: {}", e.message().unwrap_or("not found")),
-                ));
-            }
-        }
+        let url = self.http_url(args)?;
+        self.connection_exists(args).await?;
         let method = args["Method"].as_str().unwrap_or("GET").to_uppercase();
         let mut req = hyper::Request::builder().method(method.as_str()).uri(&url);
         for (k, v) in args["Headers"].as_object().into_iter().flatten() {
-            req = req.header(
-                k.as_str(),
-                v.as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| v.to_string()),
-            );
+            req = req.header(k.as_str(), text_of(v));
         }
         let body = match &args["RequestBody"] {
             Value::Null => Vec::new(),
@@ -485,20 +423,15 @@ impl Integrations {
             .await
             .map_err(|_| socket(format!("{url}: no answer within 60 s")))?
             .map_err(|e| {
-                socket(format!(
-                    "{url}: {}",
-                    aws_smithy_types::error::display::DisplayErrorContext(&e)
-                ))
+                let e = aws_smithy_types::error::display::DisplayErrorContext(&e);
+                socket(format!("{url}: {e}"))
             })?;
         let status = resp.status();
         let mut headers = Map::new();
         for (k, v) in resp.headers() {
-            let e = headers
-                .entry(k.as_str().to_string())
-                .or_insert_with(|| json!([]));
-            e.as_array_mut()
-                .unwrap()
-                .push(json!(v.to_str().unwrap_or_default()));
+            let e = headers.entry(k.as_str()).or_insert_with(|| json!([]));
+            let value = json!(v.to_str().unwrap_or_default());
+            e.as_array_mut().unwrap().push(value);
         }
         let bytes = resp
             .into_body()
@@ -510,13 +443,76 @@ impl Integrations {
         let body = serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text.clone()));
         let out = json!({"Headers": headers, "ResponseBody": body, "StatusCode": status.as_u16(), "StatusText": status.canonical_reason().unwrap_or("")});
         if !status.is_success() {
-            return Err((
-                format!("States.Http.StatusCode.{}", status.as_u16()),
-                out.to_string(),
-            ));
+            let error = format!("States.Http.StatusCode.{}", status.as_u16());
+            return Err((error, out.to_string()));
         }
         Ok(out)
     }
+
+    /// The URL an HTTP task calls (behind `--http-endpoint`, its path there), with its query.
+    fn http_url(&self, args: &Value) -> Result<String, (String, String)> {
+        let endpoint = need(args, "ApiEndpoint", "States.Http")?;
+        let mut url = match &self.http_endpoint {
+            Some(base) => {
+                let path = endpoint
+                    .split_once("://")
+                    .map(|(_, rest)| rest.find('/').map(|i| &rest[i..]).unwrap_or(""))
+                    .unwrap_or(endpoint);
+                format!("{}{}", base.trim_end_matches('/'), path)
+            }
+            None => endpoint.to_string(),
+        };
+        let query = args["QueryParameters"].as_object();
+        if let Some(q) = query.filter(|q| !q.is_empty()) {
+            let enc = |s: &str| {
+                percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC)
+                    .to_string()
+            };
+            let pairs: Vec<String> = q
+                .iter()
+                .map(|(k, v)| format!("{}={}", enc(k), enc(&text_of(v))))
+                .collect();
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str(&pairs.join("&"));
+        }
+        Ok(url)
+    }
+
+    /// The EventBridge connection an HTTP task names must exist, as it must on AWS.
+    async fn connection_exists(&self, args: &Value) -> Result<(), (String, String)> {
+        let connection = args["InvocationConfig"]["ConnectionArn"]
+            .as_str()
+            .or(args["Authentication"]["ConnectionArn"].as_str());
+        let Some(arn) = connection else {
+            return Ok(());
+        };
+        let name = arn
+            .rsplit('/')
+            .nth(1)
+            .or_else(|| arn.rsplit('/').next())
+            .unwrap_or(arn);
+        let found = self
+            .ctx
+            .events
+            .describe_connection()
+            .name(name)
+            .send()
+            .await;
+        found.map(|_| ()).map_err(|e| {
+            let why = e.message().unwrap_or("not found").to_string();
+            (
+                "States.Http.ConnectionNotFound".into(),
+                format!("connection {arn}: {why}"),
+            )
+        })
+    }
+}
+
+/// A value as text: a string as it is, anything else as JSON.
+fn text_of(v: &Value) -> String {
+    v.as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| v.to_string())
 }
 
 /// DynamoDB's JSON form of a value (`{"S": "x"}`, `{"N": "1"}`, ...) to the SDK's.
