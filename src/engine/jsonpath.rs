@@ -329,44 +329,57 @@ pub fn rule(
     let Some(v) = v else {
         return Ok(op == "IsPresent" && want == json!(false));
     };
-    Ok(match op.as_str() {
-        "IsPresent" => want == json!(true),
-        "IsNull" => v.is_null() == (want == json!(true)),
-        "IsNumeric" => v.is_number() == (want == json!(true)),
-        "IsString" => v.is_string() == (want == json!(true)),
-        "IsBoolean" => v.is_boolean() == (want == json!(true)),
-        "IsTimestamp" => v.as_str().and_then(timestamp).is_some() == (want == json!(true)),
-        "StringEquals" => v.as_str().is_some() && v == want,
-        "StringLessThan" => v.as_str().zip(want.as_str()).is_some_and(|(a, b)| a < b),
-        "StringGreaterThan" => v.as_str().zip(want.as_str()).is_some_and(|(a, b)| a > b),
-        "StringLessThanEquals" => v.as_str().zip(want.as_str()).is_some_and(|(a, b)| a <= b),
-        "StringGreaterThanEquals" => v.as_str().zip(want.as_str()).is_some_and(|(a, b)| a >= b),
-        t if t.starts_with("Timestamp") => {
-            let instant = |x: &Value| x.as_str().and_then(timestamp);
-            let Some((a, b)) = instant(&v).zip(instant(&want)) else {
-                return Ok(false);
-            };
-            match t {
-                "TimestampEquals" => a == b,
-                "TimestampLessThan" => a < b,
-                "TimestampGreaterThan" => a > b,
-                "TimestampLessThanEquals" => a <= b,
-                "TimestampGreaterThanEquals" => a >= b,
-                other => return Err(format!("unknown comparison {other}")),
-            }
-        }
+    compare(&op, &v, &want)
+}
+
+/// A Choice rule's comparison of the value at its Variable, `v`, with what it names.
+fn compare(op: &str, v: &Value, want: &Value) -> Result<bool, String> {
+    let yes = *want == json!(true);
+    let instant = |x: &Value| x.as_str().and_then(timestamp);
+    Ok(match op {
+        "IsPresent" => yes,
+        "IsNull" => v.is_null() == yes,
+        "IsNumeric" => v.is_number() == yes,
+        "IsString" => v.is_string() == yes,
+        "IsBoolean" => v.is_boolean() == yes,
+        "IsTimestamp" => instant(v).is_some() == yes,
         "StringMatches" => v
             .as_str()
             .zip(want.as_str())
             .is_some_and(|(a, p)| wildcard(p, a)),
-        "NumericEquals" => v.as_f64().zip(want.as_f64()).is_some_and(|(a, b)| a == b),
-        "NumericLessThan" => v.as_f64().zip(want.as_f64()).is_some_and(|(a, b)| a < b),
-        "NumericGreaterThan" => v.as_f64().zip(want.as_f64()).is_some_and(|(a, b)| a > b),
-        "NumericLessThanEquals" => v.as_f64().zip(want.as_f64()).is_some_and(|(a, b)| a <= b),
-        "NumericGreaterThanEquals" => v.as_f64().zip(want.as_f64()).is_some_and(|(a, b)| a >= b),
         "BooleanEquals" => v.is_boolean() && v == want,
-        other => return Err(format!("unknown comparison {other}")),
+        _ => {
+            if let Some(rel) = op.strip_prefix("Timestamp") {
+                let Some((a, b)) = instant(v).zip(instant(want)) else {
+                    return Ok(false);
+                };
+                return relation(op, rel, Some(a.cmp(&b)));
+            }
+            if let Some(rel) = op.strip_prefix("String") {
+                let strings = v.as_str().zip(want.as_str());
+                return relation(op, rel, strings.map(|(a, b)| a.cmp(b)));
+            }
+            if let Some(rel) = op.strip_prefix("Numeric") {
+                let numbers = v.as_f64().zip(want.as_f64());
+                return relation(op, rel, numbers.and_then(|(a, b)| a.partial_cmp(&b)));
+            }
+            return Err(format!("unknown comparison {op}"));
+        }
     })
+}
+
+/// Whether `ord` (none: the values are not of the comparison's type) is what the relation
+/// at the end of a comparison's name (Equals, LessThan, ...) asks for.
+fn relation(op: &str, rel: &str, ord: Option<std::cmp::Ordering>) -> Result<bool, String> {
+    let test: fn(std::cmp::Ordering) -> bool = match rel {
+        "Equals" => std::cmp::Ordering::is_eq,
+        "LessThan" => std::cmp::Ordering::is_lt,
+        "GreaterThan" => std::cmp::Ordering::is_gt,
+        "LessThanEquals" => std::cmp::Ordering::is_le,
+        "GreaterThanEquals" => std::cmp::Ordering::is_ge,
+        _ => return Err(format!("unknown comparison {op}")),
+    };
+    Ok(ord.is_some_and(test))
 }
 
 /// StringMatches: `*` matches any run of characters, `\\*` a star and `\\\\` a backslash;

@@ -13,7 +13,7 @@
 
 use super::{Execution, TaskCall, TaskResult, Tasks};
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -297,13 +297,26 @@ pub fn from_history(events: &[Value], description: String) -> Result<Value, Stri
                 serde_json::json!({ "Throw": { "Error": error, "Cause": cause } })
             }
         };
-        mocks
-            .entry(state.to_string())
-            .or_insert_with(|| Value::Array(vec![]))
-            .as_array_mut()
-            .expect("an array")
-            .push(as_json);
+        let answers = mocks.entry(state.to_string()).or_insert_with(|| json!([]));
+        answers.as_array_mut().expect("an array").push(as_json);
     }
+    let mut expect = outcome(events)?;
+    expect.insert("path".into(), Value::Array(path));
+    let concurrent = events.iter().any(|e| {
+        matches!(
+            e["type"].as_str(),
+            Some("ParallelStateStarted" | "MapStateStarted" | "MapRunStarted")
+        )
+    });
+    if concurrent {
+        expect.insert("path_in_order".into(), Value::Bool(false));
+    }
+    Ok(json!({"description": description, "input": input, "mocks": mocks, "expect": expect}))
+}
+
+/// What a recorded execution ended with, as a scenario expects it: status, and the output or
+/// the error and cause.
+fn outcome(events: &[Value]) -> Result<Map<String, Value>, String> {
     let end = events.last().ok_or("the history is empty")?;
     let d = &end["details"];
     let mut expect = Map::new();
@@ -335,22 +348,7 @@ pub fn from_history(events: &[Value], description: String) -> Result<Value, Stri
             ));
         }
     }
-    expect.insert("path".into(), Value::Array(path));
-    let concurrent = events.iter().any(|e| {
-        matches!(
-            e["type"].as_str(),
-            Some("ParallelStateStarted" | "MapStateStarted" | "MapRunStarted")
-        )
-    });
-    if concurrent {
-        expect.insert("path_in_order".into(), Value::Bool(false));
-    }
-    let mut sc = Map::new();
-    sc.insert("description".into(), description.into());
-    sc.insert("input".into(), input);
-    sc.insert("mocks".into(), Value::Object(mocks));
-    sc.insert("expect".into(), Value::Object(expect));
-    Ok(Value::Object(sc))
+    Ok(expect)
 }
 
 /// The same recording as a Step Functions Local mock configuration (`MockConfigFile`): one

@@ -87,24 +87,7 @@ pub(super) fn rule(c: &mut Checker, name: &str, r: &Value, rp: &str, lang: &str,
         return;
     };
     if lang == "JSONata" {
-        // AWS: a Condition is an expression, or the literal true or false
-        let condition = o.get("Condition");
-        if !condition.is_some_and(|v| {
-            v.is_boolean() || v.as_str().is_some_and(|s| expr::jsonata_of(s).is_some())
-        }) {
-            c.error(
-                Some(name),
-                &format!("{rp}/Condition"),
-                "a JSONata Choice rule needs a Condition written {% ... %} (or true / false)",
-            );
-        }
-        if o.contains_key("Variable") {
-            c.error(
-                Some(name),
-                &format!("{rp}/Variable"),
-                "Variable is a JSONPath field; this state uses JSONata (use Condition)",
-            );
-        }
+        jsonata_rule(c, name, o, rp);
         return;
     }
     if o.contains_key("Condition") {
@@ -130,7 +113,42 @@ pub(super) fn rule(c: &mut Checker, name: &str, r: &Value, rp: &str, lang: &str,
         .keys()
         .filter(|k| COMPARATORS.contains(&k.as_str()))
         .collect();
-    match (bool_ops.as_slice(), comparators.len()) {
+    operands(c, name, o, rp, lang, &bool_ops, comparators.len());
+}
+
+/// A JSONata rule: a Condition, and no Variable.
+fn jsonata_rule(c: &mut Checker, name: &str, o: &Map<String, Value>, rp: &str) {
+    // AWS: a Condition is an expression, or the literal true or false
+    let condition = o.get("Condition");
+    if !condition.is_some_and(|v| {
+        v.is_boolean() || v.as_str().is_some_and(|s| expr::jsonata_of(s).is_some())
+    }) {
+        c.error(
+            Some(name),
+            &format!("{rp}/Condition"),
+            "a JSONata Choice rule needs a Condition written {% ... %} (or true / false)",
+        );
+    }
+    if o.contains_key("Variable") {
+        c.error(
+            Some(name),
+            &format!("{rp}/Variable"),
+            "Variable is a JSONPath field; this state uses JSONata (use Condition)",
+        );
+    }
+}
+
+/// A JSONPath rule's one comparison (with its Variable), or its And / Or / Not.
+fn operands(
+    c: &mut Checker,
+    name: &str,
+    o: &Map<String, Value>,
+    rp: &str,
+    lang: &str,
+    bool_ops: &[&str],
+    comparators: usize,
+) {
+    match (bool_ops, comparators) {
         ([], 1) => match o.get("Variable").and_then(|v| v.as_str()) {
             None => c.error(
                 Some(name),

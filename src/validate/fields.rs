@@ -46,8 +46,17 @@ pub(super) const JSONATA_ONLY: &[&str] = &["Arguments", "Output", "Items"];
 pub(super) const COMMON: &[&str] = &["Type", "Comment", "QueryLanguage", "Assign"];
 
 pub(super) fn allowed(ty: &str) -> &'static [&'static str] {
-    match ty {
-        "Task" => &[
+    FIELDS
+        .iter()
+        .find(|(t, _)| *t == ty)
+        .map_or(&[], |(_, fields)| fields)
+}
+
+/// The fields a state of each type may have (in either query language).
+const FIELDS: &[(&str, &[&str])] = &[
+    (
+        "Task",
+        &[
             "Next",
             "End",
             "Resource",
@@ -66,7 +75,10 @@ pub(super) fn allowed(ty: &str) -> &'static [&'static str] {
             "HeartbeatSecondsPath",
             "Credentials",
         ],
-        "Pass" => &[
+    ),
+    (
+        "Pass",
+        &[
             "Next",
             "End",
             "Result",
@@ -76,8 +88,14 @@ pub(super) fn allowed(ty: &str) -> &'static [&'static str] {
             "ResultPath",
             "Output",
         ],
-        "Choice" => &["Choices", "Default", "InputPath", "OutputPath", "Output"],
-        "Wait" => &[
+    ),
+    (
+        "Choice",
+        &["Choices", "Default", "InputPath", "OutputPath", "Output"],
+    ),
+    (
+        "Wait",
+        &[
             "Next",
             "End",
             "Seconds",
@@ -88,9 +106,12 @@ pub(super) fn allowed(ty: &str) -> &'static [&'static str] {
             "OutputPath",
             "Output",
         ],
-        "Succeed" => &["InputPath", "OutputPath", "Output"],
-        "Fail" => &["Error", "Cause", "ErrorPath", "CausePath"],
-        "Parallel" => &[
+    ),
+    ("Succeed", &["InputPath", "OutputPath", "Output"]),
+    ("Fail", &["Error", "Cause", "ErrorPath", "CausePath"]),
+    (
+        "Parallel",
+        &[
             "Next",
             "End",
             "Branches",
@@ -104,7 +125,10 @@ pub(super) fn allowed(ty: &str) -> &'static [&'static str] {
             "Retry",
             "Catch",
         ],
-        "Map" => &[
+    ),
+    (
+        "Map",
+        &[
             "Next",
             "End",
             "ItemProcessor",
@@ -132,9 +156,8 @@ pub(super) fn allowed(ty: &str) -> &'static [&'static str] {
             "Arguments",
             "Output",
         ],
-        _ => &[],
-    }
-}
+    ),
+];
 
 /// The state's query language, as the model resolved it (its own, else the machine's); says
 /// what is wrong with the one it names (a JSONata machine holds no JSONPath state).
