@@ -155,48 +155,29 @@ impl Server {
             self.region, self.account, m.name
         );
         if let Some(e) = store.executions.get(&exec_arn) {
-            if e.input == input_text && e.status == "RUNNING" {
-                return Ok(json!({"executionArn": e.arn, "startDate": e.started}));
-            }
-            return Err(bad(
-                "ExecutionAlreadyExists",
-                format!("Execution Already Exists: '{exec_arn}'"),
-            ));
+            // StartExecution is idempotent for the same name and input while it runs
+            return match e.input == input_text && e.status == "RUNNING" {
+                true => Ok(json!({"executionArn": e.arn, "startDate": e.started})),
+                false => Err(bad(
+                    "ExecutionAlreadyExists",
+                    format!("Execution Already Exists: '{exec_arn}'"),
+                )),
+            };
         }
-        let opts = Options {
-            name: name.clone(),
-            execution_arn: exec_arn.clone(),
-            machine_name: m.name.clone(),
-            machine_arn: m.arn.clone(),
-            role_arn,
-            time_scale: self.time_scale,
-            callbacks: Some(self.callbacks.clone()),
-            cancel: Default::default(),
-            clock: Default::default(),
-        };
+        let opts = self.options(&name, &exec_arn, m, role_arn);
         let cancel = opts.cancel.clone();
         let (def, machine_arn) = (parsed, m.arn.clone());
         let journal = Arc::new(Journal::default());
-        let done = Arc::new(tokio::sync::Notify::new());
-        let started = now();
-        let exec = Exec {
-            arn: exec_arn.clone(),
+        let exec = Exec::running(
+            &exec_arn,
             machine_arn,
-            version_arn,
-            alias_arn,
+            (version_arn, alias_arn),
             name,
-            input: input_text,
-            started,
-            stopped: None,
-            status: "RUNNING",
-            output: None,
-            error: None,
-            cause: None,
-            journal: journal.clone(),
-            abort: None,
+            input_text,
+            journal.clone(),
             cancel,
-            done,
-        };
+        );
+        let started = exec.started;
         store.executions.push(exec);
         let server = self.clone();
         let tasks = LocalTasks {
@@ -215,6 +196,22 @@ impl Server {
         let out = json!({"executionArn": exec_arn, "startDate": started});
         drop(store);
         Ok(out)
+    }
+
+    /// How the engine runs an execution of `m` here: on the real clock (scaled by
+    /// --time-scale), its task tokens answered through this endpoint.
+    fn options(&self, name: &str, exec_arn: &str, m: &Machine, role_arn: String) -> Options {
+        Options {
+            name: name.to_string(),
+            execution_arn: exec_arn.to_string(),
+            machine_name: m.name.clone(),
+            machine_arn: m.arn.clone(),
+            role_arn,
+            time_scale: self.time_scale,
+            callbacks: Some(self.callbacks.clone()),
+            cancel: Default::default(),
+            clock: Default::default(),
+        }
     }
 
     /// The mocks of a test case of the mock configuration `deploy local` was started with

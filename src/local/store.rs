@@ -307,3 +307,34 @@ impl Machine {
         }
     }
 }
+impl Exec {
+    /// An execution that starts now.
+    pub(super) fn running(
+        arn: &str,
+        machine_arn: String,
+        (version_arn, alias_arn): (Option<String>, Option<String>),
+        name: String,
+        input: String,
+        journal: Arc<Journal>,
+        cancel: jsonata_core::evaluator::CancelToken,
+    ) -> Exec {
+        Exec {
+            arn: arn.to_string(),
+            machine_arn,
+            version_arn,
+            alias_arn,
+            name,
+            input,
+            started: now(),
+            stopped: None,
+            status: "RUNNING",
+            output: None,
+            error: None,
+            cause: None,
+            journal,
+            abort: None,
+            cancel,
+            done: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+}

@@ -161,12 +161,6 @@ impl Breach {
 /// advice on long prefixes.
 pub fn check(kind: &str, attrs: &Value, env: &str) -> Vec<Breach> {
     let mut out: Vec<Breach> = Vec::new();
-    // values known only after apply, and placeholders for unset variables, wait until known
-    let known = |v: &Value| {
-        v.as_str()
-            .filter(|s| !s.contains(super::refs::UNKNOWN_PREFIX) && !s.contains("(unset: "))
-            .map(str::to_string)
-    };
     if let (Some(rule), Some(name)) = (NAMES.iter().find(|r| r.kind == kind), known(&attrs["name"]))
     {
         name_rule(rule, &name, env, &mut out);
@@ -185,66 +179,82 @@ pub fn check(kind: &str, attrs: &Value, env: &str) -> Vec<Breach> {
         }
     }
     if kind == "sqs_queue" {
-        for (attr, max, min) in [
-            ("visibility_timeout_seconds", 43_200, 0),
-            ("message_retention_seconds", 1_209_600, 60),
-            ("delay_seconds", 900, 0),
-            ("receive_wait_time_seconds", 20, 0),
-        ] {
-            if let Some(v) = attrs[attr].as_u64().filter(|v| *v > max || *v < min) {
-                out.push(format!("{attr} {v} is outside SQS's range ({min} to {max})").into());
-            }
-        }
+        sqs_queue(attrs, &mut out);
     }
     if kind == "dynamodb_table" {
-        if !matches!(attrs["hash_key_type"].as_str(), Some("S" | "N" | "B")) {
-            out.push(
-                format!(
-                    "hash_key_type {} is not S, N or B (DynamoDB's key types)",
-                    attrs["hash_key_type"]
-                )
-                .into(),
-            );
-        }
-        if let Some(k) = known(&attrs["hash_key"]).filter(|k| k.is_empty() || k.len() > 255) {
-            out.push(format!("hash_key {k:?}: DynamoDB key names are 1 to 255 bytes").into());
-        }
-        if !matches!(
-            attrs["billing_mode"].as_str(),
-            Some("PAY_PER_REQUEST" | "PROVISIONED")
-        ) {
-            out.push(
-                format!(
-                    "billing_mode {} is not PAY_PER_REQUEST or PROVISIONED",
-                    attrs["billing_mode"]
-                )
-                .into(),
-            );
-        }
+        dynamodb_table(attrs, &mut out);
     }
     if kind == "iam_policy" {
         if let Some(statements) = attrs["statement"].as_array() {
             policy(statements, &mut out);
         }
     }
-    if kind == "sns_subscription"
-        && attrs["protocol"]
-            .as_str()
-            .is_some_and(|p| p.starts_with("email"))
-    {
-        if let Some(to) = known(&attrs["endpoint"]) {
-            if !is_email(&to) {
-                out.push(
-                    format!(
-                        "endpoint {to:?} is not an email address (protocol {})",
-                        attrs["protocol"].as_str().unwrap_or_default()
-                    )
-                    .into(),
-                );
-            }
-        }
+    if kind == "sns_subscription" {
+        email_subscription(attrs, &mut out);
     }
     out
+}
+
+/// A value known now: values known only after apply, and placeholders for unset variables,
+/// wait until known.
+fn known(v: &Value) -> Option<String> {
+    v.as_str()
+        .filter(|s| !s.contains(super::refs::UNKNOWN_PREFIX) && !s.contains("(unset: "))
+        .map(str::to_string)
+}
+
+/// SQS's ranges of a queue's times.
+fn sqs_queue(attrs: &Value, out: &mut Vec<Breach>) {
+    for (attr, max, min) in [
+        ("visibility_timeout_seconds", 43_200, 0),
+        ("message_retention_seconds", 1_209_600, 60),
+        ("delay_seconds", 900, 0),
+        ("receive_wait_time_seconds", 20, 0),
+    ] {
+        if let Some(v) = attrs[attr].as_u64().filter(|v| *v > max || *v < min) {
+            out.push(format!("{attr} {v} is outside SQS's range ({min} to {max})").into());
+        }
+    }
+}
+
+/// DynamoDB's key types, key names and billing modes.
+fn dynamodb_table(attrs: &Value, out: &mut Vec<Breach>) {
+    if !matches!(attrs["hash_key_type"].as_str(), Some("S" | "N" | "B")) {
+        out.push(
+            format!(
+                "hash_key_type {} is not S, N or B (DynamoDB's key types)",
+                attrs["hash_key_type"]
+            )
+            .into(),
+        );
+    }
+    if let Some(k) = known(&attrs["hash_key"]).filter(|k| k.is_empty() || k.len() > 255) {
+        out.push(format!("hash_key {k:?}: DynamoDB key names are 1 to 255 bytes").into());
+    }
+    if !matches!(
+        attrs["billing_mode"].as_str(),
+        Some("PAY_PER_REQUEST" | "PROVISIONED")
+    ) {
+        out.push(
+            format!(
+                "billing_mode {} is not PAY_PER_REQUEST or PROVISIONED",
+                attrs["billing_mode"]
+            )
+            .into(),
+        );
+    }
+}
+
+/// An email subscription's endpoint is an email address.
+fn email_subscription(attrs: &Value, out: &mut Vec<Breach>) {
+    let protocol = attrs["protocol"].as_str().unwrap_or_default();
+    if !protocol.starts_with("email") {
+        return;
+    }
+    if let Some(to) = known(&attrs["endpoint"]).filter(|to| !is_email(to)) {
+        let message = format!("endpoint {to:?} is not an email address (protocol {protocol})");
+        out.push(message.into());
+    }
 }
 
 fn env_advice(name: &str, max: usize, env: &str) -> String {
@@ -352,84 +362,88 @@ fn policy(statements: &[Value], out: &mut Vec<Breach>) {
         out.push(format!("the policy document has {size} characters without white space; managed policies allow 6,144").into());
     }
     for (i, st) in statements.iter().enumerate() {
-        let at = format!("statement {}", i + 1);
-        const KEYS: &[&str] = &[
-            "Sid",
-            "Effect",
-            "Action",
-            "NotAction",
-            "Resource",
-            "NotResource",
-            "Condition",
-            "Principal",
-            "NotPrincipal",
-        ];
-        for k in st
-            .as_object()
-            .into_iter()
-            .flat_map(|o| o.keys())
-            .filter(|k| !KEYS.contains(&k.as_str()))
-        {
-            let known = KEYS
-                .iter()
-                .map(|k| format!("`{k}`"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let message = format!("unknown field `{k}`, expected one of {known}");
-            out.push(Breach::at(format!("statement[{i}].{k}"), message));
+        statement(i, st, out);
+    }
+}
+
+/// The fields a policy statement may have.
+const STATEMENT_KEYS: &[&str] = &[
+    "Sid",
+    "Effect",
+    "Action",
+    "NotAction",
+    "Resource",
+    "NotResource",
+    "Condition",
+    "Principal",
+    "NotPrincipal",
+];
+
+/// One statement of a policy: its fields, Effect, actions and resources.
+fn statement(i: usize, st: &Value, out: &mut Vec<Breach>) {
+    let at = format!("statement {}", i + 1);
+    let keys = st.as_object().into_iter().flat_map(|o| o.keys());
+    for k in keys.filter(|k| !STATEMENT_KEYS.contains(&k.as_str())) {
+        let known: Vec<String> = STATEMENT_KEYS.iter().map(|k| format!("`{k}`")).collect();
+        let message = format!("unknown field `{k}`, expected one of {}", known.join(", "));
+        out.push(Breach::at(format!("statement[{i}].{k}"), message));
+    }
+    if !matches!(st["Effect"].as_str(), Some("Allow" | "Deny")) {
+        let effect = st["Effect"].as_str().map(|e| format!("{e:?}"));
+        let effect = effect.unwrap_or("missing".into());
+        let message = format!("{at}: Effect is {effect}, not Allow or Deny");
+        out.push(Breach::at(format!("statement[{i}].Effect"), message));
+    }
+    let list = |k: &str| -> Option<Vec<String>> {
+        match &st[k] {
+            Value::String(s) => Some(vec![s.clone()]),
+            Value::Array(a) => Some(
+                a.iter()
+                    .map(|v| v.as_str().unwrap_or("").to_string())
+                    .collect(),
+            ),
+            _ => None,
         }
-        match st["Effect"].as_str() {
-            Some("Allow" | "Deny") => {}
-            other => out.push(Breach::at(
-                format!("statement[{i}].Effect"),
-                format!(
-                    "{at}: Effect is {}, not Allow or Deny",
-                    other.map(|e| format!("{e:?}")).unwrap_or("missing".into())
-                ),
-            )),
-        }
-        let list = |k: &str| -> Option<Vec<String>> {
-            match &st[k] {
-                Value::String(s) => Some(vec![s.clone()]),
-                Value::Array(a) => Some(
-                    a.iter()
-                        .map(|v| v.as_str().unwrap_or("").to_string())
-                        .collect(),
-                ),
-                _ => None,
-            }
-        };
-        match list("Action").or_else(|| list("NotAction")) {
-            None => out.push(Breach::at(
-                format!("statement[{i}]"),
-                format!("{at}: no Action (or NotAction)"),
-            )),
-            Some(actions) => {
-                for a in actions.iter().filter(|a| !action_pattern(a)) {
-                    let message = format!(
-                        "{at}: action {a:?} is not service:Action (e.g. states:StartExecution, s3:Get*)"
-                    );
-                    out.push(Breach::at(format!("statement[{i}].Action"), message));
-                }
-            }
-        }
-        match list("Resource").or_else(|| list("NotResource")) {
-            None => out.push(Breach::at(
-                format!("statement[{i}]"),
-                format!("{at}: no Resource (or NotResource)"),
-            )),
-            Some(resources) => {
-                for r in resources
-                    .iter()
-                    .filter(|r| !r.contains(super::refs::UNKNOWN_PREFIX) && !arn_pattern(r))
-                {
-                    let message = format!(
-                        "{at}: resource {r:?} is neither * nor an ARN (arn:partition:service:region:account:resource)"
-                    );
-                    out.push(Breach::at(format!("statement[{i}].Resource"), message));
-                }
-            }
-        }
+    };
+    let Some(actions) = list("Action").or_else(|| list("NotAction")) else {
+        out.push(Breach::at(
+            format!("statement[{i}]"),
+            format!("{at}: no Action (or NotAction)"),
+        ));
+        return resources(
+            i,
+            &at,
+            list("Resource").or_else(|| list("NotResource")),
+            out,
+        );
+    };
+    for a in actions.iter().filter(|a| !action_pattern(a)) {
+        let message = format!(
+            "{at}: action {a:?} is not service:Action (e.g. states:StartExecution, s3:Get*)"
+        );
+        out.push(Breach::at(format!("statement[{i}].Action"), message));
+    }
+    resources(
+        i,
+        &at,
+        list("Resource").or_else(|| list("NotResource")),
+        out,
+    );
+}
+
+/// A statement's resources: each `*` or an ARN.
+fn resources(i: usize, at: &str, resources: Option<Vec<String>>, out: &mut Vec<Breach>) {
+    let Some(resources) = resources else {
+        let message = format!("{at}: no Resource (or NotResource)");
+        out.push(Breach::at(format!("statement[{i}]"), message));
+        return;
+    };
+    let unknown = |r: &&String| r.contains(super::refs::UNKNOWN_PREFIX);
+    for r in resources.iter().filter(|r| !unknown(r) && !arn_pattern(r)) {
+        let message = format!(
+            "{at}: resource {r:?} is neither * nor an ARN (arn:partition:service:region:account:resource)"
+        );
+        out.push(Breach::at(format!("statement[{i}].Resource"), message));
     }
 }
 
