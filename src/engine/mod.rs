@@ -435,54 +435,21 @@ async fn run_execution(
         "ExecutionStarted",
         json!({"input": input, "roleArn": opts.role_arn}),
     );
-    let mut vars = Vars::default();
     let limit = definition["TimeoutSeconds"].as_f64();
-    // a timeout also stops an evaluation in progress, which the timer alone cannot interrupt
-    if let Some(t) = limit.filter(|_| run.clock.is_real()) {
-        let (cancel, after) = (
-            opts.cancel.clone(),
-            Duration::from_secs_f64((t * opts.time_scale).max(0.0)),
-        );
-        tokio::spawn(async move {
-            tokio::time::sleep(after).await;
-            cancel.cancel();
-        });
-    }
-    let body = run.scope(&machine.top, input, &mut vars);
-    let result = match limit {
-        Some(t) => run
-            .clock
-            .timeout(
-                Duration::from_secs_f64((t * opts.time_scale).max(0.0)),
-                body,
-            )
-            .await
-            .map_err(|_| {
-                fail(
-                    "States.Timeout",
-                    format!("the execution did not finish within {t} s (TimeoutSeconds)"),
-                )
-            }),
-        None => Ok(body.await),
-    };
+    let result = run.bounded(&machine, input, limit).await;
+    let result_timed_out = result.is_err();
     let (status, output, error, cause) = match result {
         Ok(Ok(out)) => {
             run.event("ExecutionSucceeded", json!({"output": out}));
             (Status::Succeeded, out, None, None)
         }
-        Ok(Err(f)) => {
-            run.event(
-                "ExecutionFailed",
-                json!({"error": f.error, "cause": f.cause}),
-            );
-            (Status::Failed, Value::Null, Some(f.error), Some(f.cause))
-        }
-        Err(f) => {
-            run.event(
-                "ExecutionTimedOut",
-                json!({"error": f.error, "cause": f.cause}),
-            );
-            (Status::TimedOut, Value::Null, Some(f.error), Some(f.cause))
+        Ok(Err(f)) | Err(f) => {
+            let (status, kind) = match result_timed_out {
+                true => (Status::TimedOut, "ExecutionTimedOut"),
+                false => (Status::Failed, "ExecutionFailed"),
+            };
+            run.event(kind, json!({"error": f.error, "cause": f.cause}));
+            (status, Value::Null, Some(f.error), Some(f.cause))
         }
     };
     let path = journal.path.lock().unwrap().clone();

@@ -314,4 +314,33 @@ impl Run<'_> {
         }
         Ok(output)
     }
+
+    /// The machine's top scope, within the execution's TimeoutSeconds (`limit`) if it has one:
+    /// Err when that ran out.
+    pub(super) async fn bounded(
+        &self,
+        machine: &asl::Machine<'_>,
+        input: Value,
+        limit: Option<f64>,
+    ) -> Result<Result<Value, Failure>, Failure> {
+        let mut vars = Vars::default();
+        let opts = self.opts;
+        let Some(t) = limit else {
+            return Ok(self.scope(&machine.top, input, &mut vars).await);
+        };
+        let after = Duration::from_secs_f64((t * opts.time_scale).max(0.0));
+        // a timeout also stops an evaluation in progress, which the timer alone cannot interrupt
+        if self.clock.is_real() {
+            let cancel = opts.cancel.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                cancel.cancel();
+            });
+        }
+        let body = self.scope(&machine.top, input, &mut vars);
+        self.clock.timeout(after, body).await.map_err(|_| {
+            let cause = format!("the execution did not finish within {t} s (TimeoutSeconds)");
+            fail("States.Timeout", cause)
+        })
+    }
 }
