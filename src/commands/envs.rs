@@ -143,14 +143,9 @@ pub async fn sweep(g: &Global, a: &SweepArgs) -> Result<()> {
     let setup = Setup::new(g)?;
     // which branches still have an open pull request: asked first, so that an API that
     // fails (or a page of it) sweeps nothing
-    let open = if a.closed_pull_requests {
-        let repo = crate::github::Repo::from_env()?;
-        Some((
-            crate::github::open_pull_request_branches(&repo).await?,
-            repo.repository,
-        ))
-    } else {
-        None
+    let open = match a.closed_pull_requests {
+        true => Some(open_pull_requests().await?),
+        false => None,
     };
     let now = now_secs();
     let ctx = if orphans {
@@ -165,19 +160,17 @@ pub async fn sweep(g: &Global, a: &SweepArgs) -> Result<()> {
         .filter_map(|e| why_swept(&e, open.as_ref(), older_than, now).map(|why| (e, why)))
         .collect();
     if doomed.is_empty() {
-        outln!(
-            "Nothing to sweep: no environment has expired{}{}.",
-            if older_than.is_some() {
-                " or aged past --older-than"
-            } else {
-                ""
-            },
-            if open.is_some() {
-                " or lost its pull request"
-            } else {
-                ""
-            }
-        );
+        let aged = if older_than.is_some() {
+            " or aged past --older-than"
+        } else {
+            ""
+        };
+        let closed = if open.is_some() {
+            " or lost its pull request"
+        } else {
+            ""
+        };
+        outln!("Nothing to sweep: no environment has expired{aged}{closed}.");
         return Ok(());
     }
     eprintln!("To sweep:");
@@ -189,8 +182,31 @@ pub async fn sweep(g: &Global, a: &SweepArgs) -> Result<()> {
         args.yes,
     )
     .await?;
+    let failed = destroy_each(g, &doomed, args, out.format).await;
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::new(Class::Partial, format!("{} environment(s) could not be swept: {}", failed.len(), failed.join(", ")))
+            .help("the others are gone; run `deploy sweep` again, or `deploy destroy --env NAME` for the one that failed"))
+    }
+}
+
+/// The branches that have an open pull request, and the repository.
+async fn open_pull_requests() -> Result<(std::collections::BTreeSet<String>, String)> {
+    let repo = crate::github::Repo::from_env()?;
+    let open = crate::github::open_pull_request_branches(&repo).await?;
+    Ok((open, repo.repository))
+}
+
+/// Destroys each environment, carrying on past one that fails; the ones that failed.
+async fn destroy_each(
+    g: &Global,
+    doomed: &[(Env, String)],
+    args: &ApplyArgs,
+    format: Format,
+) -> Vec<String> {
     let mut failed = Vec::new();
-    for (e, _) in &doomed {
+    for (e, _) in doomed {
         let mut ge = g.clone();
         ge.env = e.env.clone();
         ge.env_given = true;
@@ -203,7 +219,7 @@ pub async fn sweep(g: &Global, a: &SweepArgs) -> Result<()> {
             &[],
             &VarArgs::default(),
             &yes,
-            &crate::options::ReportArgs { format: out.format },
+            &crate::options::ReportArgs { format },
             // an expired env is no one's any more: executions still running there (a task
             // waiting for an answer that will not come) are stopped, or it would never go
             true,
@@ -217,12 +233,7 @@ pub async fn sweep(g: &Global, a: &SweepArgs) -> Result<()> {
             }
         }
     }
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::new(Class::Partial, format!("{} environment(s) could not be swept: {}", failed.len(), failed.join(", ")))
-            .help("the others are gone; run `deploy sweep` again, or `deploy destroy --env NAME` for the one that failed"))
-    }
+    failed
 }
 
 /// `deploy envs`'s command line.

@@ -445,28 +445,7 @@ pub fn timestamp(s: &str) -> Option<(i64, u32)> {
     }
     let (y, mo, d) = (digits(0, 4)?, digits(5, 2)?, digits(8, 2)?);
     let (h, mi, sec) = (digits(11, 2)?, digits(14, 2)?, digits(17, 2)?);
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let days_in = [
-        31,
-        if leap { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    if !(1..=12).contains(&mo)
-        || d < 1
-        || d > days_in[(mo - 1) as usize]
-        || h > 23
-        || mi > 59
-        || sec > 60
-    {
+    if !valid_date(y, mo, d) || h > 23 || mi > 59 || sec > 60 {
         return None;
     }
     let mut i = 19;
@@ -498,7 +477,20 @@ pub fn timestamp(s: &str) -> Option<(i64, u32)> {
         }
         _ => return None,
     };
-    // days from 1970-01-01 (Howard Hinnant's days_from_civil)
+    let days = days_from_civil(y, mo, d);
+    Some((days * 86_400 + h * 3600 + mi * 60 + sec - offset, nanos))
+}
+
+/// A day of the Gregorian calendar that exists.
+fn valid_date(y: i64, mo: i64, d: i64) -> bool {
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let february = if leap { 29 } else { 28 };
+    let days_in = [31, february, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    (1..=12).contains(&mo) && d >= 1 && d <= days_in[(mo - 1) as usize]
+}
+
+/// Days from 1970-01-01 (Howard Hinnant's days_from_civil).
+fn days_from_civil(y: i64, mo: i64, d: i64) -> i64 {
     let (yy, m) = if mo <= 2 {
         (y - 1, mo + 9)
     } else {
@@ -508,8 +500,7 @@ pub fn timestamp(s: &str) -> Option<(i64, u32)> {
     let yoe = yy - era * 400;
     let doy = (153 * m + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some((days * 86_400 + h * 3600 + mi * 60 + sec - offset, nanos))
+    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]

@@ -95,25 +95,8 @@ pub fn jsonpath_error(path: &str, reference: bool) -> Option<String> {
                 let Some(close) = rest[i..].find(']') else {
                     return Some(format!("{path:?}: '[' is never closed"));
                 };
-                let inner = &rest[i + 1..i + close];
-                let ok = inner == "*"
-                    || inner.parse::<i64>().is_ok()
-                    || (inner.starts_with('\'') && inner.ends_with('\'') && inner.len() >= 2)
-                    || inner.starts_with("?(")
-                    || inner.contains(':')
-                    || inner.contains(',');
-                if !ok {
-                    return Some(format!(
-                        "{path:?}: [{inner}] is not an index, a quoted name, * or a filter"
-                    ));
-                }
-                if reference
-                    && (inner == "*"
-                        || inner.starts_with("?(")
-                        || inner.contains(':')
-                        || inner.contains(','))
-                {
-                    return Some(format!("{path:?}: a reference path cannot use [{inner}]"));
+                if let Some(e) = bracket(path, &rest[i + 1..i + close], reference) {
+                    return Some(e);
                 }
                 i += close + 1;
             }
@@ -127,6 +110,20 @@ pub fn jsonpath_error(path: &str, reference: bool) -> Option<String> {
         }
     }
     None
+}
+
+/// What is wrong with the inside of a path's `[...]`: an index, a quoted name, `*`, a filter
+/// or a slice (the last three not in a reference path).
+fn bracket(path: &str, inner: &str, reference: bool) -> Option<String> {
+    let selects =
+        inner == "*" || inner.starts_with("?(") || inner.contains(':') || inner.contains(',');
+    let quoted = inner.starts_with('\'') && inner.ends_with('\'') && inner.len() >= 2;
+    if !(selects || quoted || inner.parse::<i64>().is_ok()) {
+        return Some(format!(
+            "{path:?}: [{inner}] is not an index, a quoted name, * or a filter"
+        ));
+    }
+    (reference && selects).then(|| format!("{path:?}: a reference path cannot use [{inner}]"))
 }
 
 /// (name, minimum arguments, maximum arguments)
