@@ -131,73 +131,10 @@ fn err(msg: impl Into<String>) -> EvaluatorError {
 
 /// The functions Step Functions adds to JSONata, and `$eval`, which it leaves out.
 fn register_step_functions_additions(ev: &mut Evaluator) {
-    let _ = ev.register_fn("parse", |args: &[JValue]| {
-        let s = args
-            .first()
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| err("$parse takes a string"))?;
-        let v: Value = serde_json::from_str(s).map_err(|e| err(format!("$parse: {e}")))?;
-        Ok(JValue::from(v))
-    });
-    let _ = ev.register_fn("partition", |args: &[JValue]| {
-        let items = args
-            .first()
-            .map(to_json)
-            .and_then(|v| v.as_array().cloned())
-            .ok_or_else(|| err("$partition takes an array"))?;
-        let size = args
-            .get(1)
-            .map(to_json)
-            .and_then(|v| v.as_u64())
-            .filter(|n| *n > 0)
-            .ok_or_else(|| err("$partition takes a positive size"))?;
-        Ok(JValue::from(Value::Array(
-            items
-                .chunks(size as usize)
-                .map(|c| Value::Array(c.to_vec()))
-                .collect(),
-        )))
-    });
-    let _ = ev.register_fn("range", |args: &[JValue]| {
-        let n = |i: usize| args.get(i).map(to_json).and_then(|v| v.as_f64());
-        let (start, end, step) = (
-            n(0).ok_or_else(|| err("$range takes start, end, step"))?,
-            n(1).ok_or_else(|| err("$range takes an end"))?,
-            n(2).unwrap_or(1.0),
-        );
-        if step == 0.0 {
-            return Err(err("$range: step cannot be 0"));
-        }
-        let mut out = Vec::new();
-        let mut x = start;
-        while (step > 0.0 && x <= end) || (step < 0.0 && x >= end) {
-            out.push(serde_json::json!(x));
-            x += step;
-            if out.len() > 1_000_000 {
-                return Err(err("$range: more than a million items"));
-            }
-        }
-        Ok(JValue::from(Value::Array(out)))
-    });
-    let _ = ev.register_fn("hash", |args: &[JValue]| {
-        let data = args
-            .first()
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| err("$hash takes a string"))?
-            .to_string();
-        let algo = args
-            .get(1)
-            .and_then(|v| v.as_str())
-            .unwrap_or("SHA-256")
-            .to_string();
-        super::intrinsics::digest(&algo, data.as_bytes())
-            .map(JValue::from)
-            .ok_or_else(|| {
-                err(format!(
-                    "$hash: the algorithm must be one of MD5, SHA-1, SHA-256, SHA-384, SHA-512, not {algo}"
-                ))
-            })
-    });
+    let _ = ev.register_fn("parse", parse_fn);
+    let _ = ev.register_fn("partition", partition_fn);
+    let _ = ev.register_fn("range", range_fn);
+    let _ = ev.register_fn("hash", hash_fn);
     // JSONata's own $random (jsonata-core names it but does not provide it)
     let _ = ev.register_fn_override("random", |_args: &[JValue]| {
         Ok(JValue::from(serde_json::json!(rand::random::<f64>())))
@@ -208,6 +145,81 @@ fn register_step_functions_additions(ev: &mut Evaluator) {
     let _ = ev.register_fn_override("eval", |_args: &[JValue]| {
         Err(err("$eval is not available in Step Functions"))
     });
+}
+
+/// `$parse(text)`: JSON text to a value.
+fn parse_fn(args: &[JValue]) -> Result<JValue, EvaluatorError> {
+    let s = args
+        .first()
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| err("$parse takes a string"))?;
+    let v: Value = serde_json::from_str(s).map_err(|e| err(format!("$parse: {e}")))?;
+    Ok(JValue::from(v))
+}
+
+/// `$partition(array, size)`: the array in chunks of `size`.
+fn partition_fn(args: &[JValue]) -> Result<JValue, EvaluatorError> {
+    let items = args
+        .first()
+        .map(to_json)
+        .and_then(|v| v.as_array().cloned())
+        .ok_or_else(|| err("$partition takes an array"))?;
+    let size = args
+        .get(1)
+        .map(to_json)
+        .and_then(|v| v.as_u64())
+        .filter(|n| *n > 0)
+        .ok_or_else(|| err("$partition takes a positive size"))?;
+    Ok(JValue::from(Value::Array(
+        items
+            .chunks(size as usize)
+            .map(|c| Value::Array(c.to_vec()))
+            .collect(),
+    )))
+}
+
+/// `$range(start, end, step)`: the numbers from start to end (inclusive) by step.
+fn range_fn(args: &[JValue]) -> Result<JValue, EvaluatorError> {
+    let n = |i: usize| args.get(i).map(to_json).and_then(|v| v.as_f64());
+    let (start, end, step) = (
+        n(0).ok_or_else(|| err("$range takes start, end, step"))?,
+        n(1).ok_or_else(|| err("$range takes an end"))?,
+        n(2).unwrap_or(1.0),
+    );
+    if step == 0.0 {
+        return Err(err("$range: step cannot be 0"));
+    }
+    let mut out = Vec::new();
+    let mut x = start;
+    while (step > 0.0 && x <= end) || (step < 0.0 && x >= end) {
+        out.push(serde_json::json!(x));
+        x += step;
+        if out.len() > 1_000_000 {
+            return Err(err("$range: more than a million items"));
+        }
+    }
+    Ok(JValue::from(Value::Array(out)))
+}
+
+/// `$hash(text, algorithm)`: the digest, hex-encoded (SHA-256 unless named).
+fn hash_fn(args: &[JValue]) -> Result<JValue, EvaluatorError> {
+    let data = args
+        .first()
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| err("$hash takes a string"))?
+        .to_string();
+    let algo = args
+        .get(1)
+        .and_then(|v| v.as_str())
+        .unwrap_or("SHA-256")
+        .to_string();
+    super::intrinsics::digest(&algo, data.as_bytes())
+        .map(JValue::from)
+        .ok_or_else(|| {
+            err(format!(
+                "$hash: the algorithm must be one of MD5, SHA-1, SHA-256, SHA-384, SHA-512, not {algo}"
+            ))
+        })
 }
 
 #[cfg(test)]

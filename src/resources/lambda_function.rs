@@ -324,26 +324,7 @@ impl Kind for Function {
             || live.architecture != want.architecture
             || live.image_repository_url != want.image_repository_url
         {
-            let req = match build(ctx, want).await? {
-                Code::Zip(bytes) => ctx
-                    .lambda
-                    .update_function_code()
-                    .function_name(&want.name)
-                    .zip_file(Blob::new(bytes)),
-                Code::Image(uri) => ctx
-                    .lambda
-                    .update_function_code()
-                    .function_name(&want.name)
-                    .image_uri(uri),
-            };
-            let o = req
-                .architectures(Architecture::from(want.architecture.as_str()))
-                .send()
-                .await
-                .map_err(|e| api_error("UpdateFunctionCode", &e))?;
-            if !ready_now(o.state(), o.last_update_status()) {
-                wait_ready(ctx, &want.name).await?;
-            }
+            update_code(ctx, want).await?;
         }
         let config_changed = live.role_arn != want.role_arn
             || live.runtime != want.runtime
@@ -352,25 +333,7 @@ impl Kind for Function {
             || live.memory_size != want.memory_size
             || live.environment != want.environment;
         if config_changed {
-            let mut req = ctx
-                .lambda
-                .update_function_configuration()
-                .function_name(&want.name)
-                .role(&want.role_arn)
-                .timeout(want.timeout)
-                .memory_size(want.memory_size)
-                .environment(environment(want));
-            if want.package == "zip" {
-                req = req
-                    .runtime(Runtime::from(want.runtime.as_str()))
-                    .handler(&want.handler);
-            }
-            let o = retry_propagation(ctx.propagation, || req.clone().send())
-                .await
-                .map_err(|e| api_error("UpdateFunctionConfiguration", &e))?;
-            if !ready_now(o.state(), o.last_update_status()) {
-                wait_ready(ctx, &want.name).await?;
-            }
+            update_configuration(ctx, want).await?;
         }
         let arn = match known.get("arn").and_then(|v| v.as_str()) {
             Some(a) => a.to_string(),
@@ -422,4 +385,53 @@ impl Kind for Function {
             vec![]
         })
     }
+}
+
+/// New code (a zip, or an image pushed anew), then waits until the function is ready.
+async fn update_code(ctx: &Ctx, want: &Attrs) -> Result<()> {
+    let req = match build(ctx, want).await? {
+        Code::Zip(bytes) => ctx
+            .lambda
+            .update_function_code()
+            .function_name(&want.name)
+            .zip_file(Blob::new(bytes)),
+        Code::Image(uri) => ctx
+            .lambda
+            .update_function_code()
+            .function_name(&want.name)
+            .image_uri(uri),
+    };
+    let o = req
+        .architectures(Architecture::from(want.architecture.as_str()))
+        .send()
+        .await
+        .map_err(|e| api_error("UpdateFunctionCode", &e))?;
+    if !ready_now(o.state(), o.last_update_status()) {
+        wait_ready(ctx, &want.name).await?;
+    }
+    Ok(())
+}
+
+/// New configuration (role, runtime, handler, limits, environment), then waits until ready.
+async fn update_configuration(ctx: &Ctx, want: &Attrs) -> Result<()> {
+    let mut req = ctx
+        .lambda
+        .update_function_configuration()
+        .function_name(&want.name)
+        .role(&want.role_arn)
+        .timeout(want.timeout)
+        .memory_size(want.memory_size)
+        .environment(environment(want));
+    if want.package == "zip" {
+        req = req
+            .runtime(Runtime::from(want.runtime.as_str()))
+            .handler(&want.handler);
+    }
+    let o = retry_propagation(ctx.propagation, || req.clone().send())
+        .await
+        .map_err(|e| api_error("UpdateFunctionConfiguration", &e))?;
+    if !ready_now(o.state(), o.last_update_status()) {
+        wait_ready(ctx, &want.name).await?;
+    }
+    Ok(())
 }

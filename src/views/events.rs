@@ -122,6 +122,28 @@ impl Human {
         format!("[{n:>width$}/{}]", self.total)
     }
 
+    /// A spinner for a resource in flight (on a terminal).
+    fn spin(&self, key: &str, message: String) {
+        let Some(m) = &self.multi else {
+            return;
+        };
+        let bar = match &self.overall {
+            Some(o) => m.insert_before(o, ProgressBar::new_spinner()),
+            None => m.add(ProgressBar::new_spinner()),
+        };
+        bar.set_style(ProgressStyle::with_template("  {spinner} {msg} {elapsed}").unwrap());
+        bar.set_message(message);
+        bar.enable_steady_tick(Duration::from_millis(120));
+        self.bars.lock().unwrap().insert(key.to_string(), bar);
+    }
+
+    /// The resource's spinner goes.
+    fn stop(&self, key: &str) {
+        if let Some(bar) = self.bars.lock().unwrap().remove(key) {
+            bar.finish_and_clear();
+        }
+    }
+
     fn line(&self, s: String) {
         match &self.multi {
             Some(m) => {
@@ -142,21 +164,10 @@ impl View for Human {
                 name,
                 action,
             } => {
-                if let Some(m) = &self.multi {
-                    let bar = match &self.overall {
-                        Some(o) => m.insert_before(o, ProgressBar::new_spinner()),
-                        None => m.add(ProgressBar::new_spinner()),
-                    };
-                    bar.set_style(
-                        ProgressStyle::with_template("  {spinner} {msg} {elapsed}").unwrap(),
-                    );
-                    bar.set_message(format!("{stack}: {} {kind}.{id}  {name}", ing(*action)));
-                    bar.enable_steady_tick(Duration::from_millis(120));
-                    self.bars
-                        .lock()
-                        .unwrap()
-                        .insert(format!("{stack}/{id}"), bar);
-                }
+                self.spin(
+                    &format!("{stack}/{id}"),
+                    format!("{stack}: {} {kind}.{id}  {name}", ing(*action)),
+                );
             }
             Event::Done {
                 stack,
@@ -167,9 +178,7 @@ impl View for Human {
                 seconds,
                 adopted,
             } => {
-                if let Some(bar) = self.bars.lock().unwrap().remove(&format!("{stack}/{id}")) {
-                    bar.finish_and_clear();
-                }
+                self.stop(&format!("{stack}/{id}"));
                 let adopted = if *adopted { " (adopted existing)" } else { "" };
                 let st = match action {
                     Action::Create => style::ADD,
@@ -190,9 +199,7 @@ impl View for Human {
                 action,
                 error,
             } => {
-                if let Some(bar) = self.bars.lock().unwrap().remove(&format!("{stack}/{id}")) {
-                    bar.finish_and_clear();
-                }
+                self.stop(&format!("{stack}/{id}"));
                 let n = self.count();
                 let bang = paint(self.color, style::ERROR, "!  ");
                 self.line(format!(
