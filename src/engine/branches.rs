@@ -97,13 +97,21 @@ impl Run<'_> {
         });
         // MaxConcurrency 0 (or none) is as many as AWS runs at once for an inline Map (40, its
         // documented quota); results keep the items' order.
-        let at_once = if limits.max == 0 {
-            INLINE_MAP_CONCURRENCY
-        } else {
-            limits.max
-        };
+        let at_once = Some(limits.max).filter(|m| *m > 0);
+        let at_once = at_once.unwrap_or(INLINE_MAP_CONCURRENCY);
         let running = futures::stream::iter(iterations).buffered(at_once);
-        let results = match self.gather(running, total, tolerant, &limits).await {
+        let results = self.gather(running, total, tolerant, &limits).await;
+        self.map_ended(results, distributed, will_retry)
+    }
+
+    /// The events of a Map's end (and its Map Run's), and what it gives.
+    fn map_ended(
+        &self,
+        results: Result<Vec<Value>, Failure>,
+        distributed: bool,
+        will_retry: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<Value, Failure> {
+        let results = match results {
             Ok(results) => results,
             Err(failure) => {
                 if distributed {

@@ -156,41 +156,13 @@ impl Run<'_> {
         let waiting = token
             .as_deref()
             .and_then(|t| callbacks.map(|c| c.register(t)));
-        let work = async {
-            let call = TaskCall {
-                state: name,
-                resource: &resource,
-                arguments: &args,
-                token: token.as_deref(),
-            };
-            match self.tasks.call(call).await {
-                TaskResult::Return(v) => Ok(v),
-                TaskResult::Throw { error, cause } => Err(Failure { error, cause }),
-                TaskResult::AwaitToken => match waiting {
-                    Some(rx) => self.answer(rx, heartbeat).await,
-                    None => Err(fail(
-                        "States.Runtime",
-                        "this engine has no way to receive task tokens",
-                    )),
-                },
-            }
+        let call = TaskCall {
+            state: name,
+            resource: &resource,
+            arguments: &args,
+            token: token.as_deref(),
         };
-        let outcome = match timeout {
-            Some(t) => self
-                .clock
-                .timeout(
-                    Duration::from_secs_f64((t * self.opts.time_scale).max(0.0)),
-                    work,
-                )
-                .await
-                .unwrap_or_else(|_| {
-                    Err(fail(
-                        "States.Timeout",
-                        format!("{name} did not finish within {t} s (TimeoutSeconds)"),
-                    ))
-                }),
-            None => work.await,
-        };
+        let outcome = self.call(name, call, waiting, timeout, heartbeat).await;
         if let (Some(t), Some(c)) = (&token, callbacks) {
             c.forget(t);
         }
@@ -205,6 +177,39 @@ impl Run<'_> {
             other => other,
         };
         self.ended(&resource, lambda, outcome)
+    }
+
+    /// The task's call, and for a `.waitForTaskToken` one the answer to its token, within its
+    /// TimeoutSeconds.
+    async fn call(
+        &self,
+        name: &str,
+        call: TaskCall<'_>,
+        waiting: Option<mpsc::UnboundedReceiver<Callback>>,
+        timeout: Option<f64>,
+        heartbeat: Option<f64>,
+    ) -> Result<Value, Failure> {
+        let work = async {
+            match self.tasks.call(call).await {
+                TaskResult::Return(v) => Ok(v),
+                TaskResult::Throw { error, cause } => Err(Failure { error, cause }),
+                TaskResult::AwaitToken => match waiting {
+                    Some(rx) => self.answer(rx, heartbeat).await,
+                    None => Err(fail(
+                        "States.Runtime",
+                        "this engine has no way to receive task tokens",
+                    )),
+                },
+            }
+        };
+        let Some(t) = timeout else {
+            return work.await;
+        };
+        let limit = Duration::from_secs_f64((t * self.opts.time_scale).max(0.0));
+        self.clock.timeout(limit, work).await.unwrap_or_else(|_| {
+            let cause = format!("{name} did not finish within {t} s (TimeoutSeconds)");
+            Err(fail("States.Timeout", cause))
+        })
     }
 
     fn scheduled(
