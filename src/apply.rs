@@ -7,7 +7,7 @@ use crate::aws::Ctx;
 use crate::error::{Error, Result};
 use crate::graph::{Direction, Outcome};
 use crate::manifest::Stack;
-use crate::plan::{Action, Plan, Summary, diff, recorded_graph};
+use crate::plan::{Action, Plan, Step, Summary, diff, recorded_graph};
 use crate::resources::{self, DynKind, Outputs};
 use crate::state::{Entry, StackState, Status, Store, Target};
 use crate::views::{Event, View};
@@ -288,43 +288,7 @@ impl Run<'_> {
             action,
         });
         let started = Instant::now();
-        let result: Result<bool> = async {
-            match action {
-                Action::Create => self.create(stack, id, decl.kind, &want).await,
-                Action::Update => {
-                    let live = step.live.clone().unwrap_or(Value::Null);
-                    let known = self
-                        .state
-                        .lock()
-                        .unwrap()
-                        .0
-                        .resources
-                        .get(id)
-                        .map(|e| e.outputs.clone())
-                        .unwrap_or_default();
-                    let outputs = decl.kind.update(ctx, &live, &want, &known).await?;
-                    self.record(id, decl.kind, &want, outputs, &decl.deps);
-                    Ok(false)
-                }
-                Action::Replace => {
-                    self.delete_recorded(id).await?;
-                    self.create(stack, id, decl.kind, &want).await
-                }
-                Action::Adopt => {
-                    let live = step.live.clone().unwrap_or(Value::Null);
-                    let found = step.found.clone().unwrap_or_default();
-                    let outputs = if diff(&want, &live, &[]).is_empty() {
-                        found
-                    } else {
-                        decl.kind.update(ctx, &live, &want, &found).await?
-                    };
-                    self.record(id, decl.kind, &want, outputs, &decl.deps);
-                    Ok(true)
-                }
-                Action::Delete | Action::NoOp => Ok(false),
-            }
-        }
-        .await;
+        let result = self.carry_out(stack, step, action, &want).await;
         let what = Done {
             stack: &stack.name,
             id,
@@ -334,6 +298,51 @@ impl Run<'_> {
             started,
         };
         self.finish(what, result).map(|_| action)
+    }
+
+    /// Does what the step's action asks; whether the resource was adopted.
+    async fn carry_out(
+        &self,
+        stack: &Stack,
+        step: &Step,
+        action: Action,
+        want: &Value,
+    ) -> Result<bool> {
+        let (id, ctx) = (step.id.as_str(), self.ex.ctx);
+        let decl = &stack.resources[id];
+        let live = step.live.clone().unwrap_or(Value::Null);
+        match action {
+            Action::Create => self.create(stack, id, decl.kind, want).await,
+            Action::Update => {
+                let recorded = self
+                    .state
+                    .lock()
+                    .unwrap()
+                    .0
+                    .resources
+                    .get(id)
+                    .map(|e| e.outputs.clone());
+                let known = recorded.unwrap_or_default();
+                let outputs = decl.kind.update(ctx, &live, want, &known).await?;
+                self.record(id, decl.kind, want, outputs, &decl.deps);
+                Ok(false)
+            }
+            Action::Replace => {
+                self.delete_recorded(id).await?;
+                self.create(stack, id, decl.kind, want).await
+            }
+            Action::Adopt => {
+                let found = step.found.clone().unwrap_or_default();
+                let outputs = if diff(want, &live, &[]).is_empty() {
+                    found
+                } else {
+                    decl.kind.update(ctx, &live, want, &found).await?
+                };
+                self.record(id, decl.kind, want, outputs, &decl.deps);
+                Ok(true)
+            }
+            Action::Delete | Action::NoOp => Ok(false),
+        }
     }
 
     fn finish(&self, d: Done, result: Result<bool>) -> Result<()> {
@@ -479,36 +488,54 @@ impl Executor<'_> {
         }
 
         // Then what the manifest no longer declares, dependents first.
-        let orphans: Vec<String> = plan
-            .steps
-            .iter()
-            .filter(|s| s.action == Action::Delete)
-            .map(|s| s.id.clone())
-            .collect();
-        if !orphans.is_empty() && summary.failed.is_empty() {
-            let g = recorded_graph(&run.state.lock().unwrap().0, |id| {
-                orphans.iter().any(|o| o == id)
-            });
-            let outcomes = g
-                .walk(Direction::Reverse, self.parallelism, stop, |id| {
-                    let run = &run;
-                    async move { run.delete_step(plan, &id).await }
-                })
-                .await;
-            collect(&mut summary, plan, outcomes, self.view);
+        if summary.failed.is_empty() {
+            self.delete_orphans(&run, plan, &mut summary).await;
         }
+        summary.outputs = self.record_outputs(&run, stack).await?;
+        summary.into_result()
+    }
+
+    /// Deletes, dependents first, what the plan deletes (what the manifest no longer declares).
+    async fn delete_orphans(&self, run: &Run<'_>, plan: &Plan, summary: &mut Summary) {
+        let deleted = plan.steps.iter().filter(|s| s.action == Action::Delete);
+        let orphans: Vec<String> = deleted.map(|s| s.id.clone()).collect();
+        if orphans.is_empty() {
+            return;
+        }
+        let g = recorded_graph(&run.state.lock().unwrap().0, |id| {
+            orphans.iter().any(|o| o == id)
+        });
+        let stop = || self.stop.load(Ordering::SeqCst);
+        let outcomes = g
+            .walk(
+                Direction::Reverse,
+                self.parallelism,
+                stop,
+                |id| async move { run.delete_step(plan, &id).await },
+            )
+            .await;
+        collect(summary, plan, outcomes, self.view);
+    }
+
+    /// The stack's outputs, resolved from what the run recorded, sealed and recorded.
+    async fn record_outputs(
+        &self,
+        run: &Run<'_>,
+        stack: &Stack,
+    ) -> Result<BTreeMap<String, Value>> {
+        let ctx = &self.ctx;
         let scope = stack.scope(
             &run.outputs(),
-            Some((&self.ctx.account_id, &self.ctx.region, &self.ctx.partition)),
+            Some((&ctx.account_id, &ctx.region, &ctx.partition)),
         );
         let outputs: BTreeMap<String, Value> = stack
             .resolve_outputs(&scope)
             .into_iter()
             .map(|(k, v)| (k, crate::secrets::seal(&v, &[], &stack.secrets)))
             .collect();
-        summary.outputs = outputs.clone();
-        run.save(|st| st.outputs = outputs).await?;
-        summary.into_result()
+        let recorded = outputs.clone();
+        run.save(|st| st.outputs = recorded).await?;
+        Ok(outputs)
     }
 
     /// Carries out a destroy plan: everything recorded, dependents first.

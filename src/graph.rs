@@ -149,6 +149,21 @@ impl Graph {
         out
     }
 
+    /// Each node's count of dependencies, and who waits on each node: a node is ready when
+    /// its count reaches zero (work proportional to the edges, not to the nodes times the
+    /// completions).
+    fn counts(&self) -> (BTreeMap<&str, usize>, BTreeMap<&str, Vec<&str>>) {
+        let mut waiting: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut dependents: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (n, ds) in &self.deps {
+            waiting.insert(n, ds.len());
+            for d in ds {
+                dependents.entry(d).or_default().push(n);
+            }
+        }
+        (waiting, dependents)
+    }
+
     /// Runs `work` on every node in `dir` order, at most `limit` at once. `stop` is polled
     /// between starts: once it returns true, nothing new starts and the rest is `Cancelled`.
     pub async fn walk<E, F, Fut>(
@@ -170,19 +185,9 @@ impl Graph {
         // Each node's count of dependencies not yet done, and who waits on each node: a node
         // is ready when its count reaches zero (work proportional to the edges, not to the
         // nodes times the completions).
-        let mut waiting: BTreeMap<&str, usize> = BTreeMap::new();
-        let mut dependents: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for (n, ds) in &g.deps {
-            waiting.insert(n, ds.len());
-            for d in ds {
-                dependents.entry(d).or_default().push(n);
-            }
-        }
-        let mut ready: BTreeSet<&str> = waiting
-            .iter()
-            .filter(|(_, c)| **c == 0)
-            .map(|(n, _)| *n)
-            .collect();
+        let (mut waiting, dependents) = g.counts();
+        let no_deps = waiting.iter().filter(|(_, c)| **c == 0);
+        let mut ready: BTreeSet<&str> = no_deps.map(|(n, _)| *n).collect();
         let mut outcomes: BTreeMap<String, Outcome<E>> = BTreeMap::new();
         let mut running = FuturesUnordered::new();
         loop {
@@ -210,15 +215,7 @@ impl Graph {
                 Err(e) => {
                     outcomes.insert(n.to_string(), Outcome::Failed(e));
                     // everything downstream of a failure is skipped, not run
-                    let mut downstream: Vec<&str> = dependents.get(n).cloned().unwrap_or_default();
-                    while let Some(d) = downstream.pop() {
-                        if outcomes.contains_key(d) {
-                            continue;
-                        }
-                        outcomes.insert(d.to_string(), Outcome::Skipped);
-                        ready.remove(d);
-                        downstream.extend(dependents.get(d).into_iter().flatten());
-                    }
+                    skip_downstream(n, &dependents, &mut outcomes, &mut ready);
                 }
             }
         }
@@ -229,6 +226,23 @@ impl Graph {
     }
 }
 
+/// Marks everything downstream of `n` skipped (and not ready), unless it has an outcome.
+fn skip_downstream<'a, E>(
+    n: &'a str,
+    dependents: &BTreeMap<&'a str, Vec<&'a str>>,
+    outcomes: &mut BTreeMap<String, Outcome<E>>,
+    ready: &mut BTreeSet<&'a str>,
+) {
+    let mut downstream: Vec<&str> = dependents.get(n).cloned().unwrap_or_default();
+    while let Some(d) = downstream.pop() {
+        if outcomes.contains_key(d) {
+            continue;
+        }
+        outcomes.insert(d.to_string(), Outcome::Skipped);
+        ready.remove(d);
+        downstream.extend(dependents.get(d).into_iter().flatten());
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
