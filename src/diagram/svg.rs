@@ -112,6 +112,46 @@ fn size(label: &str, shape: Shape) -> Sized {
 
 /// Layers by longest path, ignoring the edges that close a cycle; and those back edges.
 fn layers(d: &Diagram) -> (BTreeMap<String, usize>, BTreeSet<(String, String)>) {
+    let back = back_edges(d);
+    let forward: Vec<&super::Edge> = d
+        .edges
+        .iter()
+        .filter(|e| !back.contains(&(e.from.clone(), e.to.clone())))
+        .collect();
+    let mut rank: BTreeMap<String, usize> = d.nodes.iter().map(|n| (n.id.clone(), 0)).collect();
+    // Relax edges until stable (acyclic once back edges are dropped).
+    for _ in 0..d.nodes.len() + 1 {
+        let mut changed = false;
+        for e in &forward {
+            let r = rank[&e.from] + 1;
+            if rank[&e.to] < r {
+                rank.insert(e.to.clone(), r);
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    // a node nothing leads to sits just above the first node it leads to (a role used at
+    // the bottom is drawn there, not at the top with a long edge down)
+    for n in &d.nodes {
+        if forward.iter().any(|e| e.to == n.id) {
+            continue;
+        }
+        let below = forward
+            .iter()
+            .filter(|e| e.from == n.id)
+            .map(|e| rank[&e.to]);
+        if let Some(first) = below.min() {
+            rank.insert(n.id.clone(), first.saturating_sub(1));
+        }
+    }
+    (rank, back)
+}
+
+/// The edges that close a cycle: found by a depth-first search from every root in node order.
+fn back_edges(d: &Diagram) -> BTreeSet<(String, String)> {
     let mut out_edges: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for e in &d.edges {
         out_edges
@@ -119,7 +159,6 @@ fn layers(d: &Diagram) -> (BTreeMap<String, usize>, BTreeSet<(String, String)>) 
             .or_default()
             .push(e.to.as_str());
     }
-    // DFS from every root in node order to find back edges.
     let mut back: BTreeSet<(String, String)> = BTreeSet::new();
     let mut state: BTreeMap<&str, u8> = BTreeMap::new();
     fn dfs<'a>(
@@ -145,46 +184,7 @@ fn layers(d: &Diagram) -> (BTreeMap<String, usize>, BTreeSet<(String, String)>) 
             dfs(&n.id, &out_edges, &mut state, &mut back);
         }
     }
-    let mut rank: BTreeMap<String, usize> = d.nodes.iter().map(|n| (n.id.clone(), 0)).collect();
-    // Relax edges until stable (acyclic once back edges are dropped).
-    for _ in 0..d.nodes.len() + 1 {
-        let mut changed = false;
-        for e in d
-            .edges
-            .iter()
-            .filter(|e| !back.contains(&(e.from.clone(), e.to.clone())))
-        {
-            let r = rank[&e.from] + 1;
-            if rank[&e.to] < r {
-                rank.insert(e.to.clone(), r);
-                changed = true;
-            }
-        }
-        if !changed {
-            break;
-        }
-    }
-    // a node nothing leads to sits just above the first node it leads to (a role used at
-    // the bottom is drawn there, not at the top with a long edge down)
-    let forward: Vec<&super::Edge> = d
-        .edges
-        .iter()
-        .filter(|e| !back.contains(&(e.from.clone(), e.to.clone())))
-        .collect();
-    for n in &d.nodes {
-        if forward.iter().any(|e| e.to == n.id) {
-            continue;
-        }
-        if let Some(first) = forward
-            .iter()
-            .filter(|e| e.from == n.id)
-            .map(|e| rank[&e.to])
-            .min()
-        {
-            rank.insert(n.id.clone(), first.saturating_sub(1));
-        }
-    }
-    (rank, back)
+    back
 }
 
 /// Each layer's nodes, clusters kept together, and within them ordered by the mean position
@@ -497,6 +497,37 @@ fn draw_clusters(d: &Diagram, l: &Layout, obstacles: &mut Vec<Rect>) -> String {
 
 /// Edges along their routes, then their labels where nothing else is; and how many back
 /// edges needed a lane.
+/// An edge's label, placed clear of what is drawn already (and then an obstacle itself).
+fn edge_label(
+    label: &str,
+    pts: &[(f64, f64)],
+    color: &str,
+    down: bool,
+    obstacles: &mut Vec<Rect>,
+) -> String {
+    let text = wrap(label, LABEL_CHARS);
+    let w = text.iter().map(|t| t.chars().count()).max().unwrap_or(0) as f64 * LABEL_CHAR_W + 8.0;
+    let h = text.len() as f64 * LABEL_LINE + 3.0;
+    let r = place_label(pts, w, h, obstacles, down);
+    obstacles.push(r);
+    let tspans: String = text
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            format!(
+                "<tspan x=\"{:.1}\" y=\"{:.1}\">{}</tspan>",
+                r.cx(),
+                r.y + 10.5 + i as f64 * LABEL_LINE,
+                esc(t)
+            )
+        })
+        .collect();
+    format!(
+        "  <g class=\"edge-label\"><rect x=\"{:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"{h:.1}\" fill=\"#ffffff\" fill-opacity=\"0.9\"/><text text-anchor=\"middle\" font-size=\"9.5\" fill=\"{color}\">{tspans}</text></g>\n",
+        r.x, r.y
+    )
+}
+
 fn draw_edges(d: &Diagram, l: &Layout, obstacles: &mut Vec<Rect>) -> (String, usize) {
     let mut out = String::new();
     let mut labels = String::new();
@@ -532,31 +563,46 @@ fn draw_edges(d: &Diagram, l: &Layout, obstacles: &mut Vec<Rect>) -> (String, us
         if e.label.is_empty() {
             continue;
         }
-        let text = wrap(&e.label, LABEL_CHARS);
-        let w =
-            text.iter().map(|t| t.chars().count()).max().unwrap_or(0) as f64 * LABEL_CHAR_W + 8.0;
-        let h = text.len() as f64 * LABEL_LINE + 3.0;
-        let r = place_label(&pts, w, h, obstacles, !is_back);
-        obstacles.push(r);
-        let tspans: String = text
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                format!(
-                    "<tspan x=\"{:.1}\" y=\"{:.1}\">{}</tspan>",
-                    r.cx(),
-                    r.y + 10.5 + i as f64 * LABEL_LINE,
-                    esc(t)
-                )
-            })
-            .collect();
-        labels += &format!(
-            "  <g class=\"edge-label\"><rect x=\"{:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"{h:.1}\" fill=\"#ffffff\" fill-opacity=\"0.9\"/><text text-anchor=\"middle\" font-size=\"9.5\" fill=\"{color}\">{tspans}</text></g>\n",
-            r.x, r.y
-        );
+        labels += &edge_label(&e.label, &pts, color, !is_back, obstacles);
     }
     out += &labels;
     (out, lane)
+}
+
+/// A node's outline (circle, diamond or box), coloured by its kind and by what an execution
+/// did there.
+fn node_shape(n: &super::Node, p: Rect) -> String {
+    let (fill, stroke) = match (n.mark, n.shape) {
+        (Some(Mark::Failed), _) => ("#f6b9b3", "#d13212"),
+        (Some(Mark::Visited), _) => ("#c8ecd0", "#1d8102"),
+        (_, Shape::Start | Shape::End) => ("#232f3e", "#232f3e"),
+        (_, Shape::Succeed) => ("#e6f4ea", "#1d8102"),
+        (_, Shape::Fail) => ("#fdecea", "#d13212"),
+        (_, Shape::Choice) => ("#fff4e5", "#c7761a"),
+        (_, Shape::Parallel | Shape::Map) => ("#eef3fb", "#3f6fb5"),
+        _ => ("#ffffff", "#545b64"),
+    };
+    let (cx, cy) = (p.cx(), p.cy());
+    let shape = match n.shape {
+        Shape::Start | Shape::End => {
+            format!(
+                "<circle cx=\"{cx:.1}\" cy=\"{cy:.1}\" r=\"{:.1}\" fill=\"{fill}\" stroke=\"{stroke}\"/>",
+                H / 2.0
+            )
+        }
+        Shape::Choice => format!(
+            "<polygon points=\"{:.1},{cy:.1} {cx:.1},{:.1} {:.1},{cy:.1} {cx:.1},{:.1}\" fill=\"{fill}\" stroke=\"{stroke}\"/>",
+            p.x,
+            p.y,
+            p.x + p.w,
+            p.y + p.h
+        ),
+        _ => format!(
+            "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" rx=\"6\" fill=\"{fill}\" stroke=\"{stroke}\"/>",
+            p.x, p.y, p.w, p.h
+        ),
+    };
+    shape
 }
 
 /// Nodes: their shape, colour (and the path an execution took) and wrapped text.
@@ -564,36 +610,8 @@ fn draw_nodes(d: &Diagram, l: &Layout) -> String {
     let mut out = String::new();
     for n in &d.nodes {
         let p = l.boxes[&n.id];
-        let (fill, stroke) = match (n.mark, n.shape) {
-            (Some(Mark::Failed), _) => ("#f6b9b3", "#d13212"),
-            (Some(Mark::Visited), _) => ("#c8ecd0", "#1d8102"),
-            (_, Shape::Start | Shape::End) => ("#232f3e", "#232f3e"),
-            (_, Shape::Succeed) => ("#e6f4ea", "#1d8102"),
-            (_, Shape::Fail) => ("#fdecea", "#d13212"),
-            (_, Shape::Choice) => ("#fff4e5", "#c7761a"),
-            (_, Shape::Parallel | Shape::Map) => ("#eef3fb", "#3f6fb5"),
-            _ => ("#ffffff", "#545b64"),
-        };
+        let shape = node_shape(n, p);
         let (cx, cy) = (p.cx(), p.cy());
-        let shape = match n.shape {
-            Shape::Start | Shape::End => {
-                format!(
-                    "<circle cx=\"{cx:.1}\" cy=\"{cy:.1}\" r=\"{:.1}\" fill=\"{fill}\" stroke=\"{stroke}\"/>",
-                    H / 2.0
-                )
-            }
-            Shape::Choice => format!(
-                "<polygon points=\"{:.1},{cy:.1} {cx:.1},{:.1} {:.1},{cy:.1} {cx:.1},{:.1}\" fill=\"{fill}\" stroke=\"{stroke}\"/>",
-                p.x,
-                p.y,
-                p.x + p.w,
-                p.y + p.h
-            ),
-            _ => format!(
-                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" rx=\"6\" fill=\"{fill}\" stroke=\"{stroke}\"/>",
-                p.x, p.y, p.w, p.h
-            ),
-        };
         let color = if matches!(n.shape, Shape::Start | Shape::End) && n.mark.is_none() {
             "#ffffff"
         } else {
