@@ -75,6 +75,34 @@ fn parse(path: &str) -> Result<(bool, Vec<Seg>), String> {
     Ok((context, segs))
 }
 
+/// The index of the `]` that closes the `[` at `i`, past quotes and nested brackets (filters).
+fn closing_bracket(b: &[u8], i: usize) -> Option<usize> {
+    let (mut depth, mut quote, mut j) = (0usize, None, i);
+    while j < b.len() {
+        match (quote, b[j]) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), b'\\') => j += 1,
+            (Some(_), _) => {}
+            (None, b'\'' | b'"') => quote = Some(b[j]),
+            (None, b'[') => depth += 1,
+            (None, b']') => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(j);
+                }
+            }
+            _ => {}
+        }
+        j += 1;
+    }
+    None
+}
+
+/// `s` is one name in quotes `q`.
+fn quoted_once(s: &str, q: char) -> bool {
+    s.len() >= 2 && s.starts_with(q) && s.ends_with(q) && !s[1..s.len() - 1].contains(q)
+}
+
 /// A path as Step Functions writes it (Jayway's JsonPath: `$.a-b`, `[?(@.x > 1)]`) as an RFC 9535
 /// query, and whether it is definite (names and single indexes only: it selects one value,
 /// not a list).
@@ -108,37 +136,9 @@ fn to_rfc9535(rest: &str) -> Result<(String, bool), String> {
                 i = j;
             }
             b'[' => {
-                // to the matching ']', past quotes and nested brackets (filters)
-                let (mut depth, mut quote, mut j) = (0usize, None, i);
-                while j < b.len() {
-                    match (quote, b[j]) {
-                        (Some(q), c) if c == q => quote = None,
-                        (Some(_), b'\\') => j += 1,
-                        (Some(_), _) => {}
-                        (None, b'\'' | b'"') => quote = Some(b[j]),
-                        (None, b'[') => depth += 1,
-                        (None, b']') => {
-                            depth -= 1;
-                            if depth == 0 {
-                                break;
-                            }
-                        }
-                        _ => {}
-                    }
-                    j += 1;
-                }
-                if j >= b.len() {
-                    return Err("'[' is not closed".into());
-                }
+                let j = closing_bracket(b, i).ok_or("'[' is not closed")?;
                 let inner = rest[i + 1..j].trim();
-                let single_name = (inner.starts_with('\'')
-                    && inner.ends_with('\'')
-                    && inner.len() >= 2
-                    && !inner[1..inner.len() - 1].contains('\''))
-                    || (inner.starts_with('"')
-                        && inner.ends_with('"')
-                        && inner.len() >= 2
-                        && !inner[1..inner.len() - 1].contains('"'));
+                let single_name = quoted_once(inner, '\'') || quoted_once(inner, '"');
                 if inner.parse::<i64>().is_err() && !single_name {
                     definite = false;
                 }
