@@ -54,14 +54,7 @@ fn next_page(link: &str) -> Option<String> {
 
 /// The head branches of every open pull request.
 pub async fn open_pull_request_branches(repo: &Repo) -> Result<BTreeSet<String>> {
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_native_roots()
-        .map_err(|e| Error::internal(format!("TLS roots: {e}")))?
-        .https_or_http()
-        .enable_http1()
-        .build();
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build::<_, http_body_util::Empty<bytes::Bytes>>(connector);
+    let client = client()?;
     let mut url = format!(
         "{}/repos/{}/pulls?state=open&per_page=100",
         repo.api, repo.repository
@@ -75,40 +68,14 @@ pub async fn open_pull_request_branches(repo: &Repo) -> Result<BTreeSet<String>>
             ))
             .at(url.clone())
         };
-        let req = hyper::Request::get(&url)
-            .header("accept", "application/vnd.github+json")
-            .header("authorization", format!("Bearer {}", repo.token))
-            .header("user-agent", concat!("deploy/", env!("CARGO_PKG_VERSION")))
-            .header("x-github-api-version", "2022-11-28")
-            .body(http_body_util::Empty::new())
-            .map_err(|e| failed(e.to_string()))?;
-        let resp = tokio::time::timeout(Duration::from_secs(30), client.request(req))
-            .await
-            .map_err(|_| failed("no answer within 30 s".into()))?
-            .map_err(|e| failed(e.to_string()))?;
-        let status = resp.status();
-        let link = resp
-            .headers()
-            .get("link")
-            .and_then(|l| l.to_str().ok())
-            .map(str::to_string);
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| failed(e.to_string()))?
-            .to_bytes();
+        let (status, link, body) = get(&client, &url, repo, &failed).await?;
         if !status.is_success() {
             let message = serde_json::from_slice::<serde_json::Value>(&body)
                 .ok()
                 .and_then(|v| v["message"].as_str().map(str::to_string))
                 .unwrap_or_default();
             let e = failed(format!("HTTP {status} {message}").trim_end().to_string());
-            return Err(match status.as_u16() {
-                401 | 403 => e.help("check GITHUB_TOKEN and that the job may read pull requests (permissions: pull-requests: read)"),
-                404 => e.help("check GITHUB_REPOSITORY (owner/name) and GITHUB_API_URL"),
-                _ => e.help("run the sweep again later"),
-            });
+            return Err(refused(status.as_u16(), e));
         }
         let pulls: Vec<serde_json::Value> = serde_json::from_slice(&body)
             .map_err(|e| failed(format!("not a list of pull requests: {e}")))?;
@@ -124,6 +91,66 @@ pub async fn open_pull_request_branches(repo: &Repo) -> Result<BTreeSet<String>>
         }
     }
     Ok(branches)
+}
+
+type Client = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    http_body_util::Empty<bytes::Bytes>,
+>;
+
+fn client() -> Result<Client> {
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_native_roots()
+        .map_err(|e| Error::internal(format!("TLS roots: {e}")))?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build::<_, http_body_util::Empty<bytes::Bytes>>(connector),
+    )
+}
+
+/// One page of the API: status, the `link` header, the body.
+async fn get(
+    client: &Client,
+    url: &str,
+    repo: &Repo,
+    failed: &dyn Fn(String) -> Error,
+) -> Result<(hyper::StatusCode, Option<String>, bytes::Bytes)> {
+    let req = hyper::Request::get(url)
+        .header("accept", "application/vnd.github+json")
+        .header("authorization", format!("Bearer {}", repo.token))
+        .header("user-agent", concat!("deploy/", env!("CARGO_PKG_VERSION")))
+        .header("x-github-api-version", "2022-11-28")
+        .body(http_body_util::Empty::new())
+        .map_err(|e| failed(e.to_string()))?;
+    let resp = tokio::time::timeout(Duration::from_secs(30), client.request(req))
+        .await
+        .map_err(|_| failed("no answer within 30 s".into()))?
+        .map_err(|e| failed(e.to_string()))?;
+    let status = resp.status();
+    let link = resp
+        .headers()
+        .get("link")
+        .and_then(|l| l.to_str().ok())
+        .map(str::to_string);
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| failed(e.to_string()))?
+        .to_bytes();
+    Ok((status, link, body))
+}
+
+/// What to do about a refusal, by its status.
+fn refused(status: u16, e: Error) -> Error {
+    match status {
+        401 | 403 => e.help("check GITHUB_TOKEN and that the job may read pull requests (permissions: pull-requests: read)"),
+        404 => e.help("check GITHUB_REPOSITORY (owner/name) and GITHUB_API_URL"),
+        _ => e.help("run the sweep again later"),
+    }
 }
 
 #[cfg(test)]
