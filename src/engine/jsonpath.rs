@@ -26,21 +26,13 @@ fn parse(path: &str) -> Result<(bool, Vec<Seg>), String> {
     while i < b.len() {
         match b[i] {
             b'.' if b.get(i + 1) == Some(&b'.') => {
-                let start = i + 2;
-                let mut j = start;
-                while j < b.len() && b[j] != b'.' && b[j] != b'[' {
-                    j += 1;
-                }
-                segs.push(Seg::Descend(rest[start..j].to_string()));
+                let j = name_end(b, i + 2);
+                segs.push(Seg::Descend(rest[i + 2..j].to_string()));
                 i = j;
             }
             b'.' => {
-                let start = i + 1;
-                let mut j = start;
-                while j < b.len() && b[j] != b'.' && b[j] != b'[' {
-                    j += 1;
-                }
-                let name = &rest[start..j];
+                let j = name_end(b, i + 1);
+                let name = &rest[i + 1..j];
                 segs.push(if name == "*" {
                     Seg::Wildcard
                 } else {
@@ -73,6 +65,12 @@ fn parse(path: &str) -> Result<(bool, Vec<Seg>), String> {
         }
     }
     Ok((context, segs))
+}
+
+/// Where a name that starts at `start` ends: at the next `.` or `[`, or the end.
+fn name_end(b: &[u8], start: usize) -> usize {
+    let rest = b[start..].iter().position(|c| *c == b'.' || *c == b'[');
+    rest.map_or(b.len(), |n| start + n)
 }
 
 /// The index of the `]` that closes the `[` at `i`, past quotes and nested brackets (filters).

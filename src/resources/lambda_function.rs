@@ -276,43 +276,8 @@ impl Kind for Function {
         let c = f
             .configuration()
             .ok_or_else(|| Error::aws("GetFunction returned no configuration"))?;
-        let image = c.package_type() == Some(&PackageType::Image);
-        let live = Attrs {
-            name: a.name.clone(),
-            role_arn: c.role().unwrap_or_default().to_string(),
-            package: if image { "image".into() } else { "zip".into() },
-            runtime: if image {
-                a.runtime.clone()
-            } else {
-                c.runtime()
-                    .map(|r| r.as_str().to_string())
-                    .unwrap_or_default()
-            },
-            handler: if image {
-                a.handler.clone()
-            } else {
-                c.handler().unwrap_or_default().to_string()
-            },
-            architecture: c
-                .architectures()
-                .first()
-                .map(|r| r.as_str().to_string())
-                .unwrap_or_else(|| "x86_64".into()),
-            timeout: c.timeout().unwrap_or(3),
-            memory_size: c.memory_size().unwrap_or(128),
-            environment: c
-                .environment()
-                .and_then(|e| e.variables())
-                .map(|v| v.clone().into_iter().collect())
-                .unwrap_or_default(),
-            // The code is identified by our source hash, recorded with the attributes.
-            source: a.source.clone(),
-            image_repository_url: a.image_repository_url.clone(),
-            tags: f
-                .tags()
-                .map(|t| t.clone().into_iter().collect())
-                .unwrap_or_default(),
-        };
+        let tags = f.tags().map(|t| t.clone().into_iter().collect());
+        let live = live_attrs(a, c, tags.unwrap_or_default());
         Ok(Some((
             live,
             arn_and_name(c.function_arn().unwrap_or_default(), &a.name),
@@ -384,6 +349,50 @@ impl Kind for Function {
         } else {
             vec![]
         })
+    }
+}
+
+/// What GetFunction says of a function, as attributes (for an image, the runtime and handler
+/// are the manifest's: an image has none of its own; the code is identified by our source
+/// hash, recorded with the attributes).
+fn live_attrs(
+    a: &Attrs,
+    c: &aws_sdk_lambda::types::FunctionConfiguration,
+    tags: BTreeMap<String, String>,
+) -> Attrs {
+    let image = c.package_type() == Some(&PackageType::Image);
+    Attrs {
+        name: a.name.clone(),
+        role_arn: c.role().unwrap_or_default().to_string(),
+        package: if image { "image".into() } else { "zip".into() },
+        runtime: if image {
+            a.runtime.clone()
+        } else {
+            c.runtime()
+                .map(|r| r.as_str().to_string())
+                .unwrap_or_default()
+        },
+        handler: if image {
+            a.handler.clone()
+        } else {
+            c.handler().unwrap_or_default().to_string()
+        },
+        architecture: c
+            .architectures()
+            .first()
+            .map(|r| r.as_str().to_string())
+            .unwrap_or_else(|| "x86_64".into()),
+        timeout: c.timeout().unwrap_or(3),
+        memory_size: c.memory_size().unwrap_or(128),
+        environment: c
+            .environment()
+            .and_then(|e| e.variables())
+            .map(|v| v.clone().into_iter().collect())
+            .unwrap_or_default(),
+        // The code is identified by our source hash, recorded with the attributes.
+        source: a.source.clone(),
+        image_repository_url: a.image_repository_url.clone(),
+        tags,
     }
 }
 

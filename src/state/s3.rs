@@ -287,9 +287,9 @@ impl S3Store {
         };
         match put(Condition::Is(etag)).await {
             Ok(o) => {
+                let by = h.describe();
                 eprintln!(
-                    "took over the lock of stack `{stack}` (env `{env}`): it was held by {}, whose lease ran out {ago} s ago (a run that was killed)",
-                    h.describe()
+                    "took over the lock of stack `{stack}` (env `{env}`): it was held by {by}, whose lease ran out {ago} s ago (a run that was killed)"
                 );
                 Ok(Ok(taken(o.e_tag())))
             }

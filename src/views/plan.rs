@@ -110,25 +110,24 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
             out += &format!("      {}\n", paint(color, style::DIM, line));
         }
     }
-    let c = plan.counts();
-    if plan.has_changes() {
-        out += &format!(
-            "Plan: {} to create, {}{} to update, {} to replace, {} to delete, {} unchanged.\n",
-            c.create,
-            if c.adopt > 0 {
-                format!("{} to adopt, ", c.adopt)
-            } else {
-                String::new()
-            },
-            c.update,
-            c.replace,
-            c.delete,
-            c.unchanged
-        );
-    } else {
-        out += &format!("No changes: {} resources up to date.\n", c.unchanged);
-    }
+    out += &tally(plan);
     out
+}
+
+/// The plan's last line: how many of each change, or that there is none.
+fn tally(plan: &Plan) -> String {
+    let c = plan.counts();
+    if !plan.has_changes() {
+        return format!("No changes: {} resources up to date.\n", c.unchanged);
+    }
+    let adopt = match c.adopt {
+        0 => String::new(),
+        n => format!("{n} to adopt, "),
+    };
+    format!(
+        "Plan: {} to create, {adopt}{} to update, {} to replace, {} to delete, {} unchanged.\n",
+        c.create, c.update, c.replace, c.delete, c.unchanged
+    )
 }
 
 /// The plan as Markdown, for a pull request comment or `$GITHUB_STEP_SUMMARY`: a heading, a
