@@ -118,44 +118,11 @@ async fn newest_version(ctx: &Ctx, arn: &str) -> Result<Option<String>> {
 /// Deletes the versions beyond `keep` (the newest are kept), except one an alias routes to
 /// or an execution still runs.
 async fn prune(ctx: &Ctx, arn: &str, v: &Versions) -> Result<()> {
-    let mut all = Vec::new();
-    let mut token = None;
-    loop {
-        let page = ctx
-            .sfn
-            .list_state_machine_versions()
-            .state_machine_arn(arn)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| api_error("ListStateMachineVersions", &e))?;
-        all.extend(
-            page.state_machine_versions()
-                .iter()
-                .map(|v| v.state_machine_version_arn().to_string()),
-        );
-        token = page.next_token().map(str::to_string);
-        if token.is_none() {
-            break;
-        }
-    }
+    let all = versions(ctx, arn).await?;
     let old = all.into_iter().skip(v.keep.max(1) as usize);
-    let routed: Vec<String> = match &v.alias {
+    let routed = match &v.alias {
+        Some(alias) => routed(ctx, &format!("{arn}:{alias}")).await,
         None => vec![],
-        Some(alias) => match ctx
-            .sfn
-            .describe_state_machine_alias()
-            .state_machine_alias_arn(format!("{arn}:{alias}"))
-            .send()
-            .await
-        {
-            Ok(d) => d
-                .routing_configuration()
-                .iter()
-                .map(|r| r.state_machine_version_arn().to_string())
-                .collect(),
-            Err(_) => vec![],
-        },
     };
     for version in old.filter(|o| !routed.contains(o)) {
         let running = ctx
@@ -187,6 +154,99 @@ async fn prune(ctx: &Ctx, arn: &str, v: &Versions) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Executions still running are not torn down under their machine unless asked: stopped
+/// with --stop-executions, else an error.
+async fn stop_running(ctx: &Ctx, name: &str, running: &[String]) -> Result<Notes> {
+    if running.is_empty() {
+        return Ok(vec![]);
+    }
+    if !ctx.stop_executions {
+        let shown: Vec<&str> = running.iter().take(3).map(String::as_str).collect();
+        let more = if running.len() > 3 {
+            format!(" and {} more", running.len() - 3)
+        } else {
+            String::new()
+        };
+        return Err(Error::user(format!(
+            "state machine {} has {} running execution(s): {}{more}",
+            name,
+            running.len(),
+            shown.join(", ")
+        ))
+        .help("let them finish, or run `deploy destroy --stop-executions` to stop them first"));
+    }
+    for e in running {
+        ctx.sfn
+            .stop_execution()
+            .execution_arn(e)
+            .cause("stopped by deploy destroy --stop-executions")
+            .send()
+            .await
+            .map_err(|err| api_error("StopExecution", &err))?;
+    }
+    let n = running.len();
+    Ok(vec![format!("stopped {n} running execution(s) first")])
+}
+
+/// The machine's newest version, published now if it has none.
+async fn newest_or_publish(ctx: &Ctx, arn: &str) -> Result<String> {
+    if let Some(v) = newest_version(ctx, arn).await? {
+        return Ok(v);
+    }
+    let published = ctx
+        .sfn
+        .publish_state_machine_version()
+        .state_machine_arn(arn)
+        .send()
+        .await;
+    let published = published.map_err(|e| api_error("PublishStateMachineVersion", &e))?;
+    Ok(published.state_machine_version_arn().to_string())
+}
+
+/// Every published version of the machine, newest first.
+async fn versions(ctx: &Ctx, arn: &str) -> Result<Vec<String>> {
+    let mut all = Vec::new();
+    let mut token = None;
+    loop {
+        let page = ctx
+            .sfn
+            .list_state_machine_versions()
+            .state_machine_arn(arn)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| api_error("ListStateMachineVersions", &e))?;
+        all.extend(
+            page.state_machine_versions()
+                .iter()
+                .map(|v| v.state_machine_version_arn().to_string()),
+        );
+        token = page.next_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    Ok(all)
+}
+
+/// The versions an alias routes to (none if it cannot be read).
+async fn routed(ctx: &Ctx, alias_arn: &str) -> Vec<String> {
+    let d = ctx
+        .sfn
+        .describe_state_machine_alias()
+        .state_machine_alias_arn(alias_arn)
+        .send()
+        .await;
+    match d {
+        Ok(d) => d
+            .routing_configuration()
+            .iter()
+            .map(|r| r.state_machine_version_arn().to_string())
+            .collect(),
+        Err(_) => vec![],
+    }
 }
 
 fn definition_text(a: &Attrs) -> String {
@@ -351,19 +411,7 @@ impl Kind for StateMachine {
             if version.is_none() {
                 // versions asked for on a machine that has none yet (or no change): its newest,
                 // published now if there is none
-                version = match newest_version(ctx, &arn).await? {
-                    Some(v) => Some(v),
-                    None => Some(
-                        ctx.sfn
-                            .publish_state_machine_version()
-                            .state_machine_arn(&arn)
-                            .send()
-                            .await
-                            .map_err(|e| api_error("PublishStateMachineVersion", &e))?
-                            .state_machine_version_arn()
-                            .to_string(),
-                    ),
-                };
+                version = Some(newest_or_publish(ctx, &arn).await?);
             }
             prune(ctx, &arn, v).await?;
         }
@@ -397,39 +445,7 @@ impl Kind for StateMachine {
         let arn = arn(ctx, &a.name);
         // executions still running are not torn down under them unless asked
         let running = running_executions(ctx, &arn).await?;
-        let mut notes = vec![];
-        if !running.is_empty() {
-            if !ctx.stop_executions {
-                let shown: Vec<&str> = running.iter().take(3).map(String::as_str).collect();
-                let more = if running.len() > 3 {
-                    format!(" and {} more", running.len() - 3)
-                } else {
-                    String::new()
-                };
-                return Err(Error::user(format!(
-                    "state machine {} has {} running execution(s): {}{more}",
-                    a.name,
-                    running.len(),
-                    shown.join(", ")
-                ))
-                .help(
-                    "let them finish, or run `deploy destroy --stop-executions` to stop them first",
-                ));
-            }
-            for e in &running {
-                ctx.sfn
-                    .stop_execution()
-                    .execution_arn(e)
-                    .cause("stopped by deploy destroy --stop-executions")
-                    .send()
-                    .await
-                    .map_err(|err| api_error("StopExecution", &err))?;
-            }
-            notes.push(format!(
-                "stopped {} running execution(s) first",
-                running.len()
-            ));
-        }
+        let mut notes = stop_running(ctx, &a.name, &running).await?;
         match ctx
             .sfn
             .delete_state_machine()
