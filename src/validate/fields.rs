@@ -277,69 +277,66 @@ pub(super) fn retriers(c: &mut Checker, name: &str, s: &Map<String, Value>, p: &
     if let Some(rs) = s.get("Retry").and_then(|v| v.as_array()) {
         for (i, r) in rs.iter().enumerate() {
             let rp = format!("{p}/Retry/{i}");
+            let last = i + 1 == rs.len();
             error_names(
                 c,
                 name,
                 &r["ErrorEquals"],
                 &format!("{rp}/ErrorEquals"),
-                i + 1 == rs.len(),
+                last,
             );
-            if r.get("IntervalSeconds")
-                .is_some_and(|v| !v.as_u64().is_some_and(|x| x >= 1))
-            {
-                c.error(
-                    Some(name),
-                    &format!("{rp}/IntervalSeconds"),
-                    "IntervalSeconds is a positive integer",
-                );
-            }
-            if r.get("MaxAttempts").is_some_and(|v| v.as_u64().is_none()) {
-                c.error(
-                    Some(name),
-                    &format!("{rp}/MaxAttempts"),
-                    "MaxAttempts is a non-negative integer",
-                );
-            }
-            if r.get("BackoffRate")
-                .is_some_and(|v| !v.as_f64().is_some_and(|x| x >= 1.0))
-            {
-                c.error(
-                    Some(name),
-                    &format!("{rp}/BackoffRate"),
-                    "BackoffRate is a number of at least 1.0",
-                );
-            }
-            if r.get("JitterStrategy")
-                .is_some_and(|v| !matches!(v.as_str(), Some("FULL" | "NONE")))
-            {
-                c.error(
-                    Some(name),
-                    &format!("{rp}/JitterStrategy"),
-                    "JitterStrategy is FULL or NONE",
-                );
-            }
+            retrier(c, name, r, &rp);
         }
     }
     if let Some(cs) = s.get("Catch").and_then(|v| v.as_array()) {
         for (i, r) in cs.iter().enumerate() {
             let cp = format!("{p}/Catch/{i}");
+            let last = i + 1 == cs.len();
             error_names(
                 c,
                 name,
                 &r["ErrorEquals"],
                 &format!("{cp}/ErrorEquals"),
-                i + 1 == cs.len(),
+                last,
             );
             if !r.get("Next").is_some_and(|v| v.is_string()) {
                 c.error(Some(name), &format!("{cp}/Next"), "a catcher needs Next");
             }
             if lang == "JSONata" && r.get("ResultPath").is_some() {
-                c.error(
-                    Some(name),
-                    &format!("{cp}/ResultPath"),
-                    "ResultPath is a JSONPath field; this state uses JSONata (use Output)",
-                );
+                let msg = "ResultPath is a JSONPath field; this state uses JSONata (use Output)";
+                c.error(Some(name), &format!("{cp}/ResultPath"), msg);
             }
+        }
+    }
+}
+
+/// A retrier's fields, in AWS's ranges.
+fn retrier(c: &mut Checker, name: &str, r: &Value, rp: &str) {
+    let rules: [(&str, fn(&Value) -> bool, &str); 4] = [
+        (
+            "IntervalSeconds",
+            |v| v.as_u64().is_some_and(|x| x >= 1),
+            "IntervalSeconds is a positive integer",
+        ),
+        (
+            "MaxAttempts",
+            |v| v.as_u64().is_some(),
+            "MaxAttempts is a non-negative integer",
+        ),
+        (
+            "BackoffRate",
+            |v| v.as_f64().is_some_and(|x| x >= 1.0),
+            "BackoffRate is a number of at least 1.0",
+        ),
+        (
+            "JitterStrategy",
+            |v| matches!(v.as_str(), Some("FULL" | "NONE")),
+            "JitterStrategy is FULL or NONE",
+        ),
+    ];
+    for (field, ok, msg) in rules {
+        if r.get(field).is_some_and(|v| !ok(v)) {
+            c.error(Some(name), &format!("{rp}/{field}"), msg);
         }
     }
 }

@@ -96,45 +96,7 @@ pub fn check(c: &mut Checker, sc: &asl::Scope, outer: &BTreeSet<String>) {
         return;
     };
     let states: Vec<&asl::State> = sc.states.iter().filter(|s| s.raw.is_object()).collect();
-    let universe: BTreeSet<String> = states
-        .iter()
-        .flat_map(|s| edges(s).into_iter().flat_map(|(_, a)| a))
-        .chain(outer.iter().cloned())
-        .collect();
-    let mut inn: BTreeMap<&str, BTreeSet<String>> = sc
-        .states
-        .iter()
-        .map(|s| (s.name, universe.clone()))
-        .collect();
-    inn.insert(start, outer.clone());
-    // A worklist from StartAt: a state is looked at again only when what reaches it changed,
-    // so a chain of states converges in one pass (linear, not quadratic, in its length).
-    let mut todo: std::collections::VecDeque<&str> = std::collections::VecDeque::from([start]);
-    let mut queued: BTreeSet<&str> = BTreeSet::from([start]);
-    while let Some(name) = todo.pop_front() {
-        queued.remove(name);
-        let Some(s) = sc.state(name).filter(|s| s.raw.is_object()) else {
-            continue;
-        };
-        let here = inn[name].clone();
-        for (t, a) in edges(s) {
-            let Some(key) = sc.state(t).map(|s| s.name) else {
-                continue;
-            };
-            let cur = &inn[key];
-            if t == start {
-                continue;
-            }
-            let via: BTreeSet<String> = here.union(&a).cloned().collect();
-            let met: BTreeSet<String> = cur.intersection(&via).cloned().collect();
-            if &met != cur {
-                inn.insert(key, met);
-                if queued.insert(key) {
-                    todo.push_back(key);
-                }
-            }
-        }
-    }
+    let inn = must_assigned(sc, start, &states, outer);
     for st in states {
         let (name, p) = (st.name, &st.pointer);
         let known = &inn[name];
@@ -161,6 +123,56 @@ pub fn check(c: &mut Checker, sc: &asl::Scope, outer: &BTreeSet<String>) {
             check(c, inner, known);
         }
     }
+}
+
+/// For each state, the variables that every path from StartAt to it assigns (`outer`: those
+/// the enclosing scope has): a worklist from StartAt, where a state is looked at again only when
+/// what reaches it changed, so a chain of states converges in one pass (linear, not quadratic,
+/// in its length).
+fn must_assigned<'s>(
+    sc: &'s asl::Scope,
+    start: &'s str,
+    states: &[&asl::State],
+    outer: &BTreeSet<String>,
+) -> BTreeMap<&'s str, BTreeSet<String>> {
+    let universe: BTreeSet<String> = states
+        .iter()
+        .flat_map(|s| edges(s).into_iter().flat_map(|(_, a)| a))
+        .chain(outer.iter().cloned())
+        .collect();
+    let mut inn: BTreeMap<&str, BTreeSet<String>> = sc
+        .states
+        .iter()
+        .map(|s| (s.name, universe.clone()))
+        .collect();
+    inn.insert(start, outer.clone());
+    let mut todo: std::collections::VecDeque<&str> = std::collections::VecDeque::from([start]);
+    let mut queued: BTreeSet<&str> = BTreeSet::from([start]);
+    while let Some(name) = todo.pop_front() {
+        queued.remove(name);
+        let Some(s) = sc.state(name).filter(|s| s.raw.is_object()) else {
+            continue;
+        };
+        let here = inn[name].clone();
+        for (t, a) in edges(s) {
+            let Some(key) = sc.state(t).map(|s| s.name) else {
+                continue;
+            };
+            let cur = &inn[key];
+            if t == start {
+                continue;
+            }
+            let via: BTreeSet<String> = here.union(&a).cloned().collect();
+            let met: BTreeSet<String> = cur.intersection(&via).cloned().collect();
+            if &met != cur {
+                inn.insert(key, met);
+                if queued.insert(key) {
+                    todo.push_back(key);
+                }
+            }
+        }
+    }
+    inn
 }
 
 #[cfg(test)]
