@@ -122,21 +122,7 @@ async fn carry_on(setup: &Setup, ctx: &Ctx, action: &RolloutAction) -> Result<()
             .iter()
             .find(|(v, _)| *v != target)
             .map(|(v, _)| v.clone());
-        let done = match action {
-            RolloutAction::Status(_) => None,
-            RolloutAction::Promote(_) if on_target == 100 => Some("nothing to promote"),
-            RolloutAction::Promote(_) => {
-                sfn_alias::route(ctx, &a.attrs, &[(&target, 100)]).await?;
-                Some("promoted: 100% on the new version")
-            }
-            RolloutAction::Abort(_) => match &leaving {
-                Some(previous) => {
-                    sfn_alias::route(ctx, &a.attrs, &[(previous, 100)]).await?;
-                    Some("aborted: 100% back on the previous version")
-                }
-                None => Some("nothing to abort: no other version is routed to"),
-            },
-        };
+        let done = act(ctx, action, &a, &target, on_target, leaving.as_ref()).await?;
         let state = match (on_target, done) {
             (_, Some(d)) => d.to_string(),
             (100, None) => "complete".to_string(),
@@ -152,10 +138,41 @@ async fn carry_on(setup: &Setup, ctx: &Ctx, action: &RolloutAction) -> Result<()
             "state": state,
         }));
     }
-    match s.out.format {
+    print_report(&report, s.out.format);
+    Ok(())
+}
+
+/// What the action does to one alias (promote, abort, or nothing for status), in words.
+async fn act(
+    ctx: &Ctx,
+    action: &RolloutAction,
+    a: &Alias,
+    target: &String,
+    on_target: u64,
+    leaving: Option<&String>,
+) -> Result<Option<&'static str>> {
+    Ok(match action {
+        RolloutAction::Status(_) => None,
+        RolloutAction::Promote(_) if on_target == 100 => Some("nothing to promote"),
+        RolloutAction::Promote(_) => {
+            sfn_alias::route(ctx, &a.attrs, &[(&target, 100)]).await?;
+            Some("promoted: 100% on the new version")
+        }
+        RolloutAction::Abort(_) => match &leaving {
+            Some(previous) => {
+                sfn_alias::route(ctx, &a.attrs, &[(previous, 100)]).await?;
+                Some("aborted: 100% back on the previous version")
+            }
+            None => Some("nothing to abort: no other version is routed to"),
+        },
+    })
+}
+
+fn print_report(report: &[serde_json::Value], format: Format) {
+    match format {
         Format::Json => outln!("{}", serde_json::to_string(&report).unwrap()),
         _ => {
-            for r in &report {
+            for r in report {
                 outln!(
                     "alias {} ({}): {}",
                     r["alias"].as_str().unwrap_or_default(),
@@ -173,5 +190,4 @@ async fn carry_on(setup: &Setup, ctx: &Ctx, action: &RolloutAction) -> Result<()
             }
         }
     }
-    Ok(())
 }

@@ -102,18 +102,7 @@ impl Kind for EventsConnection {
                     .await
                     .map(|_| ())
             },
-            || async {
-                match ctx.events.describe_connection().name(&a.name).send().await {
-                    Ok(_) => Ok(Some(())),
-                    Err(e)
-                        if e.as_service_error()
-                            .is_some_and(|s| s.is_resource_not_found_exception()) =>
-                    {
-                        Ok(None)
-                    }
-                    Err(e) => Err(api_error("DescribeConnection", &e)),
-                }
-            },
+            || exists(ctx, &a.name),
             |e| {
                 if e.as_service_error()
                     .is_some_and(|s| s.is_resource_already_exists_exception())
@@ -215,5 +204,19 @@ impl Kind for EventsConnection {
             }
             Err(e) => Err(api_error("DeleteConnection", &e)),
         }
+    }
+}
+
+/// Whether the connection exists (after a create whose answer was lost).
+async fn exists(ctx: &Ctx, name: &str) -> Result<Option<()>> {
+    match ctx.events.describe_connection().name(name).send().await {
+        Ok(_) => Ok(Some(())),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(api_error("DescribeConnection", &e)),
     }
 }
