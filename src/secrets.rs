@@ -141,60 +141,66 @@ pub fn mask_pair(old: &mut Value, new: &mut Value, paths: &[&str], secrets: &[St
             *v = Value::String(SHOWN.into());
         }
         if let Some(v) = new.pointer_mut(p) {
-            *v = Value::String(
-                if changed {
-                    "(sensitive, changed)"
-                } else {
-                    SHOWN
-                }
-                .into(),
-            );
-        }
-    }
-    fn pair(o: Option<&mut Value>, n: Option<&mut Value>, secret: &dyn Fn(&str) -> bool) {
-        match (o, n) {
-            (Some(Value::Object(o)), Some(Value::Object(n))) => {
-                for (k, nv) in n.iter_mut() {
-                    pair(o.get_mut(k), Some(nv), secret);
-                }
-                for (k, ov) in o.iter_mut() {
-                    if !n.contains_key(k) {
-                        pair(Some(ov), None, secret);
-                    }
-                }
-            }
-            (Some(Value::Array(o)), Some(Value::Array(n))) => {
-                let len = o.len().max(n.len());
-                for i in 0..len {
-                    let (oi, ni) = (o.get_mut(i), n.get_mut(i));
-                    pair(oi, ni, secret);
-                }
-            }
-            (o, n) => {
-                let text = |v: &Option<&mut Value>| {
-                    v.as_deref().and_then(Value::as_str).map(str::to_string)
-                };
-                let (os, ns) = (text(&o), text(&n));
-                if os.as_deref().is_some_and(secret) || ns.as_deref().is_some_and(secret) {
-                    let changed = os != ns;
-                    if let Some(o) = o.filter(|o| o.is_string()) {
-                        *o = Value::String(SHOWN.into());
-                    }
-                    if let Some(n) = n.filter(|n| n.is_string()) {
-                        *n = Value::String(
-                            if changed {
-                                "(sensitive, changed)"
-                            } else {
-                                SHOWN
-                            }
-                            .into(),
-                        );
-                    }
-                }
-            }
+            *v = shown(changed);
         }
     }
     pair(Some(old), Some(new), &secret);
+}
+
+/// Masks the secret strings of two values side by side, saying where they differ.
+fn pair(o: Option<&mut Value>, n: Option<&mut Value>, secret: &dyn Fn(&str) -> bool) {
+    match (o, n) {
+        (Some(Value::Object(o)), Some(Value::Object(n))) => {
+            for (k, nv) in n.iter_mut() {
+                pair(o.get_mut(k), Some(nv), secret);
+            }
+            for (k, ov) in o.iter_mut() {
+                if !n.contains_key(k) {
+                    pair(Some(ov), None, secret);
+                }
+            }
+        }
+        (Some(Value::Array(o)), Some(Value::Array(n))) => {
+            let len = o.len().max(n.len());
+            for i in 0..len {
+                let (oi, ni) = (o.get_mut(i), n.get_mut(i));
+                pair(oi, ni, secret);
+            }
+        }
+        (o, n) => {
+            let text =
+                |v: &Option<&mut Value>| v.as_deref().and_then(Value::as_str).map(str::to_string);
+            let (os, ns) = (text(&o), text(&n));
+            if os.as_deref().is_some_and(secret) || ns.as_deref().is_some_and(secret) {
+                let changed = os != ns;
+                if let Some(o) = o.filter(|o| o.is_string()) {
+                    *o = Value::String(SHOWN.into());
+                }
+                if let Some(n) = n.filter(|n| n.is_string()) {
+                    *n = Value::String(
+                        if changed {
+                            "(sensitive, changed)"
+                        } else {
+                            SHOWN
+                        }
+                        .into(),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// What is shown of a secret value: that it changed, or only that it is there.
+fn shown(changed: bool) -> Value {
+    Value::String(
+        if changed {
+            "(sensitive, changed)"
+        } else {
+            SHOWN
+        }
+        .into(),
+    )
 }
 
 /// `text` with every secret replaced by `(sensitive)` (for messages and logs).

@@ -71,6 +71,24 @@ impl Stack {
     }
 
     /// A kind's complaint about a resource's attributes, pointing at the attribute.
+    /// An attribute (or a key inside one) that the resource's kind does not take.
+    fn unknown_attr(&self, id: &str, attr: &str, typed: &str, known: &[String]) -> Error {
+        let kind = self.resources[id].kind.name();
+        let what = if attr.contains(['.', '[']) {
+            "key"
+        } else {
+            "attribute"
+        };
+        let e = Error::user(format!(
+            "resource `{id}`: unknown {what} `{typed}` for {}",
+            a(kind)
+        ))
+        .help(format!("the {what}s it takes: {}", known.join(", ")))
+        .suggest(typed, known.iter().map(String::as_str));
+        let span = self.spans.key_near(&format!("resources.{id}.{attr}"));
+        self.spans.at(e, span, format!("not {} of {kind}", a(what)))
+    }
+
     pub(super) fn attr_error(&self, id: &str, e: Error) -> Error {
         if e.snippet.is_some() {
             return e;
@@ -96,38 +114,14 @@ impl Stack {
         };
         let path = format!("{here}.{attr}");
         if let Some((typed, known)) = unknown_field(&message) {
-            let what = if attr.contains(['.', '[']) {
-                "key"
-            } else {
-                "attribute"
-            };
-            let e = Error::user(format!(
-                "resource `{id}`: unknown {what} `{typed}` for {}",
-                a(kind)
-            ))
-            .help(format!("the {what}s it takes: {}", known.join(", ")))
-            .suggest(&typed, known.iter().map(String::as_str));
-            return self.spans.at(
-                e,
-                self.spans.key_near(&path),
-                format!("not {} of {kind}", a(what)),
-            );
+            return self.unknown_attr(id, &attr, &typed, &known);
         }
         let message = message
             .split(" at line ")
             .next()
             .unwrap_or(&message)
             .to_string();
-        let label = match (
-            message.split_once(", expected "),
-            message
-                .strip_prefix("statement ")
-                .and_then(|r| r.split_once(": ")),
-        ) {
-            (Some((_, expected)), _) => format!("expected {expected}"),
-            (None, Some((_, rest))) => rest.to_string(),
-            (None, None) => message.rsplit("; ").next().unwrap_or(&message).to_string(),
-        };
+        let label = label_of(&message);
         let said = message.starts_with("statement ") || message.starts_with(&format!("{attr} "));
         let message = if said {
             message
@@ -144,6 +138,46 @@ impl Stack {
     /// Any `{ template = "file", vars = {...} }` table becomes the rendered JSON, and any
     /// `{ dir = "folder" }` table the folder with its content hash.
     /// `path`: where `v` is written in the manifest (`resources.machine.definition`).
+    /// A `{ template = "file", vars = {...} }` table: the file (under templates/) rendered.
+    fn template(
+        &self,
+        map: &serde_json::Map<String, Value>,
+        path: &str,
+        warnings: &mut Warnings,
+    ) -> Result<Value> {
+        let file = map["template"].as_str().unwrap();
+        let inside = !file.is_empty()
+            && Path::new(file)
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+        let at = self.spans.value_near(&format!("{path}.template"));
+        if !inside {
+            let e = Error::user(format!("template {file:?} is outside templates/"))
+                .help("name a file under templates/, without .. or a leading /");
+            return Err(self.spans.at(e, at, "outside templates/"));
+        }
+        let full = self.templates.join(file);
+        if !full.is_file() {
+            let why = if full.is_dir() {
+                "is a folder, not a file"
+            } else {
+                "does not exist"
+            };
+            let e = Error::user(format!("template templates/{file} {why}"))
+                .help(templates_near(&self.templates, file));
+            return Err(self.spans.at(e, at, why));
+        }
+        let vars = map
+            .get("vars")
+            .and_then(|v| v.as_object())
+            .cloned()
+            .unwrap_or_default();
+        let display = format!("templates/{file}");
+        let r = crate::template::render_file(&self.templates.join(file), &display, &vars)?;
+        warnings.extend(r.warnings);
+        Ok(r.value)
+    }
+
     pub(super) fn render_templates(
         &self,
         v: Value,
@@ -155,38 +189,7 @@ impl Stack {
                 let is_template = map.get("template").is_some_and(|t| t.is_string())
                     && map.keys().all(|k| k == "template" || k == "vars");
                 if is_template {
-                    let file = map["template"].as_str().unwrap();
-                    let inside = !file.is_empty()
-                        && Path::new(file)
-                            .components()
-                            .all(|c| matches!(c, std::path::Component::Normal(_)));
-                    let at = self.spans.value_near(&format!("{path}.template"));
-                    if !inside {
-                        let e = Error::user(format!("template {file:?} is outside templates/"))
-                            .help("name a file under templates/, without .. or a leading /");
-                        return Err(self.spans.at(e, at, "outside templates/"));
-                    }
-                    let full = self.templates.join(file);
-                    if !full.is_file() {
-                        let why = if full.is_dir() {
-                            "is a folder, not a file"
-                        } else {
-                            "does not exist"
-                        };
-                        let e = Error::user(format!("template templates/{file} {why}"))
-                            .help(templates_near(&self.templates, file));
-                        return Err(self.spans.at(e, at, why));
-                    }
-                    let vars = map
-                        .get("vars")
-                        .and_then(|v| v.as_object())
-                        .cloned()
-                        .unwrap_or_default();
-                    let display = format!("templates/{file}");
-                    let r =
-                        crate::template::render_file(&self.templates.join(file), &display, &vars)?;
-                    warnings.extend(r.warnings);
-                    return Ok(r.value);
+                    return self.template(&map, path, warnings);
                 }
                 if map.len() == 1 && map.get("dir").is_some_and(|d| d.is_string()) {
                     let dir = map["dir"].as_str().unwrap().to_string();
@@ -219,6 +222,18 @@ impl Stack {
             .iter()
             .map(|(k, v)| (k.clone(), refs::resolve(v, scope)))
             .collect()
+    }
+}
+
+/// The label under an attribute's value: what was expected, or the end of the message.
+fn label_of(message: &str) -> String {
+    let statement = message
+        .strip_prefix("statement ")
+        .and_then(|r| r.split_once(": "));
+    match (message.split_once(", expected "), statement) {
+        (Some((_, expected)), _) => format!("expected {expected}"),
+        (None, Some((_, rest))) => rest.to_string(),
+        (None, None) => message.rsplit("; ").next().unwrap_or(message).to_string(),
     }
 }
 
