@@ -169,7 +169,14 @@ async fn serve_one(
     } else {
         server.handle(op, &body)
     };
-    let (status, out) = match result {
+    let (status, out) = answer(op, result);
+    tracing::debug!("{op} -> {status}");
+    Ok(respond(status, out))
+}
+
+/// An operation's answer as the SDKs read it: its members without nulls, or an error.
+fn answer(op: &str, result: ApiResult) -> (u16, Value) {
+    match result {
         Ok(mut v) => {
             // AWS leaves out members that have no value
             if let Some(m) = v.as_object_mut() {
@@ -184,9 +191,7 @@ async fn serve_one(
                 json!({"__type": format!("com.amazonaws.stepfunctions#{code}"), "message": message}),
             )
         }
-    };
-    tracing::debug!("{op} -> {status}");
-    Ok(respond(status, out))
+    }
 }
 
 /// Runs the endpoint until Ctrl-C.

@@ -149,44 +149,7 @@ impl Kind for IamPolicy {
             .unwrap_or("v1")
             .to_string();
         if live.statement != want.statement {
-            let versions = ctx
-                .iam
-                .list_policy_versions()
-                .policy_arn(&arn)
-                .send()
-                .await
-                .map_err(|e| api_error("ListPolicyVersions", &e))?;
-            let mut old: Vec<_> = versions
-                .versions()
-                .iter()
-                .filter(|v| !v.is_default_version())
-                .collect();
-            if versions.versions().len() >= 5 {
-                old.sort_by_key(|v| v.create_date().map(|d| d.secs()).unwrap_or(0));
-                if let Some(oldest) = old.first().and_then(|v| v.version_id()) {
-                    ctx.iam
-                        .delete_policy_version()
-                        .policy_arn(&arn)
-                        .version_id(oldest)
-                        .send()
-                        .await
-                        .map_err(|e| api_error("DeletePolicyVersion", &e))?;
-                }
-            }
-            let made = ctx
-                .iam
-                .create_policy_version()
-                .policy_arn(&arn)
-                .policy_document(want.document().to_string())
-                .set_as_default(true)
-                .send()
-                .await
-                .map_err(|e| api_error("CreatePolicyVersion", &e))?;
-            version = made
-                .policy_version()
-                .and_then(|v| v.version_id())
-                .unwrap_or(&version)
-                .to_string();
+            version = new_version(ctx, &arn, want).await?.unwrap_or(version);
         }
         sync_tags(
             &live.tags,
@@ -264,4 +227,46 @@ impl Kind for IamPolicy {
             Err(e) => Err(api_error("DeletePolicy", &e)),
         }
     }
+}
+
+/// A new default version of the policy with the desired document (the oldest other one deleted
+/// first when IAM's five are taken); its id.
+async fn new_version(ctx: &Ctx, arn: &str, want: &Attrs) -> Result<Option<String>> {
+    let versions = ctx
+        .iam
+        .list_policy_versions()
+        .policy_arn(arn)
+        .send()
+        .await
+        .map_err(|e| api_error("ListPolicyVersions", &e))?;
+    let mut old: Vec<_> = versions
+        .versions()
+        .iter()
+        .filter(|v| !v.is_default_version())
+        .collect();
+    if versions.versions().len() >= 5 {
+        old.sort_by_key(|v| v.create_date().map(|d| d.secs()).unwrap_or(0));
+        if let Some(oldest) = old.first().and_then(|v| v.version_id()) {
+            ctx.iam
+                .delete_policy_version()
+                .policy_arn(arn)
+                .version_id(oldest)
+                .send()
+                .await
+                .map_err(|e| api_error("DeletePolicyVersion", &e))?;
+        }
+    }
+    let made = ctx
+        .iam
+        .create_policy_version()
+        .policy_arn(arn)
+        .policy_document(want.document().to_string())
+        .set_as_default(true)
+        .send()
+        .await
+        .map_err(|e| api_error("CreatePolicyVersion", &e))?;
+    Ok(made
+        .policy_version()
+        .and_then(|v| v.version_id())
+        .map(str::to_string))
 }
