@@ -218,28 +218,8 @@ fn ownership(
     ours: &dyn Fn(&str) -> bool,
 ) -> std::result::Result<(), String> {
     let decl = &stack.resources[id];
-    let (want_stack, want_env) = (
-        Value::from(stack.name.as_str()),
-        Value::from(stack.env.as_str()),
-    );
     match decl.kind.owner() {
-        resources::Owner::Tags => {
-            let tags = &live["tags"];
-            if tags["deploy:stack"] == want_stack && tags["deploy:env"] == want_env {
-                return Ok(());
-            }
-            let said = |k: &str| {
-                tags[k]
-                    .as_str()
-                    .map(|v| format!("{k}={v}"))
-                    .unwrap_or_else(|| format!("no {k} tag"))
-            };
-            Err(format!(
-                "its tags say {}, {}",
-                said("deploy:stack"),
-                said("deploy:env")
-            ))
-        }
+        resources::Owner::Tags => tagged_ours(&live["tags"], stack),
         resources::Owner::Description => {
             let desc = live["description"].as_str().unwrap_or_default();
             if desc.contains(&resources::owner_marker(&stack.name, &stack.env)) {
@@ -250,29 +230,101 @@ fn ownership(
                 ))
             }
         }
-        resources::Owner::Parents => {
-            let not: Vec<&String> = decl.deps.iter().filter(|d| !ours(d)).collect();
-            match (decl.deps.is_empty(), not.is_empty()) {
-                (false, true) => Ok(()),
-                (true, _) => Err(format!(
-                    "a {} carries no tags and depends on nothing of this stack",
-                    decl.kind.name()
-                )),
-                (false, false) => Err(format!(
-                    "it depends on {} that {} not this stack's",
-                    not.iter()
-                        .map(|d| format!("`{d}`"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    if not.len() == 1 { "is" } else { "are" }
-                )),
-            }
-        }
+        resources::Owner::Parents => parents_ours(decl, ours),
         resources::Owner::Unprovable => Err(format!(
             "a {} carries neither tags nor a description to prove it",
             decl.kind.name()
         )),
     }
+}
+
+/// Its `deploy:stack` and `deploy:env` tags name this stack and env.
+fn tagged_ours(tags: &Value, stack: &Stack) -> std::result::Result<(), String> {
+    let (want_stack, want_env) = (
+        Value::from(stack.name.as_str()),
+        Value::from(stack.env.as_str()),
+    );
+    if tags["deploy:stack"] == want_stack && tags["deploy:env"] == want_env {
+        return Ok(());
+    }
+    let said = |k: &str| {
+        tags[k]
+            .as_str()
+            .map(|v| format!("{k}={v}"))
+            .unwrap_or_else(|| format!("no {k} tag"))
+    };
+    Err(format!(
+        "its tags say {}, {}",
+        said("deploy:stack"),
+        said("deploy:env")
+    ))
+}
+
+/// It depends on something of this stack, and everything it depends on is ours.
+fn parents_ours(
+    decl: &crate::manifest::Decl,
+    ours: &dyn Fn(&str) -> bool,
+) -> std::result::Result<(), String> {
+    let not: Vec<&String> = decl.deps.iter().filter(|d| !ours(d)).collect();
+    match (decl.deps.is_empty(), not.is_empty()) {
+        (false, true) => Ok(()),
+        (true, _) => Err(format!(
+            "a {} carries no tags and depends on nothing of this stack",
+            decl.kind.name()
+        )),
+        (false, false) => Err(format!(
+            "it depends on {} that {} not this stack's",
+            not.iter()
+                .map(|d| format!("`{d}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if not.len() == 1 { "is" } else { "are" }
+        )),
+    }
+}
+
+/// A resource looked for: its id, desired attributes, and what was found (if anything).
+type Looked = (String, Value, Option<(Value, resources::Outputs)>);
+
+/// The reads that look for a level's resources that state does not record as created (not
+/// those whose names wait on a parent that does not exist).
+fn unrecorded_reads<'a>(
+    stack: &'a Stack,
+    state: &StackState,
+    ctx: &'a Ctx,
+    scope: &crate::manifest::refs::MapScope,
+    level: Vec<String>,
+) -> Result<
+    Vec<
+        impl std::future::Future<Output = Result<(String, Value, Option<(Value, resources::Outputs)>)>>
+        + 'a,
+    >,
+> {
+    let mut reads = Vec::new();
+    for id in level {
+        if state
+            .resources
+            .get(&id)
+            .is_some_and(|e| e.status == Status::Created)
+        {
+            continue;
+        }
+        let (desired, _) = stack.resolve(&id, scope)?;
+        if desired
+            .to_string()
+            .contains(crate::manifest::refs::UNKNOWN_PREFIX)
+        {
+            continue; // a parent does not exist: neither does this
+        }
+        let decl = &stack.resources[&id];
+        reads.push(async move {
+            decl.kind
+                .read(ctx, &desired, &resources::Outputs::new())
+                .await
+                .map(|r| (id, desired, r))
+        });
+    }
+    Ok(reads)
 }
 
 /// Looks for the declared resources that state does not record as created, by their expected
@@ -287,30 +339,7 @@ pub async fn discover(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Fo
             &outputs,
             Some((&ctx.account_id, &ctx.region, &ctx.partition)),
         );
-        let mut reads = Vec::new();
-        for id in level {
-            if state
-                .resources
-                .get(&id)
-                .is_some_and(|e| e.status == Status::Created)
-            {
-                continue;
-            }
-            let (desired, _) = stack.resolve(&id, &scope)?;
-            if desired
-                .to_string()
-                .contains(crate::manifest::refs::UNKNOWN_PREFIX)
-            {
-                continue; // a parent does not exist: neither does this
-            }
-            let decl = &stack.resources[&id];
-            reads.push(async move {
-                decl.kind
-                    .read(ctx, &desired, &resources::Outputs::new())
-                    .await
-                    .map(|r| (id, desired, r))
-            });
-        }
+        let reads = unrecorded_reads(stack, state, ctx, &scope, level)?;
         for read in futures::future::join_all(reads).await {
             let (id, desired, live) = read?;
             let Some((live, outs)) = live else { continue };

@@ -364,19 +364,7 @@ impl Kind for StateMachineAlias {
                 break;
             }
             route(ctx, want, &[(&want.version_arn, *w), (previous, 100 - w)]).await?;
-            tracing::info!(
-                "alias {}: {w}% on {}, {}% on {previous}",
-                want.alias,
-                want.version_arn,
-                100 - w
-            );
-            eprintln!(
-                "alias {}: {w}% on the new version; next step in {} (step {} of {})",
-                want.alias,
-                want.plan.interval,
-                i + 1,
-                steps.len()
-            );
+            announce(want, previous, *w, (i + 1, steps.len()));
             if ctx.rollout_no_wait {
                 let now = current(ctx, want).await?.unwrap_or_default();
                 return Ok(outputs(want, &now));
@@ -407,6 +395,14 @@ impl Kind for StateMachineAlias {
             Err(e) => Err(api_error("DeleteStateMachineAlias", &e)),
         }
     }
+}
+
+/// A step of a rollout taken: `w`% on the new version, step `n` of `of`.
+fn announce(want: &Attrs, previous: &str, w: u64, (n, of): (usize, usize)) {
+    let (alias, new) = (&want.alias, &want.version_arn);
+    tracing::info!("alias {alias}: {w}% on {new}, {}% on {previous}", 100 - w);
+    let interval = &want.plan.interval;
+    eprintln!("alias {alias}: {w}% on the new version; next step in {interval} (step {n} of {of})");
 }
 
 #[cfg(test)]
