@@ -294,12 +294,7 @@ fn unrecorded_reads<'a>(
     ctx: &'a Ctx,
     scope: &crate::manifest::refs::MapScope,
     level: Vec<String>,
-) -> Result<
-    Vec<
-        impl std::future::Future<Output = Result<(String, Value, Option<(Value, resources::Outputs)>)>>
-        + 'a,
-    >,
-> {
+) -> Result<Vec<impl std::future::Future<Output = Result<Looked>> + 'a>> {
     let mut reads = Vec::new();
     for id in level {
         if state
