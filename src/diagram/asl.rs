@@ -85,6 +85,40 @@ pub fn rule_label(rule: &Value) -> String {
 }
 
 /// Adds the states of one scope; returns the states that end it.
+/// One transition of state `st`: from the ends of its branches when it has any.
+fn add_transition(d: &mut Diagram, st: &asl::State, t: &asl::Transition, inner_ends: &[String]) {
+    let name = st.name;
+    match t.via {
+        asl::Via::Next if !inner_ends.is_empty() => {
+            for end in inner_ends {
+                d.add_edge(end, t.to, "", EdgeKind::Join);
+            }
+        }
+        asl::Via::Next => d.add_edge(name, t.to, "", EdgeKind::Next),
+        asl::Via::Rule(_) if st.kind == asl::Kind::Choice => {
+            d.add_edge(name, t.to, &rule_label(t.raw), EdgeKind::Rule)
+        }
+        asl::Via::Default if st.kind == asl::Kind::Choice => {
+            d.add_edge(name, t.to, "Default", EdgeKind::Default)
+        }
+        asl::Via::Catch(_) => {
+            let errs: Vec<&str> = t.raw["ErrorEquals"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.as_str())
+                .collect();
+            d.add_edge(
+                name,
+                t.to,
+                &format!("catch {}", errs.join(", ")),
+                EdgeKind::Catch,
+            );
+        }
+        _ => {}
+    }
+}
+
 fn add_scope(d: &mut Diagram, sc: &asl::Scope, cluster: Option<usize>) -> Vec<String> {
     let mut ends = Vec::new();
     for st in &sc.states {
@@ -113,35 +147,7 @@ fn add_scope(d: &mut Diagram, sc: &asl::Scope, cluster: Option<usize>) -> Vec<St
         }
         let has_inner = !inner_ends.is_empty();
         for t in &st.transitions {
-            match t.via {
-                asl::Via::Next if has_inner => {
-                    for end in &inner_ends {
-                        d.add_edge(end, t.to, "", EdgeKind::Join);
-                    }
-                }
-                asl::Via::Next => d.add_edge(name, t.to, "", EdgeKind::Next),
-                asl::Via::Rule(_) if st.kind == asl::Kind::Choice => {
-                    d.add_edge(name, t.to, &rule_label(t.raw), EdgeKind::Rule)
-                }
-                asl::Via::Default if st.kind == asl::Kind::Choice => {
-                    d.add_edge(name, t.to, "Default", EdgeKind::Default)
-                }
-                asl::Via::Catch(_) => {
-                    let errs: Vec<&str> = t.raw["ErrorEquals"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|e| e.as_str())
-                        .collect();
-                    d.add_edge(
-                        name,
-                        t.to,
-                        &format!("catch {}", errs.join(", ")),
-                        EdgeKind::Catch,
-                    );
-                }
-                _ => {}
-            }
+            add_transition(d, st, t, &inner_ends);
         }
         if st.terminal {
             if has_inner {

@@ -82,7 +82,6 @@ fn scope(c: &mut Checker, sc: &asl::Scope, lang: &str, names: &mut BTreeSet<Stri
         );
         return;
     };
-    let start = sc.start_at;
     let did_you_mean = |t: &str| {
         crate::error::closest(t, states.keys().map(String::as_str))
             .map(|m| format!(" (did you mean `{m}`?)"))
@@ -90,25 +89,7 @@ fn scope(c: &mut Checker, sc: &asl::Scope, lang: &str, names: &mut BTreeSet<Stri
     };
     // A target that is not there is the one root cause: what it makes unreachable, or
     // endless, is not reported on top of it.
-    let mut broken = false;
-    match start {
-        None => {
-            broken = true;
-            c.error(None, &format!("{base}/StartAt"), "StartAt is required")
-        }
-        Some(s) if !states.contains_key(s) => {
-            broken = true;
-            c.error(
-                None,
-                &format!("{base}/StartAt"),
-                format!(
-                    "StartAt names `{s}`, which is not a state here{}",
-                    did_you_mean(s)
-                ),
-            )
-        }
-        _ => {}
-    }
+    let mut broken = !start_exists(c, sc, states, &did_you_mean);
     for st in &sc.states {
         let (name, p) = (st.name, st.pointer.as_str());
         if !names.insert(name.to_string()) {
@@ -138,6 +119,28 @@ fn scope(c: &mut Checker, sc: &asl::Scope, lang: &str, names: &mut BTreeSet<Stri
     if !broken {
         paths(c, sc, states);
     }
+}
+
+/// StartAt names a state of the scope.
+fn start_exists(
+    c: &mut Checker,
+    sc: &asl::Scope,
+    states: &Map<String, Value>,
+    did_you_mean: &dyn Fn(&str) -> String,
+) -> bool {
+    let at = format!("{}/StartAt", sc.pointer);
+    match sc.start_at {
+        None => c.error(None, &at, "StartAt is required"),
+        Some(s) if !states.contains_key(s) => {
+            let msg = format!(
+                "StartAt names `{s}`, which is not a state here{}",
+                did_you_mean(s)
+            );
+            c.error(None, &at, msg)
+        }
+        _ => return true,
+    }
+    false
 }
 
 /// Every state is reachable from StartAt, and from every reachable one some path ends.
