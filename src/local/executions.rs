@@ -179,23 +179,36 @@ impl Server {
         );
         let started = exec.started;
         store.executions.push(exec);
-        let server = self.clone();
-        let tasks = LocalTasks {
-            integrations: self.integrations.clone(),
-            mocks,
-        };
-        let key = exec_arn.clone();
-        tracing::info!("execution {key} started");
-        let handle = tokio::spawn(async move {
-            let result = engine::execute(&def, input, &opts, &tasks, &journal).await;
-            server.finish(&key, result);
-        });
+        let abort = self.spawn(def, input, opts, mocks, journal);
         if let Some(e) = store.executions.get_mut(&exec_arn) {
-            e.abort = Some(handle.abort_handle());
+            e.abort = Some(abort);
         }
         let out = json!({"executionArn": exec_arn, "startDate": started});
         drop(store);
         Ok(out)
+    }
+
+    /// Runs the execution on the engine, in the background; the handle that stops it.
+    fn spawn(
+        self: &Arc<Self>,
+        def: Arc<Value>,
+        input: Value,
+        opts: Options,
+        mocks: Option<Mocked>,
+        journal: Arc<Journal>,
+    ) -> tokio::task::AbortHandle {
+        let server = self.clone();
+        let integrations = self.integrations.clone();
+        let tasks = LocalTasks {
+            integrations,
+            mocks,
+        };
+        tracing::info!("execution {} started", opts.execution_arn);
+        let handle = tokio::spawn(async move {
+            let result = engine::execute(&def, input, &opts, &tasks, &journal).await;
+            server.finish(&opts.execution_arn, result);
+        });
+        handle.abort_handle()
     }
 
     /// How the engine runs an execution of `m` here: on the real clock (scaled by

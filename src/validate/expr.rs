@@ -68,29 +68,10 @@ pub fn jsonpath_error(path: &str, reference: bool) -> Option<String> {
     let mut i = 0;
     while i < b.len() {
         match b[i] {
-            b'.' => {
-                i += 1;
-                if i < b.len() && b[i] == b'.' {
-                    if reference {
-                        return Some(format!("{path:?}: a reference path cannot use '..'"));
-                    }
-                    i += 1;
-                }
-                if i < b.len() && b[i] == b'*' {
-                    if reference {
-                        return Some(format!("{path:?}: a reference path cannot use '*'"));
-                    }
-                    i += 1;
-                    continue;
-                }
-                let start = i;
-                while i < b.len() && b[i] != b'.' && b[i] != b'[' {
-                    i += 1;
-                }
-                if i == start {
-                    return Some(format!("{path:?}: empty name after '.'"));
-                }
-            }
+            b'.' => match dot(path, b, i + 1, reference) {
+                Ok(next) => i = next,
+                Err(e) => return Some(e),
+            },
             b'[' => {
                 let Some(close) = rest[i..].find(']') else {
                     return Some(format!("{path:?}: '[' is never closed"));
@@ -110,6 +91,31 @@ pub fn jsonpath_error(path: &str, reference: bool) -> Option<String> {
         }
     }
     None
+}
+
+/// What follows a `.` at `i`: `..`, `*` or a name (the first two not in a reference path);
+/// where it ends.
+fn dot(path: &str, b: &[u8], mut i: usize, reference: bool) -> Result<usize, String> {
+    if b.get(i) == Some(&b'.') {
+        if reference {
+            return Err(format!("{path:?}: a reference path cannot use '..'"));
+        }
+        i += 1;
+    }
+    if b.get(i) == Some(&b'*') {
+        if reference {
+            return Err(format!("{path:?}: a reference path cannot use '*'"));
+        }
+        return Ok(i + 1);
+    }
+    let start = i;
+    while i < b.len() && b[i] != b'.' && b[i] != b'[' {
+        i += 1;
+    }
+    if i == start {
+        return Err(format!("{path:?}: empty name after '.'"));
+    }
+    Ok(i)
 }
 
 /// What is wrong with the inside of a path's `[...]`: an index, a quoted name, `*`, a filter
