@@ -122,10 +122,10 @@ const INTEGRATIONS: &[(&[&str], Handler)] = &[
         Box::pin(iam_list_attached_user_policies(c, args))
     }),
     (&["aws-sdk:iam:attachUserPolicy"], |c, args| {
-        Box::pin(iam_attach_user_policy(c, args))
+        Box::pin(iam_user_policy(c, args, true))
     }),
     (&["aws-sdk:iam:detachUserPolicy"], |c, args| {
-        Box::pin(iam_detach_user_policy(c, args))
+        Box::pin(iam_user_policy(c, args, false))
     }),
     (&["aws-sdk:iam:createUser"], |c, args| {
         Box::pin(iam_create_user(c, args))
@@ -171,25 +171,27 @@ async fn iam_list_attached_user_policies(c: &Ctx, args: &Value) -> Outcome {
     Ok(json!({"AttachedPolicies": policies, "IsTruncated": o.is_truncated()}))
 }
 
-async fn iam_attach_user_policy(c: &Ctx, args: &Value) -> Outcome {
-    c.iam
-        .attach_user_policy()
-        .user_name(need(args, "UserName", "Iam")?)
-        .policy_arn(need(args, "PolicyArn", "Iam")?)
-        .send()
-        .await
-        .map_err(|e| sdk_error("Iam", true, &e))?;
-    Ok(json!({}))
-}
-
-async fn iam_detach_user_policy(c: &Ctx, args: &Value) -> Outcome {
-    c.iam
-        .detach_user_policy()
-        .user_name(need(args, "UserName", "Iam")?)
-        .policy_arn(need(args, "PolicyArn", "Iam")?)
-        .send()
-        .await
-        .map_err(|e| sdk_error("Iam", true, &e))?;
+/// AttachUserPolicy (`attach`) or DetachUserPolicy: both take the user and the policy.
+async fn iam_user_policy(c: &Ctx, args: &Value, attach: bool) -> Outcome {
+    let (user, policy) = (
+        need(args, "UserName", "Iam")?,
+        need(args, "PolicyArn", "Iam")?,
+    );
+    if attach {
+        let call = c
+            .iam
+            .attach_user_policy()
+            .user_name(user)
+            .policy_arn(policy);
+        call.send().await.map_err(|e| sdk_error("Iam", true, &e))?;
+    } else {
+        let call = c
+            .iam
+            .detach_user_policy()
+            .user_name(user)
+            .policy_arn(policy);
+        call.send().await.map_err(|e| sdk_error("Iam", true, &e))?;
+    }
     Ok(json!({}))
 }
 

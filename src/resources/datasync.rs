@@ -277,7 +277,6 @@ impl Kind for Task {
     const TAGGABLE: bool = false;
     const REPLACE_ON: &'static [&'static str] =
         &["source_location_arn", "destination_location_arn"];
-    const OUTPUTS: &'static [&'static str] = &["arn", "name"];
 
     fn display_name(a: &TaskAttrs) -> String {
         a.name.clone()

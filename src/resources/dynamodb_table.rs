@@ -34,15 +34,7 @@ fn string_type() -> String {
 pub struct Table;
 
 fn tags(t: &Tags) -> Vec<Tag> {
-    t.iter()
-        .map(|(k, v)| {
-            Tag::builder()
-                .key(k)
-                .value(v)
-                .build()
-                .expect("key and value set")
-        })
-        .collect()
+    sdk_tags!(Tag, t)
 }
 
 async fn status(
@@ -67,11 +59,6 @@ impl Kind for Table {
     const NAME: &'static str = "dynamodb_table";
     const TAGGABLE: bool = true;
     const REPLACE_ON: &'static [&'static str] = &["name", "hash_key", "hash_key_type"];
-    const OUTPUTS: &'static [&'static str] = &["arn", "name"];
-
-    fn display_name(a: &Attrs) -> String {
-        a.name.clone()
-    }
 
     async fn create(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
         let key = KeySchemaElement::builder()
@@ -193,25 +180,7 @@ impl Kind for Table {
                 .await
                 .map_err(|e| api_error("UpdateTable", &e))?;
         }
-        sync_tags(
-            &live.tags,
-            &want.tags,
-            ("TagResource", |set| {
-                ctx.dynamodb
-                    .tag_resource()
-                    .resource_arn(&arn)
-                    .set_tags(Some(tags(&set)))
-                    .send()
-            }),
-            ("UntagResource", |remove| {
-                ctx.dynamodb
-                    .untag_resource()
-                    .resource_arn(&arn)
-                    .set_tag_keys(Some(remove))
-                    .send()
-            }),
-        )
-        .await?;
+        sync_arn_tags!(ctx.dynamodb, &arn, &live.tags, &want.tags, |set| tags(&set)).await?;
         Ok(arn_and_name(&arn, &want.name))
     }
 

@@ -25,15 +25,7 @@ fn mutable() -> String {
 pub struct Repository;
 
 fn tags(t: &Tags) -> Vec<Tag> {
-    t.iter()
-        .map(|(k, v)| {
-            Tag::builder()
-                .key(k)
-                .value(v)
-                .build()
-                .expect("key and value set")
-        })
-        .collect()
+    sdk_tags!(Tag, t)
 }
 
 fn outputs(arn: &str, url: &str, name: &str) -> Outputs {
@@ -51,10 +43,6 @@ impl Kind for Repository {
     const TAGGABLE: bool = true;
     const REPLACE_ON: &'static [&'static str] = &["name"];
     const OUTPUTS: &'static [&'static str] = &["arn", "url", "name"];
-
-    fn display_name(a: &Attrs) -> String {
-        a.name.clone()
-    }
 
     async fn create(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
         match ctx
@@ -110,24 +98,14 @@ impl Kind for Repository {
             return Ok(None);
         };
         let arn = r.repository_arn().unwrap_or_default().to_string();
-        let t = ctx
-            .ecr
-            .list_tags_for_resource()
-            .resource_arn(&arn)
-            .send()
-            .await
-            .map_err(|e| api_error("ListTagsForResource", &e))?;
+        let tags = listed_tags!(ctx.ecr, &arn);
         let live = Attrs {
             name: a.name.clone(),
             image_tag_mutability: r
                 .image_tag_mutability()
                 .map(|m| m.as_str().to_string())
                 .unwrap_or_else(mutable),
-            tags: t
-                .tags()
-                .iter()
-                .map(|t| (t.key().to_string(), t.value().to_string()))
-                .collect(),
+            tags,
         };
         Ok(Some((
             live,
@@ -149,25 +127,7 @@ impl Kind for Repository {
             .await?
             .ok_or_else(|| Error::aws(format!("repository {} vanished", want.name)))?;
         let arn = out["arn"].as_str().unwrap_or_default().to_string();
-        sync_tags(
-            &live.tags,
-            &want.tags,
-            ("TagResource", |set| {
-                ctx.ecr
-                    .tag_resource()
-                    .resource_arn(&arn)
-                    .set_tags(Some(tags(&set)))
-                    .send()
-            }),
-            ("UntagResource", |remove| {
-                ctx.ecr
-                    .untag_resource()
-                    .resource_arn(&arn)
-                    .set_tag_keys(Some(remove))
-                    .send()
-            }),
-        )
-        .await?;
+        sync_arn_tags!(ctx.ecr, &arn, &live.tags, &want.tags, |set| tags(&set)).await?;
         Ok(out)
     }
 

@@ -65,10 +65,6 @@ impl Kind for EventsConnection {
     const REPLACE_ON: &'static [&'static str] = &["name", "authorization_type"];
     const OUTPUTS: &'static [&'static str] = &["arn", "secret_arn", "name"];
 
-    fn display_name(a: &Attrs) -> String {
-        a.name.clone()
-    }
-
     async fn create(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
         check_auth(a)?;
         let basic = CreateConnectionBasicAuthRequestParameters::builder()

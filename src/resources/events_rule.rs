@@ -76,15 +76,7 @@ impl TryFrom<Manifest> for Attrs {
 }
 
 fn tags(t: &Tags) -> Vec<Tag> {
-    t.iter()
-        .map(|(k, v)| {
-            Tag::builder()
-                .key(k)
-                .value(v)
-                .build()
-                .expect("key and value set")
-        })
-        .collect()
+    sdk_tags!(Tag, t)
 }
 
 pub struct EventsRule;
@@ -110,11 +102,6 @@ impl Kind for EventsRule {
     const NAME: &'static str = "events_rule";
     const TAGGABLE: bool = true;
     const REPLACE_ON: &'static [&'static str] = &["name"];
-    const OUTPUTS: &'static [&'static str] = &["arn", "name"];
-
-    fn display_name(a: &Attrs) -> String {
-        a.name.clone()
-    }
 
     async fn create(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
         // PutRule creates or overwrites: look first so that someone else's rule is not taken over.
@@ -189,25 +176,7 @@ impl Kind for EventsRule {
         } else {
             put(ctx, want, false).await?
         };
-        sync_tags(
-            &live.tags,
-            &want.tags,
-            ("TagResource", |set| {
-                ctx.events
-                    .tag_resource()
-                    .resource_arn(&arn)
-                    .set_tags(Some(tags(&set)))
-                    .send()
-            }),
-            ("UntagResource", |remove| {
-                ctx.events
-                    .untag_resource()
-                    .resource_arn(&arn)
-                    .set_tag_keys(Some(remove))
-                    .send()
-            }),
-        )
-        .await?;
+        sync_arn_tags!(ctx.events, &arn, &live.tags, &want.tags, |set| tags(&set)).await?;
         Ok(arn_and_name(&arn, &want.name))
     }
 

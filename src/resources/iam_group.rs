@@ -25,11 +25,6 @@ impl Kind for IamGroup {
     const TAGGABLE: bool = false;
     const OWNER: super::Owner = super::Owner::Unprovable;
     const REPLACE_ON: &'static [&'static str] = &["name", "path"];
-    const OUTPUTS: &'static [&'static str] = &["arn", "name"];
-
-    fn display_name(a: &Attrs) -> String {
-        a.name.clone()
-    }
 
     async fn create(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
         let out = ctx

@@ -56,10 +56,6 @@ impl Kind for IamPolicy {
     /// `version`: the default version's id (the document read first when planning).
     const OUTPUTS: &'static [&'static str] = &["arn", "name", "version"];
 
-    fn display_name(a: &Attrs) -> String {
-        a.name.clone()
-    }
-
     async fn create(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
         let mut req = ctx
             .iam

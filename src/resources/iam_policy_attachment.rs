@@ -54,136 +54,95 @@ fn outputs(policy_arn: &str) -> Outputs {
     Outputs::from([("policy_arn".into(), s(policy_arn))])
 }
 
-pub struct UserPolicyAttachment;
+/// One kind of attachment: the same five operations, on a user or on a role.
+macro_rules! attachment_kind {
+    ($kind:ident, $attrs:ident, $name:literal, $entity:ident, $param:ident,
+     $attach:ident / $attach_op:literal, $list:ident / $list_op:literal,
+     $detach:ident / $detach_op:literal) => {
+        pub struct $kind;
 
-#[async_trait]
-impl Kind for UserPolicyAttachment {
-    type Attrs = UserAttrs;
-    const NAME: &'static str = "iam_user_policy_attachment";
-    const TAGGABLE: bool = false;
-    const REPLACE_ON: &'static [&'static str] = &["user", "policy_arn"];
-    const OUTPUTS: &'static [&'static str] = &["policy_arn"];
+        #[async_trait]
+        impl Kind for $kind {
+            type Attrs = $attrs;
+            const NAME: &'static str = $name;
+            const TAGGABLE: bool = false;
+            const REPLACE_ON: &'static [&'static str] = &[stringify!($entity), "policy_arn"];
+            const OUTPUTS: &'static [&'static str] = &["policy_arn"];
 
-    fn display_name(a: &UserAttrs) -> String {
-        format!("{} -> {}", a.policy_arn, a.user)
-    }
-
-    async fn create(ctx: &Ctx, a: &UserAttrs) -> Result<Outputs> {
-        ctx.iam
-            .attach_user_policy()
-            .user_name(&a.user)
-            .policy_arn(&a.policy_arn)
-            .send()
-            .await
-            .map_err(|e| api_error("AttachUserPolicy", &e))?;
-        Ok(outputs(&a.policy_arn))
-    }
-
-    async fn read(
-        ctx: &Ctx,
-        a: &UserAttrs,
-        _known: &Outputs,
-    ) -> Result<Option<(UserAttrs, Outputs)>> {
-        let request = ctx.iam.list_attached_user_policies().user_name(&a.user);
-        let attached = attached_arns!(request, "ListAttachedUserPolicies", a.user)?;
-        Ok(attached
-            .is_some_and(|arns| arns.contains(&a.policy_arn))
-            .then(|| (a.clone(), outputs(&a.policy_arn))))
-    }
-
-    async fn update(
-        ctx: &Ctx,
-        _live: &UserAttrs,
-        want: &UserAttrs,
-        _known: &Outputs,
-    ) -> Result<Outputs> {
-        Self::create(ctx, want).await
-    }
-
-    async fn delete(ctx: &Ctx, a: &UserAttrs, _known: &Outputs) -> Result<Notes> {
-        match ctx
-            .iam
-            .detach_user_policy()
-            .user_name(&a.user)
-            .policy_arn(&a.policy_arn)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(vec![]),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
-            {
-                Ok(vec![])
+            fn display_name(a: &$attrs) -> String {
+                format!("{} -> {}", a.policy_arn, a.$entity)
             }
-            Err(e) => Err(api_error("DetachUserPolicy", &e)),
+
+            async fn create(ctx: &Ctx, a: &$attrs) -> Result<Outputs> {
+                let attach = ctx
+                    .iam
+                    .$attach()
+                    .$param(&a.$entity)
+                    .policy_arn(&a.policy_arn);
+                attach.send().await.map_err(|e| api_error($attach_op, &e))?;
+                Ok(outputs(&a.policy_arn))
+            }
+
+            async fn read(
+                ctx: &Ctx,
+                a: &$attrs,
+                _known: &Outputs,
+            ) -> Result<Option<($attrs, Outputs)>> {
+                let request = ctx.iam.$list().$param(&a.$entity);
+                let attached = attached_arns!(request, $list_op, a.$entity)?;
+                Ok(attached
+                    .is_some_and(|arns| arns.contains(&a.policy_arn))
+                    .then(|| (a.clone(), outputs(&a.policy_arn))))
+            }
+
+            async fn update(
+                ctx: &Ctx,
+                _live: &$attrs,
+                want: &$attrs,
+                _known: &Outputs,
+            ) -> Result<Outputs> {
+                Self::create(ctx, want).await
+            }
+
+            async fn delete(ctx: &Ctx, a: &$attrs, _known: &Outputs) -> Result<Notes> {
+                let detach = ctx
+                    .iam
+                    .$detach()
+                    .$param(&a.$entity)
+                    .policy_arn(&a.policy_arn);
+                match detach.send().await {
+                    Ok(_) => Ok(vec![]),
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_no_such_entity_exception()) =>
+                    {
+                        Ok(vec![])
+                    }
+                    Err(e) => Err(api_error($detach_op, &e)),
+                }
+            }
         }
-    }
+    };
 }
 
-pub struct RolePolicyAttachment;
+attachment_kind!(
+    UserPolicyAttachment,
+    UserAttrs,
+    "iam_user_policy_attachment",
+    user,
+    user_name,
+    attach_user_policy / "AttachUserPolicy",
+    list_attached_user_policies / "ListAttachedUserPolicies",
+    detach_user_policy / "DetachUserPolicy"
+);
 
-#[async_trait]
-impl Kind for RolePolicyAttachment {
-    type Attrs = RoleAttrs;
-    const NAME: &'static str = "iam_role_policy_attachment";
-    const TAGGABLE: bool = false;
-    const REPLACE_ON: &'static [&'static str] = &["role", "policy_arn"];
-    const OUTPUTS: &'static [&'static str] = &["policy_arn"];
-
-    fn display_name(a: &RoleAttrs) -> String {
-        format!("{} -> {}", a.policy_arn, a.role)
-    }
-
-    async fn create(ctx: &Ctx, a: &RoleAttrs) -> Result<Outputs> {
-        ctx.iam
-            .attach_role_policy()
-            .role_name(&a.role)
-            .policy_arn(&a.policy_arn)
-            .send()
-            .await
-            .map_err(|e| api_error("AttachRolePolicy", &e))?;
-        Ok(outputs(&a.policy_arn))
-    }
-
-    async fn read(
-        ctx: &Ctx,
-        a: &RoleAttrs,
-        _known: &Outputs,
-    ) -> Result<Option<(RoleAttrs, Outputs)>> {
-        let request = ctx.iam.list_attached_role_policies().role_name(&a.role);
-        let attached = attached_arns!(request, "ListAttachedRolePolicies", a.role)?;
-        Ok(attached
-            .is_some_and(|arns| arns.contains(&a.policy_arn))
-            .then(|| (a.clone(), outputs(&a.policy_arn))))
-    }
-
-    async fn update(
-        ctx: &Ctx,
-        _live: &RoleAttrs,
-        want: &RoleAttrs,
-        _known: &Outputs,
-    ) -> Result<Outputs> {
-        Self::create(ctx, want).await
-    }
-
-    async fn delete(ctx: &Ctx, a: &RoleAttrs, _known: &Outputs) -> Result<Notes> {
-        match ctx
-            .iam
-            .detach_role_policy()
-            .role_name(&a.role)
-            .policy_arn(&a.policy_arn)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(vec![]),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
-            {
-                Ok(vec![])
-            }
-            Err(e) => Err(api_error("DetachRolePolicy", &e)),
-        }
-    }
-}
+attachment_kind!(
+    RolePolicyAttachment,
+    RoleAttrs,
+    "iam_role_policy_attachment",
+    role,
+    role_name,
+    attach_role_policy / "AttachRolePolicy",
+    list_attached_role_policies / "ListAttachedRolePolicies",
+    detach_role_policy / "DetachRolePolicy"
+);

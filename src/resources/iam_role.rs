@@ -41,11 +41,6 @@ impl Kind for IamRole {
     const NAME: &'static str = "iam_role";
     const TAGGABLE: bool = true;
     const REPLACE_ON: &'static [&'static str] = &["name", "path"];
-    const OUTPUTS: &'static [&'static str] = &["arn", "name"];
-
-    fn display_name(a: &Attrs) -> String {
-        a.name.clone()
-    }
 
     async fn create(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
         let out = ctx

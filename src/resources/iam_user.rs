@@ -22,15 +22,7 @@ pub fn root_path() -> String {
 }
 
 pub fn iam_tags(tags: &Tags) -> Vec<Tag> {
-    tags.iter()
-        .map(|(k, v)| {
-            Tag::builder()
-                .key(k)
-                .value(v)
-                .build()
-                .expect("key and value set")
-        })
-        .collect()
+    sdk_tags!(Tag, tags)
 }
 
 pub fn from_iam_tags(tags: &[Tag]) -> Tags {
@@ -47,11 +39,6 @@ impl Kind for IamUser {
     const NAME: &'static str = "iam_user";
     const TAGGABLE: bool = true;
     const REPLACE_ON: &'static [&'static str] = &["name", "path"];
-    const OUTPUTS: &'static [&'static str] = &["arn", "name"];
-
-    fn display_name(a: &Attrs) -> String {
-        a.name.clone()
-    }
 
     async fn create(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
         let out = ctx

@@ -178,11 +178,6 @@ impl Kind for Function {
     const NAME: &'static str = "lambda_function";
     const TAGGABLE: bool = true;
     const REPLACE_ON: &'static [&'static str] = &["name", "package"];
-    const OUTPUTS: &'static [&'static str] = &["arn", "name"];
-
-    fn display_name(a: &Attrs) -> String {
-        a.name.clone()
-    }
 
     async fn preflight(ctx: &Ctx, a: &Attrs) -> Result<()> {
         let dir = ctx.project_root.join(&a.source.dir);

@@ -1,27 +1,17 @@
 //! `logs_log_group`: a CloudWatch Logs log group. Its `arn` output has no `:*` suffix (add it in
 //! policies that grant log-stream actions).
 
-use super::{Kind, Notes, Outputs, Tags, s, sync_tags};
+use super::{Kind, Notes, Outputs, s, sync_tags};
 use crate::aws::{Ctx, api_error};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Attrs {
-    pub name: String,
-    #[serde(default)]
-    pub tags: Tags,
-}
+pub type Attrs = super::NameAndTags;
 
 pub struct LogGroup;
 
 fn arn(ctx: &Ctx, name: &str) -> String {
-    format!(
-        "arn:{}:logs:{}:{}:log-group:{}",
-        ctx.partition, ctx.region, ctx.account_id, name
-    )
+    super::regional_arn(ctx, "logs", &format!("log-group:{name}"))
 }
 
 fn outputs(ctx: &Ctx, name: &str) -> Outputs {
@@ -66,11 +56,6 @@ impl Kind for LogGroup {
     const NAME: &'static str = "logs_log_group";
     const TAGGABLE: bool = true;
     const REPLACE_ON: &'static [&'static str] = &["name"];
-    const OUTPUTS: &'static [&'static str] = &["arn", "name"];
-
-    fn display_name(a: &Attrs) -> String {
-        a.name.clone()
-    }
 
     async fn create(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
         match ctx

@@ -9,6 +9,62 @@
 //!   from the attributes asked about);
 //! - `delete` treats "not found" as success.
 
+/// Tags as one service's `Tag` list: every SDK has a `Tag` type of its own, built the same way.
+macro_rules! sdk_tags {
+    ($tag:ty, $tags:expr) => {
+        $tags
+            .iter()
+            .map(|(k, v)| {
+                <$tag>::builder()
+                    .key(k)
+                    .value(v)
+                    .build()
+                    .expect("key and value set")
+            })
+            .collect::<Vec<$tag>>()
+    };
+}
+
+/// `sync_tags` for a service whose TagResource and UntagResource take the resource's ARN;
+/// `$tags` makes the tags to set into what its TagResource takes.
+macro_rules! sync_arn_tags {
+    ($client:expr, $arn:expr, $live:expr, $want:expr, $tags:expr) => {
+        sync_tags(
+            $live,
+            $want,
+            ("TagResource", |set| {
+                let set = ($tags)(set);
+                $client
+                    .tag_resource()
+                    .resource_arn($arn)
+                    .set_tags(Some(set))
+                    .send()
+            }),
+            ("UntagResource", |remove| {
+                let untag = $client.untag_resource().resource_arn($arn);
+                untag.set_tag_keys(Some(remove)).send()
+            }),
+        )
+    };
+}
+
+/// A resource's tags from its service's ListTagsForResource by ARN (whose tags have a key and
+/// a value each).
+macro_rules! listed_tags {
+    ($client:expr, $arn:expr) => {{
+        let listed = $client
+            .list_tags_for_resource()
+            .resource_arn($arn)
+            .send()
+            .await;
+        let listed = listed.map_err(|e| api_error("ListTagsForResource", &e))?;
+        let pairs = listed.tags().iter();
+        pairs
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect::<Tags>()
+    }};
+}
+
 pub mod datasync;
 pub mod dynamodb_table;
 pub mod ecr_repository;
@@ -38,8 +94,8 @@ use crate::aws::Ctx;
 use crate::error::{Error, Result};
 use crate::throttle::Use;
 use async_trait::async_trait;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
@@ -69,6 +125,16 @@ pub fn owner_marker(stack: &str, env: &str) -> String {
     format!("[deploy:stack={stack} deploy:env={env}]")
 }
 
+/// The attributes of a kind that has nothing but a name and tags (a log group, a topic, a
+/// bucket).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NameAndTags {
+    pub name: String,
+    #[serde(default)]
+    pub tags: Tags,
+}
+
 #[async_trait]
 pub trait Kind: Send + Sync + 'static {
     type Attrs: Serialize + DeserializeOwned + Clone + Send + Sync + std::fmt::Debug;
@@ -86,14 +152,18 @@ pub trait Kind: Send + Sync + 'static {
     const SENSITIVE: &'static [&'static str] = &[];
     /// Attributes whose change needs the resource replaced (delete, then create).
     const REPLACE_ON: &'static [&'static str] = &[];
-    /// The outputs other resources may reference (`${id.arn}`).
-    const OUTPUTS: &'static [&'static str];
+    /// The outputs other resources may reference (`${id.arn}`): most kinds have an ARN and a
+    /// name.
+    const OUTPUTS: &'static [&'static str] = &["arn", "name"];
     /// Outputs an update changes (a state machine's newest version): what references them is
     /// planned as "known after apply" when this resource is updated.
     const CHANGING_OUTPUTS: &'static [&'static str] = &[];
 
-    /// The name people know the resource by.
-    fn display_name(a: &Self::Attrs) -> String;
+    /// The name people know the resource by (default: its `name` attribute).
+    fn display_name(a: &Self::Attrs) -> String {
+        let v = serde_json::to_value(a).unwrap_or_default();
+        v["name"].as_str().unwrap_or_default().to_string()
+    }
     /// Checks what can be checked, and prepares what can be prepared, before anything in the
     /// stack is changed (e.g. a container engine answers, a package builds).
     async fn preflight(_ctx: &Ctx, _a: &Self::Attrs) -> Result<()> {
@@ -395,6 +465,12 @@ pub fn decode_policy(doc: &str) -> Result<Value> {
 }
 
 /// The outputs most kinds have: `arn` and `name`.
+/// The ARN of `resource` of `service` in the account and region deployed to.
+pub fn regional_arn(ctx: &Ctx, service: &str, resource: &str) -> String {
+    let (partition, region, account) = (&ctx.partition, &ctx.region, &ctx.account_id);
+    format!("arn:{partition}:{service}:{region}:{account}:{resource}")
+}
+
 pub fn arn_and_name(arn: &str, name: &str) -> Outputs {
     Outputs::from([("arn".into(), s(arn)), ("name".into(), s(name))])
 }

@@ -77,11 +77,6 @@ impl Kind for Pipe {
     const NAME: &'static str = "pipes_pipe";
     const TAGGABLE: bool = true;
     const REPLACE_ON: &'static [&'static str] = &["name", "source_arn"];
-    const OUTPUTS: &'static [&'static str] = &["arn", "name"];
-
-    fn display_name(a: &Attrs) -> String {
-        a.name.clone()
-    }
 
     async fn create(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
         let source = PipeSourceParameters::builder()
@@ -196,24 +191,9 @@ impl Kind for Pipe {
             .map_err(|e| api_error("UpdatePipe", &e))?;
             settle(ctx, &want.name).await?;
         }
-        sync_tags(
-            &live.tags,
-            &want.tags,
-            ("TagResource", |set| {
-                ctx.pipes
-                    .tag_resource()
-                    .resource_arn(&arn)
-                    .set_tags(Some(set.into_iter().collect()))
-                    .send()
-            }),
-            ("UntagResource", |remove| {
-                ctx.pipes
-                    .untag_resource()
-                    .resource_arn(&arn)
-                    .set_tag_keys(Some(remove))
-                    .send()
-            }),
-        )
+        sync_arn_tags!(ctx.pipes, &arn, &live.tags, &want.tags, |set: Tags| set
+            .into_iter()
+            .collect())
         .await?;
         Ok(arn_and_name(&arn, &want.name))
     }

@@ -11,15 +11,8 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::types::{
     BucketLocationConstraint, CreateBucketConfiguration, Delete, ObjectIdentifier, Tag, Tagging,
 };
-use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Attrs {
-    pub name: String,
-    #[serde(default)]
-    pub tags: Tags,
-}
+pub type Attrs = super::NameAndTags;
 
 pub struct S3Bucket;
 
@@ -68,17 +61,7 @@ async fn put_tags(ctx: &Ctx, a: &Attrs) -> Result<()> {
             .map_err(|e| api_error("DeleteBucketTagging", &e))?;
         return Ok(());
     }
-    let tags: Vec<Tag> = a
-        .tags
-        .iter()
-        .map(|(k, v)| {
-            Tag::builder()
-                .key(k)
-                .value(v)
-                .build()
-                .expect("key and value set")
-        })
-        .collect();
+    let tags = sdk_tags!(Tag, a.tags);
     let tagging = Tagging::builder()
         .set_tag_set(Some(tags))
         .build()
@@ -180,11 +163,6 @@ impl Kind for S3Bucket {
     const NAME: &'static str = "s3_bucket";
     const TAGGABLE: bool = true;
     const REPLACE_ON: &'static [&'static str] = &["name"];
-    const OUTPUTS: &'static [&'static str] = &["arn", "name"];
-
-    fn display_name(a: &Attrs) -> String {
-        a.name.clone()
-    }
 
     async fn create(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
         check_name(&a.name).map_err(Error::user)?;

@@ -38,10 +38,7 @@ fn standard() -> String {
 pub struct StateMachine;
 
 fn arn(ctx: &Ctx, name: &str) -> String {
-    format!(
-        "arn:{}:states:{}:{}:stateMachine:{}",
-        ctx.partition, ctx.region, ctx.account_id, name
-    )
+    super::regional_arn(ctx, "states", &format!("stateMachine:{name}"))
 }
 
 fn sfn_tags(t: &Tags) -> Vec<Tag> {
@@ -262,10 +259,6 @@ impl Kind for StateMachine {
     const OUTPUTS: &'static [&'static str] = &["arn", "name", "version_arn", "alias_arn"];
     const CHANGING_OUTPUTS: &'static [&'static str] = &["version_arn"];
 
-    fn display_name(a: &Attrs) -> String {
-        a.name.clone()
-    }
-
     async fn create(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
         // a machine of that name still being deleted (a recreate right after a destroy):
         // wait until it is gone rather than fail
@@ -415,25 +408,7 @@ impl Kind for StateMachine {
             }
             prune(ctx, &arn, v).await?;
         }
-        sync_tags(
-            &live.tags,
-            &want.tags,
-            ("TagResource", |set| {
-                ctx.sfn
-                    .tag_resource()
-                    .resource_arn(&arn)
-                    .set_tags(Some(sfn_tags(&set)))
-                    .send()
-            }),
-            ("UntagResource", |remove| {
-                ctx.sfn
-                    .untag_resource()
-                    .resource_arn(&arn)
-                    .set_tag_keys(Some(remove))
-                    .send()
-            }),
-        )
-        .await?;
+        sync_arn_tags!(ctx.sfn, &arn, &live.tags, &want.tags, |set| sfn_tags(&set)).await?;
         Ok(versioned(
             arn_and_name(&arn, &want.name),
             want,

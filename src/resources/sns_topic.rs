@@ -5,35 +5,17 @@ use crate::aws::{Ctx, api_error};
 use crate::error::Result;
 use async_trait::async_trait;
 use aws_sdk_sns::types::Tag;
-use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Attrs {
-    pub name: String,
-    #[serde(default)]
-    pub tags: Tags,
-}
+pub type Attrs = super::NameAndTags;
 
 pub struct SnsTopic;
 
 fn arn(ctx: &Ctx, name: &str) -> String {
-    format!(
-        "arn:{}:sns:{}:{}:{}",
-        ctx.partition, ctx.region, ctx.account_id, name
-    )
+    super::regional_arn(ctx, "sns", name)
 }
 
 fn tags(t: &Tags) -> Vec<Tag> {
-    t.iter()
-        .map(|(k, v)| {
-            Tag::builder()
-                .key(k)
-                .value(v)
-                .build()
-                .expect("key and value set")
-        })
-        .collect()
+    sdk_tags!(Tag, t)
 }
 
 #[async_trait]
@@ -42,11 +24,6 @@ impl Kind for SnsTopic {
     const NAME: &'static str = "sns_topic";
     const TAGGABLE: bool = true;
     const REPLACE_ON: &'static [&'static str] = &["name"];
-    const OUTPUTS: &'static [&'static str] = &["arn", "name"];
-
-    fn display_name(a: &Attrs) -> String {
-        a.name.clone()
-    }
 
     async fn create(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
         // CreateTopic answers with the existing topic when the name is taken: look first so a
@@ -80,45 +57,17 @@ impl Kind for SnsTopic {
             }
             Err(e) => return Err(api_error("GetTopicAttributes", &e)),
         }
-        let t = ctx
-            .sns
-            .list_tags_for_resource()
-            .resource_arn(&arn)
-            .send()
-            .await
-            .map_err(|e| api_error("ListTagsForResource", &e))?;
+        let tags = listed_tags!(ctx.sns, &arn);
         let live = Attrs {
             name: a.name.clone(),
-            tags: t
-                .tags()
-                .iter()
-                .map(|t| (t.key().to_string(), t.value().to_string()))
-                .collect(),
+            tags,
         };
         Ok(Some((live, arn_and_name(&arn, &a.name))))
     }
 
     async fn update(ctx: &Ctx, live: &Attrs, want: &Attrs, _known: &Outputs) -> Result<Outputs> {
         let arn = arn(ctx, &want.name);
-        sync_tags(
-            &live.tags,
-            &want.tags,
-            ("TagResource", |set| {
-                ctx.sns
-                    .tag_resource()
-                    .resource_arn(&arn)
-                    .set_tags(Some(tags(&set)))
-                    .send()
-            }),
-            ("UntagResource", |remove| {
-                ctx.sns
-                    .untag_resource()
-                    .resource_arn(&arn)
-                    .set_tag_keys(Some(remove))
-                    .send()
-            }),
-        )
-        .await?;
+        sync_arn_tags!(ctx.sns, &arn, &live.tags, &want.tags, |set| tags(&set)).await?;
         Ok(arn_and_name(&arn, &want.name))
     }
 

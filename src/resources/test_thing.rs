@@ -82,10 +82,6 @@ impl Kind for Thing {
     const REPLACE_ON: &'static [&'static str] = &["name"];
     const OUTPUTS: &'static [&'static str] = &["name", "arn"];
 
-    fn display_name(a: &Attrs) -> String {
-        a.name.clone()
-    }
-
     async fn create(_ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
         op("create", a, |c| {
             if a.fail {
