@@ -13,7 +13,7 @@ pub fn event(e: &Event, started: f64, region: &str) -> Value {
     let d = &e.details.value();
     let mut out =
         json!({"id": e.id, "previousEventId": e.prev, "timestamp": started + e.at, "type": e.kind});
-    let details = match task_details(e.kind, d, region).or_else(|| other_details(e.kind, d)) {
+    let details = match other_details(e.kind, d).or_else(|| task_details(e.kind, d, region)) {
         Some(details) => details,
         None => return out,
     };
@@ -44,6 +44,9 @@ fn error(d: &Value) -> Value {
 
 /// The details of a Task or Lambda event.
 fn task_details(kind: &str, d: &Value, region: &str) -> Option<Value> {
+    if !kind.starts_with("Task") && !kind.starts_with("LambdaFunction") {
+        return None;
+    }
     let (t, op) = split_resource(d["resource"].as_str().unwrap_or_default());
     let mut task = json!({"resourceType": t, "resource": op});
     let seconds = |v: &Value| v.as_f64().map(|n| json!(n as i64));
