@@ -18,18 +18,17 @@ pub fn event(e: &Event, started: f64, region: &str) -> Value {
         None => return out,
     };
     // the member is named after the type (any state type's StateEntered: stateEntered...)
-    let kind = match e.kind {
-        k if k.ends_with("StateEntered") => "StateEntered",
-        k if k.ends_with("StateExited") => "StateExited",
-        k => k,
+    let key: std::borrow::Cow<str> = match e.kind {
+        k if k.ends_with("StateEntered") => "stateEnteredEventDetails".into(),
+        k if k.ends_with("StateExited") => "stateExitedEventDetails".into(),
+        k => format!("{}{}EventDetails", k[..1].to_ascii_lowercase(), &k[1..]).into(),
     };
-    let key = format!("{}{}EventDetails", kind[..1].to_lowercase(), &kind[1..]);
     // AWS leaves out members that have no value
     let details = match details {
         Value::Object(m) => Value::Object(m.into_iter().filter(|(_, v)| !v.is_null()).collect()),
         other => other,
     };
-    out[key] = details;
+    out[key.as_ref()] = details;
     out
 }
 
