@@ -288,3 +288,51 @@ fn cost_over_the_scenarios_names_the_fewest_and_the_most_transitions() {
         "{out}"
     );
 }
+
+/// The shared corpus of executions whose outcome AWS recorded (`../shared/sfn-conformance`,
+/// run by its own runner against `deploy local`, moto answering the Lambda tasks): its counts
+/// per group are printed, and the figures reached so far are a floor, so that a change that
+/// loses an outcome AWS recorded fails here. Skipped by name where the corpus is absent.
+#[test]
+fn the_engine_keeps_the_outcomes_aws_recorded_in_the_shared_corpus() {
+    let Some(dir) = outside("shared_sfn_conformance", "sfn-conformance") else {
+        return;
+    };
+    let out = std::process::Command::new(python())
+        .arg(dir.join("run.py"))
+        .arg(env!("CARGO_BIN_EXE_deploy"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("the corpus's runner");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    // the counts per group, as the runner prints them, for whoever reads the test's output
+    eprintln!("{text}");
+    let figure = |prefix: &str| -> (u32, u32) {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line in the runner's output:\n{text}"));
+        let pair = line
+            .split_whitespace()
+            .find(|w| w.contains('/'))
+            .expect("a count n/m");
+        let (n, m) = pair.trim_end_matches(':').split_once('/').unwrap();
+        (
+            n.parse().unwrap(),
+            m.trim_end_matches(|c: char| !c.is_ascii_digit())
+                .parse()
+                .unwrap(),
+        )
+    };
+    let (passed, cases) = figure("conformance:");
+    let (histories, recorded) = figure("history event types identical");
+    assert!(
+        passed >= 468 && cases == 471,
+        "outcomes AWS recorded: {passed}/{cases}, fewer than the 468/471 reached:\n{text}"
+    );
+    assert!(
+        histories >= 208 && recorded == 234,
+        "histories identical to AWS's: {histories}/{recorded}, fewer than the 208/234 reached:\n{text}"
+    );
+}

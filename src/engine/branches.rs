@@ -210,7 +210,16 @@ impl Run<'_> {
     ) -> Result<Vec<Value>, Failure> {
         let (jp, s) = (!state.jsonata(), state.raw);
         let items = match (jp, s.get("Items"), s.get("ItemsPath")) {
-            (false, Some(i), _) => self.eval(i, st, vars)?,
+            (false, Some(i), _) => {
+                let items = self.eval(i, st, vars)?;
+                return match items {
+                    Value::Array(a) => Ok(a),
+                    other => Err(fail(
+                        "States.QueryEvaluationError",
+                        unexpected_type(i, "Items", "array", &other),
+                    )),
+                };
+            }
             (true, _, Some(p)) => {
                 let path = p.as_str().unwrap_or("$");
                 jsonpath::expression(path, effective, &st["context"], &vars.all())
@@ -250,6 +259,11 @@ impl Run<'_> {
         let checked = |field: &str, ok: &dyn Fn(f64) -> bool, what: &str| match self
             .number(s, field, input, name, vars)?
         {
+            // AWS's words for a percentage out of its range
+            Some(x) if !ok(x) && field == "ToleratedFailurePercentage" => Err(fail(
+                error,
+                "ToleratedFailurePercentage must be between 0 and 100.",
+            )),
             Some(x) if !ok(x) => Err(fail(
                 error,
                 format!("{name}: {field} is {x}; it must be {what}"),
@@ -310,4 +324,30 @@ impl MapLimits {
             .is_none_or(|p| failures as f64 * 100.0 / total as f64 > p);
         over_count && over_share
     }
+}
+
+/// AWS's words for a JSONata expression (or literal) in `field` that gave a value of another
+/// type than `expected`.
+fn unexpected_type(written: &Value, field: &str, expected: &str, got: &Value) -> String {
+    let expr = match written.as_str() {
+        Some(t) => t
+            .trim()
+            .strip_prefix("{%")
+            .and_then(|t| t.strip_suffix("%}"))
+            .unwrap_or(t)
+            .trim()
+            .to_string(),
+        None => written.to_string(),
+    };
+    let ty = match got {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    format!(
+        "The JSONata expression '{expr}' specified for the field '{field}' returned an unexpected result type. Expected '{expected}', but was '{ty}' for value: {got}"
+    )
 }

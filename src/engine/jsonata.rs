@@ -33,6 +33,9 @@ pub enum EvalError {
     TooLarge(String),
     /// The execution was stopped while it ran.
     Cancelled,
+    /// An expression gave nothing (`States.QueryEvaluationError`): the expression, and where
+    /// it stands in the template (`result`, `a/b`; empty for the whole template).
+    Undefined { expr: String, at: String },
 }
 
 /// Evaluates one expression. `cancel` stops it from another thread (StopExecution, a
@@ -79,9 +82,10 @@ pub fn eval_expression(
     })?;
     if v.is_undefined() {
         // AWS: an expression that gives nothing fails the state (States.QueryEvaluationError)
-        return Err(EvalError::Query(format!(
-            "The JSONata expression '{expr}' returned nothing (undefined)."
-        )));
+        return Err(EvalError::Undefined {
+            expr: expr.trim().to_string(),
+            at: String::new(),
+        });
     }
     serde_json::from_str(
         &v.to_json_string()
@@ -110,7 +114,18 @@ pub fn eval_template(
         Value::Object(m) => {
             let mut out = Map::new();
             for (k, v) in m {
-                out.insert(k.clone(), eval_template(v, states, vars, cancel)?);
+                let v = eval_template(v, states, vars, cancel).map_err(|e| match e {
+                    EvalError::Undefined { expr, at } if at.is_empty() => EvalError::Undefined {
+                        expr,
+                        at: k.clone(),
+                    },
+                    EvalError::Undefined { expr, at } => EvalError::Undefined {
+                        expr,
+                        at: format!("{k}/{at}"),
+                    },
+                    other => other,
+                })?;
+                out.insert(k.clone(), v);
             }
             Ok(Value::Object(out))
         }
@@ -237,6 +252,7 @@ mod tests {
         .map_err(|e| match e {
             EvalError::Query(m) | EvalError::TooLarge(m) => m,
             EvalError::Cancelled => "cancelled".into(),
+            EvalError::Undefined { expr, .. } => format!("{expr}: undefined"),
         })
     }
 

@@ -73,6 +73,13 @@ fn name_end(b: &[u8], start: usize) -> usize {
     rest.map_or(b.len(), |n| start + n)
 }
 
+/// A path as AWS shows it normalized (`$.a.b` → `$['a']['b']`); none for one that is not a
+/// path.
+pub fn normalized(path: &str) -> Option<String> {
+    let rest = path.trim().strip_prefix('$')?;
+    to_rfc9535(rest).ok().map(|(n, _)| n)
+}
+
 /// The index of the `]` that closes the `[` at `i`, past quotes and nested brackets (filters).
 fn closing_bracket(b: &[u8], i: usize) -> Option<usize> {
     let (mut depth, mut quote, mut j) = (0usize, None, i);
@@ -227,7 +234,15 @@ pub fn template(
                         let e = v.as_str().ok_or_else(|| {
                             format!("{k}: a path or intrinsic (a string) is expected")
                         })?;
-                        out.insert(name.to_string(), expression(e, input, context, vars)?);
+                        let v = expression(e, input, context, vars).map_err(|m| {
+                            if !m.starts_with("the JSONPath ") {
+                                return m;
+                            }
+                            // AWS's words for a path that finds nothing, naming the field
+                            let from = if e.trim().starts_with("$$") { context } else { input };
+                            format!("The JSONPath '{}' specified for the field '{k}' could not be found in the input '{from}'", e.trim())
+                        })?;
+                        out.insert(name.to_string(), v);
                     }
                     None => {
                         out.insert(k.clone(), template(v, input, context, vars)?);

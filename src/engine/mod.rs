@@ -258,12 +258,25 @@ impl Options {
 struct Failure {
     error: String,
     cause: String,
+    /// A runtime error of the state being run (not a task's error nor a Fail state's), whose
+    /// cause AWS words with the state and the event it entered at (`Run::at_state`).
+    runtime: bool,
 }
 
 fn fail(error: &str, cause: impl Into<String>) -> Failure {
     Failure {
         error: error.into(),
         cause: cause.into(),
+        runtime: matches!(error, "States.Runtime" | "States.QueryEvaluationError"),
+    }
+}
+
+/// A failure that is what it says (a task's error, a Fail state's), not a runtime error.
+fn thrown(error: String, cause: String) -> Failure {
+    Failure {
+        error,
+        cause,
+        runtime: false,
     }
 }
 

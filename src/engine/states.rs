@@ -47,17 +47,15 @@ impl Run<'_> {
                 // AWS: a non-negative integer
                 v if v.as_u64().is_some() => v.as_f64().unwrap_or(0.0),
                 v => {
-                    return Err(fail(
-                        "States.Runtime",
-                        format!(
-                            "{name}: the SecondsPath {} gives {v}, not a non-negative integer",
-                            p.as_str().unwrap_or("")
-                        ),
-                    ));
+                    let p = p.as_str().unwrap_or("");
+                    let why = format!(
+                        "The SecondsPath parameter cannot be parsed as a long value: {p} == {v}"
+                    );
+                    return Err(fail("States.Runtime", why));
                 }
             },
-            (None, None, Some(t), _) => self.until(t, "States.Runtime")?,
-            (None, None, None, Some(p)) => self.until(&path(p)?, "States.Runtime")?,
+            (None, None, Some(t), _) => self.until(t, "States.Runtime", None)?,
+            (None, None, None, Some(p)) => self.until(&path(p)?, "States.Runtime", p.as_str())?,
             _ => 0.0,
         };
         self.sleep(secs).await;
@@ -168,9 +166,11 @@ impl Run<'_> {
                     ));
                 }
             },
-            (None, Some(t)) => {
-                self.until(&self.eval(t, &st, vars)?, "States.QueryEvaluationError")?
-            }
+            (None, Some(t)) => self.until(
+                &self.eval(t, &st, vars)?,
+                "States.QueryEvaluationError",
+                None,
+            )?,
             _ => 0.0,
         };
         self.sleep(secs).await;
@@ -231,9 +231,23 @@ impl Run<'_> {
 
     /// Seconds from now until a timestamp (RFC 3339, as `jsonpath::timestamp` reads it); 0 if
     /// it has passed. One that is not a timestamp fails with `error`.
-    pub(super) fn until(&self, t: &Value, error: &str) -> Result<f64, Failure> {
+    pub(super) fn until(&self, t: &Value, error: &str, path: Option<&str>) -> Result<f64, Failure> {
         let (secs, nanos) = t.as_str().and_then(jsonpath::timestamp).ok_or_else(|| {
-            fail(error, format!("The Timestamp {t} is not a valid timestamp (RFC 3339, e.g. 2016-03-14T01:59:00Z)"))
+            // AWS's words: the TimestampPath and the value it read, or the Timestamp's value
+            let text = t
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| t.to_string());
+            let iso = "ISO-8601 extended offset date-time format string";
+            fail(
+                error,
+                match path {
+                    Some(p) => format!(
+                        "The TimestampPath parameter does not reference a valid {iso}: {p} == {text}"
+                    ),
+                    None => format!("The Timestamp field cannot be parsed as an {iso}: {text}"),
+                },
+            )
         })?;
         let when = secs as f64 + nanos as f64 / 1e9;
         let now = aws_smithy_types::DateTime::from(self.wall_start + self.clock.elapsed());

@@ -9,7 +9,7 @@ impl Run<'_> {
         state: &asl::State<'_>,
         input: &Value,
         vars: &mut Vars,
-        next: Option<String>,
+        (next, entered): (Option<String>, usize),
     ) -> Result<(Value, Option<String>), Failure> {
         let (name, s, jp) = (state.name, state.raw, !state.jsonata());
         let mut attempts: Vec<u64> = vec![0; s["Retry"].as_array().map(|r| r.len()).unwrap_or(0)];
@@ -47,7 +47,7 @@ impl Run<'_> {
                         .finish(name, s, input, Some(&result), vars)
                         .map(|o| (o, next));
                 }
-                Err(f) => f,
+                Err(f) => self.at_state(f, name, entered),
             };
             // Retry: the first retrier matching the error decides.
             if let Some(delay) = backoff(&retriers, &mut attempts, &failure.error) {
@@ -192,7 +192,7 @@ impl Run<'_> {
         let work = async {
             match self.tasks.call(call).await {
                 TaskResult::Return(v) => Ok(v),
-                TaskResult::Throw { error, cause } => Err(Failure { error, cause }),
+                TaskResult::Throw { error, cause } => Err(thrown(error, cause)),
                 TaskResult::AwaitToken => match waiting {
                     Some(rx) => self.answer(rx, heartbeat).await,
                     None => Err(fail(
@@ -298,7 +298,7 @@ impl Run<'_> {
             };
             match got {
                 Some(Callback::Success(v)) => return Ok(v),
-                Some(Callback::Failure { error, cause }) => return Err(Failure { error, cause }),
+                Some(Callback::Failure { error, cause }) => return Err(thrown(error, cause)),
                 Some(Callback::Heartbeat) => continue,
                 None => return Err(fail("States.Runtime", "the task token was withdrawn")),
             }

@@ -74,7 +74,8 @@ impl Run<'_> {
     /// The context object as a state sees it (`$$` / `$states.context`).
     pub(super) fn context_for(&self, name: &str, extra: &[(&str, Value)]) -> Value {
         let mut c = self.context.clone();
-        c["State"] = json!({"Name": name, "EnteredTime": self.now_iso(), "RetryCount": 0});
+        // a Task's context also has its RetryCount (`task` sets it); other states' have none
+        c["State"] = json!({"Name": name, "EnteredTime": self.now_iso()});
         for (k, v) in extra {
             c[*k] = v.clone();
         }
@@ -140,8 +141,19 @@ impl Run<'_> {
             None => Ok(combined),
             Some(Value::Null) => Ok(json!({})),
             Some(p) => {
-                jsonpath::expression(p.as_str().unwrap_or("$"), &combined, &ctx, &vars.all())
-                    .map_err(|m| fail("States.Runtime", m))
+                let p = p.as_str().unwrap_or("$");
+                jsonpath::expression(p, &combined, &ctx, &vars.all()).map_err(|m| {
+                    // AWS's words for an OutputPath that finds nothing
+                    let found = m.starts_with("the JSONPath ");
+                    let normal = found.then(|| jsonpath::normalized(p)).flatten();
+                    match normal {
+                        Some(n) => fail(
+                            "States.Runtime",
+                            format!("Invalid path '{p}' : No results for path: {n}"),
+                        ),
+                        None => fail("States.Runtime", m),
+                    }
+                })
             }
         }
     }
@@ -152,15 +164,34 @@ impl Run<'_> {
         states: &Value,
         vars: &Vars,
     ) -> Result<Value, Failure> {
-        jsonata::eval_template(template, states, &vars.all(), &self.opts.cancel).map_err(
-            |e| match e {
-                jsonata::EvalError::Query(m) => fail("States.QueryEvaluationError", m),
-                jsonata::EvalError::TooLarge(m) => fail("States.DataLimitExceeded", m),
-                jsonata::EvalError::Cancelled => {
-                    fail("States.Runtime", "the execution was stopped")
-                }
-            },
-        )
+        self.eval_field("", template, states, vars)
+    }
+
+    /// `eval` of the state's field `field` (`Output`, `Assign`), which AWS names when an
+    /// expression in it gives nothing.
+    pub(super) fn eval_field(
+        &self,
+        field: &str,
+        template: &Value,
+        states: &Value,
+        vars: &Vars,
+    ) -> Result<Value, Failure> {
+        let evaluated = jsonata::eval_template(template, states, &vars.all(), &self.opts.cancel);
+        evaluated.map_err(|e| match e {
+            jsonata::EvalError::Query(m) => fail("States.QueryEvaluationError", m),
+            jsonata::EvalError::TooLarge(m) => fail("States.DataLimitExceeded", m),
+            jsonata::EvalError::Cancelled => fail("States.Runtime", "the execution was stopped"),
+            jsonata::EvalError::Undefined { expr, at } => {
+                let field = match (field, at.as_str()) {
+                    ("", _) => String::new(),
+                    (field, "") => format!(" specified for the field '{field}'"),
+                    (field, at) => format!(" specified for the field '{field}/{at}'"),
+                };
+                let why =
+                    format!("The JSONata expression '{expr}'{field} returned nothing (undefined).");
+                fail("States.QueryEvaluationError", why)
+            }
+        })
     }
 
     /// A number field that may be written literally, as a JSONata expression, or (JSONPath) as
@@ -177,15 +208,33 @@ impl Run<'_> {
         let v = match (s.get(field), s.get(format!("{field}Path").as_str())) {
             (Some(Value::String(_)), _) => Some(self.eval(&s[field], &st, vars)?),
             (Some(v), _) => Some(v.clone()),
-            (None, Some(p)) => Some(
-                jsonpath::expression(
-                    p.as_str().unwrap_or("$"),
-                    input,
-                    &st["context"],
-                    &vars.all(),
-                )
-                .map_err(|m| fail("States.Runtime", m))?,
-            ),
+            (None, Some(p)) => {
+                let p = p.as_str().unwrap_or("$");
+                let v = jsonpath::expression(p, input, &st["context"], &vars.all())
+                    .map_err(|m| fail("States.Runtime", m))?;
+                // a number written as a string is read as one, as AWS does
+                let v = match &v {
+                    Value::String(t) => t.trim().parse::<f64>().map(|n| json!(n)).unwrap_or(v),
+                    _ => v,
+                };
+                if !v.is_number() {
+                    // AWS's words for a …Path that reads something else than a number
+                    let text = v
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string());
+                    let kind = if field.ends_with("Percentage") {
+                        "float"
+                    } else {
+                        "integer"
+                    };
+                    let why = format!(
+                        "The {field}Path field refers to value \"{text}\" which is not a valid {kind}: {p}"
+                    );
+                    return Err(fail("States.Runtime", why));
+                }
+                Some(v)
+            }
             (None, None) => None,
         };
         match v {
@@ -245,12 +294,13 @@ impl Run<'_> {
             &format!("{ty}StateEntered"),
             json!({"name": name, "input": input}),
         );
+        let entered = self.last_event();
         let next = state.next().map(str::to_string);
         let jp = !state.jsonata();
         let input = &input;
         let result = match (state.kind, jp) {
             (Kind::Task | Kind::Parallel | Kind::Map, _) => {
-                self.with_retry(state, input, vars, next).await
+                self.with_retry(state, input, vars, (next, entered)).await
             }
             (Kind::Pass, true) => self.jp_pass(name, s, input, vars).map(|o| (o, next)),
             (Kind::Wait, true) => self.jp_wait(name, s, input, vars).await.map(|o| (o, next)),
@@ -260,7 +310,7 @@ impl Run<'_> {
                 self.jp_output(s, &effective, None, name, vars)
                     .map(|o| (o, None))
             }
-            (Kind::Fail, true) => Err(self.jp_fail(name, s, input, vars)?),
+            (Kind::Fail, true) => Err(user(self.jp_fail(name, s, input, vars)?)),
             (Kind::Pass, false) => self.finish(name, s, input, None, vars).map(|o| (o, next)),
             (Kind::Wait, false) => self.wait(name, s, input, vars).await.map(|o| (o, next)),
             (Kind::Choice, false) => self.choice(name, s, input, vars),
@@ -271,12 +321,13 @@ impl Run<'_> {
                 )),
                 None => Ok((input.clone(), None)),
             },
-            (Kind::Fail, false) => Err(self.fail_state(name, s, input, vars)?),
+            (Kind::Fail, false) => Err(user(self.fail_state(name, s, input, vars)?)),
             (Kind::Unknown, _) => Err(fail(
                 "States.Runtime",
                 format!("unknown state type {}", s["Type"]),
             )),
         };
+        let result = result.map_err(|f| self.at_state(f, name, entered));
         // an output over the quota fails the state itself: no StateExited
         let result = match result {
             Ok((out, _)) if larger_than(&out, MAX_PAYLOAD) => Err(too_large(name)),
@@ -305,11 +356,11 @@ impl Run<'_> {
             .unwrap_or_default();
         let st = self.states_var(input, name, &extra);
         let output = match s.get("Output") {
-            Some(o) => self.eval(o, &st, vars)?,
+            Some(o) => self.eval_field("Output", o, &st, vars)?,
             None => result.cloned().unwrap_or_else(|| input.clone()),
         };
         if let Some(a) = s.get("Assign") {
-            let assigned = self.eval(a, &st, vars)?;
+            let assigned = self.eval_field("Assign", a, &st, vars)?;
             vars.assign(assigned);
         }
         Ok(output)
@@ -343,4 +394,21 @@ impl Run<'_> {
             fail("States.Timeout", cause)
         })
     }
+
+    /// A runtime error as AWS words it: the state, the event it entered at, then the reason.
+    pub(super) fn at_state(&self, f: Failure, name: &str, entered: usize) -> Failure {
+        if !f.runtime {
+            return f;
+        }
+        let cause = format!(
+            "An error occurred while executing the state '{name}' (entered at the event id #{entered}). {}",
+            f.cause
+        );
+        thrown(f.error, cause)
+    }
+}
+
+/// A Fail state's failure: what it names, not a runtime error.
+fn user(f: Failure) -> Failure {
+    thrown(f.error, f.cause)
 }
