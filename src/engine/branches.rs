@@ -59,10 +59,21 @@ impl Run<'_> {
         } else {
             input.clone()
         };
-        let items = self.map_items(state, &st, &effective, vars)?;
+        let entered = self.last_event();
+        let items = match self.map_items(state, &st, &effective, vars) {
+            Ok(items) => items,
+            Err(f) => {
+                // an item list that cannot be read fails the Map before it starts
+                let f = self.at_state(f, name, entered);
+                if !will_retry(&f.error) {
+                    self.event("MapStateFailed", json!({}));
+                }
+                return Err(f);
+            }
+        };
         let total = items.len();
-        let limits = self.map_limits(state, input, vars)?;
         self.event("MapStateStarted", json!({"length": total}));
+        let limits = self.map_limits(state, input, vars)?;
         let processor = state
             .processor()
             .ok_or_else(|| fail("States.Runtime", format!("{name}: no ItemProcessor")))?;

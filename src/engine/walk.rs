@@ -400,6 +400,11 @@ impl Run<'_> {
         if !f.runtime {
             return f;
         }
+        if f.error == "States.QueryEvaluationError" {
+            // AWS records an expression that cannot be evaluated as an event of its own
+            let details = json!({"error": f.error, "cause": f.cause, "state": name});
+            self.event("EvaluationFailed", details);
+        }
         let cause = format!(
             "An error occurred while executing the state '{name}' (entered at the event id #{entered}). {}",
             f.cause

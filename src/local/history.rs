@@ -102,6 +102,9 @@ fn other_details(kind: &str, d: &Value) -> Option<Value> {
             json!({"output": text(&d["output"]), "outputDetails": {"truncated": false}})
         }
         "ExecutionFailed" | "ExecutionTimedOut" | "ExecutionAborted" | "MapRunFailed" => error(d),
+        "EvaluationFailed" => {
+            json!({"error": d["error"], "cause": d["cause"], "state": d["state"]})
+        }
         "MapStateStarted" => json!({"length": d["length"]}),
         "MapRunStarted" => json!({"mapRunArn": d["mapRunArn"]}),
         "MapIterationStarted" | "MapIterationSucceeded" | "MapIterationFailed" => {
