@@ -60,17 +60,8 @@ impl Run<'_> {
             input.clone()
         };
         let entered = self.last_event();
-        let items = match self.map_items(state, &st, &effective, vars) {
-            Ok(items) => items,
-            Err(f) => {
-                // an item list that cannot be read fails the Map before it starts
-                let f = self.at_state(f, name, entered);
-                if !will_retry(&f.error) {
-                    self.event("MapStateFailed", json!({}));
-                }
-                return Err(f);
-            }
-        };
+        let items = self.map_items(state, &st, &effective, vars);
+        let items = items.map_err(|f| self.unread_items(f, name, entered, will_retry))?;
         let total = items.len();
         self.event("MapStateStarted", json!({"length": total}));
         let limits = self.map_limits(state, input, vars)?;
@@ -86,9 +77,8 @@ impl Run<'_> {
         if distributed {
             self.map_run_started(name);
         }
-        let selector = s
-            .get("ItemSelector")
-            .or(if jp { s.get("Parameters") } else { None });
+        let parameters = s.get("Parameters").filter(|_| jp);
+        let selector = s.get("ItemSelector").or(parameters);
         let started = self.last_event();
         let (st, effective) = (&st, &effective);
         let iterations = items.into_iter().enumerate().map(|(i, item)| {
@@ -113,6 +103,21 @@ impl Run<'_> {
         let running = futures::stream::iter(iterations).buffered(at_once);
         let results = self.gather(running, total, tolerant, &limits).await;
         self.map_ended(results, distributed, will_retry)
+    }
+
+    /// An item list that cannot be read fails the Map before it starts.
+    fn unread_items(
+        &self,
+        f: Failure,
+        name: &str,
+        entered: usize,
+        will_retry: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Failure {
+        let f = self.at_state(f, name, entered);
+        if !will_retry(&f.error) {
+            self.event("MapStateFailed", json!({}));
+        }
+        f
     }
 
     /// The events of a Map's end (and its Map Run's), and what it gives.
