@@ -180,8 +180,10 @@ type IntrinsicFn = fn(&Args) -> Result<Value, String>;
 /// The `States.*` intrinsic functions, by name.
 const INTRINSICS: &[(&str, IntrinsicFn)] = &[
     ("States.Format", format),
-    ("States.StringToJson", |a| {
-        serde_json::from_str(&a.s(0)?).map_err(|e| format!("{}: {e}", a.name))
+    ("States.StringToJson", |a| match a.s(0)?.as_str() {
+        // AWS: an empty string is null
+        "" => Ok(Value::Null),
+        text => serde_json::from_str(text).map_err(|e| format!("{}: {e}", a.name)),
     }),
     ("States.JsonToString", |a| {
         Ok(json!(

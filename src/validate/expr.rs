@@ -37,8 +37,8 @@ pub fn states_members(expr: &str) -> Vec<String> {
 
 /// The whole of a string that is a JSONata expression: `{% ... %}`.
 pub fn jsonata_of(s: &str) -> Option<&str> {
-    let t = s.trim();
-    t.strip_prefix("{%").and_then(|r| r.strip_suffix("%}"))
+    // exactly: a string with white space around `{% ... %}` is a string (AWS answers it as is)
+    s.strip_prefix("{%").and_then(|r| r.strip_suffix("%}"))
 }
 
 /// Checks a JSONPath path (`$`, `$.a.b[0]`, `$['x']`, `$..y`, `$.a[*]`, filters); with
