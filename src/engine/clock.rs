@@ -220,6 +220,8 @@ mod tests {
                 )
                 .await;
             assert!(done.is_ok());
+            // its timer is gone: nothing left that could move the time to 300 s
+            assert!(time.inner.lock().unwrap().waiting.is_empty());
             clock.sleep(Duration::from_secs(1)).await;
             assert_eq!(clock.elapsed(), Duration::from_secs(3));
             let late = clock
