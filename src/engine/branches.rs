@@ -272,28 +272,25 @@ impl Run<'_> {
             "States.Runtime"
         };
         let whole = |x: f64| x >= 0.0 && x.fract() == 0.0;
-        let checked = |field: &str, ok: &dyn Fn(f64) -> bool, what: &str| match self
-            .number(s, field, input, name, vars)?
-        {
-            // AWS's words for a percentage out of its range
-            Some(x) if !ok(x) && field == "ToleratedFailurePercentage" => Err(fail(
-                error,
-                "ToleratedFailurePercentage must be between 0 and 100.",
-            )),
-            Some(x) if !ok(x) => Err(fail(
-                error,
-                format!("{name}: {field} is {x}; it must be {what}"),
-            )),
-            v => Ok(v),
+        // each out of range in the words given: AWS's for a percentage, this engine's otherwise
+        let checked =
+            |field: &str, ok: &dyn Fn(f64) -> bool, why: &dyn Fn(f64) -> String| match self
+                .number(s, field, input, name, vars)?
+            {
+                Some(x) if !ok(x) => Err(fail(error, why(x))),
+                v => Ok(v),
+            };
+        let integer = |field: &'static str| {
+            move |x: f64| format!("{name}: {field} is {x}; it must be a non-negative integer")
         };
-        let integer = "a non-negative integer";
+        let (max, count) = ("MaxConcurrency", "ToleratedFailureCount");
         Ok(MapLimits {
-            max: checked("MaxConcurrency", &whole, integer)?.unwrap_or(0.0) as usize,
-            count: checked("ToleratedFailureCount", &whole, integer)?,
+            max: checked(max, &whole, &integer(max))?.unwrap_or(0.0) as usize,
+            count: checked(count, &whole, &integer(count))?,
             share: checked(
                 "ToleratedFailurePercentage",
                 &|x| (0.0..=100.0).contains(&x),
-                "a number from 0 to 100",
+                &|_| "ToleratedFailurePercentage must be between 0 and 100.".into(),
             )?,
         })
     }
@@ -346,10 +343,7 @@ impl MapLimits {
 /// type than `expected`.
 fn unexpected_type(written: &Value, field: &str, expected: &str, got: &Value) -> String {
     let expr = match written.as_str() {
-        Some(t) => t
-            .trim()
-            .strip_prefix("{%")
-            .and_then(|t| t.strip_suffix("%}"))
+        Some(t) => crate::validate::expr::jsonata_of(t)
             .unwrap_or(t)
             .trim()
             .to_string(),

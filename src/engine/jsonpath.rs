@@ -235,7 +235,7 @@ pub fn template(
                             format!("{k}: a path or intrinsic (a string) is expected")
                         })?;
                         let v = expression(e, input, context, vars).map_err(|m| {
-                            if !m.starts_with("the JSONPath ") {
+                            if !found_nothing(&m) {
                                 return m;
                             }
                             // AWS's words for a path that finds nothing, naming the field
@@ -258,6 +258,14 @@ pub fn template(
             .map(Value::Array),
         other => Ok(other.clone()),
     }
+}
+
+/// How `expression`'s error for a path that finds nothing begins.
+const NOTHING_FOUND: &str = "the JSONPath";
+
+/// `expression`'s error `m` says its path found nothing (the path itself is valid).
+pub fn found_nothing(m: &str) -> bool {
+    m.starts_with(NOTHING_FOUND)
 }
 
 /// A `.$` value: a path, `$$` context path, a `$variable` path, or an intrinsic call.
@@ -288,7 +296,7 @@ pub fn expression(
         }
     }
     get(e, input, context)?
-        .ok_or_else(|| format!("the JSONPath {e} could not be found in the input"))
+        .ok_or_else(|| format!("{NOTHING_FOUND} {e} could not be found in the input"))
 }
 
 /// A JSONPath Choice rule against the state's input.

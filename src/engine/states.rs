@@ -121,8 +121,9 @@ impl Run<'_> {
                 )),
             }
         };
-        Ok(fail(
-            &pick("Error", "ErrorPath")?.unwrap_or_default(),
+        // what the state names: not a runtime error of its own
+        Ok(thrown(
+            pick("Error", "ErrorPath")?.unwrap_or_default(),
             pick("Cause", "CausePath")?.unwrap_or_default(),
         ))
     }
@@ -141,10 +142,7 @@ impl Run<'_> {
             Ok(v.and_then(|v| v.as_str().map(str::to_string)))
         };
         let (error, cause) = (text("Error")?, text("Cause")?);
-        Ok(fail(
-            error.as_deref().unwrap_or_default(),
-            cause.unwrap_or_default(),
-        ))
+        Ok(thrown(error.unwrap_or_default(), cause.unwrap_or_default()))
     }
 
     /// A JSONata Wait: Seconds or Timestamp evaluated.

@@ -144,7 +144,7 @@ impl Run<'_> {
                 let p = p.as_str().unwrap_or("$");
                 jsonpath::expression(p, &combined, &ctx, &vars.all()).map_err(|m| {
                     // AWS's words for an OutputPath that finds nothing
-                    let found = m.starts_with("the JSONPath ");
+                    let found = jsonpath::found_nothing(&m);
                     let normal = found.then(|| jsonpath::normalized(p)).flatten();
                     match normal {
                         Some(n) => fail(
@@ -310,7 +310,7 @@ impl Run<'_> {
                 self.jp_output(s, &effective, None, name, vars)
                     .map(|o| (o, None))
             }
-            (Kind::Fail, true) => Err(user(self.jp_fail(name, s, input, vars)?)),
+            (Kind::Fail, true) => Err(self.jp_fail(name, s, input, vars)?),
             (Kind::Pass, false) => self.finish(name, s, input, None, vars).map(|o| (o, next)),
             (Kind::Wait, false) => self.wait(name, s, input, vars).await.map(|o| (o, next)),
             (Kind::Choice, false) => self.choice(name, s, input, vars),
@@ -321,7 +321,7 @@ impl Run<'_> {
                 )),
                 None => Ok((input.clone(), None)),
             },
-            (Kind::Fail, false) => Err(user(self.fail_state(name, s, input, vars)?)),
+            (Kind::Fail, false) => Err(self.fail_state(name, s, input, vars)?),
             (Kind::Unknown, _) => Err(fail(
                 "States.Runtime",
                 format!("unknown state type {}", s["Type"]),
@@ -411,9 +411,4 @@ impl Run<'_> {
         );
         thrown(f.error, cause)
     }
-}
-
-/// A Fail state's failure: what it names, not a runtime error.
-fn user(f: Failure) -> Failure {
-    thrown(f.error, f.cause)
 }
