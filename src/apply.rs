@@ -9,7 +9,7 @@ use crate::graph::{Direction, Outcome};
 use crate::manifest::Stack;
 use crate::plan::{Action, Plan, Step, Summary, diff, recorded_graph};
 use crate::resources::{self, DynKind, Outputs};
-use crate::state::{Entry, StackState, Status, Store, Target};
+use crate::state::{Document, Entry, StackState, Status, Store, Target};
 use crate::views::{Event, View};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -39,7 +39,7 @@ struct Run<'a> {
     ex: &'a Executor<'a>,
     stack_name: String,
     /// The state, and how many changes have been made to it (both under the one lock).
-    state: Mutex<(StackState, u64)>,
+    state: Mutex<(Document, u64)>,
     /// Serialises writes; holds how many changes the last write carried.
     writer: tokio::sync::Mutex<u64>,
     /// The stack's sensitive values (sealed before anything is recorded).
@@ -52,7 +52,7 @@ impl Run<'_> {
     /// records reach the store in the order they happened; changes made while a write is in
     /// flight go out together in the next one (a group commit: with many operations finishing
     /// at once, one write instead of one each).
-    async fn save(&self, f: impl FnOnce(&mut StackState)) -> Result<()> {
+    async fn save(&self, f: impl FnOnce(&mut Document)) -> Result<()> {
         let mine = {
             let mut st = self.state.lock().unwrap();
             f(&mut st.0);
@@ -63,22 +63,32 @@ impl Run<'_> {
         if *written >= mine {
             return Ok(()); // a write made while this one waited carried its change
         }
-        let (snapshot, carries) = {
+        // the text is made under the lock (no copy of the state), written outside it
+        let (text, carries, stack, env) = {
             let st = self.state.lock().unwrap();
-            (st.0.clone(), st.1)
+            let s = st.0.state();
+            (st.0.text()?, st.1, s.stack.clone(), s.env.clone())
         };
-        self.ex.store.save(&snapshot).await?;
+        self.ex.store.write(&stack, &env, text.as_deref()).await?;
         *written = carries;
         Ok(())
     }
 
     fn outputs(&self) -> BTreeMap<String, BTreeMap<String, Value>> {
         let st = self.state.lock().unwrap();
-        st.0.resources
+        st.0.state()
+            .resources
             .iter()
             .filter(|(_, e)| e.status == Status::Created)
             .map(|(k, e)| (k.clone(), e.outputs.clone()))
             .collect()
+    }
+
+    /// The outputs recorded for a resource created (not one only pending).
+    fn outputs_of(&self, id: &str) -> Option<BTreeMap<String, Value>> {
+        let st = self.state.lock().unwrap();
+        let e = st.0.state().resources.get(id)?;
+        (e.status == Status::Created).then(|| e.outputs.clone())
     }
 
     fn emit(&self, e: Event) {
@@ -91,7 +101,7 @@ impl Run<'_> {
     /// `destroy` recover from: a create recorded as pending is adopted or finished, an update
     /// is planned again, a resource already deleted is found gone. So an operation costs one
     /// state write (before a create) instead of two on the path its dependents wait on.
-    fn note(&self, f: impl FnOnce(&mut StackState)) {
+    fn note(&self, f: impl FnOnce(&mut Document)) {
         let mut st = self.state.lock().unwrap();
         f(&mut st.0);
         st.1 += 1;
@@ -131,10 +141,7 @@ impl Run<'_> {
         deps: &std::collections::BTreeSet<String>,
     ) -> Result<()> {
         let e = self.entry(kind, attrs, Outputs::new(), deps, Status::Pending);
-        self.save(|st| {
-            st.resources.insert(id.to_string(), e);
-        })
-        .await
+        self.save(|st| st.put(id, e)).await
     }
 
     /// Records a resource as it now is (`note`: carried by the next write).
@@ -147,16 +154,12 @@ impl Run<'_> {
         deps: &std::collections::BTreeSet<String>,
     ) {
         let e = self.entry(kind, attrs, outputs, deps, Status::Created);
-        self.note(|st| {
-            st.resources.insert(id.to_string(), e);
-        })
+        self.note(|st| st.put(id, e))
     }
 
     /// Forgets a resource that is gone (`note`: carried by the next write).
     fn forget(&self, id: &str) {
-        self.note(|st| {
-            st.resources.remove(id);
-        })
+        self.note(|st| st.remove(id))
     }
 
     /// Creates. When the name is taken (planning found nothing there, so it appeared since:
@@ -224,7 +227,15 @@ impl Run<'_> {
     }
 
     async fn delete_recorded(&self, id: &str) -> Result<()> {
-        let entry = self.state.lock().unwrap().0.resources.get(id).cloned();
+        let entry = self
+            .state
+            .lock()
+            .unwrap()
+            .0
+            .state()
+            .resources
+            .get(id)
+            .cloned();
         let Some(entry) = entry else { return Ok(()) };
         let kind = resources::lookup(&entry.kind)
             .ok_or_else(|| Error::internal(format!("state names unknown kind {}", entry.kind)))?;
@@ -269,8 +280,9 @@ impl Run<'_> {
         }
         let decl = &stack.resources[id];
         let ctx = self.ex.ctx;
-        let scope = stack.scope(
-            &self.outputs(),
+        let scope = stack.scope_for(
+            id,
+            |dep| self.outputs_of(dep),
             Some((&ctx.account_id, &ctx.region, &ctx.partition)),
         );
         let (want, _) = stack.resolve(id, &scope)?;
@@ -319,6 +331,7 @@ impl Run<'_> {
                     .lock()
                     .unwrap()
                     .0
+                    .state()
                     .resources
                     .get(id)
                     .map(|e| e.outputs.clone());
@@ -447,12 +460,12 @@ impl Executor<'_> {
         let run = Run {
             ex: self,
             stack_name: stack.name.clone(),
-            state: Mutex::new((state, 0)),
+            state: Mutex::new((Document::new(state), 0)),
             writer: tokio::sync::Mutex::new(0),
             secrets: stack.secrets.clone(),
         };
         // carried by the first write (the first pending record, or the last write)
-        run.note(|st| st.target = Some(self.target()));
+        run.note(|st| st.set_target(self.target()));
         for w in &plan.warnings {
             run.emit(Event::Warning {
                 stack: stack.name.clone(),
@@ -502,7 +515,7 @@ impl Executor<'_> {
         if orphans.is_empty() {
             return;
         }
-        let g = recorded_graph(&run.state.lock().unwrap().0, |id| {
+        let g = recorded_graph(run.state.lock().unwrap().0.state(), |id| {
             orphans.iter().any(|o| o == id)
         });
         let stop = || self.stop.load(Ordering::SeqCst);
@@ -534,7 +547,7 @@ impl Executor<'_> {
             .map(|(k, v)| (k, crate::secrets::seal(&v, &[], &stack.secrets)))
             .collect();
         let recorded = outputs.clone();
-        run.save(|st| st.outputs = recorded).await?;
+        run.save(|st| st.set_outputs(recorded)).await?;
         Ok(outputs)
     }
 
@@ -544,7 +557,7 @@ impl Executor<'_> {
         let run = Run {
             ex: self,
             stack_name: plan.stack.clone(),
-            state: Mutex::new((state, 0)),
+            state: Mutex::new((Document::new(state), 0)),
             writer: tokio::sync::Mutex::new(0),
             secrets: vec![],
         };
@@ -563,8 +576,8 @@ impl Executor<'_> {
         collect(&mut summary, plan, outcomes, self.view);
         // the last write: it carries every deletion noted since the one before
         run.save(|st| {
-            if st.resources.is_empty() {
-                st.outputs.clear();
+            if st.state().resources.is_empty() {
+                st.set_outputs(BTreeMap::new());
             }
         })
         .await?;

@@ -396,7 +396,8 @@ pub fn refuse(stack: &Stack, foreign: &[Foreign]) -> crate::error::Error {
 
 /// What `up` would do.
 pub async fn plan_up(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Plan> {
-    resources::shared::reading(plan_reads(stack, state, ctx)).await
+    let batched = stack.resources.len() >= resources::shared::BATCH_FROM;
+    resources::shared::reading(batched, plan_reads(stack, state, ctx)).await
 }
 
 /// Every recorded resource that is still declared, read live, concurrently.

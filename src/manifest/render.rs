@@ -12,21 +12,53 @@ impl Stack {
         outputs: &BTreeMap<String, BTreeMap<String, Value>>,
         target: Option<(&str, &str, &str)>,
     ) -> MapScope {
+        let mut s = self.scope_over(self.resources.keys(), |_| None, target);
+        for (id, o) in outputs {
+            let known = s.outputs.entry(id.clone()).or_default();
+            for (k, v) in o {
+                known.insert(k.clone(), v.clone());
+            }
+        }
+        s
+    }
+
+    /// The scope `resolve(id)` needs: the stack's variables and context, and the outputs of
+    /// the resources `id` depends on (the only ones it can reference), from `outputs`. What
+    /// it costs does not grow with the stack.
+    pub fn scope_for(
+        &self,
+        id: &str,
+        outputs: impl Fn(&str) -> Option<BTreeMap<String, Value>>,
+        target: Option<(&str, &str, &str)>,
+    ) -> MapScope {
+        self.scope_over(self.resources[id].deps.iter(), outputs, target)
+    }
+
+    fn scope_over<'a>(
+        &self,
+        ids: impl Iterator<Item = &'a String>,
+        outputs: impl Fn(&str) -> Option<BTreeMap<String, Value>>,
+        target: Option<(&str, &str, &str)>,
+    ) -> MapScope {
         let mut s = MapScope {
             vars: self.vars.clone(),
-            outputs: outputs.clone(),
             ..Default::default()
         };
-        // A name is known before anything exists: every kind's `name` output is its declared name.
-        for (id, d) in &self.resources {
-            if let Some(Value::String(n)) = d.attrs.get("name") {
-                if !n.contains("${") && d.kind.outputs().contains(&"name") {
-                    s.outputs
-                        .entry(id.clone())
-                        .or_default()
-                        .entry("name".into())
-                        .or_insert_with(|| Value::String(n.clone()));
+        for id in ids {
+            let mut known = outputs(id).unwrap_or_default();
+            // A name is known before anything exists: every kind's `name` output is its
+            // declared name.
+            if let Some(d) = self.resources.get(id) {
+                if let Some(Value::String(n)) = d.attrs.get("name") {
+                    if !n.contains("${") && d.kind.outputs().contains(&"name") {
+                        known
+                            .entry("name".into())
+                            .or_insert_with(|| Value::String(n.clone()));
+                    }
                 }
+            }
+            if !known.is_empty() {
+                s.outputs.insert(id.clone(), known);
             }
         }
         s.context

@@ -47,6 +47,54 @@ fn arn(ctx: &Ctx, a: &Attrs) -> String {
     )
 }
 
+/// The statements of a policy document as IAM returns it (a single one as a list of one).
+fn statement_of(doc: Option<&str>) -> Result<Vec<Value>> {
+    let doc = doc.map(decode_policy).transpose()?.unwrap_or_default();
+    Ok(match &doc["Statement"] {
+        Value::Array(items) => items.clone(),
+        Value::Null => vec![],
+        one => vec![one.clone()],
+    })
+}
+
+/// A policy read from IAM's account listing (`batch::iam`): its tags from the stack's tagged
+/// resources, or on their own where the tagging API does not list it.
+async fn read_batched(ctx: &Ctx, a: &Attrs) -> Result<Option<(Attrs, Outputs)>> {
+    let arn = arn(ctx, a);
+    let iam = super::batch::iam(ctx).await?;
+    let Some(p) = iam.policies.get(&arn) else {
+        return Ok(None);
+    };
+    let listed = super::batch::tagged(ctx, &a.tags).await?;
+    let tags = match listed.get(&arn) {
+        Some(t) => t.clone(),
+        None => {
+            let t = ctx.iam.list_policy_tags().policy_arn(&arn).send().await;
+            from_iam_tags(t.map_err(|e| api_error("ListPolicyTags", &e))?.tags())
+        }
+    };
+    let document = match &p.document {
+        Some(d) => Some(d.clone()),
+        None => {
+            let v = ctx.iam.get_policy_version().policy_arn(&arn);
+            let v = v.version_id(&p.default_version).send().await;
+            let v = v.map_err(|e| api_error("GetPolicyVersion", &e))?;
+            v.policy_version()
+                .and_then(|p| p.document())
+                .map(str::to_string)
+        }
+    };
+    // the ARN holds the path and name it was found by (some emulators leave the name out)
+    let live = Attrs {
+        name: a.name.clone(),
+        path: a.path.clone(),
+        description: p.description.clone().unwrap_or_default(),
+        statement: statement_of(document.as_deref())?,
+        tags,
+    };
+    Ok(Some((live, outputs(&arn, &a.name, &p.default_version))))
+}
+
 #[async_trait]
 impl Kind for IamPolicy {
     type Attrs = Attrs;
@@ -82,6 +130,9 @@ impl Kind for IamPolicy {
     }
 
     async fn read(ctx: &Ctx, a: &Attrs, known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
+        if super::shared::batched() {
+            return read_batched(ctx, a).await;
+        }
         let arn = arn(ctx, a);
         // The policy, its tags and its document at once: the document of the default version
         // recorded (v1 when none is), asked again only when IAM's default is another one.
@@ -115,23 +166,13 @@ impl Kind for IamPolicy {
             get_version(version.clone()).await
         }
         .map_err(|e| api_error("GetPolicyVersion", &e))?;
-        let doc = v
-            .policy_version()
-            .and_then(|p| p.document())
-            .map(decode_policy)
-            .transpose()?
-            .unwrap_or_default();
-        let statement = match &doc["Statement"] {
-            Value::Array(items) => items.clone(),
-            Value::Null => vec![],
-            one => vec![one.clone()],
-        };
+        let doc = v.policy_version().and_then(|p| p.document());
         let tags = tags.map_err(|e| api_error("ListPolicyTags", &e))?;
         let live = Attrs {
             name: policy.policy_name().unwrap_or_default().to_string(),
             path: policy.path().unwrap_or("/").to_string(),
             description: policy.description().unwrap_or_default().to_string(),
-            statement,
+            statement: statement_of(doc)?,
             tags: from_iam_tags(tags.tags()),
         };
         Ok(Some((live, outputs(&arn, &a.name, &version))))

@@ -88,8 +88,15 @@ macro_rules! attachment_kind {
                 a: &$attrs,
                 _known: &Outputs,
             ) -> Result<Option<($attrs, Outputs)>> {
-                let request = ctx.iam.$list().$param(&a.$entity);
-                let attached = attached_arns!(request, $list_op, a.$entity)?;
+                let attached = if $list_op == "ListAttachedRolePolicies" && super::shared::batched()
+                {
+                    // a role's attachments are in IAM's account listing
+                    let iam = super::batch::iam(ctx).await?;
+                    iam.roles.get(&a.$entity).map(|r| r.attached.clone())
+                } else {
+                    let request = ctx.iam.$list().$param(&a.$entity);
+                    attached_arns!(request, $list_op, a.$entity)?
+                };
                 Ok(attached
                     .is_some_and(|arns| arns.contains(&a.policy_arn))
                     .then(|| (a.clone(), outputs(&a.policy_arn))))

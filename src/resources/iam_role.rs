@@ -59,6 +59,21 @@ impl Kind for IamRole {
     }
 
     async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
+        if super::shared::batched() {
+            let iam = super::batch::iam(ctx).await?;
+            let Some(role) = iam.roles.get(&a.name) else {
+                return Ok(None);
+            };
+            let trust = role.trust.as_deref().map(decode_policy).transpose()?;
+            let live = Attrs {
+                name: a.name.clone(),
+                service: principal_of(&trust.unwrap_or_default()),
+                description: role.description.clone().unwrap_or_default(),
+                path: role.path.clone(),
+                tags: role.tags.clone(),
+            };
+            return Ok(Some((live, arn_and_name(&role.arn, &a.name))));
+        }
         // the role and its tags at once: one round trip
         let (out, tags) = tokio::join!(
             ctx.iam.get_role().role_name(&a.name).send(),

@@ -65,6 +65,7 @@ macro_rules! listed_tags {
     }};
 }
 
+pub mod batch;
 pub mod datasync;
 pub mod dynamodb_table;
 pub mod ecr_repository;

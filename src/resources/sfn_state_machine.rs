@@ -250,6 +250,30 @@ fn definition_text(a: &Attrs) -> String {
     serde_json::to_string_pretty(&a.definition).expect("JSON value serialises")
 }
 
+/// The machine as DescribeStateMachine has it; None when it does not exist or is being deleted.
+async fn describe(
+    ctx: &Ctx,
+    arn: &str,
+) -> Result<Option<aws_sdk_sfn::operation::describe_state_machine::DescribeStateMachineOutput>> {
+    match ctx
+        .sfn
+        .describe_state_machine()
+        .state_machine_arn(arn)
+        .send()
+        .await
+    {
+        Ok(d) if d.status().is_some_and(|s| s.as_str() == "DELETING") => Ok(None),
+        Ok(d) => Ok(Some(d)),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_state_machine_does_not_exist()) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(api_error("DescribeStateMachine", &e)),
+    }
+}
+
 #[async_trait]
 impl Kind for StateMachine {
     type Attrs = Attrs;
@@ -260,41 +284,37 @@ impl Kind for StateMachine {
     const CHANGING_OUTPUTS: &'static [&'static str] = &["version_arn"];
 
     async fn create(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
-        // a machine of that name still being deleted (a recreate right after a destroy):
-        // wait until it is gone rather than fail
+        let create = || {
+            retry_propagation(ctx.propagation, || {
+                ctx.sfn
+                    .create_state_machine()
+                    .name(&a.name)
+                    .role_arn(&a.role_arn)
+                    .definition(definition_text(a))
+                    .r#type(StateMachineType::from(a.kind.as_str()))
+                    .set_tags(Some(sfn_tags(&a.tags)))
+                    .publish(a.versions.is_some())
+                    .send()
+            })
+        };
+        // a machine of that name still being deleted (a recreate right after a destroy): AWS
+        // answers StateMachineDeleting; wait until it is gone rather than fail (asked only
+        // then: no call before the create on the way every create takes)
+        let mut out = create().await;
         for _ in 0..30 {
-            let exists = ctx
-                .sfn
-                .describe_state_machine()
-                .state_machine_arn(arn(ctx, &a.name))
-                .send()
-                .await;
-            match exists {
-                Ok(d) if d.status().is_some_and(|s| s.as_str() == "DELETING") => {
-                    tracing::info!("state machine {} is still being deleted; waiting", a.name);
-                    tokio::time::sleep(
-                        ctx.propagation
-                            .base
-                            .max(std::time::Duration::from_millis(50))
-                            * 4,
-                    )
-                    .await;
-                }
-                _ => break,
+            let deleting = out.as_ref().err().and_then(|e| e.as_service_error());
+            if !deleting.is_some_and(|s| s.is_state_machine_deleting()) {
+                break;
             }
+            tracing::info!("state machine {} is still being deleted; waiting", a.name);
+            let pause = ctx
+                .propagation
+                .base
+                .max(std::time::Duration::from_millis(50))
+                * 4;
+            tokio::time::sleep(pause).await;
+            out = create().await;
         }
-        let out = retry_propagation(ctx.propagation, || {
-            ctx.sfn
-                .create_state_machine()
-                .name(&a.name)
-                .role_arn(&a.role_arn)
-                .definition(definition_text(a))
-                .r#type(StateMachineType::from(a.kind.as_str()))
-                .set_tags(Some(sfn_tags(&a.tags)))
-                .publish(a.versions.is_some())
-                .send()
-        })
-        .await;
         match out {
             Ok(o) => Ok(versioned(
                 arn_and_name(o.state_machine_arn(), &a.name),
@@ -314,51 +334,51 @@ impl Kind for StateMachine {
         }
     }
 
-    async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
+    async fn read(ctx: &Ctx, a: &Attrs, known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
         let arn = arn(ctx, &a.name);
-        // the machine and its tags at once: one round trip
-        let (d, t) = tokio::join!(
-            ctx.sfn
-                .describe_state_machine()
-                .state_machine_arn(&arn)
-                .send(),
-            ctx.sfn.list_tags_for_resource().resource_arn(&arn).send()
-        );
-        let d = match d {
-            Ok(d) => d,
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_state_machine_does_not_exist()) =>
-            {
+        if super::shared::batched() && known.is_empty() {
+            // looked for by name: one not in the region's list is not there
+            if !super::batch::state_machines(ctx).await?.contains(&a.name) {
                 return Ok(None);
             }
-            Err(e) => return Err(api_error("DescribeStateMachine", &e)),
-        };
-        if d.status().is_some_and(|s| s.as_str() == "DELETING") {
-            return Ok(None);
         }
+        // the machine and its tags at once: one round trip (the tags from the stack's tagged
+        // resources in a batched plan, and on their own when not listed there)
+        let tags = async {
+            if super::shared::batched() {
+                if let Some(t) = super::batch::tagged(ctx, &a.tags).await?.get(&arn) {
+                    return Ok(t.clone());
+                }
+            }
+            let t = ctx
+                .sfn
+                .list_tags_for_resource()
+                .resource_arn(&arn)
+                .send()
+                .await;
+            let t = t.map_err(|e| api_error("ListTagsForResource", &e))?;
+            let pairs = t.tags().iter().map(|t| {
+                let key = t.key().unwrap_or_default().to_string();
+                (key, t.value().unwrap_or_default().to_string())
+            });
+            Ok::<Tags, Error>(pairs.collect())
+        };
+        let (d, t) = tokio::join!(describe(ctx, &arn), tags);
+        let Some(d) = d? else {
+            return Ok(None);
+        };
         let definition: Value = serde_json::from_str(d.definition()).map_err(|e| {
             Error::aws(format!(
                 "state machine {} has an unreadable definition: {e}",
                 a.name
             ))
         })?;
-        let t = t.map_err(|e| api_error("ListTagsForResource", &e))?;
         let live = Attrs {
             name: d.name().to_string(),
             role_arn: d.role_arn().to_string(),
             definition,
             kind: d.r#type().as_str().to_string(),
-            tags: t
-                .tags()
-                .iter()
-                .map(|t| {
-                    (
-                        t.key().unwrap_or_default().to_string(),
-                        t.value().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect(),
+            tags: t?,
             versions: None,
         };
         let newest = match &a.versions {
@@ -433,12 +453,7 @@ impl Kind for StateMachine {
             Err(e) => return Err(api_error("DeleteStateMachine", &e)),
         }
         // Deletion is asynchronous on AWS: wait (bounded) so a re-create with the same name works.
-        let gone = || async {
-            Ok(Self::read(ctx, a, &Outputs::new())
-                .await?
-                .is_none()
-                .then_some(vec![]))
-        };
+        let gone = || async { Ok(describe(ctx, &arn).await?.is_none().then_some(vec![])) };
         let late = || {
             Error::aws(format!(
                 "state machine {} is still being deleted; run again in a minute",

@@ -14,15 +14,33 @@ use tokio::sync::OnceCell;
 type Cell = Arc<OnceCell<Arc<dyn Any + Send + Sync>>>;
 
 #[derive(Default)]
-pub struct Shared(Mutex<HashMap<String, Cell>>);
+pub struct Shared {
+    cells: Mutex<HashMap<String, Cell>>,
+    /// Whether this plan reads in batches (`batch`): a large stack's.
+    batched: bool,
+}
+
+/// How many resources a stack has from which its plan reads in batches (`batch`): below it,
+/// one call per resource, all at once, is as fast and asks for less than an account listing.
+pub const BATCH_FROM: usize = 40;
 
 tokio::task_local! {
     static SHARED: Arc<Shared>;
 }
 
-/// Runs a plan's reads with one list call per key.
-pub async fn reading<T>(reads: impl Future<Output = T>) -> T {
-    SHARED.scope(Arc::new(Shared::default()), reads).await
+/// Runs a plan's reads with one list call per key; `batched`: with the batch reads of `batch`.
+pub async fn reading<T>(batched: bool, reads: impl Future<Output = T>) -> T {
+    let shared = Shared {
+        batched,
+        ..Default::default()
+    };
+    SHARED.scope(Arc::new(shared), reads).await
+}
+
+/// Whether the plan being read reads in batches (never outside a plan: the executor's
+/// re-checks read each resource afresh).
+pub fn batched() -> bool {
+    SHARED.try_with(|s| s.batched).unwrap_or(false)
 }
 
 /// The answer of `fetch` for `key`: made once per plan (a failed call is not remembered: the
@@ -35,7 +53,7 @@ where
     let Ok(shared) = SHARED.try_with(Arc::clone) else {
         return fetch().await;
     };
-    let cell = shared.0.lock().unwrap().entry(key).or_default().clone();
+    let cell = shared.cells.lock().unwrap().entry(key).or_default().clone();
     let value = cell
         .get_or_try_init(|| async {
             fetch()
@@ -60,7 +78,7 @@ mod tests {
             Ok::<_, crate::error::Error>(vec!["arn:a".to_string()])
         };
         let reads = (0..5).map(|_| once("role r".into(), ask));
-        let got = reading(futures::future::join_all(reads)).await;
+        let got = reading(false, futures::future::join_all(reads)).await;
         assert!(
             got.iter()
                 .all(|g| g.as_ref().unwrap() == &vec!["arn:a".to_string()])

@@ -152,6 +152,102 @@ impl StackState {
     }
 }
 
+/// A stack's state as the executor changes it, one entry at a time, with each entry's text
+/// kept: a write after one change renders that entry only and joins the kept texts, so what
+/// a run spends on recording grows with what it changes, not with the state's size times the
+/// number of writes. Its text is the state's pretty JSON, as `serde_json` writes it.
+pub struct Document {
+    state: StackState,
+    /// Each entry as it appears in the document (indented to its place).
+    texts: BTreeMap<String, String>,
+}
+
+impl Document {
+    pub fn new(state: StackState) -> Document {
+        let texts = state
+            .resources
+            .iter()
+            .map(|(id, e)| (id.clone(), entry_text(e)))
+            .collect();
+        Document { state, texts }
+    }
+
+    pub fn state(&self) -> &StackState {
+        &self.state
+    }
+
+    pub fn put(&mut self, id: &str, e: Entry) {
+        self.texts.insert(id.to_string(), entry_text(&e));
+        self.state.resources.insert(id.to_string(), e);
+    }
+
+    pub fn remove(&mut self, id: &str) {
+        self.texts.remove(id);
+        self.state.resources.remove(id);
+    }
+
+    pub fn set_target(&mut self, target: Target) {
+        self.state.target = Some(target);
+    }
+
+    pub fn set_outputs(&mut self, outputs: BTreeMap<String, Value>) {
+        self.state.outputs = outputs;
+    }
+
+    /// The document to write; None when nothing is recorded (the stack is gone).
+    pub fn text(&self) -> Result<Option<String>> {
+        if self.state.resources.is_empty() {
+            return Ok(None);
+        }
+        let head = StackState {
+            resources: BTreeMap::new(),
+            ..self.state.clone_head()
+        };
+        let head =
+            serde_json::to_string_pretty(&head).map_err(|e| Error::internal(e.to_string()))?;
+        // the head written with no resources has them as `{}` at its top level (a JSON string
+        // cannot hold a line break, so this is the key's one place)
+        const EMPTY: &str = "\n  \"resources\": {}";
+        let at = head
+            .find(EMPTY)
+            .ok_or_else(|| Error::internal("state document without its resources"))?;
+        let size: usize = self.texts.iter().map(|(k, t)| k.len() + t.len() + 16).sum();
+        let mut out = String::with_capacity(head.len() + size);
+        out.push_str(&head[..at]);
+        out.push_str("\n  \"resources\": {");
+        for (i, (id, text)) in self.texts.iter().enumerate() {
+            out.push_str(if i == 0 { "\n    " } else { ",\n    " });
+            out.push_str(&serde_json::to_string(id).map_err(|e| Error::internal(e.to_string()))?);
+            out.push_str(": ");
+            out.push_str(text);
+        }
+        out.push_str("\n  }");
+        out.push_str(&head[at + EMPTY.len()..]);
+        Ok(Some(out))
+    }
+}
+
+/// An entry's pretty JSON, indented to its place in the document (two levels down).
+fn entry_text(e: &Entry) -> String {
+    let text = serde_json::to_string_pretty(e).unwrap_or_default();
+    text.replace('\n', "\n    ")
+}
+
+impl StackState {
+    /// Everything but the resources.
+    fn clone_head(&self) -> StackState {
+        StackState {
+            version: self.version,
+            stack: self.stack.clone(),
+            env: self.env.clone(),
+            target: self.target.clone(),
+            outputs: self.outputs.clone(),
+            resources: BTreeMap::new(),
+            meta: self.meta.clone(),
+        }
+    }
+}
+
 /// Who holds a lock, and since when: written into the lock (object or file) so that a run
 /// that finds it taken can say by whom.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -315,9 +411,14 @@ impl Store {
         } else {
             Some(serde_json::to_string_pretty(st).map_err(|e| Error::internal(e.to_string()))?)
         };
+        self.write(&st.stack, &st.env, text.as_deref()).await
+    }
+
+    /// Writes a stack state's text (a `Document`'s); None removes it.
+    pub async fn write(&self, stack: &str, env: &str, text: Option<&str>) -> Result<()> {
         match self {
-            Store::Dir(d) => d.write(&st.stack, &st.env, text.as_deref()),
-            Store::S3(s) => s.write(&st.stack, &st.env, text.as_deref()).await,
+            Store::Dir(d) => d.write(stack, env, text),
+            Store::S3(s) => s.write(stack, env, text).await,
         }
     }
 
@@ -666,6 +767,35 @@ mod tests {
             waiter.await.unwrap(),
             "granted once released, within --lock-timeout"
         );
+    }
+
+    #[test]
+    fn a_document_writes_what_serde_writes_after_every_change() {
+        let mut st = StackState::empty("s", "default");
+        st.outputs
+            .insert("url".into(), Value::String("x \"resources\": {}".into()));
+        let mut doc = Document::new(st.clone());
+        assert_eq!(doc.text().unwrap(), None);
+        for (id, n) in [("b", 1), ("a", 2), ("c\"d", 3), ("a", 4)] {
+            let mut e = entry();
+            e.attrs = serde_json::json!({"n": n, "nested": {"list": [1, {"k": "v\nw"}]}});
+            doc.put(id, e.clone());
+            st.resources.insert(id.into(), e);
+            let want = serde_json::to_string_pretty(&st).unwrap();
+            assert_eq!(doc.text().unwrap().as_deref(), Some(want.as_str()));
+        }
+        doc.remove("b");
+        st.resources.remove("b");
+        doc.set_target(Target {
+            account_id: "1".into(),
+            region: "r".into(),
+            endpoint: None,
+        });
+        st.target = doc.state().target.clone();
+        let want = serde_json::to_string_pretty(&st).unwrap();
+        assert_eq!(doc.text().unwrap().as_deref(), Some(want.as_str()));
+        let again: StackState = serde_json::from_str(&doc.text().unwrap().unwrap()).unwrap();
+        assert_eq!(again.resources.len(), 2);
     }
 
     #[test]
