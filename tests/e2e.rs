@@ -985,3 +985,157 @@ fn a_closed_stdout_stops_the_output_not_the_work() {
     let out = finish(child);
     assert_eq!(out.code, 0, "{out:?}");
 }
+
+/// A stack of `n` state machines, each with its role, policy and attachment (4 n resources).
+fn many_machines(project: &Path, n: usize) {
+    let dir = project.join("stacks/many");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut toml = String::from("description = \"generated\"\n");
+    for i in 0..n {
+        toml.push_str(&format!(
+            r#"
+[resources.role{i}]
+kind = "iam_role"
+name = "many-role-{i}"
+service = "states.amazonaws.com"
+
+[resources.policy{i}]
+kind = "iam_policy"
+name = "many-policy-{i}"
+[[resources.policy{i}.statement]]
+Effect = "Allow"
+Action = "states:StartExecution"
+Resource = "*"
+
+[resources.attach{i}]
+kind = "iam_role_policy_attachment"
+role = "${{role{i}.name}}"
+policy_arn = "${{policy{i}.arn}}"
+
+[resources.machine{i}]
+kind = "sfn_state_machine"
+name = "many-machine-{i}"
+role_arn = "${{role{i}.arn}}"
+definition = {{ template = "many/pass.json" }}
+depends_on = ["attach{i}"]
+"#
+        ));
+    }
+    std::fs::write(dir.join("stack.toml"), toml).unwrap();
+    let pass = r#"{"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}"#;
+    std::fs::create_dir_all(project.join("templates/many")).unwrap();
+    std::fs::write(project.join("templates/many/pass.json"), pass).unwrap();
+}
+
+#[test]
+fn a_large_stack_is_read_in_batches_and_still_sees_what_changed_outside() {
+    let w = World::with_project_copy();
+    many_machines(&w.project, 10);
+    let deploy = || w.deploy();
+    // a cold up looks for its 40 resources in three listings, not one by one
+    w.moto.start_recording();
+    deploy().run(&["up", "many", "--yes"]).success();
+    let ops = w.moto.recorded_operations();
+    let reads = [
+        "GetRole",
+        "GetPolicy",
+        "DescribeStateMachine",
+        "ListAttachedRolePolicies",
+    ];
+    let asked: Vec<&String> = ops.iter().filter(|o| reads.contains(&o.as_str())).collect();
+    assert!(asked.is_empty(), "nothing read one by one: {asked:?}");
+    assert!(
+        ops.iter().any(|o| o == "GetAccountAuthorizationDetails"),
+        "{ops:?}"
+    );
+
+    // a second up changes nothing, reading roles, attachments and the machines' tags in batches
+    w.moto.start_recording();
+    let out = deploy().run(&["up", "many", "--yes"]).success();
+    assert!(
+        out.stdout.contains("No changes: 40 resources up to date."),
+        "{out:?}"
+    );
+    let ops = w.moto.recorded_operations();
+    let one_by_one = [
+        "GetRole",
+        "ListRoleTags",
+        "ListAttachedRolePolicies",
+        "GetPolicy",
+        "GetPolicyVersion",
+        "ListTagsForResource",
+    ];
+    let asked: Vec<&String> = ops
+        .iter()
+        .filter(|o| one_by_one.contains(&o.as_str()))
+        .collect();
+    assert!(
+        asked.is_empty(),
+        "read in batches, not one by one: {asked:?}"
+    );
+    assert!(
+        ops.len() <= 30,
+        "{} calls for 40 resources: {ops:?}",
+        ops.len()
+    );
+
+    // what was changed outside deploy is still seen, each in its own way
+    let account = "123456789012";
+    let policy = |i: usize| format!("arn:aws:iam::{account}:policy/many-policy-{i}");
+    w.c.block_on(async {
+        w.c.iam
+            .update_role()
+            .role_name("many-role-3")
+            .description("edited by hand")
+            .send()
+            .await
+            .unwrap();
+        w.c.iam
+            .untag_policy()
+            .policy_arn(policy(4))
+            .tag_keys("deploy:env")
+            .send()
+            .await
+            .unwrap();
+        w.c.iam
+            .detach_role_policy()
+            .role_name("many-role-5")
+            .policy_arn(policy(5))
+            .send()
+            .await
+            .unwrap();
+        let tag = aws_sdk_sfn::types::Tag::builder()
+            .key("team")
+            .value("x")
+            .build();
+        let machine = format!("arn:aws:states:us-east-1:{account}:stateMachine:many-machine-6");
+        w.c.sfn
+            .tag_resource()
+            .resource_arn(machine)
+            .tags(tag)
+            .send()
+            .await
+            .unwrap();
+    });
+    let out = deploy().run(&["plan", "many"]).success();
+    for said in [
+        "~   update   iam_role.role3  many-role-3\n      ~ description: \"edited by hand\" → \"\"  # changed outside deploy",
+        "~   update   iam_policy.policy4  many-policy-4\n      ~ tags:  # changed outside deploy\n          + deploy:env: (none) → \"default\"",
+        "+   create   iam_role_policy_attachment.attach5",
+        "~   update   sfn_state_machine.machine6  many-machine-6\n      ~ tags:  # changed outside deploy\n          - team: \"x\" → (none)",
+        "Plan: 1 to create, 3 to update, 0 to replace, 0 to delete, 36 unchanged.",
+    ] {
+        assert!(out.stdout.contains(said), "plan says {said:?}: {out:?}");
+    }
+    deploy().run(&["up", "many", "--yes"]).success();
+    let out = deploy().run(&["plan", "many"]).success();
+    assert!(
+        out.stdout.contains("No changes: 40 resources up to date."),
+        "{out:?}"
+    );
+    deploy().run(&["destroy", "many", "--yes"]).success();
+    w.c.block_on(async {
+        let left = w.c.sfn.list_state_machines().send().await.unwrap();
+        assert!(left.state_machines().is_empty(), "{left:?}");
+    });
+}

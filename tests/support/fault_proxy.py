@@ -14,7 +14,8 @@ of calls, one of: a throttling answer (in the call's protocol), an empty 503, a 
 dropped before forwarding, a slow answer (0.3 s), an answer lost after the call was applied;
 each is logged as "KIND OPERATION". {"latency": 0.05} holds every call that long before
 forwarding it (as a real region answers); {"timeline": true} logs every call as
-"call OPERATION START END" (seconds since the epoch), for benchmarks. {"rate": {"per_second": R,
+"call OPERATION START END BYTES PATH" (seconds since the epoch; the request body's size), for
+benchmarks. {"rate": {"per_second": R,
 "burst": B}} gives each service (as the call's signature names it) a token bucket, as AWS
 throttles an account's calls: a call that finds it empty gets a throttling answer in its
 protocol, logged as "throttled SERVICE OPERATION"; the others are logged as "answered SERVICE".
@@ -205,7 +206,8 @@ class Handler(BaseHTTPRequestHandler):
         if timeline and not self.path.startswith("/moto-api"):
             with lock:
                 with open(log_path, "a") as f:
-                    f.write("call %s %.4f %.4f\n" % (op or self.command, started, time.time()))
+                    f.write("call %s %.4f %.4f %d %s\n" % (op or self.command, started, time.time(), len(body),
+                                                            self.path.split("?")[0]))
         self.send_response(status)
         for k, v in headers.items():
             if k.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date"):
