@@ -328,8 +328,15 @@ fn unrecorded_reads<'a>(
 pub async fn discover(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Found> {
     let mut outputs = outputs_of(state);
     let mut found = Found::default();
+    // looked for and not there, or a child of one (which cannot be there either: deploy creates
+    // parents first and deletes them last): not asked about
+    let mut missing = std::collections::BTreeSet::new();
     // round by round of the graph: the resources of one round are looked for together
     for level in stack.graph.levels() {
+        let (absent, level): (Vec<String>, Vec<String>) = level
+            .into_iter()
+            .partition(|id| stack.resources[id].deps.iter().any(|d| missing.contains(d)));
+        missing.extend(absent);
         let scope = stack.scope(
             &outputs,
             Some((&ctx.account_id, &ctx.region, &ctx.partition)),
@@ -337,7 +344,10 @@ pub async fn discover(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Fo
         let reads = unrecorded_reads(stack, state, ctx, &scope, level)?;
         for read in futures::future::join_all(reads).await {
             let (id, desired, live) = read?;
-            let Some((live, outs)) = live else { continue };
+            let Some((live, outs)) = live else {
+                missing.insert(id);
+                continue;
+            };
             let decl = &stack.resources[&id];
             let resume = state
                 .resources

@@ -195,19 +195,8 @@ impl Kind for Function {
     }
 
     async fn create(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
-        if ctx
-            .lambda
-            .get_function()
-            .function_name(&a.name)
-            .send()
-            .await
-            .is_ok()
-        {
-            return Err(Error::already_exists(format!(
-                "Lambda function {} already exists",
-                a.name
-            )));
-        }
+        // one that exists already is answered ResourceConflictException (below): nothing is
+        // asked before the create, on the way every create takes
         let zip = a.package == "zip";
         let req = ctx
             .lambda

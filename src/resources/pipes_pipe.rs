@@ -113,7 +113,14 @@ impl Kind for Pipe {
             }
             Err(e) => return Err(api_error("CreatePipe", &e)),
         };
-        settle(ctx, &a.name).await?;
+        // asked again only while the answer says it is still on its way
+        let on_its_way = matches!(
+            o.current_state(),
+            None | Some(PipeState::Creating | PipeState::Updating | PipeState::Starting)
+        );
+        if on_its_way {
+            settle(ctx, &a.name).await?;
+        }
         Ok(arn_and_name(o.arn().unwrap_or_default(), &a.name))
     }
 

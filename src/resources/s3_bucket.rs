@@ -96,65 +96,56 @@ async fn delete_batch(ctx: &Ctx, bucket: &str, ids: Vec<ObjectIdentifier>) -> Re
     Ok(n)
 }
 
-/// Deletes every object version, delete marker and object; returns how many were removed.
-pub async fn empty(ctx: &Ctx, bucket: &str) -> Result<usize> {
+/// Deletes every object version, delete marker and object; returns how many were removed, or
+/// None when the bucket does not exist. Versions and objects are listed at once (one round
+/// trip for an empty bucket): an object the version listing holds (an unversioned one, as
+/// version "null") is deleted once.
+pub async fn empty(ctx: &Ctx, bucket: &str) -> Result<Option<usize>> {
     let mut removed = 0;
     loop {
-        let page = ctx
-            .s3
-            .list_object_versions()
-            .bucket(bucket)
-            .send()
-            .await
-            .map_err(|e| api_error("ListObjectVersions", &e))?;
-        let mut ids = Vec::new();
-        for v in page.versions() {
-            ids.push(
-                ObjectIdentifier::builder()
-                    .key(v.key().unwrap_or_default())
-                    .set_version_id(v.version_id().map(str::to_string))
-                    .build()
-                    .expect("key set"),
-            );
-        }
-        for m in page.delete_markers() {
-            ids.push(
-                ObjectIdentifier::builder()
-                    .key(m.key().unwrap_or_default())
-                    .set_version_id(m.version_id().map(str::to_string))
-                    .build()
-                    .expect("key set"),
-            );
-        }
-        if ids.is_empty() {
-            break;
-        }
-        removed += delete_batch(ctx, bucket, ids).await?;
-    }
-    loop {
-        let page = ctx
-            .s3
-            .list_objects_v2()
-            .bucket(bucket)
-            .send()
-            .await
-            .map_err(|e| api_error("ListObjectsV2", &e))?;
-        let ids: Vec<ObjectIdentifier> = page
+        let (versions, objects) = tokio::join!(
+            ctx.s3.list_object_versions().bucket(bucket).send(),
+            ctx.s3.list_objects_v2().bucket(bucket).send()
+        );
+        let gone = |code: Option<&str>| code == Some("NoSuchBucket");
+        let versions = match versions {
+            Err(e) if gone(e.code()) => return Ok(None),
+            v => v.map_err(|e| api_error("ListObjectVersions", &e))?,
+        };
+        let objects = match objects {
+            Err(e) if gone(e.code()) => return Ok(None),
+            o => o.map_err(|e| api_error("ListObjectsV2", &e))?,
+        };
+        let id = |key: Option<&str>, version: Option<&str>| {
+            ObjectIdentifier::builder()
+                .key(key.unwrap_or_default())
+                .set_version_id(version.map(str::to_string))
+                .build()
+                .expect("key set")
+        };
+        let mut ids: Vec<ObjectIdentifier> = versions
+            .versions()
+            .iter()
+            .map(|v| id(v.key(), v.version_id()))
+            .chain(
+                versions
+                    .delete_markers()
+                    .iter()
+                    .map(|m| id(m.key(), m.version_id())),
+            )
+            .collect();
+        let versioned: std::collections::HashSet<String> =
+            ids.iter().map(|i| i.key().to_string()).collect();
+        let unlisted = objects
             .contents()
             .iter()
-            .map(|o| {
-                ObjectIdentifier::builder()
-                    .key(o.key().unwrap_or_default())
-                    .build()
-                    .expect("key set")
-            })
-            .collect();
+            .filter(|o| !versioned.contains(o.key().unwrap_or_default()));
+        ids.extend(unlisted.map(|o| id(o.key(), None)).collect::<Vec<_>>());
         if ids.is_empty() {
-            break;
+            return Ok(Some(removed));
         }
         removed += delete_batch(ctx, bucket, ids).await?;
     }
-    Ok(removed)
 }
 
 #[async_trait]
@@ -231,11 +222,11 @@ impl Kind for S3Bucket {
         Ok(outputs(ctx, &want.name))
     }
 
-    async fn delete(ctx: &Ctx, a: &Attrs, known: &Outputs) -> Result<Notes> {
-        if Self::read(ctx, a, known).await?.is_none() {
+    async fn delete(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Notes> {
+        // a bucket already gone answers the listing NoSuchBucket: nothing is asked before it
+        let Some(removed) = empty(ctx, &a.name).await? else {
             return Ok(vec![]);
-        }
-        let removed = empty(ctx, &a.name).await?;
+        };
         match ctx.s3.delete_bucket().bucket(&a.name).send().await {
             Ok(_) => {}
             Err(e) if e.code() == Some("NoSuchBucket") => {}
