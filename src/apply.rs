@@ -84,6 +84,12 @@ impl Run<'_> {
             .collect()
     }
 
+    /// What the state records of a resource now.
+    fn recorded(&self, id: &str) -> Option<Entry> {
+        let st = self.state.lock().unwrap();
+        st.0.state().resources.get(id).cloned()
+    }
+
     /// The outputs recorded for a resource created (not one only pending).
     fn outputs_of(&self, id: &str) -> Option<BTreeMap<String, Value>> {
         let st = self.state.lock().unwrap();
@@ -227,16 +233,9 @@ impl Run<'_> {
     }
 
     async fn delete_recorded(&self, id: &str) -> Result<()> {
-        let entry = self
-            .state
-            .lock()
-            .unwrap()
-            .0
-            .state()
-            .resources
-            .get(id)
-            .cloned();
-        let Some(entry) = entry else { return Ok(()) };
+        let Some(entry) = self.recorded(id) else {
+            return Ok(());
+        };
         let kind = resources::lookup(&entry.kind)
             .ok_or_else(|| Error::internal(format!("state names unknown kind {}", entry.kind)))?;
         for note in kind
@@ -326,16 +325,7 @@ impl Run<'_> {
         match action {
             Action::Create => self.create(stack, id, decl.kind, want).await,
             Action::Update => {
-                let recorded = self
-                    .state
-                    .lock()
-                    .unwrap()
-                    .0
-                    .state()
-                    .resources
-                    .get(id)
-                    .map(|e| e.outputs.clone());
-                let known = recorded.unwrap_or_default();
+                let known = self.recorded(id).map(|e| e.outputs).unwrap_or_default();
                 let outputs = decl.kind.update(ctx, &live, want, &known).await?;
                 self.record(id, decl.kind, want, outputs, &decl.deps);
                 Ok(false)

@@ -53,75 +53,74 @@ fn tags_of(tags: &[aws_sdk_iam::types::Tag]) -> Tags {
 /// Every role and customer managed policy of the account, once per plan.
 pub async fn iam(ctx: &Ctx) -> Result<Arc<Iam>> {
     shared::once("iam account".to_string(), || async {
-        let details = async {
-            let mut iam = Iam::default();
-            let request = ctx
-                .iam
-                .get_account_authorization_details()
-                .filter(aws_sdk_iam::types::EntityType::Role)
-                .filter(aws_sdk_iam::types::EntityType::LocalManagedPolicy)
-                .max_items(1000);
-            let mut pages = request.into_paginator().send();
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| api_error("GetAccountAuthorizationDetails", &e))?;
-                for r in page.role_detail_list() {
-                    let Some(name) = r.role_name() else { continue };
-                    let attached = r.attached_managed_policies().iter();
-                    iam.roles.insert(
-                        name.to_string(),
-                        Role {
-                            arn: r.arn().unwrap_or_default().to_string(),
-                            path: r.path().unwrap_or("/").to_string(),
-                            trust: r.assume_role_policy_document().map(str::to_string),
-                            description: None,
-                            tags: tags_of(r.tags()),
-                            attached: attached
-                                .filter_map(|p| p.policy_arn().map(str::to_string))
-                                .collect(),
-                        },
-                    );
-                }
-                for p in page.policies() {
-                    let Some(arn) = p.arn() else { continue };
-                    let default = p.default_version_id().unwrap_or("v1").to_string();
-                    let versions = p.policy_version_list().iter();
-                    let document = versions
-                        .filter(|v| v.is_default_version() || v.version_id() == Some(&default))
-                        .find_map(|v| v.document().map(str::to_string));
-                    iam.policies.insert(
-                        arn.to_string(),
-                        Policy {
-                            description: p.description().map(str::to_string),
-                            default_version: default,
-                            document,
-                        },
-                    );
-                }
-            }
-            Ok::<_, crate::error::Error>(iam)
-        };
-        let descriptions = async {
-            let mut found = HashMap::new();
-            let mut pages = ctx.iam.list_roles().max_items(1000).into_paginator().send();
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| api_error("ListRoles", &e))?;
-                for r in page.roles() {
-                    found.insert(
-                        r.role_name().to_string(),
-                        r.description().map(str::to_string),
-                    );
-                }
-            }
-            Ok::<_, crate::error::Error>(found)
-        };
-        let (iam, descriptions) = tokio::try_join!(details, descriptions)?;
-        let mut iam = iam;
+        let (mut iam, descriptions) = tokio::try_join!(details(ctx), descriptions(ctx))?;
         for (name, role) in iam.roles.iter_mut() {
             role.description = descriptions.get(name).cloned().flatten();
         }
         Ok(Arc::new(iam))
     })
     .await
+}
+
+/// IAM's account listing: roles and customer managed policies, every page.
+async fn details(ctx: &Ctx) -> Result<Iam> {
+    let mut iam = Iam::default();
+    let request = ctx
+        .iam
+        .get_account_authorization_details()
+        .filter(aws_sdk_iam::types::EntityType::Role)
+        .filter(aws_sdk_iam::types::EntityType::LocalManagedPolicy)
+        .max_items(1000);
+    let mut pages = request.into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| api_error("GetAccountAuthorizationDetails", &e))?;
+        for r in page.role_detail_list() {
+            let Some(name) = r.role_name() else { continue };
+            let attached = r.attached_managed_policies().iter();
+            let role = Role {
+                arn: r.arn().unwrap_or_default().to_string(),
+                path: r.path().unwrap_or("/").to_string(),
+                trust: r.assume_role_policy_document().map(str::to_string),
+                description: None,
+                tags: tags_of(r.tags()),
+                attached: attached
+                    .filter_map(|p| p.policy_arn().map(str::to_string))
+                    .collect(),
+            };
+            iam.roles.insert(name.to_string(), role);
+        }
+        for p in page.policies() {
+            let Some(arn) = p.arn() else { continue };
+            let default = p.default_version_id().unwrap_or("v1").to_string();
+            let versions = p.policy_version_list().iter();
+            let document = versions
+                .filter(|v| v.is_default_version() || v.version_id() == Some(&default))
+                .find_map(|v| v.document().map(str::to_string));
+            let policy = Policy {
+                description: p.description().map(str::to_string),
+                default_version: default,
+                document,
+            };
+            iam.policies.insert(arn.to_string(), policy);
+        }
+    }
+    Ok(iam)
+}
+
+/// Each role's description (which the account listing leaves out), from `ListRoles`.
+async fn descriptions(ctx: &Ctx) -> Result<HashMap<String, Option<String>>> {
+    let mut found = HashMap::new();
+    let mut pages = ctx.iam.list_roles().max_items(1000).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| api_error("ListRoles", &e))?;
+        for r in page.roles() {
+            found.insert(
+                r.role_name().to_string(),
+                r.description().map(str::to_string),
+            );
+        }
+    }
+    Ok(found)
 }
 
 /// The tags of the stack's resources that the tagging API lists (by ARN), once per plan: those
