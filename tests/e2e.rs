@@ -1133,6 +1133,29 @@ fn a_large_stack_is_read_in_batches_and_still_sees_what_changed_outside() {
         out.stdout.contains("No changes: 40 resources up to date."),
         "{out:?}"
     );
+
+    // credentials that may not list the account or the tags are read one by one, not refused
+    let refuse = |op: &str, code: &str, protocol: &str| json!({"operation": op, "times": 1000, "code": code, "message": "not allowed", "protocol": protocol});
+    let denied = Proxy::start(
+        &w.moto,
+        json!([
+            refuse("GetAccountAuthorizationDetails", "AccessDenied", "query"),
+            refuse("GetResources", "AccessDeniedException", "json"),
+        ]),
+    );
+    let out = w.via(&denied.url()).run(&["plan", "many"]).success();
+    assert!(
+        out.stdout.contains("No changes: 40 resources up to date."),
+        "{out:?}"
+    );
+    let injected = denied.injected();
+    assert!(
+        injected
+            .iter()
+            .any(|i| i == "GetAccountAuthorizationDetails"),
+        "{injected:?}"
+    );
+    assert!(injected.iter().any(|i| i == "GetResources"), "{injected:?}");
     deploy().run(&["destroy", "many", "--yes"]).success();
     w.c.block_on(async {
         let left = w.c.sfn.list_state_machines().send().await.unwrap();

@@ -6,12 +6,15 @@
 //! (which names exist, so a state machine not there is not described one by one). Each is
 //! asked once per plan (`shared::once`). A resource missing from a listing that cannot be
 //! trusted to hold everything (the tagging API lists only what it has indexed, and not IAM
-//! roles) is read on its own, as outside a batch.
+//! roles) is read on its own, as outside a batch. A listing the credentials may not call
+//! (`AccessDenied`: a role allowed `iam:GetRole` but not the account listing) is not an error:
+//! the plan reads one by one, as for a small stack.
 
 use super::Tags;
 use super::shared;
 use crate::aws::{Ctx, api_error};
 use crate::error::Result;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -51,19 +54,42 @@ fn tags_of(tags: &[aws_sdk_iam::types::Tag]) -> Tags {
 }
 
 /// Every role and customer managed policy of the account, once per plan.
-pub async fn iam(ctx: &Ctx) -> Result<Arc<Iam>> {
+/// None when the credentials may not list them.
+pub async fn iam(ctx: &Ctx) -> Result<Option<Arc<Iam>>> {
     shared::once("iam account".to_string(), || async {
-        let (mut iam, descriptions) = tokio::try_join!(details(ctx), descriptions(ctx))?;
+        let (iam, descriptions) = tokio::try_join!(details(ctx), descriptions(ctx))?;
+        let (Some(mut iam), Some(descriptions)) = (iam, descriptions) else {
+            return Ok(None);
+        };
         for (name, role) in iam.roles.iter_mut() {
             role.description = descriptions.get(name).cloned().flatten();
         }
-        Ok(Arc::new(iam))
+        Ok(Some(Arc::new(iam)))
     })
     .await
 }
 
+/// Whether a listing was refused for want of permission (the plan then reads one by one).
+fn denied(e: &impl ProvideErrorMetadata) -> bool {
+    matches!(
+        e.code(),
+        Some("AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation")
+    )
+}
+
+/// A page, or None when the listing is refused for want of permission.
+macro_rules! page_or_denied {
+    ($page:expr, $op:literal) => {
+        match $page {
+            Ok(p) => p,
+            Err(e) if denied(&e) => return Ok(None),
+            Err(e) => return Err(api_error($op, &e)),
+        }
+    };
+}
+
 /// IAM's account listing: roles and customer managed policies, every page.
-async fn details(ctx: &Ctx) -> Result<Iam> {
+async fn details(ctx: &Ctx) -> Result<Option<Iam>> {
     let mut iam = Iam::default();
     let request = ctx
         .iam
@@ -73,7 +99,7 @@ async fn details(ctx: &Ctx) -> Result<Iam> {
         .max_items(1000);
     let mut pages = request.into_paginator().send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| api_error("GetAccountAuthorizationDetails", &e))?;
+        let page = page_or_denied!(page, "GetAccountAuthorizationDetails");
         for r in page.role_detail_list() {
             let Some(name) = r.role_name() else { continue };
             let attached = r.attached_managed_policies().iter();
@@ -104,15 +130,15 @@ async fn details(ctx: &Ctx) -> Result<Iam> {
             iam.policies.insert(arn.to_string(), policy);
         }
     }
-    Ok(iam)
+    Ok(Some(iam))
 }
 
 /// Each role's description (which the account listing leaves out), from `ListRoles`.
-async fn descriptions(ctx: &Ctx) -> Result<HashMap<String, Option<String>>> {
+async fn descriptions(ctx: &Ctx) -> Result<Option<HashMap<String, Option<String>>>> {
     let mut found = HashMap::new();
     let mut pages = ctx.iam.list_roles().max_items(1000).into_paginator().send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| api_error("ListRoles", &e))?;
+        let page = page_or_denied!(page, "ListRoles");
         for r in page.roles() {
             found.insert(
                 r.role_name().to_string(),
@@ -120,12 +146,13 @@ async fn descriptions(ctx: &Ctx) -> Result<HashMap<String, Option<String>>> {
             );
         }
     }
-    Ok(found)
+    Ok(Some(found))
 }
 
 /// The tags of the stack's resources that the tagging API lists (by ARN), once per plan: those
-/// tagged with the stack and env of `tags` (`deploy:stack`, `deploy:env`).
-pub async fn tagged(ctx: &Ctx, tags: &Tags) -> Result<Arc<HashMap<String, Tags>>> {
+/// tagged with the stack and env of `tags` (`deploy:stack`, `deploy:env`); None when the
+/// credentials may not list them.
+pub async fn tagged(ctx: &Ctx, tags: &Tags) -> Result<Option<Arc<HashMap<String, Tags>>>> {
     let stack = tags.get("deploy:stack").cloned().unwrap_or_default();
     let env = tags.get("deploy:env").cloned().unwrap_or_default();
     let key = format!("tagged {stack} {env}");
@@ -147,7 +174,7 @@ pub async fn tagged(ctx: &Ctx, tags: &Tags) -> Result<Arc<HashMap<String, Tags>>
         let mut found = HashMap::new();
         let mut pages = request.into_paginator().send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| api_error("GetResources", &e))?;
+            let page = page_or_denied!(page, "GetResources");
             for m in page.resource_tag_mapping_list() {
                 let Some(arn) = m.resource_arn() else {
                     continue;
@@ -160,22 +187,23 @@ pub async fn tagged(ctx: &Ctx, tags: &Tags) -> Result<Arc<HashMap<String, Tags>>
                 found.insert(arn.to_string(), tags);
             }
         }
-        Ok(Arc::new(found))
+        Ok(Some(Arc::new(found)))
     })
     .await
 }
 
-/// The names of the region's state machines, once per plan.
-pub async fn state_machines(ctx: &Ctx) -> Result<Arc<HashSet<String>>> {
+/// The names of the region's state machines, once per plan; None when the credentials may not
+/// list them.
+pub async fn state_machines(ctx: &Ctx) -> Result<Option<Arc<HashSet<String>>>> {
     shared::once("state machines".to_string(), || async {
         let mut names = HashSet::new();
         let request = ctx.sfn.list_state_machines().max_results(1000);
         let mut pages = request.into_paginator().send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| api_error("ListStateMachines", &e))?;
+            let page = page_or_denied!(page, "ListStateMachines");
             names.extend(page.state_machines().iter().map(|m| m.name().to_string()));
         }
-        Ok(Arc::new(names))
+        Ok(Some(Arc::new(names)))
     })
     .await
 }

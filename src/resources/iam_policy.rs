@@ -59,14 +59,17 @@ fn statement_of(doc: Option<&str>) -> Result<Vec<Value>> {
 
 /// A policy read from IAM's account listing (`batch::iam`): its tags from the stack's tagged
 /// resources, or on their own where the tagging API does not list it.
-async fn read_batched(ctx: &Ctx, a: &Attrs) -> Result<Option<(Attrs, Outputs)>> {
+async fn read_batched(
+    ctx: &Ctx,
+    a: &Attrs,
+    iam: &super::batch::Iam,
+) -> Result<Option<(Attrs, Outputs)>> {
     let arn = arn(ctx, a);
-    let iam = super::batch::iam(ctx).await?;
     let Some(p) = iam.policies.get(&arn) else {
         return Ok(None);
     };
     let listed = super::batch::tagged(ctx, &a.tags).await?;
-    let tags = match listed.get(&arn) {
+    let tags = match listed.as_ref().and_then(|l| l.get(&arn)) {
         Some(t) => t.clone(),
         None => {
             let t = ctx.iam.list_policy_tags().policy_arn(&arn).send().await;
@@ -131,7 +134,9 @@ impl Kind for IamPolicy {
 
     async fn read(ctx: &Ctx, a: &Attrs, known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
         if super::shared::batched() {
-            return read_batched(ctx, a).await;
+            if let Some(iam) = super::batch::iam(ctx).await? {
+                return read_batched(ctx, a, &iam).await;
+            }
         }
         let arn = arn(ctx, a);
         // The policy, its tags and its document at once: the document of the default version

@@ -88,10 +88,13 @@ macro_rules! attachment_kind {
                 a: &$attrs,
                 _known: &Outputs,
             ) -> Result<Option<($attrs, Outputs)>> {
-                let attached = if $list_op == "ListAttachedRolePolicies" && super::shared::batched()
-                {
-                    // a role's attachments are in IAM's account listing
-                    let iam = super::batch::iam(ctx).await?;
+                // a role's attachments are in IAM's account listing
+                let role = $list_op == "ListAttachedRolePolicies";
+                let listed = match role && super::shared::batched() {
+                    true => super::batch::iam(ctx).await?,
+                    false => None,
+                };
+                let attached = if let Some(iam) = listed {
                     iam.roles.get(&a.$entity).map(|r| r.attached.clone())
                 } else {
                     let request = ctx.iam.$list().$param(&a.$entity);

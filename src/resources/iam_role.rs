@@ -59,8 +59,11 @@ impl Kind for IamRole {
     }
 
     async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
-        if super::shared::batched() {
-            let iam = super::batch::iam(ctx).await?;
+        let listed = match super::shared::batched() {
+            true => super::batch::iam(ctx).await?,
+            false => None,
+        };
+        if let Some(iam) = listed {
             let Some(role) = iam.roles.get(&a.name) else {
                 return Ok(None);
             };

@@ -338,7 +338,8 @@ impl Kind for StateMachine {
         let arn = arn(ctx, &a.name);
         if super::shared::batched() && known.is_empty() {
             // looked for by name: one not in the region's list is not there
-            if !super::batch::state_machines(ctx).await?.contains(&a.name) {
+            let names = super::batch::state_machines(ctx).await?;
+            if names.is_some_and(|n| !n.contains(&a.name)) {
                 return Ok(None);
             }
         }
@@ -346,7 +347,8 @@ impl Kind for StateMachine {
         // resources in a batched plan, and on their own when not listed there)
         let tags = async {
             if super::shared::batched() {
-                if let Some(t) = super::batch::tagged(ctx, &a.tags).await?.get(&arn) {
+                let listed = super::batch::tagged(ctx, &a.tags).await?;
+                if let Some(t) = listed.as_ref().and_then(|l| l.get(&arn)) {
                     return Ok(t.clone());
                 }
             }
