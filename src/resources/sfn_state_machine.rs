@@ -250,6 +250,29 @@ fn definition_text(a: &Attrs) -> String {
     serde_json::to_string_pretty(&a.definition).expect("JSON value serialises")
 }
 
+/// A machine's tags: from the stack's tagged resources in a batched plan, and on their own when
+/// not listed there. `want`: the tags asked for (which name the stack and env).
+async fn tags(ctx: &Ctx, arn: &str, want: &Tags) -> Result<Tags> {
+    if super::shared::batched() {
+        let listed = super::batch::tagged(ctx, want).await?;
+        if let Some(t) = listed.as_ref().and_then(|l| l.get(arn)) {
+            return Ok(t.clone());
+        }
+    }
+    let t = ctx
+        .sfn
+        .list_tags_for_resource()
+        .resource_arn(arn)
+        .send()
+        .await;
+    let t = t.map_err(|e| api_error("ListTagsForResource", &e))?;
+    let pairs = t.tags().iter().map(|t| {
+        let key = t.key().unwrap_or_default().to_string();
+        (key, t.value().unwrap_or_default().to_string())
+    });
+    Ok(pairs.collect())
+}
+
 /// The machine as DescribeStateMachine has it; None when it does not exist or is being deleted.
 async fn describe(
     ctx: &Ctx,
@@ -345,27 +368,7 @@ impl Kind for StateMachine {
         }
         // the machine and its tags at once: one round trip (the tags from the stack's tagged
         // resources in a batched plan, and on their own when not listed there)
-        let tags = async {
-            if super::shared::batched() {
-                let listed = super::batch::tagged(ctx, &a.tags).await?;
-                if let Some(t) = listed.as_ref().and_then(|l| l.get(&arn)) {
-                    return Ok(t.clone());
-                }
-            }
-            let t = ctx
-                .sfn
-                .list_tags_for_resource()
-                .resource_arn(&arn)
-                .send()
-                .await;
-            let t = t.map_err(|e| api_error("ListTagsForResource", &e))?;
-            let pairs = t.tags().iter().map(|t| {
-                let key = t.key().unwrap_or_default().to_string();
-                (key, t.value().unwrap_or_default().to_string())
-            });
-            Ok::<Tags, Error>(pairs.collect())
-        };
-        let (d, t) = tokio::join!(describe(ctx, &arn), tags);
+        let (d, t) = tokio::join!(describe(ctx, &arn), tags(ctx, &arn, &a.tags));
         let Some(d) = d? else {
             return Ok(None);
         };
