@@ -53,9 +53,12 @@ fn tags_of(tags: &[aws_sdk_iam::types::Tag]) -> Tags {
         .collect()
 }
 
-/// Every role and customer managed policy of the account, once per plan.
-/// None when the credentials may not list them.
+/// Every role and customer managed policy of the account, once per plan. None outside a
+/// batched plan, or when the credentials may not list them.
 pub async fn iam(ctx: &Ctx) -> Result<Option<Arc<Iam>>> {
+    if !shared::batched() {
+        return Ok(None);
+    }
     shared::once("iam account".to_string(), || async {
         let (iam, descriptions) = tokio::try_join!(details(ctx), descriptions(ctx))?;
         let (Some(mut iam), Some(descriptions)) = (iam, descriptions) else {
@@ -151,8 +154,11 @@ async fn descriptions(ctx: &Ctx) -> Result<Option<HashMap<String, Option<String>
 
 /// The tags of the stack's resources that the tagging API lists (by ARN), once per plan: those
 /// tagged with the stack and env of `tags` (`deploy:stack`, `deploy:env`); None when the
-/// credentials may not list them.
+/// credentials may not list them (or outside a batched plan).
 pub async fn tagged(ctx: &Ctx, tags: &Tags) -> Result<Option<Arc<HashMap<String, Tags>>>> {
+    if !shared::batched() {
+        return Ok(None);
+    }
     let stack = tags.get("deploy:stack").cloned().unwrap_or_default();
     let env = tags.get("deploy:env").cloned().unwrap_or_default();
     let key = format!("tagged {stack} {env}");
@@ -193,8 +199,11 @@ pub async fn tagged(ctx: &Ctx, tags: &Tags) -> Result<Option<Arc<HashMap<String,
 }
 
 /// The names of the region's state machines, once per plan; None when the credentials may not
-/// list them.
+/// list them (or outside a batched plan).
 pub async fn state_machines(ctx: &Ctx) -> Result<Option<Arc<HashSet<String>>>> {
+    if !shared::batched() {
+        return Ok(None);
+    }
     shared::once("state machines".to_string(), || async {
         let mut names = HashSet::new();
         let request = ctx.sfn.list_state_machines().max_results(1000);

@@ -133,10 +133,8 @@ impl Kind for IamPolicy {
     }
 
     async fn read(ctx: &Ctx, a: &Attrs, known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
-        if super::shared::batched() {
-            if let Some(iam) = super::batch::iam(ctx).await? {
-                return read_batched(ctx, a, &iam).await;
-            }
+        if let Some(iam) = super::batch::iam(ctx).await? {
+            return read_batched(ctx, a, &iam).await;
         }
         let arn = arn(ctx, a);
         // The policy, its tags and its document at once: the document of the default version

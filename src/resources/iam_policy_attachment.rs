@@ -50,6 +50,18 @@ macro_rules! attached_arns {
     };
 }
 
+/// What a role has attached, from IAM's account listing in a batched plan (`Some(None)`: no such
+/// role); None: read it with its own list call.
+async fn role_listed(ctx: &Ctx, role: &str) -> Result<Option<Option<Vec<String>>>> {
+    let iam = super::batch::iam(ctx).await?;
+    Ok(iam.map(|iam| iam.roles.get(role).map(|r| r.attached.clone())))
+}
+
+/// A user's attachments are in no listing a plan makes: read with their own list call.
+async fn user_listed(_ctx: &Ctx, _user: &str) -> Result<Option<Option<Vec<String>>>> {
+    Ok(None)
+}
+
 fn outputs(policy_arn: &str) -> Outputs {
     Outputs::from([("policy_arn".into(), s(policy_arn))])
 }
@@ -57,7 +69,7 @@ fn outputs(policy_arn: &str) -> Outputs {
 /// One kind of attachment: the same five operations, on a user or on a role.
 macro_rules! attachment_kind {
     ($kind:ident, $attrs:ident, $name:literal, $entity:ident, $param:ident,
-     $attach:ident / $attach_op:literal, $list:ident / $list_op:literal,
+     $attach:ident / $attach_op:literal, $list:ident / $list_op:literal, $listed:ident,
      $detach:ident / $detach_op:literal) => {
         pub struct $kind;
 
@@ -88,17 +100,12 @@ macro_rules! attachment_kind {
                 a: &$attrs,
                 _known: &Outputs,
             ) -> Result<Option<($attrs, Outputs)>> {
-                // a role's attachments are in IAM's account listing
-                let role = $list_op == "ListAttachedRolePolicies";
-                let listed = match role && super::shared::batched() {
-                    true => super::batch::iam(ctx).await?,
-                    false => None,
-                };
-                let attached = if let Some(iam) = listed {
-                    iam.roles.get(&a.$entity).map(|r| r.attached.clone())
-                } else {
-                    let request = ctx.iam.$list().$param(&a.$entity);
-                    attached_arns!(request, $list_op, a.$entity)?
+                let attached = match $listed(ctx, &a.$entity).await? {
+                    Some(listed) => listed,
+                    None => {
+                        let request = ctx.iam.$list().$param(&a.$entity);
+                        attached_arns!(request, $list_op, a.$entity)?
+                    }
                 };
                 Ok(attached
                     .is_some_and(|arns| arns.contains(&a.policy_arn))
@@ -143,6 +150,7 @@ attachment_kind!(
     user_name,
     attach_user_policy / "AttachUserPolicy",
     list_attached_user_policies / "ListAttachedUserPolicies",
+    user_listed,
     detach_user_policy / "DetachUserPolicy"
 );
 
@@ -154,5 +162,6 @@ attachment_kind!(
     role_name,
     attach_role_policy / "AttachRolePolicy",
     list_attached_role_policies / "ListAttachedRolePolicies",
+    role_listed,
     detach_role_policy / "DetachRolePolicy"
 );

@@ -59,11 +59,7 @@ impl Kind for IamRole {
     }
 
     async fn read(ctx: &Ctx, a: &Attrs, _known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
-        let listed = match super::shared::batched() {
-            true => super::batch::iam(ctx).await?,
-            false => None,
-        };
-        if let Some(iam) = listed {
+        if let Some(iam) = super::batch::iam(ctx).await? {
             let Some(role) = iam.roles.get(&a.name) else {
                 return Ok(None);
             };

@@ -253,11 +253,9 @@ fn definition_text(a: &Attrs) -> String {
 /// A machine's tags: from the stack's tagged resources in a batched plan, and on their own when
 /// not listed there. `want`: the tags asked for (which name the stack and env).
 async fn tags(ctx: &Ctx, arn: &str, want: &Tags) -> Result<Tags> {
-    if super::shared::batched() {
-        let listed = super::batch::tagged(ctx, want).await?;
-        if let Some(t) = listed.as_ref().and_then(|l| l.get(arn)) {
-            return Ok(t.clone());
-        }
+    let listed = super::batch::tagged(ctx, want).await?;
+    if let Some(t) = listed.as_ref().and_then(|l| l.get(arn)) {
+        return Ok(t.clone());
     }
     let t = ctx
         .sfn
@@ -359,7 +357,7 @@ impl Kind for StateMachine {
 
     async fn read(ctx: &Ctx, a: &Attrs, known: &Outputs) -> Result<Option<(Attrs, Outputs)>> {
         let arn = arn(ctx, &a.name);
-        if super::shared::batched() && known.is_empty() {
+        if known.is_empty() {
             // looked for by name: one not in the region's list is not there
             let names = super::batch::state_machines(ctx).await?;
             if names.is_some_and(|n| !n.contains(&a.name)) {
