@@ -1162,3 +1162,30 @@ fn a_large_stack_is_read_in_batches_and_still_sees_what_changed_outside() {
         assert!(left.state_machines().is_empty(), "{left:?}");
     });
 }
+
+#[test]
+fn a_state_machine_still_being_deleted_is_waited_for_not_failed() {
+    let w = World::with_project_copy();
+    many_machines(&w.project, 1);
+    // AWS answers a create of a name still being deleted with StateMachineDeleting
+    let deleting = Proxy::start(
+        &w.moto,
+        json!([{"operation": "CreateStateMachine", "times": 2, "code": "StateMachineDeleting",
+                "message": "State Machine is being deleted"}]),
+    );
+    let out = w
+        .via(&deleting.url())
+        .run(&["up", "many", "--yes"])
+        .success();
+    assert!(out.stdout.contains("4 changes applied"), "{out:?}");
+    let injected = deleting.injected();
+    assert_eq!(
+        injected,
+        vec!["CreateStateMachine", "CreateStateMachine"],
+        "{out:?}"
+    );
+    w.c.block_on(async {
+        let machines = w.c.sfn.list_state_machines().send().await.unwrap();
+        assert_eq!(machines.state_machines().len(), 1, "{machines:?}");
+    });
+}
