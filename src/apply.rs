@@ -6,7 +6,7 @@
 use crate::aws::Ctx;
 use crate::error::{Error, Result};
 use crate::graph::{Direction, Outcome};
-use crate::manifest::Stack;
+use crate::manifest::{Known, Stack};
 use crate::plan::{Action, Plan, Step, Summary, diff, recorded_graph};
 use crate::resources::{self, DynKind, Outputs};
 use crate::state::{Document, Entry, StackState, Status, Store, Target};
@@ -44,6 +44,8 @@ struct Run<'a> {
     writer: tokio::sync::Mutex<u64>,
     /// The stack's sensitive values (sealed before anything is recorded).
     secrets: Vec<String>,
+    /// The names and ARNs known before the resources exist (`Stack::known_before`).
+    known: Known,
 }
 
 impl Run<'_> {
@@ -95,6 +97,44 @@ impl Run<'_> {
         let st = self.state.lock().unwrap();
         let e = st.0.state().resources.get(id)?;
         (e.status == Status::Created).then(|| e.outputs.clone())
+    }
+
+    /// The outputs `id` is made with: those of what it waited for as recorded, and of what
+    /// it need not wait for as known beforehand (what they will be, even while being made).
+    fn inputs_of(&self, stack: &Stack, id: &str) -> impl Fn(&str) -> Option<Outputs> {
+        let free: std::collections::BTreeSet<String> =
+            stack.needs_not_wait(id, &self.known).cloned().collect();
+        move |dep: &str| {
+            let recorded = self.outputs_of(dep);
+            if !free.contains(dep) {
+                return recorded;
+            }
+            let mut outputs = recorded.unwrap_or_default();
+            outputs.extend(self.known[dep].clone());
+            Some(outputs)
+        }
+    }
+
+    /// Warns where `id` was made with a name or ARN known beforehand that AWS then gave
+    /// otherwise (the next `up` corrects it).
+    fn check_known(&self, stack: &Stack, id: &str) {
+        let refs = &stack.resources[id].refs;
+        for dep in stack.needs_not_wait(id, &self.known) {
+            let (Some(made), Some(known)) = (self.outputs_of(dep), self.known.get(dep)) else {
+                continue;
+            };
+            for attr in refs[dep].iter().filter(|a| made.get(*a) != known.get(*a)) {
+                let message = format!(
+                    "`{id}` was made with `{dep}.{attr}` as {}, which AWS then gave as {}; \
+                     run `deploy up` again to correct it",
+                    known[attr], made.get(attr).unwrap_or(&Value::Null)
+                );
+                self.emit(Event::Warning {
+                    stack: stack.name.clone(),
+                    message,
+                });
+            }
+        }
     }
 
     fn emit(&self, e: Event) {
@@ -281,7 +321,7 @@ impl Run<'_> {
         let ctx = self.ex.ctx;
         let scope = stack.scope_for(
             id,
-            |dep| self.outputs_of(dep),
+            self.inputs_of(stack, id),
             Some((&ctx.account_id, &ctx.region, &ctx.partition)),
         );
         let (want, _) = stack.resolve(id, &scope)?;
@@ -453,6 +493,10 @@ impl Executor<'_> {
             state: Mutex::new((Document::new(state), 0)),
             writer: tokio::sync::Mutex::new(0),
             secrets: stack.secrets.clone(),
+            known: stack.known_before(
+                |kind, name| kind.arn_of(self.ctx, name),
+                (&self.ctx.account_id, &self.ctx.region, &self.ctx.partition),
+            ),
         };
         // carried by the first write (the first pending record, or the last write)
         run.note(|st| st.set_target(self.target()));
@@ -470,7 +514,7 @@ impl Executor<'_> {
         let stop = || self.stop.load(Ordering::SeqCst);
         let taken = Mutex::new(BTreeMap::new());
         let outcomes = stack
-            .graph
+            .create_order(&run.known)
             .walk(Direction::Forward, self.parallelism, stop, |id| {
                 let (run, taken) = (&run, &taken);
                 async move {
@@ -483,6 +527,9 @@ impl Executor<'_> {
         collect(&mut summary, plan, outcomes, self.view);
         // Count what was actually done, not what was planned.
         for (id, action) in taken.into_inner().unwrap() {
+            if action != Action::NoOp {
+                run.check_known(stack, &id);
+            }
             if action == Action::NoOp {
                 summary.done.remove(&id);
             } else {
@@ -550,6 +597,7 @@ impl Executor<'_> {
             state: Mutex::new((Document::new(state), 0)),
             writer: tokio::sync::Mutex::new(0),
             secrets: vec![],
+            known: Known::new(),
         };
         let mut summary = Summary {
             stack: plan.stack.clone(),

@@ -4,12 +4,13 @@
 
 use crate::aws::Ctx;
 use crate::error::{Class, Error, Result};
-use crate::manifest::{Stack, Warnings};
+use crate::manifest::refs::MapScope;
+use crate::manifest::{Known, Stack, Warnings};
 use crate::resources;
 use crate::state::{StackState, Status};
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -443,7 +444,9 @@ async fn plan_reads(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Plan
         .iter()
         .map(|(id, (_, o))| (id.clone(), o.clone()));
     known.extend(found_outputs);
-    let mut scope = stack.scope(&known, Some((&ctx.account_id, &ctx.region, &ctx.partition)));
+    let target = (ctx.account_id.as_str(), ctx.region.as_str(), ctx.partition.as_str());
+    let mut scope = stack.scope(&known, Some(target));
+    let ahead = stack.known_before(|kind, name| kind.arn_of(ctx, name), target);
     let mut steps: Vec<Step> = Vec::new();
     let mut warnings = Vec::new();
     for id in stack.graph.order() {
@@ -456,7 +459,11 @@ async fn plan_reads(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Plan
             }
         }
         let decl = &stack.resources[&id];
-        let (desired, w) = stack.resolve(&id, &scope)?;
+        let (desired, w) = if decl.kind.names_only() {
+            stack.resolve(&id, &ahead_scope(stack, &id, &scope, &ahead, ctx))?
+        } else {
+            stack.resolve(&id, &scope)?
+        };
         warnings.extend(w);
         let mut step = new_step(&id, decl, &desired);
         let recorded = state.resources.get(&id);
@@ -493,6 +500,27 @@ async fn plan_reads(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Plan
         steps,
         warnings,
     })
+}
+
+/// The scope of a resource that need not wait for some of what it references (an IAM
+/// policy): theirs as known beforehand, as `up` makes it (`Stack::needs_not_wait`).
+fn ahead_scope(
+    stack: &Stack,
+    id: &str,
+    scope: &MapScope,
+    ahead: &Known,
+    ctx: &Ctx,
+) -> MapScope {
+    let free: BTreeSet<&String> = stack.needs_not_wait(id, ahead).collect();
+    let outputs = |dep: &str| {
+        let mut o = scope.outputs.get(dep).cloned();
+        if free.contains(&dep.to_string()) {
+            o.get_or_insert_default().extend(ahead[dep].clone());
+        }
+        o
+    };
+    let target = (ctx.account_id.as_str(), ctx.region.as_str(), ctx.partition.as_str());
+    stack.scope_for(id, outputs, Some(target))
 }
 
 /// A step that creates `id`, until found otherwise.

@@ -14,13 +14,16 @@ impl Loader<'_> {
         let explicit = self.explicit_deps(id, table.remove("depends_on"))?;
         let mut attrs = serde_json::to_value(&table).map_err(|e| Error::internal(e.to_string()))?;
         self.shape(kind, attrs.as_object_mut().unwrap());
-        let mut deps = explicit;
-        deps.extend(self.references(id, &here, &attrs)?);
+        let refs = self.references(id, &here, &attrs)?;
+        let mut deps = explicit.clone();
+        deps.extend(refs.keys().cloned());
         Ok(Decl {
             id: id.to_string(),
             kind,
             attrs,
             deps,
+            explicit,
+            refs,
         })
     }
 
@@ -114,14 +117,14 @@ impl Loader<'_> {
         }
     }
 
-    /// The resources `attrs` references (`${id.attr}`), each checked to exist and have that
-    /// output, and every `${var.x}` declared.
+    /// The resources `attrs` references (`${id.attr}`) with the outputs it takes from each,
+    /// each checked to exist and have that output, and every `${var.x}` declared.
     pub(super) fn references(
         &self,
         id: &str,
         here: &str,
         attrs: &Value,
-    ) -> Result<BTreeSet<String>> {
+    ) -> Result<BTreeMap<String, BTreeSet<String>>> {
         let mut found = Vec::new();
         refs::collect(attrs, &mut found).map_err(|m| {
             let span = self
@@ -134,7 +137,7 @@ impl Loader<'_> {
                 "not a valid reference",
             )
         })?;
-        let mut deps = BTreeSet::new();
+        let mut deps = BTreeMap::<String, BTreeSet<String>>::new();
         for r in found {
             match r {
                 Ref::Var(v) if !self.vars.contains_key(&v) => {
@@ -157,7 +160,7 @@ impl Loader<'_> {
                             ..e
                         });
                     }
-                    deps.insert(resource);
+                    deps.entry(resource).or_default().insert(attr);
                 }
                 _ => {}
             }

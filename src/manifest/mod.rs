@@ -3,6 +3,7 @@
 //! cycles, tags and env naming applied, and every resource's attributes type-checked by its
 //! kind (templates rendered with placeholders), all before any API call.
 
+mod ahead;
 pub mod claims;
 mod env;
 pub mod limits;
@@ -12,6 +13,7 @@ mod render;
 pub mod spans;
 pub mod vars;
 
+pub use ahead::Known;
 pub use env::{DEFAULT_ENV, check_env, env_for_branch, env_name};
 
 use crate::error::{Error, Result};
@@ -189,7 +191,12 @@ pub struct Decl {
     pub id: String,
     pub kind: &'static dyn DynKind,
     pub attrs: Value,
+    /// Everything it depends on: what `depends_on` names and what it references.
     pub deps: BTreeSet<String>,
+    /// What `depends_on` names.
+    pub explicit: BTreeSet<String>,
+    /// The outputs it references, per resource (`${bucket.arn}`: bucket → {arn}).
+    pub refs: BTreeMap<String, BTreeSet<String>>,
 }
 
 pub struct Stack {

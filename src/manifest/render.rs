@@ -34,7 +34,7 @@ impl Stack {
         self.scope_over(self.resources[id].deps.iter(), outputs, target)
     }
 
-    fn scope_over<'a>(
+    pub(super) fn scope_over<'a>(
         &self,
         ids: impl Iterator<Item = &'a String>,
         outputs: impl Fn(&str) -> Option<BTreeMap<String, Value>>,

@@ -53,12 +53,20 @@ async fn status(
     }
 }
 
+fn table_arn(ctx: &Ctx, name: &str) -> String {
+    super::regional_arn(ctx, "dynamodb", &format!("table/{name}"))
+}
+
 #[async_trait]
 impl Kind for Table {
     type Attrs = Attrs;
     const NAME: &'static str = "dynamodb_table";
     const TAGGABLE: bool = true;
     const REPLACE_ON: &'static [&'static str] = &["name", "hash_key", "hash_key_type"];
+
+    fn arn_of(ctx: &Ctx, name: &str) -> Option<String> {
+        Some(table_arn(ctx, name))
+    }
 
     async fn create(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
         let key = KeySchemaElement::builder()
@@ -165,12 +173,7 @@ impl Kind for Table {
             .get("arn")
             .and_then(|v| v.as_str())
             .map(str::to_string)
-            .unwrap_or_else(|| {
-                format!(
-                    "arn:{}:dynamodb:{}:{}:table/{}",
-                    ctx.partition, ctx.region, ctx.account_id, want.name
-                )
-            });
+            .unwrap_or_else(|| table_arn(ctx, &want.name));
         if live.billing_mode != want.billing_mode {
             ctx.dynamodb
                 .update_table()

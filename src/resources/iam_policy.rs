@@ -106,6 +106,8 @@ impl Kind for IamPolicy {
     const REPLACE_ON: &'static [&'static str] = &["name", "path", "description"];
     /// `version`: the default version's id (the document read first when planning).
     const OUTPUTS: &'static [&'static str] = &["arn", "name", "version"];
+    /// A policy's document names what it grants access to; IAM takes it before they exist.
+    const NAMES_ONLY: bool = true;
 
     async fn create(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
         let mut req = ctx

@@ -172,12 +172,21 @@ fn environment(a: &Attrs) -> Environment {
         .build()
 }
 
+/// An unqualified function ARN, as CreateFunction answers it.
+fn function_arn(ctx: &Ctx, name: &str) -> String {
+    super::regional_arn(ctx, "lambda", &format!("function:{name}"))
+}
+
 #[async_trait]
 impl Kind for Function {
     type Attrs = Attrs;
     const NAME: &'static str = "lambda_function";
     const TAGGABLE: bool = true;
     const REPLACE_ON: &'static [&'static str] = &["name", "package"];
+
+    fn arn_of(ctx: &Ctx, name: &str) -> Option<String> {
+        Some(function_arn(ctx, name))
+    }
 
     async fn preflight(ctx: &Ctx, a: &Attrs) -> Result<()> {
         let dir = ctx.project_root.join(&a.source.dir);
@@ -286,10 +295,7 @@ impl Kind for Function {
         }
         let arn = match known.get("arn").and_then(|v| v.as_str()) {
             Some(a) => a.to_string(),
-            None => format!(
-                "arn:{}:lambda:{}:{}:function:{}",
-                ctx.partition, ctx.region, ctx.account_id, want.name
-            ),
+            None => function_arn(ctx, &want.name),
         };
         sync_tags(
             &live.tags,

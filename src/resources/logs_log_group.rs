@@ -57,6 +57,10 @@ impl Kind for LogGroup {
     const TAGGABLE: bool = true;
     const REPLACE_ON: &'static [&'static str] = &["name"];
 
+    fn arn_of(ctx: &Ctx, name: &str) -> Option<String> {
+        Some(arn(ctx, name))
+    }
+
     async fn create(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
         match ctx
             .logs

@@ -159,6 +159,15 @@ pub trait Kind: Send + Sync + 'static {
     /// Outputs an update changes (a state machine's newest version): what references them is
     /// planned as "known after apply" when this resource is updated.
     const CHANGING_OUTPUTS: &'static [&'static str] = &[];
+    /// Whether its references only name what they reference (an IAM policy's document): it
+    /// need not wait for a resource whose referenced outputs are known before it exists.
+    const NAMES_ONLY: bool = false;
+
+    /// The ARN a resource called `name` gets, where it follows from the name (None: only
+    /// the create's answer tells).
+    fn arn_of(_ctx: &Ctx, _name: &str) -> Option<String> {
+        None
+    }
 
     /// The name people know the resource by (default: its `name` attribute).
     fn display_name(a: &Self::Attrs) -> String {
@@ -200,6 +209,8 @@ pub trait DynKind: Send + Sync {
     fn replace_on(&self) -> &'static [&'static str];
     fn outputs(&self) -> &'static [&'static str];
     fn changing_outputs(&self) -> &'static [&'static str];
+    fn names_only(&self) -> bool;
+    fn arn_of(&self, ctx: &Ctx, name: &str) -> Option<String>;
     /// Checks that attributes have the kind's shape; returns them normalised (defaults filled).
     fn check(&self, attrs: &Value) -> Result<Value>;
     fn display_name(&self, attrs: &Value) -> String;
@@ -260,6 +271,12 @@ impl<K: Kind> DynKind for Erased<K> {
     }
     fn changing_outputs(&self) -> &'static [&'static str] {
         K::CHANGING_OUTPUTS
+    }
+    fn names_only(&self) -> bool {
+        K::NAMES_ONLY
+    }
+    fn arn_of(&self, ctx: &Ctx, name: &str) -> Option<String> {
+        K::arn_of(ctx, name)
     }
     fn check(&self, attrs: &Value) -> Result<Value> {
         typed::<K>(attrs).map(|a| untyped(&a))

@@ -43,10 +43,7 @@ pub fn check_name(name: &str) -> std::result::Result<(), String> {
 
 fn outputs(ctx: &Ctx, name: &str) -> Outputs {
     Outputs::from([
-        (
-            "arn".into(),
-            s(&format!("arn:{}:s3:::{name}", ctx.partition)),
-        ),
+        ("arn".into(), s(&format!("arn:{}:s3:::{name}", ctx.partition))),
         ("name".into(), s(name)),
     ])
 }
@@ -154,6 +151,10 @@ impl Kind for S3Bucket {
     const NAME: &'static str = "s3_bucket";
     const TAGGABLE: bool = true;
     const REPLACE_ON: &'static [&'static str] = &["name"];
+
+    fn arn_of(ctx: &Ctx, name: &str) -> Option<String> {
+        Some(format!("arn:{}:s3:::{name}", ctx.partition))
+    }
 
     async fn create(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
         check_name(&a.name).map_err(Error::user)?;

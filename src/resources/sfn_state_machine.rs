@@ -304,6 +304,10 @@ impl Kind for StateMachine {
     const OUTPUTS: &'static [&'static str] = &["arn", "name", "version_arn", "alias_arn"];
     const CHANGING_OUTPUTS: &'static [&'static str] = &["version_arn"];
 
+    fn arn_of(ctx: &Ctx, name: &str) -> Option<String> {
+        Some(arn(ctx, name))
+    }
+
     async fn create(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
         let create = || {
             retry_propagation(ctx.propagation, || {

@@ -25,6 +25,10 @@ impl Kind for SnsTopic {
     const TAGGABLE: bool = true;
     const REPLACE_ON: &'static [&'static str] = &["name"];
 
+    fn arn_of(ctx: &Ctx, name: &str) -> Option<String> {
+        Some(arn(ctx, name))
+    }
+
     async fn create(ctx: &Ctx, a: &Attrs) -> Result<Outputs> {
         // CreateTopic answers with the existing topic when the name is taken: look first so a
         // topic that is not ours is reported rather than silently shared.

@@ -76,14 +76,14 @@ async fn url_of(ctx: &Ctx, name: &str) -> Result<Option<String>> {
     }
 }
 
+fn queue_arn(ctx: &Ctx, name: &str) -> String {
+    super::regional_arn(ctx, "sqs", name)
+}
+
 fn queue_outputs(ctx: &Ctx, url: &str, name: &str) -> Outputs {
-    let arn = format!(
-        "arn:{}:sqs:{}:{}:{name}",
-        ctx.partition, ctx.region, ctx.account_id
-    );
     Outputs::from([
         ("url".into(), s(url)),
-        ("arn".into(), s(&arn)),
+        ("arn".into(), s(&queue_arn(ctx, name))),
         ("name".into(), s(name)),
     ])
 }
@@ -95,6 +95,10 @@ impl Kind for Queue {
     const TAGGABLE: bool = true;
     const REPLACE_ON: &'static [&'static str] = &["name"];
     const OUTPUTS: &'static [&'static str] = &["url", "arn", "name"];
+
+    fn arn_of(ctx: &Ctx, name: &str) -> Option<String> {
+        Some(queue_arn(ctx, name))
+    }
 
     fn display_name(a: &QueueAttrs) -> String {
         a.name.clone()
