@@ -97,6 +97,28 @@ ensure_asl_validator() {
     echo "note: npm could not install asl-validator@$version: the comparison with it will be skipped" >&2
 }
 
+# ensure_browser: Debian's chromium and chromium-driver for the page's browser tests
+# (tests/local.rs), installed where missing when this runs as root or with password-less sudo;
+# otherwise the tests that need them say they are skipped and how to install them.
+ensure_browser() {
+  command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 && return 0
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    if sudo -n true 2>/dev/null; then sudo="sudo -n"; else
+      echo "note: chromium and chromium-driver not found: the browser tests will be skipped (Debian/Ubuntu: sudo apt-get install chromium chromium-driver)" >&2
+      return 0
+    fi
+  fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "note: chromium and chromedriver not found and no apt-get: the browser tests will be skipped" >&2
+    return 0
+  fi
+  echo "installing Debian's chromium and chromium-driver for the browser tests..." >&2
+  local install="$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver"
+  $install >/dev/null 2>&1 || { $sudo apt-get update -q >/dev/null 2>&1; $install >/dev/null 2>&1; } ||
+    echo "note: apt-get could not install chromium and chromium-driver: the browser tests will be skipped" >&2
+}
+
 free_port() {
   "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }

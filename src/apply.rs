@@ -127,7 +127,8 @@ impl Run<'_> {
                 let message = format!(
                     "`{id}` was made with `{dep}.{attr}` as {}, which AWS then gave as {}; \
                      run `deploy up` again to correct it",
-                    known[attr], made.get(attr).unwrap_or(&Value::Null)
+                    known[attr],
+                    made.get(attr).unwrap_or(&Value::Null)
                 );
                 self.emit(Event::Warning {
                     stack: stack.name.clone(),

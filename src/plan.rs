@@ -444,7 +444,11 @@ async fn plan_reads(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Plan
         .iter()
         .map(|(id, (_, o))| (id.clone(), o.clone()));
     known.extend(found_outputs);
-    let target = (ctx.account_id.as_str(), ctx.region.as_str(), ctx.partition.as_str());
+    let target = (
+        ctx.account_id.as_str(),
+        ctx.region.as_str(),
+        ctx.partition.as_str(),
+    );
     let mut scope = stack.scope(&known, Some(target));
     let ahead = stack.known_before(|kind, name| kind.arn_of(ctx, name), target);
     let mut steps: Vec<Step> = Vec::new();
@@ -504,13 +508,7 @@ async fn plan_reads(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Plan
 
 /// The scope of a resource that need not wait for some of what it references (an IAM
 /// policy): theirs as known beforehand, as `up` makes it (`Stack::needs_not_wait`).
-fn ahead_scope(
-    stack: &Stack,
-    id: &str,
-    scope: &MapScope,
-    ahead: &Known,
-    ctx: &Ctx,
-) -> MapScope {
+fn ahead_scope(stack: &Stack, id: &str, scope: &MapScope, ahead: &Known, ctx: &Ctx) -> MapScope {
     let free: BTreeSet<&String> = stack.needs_not_wait(id, ahead).collect();
     let outputs = |dep: &str| {
         let mut o = scope.outputs.get(dep).cloned();
@@ -519,7 +517,11 @@ fn ahead_scope(
         }
         o
     };
-    let target = (ctx.account_id.as_str(), ctx.region.as_str(), ctx.partition.as_str());
+    let target = (
+        ctx.account_id.as_str(),
+        ctx.region.as_str(),
+        ctx.partition.as_str(),
+    );
     stack.scope_for(id, outputs, Some(target))
 }
 

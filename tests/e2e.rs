@@ -762,7 +762,11 @@ fn propagation_delays_and_throttling_are_retried_and_real_errors_stop_only_depen
     let account = "123456789012";
     let granted = w.c.block_on(async {
         let arn = format!("arn:aws:iam::{account}:policy/b-eventbridge-should-i-deploy");
-        let p = w.c.iam.get_policy_version().policy_arn(arn).version_id("v1");
+        let p =
+            w.c.iam
+                .get_policy_version()
+                .policy_arn(arn)
+                .version_id("v1");
         let version = p.send().await.unwrap().policy_version.unwrap();
         parse_policy(version.document().unwrap())["Statement"][0]["Resource"].clone()
     });

@@ -7,6 +7,7 @@ mod support;
 
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use support::*;
@@ -1530,4 +1531,132 @@ fn a_new_version_rolls_out_as_a_canary_and_an_alarm_rolls_it_back() {
     assert_eq!(d.status().as_str(), "ABORTED");
     let left = rt.block_on(sfn.list_state_machines().send()).unwrap();
     assert!(left.state_machines().is_empty(), "{left:?}");
+}
+
+/// The page `deploy local` serves at `GET /`, looked at in headless Chromium (Debian's
+/// chromium and chromedriver, driven by selenium from the project's venv) with every host but
+/// 127.0.0.1 unreachable: machines and executions listed with their statuses, an execution's
+/// graph with every state and the failed one marked, a state's output, a running execution
+/// turning SUCCEEDED on the open page, a state named `<script>` shown and not run, and nothing
+/// fetched from anywhere but the port. Screenshots are kept in target/web-screenshots.
+#[test]
+fn the_page_shows_machines_executions_and_their_paths_in_a_browser() {
+    let (chromium, driver) = ("/usr/bin/chromium", "/usr/bin/chromedriver");
+    if !Path::new(chromium).exists() || !Path::new(driver).exists() {
+        return skipped(
+            "deploy local's page in a browser",
+            "chromium and chromium-driver are not installed (scripts/test installs them as root; Debian/Ubuntu: sudo apt-get install chromium chromium-driver)",
+        );
+    }
+    let w = World::new();
+    let local = Local::start(&w, &[]);
+    let prepare = json!({"Type": "Pass", "Output": {"prepared": true, "fail": "{% $states.input.fail %}", "wait": "{% $states.input.wait %}"}, "Next": "Decide"});
+    let states = json!({
+        "Start": prepare,
+        "Decide": {"Type": "Choice", "Choices": [{"Condition": "{% $states.input.fail %}", "Next": "Broken"}], "Default": "Rest"},
+        "Broken": {"Type": "Fail", "Error": "Broken", "Cause": "the input asked for it"},
+        "Rest": {"Type": "Wait", "Seconds": "{% $states.input.wait %}", "Next": "Done"},
+        "Done": {"Type": "Succeed"}
+    });
+    let hostile = json!({"Start": {"Type": "Pass", "Next": "<script>window.__pwned=1</script>"},
+        "<script>window.__pwned=1</script>": {"Type": "Pass", "Next": "<img src=x onerror=\"window.__pwned=1\">"},
+        "<img src=x onerror=\"window.__pwned=1\">": {"Type": "Pass", "End": true}});
+    for (name, states) in [("page", states), ("hostile", hostile)] {
+        let body = json!({"name": name, "definition": definition(states), "roleArn": format!("arn:aws:iam::{ACCOUNT}:role/r")});
+        raw(&local, "CreateStateMachine", &body.to_string());
+    }
+    let start = |machine: &str, name: &str, input: Value| {
+        let arn = format!("arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:{machine}");
+        let body = json!({"stateMachineArn": arn, "name": name, "input": input.to_string()});
+        raw(&local, "StartExecution", &body.to_string());
+        format!("/executions/{machine}/{name}")
+    };
+    start("page", "fine", json!({"fail": false, "wait": 0}));
+    let failed = start("page", "broken", json!({"fail": true, "wait": 0}));
+    let hostile = start("hostile", "h", json!({}));
+    let running = start("page", "slow", json!({"fail": false, "wait": 10}));
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/web-screenshots");
+    let plan = json!({"failed": failed, "running": running, "hostile": hostile, "machine": "/machines/page"});
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/browser.py");
+    let out = std::process::Command::new(python())
+        .arg(script)
+        .args([&local.url, &shots.display().to_string(), &plan.to_string()])
+        .env("TZ", "Asia/Tokyo")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_str(&text).unwrap();
+
+    assert_eq!(seen["running"]["first"], "RUNNING", "{seen}");
+    assert_eq!(seen["running"]["last"], "SUCCEEDED", "{seen}");
+    assert_eq!(
+        seen["running"]["reloaded"], false,
+        "updated in place: {seen}"
+    );
+    assert_eq!(
+        seen["running"]["stop_button"], 0,
+        "no Stop once it ended: {seen}"
+    );
+    assert_eq!(seen["index"]["machines"], json!(["hostile", "page"]));
+    let badges = seen["index"]["badges"].to_string();
+    assert!(
+        badges.contains("SUCCEEDED") && badges.contains("FAILED"),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["machine"]["executions"],
+        json!(["slow", "broken", "fine"]),
+        "newest first"
+    );
+    assert_eq!(
+        seen["machine"]["statuses"],
+        json!(["SUCCEEDED", "FAILED", "SUCCEEDED"])
+    );
+    assert_eq!(seen["machine"]["failed_only"], json!(["broken"]));
+    let f = &seen["failed"];
+    assert_eq!(f["status"], "FAILED");
+    for state in ["Start", "Decide", "Broken", "Rest", "Done"] {
+        assert!(
+            f["nodes"].to_string().contains(&format!("\"{state}\"")),
+            "{state}: {f}"
+        );
+    }
+    assert_eq!(f["failed_nodes"], json!(["Broken"]), "{f}");
+    let output: Value = serde_json::from_str(f["states"]["Start"].as_str().unwrap()).unwrap();
+    assert_eq!(output, json!({"prepared": true, "fail": true, "wait": 0}));
+    assert!(f["events"].as_u64().unwrap() >= 6, "{f}");
+    assert_eq!(
+        f["local_time"], true,
+        "times shown in the viewer's zone: {f}"
+    );
+    let h = &seen["hostile"];
+    assert_eq!(h["ran"], false, "{h}");
+    assert_eq!(h["shown"][1], "<script>window.__pwned=1</script>", "{h}");
+    assert_eq!(
+        h["shown"][2], "<img src=x onerror=\"window.__pwned=1\">",
+        "{h}"
+    );
+    for url in seen["resources"].as_array().unwrap() {
+        assert!(
+            url.as_str().unwrap().starts_with(&local.url),
+            "fetched elsewhere: {url}"
+        );
+    }
+    assert!(
+        seen["resources"].to_string().contains("/assets/app.js"),
+        "{seen}"
+    );
+    for shot in [
+        "index",
+        "machine",
+        "failed-execution",
+        "running-execution-done",
+    ] {
+        assert!(shots.join(format!("{shot}.png")).is_file(), "{shot}");
+    }
 }

@@ -20,7 +20,7 @@ const LABEL_CHAR_W: f64 = 5.9;
 const LABEL_LINE: f64 = 12.0;
 const LABEL_CHARS: usize = 30;
 
-fn esc(s: &str) -> String {
+pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -635,8 +635,13 @@ fn draw_nodes(d: &Diagram, l: &Layout) -> String {
                 )
             })
             .collect();
+        let mark = match n.mark {
+            Some(super::Mark::Visited) => " data-mark=\"visited\"",
+            Some(super::Mark::Failed) => " data-mark=\"failed\"",
+            None => "",
+        };
         out += &format!(
-            "  <g class=\"node\" id=\"{}\" data-label=\"{}\">{shape}<text text-anchor=\"middle\" fill=\"{color}\"{size}>{tspans}</text></g>\n",
+            "  <g class=\"node\" id=\"{}\" data-label=\"{}\"{mark}>{shape}<text text-anchor=\"middle\" fill=\"{color}\"{size}>{tspans}</text></g>\n",
             esc(&n.id),
             esc(&n.label)
         );

@@ -11,6 +11,7 @@ mod machines;
 mod store;
 pub mod tasks;
 mod versions;
+mod web;
 
 use api::{ApiError, ApiResult, bad, str_arg, uuid};
 use store::{Executions, Store};
@@ -122,6 +123,17 @@ fn respond(status: u16, body: Value) -> hyper::Response<http_body_util::Full<byt
         .expect("a response")
 }
 
+fn html((status, kind, body): web::Page) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    hyper::Response::builder()
+        .status(status)
+        .header("content-type", kind)
+        .header("cache-control", "no-store")
+        .header("x-content-type-options", "nosniff")
+        .header("content-security-policy", "default-src 'self'")
+        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+        .expect("a response")
+}
+
 async fn serve_one(
     server: Arc<Server>,
     req: hyper::Request<hyper::body::Incoming>,
@@ -134,6 +146,11 @@ async fn serve_one(
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    if target.is_none() && req.method() == hyper::Method::GET {
+        let (path, query) = (req.uri().path(), req.uri().query().unwrap_or_default());
+        let page = web::get(&server, path, query).unwrap_or_else(|| web::not_found(path));
+        return Ok(html(page));
+    }
     let bytes = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {

@@ -85,7 +85,15 @@ mod tests {
     fn load(toml: &str) -> Stack {
         let inputs = VarInputs::default();
         let file = "stacks/s/stack.toml";
-        Stack::parse("s", file, toml, &inputs, DEFAULT_ENV, Path::new("/nonexistent")).unwrap()
+        Stack::parse(
+            "s",
+            file,
+            toml,
+            &inputs,
+            DEFAULT_ENV,
+            Path::new("/nonexistent"),
+        )
+        .unwrap()
     }
 
     const STACK: &str = r#"
@@ -131,9 +139,7 @@ events = ["s3:ObjectCreated:*"]
 
     fn known(s: &Stack) -> Known {
         s.known_before(
-            |k, name| {
-                (k.name() != "iam_policy").then(|| format!("arn:{}:{name}", k.name()))
-            },
+            |k, name| (k.name() != "iam_policy").then(|| format!("arn:{}:{name}", k.name())),
             ("123456789012", "eu-west-1", "aws"),
         )
     }
@@ -161,9 +167,15 @@ events = ["s3:ObjectCreated:*"]
         // a kind that acts on what it references waits for it
         assert_eq!(deps("notification"), ["bucket", "queue"]);
         // deleting still goes by every dependency
-        assert_eq!(s.graph.deps_of("named").cloned().collect::<Vec<_>>(), ["bucket"]);
+        assert_eq!(
+            s.graph.deps_of("named").cloned().collect::<Vec<_>>(),
+            ["bucket"]
+        );
         // with nothing known beforehand, everything waits
         let all = s.create_order(&Known::new());
-        assert_eq!(all.deps_of("named").cloned().collect::<Vec<_>>(), ["bucket"]);
+        assert_eq!(
+            all.deps_of("named").cloned().collect::<Vec<_>>(),
+            ["bucket"]
+        );
     }
 }

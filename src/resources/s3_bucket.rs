@@ -43,7 +43,10 @@ pub fn check_name(name: &str) -> std::result::Result<(), String> {
 
 fn outputs(ctx: &Ctx, name: &str) -> Outputs {
     Outputs::from([
-        ("arn".into(), s(&format!("arn:{}:s3:::{name}", ctx.partition))),
+        (
+            "arn".into(),
+            s(&format!("arn:{}:s3:::{name}", ctx.partition)),
+        ),
         ("name".into(), s(name)),
     ])
 }
