@@ -177,10 +177,40 @@ fn should_i_deploy_runs_on_the_local_endpoint_and_acts_on_the_emulator() {
     let user = "terraform-deploy-from-pipeline";
     assert!(!attached(&w, user).contains(&"AWSDenyAll".to_string()));
 
-    // a bad day: the API says no, the user is locked (AWSDenyAll attached, in moto)
+    // a bad day: the API says no, the user is locked (AWSDenyAll attached, in moto); --open
+    // hands the execution's page on the local endpoint to the browser ($BROWSER)
+    let opened = w.state.path().join("opened");
+    let browser = w.state.path().join("browser.sh");
+    std::fs::write(
+        &browser,
+        format!("#!/bin/sh\necho \"$1\" > {}\n", opened.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &browser,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let out = deploy(&w, &local)
-        .run(&["run", "should-i-deploy"])
+        .env("BROWSER", browser.to_str().unwrap())
+        .run(&["run", "should-i-deploy", "--name", "bad-day", "--open"])
         .success();
+    let page = format!("{}/executions/should-i-deploy/bad-day", local.url);
+    assert!(out.stderr.contains(&format!("opening {page}")), "{out:?}");
+    let mut url = String::new();
+    for _ in 0..100 {
+        url = std::fs::read_to_string(&opened).unwrap_or_default();
+        if !url.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(url.trim(), page);
+    let html = get_page(&local, &page);
+    assert!(
+        html.contains("<h1>bad-day</h1>") && html.contains("SUCCEEDED"),
+        "{html}"
+    );
     for line in [
         "Call Should I deploy API: task http:invoke",
         "ListAttachedUserPolicies: task aws-sdk:iam:listAttachedUserPolicies",
@@ -581,6 +611,22 @@ fn resize_image_jsonata_runs_locally_with_lambda_dynamodb_and_s3_in_the_emulator
 }
 
 /// One JSON 1.0 call without an SDK.
+/// The page at `url` on the local endpoint (a GET, as a browser makes it).
+fn get_page(local: &Local, url: &str) -> String {
+    let addr = local.url.trim_start_matches("http://");
+    let path = url.trim_start_matches(&local.url);
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    out
+}
+
 fn raw(local: &Local, operation: &str, body: &str) -> Value {
     let addr = local.url.trim_start_matches("http://");
     let mut s = std::net::TcpStream::connect(addr).unwrap();

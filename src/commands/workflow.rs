@@ -125,6 +125,9 @@ pub async fn run(g: &Global, a: &RunArgs) -> Result<()> {
             _ => api_error("StartExecution", &e),
         })?;
     let exec_arn = started.execution_arn().to_string();
+    if a.open {
+        open_page(&execution_page(&ctx, &exec_arn));
+    }
     if a.no_wait {
         outln!("{exec_arn}");
         return Ok(());
@@ -135,6 +138,48 @@ pub async fn run(g: &Global, a: &RunArgs) -> Result<()> {
     let watch = watch_for(&ctx, &arn).await;
     let outcome = print_following(&ctx, &exec_arn, &watch, a.out.format, g.verbose > 0).await?;
     execution::outcome_result(outcome, &exec_arn)
+}
+
+/// Where an execution is shown: the page of the Step Functions endpoint when one is set
+/// (`deploy local` serves /executions/MACHINE/NAME), else the AWS console.
+fn execution_page(ctx: &crate::aws::Ctx, arn: &str) -> String {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_SFN")
+        .ok()
+        .or_else(|| ctx.endpoint.clone());
+    match endpoint {
+        Some(e) => {
+            let mut parts = arn.rsplit(':');
+            let (name, machine) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            let path = crate::local::execution_path(machine, name);
+            format!("{}{path}", e.trim_end_matches('/'))
+        }
+        None => format!(
+            "https://{r}.console.aws.amazon.com/states/home?region={r}#/v2/executions/details/{arn}",
+            r = ctx.region
+        ),
+    }
+}
+
+/// Opens `url` with $BROWSER, else the desktop's opener; says where it is either way.
+fn open_page(url: &str) {
+    let opener = std::env::var("BROWSER").ok().filter(|b| !b.is_empty());
+    let opener = opener.unwrap_or_else(|| {
+        if cfg!(target_os = "macos") {
+            "open".into()
+        } else {
+            "xdg-open".into()
+        }
+    });
+    let started = std::process::Command::new(&opener)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    match started {
+        Ok(_) => eprintln!("opening {url}"),
+        Err(e) => eprintln!("cannot start {opener} ({e}): open {url} yourself (or set BROWSER)"),
+    }
 }
 
 /// What following an execution needs to know of its machine: the definition (what a callback
@@ -378,6 +423,10 @@ pub struct RunArgs {
     /// Print the execution ARN and return without following it
     #[arg(long)]
     pub no_wait: bool,
+    /// Open the execution's page in a browser ($BROWSER, else the desktop's opener): deploy
+    /// local's page, or the AWS console
+    #[arg(long)]
+    pub open: bool,
     #[command(flatten)]
     pub out: OutputArgs,
 }

@@ -12,6 +12,7 @@ mod store;
 pub mod tasks;
 mod versions;
 mod web;
+pub use web::execution_path;
 
 use api::{ApiError, ApiResult, bad, str_arg, uuid};
 use store::{Executions, Store};

@@ -154,9 +154,8 @@ fn machine(store: &Store, m: &Machine, status: Option<&str>) -> String {
     for e in runs {
         let _ = write!(
             rows,
-            "<tr><td><a href=\"/executions/{}/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            encode(&m.name),
-            encode(&e.name),
+            "<tr><td><a href=\"{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            execution_path(&m.name, &e.name),
             esc(&e.name),
             badge(e.status),
             when(e.started),
@@ -445,9 +444,21 @@ pub(super) fn esc(s: &str) -> String {
     svg::esc(s).replace('\'', "&#39;")
 }
 
+/// What a path segment keeps as is: letters, digits and `-._~` (RFC 3986's unreserved).
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// A path segment, percent-encoded.
 fn encode(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
+}
+
+/// The path of an execution's page: `/executions/MACHINE/NAME`.
+pub fn execution_path(machine: &str, name: &str) -> String {
+    format!("/executions/{}/{}", encode(machine), encode(name))
 }
 
 fn decode(s: &str) -> String {
