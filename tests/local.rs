@@ -1621,8 +1621,9 @@ fn the_page_shows_machines_executions_and_their_paths_in_a_browser() {
     let failed = start("page", "broken", json!({"fail": true, "wait": 0}));
     let hostile = start("hostile", "h", json!({}));
     let running = start("page", "slow", json!({"fail": false, "wait": 10}));
+    let stoppable = start("page", "stoppable", json!({"fail": false, "wait": 600}));
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/web-screenshots");
-    let plan = json!({"failed": failed, "running": running, "hostile": hostile, "machine": "/machines/page"});
+    let plan = json!({"failed": failed, "running": running, "stoppable": stoppable, "hostile": hostile, "machine": "/machines/page"});
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/browser.py");
     let out = std::process::Command::new(python())
         .arg(script)
@@ -1648,6 +1649,10 @@ fn the_page_shows_machines_executions_and_their_paths_in_a_browser() {
         seen["running"]["stop_button"], 0,
         "no Stop once it ended: {seen}"
     );
+    assert_eq!(seen["stopped"]["status"], "ABORTED", "Stop pressed: {seen}");
+    assert_eq!(seen["stopped"]["reloaded"], false, "{seen}");
+    let stopped = raw(&local, "DescribeExecution", &json!({"executionArn": format!("arn:aws:states:us-east-1:{ACCOUNT}:execution:page:stoppable")}).to_string());
+    assert_eq!(stopped["status"], "ABORTED", "{stopped}");
     assert_eq!(seen["index"]["machines"], json!(["hostile", "page"]));
     let badges = seen["index"]["badges"].to_string();
     assert!(
@@ -1656,12 +1661,12 @@ fn the_page_shows_machines_executions_and_their_paths_in_a_browser() {
     );
     assert_eq!(
         seen["machine"]["executions"],
-        json!(["slow", "broken", "fine"]),
+        json!(["stoppable", "slow", "broken", "fine"]),
         "newest first"
     );
     assert_eq!(
         seen["machine"]["statuses"],
-        json!(["SUCCEEDED", "FAILED", "SUCCEEDED"])
+        json!(["ABORTED", "SUCCEEDED", "FAILED", "SUCCEEDED"])
     );
     assert_eq!(seen["machine"]["failed_only"], json!(["broken"]));
     let f = &seen["failed"];

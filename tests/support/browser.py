@@ -10,6 +10,7 @@ import json, os, sys, tempfile, time
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 
 base, out_dir, plan = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
@@ -28,9 +29,20 @@ driver.set_page_load_timeout(30)
 seen = {"resources": []}
 
 
+def screenshot(shot):
+    """Kept for people to look at; a screenshot the browser refuses once is tried again."""
+    for attempt in range(3):
+        try:
+            driver.save_screenshot(os.path.join(out_dir, shot + ".png"))
+            return
+        except WebDriverException as e:
+            print(f"screenshot {shot}, attempt {attempt + 1}: {e.msg}", file=sys.stderr)
+            time.sleep(0.3)
+
+
 def visit(path, shot):
     driver.get(base + path)
-    driver.save_screenshot(os.path.join(out_dir, shot + ".png"))
+    screenshot(shot)
     seen["resources"] += driver.execute_script(
         "return performance.getEntriesByType('resource').map(e => e.name).concat([location.href])")
 
@@ -50,10 +62,20 @@ try:
         if last != "RUNNING":
             break
         time.sleep(0.2)
-    driver.save_screenshot(os.path.join(out_dir, "running-execution-done.png"))
+    screenshot("running-execution-done")
     seen["running"] = {"first": first, "last": last,
                        "reloaded": not driver.execute_script("return window.__still_this_page === true"),
                        "stop_button": len(driver.find_elements(By.ID, "stop"))}
+    visit(plan["stoppable"], "stoppable-execution")
+    driver.execute_script("window.__still_this_page = true")
+    button = driver.find_element(By.ID, "stop")
+    button.send_keys("\n")  # by keyboard: the button takes focus and Enter presses it
+    deadline = time.time() + 30
+    while time.time() < deadline and driver.find_element(By.CSS_SELECTOR, "#live").get_attribute("data-status") == "RUNNING":
+        time.sleep(0.1)
+    seen["stopped"] = {"status": driver.find_element(By.CSS_SELECTOR, "#live").get_attribute("data-status"),
+                       "reloaded": not driver.execute_script("return window.__still_this_page === true")}
+
     visit("/", "index")
     seen["index"] = {"machines": texts("tbody td:first-child a"), "badges": texts("tbody .badge")}
 
