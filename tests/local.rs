@@ -1596,9 +1596,12 @@ fn the_page_shows_machines_executions_and_their_paths_in_a_browser() {
     }
     let w = World::new();
     let local = Local::start(&w, &[]);
-    let prepare = json!({"Type": "Pass", "Output": {"prepared": true, "fail": "{% $states.input.fail %}", "wait": "{% $states.input.wait %}"}, "Next": "Decide"});
+    let prepare = json!({"Type": "Pass", "Output": {"prepared": true, "fail": "{% $states.input.fail %}", "wait": "{% $states.input.wait %}"}, "Next": "Both"});
+    let branch =
+        |name: &str| json!({"StartAt": name, "States": {name: {"Type": "Pass", "End": true}}});
     let states = json!({
         "Start": prepare,
+        "Both": {"Type": "Parallel", "Branches": [branch("Left"), branch("Right")], "Output": "{% $states.input %}", "Next": "Decide"},
         "Decide": {"Type": "Choice", "Choices": [{"Condition": "{% $states.input.fail %}", "Next": "Broken"}], "Default": "Rest"},
         "Broken": {"Type": "Fail", "Error": "Broken", "Cause": "the input asked for it"},
         "Rest": {"Type": "Wait", "Seconds": "{% $states.input.wait %}", "Next": "Done"},
@@ -1671,7 +1674,9 @@ fn the_page_shows_machines_executions_and_their_paths_in_a_browser() {
     assert_eq!(seen["machine"]["failed_only"], json!(["broken"]));
     let f = &seen["failed"];
     assert_eq!(f["status"], "FAILED");
-    for state in ["Start", "Decide", "Broken", "Rest", "Done"] {
+    for state in [
+        "Start", "Both", "Left", "Right", "Decide", "Broken", "Rest", "Done",
+    ] {
         assert!(
             f["nodes"].to_string().contains(&format!("\"{state}\"")),
             "{state}: {f}"

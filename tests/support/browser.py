@@ -19,7 +19,7 @@ options = webdriver.ChromeOptions()
 options.binary_location = os.environ.get("DEPLOY_CHROMIUM", "/usr/bin/chromium")
 for flag in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-dev-shm-usage", "--window-size=1280,1000",
+             "--disable-dev-shm-usage", "--window-size=1280,1500",
              "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
              f"--user-data-dir={tempfile.mkdtemp()}"]:
     options.add_argument(flag)
