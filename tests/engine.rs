@@ -336,3 +336,106 @@ fn the_engine_keeps_the_outcomes_aws_recorded_in_the_shared_corpus() {
         "histories identical to AWS's: {histories}/{recorded}, fewer than the 231/234 reached:\n{text}"
     );
 }
+
+/// `deploy test --coverage`: which states, Choice rules and Defaults, Retry and Catch paths
+/// the scenarios reach, and by which; `--min-coverage` fails below it naming what is missed;
+/// JSON and JUnit carry the figure.
+#[test]
+fn coverage_says_what_the_scenarios_reach_and_fails_below_the_minimum() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = offline(repo)
+        .run(&["test", "should-i-deploy", "--coverage"])
+        .success();
+    for line in [
+        "  + Should I Deploy?: rule 1 → AttachUserPolicy  (bad-day-unlocked)",
+        "  + Should I Deploy?: Default → DetachUserPolicy  (good-day-locked)",
+        "  + Call Should I deploy API: Retry 1 [States.ALL]  (api-unreachable)",
+        "coverage: 10 of 10 states, rules and paths reached (100%)",
+    ] {
+        assert!(out.stdout.contains(line), "{line}: {out:?}");
+    }
+
+    // one scenario alone misses most of it: named, exit 7
+    let junit = tempfile::NamedTempFile::new().unwrap();
+    let out = offline(repo)
+        .run(&[
+            "test",
+            "should-i-deploy",
+            "--scenario",
+            "good-day-locked",
+            "--min-coverage",
+            "100",
+            "--junit",
+            junit.path().to_str().unwrap(),
+        ])
+        .code(7);
+    assert!(
+        out.stdout
+            .contains("coverage: 5 of 10 states, rules and paths reached (50%)"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains("cover 50% of its paths, below --min-coverage 100: not reached: Call Should I deploy API: Retry 1 [States.ALL]; Should I Deploy?: rule 1 → AttachUserPolicy; Should I Deploy?: rule 2 → Success; AttachUserPolicy (Task); Success (Succeed)"),
+        "{out:?}"
+    );
+    let xml = std::fs::read_to_string(junit.path()).unwrap();
+    assert!(
+        xml.contains("<property name=\"coverage\" value=\"50\"/>"),
+        "{xml}"
+    );
+
+    // resize-image's scenarios run two definitions (JSONata and JSONPath): each is reported,
+    // its Catch and Retry paths among them
+    let out = offline(repo)
+        .run(&["test", "resize-image", "--coverage", "--output", "json"])
+        .success();
+    let doc: Value = serde_json::from_str(
+        out.stdout
+            .lines()
+            .find(|l| l.starts_with("{\"coverage\""))
+            .unwrap(),
+    )
+    .unwrap();
+    let machines = doc["coverage"]["machines"].as_array().unwrap();
+    assert_eq!(machines.len(), 2, "{doc}");
+    let retried = machines[1]["items"].as_array().unwrap().iter().find(|i| {
+        i["what"] == "retry" && i["by"].to_string().contains("lambda-retried-then-succeeds")
+    });
+    assert_eq!(
+        machines[1]["scenarios"][1], "lambda-retried-then-succeeds",
+        "{doc}"
+    );
+    assert!(retried.is_some(), "{doc}");
+    let percent = doc["coverage"]["percent"].as_f64().unwrap();
+    assert!(percent > 0.0 && percent <= 100.0, "{doc}");
+}
+
+/// `deploy graph --coverage` draws what the scenarios reach as a path taken and the rest not.
+#[test]
+fn the_graph_draws_what_the_scenarios_reach() {
+    let copy = project_copy();
+    let tests = copy.path().join("stacks/should-i-deploy/tests");
+    for f in std::fs::read_dir(&tests).unwrap().flatten() {
+        if f.file_name() != "good-day-locked.json" {
+            std::fs::remove_file(f.path()).unwrap();
+        }
+    }
+    let out = offline(copy.path())
+        .run(&["graph", "should-i-deploy", "--coverage", "-o", "svg"])
+        .success();
+    let mark = |state: &str| {
+        let at = out.stdout.find(&format!("id=\"{state}\"")).unwrap();
+        let tag = &out.stdout[at..at + out.stdout[at..].find('>').unwrap()];
+        tag.contains("data-mark=\"visited\"")
+    };
+    for reached in [
+        "Call Should I deploy API",
+        "Should I Deploy?",
+        "DetachUserPolicy",
+    ] {
+        assert!(mark(reached), "{reached}: {}", out.stdout);
+    }
+    for missed in ["AttachUserPolicy", "Success"] {
+        assert!(!mark(missed), "{missed}: {}", out.stdout);
+    }
+}

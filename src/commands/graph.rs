@@ -64,6 +64,38 @@ async fn execution_path(
     Ok((entered, failed))
 }
 
+/// Marks what the scenarios reached: the states, and the edges their rules, Defaults and
+/// catchers (or plain transitions between reached states) stand for.
+fn mark_coverage(d: &mut Diagram, c: &crate::views::checks::Covered) {
+    use crate::engine::coverage::What;
+    let items: Vec<_> = c.machines.iter().flat_map(|(_, m)| &m.items).collect();
+    let reached = |state: &str| {
+        let mut states = items
+            .iter()
+            .filter(|i| i.what == What::State && i.covered());
+        states.any(|i| i.state == state)
+    };
+    let via = |from: &str, to: &str, what: What| {
+        let mut ways = items.iter().filter(|i| i.what == what && i.covered());
+        ways.any(|i| i.state == from && i.next.as_deref() == Some(to))
+    };
+    for n in &mut d.nodes {
+        if reached(&n.id) {
+            n.mark = Some(diagram::Mark::Visited);
+        }
+    }
+    for e in &mut d.edges {
+        e.taken = match e.kind {
+            EdgeKind::Rule => via(&e.from, &e.to, What::Rule),
+            EdgeKind::Default => via(&e.from, &e.to, What::Default),
+            EdgeKind::Catch => via(&e.from, &e.to, What::Catch),
+            _ if e.from == asl::START => reached(&e.to),
+            _ if e.to == asl::END => reached(&e.from),
+            _ => reached(&e.from) && reached(&e.to),
+        };
+    }
+}
+
 pub async fn graph(g: &Global, a: &GraphArgs) -> Result<()> {
     let setup = Setup::new(g)?;
     // A drawing needs the shape, not every value: required variables not given are filled
@@ -107,6 +139,10 @@ pub async fn graph(g: &Global, a: &GraphArgs) -> Result<()> {
         let (entered, failed) = execution_path(g, &setup, arn).await?;
         d.mark_execution(&entered, failed.as_deref());
     }
+    if a.coverage {
+        let covered = super::test::scenarios_coverage(&setup, &a.stack).await?;
+        mark_coverage(&mut d, &covered);
+    }
     let text = diagram::render(&d, a.format);
     match a.out.as_deref() {
         Some(path) => {
@@ -146,6 +182,10 @@ pub struct GraphArgs {
     /// Draw the stack's resource dependency graph instead
     #[arg(long)]
     pub resources: bool,
+    /// Draw what the stack's scenarios (`deploy test`) reach as a path taken, and what they
+    /// do not as not taken
+    #[arg(long, conflicts_with_all = ["resources", "execution"])]
+    pub coverage: bool,
     #[command(flatten)]
     pub vars: VarArgs,
 }

@@ -3,6 +3,7 @@
 
 use super::scenarios::{LOCAL, recorded, run_scenario, scenario_files};
 use super::{Setup, definitions};
+use crate::engine::coverage::Coverage;
 use crate::engine::{self, scenario};
 use crate::error::{Class, Error, Result};
 use crate::options::{Format, Global, VarArgs};
@@ -51,17 +52,27 @@ pub async fn test_mock_config(
     Ok(())
 }
 
-pub async fn test(
-    g: &Global,
-    stack: &str,
-    only: Option<&str>,
-    format: Format,
-    junit: Option<&std::path::Path>,
-) -> Result<()> {
+/// How `deploy test` reports: the scenario to run alone, the output format, the JUnit file,
+/// and coverage (`Some(min)`: reported, and failing below `min` percent).
+pub struct Report<'a> {
+    pub only: Option<&'a str>,
+    pub format: Format,
+    pub junit: Option<&'a std::path::Path>,
+    pub coverage: Option<f64>,
+}
+
+pub async fn test(g: &Global, stack: &str, report: Report<'_>) -> Result<()> {
+    let Report {
+        only,
+        format,
+        junit,
+        coverage,
+    } = report;
     let setup = Setup::new(g)?;
     let mut failed = 0;
     let mut ran = 0;
     let mut cases: Vec<crate::views::checks::Case> = Vec::new();
+    let mut runs: Vec<(String, engine::Execution, serde_json::Value)> = Vec::new();
     for f in scenario_files(&setup, stack)? {
         let name = f.file_stem().unwrap().to_string_lossy().to_string();
         if only.is_some_and(|o| o != name) {
@@ -82,14 +93,21 @@ pub async fn test(
             failed += 1;
         }
         cases.push(crate::views::checks::Case {
-            name: r.name,
+            name: r.name.clone(),
             description: r.scenario.description.clone(),
             seconds: r.wall,
             problems: r.problems,
         });
+        runs.push((r.name, r.exec, r.definition));
     }
+    let covered = coverage.map(|_| coverage_of(&runs));
+    if let Some(c) = &covered {
+        crate::views::checks::coverage(c, format);
+    }
+    let percent = covered.as_ref().map(|c| c.percent);
     if let Some(path) = junit {
-        std::fs::write(path, crate::views::checks::junit_xml(stack, &cases)).map_err(|e| {
+        let xml = crate::views::checks::junit_xml(stack, &cases, percent);
+        std::fs::write(path, xml).map_err(|e| {
             Error::user(format!("cannot write the JUnit report: {e}"))
                 .at(path.display().to_string())
         })?;
@@ -104,7 +122,71 @@ pub async fn test(
     if ran == 0 {
         return Err(Error::user(format!("no scenario of `{stack}` matched")));
     }
-    Ok(())
+    match (covered, coverage) {
+        (Some(c), Some(min)) if c.percent < min => Err(below(stack, &c, min)),
+        _ => Ok(()),
+    }
+}
+
+/// Runs every scenario of `stack` and says what they reach (`deploy graph --coverage`).
+pub async fn scenarios_coverage(
+    setup: &Setup,
+    stack: &str,
+) -> Result<crate::views::checks::Covered> {
+    let mut runs = Vec::new();
+    for f in scenario_files(setup, stack)? {
+        let r = run_scenario(setup, stack, &f).await?;
+        runs.push((r.name, r.exec, r.definition));
+    }
+    Ok(coverage_of(&runs))
+}
+
+/// The coverage of each definition the scenarios ran (scenarios may render different ones,
+/// e.g. with another query language), and of them all.
+fn coverage_of(
+    runs: &[(String, engine::Execution, serde_json::Value)],
+) -> crate::views::checks::Covered {
+    let mut machines: Vec<(&serde_json::Value, Vec<(&str, &engine::Execution)>)> = Vec::new();
+    for (name, exec, def) in runs {
+        match machines.iter_mut().find(|(d, _)| *d == def) {
+            Some((_, by)) => by.push((name, exec)),
+            None => machines.push((def, vec![(name, exec)])),
+        }
+    }
+    let machines: Vec<(Vec<String>, Coverage)> = machines
+        .into_iter()
+        .map(|(def, by)| {
+            let names = by.iter().map(|(n, _)| n.to_string()).collect();
+            (names, Coverage::of(def, &by))
+        })
+        .collect();
+    let items = machines.iter().flat_map(|(_, c)| c.items.clone()).collect();
+    let all = Coverage::from_items(items);
+    crate::views::checks::Covered {
+        covered: all.covered,
+        total: all.total,
+        percent: all.percent,
+        machines,
+    }
+}
+
+/// `--min-coverage` not met: the figure, and each state, rule and path not reached.
+fn below(stack: &str, c: &crate::views::checks::Covered, min: f64) -> Error {
+    let missed: Vec<&str> = c
+        .machines
+        .iter()
+        .flat_map(|(_, m)| m.items.iter())
+        .filter(|i| !i.covered())
+        .map(|i| i.label.as_str())
+        .collect();
+    Error::new(
+        Class::Execution(7),
+        format!(
+            "the scenarios of `{stack}` cover {}% of its paths, below --min-coverage {min}: not reached: {}",
+            c.percent,
+            missed.join("; ")
+        ),
+    )
 }
 
 /// `deploy test --from-execution ARN --save NAME`: writes the execution as a scenario (or a
@@ -170,7 +252,13 @@ async fn record(g: &Global, a: &TestArgs, arn: &str, name: &str) -> Result<()> {
         return Ok(());
     }
     outln!("wrote {shown}; running it on the local engine:");
-    test(g, &a.stack, Some(name), a.out.format, None).await
+    let report = Report {
+        only: Some(name),
+        format: a.out.format,
+        junit: None,
+        coverage: None,
+    };
+    test(g, &a.stack, report).await
 }
 
 /// `deploy test`'s command line.
@@ -206,6 +294,14 @@ pub struct TestArgs {
     /// Replace a recorded file of that name
     #[arg(long, requires = "from_execution")]
     pub force: bool,
+    /// Report which states, Choice rules and Defaults, Retry and Catch paths the scenarios
+    /// reach, by which scenarios, and the share of them reached
+    #[arg(long, conflicts_with_all = ["mock_config", "from_execution"])]
+    pub coverage: bool,
+    /// Fail (exit 7) when the scenarios reach less than PCT percent, naming what they miss
+    /// (implies --coverage)
+    #[arg(long, value_name = "PCT", conflicts_with_all = ["mock_config", "from_execution"])]
+    pub min_coverage: Option<f64>,
     #[command(flatten)]
     pub out: OutputArgs,
 }
@@ -222,8 +318,18 @@ impl Run for TestArgs {
         match &self.mock_config {
             Some(f) => test_mock_config(g, &self.stack, f, &self.input, self.out.format).await,
             None => {
-                let (only, junit) = (self.scenario.as_deref(), self.junit.as_deref());
-                test(g, &self.stack, only, self.out.format, junit).await
+                let coverage = match (self.min_coverage, self.coverage) {
+                    (Some(min), _) => Some(min),
+                    (None, true) => Some(0.0),
+                    (None, false) => None,
+                };
+                let report = Report {
+                    only: self.scenario.as_deref(),
+                    format: self.out.format,
+                    junit: self.junit.as_deref(),
+                    coverage,
+                };
+                test(g, &self.stack, report).await
             }
         }
     }

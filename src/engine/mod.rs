@@ -16,6 +16,7 @@ mod branches;
 pub mod clock;
 #[cfg(test)]
 mod conformance;
+pub mod coverage;
 pub mod intrinsics;
 pub mod jsonata;
 pub mod jsonpath;
@@ -180,6 +181,21 @@ fn event_kind(kind: &str) -> &'static str {
 pub struct Journal {
     events: Mutex<Vec<Event>>,
     path: Mutex<Vec<String>>,
+    reached: Mutex<Vec<Reached>>,
+}
+
+/// A way out of a state that an execution took, beyond entering it: what coverage counts
+/// (`deploy test --coverage`). States are numbered as the definition lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reached {
+    /// A Choice state's rule (its index in `Choices`) matched.
+    Rule(String, usize),
+    /// No rule matched: the Choice state's Default.
+    Default(String),
+    /// A retrier (its index in `Retry`) retried the state.
+    Retry(String, usize),
+    /// A catcher (its index in `Catch`) caught the state's error.
+    Catch(String, usize),
 }
 
 impl Journal {
@@ -189,6 +205,10 @@ impl Journal {
 
     pub fn len(&self) -> usize {
         self.events.lock().unwrap().len()
+    }
+
+    fn reach(&self, r: Reached) {
+        self.reached.lock().unwrap().push(r);
     }
 
     /// Records an event after `prev` (the event before it in its own branch; 0: the one
@@ -215,6 +235,8 @@ pub struct Execution {
     pub cause: Option<String>,
     /// States entered, in order (nested ones included).
     pub path: Vec<String>,
+    /// Choice rules, Retry and Catch taken, in order.
+    pub reached: Vec<Reached>,
     pub events: Vec<Event>,
     /// Seconds the execution took (virtual on the paused clock).
     pub seconds: f64,
@@ -472,6 +494,7 @@ async fn run_execution(
         error,
         cause,
         path,
+        reached: journal.reached.lock().unwrap().clone(),
         events: journal.events(),
         seconds: run.now(),
     }

@@ -73,10 +73,11 @@ impl Run<'_> {
         let effective = self.jp_input(s, input, name, vars)?;
         let ctx = self.context_for(name, &[]);
         let mut to = None;
-        for r in s["Choices"].as_array().into_iter().flatten() {
+        for (i, r) in s["Choices"].as_array().into_iter().flatten().enumerate() {
             if jsonpath::rule(r, &effective, &ctx, &vars.all())
                 .map_err(|m| fail("States.Runtime", m))?
             {
+                self.journal.reach(Reached::Rule(name.into(), i));
                 if let Some(a) = r.get("Assign") {
                     let assigned = self.jp_template(a, &effective, &ctx, vars)?;
                     vars.assign(assigned);
@@ -84,6 +85,9 @@ impl Run<'_> {
                 to = r["Next"].as_str().map(str::to_string);
                 break;
             }
+        }
+        if to.is_none() && s.get("Default").is_some() {
+            self.journal.reach(Reached::Default(name.into()));
         }
         let Some(to) = to.or_else(|| s["Default"].as_str().map(str::to_string)) else {
             return Err(fail(
@@ -186,7 +190,7 @@ impl Run<'_> {
     ) -> Result<(Value, Option<String>), Failure> {
         let st = self.states_var(input, name, &[]);
         let mut chosen = None;
-        for rule in s["Choices"].as_array().into_iter().flatten() {
+        for (i, rule) in s["Choices"].as_array().into_iter().flatten().enumerate() {
             let matched = match self.eval(&rule["Condition"], &st, vars)? {
                 Value::Bool(b) => b,
                 other => {
@@ -197,6 +201,7 @@ impl Run<'_> {
                 }
             };
             if matched {
+                self.journal.reach(Reached::Rule(name.into(), i));
                 chosen = Some(rule);
                 break;
             }
@@ -217,9 +222,11 @@ impl Run<'_> {
             return Ok((output, rule["Next"].as_str().map(str::to_string)));
         }
         match s["Default"].as_str().map(str::to_string) {
-            Some(n) => self
-                .finish(name, s, input, None, vars)
-                .map(|o| (o, Some(n))),
+            Some(n) => {
+                self.journal.reach(Reached::Default(name.into()));
+                self.finish(name, s, input, None, vars)
+                    .map(|o| (o, Some(n)))
+            }
             None => Err(fail(
                 "States.NoChoiceMatched",
                 format!("no Choice rule matched in {name}"),

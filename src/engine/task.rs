@@ -50,15 +50,23 @@ impl Run<'_> {
                 Err(f) => self.at_state(f, name, entered),
             };
             // Retry: the first retrier matching the error decides.
+            let retrier = retriers
+                .iter()
+                .position(|r| matches(&r["ErrorEquals"], &failure.error));
             if let Some(delay) = backoff(&retriers, &mut attempts, &failure.error) {
+                if let Some(i) = retrier {
+                    self.journal.reach(Reached::Retry(name.into(), i));
+                }
                 self.sleep(delay).await;
                 continue;
             }
             let catcher = s["Catch"].as_array().into_iter().flatten();
-            if let Some(c) = catcher
+            if let Some((i, c)) = catcher
                 .into_iter()
-                .find(|c| matches(&c["ErrorEquals"], &failure.error))
+                .enumerate()
+                .find(|(_, c)| matches(&c["ErrorEquals"], &failure.error))
             {
+                self.journal.reach(Reached::Catch(name.into(), i));
                 return self.caught(c, jp, name, input, vars, failure);
             }
             return Err(failure);

@@ -121,7 +121,7 @@ fn xml_escape(s: &str) -> String {
 
 /// The results as JUnit XML, as CI systems read it (GitHub, GitLab, Jenkins): one suite for the
 /// stack, one test case per scenario, a failure with what differed.
-pub fn junit_xml(stack: &str, cases: &[Case]) -> String {
+pub fn junit_xml(stack: &str, cases: &[Case], coverage: Option<f64>) -> String {
     let failures = cases.iter().filter(|c| !c.problems.is_empty()).count();
     let time: f64 = cases.iter().map(|c| c.seconds).sum();
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
@@ -134,6 +134,9 @@ pub fn junit_xml(stack: &str, cases: &[Case]) -> String {
         xml_escape(stack),
         cases.len()
     );
+    if let Some(p) = coverage {
+        x += &format!("    <properties><property name=\"coverage\" value=\"{p}\"/></properties>\n");
+    }
     for c in cases {
         x += &format!(
             "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\"",
@@ -159,4 +162,45 @@ pub fn junit_xml(stack: &str, cases: &[Case]) -> String {
     }
     x += "  </testsuite>\n</testsuites>\n";
     x
+}
+
+/// What the scenarios of a stack reached: per definition they ran (with the scenarios that
+/// ran it), and in all.
+#[derive(serde::Serialize)]
+pub struct Covered {
+    pub covered: usize,
+    pub total: usize,
+    pub percent: f64,
+    pub machines: Vec<(Vec<String>, crate::engine::coverage::Coverage)>,
+}
+
+/// `deploy test --coverage`: every state, rule and path, reached (by which scenarios) or not.
+pub fn coverage(c: &Covered, format: Format) {
+    if format == Format::Json {
+        let machines: Vec<_> = c
+            .machines
+            .iter()
+            .map(|(scenarios, m)| json!({"scenarios": scenarios, "covered": m.covered, "total": m.total, "percent": m.percent, "items": m.items}))
+            .collect();
+        let doc = json!({"coverage": {"covered": c.covered, "total": c.total, "percent": c.percent, "machines": machines}});
+        outln!("{doc}");
+        return;
+    }
+    for (scenarios, m) in &c.machines {
+        if c.machines.len() > 1 {
+            outln!("the definition run by {}:", scenarios.join(", "));
+        }
+        for i in &m.items {
+            match i.covered() {
+                true => outln!("  + {}  ({})", i.label, i.by.join(", ")),
+                false => outln!("  - {}  (not reached)", i.label),
+            }
+        }
+    }
+    outln!(
+        "coverage: {} of {} states, rules and paths reached ({}%)",
+        c.covered,
+        c.total,
+        c.percent
+    );
 }
