@@ -320,11 +320,7 @@ impl Run<'_> {
         }
         let decl = &stack.resources[id];
         let ctx = self.ex.ctx;
-        let scope = stack.scope_for(
-            id,
-            self.inputs_of(stack, id),
-            Some((&ctx.account_id, &ctx.region, &ctx.partition)),
-        );
+        let scope = stack.scope_for(id, self.inputs_of(stack, id), Some(ctx.target()));
         let (want, _) = stack.resolve(id, &scope)?;
         let action = self.recheck(step.action, decl.kind, &want, step.live.as_ref());
         if action == Action::NoOp {
@@ -494,10 +490,7 @@ impl Executor<'_> {
             state: Mutex::new((Document::new(state), 0)),
             writer: tokio::sync::Mutex::new(0),
             secrets: stack.secrets.clone(),
-            known: stack.known_before(
-                |kind, name| kind.arn_of(self.ctx, name),
-                (&self.ctx.account_id, &self.ctx.region, &self.ctx.partition),
-            ),
+            known: stack.known_before(|kind, name| kind.arn_of(self.ctx, name), self.ctx.target()),
         };
         // carried by the first write (the first pending record, or the last write)
         run.note(|st| st.set_target(self.target()));
@@ -575,10 +568,7 @@ impl Executor<'_> {
         stack: &Stack,
     ) -> Result<BTreeMap<String, Value>> {
         let ctx = &self.ctx;
-        let scope = stack.scope(
-            &run.outputs(),
-            Some((&ctx.account_id, &ctx.region, &ctx.partition)),
-        );
+        let scope = stack.scope(&run.outputs(), Some(ctx.target()));
         let outputs: BTreeMap<String, Value> = stack
             .resolve_outputs(&scope)
             .into_iter()

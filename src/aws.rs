@@ -316,6 +316,11 @@ async fn who_am_i(config: &SdkConfig) -> Result<String> {
 }
 
 impl Ctx {
+    /// The account, region and partition, as references are resolved against them.
+    pub fn target(&self) -> (&str, &str, &str) {
+        (&self.account_id, &self.region, &self.partition)
+    }
+
     /// Who and where, with a client for every service made from `config`.
     fn with_clients(
         config: &SdkConfig,

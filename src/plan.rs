@@ -338,10 +338,7 @@ pub async fn discover(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Fo
             .into_iter()
             .partition(|id| stack.resources[id].deps.iter().any(|d| missing.contains(d)));
         missing.extend(absent);
-        let scope = stack.scope(
-            &outputs,
-            Some((&ctx.account_id, &ctx.region, &ctx.partition)),
-        );
+        let scope = stack.scope(&outputs, Some(ctx.target()));
         let reads = unrecorded_reads(stack, state, ctx, &scope, level)?;
         for read in futures::future::join_all(reads).await {
             let (id, desired, live) = read?;
@@ -444,11 +441,7 @@ async fn plan_reads(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Plan
         .iter()
         .map(|(id, (_, o))| (id.clone(), o.clone()));
     known.extend(found_outputs);
-    let target = (
-        ctx.account_id.as_str(),
-        ctx.region.as_str(),
-        ctx.partition.as_str(),
-    );
+    let target = ctx.target();
     let mut scope = stack.scope(&known, Some(target));
     let ahead = stack.known_before(|kind, name| kind.arn_of(ctx, name), target);
     let mut steps: Vec<Step> = Vec::new();
@@ -463,24 +456,13 @@ async fn plan_reads(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Plan
             }
         }
         let decl = &stack.resources[&id];
-        let (desired, w) = if decl.kind.names_only() {
-            stack.resolve(&id, &ahead_scope(stack, &id, &scope, &ahead, ctx))?
-        } else {
-            stack.resolve(&id, &scope)?
-        };
+        let (desired, w) = desired(stack, &id, &scope, &ahead, ctx)?;
         warnings.extend(w);
         let mut step = new_step(&id, decl, &desired);
         let recorded = state.resources.get(&id);
         let unrecorded = !recorded.is_some_and(|e| e.status == Status::Created);
-        if let (true, Some((have, outs))) = (unrecorded, found.ours.remove(&id)) {
-            step.action = Action::Adopt;
-            step.reason = Some(match recorded {
-                Some(_) => "an earlier run was interrupted while creating it; it exists and is ours".into(),
-                None => "exists already, not recorded in state, and is ours (found by name, proven by its tags or parents)".into(),
-            });
-            step.changes = diff(&desired, &have, decl.kind.replace_on());
-            step.live = Some(have);
-            step.found = Some(outs);
+        if let (true, Some(it)) = (unrecorded, found.ours.remove(&id)) {
+            adopt(&mut step, recorded.is_some(), it, &desired, decl);
         } else if let Some(e) = recorded {
             compare(&mut step, e, live.remove(&id).flatten(), &desired, decl);
         }
@@ -506,6 +488,39 @@ async fn plan_reads(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Plan
     })
 }
 
+/// A step that adopts what was found, ours but not recorded (`pending`: an interrupted create).
+fn adopt(
+    step: &mut Step,
+    pending: bool,
+    (have, outs): (Value, resources::Outputs),
+    desired: &Value,
+    decl: &crate::manifest::Decl,
+) {
+    step.action = Action::Adopt;
+    step.reason = Some(match pending {
+        true => "an earlier run was interrupted while creating it; it exists and is ours".into(),
+        false => "exists already, not recorded in state, and is ours (found by name, proven by its tags or parents)".into(),
+    });
+    step.changes = diff(desired, &have, decl.kind.replace_on());
+    step.live = Some(have);
+    step.found = Some(outs);
+}
+
+/// What `id` is to be: resolved against what is known, and for a kind whose references only
+/// name (an IAM policy) against what is known beforehand, as `up` makes it.
+fn desired(
+    stack: &Stack,
+    id: &str,
+    scope: &MapScope,
+    ahead: &Known,
+    ctx: &Ctx,
+) -> Result<(Value, Warnings)> {
+    match stack.resources[id].kind.names_only() {
+        true => stack.resolve(id, &ahead_scope(stack, id, scope, ahead, ctx)),
+        false => stack.resolve(id, scope),
+    }
+}
+
 /// The scope of a resource that need not wait for some of what it references (an IAM
 /// policy): theirs as known beforehand, as `up` makes it (`Stack::needs_not_wait`).
 fn ahead_scope(stack: &Stack, id: &str, scope: &MapScope, ahead: &Known, ctx: &Ctx) -> MapScope {
@@ -517,11 +532,7 @@ fn ahead_scope(stack: &Stack, id: &str, scope: &MapScope, ahead: &Known, ctx: &C
         }
         o
     };
-    let target = (
-        ctx.account_id.as_str(),
-        ctx.region.as_str(),
-        ctx.partition.as_str(),
-    );
+    let target = ctx.target();
     stack.scope_for(id, outputs, Some(target))
 }
 

@@ -206,10 +206,7 @@ pub(super) fn recorded_scope(
         .iter()
         .map(|(k, e)| (k.clone(), e.outputs.clone()))
         .collect();
-    stack.scope(
-        &outputs,
-        Some((&ctx.account_id, &ctx.region, &ctx.partition)),
-    )
+    stack.scope(&outputs, Some(ctx.target()))
 }
 
 pub(super) async fn preflight(plans: &[Planned], ctx: &Ctx) -> Result<()> {

@@ -61,25 +61,29 @@ pub struct Report<'a> {
     pub coverage: Option<f64>,
 }
 
+impl<'a> Report<'a> {
+    /// One scenario, without JUnit or coverage.
+    fn only(name: &'a str, format: Format) -> Self {
+        Report {
+            only: Some(name),
+            format,
+            junit: None,
+            coverage: None,
+        }
+    }
+}
+
 pub async fn test(g: &Global, stack: &str, report: Report<'_>) -> Result<()> {
-    let Report {
-        only,
-        format,
-        junit,
-        coverage,
-    } = report;
+    let (format, coverage) = (report.format, report.coverage);
     let setup = Setup::new(g)?;
-    let mut failed = 0;
-    let mut ran = 0;
     let mut cases: Vec<crate::views::checks::Case> = Vec::new();
     let mut runs: Vec<(String, engine::Execution, serde_json::Value)> = Vec::new();
     for f in scenario_files(&setup, stack)? {
         let name = f.file_stem().unwrap().to_string_lossy().to_string();
-        if only.is_some_and(|o| o != name) {
+        if report.only.is_some_and(|o| o != name) {
             continue;
         }
         let r = run_scenario(&setup, stack, &f).await?;
-        ran += 1;
         crate::views::checks::scenario(
             stack,
             &r.name,
@@ -89,9 +93,6 @@ pub async fn test(g: &Global, stack: &str, report: Report<'_>) -> Result<()> {
             r.wall,
             format,
         );
-        if !r.problems.is_empty() {
-            failed += 1;
-        }
         cases.push(crate::views::checks::Case {
             name: r.name.clone(),
             description: r.scenario.description.clone(),
@@ -105,13 +106,15 @@ pub async fn test(g: &Global, stack: &str, report: Report<'_>) -> Result<()> {
         crate::views::checks::coverage(c, format);
     }
     let percent = covered.as_ref().map(|c| c.percent);
-    if let Some(path) = junit {
+    if let Some(path) = report.junit {
         let xml = crate::views::checks::junit_xml(stack, &cases, percent);
         std::fs::write(path, xml).map_err(|e| {
             Error::user(format!("cannot write the JUnit report: {e}"))
                 .at(path.display().to_string())
         })?;
     }
+    let ran = cases.len();
+    let failed = cases.iter().filter(|c| !c.problems.is_empty()).count();
     crate::views::checks::scenarios_tally(ran - failed, failed, format);
     if failed > 0 {
         return Err(Error::new(
@@ -252,13 +255,7 @@ async fn record(g: &Global, a: &TestArgs, arn: &str, name: &str) -> Result<()> {
         return Ok(());
     }
     outln!("wrote {shown}; running it on the local engine:");
-    let report = Report {
-        only: Some(name),
-        format: a.out.format,
-        junit: None,
-        coverage: None,
-    };
-    test(g, &a.stack, report).await
+    test(g, &a.stack, Report::only(name, a.out.format)).await
 }
 
 /// `deploy test`'s command line.

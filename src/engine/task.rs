@@ -50,22 +50,12 @@ impl Run<'_> {
                 Err(f) => self.at_state(f, name, entered),
             };
             // Retry: the first retrier matching the error decides.
-            let retrier = retriers
-                .iter()
-                .position(|r| matches(&r["ErrorEquals"], &failure.error));
-            if let Some(delay) = backoff(&retriers, &mut attempts, &failure.error) {
-                if let Some(i) = retrier {
-                    self.journal.reach(Reached::Retry(name.into(), i));
-                }
+            if let Some((i, delay)) = backoff(&retriers, &mut attempts, &failure.error) {
+                self.journal.reach(Reached::Retry(name.into(), i));
                 self.sleep(delay).await;
                 continue;
             }
-            let catcher = s["Catch"].as_array().into_iter().flatten();
-            if let Some((i, c)) = catcher
-                .into_iter()
-                .enumerate()
-                .find(|(_, c)| matches(&c["ErrorEquals"], &failure.error))
-            {
+            if let Some((i, c)) = catcher(s, &failure.error) {
                 self.journal.reach(Reached::Catch(name.into(), i));
                 return self.caught(c, jp, name, input, vars, failure);
             }
@@ -317,7 +307,15 @@ impl Run<'_> {
 /// The wait before the next attempt, if the first retrier that matches `error` has attempts
 /// left (counted in `attempts`): its interval grown by its backoff rate per attempt, capped by
 /// MaxDelaySeconds, a random share of it with full jitter.
-fn backoff(retriers: &[Value], attempts: &mut [u64], error: &str) -> Option<f64> {
+/// The first catcher of `s` matching `error`, with its index.
+fn catcher<'a>(s: &'a Value, error: &str) -> Option<(usize, &'a Value)> {
+    let catchers = s["Catch"].as_array().into_iter().flatten();
+    catchers
+        .enumerate()
+        .find(|(_, c)| matches(&c["ErrorEquals"], error))
+}
+
+fn backoff(retriers: &[Value], attempts: &mut [u64], error: &str) -> Option<(usize, f64)> {
     let (i, r) = retriers
         .iter()
         .enumerate()
@@ -336,5 +334,5 @@ fn backoff(retriers: &[Value], attempts: &mut [u64], error: &str) -> Option<f64>
         delay *= rand::random::<f64>();
     }
     attempts[i] += 1;
-    Some(delay)
+    Some((i, delay))
 }
