@@ -99,22 +99,6 @@ impl Run<'_> {
         (e.status == Status::Created).then(|| e.outputs.clone())
     }
 
-    /// The outputs `id` is made with: those of what it waited for as recorded, and of what
-    /// it need not wait for as known beforehand (what they will be, even while being made).
-    fn inputs_of(&self, stack: &Stack, id: &str) -> impl Fn(&str) -> Option<Outputs> {
-        let free: std::collections::BTreeSet<String> =
-            stack.needs_not_wait(id, &self.known).cloned().collect();
-        move |dep: &str| {
-            let recorded = self.outputs_of(dep);
-            if !free.contains(dep) {
-                return recorded;
-            }
-            let mut outputs = recorded.unwrap_or_default();
-            outputs.extend(self.known[dep].clone());
-            Some(outputs)
-        }
-    }
-
     /// Warns where `id` was made with a name or ARN known beforehand that AWS then gave
     /// otherwise (the next `up` corrects it).
     fn check_known(&self, stack: &Stack, id: &str) {
@@ -320,7 +304,8 @@ impl Run<'_> {
         }
         let decl = &stack.resources[id];
         let ctx = self.ex.ctx;
-        let scope = stack.scope_for(id, self.inputs_of(stack, id), Some(ctx.target()));
+        let recorded = |dep: &str| self.outputs_of(dep);
+        let scope = stack.scope_ahead(id, recorded, &self.known, ctx.target());
         let (want, _) = stack.resolve(id, &scope)?;
         let action = self.recheck(step.action, decl.kind, &want, step.live.as_ref());
         if action == Action::NoOp {

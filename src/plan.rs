@@ -10,7 +10,7 @@ use crate::resources;
 use crate::state::{StackState, Status};
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -516,24 +516,12 @@ fn desired(
     ctx: &Ctx,
 ) -> Result<(Value, Warnings)> {
     match stack.resources[id].kind.names_only() {
-        true => stack.resolve(id, &ahead_scope(stack, id, scope, ahead, ctx)),
+        true => {
+            let outputs = |dep: &str| scope.outputs.get(dep).cloned();
+            stack.resolve(id, &stack.scope_ahead(id, outputs, ahead, ctx.target()))
+        }
         false => stack.resolve(id, scope),
     }
-}
-
-/// The scope of a resource that need not wait for some of what it references (an IAM
-/// policy): theirs as known beforehand, as `up` makes it (`Stack::needs_not_wait`).
-fn ahead_scope(stack: &Stack, id: &str, scope: &MapScope, ahead: &Known, ctx: &Ctx) -> MapScope {
-    let free: BTreeSet<&String> = stack.needs_not_wait(id, ahead).collect();
-    let outputs = |dep: &str| {
-        let mut o = scope.outputs.get(dep).cloned();
-        if free.contains(&dep.to_string()) {
-            o.get_or_insert_default().extend(ahead[dep].clone());
-        }
-        o
-    };
-    let target = ctx.target();
-    stack.scope_for(id, outputs, Some(target))
 }
 
 /// A step that creates `id`, until found otherwise.

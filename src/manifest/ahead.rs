@@ -63,6 +63,26 @@ impl Stack {
         })
     }
 
+    /// The scope `resolve(id)` needs, with the outputs of what `id` need not wait for as known
+    /// beforehand, over what `outputs` gives: what they will be, even while being made.
+    pub fn scope_ahead(
+        &self,
+        id: &str,
+        outputs: impl Fn(&str) -> Option<BTreeMap<String, Value>>,
+        known: &Known,
+        target: (&str, &str, &str),
+    ) -> MapScope {
+        let free: BTreeSet<&String> = self.needs_not_wait(id, known).collect();
+        let ahead = |dep: &str| {
+            let mut o = outputs(dep);
+            if let Some((_, k)) = known.get_key_value(dep).filter(|(d, _)| free.contains(d)) {
+                o.get_or_insert_default().extend(k.clone());
+            }
+            o
+        };
+        self.scope_for(id, ahead, Some(target))
+    }
+
     /// The order to create and change in: every dependency but those `needs_not_wait` lets
     /// go (the order to delete in stays `graph`, every dependency).
     pub fn create_order(&self, known: &Known) -> Graph {
