@@ -195,7 +195,7 @@ impl Run<'_> {
 
     /// An iteration's input: the item, or what the ItemSelector (JSONPath or not) makes of
     /// it, with `$$.Map.Item` in the context.
-    fn item_input(
+    pub(super) fn item_input(
         &self,
         selector: Option<(&Value, bool)>,
         st: &Value,
@@ -217,7 +217,7 @@ impl Run<'_> {
     }
 
     /// A Map's items: `Items` (JSONata), `ItemsPath` (JSONPath) or the input, an array.
-    fn map_items(
+    pub(super) fn map_items(
         &self,
         state: &asl::State<'_>,
         st: &Value,
@@ -259,7 +259,7 @@ impl Run<'_> {
     /// MaxConcurrency and the tolerated failures, in AWS's ranges: a concurrency and a count
     /// are non-negative integers, a percentage is 0 to 100; a value read from the input
     /// (…Path) or an expression that is out of range fails the state.
-    fn map_limits(
+    pub(super) fn map_limits(
         &self,
         state: &asl::State<'_>,
         input: &Value,
@@ -322,15 +322,15 @@ impl Run<'_> {
 
 /// How many iterations of a Map run at once (0: as many as AWS allows), and how many failures
 /// it tolerates, as a count and as a share of the items.
-struct MapLimits {
-    max: usize,
-    count: Option<f64>,
-    share: Option<f64>,
+pub(super) struct MapLimits {
+    pub(super) max: usize,
+    pub(super) count: Option<f64>,
+    pub(super) share: Option<f64>,
 }
 
 impl MapLimits {
     /// `failures` of `total` iterations are more than both limits tolerate.
-    fn exceeded(&self, failures: usize, total: usize) -> bool {
+    pub(super) fn exceeded(&self, failures: usize, total: usize) -> bool {
         let over_count = self.count.is_none_or(|c| failures as f64 > c);
         let over_share = self
             .share

@@ -20,6 +20,7 @@ pub mod coverage;
 pub mod intrinsics;
 pub mod jsonata;
 pub mod jsonpath;
+pub mod probe;
 pub mod scenario;
 mod states;
 mod task;

@@ -65,7 +65,7 @@ impl Run<'_> {
 
     /// A Catch that matched `failure`: the state's output (ResultPath in JSONPath, Output in
     /// JSONata), its Assign, and where it goes next.
-    fn caught(
+    pub(super) fn caught(
         &self,
         c: &Value,
         jp: bool,
@@ -308,7 +308,7 @@ impl Run<'_> {
 /// left (counted in `attempts`): its interval grown by its backoff rate per attempt, capped by
 /// MaxDelaySeconds, a random share of it with full jitter.
 /// The first catcher of `s` matching `error`, with its index.
-fn catcher<'a>(s: &'a Value, error: &str) -> Option<(usize, &'a Value)> {
+pub(super) fn catcher<'a>(s: &'a Value, error: &str) -> Option<(usize, &'a Value)> {
     let catchers = s["Catch"].as_array().into_iter().flatten();
     catchers
         .enumerate()

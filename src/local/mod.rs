@@ -8,8 +8,10 @@ mod api;
 mod executions;
 pub mod history;
 mod machines;
+mod shapes;
 mod store;
 pub mod tasks;
+mod test_state;
 mod versions;
 mod web;
 pub use web::execution_path;
@@ -184,6 +186,8 @@ async fn serve_one(
     }
     let result = if op == "StartSyncExecution" {
         server.start_sync(&body).await
+    } else if op == "TestState" {
+        server.test_state(&body).await
     } else {
         server.handle(op, &body)
     };
