@@ -43,6 +43,8 @@ impl Command {
             Command::History(a) => a,
             Command::Approve(a) => a,
             Command::Reject(a) => a,
+            Command::TestState(a) => a,
+            Command::Redrive(a) => a,
             Command::Local(a) => a,
             Command::Validate(a) => a,
             Command::Test(a) => a,
@@ -92,6 +94,12 @@ pub enum Command {
     Approve(crate::commands::workflow::ApproveArgs),
     /// Answer a waiting task token with failure (SendTaskFailure)
     Reject(crate::commands::workflow::RejectArgs),
+    /// Run one state of a stack's state machine on its own, its call answered by a mock or
+    /// made for real (Step Functions' TestState), and show each step of its input and output
+    TestState(crate::commands::probe::TestStateArgs),
+    /// Go on with an execution that failed, timed out or was aborted, from the state that did
+    /// not succeed (RedriveExecution), and follow it until it ends
+    Redrive(crate::commands::probe::RedriveArgs),
     /// Serve the Step Functions API on loopback, running workflows on the local engine; task
     /// integrations call the emulator behind --endpoint-url. Use with AWS_ENDPOINT_URL_SFN.
     Local(crate::local::LocalArgs),

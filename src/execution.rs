@@ -333,6 +333,8 @@ pub struct Watch {
     pub endpoint: String,
     /// The state machine's definition, when it could be read.
     pub definition: Option<serde_json::Value>,
+    /// Events up to this id are already known (a redrive follows only what comes after).
+    pub after: i64,
 }
 
 /// Every state name of a definition, nested Parallel branches and Map processors included.
@@ -360,7 +362,7 @@ pub async fn follow(
     watch: &Watch,
     mut emit: impl FnMut(&HistoryEvent),
 ) -> Result<Outcome> {
-    let mut seen = 0i64;
+    let mut seen = watch.after;
     let mut delay = Duration::from_millis(100);
     let started = std::time::Instant::now();
     loop {
@@ -390,7 +392,7 @@ pub async fn follow(
             }
         }
         if let Some(limit) = watch.stall_limit {
-            if seen <= 1 && started.elapsed() > limit {
+            if seen <= watch.after + 1 && started.elapsed() > limit {
                 return Err(not_run(
                     watch,
                     format!(

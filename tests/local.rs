@@ -1716,3 +1716,354 @@ fn the_page_shows_machines_executions_and_their_paths_in_a_browser() {
         assert!(shots.join(format!("{shot}.png")).is_file(), "{shot}");
     }
 }
+
+async fn attached_arns(w: &World, user: &str) -> Vec<String> {
+    let o = w.c.iam.list_attached_user_policies().user_name(user);
+    let o = o.send().await.unwrap();
+    let arns = o.attached_policies().iter().filter_map(|p| p.policy_arn());
+    arns.map(str::to_string).collect()
+}
+
+/// What `tests/support/testing_api.py` saw driving the local endpoint with boto3.
+fn boto3_sees(local: &Local, what: &str) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/testing_api.py");
+    let out = std::process::Command::new(python())
+        .arg(script)
+        .args([&local.url, what])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The inspection value `k` of a TestState answer, parsed (the API sends each as JSON text).
+fn inspected(answer: &Value, k: &str) -> Value {
+    let text = answer["inspectionData"][k]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {k} in {answer}"));
+    serde_json::from_str(text).unwrap()
+}
+
+/// TestState on `deploy local`, through boto3 as a user's tests call it: each step of a Pass
+/// state's processing, a Lambda task answered by its mock with no Lambda anywhere, mocks checked
+/// against the response shape of the API (AWS's rules: STRICT also wants the required fields,
+/// PRESENT only the types, NONE nothing, and a field the API does not know passes), a mocked
+/// error caught, retried and with its retrier spent, a state of a whole definition by name with
+/// variables in and out, and AWS's refusals.
+#[test]
+fn test_state_answers_boto3_as_aws_does() {
+    let w = World::new();
+    let local = Local::start(&w, &[]);
+    let seen = boto3_sees(&local, "test-state");
+
+    let pass = &seen["pass"];
+    assert_eq!(pass["status"], "SUCCEEDED", "{pass}");
+    assert_eq!(pass["nextState"], "Next");
+    assert_eq!(
+        inspected(pass, "afterInputPath"),
+        json!({"fieldFromInput": "value from input", "otherField": "other"})
+    );
+    assert_eq!(
+        inspected(pass, "afterParameters"),
+        json!({"staticValue": "some value", "inputValue": "value from input"})
+    );
+    let after = inspected(pass, "afterResultPath");
+    assert_eq!(after["modifiedData"]["inputValue"], "value from input");
+    assert_eq!(after["unrelatedData"]["someOtherField"], 1234);
+    assert_eq!(
+        serde_json::from_str::<Value>(pass["output"].as_str().unwrap()).unwrap(),
+        after
+    );
+    assert!(
+        seen["pass_info"].get("inspectionData").is_none(),
+        "INFO shows no inspection data: {}",
+        seen["pass_info"]
+    );
+
+    let lambda = &seen["lambda"];
+    assert_eq!(lambda["status"], "SUCCEEDED", "{lambda}");
+    assert_eq!(lambda["output"], r#"{"answer":42}"#);
+    assert_eq!(
+        inspected(lambda, "afterParameters"),
+        json!({"FunctionName": "nowhere", "Payload": {"q": 1}})
+    );
+    assert_eq!(inspected(lambda, "result")["StatusCode"], 200);
+
+    let refusal = "Mock result schema validation error: Field 'StatusCode' must be a number";
+    for mode in ["STRICT", "PRESENT"] {
+        let r = &seen[format!("wrong_type_{mode}")];
+        assert_eq!(
+            (r["code"].as_str(), r["message"].as_str()),
+            (Some("ValidationException"), Some(refusal)),
+            "{mode}: {r}"
+        );
+    }
+    assert_eq!(seen["wrong_type_NONE"]["status"], "SUCCEEDED", "{seen}");
+    assert_eq!(seen["wrong_type_NONE"]["output"], r#"{"code":"200"}"#);
+    assert_eq!(
+        seen["unknown_field_STRICT"]["status"], "SUCCEEDED",
+        "{seen}"
+    );
+    assert_eq!(
+        seen["missing_required_STRICT"]["message"],
+        "Mock result schema validation error: Required field 'ExecutionArn' is missing"
+    );
+    assert_eq!(
+        seen["missing_required_PRESENT"]["status"], "SUCCEEDED",
+        "{seen}"
+    );
+
+    let caught = &seen["caught"];
+    assert_eq!(caught["status"], "CAUGHT_ERROR", "{caught}");
+    assert_eq!(caught["nextState"], "Throttled");
+    assert_eq!(
+        caught["inspectionData"]["errorDetails"],
+        json!({"catchIndex": 0})
+    );
+    assert_eq!(caught["error"], "Lambda.TooManyRequestsException");
+    assert_eq!(
+        serde_json::from_str::<Value>(caught["output"].as_str().unwrap()).unwrap(),
+        json!({"order": 7, "error": {"Error": "Lambda.TooManyRequestsException", "Cause": "Rate exceeded"}})
+    );
+    let retried = &seen["retried"];
+    assert_eq!(retried["status"], "RETRIABLE", "{retried}");
+    assert_eq!(
+        retried["inspectionData"]["errorDetails"],
+        json!({"retryIndex": 1, "retryBackoffIntervalSeconds": 4}),
+        "the second retrier, 2 s × 2.0^1"
+    );
+    assert_eq!(seen["spent"]["status"], "FAILED", "{seen}");
+    assert_eq!(seen["spent"]["error"], "Lambda.ServiceException");
+
+    let by_name = &seen["by_name"];
+    assert_eq!(by_name["status"], "SUCCEEDED", "{by_name}");
+    assert_eq!(by_name["nextState"], "Done");
+    assert_eq!(by_name["output"], r#"{"total":15}"#);
+    assert_eq!(
+        inspected(by_name, "variables"),
+        json!({"price": 5, "total": 15}),
+        "the variables given, and the one the state assigned"
+    );
+    assert_eq!(
+        seen["unknown_name"]["code"], "ValidationException",
+        "{seen}"
+    );
+    assert!(
+        seen["unknown_name"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("'Nowhere'"),
+        "{seen}"
+    );
+
+    assert_eq!(seen["map_without_mock"]["code"], "InvalidDefinition");
+    assert_eq!(
+        seen["map_without_mock"]["message"],
+        "TestState API does not support Map or Parallel states. Supported state types include: [Task, Wait, Pass, Succeed, Fail, Choice]"
+    );
+    let mapped = &seen["map_mocked"];
+    assert_eq!(mapped["output"], "[10,20]", "{mapped}");
+    assert_eq!(mapped["inspectionData"]["maxConcurrency"], 0);
+    assert_eq!(
+        seen["both"]["message"],
+        "A test mock should have only one of the following fields: [result, errorOutput]."
+    );
+    assert_eq!(
+        seen["mock_on_pass"]["message"],
+        "State type 'Pass' is not supported when a mock is specified"
+    );
+    assert_eq!(seen["invalid"]["code"], "InvalidDefinition", "{seen}");
+}
+
+/// RedriveExecution on `deploy local`, through boto3: a failed execution goes on from the state
+/// that failed (the one before it is not entered again, its variables are kept), redriveCount
+/// and the ExecutionRedriven event, the same client token answered once, listing by
+/// redriveFilter, a succeeded execution refused, and a Map running again only the iteration
+/// that failed.
+#[test]
+fn redrive_resumes_a_failed_execution_where_it_failed() {
+    let w = World::new();
+    let local = Local::start(&w, &[]);
+    let seen = boto3_sees(&local, "redrive");
+
+    let failed = &seen["failed"];
+    assert_eq!(failed["status"], "FAILED", "{failed}");
+    assert_eq!(
+        (&failed["redriveCount"], &failed["redriveStatus"]),
+        (&json!(0), &json!("REDRIVABLE"))
+    );
+    assert!(seen["redriven"]["redriveDate"].is_string(), "{seen}");
+    assert_eq!(
+        seen["again_same_token"]["redriveDate"], seen["redriven"]["redriveDate"],
+        "the same client token is the same redrive"
+    );
+    let after = &seen["after"];
+    assert_eq!(after["status"], "SUCCEEDED", "{after}");
+    assert_eq!(after["redriveCount"], 1);
+    assert!(after["redriveDate"].is_string());
+    assert_eq!(after["redriveStatus"], "NOT_REDRIVABLE");
+    assert_eq!(
+        after["redriveStatusReason"],
+        "Execution is SUCCEEDED and cannot be redriven."
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(after["output"].as_str().unwrap()).unwrap(),
+        json!([10, 20, 30])
+    );
+
+    let history = seen["history"].as_array().unwrap();
+    let entered = |from: usize| -> Vec<&str> {
+        history[from..]
+            .iter()
+            .filter(|e| e["type"].as_str().unwrap().ends_with("StateEntered"))
+            .filter_map(|e| e["state"].as_str())
+            .collect()
+    };
+    let at = history
+        .iter()
+        .position(|e| e["type"] == "ExecutionRedriven")
+        .expect("an ExecutionRedriven event");
+    assert_eq!(history[at]["redriveCount"], 1);
+    assert_eq!(history[at - 1]["type"], "ExecutionFailed");
+    assert_eq!(entered(0)[..2], ["Prepare", "Flaky"]);
+    assert_eq!(
+        entered(at).first(),
+        Some(&"Flaky"),
+        "it resumes at the state that failed"
+    );
+    assert!(
+        !entered(at).contains(&"Prepare"),
+        "the state before it does not run again: {history:?}"
+    );
+    assert_eq!(history.last().unwrap()["type"], "ExecutionSucceeded");
+
+    assert_eq!(seen["redrive_succeeded"]["code"], "ExecutionNotRedrivable");
+    assert_eq!(
+        seen["redrive_succeeded"]["message"],
+        "Execution is SUCCEEDED and cannot be redriven."
+    );
+    assert_eq!(seen["redrive_again"]["code"], "ExecutionNotRedrivable");
+    assert_eq!(seen["listed_redriven"], json!(["flaky"]));
+    assert_eq!(seen["listed_not_redriven"], json!(["never-failed"]));
+    assert!(
+        seen["listed_items"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"name": "flaky", "redriveCount": 1})),
+        "{seen}"
+    );
+
+    assert_eq!(seen["map_failed"]["status"], "FAILED");
+    assert_eq!(seen["map_after"]["status"], "SUCCEEDED", "{seen}");
+    // the iteration that succeeded (0) does not run again; the one that failed (1) does, and
+    // so does one the failure stopped before it ended, if any (AWS: failed or aborted ones)
+    let rerun = seen["map_iterations_rerun"].as_array().unwrap();
+    assert!(
+        rerun.contains(&json!(1)) && !rerun.contains(&json!(0)),
+        "{rerun:?}"
+    );
+}
+
+/// `deploy test-state` and `deploy redrive` on a deployed stack, against the local endpoint as
+/// against AWS: a state answered by a mock (the API behind it is not called), a retriable and
+/// a spent error; an execution that failed at its second task goes on from there when the
+/// cause is fixed, without calling the first task's API again.
+#[test]
+fn test_state_and_redrive_from_the_command_line() {
+    let w = World::new();
+    let api = Api::start(false);
+    let local = Local::start(&w, &["--http-endpoint", &api.url()]);
+    deploy(&w, &local)
+        .run(&["up", "should-i-deploy", "--yes"])
+        .success();
+    let first = "Call Should I deploy API";
+    let out = deploy(&w, &local)
+        .run(&[
+            "test-state",
+            "should-i-deploy",
+            first,
+            "--mock-result",
+            r#"{"StatusCode": 200, "ResponseBody": {"shouldideploy": true}}"#,
+        ])
+        .success();
+    assert!(
+        out.stdout
+            .contains(&format!("{first}: SUCCEEDED → ListAttachedUserPolicies")),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains(r#"{"deploy":true}"#), "{out:?}");
+    assert!(api.paths.lock().unwrap().is_empty(), "the mock answered");
+    let error = ["--mock-error", "States.Http.StatusCode.503:down"];
+    let out = deploy(&w, &local)
+        .run(
+            &[
+                &["test-state", "should-i-deploy", first, "--retry-count", "1"],
+                &error[..],
+            ]
+            .concat(),
+        )
+        .success();
+    assert!(
+        out.stdout.contains(&format!("{first}: RETRIABLE"))
+            && out.stdout.contains(r#""retryIndex":0"#),
+        "{out:?}"
+    );
+    let out = deploy(&w, &local)
+        .run(
+            &[
+                &["test-state", "should-i-deploy", first, "--retry-count", "3"],
+                &error[..],
+            ]
+            .concat(),
+        )
+        .code(7);
+    assert!(out.stdout.contains(&format!("{first}: FAILED")), "{out:?}");
+    let out = deploy(&w, &local)
+        .run(&["test-state", "should-i-deploy", "Nowhere"])
+        .code(2);
+    assert!(out.stderr.contains("has no state `Nowhere`"), "{out:?}");
+
+    // the user the workflow looks at is gone: the execution fails at its second state
+    let user = "terraform-deploy-from-pipeline";
+    w.c.block_on(async {
+        for p in attached_arns(&w, user).await {
+            let detach = w.c.iam.detach_user_policy().user_name(user).policy_arn(p);
+            detach.send().await.unwrap();
+        }
+        w.c.iam.delete_user().user_name(user).send().await.unwrap();
+    });
+    deploy(&w, &local)
+        .run(&["run", "should-i-deploy", "--name", "no-user"])
+        .code(7);
+    assert_eq!(api.paths.lock().unwrap().len(), 1);
+    w.c.block_on(w.c.iam.create_user().user_name(user).send())
+        .unwrap();
+    let out = deploy(&w, &local)
+        .run(&["redrive", "should-i-deploy"])
+        .success();
+    assert!(out.stdout.contains("redriving"), "{out:?}");
+    assert!(
+        out.stdout.contains("ListAttachedUserPolicies")
+            && out.stdout.contains("execution SUCCEEDED"),
+        "{out:?}"
+    );
+    assert!(
+        !out.stdout.contains(&format!("{first}: task")),
+        "the first state is not run again: {out:?}"
+    );
+    assert_eq!(
+        api.paths.lock().unwrap().len(),
+        1,
+        "its API was not called again"
+    );
+    assert!(attached(&w, user).contains(&"AWSDenyAll".to_string()));
+    let out = deploy(&w, &local)
+        .run(&["redrive", "should-i-deploy", "no-user"])
+        .code(2);
+    assert!(out.stderr.contains("cannot be redriven"), "{out:?}");
+}

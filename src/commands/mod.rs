@@ -6,6 +6,7 @@ pub mod destroy;
 pub mod envs;
 pub mod graph;
 pub mod info;
+pub mod probe;
 pub mod rollout;
 pub mod scenarios;
 mod stages;

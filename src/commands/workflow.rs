@@ -81,7 +81,7 @@ fn generated_name() -> String {
     )
 }
 
-fn read_input(input: Option<&str>, file: Option<&std::path::Path>) -> Result<String> {
+pub(crate) fn read_input(input: Option<&str>, file: Option<&std::path::Path>) -> Result<String> {
     let (text, from) = match (input, file) {
         (Some(t), None) => (t.to_string(), "--input".to_string()),
         (None, Some(f)) => (
@@ -186,7 +186,7 @@ fn open_page(url: &str) {
 /// should answer) and, on an endpoint other than AWS, what tells an execution the endpoint does
 /// not really run: the definition's state names, and a bounded wait for the first state (20 s,
 /// `DEPLOY_STALL_SECONDS`).
-async fn watch_for(ctx: &crate::aws::Ctx, machine_arn: &str) -> execution::Watch {
+pub(crate) async fn watch_for(ctx: &crate::aws::Ctx, machine_arn: &str) -> execution::Watch {
     let definition: Option<serde_json::Value> = match ctx
         .sfn
         .describe_state_machine()
@@ -217,10 +217,11 @@ async fn watch_for(ctx: &crate::aws::Ctx, machine_arn: &str) -> execution::Watch
         stall_limit: Some(std::time::Duration::from_secs(secs)),
         endpoint,
         definition,
+        after: 0,
     }
 }
 
-async fn print_following(
+pub(crate) async fn print_following(
     ctx: &crate::aws::Ctx,
     arn: &str,
     watch: &execution::Watch,

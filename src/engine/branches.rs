@@ -19,11 +19,20 @@ impl Run<'_> {
         let branches = &state.scopes;
         // Branches run together; the first failure ends the others (AWS stops them too).
         let started = self.last_event();
-        let runs = branches.iter().map(|b| {
+        let (reused, top) = (self.reused(state), top_level(state));
+        let runs = branches.iter().enumerate().map(|(i, b)| {
             let branch_input = branch_input.clone();
+            let before = reused.get(&i).cloned();
             self.branch(started, async move {
+                if let Some(v) = before {
+                    return Ok(v);
+                }
                 let mut inner = vars.nested();
-                self.scope(b, branch_input, &mut inner).await
+                let r = self.scope(b, branch_input, &mut inner).await;
+                if let (Ok(v), true) = (&r, top) {
+                    self.journal.done(name, i, v);
+                }
+                r
             })
         });
         let joined = futures::future::try_join_all(runs).await;
@@ -81,13 +90,24 @@ impl Run<'_> {
         let selector = s.get("ItemSelector").or(parameters);
         let started = self.last_event();
         let (st, effective) = (&st, &effective);
+        let (reused, top) = (self.reused(state), top_level(state));
         let iterations = items.into_iter().enumerate().map(|(i, item)| {
             let item_input =
                 self.item_input(selector.map(|s| (s, jp)), st, effective, vars, i, item);
-            let run = self.branch(
-                started,
-                self.map_iteration(name, i, item_input, processor, vars),
-            );
+            let before = reused.get(&i).cloned();
+            let run = self.branch(started, async move {
+                // a redrive runs again only the iterations that did not succeed
+                if let Some(v) = before {
+                    return Ok(v);
+                }
+                let r = self
+                    .map_iteration(name, i, item_input, processor, vars)
+                    .await;
+                if let (Ok(v), true) = (&r, top) {
+                    self.journal.done(name, i, v);
+                }
+                r
+            });
             async move {
                 if distributed {
                     CHILD_EXECUTION.scope((), run).await
@@ -103,6 +123,19 @@ impl Run<'_> {
         let running = futures::stream::iter(iterations).buffered(at_once);
         let results = self.gather(running, total, tolerant, &limits).await;
         self.map_ended(results, distributed, will_retry)
+    }
+
+    /// On a redrive resuming at `state`: the results of its iterations or branches that
+    /// succeeded before (once: a later run of the state runs them all).
+    fn reused(&self, state: &asl::State<'_>) -> Done {
+        let mut reuse = self.reuse.lock().unwrap();
+        match reuse.take() {
+            Some((at, done)) if at == state.name => done,
+            other => {
+                *reuse = other;
+                Done::new()
+            }
+        }
     }
 
     /// An item list that cannot be read fails the Map before it starts.
@@ -318,6 +351,11 @@ impl Run<'_> {
         self.event(kind, json!({"name": name, "index": i}));
         r
     }
+}
+
+/// A state of the machine's top level (not inside a branch or an item processor).
+fn top_level(state: &asl::State<'_>) -> bool {
+    state.pointer.matches("/States/").count() == 1
 }
 
 /// How many iterations of a Map run at once (0: as many as AWS allows), and how many failures

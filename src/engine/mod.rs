@@ -183,7 +183,24 @@ pub struct Journal {
     events: Mutex<Vec<Event>>,
     path: Mutex<Vec<String>>,
     reached: Mutex<Vec<Reached>>,
+    /// The top-level state entered last, with its input and the variables then: where a
+    /// redrive resumes.
+    resume: Mutex<Option<Resume>>,
+    /// The results of the iterations and branches of top-level Map and Parallel states that
+    /// succeeded, by state: a redrive runs only the others.
+    done: Mutex<HashMap<String, Done>>,
 }
+
+/// Where a redrive resumes.
+#[derive(Debug, Clone)]
+struct Resume {
+    state: String,
+    input: Value,
+    vars: Map<String, Value>,
+}
+
+/// Results that succeeded, by iteration or branch index.
+type Done = std::collections::BTreeMap<usize, Value>;
 
 /// A way out of a state that an execution took, beyond entering it: what coverage counts
 /// (`deploy test --coverage`). States are numbered as the definition lists them.
@@ -210,6 +227,19 @@ impl Journal {
 
     fn reach(&self, r: Reached) {
         self.reached.lock().unwrap().push(r);
+    }
+
+    /// Whether the execution can resume where it stopped (it entered a state).
+    pub fn resumable(&self) -> bool {
+        self.resume.lock().unwrap().is_some()
+    }
+
+    /// An iteration or branch `index` of the top-level state `state` succeeded with `v`.
+    fn done(&self, state: &str, index: usize, v: &Value) {
+        let mut done = self.done.lock().unwrap();
+        done.entry(state.to_string())
+            .or_default()
+            .insert(index, v.clone());
     }
 
     /// Records an event after `prev` (the event before it in its own branch; 0: the one
@@ -311,8 +341,12 @@ struct Run<'a> {
     wall_start: SystemTime,
     context: Value,
     transitions: AtomicUsize,
-    /// The machine's query language (a state may say otherwise for itself).
     iso_cache: Mutex<(u64, String)>,
+    /// Time already gone when this run began (a redrive goes on from it).
+    offset: Duration,
+    /// On a redrive: the state it resumes at, with the iterations or branches of it that
+    /// succeeded before (taken by the first run of that state).
+    reuse: Mutex<Option<(String, Done)>>,
 }
 
 /// Variables visible in a scope: the outer ones (read-only) and this scope's own.
@@ -466,38 +500,117 @@ async fn run_execution(
         context,
         transitions: AtomicUsize::new(0),
         iso_cache: Mutex::default(),
+        offset: Duration::ZERO,
+        reuse: Mutex::default(),
     };
     run.event(
         "ExecutionStarted",
         json!({"input": input, "roleArn": opts.role_arn}),
     );
     let limit = definition["TimeoutSeconds"].as_f64();
-    let result = run.bounded(&machine, input, limit).await;
-    let result_timed_out = result.is_err();
-    let (status, output, error, cause) = match result {
-        Ok(Ok(out)) => {
-            run.event("ExecutionSucceeded", json!({"output": out}));
-            (Status::Succeeded, out, None, None)
-        }
-        Ok(Err(f)) | Err(f) => {
-            let (status, kind) = match result_timed_out {
-                true => (Status::TimedOut, "ExecutionTimedOut"),
-                false => (Status::Failed, "ExecutionFailed"),
-            };
-            run.event(kind, json!({"error": f.error, "cause": f.cause}));
-            (status, Value::Null, Some(f.error), Some(f.cause))
-        }
+    let result = run.bounded(&machine, input, limit, None).await;
+    run.concluded(result)
+}
+
+/// How a redrive resumes an execution: its how-manieth, when the execution first started, and
+/// when this redrive began.
+pub struct Redrive {
+    pub count: u64,
+    pub started: SystemTime,
+    pub at: SystemTime,
+}
+
+/// Redrives an execution that did not succeed, recording into its own `journal`: it resumes
+/// at the top-level state that did not succeed, with the input and variables it had, and runs
+/// again only the iterations and branches of a Map or Parallel state that did not succeed.
+pub async fn redrive(
+    definition: &Value,
+    input: Value,
+    opts: &Options,
+    tasks: &dyn Tasks,
+    journal: &Journal,
+    again: Redrive,
+) -> Execution {
+    let chain = std::cell::Cell::new(journal.len());
+    LAST_EVENT
+        .scope(
+            chain,
+            redrive_execution(definition, input, opts, tasks, journal, again),
+        )
+        .await
+}
+
+async fn redrive_execution(
+    definition: &Value,
+    input: Value,
+    opts: &Options,
+    tasks: &dyn Tasks,
+    journal: &Journal,
+    again: Redrive,
+) -> Execution {
+    let resume = journal.resume.lock().unwrap().clone();
+    let offset = again.at.duration_since(again.started).unwrap_or_default();
+    let context = json!({
+        "Execution": {"Id": opts.execution_arn, "Name": opts.name, "Input": input, "StartTime": iso(again.started),
+                      "RoleArn": opts.role_arn, "RedriveCount": again.count, "RedriveTime": iso(again.at)},
+        "StateMachine": {"Id": opts.machine_arn, "Name": opts.machine_name}});
+    let machine = asl::Machine::parse(definition);
+    let reuse = resume.as_ref().map(|r| {
+        let done = journal.done.lock().unwrap();
+        (
+            r.state.clone(),
+            done.get(&r.state).cloned().unwrap_or_default(),
+        )
+    });
+    let run = Run {
+        tasks,
+        journal,
+        opts,
+        clock: opts.clock.start(),
+        wall_start: again.started,
+        context,
+        transitions: AtomicUsize::new(0),
+        iso_cache: Mutex::default(),
+        offset,
+        reuse: Mutex::new(reuse),
     };
-    let path = journal.path.lock().unwrap().clone();
-    Execution {
-        status,
-        output,
-        error,
-        cause,
-        path,
-        reached: journal.reached.lock().unwrap().clone(),
-        events: journal.events(),
-        seconds: run.now(),
+    run.event("ExecutionRedriven", json!({"redriveCount": again.count}));
+    // the time limit counts from the redrive (AWS restarts the execution's clock)
+    let limit = definition["TimeoutSeconds"].as_f64();
+    let result = run.bounded(&machine, input, limit, resume).await;
+    run.concluded(result)
+}
+
+impl Run<'_> {
+    /// The execution's last event, and what it ended as.
+    fn concluded(&self, result: Result<Result<Value, Failure>, Failure>) -> Execution {
+        let (run, journal) = (self, self.journal);
+        let result_timed_out = result.is_err();
+        let (status, output, error, cause) = match result {
+            Ok(Ok(out)) => {
+                run.event("ExecutionSucceeded", json!({"output": out}));
+                (Status::Succeeded, out, None, None)
+            }
+            Ok(Err(f)) | Err(f) => {
+                let (status, kind) = match result_timed_out {
+                    true => (Status::TimedOut, "ExecutionTimedOut"),
+                    false => (Status::Failed, "ExecutionFailed"),
+                };
+                run.event(kind, json!({"error": f.error, "cause": f.cause}));
+                (status, Value::Null, Some(f.error), Some(f.cause))
+            }
+        };
+        let path = journal.path.lock().unwrap().clone();
+        Execution {
+            status,
+            output,
+            error,
+            cause,
+            path,
+            reached: journal.reached.lock().unwrap().clone(),
+            events: journal.events(),
+            seconds: run.now(),
+        }
     }
 }
 
@@ -891,6 +1004,89 @@ mod tests {
                   "Retry": [{"ErrorEquals": ["E"], "MaxAttempts": 5}]}}});
         let e = execute_virtual(&def, json!({}), "t", &script(vec![throw("E"), throw("E")]));
         assert_eq!(e.output, json!({"try": 2}), "the third attempt is retry 2");
+    }
+
+    /// Fails the task of the item named in `bad` until told otherwise, counting the calls.
+    struct Flaky {
+        bad: Mutex<Option<Value>>,
+        calls: Mutex<Vec<Value>>,
+    }
+    #[async_trait::async_trait]
+    impl Tasks for Flaky {
+        async fn call(&self, call: TaskCall<'_>) -> TaskResult {
+            self.calls.lock().unwrap().push(call.arguments.clone());
+            if self.bad.lock().unwrap().as_ref() == Some(call.arguments) {
+                return throw("Broken");
+            }
+            TaskResult::Return(json!({"done": call.arguments, "redrives": call.arguments}))
+        }
+    }
+
+    #[test]
+    fn a_redrive_resumes_at_the_state_that_failed_and_reruns_only_the_failed_iterations() {
+        let def = json!({"QueryLanguage": "JSONata", "StartAt": "First", "States": {
+            "First": {"Type": "Pass", "Assign": {"seen": "{% $states.input.n %}"}, "Next": "M"},
+            "M": {"Type": "Map", "Items": "{% [1, 2, 3] %}", "Next": "Last",
+                  "ItemProcessor": {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "x", "End": true}}}},
+            "Last": {"Type": "Pass", "Output": "{% {'results': $states.input, 'seen': $seen, 'redrives': $states.context.Execution.RedriveCount} %}", "End": true}}});
+        let tasks = Flaky {
+            bad: Mutex::new(Some(json!(2))),
+            calls: Mutex::default(),
+        };
+        let journal = Journal::default();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let opts = Options::local("t");
+        let first = rt.block_on(execute(&def, json!({"n": 7}), &opts, &tasks, &journal));
+        assert_eq!(first.error.as_deref(), Some("Broken"));
+        // the inline Map stops at its first failure: item 3 did not run
+        assert_eq!(*tasks.calls.lock().unwrap(), vec![json!(1), json!(2)]);
+        *tasks.bad.lock().unwrap() = None;
+        tasks.calls.lock().unwrap().clear();
+        let again = Redrive {
+            count: 1,
+            started: SystemTime::now(),
+            at: SystemTime::now(),
+        };
+        let e = rt.block_on(redrive(
+            &def,
+            json!({"n": 7}),
+            &opts,
+            &tasks,
+            &journal,
+            again,
+        ));
+        assert_eq!(e.status, Status::Succeeded, "{:?}", e.cause);
+        assert_eq!(
+            *tasks.calls.lock().unwrap(),
+            vec![json!(2), json!(3)],
+            "the iteration that succeeded did not run again"
+        );
+        assert_eq!(
+            e.output["seen"],
+            json!(7),
+            "the variables of the first run are kept"
+        );
+        assert_eq!(e.output["redrives"], json!(1));
+        assert_eq!(e.output["results"][0]["done"], json!(1));
+        let kinds: Vec<&str> = e.events.iter().map(|ev| ev.kind).collect();
+        let at = kinds
+            .iter()
+            .position(|k| *k == "ExecutionRedriven")
+            .expect("a redriven event");
+        assert_eq!(kinds[at - 1], "ExecutionFailed");
+        assert_eq!(
+            kinds[at + 1],
+            "MapStateEntered",
+            "it resumes at the Map, not at First"
+        );
+        assert_eq!(
+            kinds.iter().filter(|k| **k == "PassStateEntered").count(),
+            2,
+            "First once, Last once"
+        );
     }
 
     #[test]

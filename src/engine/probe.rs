@@ -119,6 +119,8 @@ pub async fn probe(p: &Probe<'_>, opts: &Options, tasks: &dyn Tasks) -> Probed {
         context,
         transitions: AtomicUsize::new(0),
         iso_cache: Mutex::default(),
+        offset: Duration::ZERO,
+        reuse: Mutex::default(),
     };
     let mut vars = Vars {
         outer: Map::new(),
@@ -416,6 +418,8 @@ impl Run<'_> {
             context: self.context.clone(),
             transitions: AtomicUsize::new(0),
             iso_cache: Mutex::default(),
+            offset: Duration::ZERO,
+            reuse: Mutex::default(),
         }
     }
 }

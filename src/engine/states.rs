@@ -255,7 +255,7 @@ impl Run<'_> {
             )
         })?;
         let when = secs as f64 + nanos as f64 / 1e9;
-        let now = aws_smithy_types::DateTime::from(self.wall_start + self.clock.elapsed());
+        let now = aws_smithy_types::DateTime::from(self.wall_start + self.elapsed());
         Ok((when - now.as_secs_f64()).max(0.0))
     }
 }

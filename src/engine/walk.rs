@@ -6,12 +6,17 @@ use super::*;
 
 impl Run<'_> {
     pub(super) fn now(&self) -> f64 {
-        self.clock.elapsed().as_secs_f64()
+        self.elapsed().as_secs_f64()
+    }
+
+    /// Time since the execution started: a redriven run goes on from where the time was.
+    pub(super) fn elapsed(&self) -> Duration {
+        self.offset + self.clock.elapsed()
     }
 
     /// The wall-clock time now as RFC 3339, formatted once per millisecond.
     pub(super) fn now_iso(&self) -> String {
-        let now = self.wall_start + self.clock.elapsed();
+        let now = self.wall_start + self.elapsed();
         let ms = now
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
@@ -256,9 +261,31 @@ impl Run<'_> {
         vars: &'s mut Vars,
     ) -> BoxFuture<'s, Result<Value, Failure>> {
         async move {
-            let mut name = body.start_at.ok_or_else(|| fail("States.Runtime", "no StartAt"))?.to_string();
-            let mut input = input;
+            let start = body
+                .start_at
+                .ok_or_else(|| fail("States.Runtime", "no StartAt"))?;
+            self.scope_from(body, start.to_string(), input, vars).await
+        }
+        .boxed()
+    }
+
+    /// Runs a scope from the state `name`; at the top level, notes each state entered with
+    /// its input and the variables then (where a redrive resumes).
+    pub(super) fn scope_from<'s>(
+        &'s self,
+        body: &'s asl::Scope<'s>,
+        name: String,
+        input: Value,
+        vars: &'s mut Vars,
+    ) -> BoxFuture<'s, Result<Value, Failure>> {
+        async move {
+            let (mut name, mut input) = (name, input);
+            let top = body.pointer.is_empty();
             loop {
+                if top {
+                    let at = Resume { state: name.clone(), input: input.clone(), vars: vars.all() };
+                    *self.journal.resume.lock().unwrap() = Some(at);
+                }
                 // the failure event must still fit: it is the history's last
                 if self.journal.len() + 1 >= MAX_HISTORY {
                     return Err(fail(
@@ -373,11 +400,19 @@ impl Run<'_> {
         machine: &asl::Machine<'_>,
         input: Value,
         limit: Option<f64>,
+        resume: Option<Resume>,
     ) -> Result<Result<Value, Failure>, Failure> {
         let mut vars = Vars::default();
         let opts = self.opts;
+        let (start, input) = match resume {
+            Some(r) => {
+                vars.own = r.vars;
+                (r.state, r.input)
+            }
+            None => (machine.top.start_at.unwrap_or_default().to_string(), input),
+        };
         let Some(t) = limit else {
-            return Ok(self.scope(&machine.top, input, &mut vars).await);
+            return Ok(self.scope_from(&machine.top, start, input, &mut vars).await);
         };
         let after = Duration::from_secs_f64((t * opts.time_scale).max(0.0));
         // a timeout also stops an evaluation in progress, which the timer alone cannot interrupt
@@ -388,7 +423,7 @@ impl Run<'_> {
                 cancel.cancel();
             });
         }
-        let body = self.scope(&machine.top, input, &mut vars);
+        let body = self.scope_from(&machine.top, start, input, &mut vars);
         self.clock.timeout(after, body).await.map_err(|_| {
             let cause = format!("the execution did not finish within {t} s (TimeoutSeconds)");
             fail("States.Timeout", cause)

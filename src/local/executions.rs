@@ -57,11 +57,25 @@ impl Server {
             Target::Alias(_) => e.alias_arn.as_deref() == Some(arn),
         };
         let filter = body["statusFilter"].as_str();
+        let redriven = match body["redriveFilter"].as_str() {
+            None => None,
+            Some("REDRIVEN") => Some(true),
+            Some("NOT_REDRIVEN") => Some(false),
+            Some(other) => {
+                return Err(bad(
+                    "ValidationException",
+                    format!(
+                        "1 validation error detected: Value '{other}' at 'redriveFilter' failed to satisfy constraint: Member must satisfy enum value set: [REDRIVEN, NOT_REDRIVEN]"
+                    ),
+                ));
+            }
+        };
         let all: Vec<&Exec> = store
             .executions
             .iter()
             .rev()
             .filter(|e| on(e) && filter.is_none_or(|f| f == e.status))
+            .filter(|e| redriven.is_none_or(|r| r == (e.redrive.count > 0)))
             .collect();
         let (range, next) = page(&all, body, 100)?;
         let items: Vec<Value> = all[range]
@@ -69,7 +83,8 @@ impl Server {
                 .map(|e| {
                     json!({"executionArn": e.arn, "stateMachineArn": e.machine_arn, "name": e.name, "status": e.status,
                            "startDate": e.started, "stopDate": e.stopped,
-                           "stateMachineVersionArn": e.version_arn, "stateMachineAliasArn": e.alias_arn})
+                           "stateMachineVersionArn": e.version_arn, "stateMachineAliasArn": e.alias_arn,
+                           "redriveCount": (e.kind == "STANDARD").then_some(e.redrive.count), "redriveDate": e.redrive.date})
                 })
                 .collect();
         Ok(json!({"executions": items, "nextToken": next}))
@@ -164,13 +179,14 @@ impl Server {
                 )),
             };
         }
-        let opts = self.options(&name, &exec_arn, m, role_arn);
+        let opts = self.options(&name, &exec_arn, m, role_arn.clone());
         let cancel = opts.cancel.clone();
-        let (def, machine_arn) = (parsed, m.arn.clone());
+        let def = parsed;
         let journal = Arc::new(Journal::default());
         let exec = Exec::running(
             &exec_arn,
-            machine_arn,
+            m,
+            (def.clone(), role_arn),
             (version_arn, alias_arn),
             name,
             input_text,
@@ -179,7 +195,7 @@ impl Server {
         );
         let started = exec.started;
         store.executions.push(exec);
-        let abort = self.spawn(def, input, opts, mocks, journal);
+        let abort = self.spawn(def, input, opts, mocks, journal, None);
         if let Some(e) = store.executions.get_mut(&exec_arn) {
             e.abort = Some(abort);
         }
@@ -189,13 +205,14 @@ impl Server {
     }
 
     /// Runs the execution on the engine, in the background; the handle that stops it.
-    fn spawn(
+    pub(super) fn spawn(
         self: &Arc<Self>,
         def: Arc<Value>,
         input: Value,
         opts: Options,
         mocks: Option<Mocked>,
         journal: Arc<Journal>,
+        again: Option<engine::Redrive>,
     ) -> tokio::task::AbortHandle {
         let server = self.clone();
         let integrations = self.integrations.clone();
@@ -205,7 +222,10 @@ impl Server {
         };
         tracing::info!("execution {} started", opts.execution_arn);
         let handle = tokio::spawn(async move {
-            let result = engine::execute(&def, input, &opts, &tasks, &journal).await;
+            let result = match again {
+                None => engine::execute(&def, input, &opts, &tasks, &journal).await,
+                Some(r) => engine::redrive(&def, input, &opts, &tasks, &journal, r).await,
+            };
             server.finish(&opts.execution_arn, result);
         });
         handle.abort_handle()
@@ -213,7 +233,13 @@ impl Server {
 
     /// How the engine runs an execution of `m` here: on the real clock (scaled by
     /// --time-scale), its task tokens answered through this endpoint.
-    fn options(&self, name: &str, exec_arn: &str, m: &Machine, role_arn: String) -> Options {
+    pub(super) fn options(
+        &self,
+        name: &str,
+        exec_arn: &str,
+        m: &Machine,
+        role_arn: String,
+    ) -> Options {
         Options {
             name: name.to_string(),
             execution_arn: exec_arn.to_string(),

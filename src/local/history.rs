@@ -106,6 +106,7 @@ fn other_details(kind: &str, d: &Value) -> Option<Value> {
             json!({"error": d["error"], "cause": d["cause"], "state": d["state"]})
         }
         "MapStateStarted" => json!({"length": d["length"]}),
+        "ExecutionRedriven" => json!({"redriveCount": d["redriveCount"]}),
         "MapRunStarted" => json!({"mapRunArn": d["mapRunArn"]}),
         "MapIterationStarted" | "MapIterationSucceeded" | "MapIterationFailed" => {
             json!({"name": d["name"], "index": d["index"]})

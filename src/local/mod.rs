@@ -8,6 +8,7 @@ mod api;
 mod executions;
 pub mod history;
 mod machines;
+mod redrive;
 mod shapes;
 mod store;
 pub mod tasks;
@@ -50,6 +51,7 @@ const OPERATIONS: &[(&str, fn(&Arc<Server>, &Value) -> ApiResult)] = &[
     ("ListTagsForResource", Server::list_tags_for_resource),
     ("StartExecution", |s, body| s.start_execution(body, false)),
     ("StopExecution", Server::stop_execution),
+    ("RedriveExecution", Server::redrive_execution),
     ("DescribeExecution", Server::describe_execution),
     ("ListExecutions", Server::list_executions),
     ("GetExecutionHistory", Server::get_execution_history),

@@ -38,6 +38,12 @@ pub(super) struct Exec {
     pub(super) error: Option<String>,
     pub(super) cause: Option<String>,
     pub(super) journal: Arc<Journal>,
+    /// The definition and role it runs (a redrive runs the same, whatever came after).
+    pub(super) definition: Arc<Value>,
+    pub(super) role_arn: String,
+    /// STANDARD or EXPRESS.
+    pub(super) kind: String,
+    pub(super) redrive: Redriven,
     pub(super) abort: Option<tokio::task::AbortHandle>,
     /// Stops evaluations in progress (an abort only takes effect at the next await).
     pub(super) cancel: jsonata_core::evaluator::CancelToken,
@@ -84,6 +90,13 @@ impl Executions {
         self.by_seq.values()
     }
 
+    /// A finished execution runs again: it no longer counts among the finished.
+    pub(super) fn redriven(&mut self, arn: &str) {
+        if let Some(seq) = self.seq_of.get(arn) {
+            self.finished.retain(|s| s != seq);
+        }
+    }
+
     /// An execution has ended: it counts among the finished, and the oldest finished beyond
     /// `keep` are forgotten.
     pub(super) fn ended(&mut self, arn: &str) {
@@ -96,6 +109,62 @@ impl Executions {
             };
             if let Some(e) = self.by_seq.remove(&old) {
                 self.seq_of.remove(&e.arn);
+            }
+        }
+    }
+}
+
+/// An execution's redrives: how many, the last one's time and the client token it came with.
+#[derive(Default)]
+pub(super) struct Redriven {
+    pub(super) count: u64,
+    pub(super) date: Option<f64>,
+    pub(super) token: Option<String>,
+}
+
+/// How long after it ended an execution can be redriven (AWS: 14 days).
+pub(super) const REDRIVABLE_FOR: f64 = 14.0 * 86_400.0;
+
+impl Exec {
+    /// Why RedriveExecution would refuse it, in AWS's words; None: it can be redriven.
+    pub(super) fn not_redrivable(&self) -> Option<String> {
+        if self.kind == "EXPRESS" {
+            return Some("Execution is of type EXPRESS and cannot be redriven.".into());
+        }
+        if matches!(self.status, "RUNNING" | "SUCCEEDED") {
+            return Some(format!(
+                "Execution is {} and cannot be redriven.",
+                self.status
+            ));
+        }
+        if self.stopped.is_some_and(|t| now() - t > REDRIVABLE_FOR) {
+            return Some("Execution redrivable period exceeded.".into());
+        }
+        if self.journal.len() + 2 >= crate::engine::MAX_HISTORY {
+            return Some("Execution history event limit exceeded.".into());
+        }
+        if !self.journal.resumable() {
+            return Some("Execution did not enter a state and cannot be redriven.".into());
+        }
+        None
+    }
+
+    /// DescribeExecution's redrive members.
+    fn redrive_members(&self, m: &mut serde_json::Map<String, Value>) {
+        if self.kind == "EXPRESS" {
+            return;
+        }
+        m.insert("redriveCount".into(), json!(self.redrive.count));
+        if let Some(d) = self.redrive.date {
+            m.insert("redriveDate".into(), json!(d));
+        }
+        match self.not_redrivable() {
+            None => {
+                m.insert("redriveStatus".into(), json!("REDRIVABLE"));
+            }
+            Some(why) => {
+                m.insert("redriveStatus".into(), json!("NOT_REDRIVABLE"));
+                m.insert("redriveStatusReason".into(), json!(why));
             }
         }
     }
@@ -126,6 +195,7 @@ pub(super) fn describe(e: &Exec) -> Value {
     if let Some(x) = e.cause.as_ref().filter(|x| !x.is_empty()) {
         m.insert("cause".into(), json!(x));
     }
+    e.redrive_members(m);
     d
 }
 
@@ -311,7 +381,8 @@ impl Exec {
     /// An execution that starts now.
     pub(super) fn running(
         arn: &str,
-        machine_arn: String,
+        m: &Machine,
+        (definition, role_arn): (Arc<Value>, String),
         (version_arn, alias_arn): (Option<String>, Option<String>),
         name: String,
         input: String,
@@ -320,7 +391,11 @@ impl Exec {
     ) -> Exec {
         Exec {
             arn: arn.to_string(),
-            machine_arn,
+            machine_arn: m.arn.clone(),
+            definition,
+            role_arn,
+            kind: m.kind.clone(),
+            redrive: Redriven::default(),
             version_arn,
             alias_arn,
             name,
