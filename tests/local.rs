@@ -1610,7 +1610,10 @@ fn the_page_shows_machines_executions_and_their_paths_in_a_browser() {
     let hostile = json!({"Start": {"Type": "Pass", "Next": "<script>window.__pwned=1</script>"},
         "<script>window.__pwned=1</script>": {"Type": "Pass", "Next": "<img src=x onerror=\"window.__pwned=1\">"},
         "<img src=x onerror=\"window.__pwned=1\">": {"Type": "Pass", "End": true}});
-    for (name, states) in [("page", states), ("hostile", hostile)] {
+    let flaky = "{% $states.context.Execution.RedriveCount = 0 ? $error('the first run fails here') : 'ok' %}";
+    let again = json!({"Start": {"Type": "Pass", "Output": flaky, "Next": "Pause"},
+        "Pause": {"Type": "Wait", "Seconds": 1, "Next": "Done"}, "Done": {"Type": "Succeed"}});
+    for (name, states) in [("page", states), ("hostile", hostile), ("again", again)] {
         let body = json!({"name": name, "definition": definition(states), "roleArn": format!("arn:aws:iam::{ACCOUNT}:role/r")});
         raw(&local, "CreateStateMachine", &body.to_string());
     }
@@ -1626,7 +1629,9 @@ fn the_page_shows_machines_executions_and_their_paths_in_a_browser() {
     let running = start("page", "slow", json!({"fail": false, "wait": 10}));
     let stoppable = start("page", "stoppable", json!({"fail": false, "wait": 600}));
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/web-screenshots");
-    let plan = json!({"failed": failed, "running": running, "stoppable": stoppable, "hostile": hostile, "machine": "/machines/page"});
+    let redrivable = start("again", "flaky", json!({}));
+    let plan = json!({"failed": failed, "running": running, "stoppable": stoppable, "hostile": hostile,
+                      "redrivable": redrivable, "machine": "/machines/page"});
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/browser.py");
     let out = std::process::Command::new(python())
         .arg(script)
@@ -1653,10 +1658,32 @@ fn the_page_shows_machines_executions_and_their_paths_in_a_browser() {
         "no Stop once it ended: {seen}"
     );
     assert_eq!(seen["stopped"]["status"], "ABORTED", "Stop pressed: {seen}");
+    // a failed execution's page offers Redrive; pressed, the execution runs again and succeeds
+    // on the open page, which then offers it no more
+    let redriven = &seen["redriven"];
+    assert_eq!(redriven["before"], "FAILED", "{seen}");
+    assert_eq!(
+        redriven["statuses"].as_array().unwrap().last().unwrap(),
+        "SUCCEEDED",
+        "{seen}"
+    );
+    assert_eq!(redriven["reloaded"], false, "updated in place: {seen}");
+    assert_eq!(redriven["redrive_button"], 0, "{seen}");
+    assert_eq!(redriven["note"], json!(["· redriven 1×"]), "{seen}");
+    assert!(
+        redriven["events"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("ExecutionRedriven")),
+        "{seen}"
+    );
     assert_eq!(seen["stopped"]["reloaded"], false, "{seen}");
     let stopped = raw(&local, "DescribeExecution", &json!({"executionArn": format!("arn:aws:states:us-east-1:{ACCOUNT}:execution:page:stoppable")}).to_string());
     assert_eq!(stopped["status"], "ABORTED", "{stopped}");
-    assert_eq!(seen["index"]["machines"], json!(["hostile", "page"]));
+    assert_eq!(
+        seen["index"]["machines"],
+        json!(["again", "hostile", "page"])
+    );
     let badges = seen["index"]["badges"].to_string();
     assert!(
         badges.contains("SUCCEEDED") && badges.contains("FAILED"),

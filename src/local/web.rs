@@ -252,10 +252,19 @@ fn live(e: &Exec, m: Option<&Machine>, region: &str) -> String {
         badge(e.status),
         duration(e)
     );
+    if e.redrive.count > 0 {
+        let _ = write!(out, " <span class=\"redriven\">· redriven {}×</span>", e.redrive.count);
+    }
     if e.status == "RUNNING" {
         let _ = write!(
             out,
             " <button id=\"stop\" data-arn=\"{}\">Stop execution</button>",
+            esc(&e.arn)
+        );
+    } else if e.not_redrivable().is_none() {
+        let _ = write!(
+            out,
+            " <button id=\"redrive\" data-arn=\"{}\">Redrive execution</button>",
             esc(&e.arn)
         );
     }

@@ -76,6 +76,26 @@ try:
     seen["stopped"] = {"status": driver.find_element(By.CSS_SELECTOR, "#live").get_attribute("data-status"),
                        "reloaded": not driver.execute_script("return window.__still_this_page === true")}
 
+    visit(plan["redrivable"], "redrivable-execution")
+    driver.execute_script("window.__still_this_page = true")
+    before = driver.find_element(By.CSS_SELECTOR, "#live").get_attribute("data-status")
+    driver.find_element(By.ID, "redrive").send_keys("\n")
+    deadline = time.time() + 30
+    statuses = []
+    while time.time() < deadline:
+        now = driver.find_element(By.CSS_SELECTOR, "#live").get_attribute("data-status")
+        if not statuses or statuses[-1] != now:
+            statuses.append(now)
+        if now == "SUCCEEDED":
+            break
+        time.sleep(0.1)
+    screenshot("redriven-execution")
+    seen["redriven"] = {"before": before, "statuses": statuses,
+                        "reloaded": not driver.execute_script("return window.__still_this_page === true"),
+                        "redrive_button": len(driver.find_elements(By.ID, "redrive")),
+                        "note": texts("#live .status .redriven"),
+                        "events": texts("table.events tbody td:nth-child(2)")}
+
     visit("/", "index")
     seen["index"] = {"machines": texts("tbody td:first-child a"), "badges": texts("tbody .badge")}
 

@@ -1,5 +1,5 @@
 // deploy local's page: times in the viewer's zone, a running execution refreshed in place,
-// and Stop through the API call the SDKs make (StopExecution). Built into the binary.
+// Stop and Redrive through the API calls the SDKs make. Built into the binary.
 "use strict";
 
 function localTimes(root) {
@@ -12,21 +12,23 @@ function localTimes(root) {
   }
 }
 
-async function stop(button) {
+// Stop (StopExecution) or Redrive (RedriveExecution), through the API call the SDKs make.
+async function act(button, operation, body) {
   button.disabled = true;
   const r = await fetch("/", {
     method: "POST",
     headers: {
       "Content-Type": "application/x-amz-json-1.0",
-      "X-Amz-Target": "AWSStepFunctions.StopExecution",
+      "X-Amz-Target": "AWSStepFunctions." + operation,
     },
-    body: JSON.stringify({ executionArn: button.dataset.arn, error: "Stopped", cause: "stopped from deploy local's page" }),
+    body: JSON.stringify(body),
   });
   if (!r.ok) {
     button.disabled = false;
-    button.textContent = "Stop failed: " + (await r.json()).message;
+    button.textContent = operation + " failed: " + (await r.json()).message;
   }
-  refresh();
+  await refresh();
+  follow();
 }
 
 async function refresh() {
@@ -43,18 +45,33 @@ async function refresh() {
 
 function wire(root) {
   localTimes(root);
-  const button = root.querySelector("#stop");
-  if (button) button.addEventListener("click", () => stop(button));
+  const stop = root.querySelector("#stop");
+  if (stop) {
+    const why = { error: "Stopped", cause: "stopped from deploy local's page" };
+    stop.addEventListener("click", () => act(stop, "StopExecution", { executionArn: stop.dataset.arn, ...why }));
+  }
+  const redrive = root.querySelector("#redrive");
+  if (redrive) redrive.addEventListener("click", () => act(redrive, "RedriveExecution", { executionArn: redrive.dataset.arn }));
 }
 
-document.addEventListener("DOMContentLoaded", () => {
-  wire(document);
+// While the execution runs, its part of the page is refreshed every 500 ms.
+let following = false;
+function follow() {
   const live = document.getElementById("live");
-  if (!live) return;
+  if (!live || following) return;
+  following = true;
   const tick = async () => {
-    if (live.dataset.status !== "RUNNING") return;
+    if (live.dataset.status !== "RUNNING") {
+      following = false;
+      return;
+    }
     await refresh();
     setTimeout(tick, 500);
   };
   setTimeout(tick, 500);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  wire(document);
+  follow();
 });
