@@ -2093,4 +2093,33 @@ fn test_state_and_redrive_from_the_command_line() {
         .run(&["redrive", "should-i-deploy", "no-user"])
         .code(2);
     assert!(out.stderr.contains("cannot be redriven"), "{out:?}");
+
+    // no mock: the state's call is made (to the stand-in API), and TRACE shows it
+    let out = deploy(&w, &local)
+        .run(&[
+            "test-state",
+            "should-i-deploy",
+            first,
+            "--inspection",
+            "trace",
+            "--output",
+            "json",
+        ])
+        .success();
+    let answer = out.json();
+    let data = &answer["inspectionData"];
+    assert_eq!(answer["status"], "SUCCEEDED", "{answer}");
+    assert_eq!(data["request"]["method"], "GET", "{answer}");
+    assert_eq!(
+        data["request"]["url"],
+        format!("{}/api", api.url()),
+        "{answer}"
+    );
+    assert_eq!(data["response"]["statusCode"], "200", "{answer}");
+    assert_eq!(data["response"]["body"]["shouldideploy"], false, "{answer}");
+    assert_eq!(
+        api.paths.lock().unwrap().len(),
+        2,
+        "called for real this time"
+    );
 }

@@ -121,6 +121,16 @@ pub async fn test_state(g: &Global, a: &TestStateArgs) -> Result<()> {
                 data.insert(k.into(), parsed(v));
             }
         }
+        if let Some(r) = d.request() {
+            let req = json!({"protocol": r.protocol(), "method": r.method(), "url": r.url(),
+                             "headers": parsed(r.headers()), "body": r.body()});
+            data.insert("request".into(), without_nulls(req));
+        }
+        if let Some(r) = d.response() {
+            let resp = json!({"protocol": r.protocol(), "statusCode": r.status_code(), "statusMessage": r.status_message(),
+                              "headers": parsed(r.headers()), "body": parsed(r.body())});
+            data.insert("response".into(), without_nulls(resp));
+        }
         if let Some(e) = d.error_details() {
             data.insert(
                 "errorDetails".into(),

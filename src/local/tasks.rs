@@ -377,6 +377,32 @@ async fn lambda_invoke(c: &Ctx, args: &Value) -> Outcome {
     )
 }
 
+/// What an HTTP task sent and got back, in TestState's words (`inspectionData.request` and
+/// `.response` at TRACE).
+#[derive(Debug, Clone, Default)]
+pub struct HttpTrace {
+    pub request: Option<Value>,
+    pub response: Option<Value>,
+}
+
+tokio::task_local! {
+    /// Set while TestState runs a state: an HTTP task notes its request and response here.
+    pub static HTTP_TRACE: std::sync::Arc<std::sync::Mutex<HttpTrace>>;
+}
+
+fn trace(note: impl FnOnce(&mut HttpTrace)) {
+    let _ = HTTP_TRACE.try_with(|t| note(&mut t.lock().unwrap()));
+}
+
+/// Headers as TestState shows them: one JSON object of name to value(s), as text.
+fn headers_text<'a>(headers: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let mut m = Map::new();
+    for (k, v) in headers {
+        m.insert(k.to_string(), json!(v));
+    }
+    Value::Object(m).to_string()
+}
+
 impl Integrations {
     /// Calls the integration a Task's Resource names.
     pub async fn call(&self, resource: &str, args: &Value) -> Outcome {
@@ -418,9 +444,24 @@ impl Integrations {
                 other.to_string().into_bytes()
             }
         };
+        let sent = String::from_utf8_lossy(&body).to_string();
         let req = req
             .body(http_body_util::Full::new(bytes::Bytes::from(body)))
             .map_err(|e| socket(format!("{url}: {e}")))?;
+        let protocol = if url.starts_with("https:") {
+            "https"
+        } else {
+            "http"
+        };
+        let request_headers = headers_text(
+            req.headers()
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.to_str().unwrap_or_default())),
+        );
+        trace(|t| {
+            t.request = Some(json!({"protocol": protocol, "method": method, "url": url,
+                                    "headers": request_headers, "body": sent}))
+        });
         let resp = tokio::time::timeout(std::time::Duration::from_secs(60), self.http.request(req))
             .await
             .map_err(|_| socket(format!("{url}: no answer within 60 s")))?
@@ -442,6 +483,17 @@ impl Integrations {
             .map_err(|e| socket(format!("{url}: {e}")))?
             .to_bytes();
         let text = String::from_utf8_lossy(&bytes).to_string();
+        let shown = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v[0].as_str().unwrap_or_default()));
+        let response_headers = headers_text(shown);
+        trace(|t| {
+            t.response = Some(
+                json!({"protocol": protocol, "statusCode": status.as_u16().to_string(),
+                                     "statusMessage": status.canonical_reason().unwrap_or(""),
+                                     "headers": response_headers, "body": text}),
+            )
+        });
         let body = serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text.clone()));
         let out = json!({"Headers": headers, "ResponseBody": body, "StatusCode": status.as_u16(), "StatusText": status.canonical_reason().unwrap_or("")});
         if !status.is_success() {

@@ -5,7 +5,7 @@
 use super::Server;
 use super::api::*;
 use super::shapes::{self, Mode};
-use super::tasks::LocalTasks;
+use super::tasks::{HTTP_TRACE, HttpTrace, LocalTasks};
 use crate::asl::{self, Kind};
 use crate::engine::probe::{self, Mock, Probe, Situation};
 use crate::engine::{Options, clock};
@@ -58,8 +58,21 @@ impl Server {
             mock,
             situation: req.situation,
         };
-        let probed = probe::probe(&p, &opts, &tasks).await;
-        Ok(answer(probed, req.level))
+        let trace = Arc::new(std::sync::Mutex::new(HttpTrace::default()));
+        let probed = HTTP_TRACE
+            .scope(trace.clone(), probe::probe(&p, &opts, &tasks))
+            .await;
+        let mut out = answer(probed, req.level);
+        if req.level == "TRACE" {
+            let t = trace.lock().unwrap().clone();
+            let data = &mut out["inspectionData"];
+            for (k, v) in [("request", t.request), ("response", t.response)] {
+                if let Some(v) = v {
+                    data[k] = v;
+                }
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -91,7 +104,7 @@ impl Request {
                 (given, start)
             }
             (false, n) => {
-                let n = n.unwrap_or("TestState").to_string();
+                let n = n.unwrap_or("StateName").to_string();
                 (Probe::wrap(&given, &n), n)
             }
         };

@@ -253,7 +253,11 @@ fn live(e: &Exec, m: Option<&Machine>, region: &str) -> String {
         duration(e)
     );
     if e.redrive.count > 0 {
-        let _ = write!(out, " <span class=\"redriven\">· redriven {}×</span>", e.redrive.count);
+        let _ = write!(
+            out,
+            " <span class=\"redriven\">· redriven {}×</span>",
+            e.redrive.count
+        );
     }
     if e.status == "RUNNING" {
         let _ = write!(
