@@ -47,20 +47,7 @@ pub async fn test_state(g: &Global, a: &TestStateArgs) -> Result<()> {
     let (_, defs) = super::definitions(&setup, &a.stack, &a.vars, None).await?;
     let ctx = setup.connect(&g.aws).await?;
     let (id, definition) = pick(&a.stack, defs, a.machine.as_deref())?;
-    if crate::asl::Machine::parse(&definition)
-        .top
-        .find(&a.state_name)
-        .is_none()
-    {
-        let names: Vec<String> = crate::execution::state_names(&definition)
-            .into_iter()
-            .collect();
-        return Err(Error::user(format!(
-            "state machine `{id}` of stack `{}` has no state `{}`",
-            a.stack, a.state_name
-        ))
-        .help(format!("its states: {}", sorted(names).join(", "))));
-    }
+    has_state(&a.stack, &id, &definition, &a.state_name)?;
     let input = read_input(a.input.as_deref(), a.input_file.as_deref())?;
     let role = deployed_role(&setup, &ctx, &a.stack, a.machine.as_deref()).await;
     let mut call = ctx
@@ -88,56 +75,9 @@ pub async fn test_state(g: &Global, a: &TestStateArgs) -> Result<()> {
         true => call.customize().interceptor(NoHostPrefix).send().await,
         false => call.send().await,
     };
-    let out = sent.map_err(|e| match e.as_service_error() {
-        Some(s) if s.is_validation_exception() || s.is_invalid_definition() => {
-            Error::user(format!(
-                "TestState refused the request: {}",
-                s.meta().message().unwrap_or_default()
-            ))
-        }
-        _ => api_error("TestState", &e),
-    })?;
+    let out = sent.map_err(|e| refused(&e))?;
     let status = out.status().map(|s| s.as_str()).unwrap_or("UNKNOWN");
-    let parsed = |t: Option<&str>| -> Value {
-        t.map(|t| serde_json::from_str(t).unwrap_or_else(|_| json!(t)))
-            .unwrap_or(Value::Null)
-    };
-    let mut data = serde_json::Map::new();
-    if let Some(d) = out.inspection_data() {
-        let fields = [
-            ("input", d.input()),
-            ("afterInputPath", d.after_input_path()),
-            ("afterParameters", d.after_parameters()),
-            ("afterArguments", d.after_arguments()),
-            ("result", d.result()),
-            ("afterResultSelector", d.after_result_selector()),
-            ("afterResultPath", d.after_result_path()),
-            ("afterItemsPath", d.after_items_path()),
-            ("afterItemSelector", d.after_item_selector()),
-            ("variables", d.variables()),
-        ];
-        for (k, v) in fields {
-            if v.is_some() {
-                data.insert(k.into(), parsed(v));
-            }
-        }
-        if let Some(r) = d.request() {
-            let req = json!({"protocol": r.protocol(), "method": r.method(), "url": r.url(),
-                             "headers": parsed(r.headers()), "body": r.body()});
-            data.insert("request".into(), without_nulls(req));
-        }
-        if let Some(r) = d.response() {
-            let resp = json!({"protocol": r.protocol(), "statusCode": r.status_code(), "statusMessage": r.status_message(),
-                              "headers": parsed(r.headers()), "body": parsed(r.body())});
-            data.insert("response".into(), without_nulls(resp));
-        }
-        if let Some(e) = d.error_details() {
-            data.insert(
-                "errorDetails".into(),
-                without_nulls(json!({"retryIndex": e.retry_index(), "retryBackoffIntervalSeconds": e.retry_backoff_interval_seconds(), "catchIndex": e.catch_index()})),
-            );
-        }
-    }
+    let data = inspection(out.inspection_data());
     let answer = json!({"status": status, "nextState": out.next_state(), "output": parsed(out.output()),
                         "error": out.error(), "cause": out.cause(), "inspectionData": data});
     if a.out.format == Format::Json {
@@ -156,6 +96,87 @@ pub async fn test_state(g: &Global, a: &TestStateArgs) -> Result<()> {
             ),
         )),
     }
+}
+
+/// TestState's error: a request it refused (the definition, the mock) is the user's to fix.
+fn refused(
+    e: &aws_sdk_sfn::error::SdkError<aws_sdk_sfn::operation::test_state::TestStateError>,
+) -> Error {
+    match e.as_service_error() {
+        Some(s) if s.is_validation_exception() || s.is_invalid_definition() => {
+            Error::user(format!(
+                "TestState refused the request: {}",
+                s.meta().message().unwrap_or_default()
+            ))
+        }
+        _ => api_error("TestState", e),
+    }
+}
+
+/// The definition has the state (a nested one too), else a user error listing its states.
+fn has_state(stack: &str, id: &str, definition: &Value, state: &str) -> Result<()> {
+    if crate::asl::Machine::parse(definition)
+        .top
+        .find(state)
+        .is_some()
+    {
+        return Ok(());
+    }
+    let names: Vec<String> = crate::execution::state_names(definition)
+        .into_iter()
+        .collect();
+    Err(Error::user(format!(
+        "state machine `{id}` of stack `{stack}` has no state `{state}`"
+    ))
+    .help(format!("its states: {}", sorted(names).join(", "))))
+}
+
+/// A value the API sends as JSON text, parsed (text that is not JSON as a string).
+fn parsed(t: Option<&str>) -> Value {
+    t.map(|t| serde_json::from_str(t).unwrap_or_else(|_| json!(t)))
+        .unwrap_or(Value::Null)
+}
+
+/// TestState's inspection data, each value parsed.
+fn inspection(d: Option<&aws_sdk_sfn::types::InspectionData>) -> serde_json::Map<String, Value> {
+    let mut data = serde_json::Map::new();
+    let Some(d) = d else {
+        return data;
+    };
+    let fields = [
+        ("input", d.input()),
+        ("afterInputPath", d.after_input_path()),
+        ("afterParameters", d.after_parameters()),
+        ("afterArguments", d.after_arguments()),
+        ("result", d.result()),
+        ("afterResultSelector", d.after_result_selector()),
+        ("afterResultPath", d.after_result_path()),
+        ("afterItemsPath", d.after_items_path()),
+        ("afterItemSelector", d.after_item_selector()),
+        ("variables", d.variables()),
+    ];
+    for (k, v) in fields {
+        if v.is_some() {
+            data.insert(k.into(), parsed(v));
+        }
+    }
+    if let Some(r) = d.request() {
+        let req = json!({"protocol": r.protocol(), "method": r.method(), "url": r.url(),
+                         "headers": parsed(r.headers()), "body": r.body()});
+        data.insert("request".into(), without_nulls(req));
+    }
+    if let Some(r) = d.response() {
+        let resp = json!({"protocol": r.protocol(), "statusCode": r.status_code(), "statusMessage": r.status_message(),
+                          "headers": parsed(r.headers()), "body": parsed(r.body())});
+        data.insert("response".into(), without_nulls(resp));
+    }
+    if let Some(e) = d.error_details() {
+        data.insert(
+            "errorDetails".into(),
+            without_nulls(json!({"retryIndex": e.retry_index(), "retryBackoffIntervalSeconds": e.retry_backoff_interval_seconds(), "catchIndex": e.catch_index()})),
+        );
+    }
+    data
 }
 
 fn without_nulls(mut v: Value) -> Value {

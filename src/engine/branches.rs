@@ -88,26 +88,14 @@ impl Run<'_> {
         }
         let parameters = s.get("Parameters").filter(|_| jp);
         let selector = s.get("ItemSelector").or(parameters);
-        let started = self.last_event();
+        let (started, reused) = (self.last_event(), self.reused(state));
         let (st, effective) = (&st, &effective);
-        let (reused, top) = (self.reused(state), top_level(state));
         let iterations = items.into_iter().enumerate().map(|(i, item)| {
             let item_input =
                 self.item_input(selector.map(|s| (s, jp)), st, effective, vars, i, item);
             let before = reused.get(&i).cloned();
-            let run = self.branch(started, async move {
-                // a redrive runs again only the iterations that did not succeed
-                if let Some(v) = before {
-                    return Ok(v);
-                }
-                let r = self
-                    .map_iteration(name, i, item_input, processor, vars)
-                    .await;
-                if let (Ok(v), true) = (&r, top) {
-                    self.journal.done(name, i, v);
-                }
-                r
-            });
+            let iteration = self.map_iteration(state, i, item_input, processor, vars, before);
+            let run = self.branch(started, iteration);
             async move {
                 if distributed {
                     CHILD_EXECUTION.scope((), run).await
@@ -331,6 +319,28 @@ impl Run<'_> {
     /// One iteration of a Map: its input (or the failure to make it), the item processor run
     /// on it, with its events.
     async fn map_iteration(
+        &self,
+        state: &asl::State<'_>,
+        i: usize,
+        input: Result<Value, Failure>,
+        processor: &asl::Scope<'_>,
+        vars: &Vars,
+        before: Option<Value>,
+    ) -> Result<Value, Failure> {
+        // a redrive runs again only the iterations that did not succeed (`before`: the result
+        // of one that did)
+        if let Some(v) = before {
+            return Ok(v);
+        }
+        let name = state.name;
+        let r = self.iteration(name, i, input, processor, vars).await;
+        if let (Ok(v), true) = (&r, top_level(state)) {
+            self.journal.done(name, i, v);
+        }
+        r
+    }
+
+    async fn iteration(
         &self,
         name: &str,
         i: usize,

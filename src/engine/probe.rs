@@ -98,12 +98,7 @@ pub async fn probe(p: &Probe<'_>, opts: &Options, tasks: &dyn Tasks) -> Probed {
         };
     };
     let wall_start = SystemTime::now();
-    let mut context = json!({
-        "Execution": {"Id": opts.execution_arn, "Name": opts.name, "Input": p.input, "StartTime": iso(wall_start), "RoleArn": opts.role_arn},
-        "StateMachine": {"Id": opts.machine_arn, "Name": opts.machine_name}});
-    if let Some(c) = &p.context {
-        merge(&mut context, c);
-    }
+    let context = context_of(p, opts, wall_start);
     let journal = Journal::default();
     let answer = Answer {
         mock: p.mock.as_ref(),
@@ -135,6 +130,28 @@ pub async fn probe(p: &Probe<'_>, opts: &Options, tasks: &dyn Tasks) -> Probed {
         }
         _ => run.simple(state, &p.input, &mut vars, &mut out).await,
     };
+    settle(&mut out, attempt);
+    let all = vars.all();
+    if !all.is_empty() {
+        out.data.insert("variables".into(), Value::Object(all));
+    }
+    out
+}
+
+/// The context object the tested state sees: the default one, with the request's merged over it.
+fn context_of(p: &Probe<'_>, opts: &Options, wall_start: SystemTime) -> Value {
+    let mut context = json!({
+        "Execution": {"Id": opts.execution_arn, "Name": opts.name, "Input": p.input, "StartTime": iso(wall_start), "RoleArn": opts.role_arn},
+        "StateMachine": {"Id": opts.machine_arn, "Name": opts.machine_name}});
+    if let Some(c) = &p.context {
+        merge(&mut context, c);
+    }
+    context
+}
+
+/// The status, output and error of what the state did (a status already decided — RETRIABLE,
+/// CAUGHT_ERROR — is kept).
+fn settle(out: &mut Probed, attempt: Step) {
     match attempt {
         Ok((output, next)) => {
             out.status = if out.status.is_empty() {
@@ -152,11 +169,6 @@ pub async fn probe(p: &Probe<'_>, opts: &Options, tasks: &dyn Tasks) -> Probed {
             (out.error, out.cause) = (Some(f.error), Some(f.cause));
         }
     }
-    let all = vars.all();
-    if !all.is_empty() {
-        out.data.insert("variables".into(), Value::Object(all));
-    }
-    out
 }
 
 /// `over` merged into `base`, object by object.
@@ -376,25 +388,10 @@ impl Run<'_> {
             }
             Err(f) => f,
         };
-        let retriers = s["Retry"].as_array().cloned().unwrap_or_default();
-        let matching = retriers
-            .iter()
-            .enumerate()
-            .find(|(_, r)| matches(&r["ErrorEquals"], &failure.error));
-        if let Some((i, r)) = matching {
-            if retries < r["MaxAttempts"].as_u64().unwrap_or(3) {
-                let interval = r["IntervalSeconds"].as_f64().unwrap_or(1.0);
-                let rate = r["BackoffRate"].as_f64().unwrap_or(2.0);
-                let mut delay = interval * rate.powi(retries as i32);
-                if let Some(cap) = r["MaxDelaySeconds"].as_f64() {
-                    delay = delay.min(cap);
-                }
-                out.status = "RETRIABLE";
-                out.details = Some(
-                    json!({"retryIndex": i, "retryBackoffIntervalSeconds": delay.round() as u64}),
-                );
-                return Err(failure);
-            }
+        if let Some(details) = retriable(s, &failure.error, retries) {
+            out.status = "RETRIABLE";
+            out.details = Some(details);
+            return Err(failure);
         }
         if let Some((i, c)) = super::task::catcher(s, &failure.error) {
             out.status = "CAUGHT_ERROR";
@@ -440,6 +437,26 @@ impl Options {
             clock: self.clock.clone(),
         }
     }
+}
+
+/// The errorDetails of a retry, if the first retrier matching `error` has attempts left after
+/// `retries`: its index and the backoff of the next attempt (MaxDelaySeconds capping it).
+fn retriable(s: &Value, error: &str, retries: u64) -> Option<Value> {
+    let retriers = s["Retry"].as_array()?;
+    let (i, r) = retriers
+        .iter()
+        .enumerate()
+        .find(|(_, r)| matches(&r["ErrorEquals"], error))?;
+    if retries >= r["MaxAttempts"].as_u64().unwrap_or(3) {
+        return None;
+    }
+    let interval = r["IntervalSeconds"].as_f64().unwrap_or(1.0);
+    let rate = r["BackoffRate"].as_f64().unwrap_or(2.0);
+    let mut delay = interval * rate.powi(retries as i32);
+    if let Some(cap) = r["MaxDelaySeconds"].as_f64() {
+        delay = delay.min(cap);
+    }
+    Some(json!({"retryIndex": i, "retryBackoffIntervalSeconds": delay.round() as u64}))
 }
 
 /// The mock as the state's result (an error mock as its failure).

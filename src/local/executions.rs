@@ -181,12 +181,11 @@ impl Server {
         }
         let opts = self.options(&name, &exec_arn, m, role_arn.clone());
         let cancel = opts.cancel.clone();
-        let def = parsed;
         let journal = Arc::new(Journal::default());
         let exec = Exec::running(
             &exec_arn,
             m,
-            (def.clone(), role_arn),
+            (parsed.clone(), role_arn),
             (version_arn, alias_arn),
             name,
             input_text,
@@ -195,7 +194,7 @@ impl Server {
         );
         let started = exec.started;
         store.executions.push(exec);
-        let abort = self.spawn(def, input, opts, mocks, journal, None);
+        let abort = self.spawn(parsed, input, opts, mocks, journal, None);
         if let Some(e) = store.executions.get_mut(&exec_arn) {
             e.abort = Some(abort);
         }

@@ -87,16 +87,6 @@ fn walk(
         Some(f) => format!("Field '{f}' {what}"),
         None => format!("The result {what}"),
     };
-    let number = |v: &Value| -> Result<(), String> {
-        let n = v.as_f64().ok_or_else(|| named("must be a number"))?;
-        if s["min"].as_f64().is_some_and(|m| n < m) {
-            return Err(named("is less than the minimum value"));
-        }
-        if s["max"].as_f64().is_some_and(|m| n > m) {
-            return Err(named("exceeds the maximum value"));
-        }
-        Ok(())
-    };
     match s["t"].as_str().unwrap_or_default() {
         "structure" => {
             let obj = value
@@ -119,32 +109,41 @@ fn walk(
             obj.iter()
                 .try_for_each(|(k, x)| walk(x, v, Some(k), mode, false))
         }
-        "integer" | "long" | "float" | "double" => number(value),
-        "boolean" => value
-            .is_boolean()
-            .then_some(())
-            .ok_or_else(|| named("must be a boolean")),
+        _ => scalar(value, s, &named),
+    }
+}
+
+/// A number, boolean, blob, string (an enum's value) or timestamp (as text).
+fn scalar(value: &Value, s: &Value, named: &dyn Fn(&str) -> String) -> Result<(), String> {
+    let is = |ok: bool, what: &str| if ok { Ok(()) } else { Err(named(what)) };
+    match s["t"].as_str().unwrap_or_default() {
+        "integer" | "long" | "float" | "double" => {
+            let n = value.as_f64().ok_or_else(|| named("must be a number"))?;
+            is(
+                !s["min"].as_f64().is_some_and(|m| n < m),
+                "is less than the minimum value",
+            )?;
+            is(
+                !s["max"].as_f64().is_some_and(|m| n > m),
+                "exceeds the maximum value",
+            )
+        }
+        "boolean" => is(value.is_boolean(), "must be a boolean"),
         "blob" => {
             let text = value.as_str().ok_or_else(|| named("must be a string"))?;
-            match s["min"].as_u64() {
-                Some(m) if (text.len() as u64) < m => {
-                    Err(named("is smaller than the minimum length"))
-                }
-                _ => Ok(()),
-            }
+            let short = s["min"].as_u64().is_some_and(|m| (text.len() as u64) < m);
+            is(!short, "is smaller than the minimum length")
         }
         "string" => {
             let text = value.as_str().ok_or_else(|| named("must be a string"))?;
-            match s["e"].as_array() {
-                Some(e) if !e.iter().any(|x| x == text) => Err(named("is not an expected value")),
-                _ => Ok(()),
-            }
+            let values = s["e"].as_array();
+            is(
+                values.is_none_or(|e| e.iter().any(|x| x == text)),
+                "is not an expected value",
+            )
         }
         // timestamps are written as text
-        "timestamp" => value
-            .is_string()
-            .then_some(())
-            .ok_or_else(|| named("must be a string")),
+        "timestamp" => is(value.is_string(), "must be a string"),
         _ => Ok(()),
     }
 }

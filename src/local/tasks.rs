@@ -394,6 +394,38 @@ fn trace(note: impl FnOnce(&mut HttpTrace)) {
     let _ = HTTP_TRACE.try_with(|t| note(&mut t.lock().unwrap()));
 }
 
+/// Notes the request an HTTP task sends (when TestState runs it).
+fn trace_request<B>(req: &hyper::Request<B>, protocol: &str, url: &str, body: String) {
+    let headers = req.headers().iter();
+    let headers = headers.map(|(k, v)| (k.as_str(), v.to_str().unwrap_or_default()));
+    let headers = headers_text(headers);
+    let method = req.method().as_str();
+    trace(|t| {
+        t.request = Some(json!({"protocol": protocol, "method": method, "url": url,
+                                "headers": headers, "body": body}))
+    });
+}
+
+/// Notes the response an HTTP task got (when TestState runs it).
+fn trace_response(
+    protocol: &str,
+    status: hyper::StatusCode,
+    headers: &Map<String, Value>,
+    body: &str,
+) {
+    let shown = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v[0].as_str().unwrap_or_default()));
+    let headers = headers_text(shown);
+    trace(|t| {
+        t.response = Some(
+            json!({"protocol": protocol, "statusCode": status.as_u16().to_string(),
+                                 "statusMessage": status.canonical_reason().unwrap_or(""),
+                                 "headers": headers, "body": body}),
+        )
+    });
+}
+
 /// Headers as TestState shows them: one JSON object of name to value(s), as text.
 fn headers_text<'a>(headers: impl Iterator<Item = (&'a str, &'a str)>) -> String {
     let mut m = Map::new();
@@ -453,15 +485,7 @@ impl Integrations {
         } else {
             "http"
         };
-        let request_headers = headers_text(
-            req.headers()
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.to_str().unwrap_or_default())),
-        );
-        trace(|t| {
-            t.request = Some(json!({"protocol": protocol, "method": method, "url": url,
-                                    "headers": request_headers, "body": sent}))
-        });
+        trace_request(&req, protocol, &url, sent);
         let resp = tokio::time::timeout(std::time::Duration::from_secs(60), self.http.request(req))
             .await
             .map_err(|_| socket(format!("{url}: no answer within 60 s")))?
@@ -483,17 +507,7 @@ impl Integrations {
             .map_err(|e| socket(format!("{url}: {e}")))?
             .to_bytes();
         let text = String::from_utf8_lossy(&bytes).to_string();
-        let shown = headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v[0].as_str().unwrap_or_default()));
-        let response_headers = headers_text(shown);
-        trace(|t| {
-            t.response = Some(
-                json!({"protocol": protocol, "statusCode": status.as_u16().to_string(),
-                                     "statusMessage": status.canonical_reason().unwrap_or(""),
-                                     "headers": response_headers, "body": text}),
-            )
-        });
+        trace_response(protocol, status, &headers, &text);
         let body = serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text.clone()));
         let out = json!({"Headers": headers, "ResponseBody": body, "StatusCode": status.as_u16(), "StatusText": status.canonical_reason().unwrap_or("")});
         if !status.is_success() {

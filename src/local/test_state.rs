@@ -132,29 +132,7 @@ impl Request {
             Some(_) => Some(json_arg("context", "{}")?),
             None => None,
         };
-        let level = match body["inspectionLevel"].as_str() {
-            None | Some("INFO") => "INFO",
-            Some("DEBUG") => "DEBUG",
-            Some("TRACE") => "TRACE",
-            Some(other) => {
-                return Err(bad(
-                    "ValidationException",
-                    format!(
-                        "1 validation error detected: Value '{other}' at 'inspectionLevel' failed to satisfy constraint: Member must satisfy enum value set: [INFO, DEBUG, TRACE]"
-                    ),
-                ));
-            }
-        };
-        let config = &body["stateConfiguration"];
-        let reader_data = match config["mapItemReaderData"].as_str() {
-            Some(t) => Some(serde_json::from_str(t).map_err(|e| {
-                bad(
-                    "ValidationException",
-                    format!("mapItemReaderData is not JSON: {e}"),
-                )
-            })?),
-            None => None,
-        };
+        let (level, situation) = (level_of(body)?, situation_of(body)?);
         Ok(Request {
             definition,
             state,
@@ -162,13 +140,43 @@ impl Request {
             variables,
             context,
             level,
-            situation: Situation {
-                retries: config["retrierRetryCount"].as_u64().unwrap_or(0),
-                map_failures: config["mapIterationFailureCount"].as_u64(),
-                reader_data,
-            },
+            situation,
         })
     }
+}
+
+/// `inspectionLevel`: INFO (the default), DEBUG or TRACE.
+fn level_of(body: &Value) -> Result<&'static str, ApiError> {
+    match body["inspectionLevel"].as_str() {
+        None | Some("INFO") => Ok("INFO"),
+        Some("DEBUG") => Ok("DEBUG"),
+        Some("TRACE") => Ok("TRACE"),
+        Some(other) => Err(bad(
+            "ValidationException",
+            format!(
+                "1 validation error detected: Value '{other}' at 'inspectionLevel' failed to satisfy constraint: Member must satisfy enum value set: [INFO, DEBUG, TRACE]"
+            ),
+        )),
+    }
+}
+
+/// `stateConfiguration`: where in its life the tested state is.
+fn situation_of(body: &Value) -> Result<Situation, ApiError> {
+    let config = &body["stateConfiguration"];
+    let reader_data = match config["mapItemReaderData"].as_str() {
+        Some(t) => Some(serde_json::from_str(t).map_err(|e| {
+            bad(
+                "ValidationException",
+                format!("mapItemReaderData is not JSON: {e}"),
+            )
+        })?),
+        None => None,
+    };
+    Ok(Situation {
+        retries: config["retrierRetryCount"].as_u64().unwrap_or(0),
+        map_failures: config["mapIterationFailureCount"].as_u64(),
+        reader_data,
+    })
 }
 
 /// A lone state wrapped as a definition, with a Succeed state for each state it names (a Next,
@@ -200,18 +208,7 @@ fn check_mock(
     let m = body.get("mock").filter(|m| m.is_object());
     let resource = state.raw["Resource"].as_str().unwrap_or_default();
     let Some(m) = m else {
-        if matches!(state.kind, Kind::Map | Kind::Parallel) {
-            return Err(bad("InvalidDefinition", MAP_OR_PARALLEL));
-        }
-        if needs_mock(resource) {
-            return Err(bad(
-                "InvalidDefinition",
-                format!(
-                    "TestState API does not support the resource '{resource}' without a mock: .sync and .waitForTaskToken integrations and activities are tested with a mock"
-                ),
-            ));
-        }
-        return Ok(None);
+        return unmocked(state, resource).map(|()| None);
     };
     if body["revealSecrets"].as_bool() == Some(true) {
         return Err(bad(
@@ -258,6 +255,23 @@ fn check_mock(
     };
     check_caused_by(body, state, req)?;
     Ok(Some(mock))
+}
+
+/// A state without a mock: Map and Parallel states, `.sync` and `.waitForTaskToken` tasks and
+/// activities are refused.
+fn unmocked(state: &asl::State<'_>, resource: &str) -> Result<(), ApiError> {
+    if matches!(state.kind, Kind::Map | Kind::Parallel) {
+        return Err(bad("InvalidDefinition", MAP_OR_PARALLEL));
+    }
+    if needs_mock(resource) {
+        return Err(bad(
+            "InvalidDefinition",
+            format!(
+                "TestState API does not support the resource '{resource}' without a mock: .sync and .waitForTaskToken integrations and activities are tested with a mock"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Integration patterns and activities that TestState only runs with a mock.
