@@ -425,7 +425,29 @@ fn new_token() -> String {
     )
 }
 
-impl Run<'_> {}
+impl<'a> Run<'a> {
+    /// A run that starts now on `opts`'s clock.
+    fn new(
+        tasks: &'a dyn Tasks,
+        journal: &'a Journal,
+        opts: &'a Options,
+        wall_start: SystemTime,
+        context: Value,
+    ) -> Run<'a> {
+        Run {
+            tasks,
+            journal,
+            opts,
+            clock: opts.clock.start(),
+            wall_start,
+            context,
+            transitions: AtomicUsize::new(0),
+            iso_cache: Mutex::default(),
+            offset: Duration::ZERO,
+            reuse: Mutex::default(),
+        }
+    }
+}
 
 /// `arn:aws:states:::aws-sdk:iam:createUser` → (`aws-sdk:iam`, `createUser`); `lambda:invoke` → (`lambda`, `invoke`).
 pub fn split_resource(resource: &str) -> (String, String) {
@@ -491,18 +513,7 @@ async fn run_execution(
         "Execution": {"Id": opts.execution_arn, "Name": opts.name, "Input": input, "StartTime": iso(wall_start), "RoleArn": opts.role_arn, "RedriveCount": 0},
         "StateMachine": {"Id": opts.machine_arn, "Name": opts.machine_name}});
     let machine = asl::Machine::parse(definition);
-    let run = Run {
-        tasks,
-        journal,
-        opts,
-        clock: opts.clock.start(),
-        wall_start,
-        context,
-        transitions: AtomicUsize::new(0),
-        iso_cache: Mutex::default(),
-        offset: Duration::ZERO,
-        reuse: Mutex::default(),
-    };
+    let run = Run::new(tasks, journal, opts, wall_start, context);
     run.event(
         "ExecutionStarted",
         json!({"input": input, "roleArn": opts.role_arn}),
@@ -563,16 +574,9 @@ async fn redrive_execution(
         )
     });
     let run = Run {
-        tasks,
-        journal,
-        opts,
-        clock: opts.clock.start(),
-        wall_start: again.started,
-        context,
-        transitions: AtomicUsize::new(0),
-        iso_cache: Mutex::default(),
         offset,
         reuse: Mutex::new(reuse),
+        ..Run::new(tasks, journal, opts, again.started, context)
     };
     run.event("ExecutionRedriven", json!({"redriveCount": again.count}));
     // the time limit counts from the redrive (AWS restarts the execution's clock)

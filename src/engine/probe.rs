@@ -105,18 +105,7 @@ pub async fn probe(p: &Probe<'_>, opts: &Options, tasks: &dyn Tasks) -> Probed {
         real: tasks,
         seen: Mutex::new(None),
     };
-    let run = Run {
-        tasks: &answer,
-        journal: &journal,
-        opts,
-        clock: opts.clock.start(),
-        wall_start,
-        context,
-        transitions: AtomicUsize::new(0),
-        iso_cache: Mutex::default(),
-        offset: Duration::ZERO,
-        reuse: Mutex::default(),
-    };
+    let run = Run::new(&answer, &journal, opts, wall_start, context);
     let mut vars = Vars {
         outer: Map::new(),
         own: p.variables.clone(),
@@ -406,18 +395,13 @@ impl Run<'_> {
 
     /// The same run under other options.
     fn with_options<'b>(&'b self, opts: &'b Options) -> Run<'b> {
-        Run {
-            tasks: self.tasks,
-            journal: self.journal,
+        Run::new(
+            self.tasks,
+            self.journal,
             opts,
-            clock: opts.clock.start(),
-            wall_start: self.wall_start,
-            context: self.context.clone(),
-            transitions: AtomicUsize::new(0),
-            iso_cache: Mutex::default(),
-            offset: Duration::ZERO,
-            reuse: Mutex::default(),
-        }
+            self.wall_start,
+            self.context.clone(),
+        )
     }
 }
 
