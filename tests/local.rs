@@ -1905,6 +1905,20 @@ fn test_state_answers_boto3_as_aws_does() {
         "State type 'Pass' is not supported when a mock is specified"
     );
     assert_eq!(seen["invalid"]["code"], "InvalidDefinition", "{seen}");
+    assert_eq!(
+        seen["machine_without_name"]["code"], "InvalidDefinition",
+        "{seen}"
+    );
+    assert_eq!(seen["bad_input"]["code"], "InvalidExecutionInput", "{seen}");
+    assert_eq!(
+        seen["context_without_mock"]["code"], "ValidationException",
+        "{seen}"
+    );
+    assert_eq!(
+        inspected(&seen["context"], "afterArguments")["Payload"],
+        json!({"who": "mine"}),
+        "the context given is the one the state sees: {seen}"
+    );
 }
 
 /// RedriveExecution on `deploy local`, through boto3: a failed execution goes on from the state

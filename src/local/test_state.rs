@@ -59,9 +59,19 @@ impl Server {
             situation: req.situation,
         };
         let trace = Arc::new(std::sync::Mutex::new(HttpTrace::default()));
-        let probed = HTTP_TRACE
-            .scope(trace.clone(), probe::probe(&p, &opts, &tasks))
-            .await;
+        // AWS: a TestState runs for five minutes at most
+        let run = HTTP_TRACE.scope(trace.clone(), probe::probe(&p, &opts, &tasks));
+        let probed = tokio::time::timeout(std::time::Duration::from_secs(300), run)
+            .await
+            .unwrap_or_else(|_| probe::Probed {
+                status: "FAILED",
+                error: Some("States.Timeout".into()),
+                cause: Some(
+                    "The state did not finish within five minutes, the most a TestState runs"
+                        .into(),
+                ),
+                ..Default::default()
+            });
         let mut out = answer(probed, req.level);
         if req.level == "TRACE" {
             let t = trace.lock().unwrap().clone();
@@ -96,21 +106,21 @@ impl Request {
                 format!("Invalid State Machine Definition: 'SCHEMA_VALIDATION_FAILED: {e}'"),
             )
         })?;
-        let whole = given.get("States").is_some();
-        let (definition, state) = match (whole, body["stateName"].as_str()) {
-            (true, Some(n)) => (given, n.to_string()),
-            (true, None) => {
-                let start = given["StartAt"].as_str().unwrap_or_default().to_string();
-                (given, start)
+        // with stateName, a whole definition and the state in it; without, a lone state
+        let (definition, state, checked) = match body["stateName"].as_str() {
+            Some(n) => (given.clone(), n.to_string(), given),
+            None if given.get("States").is_some() => {
+                return Err(bad(
+                    "InvalidDefinition",
+                    "Invalid State Machine Definition: the definition is a whole state machine: give stateName, the state of it to test",
+                ));
             }
-            (false, n) => {
-                let n = n.unwrap_or("StateName").to_string();
-                (Probe::wrap(&given, &n), n)
+            None => {
+                let n = "StateName".to_string();
+                let wrapped = Probe::wrap(&given, &n);
+                let checked = closed(&wrapped, &n);
+                (wrapped, n, checked)
             }
-        };
-        let checked = match whole {
-            true => definition.clone(),
-            false => closed(&definition, &state),
         };
         super::machines::check_definition(&checked.to_string())?;
         let json_arg = |k: &str, default: &str| -> Result<Value, ApiError> {
@@ -118,7 +128,14 @@ impl Request {
             serde_json::from_str(t)
                 .map_err(|e| bad("ValidationException", format!("{k} is not JSON: {e}")))
         };
-        let input = json_arg("input", "{}")?;
+        let input: Value = serde_json::from_str(body["input"].as_str().unwrap_or("{}"))
+            .map_err(|e| bad("InvalidExecutionInput", format!("Invalid State Input: {e}")))?;
+        if body.get("context").is_some() && body.get("mock").is_none() {
+            return Err(bad(
+                "ValidationException",
+                "A context may only be specified if a mock is specified in the same request.",
+            ));
+        }
         let variables = match json_arg("variables", "{}")? {
             Value::Object(m) => m,
             _ => {

@@ -87,6 +87,13 @@ def testing():
     seen["both"] = test_state(definition=LAMBDA, mock={"result": "{}", "errorOutput": {"error": "E", "cause": "c"}})
     seen["mock_on_pass"] = test_state(definition=pas, mock={"result": "{}"})
     seen["invalid"] = test_state(definition={"Type": "Nonsense"})
+    seen["machine_without_name"] = test_state(definition=machine)
+    seen["bad_input"] = test_state(definition=pas, input="{not json")
+    seen["context_without_mock"] = test_state(definition=pas, context=json.dumps({"Execution": {"Name": "mine"}}))
+    named = {"Type": "Task", "QueryLanguage": "JSONata", "Resource": "arn:aws:states:::lambda:invoke",
+             "Arguments": {"FunctionName": "f", "Payload": {"who": "{% $states.context.Execution.Name %}"}}, "End": True}
+    seen["context"] = test_state(definition=named, inspectionLevel="DEBUG", context=json.dumps({"Execution": {"Name": "mine"}}),
+                                 mock={"result": json.dumps({"Payload": {}, "StatusCode": 200})})
     return seen
 
 
