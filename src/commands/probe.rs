@@ -153,6 +153,8 @@ fn inspection(d: Option<&aws_sdk_sfn::types::InspectionData>) -> serde_json::Map
         ("afterResultPath", d.after_result_path()),
         ("afterItemsPath", d.after_items_path()),
         ("afterItemSelector", d.after_item_selector()),
+        ("afterItemsPointer", d.after_items_pointer()),
+        ("afterItemBatcher", d.after_item_batcher()),
         ("variables", d.variables()),
     ];
     for (k, v) in fields {

@@ -301,9 +301,22 @@ impl Run<'_> {
             Some(read) => read.as_array().cloned().unwrap_or_default(),
             None => self.map_items(state, &st, &effective, vars)?,
         };
+        let items = match pointer(s) {
+            Some(p) => {
+                let read = p.select(&items);
+                out.data
+                    .insert("afterItemsPointer".into(), Value::Array(read.clone()));
+                read
+            }
+            None => items,
+        };
         if jp && s.get("ItemsPath").is_some() {
             out.data
                 .insert("afterItemsPath".into(), Value::Array(items.clone()));
+        }
+        if let Some(batches) = batched(s, &items) {
+            out.data
+                .insert("afterItemBatcher".into(), Value::Array(batches));
         }
         let selector = s.get("ItemSelector").or(s.get("Parameters").filter(|_| jp));
         if selector.is_some() {
@@ -443,6 +456,48 @@ fn retriable(s: &Value, error: &str, retries: u64) -> Option<Value> {
     Some(json!({"retryIndex": i, "retryBackoffIntervalSeconds": delay.round() as u64}))
 }
 
+/// A Map's `ItemsPointer` (in the Map or its ItemReader's ReaderConfig): a JSON pointer to
+/// the array of items inside what was read.
+fn pointer(s: &Value) -> Option<Pointer<'_>> {
+    let p = s["ItemsPointer"]
+        .as_str()
+        .or(s["ItemReader"]["ReaderConfig"]["ItemsPointer"].as_str())?;
+    Some(Pointer(p))
+}
+
+struct Pointer<'a>(&'a str);
+
+impl Pointer<'_> {
+    /// The items the pointer selects: from the one value read (an object), or from each item.
+    fn select(&self, items: &[Value]) -> Vec<Value> {
+        let one = |v: &Value| v.pointer(self.0).cloned();
+        match items {
+            [whole] => match one(whole) {
+                Some(Value::Array(a)) => a,
+                Some(v) => vec![v],
+                None => Vec::new(),
+            },
+            many => many.iter().filter_map(one).collect(),
+        }
+    }
+}
+
+/// A Map's ItemBatcher applied: the items in batches of at most MaxItemsPerBatch, each
+/// `{"BatchInput": ..., "Items": [...]}` as AWS makes them.
+fn batched(s: &Value, items: &[Value]) -> Option<Vec<Value>> {
+    let b = s.get("ItemBatcher")?;
+    let size = b["MaxItemsPerBatch"]
+        .as_u64()
+        .unwrap_or(items.len().max(1) as u64)
+        .max(1);
+    let chunks = items.chunks(size as usize);
+    let batch = |c: &[Value]| match b.get("BatchInput") {
+        Some(input) => json!({"BatchInput": input, "Items": c}),
+        None => json!({"Items": c}),
+    };
+    Some(chunks.map(batch).collect())
+}
+
 /// The mock as the state's result (an error mock as its failure).
 fn mocked(mock: Option<&Mock>) -> Result<Value, Failure> {
     match mock {
@@ -533,6 +588,32 @@ mod tests {
         );
         assert_eq!(p.data["result"], json!({"r": 1}));
         assert!(!p.data.contains_key("afterInputPath"));
+    }
+
+    #[test]
+    fn a_mocked_map_shows_its_items_selected_batched_and_its_limits() {
+        let s = json!({"Type": "Map", "ItemsPath": "$.list", "MaxConcurrency": 2, "ToleratedFailureCount": 1,
+            "ItemSelector": {"v.$": "$$.Map.Item.Value", "i.$": "$$.Map.Item.Index"},
+            "ItemBatcher": {"MaxItemsPerBatch": 2, "BatchInput": {"job": 7}},
+            "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}, "End": true});
+        let p = go(
+            s,
+            json!({"list": ["a", "b", "c"]}),
+            Some(Mock::Result(json!([1, 2]))),
+            0,
+        );
+        assert_eq!(p.status, "SUCCEEDED", "{:?}", p.cause);
+        assert_eq!(p.data["afterItemsPath"], json!(["a", "b", "c"]));
+        assert_eq!(p.data["afterItemSelector"][2], json!({"v": "c", "i": 2}));
+        assert_eq!(
+            p.data["afterItemBatcher"],
+            json!([{"BatchInput": {"job": 7}, "Items": ["a", "b"]}, {"BatchInput": {"job": 7}, "Items": ["c"]}])
+        );
+        assert_eq!(
+            (&p.data["maxConcurrency"], &p.data["toleratedFailureCount"]),
+            (&json!(2), &json!(1))
+        );
+        assert_eq!(p.output, Some(json!([1, 2])));
     }
 
     #[test]
