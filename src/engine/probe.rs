@@ -301,23 +301,7 @@ impl Run<'_> {
             Some(read) => read.as_array().cloned().unwrap_or_default(),
             None => self.map_items(state, &st, &effective, vars)?,
         };
-        let items = match pointer(s) {
-            Some(p) => {
-                let read = p.select(&items);
-                out.data
-                    .insert("afterItemsPointer".into(), Value::Array(read.clone()));
-                read
-            }
-            None => items,
-        };
-        if jp && s.get("ItemsPath").is_some() {
-            out.data
-                .insert("afterItemsPath".into(), Value::Array(items.clone()));
-        }
-        if let Some(batches) = batched(s, &items) {
-            out.data
-                .insert("afterItemBatcher".into(), Value::Array(batches));
-        }
+        let items = pointed_and_batched(s, jp, items, out);
         let selector = s.get("ItemSelector").or(s.get("Parameters").filter(|_| jp));
         if selector.is_some() {
             let selected: Result<Vec<Value>, Failure> = items
@@ -332,15 +316,7 @@ impl Run<'_> {
                 .insert("afterItemSelector".into(), Value::Array(selected?));
         }
         let limits = self.map_limits(state, input, vars)?;
-        out.data.insert("maxConcurrency".into(), json!(limits.max));
-        if let Some(c) = limits.count {
-            out.data
-                .insert("toleratedFailureCount".into(), json!(c as u64));
-        }
-        if let Some(share) = limits.share {
-            out.data
-                .insert("toleratedFailurePercentage".into(), json!(share));
-        }
+        limits.note(out);
         let result = mocked(p.mock.as_ref())?;
         if let Some(failed) = p.situation.map_failures.filter(|f| *f > 0) {
             let tolerant = limits.count.is_some() || limits.share.is_some();
@@ -454,6 +430,43 @@ fn retriable(s: &Value, error: &str, retries: u64) -> Option<Value> {
         delay = delay.min(cap);
     }
     Some(json!({"retryIndex": i, "retryBackoffIntervalSeconds": delay.round() as u64}))
+}
+
+/// A Map's items through its ItemsPointer and ItemBatcher, each step noted.
+fn pointed_and_batched(s: &Value, jp: bool, items: Vec<Value>, out: &mut Probed) -> Vec<Value> {
+    let items = match pointer(s) {
+        Some(p) => {
+            let read = p.select(&items);
+            out.data
+                .insert("afterItemsPointer".into(), Value::Array(read.clone()));
+            read
+        }
+        None => items,
+    };
+    if jp && s.get("ItemsPath").is_some() {
+        out.data
+            .insert("afterItemsPath".into(), Value::Array(items.clone()));
+    }
+    if let Some(batches) = batched(s, &items) {
+        out.data
+            .insert("afterItemBatcher".into(), Value::Array(batches));
+    }
+    items
+}
+
+impl super::branches::MapLimits {
+    /// The limits as TestState shows them.
+    fn note(&self, out: &mut Probed) {
+        out.data.insert("maxConcurrency".into(), json!(self.max));
+        if let Some(c) = self.count {
+            out.data
+                .insert("toleratedFailureCount".into(), json!(c as u64));
+        }
+        if let Some(share) = self.share {
+            out.data
+                .insert("toleratedFailurePercentage".into(), json!(share));
+        }
+    }
 }
 
 /// A Map's `ItemsPointer` (in the Map or its ItemReader's ReaderConfig): a JSON pointer to

@@ -30,21 +30,7 @@ impl Server {
             )
         })?;
         let mock = check_mock(body, state, &req)?;
-        let name = uuid();
-        let opts = Options {
-            name: name.clone(),
-            execution_arn: format!(
-                "arn:aws:states:{}:{}:express:TestStateMachine:{name}",
-                self.region, self.account
-            ),
-            machine_name: "TestStateMachine".into(),
-            machine_arn: self.machine_arn("TestStateMachine"),
-            role_arn: body["roleArn"].as_str().unwrap_or_default().to_string(),
-            time_scale: self.time_scale,
-            callbacks: Some(self.callbacks.clone()),
-            cancel: Default::default(),
-            clock: clock::Clock::Real,
-        };
+        let opts = self.probe_options(body);
         let tasks = LocalTasks {
             integrations: self.integrations.clone(),
             mocks: None,
@@ -74,15 +60,40 @@ impl Server {
             });
         let mut out = answer(probed, req.level);
         if req.level == "TRACE" {
-            let t = trace.lock().unwrap().clone();
-            let data = &mut out["inspectionData"];
-            for (k, v) in [("request", t.request), ("response", t.response)] {
-                if let Some(v) = v {
-                    data[k] = v;
-                }
-            }
+            traced(&mut out, &trace.lock().unwrap());
         }
         Ok(out)
+    }
+}
+
+impl Server {
+    /// The execution a tested state's context object describes (an Express one, as AWS's).
+    fn probe_options(&self, body: &Value) -> Options {
+        let name = uuid();
+        Options {
+            name: name.clone(),
+            execution_arn: format!(
+                "arn:aws:states:{}:{}:express:TestStateMachine:{name}",
+                self.region, self.account
+            ),
+            machine_name: "TestStateMachine".into(),
+            machine_arn: self.machine_arn("TestStateMachine"),
+            role_arn: body["roleArn"].as_str().unwrap_or_default().to_string(),
+            time_scale: self.time_scale,
+            callbacks: Some(self.callbacks.clone()),
+            cancel: Default::default(),
+            clock: clock::Clock::Real,
+        }
+    }
+}
+
+/// TRACE: the HTTP task's request and response in the inspection data.
+fn traced(out: &mut Value, t: &HttpTrace) {
+    let data = &mut out["inspectionData"];
+    for (k, v) in [("request", &t.request), ("response", &t.response)] {
+        if let Some(v) = v {
+            data[k] = v.clone();
+        }
     }
 }
 
@@ -123,32 +134,7 @@ impl Request {
             }
         };
         super::machines::check_definition(&checked.to_string())?;
-        let json_arg = |k: &str, default: &str| -> Result<Value, ApiError> {
-            let t = body[k].as_str().unwrap_or(default);
-            serde_json::from_str(t)
-                .map_err(|e| bad("ValidationException", format!("{k} is not JSON: {e}")))
-        };
-        let input: Value = serde_json::from_str(body["input"].as_str().unwrap_or("{}"))
-            .map_err(|e| bad("InvalidExecutionInput", format!("Invalid State Input: {e}")))?;
-        if body.get("context").is_some() && body.get("mock").is_none() {
-            return Err(bad(
-                "ValidationException",
-                "A context may only be specified if a mock is specified in the same request.",
-            ));
-        }
-        let variables = match json_arg("variables", "{}")? {
-            Value::Object(m) => m,
-            _ => {
-                return Err(bad(
-                    "ValidationException",
-                    "variables must be a JSON object",
-                ));
-            }
-        };
-        let context = match body.get("context") {
-            Some(_) => Some(json_arg("context", "{}")?),
-            None => None,
-        };
+        let (input, variables, context) = data_of(body)?;
         let (level, situation) = (level_of(body)?, situation_of(body)?);
         Ok(Request {
             definition,
@@ -160,6 +146,37 @@ impl Request {
             situation,
         })
     }
+}
+
+/// The state's input, the variables and the context object of a request, each JSON.
+fn data_of(body: &Value) -> Result<(Value, Map<String, Value>, Option<Value>), ApiError> {
+    let json_arg = |k: &str, default: &str| -> Result<Value, ApiError> {
+        let t = body[k].as_str().unwrap_or(default);
+        serde_json::from_str(t)
+            .map_err(|e| bad("ValidationException", format!("{k} is not JSON: {e}")))
+    };
+    let input: Value = serde_json::from_str(body["input"].as_str().unwrap_or("{}"))
+        .map_err(|e| bad("InvalidExecutionInput", format!("Invalid State Input: {e}")))?;
+    if body.get("context").is_some() && body.get("mock").is_none() {
+        return Err(bad(
+            "ValidationException",
+            "A context may only be specified if a mock is specified in the same request.",
+        ));
+    }
+    let variables = match json_arg("variables", "{}")? {
+        Value::Object(m) => m,
+        _ => {
+            return Err(bad(
+                "ValidationException",
+                "variables must be a JSON object",
+            ));
+        }
+    };
+    let context = match body.get("context") {
+        Some(_) => Some(json_arg("context", "{}")?),
+        None => None,
+    };
+    Ok((input, variables, context))
 }
 
 /// `inspectionLevel`: INFO (the default), DEBUG or TRACE.
