@@ -1094,6 +1094,42 @@ mod tests {
     }
 
     #[test]
+    fn a_redriven_parallel_runs_again_only_the_branch_that_failed() {
+        let task = |n: u64| json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "x", "Arguments": n, "End": true}}});
+        let def = json!({"QueryLanguage": "JSONata", "StartAt": "P", "States": {
+            "P": {"Type": "Parallel", "Branches": [task(1), task(2), task(3)], "End": true}}});
+        let tasks = Flaky {
+            bad: Mutex::new(Some(json!(2))),
+            calls: Mutex::default(),
+        };
+        let journal = Journal::default();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let opts = Options::local("t");
+        let first = rt.block_on(execute(&def, json!({}), &opts, &tasks, &journal));
+        assert_eq!(first.error.as_deref(), Some("Broken"));
+        let ran_first: Vec<Value> = tasks.calls.lock().unwrap().drain(..).collect();
+        *tasks.bad.lock().unwrap() = None;
+        let again = Redrive {
+            count: 1,
+            started: SystemTime::now(),
+            at: SystemTime::now(),
+        };
+        let e = rt.block_on(redrive(&def, json!({}), &opts, &tasks, &journal, again));
+        assert_eq!(e.status, Status::Succeeded, "{:?}", e.cause);
+        let ran_again = tasks.calls.lock().unwrap().clone();
+        assert!(ran_again.contains(&json!(2)), "{ran_again:?}");
+        assert!(
+            !ran_again.contains(&json!(1)),
+            "branch 1 succeeded before (first run: {ran_first:?}) and does not run again: {ran_again:?}"
+        );
+        assert_eq!(e.output[0]["done"], json!(1), "its result is kept");
+        assert_eq!(e.output[1]["done"], json!(2));
+    }
+
+    #[test]
     fn an_execution_timeout_ends_the_execution() {
         let def = json!({"QueryLanguage": "JSONata", "TimeoutSeconds": 5, "StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 10, "End": true}}});
         let e = execute_virtual(&def, json!({}), "t", &script(vec![]));
