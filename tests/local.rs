@@ -1776,7 +1776,8 @@ fn inspected(answer: &Value, k: &str) -> Value {
     serde_json::from_str(text).unwrap()
 }
 
-/// TestState on `deploy local`, through boto3 as a user's tests call it: each step of a Pass
+/// TestState on `deploy local`, through boto3 as a user's tests call it (and once through the
+/// AWS CLI): each step of a Pass
 /// state's processing, a Lambda task answered by its mock with no Lambda anywhere, mocks checked
 /// against the response shape of the API (AWS's rules: STRICT also wants the required fields,
 /// PRESENT only the types, NONE nothing, and a field the API does not know passes), a mocked
@@ -1812,6 +1813,9 @@ fn test_state_answers_boto3_as_aws_does() {
         seen["pass_info"]
     );
 
+    let cli = &seen["aws_cli"];
+    assert_eq!(cli["status"], "SUCCEEDED", "the AWS CLI: {cli}");
+    assert_eq!(cli["output"], r#"{"answer":1}"#, "the AWS CLI: {cli}");
     let lambda = &seen["lambda"];
     assert_eq!(lambda["status"], "SUCCEEDED", "{lambda}");
     assert_eq!(lambda["output"], r#"{"answer":42}"#);

@@ -6,6 +6,8 @@ would, and prints what it saw as JSON (the Rust test asserts on it).
 Host prefix injection is off: the SDKs send TestState to `sync-<host>`, a name that a
 loopback endpoint does not have (AWS_DISABLE_HOST_PREFIX_INJECTION / inject_host_prefix)."""
 import json
+import os
+import subprocess
 import sys
 import time
 
@@ -87,6 +89,15 @@ def testing():
     seen["both"] = test_state(definition=LAMBDA, mock={"result": "{}", "errorOutput": {"error": "E", "cause": "c"}})
     seen["mock_on_pass"] = test_state(definition=pas, mock={"result": "{}"})
     seen["invalid"] = test_state(definition={"Type": "Nonsense"})
+    # the AWS CLI (from the same venv), unchanged but for the host prefix
+    cli = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "aws"), "stepfunctions", "test-state", "--endpoint-url", URL,
+         "--definition", json.dumps(LAMBDA), "--input", '{"q": 1}', "--inspection-level", "DEBUG",
+         "--mock", json.dumps({"result": json.dumps({"Payload": {"answer": 1}, "StatusCode": 200})})],
+        capture_output=True, text=True,
+        env=dict(os.environ, AWS_DISABLE_HOST_PREFIX_INJECTION="true", AWS_DEFAULT_REGION="us-east-1",
+                 AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_EC2_METADATA_DISABLED="true"))
+    seen["aws_cli"] = json.loads(cli.stdout) if cli.returncode == 0 else {"failed": cli.stderr}
     seen["machine_without_name"] = test_state(definition=machine)
     seen["bad_input"] = test_state(definition=pas, input="{not json")
     seen["context_without_mock"] = test_state(definition=pas, context=json.dumps({"Execution": {"Name": "mine"}}))
