@@ -1777,8 +1777,7 @@ fn inspected(answer: &Value, k: &str) -> Value {
 }
 
 /// TestState on `deploy local`, through boto3 as a user's tests call it (and once through the
-/// AWS CLI): each step of a Pass
-/// state's processing, a Lambda task answered by its mock with no Lambda anywhere, mocks checked
+/// AWS CLI): each step of a Pass state's processing, a Lambda task answered by its mock with no Lambda anywhere, mocks checked
 /// against the response shape of the API (AWS's rules: STRICT also wants the required fields,
 /// PRESENT only the types, NONE nothing, and a field the API does not know passes), a mocked
 /// error caught, retried and with its retrier spent, a state of a whole definition by name with
