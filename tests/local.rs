@@ -1777,11 +1777,11 @@ fn inspected(answer: &Value, k: &str) -> Value {
 }
 
 /// TestState on `deploy local`, through boto3 as a user's tests call it (and once through the
-/// AWS CLI): each step of a Pass state's processing, a Lambda task answered by its mock with no Lambda anywhere, mocks checked
-/// against the response shape of the API (AWS's rules: STRICT also wants the required fields,
-/// PRESENT only the types, NONE nothing, and a field the API does not know passes), a mocked
-/// error caught, retried and with its retrier spent, a state of a whole definition by name with
-/// variables in and out, and AWS's refusals.
+/// AWS CLI): each step of a Pass state's processing, a Lambda task answered by its mock with no
+/// Lambda anywhere, mocks checked against the response shape of the API (AWS's rules: STRICT
+/// also wants the required fields, PRESENT only the types, NONE nothing, and a field the API
+/// does not know passes), a mocked error caught, retried and with its retrier spent, a state of
+/// a whole definition by name with variables in and out, and AWS's refusals.
 #[test]
 fn test_state_answers_boto3_as_aws_does() {
     let w = World::new();
