@@ -1026,15 +1026,11 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_redrive_resumes_at_the_state_that_failed_and_reruns_only_the_failed_iterations() {
-        let def = json!({"QueryLanguage": "JSONata", "StartAt": "First", "States": {
-            "First": {"Type": "Pass", "Assign": {"seen": "{% $states.input.n %}"}, "Next": "M"},
-            "M": {"Type": "Map", "Items": "{% [1, 2, 3] %}", "Next": "Last",
-                  "ItemProcessor": {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "x", "End": true}}}},
-            "Last": {"Type": "Pass", "Output": "{% {'results': $states.input, 'seen': $seen, 'redrives': $states.context.Execution.RedriveCount} %}", "End": true}}});
+    /// Runs `def` with the task whose arguments are `bad` failing, then redrives it with every
+    /// task working: each run, with the arguments of the calls it made.
+    fn fail_then_redrive(def: &Value, input: Value, bad: Value) -> [(Execution, Vec<Value>); 2] {
         let tasks = Flaky {
-            bad: Mutex::new(Some(json!(2))),
+            bad: Mutex::new(Some(bad)),
             calls: Mutex::default(),
         };
         let journal = Journal::default();
@@ -1043,28 +1039,33 @@ mod tests {
             .build()
             .unwrap();
         let opts = Options::local("t");
-        let first = rt.block_on(execute(&def, json!({"n": 7}), &opts, &tasks, &journal));
-        assert_eq!(first.error.as_deref(), Some("Broken"));
-        // the inline Map stops at its first failure: item 3 did not run
-        assert_eq!(*tasks.calls.lock().unwrap(), vec![json!(1), json!(2)]);
+        let first = rt.block_on(execute(def, input.clone(), &opts, &tasks, &journal));
+        let first_calls: Vec<Value> = tasks.calls.lock().unwrap().drain(..).collect();
         *tasks.bad.lock().unwrap() = None;
-        tasks.calls.lock().unwrap().clear();
         let again = Redrive {
             count: 1,
             started: SystemTime::now(),
             at: SystemTime::now(),
         };
-        let e = rt.block_on(redrive(
-            &def,
-            json!({"n": 7}),
-            &opts,
-            &tasks,
-            &journal,
-            again,
-        ));
+        let e = rt.block_on(redrive(def, input, &opts, &tasks, &journal, again));
+        let calls = tasks.calls.lock().unwrap().clone();
+        [(first, first_calls), (e, calls)]
+    }
+
+    #[test]
+    fn a_redrive_resumes_at_the_state_that_failed_and_reruns_only_the_failed_iterations() {
+        let def = json!({"QueryLanguage": "JSONata", "StartAt": "First", "States": {
+            "First": {"Type": "Pass", "Assign": {"seen": "{% $states.input.n %}"}, "Next": "M"},
+            "M": {"Type": "Map", "Items": "{% [1, 2, 3] %}", "Next": "Last",
+                  "ItemProcessor": {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "x", "End": true}}}},
+            "Last": {"Type": "Pass", "Output": "{% {'results': $states.input, 'seen': $seen, 'redrives': $states.context.Execution.RedriveCount} %}", "End": true}}});
+        let [(first, first_calls), (e, calls)] = fail_then_redrive(&def, json!({"n": 7}), json!(2));
+        assert_eq!(first.error.as_deref(), Some("Broken"));
+        // the inline Map stops at its first failure: item 3 did not run
+        assert_eq!(first_calls, vec![json!(1), json!(2)]);
         assert_eq!(e.status, Status::Succeeded, "{:?}", e.cause);
         assert_eq!(
-            *tasks.calls.lock().unwrap(),
+            calls,
             vec![json!(2), json!(3)],
             "the iteration that succeeded did not run again"
         );
@@ -1098,28 +1099,9 @@ mod tests {
         let task = |n: u64| json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "x", "Arguments": n, "End": true}}});
         let def = json!({"QueryLanguage": "JSONata", "StartAt": "P", "States": {
             "P": {"Type": "Parallel", "Branches": [task(1), task(2), task(3)], "End": true}}});
-        let tasks = Flaky {
-            bad: Mutex::new(Some(json!(2))),
-            calls: Mutex::default(),
-        };
-        let journal = Journal::default();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let opts = Options::local("t");
-        let first = rt.block_on(execute(&def, json!({}), &opts, &tasks, &journal));
+        let [(first, ran_first), (e, ran_again)] = fail_then_redrive(&def, json!({}), json!(2));
         assert_eq!(first.error.as_deref(), Some("Broken"));
-        let ran_first: Vec<Value> = tasks.calls.lock().unwrap().drain(..).collect();
-        *tasks.bad.lock().unwrap() = None;
-        let again = Redrive {
-            count: 1,
-            started: SystemTime::now(),
-            at: SystemTime::now(),
-        };
-        let e = rt.block_on(redrive(&def, json!({}), &opts, &tasks, &journal, again));
         assert_eq!(e.status, Status::Succeeded, "{:?}", e.cause);
-        let ran_again = tasks.calls.lock().unwrap().clone();
         assert!(ran_again.contains(&json!(2)), "{ran_again:?}");
         assert!(
             !ran_again.contains(&json!(1)),
