@@ -413,3 +413,84 @@ impl Exec {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn machine(kind: &str) -> Machine {
+        Machine {
+            arn: "arn:aws:states:us-east-1:123456789012:stateMachine:m".into(),
+            name: "m".into(),
+            definition: "{}".into(),
+            parsed: Arc::new(json!({})),
+            role_arn: String::new(),
+            kind: kind.into(),
+            created: now(),
+            tags: BTreeMap::new(),
+            logging: Value::Null,
+            versions: Vec::new(),
+            next_version: 0,
+            aliases: BTreeMap::new(),
+        }
+    }
+
+    /// An execution that ended with `status` `ago` seconds ago, having entered a state.
+    fn ended(kind: &str, status: &'static str, ago: f64) -> Exec {
+        let journal = Arc::new(Journal::default());
+        let def = json!({"StartAt": "A", "States": {"A": {"Type": "Fail", "Error": "E"}}});
+        // the journal a real run writes, with where it would resume
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let opts = crate::engine::Options::local("e");
+        rt.block_on(crate::engine::execute(
+            &def,
+            json!({}),
+            &opts,
+            &NoTasks,
+            &journal,
+        ));
+        let m = machine(kind);
+        let mut e = Exec::running(
+            "arn:x",
+            &m,
+            (m.parsed.clone(), String::new()),
+            (None, None),
+            "e".into(),
+            "{}".into(),
+            journal,
+            Default::default(),
+        );
+        e.status = status;
+        e.stopped = Some(now() - ago);
+        e
+    }
+
+    struct NoTasks;
+    #[async_trait::async_trait]
+    impl crate::engine::Tasks for NoTasks {
+        async fn call(&self, _: crate::engine::TaskCall<'_>) -> crate::engine::TaskResult {
+            unreachable!("no task here")
+        }
+    }
+
+    #[test]
+    fn an_execution_is_redrivable_as_aws_says() {
+        assert_eq!(ended("STANDARD", "FAILED", 60.0).not_redrivable(), None);
+        assert_eq!(
+            ended("STANDARD", "ABORTED", 13.0 * 86_400.0).not_redrivable(),
+            None
+        );
+        let reason = |kind, status, ago| ended(kind, status, ago).not_redrivable().unwrap();
+        assert_eq!(
+            reason("STANDARD", "FAILED", 15.0 * 86_400.0),
+            "Execution redrivable period exceeded."
+        );
+        assert_eq!(
+            reason("STANDARD", "SUCCEEDED", 1.0),
+            "Execution is SUCCEEDED and cannot be redriven."
+        );
+        assert!(reason("EXPRESS", "FAILED", 1.0).contains("EXPRESS"));
+    }
+}
