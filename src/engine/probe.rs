@@ -243,10 +243,8 @@ impl Run<'_> {
     ) -> Result<Value, Failure> {
         let (name, s, jp) = (state.name, state.raw, !state.jsonata());
         let input = &p.input;
-        if jp {
-            if let Ok(e) = self.jp_input(s, input, name, vars) {
-                out.data.insert("afterInputPath".into(), e);
-            }
+        if let (true, Ok(e)) = (jp, self.jp_input(s, input, name, vars)) {
+            out.data.insert("afterInputPath".into(), e);
         }
         let result = match state.kind {
             Kind::Task => {

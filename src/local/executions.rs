@@ -187,8 +187,7 @@ impl Server {
             m,
             (parsed.clone(), role_arn),
             (version_arn, alias_arn),
-            name,
-            input_text,
+            (name, input_text),
             journal.clone(),
             cancel,
         );

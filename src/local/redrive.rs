@@ -28,13 +28,15 @@ impl Server {
                 "State machine is in DELETING status.",
             )
         })?;
-        if let Some(v) = &e.version_arn {
-            if !m.versions.iter().any(|x| &x.arn == v) {
-                let why = format!(
-                    "The state machine version {v} the execution ran was deleted: the execution cannot be redriven."
-                );
-                return Err(bad("ExecutionNotRedrivable", why));
-            }
+        if let Some(v) = e
+            .version_arn
+            .as_ref()
+            .filter(|v| !m.versions.iter().any(|x| &x.arn == *v))
+        {
+            let why = format!(
+                "The state machine version {v} the execution ran was deleted: the execution cannot be redriven."
+            );
+            return Err(bad("ExecutionNotRedrivable", why));
         }
         let opts = self.options(&e.name, arn, m, e.role_arn.clone());
         let input: Value = serde_json::from_str(&e.input).unwrap_or(json!({}));

@@ -384,8 +384,7 @@ impl Exec {
         m: &Machine,
         (definition, role_arn): (Arc<Value>, String),
         (version_arn, alias_arn): (Option<String>, Option<String>),
-        name: String,
-        input: String,
+        (name, input): (String, String),
         journal: Arc<Journal>,
         cancel: jsonata_core::evaluator::CancelToken,
     ) -> Exec {
@@ -457,8 +456,7 @@ mod tests {
             &m,
             (m.parsed.clone(), String::new()),
             (None, None),
-            "e".into(),
-            "{}".into(),
+            ("e".into(), "{}".into()),
             journal,
             Default::default(),
         );

@@ -148,8 +148,11 @@ impl Request {
     }
 }
 
+/// The state's input, the variables and the context object of a request.
+type Data = (Value, Map<String, Value>, Option<Value>);
+
 /// The state's input, the variables and the context object of a request, each JSON.
-fn data_of(body: &Value) -> Result<(Value, Map<String, Value>, Option<Value>), ApiError> {
+fn data_of(body: &Value) -> Result<Data, ApiError> {
     let json_arg = |k: &str, default: &str| -> Result<Value, ApiError> {
         let t = body[k].as_str().unwrap_or(default);
         serde_json::from_str(t)
@@ -324,11 +327,10 @@ fn needs_mock(resource: &str) -> bool {
 fn check_result(v: &Value, state: &asl::State<'_>, mode: Option<&str>) -> Result<(), ApiError> {
     let invalid = |m: &str| Err(bad("ValidationException", m.to_string()));
     match state.kind {
-        Kind::Map if state.raw.get("ResultWriter").is_some() => {
-            if !v.is_object() {
-                return invalid("Mocked result must be a JSON object.");
-            }
+        Kind::Map if state.raw.get("ResultWriter").is_some() && !v.is_object() => {
+            return invalid("Mocked result must be a JSON object.");
         }
+        Kind::Map if state.raw.get("ResultWriter").is_some() => {}
         Kind::Map if !v.is_array() => return invalid("Mocked result must be an array."),
         Kind::Parallel => match v.as_array() {
             None => return invalid("Mocked result must be an array."),
