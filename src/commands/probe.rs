@@ -235,12 +235,11 @@ async fn deployed_role(
 }
 
 fn mock(a: &TestStateArgs) -> Result<Option<MockInput>> {
-    let mode = |m: MockInput| m;
     match (&a.mock_result, &a.mock_error) {
         (Some(r), None) => {
             serde_json::from_str::<Value>(r)
                 .map_err(|e| Error::user(format!("--mock-result is not JSON: {e}")))?;
-            Ok(Some(mode(MockInput::builder().result(r).build())))
+            Ok(Some(MockInput::builder().result(r).build()))
         }
         (None, Some(e)) => {
             let (error, cause) = e.split_once(':').unwrap_or((e.as_str(), ""));

@@ -274,6 +274,7 @@ pub struct Execution {
 }
 
 /// Who is running and how.
+#[derive(Clone)]
 pub struct Options {
     pub name: String,
     pub execution_arn: String,

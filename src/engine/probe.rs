@@ -190,45 +190,57 @@ impl Run<'_> {
         out: &mut Probed,
     ) -> Step {
         let (name, s) = (state.name, state.raw);
+        if !state.jsonata() && state.kind == Kind::Pass {
+            return self.jp_pass_probed(state, input, vars, out);
+        }
         if !state.jsonata() {
-            let effective = self.jp_input(s, input, name, vars);
-            let pass = state.kind == Kind::Pass;
-            match (pass, s.get("Result"), &effective) {
-                // a Pass with a Result never reads its input (AWS shows no afterInputPath)
-                (true, Some(r), _) => {
-                    out.data.insert("result".into(), r.clone());
-                    out.data.insert("afterResultSelector".into(), r.clone());
-                }
-                (true, None, Ok(e)) => {
-                    out.data.insert("afterInputPath".into(), e.clone());
-                    let ctx = self.context_for(name, &[]);
-                    let params = match s.get("Parameters") {
-                        Some(t) => self.jp_template(t, e, &ctx, vars)?,
-                        None => e.clone(),
-                    };
-                    out.data.insert("afterParameters".into(), params.clone());
-                    out.data.insert("afterResultSelector".into(), params);
-                }
-                (false, _, Ok(e)) => {
-                    out.data.insert("afterInputPath".into(), e.clone());
-                }
-                _ => {}
-            }
-            if pass {
-                let result = out.data.get("afterResultSelector").cloned();
-                if let Some(r) = result {
-                    let combined = after_result_path(s, input, r)?;
-                    out.data.insert("afterResultPath".into(), combined);
-                }
+            if let Ok(e) = self.jp_input(s, input, name, vars) {
+                out.data.insert("afterInputPath".into(), e);
             }
         }
         let quick = Options {
             time_scale: 0.0,
-            ..self.opts.clone_for_probe()
+            ..self.opts.clone()
         };
         let run = self.with_options(&quick);
         let r = run.state(state, input.clone(), vars).await;
         r.map_err(|f| strip_position(f, name))
+    }
+
+    /// A JSONPath Pass, each step noted, its result made once: a `Result` (AWS then shows no
+    /// input processing), else its Parameters over its effective input.
+    fn jp_pass_probed(
+        &self,
+        state: &asl::State<'_>,
+        input: &Value,
+        vars: &mut Vars,
+        out: &mut Probed,
+    ) -> Step {
+        let (name, s) = (state.name, state.raw);
+        let result = match s.get("Result") {
+            Some(r) => {
+                out.data.insert("result".into(), r.clone());
+                r.clone()
+            }
+            None => {
+                let e = self.jp_input(s, input, name, vars);
+                let e = e.map_err(|f| strip_position(f, name))?;
+                out.data.insert("afterInputPath".into(), e.clone());
+                let params = match s.get("Parameters") {
+                    Some(t) => self.jp_template(t, &e, &self.context_for(name, &[]), vars)?,
+                    None => e,
+                };
+                out.data.insert("afterParameters".into(), params.clone());
+                params
+            }
+        };
+        out.data
+            .insert("afterResultSelector".into(), result.clone());
+        let combined = super::walk::result_path(s, input, result.clone())?;
+        out.data.insert("afterResultPath".into(), combined);
+        let output = self.jp_output(s, input, Some(result), name, vars);
+        let output = output.map_err(|f| strip_position(f, name))?;
+        Ok((output, state.next().map(str::to_string)))
     }
 
     /// A Task's call (or its mock), a Map's or Parallel's mocked result, with their input
@@ -252,24 +264,14 @@ impl Run<'_> {
                     .task(name, s, jp, input, vars, p.situation.retries)
                     .await;
                 if let Some(args) = answer.seen.lock().unwrap().take() {
-                    let key = if jp {
-                        "afterParameters"
-                    } else {
-                        "afterArguments"
-                    };
-                    out.data.insert(key.into(), args);
+                    out.data.insert(arguments_key(jp).into(), args);
                 }
                 r
             }
             Kind::Parallel => {
                 let st = self.states_var(input, name, &[]);
                 let args = self.arguments(s, jp, input, name, &st, vars)?;
-                let key = if jp {
-                    "afterParameters"
-                } else {
-                    "afterArguments"
-                };
-                out.data.insert(key.into(), args);
+                out.data.insert(arguments_key(jp).into(), args);
                 mocked(p.mock.as_ref())
             }
             _ => self.mocked_map(state, p, vars, out),
@@ -344,14 +346,10 @@ impl Run<'_> {
         let next = state.next().map(str::to_string);
         let failure = match attempt {
             Ok(result) if jp => {
-                let ctx = self.context_for(name, &[]);
-                let selected = match s.get("ResultSelector") {
-                    Some(sel) => self.jp_template(sel, &result, &ctx, vars)?,
-                    None => result.clone(),
-                };
+                let selected = self.jp_selected(s, result, name, vars)?;
                 out.data
                     .insert("afterResultSelector".into(), selected.clone());
-                let combined = after_result_path(s, input, selected.clone())?;
+                let combined = super::walk::result_path(s, input, selected.clone())?;
                 out.data.insert("afterResultPath".into(), combined);
                 return self
                     .jp_output(s, input, Some(selected), name, vars)
@@ -392,42 +390,24 @@ impl Run<'_> {
     }
 }
 
-impl Options {
-    /// The same options, for a run that shares them (a fresh cancel token is not needed: the
-    /// tested state ends with the call).
-    fn clone_for_probe(&self) -> Options {
-        Options {
-            name: self.name.clone(),
-            execution_arn: self.execution_arn.clone(),
-            machine_name: self.machine_name.clone(),
-            machine_arn: self.machine_arn.clone(),
-            role_arn: self.role_arn.clone(),
-            time_scale: self.time_scale,
-            callbacks: self.callbacks.clone(),
-            cancel: self.cancel.clone(),
-            clock: self.clock.clone(),
-        }
+/// Where the inspection data shows what a state's call is made with.
+fn arguments_key(jp: bool) -> &'static str {
+    if jp {
+        "afterParameters"
+    } else {
+        "afterArguments"
     }
 }
 
 /// The errorDetails of a retry, if the first retrier matching `error` has attempts left after
 /// `retries`: its index and the backoff of the next attempt (MaxDelaySeconds capping it).
 fn retriable(s: &Value, error: &str, retries: u64) -> Option<Value> {
-    let retriers = s["Retry"].as_array()?;
-    let (i, r) = retriers
-        .iter()
-        .enumerate()
-        .find(|(_, r)| matches(&r["ErrorEquals"], error))?;
-    if retries >= r["MaxAttempts"].as_u64().unwrap_or(3) {
+    let (i, r) = super::task::retrier_for(s["Retry"].as_array()?, error)?;
+    if retries >= super::task::max_attempts(r) {
         return None;
     }
-    let interval = r["IntervalSeconds"].as_f64().unwrap_or(1.0);
-    let rate = r["BackoffRate"].as_f64().unwrap_or(2.0);
-    let mut delay = interval * rate.powi(retries as i32);
-    if let Some(cap) = r["MaxDelaySeconds"].as_f64() {
-        delay = delay.min(cap);
-    }
-    Some(json!({"retryIndex": i, "retryBackoffIntervalSeconds": delay.round() as u64}))
+    let delay = super::task::delay(r, retries).round() as u64;
+    Some(json!({"retryIndex": i, "retryBackoffIntervalSeconds": delay}))
 }
 
 /// A Map's items through its ItemsPointer and ItemBatcher, each step noted.
@@ -515,16 +495,6 @@ fn mocked(mock: Option<&Mock>) -> Result<Value, Failure> {
         Some(Mock::Result(v)) => Ok(v.clone()),
         Some(Mock::Error { error, cause }) => Err(thrown(error.clone(), cause.clone())),
         None => Err(fail("States.Runtime", "this state needs a mock")),
-    }
-}
-
-/// JSONPath: the state's input with its result placed by ResultPath.
-fn after_result_path(s: &Value, input: &Value, result: Value) -> Result<Value, Failure> {
-    match s.get("ResultPath") {
-        Some(Value::Null) => Ok(input.clone()),
-        Some(p) => jsonpath::set(p.as_str().unwrap_or("$"), input, result)
-            .map_err(|m| fail("States.ResultPathMatchFailure", m)),
-        None => Ok(result),
     }
 }
 

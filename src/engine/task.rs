@@ -17,11 +17,7 @@ impl Run<'_> {
         loop {
             // AWS records a Parallel or Map state's failure only once it is not retried
             let will_retry = |error: &str| {
-                retriers
-                    .iter()
-                    .enumerate()
-                    .find(|(_, r)| matches(&r["ErrorEquals"], error))
-                    .is_some_and(|(i, r)| attempts[i] < r["MaxAttempts"].as_u64().unwrap_or(3))
+                retrier_for(&retriers, error).is_some_and(|(i, r)| attempts[i] < max_attempts(r))
             };
             let attempt = match state.kind {
                 Kind::Task => {
@@ -33,11 +29,7 @@ impl Run<'_> {
             };
             let failure = match attempt {
                 Ok(result) if jp => {
-                    let ctx = self.context_for(name, &[]);
-                    let result = match s.get("ResultSelector") {
-                        Some(sel) => self.jp_template(sel, &result, &ctx, vars)?,
-                        None => result,
-                    };
+                    let result = self.jp_selected(s, result, name, vars)?;
                     return self
                         .jp_output(s, input, Some(result), name, vars)
                         .map(|o| (o, next));
@@ -60,6 +52,20 @@ impl Run<'_> {
                 return self.caught(c, jp, name, input, vars, failure);
             }
             return Err(failure);
+        }
+    }
+
+    /// JSONPath: a result through the state's ResultSelector, if it has one.
+    pub(super) fn jp_selected(
+        &self,
+        s: &Value,
+        result: Value,
+        name: &str,
+        vars: &Vars,
+    ) -> Result<Value, Failure> {
+        match s.get("ResultSelector") {
+            Some(sel) => self.jp_template(sel, &result, &self.context_for(name, &[]), vars),
+            None => Ok(result),
         }
     }
 
@@ -304,6 +310,31 @@ impl Run<'_> {
     }
 }
 
+/// The first retrier matching `error`, with its index.
+pub(super) fn retrier_for<'a>(retriers: &'a [Value], error: &str) -> Option<(usize, &'a Value)> {
+    retriers
+        .iter()
+        .enumerate()
+        .find(|(_, r)| matches(&r["ErrorEquals"], error))
+}
+
+/// A retrier's MaxAttempts (AWS: 3 when not given).
+pub(super) fn max_attempts(r: &Value) -> u64 {
+    r["MaxAttempts"].as_u64().unwrap_or(3)
+}
+
+/// A retrier's wait before retry number `attempt` + 1 (without jitter): its interval grown by
+/// its backoff rate per attempt, capped by MaxDelaySeconds.
+pub(super) fn delay(r: &Value, attempt: u64) -> f64 {
+    let interval = r["IntervalSeconds"].as_f64().unwrap_or(1.0);
+    let rate = r["BackoffRate"].as_f64().unwrap_or(2.0);
+    let delay = interval * rate.powi(attempt as i32);
+    match r["MaxDelaySeconds"].as_f64() {
+        Some(cap) => delay.min(cap),
+        None => delay,
+    }
+}
+
 /// The wait before the next attempt, if the first retrier that matches `error` has attempts
 /// left (counted in `attempts`): its interval grown by its backoff rate per attempt, capped by
 /// MaxDelaySeconds, a random share of it with full jitter.
@@ -316,19 +347,11 @@ pub(super) fn catcher<'a>(s: &'a Value, error: &str) -> Option<(usize, &'a Value
 }
 
 fn backoff(retriers: &[Value], attempts: &mut [u64], error: &str) -> Option<(usize, f64)> {
-    let (i, r) = retriers
-        .iter()
-        .enumerate()
-        .find(|(_, r)| matches(&r["ErrorEquals"], error))?;
-    if attempts[i] >= r["MaxAttempts"].as_u64().unwrap_or(3) {
+    let (i, r) = retrier_for(retriers, error)?;
+    if attempts[i] >= max_attempts(r) {
         return None;
     }
-    let interval = r["IntervalSeconds"].as_f64().unwrap_or(1.0);
-    let rate = r["BackoffRate"].as_f64().unwrap_or(2.0);
-    let mut delay = interval * rate.powi(attempts[i] as i32);
-    if let Some(cap) = r["MaxDelaySeconds"].as_f64() {
-        delay = delay.min(cap);
-    }
+    let mut delay = delay(r, attempts[i]);
     if r["JitterStrategy"] == "FULL" {
         // a random share of the delay, as AWS does
         delay *= rand::random::<f64>();

@@ -135,12 +135,9 @@ impl Run<'_> {
             let assigned = self.jp_template(a, &over, &ctx, vars)?;
             vars.assign(assigned);
         }
-        let combined = match (result, s.get("ResultPath")) {
-            (_, Some(Value::Null)) => input.clone(),
-            (Some(r), Some(p)) => jsonpath::set(p.as_str().unwrap_or("$"), input, r)
-                .map_err(|m| fail("States.ResultPathMatchFailure", m))?,
-            (Some(r), None) => r,
-            (None, _) => input.clone(),
+        let combined = match result {
+            Some(r) => result_path(s, input, r)?,
+            None => input.clone(),
         };
         match s.get("OutputPath") {
             None => Ok(combined),
@@ -445,5 +442,16 @@ impl Run<'_> {
             f.cause
         );
         thrown(f.error, cause)
+    }
+}
+
+/// JSONPath: the state's input with its result placed by ResultPath (a null ResultPath keeps
+/// the input, none replaces it with the result).
+pub(super) fn result_path(s: &Value, input: &Value, result: Value) -> Result<Value, Failure> {
+    match s.get("ResultPath") {
+        Some(Value::Null) => Ok(input.clone()),
+        Some(p) => jsonpath::set(p.as_str().unwrap_or("$"), input, result)
+            .map_err(|m| fail("States.ResultPathMatchFailure", m)),
+        None => Ok(result),
     }
 }

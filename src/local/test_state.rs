@@ -29,7 +29,7 @@ impl Server {
                 ),
             )
         })?;
-        let mock = check_mock(body, state, &req)?;
+        let mock = check_mock(body, state)?;
         let opts = self.probe_options(body);
         let tasks = LocalTasks {
             integrations: self.integrations.clone(),
@@ -237,11 +237,7 @@ fn closed(definition: &Value, name: &str) -> Value {
 /// The mock, checked: one of result and errorOutput, on a state that can have one, its result
 /// JSON of the shape the state's call answers (as `fieldValidationMode` asks); Map and Parallel
 /// states, `.sync` and `.waitForTaskToken` tasks and activities need one.
-fn check_mock(
-    body: &Value,
-    state: &asl::State<'_>,
-    req: &Request,
-) -> Result<Option<Mock>, ApiError> {
+fn check_mock(body: &Value, state: &asl::State<'_>) -> Result<Option<Mock>, ApiError> {
     let m = body.get("mock").filter(|m| m.is_object());
     let resource = state.raw["Resource"].as_str().unwrap_or_default();
     let Some(m) = m else {
@@ -290,7 +286,7 @@ fn check_mock(
             ));
         }
     };
-    check_caused_by(body, state, req)?;
+    check_caused_by(body, state)?;
     Ok(Some(mock))
 }
 
@@ -359,7 +355,7 @@ fn check_result(v: &Value, state: &asl::State<'_>, mode: Option<&str>) -> Result
 }
 
 /// `errorCausedByState` names a state inside the Map or Parallel state tested.
-fn check_caused_by(body: &Value, state: &asl::State<'_>, _: &Request) -> Result<(), ApiError> {
+fn check_caused_by(body: &Value, state: &asl::State<'_>) -> Result<(), ApiError> {
     let Some(by) = body["stateConfiguration"]["errorCausedByState"].as_str() else {
         return Ok(());
     };
