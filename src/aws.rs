@@ -36,6 +36,9 @@ pub struct Ctx {
     pub region: String,
     pub partition: String,
     pub endpoint: Option<String>,
+    /// The configuration the clients were made from (credentials, region): what `deploy
+    /// local`'s calls from the service models sign with.
+    pub config: SdkConfig,
     pub iam: aws_sdk_iam::Client,
     pub sfn: aws_sdk_sfn::Client,
     pub events: aws_sdk_eventbridge::Client,
@@ -332,6 +335,7 @@ impl Ctx {
             account_id,
             partition: partition_of(&region).to_string(),
             endpoint,
+            config: config.clone(),
             iam: client!(aws_sdk_iam, config, "iam"),
             sfn: client!(aws_sdk_sfn, config, "sfn"),
             events: client!(aws_sdk_eventbridge, config, "events"),

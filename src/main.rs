@@ -37,6 +37,7 @@ mod package;
 mod plan;
 mod resources;
 mod saved_plan;
+mod sdk;
 mod secrets;
 mod state;
 mod template;

@@ -602,7 +602,9 @@ impl Run<'_> {
                     false => (Status::Failed, "ExecutionFailed"),
                 };
                 run.event(kind, json!({"error": f.error, "cause": f.cause}));
-                (status, Value::Null, Some(f.error), Some(f.cause))
+                // AWS leaves out a cause that is empty
+                let cause = Some(f.cause).filter(|c| !c.is_empty());
+                (status, Value::Null, Some(f.error), cause)
             }
         };
         let path = journal.path.lock().unwrap().clone();
@@ -924,7 +926,8 @@ mod tests {
             &Silent,
             &Journal::default(),
         ));
-        assert_eq!(e.error.as_deref(), Some("States.HeartbeatTimeout"));
+        assert_eq!(e.error.as_deref(), Some("States.Timeout"));
+        assert_eq!(e.cause, None, "AWS gives a missed heartbeat no cause");
         assert_eq!(
             e.seconds.round(),
             360.0,

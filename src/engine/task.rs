@@ -292,10 +292,9 @@ impl Run<'_> {
                 {
                     Ok(got) => got,
                     Err(_) => {
-                        return Err(fail(
-                            "States.HeartbeatTimeout",
-                            format!("no heartbeat within {h} s (HeartbeatSeconds)"),
-                        ));
+                        // AWS names a missed heartbeat States.Timeout, with no cause
+                        // (recorded in sfn-integrations' heartbeat cases)
+                        return Err(fail("States.Timeout", ""));
                     }
                 },
                 None => rx.recv().await,

@@ -112,14 +112,14 @@ impl Server {
     }
 
     pub(super) fn send_task_success(self: &Arc<Self>, body: &Value) -> ApiResult {
-        let token = str_arg(body, "taskToken")?;
+        let token = well_formed(str_arg(body, "taskToken")?)?;
         let output: Value = serde_json::from_str(str_arg(body, "output")?)
             .map_err(|e| bad("InvalidOutput", format!("the output is not JSON: {e}")))?;
         self.answer(token, Callback::Success(output))
     }
 
     pub(super) fn send_task_failure(self: &Arc<Self>, body: &Value) -> ApiResult {
-        let token = str_arg(body, "taskToken")?;
+        let token = well_formed(str_arg(body, "taskToken")?)?;
         let answer = Callback::Failure {
             error: body["error"].as_str().unwrap_or_default().to_string(),
             cause: body["cause"].as_str().unwrap_or_default().to_string(),
@@ -339,4 +339,16 @@ fn execution_args(body: &Value) -> std::result::Result<(String, Value, String), 
         None => uuid(),
     };
     Ok((input_text, input, name))
+}
+
+/// A task token is checked for its form before anything else, as AWS checks it: one that no
+/// endpoint could have issued is InvalidToken, one that was issued and is done TaskDoesNotExist.
+fn well_formed(token: &str) -> std::result::Result<&str, ApiError> {
+    let issued = token.len() == 73
+        && token.starts_with("AQCEAAAAKgAAAAMAAAAAAAAAA")
+        && token[25..].chars().all(|c| c.is_ascii_hexdigit());
+    match issued {
+        true => Ok(token),
+        false => Err(bad("InvalidToken", "Invalid Token: 'Invalid token'")),
+    }
 }

@@ -8,6 +8,7 @@ mod api;
 mod executions;
 pub mod history;
 mod machines;
+mod optimised;
 mod redrive;
 mod shapes;
 mod store;
@@ -262,6 +263,13 @@ pub async fn serve(g: &crate::options::Global, args: LocalArgs) -> Result<()> {
                 .help("choose another --port (0 picks a free one)")
         })?;
     let addr = listener.local_addr()?;
+    // `aws-sdk:sfn:*` and `states:startExecution` act on this endpoint unless the standard
+    // setting for Step Functions names another one
+    let own = match addr.ip().is_unspecified() {
+        true => format!("http://127.0.0.1:{}", addr.port()),
+        false => format!("http://{addr}"),
+    };
+    server.integrations.sdk.set_endpoint("sfn", &own);
     // Whoever started us may stop reading: a closed stdout must not stop the endpoint.
     use std::io::Write;
     let mut out = std::io::stdout();

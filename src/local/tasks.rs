@@ -1,17 +1,20 @@
-//! Task integrations of the local endpoint: the operations the four exercises use are called for
-//! real on the emulator behind `--endpoint-url` (IAM, SNS, DataSync, S3, DynamoDB, Lambda) or over
-//! HTTP (`http:invoke`, to `--http-endpoint` when given); a mocked answer (Step Functions Local
-//! mock configuration, test case chosen by `<machine ARN>#<case>`) wins over all of them.
+//! Task integrations of the local endpoint, carried out for real: every `aws-sdk:<service>:<action>`
+//! as the AWS SDK models describe it (`crate::sdk`), on the endpoint the standard settings name
+//! for the service (the emulator behind `--endpoint-url` here, an account elsewhere); the
+//! optimised integrations (`optimised`: their SDK call, error names, metadata and `.sync`
+//! polling as data); a Lambda function by ARN; `states:startExecution` with its child on this
+//! endpoint; `http:invoke` and `apigateway:invoke` over HTTP (to `--http-endpoint` when given).
+//! A mocked answer (Step Functions Local mock configuration, test case chosen by
+//! `<machine ARN>#<case>`) wins over all of them.
 
+use super::optimised::{ELSEWHERE, Optimised, Sync, optimised, renamed, sync_of};
 use crate::aws::Ctx;
 use crate::engine::scenario::Mocked;
 use crate::engine::{TaskCall, TaskResult, Tasks};
-use aws_sdk_dynamodb::types::AttributeValue;
-use aws_smithy_runtime_api::client::result::SdkError;
+use crate::sdk;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use http_body_util::BodyExt;
 use serde_json::{Map, Value, json};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// What every execution of an endpoint shares.
@@ -23,6 +26,8 @@ pub struct Integrations {
         hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
         http_body_util::Full<bytes::Bytes>,
     >,
+    /// Calls made from the AWS SDK models.
+    pub sdk: Arc<sdk::Caller>,
 }
 
 impl Integrations {
@@ -35,10 +40,12 @@ impl Integrations {
         let http =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .build(connector);
+        let sdk = sdk::Caller::new(http.clone(), ctx.config.credentials_provider(), &ctx.region);
         Ok(Integrations {
             ctx,
             http_endpoint,
             http,
+            sdk: Arc::new(sdk),
         })
     }
 }
@@ -80,301 +87,182 @@ fn need<'a>(args: &'a Value, k: &str, prefix: &str) -> Result<&'a str, (String, 
     })
 }
 
-/// An SDK error as Step Functions names it: `<Service>.<Code>` (aws-sdk integrations add
-/// `Exception` to codes that lack it).
-fn sdk_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
-    prefix: &str,
-    exception_suffix: bool,
-    e: &SdkError<E, R>,
-) -> (String, String) {
-    match e.as_service_error() {
-        Some(se) => {
-            let code = se.code().unwrap_or("Unknown");
-            let code = if exception_suffix && !code.ends_with("Exception") {
-                format!("{code}Exception")
-            } else {
-                code.to_string()
-            };
+/// The integration a Resource names, without its ARN prefix (regional and account-qualified
+/// forms too: `arn:aws:states:us-east-1:123456789012:aws-sdk:s3:getObject`).
+pub fn integration_name(resource: &str) -> &str {
+    let parts: Vec<&str> = resource.splitn(6, ':').collect();
+    if parts.len() == 6 && parts[0] == "arn" && parts[2] == "states" {
+        return parts[5];
+    }
+    resource
+}
+
+/// An integration's name and its pattern (`.sync`, `.sync:2`, `.waitForTaskToken`, or none).
+pub fn pattern_of(name: &str) -> (&str, &str) {
+    for p in [".sync:2", ".sync", ".waitForTaskToken"] {
+        if let Some(n) = name.strip_suffix(p) {
+            return (n, p);
+        }
+    }
+    (name, "")
+}
+
+/// A Lambda function's ARN as a Task's Resource.
+fn is_lambda_function(resource: &str) -> bool {
+    let parts: Vec<&str> = resource.splitn(7, ':').collect();
+    parts.len() >= 7 && parts[0] == "arn" && parts[2] == "lambda" && parts[5] == "function"
+}
+
+/// An `aws-sdk:*` call's failure as Step Functions names it: the service's error with the
+/// Exception suffix (`S3.NoSuchKeyException`), the service's base exception for one its model
+/// does not have, the message with the SDK v2's details as cause.
+fn sdk_failure(e: sdk::CallError) -> (String, String) {
+    match e {
+        sdk::CallError::Service {
+            service,
+            status,
+            code,
+            message,
+            request_id,
+            extended_id,
+        } => {
+            let extended = extended_id
+                .map(|x| format!(", Extended Request ID: {x}"))
+                .unwrap_or_default();
             (
-                format!("{prefix}.{code}"),
-                se.message().unwrap_or_default().to_string(),
+                service.error_name(&code),
+                format!(
+                    "{message} (Service: {}, Status Code: {status}, Request ID: {request_id}{extended})",
+                    service.client
+                ),
             )
         }
-        None => (
-            format!("{prefix}.SdkClientException"),
-            aws_smithy_types::error::display::DisplayErrorContext(e).to_string(),
-        ),
+        sdk::CallError::Invalid { service, message } => {
+            (format!("{0}.{0}Exception", service.client), message)
+        }
+        sdk::CallError::Unknown(m) => ("States.Runtime".into(), m),
+        sdk::CallError::Client(m) => ("States.TaskFailed".into(), m),
     }
 }
 
-fn iso(d: &aws_smithy_types::DateTime) -> String {
-    d.fmt(aws_smithy_types::date_time::Format::DateTime)
-        .unwrap_or_default()
+/// An optimised integration's failure, in the Java SDK v1's words.
+fn optimised_failure(o: &Optimised, e: sdk::CallError) -> (String, String) {
+    match e {
+        sdk::CallError::Service {
+            service,
+            status,
+            code,
+            message,
+            request_id,
+            ..
+        } => {
+            let name = service
+                .modelled_error(&code)
+                .unwrap_or_else(|| o.v1_base.to_string());
+            (
+                format!("{}.{name}", o.prefix),
+                format!(
+                    "{message} (Service: {}; Status Code: {status}; Error Code: {code}; Request ID: {request_id}; Proxy: null)",
+                    o.v1_service
+                ),
+            )
+        }
+        sdk::CallError::Invalid { message, .. } => (format!("{}.{}", o.prefix, o.v1_base), message),
+        other => sdk_failure(other),
+    }
 }
 
-/// A task integration: the emulator's API called as Step Functions would call it.
-type Handler = for<'a> fn(&'a Ctx, &'a Value) -> futures::future::BoxFuture<'a, Outcome>;
+/// `SdkHttpMetadata` and `SdkResponseMetadata` as the Java SDK reports AWS's answer: the
+/// headers AWS's front end sends for the service, with the values of this answer.
+fn metadata(headers: &[&str], reply: &sdk::Reply, out: &mut Map<String, Value>) {
+    if headers.is_empty() {
+        return;
+    }
+    let got = |name: &str| {
+        reply
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    let request_id = got("x-amzn-requestid")
+        .or_else(|| got("x-amz-request-id"))
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let (mut all, mut one) = (Map::new(), Map::new());
+    for h in headers {
+        let v = match h.to_ascii_lowercase().as_str() {
+            "x-amzn-requestid" => request_id.clone(),
+            "connection" => got(h).unwrap_or_else(|| "keep-alive".into()),
+            "date" => got(h).unwrap_or_else(|| {
+                aws_smithy_types::DateTime::from(std::time::SystemTime::now())
+                    .fmt(aws_smithy_types::date_time::Format::HttpDate)
+                    .unwrap_or_default()
+            }),
+            _ => got(h).unwrap_or_default(),
+        };
+        all.insert(h.to_string(), json!([v]));
+        one.insert(h.to_string(), json!(v));
+    }
+    out.insert(
+        "SdkHttpMetadata".into(),
+        json!({"AllHttpHeaders": all, "HttpHeaders": one, "HttpStatusCode": reply.status}),
+    );
+    out.insert(
+        "SdkResponseMetadata".into(),
+        json!({"RequestId": request_id}),
+    );
+}
 
-/// The integrations `deploy local` calls, by the Resource names that reach them (with
-/// `.sync` / `.waitForTaskToken` taken off); `http:invoke` is the client's own.
-const INTEGRATIONS: &[(&[&str], Handler)] = &[
-    (&["aws-sdk:iam:listAttachedUserPolicies"], |c, args| {
-        Box::pin(iam_list_attached_user_policies(c, args))
-    }),
-    (&["aws-sdk:iam:attachUserPolicy"], |c, args| {
-        Box::pin(iam_user_policy(c, args, true))
-    }),
-    (&["aws-sdk:iam:detachUserPolicy"], |c, args| {
-        Box::pin(iam_user_policy(c, args, false))
-    }),
-    (&["aws-sdk:iam:createUser"], |c, args| {
-        Box::pin(iam_create_user(c, args))
-    }),
-    (&["aws-sdk:iam:addUserToGroup"], |c, args| {
-        Box::pin(iam_add_user_to_group(c, args))
-    }),
-    (&["sns:publish", "aws-sdk:sns:publish"], |c, args| {
-        Box::pin(sns_publish(c, args))
-    }),
-    (&["aws-sdk:datasync:startTaskExecution"], |c, args| {
-        Box::pin(datasync_start_task_execution(c, args))
-    }),
-    (&["aws-sdk:datasync:describeTaskExecution"], |c, args| {
-        Box::pin(datasync_describe_task_execution(c, args))
-    }),
-    (&["aws-sdk:s3:deleteObject"], |c, args| {
-        Box::pin(s3_delete_object(c, args))
-    }),
-    (
-        &["dynamodb:updateItem", "aws-sdk:dynamodb:updateItem"],
-        |c, args| Box::pin(dynamodb_update_item(c, args)),
-    ),
-    (&["lambda:invoke", "aws-sdk:lambda:invoke"], |c, args| {
-        Box::pin(lambda_invoke(c, args))
-    }),
+/// The headers AWS Lambda's Invoke answers with.
+const LAMBDA_FRONT: &[&str] = &[
+    "Connection",
+    "Content-Length",
+    "Content-Type",
+    "Date",
+    "X-Amz-Executed-Version",
+    "x-amzn-Remapped-Content-Length",
+    "x-amzn-RequestId",
+    "X-Amzn-Trace-Id",
 ];
 
-async fn iam_list_attached_user_policies(c: &Ctx, args: &Value) -> Outcome {
-    let o = c
-        .iam
-        .list_attached_user_policies()
-        .user_name(need(args, "UserName", "Iam")?)
-        .set_path_prefix(s(args, "PathPrefix").map(Into::into))
-        .send()
-        .await
-        .map_err(|e| sdk_error("Iam", true, &e))?;
-    let policies: Vec<Value> = o
-        .attached_policies()
-        .iter()
-        .map(|p| json!({"PolicyName": p.policy_name(), "PolicyArn": p.policy_arn()}))
-        .collect();
-    Ok(json!({"AttachedPolicies": policies, "IsTruncated": o.is_truncated()}))
-}
-
-/// AttachUserPolicy (`attach`) or DetachUserPolicy: both take the user and the policy.
-async fn iam_user_policy(c: &Ctx, args: &Value, attach: bool) -> Outcome {
-    let (user, policy) = (
-        need(args, "UserName", "Iam")?,
-        need(args, "PolicyArn", "Iam")?,
-    );
-    if attach {
-        let call = c
-            .iam
-            .attach_user_policy()
-            .user_name(user)
-            .policy_arn(policy);
-        call.send().await.map_err(|e| sdk_error("Iam", true, &e))?;
-    } else {
-        let call = c
-            .iam
-            .detach_user_policy()
-            .user_name(user)
-            .policy_arn(policy);
-        call.send().await.map_err(|e| sdk_error("Iam", true, &e))?;
+/// A value at a JSON pointer, or at `args:` + pointer in the call's parameters; `[/p]` makes a
+/// list of it.
+fn id_from(spec: &str, result: &Value, args: &Value) -> Value {
+    if let Some(inner) = spec.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+        return json!([id_from(inner, result, args)]);
     }
-    Ok(json!({}))
+    match spec.strip_prefix("args:") {
+        Some(p) => args.pointer(p).cloned().unwrap_or(Value::Null),
+        None => result.pointer(spec).cloned().unwrap_or(Value::Null),
+    }
 }
 
-async fn iam_create_user(c: &Ctx, args: &Value) -> Outcome {
-    let o = c
-        .iam
-        .create_user()
-        .user_name(need(args, "UserName", "Iam")?)
-        .set_path(s(args, "Path").map(Into::into))
-        .send()
-        .await
-        .map_err(|e| sdk_error("Iam", true, &e))?;
-    let user = o.user().map(|u| {
-        json!({"UserName": u.user_name(), "UserId": u.user_id(), "Arn": u.arn(), "Path": u.path(), "CreateDate": iso(u.create_date())})
-    });
-    Ok(json!({"User": user}))
+/// How long `.sync` waits between two looks at a job (`DEPLOY_SYNC_POLL_MS`, 500 ms).
+fn poll_interval() -> std::time::Duration {
+    let ms = std::env::var("DEPLOY_SYNC_POLL_MS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(500);
+    std::time::Duration::from_millis(ms)
 }
 
-async fn iam_add_user_to_group(c: &Ctx, args: &Value) -> Outcome {
-    c.iam
-        .add_user_to_group()
-        .group_name(need(args, "GroupName", "Iam")?)
-        .user_name(need(args, "UserName", "Iam")?)
-        .send()
-        .await
-        .map_err(|e| sdk_error("Iam", true, &e))?;
-    Ok(json!({}))
+/// Stops a child execution when the task that started it with `.sync` is given up (its
+/// execution stopped, timed out, or failed elsewhere), as AWS stops it with its parent.
+struct StopChild {
+    sdk: Arc<sdk::Caller>,
+    arn: Option<String>,
 }
 
-async fn sns_publish(c: &Ctx, args: &Value) -> Outcome {
-    // a non-string Message is sent as its JSON text, as Step Functions does
-    let message = match &args["Message"] {
-        Value::String(m) => m.clone(),
-        Value::Null => {
-            return Err((
-                "SNS.InvalidParameterException".into(),
-                "Message is required".into(),
-            ));
+impl Drop for StopChild {
+    fn drop(&mut self) {
+        if let Some(arn) = self.arn.take() {
+            let sdk = self.sdk.clone();
+            tokio::spawn(async move {
+                let args = json!({"ExecutionArn": arn, "Error": "States.Aborted", "Cause": "the parent execution ended"});
+                let _ = sdk.call("sfn", "stopExecution", &args).await;
+            });
         }
-        other => other.to_string(),
-    };
-    let o = c
-        .sns
-        .publish()
-        .set_topic_arn(s(args, "TopicArn").map(Into::into))
-        .set_target_arn(s(args, "TargetArn").map(Into::into))
-        .set_phone_number(s(args, "PhoneNumber").map(Into::into))
-        .set_subject(s(args, "Subject").map(Into::into))
-        .message(message)
-        .send()
-        .await
-        .map_err(|e| sdk_error("SNS", false, &e))?;
-    Ok(json!({"MessageId": o.message_id(), "SdkHttpMetadata": {"HttpStatusCode": 200}}))
-}
-
-async fn datasync_start_task_execution(c: &Ctx, args: &Value) -> Outcome {
-    let o = c
-        .datasync
-        .start_task_execution()
-        .task_arn(need(args, "TaskArn", "DataSync")?)
-        .send()
-        .await
-        .map_err(|e| sdk_error("DataSync", true, &e))?;
-    Ok(json!({"TaskExecutionArn": o.task_execution_arn()}))
-}
-
-async fn datasync_describe_task_execution(c: &Ctx, args: &Value) -> Outcome {
-    let o = c
-        .datasync
-        .describe_task_execution()
-        .task_execution_arn(need(args, "TaskExecutionArn", "DataSync")?)
-        .send()
-        .await
-        .map_err(|e| sdk_error("DataSync", true, &e))?;
-    Ok(json!({
-        "TaskExecutionArn": o.task_execution_arn(),
-        "Status": o.status().map(|s| s.as_str()),
-        "StartTime": o.start_time().map(iso),
-        "BytesTransferred": o.bytes_transferred(),
-        "FilesTransferred": o.files_transferred(),
-    }))
-}
-
-async fn s3_delete_object(c: &Ctx, args: &Value) -> Outcome {
-    let o =
-        c.s3.delete_object()
-            .bucket(need(args, "Bucket", "S3")?)
-            .key(need(args, "Key", "S3")?)
-            .set_version_id(s(args, "VersionId").map(Into::into))
-            .send()
-            .await
-            .map_err(|e| sdk_error("S3", true, &e))?;
-    let mut out = Map::new();
-    if let Some(d) = o.delete_marker() {
-        out.insert("DeleteMarker".into(), json!(d));
     }
-    if let Some(v) = o.version_id() {
-        out.insert("VersionId".into(), json!(v));
-    }
-    Ok(Value::Object(out))
-}
-
-async fn dynamodb_update_item(c: &Ctx, args: &Value) -> Outcome {
-    let attrs = |k: &str| -> Result<Option<HashMap<String, AttributeValue>>, (String, String)> {
-        match args.get(k) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Object(m)) => m
-                .iter()
-                .map(|(k, v)| to_attribute(v).map(|a| (k.clone(), a)))
-                .collect::<Result<_, _>>()
-                .map(Some)
-                .map_err(|m| ("DynamoDB.ValidationException".into(), m)),
-            Some(_) => Err((
-                "DynamoDB.ValidationException".into(),
-                format!("{k} must be an object"),
-            )),
-        }
-    };
-    let names = args["ExpressionAttributeNames"].as_object().map(|m| {
-        m.iter()
-            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-            .collect()
-    });
-    let o = c
-        .dynamodb
-        .update_item()
-        .table_name(need(args, "TableName", "DynamoDB")?)
-        .set_key(attrs("Key")?)
-        .set_update_expression(s(args, "UpdateExpression").map(Into::into))
-        .set_condition_expression(s(args, "ConditionExpression").map(Into::into))
-        .set_expression_attribute_values(attrs("ExpressionAttributeValues")?)
-        .set_expression_attribute_names(names)
-        .set_return_values(s(args, "ReturnValues").map(Into::into))
-        .send()
-        .await
-        .map_err(|e| sdk_error("DynamoDB", false, &e))?;
-    let mut out = Map::new();
-    if let Some(a) = o.attributes() {
-        out.insert(
-            "Attributes".into(),
-            Value::Object(
-                a.iter()
-                    .map(|(k, v)| (k.clone(), from_attribute(v)))
-                    .collect(),
-            ),
-        );
-    }
-    Ok(Value::Object(out))
-}
-
-async fn lambda_invoke(c: &Ctx, args: &Value) -> Outcome {
-    let payload = match &args["Payload"] {
-        Value::Null => None,
-        Value::String(s) => Some(s.clone().into_bytes()),
-        other => Some(other.to_string().into_bytes()),
-    };
-    let o = c
-        .lambda
-        .invoke()
-        .function_name(need(args, "FunctionName", "Lambda")?)
-        .set_qualifier(s(args, "Qualifier").map(Into::into))
-        .set_invocation_type(s(args, "InvocationType").map(Into::into))
-        .set_client_context(s(args, "ClientContext").map(Into::into))
-        .set_payload(payload.map(aws_smithy_types::Blob::new))
-        .send()
-        .await
-        .map_err(|e| sdk_error("Lambda", false, &e))?;
-    let text = o
-        .payload()
-        .map(|p| String::from_utf8_lossy(p.as_ref()).to_string())
-        .unwrap_or_default();
-    let payload: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
-    if o.function_error().is_some() {
-        let error = payload["errorType"]
-            .as_str()
-            .unwrap_or("Lambda.Unknown")
-            .to_string();
-        return Err((error, text));
-    }
-    Ok(
-        json!({"ExecutedVersion": o.executed_version(), "Payload": payload, "StatusCode": o.status_code(),
-              "SdkHttpMetadata": {"HttpStatusCode": o.status_code()}}),
-    )
 }
 
 /// What an HTTP task sent and got back, in TestState's words (`inspectionData.request` and
@@ -438,31 +326,234 @@ fn headers_text<'a>(headers: impl Iterator<Item = (&'a str, &'a str)>) -> String
 impl Integrations {
     /// Calls the integration a Task's Resource names.
     pub async fn call(&self, resource: &str, args: &Value) -> Outcome {
-        let r = resource
-            .strip_prefix("arn:aws:states:::")
-            .unwrap_or(resource);
-        let r = r
-            .strip_suffix(".waitForTaskToken")
-            .or_else(|| r.strip_suffix(".sync"))
-            .unwrap_or(r);
-        if r == "http:invoke" {
+        if is_lambda_function(resource) {
+            return self.lambda_function(resource, args).await;
+        }
+        let (name, pattern) = pattern_of(integration_name(resource));
+        if name == "http:invoke" {
             return self.http_invoke(args).await;
         }
-        match INTEGRATIONS.iter().find(|(names, _)| names.contains(&r)) {
-            Some((_, integration)) => integration(&self.ctx, args).await,
-            None => Err((
-                "States.TaskFailed".into(),
+        if let Some(rest) = name.strip_prefix("aws-sdk:") {
+            let (service, action) = rest.split_once(':').unwrap_or((rest, ""));
+            let reply = self.sdk.call(service, action, args).await;
+            return reply.map(|r| r.output).map_err(sdk_failure);
+        }
+        let (service, action) = name.split_once(':').unwrap_or((name, ""));
+        let Some(o) = optimised(service) else {
+            return Err((
+                "States.Runtime".into(),
                 format!(
-                    "deploy local has no integration for {r}; answer this state from a mock (--mock-config, and start the execution on <state machine ARN>#<test case>)"
+                    "deploy local has no integration for {name}; answer this state from a mock (--mock-config, and start the execution on <state machine ARN>#<test case>)"
                 ),
-            )),
+            ));
+        };
+        match name {
+            "lambda:invoke" => self.lambda_invoke(o, args).await,
+            "apigateway:invoke" => self.apigateway_invoke(args).await,
+            "states:startExecution" if pattern.starts_with(".sync") => {
+                self.start_child(o, args, pattern == ".sync:2").await
+            }
+            _ => self.optimised_call(o, name, action, pattern, args).await,
+        }
+    }
+
+    /// An optimised integration that is its SDK call (with the SDK's metadata where AWS's
+    /// result carries it), and its `.sync` polling.
+    async fn optimised_call(
+        &self,
+        o: &Optimised,
+        name: &str,
+        action: &str,
+        pattern: &str,
+        args: &Value,
+    ) -> Outcome {
+        let model = ELSEWHERE
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(o.model, |(_, m)| m);
+        let renamed = renamed(name);
+        let (action, args) = match renamed {
+            Some(r) => (r.action, &r.args(args)),
+            None => (action, args),
+        };
+        let mut reply = self.sdk.call(model, action, args).await;
+        if let (Some(r), Ok(reply)) = (renamed, reply.as_mut()) {
+            reply.output = r.result(&reply.output);
+        }
+        let reply = reply.map_err(|e| optimised_failure(o, e))?;
+        let mut out = match reply.output.clone() {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        let failed_entries = out.get("FailedEntryCount").and_then(Value::as_u64);
+        if name == "events:putEvents" && failed_entries.unwrap_or(0) > 0 {
+            let cause = Value::Object(out).to_string();
+            return Err(("EventBridge.FailedEntry".into(), cause));
+        }
+        match sync_of(name).filter(|_| pattern.starts_with(".sync")) {
+            Some(sync) => self.poll(o, model, sync, &Value::Object(out), args).await,
+            None => {
+                metadata(o.headers, &reply, &mut out);
+                Ok(Value::Object(out))
+            }
+        }
+    }
+
+    /// `.sync`: looks at the job every half second until its status ends it; its description
+    /// is the result, or the cause of `States.TaskFailed`.
+    async fn poll(
+        &self,
+        o: &Optimised,
+        model: &str,
+        sync: &Sync,
+        started: &Value,
+        args: &Value,
+    ) -> Outcome {
+        let mut describe = Map::new();
+        for (param, spec) in sync.ids {
+            let v = id_from(spec, started, args);
+            if !v.is_null() {
+                describe.insert(param.to_string(), v);
+            }
+        }
+        let describe = Value::Object(describe);
+        loop {
+            let reply = self.sdk.call(model, sync.describe, &describe).await;
+            let out = reply.map_err(|e| optimised_failure(o, e))?.output;
+            let status = out.pointer(sync.status).and_then(Value::as_str);
+            let status = status.unwrap_or_default().to_string();
+            let job = out.pointer(sync.job).cloned().unwrap_or(out.clone());
+            if sync.succeeded.contains(&status.as_str()) {
+                return Ok(job);
+            }
+            if sync.failed.contains(&status.as_str()) {
+                return Err(("States.TaskFailed".into(), job.to_string()));
+            }
+            tokio::time::sleep(poll_interval()).await;
+        }
+    }
+
+    /// `states:startExecution.sync` / `.sync:2`: the child runs on this endpoint; its
+    /// DescribeExecution is the result (`.sync:2` with Input and Output parsed), or the cause
+    /// of `States.TaskFailed` when it does not succeed. The child is stopped with its parent.
+    async fn start_child(&self, o: &Optimised, args: &Value, parsed: bool) -> Outcome {
+        let started = self.sdk.call("sfn", "startExecution", args).await;
+        let started = started.map_err(|e| optimised_failure(o, e))?;
+        let arn = started.output["ExecutionArn"].as_str().unwrap_or_default();
+        let mut guard = StopChild {
+            sdk: self.sdk.clone(),
+            arn: Some(arn.to_string()),
+        };
+        let describe = json!({"ExecutionArn": arn});
+        loop {
+            let reply = self.sdk.call("sfn", "describeExecution", &describe).await;
+            let mut d = reply.map_err(|e| optimised_failure(o, e))?.output;
+            if d["Status"] == "RUNNING" || d["Status"] == "PENDING_REDRIVE" {
+                let wait = poll_interval().min(std::time::Duration::from_millis(100));
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            guard.arn = None;
+            if parsed {
+                for k in ["Input", "Output"] {
+                    if let Some(text) = d[k].as_str() {
+                        d[k] = serde_json::from_str(text).unwrap_or(Value::String(text.into()));
+                    }
+                }
+            }
+            if d["Status"] == "SUCCEEDED" {
+                return Ok(d);
+            }
+            return Err(("States.TaskFailed".into(), d.to_string()));
+        }
+    }
+
+    /// `lambda:invoke`: the function's answer under Payload (parsed when it is JSON); a function
+    /// error is the task's error, named by the function's errorType.
+    async fn lambda_invoke(&self, o: &Optimised, args: &Value) -> Outcome {
+        let reply = self.sdk.call("lambda", "invoke", args).await;
+        let reply = reply.map_err(|e| optimised_failure(o, e))?;
+        let mut out = match reply.output.clone() {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        let text = out
+            .get("Payload")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let text = text.to_string();
+        let payload: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
+        if out.contains_key("FunctionError") {
+            let error = payload["errorType"].as_str().unwrap_or("Lambda.Unknown");
+            return Err((error.to_string(), text));
+        }
+        out.insert("Payload".into(), payload);
+        metadata(LAMBDA_FRONT, &reply, &mut out);
+        Ok(Value::Object(out))
+    }
+
+    /// A Lambda function named by its ARN as Resource: invoked with the state's input, its
+    /// answer is the result as it is.
+    async fn lambda_function(&self, arn: &str, args: &Value) -> Outcome {
+        let o = optimised("lambda").expect("lambda is optimised");
+        let call = json!({"FunctionName": arn, "Payload": args});
+        let out = self.lambda_invoke(o, &call).await?;
+        Ok(out["Payload"].clone())
+    }
+
+    /// `apigateway:invoke`: the stage's path called over HTTP (behind an endpoint override, at
+    /// the emulator's `/restapis/<id>/<stage>/_user_request_/` path), answered as http:invoke
+    /// answers; a status of 400 or more is `ApiGateway.<status>`.
+    async fn apigateway_invoke(&self, args: &Value) -> Outcome {
+        let endpoint = need(args, "ApiEndpoint", "ApiGateway")?;
+        let stage = s(args, "Stage").unwrap_or_default();
+        let path = s(args, "Path").unwrap_or_default().trim_start_matches('/');
+        let host = endpoint.trim_start_matches("https://");
+        let api = host.split('.').next().unwrap_or(host);
+        let base = ["AWS_ENDPOINT_URL_API_GATEWAY", "AWS_ENDPOINT_URL"]
+            .iter()
+            .find_map(|k| std::env::var(k).ok().filter(|u| !u.is_empty()));
+        let url = match base {
+            Some(b) => format!(
+                "{}/restapis/{api}/{stage}/_user_request_/{path}",
+                b.trim_end_matches('/')
+            ),
+            None => format!("https://{host}/{stage}/{path}"),
+        };
+        let mut call = json!({"ApiEndpoint": url, "Method": s(args, "Method").unwrap_or("GET")});
+        for k in ["RequestBody", "QueryParameters"] {
+            if let Some(v) = args.get(k) {
+                call[k] = v.clone();
+            }
+        }
+        if let Some(h) = args["Headers"].as_object() {
+            let first = |v: &Value| v.as_array().and_then(|a| a.first()).cloned();
+            let flat: Map<String, Value> = h
+                .iter()
+                .map(|(k, v)| (k.clone(), first(v).unwrap_or(v.clone())))
+                .collect();
+            call["Headers"] = Value::Object(flat);
+        }
+        match self.http_call(&url, &call).await {
+            Err((e, cause)) if e.starts_with("States.Http.StatusCode.") => {
+                let status = e.trim_start_matches("States.Http.StatusCode.");
+                Err((format!("ApiGateway.{status}"), cause))
+            }
+            Err((_, cause)) => Err(("ApiGateway.SdkClientException".into(), cause)),
+            ok => ok,
         }
     }
 
     async fn http_invoke(&self, args: &Value) -> Outcome {
-        let socket = |m: String| ("States.Http.Socket".to_string(), m);
         let url = self.http_url(args)?;
         self.connection_exists(args).await?;
+        self.http_call(&url, args).await
+    }
+
+    /// An HTTP request to `url` with the method, headers and body an HTTP task gives.
+    async fn http_call(&self, url: &str, args: &Value) -> Outcome {
+        let socket = |m: String| ("States.Http.Socket".to_string(), m);
+        let url = url.to_string();
         let method = args["Method"].as_str().unwrap_or("GET").to_uppercase();
         let mut req = hyper::Request::builder().method(method.as_str()).uri(&url);
         for (k, v) in args["Headers"].as_object().into_iter().flatten() {
@@ -581,66 +672,4 @@ fn text_of(v: &Value) -> String {
     v.as_str()
         .map(str::to_string)
         .unwrap_or_else(|| v.to_string())
-}
-
-/// DynamoDB's JSON form of a value (`{"S": "x"}`, `{"N": "1"}`, ...) to the SDK's.
-fn to_attribute(v: &Value) -> Result<AttributeValue, String> {
-    let m = v
-        .as_object()
-        .filter(|m| m.len() == 1)
-        .ok_or_else(|| format!("not a DynamoDB attribute value: {v}"))?;
-    let (t, x) = m.iter().next().unwrap();
-    let strings = |x: &Value| -> Vec<String> {
-        x.as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|s| s.as_str().map(str::to_string))
-            .collect()
-    };
-    Ok(match (t.as_str(), x) {
-        ("S", Value::String(s)) => AttributeValue::S(s.clone()),
-        ("N", Value::String(s)) => AttributeValue::N(s.clone()),
-        ("N", Value::Number(n)) => AttributeValue::N(n.to_string()),
-        ("BOOL", Value::Bool(b)) => AttributeValue::Bool(*b),
-        ("NULL", _) => AttributeValue::Null(true),
-        ("SS", _) => AttributeValue::Ss(strings(x)),
-        ("NS", _) => AttributeValue::Ns(strings(x)),
-        ("L", Value::Array(a)) => {
-            AttributeValue::L(a.iter().map(to_attribute).collect::<Result<_, _>>()?)
-        }
-        ("M", Value::Object(o)) => AttributeValue::M(
-            o.iter()
-                .map(|(k, v)| to_attribute(v).map(|a| (k.clone(), a)))
-                .collect::<Result<_, _>>()?,
-        ),
-        _ => return Err(format!("unsupported DynamoDB attribute value: {v}")),
-    })
-}
-
-fn from_attribute(a: &AttributeValue) -> Value {
-    match a {
-        AttributeValue::S(s) => json!({"S": s}),
-        AttributeValue::N(n) => json!({"N": n}),
-        AttributeValue::Bool(b) => json!({"BOOL": b}),
-        AttributeValue::Null(_) => json!({"NULL": true}),
-        AttributeValue::Ss(v) => json!({"SS": v}),
-        AttributeValue::Ns(v) => json!({"NS": v}),
-        AttributeValue::L(l) => json!({"L": l.iter().map(from_attribute).collect::<Vec<_>>()}),
-        AttributeValue::M(m) => {
-            json!({"M": m.iter().map(|(k, v)| (k.clone(), from_attribute(v))).collect::<Map<_, _>>()})
-        }
-        _ => Value::Null,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dynamodb_values_round_trip() {
-        let v = json!({"M": {"name": {"S": "a"}, "n": {"N": "1"}, "ok": {"BOOL": true}, "l": {"L": [{"NULL": true}, {"SS": ["x"]}]}}});
-        assert_eq!(from_attribute(&to_attribute(&v).unwrap()), v);
-        assert!(to_attribute(&json!({"S": "a", "N": "1"})).is_err());
-    }
 }

@@ -1,0 +1,652 @@
+//! A Step Functions task's parameters (PascalCase JSON) as the service's wire protocol wants
+//! them: JSON 1.0/1.1, REST-JSON, REST-XML, query and EC2 query, shaped by the operation's
+//! input shape.
+
+use super::model::{Member, Operation, Protocol, Service, Shape};
+use base64::Engine;
+use serde_json::{Map, Value};
+
+/// An HTTP request before signing: method, path with query, headers and body.
+#[derive(Debug, Default)]
+pub struct Wire {
+    pub method: String,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// A parameter the input shape does not have, or a value of the wrong kind.
+pub type Invalid = String;
+
+/// The member a PascalCase parameter names (`StateMachineArn` → stateMachineArn).
+fn member<'a>(shape: &'a Shape, key: &str) -> Option<&'a (String, Member)> {
+    let m = &shape.m.0;
+    m.iter()
+        .find(|(n, _)| n == key)
+        .or_else(|| m.iter().find(|(n, _)| n.eq_ignore_ascii_case(key)))
+}
+
+/// The parameters matched to the input shape's members: (member name, member, value).
+fn members<'a, 'v>(
+    svc: &'a Service,
+    shape: &'a Shape,
+    args: &'v Map<String, Value>,
+) -> Result<Vec<(&'a str, &'a Member, &'v Value)>, Invalid> {
+    let mut out = Vec::new();
+    for (k, v) in args {
+        let Some((name, m)) = member(shape, k) else {
+            let known: Vec<String> = shape
+                .m
+                .0
+                .iter()
+                .map(|(n, _)| super::model::pascal(n))
+                .collect();
+            return Err(format!(
+                "The field '{k}' is not supported by {} (it takes {})",
+                svc.id,
+                known.join(", ")
+            ));
+        };
+        if !v.is_null() {
+            out.push((name.as_str(), m, v));
+        }
+    }
+    Ok(out)
+}
+
+/// Builds the request of `op` from `args`.
+pub fn build(svc: &Service, op_name: &str, op: &Operation, args: &Value) -> Result<Wire, Invalid> {
+    let empty = Map::new();
+    let args = match args {
+        Value::Object(m) => m,
+        Value::Null => &empty,
+        other => return Err(format!("the parameters must be an object, not {other}")),
+    };
+    let input = op.i.as_deref().and_then(|i| svc.shape(i));
+    let mut w = Wire {
+        method: op.m.clone(),
+        ..Wire::default()
+    };
+    let (path, fixed_query) = match op.u.split_once('?') {
+        Some((p, q)) => (p.to_string(), Some(q.to_string())),
+        None => (op.u.clone(), None),
+    };
+    w.path = path;
+    if let Some(q) = fixed_query {
+        for pair in q.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            w.query.push((k.to_string(), v.to_string()));
+        }
+    }
+    let Some(input) = input else {
+        if let Some((k, _)) = args.iter().next() {
+            return Err(format!(
+                "The field '{k}' is not supported: {op_name} takes no parameters"
+            ));
+        }
+        return finish(svc, op_name, w, Map::new());
+    };
+    let given = members(svc, input, args)?;
+    match svc.protocol {
+        Protocol::Json => {
+            let mut body = Map::new();
+            for (name, m, v) in given {
+                body.insert(
+                    m.wire(name).to_string(),
+                    json_value(svc, &m.s, v, m.tf.as_deref(), Protocol::Json)?,
+                );
+            }
+            add_tokens(input, &mut body, args);
+            w.body = Value::Object(body).to_string().into_bytes();
+            let version = svc.json.as_deref().unwrap_or("1.0");
+            w.headers.push((
+                "content-type".into(),
+                format!("application/x-amz-json-{version}"),
+            ));
+            if let Some(t) = &svc.target {
+                w.headers
+                    .push(("x-amz-target".into(), format!("{t}.{op_name}")));
+            }
+            Ok(w)
+        }
+        Protocol::Query | Protocol::Ec2 => {
+            let mut form = vec![
+                ("Action".to_string(), op_name.to_string()),
+                ("Version".to_string(), svc.api.clone()),
+            ];
+            for (name, m, v) in given {
+                let key = query_key(svc.protocol, name, m);
+                query_value(svc, &mut form, &key, &m.s, v, m.fl)?;
+            }
+            let body: Vec<String> = form
+                .iter()
+                .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+                .collect();
+            w.body = body.join("&").into_bytes();
+            w.headers.push((
+                "content-type".into(),
+                "application/x-www-form-urlencoded; charset=utf-8".into(),
+            ));
+            Ok(w)
+        }
+        Protocol::RestJson | Protocol::RestXml => {
+            let mut body_members = Map::new();
+            let mut payload: Option<(&Member, &Value)> = None;
+            for (name, m, v) in given {
+                match m.l.as_deref() {
+                    Some("uri") => {
+                        let label = m.wire(name);
+                        let text = scalar_text(svc, &m.s, v, m.tf.as_deref(), "iso8601");
+                        let greedy = format!("{{{label}+}}");
+                        w.path = if w.path.contains(&greedy) {
+                            w.path.replace(
+                                &greedy,
+                                &text.split('/').map(enc).collect::<Vec<_>>().join("/"),
+                            )
+                        } else {
+                            w.path.replace(&format!("{{{label}}}"), &enc(&text))
+                        };
+                    }
+                    Some("querystring") => rest_query(svc, &mut w, m.wire(name), m, v),
+                    Some("header") => {
+                        let text = scalar_text(svc, &m.s, v, m.tf.as_deref(), "rfc822");
+                        let text = if m.jv {
+                            base64::engine::general_purpose::STANDARD.encode(text)
+                        } else {
+                            text
+                        };
+                        w.headers.push((m.wire(name).to_ascii_lowercase(), text));
+                    }
+                    Some("headers") => {
+                        for (k, x) in v.as_object().into_iter().flatten() {
+                            let prefix = m.wire(name).to_ascii_lowercase();
+                            w.headers
+                                .push((format!("{prefix}{}", k.to_ascii_lowercase()), text_of(x)));
+                        }
+                    }
+                    _ if input.p.as_deref() == Some(name) => payload = Some((m, v)),
+                    _ => {
+                        body_members.insert(name.to_string(), v.clone());
+                    }
+                }
+            }
+            rest_body(svc, op, input, &mut w, payload, body_members, args)?;
+            // an operation without labels left unfilled (a missing required path parameter)
+            if let Some(i) = w.path.find('{') {
+                let label = w.path[i + 1..]
+                    .split(['}', '+'])
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                return Err(format!(
+                    "Value null at '{label}' failed to satisfy constraint: Member must not be null"
+                ));
+            }
+            Ok(w)
+        }
+    }
+}
+
+fn finish(
+    svc: &Service,
+    op_name: &str,
+    mut w: Wire,
+    body: Map<String, Value>,
+) -> Result<Wire, Invalid> {
+    match svc.protocol {
+        Protocol::Json => {
+            w.body = Value::Object(body).to_string().into_bytes();
+            let version = svc.json.as_deref().unwrap_or("1.0");
+            w.headers.push((
+                "content-type".into(),
+                format!("application/x-amz-json-{version}"),
+            ));
+            if let Some(t) = &svc.target {
+                w.headers
+                    .push(("x-amz-target".into(), format!("{t}.{op_name}")));
+            }
+        }
+        Protocol::Query | Protocol::Ec2 => {
+            w.body = format!("Action={op_name}&Version={}", enc(&svc.api)).into_bytes();
+            w.headers.push((
+                "content-type".into(),
+                "application/x-www-form-urlencoded; charset=utf-8".into(),
+            ));
+        }
+        _ => {}
+    }
+    Ok(w)
+}
+
+/// Idempotency tokens the caller left out, filled as the SDKs fill them.
+fn add_tokens(shape: &Shape, body: &mut Map<String, Value>, args: &Map<String, Value>) {
+    for (name, m) in &shape.m.0 {
+        if m.it
+            && member(shape, name).is_some()
+            && !args.keys().any(|k| k.eq_ignore_ascii_case(name))
+        {
+            body.insert(
+                m.wire(name).to_string(),
+                Value::String(uuid::Uuid::new_v4().to_string()),
+            );
+        }
+    }
+}
+
+fn rest_body(
+    svc: &Service,
+    op: &Operation,
+    input: &Shape,
+    w: &mut Wire,
+    payload: Option<(&Member, &Value)>,
+    body_members: Map<String, Value>,
+    args: &Map<String, Value>,
+) -> Result<(), Invalid> {
+    let xml = svc.protocol == Protocol::RestXml;
+    if let Some((m, v)) = payload {
+        let shape = svc.shape(&m.s).ok_or("the model lacks a shape")?;
+        match shape.t.as_str() {
+            "blob" => w.body = blob_bytes(v),
+            "string" => w.body = text_of(v).into_bytes(),
+            "structure" if xml => {
+                let root = m.n.clone().unwrap_or_else(|| m.s.clone());
+                let ns = m.xn.clone().or_else(|| shape.xn.clone());
+                w.body = xml_document(svc, &root, ns.as_deref(), &m.s, v)?.into_bytes();
+                w.headers
+                    .push(("content-type".into(), "application/xml".into()));
+            }
+            _ => {
+                w.body = json_value(svc, &m.s, v, None, Protocol::RestJson)?
+                    .to_string()
+                    .into_bytes();
+                w.headers
+                    .push(("content-type".into(), "application/json".into()));
+            }
+        }
+    } else if xml {
+        if !body_members.is_empty() {
+            let root = input
+                .n
+                .clone()
+                .unwrap_or_else(|| op.i.clone().unwrap_or_default());
+            let mut inner = String::new();
+            for (name, v) in &body_members {
+                let (_, m) = member(input, name).unwrap();
+                xml_member(svc, &mut inner, m.wire(name), m, v)?;
+            }
+            let ns = input
+                .xn
+                .as_deref()
+                .map(|n| format!(" xmlns=\"{n}\""))
+                .unwrap_or_default();
+            w.body = format!("<{root}{ns}>{inner}</{root}>").into_bytes();
+            w.headers
+                .push(("content-type".into(), "application/xml".into()));
+        }
+    } else {
+        let mut body = Map::new();
+        for (name, v) in &body_members {
+            let (_, m) = member(input, name).unwrap();
+            body.insert(
+                m.wire(name).to_string(),
+                json_value(svc, &m.s, v, m.tf.as_deref(), Protocol::RestJson)?,
+            );
+        }
+        add_tokens_rest(input, &mut body, args);
+        if !body.is_empty() || matches!(op.m.as_str(), "POST" | "PUT" | "PATCH") {
+            w.body = Value::Object(body).to_string().into_bytes();
+            w.headers
+                .push(("content-type".into(), "application/json".into()));
+        }
+    }
+    if op.ck {
+        // the SDKs' default since 2025: a CRC32 of the body with every request that takes one
+        let crc = crc32fast::hash(&w.body).to_be_bytes();
+        let crc = base64::engine::general_purpose::STANDARD.encode(crc);
+        w.headers.push(("x-amz-checksum-crc32".into(), crc));
+        w.headers
+            .push(("x-amz-sdk-checksum-algorithm".into(), "CRC32".into()));
+    } else if op.md5 {
+        use md5::Digest;
+        let sum = md5::Md5::digest(&w.body);
+        w.headers.push((
+            "content-md5".into(),
+            base64::engine::general_purpose::STANDARD.encode(sum),
+        ));
+    }
+    Ok(())
+}
+
+fn add_tokens_rest(shape: &Shape, body: &mut Map<String, Value>, args: &Map<String, Value>) {
+    for (name, m) in &shape.m.0 {
+        if m.it && m.l.is_none() && !args.keys().any(|k| k.eq_ignore_ascii_case(name)) {
+            body.insert(
+                m.wire(name).to_string(),
+                Value::String(uuid::Uuid::new_v4().to_string()),
+            );
+        }
+    }
+}
+
+fn rest_query(svc: &Service, w: &mut Wire, key: &str, m: &Member, v: &Value) {
+    match v {
+        Value::Array(a) => {
+            for x in a {
+                w.query
+                    .push((key.to_string(), scalar_text(svc, "", x, None, "iso8601")));
+            }
+        }
+        Value::Object(o) => {
+            for (k, x) in o {
+                match x {
+                    Value::Array(a) => a.iter().for_each(|y| w.query.push((k.clone(), text_of(y)))),
+                    _ => w.query.push((k.clone(), text_of(x))),
+                }
+            }
+        }
+        _ => w.query.push((
+            key.to_string(),
+            scalar_text(svc, &m.s, v, m.tf.as_deref(), "iso8601"),
+        )),
+    }
+}
+
+/// A value as text: a string as it is, anything else as JSON.
+pub fn text_of(v: &Value) -> String {
+    v.as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| v.to_string())
+}
+
+/// The bytes of a blob: the value's JSON text, as Step Functions sends it (a string Body of
+/// `text data` is stored as `"text data"`: recorded from AWS in sfn-integrations' putObject
+/// cases).
+pub fn blob_bytes(v: &Value) -> Vec<u8> {
+    v.to_string().into_bytes()
+}
+
+/// A scalar as text on the wire (a path label, a header, a query parameter).
+fn scalar_text(
+    svc: &Service,
+    shape: &str,
+    v: &Value,
+    tf: Option<&str>,
+    default_tf: &str,
+) -> String {
+    let s = svc.shape(shape);
+    if s.is_some_and(|s| s.t == "timestamp") {
+        let f = tf.or(s.and_then(|s| s.tf.as_deref())).unwrap_or(default_tf);
+        return timestamp(v, f)
+            .map(|t| text_of(&t))
+            .unwrap_or_else(|| text_of(v));
+    }
+    if s.is_some_and(|s| s.t == "blob") {
+        return base64::engine::general_purpose::STANDARD.encode(blob_bytes(v));
+    }
+    text_of(v)
+}
+
+/// A timestamp in a wire format: `iso8601`, `rfc822`, `unixTimestamp`.
+fn timestamp(v: &Value, format: &str) -> Option<Value> {
+    use aws_smithy_types::DateTime;
+    use aws_smithy_types::date_time::Format;
+    let t = match v {
+        Value::Number(n) => DateTime::from_secs_f64(n.as_f64()?),
+        Value::String(s) => DateTime::from_str(s, Format::DateTimeWithOffset)
+            .or_else(|_| DateTime::from_str(s, Format::DateTime))
+            .or_else(|_| DateTime::from_str(s, Format::HttpDate))
+            .ok()?,
+        _ => return None,
+    };
+    Some(match format {
+        "unixTimestamp" => serde_json::Number::from_f64(t.as_secs_f64()).map(Value::Number)?,
+        "rfc822" => Value::String(t.fmt(Format::HttpDate).ok()?),
+        _ => Value::String(t.fmt(Format::DateTime).ok()?),
+    })
+}
+
+/// A value as JSON on the wire: members renamed to their wire names, blobs base64, timestamps
+/// as the protocol sends them.
+fn json_value(
+    svc: &Service,
+    shape: &str,
+    v: &Value,
+    tf: Option<&str>,
+    proto: Protocol,
+) -> Result<Value, Invalid> {
+    let Some(s) = svc.shape(shape) else {
+        return Ok(v.clone());
+    };
+    Ok(match (s.t.as_str(), v) {
+        (_, _) if s.doc => v.clone(),
+        ("structure", Value::Object(o)) => {
+            let mut out = Map::new();
+            for (name, m, x) in members(svc, s, o)? {
+                out.insert(
+                    m.wire(name).to_string(),
+                    json_value(svc, &m.s, x, m.tf.as_deref(), proto)?,
+                );
+            }
+            Value::Object(out)
+        }
+        ("list", Value::Array(a)) => {
+            let item = s.i.as_deref().unwrap_or_default();
+            Value::Array(
+                a.iter()
+                    .map(|x| json_value(svc, item, x, None, proto))
+                    .collect::<Result<_, _>>()?,
+            )
+        }
+        ("map", Value::Object(o)) => {
+            let item = s.v.as_deref().unwrap_or_default();
+            let mut out = Map::new();
+            for (k, x) in o {
+                out.insert(k.clone(), json_value(svc, item, x, None, proto)?);
+            }
+            Value::Object(out)
+        }
+        ("string", Value::String(_)) => v.clone(),
+        // an object or number given where text goes is sent as its JSON text
+        ("string", other) if !s.jv => Value::String(other.to_string()),
+        ("string", other) => Value::String(other.to_string()),
+        ("blob", _) => {
+            Value::String(base64::engine::general_purpose::STANDARD.encode(blob_bytes(v)))
+        }
+        ("timestamp", _) => {
+            let f = tf.or(s.tf.as_deref()).unwrap_or("unixTimestamp");
+            timestamp(v, f).unwrap_or_else(|| v.clone())
+        }
+        ("integer" | "long", Value::String(t)) => t
+            .parse::<i64>()
+            .map(Value::from)
+            .unwrap_or_else(|_| v.clone()),
+        ("float" | "double", Value::String(t)) => t
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map(Value::Number)
+            .unwrap_or_else(|| v.clone()),
+        ("boolean", Value::String(t)) => Value::Bool(t == "true"),
+        _ => v.clone(),
+    })
+}
+
+/// The query key of a top-level member: EC2 takes its queryName, or its locationName with a
+/// capital, or its name; the query protocol its locationName or name.
+fn query_key(proto: Protocol, name: &str, m: &Member) -> String {
+    if proto == Protocol::Ec2 {
+        m.q.clone()
+            .or_else(|| m.n.as_deref().map(super::model::pascal))
+            .unwrap_or_else(|| name.to_string())
+    } else {
+        m.wire(name).to_string()
+    }
+}
+
+fn query_value(
+    svc: &Service,
+    form: &mut Vec<(String, String)>,
+    key: &str,
+    shape: &str,
+    v: &Value,
+    flattened: bool,
+) -> Result<(), Invalid> {
+    let Some(s) = svc.shape(shape) else {
+        form.push((key.to_string(), text_of(v)));
+        return Ok(());
+    };
+    match (s.t.as_str(), v) {
+        ("structure", Value::Object(o)) => {
+            for (name, m, x) in members(svc, s, o)? {
+                let k = format!("{key}.{}", query_key(svc.protocol, name, m));
+                query_value(svc, form, &k, &m.s, x, m.fl)?;
+            }
+        }
+        ("list", Value::Array(a)) => {
+            if a.is_empty() && svc.protocol == Protocol::Query {
+                form.push((key.to_string(), String::new()));
+            }
+            let item = s.i.as_deref().unwrap_or_default();
+            for (i, x) in a.iter().enumerate() {
+                let k = if svc.protocol == Protocol::Ec2 || flattened || s.fl {
+                    format!("{key}.{}", i + 1)
+                } else {
+                    format!("{key}.{}.{}", s.n.as_deref().unwrap_or("member"), i + 1)
+                };
+                query_value(svc, form, &k, item, x, false)?;
+            }
+        }
+        ("map", Value::Object(o)) => {
+            let (kn, vn) = (
+                s.kn.as_deref().unwrap_or("key"),
+                s.vn.as_deref().unwrap_or("value"),
+            );
+            for (i, (mk, x)) in o.iter().enumerate() {
+                let base = if flattened || s.fl {
+                    format!("{key}.{}", i + 1)
+                } else {
+                    format!("{key}.entry.{}", i + 1)
+                };
+                form.push((format!("{base}.{kn}"), mk.clone()));
+                query_value(
+                    svc,
+                    form,
+                    &format!("{base}.{vn}"),
+                    s.v.as_deref().unwrap_or_default(),
+                    x,
+                    false,
+                )?;
+            }
+        }
+        _ => form.push((key.to_string(), scalar_text(svc, shape, v, None, "iso8601"))),
+    }
+    Ok(())
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn xml_document(
+    svc: &Service,
+    root: &str,
+    ns: Option<&str>,
+    shape: &str,
+    v: &Value,
+) -> Result<String, Invalid> {
+    let mut inner = String::new();
+    let s = svc.shape(shape).ok_or("the model lacks a shape")?;
+    let mut attrs = String::new();
+    if let Some(n) = ns {
+        attrs.push_str(&format!(" xmlns=\"{n}\""));
+    }
+    if let Value::Object(o) = v {
+        for (name, m, x) in members(svc, s, o)? {
+            if m.xa {
+                attrs.push_str(&format!(
+                    " {}=\"{}\"",
+                    m.wire(name),
+                    xml_escape(&text_of(x))
+                ));
+            } else {
+                xml_member(svc, &mut inner, m.wire(name), m, x)?;
+            }
+        }
+    }
+    Ok(format!("<{root}{attrs}>{inner}</{root}>"))
+}
+
+fn xml_member(
+    svc: &Service,
+    out: &mut String,
+    tag: &str,
+    m: &Member,
+    v: &Value,
+) -> Result<(), Invalid> {
+    xml_value(svc, out, tag, &m.s, v, m.fl)
+}
+
+fn xml_value(
+    svc: &Service,
+    out: &mut String,
+    tag: &str,
+    shape: &str,
+    v: &Value,
+    flattened: bool,
+) -> Result<(), Invalid> {
+    let Some(s) = svc.shape(shape) else {
+        out.push_str(&format!("<{tag}>{}</{tag}>", xml_escape(&text_of(v))));
+        return Ok(());
+    };
+    match (s.t.as_str(), v) {
+        ("structure", Value::Object(_)) => out.push_str(&xml_document(svc, tag, None, shape, v)?),
+        ("list", Value::Array(a)) => {
+            let item = s.i.as_deref().unwrap_or_default();
+            if flattened || s.fl {
+                let name = s.n.as_deref().unwrap_or(tag);
+                for x in a {
+                    xml_value(svc, out, name, item, x, false)?;
+                }
+            } else {
+                out.push_str(&format!("<{tag}>"));
+                let name = s.n.as_deref().unwrap_or("member");
+                for x in a {
+                    xml_value(svc, out, name, item, x, false)?;
+                }
+                out.push_str(&format!("</{tag}>"));
+            }
+        }
+        ("map", Value::Object(o)) => {
+            let (kn, vn) = (
+                s.kn.as_deref().unwrap_or("key"),
+                s.vn.as_deref().unwrap_or("value"),
+            );
+            out.push_str(&format!("<{tag}>"));
+            for (k, x) in o {
+                out.push_str(&format!("<entry><{kn}>{}</{kn}>", xml_escape(k)));
+                xml_value(svc, out, vn, s.v.as_deref().unwrap_or_default(), x, false)?;
+                out.push_str("</entry>");
+            }
+            out.push_str(&format!("</{tag}>"));
+        }
+        _ => {
+            let text = scalar_text(svc, shape, v, None, "iso8601");
+            out.push_str(&format!("<{tag}>{}</{tag}>", xml_escape(&text)));
+        }
+    }
+    Ok(())
+}
+
+/// Percent-encoding as SigV4 and the SDKs use it (unreserved characters kept).
+pub fn enc(s: &str) -> String {
+    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(s, SET).to_string()
+}
