@@ -1953,7 +1953,7 @@ fn redrive_resumes_a_failed_execution_where_it_failed() {
     assert_eq!(after["redriveStatus"], "NOT_REDRIVABLE");
     assert_eq!(
         after["redriveStatusReason"],
-        "Execution is SUCCEEDED and cannot be redriven."
+        "Execution is SUCCEEDED and cannot be redriven"
     );
     assert_eq!(
         serde_json::from_str::<Value>(after["output"].as_str().unwrap()).unwrap(),

@@ -30,6 +30,8 @@ fn parse(path: &str) -> Result<(bool, Vec<Seg>), String> {
                 segs.push(Seg::Descend(rest[i + 2..j].to_string()));
                 i = j;
             }
+            // `$.[0]` is `$[0]`: AWS (Jayway) reads a dot before a bracket as nothing
+            b'.' if b.get(i + 1) == Some(&b'[') => i += 1,
             b'.' => {
                 let j = name_end(b, i + 1);
                 let name = &rest[i + 1..j];
@@ -131,6 +133,8 @@ fn to_rfc9535(rest: &str) -> Result<(String, bool), String> {
                 }
                 match name {
                     "" if deep => {}
+                    // `$.[0]`, `$.a.['b']`: a dot before a bracket is nothing (AWS reads it so)
+                    "" if b.get(j) == Some(&b'[') => {}
                     "" => return Err("a name is expected after '.'".into()),
                     "*" => {
                         definite = false;

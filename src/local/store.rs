@@ -164,6 +164,9 @@ impl Exec {
             }
             Some(why) => {
                 m.insert("redriveStatus".into(), json!("NOT_REDRIVABLE"));
+                // DescribeExecution gives it without the full stop (recorded from AWS in
+                // sfn-integrations' startExecution.sync cases)
+                let why = why.trim_end_matches('.');
                 m.insert("redriveStatusReason".into(), json!(why));
             }
         }

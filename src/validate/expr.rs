@@ -112,6 +112,10 @@ fn dot(path: &str, b: &[u8], mut i: usize, reference: bool) -> Result<usize, Str
     while i < b.len() && b[i] != b'.' && b[i] != b'[' {
         i += 1;
     }
+    // `$.[0]` is `$[0]`, as AWS reads it
+    if i == start && b.get(i) == Some(&b'[') && start > 0 && b[start - 1] == b'.' {
+        return Ok(i);
+    }
     if i == start {
         return Err(format!("{path:?}: empty name after '.'"));
     }

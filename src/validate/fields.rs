@@ -2,7 +2,7 @@
 //! the rules of Task, Wait, and of Retry / Catch error names.
 
 use super::expr;
-use super::findings::{Checker, esc};
+use super::findings::{Checker, Severity, esc};
 use crate::asl;
 use serde_json::{Map, Value};
 
@@ -257,10 +257,19 @@ pub(super) fn error_names(c: &mut Checker, name: &str, list: &Value, p: &str, la
             continue;
         };
         if e.starts_with("States.") && !STATES_ERRORS.contains(&e) {
-            c.error(
+            // AWS deploys a custom name in the States. namespace (a Fail state can throw it)
+            let near = STATES_ERRORS
+                .iter()
+                .map(|n| (strsim::levenshtein(n, e), n))
+                .min()
+                .filter(|(d, _)| *d <= 3)
+                .map(|(_, n)| format!("; did you mean {n}?"))
+                .unwrap_or_default();
+            c.add(
+                Severity::Warning,
                 Some(name),
                 &format!("{p}/{i}"),
-                format!("{e} is not one of the States.* error names"),
+                format!("{e} is not one of the States.* error names: only a Fail state or a task can throw it{near}"),
             );
         }
         if e == "States.ALL" && (errs.len() > 1 || !last) {
