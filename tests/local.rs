@@ -686,7 +686,7 @@ fn the_api_behaves_as_step_functions_does() {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         };
         assert_eq!(failed.status(), &ExecutionStatus::Failed);
-        assert_eq!(failed.error(), Some("SNS.NotFound"), "{failed:?}");
+        assert_eq!(failed.error(), Some("SNS.NotFoundException"), "{failed:?}");
 
         let pass_then_wait = definition(json!({"Start": {"Type": "Wait", "Seconds": 3600, "End": true}}));
         let m = sfn.create_state_machine().name("sleeps").role_arn(&role).definition(&pass_then_wait).send().await.unwrap();
@@ -743,6 +743,123 @@ fn the_api_behaves_as_step_functions_does() {
         assert_eq!(rest.state_machines().len(), 2, "4 machines in two pages");
         let missing = sfn.describe_state_machine().state_machine_arn(format!("arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:none")).send().await;
         assert!(missing.unwrap_err().as_service_error().unwrap().is_state_machine_does_not_exist());
+    });
+}
+
+/// Runs a JSONPath machine of one Task on the local endpoint and waits for its end.
+async fn run_one(
+    sfn: &aws_sdk_sfn::Client,
+    name: &str,
+    task: Value,
+    input: &str,
+) -> aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput {
+    let role = format!("arn:aws:iam::{ACCOUNT}:role/any");
+    let def = json!({"StartAt": "T", "States": {"T": task}}).to_string();
+    let m = sfn
+        .create_state_machine()
+        .name(name)
+        .role_arn(&role)
+        .definition(&def)
+        .send()
+        .await;
+    let m = m.unwrap_or_else(|e| panic!("{name}: {e:?}"));
+    let e = sfn
+        .start_execution()
+        .state_machine_arn(m.state_machine_arn())
+        .input(input)
+        .send()
+        .await
+        .unwrap();
+    loop {
+        let d = sfn
+            .describe_execution()
+            .execution_arn(e.execution_arn())
+            .send()
+            .await
+            .unwrap();
+        if d.status() != &aws_sdk_sfn::types::ExecutionStatus::Running {
+            return d;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+fn task(resource: &str, parameters: Value) -> Value {
+    json!({"Type": "Task", "Resource": resource, "Parameters": parameters, "End": true})
+}
+
+#[test]
+fn service_integrations_are_carried_out_on_the_emulator() {
+    let w = World::new();
+    let local = Local::start(&w, &[]);
+    let sfn = local.sfn();
+    w.c.block_on(async {
+        w.c.s3.create_bucket().bucket("things").send().await.unwrap();
+        // aws-sdk:s3 (REST-XML): an object written, read back, and a missing key named as AWS names it
+        let put = run_one(&sfn, "put", task("arn:aws:states:::aws-sdk:s3:putObject",
+            json!({"Bucket": "things", "Key": "a.json", "Body": {"n": 1}})), "{}").await;
+        assert_eq!(put.status().as_str(), "SUCCEEDED", "{put:?}");
+        let put_out: Value = serde_json::from_str(put.output().unwrap()).unwrap();
+        assert!(put_out["ETag"].is_string(), "{put_out}");
+        let stored = w.c.s3.get_object().bucket("things").key("a.json").send().await.unwrap();
+        let stored = stored.body.collect().await.unwrap().into_bytes();
+        assert_eq!(&stored[..], br#"{"n":1}"#, "an object Body is stored as its JSON text");
+        let get = run_one(&sfn, "get", task("arn:aws:states:us-east-1:123456789012:aws-sdk:s3:getObject",
+            json!({"Bucket": "things", "Key": "a.json"})), "{}").await;
+        let got: Value = serde_json::from_str(get.output().unwrap()).unwrap();
+        assert_eq!((got["Body"].as_str(), got["ContentLength"].as_i64()), (Some(r#"{"n":1}"#), Some(7)), "{got}");
+        assert!(got["LastModified"].as_str().is_some_and(|t| t.ends_with('Z')), "timestamps as ISO 8601: {got}");
+        let missing = run_one(&sfn, "missing", task("arn:aws:states:::aws-sdk:s3:getObject",
+            json!({"Bucket": "things", "Key": "nope"})), "{}").await;
+        assert_eq!(missing.error(), Some("S3.NoSuchKeyException"), "{missing:?}");
+        assert!(missing.cause().unwrap().contains("(Service: S3, Status Code: 404, Request ID: "), "{missing:?}");
+
+        // dynamodb (JSON 1.0), optimised: put then get, with the SDK's metadata; an unknown table
+        w.c.dynamodb.create_table().table_name("t")
+            .attribute_definitions(aws_sdk_dynamodb::types::AttributeDefinition::builder().attribute_name("id").attribute_type("S".into()).build().unwrap())
+            .key_schema(aws_sdk_dynamodb::types::KeySchemaElement::builder().attribute_name("id").key_type("HASH".into()).build().unwrap())
+            .billing_mode("PAY_PER_REQUEST".into()).send().await.unwrap();
+        let put = run_one(&sfn, "ddb-put", task("arn:aws:states:::dynamodb:putItem",
+            json!({"TableName": "t", "Item": {"id": {"S": "1"}, "v": {"N": "7"}}})), "{}").await;
+        let out: Value = serde_json::from_str(put.output().unwrap()).unwrap();
+        assert_eq!(out["SdkHttpMetadata"]["HttpStatusCode"], 200, "{out}");
+        assert!(out["SdkResponseMetadata"]["RequestId"].is_string(), "{out}");
+        let get = run_one(&sfn, "ddb-get", task("arn:aws:states:::aws-sdk:dynamodb:getItem",
+            json!({"TableName": "t", "Key": {"id": {"S": "1"}}})), "{}").await;
+        let out: Value = serde_json::from_str(get.output().unwrap()).unwrap();
+        assert_eq!(out["Item"]["v"], json!({"N": "7"}), "{out}");
+        let none = run_one(&sfn, "ddb-none", task("arn:aws:states:::dynamodb:getItem",
+            json!({"TableName": "nope", "Key": {"id": {"S": "1"}}})), "{}").await;
+        assert_eq!(none.error(), Some("DynamoDB.ResourceNotFoundException"), "{none:?}");
+        assert!(none.cause().unwrap().contains("(Service: AmazonDynamoDBv2; Status Code: 400; Error Code: ResourceNotFoundException;"), "{none:?}");
+
+        // sqs (JSON) and sns (query), optimised: the message reaches the queue
+        let q = w.c.sqs.create_queue().queue_name("q").send().await.unwrap();
+        let url = q.queue_url().unwrap().to_string();
+        let sent = run_one(&sfn, "sqs", task("arn:aws:states:::sqs:sendMessage",
+            json!({"QueueUrl": url, "MessageBody": {"hello": "world"}})), "{}").await;
+        assert_eq!(sent.status().as_str(), "SUCCEEDED", "{sent:?}");
+        let got = w.c.sqs.receive_message().queue_url(&url).send().await.unwrap();
+        assert_eq!(got.messages()[0].body(), Some(r#"{"hello":"world"}"#));
+
+        // iam (query, global), ec2 (EC2 query): the calls are made and answered in their shapes
+        let user = run_one(&sfn, "iam", task("arn:aws:states:::aws-sdk:iam:createUser", json!({"UserName": "u1"})), "{}").await;
+        let out: Value = serde_json::from_str(user.output().unwrap()).unwrap();
+        assert_eq!(out["User"]["UserName"], "u1", "{out}");
+        let vpcs = run_one(&sfn, "ec2", task("arn:aws:states:::aws-sdk:ec2:describeVpcs", json!({})), "{}").await;
+        let out: Value = serde_json::from_str(vpcs.output().unwrap()).unwrap();
+        assert!(out["Vpcs"].as_array().is_some_and(|v| !v.is_empty()), "moto's default VPC: {out}");
+
+        // states:startExecution.sync:2: the child runs here and its output comes back parsed
+        let role = format!("arn:aws:iam::{ACCOUNT}:role/any");
+        let child = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": {"child": "done"}, "End": true}}}).to_string();
+        let c = sfn.create_state_machine().name("child").role_arn(&role).definition(&child).send().await.unwrap();
+        let parent = run_one(&sfn, "parent", task("arn:aws:states:::states:startExecution.sync:2",
+            json!({"StateMachineArn": c.state_machine_arn(), "Input": {"x": 1}})), "{}").await;
+        let out: Value = serde_json::from_str(parent.output().unwrap()).unwrap();
+        assert_eq!((out["Status"].as_str(), &out["Output"], &out["Input"]), (Some("SUCCEEDED"), &json!({"child": "done"}), &json!({"x": 1})), "{out}");
+        let children = sfn.list_executions().state_machine_arn(c.state_machine_arn()).send().await.unwrap();
+        assert_eq!(children.executions().len(), 1, "the child is listed");
     });
 }
 

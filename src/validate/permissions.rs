@@ -144,13 +144,14 @@ type Needs = Vec<(String, String)>;
 
 /// What a Task's Resource needs: (IAM action, resource) pairs.
 fn task_needs(resource: &str, args: &Map<String, Value>, place: &Place) -> Needs {
-    let Some(rest) = [
-        "arn:aws:states:::",
-        "arn:aws-cn:states:::",
-        "arn:aws-us-gov:states:::",
-    ]
-    .iter()
-    .find_map(|p| resource.strip_prefix(p)) else {
+    // `arn:<partition>:states:::<integration>`, or with a region and account in it
+    let parts: Vec<&str> = resource.splitn(6, ':').collect();
+    let integration_arn = parts.len() == 6
+        && parts[0] == "arn"
+        && parts[2] == "states"
+        && !parts[5].starts_with("activity:")
+        && !parts[5].starts_with("stateMachine:");
+    let Some(rest) = integration_arn.then(|| parts[5]) else {
         // A plain Lambda function or activity ARN (activities are polled by workers: the
         // role needs nothing for them).
         return match resource.contains(":lambda:") {
@@ -167,7 +168,16 @@ fn task_needs(resource: &str, args: &Map<String, Value>, place: &Place) -> Needs
     };
     if let Some(sdk) = integration.strip_prefix("aws-sdk:") {
         let (service, action) = sdk.split_once(':').unwrap_or((sdk, ""));
-        let (prefix, action) = (iam_prefix(service), upper_first(action));
+        // the service's IAM action from its model (aws-sdk:s3:getObject → s3:GetObject)
+        let from_model = crate::sdk::model::service(service).and_then(|svc| {
+            let (op, _) = svc.operation(action)?;
+            Some(svc.iam_action(op))
+        });
+        let (prefix, action) = match from_model.as_deref().and_then(|a| a.split_once(':')) {
+            Some((p, a)) => (p.to_string(), a.to_string()),
+            None => (iam_prefix(service).to_string(), upper_first(action)),
+        };
+        let prefix = prefix.as_str();
         return vec![(
             format!("{prefix}:{action}"),
             resource_for(prefix, &action, args, place),
@@ -349,6 +359,32 @@ mod tests {
             .into_iter()
             .map(|n| (n.action, n.resource))
             .collect()
+    }
+
+    #[test]
+    fn regional_and_model_named_integrations_map_to_iam_actions() {
+        let acts = |r: &str| {
+            needs(r, json!({}))
+                .into_iter()
+                .map(|(a, _)| a)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            acts("arn:aws:states:us-east-1:123456789012:aws-sdk:s3:getObject"),
+            ["s3:GetObject"]
+        );
+        assert_eq!(
+            acts("arn:aws:states:::aws-sdk:redshiftdata:executeStatement"),
+            ["redshift-data:ExecuteStatement"]
+        );
+        assert_eq!(
+            acts("arn:aws:states:::aws-sdk:cloudwatch:putMetricAlarm"),
+            ["cloudwatch:PutMetricAlarm"]
+        );
+        assert_eq!(
+            acts("arn:aws:lambda:us-east-1:123456789012:function:f"),
+            ["lambda:InvokeFunction"]
+        );
     }
 
     #[test]
