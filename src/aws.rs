@@ -217,6 +217,32 @@ pub async fn connect(opts: &AwsOptions) -> Result<Ctx> {
     Ok(Ctx::with_clients(&config, account_id, region, endpoint))
 }
 
+/// For `deploy local`, which needs AWS only when a task calls a service: the account is
+/// AWS_ACCOUNT_ID when set (as Step Functions Local takes it), else the one the credentials are
+/// of; when that cannot be learned (no credentials, no endpoint answering) the endpoint starts
+/// all the same, as account 123456789012, and says why.
+pub async fn connect_for_local(opts: &AwsOptions) -> Ctx {
+    let given = std::env::var("AWS_ACCOUNT_ID")
+        .ok()
+        .filter(|a| !a.is_empty());
+    if given.is_none() {
+        match connect(opts).await {
+            Ok(ctx) => return ctx,
+            Err(e) => eprintln!(
+                "warning: deploy local starts as account 123456789012 (set AWS_ACCOUNT_ID to choose); tasks that call a service fail until this is mended:\n{e}"
+            ),
+        }
+    }
+    let config = load_config(opts, 8).await;
+    let region = config
+        .region()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|| "us-east-1".into());
+    set_endpoints(&opts.endpoint_url, &region);
+    let account = given.unwrap_or_else(|| "123456789012".into());
+    Ctx::with_clients(&config, account, region, opts.endpoint_url.clone())
+}
+
 /// Like `connect`, without waiting for the identity check when the account is already known
 /// (recorded in state by an earlier run): the context is made for `assumed` at once, and the
 /// check (GetCallerIdentity) goes on alongside the work given to `Identity::alongside`, which

@@ -231,7 +231,7 @@ pub async fn serve(g: &crate::options::Global, args: LocalArgs) -> Result<()> {
             "--time-scale must be above 0 (0.01 makes every Wait 100 times shorter)",
         ));
     }
-    let ctx = crate::aws::connect(&g.aws).await?;
+    let ctx = crate::aws::connect_for_local(&g.aws).await;
     let (account, region) = (ctx.account_id.clone(), ctx.region.clone());
     let others = ctx.endpoint.clone().unwrap_or_else(|| "AWS".into());
     let integrations = Integrations::new(ctx, args.http_endpoint.clone()).map_err(|e| {
@@ -270,6 +270,12 @@ pub async fn serve(g: &crate::options::Global, args: LocalArgs) -> Result<()> {
         false => format!("http://{addr}"),
     };
     server.integrations.sdk.set_endpoint("sfn", &own);
+    // Step Functions Local's settings mean the same here
+    for (var, service) in LOCAL_ENDPOINTS {
+        if let Some(url) = std::env::var(var).ok().filter(|u| !u.is_empty()) {
+            server.integrations.sdk.set_endpoint(service, &url);
+        }
+    }
     // Whoever started us may stop reading: a closed stdout must not stop the endpoint.
     use std::io::Write;
     let mut out = std::io::stdout();
@@ -370,6 +376,22 @@ mod tests {
     }
 }
 
+/// Step Functions Local's per-service endpoint settings, and the services they name: a team
+/// moving off it keeps them. The standard AWS_ENDPOINT_URL_<SERVICE> still wins over them.
+const LOCAL_ENDPOINTS: &[(&str, &str)] = &[
+    ("LAMBDA_ENDPOINT", "lambda"),
+    ("SQS_ENDPOINT", "sqs"),
+    ("SNS_ENDPOINT", "sns"),
+    ("DYNAMODB_ENDPOINT", "dynamodb"),
+    ("STEP_FUNCTIONS_ENDPOINT", "sfn"),
+    ("ECS_ENDPOINT", "ecs"),
+    ("BATCH_ENDPOINT", "batch"),
+    ("EVENTBRIDGE_ENDPOINT", "eventbridge"),
+    ("ATHENA_ENDPOINT", "athena"),
+    ("GLUE_ENDPOINT", "glue"),
+    ("SAGEMAKER_ENDPOINT", "sagemaker"),
+];
+
 /// `deploy local`'s command line.
 #[derive(Debug, Clone, Args)]
 pub struct LocalArgs {
@@ -383,10 +405,10 @@ pub struct LocalArgs {
     #[arg(long, value_name = "URL")]
     pub http_endpoint: Option<String>,
     /// A Step Functions Local mock configuration; start an execution on `<machine ARN>#<test case>` to use a case's mocks
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "SFN_MOCK_CONFIG")]
     pub mock_config: Option<std::path::PathBuf>,
     /// Multiply every Wait, retry interval and timeout by this (0.01: a 10 s Wait takes 0.1 s)
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, env = "WAIT_TIME_SCALE")]
     pub time_scale: f64,
     /// How many finished executions to keep (the oldest are forgotten first; running ones
     /// are always kept), so that memory stays bounded

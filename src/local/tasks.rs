@@ -32,11 +32,15 @@ pub struct Integrations {
 
 impl Integrations {
     pub fn new(ctx: Ctx, http_endpoint: Option<String>) -> std::io::Result<Integrations> {
+        // no Nagle: a request's small writes go out at once, not after the peer's delayed ACK
+        let mut tcp = hyper_util::client::legacy::connect::HttpConnector::new();
+        tcp.set_nodelay(true);
+        tcp.enforce_http(false);
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_native_roots()?
             .https_or_http()
             .enable_http1()
-            .build();
+            .wrap_connector(tcp);
         let http =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .build(connector);

@@ -164,9 +164,14 @@ impl Caller {
             .await
             .map_err(|_| CallError::Client(format!("{url}: no answer within 60 s")))?
             .map_err(|e| {
+                let retired = svc
+                    .retired
+                    .as_deref()
+                    .map(|r| format!(" ({} is {r})", svc.id));
                 CallError::Client(format!(
-                    "Unable to execute HTTP request: {url}: {}",
-                    aws_smithy_types::error::display::DisplayErrorContext(&e)
+                    "Unable to execute HTTP request: {url}: {}{}",
+                    aws_smithy_types::error::display::DisplayErrorContext(&e),
+                    retired.unwrap_or_default()
                 ))
             })?;
         let status = resp.status().as_u16();

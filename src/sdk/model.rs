@@ -26,7 +26,6 @@ pub struct Service {
     pub signing: String,
     pub json: Option<String>,
     pub target: Option<String>,
-    pub xmlns: Option<String>,
     /// A service AWS serves from one host for the whole partition: the host and its region.
     pub global: Option<(String, String)>,
     /// Set for a service AWS has retired (its model comes from an older botocore).
