@@ -650,3 +650,109 @@ pub fn enc(s: &str) -> String {
         .remove(b'~');
     percent_encoding::utf8_percent_encode(s, SET).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sdk::model::service;
+    use serde_json::json;
+
+    fn wire(svc: &str, action: &str, args: Value) -> Wire {
+        let s = service(svc).unwrap();
+        let (name, op) = s.operation(action).unwrap();
+        build(&s, name, op, &args).unwrap()
+    }
+
+    fn header<'a>(w: &'a Wire, k: &str) -> Option<&'a str> {
+        w.headers
+            .iter()
+            .find(|(h, _)| h == k)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn json_protocol_names_the_target_and_keeps_wire_names() {
+        let w = wire(
+            "sfn",
+            "startExecution",
+            json!({"StateMachineArn": "arn:m", "Input": {"a": 1}}),
+        );
+        assert_eq!(
+            header(&w, "x-amz-target"),
+            Some("AWSStepFunctions.StartExecution")
+        );
+        assert_eq!(
+            header(&w, "content-type"),
+            Some("application/x-amz-json-1.0")
+        );
+        let body: Value = serde_json::from_slice(&w.body).unwrap();
+        assert_eq!(
+            body,
+            json!({"stateMachineArn": "arn:m", "input": "{\"a\":1}"}),
+            "an object given for a string member is sent as its JSON text"
+        );
+    }
+
+    #[test]
+    fn query_protocol_flattens_structures_lists_and_maps() {
+        let w = wire(
+            "sns",
+            "publish",
+            json!({"TopicArn": "t", "Message": "m",
+            "MessageAttributes": {"k": {"DataType": "String", "StringValue": "v"}}}),
+        );
+        let body = String::from_utf8(w.body).unwrap();
+        for part in [
+            "Action=Publish",
+            "Version=2010-03-31",
+            "TopicArn=t",
+            "Message=m",
+            "MessageAttributes.entry.1.Name=k",
+            "MessageAttributes.entry.1.Value.DataType=String",
+            "MessageAttributes.entry.1.Value.StringValue=v",
+        ] {
+            assert!(body.split('&').any(|p| p == part), "{part} in {body}");
+        }
+        let w = wire(
+            "ec2",
+            "describeInstances",
+            json!({"InstanceIds": ["i-1", "i-2"]}),
+        );
+        let body = String::from_utf8(w.body).unwrap();
+        assert!(
+            body.contains("InstanceId.1=i-1&InstanceId.2=i-2"),
+            "EC2 lists by queryName: {body}"
+        );
+    }
+
+    #[test]
+    fn rest_protocols_fill_the_path_headers_query_and_payload() {
+        let w = wire(
+            "s3",
+            "putObject",
+            json!({"Bucket": "b", "Key": "a/b c.txt", "Body": "text", "ContentType": "text/plain"}),
+        );
+        assert_eq!(
+            (w.method.as_str(), w.path.as_str()),
+            ("PUT", "/b/a/b%20c.txt")
+        );
+        assert_eq!(header(&w, "content-type"), Some("text/plain"));
+        assert_eq!(w.body, b"\"text\"", "a blob is the value's JSON text");
+        assert!(header(&w, "x-amz-checksum-crc32").is_some());
+        let w = wire(
+            "lambda",
+            "invoke",
+            json!({"FunctionName": "f", "Payload": {"x": 1}, "Qualifier": "live"}),
+        );
+        assert_eq!(w.path, "/2015-03-31/functions/f/invocations");
+        assert_eq!(w.query, [("Qualifier".to_string(), "live".to_string())]);
+        assert_eq!(w.body, br#"{"x":1}"#);
+        let s = service("s3").unwrap();
+        let (name, op) = s.operation("getObject").unwrap();
+        let missing = build(&s, name, op, &json!({"Bucket": "b"})).unwrap_err();
+        assert!(missing.contains("'Key'"), "{missing}");
+        let unknown =
+            build(&s, name, op, &json!({"Bucket": "b", "Key": "k", "Nope": 1})).unwrap_err();
+        assert!(unknown.contains("'Nope'"), "{unknown}");
+    }
+}

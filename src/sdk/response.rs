@@ -387,3 +387,86 @@ fn scalar(t: &str, text: &str) -> Value {
         _ => json!(text),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sdk::model::service;
+
+    fn answer<'a>(status: u16, headers: &'a [(String, String)], body: &'a str) -> Answer<'a> {
+        Answer {
+            status,
+            headers,
+            body: body.as_bytes(),
+        }
+    }
+
+    #[test]
+    fn outputs_take_capitalised_names_iso_timestamps_and_text_bodies() {
+        let sfn = service("sfn").unwrap();
+        let (_, op) = sfn.operation("startExecution").unwrap();
+        let out = output(
+            &sfn,
+            op,
+            &answer(
+                200,
+                &[],
+                r#"{"executionArn": "arn:e", "startDate": 1700000000.5}"#,
+            ),
+        );
+        assert_eq!(
+            out,
+            json!({"ExecutionArn": "arn:e", "StartDate": "2023-11-14T22:13:20.5Z"})
+        );
+        let sns = service("sns").unwrap();
+        let (_, op) = sns.operation("publish").unwrap();
+        let xml = r#"<PublishResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><PublishResult><MessageId>m-1</MessageId></PublishResult></PublishResponse>"#;
+        assert_eq!(
+            output(&sns, op, &answer(200, &[], xml)),
+            json!({"MessageId": "m-1"})
+        );
+        let s3 = service("s3").unwrap();
+        let (_, op) = s3.operation("getObject").unwrap();
+        let headers = [
+            ("content-length".to_string(), "4".to_string()),
+            ("etag".to_string(), "\"e\"".to_string()),
+        ];
+        let out = output(&s3, op, &answer(200, &headers, "text"));
+        assert_eq!(
+            out,
+            json!({"Body": "text", "ContentLength": 4, "ETag": "\"e\"", "Metadata": {}})
+        );
+    }
+
+    #[test]
+    fn errors_are_read_from_each_protocol() {
+        let ddb = service("dynamodb").unwrap();
+        let e = error(
+            &ddb,
+            &answer(
+                400,
+                &[],
+                r#"{"__type": "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException", "message": "Requested resource not found"}"#,
+            ),
+        );
+        assert_eq!(
+            (e.code.as_str(), e.message.as_str()),
+            ("ResourceNotFoundException", "Requested resource not found")
+        );
+        let s3 = service("s3").unwrap();
+        let e = error(
+            &s3,
+            &answer(
+                404,
+                &[],
+                "<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>",
+            ),
+        );
+        assert_eq!(s3.error_name(&e.code), "S3.NoSuchKeyException");
+        let e = error(&s3, &answer(404, &[], ""));
+        assert_eq!(
+            (e.code.as_str(), e.message.as_str()),
+            ("NotFound", "404 Not Found")
+        );
+    }
+}
