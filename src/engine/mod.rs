@@ -53,7 +53,6 @@ pub struct TaskCall<'a> {
     pub state: &'a str,
     pub resource: &'a str,
     pub arguments: &'a Value,
-    pub token: Option<&'a str>,
 }
 
 /// Answers Task states.

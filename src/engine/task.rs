@@ -80,7 +80,13 @@ impl Run<'_> {
         vars: &mut Vars,
         failure: Failure,
     ) -> Result<(Value, Option<String>), Failure> {
-        let error_output = json!({"Error": failure.error, "Cause": failure.cause});
+        // an error or cause that is not there is null (a SendTaskFailure without them, a
+        // timeout: recorded from AWS in sfn-integrations' callback cases)
+        let text = |s: &str| match s.is_empty() {
+            true => Value::Null,
+            false => json!(s),
+        };
+        let error_output = json!({"Error": text(&failure.error), "Cause": text(&failure.cause)});
         let next = c["Next"].as_str().map(str::to_string);
         if jp {
             if let Some(a) = c.get("Assign") {
@@ -142,7 +148,10 @@ impl Run<'_> {
         retries: u64,
     ) -> Result<Value, Failure> {
         let resource = s["Resource"].as_str().unwrap_or_default().to_string();
-        let token = resource.ends_with(".waitForTaskToken").then(new_token);
+        // `.sync` tasks get a token too (`$$.Task.Token`): an answer to it ends them as it ends
+        // a `.waitForTaskToken` one (recorded from AWS: startExecution.sync with a task token)
+        let callback = resource.ends_with(".waitForTaskToken") || resource.contains(".sync");
+        let token = callback.then(new_token);
         let mut st = self.states_var(input, name, &[]);
         st["context"]["State"]["RetryCount"] = json!(retries);
         if let Some(t) = &token {
@@ -164,7 +173,6 @@ impl Run<'_> {
             state: name,
             resource: &resource,
             arguments: &args,
-            token: token.as_deref(),
         };
         let outcome = self.call(name, call, waiting, timeout, heartbeat).await;
         if let (Some(t), Some(c)) = (&token, callbacks) {
@@ -193,8 +201,17 @@ impl Run<'_> {
         timeout: Option<f64>,
         heartbeat: Option<f64>,
     ) -> Result<Value, Failure> {
+        let sync = call.resource.contains(".sync");
         let work = async {
-            match self.tasks.call(call).await {
+            let (called, waiting) = match (sync, waiting) {
+                // a `.sync` job ends, or its token is answered first
+                (true, Some(rx)) => tokio::select! {
+                    r = self.tasks.call(call) => (r, None),
+                    a = self.answer(rx, None) => return a,
+                },
+                (_, waiting) => (self.tasks.call(call).await, waiting),
+            };
+            match called {
                 TaskResult::Return(v) => Ok(v),
                 TaskResult::Throw { error, cause } => Err(thrown(error, cause)),
                 TaskResult::AwaitToken => match waiting {
@@ -210,10 +227,12 @@ impl Run<'_> {
             return work.await;
         };
         let limit = Duration::from_secs_f64((t * self.opts.time_scale).max(0.0));
-        self.clock.timeout(limit, work).await.unwrap_or_else(|_| {
-            let cause = format!("{name} did not finish within {t} s (TimeoutSeconds)");
-            Err(fail("States.Timeout", cause))
-        })
+        // AWS gives a timed-out task no cause (sfn-integrations' callback cases)
+        let _ = name;
+        self.clock
+            .timeout(limit, work)
+            .await
+            .unwrap_or_else(|_| Err(fail("States.Timeout", "")))
     }
 
     fn scheduled(

@@ -69,7 +69,7 @@ impl Tasks for LocalTasks {
         let result = self.integrations.call(call.resource, call.arguments).await;
         match result {
             // the request went out; the answer comes with the token
-            Ok(_) if call.token.is_some() => TaskResult::AwaitToken,
+            Ok(_) if call.resource.ends_with(".waitForTaskToken") => TaskResult::AwaitToken,
             Ok(v) => TaskResult::Return(v),
             Err((error, cause)) => TaskResult::Throw { error, cause },
         }
@@ -135,8 +135,10 @@ fn sdk_failure(e: sdk::CallError) -> (String, String) {
                 .unwrap_or_default();
             (
                 service.error_name(&code),
+                // the SDK v2's words, with the attempt count it has added since 2025 (recorded
+                // from AWS in November 2025)
                 format!(
-                    "{message} (Service: {}, Status Code: {status}, Request ID: {request_id}{extended})",
+                    "{message} (Service: {}, Status Code: {status}, Request ID: {request_id}{extended}) (SDK Attempt Count: 1)",
                     service.client
                 ),
             )

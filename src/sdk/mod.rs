@@ -5,6 +5,7 @@
 //! (`AWS_ENDPOINT_URL_<SERVICE>`, `AWS_ENDPOINT_URL`, else AWS's own) and reads the answer
 //! (`response`). What Step Functions' `aws-sdk:*` tasks and its optimised integrations call.
 
+pub mod check;
 pub mod model;
 pub mod request;
 pub mod response;
@@ -123,6 +124,18 @@ impl Caller {
         let (op_name, op) = svc
             .operation(action)
             .ok_or_else(|| CallError::Unknown(format!("{} has no operation '{action}'", svc.id)))?;
+        let input = op.i.as_deref();
+        if let Some((code, message)) = input.and_then(|i| check::check(&svc, i, args)) {
+            // refused as the service refuses it, before anything is sent
+            return Err(CallError::Service {
+                service: svc.clone(),
+                status: 400,
+                code,
+                message,
+                request_id: uuid::Uuid::new_v4().to_string(),
+                extended_id: None,
+            });
+        }
         let wire =
             request::build(&svc, op_name, op, args).map_err(|message| CallError::Invalid {
                 service: svc.clone(),

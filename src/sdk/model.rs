@@ -28,6 +28,10 @@ pub struct Service {
     pub target: Option<String>,
     /// A service AWS serves from one host for the whole partition: the host and its region.
     pub global: Option<(String, String)>,
+    /// A JSON service that answers as its query protocol did (SQS): its errors keep the query
+    /// protocol's codes.
+    #[serde(default)]
+    pub query_compatible: bool,
     /// Set for a service AWS has retired (its model comes from an older botocore).
     pub retired: Option<String>,
     pub ops: HashMap<String, Operation>,
@@ -90,6 +94,13 @@ pub struct Shape {
     pub xn: Option<String>,
     #[serde(default)]
     pub doc: bool,
+    /// Required members, bounds (a string's length, a list's size), pattern and enum values.
+    #[serde(default)]
+    pub r: Vec<String>,
+    pub mn: Option<f64>,
+    pub mx: Option<f64>,
+    pub pt: Option<String>,
+    pub en: Option<Vec<String>>,
 }
 
 /// A structure's members in the model's order.
