@@ -329,12 +329,12 @@ fn the_engine_keeps_the_outcomes_aws_recorded_in_the_shared_corpus() {
     let (histories, recorded) = figure("history event types identical");
     // the corpus holds the 474 cases that were held out too (945 in all)
     assert!(
-        passed >= 930 && cases == 945,
-        "outcomes AWS recorded: {passed}/{cases}, fewer than the 930/945 reached:\n{text}"
+        passed >= 944 && cases == 945,
+        "outcomes AWS recorded: {passed}/{cases}, fewer than the 944/945 reached:\n{text}"
     );
     assert!(
-        histories >= 461 && recorded == 470,
-        "histories identical to AWS's: {histories}/{recorded}, fewer than the 461/470 reached:\n{text}"
+        histories >= 464 && recorded >= 470,
+        "histories identical to AWS's: {histories}/{recorded}, fewer than the 464/471 reached:\n{text}"
     );
 }
 

@@ -69,9 +69,30 @@ impl Run<'_> {
             input.clone()
         };
         let entered = self.last_event();
-        let items = self.map_items(state, &st, &effective, vars);
+        // an ItemReader's items (ItemsPath has nothing to say then, as AWS records it)
+        let items = match s.get("ItemReader") {
+            Some(_) => self.read_items(state, &st, &effective, vars).await,
+            None => self.map_items(state, &st, &effective, vars),
+        };
         let items = items.map_err(|f| self.unread_items(f, name, entered, will_retry))?;
-        let total = items.len();
+        let parameters = s.get("Parameters").filter(|_| jp);
+        let selector = s.get("ItemSelector").or(parameters);
+        // each item as its iteration takes it: selected, then in batches
+        let mut inputs = Vec::with_capacity(items.len());
+        for (i, item) in items.into_iter().enumerate() {
+            let selected =
+                self.item_input(selector.map(|s| (s, jp)), &st, &effective, vars, i, item);
+            inputs.push(selected);
+        }
+        if s.get("ItemBatcher").is_some() {
+            let selected = inputs.into_iter().collect::<Result<Vec<_>, _>>()?;
+            inputs = self
+                .batches(state, &st, &effective, vars, selected)?
+                .into_iter()
+                .map(Ok)
+                .collect();
+        }
+        let total = inputs.len();
         self.event("MapStateStarted", json!({"length": total}));
         let limits = self.map_limits(state, input, vars)?;
         let processor = state
@@ -83,16 +104,16 @@ impl Run<'_> {
         // a Map Run tolerates no failure unless told (AWS: 0%, then
         // States.ExceedToleratedFailureThreshold); an inline Map fails with the item's error
         let tolerant = distributed || limits.count.is_some() || limits.share.is_some();
-        if distributed {
-            self.map_run_started(name);
-        }
-        let parameters = s.get("Parameters").filter(|_| jp);
-        let selector = s.get("ItemSelector").or(parameters);
+        let map_run = distributed.then(|| self.map_run_started(state));
         let (started, reused) = (self.last_event(), self.reused(state));
-        let (st, effective) = (&st, &effective);
-        let iterations = items.into_iter().enumerate().map(|(i, item)| {
-            let item_input =
-                self.item_input(selector.map(|s| (s, jp)), st, effective, vars, i, item);
+        let written: Vec<Value> = match s.get("ResultWriter") {
+            Some(_) => inputs
+                .iter()
+                .map(|i| i.clone().unwrap_or(Value::Null))
+                .collect(),
+            None => Vec::new(),
+        };
+        let iterations = inputs.into_iter().enumerate().map(|(i, item_input)| {
             let before = reused.get(&i).cloned();
             let iteration = self.map_iteration(state, i, item_input, processor, vars, before);
             let run = self.branch(started, iteration);
@@ -110,7 +131,22 @@ impl Run<'_> {
         let at_once = at_once.unwrap_or(INLINE_MAP_CONCURRENCY);
         let running = futures::stream::iter(iterations).buffered(at_once);
         let results = self.gather(running, total, tolerant, &limits).await;
-        self.map_ended(results, distributed, will_retry)
+        let (results, writes) = match (results, s.get("ResultWriter")) {
+            (Ok(ended), Some(_)) => {
+                let ended: Vec<reader::Ended> = written
+                    .into_iter()
+                    .zip(ended)
+                    .map(|(input, outcome)| reader::Ended { input, outcome })
+                    .collect();
+                let run = map_run.clone().unwrap_or_default();
+                let out = self
+                    .write_results(state, &st, &effective, vars, &run, ended)
+                    .await;
+                (out.map(|v| vec![Ok(v)]), true)
+            }
+            (results, _) => (results, false),
+        };
+        self.map_ended(results, distributed, writes, will_retry)
     }
 
     /// On a redrive resuming at `state`: the results of its iterations or branches that
@@ -144,8 +180,9 @@ impl Run<'_> {
     /// The events of a Map's end (and its Map Run's), and what it gives.
     fn map_ended(
         &self,
-        results: Result<Vec<Value>, Failure>,
+        results: Result<Vec<Result<Value, Failure>>, Failure>,
         distributed: bool,
+        written: bool,
         will_retry: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<Value, Failure> {
         let results = match results {
@@ -165,7 +202,16 @@ impl Run<'_> {
             self.event("MapRunSucceeded", json!({}));
         }
         self.event("MapStateSucceeded", json!({}));
-        Ok(Value::Array(results))
+        // a tolerated failure is its error and cause among the results
+        let mut results: Vec<Value> = results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|f| json!({"Error": f.error, "Cause": f.cause})))
+            .collect();
+        match written {
+            // the ResultWriter's answer is the Map's output
+            true => Ok(results.pop().unwrap_or(Value::Null)),
+            false => Ok(Value::Array(results)),
+        }
     }
 
     /// The iterations' results in the items' order, a failed one as its error and cause where
@@ -176,7 +222,7 @@ impl Run<'_> {
         total: usize,
         tolerant: bool,
         limits: &MapLimits,
-    ) -> Result<Vec<Value>, Failure> {
+    ) -> Result<Vec<Result<Value, Failure>>, Failure> {
         let mut running = std::pin::pin!(running);
         let mut results = Vec::with_capacity(total);
         let mut failures = 0usize;
@@ -184,7 +230,7 @@ impl Run<'_> {
             self.rejoin();
             let f = match r {
                 Ok(v) => {
-                    results.push(v);
+                    results.push(Ok(v));
                     continue;
                 }
                 Err(f) => f,
@@ -202,16 +248,21 @@ impl Run<'_> {
                     ),
                 ));
             }
-            results.push(json!({"Error": f.error, "Cause": f.cause}));
+            results.push(Err(f));
         }
         Ok(results)
     }
 
-    /// The Map Run that a Distributed Map's iterations run in.
-    fn map_run_started(&self, name: &str) {
-        let runs = self.opts.execution_arn.replace(":execution:", ":mapRun:");
-        let map_run = format!("{runs}/{name}:{}", uuid::Uuid::new_v4());
+    /// The Map Run that a Distributed Map's iterations run in, named as AWS names it:
+    /// `arn:...:mapRun:<state machine>/<Label or state name>:<id>`.
+    fn map_run_started(&self, state: &asl::State<'_>) -> String {
+        let arn = &self.opts.execution_arn;
+        let (runs, rest) = arn.split_once(":execution:").unwrap_or((arn, ""));
+        let machine = rest.split(':').next().unwrap_or_default();
+        let label = state.raw["Label"].as_str().unwrap_or(state.name);
+        let map_run = format!("{runs}:mapRun:{machine}/{label}:{}", uuid::Uuid::new_v4());
         self.event("MapRunStarted", json!({"mapRunArn": map_run}));
+        map_run
     }
 
     /// An iteration's input: the item, or what the ItemSelector (JSONPath or not) makes of
@@ -233,7 +284,7 @@ impl Run<'_> {
         if jp {
             self.jp_template(sel, effective, &ist["context"], vars)
         } else {
-            self.eval(sel, &ist, vars)
+            self.eval_field("ItemSelector", sel, &ist, vars)
         }
     }
 
@@ -248,7 +299,7 @@ impl Run<'_> {
         let (jp, s) = (!state.jsonata(), state.raw);
         let items = match (jp, s.get("Items"), s.get("ItemsPath")) {
             (false, Some(i), _) => {
-                let items = self.eval(i, st, vars)?;
+                let items = self.eval_field("Items", i, st, vars)?;
                 return match items {
                     Value::Array(a) => Ok(a),
                     other => Err(fail(
@@ -301,8 +352,13 @@ impl Run<'_> {
                 Some(x) if !ok(x) => Err(fail(error, why(x))),
                 v => Ok(v),
             };
+        // AWS's words for a negative count (ToleratedFailureCount's recorded), this engine's for
+        // a fraction
         let integer = |field: &'static str| {
-            move |x: f64| format!("{name}: {field} is {x}; it must be a non-negative integer")
+            move |x: f64| match x < 0.0 {
+                true => format!("{field} cannot be negative."),
+                false => format!("{name}: {field} is {x}; it must be a non-negative integer"),
+            }
         };
         let (max, count) = ("MaxConcurrency", "ToleratedFailureCount");
         Ok(MapLimits {

@@ -180,8 +180,8 @@ type IntrinsicFn = fn(&Args) -> Result<Value, String>;
 /// The `States.*` intrinsic functions, by name.
 const INTRINSICS: &[(&str, IntrinsicFn)] = &[
     ("States.Format", format),
-    ("States.StringToJson", |a| match a.s(0)?.as_str() {
-        // AWS: an empty string is null
+    ("States.StringToJson", |a| match a.s(0)?.trim() {
+        // AWS: an empty or blank string is null
         "" => Ok(Value::Null),
         text => serde_json::from_str(text).map_err(|e| format!("{}: {e}", a.name)),
     }),

@@ -36,6 +36,8 @@ pub enum EvalError {
     /// An expression gave nothing (`States.QueryEvaluationError`): the expression, and where
     /// it stands in the template (`result`, `a/b`; empty for the whole template).
     Undefined { expr: String, at: String },
+    /// An expression gave a function, which no field can hold.
+    Unsupported { expr: String, at: String },
 }
 
 /// Evaluates one expression. `cancel` stops it from another thread (StopExecution, a
@@ -87,6 +89,12 @@ pub fn eval_expression(
             at: String::new(),
         });
     }
+    if v.is_function() {
+        return Err(EvalError::Unsupported {
+            expr: expr.trim().to_string(),
+            at: String::new(),
+        });
+    }
     serde_json::from_str(
         &v.to_json_string()
             .map_err(|e| EvalError::Query(e.to_string()))?,
@@ -122,6 +130,13 @@ pub fn eval_template(
                     EvalError::Undefined { expr, at } => EvalError::Undefined {
                         expr,
                         at: format!("{k}/{at}"),
+                    },
+                    EvalError::Unsupported { expr, at } => EvalError::Unsupported {
+                        at: match at.is_empty() {
+                            true => k.clone(),
+                            false => format!("{k}/{at}"),
+                        },
+                        expr,
                     },
                     other => other,
                 })?;
@@ -213,7 +228,12 @@ fn range_fn(args: &[JValue]) -> Result<JValue, EvaluatorError> {
             return Err(err("$range: more than a million items"));
         }
     }
-    Ok(JValue::from(Value::Array(out)))
+    // a sequence, as AWS's $range gives it: one number alone is that number (recorded from AWS:
+    // `$range(1, 9, 9)` is 1)
+    match out.len() {
+        1 => Ok(JValue::from(out.remove(0))),
+        _ => Ok(JValue::from(Value::Array(out))),
+    }
 }
 
 /// `$hash(text, algorithm)`: the digest, hex-encoded (SHA-256 unless named).
@@ -253,6 +273,7 @@ mod tests {
             EvalError::Query(m) | EvalError::TooLarge(m) => m,
             EvalError::Cancelled => "cancelled".into(),
             EvalError::Undefined { expr, .. } => format!("{expr}: undefined"),
+            EvalError::Unsupported { expr, .. } => format!("{expr}: a function"),
         })
     }
 

@@ -82,6 +82,40 @@ pub fn normalized(path: &str) -> Option<String> {
     to_rfc9535(rest).ok().map(|(n, _)| n)
 }
 
+/// Why a definite path finds nothing in `v`, as Jayway (and so AWS) says it: `No results for
+/// path: $['a']['b']` when its last step is missing, `Missing property in path $['a']` when a step
+/// before the last is. None for a path that is not definite or does find something.
+pub fn missing(path: &str, v: &Value) -> Option<String> {
+    let (context, segs) = parse(path.trim()).ok()?;
+    if context {
+        return None;
+    }
+    let (mut cur, mut prefix) = (v, String::from("$"));
+    for (i, seg) in segs.iter().enumerate() {
+        let next = match seg {
+            Seg::Field(n) => {
+                prefix.push_str(&format!("['{n}']"));
+                cur.get(n)
+            }
+            Seg::Index(k) => {
+                prefix.push_str(&format!("[{k}]"));
+                let a = cur.as_array()?;
+                let at = if *k < 0 { a.len() as i64 + k } else { *k };
+                usize::try_from(at).ok().and_then(|at| a.get(at))
+            }
+            _ => return None,
+        };
+        match next {
+            Some(x) => cur = x,
+            None if i + 1 == segs.len() => {
+                return Some(format!("No results for path: {}", normalized(path)?));
+            }
+            None => return Some(format!("Missing property in path {prefix}")),
+        }
+    }
+    None
+}
+
 /// The index of the `]` that closes the `[` at `i`, past quotes and nested brackets (filters).
 fn closing_bracket(b: &[u8], i: usize) -> Option<usize> {
     let (mut depth, mut quote, mut j) = (0usize, None, i);
@@ -151,9 +185,15 @@ fn to_rfc9535(rest: &str) -> Result<(String, bool), String> {
                 if inner.parse::<i64>().is_err() && !single_name {
                     definite = false;
                 }
-                out.push('[');
-                out.push_str(inner);
-                out.push(']');
+                if single_name {
+                    // the text between the quotes is the name as it is, backslashes and all
+                    // (Jayway's reading, recorded from AWS: `$['a\"b']` names `a\"b`)
+                    out.push_str(&quoted(&inner[1..inner.len() - 1]));
+                } else {
+                    out.push('[');
+                    out.push_str(inner);
+                    out.push(']');
+                }
                 i = j + 1;
             }
             c => return Err(format!("unexpected {:?}", c as char)),

@@ -21,6 +21,7 @@ pub mod intrinsics;
 pub mod jsonata;
 pub mod jsonpath;
 pub mod probe;
+mod reader;
 pub mod scenario;
 mod states;
 mod task;

@@ -36,6 +36,23 @@ impl Run<'_> {
             jsonpath::expression(p.as_str().unwrap_or("$"), &effective, &ctx, &vars.all())
                 .map_err(|m| fail("States.Runtime", m))
         };
+        // AWS's words for a SecondsPath that reads nothing, or a negative number
+        let seconds_path = |p: &Value| {
+            let text = p.as_str().unwrap_or("$");
+            let got = jsonpath::expression(text, &effective, &ctx, &vars.all());
+            match got {
+                Err(m) if jsonpath::found_nothing(&m) => Err(fail(
+                    "States.Runtime",
+                    format!("The SecondsPath parameter does not reference an input value: {text}"),
+                )),
+                Err(m) => Err(fail("States.Runtime", m)),
+                Ok(v) if v.as_i64().is_some_and(|n| n < 0) => Err(fail(
+                    "States.Runtime",
+                    format!("The SecondsPath parameter references a negative value: {text} == {v}"),
+                )),
+                Ok(v) => Ok(v),
+            }
+        };
         let secs = match (
             s.get("Seconds"),
             s.get("SecondsPath"),
@@ -43,7 +60,7 @@ impl Run<'_> {
             s.get("TimestampPath"),
         ) {
             (Some(v), ..) => v.as_f64().unwrap_or(0.0),
-            (None, Some(p), ..) => match path(p)? {
+            (None, Some(p), ..) => match seconds_path(p)? {
                 // AWS: a non-negative integer
                 v if v.as_u64().is_some() => v.as_f64().unwrap_or(0.0),
                 v => {
@@ -115,8 +132,16 @@ impl Run<'_> {
             let Some(p) = s[kp].as_str() else {
                 return Ok(None);
             };
-            let v = jsonpath::expression(p, input, &ctx, &vars.all())
-                .map_err(|m| fail("States.Runtime", format!("{name}: {kp}: {m}")))?;
+            let v = jsonpath::expression(p, input, &ctx, &vars.all()).map_err(|m| {
+                // AWS's words for a path field of a Fail state that finds nothing
+                let why = match jsonpath::found_nothing(&m) {
+                    true => format!(
+                        "The JSONPath '{p}' specified for the field '{kp}' could not be found in the input '{input}'"
+                    ),
+                    false => format!("{name}: {kp}: {m}"),
+                };
+                fail("States.Runtime", why)
+            })?;
             match v {
                 Value::String(t) => Ok(Some(t)),
                 other => Err(fail(
@@ -142,7 +167,10 @@ impl Run<'_> {
     ) -> Result<Failure, Failure> {
         let st = self.states_var(input, name, &[]);
         let text = |k: &str| -> Result<Option<String>, Failure> {
-            let v = s.get(k).map(|e| self.eval(e, &st, vars)).transpose()?;
+            let v = s
+                .get(k)
+                .map(|e| self.eval_field(k, e, &st, vars))
+                .transpose()?;
             Ok(v.and_then(|v| v.as_str().map(str::to_string)))
         };
         let (error, cause) = (text("Error")?, text("Cause")?);
@@ -159,7 +187,7 @@ impl Run<'_> {
     ) -> Result<Value, Failure> {
         let st = self.states_var(input, name, &[]);
         let secs = match (s.get("Seconds"), s.get("Timestamp")) {
-            (Some(v), _) => match self.eval(v, &st, vars)? {
+            (Some(v), _) => match self.eval_field("Seconds", v, &st, vars)? {
                 v if v.as_u64().is_some() => v.as_f64().unwrap_or(0.0),
                 v => {
                     return Err(fail(
@@ -169,7 +197,7 @@ impl Run<'_> {
                 }
             },
             (None, Some(t)) => self.until(
-                &self.eval(t, &st, vars)?,
+                &self.eval_field("Timestamp", t, &st, vars)?,
                 "States.QueryEvaluationError",
                 None,
             )?,
@@ -191,7 +219,7 @@ impl Run<'_> {
         let st = self.states_var(input, name, &[]);
         let mut chosen = None;
         for (i, rule) in s["Choices"].as_array().into_iter().flatten().enumerate() {
-            let matched = match self.eval(&rule["Condition"], &st, vars)? {
+            let matched = match self.eval_field("Condition", &rule["Condition"], &st, vars)? {
                 Value::Bool(b) => b,
                 other => {
                     return Err(fail(
@@ -209,12 +237,12 @@ impl Run<'_> {
         if let Some(rule) = chosen {
             // the rule's own Output and Assign, else the state's
             let output = match rule.get("Output").or(s.get("Output")) {
-                Some(o) => self.eval(o, &st, vars)?,
+                Some(o) => self.eval_field("Output", o, &st, vars)?,
                 None => input.clone(),
             };
             let mut assigned = Map::new();
             for a in [s.get("Assign"), rule.get("Assign")].into_iter().flatten() {
-                if let Value::Object(m) = self.eval(a, &st, vars)? {
+                if let Value::Object(m) = self.eval_field("Assign", a, &st, vars)? {
                     assigned.extend(m);
                 }
             }
@@ -256,6 +284,11 @@ impl Run<'_> {
         })?;
         let when = secs as f64 + nanos as f64 / 1e9;
         let now = aws_smithy_types::DateTime::from(self.wall_start + self.elapsed());
-        Ok((when - now.as_secs_f64()).max(0.0))
+        let delay = (when - now.as_secs_f64()).max(0.0);
+        // AWS keeps a delay in 32 bits of seconds (about 68 years)
+        if delay > i32::MAX as f64 {
+            return Err(fail(error, "Wait state delay is too long."));
+        }
+        Ok(delay)
     }
 }

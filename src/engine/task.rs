@@ -104,11 +104,11 @@ impl Run<'_> {
         }
         let st = self.states_var(input, name, &[("errorOutput", error_output.clone())]);
         let output = match c.get("Output") {
-            Some(o) => self.eval(o, &st, vars)?,
+            Some(o) => self.eval_field("Output", o, &st, vars)?,
             None => error_output,
         };
         if let Some(a) = c.get("Assign") {
-            let assigned = self.eval(a, &st, vars)?;
+            let assigned = self.eval_field("Assign", a, &st, vars)?;
             vars.assign(assigned);
         }
         Ok((output, next))
@@ -132,7 +132,7 @@ impl Run<'_> {
             }
         } else {
             match s.get("Arguments") {
-                Some(a) => self.eval(a, st, vars),
+                Some(a) => self.eval_field("Arguments", a, st, vars),
                 None => Ok(input.clone()),
             }
         }

@@ -98,13 +98,11 @@ impl Run<'_> {
         match s.get("InputPath") {
             None => Ok(input.clone()),
             Some(Value::Null) => Ok(json!({})),
-            Some(p) => jsonpath::expression(
-                p.as_str().unwrap_or("$"),
-                input,
-                &self.context_for(name, &[]),
-                &vars.all(),
-            )
-            .map_err(|m| fail("States.Runtime", m)),
+            Some(p) => {
+                let p = p.as_str().unwrap_or("$");
+                jsonpath::expression(p, input, &self.context_for(name, &[]), &vars.all())
+                    .map_err(|m| invalid_path(p, input, m))
+            }
         }
     }
 
@@ -144,32 +142,13 @@ impl Run<'_> {
             Some(Value::Null) => Ok(json!({})),
             Some(p) => {
                 let p = p.as_str().unwrap_or("$");
-                jsonpath::expression(p, &combined, &ctx, &vars.all()).map_err(|m| {
-                    // AWS's words for an OutputPath that finds nothing
-                    let found = jsonpath::found_nothing(&m);
-                    let normal = found.then(|| jsonpath::normalized(p)).flatten();
-                    match normal {
-                        Some(n) => fail(
-                            "States.Runtime",
-                            format!("Invalid path '{p}' : No results for path: {n}"),
-                        ),
-                        None => fail("States.Runtime", m),
-                    }
-                })
+                jsonpath::expression(p, &combined, &ctx, &vars.all())
+                    .map_err(|m| invalid_path(p, &combined, m))
             }
         }
     }
 
-    pub(super) fn eval(
-        &self,
-        template: &Value,
-        states: &Value,
-        vars: &Vars,
-    ) -> Result<Value, Failure> {
-        self.eval_field("", template, states, vars)
-    }
-
-    /// `eval` of the state's field `field` (`Output`, `Assign`), which AWS names when an
+    /// A JSONata template evaluated as the state's field `field` (`Output`, `Assign`), which AWS names when an
     /// expression in it gives nothing.
     pub(super) fn eval_field(
         &self,
@@ -184,13 +163,16 @@ impl Run<'_> {
             jsonata::EvalError::TooLarge(m) => fail("States.DataLimitExceeded", m),
             jsonata::EvalError::Cancelled => fail("States.Runtime", "the execution was stopped"),
             jsonata::EvalError::Undefined { expr, at } => {
-                let field = match (field, at.as_str()) {
-                    ("", _) => String::new(),
-                    (field, "") => format!(" specified for the field '{field}'"),
-                    (field, at) => format!(" specified for the field '{field}/{at}'"),
-                };
+                let field = field_of(field, &at);
                 let why =
                     format!("The JSONata expression '{expr}'{field} returned nothing (undefined).");
+                fail("States.QueryEvaluationError", why)
+            }
+            jsonata::EvalError::Unsupported { expr, at } => {
+                let field = field_of(field, &at);
+                let why = format!(
+                    "The JSONata expression '{expr}'{field} returned an unsupported result type."
+                );
                 fail("States.QueryEvaluationError", why)
             }
         })
@@ -208,12 +190,12 @@ impl Run<'_> {
     ) -> Result<Option<f64>, Failure> {
         let st = self.states_var(input, name, &[]);
         let v = match (s.get(field), s.get(format!("{field}Path").as_str())) {
-            (Some(Value::String(_)), _) => Some(self.eval(&s[field], &st, vars)?),
+            (Some(Value::String(_)), _) => Some(self.eval_field(field, &s[field], &st, vars)?),
             (Some(v), _) => Some(v.clone()),
             (None, Some(p)) => {
                 let p = p.as_str().unwrap_or("$");
                 let v = jsonpath::expression(p, input, &st["context"], &vars.all())
-                    .map_err(|m| fail("States.Runtime", m))?;
+                    .map_err(|m| invalid_path(p, input, m))?;
                 // a number written as a string is read as one, as AWS does
                 let v = match &v {
                     Value::String(t) => t.trim().parse::<f64>().map(|n| json!(n)).unwrap_or(v),
@@ -329,23 +311,27 @@ impl Run<'_> {
             (Kind::Pass, true) => self.jp_pass(name, s, input, vars).map(|o| (o, next)),
             (Kind::Wait, true) => self.jp_wait(name, s, input, vars).await.map(|o| (o, next)),
             (Kind::Choice, true) => self.jp_choice(name, s, input, vars),
-            (Kind::Succeed, true) => {
-                let effective = self.jp_input(s, input, name, vars)?;
-                self.jp_output(s, &effective, None, name, vars)
-                    .map(|o| (o, None))
-            }
-            (Kind::Fail, true) => Err(self.jp_fail(name, s, input, vars)?),
+            (Kind::Succeed, true) => self
+                .jp_input(s, input, name, vars)
+                .and_then(|effective| self.jp_output(s, &effective, None, name, vars))
+                .map(|o| (o, None)),
+            // a Fail state's own failure, or the runtime error of reading its paths
+            (Kind::Fail, true) => Err(match self.jp_fail(name, s, input, vars) {
+                Ok(f) | Err(f) => f,
+            }),
             (Kind::Pass, false) => self.finish(name, s, input, None, vars).map(|o| (o, next)),
             (Kind::Wait, false) => self.wait(name, s, input, vars).await.map(|o| (o, next)),
             (Kind::Choice, false) => self.choice(name, s, input, vars),
             (Kind::Succeed, false) => match s.get("Output") {
                 Some(o) => Ok((
-                    self.eval(o, &self.states_var(input, name, &[]), vars)?,
+                    self.eval_field("Output", o, &self.states_var(input, name, &[]), vars)?,
                     None,
                 )),
                 None => Ok((input.clone(), None)),
             },
-            (Kind::Fail, false) => Err(self.fail_state(name, s, input, vars)?),
+            (Kind::Fail, false) => Err(match self.fail_state(name, s, input, vars) {
+                Ok(f) | Err(f) => f,
+            }),
             (Kind::Unknown, _) => Err(fail(
                 "States.Runtime",
                 format!("unknown state type {}", s["Type"]),
@@ -445,6 +431,30 @@ impl Run<'_> {
             f.cause
         );
         thrown(f.error, cause)
+    }
+}
+
+/// Where in a state an expression stands, as AWS names it: ` specified for the field
+/// 'Output/result'`.
+fn field_of(field: &str, at: &str) -> String {
+    match (field, at) {
+        ("", _) => String::new(),
+        (field, "") => format!(" specified for the field '{field}'"),
+        (field, at) => format!(" specified for the field '{field}/{at}'"),
+    }
+}
+
+/// A path field (InputPath, OutputPath, TimeoutSecondsPath, ...) that does not read, in AWS's
+/// (Jayway's) words when it finds nothing: `Invalid path '$.a.b' : No results for path:
+/// $['a']['b']` when the last name is missing, `... : Missing property in path $['a']` when one
+/// before it is.
+pub(super) fn invalid_path(p: &str, over: &Value, m: String) -> Failure {
+    let why = jsonpath::found_nothing(&m)
+        .then(|| jsonpath::missing(p, over))
+        .flatten();
+    match why {
+        Some(why) => fail("States.Runtime", format!("Invalid path '{p}' : {why}")),
+        None => fail("States.Runtime", m),
     }
 }
 

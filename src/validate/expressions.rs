@@ -110,10 +110,12 @@ pub(super) fn walk(
                 if lang == "JSONPath" && payload && k.ends_with(".$") {
                     dollar_key(c, name, k, v, &kp);
                 } else if lang == "JSONata" && k.ends_with(".$") {
+                    // AWS accepts it, as a key like any other (the value is not read as a path)
                     let msg = format!(
-                        "{k}: keys ending in .$ are JSONPath; in JSONata write the value as {{% ... %}}"
+                        "{k}: in JSONata a key ending in .$ is a literal key and its value is not a path; write the value as {{% ... %}}"
                     );
-                    c.error(Some(name), &kp, msg);
+                    c.add(super::findings::Severity::Warning, Some(name), &kp, msg);
+                    walk(c, name, v, &kp, lang, payload, members);
                 } else {
                     walk(c, name, v, &kp, lang, payload, members);
                 }
