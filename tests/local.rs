@@ -864,6 +864,52 @@ fn service_integrations_are_carried_out_on_the_emulator() {
 }
 
 #[test]
+fn a_distributed_map_reads_batches_and_writes_its_results_in_s3() {
+    let w = World::new();
+    let local = Local::start(&w, &[]);
+    let sfn = local.sfn();
+    w.c.block_on(async {
+        w.c.s3.create_bucket().bucket("data").send().await.unwrap();
+        let csv = "id|n\n1|10\n2|20\n3|30\n4|40\n5|50\n";
+        w.c.s3.put_object().bucket("data").key("rows.csv").body(csv.as_bytes().to_vec().into()).send().await.unwrap();
+        let map = json!({"Type": "Map",
+            "ItemReader": {"Resource": "arn:aws:states:::s3:getObject",
+                "ReaderConfig": {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW", "CSVDelimiter": "PIPE", "MaxItems": 4},
+                "Parameters": {"Bucket": "data", "Key": "rows.csv"}},
+            "ItemSelector": {"row.$": "$$.Map.Item.Value.id"},
+            "ItemBatcher": {"MaxItemsPerBatch": 3, "BatchInput": {"run": "r1"}},
+            "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                "StartAt": "Count", "States": {"Count": {"Type": "Pass", "Parameters": {"count.$": "States.ArrayLength($.Items)", "run.$": "$.BatchInput.run"}, "End": true}}},
+            "ResultWriter": {"Resource": "arn:aws:states:::s3:putObject", "Parameters": {"Bucket": "data", "Prefix": "out"}},
+            "End": true});
+        let d = run_one(&sfn, "dmap", map, "{}").await;
+        assert_eq!(d.status().as_str(), "SUCCEEDED", "{d:?}");
+        let out: Value = serde_json::from_str(d.output().unwrap()).unwrap();
+        let run = out["MapRunArn"].as_str().unwrap();
+        assert!(run.contains(":mapRun:dmap/T:"), "{out}");
+        let key = out["ResultWriterDetails"]["Key"].as_str().unwrap();
+        let id = run.rsplit(':').next().unwrap();
+        assert_eq!((out["ResultWriterDetails"]["Bucket"].as_str(), key), (Some("data"), format!("out/{id}/manifest.json").as_str()));
+        let get = |k: String| {
+            let s3 = w.c.s3.clone();
+            async move {
+                let o = s3.get_object().bucket("data").key(k).send().await.unwrap();
+                serde_json::from_slice::<Value>(&o.body.collect().await.unwrap().into_bytes()).unwrap()
+            }
+        };
+        let manifest = get(key.to_string()).await;
+        assert_eq!(manifest["MapRunArn"], run);
+        let files = manifest["ResultFiles"]["SUCCEEDED"].as_array().unwrap();
+        assert_eq!(files.len(), 1, "{manifest}");
+        let results = get(files[0]["Key"].as_str().unwrap().to_string()).await;
+        // 4 of the 5 rows (MaxItems), in batches of 3: two iterations
+        let outputs: Vec<Value> = results.as_array().unwrap().iter().map(|r| serde_json::from_str(r["Output"].as_str().unwrap()).unwrap()).collect();
+        assert_eq!(outputs, vec![json!({"count": 3, "run": "r1"}), json!({"count": 1, "run": "r1"})]);
+        assert!(results.as_array().unwrap().iter().all(|r| r["Status"] == "SUCCEEDED"));
+    });
+}
+
+#[test]
 fn the_aws_cli_works_against_the_local_endpoint() {
     let w = World::new();
     let local = Local::start(&w, &[]);

@@ -382,7 +382,12 @@ impl Integrations {
             Some(r) => (r.action, &r.args(args)),
             None => (action, args),
         };
-        let mut reply = self.sdk.call(model, action, args).await;
+        // the objects a Map reads and writes (s3:*) are sent as they are
+        let blobs = match o.resource {
+            "s3" => sdk::request::Blobs::Text,
+            _ => sdk::request::Blobs::Json,
+        };
+        let mut reply = self.sdk.call_as(model, action, args, blobs).await;
         if let (Some(r), Ok(reply)) = (renamed, reply.as_mut()) {
             reply.output = r.result(&reply.output);
         }

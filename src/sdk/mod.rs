@@ -118,6 +118,18 @@ impl Caller {
         action: &str,
         args: &Value,
     ) -> Result<Reply, CallError> {
+        self.call_as(service, action, args, request::Blobs::Json)
+            .await
+    }
+
+    /// `call`, with blobs given as text sent as `blobs` says.
+    pub async fn call_as(
+        &self,
+        service: &str,
+        action: &str,
+        args: &Value,
+        blobs: request::Blobs,
+    ) -> Result<Reply, CallError> {
         let svc = model::service(service).ok_or_else(|| {
             CallError::Unknown(format!("the AWS SDK models have no service '{service}'"))
         })?;
@@ -136,11 +148,12 @@ impl Caller {
                 extended_id: None,
             });
         }
-        let wire =
-            request::build(&svc, op_name, op, args).map_err(|message| CallError::Invalid {
+        let wire = request::build(&svc, op_name, op, args, blobs).map_err(|message| {
+            CallError::Invalid {
                 service: svc.clone(),
                 message,
-            })?;
+            }
+        })?;
         let (base, _) = self.endpoint(&svc);
         let mut url = format!("{base}{}", wire.path);
         if !wire.query.is_empty() {

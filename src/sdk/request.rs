@@ -56,7 +56,21 @@ fn members<'a, 'v>(
 }
 
 /// Builds the request of `op` from `args`.
-pub fn build(svc: &Service, op_name: &str, op: &Operation, args: &Value) -> Result<Wire, Invalid> {
+/// How a blob given as text is sent: as its JSON text (Step Functions' `aws-sdk:*` tasks), or
+/// as the text itself (the S3 objects a Map's ItemReader and ResultWriter read and write).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blobs {
+    Json,
+    Text,
+}
+
+pub fn build(
+    svc: &Service,
+    op_name: &str,
+    op: &Operation,
+    args: &Value,
+    blobs: Blobs,
+) -> Result<Wire, Invalid> {
     let empty = Map::new();
     let args = match args {
         Value::Object(m) => m,
@@ -171,7 +185,7 @@ pub fn build(svc: &Service, op_name: &str, op: &Operation, args: &Value) -> Resu
                     }
                 }
             }
-            rest_body(svc, op, input, &mut w, payload, body_members, args)?;
+            rest_body(svc, op, input, &mut w, (payload, blobs), body_members, args)?;
             // an operation without labels left unfilled (a missing required path parameter)
             if let Some(i) = w.path.find('{') {
                 let label = w.path[i + 1..]
@@ -239,7 +253,7 @@ fn rest_body(
     op: &Operation,
     input: &Shape,
     w: &mut Wire,
-    payload: Option<(&Member, &Value)>,
+    (payload, blobs): (Option<(&Member, &Value)>, Blobs),
     body_members: Map<String, Value>,
     args: &Map<String, Value>,
 ) -> Result<(), Invalid> {
@@ -247,6 +261,7 @@ fn rest_body(
     if let Some((m, v)) = payload {
         let shape = svc.shape(&m.s).ok_or("the model lacks a shape")?;
         match shape.t.as_str() {
+            "blob" if blobs == Blobs::Text && v.is_string() => w.body = text_of(v).into_bytes(),
             "blob" => w.body = blob_bytes(v),
             "string" => w.body = text_of(v).into_bytes(),
             "structure" if xml => {
@@ -660,7 +675,7 @@ mod tests {
     fn wire(svc: &str, action: &str, args: Value) -> Wire {
         let s = service(svc).unwrap();
         let (name, op) = s.operation(action).unwrap();
-        build(&s, name, op, &args).unwrap()
+        build(&s, name, op, &args, Blobs::Json).unwrap()
     }
 
     fn header<'a>(w: &'a Wire, k: &str) -> Option<&'a str> {
@@ -749,10 +764,16 @@ mod tests {
         assert_eq!(w.body, br#"{"x":1}"#);
         let s = service("s3").unwrap();
         let (name, op) = s.operation("getObject").unwrap();
-        let missing = build(&s, name, op, &json!({"Bucket": "b"})).unwrap_err();
+        let missing = build(&s, name, op, &json!({"Bucket": "b"}), Blobs::Json).unwrap_err();
         assert!(missing.contains("'Key'"), "{missing}");
-        let unknown =
-            build(&s, name, op, &json!({"Bucket": "b", "Key": "k", "Nope": 1})).unwrap_err();
+        let unknown = build(
+            &s,
+            name,
+            op,
+            &json!({"Bucket": "b", "Key": "k", "Nope": 1}),
+            Blobs::Json,
+        )
+        .unwrap_err();
         assert!(unknown.contains("'Nope'"), "{unknown}");
     }
 }
