@@ -25,6 +25,7 @@ mod reader;
 pub mod scenario;
 mod states;
 mod task;
+pub use task::is_activity_arn;
 mod walk;
 
 use crate::asl::{self, Kind};
@@ -47,6 +48,10 @@ pub enum TaskResult {
     },
     /// The call went out; the result comes back with the task token (`.waitForTaskToken`).
     AwaitToken,
+    /// A worker took the activity's task; its answer comes back with the task token.
+    Started {
+        worker: String,
+    },
 }
 
 /// One call of a Task state.
@@ -54,12 +59,19 @@ pub struct TaskCall<'a> {
     pub state: &'a str,
     pub resource: &'a str,
     pub arguments: &'a Value,
+    /// The task token, for a task that is answered with one.
+    pub token: Option<&'a str>,
 }
 
 /// Answers Task states.
 #[async_trait::async_trait]
 pub trait Tasks: Send + Sync {
     async fn call(&self, call: TaskCall<'_>) -> TaskResult;
+
+    /// Why the task cannot even be scheduled (an activity that does not exist), if so.
+    async fn check(&self, _call: &TaskCall<'_>) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// What a worker sends back for a task token.

@@ -31,11 +31,12 @@ impl Run<'_> {
             state,
             resource: &resource,
             arguments: &args,
+            token: None,
         };
         match self.tasks.call(call).await {
             TaskResult::Return(v) => Ok(v),
             TaskResult::Throw { error, cause } => Err(thrown(error, cause)),
-            TaskResult::AwaitToken => Err(fail("States.Runtime", "s3 answered with a token")),
+            _ => Err(fail("States.Runtime", "s3 answered with a token")),
         }
     }
 

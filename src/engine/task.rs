@@ -148,9 +148,15 @@ impl Run<'_> {
         retries: u64,
     ) -> Result<Value, Failure> {
         let resource = s["Resource"].as_str().unwrap_or_default().to_string();
+        // A Lambda function named by its ARN (not through arn:aws:states:::lambda:invoke) and an
+        // activity record events of their own (LambdaFunction*, Activity*), not Task* ones.
+        let kind = Recorded::of(&resource);
         // `.sync` tasks get a token too (`$$.Task.Token`): an answer to it ends them as it ends
-        // a `.waitForTaskToken` one (recorded from AWS: startExecution.sync with a task token)
-        let callback = resource.ends_with(".waitForTaskToken") || resource.contains(".sync");
+        // a `.waitForTaskToken` one (recorded from AWS: startExecution.sync with a task token);
+        // an activity's worker answers with its token
+        let callback = resource.ends_with(".waitForTaskToken")
+            || resource.contains(".sync")
+            || kind == Recorded::Activity;
         let token = callback.then(new_token);
         let mut st = self.states_var(input, name, &[]);
         st["context"]["State"]["RetryCount"] = json!(retries);
@@ -160,42 +166,42 @@ impl Run<'_> {
         let args = self.arguments(s, jp, input, name, &st, vars)?;
         let timeout = self.number(s, "TimeoutSeconds", input, name, vars)?;
         let heartbeat = self.number(s, "HeartbeatSeconds", input, name, vars)?;
-        // A Lambda function named by its ARN (not through arn:aws:states:::lambda:invoke): AWS
-        // records LambdaFunction* events for it, not Task* ones.
-        let lambda = is_lambda_arn(&resource);
-        self.scheduled(&resource, lambda, &args, timeout, heartbeat);
+        let call = TaskCall {
+            state: name,
+            resource: &resource,
+            arguments: &args,
+            token: token.as_deref(),
+        };
+        // what cannot be scheduled at all (an activity that does not exist) is a runtime error
+        if let Err(why) = self.tasks.check(&call).await {
+            return Err(fail("States.Runtime", why));
+        }
+        self.scheduled(&resource, kind, &args, timeout, heartbeat);
         // Registered before the call: the answer may come back before the call returns.
         let callbacks = self.opts.callbacks.as_ref();
         let waiting = token
             .as_deref()
             .and_then(|t| callbacks.map(|c| c.register(t)));
-        let call = TaskCall {
-            state: name,
-            resource: &resource,
-            arguments: &args,
-        };
-        let outcome = self.call(name, call, waiting, timeout, heartbeat).await;
+        let outcome = self.call(call, waiting, timeout, heartbeat).await;
         if let (Some(t), Some(c)) = (&token, callbacks) {
             c.forget(t);
         }
         // a result over the quota fails the task (catchable, as AWS records it), named by the
         // integration's type ('lambda') or the function's ARN
         let outcome = match outcome {
-            Ok(v) if larger_than(&v, MAX_PAYLOAD) => Err(too_large(&if lambda {
-                resource.clone()
-            } else {
-                split_resource(&resource).0
+            Ok(v) if larger_than(&v, MAX_PAYLOAD) => Err(too_large(&match kind {
+                Recorded::Task => split_resource(&resource).0,
+                _ => resource.clone(),
             })),
             other => other,
         };
-        self.ended(&resource, lambda, outcome)
+        self.ended(&resource, kind, outcome)
     }
 
     /// The task's call, and for a `.waitForTaskToken` one the answer to its token, within its
     /// TimeoutSeconds.
     async fn call(
         &self,
-        name: &str,
         call: TaskCall<'_>,
         waiting: Option<mpsc::UnboundedReceiver<Callback>>,
         timeout: Option<f64>,
@@ -214,12 +220,16 @@ impl Run<'_> {
             match called {
                 TaskResult::Return(v) => Ok(v),
                 TaskResult::Throw { error, cause } => Err(thrown(error, cause)),
+                TaskResult::Started { worker } => {
+                    self.event("ActivityStarted", json!({"workerName": worker}));
+                    match waiting {
+                        Some(rx) => self.answer(rx, heartbeat).await,
+                        None => Err(no_tokens()),
+                    }
+                }
                 TaskResult::AwaitToken => match waiting {
                     Some(rx) => self.answer(rx, heartbeat).await,
-                    None => Err(fail(
-                        "States.Runtime",
-                        "this engine has no way to receive task tokens",
-                    )),
+                    None => Err(no_tokens()),
                 },
             }
         };
@@ -228,7 +238,6 @@ impl Run<'_> {
         };
         let limit = Duration::from_secs_f64((t * self.opts.time_scale).max(0.0));
         // AWS gives a timed-out task no cause (sfn-integrations' callback cases)
-        let _ = name;
         self.clock
             .timeout(limit, work)
             .await
@@ -238,58 +247,65 @@ impl Run<'_> {
     fn scheduled(
         &self,
         resource: &str,
-        lambda: bool,
+        kind: Recorded,
         args: &Value,
         timeout: Option<f64>,
         heartbeat: Option<f64>,
     ) {
-        if lambda {
-            self.event(
-                "LambdaFunctionScheduled",
-                json!({"resource": resource, "input": args, "timeoutInSeconds": timeout}),
-            );
-            self.event("LambdaFunctionStarted", json!({}));
-        } else {
-            self.event(
-                "TaskScheduled",
-                json!({"resource": resource, "parameters": args, "timeoutInSeconds": timeout, "heartbeatInSeconds": heartbeat}),
-            );
-            self.event("TaskStarted", json!({"resource": resource}));
+        match kind {
+            Recorded::Lambda => {
+                self.event(
+                    "LambdaFunctionScheduled",
+                    json!({"resource": resource, "input": args, "timeoutInSeconds": timeout}),
+                );
+                self.event("LambdaFunctionStarted", json!({}));
+            }
+            // an activity has started when a worker takes it (ActivityStarted, then)
+            Recorded::Activity => self.event(
+                "ActivityScheduled",
+                json!({"resource": resource, "input": args, "timeoutInSeconds": timeout, "heartbeatInSeconds": heartbeat}),
+            ),
+            Recorded::Task => {
+                self.event(
+                    "TaskScheduled",
+                    json!({"resource": resource, "parameters": args, "timeoutInSeconds": timeout, "heartbeatInSeconds": heartbeat}),
+                );
+                self.event("TaskStarted", json!({"resource": resource}));
+            }
         }
     }
 
-    /// The event of a task's end: succeeded, failed or timed out (Lambda's own for a function
-    /// named by its ARN).
+    /// The event of a task's end: succeeded, failed or timed out (Lambda's and an activity's
+    /// own for a function named by its ARN and an activity).
     fn ended(
         &self,
         resource: &str,
-        lambda: bool,
+        kind: Recorded,
         outcome: Result<Value, Failure>,
     ) -> Result<Value, Failure> {
+        let prefix = match kind {
+            Recorded::Lambda => "LambdaFunction",
+            Recorded::Activity => "Activity",
+            Recorded::Task => "Task",
+        };
         let f = match outcome {
-            Ok(v) if lambda => {
-                self.event("LambdaFunctionSucceeded", json!({"output": v}));
-                return Ok(v);
-            }
             Ok(v) => {
-                self.event("TaskSucceeded", json!({"resource": resource, "output": v}));
+                let details = match kind {
+                    Recorded::Task => json!({"resource": resource, "output": v}),
+                    _ => json!({"output": v}),
+                };
+                self.event(&format!("{prefix}Succeeded"), details);
                 return Ok(v);
             }
             Err(f) => f,
         };
         let timed_out = f.error == "States.Timeout" || f.error == "States.HeartbeatTimeout";
-        let kind = match (lambda, timed_out) {
-            (true, true) => "LambdaFunctionTimedOut",
-            (true, false) => "LambdaFunctionFailed",
-            (false, true) => "TaskTimedOut",
-            (false, false) => "TaskFailed",
+        let end = if timed_out { "TimedOut" } else { "Failed" };
+        let details = match kind {
+            Recorded::Task => json!({"resource": resource, "error": f.error, "cause": f.cause}),
+            _ => json!({"error": f.error, "cause": f.cause}),
         };
-        let details = if lambda {
-            json!({"error": f.error, "cause": f.cause})
-        } else {
-            json!({"resource": resource, "error": f.error, "cause": f.cause})
-        };
-        self.event(kind, details);
+        self.event(&format!("{prefix}{end}"), details);
         Err(f)
     }
 
@@ -376,4 +392,38 @@ fn backoff(retriers: &[Value], attempts: &mut [u64], error: &str) -> Option<(usi
     }
     attempts[i] += 1;
     Some((i, delay))
+}
+
+/// Which events a Task state records: a Lambda function named by its ARN, an activity, or any
+/// other integration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Recorded {
+    Lambda,
+    Activity,
+    Task,
+}
+
+impl Recorded {
+    fn of(resource: &str) -> Recorded {
+        if is_lambda_arn(resource) {
+            Recorded::Lambda
+        } else if is_activity_arn(resource) {
+            Recorded::Activity
+        } else {
+            Recorded::Task
+        }
+    }
+}
+
+/// An activity's ARN (`arn:<partition>:states:<region>:<account>:activity:<name>`).
+pub fn is_activity_arn(resource: &str) -> bool {
+    let parts: Vec<&str> = resource.splitn(7, ':').collect();
+    parts.len() >= 7 && parts[0] == "arn" && parts[2] == "states" && parts[5] == "activity"
+}
+
+fn no_tokens() -> Failure {
+    fail(
+        "States.Runtime",
+        "this engine has no way to receive task tokens",
+    )
 }

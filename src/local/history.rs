@@ -106,6 +106,20 @@ fn other_details(kind: &str, d: &Value) -> Option<Value> {
             json!({"error": d["error"], "cause": d["cause"], "state": d["state"]})
         }
         "MapStateStarted" => json!({"length": d["length"]}),
+        "ActivityScheduled" => {
+            let mut a = json!({"resource": d["resource"], "input": text(&d["input"]), "inputDetails": {"truncated": false}});
+            for k in ["timeoutInSeconds", "heartbeatInSeconds"] {
+                if let Some(n) = d[k].as_f64() {
+                    a[k] = json!(n as i64);
+                }
+            }
+            a
+        }
+        "ActivityStarted" => json!({"workerName": d["workerName"]}),
+        "ActivitySucceeded" => {
+            json!({"output": text(&d["output"]), "outputDetails": {"truncated": false}})
+        }
+        "ActivityFailed" | "ActivityTimedOut" => error(d),
         "ExecutionRedriven" => json!({"redriveCount": d["redriveCount"]}),
         "MapRunStarted" => json!({"mapRunArn": d["mapRunArn"]}),
         "MapIterationStarted" | "MapIterationSucceeded" | "MapIterationFailed" => {

@@ -4,6 +4,7 @@
 //! `deploy approve`, `deploy history` and the AWS CLI work unchanged. Task integrations call the
 //! emulator for real (see [`tasks`]); state machines and executions live in memory.
 
+mod activities;
 mod api;
 mod executions;
 pub mod history;
@@ -97,6 +98,10 @@ const OPERATIONS: &[(&str, fn(&Arc<Server>, &Value) -> ApiResult)] = &[
         "ValidateStateMachineDefinition",
         Server::validate_state_machine_definition,
     ),
+    ("CreateActivity", Server::create_activity),
+    ("DescribeActivity", Server::describe_activity),
+    ("DeleteActivity", Server::delete_activity),
+    ("ListActivities", Server::list_activities),
 ];
 
 impl Server {
@@ -191,6 +196,8 @@ async fn serve_one(
         server.start_sync(&body).await
     } else if op == "TestState" {
         server.test_state(&body).await
+    } else if op == "GetActivityTask" {
+        server.get_activity_task(&body).await
     } else {
         server.handle(op, &body)
     };

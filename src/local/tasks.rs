@@ -28,6 +28,8 @@ pub struct Integrations {
     >,
     /// Calls made from the AWS SDK models.
     pub sdk: Arc<sdk::Caller>,
+    /// The activities, and the tasks waiting in them for workers.
+    pub activities: Arc<super::activities::Activities>,
 }
 
 impl Integrations {
@@ -50,6 +52,7 @@ impl Integrations {
             http_endpoint,
             http,
             sdk: Arc::new(sdk),
+            activities: Default::default(),
         })
     }
 }
@@ -62,9 +65,20 @@ pub struct LocalTasks {
 
 #[async_trait::async_trait]
 impl Tasks for LocalTasks {
+    async fn check(&self, call: &TaskCall<'_>) -> Result<(), String> {
+        let activity = crate::engine::is_activity_arn(call.resource);
+        match activity && !self.integrations.activities.exists(call.resource) {
+            true => Err(format!("The activity {} does not exist.", call.resource)),
+            false => Ok(()),
+        }
+    }
+
     async fn call(&self, call: TaskCall<'_>) -> TaskResult {
         if let Some(answer) = self.mocks.as_ref().and_then(|m| m.answer(call.state)) {
             return answer;
+        }
+        if crate::engine::is_activity_arn(call.resource) {
+            return self.activity(&call).await;
         }
         let result = self.integrations.call(call.resource, call.arguments).await;
         match result {
@@ -99,6 +113,28 @@ pub fn integration_name(resource: &str) -> &str {
         return parts[5];
     }
     resource
+}
+
+impl LocalTasks {
+    /// An activity's task: queued for its workers; started when one takes it, its answer then
+    /// comes with the token.
+    async fn activity(&self, call: &TaskCall<'_>) -> TaskResult {
+        let activities = &self.integrations.activities;
+        let token = call.token.unwrap_or_default();
+        let Some(taken) = activities.schedule(call.resource, token, call.arguments) else {
+            return TaskResult::Throw {
+                error: "States.Runtime".into(),
+                cause: format!("The activity {} does not exist.", call.resource),
+            };
+        };
+        match taken.await {
+            Ok(worker) => TaskResult::Started { worker },
+            Err(_) => TaskResult::Throw {
+                error: "States.Runtime".into(),
+                cause: format!("The activity {} was deleted.", call.resource),
+            },
+        }
+    }
 }
 
 /// An integration's name and its pattern (`.sync`, `.sync:2`, `.waitForTaskToken`, or none).
