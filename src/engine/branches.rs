@@ -104,7 +104,7 @@ impl Run<'_> {
         // a Map Run tolerates no failure unless told (AWS: 0%, then
         // States.ExceedToleratedFailureThreshold); an inline Map fails with the item's error
         let tolerant = distributed || limits.count.is_some() || limits.share.is_some();
-        let map_run = distributed.then(|| self.map_run_started(state));
+        let map_run = distributed.then(|| self.map_run_started(state, total, &limits));
         let (started, reused) = (self.last_event(), self.reused(state));
         let written: Vec<Value> = match s.get("ResultWriter") {
             Some(_) => inputs
@@ -130,7 +130,7 @@ impl Run<'_> {
         let at_once = Some(limits.max).filter(|m| *m > 0);
         let at_once = at_once.unwrap_or(INLINE_MAP_CONCURRENCY);
         let running = futures::stream::iter(iterations).buffered(at_once);
-        let results = self.gather(running, total, tolerant, &limits).await;
+        let results = self.gather(running, total, tolerant, &limits, map_run.as_deref()).await;
         let (results, writes) = match (results, s.get("ResultWriter")) {
             (Ok(ended), Some(_)) => {
                 let ended: Vec<reader::Ended> = written
@@ -222,12 +222,16 @@ impl Run<'_> {
         total: usize,
         tolerant: bool,
         limits: &MapLimits,
+        map_run: Option<&str>,
     ) -> Result<Vec<Result<Value, Failure>>, Failure> {
         let mut running = std::pin::pin!(running);
         let mut results = Vec::with_capacity(total);
         let mut failures = 0usize;
         while let Some(r) = running.next().await {
             self.rejoin();
+            if let Some(run) = map_run {
+                self.journal.map_run_progress(run, r.is_ok());
+            }
             let f = match r {
                 Ok(v) => {
                     results.push(Ok(v));
@@ -255,13 +259,19 @@ impl Run<'_> {
 
     /// The Map Run that a Distributed Map's iterations run in, named as AWS names it:
     /// `arn:...:mapRun:<state machine>/<Label or state name>:<id>`.
-    fn map_run_started(&self, state: &asl::State<'_>) -> String {
+    fn map_run_started(&self, state: &asl::State<'_>, total: usize, limits: &MapLimits) -> String {
         let arn = &self.opts.execution_arn;
         let (runs, rest) = arn.split_once(":execution:").unwrap_or((arn, ""));
         let machine = rest.split(':').next().unwrap_or_default();
         let label = state.raw["Label"].as_str().unwrap_or(state.name);
         let map_run = format!("{runs}:mapRun:{machine}/{label}:{}", uuid::Uuid::new_v4());
-        self.event("MapRunStarted", json!({"mapRunArn": map_run}));
+        // what DescribeMapRun tells besides the ARN (GetExecutionHistory shows the ARN alone)
+        self.event(
+            "MapRunStarted",
+            json!({"mapRunArn": map_run, "total": total, "maxConcurrency": limits.max,
+                   "toleratedFailureCount": limits.count, "toleratedFailurePercentage": limits.share,
+                   "stateMachineArn": format!("{runs}:stateMachine:{machine}/{label}")}),
+        );
         map_run
     }
 

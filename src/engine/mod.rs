@@ -201,6 +201,8 @@ pub struct Journal {
     /// The results of the iterations and branches of top-level Map and Parallel states that
     /// succeeded, by state: a redrive runs only the others.
     done: Mutex<HashMap<String, Done>>,
+    /// Each Map Run's iterations that ended so far: (succeeded, failed).
+    map_runs: Mutex<HashMap<String, (usize, usize)>>,
 }
 
 /// Where a redrive resumes.
@@ -229,6 +231,21 @@ pub enum Reached {
 }
 
 impl Journal {
+    /// One more iteration of a Map Run ended.
+    pub fn map_run_progress(&self, map_run: &str, succeeded: bool) {
+        let mut runs = self.map_runs.lock().unwrap();
+        let e = runs.entry(map_run.to_string()).or_default();
+        match succeeded {
+            true => e.0 += 1,
+            false => e.1 += 1,
+        }
+    }
+
+    /// How many of a Map Run's iterations succeeded and failed so far.
+    pub fn map_run_ended(&self, map_run: &str) -> (usize, usize) {
+        self.map_runs.lock().unwrap().get(map_run).copied().unwrap_or_default()
+    }
+
     pub fn events(&self) -> Vec<Event> {
         self.events.lock().unwrap().clone()
     }

@@ -301,6 +301,7 @@ impl Server {
                 if e.status != "RUNNING" {
                     let mut d = describe(e);
                     d["stateMachineArn"] = json!(e.machine_arn);
+                    d["billingDetails"] = billing(e);
                     return Ok(d);
                 }
                 e.done.clone()
@@ -351,4 +352,14 @@ fn well_formed(token: &str) -> std::result::Result<&str, ApiError> {
         true => Ok(token),
         false => Err(bad("InvalidToken", "Invalid Token: 'Invalid token'")),
     }
+}
+
+/// An Express execution's billing, as AWS bills it: its duration rounded up to the next 100 ms
+/// (at least 100 ms) and its memory in 64 MB steps (the input and output it held).
+fn billing(e: &Exec) -> Value {
+    let ms = e.stopped.map_or(0.0, |s| (s - e.started) * 1000.0).max(1.0);
+    let ms = ((ms / 100.0).ceil() * 100.0) as u64;
+    let bytes = e.input.len() + e.output.as_ref().map_or(0, String::len);
+    let mb = ((bytes as f64 / (64.0 * 1024.0 * 1024.0)).ceil().max(1.0) as u64) * 64;
+    json!({"billedMemoryUsedInMB": mb, "billedDurationInMilliseconds": ms})
 }

@@ -14,7 +14,8 @@ impl Server {
         let arn = str_arg(body, "stateMachineArn")?;
         let (m, target) = resolve(&store, arn)?;
         let mut d = json!({"stateMachineArn": m.arn, "name": m.name, "status": "ACTIVE", "definition": m.definition, "roleArn": m.role_arn,
-                           "type": m.kind, "creationDate": m.created, "loggingConfiguration": m.logging});
+                           "type": m.kind, "creationDate": m.created, "loggingConfiguration": m.logging,
+                           "encryptionConfiguration": m.encryption});
         // a version describes as itself: its own definition and role
         if let Target::Version(i) = target {
             let v = &m.versions[i];
@@ -43,6 +44,9 @@ impl Server {
         }
         if body.get("loggingConfiguration").is_some() {
             m.logging = body["loggingConfiguration"].clone();
+        }
+        if body.get("encryptionConfiguration").is_some() {
+            m.encryption = encryption(body)?;
         }
         let mut out = json!({"updateDate": now()});
         if body["publish"] == true {
@@ -112,8 +116,26 @@ impl Server {
                     .collect(),
             };
         let ok = !diagnostics.iter().any(|d| d["severity"] == "ERROR");
+        // severity: the least one shown (ERROR unless told); at most maxResults of them (100)
+        let warnings = match body["severity"].as_str() {
+            None | Some("ERROR") => false,
+            Some("WARNING") => true,
+            Some(other) => {
+                return Err(bad(
+                    "ValidationException",
+                    format!("1 validation error detected: Value '{other}' at 'severity' failed to satisfy constraint: Member must satisfy enum value set: [ERROR, WARNING]"),
+                ));
+            }
+        };
+        let shown: Vec<Value> = diagnostics
+            .into_iter()
+            .filter(|d| warnings || d["severity"] == "ERROR")
+            .collect();
+        let max = body["maxResults"].as_u64().filter(|m| *m > 0).unwrap_or(100).min(100) as usize;
+        let truncated = shown.len() > max;
+        let shown: Vec<Value> = shown.into_iter().take(max).collect();
         Ok(
-            json!({"result": if ok { "OK" } else { "FAIL" }, "diagnostics": diagnostics, "truncated": false}),
+            json!({"result": if ok { "OK" } else { "FAIL" }, "diagnostics": shown, "truncated": truncated}),
         )
     }
 
@@ -168,6 +190,7 @@ impl Server {
             created,
             tags: tags_of(body),
             logging,
+            encryption: encryption(body)?,
             versions: Vec::new(),
             next_version: 0,
             aliases: BTreeMap::new(),
@@ -213,4 +236,23 @@ pub(super) fn check_definition(text: &str) -> std::result::Result<Value, ApiErro
         ));
     }
     Ok(def)
+}
+
+/// An encryptionConfiguration as AWS takes it: AWS's own key (the default), or a customer
+/// managed KMS key named by kmsKeyId.
+fn encryption(body: &Value) -> std::result::Result<Value, ApiError> {
+    let c = &body["encryptionConfiguration"];
+    match c["type"].as_str() {
+        None if c.is_null() => Ok(json!({"type": "AWS_OWNED_KEY"})),
+        Some("AWS_OWNED_KEY") => Ok(json!({"type": "AWS_OWNED_KEY"})),
+        Some("CUSTOMER_MANAGED_KMS_KEY") if c["kmsKeyId"].is_string() => Ok(c.clone()),
+        Some("CUSTOMER_MANAGED_KMS_KEY") => Err(bad(
+            "InvalidEncryptionConfiguration",
+            "kmsKeyId is required when type is CUSTOMER_MANAGED_KMS_KEY",
+        )),
+        _ => Err(bad(
+            "InvalidEncryptionConfiguration",
+            format!("type must be AWS_OWNED_KEY or CUSTOMER_MANAGED_KMS_KEY, not {}", c["type"]),
+        )),
+    }
 }

@@ -9,6 +9,7 @@ mod api;
 mod executions;
 pub mod history;
 mod machines;
+mod map_runs;
 mod optimised;
 mod redrive;
 mod shapes;
@@ -36,6 +37,8 @@ struct Server {
     integrations: Arc<Integrations>,
     callbacks: Arc<Callbacks>,
     mock_config: Option<Value>,
+    /// UpdateMapRun's settings, by Map Run.
+    map_run_updates: Mutex<std::collections::HashMap<String, Value>>,
     time_scale: f64,
     account: String,
     region: String,
@@ -97,6 +100,13 @@ const OPERATIONS: &[(&str, fn(&Arc<Server>, &Value) -> ApiResult)] = &[
     (
         "ValidateStateMachineDefinition",
         Server::validate_state_machine_definition,
+    ),
+    ("ListMapRuns", Server::list_map_runs),
+    ("DescribeMapRun", Server::describe_map_run),
+    ("UpdateMapRun", Server::update_map_run),
+    (
+        "DescribeStateMachineForExecution",
+        Server::describe_state_machine_for_execution,
     ),
     ("CreateActivity", Server::create_activity),
     ("DescribeActivity", Server::describe_activity),
@@ -258,6 +268,7 @@ pub async fn serve(g: &crate::options::Global, args: LocalArgs) -> Result<()> {
         integrations: Arc::new(integrations),
         callbacks: Arc::new(Callbacks::default()),
         mock_config,
+        map_run_updates: Default::default(),
         time_scale: args.time_scale,
         account,
         region,

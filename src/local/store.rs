@@ -17,6 +17,8 @@ pub(super) struct Machine {
     pub(super) created: f64,
     pub(super) tags: BTreeMap<String, String>,
     pub(super) logging: Value,
+    /// Its encryptionConfiguration (AWS's own key unless a KMS key is given).
+    pub(super) encryption: Value,
     /// Published versions, oldest first (numbers are never reused).
     pub(super) versions: Vec<Version>,
     pub(super) next_version: u64,
@@ -431,6 +433,7 @@ mod tests {
             created: now(),
             tags: BTreeMap::new(),
             logging: Value::Null,
+            encryption: Value::Null,
             versions: Vec::new(),
             next_version: 0,
             aliases: BTreeMap::new(),
