@@ -97,6 +97,23 @@ ensure_asl_validator() {
     echo "note: npm could not install asl-validator@$version: the comparison with it will be skipped" >&2
 }
 
+# ensure_js_sdk: the AWS SDK for JavaScript's Step Functions client (@aws-sdk/client-sfn), which
+# the API test drives deploy local with beside boto3 and the AWS CLI, in target/sfn-js.
+ensure_js_sdk() {
+  local dir="$root/target/sfn-js" version=3.1178.0
+  if grep -q "\"version\": \"$version\"" "$dir/node_modules/@aws-sdk/client-sfn/package.json" 2>/dev/null; then
+    return 0
+  fi
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "note: npm not found: the API test through @aws-sdk/client-sfn will be skipped (Debian/Ubuntu: sudo apt-get install npm)" >&2
+    return 0
+  fi
+  echo "installing @aws-sdk/client-sfn@$version into $dir..." >&2
+  mkdir -p "$dir"
+  (cd "$dir" && npm install --silent --no-audit --no-fund --no-save "@aws-sdk/client-sfn@$version" >/dev/null 2>&1) ||
+    echo "note: npm could not install @aws-sdk/client-sfn@$version: the API test through it will be skipped" >&2
+}
+
 # ensure_browser: Debian's chromium and chromium-driver for the page's browser tests
 # (tests/local.rs), installed where missing when this runs as root or with password-less sudo;
 # otherwise the tests that need them say they are skipped and how to install them.

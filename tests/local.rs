@@ -909,6 +909,38 @@ fn a_distributed_map_reads_batches_and_writes_its_results_in_s3() {
     });
 }
 
+/// Every operation of the Step Functions API (37), through three clients nobody here wrote:
+/// boto3, the AWS CLI and the AWS SDK for JavaScript (`tests/support/every_operation.py`).
+#[test]
+fn every_operation_answers_boto3_the_aws_cli_and_the_javascript_sdk() {
+    let w = World::new();
+    let local = Local::start(&w, &[]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/every_operation.py");
+    let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/sfn-js");
+    let mut clients = vec!["boto3", "cli"];
+    let js_there = js.join("node_modules/@aws-sdk/client-sfn").exists();
+    match js_there && std::process::Command::new("node").arg("--version").output().is_ok() {
+        true => clients.push("js"),
+        false => skipped(
+            "the API through @aws-sdk/client-sfn",
+            "node or target/sfn-js/node_modules/@aws-sdk/client-sfn not found (scripts/test installs it with npm)",
+        ),
+    }
+    for client in clients {
+        let out = std::process::Command::new(python())
+            .arg(&script)
+            .args([local.url.as_str(), client, js.to_str().unwrap()])
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .unwrap();
+        let seen: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("{client}: {e}: {}", String::from_utf8_lossy(&out.stderr))
+        });
+        assert_eq!(seen["failed"], json!({}), "{client}: {seen}");
+        assert_eq!(seen["answered"].as_array().unwrap().len(), 37, "{client}: {seen}");
+    }
+}
+
 #[test]
 fn the_aws_cli_works_against_the_local_endpoint() {
     let w = World::new();
