@@ -850,6 +850,14 @@ fn service_integrations_are_carried_out_on_the_emulator() {
         let out: Value = serde_json::from_str(vpcs.output().unwrap()).unwrap();
         assert!(out["Vpcs"].as_array().is_some_and(|v| !v.is_empty()), "moto's default VPC: {out}");
 
+        // Credentials.RoleArn: the call is made as the role, assumed through moto's STS
+        w.c.iam.create_role().role_name("worker").assume_role_policy_document("{}").send().await.unwrap();
+        let mut who = task("arn:aws:states:::aws-sdk:sts:getCallerIdentity", json!({}));
+        who["Credentials"] = json!({"RoleArn.$": "$.role"});
+        let d = run_one(&sfn, "as-role", who, &json!({"role": format!("arn:aws:iam::{ACCOUNT}:role/worker")}).to_string()).await;
+        let out: Value = serde_json::from_str(d.output().unwrap_or("{}")).unwrap();
+        assert!(out["Arn"].as_str().is_some_and(|a| a.contains(":assumed-role/worker/")), "{d:?}");
+
         // states:startExecution.sync:2: the child runs here and its output comes back parsed
         let role = format!("arn:aws:iam::{ACCOUNT}:role/any");
         let child = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": {"child": "done"}, "End": true}}}).to_string();
@@ -919,7 +927,12 @@ fn every_operation_answers_boto3_the_aws_cli_and_the_javascript_sdk() {
     let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/sfn-js");
     let mut clients = vec!["boto3", "cli"];
     let js_there = js.join("node_modules/@aws-sdk/client-sfn").exists();
-    match js_there && std::process::Command::new("node").arg("--version").output().is_ok() {
+    match js_there
+        && std::process::Command::new("node")
+            .arg("--version")
+            .output()
+            .is_ok()
+    {
         true => clients.push("js"),
         false => skipped(
             "the API through @aws-sdk/client-sfn",
@@ -933,11 +946,14 @@ fn every_operation_answers_boto3_the_aws_cli_and_the_javascript_sdk() {
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .output()
             .unwrap();
-        let seen: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!("{client}: {e}: {}", String::from_utf8_lossy(&out.stderr))
-        });
+        let seen: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{client}: {e}: {}", String::from_utf8_lossy(&out.stderr)));
         assert_eq!(seen["failed"], json!({}), "{client}: {seen}");
-        assert_eq!(seen["answered"].as_array().unwrap().len(), 37, "{client}: {seen}");
+        assert_eq!(
+            seen["answered"].as_array().unwrap().len(),
+            37,
+            "{client}: {seen}"
+        );
     }
 }
 

@@ -130,7 +130,9 @@ impl Run<'_> {
         let at_once = Some(limits.max).filter(|m| *m > 0);
         let at_once = at_once.unwrap_or(INLINE_MAP_CONCURRENCY);
         let running = futures::stream::iter(iterations).buffered(at_once);
-        let results = self.gather(running, total, tolerant, &limits, map_run.as_deref()).await;
+        let results = self
+            .gather(running, total, tolerant, &limits, map_run.as_deref())
+            .await;
         let (results, writes) = match (results, s.get("ResultWriter")) {
             (Ok(ended), Some(_)) => {
                 let ended: Vec<reader::Ended> = written

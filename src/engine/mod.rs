@@ -61,6 +61,8 @@ pub struct TaskCall<'a> {
     pub arguments: &'a Value,
     /// The task token, for a task that is answered with one.
     pub token: Option<&'a str>,
+    /// The role the call is made as (the state's `Credentials.RoleArn`), if not the machine's.
+    pub role: Option<&'a str>,
 }
 
 /// Answers Task states.
@@ -243,7 +245,12 @@ impl Journal {
 
     /// How many of a Map Run's iterations succeeded and failed so far.
     pub fn map_run_ended(&self, map_run: &str) -> (usize, usize) {
-        self.map_runs.lock().unwrap().get(map_run).copied().unwrap_or_default()
+        self.map_runs
+            .lock()
+            .unwrap()
+            .get(map_run)
+            .copied()
+            .unwrap_or_default()
     }
 
     pub fn events(&self) -> Vec<Event> {

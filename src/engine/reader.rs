@@ -32,6 +32,7 @@ impl Run<'_> {
             resource: &resource,
             arguments: &args,
             token: None,
+            role: None,
         };
         match self.tasks.call(call).await {
             TaskResult::Return(v) => Ok(v),

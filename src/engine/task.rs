@@ -138,6 +138,30 @@ impl Run<'_> {
         }
     }
 
+    /// The role a task's `Credentials` names (JSONPath: a payload template over the effective
+    /// input; JSONata: evaluated), if it names one.
+    fn credentials(
+        &self,
+        s: &Value,
+        jp: bool,
+        input: &Value,
+        name: &str,
+        st: &Value,
+        vars: &Vars,
+    ) -> Result<Option<String>, Failure> {
+        let Some(c) = s.get("Credentials") else {
+            return Ok(None);
+        };
+        let c = match jp {
+            true => {
+                let effective = self.jp_input(s, input, name, vars)?;
+                self.jp_template(c, &effective, &st["context"], vars)?
+            }
+            false => self.eval_field("Credentials", c, st, vars)?,
+        };
+        Ok(c["RoleArn"].as_str().map(str::to_string))
+    }
+
     pub(super) async fn task(
         &self,
         name: &str,
@@ -166,11 +190,13 @@ impl Run<'_> {
         let args = self.arguments(s, jp, input, name, &st, vars)?;
         let timeout = self.number(s, "TimeoutSeconds", input, name, vars)?;
         let heartbeat = self.number(s, "HeartbeatSeconds", input, name, vars)?;
+        let role = self.credentials(s, jp, input, name, &st, vars)?;
         let call = TaskCall {
             state: name,
             resource: &resource,
             arguments: &args,
             token: token.as_deref(),
+            role: role.as_deref(),
         };
         // what cannot be scheduled at all (an activity that does not exist) is a runtime error
         if let Err(why) = self.tasks.check(&call).await {

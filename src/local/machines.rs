@@ -123,7 +123,9 @@ impl Server {
             Some(other) => {
                 return Err(bad(
                     "ValidationException",
-                    format!("1 validation error detected: Value '{other}' at 'severity' failed to satisfy constraint: Member must satisfy enum value set: [ERROR, WARNING]"),
+                    format!(
+                        "1 validation error detected: Value '{other}' at 'severity' failed to satisfy constraint: Member must satisfy enum value set: [ERROR, WARNING]"
+                    ),
                 ));
             }
         };
@@ -131,7 +133,11 @@ impl Server {
             .into_iter()
             .filter(|d| warnings || d["severity"] == "ERROR")
             .collect();
-        let max = body["maxResults"].as_u64().filter(|m| *m > 0).unwrap_or(100).min(100) as usize;
+        let max = body["maxResults"]
+            .as_u64()
+            .filter(|m| *m > 0)
+            .unwrap_or(100)
+            .min(100) as usize;
         let truncated = shown.len() > max;
         let shown: Vec<Value> = shown.into_iter().take(max).collect();
         Ok(
@@ -252,7 +258,10 @@ fn encryption(body: &Value) -> std::result::Result<Value, ApiError> {
         )),
         _ => Err(bad(
             "InvalidEncryptionConfiguration",
-            format!("type must be AWS_OWNED_KEY or CUSTOMER_MANAGED_KMS_KEY, not {}", c["type"]),
+            format!(
+                "type must be AWS_OWNED_KEY or CUSTOMER_MANAGED_KMS_KEY, not {}",
+                c["type"]
+            ),
         )),
     }
 }

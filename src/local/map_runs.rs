@@ -2,9 +2,9 @@
 //! execution that ran them, with the counts of their iterations as they end; and
 //! DescribeStateMachineForExecution.
 
+use super::Server;
 use super::api::{ApiResult, bad, str_arg};
 use super::store::{Exec, Store};
-use super::Server;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -45,7 +45,10 @@ fn runs_of(exec: &Exec) -> Vec<Run<'_>> {
         }
     }
     // an execution that ended (stopped, timed out) while its Map Run ran aborted it
-    for r in runs.iter_mut().filter(|r| r.stop.is_none() && exec.status != "RUNNING") {
+    for r in runs
+        .iter_mut()
+        .filter(|r| r.stop.is_none() && exec.status != "RUNNING")
+    {
         r.stop = exec.stopped;
         r.status = "ABORTED";
     }
@@ -58,7 +61,12 @@ fn find<'a>(store: &'a Store, arn: &str) -> Result<Run<'a>, super::api::ApiError
         .iter()
         .flat_map(runs_of)
         .find(|r| r.started["mapRunArn"] == arn)
-        .ok_or_else(|| bad("ResourceNotFound", format!("Map Run Does Not Exist: '{arn}'")))
+        .ok_or_else(|| {
+            bad(
+                "ResourceNotFound",
+                format!("Map Run Does Not Exist: '{arn}'"),
+            )
+        })
 }
 
 impl Server {
@@ -95,7 +103,11 @@ impl Server {
                             "failuresNotRedrivable": 0, "pendingRedrive": 0});
         let updated = self.map_run_updates.lock().unwrap().get(arn).cloned();
         let setting = |k: &str, default: Value| {
-            updated.as_ref().and_then(|u| u.get(k)).cloned().unwrap_or(default)
+            updated
+                .as_ref()
+                .and_then(|u| u.get(k))
+                .cloned()
+                .unwrap_or(default)
         };
         Ok(json!({
             "mapRunArn": arn, "executionArn": r.exec.arn, "status": r.status,
@@ -118,12 +130,22 @@ impl Server {
             let store = self.store.lock().unwrap();
             find(&store, &arn)?;
         }
-        if let Some(p) = body["toleratedFailurePercentage"].as_f64().filter(|p| !(0.0..=100.0).contains(p)) {
-            return Err(bad("ValidationException", format!("toleratedFailurePercentage {p} is not between 0 and 100")));
+        if let Some(p) = body["toleratedFailurePercentage"]
+            .as_f64()
+            .filter(|p| !(0.0..=100.0).contains(p))
+        {
+            return Err(bad(
+                "ValidationException",
+                format!("toleratedFailurePercentage {p} is not between 0 and 100"),
+            ));
         }
         let mut updates = self.map_run_updates.lock().unwrap();
         let u = updates.entry(arn).or_insert_with(|| json!({}));
-        for k in ["maxConcurrency", "toleratedFailurePercentage", "toleratedFailureCount"] {
+        for k in [
+            "maxConcurrency",
+            "toleratedFailurePercentage",
+            "toleratedFailureCount",
+        ] {
             if let Some(v) = body.get(k).filter(|v| !v.is_null()) {
                 u[k] = v.clone();
             }
@@ -132,7 +154,10 @@ impl Server {
     }
 
     /// DescribeStateMachineForExecution: the definition and role the execution ran.
-    pub(super) fn describe_state_machine_for_execution(self: &Arc<Self>, body: &Value) -> ApiResult {
+    pub(super) fn describe_state_machine_for_execution(
+        self: &Arc<Self>,
+        body: &Value,
+    ) -> ApiResult {
         let store = self.store.lock().unwrap();
         let e = super::store::execution(&store, str_arg(body, "executionArn")?)?;
         let m = store.machines.get(&e.machine_arn);

@@ -80,7 +80,17 @@ impl Tasks for LocalTasks {
         if crate::engine::is_activity_arn(call.resource) {
             return self.activity(&call).await;
         }
-        let result = self.integrations.call(call.resource, call.arguments).await;
+        let result = match call.role {
+            // the call is made as the role the state names, assumed through STS
+            Some(role) => match self.integrations.sdk.assume(role).await {
+                Ok(creds) => {
+                    let work = self.integrations.call(call.resource, call.arguments);
+                    sdk::ASSUMED.scope(creds, work).await
+                }
+                Err(e) => Err(sdk_failure(e)),
+            },
+            None => self.integrations.call(call.resource, call.arguments).await,
+        };
         match result {
             // the request went out; the answer comes with the token
             Ok(_) if call.resource.ends_with(".waitForTaskToken") => TaskResult::AwaitToken,

@@ -22,6 +22,12 @@ type HttpClient = hyper_util::client::legacy::Client<
     http_body_util::Full<bytes::Bytes>,
 >;
 
+tokio::task_local! {
+    /// Credentials that the calls made within it are signed with instead of the chain's: a
+    /// task's `Credentials.RoleArn`, assumed.
+    pub static ASSUMED: aws_credential_types::Credentials;
+}
+
 /// Makes AWS API calls for `deploy local`'s tasks.
 pub struct Caller {
     http: HttpClient,
@@ -241,6 +247,21 @@ impl Caller {
         })
     }
 
+    /// The credentials of `role`, assumed through STS on its endpoint (the emulator's here).
+    pub async fn assume(&self, role: &str) -> Result<aws_credential_types::Credentials, CallError> {
+        let args = serde_json::json!({"RoleArn": role, "RoleSessionName": "deploy-local"});
+        let got = self.call("sts", "assumeRole", &args).await?.output;
+        let c = &got["Credentials"];
+        let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+        Ok(aws_credential_types::Credentials::new(
+            text("AccessKeyId"),
+            text("SecretAccessKey"),
+            Some(text("SessionToken")),
+            None,
+            "Credentials.RoleArn",
+        ))
+    }
+
     /// The SigV4 headers (and the request's own) for a request.
     async fn sign(
         &self,
@@ -253,13 +274,14 @@ impl Caller {
             PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings,
         };
         let mut headers = wire.headers.clone();
-        let Some(provider) = &self.credentials else {
-            return Ok(headers);
+        let creds = match (ASSUMED.try_with(Clone::clone), &self.credentials) {
+            (Ok(assumed), _) => assumed,
+            (Err(_), Some(provider)) => provider
+                .provide_credentials()
+                .await
+                .map_err(|e| CallError::Client(format!("no AWS credentials: {e}")))?,
+            (Err(_), None) => return Ok(headers),
         };
-        let creds = provider
-            .provide_credentials()
-            .await
-            .map_err(|e| CallError::Client(format!("no AWS credentials: {e}")))?;
         let identity = creds.into();
         let mut settings = SigningSettings::default();
         if svc.signing == "s3" {
