@@ -914,6 +914,26 @@ fn a_distributed_map_reads_batches_and_writes_its_results_in_s3() {
         let outputs: Vec<Value> = results.as_array().unwrap().iter().map(|r| serde_json::from_str(r["Output"].as_str().unwrap()).unwrap()).collect();
         assert_eq!(outputs, vec![json!({"count": 3, "run": "r1"}), json!({"count": 1, "run": "r1"})]);
         assert!(results.as_array().unwrap().iter().all(|r| r["Status"] == "SUCCEEDED"));
+
+        // the Map Run and its child executions, as the API lists them
+        let runs = sfn.list_map_runs().execution_arn(d.execution_arn()).send().await.unwrap();
+        assert_eq!(runs.map_runs().len(), 1);
+        assert_eq!(runs.map_runs()[0].map_run_arn(), run);
+        let described = sfn.describe_map_run().map_run_arn(run).send().await.unwrap();
+        assert_eq!(described.status().as_str(), "SUCCEEDED");
+        let counts = described.execution_counts().unwrap();
+        assert_eq!((counts.total(), counts.succeeded(), counts.failed()), (2, 2, 0));
+        let children = sfn.list_executions().map_run_arn(run).send().await.unwrap();
+        assert_eq!(children.executions().len(), 2, "one child execution a batch");
+        for c in children.executions() {
+            let child = sfn.describe_execution().execution_arn(c.execution_arn()).send().await.unwrap();
+            assert_eq!((child.status().as_str(), child.map_run_arn()), ("SUCCEEDED", Some(run)));
+            let input: Value = serde_json::from_str(child.input().unwrap()).unwrap();
+            assert_eq!(input["BatchInput"], json!({"run": "r1"}));
+        }
+        sfn.update_map_run().map_run_arn(run).max_concurrency(7).send().await.unwrap();
+        let updated = sfn.describe_map_run().map_run_arn(run).send().await.unwrap();
+        assert_eq!(updated.max_concurrency(), 7);
     });
 }
 

@@ -113,16 +113,30 @@ impl Run<'_> {
                 .collect(),
             None => Vec::new(),
         };
+        let children = self.opts.children.as_ref().zip(map_run.as_deref());
         let iterations = inputs.into_iter().enumerate().map(|(i, item_input)| {
             let before = reused.get(&i).cloned();
+            // a Distributed Map's iteration is a child execution of its Map Run
+            let child = match (&item_input, children) {
+                (Ok(input), Some((c, run))) => {
+                    Some((c, c.started(&self.opts.execution_arn, run, i, input)))
+                }
+                _ => None,
+            };
             let iteration = self.map_iteration(state, i, item_input, processor, vars, before);
             let run = self.branch(started, iteration);
             async move {
-                if distributed {
-                    CHILD_EXECUTION.scope((), run).await
-                } else {
-                    run.await
+                if !distributed {
+                    return run.await;
                 }
+                let r = CHILD_EXECUTION.scope((), run).await;
+                if let Some((c, arn)) = child {
+                    c.ended(
+                        &arn,
+                        r.as_ref().map_err(|f| (f.error.as_str(), f.cause.as_str())),
+                    );
+                }
+                r
             }
         });
         // MaxConcurrency 0 (or none) is as many as AWS runs at once for an inline Map (40, its

@@ -325,6 +325,17 @@ pub struct Options {
     pub cancel: jsonata_core::evaluator::CancelToken,
     /// Real time (tokio's), or a virtual clock that runs ahead to the next timer.
     pub clock: clock::Clock,
+    /// Where a Distributed Map's iterations are recorded as its Map Run's child executions.
+    pub children: Option<std::sync::Arc<dyn Children>>,
+}
+
+/// Records a Distributed Map's iterations as the child executions of its Map Run.
+pub trait Children: Send + Sync {
+    /// An iteration of `map_run` (the `index`th) of the execution `parent` started with
+    /// `input`: the child's ARN.
+    fn started(&self, parent: &str, map_run: &str, index: usize, input: &Value) -> String;
+    /// It ended: its output, or its error and cause.
+    fn ended(&self, child: &str, outcome: Result<&Value, (&str, &str)>);
 }
 
 impl Options {
@@ -339,6 +350,7 @@ impl Options {
             callbacks: None,
             cancel: Default::default(),
             clock: clock::Clock::Real,
+            children: None,
         }
     }
 }

@@ -47,6 +47,9 @@ impl Server {
     }
 
     pub(super) fn list_executions(self: &Arc<Self>, body: &Value) -> ApiResult {
+        if let Some(run) = body["mapRunArn"].as_str() {
+            return self.list_children(run, body);
+        }
         let store = self.store.lock().unwrap();
         let arn = str_arg(body, "stateMachineArn")?;
         // a version or alias ARN lists the executions started on it
@@ -214,6 +217,9 @@ impl Server {
     ) -> tokio::task::AbortHandle {
         let server = self.clone();
         let integrations = self.integrations.clone();
+        // a Distributed Map's iterations are child executions here, listed by their Map Run
+        let mut opts = opts;
+        opts.children = Some(Arc::new(super::map_runs::ChildExecutions(self.clone())));
         let tasks = LocalTasks {
             integrations,
             mocks,
@@ -248,6 +254,7 @@ impl Server {
             callbacks: Some(self.callbacks.clone()),
             cancel: Default::default(),
             clock: Default::default(),
+            children: None,
         }
     }
 

@@ -3,8 +3,9 @@
 //! DescribeStateMachineForExecution.
 
 use super::Server;
-use super::api::{ApiResult, bad, str_arg};
-use super::store::{Exec, Store};
+use super::api::{ApiResult, bad, now, page, str_arg};
+use super::store::{Exec, Redriven, Store};
+use crate::engine::{Children, Journal};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -81,7 +82,7 @@ impl Server {
                        "stateMachineArn": r.started["stateMachineArn"], "startDate": r.start, "stopDate": r.stop})
             })
             .collect();
-        let (range, next) = super::api::page(&listed, body, 100)?;
+        let (range, next) = page(&listed, body, 100)?;
         Ok(json!({"mapRuns": listed[range].to_vec(), "nextToken": next}))
     }
 
@@ -172,5 +173,111 @@ impl Server {
             "tracingConfiguration": {"enabled": false},
             "encryptionConfiguration": {"type": "AWS_OWNED_KEY"},
         }))
+    }
+}
+
+/// A Distributed Map's iterations as the child executions of its Map Run: listed by
+/// `ListExecutions(mapRunArn)`, described with their Map Run, their history their start and
+/// end; finished ones are forgotten like any other beyond `--keep-executions`.
+pub(super) struct ChildExecutions(pub(super) Arc<Server>);
+
+impl Children for ChildExecutions {
+    fn started(&self, parent: &str, map_run: &str, index: usize, input: &Value) -> String {
+        let mut store = self.0.store.lock().unwrap();
+        // arn:...:mapRun:<machine>/<label>:<id> → arn:...:execution:<machine>/<label>:<id>
+        let (base, rest) = map_run.split_once(":mapRun:").unwrap_or((map_run, ""));
+        let (machine, _) = rest.rsplit_once(':').unwrap_or((rest, ""));
+        let name = uuid::Uuid::new_v4().to_string();
+        let arn = format!("{base}:execution:{machine}:{name}");
+        let parent = store
+            .executions
+            .get(parent)
+            .map(|e| (e.definition.clone(), e.role_arn.clone()));
+        let (definition, role_arn) = parent.unwrap_or_default();
+        let journal = Arc::new(Journal::default());
+        journal.push(
+            "ExecutionStarted",
+            0.0,
+            json!({"input": input, "roleArn": role_arn}),
+            0,
+        );
+        let _ = index;
+        store.executions.push(Exec {
+            arn: arn.clone(),
+            machine_arn: format!("{base}:stateMachine:{machine}"),
+            version_arn: None,
+            alias_arn: None,
+            name,
+            input: input.to_string(),
+            started: now(),
+            stopped: None,
+            status: "RUNNING",
+            output: None,
+            error: None,
+            cause: None,
+            journal,
+            definition,
+            role_arn,
+            kind: "STANDARD".into(),
+            redrive: Redriven::default(),
+            map_run: Some(map_run.to_string()),
+            abort: None,
+            cancel: Default::default(),
+            done: Arc::new(tokio::sync::Notify::new()),
+        });
+        arn
+    }
+
+    fn ended(&self, child: &str, outcome: Result<&Value, (&str, &str)>) {
+        let mut store = self.0.store.lock().unwrap();
+        let Some(e) = store.executions.get_mut(child) else {
+            return;
+        };
+        let at = now() - e.started;
+        match outcome {
+            Ok(v) => {
+                e.status = "SUCCEEDED";
+                e.output = Some(v.to_string());
+                e.journal
+                    .push("ExecutionSucceeded", at, json!({"output": v}), 0);
+            }
+            Err((error, cause)) => {
+                e.status = "FAILED";
+                (e.error, e.cause) = (Some(error.to_string()), Some(cause.to_string()));
+                e.journal.push(
+                    "ExecutionFailed",
+                    at,
+                    json!({"error": error, "cause": cause}),
+                    0,
+                );
+            }
+        }
+        e.stopped = Some(now());
+        e.done.notify_waiters();
+        store.executions.ended(child);
+    }
+}
+
+impl Server {
+    /// ListExecutions with a mapRunArn: the Map Run's child executions, newest first.
+    pub(super) fn list_children(self: &Arc<Self>, run: &str, body: &Value) -> ApiResult {
+        let store = self.store.lock().unwrap();
+        find(&store, run)?;
+        let filter = body["statusFilter"].as_str();
+        let all: Vec<&Exec> = store
+            .executions
+            .iter()
+            .rev()
+            .filter(|e| e.map_run.as_deref() == Some(run) && filter.is_none_or(|f| f == e.status))
+            .collect();
+        let (range, next) = page(&all, body, 100)?;
+        let items: Vec<Value> = all[range]
+            .iter()
+            .map(|e| {
+                json!({"executionArn": e.arn, "stateMachineArn": e.machine_arn, "name": e.name, "status": e.status,
+                       "startDate": e.started, "stopDate": e.stopped, "mapRunArn": run})
+            })
+            .collect();
+        Ok(json!({"executions": items, "nextToken": next}))
     }
 }

@@ -46,6 +46,8 @@ pub(super) struct Exec {
     /// STANDARD or EXPRESS.
     pub(super) kind: String,
     pub(super) redrive: Redriven,
+    /// The Map Run it is a child execution of.
+    pub(super) map_run: Option<String>,
     pub(super) abort: Option<tokio::task::AbortHandle>,
     /// Stops evaluations in progress (an abort only takes effect at the next await).
     pub(super) cancel: jsonata_core::evaluator::CancelToken,
@@ -187,6 +189,9 @@ pub(super) fn describe(e: &Exec) -> Value {
     }
     if let Some(a) = &e.alias_arn {
         m.insert("stateMachineAliasArn".into(), json!(a));
+    }
+    if let Some(r) = &e.map_run {
+        m.insert("mapRunArn".into(), json!(r));
     }
     if let Some(o) = &e.output {
         m.insert("output".into(), json!(o));
@@ -400,6 +405,7 @@ impl Exec {
             role_arn,
             kind: m.kind.clone(),
             redrive: Redriven::default(),
+            map_run: None,
             version_arn,
             alias_arn,
             name,

@@ -83,6 +83,7 @@ impl Server {
             callbacks: Some(self.callbacks.clone()),
             cancel: Default::default(),
             clock: clock::Clock::Real,
+            children: None,
         }
     }
 }
