@@ -931,6 +931,13 @@ fn a_distributed_map_reads_batches_and_writes_its_results_in_s3() {
             let input: Value = serde_json::from_str(child.input().unwrap()).unwrap();
             assert_eq!(input["BatchInput"], json!({"run": "r1"}));
         }
+        // the page shows the Map Run with a link to each child's own page
+        let page = get_page(&local, &format!("/executions/dmap/{}", d.name().unwrap()));
+        assert!(page.contains("Map Run") && page.contains(run), "{page}");
+        let child = children.executions()[0].name();
+        let link = format!("/executions/dmap%2FT/{child}");
+        assert!(page.contains(&link), "{link} in {page}");
+        assert!(get_page(&local, &link).contains("SUCCEEDED"));
         sfn.update_map_run().map_run_arn(run).max_concurrency(7).send().await.unwrap();
         let updated = sfn.describe_map_run().map_run_arn(run).send().await.unwrap();
         assert_eq!(updated.max_concurrency(), 7);

@@ -42,7 +42,7 @@ pub(super) fn get(server: &Arc<Server>, path: &str, query: &str) -> Option<Page>
             let arn = exec_arn(server, machine, name);
             let e = store.executions.get(&arn)?;
             let m = store.machines.get(&e.machine_arn);
-            let live = live(e, m, &server.region);
+            let live = live(e, m, &server.region) + &map_runs(&store, e);
             if param("part").as_deref() == Some("live") {
                 (200, "text/html; charset=utf-8", live)
             } else {
@@ -224,6 +224,48 @@ fn execution(e: &Exec, live: String) -> String {
         when(e.started),
         e.status
     )
+}
+
+/// An execution's Map Runs: each one's counts and its child executions (the newest 100),
+/// each a link to its own page.
+fn map_runs(store: &Store, e: &Exec) -> String {
+    let mut out = String::new();
+    for ev in e
+        .journal
+        .events()
+        .iter()
+        .filter(|ev| ev.kind == "MapRunStarted")
+    {
+        let d = ev.details.value();
+        let run = d["mapRunArn"].as_str().unwrap_or_default();
+        let (ok, failed) = e.journal.map_run_ended(run);
+        let _ = write!(
+            out,
+            "<section class=\"maprun\"><h2>Map Run</h2><p class=\"meta\"><code>{}</code> · {} of {} child executions succeeded, {} failed</p><table><tr><th>Child execution</th><th>Status</th><th>Started</th></tr>",
+            esc(run),
+            ok,
+            d["total"].as_u64().unwrap_or(0),
+            failed
+        );
+        let children = store
+            .executions
+            .iter()
+            .rev()
+            .filter(|c| c.map_run.as_deref() == Some(run));
+        for c in children.take(100) {
+            let machine = c.machine_arn.rsplit(':').next().unwrap_or_default();
+            let _ = write!(
+                out,
+                "<tr><td><a href=\"{}\">{}</a></td><td>{}</td><td>{}</td></tr>",
+                esc(&execution_path(machine, &c.name)),
+                esc(&c.name),
+                badge(c.status),
+                when(c.started)
+            );
+        }
+        out += "</table></section>";
+    }
+    out
 }
 
 /// A state's time in the execution: what it got, gave, and the error it ended with.
