@@ -871,6 +871,38 @@ fn service_integrations_are_carried_out_on_the_emulator() {
     });
 }
 
+/// A Parquet file of two rows (id, name), Snappy-compressed as most are.
+fn parquet_file() -> Vec<u8> {
+    use parquet::basic::Compression;
+    use parquet::data_type::{ByteArray, ByteArrayType, Int64Type};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    let schema = "message t { required int64 id; required binary name (UTF8); }";
+    let schema = Arc::new(parquet::schema::parser::parse_message_type(schema).unwrap());
+    let props = Arc::new(
+        WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .build(),
+    );
+    let mut buf = Vec::new();
+    let mut w = SerializedFileWriter::new(&mut buf, schema, props).unwrap();
+    let mut group = w.next_row_group().unwrap();
+    let mut c = group.next_column().unwrap().unwrap();
+    c.typed::<Int64Type>()
+        .write_batch(&[1, 2], None, None)
+        .unwrap();
+    c.close().unwrap();
+    let mut c = group.next_column().unwrap().unwrap();
+    let names = [ByteArray::from("a"), ByteArray::from("b")];
+    c.typed::<ByteArrayType>()
+        .write_batch(&names, None, None)
+        .unwrap();
+    c.close().unwrap();
+    group.close().unwrap();
+    w.close().unwrap();
+    buf
+}
+
 #[test]
 fn a_distributed_map_reads_batches_and_writes_its_results_in_s3() {
     let w = World::new();
@@ -941,6 +973,18 @@ fn a_distributed_map_reads_batches_and_writes_its_results_in_s3() {
         sfn.update_map_run().map_run_arn(run).max_concurrency(7).send().await.unwrap();
         let updated = sfn.describe_map_run().map_run_arn(run).send().await.unwrap();
         assert_eq!(updated.max_concurrency(), 7);
+
+        // a Parquet object, read as it is (its bytes are no text)
+        w.c.s3.put_object().bucket("data").key("rows.parquet").body(parquet_file().into()).send().await.unwrap();
+        let map = json!({"Type": "Map",
+            "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "PARQUET"},
+                "Parameters": {"Bucket": "data", "Key": "rows.parquet"}},
+            "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
+                "StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}},
+            "End": true});
+        let d = run_one(&sfn, "pmap", map, "{}").await;
+        let out: Value = serde_json::from_str(d.output().unwrap_or("null")).unwrap();
+        assert_eq!(out, json!([{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]), "{d:?}");
     });
 }
 

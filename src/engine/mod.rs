@@ -74,6 +74,16 @@ pub trait Tasks: Send + Sync {
     async fn check(&self, _call: &TaskCall<'_>) -> Result<(), String> {
         Ok(())
     }
+
+    /// The bytes of an object a Map's ItemReader reads as they are (a Parquet file), where
+    /// `call` (`s3:getObject`) gives text: its error and cause otherwise.
+    async fn fetch(&self, call: TaskCall<'_>) -> Result<Vec<u8>, (String, String)> {
+        let what = call.resource.to_string();
+        Err((
+            "States.Runtime".into(),
+            format!("{what}: no objects can be read here"),
+        ))
+    }
 }
 
 /// What a worker sends back for a task token.

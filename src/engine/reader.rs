@@ -52,16 +52,31 @@ impl Run<'_> {
         let (name, s, jp) = (state.name, state.raw, !state.jsonata());
         let reader = &s["ItemReader"];
         let config = &reader["ReaderConfig"];
-        let args = match (jp, reader.get("Parameters"), reader.get("Arguments")) {
-            (true, Some(p), _) => self.jp_template(p, effective, &st["context"], vars)?,
-            (false, _, Some(a)) => self.eval_field("ItemReader", a, st, vars)?,
-            _ => json!({}),
+        let args = match reader.get(if jp { "Parameters" } else { "Arguments" }) {
+            Some(t) => self.payload("ItemReader", t, jp, effective, st, vars)?,
+            None => json!({}),
         };
         let max = self.max_items(config, jp, st, effective, vars)?;
         let resource = reader["Resource"].as_str().unwrap_or_default();
         let action = resource.rsplit(':').next().unwrap_or_default();
         let mut items = match action {
             "listObjectsV2" => self.listed(name, args, max).await?,
+            "getObject" if config["InputType"] == "PARQUET" => {
+                let resource = "arn:aws:states:::s3:getObject";
+                let call = TaskCall {
+                    state: name,
+                    resource,
+                    arguments: &args,
+                    token: None,
+                    role: None,
+                };
+                let bytes = self
+                    .tasks
+                    .fetch(call)
+                    .await
+                    .map_err(|(e, c)| thrown(e, c))?;
+                parquet_items(bytes)?
+            }
             "getObject" => {
                 let body = self.s3(name, "getObject", args.clone()).await?;
                 let text = body["Body"].as_str().unwrap_or_default().to_string();
@@ -207,11 +222,10 @@ impl Run<'_> {
         let bytes = number("MaxInputBytesPerBatch")?
             .map(|n| n as usize)
             .filter(|n| *n > 0);
-        let batch_input = match (jp, b.get("BatchInput")) {
-            (true, Some(t)) => Some(self.jp_template(t, effective, &st["context"], vars)?),
-            (false, Some(t)) => Some(self.eval_field("BatchInput", t, st, vars)?),
-            _ => None,
-        };
+        let batch_input = b.get("BatchInput");
+        let batch_input = batch_input
+            .map(|t| self.payload("BatchInput", t, jp, effective, st, vars))
+            .transpose()?;
         let wrap = |items: Vec<Value>| match &batch_input {
             Some(bi) => json!({"BatchInput": bi, "Items": items}),
             None => json!({"Items": items}),
@@ -253,10 +267,9 @@ impl Run<'_> {
         let config = &w["WriterConfig"];
         let transformation = config["Transformation"].as_str().unwrap_or("NONE");
         let jsonl = config["OutputType"] == "JSONL";
-        let args = match (jp, w.get("Parameters"), w.get("Arguments")) {
-            (true, Some(p), _) => self.jp_template(p, effective, &st["context"], vars)?,
-            (false, _, Some(a)) => self.eval_field("ResultWriter", a, st, vars)?,
-            _ => Value::Null,
+        let args = match w.get(if jp { "Parameters" } else { "Arguments" }) {
+            Some(t) => self.payload("ResultWriter", t, jp, effective, st, vars)?,
+            None => Value::Null,
         };
         let (mut succeeded, mut failed) = (Vec::new(), Vec::new());
         let machine = self
@@ -395,6 +408,18 @@ fn parse_items(kind: &str, text: &str, config: &Value) -> Result<Vec<Value>, Fai
     }
 }
 
+/// A Parquet file's rows as objects, column by column.
+fn parquet_items(bytes: Vec<u8>) -> Result<Vec<Value>, Failure> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let failed = |e: parquet::errors::ParquetError| {
+        reader_failed(format!("the Parquet file cannot be read: {e}"))
+    };
+    let file = SerializedFileReader::new(bytes::Bytes::from(bytes)).map_err(failed)?;
+    let rows = file.get_row_iter(None).map_err(failed)?;
+    rows.map(|r| r.map(|r| r.to_json_value()).map_err(failed))
+        .collect()
+}
+
 /// CSV rows as objects, by the first row's headers or the given ones: a missing field is "",
 /// one past the headers is left out, and an empty line is no row.
 fn csv_items(text: &str, config: &Value) -> Result<Vec<Value>, Failure> {
@@ -482,5 +507,37 @@ mod tests {
                 .len(),
             2
         );
+    }
+
+    #[test]
+    fn parquet_rows_are_items() {
+        use parquet::data_type::{ByteArray, ByteArrayType, Int64Type};
+        use parquet::file::writer::SerializedFileWriter;
+        let schema = "message t { required int64 id; required binary name (UTF8); }";
+        let schema =
+            std::sync::Arc::new(parquet::schema::parser::parse_message_type(schema).unwrap());
+        let mut buf = Vec::new();
+        let mut w = SerializedFileWriter::new(&mut buf, schema, Default::default()).unwrap();
+        let mut group = w.next_row_group().unwrap();
+        let mut c = group.next_column().unwrap().unwrap();
+        c.typed::<Int64Type>()
+            .write_batch(&[1, 2], None, None)
+            .unwrap();
+        c.close().unwrap();
+        let mut c = group.next_column().unwrap().unwrap();
+        let names = [ByteArray::from("a"), ByteArray::from("b")];
+        c.typed::<ByteArrayType>()
+            .write_batch(&names, None, None)
+            .unwrap();
+        c.close().unwrap();
+        group.close().unwrap();
+        w.close().unwrap();
+        let items = parquet_items(buf).unwrap();
+        assert_eq!(
+            items,
+            vec![json!({"id": 1, "name": "a"}), json!({"id": 2, "name": "b"})]
+        );
+        let bad = parquet_items(b"not parquet".to_vec()).unwrap_err();
+        assert_eq!(bad.error, "States.ItemReaderFailed");
     }
 }

@@ -152,13 +152,11 @@ impl Run<'_> {
         let Some(c) = s.get("Credentials") else {
             return Ok(None);
         };
-        let c = match jp {
-            true => {
-                let effective = self.jp_input(s, input, name, vars)?;
-                self.jp_template(c, &effective, &st["context"], vars)?
-            }
-            false => self.eval_field("Credentials", c, st, vars)?,
+        let effective = match jp {
+            true => self.jp_input(s, input, name, vars)?,
+            false => input.clone(),
         };
+        let c = self.payload("Credentials", c, jp, &effective, st, vars)?;
         Ok(c["RoleArn"].as_str().map(str::to_string))
     }
 

@@ -148,6 +148,23 @@ impl Run<'_> {
         }
     }
 
+    /// A payload field (Credentials, an ItemReader's or ResultWriter's Parameters / Arguments,
+    /// BatchInput): JSONPath, a template over `effective`; JSONata, evaluated as `field`.
+    pub(super) fn payload(
+        &self,
+        field: &str,
+        t: &Value,
+        jp: bool,
+        effective: &Value,
+        st: &Value,
+        vars: &Vars,
+    ) -> Result<Value, Failure> {
+        match jp {
+            true => self.jp_template(t, effective, &st["context"], vars),
+            false => self.eval_field(field, t, st, vars),
+        }
+    }
+
     /// A JSONata template evaluated as the state's field `field` (`Output`, `Assign`), which AWS names when an
     /// expression in it gives nothing.
     pub(super) fn eval_field(

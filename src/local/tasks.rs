@@ -65,6 +65,18 @@ pub struct LocalTasks {
 
 #[async_trait::async_trait]
 impl Tasks for LocalTasks {
+    async fn fetch(&self, call: TaskCall<'_>) -> Result<Vec<u8>, (String, String)> {
+        let s3 = optimised("s3").expect("s3 is optimised");
+        let text = sdk::request::Blobs::Text;
+        let got = self
+            .integrations
+            .sdk
+            .call_as("s3", "getObject", call.arguments, text)
+            .await;
+        got.map(|r| r.body.to_vec())
+            .map_err(|e| optimised_failure(s3, e))
+    }
+
     async fn check(&self, call: &TaskCall<'_>) -> Result<(), String> {
         let activity = crate::engine::is_activity_arn(call.resource);
         match activity && !self.integrations.activities.exists(call.resource) {

@@ -44,6 +44,8 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub output: Value,
+    /// The body as it came (a blob's bytes, where `output` has its text).
+    pub body: bytes::Bytes,
 }
 
 /// A call that did not succeed.
@@ -244,6 +246,7 @@ impl Caller {
             status,
             headers,
             output,
+            body,
         })
     }
 

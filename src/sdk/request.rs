@@ -112,17 +112,7 @@ pub fn build(
                 );
             }
             add_tokens(input, &mut body, args);
-            w.body = Value::Object(body).to_string().into_bytes();
-            let version = svc.json.as_deref().unwrap_or("1.0");
-            w.headers.push((
-                "content-type".into(),
-                format!("application/x-amz-json-{version}"),
-            ));
-            if let Some(t) = &svc.target {
-                w.headers
-                    .push(("x-amz-target".into(), format!("{t}.{op_name}")));
-            }
-            Ok(w)
+            finish(svc, op_name, w, body)
         }
         Protocol::Query | Protocol::Ec2 => {
             let mut form = vec![
