@@ -61,37 +61,7 @@ impl Run<'_> {
         will_retry: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<Value, Failure> {
         let (name, s) = (state.name, state.raw);
-        let st = self.states_var(input, name, &[]);
-        let jp = !state.jsonata();
-        let effective = if jp {
-            self.jp_input(s, input, name, vars)?
-        } else {
-            input.clone()
-        };
-        let entered = self.last_event();
-        // an ItemReader's items (ItemsPath has nothing to say then, as AWS records it)
-        let items = match s.get("ItemReader") {
-            Some(_) => self.read_items(state, &st, &effective, vars).await,
-            None => self.map_items(state, &st, &effective, vars),
-        };
-        let items = items.map_err(|f| self.unread_items(f, name, entered, will_retry))?;
-        let parameters = s.get("Parameters").filter(|_| jp);
-        let selector = s.get("ItemSelector").or(parameters);
-        // each item as its iteration takes it: selected, then in batches
-        let mut inputs = Vec::with_capacity(items.len());
-        for (i, item) in items.into_iter().enumerate() {
-            let selected =
-                self.item_input(selector.map(|s| (s, jp)), &st, &effective, vars, i, item);
-            inputs.push(selected);
-        }
-        if s.get("ItemBatcher").is_some() {
-            let selected = inputs.into_iter().collect::<Result<Vec<_>, _>>()?;
-            inputs = self
-                .batches(state, &st, &effective, vars, selected)?
-                .into_iter()
-                .map(Ok)
-                .collect();
-        }
+        let (st, effective, inputs) = self.map_start(state, input, vars, will_retry).await?;
         let total = inputs.len();
         self.event("MapStateStarted", json!({"length": total}));
         let limits = self.map_limits(state, input, vars)?;
@@ -113,30 +83,16 @@ impl Run<'_> {
                 .collect(),
             None => Vec::new(),
         };
-        let children = self.opts.children.as_ref().zip(map_run.as_deref());
         let iterations = inputs.into_iter().enumerate().map(|(i, item_input)| {
             let before = reused.get(&i).cloned();
-            // a Distributed Map's iteration is a child execution of its Map Run
-            let child = match (&item_input, children) {
-                (Ok(input), Some((c, run))) => {
-                    Some((c, c.started(&self.opts.execution_arn, run, i, input)))
-                }
-                _ => None,
-            };
+            let child = self.child_started(map_run.as_deref(), i, &item_input);
             let iteration = self.map_iteration(state, i, item_input, processor, vars, before);
             let run = self.branch(started, iteration);
             async move {
-                if !distributed {
-                    return run.await;
+                match distributed {
+                    true => self.as_child(child, run).await,
+                    false => run.await,
                 }
-                let r = CHILD_EXECUTION.scope((), run).await;
-                if let Some((c, arn)) = child {
-                    c.ended(
-                        &arn,
-                        r.as_ref().map_err(|f| (f.error.as_str(), f.cause.as_str())),
-                    );
-                }
-                r
             }
         });
         // MaxConcurrency 0 (or none) is as many as AWS runs at once for an inline Map (40, its
@@ -147,22 +103,119 @@ impl Run<'_> {
         let results = self
             .gather(running, total, tolerant, &limits, map_run.as_deref())
             .await;
-        let (results, writes) = match (results, s.get("ResultWriter")) {
+        let written = (written, map_run.unwrap_or_default());
+        let (results, writes) = self
+            .written(state, &st, &effective, vars, written, results)
+            .await;
+        self.map_ended(results, distributed, writes, will_retry)
+    }
+
+    /// A Map's state variable, effective input and the inputs of its iterations (from its
+    /// ItemReader, Items / ItemsPath or its input; ItemsPath has nothing to say with a reader,
+    /// as AWS records it).
+    async fn map_start(
+        &self,
+        state: &asl::State<'_>,
+        input: &Value,
+        vars: &Vars,
+        will_retry: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<(Value, Value, Vec<Result<Value, Failure>>), Failure> {
+        let (name, s) = (state.name, state.raw);
+        let st = self.states_var(input, name, &[]);
+        let effective = match state.jsonata() {
+            false => self.jp_input(s, input, name, vars)?,
+            true => input.clone(),
+        };
+        let entered = self.last_event();
+        let items = match s.get("ItemReader") {
+            Some(_) => self.read_items(state, &st, &effective, vars).await,
+            None => self.map_items(state, &st, &effective, vars),
+        };
+        let items = items.map_err(|f| self.unread_items(f, name, entered, will_retry))?;
+        let inputs = self.map_inputs(state, &st, &effective, vars, items)?;
+        Ok((st, effective, inputs))
+    }
+
+    /// A Distributed Map's iteration starting as a child execution of its Map Run (where the
+    /// endpoint records them): the recorder and the child's ARN.
+    fn child_started(
+        &self,
+        map_run: Option<&str>,
+        i: usize,
+        input: &Result<Value, Failure>,
+    ) -> Option<(std::sync::Arc<dyn Children>, String)> {
+        let (c, run) = self.opts.children.as_ref().zip(map_run)?;
+        let input = input.as_ref().ok()?;
+        Some((
+            c.clone(),
+            c.started(&self.opts.execution_arn, run, i, input),
+        ))
+    }
+
+    /// Runs a Distributed Map's iteration as a child execution: its events are its own, not
+    /// the parent's, and its end is recorded.
+    async fn as_child(
+        &self,
+        child: Option<(std::sync::Arc<dyn Children>, String)>,
+        run: impl std::future::Future<Output = Result<Value, Failure>>,
+    ) -> Result<Value, Failure> {
+        let r = CHILD_EXECUTION.scope((), run).await;
+        if let Some((c, arn)) = child {
+            let outcome = r.as_ref().map_err(|f| (f.error.as_str(), f.cause.as_str()));
+            c.ended(&arn, outcome);
+        }
+        r
+    }
+
+    /// Each item as its iteration takes it: selected (ItemSelector), then in batches
+    /// (ItemBatcher).
+    fn map_inputs(
+        &self,
+        state: &asl::State<'_>,
+        st: &Value,
+        effective: &Value,
+        vars: &Vars,
+        items: Vec<Value>,
+    ) -> Result<Vec<Result<Value, Failure>>, Failure> {
+        let (s, jp) = (state.raw, !state.jsonata());
+        let parameters = s.get("Parameters").filter(|_| jp);
+        let selector = s.get("ItemSelector").or(parameters).map(|s| (s, jp));
+        let inputs: Vec<Result<Value, Failure>> = items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| self.item_input(selector, st, effective, vars, i, item))
+            .collect();
+        if s.get("ItemBatcher").is_none() {
+            return Ok(inputs);
+        }
+        let selected = inputs.into_iter().collect::<Result<Vec<_>, _>>()?;
+        let batches = self.batches(state, st, effective, vars, selected)?;
+        Ok(batches.into_iter().map(Ok).collect())
+    }
+
+    /// With a ResultWriter, the iterations' ends written (`written`: their inputs, and the Map
+    /// Run) and its answer as the one result; whether it wrote.
+    async fn written(
+        &self,
+        state: &asl::State<'_>,
+        st: &Value,
+        effective: &Value,
+        vars: &Vars,
+        (inputs, run): (Vec<Value>, String),
+        results: Result<Vec<Result<Value, Failure>>, Failure>,
+    ) -> (Result<Vec<Result<Value, Failure>>, Failure>, bool) {
+        match (results, state.raw.get("ResultWriter")) {
             (Ok(ended), Some(_)) => {
-                let ended: Vec<reader::Ended> = written
+                let ended: Vec<reader::Ended> = inputs
                     .into_iter()
                     .zip(ended)
                     .map(|(input, outcome)| reader::Ended { input, outcome })
                     .collect();
-                let run = map_run.clone().unwrap_or_default();
-                let out = self
-                    .write_results(state, &st, &effective, vars, &run, ended)
-                    .await;
-                (out.map(|v| vec![Ok(v)]), true)
+                let out = self.write_results(state, st, effective, vars, &run, ended);
+                (out.await.map(|v| vec![Ok(v)]), true)
             }
             (results, _) => (results, false),
-        };
-        self.map_ended(results, distributed, writes, will_retry)
+        }
     }
 
     /// On a redrive resuming at `state`: the results of its iterations or branches that

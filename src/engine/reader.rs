@@ -271,62 +271,37 @@ impl Run<'_> {
             Some(t) => self.payload("ResultWriter", t, jp, effective, st, vars)?,
             None => Value::Null,
         };
-        let (mut succeeded, mut failed) = (Vec::new(), Vec::new());
         let machine = self
             .opts
             .execution_arn
             .split(':')
             .nth(6)
-            .unwrap_or_default()
-            .to_string();
-        for e in ended {
-            let child = self.child_record(&machine, state, &e, transformation);
-            match e.outcome {
-                Ok(_) => succeeded.push(child),
-                Err(_) => failed.push(child),
-            }
-        }
+            .unwrap_or_default();
+        let (ok, ko): (Vec<_>, Vec<_>) = ended.into_iter().partition(|e| e.outcome.is_ok());
+        let record = |e: &Ended| self.child_record(machine, state, e, transformation);
+        let (succeeded, failed): (Vec<Value>, Vec<Value>) = (
+            ok.iter().map(record).collect(),
+            ko.iter().map(record).collect(),
+        );
         if w.get("Resource").is_none() {
             let mut all = succeeded;
             all.extend(failed);
             return Ok(Value::Array(all));
         }
-        let bucket = args["Bucket"].as_str().unwrap_or_default().to_string();
-        let prefix = args["Prefix"]
-            .as_str()
-            .unwrap_or_default()
-            .trim_end_matches('/')
-            .to_string();
-        let id = map_run.rsplit(':').next().unwrap_or_default();
-        let dir = match prefix.is_empty() {
-            true => id.to_string(),
-            false => format!("{prefix}/{id}"),
-        };
-        let ext = if jsonl { "jsonl" } else { "json" };
+        let (bucket, dir) = result_dir(&args, map_run);
         let mut files = serde_json::Map::new();
         for (kind, records) in [
             ("SUCCEEDED", succeeded),
             ("FAILED", failed),
             ("PENDING", vec![]),
         ] {
-            let mut listed = Vec::new();
-            if !records.is_empty() {
-                let key = format!("{dir}/{kind}_0.{ext}");
-                let body = match jsonl {
-                    true => records
-                        .iter()
-                        .map(Value::to_string)
-                        .collect::<Vec<_>>()
-                        .join("\n"),
-                    false => Value::Array(records).to_string(),
-                };
-                listed.push(json!({"Key": key, "Size": body.len()}));
-                let put = json!({"Bucket": bucket, "Key": key, "Body": body});
-                self.s3(name, "putObject", put)
-                    .await
-                    .map_err(|f| writer_failed(f.cause))?;
-            }
-            files.insert(kind.to_string(), Value::Array(listed));
+            let written = self
+                .result_file(name, &bucket, &dir, kind, records, jsonl)
+                .await?;
+            files.insert(
+                kind.to_string(),
+                Value::Array(written.into_iter().collect()),
+            );
         }
         let key = format!("{dir}/manifest.json");
         let manifest =
@@ -336,6 +311,36 @@ impl Run<'_> {
             .await
             .map_err(|f| writer_failed(f.cause))?;
         Ok(json!({"MapRunArn": map_run, "ResultWriterDetails": {"Bucket": bucket, "Key": key}}))
+    }
+
+    /// One result file (`SUCCEEDED_0.json`, ...) written, if it has records: its key and size.
+    async fn result_file(
+        &self,
+        name: &str,
+        bucket: &str,
+        dir: &str,
+        kind: &str,
+        records: Vec<Value>,
+        jsonl: bool,
+    ) -> Result<Option<Value>, Failure> {
+        if records.is_empty() {
+            return Ok(None);
+        }
+        let key = format!("{dir}/{kind}_0.{}", if jsonl { "jsonl" } else { "json" });
+        let body = match jsonl {
+            true => records
+                .iter()
+                .map(Value::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+            false => Value::Array(records).to_string(),
+        };
+        let size = body.len();
+        let put = json!({"Bucket": bucket, "Key": key, "Body": body});
+        self.s3(name, "putObject", put)
+            .await
+            .map_err(|f| writer_failed(f.cause))?;
+        Ok(Some(json!({"Key": key, "Size": size})))
     }
 
     /// What the ResultWriter writes of one iteration: with Transformation NONE its execution
@@ -385,6 +390,18 @@ impl Run<'_> {
         }
         r
     }
+}
+
+/// Where a ResultWriter writes: its bucket, and `<Prefix>/<map run id>`.
+fn result_dir(args: &Value, map_run: &str) -> (String, String) {
+    let bucket = args["Bucket"].as_str().unwrap_or_default().to_string();
+    let prefix = args["Prefix"].as_str().unwrap_or_default();
+    let id = map_run.rsplit(':').next().unwrap_or_default();
+    let dir = match prefix.trim_end_matches('/') {
+        "" => id.to_string(),
+        prefix => format!("{prefix}/{id}"),
+    };
+    (bucket, dir)
 }
 
 /// An object's items: a JSON array, JSON Lines, or CSV rows as objects by header.

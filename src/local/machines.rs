@@ -149,26 +149,7 @@ impl Server {
         &self,
         body: &Value,
     ) -> std::result::Result<Value, ApiError> {
-        let name = str_arg(body, "name")?;
-        if !valid_name(name) {
-            return Err(bad("InvalidName", format!("Invalid Name: '{name}'")));
-        }
-        let role_arn = str_arg(body, "roleArn")?;
-        if !role_arn.starts_with("arn:") {
-            return Err(bad(
-                "InvalidArn",
-                format!("Invalid Arn: 'Resource type not valid in this context: {role_arn}'"),
-            ));
-        }
-        let text = str_arg(body, "definition")?;
-        let parsed = check_definition(text)?;
-        let kind = body["type"].as_str().unwrap_or("STANDARD");
-        if kind != "STANDARD" && kind != "EXPRESS" {
-            return Err(bad(
-                "ValidationException",
-                format!("type must be STANDARD or EXPRESS, not {kind}"),
-            ));
-        }
+        let (name, role_arn, text, parsed, kind) = create_args(body)?;
         let arn = self.machine_arn(name);
         let mut store = self.store.lock().unwrap();
         if let Some(m) = store.machines.get(&arn) {
@@ -242,6 +223,32 @@ pub(super) fn check_definition(text: &str) -> std::result::Result<Value, ApiErro
         ));
     }
     Ok(def)
+}
+
+/// CreateStateMachine's name, role, definition (as text, and checked) and type, as AWS checks
+/// them.
+fn create_args(body: &Value) -> std::result::Result<(&str, &str, &str, Value, &str), ApiError> {
+    let name = str_arg(body, "name")?;
+    if !valid_name(name) {
+        return Err(bad("InvalidName", format!("Invalid Name: '{name}'")));
+    }
+    let role_arn = str_arg(body, "roleArn")?;
+    if !role_arn.starts_with("arn:") {
+        return Err(bad(
+            "InvalidArn",
+            format!("Invalid Arn: 'Resource type not valid in this context: {role_arn}'"),
+        ));
+    }
+    let text = str_arg(body, "definition")?;
+    let parsed = check_definition(text)?;
+    let kind = body["type"].as_str().unwrap_or("STANDARD");
+    if kind != "STANDARD" && kind != "EXPRESS" {
+        return Err(bad(
+            "ValidationException",
+            format!("type must be STANDARD or EXPRESS, not {kind}"),
+        ));
+    }
+    Ok((name, role_arn, text, parsed, kind))
 }
 
 /// An encryptionConfiguration as AWS takes it: AWS's own key (the default), or a customer

@@ -281,19 +281,7 @@ pub async fn serve(g: &crate::options::Global, args: LocalArgs) -> Result<()> {
                 .help("choose another --port (0 picks a free one)")
         })?;
     let addr = listener.local_addr()?;
-    // `aws-sdk:sfn:*` and `states:startExecution` act on this endpoint unless the standard
-    // setting for Step Functions names another one
-    let own = match addr.ip().is_unspecified() {
-        true => format!("http://127.0.0.1:{}", addr.port()),
-        false => format!("http://{addr}"),
-    };
-    server.integrations.sdk.set_endpoint("sfn", &own);
-    // Step Functions Local's settings mean the same here
-    for (var, service) in LOCAL_ENDPOINTS {
-        if let Some(url) = std::env::var(var).ok().filter(|u| !u.is_empty()) {
-            server.integrations.sdk.set_endpoint(service, &url);
-        }
-    }
+    set_endpoints(&server, addr);
     // Whoever started us may stop reading: a closed stdout must not stop the endpoint.
     use std::io::Write;
     let mut out = std::io::stdout();
@@ -304,6 +292,22 @@ pub async fn serve(g: &crate::options::Global, args: LocalArgs) -> Result<()> {
     let _ = writeln!(out, "export AWS_ENDPOINT_URL_SFN=http://{addr}");
     let _ = out.flush();
     accept(listener, server).await
+}
+
+/// Where the tasks' calls go besides the standard settings: `aws-sdk:sfn:*` and
+/// `states:startExecution` to this endpoint (unless the standard setting for Step Functions
+/// names another one), and Step Functions Local's per-service settings, which mean the same here.
+fn set_endpoints(server: &Server, addr: std::net::SocketAddr) {
+    let own = match addr.ip().is_unspecified() {
+        true => format!("http://127.0.0.1:{}", addr.port()),
+        false => format!("http://{addr}"),
+    };
+    server.integrations.sdk.set_endpoint("sfn", &own);
+    for (var, service) in LOCAL_ENDPOINTS {
+        if let Some(url) = std::env::var(var).ok().filter(|u| !u.is_empty()) {
+            server.integrations.sdk.set_endpoint(service, &url);
+        }
+    }
 }
 
 /// A Step Functions Local mock configuration file, read and checked.

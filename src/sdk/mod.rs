@@ -162,29 +162,64 @@ impl Caller {
                 message,
             }
         })?;
-        let (base, _) = self.endpoint(&svc);
+        let (status, headers, body) = self.send(&svc, op, wire).await?;
+        let answer = response::Answer {
+            status,
+            headers: &headers,
+            body: &body,
+        };
+        if status >= 300 {
+            let e = response::error(&svc, &answer);
+            return Err(CallError::Service {
+                request_id: answer.request_id(),
+                extended_id: answer.header("x-amz-id-2").map(str::to_string),
+                service: svc.clone(),
+                status,
+                code: e.code,
+                message: e.message,
+            });
+        }
+        let output = response::output(&svc, op, &answer);
+        Ok(Reply {
+            status,
+            headers,
+            output,
+            body,
+        })
+    }
+
+    /// The URL of a request: the service's endpoint, the path, the query (a key the operation's
+    /// URI fixes without a value stays bare: `?uploads`).
+    fn url(&self, svc: &model::Service, op: &model::Operation, wire: &request::Wire) -> String {
+        let (base, _) = self.endpoint(svc);
         let mut url = format!("{base}{}", wire.path);
         if !wire.query.is_empty() {
+            let bare = |k: &str, v: &str| v.is_empty() && op.u.contains(&format!("?{k}"));
             let q: Vec<String> = wire
                 .query
                 .iter()
-                .map(|(k, v)| {
-                    if v.is_empty() && k.find('=').is_none() && op.u.contains(&format!("?{k}")) {
-                        request::enc(k)
-                    } else {
-                        format!("{}={}", request::enc(k), request::enc(v))
-                    }
+                .map(|(k, v)| match bare(k, v) {
+                    true => request::enc(k),
+                    false => format!("{}={}", request::enc(k), request::enc(v)),
                 })
                 .collect();
             url.push('?');
             url.push_str(&q.join("&"));
         }
-        let region = svc
-            .global
-            .as_ref()
-            .map(|(_, r)| r.clone())
-            .unwrap_or_else(|| self.region.clone());
-        let headers = self.sign(&svc, &region, &wire, &url).await?;
+        url
+    }
+
+    /// Signs and sends a request; what came back.
+    async fn send(
+        &self,
+        svc: &model::Service,
+        op: &model::Operation,
+        wire: request::Wire,
+    ) -> Result<(u16, Vec<(String, String)>, bytes::Bytes), CallError> {
+        let url = self.url(svc, op, &wire);
+        let region = svc.global.as_ref().map(|(_, r)| r.clone());
+        let region = region.unwrap_or_else(|| self.region.clone());
+        let headers = self.sign(svc, &region, &wire, &url).await?;
         let mut req = hyper::Request::builder()
             .method(wire.method.as_str())
             .uri(&url);
@@ -219,35 +254,11 @@ impl Caller {
                 )
             })
             .collect();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
+        let body = resp.into_body().collect().await;
+        let body = body
             .map_err(|e| CallError::Client(format!("{url}: {e}")))?
             .to_bytes();
-        let answer = response::Answer {
-            status,
-            headers: &headers,
-            body: &body,
-        };
-        if status >= 300 {
-            let e = response::error(&svc, &answer);
-            return Err(CallError::Service {
-                request_id: answer.request_id(),
-                extended_id: answer.header("x-amz-id-2").map(str::to_string),
-                service: svc.clone(),
-                status,
-                code: e.code,
-                message: e.message,
-            });
-        }
-        let output = response::output(&svc, op, &answer);
-        Ok(Reply {
-            status,
-            headers,
-            output,
-            body,
-        })
+        Ok((status, headers, body))
     }
 
     /// The credentials of `role`, assumed through STS on its endpoint (the emulator's here).

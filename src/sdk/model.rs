@@ -85,8 +85,6 @@ pub struct Shape {
     /// The member that is the HTTP payload (REST protocols).
     pub p: Option<String>,
     pub tf: Option<String>,
-    #[serde(default)]
-    pub jv: bool,
     /// An error shape, and its code on the wire when that is not the shape's name.
     #[serde(default)]
     pub ex: bool,

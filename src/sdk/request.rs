@@ -77,23 +77,8 @@ pub fn build(
         Value::Null => &empty,
         other => return Err(format!("the parameters must be an object, not {other}")),
     };
-    let input = op.i.as_deref().and_then(|i| svc.shape(i));
-    let mut w = Wire {
-        method: op.m.clone(),
-        ..Wire::default()
-    };
-    let (path, fixed_query) = match op.u.split_once('?') {
-        Some((p, q)) => (p.to_string(), Some(q.to_string())),
-        None => (op.u.clone(), None),
-    };
-    w.path = path;
-    if let Some(q) = fixed_query {
-        for pair in q.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            w.query.push((k.to_string(), v.to_string()));
-        }
-    }
-    let Some(input) = input else {
+    let w = start(op);
+    let Some(input) = op.i.as_deref().and_then(|i| svc.shape(i)) else {
         if let Some((k, _)) = args.iter().next() {
             return Err(format!(
                 "The field '{k}' is not supported: {op_name} takes no parameters"
@@ -114,82 +99,118 @@ pub fn build(
             add_tokens(input, &mut body, args);
             finish(svc, op_name, w, body)
         }
-        Protocol::Query | Protocol::Ec2 => {
-            let mut form = vec![
-                ("Action".to_string(), op_name.to_string()),
-                ("Version".to_string(), svc.api.clone()),
-            ];
-            for (name, m, v) in given {
-                let key = query_key(svc.protocol, name, m);
-                query_value(svc, &mut form, &key, &m.s, v, m.fl)?;
-            }
-            let body: Vec<String> = form
-                .iter()
-                .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-                .collect();
-            w.body = body.join("&").into_bytes();
-            w.headers.push((
-                "content-type".into(),
-                "application/x-www-form-urlencoded; charset=utf-8".into(),
-            ));
-            Ok(w)
-        }
+        Protocol::Query | Protocol::Ec2 => query(svc, op_name, w, given),
         Protocol::RestJson | Protocol::RestXml => {
-            let mut body_members = Map::new();
-            let mut payload: Option<(&Member, &Value)> = None;
-            for (name, m, v) in given {
-                match m.l.as_deref() {
-                    Some("uri") => {
-                        let label = m.wire(name);
-                        let text = scalar_text(svc, &m.s, v, m.tf.as_deref(), "iso8601");
-                        let greedy = format!("{{{label}+}}");
-                        w.path = if w.path.contains(&greedy) {
-                            w.path.replace(
-                                &greedy,
-                                &text.split('/').map(enc).collect::<Vec<_>>().join("/"),
-                            )
-                        } else {
-                            w.path.replace(&format!("{{{label}}}"), &enc(&text))
-                        };
-                    }
-                    Some("querystring") => rest_query(svc, &mut w, m.wire(name), m, v),
-                    Some("header") => {
-                        let text = scalar_text(svc, &m.s, v, m.tf.as_deref(), "rfc822");
-                        let text = if m.jv {
-                            base64::engine::general_purpose::STANDARD.encode(text)
-                        } else {
-                            text
-                        };
-                        w.headers.push((m.wire(name).to_ascii_lowercase(), text));
-                    }
-                    Some("headers") => {
-                        for (k, x) in v.as_object().into_iter().flatten() {
-                            let prefix = m.wire(name).to_ascii_lowercase();
-                            w.headers
-                                .push((format!("{prefix}{}", k.to_ascii_lowercase()), text_of(x)));
-                        }
-                    }
-                    _ if input.p.as_deref() == Some(name) => payload = Some((m, v)),
-                    _ => {
-                        body_members.insert(name.to_string(), v.clone());
-                    }
-                }
-            }
+            let (w, payload, body_members) = rest_members(svc, input, w, given);
+            let mut w = w;
             rest_body(svc, op, input, &mut w, (payload, blobs), body_members, args)?;
-            // an operation without labels left unfilled (a missing required path parameter)
-            if let Some(i) = w.path.find('{') {
-                let label = w.path[i + 1..]
-                    .split(['}', '+'])
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
-                return Err(format!(
-                    "Value null at '{label}' failed to satisfy constraint: Member must not be null"
-                ));
-            }
+            unfilled(&w)?;
             Ok(w)
         }
     }
+}
+
+/// The request's method and path, with the query its URI fixes (`?uploads`, `?x-id=...`).
+fn start(op: &Operation) -> Wire {
+    let mut w = Wire {
+        method: op.m.clone(),
+        ..Wire::default()
+    };
+    let (path, fixed_query) = op.u.split_once('?').unwrap_or((&op.u, ""));
+    w.path = path.to_string();
+    for pair in fixed_query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        w.query.push((k.to_string(), v.to_string()));
+    }
+    w
+}
+
+/// The query protocols: `Action`, `Version` and every parameter as a form.
+fn query(
+    svc: &Service,
+    op_name: &str,
+    mut w: Wire,
+    given: Vec<(&str, &Member, &Value)>,
+) -> Result<Wire, Invalid> {
+    let mut form = vec![
+        ("Action".to_string(), op_name.to_string()),
+        ("Version".to_string(), svc.api.clone()),
+    ];
+    for (name, m, v) in given {
+        let key = query_key(svc.protocol, name, m);
+        query_value(svc, &mut form, &key, &m.s, v, m.fl)?;
+    }
+    let body: Vec<String> = form
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect();
+    w.body = body.join("&").into_bytes();
+    w.headers.push((
+        "content-type".into(),
+        "application/x-www-form-urlencoded; charset=utf-8".into(),
+    ));
+    Ok(w)
+}
+
+/// The REST protocols: each parameter where its member goes (path, query string, header,
+/// headers, payload); the rest are the body's.
+#[allow(clippy::type_complexity)]
+fn rest_members<'a>(
+    svc: &Service,
+    input: &Shape,
+    mut w: Wire,
+    given: Vec<(&str, &'a Member, &'a Value)>,
+) -> (Wire, Option<(&'a Member, &'a Value)>, Map<String, Value>) {
+    let mut body_members = Map::new();
+    let mut payload = None;
+    for (name, m, v) in given {
+        match m.l.as_deref() {
+            Some("uri") => {
+                let label = m.wire(name);
+                let text = scalar_text(svc, &m.s, v, m.tf.as_deref(), "iso8601");
+                let greedy = format!("{{{label}+}}");
+                w.path = match w.path.contains(&greedy) {
+                    true => w.path.replace(
+                        &greedy,
+                        &text.split('/').map(enc).collect::<Vec<_>>().join("/"),
+                    ),
+                    false => w.path.replace(&format!("{{{label}}}"), &enc(&text)),
+                };
+            }
+            Some("querystring") => rest_query(svc, &mut w, m.wire(name), m, v),
+            Some("header") => {
+                let text = scalar_text(svc, &m.s, v, m.tf.as_deref(), "rfc822");
+                let text = match m.jv {
+                    true => base64::engine::general_purpose::STANDARD.encode(text),
+                    false => text,
+                };
+                w.headers.push((m.wire(name).to_ascii_lowercase(), text));
+            }
+            Some("headers") => {
+                let prefix = m.wire(name).to_ascii_lowercase();
+                for (k, x) in v.as_object().into_iter().flatten() {
+                    let k = format!("{prefix}{}", k.to_ascii_lowercase());
+                    w.headers.push((k, text_of(x)));
+                }
+            }
+            _ if input.p.as_deref() == Some(name) => payload = Some((m, v)),
+            _ => {
+                body_members.insert(name.to_string(), v.clone());
+            }
+        }
+    }
+    (w, payload, body_members)
+}
+
+/// A path label left unfilled: a required path parameter missing, as the services say it.
+fn unfilled(w: &Wire) -> Result<(), Invalid> {
+    let Some(i) = w.path.find('{') else {
+        return Ok(());
+    };
+    let label = w.path[i + 1..].split(['}', '+']).next().unwrap_or_default();
+    Err(format!(
+        "Value null at '{label}' failed to satisfy constraint: Member must not be null"
+    ))
 }
 
 fn finish(
@@ -247,80 +268,87 @@ fn rest_body(
     body_members: Map<String, Value>,
     args: &Map<String, Value>,
 ) -> Result<(), Invalid> {
-    let xml = svc.protocol == Protocol::RestXml;
-    if let Some((m, v)) = payload {
-        let shape = svc.shape(&m.s).ok_or("the model lacks a shape")?;
-        match shape.t.as_str() {
-            "blob" if blobs == Blobs::Text && v.is_string() => w.body = text_of(v).into_bytes(),
-            "blob" => w.body = blob_bytes(v),
-            "string" => w.body = text_of(v).into_bytes(),
-            "structure" if xml => {
-                let root = m.n.clone().unwrap_or_else(|| m.s.clone());
-                let ns = m.xn.clone().or_else(|| shape.xn.clone());
-                w.body = xml_document(svc, &root, ns.as_deref(), &m.s, v)?.into_bytes();
+    match payload {
+        Some((m, v)) => rest_payload(svc, w, m, v, blobs)?,
+        None if svc.protocol == Protocol::RestXml => {
+            if !body_members.is_empty() {
+                let root = input.n.clone().or_else(|| op.i.clone()).unwrap_or_default();
+                let mut inner = String::new();
+                for (name, v) in &body_members {
+                    let (_, m) = member(input, name).unwrap();
+                    xml_member(svc, &mut inner, m.wire(name), m, v)?;
+                }
+                let ns = input.xn.as_deref().map(|n| format!(" xmlns=\"{n}\""));
+                let ns = ns.unwrap_or_default();
+                w.body = format!("<{root}{ns}>{inner}</{root}>").into_bytes();
                 w.headers
                     .push(("content-type".into(), "application/xml".into()));
             }
-            _ => {
-                w.body = json_value(svc, &m.s, v, None, Protocol::RestJson)?
-                    .to_string()
-                    .into_bytes();
+        }
+        None => {
+            let mut body = Map::new();
+            for (name, v) in &body_members {
+                let (_, m) = member(input, name).unwrap();
+                let value = json_value(svc, &m.s, v, m.tf.as_deref(), Protocol::RestJson)?;
+                body.insert(m.wire(name).to_string(), value);
+            }
+            add_tokens_rest(input, &mut body, args);
+            if !body.is_empty() || matches!(op.m.as_str(), "POST" | "PUT" | "PATCH") {
+                w.body = Value::Object(body).to_string().into_bytes();
                 w.headers
                     .push(("content-type".into(), "application/json".into()));
             }
         }
-    } else if xml {
-        if !body_members.is_empty() {
-            let root = input
-                .n
-                .clone()
-                .unwrap_or_else(|| op.i.clone().unwrap_or_default());
-            let mut inner = String::new();
-            for (name, v) in &body_members {
-                let (_, m) = member(input, name).unwrap();
-                xml_member(svc, &mut inner, m.wire(name), m, v)?;
-            }
-            let ns = input
-                .xn
-                .as_deref()
-                .map(|n| format!(" xmlns=\"{n}\""))
-                .unwrap_or_default();
-            w.body = format!("<{root}{ns}>{inner}</{root}>").into_bytes();
+    }
+    checksum(op, w);
+    Ok(())
+}
+
+/// The member that is the whole HTTP payload: a blob or string as it is, a structure as XML
+/// or JSON.
+fn rest_payload(
+    svc: &Service,
+    w: &mut Wire,
+    m: &Member,
+    v: &Value,
+    blobs: Blobs,
+) -> Result<(), Invalid> {
+    let shape = svc.shape(&m.s).ok_or("the model lacks a shape")?;
+    match shape.t.as_str() {
+        "blob" if blobs == Blobs::Text && v.is_string() => w.body = text_of(v).into_bytes(),
+        "blob" => w.body = blob_bytes(v),
+        "string" => w.body = text_of(v).into_bytes(),
+        "structure" if svc.protocol == Protocol::RestXml => {
+            let root = m.n.clone().unwrap_or_else(|| m.s.clone());
+            let ns = m.xn.clone().or_else(|| shape.xn.clone());
+            w.body = xml_document(svc, &root, ns.as_deref(), &m.s, v)?.into_bytes();
             w.headers
                 .push(("content-type".into(), "application/xml".into()));
         }
-    } else {
-        let mut body = Map::new();
-        for (name, v) in &body_members {
-            let (_, m) = member(input, name).unwrap();
-            body.insert(
-                m.wire(name).to_string(),
-                json_value(svc, &m.s, v, m.tf.as_deref(), Protocol::RestJson)?,
-            );
-        }
-        add_tokens_rest(input, &mut body, args);
-        if !body.is_empty() || matches!(op.m.as_str(), "POST" | "PUT" | "PATCH") {
-            w.body = Value::Object(body).to_string().into_bytes();
+        _ => {
+            let value = json_value(svc, &m.s, v, None, Protocol::RestJson)?;
+            w.body = value.to_string().into_bytes();
             w.headers
                 .push(("content-type".into(), "application/json".into()));
         }
     }
+    Ok(())
+}
+
+/// The body's checksum where the operation takes one: CRC32 (the SDKs' default since 2025 for
+/// every request that takes a flexible checksum), else Content-MD5 where it is required.
+fn checksum(op: &Operation, w: &mut Wire) {
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
     if op.ck {
-        // the SDKs' default since 2025: a CRC32 of the body with every request that takes one
         let crc = crc32fast::hash(&w.body).to_be_bytes();
-        let crc = base64::engine::general_purpose::STANDARD.encode(crc);
-        w.headers.push(("x-amz-checksum-crc32".into(), crc));
+        w.headers.push(("x-amz-checksum-crc32".into(), b64(&crc)));
         w.headers
             .push(("x-amz-sdk-checksum-algorithm".into(), "CRC32".into()));
     } else if op.md5 {
         use md5::Digest;
         let sum = md5::Md5::digest(&w.body);
-        w.headers.push((
-            "content-md5".into(),
-            base64::engine::general_purpose::STANDARD.encode(sum),
-        ));
+        w.headers.push(("content-md5".into(), b64(&sum)));
     }
-    Ok(())
 }
 
 fn add_tokens_rest(shape: &Shape, body: &mut Map<String, Value>, args: &Map<String, Value>) {
@@ -451,9 +479,16 @@ fn json_value(
             }
             Value::Object(out)
         }
+        (t, _) => json_scalar(t, s, v, tf),
+    })
+}
+
+/// A scalar as JSON on the wire: text where a string goes (an object or number as its JSON
+/// text), blobs base64, timestamps as the protocol sends them, numbers and booleans from text.
+fn json_scalar(t: &str, s: &Shape, v: &Value, tf: Option<&str>) -> Value {
+    let parsed = |t: &str| serde_json::from_str::<Value>(t.trim()).ok();
+    match (t, v) {
         ("string", Value::String(_)) => v.clone(),
-        // an object or number given where text goes is sent as its JSON text
-        ("string", other) if !s.jv => Value::String(other.to_string()),
         ("string", other) => Value::String(other.to_string()),
         ("blob", _) => {
             Value::String(base64::engine::general_purpose::STANDARD.encode(blob_bytes(v)))
@@ -462,19 +497,12 @@ fn json_value(
             let f = tf.or(s.tf.as_deref()).unwrap_or("unixTimestamp");
             timestamp(v, f).unwrap_or_else(|| v.clone())
         }
-        ("integer" | "long", Value::String(t)) => t
-            .parse::<i64>()
-            .map(Value::from)
-            .unwrap_or_else(|_| v.clone()),
-        ("float" | "double", Value::String(t)) => t
-            .parse::<f64>()
-            .ok()
-            .and_then(serde_json::Number::from_f64)
-            .map(Value::Number)
+        ("integer" | "long" | "float" | "double", Value::String(t)) => parsed(t)
+            .filter(Value::is_number)
             .unwrap_or_else(|| v.clone()),
         ("boolean", Value::String(t)) => Value::Bool(t == "true"),
         _ => v.clone(),
-    })
+    }
 }
 
 /// The query key of a top-level member: EC2 takes its queryName, or its locationName with a

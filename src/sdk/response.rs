@@ -134,7 +134,6 @@ pub fn output(svc: &Service, op: &Operation, a: &Answer) -> Value {
 }
 
 fn rest(svc: &Service, shape_name: &str, shape: &Shape, a: &Answer, text: &str) -> Value {
-    let xml = svc.protocol == Protocol::RestXml;
     let mut out = Map::new();
     for (name, m) in &shape.m.0 {
         let key = pascal(name);
@@ -161,15 +160,9 @@ fn rest(svc: &Service, shape_name: &str, shape: &Shape, a: &Answer, text: &str) 
                 out.insert(key, json!(a.status));
             }
             _ if shape.p.as_deref() == Some(name.as_str()) => {
-                let t = svc.shape(&m.s).map(|s| s.t.as_str()).unwrap_or("blob");
-                let v = match t {
+                let v = match svc.shape(&m.s).map(|s| s.t.as_str()).unwrap_or("blob") {
                     "blob" | "string" => Value::String(text.to_string()),
-                    "structure" if xml => roxmltree::Document::parse(text)
-                        .map(|d| from_xml(svc, &m.s, d.root_element()))
-                        .unwrap_or(Value::Null),
-                    _ => serde_json::from_str::<Value>(text)
-                        .map(|v| from_json(svc, &m.s, &v))
-                        .unwrap_or(Value::Null),
+                    _ => parsed_body(svc, &m.s, text),
                 };
                 if !v.is_null() {
                     out.insert(key, v);
@@ -178,24 +171,26 @@ fn rest(svc: &Service, shape_name: &str, shape: &Shape, a: &Answer, text: &str) 
             _ => {}
         }
     }
-    let has_payload = shape.p.is_some();
-    if !has_payload && !text.trim().is_empty() {
-        let body = if xml {
-            roxmltree::Document::parse(text)
-                .map(|d| from_xml(svc, shape_name, d.root_element()))
-                .unwrap_or(Value::Null)
-        } else {
-            serde_json::from_str::<Value>(text)
-                .map(|v| from_json(svc, shape_name, &v))
-                .unwrap_or(Value::Null)
-        };
-        if let Value::Object(b) = body {
+    if shape.p.is_none() && !text.trim().is_empty() {
+        if let Value::Object(b) = parsed_body(svc, shape_name, text) {
             for (k, v) in b {
                 out.entry(k).or_insert(v);
             }
         }
     }
     Value::Object(out)
+}
+
+/// A REST answer's body read as the shape: XML or JSON, by the protocol; null if it is not.
+fn parsed_body(svc: &Service, shape: &str, text: &str) -> Value {
+    match svc.protocol {
+        Protocol::RestXml => roxmltree::Document::parse(text)
+            .map(|d| from_xml(svc, shape, d.root_element()))
+            .unwrap_or(Value::Null),
+        _ => serde_json::from_str::<Value>(text)
+            .map(|v| from_json(svc, shape, &v))
+            .unwrap_or(Value::Null),
+    }
 }
 
 fn header_value(svc: &Service, shape: &str, h: &str, jv: bool) -> Value {
@@ -275,69 +270,54 @@ fn from_xml(svc: &Service, shape: &str, node: roxmltree::Node) -> Value {
         return json!(node.text().unwrap_or_default());
     };
     match s.t.as_str() {
-        "structure" => {
-            let mut out = Map::new();
-            for (name, m) in &s.m.0 {
-                let wire = m.wire(name);
-                if m.xa {
-                    let attr = node.attributes().find(|a| a.name() == wire);
-                    if let Some(a) = attr {
-                        out.insert(pascal(name), json!(a.value()));
-                    }
-                    continue;
-                }
-                let inner = svc.shape(&m.s);
-                let flat = m.fl || inner.is_some_and(|i| i.fl);
-                if flat && inner.is_some_and(|i| i.t == "list") {
-                    let item = inner.and_then(|i| i.i.clone()).unwrap_or_default();
-                    let tag =
-                        m.n.as_deref()
-                            .or(inner.and_then(|i| i.n.as_deref()))
-                            .unwrap_or(name);
-                    let items: Vec<Value> = node
-                        .children()
-                        .filter(|c| c.is_element() && c.tag_name().name() == tag)
-                        .map(|c| from_xml(svc, &item, c))
-                        .collect();
-                    if !items.is_empty() {
-                        out.insert(pascal(name), Value::Array(items));
-                    }
-                    continue;
-                }
-                if flat && inner.is_some_and(|i| i.t == "map") {
-                    let entries: Vec<roxmltree::Node> = node
-                        .children()
-                        .filter(|c| c.is_element() && c.tag_name().name() == wire)
-                        .collect();
-                    if !entries.is_empty() {
-                        out.insert(
-                            pascal(name),
-                            map_entries(svc, inner.unwrap(), entries.into_iter()),
-                        );
-                    }
-                    continue;
-                }
-                if let Some(c) = node
-                    .children()
-                    .find(|c| c.is_element() && c.tag_name().name() == wire)
-                {
-                    out.insert(pascal(name), from_xml(svc, &m.s, c));
-                }
-            }
-            Value::Object(out)
-        }
+        "structure" => xml_structure(svc, s, node),
         "list" => {
             let item = s.i.as_deref().unwrap_or_default();
-            Value::Array(
-                node.children()
-                    .filter(|c| c.is_element())
-                    .map(|c| from_xml(svc, item, c))
-                    .collect(),
-            )
+            let items = node.children().filter(|c| c.is_element());
+            Value::Array(items.map(|c| from_xml(svc, item, c)).collect())
         }
         "map" => map_entries(svc, s, node.children().filter(|c| c.is_element())),
         t => scalar(t, node.text().unwrap_or_default()),
     }
+}
+
+/// A structure's members from an element: attributes, flattened lists and maps (repeated
+/// elements of the member's name), and child elements.
+fn xml_structure(svc: &Service, s: &Shape, node: roxmltree::Node) -> Value {
+    let mut out = Map::new();
+    let named = |tag: &str| {
+        let tag = tag.to_string();
+        node.children()
+            .filter(move |c| c.is_element() && c.tag_name().name() == tag)
+    };
+    for (name, m) in &s.m.0 {
+        let wire = m.wire(name);
+        let inner = svc.shape(&m.s);
+        let flat = m.fl || inner.is_some_and(|i| i.fl);
+        let kind = inner.map(|i| i.t.as_str()).unwrap_or_default();
+        let v = if m.xa {
+            let attr = node.attributes().find(|a| a.name() == wire);
+            attr.map(|a| json!(a.value()))
+        } else if flat && kind == "list" {
+            let item = inner.and_then(|i| i.i.clone()).unwrap_or_default();
+            let tag =
+                m.n.as_deref()
+                    .or(inner.and_then(|i| i.n.as_deref()))
+                    .unwrap_or(name);
+            let items: Vec<Value> = named(tag).map(|c| from_xml(svc, &item, c)).collect();
+            (!items.is_empty()).then_some(Value::Array(items))
+        } else if flat && kind == "map" {
+            let entries: Vec<roxmltree::Node> = named(wire).collect();
+            let inner = inner.unwrap();
+            (!entries.is_empty()).then(|| map_entries(svc, inner, entries.into_iter()))
+        } else {
+            named(wire).next().map(|c| from_xml(svc, &m.s, c))
+        };
+        if let Some(v) = v {
+            out.insert(pascal(name), v);
+        }
+    }
+    Value::Object(out)
 }
 
 fn map_entries<'a, 'i: 'a>(

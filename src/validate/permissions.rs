@@ -142,6 +142,22 @@ pub fn derive(def: &Value, place: &Place) -> Vec<Need> {
 
 type Needs = Vec<(String, String)>;
 
+/// What an `aws-sdk:<service>:<action>` task needs: the service's IAM action from its model
+/// (`aws-sdk:s3:getObject` → `s3:GetObject`), on what the arguments name.
+fn sdk_needs(sdk: &str, args: &Map<String, Value>, place: &Place) -> Needs {
+    let (service, action) = sdk.split_once(':').unwrap_or((sdk, ""));
+    let from_model = crate::sdk::model::service(service).and_then(|svc| {
+        let (op, _) = svc.operation(action)?;
+        Some(svc.iam_action(op))
+    });
+    let (prefix, action) = match from_model.as_deref().and_then(|a| a.split_once(':')) {
+        Some((p, a)) => (p.to_string(), a.to_string()),
+        None => (iam_prefix(service).to_string(), upper_first(action)),
+    };
+    let resource = resource_for(&prefix, &action, args, place);
+    vec![(format!("{prefix}:{action}"), resource)]
+}
+
 /// What a Task's Resource needs: (IAM action, resource) pairs.
 fn task_needs(resource: &str, args: &Map<String, Value>, place: &Place) -> Needs {
     // `arn:<partition>:states:::<integration>`, or with a region and account in it
@@ -167,21 +183,7 @@ fn task_needs(resource: &str, args: &Map<String, Value>, place: &Place) -> Needs
         },
     };
     if let Some(sdk) = integration.strip_prefix("aws-sdk:") {
-        let (service, action) = sdk.split_once(':').unwrap_or((sdk, ""));
-        // the service's IAM action from its model (aws-sdk:s3:getObject → s3:GetObject)
-        let from_model = crate::sdk::model::service(service).and_then(|svc| {
-            let (op, _) = svc.operation(action)?;
-            Some(svc.iam_action(op))
-        });
-        let (prefix, action) = match from_model.as_deref().and_then(|a| a.split_once(':')) {
-            Some((p, a)) => (p.to_string(), a.to_string()),
-            None => (iam_prefix(service).to_string(), upper_first(action)),
-        };
-        let prefix = prefix.as_str();
-        return vec![(
-            format!("{prefix}:{action}"),
-            resource_for(prefix, &action, args, place),
-        )];
+        return sdk_needs(sdk, args, place);
     }
     match integration.split_once(':').unwrap_or((integration, "")) {
         ("lambda", "invoke") => vec![(
