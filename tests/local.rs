@@ -974,6 +974,24 @@ fn a_distributed_map_reads_batches_and_writes_its_results_in_s3() {
         let updated = sfn.describe_map_run().map_run_arn(run).send().await.unwrap();
         assert_eq!(updated.max_concurrency(), 7);
 
+        // an S3 inventory: its manifest names gzipped CSV files of the objects
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(b"\"data\",\"rows.csv\",\"60\"\n\"data\",\"rows.parquet\",\"1\"\n").unwrap();
+        let gz = gz.finish().unwrap();
+        w.c.s3.put_object().bucket("data").key("inv/data/a.csv.gz").body(gz.into()).send().await.unwrap();
+        let manifest = json!({"sourceBucket": "data", "destinationBucket": "arn:aws:s3:::data", "fileFormat": "CSV",
+                              "fileSchema": "Bucket, Key, Size", "files": [{"key": "inv/data/a.csv.gz"}]});
+        w.c.s3.put_object().bucket("data").key("inv/manifest.json").body(manifest.to_string().into_bytes().into()).send().await.unwrap();
+        let map = json!({"Type": "Map",
+            "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "MANIFEST"},
+                "Parameters": {"Bucket": "data", "Key": "inv/manifest.json"}},
+            "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
+                "StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}},
+            "End": true});
+        let d = run_one(&sfn, "imap", map, "{}").await;
+        let out: Value = serde_json::from_str(d.output().unwrap_or("null")).unwrap();
+        assert_eq!(out[1], json!({"Bucket": "data", "Key": "rows.parquet", "Size": "1"}), "{d:?}");
+
         // a Parquet object, read as it is (its bytes are no text)
         w.c.s3.put_object().bucket("data").key("rows.parquet").body(parquet_file().into()).send().await.unwrap();
         let map = json!({"Type": "Map",

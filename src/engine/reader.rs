@@ -188,15 +188,36 @@ impl Run<'_> {
             .collect();
         let mut items = Vec::new();
         for f in m["files"].as_array().into_iter().flatten() {
-            let key = f["key"].as_str().unwrap_or_default();
-            let got = self
-                .s3(name, "getObject", json!({"Bucket": bucket, "Key": key}))
-                .await?;
-            let body = got["Body"].as_str().unwrap_or_default();
+            let args = json!({"Bucket": bucket, "Key": f["key"]});
+            let body = self.object_text(name, &args).await?;
             let config = json!({"CSVHeaderLocation": "GIVEN", "CSVHeaders": columns});
-            items.extend(parse_items("CSV", body, &config)?);
+            items.extend(parse_items("CSV", &body, &config)?);
         }
         Ok(items)
+    }
+
+    /// An object's text, gunzipped when it is gzip (S3 inventory files are `.csv.gz`).
+    async fn object_text(&self, name: &str, args: &Value) -> Result<String, Failure> {
+        let call = TaskCall {
+            state: name,
+            resource: "arn:aws:states:::s3:getObject",
+            arguments: args,
+            token: None,
+            role: None,
+        };
+        let bytes = self
+            .tasks
+            .fetch(call)
+            .await
+            .map_err(|(e, c)| thrown(e, c))?;
+        if !bytes.starts_with(&[0x1f, 0x8b]) {
+            return Ok(String::from_utf8_lossy(&bytes).into_owned());
+        }
+        let mut text = String::new();
+        let mut gz = flate2::read::GzDecoder::new(&bytes[..]);
+        std::io::Read::read_to_string(&mut gz, &mut text)
+            .map_err(|e| reader_failed(format!("{}: not gzip: {e}", args["Key"])))?;
+        Ok(text)
     }
 
     /// Items in batches, as ItemBatcher says: `{"BatchInput": ..., "Items": [...]}` of at most
