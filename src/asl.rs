@@ -306,6 +306,32 @@ impl<'a> State<'a> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn task_resources_are_told_apart() {
+        let i = integration;
+        assert_eq!(
+            i("arn:aws:states:::aws-sdk:s3:getObject"),
+            Some("aws-sdk:s3:getObject")
+        );
+        assert_eq!(
+            i("arn:aws:states:us-east-1:123456789012:sns:publish.waitForTaskToken"),
+            Some("sns:publish.waitForTaskToken")
+        );
+        assert_eq!(
+            i("arn:aws:states:us-east-1:123456789012:activity:work"),
+            None
+        );
+        assert_eq!(i("arn:aws:lambda:us-east-1:123456789012:function:f"), None);
+        assert!(is_activity(
+            "arn:aws:states:us-east-1:123456789012:activity:work"
+        ));
+        assert!(is_lambda_function(
+            "arn:aws:lambda:us-east-1:123456789012:function:f"
+        ));
+        assert!(!is_lambda_function("arn:aws:states:::lambda:invoke"));
+    }
+
     use super::*;
     use serde_json::json;
 
@@ -357,4 +383,29 @@ mod tests {
         assert_eq!(m.top.states[0].kind, Kind::Unknown);
         assert!(m.top.states[0].transitions.is_empty());
     }
+}
+
+/// The integration a Task's Resource names, without its ARN prefix: `aws-sdk:s3:getObject`
+/// (with any `.sync` / `.waitForTaskToken`) from `arn:<partition>:states:::aws-sdk:s3:getObject`
+/// or from its region- and account-qualified form
+/// (`arn:aws:states:us-east-1:123456789012:aws-sdk:s3:getObject`); None for another ARN (a Lambda
+/// function, an activity, a state machine).
+pub fn integration(resource: &str) -> Option<&str> {
+    let parts: Vec<&str> = resource.splitn(6, ':').collect();
+    let named = parts.len() == 6 && parts[0] == "arn" && parts[2] == "states";
+    let rest = parts.get(5).filter(|_| named)?;
+    let other = ["activity:", "stateMachine:", "execution:"];
+    (!other.iter().any(|o| rest.starts_with(o))).then_some(*rest)
+}
+
+/// A Lambda function's ARN (`arn:<partition>:lambda:<region>:<account>:function:<name>`).
+pub fn is_lambda_function(resource: &str) -> bool {
+    let parts: Vec<&str> = resource.splitn(7, ':').collect();
+    parts.len() >= 7 && parts[0] == "arn" && parts[2] == "lambda" && parts[5] == "function"
+}
+
+/// An activity's ARN (`arn:<partition>:states:<region>:<account>:activity:<name>`).
+pub fn is_activity(resource: &str) -> bool {
+    let parts: Vec<&str> = resource.splitn(7, ':').collect();
+    parts.len() >= 7 && parts[0] == "arn" && parts[2] == "states" && parts[5] == "activity"
 }

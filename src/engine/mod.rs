@@ -25,7 +25,6 @@ mod reader;
 pub mod scenario;
 mod states;
 mod task;
-pub use task::is_activity_arn;
 mod walk;
 
 use crate::asl::{self, Kind};
@@ -475,13 +474,22 @@ fn iso(t: SystemTime) -> String {
 }
 
 /// A task token that looks like AWS's (long, URL-safe), so tools that spot tokens spot ours.
+const TOKEN_PREFIX: &str = "AQCEAAAAKgAAAAMAAAAAAAAAA";
+
 fn new_token() -> String {
     format!(
-        "AQCEAAAAKgAAAAMAAAAAAAAAA{:016x}{:016x}{:016x}",
+        "{TOKEN_PREFIX}{:016x}{:016x}{:016x}",
         rand::random::<u64>(),
         rand::random::<u64>(),
         rand::random::<u64>()
     )
+}
+
+/// Whether a task token is of the form this engine issues them in (`new_token`).
+pub fn is_token(token: &str) -> bool {
+    token
+        .strip_prefix(TOKEN_PREFIX)
+        .is_some_and(|rest| rest.len() == 48 && rest.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 impl<'a> Run<'a> {
@@ -510,22 +518,14 @@ impl<'a> Run<'a> {
 
 /// `arn:aws:states:::aws-sdk:iam:createUser` → (`aws-sdk:iam`, `createUser`); `lambda:invoke` → (`lambda`, `invoke`).
 pub fn split_resource(resource: &str) -> (String, String) {
-    let r = resource
-        .strip_prefix("arn:aws:states:::")
-        .unwrap_or(resource);
-    if r.starts_with("arn:aws:lambda:") {
+    if asl::is_lambda_function(resource) {
         return ("lambda".into(), "invoke".into());
     }
+    let r = asl::integration(resource).unwrap_or(resource);
     match r.rsplit_once(':') {
         Some((t, op)) => (t.into(), op.into()),
         None => (r.into(), String::new()),
     }
-}
-
-/// A Lambda function's ARN (`arn:<partition>:lambda:<region>:<account>:function:<name>`).
-fn is_lambda_arn(resource: &str) -> bool {
-    let parts: Vec<&str> = resource.splitn(7, ':').collect();
-    parts.len() >= 7 && parts[0] == "arn" && parts[2] == "lambda" && parts[5] == "function"
 }
 
 fn matches(list: &Value, error: &str) -> bool {

@@ -62,20 +62,7 @@ impl Run<'_> {
         let mut items = match action {
             "listObjectsV2" => self.listed(name, args, max).await?,
             "getObject" if config["InputType"] == "PARQUET" => {
-                let resource = "arn:aws:states:::s3:getObject";
-                let call = TaskCall {
-                    state: name,
-                    resource,
-                    arguments: &args,
-                    token: None,
-                    role: None,
-                };
-                let bytes = self
-                    .tasks
-                    .fetch(call)
-                    .await
-                    .map_err(|(e, c)| thrown(e, c))?;
-                parquet_items(bytes)?
+                parquet_items(self.object_bytes(name, &args).await?)?
             }
             "getObject" => {
                 let body = self.s3(name, "getObject", args.clone()).await?;
@@ -196,8 +183,8 @@ impl Run<'_> {
         Ok(items)
     }
 
-    /// An object's text, gunzipped when it is gzip (S3 inventory files are `.csv.gz`).
-    async fn object_text(&self, name: &str, args: &Value) -> Result<String, Failure> {
+    /// An object's bytes as they are (`s3:getObject` through the tasks' `fetch`).
+    async fn object_bytes(&self, name: &str, args: &Value) -> Result<Vec<u8>, Failure> {
         let call = TaskCall {
             state: name,
             resource: "arn:aws:states:::s3:getObject",
@@ -205,11 +192,13 @@ impl Run<'_> {
             token: None,
             role: None,
         };
-        let bytes = self
-            .tasks
-            .fetch(call)
-            .await
-            .map_err(|(e, c)| thrown(e, c))?;
+        let fetched = self.tasks.fetch(call).await;
+        fetched.map_err(|(e, c)| thrown(e, c))
+    }
+
+    /// An object's text, gunzipped when it is gzip (S3 inventory files are `.csv.gz`).
+    async fn object_text(&self, name: &str, args: &Value) -> Result<String, Failure> {
+        let bytes = self.object_bytes(name, args).await?;
         if !bytes.starts_with(&[0x1f, 0x8b]) {
             return Ok(String::from_utf8_lossy(&bytes).into_owned());
         }

@@ -429,20 +429,14 @@ enum Recorded {
 
 impl Recorded {
     fn of(resource: &str) -> Recorded {
-        if is_lambda_arn(resource) {
+        if asl::is_lambda_function(resource) {
             Recorded::Lambda
-        } else if is_activity_arn(resource) {
+        } else if asl::is_activity(resource) {
             Recorded::Activity
         } else {
             Recorded::Task
         }
     }
-}
-
-/// An activity's ARN (`arn:<partition>:states:<region>:<account>:activity:<name>`).
-pub fn is_activity_arn(resource: &str) -> bool {
-    let parts: Vec<&str> = resource.splitn(7, ':').collect();
-    parts.len() >= 7 && parts[0] == "arn" && parts[2] == "states" && parts[5] == "activity"
 }
 
 fn no_tokens() -> Failure {

@@ -187,7 +187,7 @@ impl Server {
         let journal = Arc::new(Journal::default());
         let exec = Exec::running(
             &exec_arn,
-            m,
+            (&m.arn, &m.kind),
             (parsed.clone(), role_arn),
             (version_arn, alias_arn),
             (name, input_text),
@@ -352,10 +352,7 @@ fn execution_args(body: &Value) -> std::result::Result<(String, Value, String), 
 /// A task token is checked for its form before anything else, as AWS checks it: one that no
 /// endpoint could have issued is InvalidToken, one that was issued and is done TaskDoesNotExist.
 fn well_formed(token: &str) -> std::result::Result<&str, ApiError> {
-    let issued = token.len() == 73
-        && token.starts_with("AQCEAAAAKgAAAAMAAAAAAAAAA")
-        && token[25..].chars().all(|c| c.is_ascii_hexdigit());
-    match issued {
+    match engine::is_token(token) {
         true => Ok(token),
         false => Err(bad("InvalidToken", "Invalid Token: 'Invalid token'")),
     }

@@ -147,6 +147,11 @@ mod tests {
             split_resource("arn:aws:states:::http:invoke"),
             ("http".into(), "invoke".into())
         );
+        // a region- and account-qualified integration ARN reads the same
+        assert_eq!(
+            split_resource("arn:aws:states:us-east-1:123456789012:aws-sdk:s3:getObject"),
+            ("aws-sdk:s3".into(), "getObject".into())
+        );
     }
 
     #[test]

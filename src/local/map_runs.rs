@@ -4,7 +4,7 @@
 
 use super::Server;
 use super::api::{ApiResult, bad, now, page, str_arg};
-use super::store::{Exec, Redriven, Store};
+use super::store::{Exec, Store};
 use crate::engine::{Children, Journal};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -202,29 +202,18 @@ impl Children for ChildExecutions {
             0,
         );
         let _ = index;
-        store.executions.push(Exec {
-            arn: arn.clone(),
-            machine_arn: format!("{base}:stateMachine:{machine}"),
-            version_arn: None,
-            alias_arn: None,
-            name,
-            input: input.to_string(),
-            started: now(),
-            stopped: None,
-            status: "RUNNING",
-            output: None,
-            error: None,
-            cause: None,
+        let machine_arn = format!("{base}:stateMachine:{machine}");
+        let mut child = Exec::running(
+            &arn,
+            (&machine_arn, "STANDARD"),
+            (definition, role_arn),
+            (None, None),
+            (name, input.to_string()),
             journal,
-            definition,
-            role_arn,
-            kind: "STANDARD".into(),
-            redrive: Redriven::default(),
-            map_run: Some(map_run.to_string()),
-            abort: None,
-            cancel: Default::default(),
-            done: Arc::new(tokio::sync::Notify::new()),
-        });
+            Default::default(),
+        );
+        child.map_run = Some(map_run.to_string());
+        store.executions.push(child);
         arn
     }
 

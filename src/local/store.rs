@@ -391,7 +391,7 @@ impl Exec {
     /// An execution that starts now.
     pub(super) fn running(
         arn: &str,
-        m: &Machine,
+        (machine_arn, kind): (&str, &str),
         (definition, role_arn): (Arc<Value>, String),
         (version_arn, alias_arn): (Option<String>, Option<String>),
         (name, input): (String, String),
@@ -400,10 +400,10 @@ impl Exec {
     ) -> Exec {
         Exec {
             arn: arn.to_string(),
-            machine_arn: m.arn.clone(),
+            machine_arn: machine_arn.to_string(),
             definition,
             role_arn,
-            kind: m.kind.clone(),
+            kind: kind.to_string(),
             redrive: Redriven::default(),
             map_run: None,
             version_arn,
@@ -465,7 +465,7 @@ mod tests {
         let m = machine(kind);
         let mut e = Exec::running(
             "arn:x",
-            &m,
+            (&m.arn, &m.kind),
             (m.parsed.clone(), String::new()),
             (None, None),
             ("e".into(), "{}".into()),

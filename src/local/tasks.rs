@@ -78,7 +78,7 @@ impl Tasks for LocalTasks {
     }
 
     async fn check(&self, call: &TaskCall<'_>) -> Result<(), String> {
-        let activity = crate::engine::is_activity_arn(call.resource);
+        let activity = crate::asl::is_activity(call.resource);
         match activity && !self.integrations.activities.exists(call.resource) {
             true => Err(format!("The activity {} does not exist.", call.resource)),
             false => Ok(()),
@@ -89,7 +89,7 @@ impl Tasks for LocalTasks {
         if let Some(answer) = self.mocks.as_ref().and_then(|m| m.answer(call.state)) {
             return answer;
         }
-        if crate::engine::is_activity_arn(call.resource) {
+        if crate::asl::is_activity(call.resource) {
             return self.activity(&call).await;
         }
         let result = match call.role {
@@ -127,16 +127,6 @@ fn need<'a>(args: &'a Value, k: &str, prefix: &str) -> Result<&'a str, (String, 
     })
 }
 
-/// The integration a Resource names, without its ARN prefix (regional and account-qualified
-/// forms too: `arn:aws:states:us-east-1:123456789012:aws-sdk:s3:getObject`).
-pub fn integration_name(resource: &str) -> &str {
-    let parts: Vec<&str> = resource.splitn(6, ':').collect();
-    if parts.len() == 6 && parts[0] == "arn" && parts[2] == "states" {
-        return parts[5];
-    }
-    resource
-}
-
 impl LocalTasks {
     /// An activity's task: queued for its workers; started when one takes it, its answer then
     /// comes with the token.
@@ -167,12 +157,6 @@ pub fn pattern_of(name: &str) -> (&str, &str) {
         }
     }
     (name, "")
-}
-
-/// A Lambda function's ARN as a Task's Resource.
-fn is_lambda_function(resource: &str) -> bool {
-    let parts: Vec<&str> = resource.splitn(7, ':').collect();
-    parts.len() >= 7 && parts[0] == "arn" && parts[2] == "lambda" && parts[5] == "function"
 }
 
 /// An `aws-sdk:*` call's failure as Step Functions names it: the service's error with the
@@ -390,10 +374,10 @@ fn headers_text<'a>(headers: impl Iterator<Item = (&'a str, &'a str)>) -> String
 impl Integrations {
     /// Calls the integration a Task's Resource names.
     pub async fn call(&self, resource: &str, args: &Value) -> Outcome {
-        if is_lambda_function(resource) {
+        if crate::asl::is_lambda_function(resource) {
             return self.lambda_function(resource, args).await;
         }
-        let (name, pattern) = pattern_of(integration_name(resource));
+        let (name, pattern) = pattern_of(crate::asl::integration(resource).unwrap_or(resource));
         if name == "http:invoke" {
             return self.http_invoke(args).await;
         }

@@ -160,14 +160,7 @@ fn sdk_needs(sdk: &str, args: &Map<String, Value>, place: &Place) -> Needs {
 
 /// What a Task's Resource needs: (IAM action, resource) pairs.
 fn task_needs(resource: &str, args: &Map<String, Value>, place: &Place) -> Needs {
-    // `arn:<partition>:states:::<integration>`, or with a region and account in it
-    let parts: Vec<&str> = resource.splitn(6, ':').collect();
-    let integration_arn = parts.len() == 6
-        && parts[0] == "arn"
-        && parts[2] == "states"
-        && !parts[5].starts_with("activity:")
-        && !parts[5].starts_with("stateMachine:");
-    let Some(rest) = integration_arn.then(|| parts[5]) else {
+    let Some(rest) = crate::asl::integration(resource) else {
         // A plain Lambda function or activity ARN (activities are polled by workers: the
         // role needs nothing for them).
         return match resource.contains(":lambda:") {
