@@ -22,9 +22,14 @@ struct Local {
 
 impl Local {
     fn start(w: &World, extra: &[&str]) -> Local {
+        Local::start_with(w.deploy(), extra)
+    }
+
+    /// `deploy local` run by the binary as `d` sets it up (its endpoint, its environment).
+    fn start_with(d: Deploy, extra: &[&str]) -> Local {
         let mut args = vec!["local", "--port", "0"];
         args.extend_from_slice(extra);
-        let mut child = w.deploy().spawn(&args);
+        let mut child = d.spawn(&args);
         let mut first = String::new();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         stdout.read_line(&mut first).unwrap();
@@ -1006,6 +1011,50 @@ fn a_distributed_map_reads_batches_and_writes_its_results_in_s3() {
     });
 }
 
+/// Step Functions Local's settings mean the same to deploy local: it starts although no AWS
+/// endpoint answers, as the account AWS_ACCOUNT_ID names, and SQS_ENDPOINT sends SQS tasks to
+/// moto.
+#[test]
+fn step_functions_local_settings_mean_the_same() {
+    let w = World::new();
+    let d = w
+        .via("http://127.0.0.1:9")
+        .env("AWS_ACCOUNT_ID", "111122223333")
+        .env("SQS_ENDPOINT", &w.moto.url());
+    let local = Local::start_with(d, &[]);
+    let sfn = local.sfn();
+    w.c.block_on(async {
+        let q =
+            w.c.sqs
+                .create_queue()
+                .queue_name("slq")
+                .send()
+                .await
+                .unwrap();
+        let url = q.queue_url().unwrap().to_string();
+        let sent = run_one(
+            &sfn,
+            "sl",
+            task(
+                "arn:aws:states:::sqs:sendMessage",
+                json!({"QueueUrl": url, "MessageBody": "hi"}),
+            ),
+            "{}",
+        )
+        .await;
+        assert_eq!(sent.status().as_str(), "SUCCEEDED", "{sent:?}");
+        assert!(sent.execution_arn().contains(":111122223333:"), "{sent:?}");
+        let got =
+            w.c.sqs
+                .receive_message()
+                .queue_url(&url)
+                .send()
+                .await
+                .unwrap();
+        assert_eq!(got.messages()[0].body(), Some("hi"));
+    });
+}
+
 /// Every operation of the Step Functions API (37), through three clients nobody here wrote:
 /// boto3, the AWS CLI and the AWS SDK for JavaScript (`tests/support/every_operation.py`).
 #[test]
@@ -1041,6 +1090,12 @@ fn every_operation_answers_boto3_the_aws_cli_and_the_javascript_sdk() {
         assert_eq!(
             seen["answered"].as_array().unwrap().len(),
             37,
+            "{client}: {seen}"
+        );
+        // the activity tasks ended as their workers answered
+        assert_eq!(
+            seen["activities_ended"],
+            json!(["SUCCEEDED", "FAILED"]),
             "{client}: {seen}"
         );
     }

@@ -593,6 +593,42 @@ mod tests {
     }
 
     #[test]
+    fn paths_read_as_aws_reads_them() {
+        let v = json!([{"body": "b", "bucket": "x", "key": "k", "OU": 1}, {"OU": 0}]);
+        let ctx = json!({});
+        // a dot before a bracket is nothing
+        assert_eq!(get("$.[0].body", &v, &ctx).unwrap(), Some(json!("b")));
+        assert_eq!(
+            get("$.[*].['bucket', 'key']", &v, &ctx).unwrap(),
+            Some(json!(["x", "k"]))
+        );
+        assert_eq!(
+            get("$.[?(@.OU > 0)].body", &v, &ctx).unwrap(),
+            Some(json!(["b"]))
+        );
+        // a quoted name is the text between its quotes, backslashes and all
+        let odd = json!({"a\\\"b": 1});
+        assert_eq!(get("$['a\\\"b']", &odd, &ctx).unwrap(), Some(json!(1)));
+        // what finds nothing says which step is missing
+        assert_eq!(
+            missing("$.a.b", &json!({})).as_deref(),
+            Some("Missing property in path $['a']")
+        );
+        assert_eq!(
+            missing("$.a.b", &json!({"a": {}})).as_deref(),
+            Some("No results for path: $['a']['b']")
+        );
+        for p in [
+            "$.[0]",
+            "$.Snapshots.[0].State",
+            "$.[*].['bucket', 'key']",
+            "$.[?(@.OU > 0)]",
+        ] {
+            assert_eq!(crate::validate::expr::jsonpath_error(p, false), None, "{p}");
+        }
+    }
+
+    #[test]
     fn templates_and_intrinsics() {
         let input = json!({"body": "{\"Records\": [1]}", "n": 2, "name": "Ann"});
         let vars = Map::new();

@@ -141,6 +141,7 @@ def scenario(call):
     c("DescribeActivity", activityArn=act)
     c("ListActivities")
     t = machine("acts", {"S": {"Type": "Task", "Resource": act, "HeartbeatSeconds": 60, "End": True}})
+    ended = []
     for answer in ("success", "failure"):
         te = c("StartExecution", stateMachineArn=t).get("executionArn", "")
         token = c("GetActivityTask", activityArn=act, workerName="w").get("taskToken", "")
@@ -149,12 +150,12 @@ def scenario(call):
             c("SendTaskSuccess", taskToken=token, output=json.dumps({"done": True}))
         else:
             c("SendTaskFailure", taskToken=token, error="Nope", cause="no")
-        wait(te)
+        ended.append(wait(te).get("status"))
     c("DeleteStateMachineAlias", stateMachineAliasArn=a)
     c("DeleteStateMachineVersion", stateMachineVersionArn=v)
     c("DeleteActivity", activityArn=act)
     c("DeleteStateMachine", stateMachineArn=t)
-    return {"answered": sorted(answered), "failed": failed}
+    return {"answered": sorted(answered), "failed": failed, "activities_ended": ended}
 
 
 if CLIENT == "boto3":
