@@ -47,7 +47,9 @@ fn check_should_i_deploy(c: &Clients, env: &str, prefix: &str, rate: &str) {
         doc["Statement"],
         json!([
             {"Sid": "IAMActions", "Effect": "Allow", "Action": ["iam:AttachUserPolicy", "iam:DetachUserPolicy", "iam:ListAttachedUserPolicies"], "Resource": user_arn},
-            {"Sid": "InvokeHttpEndpoint", "Effect": "Allow", "Action": "states:InvokeHTTPEndpoint", "Resource": "*"},
+            {"Sid": "InvokeHttpEndpoint", "Effect": "Allow", "Action": "states:InvokeHTTPEndpoint",
+             "Resource": format!("arn:aws:states:us-east-1:{account}:stateMachine:{}", n("should-i-deploy")),
+             "Condition": {"StringEquals": {"states:HTTPMethod": "GET"}, "StringLike": {"states:HTTPEndpoint": "https://shouldideploy.today/*"}}},
             {"Sid": "EventBridgeActions", "Effect": "Allow", "Action": "events:RetrieveConnectionCredentials", "Resource": conn_arn},
             {"Sid": "SecretsActions", "Effect": "Allow", "Action": ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"], "Resource": secret_arn}
         ])

@@ -96,7 +96,9 @@ fn create_new_user_lifecycle() {
         doc["Statement"],
         json!([
             {"Sid": "SNSPublish", "Effect": "Allow", "Action": "sns:Publish", "Resource": topic_arn},
-            {"Sid": "IAMActions", "Effect": "Allow", "Action": ["iam:CreateUser", "iam:AddUserToGroup"], "Resource": "*"}
+            {"Sid": "CreateUsers", "Effect": "Allow", "Action": "iam:CreateUser", "Resource": format!("arn:aws:iam::{ACCOUNT}:user/*")},
+            {"Sid": "AddUsersToTheTwoGroups", "Effect": "Allow", "Action": "iam:AddUserToGroup",
+             "Resource": [format!("arn:aws:iam::{ACCOUNT}:group/admins-group"), format!("arn:aws:iam::{ACCOUNT}:group/developers-group")]}
         ])
     );
     assert_eq!(
@@ -255,13 +257,12 @@ fn bucket_replication_lifecycle() {
         "default",
     );
     assert_eq!(
-        doc["Statement"][0]["Action"],
+        doc["Statement"],
         json!([
-            "datasync:StartTaskExecution",
-            "datasync:DescribeTaskExecution"
+            {"Sid": "StartTheTask", "Effect": "Allow", "Action": "datasync:StartTaskExecution", "Resource": task_arn},
+            {"Sid": "FollowItsExecutions", "Effect": "Allow", "Action": "datasync:DescribeTaskExecution", "Resource": format!("{task_arn}/execution/*")}
         ])
     );
-    assert_eq!(doc["Statement"][0]["Resource"], "*");
     assert_eq!(
         deployed_definition(&c, "bucket-replication"),
         published_definition(STACK, "jsonata", &[("TASK_ARN", &task_arn)])
@@ -661,6 +662,122 @@ print(json.dumps({"result": result, "size": img.size, "format": img.format, "con
     assert_eq!(v["missing_raises"], true);
 }
 
+/// What the four stacks create grants nothing on `*` (each statement names its resources), and
+/// every service role may be assumed only from this account, by the resource that uses it
+/// where its ARN is known before it exists; `deploy policy` scopes what it derives too.
+fn least_privilege_everywhere(w: &World) {
+    let c = &w.c;
+    let (trusts, documents) = c.block_on(async {
+        let roles = c.iam.list_roles().send().await.unwrap();
+        let trusts: Vec<(String, Value)> = roles
+            .roles()
+            .iter()
+            .map(|r| {
+                let doc = parse_policy(r.assume_role_policy_document().unwrap());
+                (
+                    r.role_name().to_string(),
+                    doc["Statement"][0]["Condition"].clone(),
+                )
+            })
+            .collect();
+        let policies = c
+            .iam
+            .list_policies()
+            .scope(aws_sdk_iam::types::PolicyScopeType::Local)
+            .send()
+            .await
+            .unwrap();
+        let mut documents = vec![];
+        for p in policies.policies() {
+            let v = c
+                .iam
+                .get_policy_version()
+                .policy_arn(p.arn().unwrap())
+                .version_id(p.default_version_id().unwrap())
+                .send()
+                .await
+                .unwrap();
+            let doc = parse_policy(v.policy_version().unwrap().document().unwrap());
+            documents.push((p.policy_name().unwrap().to_string(), doc));
+        }
+        (trusts, documents)
+    });
+    let sm = |n: &str| format!("arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:{n}");
+    let expected: Vec<(&str, Option<String>)> = vec![
+        (
+            "datasync-bucket-replication",
+            Some(format!("arn:aws:datasync:us-east-1:{ACCOUNT}:*")),
+        ),
+        (
+            "eventbridge-should-i-deploy",
+            Some(format!(
+                "arn:aws:events:us-east-1:{ACCOUNT}:rule/should-i-deploy"
+            )),
+        ),
+        ("lambda-resize-profile-picture", None),
+        (
+            "pipe-resize-profile-picture",
+            Some(format!(
+                "arn:aws:pipes:us-east-1:{ACCOUNT}:pipe/trigger-resize-profile-picture-sfn"
+            )),
+        ),
+        ("sfn-bucket-replication", Some(sm("bucket-replication"))),
+        ("sfn-create-new-user", Some(sm("create-new-user"))),
+        (
+            "sfn-resize-profile-picture",
+            Some(sm("resize-profile-picture")),
+        ),
+        ("sfn-should-i-deploy", Some(sm("should-i-deploy"))),
+    ];
+    let mut trusts = trusts;
+    trusts.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(trusts.len(), 8, "{trusts:?}");
+    for ((role, condition), (name, source_arn)) in trusts.iter().zip(&expected) {
+        assert_eq!(role, name);
+        assert_eq!(
+            condition["StringEquals"]["aws:SourceAccount"], ACCOUNT,
+            "{role}: {condition}"
+        );
+        match source_arn {
+            Some(arn) => assert_eq!(
+                condition["ArnLike"]["aws:SourceArn"],
+                arn.as_str(),
+                "{role}"
+            ),
+            None => assert!(condition.get("ArnLike").is_none(), "{role}: {condition}"),
+        }
+    }
+    assert_eq!(documents.len(), 8, "{documents:?}");
+    for (name, doc) in &documents {
+        for st in doc["Statement"].as_array().unwrap() {
+            let star = st["Resource"] == "*"
+                || st["Resource"]
+                    .as_array()
+                    .is_some_and(|r| r.contains(&json!("*")));
+            assert!(!star, "policy {name} grants on \"*\": {st}");
+        }
+    }
+    for stack in [
+        "should-i-deploy",
+        "create-new-user",
+        "bucket-replication",
+        "resize-image",
+    ] {
+        let email: &[&str] = match stack {
+            "create-new-user" => &["--var", "email=a@example.com"],
+            _ => &[],
+        };
+        let out = w
+            .deploy()
+            .run(&[&["policy", stack], email].concat())
+            .success();
+        let doc: Value = serde_json::from_str(&out.stdout).unwrap();
+        for st in doc["Statement"].as_array().unwrap() {
+            assert_ne!(st["Resource"], "*", "{stack}: {st}");
+        }
+    }
+}
+
 /// All four stacks at once: `up --all` (independent stacks in parallel), then `destroy` with no
 /// stack removes every stack deployed in the env.
 #[test]
@@ -708,6 +825,7 @@ fn all_four_stacks_up_and_down_together() {
             ("should-i-deploy".into(), 12)
         ]
     );
+    least_privilege_everywhere(&w);
     let out = w
         .deploy()
         .run(&["up", "--all", "--var", "email=a@example.com", "--yes"])

@@ -105,6 +105,7 @@ async fn place_of(setup: &Setup, stack: &Stack) -> permissions::Place {
             partition: crate::aws::partition_of(&t.region).into(),
             region: t.region,
             account: t.account_id,
+            ..Default::default()
         },
         None => permissions::Place::default(),
     }
@@ -130,7 +131,50 @@ pub fn check_stack(stack: &Stack, defs: &[(String, Value)]) -> Vec<Finding> {
         out.extend(d.name());
         d.permissions(def, broken, &mut out);
     }
+    out.extend(wildcards(stack));
     place_all(stack, &mut out);
+    out
+}
+
+/// A policy statement of the manifest that grants on `*` an action AWS lets it grant on a
+/// resource's ARN: a warning naming that ARN. Resource policies (a statement with a
+/// `Principal`) are the resource's own and not looked at.
+fn wildcards(stack: &Stack) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (id, d) in &stack.resources {
+        let Some(statements) = d.attrs.get("statement").and_then(|s| s.as_array()) else {
+            continue;
+        };
+        for (i, st) in statements.iter().enumerate() {
+            let star = match &st["Resource"] {
+                Value::String(r) => r == "*",
+                Value::Array(rs) => rs.iter().any(|r| r == "*"),
+                _ => false,
+            };
+            if !star || st["Effect"] != "Allow" || st.get("Principal").is_some() {
+                continue;
+            }
+            for action in permissions::granted_actions(std::slice::from_ref(st)) {
+                let arns = validate::arns::formats(&action);
+                if arns.is_empty() {
+                    continue;
+                }
+                let msg = format!(
+                    "policy `{id}` grants {action} on \"*\": AWS lets it be granted on {}; name it in Resource",
+                    arns.join(" or ")
+                );
+                let at = format!("/resources/{id}/statement/{i}/Resource");
+                out.push(Finding::new(
+                    Severity::Warning,
+                    Some(&stack.name),
+                    &stack.file,
+                    None,
+                    &at,
+                    msg,
+                ));
+            }
+        }
+    }
     out
 }
 
@@ -291,6 +335,19 @@ fn place_all(stack: &Stack, findings: &mut [Finding]) {
     }
 }
 
+/// A state machine's name as deployed (the env's prefix included), `*` when a reference
+/// makes it.
+fn machine_name(stack: &Stack, id: &str) -> String {
+    match stack.resources[id]
+        .attrs
+        .get("name")
+        .and_then(|n| n.as_str())
+    {
+        Some(n) if !n.contains("${") => n.to_string(),
+        _ => "*".into(),
+    }
+}
+
 /// `deploy policy`: the least-privilege policy each state machine of a stack needs.
 pub async fn policy(g: &Global, stack: &str, machine: Option<&str>, vars: &VarArgs) -> Result<()> {
     let setup = Setup::new(g)?;
@@ -314,6 +371,10 @@ pub async fn policy(g: &Global, stack: &str, machine: Option<&str>, vars: &VarAr
         if defs.len() > 1 {
             outln!("// {id}");
         }
+        let place = permissions::Place {
+            machine: machine_name(&s, id),
+            ..place.clone()
+        };
         let doc = permissions::least_privilege(&permissions::derive(def, &place));
         outln!("{}", serde_json::to_string_pretty(&doc).unwrap());
     }

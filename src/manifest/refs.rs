@@ -2,7 +2,10 @@
 //!
 //! - `${<resource>.<attribute>}`: an output of another resource (this is what builds the graph);
 //! - `${var.<name>}`: a stack variable;
-//! - `${env}`, `${stack}`, `${account_id}`, `${region}`, `${partition}`: the deployment's context.
+//! - `${env}`, `${stack}`, `${account_id}`, `${region}`, `${partition}`: the deployment's context;
+//!   `${env_prefix}` is what the env puts before every name (`pr-1-`; nothing in the default
+//!   env), for an ARN written from a name before the resource exists (a trust policy's
+//!   `source_arn`, which cannot wait for the state machine that needs the role).
 //!
 //! A string that is exactly one reference takes the referenced value with its type (a number
 //! variable stays a number); a reference inside a longer string is formatted into it.
@@ -28,7 +31,14 @@ pub enum Ref {
     Output { resource: String, attr: String },
 }
 
-pub const CONTEXT_NAMES: &[&str] = &["env", "stack", "account_id", "region", "partition"];
+pub const CONTEXT_NAMES: &[&str] = &[
+    "env",
+    "env_prefix",
+    "stack",
+    "account_id",
+    "region",
+    "partition",
+];
 
 /// Every reference in a string, in order, or an error naming the malformed one.
 pub fn parse_refs(s: &str) -> Result<Vec<Ref>, String> {

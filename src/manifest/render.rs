@@ -63,6 +63,11 @@ impl Stack {
         }
         s.context
             .insert("env".into(), Value::String(self.env.clone()));
+        let prefix = match self.env.as_str() {
+            DEFAULT_ENV => String::new(),
+            env => format!("{env}-"),
+        };
+        s.context.insert("env_prefix".into(), Value::String(prefix));
         s.context
             .insert("stack".into(), Value::String(self.name.clone()));
         if let Some((account, region, partition)) = target {

@@ -126,6 +126,22 @@ pub fn owner_marker(stack: &str, env: &str) -> String {
     format!("[deploy:stack={stack} deploy:env={env}]")
 }
 
+/// `attrs` without what marks them as a stack's own: the `deploy:*` tags, the owner marker in
+/// the description (what `[[removed]]` takes off a resource it leaves in AWS).
+pub fn unmarked(kind: &dyn DynKind, attrs: &Value, stack: &str, env: &str) -> Value {
+    let mut v = attrs.clone();
+    if let Some(tags) = v.get_mut("tags").and_then(|t| t.as_object_mut()) {
+        tags.retain(|k, _| !k.starts_with("deploy:"));
+    }
+    if kind.owner() == Owner::Description {
+        if let Some(Value::String(d)) = v.get_mut("description") {
+            let marker = owner_marker(stack, env);
+            *d = d.replace(&marker, "").trim_end().to_string();
+        }
+    }
+    v
+}
+
 /// The attributes of a kind that has nothing but a name and tags (a log group, a topic, a
 /// bucket).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -461,12 +477,13 @@ pub fn tag_changes(live: &Tags, want: &Tags) -> (Tags, Vec<String>) {
     (set, remove)
 }
 
-/// A trust policy letting one service principal assume a role.
-pub fn trust_policy(service: &str) -> Value {
-    serde_json::json!({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]
-    })
+/// A trust policy letting one service principal assume a role, on conditions (none when empty).
+pub fn trust_policy(service: &str, condition: serde_json::Map<String, Value>) -> Value {
+    let mut st = serde_json::json!({"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"});
+    if !condition.is_empty() {
+        st["Condition"] = Value::Object(condition);
+    }
+    serde_json::json!({"Version": "2012-10-17", "Statement": [st]})
 }
 
 /// IAM returns policy documents URL-encoded; accept both forms.

@@ -38,11 +38,12 @@ async fn find(ctx: &Ctx, a: &Attrs) -> Result<Option<String>> {
             }
             Err(e) => return Err(api_error("ListSubscriptionsByTopic", &e)),
         };
-        if let Some(sub) = page
-            .subscriptions()
-            .iter()
-            .find(|s| s.protocol() == Some(&a.protocol) && s.endpoint() == Some(&a.endpoint))
-        {
+        if let Some(sub) = page.subscriptions().iter().find(|s| {
+            // an endpoint from a sensitive variable is recorded sealed
+            let endpoint = s.endpoint().unwrap_or_default();
+            s.protocol() == Some(&a.protocol)
+                && (endpoint == a.endpoint || crate::secrets::same(&a.endpoint, endpoint))
+        }) {
             return Ok(Some(sub.subscription_arn().unwrap_or_default().to_string()));
         }
         match page.next_token {

@@ -56,6 +56,17 @@ impl DirStore {
         Ok(())
     }
 
+    pub fn backup(&self, stack: &str, env: &str, text: &str) -> Result<String> {
+        let path = self.root.join(env).join(format!("{stack}.json.backup"));
+        let dir = path.parent().unwrap();
+        // written like the state: atomically, 0600
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_at(dir))?;
+        tmp.write_all(text.as_bytes()).map_err(io_at(&path))?;
+        tmp.as_file().sync_all().map_err(io_at(&path))?;
+        tmp.persist(&path).map_err(|e| io_at(&path)(e.error))?;
+        Ok(path.display().to_string())
+    }
+
     pub fn list(&self) -> Result<Vec<(String, String)>> {
         let mut out = Vec::new();
         let Ok(envs) = std::fs::read_dir(&self.root) else {
@@ -88,13 +99,18 @@ impl DirStore {
     ) -> Result<std::result::Result<File, Option<Holder>>> {
         let path = self.lock_path(stack, env);
         std::fs::create_dir_all(path.parent().unwrap()).map_err(io_at(path.parent().unwrap()))?;
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(io_at(&path))?;
+        let mut options = OpenOptions::new();
+        options.create(true).truncate(false).read(true).write(true);
+        // the holder's host and pid are nobody else's business: 0600 like the state beside it
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&path).map_err(io_at(&path))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            // a lock file an older version made with the umask's mode
+            let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
+        }
         match file.try_lock() {
             Ok(()) => {
                 let text = serde_json::to_string(me).unwrap_or_default();

@@ -4,6 +4,7 @@
 //! JSONPath field and the reverse; a JSONPath machine may hold JSONata states, not the
 //! reverse), and expressions (JSONata parses, JSONPath paths, intrinsic calls).
 
+pub mod arns;
 mod choice;
 pub mod expr;
 mod expressions;

@@ -12,16 +12,21 @@ use std::collections::BTreeMap;
 pub struct Need {
     pub action: String,
     pub resource: String,
+    /// The statement's `Condition`, when the grant is narrower than its resource
+    /// (`states:InvokeHTTPEndpoint` for one endpoint and method).
+    pub condition: Option<Value>,
     pub state: String,
     pub pointer: String,
 }
 
-/// Where ARNs are built: partition, region and account (`*` where unknown).
+/// Where ARNs are built: partition, region and account, and the state machine's name (`*`
+/// where unknown).
 #[derive(Debug, Clone)]
 pub struct Place {
     pub partition: String,
     pub region: String,
     pub account: String,
+    pub machine: String,
 }
 
 impl Default for Place {
@@ -30,7 +35,23 @@ impl Default for Place {
             partition: "aws".into(),
             region: "*".into(),
             account: "*".into(),
+            machine: "*".into(),
         }
+    }
+}
+
+impl Place {
+    /// An ARN format of AWS's reference (`arn:${Partition}:iam::${Account}:user/${UserName}`)
+    /// filled with the place, and `*` for what it does not know.
+    fn fill(&self, format: &str) -> String {
+        let known = format
+            .replace("${Partition}", &self.partition)
+            .replace("${Region}", &self.region)
+            .replace("${AccountId}", &self.account)
+            .replace("${Account}", &self.account);
+        static NAMED: std::sync::LazyLock<regex::Regex> =
+            std::sync::LazyLock::new(|| regex::Regex::new(r"\$\{[^}]*\}").unwrap());
+        NAMED.replace_all(&known, "*").into_owned()
     }
 }
 
@@ -129,12 +150,32 @@ pub fn derive(def: &Value, place: &Place) -> Vec<Need> {
             .unwrap_or(&empty);
         for (action, resource) in task_needs(resource, args, place) {
             let pointer = format!("{p}/Resource");
-            out.push(Need {
-                action,
-                resource,
-                state: name.to_string(),
-                pointer,
-            });
+            let condition = (action == "states:InvokeHTTPEndpoint")
+                .then(|| http_condition(args))
+                .flatten();
+            // what the definition does not name is still of a type: its ARN with `*` for
+            // the names (`arn:aws:iam::123456789012:user/*`), where AWS takes one
+            let scoped = match resource.as_str() {
+                "*" => super::arns::formats(&action)
+                    .iter()
+                    .map(|f| place.fill(f))
+                    .collect(),
+                _ => vec![],
+            };
+            let resources = if scoped.is_empty() {
+                vec![resource]
+            } else {
+                scoped
+            };
+            for resource in resources {
+                out.push(Need {
+                    action: action.clone(),
+                    resource,
+                    condition: condition.clone(),
+                    state: name.to_string(),
+                    pointer: pointer.clone(),
+                });
+            }
         }
     }
     out
@@ -190,8 +231,13 @@ fn task_needs(resource: &str, args: &Map<String, Value>, place: &Place) -> Needs
                 resource_for("states", "StartExecution", args, place),
             )];
             if pattern == "sync" {
-                n.push(("states:DescribeExecution".into(), "*".into()));
-                n.push(("states:StopExecution".into(), "*".into()));
+                // the child's executions: of the machine named, else of any
+                let executions = literal(args, "StateMachineArn")
+                    .filter(|a| a.contains(":stateMachine:"))
+                    .map(|a| format!("{}:*", a.replacen(":stateMachine:", ":execution:", 1)))
+                    .unwrap_or_else(|| "*".into());
+                n.push(("states:DescribeExecution".into(), executions.clone()));
+                n.push(("states:StopExecution".into(), executions));
                 n.extend(sync_rule(
                     place,
                     "StepFunctionsGetEventsForStepFunctionsExecutionRule",
@@ -217,8 +263,9 @@ fn http_needs(args: &Map<String, Value>, place: &Place) -> Needs {
         .and_then(|rest| rest.split('/').next())
         .map(|n| format!("arn:{pa}:secretsmanager:{r}:{a}:secret:events!connection/{n}/*"))
         .unwrap_or_else(|| "*".into());
+    let machine = format!("arn:{pa}:states:{r}:{a}:stateMachine:{}", place.machine);
     vec![
-        ("states:InvokeHTTPEndpoint".into(), "*".into()),
+        ("states:InvokeHTTPEndpoint".into(), machine),
         (
             "events:RetrieveConnectionCredentials".into(),
             conn.unwrap_or_else(|| "*".into()),
@@ -226,6 +273,23 @@ fn http_needs(args: &Map<String, Value>, place: &Place) -> Needs {
         ("secretsmanager:GetSecretValue".into(), secret.clone()),
         ("secretsmanager:DescribeSecret".into(), secret),
     ]
+}
+
+/// An HTTP Task's grant narrowed to the endpoint and method it names (`states:HTTPEndpoint`,
+/// `states:HTTPMethod`, as AWS documents for `states:InvokeHTTPEndpoint`).
+fn http_condition(args: &Map<String, Value>) -> Option<Value> {
+    let mut c = Map::new();
+    if let Some(m) = literal(args, "Method") {
+        c.insert("StringEquals".into(), json!({"states:HTTPMethod": m}));
+    }
+    if let Some(e) = literal(args, "ApiEndpoint") {
+        // the query string, when there is one, follows the endpoint
+        c.insert(
+            "StringLike".into(),
+            json!({"states:HTTPEndpoint": format!("{e}*")}),
+        );
+    }
+    (!c.is_empty()).then_some(Value::Object(c))
 }
 
 /// Optimised integrations name the API action in camel case: sns:publish,
@@ -305,8 +369,11 @@ pub fn granted_actions(statements: &[Value]) -> Vec<String> {
 /// The least-privilege policy document for a set of needs: one statement per action set
 /// sharing the same resources.
 pub fn least_privilege(needs: &[Need]) -> Value {
+    // a grant with a condition is a statement of its own
+    let (narrowed, plain): (Vec<&Need>, Vec<&Need>) =
+        needs.iter().partition(|n| n.condition.is_some());
     let mut by_action: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for n in needs {
+    for n in plain {
         let rs = by_action.entry(n.action.clone()).or_default();
         if !rs.contains(&n.resource) {
             rs.push(n.resource.clone());
@@ -325,7 +392,7 @@ pub fn least_privilege(needs: &[Need]) -> Value {
             None => by_resources.push((rs, vec![action])),
         }
     }
-    let statements: Vec<Value> = by_resources
+    let mut statements: Vec<Value> = by_resources
         .into_iter()
         .map(|(rs, actions)| {
             let resource = if rs.len() == 1 {
@@ -336,6 +403,12 @@ pub fn least_privilege(needs: &[Need]) -> Value {
             json!({"Effect": "Allow", "Action": actions, "Resource": resource})
         })
         .collect();
+    for n in narrowed {
+        let st = json!({"Effect": "Allow", "Action": [n.action], "Resource": n.resource, "Condition": n.condition});
+        if !statements.contains(&st) {
+            statements.push(st);
+        }
+    }
     json!({"Version": "2012-10-17", "Statement": statements})
 }
 
@@ -349,6 +422,7 @@ mod tests {
             partition: "aws".into(),
             region: "us-east-1".into(),
             account: "123456789012".into(),
+            machine: "m".into(),
         };
         derive(&def, &place)
             .into_iter()
@@ -362,7 +436,12 @@ mod tests {
             needs(r, json!({}))
                 .into_iter()
                 .map(|(a, _)| a)
-                .collect::<Vec<_>>()
+                .fold(Vec::new(), |mut v, a| {
+                    if !v.contains(&a) {
+                        v.push(a)
+                    }
+                    v
+                })
         };
         assert_eq!(
             acts("arn:aws:states:us-east-1:123456789012:aws-sdk:s3:getObject"),
@@ -399,7 +478,11 @@ mod tests {
                 "arn:aws:states:::aws-sdk:iam:createUser",
                 json!({"UserName": "{% $u %}"})
             ),
-            vec![("iam:CreateUser".into(), "*".into())]
+            // named by an expression: any user, still only users
+            vec![(
+                "iam:CreateUser".into(),
+                "arn:aws:iam::123456789012:user/*".into()
+            )]
         );
         assert_eq!(
             needs(
@@ -410,7 +493,28 @@ mod tests {
         );
         assert_eq!(
             needs("arn:aws:states:::aws-sdk:sfn:describeExecution", json!({})),
-            vec![("states:DescribeExecution".into(), "*".into())]
+            // no execution named: any of this account's, standard or express
+            vec![
+                (
+                    "states:DescribeExecution".into(),
+                    "arn:aws:states:us-east-1:123456789012:execution:*:*".into()
+                ),
+                (
+                    "states:DescribeExecution".into(),
+                    "arn:aws:states:us-east-1:123456789012:express:*:*:*".into()
+                )
+            ]
+        );
+        let child = needs(
+            "arn:aws:states:::states:startExecution.sync",
+            json!({"StateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:child"}),
+        );
+        assert_eq!(
+            child[1],
+            (
+                "states:DescribeExecution".into(),
+                "arn:aws:states:us-east-1:123456789012:execution:child:*".into()
+            )
         );
     }
 
@@ -447,7 +551,13 @@ mod tests {
             "arn:aws:states:::http:invoke",
             json!({"InvocationConfig": {"ConnectionArn": "arn:aws:events:us-east-1:1:connection/c/abc"}}),
         );
-        assert_eq!(http[0], ("states:InvokeHTTPEndpoint".into(), "*".into()));
+        assert_eq!(
+            http[0],
+            (
+                "states:InvokeHTTPEndpoint".into(),
+                "arn:aws:states:us-east-1:123456789012:stateMachine:m".into()
+            )
+        );
         assert_eq!(
             http[1],
             (
@@ -461,7 +571,7 @@ mod tests {
         );
         let sync: Vec<String> = needs(
             "arn:aws:states:::states:startExecution.sync:2",
-            json!({"StateMachineArn": "arn:sm"}),
+            json!({"StateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:child"}),
         )
         .into_iter()
         .map(|n| n.0)
@@ -490,6 +600,7 @@ mod tests {
         let n = |a: &str, r: &str| Need {
             action: a.into(),
             resource: r.into(),
+            condition: None,
             state: "s".into(),
             pointer: String::new(),
         };

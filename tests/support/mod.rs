@@ -1005,6 +1005,11 @@ pub fn role_policy(
         assert_eq!(st.len(), 1, "{trust}");
         assert_eq!(st[0]["Principal"], serde_json::json!({"Service": service}));
         assert_eq!(st[0]["Action"], "sts:AssumeRole");
+        // no other account's use of the service may assume it
+        assert_eq!(
+            st[0]["Condition"]["StringEquals"]["aws:SourceAccount"], "123456789012",
+            "{trust}"
+        );
         let tags = c.iam.list_role_tags().role_name(role).send().await.unwrap();
         assert_tags(
             tags.tags()
