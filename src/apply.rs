@@ -257,6 +257,27 @@ impl Run<'_> {
         }
     }
 
+    /// `[[removed]]` without destroy: what marks the resource as the stack's is taken off it
+    /// (its `deploy:*` tags, or the marker in its description), so that no later `up` adopts
+    /// it and no `destroy` or sweep finds it; then its record leaves state. It is not deleted.
+    async fn forget_recorded(&self, id: &str) -> Result<()> {
+        let Some(entry) = self.recorded(id) else {
+            return Ok(());
+        };
+        let kind = resources::lookup(&entry.kind)
+            .ok_or_else(|| Error::internal(format!("state names unknown kind {}", entry.kind)))?;
+        let ctx = self.ex.ctx;
+        if let Some((live, _)) = kind.read(ctx, &entry.attrs, &entry.outputs).await? {
+            let env = self.state.lock().unwrap().0.state().env.clone();
+            let unmarked = resources::unmarked(kind, &live, &self.stack_name, &env);
+            if unmarked != live {
+                kind.update(ctx, &live, &unmarked, &entry.outputs).await?;
+            }
+        }
+        self.forget(id);
+        Ok(())
+    }
+
     async fn delete_recorded(&self, id: &str) -> Result<()> {
         let Some(entry) = self.recorded(id) else {
             return Ok(());
@@ -366,7 +387,7 @@ impl Run<'_> {
                 self.record(id, decl.kind, want, outputs, &decl.deps);
                 Ok(true)
             }
-            Action::Delete | Action::NoOp => Ok(false),
+            Action::Delete | Action::Forget | Action::NoOp => Ok(false),
         }
     }
 
@@ -410,20 +431,23 @@ impl Run<'_> {
             id: id.into(),
             kind: step.kind.clone(),
             name: step.name.clone(),
-            action: Action::Delete,
+            action: step.action,
         });
         let started = Instant::now();
-        let r = self.delete_recorded(id).await.map(|_| false);
+        let r = match step.action {
+            Action::Forget => self.forget_recorded(id).await,
+            _ => self.delete_recorded(id).await,
+        };
         self.finish(
             Done {
                 stack: &plan.stack,
                 id,
                 kind: &step.kind,
                 name: &step.name,
-                action: Action::Delete,
+                action: step.action,
                 started,
             },
-            r,
+            r.map(|_| false),
         )
     }
 }
@@ -526,7 +550,10 @@ impl Executor<'_> {
 
     /// Deletes, dependents first, what the plan deletes (what the manifest no longer declares).
     async fn delete_orphans(&self, run: &Run<'_>, plan: &Plan, summary: &mut Summary) {
-        let deleted = plan.steps.iter().filter(|s| s.action == Action::Delete);
+        let deleted = plan
+            .steps
+            .iter()
+            .filter(|s| matches!(s.action, Action::Delete | Action::Forget));
         let orphans: Vec<String> = deleted.map(|s| s.id.clone()).collect();
         if orphans.is_empty() {
             return;

@@ -35,6 +35,7 @@ impl Command {
             Command::Destroy(a) => a,
             Command::Import(a) => a,
             Command::Unlock(a) => a,
+            Command::State(a) => a,
             Command::List(a) => a,
             Command::Outputs(a) => a,
             Command::Rollout(a) => a,
@@ -77,6 +78,9 @@ pub enum Command {
     Import(crate::commands::deploy::ImportArgs),
     /// Remove a stack's lock left by a run that is gone (a crash, a killed CI job)
     Unlock(crate::commands::deploy::UnlockArgs),
+    /// A stack's recorded state: list, show, and the rare repair by hand (mv, rm), under its
+    /// lock, the previous document kept as a backup
+    State(crate::commands::state::StateArgs),
     /// List the project's stacks and where they are deployed
     List(crate::commands::info::ListArgs),
     /// Print a deployed stack's outputs (state machine ARN, ...)

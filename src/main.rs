@@ -35,6 +35,7 @@ mod manifest;
 mod options;
 mod package;
 mod plan;
+mod refactor;
 mod resources;
 mod saved_plan;
 mod sdk;

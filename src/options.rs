@@ -141,6 +141,28 @@ pub struct Selection {
     pub all: bool,
 }
 
+/// `--target` / `--exclude`: act on part of the stacks.
+#[derive(Debug, Clone, Default, Args)]
+pub struct PartArgs {
+    /// Act only on this resource (an id of the manifest or state) and what it depends on; for
+    /// destroy, on it and what depends on it (repeatable)
+    #[arg(long = "target", value_name = "RES")]
+    pub targets: Vec<String>,
+    /// Leave out this resource and what depends on it; for destroy, it and what it depends on
+    /// (repeatable)
+    #[arg(long = "exclude", value_name = "RES")]
+    pub excludes: Vec<String>,
+}
+
+impl PartArgs {
+    pub fn part(&self) -> crate::refactor::Part {
+        crate::refactor::Part {
+            targets: self.targets.clone(),
+            excludes: self.excludes.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ApplyArgs {
     /// Do not ask for confirmation

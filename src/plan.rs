@@ -23,6 +23,8 @@ pub enum Action {
     /// Exists already, found by its name and proven ours (state was lost, or a create's
     /// answer was): recorded, and updated where it differs.
     Adopt,
+    /// `[[removed]]` with `destroy = false`: leaves state, stays in AWS without deploy's tags.
+    Forget,
 }
 
 impl Action {
@@ -46,6 +48,7 @@ impl Action {
             Action::Replace => "-/+",
             Action::Delete => "-",
             Action::Adopt => "<=",
+            Action::Forget => "=>",
         }
     }
     pub fn verb(self) -> &'static str {
@@ -56,6 +59,7 @@ impl Action {
             Action::Replace => "replace",
             Action::Delete => "delete",
             Action::Adopt => "adopt",
+            Action::Forget => "forget",
         }
     }
 }
@@ -100,6 +104,9 @@ pub struct Step {
     /// An alias's rollout to a new version: its steps and the alarms it watches.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollout: Option<String>,
+    /// `[[moved]]`: the id (`stack.id` for another stack's) its record had before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moved_from: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -117,6 +124,11 @@ pub struct Plan {
     pub steps: Vec<Step>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Warnings,
+    /// `--target` / `--exclude`: the part acted on, and the changes left out of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partial: Option<crate::refactor::Part>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
@@ -126,6 +138,8 @@ pub struct Counts {
     pub replace: usize,
     pub delete: usize,
     pub adopt: usize,
+    pub forget: usize,
+    pub moved: usize,
     pub unchanged: usize,
 }
 
@@ -133,24 +147,68 @@ impl Plan {
     pub fn counts(&self) -> Counts {
         let mut c = Counts::default();
         for s in &self.steps {
+            c.moved += usize::from(s.moved_from.is_some());
             match s.action {
+                Action::NoOp if s.moved_from.is_some() => {}
                 Action::NoOp => c.unchanged += 1,
                 Action::Create => c.create += 1,
                 Action::Update => c.update += 1,
                 Action::Replace => c.replace += 1,
                 Action::Delete => c.delete += 1,
                 Action::Adopt => c.adopt += 1,
+                Action::Forget => c.forget += 1,
             }
         }
         c
     }
 
+    /// Whether applying it changes anything: AWS, or state alone (a move).
     pub fn has_changes(&self) -> bool {
-        self.steps.iter().any(|s| s.action != Action::NoOp)
+        self.steps
+            .iter()
+            .any(|s| s.action != Action::NoOp || s.moved_from.is_some())
     }
 
     pub fn step(&self, id: &str) -> Option<&Step> {
         self.steps.iter().find(|s| s.id == id)
+    }
+
+    /// Keeps the part `--target` / `--exclude` name (`deps`: what an id depends on; `down`:
+    /// for a destroy) and lists the changes it leaves out. A stack that holds none of the
+    /// targets is left out whole.
+    pub fn restrict(
+        &mut self,
+        part: &crate::refactor::Part,
+        deps: &dyn Fn(&str) -> std::collections::BTreeSet<String>,
+        down: bool,
+    ) {
+        if part.whole() {
+            return;
+        }
+        let here = |ids: &[String]| -> Vec<String> {
+            ids.iter()
+                .filter(|id| self.step(id).is_some())
+                .cloned()
+                .collect()
+        };
+        let local = crate::refactor::Part {
+            targets: here(&part.targets),
+            excludes: here(&part.excludes),
+        };
+        let keep = match !part.targets.is_empty() && local.targets.is_empty() {
+            true => Default::default(),
+            false => local.keep(self.steps.iter().map(|s| &s.id), deps, down),
+        };
+        let (kept, out): (Vec<Step>, Vec<Step>) = std::mem::take(&mut self.steps)
+            .into_iter()
+            .partition(|s| keep.contains(&s.id));
+        self.steps = kept;
+        self.left_out = out
+            .iter()
+            .filter(|s| s.action != Action::NoOp || s.moved_from.is_some())
+            .map(|s| format!("{} {}.{}", s.action.verb(), s.kind, s.id))
+            .collect();
+        self.partial = Some(part.clone());
     }
 }
 
@@ -458,7 +516,8 @@ async fn plan_reads(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Plan
         let decl = &stack.resources[&id];
         let (desired, w) = desired(stack, &id, &scope, &ahead, ctx)?;
         warnings.extend(w);
-        let mut step = new_step(&id, decl, &desired);
+        let shown = crate::secrets::mask(&desired, decl.kind.sensitive(), &stack.secrets);
+        let mut step = new_step(&id, decl, &desired, &shown);
         let recorded = state.resources.get(&id);
         let unrecorded = !recorded.is_some_and(|e| e.status == Status::Created);
         if let (true, Some(it)) = (unrecorded, found.ours.remove(&id)) {
@@ -477,7 +536,11 @@ async fn plan_reads(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Plan
     let orphans = removed_order(state, |id| !stack.resources.contains_key(id));
     for id in orphans {
         let e = &state.resources[&id];
-        steps.push(delete_step(&id, e, "no longer in the manifest"));
+        steps.push(match stack.removal(&id) {
+            Some(r) if !r.destroy => forget_step(&id, e),
+            Some(_) => delete_step(&id, e, "`[[removed]]` with destroy = true"),
+            None => delete_step(&id, e, "no longer in the manifest"),
+        });
     }
     Ok(Plan {
         stack: stack.name.clone(),
@@ -485,6 +548,8 @@ async fn plan_reads(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Plan
         destroy: false,
         steps,
         warnings,
+        partial: None,
+        left_out: vec![],
     })
 }
 
@@ -525,7 +590,7 @@ fn desired(
 }
 
 /// A step that creates `id`, until found otherwise.
-fn new_step(id: &str, decl: &crate::manifest::Decl, desired: &Value) -> Step {
+fn new_step(id: &str, decl: &crate::manifest::Decl, desired: &Value, shown: &Value) -> Step {
     let alias = decl.kind.name() == "sfn_state_machine_alias";
     let rollout = serde_json::from_value::<resources::sfn_alias::Attrs>(desired.clone())
         .ok()
@@ -534,7 +599,7 @@ fn new_step(id: &str, decl: &crate::manifest::Decl, desired: &Value) -> Step {
     Step {
         id: id.to_string(),
         kind: decl.kind.name().into(),
-        name: decl.kind.display_name(desired),
+        name: decl.kind.display_name(shown),
         action: Action::Create,
         reason: None,
         changes: vec![],
@@ -543,6 +608,7 @@ fn new_step(id: &str, decl: &crate::manifest::Decl, desired: &Value) -> Step {
         found: None,
         transitions: vec![],
         rollout,
+        moved_from: None,
     }
 }
 
@@ -578,7 +644,27 @@ fn compare(
         c.changed_outside = recorded.get(&c.attr) != have.get(&c.attr);
     }
     step.action = Action::for_changes(&step.changes);
+    if step.action == Action::Replace {
+        step.reason = Some(replacement_reason(&step.changes));
+    }
     step.live = Some(have);
+}
+
+/// Why an update is a replacement: the attributes AWS cannot change in place.
+fn replacement_reason(changes: &[AttrChange]) -> String {
+    let forcing: Vec<&str> = changes
+        .iter()
+        .filter(|c| c.forces_replacement)
+        .map(|c| c.attr.as_str())
+        .collect();
+    let what = forcing.join(", ");
+    if forcing.contains(&"name") {
+        format!(
+            "AWS cannot rename it ({what}): a new one is made and this one deleted, with what it holds; to change only its id in the manifest, keep the name and add a [[moved]] entry"
+        )
+    } else {
+        format!("AWS cannot change {what} in place: a new one is made and this one deleted")
+    }
 }
 
 /// What people see of a change: secret values (the kind's sensitive attributes, sensitive
@@ -611,12 +697,23 @@ pub fn plan_destroy(state: &StackState) -> Plan {
         destroy: true,
         steps,
         warnings: vec![],
+        partial: None,
+        left_out: vec![],
+    }
+}
+
+/// A `[[removed]]` resource kept in AWS: its record leaves state, deploy's tags leave it.
+fn forget_step(id: &str, e: &crate::state::Entry) -> Step {
+    let reason = "`[[removed]]`: leaves the stack's state and stays in AWS, without deploy's tags (destroy = true deletes it)";
+    Step {
+        action: Action::Forget,
+        ..delete_step(id, e, reason)
     }
 }
 
 fn delete_step(id: &str, e: &crate::state::Entry, reason: &str) -> Step {
     let name = resources::lookup(&e.kind)
-        .map(|k| k.display_name(&e.attrs))
+        .map(|k| k.display_name(&crate::secrets::mask(&e.attrs, k.sensitive(), &[])))
         .unwrap_or_default();
     Step {
         id: id.into(),
@@ -630,6 +727,7 @@ fn delete_step(id: &str, e: &crate::state::Entry, reason: &str) -> Step {
         found: None,
         transitions: vec![],
         rollout: None,
+        moved_from: None,
     }
 }
 

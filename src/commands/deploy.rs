@@ -5,7 +5,7 @@ use super::{Setup, confirm};
 use crate::aws::Ctx;
 use crate::error::{Error, Result};
 use crate::manifest::Stack;
-use crate::options::{ApplyArgs, Format, Global, Selection, VarArgs};
+use crate::options::{ApplyArgs, Format, Global, PartArgs, Selection, VarArgs};
 use crate::options::{ReportArgs, Run};
 use crate::saved_plan::{self, SavedPlan, SavedStack};
 use crate::state::StackState;
@@ -21,15 +21,31 @@ pub async fn up(g: &Global, a: &UpArgs) -> Result<()> {
     }
     let stacks = setup.load(&a.select, &a.vars)?;
     let names: Vec<String> = stacks.iter().map(|s| s.name.clone()).collect();
+    let sources = move_sources(&stacks);
+    let part = a.part.part();
     setup
-        .locked(&names, "up", async {
-            // read once, under the lock, and checked before anything calls AWS
-            let recorded = setup.recorded(&names).await?;
+        .locked(&[names.clone(), sources.clone()].concat(), "up", async {
+            // read once, under the locks, and checked before anything calls AWS
+            let (mut recorded, mut others) = read_with_sources(&setup, &names, &sources).await?;
+            check_part(&part, &stacks, &recorded)?;
+            let moves = carry_moves(&stacks, &mut recorded, &mut others)?;
             super::validate::gate(&stacks, &recorded)?;
-            let (ctx, plans) = connect_and_plan(g, &setup, a, stacks, recorded).await?;
-            apply_up(&setup, &ctx, plans, a, g.branch.as_ref()).await
+            let (ctx, mut plans) = connect_and_plan(g, &setup, a, stacks, recorded).await?;
+            mark_and_restrict(&mut plans, moves, &part);
+            apply_up(&setup, &ctx, plans, a, g.branch.as_ref(), others).await
         })
         .await
+}
+
+/// The states of the stacks, and of the stacks they move records from.
+async fn read_with_sources(
+    setup: &Setup,
+    names: &[String],
+    sources: &[String],
+) -> Result<(Vec<StackState>, BTreeMap<String, StackState>)> {
+    let recorded = setup.recorded(names).await?;
+    let others = sources.iter().cloned().zip(setup.recorded(sources).await?);
+    Ok((recorded, others.collect()))
 }
 
 /// `up --plan FILE`: applies exactly the saved plan, or refuses before any change.
@@ -57,6 +73,13 @@ async fn up_saved(g: &Global, setup: &Setup, a: &UpArgs, file: &Path) -> Result<
         stacks.push(setup.project.load(&s.stack, &inputs, &setup.env)?);
     }
     let names: Vec<String> = saved.stacks.iter().map(|s| s.stack.clone()).collect();
+    let sources = move_sources(&stacks);
+    // the part the plan was made for (`plan --target / --exclude`), whatever this run says
+    let part: crate::refactor::Part = saved
+        .stacks
+        .first()
+        .and_then(|s| serde_json::from_value(s.plan["plans"][0]["partial"].clone()).ok())
+        .unwrap_or_default();
     let reviewed = UpArgs {
         apply: ApplyArgs {
             yes: true, // the plan was reviewed: applying it is the confirmation
@@ -65,15 +88,17 @@ async fn up_saved(g: &Global, setup: &Setup, a: &UpArgs, file: &Path) -> Result<
         ..a.clone()
     };
     setup
-        .locked(&names, "up", async {
-            let recorded = setup.recorded(&names).await?;
+        .locked(&[names.clone(), sources.clone()].concat(), "up", async {
+            let (mut recorded, mut others) = read_with_sources(setup, &names, &sources).await?;
+            let moves = carry_moves(&stacks, &mut recorded, &mut others)?;
             super::validate::gate(&stacks, &recorded)?;
             for (s, st) in saved.stacks.iter().zip(&recorded) {
                 if saved_plan::state_digest(st) != s.state {
                     return Err(stale(&s.stack, &setup.env, &at, "its recorded state changed since the plan was made (another up or destroy ran)"));
                 }
             }
-            let (ctx, plans) = connect_and_plan(g, setup, a, stacks, recorded).await?;
+            let (ctx, mut plans) = connect_and_plan(g, setup, a, stacks, recorded).await?;
+            mark_and_restrict(&mut plans, moves, &part);
             for (s, p) in saved.stacks.iter().zip(&plans) {
                 let stack = p.stack.as_ref().expect("up plans carry their stack");
                 if let Some(d) = saved_plan::first_difference(&s.desired, &desired(stack, &p.state, &ctx)?) {
@@ -83,7 +108,7 @@ async fn up_saved(g: &Global, setup: &Setup, a: &UpArgs, file: &Path) -> Result<
                     return Err(stale(&s.stack, &setup.env, &at, "its resources in AWS changed since the plan was made: planning again gives other steps"));
                 }
             }
-            apply_up(setup, &ctx, plans, &reviewed, g.branch.as_ref()).await
+            apply_up(setup, &ctx, plans, &reviewed, g.branch.as_ref(), others).await
         })
         .await
 }
@@ -198,24 +223,25 @@ fn save_plans(setup: &Setup, plans: &[Planned], ctx: &Ctx, file: &Path) -> Resul
 }
 
 /// Prints the plans; says whether anything would change.
-pub async fn plan(
-    g: &Global,
-    select: &Selection,
-    vars: &VarArgs,
-    out: &ReportArgs,
-    save: Option<&Path>,
-) -> Result<bool> {
+pub async fn plan(g: &Global, a: &PlanArgs) -> Result<bool> {
+    let (select, vars, out, save) = (&a.select, &a.vars, &a.out, a.save.as_deref());
     let setup = Setup::new(g)?;
     let stacks = setup.load(select, vars)?;
     let names: Vec<String> = stacks.iter().map(|s| s.name.clone()).collect();
+    let sources = move_sources(&stacks);
+    let part = a.part.part();
     setup
-        .locked(&names, "plan", async {
-            let recorded = setup.recorded(&names).await?;
+        .locked(&[names.clone(), sources.clone()].concat(), "plan", async {
+            let (mut recorded, mut others) = read_with_sources(&setup, &names, &sources).await?;
+            check_part(&part, &stacks, &recorded)?;
+            // moved in memory only: a plan changes nothing
+            let moves = carry_moves(&stacks, &mut recorded, &mut others)?;
             super::validate::gate(&stacks, &recorded)?;
             let (ctx, identity) = setup.connect_planning(&g.aws, &recorded).await?;
             let mut plans = identity
                 .alongside(plan_stacks(&setup, stacks, recorded, &ctx, None))
                 .await?;
+            mark_and_restrict(&mut plans, moves, &part);
             scenario_transitions(&setup, &mut plans);
             running_on_older_versions(&ctx, &mut plans).await;
             print_plans(&plans, out.format);
@@ -314,6 +340,8 @@ pub struct UpArgs {
     pub apply: ApplyArgs,
     #[command(flatten)]
     pub out: ReportArgs,
+    #[command(flatten)]
+    pub part: PartArgs,
     /// The environment expires this long after its last `up` (e.g. 72h); `deploy sweep` removes it then
     #[arg(long, value_parser = humantime::parse_duration)]
     pub ttl: Option<std::time::Duration>,
@@ -350,6 +378,8 @@ pub struct PlanArgs {
     pub vars: VarArgs,
     #[command(flatten)]
     pub out: ReportArgs,
+    #[command(flatten)]
+    pub part: PartArgs,
     /// Exit 0 when nothing would change, 2 when something would, 1 on any error (as Terraform)
     #[arg(long)]
     pub detailed_exitcode: bool,
@@ -364,7 +394,7 @@ impl Run for PlanArgs {
         self.out.format
     }
     async fn run(&self, g: &Global) -> Result<()> {
-        let changes = plan(g, &self.select, &self.vars, &self.out, self.save.as_deref()).await;
+        let changes = plan(g, self).await;
         match (self.detailed_exitcode, changes) {
             (true, Ok(true)) => std::process::exit(2),
             // exit 1 on any error, as Terraform
@@ -434,6 +464,7 @@ async fn apply_up(
     mut plans: Vec<Planned>,
     a: &UpArgs,
     branch: Option<&String>,
+    sources: BTreeMap<String, StackState>,
 ) -> Result<()> {
     let (args, out, ttl) = (&a.apply, &a.out, a.ttl);
     scenario_transitions(setup, &mut plans);
@@ -469,6 +500,7 @@ async fn apply_up(
         args.yes,
     )
     .await?;
+    record_moves_from_other_stacks(setup, &plans, sources).await?;
     let view = view_for(out.format, &plans);
     let ex = executor(setup, ctx, view.as_ref(), args);
     let runs = plans.into_iter().map(|p| {
@@ -480,4 +512,30 @@ async fn apply_up(
     });
     let results = futures::future::join_all(runs).await;
     report(results, out.format)
+}
+
+/// A record moved in from a stack that is not being brought up: the stack it went to is
+/// written first, then the one it left, before anything else is done (a crash in between
+/// leaves it recorded twice, never lost: `deploy state rm` forgets the stale copy).
+async fn record_moves_from_other_stacks(
+    setup: &Setup,
+    plans: &[Planned],
+    sources: BTreeMap<String, StackState>,
+) -> Result<()> {
+    if sources.is_empty() {
+        return Ok(());
+    }
+    let receiving = plans.iter().filter(|p| {
+        p.plan
+            .steps
+            .iter()
+            .any(|s| s.moved_from.as_ref().is_some_and(|f| f.contains('.')))
+    });
+    for p in receiving {
+        setup.store.save(&p.state).await?;
+    }
+    for st in sources.values() {
+        setup.store.save(st).await?;
+    }
+    Ok(())
 }

@@ -5,7 +5,7 @@ use super::stages::*;
 use super::{Setup, confirm};
 use crate::aws::Ctx;
 use crate::error::{Error, Result};
-use crate::options::{ApplyArgs, Format, Global, VarArgs};
+use crate::options::{ApplyArgs, Format, Global, PartArgs, VarArgs};
 use crate::options::{ReportArgs, Run};
 use crate::plan::{self};
 use crate::state::StackState;
@@ -54,14 +54,9 @@ async fn recover(
     Ok(added)
 }
 
-pub async fn destroy(
-    g: &Global,
-    stacks: &[String],
-    vars: &VarArgs,
-    args: &ApplyArgs,
-    out: &ReportArgs,
-    stop_executions: bool,
-) -> Result<()> {
+pub async fn destroy(g: &Global, a: &DestroyArgs) -> Result<()> {
+    let (stacks, vars, args, out) = (&a.stacks, &a.vars, &a.apply, &a.out);
+    let part = a.part.part();
     let setup = Setup::new(g)?;
     // Named stacks; else every stack of the project and every one recorded in the env (state
     // may be missing: what exists is found by name and tags).
@@ -81,7 +76,7 @@ pub async fn destroy(
             // every state read and checked to be its stack's before anything calls AWS
             let recorded = setup.recorded(&names).await?;
             let mut ctx = setup.connect(&g.aws).await?;
-            ctx.stop_executions = stop_executions;
+            ctx.stop_executions = a.stop_executions;
             let ctx = &ctx;
             let plans = futures::future::try_join_all(
                 names
@@ -90,7 +85,11 @@ pub async fn destroy(
                     .map(|(name, state)| plan_destroy(&setup, name, state, vars, ctx)),
             )
             .await?;
-            let plans: Vec<Planned> = plans.into_iter().flatten().collect();
+            let mut plans: Vec<Planned> = plans.into_iter().flatten().collect();
+            let states: Vec<StackState> = plans.iter().map(|p| p.state.clone()).collect();
+            check_part(&part, &[], &states)?;
+            mark_and_restrict(&mut plans, vec![], &part);
+            plans.retain(|p| !p.plan.steps.is_empty());
             if plans.is_empty() {
                 outln!("Nothing to destroy in env {}.", setup.env);
                 return Ok(());
@@ -157,6 +156,8 @@ pub struct DestroyArgs {
     pub apply: ApplyArgs,
     #[command(flatten)]
     pub out: ReportArgs,
+    #[command(flatten)]
+    pub part: PartArgs,
 }
 
 #[async_trait::async_trait(?Send)]
@@ -165,14 +166,6 @@ impl Run for DestroyArgs {
         self.out.format
     }
     async fn run(&self, g: &Global) -> Result<()> {
-        destroy(
-            g,
-            &self.stacks,
-            &self.vars,
-            &self.apply,
-            &self.out,
-            self.stop_executions,
-        )
-        .await
+        destroy(g, self).await
     }
 }

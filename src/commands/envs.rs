@@ -214,18 +214,17 @@ async fn destroy_each(
             yes: true,
             ..args.clone()
         };
-        match super::destroy::destroy(
-            &ge,
-            &[],
-            &VarArgs::default(),
-            &yes,
-            &crate::options::ReportArgs { format },
+        let all = super::destroy::DestroyArgs {
+            stacks: vec![],
+            vars: VarArgs::default(),
+            apply: yes,
+            out: crate::options::ReportArgs { format },
             // an expired env is no one's any more: executions still running there (a task
             // waiting for an answer that will not come) are stopped, or it would never go
-            true,
-        )
-        .await
-        {
+            stop_executions: true,
+            part: Default::default(),
+        };
+        match super::destroy::destroy(&ge, &all).await {
             Ok(()) => eprintln!("swept {}", e.env),
             Err(err) => {
                 eprintln!("error: sweeping {}: {err}", e.env);

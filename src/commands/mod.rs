@@ -10,6 +10,7 @@ pub mod probe;
 pub mod rollout;
 pub mod scenarios;
 mod stages;
+pub mod state;
 pub mod test;
 pub mod validate;
 pub mod workflow;

@@ -292,3 +292,106 @@ pub(super) fn report(results: Vec<Result<Summary>>, format: Format) -> Result<()
     }
     first_err.map_or(Ok(()), Err)
 }
+
+/// The stacks the selected ones bring records from (`[[moved]] from_stack`) that are not
+/// selected themselves: their locks are taken and their states read too.
+pub(super) fn move_sources(stacks: &[Stack]) -> Vec<String> {
+    let mut out: Vec<String> = stacks
+        .iter()
+        .flat_map(|s| s.moved.iter().filter_map(|m| m.from_stack.clone()))
+        .filter(|src| !stacks.iter().any(|s| &s.name == src))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// What `[[moved]]` does, for every stack, on the states read under the locks (`sources`:
+/// the states of the other stacks records come from). Per stack: the moves made, the notes.
+pub(super) fn carry_moves(
+    stacks: &[Stack],
+    recorded: &mut [StackState],
+    sources: &mut std::collections::BTreeMap<String, StackState>,
+) -> Result<Vec<Moves>> {
+    let mut out = Vec::new();
+    for (i, stack) in stacks.iter().enumerate() {
+        // a selected stack that records come from is read like the others
+        let mut others = std::mem::take(sources);
+        for (j, s) in stacks.iter().enumerate() {
+            if j != i
+                && stack
+                    .moved
+                    .iter()
+                    .any(|m| m.from_stack.as_ref() == Some(&s.name))
+            {
+                others.insert(s.name.clone(), recorded[j].clone());
+            }
+        }
+        let (done, notes) = crate::refactor::apply_moves(stack, &mut recorded[i], &mut others)?;
+        for (j, s) in stacks.iter().enumerate() {
+            if let Some(st) = others.remove(&s.name).filter(|_| j != i) {
+                recorded[j] = st;
+            }
+        }
+        *sources = others;
+        out.push(Moves { done, notes });
+    }
+    Ok(out)
+}
+
+/// One stack's moves, as carried out on its state.
+#[derive(Default)]
+pub(super) struct Moves {
+    pub(super) done: Vec<crate::refactor::Move>,
+    pub(super) notes: Vec<String>,
+}
+
+/// Each plan told what moved into it (`moved_from` on the step, a note for an entry with
+/// nothing to move), then cut to the part `--target` / `--exclude` name.
+pub(super) fn mark_and_restrict(
+    plans: &mut [Planned],
+    moves: Vec<Moves>,
+    part: &crate::refactor::Part,
+) {
+    let mut moves = moves.into_iter();
+    for p in plans.iter_mut() {
+        let m = moves.next().unwrap_or_default();
+        for mv in &m.done {
+            if let Some(step) = p.plan.steps.iter_mut().find(|s| s.id == mv.to) {
+                step.moved_from = Some(mv.source());
+            }
+        }
+        p.plan.warnings.extend(m.notes);
+        let (stack, state) = (p.stack.as_ref(), &p.state);
+        let deps = |id: &str| match stack.and_then(|s| s.resources.get(id)) {
+            Some(d) => d.deps.clone(),
+            None => state
+                .resources
+                .get(id)
+                .map(|e| e.depends_on.clone())
+                .unwrap_or_default(),
+        };
+        let down = p.plan.destroy;
+        p.plan.restrict(part, &deps, down);
+    }
+}
+
+/// Every id `--target` / `--exclude` names is one of the stacks' (declared or recorded).
+pub(super) fn check_part(
+    part: &crate::refactor::Part,
+    stacks: &[Stack],
+    recorded: &[StackState],
+) -> Result<()> {
+    let mut known = std::collections::BTreeSet::new();
+    for s in stacks {
+        known.extend(s.resources.keys().cloned());
+    }
+    for st in recorded {
+        known.extend(st.resources.keys().cloned());
+    }
+    let name = match stacks {
+        [one] => format!("stack `{}`", one.name),
+        _ => "the selected stacks".into(),
+    };
+    part.check(&name, &known)
+}

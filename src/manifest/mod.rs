@@ -8,6 +8,7 @@ pub mod claims;
 mod env;
 pub mod limits;
 mod loader;
+pub mod refactor;
 pub mod refs;
 mod render;
 pub mod spans;
@@ -138,6 +139,10 @@ struct RawStack {
     resources: BTreeMap<String, toml::Table>,
     #[serde(default)]
     outputs: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    moved: Vec<refactor::Moved>,
+    #[serde(default)]
+    removed: Vec<refactor::Removed>,
 }
 
 fn parse_raw(file: &str, src: &str) -> Result<RawStack> {
@@ -209,6 +214,10 @@ pub struct Stack {
     pub graph: Graph,
     /// The values of the variables declared `sensitive = true`.
     pub secrets: Vec<String>,
+    /// `[[moved]]`: ids renamed (or brought from another stack) without replacing anything.
+    pub moved: Vec<refactor::Moved>,
+    /// `[[removed]]`: ids no longer managed, forgotten (or deleted with `destroy = true`).
+    pub removed: Vec<refactor::Removed>,
     templates: PathBuf,
     /// The project folder (`{ dir = ... }` sources are relative to it).
     root: PathBuf,
@@ -259,6 +268,7 @@ impl Stack {
         }
         let graph = l.graph(&resources)?;
         let outputs = l.outputs()?;
+        refactor::check(&spans, &raw.moved, &raw.removed, &resources)?;
         let secrets = raw
             .vars
             .iter()
@@ -275,6 +285,8 @@ impl Stack {
             file: file.into(),
             env: env.into(),
             secrets,
+            moved: raw.moved.clone(),
+            removed: raw.removed.clone(),
             vars,
             resources,
             outputs,

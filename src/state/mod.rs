@@ -422,6 +422,16 @@ impl Store {
         }
     }
 
+    /// Keeps `text` (a stack's state before a repair) as its backup, beside the state:
+    /// `<stack>.json.backup` in the folder or the bucket (encrypted like the state). Returns
+    /// where it is.
+    pub async fn backup(&self, stack: &str, env: &str, text: &str) -> Result<String> {
+        match self {
+            Store::Dir(d) => d.backup(stack, env, text),
+            Store::S3(s) => s.backup(stack, env, text).await,
+        }
+    }
+
     /// Every (env, stack) with recorded state, sorted.
     pub async fn list(&self) -> Result<Vec<(String, String)>> {
         let mut out = match self {

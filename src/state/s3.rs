@@ -148,6 +148,22 @@ impl S3Store {
         }
     }
 
+    pub async fn backup(&self, stack: &str, env: &str, text: &str) -> Result<String> {
+        let key = self.key(env, &format!("{stack}.json.backup"));
+        self.client()
+            .await
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .content_type("application/json")
+            .server_side_encryption(ServerSideEncryption::Aes256)
+            .body(text.as_bytes().to_vec().into())
+            .send()
+            .await
+            .map_err(|e| api_error("PutObject", &e))?;
+        Ok(format!("s3://{}/{key}", self.bucket))
+    }
+
     pub async fn write(&self, stack: &str, env: &str, text: Option<&str>) -> Result<()> {
         let key = self.key(env, &format!("{stack}.json"));
         let known = self.etags.lock().unwrap().get(&key).cloned();

@@ -66,6 +66,7 @@ fn past(a: Action) -> &'static str {
         Action::Delete => "deleted",
         Action::NoOp => "unchanged",
         Action::Adopt => "adopted",
+        Action::Forget => "forgotten",
     }
 }
 
@@ -77,6 +78,7 @@ fn ing(a: Action) -> &'static str {
         Action::Delete => "deleting",
         Action::NoOp => "checking",
         Action::Adopt => "adopting",
+        Action::Forget => "forgetting",
     }
 }
 

@@ -18,7 +18,7 @@ fn action_style(a: Action) -> anstyle::Style {
         Action::Create => style::ADD,
         Action::Update => style::CHANGE,
         Action::Replace | Action::Delete => style::REMOVE,
-        Action::Adopt => style::ADOPT,
+        Action::Adopt | Action::Forget => style::ADOPT,
         Action::NoOp => style::DIM,
     }
 }
@@ -80,19 +80,33 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
     for w in &plan.warnings {
         out += &format!("  {}: {w}\n", paint(color, style::WARN, "warning"));
     }
-    for s in plan.steps.iter().filter(|s| s.action != Action::NoOp) {
-        let st = action_style(s.action);
+    if let Some(part) = &plan.partial {
+        out += &partial_lines(part, &plan.left_out, color);
+    }
+    for s in plan
+        .steps
+        .iter()
+        .filter(|s| s.action != Action::NoOp || s.moved_from.is_some())
+    {
+        let (symbol, verb) = match (s.action, &s.moved_from) {
+            (Action::NoOp, Some(_)) => ("~>", "moved"),
+            (a, _) => (a.symbol(), a.verb()),
+        };
         out += &format!(
             "  {} {}.{}  {}\n",
             paint(
                 color,
-                st,
-                format!("{:<3} {:<8}", s.action.symbol(), s.action.verb())
+                action_style(s.action),
+                format!("{symbol:<3} {verb:<8}")
             ),
             s.kind,
             paint(color, style::BOLD, &s.id),
             s.name
         );
+        if let Some(from) = &s.moved_from {
+            let line = format!("(moved from {from}: its record is renamed, nothing in AWS is)");
+            out += &format!("      {}\n", paint(color, style::DIM, line));
+        }
         if let Some(r) = &s.reason {
             out += &format!("      {}\n", paint(color, style::DIM, format!("({r})")));
         }
@@ -114,19 +128,53 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
     out
 }
 
+/// A partial plan says so first: the part, and each change it leaves out.
+fn partial_lines(part: &crate::refactor::Part, left_out: &[String], color: bool) -> String {
+    let mut said = Vec::new();
+    if !part.targets.is_empty() {
+        said.push(format!("--target {}", part.targets.join(", ")));
+    }
+    if !part.excludes.is_empty() {
+        said.push(format!("--exclude {}", part.excludes.join(", ")));
+    }
+    let mut out = format!(
+        "  {}: partial plan ({}): {}\n",
+        paint(color, style::WARN, "note"),
+        said.join("; "),
+        match left_out.len() {
+            0 => "it leaves no change out".to_string(),
+            n => format!("it leaves out {}", crate::output::plural(n, "change")),
+        }
+    );
+    for l in left_out {
+        out += &format!(
+            "      {}\n",
+            paint(color, style::DIM, format!("left out: {l}"))
+        );
+    }
+    out
+}
+
 /// The plan's last line: how many of each change, or that there is none.
 fn tally(plan: &Plan) -> String {
     let c = plan.counts();
     if !plan.has_changes() {
         return format!("No changes: {} resources up to date.\n", c.unchanged);
     }
-    let adopt = match c.adopt {
+    let some = |n: usize, what: &str| match n {
         0 => String::new(),
-        n => format!("{n} to adopt, "),
+        n => format!("{n} {what}, "),
     };
     format!(
-        "Plan: {} to create, {adopt}{} to update, {} to replace, {} to delete, {} unchanged.\n",
-        c.create, c.update, c.replace, c.delete, c.unchanged
+        "Plan: {} to create, {}{} to update, {} to replace, {} to delete, {}{}{} unchanged.\n",
+        c.create,
+        some(c.adopt, "to adopt"),
+        c.update,
+        c.replace,
+        c.delete,
+        some(c.forget, "to forget"),
+        some(c.moved, "moved"),
+        c.unchanged
     )
 }
 
@@ -476,8 +524,11 @@ mod tests {
                 found: None,
                 transitions: vec![],
                 rollout: None,
+                moved_from: None,
             }],
             warnings: vec![],
+            partial: None,
+            left_out: vec![],
         }
     }
 
