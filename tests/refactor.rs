@@ -548,3 +548,59 @@ fn state_commands_repair_s3_state_with_a_backup_and_respect_the_lock() {
     );
     assert_eq!(s3_text(&w, key).unwrap(), held);
 }
+
+/// A resource split out into a stack of its own: the new stack's `[[moved]]` names the stack
+/// it was in; its record changes stacks, nothing is created or deleted, and the stack it left
+/// no longer records it.
+#[test]
+fn a_resource_moves_to_another_stack_of_the_project() {
+    let w = World::with_project_copy();
+    w.deploy()
+        .run(&["up", "should-i-deploy", "--yes"])
+        .success();
+    let dir = w.project.join("stacks/schedule");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("stack.toml"),
+        "description = \"the schedule, split out\"\n\n[resources.rule]\nkind = \"events_rule\"\nname = \"should-i-deploy\"\nrate_minutes = 30\n\n[[moved]]\nfrom_stack = \"should-i-deploy\"\nfrom = \"rule\"\nto = \"rule\"\n",
+    )
+    .unwrap();
+    edit(&w.project, "stacks/should-i-deploy/stack.toml", |t| {
+        t.replace(
+            "[resources.rule]\nkind = \"events_rule\"\nname = \"should-i-deploy\"\nrate_minutes = \"${var.frequency_in_minutes}\"\n",
+            "",
+        )
+        .replace("rule = \"${rule.name}\"", "rule = \"should-i-deploy\"")
+        .replace("rule_name = \"${rule.name}\"\n", "")
+    });
+    let plan = w.deploy().run(&["plan", "schedule"]).success();
+    assert!(
+        plan.stdout.contains("moved from should-i-deploy.rule"),
+        "{plan:?}"
+    );
+    assert!(plan.stdout.contains("0 to create"), "{plan:?}");
+    w.moto.start_recording();
+    w.deploy().run(&["up", "schedule", "--yes"]).success();
+    // the tags say which stack it is in now; nothing is created or deleted
+    let calls = mutating_calls(&w.moto);
+    assert!(
+        !calls.is_empty()
+            && calls
+                .iter()
+                .all(|c| c == "TagResource" || c == "UntagResource"),
+        "{calls:?}"
+    );
+    assert!(state_of(&w, "schedule")["resources"]["rule"].is_object());
+    assert!(
+        state_of(&w, "should-i-deploy")["resources"]
+            .get("rule")
+            .is_none()
+    );
+    let out = w
+        .deploy()
+        .run(&["up", "should-i-deploy", "--yes"])
+        .success();
+    assert!(out.stdout.contains("No changes"), "{out:?}");
+    let out = w.deploy().run(&["up", "schedule", "--yes"]).success();
+    assert!(out.stdout.contains("No changes"), "{out:?}");
+}

@@ -114,6 +114,25 @@ fn create_new_user_lifecycle() {
         )
     );
 
+    // the approver's address is a person's: never in state or a plan; state and lock 0600
+    let recorded = w.state.path().join("default/create-new-user.json");
+    let text = std::fs::read_to_string(&recorded).unwrap();
+    assert!(!text.contains("approver@example.com"), "{text}");
+    #[cfg(unix)]
+    for f in [
+        recorded,
+        w.state.path().join("default/create-new-user.lock"),
+    ] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", f.display());
+    }
+    let plan = deploy()
+        .run(&["plan", STACK, "--var", "email=boss@example.com"])
+        .success();
+    assert!(!plan.stdout.contains("example.com"), "{plan:?}");
+    assert!(plan.stdout.contains("email:(sensitive)"), "{plan:?}");
+
     moto.start_recording();
     let out = deploy()
         .run(&["up", STACK, "--var", "email=approver@example.com", "--yes"])
