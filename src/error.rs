@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-/// The class of an error decides the process exit code (documented in README.md).
+/// The class of an error decides the process exit code (documented in docs/reference.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
     /// Bad input: manifest, unknown stack, variables, templates, command-line usage.

@@ -19,7 +19,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// Exit codes of `run` and `history` (documented in README.md).
+    /// Exit codes of `run` and `history` (documented in docs/reference.md).
     pub fn exit_code(self) -> i32 {
         match self {
             Outcome::Succeeded => 0,

@@ -1,8 +1,9 @@
-//! Docs that cannot rot: every shell block of README.md runs, in order, in one shell, as a
-//! user pastes them: in a copy of the project, after the quick start (the first block) has
-//! started moto, `deploy local` and the stand-in API, with this build's binary. A block is
-//! left out only behind a `<!-- readme-test: skip: why -->` line, and the list of those is
-//! checked here too.
+//! Docs that cannot rot: every shell block of README.md and of the guides in docs/ runs, in
+//! order (README.md, then `GUIDES`), in one shell, as a user pastes them: in a copy of the
+//! project, after the quick start (the first block) has started moto, `deploy local` and the
+//! stand-in API, with this build's binary. A block is left out only behind a
+//! `<!-- readme-test: skip: why -->` line that says why. Every relative link of them leads to
+//! a file that exists.
 
 mod support;
 
@@ -66,35 +67,105 @@ fn the_readme_blocks_are_found_with_their_skip_reasons() {
     );
 }
 
+/// The guides whose shell blocks run after the README's, in this order (each goes on from
+/// what the ones before it deployed).
+const GUIDES: &[&str] = &[
+    "using.md",
+    "ci.md",
+    "workflows.md",
+    "local.md",
+    "validation.md",
+    "changing-a-live-stack.md",
+    "stacks.md",
+];
+
+/// Every Markdown file of the docs: the README, and each file of docs/.
+fn markdown_files(root: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = vec![root.join("README.md")];
+    let mut docs: Vec<_> = std::fs::read_dir(root.join("docs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    docs.sort();
+    files.extend(docs);
+    files
+}
+
+#[test]
+fn every_guide_with_shell_blocks_is_run_and_every_relative_link_resolves() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let link = regex::Regex::new(r"\]\(([^)\s]+)\)").unwrap();
+    let mut broken = Vec::new();
+    for file in markdown_files(root) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        if name != "README.md" && !shell_blocks(&text).is_empty() {
+            assert!(
+                GUIDES.contains(&name.as_str()),
+                "{name} has shell blocks: add it to GUIDES"
+            );
+        }
+        for cap in link.captures_iter(&text) {
+            let target = &cap[1];
+            if target.contains("://") || target.starts_with('#') || target.starts_with("mailto:") {
+                continue;
+            }
+            let path = target.split('#').next().unwrap();
+            if !file.parent().unwrap().join(path).exists() {
+                broken.push(format!("{}: {target}", file.display()));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "broken relative links: {broken:#?}");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(
+        readme.lines().count() <= 300,
+        "README.md is a front door: at most 300 lines"
+    );
+    let first = readme.lines().take(150).collect::<Vec<_>>().join("\n");
+    assert!(
+        first.contains("](docs/writing-a-stack.md)"),
+        "writing a stack is linked early"
+    );
+}
+
 #[test]
 fn every_shell_block_of_the_readme_runs() {
     require_wheelhouse();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let blocks = shell_blocks(&std::fs::read_to_string(root.join("README.md")).unwrap());
-    let skipped: Vec<&str> = blocks.iter().filter_map(|b| b.skip.as_deref()).collect();
-    assert_eq!(
-        skipped.len(),
-        3,
-        "only the install, the test command and the long-running server are not run: {skipped:?}"
-    );
+    let mut blocks = Vec::new();
+    for (file, md) in std::iter::once("README.md".to_string())
+        .chain(GUIDES.iter().map(|g| format!("docs/{g}")))
+        .map(|f| (f.clone(), std::fs::read_to_string(root.join(&f)).unwrap()))
+    {
+        blocks.extend(shell_blocks(&md).into_iter().map(|b| (file.clone(), b)));
+    }
+    for (file, b) in &blocks {
+        if let Some(why) = &b.skip {
+            assert!(
+                !why.is_empty(),
+                "{file}:{}: a skipped block says why",
+                b.line
+            );
+        }
+    }
     assert!(
-        blocks[0].text.starts_with("scripts/quickstart") && blocks[0].skip.is_none(),
+        blocks[0].1.text.starts_with("scripts/quickstart") && blocks[0].1.skip.is_none(),
         "the quick start comes first and runs"
     );
 
     let copy = tempfile::tempdir().unwrap();
-    for dir in ["scripts", "stacks", "templates", "examples"] {
+    for dir in ["scripts", "stacks", "templates", "examples", "docs"] {
         copy_dir(&root.join(dir), &copy.path().join(dir));
     }
     for file in ["README.md", "requirements-test.txt", "Cargo.toml"] {
         std::fs::copy(root.join(file), copy.path().join(file)).unwrap();
     }
     let mut script = String::from("set -euo pipefail\n");
-    for b in blocks.iter().filter(|b| b.skip.is_none()) {
-        script.push_str(&format!(
-            "echo '### README.md:{}' >&2\n{}\n",
-            b.line, b.text
-        ));
+    for (file, b) in blocks.iter().filter(|(_, b)| b.skip.is_none()) {
+        script.push_str(&format!("echo '### {file}:{}' >&2\n{}\n", b.line, b.text));
     }
     let mut cmd = std::process::Command::new("bash");
     for (k, _) in std::env::vars() {
@@ -129,7 +200,7 @@ fn every_shell_block_of_the_readme_runs() {
     );
     let failed_at = stderr
         .lines()
-        .filter(|l| l.starts_with("### README.md:"))
+        .filter(|l| l.starts_with("### "))
         .last()
         .unwrap_or("(before the first block)");
     assert!(

@@ -20,13 +20,16 @@ pub struct StateArgs {
 pub enum StateCommand {
     /// List a stack's recorded resources: id, kind, name, status
     List {
+        /// The stack (in the env given by --env)
         stack: String,
         #[command(flatten)]
         out: ReportArgs,
     },
     /// Show one recorded resource: its attributes (secrets masked), outputs and dependencies
     Show {
+        /// The stack (in the env given by --env)
         stack: String,
+        /// The resource's id in state
         resource: String,
         #[command(flatten)]
         out: ReportArgs,
@@ -34,8 +37,11 @@ pub enum StateCommand {
     /// Rename a record from FROM to TO, or move it to another stack with --to-stack; nothing
     /// in AWS changes (the manifest must say the same: see [[moved]])
     Mv {
+        /// The stack whose state records it (in the env given by --env)
         stack: String,
+        /// The id it is recorded under
         from: String,
+        /// The id to record it under
         to: String,
         /// The stack of the project it goes to (its lock is taken too)
         #[arg(long)]
@@ -44,7 +50,9 @@ pub enum StateCommand {
     /// Forget records: the resources stay in AWS and are no longer the stack's (see
     /// [[removed]], which also takes deploy's tags off them)
     Rm {
+        /// The stack whose state records them (in the env given by --env)
         stack: String,
+        /// The ids to forget
         #[arg(required = true)]
         resources: Vec<String>,
     },
