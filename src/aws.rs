@@ -304,10 +304,10 @@ async fn configure(opts: &AwsOptions) -> Result<(SdkConfig, String, Option<Strin
     let config = load_config(opts, 8).await;
     let endpoint = opts.endpoint_url.clone();
     let Some(creds) = config.credentials_provider() else {
-        return Err(no_credentials("no credential provider is configured"));
+        return Err(no_credentials(None));
     };
     if let Err(e) = creds.provide_credentials().await {
-        return Err(no_credentials(&DisplayErrorContext(&e).to_string()));
+        return Err(no_credentials(Some(&e)));
     }
     let region = config
         .region()
@@ -404,11 +404,41 @@ impl Ctx {
     }
 }
 
-fn no_credentials(detail: &str) -> Error {
-    Error::aws(format!("no AWS credentials found ({detail})")).help(
-        "set AWS_PROFILE (or --profile), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; \
-         for a local emulator any static pair works, e.g. AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing",
-    )
+/// Credentials that could not be had, said in one line: none anywhere the standard chain
+/// looks, or the one source that has some failing (an expired SSO session, a profile that does
+/// not exist), by its innermost cause; the chain's full report goes to the debug log only.
+fn no_credentials(e: Option<&aws_credential_types::provider::error::CredentialsError>) -> Error {
+    use aws_credential_types::provider::error::CredentialsError;
+    if let Some(e) = e {
+        tracing::debug!("loading credentials: {}", DisplayErrorContext(e));
+    }
+    let what = match e {
+        None | Some(CredentialsError::CredentialsNotLoaded(_)) => {
+            "no AWS credentials found (not in the environment, the shared config and credentials files, web identity, or container or instance metadata)".to_string()
+        }
+        Some(e) => format!(
+            "loading AWS credentials failed: {}",
+            innermost(e).lines().next().unwrap_or_default()
+        ),
+    };
+    let help = match e {
+        Some(e) if !matches!(e, CredentialsError::CredentialsNotLoaded(_)) => {
+            "for an SSO profile, start a session with `aws sso login --profile NAME`; else set AWS_PROFILE (or --profile) to a profile that has credentials, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        }
+        _ => {
+            "set AWS_PROFILE (or --profile), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; for a local emulator any static pair works (AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing), or `source .deploy/quickstart.env`"
+        }
+    };
+    Error::aws(what).help(help)
+}
+
+/// The deepest cause of an error, as its own Display says it (never Debug).
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut at = e;
+    while let Some(next) = at.source() {
+        at = next;
+    }
+    at.to_string()
 }
 
 pub fn partition_of(region: &str) -> &'static str {

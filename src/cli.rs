@@ -61,35 +61,26 @@ impl Command {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create or update the resources of one or more stacks
-    Up(crate::commands::deploy::UpArgs),
-    /// List the environments recorded in the state backend: stacks, resources, created, last up, by whom, expiry
-    Envs(crate::commands::envs::EnvsArgs),
-    /// Destroy the environments that expired (up --ttl) or, with --older-than, that nobody brought up since
-    Sweep(crate::commands::envs::SweepArgs),
     /// Show what `up` would change, without changing anything
     Plan(crate::commands::deploy::PlanArgs),
-    /// Print the env name for a branch name (valid, stable, distinct for distinct branches)
-    EnvName(crate::commands::envs::EnvNameArgs),
+    /// Create or update the resources of one or more stacks
+    Up(crate::commands::deploy::UpArgs),
     /// Remove everything a stack created (no stack: every stack deployed in the env)
     Destroy(crate::commands::destroy::DestroyArgs),
-    /// Take over an existing resource that has the name a stack expects, deliberately: it is
-    /// recorded as the stack's (the next `up` brings it to the manifest, tags included)
-    Import(crate::commands::deploy::ImportArgs),
-    /// Remove a stack's lock left by a run that is gone (a crash, a killed CI job)
-    Unlock(crate::commands::deploy::UnlockArgs),
-    /// A stack's recorded state: list, show, and the rare repair by hand (mv, rm), under its
-    /// lock, the previous document kept as a backup
-    State(crate::commands::state::StateArgs),
-    /// List the project's stacks and where they are deployed
-    List(crate::commands::info::ListArgs),
+    /// Check definitions against the Amazon States Language, before any API call
+    Validate(crate::commands::validate::ValidateArgs),
+    /// Print the least-privilege IAM policy a stack's state machine needs
+    Policy(crate::commands::validate::PolicyArgs),
+    /// Print a stack's rendered state machine definitions, without calling AWS
+    Render(crate::commands::info::RenderArgs),
+    /// Draw a stack's state machine (or its resources) as DOT, Mermaid or SVG
+    Graph(crate::commands::graph::GraphArgs),
     /// Print a deployed stack's outputs (state machine ARN, ...)
     Outputs(crate::commands::info::OutputsArgs),
+    /// List the project's stacks and where they are deployed
+    List(crate::commands::info::ListArgs),
     /// Start an execution of a stack's state machine and follow it until it ends
     Run(crate::commands::workflow::RunArgs),
-    /// A gradual rollout of a new version to an alias: status, promote (all to the new
-    /// version) or abort (all back to the previous one)
-    Rollout(crate::commands::rollout::RolloutArgs),
     /// List recent executions of a stack's state machine
     Executions(crate::commands::workflow::ExecutionsArgs),
     /// Print a past (or running) execution's events, as `run` does live
@@ -98,28 +89,37 @@ pub enum Command {
     Approve(crate::commands::workflow::ApproveArgs),
     /// Answer a waiting task token with failure (SendTaskFailure)
     Reject(crate::commands::workflow::RejectArgs),
-    /// Run one state of a stack's state machine on its own, its call answered by a mock or
-    /// made for real (Step Functions' TestState), and show each step of its input and output
-    TestState(crate::commands::probe::TestStateArgs),
     /// Go on with an execution that failed, timed out or was aborted, from the state that did
     /// not succeed (RedriveExecution), and follow it until it ends
     Redrive(crate::commands::probe::RedriveArgs),
-    /// Serve the Step Functions API on loopback, running workflows on the local engine; task
-    /// integrations call the emulator behind --endpoint-url. Use with AWS_ENDPOINT_URL_SFN.
-    Local(crate::local::LocalArgs),
-    /// Check definitions against the Amazon States Language, before any API call
-    Validate(crate::commands::validate::ValidateArgs),
     /// Run a stack's scenarios (stacks/<stack>/tests/*.json) on the local engine, with mocks
     Test(crate::commands::test::TestArgs),
+    /// Run one state of a stack's state machine on its own, its call answered by a mock or
+    /// made for real (Step Functions' TestState), and show each step of its input and output
+    TestState(crate::commands::probe::TestStateArgs),
     /// What one execution and a month of them cost: from the stack's scenarios or a recorded
     /// execution, by AWS's published Step Functions prices
     Cost(crate::commands::cost::CostArgs),
-    /// Print the least-privilege IAM policy a stack's state machine needs
-    Policy(crate::commands::validate::PolicyArgs),
-    /// Draw a stack's state machine (or its resources) as DOT, Mermaid or SVG
-    Graph(crate::commands::graph::GraphArgs),
-    /// Print a stack's rendered state machine definitions, without calling AWS
-    Render(crate::commands::info::RenderArgs),
+    /// Serve the Step Functions API on loopback, running workflows on the local engine; task
+    /// integrations call the emulator behind --endpoint-url. Use with AWS_ENDPOINT_URL_SFN.
+    Local(crate::local::LocalArgs),
+    /// List the environments recorded in the state backend: stacks, resources, created, last up, by whom, expiry
+    Envs(crate::commands::envs::EnvsArgs),
+    /// Print the env name for a branch name (valid, stable, distinct for distinct branches)
+    EnvName(crate::commands::envs::EnvNameArgs),
+    /// Destroy the environments that expired (up --ttl) or, with --older-than, that nobody brought up since
+    Sweep(crate::commands::envs::SweepArgs),
+    /// Take over an existing resource that has the name a stack expects, deliberately: it is
+    /// recorded as the stack's (the next `up` brings it to the manifest, tags included)
+    Import(crate::commands::deploy::ImportArgs),
+    /// A stack's recorded state: list, show, and the rare repair by hand (mv, rm), under its
+    /// lock, the previous document kept as a backup
+    State(crate::commands::state::StateArgs),
+    /// Remove a stack's lock left by a run that is gone (a crash, a killed CI job)
+    Unlock(crate::commands::deploy::UnlockArgs),
+    /// A gradual rollout of a new version to an alias: status, promote (all to the new
+    /// version) or abort (all back to the previous one)
+    Rollout(crate::commands::rollout::RolloutArgs),
     /// Print shell completions, e.g. `deploy completions bash > ~/.local/share/bash-completion/completions/deploy`
     Completions(CompletionsArgs),
     /// Print the manual page (roff), e.g. `deploy man > deploy.1 && man ./deploy.1`

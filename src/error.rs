@@ -56,6 +56,8 @@ pub struct Error {
     /// The attribute of a resource the error is about (`statement[0].Action`), for the caller
     /// that knows where that attribute is written.
     pub attr: Option<String>,
+    /// Already in the command's JSON document (`validate -o json`): no second document for it.
+    pub in_output: bool,
 }
 
 /// A place in a source text: the file as shown, its text, the byte range of the mistake and
@@ -96,6 +98,7 @@ impl Error {
             already_exists: false,
             snippet: None,
             attr: None,
+            in_output: false,
         }
     }
     pub fn user(message: impl Into<String>) -> Self {

@@ -92,7 +92,7 @@ fn main() {
     let ran = ran.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
     if let Err(e) = ran {
         eprintln!("{}", output::report(&e));
-        if json {
+        if json && !e.in_output {
             let doc = serde_json::json!({"event": "error", "error": {
                 "message": e.message, "location": e.location, "help": e.help, "exit_code": e.exit_code()}});
             outln!("{}", views::json_doc(doc));

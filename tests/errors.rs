@@ -42,8 +42,9 @@ fn unknown_stack_lists_the_known_ones() {
         "{out:?}"
     );
     assert!(
-        out.stderr
-            .contains("help: did you mean `should-i-deploy`? (stacks in stacks: "),
+        out.stderr.contains(
+            "help: did you mean `should-i-deploy`? (the project's stacks (folders of stacks/): "
+        ),
         "{out:?}"
     );
 }
@@ -154,6 +155,45 @@ fn missing_credentials_are_reported_without_touching_instance_metadata() {
         "{out:?}"
     );
     assert!(out.stderr.contains("help: set AWS_PROFILE"), "{out:?}");
+    said_for_people(&out.stderr);
+
+    // an SSO profile whose session was never started (or expired): the source that failed, in
+    // one line, and the way out
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("config");
+    std::fs::write(
+        &config,
+        "[profile sso]\nsso_session = s\nsso_account_id = 111122223333\nsso_role_name = r\nregion = us-east-1\n[sso-session s]\nsso_start_url = https://example.awsapps.com/start\nsso_region = us-east-1\n",
+    )
+    .unwrap();
+    let out = Deploy::new(&repo(), state.path(), &closed_endpoint())
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_PROFILE", "sso")
+        .env("AWS_CONFIG_FILE", config.to_str().unwrap())
+        .env("HOME", home.path().to_str().unwrap())
+        .run(&["plan", "should-i-deploy"])
+        .code(3);
+    assert!(
+        out.stderr
+            .contains("error: loading AWS credentials failed: failed to load the cached SSO token"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("aws sso login"), "{out:?}");
+    said_for_people(&out.stderr);
+}
+
+/// An error as people read it: a few lines, none of Rust's Debug dumps of SDK values.
+fn said_for_people(stderr: &str) {
+    assert!(stderr.lines().count() <= 4, "at most 4 lines: {stderr}");
+    for dump in [
+        "{ source:",
+        "SdkBody",
+        "ProviderError(",
+        "CredentialsNotLoaded(",
+    ] {
+        assert!(!stderr.contains(dump), "{dump} in {stderr}");
+    }
 }
 
 #[test]

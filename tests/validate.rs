@@ -243,7 +243,7 @@ fn a_state_machine_name_outside_the_service_rules_is_an_error() {
     // caught while the manifest loads, at the name itself, with AWS's rule
     assert!(
         out.stderr.contains(
-            "error: resource `state_machine`: name \"bucket replication!\" has ' '; state machine names take only letters, digits, - and _\n  --> stacks/bucket-replication/stack.toml:92:8\n"
+            "error: resource `state_machine`: name \"bucket replication!\" has ' '; state machine names take only letters, digits, - and _\n  --> stacks/bucket-replication/stack.toml:101:8\n"
         ),
         "{out:?}"
     );
@@ -385,4 +385,78 @@ fn findings_point_into_the_template_with_one_error_per_cause() {
         out.stderr
     );
     assert!(out.stderr.contains("shouldideploy = = 1 %}\"\n   |                                                                   ^ in state"), "{}", out.stderr);
+}
+
+/// `validate -o json` is one JSON document, errors included (counted in it, exit 2); as text
+/// it says how many errors, not that something was not deployed (validate deploys nothing).
+#[test]
+fn validate_as_json_is_one_document_even_with_errors() {
+    let (_s, d) = deploy_offline(repo());
+    let out = d
+        .run(&[
+            "validate",
+            "--file",
+            "tests/fixtures/invalid/bad-jsonpath.asl.json",
+            "-o",
+            "json",
+        ])
+        .code(2);
+    let doc = out.json();
+    assert_eq!(doc["errors"], 1, "{doc}");
+    assert_eq!(doc["findings"][0]["severity"], "ERROR");
+    let (_s, d) = deploy_offline(repo());
+    let out = d
+        .run(&[
+            "validate",
+            "--file",
+            "tests/fixtures/invalid/bad-jsonpath.asl.json",
+        ])
+        .code(2);
+    assert!(
+        out.stderr.contains("error: 1 definition error(s)\n"),
+        "{out:?}"
+    );
+    assert!(!out.stderr.contains("deployed"), "{out:?}");
+}
+
+/// A manifest statement that grants on "*" what AWS lets it grant on a resource's ARN: a
+/// warning at the line, naming the ARN; the shipped stacks have none.
+#[test]
+fn a_wildcard_an_arn_could_replace_is_a_warning_naming_the_arn() {
+    let project = project_copy();
+    let manifest = project.path().join("stacks/bucket-replication/stack.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replacen("Resource = \"${task.arn}\"", "Resource = \"*\"", 1),
+    )
+    .unwrap();
+    let (_s, d) = deploy_offline(project.path());
+    let out = d
+        .run(&["validate", "bucket-replication", "-o", "json"])
+        .success();
+    let doc = out.json();
+    let wild: Vec<&serde_json::Value> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["message"].as_str().unwrap().contains("on \"*\""))
+        .collect();
+    assert_eq!(wild.len(), 1, "{doc}");
+    assert_eq!(wild[0]["severity"], "WARNING");
+    assert!(
+        wild[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("datasync:StartTaskExecution on \"*\": AWS lets it be granted on arn:${Partition}:datasync:${Region}:${AccountId}:task/${TaskId}"),
+        "{doc}"
+    );
+    assert!(wild[0]["line"].as_u64().is_some(), "{doc}");
+    let (_s, d) = deploy_offline(repo());
+    let out = d.run(&["validate", "--output", "json"]).success();
+    assert!(
+        !out.stdout.contains("on \\\"*\\\""),
+        "the shipped stacks grant nothing on *: {}",
+        out.stdout
+    );
 }

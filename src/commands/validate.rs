@@ -381,20 +381,29 @@ pub async fn policy(g: &Global, stack: &str, machine: Option<&str>, vars: &VarAr
     Ok(())
 }
 
-/// Prints findings; an error among them becomes the command's error.
-pub fn report(findings: &[Finding], format: Format) -> Result<()> {
+/// Prints findings; an error among them becomes the command's error (`gate`: that of a
+/// `plan` or `up`, which then deploys nothing). In JSON, the one document holds them all.
+pub fn report(findings: &[Finding], format: Format, gate: bool) -> Result<()> {
     crate::views::checks::findings(findings, format);
     let errors = findings
         .iter()
         .filter(|f| f.severity == Severity::Error)
         .count();
-    if errors > 0 {
-        return Err(Error::user(format!(
+    if errors == 0 {
+        return Ok(());
+    }
+    let e = match gate {
+        true => Error::user(format!(
             "{errors} definition error(s): nothing was deployed"
         ))
-        .help("fix the definitions (deploy validate lists every finding)"));
-    }
-    Ok(())
+        .help("fix the definitions (deploy validate lists every finding)"),
+        false => Error::user(format!("{errors} definition error(s)"))
+            .help("fix each finding marked ERROR; warnings do not stop plan or up"),
+    };
+    Err(Error {
+        in_output: format == Format::Json,
+        ..e
+    })
 }
 
 /// Validation as `plan` and `up` run it, on the stacks they loaded and the states they read:
@@ -405,7 +414,7 @@ pub fn gate(stacks: &[Stack], recorded: &[crate::state::StackState]) -> Result<(
         let defs = super::rendered(s, st, None)?;
         findings.extend(check_stack(s, &defs));
     }
-    report(&findings, Format::Text)
+    report(&findings, Format::Text, true)
 }
 
 /// The `--var` pairs a stack declares (several stacks share one command line).
@@ -464,7 +473,7 @@ pub async fn validate(
             findings.extend(check_stack(&s, &defs));
         }
     }
-    let result = report(&findings, format);
+    let result = report(&findings, format, false);
     if result.is_ok() && format == Format::Text {
         outln!("{} definition finding(s), no errors.", findings.len());
     }

@@ -576,8 +576,9 @@ fn node_shape(n: &super::Node, p: Rect) -> String {
         (Some(Mark::Failed), _) => ("#f6b9b3", "#d13212"),
         (Some(Mark::Visited), _) => ("#c8ecd0", "#1d8102"),
         (_, Shape::Start | Shape::End) => ("#232f3e", "#232f3e"),
-        (_, Shape::Succeed) => ("#e6f4ea", "#1d8102"),
-        (_, Shape::Fail) => ("#fdecea", "#d13212"),
+        // an end state by its outline only: a filled one reads as visited
+        (_, Shape::Succeed) => ("#ffffff", "#1d8102"),
+        (_, Shape::Fail) => ("#ffffff", "#d13212"),
         (_, Shape::Choice) => ("#fff4e5", "#c7761a"),
         (_, Shape::Parallel | Shape::Map) => ("#eef3fb", "#3f6fb5"),
         _ => ("#ffffff", "#545b64"),
@@ -652,6 +653,27 @@ fn draw_nodes(d: &Diagram, l: &Layout) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_end_state_the_execution_did_not_reach_is_not_filled_as_visited() {
+        let node = |mark, shape| super::super::Node {
+            id: "Success".into(),
+            label: "Success".into(),
+            shape,
+            cluster: None,
+            mark,
+        };
+        let p = Rect {
+            x: 0.0,
+            y: 0.0,
+            w: 10.0,
+            h: 10.0,
+        };
+        let visited = node_shape(&node(Some(Mark::Visited), Shape::Succeed), p);
+        let not = node_shape(&node(None, Shape::Succeed), p);
+        assert!(visited.contains("fill=\"#c8ecd0\""), "{visited}");
+        assert!(not.contains("fill=\"#ffffff\""), "{not}");
+    }
 
     #[test]
     fn labels_wrap_at_words_and_split_long_words() {

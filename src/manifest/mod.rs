@@ -82,7 +82,7 @@ impl Project {
             let known = self.stack_names()?;
             return Err(Error::user(format!("unknown stack `{name}`"))
                 .help(format!(
-                    "stacks in {}: {}",
+                    "the project's stacks (folders of {}/): {}",
                     self.rel(&self.root.join("stacks")),
                     known.join(", ")
                 ))

@@ -9,7 +9,14 @@ use serde_json::json;
 /// Validation findings: one document for CI, else each on standard error.
 pub fn findings(findings: &[Finding], format: Format) {
     match format {
-        Format::Json => outln!("{}", super::json_doc(json!({"findings": findings}))),
+        Format::Json => {
+            let errors = findings
+                .iter()
+                .filter(|f| f.severity == crate::validate::Severity::Error)
+                .count();
+            let doc = json!({"findings": findings, "errors": errors, "warnings": findings.len() - errors});
+            outln!("{}", super::json_doc(doc))
+        }
         Format::Text | Format::Markdown => {
             findings.iter().for_each(|f| eprintln!("{}", finding(f)))
         }
