@@ -517,6 +517,176 @@ fn bucket_replication_polls_the_datasync_task_in_the_emulator() {
     assert!(polls_recorded >= 2, "{sc}");
 }
 
+/// resize-image as its walkthrough goes, offline: a picture uploaded to the bucket, S3's
+/// notification in the queue, the pipe (run by deploy local from what moto holds) starting an
+/// execution with the queue's records, which resizes (moto's Lambda answering from a queue,
+/// without Docker) and records the result in the table. Nothing is started by hand.
+#[test]
+fn an_upload_starts_resize_image_through_its_pipe_on_deploy_local() {
+    require_wheelhouse();
+    let w = World::with_project_copy();
+    w.moto.enable_execution();
+    let local = Local::start(&w, &[]);
+    deploy(&w, &local)
+        .run(&["up", "resize-image", "--yes"])
+        .success();
+    let scenario: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("stacks/resize-image/tests/one-record.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let payload = |state: &str| scenario["mocks"][state][0]["Return"]["Payload"].clone();
+    w.moto.queue_lambda_results(&[
+        payload("Resize Profile Picture to Small"),
+        payload("Resize Profile Picture to Big"),
+    ]);
+    let executions = || {
+        deploy(&w, &local)
+            .run(&["executions", "resize-image", "--output", "json"])
+            .success()
+            .json()["executions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let ended = |status: &str| {
+        executions()
+            .into_iter()
+            .filter(|e| e["status"] == status)
+            .collect::<Vec<_>>()
+    };
+    // configuring the notification made S3 send its s3:TestEvent to the queue: the pipe passes
+    // it on as AWS's does, and the workflow (which reads Records[0]) fails on it, as on AWS
+    eventually(60, "the pipe to pass S3's test event on", || {
+        ended("FAILED").len() == 1
+    });
+    let bucket = format!("profile-pictures-{ACCOUNT}-us-east-1");
+    w.c.block_on(
+        w.c.s3
+            .put_object()
+            .bucket(&bucket)
+            .key("uploaded/john-doe.png")
+            .body(b"png".to_vec().into())
+            .send(),
+    )
+    .unwrap();
+    eventually(60, "the upload to start an execution that succeeds", || {
+        !ended("SUCCEEDED").is_empty()
+    });
+    let list = executions();
+    assert_eq!(list.len(), 2, "the test event, then the upload: {list:?}");
+    let succeeded = ended("SUCCEEDED");
+    let arn = succeeded[0]["executionArn"].as_str().unwrap();
+    let out = deploy(&w, &local).run(&["history", arn]).success();
+    assert!(out.stdout.contains("execution SUCCEEDED"), "{out:?}");
+    let events = deploy(&w, &local)
+        .run(&["history", arn, "--output", "json"])
+        .success();
+    assert!(
+        events.stdout.contains("uploaded/john-doe.png") && events.stdout.contains("aws:sqs"),
+        "the S3 event came through the queue: {events:?}"
+    );
+    // the message was taken off the queue: nothing left for a second execution
+    let q =
+        w.c.block_on(
+            w.c.sqs
+                .get_queue_url()
+                .queue_name("profile-pictures")
+                .send(),
+        )
+        .unwrap();
+    let left =
+        w.c.block_on(
+            w.c.sqs
+                .get_queue_attributes()
+                .queue_url(q.queue_url().unwrap())
+                .attribute_names(
+                    aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages,
+                )
+                .send(),
+        )
+        .unwrap();
+    let n = left
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(n, "0");
+}
+
+/// should-i-deploy's schedule, run by deploy local from the rule in moto: an execution every
+/// period (here 1 minute at a hundredth of the time), each with the Scheduled Event as input.
+#[test]
+fn a_scheduled_rule_starts_its_state_machine_on_deploy_local() {
+    let w = World::new();
+    let api = Api::start(true);
+    let local = Local::start(&w, &["--http-endpoint", &api.url(), "--time-scale", "0.01"]);
+    deploy(&w, &local)
+        .run(&[
+            "up",
+            "should-i-deploy",
+            "--var",
+            "frequency_in_minutes=1",
+            "--yes",
+        ])
+        .success();
+    let executions = || {
+        deploy(&w, &local)
+            .run(&["executions", "should-i-deploy", "--output", "json"])
+            .success()
+            .json()["executions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    eventually(60, "the rule to start two executions", || {
+        executions().len() >= 2
+    });
+    let arn = executions()[0]["executionArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let events = deploy(&w, &local)
+        .run(&["history", &arn, "--output", "json"])
+        .success();
+    assert!(
+        events.stdout.contains("Scheduled Event") && events.stdout.contains("rule/should-i-deploy"),
+        "{events:?}"
+    );
+    // without the triggers, nothing starts by itself
+    let w = World::new();
+    let local = Local::start(
+        &w,
+        &[
+            "--http-endpoint",
+            &api.url(),
+            "--time-scale",
+            "0.01",
+            "--triggers",
+            "false",
+        ],
+    );
+    deploy(&w, &local)
+        .run(&[
+            "up",
+            "should-i-deploy",
+            "--var",
+            "frequency_in_minutes=1",
+            "--yes",
+        ])
+        .success();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let list = deploy(&w, &local)
+        .run(&["executions", "should-i-deploy", "--output", "json"])
+        .success()
+        .json()["executions"]
+        .clone();
+    assert_eq!(list.as_array().map(Vec::len), Some(0), "{list}");
+}
+
 #[test]
 fn resize_image_jsonata_runs_locally_with_lambda_dynamodb_and_s3_in_the_emulator() {
     require_wheelhouse();

@@ -16,6 +16,7 @@ mod shapes;
 mod store;
 pub mod tasks;
 mod test_state;
+mod triggers;
 mod versions;
 mod web;
 pub use web::execution_path;
@@ -273,6 +274,13 @@ pub async fn serve(g: &crate::options::Global, args: LocalArgs) -> Result<()> {
         account,
         region,
     });
+    if args.triggers && loopback_emulator(&others) {
+        triggers::spawn(triggers::Triggers {
+            sdk: server.integrations.sdk.clone(),
+            region: server.region.clone(),
+            time_scale: args.time_scale,
+        });
+    }
     warn_unless_loopback(&args.host);
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
         .await
@@ -322,6 +330,20 @@ fn read_mock_config(f: &std::path::Path) -> Result<Value> {
         return Err(Error::user(msg).at(at));
     }
     Ok(v)
+}
+
+/// Whether the other services are an emulator on this machine (where deploy local runs the
+/// pipes and schedules it finds; on AWS, AWS runs them).
+fn loopback_emulator(endpoint: &str) -> bool {
+    let host = endpoint
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split(['/', ':']).next())
+        .unwrap_or_default();
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Anyone who reaches an address other than loopback can use the endpoint: say so.
@@ -436,6 +458,10 @@ pub struct LocalArgs {
     /// are always kept), so that memory stays bounded
     #[arg(long, default_value_t = 1000, value_name = "N")]
     pub keep_executions: usize,
+    /// Run the triggers deployed in the emulator (pipes from SQS queues and rate-scheduled
+    /// rules whose targets are state machines here); only with an emulator on loopback
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub triggers: bool,
 }
 
 #[async_trait::async_trait(?Send)]
