@@ -243,7 +243,7 @@ fn a_state_machine_name_outside_the_service_rules_is_an_error() {
     // caught while the manifest loads, at the name itself, with AWS's rule
     assert!(
         out.stderr.contains(
-            "error: resource `state_machine`: name \"bucket replication!\" has ' '; state machine names take only letters, digits, - and _\n  --> stacks/bucket-replication/stack.toml:101:8\n"
+            "error: resource `state_machine`: name \"bucket replication!\" has ' '; state machine names take only letters, digits, - and _\n   --> stacks/bucket-replication/stack.toml:101:8\n"
         ),
         "{out:?}"
     );

@@ -398,7 +398,7 @@ pub fn report(findings: &[Finding], format: Format, gate: bool) -> Result<()> {
         ))
         .help("fix the definitions (deploy validate lists every finding)"),
         false => Error::user(format!("{errors} definition error(s)"))
-            .help("fix each finding marked ERROR; warnings do not stop plan or up"),
+            .help("fix each finding marked ERROR, then validate again"),
     };
     Err(Error {
         in_output: format == Format::Json,
