@@ -534,14 +534,11 @@ async fn plan_reads(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Plan
     }
     // Recorded resources no longer declared are deleted, dependents first.
     let orphans = removed_order(state, |id| !stack.resources.contains_key(id));
-    for id in orphans {
-        let e = &state.resources[&id];
-        steps.push(match stack.removal(&id) {
-            Some(r) if !r.destroy => forget_step(&id, e),
-            Some(_) => delete_step(&id, e, "`[[removed]]` with destroy = true"),
-            None => delete_step(&id, e, "no longer in the manifest"),
-        });
-    }
+    steps.extend(
+        orphans
+            .iter()
+            .map(|id| orphan_step(stack, id, &state.resources[id])),
+    );
     Ok(Plan {
         stack: stack.name.clone(),
         env: stack.env.clone(),
@@ -699,6 +696,16 @@ pub fn plan_destroy(state: &StackState) -> Plan {
         warnings: vec![],
         partial: None,
         left_out: vec![],
+    }
+}
+
+/// A recorded resource the manifest no longer declares: deleted, or forgotten when a
+/// `[[removed]]` entry says to keep it.
+fn orphan_step(stack: &Stack, id: &str, e: &crate::state::Entry) -> Step {
+    match stack.removal(id) {
+        Some(r) if !r.destroy => forget_step(id, e),
+        Some(_) => delete_step(id, e, "`[[removed]]` with destroy = true"),
+        None => delete_step(id, e, "no longer in the manifest"),
     }
 }
 

@@ -517,15 +517,12 @@ fn bucket_replication_polls_the_datasync_task_in_the_emulator() {
     assert!(polls_recorded >= 2, "{sc}");
 }
 
-/// resize-image as its walkthrough goes, offline: a picture uploaded to the bucket, S3's
-/// notification in the queue, the pipe (run by deploy local from what moto holds) starting an
-/// execution with the queue's records, which resizes (moto's Lambda answering from a queue,
-/// without Docker) and records the result in the table. Nothing is started by hand.
-#[test]
-fn an_upload_starts_resize_image_through_its_pipe_on_deploy_local() {
+/// resize-image deployed with deploy local beside moto, whose Lambda answers (without Docker)
+/// the two resizes of the recorded one-record scenario; returns that scenario.
+fn resize_image_on_deploy_local() -> (World, Local, Value) {
     require_wheelhouse();
     let w = World::with_project_copy();
-    w.moto.enable_execution();
+    w.moto.enable_execution(); // moto's Lambda answers from a queue, without Docker
     let local = Local::start(&w, &[]);
     deploy(&w, &local)
         .run(&["up", "resize-image", "--yes"])
@@ -539,10 +536,24 @@ fn an_upload_starts_resize_image_through_its_pipe_on_deploy_local() {
     )
     .unwrap();
     let payload = |state: &str| scenario["mocks"][state][0]["Return"]["Payload"].clone();
+    assert!(
+        !payload("Resize Profile Picture to Small").is_null(),
+        "{scenario}"
+    );
     w.moto.queue_lambda_results(&[
         payload("Resize Profile Picture to Small"),
         payload("Resize Profile Picture to Big"),
     ]);
+    (w, local, scenario)
+}
+
+/// resize-image as its walkthrough goes, offline: a picture uploaded to the bucket, S3's
+/// notification in the queue, the pipe (run by deploy local from what moto holds) starting an
+/// execution with the queue's records, which resizes (moto's Lambda answering from a queue,
+/// without Docker) and records the result in the table. Nothing is started by hand.
+#[test]
+fn an_upload_starts_resize_image_through_its_pipe_on_deploy_local() {
+    let (w, local, _) = resize_image_on_deploy_local();
     let executions = || {
         deploy(&w, &local)
             .run(&["executions", "resize-image", "--output", "json"])
@@ -689,31 +700,8 @@ fn a_scheduled_rule_starts_its_state_machine_on_deploy_local() {
 
 #[test]
 fn resize_image_jsonata_runs_locally_with_lambda_dynamodb_and_s3_in_the_emulator() {
-    require_wheelhouse();
-    let w = World::with_project_copy();
-    w.moto.enable_execution(); // moto's Lambda answers from a queue, without Docker
-    let local = Local::start(&w, &[]);
-    deploy(&w, &local)
-        .run(&["up", "resize-image", "--yes"])
-        .success();
+    let (w, local, scenario) = resize_image_on_deploy_local();
     let bucket = format!("profile-pictures-{ACCOUNT}-us-east-1");
-    let scenario: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("stacks/resize-image/tests/one-record.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let payload = |state: &str| scenario["mocks"][state][0]["Return"]["Payload"].clone();
-    assert!(
-        !payload("Resize Profile Picture to Small").is_null(),
-        "{scenario}"
-    );
-    w.moto.queue_lambda_results(&[
-        payload("Resize Profile Picture to Small"),
-        payload("Resize Profile Picture to Big"),
-    ]);
     w.c.block_on(async {
         w.c.s3
             .put_object()

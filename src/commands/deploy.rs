@@ -74,12 +74,7 @@ async fn up_saved(g: &Global, setup: &Setup, a: &UpArgs, file: &Path) -> Result<
     }
     let names: Vec<String> = saved.stacks.iter().map(|s| s.stack.clone()).collect();
     let sources = move_sources(&stacks);
-    // the part the plan was made for (`plan --target / --exclude`), whatever this run says
-    let part: crate::refactor::Part = saved
-        .stacks
-        .first()
-        .and_then(|s| serde_json::from_value(s.plan["plans"][0]["partial"].clone()).ok())
-        .unwrap_or_default();
+    let part = saved_part(&saved);
     let reviewed = UpArgs {
         apply: ApplyArgs {
             yes: true, // the plan was reviewed: applying it is the confirmation
@@ -111,6 +106,15 @@ async fn up_saved(g: &Global, setup: &Setup, a: &UpArgs, file: &Path) -> Result<
             apply_up(setup, &ctx, plans, &reviewed, g.branch.as_ref(), others).await
         })
         .await
+}
+
+/// The part a saved plan was made for (`plan --target / --exclude`), whatever this run says.
+fn saved_part(saved: &SavedPlan) -> crate::refactor::Part {
+    saved
+        .stacks
+        .first()
+        .and_then(|s| serde_json::from_value(s.plan["plans"][0]["partial"].clone()).ok())
+        .unwrap_or_default()
 }
 
 /// A saved plan that no longer holds: refused before any change.

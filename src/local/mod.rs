@@ -275,11 +275,7 @@ pub async fn serve(g: &crate::options::Global, args: LocalArgs) -> Result<()> {
         region,
     });
     if args.triggers && loopback_emulator(&others) {
-        triggers::spawn(triggers::Triggers {
-            sdk: server.integrations.sdk.clone(),
-            region: server.region.clone(),
-            time_scale: args.time_scale,
-        });
+        start_triggers(&server, args.time_scale);
     }
     warn_unless_loopback(&args.host);
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
@@ -330,6 +326,15 @@ fn read_mock_config(f: &std::path::Path) -> Result<Value> {
         return Err(Error::user(msg).at(at));
     }
     Ok(v)
+}
+
+/// The pipes and schedules deployed in the emulator, run from now on.
+fn start_triggers(server: &Server, time_scale: f64) {
+    triggers::spawn(triggers::Triggers {
+        sdk: server.integrations.sdk.clone(),
+        region: server.region.clone(),
+        time_scale,
+    });
 }
 
 /// Whether the other services are an emulator on this machine (where deploy local runs the

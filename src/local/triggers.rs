@@ -93,21 +93,7 @@ impl Triggers {
             .clamp(1, 10);
         let sync = p["TargetParameters"]["StepFunctionStateMachineParameters"]["InvocationType"]
             == "REQUEST_RESPONSE";
-        let url = self
-            .call("sqs", "getQueueUrl", json!({"QueueName": arn_name(source)}))
-            .await?["QueueUrl"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let got = self
-            .call(
-                "sqs",
-                "receiveMessage",
-                json!({"QueueUrl": url, "MaxNumberOfMessages": batch, "WaitTimeSeconds": 0,
-                       "MessageSystemAttributeNames": ["All"], "MessageAttributeNames": ["All"]}),
-            )
-            .await?;
-        let messages = got["Messages"].as_array().cloned().unwrap_or_default();
+        let (url, messages) = self.receive(source, batch).await?;
         if messages.is_empty() {
             return Ok(());
         }
@@ -145,6 +131,26 @@ impl Triggers {
         )
         .await?;
         Ok(())
+    }
+
+    /// Up to `batch` messages of the queue `source` names, and the queue's URL.
+    async fn receive(&self, source: &str, batch: u64) -> Result<(String, Vec<Value>), CallError> {
+        let url = self
+            .call("sqs", "getQueueUrl", json!({"QueueName": arn_name(source)}))
+            .await?["QueueUrl"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let got = self
+            .call(
+                "sqs",
+                "receiveMessage",
+                json!({"QueueUrl": url, "MaxNumberOfMessages": batch, "WaitTimeSeconds": 0,
+                       "MessageSystemAttributeNames": ["All"], "MessageAttributeNames": ["All"]}),
+            )
+            .await?;
+        let messages = got["Messages"].as_array().cloned().unwrap_or_default();
+        Ok((url, messages))
     }
 
     /// Every enabled rate rule whose target is a state machine: an execution each period.

@@ -34,7 +34,7 @@ pub struct Removed {
 impl Stack {
     /// Where the `i`th `[[moved]]` (or `[[removed]]`) entry's `key` is written.
     pub fn entry_at(&self, table: &str, i: usize, key: &str) -> std::ops::Range<usize> {
-        self.spans.value_near(&format!("{table}[{i}].{key}"))
+        self.spans.entry(table, i, key)
     }
 
     /// The id a chain of moves in this stack ends at (`a → b`, `b → c`: `a` ends at `c`).
@@ -71,18 +71,16 @@ pub(super) fn check(
     removed: &[Removed],
     declared: &BTreeMap<String, Decl>,
 ) -> Result<()> {
-    let at = |table: &str, i: usize, key: &str| spans.value_near(&format!("{table}[{i}].{key}"));
-    let line = |table: &str, i: usize, key: &str| spans.line_of(at(table, i, key).start);
-    let local = |m: &Moved| m.from_stack.is_none();
     for (i, m) in moved.iter().enumerate() {
-        let here = |e: Error, label: &str| spans.at(e, at("moved", i, "to"), label.to_string());
-        if local(m) && m.from == m.to {
+        let here =
+            |e: Error, label: &str| spans.at(e, spans.entry("moved", i, "to"), label.to_string());
+        if m.is_local() && m.from == m.to {
             return Err(here(
                 Error::user(format!("`[[moved]]` from `{}` to itself", m.from)),
                 "the same id",
             ));
         }
-        if local(m) && declared.contains_key(&m.from) {
+        if m.is_local() && declared.contains_key(&m.from) {
             let e = Error::user(format!(
                 "`[[moved]]` from `{}`, which is still declared: a move leaves its old id behind",
                 m.from
@@ -91,9 +89,13 @@ pub(super) fn check(
                 "rename `[resources.{}]` to `[resources.{}]` (or drop this entry)",
                 m.from, m.to
             ));
-            return Err(spans.at(e, at("moved", i, "from"), "still a resource of this stack"));
+            return Err(spans.at(
+                e,
+                spans.entry("moved", i, "from"),
+                "still a resource of this stack",
+            ));
         }
-        let onward = moved.iter().any(|n| local(n) && n.from == m.to);
+        let onward = moved.iter().any(|n| n.is_local() && n.from == m.to);
         if !declared.contains_key(&m.to) && !onward {
             let e = Error::user(format!(
                 "`[[moved]]` to `{}`, which this stack does not declare",
@@ -109,8 +111,8 @@ pub(super) fn check(
             let e = Error::user(format!(
                 "two `[[moved]]` entries end at `{}` (lines {} and {}): one id holds one resource",
                 m.to,
-                line("moved", i, "to"),
-                line("moved", j, "to")
+                spans.entry_line("moved", i, "to"),
+                spans.entry_line("moved", j, "to")
             ));
             return Err(here(e, "a second move to it"));
         }
@@ -122,8 +124,20 @@ pub(super) fn check(
             return Err(here(e, "part of the circle"));
         }
     }
+    check_removals(spans, moved, removed, declared)
+}
+
+/// A removal names no declared resource and no moved one.
+fn check_removals(
+    spans: &Spans,
+    moved: &[Moved],
+    removed: &[Removed],
+    declared: &BTreeMap<String, Decl>,
+) -> Result<()> {
     for (i, r) in removed.iter().enumerate() {
-        let here = |e: Error, label: &str| spans.at(e, at("removed", i, "from"), label.to_string());
+        let here = |e: Error, label: &str| {
+            spans.at(e, spans.entry("removed", i, "from"), label.to_string())
+        };
         if declared.contains_key(&r.from) {
             let e = Error::user(format!(
                 "`[[removed]]` names `{}`, which is still declared",
@@ -135,12 +149,12 @@ pub(super) fn check(
             ));
             return Err(here(e, "still a resource of this stack"));
         }
-        if let Some(j) = moved.iter().position(|m| local(m) && m.from == r.from) {
+        if let Some(j) = moved.iter().position(|m| m.is_local() && m.from == r.from) {
             let e = Error::user(format!(
                 "`{}` is both moved (line {}) and removed (line {})",
                 r.from,
-                line("moved", j, "from"),
-                line("removed", i, "from")
+                spans.entry_line("moved", j, "from"),
+                spans.entry_line("removed", i, "from")
             ));
             return Err(here(e, "removed here"));
         }
@@ -149,9 +163,22 @@ pub(super) fn check(
 }
 
 impl Spans {
-    /// The 1-based line of a byte offset.
-    fn line_of(&self, at: usize) -> usize {
+    /// Where the `i`th entry of an array of tables (`[[moved]]`) has `key`.
+    fn entry(&self, table: &str, i: usize, key: &str) -> std::ops::Range<usize> {
+        self.value_near(&format!("{table}[{i}].{key}"))
+    }
+
+    /// Its 1-based line.
+    fn entry_line(&self, table: &str, i: usize, key: &str) -> usize {
+        let at = self.entry(table, i, key).start;
         self.text[..at.min(self.text.len())].matches('\n').count() + 1
+    }
+}
+
+impl Moved {
+    /// A move within the stack (not from another one).
+    fn is_local(&self) -> bool {
+        self.from_stack.is_none()
     }
 }
 
