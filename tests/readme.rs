@@ -164,8 +164,12 @@ fn every_shell_block_of_the_readme_runs() {
         std::fs::copy(root.join(file), copy.path().join(file)).unwrap();
     }
     let mut script = String::from("set -euo pipefail\n");
-    for (file, b) in blocks.iter().filter(|(_, b)| b.skip.is_none()) {
+    for (i, (file, b)) in blocks.iter().filter(|(_, b)| b.skip.is_none()).enumerate() {
         script.push_str(&format!("echo '### {file}:{}' >&2\n{}\n", b.line, b.text));
+        // the endpoints each block leaves for a new shell (the quick start's ports)
+        script.push_str(&format!(
+            "cp .deploy/quickstart.env .deploy/endpoints.{i} 2>/dev/null || true\n"
+        ));
     }
     let mut cmd = std::process::Command::new("bash");
     for (k, _) in std::env::vars() {
@@ -228,6 +232,16 @@ fn every_shell_block_of_the_readme_runs() {
         !stderr.contains("failed to"),
         "every resource changed as asked:\n{stderr}"
     );
+    // every quick start of the README (run three times) kept the ports of the first
+    let mut endpoints = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(copy.path().join(".deploy")).unwrap().flatten() {
+        if entry.file_name().to_string_lossy().starts_with("endpoints.") {
+            let text = std::fs::read_to_string(entry.path()).unwrap();
+            let line = text.lines().find(|l| l.contains("AWS_ENDPOINT_URL=")).unwrap_or_default();
+            endpoints.insert(line.to_string());
+        }
+    }
+    assert_eq!(endpoints.len(), 1, "the quick start moved its ports: {endpoints:?}");
     for file in [
         "should-i-deploy.svg",
         "run.svg",
