@@ -1277,19 +1277,7 @@ fn an_s3_state_object_of_another_env_is_refused_before_any_change() {
     let (_r1, d) = runner(&w);
     d.run(&["up", "should-i-deploy", "--env", "pr-1", "--yes"])
         .success();
-    let get = |key: &str| {
-        w.c.block_on(async {
-            let o =
-                w.c.s3
-                    .get_object()
-                    .bucket(BUCKET)
-                    .key(key)
-                    .send()
-                    .await
-                    .unwrap();
-            o.body.collect().await.unwrap().into_bytes().to_vec()
-        })
-    };
+    let get = |key: &str| s3_object(&w.c, BUCKET, key).unwrap();
     let own = get("ci/pr-1/should-i-deploy.json");
     w.c.block_on(
         w.c.s3

@@ -554,17 +554,8 @@ fn resize_image_on_deploy_local() -> (World, Local, Value) {
 #[test]
 fn an_upload_starts_resize_image_through_its_pipe_on_deploy_local() {
     let (w, local, _) = resize_image_on_deploy_local();
-    let executions = || {
-        deploy(&w, &local)
-            .run(&["executions", "resize-image", "--output", "json"])
-            .success()
-            .json()["executions"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    };
     let ended = |status: &str| {
-        executions()
+        executions(&w, &local, "resize-image")
             .into_iter()
             .filter(|e| e["status"] == status)
             .collect::<Vec<_>>()
@@ -587,7 +578,7 @@ fn an_upload_starts_resize_image_through_its_pipe_on_deploy_local() {
     eventually(60, "the upload to start an execution that succeeds", || {
         !ended("SUCCEEDED").is_empty()
     });
-    let list = executions();
+    let list = executions(&w, &local, "resize-image");
     assert_eq!(list.len(), 2, "the test event, then the upload: {list:?}");
     let succeeded = ended("SUCCEEDED");
     let arn = succeeded[0]["executionArn"].as_str().unwrap();
@@ -632,31 +623,23 @@ fn an_upload_starts_resize_image_through_its_pipe_on_deploy_local() {
 /// period (here 1 minute at a hundredth of the time), each with the Scheduled Event as input.
 #[test]
 fn a_scheduled_rule_starts_its_state_machine_on_deploy_local() {
-    let w = World::new();
     let api = Api::start(true);
-    let local = Local::start(&w, &["--http-endpoint", &api.url(), "--time-scale", "0.01"]);
-    deploy(&w, &local)
-        .run(&[
-            "up",
-            "should-i-deploy",
-            "--var",
-            "frequency_in_minutes=1",
-            "--yes",
-        ])
-        .success();
-    let executions = || {
+    // should-i-deploy every minute, on deploy local at a hundredth of the time
+    let every_minute = |extra: &[&str]| {
+        let w = World::new();
+        let url = api.url();
+        let args = [&["--http-endpoint", url.as_str(), "--time-scale", "0.01"][..], extra].concat();
+        let local = Local::start(&w, &args);
         deploy(&w, &local)
-            .run(&["executions", "should-i-deploy", "--output", "json"])
-            .success()
-            .json()["executions"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+            .run(&["up", "should-i-deploy", "--var", "frequency_in_minutes=1", "--yes"])
+            .success();
+        (w, local)
     };
+    let (w, local) = every_minute(&[]);
     eventually(60, "the rule to start two executions", || {
-        executions().len() >= 2
+        executions(&w, &local, "should-i-deploy").len() >= 2
     });
-    let arn = executions()[0]["executionArn"]
+    let arn = executions(&w, &local, "should-i-deploy")[0]["executionArn"]
         .as_str()
         .unwrap()
         .to_string();
@@ -668,34 +651,9 @@ fn a_scheduled_rule_starts_its_state_machine_on_deploy_local() {
         "{events:?}"
     );
     // without the triggers, nothing starts by itself
-    let w = World::new();
-    let local = Local::start(
-        &w,
-        &[
-            "--http-endpoint",
-            &api.url(),
-            "--time-scale",
-            "0.01",
-            "--triggers",
-            "false",
-        ],
-    );
-    deploy(&w, &local)
-        .run(&[
-            "up",
-            "should-i-deploy",
-            "--var",
-            "frequency_in_minutes=1",
-            "--yes",
-        ])
-        .success();
+    let (w, local) = every_minute(&["--triggers", "false"]);
     std::thread::sleep(std::time::Duration::from_secs(3));
-    let list = deploy(&w, &local)
-        .run(&["executions", "should-i-deploy", "--output", "json"])
-        .success()
-        .json()["executions"]
-        .clone();
-    assert_eq!(list.as_array().map(Vec::len), Some(0), "{list}");
+    assert_eq!(executions(&w, &local, "should-i-deploy").len(), 0);
 }
 
 #[test]
@@ -1641,18 +1599,23 @@ fn finished_executions_beyond_the_limit_are_forgotten_oldest_first() {
 }
 
 /// The newest execution of a stack's state machine, as `deploy executions` lists it.
-fn newest_execution(w: &World, local: &Local, stack: &str) -> String {
-    let list = deploy(w, local)
+/// A stack's executions on deploy local, as `deploy executions` lists them.
+fn executions(w: &World, local: &Local, stack: &str) -> Vec<Value> {
+    deploy(w, local)
         .run(&["executions", stack, "--output", "json"])
         .success()
         .json()["executions"]
-        .clone();
-    let newest = list
         .as_array()
-        .unwrap()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn newest_execution(w: &World, local: &Local, stack: &str) -> String {
+    let list = executions(w, local, stack);
+    let newest = list
         .iter()
         .max_by_key(|e| e["startDate"].as_f64().unwrap_or_default() as i64)
-        .unwrap_or_else(|| panic!("no execution of {stack}: {list}"));
+        .unwrap_or_else(|| panic!("no execution of {stack}: {list:?}"));
     newest["executionArn"].as_str().unwrap().to_string()
 }
 

@@ -435,18 +435,7 @@ fn target_and_exclude_change_part_of_a_stack() {
 const BUCKET: &str = "deploy-state";
 
 fn s3_text(w: &World, key: &str) -> Option<String> {
-    w.c.block_on(async {
-        let o =
-            w.c.s3
-                .get_object()
-                .bucket(BUCKET)
-                .key(key)
-                .send()
-                .await
-                .ok()?;
-        let bytes = o.body.collect().await.ok()?.into_bytes();
-        String::from_utf8(bytes.to_vec()).ok()
-    })
+    String::from_utf8(s3_object(&w.c, BUCKET, key)?).ok()
 }
 
 /// `deploy state` on S3 state: list and show read it; mv and rm rewrite it under the lock,
