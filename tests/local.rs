@@ -628,10 +628,20 @@ fn a_scheduled_rule_starts_its_state_machine_on_deploy_local() {
     let every_minute = |extra: &[&str]| {
         let w = World::new();
         let url = api.url();
-        let args = [&["--http-endpoint", url.as_str(), "--time-scale", "0.01"][..], extra].concat();
+        let args = [
+            &["--http-endpoint", url.as_str(), "--time-scale", "0.01"][..],
+            extra,
+        ]
+        .concat();
         let local = Local::start(&w, &args);
         deploy(&w, &local)
-            .run(&["up", "should-i-deploy", "--var", "frequency_in_minutes=1", "--yes"])
+            .run(&[
+                "up",
+                "should-i-deploy",
+                "--var",
+                "frequency_in_minutes=1",
+                "--yes",
+            ])
             .success();
         (w, local)
     };

@@ -234,14 +234,28 @@ fn every_shell_block_of_the_readme_runs() {
     );
     // every quick start of the README (run three times) kept the ports of the first
     let mut endpoints = std::collections::BTreeSet::new();
-    for entry in std::fs::read_dir(copy.path().join(".deploy")).unwrap().flatten() {
-        if entry.file_name().to_string_lossy().starts_with("endpoints.") {
+    for entry in std::fs::read_dir(copy.path().join(".deploy"))
+        .unwrap()
+        .flatten()
+    {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("endpoints.")
+        {
             let text = std::fs::read_to_string(entry.path()).unwrap();
-            let line = text.lines().find(|l| l.contains("AWS_ENDPOINT_URL=")).unwrap_or_default();
+            let line = text
+                .lines()
+                .find(|l| l.contains("AWS_ENDPOINT_URL="))
+                .unwrap_or_default();
             endpoints.insert(line.to_string());
         }
     }
-    assert_eq!(endpoints.len(), 1, "the quick start moved its ports: {endpoints:?}");
+    assert_eq!(
+        endpoints.len(),
+        1,
+        "the quick start moved its ports: {endpoints:?}"
+    );
     for file in [
         "should-i-deploy.svg",
         "run.svg",

@@ -1257,7 +1257,13 @@ pub fn inventory(c: &Clients) -> std::collections::BTreeMap<&'static str, usize>
 /// An S3 object's bytes, if it exists.
 pub fn s3_object(c: &Clients, bucket: &str, key: &str) -> Option<Vec<u8>> {
     c.block_on(async {
-        let o = c.s3.get_object().bucket(bucket).key(key).send().await.ok()?;
+        let o =
+            c.s3.get_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .ok()?;
         Some(o.body.collect().await.ok()?.into_bytes().to_vec())
     })
 }
