@@ -841,6 +841,19 @@ mod tests {
     }
 
     #[test]
+    fn a_replacement_says_why_and_a_rename_points_at_moved() {
+        let d = diff(&json!({"name": "new"}), &json!({"name": "old"}), &["name"]);
+        let why = replacement_reason(&d);
+        assert!(why.starts_with("AWS cannot rename it (name)"), "{why}");
+        assert!(why.contains("[[moved]]"), "{why}");
+        let d = diff(&json!({"path": "/a/"}), &json!({"path": "/"}), &["path"]);
+        assert_eq!(
+            replacement_reason(&d),
+            "AWS cannot change path in place: a new one is made and this one deleted"
+        );
+    }
+
+    #[test]
     fn destroy_plan_deletes_dependents_first() {
         let mut st = StackState::empty("s", "default");
         let entry = |deps: &[&str]| crate::state::Entry {
