@@ -302,6 +302,7 @@ fn the_engine_keeps_the_outcomes_aws_recorded_in_the_shared_corpus() {
         .arg(dir.join("run.py"))
         .arg(env!("CARGO_BIN_EXE_deploy"))
         .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("PATH", path_with_venv())
         .output()
         .expect("the corpus's runner");
     let text =

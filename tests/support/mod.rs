@@ -23,6 +23,19 @@ pub fn python() -> String {
     })
 }
 
+/// PATH with the project's Python environment first: what a runner of the shared corpora starts
+/// by name (`moto_server`) is found there on a machine that has it nowhere else.
+pub fn path_with_venv() -> String {
+    let venv_bin = Path::new(&python())
+        .parent()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    match std::env::var("PATH") {
+        Ok(p) if !p.is_empty() => format!("{venv_bin}:{p}"),
+        _ => venv_bin,
+    }
+}
+
 /// Material outside the repository that some checks compare with (the tutorial's published
 /// definitions, the upstream JSONata suite): `DEPLOY_SHARED_DIR` (default `../shared`) joined
 /// with `rel`. When it is not there, the check says by name that it is skipped, on the
