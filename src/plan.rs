@@ -505,14 +505,7 @@ async fn plan_reads(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Plan
     let mut steps: Vec<Step> = Vec::new();
     let mut warnings = Vec::new();
     for id in stack.graph.order() {
-        // what an update of an earlier resource changes is not known before it runs
-        let prev = steps.last();
-        if let Some(prev) = prev.filter(|s| matches!(s.action, Action::Update | Action::Replace)) {
-            let changing = stack.resources[&prev.id].kind.changing_outputs();
-            if let Some(o) = scope.outputs.get_mut(&prev.id) {
-                o.retain(|k, _| !changing.contains(&k.as_str()));
-            }
-        }
+        forget_changing_outputs(stack, steps.last(), &mut scope);
         let decl = &stack.resources[&id];
         let (desired, w) = desired(stack, &id, &scope, &ahead, ctx)?;
         warnings.extend(w);
@@ -548,6 +541,18 @@ async fn plan_reads(stack: &Stack, state: &StackState, ctx: &Ctx) -> Result<Plan
         partial: None,
         left_out: vec![],
     })
+}
+
+/// What an update of an earlier resource changes is not known before it runs: its changing
+/// outputs (a state machine's newest version) leave the scope.
+fn forget_changing_outputs(stack: &Stack, prev: Option<&Step>, scope: &mut MapScope) {
+    let Some(prev) = prev.filter(|s| matches!(s.action, Action::Update | Action::Replace)) else {
+        return;
+    };
+    let changing = stack.resources[&prev.id].kind.changing_outputs();
+    if let Some(o) = scope.outputs.get_mut(&prev.id) {
+        o.retain(|k, _| !changing.contains(&k.as_str()));
+    }
 }
 
 /// A step that adopts what was found, ours but not recorded (`pending`: an interrupted create).

@@ -89,11 +89,8 @@ pub(super) fn check(
                 "rename `[resources.{}]` to `[resources.{}]` (or drop this entry)",
                 m.from, m.to
             ));
-            return Err(spans.at(
-                e,
-                spans.entry("moved", i, "from"),
-                "still a resource of this stack",
-            ));
+            let at = spans.entry("moved", i, "from");
+            return Err(spans.at(e, at, "still a resource of this stack"));
         }
         let onward = moved.iter().any(|n| n.is_local() && n.from == m.to);
         if !declared.contains_key(&m.to) && !onward {
@@ -116,15 +113,22 @@ pub(super) fn check(
             ));
             return Err(here(e, "a second move to it"));
         }
-        if going_round(moved, &m.from) {
-            let e = Error::user(format!(
-                "the `[[moved]]` entries from `{}` go round in a circle",
-                m.from
-            ));
-            return Err(here(e, "part of the circle"));
-        }
     }
+    check_circles(spans, moved)?;
     check_removals(spans, moved, removed, declared)
+}
+
+/// No chain of moves comes back to where it started.
+fn check_circles(spans: &Spans, moved: &[Moved]) -> Result<()> {
+    let mut all = moved.iter().enumerate();
+    if let Some((i, m)) = all.find(|(_, m)| going_round(moved, &m.from)) {
+        let e = Error::user(format!(
+            "the `[[moved]]` entries from `{}` go round in a circle",
+            m.from
+        ));
+        return Err(spans.at(e, spans.entry("moved", i, "to"), "part of the circle"));
+    }
+    Ok(())
 }
 
 /// A removal names no declared resource and no moved one.
@@ -196,4 +200,34 @@ fn going_round(moved: &[Moved], from: &str) -> bool {
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(extra: &str) -> Result<Stack> {
+        let src = format!("[resources.c]\nkind = \"sns_topic\"\nname = \"c\"\n{extra}");
+        let inputs = VarInputs::default();
+        let file = "stacks/s/stack.toml";
+        Stack::parse(
+            "s",
+            file,
+            &src,
+            &inputs,
+            DEFAULT_ENV,
+            Path::new("/nonexistent"),
+        )
+    }
+
+    #[test]
+    fn a_chain_of_moves_ends_where_it_ends_and_a_circle_is_refused() {
+        let s = load("[[moved]]\nfrom = \"a\"\nto = \"b\"\n[[moved]]\nfrom = \"b\"\nto = \"c\"\n")
+            .unwrap();
+        assert_eq!(s.moved_to("a").as_deref(), Some("c"));
+        assert_eq!(s.moved_to("b").as_deref(), Some("c"));
+        let e = load("[[moved]]\nfrom = \"x\"\nto = \"y\"\n[[moved]]\nfrom = \"y\"\nto = \"x\"\n")
+            .unwrap_err();
+        assert!(e.message.contains("go round in a circle"), "{}", e.message);
+    }
 }
