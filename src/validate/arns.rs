@@ -38,7 +38,7 @@ pub fn formats(action: &str) -> Vec<String> {
     let Some(svc) = SERVICES.get(&prefix.to_ascii_lowercase()) else {
         return vec![];
     };
-    let matches = |a: &String| super::permissions::glob(name, a);
+    let matches = |a: &String| glob(name, a);
     if svc.n.iter().any(matches) {
         return vec![];
     }
@@ -51,6 +51,23 @@ pub fn formats(action: &str) -> Vec<String> {
     out.sort();
     out.dedup();
     out
+}
+
+/// Glob match, case-insensitive (IAM actions), `*` and `?`.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (
+        pattern.to_lowercase().chars().collect(),
+        text.to_lowercase().chars().collect(),
+    );
+    fn go(p: &[char], t: &[char]) -> bool {
+        match p.first() {
+            None => t.is_empty(),
+            Some('*') => (0..=t.len()).any(|i| go(&p[1..], &t[i..])),
+            Some('?') => !t.is_empty() && go(&p[1..], &t[1..]),
+            Some(c) => t.first() == Some(c) && go(&p[1..], &t[1..]),
+        }
+    }
+    go(&p, &t)
 }
 
 #[cfg(test)]

@@ -333,22 +333,7 @@ fn sync_rule(place: &Place, rule: &str) -> Needs {
         .collect()
 }
 
-/// Glob match, case-insensitive (IAM actions), `*` and `?`.
-pub fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (
-        pattern.to_lowercase().chars().collect(),
-        text.to_lowercase().chars().collect(),
-    );
-    fn go(p: &[char], t: &[char]) -> bool {
-        match p.first() {
-            None => t.is_empty(),
-            Some('*') => (0..=t.len()).any(|i| go(&p[1..], &t[i..])),
-            Some('?') => !t.is_empty() && go(&p[1..], &t[1..]),
-            Some(c) => t.first() == Some(c) && go(&p[1..], &t[1..]),
-        }
-    }
-    go(&p, &t)
-}
+pub use super::arns::glob;
 
 /// The actions an Allow statement grants.
 pub fn granted_actions(statements: &[Value]) -> Vec<String> {
